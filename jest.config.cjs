@@ -1,0 +1,59 @@
+'use strict';
+// Three suites, one runner:
+//   unit    — *.spec.ts beside the code; pure, fakes for ports, no services.
+//   medium  — *.medium.spec.ts; real NATS JetStream and a real MongoDB-wire database,
+//             started once per run by test/support (URLs from the environment first).
+//   e2e     — test/e2e and test/interop; whole gateways in processes, and Synapse as a peer.
+const path = require('node:path');
+const { compilerOptions } = require('./tsconfig.base.json');
+const { swcOptions } = require('./tools/swc-options.cjs');
+
+const moduleNameMapper = Object.fromEntries(
+  Object.entries(compilerOptions.paths).map(([alias, [target]]) => [
+    `^${alias.replace('/', '\\/')}$`,
+    path.join(__dirname, target),
+  ]),
+);
+
+// ESM-only packages that jest's CommonJS runtime must have compiled for it.
+const esmPackages = ['@nestjs', 'matrix-js-sdk', 'matrix-events-sdk', 'matrix-widget-api', 'p-retry', 'is-network-error', 'uuid', 'file-type', 'oidc-client-ts', 'jwt-decode', '@matrix-org'];
+
+const { jsc, module: mod } = swcOptions();
+const transform = {
+  '^.+\\.(t|j|mj|cj)s$': ['@swc/jest', { jsc: { ...jsc, paths: undefined, baseUrl: undefined }, module: mod, sourceMaps: 'inline', swcrc: false }],
+};
+
+const common = {
+  rootDir: __dirname,
+  testEnvironment: 'node',
+  transform,
+  transformIgnorePatterns: [`/node_modules/(?!(${esmPackages.join('|')})/)`],
+  moduleNameMapper,
+  moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
+  testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+};
+
+module.exports = {
+  projects: [
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/{apps,libs,tools}/**/*.spec.ts'],
+      testPathIgnorePatterns: [...common.testPathIgnorePatterns, '\\.medium\\.spec\\.ts$'],
+    },
+    {
+      ...common,
+      displayName: 'medium',
+      testMatch: ['<rootDir>/{apps,libs,tools}/**/*.medium.spec.ts'],
+      globalSetup: '<rootDir>/test/support/src/global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/src/global-teardown.ts',
+    },
+    {
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/test/{e2e,interop}/**/*.spec.ts'],
+      globalSetup: '<rootDir>/test/support/src/global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/src/global-teardown.ts',
+    },
+  ],
+};

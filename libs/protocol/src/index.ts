@@ -1,0 +1,2 @@
+export * from './room-versions';
+export * from './pdu';
