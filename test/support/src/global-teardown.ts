@@ -1,1 +1,6 @@
-export default async function globalTeardown(): Promise<void> {}
+import { stopNats } from './nats';
+import { stopMongo } from './mongo';
+
+export default async function globalTeardown(): Promise<void> {
+  await Promise.allSettled([stopNats(), stopMongo()]);
+}
