@@ -11,7 +11,7 @@ async function main(): Promise<void> {
   const out: string[] = [];
   const root = path.resolve(__dirname, '..', '..', '..', '..');
   for (const file of files) {
-    const suite: BenchSuite = require(path.join(suitesDir, file)).default;
+    const suite = ((await import(path.join(suitesDir, file))) as { default: BenchSuite }).default;
     if (only.length && !only.includes(suite.name)) continue;
     process.stderr.write(`bench: ${suite.name}\n`);
     const sections: BenchSection[] = await suite.run();
