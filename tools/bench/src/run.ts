@@ -11,7 +11,9 @@ async function main(): Promise<void> {
   const out: string[] = [];
   const root = path.resolve(__dirname, '..', '..', '..', '..');
   for (const file of files) {
-    const suite = ((await import(path.join(suitesDir, file))) as { default: BenchSuite }).default;
+    // Native import() of a CommonJS file puts module.exports under `default`.
+    const loaded = (await import(path.join(suitesDir, file))) as { default: { default?: BenchSuite } & BenchSuite };
+    const suite: BenchSuite = loaded.default.default ?? loaded.default;
     if (only.length && !only.includes(suite.name)) continue;
     process.stderr.write(`bench: ${suite.name}\n`);
     const sections: BenchSection[] = await suite.run();
