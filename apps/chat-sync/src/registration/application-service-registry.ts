@@ -1,0 +1,93 @@
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { AppServiceRegistration } from './registration';
+import { ApplicationService, type InterestEvent, type InterestRoom } from './application-service';
+import { RegistrationError, loadRegistrationFile } from './load-registration';
+
+/** Every application service registered with this homeserver; IDs and both tokens are unique. */
+export class ApplicationServiceRegistry {
+  readonly services: readonly ApplicationService[];
+  private readonly tokenDigests: { digest: Buffer; service: ApplicationService }[];
+
+  constructor(registrations: readonly AppServiceRegistration[], serverName: string) {
+    assertUnique(registrations);
+    this.services = registrations.map((registration) => new ApplicationService(registration, serverName));
+    this.tokenDigests = this.services.map((service) => ({ digest: digest(service.registration.asToken), service }));
+  }
+
+  static async fromFiles(paths: readonly string[], serverName: string): Promise<ApplicationServiceRegistry> {
+    const registrations = await Promise.all(paths.map((path) => loadRegistrationFile(path)));
+    return new ApplicationServiceRegistry(registrations, serverName);
+  }
+
+  /**
+   * The AS whose `as_token` this is. Compares fixed-length digests in constant time and always
+   * looks at every registration, so timing says nothing about the token.
+   */
+  findByAsToken(token: string): ApplicationService | undefined {
+    const candidate = digest(token);
+    let found: ApplicationService | undefined;
+    for (const entry of this.tokenDigests) {
+      if (timingSafeEqual(entry.digest, candidate) && !found) found = entry.service;
+    }
+    return found;
+  }
+
+  findById(id: string): ApplicationService | undefined {
+    return this.services.find((service) => service.id === id);
+  }
+
+  /** The services an event must be pushed to. */
+  interestedIn(event: InterestEvent, room: InterestRoom): ApplicationService[] {
+    const members = [...room.joinedMembers];
+    const aliases = [...(room.aliases ?? [])];
+    return this.services.filter((service) => service.isInterestedIn(event, { joinedMembers: members, aliases }));
+  }
+
+  /** The AS that owns the user ID exclusively, if any: nobody else may register or act as it. */
+  exclusiveOwnerOfUser(userId: string): ApplicationService | undefined {
+    return this.services.find((service) => service.claimsUserExclusively(userId));
+  }
+
+  exclusiveOwnerOfAlias(alias: string): ApplicationService | undefined {
+    return this.services.find((service) => service.claimsAliasExclusively(alias));
+  }
+
+  /** Services to ask, in order, whether a user or alias exists before answering "not found". */
+  servicesForUser(userId: string): ApplicationService[] {
+    return this.services.filter((service) => service.isInterestedInUser(userId));
+  }
+
+  servicesForAlias(alias: string): ApplicationService[] {
+    return this.services.filter((service) => service.isInterestedInAlias(alias));
+  }
+}
+
+function digest(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+function assertUnique(registrations: readonly AppServiceRegistration[]): void {
+  const seen = new Map<string, AppServiceRegistration>();
+  for (const registration of registrations) {
+    const keys: [string, string][] = [
+      ['id', `id:${registration.id}`],
+      ['as_token', `token:${registration.asToken}`],
+      ['hs_token', `hs:${registration.hsToken}`],
+    ];
+    for (const [field, key] of keys) {
+      const earlier = seen.get(key);
+      if (earlier) {
+        throw new RegistrationError(registration.source, field, `is the same as in ${earlier.source}; each must be unique`);
+      }
+      seen.set(key, registration);
+    }
+  }
+  // An as_token equal to another service's hs_token would let one side impersonate the other.
+  const asTokens = new Map(registrations.map((r) => [r.asToken, r]));
+  for (const registration of registrations) {
+    const clash = asTokens.get(registration.hsToken);
+    if (clash) {
+      throw new RegistrationError(registration.source, 'hs_token', `equals the as_token of ${clash.source}`);
+    }
+  }
+}

@@ -1,0 +1,55 @@
+// JSON schema for the registration file. Unknown top-level keys are allowed: bridges keep their own
+// settings beside the standard ones (Rocket.Chat writes a `rocketchat:` block into the same file).
+
+const namespaceList = {
+  type: 'array',
+  items: {
+    type: 'object',
+    required: ['exclusive', 'regex'],
+    properties: {
+      exclusive: { type: 'boolean' },
+      regex: { type: 'string', minLength: 1 },
+    },
+  },
+} as const;
+
+export const registrationSchema = {
+  type: 'object',
+  required: ['id', 'url', 'as_token', 'hs_token', 'sender_localpart', 'namespaces'],
+  properties: {
+    id: { type: 'string', minLength: 1 },
+    url: { type: ['string', 'null'] },
+    as_token: { type: 'string', minLength: 1 },
+    hs_token: { type: 'string', minLength: 1 },
+    sender_localpart: { type: 'string', minLength: 1 },
+    namespaces: {
+      type: 'object',
+      properties: { users: namespaceList, aliases: namespaceList, rooms: namespaceList },
+    },
+    rate_limited: { type: 'boolean' },
+    receive_ephemeral: { type: 'boolean' },
+    'de.sorunome.msc2409.push_ephemeral': { type: 'boolean' },
+    push_ephemeral: { type: 'boolean' },
+    protocols: { type: ['array', 'null'], items: { type: 'string' } },
+  },
+} as const;
+
+/** The registration file as written, after schema validation. */
+export interface RegistrationDocument {
+  id: string;
+  url: string | null;
+  as_token: string;
+  hs_token: string;
+  sender_localpart: string;
+  namespaces: { users?: RawRule[]; aliases?: RawRule[]; rooms?: RawRule[] };
+  rate_limited?: boolean;
+  receive_ephemeral?: boolean;
+  'de.sorunome.msc2409.push_ephemeral'?: boolean;
+  push_ephemeral?: boolean;
+  protocols?: string[] | null;
+}
+
+interface RawRule {
+  exclusive: boolean;
+  regex: string;
+}

@@ -1,0 +1,29 @@
+// The application-service registration as the spec defines it (application-service-api, Registration),
+// plus the fields real bridges write that the spec does not list yet.
+
+export interface NamespaceRule {
+  exclusive: boolean;
+  regex: string;
+}
+
+export interface RegistrationNamespaces {
+  users: NamespaceRule[];
+  aliases: NamespaceRule[];
+  rooms: NamespaceRule[];
+}
+
+/** A validated registration, with defaults filled in and both ephemeral spellings folded into one flag. */
+export interface AppServiceRegistration {
+  id: string;
+  /** Where transactions go; null means the AS wants no traffic. */
+  url: string | null;
+  asToken: string;
+  hsToken: string;
+  senderLocalpart: string;
+  namespaces: RegistrationNamespaces;
+  rateLimited: boolean;
+  receiveEphemeral: boolean;
+  protocols: string[];
+  /** The file (or other source) it was read from, for error messages and logs. */
+  source: string;
+}
