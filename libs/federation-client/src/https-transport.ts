@@ -1,0 +1,166 @@
+import { isIP } from 'node:net';
+import { buildConnector, Pool } from 'undici';
+import type { AddressPolicy } from './address-policy';
+import type { ResolvedDestination } from './discovery';
+import type { DnsResolver, ResolvedAddress } from './dns';
+import { FederationClientError } from './errors';
+import { hostForUrl } from './server-name';
+import { classifyTransportError } from './transport-errors';
+
+export interface RawRequest {
+  readonly method: string;
+  /** Path and query string. */
+  readonly uri: string;
+  readonly headers: Record<string, string>;
+  readonly body?: Buffer;
+  readonly timeoutMs: number;
+  readonly maxResponseBytes: number;
+}
+
+export interface RawResponse {
+  readonly status: number;
+  /** Lower-case names; repeated headers joined with ", ". */
+  readonly headers: Record<string, string>;
+  readonly body: Buffer;
+}
+
+export interface HttpsTransportOptions {
+  readonly dns: Pick<DnsResolver, 'lookup'>;
+  readonly addressPolicy: AddressPolicy;
+  /** Trusted CAs; replaces the system store when given. */
+  readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
+  readonly connectTimeoutMs: number;
+  readonly connectionsPerAddress: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly maxPools: number;
+}
+
+/**
+ * Sends one HTTPS request to the first reachable address of a list of resolved destinations.
+ * Names are looked up here, each address is checked against the policy, and the socket goes
+ * to that very address (no second lookup), with the destination's SNI and Host header.
+ * Only failures before the request left (connect, TLS) move on to the next address.
+ */
+export class HttpsTransport {
+  private readonly pools = new Map<string, Pool>();
+  private readonly connectFailures = new WeakSet<object>();
+
+  constructor(private readonly options: HttpsTransportOptions) {}
+
+  async send(targets: readonly ResolvedDestination[], request: RawRequest): Promise<RawResponse> {
+    const deadline = AbortSignal.timeout(request.timeoutMs);
+    let lastFailure: FederationClientError | undefined;
+    let refusal: FederationClientError | undefined;
+
+    for (const target of targets) {
+      let addresses: ResolvedAddress[];
+      try {
+        addresses = await this.addressesOf(target.connectHost);
+      } catch (error) {
+        lastFailure = classifyTransportError(error, `looking up ${target.connectHost}`, false);
+        continue;
+      }
+      if (addresses.length === 0) {
+        lastFailure = new FederationClientError('UNREACHABLE', `${target.connectHost} has no addresses`);
+      }
+      for (const { address } of addresses) {
+        if (!this.options.addressPolicy.isAllowed(address, target.connectHost)) {
+          refusal = new FederationClientError(
+            'ADDRESS_REFUSED',
+            `refusing to connect to ${address} (${target.connectHost}): address is not public and not allowlisted`,
+          );
+          continue;
+        }
+        if (deadline.aborted) throw new FederationClientError('TIMEOUT', `request to ${target.hostHeader} timed out`);
+        try {
+          return await this.sendToAddress(address, target, request, deadline);
+        } catch (error) {
+          const failure = classifyTransportError(error, `${target.hostHeader} at ${hostForUrl(address)}:${target.port}`, deadline.aborted);
+          if (!this.connectFailures.has(error as object)) throw failure;
+          lastFailure = failure;
+        }
+      }
+    }
+    throw lastFailure ?? refusal ?? new FederationClientError('UNREACHABLE', 'no destination to connect to');
+  }
+
+  async close(): Promise<void> {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((pool) => pool.close()));
+  }
+
+  private async addressesOf(host: string): Promise<ResolvedAddress[]> {
+    const family = isIP(host);
+    if (family !== 0) return [{ address: host, family: family === 6 ? 6 : 4 }];
+    return this.options.dns.lookup(host);
+  }
+
+  private async sendToAddress(address: string, target: ResolvedDestination, request: RawRequest, signal: AbortSignal): Promise<RawResponse> {
+    const pool = this.poolFor(address, target.port, target.tlsServerName);
+    const response = await pool.request({
+      method: request.method as 'GET',
+      path: request.uri,
+      headers: { ...request.headers, host: target.hostHeader },
+      body: request.body,
+      signal,
+    });
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(response.headers)) {
+      if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    const declared = Number(headers['content-length']);
+    if (Number.isFinite(declared) && declared > request.maxResponseBytes) {
+      response.body.destroy();
+      throw tooLarge(target, request.maxResponseBytes);
+    }
+    const chunks: Buffer[] = [];
+    let received = 0;
+    for await (const chunk of response.body) {
+      received += (chunk as Buffer).length;
+      if (received > request.maxResponseBytes) {
+        response.body.destroy();
+        throw tooLarge(target, request.maxResponseBytes);
+      }
+      chunks.push(chunk as Buffer);
+    }
+    return { status: response.statusCode, headers, body: Buffer.concat(chunks) };
+  }
+
+  private poolFor(address: string, port: number, tlsServerName: string | null): Pool {
+    const key = `${address}|${port}|${tlsServerName ?? ''}`;
+    const existing = this.pools.get(key);
+    if (existing) {
+      this.pools.delete(key);
+      this.pools.set(key, existing); // most recently used last
+      return existing;
+    }
+    const baseConnect = buildConnector({
+      ca: this.options.ca as string | Buffer | Array<string | Buffer> | undefined,
+      rejectUnauthorized: true,
+      timeout: this.options.connectTimeoutMs,
+    });
+    const pool = new Pool(`https://${hostForUrl(address)}:${port}`, {
+      connections: this.options.connectionsPerAddress,
+      keepAliveTimeout: this.options.keepAliveTimeoutMs,
+      // SNI and certificate name come from discovery, never from the Host header; null means
+      // "certificate for the IP address, no SNI".
+      connect: (connectOptions, callback) =>
+        baseConnect({ ...connectOptions, servername: tlsServerName ?? undefined }, (error, socket) => {
+          if (error) this.connectFailures.add(error);
+          (callback as (e: Error | null, s: unknown) => void)(error, socket);
+        }),
+    });
+    this.pools.set(key, pool);
+    if (this.pools.size > this.options.maxPools) {
+      const [oldestKey, oldest] = this.pools.entries().next().value!;
+      this.pools.delete(oldestKey);
+      void oldest.close().catch(() => undefined);
+    }
+    return pool;
+  }
+}
+
+function tooLarge(target: ResolvedDestination, limit: number): FederationClientError {
+  return new FederationClientError('RESPONSE_TOO_LARGE', `${target.hostHeader} sent more than ${limit} bytes`);
+}

@@ -1,0 +1,22 @@
+export * from './errors';
+export { AddressPolicy, isForbiddenAddress, type AddressPolicyConfig } from './address-policy';
+export { systemDnsResolver, type DnsResolver, type ResolvedAddress, type SrvRecord } from './dns';
+export {
+  createServerNameResolver,
+  DEFAULT_FEDERATION_PORT,
+  resolveServerName,
+  type DiscoveryDeps,
+  type ResolvedDestination,
+  type ServerNameResolver,
+} from './discovery';
+export * from './federation-http-client';
+export type { RequestSigner } from './request-signer';
+export { orderSrvRecords } from './srv-order';
+export {
+  cacheLifetimeFromHeaders,
+  parseWellKnownBody,
+  WellKnownCache,
+  type WellKnownCacheOptions,
+  type WellKnownFetcher,
+  type WellKnownHttpResponse,
+} from './well-known';
