@@ -1,1 +1,3 @@
-export {};
+export * from './tls';
+export { startSynapse, registerSynapseUser, type StartSynapseOptions, type SynapseHandle, type SynapseUser } from './synapse';
+export { ensureSynapseInstalled, type SynapseInstallation } from './synapse-install';
