@@ -1,0 +1,62 @@
+// The one typed configuration object every fedgate process reads. Paths are absolute once loaded.
+
+export type DeploymentMode = 'embedded' | 'distributed';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface ListenerConfig {
+  bindAddress: string;
+  /** 0 picks a free port; the started listener reports the real one. */
+  port: number;
+}
+
+export interface FederationConfig extends ListenerConfig {
+  /** Allow outbound federation to loopback/private addresses (tests, private deployments). */
+  allowPrivateAddresses: boolean;
+  /** Largest request body the federation listener reads; larger ones get 413 M_TOO_LARGE. */
+  maxRequestBytes: number;
+}
+
+export interface ClientServerConfig extends ListenerConfig {
+  /** The plain-HTTP client-server listener the application services talk to. */
+  enabled: boolean;
+}
+
+export interface TlsConfig {
+  /** PEM certificate chain for the federation listener. */
+  cert: string;
+  /** PEM private key for `cert`. */
+  key: string;
+  /** True when cert/key were not configured: a self-signed pair is generated under the data dir. */
+  selfSigned: boolean;
+  /** Extra PEM CA files trusted when this server calls other servers. */
+  ca: string[];
+}
+
+export interface EgressBackoffConfig {
+  initialMs: number;
+  multiplier: number;
+  maxMs: number;
+  /** 0..1: each delay is scaled by a random factor in [1 - jitter, 1 + jitter]. */
+  jitter: number;
+}
+
+export interface FedgateConfig {
+  /** This server's Matrix server name: host, optionally `:port`. */
+  serverName: string;
+  mode: DeploymentMode;
+  dataDir: string;
+  federation: FederationConfig;
+  clientServer: ClientServerConfig;
+  tls: TlsConfig;
+  signingKey: { path: string };
+  nats: { url: string };
+  mongo: { url: string; database: string };
+  /** Embedded mode's database file. */
+  sqlite: { path: string };
+  partitions: { rooms: number; destinations: number };
+  egress: { backoff: EgressBackoffConfig; requestTimeoutMs: number };
+  limits: { maxUploadBytes: number };
+  appServices: { registrationFiles: string[] };
+  log: { level: LogLevel };
+  telemetry: { otlpEndpoint?: string; metricsPort?: number };
+}

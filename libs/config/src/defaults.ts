@@ -1,0 +1,28 @@
+import type { FedgateConfig } from './config';
+
+const MiB = 1024 * 1024;
+
+/**
+ * Defaults before path resolution. Keys that depend on the data dir (`signingKey.path`, `tls.cert`,
+ * `tls.key`, `sqlite.path`) are left out here and derived from `dataDir` when the config is loaded.
+ */
+export function defaultSettings(): Record<string, unknown> {
+  return {
+    serverName: 'localhost:8448',
+    mode: 'embedded',
+    dataDir: './data',
+    federation: { bindAddress: '0.0.0.0', port: 8448, allowPrivateAddresses: false, maxRequestBytes: 12 * MiB },
+    clientServer: { enabled: true, bindAddress: '127.0.0.1', port: 8008 },
+    tls: { ca: [] },
+    signingKey: {},
+    nats: { url: 'nats://127.0.0.1:4222' },
+    mongo: { url: 'mongodb://127.0.0.1:27017', database: 'fedgate' },
+    sqlite: {},
+    partitions: { rooms: 16, destinations: 16 },
+    egress: { backoff: { initialMs: 5_000, multiplier: 2, maxMs: 3_600_000, jitter: 0.2 }, requestTimeoutMs: 60_000 },
+    limits: { maxUploadBytes: 50 * MiB },
+    appServices: { registrationFiles: [] },
+    log: { level: 'info' },
+    telemetry: {},
+  } satisfies Partial<Record<keyof FedgateConfig, unknown>>;
+}
