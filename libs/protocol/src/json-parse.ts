@@ -1,0 +1,97 @@
+// Parsing JSON from the network. JSON.parse does the syntax; on top of it we refuse what would later make
+// canonical JSON (and so signatures) ambiguous or impossible: invalid UTF-8, lone surrogates, nesting too
+// deep, and — for room versions 6+ — number literals that are not plain integers in ±(2^53−1).
+import { describeValue, formatJsonPath, ProtocolError } from './errors';
+import type { JsonValue } from './pdu';
+
+export type JsonParseProblem = 'invalid_utf8' | 'malformed_json' | 'lone_surrogate' | 'too_deep' | 'float' | 'integer_out_of_range' | 'negative_zero';
+
+export class JsonParseError extends ProtocolError {
+  readonly errcode: 'M_NOT_JSON' | 'M_BAD_JSON';
+  constructor(
+    readonly problem: JsonParseProblem,
+    /** JSON path of the bad value, or `offset N` when only its position in the text is known. */
+    readonly location: string,
+    detail: string,
+  ) {
+    super(problem, `bad JSON at ${location}: ${detail}`);
+    this.errcode = problem === 'invalid_utf8' || problem === 'malformed_json' ? 'M_NOT_JSON' : 'M_BAD_JSON';
+  }
+}
+
+export interface ParseJsonOptions {
+  /** Room versions 6+ rules for numbers. Default false: events of v1–5 rooms may carry floats and big integers. */
+  strict?: boolean;
+  /** Default 128. */
+  maxDepth?: number;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+export function parseJson(input: string | Uint8Array, options?: ParseJsonOptions): JsonValue {
+  let text: string;
+  if (typeof input === 'string') text = input;
+  else {
+    try {
+      text = utf8.decode(input);
+    } catch {
+      throw new JsonParseError('invalid_utf8', 'offset 0', 'input is not valid UTF-8');
+    }
+  }
+  let value: JsonValue;
+  try {
+    value = JSON.parse(text) as JsonValue;
+  } catch (e) {
+    throw new JsonParseError('malformed_json', 'input', (e as Error).message);
+  }
+  const strict = options?.strict ?? false;
+  checkValue(value, options?.maxDepth ?? 128, strict);
+  if (strict) checkNumberLiterals(text);
+  return value;
+}
+
+function checkValue(root: JsonValue, maxDepth: number, strict: boolean): void {
+  const path: Array<string | number> = [];
+  const fail = (problem: JsonParseProblem, detail: string) => new JsonParseError(problem, formatJsonPath(path), detail);
+  const visit = (value: JsonValue, depth: number): void => {
+    if (typeof value === 'string') {
+      if (!value.isWellFormed()) throw fail('lone_surrogate', `string ${describeValue(value)} contains a lone surrogate`);
+    } else if (typeof value === 'number') {
+      if (!strict) return;
+      if (Object.is(value, -0)) throw fail('negative_zero', '-0 is not allowed');
+      if (!Number.isInteger(value)) throw fail('float', `${value} is not an integer`);
+      if (!Number.isSafeInteger(value)) throw fail('integer_out_of_range', `${value} is outside ±(2^53−1)`);
+    } else if (value !== null && typeof value === 'object') {
+      if (depth >= maxDepth) throw fail('too_deep', `nesting deeper than ${maxDepth}`);
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          path.push(i);
+          visit(value[i], depth + 1);
+          path.pop();
+        }
+      } else {
+        for (const k of Object.keys(value)) {
+          path.push(k);
+          if (!k.isWellFormed()) throw fail('lone_surrogate', `key ${describeValue(k)} contains a lone surrogate`);
+          visit(value[k], depth + 1);
+          path.pop();
+        }
+      }
+    }
+  };
+  visit(root, 0);
+}
+
+// Strings (skipped whole, so their contents are never mistaken for numbers) or number literals.
+const STRING_OR_NUMBER = /"[^"\\]*(?:\\.[^"\\]*)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
+
+/** Values like `1e5` or `2.0` parse to integers; the canonical grammar still forbids writing them so. */
+function checkNumberLiterals(text: string): void {
+  STRING_OR_NUMBER.lastIndex = 0;
+  for (let m = STRING_OR_NUMBER.exec(text); m !== null; m = STRING_OR_NUMBER.exec(text)) {
+    const lexeme = m[0];
+    if (lexeme.charCodeAt(0) === 0x22) continue;
+    if (/[.eE]/.test(lexeme)) throw new JsonParseError('float', `offset ${m.index}`, `number ${lexeme} has a fraction or exponent`);
+    if (lexeme === '-0') throw new JsonParseError('negative_zero', `offset ${m.index}`, '-0 is not allowed');
+  }
+}
