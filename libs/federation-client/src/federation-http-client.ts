@@ -26,6 +26,8 @@ export interface FederationHttpClientOptions {
   readonly wellKnownTimeoutMs?: number;
   readonly wellKnownMaxBytes?: number;
   readonly maxWellKnownRedirects?: number;
+  /** Port for `https://<hostname>/.well-known/matrix/server`; only tests change the default 443. */
+  readonly wellKnownPort?: number;
   readonly connectionsPerAddress?: number;
   readonly keepAliveTimeoutMs?: number;
   readonly maxPools?: number;
@@ -160,7 +162,8 @@ export class FederationHttpClient {
    * traffic, redirects followed over HTTPS only, loops and long chains refused.
    */
   async fetchWellKnown(hostname: string): Promise<WellKnownHttpResponse> {
-    let url = new URL(`https://${hostname}/.well-known/matrix/server`);
+    const port = this.options.wellKnownPort ?? 443;
+    let url = new URL(`https://${hostname}${port === 443 ? '' : `:${port}`}/.well-known/matrix/server`);
     const visited = new Set<string>();
     for (let hop = 0; ; hop++) {
       visited.add(url.href);
