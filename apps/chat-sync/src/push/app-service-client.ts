@@ -1,0 +1,117 @@
+import type { AppServiceRegistration } from '../registration';
+import type { PendingTransaction } from './transaction-queue';
+
+export class AppServiceRequestError extends Error {
+  constructor(
+    readonly appServiceId: string,
+    readonly status: number | null,
+    readonly errcode: string | null,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AppServiceRequestError';
+  }
+}
+
+export interface AppServiceClientOptions {
+  requestTimeoutMs?: number;
+  fetch?: typeof globalThis.fetch;
+}
+
+/**
+ * The homeserver's side of the application service API: every request carries the hs_token as a
+ * Bearer header and nothing in the query string (the legacy `access_token` parameter is not sent).
+ */
+export class AppServiceClient {
+  private readonly timeoutMs: number;
+  private readonly fetch: typeof globalThis.fetch;
+
+  constructor(options: AppServiceClientOptions = {}) {
+    this.timeoutMs = options.requestTimeoutMs ?? 60_000;
+    this.fetch = options.fetch ?? globalThis.fetch;
+  }
+
+  /** PUT /_matrix/app/v1/transactions/{txnId}; resolves once the AS answered 2xx. */
+  async sendTransaction(registration: AppServiceRegistration, transaction: PendingTransaction): Promise<void> {
+    const body: Record<string, unknown> = { events: transaction.events };
+    if (registration.receiveEphemeral) {
+      // The stable name (spec v1.13) and the MSC2409 name older bridges still read.
+      body.ephemeral = transaction.ephemeral;
+      body['de.sorunome.msc2409.ephemeral'] = transaction.ephemeral;
+    }
+    const response = await this.request(registration, 'PUT', `/transactions/${encodeURIComponent(transaction.txnId)}`, body);
+    if (!response.ok) throw await this.failure(registration, response, `transaction ${transaction.txnId}`);
+  }
+
+  /** GET /_matrix/app/v1/users/{userId}: whether the AS has (now) created the user. */
+  async queryUser(registration: AppServiceRegistration, userId: string): Promise<boolean> {
+    return this.exists(registration, `/users/${encodeURIComponent(userId)}`, `user query ${userId}`);
+  }
+
+  /** GET /_matrix/app/v1/rooms/{roomAlias}: whether the AS has (now) created a room for the alias. */
+  async queryRoomAlias(registration: AppServiceRegistration, alias: string): Promise<boolean> {
+    return this.exists(registration, `/rooms/${encodeURIComponent(alias)}`, `alias query ${alias}`);
+  }
+
+  /** POST /_matrix/app/v1/ping; resolves with the round-trip time. */
+  async ping(registration: AppServiceRegistration, transactionId?: string): Promise<{ durationMs: number }> {
+    const started = performance.now();
+    const body = transactionId === undefined ? {} : { transaction_id: transactionId };
+    const response = await this.request(registration, 'POST', '/ping', body);
+    if (!response.ok) throw await this.failure(registration, response, 'ping');
+    await response.arrayBuffer();
+    return { durationMs: Math.round(performance.now() - started) };
+  }
+
+  private async exists(registration: AppServiceRegistration, path: string, what: string): Promise<boolean> {
+    const response = await this.request(registration, 'GET', path);
+    if (response.ok) {
+      await response.arrayBuffer();
+      return true;
+    }
+    if (response.status === 404) {
+      await response.arrayBuffer();
+      return false;
+    }
+    throw await this.failure(registration, response, what);
+  }
+
+  private async request(registration: AppServiceRegistration, method: string, path: string, body?: unknown): Promise<Response> {
+    if (registration.url === null) {
+      throw new AppServiceRequestError(registration.id, null, null, `${registration.id} has no url; it receives no traffic`);
+    }
+    const url = `${registration.url.replace(/\/+$/, '')}/_matrix/app/v1${path}`;
+    try {
+      return await this.fetch(url, {
+        method,
+        headers: {
+          authorization: `Bearer ${registration.hsToken}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      throw new AppServiceRequestError(registration.id, null, null, `${method} ${path} to ${registration.id} failed: ${(err as Error).message}`);
+    }
+  }
+
+  private async failure(registration: AppServiceRegistration, response: Response, what: string): Promise<AppServiceRequestError> {
+    let errcode: string | null = null;
+    let error = '';
+    try {
+      const json = (await response.json()) as { errcode?: unknown; error?: unknown };
+      if (typeof json.errcode === 'string') errcode = json.errcode;
+      if (typeof json.error === 'string') error = json.error;
+    } catch {
+      // A body that is not JSON says nothing more than the status.
+    }
+    const detail = [errcode, error].filter(Boolean).join(' ');
+    return new AppServiceRequestError(
+      registration.id,
+      response.status,
+      errcode,
+      `${what} to ${registration.id} answered ${response.status}${detail ? ` (${detail})` : ''}`,
+    );
+  }
+}

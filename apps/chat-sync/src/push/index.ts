@@ -1,0 +1,5 @@
+export type { JsonObject, PendingTransaction, QueuedItem, TransactionLimits, TransactionQueue } from './transaction-queue';
+export { InMemoryTransactionQueue } from './in-memory-transaction-queue';
+export { backoffDelayMs, defaultBackoff, type BackoffPolicy } from './backoff';
+export { AppServiceClient, AppServiceRequestError, type AppServiceClientOptions } from './app-service-client';
+export { TransactionPusher, type TransactionPusherOptions, type DeliveryFailure } from './transaction-pusher';

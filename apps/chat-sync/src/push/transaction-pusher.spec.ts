@@ -1,0 +1,210 @@
+import type { AppServiceRegistration } from '../registration';
+import { AppServiceClient } from './app-service-client';
+import { FakeAppService } from './fake-app-service';
+import { InMemoryTransactionQueue } from './in-memory-transaction-queue';
+import { TransactionPusher, type DeliveryFailure } from './transaction-pusher';
+
+function registration(id: string, url: string | null, receiveEphemeral = false): AppServiceRegistration {
+  return {
+    id,
+    url,
+    asToken: `as-${id}`,
+    hsToken: `hs-${id}`,
+    senderLocalpart: `${id}bot`,
+    namespaces: { users: [], aliases: [], rooms: [] },
+    rateLimited: false,
+    receiveEphemeral,
+    protocols: [],
+    source: id,
+  };
+}
+
+const event = (n: number) => ({ type: 'm.room.message', event_id: `$e${n}`, room_id: '!r:hs.test', sender: '@a:hs.test', content: { body: `${n}` } });
+
+describe('TransactionPusher against a loopback application service', () => {
+  let as: FakeAppService;
+  let url: string;
+  let pusher: TransactionPusher | undefined;
+  const failures: DeliveryFailure[] = [];
+
+  beforeEach(async () => {
+    as = new FakeAppService();
+    url = await as.start();
+    failures.length = 0;
+  });
+  afterEach(async () => {
+    await pusher?.stop();
+    pusher = undefined;
+    await as.stop();
+  });
+
+  function makePusher(registrations: AppServiceRegistration[], queue = new InMemoryTransactionQueue(), maxEvents = 100) {
+    pusher = new TransactionPusher({
+      queue,
+      client: new AppServiceClient({ requestTimeoutMs: 2_000 }),
+      registrations,
+      backoff: { initialDelayMs: 5, maxDelayMs: 40 },
+      limits: { maxEvents, maxEphemeral: 100 },
+      onDeliveryFailure: (failure) => failures.push(failure),
+    });
+    return pusher;
+  }
+
+  it('PUTs the transaction with the hs_token as a Bearer header and nothing in the query', async () => {
+    const p = makePusher([registration('chat', `${url}/base/`)]);
+    await p.pushEvent('chat', event(1));
+    await p.idle();
+    expect(as.requests).toHaveLength(1);
+    const [request] = as.requests;
+    expect(request.method).toBe('PUT');
+    expect(request.url).toBe('/base/_matrix/app/v1/transactions/1');
+    expect(request.authorization).toBe('Bearer hs-chat');
+    expect(request.body).toEqual({ events: [event(1)] });
+  });
+
+  it('sends ephemeral events under both names only to services that receive them', async () => {
+    const queue = new InMemoryTransactionQueue();
+    const p = makePusher([registration('eph', url, true), registration('plain', url)], queue);
+    await p.pushEphemeral('plain', { type: 'm.typing' });
+    await queue.enqueue('eph', { kind: 'ephemeral', event: { type: 'm.typing', room_id: '!r:hs.test', content: { user_ids: [] } } });
+    await queue.enqueue('eph', { kind: 'event', event: event(1) });
+    p.start();
+    await p.idle();
+    expect(as.requests).toHaveLength(1);
+    expect(as.requests[0].authorization).toBe('Bearer hs-eph');
+    expect(as.requests[0].body).toEqual({
+      events: [event(1)],
+      ephemeral: [{ type: 'm.typing', room_id: '!r:hs.test', content: { user_ids: [] } }],
+      'de.sorunome.msc2409.ephemeral': [{ type: 'm.typing', room_id: '!r:hs.test', content: { user_ids: [] } }],
+    });
+  });
+
+  it('retries a failed transaction with the same txnId and body, then moves on', async () => {
+    let calls = 0;
+    as.respond = () => (++calls <= 3 ? 'error' : 'ok');
+    const p = makePusher([registration('chat', url)], undefined, 2);
+    for (const n of [1, 2, 3]) await p.pushEvent('chat', event(n));
+    await p.idle();
+    const urls = as.requests.map((r) => r.url);
+    expect(urls).toEqual(['1', '1', '1', '1', '2'].map((id) => `/_matrix/app/v1/transactions/${id}`));
+    expect(new Set(as.requests.slice(0, 4).map((r) => JSON.stringify(r.body))).size).toBe(1);
+    expect(failures.map((f) => [f.txnId, f.attempt])).toEqual([['1', 1], ['1', 2], ['1', 3]]);
+    expect(failures[0].error.message).toContain('answered 500 (M_UNKNOWN boom)');
+  });
+
+  it('backs off exponentially, capped', async () => {
+    as.respond = () => 'drop';
+    const p = makePusher([registration('chat', url)]);
+    await p.pushEvent('chat', event(1));
+    await waitUntil(() => failures.length >= 6);
+    const delays = failures.slice(0, 6).map((f) => f.retryInMs);
+    expect(delays[0]).toBeGreaterThanOrEqual(3);
+    expect(delays[0]).toBeLessThanOrEqual(5);
+    expect(delays[3]).toBeGreaterThanOrEqual(20);
+    expect(delays.every((d) => d <= 40)).toBe(true);
+  });
+
+  it('after the AS is down for a while, every event arrives exactly once, in order', async () => {
+    let down = true;
+    as.respond = () => (down ? 'drop' : 'ok');
+    const p = makePusher([registration('chat', url)], undefined, 7);
+    const pushing = (async () => {
+      for (let n = 1; n <= 50; n++) await p.pushEvent('chat', event(n));
+    })();
+    await waitUntil(() => failures.length >= 4);
+    down = false;
+    await pushing;
+    await p.idle();
+    const delivered = as.acceptedTransactions().flatMap((r) => r.body.events.map((e: { event_id: string }) => e.event_id));
+    expect(delivered).toEqual(Array.from({ length: 50 }, (_, i) => `$e${i + 1}`));
+    const txnIds = as.acceptedTransactions().map((r) => Number(r.url.split('/').pop()));
+    expect(txnIds).toEqual([...txnIds].sort((a, b) => a - b));
+  });
+
+  it('keeps one transaction in flight per AS, services in parallel', async () => {
+    as.delayMs = 20;
+    const p = makePusher([registration('one', url), registration('two', url)], undefined, 1);
+    await Promise.all([1, 2, 3].flatMap((n) => [p.pushEvent('one', event(n)), p.pushEvent('two', event(n))]));
+    await p.idle();
+    expect(as.requests).toHaveLength(6);
+    expect(as.maxInFlight).toBe(2);
+    for (const token of ['Bearer hs-one', 'Bearer hs-two']) {
+      expect(as.requests.filter((r) => r.authorization === token).map((r) => r.body.events[0].event_id)).toEqual(['$e1', '$e2', '$e3']);
+    }
+  });
+
+  it('sends nothing to a service whose url is null', async () => {
+    const p = makePusher([registration('silent', null)]);
+    await p.pushEvent('silent', event(1));
+    await p.idle();
+    expect(as.requests).toHaveLength(0);
+  });
+
+  it('resumes the open transaction, same txnId, after a restart', async () => {
+    as.respond = () => 'error';
+    const queue = new InMemoryTransactionQueue();
+    const first = makePusher([registration('chat', url)], queue);
+    await first.pushEvent('chat', event(1));
+    await waitUntil(() => failures.length >= 1);
+    await first.stop();
+    await queue.enqueue('chat', { kind: 'event', event: event(2) });
+    as.respond = () => 'ok';
+    const second = makePusher([registration('chat', url)], queue);
+    second.start();
+    await second.idle();
+    const accepted = as.acceptedTransactions();
+    expect(accepted.map((r) => [r.url.split('/').pop(), r.body.events.map((e: { event_id: string }) => e.event_id)])).toEqual([
+      ['1', ['$e1']],
+      ['2', ['$e2']],
+    ]);
+    expect(queue.pendingCount('chat')).toBe(0);
+  });
+});
+
+describe('AppServiceClient queries', () => {
+  let as: FakeAppService;
+  let url: string;
+  const client = new AppServiceClient({ requestTimeoutMs: 2_000 });
+  beforeAll(async () => {
+    as = new FakeAppService();
+    url = await as.start();
+  });
+  afterAll(() => as.stop());
+
+  it.each([
+    [200, true],
+    [404, false],
+  ])('user and alias queries: %i → %s', async (status, exists) => {
+    as.respond = () => ({ status, body: status === 404 ? { errcode: 'M_NOT_FOUND' } : {} });
+    const reg = registration('chat', url);
+    await expect(client.queryUser(reg, '@_chat_a:hs.test')).resolves.toBe(exists);
+    await expect(client.queryRoomAlias(reg, '#_chat_a:hs.test')).resolves.toBe(exists);
+    const [user, alias] = as.requests.slice(-2);
+    expect(user).toMatchObject({ method: 'GET', url: '/_matrix/app/v1/users/%40_chat_a%3Ahs.test', authorization: 'Bearer hs-chat' });
+    expect(alias).toMatchObject({ method: 'GET', url: '/_matrix/app/v1/rooms/%23_chat_a%3Ahs.test' });
+  });
+
+  it('a query failing otherwise is an error with status and errcode', async () => {
+    as.respond = () => ({ status: 403, body: { errcode: 'M_FORBIDDEN', error: 'bad token' } });
+    await expect(client.queryUser(registration('chat', url), '@a:hs.test')).rejects.toMatchObject({ status: 403, errcode: 'M_FORBIDDEN' });
+  });
+
+  it('pings with the transaction ID', async () => {
+    as.respond = () => 'ok';
+    const result = await client.ping(registration('chat', url), 'meow');
+    expect(result.durationMs).toBeGreaterThanOrEqual(0);
+    expect(as.requests.at(-1)).toMatchObject({ method: 'POST', url: '/_matrix/app/v1/ping', body: { transaction_id: 'meow' }, authorization: 'Bearer hs-chat' });
+  });
+
+  it('refuses to contact a service without url', async () => {
+    await expect(client.ping(registration('silent', null))).rejects.toThrow('has no url');
+  });
+});
+
+async function waitUntil(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}

@@ -1,0 +1,141 @@
+import type { AppServiceRegistration } from '../registration';
+import type { AppServiceClient } from './app-service-client';
+import { backoffDelayMs, defaultBackoff, type BackoffPolicy } from './backoff';
+import type { JsonObject, TransactionLimits, TransactionQueue } from './transaction-queue';
+
+export interface DeliveryFailure {
+  appServiceId: string;
+  txnId: string;
+  attempt: number;
+  error: Error;
+  retryInMs: number;
+}
+
+export interface TransactionPusherOptions {
+  queue: TransactionQueue;
+  client: AppServiceClient;
+  registrations: readonly AppServiceRegistration[];
+  backoff?: BackoffPolicy;
+  limits?: TransactionLimits;
+  random?: () => number;
+  onDeliveryFailure?: (failure: DeliveryFailure) => void;
+}
+
+/** Synapse sends at most 100 events and 100 ephemeral events per transaction. */
+const defaultLimits: TransactionLimits = { maxEvents: 100, maxEphemeral: 100 };
+
+interface Worker {
+  registration: AppServiceRegistration;
+  running: Promise<void> | null;
+  /** Set when something was enqueued while the worker was already looking at the queue. */
+  rescan: boolean;
+  /** Cuts a backoff wait short (stop). */
+  interruptWait: (() => void) | null;
+}
+
+/**
+ * Pushes queued events to each application service: one transaction in flight per AS, retried
+ * with the same txnId and exponential backoff until the AS accepts it, then the next, in order.
+ */
+export class TransactionPusher {
+  private readonly workers = new Map<string, Worker>();
+  private readonly backoff: BackoffPolicy;
+  private readonly limits: TransactionLimits;
+  private readonly random: () => number;
+  private stopped = false;
+
+  constructor(private readonly options: TransactionPusherOptions) {
+    this.backoff = options.backoff ?? defaultBackoff;
+    this.limits = options.limits ?? defaultLimits;
+    this.random = options.random ?? Math.random;
+    for (const registration of options.registrations) {
+      // url: null means the AS wants no traffic at all.
+      if (registration.url !== null) {
+        this.workers.set(registration.id, { registration, running: null, rescan: false, interruptWait: null });
+      }
+    }
+  }
+
+  /** Resumes delivery of whatever the queue still holds from before (after a restart). */
+  start(): void {
+    for (const id of this.workers.keys()) this.wake(id);
+  }
+
+  async pushEvent(appServiceId: string, event: JsonObject): Promise<void> {
+    const worker = this.workers.get(appServiceId);
+    if (!worker) return;
+    await this.options.queue.enqueue(appServiceId, { kind: 'event', event });
+    this.wake(appServiceId);
+  }
+
+  /** Ephemeral events only go to services that asked for them (`receive_ephemeral`). */
+  async pushEphemeral(appServiceId: string, event: JsonObject): Promise<void> {
+    const worker = this.workers.get(appServiceId);
+    if (!worker || !worker.registration.receiveEphemeral) return;
+    await this.options.queue.enqueue(appServiceId, { kind: 'ephemeral', event });
+    this.wake(appServiceId);
+  }
+
+  wake(appServiceId: string): void {
+    const worker = this.workers.get(appServiceId);
+    if (!worker || this.stopped) return;
+    if (worker.running) {
+      worker.rescan = true;
+      return;
+    }
+    worker.running = this.drain(worker).finally(() => {
+      worker.running = null;
+      if (worker.rescan && !this.stopped) this.wake(appServiceId);
+    });
+  }
+
+  /** Resolves once nothing is being delivered (the queue is empty or delivery was stopped). */
+  async idle(): Promise<void> {
+    for (;;) {
+      const running = [...this.workers.values()].map((worker) => worker.running).filter((p): p is Promise<void> => p !== null);
+      if (running.length === 0) return;
+      await Promise.all(running);
+    }
+  }
+
+  /** Stops after the requests in flight; undelivered transactions stay queued for the next start. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const worker of this.workers.values()) worker.interruptWait?.();
+    await this.idle();
+  }
+
+  private async drain(worker: Worker): Promise<void> {
+    const { queue } = this.options;
+    const id = worker.registration.id;
+    while (!this.stopped) {
+      worker.rescan = false;
+      const transaction = await queue.openTransaction(id, this.limits);
+      if (!transaction) return;
+      for (let attempt = 1; ; attempt++) {
+        if (this.stopped) return;
+        try {
+          await this.options.client.sendTransaction(worker.registration, transaction);
+          break;
+        } catch (err) {
+          const retryInMs = backoffDelayMs(this.backoff, attempt, this.random);
+          this.options.onDeliveryFailure?.({ appServiceId: id, txnId: transaction.txnId, attempt, error: err as Error, retryInMs });
+          await this.wait(worker, retryInMs);
+        }
+      }
+      await queue.ackTransaction(id, transaction.txnId);
+    }
+  }
+
+  private wait(worker: Worker, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        worker.interruptWait = null;
+        resolve();
+      }
+      worker.interruptWait = done;
+    });
+  }
+}

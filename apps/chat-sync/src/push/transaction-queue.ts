@@ -1,0 +1,32 @@
+// The pusher's queue port. A transaction, once formed, is pinned: it keeps its txnId and contents
+// across retries and restarts until acknowledged, so the AS can deduplicate by txnId (the spec's
+// idempotency rule) without ever seeing two different bodies under one ID.
+
+export type JsonObject = Record<string, unknown>;
+
+export type QueuedItem = { kind: 'event'; event: JsonObject } | { kind: 'ephemeral'; event: JsonObject };
+
+export interface PendingTransaction {
+  txnId: string;
+  /** Room events (client format), in the order they were enqueued. */
+  events: JsonObject[];
+  /** Ephemeral events (typing, receipts, presence), in order. */
+  ephemeral: JsonObject[];
+}
+
+export interface TransactionLimits {
+  maxEvents: number;
+  maxEphemeral: number;
+}
+
+export interface TransactionQueue {
+  /** Appends an item to the AS's queue, after everything enqueued before it. */
+  enqueue(appServiceId: string, item: QueuedItem): Promise<void>;
+  /**
+   * The AS's open transaction, forming one from the head of the queue if none is open;
+   * null when there is nothing to send. Returns the same transaction until it is acked.
+   */
+  openTransaction(appServiceId: string, limits: TransactionLimits): Promise<PendingTransaction | null>;
+  /** The AS accepted the transaction: drop its items and move the persisted position past them. */
+  ackTransaction(appServiceId: string, txnId: string): Promise<void>;
+}
