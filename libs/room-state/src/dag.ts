@@ -1,0 +1,72 @@
+// Helpers over the prev_events DAG.
+import type { RoomEvent } from './event';
+import { MinHeap } from './min-heap';
+
+export function compareByDepthTimestampId(a: RoomEvent, b: RoomEvent, depth: ReadonlyMap<string, number>): number {
+  return (depth.get(a.event_id)! - depth.get(b.event_id)!) || a.origin_server_ts - b.origin_server_ts || (a.event_id < b.event_id ? -1 : a.event_id > b.event_id ? 1 : 0);
+}
+
+/**
+ * Depth of each event: its own `depth` when given, else one more than its deepest known prev event (0 for roots).
+ * Events are visited parents-first, so cycles through unknown events cannot loop.
+ */
+export function computeDepths(events: readonly RoomEvent[]): Map<string, number> {
+  const byId = new Map(events.map((e) => [e.event_id, e]));
+  const depth = new Map<string, number>();
+  for (const e of topologicalOrder(events, { useGivenDepth: false })) {
+    if (typeof e.depth === 'number') depth.set(e.event_id, e.depth);
+    else {
+      let d = 0;
+      for (const p of e.prev_events) if (byId.has(p)) d = Math.max(d, depth.get(p)! + 1);
+      depth.set(e.event_id, d);
+    }
+  }
+  return depth;
+}
+
+/**
+ * Parents-first order of `events` by prev_events (Kahn's algorithm). Among ready events the one with the lowest
+ * (depth, origin_server_ts, event_id) comes first. References to events outside the list are ignored.
+ * Throws if the prev_events graph has a cycle.
+ */
+export function topologicalOrder(events: readonly RoomEvent[], opts: { useGivenDepth?: boolean } = {}): RoomEvent[] {
+  const byId = new Map<string, RoomEvent>();
+  for (const e of events) byId.set(e.event_id, e);
+  const inDegree = new Map<string, number>();
+  const children = new Map<string, string[]>();
+  for (const e of byId.values()) {
+    let n = 0;
+    for (const p of new Set(e.prev_events)) {
+      if (!byId.has(p)) continue;
+      n++;
+      let list = children.get(p);
+      if (!list) children.set(p, (list = []));
+      list.push(e.event_id);
+    }
+    inDegree.set(e.event_id, n);
+  }
+  const useDepth = opts.useGivenDepth !== false;
+  const key = (e: RoomEvent) => (useDepth && typeof e.depth === 'number' ? e.depth : 0);
+  const heap = new MinHeap<RoomEvent>((a, b) => key(a) - key(b) || a.origin_server_ts - b.origin_server_ts || (a.event_id < b.event_id ? -1 : a.event_id > b.event_id ? 1 : 0));
+  for (const e of byId.values()) if (inDegree.get(e.event_id) === 0) heap.push(e);
+  const order: RoomEvent[] = [];
+  while (heap.size > 0) {
+    const e = heap.pop()!;
+    order.push(e);
+    for (const c of children.get(e.event_id) ?? []) {
+      const d = inDegree.get(c)! - 1;
+      inDegree.set(c, d);
+      if (d === 0) heap.push(byId.get(c)!);
+    }
+  }
+  if (order.length !== byId.size) throw new Error(`prev_events form a cycle among ${byId.size - order.length} events`);
+  return order;
+}
+
+/** Events no other event in the list names as a prev event (optionally only counting events that pass `include`). */
+export function forwardExtremities(events: readonly RoomEvent[], include: (e: RoomEvent) => boolean = () => true): RoomEvent[] {
+  const referenced = new Set<string>();
+  const kept = events.filter(include);
+  for (const e of kept) for (const p of e.prev_events) referenced.add(p);
+  return kept.filter((e) => !referenced.has(e.event_id));
+}
