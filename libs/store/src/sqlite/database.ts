@@ -1,0 +1,122 @@
+// One SQLite file for the embedded mode, shared with the embedded bus (which keeps `bus_` tables):
+// every table here is prefixed `store_`. WAL so readers do not wait on the writer.
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS store_events (
+  event_id TEXT PRIMARY KEY, room_id TEXT NOT NULL, type TEXT NOT NULL, state_key TEXT,
+  depth INTEGER NOT NULL, prev_ids TEXT NOT NULL, auth_ids TEXT NOT NULL, pdu TEXT NOT NULL,
+  status TEXT NOT NULL, reason TEXT, outlier INTEGER NOT NULL, received_ts INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS store_events_room_depth ON store_events (room_id, depth);
+CREATE INDEX IF NOT EXISTS store_events_room_status_depth ON store_events (room_id, status, depth);
+CREATE TABLE IF NOT EXISTS store_state_snapshots (
+  id TEXT PRIMARY KEY, room_id TEXT NOT NULL, base_id TEXT, ancestors TEXT NOT NULL, delta TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS store_event_state (
+  event_id TEXT PRIMARY KEY, before_id TEXT NOT NULL, after_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS store_rooms (
+  room_id TEXT PRIMARY KEY, room_version TEXT NOT NULL, creator TEXT NOT NULL, created_ts INTEGER NOT NULL,
+  current_state_id TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS store_forward_extremities (
+  room_id TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (room_id, event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS store_joined_servers (
+  room_id TEXT NOT NULL, server TEXT NOT NULL, PRIMARY KEY (room_id, server)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS store_joined_servers_server ON store_joined_servers (server);
+CREATE TABLE IF NOT EXISTS store_received_transactions (
+  origin TEXT NOT NULL, txn_id TEXT NOT NULL, response TEXT NOT NULL, received_ts INTEGER NOT NULL,
+  PRIMARY KEY (origin, txn_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS store_received_transactions_ts ON store_received_transactions (received_ts);
+CREATE TABLE IF NOT EXISTS store_destinations (
+  destination TEXT PRIMARY KEY, cursor INTEGER NOT NULL DEFAULT 0, in_flight_txn TEXT, in_flight_up_to INTEGER,
+  failures INTEGER NOT NULL DEFAULT 0, retry_at INTEGER, last_success_ts INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS store_destinations_retry_at ON store_destinations (retry_at);
+CREATE TABLE IF NOT EXISTS store_own_keys (
+  key_id TEXT PRIMARY KEY, seed TEXT NOT NULL, public_key TEXT NOT NULL, created_ts INTEGER NOT NULL, expired_ts INTEGER
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS store_remote_keys (
+  server_name TEXT NOT NULL, key_id TEXT NOT NULL, public_key TEXT NOT NULL, valid_until_ts INTEGER NOT NULL,
+  expired_ts INTEGER, fetched_ts INTEGER NOT NULL, PRIMARY KEY (server_name, key_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS store_app_services (id TEXT PRIMARY KEY, registration TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS store_app_service_positions (
+  id TEXT PRIMARY KEY, stream_position INTEGER NOT NULL DEFAULT 0, last_txn_id INTEGER NOT NULL DEFAULT 0,
+  in_flight_txn TEXT, in_flight_up_to INTEGER
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS store_media (
+  origin TEXT NOT NULL, media_id TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (origin, media_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS store_audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, direction TEXT NOT NULL, origin TEXT NOT NULL, destination TEXT NOT NULL,
+  method TEXT NOT NULL, path TEXT NOT NULL, ts INTEGER NOT NULL, duration_ms REAL NOT NULL, status INTEGER NOT NULL,
+  outcome TEXT NOT NULL, reason TEXT, txn_id TEXT, pdu_count INTEGER, edu_count INTEGER, details TEXT
+);
+CREATE INDEX IF NOT EXISTS store_audit_ts ON store_audit (ts);
+CREATE INDEX IF NOT EXISTS store_audit_origin_ts ON store_audit (origin, ts);
+CREATE INDEX IF NOT EXISTS store_audit_destination_ts ON store_audit (destination, ts);
+CREATE INDEX IF NOT EXISTS store_audit_outcome_ts ON store_audit (outcome, ts);
+CREATE INDEX IF NOT EXISTS store_audit_reason_ts ON store_audit (reason, ts);
+`;
+
+export type Row = Record<string, SQLInputValue>;
+
+/** The database file with a cache of prepared statements. */
+export class SqliteDatabase {
+  readonly db: DatabaseSync;
+  private readonly statements = new Map<string, StatementSync>();
+
+  constructor(path: string) {
+    this.db = new DatabaseSync(path);
+    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
+    this.db.exec(SCHEMA);
+  }
+
+  statement(sql: string): StatementSync {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  run(sql: string, ...params: SQLInputValue[]): { changes: number; lastInsertRowid: number } {
+    const r = this.statement(sql).run(...params);
+    return { changes: Number(r.changes), lastInsertRowid: Number(r.lastInsertRowid) };
+  }
+
+  get<T = Row>(sql: string, ...params: SQLInputValue[]): T | undefined {
+    return this.statement(sql).get(...params) as T | undefined;
+  }
+
+  all<T = Row>(sql: string, ...params: SQLInputValue[]): T[] {
+    return this.statement(sql).all(...params) as T[];
+  }
+
+  /** Runs `fn` in one transaction (SQLite is one writer in one process, so this is cheap and safe). */
+  transaction<T>(fn: () => T): T {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = fn();
+      this.db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  close(): void {
+    this.statements.clear();
+    this.db.close();
+  }
+}
+
+/** SQLite stores no undefined: null instead. */
+export const orNull = <T>(v: T | undefined): T | null => (v === undefined ? null : v);

@@ -1,0 +1,11 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describeStoreContract } from '../testing/store-contract';
+import { openSqliteStore } from './store';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'fedgate-store-'));
+const file = path.join(dir, 'fedgate.db');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describeStoreContract('sqlite', async () => openSqliteStore(file), { reopen: async () => openSqliteStore(file) });

@@ -1,0 +1,26 @@
+import type { Store } from '../ports/store';
+import { SnapshotRepository } from '../shared/snapshots';
+import { SqliteAuditRepository } from './audit';
+import { SqliteDatabase } from './database';
+import { SqliteEventRepository } from './events';
+import { SqliteDestinationRepository, SqliteReceivedTransactionRepository, SqliteServerKeyRepository } from './federation';
+import { SqliteAppServiceRepository, SqliteMediaRepository } from './platform';
+import { SqliteRoomRepository } from './rooms';
+import { SqliteSnapshotRows } from './state';
+
+/** Opens (creating when missing) the embedded store in the SQLite file at `path`. */
+export function openSqliteStore(path: string): Store {
+  const db = new SqliteDatabase(path);
+  return {
+    events: new SqliteEventRepository(db),
+    state: new SnapshotRepository(new SqliteSnapshotRows(db)),
+    rooms: new SqliteRoomRepository(db),
+    receivedTransactions: new SqliteReceivedTransactionRepository(db),
+    destinations: new SqliteDestinationRepository(db),
+    serverKeys: new SqliteServerKeyRepository(db),
+    appServices: new SqliteAppServiceRepository(db),
+    media: new SqliteMediaRepository(db),
+    audit: new SqliteAuditRepository(db),
+    close: async () => db.close(),
+  };
+}

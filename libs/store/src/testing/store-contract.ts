@@ -1,0 +1,422 @@
+// The one behaviour contract every store adapter must meet. Each adapter's spec calls
+// `describeStoreContract` with a way to open a fresh store; tests use distinct room IDs and names,
+// so they do not depend on one another.
+import type { Pdu } from '@fedgate/protocol';
+import type { EventRecord, EventStatus } from '../ports/events';
+import type { RemoteServerKey } from '../ports/federation';
+import type { AppServiceRegistration, MediaRecord } from '../ports/platform';
+import { stateTupleKey, type StateEntry, type StateMap } from '../ports/state';
+import type { Store } from '../ports/store';
+import type { AuditEntry } from '../ports/audit';
+import { MAX_SNAPSHOT_CHAIN } from '../shared/snapshots';
+
+export interface StoreContractOptions {
+  /** Opens a store on the same data as the last `open` (after it was closed): enables the durability tests. */
+  reopen?: () => Promise<Store>;
+}
+
+export function pduFor(roomId: string, eventId: string, depth: number, extra: Partial<Pdu> = {}): Pdu {
+  return {
+    room_id: roomId,
+    sender: '@alice:remote.test',
+    origin_server_ts: 1_700_000_000_000 + depth,
+    type: 'm.room.message',
+    content: { body: `event ${eventId}`, 'm.relates_to': { rel_type: 'm.thread', event_id: '$root' }, $dollar: 1, 'dotted.key': { nested: [1, 'two', null, true] } },
+    prev_events: [],
+    auth_events: [],
+    depth,
+    hashes: { sha256: 'aGFzaA' },
+    signatures: { 'remote.test': { 'ed25519:a': 'c2ln' } },
+    ...extra,
+  };
+}
+
+export function eventFor(roomId: string, eventId: string, depth: number, over: Partial<EventRecord> = {}): EventRecord {
+  return {
+    eventId,
+    roomId,
+    type: 'm.room.message',
+    depth,
+    prevEventIds: depth > 1 ? [`$${roomId}-${depth - 1}`] : [],
+    authEventIds: ['$create'],
+    pdu: pduFor(roomId, eventId, depth),
+    status: 'accepted',
+    outlier: false,
+    receivedTs: 1_700_000_000_000 + depth,
+    ...over,
+  };
+}
+
+const entry = (type: string, stateKey: string, eventId: string | null): StateEntry => ({ type, stateKey, eventId });
+const asObject = (state: StateMap | undefined) => (state ? Object.fromEntries([...state].sort(([a], [b]) => (a < b ? -1 : 1))) : undefined);
+
+export function describeStoreContract(name: string, open: () => Promise<Store>, options: StoreContractOptions = {}): void {
+  describe(`store contract: ${name}`, () => {
+    let store: Store;
+    beforeAll(async () => {
+      store = await open();
+    });
+    afterAll(async () => {
+      await store?.close();
+    });
+
+    describe('events', () => {
+      it('appends an event once: the same ID again is no error and changes nothing', async () => {
+        const first = eventFor('!once:test', '$once-1', 1);
+        expect(await store.events.append(first)).toEqual({ inserted: true });
+        expect(await store.events.append({ ...first, status: 'rejected', reason: 'later' })).toEqual({ inserted: false });
+        expect(await store.events.get('$once-1')).toEqual(first);
+        expect(await store.events.byDepthRange({ roomId: '!once:test', minDepth: 0, maxDepth: 10, limit: 10 })).toHaveLength(1);
+      });
+
+      it('appends many, skipping IDs already stored or repeated in the batch', async () => {
+        const room = '!many:test';
+        await store.events.append(eventFor(room, '$many-1', 1));
+        const batch = [1, 2, 3, 2].map((d) => eventFor(room, `$many-${d}`, d));
+        const { inserted } = await store.events.appendMany(batch);
+        expect(inserted.sort()).toEqual(['$many-2', '$many-3']);
+        const found = await store.events.getMany(['$many-1', '$many-3', '$nope']);
+        expect([...found.keys()].sort()).toEqual(['$many-1', '$many-3']);
+        expect(await store.events.missing(['$nope', '$many-2', '$also-nope'])).toEqual(['$nope', '$also-nope']);
+        expect(await store.events.appendMany([])).toEqual({ inserted: [] });
+      });
+
+      it('round-trips the PDU JSON exactly, keys with dots and dollars included, and state keys', async () => {
+        const pdu = pduFor('!json:test', '$json-1', 5, { type: 'm.room.member', state_key: '@bob:x', unsigned: { age: 3 } });
+        const event = eventFor('!json:test', '$json-1', 5, { type: 'm.room.member', stateKey: '@bob:x', pdu });
+        await store.events.append(event);
+        const back = await store.events.get('$json-1');
+        expect(back?.pdu).toEqual(pdu);
+        expect(back?.stateKey).toBe('@bob:x');
+        const emptyKey = eventFor('!json:test', '$json-2', 6, { type: 'm.room.name', stateKey: '' });
+        await store.events.append(emptyKey);
+        expect((await store.events.get('$json-2'))?.stateKey).toBe('');
+      });
+
+      it('keeps rejection and soft-fail reasons queryable by room and status', async () => {
+        const room = '!rej:test';
+        await store.events.appendMany([
+          eventFor(room, '$rej-1', 1),
+          eventFor(room, '$rej-2', 2, { status: 'rejected', reason: 'auth: sender not joined' }),
+          eventFor(room, '$rej-3', 3, { status: 'soft_failed', reason: 'soft-fail: banned in current state' }),
+          eventFor(room, '$rej-4', 4, { status: 'rejected', reason: 'auth: bad power level' }),
+        ]);
+        const rejected = await store.events.byStatus(room, 'rejected', 10);
+        expect(rejected.map((e) => [e.eventId, e.reason])).toEqual([
+          ['$rej-4', 'auth: bad power level'],
+          ['$rej-2', 'auth: sender not joined'],
+        ]);
+        expect((await store.events.byStatus(room, 'soft_failed', 10)).map((e) => e.reason)).toEqual(['soft-fail: banned in current state']);
+        expect((await store.events.get('$rej-2'))?.reason).toBe('auth: sender not joined');
+      });
+
+      it('changes the outcome of a stored event (outlier joining the timeline) and reports unknown IDs', async () => {
+        await store.events.append(eventFor('!out:test', '$out-1', 1, { outlier: true }));
+        expect(await store.events.setOutcome('$out-1', { status: 'soft_failed', reason: 'soft', outlier: false })).toBe(true);
+        const back = await store.events.get('$out-1');
+        expect([back?.status, back?.reason, back?.outlier]).toEqual(['soft_failed', 'soft', false]);
+        expect(await store.events.setOutcome('$out-1', { status: 'accepted', outlier: false })).toBe(true);
+        expect((await store.events.get('$out-1'))?.reason).toBeUndefined();
+        expect(await store.events.setOutcome('$never-stored', { status: 'accepted', outlier: false })).toBe(false);
+      });
+
+      it('serves a room by depth range, deepest first, without rejected events unless asked', async () => {
+        const room = '!depth:test';
+        const statuses: EventStatus[] = ['accepted', 'accepted', 'rejected', 'accepted', 'soft_failed', 'accepted'];
+        await store.events.appendMany(statuses.map((status, i) => eventFor(room, `$depth-${i + 1}`, i + 1, { status })));
+        await store.events.append(eventFor('!other:test', '$other-3', 3));
+        const range = await store.events.byDepthRange({ roomId: room, minDepth: 2, maxDepth: 5, limit: 10 });
+        expect(range.map((e) => e.eventId)).toEqual(['$depth-5', '$depth-4', '$depth-2']);
+        const all = await store.events.byDepthRange({ roomId: room, minDepth: 2, maxDepth: 5, limit: 10, excludeRejected: false });
+        expect(all.map((e) => e.depth)).toEqual([5, 4, 3, 2]);
+        const limited = await store.events.byDepthRange({ roomId: room, minDepth: 0, maxDepth: 100, limit: 2 });
+        expect(limited.map((e) => e.eventId)).toEqual(['$depth-6', '$depth-5']);
+      });
+    });
+
+    describe('state snapshots', () => {
+      it('derives state from a base and a delta, sharing the base', async () => {
+        const room = '!state:test';
+        const base = await store.state.derive(room, null, [entry('m.room.create', '', '$c'), entry('m.room.member', '@a:x', '$ja')]);
+        const next = await store.state.derive(room, base, [entry('m.room.member', '@b:x', '$jb'), entry('m.room.member', '@a:x', '$la')]);
+        const third = await store.state.derive(room, next, [entry('m.room.member', '@b:x', null)]);
+        expect(asObject(await store.state.load(base))).toEqual({ [stateTupleKey('m.room.create', '')]: '$c', [stateTupleKey('m.room.member', '@a:x')]: '$ja' });
+        expect(asObject(await store.state.load(next))).toEqual({
+          [stateTupleKey('m.room.create', '')]: '$c',
+          [stateTupleKey('m.room.member', '@a:x')]: '$la',
+          [stateTupleKey('m.room.member', '@b:x')]: '$jb',
+        });
+        expect(asObject(await store.state.load(third))).toEqual({ [stateTupleKey('m.room.create', '')]: '$c', [stateTupleKey('m.room.member', '@a:x')]: '$la' });
+        expect(await store.state.load('ss_unknown')).toBeUndefined();
+      });
+
+      it('gives the same ID for the same derivation (idempotent) and the base ID for an empty delta', async () => {
+        const room = '!stateid:test';
+        const base = await store.state.derive(room, null, [entry('m.room.create', '', '$c')]);
+        expect(await store.state.derive(room, null, [entry('m.room.create', '', '$c')])).toBe(base);
+        const a = await store.state.derive(room, base, [entry('m.room.topic', '', '$t'), entry('m.room.name', '', '$n')]);
+        const b = await store.state.derive(room, base, [entry('m.room.name', '', '$n'), entry('m.room.topic', '', '$t')]);
+        expect(b).toBe(a);
+        expect(await store.state.derive(room, a, [])).toBe(a);
+      });
+
+      it('loads correctly through chains longer than the cut-off', async () => {
+        const room = '!chain:test';
+        const model = new Map<string, string>();
+        let id = await store.state.derive(room, null, [entry('m.room.create', '', '$c')]);
+        model.set(stateTupleKey('m.room.create', ''), '$c');
+        const ids: Array<[string, Record<string, string>]> = [];
+        for (let i = 0; i < MAX_SNAPSHOT_CHAIN * 2 + 3; i++) {
+          const user = `@u${i % 7}:x`;
+          const removal = i % 5 === 4;
+          const delta = [entry('m.room.member', user, removal ? null : `$m${i}`)];
+          id = await store.state.derive(room, id, delta);
+          if (removal) model.delete(stateTupleKey('m.room.member', user));
+          else model.set(stateTupleKey('m.room.member', user), `$m${i}`);
+          ids.push([id, asObject(model) as Record<string, string>]);
+        }
+        for (const [snapshotId, expected] of ids) expect(asObject(await store.state.load(snapshotId))).toEqual(expected);
+      });
+
+      it('saves a whole state as a delta against a base, and records state before/after events', async () => {
+        const room = '!save:test';
+        const before = new Map([
+          [stateTupleKey('m.room.create', ''), '$c'],
+          [stateTupleKey('m.room.member', '@a:x'), '$ja'],
+        ]);
+        const beforeId = await store.state.save(room, before);
+        const after = new Map(before).set(stateTupleKey('m.room.member', '@b:x'), '$jb');
+        after.delete(stateTupleKey('m.room.member', '@a:x'));
+        const afterId = await store.state.save(room, after, beforeId);
+        await store.state.setForEvent('$jb', { before: beforeId, after: afterId });
+        await store.state.setForEvent('$jb', { before: beforeId, after: afterId });
+        expect(await store.state.getForEvent('$jb')).toEqual({ before: beforeId, after: afterId });
+        expect(asObject(await store.state.stateAfterEvent('$jb'))).toEqual(asObject(after));
+        expect(asObject(await store.state.stateBeforeEvent('$jb'))).toEqual(asObject(before));
+        expect(await store.state.stateAfterEvent('$nothing')).toBeUndefined();
+      });
+    });
+
+    describe('rooms', () => {
+      it('creates a room once, keeps the first record, and tracks current state', async () => {
+        const created = await store.rooms.ensure({ roomId: '!room:test', roomVersion: '10', creator: '@a:x', createdTs: 5 });
+        expect(created).toEqual({ roomId: '!room:test', roomVersion: '10', creator: '@a:x', createdTs: 5, currentStateId: null });
+        expect(await store.rooms.ensure({ roomId: '!room:test', roomVersion: '11', creator: '@b:x', createdTs: 6 })).toEqual(created);
+        await store.rooms.setCurrentState('!room:test', 'ss_x');
+        expect((await store.rooms.get('!room:test'))?.currentStateId).toBe('ss_x');
+        expect(await store.rooms.get('!no-room:test')).toBeUndefined();
+      });
+
+      it('moves forward extremities: adds before removes, repeats harmlessly', async () => {
+        const room = '!fx:test';
+        await store.rooms.updateForwardExtremities(room, { add: ['$a'], remove: [] });
+        await store.rooms.updateForwardExtremities(room, { add: ['$b', '$c'], remove: [] });
+        await store.rooms.updateForwardExtremities(room, { add: ['$d'], remove: ['$b', '$c'] });
+        await store.rooms.updateForwardExtremities(room, { add: ['$d'], remove: ['$b', '$c'] });
+        expect(await store.rooms.getForwardExtremities(room)).toEqual(['$a', '$d']);
+        await store.rooms.updateForwardExtremities(room, { add: ['$a'], remove: ['$a'] });
+        expect(await store.rooms.getForwardExtremities(room)).toEqual(['$a', '$d']);
+        expect(await store.rooms.getForwardExtremities('!fx-empty:test')).toEqual([]);
+      });
+
+      it('keeps joined servers per room, and the rooms of a server', async () => {
+        await store.rooms.setJoinedServers('!js1:test', ['a.test', 'b.test']);
+        await store.rooms.setJoinedServers('!js2:test', ['b.test', 'c.test']);
+        await store.rooms.setJoinedServers('!js1:test', ['a.test', 'c.test']);
+        expect(await store.rooms.getJoinedServers('!js1:test')).toEqual(['a.test', 'c.test']);
+        await store.rooms.updateJoinedServers('!js2:test', { add: ['d.test'], remove: ['c.test'] });
+        expect(await store.rooms.getJoinedServers('!js2:test')).toEqual(['b.test', 'd.test']);
+        expect(await store.rooms.roomsOfServer('c.test')).toEqual(['!js1:test']);
+        expect(await store.rooms.roomsOfServer('b.test')).toEqual(['!js2:test']);
+      });
+    });
+
+    describe('received transactions', () => {
+      it('stores the first answer for (origin, txnId) and returns it for repeats', async () => {
+        const first = { origin: 'dedupe.test', txnId: 't1', response: { pdus: { '$e': {} } }, receivedTs: 100 };
+        expect(await store.receivedTransactions.get('dedupe.test', 't1')).toBeUndefined();
+        expect(await store.receivedTransactions.record(first)).toEqual(first);
+        expect(await store.receivedTransactions.record({ ...first, response: { pdus: {} }, receivedTs: 200 })).toEqual(first);
+        expect(await store.receivedTransactions.get('dedupe.test', 't1')).toEqual(first);
+        expect(await store.receivedTransactions.get('other.test', 't1')).toBeUndefined();
+        await store.receivedTransactions.record({ origin: 'dedupe.test', txnId: 't2', response: {}, receivedTs: 300 });
+        expect(await store.receivedTransactions.pruneBefore(200)).toBe(1);
+        expect(await store.receivedTransactions.get('dedupe.test', 't1')).toBeUndefined();
+        expect(await store.receivedTransactions.get('dedupe.test', 't2')).toBeDefined();
+      });
+    });
+
+    describe('destinations', () => {
+      it('keeps one transaction in flight, reuses its ID on retry, and moves the cursor only forward', async () => {
+        const d = 'cursor.test';
+        expect(await store.destinations.get(d)).toEqual({ destination: d, cursor: 0, inFlight: null, failures: 0, retryAt: null, lastSuccessTs: null });
+        expect(await store.destinations.beginTransaction(d, { txnId: 'tx1', upTo: 10 })).toEqual({ txnId: 'tx1', upTo: 10 });
+        expect(await store.destinations.beginTransaction(d, { txnId: 'tx2', upTo: 12 })).toEqual({ txnId: 'tx1', upTo: 10 });
+        await store.destinations.completeTransaction(d, 'tx-other', 50);
+        expect((await store.destinations.get(d)).cursor).toBe(0);
+        await store.destinations.completeTransaction(d, 'tx1', 50);
+        await store.destinations.completeTransaction(d, 'tx1', 60);
+        expect(await store.destinations.get(d)).toMatchObject({ cursor: 10, inFlight: null, lastSuccessTs: 50 });
+        await store.destinations.beginTransaction(d, { txnId: 'tx3', upTo: 4 });
+        await store.destinations.completeTransaction(d, 'tx3', 70);
+        expect((await store.destinations.get(d)).cursor).toBe(10);
+      });
+
+      it('counts failures, backs off, wakes, and resets on success', async () => {
+        await store.destinations.recordFailure('bo-a.test', 1000);
+        const twice = await store.destinations.recordFailure('bo-a.test', 3000);
+        expect([twice.failures, twice.retryAt]).toEqual([2, 3000]);
+        await store.destinations.recordFailure('bo-b.test', 2000);
+        await store.destinations.recordFailure('bo-c.test', 9000);
+        expect((await store.destinations.dueForRetry(5000, 10)).map((r) => r.destination).filter((n) => n.startsWith('bo-'))).toEqual(['bo-b.test', 'bo-a.test']);
+        expect(await store.destinations.dueForRetry(1500, 10)).toEqual([]);
+        await store.destinations.wake('bo-a.test');
+        expect(await store.destinations.get('bo-a.test')).toMatchObject({ failures: 2, retryAt: null });
+        await store.destinations.beginTransaction('bo-b.test', { txnId: 'x', upTo: 1 });
+        await store.destinations.completeTransaction('bo-b.test', 'x', 7);
+        expect(await store.destinations.get('bo-b.test')).toMatchObject({ failures: 0, retryAt: null, cursor: 1 });
+      });
+    });
+
+    describe('server keys', () => {
+      it('keeps own signing keys and marks retired ones', async () => {
+        await store.serverKeys.putOwn({ keyId: 'ed25519:a', seed: 'c2VlZA', publicKey: 'cHVi', createdTs: 1, expiredTs: null });
+        await store.serverKeys.putOwn({ keyId: 'ed25519:b', seed: 'c2VlZDI', publicKey: 'cHViMg', createdTs: 2, expiredTs: null });
+        await store.serverKeys.putOwn({ keyId: 'ed25519:a', seed: 'c2VlZA', publicKey: 'cHVi', createdTs: 1, expiredTs: 10 });
+        expect(await store.serverKeys.listOwn()).toEqual([
+          { keyId: 'ed25519:a', seed: 'c2VlZA', publicKey: 'cHVi', createdTs: 1, expiredTs: 10 },
+          { keyId: 'ed25519:b', seed: 'c2VlZDI', publicKey: 'cHViMg', createdTs: 2, expiredTs: null },
+        ]);
+      });
+
+      it('serves cached remote keys only within their validity, newest fetch winning', async () => {
+        const key = (over: Partial<RemoteServerKey>): RemoteServerKey => ({
+          serverName: 'keys.test',
+          keyId: 'ed25519:k1',
+          publicKey: 'a2V5MQ',
+          validUntilTs: 1000,
+          expiredTs: null,
+          fetchedTs: 10,
+          ...over,
+        });
+        await store.serverKeys.putRemote([key({}), key({ keyId: 'ed25519:old', publicKey: 'b2xk', validUntilTs: 0, expiredTs: 500 })]);
+        expect((await store.serverKeys.getRemote('keys.test', 'ed25519:k1', 1000))?.publicKey).toBe('a2V5MQ');
+        expect(await store.serverKeys.getRemote('keys.test', 'ed25519:k1', 1001)).toBeUndefined();
+        expect((await store.serverKeys.getRemote('keys.test', 'ed25519:old', 499))?.publicKey).toBe('b2xk');
+        expect(await store.serverKeys.getRemote('keys.test', 'ed25519:old', 500)).toBeUndefined();
+        await store.serverKeys.putRemote([key({ validUntilTs: 5000, fetchedTs: 20 })]);
+        await store.serverKeys.putRemote([key({ validUntilTs: 2000, fetchedTs: 15 })]);
+        expect((await store.serverKeys.getRemote('keys.test', 'ed25519:k1', 4000))?.validUntilTs).toBe(5000);
+        expect((await store.serverKeys.listRemote('keys.test')).map((k) => k.keyId)).toEqual(['ed25519:k1', 'ed25519:old']);
+        expect(await store.serverKeys.getRemote('nokeys.test', 'ed25519:k1', 0)).toBeUndefined();
+      });
+    });
+
+    describe('application services', () => {
+      const registration = (id: string, url: string): AppServiceRegistration => ({
+        id,
+        url,
+        asToken: `as-${id}`,
+        hsToken: `hs-${id}`,
+        senderLocalpart: 'bridge',
+        namespaces: { users: [{ exclusive: true, regex: '@rc_.*:gw\\.test' }], aliases: [], rooms: [] },
+      });
+
+      it('registers, replaces, lists and removes registrations', async () => {
+        await store.appServices.register(registration('as-one', 'http://one'));
+        await store.appServices.register(registration('as-two', 'http://two'));
+        await store.appServices.register(registration('as-one', 'http://one-b'));
+        expect((await store.appServices.get('as-one'))?.url).toBe('http://one-b');
+        expect((await store.appServices.list()).filter((r) => r.id.startsWith('as-')).map((r) => r.id)).toEqual(['as-one', 'as-two']);
+        await store.appServices.remove('as-two');
+        expect(await store.appServices.get('as-two')).toBeUndefined();
+      });
+
+      it('numbers transactions, reuses the in-flight one on retry, and advances the stream position', async () => {
+        expect(await store.appServices.getPosition('as-pos')).toEqual({ appServiceId: 'as-pos', streamPosition: 0, lastTxnId: 0, inFlight: null });
+        expect(await store.appServices.beginTransaction('as-pos', 7)).toEqual({ txnId: '1', upTo: 7 });
+        expect(await store.appServices.beginTransaction('as-pos', 9)).toEqual({ txnId: '1', upTo: 7 });
+        await store.appServices.completeTransaction('as-pos', '1');
+        await store.appServices.completeTransaction('as-pos', '1');
+        expect(await store.appServices.getPosition('as-pos')).toEqual({ appServiceId: 'as-pos', streamPosition: 7, lastTxnId: 1, inFlight: null });
+        expect(await store.appServices.beginTransaction('as-pos', 9)).toEqual({ txnId: '2', upTo: 9 });
+      });
+    });
+
+    describe('media', () => {
+      it('stores media metadata once and removes it', async () => {
+        const media: MediaRecord = {
+          origin: 'media.test',
+          mediaId: 'abc',
+          contentType: 'image/png',
+          size: 42,
+          uploadName: 'cat.png',
+          sha256: 'aGFzaA',
+          location: 'media/ab/c',
+          createdTs: 1,
+          uploader: '@a:media.test',
+        };
+        expect(await store.media.put(media)).toEqual(media);
+        expect(await store.media.put({ ...media, size: 1 })).toEqual(media);
+        expect(await store.media.get('media.test', 'abc')).toEqual(media);
+        await store.media.remove('media.test', 'abc');
+        expect(await store.media.get('media.test', 'abc')).toBeUndefined();
+      });
+    });
+
+    describe('audit', () => {
+      it('records every request and answers queries by peer, time, outcome and reason, newest first', async () => {
+        const base: AuditEntry = { direction: 'in', origin: 'aud-r1.test', destination: 'gw.test', method: 'PUT', path: '/_matrix/federation/v1/send/1', ts: 1000, durationMs: 3.5, status: 200, outcome: 'ok' };
+        const entries: AuditEntry[] = [
+          base,
+          { ...base, ts: 1001, status: 401, outcome: 'rejected', reason: 'M_UNAUTHORIZED', details: { header: 'bad signature' } },
+          { ...base, origin: 'aud-r2.test', ts: 1002, txnId: 't9', pduCount: 2, eduCount: 1 },
+          { ...base, direction: 'out', origin: 'gw.test', destination: 'aud-r1.test', ts: 1003, status: 0, outcome: 'error', reason: 'ECONNREFUSED' },
+          { ...base, ts: 1004, status: 403, outcome: 'rejected', reason: 'M_FORBIDDEN' },
+        ];
+        const stored = [];
+        for (const e of entries) stored.push(await store.audit.append(e));
+        expect(new Set(stored.map((r) => r.id)).size).toBe(entries.length);
+        const ids = (records: Array<{ ts: number }>) => records.map((r) => r.ts);
+        expect(ids(await store.audit.query({ origin: 'aud-r1.test' }))).toEqual([1004, 1001, 1000]);
+        expect(ids(await store.audit.query({ destination: 'aud-r1.test' }))).toEqual([1003]);
+        expect(ids(await store.audit.query({ origin: 'aud-r1.test', outcome: 'rejected' }))).toEqual([1004, 1001]);
+        const byReason = await store.audit.query({ reason: 'M_UNAUTHORIZED' });
+        expect(byReason).toEqual([{ ...entries[1], id: stored[1].id }]);
+        expect(ids(await store.audit.query({ direction: 'out', reason: 'ECONNREFUSED' }))).toEqual([1003]);
+        expect(ids(await store.audit.query({ sinceTs: 1001, untilTs: 1004 }).then((r) => r.filter((x) => x.origin.startsWith('aud-') || x.destination.startsWith('aud-'))))).toEqual([1003, 1002, 1001]);
+        expect(ids(await store.audit.query({ origin: 'aud-r1.test', limit: 1 }))).toEqual([1004]);
+        const r2 = (await store.audit.query({ origin: 'aud-r2.test' }))[0];
+        expect([r2.txnId, r2.pduCount, r2.eduCount, r2.reason]).toEqual(['t9', 2, 1, undefined]);
+        expect(await store.audit.pruneBefore(1002)).toBe(2);
+        expect(ids(await store.audit.query({ origin: 'aud-r1.test' }))).toEqual([1004]);
+      });
+    });
+
+    if (options.reopen) {
+      const reopen = options.reopen;
+      describe('durability', () => {
+        it('keeps everything written after close and reopen', async () => {
+          const room = '!durable:test';
+          await store.events.append(eventFor(room, '$durable-1', 1, { status: 'rejected', reason: 'kept' }));
+          const base = await store.state.derive(room, null, [entry('m.room.create', '', '$c')]);
+          const next = await store.state.derive(room, base, [entry('m.room.member', '@a:x', '$j')]);
+          await store.state.setForEvent('$durable-1', { before: base, after: next });
+          await store.rooms.updateForwardExtremities(room, { add: ['$durable-1'], remove: [] });
+          await store.destinations.recordFailure('durable.test', 77);
+          await store.receivedTransactions.record({ origin: 'durable.test', txnId: 'd1', response: { ok: true }, receivedTs: 1 });
+          await store.close();
+          store = await reopen();
+          expect(await store.events.get('$durable-1')).toMatchObject({ status: 'rejected', reason: 'kept' });
+          expect(asObject(await store.state.stateAfterEvent('$durable-1'))).toEqual({
+            [stateTupleKey('m.room.create', '')]: '$c',
+            [stateTupleKey('m.room.member', '@a:x')]: '$j',
+          });
+          expect(await store.rooms.getForwardExtremities(room)).toEqual(['$durable-1']);
+          expect(await store.destinations.get('durable.test')).toMatchObject({ failures: 1, retryAt: 77 });
+          expect((await store.receivedTransactions.get('durable.test', 'd1'))?.response).toEqual({ ok: true });
+        });
+      });
+    }
+  });
+}
