@@ -30,3 +30,23 @@ describe('state resolution v2: synapse scenarios', () => {
     });
   });
 });
+
+// tools/cli runs the replay command on this scenario; the fixture must stay what the recipe builds.
+describe('CLI fixture', () => {
+  const fixturePath = path.resolve(__dirname, '..', '..', '..', 'tools', 'cli', 'src', '__fixtures__', 'ban-vs-pl.room-v2.json');
+  const ban = file.cases.find((c) => c.name === 'test_ban_vs_pl')!;
+  const built = buildScenario(file, ban);
+  // Room version 2 uses v1-format references: [event_id, {sha256}] pairs.
+  const asV1Refs = (ids: readonly string[]) => ids.map((id) => [id, { sha256: 'not-checked-by-replay' }]);
+  const exported = built.events.map((e) => ({
+    ...e,
+    content: e.type === 'm.room.create' ? { ...e.content, room_version: '2' } : e.content,
+    prev_events: asV1Refs(e.prev_events),
+    auth_events: asV1Refs(e.auth_events),
+  }));
+
+  it('is test_ban_vs_pl exported as a v2 room', () => {
+    if (process.env.WRITE_FIXTURES === '1') require('node:fs').writeFileSync(fixturePath, JSON.stringify(exported, null, 2) + '\n');
+    expect(JSON.parse(readFileSync(fixturePath, 'utf8'))).toEqual(exported);
+  });
+});
