@@ -1,5 +1,5 @@
 // Every scenario of ../shared/vectors/synapse-state-v2-scenarios.json, built by the file's harness recipe.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { buildScenario, type ScenarioFile } from './__fixtures__/synapse-scenarios';
 import { replayRoom } from './replay';
@@ -46,7 +46,7 @@ describe('CLI fixture', () => {
   }));
 
   it('is test_ban_vs_pl exported as a v2 room', () => {
-    if (process.env.WRITE_FIXTURES === '1') require('node:fs').writeFileSync(fixturePath, JSON.stringify(exported, null, 2) + '\n');
+    if (process.env.WRITE_FIXTURES === '1') writeFileSync(fixturePath, JSON.stringify(exported, null, 2) + '\n');
     expect(JSON.parse(readFileSync(fixturePath, 'utf8'))).toEqual(exported);
   });
 });
