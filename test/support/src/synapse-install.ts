@@ -86,8 +86,19 @@ export interface EnsureSynapseOptions {
   ignoreSystemPython?: boolean;
 }
 
+let found: Promise<SynapseInstallation> | undefined;
+
 /** Returns a Python that imports Synapse, installing Synapse into the project virtualenv when needed. */
-export async function ensureSynapseInstalled(options: EnsureSynapseOptions = {}): Promise<SynapseInstallation> {
+export function ensureSynapseInstalled(options: EnsureSynapseOptions = {}): Promise<SynapseInstallation> {
+  if (options.venvDir || options.ignoreSystemPython) return locateOrInstall(options);
+  found ??= locateOrInstall(options).catch((error: unknown) => {
+    found = undefined; // let a later call retry, e.g. after the network came back
+    throw error;
+  });
+  return found;
+}
+
+async function locateOrInstall(options: EnsureSynapseOptions): Promise<SynapseInstallation> {
   const venvDir = options.venvDir ?? defaultVenvDir;
   const fromEnvironment = process.env.FEDGATE_SYNAPSE_PYTHON;
   if (fromEnvironment) {

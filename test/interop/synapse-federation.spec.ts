@@ -1,0 +1,61 @@
+// Two harness Synapses federating with each other over loopback: proves the harness configuration
+// that fedgate relies on (outbound federation to 127.0.0.1/::1 allowed, peers' certificates verified
+// against the test CA, keys fetched from the origin server) before any fedgate code is involved.
+import { createClient, Direction, type MatrixClient } from 'matrix-js-sdk';
+import { createTestCa, startSynapse, type SynapseHandle, type SynapseUser } from '@fedgate/testing';
+
+type SdkLogger = NonNullable<Parameters<typeof createClient>[0]['logger']>;
+const ignore = () => undefined;
+const warningsOnly: SdkLogger = { trace: ignore, debug: ignore, info: ignore, warn: console.warn, error: console.error, getChild: () => warningsOnly };
+
+const clientFor = (synapse: SynapseHandle, user: SynapseUser): MatrixClient =>
+  createClient({ baseUrl: synapse.clientUrl, accessToken: user.accessToken, userId: user.userId, deviceId: user.deviceId, logger: warningsOnly });
+
+async function eventually<T>(read: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (accept(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function messageBodies(client: MatrixClient, roomId: string): Promise<string[]> {
+  const page = await client.createMessagesRequest(roomId, null, 50, Direction.Forward);
+  return page.chunk.filter((event) => event.type === 'm.room.message').map((event) => String(event.content.body));
+}
+
+describe('two harness Synapses federating over loopback', () => {
+  const ca = createTestCa();
+  let first: SynapseHandle;
+  let second: SynapseHandle;
+
+  beforeAll(async () => {
+    [first, second] = await Promise.all([startSynapse({ ca, name: 'federation-a' }), startSynapse({ ca, name: 'federation-b' })]);
+  }, 600_000);
+
+  afterAll(async () => {
+    await Promise.all([first?.stop(), second?.stop()]);
+  });
+
+  it('joins a room across servers and delivers messages both ways', async () => {
+    const alice = await first.registerUser('alice');
+    const bob = await second.registerUser('bob');
+    const aliceClient = clientFor(first, alice);
+    const bobClient = clientFor(second, bob);
+    const { room_id: roomId } = await aliceClient.createRoom({ room_version: '12', preset: 'public_chat' as never });
+    await aliceClient.sendTextMessage(roomId, 'before bob');
+
+    await bobClient.joinRoom(roomId, { viaServers: [first.serverName] });
+    await bobClient.sendTextMessage(roomId, 'from the second server');
+
+    const seenByAlice = await eventually(() => messageBodies(aliceClient, roomId), (bodies) => bodies.includes('from the second server'));
+    expect(seenByAlice).toEqual(['before bob', 'from the second server']);
+    const members = await eventually(() => aliceClient.getJoinedRoomMembers(roomId), (response) => bob.userId in response.joined);
+    expect(members.joined).toHaveProperty(bob.userId);
+
+    await aliceClient.sendTextMessage(roomId, 'back to the second server');
+    const seenByBob = await eventually(() => messageBodies(bobClient, roomId), (bodies) => bodies.includes('back to the second server'));
+    expect(seenByBob).toContain('back to the second server');
+  }, 90_000);
+});
