@@ -1,0 +1,25 @@
+import { type ArgumentsHost, Catch, type ExceptionFilter } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { MatrixError } from './matrix-error';
+import { toMatrixError } from './to-matrix-error';
+
+/** Answers every failed request with a Matrix error body; anything unexpected is a logged 500 M_UNKNOWN. */
+@Catch()
+export class MatrixExceptionFilter implements ExceptionFilter {
+  constructor(private readonly logger: Logger) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    if (host.getType() !== 'http') throw exception;
+    const http = host.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    let error = toMatrixError(exception, request.is404 === true);
+    if (!error) {
+      this.logger.error({ err: exception, method: request.method, url: request.url }, 'request failed');
+      error = MatrixError.unknown();
+    }
+    if (reply.sent) return;
+    void reply.status(error.status).header('content-type', 'application/json').send(error.toBody());
+  }
+}
