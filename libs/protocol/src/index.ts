@@ -9,3 +9,7 @@ export * from './signing-key';
 export * from './json-signing';
 export * from './redaction';
 export * from './event-signing';
+export * from './identifiers';
+export * from './pdu-validation';
+export * from './x-matrix';
+export * from './server-keys';
