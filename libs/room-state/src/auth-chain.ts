@@ -1,5 +1,5 @@
 // Auth chains: everything reachable through `auth_events` links.
-import type { EventLookup } from './event';
+import type { EventLookup, RoomEvent } from './event';
 
 /**
  * The union of the auth chains of `eventIds`: their auth events, those events' auth events, and so on.
@@ -7,34 +7,39 @@ import type { EventLookup } from './event';
  */
 export function authChain(eventIds: Iterable<string>, lookup: EventLookup): Set<string> {
   const chain = new Set<string>();
-  const stack: string[] = [];
+  const starts: RoomEvent[] = [];
   for (const id of eventIds) {
     const e = lookup(id);
-    if (e) for (const a of e.auth_events) stack.push(a);
+    if (e) starts.push(e);
   }
-  while (stack.length > 0) {
-    const id = stack.pop()!;
-    if (chain.has(id)) continue;
-    const e = lookup(id);
-    if (!e) continue;
-    chain.add(id);
-    const auth = e.auth_events;
-    for (let i = 0; i < auth.length; i++) if (!chain.has(auth[i])) stack.push(auth[i]);
-  }
+  for (const e of starts) walkAuthEvents(e, chain, lookup);
   return chain;
+}
+
+/** Adds to `into` everything reachable from `event`'s auth events; each event is looked up and pushed once. */
+function walkAuthEvents(event: RoomEvent, into: Set<string>, lookup: EventLookup): void {
+  const stack: RoomEvent[] = [event];
+  while (stack.length > 0) {
+    const auth = stack.pop()!.auth_events;
+    for (let i = 0; i < auth.length; i++) {
+      const id = auth[i];
+      if (into.has(id)) continue;
+      const a = lookup(id);
+      if (!a) continue;
+      into.add(id);
+      stack.push(a);
+    }
+  }
 }
 
 /** `eventIds` together with their auth chains (the closure under `auth_events`). */
 export function authClosure(eventIds: Iterable<string>, lookup: EventLookup, into: Set<string> = new Set()): Set<string> {
-  const stack = [...eventIds];
-  while (stack.length > 0) {
-    const id = stack.pop()!;
+  for (const id of eventIds) {
     if (into.has(id)) continue;
     const e = lookup(id);
     if (!e) continue;
     into.add(id);
-    const auth = e.auth_events;
-    for (let i = 0; i < auth.length; i++) if (!into.has(auth[i])) stack.push(auth[i]);
+    walkAuthEvents(e, into, lookup);
   }
   return into;
 }
