@@ -111,7 +111,7 @@ export class HttpsTransport {
     }
     const declared = Number(headers['content-length']);
     if (Number.isFinite(declared) && declared > request.maxResponseBytes) {
-      response.body.destroy();
+      discard(response.body);
       throw tooLarge(target, request.maxResponseBytes);
     }
     const chunks: Buffer[] = [];
@@ -119,7 +119,7 @@ export class HttpsTransport {
     for await (const chunk of response.body) {
       received += (chunk as Buffer).length;
       if (received > request.maxResponseBytes) {
-        response.body.destroy();
+        discard(response.body);
         throw tooLarge(target, request.maxResponseBytes);
       }
       chunks.push(chunk as Buffer);
@@ -159,6 +159,12 @@ export class HttpsTransport {
     }
     return pool;
   }
+}
+
+/** Abandons a body we will not read; the connection is dropped rather than drained. */
+function discard(body: NodeJS.ReadableStream & { destroy(): void }): void {
+  body.on('error', () => undefined);
+  body.destroy();
 }
 
 function tooLarge(target: ResolvedDestination, limit: number): FederationClientError {
