@@ -1,29 +1,8 @@
 // Two harness Synapses federating with each other over loopback: proves the harness configuration
 // that fedgate relies on (outbound federation to 127.0.0.1/::1 allowed, peers' certificates verified
 // against the test CA, keys fetched from the origin server) before any fedgate code is involved.
-import { createClient, Direction, type MatrixClient } from 'matrix-js-sdk';
-import { createTestCa, startSynapse, type SynapseHandle, type SynapseUser } from '@fedgate/testing';
-
-type SdkLogger = NonNullable<Parameters<typeof createClient>[0]['logger']>;
-const ignore = () => undefined;
-const warningsOnly: SdkLogger = { trace: ignore, debug: ignore, info: ignore, warn: console.warn, error: console.error, getChild: () => warningsOnly };
-
-const clientFor = (synapse: SynapseHandle, user: SynapseUser): MatrixClient =>
-  createClient({ baseUrl: synapse.clientUrl, accessToken: user.accessToken, userId: user.userId, deviceId: user.deviceId, logger: warningsOnly });
-
-async function eventually<T>(read: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (accept(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-async function messageBodies(client: MatrixClient, roomId: string): Promise<string[]> {
-  const page = await client.createMessagesRequest(roomId, null, 50, Direction.Forward);
-  return page.chunk.filter((event) => event.type === 'm.room.message').map((event) => String(event.content.body));
-}
+import { createTestCa, startSynapse, type SynapseHandle } from '@fedgate/testing';
+import { eventually, matrixClientFor, messageBodies } from './support/matrix-client';
 
 describe('two harness Synapses federating over loopback', () => {
   const ca = createTestCa();
@@ -41,8 +20,8 @@ describe('two harness Synapses federating over loopback', () => {
   it('joins a room across servers and delivers messages both ways', async () => {
     const alice = await first.registerUser('alice');
     const bob = await second.registerUser('bob');
-    const aliceClient = clientFor(first, alice);
-    const bobClient = clientFor(second, bob);
+    const aliceClient = matrixClientFor(first, alice);
+    const bobClient = matrixClientFor(second, bob);
     const { room_id: roomId } = await aliceClient.createRoom({ room_version: '12', preset: 'public_chat' as never });
     await aliceClient.sendTextMessage(roomId, 'before bob');
 

@@ -2,8 +2,8 @@
 // client library, serving a self-signed key document over TLS that chains to the test CA only.
 import { createPublicKey, verify } from 'node:crypto';
 import { Agent, request } from 'undici';
-import { createClient, Direction, type MatrixClient } from 'matrix-js-sdk';
 import { sharedTestCa, startSynapse, type SynapseHandle, type SynapseUser } from '@fedgate/testing';
+import { matrixClientFor, messageBodies } from './support/matrix-client';
 
 interface ServerKeys {
   server_name: string;
@@ -28,18 +28,6 @@ async function fetchServerKeys(synapse: SynapseHandle, dispatcher: Agent): Promi
   const response = await request(`${synapse.federationUrl}/_matrix/key/v2/server`, { dispatcher });
   expect(response.statusCode).toBe(200);
   return (await response.body.json()) as ServerKeys;
-}
-
-type SdkLogger = NonNullable<Parameters<typeof createClient>[0]['logger']>;
-const ignore = () => undefined;
-const warningsOnly: SdkLogger = { trace: ignore, debug: ignore, info: ignore, warn: console.warn, error: console.error, getChild: () => warningsOnly };
-
-const clientFor = (synapse: SynapseHandle, user: SynapseUser): MatrixClient =>
-  createClient({ baseUrl: synapse.clientUrl, accessToken: user.accessToken, userId: user.userId, deviceId: user.deviceId, logger: warningsOnly });
-
-async function messageBodies(client: MatrixClient, roomId: string): Promise<string[]> {
-  const page = await client.createMessagesRequest(roomId, null, 50, Direction.Forward);
-  return page.chunk.filter((event) => event.type === 'm.room.message').map((event) => String(event.content.body));
 }
 
 describe('Synapse harness', () => {
@@ -71,8 +59,8 @@ describe('Synapse harness', () => {
   });
 
   it('hosts a room that a client library creates, joins and talks in', async () => {
-    const aliceClient = clientFor(synapse, alice);
-    const bobClient = clientFor(synapse, bob);
+    const aliceClient = matrixClientFor(synapse, alice);
+    const bobClient = matrixClientFor(synapse, bob);
     ({ room_id: roomId } = await aliceClient.createRoom({ room_version: '12', preset: 'public_chat' as never, name: 'harness' }));
     const create = await aliceClient.getStateEvent(roomId, 'm.room.create', '');
     expect(create.room_version).toBe('12');
@@ -115,9 +103,9 @@ describe('Synapse harness', () => {
 
     const keysAfter = await fetchServerKeys(synapse, trustsOnlyTestCa);
     expect(Object.keys(keysAfter.verify_keys)).toEqual(Object.keys(keysBefore.verify_keys));
-    const bobClient = clientFor(synapse, bob);
+    const bobClient = matrixClientFor(synapse, bob);
     expect(await messageBodies(bobClient, roomId)).toEqual(['hello from alice', 'hello from bob']);
     await bobClient.sendTextMessage(roomId, 'still here');
-    expect(await messageBodies(clientFor(synapse, alice), roomId)).toContain('still here');
+    expect(await messageBodies(matrixClientFor(synapse, alice), roomId)).toContain('still here');
   }, 120_000);
 });
