@@ -39,13 +39,16 @@ describe('gomatrixserverlib state resolution units', () => {
   const lookup = lookupOf(graphEvents);
   const sorted = (s: Iterable<string>) => [...s].sort();
 
-  it.each(units.full_auth_chain_v2_0.map((c: { name: string }) => [c.name, c]))('v2.0 auth chain: %s', (_n, c: { start: string[]; want_auth_chain: string[] }) => {
+  type ChainCase = { name: string; start: string[]; conflicted: string[]; want_auth_chain: string[]; want_conflicted_subgraph: string[] };
+  const cases = (list: ChainCase[]): Array<[string, ChainCase]> => list.map((c) => [c.name, c]);
+
+  it.each(cases(units.full_auth_chain_v2_0))('v2.0 auth chain: %s', (_n, c) => {
     expect(sorted(authChain(c.start, lookup))).toEqual(sorted(c.want_auth_chain));
   });
 
-  it.each(units.full_auth_chain_and_conflicted_subgraph_v2_1.map((c: { name: string }) => [c.name, c]))(
+  it.each(cases(units.full_auth_chain_and_conflicted_subgraph_v2_1))(
     'v2.1 auth chain and conflicted state subgraph: %s',
-    (_n, c: { start: string[]; conflicted: string[]; want_auth_chain: string[]; want_conflicted_subgraph: string[] }) => {
+    (_n, c) => {
       expect(sorted(authChain(c.start, lookup))).toEqual(sorted(c.want_auth_chain));
       expect(sorted(conflictedStateSubgraph(c.conflicted, lookup))).toEqual(sorted(c.want_conflicted_subgraph));
     },
