@@ -110,7 +110,20 @@ function tail(file: string, lines: number): string {
 
 const secret = () => randomBytes(24).toString('hex');
 
+/** Another process took a port between our probe and Synapse's bind; a fresh attempt picks new ones. */
+class PortTakenError extends Error {}
+
 export async function startSynapse(options: StartSynapseOptions = {}): Promise<SynapseHandle> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startSynapseOnce(options);
+    } catch (error) {
+      if (!(error instanceof PortTakenError) || attempt === 3) throw error;
+    }
+  }
+}
+
+async function startSynapseOnce(options: StartSynapseOptions): Promise<SynapseHandle> {
   const installation = await ensureSynapseInstalled();
   const ca = options.ca ?? sharedTestCa();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'fedgate-synapse-'));
@@ -155,7 +168,7 @@ export async function startSynapse(options: StartSynapseOptions = {}): Promise<S
   const startTimeoutMs = options.startTimeoutMs ?? 120_000;
 
   const failure = (reason: string) =>
-    new Error(
+    new (tail(logPath, 40).includes('Address already in use') ? PortTakenError : Error)(
       `Synapse ${serverName} (${installation.python}, ${installation.version}) ${reason}.` +
         `\nconfig: ${configPath}\nlog: ${logPath}\n--- last lines of the log ---\n${tail(logPath, 40)}`,
     );
@@ -224,6 +237,7 @@ export async function startSynapse(options: StartSynapseOptions = {}): Promise<S
     handle.lastStartMs = await launch();
   } catch (error) {
     await halt();
+    if (error instanceof PortTakenError) await rm(dataDir, { recursive: true, force: true });
     throw error;
   }
   return handle;
