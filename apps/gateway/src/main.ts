@@ -1,8 +1,11 @@
-// Embedded mode entry point (`npm start`): every service in one process.
-export async function main(): Promise<void> {
-  process.stdout.write('fedgate: the embedded gateway is not assembled yet\n');
+// Embedded mode entry point (`npm start`): every service in one process, data under config.dataDir.
+import { runService } from '@fedgate/service-kit';
+import { gatewayDefinition } from './gateway.modules';
+
+export function main(): void {
+  runService(gatewayDefinition);
 }
 
 if (require.main === module) {
-  void main();
+  main();
 }

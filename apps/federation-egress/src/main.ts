@@ -1,0 +1,7 @@
+// Distributed mode: federation egress as its own process.
+import { runService } from '@fedgate/service-kit';
+import { FederationEgressModule } from './federation-egress.module';
+
+if (require.main === module) {
+  runService({ name: 'federation-egress', workers: [FederationEgressModule] });
+}

@@ -1,0 +1,7 @@
+// Distributed mode: federation ingress as its own process, serving the federation HTTPS listener.
+import { runService } from '@fedgate/service-kit';
+import { FederationIngressModule } from './federation-ingress.module';
+
+if (require.main === module) {
+  runService({ name: 'federation-ingress', federation: [FederationIngressModule] });
+}

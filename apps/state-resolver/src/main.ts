@@ -1,0 +1,7 @@
+// Distributed mode: the state resolver as its own process.
+import { runService } from '@fedgate/service-kit';
+import { StateResolverModule } from './state-resolver.module';
+
+if (require.main === module) {
+  runService({ name: 'state-resolver', workers: [StateResolverModule] });
+}
