@@ -1,0 +1,182 @@
+// A chat-platform stand-in that connects to a homeserver the way Rocket.Chat's Matrix Bridge does:
+// as an application service. It receives transactions through matrix-org's AppService (which checks
+// the hs_token) and acts as its virtual users through matrix-js-sdk with identity assertion.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { AppService } from 'matrix-appservice';
+import { createClient, Method, type MatrixClient } from 'matrix-js-sdk';
+import { createBridgeRegistration, newToken, registrationYaml, type BridgeRegistration } from './bridge-registration';
+import { ReceivedEvents } from './received-events';
+
+export interface HomeserverAddress {
+  /** Client-server API base URL of the homeserver, e.g. `http://127.0.0.1:8008`. */
+  homeserverUrl: string;
+  /** The homeserver's server name (the part after the colon in its user IDs). */
+  serverName: string;
+}
+
+export interface StartTestBridgeOptions extends Partial<HomeserverAddress> {
+  /** Namespace prefix for virtual users and aliases; defaults to `chat`. */
+  prefix?: string;
+  /** Registration `id`; defaults to `test-bridge-<prefix>`. */
+  id?: string;
+  /** Host the homeserver reaches the bridge on; defaults to 127.0.0.1. */
+  host?: string;
+  receiveEphemeral?: boolean;
+  /** Per-request timeout of the bridge's client calls. */
+  requestTimeoutMs?: number;
+}
+
+export class TestBridge {
+  readonly received = new ReceivedEvents();
+  private readonly clients = new Map<string, MatrixClient>();
+  private homeserver: HomeserverAddress | undefined;
+
+  private constructor(
+    readonly registration: BridgeRegistration,
+    /** The registration YAML on disk, for `app_service_config_files` or fedgate's registration list. */
+    readonly registrationPath: string,
+    readonly url: string,
+    private readonly server: Server,
+    private readonly directory: string,
+    private readonly options: StartTestBridgeOptions,
+  ) {
+    if (options.homeserverUrl !== undefined && options.serverName !== undefined) {
+      this.homeserver = { homeserverUrl: options.homeserverUrl, serverName: options.serverName };
+    }
+  }
+
+  /**
+   * Points the bridge at its homeserver when that was not known at start: a homeserver that reads
+   * the registration file at start and picks its server name then (the Synapse harness does).
+   */
+  connect(homeserver: HomeserverAddress): void {
+    for (const client of this.clients.values()) client.stopClient();
+    this.clients.clear();
+    this.homeserver = homeserver;
+  }
+
+  static async start(options: StartTestBridgeOptions): Promise<TestBridge> {
+    const prefix = options.prefix ?? 'chat';
+    const host = options.host ?? '127.0.0.1';
+    const hsToken = newToken();
+    const appService = new AppService({ homeserverToken: hsToken });
+    // Our own server around the library's request handling, so port 0 can be used without a race.
+    const server = createServer(appService.expressApp);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, host, () => resolve());
+    });
+    const url = `http://${host}:${(server.address() as AddressInfo).port}`;
+    const registration = createBridgeRegistration({
+      id: options.id ?? `test-bridge-${prefix}`,
+      url,
+      serverName: options.serverName,
+      prefix,
+      receiveEphemeral: options.receiveEphemeral,
+      hsToken,
+    });
+    const directory = await mkdtemp(path.join(tmpdir(), 'fedgate-bridge-'));
+    const registrationPath = path.join(directory, 'registration.yaml');
+    await writeFile(registrationPath, registrationYaml(registration));
+
+    const bridge = new TestBridge(registration, registrationPath, url, server, directory, options);
+    appService.on('event', (event) => bridge.received.record('event', event));
+    appService.on('ephemeral', (event) => bridge.received.record('ephemeral', event));
+    return bridge;
+  }
+
+  get serverName(): string {
+    return this.connected().serverName;
+  }
+
+  /** The AS's own user, `@<sender_localpart>:<server>`. */
+  get botUserId(): string {
+    return `@${this.registration.sender_localpart}:${this.serverName}`;
+  }
+
+  /** `@<prefix>_<name>:<server>`: a user ID inside the bridge's exclusive namespace. */
+  virtualUserId(name: string): string {
+    return `@${this.prefix}_${name}:${this.serverName}`;
+  }
+
+  aliasFor(name: string): string {
+    return `#${this.prefix}_${name}:${this.serverName}`;
+  }
+
+  /**
+   * Registers a virtual user with the AS registration type (no password, no login). Registering
+   * one that exists already is fine: bridges do this lazily and repeat it.
+   */
+  async registerVirtualUser(localpart: string): Promise<string> {
+    const bot = this.asUser(this.botUserId);
+    try {
+      const response = await bot.http.authedRequest<{ user_id: string }>(Method.Post, '/register', undefined, {
+        type: 'm.login.application_service',
+        username: localpart,
+        inhibit_login: true,
+      });
+      return response.user_id;
+    } catch (err) {
+      if ((err as { errcode?: string }).errcode === 'M_USER_IN_USE') return `@${localpart}:${this.serverName}`;
+      throw err;
+    }
+  }
+
+  /**
+   * A matrix-js-sdk client acting as `userId` (a virtual user or the bot): the as_token as the
+   * access token plus `?user_id=` on every request (the spec's identity assertion). Not syncing:
+   * call the API directly; what the bridge is sent arrives in `received`.
+   */
+  asUser(userId: string): MatrixClient {
+    let client = this.clients.get(userId);
+    if (!client) {
+      client = createClient({
+        baseUrl: this.connected().homeserverUrl,
+        accessToken: this.registration.as_token,
+        userId,
+        useAuthorizationHeader: true,
+        // matrix-js-sdk 37 declares `queryParams` but its HTTP layer never applies it, so the
+        // `user_id` assertion goes in through the fetch function it does honour.
+        fetchFn: assertingIdentity(userId),
+        localTimeoutMs: this.options.requestTimeoutMs ?? 15_000,
+      });
+      this.clients.set(userId, client);
+    }
+    return client;
+  }
+
+  /** `waitForEvent` on everything the homeserver pushed to the bridge. */
+  waitForEvent(predicate: (event: Record<string, any>) => boolean, timeoutMs?: number): Promise<Record<string, any>> {
+    return this.received.waitForEvent(predicate, timeoutMs);
+  }
+
+  async stop(): Promise<void> {
+    for (const client of this.clients.values()) client.stopClient();
+    this.clients.clear();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await rm(this.directory, { recursive: true, force: true });
+  }
+
+  private connected(): HomeserverAddress {
+    if (!this.homeserver) throw new Error('the test bridge has no homeserver yet: pass homeserverUrl and serverName, or call connect()');
+    return this.homeserver;
+  }
+
+  private get prefix(): string {
+    return this.options.prefix ?? 'chat';
+  }
+}
+
+/** A fetch that adds `user_id=<userId>` to every request's query, unless one is there already. */
+function assertingIdentity(userId: string): typeof globalThis.fetch {
+  return (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (!url.searchParams.has('user_id')) url.searchParams.set('user_id', userId);
+    return globalThis.fetch(input instanceof Request ? new Request(url, input) : url, init);
+  };
+}
