@@ -1,3 +1,5 @@
+export * from './process';
+export { startNats, stopNats, restartNats, LocalNatsServer, ensureNatsServerBinary } from './nats';
 export * from './tls';
 export { startSynapse, registerSynapseUser, type StartSynapseOptions, type SynapseHandle, type SynapseUser } from './synapse';
 export { ensureSynapseInstalled, type SynapseInstallation } from './synapse-install';

@@ -1,0 +1,107 @@
+// The port services depend on. Adapters: JetStreamBus (distributed) and EmbeddedBus (one process, SQLite).
+import type { CommandSpec, CommandSubject, ConsumerSpec, StreamSpec, Subject } from './subjects';
+
+export type HandlerOutcome = { kind: 'ack' } | { kind: 'nak'; delayMs: number } | { kind: 'term'; reason: string };
+
+export const ack = (): HandlerOutcome => ({ kind: 'ack' });
+/** Try again later; counts as a delivery. */
+export const nak = (delayMs = 0): HandlerOutcome => ({ kind: 'nak', delayMs });
+/** Give up on this message: it goes to dead letters with the reason. */
+export const term = (reason: string): HandlerOutcome => ({ kind: 'term', reason });
+
+export type Headers = Record<string, string>;
+
+export interface ReceivedMessage<T> {
+  stream: string;
+  consumer: string;
+  subject: string;
+  messageId: string;
+  /** Stream sequence: unique within the stream. */
+  sequence: number;
+  /** 1 on first delivery. */
+  deliveryCount: number;
+  headers: Headers;
+  data: T;
+  /** For long work: tells the bus the handler is still busy, so the message is not redelivered. */
+  working(): void;
+}
+
+/** Returning nothing acks; throwing naks with backoff (and dead-letters at max deliveries). */
+export type MessageHandler<T> = (message: ReceivedMessage<T>) => Promise<HandlerOutcome | void> | HandlerOutcome | void;
+
+export interface RequestContext {
+  subject: string;
+  headers: Headers;
+}
+export type RequestHandler<Req, Res> = (request: Req, context: RequestContext) => Promise<Res> | Res;
+
+export interface PublishOptions {
+  /** Dedupe key: a second publish with the same ID within the window is dropped. */
+  messageId: string;
+  headers?: Headers;
+}
+
+export interface PublishResult {
+  stream: string;
+  sequence: number;
+  duplicate: boolean;
+}
+
+export interface ConsumerStats {
+  /** Messages not yet delivered (lag). */
+  pending: number;
+  /** Delivered and not yet settled. */
+  ackPending: number;
+}
+
+export interface BusSubscription {
+  readonly name: string;
+  stop(): Promise<void>;
+}
+
+export class BusRequestError extends Error {
+  constructor(
+    message: string,
+    readonly subject: string,
+  ) {
+    super(message);
+    this.name = 'BusRequestError';
+  }
+}
+
+export interface Bus {
+  /** Creates or updates the streams idempotently; call once at start-up. */
+  start(): Promise<void>;
+  publish<T>(subject: Subject<T>, data: T, options: PublishOptions): Promise<PublishResult>;
+  /** Creates or updates the durable consumer idempotently, then delivers to the handler until stopped. */
+  consume<T>(consumer: ConsumerSpec<T>, handler: MessageHandler<T>): Promise<BusSubscription>;
+  /** Synchronous command: one of the servers in the command's queue group answers. */
+  request<Req, Res>(subject: CommandSubject<Req, Res>, request: Req, options?: { timeoutMs?: number; headers?: Headers }): Promise<Res>;
+  serve<Req, Res>(command: CommandSpec<Req, Res>, handler: RequestHandler<Req, Res>): Promise<BusSubscription>;
+  consumerStats(consumer: ConsumerSpec): Promise<ConsumerStats>;
+  close(): Promise<void>;
+}
+
+/** Hooks for metrics; telemetry provides a Prometheus implementation. */
+export interface BusObserver {
+  published(subject: string, duplicate: boolean): void;
+  handled(consumer: string, outcome: 'ack' | 'nak' | 'dead'): void;
+  redelivered(consumer: string): void;
+  deadLettered(consumer: string, reason: string): void;
+}
+
+export const noopObserver: BusObserver = {
+  published: () => undefined,
+  handled: () => undefined,
+  redelivered: () => undefined,
+  deadLettered: () => undefined,
+};
+
+export interface BusOptions {
+  streams: StreamSpec[];
+  /** Where dead letters of a consumer are published. */
+  deadLetterSubject: (consumer: string) => string;
+  observer?: BusObserver;
+  /** Backoff after a handler throws, by delivery count. */
+  retryDelayMs?: (deliveryCount: number) => number;
+}

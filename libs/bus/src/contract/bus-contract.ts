@@ -1,0 +1,183 @@
+// One behavioural contract for every Bus adapter; each adapter's spec calls describeBusContract.
+import { ack, nak, term, type Bus, type BusSubscription, type ReceivedMessage } from '../bus';
+import type { DeadLetter, InboundPdu } from '../messages';
+import { busTopology, type BusTopology } from '../subjects';
+import { waitFor } from './wait-for';
+
+export interface ContractHarness {
+  bus: Bus;
+  /** Closes the bus and opens a new one on the same durable storage. */
+  reopen(): Promise<Bus>;
+  readStream<T>(streamName: string): Promise<{ subject: string; data: T }[]>;
+  close(): Promise<void>;
+}
+
+export type HarnessFactory = (topology: BusTopology) => Promise<ContractHarness>;
+
+let counter = 0;
+const uniquePrefix = () => `ct${process.pid}x${Date.now().toString(36)}x${counter++}`;
+
+const pdu = (roomId: string, n: number): InboundPdu => ({
+  eventId: `$${roomId}-${n}`,
+  roomId,
+  roomVersion: '10',
+  origin: 'remote.example',
+  txnId: 't1',
+  receivedAt: 0,
+  redacted: false,
+  pdu: { n },
+});
+
+export function describeBusContract(adapterName: string, createHarness: HarnessFactory): void {
+  describe(`Bus contract: ${adapterName}`, () => {
+    jest.setTimeout(30_000);
+    let topology: BusTopology;
+    let harness: ContractHarness;
+    let subscriptions: BusSubscription[];
+
+    beforeEach(async () => {
+      topology = busTopology({ prefix: uniquePrefix(), roomPartitions: 4, maxDeliver: 3 });
+      harness = await createHarness(topology);
+      await harness.bus.start();
+      subscriptions = [];
+    });
+    afterEach(async () => {
+      await Promise.all(subscriptions.map((s) => s.stop()));
+      await harness.close();
+    });
+
+    const publishPdu = (bus: Bus, p: InboundPdu) => bus.publish(topology.inboundPdu.subjectFor(p.roomId), p, { messageId: p.eventId });
+
+    it('keeps order within a partition, also when messages are redelivered', async () => {
+      const rooms = ['!a:x', '!b:x', '!c:x', '!d:x', '!e:x'];
+      const seen = new Map<string, number[]>();
+      const nakedOnce = new Set<string>();
+      for (let p = 0; p < topology.roomPartitions; p++) {
+        subscriptions.push(
+          await harness.bus.consume(topology.consumers.stateResolverInbound(p), (m: ReceivedMessage<InboundPdu>) => {
+            if (Number(m.data.pdu.n) % 4 === 1 && !nakedOnce.has(m.messageId)) {
+              nakedOnce.add(m.messageId);
+              return nak(5);
+            }
+            seen.set(m.data.roomId, [...(seen.get(m.data.roomId) ?? []), Number(m.data.pdu.n)]);
+            return ack();
+          }),
+        );
+      }
+      for (let n = 0; n < 12; n++) for (const room of rooms) await publishPdu(harness.bus, pdu(room, n));
+      await waitFor(() => rooms.every((r) => (seen.get(r)?.length ?? 0) === 12), 'all events handled');
+      for (const room of rooms) expect(seen.get(room)).toEqual([...Array(12).keys()]);
+    });
+
+    it('drops a second publish with the same message ID', async () => {
+      const first = await publishPdu(harness.bus, pdu('!a:x', 1));
+      const second = await publishPdu(harness.bus, pdu('!a:x', 1));
+      expect(first.duplicate).toBe(false);
+      expect(second.duplicate).toBe(true);
+      const handled: string[] = [];
+      const p = topology.inboundPdu.partitionOf('!a:x');
+      subscriptions.push(await harness.bus.consume(topology.consumers.stateResolverInbound(p), (m) => void handled.push(m.messageId)));
+      await publishPdu(harness.bus, pdu('!a:x', 2));
+      await waitFor(() => handled.length >= 2, 'both distinct events');
+      expect(handled).toEqual(['$!a:x-1', '$!a:x-2']);
+    });
+
+    it('redelivers after nak and after a thrown error, counting deliveries', async () => {
+      const counts: number[] = [];
+      const p = topology.inboundPdu.partitionOf('!a:x');
+      subscriptions.push(
+        await harness.bus.consume(topology.consumers.stateResolverInbound(p), (m) => {
+          counts.push(m.deliveryCount);
+          if (m.deliveryCount === 1) return nak(1);
+          if (m.deliveryCount === 2) throw new Error('transient');
+          return ack();
+        }),
+      );
+      await publishPdu(harness.bus, pdu('!a:x', 1));
+      await waitFor(() => counts.length === 3, 'three deliveries');
+      const stats = async () => harness.bus.consumerStats(topology.consumers.stateResolverInbound(p));
+      await waitFor(async () => (await stats()).ackPending === 0, 'settled');
+      expect(counts).toEqual([1, 2, 3]);
+      expect(await stats()).toEqual({ pending: 0, ackPending: 0 });
+    });
+
+    it('sends a message to dead letters after max deliveries, with the reason and count', async () => {
+      let attempts = 0;
+      const consumer = topology.consumers.stateResolverInbound(topology.inboundPdu.partitionOf('!a:x'));
+      subscriptions.push(
+        await harness.bus.consume(consumer, () => {
+          attempts++;
+          throw new Error('signature check service down');
+        }),
+      );
+      await publishPdu(harness.bus, pdu('!a:x', 1));
+      const letters = () => harness.readStream<DeadLetter>(topology.streams.deadLetters.name);
+      await waitFor(async () => (await letters()).length === 1, 'a dead letter');
+      const [letter] = await letters();
+      expect(attempts).toBe(3);
+      expect(letter.subject).toBe(topology.deadLetters.subjectFor(consumer.durable));
+      expect(letter.data).toMatchObject({ consumer: consumer.durable, messageId: '$!a:x-1', deliveryCount: 3 });
+      expect(letter.data.reason).toMatch(/max deliveries \(3\).*signature check service down/);
+      expect(JSON.parse(Buffer.from(letter.data.dataBase64, 'base64').toString())).toMatchObject({ eventId: '$!a:x-1' });
+    });
+
+    it('sends a terminated message to dead letters with the handler reason, and goes on', async () => {
+      const handled: number[] = [];
+      const consumer = topology.consumers.stateResolverInbound(topology.inboundPdu.partitionOf('!a:x'));
+      subscriptions.push(
+        await harness.bus.consume(consumer, (m: ReceivedMessage<InboundPdu>) => {
+          if (m.data.pdu.n === 1) return term('bad signature');
+          handled.push(Number(m.data.pdu.n));
+        }),
+      );
+      await publishPdu(harness.bus, pdu('!a:x', 1));
+      await publishPdu(harness.bus, pdu('!a:x', 2));
+      await waitFor(() => handled.length === 1, 'the next message');
+      const letters = await harness.readStream<DeadLetter>(topology.streams.deadLetters.name);
+      expect(letters.map((l) => [l.data.messageId, l.data.reason, l.data.deliveryCount])).toEqual([['$!a:x-1', 'handler terminated: bad signature', 1]]);
+      expect(handled).toEqual([2]);
+    });
+
+    it('answers a command over request/reply', async () => {
+      subscriptions.push(
+        await harness.bus.serve(topology.createEvent.command, async (command, context) => ({
+          ok: true as const,
+          eventId: `$${command.type}:${context.subject.split('.').pop()}`,
+        })),
+      );
+      const roomId = '!room:x';
+      const reply = await harness.bus.request(topology.createEvent.subjectFor(roomId), { roomId, sender: '@u:x', type: 'm.room.message', content: {} });
+      expect(reply).toEqual({ ok: true, eventId: `$m.room.message:${topology.inboundPdu.partitionOf(roomId)}` });
+    });
+
+    it('delivers what was queued before the consumer existed', async () => {
+      await publishPdu(harness.bus, pdu('!a:x', 1));
+      const handled: string[] = [];
+      subscriptions.push(
+        await harness.bus.consume(topology.consumers.stateResolverInbound(topology.inboundPdu.partitionOf('!a:x')), (m) => void handled.push(m.messageId)),
+      );
+      await waitFor(() => handled.length === 1, 'the backlog');
+      expect(handled).toEqual(['$!a:x-1']);
+    });
+
+    it('keeps unacknowledged work across a restart and does not redeliver acknowledged work', async () => {
+      const consumer = topology.consumers.stateResolverInbound(topology.inboundPdu.partitionOf('!a:x'));
+      const before: number[] = [];
+      const sub = await harness.bus.consume(consumer, (m: ReceivedMessage<InboundPdu>) => {
+        before.push(Number(m.data.pdu.n));
+      });
+      for (let n = 0; n < 5; n++) await publishPdu(harness.bus, pdu('!a:x', n));
+      await waitFor(() => before.length === 5, 'first batch');
+      await waitFor(async () => (await harness.bus.consumerStats(consumer)).ackPending === 0, 'acks recorded');
+      await sub.stop();
+      for (let n = 5; n < 10; n++) await publishPdu(harness.bus, pdu('!a:x', n));
+      const reopened = await harness.reopen();
+      await reopened.start();
+      const after: number[] = [];
+      subscriptions.push(await reopened.consume(consumer, (m: ReceivedMessage<InboundPdu>) => void after.push(Number(m.data.pdu.n))));
+      await waitFor(() => after.length === 5, 'queued work after restart');
+      expect(after).toEqual([5, 6, 7, 8, 9]);
+      expect(before).toEqual([0, 1, 2, 3, 4]);
+    });
+  });
+}

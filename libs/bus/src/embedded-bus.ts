@@ -1,0 +1,399 @@
+// The bus in one process, durable in a SQLite file (node:sqlite): work queued before a crash is
+// still there after reopening. Same contract as JetStreamBus; tables are prefixed `bus_` so the
+// embedded store can share the file. Several processes may open the file; claims are atomic.
+import { DatabaseSync } from 'node:sqlite';
+import { EventEmitter } from 'node:events';
+import {
+  BusRequestError,
+  noopObserver,
+  type Bus,
+  type BusObserver,
+  type BusOptions,
+  type BusSubscription,
+  type ConsumerStats,
+  type Headers,
+  type MessageHandler,
+  type PublishOptions,
+  type PublishResult,
+  type RequestHandler,
+} from './bus';
+import { decodeJson, encodeJson } from './codec';
+import { subjectMatches } from './partition';
+import { defaultRetryDelayMs, exhaustedBeforeHandling, settle, type Settlement } from './settlement';
+import type { CommandSpec, CommandSubject, ConsumerSpec, StreamSpec, Subject } from './subjects';
+import { withConsumerSpan, withProducerSpan } from './tracing';
+import type { DeadLetter } from './messages';
+
+export interface EmbeddedBusOptions extends BusOptions {
+  /** SQLite file; `:memory:` works but is not durable. */
+  path: string;
+  /** How often consumers look for work written by other processes or made visible by a delay. */
+  pollIntervalMs?: number;
+}
+
+interface PendingRow {
+  seq: number;
+  deliveries: number;
+  visible_at: number;
+}
+interface MessageRow {
+  seq: number;
+  stream: string;
+  subject: string;
+  msg_id: string;
+  data: Uint8Array;
+  headers: string;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS bus_messages (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  stream TEXT NOT NULL, subject TEXT NOT NULL, msg_id TEXT NOT NULL,
+  data BLOB NOT NULL, headers TEXT NOT NULL, published_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS bus_messages_by_msg_id ON bus_messages (stream, msg_id);
+CREATE TABLE IF NOT EXISTS bus_consumers (
+  durable TEXT PRIMARY KEY, stream TEXT NOT NULL, filter_subject TEXT NOT NULL,
+  max_deliver INTEGER NOT NULL, ack_wait_ms INTEGER NOT NULL, max_ack_pending INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS bus_pending (
+  durable TEXT NOT NULL, seq INTEGER NOT NULL, deliveries INTEGER NOT NULL DEFAULT 0,
+  visible_at INTEGER NOT NULL, PRIMARY KEY (durable, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS bus_pending_by_seq ON bus_pending (seq);
+`;
+
+export class EmbeddedBus implements Bus {
+  private readonly db: DatabaseSync;
+  private readonly events = new EventEmitter();
+  private readonly observer: BusObserver;
+  private readonly retryDelayMs: (n: number) => number;
+  private readonly pollIntervalMs: number;
+  private readonly responders = new Map<string, { pattern: string; handlers: RequestHandler<any, any>[]; next: number }>();
+  private readonly loops = new Set<ConsumerLoop>();
+  private pruneTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly options: EmbeddedBusOptions) {
+    this.db = new DatabaseSync(options.path);
+    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;');
+    this.db.exec(SCHEMA);
+    this.observer = options.observer ?? noopObserver;
+    this.retryDelayMs = options.retryDelayMs ?? defaultRetryDelayMs;
+    this.pollIntervalMs = options.pollIntervalMs ?? 100;
+    this.events.setMaxListeners(0);
+  }
+
+  async start(): Promise<void> {
+    this.prune();
+    this.pruneTimer = setInterval(() => this.prune(), 30_000);
+    this.pruneTimer.unref();
+  }
+
+  private streamFor(subject: string): StreamSpec {
+    const stream = this.options.streams.find((s) => s.subjects.some((p) => subjectMatches(p, subject)));
+    if (!stream) throw new Error(`no stream holds subject ${subject}`);
+    return stream;
+  }
+
+  private transaction<R>(work: () => R): R {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      this.db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      this.db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  /** Appends a message and queues it for every matching consumer; inside a transaction. */
+  private append(subject: string, bytes: Uint8Array, messageId: string, headers: Headers): PublishResult {
+    const stream = this.streamFor(subject);
+    const now = Date.now();
+    const seen = this.db
+      .prepare('SELECT seq FROM bus_messages WHERE stream = ? AND msg_id = ? AND published_at > ?')
+      .get(stream.name, messageId, now - stream.duplicateWindowMs) as { seq: number } | undefined;
+    if (seen) return { stream: stream.name, sequence: Number(seen.seq), duplicate: true };
+    const inserted = this.db
+      .prepare('INSERT INTO bus_messages (stream, subject, msg_id, data, headers, published_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(stream.name, subject, messageId, bytes, JSON.stringify(headers), now);
+    const seq = Number(inserted.lastInsertRowid);
+    const consumers = this.db.prepare('SELECT durable, filter_subject FROM bus_consumers WHERE stream = ?').all(stream.name) as {
+      durable: string;
+      filter_subject: string;
+    }[];
+    const queue = this.db.prepare('INSERT INTO bus_pending (durable, seq, deliveries, visible_at) VALUES (?, ?, 0, ?)');
+    for (const c of consumers) if (subjectMatches(c.filter_subject, subject)) queue.run(c.durable, seq, now);
+    return { stream: stream.name, sequence: seq, duplicate: false };
+  }
+
+  async publish<T>(subject: Subject<T>, data: T, options: PublishOptions): Promise<PublishResult> {
+    this.assertOpen();
+    const headers: Headers = { ...options.headers };
+    const result = await withProducerSpan(subject, options.messageId, headers, async () =>
+      this.transaction(() => this.append(subject, encodeJson(data), options.messageId, headers)),
+    );
+    this.observer.published(subject, result.duplicate);
+    if (!result.duplicate) this.events.emit('published');
+    return result;
+  }
+
+  async consume<T>(consumer: ConsumerSpec<T>, handler: MessageHandler<T>): Promise<BusSubscription> {
+    this.assertOpen();
+    this.ensureConsumer(consumer);
+    const loop = new ConsumerLoop(this, consumer, handler as MessageHandler<unknown>);
+    this.loops.add(loop);
+    loop.run();
+    return {
+      name: consumer.durable,
+      stop: async () => {
+        await loop.stop();
+        this.loops.delete(loop);
+      },
+    };
+  }
+
+  /** Creates the consumer (queueing what its stream already holds) or updates its limits. */
+  private ensureConsumer(consumer: ConsumerSpec): void {
+    this.transaction(() => {
+      const existing = this.db.prepare('SELECT filter_subject FROM bus_consumers WHERE durable = ?').get(consumer.durable) as
+        | { filter_subject: string }
+        | undefined;
+      if (existing) {
+        if (existing.filter_subject !== consumer.filterSubject)
+          throw new Error(`consumer ${consumer.durable} exists with filter ${existing.filter_subject}, not ${consumer.filterSubject}`);
+        this.db
+          .prepare('UPDATE bus_consumers SET max_deliver = ?, ack_wait_ms = ?, max_ack_pending = ? WHERE durable = ?')
+          .run(consumer.maxDeliver, consumer.ackWaitMs, consumer.maxAckPending, consumer.durable);
+        return;
+      }
+      this.db
+        .prepare('INSERT INTO bus_consumers (durable, stream, filter_subject, max_deliver, ack_wait_ms, max_ack_pending) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(consumer.durable, consumer.stream, consumer.filterSubject, consumer.maxDeliver, consumer.ackWaitMs, consumer.maxAckPending);
+      const backlog = this.db.prepare('SELECT seq, subject FROM bus_messages WHERE stream = ? ORDER BY seq').all(consumer.stream) as {
+        seq: number;
+        subject: string;
+      }[];
+      const queue = this.db.prepare('INSERT INTO bus_pending (durable, seq, deliveries, visible_at) VALUES (?, ?, 0, 0)');
+      for (const m of backlog) if (subjectMatches(consumer.filterSubject, m.subject)) queue.run(consumer.durable, m.seq);
+    });
+  }
+
+  /** Claims the next deliverable message for a consumer: the head window of maxAckPending keeps order. */
+  claimNext(consumer: ConsumerSpec, skip: Set<number>): { row: MessageRow; deliveries: number } | undefined {
+    return this.transaction(() => {
+      const now = Date.now();
+      const window = this.db
+        .prepare('SELECT seq, deliveries, visible_at FROM bus_pending WHERE durable = ? ORDER BY seq LIMIT ?')
+        .all(consumer.durable, consumer.maxAckPending) as unknown as PendingRow[];
+      const next = window.find((r) => r.visible_at <= now && !skip.has(Number(r.seq)));
+      if (!next) return undefined;
+      const deliveries = Number(next.deliveries) + 1;
+      this.db
+        .prepare('UPDATE bus_pending SET deliveries = ?, visible_at = ? WHERE durable = ? AND seq = ?')
+        .run(deliveries, now + consumer.ackWaitMs, consumer.durable, next.seq);
+      const row = this.db.prepare('SELECT seq, stream, subject, msg_id, data, headers FROM bus_messages WHERE seq = ?').get(next.seq) as unknown as
+        | MessageRow
+        | undefined;
+      if (!row) {
+        this.db.prepare('DELETE FROM bus_pending WHERE durable = ? AND seq = ?').run(consumer.durable, next.seq);
+        return undefined;
+      }
+      return { row, deliveries };
+    });
+  }
+
+  /** Milliseconds until the head window has something visible, capped by the poll interval. */
+  waitHint(consumer: ConsumerSpec): number {
+    const head = this.db
+      .prepare('SELECT MIN(visible_at) AS at FROM (SELECT visible_at FROM bus_pending WHERE durable = ? ORDER BY seq LIMIT ?)')
+      .get(consumer.durable, consumer.maxAckPending) as { at: number | null };
+    if (head.at === null) return this.pollIntervalMs;
+    return Math.max(1, Math.min(this.pollIntervalMs, Number(head.at) - Date.now()));
+  }
+
+  extendLease(consumer: ConsumerSpec, seq: number): void {
+    this.db.prepare('UPDATE bus_pending SET visible_at = ? WHERE durable = ? AND seq = ?').run(Date.now() + consumer.ackWaitMs, consumer.durable, seq);
+  }
+
+  apply(consumer: ConsumerSpec, row: MessageRow, deliveries: number, settlement: Settlement): void {
+    this.transaction(() => {
+      if (settlement.kind === 'nak') {
+        this.db.prepare('UPDATE bus_pending SET visible_at = ? WHERE durable = ? AND seq = ?').run(Date.now() + settlement.delayMs, consumer.durable, row.seq);
+        return;
+      }
+      if (settlement.kind === 'dead') {
+        const letter: DeadLetter = {
+          stream: row.stream,
+          subject: row.subject,
+          consumer: consumer.durable,
+          messageId: row.msg_id,
+          reason: settlement.reason,
+          deliveryCount: deliveries,
+          dataBase64: Buffer.from(row.data).toString('base64'),
+          headers: JSON.parse(row.headers) as Headers,
+          deadAt: Date.now(),
+        };
+        this.append(this.options.deadLetterSubject(consumer.durable), encodeJson(letter), `${consumer.durable}:${row.seq}`, {});
+      }
+      this.db.prepare('DELETE FROM bus_pending WHERE durable = ? AND seq = ?').run(consumer.durable, row.seq);
+    });
+    if (settlement.kind === 'dead') this.observer.deadLettered(consumer.durable, settlement.reason);
+    this.observer.handled(consumer.durable, settlement.kind);
+  }
+
+  get busObserver(): BusObserver {
+    return this.observer;
+  }
+  get retryDelay(): (n: number) => number {
+    return this.retryDelayMs;
+  }
+  onPublished(listener: () => void): () => void {
+    this.events.on('published', listener);
+    return () => this.events.off('published', listener);
+  }
+
+  async request<Req, Res>(subject: CommandSubject<Req, Res>, request: Req, options: { timeoutMs?: number; headers?: Headers } = {}): Promise<Res> {
+    this.assertOpen();
+    const entry = [...this.responders.values()].find((r) => subjectMatches(r.pattern, subject) && r.handlers.length > 0);
+    if (!entry) throw new BusRequestError(`no responder for ${subject}`, subject);
+    const handler = entry.handlers[entry.next++ % entry.handlers.length];
+    const headers: Headers = { ...options.headers };
+    // Round-trip through JSON so callers get the same copy semantics as over the network.
+    return withProducerSpan(subject, '', headers, async () =>
+      withConsumerSpan(subject, '', entry.pattern, headers, async () => decodeJson<Res>(encodeJson(await handler(decodeJson<Req>(encodeJson(request)), { subject, headers })))),
+    );
+  }
+
+  async serve<Req, Res>(command: CommandSpec<Req, Res>, handler: RequestHandler<Req, Res>): Promise<BusSubscription> {
+    const key = `${command.pattern}\u0000${command.queueGroup}`;
+    const entry = this.responders.get(key) ?? { pattern: command.pattern, handlers: [], next: 0 };
+    entry.handlers.push(handler);
+    this.responders.set(key, entry);
+    return {
+      name: command.queueGroup,
+      stop: async () => {
+        entry.handlers = entry.handlers.filter((h) => h !== handler);
+      },
+    };
+  }
+
+  async consumerStats(consumer: ConsumerSpec): Promise<ConsumerStats> {
+    const now = Date.now();
+    const row = this.db
+      .prepare('SELECT SUM(CASE WHEN deliveries > 0 AND visible_at > ? THEN 1 ELSE 0 END) AS inflight, COUNT(*) AS total FROM bus_pending WHERE durable = ?')
+      .get(now, consumer.durable) as { inflight: number | null; total: number };
+    const ackPending = Number(row.inflight ?? 0);
+    return { pending: Number(row.total) - ackPending, ackPending };
+  }
+
+  /** Reads a stream's messages (dead letters, tests). */
+  readStream<T>(streamName: string, filter = '>'): { subject: string; messageId: string; data: T }[] {
+    const rows = this.db.prepare('SELECT subject, msg_id, data FROM bus_messages WHERE stream = ? ORDER BY seq').all(streamName) as unknown as MessageRow[];
+    return rows.filter((r) => subjectMatches(filter, r.subject)).map((r) => ({ subject: r.subject, messageId: r.msg_id, data: decodeJson<T>(r.data) }));
+  }
+
+  private prune(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    for (const stream of this.options.streams) {
+      this.db.prepare('DELETE FROM bus_messages WHERE stream = ? AND published_at < ?').run(stream.name, now - stream.maxAgeMs);
+      if (stream.pruneWhenConsumed)
+        this.db
+          .prepare('DELETE FROM bus_messages WHERE stream = ? AND published_at < ? AND NOT EXISTS (SELECT 1 FROM bus_pending p WHERE p.seq = bus_messages.seq)')
+          .run(stream.name, now - stream.duplicateWindowMs);
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('bus is closed');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.loops].map((l) => l.stop()));
+    this.closed = true;
+    clearInterval(this.pruneTimer);
+    this.db.close();
+  }
+}
+
+class ConsumerLoop {
+  private running = true;
+  private done: Promise<void> = Promise.resolve();
+  private wake: (() => void) | undefined;
+  private readonly inFlight = new Set<number>();
+
+  constructor(
+    private readonly bus: EmbeddedBus,
+    private readonly consumer: ConsumerSpec,
+    private readonly handler: MessageHandler<unknown>,
+  ) {}
+
+  run(): void {
+    const unsubscribe = this.bus.onPublished(() => this.wake?.());
+    this.done = (async () => {
+      try {
+        while (this.running) {
+          const claimed = this.bus.claimNext(this.consumer, this.inFlight);
+          if (!claimed) {
+            await this.sleep(this.bus.waitHint(this.consumer));
+            continue;
+          }
+          await this.deliver(claimed.row, claimed.deliveries);
+        }
+      } finally {
+        unsubscribe();
+      }
+    })();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private async deliver(row: MessageRow, deliveries: number): Promise<void> {
+    const { consumer, bus } = this;
+    const seq = Number(row.seq);
+    if (deliveries > 1) bus.busObserver.redelivered(consumer.durable);
+    const exhausted = exhaustedBeforeHandling(deliveries, consumer.maxDeliver);
+    if (exhausted) return bus.apply(consumer, row, deliveries, exhausted);
+    const headers = JSON.parse(row.headers) as Headers;
+    this.inFlight.add(seq);
+    try {
+      const settlement = await withConsumerSpan(row.subject, row.msg_id, consumer.durable, headers, async () => {
+        try {
+          const outcome = await this.handler({
+            stream: row.stream,
+            consumer: consumer.durable,
+            subject: row.subject,
+            messageId: row.msg_id,
+            sequence: seq,
+            deliveryCount: deliveries,
+            headers,
+            data: decodeJson(row.data),
+            working: () => bus.extendLease(consumer, seq),
+          });
+          return settle({ outcome }, deliveries, consumer.maxDeliver, bus.retryDelay);
+        } catch (error) {
+          return settle({ error }, deliveries, consumer.maxDeliver, bus.retryDelay);
+        }
+      });
+      bus.apply(consumer, row, deliveries, settlement);
+    } finally {
+      this.inFlight.delete(seq);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.done;
+  }
+}

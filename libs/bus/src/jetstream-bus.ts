@@ -1,0 +1,296 @@
+// The bus over NATS JetStream: msgID dedupe, durable pull consumers with explicit ack, bounded
+// redelivery ending in dead letters, core request/reply for commands.
+import { connect } from '@nats-io/transport-node';
+import { headers as natsHeaders, nanos, type ConnectionOptions, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  jetstream,
+  jetstreamManager,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerConfig,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import {
+  BusRequestError,
+  noopObserver,
+  type Bus,
+  type BusObserver,
+  type BusOptions,
+  type BusSubscription,
+  type ConsumerStats,
+  type Headers,
+  type MessageHandler,
+  type PublishOptions,
+  type PublishResult,
+  type RequestHandler,
+} from './bus';
+import { decodeJson, encodeJson } from './codec';
+import { subjectMatches } from './partition';
+import { defaultRetryDelayMs, exhaustedBeforeHandling, settle, type Settlement } from './settlement';
+import type { CommandSpec, CommandSubject, ConsumerSpec, Subject } from './subjects';
+import { withConsumerSpan, withProducerSpan } from './tracing';
+import type { DeadLetter } from './messages';
+
+export interface JetStreamBusOptions extends BusOptions {
+  /** How long publish keeps retrying (e.g. across a server restart) before failing. */
+  publishRetryMs?: number;
+}
+
+const toNatsHeaders = (h: Headers): MsgHdrs => {
+  const out = natsHeaders();
+  for (const [k, v] of Object.entries(h)) out.set(k, v);
+  return out;
+};
+const fromNatsHeaders = (h: MsgHdrs | undefined): Headers => {
+  const out: Headers = {};
+  if (!h) return out;
+  for (const k of h.keys()) out[k.toLowerCase()] = h.get(k);
+  return out;
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class JetStreamBus implements Bus {
+  private readonly js: JetStreamClient;
+  private readonly observer: BusObserver;
+  private readonly retryDelayMs: (n: number) => number;
+  private readonly subscriptions = new Set<BusSubscription>();
+  private jsmPromise: Promise<JetStreamManager> | undefined;
+
+  constructor(
+    readonly connection: NatsConnection,
+    private readonly options: JetStreamBusOptions,
+    private readonly ownsConnection = false,
+  ) {
+    this.js = jetstream(connection);
+    this.observer = options.observer ?? noopObserver;
+    this.retryDelayMs = options.retryDelayMs ?? defaultRetryDelayMs;
+  }
+
+  /** Connects to the servers and returns a bus that closes the connection on close(). */
+  static async connect(connection: ConnectionOptions, options: JetStreamBusOptions): Promise<JetStreamBus> {
+    const nc = await connect({ maxReconnectAttempts: -1, reconnectTimeWait: 250, ...connection });
+    return new JetStreamBus(nc, options, true);
+  }
+
+  private jsm(): Promise<JetStreamManager> {
+    this.jsmPromise ??= jetstreamManager(this.connection);
+    return this.jsmPromise;
+  }
+
+  async start(): Promise<void> {
+    const jsm = await this.jsm();
+    for (const stream of this.options.streams) {
+      const config = {
+        name: stream.name,
+        subjects: stream.subjects,
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        discard: DiscardPolicy.Old,
+        max_age: nanos(stream.maxAgeMs),
+        duplicate_window: nanos(stream.duplicateWindowMs),
+      };
+      try {
+        await jsm.streams.info(stream.name);
+        await jsm.streams.update(stream.name, config);
+      } catch (error) {
+        if (!isApiError(error, JetStreamApiCodes.StreamNotFound)) throw error;
+        await jsm.streams.add(config);
+      }
+    }
+  }
+
+  async publish<T>(subject: Subject<T>, data: T, options: PublishOptions): Promise<PublishResult> {
+    const headers: Headers = { ...options.headers };
+    const bytes = encodeJson(data);
+    const ack = await withProducerSpan(subject, options.messageId, headers, () => this.publishWithRetry(subject, bytes, options.messageId, headers));
+    this.observer.published(subject, ack.duplicate);
+    return { stream: ack.stream, sequence: ack.seq, duplicate: ack.duplicate };
+  }
+
+  private async publishWithRetry(subject: string, bytes: Uint8Array, messageId: string, headers: Headers) {
+    const deadline = Date.now() + (this.options.publishRetryMs ?? 15_000);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.js.publish(subject, bytes, { msgID: messageId, headers: toNatsHeaders(headers) });
+      } catch (error) {
+        // The same msgID makes a retry safe: if the first attempt landed, the server reports a duplicate.
+        if (Date.now() > deadline || this.connection.isClosed()) throw error;
+        await sleep(Math.min(1000, 50 * attempt));
+      }
+    }
+  }
+
+  private async ensureConsumer(consumer: ConsumerSpec): Promise<void> {
+    const jsm = await this.jsm();
+    const config: Partial<ConsumerConfig> = {
+      durable_name: consumer.durable,
+      filter_subject: consumer.filterSubject,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      // One delivery beyond the handler's attempts, so a message whose handler never settled still
+      // reaches dead letters instead of being dropped by the server.
+      max_deliver: consumer.maxDeliver + 1,
+      ack_wait: nanos(consumer.ackWaitMs),
+      max_ack_pending: consumer.maxAckPending,
+    };
+    try {
+      const info = await jsm.consumers.info(consumer.stream, consumer.durable);
+      if (info.config.filter_subject !== consumer.filterSubject)
+        throw new Error(`consumer ${consumer.durable} exists with filter ${info.config.filter_subject}, not ${consumer.filterSubject}`);
+      await jsm.consumers.update(consumer.stream, consumer.durable, {
+        max_deliver: config.max_deliver,
+        ack_wait: config.ack_wait,
+        max_ack_pending: config.max_ack_pending,
+      });
+    } catch (error) {
+      if (!isApiError(error, JetStreamApiCodes.ConsumerNotFound)) throw error;
+      await jsm.consumers.add(consumer.stream, config);
+    }
+  }
+
+  async consume<T>(consumer: ConsumerSpec<T>, handler: MessageHandler<T>): Promise<BusSubscription> {
+    await this.ensureConsumer(consumer);
+    const jsConsumer = await this.js.consumers.get(consumer.stream, consumer.durable);
+    const messages: ConsumerMessages = await jsConsumer.consume({ max_messages: Math.min(256, Math.max(1, consumer.maxAckPending)) });
+    const loop = (async () => {
+      for await (const msg of messages) await this.deliver(consumer, handler as MessageHandler<unknown>, msg);
+    })();
+    const subscription: BusSubscription = {
+      name: consumer.durable,
+      stop: async () => {
+        this.subscriptions.delete(subscription);
+        await messages.close();
+        await loop.catch(() => undefined);
+      },
+    };
+    this.subscriptions.add(subscription);
+    return subscription;
+  }
+
+  private async deliver(consumer: ConsumerSpec, handler: MessageHandler<unknown>, msg: JsMsg): Promise<void> {
+    const deliveries = msg.info.deliveryCount;
+    if (deliveries > 1) this.observer.redelivered(consumer.durable);
+    const headers = fromNatsHeaders(msg.headers);
+    const messageId = headers['nats-msg-id'] ?? '';
+    const exhausted = exhaustedBeforeHandling(deliveries, consumer.maxDeliver);
+    if (exhausted) return this.apply(consumer, msg, headers, messageId, exhausted);
+    const settlement = await withConsumerSpan(msg.subject, messageId, consumer.durable, headers, async () => {
+      try {
+        const outcome = await handler({
+          stream: consumer.stream,
+          consumer: consumer.durable,
+          subject: msg.subject,
+          messageId,
+          sequence: msg.seq,
+          deliveryCount: deliveries,
+          headers,
+          data: decodeJson(msg.data),
+          working: () => msg.working(),
+        });
+        return settle({ outcome }, deliveries, consumer.maxDeliver, this.retryDelayMs);
+      } catch (error) {
+        return settle({ error }, deliveries, consumer.maxDeliver, this.retryDelayMs);
+      }
+    });
+    await this.apply(consumer, msg, headers, messageId, settlement);
+  }
+
+  private async apply(consumer: ConsumerSpec, msg: JsMsg, headers: Headers, messageId: string, settlement: Settlement): Promise<void> {
+    if (settlement.kind === 'ack') msg.ack();
+    else if (settlement.kind === 'nak') msg.nak(settlement.delayMs);
+    else {
+      const letter: DeadLetter = {
+        stream: consumer.stream,
+        subject: msg.subject,
+        consumer: consumer.durable,
+        messageId,
+        reason: settlement.reason,
+        deliveryCount: msg.info.deliveryCount,
+        dataBase64: Buffer.from(msg.data).toString('base64'),
+        headers,
+        deadAt: Date.now(),
+      };
+      // Recorded before the term: a crash in between redelivers, and the msgID dedupes the letter.
+      await this.publishWithRetry(this.options.deadLetterSubject(consumer.durable), encodeJson(letter), `${consumer.durable}:${msg.seq}`, {});
+      // Reason-less term: servers before 2.10.4 ignore "+TERM <reason>"; the reason is in the dead letter.
+      msg.term();
+      this.observer.deadLettered(consumer.durable, settlement.reason);
+    }
+    this.observer.handled(consumer.durable, settlement.kind);
+  }
+
+  async request<Req, Res>(subject: CommandSubject<Req, Res>, request: Req, options: { timeoutMs?: number; headers?: Headers } = {}): Promise<Res> {
+    const headers: Headers = { ...options.headers };
+    return withProducerSpan(subject, '', headers, async () => {
+      try {
+        const reply = await this.connection.request(subject, encodeJson(request), { timeout: options.timeoutMs ?? 10_000, headers: toNatsHeaders(headers) });
+        return decodeJson<Res>(reply.data);
+      } catch (error) {
+        throw new BusRequestError(`request to ${subject} failed: ${(error as Error).message}`, subject);
+      }
+    });
+  }
+
+  async serve<Req, Res>(command: CommandSpec<Req, Res>, handler: RequestHandler<Req, Res>): Promise<BusSubscription> {
+    const sub: Subscription = this.connection.subscribe(command.pattern, {
+      queue: command.queueGroup,
+      callback: (error, msg) => {
+        if (error) return;
+        const headers = fromNatsHeaders(msg.headers);
+        void withConsumerSpan(msg.subject, '', command.queueGroup, headers, async () => {
+          const response = await handler(decodeJson<Req>(msg.data), { subject: msg.subject, headers });
+          msg.respond(encodeJson(response));
+        }).catch((e: Error) => msg.respond(encodeJson({ ok: false, errcode: 'M_UNKNOWN', error: e.message })));
+      },
+    });
+    const subscription: BusSubscription = {
+      name: command.queueGroup,
+      stop: async () => {
+        this.subscriptions.delete(subscription);
+        await sub.drain();
+      },
+    };
+    this.subscriptions.add(subscription);
+    return subscription;
+  }
+
+  async consumerStats(consumer: ConsumerSpec): Promise<ConsumerStats> {
+    const info = await (await this.jsm()).consumers.info(consumer.stream, consumer.durable);
+    return { pending: info.num_pending, ackPending: info.num_ack_pending };
+  }
+
+  /** Reads a stream's messages from the start (dead letters, tests). */
+  async readStream<T>(streamName: string, filter = '>'): Promise<{ subject: string; messageId: string; data: T }[]> {
+    const jsm = await this.jsm();
+    const info = await jsm.streams.info(streamName);
+    const out: { subject: string; messageId: string; data: T }[] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+      try {
+        const m = await jsm.streams.getMessage(streamName, { seq });
+        if (!m) continue;
+        if (!subjectMatches(filter, m.subject)) continue;
+        out.push({ subject: m.subject, messageId: m.header?.get('Nats-Msg-Id') ?? '', data: decodeJson<T>(m.data) });
+      } catch {
+        // deleted
+      }
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.subscriptions].map((s) => s.stop()));
+    if (this.ownsConnection && !this.connection.isClosed()) await this.connection.drain();
+  }
+}
+
+function isApiError(error: unknown, code: number): boolean {
+  return error instanceof JetStreamApiError && error.code === code;
+}

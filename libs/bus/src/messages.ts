@@ -1,0 +1,84 @@
+// Message schemas carried on the bus, one per subject family (see subjects.ts).
+// PDUs and events stay plain JSON objects here: the protocol library owns their typed shapes.
+
+export type JsonObject = Record<string, unknown>;
+
+/** A PDU that passed ingress's stateless checks; message ID = event ID. */
+export interface InboundPdu {
+  eventId: string;
+  roomId: string;
+  roomVersion: string;
+  origin: string;
+  /** Transaction it arrived in, for the audit trail. */
+  txnId: string;
+  receivedAt: number;
+  /** Content hash mismatch: the redacted form is what is carried. */
+  redacted: boolean;
+  pdu: JsonObject;
+}
+
+/** An EDU from a remote server; message ID = `${origin}:${txnId}:${index}`. */
+export interface InboundEdu {
+  origin: string;
+  txnId: string;
+  eduType: string;
+  receivedAt: number;
+  content: JsonObject;
+}
+
+export type EventOutcome = 'accepted' | 'soft-failed' | 'rejected';
+
+/** A persisted event published by state-resolver; message ID = event ID. */
+export interface RoomLogEntry {
+  eventId: string;
+  roomId: string;
+  outcome: EventOutcome;
+  /** Whether this server created it (federation-egress sends only these, plus backfill answers). */
+  local: boolean;
+  event: JsonObject;
+  /** State keys changed by this event: `${type}\u0000${stateKey}` → new event ID (null when removed). */
+  stateDelta: Record<string, string | null>;
+  /** Servers with joined members at this event: the destinations for an outgoing event. */
+  joinedServers: string[];
+  streamOrdering?: number;
+}
+
+/** Command to state-resolver: build, authorize, persist and publish a local event (request/reply). */
+export interface CreateEventCommand {
+  roomId: string;
+  sender: string;
+  type: string;
+  stateKey?: string;
+  content: JsonObject;
+  /** Client transaction ID, so a retried command returns the same event. */
+  txnId?: string;
+}
+
+export type CreateEventReply = { ok: true; eventId: string } | { ok: false; errcode: string; error: string };
+
+/** One item for a destination's durable queue; message ID = `${destination}:${eventId or eduId}`. */
+export type EgressEntry =
+  | { kind: 'pdu'; destination: string; roomId: string; eventId: string; enqueuedAt: number }
+  | { kind: 'edu'; destination: string; eduType: string; eduId: string; content: JsonObject; enqueuedAt: number };
+
+/** One event for an application service's push queue; message ID = `${appserviceId}:${eventId}`. */
+export interface AppServicePush {
+  appserviceId: string;
+  roomId: string;
+  eventId: string;
+  event: JsonObject;
+}
+
+/** What the bus records when a message cannot be handled: never a silent drop. */
+export interface DeadLetter {
+  stream: string;
+  subject: string;
+  consumer: string;
+  messageId: string;
+  reason: string;
+  deliveryCount: number;
+  /** The original payload, base64 (it may not have been valid JSON). */
+  dataBase64: string;
+  headers: Record<string, string>;
+  deadAt: number;
+}

@@ -1,0 +1,175 @@
+// The one place that names every stream, subject, durable consumer and command of the bus.
+// Per-room work is partitioned by a hash of the room ID, per-destination work by a hash of the
+// server name: order holds within a partition, and partitions spread over replicas.
+// Changing a partition count remaps keys: drain the streams first.
+import type {
+  AppServicePush,
+  CreateEventCommand,
+  CreateEventReply,
+  DeadLetter,
+  EgressEntry,
+  InboundEdu,
+  InboundPdu,
+  RoomLogEntry,
+} from './messages';
+import { partitionOf } from './partition';
+
+declare const carries: unique symbol;
+/** A subject (or subject pattern) that carries messages of type T. */
+export type Subject<T> = string & { readonly [carries]?: T };
+/** A command subject: requests of type Req answered with Res. */
+export type CommandSubject<Req, Res> = string & { readonly [carries]?: [Req, Res] };
+
+export interface StreamSpec {
+  name: string;
+  subjects: string[];
+  maxAgeMs: number;
+  /** JetStream's server-side dedupe window for message IDs. */
+  duplicateWindowMs: number;
+  /** Embedded adapter: drop a message once every consumer settled it and the dedupe window passed. */
+  pruneWhenConsumed: boolean;
+}
+
+export interface ConsumerSpec<T = unknown> {
+  stream: string;
+  durable: string;
+  filterSubject: Subject<T>;
+  /** Handler attempts; one more delivery (after a crash or ack timeout) goes straight to dead letters. */
+  maxDeliver: number;
+  ackWaitMs: number;
+  /** 1 keeps strict order within the filter; more allows in-flight messages for throughput. */
+  maxAckPending: number;
+}
+
+export interface CommandSpec<Req, Res> {
+  /** Subject pattern served (wildcards allowed); requests go to concrete subjects within it. */
+  pattern: CommandSubject<Req, Res>;
+  queueGroup: string;
+  timeoutMs: number;
+}
+
+export interface TopologyConfig {
+  /** Subject and stream prefix; tests use a unique one to share a server. */
+  prefix?: string;
+  roomPartitions?: number;
+  destinationPartitions?: number;
+  maxDeliver?: number;
+  ackWaitMs?: number;
+  retentionMs?: number;
+  duplicateWindowMs?: number;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** A subject token from arbitrary text (room IDs, server names, EDU types contain `.`, `:`, `*`...). */
+export function subjectToken(text: string): string {
+  return text.replace(/[^A-Za-z0-9_-]/g, (c) => `~${c.charCodeAt(0).toString(16)}`);
+}
+
+export function busTopology(config: TopologyConfig = {}) {
+  const prefix = config.prefix ?? 'fedgate';
+  const streamPrefix = prefix.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+  const roomPartitions = config.roomPartitions ?? 16;
+  const destinationPartitions = config.destinationPartitions ?? 16;
+  const maxDeliver = config.maxDeliver ?? 10;
+  const ackWaitMs = config.ackWaitMs ?? 30_000;
+  const retentionMs = config.retentionMs ?? 7 * DAY_MS;
+  const duplicateWindowMs = config.duplicateWindowMs ?? 2 * 60_000;
+
+  const stream = (suffix: string, subjects: string[], pruneWhenConsumed = true): StreamSpec => ({
+    name: `${streamPrefix}_${suffix}`,
+    subjects,
+    maxAgeMs: retentionMs,
+    duplicateWindowMs,
+    pruneWhenConsumed,
+  });
+  const streams = {
+    inbound: stream('INBOUND', [`${prefix}.inbound.>`]),
+    roomLog: stream('ROOM_LOG', [`${prefix}.room.log.>`]),
+    egress: stream('EGRESS', [`${prefix}.egress.>`]),
+    appservice: stream('APPSERVICE', [`${prefix}.appservice.>`]),
+    deadLetters: stream('DEAD_LETTERS', [`${prefix}.dead.>`], false),
+  };
+
+  const partitioned = <T>(base: string, count: number) => ({
+    partitions: count,
+    partitionOf: (key: string) => partitionOf(key, count),
+    /** Subject for a key (room ID or server name). */
+    subjectFor: (key: string): Subject<T> => `${base}.${partitionOf(key, count)}`,
+    partition: (p: number): Subject<T> => `${base}.${p}`,
+    all: `${base}.*` as Subject<T>,
+  });
+
+  const inboundPdu = partitioned<InboundPdu>(`${prefix}.inbound.pdu`, roomPartitions);
+  const roomLog = partitioned<RoomLogEntry>(`${prefix}.room.log`, roomPartitions);
+  const egress = partitioned<EgressEntry>(`${prefix}.egress.dest`, destinationPartitions);
+  const inboundEdu = {
+    subjectFor: (eduType: string): Subject<InboundEdu> => `${prefix}.inbound.edu.${subjectToken(eduType)}`,
+    all: `${prefix}.inbound.edu.*` as Subject<InboundEdu>,
+  };
+  const appservice = {
+    subjectFor: (appserviceId: string): Subject<AppServicePush> => `${prefix}.appservice.${subjectToken(appserviceId)}`,
+  };
+  const deadLetters = {
+    subjectFor: (consumer: string): Subject<DeadLetter> => `${prefix}.dead.${subjectToken(consumer)}`,
+    all: `${prefix}.dead.>` as Subject<DeadLetter>,
+  };
+  const createEventBase = `${prefix}.cmd.create-event`;
+  const createEvent = {
+    subjectFor: (roomId: string): CommandSubject<CreateEventCommand, CreateEventReply> => `${createEventBase}.${partitionOf(roomId, roomPartitions)}`,
+    command: {
+      pattern: `${createEventBase}.*` as CommandSubject<CreateEventCommand, CreateEventReply>,
+      queueGroup: `${prefix}-state-resolver`,
+      timeoutMs: 10_000,
+    } satisfies CommandSpec<CreateEventCommand, CreateEventReply>,
+  };
+
+  const consumer = <T>(s: StreamSpec, durable: string, filterSubject: Subject<T>, maxAckPending: number): ConsumerSpec<T> => ({
+    stream: s.name,
+    durable: `${prefix}-${durable}`,
+    filterSubject,
+    maxDeliver,
+    ackWaitMs,
+    maxAckPending,
+  });
+  const consumers = {
+    /** state-resolver: one ordered consumer per room partition. */
+    stateResolverInbound: (p: number) => consumer(streams.inbound, `state-resolver-pdu-${p}`, inboundPdu.partition(p), 1),
+    /** chat-sync: EDUs (typing, receipts, presence, to-device) for the chat platform; order not needed. */
+    chatSyncEdus: () => consumer(streams.inbound, 'chat-sync-edu', inboundEdu.all, 256),
+    /** chat-sync: room event log per partition, to fan out to application services. */
+    chatSyncRoomLog: (p: number) => consumer(streams.roomLog, `chat-sync-room-log-${p}`, roomLog.partition(p), 1),
+    /** federation-egress: room event log per partition, to compute destinations. */
+    egressRoomLog: (p: number) => consumer(streams.roomLog, `egress-room-log-${p}`, roomLog.partition(p), 1),
+    /** federation-egress: destination queues per destination partition. */
+    egressDestinations: (p: number) => consumer(streams.egress, `egress-dest-${p}`, egress.partition(p), 1),
+    /** chat-sync: one push queue per application service. */
+    appservicePush: (appserviceId: string) =>
+      consumer(streams.appservice, `appservice-${subjectToken(appserviceId)}`, appservice.subjectFor(appserviceId), 1),
+  };
+
+  return {
+    prefix,
+    roomPartitions,
+    destinationPartitions,
+    streams,
+    allStreams: Object.values(streams),
+    inboundPdu,
+    inboundEdu,
+    roomLog,
+    egress,
+    appservice,
+    deadLetters,
+    createEvent,
+    consumers,
+  };
+}
+
+export type BusTopology = ReturnType<typeof busTopology>;
+
+/** Partitions a replica owns when `replicaCount` replicas split `partitionCount` partitions. */
+export function partitionsForReplica(replicaIndex: number, replicaCount: number, partitionCount: number): number[] {
+  const owned: number[] = [];
+  for (let p = 0; p < partitionCount; p++) if (p % replicaCount === replicaIndex) owned.push(p);
+  return owned;
+}
