@@ -108,6 +108,22 @@ function tail(file: string, lines: number): string {
   return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
 }
 
+// Runs `python -m synapse.app.homeserver ARGS`, but first asks Linux to SIGTERM it when its parent
+// dies, so a jest worker that is killed outright leaves no Synapse holding ports. Elsewhere it just runs.
+const DIE_WITH_PARENT_LAUNCHER = `
+import os, signal, sys, runpy
+parent = int(sys.argv.pop(1))
+try:
+    import ctypes
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except Exception:
+    pass
+if os.getppid() != parent:
+    sys.exit('parent exited before Synapse started')
+sys.argv[0] = 'synapse.app.homeserver'
+runpy.run_module('synapse.app.homeserver', run_name='__main__', alter_sys=True)
+`;
+
 const secret = () => randomBytes(24).toString('hex');
 
 /** Another process took a port between our probe and Synapse's bind; a fresh attempt picks new ones. */
@@ -176,7 +192,7 @@ async function startSynapseOnce(options: StartSynapseOptions): Promise<SynapseHa
   async function launch(): Promise<number> {
     const started = Date.now();
     const log = openSync(logPath, 'a');
-    const spawned = spawn(installation.python, ['-m', 'synapse.app.homeserver', '-c', configPath], {
+    const spawned = spawn(installation.python, ['-c', DIE_WITH_PARENT_LAUNCHER, String(process.pid), '-c', configPath], {
       cwd: dataDir,
       stdio: ['ignore', log, log],
       env: { ...process.env, PYTHONUNBUFFERED: '1' },
