@@ -19,8 +19,10 @@ const moduleNameMapper = Object.fromEntries(
 const esmPackages = ['@nestjs', 'matrix-js-sdk', 'matrix-events-sdk', 'matrix-widget-api', 'p-retry', 'is-network-error', 'uuid', 'file-type', 'oidc-client-ts', 'jwt-decode', '@matrix-org'];
 
 const { jsc, module: mod } = swcOptions();
+// jest's CommonJS runtime cannot run import() without --experimental-vm-modules (NestFactory loads
+// @nestjs/microservices that way), so under jest dynamic imports become require().
 const transform = {
-  '^.+\\.(t|j|mj|cj)s$': ['@swc/jest', { jsc: { ...jsc, paths: undefined, baseUrl: undefined }, module: mod, sourceMaps: 'inline', swcrc: false }],
+  '^.+\\.(t|j|mj|cj)s$': ['@swc/jest', { jsc: { ...jsc, paths: undefined, baseUrl: undefined }, module: { ...mod, ignoreDynamic: false }, sourceMaps: 'inline', swcrc: false }],
 };
 
 const common = {

@@ -1,0 +1,29 @@
+import { trace } from '@opentelemetry/api';
+import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+
+/** trace_id and span_id of the active span, for every log line written inside it. */
+export function traceFields(): { trace_id?: string; span_id?: string } {
+  const span = trace.getActiveSpan();
+  if (!span) return {};
+  const { traceId, spanId } = span.spanContext();
+  return { trace_id: traceId, span_id: spanId };
+}
+
+export interface LoggerConfig {
+  service: string;
+  level?: string;
+  destination?: DestinationStream;
+}
+
+/** JSON logs (pino) carrying the service name and the active trace. */
+export function createLogger(config: LoggerConfig): Logger {
+  const options: LoggerOptions = {
+    level: config.level ?? process.env.FEDGATE_LOG_LEVEL ?? 'info',
+    base: { service: config.service },
+    mixin: traceFields,
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  return config.destination ? pino(options, config.destination) : pino(options);
+}
+
+export type { Logger } from 'pino';

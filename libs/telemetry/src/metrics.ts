@@ -1,0 +1,71 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Bus, BusObserver, ConsumerSpec } from '@fedgate/bus';
+
+export function createMetricsRegistry(service: string, defaults = true): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  if (defaults) collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+/** Bus counters in Prometheus form; pass as the bus adapter's observer. */
+export function prometheusBusObserver(registry: Registry): BusObserver {
+  const published = new Counter({ name: 'fedgate_bus_published_total', help: 'Messages published', labelNames: ['subject', 'duplicate'], registers: [registry] });
+  const handled = new Counter({ name: 'fedgate_bus_handled_total', help: 'Deliveries settled', labelNames: ['consumer', 'outcome'], registers: [registry] });
+  const redelivered = new Counter({ name: 'fedgate_bus_redeliveries_total', help: 'Deliveries after the first', labelNames: ['consumer'], registers: [registry] });
+  const dead = new Counter({ name: 'fedgate_bus_dead_letters_total', help: 'Messages sent to dead letters', labelNames: ['consumer'], registers: [registry] });
+  return {
+    published: (subject, duplicate) => published.inc({ subject, duplicate: String(duplicate) }),
+    handled: (consumer, outcome) => handled.inc({ consumer, outcome }),
+    redelivered: (consumer) => redelivered.inc({ consumer }),
+    deadLettered: (consumer) => dead.inc({ consumer }),
+  };
+}
+
+/** Consumer lag and ack-pending, read from the bus at scrape time. */
+export function registerConsumerGauges(registry: Registry, bus: Bus, consumers: () => ConsumerSpec[]): void {
+  const ackPending = new Gauge({ name: 'fedgate_bus_consumer_ack_pending', help: 'Delivered, not yet settled', labelNames: ['consumer'], registers: [registry] });
+  new Gauge({
+    name: 'fedgate_bus_consumer_lag',
+    help: 'Messages not yet delivered to the consumer',
+    labelNames: ['consumer'],
+    registers: [registry],
+    async collect() {
+      for (const consumer of consumers()) {
+        try {
+          const stats = await bus.consumerStats(consumer);
+          this.set({ consumer: consumer.durable }, stats.pending);
+          ackPending.set({ consumer: consumer.durable }, stats.ackPending);
+        } catch {
+          // consumer not created yet
+        }
+      }
+    },
+  });
+}
+
+export interface MetricsServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Serves GET /metrics for a registry on a port (0 picks a free one). */
+export async function serveMetrics(registry: Registry, port: number, host = '0.0.0.0'): Promise<MetricsServer> {
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    registry.metrics().then(
+      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+      (error: Error) => res.writeHead(500).end(error.message),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

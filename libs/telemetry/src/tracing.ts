@@ -1,0 +1,50 @@
+import { context, propagation, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BatchSpanProcessor, type SpanExporter, type SpanProcessor, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+
+export interface TracingConfig {
+  service: string;
+  /** OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces); off when absent. */
+  otlpEndpoint?: string;
+  /** Extra exporters (tests use an in-memory one); exported synchronously. */
+  exporters?: SpanExporter[];
+}
+
+export interface Tracing {
+  provider: NodeTracerProvider;
+  shutdown(): Promise<void>;
+}
+
+/** The OTLP endpoint from FEDGATE_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, if any. */
+export function otlpEndpointFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.FEDGATE_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || undefined;
+}
+
+/**
+ * Registers a tracer provider, async-hooks context and the W3C propagator globally. Spans are
+ * always created (so logs and bus headers carry trace IDs); they leave the process only when an
+ * exporter is configured.
+ */
+export function setupTracing(config: TracingConfig): Tracing {
+  const spanProcessors: SpanProcessor[] = (config.exporters ?? []).map((e) => new SimpleSpanProcessor(e));
+  const endpoint = config.otlpEndpoint ?? otlpEndpointFromEnv();
+  if (endpoint) spanProcessors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: endpoint })));
+  const provider = new NodeTracerProvider({ resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.service }), spanProcessors });
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  trace.setGlobalTracerProvider(provider);
+  return {
+    provider,
+    shutdown: async () => {
+      await provider.shutdown();
+      trace.disable();
+      context.disable();
+      propagation.disable();
+    },
+  };
+}
