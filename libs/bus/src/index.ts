@@ -7,4 +7,4 @@ export { extractContext } from './tracing';
 export { EmbeddedBus, type EmbeddedBusOptions } from './embedded-bus';
 export { JetStreamBus, type JetStreamBusOptions } from './jetstream-bus';
 export { busOptionsFor } from './options';
-export { BusTransport, BusContext, BusClientProxy, BusRecord, type BusTransportOptions } from './nest-transport';
+export { BusTransport, BusEventPattern, BusContext, BusClientProxy, BusRecord, type BusTransportOptions } from './nest-transport';

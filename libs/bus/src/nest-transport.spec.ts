@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Controller, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { Ctx, EventPattern, MessagePattern, Payload } from '@nestjs/microservices';
+import { Ctx, MessagePattern, Payload } from '@nestjs/microservices';
 import { lastValueFrom } from 'rxjs';
 import { nak, type HandlerOutcome } from './bus';
 import { waitFor } from './contract/wait-for';
 import { EmbeddedBus } from './embedded-bus';
 import type { CreateEventCommand, CreateEventReply, InboundPdu } from './messages';
-import { BusClientProxy, BusContext, BusRecord, BusTransport } from './nest-transport';
+import { BusClientProxy, BusContext, BusEventPattern, BusRecord, BusTransport } from './nest-transport';
 import { busOptionsFor } from './options';
 import { busTopology } from './subjects';
 
@@ -19,7 +19,7 @@ const seen: { eventId: string; delivery: number }[] = [];
 
 @Controller()
 class ResolverController {
-  @EventPattern(topology.inboundPdu.all)
+  @BusEventPattern(topology.inboundPdu.all)
   onPdu(@Payload() pdu: InboundPdu, @Ctx() context: BusContext): HandlerOutcome | void {
     seen.push({ eventId: pdu.eventId, delivery: context.message.deliveryCount });
     if (context.message.deliveryCount === 1 && pdu.eventId === '$retry') return nak(1);

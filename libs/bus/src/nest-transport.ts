@@ -1,10 +1,16 @@
 // NestJS over the Bus: services declare @EventPattern(subject pattern) for durable consumers and
 // @MessagePattern(command pattern) for request/reply; BusClientProxy sends.
-import { BaseRpcContext, ClientProxy, Server, type CustomTransportStrategy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
+import { BaseRpcContext, ClientProxy, EventPattern, Server, type CustomTransportStrategy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { lastValueFrom, isObservable } from 'rxjs';
 import type { Bus, BusSubscription, HandlerOutcome, ReceivedMessage } from './bus';
 import { subjectMatches } from './partition';
 import type { CommandSpec, ConsumerSpec } from './subjects';
+
+/**
+ * @EventPattern for a bus subject pattern; unlike Nest's own typing it allows a typed
+ * `@Ctx() context: BusContext` parameter after the payload.
+ */
+export const BusEventPattern = (subjectPattern: string): MethodDecorator => EventPattern(subjectPattern) as MethodDecorator;
 
 export class BusContext extends BaseRpcContext<[ReceivedMessage<unknown>]> {
   get message(): ReceivedMessage<unknown> {
