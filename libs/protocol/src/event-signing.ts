@@ -3,9 +3,9 @@ import { createHash } from 'node:crypto';
 import { decodeBase64, encodeUnpaddedBase64, encodeUrlSafeUnpaddedBase64 } from './base64';
 import { canonicalJson } from './canonical-json';
 import { ProtocolError } from './errors';
-import { addSignature, signedJsonText, verifyJsonSignature, type VerifyKeyLookup } from './json-signing';
+import { addSignature, verifyJsonSignature, type VerifyKeyLookup } from './json-signing';
 import type { Signatures } from './pdu';
-import { redactEvent, rulesOf } from './redaction';
+import { redactForSigning, rulesOf } from './redaction';
 import type { RoomVersionRules } from './room-versions';
 import type { SigningKey } from './signing-key';
 
@@ -50,7 +50,7 @@ export function computeContentHash(event: EventObject, roomVersion: RoomVersionR
 /** Canonical JSON of the redacted event without `signatures` and `unsigned`: what signatures and the reference hash cover. */
 export function redactedSigningText(event: EventObject, roomVersion: RoomVersionRules | string): string {
   const rules = rulesOf(roomVersion);
-  return signedJsonText(redactEvent(wireForm(event, rules), rules), { strict: rules.strictCanonicalJson });
+  return canonicalJson(redactForSigning(event, rules), { strict: rules.strictCanonicalJson });
 }
 
 export function computeReferenceHashBytes(event: EventObject, roomVersion: RoomVersionRules | string): Buffer {
@@ -159,10 +159,11 @@ export function verifyEventSignatures(event: EventObject, roomVersion: RoomVersi
   const servers = options?.servers ?? requiredEventSigners(event, rules);
   const ts = event.origin_server_ts;
   if (rules.enforceKeyValidity && typeof ts !== 'number') throw new EventFormatError('origin_server_ts', `must be a number to check key validity, got ${JSON.stringify(ts)}`);
-  const redacted = redactEvent(wireForm(event, rules), rules);
-  const signedBytes = Buffer.from(signedJsonText(redacted, { strict: rules.strictCanonicalJson }), 'utf8');
+  // The signed bytes are computed once for all servers; only `signatures` is read from the object itself.
+  const signaturesOnly = { signatures: event.signatures };
+  const signedBytes = Buffer.from(redactedSigningText(event, rules), 'utf8');
   const validAtTs = rules.enforceKeyValidity ? (ts as number) : undefined;
   const result = new Map<string, string[]>();
-  for (const server of servers) result.set(server, verifyJsonSignature(redacted, server, lookup, { signedBytes, validAtTs }));
+  for (const server of servers) result.set(server, verifyJsonSignature(signaturesOnly, server, lookup, { signedBytes, validAtTs }));
   return result;
 }

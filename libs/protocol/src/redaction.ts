@@ -46,10 +46,27 @@ export function rulesOf(roomVersion: RoomVersionRules | string): RoomVersionRule
  * `content` is always present in the result (empty when nothing of it is kept).
  */
 export function redactEvent<T extends Record<string, unknown>>(event: T, roomVersion: RoomVersionRules | string): JsonObject {
-  const algorithm = rulesOf(roomVersion).redaction;
+  return redactInto(event, rulesOf(roomVersion), undefined);
+}
+
+/**
+ * The redacted event minus the keys signatures do not cover (`signatures`, and `event_id` from room version 3,
+ * where it is not part of the event): what signatures and reference hashes are computed over, built in one copy.
+ */
+export function redactForSigning<T extends Record<string, unknown>>(event: T, roomVersion: RoomVersionRules | string): JsonObject {
+  const rules = rulesOf(roomVersion);
+  return redactInto(event, rules, rules.eventFormat === 'v1' ? SKIP_SIGNATURES : SKIP_SIGNATURES_AND_EVENT_ID);
+}
+
+const SKIP_SIGNATURES = new Set(['signatures']);
+const SKIP_SIGNATURES_AND_EVENT_ID = new Set(['signatures', 'event_id']);
+
+function redactInto(event: Record<string, unknown>, rules: RoomVersionRules, skip: ReadonlySet<string> | undefined): JsonObject {
+  const algorithm = rules.redaction;
   const { topLevel, content: contentRules } = ALGORITHMS[algorithm];
   const out: Record<string, unknown> = {};
   for (const key of topLevel) {
+    if (skip?.has(key)) continue;
     if (Object.hasOwn(event, key) && event[key] !== undefined) out[key] = event[key];
   }
   const content = event.content;
