@@ -6,6 +6,17 @@ const ioModules = ['node:fs', 'node:fs/promises', 'fs', 'node:net', 'net', 'node
   'node:http2', 'node:dgram', 'node:dns', 'dns', 'node:child_process', 'child_process', 'node:sqlite', 'node:tls', 'tls', 'node:cluster', 'node:worker_threads'];
 const frameworkPackages = ['@nestjs/*', '@nats-io/*', 'mongodb', 'undici', 'pino', 'fastify', 'prom-client', '@opentelemetry/*', 'testcontainers', 'yaml'];
 
+// domain: pure protocol and room-state logic. adapter: I/O (bus, store, HTTP, telemetry, config).
+// service: a service's Nest modules and handlers, mounted by its own app and by the embedded gateway.
+// app: process entry points. test: shared test support.
+const boundaryConstraints = [
+  { sourceTag: 'type:domain', onlyDependOnLibsWithTags: ['type:domain'], bannedExternalImports: frameworkPackages },
+  { sourceTag: 'type:adapter', onlyDependOnLibsWithTags: ['type:domain', 'type:adapter'] },
+  { sourceTag: 'type:service', onlyDependOnLibsWithTags: ['type:domain', 'type:adapter', 'type:service'] },
+  { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:domain', 'type:adapter', 'type:service'] },
+  { sourceTag: 'type:test', onlyDependOnLibsWithTags: ['type:domain', 'type:adapter', 'type:service', 'type:app', 'type:test'] },
+];
+
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '**/dist/**', 'coverage/**', 'data/**', '.cache/**', 'tools/cli/bin/**', '**/*.cjs', '**/*.mjs'] },
   ...nx.configs['flat/base'],
@@ -16,15 +27,21 @@ export default tseslint.config(
       '@nx/enforce-module-boundaries': ['error', {
         enforceBuildableLibDependency: false,
         allow: [],
-        depConstraints: [
-          { sourceTag: 'type:domain', onlyDependOnLibsWithTags: ['type:domain'], bannedExternalImports: frameworkPackages },
-          { sourceTag: 'type:adapter', onlyDependOnLibsWithTags: ['type:domain', 'type:adapter'] },
-          { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:domain', 'type:adapter'] },
-          { sourceTag: 'type:test', onlyDependOnLibsWithTags: ['type:domain', 'type:adapter', 'type:app', 'type:test'] },
-        ],
+        depConstraints: boundaryConstraints,
       }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       '@typescript-eslint/no-explicit-any': 'off',
+    },
+  },
+  {
+    // Tests and benchmarks of any project may use the shared test support (service starters, test CA).
+    files: ['**/*.spec.ts', '**/__fixtures__/**/*.ts', 'tools/bench/**/*.ts'],
+    rules: {
+      '@nx/enforce-module-boundaries': ['error', {
+        enforceBuildableLibDependency: false,
+        allow: ['@fedgate/testing'],
+        depConstraints: boundaryConstraints,
+      }],
     },
   },
   {

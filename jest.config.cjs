@@ -16,7 +16,7 @@ const moduleNameMapper = Object.fromEntries(
 );
 
 // ESM-only packages that jest's CommonJS runtime must have compiled for it.
-const esmPackages = ['@nestjs', 'matrix-js-sdk', 'matrix-events-sdk', 'matrix-widget-api', 'p-retry', 'is-network-error', 'uuid', 'file-type', 'oidc-client-ts', 'jwt-decode', '@matrix-org'];
+const esmPackages = ['@nestjs', 'matrix-js-sdk', 'matrix-events-sdk', 'matrix-widget-api', 'p-retry', 'is-network-error', 'uuid', 'file-type', 'oidc-client-ts', 'jwt-decode', '@matrix-org', 'content-type', 'cookie'];
 
 const { jsc, module: mod } = swcOptions();
 // jest's CommonJS runtime cannot run import() without --experimental-vm-modules (NestFactory loads
