@@ -26,24 +26,24 @@ export function prometheusBusObserver(registry: Registry): BusObserver {
 
 /** Consumer lag and ack-pending, read from the bus at scrape time. */
 export function registerConsumerGauges(registry: Registry, bus: Bus, consumers: () => ConsumerSpec[]): void {
-  const ackPending = new Gauge({ name: 'fedgate_bus_consumer_ack_pending', help: 'Delivered, not yet settled', labelNames: ['consumer'], registers: [registry] });
-  new Gauge({
-    name: 'fedgate_bus_consumer_lag',
-    help: 'Messages not yet delivered to the consumer',
-    labelNames: ['consumer'],
-    registers: [registry],
-    async collect() {
-      for (const consumer of consumers()) {
-        try {
-          const stats = await bus.consumerStats(consumer);
-          this.set({ consumer: consumer.durable }, stats.pending);
-          ackPending.set({ consumer: consumer.durable }, stats.ackPending);
-        } catch {
-          // consumer not created yet
+  const gauge = (name: string, help: string, read: (stats: { pending: number; ackPending: number }) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['consumer'],
+      registers: [registry],
+      async collect() {
+        for (const consumer of consumers()) {
+          try {
+            this.set({ consumer: consumer.durable }, read(await bus.consumerStats(consumer)));
+          } catch {
+            // consumer not created yet
+          }
         }
-      }
-    },
-  });
+      },
+    });
+  gauge('fedgate_bus_consumer_lag', 'Messages not yet delivered to the consumer', (s) => s.pending);
+  gauge('fedgate_bus_consumer_ack_pending', 'Delivered, not yet settled', (s) => s.ackPending);
 }
 
 export interface MetricsServer {
