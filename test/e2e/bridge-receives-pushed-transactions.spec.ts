@@ -3,8 +3,8 @@
 // arrive in order, ephemeral events reach the library under the name it reads, and a wrong hs_token
 // is refused and retried rather than lost.
 import { TestBridge } from '@fedgate/testing';
-import { loadRegistrationFile } from '../../apps/chat-sync/src/registration';
-import { AppServiceClient, InMemoryTransactionQueue, TransactionPusher, type DeliveryFailure } from '../../apps/chat-sync/src/push';
+import { loadRegistrationFile } from '@fedgate/chat-sync';
+import { AppServiceClient, InMemoryTransactionQueue, TransactionPusher, type DeliveryFailure } from '@fedgate/chat-sync';
 
 const serverName = 'fedgate.test';
 const message = (n: number) => ({

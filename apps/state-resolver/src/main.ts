@@ -1,6 +1,6 @@
 // Distributed mode: the state resolver as its own process.
 import { runService } from '@fedgate/service-kit';
-import { StateResolverModule } from './state-resolver.module';
+import { StateResolverModule } from '@fedgate/state-resolver';
 
 if (require.main === module) {
   runService({ name: 'state-resolver', workers: [StateResolverModule] });

@@ -82,3 +82,90 @@ export interface DeadLetter {
   headers: Record<string, string>;
   deadAt: number;
 }
+
+/** A refused command; `status` is the HTTP status ingress or chat-sync answers with. */
+export interface CommandError {
+  ok: false;
+  errcode: string;
+  error: string;
+  status?: number;
+}
+
+export type MembershipKind = 'join' | 'leave' | 'knock';
+
+/** Ingress → state-resolver: answer a remote `make_join` / `make_leave` / `make_knock` with an event template. */
+export interface MakeMembershipCommand {
+  roomId: string;
+  userId: string;
+  membership: MembershipKind;
+  /** The requesting server (from X-Matrix). */
+  origin: string;
+  /** Room versions the remote supports (`ver` query parameters); absent means ["1"]. */
+  supportedVersions?: string[];
+}
+export type MakeMembershipReply = { ok: true; roomVersion: string; event: JsonObject } | CommandError;
+
+/**
+ * Ingress → state-resolver: a remote `send_join` / `send_leave` / `send_knock`. Ingress has checked the
+ * event's signatures and hash; state-resolver authorizes, persists and answers with what the spec returns.
+ */
+export interface SendMembershipCommand {
+  roomId: string;
+  eventId: string;
+  membership: MembershipKind;
+  origin: string;
+  event: JsonObject;
+  /** send_join v2 `omit_members` (partial state). */
+  omitMembers?: boolean;
+}
+export type SendMembershipReply =
+  | {
+      ok: true;
+      roomVersion: string;
+      /** The event as persisted (for restricted joins: with our signature added). */
+      event: JsonObject;
+      /** send_join: state before the event and its auth chain; send_knock: stripped room state. */
+      state?: JsonObject[];
+      authChain?: JsonObject[];
+      serversInRoom?: string[];
+      membersOmitted?: boolean;
+      knockRoomState?: JsonObject[];
+    }
+  | CommandError;
+
+/** Ingress → state-resolver: `PUT /invite/{roomId}/{eventId}` (v2) for a local user; reply carries our signature. */
+export interface ReceiveInviteCommand {
+  roomId: string;
+  eventId: string;
+  roomVersion: string;
+  origin: string;
+  event: JsonObject;
+  inviteRoomState: JsonObject[];
+}
+export type ReceiveInviteReply = { ok: true; event: JsonObject } | CommandError;
+
+/**
+ * chat-sync → state-resolver: a local user joins, leaves (e.g. rejects an invite) or knocks on a room this
+ * server is not in, through `via` servers (make_* then send_*). For rooms this server is in, use CreateEventCommand.
+ */
+export interface RemoteMembershipCommand {
+  roomId: string;
+  userId: string;
+  membership: MembershipKind;
+  via: string[];
+  content?: JsonObject;
+}
+export type RemoteMembershipReply = { ok: true; roomId: string; eventId: string } | CommandError;
+
+/**
+ * A local EDU for remote servers (typing, receipts, presence, device lists); egress computes the destinations
+ * from `roomId` (servers joined to it) or takes `destinations`. Message ID = eduId.
+ */
+export interface OutboundEdu {
+  eduId: string;
+  eduType: string;
+  content: JsonObject;
+  roomId?: string;
+  destinations?: string[];
+  createdAt: number;
+}

@@ -10,7 +10,16 @@ import type {
   EgressEntry,
   InboundEdu,
   InboundPdu,
+  MakeMembershipCommand,
+  MakeMembershipReply,
+  OutboundEdu,
+  ReceiveInviteCommand,
+  ReceiveInviteReply,
+  RemoteMembershipCommand,
+  RemoteMembershipReply,
   RoomLogEntry,
+  SendMembershipCommand,
+  SendMembershipReply,
 } from './messages';
 import { partitionOf } from './partition';
 
@@ -86,7 +95,7 @@ export function busTopology(config: TopologyConfig = {}) {
   const streams = {
     inbound: stream('INBOUND', [`${prefix}.inbound.>`]),
     roomLog: stream('ROOM_LOG', [`${prefix}.room.log.>`]),
-    egress: stream('EGRESS', [`${prefix}.egress.>`]),
+    egress: stream('EGRESS', [`${prefix}.egress.>`, `${prefix}.outbound.>`]),
     appservice: stream('APPSERVICE', [`${prefix}.appservice.>`]),
     deadLetters: stream('DEAD_LETTERS', [`${prefix}.dead.>`], false),
   };
@@ -114,14 +123,26 @@ export function busTopology(config: TopologyConfig = {}) {
     subjectFor: (consumer: string): Subject<DeadLetter> => `${prefix}.dead.${subjectToken(consumer)}`,
     all: `${prefix}.dead.>` as Subject<DeadLetter>,
   };
-  const createEventBase = `${prefix}.cmd.create-event`;
-  const createEvent = {
-    subjectFor: (roomId: string): CommandSubject<CreateEventCommand, CreateEventReply> => `${createEventBase}.${partitionOf(roomId, roomPartitions)}`,
-    command: {
-      pattern: `${createEventBase}.*` as CommandSubject<CreateEventCommand, CreateEventReply>,
-      queueGroup: `${prefix}-state-resolver`,
-      timeoutMs: 10_000,
-    } satisfies CommandSpec<CreateEventCommand, CreateEventReply>,
+  /** A state-resolver command addressed to the room's partition, so it runs in that room's order. */
+  const roomCommand = <Req, Res>(name: string, timeoutMs: number) => {
+    const base = `${prefix}.cmd.${name}`;
+    return {
+      subjectFor: (roomId: string): CommandSubject<Req, Res> => `${base}.${partitionOf(roomId, roomPartitions)}`,
+      command: {
+        pattern: `${base}.*` as CommandSubject<Req, Res>,
+        queueGroup: `${prefix}-state-resolver`,
+        timeoutMs,
+      } satisfies CommandSpec<Req, Res>,
+    };
+  };
+  const createEvent = roomCommand<CreateEventCommand, CreateEventReply>('create-event', 10_000);
+  const makeMembership = roomCommand<MakeMembershipCommand, MakeMembershipReply>('make-membership', 10_000);
+  const sendMembership = roomCommand<SendMembershipCommand, SendMembershipReply>('send-membership', 30_000);
+  const receiveInvite = roomCommand<ReceiveInviteCommand, ReceiveInviteReply>('receive-invite', 10_000);
+  /** Involves make_* and send_* round trips to remote servers, so it may take long. */
+  const remoteMembership = roomCommand<RemoteMembershipCommand, RemoteMembershipReply>('remote-membership', 120_000);
+  const outboundEdu = {
+    subject: `${prefix}.outbound.edu` as Subject<OutboundEdu>,
   };
 
   const consumer = <T>(s: StreamSpec, durable: string, filterSubject: Subject<T>, maxAckPending: number): ConsumerSpec<T> => ({
@@ -143,6 +164,8 @@ export function busTopology(config: TopologyConfig = {}) {
     egressRoomLog: (p: number) => consumer(streams.roomLog, `egress-room-log-${p}`, roomLog.partition(p), 1),
     /** federation-egress: destination queues per destination partition. */
     egressDestinations: (p: number) => consumer(streams.egress, `egress-dest-${p}`, egress.partition(p), 1),
+    /** federation-egress: local EDUs to fan out to destination queues; order not needed. */
+    egressOutboundEdus: () => consumer(streams.egress, 'egress-outbound-edu', outboundEdu.subject, 256),
     /** chat-sync: one push queue per application service. */
     appservicePush: (appserviceId: string) =>
       consumer(streams.appservice, `appservice-${subjectToken(appserviceId)}`, appservice.subjectFor(appserviceId), 1),
@@ -160,7 +183,12 @@ export function busTopology(config: TopologyConfig = {}) {
     egress,
     appservice,
     deadLetters,
+    outboundEdu,
     createEvent,
+    makeMembership,
+    sendMembership,
+    receiveInvite,
+    remoteMembership,
     consumers,
   };
 }

@@ -20,3 +20,4 @@ export {
   type WellKnownFetcher,
   type WellKnownHttpResponse,
 } from './well-known';
+export type { KeyRing, ServerKeyRequest } from './key-ring';

@@ -1,0 +1,18 @@
+import type { VerifyKeyLookup } from '@fedgate/protocol';
+
+export interface ServerKeyRequest {
+  serverName: string;
+  /** Key IDs that must be known; absent: whatever the server currently publishes. */
+  keyIds?: string[];
+  /** Keys must be known valid at least until this time (ms); the spec's `minimum_valid_until_ts`. */
+  minimumValidUntilTs?: number;
+}
+
+/**
+ * Remote servers' verify keys: cached (in the store) until `valid_until_ts`, fetched from the server itself
+ * or through notaries on a miss. Verification itself is synchronous (protocol's VerifyKeyLookup), so callers
+ * prepare the keys they need first, then verify.
+ */
+export interface KeyRing {
+  prepare(requests: ServerKeyRequest[]): Promise<VerifyKeyLookup>;
+}

@@ -1,0 +1,3 @@
+export { ChatSyncModule } from './chat-sync.module';
+export * from './registration';
+export * from './push';

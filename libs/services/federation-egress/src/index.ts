@@ -1,0 +1,1 @@
+export { FederationEgressModule } from './federation-egress.module';

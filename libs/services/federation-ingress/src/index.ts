@@ -1,0 +1,1 @@
+export { FederationIngressModule } from './federation-ingress.module';

@@ -1,0 +1,1 @@
+export { StateResolverModule } from './state-resolver.module';
