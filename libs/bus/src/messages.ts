@@ -169,3 +169,13 @@ export interface OutboundEdu {
   destinations?: string[];
   createdAt: number;
 }
+
+/**
+ * Ingress → egress: an authenticated request from `serverName` arrived at `at` (ms), so egress may retry a
+ * backed-off destination now. Message ID = `server-up:${serverName}:${bucket}` (ingress sends at most one per
+ * server per bucket of 30 s).
+ */
+export interface ServerUp {
+  serverName: string;
+  at: number;
+}

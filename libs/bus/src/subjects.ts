@@ -20,6 +20,7 @@ import type {
   RoomLogEntry,
   SendMembershipCommand,
   SendMembershipReply,
+  ServerUp,
 } from './messages';
 import { partitionOf } from './partition';
 
@@ -144,6 +145,10 @@ export function busTopology(config: TopologyConfig = {}) {
   const outboundEdu = {
     subject: `${prefix}.outbound.edu` as Subject<OutboundEdu>,
   };
+  /** Ingress → egress: a request from this server authenticated, so it is up (wake a backed-off destination). */
+  const serverUp = {
+    subject: `${prefix}.egress.server-up` as Subject<ServerUp>,
+  };
 
   const consumer = <T>(s: StreamSpec, durable: string, filterSubject: Subject<T>, maxAckPending: number): ConsumerSpec<T> => ({
     stream: s.name,
@@ -166,6 +171,8 @@ export function busTopology(config: TopologyConfig = {}) {
     egressDestinations: (p: number) => consumer(streams.egress, `egress-dest-${p}`, egress.partition(p), 1),
     /** federation-egress: local EDUs to fan out to destination queues; order not needed. */
     egressOutboundEdus: () => consumer(streams.egress, 'egress-outbound-edu', outboundEdu.subject, 256),
+    /** federation-egress: server-up signals from ingress; order not needed. */
+    egressServerUp: () => consumer(streams.egress, 'egress-server-up', serverUp.subject, 256),
     /** chat-sync: one push queue per application service. */
     appservicePush: (appserviceId: string) =>
       consumer(streams.appservice, `appservice-${subjectToken(appserviceId)}`, appservice.subjectFor(appserviceId), 1),
@@ -184,6 +191,7 @@ export function busTopology(config: TopologyConfig = {}) {
     appservice,
     deadLetters,
     outboundEdu,
+    serverUp,
     createEvent,
     makeMembership,
     sendMembership,
