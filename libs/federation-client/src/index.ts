@@ -21,3 +21,4 @@ export {
   type WellKnownHttpResponse,
 } from './well-known';
 export type { KeyRing, ServerKeyRequest } from './key-ring';
+export * from './federation-api';
