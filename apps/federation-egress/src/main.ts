@@ -1,7 +1,8 @@
 // Distributed mode: federation egress as its own process.
-import { runService } from '@fedgate/service-kit';
 import { FederationEgressModule } from '@fedgate/federation-egress';
+import { sharedPlatform } from '@fedgate/platform';
+import { runService } from '@fedgate/service-kit';
 
 if (require.main === module) {
-  runService({ name: 'federation-egress', workers: [FederationEgressModule] });
+  runService({ name: 'federation-egress', workers: [FederationEgressModule], shared: sharedPlatform });
 }

@@ -12,6 +12,8 @@ export interface ListenerConfig {
 export interface FederationConfig extends ListenerConfig {
   /** Allow outbound federation to loopback/private addresses (tests, private deployments). */
   allowPrivateAddresses: boolean;
+  /** Addresses (CIDR, single address or hostname) outbound federation may reach although not public. */
+  addressAllowlist: string[];
   /** Largest request body the federation listener reads; larger ones get 413 M_TOO_LARGE. */
   maxRequestBytes: number;
 }
@@ -50,6 +52,8 @@ export interface FedgateConfig {
   tls: TlsConfig;
   signingKey: { path: string };
   nats: { url: string };
+  /** Subject/stream prefix of the bus; instances sharing one NATS need different ones. */
+  bus: { prefix: string };
   mongo: { url: string; database: string };
   /** Embedded mode's database file. */
   sqlite: { path: string };

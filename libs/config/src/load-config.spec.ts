@@ -31,7 +31,8 @@ describe('loadConfig', () => {
     expect(config.serverName).toBe('localhost:8448');
     expect(config.mode).toBe('embedded');
     expect(config.dataDir).toBe(path.join(dir, 'data'));
-    expect(config.federation).toEqual({ bindAddress: '0.0.0.0', port: 8448, allowPrivateAddresses: false, maxRequestBytes: 12 * 1024 * 1024 });
+    expect(config.federation).toEqual({ bindAddress: '0.0.0.0', port: 8448, allowPrivateAddresses: false, addressAllowlist: [], maxRequestBytes: 12 * 1024 * 1024 });
+    expect(config.bus).toEqual({ prefix: 'fedgate' });
     expect(config.clientServer).toEqual({ enabled: true, bindAddress: '127.0.0.1', port: 8008 });
     expect(config.signingKey.path).toBe(path.join(dir, 'data', 'signing.key'));
     expect(config.tls).toEqual({

@@ -1,0 +1,109 @@
+// The shared instances behind the platform tokens, built once per process from the config.
+//   embedded:    one SQLite file holds the store and the EmbeddedBus; every module of the process shares both.
+//   distributed: the Mongo store (config.mongo) and JetStream (config.nats); each service process builds its own
+//                handles, and processes of one deployment share the data through the database and NATS.
+import { readFile } from 'node:fs/promises';
+import type { Provider } from '@nestjs/common';
+import { busOptionsFor, busTopology, EmbeddedBus, JetStreamBus, type Bus, type BusTopology } from '@fedgate/bus';
+import type { FedgateConfig } from '@fedgate/config';
+import { FederationHttpClient, type KeyRing } from '@fedgate/federation-client';
+import type { SharedResources, SigningKeyFile } from '@fedgate/service-kit';
+import { openSqliteStore, type Store } from '@fedgate/store';
+import type { Logger } from 'pino';
+import { addressAllowlist } from './address-allowlist';
+import { DirectFetchKeyRing } from './direct-key-ring';
+import { openDistributedStore } from './distributed-store';
+import { BUS, BUS_TOPOLOGY, FEDERATION_CLIENT, KEY_RING, SERVER_IDENTITY, STORE, type ServerIdentity } from './tokens';
+import { xMatrixRequestSigner } from './x-matrix-signer';
+
+export interface PlatformContext {
+  config: FedgateConfig;
+  logger: Logger;
+  signingKey: SigningKeyFile;
+}
+
+export interface Platform extends SharedResources {
+  store: Store;
+  bus: Bus;
+  topology: BusTopology;
+  identity: ServerIdentity;
+  federationClient: FederationHttpClient;
+  keyRing: KeyRing;
+  /** Closes bus, client and store; call after every app has stopped. */
+  close(): Promise<void>;
+}
+
+export function topologyFor(config: FedgateConfig): BusTopology {
+  return busTopology({ prefix: config.bus.prefix, roomPartitions: config.partitions.rooms, destinationPartitions: config.partitions.destinations });
+}
+
+async function openBus(config: FedgateConfig, topology: BusTopology): Promise<Bus> {
+  const options = busOptionsFor(topology);
+  const bus: Bus =
+    config.mode === 'embedded'
+      ? new EmbeddedBus({ path: config.sqlite.path, ...options })
+      : await JetStreamBus.connect({ servers: config.nats.url, name: `fedgate-${config.bus.prefix}` }, options);
+  try {
+    await bus.start();
+  } catch (err) {
+    await bus.close();
+    throw err;
+  }
+  return bus;
+}
+
+async function openStore(config: FedgateConfig): Promise<Store> {
+  return config.mode === 'embedded' ? openSqliteStore(config.sqlite.path) : openDistributedStore(config.mongo.url, config.mongo.database);
+}
+
+export async function buildFederationClient(config: FedgateConfig, identity: ServerIdentity): Promise<FederationHttpClient> {
+  const ca = config.tls.ca.length ? await Promise.all(config.tls.ca.map((file) => readFile(file, 'utf8'))) : undefined;
+  return new FederationHttpClient({
+    ca,
+    addressPolicy: { allow: addressAllowlist(config.federation) },
+    signRequest: xMatrixRequestSigner(identity),
+    requestTimeoutMs: config.egress.requestTimeoutMs,
+    userAgent: 'fedgate',
+  });
+}
+
+/** Opens store and bus for the configured mode and builds the providers every service module injects. */
+export async function buildPlatform({ config, logger, signingKey }: PlatformContext): Promise<Platform> {
+  const identity: ServerIdentity = { serverName: config.serverName, signingKey: signingKey.current, allKeys: signingKey.all };
+  const topology = topologyFor(config);
+  const store = await openStore(config);
+  let bus: Bus;
+  try {
+    bus = await openBus(config, topology);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const federationClient = await buildFederationClient(config, identity);
+  const keyRing: KeyRing = new DirectFetchKeyRing(federationClient, identity);
+  logger.info({ mode: config.mode, busPrefix: topology.prefix, store: config.mode === 'embedded' ? config.sqlite.path : config.mongo.database }, 'platform ready');
+
+  const providers: Provider[] = [
+    { provide: STORE, useValue: store },
+    { provide: BUS, useValue: bus },
+    { provide: BUS_TOPOLOGY, useValue: topology },
+    { provide: SERVER_IDENTITY, useValue: identity },
+    { provide: FEDERATION_CLIENT, useValue: federationClient },
+    { provide: KEY_RING, useValue: keyRing },
+  ];
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      for (const [name, step] of [
+        ['bus', () => bus.close()],
+        ['federation client', () => federationClient.close()],
+        ['store', () => store.close()],
+      ] as const) {
+        await step().catch((err: unknown) => logger.error({ err }, `closing the ${name} failed`));
+      }
+    })());
+  return { store, bus, topology, identity, federationClient, keyRing, providers, close };
+}
+
+/** service-kit's `shared` hook: `{ name, workers: [...], shared: sharedPlatform }`. */
+export const sharedPlatform = (context: PlatformContext): Promise<SharedResources> => buildPlatform(context);
