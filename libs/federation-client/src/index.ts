@@ -21,4 +21,5 @@ export {
   type WellKnownHttpResponse,
 } from './well-known';
 export type { KeyRing, ServerKeyRequest } from './key-ring';
+export { StoreKeyRing, type KeyFetcher, type NotaryConfig, type StoreKeyRingOptions } from './key-ring/index';
 export * from './federation-api';

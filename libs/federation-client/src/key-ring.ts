@@ -15,4 +15,9 @@ export interface ServerKeyRequest {
  */
 export interface KeyRing {
   prepare(requests: ServerKeyRequest[]): Promise<VerifyKeyLookup>;
+  /**
+   * Optional, for serving `/_matrix/key/v2/query` as a notary: the server's verified key documents as fetched
+   * (carrying its own signatures), valid at least until `minimumValidUntilTs`; empty when none can be found.
+   */
+  serverKeyDocuments?(serverName: string, minimumValidUntilTs?: number): Promise<Record<string, unknown>[]>;
 }

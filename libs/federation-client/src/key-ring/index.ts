@@ -1,0 +1,1 @@
+export { StoreKeyRing, type KeyFetcher, type NotaryConfig, type StoreKeyRingOptions } from './store-key-ring';
