@@ -17,6 +17,9 @@ const moduleNameMapper = Object.fromEntries(
 
 // ESM-only packages that jest's CommonJS runtime must have compiled for it.
 const esmPackages = ['@nestjs', 'matrix-js-sdk', 'matrix-events-sdk', 'matrix-widget-api', 'p-retry', 'is-network-error', 'uuid', 'file-type', 'oidc-client-ts', 'jwt-decode', '@matrix-org', 'content-type', 'cookie'];
+// CommonJS builds that still call import() (the OTLP exporter loads node:http lazily), which jest's
+// runtime can only run once swc has turned it into require().
+const dynamicImportPackages = ['@opentelemetry/otlp-exporter-base'];
 
 const { jsc, module: mod } = swcOptions();
 // jest's CommonJS runtime cannot run import() without --experimental-vm-modules (NestFactory loads
@@ -29,7 +32,7 @@ const common = {
   rootDir: __dirname,
   testEnvironment: 'node',
   transform,
-  transformIgnorePatterns: [`/node_modules/(?!(${esmPackages.join('|')})/)`],
+  transformIgnorePatterns: [`/node_modules/(?!(${[...esmPackages, ...dynamicImportPackages].join('|')})/)`],
   moduleNameMapper,
   moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],

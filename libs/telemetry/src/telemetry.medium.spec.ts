@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { trace } from '@opentelemetry/api';
-import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
 import { busOptionsFor, busTopology, EmbeddedBus, JetStreamBus, term } from '@fedgate/bus';
 import { createLogger } from './logger';
 import { createMetricsRegistry, prometheusBusObserver, registerConsumerGauges, serveMetrics } from './metrics';

@@ -3,8 +3,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, type SpanExporter, type SpanProcessor, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { BatchSpanProcessor, type SpanExporter, type SpanProcessor, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 
 export interface TracingConfig {
@@ -16,7 +15,7 @@ export interface TracingConfig {
 }
 
 export interface Tracing {
-  provider: NodeTracerProvider;
+  provider: TracerProvider;
   shutdown(): Promise<void>;
 }
 
@@ -28,13 +27,14 @@ export function otlpEndpointFromEnv(env: NodeJS.ProcessEnv = process.env): strin
 /**
  * Registers a tracer provider, async-hooks context and the W3C propagator globally. Spans are
  * always created (so logs and bus headers carry trace IDs); they leave the process only when an
- * exporter is configured.
+ * exporter is configured. The SDK 3 provider reads no OTEL_* variables (sampler, limits, batch
+ * sizes): what is configured is what is written here.
  */
 export function setupTracing(config: TracingConfig): Tracing {
-  const spanProcessors: SpanProcessor[] = (config.exporters ?? []).map((e) => new SimpleSpanProcessor(e));
+  const spanProcessors: SpanProcessor[] = (config.exporters ?? []).map((exporter) => new SimpleSpanProcessor({ exporter }));
   const endpoint = config.otlpEndpoint ?? otlpEndpointFromEnv();
-  if (endpoint) spanProcessors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: endpoint })));
-  const provider = new NodeTracerProvider({ resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.service }), spanProcessors });
+  if (endpoint) spanProcessors.push(new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: endpoint }) }));
+  const provider = new TracerProvider({ resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.service }), spanProcessors });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);

@@ -1,0 +1,73 @@
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { trace } from '@opentelemetry/api';
+import { setupTracing } from './tracing';
+
+interface ReceivedExport {
+  path: string;
+  contentType: string;
+  body: string;
+}
+
+// A stand-in OTLP/HTTP collector on loopback: records each export request and answers 200.
+async function startCollector(): Promise<{ url: string; received: ReceivedExport[]; close(): Promise<void> }> {
+  const received: ReceivedExport[] = [];
+  const server = createServer((request: IncomingMessage, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      received.push({ path: request.url ?? '', contentType: String(request.headers['content-type']), body: Buffer.concat(chunks).toString('utf8') });
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/v1/traces`, received, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+describe('setupTracing with an OTLP endpoint', () => {
+  it('exports ended spans with the service name to the collector', async () => {
+    const collector = await startCollector();
+    const tracing = setupTracing({ service: 'otlp-export-test', otlpEndpoint: collector.url });
+    try {
+      const traceId = trace.getTracer('test').startActiveSpan('exported work', (span) => {
+        span.setAttribute('fedgate.test', 'yes');
+        span.end();
+        return span.spanContext().traceId;
+      });
+      await tracing.provider.forceFlush();
+
+      expect(collector.received).toHaveLength(1);
+      const [request] = collector.received;
+      expect(request.path).toBe('/v1/traces');
+      expect(request.contentType).toMatch(/^application\/json/);
+      const body = JSON.parse(request.body);
+      const [resourceSpans] = body.resourceSpans;
+      expect(resourceSpans.resource.attributes).toContainEqual({ key: 'service.name', value: { stringValue: 'otlp-export-test' } });
+      const [span] = resourceSpans.scopeSpans[0].spans;
+      expect(span).toMatchObject({ name: 'exported work', traceId });
+      expect(span.attributes).toContainEqual({ key: 'fedgate.test', value: { stringValue: 'yes' } });
+    } finally {
+      await tracing.shutdown();
+      await collector.close();
+    }
+  });
+
+  it('still creates recording spans (for trace IDs in logs and headers) when nothing exports them', async () => {
+    const saved = { fedgate: process.env.FEDGATE_OTLP_TRACES_ENDPOINT, otel: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT };
+    delete process.env.FEDGATE_OTLP_TRACES_ENDPOINT;
+    delete process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+    const tracing = setupTracing({ service: 'no-export-test' });
+    try {
+      const span = trace.getTracer('test').startSpan('local only');
+      expect(span.spanContext().traceId).toMatch(/^[0-9a-f]{32}$/);
+      expect(span.isRecording()).toBe(true);
+      span.end();
+      await tracing.provider.forceFlush();
+    } finally {
+      await tracing.shutdown();
+      if (saved.fedgate !== undefined) process.env.FEDGATE_OTLP_TRACES_ENDPOINT = saved.fedgate;
+      if (saved.otel !== undefined) process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = saved.otel;
+    }
+  });
+});
