@@ -6,12 +6,11 @@ import { readFile } from 'node:fs/promises';
 import type { Provider } from '@nestjs/common';
 import { busOptionsFor, busTopology, EmbeddedBus, JetStreamBus, type Bus, type BusTopology } from '@fedgate/bus';
 import type { FedgateConfig } from '@fedgate/config';
-import { FederationHttpClient, type KeyRing } from '@fedgate/federation-client';
+import { FederationHttpClient, StoreKeyRing, type KeyRing } from '@fedgate/federation-client';
 import type { SharedResources, SigningKeyFile } from '@fedgate/service-kit';
 import { openSqliteStore, type Store } from '@fedgate/store';
 import type { Logger } from 'pino';
 import { addressAllowlist } from './address-allowlist';
-import { DirectFetchKeyRing } from './direct-key-ring';
 import { openDistributedStore } from './distributed-store';
 import { BUS, BUS_TOPOLOGY, FEDERATION_CLIENT, KEY_RING, SERVER_IDENTITY, STORE, type ServerIdentity } from './tokens';
 import { xMatrixRequestSigner } from './x-matrix-signer';
@@ -80,7 +79,13 @@ export async function buildPlatform({ config, logger, signingKey }: PlatformCont
     throw err;
   }
   const federationClient = await buildFederationClient(config, identity);
-  const keyRing: KeyRing = new DirectFetchKeyRing(federationClient, identity);
+  const keyRing: KeyRing = new StoreKeyRing({
+    serverKeys: store.serverKeys,
+    fetcher: federationClient,
+    ownServerName: identity.serverName,
+    ownKeys: () => identity.allKeys,
+    onFetchFailure: (serverName, source, err) => logger.warn({ err, serverName, source }, 'fetching server keys failed'),
+  });
   logger.info({ mode: config.mode, busPrefix: topology.prefix, store: config.mode === 'embedded' ? config.sqlite.path : config.mongo.database }, 'platform ready');
 
   const providers: Provider[] = [

@@ -2,4 +2,3 @@ export * from './tokens';
 export { buildPlatform, buildFederationClient, sharedPlatform, topologyFor, type Platform, type PlatformContext } from './build-platform';
 export { xMatrixRequestSigner } from './x-matrix-signer';
 export { addressAllowlist } from './address-allowlist';
-export { DirectFetchKeyRing } from './direct-key-ring';

@@ -4,3 +4,4 @@ export * from './tls';
 export { startSynapse, registerSynapseUser, type StartSynapseOptions, type SynapseHandle, type SynapseUser } from './synapse';
 export { ensureSynapseInstalled, type SynapseInstallation } from './synapse-install';
 export * from './bridge';
+export * from './fedgate';

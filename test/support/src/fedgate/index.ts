@@ -1,0 +1,2 @@
+export { startFedgate, ensureFedgateBuilt, DISTRIBUTED_APPS, type FedgateInstance, type FedgateShape, type StartFedgateOptions } from './start-fedgate';
+export { FedgateProcess, builtAppMain, type ReadyListeners } from './fedgate-process';

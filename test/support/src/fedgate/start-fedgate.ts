@@ -1,0 +1,181 @@
+// A whole fedgate for the end-to-end suites, in either deployment shape, with a TestBridge as its chat
+// platform. Every instance gets a certificate from the shared test CA, trusts only that CA, may dial
+// loopback (and nothing else non-public), and is named `localhost:<federation port>`.
+//   embedded:    the built gateway, one process, SQLite in the data dir.
+//   distributed: the four service processes against the shared NATS and MongoDB-wire database from
+//                global setup, with a bus prefix and database of its own.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { TestBridge } from '../bridge';
+import { findFreePort } from '../process';
+import { issueServerCertificate, writeServerCertificate, writeTestCa, type TestCertificateAuthority } from '../tls';
+import { FedgateProcess, repositoryRoot } from './fedgate-process';
+
+export type FedgateShape = 'embedded' | 'distributed';
+
+/** The distributed apps, in start order: consumers before the listeners that feed them. */
+export const DISTRIBUTED_APPS = ['state-resolver', 'federation-egress', 'chat-sync', 'federation-ingress'] as const;
+
+export interface StartFedgateOptions {
+  shape: FedgateShape;
+  ca: TestCertificateAuthority;
+  /** Short name for logs, data dir, bus prefix and database: `a`, `b`, … */
+  name: string;
+  /** Namespace prefix of the bridge's virtual users; default `<name>chat`. Pass false for no bridge. */
+  bridgePrefix?: string | false;
+  logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  /** Extra config settings merged over the generated ones (e.g. egress backoff for outage tests). */
+  config?: Record<string, unknown>;
+}
+
+export interface FedgateInstance {
+  readonly shape: FedgateShape;
+  readonly name: string;
+  /** `localhost:<port>`: the explicit port makes peers skip .well-known and SRV. */
+  readonly serverName: string;
+  readonly federationUrl: string;
+  readonly clientServerUrl: string;
+  readonly dataDir: string;
+  readonly configPath: string;
+  readonly registrationPath: string | undefined;
+  /** The chat platform, connected to this fedgate's client-server listener. */
+  readonly bridge: TestBridge | undefined;
+  readonly processes: readonly FedgateProcess[];
+  /** Stops every process (SIGTERM, or SIGKILL for a crash); data stays. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts the processes again on the same ports, data and keys. */
+  start(): Promise<void>;
+  restart(): Promise<void>;
+  /** Everything the processes printed. */
+  logs(): string;
+  /** Stops processes and bridge and deletes the data dir (and the instance's database). */
+  destroy(): Promise<void>;
+}
+
+let built: Promise<void> | undefined;
+
+/** Compiles dist/ once per test process (incremental, so cheap when nothing changed). */
+export function ensureFedgateBuilt(): Promise<void> {
+  built ??= new Promise<void>((resolve, reject) => {
+    const result = spawnSync(process.execPath, [path.join(repositoryRoot, 'tools', 'build.mjs')], { cwd: repositoryRoot, encoding: 'utf8' });
+    if (result.status === 0) resolve();
+    else reject(new Error(`build failed:\n${result.stdout}\n${result.stderr}`));
+  });
+  return built;
+}
+
+/** The environment for a child: ours without FEDGATE_* settings, plus the config file. */
+function childEnvironment(configPath: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!name.startsWith('FEDGATE_') || name.startsWith('FEDGATE_TEST_')) env[name] = value;
+  }
+  env.FEDGATE_CONFIG = configPath;
+  return env;
+}
+
+function requiredEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: the distributed shape needs the e2e global setup (jest --selectProjects=e2e)`);
+  return value;
+}
+
+export async function startFedgate(options: StartFedgateOptions): Promise<FedgateInstance> {
+  await ensureFedgateBuilt();
+  const dataDir = await mkdtemp(path.join(tmpdir(), `fedgate-e2e-${options.name}-`));
+  const federationPort = await findFreePort();
+  const clientServerPort = await findFreePort();
+  const serverName = `localhost:${federationPort}`;
+  const unique = `${options.name}_${randomBytes(4).toString('hex')}`;
+
+  const tlsDir = path.join(dataDir, 'tls');
+  const ca = await writeTestCa(options.ca, tlsDir);
+  const certificate = await writeServerCertificate(issueServerCertificate(options.ca), tlsDir, 'server');
+
+  const clientServerUrl = `http://127.0.0.1:${clientServerPort}`;
+  const bridge =
+    options.bridgePrefix === false
+      ? undefined
+      : await TestBridge.start({ serverName, homeserverUrl: clientServerUrl, prefix: options.bridgePrefix ?? `${options.name}chat`, id: `bridge-${options.name}` });
+
+  const config: Record<string, unknown> = {
+    serverName,
+    mode: options.shape,
+    dataDir,
+    // `::` takes IPv4 and IPv6 on loopback alike: peers dial `localhost`, which may resolve to either.
+    federation: { bindAddress: '::', port: federationPort, allowPrivateAddresses: false, addressAllowlist: ['127.0.0.0/8', '::1/128'] },
+    clientServer: { enabled: true, bindAddress: '127.0.0.1', port: clientServerPort },
+    tls: { cert: certificate.certPath, key: certificate.keyPath, ca: [ca.certPath] },
+    appServices: { registrationFiles: bridge ? [bridge.registrationPath] : [] },
+    bus: { prefix: `e2e_${unique}` },
+    log: { level: options.logLevel ?? 'info' },
+    egress: { backoff: { initialMs: 200, multiplier: 2, maxMs: 2_000, jitter: 0.1 }, requestTimeoutMs: 10_000 },
+    ...(options.shape === 'distributed'
+      ? { nats: { url: requiredEnv('FEDGATE_TEST_NATS_URL') }, mongo: { url: requiredEnv('FEDGATE_TEST_MONGO_URL'), database: `fedgate_${unique}` } }
+      : {}),
+    ...options.config,
+  };
+  const configPath = path.join(dataDir, 'fedgate.yaml');
+  await writeFile(configPath, stringify(config));
+
+  const env = childEnvironment(configPath);
+  const apps = options.shape === 'embedded' ? ['gateway'] : [...DISTRIBUTED_APPS];
+  const processes = apps.map((app) => new FedgateProcess(app, env, path.join(dataDir, `${app}.log`)));
+
+  const start = async () => {
+    // One after the other: they share first-start material (signing key) and two cores.
+    for (const child of processes) await child.start();
+  };
+  const stop = async (signal?: NodeJS.Signals) => {
+    for (const child of [...processes].reverse()) await child.stop(signal);
+  };
+  const instance: FedgateInstance = {
+    shape: options.shape,
+    name: options.name,
+    serverName,
+    federationUrl: `https://localhost:${federationPort}`,
+    clientServerUrl,
+    dataDir,
+    configPath,
+    registrationPath: bridge?.registrationPath,
+    bridge,
+    processes,
+    start,
+    stop,
+    restart: async () => {
+      await stop();
+      await start();
+    },
+    logs: () => processes.map((child) => `----- ${options.name} ${child.app}\n${child.logs()}`).join('\n'),
+    destroy: async () => {
+      await Promise.all(processes.map((child) => child.close()));
+      await bridge?.stop();
+      if (options.shape === 'distributed') await dropDatabase(String((config.mongo as { url: string }).url), `fedgate_${unique}`);
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await start();
+  } catch (err) {
+    const logs = instance.logs();
+    await instance.destroy().catch(() => undefined);
+    throw new Error(`fedgate ${options.name} (${options.shape}) did not start: ${(err as Error).message}\n${logs}`);
+  }
+  return instance;
+}
+
+async function dropDatabase(url: string, database: string): Promise<void> {
+  const { MongoClient } = await import('mongodb');
+  const client = new MongoClient(url);
+  try {
+    await client.db(database).dropDatabase();
+  } catch {
+    // Best effort: a test database left behind is harmless.
+  } finally {
+    await client.close();
+  }
+}
