@@ -1,6 +1,5 @@
 // One or more cases per numbered auth rule, allowed and rejected, for each room version the rule differs in.
-import nacl from 'tweetnacl';
-import { roomVersionRules } from '@fedgate/protocol';
+import { roomVersionRules, signJson, SigningKey } from '@fedgate/protocol';
 import { authorizeEvent, checkAuthEventsList, type AuthState } from './authorize';
 import { stateMapKey, toRoomEvent, type RoomEvent } from './event';
 
@@ -56,13 +55,9 @@ const pl = (v: string, content: Record<string, unknown>) => ev(v, 'm.room.power_
 const plUsers = (v: string, extra: Record<string, unknown> = {}) => ({ users: v === '12' ? { [BOB]: 50 } : { [ALICE]: 100, [BOB]: 50 }, ...extra });
 
 // Third-party invites: a real ed25519 key so the signature rule is exercised, not stubbed.
-const keyPair = nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(7));
-const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64').replace(/=+$/, '');
-function signedFor(mxid: string, token: string, secretKey = keyPair.secretKey) {
-  const message = new TextEncoder().encode(JSON.stringify({ mxid, sender: ALICE, token }));
-  return { mxid, sender: ALICE, token, signatures: { 'id.example': { 'ed25519:0': b64(nacl.sign.detached(message, secretKey)) } } };
-}
-const tpiEvent = (v: string, sender = ALICE) => ev(v, 'm.room.third_party_invite', sender, 'tok', { public_key: b64(keyPair.publicKey), display_name: 'c...' });
+const identityKey = new SigningKey('0', new Uint8Array(32).fill(7));
+const signedFor = (mxid: string, token: string, key = identityKey) => signJson({ mxid, sender: ALICE, token }, 'id.example', key);
+const tpiEvent = (v: string, sender = ALICE) => ev(v, 'm.room.third_party_invite', sender, 'tok', { public_key: identityKey.publicKeyBase64, display_name: 'c...' });
 
 const cases: Case[] = [
   // Create
@@ -115,7 +110,7 @@ const cases: Case[] = [
   { rule: 'invite/3pid: no m.room.third_party_invite for the token → reject', versions: ALL, event: (v) => member(v, ALICE, CAROL, 'invite', { third_party_invite: { signed: signedFor(CAROL, 'tok') } }), expect: 'third_party_invite_missing' },
   { rule: 'invite/3pid: sender differs from the third-party invite\'s sender → reject', versions: ALL, state: (v) => baseState(v, [tpiEvent(v, BOB)]), event: (v) => member(v, ALICE, CAROL, 'invite', { third_party_invite: { signed: signedFor(CAROL, 'tok') } }), expect: 'third_party_invite_sender_mismatch' },
   { rule: 'invite/3pid: signature matches the public key → allow', versions: ALL, state: (v) => baseState(v, [tpiEvent(v)]), event: (v) => member(v, ALICE, CAROL, 'invite', { third_party_invite: { signed: signedFor(CAROL, 'tok') } }), expect: 'allow' },
-  { rule: 'invite/3pid: no signature matches → reject', versions: ALL, state: (v) => baseState(v, [tpiEvent(v)]), event: (v) => member(v, ALICE, CAROL, 'invite', { third_party_invite: { signed: signedFor(CAROL, 'tok', nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(9)).secretKey) } }), expect: 'third_party_invite_bad_signature' },
+  { rule: 'invite/3pid: no signature matches → reject', versions: ALL, state: (v) => baseState(v, [tpiEvent(v)]), event: (v) => member(v, ALICE, CAROL, 'invite', { third_party_invite: { signed: signedFor(CAROL, 'tok', new SigningKey('0', new Uint8Array(32).fill(9))) } }), expect: 'third_party_invite_bad_signature' },
   // invite
   { rule: 'invite: sender not joined → reject', versions: ALL, event: (v) => member(v, CAROL, '@dan:d', 'invite'), expect: 'invite_sender_not_joined' },
   { rule: 'invite: target already joined → reject', versions: ALL, event: (v) => member(v, ALICE, BOB, 'invite'), expect: 'invite_target_joined_or_banned' },

@@ -1,20 +1,6 @@
 // Rule "any signature in `signed` matches any public key in the m.room.third_party_invite event".
-import nacl from 'tweetnacl';
+import { decodeBase64, decodeUrlSafeBase64, ED25519_PUBLIC_KEY_LENGTH, ed25519Verify, publicKeyObject, signedJsonBytes } from '@fedgate/protocol';
 import { isObject, type RoomEvent } from './event';
-
-/** Canonical JSON for the small `signed` objects of third-party invites (objects, arrays, strings, integers). */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return '[' + value.map(canonical).join(',') + ']';
-  if (isObject(value)) {
-    return '{' + Object.keys(value).sort().map((k) => JSON.stringify(k) + ':' + canonical(value[k])).join(',') + '}';
-  }
-  return JSON.stringify(value);
-}
-
-function decodeBase64(s: string): Uint8Array | undefined {
-  if (!/^[A-Za-z0-9+/_-]+=*$/.test(s)) return undefined;
-  return new Uint8Array(Buffer.from(s, 'base64'));
-}
 
 export function thirdPartyInvitePublicKeys(invite: RoomEvent): string[] {
   const keys: string[] = [];
@@ -25,20 +11,40 @@ export function thirdPartyInvitePublicKeys(invite: RoomEvent): string[] {
   return keys;
 }
 
-/** Ed25519 check of `signed` (without its `signatures`) against each public key. */
+/** Identity servers publish keys in either base64 alphabet, so both are accepted; undefined when neither decodes. */
+function decodeEitherBase64(value: string): Buffer | undefined {
+  for (const decode of [decodeBase64, decodeUrlSafeBase64]) {
+    try {
+      return decode(value);
+    } catch {
+      // try the other alphabet
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Ed25519 check of `signed` (canonical JSON without `signatures` and `unsigned`) against each public key.
+ * The invite lists bare keys, not key IDs, so every signature is tried against every key. Numbers are
+ * written leniently: the identity server signed this object, not the room, and a room version 6+ event
+ * carrying a float here already fails canonical JSON as a whole.
+ */
 export function verifyThirdPartyInviteSignature(signed: Record<string, unknown>, publicKeys: readonly string[]): boolean {
   const signatures = signed.signatures;
   if (!isObject(signatures)) return false;
-  const { signatures: _s, unsigned: _u, ...rest } = signed;
-  const message = new TextEncoder().encode(canonical(rest));
-  const keys = publicKeys.map(decodeBase64).filter((k): k is Uint8Array => k?.length === nacl.sign.publicKeyLength);
+  const keys = publicKeys.map(decodeEitherBase64).filter((k): k is Buffer => k?.length === ED25519_PUBLIC_KEY_LENGTH).map(publicKeyObject);
+  if (keys.length === 0) return false;
+  let message: Buffer;
+  try {
+    message = signedJsonBytes(signed, { strict: false });
+  } catch {
+    return false; // not encodable as canonical JSON, so nothing can have signed it
+  }
   for (const byKey of Object.values(signatures)) {
     if (!isObject(byKey)) continue;
-    for (const sig of Object.values(byKey)) {
-      if (typeof sig !== 'string') continue;
-      const bytes = decodeBase64(sig);
-      if (bytes?.length !== nacl.sign.signatureLength) continue;
-      if (keys.some((key) => nacl.sign.detached.verify(message, bytes, key))) return true;
+    for (const encoded of Object.values(byKey)) {
+      const signature = typeof encoded === 'string' ? decodeEitherBase64(encoded) : undefined;
+      if (signature && keys.some((key) => ed25519Verify(key, message, signature))) return true;
     }
   }
   return false;
