@@ -45,6 +45,8 @@ export interface FedgateInstance {
   /** The chat platform, connected to this fedgate's client-server listener. */
   readonly bridge: TestBridge | undefined;
   readonly processes: readonly FedgateProcess[];
+  /** Distributed shape: the instance's own database on the shared MongoDB-wire server. */
+  readonly mongo: { url: string; database: string } | undefined;
   /** Stops every process (SIGTERM, or SIGKILL for a crash); data stays. */
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** Starts the processes again on the same ports, data and keys. */
@@ -144,6 +146,7 @@ export async function startFedgate(options: StartFedgateOptions): Promise<Fedgat
     registrationPath: bridge?.registrationPath,
     bridge,
     processes,
+    mongo: options.shape === 'distributed' ? (config.mongo as { url: string; database: string }) : undefined,
     start,
     stop,
     restart: async () => {
@@ -154,7 +157,7 @@ export async function startFedgate(options: StartFedgateOptions): Promise<Fedgat
     destroy: async () => {
       await Promise.all(processes.map((child) => child.close()));
       await bridge?.stop();
-      if (options.shape === 'distributed') await dropDatabase(String((config.mongo as { url: string }).url), `fedgate_${unique}`);
+      if (instance.mongo) await dropDatabase(instance.mongo.url, instance.mongo.database);
       await rm(dataDir, { recursive: true, force: true });
     },
   };
