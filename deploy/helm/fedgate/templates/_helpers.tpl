@@ -1,0 +1,46 @@
+{{- define "fedgate.name" -}}{{ .Release.Name }}-fedgate{{- end -}}
+
+{{- define "fedgate.labels" -}}
+app.kubernetes.io/name: fedgate
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end -}}
+
+{{/* The container every service runs: same image, config and keys; `app` picks the entry point. */}}
+{{- define "fedgate.container" -}}
+- name: {{ .app }}
+  image: "{{ .root.Values.image.repository }}:{{ .root.Values.image.tag }}"
+  imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+  command: ["node", "dist/apps/{{ .app }}/src/main.js"]
+  envFrom:
+    - configMapRef:
+        name: {{ include "fedgate.name" .root }}-config
+  {{- with .env }}
+  env:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .port }}
+  ports:
+    - containerPort: {{ . }}
+  readinessProbe:
+    tcpSocket: { port: {{ . }} }
+  {{- end }}
+  volumeMounts:
+    - { name: keys, mountPath: /etc/fedgate/keys, readOnly: true }
+    - { name: registrations, mountPath: /etc/fedgate/registrations, readOnly: true }
+    - { name: data, mountPath: /var/lib/fedgate }
+  resources:
+    {{- toYaml .root.Values.resources | nindent 4 }}
+{{- end -}}
+
+{{- define "fedgate.volumes" -}}
+- name: keys
+  secret:
+    secretName: {{ .Values.keysSecret }}
+    defaultMode: 0400
+- name: registrations
+  configMap:
+    name: {{ .Values.registrationsConfigMap }}
+- name: data
+  emptyDir: {}
+{{- end -}}
