@@ -1,5 +1,37 @@
-import { Module } from '@nestjs/common';
+import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { AuditReasonInterceptor } from './audit/audit-reason.interceptor';
+import { IngressAudit } from './audit/ingress-audit';
+import { RoomAccess } from './auth/room-access';
+import { ServerUpSignal } from './auth/server-up-signal';
+import { XMatrixGuard } from './auth/x-matrix.guard';
+import { DEFAULT_INGRESS_OPTIONS, INGRESS_OPTIONS, type IngressOptions } from './ingress-options';
+import { KeyController } from './keys/key.controller';
+import { MembershipController } from './membership/membership.controller';
+import { StateResolverCommands } from './membership/state-resolver-commands';
+import { PublicRooms } from './query/public-rooms';
+import { QueryController } from './query/query.controller';
+import { RoomReadController } from './reads/room-read.controller';
+import { TransactionController } from './send/transaction.controller';
+import { TransactionProcessor } from './send/transaction-processor';
 
-/** Federation ingress: /_matrix/federation/* and /_matrix/key/* (discovery endpoints come from service-kit). */
-@Module({})
-export class FederationIngressModule {}
+const controllers = [KeyController, TransactionController, RoomReadController, MembershipController, QueryController];
+const services: Provider[] = [IngressAudit, RoomAccess, ServerUpSignal, XMatrixGuard, AuditReasonInterceptor, TransactionProcessor, StateResolverCommands, PublicRooms];
+
+/**
+ * Federation ingress on the federation HTTPS listener: /_matrix/federation/* (X-Matrix authenticated,
+ * audited) and /_matrix/key/v2/*. Injects STORE, BUS, BUS_TOPOLOGY, SERVER_IDENTITY and KEY_RING from
+ * @fedgate/platform and SERVICE_LOGGER from service-kit; /version and /.well-known come from service-kit.
+ */
+@Module({
+  controllers,
+  providers: [...services, { provide: INGRESS_OPTIONS, useValue: DEFAULT_INGRESS_OPTIONS }],
+})
+export class FederationIngressModule {
+  /** The module with some defaults changed (tests: short intervals, small limits). */
+  static withOptions(options: Partial<IngressOptions>): DynamicModule {
+    return {
+      module: FederationIngressModule,
+      providers: [...services, { provide: INGRESS_OPTIONS, useValue: { ...DEFAULT_INGRESS_OPTIONS, ...options } }],
+    };
+  }
+}

@@ -1,0 +1,24 @@
+// What ingress attaches to a request on its way through the guard, the handler and the audit record.
+import type { JsonObject } from '@fedgate/protocol';
+import type { FastifyRequest } from 'fastify';
+
+export interface AuditNotes {
+  /** The origin the header claims (set before authentication, so refusals are recorded against it). */
+  origin?: string;
+  reason?: string;
+  txnId?: string;
+  pduCount?: number;
+  eduCount?: number;
+  details?: JsonObject;
+}
+
+export interface IngressRequest extends FastifyRequest {
+  /** The authenticated origin server, set by the X-Matrix guard. */
+  federationOrigin?: string;
+  auditNotes?: AuditNotes;
+}
+
+export function notesOf(request: IngressRequest): AuditNotes {
+  request.auditNotes ??= {};
+  return request.auditNotes;
+}

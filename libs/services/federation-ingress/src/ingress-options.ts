@@ -1,0 +1,25 @@
+// Tunables of the ingress module; the defaults suit production, tests shorten them.
+export const INGRESS_OPTIONS = Symbol.for('fedgate.federation-ingress.options');
+
+export interface IngressOptions {
+  /** `valid_until_ts` of our key document is now + this (default one week). */
+  keyValidityMs: number;
+  /** Spec limits of one transaction. */
+  maxPdusPerTransaction: number;
+  maxEdusPerTransaction: number;
+  /** Answered with a 429 for a second concurrent transaction from the same origin. */
+  busyRetryAfterMs: number;
+  /** At most one server-up signal per origin per this long. */
+  serverUpIntervalMs: number;
+  /** Largest `limit` honoured by backfill and get_missing_events. */
+  maxEventsPerRead: number;
+}
+
+export const DEFAULT_INGRESS_OPTIONS: IngressOptions = {
+  keyValidityMs: 7 * 24 * 60 * 60 * 1000,
+  maxPdusPerTransaction: 50,
+  maxEdusPerTransaction: 100,
+  busyRetryAfterMs: 1_000,
+  serverUpIntervalMs: 30_000,
+  maxEventsPerRead: 100,
+};

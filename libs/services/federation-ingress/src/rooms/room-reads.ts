@@ -1,0 +1,157 @@
+// The room reads ingress answers federation requests from, over the Store. (state-resolver's RoomReader was
+// not there when this was written; switch to it when both agree on the semantics.)
+import type { Pdu } from '@fedgate/protocol';
+import { parseStateTupleKey, stateTupleKey, type EventRecord, type StateMap, type Store } from '@fedgate/store';
+
+const MEMBER = 'm.room.member';
+
+function serverOfUser(userId: string): string {
+  const colon = userId.indexOf(':');
+  return colon < 0 ? '' : userId.slice(colon + 1);
+}
+
+function pushUnseen(ids: readonly string[], seen: Set<string>, into: string[]): void {
+  for (const id of ids) {
+    if (seen.has(id)) continue;
+    seen.add(id);
+    into.push(id);
+  }
+}
+
+export class RoomReads {
+  constructor(private readonly store: Store) {}
+
+  async roomVersion(roomId: string): Promise<string | undefined> {
+    return (await this.store.rooms.get(roomId))?.roomVersion;
+  }
+
+  async currentState(roomId: string): Promise<StateMap | undefined> {
+    const room = await this.store.rooms.get(roomId);
+    if (!room?.currentStateId) return undefined;
+    return this.store.state.load(room.currentStateId);
+  }
+
+  /** Content of the current state event (type, stateKey), if any. */
+  async currentStateContent(roomId: string, type: string, stateKey = ''): Promise<Record<string, unknown> | undefined> {
+    const state = await this.currentState(roomId);
+    return this.contentIn(state, type, stateKey);
+  }
+
+  async contentIn(state: StateMap | undefined, type: string, stateKey = ''): Promise<Record<string, unknown> | undefined> {
+    const eventId = state?.get(stateTupleKey(type, stateKey));
+    if (!eventId) return undefined;
+    return (await this.store.events.get(eventId))?.pdu.content as Record<string, unknown> | undefined;
+  }
+
+  /**
+   * Whether `server` may read the room at `eventId`: the history is world-readable, or one of its users is joined
+   * (or invited, when history is visible to invitees) in the state at the event.
+   */
+  async serverMaySee(server: string, eventId: string): Promise<boolean> {
+    const state = (await this.store.state.stateAfterEvent(eventId)) ?? (await this.store.state.stateBeforeEvent(eventId));
+    if (!state) return false;
+    const visibility = (await this.contentIn(state, 'm.room.history_visibility'))?.history_visibility;
+    if (visibility === 'world_readable') return true;
+    const memberIds: string[] = [];
+    for (const [key, id] of state) {
+      const { type, stateKey } = parseStateTupleKey(key);
+      if (type === MEMBER && serverOfUser(stateKey) === server) memberIds.push(id);
+    }
+    if (memberIds.length === 0) return false;
+    const members = await this.store.events.getMany(memberIds);
+    for (const member of members.values()) {
+      const membership = (member.pdu.content as { membership?: unknown }).membership;
+      if (membership === 'join') return true;
+      if (membership === 'invite' && visibility === 'invited') return true;
+    }
+    return false;
+  }
+
+  /** Servers with joined members in the room's current state. */
+  async joinedServers(roomId: string): Promise<string[]> {
+    return this.store.rooms.getJoinedServers(roomId);
+  }
+
+  async event(eventId: string): Promise<EventRecord | undefined> {
+    return this.store.events.get(eventId);
+  }
+
+  /** State before the event (what /state_ids answers), as event IDs. */
+  async stateIdsBefore(eventId: string): Promise<string[] | undefined> {
+    const state = await this.store.state.stateBeforeEvent(eventId);
+    return state ? [...state.values()] : undefined;
+  }
+
+  /** Every event reachable through auth_events from `eventIds` (a start event only when another one's chain reaches it). */
+  async authChainIds(eventIds: readonly string[]): Promise<string[]> {
+    const seen = new Set<string>();
+    let frontier = [...eventIds];
+    while (frontier.length > 0) {
+      const records = await this.store.events.getMany(frontier);
+      const next: string[] = [];
+      for (const record of records.values()) {
+        for (const authId of record.authEventIds) {
+          if (seen.has(authId)) continue;
+          seen.add(authId);
+          next.push(authId);
+        }
+      }
+      frontier = next;
+    }
+    return [...seen];
+  }
+
+  async pdus(eventIds: readonly string[]): Promise<Pdu[]> {
+    const records = await this.store.events.getMany([...eventIds]);
+    return eventIds.flatMap((id) => {
+      const record = records.get(id);
+      return record ? [record.pdu] : [];
+    });
+  }
+
+  /** Backfill: from `from` back through prev_events, breadth first, up to `limit` events (the start events included). */
+  async backfill(roomId: string, from: readonly string[], limit: number): Promise<Pdu[]> {
+    const out: Pdu[] = [];
+    const seen = new Set<string>(from);
+    let frontier = [...from];
+    while (frontier.length > 0 && out.length < limit) {
+      const records = await this.store.events.getMany(frontier);
+      const next: string[] = [];
+      for (const id of frontier) {
+        const record = records.get(id);
+        if (!record || record.roomId !== roomId || record.status === 'rejected') continue;
+        if (out.length >= limit) break;
+        out.push(record.pdu);
+        pushUnseen(record.prevEventIds, seen, next);
+      }
+      frontier = next;
+    }
+    return out;
+  }
+
+  /**
+   * get_missing_events: walking prev_events back from `latest` (excluded), the events not in `earliest` and
+   * not below `minDepth`, oldest first, at most `limit`.
+   */
+  async missingEvents(roomId: string, earliest: readonly string[], latest: readonly string[], limit: number, minDepth: number): Promise<EventRecord[]> {
+    const stop = new Set(earliest);
+    const seen = new Set<string>([...latest, ...earliest]);
+    const found: EventRecord[] = [];
+    let frontier: string[] = [];
+    const latestRecords = await this.store.events.getMany([...latest]);
+    for (const record of latestRecords.values()) pushUnseen(record.prevEventIds, seen, frontier);
+    while (frontier.length > 0 && found.length < limit) {
+      const records = await this.store.events.getMany(frontier);
+      const next: string[] = [];
+      for (const id of frontier) {
+        const record = records.get(id);
+        if (!record || record.roomId !== roomId || stop.has(id) || record.depth < minDepth) continue;
+        if (found.length >= limit) break;
+        found.push(record);
+        pushUnseen(record.prevEventIds, seen, next);
+      }
+      frontier = next;
+    }
+    return found.sort((a, b) => a.depth - b.depth);
+  }
+}
