@@ -1,1 +1,7 @@
-export { StateResolverModule } from './state-resolver.module';
+export { StateResolverModule, STATE_RESOLVER } from './state-resolver.module';
+export { StateResolver, replicaFromEnv, type StateResolverDeps } from './state-resolver';
+export { RoomReader, type StateAt, type StateIdsAt, type MissingEventsQuery } from './room-reader';
+export { RoomTimeline } from './room-timeline';
+export { EventBuilder, finishEvent, type EventDraft, type ServerSigner } from './event-builder';
+export { EventVerifier } from './event-verifier';
+export { clientTransactionLog, type ClientTransactionLog } from './client-transactions';

@@ -1,5 +1,44 @@
-import { Module } from '@nestjs/common';
+import { Inject, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import {
+  BUS,
+  BUS_TOPOLOGY,
+  FEDERATION_CLIENT,
+  KEY_RING,
+  SERVER_IDENTITY,
+  STORE,
+  type Bus,
+  type BusTopology,
+  type FederationHttpClient,
+  type KeyRing,
+  type ServerIdentity,
+  type Store,
+} from '@fedgate/platform';
+import { RoomReader } from './room-reader';
+import { replicaFromEnv, StateResolver } from './state-resolver';
 
-/** State resolver: per-room-partition consumers that authorize, resolve and persist events (no HTTP). */
-@Module({})
-export class StateResolverModule {}
+export const STATE_RESOLVER = Symbol.for('fedgate.state-resolver');
+
+/** State resolver: per-room-partition consumers and the room commands that authorize, resolve and persist events (no HTTP). */
+@Module({
+  providers: [
+    {
+      provide: STATE_RESOLVER,
+      inject: [STORE, BUS, BUS_TOPOLOGY, SERVER_IDENTITY, FEDERATION_CLIENT, KEY_RING],
+      useFactory: (store: Store, bus: Bus, topology: BusTopology, identity: ServerIdentity, federation: FederationHttpClient, keyRing: KeyRing) =>
+        new StateResolver({ store, bus, topology, identity, federation, keyRing, replica: replicaFromEnv() }),
+    },
+    { provide: RoomReader, inject: [STORE], useFactory: (store: Store) => new RoomReader(store) },
+  ],
+  exports: [STATE_RESOLVER, RoomReader],
+})
+export class StateResolverModule implements OnModuleInit, OnApplicationShutdown {
+  constructor(@Inject(STATE_RESOLVER) private readonly resolver: StateResolver) {}
+
+  async onModuleInit(): Promise<void> {
+    await this.resolver.start();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.resolver.stop();
+  }
+}

@@ -1,0 +1,147 @@
+// Inbound PDUs, one room partition at a time: fill gaps in the DAG from the origin, then the timeline path.
+import { ack, nak, term, type HandlerOutcome, type InboundPdu, type ReceivedMessage } from '@fedgate/bus';
+import { FederationApi, FederationClientError, FederationHttpError } from '@fedgate/federation-client';
+import { roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
+import { toRoomEvent, topologicalOrder } from '@fedgate/room-state';
+import type { Store } from '@fedgate/store';
+import { describeError, MissingStateError, PoisonMessageError } from './errors';
+import { wireForm, type VerifiedEvent } from './event-verifier';
+import { OutlierImporter } from './outliers';
+import type { RoomLocks } from './room-locks';
+import { RoomTimeline, type Committed } from './room-timeline';
+import type { EventVerifier } from './event-verifier';
+import { toStoreStateMap } from './state-keys';
+
+export interface GapFillLimits {
+  /** get_missing_events rounds per inbound event. */
+  maxRounds: number;
+  /** Events fetched through get_missing_events per inbound event. */
+  maxEvents: number;
+  /** Above this many unknown state/auth events, /state is asked instead of /event for each. */
+  maxSingleFetches: number;
+}
+
+export const DEFAULT_GAP_FILL_LIMITS: GapFillLimits = { maxRounds: 10, maxEvents: 100, maxSingleFetches: 50 };
+
+const TRANSIENT = new Set(['UNREACHABLE', 'TIMEOUT', 'TLS_FAILURE', 'DNS_FAILURE']);
+
+/** Remote trouble that may pass (retry later) versus an answer that will not change (give up with the reason). */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof FederationHttpError) return err.status >= 500 || err.status === 429;
+  if (err instanceof FederationClientError) return TRANSIENT.has(err.code);
+  return false;
+}
+
+export class InboundPduHandler {
+  private readonly importer: OutlierImporter;
+
+  constructor(
+    private readonly store: Store,
+    private readonly timeline: RoomTimeline,
+    private readonly locks: RoomLocks,
+    private readonly verifier: EventVerifier,
+    private readonly api: FederationApi,
+    private readonly limits: GapFillLimits = DEFAULT_GAP_FILL_LIMITS,
+  ) {
+    this.importer = new OutlierImporter(store, verifier);
+  }
+
+  /** Bus handler: ack when persisted (whatever the outcome), nak with delay on transient remote trouble, term on poison. */
+  async onMessage(message: ReceivedMessage<InboundPdu>): Promise<HandlerOutcome> {
+    try {
+      await this.handle(message.data, () => message.working());
+      return ack();
+    } catch (err) {
+      if (isTransient(err)) return nak(Math.min(60_000, 1_000 * 2 ** Math.min(message.deliveryCount, 6)));
+      if (err instanceof PoisonMessageError || err instanceof FederationClientError) return term(`${message.data.eventId}: ${describeError(err)}`);
+      throw err;
+    }
+  }
+
+  async handle(inbound: InboundPdu, working: () => void = () => undefined): Promise<Committed | undefined> {
+    const room = await this.store.rooms.get(inbound.roomId);
+    if (!room) throw new PoisonMessageError(`room ${inbound.roomId} is not known here`);
+    const rules = roomVersionRules(room.roomVersion);
+    let pdu: Pdu;
+    try {
+      pdu = wireForm(inbound.pdu, rules.id);
+      toRoomEvent(pdu, inbound.eventId);
+    } catch (err) {
+      throw new PoisonMessageError(`malformed PDU: ${describeError(err)}`);
+    }
+    return this.locks.run(inbound.roomId, async () => {
+      if (await this.timeline.isSettled(inbound.eventId)) return undefined;
+      const fetched = await this.fetchMissing(inbound.eventId, pdu, inbound.roomId, inbound.origin, rules);
+      working();
+      for (const earlier of fetched) {
+        if (await this.timeline.isSettled(earlier.eventId)) continue;
+        await this.processOne(earlier.eventId, earlier.pdu, inbound.roomId, inbound.origin, rules);
+        working();
+      }
+      return this.processOne(inbound.eventId, pdu, inbound.roomId, inbound.origin, rules);
+    });
+  }
+
+  /** Events between our forward extremities and `pdu`, via get_missing_events, parents first. */
+  private async fetchMissing(eventId: string, pdu: Pdu, roomId: string, origin: string, rules: RoomVersionRules): Promise<VerifiedEvent[]> {
+    const fetched = new Map<string, VerifiedEvent>();
+    const prevsOf = (p: Pdu, id: string) => toRoomEvent(p, id).prev_events;
+    let frontier: Array<{ id: string; pdu: Pdu }> = [{ id: eventId, pdu }];
+    for (let round = 0; round < this.limits.maxRounds && fetched.size < this.limits.maxEvents; round++) {
+      const wanted = [...new Set(frontier.flatMap((f) => prevsOf(f.pdu, f.id)))].filter((id) => !fetched.has(id));
+      const unknown = await this.store.events.missing(wanted);
+      if (unknown.length === 0) break;
+      const waiting = frontier.filter((f) => prevsOf(f.pdu, f.id).some((p) => unknown.includes(p))).map((f) => f.id);
+      const earliest = await this.store.rooms.getForwardExtremities(roomId);
+      const events = await this.api.getMissingEvents(origin, roomId, {
+        earliest_events: earliest,
+        latest_events: waiting,
+        limit: this.limits.maxEvents - fetched.size,
+      });
+      const { valid } = await this.verifier.verify(events, rules.id, roomId);
+      const fresh = valid.filter((v) => !fetched.has(v.eventId) && v.eventId !== eventId);
+      if (fresh.length === 0) break;
+      for (const v of fresh) fetched.set(v.eventId, v);
+      frontier = fresh.map((v) => ({ id: v.eventId, pdu: v.pdu }));
+    }
+    const byId = new Map([...fetched.values()].map((v) => [v.eventId, v]));
+    return topologicalOrder([...fetched.values()].map((v) => toRoomEvent(v.pdu, v.eventId))).map((e) => byId.get(e.event_id)!);
+  }
+
+  private async processOne(eventId: string, pdu: Pdu, roomId: string, origin: string, rules: RoomVersionRules): Promise<Committed> {
+    let evaluation;
+    try {
+      evaluation = await this.timeline.evaluate(eventId, pdu, rules);
+    } catch (err) {
+      if (!(err instanceof MissingStateError)) throw err;
+      for (const prev of err.eventIds) await this.fetchStateAt(origin, roomId, prev, rules);
+      evaluation = await this.timeline.evaluate(eventId, pdu, rules);
+    }
+    return this.timeline.commit(await this.timeline.softFail(evaluation), { local: false });
+  }
+
+  /** The state at an event we do not hold in the timeline: /state_ids (+ /event or /state), kept as outliers. */
+  async fetchStateAt(origin: string, roomId: string, eventId: string, rules: RoomVersionRules): Promise<void> {
+    const ids = await this.api.stateIds(origin, roomId, eventId);
+    const needed = [...new Set([eventId, ...ids.pdu_ids, ...ids.auth_chain_ids])];
+    const missing = await this.store.events.missing(needed);
+    let pdus: Record<string, unknown>[] = [];
+    if (missing.length > this.limits.maxSingleFetches) {
+      const state = await this.api.state(origin, roomId, eventId);
+      pdus = [...state.pdus, ...state.auth_chain];
+      if (missing.includes(eventId)) pdus.push(await this.api.event(origin, eventId));
+    } else {
+      for (const id of missing) pdus.push(await this.api.event(origin, id));
+    }
+    const { graph } = await this.importer.import(pdus, rules, roomId, new Set(needed));
+    await graph.load(needed);
+    const prev = graph.lookup(eventId);
+    if (!prev) throw new PoisonMessageError(`${origin} did not give a valid ${eventId}`);
+    const before = OutlierImporter.stateFrom(ids.pdu_ids, graph);
+    const after = new Map(before);
+    if (prev.state_key !== undefined && !graph.isRejected(eventId)) after.set(`${prev.type}\u0000${prev.state_key}`, eventId);
+    const beforeId = await this.store.state.save(roomId, toStoreStateMap(before));
+    const afterId = await this.store.state.save(roomId, toStoreStateMap(after), beforeId);
+    await this.store.state.setForEvent(eventId, { before: beforeId, after: afterId });
+  }
+}

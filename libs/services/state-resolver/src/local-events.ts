@@ -1,0 +1,134 @@
+// The create-event command: this server's users acting in rooms this server is in, including creating
+// rooms and inviting users of other servers (who sign the invite first).
+import { randomBytes } from 'node:crypto';
+import type { CreateEventCommand, CreateEventReply } from '@fedgate/bus';
+import { FederationApi, FederationHttpError } from '@fedgate/federation-client';
+import { DEFAULT_ROOM_VERSION, isSupportedRoomVersion, roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
+import { domainOf, isObject, splitStateMapKey } from '@fedgate/room-state';
+import type { Store } from '@fedgate/store';
+import type { ClientTransactionLog } from './client-transactions';
+import { badJson, CommandRefusal, describeError, forbidden, notFound } from './errors';
+import type { EventBuilder, BuiltEvent } from './event-builder';
+import type { EventVerifier } from './event-verifier';
+import type { RoomLocks } from './room-locks';
+import type { RoomTimeline } from './room-timeline';
+
+/** State kept in an invite's `invite_room_state` / a knock's stripped state. */
+export const STRIPPED_STATE_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
+
+export async function strippedState(store: Store, state: Map<string, string>, extra: string[] = []): Promise<Record<string, unknown>[]> {
+  const ids: string[] = [];
+  for (const [key, id] of state) if (STRIPPED_STATE_TYPES.includes(splitStateMapKey(key).type)) ids.push(id);
+  const records = await store.events.getMany([...ids, ...extra]);
+  return [...records.values()].map((r) => {
+    const stripped: Record<string, unknown> = { type: r.type, state_key: r.stateKey ?? '', content: r.pdu.content, sender: r.pdu.sender };
+    return stripped;
+  });
+}
+
+export class LocalEvents {
+  constructor(
+    private readonly store: Store,
+    private readonly timeline: RoomTimeline,
+    private readonly locks: RoomLocks,
+    private readonly builder: EventBuilder,
+    private readonly verifier: EventVerifier,
+    private readonly api: FederationApi,
+    private readonly transactions: ClientTransactionLog,
+    private readonly serverName: string,
+  ) {}
+
+  async onCommand(command: CreateEventCommand): Promise<CreateEventReply> {
+    try {
+      return { ok: true, ...(await this.create(command)) };
+    } catch (err) {
+      if (err instanceof CommandRefusal) return err.toReply();
+      throw err;
+    }
+  }
+
+  /** Builds, authorizes, persists and publishes; the reply carries the room ID too (new rooms). */
+  async create(command: CreateEventCommand): Promise<{ eventId: string; roomId: string }> {
+    if (typeof command.sender !== 'string' || domainOf(command.sender) !== this.serverName) throw forbidden(`${command.sender} is not a user of ${this.serverName}`);
+    if (typeof command.type !== 'string' || !isObject(command.content)) throw badJson('type must be a string and content an object');
+    if (command.txnId !== undefined) {
+      const known = await this.transactions.get(command.sender, command.txnId);
+      if (known) {
+        const record = await this.store.events.get(known);
+        return { eventId: known, roomId: record?.roomId ?? command.roomId };
+      }
+    }
+    const created = command.type === 'm.room.create' && (command.stateKey ?? '') === '' ? await this.createRoom(command) : await this.createInRoom(command);
+    if (command.txnId !== undefined) {
+      const eventId = await this.transactions.record(command.sender, command.txnId, created.eventId);
+      return { eventId, roomId: created.roomId };
+    }
+    return created;
+  }
+
+  private async createRoom(command: CreateEventCommand): Promise<{ eventId: string; roomId: string }> {
+    const content: Record<string, unknown> = { ...command.content };
+    const version = content.room_version ?? DEFAULT_ROOM_VERSION;
+    if (!isSupportedRoomVersion(version)) throw new CommandRefusal('M_UNSUPPORTED_ROOM_VERSION', `room version ${JSON.stringify(version)} is not supported`, 400);
+    content.room_version = version;
+    const rules = roomVersionRules(version);
+    if (!rules.creatorIsSender && content.creator === undefined) content.creator = command.sender;
+    let roomId: string | undefined;
+    if (!rules.roomIdFromCreateEvent) {
+      const asked = command.roomId;
+      const usable = typeof asked === 'string' && asked.startsWith('!') && domainOf(asked) === this.serverName && !(await this.store.rooms.get(asked));
+      roomId = usable ? asked : `!${randomBytes(12).toString('base64url')}:${this.serverName}`;
+    }
+    const built = this.builder.buildCreate(command.sender, content, rules, roomId);
+    const evaluation = await this.timeline.evaluate(built.eventId, built.pdu, rules);
+    if (evaluation.status !== 'accepted') throw forbidden(evaluation.reason ?? 'the create event is not allowed');
+    return this.locks.run(evaluation.roomId, async () => {
+      const committed = await this.timeline.commit(evaluation, { local: true });
+      return { eventId: committed.eventId, roomId: committed.roomId };
+    });
+  }
+
+  private async createInRoom(command: CreateEventCommand): Promise<{ eventId: string; roomId: string }> {
+    const room = await this.store.rooms.get(command.roomId);
+    if (!room?.currentStateId) throw notFound(`room ${command.roomId} is not known here`);
+    const rules = roomVersionRules(room.roomVersion);
+    return this.locks.run(command.roomId, async () => {
+      const current = (await this.timeline.currentState(command.roomId))!;
+      const draft = { roomId: command.roomId, sender: command.sender, type: command.type, stateKey: command.stateKey, content: command.content };
+      let built = await this.builder.build(draft, rules, current);
+      let evaluation = await this.timeline.evaluate(built.eventId, built.pdu, rules);
+      if (evaluation.status !== 'accepted') throw forbidden(evaluation.reason ?? 'not allowed');
+      if (this.isRemoteInvite(command)) {
+        built = await this.inviteRemote(built, rules, current);
+        evaluation = { ...evaluation, pdu: built.pdu };
+      }
+      const committed = await this.timeline.commit(evaluation, { local: true });
+      return { eventId: committed.eventId, roomId: committed.roomId };
+    });
+  }
+
+  private isRemoteInvite(command: CreateEventCommand): boolean {
+    return command.type === 'm.room.member' && command.content.membership === 'invite' && typeof command.stateKey === 'string' && domainOf(command.stateKey) !== this.serverName;
+  }
+
+  /** invite v2 on the invitee's server; the answer must be our event with its signature added. */
+  private async inviteRemote(built: BuiltEvent, rules: RoomVersionRules, current: Map<string, string>): Promise<BuiltEvent> {
+    const destination = domainOf(built.pdu.state_key as string);
+    const inviteRoomState = await strippedState(this.store, current, []);
+    inviteRoomState.push({ type: built.pdu.type, state_key: built.pdu.state_key, content: built.pdu.content, sender: built.pdu.sender });
+    let answered: Record<string, unknown>;
+    try {
+      answered = await this.api.invite(destination, built.pdu.room_id as string, built.eventId, { event: built.pdu, room_version: rules.id, invite_room_state: inviteRoomState });
+    } catch (err) {
+      if (err instanceof FederationHttpError) {
+        const body = err.body as { error?: unknown } | undefined;
+        throw forbidden(`${destination} refused the invite: ${err.errcode ?? err.status} ${typeof body?.error === 'string' ? body.error : ''}`.trim());
+      }
+      throw new CommandRefusal('M_UNKNOWN', `could not reach ${destination} to invite: ${describeError(err)}`, 502);
+    }
+    const { valid, refused } = await this.verifier.verify([answered], rules.id, built.pdu.room_id as string, new Set([built.eventId]), [destination]);
+    if (valid.length !== 1 || valid[0].redacted) throw forbidden(`${destination} answered the invite with an event that does not verify: ${refused[0]?.reason ?? 'content changed'}`);
+    return { eventId: built.eventId, pdu: { ...built.pdu, signatures: valid[0].pdu.signatures } as Pdu };
+  }
+}
+

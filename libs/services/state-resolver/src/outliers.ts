@@ -1,0 +1,84 @@
+// Events fetched to fill in what a room needs (auth chains, the state at an unknown prev event, the
+// state handed over by send_join): verified, authorized against their own auth events in auth order,
+// and stored as outliers — they are not in the timeline here, only known.
+import type { Pdu, RoomVersionRules } from '@fedgate/protocol';
+import { authorizeByAuthEvents, isStateEvent, stateMapKey, type RoomEvent } from '@fedgate/room-state';
+import type { EventRecord, EventStatus, Store } from '@fedgate/store';
+import { EventGraph } from './event-graph';
+import type { EventVerifier, RefusedEvent, VerifiedEvent } from './event-verifier';
+import { recordFor, roomIdOf } from './room-timeline';
+
+export interface ImportResult {
+  /** Every imported event (new or already stored) and its status, loaded for lookups. */
+  graph: EventGraph;
+  imported: string[];
+  refused: RefusedEvent[];
+}
+
+/** Parents-first order over auth_events within `events`; anything in a cycle comes last. */
+export function authOrder(events: readonly VerifiedEvent[], parse: (v: VerifiedEvent) => RoomEvent): VerifiedEvent[] {
+  const byId = new Map(events.map((e) => [e.eventId, e]));
+  const pending = new Map<string, number>();
+  const children = new Map<string, string[]>();
+  for (const e of events) {
+    const auth = new Set(parse(e).auth_events.filter((a) => byId.has(a)));
+    pending.set(e.eventId, auth.size);
+    for (const a of auth) children.set(a, [...(children.get(a) ?? []), e.eventId]);
+  }
+  const ready = events.filter((e) => pending.get(e.eventId) === 0).map((e) => e.eventId);
+  const order: VerifiedEvent[] = [];
+  while (ready.length > 0) {
+    const id = ready.shift()!;
+    order.push(byId.get(id)!);
+    for (const c of children.get(id) ?? []) {
+      const left = pending.get(c)! - 1;
+      pending.set(c, left);
+      if (left === 0) ready.push(c);
+    }
+  }
+  const placed = new Set(order.map((e) => e.eventId));
+  return [...order, ...events.filter((e) => !placed.has(e.eventId))];
+}
+
+export class OutlierImporter {
+  constructor(
+    private readonly store: Store,
+    private readonly verifier: EventVerifier,
+  ) {}
+
+  async import(pdus: readonly Record<string, unknown>[], rules: RoomVersionRules, roomId: string, expectedIds?: ReadonlySet<string>): Promise<ImportResult> {
+    const { valid, refused } = await this.verifier.verify(pdus, rules.id, roomId, expectedIds);
+    const graph = new EventGraph(this.store);
+    const unique = [...new Map(valid.map((v) => [v.eventId, v])).values()];
+    const stored = await this.store.events.getMany(unique.map((v) => v.eventId));
+    for (const record of stored.values()) graph.addRecord(record);
+    const fresh = unique.filter((v) => !stored.has(v.eventId));
+    const parsed = new Map(fresh.map((v) => [v.eventId, graph.add(v.eventId, v.pdu)]));
+    await graph.loadAuthClosure(fresh.flatMap((v) => parsed.get(v.eventId)!.auth_events), roomId);
+
+    const records: EventRecord[] = [];
+    for (const v of authOrder(fresh, (e) => parsed.get(e.eventId)!)) {
+      const event = parsed.get(v.eventId)!;
+      const verdict = authorizeByAuthEvents(event, graph.lookup, rules, graph.isRejected);
+      const status: EventStatus = verdict.allowed ? 'accepted' : 'rejected';
+      graph.setStatus(v.eventId, status);
+      const reason = verdict.allowed ? (v.redacted ? 'content hash mismatch: stored redacted' : undefined) : `auth events: ${verdict.reason.message}`;
+      records.push(recordFor(v.eventId, roomIdOf(v.pdu, rules), v.pdu, event, status, reason, true));
+    }
+    if (records.length > 0) await this.store.events.appendMany(records);
+    return { graph, imported: unique.map((v) => v.eventId), refused };
+  }
+
+  /** A state map from event IDs (rejected ones and unknown ones left out), keyed `type\0state_key`. */
+  static stateFrom(eventIds: readonly string[], graph: EventGraph): Map<string, string> {
+    const state = new Map<string, string>();
+    for (const id of eventIds) {
+      const e = graph.lookup(id);
+      if (!e || !isStateEvent(e) || graph.isRejected(id)) continue;
+      state.set(stateMapKey(e.type, e.state_key!), id);
+    }
+    return state;
+  }
+}
+
+export type { Pdu };

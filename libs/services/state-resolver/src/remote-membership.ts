@@ -1,0 +1,175 @@
+// chat-sync asks a local user to join, leave or knock on a room this server is not in: make_* and send_*
+// through each `via` server in turn. A join brings the room's state here (verified, as outliers) and
+// starts the room's timeline at the join.
+import type { MembershipKind, RemoteMembershipCommand, RemoteMembershipReply } from '@fedgate/bus';
+import { FederationApi, FederationHttpError } from '@fedgate/federation-client';
+import { computeEventId, isSupportedRoomVersion, ROOM_VERSIONS, roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
+import { authorizeByAuthEvents, authorizeEvent, authStateFromMap, domainOf, isObject, toRoomEvent } from '@fedgate/room-state';
+import type { Store } from '@fedgate/store';
+import { CommandRefusal, describeError, forbidden } from './errors';
+import { finishEvent, type BuiltEvent, type ServerSigner } from './event-builder';
+import { wireForm, type EventVerifier } from './event-verifier';
+import { OutlierImporter } from './outliers';
+import type { RoomLocks } from './room-locks';
+import { logEventOf, recordFor, type RoomTimeline } from './room-timeline';
+import { toStoreStateMap } from './state-keys';
+
+const SUPPORTED_VERSIONS = [...ROOM_VERSIONS.keys()];
+
+export class RemoteMembership {
+  private readonly importer: OutlierImporter;
+
+  constructor(
+    private readonly store: Store,
+    private readonly timeline: RoomTimeline,
+    private readonly locks: RoomLocks,
+    private readonly verifier: EventVerifier,
+    private readonly api: FederationApi,
+    private readonly signer: ServerSigner,
+  ) {
+    this.importer = new OutlierImporter(store, verifier);
+  }
+
+  async onCommand(command: RemoteMembershipCommand): Promise<RemoteMembershipReply> {
+    if (domainOf(command.userId) !== this.signer.serverName) return forbidden(`${command.userId} is not a user of ${this.signer.serverName}`).toReply();
+    const via = [...new Set(command.via ?? [])].filter((s) => s !== this.signer.serverName);
+    if (via.length === 0) return new CommandRefusal('M_INVALID_PARAM', 'no server to go through (via)', 400).toReply();
+    const failures: string[] = [];
+    for (const server of via) {
+      try {
+        const eventId = await this.locks.run(command.roomId, () => this.through(server, command));
+        return { ok: true, roomId: command.roomId, eventId };
+      } catch (err) {
+        if (err instanceof CommandRefusal && err.errcode !== 'M_UNKNOWN') return err.toReply();
+        if (err instanceof FederationHttpError && err.status >= 400 && err.status < 500 && err.errcode && err.errcode !== 'M_NOT_FOUND') {
+          const body = err.body as { error?: unknown };
+          return { ok: false, errcode: err.errcode, error: `${server}: ${typeof body?.error === 'string' ? body.error : err.message}`, status: err.status };
+        }
+        failures.push(`${server}: ${describeError(err)}`);
+      }
+    }
+    return { ok: false, errcode: 'M_UNKNOWN', error: `no server could ${command.membership} us: ${failures.join('; ')}`, status: 502 };
+  }
+
+  private async through(server: string, command: RemoteMembershipCommand): Promise<string> {
+    const made = await this.make(server, command.membership, command.roomId, command.userId);
+    const version = made.room_version ?? '1';
+    if (!isSupportedRoomVersion(version)) throw new CommandRefusal('M_UNSUPPORTED_ROOM_VERSION', `${server} offered room version ${JSON.stringify(version)}`, 400);
+    const rules = roomVersionRules(version);
+    const built = this.fill(made.event, command, rules);
+    switch (command.membership) {
+      case 'join':
+        return this.join(server, command.roomId, built, rules);
+      case 'leave':
+        await this.api.sendLeave(server, command.roomId, built.eventId, built.pdu);
+        return this.keepOutlier(command.roomId, built, {});
+      case 'knock': {
+        const { knock_room_state } = await this.api.sendKnock(server, command.roomId, built.eventId, built.pdu);
+        return this.keepOutlier(command.roomId, built, { knock_room_state: knock_room_state as never });
+      }
+    }
+  }
+
+  private make(server: string, membership: MembershipKind, roomId: string, userId: string) {
+    switch (membership) {
+      case 'join':
+        return this.api.makeJoin(server, roomId, userId, SUPPORTED_VERSIONS);
+      case 'leave':
+        return this.api.makeLeave(server, roomId, userId);
+      case 'knock':
+        return this.api.makeKnock(server, roomId, userId, SUPPORTED_VERSIONS);
+    }
+  }
+
+  /** The template with what is ours to fill: membership, content, origin, timestamp; then hashed and signed. */
+  private fill(template: Record<string, unknown>, command: RemoteMembershipCommand, rules: RoomVersionRules): BuiltEvent {
+    const content = { ...(isObject(template.content) ? template.content : {}), ...(command.content ?? {}), membership: command.membership };
+    if (template.type !== 'm.room.member' || template.state_key !== command.userId || template.sender !== command.userId || template.room_id !== command.roomId) {
+      throw new CommandRefusal('M_UNKNOWN', 'the template is not for this membership', 502);
+    }
+    const event: Record<string, unknown> = { ...template, content, origin_server_ts: Date.now() };
+    if (!rules.creatorIsSender || template.origin !== undefined) event.origin = this.signer.serverName;
+    return finishEvent(event, rules, this.signer);
+  }
+
+  private async join(server: string, roomId: string, built: BuiltEvent, rules: RoomVersionRules): Promise<string> {
+    const answer = await this.api.sendJoin(server, roomId, built.eventId, built.pdu);
+    let joinPdu = built.pdu;
+    if (answer.event) {
+      // Restricted joins come back with the resident server's signature added.
+      const { valid } = await this.verifier.verify([answer.event], rules.id, roomId, new Set([built.eventId]));
+      if (valid.length === 1 && !valid[0].redacted) joinPdu = valid[0].pdu;
+    }
+    const { graph, refused } = await this.importer.import([...answer.state, ...answer.auth_chain], rules, roomId);
+    const before = OutlierImporter.stateFrom(stateIdsOf(answer.state, graph, rules), graph);
+    if (before.size === 0) throw new CommandRefusal('M_UNKNOWN', `${server} gave no usable room state (${refused.length} events refused: ${refused[0]?.reason ?? ''})`, 502);
+
+    const join = graph.add(built.eventId, joinPdu);
+    const byAuth = authorizeByAuthEvents(join, graph.lookup, rules, graph.isRejected);
+    const byState = byAuth.allowed ? authorizeEvent(join, authStateFromMap(before, graph.lookup, roomId), rules) : byAuth;
+    if (!byState.allowed) throw forbidden(`our join does not pass auth against the state ${server} gave: ${byState.reason.message}`);
+
+    const createId = [...before.entries()].find(([k]) => k === 'm.room.create\u0000')?.[1];
+    const create = createId ? graph.lookup(createId) : undefined;
+    const creator = create ? (rules.creatorIsSender ? create.sender : String(create.content.creator ?? create.sender)) : '';
+    await this.store.rooms.ensure({ roomId, roomVersion: rules.id, creator, createdTs: create?.origin_server_ts ?? Date.now() });
+
+    await this.store.events.append(recordFor(built.eventId, roomId, joinPdu, join, 'accepted', undefined, false));
+    const beforeId = await this.store.state.save(roomId, toStoreStateMap(before));
+    const afterId = await this.store.state.derive(roomId, beforeId, [{ type: 'm.room.member', stateKey: join.state_key!, eventId: built.eventId }]);
+    const extremities = await this.store.rooms.getForwardExtremities(roomId);
+    await this.store.rooms.updateForwardExtremities(roomId, { add: [built.eventId], remove: extremities });
+    await this.store.rooms.setCurrentState(roomId, afterId);
+    const after = new Map(before).set(`m.room.member\u0000${join.state_key}`, built.eventId);
+    const joined = new Set(await this.timeline.joinedServers(after, graph));
+    for (const s of answer.servers_in_room ?? []) if (answer.members_omitted) joined.add(s);
+    await this.store.rooms.setJoinedServers(roomId, [...joined].sort());
+    const delta: Record<string, string | null> = {};
+    for (const [k, v] of after) delta[k] = v;
+    await this.timeline.publish({
+      eventId: built.eventId,
+      roomId,
+      outcome: 'accepted',
+      local: true,
+      event: logEventOf(built.eventId, roomId, joinPdu),
+      stateDelta: delta,
+      joinedServers: [...joined].sort(),
+    });
+    await this.store.state.setForEvent(built.eventId, { before: beforeId, after: afterId });
+    return built.eventId;
+  }
+
+  /** Leaves and knocks on rooms we are not in: we keep the event (as an outlier) and tell chat-sync. */
+  private async keepOutlier(roomId: string, built: BuiltEvent, unsigned: Record<string, never>): Promise<string> {
+    const event = toRoomEvent(built.pdu, built.eventId);
+    await this.store.events.append(recordFor(built.eventId, roomId, built.pdu, event, 'accepted', undefined, true));
+    await this.timeline.publish({
+      eventId: built.eventId,
+      roomId,
+      outcome: 'accepted',
+      local: false,
+      event: logEventOf(built.eventId, roomId, built.pdu, Object.keys(unsigned).length > 0 ? unsigned : undefined),
+      stateDelta: {},
+      joinedServers: [],
+    });
+    return built.eventId;
+  }
+}
+
+/** The event IDs of the state PDUs (computed: from v3 on PDUs do not carry them). */
+function stateIdsOf(state: Record<string, unknown>[], graph: { has(id: string): boolean }, rules: RoomVersionRules): string[] {
+  const ids: string[] = [];
+  for (const raw of state) {
+    try {
+      const id = rules.eventFormat === 'v1' ? String(raw.event_id) : computeId(raw, rules);
+      if (graph.has(id)) ids.push(id);
+    } catch {
+      // refused by the importer already
+    }
+  }
+  return ids;
+}
+
+function computeId(raw: Record<string, unknown>, rules: RoomVersionRules): string {
+  return computeEventId(wireForm(raw, rules.id) as Pdu, rules);
+}

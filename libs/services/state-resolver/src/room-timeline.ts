@@ -1,0 +1,242 @@
+// The one path every event into a room takes, whoever made it: state before it (resolved over its prev
+// events), the auth checks, soft-fail, then persistence, forward extremities, current state, joined
+// servers and the room log entry. Callers hold the room's lock.
+import type { Bus, BusTopology, EventOutcome, JsonObject as BusJson, RoomLogEntry } from '@fedgate/bus';
+import { computeRoomIdFromCreateEvent, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
+import {
+  authStateFromMap,
+  authTypesForEvent,
+  authorizeByAuthEvents,
+  authorizeEvent,
+  checkSoftFail,
+  createEventIdForRoom,
+  domainOf,
+  isStateEvent,
+  resolveState,
+  stateMapKey,
+  type RoomEvent,
+  type StateMap,
+} from '@fedgate/room-state';
+import type { EventRecord, EventStatus, Store } from '@fedgate/store';
+import { MissingStateError } from './errors';
+import { EventGraph } from './event-graph';
+import { stateDelta, toRoomStateMap, toStoreStateMap } from './state-keys';
+
+export interface Evaluation {
+  eventId: string;
+  roomId: string;
+  pdu: Pdu;
+  event: RoomEvent;
+  rules: RoomVersionRules;
+  /** State before the event and its snapshot (null until saved). */
+  before: Map<string, string>;
+  beforeSnapshotId: string | null;
+  /** Snapshot of the first prev event's state, the base for saving a resolved state. */
+  baseSnapshotId: string | null;
+  status: EventStatus;
+  reason?: string;
+  graph: EventGraph;
+}
+
+export interface CommitOptions {
+  /** Whether this server sends it to the room (created here, or accepted through our make/send handshake). */
+  local: boolean;
+  /** Extra fields for the room log's copy of the event (e.g. unsigned.invite_room_state). */
+  unsigned?: BusJson;
+}
+
+export interface Committed {
+  eventId: string;
+  roomId: string;
+  status: EventStatus;
+  reason?: string;
+  entry: RoomLogEntry;
+}
+
+const OUTCOME: Record<EventStatus, EventOutcome> = { accepted: 'accepted', soft_failed: 'soft-failed', rejected: 'rejected' };
+
+export function roomIdOf(pdu: Pdu, rules: RoomVersionRules): string {
+  if (rules.roomIdFromCreateEvent && pdu.type === 'm.room.create' && pdu.state_key === '') return computeRoomIdFromCreateEvent(pdu, rules);
+  return pdu.room_id as string;
+}
+
+export function recordFor(eventId: string, roomId: string, pdu: Pdu, event: RoomEvent, status: EventStatus, reason: string | undefined, outlier: boolean): EventRecord {
+  return {
+    eventId,
+    roomId,
+    type: event.type,
+    stateKey: event.state_key,
+    depth: typeof pdu.depth === 'number' ? pdu.depth : 0,
+    prevEventIds: [...event.prev_events],
+    authEventIds: [...event.auth_events],
+    pdu,
+    status,
+    reason,
+    outlier,
+    receivedTs: Date.now(),
+  };
+}
+
+/** The copy of an event carried on the room log and shown to clients: with its ID and room ID. */
+export function logEventOf(eventId: string, roomId: string, pdu: Pdu, unsigned?: BusJson): BusJson {
+  const event: BusJson = { ...pdu, event_id: eventId, room_id: roomId };
+  if (unsigned) event.unsigned = { ...((pdu.unsigned as BusJson | undefined) ?? {}), ...unsigned };
+  return event;
+}
+
+export class RoomTimeline {
+  constructor(
+    private readonly store: Store,
+    private readonly bus: Bus,
+    private readonly topology: BusTopology,
+  ) {}
+
+  /** Whether the event went through this path already (its state refs are written last). */
+  async isSettled(eventId: string): Promise<boolean> {
+    return (await this.store.events.get(eventId)) !== undefined && (await this.store.state.getForEvent(eventId)) !== undefined;
+  }
+
+  /**
+   * Authorizes an event against its auth events and against the state before it. Throws MissingStateError when
+   * the state at some prev event is unknown. Nothing is written.
+   */
+  async evaluate(eventId: string, pdu: Pdu, rules: RoomVersionRules): Promise<Evaluation> {
+    const graph = new EventGraph(this.store);
+    const event = graph.add(eventId, pdu);
+    const roomId = roomIdOf(pdu, rules);
+    const prevs = [...new Set(event.prev_events)];
+    const refs = await Promise.all(prevs.map((p) => this.store.state.getForEvent(p)));
+    const unknown = prevs.filter((_, i) => refs[i] === undefined);
+    if (unknown.length > 0) throw new MissingStateError(unknown);
+
+    let before: Map<string, string>;
+    let beforeSnapshotId: string | null = null;
+    const baseSnapshotId = refs[0]?.after ?? null;
+    if (prevs.length === 0) before = new Map();
+    else if (prevs.length === 1) {
+      before = toRoomStateMap((await this.store.state.load(refs[0]!.after))!);
+      beforeSnapshotId = refs[0]!.after;
+    } else {
+      const sets = await Promise.all(refs.map(async (r) => toRoomStateMap((await this.store.state.load(r!.after))!)));
+      before = await this.resolve(sets, rules, graph, roomId);
+    }
+
+    const evaluation: Evaluation = { eventId, roomId, pdu, event, rules, before, beforeSnapshotId, baseSnapshotId, status: 'accepted', graph };
+    await graph.load([...event.auth_events, ...(rules.roomIdFromCreateEvent && roomId ? [createEventIdForRoom(roomId)] : [])]);
+    const byAuthEvents = authorizeByAuthEvents(event, graph.lookup, rules, graph.isRejected);
+    if (!byAuthEvents.allowed) return { ...evaluation, status: 'rejected', reason: `auth events: ${byAuthEvents.reason.message}` };
+    await this.loadAuthState(graph, event, before, rules);
+    const byState = authorizeEvent(event, authStateFromMap(before, graph.lookup, roomId), rules);
+    if (!byState.allowed) return { ...evaluation, status: 'rejected', reason: `state before the event: ${byState.reason.message}` };
+    return evaluation;
+  }
+
+  /** Check against the room's current state; a failure soft-fails the event. */
+  async softFail(evaluation: Evaluation): Promise<Evaluation> {
+    if (evaluation.status !== 'accepted') return evaluation;
+    const current = await this.currentState(evaluation.roomId);
+    if (!current) return evaluation;
+    await this.loadAuthState(evaluation.graph, evaluation.event, current, evaluation.rules);
+    const verdict = checkSoftFail(evaluation.event, current, evaluation.graph.lookup, evaluation.rules);
+    return verdict.allowed ? evaluation : { ...evaluation, status: 'soft_failed', reason: `current state: ${verdict.reason.message}` };
+  }
+
+  async currentState(roomId: string): Promise<Map<string, string> | undefined> {
+    const room = await this.store.rooms.get(roomId);
+    if (!room?.currentStateId) return undefined;
+    const state = await this.store.state.load(room.currentStateId);
+    return state && toRoomStateMap(state);
+  }
+
+  /** Persists the evaluated event with its outcome and moves the room on; publishes the room log entry. */
+  async commit(evaluation: Evaluation, options: CommitOptions): Promise<Committed> {
+    const { eventId, roomId, pdu, event, rules, status, reason } = evaluation;
+    const beforeId = evaluation.beforeSnapshotId ?? (await this.store.state.save(roomId, toStoreStateMap(evaluation.before), evaluation.baseSnapshotId));
+    const changesState = status !== 'rejected' && isStateEvent(event);
+    const afterId = changesState ? await this.store.state.derive(roomId, beforeId, [{ type: event.type, stateKey: event.state_key!, eventId }]) : beforeId;
+
+    const record = recordFor(eventId, roomId, pdu, event, status, reason, false);
+    const { inserted } = await this.store.events.append(record);
+    if (!inserted) await this.store.events.setOutcome(eventId, { status, reason, outlier: false });
+
+    let delta: Record<string, string | null> = {};
+    if (status === 'accepted') {
+      if (event.type === 'm.room.create' && event.state_key === '') {
+        const creator = rules.creatorIsSender ? event.sender : typeof event.content.creator === 'string' ? event.content.creator : event.sender;
+        await this.store.rooms.ensure({ roomId, roomVersion: rules.id, creator, createdTs: event.origin_server_ts });
+      }
+      await this.store.rooms.updateForwardExtremities(roomId, { add: [eventId], remove: [...event.prev_events] });
+      delta = await this.updateCurrentState(roomId, eventId, afterId, rules, evaluation.graph);
+    }
+    const entry: RoomLogEntry = {
+      eventId,
+      roomId,
+      outcome: OUTCOME[status],
+      local: options.local,
+      event: logEventOf(eventId, roomId, pdu, options.unsigned),
+      stateDelta: delta,
+      joinedServers: await this.store.rooms.getJoinedServers(roomId),
+    };
+    await this.publish(entry);
+    await this.store.state.setForEvent(eventId, { before: beforeId, after: afterId });
+    return { eventId, roomId, status, reason, entry };
+  }
+
+  async publish(entry: RoomLogEntry): Promise<void> {
+    await this.bus.publish(this.topology.roomLog.subjectFor(entry.roomId), entry, { messageId: entry.eventId });
+  }
+
+  /**
+   * Sets the room's current state to the resolved state of its forward extremities, and the joined servers
+   * when membership changed. Returns the change to current state.
+   */
+  async updateCurrentState(roomId: string, newEventId: string, newAfterId: string, rules: RoomVersionRules, graph: EventGraph): Promise<Record<string, string | null>> {
+    const room = await this.store.rooms.get(roomId);
+    const old = room?.currentStateId ? toRoomStateMap((await this.store.state.load(room.currentStateId))!) : new Map<string, string>();
+    const extremities = await this.store.rooms.getForwardExtremities(roomId);
+    let currentId = newAfterId;
+    let current: Map<string, string>;
+    const others = extremities.filter((id) => id !== newEventId);
+    const otherRefs = (await Promise.all(others.map((id) => this.store.state.getForEvent(id)))).filter((r) => r !== undefined);
+    const newState = toRoomStateMap((await this.store.state.load(newAfterId))!);
+    if (otherRefs.length === 0) current = newState;
+    else {
+      const sets = [newState, ...(await Promise.all(otherRefs.map(async (r) => toRoomStateMap((await this.store.state.load(r.after))!))))];
+      current = await this.resolve(sets, rules, graph, roomId);
+      currentId = await this.store.state.save(roomId, toStoreStateMap(current), newAfterId);
+    }
+    await this.store.rooms.setCurrentState(roomId, currentId);
+    const delta = stateDelta(old, current);
+    const membershipChanged = !room?.currentStateId || Object.keys(delta).some((k) => k.startsWith('m.room.member\u0000'));
+    if (membershipChanged) await this.store.rooms.setJoinedServers(roomId, await this.joinedServers(current, graph));
+    return delta;
+  }
+
+  async joinedServers(state: StateMap, graph: EventGraph): Promise<string[]> {
+    const memberIds: string[] = [];
+    for (const [key, id] of state) if (key.startsWith('m.room.member\u0000')) memberIds.push(id);
+    await graph.load(memberIds);
+    const servers = new Set<string>();
+    for (const id of memberIds) {
+      const member = graph.lookup(id);
+      if (member?.content.membership === 'join' && member.state_key) servers.add(domainOf(member.state_key));
+    }
+    return [...servers].sort();
+  }
+
+  async resolve(sets: Map<string, string>[], rules: RoomVersionRules, graph: EventGraph, roomId: string): Promise<Map<string, string>> {
+    const ids = new Set<string>();
+    for (const s of sets) for (const id of s.values()) ids.add(id);
+    await graph.loadAuthClosure(ids, roomId);
+    return resolveState(sets, { rules, lookup: graph.lookup, isRejected: graph.isRejected });
+  }
+
+  private async loadAuthState(graph: EventGraph, event: RoomEvent, state: StateMap, rules: RoomVersionRules): Promise<void> {
+    const ids = authTypesForEvent(event, rules)
+      .map((r) => state.get(stateMapKey(r.type, r.state_key)))
+      .filter((id): id is string => id !== undefined);
+    const createId = state.get(stateMapKey('m.room.create', ''));
+    if (createId) ids.push(createId);
+    await graph.load(ids);
+  }
+}

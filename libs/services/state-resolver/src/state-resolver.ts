@@ -1,0 +1,83 @@
+// The state-resolver's parts wired together, and their subscriptions on the bus.
+import { partitionsForReplica, type Bus, type BusSubscription, type BusTopology } from '@fedgate/bus';
+import { FederationApi, type FederationHttpClient, type KeyRing } from '@fedgate/federation-client';
+import type { Store } from '@fedgate/store';
+import { clientTransactionLog, type ClientTransactionLog } from './client-transactions';
+import { EventBuilder, type ServerSigner } from './event-builder';
+import { EventVerifier } from './event-verifier';
+import { DEFAULT_GAP_FILL_LIMITS, InboundPduHandler, type GapFillLimits } from './inbound-pdus';
+import { LocalEvents } from './local-events';
+import { MembershipHandshakes } from './membership-handshakes';
+import { RemoteMembership } from './remote-membership';
+import { RoomLocks } from './room-locks';
+import { RoomReader } from './room-reader';
+import { RoomTimeline } from './room-timeline';
+
+export interface StateResolverDeps {
+  store: Store;
+  bus: Bus;
+  topology: BusTopology;
+  identity: ServerSigner;
+  federation: Pick<FederationHttpClient, 'getJson' | 'putJson' | 'postJson'>;
+  keyRing: KeyRing;
+  /** Which room partitions this replica consumes (default: all). */
+  replica?: { index: number; count: number };
+  gapFill?: GapFillLimits;
+  transactions?: ClientTransactionLog;
+}
+
+/** `FEDGATE_REPLICA_INDEX` / `FEDGATE_REPLICA_COUNT`, default one replica owning every partition. */
+export function replicaFromEnv(env: NodeJS.ProcessEnv = process.env): { index: number; count: number } {
+  const count = Number(env.FEDGATE_REPLICA_COUNT ?? 1);
+  const index = Number(env.FEDGATE_REPLICA_INDEX ?? 0);
+  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(index) || index < 0 || index >= count) {
+    throw new Error(`FEDGATE_REPLICA_INDEX=${env.FEDGATE_REPLICA_INDEX} / FEDGATE_REPLICA_COUNT=${env.FEDGATE_REPLICA_COUNT} is not a replica of a set`);
+  }
+  return { index, count };
+}
+
+export class StateResolver {
+  readonly timeline: RoomTimeline;
+  readonly reader: RoomReader;
+  readonly inbound: InboundPduHandler;
+  readonly localEvents: LocalEvents;
+  readonly handshakes: MembershipHandshakes;
+  readonly remoteMembership: RemoteMembership;
+  private subscriptions: BusSubscription[] = [];
+
+  constructor(private readonly deps: StateResolverDeps) {
+    const locks = new RoomLocks();
+    const verifier = new EventVerifier(deps.keyRing);
+    const api = new FederationApi(deps.federation);
+    const builder = new EventBuilder(deps.store, deps.identity);
+    this.timeline = new RoomTimeline(deps.store, deps.bus, deps.topology);
+    this.reader = new RoomReader(deps.store);
+    this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, verifier, api, deps.gapFill ?? DEFAULT_GAP_FILL_LIMITS);
+    const transactions = deps.transactions ?? clientTransactionLog(deps.store);
+    this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, verifier, api, transactions, deps.identity.serverName);
+    this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey);
+    this.remoteMembership = new RemoteMembership(deps.store, this.timeline, locks, verifier, api, deps.identity);
+  }
+
+  /** Serves the commands and consumes the inbound partitions this replica owns. */
+  async start(): Promise<void> {
+    const { bus, topology } = this.deps;
+    const replica = this.deps.replica ?? { index: 0, count: 1 };
+    this.subscriptions.push(
+      await bus.serve(topology.createEvent.command, (c) => this.localEvents.onCommand(c)),
+      await bus.serve(topology.makeMembership.command, (c) => this.handshakes.makeMembership(c)),
+      await bus.serve(topology.sendMembership.command, (c) => this.handshakes.sendMembership(c)),
+      await bus.serve(topology.receiveInvite.command, (c) => this.handshakes.receiveInvite(c)),
+      await bus.serve(topology.remoteMembership.command, (c) => this.remoteMembership.onCommand(c)),
+    );
+    for (const p of partitionsForReplica(replica.index, replica.count, topology.roomPartitions)) {
+      this.subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => this.inbound.onMessage(m)));
+    }
+  }
+
+  async stop(): Promise<void> {
+    const subs = this.subscriptions;
+    this.subscriptions = [];
+    await Promise.all(subs.map((s) => s.stop()));
+  }
+}
