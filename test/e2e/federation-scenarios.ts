@@ -25,7 +25,6 @@ import {
 export const MISSING: Record<string, string> = {
   chatSync: 'chat-sync client-server API (helper E) not mounted yet',
   stateResolver: 'state-resolver commands and consumers (helper A) not landed yet',
-  ingress: 'federation-ingress /send, make_join/send_join, invite (helper B) not landed yet',
   egress: 'federation-egress destination queues (helper C) not landed yet',
 };
 
