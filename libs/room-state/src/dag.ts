@@ -8,7 +8,7 @@ export function compareByDepthTimestampId(a: RoomEvent, b: RoomEvent, depth: Rea
 
 /**
  * Depth of each event: its own `depth` when given, else one more than its deepest known prev event (0 for roots).
- * Events are visited parents-first, so cycles through unknown events cannot loop.
+ * Prev events outside the list do not count; a cycle among the events throws (see topologicalOrder).
  */
 export function computeDepths(events: readonly RoomEvent[]): Map<string, number> {
   const byId = new Map(events.map((e) => [e.event_id, e]));
@@ -63,10 +63,26 @@ export function topologicalOrder(events: readonly RoomEvent[], opts: { useGivenD
   return order;
 }
 
-/** Events no other event in the list names as a prev event (optionally only counting events that pass `include`). */
+/**
+ * The events nothing builds on. `include` says which events may be extremities (e.g. not rejected, not soft
+ * failed); the others are never extremities, and on their own hide nothing, so a soft-failed tip leaves its
+ * parent an extremity. But once an included event builds on an excluded one, everything the excluded one builds
+ * on is covered as well: an extremity is never an ancestor of another. Order is that of `events`.
+ */
 export function forwardExtremities(events: readonly RoomEvent[], include: (e: RoomEvent) => boolean = () => true): RoomEvent[] {
-  const referenced = new Set<string>();
+  const byId = new Map(events.map((e) => [e.event_id, e]));
   const kept = events.filter(include);
-  for (const e of kept) for (const p of e.prev_events) referenced.add(p);
-  return kept.filter((e) => !referenced.has(e.event_id));
+  const keptIds = new Set(kept.map((e) => e.event_id));
+  const covered = new Set<string>();
+  const pending: string[] = [];
+  for (const e of kept) pending.push(...e.prev_events);
+  while (pending.length > 0) {
+    const id = pending.pop()!;
+    if (covered.has(id)) continue;
+    covered.add(id);
+    // An included event's own prev events are already pending; only excluded ones are walked through.
+    const e = byId.get(id);
+    if (e && !keptIds.has(id)) pending.push(...e.prev_events);
+  }
+  return kept.filter((e) => !covered.has(e.event_id));
 }

@@ -1,7 +1,7 @@
 // Replays a room from its events: state before each event from its prev events, each event authorized, final state resolved.
 import { isSupportedRoomVersion, roomVersionRules, type RoomVersionRules } from '@fedgate/protocol';
 import { authStateFromMap, authorizeByAuthEvents, authorizeEvent, type AuthPorts, type AuthRejection } from './authorize';
-import { computeDepths, topologicalOrder } from './dag';
+import { computeDepths, forwardExtremities, topologicalOrder } from './dag';
 import { InvalidEventError, isStateEvent, splitStateMapKey, stateMapKey, toRoomEvent, type RoomEvent, type StateMap } from './event';
 import { resolveState } from './resolve';
 
@@ -111,8 +111,8 @@ export function replayRoom(input: unknown, ports: AuthPorts = {}): ReplayResult 
     }
   }
 
-  // Forward extremities: accepted events no accepted event builds on.
-  const extremities = events.filter((e) => !rejected.has(e.event_id) && !hasAcceptedChild.has(e.event_id));
+  // Forward extremities: accepted events no accepted event builds on, directly or through rejected events.
+  const extremities = forwardExtremities(events, (e) => !rejected.has(e.event_id));
   const finalState = resolveState(extremities.map((e) => stateAfter.get(e.event_id)!), opts);
   return {
     roomVersion: version,
