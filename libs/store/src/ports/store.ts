@@ -1,5 +1,7 @@
 import type { AuditRepository } from './audit';
+import type { AliasRepository, AppServiceQueueRepository, LocalMembershipRepository, ProfileRepository } from './chat';
 import type { EventRepository } from './events';
+import type { EgressQueueRepository } from './egress-queue';
 import type { DestinationRepository, ReceivedTransactionRepository, ServerKeyRepository } from './federation';
 import type { AppServiceRepository, MediaRepository } from './platform';
 import type { RoomRepository } from './rooms';
@@ -12,10 +14,16 @@ export interface Store {
   readonly rooms: RoomRepository;
   readonly receivedTransactions: ReceivedTransactionRepository;
   readonly destinations: DestinationRepository;
+  readonly egressQueue: EgressQueueRepository;
   readonly serverKeys: ServerKeyRepository;
   readonly appServices: AppServiceRepository;
   readonly media: MediaRepository;
   readonly audit: AuditRepository;
+  /** chat-sync: local users' profiles, room aliases, local memberships, per-AS push queues. */
+  readonly profiles: ProfileRepository;
+  readonly aliases: AliasRepository;
+  readonly memberships: LocalMembershipRepository;
+  readonly appServiceQueue: AppServiceQueueRepository;
   close(): Promise<void>;
 }
 

@@ -37,6 +37,15 @@ CREATE TABLE IF NOT EXISTS store_destinations (
   failures INTEGER NOT NULL DEFAULT 0, retry_at INTEGER, last_success_ts INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS store_destinations_retry_at ON store_destinations (retry_at);
+CREATE TABLE IF NOT EXISTS store_egress_queue (
+  position INTEGER PRIMARY KEY AUTOINCREMENT, destination TEXT NOT NULL, item_key TEXT NOT NULL, item TEXT NOT NULL,
+  enqueued_ts INTEGER NOT NULL, UNIQUE (destination, item_key)
+);
+CREATE INDEX IF NOT EXISTS store_egress_queue_destination ON store_egress_queue (destination, position);
+CREATE TABLE IF NOT EXISTS store_egress_transactions (
+  destination TEXT NOT NULL, txn_id TEXT NOT NULL, up_to INTEGER NOT NULL, body TEXT NOT NULL, created_ts INTEGER NOT NULL,
+  PRIMARY KEY (destination, txn_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS store_own_keys (
   key_id TEXT PRIMARY KEY, seed TEXT NOT NULL, public_key TEXT NOT NULL, created_ts INTEGER NOT NULL, expired_ts INTEGER
 ) WITHOUT ROWID;

@@ -1,7 +1,9 @@
 import type { Store } from '../ports/store';
 import { SnapshotRepository } from '../shared/snapshots';
 import { SqliteAuditRepository } from './audit';
+import { SqliteAliasRepository, SqliteAppServiceQueueRepository, SqliteLocalMembershipRepository, SqliteProfileRepository, ensureChatSchema } from './chat';
 import { SqliteDatabase } from './database';
+import { SqliteEgressQueueRepository } from './egress-queue';
 import { SqliteEventRepository } from './events';
 import { SqliteDestinationRepository, SqliteReceivedTransactionRepository, SqliteServerKeyRepository } from './federation';
 import { SqliteAppServiceRepository, SqliteMediaRepository } from './platform';
@@ -11,16 +13,22 @@ import { SqliteSnapshotRows } from './state';
 /** Opens (creating when missing) the embedded store in the SQLite file at `path`. */
 export function openSqliteStore(path: string): Store {
   const db = new SqliteDatabase(path);
+  ensureChatSchema(db);
   return {
     events: new SqliteEventRepository(db),
     state: new SnapshotRepository(new SqliteSnapshotRows(db)),
     rooms: new SqliteRoomRepository(db),
     receivedTransactions: new SqliteReceivedTransactionRepository(db),
     destinations: new SqliteDestinationRepository(db),
+    egressQueue: new SqliteEgressQueueRepository(db),
     serverKeys: new SqliteServerKeyRepository(db),
     appServices: new SqliteAppServiceRepository(db),
     media: new SqliteMediaRepository(db),
     audit: new SqliteAuditRepository(db),
+    profiles: new SqliteProfileRepository(db),
+    aliases: new SqliteAliasRepository(db),
+    memberships: new SqliteLocalMembershipRepository(db),
+    appServiceQueue: new SqliteAppServiceQueueRepository(db),
     close: async () => db.close(),
   };
 }

@@ -278,6 +278,42 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
       });
     });
 
+    describe('egress queue', () => {
+      it('appends in order per destination, dedupes by key, lists after a position and removes delivered items', async () => {
+        const q = store.egressQueue;
+        const a = await q.append('eq-a.test', '$1', { kind: 'pdu', eventId: '$1' }, 10);
+        const b = await q.append('eq-a.test', '$2', { kind: 'pdu', eventId: '$2' }, 11);
+        await q.append('eq-b.test', '$1', { kind: 'pdu', eventId: '$1' }, 12);
+        expect(a.inserted && b.inserted && b.position > a.position).toBe(true);
+        expect(await q.append('eq-a.test', '$1', { kind: 'pdu', eventId: '$1' }, 13)).toEqual({ position: a.position, inserted: false });
+        expect((await q.list('eq-a.test', 0, 10)).map((i) => [i.key, i.item, i.enqueuedTs])).toEqual([
+          ['$1', { kind: 'pdu', eventId: '$1' }, 10],
+          ['$2', { kind: 'pdu', eventId: '$2' }, 11],
+        ]);
+        expect((await q.list('eq-a.test', a.position, 10)).map((i) => i.key)).toEqual(['$2']);
+        expect(await q.count('eq-a.test', 0)).toBe(2);
+        expect(await q.removeUpTo('eq-a.test', a.position)).toBe(1);
+        const c = await q.append('eq-a.test', '$3', { kind: 'pdu' }, 14);
+        expect(await q.remove('eq-a.test', [c.position])).toBe(1);
+        expect((await q.list('eq-a.test', 0, 10)).map((i) => i.key)).toEqual(['$2']);
+        expect((await q.destinationsWithWork()).filter((d) => d.startsWith('eq-'))).toEqual(['eq-a.test', 'eq-b.test']);
+        await q.removeUpTo('eq-a.test', Number.MAX_SAFE_INTEGER);
+        expect((await q.destinationsWithWork()).filter((d) => d.startsWith('eq-'))).toEqual(['eq-b.test']);
+      });
+
+      it('keeps the first saved body of a pending transaction until it is deleted', async () => {
+        const q = store.egressQueue;
+        const txn = { destination: 'eq-txn.test', txnId: 't1', upTo: 5, body: { pdus: [], edus: [{ edu_type: 'm.typing', content: {} }] }, createdTs: 1 };
+        expect(await q.saveTransaction(txn)).toEqual(txn);
+        expect(await q.saveTransaction({ ...txn, upTo: 9, body: {} })).toEqual(txn);
+        expect(await q.getTransaction('eq-txn.test', 't1')).toEqual(txn);
+        expect(await q.destinationsWithWork()).toContain('eq-txn.test');
+        await q.deleteTransaction('eq-txn.test', 't1');
+        expect(await q.getTransaction('eq-txn.test', 't1')).toBeUndefined();
+        expect(await q.destinationsWithWork()).not.toContain('eq-txn.test');
+      });
+    });
+
     describe('server keys', () => {
       it('keeps own signing keys and marks retired ones', async () => {
         await store.serverKeys.putOwn({ keyId: 'ed25519:a', seed: 'c2VlZA', publicKey: 'cHVi', createdTs: 1, expiredTs: null });

@@ -1,0 +1,104 @@
+// The MongoDB adapter's connection and collections. Written for MongoDB and FerretDB alike: no
+// multi-document transactions (writes are idempotent: unique keys, upserts, $setOnInsert), no change
+// streams (the bus is the change feed), no aggregation-pipeline updates. Values whose keys come from
+// the outside world (PDUs, JSON responses) are stored as JSON strings: Matrix content keys hold dots
+// and dollars, and a string keeps the exact JSON whatever the server makes of such keys.
+import { MongoClient, MongoServerError, type Collection, type Db, type Document, type IndexDescription } from 'mongodb';
+
+export interface MongoCollections {
+  events: Collection<Document>;
+  stateSnapshots: Collection<Document>;
+  eventState: Collection<Document>;
+  rooms: Collection<Document>;
+  forwardExtremities: Collection<Document>;
+  joinedServers: Collection<Document>;
+  receivedTransactions: Collection<Document>;
+  destinations: Collection<Document>;
+  egressQueue: Collection<Document>;
+  egressTransactions: Collection<Document>;
+  counters: Collection<Document>;
+  profiles: Collection<Document>;
+  aliases: Collection<Document>;
+  localMemberships: Collection<Document>;
+  appServiceQueue: Collection<Document>;
+  appServiceTxns: Collection<Document>;
+  ownKeys: Collection<Document>;
+  remoteKeys: Collection<Document>;
+  appServices: Collection<Document>;
+  appServicePositions: Collection<Document>;
+  media: Collection<Document>;
+  audit: Collection<Document>;
+}
+
+const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: IndexDescription[] }> = {
+  events: {
+    name: 'events',
+    indexes: [
+      { key: { roomId: 1, depth: -1 }, name: 'room_depth' },
+      { key: { roomId: 1, status: 1, depth: -1 }, name: 'room_status_depth' },
+    ],
+  },
+  stateSnapshots: { name: 'state_snapshots', indexes: [] },
+  eventState: { name: 'event_state', indexes: [] },
+  rooms: { name: 'rooms', indexes: [] },
+  forwardExtremities: { name: 'forward_extremities', indexes: [{ key: { roomId: 1 }, name: 'room' }] },
+  joinedServers: {
+    name: 'joined_servers',
+    indexes: [
+      { key: { roomId: 1 }, name: 'room' },
+      { key: { server: 1 }, name: 'server' },
+    ],
+  },
+  receivedTransactions: { name: 'received_transactions', indexes: [{ key: { receivedTs: 1 }, name: 'received_ts' }] },
+  destinations: { name: 'destinations', indexes: [{ key: { retryAt: 1 }, name: 'retry_at' }] },
+  egressQueue: { name: 'egress_queue', indexes: [{ key: { destination: 1, position: 1 }, name: 'destination_position' }] },
+  egressTransactions: { name: 'egress_transactions', indexes: [] },
+  counters: { name: 'counters', indexes: [] },
+  profiles: { name: 'profiles', indexes: [] },
+  aliases: { name: 'aliases', indexes: [{ key: { roomId: 1 }, name: 'room' }] },
+  localMemberships: { name: 'local_memberships', indexes: [{ key: { userId: 1, membership: 1 }, name: 'user_membership' }] },
+  appServiceQueue: { name: 'app_service_queue', indexes: [{ key: { appServiceId: 1, seq: 1 }, name: 'service_seq' }] },
+  appServiceTxns: { name: 'app_service_txns', indexes: [] },
+  ownKeys: { name: 'own_keys', indexes: [] },
+  remoteKeys: { name: 'remote_keys', indexes: [{ key: { serverName: 1 }, name: 'server' }] },
+  appServices: { name: 'app_services', indexes: [] },
+  appServicePositions: { name: 'app_service_positions', indexes: [] },
+  media: { name: 'media', indexes: [] },
+  audit: {
+    name: 'audit',
+    indexes: [
+      { key: { ts: -1 }, name: 'ts' },
+      { key: { origin: 1, ts: -1 }, name: 'origin_ts' },
+      { key: { destination: 1, ts: -1 }, name: 'destination_ts' },
+      { key: { outcome: 1, ts: -1 }, name: 'outcome_ts' },
+      { key: { reason: 1, ts: -1 }, name: 'reason_ts' },
+    ],
+  },
+};
+
+export async function connectMongo(url: string, dbName: string): Promise<{ client: MongoClient; db: Db; collections: MongoCollections }> {
+  const client = new MongoClient(url, { ignoreUndefined: true });
+  await client.connect();
+  const db = client.db(dbName);
+  const collections = {} as MongoCollections;
+  for (const [key, spec] of Object.entries(COLLECTIONS) as Array<[keyof MongoCollections, (typeof COLLECTIONS)[keyof MongoCollections]]>) {
+    collections[key] = db.collection(spec.name);
+    // One index per command: FerretDB 1.24 drops the connection (a server-side panic) on a
+    // createIndexes naming several indexes that already exist, which is every start after the first.
+    for (const index of spec.indexes) await collections[key].createIndexes([index]);
+  }
+  return { client, db, collections };
+}
+
+export function isDuplicateKey(err: unknown): boolean {
+  return err instanceof MongoServerError && err.code === 11000;
+}
+
+/** A string key for a compound natural key (unambiguous for any strings). */
+export const compoundId = (...parts: string[]): string => JSON.stringify(parts);
+
+/** The next value of a named counter (1, 2, …): one atomic single-document update, on MongoDB and FerretDB alike. */
+export async function nextCounterValue(counters: Collection<Document>, name: string): Promise<number> {
+  const doc = await counters.findOneAndUpdate({ _id: name as never }, { $inc: { value: 1 } }, { upsert: true, returnDocument: 'after' });
+  return doc?.value as number;
+}

@@ -1,0 +1,106 @@
+import type { Pdu } from '@fedgate/protocol';
+import { MongoBulkWriteError, type Collection, type Document } from 'mongodb';
+import type { DepthRangeQuery, EventOutcome, EventRecord, EventRepository, EventStatus } from '../ports/events';
+import { isDuplicateKey } from './database';
+
+const toDoc = (e: EventRecord): Document => ({
+  _id: e.eventId,
+  roomId: e.roomId,
+  type: e.type,
+  stateKey: e.stateKey,
+  depth: e.depth,
+  prev: e.prevEventIds,
+  auth: e.authEventIds,
+  pdu: JSON.stringify(e.pdu),
+  status: e.status,
+  reason: e.reason,
+  outlier: e.outlier,
+  receivedTs: e.receivedTs,
+});
+
+function toRecord(d: Document): EventRecord {
+  const record: EventRecord = {
+    eventId: d._id as string,
+    roomId: d.roomId,
+    type: d.type,
+    depth: d.depth,
+    prevEventIds: d.prev,
+    authEventIds: d.auth,
+    pdu: JSON.parse(d.pdu) as Pdu,
+    status: d.status,
+    outlier: d.outlier,
+    receivedTs: d.receivedTs,
+  };
+  if (typeof d.stateKey === 'string') record.stateKey = d.stateKey;
+  if (typeof d.reason === 'string') record.reason = d.reason;
+  return record;
+}
+
+export class MongoEventRepository implements EventRepository {
+  constructor(private readonly events: Collection<Document>) {}
+
+  async append(event: EventRecord): Promise<{ inserted: boolean }> {
+    try {
+      await this.events.insertOne(toDoc(event));
+      return { inserted: true };
+    } catch (err) {
+      if (isDuplicateKey(err)) return { inserted: false };
+      throw err;
+    }
+  }
+
+  async appendMany(events: EventRecord[]): Promise<{ inserted: string[] }> {
+    const seen = new Set<string>();
+    const unique = events.filter((e) => !seen.has(e.eventId) && seen.add(e.eventId));
+    if (unique.length === 0) return { inserted: [] };
+    try {
+      await this.events.insertMany(unique.map(toDoc), { ordered: false });
+      return { inserted: unique.map((e) => e.eventId) };
+    } catch (err) {
+      if (!(err instanceof MongoBulkWriteError)) throw err;
+      const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
+      if (errors.some((w) => w.code !== 11000)) throw err;
+      const failed = new Set(errors.map((w) => w.index));
+      return { inserted: unique.filter((_, i) => !failed.has(i)).map((e) => e.eventId) };
+    }
+  }
+
+  async get(eventId: string): Promise<EventRecord | undefined> {
+    const d = await this.events.findOne({ _id: eventId as never });
+    return d ? toRecord(d) : undefined;
+  }
+
+  async getMany(eventIds: string[]): Promise<Map<string, EventRecord>> {
+    if (eventIds.length === 0) return new Map();
+    const docs = await this.events.find({ _id: { $in: eventIds as never[] } }).toArray();
+    return new Map(docs.map((d) => [d._id as unknown as string, toRecord(d)]));
+  }
+
+  async missing(eventIds: string[]): Promise<string[]> {
+    if (eventIds.length === 0) return [];
+    const docs = await this.events.find({ _id: { $in: eventIds as never[] } }, { projection: { _id: 1 } }).toArray();
+    const have = new Set(docs.map((d) => d._id as unknown as string));
+    return eventIds.filter((id) => !have.has(id));
+  }
+
+  async byDepthRange(q: DepthRangeQuery): Promise<EventRecord[]> {
+    const filter: Document = { roomId: q.roomId, depth: { $gte: q.minDepth, $lte: q.maxDepth } };
+    if (q.excludeRejected !== false) filter.status = { $ne: 'rejected' };
+    const docs = await this.events.find(filter).sort({ depth: -1, _id: 1 }).limit(q.limit).toArray();
+    return docs.map(toRecord);
+  }
+
+  async byStatus(roomId: string, status: EventStatus, limit: number): Promise<EventRecord[]> {
+    const docs = await this.events.find({ roomId, status }).sort({ depth: -1, _id: 1 }).limit(limit).toArray();
+    return docs.map(toRecord);
+  }
+
+  async setOutcome(eventId: string, outcome: EventOutcome): Promise<boolean> {
+    const update: Document =
+      outcome.reason === undefined
+        ? { $set: { status: outcome.status, outlier: outcome.outlier }, $unset: { reason: '' } }
+        : { $set: { status: outcome.status, outlier: outcome.outlier, reason: outcome.reason } };
+    const r = await this.events.updateOne({ _id: eventId as never }, update);
+    return r.matchedCount > 0;
+  }
+}

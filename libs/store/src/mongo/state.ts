@@ -1,0 +1,34 @@
+import type { Collection, Document } from 'mongodb';
+import type { EventStateRefs } from '../ports/state';
+import type { SnapshotRow, SnapshotRowStore } from '../shared/snapshots';
+import { isDuplicateKey } from './database';
+
+export class MongoSnapshotRows implements SnapshotRowStore {
+  constructor(
+    private readonly snapshots: Collection<Document>,
+    private readonly eventState: Collection<Document>,
+  ) {}
+
+  async putRow(row: SnapshotRow): Promise<void> {
+    try {
+      await this.snapshots.insertOne({ _id: row.id as never, roomId: row.roomId, baseId: row.baseId, ancestors: row.ancestors, delta: JSON.stringify(row.delta) });
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+    }
+  }
+
+  async getRows(ids: string[]): Promise<SnapshotRow[]> {
+    if (ids.length === 0) return [];
+    const docs = await this.snapshots.find({ _id: { $in: ids as never[] } }).toArray();
+    return docs.map((d) => ({ id: d._id as unknown as string, roomId: d.roomId, baseId: d.baseId, ancestors: d.ancestors, delta: JSON.parse(d.delta) }));
+  }
+
+  async putEventRefs(eventId: string, refs: EventStateRefs): Promise<void> {
+    await this.eventState.replaceOne({ _id: eventId as never }, { before: refs.before, after: refs.after }, { upsert: true });
+  }
+
+  async getEventRefs(eventId: string): Promise<EventStateRefs | undefined> {
+    const d = await this.eventState.findOne({ _id: eventId as never });
+    return d ? { before: d.before, after: d.after } : undefined;
+  }
+}

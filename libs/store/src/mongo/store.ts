@@ -1,0 +1,33 @@
+import type { Store } from '../ports/store';
+import { SnapshotRepository } from '../shared/snapshots';
+import { MongoAuditRepository } from './audit';
+import { MongoAliasRepository, MongoAppServiceQueueRepository, MongoLocalMembershipRepository, MongoProfileRepository } from './chat';
+import { connectMongo } from './database';
+import { MongoEgressQueueRepository } from './egress-queue';
+import { MongoEventRepository } from './events';
+import { MongoDestinationRepository, MongoReceivedTransactionRepository, MongoServerKeyRepository } from './federation';
+import { MongoAppServiceRepository, MongoMediaRepository } from './platform';
+import { MongoRoomRepository } from './rooms';
+import { MongoSnapshotRows } from './state';
+
+/** Connects to the database `db` at `url` (MongoDB or FerretDB) and creates the indexes. */
+export async function openMongoStore(url: string, db: string): Promise<Store> {
+  const { client, collections: c } = await connectMongo(url, db);
+  return {
+    events: new MongoEventRepository(c.events),
+    state: new SnapshotRepository(new MongoSnapshotRows(c.stateSnapshots, c.eventState)),
+    rooms: new MongoRoomRepository(c.rooms, c.forwardExtremities, c.joinedServers),
+    receivedTransactions: new MongoReceivedTransactionRepository(c.receivedTransactions),
+    destinations: new MongoDestinationRepository(c.destinations),
+    egressQueue: new MongoEgressQueueRepository(c.egressQueue, c.egressTransactions, c.counters),
+    serverKeys: new MongoServerKeyRepository(c.ownKeys, c.remoteKeys),
+    appServices: new MongoAppServiceRepository(c.appServices, c.appServicePositions),
+    media: new MongoMediaRepository(c.media),
+    audit: new MongoAuditRepository(c.audit),
+    profiles: new MongoProfileRepository(c.profiles),
+    aliases: new MongoAliasRepository(c.aliases),
+    memberships: new MongoLocalMembershipRepository(c.localMemberships),
+    appServiceQueue: new MongoAppServiceQueueRepository(c.appServiceQueue, c.appServiceTxns, c.counters),
+    close: () => client.close(),
+  };
+}

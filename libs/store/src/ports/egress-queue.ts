@@ -1,0 +1,46 @@
+// What federation egress keeps per destination besides its cursor (see DestinationRepository): the
+// queue of PDUs/EDUs still to send, and the transaction being sent, so a retry after a restart
+// sends the same transaction ID with the same body.
+import type { JsonObject } from '@fedgate/protocol';
+
+export interface EgressQueueItem {
+  destination: string;
+  /** Increases with insertion order within a destination; compared with the destination's cursor. */
+  position: number;
+  /** Dedupe key within the destination (event ID or EDU ID). */
+  key: string;
+  item: JsonObject;
+  enqueuedTs: number;
+}
+
+/** The body of a transaction saved before its first attempt. */
+export interface PendingEgressTransaction {
+  destination: string;
+  txnId: string;
+  /** Queue position the transaction covers up to (inclusive). */
+  upTo: number;
+  body: JsonObject;
+  createdTs: number;
+}
+
+export interface EgressQueueRepository {
+  /**
+   * Appends `item` to the destination's queue unless an item with the same key is still queued there;
+   * returns its position either way.
+   */
+  append(destination: string, key: string, item: JsonObject, enqueuedTs: number): Promise<{ position: number; inserted: boolean }>;
+  /** Queued items with position > `afterPosition`, oldest first. */
+  list(destination: string, afterPosition: number, limit: number): Promise<EgressQueueItem[]>;
+  /** How many items are queued after `afterPosition`. */
+  count(destination: string, afterPosition: number): Promise<number>;
+  /** Removes items with position ≤ `position` (delivered, or skipped by catch-up); returns how many. */
+  removeUpTo(destination: string, position: number): Promise<number>;
+  /** Removes the given items (dropped as stale); returns how many. */
+  remove(destination: string, positions: number[]): Promise<number>;
+  /** Destinations with queued items or a saved transaction, for resuming after a restart. */
+  destinationsWithWork(): Promise<string[]>;
+  /** Saves the transaction unless one with the same (destination, txnId) is saved; returns the saved one. */
+  saveTransaction(txn: PendingEgressTransaction): Promise<PendingEgressTransaction>;
+  getTransaction(destination: string, txnId: string): Promise<PendingEgressTransaction | undefined>;
+  deleteTransaction(destination: string, txnId: string): Promise<void>;
+}
