@@ -44,27 +44,29 @@ export class RoomReads {
   }
 
   /**
-   * Whether `server` may read the room at `eventId`: the history is world-readable, or one of its users is joined
-   * (or invited, when history is visible to invitees) in the state at the event.
+   * Whether `server` may read the room at `eventId` (history visibility for servers): world-readable history;
+   * one of its users joined (or invited, when history is visible to invitees) in the state at the event; or,
+   * for `shared` history (the default), the server is in the room now.
    */
   async serverMaySee(server: string, eventId: string): Promise<boolean> {
     const state = (await this.store.state.stateAfterEvent(eventId)) ?? (await this.store.state.stateBeforeEvent(eventId));
     if (!state) return false;
-    const visibility = (await this.contentIn(state, 'm.room.history_visibility'))?.history_visibility;
+    const visibility = (await this.contentIn(state, 'm.room.history_visibility'))?.history_visibility ?? 'shared';
     if (visibility === 'world_readable') return true;
     const memberIds: string[] = [];
     for (const [key, id] of state) {
       const { type, stateKey } = parseStateTupleKey(key);
       if (type === MEMBER && serverOfUser(stateKey) === server) memberIds.push(id);
     }
-    if (memberIds.length === 0) return false;
     const members = await this.store.events.getMany(memberIds);
     for (const member of members.values()) {
       const membership = (member.pdu.content as { membership?: unknown }).membership;
       if (membership === 'join') return true;
       if (membership === 'invite' && visibility === 'invited') return true;
     }
-    return false;
+    if (visibility !== 'shared') return false;
+    const record = await this.store.events.get(eventId);
+    return record !== undefined && (await this.store.rooms.getJoinedServers(record.roomId)).includes(server);
   }
 
   /** Servers with joined members in the room's current state. */

@@ -1,0 +1,285 @@
+import type { InboundPdu, MakeMembershipCommand, MakeMembershipReply, ServerUp } from '@fedgate/bus';
+import { FederationHttpError } from '@fedgate/federation-client';
+import { buildXMatrixHeader, generateSigningKey, verifyJsonSignature, verifyServerKeyDocument, type JsonObject } from '@fedgate/protocol';
+import { auditOnceRecorded, INGRESS_NAME, seedRoom, signedEvent, startIngress, type IngressHarness } from './__fixtures__/ingress-harness';
+
+const ROOM = '!room:ingress.test';
+const ACL_ROOM = '!acl:ingress.test';
+
+async function refusal(promise: Promise<unknown>): Promise<{ status: number; errcode: string | undefined; body: any }> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof FederationHttpError) return { status: error.status, errcode: error.errcode, body: error.body };
+    throw error;
+  }
+  throw new Error('expected the request to be refused');
+}
+
+describe('FederationIngressModule over HTTPS', () => {
+  let h: IngressHarness;
+  let roomEvents: string[];
+
+  beforeAll(async () => {
+    h = await startIngress({ maxPdusPerTransaction: 50 });
+    ({ eventIds: roomEvents } = await seedRoom(h, ROOM, [h.remote.user('alice')]));
+    await seedRoom(h, ACL_ROOM, [h.remote.user('alice'), h.other.user('olga')], [{ type: 'm.room.server_acl', state_key: '', content: { allow: ['*'], deny: ['denied.invalid'] } }]);
+  }, 60_000);
+
+  afterAll(() => h.close());
+
+  const inbound = () => h.bus.readStream<InboundPdu>(h.topology.streams.inbound.name, h.topology.inboundPdu.all);
+  const message = (body: string, sender = h.remote.user('alice'), room = ROOM) =>
+    signedEvent({ room_id: room, type: 'm.room.message', sender, depth: 10, prev_events: [roomEvents.at(-1)!], content: { msgtype: 'm.text', body } }, h.remote.serverName, h.remote.key);
+
+  describe('key endpoints', () => {
+    it('serves our key document, signed, valid for about a week', async () => {
+      const { body } = await h.remote.client().getJson<Record<string, unknown>>(INGRESS_NAME, '/_matrix/key/v2/server', { signed: false });
+      const keys = verifyServerKeyDocument(body, { serverName: INGRESS_NAME });
+      expect(keys.verifyKeys.get(h.identity.signingKey.keyId)?.publicKeyBase64).toBe(h.identity.signingKey.publicKeyBase64);
+      expect(keys.validUntilTs).toBeGreaterThan(Date.now() + 6 * 86_400_000);
+    });
+
+    it('answers notary queries with the origin document and our signature', async () => {
+      const { body } = await h.remote.client().postJson<{ server_keys: Record<string, unknown>[] }>(
+        INGRESS_NAME,
+        '/_matrix/key/v2/query',
+        { server_keys: { [h.other.serverName]: {} } },
+        { signed: false },
+      );
+      expect(body.server_keys).toHaveLength(1);
+      const document = body.server_keys[0];
+      verifyServerKeyDocument(document, { serverName: h.other.serverName });
+      verifyJsonSignature(document, INGRESS_NAME, (_s, keyId) => (keyId === h.identity.signingKey.keyId ? h.identity.signingKey.verifyKey() : undefined));
+      const { body: single } = await h.remote.client().getJson<{ server_keys: Record<string, unknown>[] }>(INGRESS_NAME, `/_matrix/key/v2/query/${INGRESS_NAME}`, { signed: false });
+      expect(single.server_keys.map((d) => d.server_name)).toEqual([INGRESS_NAME]);
+    });
+  });
+
+  describe('X-Matrix authentication', () => {
+    const path = '/_matrix/federation/v1/user/devices/%40bob%3Aingress.test';
+
+    it('accepts a signed request, records it, and tells egress the server is up', async () => {
+      const { body } = await h.remote.client().getJson(INGRESS_NAME, path);
+      expect(body).toEqual({ user_id: '@bob:ingress.test', stream_id: 0, devices: [] });
+      await auditOnceRecorded(h.store, (r) => r.origin === h.remote.serverName && r.path === path && r.status === 200 && r.outcome === 'ok');
+      const ups = h.bus.readStream<ServerUp>(h.topology.streams.egress.name, h.topology.serverUp.subject);
+      expect(ups.map((m) => m.data.serverName)).toContain(h.remote.serverName);
+    });
+
+    it.each([
+      ['bad signature', 'bad_signature', (method: string, uri: string, destination: string) => buildXMatrixHeader({ method, uri: uri + '?tampered', origin: h.remote.serverName, destination }, h.remote.key)],
+      ['unknown key', 'unknown_key', (method: string, uri: string, destination: string) => buildXMatrixHeader({ method, uri, origin: h.remote.serverName, destination }, generateSigningKey('unknown'))],
+      ['wrong destination', 'wrong_destination', (method: string, uri: string) => buildXMatrixHeader({ method, uri, origin: h.remote.serverName, destination: 'elsewhere.test' }, h.remote.key)],
+      ['not X-Matrix', 'bad_header', () => 'Bearer abc'],
+    ])('refuses a request with a %s: 401 M_UNAUTHORIZED, audited', async (_name, reason, sign) => {
+      const uniquePath = `/_matrix/federation/v1/user/devices/%40${reason}%3Aingress.test`;
+      const refused = await refusal(h.remote.client(sign).getJson(INGRESS_NAME, uniquePath));
+      expect(refused).toMatchObject({ status: 401, errcode: 'M_UNAUTHORIZED' });
+      const record = await auditOnceRecorded(h.store, (r) => r.path === uniquePath);
+      expect(record).toMatchObject({ status: 401, outcome: 'rejected', reason });
+    });
+
+    it('refuses a request without an Authorization header', async () => {
+      const uniquePath = '/_matrix/federation/v1/user/devices/%40noauth%3Aingress.test';
+      const refused = await refusal(h.remote.client().getJson(INGRESS_NAME, uniquePath, { signed: false }));
+      expect(refused).toMatchObject({ status: 401, errcode: 'M_UNAUTHORIZED' });
+      expect(await auditOnceRecorded(h.store, (r) => r.path === uniquePath)).toMatchObject({ reason: 'missing_header', origin: 'unknown' });
+    });
+  });
+
+  describe('PUT /send/{txnId}', () => {
+    const send = (txnId: string, body: JsonObject, client = h.remote.client()) => client.putJson<{ pdus: Record<string, JsonObject> }>(INGRESS_NAME, `/_matrix/federation/v1/send/${txnId}`, body);
+    const txn = (pdus: unknown[], edus: unknown[] = []) => ({ origin: h.remote.serverName, origin_server_ts: Date.now(), pdus, edus }) as JsonObject;
+
+    it('checks each PDU and publishes it to its room partition with the event ID as message ID; EDUs to their subject', async () => {
+      const { eventId, pdu } = message('one');
+      const typing = { edu_type: 'm.typing', content: { room_id: ROOM, user_id: h.remote.user('alice'), typing: true } };
+      const { body } = await send('txn-ok', txn([pdu], [typing]));
+      expect(body).toEqual({ pdus: { [eventId]: {} } });
+      const published = inbound().find((m) => m.messageId === eventId);
+      expect(published?.subject).toBe(h.topology.inboundPdu.subjectFor(ROOM));
+      expect(published?.data).toMatchObject({ eventId, roomId: ROOM, roomVersion: '10', origin: h.remote.serverName, txnId: 'txn-ok', redacted: false });
+      const edus = h.bus.readStream(h.topology.streams.inbound.name, h.topology.inboundEdu.all);
+      expect(edus).toContainEqual(expect.objectContaining({ subject: h.topology.inboundEdu.subjectFor('m.typing'), messageId: `${h.remote.serverName}:txn-ok:0` }));
+      await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-ok' && r.status === 200 && r.pduCount === 1 && r.eduCount === 1);
+    });
+
+    it('gives a retry of the same txnId the same answer without handling it again', async () => {
+      const first = message('retry');
+      const { body } = await send('txn-retry', txn([first.pdu]));
+      const other = message('different');
+      const { body: again } = await send('txn-retry', txn([other.pdu]));
+      expect(again).toEqual(body);
+      expect(inbound().some((m) => m.messageId === other.eventId)).toBe(false);
+      await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-retry' && (r.details as any)?.replayed === true);
+    });
+
+    it('refuses a second concurrent transaction from the same origin with 429 M_LIMIT_EXCEEDED', async () => {
+      const original = h.store.receivedTransactions.get.bind(h.store.receivedTransactions);
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let entered!: () => void;
+      const firstInside = new Promise<void>((resolve) => (entered = resolve));
+      h.store.receivedTransactions.get = async (origin, txnId) => {
+        if (txnId === 'txn-slow') {
+          entered();
+          await gate;
+        }
+        return original(origin, txnId);
+      };
+      try {
+        const slow = send('txn-slow', txn([message('slow').pdu]));
+        await firstInside;
+        const refused = await refusal(send('txn-second', txn([message('second').pdu])));
+        expect(refused.status).toBe(429);
+        expect(refused.body).toMatchObject({ errcode: 'M_LIMIT_EXCEEDED', retry_after_ms: expect.any(Number) });
+        release();
+        await slow;
+        // Another origin is not held up.
+        await expect(send('txn-other', txn([]), h.other.client())).resolves.toMatchObject({ status: 200 });
+      } finally {
+        h.store.receivedTransactions.get = original;
+      }
+      await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-second' && r.status === 429 && r.reason === 'M_LIMIT_EXCEEDED');
+    });
+
+    it('refuses an oversized transaction before any work: 400 M_TOO_LARGE, audited', async () => {
+      const pdus = Array.from({ length: 51 }, (_, i) => message(`many ${i}`).pdu);
+      const refused = await refusal(send('txn-huge', txn(pdus)));
+      expect(refused).toMatchObject({ status: 400, errcode: 'M_TOO_LARGE' });
+      const edus = Array.from({ length: 101 }, () => ({ edu_type: 'm.presence', content: {} }));
+      expect(await refusal(send('txn-huge-edus', txn([], edus)))).toMatchObject({ status: 400, errcode: 'M_TOO_LARGE' });
+      expect(await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-huge')).toMatchObject({ status: 400, outcome: 'rejected', reason: 'M_TOO_LARGE', pduCount: 51 });
+      expect(inbound().some((m) => m.data.txnId === 'txn-huge')).toBe(false);
+    });
+
+    it('answers a PDU with a forged signature with a per-PDU error and does not pass it on', async () => {
+      const forged = signedEvent({ room_id: ROOM, type: 'm.room.message', sender: h.remote.user('alice'), content: { body: 'forged' } }, h.remote.serverName, generateSigningKey('remote'));
+      const good = message('alongside');
+      const { body } = await send('txn-forged', txn([forged.pdu, good.pdu]));
+      expect(body.pdus[forged.eventId]).toEqual({ error: expect.stringContaining('signature') });
+      expect(body.pdus[good.eventId]).toEqual({});
+      expect(inbound().some((m) => m.messageId === forged.eventId)).toBe(false);
+      const record = await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-forged');
+      expect((record.details as any).refused).toEqual([expect.objectContaining({ eventId: forged.eventId, errcode: 'M_FORBIDDEN' })]);
+    });
+
+    it('passes a PDU whose content hash does not match on in its redacted form', async () => {
+      const { eventId, pdu } = message('secret');
+      const tampered = { ...pdu, content: { msgtype: 'm.text', body: 'changed' } };
+      const { body } = await send('txn-hash', txn([tampered]));
+      expect(body.pdus[eventId]).toEqual({});
+      const published = inbound().find((m) => m.messageId === eventId);
+      expect(published?.data.redacted).toBe(true);
+      expect(published?.data.pdu.content).toEqual({});
+      const record = await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-hash');
+      expect((record.details as any).refused).toEqual([expect.objectContaining({ eventId, errcode: 'content_hash' })]);
+    });
+
+    it('answers a PDU for an unknown room or a malformed PDU per PDU, not for the whole request', async () => {
+      const unknown = signedEvent({ room_id: '!nowhere:ingress.test', type: 'm.room.message', sender: h.remote.user('alice'), content: {} }, h.remote.serverName, h.remote.key);
+      const { body } = await send('txn-unknown', txn([unknown.pdu, { room_id: ROOM, type: 'm.room.message' }]));
+      expect(body.pdus).toEqual({});
+      const record = await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-unknown');
+      expect((record.details as any).refused).toEqual([
+        expect.objectContaining({ index: 0, errcode: 'M_NOT_FOUND' }),
+        expect.objectContaining({ index: 1, errcode: 'M_BAD_JSON' }),
+      ]);
+    });
+
+    it('applies the server ACL to the transaction origin and to each PDU sender', async () => {
+      const aclMessage = (sender: string, signer: typeof h.remote) =>
+        signedEvent({ room_id: ACL_ROOM, type: 'm.room.message', sender, content: { body: 'acl' } }, signer.serverName, signer.key);
+      // Both test servers are 127.0.0.1:<port>; the ACL matches hosts without ports, so this denies them.
+      await denyHost(h, ACL_ROOM, '127.0.0.1');
+      const fromRemote = aclMessage(h.remote.user('alice'), h.remote);
+      const { body } = await send('txn-acl', txn([fromRemote.pdu]));
+      expect(body.pdus[fromRemote.eventId]).toEqual({ error: expect.stringContaining('server ACL') });
+      expect(inbound().some((m) => m.messageId === fromRemote.eventId)).toBe(false);
+      const refused = await refusal(h.remote.client().getJson(INGRESS_NAME, `/_matrix/federation/v1/state_ids/${encodeURIComponent(ACL_ROOM)}`, { query: { event_id: roomEvents[0] } }));
+      expect(refused).toMatchObject({ status: 403, errcode: 'M_FORBIDDEN' });
+      await auditOnceRecorded(h.store, (r) => r.path.includes('state_ids') && r.reason === 'server_acl' && r.status === 403);
+    });
+  });
+
+  describe('reads', () => {
+    const get = (path: string, query?: Record<string, string | string[]>, client = h.remote.client()) => client.getJson<any>(INGRESS_NAME, path, query ? { query } : {});
+    const room = encodeURIComponent(ROOM);
+
+    it('serves events, state and auth chains to a server in the room', async () => {
+      const last = roomEvents.at(-1)!;
+      const { body: event } = await get(`/_matrix/federation/v1/event/${encodeURIComponent(last)}`);
+      expect(event).toMatchObject({ origin: INGRESS_NAME, pdus: [expect.objectContaining({ type: 'm.room.message' })] });
+      const { body: ids } = await get(`/_matrix/federation/v1/state_ids/${room}`, { event_id: last });
+      expect(ids.pdu_ids).toHaveLength(5);
+      expect(ids.pdu_ids).toContain(roomEvents[0]);
+      const { body: state } = await get(`/_matrix/federation/v1/state/${room}`, { event_id: last });
+      expect(state.pdus).toHaveLength(5);
+      const { body: auth } = await get(`/_matrix/federation/v1/event_auth/${room}/${encodeURIComponent(roomEvents[2])}`);
+      expect(auth.auth_chain.length).toBeGreaterThan(0);
+    });
+
+    it('walks backfill and get_missing_events', async () => {
+      const last = roomEvents.at(-1)!;
+      const { body: backfill } = await get(`/_matrix/federation/v1/backfill/${room}`, { v: last, limit: '3' });
+      expect(backfill.pdus).toHaveLength(3);
+      const { body: missing } = await h.remote.client().postJson<any>(INGRESS_NAME, `/_matrix/federation/v1/get_missing_events/${room}`, {
+        earliest_events: [roomEvents[1]],
+        latest_events: [last],
+        limit: 10,
+      });
+      expect(missing.events.map((e: any) => e.type)).toEqual(['m.room.join_rules', 'm.room.history_visibility', 'm.room.member']);
+    });
+
+    it('refuses reads to a server not in the room', async () => {
+      const refused = await refusal(get(`/_matrix/federation/v1/event/${encodeURIComponent(roomEvents.at(-1)!)}`, undefined, h.other.client()));
+      expect(refused).toMatchObject({ status: 403, errcode: 'M_FORBIDDEN' });
+      expect(await refusal(get(`/_matrix/federation/v1/event/${encodeURIComponent('$nothing')}`))).toMatchObject({ status: 404, errcode: 'M_NOT_FOUND' });
+    });
+  });
+
+  describe('membership handshakes and queries', () => {
+    it('make_join asks state-resolver and maps its refusals to Matrix errors', async () => {
+      const seen: MakeMembershipCommand[] = [];
+      const sub = await h.bus.serve<MakeMembershipCommand, MakeMembershipReply>(h.topology.makeMembership.command, (command) => {
+        seen.push(command);
+        if (!command.supportedVersions?.includes('10')) return { ok: false, errcode: 'M_INCOMPATIBLE_ROOM_VERSION', error: 'room is v10' };
+        return { ok: true, roomVersion: '10', event: { type: 'm.room.member', state_key: command.userId } };
+      });
+      try {
+        const path = `/_matrix/federation/v1/make_join/${encodeURIComponent(ROOM)}/${encodeURIComponent(h.remote.user('bob'))}`;
+        const { body } = await h.remote.client().getJson<any>(INGRESS_NAME, path, { query: { ver: ['9', '10'] } });
+        expect(body).toEqual({ room_version: '10', event: { type: 'm.room.member', state_key: h.remote.user('bob') } });
+        expect(seen[0]).toMatchObject({ roomId: ROOM, membership: 'join', origin: h.remote.serverName, supportedVersions: ['9', '10'] });
+        expect(await refusal(h.remote.client().getJson(INGRESS_NAME, path))).toMatchObject({ status: 400, errcode: 'M_INCOMPATIBLE_ROOM_VERSION' });
+        const otherUser = `/_matrix/federation/v1/make_join/${encodeURIComponent(ROOM)}/${encodeURIComponent(h.other.user('bob'))}`;
+        expect(await refusal(h.remote.client().getJson(INGRESS_NAME, otherUser, { query: { ver: '10' } }))).toMatchObject({ status: 403, errcode: 'M_FORBIDDEN' });
+      } finally {
+        await sub.stop();
+      }
+    });
+
+    it('answers profile queries for unknown users with M_NOT_FOUND and lists public rooms', async () => {
+      expect(await refusal(h.remote.client().getJson(INGRESS_NAME, '/_matrix/federation/v1/query/profile', { query: { user_id: '@ghost:ingress.test' } }))).toMatchObject({
+        status: 404,
+        errcode: 'M_NOT_FOUND',
+      });
+      const { body } = await h.remote.client().getJson<any>(INGRESS_NAME, '/_matrix/federation/v1/publicRooms', { query: { limit: 1 } });
+      expect(body.chunk).toEqual([expect.objectContaining({ join_rule: 'public', num_joined_members: expect.any(Number) })]);
+      expect(body.total_room_count_estimate).toBe(2);
+      expect(body.next_batch).toBe('o1');
+    });
+  });
+});
+
+/** Replaces the room's ACL with one that denies `host` (allowing everything else). */
+async function denyHost(h: IngressHarness, roomId: string, host: string): Promise<void> {
+  const { stateTupleKey } = await import('@fedgate/store');
+  const { eventId, pdu } = signedEvent({ room_id: roomId, type: 'm.room.server_acl', state_key: '', sender: `@creator:${INGRESS_NAME}`, content: { allow: ['*'], deny: [host] } }, INGRESS_NAME, h.identity.signingKey);
+  await h.store.events.append({ eventId, roomId, type: 'm.room.server_acl', stateKey: '', depth: 99, prevEventIds: [], authEventIds: [], pdu: pdu as never, status: 'accepted', outlier: false, receivedTs: Date.now() });
+  const room = await h.store.rooms.get(roomId);
+  const state = new Map(await h.store.state.load(room!.currentStateId!));
+  state.set(stateTupleKey('m.room.server_acl', ''), eventId);
+  await h.store.rooms.setCurrentState(roomId, await h.store.state.save(roomId, state));
+}
