@@ -1,4 +1,4 @@
-import type { InboundPdu, MakeMembershipCommand, MakeMembershipReply, ServerUp } from '@fedgate/bus';
+import type { InboundPdu, MakeMembershipCommand, MakeMembershipReply, ReceiveInviteCommand, ReceiveInviteReply, SendMembershipCommand, SendMembershipReply, ServerUp } from '@fedgate/bus';
 import { FederationHttpError } from '@fedgate/federation-client';
 import { buildXMatrixHeader, generateSigningKey, verifyJsonSignature, verifyServerKeyDocument, type JsonObject } from '@fedgate/protocol';
 import { auditOnceRecorded, INGRESS_NAME, seedRoom, signedEvent, startIngress, type IngressHarness } from './__fixtures__/ingress-harness';
@@ -255,6 +255,46 @@ describe('FederationIngressModule over HTTPS', () => {
         expect(await refusal(h.remote.client().getJson(INGRESS_NAME, path))).toMatchObject({ status: 400, errcode: 'M_INCOMPATIBLE_ROOM_VERSION' });
         const otherUser = `/_matrix/federation/v1/make_join/${encodeURIComponent(ROOM)}/${encodeURIComponent(h.other.user('bob'))}`;
         expect(await refusal(h.remote.client().getJson(INGRESS_NAME, otherUser, { query: { ver: '10' } }))).toMatchObject({ status: 403, errcode: 'M_FORBIDDEN' });
+      } finally {
+        await sub.stop();
+      }
+    });
+
+    it('send_join checks the event and answers v2 as an object and v1 as [200, body]; a forged join is refused', async () => {
+      const seen: SendMembershipCommand[] = [];
+      const sub = await h.bus.serve<SendMembershipCommand, SendMembershipReply>(h.topology.sendMembership.command, (command) => {
+        seen.push(command);
+        return { ok: true, roomVersion: '10', event: command.event, state: [{ type: 'm.room.create' }], authChain: [], serversInRoom: [INGRESS_NAME] };
+      });
+      try {
+        const bob = h.remote.user('bob');
+        const join = signedEvent({ room_id: ROOM, type: 'm.room.member', state_key: bob, sender: bob, content: { membership: 'join' } }, h.remote.serverName, h.remote.key);
+        const path = (v: string, id = join.eventId) => `/_matrix/federation/${v}/send_join/${encodeURIComponent(ROOM)}/${encodeURIComponent(id)}`;
+        const { body: v2 } = await h.remote.client().putJson<any>(INGRESS_NAME, path('v2'), join.pdu);
+        expect(v2).toMatchObject({ origin: INGRESS_NAME, event: join.pdu, state: [{ type: 'm.room.create' }], auth_chain: [], members_omitted: false, servers_in_room: [INGRESS_NAME] });
+        expect(seen[0]).toMatchObject({ roomId: ROOM, eventId: join.eventId, membership: 'join', origin: h.remote.serverName });
+        const { body: v1 } = await h.remote.client().putJson<any>(INGRESS_NAME, path('v1'), join.pdu);
+        expect(v1).toEqual([200, expect.objectContaining({ event: join.pdu })]);
+        const forged = signedEvent({ room_id: ROOM, type: 'm.room.member', state_key: bob, sender: bob, content: { membership: 'join' } }, h.remote.serverName, generateSigningKey('remote'));
+        expect(await refusal(h.remote.client().putJson(INGRESS_NAME, path('v2', forged.eventId), forged.pdu))).toMatchObject({ status: 403, errcode: 'M_FORBIDDEN' });
+        expect(await refusal(h.remote.client().putJson(INGRESS_NAME, path('v2', '$other'), join.pdu))).toMatchObject({ status: 400, errcode: 'M_BAD_JSON' });
+        expect(seen).toHaveLength(2);
+      } finally {
+        await sub.stop();
+      }
+    });
+
+    it('invite v2 passes a signed invite for a local user to state-resolver and returns its signed event', async () => {
+      const sub = await h.bus.serve<ReceiveInviteCommand, ReceiveInviteReply>(h.topology.receiveInvite.command, (command) => ({ ok: true, event: { ...command.event, signed_here: true } }));
+      try {
+        const invite = signedEvent({ room_id: '!remote:elsewhere', type: 'm.room.member', state_key: '@carol:ingress.test', sender: h.remote.user('alice'), content: { membership: 'invite' } }, h.remote.serverName, h.remote.key);
+        const path = `/_matrix/federation/v2/invite/${encodeURIComponent('!remote:elsewhere')}/${encodeURIComponent(invite.eventId)}`;
+        const { body } = await h.remote.client().putJson<any>(INGRESS_NAME, path, { event: invite.pdu, room_version: '10', invite_room_state: [] });
+        expect(body.event).toMatchObject({ signed_here: true, state_key: '@carol:ingress.test' });
+        expect(await refusal(h.remote.client().putJson(INGRESS_NAME, path, { event: invite.pdu, room_version: '999', invite_room_state: [] }))).toMatchObject({
+          status: 400,
+          errcode: 'M_INCOMPATIBLE_ROOM_VERSION',
+        });
       } finally {
         await sub.stop();
       }

@@ -1,5 +1,5 @@
 // Key endpoints (unauthenticated): our own key document, and notary answers for other servers' keys.
-import { Body, Controller, Get, Inject, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query } from '@nestjs/common';
 import { KEY_RING, SERVER_IDENTITY, STORE, type KeyRing, type ServerIdentity, type Store } from '@fedgate/platform';
 import { buildServerKeyDocument, isValidServerName, signJson, type OldVerifyKey } from '@fedgate/protocol';
 import { MatrixError } from '@fedgate/service-kit';
@@ -22,6 +22,7 @@ export class KeyController {
   }
 
   @Post('query')
+  @HttpCode(200)
   async query(@Body() body: unknown): Promise<{ server_keys: Record<string, unknown>[] }> {
     const serverKeys = (body as { server_keys?: unknown } | null)?.server_keys;
     if (serverKeys === null || typeof serverKeys !== 'object' || Array.isArray(serverKeys)) throw MatrixError.badJson('server_keys must be an object');

@@ -1,6 +1,6 @@
 // Read endpoints: events, state, auth chains, backfill, missing events — only for servers in the room at
 // the event asked about (or world-readable history).
-import { Body, Controller, Get, Inject, Param, Post, Query, Req, UseGuards, UseInterceptors } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Req, UseGuards, UseInterceptors } from '@nestjs/common';
 import { SERVER_IDENTITY, type ServerIdentity } from '@fedgate/platform';
 import type { Pdu } from '@fedgate/protocol';
 import { MatrixError } from '@fedgate/service-kit';
@@ -74,6 +74,7 @@ export class RoomReadController {
   }
 
   @Post('get_missing_events/:roomId')
+  @HttpCode(200)
   async missingEvents(@Param('roomId') roomId: string, @Body() body: unknown, @Req() request: IngressRequest) {
     const b = (body ?? {}) as { earliest_events?: unknown; latest_events?: unknown; limit?: unknown; min_depth?: unknown };
     const ids = (value: unknown, field: string) => {
