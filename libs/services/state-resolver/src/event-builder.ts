@@ -63,9 +63,13 @@ export class EventBuilder {
     const prevRecords = [...(await this.store.events.getMany(extremities)).values()]
       .sort((a, b) => b.depth - a.depth || (a.eventId < b.eventId ? -1 : 1))
       .slice(0, MAX_PREV_EVENTS);
-    const authIds = authTypesForEvent({ type: draft.type, sender: draft.sender, state_key: draft.stateKey, content: draft.content as never }, rules)
-      .map((r) => state.get(stateMapKey(r.type, r.state_key)))
-      .filter((id): id is string => id !== undefined);
+    const authIds = [
+      ...new Set(
+        authTypesForEvent({ type: draft.type, sender: draft.sender, state_key: draft.stateKey, content: draft.content as never }, rules)
+          .map((r) => state.get(stateMapKey(r.type, r.state_key)))
+          .filter((id): id is string => id !== undefined),
+      ),
+    ];
     const authRecords = await this.store.events.getMany(authIds);
     const depth = Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, ...prevRecords.map((r) => r.depth)) + 1);
     const event: Record<string, unknown> = {
