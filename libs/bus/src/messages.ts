@@ -54,7 +54,10 @@ export interface CreateEventCommand {
   txnId?: string;
 }
 
-export type CreateEventReply = { ok: true; eventId: string } | { ok: false; errcode: string; error: string };
+export type CreateEventReply =
+  /** `roomId`: the event's room; for `m.room.create`, the new room's ID (v12: derived from the create event). */
+  | { ok: true; eventId: string; roomId?: string }
+  | { ok: false; errcode: string; error: string; status?: number };
 
 /** One item for a destination's durable queue; message ID = `${destination}:${eventId or eduId}`. */
 export type EgressEntry =
