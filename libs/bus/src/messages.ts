@@ -68,8 +68,12 @@ export type EgressEntry =
 export interface AppServicePush {
   appserviceId: string;
   roomId: string;
+  /** For ephemeral items: a unique ID of the push (typing, receipt and presence have no event ID). */
   eventId: string;
+  /** Client format. */
   event: JsonObject;
+  /** Room event (default) or ephemeral event (typing, receipt, presence) for `receive_ephemeral` services. */
+  kind?: 'event' | 'ephemeral';
 }
 
 /** What the bus records when a message cannot be handled: never a silent drop. */

@@ -1,5 +1,32 @@
 import { Module } from '@nestjs/common';
+import { AccountController, VersionsController } from './client-server/account.controller';
+import { AppServiceAuthGuard } from './client-server/requester';
+import { DirectoryController } from './client-server/directory.controller';
+import { EphemeralController } from './client-server/ephemeral.controller';
+import { ProfileController } from './client-server/profile.controller';
+import { RoomsController } from './client-server/rooms.controller';
+import { ChatSyncWorkers } from './delivery/chat-sync-workers';
+import { AliasDirectory } from './directory/alias-directory';
+import { EphemeralSender } from './ephemeral/ephemeral-sender';
+import { Profiles } from './profile/profiles';
+import { registryProvider } from './registry.provider';
+import { RoomActions } from './rooms/room-actions';
+import { RoomCommands } from './rooms/room-commands';
+import { RoomView } from './rooms/room-view';
 
-/** chat-sync: the client-server subset the application services call, and their transaction pushers. */
-@Module({})
+/**
+ * chat-sync on the client-server listener: the client-server API subset application services call
+ * (auth by as_token, `user_id=` assertion). Needs the platform tokens and FEDGATE_CONFIG.
+ */
+@Module({
+  controllers: [VersionsController, AccountController, RoomsController, ProfileController, DirectoryController, EphemeralController],
+  providers: [registryProvider, AppServiceAuthGuard, RoomCommands, RoomView, RoomActions, AliasDirectory, Profiles, EphemeralSender],
+})
 export class ChatSyncModule {}
+
+/** chat-sync's workers (no HTTP): room log and EDU fan-out, per-AS durable queues and the pusher. */
+@Module({
+  providers: [registryProvider, ChatSyncWorkers],
+  exports: [ChatSyncWorkers],
+})
+export class ChatSyncWorkersModule {}

@@ -1,7 +1,7 @@
 import type { AppServiceRegistration } from '../registration';
 import type { AppServiceClient } from './app-service-client';
 import { backoffDelayMs, defaultBackoff, type BackoffPolicy } from './backoff';
-import type { JsonObject, TransactionLimits, TransactionQueue } from './transaction-queue';
+import type { JsonObject, QueuedItem, TransactionLimits, TransactionQueue } from './transaction-queue';
 
 export interface DeliveryFailure {
   appServiceId: string;
@@ -59,6 +59,14 @@ export class TransactionPusher {
   /** Resumes delivery of whatever the queue still holds from before (after a restart). */
   start(): void {
     for (const id of this.workers.keys()) this.wake(id);
+  }
+
+  /** Enqueues an item (ephemeral ones only for services with `receive_ephemeral`) and wakes delivery. */
+  async push(appServiceId: string, item: QueuedItem): Promise<void> {
+    const worker = this.workers.get(appServiceId);
+    if (!worker || (item.kind === 'ephemeral' && !worker.registration.receiveEphemeral)) return;
+    await this.options.queue.enqueue(appServiceId, item);
+    this.wake(appServiceId);
   }
 
   async pushEvent(appServiceId: string, event: JsonObject): Promise<void> {

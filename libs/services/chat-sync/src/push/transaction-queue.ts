@@ -4,7 +4,8 @@
 
 export type JsonObject = Record<string, unknown>;
 
-export type QueuedItem = { kind: 'event'; event: JsonObject } | { kind: 'ephemeral'; event: JsonObject };
+/** `id` dedupes within a service's queue where the queue supports it (the event ID for room events). */
+export type QueuedItem = { kind: 'event'; event: JsonObject; id?: string } | { kind: 'ephemeral'; event: JsonObject; id?: string };
 
 export interface PendingTransaction {
   txnId: string;

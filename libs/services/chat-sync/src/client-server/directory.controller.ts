@@ -1,0 +1,31 @@
+import { Body, Controller, Delete, Get, Param, Put, UseGuards } from '@nestjs/common';
+import { MatrixError } from '@fedgate/service-kit';
+import { AliasDirectory } from '../directory/alias-directory';
+import { AppServiceAuthGuard, CurrentRequester, type Requester } from './requester';
+import { CLIENT_PATHS } from './paths';
+
+@Controller(CLIENT_PATHS)
+@UseGuards(AppServiceAuthGuard)
+export class DirectoryController {
+  constructor(private readonly aliases: AliasDirectory) {}
+
+  @Get('directory/room/:alias')
+  async get(@Param('alias') alias: string) {
+    const { roomId, servers } = await this.aliases.resolve(alias);
+    return { room_id: roomId, servers };
+  }
+
+  @Put('directory/room/:alias')
+  async put(@CurrentRequester() requester: Requester, @Param('alias') alias: string, @Body() body: unknown) {
+    const roomId = (body as { room_id?: unknown } | undefined)?.room_id;
+    if (typeof roomId !== 'string') throw MatrixError.badJson('room_id is required');
+    await this.aliases.create(requester, alias, roomId);
+    return {};
+  }
+
+  @Delete('directory/room/:alias')
+  async remove(@CurrentRequester() requester: Requester, @Param('alias') alias: string) {
+    await this.aliases.remove(requester, alias);
+    return {};
+  }
+}

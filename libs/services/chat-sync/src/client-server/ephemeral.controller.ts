@@ -1,0 +1,76 @@
+// Typing notifications, read receipts and presence of an AS's users.
+import { Body, Controller, Get, HttpCode, Param, Post, Put, UseGuards } from '@nestjs/common';
+import { MatrixError } from '@fedgate/service-kit';
+import { EphemeralSender } from '../ephemeral/ephemeral-sender';
+import { RoomView } from '../rooms/room-view';
+import { asObject, assertRoomId } from '../rooms/room-actions';
+import { AppServiceAuthGuard, CurrentRequester, type Requester } from './requester';
+import { CLIENT_PATHS } from './paths';
+
+const RECEIPT_TYPES = ['m.read', 'm.read.private', 'm.fully_read'];
+
+@Controller(CLIENT_PATHS)
+@UseGuards(AppServiceAuthGuard)
+export class EphemeralController {
+  constructor(
+    private readonly sender: EphemeralSender,
+    private readonly view: RoomView,
+  ) {}
+
+  @Put('rooms/:roomId/typing/:userId')
+  async typing(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Param('userId') userId: string, @Body() body: unknown) {
+    assertRoomId(roomId);
+    if (userId !== requester.userId) throw MatrixError.forbidden('Cannot set another user\'s typing state');
+    const fields = asObject(body);
+    if (typeof fields.typing !== 'boolean') throw MatrixError.badJson('typing must be a boolean');
+    if (fields.timeout !== undefined && (typeof fields.timeout !== 'number' || fields.timeout < 0)) throw MatrixError.badJson('timeout must be a number of milliseconds');
+    await this.assertJoined(requester, roomId);
+    const timeout = fields.typing ? Math.min((fields.timeout as number | undefined) ?? 30_000, 120_000) : undefined;
+    await this.sender.send('m.typing', { room_id: roomId, user_id: userId, typing: fields.typing, ...(timeout !== undefined ? { timeout } : {}) }, { roomId });
+    return {};
+  }
+
+  @Post('rooms/:roomId/receipt/:receiptType/:eventId')
+  @HttpCode(200)
+  async receipt(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Param('receiptType') receiptType: string, @Param('eventId') eventId: string, @Body() body: unknown) {
+    assertRoomId(roomId);
+    if (!RECEIPT_TYPES.includes(receiptType)) throw MatrixError.invalidParam(`Unknown receipt type ${receiptType}`);
+    if (body !== undefined) asObject(body);
+    await this.assertJoined(requester, roomId);
+    const event = await this.view.event(eventId);
+    if (!event || event.roomId !== roomId) throw MatrixError.notFound('Event not found.');
+    // Private and fully-read markers stay on this server.
+    if (receiptType !== 'm.read') return {};
+    const threadId = (body as { thread_id?: unknown } | undefined)?.thread_id;
+    const data = { ts: Date.now(), ...(typeof threadId === 'string' ? { thread_id: threadId } : {}) };
+    await this.sender.send('m.receipt', { [roomId]: { 'm.read': { [requester.userId]: { event_ids: [eventId], data } } } }, { roomId });
+    return {};
+  }
+
+  @Put('presence/:userId/status')
+  async setPresence(@CurrentRequester() requester: Requester, @Param('userId') userId: string, @Body() body: unknown) {
+    if (userId !== requester.userId) throw MatrixError.forbidden('Cannot set another user\'s presence');
+    const fields = asObject(body);
+    if (!['online', 'offline', 'unavailable'].includes(fields.presence as string)) throw MatrixError.badJson('presence must be online, offline or unavailable');
+    if (fields.status_msg !== undefined && fields.status_msg !== null && typeof fields.status_msg !== 'string') throw MatrixError.badJson('status_msg must be a string');
+    const update = {
+      user_id: userId,
+      presence: fields.presence as string,
+      last_active_ago: 0,
+      currently_active: fields.presence === 'online',
+      ...(typeof fields.status_msg === 'string' ? { status_msg: fields.status_msg } : {}),
+    };
+    // Egress sends presence to the servers sharing a room with the user (no roomId: it decides).
+    await this.sender.send('m.presence', { push: [update] }, {});
+    return {};
+  }
+
+  @Get('presence/:userId/status')
+  presence() {
+    return { presence: 'offline' };
+  }
+
+  private async assertJoined(requester: Requester, roomId: string): Promise<void> {
+    if ((await this.view.membership(roomId, requester.userId)) !== 'join') throw MatrixError.forbidden(`User ${requester.userId} not in room ${roomId}`);
+  }
+}

@@ -1,0 +1,187 @@
+// Rooms for an application service's users: create, membership, messages, state, redactions, reads.
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query, Req, UseGuards } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { STORE, type Store } from '@fedgate/platform';
+import { MatrixError } from '@fedgate/service-kit';
+import { parseStateTupleKey } from '@fedgate/store';
+import { RoomActions, assertRoomId } from '../rooms/room-actions';
+import { RoomView, type CurrentState } from '../rooms/room-view';
+import { AppServiceAuthGuard, CurrentRequester, type Requester } from './requester';
+import { CLIENT_PATHS, queryList } from './paths';
+
+@Controller(CLIENT_PATHS)
+@UseGuards(AppServiceAuthGuard)
+export class RoomsController {
+  constructor(
+    @Inject(STORE) private readonly store: Store,
+    private readonly actions: RoomActions,
+    private readonly view: RoomView,
+  ) {}
+
+  @Post('createRoom')
+  @HttpCode(200)
+  createRoom(@CurrentRequester() requester: Requester, @Body() body: unknown) {
+    return this.actions.createRoom(requester, body);
+  }
+
+  @Post('join/:roomIdOrAlias')
+  @HttpCode(200)
+  join(@CurrentRequester() requester: Requester, @Param('roomIdOrAlias') target: string, @Query() query: Record<string, unknown>, @Body() body: unknown) {
+    return this.actions.join(requester, target, [...queryList(query.via), ...queryList(query.server_name)], body);
+  }
+
+  @Post('rooms/:roomId/join')
+  @HttpCode(200)
+  joinRoom(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Query() query: Record<string, unknown>, @Body() body: unknown) {
+    assertRoomId(roomId);
+    return this.actions.join(requester, roomId, [...queryList(query.via), ...queryList(query.server_name)], body);
+  }
+
+  @Post('rooms/:roomId/:action')
+  @HttpCode(200)
+  membership(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Param('action') action: string, @Body() body: unknown) {
+    if (action === 'forget') return {};
+    if (!['invite', 'leave', 'kick', 'ban', 'unban'].includes(action)) throw MatrixError.unrecognized();
+    return this.actions.changeMembership(requester, roomId, action as 'invite', body);
+  }
+
+  @Get('joined_rooms')
+  async joinedRooms(@CurrentRequester() requester: Requester) {
+    return { joined_rooms: await this.store.memberships.roomsOf(requester.userId, 'join') };
+  }
+
+  @Get('rooms/:roomId/joined_members')
+  async joinedMembers(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string) {
+    const state = await this.readableState(requester, roomId);
+    const joined: Record<string, { display_name?: string; avatar_url?: string }> = {};
+    for (const member of RoomView.members(state, 'join')) {
+      const content = member.pdu.content as { displayname?: unknown; avatar_url?: unknown };
+      joined[member.stateKey ?? ''] = {
+        ...(typeof content.displayname === 'string' ? { display_name: content.displayname } : {}),
+        ...(typeof content.avatar_url === 'string' ? { avatar_url: content.avatar_url } : {}),
+      };
+    }
+    return { joined };
+  }
+
+  @Get('rooms/:roomId/members')
+  async members(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Query() query: Record<string, unknown>) {
+    const state = await this.readableState(requester, roomId);
+    const only = typeof query.membership === 'string' ? query.membership : undefined;
+    const not = typeof query.not_membership === 'string' ? query.not_membership : undefined;
+    const chunk = RoomView.members(state)
+      .filter((m) => {
+        const membership = (m.pdu.content as { membership?: unknown }).membership;
+        return (only === undefined || membership === only) && (not === undefined || membership !== not);
+      })
+      .map((m) => this.view.clientEvent(m));
+    return { chunk };
+  }
+
+  @Get('rooms/:roomId/state')
+  async state(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string) {
+    const state = await this.readableState(requester, roomId);
+    return [...state.events.values()].map((record) => this.view.clientEvent(record));
+  }
+
+  /** `state/{type}`, `state/{type}/` and `state/{type}/{stateKey}`: a wildcard, since the router drops trailing slashes. */
+  @Get('rooms/:roomId/state/*')
+  async stateEvent(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Req() request: FastifyRequest, @Query() query: Record<string, unknown>) {
+    const { type, stateKey } = stateTupleFromPath(request);
+    const state = await this.readableState(requester, roomId);
+    for (const [key, record] of state.events) {
+      const tuple = parseStateTupleKey(key);
+      if (tuple.type === type && tuple.stateKey === stateKey) {
+        return query.format === 'event' ? this.view.clientEvent(record) : record.pdu.content;
+      }
+    }
+    throw MatrixError.notFound('Event not found.');
+  }
+
+  @Put('rooms/:roomId/state/*')
+  putState(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Req() request: FastifyRequest, @Body() body: unknown) {
+    const { type, stateKey } = stateTupleFromPath(request);
+    return this.actions.putState(requester, roomId, type, stateKey, body);
+  }
+
+  @Put('rooms/:roomId/send/:eventType/:txnId')
+  send(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Param('eventType') type: string, @Param('txnId') txnId: string, @Body() body: unknown) {
+    return this.actions.send(requester, roomId, type, txnId, body);
+  }
+
+  @Put('rooms/:roomId/redact/:eventId/:txnId')
+  redact(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Param('eventId') eventId: string, @Param('txnId') txnId: string, @Body() body: unknown) {
+    return this.actions.redact(requester, roomId, eventId, txnId, body);
+  }
+
+  @Get('rooms/:roomId/event/:eventId')
+  async event(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Param('eventId') eventId: string) {
+    await this.readableState(requester, roomId);
+    const record = await this.view.event(eventId);
+    if (!record || record.roomId !== roomId || record.status !== 'accepted') throw MatrixError.notFound('Event not found.');
+    return this.view.clientEvent(record);
+  }
+
+  @Get('rooms/:roomId/messages')
+  async messages(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Query() query: Record<string, unknown>) {
+    await this.readableState(requester, roomId);
+    const dir = query.dir ?? 'b';
+    if (dir !== 'b' && dir !== 'f') throw MatrixError.invalidParam('dir must be b or f');
+    const limit = query.limit === undefined ? 10 : Number(query.limit);
+    if (!Number.isInteger(limit) || limit < 0) throw MatrixError.invalidParam('limit must be a non-negative integer');
+    const capped = Math.min(limit, 1000);
+    const from = query.from === undefined ? undefined : parseDepthToken(query.from);
+    const extremities = await this.store.events.getMany(await this.store.rooms.getForwardExtremities(roomId));
+    const top = Math.max(0, ...[...extremities.values()].map((e) => e.depth));
+    let chunk;
+    if (dir === 'b') {
+      const start = from ?? top;
+      const records = await this.store.events.byDepthRange({ roomId, minDepth: 0, maxDepth: start, limit: capped, excludeRejected: true });
+      chunk = records.filter((r) => r.status === 'accepted' && !r.outlier);
+      const lowest = records.length ? records[records.length - 1].depth : start;
+      const end = records.length < capped ? undefined : `d${lowest - 1}`;
+      return { start: `d${start}`, ...(end !== undefined && lowest > 0 ? { end } : {}), chunk: chunk.map((r) => this.view.clientEvent(r)) };
+    }
+    const start = from ?? 0;
+    const records = (await this.store.events.byDepthRange({ roomId, minDepth: start, maxDepth: top, limit: 100_000, excludeRejected: true })).reverse().slice(0, capped);
+    chunk = records.filter((r) => r.status === 'accepted' && !r.outlier);
+    const highest = records.length ? records[records.length - 1].depth : start;
+    const end = records.length < capped ? undefined : `d${highest + 1}`;
+    return { start: `d${start}`, ...(end !== undefined ? { end } : {}), chunk: chunk.map((r) => this.view.clientEvent(r)) };
+  }
+
+  /** Reads need the user to be in the room (or the room to be world-readable). */
+  private async readableState(requester: Requester, roomId: string): Promise<CurrentState> {
+    assertRoomId(roomId);
+    const state = await this.view.currentState(roomId);
+    if (!state) throw MatrixError.forbidden(`User ${requester.userId} not in room ${roomId}`);
+    const member = [...state.events.values()].find((e) => e.type === 'm.room.member' && e.stateKey === requester.userId);
+    const membership = (member?.pdu.content as { membership?: unknown } | undefined)?.membership;
+    const visibility = [...state.events.values()].find((e) => e.type === 'm.room.history_visibility')?.pdu.content.history_visibility;
+    if (membership !== 'join' && visibility !== 'world_readable') throw MatrixError.forbidden(`User ${requester.userId} not in room ${roomId}`);
+    return state;
+  }
+}
+
+function parseDepthToken(token: unknown): number {
+  const match = typeof token === 'string' ? /^d(\d+)$/.exec(token) : null;
+  if (!match) throw MatrixError.invalidParam(`Invalid pagination token ${JSON.stringify(token)}`);
+  return Number(match[1]);
+}
+
+/** The event type and state key from the raw path after `/state/` (each percent-decoded on its own). */
+function stateTupleFromPath(request: FastifyRequest): { type: string; stateKey: string } {
+  const rawPath = request.url.split('?')[0];
+  const rest = rawPath.slice(rawPath.indexOf('/state/') + '/state/'.length);
+  const slash = rest.indexOf('/');
+  const decode = (part: string) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw MatrixError.invalidParam('Malformed percent-encoding in the path');
+    }
+  };
+  const type = decode(slash < 0 ? rest : rest.slice(0, slash));
+  if (type.length === 0) throw MatrixError.unrecognized();
+  return { type, stateKey: slash < 0 ? '' : decode(rest.slice(slash + 1)) };
+}

@@ -1,0 +1,90 @@
+// chat-sync's bus side: room log and EDU consumers fan out to per-AS subjects; each AS's consumer
+// feeds its durable queue in the store, drained by the TransactionPusher.
+import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { partitionsForReplica, type AppServicePush, type BusSubscription } from '@fedgate/bus';
+import { BUS, BUS_TOPOLOGY, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type ServerIdentity, type Store } from '@fedgate/platform';
+import { SERVICE_LOGGER } from '@fedgate/service-kit';
+import type { Logger } from 'pino';
+import { AppServiceClient, TransactionPusher, type BackoffPolicy } from '../push';
+import { ApplicationServiceRegistry } from '../registration';
+import { CHAT_SYNC_REGISTRY } from '../tokens';
+import { EduFanout } from './edu-fanout';
+import { RoomLogFanout } from './room-log-fanout';
+import { StoreTransactionQueue } from './store-transaction-queue';
+
+/** Optional provider (e.g. in shared providers): the pusher's retry backoff; tests shorten it. */
+export const CHAT_SYNC_PUSH_BACKOFF = Symbol.for('fedgate.chat-sync.push-backoff');
+
+@Injectable()
+export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly subscriptions: BusSubscription[] = [];
+  private pusher: TransactionPusher | undefined;
+  readonly queue: StoreTransactionQueue;
+
+  constructor(
+    @Inject(STORE) private readonly store: Store,
+    @Inject(BUS) private readonly bus: Bus,
+    @Inject(BUS_TOPOLOGY) private readonly topology: BusTopology,
+    @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
+    @Inject(CHAT_SYNC_REGISTRY) private readonly registry: ApplicationServiceRegistry,
+    @Inject(SERVICE_LOGGER) private readonly logger: Logger,
+    @Optional() @Inject(CHAT_SYNC_PUSH_BACKOFF) private readonly backoff: BackoffPolicy | null,
+  ) {
+    this.queue = new StoreTransactionQueue(store);
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const log = this.logger.child({ component: 'chat-sync' });
+    for (const service of this.registry.services) {
+      const { registration: r } = service;
+      await this.store.appServices.register({
+        id: r.id,
+        url: r.url,
+        asToken: r.asToken,
+        hsToken: r.hsToken,
+        senderLocalpart: r.senderLocalpart,
+        namespaces: r.namespaces,
+        rateLimited: r.rateLimited,
+        protocols: r.protocols,
+      });
+    }
+    const pusher = new TransactionPusher({
+      queue: this.queue,
+      client: new AppServiceClient(),
+      registrations: this.registry.services.map((s) => s.registration),
+      ...(this.backoff ? { backoff: this.backoff } : {}),
+      onDeliveryFailure: (failure) =>
+        log.warn({ appService: failure.appServiceId, txnId: failure.txnId, attempt: failure.attempt, retryInMs: failure.retryInMs, err: failure.error.message }, 'application service transaction failed'),
+    });
+    this.pusher = pusher;
+
+    const roomLog = new RoomLogFanout(this.store, this.bus, this.topology, this.registry, this.identity.serverName, log);
+    const edus = new EduFanout(this.store, this.bus, this.topology, this.registry);
+    const replicaIndex = Number(process.env.FEDGATE_REPLICA_INDEX ?? 0);
+    const replicaCount = Number(process.env.FEDGATE_REPLICA_COUNT ?? 1);
+    for (const p of partitionsForReplica(replicaIndex, replicaCount, this.topology.roomPartitions)) {
+      this.subscriptions.push(await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), (message) => roomLog.handle(message.data)));
+    }
+    this.subscriptions.push(await this.bus.consume(this.topology.consumers.chatSyncEdus(), (message) => edus.handle(message.data, message.messageId)));
+    for (const service of this.registry.services) {
+      if (service.registration.url === null) continue;
+      this.subscriptions.push(
+        await this.bus.consume(this.topology.consumers.appservicePush(service.id), async (message) => {
+          const push: AppServicePush = message.data;
+          await pusher.push(service.id, { kind: push.kind ?? 'event', event: push.event, id: push.eventId });
+        }),
+      );
+    }
+    pusher.start();
+  }
+
+  /** Resolves once nothing is being delivered; for tests. */
+  async idle(): Promise<void> {
+    await this.pusher?.idle();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    for (const subscription of this.subscriptions.splice(0)) await subscription.stop();
+    await this.pusher?.stop();
+  }
+}

@@ -1,0 +1,68 @@
+// What chat-sync reads about a room: its current state, memberships, events in client format.
+import { Inject, Injectable } from '@nestjs/common';
+import { STORE, type Store } from '@fedgate/platform';
+import { parseStateTupleKey, stateTupleKey, type EventRecord, type RoomRecord } from '@fedgate/store';
+import { toClientEvent, type ClientEvent } from './client-event';
+
+export interface CurrentState {
+  room: RoomRecord;
+  /** State tuple key → event. */
+  events: Map<string, EventRecord>;
+}
+
+@Injectable()
+export class RoomView {
+  constructor(@Inject(STORE) private readonly store: Store) {}
+
+  async room(roomId: string): Promise<RoomRecord | undefined> {
+    return this.store.rooms.get(roomId);
+  }
+
+  async currentState(roomId: string): Promise<CurrentState | undefined> {
+    const room = await this.store.rooms.get(roomId);
+    if (!room?.currentStateId) return undefined;
+    const state = await this.store.state.load(room.currentStateId);
+    if (!state) return undefined;
+    const records = await this.store.events.getMany([...state.values()]);
+    const events = new Map<string, EventRecord>();
+    for (const [key, eventId] of state) {
+      const record = records.get(eventId);
+      if (record) events.set(key, record);
+    }
+    return { room, events };
+  }
+
+  async stateEvent(roomId: string, type: string, stateKey: string): Promise<EventRecord | undefined> {
+    return (await this.currentState(roomId))?.events.get(stateTupleKey(type, stateKey));
+  }
+
+  async membership(roomId: string, userId: string): Promise<string | undefined> {
+    const member = await this.stateEvent(roomId, 'm.room.member', userId);
+    const membership = (member?.pdu.content as { membership?: unknown } | undefined)?.membership;
+    return typeof membership === 'string' ? membership : undefined;
+  }
+
+  /** Members by membership, from current state. */
+  static members(state: CurrentState, membership?: string): EventRecord[] {
+    const members: EventRecord[] = [];
+    for (const [key, record] of state.events) {
+      if (parseStateTupleKey(key).type !== 'm.room.member') continue;
+      if (membership === undefined || (record.pdu.content as { membership?: unknown }).membership === membership) members.push(record);
+    }
+    return members;
+  }
+
+  async joinedMembers(roomId: string): Promise<string[]> {
+    const state = await this.currentState(roomId);
+    if (!state) return [];
+    return RoomView.members(state, 'join').map((record) => record.stateKey ?? '');
+  }
+
+  async event(eventId: string): Promise<EventRecord | undefined> {
+    return this.store.events.get(eventId);
+  }
+
+  clientEvent(record: EventRecord): ClientEvent {
+    return toClientEvent(record.pdu, record.eventId, record.roomId);
+  }
+}
