@@ -225,6 +225,25 @@ describe('state-resolver', () => {
     expect(!reply.ok && reply.error).toMatch(/not taking invites/);
   });
 
+  it('converges when both servers change the same state concurrently', async () => {
+    const { roomId } = await joinedRoom();
+    const pl = await a.send(roomId, '@alice:a.test', 'm.room.power_levels', { users: { '@bob:b.test': 50 }, state_default: 50, events_default: 0, users_default: 0, ban: 50, kick: 50, redact: 50, invite: 0 }, { stateKey: '' });
+    expect(await b.receive(a, pl.ok ? pl.eventId : '')).toMatchObject({ status: 'accepted' });
+    const nameA = await a.send(roomId, '@alice:a.test', 'm.room.name', { name: 'from a' }, { stateKey: '' });
+    const nameB = await b.send(roomId, '@bob:b.test', 'm.room.name', { name: 'from b' }, { stateKey: '' });
+    expect(await a.receive(b, nameB.ok ? nameB.eventId : '')).toMatchObject({ status: 'accepted' });
+    expect(await b.receive(a, nameA.ok ? nameA.eventId : '')).toMatchObject({ status: 'accepted' });
+    const stateA = await current(a, roomId);
+    expect([...(await current(b, roomId))].sort()).toEqual([...stateA].sort());
+    expect([nameA.ok && nameA.eventId, nameB.ok && nameB.eventId]).toContain(stateA.get(stateMapKey('m.room.name', '')));
+    expect((await a.store.rooms.getForwardExtremities(roomId)).sort()).toEqual((await b.store.rooms.getForwardExtremities(roomId)).sort());
+    // The next event closes the fork on both sides.
+    const merge = await a.send(roomId, '@alice:a.test', 'm.room.message', { body: 'merged' });
+    expect((await a.store.events.get(merge.ok ? merge.eventId : ''))!.prevEventIds).toHaveLength(2);
+    expect(await b.receive(a, merge.ok ? merge.eventId : '')).toMatchObject({ status: 'accepted' });
+    expect(await b.store.rooms.getForwardExtremities(roomId)).toEqual([merge.ok && merge.eventId]);
+  });
+
   it('leaves through send_leave', async () => {
     const { roomId } = await joinedRoom();
     const left = await b.send(roomId, '@bob:b.test', 'm.room.member', { membership: 'leave' }, { stateKey: '@bob:b.test' });
