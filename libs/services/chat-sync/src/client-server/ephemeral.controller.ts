@@ -1,5 +1,6 @@
 // Typing notifications, read receipts and presence of an AS's users.
-import { Body, Controller, Get, HttpCode, Param, Post, Put, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, UseGuards } from '@nestjs/common';
+import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
 import { MatrixError } from '@fedgate/service-kit';
 import { EphemeralSender } from '../ephemeral/ephemeral-sender';
 import { RoomView } from '../rooms/room-view';
@@ -15,6 +16,8 @@ export class EphemeralController {
   constructor(
     private readonly sender: EphemeralSender,
     private readonly view: RoomView,
+    @Inject(STORE) private readonly store: Store,
+    @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
   ) {}
 
   @Put('rooms/:roomId/typing/:userId')
@@ -60,8 +63,12 @@ export class EphemeralController {
       currently_active: fields.presence === 'online',
       ...(typeof fields.status_msg === 'string' ? { status_msg: fields.status_msg } : {}),
     };
-    // Egress sends presence to the servers sharing a room with the user (no roomId: it decides).
-    await this.sender.send('m.presence', { push: [update] }, {});
+    // Presence goes to every server sharing a room with the user.
+    const destinations = new Set<string>();
+    for (const roomId of await this.store.memberships.roomsOf(userId, 'join')) {
+      for (const server of await this.store.rooms.getJoinedServers(roomId)) if (server !== this.identity.serverName) destinations.add(server);
+    }
+    await this.sender.send('m.presence', { push: [update] }, { destinations: [...destinations].sort() });
     return {};
   }
 
