@@ -7,6 +7,7 @@ export * from './ports/platform';
 export * from './ports/audit';
 export * from './ports/chat';
 export * from './ports/store';
+export * from './ports/client-transactions';
 export { diffStates, MAX_SNAPSHOT_CHAIN } from './shared/snapshots';
 export { openSqliteStore } from './sqlite/store';
 export { openMongoStore } from './mongo/store';

@@ -53,15 +53,12 @@ export class LocalEvents {
     if (typeof command.type !== 'string' || !isObject(command.content)) throw badJson('type must be a string and content an object');
     if (command.txnId !== undefined) {
       const known = await this.transactions.get(command.sender, command.txnId);
-      if (known) {
-        const record = await this.store.events.get(known);
-        return { eventId: known, roomId: record?.roomId ?? command.roomId };
-      }
+      if (known) return known;
     }
     const created = command.type === 'm.room.create' && (command.stateKey ?? '') === '' ? await this.createRoom(command) : await this.createInRoom(command);
     if (command.txnId !== undefined) {
-      const eventId = await this.transactions.record(command.sender, command.txnId, created.eventId);
-      return { eventId, roomId: created.roomId };
+      const stored = await this.transactions.record(command.sender, command.txnId, created);
+      return { eventId: stored.eventId, roomId: stored.roomId };
     }
     return created;
   }

@@ -1,6 +1,7 @@
 import type { Store } from '../ports/store';
 import { SnapshotRepository } from '../shared/snapshots';
 import { MongoAuditRepository } from './audit';
+import { MongoClientTransactionRepository } from './client-transactions';
 import { MongoAliasRepository, MongoAppServiceQueueRepository, MongoLocalMembershipRepository, MongoProfileRepository } from './chat';
 import { connectMongo } from './database';
 import { MongoEgressQueueRepository } from './egress-queue';
@@ -28,6 +29,7 @@ export async function openMongoStore(url: string, db: string): Promise<Store> {
     aliases: new MongoAliasRepository(c.aliases),
     memberships: new MongoLocalMembershipRepository(c.localMemberships),
     appServiceQueue: new MongoAppServiceQueueRepository(c.appServiceQueue, c.appServiceTxns, c.counters),
+    clientTransactions: new MongoClientTransactionRepository(c.clientTransactions),
     close: () => client.close(),
   };
 }

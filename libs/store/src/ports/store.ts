@@ -1,5 +1,6 @@
 import type { AuditRepository } from './audit';
 import type { AliasRepository, AppServiceQueueRepository, LocalMembershipRepository, ProfileRepository } from './chat';
+import type { ClientTransactionRepository } from './client-transactions';
 import type { EventRepository } from './events';
 import type { EgressQueueRepository } from './egress-queue';
 import type { DestinationRepository, ReceivedTransactionRepository, ServerKeyRepository } from './federation';
@@ -24,6 +25,8 @@ export interface Store {
   readonly aliases: AliasRepository;
   readonly memberships: LocalMembershipRepository;
   readonly appServiceQueue: AppServiceQueueRepository;
+  /** state-resolver: (sender, txnId) of local events, so retried sends answer with the first event. */
+  readonly clientTransactions: ClientTransactionRepository;
   close(): Promise<void>;
 }
 

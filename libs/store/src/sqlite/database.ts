@@ -27,6 +27,10 @@ CREATE TABLE IF NOT EXISTS store_joined_servers (
   room_id TEXT NOT NULL, server TEXT NOT NULL, PRIMARY KEY (room_id, server)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS store_joined_servers_server ON store_joined_servers (server);
+CREATE TABLE IF NOT EXISTS store_client_transactions (
+  sender TEXT NOT NULL, txn_id TEXT NOT NULL, event_id TEXT NOT NULL, room_id TEXT NOT NULL, created_ts INTEGER NOT NULL,
+  PRIMARY KEY (sender, txn_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS store_received_transactions (
   origin TEXT NOT NULL, txn_id TEXT NOT NULL, response TEXT NOT NULL, received_ts INTEGER NOT NULL,
   PRIMARY KEY (origin, txn_id)

@@ -1,6 +1,7 @@
 import type { Store } from '../ports/store';
 import { SnapshotRepository } from '../shared/snapshots';
 import { SqliteAuditRepository } from './audit';
+import { SqliteClientTransactionRepository } from './client-transactions';
 import { SqliteAliasRepository, SqliteAppServiceQueueRepository, SqliteLocalMembershipRepository, SqliteProfileRepository, ensureChatSchema } from './chat';
 import { SqliteDatabase } from './database';
 import { SqliteEgressQueueRepository } from './egress-queue';
@@ -29,6 +30,7 @@ export function openSqliteStore(path: string): Store {
     aliases: new SqliteAliasRepository(db),
     memberships: new SqliteLocalMembershipRepository(db),
     appServiceQueue: new SqliteAppServiceQueueRepository(db),
+    clientTransactions: new SqliteClientTransactionRepository(db),
     close: async () => db.close(),
   };
 }
