@@ -1,5 +1,5 @@
 // chat-sync against the real test bridge (matrix-appservice receiving, matrix-js-sdk acting as virtual
-// users): one fedgate in-process through service-kit with the real SQLite store and EmbeddedBus.
+// users): one fedgate in-process through service-kit with the real SQLite store, EmbeddedBus and state-resolver.
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,7 +7,8 @@ import path from 'node:path';
 import { loadConfig } from '@fedgate/config';
 import { buildPlatform, type Platform } from '@fedgate/platform';
 import { startService, type RunningService } from '@fedgate/service-kit';
-import { CHAT_SYNC_PUSH_BACKOFF, ChatSyncModule, ChatSyncWorkersModule, FakeRoomService } from '@fedgate/chat-sync';
+import { CHAT_SYNC_PUSH_BACKOFF, ChatSyncModule, ChatSyncWorkersModule } from '@fedgate/chat-sync';
+import { StateResolverModule } from '@fedgate/state-resolver';
 import type { OutboundEdu } from '@fedgate/bus';
 import { TestBridge } from '@fedgate/testing';
 import { Preset } from 'matrix-js-sdk';
@@ -20,7 +21,6 @@ describe('chat-sync with the test bridge', () => {
   let bridge: TestBridge;
   let service: RunningService;
   let platform: Platform;
-  let rooms: FakeRoomService;
   const outboundEdus: OutboundEdu[] = [];
   let base: string;
   let token: string;
@@ -44,20 +44,15 @@ describe('chat-sync with the test bridge', () => {
       {
         name: 'chat-sync-test',
         clientServer: [ChatSyncModule],
-        workers: [ChatSyncWorkersModule],
+        workers: [StateResolverModule, ChatSyncWorkersModule],
         shared: async (context) => {
           platform = await buildPlatform(context);
-          rooms = new FakeRoomService(platform.store, platform.bus, platform.topology, serverName);
-          await rooms.start();
           await platform.bus.consume({ ...platform.topology.consumers.egressOutboundEdus(), durable: 'test-outbound-edus' }, (m) => {
             outboundEdus.push(m.data);
           });
           return {
             providers: [...platform.providers, { provide: CHAT_SYNC_PUSH_BACKOFF, useValue: { initialDelayMs: 20, maxDelayMs: 100 } }],
-            close: async () => {
-              await rooms.stop();
-              await platform.close();
-            },
+            close: () => platform.close(),
           };
         },
       },

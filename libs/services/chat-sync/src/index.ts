@@ -6,5 +6,3 @@ export { planCreateRoom, type CreateRoomPlan, type PlannedEvent } from './rooms/
 export { toClientEvent, type ClientEvent } from './rooms/client-event';
 export * from './registration';
 export * from './push';
-/** Test stand-in for state-resolver's createEvent command (until it is wired in chat-sync's tests). */
-export { FakeRoomService } from './testing/fake-room-service';
