@@ -1,5 +1,51 @@
-import { Module } from '@nestjs/common';
+import { Inject, Injectable, Module, type DynamicModule, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import type { FedgateConfig } from '@fedgate/config';
+import { BUS, BUS_TOPOLOGY, FEDERATION_CLIENT, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
+import { FEDGATE_CONFIG, SERVICE_LOGGER } from '@fedgate/service-kit';
+import type { Logger } from 'pino';
+import { EGRESS_SETTINGS, egressSettingsFrom, type EgressSettings } from './egress-settings';
+import { FederationEgress } from './federation-egress';
 
-/** Federation egress: per-destination durable queues and transaction senders (bus consumers, no HTTP). */
-@Module({})
-export class FederationEgressModule {}
+/** Runs FederationEgress for the life of the Nest app (bus consumers and senders, no HTTP). */
+@Injectable()
+export class FederationEgressWorker implements OnApplicationBootstrap, OnApplicationShutdown {
+  readonly egress: FederationEgress;
+
+  constructor(
+    @Inject(STORE) store: Store,
+    @Inject(BUS) bus: Bus,
+    @Inject(BUS_TOPOLOGY) topology: BusTopology,
+    @Inject(SERVER_IDENTITY) identity: ServerIdentity,
+    @Inject(FEDERATION_CLIENT) client: FederationHttpClient,
+    @Inject(EGRESS_SETTINGS) settings: EgressSettings,
+    @Inject(SERVICE_LOGGER) logger: Logger,
+  ) {
+    this.egress = new FederationEgress({ serverName: identity.serverName, store, bus, topology, client, settings, logger: logger.child({ component: 'federation-egress' }) });
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.egress.start();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.egress.stop();
+  }
+}
+
+const settingsFromConfig = (overrides: Partial<EgressSettings>) => ({
+  provide: EGRESS_SETTINGS,
+  useFactory: (config: FedgateConfig) => egressSettingsFrom(config, overrides),
+  inject: [FEDGATE_CONFIG],
+});
+
+/**
+ * Federation egress: per-destination durable queues and transaction senders (bus consumers, no HTTP).
+ * Needs STORE, BUS, BUS_TOPOLOGY, SERVER_IDENTITY, FEDERATION_CLIENT, FEDGATE_CONFIG and SERVICE_LOGGER.
+ */
+@Module({ providers: [settingsFromConfig({}), FederationEgressWorker], exports: [FederationEgressWorker] })
+export class FederationEgressModule {
+  /** With settings beyond config.egress (catch-up thresholds, replica share, limits). */
+  static forRoot(overrides: Partial<EgressSettings>): DynamicModule {
+    return { module: FederationEgressModule, providers: [settingsFromConfig(overrides), FederationEgressWorker], exports: [FederationEgressWorker] };
+  }
+}

@@ -1,0 +1,25 @@
+import type { Bus, BusTopology } from '@fedgate/bus';
+import type { FederationHttpClient } from '@fedgate/federation-client';
+import type { Store } from '@fedgate/store';
+import type { EgressSettings } from './egress-settings';
+
+/** The pino subset egress logs through. */
+export interface EgressLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** Everything egress works with; the Nest module builds it from the platform tokens, tests build it directly. */
+export interface EgressContext {
+  serverName: string;
+  store: Store;
+  bus: Bus;
+  topology: BusTopology;
+  client: Pick<FederationHttpClient, 'putJson'>;
+  settings: EgressSettings;
+  logger: EgressLogger;
+  now?: () => number;
+  random?: () => number;
+}

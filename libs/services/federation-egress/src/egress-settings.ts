@@ -1,0 +1,48 @@
+import type { EgressBackoffConfig, FedgateConfig } from '@fedgate/config';
+
+export interface EgressSettings {
+  backoff: EgressBackoffConfig;
+  requestTimeoutMs: number;
+  /** The spec's transaction limits. */
+  maxPdusPerTransaction: number;
+  maxEdusPerTransaction: number;
+  /** Typing notifications older than this are dropped instead of sent late (clients time typing out after ~30 s). */
+  typingTtlMs: number;
+  /**
+   * Catch-up: a destination that failed and whose oldest queued item waited longer than this, or whose queue
+   * holds more than `catchUpQueueLimit` items, gets only the rooms' latest events; it fetches the rest itself.
+   */
+  catchUpAfterMs: number;
+  catchUpQueueLimit: number;
+  /** How often a backing-off destination re-reads its record (another replica may have woken it). */
+  wakePollMs: number;
+  /** Which share of destination and room partitions this process serves. */
+  replicaIndex: number;
+  replicaCount: number;
+}
+
+export const EGRESS_SETTINGS = Symbol.for('fedgate.egress-settings');
+
+export function egressSettingsFrom(config: FedgateConfig, overrides: Partial<EgressSettings> = {}): EgressSettings {
+  return {
+    backoff: config.egress.backoff,
+    requestTimeoutMs: config.egress.requestTimeoutMs,
+    maxPdusPerTransaction: 50,
+    maxEdusPerTransaction: 100,
+    typingTtlMs: 30_000,
+    catchUpAfterMs: 60 * 60_000,
+    catchUpQueueLimit: 5_000,
+    wakePollMs: 5_000,
+    replicaIndex: envInt('FEDGATE_EGRESS_REPLICA_INDEX', 0),
+    replicaCount: envInt('FEDGATE_EGRESS_REPLICA_COUNT', 1),
+    ...overrides,
+  };
+}
+
+function envInt(name: string, fallback: number): number {
+  const value = process.env[name];
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer (got "${value}")`);
+  return n;
+}

@@ -1,0 +1,414 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { busOptionsFor, busTopology, EmbeddedBus, type BusTopology, type EgressEntry, type RoomLogEntry } from '@fedgate/bus';
+import { FederationHttpClient } from '@fedgate/federation-client';
+import type { JsonObject, Pdu } from '@fedgate/protocol';
+import { openSqliteStore, type Store } from '@fedgate/store';
+import { createTestCa, type TestCertificateAuthority } from '@fedgate/testing';
+import { RecordingRemote } from './__fixtures__/recording-remote';
+import type { EgressSettings } from './egress-settings';
+import { FederationEgress } from './federation-egress';
+
+jest.setTimeout(30_000);
+
+const OWN = 'own.test';
+const silent = process.env.EGRESS_TEST_LOG ? { debug: console.log, info: console.log, warn: console.log, error: console.log } : { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+const baseSettings: EgressSettings = {
+  backoff: { initialMs: 20, multiplier: 2, maxMs: 200, jitter: 0.2 },
+  requestTimeoutMs: 5_000,
+  maxPdusPerTransaction: 50,
+  maxEdusPerTransaction: 100,
+  typingTtlMs: 30_000,
+  catchUpAfterMs: 24 * 60 * 60_000,
+  catchUpQueueLimit: 100_000,
+  wakePollMs: 50,
+  replicaIndex: 0,
+  replicaCount: 1,
+};
+
+/** Waits for a condition the system reaches by itself (no timing is asserted; jest's timeout is the bound). */
+async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 2_000; i++) {
+    if (await condition()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`gave up waiting for: ${what}`);
+}
+
+interface Harness {
+  store: Store;
+  bus: EmbeddedBus;
+  topology: BusTopology;
+  egress: FederationEgress;
+  client: FederationHttpClient;
+  close(): Promise<void>;
+}
+
+describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', () => {
+  let ca: TestCertificateAuthority;
+  let dir: string;
+  let remote: RecordingRemote;
+  let harness: Harness | undefined;
+  let prefixCounter = 0;
+  let prefix = '';
+
+  beforeAll(() => {
+    ca = createTestCa('egress test CA');
+  });
+
+  beforeEach(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'fedgate-egress-'));
+    prefix = `eg${process.pid}x${prefixCounter++}`;
+    remote = new RecordingRemote(ca);
+    await remote.start();
+  });
+
+  afterEach(async () => {
+    await harness?.close();
+    harness = undefined;
+    await remote.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function open(settings: Partial<EgressSettings> = {}, options: { start?: boolean; allowLoopback?: boolean } = {}): Promise<Harness> {
+    const file = path.join(dir, 'fedgate.sqlite');
+    const topology = busTopology({ prefix, roomPartitions: 4, destinationPartitions: 4 });
+    const store = openSqliteStore(file);
+    const bus = new EmbeddedBus({ ...busOptionsFor(topology), path: file, pollIntervalMs: 10 });
+    await bus.start();
+    const client = new FederationHttpClient({
+      ca: ca.certPem,
+      addressPolicy: options.allowLoopback === false ? {} : { allow: ['127.0.0.0/8'] },
+      signRequest: (method, uri, destination) => `X-Matrix origin="${OWN}",destination="${destination}",key="ed25519:t",sig="${method}${uri.length}"`,
+    });
+    const egress = new FederationEgress({ serverName: OWN, store, bus, topology, client, settings: { ...baseSettings, ...settings }, logger: silent });
+    if (options.start !== false) await egress.start();
+    const h: Harness = {
+      store,
+      bus,
+      topology,
+      egress,
+      client,
+      close: async () => {
+        await egress.stop();
+        await bus.close();
+        await client.close();
+        await store.close();
+      },
+    };
+    harness = h;
+    return h;
+  }
+
+  function pduOf(roomId: string, eventId: string, depth: number): Pdu {
+    return {
+      event_id: eventId,
+      room_id: roomId,
+      sender: `@alice:${OWN}`,
+      origin_server_ts: 1_700_000_000_000 + depth,
+      type: 'm.room.message',
+      content: { body: `message ${depth}` },
+      prev_events: [],
+      auth_events: [],
+      depth,
+      hashes: { sha256: 'aGFzaA' },
+      signatures: { [OWN]: { 'ed25519:t': 'c2ln' } },
+    };
+  }
+
+  async function storeEvents(store: Store, roomId: string, count: number, from = 1): Promise<string[]> {
+    const ids: string[] = [];
+    for (let depth = from; depth < from + count; depth++) {
+      const eventId = `${eventPrefix(roomId)}${depth}`;
+      await store.events.append({
+        eventId,
+        roomId,
+        type: 'm.room.message',
+        depth,
+        prevEventIds: [],
+        authEventIds: [],
+        pdu: pduOf(roomId, eventId, depth),
+        status: 'accepted',
+        outlier: false,
+        receivedTs: 1,
+      });
+      ids.push(eventId);
+    }
+    return ids;
+  }
+
+  async function publishLocal(h: Harness, roomId: string, eventIds: string[], joinedServers: string[]): Promise<void> {
+    for (const eventId of eventIds) {
+      const stored = await h.store.events.get(eventId);
+      const entry: RoomLogEntry = {
+        eventId,
+        roomId,
+        outcome: 'accepted',
+        local: true,
+        event: stored!.pdu as unknown as JsonObject,
+        stateDelta: {},
+        joinedServers,
+      };
+      await h.bus.publish(h.topology.roomLog.subjectFor(roomId), entry, { messageId: eventId });
+    }
+  }
+
+  async function enqueueDirect(h: Harness, destination: string, entries: EgressEntry[]): Promise<void> {
+    for (const e of entries) {
+      const key = e.kind === 'pdu' ? e.eventId : `edu:${e.eduId}`;
+      await h.store.egressQueue.append(destination, key, e as unknown as JsonObject, e.enqueuedAt);
+    }
+  }
+
+  const eventPrefix = (roomId: string) => `$${roomId.slice(1, roomId.indexOf(':'))}-`;
+  const countById = (ids: string[]) => ids.reduce((m, id) => m.set(id, (m.get(id) ?? 0) + 1), new Map<string, number>());
+
+  it('splits 60 queued PDUs into transactions of 50 and 10, in queue order, signed', async () => {
+    const h = await open({}, { start: false });
+    const ids = await storeEvents(h.store, '!batch:own.test', 60);
+    await enqueueDirect(
+      h,
+      remote.serverName,
+      ids.map((eventId) => ({ kind: 'pdu', destination: remote.serverName, roomId: '!batch:own.test', eventId, enqueuedAt: Date.now() })),
+    );
+    await h.egress.start();
+    await until(() => remote.deliveredEventIds().length === 60, '60 PDUs delivered');
+    expect(remote.received.map((t) => t.body.pdus.length)).toEqual([50, 10]);
+    expect(remote.deliveredEventIds()).toEqual(ids);
+    expect(remote.received[0].body.origin).toBe(OWN);
+    expect(remote.received[0].authorization).toMatch(/^X-Matrix origin="own.test",destination="127\.0\.0\.1:\d+"/);
+    await until(async () => (await h.store.egressQueue.count(remote.serverName, 0)) === 0, 'queue emptied');
+    const audit = await h.store.audit.query({ direction: 'out', destination: remote.serverName });
+    expect(audit.map((a) => [a.outcome, a.status, a.pduCount, a.eduCount]).reverse()).toEqual([
+      ['ok', 200, 50, 0],
+      ['ok', 200, 10, 0],
+    ]);
+  });
+
+  it('sends a local event to the joined servers (not itself) in room order, and leaves remote events alone', async () => {
+    const h = await open();
+    const ids = await storeEvents(h.store, '!order:own.test', 25);
+    await publishLocal(h, '!order:own.test', ids, [OWN, remote.serverName]);
+    const [foreign] = await storeEvents(h.store, '!order:own.test', 1, 100);
+    await h.bus.publish(
+      h.topology.roomLog.subjectFor('!order:own.test'),
+      { eventId: foreign, roomId: '!order:own.test', outcome: 'accepted', local: false, event: {}, stateDelta: {}, joinedServers: [remote.serverName] },
+      { messageId: foreign },
+    );
+    await until(() => remote.deliveredEventIds().length === 25, '25 PDUs delivered');
+    await until(() => h.egress.idle, 'egress idle');
+    expect(remote.deliveredEventIds()).toEqual(ids);
+    expect(await h.store.egressQueue.destinationsWithWork()).toEqual([]);
+  });
+
+  it('retries with the same transaction ID and body until the remote takes it', async () => {
+    let failuresLeft = 2;
+    remote.answer = () => (failuresLeft-- > 0 ? { status: 503, body: { errcode: 'M_UNKNOWN', error: 'busy' } } : { status: 200, body: { pdus: {} } });
+    const h = await open();
+    const ids = await storeEvents(h.store, '!retry:own.test', 3);
+    await enqueueDirect(
+      h,
+      remote.serverName,
+      ids.map((eventId) => ({ kind: 'pdu', destination: remote.serverName, roomId: '!retry:own.test', eventId, enqueuedAt: Date.now() })),
+    );
+    h.egress['sender'](remote.serverName).kick();
+    await until(() => remote.received.some((t) => t.answeredStatus === 200), 'a transaction accepted');
+    const first = remote.received[0];
+    expect(remote.received.length).toBeGreaterThanOrEqual(3);
+    for (const t of remote.received) {
+      expect(t.txnId).toBe(first.txnId);
+      expect(t.raw).toBe(first.raw);
+    }
+    const audit = (await h.store.audit.query({ destination: remote.serverName })).reverse();
+    expect(audit.map((a) => [a.outcome, a.status, a.reason])).toEqual([
+      ['error', 503, 'M_UNKNOWN'],
+      ['error', 503, 'M_UNKNOWN'],
+      ['ok', 200, undefined],
+    ]);
+    expect(await h.store.destinations.get(remote.serverName)).toMatchObject({ failures: 0, retryAt: null, inFlight: null });
+  });
+
+  it('backs off after a failure and retries at once when the server is seen up', async () => {
+    let down = true;
+    remote.answer = () => (down ? { status: 502, body: {} } : { status: 200, body: { pdus: {} } });
+    // Backoff and poll long enough that only the server-up signal can bring the retry within the test.
+    const h = await open({ backoff: { initialMs: 600_000, multiplier: 2, maxMs: 3_600_000, jitter: 0 }, wakePollMs: 600_000 });
+    const ids = await storeEvents(h.store, '!wake:own.test', 2);
+    await publishLocal(h, '!wake:own.test', ids, [remote.serverName]);
+    await until(async () => (await h.store.destinations.get(remote.serverName)).retryAt !== null, 'backing off');
+    const record = await h.store.destinations.get(remote.serverName);
+    expect(record.failures).toBe(1);
+    expect(record.retryAt! - Date.now()).toBeGreaterThan(60_000);
+    down = false;
+    await h.bus.publish(h.topology.serverUp.subject, { serverName: remote.serverName, at: Date.now() }, { messageId: `server-up:${remote.serverName}:1` });
+    await until(() => remote.deliveredEventIds().length === 2, 'delivered after server-up');
+    expect(remote.deliveredEventIds()).toEqual(ids);
+    await until(async () => (await h.store.destinations.get(remote.serverName)).failures === 0, 'failures reset');
+  });
+
+  it('delivers every event exactly once after the remote was unreachable for a while', async () => {
+    await remote.stop();
+    const h = await open();
+    const rooms = ['!down1:own.test', '!down2:own.test'];
+    const all: string[] = [];
+    for (const room of rooms) {
+      const ids = await storeEvents(h.store, room, 40);
+      all.push(...ids);
+      await publishLocal(h, room, ids, [OWN, remote.serverName]);
+    }
+    await until(async () => (await h.store.audit.query({ destination: remote.serverName, outcome: 'error' })).length >= 3, 'three failed attempts');
+    const failed = await h.store.audit.query({ destination: remote.serverName, outcome: 'error' });
+    expect(new Set(failed.map((a) => a.reason))).toEqual(new Set(['UNREACHABLE']));
+    await remote.start();
+    await until(async () => (await h.store.egressQueue.destinationsWithWork()).length === 0 && remote.deliveredEventIds().length >= 80, 'all delivered');
+    const counts = countById(remote.deliveredEventIds());
+    expect([...counts.keys()].sort()).toEqual([...all].sort());
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    for (const room of rooms) {
+      const inRoom = remote.deliveredEventIds().filter((id) => all.indexOf(id) >= 0 && id.startsWith(eventPrefix(room)));
+      expect(inRoom).toEqual(all.filter((id) => id.startsWith(eventPrefix(room))));
+    }
+  });
+
+  it('loses nothing across a restart mid-queue, and resumes the in-flight transaction under its ID', async () => {
+    remote.answer = () => ({ status: 500, body: { errcode: 'M_UNKNOWN', error: 'down' } });
+    let h = await open();
+    const ids = await storeEvents(h.store, '!restart:own.test', 70);
+    await publishLocal(h, '!restart:own.test', ids, [remote.serverName]);
+    await until(async () => (await h.store.egressQueue.count(remote.serverName, 0)) === 70, 'all 70 queued');
+    await until(async () => (await h.store.destinations.get(remote.serverName)).inFlight !== null && remote.received.length > 0, 'one in flight');
+    const inFlight = (await h.store.destinations.get(remote.serverName)).inFlight!;
+    await h.close();
+    harness = undefined;
+
+    remote.answer = () => ({ status: 200, body: { pdus: {} } });
+    const before = remote.received.length;
+    h = await open();
+    await until(async () => (await h.store.egressQueue.destinationsWithWork()).length === 0, 'queue drained after restart');
+    expect(remote.received[before].txnId).toBe(inFlight.txnId);
+    expect(remote.received[before].raw).toBe(remote.received[0].raw);
+    const counts = countById(remote.deliveredEventIds());
+    expect(remote.deliveredEventIds()).toEqual(ids);
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+  });
+
+  it('drops typing notifications that are stale or superseded and presence superseded by a newer one, and records why', async () => {
+    const h = await open({}, { start: false });
+    const now = Date.now();
+    const d = remote.serverName;
+    const typing = (eduId: string, userId: string, typingNow: boolean, at: number): EgressEntry => ({
+      kind: 'edu',
+      destination: d,
+      eduType: 'm.typing',
+      eduId,
+      content: { room_id: '!t:own.test', user_id: userId, typing: typingNow },
+      enqueuedAt: at,
+    });
+    const presence = (eduId: string, userId: string, state: string): EgressEntry => ({
+      kind: 'edu',
+      destination: d,
+      eduType: 'm.presence',
+      eduId,
+      content: { push: [{ user_id: userId, presence: state, last_active_ago: 0 }] },
+      enqueuedAt: now,
+    });
+    await enqueueDirect(h, d, [
+      typing('old-typing', '@bob:own.test', true, now - 60_000),
+      typing('carol-1', '@carol:own.test', true, now),
+      presence('p1', '@bob:own.test', 'online'),
+      typing('carol-2', '@carol:own.test', false, now),
+      presence('p2', '@bob:own.test', 'unavailable'),
+      typing('dave', '@dave:own.test', true, now),
+    ]);
+    await h.egress.start();
+    await until(() => remote.received.length === 1, 'one transaction');
+    expect(remote.received[0].body.edus).toEqual([
+      { edu_type: 'm.typing', content: { room_id: '!t:own.test', user_id: '@carol:own.test', typing: false } },
+      { edu_type: 'm.presence', content: { push: [{ user_id: '@bob:own.test', presence: 'unavailable', last_active_ago: 0 }] } },
+      { edu_type: 'm.typing', content: { room_id: '!t:own.test', user_id: '@dave:own.test', typing: true } },
+    ]);
+    const [drop] = await h.store.audit.query({ destination: d, reason: 'stale_edu' });
+    expect(drop.details).toEqual({
+      dropped: [
+        { eduId: 'old-typing', eduType: 'm.typing', why: 'expired' },
+        { eduId: 'carol-1', eduType: 'm.typing', why: 'superseded' },
+        { eduId: 'p1', eduType: 'm.presence', why: 'superseded' },
+      ],
+    });
+  });
+
+  it('fans an outbound EDU out to the servers joined to its room', async () => {
+    const h = await open();
+    await h.store.rooms.setJoinedServers('!edu:own.test', [OWN, remote.serverName]);
+    await h.bus.publish(
+      h.topology.outboundEdu.subject,
+      { eduId: 'r1', eduType: 'm.receipt', content: { '!edu:own.test': { 'm.read': {} } }, roomId: '!edu:own.test', createdAt: Date.now() },
+      { messageId: 'r1' },
+    );
+    await until(() => remote.received.length === 1, 'receipt delivered');
+    expect(remote.received[0].body.edus).toEqual([{ edu_type: 'm.receipt', content: { '!edu:own.test': { 'm.read': {} } } }]);
+  });
+
+  it('after a long outage sends only the forward extremities of the rooms it missed, and records what it skipped', async () => {
+    await remote.stop();
+    // Long backoff: the only retry is the server-up signal sent once everything is queued.
+    const h = await open({ catchUpQueueLimit: 20, backoff: { initialMs: 600_000, multiplier: 2, maxMs: 3_600_000, jitter: 0 }, wakePollMs: 600_000 });
+    const a = await storeEvents(h.store, '!catchA:own.test', 30);
+    const b = await storeEvents(h.store, '!catchB:own.test', 10);
+    await h.store.rooms.updateForwardExtremities('!catchA:own.test', { add: [a[29]], remove: [] });
+    await h.store.rooms.updateForwardExtremities('!catchB:own.test', { add: [b[9]], remove: [] });
+    await publishLocal(h, '!catchA:own.test', a, [remote.serverName]);
+    await publishLocal(h, '!catchB:own.test', b, [remote.serverName]);
+    await until(async () => (await h.store.egressQueue.count(remote.serverName, 0)) === 40, 'all queued');
+    await until(async () => (await h.store.destinations.get(remote.serverName)).failures >= 1, 'failed once');
+    // The first transaction was saved before the outage was known; it is still sent as it was.
+    const inFlight = await h.store.egressQueue.getTransaction(remote.serverName, (await h.store.destinations.get(remote.serverName)).inFlight!.txnId);
+    const firstTxnIds = (inFlight!.body.pdus as Array<{ event_id: string }>).map((p) => p.event_id);
+    await remote.start();
+    await h.bus.publish(h.topology.serverUp.subject, { serverName: remote.serverName, at: Date.now() }, { messageId: `server-up:${remote.serverName}:catch-up` });
+    await until(async () => (await h.store.egressQueue.destinationsWithWork()).length === 0, 'drained');
+    expect(remote.deliveredEventIds()).toEqual([...firstTxnIds, a[29], b[9]].filter((id, i, all) => all.indexOf(id) === i));
+    const [catchUp] = await h.store.audit.query({ destination: remote.serverName, reason: 'catch_up' });
+    expect(catchUp.details).toMatchObject({ rooms: ['!catchA:own.test', '!catchB:own.test'], extremities: [a[29], b[9]] });
+    expect((catchUp.details as { skippedCount: number }).skippedCount).toBe(40 - firstTxnIds.length);
+  });
+
+  it('gives up a transaction to a refused address with a reason someone can query', async () => {
+    const h = await open({}, { allowLoopback: false });
+    const ids = await storeEvents(h.store, '!refused:own.test', 2);
+    await publishLocal(h, '!refused:own.test', ids, [remote.serverName]);
+    await until(async () => (await h.store.egressQueue.destinationsWithWork()).length === 0, 'queue given up');
+    const refused = await h.store.audit.query({ destination: remote.serverName, reason: 'ADDRESS_REFUSED' });
+    expect(refused.length).toBeGreaterThanOrEqual(1);
+    for (const r of refused) expect(r).toMatchObject({ direction: 'out', origin: OWN, outcome: 'rejected', status: 0, details: { dropped: true } });
+    expect(refused.flatMap((r) => (r.details as { eventIds: string[] }).eventIds).sort()).toEqual([...ids].sort());
+    expect(remote.received).toEqual([]);
+  });
+
+  it('gives up a transaction the remote refuses with a 4xx, keeping the errcode', async () => {
+    remote.answer = () => ({ status: 400, body: { errcode: 'M_BAD_JSON', error: 'no' } });
+    const h = await open();
+    const ids = await storeEvents(h.store, '!bad:own.test', 1);
+    await publishLocal(h, '!bad:own.test', ids, [remote.serverName]);
+    await until(async () => (await h.store.audit.query({ destination: remote.serverName, reason: 'M_BAD_JSON' })).length === 1, 'refusal recorded');
+    await until(async () => (await h.store.egressQueue.destinationsWithWork()).length === 0, 'given up');
+    expect(remote.received).toHaveLength(1);
+  });
+
+  it('records per-PDU errors from the remote without retrying them', async () => {
+    const h = await open();
+    const ids = await storeEvents(h.store, '!pduerr:own.test', 2);
+    remote.answer = (txn) => ({
+      status: 200,
+      body: { pdus: Object.fromEntries(txn.body.pdus.map((p) => [p.event_id, p.event_id === ids[0] ? { error: 'You are not allowed to send a message to this room.' } : {}])) },
+    });
+    await publishLocal(h, '!pduerr:own.test', ids, [remote.serverName]);
+    await until(async () => (await h.store.audit.query({ destination: remote.serverName, reason: 'pdu_errors' })).length >= 1, 'recorded');
+    await until(() => h.egress.idle, 'idle');
+    const records = await h.store.audit.query({ destination: remote.serverName, reason: 'pdu_errors' });
+    expect(records.flatMap((r) => Object.keys((r.details as { pduErrors: Record<string, string> }).pduErrors))).toEqual([ids[0]]);
+    expect(countById(remote.deliveredEventIds()).get(ids[0])).toBe(1);
+  });
+});
