@@ -10,6 +10,7 @@ import { CommandRefusal, describeError, forbidden } from './errors';
 import { finishEvent, type BuiltEvent, type ServerSigner } from './event-builder';
 import { wireForm, type EventVerifier } from './event-verifier';
 import { OutlierImporter } from './outliers';
+import type { LocalEvents } from './local-events';
 import type { RoomLocks } from './room-locks';
 import { logEventOf, recordFor, type RoomTimeline } from './room-timeline';
 import { toStoreStateMap } from './state-keys';
@@ -26,6 +27,7 @@ export class RemoteMembership {
     private readonly verifier: EventVerifier,
     private readonly api: FederationApi,
     private readonly signer: ServerSigner,
+    private readonly localEvents?: LocalEvents,
   ) {
     this.importer = new OutlierImporter(store, verifier);
   }
@@ -33,6 +35,17 @@ export class RemoteMembership {
   async onCommand(command: RemoteMembershipCommand): Promise<RemoteMembershipReply> {
     if (domainOf(command.userId) !== this.signer.serverName) return forbidden(`${command.userId} is not a user of ${this.signer.serverName}`).toReply();
     const via = [...new Set(command.via ?? [])].filter((s) => s !== this.signer.serverName);
+    if (this.localEvents && (await this.store.rooms.getJoinedServers(command.roomId)).includes(this.signer.serverName)) {
+      // We are in the room already (another local user is): the membership is an ordinary local event.
+      const reply = await this.localEvents.onCommand({
+        roomId: command.roomId,
+        sender: command.userId,
+        type: 'm.room.member',
+        stateKey: command.userId,
+        content: { ...(command.content ?? {}), membership: command.membership },
+      });
+      return reply.ok ? { ok: true, roomId: command.roomId, eventId: reply.eventId } : { ...reply, ok: false };
+    }
     if (via.length === 0) return new CommandRefusal('M_INVALID_PARAM', 'no server to go through (via)', 400).toReply();
     const failures: string[] = [];
     for (const server of via) {

@@ -2,6 +2,7 @@ import { roomVersionRules } from '@fedgate/protocol';
 import { stateMapKey, toRoomEvent } from '@fedgate/room-state';
 import { EventBuilder, finishEvent } from './event-builder';
 import { recordFor } from './room-timeline';
+import { replicaFromEnv } from './state-resolver';
 import { TestNetwork, type TestServer } from './testing/test-server';
 
 describe('state-resolver', () => {
@@ -244,6 +245,15 @@ describe('state-resolver', () => {
     expect(await b.store.rooms.getForwardExtremities(roomId)).toEqual([merge.ok && merge.eventId]);
   });
 
+  it('joins a room another local user is in with a local event, not a handshake', async () => {
+    const { roomId } = await joinedRoom();
+    const before = network.requests.length;
+    const reply = await b.resolver.remoteMembership.onCommand({ roomId, userId: '@bert:b.test', membership: 'join', via: ['a.test'] });
+    expect(reply).toMatchObject({ ok: true, roomId });
+    expect(network.requests.length).toBe(before);
+    expect((await current(b, roomId)).get(stateMapKey('m.room.member', '@bert:b.test'))).toBe(reply.ok && reply.eventId);
+  });
+
   it('leaves through send_leave', async () => {
     const { roomId } = await joinedRoom();
     const left = await b.send(roomId, '@bob:b.test', 'm.room.member', { membership: 'leave' }, { stateKey: '@bob:b.test' });
@@ -262,3 +272,11 @@ async function forgeEvent(server: TestServer, roomId: string, fields: Record<str
   await server.store.events.append(recordFor(built.eventId, roomId, built.pdu, toRoomEvent(built.pdu, built.eventId), 'accepted', undefined, false));
   return built.eventId;
 }
+
+describe('replicaFromEnv', () => {
+  it('defaults to one replica and refuses an index outside the set', () => {
+    expect(replicaFromEnv({})).toEqual({ index: 0, count: 1 });
+    expect(replicaFromEnv({ FEDGATE_REPLICA_INDEX: '2', FEDGATE_REPLICA_COUNT: '3' })).toEqual({ index: 2, count: 3 });
+    expect(() => replicaFromEnv({ FEDGATE_REPLICA_INDEX: '3', FEDGATE_REPLICA_COUNT: '3' })).toThrow(/replica/);
+  });
+});

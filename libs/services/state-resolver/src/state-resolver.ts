@@ -1,5 +1,5 @@
 // The state-resolver's parts wired together, and their subscriptions on the bus.
-import { partitionsForReplica, type Bus, type BusSubscription, type BusTopology } from '@fedgate/bus';
+import { partitionsForReplica, type Bus, type BusSubscription, type BusTopology, type CommandSpec, type CommandSubject } from '@fedgate/bus';
 import { FederationApi, type FederationHttpClient, type KeyRing } from '@fedgate/federation-client';
 import type { Store } from '@fedgate/store';
 import { clientTransactionLog, type ClientTransactionLog } from './client-transactions';
@@ -56,21 +56,27 @@ export class StateResolver {
     const transactions = deps.transactions ?? clientTransactionLog(deps.store);
     this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, verifier, api, transactions, deps.identity.serverName);
     this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey);
-    this.remoteMembership = new RemoteMembership(deps.store, this.timeline, locks, verifier, api, deps.identity);
+    this.remoteMembership = new RemoteMembership(deps.store, this.timeline, locks, verifier, api, deps.identity, this.localEvents);
   }
 
   /** Serves the commands and consumes the inbound partitions this replica owns. */
   async start(): Promise<void> {
     const { bus, topology } = this.deps;
     const replica = this.deps.replica ?? { index: 0, count: 1 };
-    this.subscriptions.push(
-      await bus.serve(topology.createEvent.command, (c) => this.localEvents.onCommand(c)),
-      await bus.serve(topology.makeMembership.command, (c) => this.handshakes.makeMembership(c)),
-      await bus.serve(topology.sendMembership.command, (c) => this.handshakes.sendMembership(c)),
-      await bus.serve(topology.receiveInvite.command, (c) => this.handshakes.receiveInvite(c)),
-      await bus.serve(topology.remoteMembership.command, (c) => this.remoteMembership.onCommand(c)),
-    );
-    for (const p of partitionsForReplica(replica.index, replica.count, topology.roomPartitions)) {
+    // With one replica every command subject is served; with several, each replica serves the room partitions
+    // whose inbound PDUs it consumes, so one process (and its room locks) orders all of a room's work.
+    const owned = partitionsForReplica(replica.index, replica.count, topology.roomPartitions);
+    const specs = <Req, Res>(command: CommandSpec<Req, Res>): CommandSpec<Req, Res>[] =>
+      replica.count === 1 ? [command] : owned.map((p) => ({ ...command, pattern: command.pattern.replace(/\*$/, String(p)) as CommandSubject<Req, Res> }));
+    const serveAll = async <Req, Res>(command: CommandSpec<Req, Res>, handler: (request: Req) => Promise<Res>) => {
+      for (const spec of specs(command)) this.subscriptions.push(await bus.serve(spec, handler));
+    };
+    await serveAll(topology.createEvent.command, (c) => this.localEvents.onCommand(c));
+    await serveAll(topology.makeMembership.command, (c) => this.handshakes.makeMembership(c));
+    await serveAll(topology.sendMembership.command, (c) => this.handshakes.sendMembership(c));
+    await serveAll(topology.receiveInvite.command, (c) => this.handshakes.receiveInvite(c));
+    await serveAll(topology.remoteMembership.command, (c) => this.remoteMembership.onCommand(c));
+    for (const p of owned) {
       this.subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => this.inbound.onMessage(m)));
     }
   }
