@@ -1,0 +1,59 @@
+import type { RoomLogEntry } from '@fedgate/bus';
+import { FederationClientError, FederationHttpError } from '@fedgate/federation-client';
+import { retryDelayMs } from './backoff';
+import { destinationsForEvent } from './destinations';
+import { classifySendFailure } from './send-failure';
+
+const entry = (over: Partial<RoomLogEntry>): RoomLogEntry => ({
+  eventId: '$e',
+  roomId: '!r:own.test',
+  outcome: 'accepted',
+  local: true,
+  event: { type: 'm.room.message' },
+  stateDelta: {},
+  joinedServers: ['own.test', 'b.test', 'a.test'],
+  ...over,
+});
+
+describe('destinationsForEvent', () => {
+  it('sends accepted local events to the joined servers except ourselves', () => {
+    expect(destinationsForEvent(entry({}), 'own.test')).toEqual(['a.test', 'b.test']);
+    expect(destinationsForEvent(entry({ local: false }), 'own.test')).toEqual([]);
+    expect(destinationsForEvent(entry({ outcome: 'soft-failed' }), 'own.test')).toEqual([]);
+    expect(destinationsForEvent(entry({ outcome: 'rejected' }), 'own.test')).toEqual([]);
+  });
+
+  it.each(['invite', 'leave', 'ban'])('adds the target server of a %s', (membership) => {
+    const event = { type: 'm.room.member', state_key: '@carol:c.test', content: { membership } };
+    expect(destinationsForEvent(entry({ event, joinedServers: ['own.test'] }), 'own.test')).toEqual(['c.test']);
+  });
+
+  it('does not add the target server of a join beyond the joined servers', () => {
+    const event = { type: 'm.room.member', state_key: '@carol:c.test', content: { membership: 'join' } };
+    expect(destinationsForEvent(entry({ event, joinedServers: ['own.test'] }), 'own.test')).toEqual([]);
+  });
+});
+
+describe('retryDelayMs', () => {
+  const backoff = { initialMs: 1_000, multiplier: 2, maxMs: 10_000, jitter: 0.2 };
+  it('grows exponentially up to the cap, jittered within the configured band', () => {
+    expect([1, 2, 3, 4, 5, 6].map((n) => retryDelayMs(n, backoff, () => 0.5))).toEqual([1_000, 2_000, 4_000, 8_000, 10_000, 10_000]);
+    expect(retryDelayMs(1, backoff, () => 0)).toBe(800);
+    expect(retryDelayMs(1, backoff, () => 1)).toBe(1_200);
+  });
+});
+
+describe('classifySendFailure', () => {
+  it('retries when the remote is down or busy', () => {
+    for (const code of ['UNREACHABLE', 'TIMEOUT', 'TLS_FAILURE', 'DNS_FAILURE'] as const) {
+      expect(classifySendFailure(new FederationClientError(code, 'x'))).toMatchObject({ retry: true, reason: code, status: 0 });
+    }
+    expect(classifySendFailure(new FederationHttpError(503, {}, 'b.test'))).toMatchObject({ retry: true, status: 503, reason: 'http_503' });
+    expect(classifySendFailure(new FederationHttpError(429, { errcode: 'M_LIMIT_EXCEEDED' }, 'b.test'))).toMatchObject({ retry: true, reason: 'M_LIMIT_EXCEEDED' });
+  });
+
+  it('gives up on a refused address or a 4xx, keeping the reason', () => {
+    expect(classifySendFailure(new FederationClientError('ADDRESS_REFUSED', 'x'))).toMatchObject({ retry: false, reason: 'ADDRESS_REFUSED' });
+    expect(classifySendFailure(new FederationHttpError(403, { errcode: 'M_FORBIDDEN' }, 'b.test'))).toMatchObject({ retry: false, status: 403, reason: 'M_FORBIDDEN' });
+  });
+});
