@@ -5,7 +5,7 @@ import { roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/prot
 import { toRoomEvent, topologicalOrder } from '@fedgate/room-state';
 import type { Store } from '@fedgate/store';
 import { describeError, MissingStateError, PoisonMessageError } from './errors';
-import { wireForm, type VerifiedEvent } from './event-verifier';
+import { auditRefused, wireForm, type VerifiedEvent } from './event-verifier';
 import { OutlierImporter } from './outliers';
 import type { RoomLocks } from './room-locks';
 import { RoomTimeline, type Committed } from './room-timeline';
@@ -41,6 +41,7 @@ export class InboundPduHandler {
     private readonly locks: RoomLocks,
     private readonly verifier: EventVerifier,
     private readonly api: FederationApi,
+    private readonly serverName: string,
     private readonly limits: GapFillLimits = DEFAULT_GAP_FILL_LIMITS,
   ) {
     this.importer = new OutlierImporter(store, verifier);
@@ -98,7 +99,8 @@ export class InboundPduHandler {
         latest_events: waiting,
         limit: this.limits.maxEvents - fetched.size,
       });
-      const { valid } = await this.verifier.verify(events, rules.id, roomId);
+      const { valid, refused } = await this.verifier.verify(events, rules.id, roomId);
+      await auditRefused(this.store, this.serverName, origin, 'POST', `/_matrix/federation/v1/get_missing_events/${roomId}`, refused);
       const fresh = valid.filter((v) => !fetched.has(v.eventId) && v.eventId !== eventId);
       if (fresh.length === 0) break;
       for (const v of fresh) fetched.set(v.eventId, v);
@@ -133,7 +135,8 @@ export class InboundPduHandler {
     } else {
       for (const id of missing) pdus.push(await this.api.event(origin, id));
     }
-    const { graph } = await this.importer.import(pdus, rules, roomId, new Set(needed));
+    const { graph, refused } = await this.importer.import(pdus, rules, roomId, new Set(needed));
+    await auditRefused(this.store, this.serverName, origin, 'GET', `/_matrix/federation/v1/state_ids/${roomId}`, refused);
     await graph.load(needed);
     const prev = graph.lookup(eventId);
     if (!prev) throw new PoisonMessageError(`${origin} did not give a valid ${eventId}`);

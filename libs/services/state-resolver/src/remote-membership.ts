@@ -8,7 +8,7 @@ import { authorizeByAuthEvents, authorizeEvent, authStateFromMap, domainOf, isOb
 import type { Store } from '@fedgate/store';
 import { CommandRefusal, describeError, forbidden } from './errors';
 import { finishEvent, type BuiltEvent, type ServerSigner } from './event-builder';
-import { wireForm, type EventVerifier } from './event-verifier';
+import { auditRefused, wireForm, type EventVerifier } from './event-verifier';
 import { OutlierImporter } from './outliers';
 import type { LocalEvents } from './local-events';
 import type { RoomLocks } from './room-locks';
@@ -114,6 +114,7 @@ export class RemoteMembership {
       if (valid.length === 1 && !valid[0].redacted) joinPdu = valid[0].pdu;
     }
     const { graph, refused } = await this.importer.import([...answer.state, ...answer.auth_chain], rules, roomId);
+    await auditRefused(this.store, this.signer.serverName, server, 'PUT', `/_matrix/federation/v2/send_join/${roomId}/${built.eventId}`, refused);
     const before = OutlierImporter.stateFrom(stateIdsOf(answer.state, graph, rules), graph);
     if (before.size === 0) throw new CommandRefusal('M_UNKNOWN', `${server} gave no usable room state (${refused.length} events refused: ${refused[0]?.reason ?? ''})`, 502);
 

@@ -151,6 +151,27 @@ describe('state-resolver', () => {
     expect(a.published.filter((e) => ids.includes(e.eventId)).map((e) => e.eventId)).toEqual(ids);
   });
 
+  it('refuses a fetched event with a bad signature, records why, and still closes the gap', async () => {
+    const { roomId } = await joinedRoom();
+    const ids: string[] = [];
+    for (const body of ['one', 'two']) {
+      const r = await b.send(roomId, '@bob:b.test', 'm.room.message', { body });
+      ids.push(r.ok ? r.eventId : '');
+    }
+    const route = network.route.bind(network);
+    network.route = async (from, to, method, p, body, options) => {
+      const answer = await route(from, to, method, p, body, options);
+      if (!p.includes('get_missing_events')) return answer;
+      const events = (answer.body as { events: Array<Record<string, unknown>> }).events;
+      return { ...answer, body: { events: events.map((e) => ({ ...e, signatures: { 'b.test': { [b.key.keyId]: 'AAAA' } } })) } };
+    };
+    expect(await a.receive(b, ids[1])).toMatchObject({ status: 'accepted' });
+    const audit = await a.store.audit.query({ reason: 'fetched_event_refused' });
+    expect(audit).toHaveLength(1);
+    expect(JSON.stringify(audit[0].details)).toContain(ids[0]);
+    expect((await a.store.events.get(ids[0]))?.outlier).toBe(true);
+  });
+
   it('fetches the state at a missing prev event with state_ids when the gap stays open', async () => {
     await network.close();
     network = new TestNetwork();

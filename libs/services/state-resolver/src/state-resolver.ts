@@ -52,7 +52,7 @@ export class StateResolver {
     const builder = new EventBuilder(deps.store, deps.identity);
     this.timeline = new RoomTimeline(deps.store, deps.bus, deps.topology);
     this.reader = new RoomReader(deps.store);
-    this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, verifier, api, deps.gapFill ?? DEFAULT_GAP_FILL_LIMITS);
+    this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, verifier, api, deps.identity.serverName, deps.gapFill ?? DEFAULT_GAP_FILL_LIMITS);
     const transactions = deps.transactions ?? clientTransactionLog(deps.store);
     this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, verifier, api, transactions, deps.identity.serverName);
     this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey);
