@@ -5,3 +5,4 @@ export { RoomTimeline } from './room-timeline';
 export { EventBuilder, finishEvent, type EventDraft, type ServerSigner } from './event-builder';
 export { EventVerifier } from './event-verifier';
 export { clientTransactionLog, type ClientTransactionLog } from './client-transactions';
+export { TestNetwork, TestServer } from './testing/test-server';
