@@ -275,6 +275,32 @@ describe('state-resolver', () => {
     expect((await current(b, roomId)).get(stateMapKey('m.room.member', '@bert:b.test'))).toBe(reply.ok && reply.eventId);
   });
 
+  it('rejects a remote invite through make_leave/send_leave', async () => {
+    const roomId = await a.createRoom('@alice:a.test');
+    const invite = await a.send(roomId, '@alice:a.test', 'm.room.member', { membership: 'invite' }, { stateKey: '@bob:b.test' });
+    expect(invite.ok).toBe(true);
+    const reply = await b.resolver.remoteMembership.onCommand({ roomId, userId: '@bob:b.test', membership: 'leave', via: ['a.test'] });
+    expect(reply).toMatchObject({ ok: true, roomId });
+    const leaveId = reply.ok ? reply.eventId : '';
+    expect((await current(a, roomId)).get(stateMapKey('m.room.member', '@bob:b.test'))).toBe(leaveId);
+    expect((await b.store.events.get(leaveId))).toMatchObject({ outlier: true, status: 'accepted' });
+    expect(b.published.find((e) => e.eventId === leaveId)).toMatchObject({ outcome: 'accepted', local: false });
+    expect(a.published.find((e) => e.eventId === leaveId)).toMatchObject({ outcome: 'accepted', local: true });
+  });
+
+  it('knocks through make_knock/send_knock and gets the stripped state', async () => {
+    const roomId = await a.createRoom('@alice:a.test', '12', [{ type: 'm.room.name', stateKey: '', content: { name: 'Knock here' } }]);
+    expect(await b.resolver.remoteMembership.onCommand({ roomId, userId: '@bob:b.test', membership: 'knock', via: ['a.test'] })).toMatchObject({ ok: false, errcode: 'M_FORBIDDEN' });
+    await a.send(roomId, '@alice:a.test', 'm.room.join_rules', { join_rule: 'knock' }, { stateKey: '' });
+    const reply = await b.resolver.remoteMembership.onCommand({ roomId, userId: '@bob:b.test', membership: 'knock', via: ['a.test'] });
+    expect(reply).toMatchObject({ ok: true });
+    const knockId = reply.ok ? reply.eventId : '';
+    expect((await current(a, roomId)).get(stateMapKey('m.room.member', '@bob:b.test'))).toBe(knockId);
+    const atB = b.published.find((e) => e.eventId === knockId)!;
+    const stripped = (atB.event.unsigned as { knock_room_state: Array<{ type: string; content: { name?: string } }> }).knock_room_state;
+    expect(stripped.find((s) => s.type === 'm.room.name')?.content.name).toBe('Knock here');
+  });
+
   it('leaves through send_leave', async () => {
     const { roomId } = await joinedRoom();
     const left = await b.send(roomId, '@bob:b.test', 'm.room.member', { membership: 'leave' }, { stateKey: '@bob:b.test' });
