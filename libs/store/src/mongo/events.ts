@@ -1,7 +1,7 @@
 import type { Pdu } from '@fedgate/protocol';
 import { MongoBulkWriteError, type Collection, type Document } from 'mongodb';
 import type { DepthRangeQuery, EventOutcome, EventRecord, EventRepository, EventStatus } from '../ports/events';
-import { isDuplicateKey } from './database';
+import { findByIds, isDuplicateKey } from './database';
 
 const toDoc = (e: EventRecord): Document => ({
   _id: e.eventId,
@@ -37,7 +37,10 @@ function toRecord(d: Document): EventRecord {
 }
 
 export class MongoEventRepository implements EventRepository {
-  constructor(private readonly events: Collection<Document>) {}
+  constructor(
+    private readonly events: Collection<Document>,
+    private readonly idLookupsOnly = false,
+  ) {}
 
   async append(event: EventRecord): Promise<{ inserted: boolean }> {
     try {
@@ -71,14 +74,12 @@ export class MongoEventRepository implements EventRepository {
   }
 
   async getMany(eventIds: string[]): Promise<Map<string, EventRecord>> {
-    if (eventIds.length === 0) return new Map();
-    const docs = await this.events.find({ _id: { $in: eventIds as never[] } }).toArray();
+    const docs = await findByIds(this.events, [...new Set(eventIds)], this.idLookupsOnly);
     return new Map(docs.map((d) => [d._id as unknown as string, toRecord(d)]));
   }
 
   async missing(eventIds: string[]): Promise<string[]> {
-    if (eventIds.length === 0) return [];
-    const docs = await this.events.find({ _id: { $in: eventIds as never[] } }, { projection: { _id: 1 } }).toArray();
+    const docs = await findByIds(this.events, [...new Set(eventIds)], this.idLookupsOnly, { _id: 1 });
     const have = new Set(docs.map((d) => d._id as unknown as string));
     return eventIds.filter((id) => !have.has(id));
   }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { MongoClient } from 'mongodb';
+import { describeChatStoreContract } from '../testing/chat-contract';
 import { describeStoreContract } from '../testing/store-contract';
 import { openMongoStore } from './store';
 
@@ -14,3 +15,4 @@ afterAll(async () => {
 });
 
 describeStoreContract('mongo', () => openMongoStore(url, db), { reopen: () => openMongoStore(url, db) });
+describeChatStoreContract('mongo', () => openMongoStore(url, db));

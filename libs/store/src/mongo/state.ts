@@ -1,12 +1,13 @@
 import type { Collection, Document } from 'mongodb';
 import type { EventStateRefs } from '../ports/state';
 import type { SnapshotRow, SnapshotRowStore } from '../shared/snapshots';
-import { isDuplicateKey } from './database';
+import { findByIds, isDuplicateKey } from './database';
 
 export class MongoSnapshotRows implements SnapshotRowStore {
   constructor(
     private readonly snapshots: Collection<Document>,
     private readonly eventState: Collection<Document>,
+    private readonly idLookupsOnly = false,
   ) {}
 
   async putRow(row: SnapshotRow): Promise<void> {
@@ -18,8 +19,7 @@ export class MongoSnapshotRows implements SnapshotRowStore {
   }
 
   async getRows(ids: string[]): Promise<SnapshotRow[]> {
-    if (ids.length === 0) return [];
-    const docs = await this.snapshots.find({ _id: { $in: ids as never[] } }).toArray();
+    const docs = await findByIds(this.snapshots, ids, this.idLookupsOnly);
     return docs.map((d) => ({ id: d._id as unknown as string, roomId: d.roomId, baseId: d.baseId, ancestors: d.ancestors, delta: JSON.parse(d.delta) }));
   }
 

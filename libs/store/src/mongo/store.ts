@@ -13,10 +13,10 @@ import { MongoSnapshotRows } from './state';
 
 /** Connects to the database `db` at `url` (MongoDB or FerretDB) and creates the indexes. */
 export async function openMongoStore(url: string, db: string): Promise<Store> {
-  const { client, collections: c } = await connectMongo(url, db);
+  const { client, collections: c, idLookupsOnly } = await connectMongo(url, db);
   return {
-    events: new MongoEventRepository(c.events),
-    state: new SnapshotRepository(new MongoSnapshotRows(c.stateSnapshots, c.eventState)),
+    events: new MongoEventRepository(c.events, idLookupsOnly),
+    state: new SnapshotRepository(new MongoSnapshotRows(c.stateSnapshots, c.eventState, idLookupsOnly)),
     rooms: new MongoRoomRepository(c.rooms, c.forwardExtremities, c.joinedServers),
     receivedTransactions: new MongoReceivedTransactionRepository(c.receivedTransactions),
     destinations: new MongoDestinationRepository(c.destinations),

@@ -25,9 +25,12 @@ export interface SnapshotRowStore {
 /** Longest base chain before a full snapshot is written: bounds the rows read to load a state. */
 export const MAX_SNAPSHOT_CHAIN = 16;
 const CACHE_ENTRIES = 512;
+const ANCESTRY_CACHE_ENTRIES = 8192;
 
 export class SnapshotRepository implements StateSnapshotRepository {
   private readonly cache = new Map<string, StateMap>();
+  /** Snapshot ID → its ancestors: lets `derive` skip reading the base row. */
+  private readonly ancestry = new Map<string, string[]>();
 
   constructor(private readonly rows: SnapshotRowStore) {}
 
@@ -35,15 +38,17 @@ export class SnapshotRepository implements StateSnapshotRepository {
     const normalized = normalizeDelta(delta);
     if (baseId === null) return this.writeFull(roomId, applyDelta(new Map(), normalized));
     if (normalized.length === 0) return baseId;
-    const [base] = await this.rows.getRows([baseId]);
-    if (!base) throw new Error(`state snapshot ${baseId} not found`);
-    const ancestors = [baseId, ...base.ancestors];
+    const ancestors = [baseId, ...(await this.ancestorsOf(baseId))];
     if (ancestors.length > MAX_SNAPSHOT_CHAIN) {
       const baseState = await this.load(baseId);
       return this.writeFull(roomId, applyDelta(new Map(baseState), normalized));
     }
     const row: SnapshotRow = { id: snapshotId(roomId, baseId, normalized), roomId, baseId, ancestors, delta: normalized };
     await this.rows.putRow(row);
+    this.rememberAncestry(row);
+    // The next event's state is usually derived from this one: keep it while the base is at hand.
+    const baseState = this.cached(baseId);
+    if (baseState) this.remember(row.id, applyDelta(new Map(baseState), normalized));
     return row.id;
   }
 
@@ -59,6 +64,7 @@ export class SnapshotRepository implements StateSnapshotRepository {
     if (cached) return cached;
     const [row] = await this.rows.getRows([snapshotId]);
     if (!row) return undefined;
+    this.rememberAncestry(row);
     // Read only the part of the chain above the nearest cached ancestor.
     const needed: string[] = [];
     let state: StateMap = new Map();
@@ -99,10 +105,25 @@ export class SnapshotRepository implements StateSnapshotRepository {
     return refs ? this.load(refs.before) : undefined;
   }
 
+  private async ancestorsOf(id: string): Promise<string[]> {
+    const known = this.ancestry.get(id);
+    if (known) return known;
+    const [row] = await this.rows.getRows([id]);
+    if (!row) throw new Error(`state snapshot ${id} not found`);
+    this.rememberAncestry(row);
+    return row.ancestors;
+  }
+
+  private rememberAncestry(row: SnapshotRow): void {
+    this.ancestry.set(row.id, row.ancestors);
+    if (this.ancestry.size > ANCESTRY_CACHE_ENTRIES) this.ancestry.delete(this.ancestry.keys().next().value as string);
+  }
+
   private async writeFull(roomId: string, state: StateMap): Promise<string> {
     const delta = normalizeDelta([...state].map(([key, eventId]) => ({ ...parseKey(key), eventId })));
     const row: SnapshotRow = { id: snapshotId(roomId, null, delta), roomId, baseId: null, ancestors: [], delta };
     await this.rows.putRow(row);
+    this.rememberAncestry(row);
     this.remember(row.id, new Map(state));
     return row.id;
   }

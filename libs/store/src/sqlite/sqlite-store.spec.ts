@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { describeChatStoreContract } from '../testing/chat-contract';
 import { describeStoreContract } from '../testing/store-contract';
 import { openSqliteStore } from './store';
 
@@ -9,3 +10,4 @@ const file = path.join(dir, 'fedgate.db');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describeStoreContract('sqlite', async () => openSqliteStore(file), { reopen: async () => openSqliteStore(file) });
+describeChatStoreContract('sqlite', async () => openSqliteStore(file));

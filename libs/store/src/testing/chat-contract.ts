@@ -1,0 +1,66 @@
+// The contract for chat-sync's repositories (profiles, aliases, local memberships, AS push queues),
+// run by each adapter's spec beside the main store contract.
+import type { Store } from '../ports/store';
+
+export function describeChatStoreContract(name: string, open: () => Promise<Store>): void {
+  describe(`chat store contract: ${name}`, () => {
+    let store: Store;
+    beforeAll(async () => {
+      store = await open();
+    });
+    afterAll(async () => {
+      await store?.close();
+    });
+
+    it('registers a user once and updates only the given profile fields', async () => {
+      const profile = { userId: '@p1:gw.test', displayname: 'P', avatarUrl: null, appServiceId: 'as1', createdTs: 1 };
+      expect(await store.profiles.create(profile)).toEqual({ created: true });
+      expect(await store.profiles.create({ ...profile, displayname: 'Other' })).toEqual({ created: false });
+      expect(await store.profiles.update('@p1:gw.test', { avatarUrl: 'mxc://gw.test/a' })).toEqual({ ...profile, avatarUrl: 'mxc://gw.test/a' });
+      expect(await store.profiles.update('@p1:gw.test', { displayname: null })).toMatchObject({ displayname: null, avatarUrl: 'mxc://gw.test/a' });
+      expect(await store.profiles.update('@nobody:gw.test', { displayname: 'x' })).toBeUndefined();
+    });
+
+    it('creates an alias once, reports the existing one, lists by room and removes', async () => {
+      const alias = { alias: '#a1:gw.test', roomId: '!ar:test', servers: ['gw.test'], creator: '@p1:gw.test', createdTs: 1 };
+      expect(await store.aliases.create(alias)).toEqual({ created: true });
+      expect(await store.aliases.create({ ...alias, roomId: '!other:test' })).toEqual({ created: false, existing: alias });
+      await store.aliases.create({ ...alias, alias: '#a0:gw.test' });
+      expect((await store.aliases.forRoom('!ar:test')).map((a) => a.alias)).toEqual(['#a0:gw.test', '#a1:gw.test']);
+      expect(await store.aliases.remove('#a1:gw.test')).toBe(true);
+      expect(await store.aliases.remove('#a1:gw.test')).toBe(false);
+      expect(await store.aliases.get('#a1:gw.test')).toBeUndefined();
+    });
+
+    it('keeps the latest local membership per user and room', async () => {
+      await store.memberships.set('@m1:gw.test', '!m1:test', 'join', '$1');
+      await store.memberships.set('@m1:gw.test', '!m2:test', 'invite', '$2');
+      await store.memberships.set('@m1:gw.test', '!m3:test', 'join', '$3');
+      await store.memberships.set('@m1:gw.test', '!m3:test', 'leave', '$4');
+      expect(await store.memberships.roomsOf('@m1:gw.test', 'join')).toEqual(['!m1:test']);
+      expect(await store.memberships.roomsOf('@m1:gw.test', 'leave')).toEqual(['!m3:test']);
+    });
+
+    it('pins an opened AS transaction until acked, in enqueue order within limits, deduping items', async () => {
+      const q = store.appServiceQueue;
+      const as = 'asq-1';
+      expect(await q.openTransaction(as, { maxEvents: 2, maxEphemeral: 1 })).toBeNull();
+      for (const [id, kind] of [['$e1', 'event'], ['$e2', 'event'], ['$e3', 'event'], ['typing', 'ephemeral']] as const) {
+        expect(await q.enqueue(as, { itemId: id, kind, event: { id } })).toEqual({ inserted: true });
+      }
+      expect(await q.enqueue(as, { itemId: '$e1', kind: 'event', event: { id: '$e1' } })).toEqual({ inserted: false });
+      expect(await q.pendingCount(as)).toBe(4);
+      const first = await q.openTransaction(as, { maxEvents: 2, maxEphemeral: 1 });
+      expect(first).toEqual({ txnId: '1', events: [{ id: '$e1' }, { id: '$e2' }], ephemeral: [] });
+      expect(await q.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 })).toEqual(first);
+      await q.ackTransaction(as, 'stale');
+      expect(await q.pendingCount(as)).toBe(4);
+      await q.ackTransaction(as, '1');
+      await q.ackTransaction(as, '1');
+      expect(await q.pendingCount(as)).toBe(2);
+      expect(await q.openTransaction(as, { maxEvents: 2, maxEphemeral: 1 })).toEqual({ txnId: '2', events: [{ id: '$e3' }], ephemeral: [{ id: 'typing' }] });
+      await q.ackTransaction(as, '2');
+      expect(await q.openTransaction(as, { maxEvents: 2, maxEphemeral: 1 })).toBeNull();
+    });
+  });
+}
