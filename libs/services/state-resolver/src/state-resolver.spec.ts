@@ -301,6 +301,21 @@ describe('state-resolver', () => {
     expect(stripped.find((s) => s.type === 'm.room.name')?.content.name).toBe('Knock here');
   });
 
+  it('lets a member of an allowed room join a restricted room, vouched for by a local member', async () => {
+    const { roomId: lobby } = await joinedRoom();
+    const restricted = await a.createRoom('@alice:a.test', '12', [
+      { type: 'm.room.join_rules', stateKey: '', content: { join_rule: 'restricted', allow: [{ type: 'm.room_membership', room_id: lobby }] } },
+    ]);
+    const reply = await b.resolver.remoteMembership.onCommand({ roomId: restricted, userId: '@bob:b.test', membership: 'join', via: ['a.test'] });
+    expect(reply).toMatchObject({ ok: true });
+    const join = (await a.store.events.get(reply.ok ? reply.eventId : ''))!;
+    expect(join.status).toBe('accepted');
+    expect(join.pdu.content.join_authorised_via_users_server).toBe('@alice:a.test');
+    expect(Object.keys(join.pdu.signatures).sort()).toEqual(['a.test', 'b.test']);
+    // Someone in no allowed room is refused.
+    expect(await b.resolver.remoteMembership.onCommand({ roomId: restricted, userId: '@eve:b.test', membership: 'join', via: ['a.test'] })).toMatchObject({ ok: false, errcode: 'M_FORBIDDEN' });
+  });
+
   it('leaves through send_leave', async () => {
     const { roomId } = await joinedRoom();
     const left = await b.send(roomId, '@bob:b.test', 'm.room.member', { membership: 'leave' }, { stateKey: '@bob:b.test' });
