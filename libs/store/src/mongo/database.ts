@@ -42,14 +42,8 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   stateSnapshots: { name: 'state_snapshots', indexes: [] },
   eventState: { name: 'event_state', indexes: [] },
   rooms: { name: 'rooms', indexes: [] },
-  forwardExtremities: { name: 'forward_extremities', indexes: [{ key: { roomId: 1 }, name: 'room' }] },
-  joinedServers: {
-    name: 'joined_servers',
-    indexes: [
-      { key: { roomId: 1 }, name: 'room' },
-      { key: { server: 1 }, name: 'server' },
-    ],
-  },
+  forwardExtremities: { name: 'forward_extremities', indexes: [] },
+  joinedServers: { name: 'joined_servers', indexes: [{ key: { servers: 1 }, name: 'servers' }] },
   receivedTransactions: { name: 'received_transactions', indexes: [{ key: { receivedTs: 1 }, name: 'received_ts' }] },
   clientTransactions: { name: 'client_transactions', indexes: [] },
   destinations: { name: 'destinations', indexes: [{ key: { retryAt: 1 }, name: 'retry_at' }] },

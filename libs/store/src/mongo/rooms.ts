@@ -1,6 +1,5 @@
 import type { Collection, Document } from 'mongodb';
 import type { RoomRecord, RoomRepository } from '../ports/rooms';
-import { compoundId } from './database';
 
 export class MongoRoomRepository implements RoomRepository {
   constructor(
@@ -28,46 +27,44 @@ export class MongoRoomRepository implements RoomRepository {
   }
 
   async getForwardExtremities(roomId: string): Promise<string[]> {
-    const docs = await this.extremities.find({ roomId }).toArray();
-    return docs.map((d) => d.eventId as string).sort();
+    return members(this.extremities, roomId, 'eventIds');
   }
 
   async updateForwardExtremities(roomId: string, change: { add: string[]; remove: string[] }): Promise<void> {
-    await pairs(this.extremities, roomId, 'eventId', change);
+    await changeMembers(this.extremities, roomId, 'eventIds', change);
   }
 
   async getJoinedServers(roomId: string): Promise<string[]> {
-    const docs = await this.joined.find({ roomId }).toArray();
-    return docs.map((d) => d.server as string).sort();
+    return members(this.joined, roomId, 'servers');
   }
 
   async setJoinedServers(roomId: string, servers: string[]): Promise<void> {
-    const wanted = new Set(servers);
-    const current = await this.getJoinedServers(roomId);
-    await pairs(this.joined, roomId, 'server', { add: servers, remove: current.filter((s) => !wanted.has(s)) });
+    await this.joined.updateOne({ _id: roomId as never }, { $set: { servers: [...new Set(servers)].sort() } }, { upsert: true });
   }
 
   async updateJoinedServers(roomId: string, change: { add: string[]; remove: string[] }): Promise<void> {
-    await pairs(this.joined, roomId, 'server', change);
+    await changeMembers(this.joined, roomId, 'servers', change);
   }
 
   async roomsOfServer(server: string): Promise<string[]> {
-    const docs = await this.joined.find({ server }).toArray();
-    return docs.map((d) => d.roomId as string).sort();
+    const docs = await this.joined.find({ servers: server }, { projection: { _id: 1 } }).toArray();
+    return docs.map((d) => d._id as unknown as string).sort();
   }
 }
 
-/** Adds then removes (roomId, value) rows, one document each, keyed so that repeats are harmless. */
-async function pairs(collection: Collection<Document>, roomId: string, field: string, change: { add: string[]; remove: string[] }): Promise<void> {
-  if (change.add.length) {
-    await collection.bulkWrite(
-      change.add.map((value) => ({
-        updateOne: { filter: { _id: compoundId(roomId, value) as never }, update: { $setOnInsert: { roomId, [field]: value } }, upsert: true },
-      })),
-      { ordered: false },
-    );
-  }
+// A room's extremities and joined servers are each one document holding a set, found by `_id`
+// (the only lookup FerretDB answers without a scan) and changed by single-document updates.
+async function members(collection: Collection<Document>, roomId: string, field: string): Promise<string[]> {
+  const d = await collection.findOne({ _id: roomId as never });
+  return ((d?.[field] as string[] | undefined) ?? []).slice().sort();
+}
+
+/** Adds, then removes (a value in both stays): there is never a moment with neither old nor new. */
+async function changeMembers(collection: Collection<Document>, roomId: string, field: string, change: { add: string[]; remove: string[] }): Promise<void> {
+  if (change.add.length) await collection.updateOne({ _id: roomId as never }, { $addToSet: { [field]: { $each: change.add } } }, { upsert: true });
   const keep = new Set(change.add);
-  const remove = change.remove.filter((v) => !keep.has(v)).map((v) => compoundId(roomId, v));
-  if (remove.length) await collection.deleteMany({ _id: { $in: remove as never[] } });
+  const remove = change.remove.filter((v) => !keep.has(v));
+  if (!remove.length) return;
+  const pull: Document = { $pullAll: { [field]: remove } };
+  await collection.updateOne({ _id: roomId as never }, pull);
 }
