@@ -106,14 +106,17 @@ const suite: BenchSuite = {
     }
     const { url } = await startMongo();
     const db = `fedgate_store_bench_${randomBytes(4).toString('hex')}`;
+    const client = await MongoClient.connect(url);
     try {
-      const section = await measure('MongoDB wire', () => openMongoStore(url, db));
+      const info = await client.db('admin').command({ buildInfo: 1 });
+      const server = info.ferretdbVersion ? `FerretDB ${info.ferretdbVersion} (SQLite backend)` : `MongoDB ${info.version}`;
+      const section = await measure(`MongoDB wire: ${server}`, () => openMongoStore(url, db));
       section.notes = [
-        `Database: ${process.env.FEDGATE_TEST_MONGO_URL ? 'FEDGATE_TEST_MONGO_URL' : 'started by @fedgate/testing (a mongo container, else FerretDB 1.24 on SQLite)'}; loopback.`,
+        'Loopback, database shared with nothing else.',
+        ...(info.ferretdbVersion ? ['FerretDB answers only _id equality without a collection scan; production runs on MongoDB, where indexes apply.'] : []),
       ];
       sections.push(section);
     } finally {
-      const client = await MongoClient.connect(url);
       await client.db(db).dropDatabase();
       await client.close();
       await stopMongo();
