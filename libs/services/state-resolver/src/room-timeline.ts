@@ -165,7 +165,7 @@ export class RoomTimeline {
         const creator = rules.creatorIsSender ? event.sender : typeof event.content.creator === 'string' ? event.content.creator : event.sender;
         await this.store.rooms.ensure({ roomId, roomVersion: rules.id, creator, createdTs: event.origin_server_ts });
       }
-      await this.store.rooms.updateForwardExtremities(roomId, { add: [eventId], remove: [...event.prev_events] });
+      await this.store.rooms.updateForwardExtremities(roomId, { add: [eventId], remove: await this.coveredBy(event.prev_events) });
       delta = await this.updateCurrentState(roomId, eventId, afterId, rules, evaluation.graph);
     }
     const entry: RoomLogEntry = {
@@ -180,6 +180,29 @@ export class RoomTimeline {
     await this.publish(entry);
     await this.store.state.setForEvent(eventId, { before: beforeId, after: afterId });
     return { eventId, roomId, status, reason, entry };
+  }
+
+  /**
+   * The extremities an accepted event makes obsolete: its prev events, and through any of them that were
+   * rejected or soft-failed (never extremities themselves), what those were built on.
+   */
+  private async coveredBy(prevEvents: readonly string[]): Promise<string[]> {
+    const covered = new Set(prevEvents);
+    let frontier: readonly string[] = prevEvents;
+    for (let steps = 0; frontier.length > 0 && steps < 100; steps++) {
+      const records = await this.store.events.getMany([...frontier]);
+      const next: string[] = [];
+      for (const record of records.values()) {
+        if (record.status === 'accepted') continue;
+        for (const parent of record.prevEventIds) {
+          if (covered.has(parent)) continue;
+          covered.add(parent);
+          next.push(parent);
+        }
+      }
+      frontier = next;
+    }
+    return [...covered];
   }
 
   async publish(entry: RoomLogEntry): Promise<void> {

@@ -122,6 +122,23 @@ describe('state-resolver', () => {
     expect((await current(a, roomId)).get(stateMapKey('m.room.name', ''))).toBeUndefined();
   });
 
+  it('an accepted event built on a rejected one makes what the rejected one was built on obsolete as an extremity', async () => {
+    const { roomId } = await joinedRoom();
+    const [before] = await a.store.rooms.getForwardExtremities(roomId);
+    // B forges a name change bob may not make, then builds an ordinary message on top of it.
+    const forged = await forgeEvent(b, roomId, { sender: '@bob:b.test', type: 'm.room.name', state_key: '', content: { name: 'mine' } });
+    const bTips = await b.store.rooms.getForwardExtremities(roomId);
+    const atTip = (await b.store.state.getForEvent(bTips[0]!))!;
+    await b.store.state.setForEvent(forged, { before: atTip.after, after: atTip.after });
+    await b.store.rooms.updateForwardExtremities(roomId, { add: [forged], remove: bTips });
+    const message = await b.send(roomId, '@bob:b.test', 'm.room.message', { body: 'on top of a forgery' });
+    expect(message.ok).toBe(true);
+    expect(await a.receive(b, forged)).toMatchObject({ status: 'rejected' });
+    expect(await a.store.rooms.getForwardExtremities(roomId)).toEqual([before]);
+    expect(await a.receive(b, message.ok ? message.eventId : '')).toMatchObject({ status: 'accepted' });
+    expect(await a.store.rooms.getForwardExtremities(roomId)).toEqual([message.ok && message.eventId]);
+  });
+
   it('soft-fails an event that passes at its prev events but not against current state', async () => {
     const { roomId } = await joinedRoom();
     const ban = await a.send(roomId, '@alice:a.test', 'm.room.member', { membership: 'ban' }, { stateKey: '@bob:b.test' });
