@@ -1,6 +1,6 @@
 // What embedded mode mounts in its one process: every service's Nest modules, sharing one SQLite store
 // and one EmbeddedBus (config.sqlite.path) through the platform tokens.
-import { ChatSyncModule } from '@fedgate/chat-sync';
+import { ChatSyncModule, ChatSyncWorkersModule } from '@fedgate/chat-sync';
 import { FederationEgressModule } from '@fedgate/federation-egress';
 import { FederationIngressModule } from '@fedgate/federation-ingress';
 import { sharedPlatform } from '@fedgate/platform';
@@ -14,6 +14,6 @@ export const gatewayDefinition: ServiceDefinition = {
   // Client-server (application service) HTTP listener on loopback.
   clientServer: [ChatSyncModule],
   // Bus consumers and command handlers.
-  workers: [StateResolverModule, FederationEgressModule],
+  workers: [StateResolverModule, FederationEgressModule, ChatSyncWorkersModule],
   shared: sharedPlatform,
 };
