@@ -1,6 +1,6 @@
 import type { Collection, Document } from 'mongodb';
 import type { InFlightTransaction } from '../ports/federation';
-import type { AppServicePosition, AppServiceRegistration, AppServiceRepository, MediaRecord, MediaRepository } from '../ports/platform';
+import type { AppServicePosition, AppServiceRegistration, AppServiceRepository, MediaRecord, MediaRepository, MediaThumbnailRecord } from '../ports/platform';
 import { compoundId } from './database';
 
 export class MongoAppServiceRepository implements AppServiceRepository {
@@ -60,11 +60,20 @@ export class MongoAppServiceRepository implements AppServiceRepository {
   }
 }
 
+/**
+ * Media records, and their thumbnails in the same collection under four-part IDs (origin, media ID,
+ * `thumbnail`, variant) that never meet a record's two-part ID. `pending` mirrors `pendingUntilTs` so
+ * completing an upload is one conditional update.
+ */
 export class MongoMediaRepository implements MediaRepository {
   constructor(private readonly media: Collection<Document>) {}
 
   async put(media: MediaRecord): Promise<MediaRecord> {
-    await this.media.updateOne({ _id: compoundId(media.origin, media.mediaId) as never }, { $setOnInsert: { record: JSON.stringify(media) } }, { upsert: true });
+    await this.media.updateOne(
+      { _id: compoundId(media.origin, media.mediaId) as never },
+      { $setOnInsert: { record: JSON.stringify(media), pending: media.pendingUntilTs !== undefined } },
+      { upsert: true },
+    );
     return (await this.get(media.origin, media.mediaId)) as MediaRecord;
   }
 
@@ -75,5 +84,21 @@ export class MongoMediaRepository implements MediaRepository {
 
   async remove(origin: string, mediaId: string): Promise<void> {
     await this.media.deleteOne({ _id: compoundId(origin, mediaId) as never });
+  }
+
+  async completePending(media: MediaRecord): Promise<boolean> {
+    const result = await this.media.updateOne({ _id: compoundId(media.origin, media.mediaId) as never, pending: true }, { $set: { record: JSON.stringify(media), pending: false } });
+    return result.modifiedCount === 1;
+  }
+
+  async putThumbnail(thumbnail: MediaThumbnailRecord): Promise<MediaThumbnailRecord> {
+    const _id = compoundId(thumbnail.origin, thumbnail.mediaId, 'thumbnail', thumbnail.variant);
+    await this.media.updateOne({ _id: _id as never }, { $setOnInsert: { record: JSON.stringify(thumbnail) } }, { upsert: true });
+    return (await this.getThumbnail(thumbnail.origin, thumbnail.mediaId, thumbnail.variant)) as MediaThumbnailRecord;
+  }
+
+  async getThumbnail(origin: string, mediaId: string, variant: string): Promise<MediaThumbnailRecord | undefined> {
+    const d = await this.media.findOne({ _id: compoundId(origin, mediaId, 'thumbnail', variant) as never });
+    return d ? (JSON.parse(d.record) as MediaThumbnailRecord) : undefined;
   }
 }

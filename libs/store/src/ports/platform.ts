@@ -57,6 +57,25 @@ export interface MediaRecord {
   createdTs: number;
   uploader: string | null;
   extra?: JsonObject;
+  /**
+   * Set on an ID reserved by `POST /_matrix/media/v1/create` whose bytes have not arrived: until this
+   * time the uploader may still `PUT` them (size 0, empty location meanwhile).
+   */
+  pendingUntilTs?: number;
+}
+
+/** A generated thumbnail of one media item, cached: `variant` names size, method and animation. */
+export interface MediaThumbnailRecord {
+  origin: string;
+  mediaId: string;
+  /** e.g. `96x96-crop`, `640x480-scale-animated`: one per distinct request shape. */
+  variant: string;
+  contentType: string;
+  size: number;
+  width: number;
+  height: number;
+  location: string;
+  createdTs: number;
 }
 
 export interface MediaRepository {
@@ -64,4 +83,12 @@ export interface MediaRepository {
   put(media: MediaRecord): Promise<MediaRecord>;
   get(origin: string, mediaId: string): Promise<MediaRecord | undefined>;
   remove(origin: string, mediaId: string): Promise<void>;
+  /**
+   * Replaces a pending record (one with `pendingUntilTs`) by `media`, the uploaded one. False when
+   * nothing is pending under (origin, mediaId): unknown, or already uploaded (first upload wins).
+   */
+  completePending(media: MediaRecord): Promise<boolean>;
+  /** Stores the thumbnail unless that variant is stored; returns what is stored. */
+  putThumbnail(thumbnail: MediaThumbnailRecord): Promise<MediaThumbnailRecord>;
+  getThumbnail(origin: string, mediaId: string, variant: string): Promise<MediaThumbnailRecord | undefined>;
 }

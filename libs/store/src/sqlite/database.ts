@@ -65,6 +65,9 @@ CREATE TABLE IF NOT EXISTS store_app_service_positions (
 CREATE TABLE IF NOT EXISTS store_media (
   origin TEXT NOT NULL, media_id TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (origin, media_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS store_media_thumbnails (
+  origin TEXT NOT NULL, media_id TEXT NOT NULL, variant TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (origin, media_id, variant)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS store_audit (
   id INTEGER PRIMARY KEY AUTOINCREMENT, direction TEXT NOT NULL, origin TEXT NOT NULL, destination TEXT NOT NULL,
   method TEXT NOT NULL, path TEXT NOT NULL, ts INTEGER NOT NULL, duration_ms REAL NOT NULL, status INTEGER NOT NULL,

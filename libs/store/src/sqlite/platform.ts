@@ -1,5 +1,5 @@
 import type { InFlightTransaction } from '../ports/federation';
-import type { AppServicePosition, AppServiceRegistration, AppServiceRepository, MediaRecord, MediaRepository } from '../ports/platform';
+import type { AppServicePosition, AppServiceRegistration, AppServiceRepository, MediaRecord, MediaRepository, MediaThumbnailRecord } from '../ports/platform';
 import type { SqliteDatabase } from './database';
 
 interface PositionRow {
@@ -83,5 +83,31 @@ export class SqliteMediaRepository implements MediaRepository {
 
   async remove(origin: string, mediaId: string): Promise<void> {
     this.db.run('DELETE FROM store_media WHERE origin = ? AND media_id = ?', origin, mediaId);
+  }
+
+  async completePending(media: MediaRecord): Promise<boolean> {
+    const { changes } = this.db.run(
+      "UPDATE store_media SET record = ? WHERE origin = ? AND media_id = ? AND json_extract(record, '$.pendingUntilTs') IS NOT NULL",
+      JSON.stringify(media),
+      media.origin,
+      media.mediaId,
+    );
+    return changes === 1;
+  }
+
+  async putThumbnail(thumbnail: MediaThumbnailRecord): Promise<MediaThumbnailRecord> {
+    this.db.run(
+      'INSERT INTO store_media_thumbnails (origin, media_id, variant, record) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
+      thumbnail.origin,
+      thumbnail.mediaId,
+      thumbnail.variant,
+      JSON.stringify(thumbnail),
+    );
+    return (await this.getThumbnail(thumbnail.origin, thumbnail.mediaId, thumbnail.variant)) as MediaThumbnailRecord;
+  }
+
+  async getThumbnail(origin: string, mediaId: string, variant: string): Promise<MediaThumbnailRecord | undefined> {
+    const r = this.db.get<{ record: string }>('SELECT record FROM store_media_thumbnails WHERE origin = ? AND media_id = ? AND variant = ?', origin, mediaId, variant);
+    return r && (JSON.parse(r.record) as MediaThumbnailRecord);
   }
 }

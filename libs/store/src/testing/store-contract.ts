@@ -4,7 +4,7 @@
 import type { Pdu } from '@fedgate/protocol';
 import type { EventRecord, EventStatus } from '../ports/events';
 import type { RemoteServerKey } from '../ports/federation';
-import type { AppServiceRegistration, MediaRecord } from '../ports/platform';
+import type { AppServiceRegistration, MediaRecord, MediaThumbnailRecord } from '../ports/platform';
 import { stateTupleKey, type StateEntry, type StateMap } from '../ports/state';
 import type { Store } from '../ports/store';
 import type { AuditEntry } from '../ports/audit';
@@ -397,6 +397,29 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
         expect(await store.media.get('media.test', 'abc')).toEqual(media);
         await store.media.remove('media.test', 'abc');
         expect(await store.media.get('media.test', 'abc')).toBeUndefined();
+      });
+
+      it('completes a pending upload once, and never a record that is not pending', async () => {
+        const pending: MediaRecord = { origin: 'media.test', mediaId: 'pend', contentType: 'application/octet-stream', size: 0, uploadName: null, sha256: '', location: '', createdTs: 1, uploader: '@a:media.test', pendingUntilTs: 99 };
+        await store.media.put(pending);
+        const uploaded: MediaRecord = { ...pending, contentType: 'text/plain', size: 5, sha256: 'h', location: 'loc', pendingUntilTs: undefined };
+        delete uploaded.pendingUntilTs;
+        expect(await store.media.completePending(uploaded)).toBe(true);
+        expect(await store.media.get('media.test', 'pend')).toEqual(uploaded);
+        expect(await store.media.completePending({ ...uploaded, size: 6 })).toBe(false);
+        expect(await store.media.get('media.test', 'pend')).toEqual(uploaded);
+        expect(await store.media.completePending({ ...uploaded, mediaId: 'unknown' })).toBe(false);
+        expect(await store.media.get('media.test', 'unknown')).toBeUndefined();
+      });
+
+      it('caches thumbnails per variant, first write wins', async () => {
+        const thumbnail: MediaThumbnailRecord = { origin: 'media.test', mediaId: 'img', variant: '32x32-crop', contentType: 'image/png', size: 10, width: 32, height: 32, location: 't/1', createdTs: 1 };
+        expect(await store.media.getThumbnail('media.test', 'img', '32x32-crop')).toBeUndefined();
+        expect(await store.media.putThumbnail(thumbnail)).toEqual(thumbnail);
+        expect(await store.media.putThumbnail({ ...thumbnail, size: 11 })).toEqual(thumbnail);
+        expect(await store.media.getThumbnail('media.test', 'img', '32x32-crop')).toEqual(thumbnail);
+        expect(await store.media.getThumbnail('media.test', 'img', '96x96-crop')).toBeUndefined();
+        expect(await store.media.get('media.test', 'img')).toBeUndefined();
       });
     });
 
