@@ -6,6 +6,7 @@ export * from './ports/egress-queue';
 export * from './ports/platform';
 export * from './ports/audit';
 export * from './ports/chat';
+export * from './ports/chat-lifecycle';
 export * from './ports/store';
 export * from './ports/client-transactions';
 export { diffStates, MAX_SNAPSHOT_CHAIN } from './shared/snapshots';

@@ -23,6 +23,9 @@ export interface MongoCollections {
   localMemberships: Collection<Document>;
   appServiceQueue: Collection<Document>;
   appServiceTxns: Collection<Document>;
+  deactivatedUsers: Collection<Document>;
+  roomDeletions: Collection<Document>;
+  forgottenRooms: Collection<Document>;
   ownKeys: Collection<Document>;
   remoteKeys: Collection<Document>;
   appServices: Collection<Document>;
@@ -55,6 +58,9 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   localMemberships: { name: 'local_memberships', indexes: [{ key: { userId: 1, membership: 1 }, name: 'user_membership' }] },
   appServiceQueue: { name: 'app_service_queue', indexes: [{ key: { appServiceId: 1, seq: 1 }, name: 'service_seq' }] },
   appServiceTxns: { name: 'app_service_txns', indexes: [] },
+  deactivatedUsers: { name: 'deactivated_users', indexes: [] },
+  roomDeletions: { name: 'room_deletions', indexes: [{ key: { deleteId: 1 }, name: 'delete_id', unique: true }] },
+  forgottenRooms: { name: 'forgotten_rooms', indexes: [] },
   ownKeys: { name: 'own_keys', indexes: [] },
   remoteKeys: { name: 'remote_keys', indexes: [{ key: { serverName: 1 }, name: 'server' }] },
   appServices: { name: 'app_services', indexes: [] },

@@ -1,6 +1,7 @@
 import type { Store } from '../ports/store';
 import { SnapshotRepository } from '../shared/snapshots';
 import { MongoAuditRepository } from './audit';
+import { MongoChatLifecycleRepository } from './chat-lifecycle';
 import { MongoClientTransactionRepository } from './client-transactions';
 import { MongoAliasRepository, MongoAppServiceQueueRepository, MongoLocalMembershipRepository, MongoProfileRepository } from './chat';
 import { connectMongo } from './database';
@@ -29,6 +30,7 @@ export async function openMongoStore(url: string, db: string): Promise<Store> {
     aliases: new MongoAliasRepository(c.aliases),
     memberships: new MongoLocalMembershipRepository(c.localMemberships),
     appServiceQueue: new MongoAppServiceQueueRepository(c.appServiceQueue, c.appServiceTxns, c.counters),
+    chatLifecycle: new MongoChatLifecycleRepository(c.deactivatedUsers, c.roomDeletions, c.forgottenRooms),
     clientTransactions: new MongoClientTransactionRepository(c.clientTransactions),
     close: () => client.close(),
   };

@@ -1,5 +1,6 @@
 import type { AuditRepository } from './audit';
 import type { AliasRepository, AppServiceQueueRepository, LocalMembershipRepository, ProfileRepository } from './chat';
+import type { ChatLifecycleRepository } from './chat-lifecycle';
 import type { ClientTransactionRepository } from './client-transactions';
 import type { EventRepository } from './events';
 import type { EgressQueueRepository } from './egress-queue';
@@ -25,6 +26,8 @@ export interface Store {
   readonly aliases: AliasRepository;
   readonly memberships: LocalMembershipRepository;
   readonly appServiceQueue: AppServiceQueueRepository;
+  /** chat-sync's admin paths: deactivated users, deleted/blocked rooms, forgotten rooms. */
+  readonly chatLifecycle: ChatLifecycleRepository;
   /** state-resolver: (sender, txnId) of local events, so retried sends answer with the first event. */
   readonly clientTransactions: ClientTransactionRepository;
   close(): Promise<void>;

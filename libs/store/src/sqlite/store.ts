@@ -1,6 +1,7 @@
 import type { Store } from '../ports/store';
 import { SnapshotRepository } from '../shared/snapshots';
 import { SqliteAuditRepository } from './audit';
+import { SqliteChatLifecycleRepository } from './chat-lifecycle';
 import { SqliteClientTransactionRepository } from './client-transactions';
 import { SqliteAliasRepository, SqliteAppServiceQueueRepository, SqliteLocalMembershipRepository, SqliteProfileRepository, ensureChatSchema } from './chat';
 import { SqliteDatabase } from './database';
@@ -30,6 +31,7 @@ export function openSqliteStore(path: string): Store {
     aliases: new SqliteAliasRepository(db),
     memberships: new SqliteLocalMembershipRepository(db),
     appServiceQueue: new SqliteAppServiceQueueRepository(db),
+    chatLifecycle: new SqliteChatLifecycleRepository(db),
     clientTransactions: new SqliteClientTransactionRepository(db),
     close: async () => db.close(),
   };

@@ -1,4 +1,4 @@
-// The contract for chat-sync's repositories (profiles, aliases, local memberships, AS push queues),
+// The contract for chat-sync's repositories (profiles, aliases, local memberships, AS push queues, lifecycle),
 // run by each adapter's spec beside the main store contract.
 import type { Store } from '../ports/store';
 
@@ -61,6 +61,34 @@ export function describeChatStoreContract(name: string, open: () => Promise<Stor
       expect(await q.openTransaction(as, { maxEvents: 2, maxEphemeral: 1 })).toEqual({ txnId: '2', events: [{ id: '$e3' }], ephemeral: [{ id: 'typing' }] });
       await q.ackTransaction(as, '2');
       expect(await q.openTransaction(as, { maxEvents: 2, maxEphemeral: 1 })).toBeNull();
+    });
+    it('keeps a deactivation once: first time and service stay, erased only goes up', async () => {
+      const lc = store.chatLifecycle;
+      const first = { userId: '@d1:gw.test', deactivatedTs: 5, erased: false, appServiceId: 'as1' };
+      expect(await lc.deactivate(first)).toEqual({ created: true, record: first });
+      expect(await lc.deactivate({ ...first, deactivatedTs: 9, erased: true, appServiceId: 'as2' })).toEqual({ created: false, record: { ...first, erased: true } });
+      expect(await lc.deactivate({ ...first, deactivatedTs: 10 })).toEqual({ created: false, record: { ...first, erased: true } });
+      expect(await lc.getDeactivated('@d2:gw.test')).toBeUndefined();
+    });
+
+    it('stores a room deletion by room and by delete ID; a later one replaces it', async () => {
+      const lc = store.chatLifecycle;
+      const deletion = { roomId: '!del:gw.test', deleteId: 'del-1', deletedTs: 1, appServiceId: 'as1', blocked: true, purged: false, result: { kicked_users: ['@a:gw.test'], 'odd.key$': 1 } };
+      await lc.recordRoomDeletion(deletion);
+      expect(await lc.getRoomDeletion('!del:gw.test')).toEqual(deletion);
+      expect(await lc.getRoomDeletionById('del-1')).toEqual(deletion);
+      await lc.recordRoomDeletion({ ...deletion, deleteId: 'del-2', blocked: false, purged: true });
+      expect(await lc.getRoomDeletion('!del:gw.test')).toMatchObject({ deleteId: 'del-2', blocked: false, purged: true });
+      expect(await lc.getRoomDeletionById('del-1')).toBeUndefined();
+      expect(await lc.getRoomDeletion('!other:gw.test')).toBeUndefined();
+    });
+
+    it('records a forgotten room per user, replacing the earlier record', async () => {
+      const lc = store.chatLifecycle;
+      await lc.forget({ userId: '@f1:gw.test', roomId: '!f:gw.test', membershipEventId: '$leave1', forgottenTs: 1 });
+      await lc.forget({ userId: '@f1:gw.test', roomId: '!f:gw.test', membershipEventId: '$leave2', forgottenTs: 2 });
+      expect(await lc.getForgotten('@f1:gw.test', '!f:gw.test')).toEqual({ userId: '@f1:gw.test', roomId: '!f:gw.test', membershipEventId: '$leave2', forgottenTs: 2 });
+      expect(await lc.getForgotten('@f2:gw.test', '!f:gw.test')).toBeUndefined();
     });
   });
 }
