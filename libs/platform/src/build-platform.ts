@@ -8,10 +8,9 @@ import { busOptionsFor, busTopology, EmbeddedBus, JetStreamBus, type Bus, type B
 import type { FedgateConfig } from '@fedgate/config';
 import { FederationHttpClient, StoreKeyRing, type KeyRing } from '@fedgate/federation-client';
 import type { SharedResources, SigningKeyFile } from '@fedgate/service-kit';
-import { openSqliteStore, type Store } from '@fedgate/store';
+import { openStore as openStoreFor, type Store } from '@fedgate/store';
 import type { Logger } from 'pino';
 import { addressAllowlist } from './address-allowlist';
-import { openDistributedStore } from './distributed-store';
 import { BUS, BUS_TOPOLOGY, FEDERATION_CLIENT, KEY_RING, SERVER_IDENTITY, STORE, type ServerIdentity } from './tokens';
 import { xMatrixRequestSigner } from './x-matrix-signer';
 
@@ -52,7 +51,7 @@ async function openBus(config: FedgateConfig, topology: BusTopology): Promise<Bu
 }
 
 async function openStore(config: FedgateConfig): Promise<Store> {
-  return config.mode === 'embedded' ? openSqliteStore(config.sqlite.path) : openDistributedStore(config.mongo.url, config.mongo.database);
+  return openStoreFor(config.mode === 'embedded' ? { kind: 'sqlite', path: config.sqlite.path } : { kind: 'mongo', url: config.mongo.url, db: config.mongo.database });
 }
 
 export async function buildFederationClient(config: FedgateConfig, identity: ServerIdentity): Promise<FederationHttpClient> {
