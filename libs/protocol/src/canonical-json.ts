@@ -28,7 +28,7 @@ export const MAX_CANONICAL_JSON_DEPTH = 512;
 export function canonicalJson(value: unknown, options?: CanonicalJsonOptions): string {
   const strict = options?.strict ?? true;
   try {
-    return strict ? writeStrict(value, 0) : writeLenient(value, 0);
+    return write(value, 0, strict ? strictNumber : lenientNumber);
   } catch (e) {
     if (e === PROBLEM) throw locateProblem(value, strict);
     throw e;
@@ -39,51 +39,30 @@ export function canonicalJsonBytes(value: unknown, options?: CanonicalJsonOption
   return Buffer.from(canonicalJson(value, options), 'utf8');
 }
 
-// The writers are duplicated for strict and lenient numbers so the hot path has no mode branch per value.
-// They throw a bare sentinel; the slow locator then walks the value again to name the offending path.
+// One writer; the room version's number rule is passed in, so only numbers pay for the mode.
+// Writers throw a bare sentinel; the slow locator then walks the value again to name the offending path.
 const PROBLEM = Symbol('canonical-json-problem');
 
-function writeStrict(value: unknown, depth: number): string {
-  switch (typeof value) {
-    case 'string':
-      return writeString(value);
-    case 'number':
-      if (!Number.isSafeInteger(value) || Object.is(value, -0)) throw PROBLEM;
-      return '' + value;
-    case 'boolean':
-      return value ? 'true' : 'false';
-    case 'object': {
-      if (value === null) return 'null';
-      if (depth >= MAX_CANONICAL_JSON_DEPTH) throw PROBLEM;
-      if (Array.isArray(value)) {
-        let out = '[';
-        for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + writeStrict(value[i], depth + 1);
-        return out + ']';
-      }
-      if (!isPlainObject(value)) throw PROBLEM;
-      const keys = sortedKeys(value);
-      let out = '{';
-      let first = true;
-      for (const k of keys) {
-        const v = (value as Record<string, unknown>)[k];
-        if (v === undefined) continue;
-        out += (first ? '' : ',') + writeString(k) + ':' + writeStrict(v, depth + 1);
-        first = false;
-      }
-      return out + '}';
-    }
-    default:
-      throw PROBLEM;
-  }
+type NumberWriter = (value: number) => string;
+
+/** Room versions 6+: integers in ±(2^53−1), no -0. */
+function strictNumber(value: number): string {
+  if (!Number.isSafeInteger(value) || Object.is(value, -0)) throw PROBLEM;
+  return '' + value;
 }
 
-function writeLenient(value: unknown, depth: number): string {
+/** Room versions 1–5: any finite number, as JavaScript prints it (-0 as 0). */
+function lenientNumber(value: number): string {
+  if (!Number.isFinite(value)) throw PROBLEM;
+  return JSON.stringify(value);
+}
+
+function write(value: unknown, depth: number, writeNumber: NumberWriter): string {
   switch (typeof value) {
     case 'string':
       return writeString(value);
     case 'number':
-      if (!Number.isFinite(value)) throw PROBLEM;
-      return JSON.stringify(value);
+      return writeNumber(value);
     case 'boolean':
       return value ? 'true' : 'false';
     case 'object': {
@@ -91,7 +70,7 @@ function writeLenient(value: unknown, depth: number): string {
       if (depth >= MAX_CANONICAL_JSON_DEPTH) throw PROBLEM;
       if (Array.isArray(value)) {
         let out = '[';
-        for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + writeLenient(value[i], depth + 1);
+        for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + write(value[i], depth + 1, writeNumber);
         return out + ']';
       }
       if (!isPlainObject(value)) throw PROBLEM;
@@ -101,7 +80,7 @@ function writeLenient(value: unknown, depth: number): string {
       for (const k of keys) {
         const v = (value as Record<string, unknown>)[k];
         if (v === undefined) continue;
-        out += (first ? '' : ',') + writeString(k) + ':' + writeLenient(v, depth + 1);
+        out += (first ? '' : ',') + writeString(k) + ':' + write(v, depth + 1, writeNumber);
         first = false;
       }
       return out + '}';
