@@ -56,6 +56,9 @@ export interface FederationRequest extends RequestOptions {
   readonly body?: unknown;
 }
 
+/** A response as received: lower-case header names, the body's bytes. */
+export type BytesResponse = RawResponse;
+
 export interface FederationResponse<T = unknown> {
   readonly status: number;
   readonly body: T;
@@ -126,6 +129,47 @@ export class FederationHttpClient {
       maxResponseBytes: request.maxResponseBytes ?? this.maxResponseBytes,
     });
     return interpretJson<T>(raw, request.destination);
+  }
+
+  /**
+   * A request whose 2xx answer is not JSON (media): the status, headers and body bytes as received.
+   * Non-2xx answers throw FederationHttpError like `request` does (with the JSON error body when there is one).
+   */
+  async requestBytes(request: FederationRequest & { readonly accept?: string }): Promise<BytesResponse> {
+    const uri = request.path + queryString(request.query);
+    const headers: Record<string, string> = { accept: request.accept ?? '*/*', 'user-agent': this.userAgent };
+    if (request.signed !== false && this.options.signRequest) {
+      headers.authorization = await this.options.signRequest(request.method, uri, request.destination, undefined);
+    }
+    const raw = await this.transport.send(await this.resolve(request.destination), {
+      method: request.method,
+      uri,
+      headers,
+      timeoutMs: request.timeoutMs ?? this.requestTimeoutMs,
+      maxResponseBytes: request.maxResponseBytes ?? this.maxResponseBytes,
+    });
+    if (raw.status < 200 || raw.status > 299) throw new FederationHttpError(raw.status, parseJsonOrText(raw.body), request.destination);
+    return raw;
+  }
+
+  /**
+   * An unsigned GET of an absolute `https:` URL (a media `Location` redirect), under the same address
+   * policy, TLS rules and limits as federation traffic. Redirects are not followed.
+   */
+  async getUrl(url: string, options: Pick<RequestOptions, 'timeoutMs' | 'maxResponseBytes'> = {}): Promise<BytesResponse> {
+    const target = new URL(url);
+    if (target.protocol !== 'https:') throw new FederationClientError('INVALID_RESPONSE', `refusing to fetch ${target.protocol} URL ${url}`);
+    const host = target.hostname.replace(/^\[|\]$/g, '');
+    const destination: ResolvedDestination = { connectHost: host, port: target.port ? Number(target.port) : 443, hostHeader: target.host, tlsServerName: isIP(host) ? null : host };
+    const raw = await this.transport.send([destination], {
+      method: 'GET',
+      uri: target.pathname + target.search,
+      headers: { accept: '*/*', 'user-agent': this.userAgent },
+      timeoutMs: options.timeoutMs ?? this.requestTimeoutMs,
+      maxResponseBytes: options.maxResponseBytes ?? this.maxResponseBytes,
+    });
+    if (raw.status < 200 || raw.status > 299) throw new FederationHttpError(raw.status, parseJsonOrText(raw.body), target.host);
+    return raw;
   }
 
   getJson<T = unknown>(destination: string, path: string, options: RequestOptions = {}): Promise<FederationResponse<T>> {
@@ -209,6 +253,15 @@ function queryString(query: RequestOptions['query']): string {
   }
   const text = params.toString();
   return text ? `?${text}` : '';
+}
+
+function parseJsonOrText(body: Buffer): unknown {
+  const text = body.toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
 
 function interpretJson<T>(raw: RawResponse, destination: string): FederationResponse<T> {

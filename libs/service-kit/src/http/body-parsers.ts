@@ -11,6 +11,9 @@ declare module 'fastify' {
   }
 }
 
+/** Media uploads are bytes whatever their declared type (a JSON file is uploaded as a file, not parsed). */
+const MEDIA_UPLOAD_PATH = /^\/_matrix\/(?:media\/v\d+|client\/v\d+\/media)\/upload(?:[/?]|$)/;
+
 function parseJsonBody(request: FastifyRequest, body: Buffer): unknown {
   request.rawBody = body;
   if (body.length === 0) throw MatrixError.notJson('Request body is empty');
@@ -24,6 +27,11 @@ function parseJsonBody(request: FastifyRequest, body: Buffer): unknown {
 export function installBodyParsers(fastify: FastifyInstance): void {
   fastify.removeAllContentTypeParsers();
   const jsonParser = (request: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void) => {
+    if (MEDIA_UPLOAD_PATH.test(request.url)) {
+      request.rawBody = body as Buffer;
+      done(null, body);
+      return;
+    }
     try {
       done(null, parseJsonBody(request, body as Buffer));
     } catch (err) {
@@ -35,7 +43,7 @@ export function installBodyParsers(fastify: FastifyInstance): void {
   fastify.addContentTypeParser('*', { parseAs: 'buffer' }, (request, body, done) => {
     const bytes = body as Buffer;
     // Matrix bodies are JSON whatever the header says; only a declared non-JSON type stays raw.
-    if (!request.headers['content-type']) {
+    if (!request.headers['content-type'] && !MEDIA_UPLOAD_PATH.test(request.url)) {
       try {
         done(null, bytes.length === 0 ? undefined : parseJsonBody(request, bytes));
       } catch (err) {

@@ -6,6 +6,7 @@ import { ServerUpSignal } from './auth/server-up-signal';
 import { XMatrixGuard } from './auth/x-matrix.guard';
 import { DEFAULT_INGRESS_OPTIONS, INGRESS_OPTIONS, type IngressOptions } from './ingress-options';
 import { KeyController } from './keys/key.controller';
+import { mediaControllers, mediaProviders } from './media';
 import { MembershipController } from './membership/membership.controller';
 import { StateResolverCommands } from './membership/state-resolver-commands';
 import { PublicRooms } from './query/public-rooms';
@@ -14,8 +15,8 @@ import { RoomReadController } from './reads/room-read.controller';
 import { TransactionController } from './send/transaction.controller';
 import { TransactionProcessor } from './send/transaction-processor';
 
-const controllers = [KeyController, TransactionController, RoomReadController, MembershipController, QueryController];
-const services: Provider[] = [IngressAudit, RoomAccess, ServerUpSignal, XMatrixGuard, AuditReasonInterceptor, TransactionProcessor, StateResolverCommands, PublicRooms];
+const controllers = [KeyController, TransactionController, RoomReadController, MembershipController, QueryController, ...mediaControllers];
+const services: Provider[] = [IngressAudit, RoomAccess, ServerUpSignal, XMatrixGuard, AuditReasonInterceptor, TransactionProcessor, StateResolverCommands, PublicRooms, ...mediaProviders];
 
 /**
  * Federation ingress on the federation HTTPS listener: /_matrix/federation/* (X-Matrix authenticated,

@@ -59,7 +59,7 @@ export async function startIngress(options: Partial<IngressOptions> = {}): Promi
   const keyRing = new StoreKeyRing({ serverKeys: store.serverKeys, fetcher: keyFetcher, ownServerName: INGRESS_NAME, ownKeys: () => identity.allKeys });
 
   const runtime = {
-    config: { serverName: INGRESS_NAME } as FedgateConfig,
+    config: { serverName: INGRESS_NAME, dataDir: dir, limits: { maxUploadBytes: 1024 * 1024 } } as FedgateConfig,
     logger,
     sharedProviders: [
       { provide: STORE, useValue: store },

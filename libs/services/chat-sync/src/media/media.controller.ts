@@ -1,0 +1,98 @@
+// The content repository for the chat platform: uploads as an application-service user, the
+// authenticated /_matrix/client/v1/media/* reads and the deprecated /_matrix/media/* ones.
+import { Controller, Get, HttpCode, Inject, Param, Post, Put, Query, Req, Res, UseGuards } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { CONTENT_REPOSITORY, ContentRepository, mediaResponseHeaders, parseThumbnailQuery, type ServedContent } from '@fedgate/media';
+import { MatrixError } from '@fedgate/service-kit';
+import { AppServiceAuthGuard, CurrentRequester, type Requester } from '../client-server/requester';
+import { OptionalAppServiceAuthGuard } from './optional-auth.guard';
+
+const LEGACY = ['_matrix/media/v3', '_matrix/media/r0'];
+const AUTHENTICATED = '_matrix/client/v1/media';
+
+function uploadedContent(request: FastifyRequest, fileName: unknown, requester: Requester) {
+  const bytes = request.rawBody ?? (Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0));
+  if (fileName !== undefined && typeof fileName !== 'string') throw MatrixError.invalidParam('filename must be a single string');
+  const contentType = request.headers['content-type']?.trim() || 'application/octet-stream';
+  return { bytes, contentType, uploadName: fileName || null, uploader: requester.userId };
+}
+
+function allowRemote(value: unknown): boolean {
+  if (value === undefined || value === 'true') return true;
+  if (value === 'false') return false;
+  throw MatrixError.invalidParam('allow_remote must be true or false');
+}
+
+function send(reply: FastifyReply, content: ServedContent, fileName?: string): Buffer {
+  reply.headers(mediaResponseHeaders(content.contentType, fileName ?? content.uploadName));
+  return content.bytes;
+}
+
+@Controller()
+@UseGuards(AppServiceAuthGuard)
+export class MediaUploadController {
+  constructor(@Inject(CONTENT_REPOSITORY) private readonly media: ContentRepository) {}
+
+  @Post(LEGACY.map((prefix) => `${prefix}/upload`))
+  @HttpCode(200)
+  async upload(@CurrentRequester() requester: Requester, @Req() request: FastifyRequest, @Query('filename') fileName: unknown) {
+    const { contentUri } = await this.media.upload(uploadedContent(request, fileName, requester));
+    return { content_uri: contentUri };
+  }
+
+  @Post('_matrix/media/v1/create')
+  @HttpCode(200)
+  async create(@CurrentRequester() requester: Requester) {
+    const { contentUri, unusedExpiresAt } = await this.media.reserve(requester.userId);
+    return { content_uri: contentUri, unused_expires_at: unusedExpiresAt };
+  }
+
+  @Put(LEGACY.map((prefix) => `${prefix}/upload/:serverName/:mediaId`))
+  async uploadReserved(
+    @CurrentRequester() requester: Requester,
+    @Req() request: FastifyRequest,
+    @Param('serverName') serverName: string,
+    @Param('mediaId') mediaId: string,
+    @Query('filename') fileName: unknown,
+  ) {
+    await this.media.uploadReserved(serverName, mediaId, uploadedContent(request, fileName, requester));
+    return {};
+  }
+
+  @Get([...LEGACY.map((prefix) => `${prefix}/config`), `${AUTHENTICATED}/config`])
+  config() {
+    return this.media.config();
+  }
+
+  @Get([`${AUTHENTICATED}/download/:serverName/:mediaId`, `${AUTHENTICATED}/download/:serverName/:mediaId/:fileName`])
+  async download(@Param() params: Record<string, string>, @Res({ passthrough: true }) reply: FastifyReply) {
+    return send(reply, await this.media.download(params.serverName, params.mediaId, { allowRemote: true }), params.fileName);
+  }
+
+  @Get(`${AUTHENTICATED}/thumbnail/:serverName/:mediaId`)
+  async thumbnail(@Param() params: Record<string, string>, @Query() query: Record<string, unknown>, @Res({ passthrough: true }) reply: FastifyReply) {
+    const request = parseThumbnailQuery(query);
+    return send(reply, await this.media.thumbnail(params.serverName, params.mediaId, request, { allowRemote: true }));
+  }
+}
+
+/**
+ * The deprecated unauthenticated reads, kept for bridges that build plain download URLs. A token, when
+ * given, must still be valid. This listener serves only the chat platform, so no freeze is applied.
+ */
+@Controller(LEGACY)
+@UseGuards(OptionalAppServiceAuthGuard)
+export class LegacyMediaController {
+  constructor(@Inject(CONTENT_REPOSITORY) private readonly media: ContentRepository) {}
+
+  @Get(['download/:serverName/:mediaId', 'download/:serverName/:mediaId/:fileName'])
+  async download(@Param() params: Record<string, string>, @Query('allow_remote') remote: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
+    return send(reply, await this.media.download(params.serverName, params.mediaId, { allowRemote: allowRemote(remote) }), params.fileName);
+  }
+
+  @Get('thumbnail/:serverName/:mediaId')
+  async thumbnail(@Param() params: Record<string, string>, @Query() query: Record<string, unknown>, @Res({ passthrough: true }) reply: FastifyReply) {
+    const request = parseThumbnailQuery(query);
+    return send(reply, await this.media.thumbnail(params.serverName, params.mediaId, request, { allowRemote: allowRemote(query.allow_remote) }));
+  }
+}
