@@ -6,6 +6,7 @@ import { EphemeralController } from './client-server/ephemeral.controller';
 import { ProfileController } from './client-server/profile.controller';
 import { RoomsController } from './client-server/rooms.controller';
 import { ChatSyncWorkers } from './delivery/chat-sync-workers';
+import { mediaControllers, mediaProviders } from './media';
 import { AliasDirectory } from './directory/alias-directory';
 import { EphemeralSender } from './ephemeral/ephemeral-sender';
 import { Profiles } from './profile/profiles';
@@ -19,8 +20,8 @@ import { RoomView } from './rooms/room-view';
  * (auth by as_token, `user_id=` assertion). Needs the platform tokens and FEDGATE_CONFIG.
  */
 @Module({
-  controllers: [VersionsController, AccountController, RoomsController, ProfileController, DirectoryController, EphemeralController],
-  providers: [registryProvider, AppServiceAuthGuard, RoomCommands, RoomView, RoomActions, AliasDirectory, Profiles, EphemeralSender],
+  controllers: [VersionsController, AccountController, RoomsController, ProfileController, DirectoryController, EphemeralController, ...mediaControllers],
+  providers: [registryProvider, AppServiceAuthGuard, RoomCommands, RoomView, RoomActions, AliasDirectory, Profiles, EphemeralSender, ...mediaProviders],
 })
 export class ChatSyncModule {}
 
