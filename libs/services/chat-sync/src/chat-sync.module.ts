@@ -14,14 +14,42 @@ import { registryProvider } from './registry.provider';
 import { RoomActions } from './rooms/room-actions';
 import { RoomCommands } from './rooms/room-commands';
 import { RoomView } from './rooms/room-view';
+import { SynapseAdminController } from './admin/synapse-admin.controller';
+import { AccountDeactivationController } from './lifecycle/account-deactivation.controller';
+import { RoomDeletion } from './lifecycle/room-deletion';
+import { RoomVisibility } from './lifecycle/room-visibility';
+import { UserDeactivation } from './lifecycle/user-deactivation';
 
 /**
  * chat-sync on the client-server listener: the client-server API subset application services call
  * (auth by as_token, `user_id=` assertion). Needs the platform tokens and FEDGATE_CONFIG.
  */
 @Module({
-  controllers: [VersionsController, AccountController, RoomsController, ProfileController, DirectoryController, EphemeralController, ...mediaControllers],
-  providers: [registryProvider, AppServiceAuthGuard, RoomCommands, RoomView, RoomActions, AliasDirectory, Profiles, EphemeralSender, ...mediaProviders],
+  controllers: [
+    VersionsController,
+    AccountController,
+    RoomsController,
+    ProfileController,
+    DirectoryController,
+    EphemeralController,
+    AccountDeactivationController,
+    SynapseAdminController,
+    ...mediaControllers,
+  ],
+  providers: [
+    registryProvider,
+    AppServiceAuthGuard,
+    RoomCommands,
+    RoomView,
+    RoomActions,
+    AliasDirectory,
+    Profiles,
+    EphemeralSender,
+    UserDeactivation,
+    RoomDeletion,
+    RoomVisibility,
+    ...mediaProviders,
+  ],
 })
 export class ChatSyncModule {}
 

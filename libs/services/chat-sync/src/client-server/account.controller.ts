@@ -71,6 +71,8 @@ export class AccountController {
     }
     const owner = this.registry.exclusiveOwnerOfUser(userId);
     if (owner && owner !== requester.service) throw new MatrixError(400, 'M_EXCLUSIVE', `${userId} is in another application service's exclusive namespace`);
+    // A deactivated user ID is never handed out again, registered before or not.
+    if (await this.store.chatLifecycle.getDeactivated(userId)) throw new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
     const { created } = await this.store.profiles.create({ userId, displayname: localpart, avatarUrl: null, appServiceId: requester.service.id, createdTs: Date.now() });
     if (!created) throw new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
     const inhibitLogin = (body as { inhibit_login?: unknown }).inhibit_login === true;

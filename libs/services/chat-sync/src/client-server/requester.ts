@@ -1,6 +1,7 @@
 // Who is calling: an application service (by its as_token) acting as its sender or a namespaced user.
 import { createParamDecorator, Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
+import { STORE, type Store } from '@fedgate/platform';
 import { MatrixError } from '@fedgate/service-kit';
 import { parseUserId } from '@fedgate/protocol';
 import type { ApplicationService } from '../registration';
@@ -38,11 +39,19 @@ function accessToken(request: FastifyRequest): string | undefined {
  */
 @Injectable()
 export class AppServiceAuthGuard implements CanActivate {
-  constructor(@Inject(CHAT_SYNC_REGISTRY) private readonly registry: ApplicationServiceRegistry) {}
+  constructor(
+    @Inject(CHAT_SYNC_REGISTRY) private readonly registry: ApplicationServiceRegistry,
+    @Inject(STORE) private readonly store: Store,
+  ) {}
 
-  canActivate(context: ExecutionContext): boolean {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
-    request.requester = resolveRequester(this.registry, request);
+    const requester = resolveRequester(this.registry, request);
+    // A deactivated user stays deactivated: nothing more is done as them (the AS's sender is never one).
+    if (requester.userId !== requester.service.senderUserId && (await this.store.chatLifecycle.getDeactivated(requester.userId))) {
+      throw new MatrixError(403, 'M_USER_DEACTIVATED', `${requester.userId} has been deactivated`);
+    }
+    request.requester = requester;
     return true;
   }
 }

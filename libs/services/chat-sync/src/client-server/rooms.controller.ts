@@ -4,6 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import { STORE, type Store } from '@fedgate/platform';
 import { MatrixError } from '@fedgate/service-kit';
 import { parseStateTupleKey } from '@fedgate/store';
+import { RoomVisibility } from '../lifecycle/room-visibility';
 import { RoomActions, assertRoomId } from '../rooms/room-actions';
 import { RoomView, type CurrentState } from '../rooms/room-view';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from './requester';
@@ -16,6 +17,7 @@ export class RoomsController {
     @Inject(STORE) private readonly store: Store,
     private readonly actions: RoomActions,
     private readonly view: RoomView,
+    private readonly visibility: RoomVisibility,
   ) {}
 
   @Post('createRoom')
@@ -40,7 +42,7 @@ export class RoomsController {
   @Post('rooms/:roomId/:action')
   @HttpCode(200)
   membership(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Param('action') action: string, @Body() body: unknown) {
-    if (action === 'forget') return {};
+    if (action === 'forget') return this.visibility.forget(requester, roomId);
     if (!['invite', 'leave', 'kick', 'ban', 'unban'].includes(action)) throw MatrixError.unrecognized();
     return this.actions.changeMembership(requester, roomId, action as 'invite', body);
   }
@@ -80,7 +82,7 @@ export class RoomsController {
 
   @Get('rooms/:roomId/state')
   async state(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string) {
-    const state = await this.readableState(requester, roomId);
+    const state = await this.visibility.readableState(requester, roomId, { whenLeft: true });
     return [...state.events.values()].map((record) => this.view.clientEvent(record));
   }
 
@@ -88,7 +90,7 @@ export class RoomsController {
   @Get('rooms/:roomId/state/*')
   async stateEvent(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Req() request: FastifyRequest, @Query() query: Record<string, unknown>) {
     const { type, stateKey } = stateTupleFromPath(request);
-    const state = await this.readableState(requester, roomId);
+    const state = await this.visibility.readableState(requester, roomId, { whenLeft: true });
     for (const [key, record] of state.events) {
       const tuple = parseStateTupleKey(key);
       if (tuple.type === type && tuple.stateKey === stateKey) {
@@ -152,14 +154,7 @@ export class RoomsController {
 
   /** Reads need the user to be in the room (or the room to be world-readable). */
   private async readableState(requester: Requester, roomId: string): Promise<CurrentState> {
-    assertRoomId(roomId);
-    const state = await this.view.currentState(roomId);
-    if (!state) throw MatrixError.forbidden(`User ${requester.userId} not in room ${roomId}`);
-    const member = [...state.events.values()].find((e) => e.type === 'm.room.member' && e.stateKey === requester.userId);
-    const membership = (member?.pdu.content as { membership?: unknown } | undefined)?.membership;
-    const visibility = [...state.events.values()].find((e) => e.type === 'm.room.history_visibility')?.pdu.content.history_visibility;
-    if (membership !== 'join' && visibility !== 'world_readable') throw MatrixError.forbidden(`User ${requester.userId} not in room ${roomId}`);
-    return state;
+    return this.visibility.readableState(requester, roomId, { whenLeft: false });
   }
 }
 

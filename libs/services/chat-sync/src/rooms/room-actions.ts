@@ -60,6 +60,7 @@ export class RoomActions {
     } else {
       assertRoomId(roomIdOrAlias);
     }
+    if ((await this.store.chatLifecycle.getRoomDeletion(roomId))?.blocked) throw MatrixError.forbidden(`Room ${roomId} has been blocked on this server`);
     const profile = await this.store.profiles.get(requester.userId);
     if (profile?.displayname) content.displayname = profile.displayname;
     if (profile?.avatarUrl) content.avatar_url = profile.avatarUrl;
