@@ -23,3 +23,12 @@ export {
 export type { KeyRing, ServerKeyRequest } from './key-ring';
 export { StoreKeyRing, type KeyFetcher, type NotaryConfig, type StoreKeyRingOptions } from './key-ring/index';
 export * from './federation-api';
+export {
+  partitionRemoteEvents,
+  verifyRemoteEvents,
+  wireForm,
+  type AcceptedRemoteEvent,
+  type RefusedRemoteEvent,
+  type RemoteEventExpectations,
+  type RemoteEventResult,
+} from './remote-events';

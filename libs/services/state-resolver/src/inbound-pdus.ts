@@ -1,15 +1,23 @@
 // Inbound PDUs, one room partition at a time: fill gaps in the DAG from the origin, then the timeline path.
 import { ack, nak, term, type HandlerOutcome, type InboundPdu, type ReceivedMessage } from '@fedgate/bus';
-import { FederationApi, FederationClientError, FederationHttpError } from '@fedgate/federation-client';
+import {
+  FederationApi,
+  FederationClientError,
+  FederationHttpError,
+  partitionRemoteEvents,
+  verifyRemoteEvents,
+  wireForm,
+  type AcceptedRemoteEvent,
+  type KeyRing,
+} from '@fedgate/federation-client';
 import { roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
 import { toRoomEvent, topologicalOrder } from '@fedgate/room-state';
 import type { Store } from '@fedgate/store';
 import { describeError, MissingStateError, PoisonMessageError } from './errors';
-import { auditRefused, wireForm, type VerifiedEvent } from './event-verifier';
 import { OutlierImporter } from './outliers';
+import { auditRefused } from './refused-events';
 import type { RoomLocks } from './room-locks';
 import { RoomTimeline, type Committed } from './room-timeline';
-import type { EventVerifier } from './event-verifier';
 import { toStoreStateMap } from './state-keys';
 
 export interface GapFillLimits {
@@ -39,12 +47,12 @@ export class InboundPduHandler {
     private readonly store: Store,
     private readonly timeline: RoomTimeline,
     private readonly locks: RoomLocks,
-    private readonly verifier: EventVerifier,
+    private readonly keyRing: KeyRing,
     private readonly api: FederationApi,
     private readonly serverName: string,
     private readonly limits: GapFillLimits = DEFAULT_GAP_FILL_LIMITS,
   ) {
-    this.importer = new OutlierImporter(store, verifier);
+    this.importer = new OutlierImporter(store, keyRing);
   }
 
   /** Bus handler: ack when persisted (whatever the outcome), nak with delay on transient remote trouble, term on poison. */
@@ -84,8 +92,8 @@ export class InboundPduHandler {
   }
 
   /** Events between our forward extremities and `pdu`, via get_missing_events, parents first. */
-  private async fetchMissing(eventId: string, pdu: Pdu, roomId: string, origin: string, rules: RoomVersionRules): Promise<VerifiedEvent[]> {
-    const fetched = new Map<string, VerifiedEvent>();
+  private async fetchMissing(eventId: string, pdu: Pdu, roomId: string, origin: string, rules: RoomVersionRules): Promise<AcceptedRemoteEvent[]> {
+    const fetched = new Map<string, AcceptedRemoteEvent>();
     const prevsOf = (p: Pdu, id: string) => toRoomEvent(p, id).prev_events;
     let frontier: Array<{ id: string; pdu: Pdu }> = [{ id: eventId, pdu }];
     for (let round = 0; round < this.limits.maxRounds && fetched.size < this.limits.maxEvents; round++) {
@@ -99,7 +107,7 @@ export class InboundPduHandler {
         latest_events: waiting,
         limit: this.limits.maxEvents - fetched.size,
       });
-      const { valid, refused } = await this.verifier.verify(events, rules.id, roomId);
+      const { valid, refused } = partitionRemoteEvents(await verifyRemoteEvents(this.keyRing, events, { roomVersion: rules, roomId }));
       await auditRefused(this.store, this.serverName, origin, 'POST', `/_matrix/federation/v1/get_missing_events/${roomId}`, refused);
       const fresh = valid.filter((v) => !fetched.has(v.eventId) && v.eventId !== eventId);
       if (fresh.length === 0) break;

@@ -3,6 +3,5 @@ export { StateResolver, replicaFromEnv, type StateResolverDeps } from './state-r
 export { RoomReader, type StateAt, type StateIdsAt, type MissingEventsQuery } from './room-reader';
 export { RoomTimeline } from './room-timeline';
 export { EventBuilder, finishEvent, type EventDraft, type ServerSigner } from './event-builder';
-export { EventVerifier } from './event-verifier';
 export { clientTransactionLog, type ClientTransactionLog } from './client-transactions';
 export { TestNetwork, TestServer } from './testing/test-server';

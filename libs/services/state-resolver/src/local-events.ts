@@ -2,14 +2,13 @@
 // rooms and inviting users of other servers (who sign the invite first).
 import { randomBytes } from 'node:crypto';
 import type { CreateEventCommand, CreateEventReply } from '@fedgate/bus';
-import { FederationApi, FederationHttpError } from '@fedgate/federation-client';
+import { FederationApi, FederationHttpError, partitionRemoteEvents, verifyRemoteEvents, type KeyRing } from '@fedgate/federation-client';
 import { DEFAULT_ROOM_VERSION, isSupportedRoomVersion, roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
 import { domainOf, isObject, splitStateMapKey } from '@fedgate/room-state';
 import type { Store } from '@fedgate/store';
 import type { ClientTransactionLog } from './client-transactions';
 import { badJson, CommandRefusal, describeError, forbidden, notFound } from './errors';
 import type { EventBuilder, BuiltEvent } from './event-builder';
-import type { EventVerifier } from './event-verifier';
 import type { RoomLocks } from './room-locks';
 import type { RoomTimeline } from './room-timeline';
 
@@ -32,7 +31,7 @@ export class LocalEvents {
     private readonly timeline: RoomTimeline,
     private readonly locks: RoomLocks,
     private readonly builder: EventBuilder,
-    private readonly verifier: EventVerifier,
+    private readonly keyRing: KeyRing,
     private readonly api: FederationApi,
     private readonly transactions: ClientTransactionLog,
     private readonly serverName: string,
@@ -123,7 +122,9 @@ export class LocalEvents {
       }
       throw new CommandRefusal('M_UNKNOWN', `could not reach ${destination} to invite: ${describeError(err)}`, 502);
     }
-    const { valid, refused } = await this.verifier.verify([answered], rules.id, built.pdu.room_id as string, new Set([built.eventId]), [destination]);
+    const { valid, refused } = partitionRemoteEvents(
+      await verifyRemoteEvents(this.keyRing, [answered], { roomVersion: rules, roomId: built.pdu.room_id as string, expectedIds: new Set([built.eventId]), extraSigners: [destination] }),
+    );
     if (valid.length !== 1 || valid[0].redacted) throw forbidden(`${destination} answered the invite with an event that does not verify: ${refused[0]?.reason ?? 'content changed'}`);
     return { eventId: built.eventId, pdu: { ...built.pdu, signatures: valid[0].pdu.signatures } as Pdu };
   }

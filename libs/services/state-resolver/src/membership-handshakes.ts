@@ -9,13 +9,13 @@ import type {
   SendMembershipCommand,
   SendMembershipReply,
 } from '@fedgate/bus';
+import { wireForm } from '@fedgate/federation-client';
 import { computeEventId, isSupportedRoomVersion, roomVersionRules, signEvent, validatePdu, type Pdu, type RoomVersionRules, type SigningKey } from '@fedgate/protocol';
 import { authStateFromMap, authorizeEvent, authClosure, domainOf, isObject, toRoomEvent, userPowerLevel, powerLevelsOf, stateMapKey } from '@fedgate/room-state';
 import type { Store } from '@fedgate/store';
 import { badJson, CommandRefusal, describeError, forbidden, MissingStateError, notFound } from './errors';
 import type { EventBuilder } from './event-builder';
 import { EventGraph } from './event-graph';
-import { wireForm } from './event-verifier';
 import { strippedState } from './local-events';
 import type { RoomLocks } from './room-locks';
 import { logEventOf, recordFor, type RoomTimeline } from './room-timeline';
@@ -135,7 +135,7 @@ export class MembershipHandshakes {
 
   private checkMembershipEvent(raw: unknown, eventId: string, rules: RoomVersionRules, roomId: string, membership: MembershipKind | 'invite', origin: string, senderIsTarget = true): Pdu {
     if (!isObject(raw)) throw badJson('event must be an object');
-    const pdu = wireForm(raw, rules.id);
+    const pdu = wireForm(raw, rules);
     try {
       validatePdu(pdu, rules);
     } catch (err) {

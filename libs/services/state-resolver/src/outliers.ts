@@ -1,22 +1,22 @@
 // Events fetched to fill in what a room needs (auth chains, the state at an unknown prev event, the
 // state handed over by send_join): verified, authorized against their own auth events in auth order,
 // and stored as outliers — they are not in the timeline here, only known.
+import { partitionRemoteEvents, verifyRemoteEvents, type AcceptedRemoteEvent, type KeyRing, type RefusedRemoteEvent } from '@fedgate/federation-client';
 import type { Pdu, RoomVersionRules } from '@fedgate/protocol';
 import { authorizeByAuthEvents, isStateEvent, stateMapKey, type RoomEvent } from '@fedgate/room-state';
 import type { EventRecord, EventStatus, Store } from '@fedgate/store';
 import { EventGraph } from './event-graph';
-import type { EventVerifier, RefusedEvent, VerifiedEvent } from './event-verifier';
 import { recordFor, roomIdOf } from './room-timeline';
 
 export interface ImportResult {
   /** Every imported event (new or already stored) and its status, loaded for lookups. */
   graph: EventGraph;
   imported: string[];
-  refused: RefusedEvent[];
+  refused: RefusedRemoteEvent[];
 }
 
 /** Parents-first order over auth_events within `events`; anything in a cycle comes last. */
-export function authOrder(events: readonly VerifiedEvent[], parse: (v: VerifiedEvent) => RoomEvent): VerifiedEvent[] {
+export function authOrder(events: readonly AcceptedRemoteEvent[], parse: (v: AcceptedRemoteEvent) => RoomEvent): AcceptedRemoteEvent[] {
   const byId = new Map(events.map((e) => [e.eventId, e]));
   const pending = new Map<string, number>();
   const children = new Map<string, string[]>();
@@ -26,7 +26,7 @@ export function authOrder(events: readonly VerifiedEvent[], parse: (v: VerifiedE
     for (const a of auth) children.set(a, [...(children.get(a) ?? []), e.eventId]);
   }
   const ready = events.filter((e) => pending.get(e.eventId) === 0).map((e) => e.eventId);
-  const order: VerifiedEvent[] = [];
+  const order: AcceptedRemoteEvent[] = [];
   while (ready.length > 0) {
     const id = ready.shift()!;
     order.push(byId.get(id)!);
@@ -43,11 +43,11 @@ export function authOrder(events: readonly VerifiedEvent[], parse: (v: VerifiedE
 export class OutlierImporter {
   constructor(
     private readonly store: Store,
-    private readonly verifier: EventVerifier,
+    private readonly keyRing: KeyRing,
   ) {}
 
   async import(pdus: readonly Record<string, unknown>[], rules: RoomVersionRules, roomId: string, expectedIds?: ReadonlySet<string>): Promise<ImportResult> {
-    const { valid, refused } = await this.verifier.verify(pdus, rules.id, roomId, expectedIds);
+    const { valid, refused } = partitionRemoteEvents(await verifyRemoteEvents(this.keyRing, pdus, { roomVersion: rules, roomId, expectedIds }));
     const graph = new EventGraph(this.store);
     const unique = [...new Map(valid.map((v) => [v.eventId, v])).values()];
     const stored = await this.store.events.getMany(unique.map((v) => v.eventId));

@@ -2,14 +2,14 @@
 // through each `via` server in turn. A join brings the room's state here (verified, as outliers) and
 // starts the room's timeline at the join.
 import type { MembershipKind, RemoteMembershipCommand, RemoteMembershipReply } from '@fedgate/bus';
-import { FederationApi, FederationHttpError } from '@fedgate/federation-client';
-import { computeEventId, isSupportedRoomVersion, ROOM_VERSIONS, roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
+import { FederationApi, FederationHttpError, partitionRemoteEvents, verifyRemoteEvents, wireForm, type KeyRing } from '@fedgate/federation-client';
+import { computeEventId, isSupportedRoomVersion, ROOM_VERSIONS, roomVersionRules, type RoomVersionRules } from '@fedgate/protocol';
 import { authorizeByAuthEvents, authorizeEvent, authStateFromMap, domainOf, isObject, toRoomEvent } from '@fedgate/room-state';
 import type { Store } from '@fedgate/store';
 import { CommandRefusal, describeError, forbidden } from './errors';
 import { finishEvent, type BuiltEvent, type ServerSigner } from './event-builder';
-import { auditRefused, wireForm, type EventVerifier } from './event-verifier';
 import { OutlierImporter } from './outliers';
+import { auditRefused } from './refused-events';
 import type { LocalEvents } from './local-events';
 import type { RoomLocks } from './room-locks';
 import { logEventOf, recordFor, type RoomTimeline } from './room-timeline';
@@ -24,12 +24,12 @@ export class RemoteMembership {
     private readonly store: Store,
     private readonly timeline: RoomTimeline,
     private readonly locks: RoomLocks,
-    private readonly verifier: EventVerifier,
+    private readonly keyRing: KeyRing,
     private readonly api: FederationApi,
     private readonly signer: ServerSigner,
     private readonly localEvents?: LocalEvents,
   ) {
-    this.importer = new OutlierImporter(store, verifier);
+    this.importer = new OutlierImporter(store, keyRing);
   }
 
   async onCommand(command: RemoteMembershipCommand): Promise<RemoteMembershipReply> {
@@ -110,7 +110,7 @@ export class RemoteMembership {
     let joinPdu = built.pdu;
     if (answer.event) {
       // Restricted joins come back with the resident server's signature added.
-      const { valid } = await this.verifier.verify([answer.event], rules.id, roomId, new Set([built.eventId]));
+      const { valid } = partitionRemoteEvents(await verifyRemoteEvents(this.keyRing, [answer.event], { roomVersion: rules, roomId, expectedIds: new Set([built.eventId]) }));
       if (valid.length === 1 && !valid[0].redacted) joinPdu = valid[0].pdu;
     }
     const { graph, refused } = await this.importer.import([...answer.state, ...answer.auth_chain], rules, roomId);
@@ -185,5 +185,5 @@ function stateIdsOf(state: Record<string, unknown>[], graph: { has(id: string): 
 }
 
 function computeId(raw: Record<string, unknown>, rules: RoomVersionRules): string {
-  return computeEventId(wireForm(raw, rules.id) as Pdu, rules);
+  return computeEventId(wireForm(raw, rules), rules);
 }

@@ -4,7 +4,6 @@ import { FederationApi, type FederationHttpClient, type KeyRing } from '@fedgate
 import type { Store } from '@fedgate/store';
 import { clientTransactionLog, type ClientTransactionLog } from './client-transactions';
 import { EventBuilder, type ServerSigner } from './event-builder';
-import { EventVerifier } from './event-verifier';
 import { DEFAULT_GAP_FILL_LIMITS, InboundPduHandler, type GapFillLimits } from './inbound-pdus';
 import { LocalEvents } from './local-events';
 import { MembershipHandshakes } from './membership-handshakes';
@@ -47,16 +46,15 @@ export class StateResolver {
 
   constructor(private readonly deps: StateResolverDeps) {
     const locks = new RoomLocks();
-    const verifier = new EventVerifier(deps.keyRing);
     const api = new FederationApi(deps.federation);
     const builder = new EventBuilder(deps.store, deps.identity);
     this.timeline = new RoomTimeline(deps.store, deps.bus, deps.topology);
     this.reader = new RoomReader(deps.store);
-    this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, verifier, api, deps.identity.serverName, deps.gapFill ?? DEFAULT_GAP_FILL_LIMITS);
+    this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity.serverName, deps.gapFill ?? DEFAULT_GAP_FILL_LIMITS);
     const transactions = deps.transactions ?? clientTransactionLog(deps.store);
-    this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, verifier, api, transactions, deps.identity.serverName);
+    this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, deps.keyRing, api, transactions, deps.identity.serverName);
     this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey);
-    this.remoteMembership = new RemoteMembership(deps.store, this.timeline, locks, verifier, api, deps.identity, this.localEvents);
+    this.remoteMembership = new RemoteMembership(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity, this.localEvents);
   }
 
   /** Serves the commands and consumes the inbound partitions this replica owns. */

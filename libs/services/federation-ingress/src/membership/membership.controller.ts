@@ -1,13 +1,13 @@
 // Join, leave, knock and invite handshakes: ingress authenticates and checks the event, state-resolver decides.
 import { Body, Controller, Get, HttpCode, Inject, Param, Put, Query, Req, UseGuards, UseInterceptors } from '@nestjs/common';
 import type { MembershipKind } from '@fedgate/bus';
+import { verifyRemoteEvents } from '@fedgate/federation-client';
 import { KEY_RING, SERVER_IDENTITY, type KeyRing, type ServerIdentity } from '@fedgate/platform';
 import { isSupportedRoomVersion, type JsonObject } from '@fedgate/protocol';
 import { MatrixError } from '@fedgate/service-kit';
 import { AuditReasonInterceptor } from '../audit/audit-reason.interceptor';
 import { RoomAccess } from '../auth/room-access';
 import { XMatrixGuard } from '../auth/x-matrix.guard';
-import { checkPdu } from '../events/verify-pdu';
 import type { IngressRequest } from '../federation-request';
 import { StateResolverCommands } from './state-resolver-commands';
 
@@ -119,11 +119,11 @@ export class MembershipController {
 
   /** Shape, signatures and content hash; the event ID in the path must be the event's. */
   private async checkedEvent(event: unknown, roomVersion: string, roomId: string, eventId: string): Promise<JsonObject> {
-    const checked = await checkPdu(event, roomVersion, this.keyRing);
+    const checked = (await verifyRemoteEvents(this.keyRing, [event], { roomVersion }))[0]!;
     if (!checked.ok) throw new MatrixError(checked.errcode === 'M_FORBIDDEN' ? 403 : 400, checked.errcode, checked.reason);
     if (checked.eventId !== eventId) throw MatrixError.badJson(`Event ID ${eventId} in the path is not the event's (${checked.eventId})`);
     if (checked.redacted) throw MatrixError.badJson('Content hash does not match the event');
     if (checked.pdu.room_id !== roomId) throw MatrixError.badJson(`Event is not for room ${roomId}`);
-    return checked.pdu;
+    return checked.pdu as unknown as JsonObject;
   }
 }

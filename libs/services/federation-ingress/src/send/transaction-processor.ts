@@ -2,12 +2,11 @@
 // (origin, txnId) remembered so a retry gets the same answer.
 import { Inject, Injectable } from '@nestjs/common';
 import type { InboundEdu, InboundPdu } from '@fedgate/bus';
-import type { ServerKeyRequest } from '@fedgate/federation-client';
+import { verifyRemoteEvents, type RemoteEventResult } from '@fedgate/federation-client';
 import { BUS, BUS_TOPOLOGY, KEY_RING, STORE, type Bus, type BusTopology, type KeyRing, type Store } from '@fedgate/platform';
 import { validateEdu, type JsonObject } from '@fedgate/protocol';
 import { MatrixError } from '@fedgate/service-kit';
 import { RoomAccess } from '../auth/room-access';
-import { keysNeededFor, verifyPduWithKeys } from '../events/verify-pdu';
 import { INGRESS_OPTIONS, type IngressOptions } from '../ingress-options';
 import { OriginLock } from './origin-lock';
 
@@ -24,8 +23,6 @@ interface PendingPdu {
   pdu: Record<string, unknown>;
   roomId: string;
   roomVersion: string;
-  eventId: string;
-  keys: ServerKeyRequest[];
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -100,39 +97,56 @@ export class TransactionProcessor {
         refuse(index, `Unknown room ${roomId}`, 'M_NOT_FOUND', typeof pdu.event_id === 'string' ? pdu.event_id : undefined);
         continue;
       }
-      try {
-        pending.push({ index, pdu, roomId, roomVersion, ...keysNeededFor(pdu, roomVersion) });
-      } catch (error) {
-        refuse(index, (error as Error).message, (error as { errcode?: string }).errcode ?? 'M_BAD_JSON');
-      }
+      pending.push({ index, pdu, roomId, roomVersion });
     }
-    const lookup = await this.keyRing.prepare(pending.flatMap((p) => p.keys));
+    const checked = await this.verify(pending);
     for (const p of pending) {
+      const result = checked.get(p.index)!;
+      if (!result.ok && result.problem === 'invalid') {
+        refuse(p.index, result.reason, result.errcode, result.eventId);
+        continue;
+      }
       const denied = await this.access.deniedByAcl(p.roomId, [origin, serverOf(p.pdu.sender) ?? '']);
       if (denied) {
-        refuse(p.index, `Server ${denied} is denied by the room's server ACL`, 'M_FORBIDDEN', p.eventId);
+        refuse(p.index, `Server ${denied} is denied by the room's server ACL`, 'M_FORBIDDEN', result.eventId);
         continue;
       }
-      const checked = verifyPduWithKeys(p.pdu, p.roomVersion, p.eventId, lookup);
-      if (!checked.ok) {
-        refuse(p.index, checked.reason, checked.errcode, p.eventId);
+      if (!result.ok) {
+        refuse(p.index, result.reason, result.errcode, result.eventId);
         continue;
       }
-      if (checked.redacted) refused.push({ kind: 'pdu', index: p.index, eventId: p.eventId, errcode: 'content_hash', reason: 'content hash mismatch: kept redacted' });
+      const { eventId } = result;
+      if (result.redacted) refused.push({ kind: 'pdu', index: p.index, eventId, errcode: 'content_hash', reason: 'content hash mismatch: kept redacted' });
       const message: InboundPdu = {
-        eventId: p.eventId,
+        eventId,
         roomId: p.roomId,
         roomVersion: p.roomVersion,
         origin,
         txnId,
         receivedAt,
-        redacted: checked.redacted,
-        pdu: checked.pdu,
+        redacted: result.redacted,
+        pdu: result.pdu as unknown as JsonObject,
       };
-      await this.bus.publish(this.topology.inboundPdu.subjectFor(p.roomId), message, { messageId: p.eventId });
-      results[p.eventId] = {};
+      await this.bus.publish(this.topology.inboundPdu.subjectFor(p.roomId), message, { messageId: eventId });
+      results[eventId] = {};
     }
     return results;
+  }
+
+  /** Stateless checks, one batch per room version; results by index in the transaction. */
+  private async verify(pending: readonly PendingPdu[]): Promise<Map<number, RemoteEventResult>> {
+    const byVersion = new Map<string, PendingPdu[]>();
+    for (const p of pending) {
+      const batch = byVersion.get(p.roomVersion) ?? [];
+      batch.push(p);
+      byVersion.set(p.roomVersion, batch);
+    }
+    const checked = new Map<number, RemoteEventResult>();
+    for (const [roomVersion, batch] of byVersion) {
+      const results = await verifyRemoteEvents(this.keyRing, batch.map((p) => p.pdu), { roomVersion });
+      batch.forEach((p, i) => checked.set(p.index, results[i]!));
+    }
+    return checked;
   }
 
   private async handleEdus(origin: string, txnId: string, edus: unknown[], receivedAt: number, refused: JsonObject[]): Promise<void> {

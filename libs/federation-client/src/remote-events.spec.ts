@@ -1,0 +1,146 @@
+import { computeEventId, redactEvent, signEvent, SigningKey, type VerifyKey } from '@fedgate/protocol';
+import type { KeyRing, ServerKeyRequest } from './key-ring';
+import { partitionRemoteEvents, verifyRemoteEvents, wireForm } from './remote-events';
+
+const ROOM = '!room:remote.test';
+const remoteKey = new SigningKey('r1', Buffer.alloc(32, 1));
+const otherKey = new SigningKey('o1', Buffer.alloc(32, 2));
+
+/** A key ring that knows fixed keys and records what it was asked for. */
+function fakeKeyRing(keys: Record<string, VerifyKey[]>): KeyRing & { requests: ServerKeyRequest[][] } {
+  const requests: ServerKeyRequest[][] = [];
+  return {
+    requests,
+    async prepare(batch) {
+      requests.push(batch);
+      return (server, keyId) => keys[server]?.find((k) => k.keyId === keyId);
+    },
+  };
+}
+
+function event(roomVersion: string, overrides: Record<string, unknown> = {}, key = remoteKey, server = 'remote.test') {
+  const draft: Record<string, unknown> = {
+    room_id: ROOM,
+    sender: `@alice:${server}`,
+    origin_server_ts: 1_000,
+    type: 'm.room.message',
+    content: { body: 'hello' },
+    prev_events: [],
+    auth_events: [],
+    depth: 3,
+    ...(roomVersion === '1' ? { event_id: `$${Math.random().toString(36).slice(2)}:${server}` } : {}),
+    ...overrides,
+  };
+  return signEvent(draft, roomVersion, server, key) as Record<string, unknown>;
+}
+
+const ring = () => fakeKeyRing({ 'remote.test': [remoteKey.verifyKey()], 'other.test': [otherKey.verifyKey()] });
+
+describe('verifyRemoteEvents', () => {
+  it('accepts signed events in their wire form, one result per PDU in order, one key ring call', async () => {
+    const keyRing = ring();
+    const a = { ...event('10'), unsigned: { age: 5 } };
+    const b = event('10', { content: { body: 'two' } });
+    const results = await verifyRemoteEvents(keyRing, [a, b], { roomVersion: '10', roomId: ROOM });
+    expect(results).toEqual([
+      { ok: true, eventId: computeEventId(a, '10'), pdu: wireForm(a, '10'), redacted: false },
+      { ok: true, eventId: computeEventId(b, '10'), pdu: b, redacted: false },
+    ]);
+    expect(results[0]!.ok && results[0]!.pdu.unsigned).toBeUndefined();
+    expect(keyRing.requests).toHaveLength(1);
+  });
+
+  it('refuses what fails validation with the validation errcode, and non-objects', async () => {
+    const tooLarge = event('10', { content: { body: 'x'.repeat(70_000) } });
+    const noSender = { ...event('10'), sender: undefined };
+    const results = await verifyRemoteEvents(ring(), ['nope', tooLarge, noSender], { roomVersion: '10' });
+    expect(results.map((r) => !r.ok && [r.problem, r.errcode, r.eventId])).toEqual([
+      ['invalid', 'M_BAD_JSON', undefined],
+      ['invalid', 'M_TOO_LARGE', undefined],
+      ['invalid', 'M_BAD_JSON', undefined],
+    ]);
+    expect(results[1]).toMatchObject({ reason: expect.stringContaining('invalid event: event: is') });
+  });
+
+  it('counts unsigned toward the size limit: the event is validated as received', async () => {
+    const padded = { ...event('10'), unsigned: { filler: 'x'.repeat(70_000) } };
+    const [result] = await verifyRemoteEvents(ring(), [padded], { roomVersion: '10' });
+    expect(result).toMatchObject({ ok: false, errcode: 'M_TOO_LARGE' });
+  });
+
+  it('refuses events not asked for and events of another room (a v12 create event has no room_id to check)', async () => {
+    const wanted = event('10');
+    const unwanted = event('10', { content: { body: 'unwanted' } });
+    const elsewhere = event('10', { room_id: '!elsewhere:remote.test' });
+    const expectedIds = new Set([computeEventId(wanted, '10'), computeEventId(elsewhere, '10')]);
+    const results = await verifyRemoteEvents(ring(), [wanted, unwanted, elsewhere], { roomVersion: '10', roomId: ROOM, expectedIds });
+    expect(results[0]).toMatchObject({ ok: true });
+    expect(results[1]).toMatchObject({ ok: false, problem: 'invalid', eventId: computeEventId(unwanted, '10'), reason: expect.stringContaining('was not asked for') });
+    expect(results[2]).toMatchObject({ ok: false, problem: 'invalid', reason: expect.stringContaining('is in room !elsewhere:remote.test') });
+
+    const { room_id: _r, ...create } = event('12', { type: 'm.room.create', state_key: '', content: { room_version: '12' } });
+    const signedCreate = signEvent(create, '12', 'remote.test', remoteKey) as Record<string, unknown>;
+    expect((await verifyRemoteEvents(ring(), [signedCreate], { roomVersion: '12', roomId: ROOM }))[0]).toMatchObject({ ok: true });
+  });
+
+  it('refuses a missing or bad signature, and requires extra signers when asked', async () => {
+    const forged = event('10', {}, otherKey);
+    const tampered = { ...event('10'), depth: 4 };
+    const plain = event('10');
+    const results = await verifyRemoteEvents(ring(), [forged, tampered, plain], { roomVersion: '10', extraSigners: ['other.test'] });
+    for (const r of results) expect(r).toMatchObject({ ok: false, problem: 'signature', errcode: 'M_FORBIDDEN', reason: expect.stringMatching(/^bad signature: /) });
+
+    const countersigned = signEvent(plain, '10', 'other.test', otherKey) as Record<string, unknown>;
+    expect((await verifyRemoteEvents(ring(), [countersigned], { roomVersion: '10', extraSigners: ['other.test'] }))[0]).toMatchObject({ ok: true });
+  });
+
+  it('keeps an event whose content hash does not match, redacted', async () => {
+    const original = event('10');
+    const edited = { ...original, content: { body: 'edited' } };
+    const [result] = await verifyRemoteEvents(ring(), [edited], { roomVersion: '10' });
+    expect(result).toEqual({ ok: true, eventId: computeEventId(original, '10'), pdu: redactEvent(edited, '10'), redacted: true });
+  });
+
+  it('asks for keys valid at origin_server_ts where the room version enforces key validity (the latest per key)', async () => {
+    const keyRing = ring();
+    const early = event('10', { origin_server_ts: 1_000 });
+    const late = event('10', { origin_server_ts: 5_000 });
+    await verifyRemoteEvents(keyRing, [late, early], { roomVersion: '10' });
+    expect(keyRing.requests).toEqual([[{ serverName: 'remote.test', keyIds: [remoteKey.keyId], minimumValidUntilTs: 5_000 }]]);
+
+    const old = fakeKeyRing({});
+    await verifyRemoteEvents(old, [event('4', { origin_server_ts: 5_000 })], { roomVersion: '4' });
+    expect(old.requests).toEqual([[{ serverName: 'remote.test', keyIds: [remoteKey.keyId], minimumValidUntilTs: 0 }]]);
+  });
+
+  it('refuses an event signed with a key that had expired when it was sent', async () => {
+    const keyRing = fakeKeyRing({ 'remote.test': [remoteKey.verifyKey({ expiredTs: 2_000 })] });
+    const results = await verifyRemoteEvents(keyRing, [event('10', { origin_server_ts: 1_000 }), event('10', { origin_server_ts: 3_000 })], { roomVersion: '10' });
+    expect(results.map((r) => r.ok)).toEqual([true, false]);
+    const lenient = await verifyRemoteEvents(keyRing, [event('4', { origin_server_ts: 3_000 })], { roomVersion: '4' });
+    expect(lenient[0]).toMatchObject({ ok: true });
+  });
+
+  it('checks the event_id of room version 1 events and the event ID server’s signature', async () => {
+    const v1 = event('1');
+    expect((await verifyRemoteEvents(ring(), [v1], { roomVersion: '1' }))[0]).toMatchObject({ ok: true, eventId: v1.event_id, pdu: { event_id: v1.event_id } });
+    const foreignId = event('1', { event_id: '$x:other.test' });
+    expect((await verifyRemoteEvents(ring(), [foreignId], { roomVersion: '1' }))[0]).toMatchObject({ ok: false, problem: 'signature' });
+  });
+
+  it('does not call the key ring when nothing passed validation', async () => {
+    const keyRing = ring();
+    expect(await verifyRemoteEvents(keyRing, [null], { roomVersion: '10' })).toHaveLength(1);
+    expect(keyRing.requests).toHaveLength(0);
+  });
+});
+
+describe('partitionRemoteEvents', () => {
+  it('splits results into valid and refused, keeping order', async () => {
+    const a = event('10');
+    const b = event('10', { content: { body: 'b' } });
+    const { valid, refused } = partitionRemoteEvents(await verifyRemoteEvents(ring(), [a, 'bad', b], { roomVersion: '10' }));
+    expect(valid.map((v) => v.eventId)).toEqual([computeEventId(a, '10'), computeEventId(b, '10')]);
+    expect(refused).toHaveLength(1);
+  });
+});
