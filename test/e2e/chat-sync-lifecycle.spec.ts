@@ -14,6 +14,8 @@ import { StateResolverModule } from '@fedgate/state-resolver';
 import { TestBridge } from '@fedgate/testing';
 
 const serverName = 'life.test';
+/** `limits.maxUploadBytes`: the one setting behind both the limit the AS is told and the one enforced. */
+const UPLOAD_LIMIT = 64 * 1024;
 jest.setTimeout(60_000);
 
 describe('chat-side deactivation and room deletion', () => {
@@ -53,6 +55,7 @@ describe('chat-side deactivation and room deletion', () => {
         dataDir,
         clientServer: { enabled: true, bindAddress: '127.0.0.1', port: 0 },
         appServices: { registrationFiles: [bridge.registrationPath, otherRegistration] },
+        limits: { maxUploadBytes: UPLOAD_LIMIT },
         log: { level: 'warn' },
       },
     });
@@ -309,6 +312,30 @@ describe('chat-side deactivation and room deletion', () => {
       expect(await call('POST', adminPath(`v1/deactivate/${enc(alice)}`), {}, null)).toEqual({ status: 401, body: expect.objectContaining({ errcode: 'M_MISSING_TOKEN' }) });
       expect(await call('POST', adminPath(`v1/deactivate/${enc(alice)}`), {}, otherToken)).toEqual({ status: 403, body: expect.objectContaining({ errcode: 'M_EXCLUSIVE' }) });
       expect(await call('DELETE', adminPath(`v1/rooms/${enc(shared)}`), {}, otherToken)).toEqual({ status: 403, body: expect.objectContaining({ errcode: 'M_FORBIDDEN' }) });
+    });
+  });
+  describe('the upload limit is one setting', () => {
+    const upload = (size: number) =>
+      fetch(`${base}/_matrix/media/v3/upload?filename=blob.bin&${as(alice)}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+        body: new Uint8Array(size),
+      });
+
+    it('the AS is told limits.maxUploadBytes, an upload of exactly that size is taken and one byte more refused', async () => {
+      for (const route of ['/_matrix/media/v3/config', '/_matrix/client/v1/media/config']) expect(await ok('GET', route)).toEqual({ 'm.upload.size': UPLOAD_LIMIT });
+      const atLimit = await upload(UPLOAD_LIMIT);
+      expect(atLimit.status).toBe(200);
+      expect(await atLimit.json()).toEqual({ content_uri: expect.stringMatching(/^mxc:\/\/life\.test\//) });
+      const over = await upload(UPLOAD_LIMIT + 1);
+      expect(over.status).toBe(413);
+      expect(await over.json()).toEqual(expect.objectContaining({ errcode: 'M_TOO_LARGE' }));
+    });
+
+    it('a deactivated user uploads nothing', async () => {
+      const response = await fetch(`${base}/_matrix/media/v3/upload?${as(bob)}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, body: 'x' });
+      expect(response.status).toBe(403);
+      expect(await response.json()).toEqual(expect.objectContaining({ errcode: 'M_USER_DEACTIVATED' }));
     });
   });
 });
