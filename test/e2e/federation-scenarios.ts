@@ -23,8 +23,6 @@ import {
  * skipped with the reason in its name (never silently); empty it as the pieces land.
  */
 export const MISSING: Record<string, string> = {
-  chatSync: 'chat-sync client-server API (helper E) not mounted yet',
-  egress: 'federation-egress destination queues (helper C) not landed yet',
 };
 
 /** What a whole shape still waits for. */
@@ -41,6 +39,15 @@ function scenario(name: string, needs: Piece[], fn: () => Promise<void>, timeout
 }
 
 const EVENT_WAIT_MS = 30_000;
+
+/** Awaits `promise`; a failure says which step of the scenario it was. */
+async function step<T>(label: string, promise: Promise<T>): Promise<T> {
+  try {
+    return await promise;
+  } catch (err) {
+    throw new Error(`${label}: ${(err as Error).message}`, { cause: err });
+  }
+}
 
 async function eventually<T>(read: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = EVENT_WAIT_MS): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -141,8 +148,14 @@ export function describeFederationScenarios(shape: FedgateShape): void {
     });
 
     scenario('a state change on one side reaches the other', ['chatSync', 'stateResolver', 'ingress', 'egress'], async () => {
+      // Bob has power 0: first A's admin raises him, and B must have that before Bob's change passes auth there.
+      const bridgeA = bridgeOf(a);
+      const levels = (await bridgeA.asUser(alice).getStateEvent(roomId, 'm.room.power_levels', '')) as { users?: Record<string, number> };
+      const raised = await bridgeA.asUser(alice).sendStateEvent(roomId, 'm.room.power_levels' as never, { ...levels, users: { ...levels.users, [bob]: 50 } } as never, '');
+      await step('B receives the power levels', bridgeOf(b).waitForEvent((e) => e.event_id === raised.event_id, EVENT_WAIT_MS));
+
       const sent = await bridgeOf(b).asUser(bob).setRoomTopic(roomId, 'topic from B');
-      const atA = await bridgeOf(a).waitForEvent((e) => e.event_id === sent.event_id, EVENT_WAIT_MS);
+      const atA = await step('A receives the topic', bridgeA.waitForEvent((e) => e.event_id === sent.event_id, EVENT_WAIT_MS));
       expect(atA).toMatchObject({ type: 'm.room.topic', state_key: '', content: { topic: 'topic from B' } });
     });
 
@@ -177,16 +190,18 @@ export function describeFederationScenarios(shape: FedgateShape): void {
         e.type === 'm.room.member' && e.state_key === userId && e.content?.membership === value;
 
       await bridgeA.asUser(alice).kick(roomId, carol, 'kicked in e2e');
-      await bridgeB.waitForEvent(membership(carol, 'leave'), EVENT_WAIT_MS);
+      await step('B sees Carol kicked', bridgeB.waitForEvent(membership(carol, 'leave'), EVENT_WAIT_MS));
       await bridgeA.asUser(alice).ban(roomId, carol, 'banned in e2e');
-      await bridgeB.waitForEvent(membership(carol, 'ban'), EVENT_WAIT_MS);
+      await step('B sees Carol banned', bridgeB.waitForEvent(membership(carol, 'ban'), EVENT_WAIT_MS));
       await expect(bridgeB.asUser(carol).joinRoom(roomId, { viaServers: [a.serverName] })).rejects.toMatchObject({ errcode: 'M_FORBIDDEN' });
 
       await bridgeB.asUser(bob).leave(roomId);
-      await bridgeA.waitForEvent(membership(bob, 'leave'), EVENT_WAIT_MS);
+      await step('A sees Bob leave', bridgeA.waitForEvent(membership(bob, 'leave'), EVENT_WAIT_MS));
       // Rejoin for the outage scenario.
+      const joinsBefore = bridgeA.received.events(membership(bob, 'join')).length;
       await bridgeB.asUser(bob).joinRoom(roomId, { viaServers: [a.serverName] });
-      await bridgeA.waitForEvent((e) => membership(bob, 'join')(e) && e.unsigned?.prev_content?.membership === 'leave', EVENT_WAIT_MS);
+      const joins = await eventually(async () => bridgeA.received.events(membership(bob, 'join')).length, (n) => n > joinsBefore);
+      expect(joins).toBe(joinsBefore + 1);
     });
 
     scenario('B down for a while and back: every event sent meanwhile is delivered once', ['chatSync', 'stateResolver', 'ingress', 'egress'], async () => {
@@ -202,7 +217,16 @@ export function describeFederationScenarios(shape: FedgateShape): void {
     describe('refused over the wire, with a reason in the audit store', () => {
       let remote: FakeRemoteServer;
       let auditStore: Store;
+      let roomVersion = '10';
+      let anchors: { create: string; latest: string } | undefined;
       beforeAll(async () => {
+        if (roomId) {
+          const create = await bridgeOf(a).asUser(alice).getStateEvent(roomId, 'm.room.create', '').catch(() => undefined);
+          roomVersion = (create as { room_version?: string } | undefined)?.room_version ?? '1';
+          const inRoom = bridgeOf(a).received.events((e) => e.room_id === roomId);
+          const createEvent = inRoom.find((e) => e.type === 'm.room.create');
+          if (createEvent && inRoom.length) anchors = { create: createEvent.event_id, latest: inRoom[inRoom.length - 1]!.event_id };
+        }
         // An IP-literal name, so a room ACL can deny it (allow_ip_literals: false) without denying B on localhost.
         remote = await FakeRemoteServer.start(ca, '127.0.0.1');
         if (!MISSING.ingress) auditStore = await openInstanceStore(a);
@@ -212,11 +236,23 @@ export function describeFederationScenarios(shape: FedgateShape): void {
         await auditStore?.close();
       });
 
-      const audited = (reasonLike: RegExp) =>
-        eventually(
-          () => auditStore.audit.query({ direction: 'in', origin: remote.serverName, limit: 50 }),
-          (records) => Array.isArray(records) && records.some((r) => r.outcome === 'rejected' && reasonLike.test(`${r.reason} ${JSON.stringify(r.details ?? {})}`)),
+      /** The rejected inbound audit records from the fake remote whose reason or details match. */
+      const audited = async (reasonLike: RegExp) => {
+        const matching = async () =>
+          (await auditStore.audit.query({ direction: 'in', origin: remote.serverName, limit: 100 })).filter(
+            (r) => r.outcome === 'rejected' && reasonLike.test(`${r.reason} ${JSON.stringify(r.details ?? {})}`),
+          );
+        return eventually(matching, (records) => Array.isArray(records) && records.length > 0);
+      };
+      /** The audit record of transaction `txnId` from the fake remote; per-PDU refusals are in its details. */
+      const auditedTransaction = async (txnId: string) => {
+        const records = await eventually(
+          async () => (await auditStore.audit.query({ direction: 'in', origin: remote.serverName, limit: 100 })).filter((r) => r.txnId === txnId),
+          (found) => Array.isArray(found) && found.length > 0,
         );
+        expect(records).toHaveLength(1);
+        return { ...records[0]!, detailsText: JSON.stringify(records[0]!.details ?? {}) };
+      };
       const send = (txnId: string, body: unknown, options = {}) => remote.send(a.serverName, 'PUT', `/_matrix/federation/v1/send/${txnId}`, body, options);
       const remotePdu = (content: Record<string, unknown>) =>
         signEvent(
@@ -226,11 +262,11 @@ export function describeFederationScenarios(shape: FedgateShape): void {
             type: 'm.room.message',
             content,
             origin_server_ts: Date.now(),
-            depth: 10,
-            prev_events: [],
-            auth_events: [],
+            depth: 100,
+            prev_events: anchors ? [anchors.latest] : [],
+            auth_events: anchors ? [anchors.create] : [],
           },
-          '10',
+          roomVersion,
           remote.serverName,
           remote.signingKey,
         );
@@ -261,9 +297,11 @@ export function describeFederationScenarios(shape: FedgateShape): void {
         const forged = { ...pdu, signatures: { [remote.serverName]: { [remote.signingKey.keyId]: 'A'.repeat(86) } } };
         const res = await send('forged', { origin: remote.serverName, origin_server_ts: Date.now(), pdus: [forged] });
         expect(res.status).toBe(200);
-        const eventId = computeEventId(forged, '10');
-        expect(res.json.pdus[eventId]).toEqual({ error: expect.any(String) });
-        expect(await audited(/signature/i)).not.toHaveLength(0);
+        const eventId = computeEventId(forged, roomVersion);
+        expect(res.json.pdus[eventId]).toEqual({ error: expect.stringMatching(/signature/i) });
+        const record = await auditedTransaction('forged');
+        expect(record.detailsText).toContain(eventId);
+        expect(record.detailsText).toMatch(/signature/i);
       });
 
       scenario('a bad content hash: kept only in redacted form', ['chatSync', 'stateResolver', 'ingress'], async () => {
@@ -271,31 +309,37 @@ export function describeFederationScenarios(shape: FedgateShape): void {
         const tampered = { ...pdu, content: { msgtype: 'm.text', body: 'tampered after signing' } };
         const res = await send('bad-hash', { origin: remote.serverName, origin_server_ts: Date.now(), pdus: [tampered] });
         expect(res.status).toBe(200);
-        const eventId = computeEventId(tampered, '10');
+        const eventId = computeEventId(tampered, roomVersion);
         // Never delivered with the tampered body.
         await new Promise((resolve) => setTimeout(resolve, 2_000));
         expect(bridgeOf(a).received.events((e) => e.event_id === eventId && e.content?.body === 'tampered after signing')).toEqual([]);
-        expect(await audited(/hash/i)).not.toHaveLength(0);
+        const record = await auditedTransaction('bad-hash');
+        expect(record.detailsText).toContain(eventId);
+        expect(record.detailsText).toMatch(/content hash/i);
       });
 
       scenario('an origin the room ACL denies: its PDUs are refused', ['chatSync', 'stateResolver', 'ingress', 'egress'], async () => {
         await bridgeOf(a).asUser(alice).sendStateEvent(roomId, 'm.room.server_acl' as never, { allow: ['*'], deny: [], allow_ip_literals: false } as never, '');
         const pdu = remotePdu({ msgtype: 'm.text', body: 'from a denied server' });
         const res = await send('acl', { origin: remote.serverName, origin_server_ts: Date.now(), pdus: [pdu] });
-        if (res.status === 200) expect(res.json.pdus[computeEventId(pdu, '10')]).toEqual({ error: expect.any(String) });
-        else expect(res.json.errcode).toBe('M_FORBIDDEN');
-        expect(await audited(/acl|M_FORBIDDEN/i)).not.toHaveLength(0);
+        const eventId = computeEventId(pdu, roomVersion);
+        expect(res.status).toBe(200);
+        expect(res.json.pdus[eventId]).toEqual({ error: expect.stringMatching(/server ACL/) });
+        const record = await auditedTransaction('acl');
+        expect(record.detailsText).toContain(eventId);
+        expect(record.detailsText).toMatch(/M_FORBIDDEN/);
       });
 
-      scenario('inviting a user on a private address: refused before connecting, with the reason recorded', ['chatSync', 'stateResolver', 'ingress'], async () => {
-        const privateUser = '@someone:10.255.255.1:8448';
-        await expect(bridgeOf(a).asUser(alice).invite(roomId, privateUser)).rejects.toBeDefined();
-        const records = await eventually(
-          () => auditStore.audit.query({ direction: 'out', destination: '10.255.255.1:8448', limit: 10 }),
-          (r) => Array.isArray(r) && r.length > 0,
+      scenario('inviting a user on a private address: refused before connecting, the reason given to the caller', ['chatSync', 'stateResolver'], async () => {
+        const refusal = await bridgeOf(a).asUser(alice).invite(roomId, '@someone:10.255.255.1:8448').then(
+          () => undefined,
+          (err: unknown) => err as { errcode?: string; data?: { error?: string } },
         );
-        expect(records[0]).toMatchObject({ outcome: expect.stringMatching(/rejected|error/), reason: expect.stringMatching(/ADDRESS_REFUSED/) });
+        expect(refusal).toBeDefined();
+        expect(refusal?.data?.error ?? String(refusal)).toMatch(/ADDRESS_REFUSED|not public/);
       });
+
+      it.skip('inviting a user on a private address: the refusal is in the audit store — blocked: state-resolver (helper A) audits refused fetched events but not a failed outbound invite (local-events.ts inviteRemote)', () => undefined);
     });
   });
 }
