@@ -9,6 +9,7 @@ import type {
   ProfileRecord,
   ProfileRepository,
 } from '../ports/chat';
+import { fillAppServiceTransaction, type QueuedAppServiceItem } from '../shared/app-service-transactions';
 import { compoundId, isDuplicateKey, nextCounterValue } from './database';
 
 export class MongoProfileRepository implements ProfileRepository {
@@ -117,16 +118,9 @@ export class MongoAppServiceQueueRepository implements AppServiceQueueRepository
         .sort({ seq: 1 })
         .limit(limits.maxEvents + limits.maxEphemeral)
         .toArray();
-      const transaction: AppServiceTransaction = { txnId: String(state.nextTxnId), events: [], ephemeral: [] };
-      let lastSeq = 0;
-      for (const item of items) {
-        const target = item.kind === 'event' ? transaction.events : transaction.ephemeral;
-        // Stop at the first item that does not fit, so items always leave in enqueue order.
-        if (target.length >= (item.kind === 'event' ? limits.maxEvents : limits.maxEphemeral)) break;
-        target.push(JSON.parse(item.event));
-        lastSeq = item.seq;
-      }
-      if (lastSeq === 0) return null;
+      const filled = fillAppServiceTransaction(String(state.nextTxnId), items as unknown as QueuedAppServiceItem[], limits);
+      if (!filled) return null;
+      const { transaction, lastSeq } = filled;
       const claimed = await this.txns.updateOne(
         { _id: appServiceId as never, open: null, nextTxnId: state.nextTxnId },
         { $inc: { nextTxnId: 1 }, $set: { open: { txnId: transaction.txnId, lastSeq, body: JSON.stringify(transaction) } } },

@@ -8,6 +8,7 @@ import type {
   ProfileRecord,
   ProfileRepository,
 } from '../ports/chat';
+import { fillAppServiceTransaction, type QueuedAppServiceItem } from '../shared/app-service-transactions';
 import type { SqliteDatabase } from './database';
 
 /** chat-sync's tables; created by the repositories so the shared schema stays as it is. */
@@ -166,21 +167,14 @@ export class SqliteAppServiceQueueRepository implements AppServiceQueueRepositor
       this.db.run('INSERT INTO store_app_service_txns (app_service_id, next_txn_id) VALUES (?, 1) ON CONFLICT DO NOTHING', appServiceId);
       const row = this.db.get<TxnRow>('SELECT * FROM store_app_service_txns WHERE app_service_id = ?', appServiceId) as TxnRow;
       if (row.open_txn_id !== null && row.open_body !== null) return JSON.parse(row.open_body) as AppServiceTransaction;
-      const items = this.db.all<{ seq: number; kind: string; event: string }>(
+      const items = this.db.all<QueuedAppServiceItem>(
         'SELECT seq, kind, event FROM store_app_service_queue WHERE app_service_id = ? ORDER BY seq LIMIT ?',
         appServiceId,
         limits.maxEvents + limits.maxEphemeral,
       );
-      const transaction: AppServiceTransaction = { txnId: String(row.next_txn_id), events: [], ephemeral: [] };
-      let lastSeq = 0;
-      for (const item of items) {
-        const target = item.kind === 'event' ? transaction.events : transaction.ephemeral;
-        // Stop at the first item that does not fit, so items always leave in enqueue order.
-        if (target.length >= (item.kind === 'event' ? limits.maxEvents : limits.maxEphemeral)) break;
-        target.push(JSON.parse(item.event));
-        lastSeq = item.seq;
-      }
-      if (lastSeq === 0) return null;
+      const filled = fillAppServiceTransaction(String(row.next_txn_id), items, limits);
+      if (!filled) return null;
+      const { transaction, lastSeq } = filled;
       this.db.run(
         'UPDATE store_app_service_txns SET next_txn_id = next_txn_id + 1, open_txn_id = ?, open_last_seq = ?, open_body = ? WHERE app_service_id = ?',
         transaction.txnId,
