@@ -4,6 +4,7 @@ import type { MembershipKind } from '@fedgate/bus';
 import { verifyRemoteEvents } from '@fedgate/federation-client';
 import { KEY_RING, SERVER_IDENTITY, type KeyRing, type ServerIdentity } from '@fedgate/platform';
 import { isSupportedRoomVersion, type JsonObject } from '@fedgate/protocol';
+import { domainOf } from '@fedgate/room-state';
 import { MatrixError } from '@fedgate/service-kit';
 import { AuditReasonInterceptor } from '../audit/audit-reason.interceptor';
 import { RoomAccess } from '../auth/room-access';
@@ -11,7 +12,6 @@ import { XMatrixGuard } from '../auth/x-matrix.guard';
 import type { IngressRequest } from '../federation-request';
 import { StateResolverCommands } from './state-resolver-commands';
 
-const serverOf = (id: string) => id.slice(id.indexOf(':') + 1);
 
 function versions(ver: string | string[] | undefined): string[] {
   return ver === undefined ? ['1'] : Array.isArray(ver) ? ver : [ver];
@@ -91,8 +91,8 @@ export class MembershipController {
     }
     const event = await this.checkedEvent(b.event, b.room_version, roomId, eventId);
     if (event.type !== 'm.room.member' || (event.content as { membership?: unknown }).membership !== 'invite') throw MatrixError.badJson('Not an invite event');
-    if (typeof event.state_key !== 'string' || serverOf(event.state_key) !== this.identity.serverName) throw MatrixError.badJson('The invited user is not on this server');
-    if (serverOf(String(event.sender)) !== origin) throw MatrixError.forbidden(`The inviter is not on ${origin}`);
+    if (typeof event.state_key !== 'string' || domainOf(event.state_key) !== this.identity.serverName) throw MatrixError.badJson('The invited user is not on this server');
+    if (domainOf(String(event.sender)) !== origin) throw MatrixError.forbidden(`The inviter is not on ${origin}`);
     const inviteRoomState = Array.isArray(b.invite_room_state) ? (b.invite_room_state as JsonObject[]) : [];
     const reply = await this.commands.receiveInvite({ roomId, eventId, roomVersion: b.room_version, origin, event, inviteRoomState });
     return { event: reply.event };
@@ -100,7 +100,7 @@ export class MembershipController {
 
   private async make(membership: MembershipKind, roomId: string, userId: string, request: IngressRequest, supportedVersions?: string[]) {
     const origin = request.federationOrigin!;
-    if (serverOf(userId) !== origin) throw MatrixError.forbidden(`User ${userId} is not on ${origin}`);
+    if (domainOf(userId) !== origin) throw MatrixError.forbidden(`User ${userId} is not on ${origin}`);
     const reply = await this.commands.makeMembership({ roomId, userId, membership, origin, ...(supportedVersions ? { supportedVersions } : {}) });
     return { room_version: reply.roomVersion, event: reply.event };
   }
@@ -111,7 +111,7 @@ export class MembershipController {
     if (!roomVersion) throw MatrixError.notFound(`Unknown room ${roomId}`);
     const event = await this.checkedEvent(body, roomVersion, roomId, eventId);
     if (event.type !== 'm.room.member' || (event.content as { membership?: unknown }).membership !== membership) throw MatrixError.badJson(`Not a ${membership} event`);
-    if (typeof event.state_key !== 'string' || event.state_key !== event.sender || serverOf(event.state_key) !== origin) {
+    if (typeof event.state_key !== 'string' || event.state_key !== event.sender || domainOf(event.state_key) !== origin) {
       throw MatrixError.forbidden(`The ${membership} must be sent by its own user on ${origin}`);
     }
     return this.commands.sendMembership({ roomId, eventId, membership, origin, event, ...(omitMembers ? { omitMembers } : {}) });

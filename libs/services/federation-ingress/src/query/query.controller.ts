@@ -1,6 +1,7 @@
 // Queries other servers make about this one: profiles, aliases, the public room directory, devices.
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, UseGuards, UseInterceptors } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
+import { domainOf } from '@fedgate/room-state';
 import { MatrixError } from '@fedgate/service-kit';
 import { AuditReasonInterceptor } from '../audit/audit-reason.interceptor';
 import { XMatrixGuard } from '../auth/x-matrix.guard';
@@ -12,7 +13,6 @@ interface OptionalRepositories {
   aliases?: { get(alias: string): Promise<{ roomId: string; servers: string[] } | undefined> };
 }
 
-const serverOf = (id: string) => id.slice(id.indexOf(':') + 1);
 
 @Controller('_matrix/federation/v1')
 @UseGuards(XMatrixGuard)
@@ -28,7 +28,7 @@ export class QueryController {
   async profile(@Query('user_id') userId: string | undefined, @Query('field') field: string | undefined) {
     if (!userId) throw MatrixError.missingParam('user_id is required');
     if (field !== undefined && field !== 'displayname' && field !== 'avatar_url') throw MatrixError.invalidParam('field must be displayname or avatar_url');
-    if (serverOf(userId) !== this.identity.serverName) throw MatrixError.invalidParam(`User ${userId} is not on this server`);
+    if (domainOf(userId) !== this.identity.serverName) throw MatrixError.invalidParam(`User ${userId} is not on this server`);
     const profiles = (this.store as unknown as OptionalRepositories).profiles;
     const profile = profiles ? await profiles.get(userId) : undefined;
     if (!profile) throw MatrixError.notFound('Profile not found');
@@ -64,7 +64,7 @@ export class QueryController {
 
   @Get('user/devices/:userId')
   devices(@Param('userId') userId: string) {
-    if (serverOf(userId) !== this.identity.serverName) throw MatrixError.invalidParam(`User ${userId} is not on this server`);
+    if (domainOf(userId) !== this.identity.serverName) throw MatrixError.invalidParam(`User ${userId} is not on this server`);
     // Users here are virtual users of the chat platform: they have no devices.
     return { user_id: userId, stream_id: 0, devices: [] };
   }

@@ -1,14 +1,10 @@
 // The room reads ingress answers federation requests from, over the Store. (state-resolver's RoomReader was
 // not there when this was written; switch to it when both agree on the semantics.)
 import type { Pdu } from '@fedgate/protocol';
+import { domainOf } from '@fedgate/room-state';
 import { parseStateTupleKey, stateTupleKey, type EventRecord, type StateMap, type Store } from '@fedgate/store';
 
 const MEMBER = 'm.room.member';
-
-function serverOfUser(userId: string): string {
-  const colon = userId.indexOf(':');
-  return colon < 0 ? '' : userId.slice(colon + 1);
-}
 
 function pushUnseen(ids: readonly string[], seen: Set<string>, into: string[]): void {
   for (const id of ids) {
@@ -56,7 +52,7 @@ export class RoomReads {
     const memberIds: string[] = [];
     for (const [key, id] of state) {
       const { type, stateKey } = parseStateTupleKey(key);
-      if (type === MEMBER && serverOfUser(stateKey) === server) memberIds.push(id);
+      if (type === MEMBER && domainOf(stateKey) === server) memberIds.push(id);
     }
     const members = await this.store.events.getMany(memberIds);
     for (const member of members.values()) {

@@ -5,6 +5,7 @@ import type { InboundEdu, InboundPdu } from '@fedgate/bus';
 import { verifyRemoteEvents, type RemoteEventResult } from '@fedgate/federation-client';
 import { BUS, BUS_TOPOLOGY, KEY_RING, STORE, type Bus, type BusTopology, type KeyRing, type Store } from '@fedgate/platform';
 import { validateEdu, type JsonObject } from '@fedgate/protocol';
+import { domainOf } from '@fedgate/room-state';
 import { MatrixError } from '@fedgate/service-kit';
 import { RoomAccess } from '../auth/room-access';
 import { INGRESS_OPTIONS, type IngressOptions } from '../ingress-options';
@@ -26,7 +27,6 @@ interface PendingPdu {
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-const serverOf = (id: unknown) => (typeof id === 'string' && id.includes(':') ? id.slice(id.indexOf(':') + 1) : undefined);
 
 @Injectable()
 export class TransactionProcessor {
@@ -106,7 +106,7 @@ export class TransactionProcessor {
         refuse(p.index, result.reason, result.errcode, result.eventId);
         continue;
       }
-      const denied = await this.access.deniedByAcl(p.roomId, [origin, serverOf(p.pdu.sender) ?? '']);
+      const denied = await this.access.deniedByAcl(p.roomId, [origin, typeof p.pdu.sender === 'string' ? domainOf(p.pdu.sender) : '']);
       if (denied) {
         refuse(p.index, `Server ${denied} is denied by the room's server ACL`, 'M_FORBIDDEN', result.eventId);
         continue;
