@@ -73,7 +73,14 @@ export class MongoLocalMembershipRepository implements LocalMembershipRepository
   constructor(private readonly memberships: Collection<Document>) {}
 
   async set(userId: string, roomId: string, membership: string, eventId: string): Promise<void> {
-    await this.memberships.replaceOne({ _id: compoundId(userId, roomId) as never }, { userId, roomId, membership, eventId }, { upsert: true });
+    const write = () => this.memberships.replaceOne({ _id: compoundId(userId, roomId) as never }, { userId, roomId, membership, eventId }, { upsert: true });
+    try {
+      await write();
+    } catch (err) {
+      // Two concurrent upserts of a new _id: one inserts, the other fails with a duplicate key; it now matches.
+      if ((err as { code?: number }).code !== 11000) throw err;
+      await write();
+    }
   }
 
   async roomsOf(userId: string, membership: string): Promise<string[]> {
