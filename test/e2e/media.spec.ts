@@ -90,6 +90,10 @@ async function testImage(): Promise<Buffer> {
     .toBuffer();
 }
 
+async function errcodeOf(response: Response): Promise<string> {
+  return ((await response.json()) as { errcode: string }).errcode;
+}
+
 async function filesUnder(dir: string): Promise<string[]> {
   try {
     return (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
@@ -175,7 +179,7 @@ describe('media through chat-sync and federation', () => {
     expect(await a.platform.store.media.getThumbnail(a.serverName, imageUri.split('/').pop()!, '32x32-crop')).toMatchObject({ width: 32, height: 32 });
     const bad = await authed(a, `/_matrix/client/v1/media/thumbnail/${imageUri.slice(6)}?width=0&height=32`);
     expect(bad.status).toBe(400);
-    expect((await bad.json()).errcode).toBe('M_INVALID_PARAM');
+    expect((await errcodeOf(bad))).toBe('M_INVALID_PARAM');
   });
 
   it('keeps a non-image as an attachment and refuses to thumbnail it', async () => {
@@ -187,7 +191,7 @@ describe('media through chat-sync and federation', () => {
     expect(response.headers.get('content-disposition')).toBe('attachment; filename="page.html"');
     const thumbnail = await authed(a, `/_matrix/client/v1/media/thumbnail/${content_uri.slice(6)}?width=32&height=32`);
     expect(thumbnail.status).toBe(400);
-    expect((await thumbnail.json()).errcode).toBe('M_UNKNOWN');
+    expect((await errcodeOf(thumbnail))).toBe('M_UNKNOWN');
   });
 
   it('refuses an oversized upload with 413 M_TOO_LARGE and stores nothing', async () => {
@@ -198,20 +202,20 @@ describe('media through chat-sync and federation', () => {
       body: Buffer.alloc(MAX_UPLOAD + 1, 7),
     });
     expect(response.status).toBe(413);
-    expect((await response.json()).errcode).toBe('M_TOO_LARGE');
+    expect((await errcodeOf(response))).toBe('M_TOO_LARGE');
     expect(await filesUnder(path.join(a.dataDir, 'media'))).toEqual(before);
   });
 
   it('answers 401 for a wrong or missing token, and 404 for unknown media', async () => {
     const wrong = await fetch(`${a.clientUrl}/_matrix/media/v3/upload`, { method: 'POST', headers: { authorization: 'Bearer nope', 'content-type': 'image/png' }, body: image });
     expect(wrong.status).toBe(401);
-    expect((await wrong.json()).errcode).toBe('M_UNKNOWN_TOKEN');
+    expect((await errcodeOf(wrong))).toBe('M_UNKNOWN_TOKEN');
     const missing = await fetch(`${a.clientUrl}/_matrix/client/v1/media/download/${imageUri.slice(6)}`);
     expect(missing.status).toBe(401);
-    expect((await missing.json()).errcode).toBe('M_MISSING_TOKEN');
+    expect((await errcodeOf(missing))).toBe('M_MISSING_TOKEN');
     const unknown = await authed(a, `/_matrix/client/v1/media/download/${a.serverName}/doesNotExist`);
     expect(unknown.status).toBe(404);
-    expect((await unknown.json()).errcode).toBe('M_NOT_FOUND');
+    expect((await errcodeOf(unknown))).toBe('M_NOT_FOUND');
     const traversal = await authed(a, `/_matrix/client/v1/media/download/${a.serverName}/..%2F..%2Fetc`);
     expect(traversal.status).toBe(404);
   });
@@ -234,7 +238,7 @@ describe('media through chat-sync and federation', () => {
     expect(unused_expires_at).toBeGreaterThan(Date.now());
     const pending = await authed(a, `/_matrix/client/v1/media/download/${content_uri.slice(6)}`);
     expect(pending.status).toBe(504);
-    expect((await pending.json()).errcode).toBe('M_NOT_YET_UPLOADED');
+    expect((await errcodeOf(pending))).toBe('M_NOT_YET_UPLOADED');
     const put = (userId: string) =>
       authed(a, `/_matrix/media/v3/upload/${content_uri.slice(6)}?filename=late.txt&user_id=${encodeURIComponent(userId)}`, { method: 'PUT', headers: { 'content-type': 'text/plain' }, body: 'late bytes' });
     const otherUser = await a.bridge.registerVirtualUser('achat_carol');
@@ -242,7 +246,7 @@ describe('media through chat-sync and federation', () => {
     expect((await put(alice)).status).toBe(200);
     const again = await put(alice);
     expect(again.status).toBe(409);
-    expect((await again.json()).errcode).toBe('M_CANNOT_OVERWRITE_MEDIA');
+    expect((await errcodeOf(again))).toBe('M_CANNOT_OVERWRITE_MEDIA');
     const done = await authed(a, `/_matrix/client/v1/media/download/${content_uri.slice(6)}`);
     expect(await done.text()).toBe('late bytes');
     expect(done.headers.get('content-disposition')).toBe('inline; filename="late.txt"');
@@ -278,7 +282,7 @@ describe('media through chat-sync and federation', () => {
   it('answers remote media the origin does not have with 404, and allow_remote=false without fetching', async () => {
     const unknown = await authed(b, `/_matrix/client/v1/media/download/${a.serverName}/neverUploaded`);
     expect(unknown.status).toBe(404);
-    expect((await unknown.json()).errcode).toBe('M_NOT_FOUND');
+    expect((await errcodeOf(unknown))).toBe('M_NOT_FOUND');
     const noRemote = await fetch(`${b.clientUrl}/_matrix/media/v3/download/${a.serverName}/alsoUnknown?allow_remote=false`);
     expect(noRemote.status).toBe(404);
   });
