@@ -5,6 +5,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
 import { parseRoomId, parseUserId } from '@fedgate/protocol';
 import { MatrixError } from '@fedgate/service-kit';
+import type { EventRecord } from '@fedgate/store';
 import type { Requester } from '../client-server/requester';
 import { AliasDirectory } from '../directory/alias-directory';
 import { planCreateRoom } from './create-room-plan';
@@ -153,17 +154,28 @@ export class RoomActions {
     return { event_id: created.eventId };
   }
 
+  /**
+   * Whether this server is joined to the room (so it can build events there itself). A room every local
+   * user left keeps its stale state here; joining it again has to go through a resident server.
+   */
   async isInRoom(roomId: string): Promise<boolean> {
     const room = await this.view.room(roomId);
-    return room?.currentStateId != null && (await this.store.rooms.getForwardExtremities(roomId)).length > 0;
+    if (room?.currentStateId == null || (await this.store.rooms.getForwardExtremities(roomId)).length === 0) return false;
+    return (await this.store.rooms.getJoinedServers(roomId)).includes(this.identity.serverName);
   }
 
   private async pendingInviteServers(userId: string, roomId: string): Promise<string[]> {
     const invited = await this.store.memberships.roomsOf(userId, 'invite');
     if (!invited.includes(roomId)) return [];
-    const member = await this.view.stateEvent(roomId, 'm.room.member', userId);
+    // A room we are not in has no current state here: the invite is kept as an outlier.
+    const member = (await this.view.stateEvent(roomId, 'm.room.member', userId)) ?? (await this.storedInvite(userId, roomId));
     const sender = member?.pdu.sender;
     return sender ? [sender.slice(sender.indexOf(':') + 1)] : [];
+  }
+
+  private async storedInvite(userId: string, roomId: string): Promise<EventRecord | undefined> {
+    const events = await this.store.events.byDepthRange({ roomId, minDepth: 0, maxDepth: Number.MAX_SAFE_INTEGER, limit: 1000, excludeRejected: true });
+    return events.find((e) => e.type === 'm.room.member' && e.stateKey === userId && (e.pdu.content as { membership?: unknown }).membership === 'invite');
   }
 
   private isLocalUser(userId: string): boolean {
