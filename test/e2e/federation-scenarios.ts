@@ -204,15 +204,18 @@ export function describeFederationScenarios(shape: FedgateShape): void {
       expect(joins).toBe(joinsBefore + 1);
     });
 
-    scenario('B down for a while and back: every event sent meanwhile is delivered once', ['chatSync', 'stateResolver', 'ingress', 'egress'], async () => {
-      await b.stop();
-      const sent: string[] = [];
-      for (let i = 0; i < 12; i++) sent.push((await bridgeOf(a).asUser(alice).sendTextMessage(roomId, `while B was down ${i}`)).event_id);
-      await b.start();
-      for (const eventId of sent) await bridgeOf(b).waitForEvent((e) => e.event_id === eventId, 60_000);
-      const counts = sent.map((eventId) => bridgeOf(b).received.events((e) => e.event_id === eventId).length);
-      expect(counts).toEqual(sent.map(() => 1));
-    }, 240_000);
+    const outage = (signal: NodeJS.Signals, label: string) =>
+      scenario(`B ${label} for a while and back: every event sent meanwhile is delivered once`, ['chatSync', 'stateResolver', 'ingress', 'egress'], async () => {
+        await b.stop(signal);
+        const sent: string[] = [];
+        for (let i = 0; i < 12; i++) sent.push((await bridgeOf(a).asUser(alice).sendTextMessage(roomId, `while B was ${label} ${i}`)).event_id);
+        await b.start();
+        for (const eventId of sent) await step(`B receives ${eventId}`, bridgeOf(b).waitForEvent((e) => e.event_id === eventId, 60_000));
+        const counts = sent.map((eventId) => bridgeOf(b).received.events((e) => e.event_id === eventId).length);
+        expect(counts).toEqual(sent.map(() => 1));
+      }, 240_000);
+    outage('SIGTERM', 'down');
+    outage('SIGKILL', 'killed');
 
     describe('refused over the wire, with a reason in the audit store', () => {
       let remote: FakeRemoteServer;
