@@ -1,0 +1,406 @@
+// fedgate against a live Synapse: keys and signed requests, rooms of versions 10/11/12 created on either
+// side, messages of every common shape, membership changes, concurrent state, EDUs, profile and alias
+// queries. Synapse users act through Synapse's client-server API (matrix-js-sdk); fedgate users are the
+// test bridge's virtual users on fedgate's application-service API. docs/interop.md lists the scenarios.
+import { Method, Preset, type MatrixClient } from 'matrix-js-sdk';
+import { verifyServerKeyDocument } from '@fedgate/protocol';
+import { openInstanceStore, type SynapseUser } from '@fedgate/testing';
+import { matrixClientFor } from './support/matrix-client';
+import { currentStateIds, eventSeenBy, eventually, federationGet, fromNowOn, initialSync, membershipIs, startPeers, stopPeers, timelineBodies, WAIT_MS, type Peers } from './support/peers';
+
+jest.setTimeout(120_000);
+
+const NAME = 'rooms';
+const ROOM_VERSIONS = ['10', '11', '12'] as const;
+
+describe('fedgate and Synapse: rooms, messages, membership, EDUs', () => {
+  let peers: Peers;
+  let alice: SynapseUser; // a Synapse user
+  let aliceClient: MatrixClient;
+  let bob: string; // a fedgate user (bridge virtual user)
+  let bobClient: MatrixClient;
+
+  beforeAll(async () => {
+    peers = await startPeers(NAME);
+    alice = await peers.synapse.registerUser('alice');
+    aliceClient = matrixClientFor(peers.synapse, alice);
+    bob = await peers.bridge.registerVirtualUser(`${NAME}chat_bob`);
+    bobClient = peers.bridge.asUser(bob);
+  }, 600_000);
+
+  afterAll(async () => {
+    await stopPeers(NAME, peers ?? {});
+  }, 60_000);
+
+  /** A Synapse-hosted room of that version with bob (fedgate) invited and joined. */
+  async function synapseRoomWithBob(roomVersion: string, options: Record<string, unknown> = {}): Promise<string> {
+    const { room_id: roomId } = await aliceClient.createRoom({ room_version: roomVersion, preset: Preset.PrivateChat, ...options });
+    await aliceClient.invite(roomId, bob);
+    await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(bob, 'invite')(e), WAIT_MS);
+    await bobClient.joinRoom(roomId, { viaServers: [peers.synapse.serverName] });
+    const members = await eventually(() => aliceClient.getJoinedRoomMembers(roomId), (r) => bob in (r?.joined ?? {}));
+    expect(Object.keys(members.joined)).toContain(bob);
+    return roomId;
+  }
+
+  /** A fedgate-hosted room of that version with alice (Synapse) invited and joined. */
+  async function fedgateRoomWithAlice(roomVersion: string, options: Record<string, unknown> = {}): Promise<string> {
+    const { room_id: roomId } = await bobClient.createRoom({ room_version: roomVersion, preset: Preset.PrivateChat, ...options });
+    await bobClient.invite(roomId, alice.userId);
+    const sync = await eventually(() => initialSync(aliceClient), (s) => roomId in (s?.rooms?.invite ?? {}));
+    expect(Object.keys(sync.rooms?.invite ?? {})).toContain(roomId);
+    await aliceClient.joinRoom(roomId, { viaServers: [peers.fedgate.serverName] });
+    await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(alice.userId, 'join')(e), WAIT_MS);
+    return roomId;
+  }
+
+  describe('keys, request signing, discovery with explicit ports', () => {
+    it('fedgate fetches Synapse\'s key document (as a notary for it) and the origin signature verifies', async () => {
+      const { status, json } = await federationGet(peers.ca, `${peers.fedgate.federationUrl}/_matrix/key/v2/query/${encodeURIComponent(peers.synapse.serverName)}`);
+      expect(status).toBe(200);
+      const document = json.server_keys.find((k: { server_name: string }) => k.server_name === peers.synapse.serverName);
+      expect(verifyServerKeyDocument(document, { serverName: peers.synapse.serverName }).verifyKeys.size).toBeGreaterThan(0);
+    });
+
+    it('signed requests are accepted both ways: profile queries over federation, audited as ok by fedgate', async () => {
+      await aliceClient.setDisplayName('Alice on Synapse');
+      await bobClient.setDisplayName('Bob on fedgate');
+      // fedgate → Synapse (signed by fedgate, verified by Synapse).
+      const aliceProfile = await bobClient.getProfileInfo(alice.userId);
+      expect(aliceProfile).toMatchObject({ displayname: 'Alice on Synapse' });
+      // Synapse → fedgate (signed by Synapse, verified by fedgate's key ring).
+      const bobProfile = await aliceClient.getProfileInfo(bob);
+      expect(bobProfile).toMatchObject({ displayname: 'Bob on fedgate' });
+      const store = await openInstanceStore(peers.fedgate);
+      try {
+        const inbound = await store.audit.query({ direction: 'in', origin: peers.synapse.serverName, limit: 20 });
+        expect(inbound.filter((r) => r.outcome === 'ok' && r.path.includes('/query/profile')).length).toBeGreaterThan(0);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('Synapse, as a notary, serves fedgate\'s key document it fetched, and fedgate\'s own signature on it verifies', async () => {
+      // Synapse's notary endpoint answers from its cache only; the profile query above made it fetch.
+      const url = `${peers.synapse.federationUrl}/_matrix/key/v2/query/${encodeURIComponent(peers.fedgate.serverName)}`;
+      const { status, json } = await eventually(() => federationGet(peers.ca, url), (r) => r.json?.server_keys?.length > 0);
+      expect(status).toBe(200);
+      const document = json.server_keys.find((k: { server_name: string }) => k.server_name === peers.fedgate.serverName);
+      expect(verifyServerKeyDocument(document, { serverName: peers.fedgate.serverName }).verifyKeys.size).toBeGreaterThan(0);
+      expect(Object.keys(document.signatures)).toContain(peers.synapse.serverName);
+    });
+  });
+
+  describe.each(ROOM_VERSIONS)('room version %s', (roomVersion) => {
+    it(`Synapse user creates a v${roomVersion} room and invites a fedgate user, who joins; a message each way`, async () => {
+      const roomId = await synapseRoomWithBob(roomVersion);
+      const fromAlice = await aliceClient.sendTextMessage(roomId, `hello from Synapse v${roomVersion}`);
+      const atFedgate = await peers.bridge.waitForEvent((e) => e.event_id === fromAlice.event_id, WAIT_MS);
+      expect(atFedgate).toMatchObject({ room_id: roomId, sender: alice.userId, content: { body: `hello from Synapse v${roomVersion}` } });
+      const fromBob = await bobClient.sendTextMessage(roomId, `hello from fedgate v${roomVersion}`);
+      expect(await eventSeenBy(aliceClient, roomId, fromBob.event_id)).toMatchObject({ sender: bob, content: { body: `hello from fedgate v${roomVersion}` } });
+      const create = await aliceClient.getStateEvent(roomId, 'm.room.create', '');
+      expect(create.room_version).toBe(roomVersion);
+    });
+
+    it(`fedgate user creates a v${roomVersion} room and invites a Synapse user, who joins; a message each way`, async () => {
+      const roomId = await fedgateRoomWithAlice(roomVersion);
+      const fromBob = await bobClient.sendTextMessage(roomId, `hello from fedgate v${roomVersion}`);
+      expect(await eventSeenBy(aliceClient, roomId, fromBob.event_id)).toMatchObject({ sender: bob, content: { body: `hello from fedgate v${roomVersion}` } });
+      const fromAlice = await aliceClient.sendTextMessage(roomId, `hello from Synapse v${roomVersion}`);
+      await peers.bridge.waitForEvent((e) => e.event_id === fromAlice.event_id, WAIT_MS);
+      expect((await aliceClient.getStateEvent(roomId, 'm.room.create', '')).room_version).toBe(roomVersion);
+    });
+  });
+
+  describe('messages', () => {
+    let roomId: string;
+    beforeAll(async () => {
+      roomId = await synapseRoomWithBob('12');
+    });
+
+    it('arrive in the order sent, both ways', async () => {
+      const fromAlice: string[] = [];
+      for (let i = 0; i < 5; i++) fromAlice.push((await aliceClient.sendTextMessage(roomId, `synapse ${i}`)).event_id);
+      await peers.bridge.waitForEvent((e) => e.event_id === fromAlice[4], WAIT_MS);
+      const order = peers.bridge.received.events((e) => fromAlice.includes(e.event_id)).map((e) => e.content.body);
+      expect(order).toEqual(['synapse 0', 'synapse 1', 'synapse 2', 'synapse 3', 'synapse 4']);
+
+      const fromBob: string[] = [];
+      for (let i = 0; i < 5; i++) fromBob.push((await bobClient.sendTextMessage(roomId, `fedgate ${i}`)).event_id);
+      await eventSeenBy(aliceClient, roomId, fromBob[4]!);
+      const atSynapse = await eventually(() => timelineBodies(aliceClient, roomId), (b) => b.filter((x) => x.startsWith('fedgate ')).length === 5);
+      expect(atSynapse.filter((x) => x.startsWith('fedgate '))).toEqual(['fedgate 0', 'fedgate 1', 'fedgate 2', 'fedgate 3', 'fedgate 4']);
+      // And fedgate's own timeline interleaves both in the same order Synapse shows.
+      const atFedgate = await timelineBodies(bobClient, roomId);
+      expect(atFedgate.filter((x) => /^(synapse|fedgate) \d$/.test(x))).toEqual(atSynapse.filter((x) => /^(synapse|fedgate) \d$/.test(x)));
+    });
+
+    const formatted = (who: string) => ({ msgtype: 'm.text', body: `**bold** from ${who}`, format: 'org.matrix.custom.html', formatted_body: `<strong>bold</strong> from ${who}` });
+
+    it('formatted bodies, replies, edits, reactions and mentions from Synapse reach fedgate intact', async () => {
+      const original = await aliceClient.sendMessage(roomId, formatted('synapse') as never);
+      const reply = await aliceClient.sendMessage(roomId, { msgtype: 'm.text', body: 'a reply', 'm.relates_to': { 'm.in_reply_to': { event_id: original.event_id } } } as never);
+      const edit = await aliceClient.sendMessage(roomId, {
+        msgtype: 'm.text',
+        body: '* edited',
+        'm.new_content': { msgtype: 'm.text', body: 'edited' },
+        'm.relates_to': { rel_type: 'm.replace', event_id: original.event_id },
+      } as never);
+      const reaction = await aliceClient.sendEvent(roomId, 'm.reaction' as never, { 'm.relates_to': { rel_type: 'm.annotation', event_id: original.event_id, key: '👍' } } as never);
+      const mention = await aliceClient.sendMessage(roomId, { msgtype: 'm.text', body: `hey ${bob}`, 'm.mentions': { user_ids: [bob] } } as never);
+
+      const seen = async (eventId: string) => peers.bridge.waitForEvent((e) => e.event_id === eventId, WAIT_MS);
+      expect((await seen(original.event_id)).content).toEqual(formatted('synapse'));
+      expect((await seen(reply.event_id)).content['m.relates_to']).toEqual({ 'm.in_reply_to': { event_id: original.event_id } });
+      expect((await seen(edit.event_id)).content).toMatchObject({ 'm.new_content': { body: 'edited' }, 'm.relates_to': { rel_type: 'm.replace', event_id: original.event_id } });
+      expect(await seen(reaction.event_id)).toMatchObject({ type: 'm.reaction', content: { 'm.relates_to': { rel_type: 'm.annotation', event_id: original.event_id, key: '👍' } } });
+      expect((await seen(mention.event_id)).content['m.mentions']).toEqual({ user_ids: [bob] });
+    });
+
+    it('formatted bodies, replies, edits, reactions and mentions from fedgate reach Synapse intact', async () => {
+      const original = await bobClient.sendMessage(roomId, formatted('fedgate') as never);
+      const reply = await bobClient.sendMessage(roomId, { msgtype: 'm.text', body: 'a reply', 'm.relates_to': { 'm.in_reply_to': { event_id: original.event_id } } } as never);
+      const edit = await bobClient.sendMessage(roomId, {
+        msgtype: 'm.text',
+        body: '* edited',
+        'm.new_content': { msgtype: 'm.text', body: 'edited' },
+        'm.relates_to': { rel_type: 'm.replace', event_id: original.event_id },
+      } as never);
+      const reaction = await bobClient.sendEvent(roomId, 'm.reaction' as never, { 'm.relates_to': { rel_type: 'm.annotation', event_id: original.event_id, key: '🎉' } } as never);
+      const mention = await bobClient.sendMessage(roomId, { msgtype: 'm.text', body: `hey ${alice.userId}`, 'm.mentions': { user_ids: [alice.userId] } } as never);
+
+      const seen = async (eventId: string) => (await eventSeenBy(aliceClient, roomId, eventId)) ?? {};
+      expect((await seen(original.event_id)).content).toEqual(formatted('fedgate'));
+      expect((await seen(reply.event_id)).content?.['m.relates_to']).toEqual({ 'm.in_reply_to': { event_id: original.event_id } });
+      expect((await seen(edit.event_id)).content).toMatchObject({ 'm.new_content': { body: 'edited' } });
+      expect(await seen(reaction.event_id)).toMatchObject({ type: 'm.reaction', content: { 'm.relates_to': { key: '🎉' } } });
+      expect((await seen(mention.event_id)).content?.['m.mentions']).toEqual({ user_ids: [alice.userId] });
+      // Synapse aggregates the relations it accepted: the edit and the reaction hang off the original.
+      const relations = await aliceClient.http.authedRequest<{ chunk: Array<{ event_id: string }> }>(Method.Get, `/rooms/${encodeURIComponent(roomId)}/relations/${encodeURIComponent(original.event_id)}`, undefined, undefined, { prefix: '/_matrix/client/v1' } as never);
+      expect(relations.chunk.map((e) => e.event_id).sort()).toEqual([edit.event_id, reaction.event_id].sort());
+    });
+
+    it('redactions both ways: the redacted content is gone on the other side', async () => {
+      const fromAlice = await aliceClient.sendTextMessage(roomId, 'synapse secret');
+      await peers.bridge.waitForEvent((e) => e.event_id === fromAlice.event_id, WAIT_MS);
+      const aliceRedaction = await aliceClient.redactEvent(roomId, fromAlice.event_id);
+      const atFedgate = await peers.bridge.waitForEvent((e) => e.event_id === aliceRedaction.event_id, WAIT_MS);
+      expect(atFedgate.redacts ?? atFedgate.content?.redacts).toBe(fromAlice.event_id);
+
+      const fromBob = await bobClient.sendTextMessage(roomId, 'fedgate secret');
+      await eventSeenBy(aliceClient, roomId, fromBob.event_id);
+      const bobRedaction = await bobClient.redactEvent(roomId, fromBob.event_id);
+      await eventSeenBy(aliceClient, roomId, bobRedaction.event_id);
+      const redactedAtSynapse = await eventually(() => aliceClient.fetchRoomEvent(roomId, fromBob.event_id), (e) => e?.content?.body === undefined);
+      expect(redactedAtSynapse.content).toEqual({});
+      expect(redactedAtSynapse.unsigned?.redacted_because?.event_id).toBe(bobRedaction.event_id);
+    });
+
+    it.todo('redactions: fedgate serves the redacted event without its content afterwards (client API and federation) — pending: fedgate stores redactions but never applies them to the target event it serves (no redacted-by index in the store)');
+  });
+
+  describe('membership', () => {
+    it('in a Synapse room: fedgate user leaves, is re-invited and rejoins, is kicked, banned (join refused), unbanned and rejoins', async () => {
+      const roomId = await synapseRoomWithBob('12');
+      const atSynapse = (membership: string) =>
+        eventually(() => aliceClient.getStateEvent(roomId, 'm.room.member', bob), (c) => c?.membership === membership).then((c) => c?.membership);
+
+      await bobClient.leave(roomId);
+      expect(await atSynapse('leave')).toBe('leave');
+      const invited = (e: Record<string, any>) => e.room_id === roomId && membershipIs(bob, 'invite')(e);
+      // fedgate is out of the room after bob left: the invite comes through /invite, as an outlier.
+      let nextInvite = fromNowOn(peers.bridge, invited);
+      await aliceClient.invite(roomId, bob);
+      await peers.bridge.waitForEvent(nextInvite, WAIT_MS);
+      await bobClient.joinRoom(roomId, { viaServers: [peers.synapse.serverName] });
+      expect(await atSynapse('join')).toBe('join');
+
+      await aliceClient.kick(roomId, bob, 'kicked by Synapse');
+      await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(bob, 'leave')(e) && e.sender === alice.userId, WAIT_MS);
+      // fedgate has no member left in the room: the ban and unban are Synapse's alone; the refusal shows it.
+      await aliceClient.ban(roomId, bob, 'banned by Synapse');
+      expect(await atSynapse('ban')).toBe('ban');
+      await expect(bobClient.joinRoom(roomId, { viaServers: [peers.synapse.serverName] })).rejects.toMatchObject({ errcode: 'M_FORBIDDEN' });
+
+      await aliceClient.unban(roomId, bob);
+      expect(await atSynapse('leave')).toBe('leave');
+      nextInvite = fromNowOn(peers.bridge, invited);
+      await aliceClient.invite(roomId, bob);
+      await peers.bridge.waitForEvent(nextInvite, WAIT_MS);
+      await bobClient.joinRoom(roomId, { viaServers: [peers.synapse.serverName] });
+      expect(await atSynapse('join')).toBe('join');
+    });
+
+    it('in a fedgate room: Synapse user leaves, is re-invited and rejoins, is kicked, banned (join refused), unbanned and rejoins', async () => {
+      const roomId = await fedgateRoomWithAlice('12');
+      const atFedgate = (membership: string) =>
+        eventually(() => bobClient.getStateEvent(roomId, 'm.room.member', alice.userId), (c) => c?.membership === membership).then((c) => c?.membership);
+      const atSynapse = (membership: string) =>
+        eventually(() => aliceClient.getStateEvent(roomId, 'm.room.member', alice.userId), (c) => c?.membership === membership).then((c) => c?.membership);
+
+      await aliceClient.leave(roomId);
+      expect(await atFedgate('leave')).toBe('leave');
+      await bobClient.invite(roomId, alice.userId);
+      await eventually(() => initialSync(aliceClient), (s) => roomId in (s?.rooms?.invite ?? {}));
+      await aliceClient.joinRoom(roomId, { viaServers: [peers.fedgate.serverName] });
+      expect(await atFedgate('join')).toBe('join');
+
+      await bobClient.kick(roomId, alice.userId, 'kicked by fedgate');
+      expect(await eventually(() => initialSync(aliceClient), (s) => roomId in (s?.rooms?.leave ?? {})).then((s) => roomId in (s?.rooms?.leave ?? {}))).toBe(true);
+      await bobClient.ban(roomId, alice.userId, 'banned by fedgate');
+      expect(await atFedgate('ban')).toBe('ban');
+      await expect(aliceClient.joinRoom(roomId, { viaServers: [peers.fedgate.serverName] })).rejects.toMatchObject({ errcode: 'M_FORBIDDEN' });
+
+      await bobClient.unban(roomId, alice.userId);
+      await bobClient.invite(roomId, alice.userId);
+      await eventually(() => initialSync(aliceClient), (s) => roomId in (s?.rooms?.invite ?? {}));
+      await aliceClient.joinRoom(roomId, { viaServers: [peers.fedgate.serverName] });
+      expect(await atFedgate('join')).toBe('join');
+      expect(await atSynapse('join')).toBe('join');
+    });
+
+    it('invites rejected both ways: the inviter\'s server sees the leave', async () => {
+      const { room_id: synapseRoom } = await aliceClient.createRoom({ room_version: '12', preset: Preset.PrivateChat });
+      await aliceClient.invite(synapseRoom, bob);
+      await peers.bridge.waitForEvent((e) => e.room_id === synapseRoom && membershipIs(bob, 'invite')(e), WAIT_MS);
+      await bobClient.leave(synapseRoom);
+      const atSynapse = await eventually(() => aliceClient.getStateEvent(synapseRoom, 'm.room.member', bob), (c) => c?.membership === 'leave');
+      expect(atSynapse?.membership).toBe('leave');
+
+      const { room_id: fedgateRoom } = await bobClient.createRoom({ room_version: '12', preset: Preset.PrivateChat });
+      await bobClient.invite(fedgateRoom, alice.userId);
+      await eventually(() => initialSync(aliceClient), (s) => fedgateRoom in (s?.rooms?.invite ?? {}));
+      await aliceClient.leave(fedgateRoom);
+      await peers.bridge.waitForEvent((e) => e.room_id === fedgateRoom && membershipIs(alice.userId, 'leave')(e), WAIT_MS);
+    });
+
+    it('a Synapse user knocks on a fedgate room with join_rule knock; the knock is seen and answered with an invite', async () => {
+      const { room_id: roomId } = await bobClient.createRoom({ room_version: '12', preset: Preset.PrivateChat, initial_state: [{ type: 'm.room.join_rules', state_key: '', content: { join_rule: 'knock' } }] } as never);
+      await aliceClient.knockRoom(roomId, { viaServers: [peers.fedgate.serverName], reason: 'let me in' } as never);
+      const knock = await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(alice.userId, 'knock')(e), WAIT_MS);
+      expect(knock.content.reason).toBe('let me in');
+      await bobClient.invite(roomId, alice.userId);
+      await eventually(() => initialSync(aliceClient), (s) => roomId in (s?.rooms?.invite ?? {}));
+      await aliceClient.joinRoom(roomId, { viaServers: [peers.fedgate.serverName] });
+      await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(alice.userId, 'join')(e), WAIT_MS);
+    });
+
+    it.todo('a fedgate user knocks on a Synapse room — pending: the application-service API has no /knock endpoint (chat-sync), fedgate has no outbound make_knock/send_knock driver for local users');
+  });
+
+  it('power levels, topic and name changed on both sides at once converge: both servers report the same state', async () => {
+    const roomId = await synapseRoomWithBob('12');
+    // Bob gets moderator rights to change state; wait until fedgate has applied that.
+    const levels = await aliceClient.getStateEvent(roomId, 'm.room.power_levels', '');
+    const raised = await aliceClient.sendStateEvent(roomId, 'm.room.power_levels' as never, { ...levels, users: { ...levels.users, [bob]: 100 } } as never, '');
+    await peers.bridge.waitForEvent((e) => e.event_id === raised.event_id, WAIT_MS);
+
+    const [fromAlice, fromBob] = await Promise.all([
+      Promise.all([
+        aliceClient.setRoomTopic(roomId, 'topic from Synapse'),
+        aliceClient.setRoomName(roomId, 'name from Synapse'),
+        aliceClient.sendStateEvent(roomId, 'm.room.power_levels' as never, { ...levels, users: { ...levels.users, [bob]: 100 }, events_default: 1 } as never, ''),
+      ]),
+      Promise.all([
+        bobClient.setRoomTopic(roomId, 'topic from fedgate'),
+        bobClient.setRoomName(roomId, 'name from fedgate'),
+        bobClient.sendStateEvent(roomId, 'm.room.power_levels' as never, { ...levels, users: { ...levels.users, [bob]: 100 }, state_default: 60 } as never, ''),
+      ]),
+    ]);
+    for (const sent of fromBob) await eventSeenBy(aliceClient, roomId, sent.event_id);
+    for (const sent of fromAlice) await peers.bridge.waitForEvent((e) => e.event_id === sent.event_id, WAIT_MS);
+    // Anything after the fork makes both sides merge it; then the states must be identical.
+    await aliceClient.sendTextMessage(roomId, 'merge from Synapse');
+    await bobClient.sendTextMessage(roomId, 'merge from fedgate');
+    const states = await eventually(
+      async () => ({ synapse: await currentStateIds(aliceClient, roomId), fedgate: await currentStateIds(bobClient, roomId) }),
+      (s) => JSON.stringify(s.synapse) === JSON.stringify(s.fedgate),
+    );
+    expect(states.fedgate).toEqual(states.synapse);
+    expect([...fromAlice, ...fromBob].map((e) => e.event_id)).toContain(states.synapse['m.room.topic|']);
+  });
+
+  describe('EDUs both ways', () => {
+    let roomId: string;
+    beforeAll(async () => {
+      roomId = await synapseRoomWithBob('12');
+    });
+
+    it('typing: Synapse → fedgate and fedgate → Synapse', async () => {
+      await aliceClient.sendTyping(roomId, true, 20_000);
+      const typing = await peers.bridge.received.waitForEphemeral((e) => e.type === 'm.typing' && e.room_id === roomId && e.content?.user_ids?.includes(alice.userId), WAIT_MS);
+      expect(typing.content.user_ids).toContain(alice.userId);
+
+      await bobClient.sendTyping(roomId, true, 20_000);
+      const sync = await eventually(() => initialSync(aliceClient), (s) => typingIn(s, roomId).includes(bob));
+      expect(typingIn(sync, roomId)).toContain(bob);
+    });
+
+    it('read receipts: Synapse → fedgate and fedgate → Synapse', async () => {
+      const fromBob = await bobClient.sendTextMessage(roomId, 'read me');
+      await eventSeenBy(aliceClient, roomId, fromBob.event_id);
+      await aliceClient.http.authedRequest(Method.Post, `/rooms/${encodeURIComponent(roomId)}/receipt/m.read/${encodeURIComponent(fromBob.event_id)}`, undefined, {});
+      const receipt = await peers.bridge.received.waitForEphemeral((e) => e.type === 'm.receipt' && e.content?.[fromBob.event_id]?.['m.read']?.[alice.userId] !== undefined, WAIT_MS);
+      expect(receipt.content[fromBob.event_id]['m.read'][alice.userId]).toHaveProperty('ts');
+
+      const fromAlice = await aliceClient.sendTextMessage(roomId, 'read me too');
+      await peers.bridge.waitForEvent((e) => e.event_id === fromAlice.event_id, WAIT_MS);
+      await bobClient.http.authedRequest(Method.Post, `/rooms/${encodeURIComponent(roomId)}/receipt/m.read/${encodeURIComponent(fromAlice.event_id)}`, undefined, {});
+      const sync = await eventually(() => initialSync(aliceClient), (s) => readersOf(s, roomId, fromAlice.event_id).includes(bob));
+      expect(readersOf(sync, roomId, fromAlice.event_id)).toContain(bob);
+    });
+
+    it('presence: Synapse → fedgate and fedgate → Synapse', async () => {
+      await aliceClient.setPresence({ presence: 'online', status_msg: 'on Synapse' });
+      const presence = await peers.bridge.received.waitForEphemeral((e) => e.type === 'm.presence' && e.sender === alice.userId && e.content?.status_msg === 'on Synapse', WAIT_MS);
+      expect(presence.content.presence).toBe('online');
+
+      await bobClient.setPresence({ presence: 'online', status_msg: 'on fedgate' });
+      const atSynapse = await eventually(
+        () => aliceClient.http.authedRequest<Record<string, any>>(Method.Get, `/presence/${encodeURIComponent(bob)}/status`),
+        (p) => p?.status_msg === 'on fedgate',
+      );
+      expect(atSynapse).toMatchObject({ presence: 'online', status_msg: 'on fedgate' });
+    });
+  });
+
+  describe('profile and alias queries both ways', () => {
+    it('profiles: each side reads the other\'s display name over federation', async () => {
+      await aliceClient.setDisplayName('Alice, queried');
+      await bobClient.setDisplayName('Bob, queried');
+      expect(await bobClient.getProfileInfo(alice.userId)).toMatchObject({ displayname: 'Alice, queried' });
+      expect(await aliceClient.getProfileInfo(bob)).toMatchObject({ displayname: 'Bob, queried' });
+    });
+
+    it('aliases: each side resolves the other\'s room alias over federation, and joins by it', async () => {
+      const synapseRoom = (await aliceClient.createRoom({ room_version: '12', preset: Preset.PublicChat, room_alias_name: 'interop-lobby' })).room_id;
+      const synapseAlias = `#interop-lobby:${peers.synapse.serverName}`;
+      const resolvedAtFedgate = await bobClient.getRoomIdForAlias(synapseAlias);
+      expect(resolvedAtFedgate).toMatchObject({ room_id: synapseRoom, servers: expect.arrayContaining([peers.synapse.serverName]) });
+      await bobClient.joinRoom(synapseAlias);
+      await eventually(() => aliceClient.getJoinedRoomMembers(synapseRoom), (r) => bob in (r?.joined ?? {}));
+
+      const fedgateRoom = (await bobClient.createRoom({ room_version: '12', preset: Preset.PublicChat })).room_id;
+      const fedgateAlias = peers.bridge.aliasFor('lobby');
+      await bobClient.createAlias(fedgateAlias, fedgateRoom);
+      const resolvedAtSynapse = await aliceClient.getRoomIdForAlias(fedgateAlias);
+      expect(resolvedAtSynapse).toMatchObject({ room_id: fedgateRoom, servers: expect.arrayContaining([peers.fedgate.serverName]) });
+      await aliceClient.joinRoom(fedgateAlias);
+      await peers.bridge.waitForEvent((e) => e.room_id === fedgateRoom && membershipIs(alice.userId, 'join')(e), WAIT_MS);
+    });
+  });
+
+  it.todo('media: upload on one side, download and thumbnail on the other — pending: fedgate media repository (helper G) has not landed');
+});
+
+function typingIn(sync: Record<string, any>, roomId: string): string[] {
+  const events: Array<Record<string, any>> = sync?.rooms?.join?.[roomId]?.ephemeral?.events ?? [];
+  return events.find((e) => e.type === 'm.typing')?.content?.user_ids ?? [];
+}
+
+function readersOf(sync: Record<string, any>, roomId: string, eventId: string): string[] {
+  const events: Array<Record<string, any>> = sync?.rooms?.join?.[roomId]?.ephemeral?.events ?? [];
+  const receipt = events.find((e) => e.type === 'm.receipt');
+  return Object.keys(receipt?.content?.[eventId]?.['m.read'] ?? {});
+}
