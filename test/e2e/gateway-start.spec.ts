@@ -132,6 +132,31 @@ describe('embedded gateway start', () => {
     expect(((await clientServer.json()) as { errcode: string }).errcode).toBe('M_UNRECOGNIZED');
   }, 90_000);
 
+  it('serves Prometheus metrics on the internal listeners only, with bus consumer gauges', async () => {
+    const metricsPort = await findFreePort();
+    process.env.FEDGATE_METRICS_PORT = String(metricsPort);
+    try {
+      await startGateway();
+    } finally {
+      delete process.env.FEDGATE_METRICS_PORT;
+    }
+    await call('GET', '/_matrix/federation/v1/version');
+    const fromClientListener = await fetch(`${gateway!.clientServerUrl}/metrics`);
+    expect(fromClientListener.status).toBe(200);
+    const exposition = await fromClientListener.text();
+    expect(exposition).toMatch(/fedgate_bus_consumer_lag\{[^}]*consumer="fedgate-state-resolver-pdu-0"[^}]*\} 0/);
+    expect(exposition).toMatch(/fedgate_http_request_duration_seconds_count\{[^}]*listener="federation"[^}]*route="\/_matrix\/federation\/v1\/version"/);
+    expect(exposition).toContain('service="gateway"');
+
+    const dedicated = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(dedicated.status).toBe(200);
+    expect(await dedicated.text()).toContain('fedgate_bus_consumer_ack_pending');
+
+    const fromFederation = await call('GET', '/metrics');
+    expect(fromFederation.status).toBe(404);
+    expect(fromFederation.json.errcode).toBe('M_UNRECOGNIZED');
+  }, 90_000);
+
   it('reuses the signing key and certificate after a restart', async () => {
     const keyBefore = await signingKeyFile();
     const certBefore = await certificateFile();

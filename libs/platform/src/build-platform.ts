@@ -4,12 +4,14 @@
 //                handles, and processes of one deployment share the data through the database and NATS.
 import { readFile } from 'node:fs/promises';
 import type { Provider } from '@nestjs/common';
-import { busOptionsFor, busTopology, EmbeddedBus, JetStreamBus, type Bus, type BusTopology } from '@fedgate/bus';
+import { busOptionsFor, busTopology, EmbeddedBus, JetStreamBus, type Bus, type BusObserver, type BusTopology, type ConsumerSpec } from '@fedgate/bus';
 import type { FedgateConfig } from '@fedgate/config';
 import { FederationHttpClient, StoreKeyRing, type KeyRing } from '@fedgate/federation-client';
 import type { SharedResources, SigningKeyFile } from '@fedgate/service-kit';
 import { openStore as openStoreFor, type Store } from '@fedgate/store';
+import { registerConsumerGauges } from '@fedgate/telemetry';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { addressAllowlist } from './address-allowlist';
 import { BUS, BUS_TOPOLOGY, FEDERATION_CLIENT, KEY_RING, SERVER_IDENTITY, STORE, type ServerIdentity } from './tokens';
 import { xMatrixRequestSigner } from './x-matrix-signer';
@@ -18,6 +20,8 @@ export interface PlatformContext {
   config: FedgateConfig;
   logger: Logger;
   signingKey: SigningKeyFile;
+  /** Where bus counters and consumer gauges go (service-kit's telemetry); absent in some tests. */
+  telemetry?: { registry?: Registry; busObserver?: BusObserver };
 }
 
 export interface Platform extends SharedResources {
@@ -35,8 +39,8 @@ export function topologyFor(config: FedgateConfig): BusTopology {
   return busTopology({ prefix: config.bus.prefix, roomPartitions: config.partitions.rooms, destinationPartitions: config.partitions.destinations });
 }
 
-async function openBus(config: FedgateConfig, topology: BusTopology): Promise<Bus> {
-  const options = busOptionsFor(topology);
+async function openBus(config: FedgateConfig, topology: BusTopology, observer?: BusObserver): Promise<Bus> {
+  const options = busOptionsFor(topology, observer);
   const bus: Bus =
     config.mode === 'embedded'
       ? new EmbeddedBus({ path: config.sqlite.path, ...options })
@@ -65,18 +69,31 @@ export async function buildFederationClient(config: FedgateConfig, identity: Ser
   });
 }
 
+/** The pipeline's durable consumers, for lag and ack-pending gauges (those not created yet are skipped). */
+function pipelineConsumers(topology: BusTopology): ConsumerSpec[] {
+  const { consumers } = topology;
+  const perRoom = Array.from({ length: topology.roomPartitions }, (_, p) => [
+    consumers.stateResolverInbound(p),
+    consumers.egressRoomLog(p),
+    consumers.chatSyncRoomLog(p),
+  ]).flat();
+  const perDestination = Array.from({ length: topology.destinationPartitions }, (_, p) => consumers.egressDestinations(p));
+  return [...perRoom, ...perDestination, consumers.chatSyncEdus(), consumers.egressOutboundEdus(), consumers.egressServerUp()];
+}
+
 /** Opens store and bus for the configured mode and builds the providers every service module injects. */
-export async function buildPlatform({ config, logger, signingKey }: PlatformContext): Promise<Platform> {
+export async function buildPlatform({ config, logger, signingKey, telemetry }: PlatformContext): Promise<Platform> {
   const identity: ServerIdentity = { serverName: config.serverName, signingKey: signingKey.current, allKeys: signingKey.all };
   const topology = topologyFor(config);
   const store = await openStore(config);
   let bus: Bus;
   try {
-    bus = await openBus(config, topology);
+    bus = await openBus(config, topology, telemetry?.busObserver);
   } catch (err) {
     await store.close();
     throw err;
   }
+  if (telemetry?.registry) registerConsumerGauges(telemetry.registry, bus, () => pipelineConsumers(topology));
   const federationClient = await buildFederationClient(config, identity);
   const keyRing: KeyRing = new StoreKeyRing({
     serverKeys: store.serverKeys,

@@ -12,7 +12,7 @@ import { createHttpApp, listenHttpApp } from './http/http-app';
 import { createLogger, PinoNestLogger } from './logger';
 import { serviceRootModule, type ServiceRuntime } from './runtime.module';
 import { installGracefulShutdown } from './shutdown';
-import { createServiceTelemetry } from './telemetry-hook';
+import { createServiceTelemetry, type ServiceTelemetry } from './telemetry-hook';
 
 export type ServiceModule = Type<unknown> | DynamicModule;
 
@@ -33,7 +33,7 @@ export interface ServiceDefinition {
   /** Run without HTTP: bus consumers, schedulers. */
   workers?: ServiceModule[];
   /** Builds what all apps share, once config, logger and signing key exist. */
-  shared?: (context: { config: FedgateConfig; logger: Logger; signingKey: SigningKeyFile }) => Promise<SharedResources> | SharedResources;
+  shared?: (context: { config: FedgateConfig; logger: Logger; signingKey: SigningKeyFile; telemetry?: ServiceTelemetry }) => Promise<SharedResources> | SharedResources;
 }
 
 export interface StartServiceOptions {
@@ -71,7 +71,8 @@ export async function startService(definition: ServiceDefinition, options: Start
   const telemetry = createServiceTelemetry(config, definition.name, logger);
   await ensureDataDir(config.dataDir);
   const signingKey = await ensureSigningKey(config.signingKey.path, logger);
-  const shared = (await definition.shared?.({ config, logger, signingKey })) ?? { providers: [] };
+  await telemetry.start?.();
+  const shared = (await definition.shared?.({ config, logger, signingKey, telemetry })) ?? { providers: [] };
   const runtime: ServiceRuntime = { config, logger, sharedProviders: shared.providers };
 
   const apps: INestApplicationContext[] = [];

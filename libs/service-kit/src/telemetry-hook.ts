@@ -1,9 +1,10 @@
-// The one place service-kit meets @fedgate/telemetry.
-// SEAM(telemetry): @fedgate/telemetry exports nothing yet. When it does, build ServiceTelemetry from it
-// in `createServiceTelemetry` (tracer/meter set-up from config.telemetry, request metrics, /metrics
-// content, flush on shutdown); nothing else in service-kit needs to change.
+// The one place service-kit meets @fedgate/telemetry: traces (OTLP export only when configured), a
+// Prometheus registry with HTTP request metrics, and the bus observer the platform passes to its bus.
 import type { FedgateConfig } from '@fedgate/config';
+import type { BusObserver } from '@fedgate/bus';
+import { createMetricsRegistry, prometheusBusObserver, serveMetrics, setupTracing, type MetricsServer, type Tracing } from '@fedgate/telemetry';
 import type { Logger } from 'pino';
+import { Histogram, type Registry } from 'prom-client';
 
 export interface RequestObservation {
   listener: string;
@@ -17,12 +18,59 @@ export interface RequestObservation {
 export interface ServiceTelemetry {
   /** Called once per finished HTTP request. */
   observeRequest?(observation: RequestObservation): void;
-  /** Prometheus exposition for GET /metrics; absent = no /metrics route. */
+  /** Prometheus exposition for GET /metrics on internal listeners; absent = no /metrics route. */
   metrics?(): Promise<{ contentType: string; body: string }>;
+  /** Where the platform registers bus and consumer metrics. */
+  registry?: Registry;
+  busObserver?: BusObserver;
+  /** Starts the dedicated metrics listener when `telemetry.metricsPort` is configured. */
+  start?(): Promise<void>;
   /** Flushes exporters; called last on shutdown. */
   shutdown?(): Promise<void>;
 }
 
-export function createServiceTelemetry(_config: FedgateConfig, _serviceName: string, _logger: Logger): ServiceTelemetry {
-  return {};
+// Tracing is process-global in OpenTelemetry: the first service of a process sets it up, the last one to
+// stop shuts it down (tests and embedded mode run several services in one process).
+let processTracing: { tracing: Tracing; users: number } | undefined;
+
+function acquireTracing(serviceName: string, otlpEndpoint: string | undefined): () => Promise<void> {
+  processTracing ??= { tracing: setupTracing({ service: `fedgate-${serviceName}`, otlpEndpoint }), users: 0 };
+  processTracing.users++;
+  let released = false;
+  return async () => {
+    if (released || !processTracing) return;
+    released = true;
+    if (--processTracing.users > 0) return;
+    const { tracing } = processTracing;
+    processTracing = undefined;
+    await tracing.shutdown();
+  };
+}
+
+export function createServiceTelemetry(config: FedgateConfig, serviceName: string, logger: Logger): ServiceTelemetry {
+  const releaseTracing = acquireTracing(serviceName, config.telemetry.otlpEndpoint);
+  const registry = createMetricsRegistry(serviceName);
+  const requests = new Histogram({
+    name: 'fedgate_http_request_duration_seconds',
+    help: 'HTTP requests served, by listener, route and status',
+    labelNames: ['listener', 'method', 'route', 'status'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  let server: MetricsServer | undefined;
+  return {
+    registry,
+    busObserver: prometheusBusObserver(registry),
+    observeRequest: (o) => requests.observe({ listener: o.listener, method: o.method, route: o.route, status: String(o.status) }, o.durationMs / 1000),
+    metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+    async start() {
+      if (config.telemetry.metricsPort === undefined) return;
+      server = await serveMetrics(registry, config.telemetry.metricsPort);
+      logger.info({ port: server.port }, 'metrics served at /metrics');
+    },
+    async shutdown() {
+      await server?.close();
+      await releaseTracing();
+    },
+  };
 }

@@ -41,7 +41,8 @@ export async function createHttpApp(options: HttpAppOptions): Promise<NestFastif
   const fastify = adapter.getInstance() as unknown as FastifyInstance;
   installBodyParsers(fastify);
   installRequestLogging(fastify, listener.name, logger, telemetry);
-  if (telemetry?.metrics) {
+  // Never on the federation listener: metrics describe internals and that listener faces the internet.
+  if (telemetry?.metrics && listener.name !== 'federation') {
     const metrics = telemetry.metrics.bind(telemetry);
     fastify.get('/metrics', async (_request, reply) => {
       const { contentType, body } = await metrics();
