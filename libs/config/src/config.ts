@@ -16,6 +16,16 @@ export interface FederationConfig extends ListenerConfig {
   addressAllowlist: string[];
   /** Largest request body the federation listener reads; larger ones get 413 M_TOO_LARGE. */
   maxRequestBytes: number;
+  /**
+   * Notaries asked for a server's keys when the server itself cannot be reached (`/_matrix/key/v2/query`).
+   * `verifyKeys` (key ID → unpadded base64 public key) pins the notary's own keys; otherwise they are fetched.
+   */
+  trustedKeyServers: TrustedKeyServer[];
+}
+
+export interface TrustedKeyServer {
+  serverName: string;
+  verifyKeys?: Record<string, string>;
 }
 
 export interface ClientServerConfig extends ListenerConfig {

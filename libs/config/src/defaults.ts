@@ -11,7 +11,7 @@ export function defaultSettings(): Record<string, unknown> {
     serverName: 'localhost:8448',
     mode: 'embedded',
     dataDir: './data',
-    federation: { bindAddress: '0.0.0.0', port: 8448, allowPrivateAddresses: false, addressAllowlist: [], maxRequestBytes: 12 * MiB },
+    federation: { bindAddress: '0.0.0.0', port: 8448, allowPrivateAddresses: false, addressAllowlist: [], maxRequestBytes: 12 * MiB, trustedKeyServers: [] },
     clientServer: { enabled: true, bindAddress: '127.0.0.1', port: 8008 },
     tls: { ca: [] },
     signingKey: {},
@@ -20,7 +20,9 @@ export function defaultSettings(): Record<string, unknown> {
     mongo: { url: 'mongodb://127.0.0.1:27017', database: 'fedgate' },
     sqlite: {},
     partitions: { rooms: 16, destinations: 16 },
-    egress: { backoff: { initialMs: 5_000, multiplier: 2, maxMs: 3_600_000, jitter: 0.2 }, requestTimeoutMs: 60_000 },
+    // Retry timings as Synapse's defaults (destination_min_retry_interval 10 min, ×2, at most a day); a
+    // destination is retried at once when it sends us an authenticated request.
+    egress: { backoff: { initialMs: 10 * 60_000, multiplier: 2, maxMs: 24 * 60 * 60_000, jitter: 0.2 }, requestTimeoutMs: 60_000 },
     limits: { maxUploadBytes: 50 * MiB },
     appServices: { registrationFiles: [] },
     log: { level: 'info' },

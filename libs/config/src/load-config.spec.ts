@@ -31,7 +31,9 @@ describe('loadConfig', () => {
     expect(config.serverName).toBe('localhost:8448');
     expect(config.mode).toBe('embedded');
     expect(config.dataDir).toBe(path.join(dir, 'data'));
-    expect(config.federation).toEqual({ bindAddress: '0.0.0.0', port: 8448, allowPrivateAddresses: false, addressAllowlist: [], maxRequestBytes: 12 * 1024 * 1024 });
+    expect(config.federation).toEqual({ bindAddress: '0.0.0.0', port: 8448, allowPrivateAddresses: false, addressAllowlist: [], maxRequestBytes: 12 * 1024 * 1024, trustedKeyServers: [] });
+    // Synapse's retry defaults: 10 minutes, doubling, at most a day.
+    expect(config.egress.backoff).toEqual({ initialMs: 600_000, multiplier: 2, maxMs: 86_400_000, jitter: 0.2 });
     expect(config.bus).toEqual({ prefix: 'fedgate' });
     expect(config.clientServer).toEqual({ enabled: true, bindAddress: '127.0.0.1', port: 8008 });
     expect(config.signingKey.path).toBe(path.join(dir, 'data', 'signing.key'));
@@ -122,6 +124,16 @@ describe('loadConfig', () => {
     expect(fileErr.message).toContain('serverName must match pattern');
     expect(fileErr.message).toContain('"not a name"');
     expect(fileErr.message).toContain('unknown key federation.prot');
+  });
+
+  it('reads trusted key servers (notaries) from the file, optionally with pinned keys', () => {
+    writeYaml('fedgate.yaml', 'federation:\n  trustedKeyServers:\n    - serverName: notary.example\n      verifyKeys:\n        "ed25519:a": "Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw"\n    - serverName: other.example\n');
+    expect(load({}).federation.trustedKeyServers).toEqual([
+      { serverName: 'notary.example', verifyKeys: { 'ed25519:a': 'Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw' } },
+      { serverName: 'other.example' },
+    ]);
+    const bad = writeYaml('bad-notary.yaml', 'federation:\n  trustedKeyServers:\n    - verifyKeys: {}\n');
+    expect(errorOf(() => load({}, ['--config', bad])).message).toMatch(/trustedKeyServers/);
   });
 
   it('refuses a file that is not a YAML mapping', () => {

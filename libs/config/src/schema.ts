@@ -25,6 +25,10 @@ export const configSchema = closed(
       allowPrivateAddresses: { type: 'boolean' },
       addressAllowlist: { type: 'array', items: { type: 'string', minLength: 1 } },
       maxRequestBytes: positiveInteger,
+      trustedKeyServers: {
+        type: 'array',
+        items: closed({ serverName: { type: 'string', minLength: 1 }, verifyKeys: { type: 'object', additionalProperties: { type: 'string', minLength: 1 } } }, ['serverName']),
+      },
     }),
     clientServer: closed({ ...listener, enabled: { type: 'boolean' } }),
     tls: closed({ cert: path, key: path, ca: { type: 'array', items: path } }, ['ca']),

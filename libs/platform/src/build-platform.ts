@@ -100,6 +100,7 @@ export async function buildPlatform({ config, logger, signingKey, telemetry }: P
     fetcher: federationClient,
     ownServerName: identity.serverName,
     ownKeys: () => identity.allKeys,
+    notaries: config.federation.trustedKeyServers,
     onFetchFailure: (serverName, source, err) => logger.warn({ err, serverName, source }, 'fetching server keys failed'),
   });
   logger.info({ mode: config.mode, busPrefix: topology.prefix, store: config.mode === 'embedded' ? config.sqlite.path : config.mongo.database }, 'platform ready');
