@@ -342,7 +342,14 @@ export function describeFederationScenarios(shape: FedgateShape): void {
         expect(refusal?.data?.error ?? String(refusal)).toMatch(/ADDRESS_REFUSED|not public/);
       });
 
-      it.skip('inviting a user on a private address: the refusal is in the audit store — blocked: state-resolver (helper A) audits refused fetched events but not a failed outbound invite (local-events.ts inviteRemote)', () => undefined);
+      scenario('inviting a user on a private address: the refusal is in the audit store', ['chatSync', 'stateResolver', 'ingress'], async () => {
+        await bridgeOf(a).asUser(alice).invite(roomId, '@audited:10.255.255.2:8448').catch(() => undefined);
+        const records = await eventually(
+          async () => (await auditStore.audit.query({ direction: 'out', destination: '10.255.255.2:8448', limit: 10 })).filter((r) => /invite/.test(r.path)),
+          (found) => Array.isArray(found) && found.length > 0,
+        );
+        expect(records[0]).toMatchObject({ outcome: 'error', reason: 'ADDRESS_REFUSED', status: 0 });
+      });
     });
   });
 }

@@ -112,21 +112,49 @@ export class LocalEvents {
     const destination = domainOf(built.pdu.state_key as string);
     const inviteRoomState = await strippedState(this.store, current, []);
     inviteRoomState.push({ type: built.pdu.type, state_key: built.pdu.state_key, content: built.pdu.content, sender: built.pdu.sender });
+    const roomId = built.pdu.room_id as string;
+    const started = Date.now();
     let answered: Record<string, unknown>;
     try {
-      answered = await this.api.invite(destination, built.pdu.room_id as string, built.eventId, { event: built.pdu, room_version: rules.id, invite_room_state: inviteRoomState });
+      answered = await this.api.invite(destination, roomId, built.eventId, { event: built.pdu, room_version: rules.id, invite_room_state: inviteRoomState });
     } catch (err) {
       if (err instanceof FederationHttpError) {
         const body = err.body as { error?: unknown } | undefined;
-        throw forbidden(`${destination} refused the invite: ${err.errcode ?? err.status} ${typeof body?.error === 'string' ? body.error : ''}`.trim());
+        const refusal = forbidden(`${destination} refused the invite: ${err.errcode ?? err.status} ${typeof body?.error === 'string' ? body.error : ''}`.trim());
+        await this.auditFailedInvite(destination, roomId, built.eventId, started, err.status, 'rejected', err.errcode ?? `http_${err.status}`, refusal.message);
+        throw refusal;
       }
-      throw new CommandRefusal('M_UNKNOWN', `could not reach ${destination} to invite: ${describeError(err)}`, 502);
+      const code = (err as { code?: unknown }).code;
+      const refusal = new CommandRefusal('M_UNKNOWN', `could not reach ${destination} to invite: ${describeError(err)}`, 502);
+      await this.auditFailedInvite(destination, roomId, built.eventId, started, 0, 'error', typeof code === 'string' ? code : 'unreachable', refusal.message);
+      throw refusal;
     }
     const { valid, refused } = partitionRemoteEvents(
-      await verifyRemoteEvents(this.keyRing, [answered], { roomVersion: rules, roomId: built.pdu.room_id as string, expectedIds: new Set([built.eventId]), extraSigners: [destination] }),
+      await verifyRemoteEvents(this.keyRing, [answered], { roomVersion: rules, roomId, expectedIds: new Set([built.eventId]), extraSigners: [destination] }),
     );
-    if (valid.length !== 1 || valid[0].redacted) throw forbidden(`${destination} answered the invite with an event that does not verify: ${refused[0]?.reason ?? 'content changed'}`);
+    if (valid.length !== 1 || valid[0].redacted) {
+      const refusal = forbidden(`${destination} answered the invite with an event that does not verify: ${refused[0]?.reason ?? 'content changed'}`);
+      await this.auditFailedInvite(destination, roomId, built.eventId, started, 200, 'rejected', 'invite_answer_unverified', refusal.message);
+      throw refusal;
+    }
     return { eventId: built.eventId, pdu: { ...built.pdu, signatures: valid[0].pdu.signatures } as Pdu };
+  }
+
+  /** An invite that did not go through leaves a queryable record of where, when and why. */
+  private async auditFailedInvite(destination: string, roomId: string, eventId: string, started: number, status: number, outcome: 'rejected' | 'error', reason: string, error: string): Promise<void> {
+    await this.store.audit.append({
+      direction: 'out',
+      origin: this.serverName,
+      destination,
+      method: 'PUT',
+      path: `/_matrix/federation/v2/invite/${encodeURIComponent(roomId)}/${encodeURIComponent(eventId)}`,
+      ts: started,
+      durationMs: Date.now() - started,
+      status,
+      outcome,
+      reason,
+      details: { roomId, eventId, error },
+    });
   }
 }
 
