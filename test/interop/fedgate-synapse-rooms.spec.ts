@@ -1,8 +1,9 @@
 // fedgate against a live Synapse: keys and signed requests, rooms of versions 10/11/12 created on either
 // side, messages of every common shape, membership changes, concurrent state, EDUs, profile and alias
-// queries. Synapse users act through Synapse's client-server API (matrix-js-sdk); fedgate users are the
+// queries, media. Synapse users act through Synapse's client-server API (matrix-js-sdk); fedgate users are the
 // test bridge's virtual users on fedgate's application-service API. docs/interop.md lists the scenarios.
 import { Method, Preset, type MatrixClient } from 'matrix-js-sdk';
+import sharp from 'sharp';
 import { verifyServerKeyDocument } from '@fedgate/protocol';
 import { openInstanceStore, type SynapseUser } from '@fedgate/testing';
 import { matrixClientFor } from './support/matrix-client';
@@ -391,7 +392,54 @@ describe('fedgate and Synapse: rooms, messages, membership, EDUs', () => {
     });
   });
 
-  it.todo('media: upload on one side, download and thumbnail on the other — pending: fedgate media repository (helper G) has not landed');
+  describe('media', () => {
+    let image: Buffer;
+    beforeAll(async () => {
+      image = await sharp({ create: { width: 96, height: 64, channels: 3, background: { r: 200, g: 40, b: 40 } } }).png().toBuffer();
+    });
+
+    /** A client-server media call with a bearer token; the bytes and the content type. */
+    async function media(url: string, token: string, init: RequestInit = {}): Promise<{ status: number; type: string | null; bytes: Buffer }> {
+      const res = await fetch(url, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string> | undefined) } });
+      return { status: res.status, type: res.headers.get('content-type'), bytes: Buffer.from(await res.arrayBuffer()) };
+    }
+    const asBob = (url: string) => `${url}${url.includes('?') ? '&' : '?'}user_id=${encodeURIComponent(bob)}`;
+    const mediaPath = (mxc: string) => mxc.slice('mxc://'.length);
+
+    it('uploaded on fedgate: Synapse downloads it and makes a thumbnail of it over federation', async () => {
+      const uploaded = await media(asBob(`${peers.fedgate.clientServerUrl}/_matrix/media/v3/upload?filename=red.png`), peers.bridge.registration.as_token, {
+        method: 'POST',
+        body: image,
+        headers: { 'content-type': 'image/png' },
+      });
+      expect(uploaded.status).toBe(200);
+      const mxc = JSON.parse(uploaded.bytes.toString('utf8')).content_uri as string;
+      expect(mxc.startsWith(`mxc://${peers.fedgate.serverName}/`)).toBe(true);
+
+      const downloaded = await media(`${peers.synapse.clientUrl}/_matrix/client/v1/media/download/${mediaPath(mxc)}`, alice.accessToken);
+      expect(downloaded).toMatchObject({ status: 200, type: 'image/png' });
+      expect(downloaded.bytes.equals(image)).toBe(true);
+      const thumbnail = await media(`${peers.synapse.clientUrl}/_matrix/client/v1/media/thumbnail/${mediaPath(mxc)}?width=32&height=32&method=scale`, alice.accessToken);
+      expect(thumbnail.status).toBe(200);
+      expect(thumbnail.type).toMatch(/^image\//);
+      expect((await sharp(thumbnail.bytes).metadata()).width).toBeLessThanOrEqual(96);
+    });
+
+    it('uploaded on Synapse: fedgate downloads it and makes a thumbnail of it over federation', async () => {
+      const uploaded = await media(`${peers.synapse.clientUrl}/_matrix/media/v3/upload?filename=red.png`, alice.accessToken, { method: 'POST', body: image, headers: { 'content-type': 'image/png' } });
+      expect(uploaded.status).toBe(200);
+      const mxc = JSON.parse(uploaded.bytes.toString('utf8')).content_uri as string;
+
+      const downloaded = await media(asBob(`${peers.fedgate.clientServerUrl}/_matrix/client/v1/media/download/${mediaPath(mxc)}`), peers.bridge.registration.as_token);
+      expect(downloaded).toMatchObject({ status: 200, type: 'image/png' });
+      expect(downloaded.bytes.equals(image)).toBe(true);
+      const thumbnail = await media(asBob(`${peers.fedgate.clientServerUrl}/_matrix/client/v1/media/thumbnail/${mediaPath(mxc)}?width=32&height=32&method=scale`), peers.bridge.registration.as_token);
+      expect(thumbnail.status).toBe(200);
+      expect(thumbnail.type).toMatch(/^image\//);
+      const size = await sharp(thumbnail.bytes).metadata();
+      expect(size.width).toBeLessThanOrEqual(96);
+    });
+  });
 });
 
 function typingIn(sync: Record<string, any>, roomId: string): string[] {
