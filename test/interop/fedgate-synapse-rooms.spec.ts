@@ -287,7 +287,17 @@ describe('fedgate and Synapse: rooms, messages, membership, EDUs', () => {
       await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(alice.userId, 'join')(e), WAIT_MS);
     });
 
-    it.todo('a fedgate user knocks on a Synapse room — pending: the application-service API has no /knock endpoint (chat-sync), fedgate has no outbound make_knock/send_knock driver for local users');
+    it('a fedgate user knocks on a Synapse room with join_rule knock; Synapse sees the knock and the invite lets them join', async () => {
+      const { room_id: roomId } = await aliceClient.createRoom({ room_version: '12', preset: Preset.PrivateChat, initial_state: [{ type: 'm.room.join_rules', state_key: '', content: { join_rule: 'knock' } }] } as never);
+      await bobClient.knockRoom(roomId, { viaServers: [peers.synapse.serverName], reason: 'knock knock' } as never);
+      const knock = await eventually(() => aliceClient.getStateEvent(roomId, 'm.room.member', bob), (c) => c?.membership === 'knock');
+      expect(knock).toMatchObject({ membership: 'knock', reason: 'knock knock' });
+      await aliceClient.invite(roomId, bob);
+      await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(bob, 'invite')(e), WAIT_MS);
+      await bobClient.joinRoom(roomId, { viaServers: [peers.synapse.serverName] });
+      const members = await eventually(() => aliceClient.getJoinedRoomMembers(roomId), (r) => bob in (r?.joined ?? {}));
+      expect(Object.keys(members.joined)).toContain(bob);
+    });
   });
 
   it('power levels, topic and name changed on both sides at once converge: both servers report the same state', async () => {

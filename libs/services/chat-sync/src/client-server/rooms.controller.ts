@@ -32,6 +32,12 @@ export class RoomsController {
     return this.actions.join(requester, target, [...queryList(query.via), ...queryList(query.server_name)], body);
   }
 
+  @Post('knock/:roomIdOrAlias')
+  @HttpCode(200)
+  knock(@CurrentRequester() requester: Requester, @Param('roomIdOrAlias') target: string, @Query() query: Record<string, unknown>, @Body() body: unknown) {
+    return this.actions.knock(requester, target, [...queryList(query.via), ...queryList(query.server_name)], body);
+  }
+
   @Post('rooms/:roomId/join')
   @HttpCode(200)
   joinRoom(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Query() query: Record<string, unknown>, @Body() body: unknown) {

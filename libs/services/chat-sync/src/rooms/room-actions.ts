@@ -78,6 +78,30 @@ export class RoomActions {
     return { room_id: joined.roomId };
   }
 
+  /** `POST /knock/{roomIdOrAlias}`: a local event in a room we are in, otherwise make_knock/send_knock through a resident server. */
+  async knock(requester: Requester, roomIdOrAlias: string, via: string[], body: unknown): Promise<{ room_id: string }> {
+    const content = membershipContent(body, 'knock');
+    let roomId = roomIdOrAlias;
+    const servers = [...via];
+    if (roomIdOrAlias.startsWith('#')) {
+      const resolved = await this.aliases.resolve(roomIdOrAlias);
+      roomId = resolved.roomId;
+      servers.push(...resolved.servers);
+    } else {
+      assertRoomId(roomIdOrAlias);
+    }
+    if (await this.isInRoom(roomId)) {
+      const { eventId } = await this.commands.createEvent({ roomId, sender: requester.userId, type: 'm.room.member', stateKey: requester.userId, content: content as never });
+      await this.recordLocalMembership(requester.userId, roomId, 'knock', eventId);
+      return { room_id: roomId };
+    }
+    const candidates = unique([...servers, ...serverOfRoomId(roomId)]).filter((s) => s !== this.identity.serverName);
+    if (candidates.length === 0) throw MatrixError.notFound(`No known servers to knock on ${roomId} through`);
+    const knocked = await this.commands.remoteMembership(roomId, requester.userId, 'knock', candidates, content as never);
+    await this.recordLocalMembership(requester.userId, knocked.roomId, 'knock', knocked.eventId);
+    return { room_id: knocked.roomId };
+  }
+
   /** invite, leave, kick, ban, unban. */
   async changeMembership(requester: Requester, roomId: string, change: MembershipChange, body: unknown): Promise<Record<string, never>> {
     assertRoomId(roomId);
