@@ -176,6 +176,10 @@ export function describeChatFeatureScenarios(shape: FedgateShape): void {
         await b.bridge.asUser(b.first).joinRoom(roomId, { viaServers: [a.instance.serverName] });
         await a.bridge.waitForEvent(membership(b.first, 'join', roomId), EVENT_WAIT_MS);
         await b.bridge.waitForEvent(membership(b.first, 'join', roomId), EVENT_WAIT_MS);
+        // B's user may invite too (the preset's invite level is 50), so invites go both ways.
+        const levels = (await a.bridge.asUser(a.first).getStateEvent(roomId, 'm.room.power_levels', '')) as { users?: Record<string, number> };
+        const raised = await a.bridge.asUser(a.first).sendStateEvent(roomId, 'm.room.power_levels' as never, { ...levels, users: { ...levels.users, [b.first]: 50 } } as never, '');
+        await b.bridge.waitForEvent((e) => e.event_id === raised.event_id, EVENT_WAIT_MS);
       }, 120_000);
 
       bothWays('a formatted (markdown → HTML) body arrives with format and formatted_body', async (d) => {
@@ -333,6 +337,35 @@ export function describeChatFeatureScenarios(shape: FedgateShape): void {
           d.to.bridge.received.waitForEphemeral((e) => e.type === 'm.presence' && e.sender === d.from.first && e.content?.status_msg === status, EVENT_WAIT_MS),
         );
         expect(presence.content).toMatchObject({ presence: 'unavailable', status_msg: status });
+      });
+
+      bothWays('an invite for a never-registered user in the bridge\'s namespace: its server asks the AS, creates the user, and the user joins', async (d) => {
+        const localpart = `${d.to.instance.name}chat_lazy_${Date.now()}`;
+        const invitee = `@${localpart}:${d.to.instance.serverName}`;
+        const userQueries: string[] = [];
+        // The bridge's own HTTP server: what fedgate asked the AS, beside what matrix-appservice answers.
+        const bridgeServer = (d.to.bridge as unknown as { server: import('node:http').Server }).server;
+        const recordQuery = (request: import('node:http').IncomingMessage) => {
+          if (request.method === 'GET' && request.url?.startsWith('/_matrix/app/v1/users/')) userQueries.push(decodeURIComponent(request.url.slice('/_matrix/app/v1/users/'.length).split('?')[0]!));
+        };
+        bridgeServer.on('request', recordQuery);
+        try {
+          await d.to.bridge.asUser(d.to.first).getProfileInfo(invitee).then(
+            () => {
+              throw new Error(`${invitee} exists before the invite`);
+            },
+            (err: { errcode?: string }) => expect(err.errcode).toBe('M_NOT_FOUND'),
+          );
+          await d.from.bridge.asUser(d.from.first).invite(roomId, invitee);
+          const invite = await step('the invite reaches the invitee\'s bridge', d.to.bridge.waitForEvent(membership(invitee, 'invite', roomId), EVENT_WAIT_MS));
+          expect(invite.sender).toBe(d.from.first);
+          expect(userQueries).toContain(invitee);
+          expect(await d.to.bridge.asUser(d.to.first).getProfileInfo(invitee)).toEqual({ displayname: localpart });
+          await d.to.bridge.asUser(invitee).joinRoom(roomId, { viaServers: [d.from.instance.serverName] });
+          await step('the inviting side sees the join', d.from.bridge.waitForEvent(membership(invitee, 'join', roomId), EVENT_WAIT_MS));
+        } finally {
+          bridgeServer.off('request', recordQuery);
+        }
       });
 
       bothWays('an alias on one server resolves on the other and a user joins through it', async (d) => {

@@ -9,6 +9,7 @@ import { AppServiceClient, TransactionPusher, type BackoffPolicy } from '../push
 import { ApplicationServiceRegistry } from '../registration';
 import { CHAT_SYNC_REGISTRY } from '../tokens';
 import { EduFanout } from './edu-fanout';
+import { InviteeProvisioning } from './invitee-provisioning';
 import { RoomLogFanout } from './room-log-fanout';
 import { StoreTransactionQueue } from './store-transaction-queue';
 
@@ -48,9 +49,10 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
         protocols: r.protocols,
       });
     }
+    const appServiceClient = new AppServiceClient();
     const pusher = new TransactionPusher({
       queue: this.queue,
-      client: new AppServiceClient(),
+      client: appServiceClient,
       registrations: this.registry.services.map((s) => s.registration),
       ...(this.backoff ? { backoff: this.backoff } : {}),
       onDeliveryFailure: (failure) =>
@@ -58,7 +60,8 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     });
     this.pusher = pusher;
 
-    const roomLog = new RoomLogFanout(this.store, this.bus, this.topology, this.registry, this.identity.serverName, log);
+    const invitees = new InviteeProvisioning(this.store, this.registry, appServiceClient, this.identity.serverName, log);
+    const roomLog = new RoomLogFanout(this.store, this.bus, this.topology, this.registry, this.identity.serverName, log, invitees);
     const edus = new EduFanout(this.store, this.bus, this.topology, this.registry);
     const replicaIndex = Number(process.env.FEDGATE_REPLICA_INDEX ?? 0);
     const replicaCount = Number(process.env.FEDGATE_REPLICA_COUNT ?? 1);

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { ApplicationServiceRegistry } from '../registration';
 import { strippedState, toClientEvent } from '../rooms/client-event';
 import { RoomView } from '../rooms/room-view';
+import type { InviteeProvisioning } from './invitee-provisioning';
 
 const INVITE_STATE_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
 
@@ -19,6 +20,7 @@ export class RoomLogFanout {
     private readonly registry: ApplicationServiceRegistry,
     private readonly serverName: string,
     private readonly logger: Logger,
+    private readonly invitees?: InviteeProvisioning,
   ) {}
 
   async handle(entry: RoomLogEntry): Promise<void> {
@@ -28,6 +30,10 @@ export class RoomLogFanout {
     }
     // Soft-failed and rejected events never reach clients.
     if (entry.outcome !== 'accepted') return;
+    // Before the invite is pushed: the AS is asked about an invitee nobody registered (and may create it).
+    if (pdu.type === 'm.room.member' && pdu.content.membership === 'invite' && typeof pdu.state_key === 'string') {
+      await this.invitees?.ensureRegistered(pdu.state_key);
+    }
     const view = new RoomView(this.store);
     const joinedMembers = await view.joinedMembers(entry.roomId);
     const aliases = (await this.store.aliases.forRoom(entry.roomId)).map((a) => a.alias);
