@@ -65,13 +65,14 @@ export class RoomActions {
     const profile = await this.store.profiles.get(requester.userId);
     if (profile?.displayname) content.displayname = profile.displayname;
     if (profile?.avatarUrl) content.avatar_url = profile.avatarUrl;
-    if (await this.isInRoom(roomId)) {
+    const invite = await this.pendingInviteServers(requester.userId, roomId);
+    const candidates = unique([...servers, ...invite, ...serverOfRoomId(roomId)]).filter((s) => s !== this.identity.serverName);
+    // A room we left with no one else to ask (e.g. every member of a local room left) is joined locally again.
+    if ((await this.isInRoom(roomId)) || (candidates.length === 0 && (await this.hasRoomState(roomId)))) {
       const { eventId } = await this.commands.createEvent({ roomId, sender: requester.userId, type: 'm.room.member', stateKey: requester.userId, content });
       await this.recordLocalMembership(requester.userId, roomId, 'join', eventId);
       return { room_id: roomId };
     }
-    const invite = await this.pendingInviteServers(requester.userId, roomId);
-    const candidates = unique([...servers, ...invite, ...serverOfRoomId(roomId)]).filter((s) => s !== this.identity.serverName);
     if (candidates.length === 0) throw MatrixError.notFound(`No known servers to join ${roomId} through`);
     const joined = await this.commands.remoteMembership(roomId, requester.userId, 'join', candidates, content);
     await this.recordLocalMembership(requester.userId, joined.roomId, 'join', joined.eventId);
@@ -183,9 +184,13 @@ export class RoomActions {
    * user left keeps its stale state here; joining it again has to go through a resident server.
    */
   async isInRoom(roomId: string): Promise<boolean> {
-    const room = await this.view.room(roomId);
-    if (room?.currentStateId == null || (await this.store.rooms.getForwardExtremities(roomId)).length === 0) return false;
+    if (!(await this.hasRoomState(roomId))) return false;
     return (await this.store.rooms.getJoinedServers(roomId)).includes(this.identity.serverName);
+  }
+
+  private async hasRoomState(roomId: string): Promise<boolean> {
+    const room = await this.view.room(roomId);
+    return room?.currentStateId != null && (await this.store.rooms.getForwardExtremities(roomId)).length > 0;
   }
 
   private async pendingInviteServers(userId: string, roomId: string): Promise<string[]> {
