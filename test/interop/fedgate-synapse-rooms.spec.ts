@@ -3,6 +3,7 @@
 // queries, media. Synapse users act through Synapse's client-server API (matrix-js-sdk); fedgate users are the
 // test bridge's virtual users on fedgate's application-service API. docs/interop.md lists the scenarios.
 import { Method, Preset, type MatrixClient } from 'matrix-js-sdk';
+import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { verifyServerKeyDocument } from '@fedgate/protocol';
 import { openInstanceStore, type SynapseUser } from '@fedgate/testing';
@@ -453,6 +454,16 @@ describe('fedgate and Synapse: rooms, messages, membership, EDUs', () => {
       const size = await sharp(thumbnail.bytes).metadata();
       expect(size.width).toBeLessThanOrEqual(96);
     });
+  });
+
+  // Last, so it covers every request the scenarios above made.
+  it('discovery used the explicit ports: neither side asked the other for /.well-known/matrix/server', async () => {
+    const fedgateServed = peers.fedgate.logs().split('\n').filter((line) => line.includes('"url":"/.well-known/matrix/server'));
+    const synapseServed = readFileSync(peers.synapse.logPath, 'utf8').split('\n').filter((line) => line.includes('Processed request') && line.includes('/.well-known/matrix/server'));
+    expect([...fedgateServed, ...synapseServed]).toEqual([]);
+    // …while each did reach the other on its port (requests both ways were answered above).
+    expect(peers.fedgate.logs()).toContain('"url":"/_matrix/federation/v1/send/');
+    expect(readFileSync(peers.synapse.logPath, 'utf8')).toMatch(/\{localhost:\d+\} Processed request: .* 200 "PUT \/_matrix\/federation\/v1\/send\//);
   });
 });
 
