@@ -9,6 +9,7 @@ export * from './ports/chat';
 export * from './ports/chat-lifecycle';
 export * from './ports/store';
 export * from './ports/client-transactions';
+export * from './ports/redactions';
 export { diffStates, MAX_SNAPSHOT_CHAIN } from './shared/snapshots';
 export { openSqliteStore } from './sqlite/store';
 export { openMongoStore } from './mongo/store';

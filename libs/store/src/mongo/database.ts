@@ -14,6 +14,7 @@ export interface MongoCollections {
   joinedServers: Collection<Document>;
   receivedTransactions: Collection<Document>;
   clientTransactions: Collection<Document>;
+  redactionClaims: Collection<Document>;
   destinations: Collection<Document>;
   egressQueue: Collection<Document>;
   egressTransactions: Collection<Document>;
@@ -49,6 +50,7 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   joinedServers: { name: 'joined_servers', indexes: [{ key: { servers: 1 }, name: 'servers' }] },
   receivedTransactions: { name: 'received_transactions', indexes: [{ key: { receivedTs: 1 }, name: 'received_ts' }] },
   clientTransactions: { name: 'client_transactions', indexes: [] },
+  redactionClaims: { name: 'redaction_claims', indexes: [] },
   destinations: { name: 'destinations', indexes: [{ key: { retryAt: 1 }, name: 'retry_at' }] },
   egressQueue: { name: 'egress_queue', indexes: [{ key: { destination: 1, position: 1 }, name: 'destination_position' }] },
   egressTransactions: { name: 'egress_transactions', indexes: [] },

@@ -33,6 +33,7 @@ function toRecord(d: Document): EventRecord {
   };
   if (typeof d.stateKey === 'string') record.stateKey = d.stateKey;
   if (typeof d.reason === 'string') record.reason = d.reason;
+  if (typeof d.redactedBy === 'string') record.redactedBy = d.redactedBy;
   return record;
 }
 

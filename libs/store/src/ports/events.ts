@@ -23,6 +23,8 @@ export interface EventRecord {
   outlier: boolean;
   /** When this server stored it (ms). */
   receivedTs: number;
+  /** The redaction applied to this event (see RedactionRepository); read-only here, `append` ignores it. */
+  redactedBy?: string;
 }
 
 export interface EventOutcome {

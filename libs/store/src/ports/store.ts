@@ -3,6 +3,7 @@ import type { AliasRepository, AppServiceQueueRepository, LocalMembershipReposit
 import type { ChatLifecycleRepository } from './chat-lifecycle';
 import type { ClientTransactionRepository } from './client-transactions';
 import type { EventRepository } from './events';
+import type { RedactionRepository } from './redactions';
 import type { EgressQueueRepository } from './egress-queue';
 import type { DestinationRepository, ReceivedTransactionRepository, ServerKeyRepository } from './federation';
 import type { AppServiceRepository, MediaRepository } from './platform';
@@ -30,6 +31,8 @@ export interface Store {
   readonly chatLifecycle: ChatLifecycleRepository;
   /** state-resolver: (sender, txnId) of local events, so retried sends answer with the first event. */
   readonly clientTransactions: ClientTransactionRepository;
+  /** state-resolver: redactions applied to their targets (readers see them as `EventRecord.redactedBy`). */
+  readonly redactions: RedactionRepository;
   close(): Promise<void>;
 }
 

@@ -10,6 +10,11 @@ CREATE TABLE IF NOT EXISTS store_events (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS store_events_room_depth ON store_events (room_id, depth);
 CREATE INDEX IF NOT EXISTS store_events_room_status_depth ON store_events (room_id, status, depth);
+CREATE TABLE IF NOT EXISTS store_redaction_claims (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, target_id TEXT NOT NULL, redaction_id TEXT NOT NULL, room_id TEXT NOT NULL,
+  UNIQUE (target_id, redaction_id)
+);
+CREATE TABLE IF NOT EXISTS store_redacted_events (event_id TEXT PRIMARY KEY, redaction_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS store_state_snapshots (
   id TEXT PRIMARY KEY, room_id TEXT NOT NULL, base_id TEXT, ancestors TEXT NOT NULL, delta TEXT NOT NULL
 ) WITHOUT ROWID;

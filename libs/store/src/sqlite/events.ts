@@ -15,7 +15,11 @@ interface EventRow {
   reason: string | null;
   outlier: number;
   received_ts: number;
+  redacted_by: string | null;
 }
+
+// Every read carries the applied redaction, if any, with the event.
+const SELECT = 'SELECT e.*, r.redaction_id AS redacted_by FROM store_events e LEFT JOIN store_redacted_events r ON r.event_id = e.event_id';
 
 const INSERT = `INSERT INTO store_events (event_id, room_id, type, state_key, depth, prev_ids, auth_ids, pdu, status, reason, outlier, received_ts)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`;
@@ -32,12 +36,12 @@ export class SqliteEventRepository implements EventRepository {
   }
 
   async get(eventId: string): Promise<EventRecord | undefined> {
-    const row = this.db.get<EventRow>('SELECT * FROM store_events WHERE event_id = ?', eventId);
+    const row = this.db.get<EventRow>(`${SELECT} WHERE e.event_id = ?`, eventId);
     return row && toRecord(row);
   }
 
   async getMany(eventIds: string[]): Promise<Map<string, EventRecord>> {
-    const rows = this.db.all<EventRow>('SELECT * FROM store_events WHERE event_id IN (SELECT value FROM json_each(?))', JSON.stringify(eventIds));
+    const rows = this.db.all<EventRow>(`${SELECT} WHERE e.event_id IN (SELECT value FROM json_each(?))`, JSON.stringify(eventIds));
     return new Map(rows.map((r) => [r.event_id, toRecord(r)]));
   }
 
@@ -51,9 +55,9 @@ export class SqliteEventRepository implements EventRepository {
   }
 
   async byDepthRange(q: DepthRangeQuery): Promise<EventRecord[]> {
-    const rejected = q.excludeRejected === false ? '' : " AND status != 'rejected'";
+    const rejected = q.excludeRejected === false ? '' : " AND e.status != 'rejected'";
     const rows = this.db.all<EventRow>(
-      `SELECT * FROM store_events WHERE room_id = ? AND depth BETWEEN ? AND ?${rejected} ORDER BY depth DESC, event_id LIMIT ?`,
+      `${SELECT} WHERE e.room_id = ? AND e.depth BETWEEN ? AND ?${rejected} ORDER BY e.depth DESC, e.event_id LIMIT ?`,
       q.roomId,
       q.minDepth,
       q.maxDepth,
@@ -64,7 +68,7 @@ export class SqliteEventRepository implements EventRepository {
 
   async byStatus(roomId: string, status: EventStatus, limit: number): Promise<EventRecord[]> {
     const rows = this.db.all<EventRow>(
-      'SELECT * FROM store_events WHERE room_id = ? AND status = ? ORDER BY depth DESC, event_id LIMIT ?',
+      `${SELECT} WHERE e.room_id = ? AND e.status = ? ORDER BY e.depth DESC, e.event_id LIMIT ?`,
       roomId,
       status,
       limit,
@@ -118,5 +122,6 @@ function toRecord(r: EventRow): EventRecord {
   };
   if (r.state_key !== null) record.stateKey = r.state_key;
   if (r.reason !== null) record.reason = r.reason;
+  if (r.redacted_by !== null) record.redactedBy = r.redacted_by;
   return record;
 }

@@ -9,6 +9,7 @@ import { SqliteEgressQueueRepository } from './egress-queue';
 import { SqliteEventRepository } from './events';
 import { SqliteDestinationRepository, SqliteReceivedTransactionRepository, SqliteServerKeyRepository } from './federation';
 import { SqliteAppServiceRepository, SqliteMediaRepository } from './platform';
+import { SqliteRedactionRepository } from './redactions';
 import { SqliteRoomRepository } from './rooms';
 import { SqliteSnapshotRows } from './state';
 
@@ -33,6 +34,7 @@ export function openSqliteStore(path: string): Store {
     appServiceQueue: new SqliteAppServiceQueueRepository(db),
     chatLifecycle: new SqliteChatLifecycleRepository(db),
     clientTransactions: new SqliteClientTransactionRepository(db),
+    redactions: new SqliteRedactionRepository(db),
     close: async () => db.close(),
   };
 }

@@ -134,6 +134,36 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
       });
     });
 
+    describe('redactions', () => {
+      const claim = (redactionEventId: string, targetEventId: string, roomId = '!redact:test') => ({ redactionEventId, targetEventId, roomId });
+
+      it('keeps claims on a target until it is stored, in the order added, each once', async () => {
+        await store.redactions.addClaim(claim('$red-b', '$red-later'));
+        await store.redactions.addClaim(claim('$red-a', '$red-later'));
+        await store.redactions.addClaim(claim('$red-b', '$red-later'));
+        expect(await store.redactions.claimsOn('$red-later')).toEqual([claim('$red-b', '$red-later'), claim('$red-a', '$red-later')]);
+        expect(await store.redactions.claimsOn('$red-none')).toEqual([]);
+        expect(await store.redactions.apply(claim('$red-b', '$red-later'))).toBe(false);
+        expect(await store.events.get('$red-later')).toBeUndefined();
+      });
+
+      it('applies the first redaction to a stored event; every read carries it and the stored PDU stays', async () => {
+        const room = '!redact:test';
+        const target = eventFor(room, '$red-1', 1);
+        await store.events.appendMany([target, eventFor(room, '$red-2', 2)]);
+        expect(await store.redactions.apply(claim('$red-x', '$red-1'))).toBe(true);
+        expect(await store.redactions.apply(claim('$red-y', '$red-1'))).toBe(false);
+        expect(await store.events.get('$red-1')).toEqual({ ...target, redactedBy: '$red-x' });
+        expect((await store.events.getMany(['$red-1', '$red-2'])).get('$red-1')?.redactedBy).toBe('$red-x');
+        expect((await store.events.get('$red-2'))?.redactedBy).toBeUndefined();
+        const range = await store.events.byDepthRange({ roomId: room, minDepth: 0, maxDepth: 10, limit: 10 });
+        expect(range.map((e) => [e.eventId, e.redactedBy])).toEqual([['$red-2', undefined], ['$red-1', '$red-x']]);
+        expect((await store.events.byStatus(room, 'accepted', 10)).find((e) => e.eventId === '$red-1')?.redactedBy).toBe('$red-x');
+        await store.events.setOutcome('$red-1', { status: 'accepted', outlier: false });
+        expect((await store.events.get('$red-1'))?.redactedBy).toBe('$red-x');
+      });
+    });
+
     describe('state snapshots', () => {
       it('derives state from a base and a delta, sharing the base', async () => {
         const room = '!state:test';
