@@ -145,6 +145,17 @@ describe('chat-sync with the test bridge', () => {
     expect(seen[5]).toMatchObject({ sender: alice, content: { reason: 'oops', redacts: mention } });
   });
 
+  it('pings the application service back on request (POST /_matrix/client/v1/appservice/{id}/ping)', async () => {
+    const id = bridge.registration.id;
+    const ok = await call('POST', `/_matrix/client/v1/appservice/${enc(id)}/ping`, { transaction_id: 'ping-1' });
+    expect(ok).toEqual({ status: 200, body: { duration_ms: expect.any(Number) } });
+    expect(bridge.pings).toContain('ping-1');
+    const other = await call('POST', `/_matrix/client/v1/appservice/someone-else/ping`, {});
+    expect(other).toMatchObject({ status: 403, body: { errcode: 'M_FORBIDDEN' } });
+    const noToken = await call('POST', `/_matrix/client/v1/appservice/${enc(id)}/ping`, {}, null);
+    expect(noToken).toMatchObject({ status: 401, body: { errcode: 'M_MISSING_TOKEN' } });
+  });
+
   it('sending twice with one txnId gives one event', async () => {
     const first = await call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/txn-1?user_id=${enc(alice)}`, { msgtype: 'm.text', body: 'once' });
     const second = await call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/txn-1?user_id=${enc(alice)}`, { msgtype: 'm.text', body: 'once' });

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { AccountController, VersionsController } from './client-server/account.controller';
+import { AppServicePingController } from './client-server/appservice-ping.controller';
 import { AppServiceAuthGuard } from './client-server/requester';
 import { DirectoryController } from './client-server/directory.controller';
 import { EphemeralController } from './client-server/ephemeral.controller';
@@ -28,6 +29,7 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
   controllers: [
     VersionsController,
     AccountController,
+    AppServicePingController,
     RoomsController,
     ProfileController,
     DirectoryController,

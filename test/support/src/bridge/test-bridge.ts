@@ -32,6 +32,8 @@ export interface StartTestBridgeOptions extends Partial<HomeserverAddress> {
 
 export class TestBridge {
   readonly received = new ReceivedEvents();
+  /** transaction_id of every ping the homeserver sent (POST /_matrix/app/v1/ping). */
+  pings: string[] = [];
   private readonly clients = new Map<string, MatrixClient>();
   private homeserver: HomeserverAddress | undefined;
 
@@ -64,6 +66,21 @@ export class TestBridge {
     const host = options.host ?? '127.0.0.1';
     const hsToken = newToken();
     const appService = new AppService({ homeserverToken: hsToken });
+    // matrix-appservice has no route for the homeserver's ping (POST /_matrix/app/v1/ping); answer it as a
+    // current bridge does, so the homeserver's appservice ping endpoint can be exercised.
+    const pings: string[] = [];
+    type PingRequest = { headers: Record<string, string | string[] | undefined>; body?: { transaction_id?: unknown } };
+    type PingResponse = { status(code: number): { json(body: unknown): void } };
+    // The library's JSON body parser has already read the body into req.body.
+    appService.expressApp.post('/_matrix/app/v1/ping', (req: PingRequest, res: PingResponse) => {
+      if (req.headers.authorization !== `Bearer ${hsToken}`) {
+        res.status(403).json({ errcode: 'M_FORBIDDEN', error: 'bad hs_token' });
+        return;
+      }
+      const txn = req.body?.transaction_id;
+      pings.push(typeof txn === 'string' ? txn : '');
+      res.status(200).json({});
+    });
     // Our own server around the library's request handling, so port 0 can be used without a race.
     const server = createServer(appService.expressApp);
     await new Promise<void>((resolve, reject) => {
@@ -84,6 +101,7 @@ export class TestBridge {
     await writeFile(registrationPath, registrationYaml(registration));
 
     const bridge = new TestBridge(registration, registrationPath, url, server, directory, options);
+    bridge.pings = pings;
     appService.on('event', (event) => bridge.received.record('event', event));
     appService.on('ephemeral', (event) => bridge.received.record('ephemeral', event));
     return bridge;

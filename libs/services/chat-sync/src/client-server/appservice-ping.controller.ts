@@ -1,0 +1,31 @@
+// POST /_matrix/client/v1/appservice/{appserviceId}/ping: an application service asks the homeserver to
+// ping it back, to check both directions of the connection work.
+import { Body, Controller, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
+import { MatrixError } from '@fedgate/service-kit';
+import { AppServiceClient, AppServiceRequestError } from '../push';
+import { AppServiceAuthGuard, CurrentRequester, type Requester } from './requester';
+
+@Controller('_matrix/client/v1/appservice')
+@UseGuards(AppServiceAuthGuard)
+export class AppServicePingController {
+  private readonly client = new AppServiceClient({ requestTimeoutMs: 30_000 });
+
+  @Post(':appserviceId/ping')
+  @HttpCode(200)
+  async ping(@CurrentRequester() requester: Requester, @Param('appserviceId') appserviceId: string, @Body() body: unknown) {
+    if (requester.service.id !== appserviceId) throw new MatrixError(403, 'M_FORBIDDEN', `the access token does not belong to application service ${appserviceId}`);
+    if (requester.service.registration.url === null) throw new MatrixError(400, 'M_URL_NOT_SET', `application service ${appserviceId} has no url`);
+    const transactionId = (body as { transaction_id?: unknown } | null)?.transaction_id;
+    if (transactionId !== undefined && typeof transactionId !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'transaction_id must be a string');
+    try {
+      const { durationMs } = await this.client.ping(requester.service.registration, transactionId);
+      return { duration_ms: durationMs };
+    } catch (err) {
+      if (err instanceof AppServiceRequestError && err.status !== null) {
+        throw new MatrixError(502, 'M_BAD_STATUS', `Ping returned status ${err.status}`, { status: err.status, body: err.message });
+      }
+      if (/TimeoutError|aborted due to timeout/i.test((err as Error).message)) throw new MatrixError(504, 'M_CONNECTION_TIMEOUT', 'the application service did not answer the ping in time');
+      throw new MatrixError(502, 'M_CONNECTION_FAILED', `could not reach the application service: ${(err as Error).message}`);
+    }
+  }
+}
