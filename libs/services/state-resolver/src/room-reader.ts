@@ -1,6 +1,6 @@
 // Reads of a room's DAG and state for the federation read endpoints (ingress): state at an event, auth
 // chains, backfill and missing-events walks, and whether a server may see an event.
-import type { Pdu } from '@fedgate/protocol';
+import { redactEvent, type Pdu } from '@fedgate/protocol';
 import { authClosure, authChain, domainOf, splitStateMapKey, stateMapKey } from '@fedgate/room-state';
 import type { EventRecord, Store } from '@fedgate/store';
 import { EventGraph } from './event-graph';
@@ -164,8 +164,13 @@ export class RoomReader {
     return out;
   }
 
-  /** Stored PDUs are kept in wire form (v1–2 with their event_id), which is what the API serves. */
+  /**
+   * Stored PDUs are kept in wire form (v1–2 with their event_id), which is what the API serves; a redacted
+   * event is served in its redacted form (same hashes and signatures, so it still verifies).
+   */
   private async serve(record: EventRecord): Promise<Pdu> {
-    return record.pdu;
+    if (record.redactedBy === undefined) return record.pdu;
+    const version = await this.roomVersion(record.roomId);
+    return version === undefined ? record.pdu : (redactEvent(record.pdu, version) as Pdu);
   }
 }

@@ -20,6 +20,7 @@ import {
 import type { EventRecord, EventStatus, Store } from '@fedgate/store';
 import { MissingStateError } from './errors';
 import { EventGraph } from './event-graph';
+import { RedactionApplier } from './redactions';
 import { stateDelta, toRoomStateMap, toStoreStateMap } from './state-keys';
 
 export interface Evaluation {
@@ -85,11 +86,15 @@ export function logEventOf(eventId: string, roomId: string, pdu: Pdu, unsigned?:
 }
 
 export class RoomTimeline {
+  private readonly redactions: RedactionApplier;
+
   constructor(
     private readonly store: Store,
     private readonly bus: Bus,
     private readonly topology: BusTopology,
-  ) {}
+  ) {
+    this.redactions = new RedactionApplier(store);
+  }
 
   /** Whether the event went through this path already (its state refs are written last). */
   async isSettled(eventId: string): Promise<boolean> {
@@ -179,6 +184,8 @@ export class RoomTimeline {
     };
     await this.publish(entry);
     await this.store.state.setForEvent(eventId, { before: beforeId, after: afterId });
+    // After the state refs: the redact power check reads the state before the redaction.
+    if (status === 'accepted') await this.redactions.onAccepted(eventId, roomId, pdu, rules);
     return { eventId, roomId, status, reason, entry };
   }
 

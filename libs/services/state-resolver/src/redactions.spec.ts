@@ -1,0 +1,95 @@
+import { TestNetwork, type TestServer } from './testing/test-server';
+
+describe('redactions applied to their targets', () => {
+  let network: TestNetwork;
+  let a: TestServer;
+  let b: TestServer;
+
+  beforeEach(async () => {
+    network = new TestNetwork();
+    a = await network.add('a.test');
+    b = await network.add('b.test');
+  });
+  afterEach(() => network.close());
+
+  const eventIdOf = (reply: { ok: boolean; eventId?: string; error?: string }) => {
+    if (!reply.ok) throw new Error(reply.error);
+    return reply.eventId!;
+  };
+
+  async function joinedRoom(version: string) {
+    const roomId = await a.createRoom('@alice:a.test', version);
+    const joined = await b.resolver.remoteMembership.onCommand({ roomId, userId: '@bob:b.test', membership: 'join', via: ['a.test'] });
+    expect(joined).toMatchObject({ ok: true });
+    return roomId;
+  }
+
+  describe.each(['12', '10', '1'])('in a version %s room', (version) => {
+    it('serves the redacted form on every federation read and keeps the stored original', async () => {
+      const roomId = await a.createRoom('@alice:a.test', version);
+      const message = eventIdOf(await a.send(roomId, '@alice:a.test', 'm.room.message', { msgtype: 'm.text', body: 'secret' }));
+      const redaction = eventIdOf(await a.send(roomId, '@alice:a.test', 'm.room.redaction', { redacts: message, reason: 'oops' }));
+
+      const stored = (await a.store.events.get(message))!;
+      expect(stored.redactedBy).toBe(redaction);
+      expect(stored.pdu.content.body).toBe('secret');
+      const served = (await a.resolver.reader.event(message))!;
+      expect(served.pdu.content).toEqual({});
+      expect(served.pdu.hashes).toEqual(stored.pdu.hashes);
+      expect(served.pdu.signatures).toEqual(stored.pdu.signatures);
+      const backfilled = await a.resolver.reader.backfill(roomId, [redaction], 2);
+      expect(backfilled.map((p) => p.content)).toEqual([expect.objectContaining({ redacts: message }), {}]);
+      const missing = await a.resolver.reader.missingEvents(roomId, { earliestEvents: [], latestEvents: [redaction], limit: 1 });
+      expect(missing[0].content).toEqual({});
+    });
+  });
+
+  it('serves a redacted state event with the content the algorithm keeps', async () => {
+    const roomId = await a.createRoom('@alice:a.test', '10');
+    const name = eventIdOf(await a.send(roomId, '@alice:a.test', 'm.room.name', { name: 'Lobby' }, { stateKey: '' }));
+    eventIdOf(await a.send(roomId, '@alice:a.test', 'm.room.redaction', { redacts: name }));
+    const state = (await a.resolver.reader.stateAt(roomId, eventIdOf(await a.send(roomId, '@alice:a.test', 'm.room.message', { body: 'after' }))))!;
+    expect(state.pdus.find((p) => p.type === 'm.room.name')?.content).toEqual({});
+    expect(state.pdus.find((p) => p.type === 'm.room.power_levels')?.content).toMatchObject({ redact: 50 });
+  });
+
+  it('applies a redaction that arrived before its target once the target is stored', async () => {
+    const roomId = await joinedRoom('12');
+    const target = eventIdOf(await b.send(roomId, '@bob:b.test', 'm.room.message', { body: 'from bob' }));
+    // alice (creator, unlimited power in v12) redacts bob's event that a.test has not received yet
+    const redaction = eventIdOf(await a.send(roomId, '@alice:a.test', 'm.room.redaction', { redacts: target }));
+    expect(await a.store.redactions.claimsOn(target)).toEqual([{ redactionEventId: redaction, targetEventId: target, roomId }]);
+    await a.receive(b, target);
+    expect((await a.store.events.get(target))?.redactedBy).toBe(redaction);
+    expect((await a.resolver.reader.event(target))?.pdu.content).toEqual({});
+  });
+
+  it("lets a user redact events of their own server's users without the redact power level", async () => {
+    const roomId = await joinedRoom('12');
+    const target = eventIdOf(await b.send(roomId, '@bob:b.test', 'm.room.message', { body: 'mine' }));
+    const redaction = eventIdOf(await b.send(roomId, '@bob:b.test', 'm.room.redaction', { redacts: target }));
+    expect((await b.store.events.get(target))?.redactedBy).toBe(redaction);
+    await a.receive(b, redaction);
+    expect((await a.store.events.get(target))?.redactedBy).toBe(redaction);
+  });
+
+  it("keeps a redaction accepted but unapplied when its sender may not redact another server's event", async () => {
+    const roomId = await joinedRoom('10');
+    const target = eventIdOf(await a.send(roomId, '@alice:a.test', 'm.room.message', { body: "alice's" }));
+    await b.receive(a, target);
+    const redaction = eventIdOf(await b.send(roomId, '@bob:b.test', 'm.room.redaction', { redacts: target }));
+    await a.receive(b, redaction);
+    expect((await a.store.events.get(redaction))?.status).toBe('accepted');
+    expect((await a.store.events.get(target))?.redactedBy).toBeUndefined();
+    expect((await b.store.events.get(target))?.redactedBy).toBeUndefined();
+    expect((await a.resolver.reader.event(target))?.pdu.content.body).toBe("alice's");
+  });
+
+  it('ignores a redaction naming an event of another room', async () => {
+    const first = await a.createRoom('@alice:a.test', '12');
+    const second = await a.createRoom('@alice:a.test', '12');
+    const target = eventIdOf(await a.send(first, '@alice:a.test', 'm.room.message', { body: 'elsewhere' }));
+    eventIdOf(await a.send(second, '@alice:a.test', 'm.room.redaction', { redacts: target }));
+    expect((await a.store.events.get(target))?.redactedBy).toBeUndefined();
+  });
+});
