@@ -165,6 +165,20 @@ export interface RemoteMembershipCommand {
 export type RemoteMembershipReply = { ok: true; roomId: string; eventId: string } | CommandError;
 
 /**
+ * chat-sync → state-resolver: a client paged back to the oldest events this server holds of a room below
+ * `atOrBelowDepth`; ask the servers in the room for what came before (`/backfill`). What comes back is stored as
+ * history: it changes neither current state nor forward extremities and is not pushed to application services.
+ */
+export interface BackfillCommand {
+  roomId: string;
+  /** The depth the client's page starts at: backward extremities are looked for at or below it. */
+  atOrBelowDepth: number;
+  limit: number;
+}
+/** `stored`: events newly kept as history; `complete`: nothing earlier is missing (the create event is held). */
+export type BackfillReply = { ok: true; stored: number; complete: boolean } | CommandError;
+
+/**
  * A local EDU for remote servers (typing, receipts, presence, device lists); egress computes the destinations
  * from `roomId` (servers joined to it) or takes `destinations`. Message ID = eduId.
  */

@@ -15,6 +15,8 @@ import type {
   OutboundEdu,
   ReceiveInviteCommand,
   ReceiveInviteReply,
+  BackfillCommand,
+  BackfillReply,
   RemoteMembershipCommand,
   RemoteMembershipReply,
   RoomLogEntry,
@@ -142,6 +144,8 @@ export function busTopology(config: TopologyConfig = {}) {
   const receiveInvite = roomCommand<ReceiveInviteCommand, ReceiveInviteReply>('receive-invite', 10_000);
   /** Involves make_* and send_* round trips to remote servers, so it may take long. */
   const remoteMembership = roomCommand<RemoteMembershipCommand, RemoteMembershipReply>('remote-membership', 120_000);
+  /** Asks remote servers for a room's history (`/backfill`), one after another until one answers. */
+  const backfill = roomCommand<BackfillCommand, BackfillReply>('backfill', 60_000);
   const outboundEdu = {
     subject: `${prefix}.outbound.edu` as Subject<OutboundEdu>,
   };
@@ -197,6 +201,7 @@ export function busTopology(config: TopologyConfig = {}) {
     sendMembership,
     receiveInvite,
     remoteMembership,
+    backfill,
     consumers,
   };
 }

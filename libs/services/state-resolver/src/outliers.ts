@@ -6,6 +6,7 @@ import type { Pdu, RoomVersionRules } from '@fedgate/protocol';
 import { authorizeByAuthEvents, isStateEvent, stateMapKey, type RoomEvent } from '@fedgate/room-state';
 import type { EventRecord, EventStatus, Store } from '@fedgate/store';
 import { EventGraph } from './event-graph';
+import { RedactionApplier } from './redactions';
 import { recordFor, roomIdOf } from './room-timeline';
 
 export interface ImportResult {
@@ -41,12 +42,20 @@ export function authOrder(events: readonly AcceptedRemoteEvent[], parse: (v: Acc
 }
 
 export class OutlierImporter {
+  private readonly redactions: RedactionApplier;
+
   constructor(
     private readonly store: Store,
     private readonly keyRing: KeyRing,
-  ) {}
+  ) {
+    this.redactions = new RedactionApplier(store);
+  }
 
-  async import(pdus: readonly Record<string, unknown>[], rules: RoomVersionRules, roomId: string, expectedIds?: ReadonlySet<string>): Promise<ImportResult> {
+  /**
+   * `history`: the events are backfilled timeline (kept with `outlier: false`, and stored outliers among them
+   * that passed auth join the timeline) — still outside current state and forward extremities.
+   */
+  async import(pdus: readonly Record<string, unknown>[], rules: RoomVersionRules, roomId: string, expectedIds?: ReadonlySet<string>, options: { history?: boolean } = {}): Promise<ImportResult> {
     const { valid, refused } = partitionRemoteEvents(await verifyRemoteEvents(this.keyRing, pdus, { roomVersion: rules, roomId, expectedIds }));
     const graph = new EventGraph(this.store);
     const unique = [...new Map(valid.map((v) => [v.eventId, v])).values()];
@@ -63,9 +72,18 @@ export class OutlierImporter {
       const status: EventStatus = verdict.allowed ? 'accepted' : 'rejected';
       graph.setStatus(v.eventId, status);
       const reason = verdict.allowed ? (v.redacted ? 'content hash mismatch: stored redacted' : undefined) : `auth events: ${verdict.reason.message}`;
-      records.push(recordFor(v.eventId, roomIdOf(v.pdu, rules), v.pdu, event, status, reason, true));
+      records.push(recordFor(v.eventId, roomIdOf(v.pdu, rules), v.pdu, event, status, reason, !options.history));
     }
-    if (records.length > 0) await this.store.events.appendMany(records);
+    if (records.length > 0) {
+      const { inserted } = await this.store.events.appendMany(records);
+      // A redaction may have arrived before its target did.
+      for (const id of inserted) await this.redactions.applyClaimsOn(id);
+    }
+    if (options.history) {
+      for (const record of stored.values()) {
+        if (record.outlier && record.status === 'accepted') await this.store.events.setOutcome(record.eventId, { status: record.status, reason: record.reason, outlier: false });
+      }
+    }
     return { graph, imported: unique.map((v) => v.eventId), refused };
   }
 

@@ -128,7 +128,9 @@ export class RemoteMembership {
     const creator = create ? (rules.creatorIsSender ? create.sender : String(create.content.creator ?? create.sender)) : '';
     await this.store.rooms.ensure({ roomId, roomVersion: rules.id, creator, createdTs: create?.origin_server_ts ?? Date.now() });
 
-    await this.store.events.append(recordFor(built.eventId, roomId, joinPdu, join, 'accepted', undefined, false));
+    // The resident server may list our join in the state it answers with (imported above as an outlier): it is timeline here.
+    const { inserted } = await this.store.events.append(recordFor(built.eventId, roomId, joinPdu, join, 'accepted', undefined, false));
+    if (!inserted) await this.store.events.setOutcome(built.eventId, { status: 'accepted', outlier: false });
     const beforeId = await this.store.state.save(roomId, toStoreStateMap(before));
     const afterId = await this.store.state.derive(roomId, beforeId, [{ type: 'm.room.member', stateKey: join.state_key!, eventId: built.eventId }]);
     const extremities = await this.store.rooms.getForwardExtremities(roomId);

@@ -7,6 +7,7 @@ import { EventBuilder, type ServerSigner } from './event-builder';
 import { DEFAULT_GAP_FILL_LIMITS, InboundPduHandler, type GapFillLimits } from './inbound-pdus';
 import { LocalEvents } from './local-events';
 import { MembershipHandshakes } from './membership-handshakes';
+import { RemoteBackfill } from './remote-backfill';
 import { RemoteMembership } from './remote-membership';
 import { RoomLocks } from './room-locks';
 import { RoomReader } from './room-reader';
@@ -42,6 +43,7 @@ export class StateResolver {
   readonly localEvents: LocalEvents;
   readonly handshakes: MembershipHandshakes;
   readonly remoteMembership: RemoteMembership;
+  readonly backfill: RemoteBackfill;
   private subscriptions: BusSubscription[] = [];
 
   constructor(private readonly deps: StateResolverDeps) {
@@ -55,6 +57,7 @@ export class StateResolver {
     this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, deps.keyRing, api, transactions, deps.identity.serverName);
     this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey);
     this.remoteMembership = new RemoteMembership(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity, this.localEvents);
+    this.backfill = new RemoteBackfill(deps.store, locks, deps.keyRing, api, deps.identity.serverName);
   }
 
   /** Serves the commands and consumes the inbound partitions this replica owns. */
@@ -74,6 +77,7 @@ export class StateResolver {
     await serveAll(topology.sendMembership.command, (c) => this.handshakes.sendMembership(c));
     await serveAll(topology.receiveInvite.command, (c) => this.handshakes.receiveInvite(c));
     await serveAll(topology.remoteMembership.command, (c) => this.remoteMembership.onCommand(c));
+    await serveAll(topology.backfill.command, (c) => this.backfill.onCommand(c));
     for (const p of owned) {
       this.subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => this.inbound.onMessage(m)));
     }

@@ -81,6 +81,15 @@ export class TestNetwork {
         if (!state) return refuse({ ok: false, errcode: 'M_NOT_FOUND', error: 'no state', status: 404 });
         return ok({ pdus: state.pdus, auth_chain: state.authChain });
       }
+      case 'GET v1/backfill': {
+        const v = ([] as unknown[]).concat(query.v ?? []).map(String);
+        return ok({ origin: to, origin_server_ts: Date.now(), pdus: await r.reader.backfill(a, v, Number(query.limit ?? 10)) });
+      }
+      case 'GET v1/event_auth': {
+        const chain = await r.reader.eventAuth(a, b);
+        if (!chain) return refuse({ ok: false, errcode: 'M_NOT_FOUND', error: 'no event', status: 404 });
+        return ok({ auth_chain: chain });
+      }
       case 'GET v1/event': {
         const event = await r.reader.event(a);
         if (!event) return refuse({ ok: false, errcode: 'M_NOT_FOUND', error: 'no event', status: 404 });
