@@ -232,6 +232,21 @@ describe('FederationIngressModule over HTTPS', () => {
       expect(missing.events.map((e: any) => e.type)).toEqual(['m.room.join_rules', 'm.room.history_visibility', 'm.room.member']);
     });
 
+    it('serves a redacted event in its redacted form on every read, signatures kept', async () => {
+      const redactedRoom = '!redacted:ingress.test';
+      const { stateEventIds } = await seedRoom(h, redactedRoom, [h.remote.user('alice')], [{ type: 'm.room.topic', state_key: '', content: { topic: 'secret' } }]);
+      const topic = stateEventIds.get(JSON.stringify(['m.room.topic', '']))!;
+      const original = (await h.store.events.get(topic))!.pdu;
+      expect(await h.store.redactions.apply({ redactionEventId: '$redaction', targetEventId: topic, roomId: redactedRoom })).toBe(true);
+      const { body: event } = await get(`/_matrix/federation/v1/event/${encodeURIComponent(topic)}`);
+      expect(event.pdus[0]).toMatchObject({ type: 'm.room.topic', content: {}, hashes: original.hashes, signatures: original.signatures });
+      const { body: backfill } = await get(`/_matrix/federation/v1/backfill/${encodeURIComponent(redactedRoom)}`, { v: topic, limit: '1' });
+      expect(backfill.pdus[0].content).toEqual({});
+      const { body: state } = await get(`/_matrix/federation/v1/state/${encodeURIComponent(redactedRoom)}`, { event_id: topic });
+      expect(state.pdus.find((p: any) => p.type === 'm.room.topic')).toBeUndefined();
+      expect((await h.store.events.get(topic))!.pdu.content).toEqual({ topic: 'secret' });
+    });
+
     it('refuses reads to a server not in the room', async () => {
       const refused = await refusal(get(`/_matrix/federation/v1/event/${encodeURIComponent(roomEvents.at(-1)!)}`, undefined, h.other.client()));
       expect(refused).toMatchObject({ status: 403, errcode: 'M_FORBIDDEN' });

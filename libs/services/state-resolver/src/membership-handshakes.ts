@@ -12,7 +12,7 @@ import type {
 import { wireForm } from '@fedgate/federation-client';
 import { computeEventId, isSupportedRoomVersion, roomVersionRules, signEvent, validatePdu, type Pdu, type RoomVersionRules, type SigningKey } from '@fedgate/protocol';
 import { authStateFromMap, authorizeEvent, authClosure, domainOf, isObject, toRoomEvent, userPowerLevel, powerLevelsOf, stateMapKey } from '@fedgate/room-state';
-import type { Store } from '@fedgate/store';
+import { pduWithRedaction, type Store } from '@fedgate/store';
 import { badJson, CommandRefusal, describeError, forbidden, MissingStateError, notFound } from './errors';
 import type { EventBuilder } from './event-builder';
 import { EventGraph } from './event-graph';
@@ -212,7 +212,7 @@ export class MembershipHandshakes {
     await graph.loadAuthClosure([...stateIds, eventId], roomId);
     const chain = authClosureOf([...stateIds, eventId], graph);
     const records = await this.store.events.getMany([...new Set([...stateIds, ...chain])]);
-    const served = (id: string) => records.get(id) && servedPdu(records.get(id)!.pdu, id, rules);
+    const served = (id: string) => records.get(id) && servedPdu(pduWithRedaction(records.get(id)!, rules.id), id, rules);
     return {
       event: servedPdu(pdu, eventId, rules) as never,
       state: stateIds.map(served).filter((p) => p !== undefined) as never,

@@ -1,8 +1,8 @@
 // Reads of a room's DAG and state for the federation read endpoints (ingress): state at an event, auth
 // chains, backfill and missing-events walks, and whether a server may see an event.
-import { redactEvent, type Pdu } from '@fedgate/protocol';
+import type { Pdu } from '@fedgate/protocol';
 import { authClosure, authChain, domainOf, splitStateMapKey, stateMapKey } from '@fedgate/room-state';
-import type { EventRecord, Store } from '@fedgate/store';
+import { pduWithRedaction, type EventRecord, type Store } from '@fedgate/store';
 import { EventGraph } from './event-graph';
 import { toRoomStateMap } from './state-keys';
 
@@ -169,8 +169,6 @@ export class RoomReader {
    * event is served in its redacted form (same hashes and signatures, so it still verifies).
    */
   private async serve(record: EventRecord): Promise<Pdu> {
-    if (record.redactedBy === undefined) return record.pdu;
-    const version = await this.roomVersion(record.roomId);
-    return version === undefined ? record.pdu : (redactEvent(record.pdu, version) as Pdu);
+    return pduWithRedaction(record, record.redactedBy === undefined ? undefined : await this.roomVersion(record.roomId));
   }
 }

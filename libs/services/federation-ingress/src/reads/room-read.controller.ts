@@ -43,7 +43,7 @@ export class RoomReadController {
     const origin = request.federationOrigin!;
     if (!(await this.access.aclAllows(record.roomId, origin))) throw MatrixError.forbidden(`Server ${origin} is denied by the room's server ACL`);
     await this.requireVisible(origin, eventId);
-    return this.envelope({ pdus: [record.pdu] });
+    return this.envelope({ pdus: [await this.reads.served(record)] });
   }
 
   @Get('state_ids/:roomId')
@@ -88,7 +88,7 @@ export class RoomReadController {
     for (const eventId of latest) await this.requireEventInRoom(roomId, eventId, request.federationOrigin!);
     const events = await this.reads.missingEvents(roomId, earliest, latest, limit, minDepth);
     const visible: Pdu[] = [];
-    for (const record of events) if (await this.reads.serverMaySee(request.federationOrigin!, record.eventId)) visible.push(record.pdu);
+    for (const record of events) if (await this.reads.serverMaySee(request.federationOrigin!, record.eventId)) visible.push(await this.reads.served(record));
     return { events: visible };
   }
 

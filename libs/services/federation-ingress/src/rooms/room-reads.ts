@@ -2,7 +2,7 @@
 // not there when this was written; switch to it when both agree on the semantics.)
 import type { Pdu } from '@fedgate/protocol';
 import { domainOf } from '@fedgate/room-state';
-import { parseStateTupleKey, stateTupleKey, type EventRecord, type StateMap, type Store } from '@fedgate/store';
+import { parseStateTupleKey, pduWithRedaction, stateTupleKey, type EventRecord, type StateMap, type Store } from '@fedgate/store';
 
 const MEMBER = 'm.room.member';
 
@@ -99,12 +99,19 @@ export class RoomReads {
     return [...seen];
   }
 
+  /** The PDU as served: redacted once a redaction was applied to it. */
+  async served(record: EventRecord): Promise<Pdu> {
+    return pduWithRedaction(record, record.redactedBy === undefined ? undefined : await this.roomVersion(record.roomId));
+  }
+
   async pdus(eventIds: readonly string[]): Promise<Pdu[]> {
     const records = await this.store.events.getMany([...eventIds]);
-    return eventIds.flatMap((id) => {
+    const out: Pdu[] = [];
+    for (const id of eventIds) {
       const record = records.get(id);
-      return record ? [record.pdu] : [];
-    });
+      if (record) out.push(await this.served(record));
+    }
+    return out;
   }
 
   /** Backfill: from `from` back through prev_events, breadth first, up to `limit` events (the start events included). */
@@ -119,7 +126,7 @@ export class RoomReads {
         const record = records.get(id);
         if (!record || record.roomId !== roomId || record.status === 'rejected') continue;
         if (out.length >= limit) break;
-        out.push(record.pdu);
+        out.push(await this.served(record));
         pushUnseen(record.prevEventIds, seen, next);
       }
       frontier = next;
