@@ -89,7 +89,7 @@ export class RoomsController {
   @Get('rooms/:roomId/state')
   async state(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string) {
     const state = await this.visibility.readableState(requester, roomId, { whenLeft: true });
-    return [...state.events.values()].map((record) => this.view.clientEvent(record));
+    return this.view.clientEvents([...state.events.values()]);
   }
 
   /** `state/{type}`, `state/{type}/` and `state/{type}/{stateKey}`: a wildcard, since the router drops trailing slashes. */
@@ -100,7 +100,8 @@ export class RoomsController {
     for (const [key, record] of state.events) {
       const tuple = parseStateTupleKey(key);
       if (tuple.type === type && tuple.stateKey === stateKey) {
-        return query.format === 'event' ? this.view.clientEvent(record) : record.pdu.content;
+        const served = await this.view.servedEvent(record);
+        return query.format === 'event' ? served : served.content;
       }
     }
     throw MatrixError.notFound('Event not found.');
@@ -127,7 +128,7 @@ export class RoomsController {
     await this.readableState(requester, roomId);
     const record = await this.view.event(eventId);
     if (!record || record.roomId !== roomId || record.status !== 'accepted') throw MatrixError.notFound('Event not found.');
-    return this.view.clientEvent(record);
+    return this.view.servedEvent(record);
   }
 
   @Get('rooms/:roomId/messages')
@@ -148,14 +149,14 @@ export class RoomsController {
       chunk = records.filter((r) => r.status === 'accepted' && !r.outlier);
       const lowest = records.length ? records[records.length - 1].depth : start;
       const end = records.length < capped ? undefined : `d${lowest - 1}`;
-      return { start: `d${start}`, ...(end !== undefined && lowest > 0 ? { end } : {}), chunk: chunk.map((r) => this.view.clientEvent(r)) };
+      return { start: `d${start}`, ...(end !== undefined && lowest > 0 ? { end } : {}), chunk: await this.view.clientEvents(chunk) };
     }
     const start = from ?? 0;
     const records = (await this.store.events.byDepthRange({ roomId, minDepth: start, maxDepth: top, limit: 100_000, excludeRejected: true })).reverse().slice(0, capped);
     chunk = records.filter((r) => r.status === 'accepted' && !r.outlier);
     const highest = records.length ? records[records.length - 1].depth : start;
     const end = records.length < capped ? undefined : `d${highest + 1}`;
-    return { start: `d${start}`, ...(end !== undefined ? { end } : {}), chunk: chunk.map((r) => this.view.clientEvent(r)) };
+    return { start: `d${start}`, ...(end !== undefined ? { end } : {}), chunk: await this.view.clientEvents(chunk) };
   }
 
   /** Reads need the user to be in the room (or the room to be world-readable). */

@@ -1,7 +1,7 @@
 // What chat-sync reads about a room: its current state, memberships, events in client format.
 import { Inject, Injectable } from '@nestjs/common';
 import { STORE, type Store } from '@fedgate/platform';
-import { parseStateTupleKey, stateTupleKey, type EventRecord, type RoomRecord } from '@fedgate/store';
+import { parseStateTupleKey, pduWithRedaction, stateTupleKey, type EventRecord, type RoomRecord } from '@fedgate/store';
 import { toClientEvent, type ClientEvent } from './client-event';
 
 export interface CurrentState {
@@ -64,5 +64,28 @@ export class RoomView {
 
   clientEvent(record: EventRecord): ClientEvent {
     return toClientEvent(record.pdu, record.eventId, record.roomId);
+  }
+
+  /**
+   * Events in client format as the client-server API serves them: a redacted event in its redacted form with
+   * the redaction in `unsigned.redacted_because` (client-server "Redactions").
+   */
+  async clientEvents(records: readonly EventRecord[]): Promise<ClientEvent[]> {
+    const redacted = records.filter((r) => r.redactedBy !== undefined);
+    if (redacted.length === 0) return records.map((r) => this.clientEvent(r));
+    const redactions = await this.store.events.getMany([...new Set(redacted.map((r) => r.redactedBy!))]);
+    const versions = new Map<string, string | undefined>();
+    for (const roomId of new Set(redacted.map((r) => r.roomId))) versions.set(roomId, (await this.store.rooms.get(roomId))?.roomVersion);
+    return records.map((record) => {
+      if (record.redactedBy === undefined) return this.clientEvent(record);
+      const event = toClientEvent(pduWithRedaction(record, versions.get(record.roomId)), record.eventId, record.roomId);
+      const redaction = redactions.get(record.redactedBy);
+      event.unsigned = { ...event.unsigned, redacted_because: redaction ? this.clientEvent(redaction) : { event_id: record.redactedBy } };
+      return event;
+    });
+  }
+
+  async servedEvent(record: EventRecord): Promise<ClientEvent> {
+    return (await this.clientEvents([record]))[0];
   }
 }
