@@ -58,12 +58,16 @@ describe('fedgate and Synapse: history, gaps, outages, ACLs', () => {
     return readFileSync(peers.synapse.logPath, 'utf8').split('\n').filter((line) => line.includes('Processed request') && line.includes(pathPart) && line.includes('" "fedgate')).length;
   }
 
-  it.skip('backfill: a fedgate user joining a Synapse room with history sees that history on request — pending: fedgate never backfills from a remote server (no outbound /backfill in state-resolver; /messages serves only events stored locally, which start at the join)', async () => {
+  it('backfill: a fedgate user joining a Synapse room with history sees that history on request (fedgate asks Synapse /backfill)', async () => {
     const { room_id: roomId } = await aliceClient.createRoom({ room_version: '12', preset: Preset.PublicChat });
     for (let i = 0; i < 8; i++) await aliceClient.sendTextMessage(roomId, `history ${i}`);
     await bobClient.joinRoom(roomId, { viaServers: [peers.synapse.serverName] });
+    const backfillsBefore = synapseServed('/backfill/');
     const bodies = await eventually(() => timelineBodies(bobClient, roomId), (b) => b.length >= 8);
     expect(bodies.slice(0, 8)).toEqual(Array.from({ length: 8 }, (_, i) => `history ${i}`));
+    expect(synapseServed('/backfill/')).toBeGreaterThan(backfillsBefore);
+    // History is not new: the bridge was never pushed the messages from before the join.
+    expect(peers.bridge.received.events((e) => e.room_id === roomId && e.type === 'm.room.message')).toEqual([]);
   });
 
   it('gaps: Synapse sends an event whose prev events fedgate has not seen; fedgate fetches them (get_missing_events)', async () => {

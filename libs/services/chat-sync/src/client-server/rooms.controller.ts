@@ -6,6 +6,7 @@ import { MatrixError } from '@fedgate/service-kit';
 import { parseStateTupleKey } from '@fedgate/store';
 import { RoomVisibility } from '../lifecycle/room-visibility';
 import { RoomActions, assertRoomId } from '../rooms/room-actions';
+import { RoomCommands } from '../rooms/room-commands';
 import { RoomView, type CurrentState } from '../rooms/room-view';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from './requester';
 import { CLIENT_PATHS, queryList } from './paths';
@@ -16,6 +17,7 @@ export class RoomsController {
   constructor(
     @Inject(STORE) private readonly store: Store,
     private readonly actions: RoomActions,
+    private readonly commands: RoomCommands,
     private readonly view: RoomView,
     private readonly visibility: RoomVisibility,
   ) {}
@@ -145,7 +147,13 @@ export class RoomsController {
     let chunk;
     if (dir === 'b') {
       const start = from ?? top;
-      const records = await this.store.events.byDepthRange({ roomId, minDepth: 0, maxDepth: start, limit: capped, excludeRejected: true });
+      const read = () => this.store.events.byDepthRange({ roomId, minDepth: 0, maxDepth: start, limit: capped, excludeRejected: true });
+      let records = await read();
+      if (capped > 0 && records.length < capped && historyMayBeMissing(records)) {
+        // The page reaches the oldest events held here: the servers in the room may have earlier ones.
+        const fetched = await this.commands.backfill(roomId, start + 1, Math.max(capped, 10));
+        if (fetched.ok && fetched.stored > 0) records = await read();
+      }
       chunk = records.filter((r) => r.status === 'accepted' && !r.outlier);
       const lowest = records.length ? records[records.length - 1].depth : start;
       const end = records.length < capped ? undefined : `d${lowest - 1}`;
@@ -163,6 +171,11 @@ export class RoomsController {
   private async readableState(requester: Requester, roomId: string): Promise<CurrentState> {
     return this.visibility.readableState(requester, roomId, { whenLeft: false });
   }
+}
+
+/** A page without the room's create event in the timeline may have history before it, held elsewhere. */
+function historyMayBeMissing(records: readonly { type: string; stateKey?: string; outlier: boolean }[]): boolean {
+  return !records.some((r) => r.type === 'm.room.create' && r.stateKey === '' && !r.outlier);
 }
 
 function parseDepthToken(token: unknown): number {

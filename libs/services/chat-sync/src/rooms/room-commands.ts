@@ -2,7 +2,7 @@
 // refusal turned into the Matrix error the client-server API answers with.
 import { Inject, Injectable } from '@nestjs/common';
 import { BUS, BUS_TOPOLOGY, type Bus, type BusTopology } from '@fedgate/platform';
-import type { CreateEventCommand, JsonObject, MembershipKind, RemoteMembershipReply } from '@fedgate/bus';
+import type { BackfillReply, CreateEventCommand, JsonObject, MembershipKind, RemoteMembershipReply } from '@fedgate/bus';
 import { MatrixError } from '@fedgate/service-kit';
 
 const statusByErrcode: Record<string, number> = {
@@ -45,6 +45,18 @@ export class RoomCommands {
     );
     if (!reply.ok) throw refusal(reply);
     return { roomId: reply.roomId, eventId: reply.eventId };
+  }
+
+  /**
+   * Asks state-resolver to fetch history from before what this server holds at or below `atOrBelowDepth`. A
+   * refusal or no answer is returned, not thrown: the page is served from what is held (state-resolver audits why).
+   */
+  async backfill(roomId: string, atOrBelowDepth: number, limit: number): Promise<BackfillReply> {
+    try {
+      return await this.bus.request(this.topology.backfill.subjectFor(roomId), { roomId, atOrBelowDepth, limit });
+    } catch (err) {
+      return { ok: false, errcode: 'M_UNKNOWN', error: `The room service did not answer: ${(err as Error).message}`, status: 502 };
+    }
   }
 
   private async request<T>(send: () => Promise<T>): Promise<T> {
