@@ -203,7 +203,18 @@ describe('fedgate and Synapse: rooms, messages, membership, EDUs', () => {
       expect(redactedAtSynapse.unsigned?.redacted_because?.event_id).toBe(bobRedaction.event_id);
     });
 
-    it.todo('redactions: fedgate serves the redacted event without its content afterwards (client API and federation) — pending: fedgate stores redactions but never applies them to the target event it serves (no redacted-by index in the store)');
+    it('redactions: fedgate serves the redacted event without its content afterwards, with redacted_because', async () => {
+      const fromAlice = await aliceClient.sendTextMessage(roomId, 'synapse secret, later redacted');
+      await peers.bridge.waitForEvent((e) => e.event_id === fromAlice.event_id, WAIT_MS);
+      const aliceRedaction = await aliceClient.redactEvent(roomId, fromAlice.event_id);
+      await peers.bridge.waitForEvent((e) => e.event_id === aliceRedaction.event_id, WAIT_MS);
+      const atFedgate = await eventually(() => bobClient.fetchRoomEvent(roomId, fromAlice.event_id), (e) => e?.content?.body === undefined);
+      expect(atFedgate).toMatchObject({ content: {}, unsigned: { redacted_because: { event_id: aliceRedaction.event_id } } });
+
+      const fromBob = await bobClient.sendTextMessage(roomId, 'fedgate secret, later redacted');
+      const bobRedaction = await bobClient.redactEvent(roomId, fromBob.event_id);
+      expect(await bobClient.fetchRoomEvent(roomId, fromBob.event_id)).toMatchObject({ content: {}, unsigned: { redacted_because: { event_id: bobRedaction.event_id } } });
+    });
   });
 
   describe('membership', () => {
