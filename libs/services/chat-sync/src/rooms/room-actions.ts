@@ -47,20 +47,21 @@ export class RoomActions {
     return plan.alias ? { room_id: roomId, room_alias: plan.alias } : { room_id: roomId };
   }
 
+  /** A room ID or alias from a join or knock path, with the servers to try: `via` first, then the alias's. */
+  private async resolveRoomTarget(roomIdOrAlias: string, via: string[]): Promise<{ roomId: string; servers: string[] }> {
+    if (roomIdOrAlias.startsWith('#')) {
+      const resolved = await this.aliases.resolve(roomIdOrAlias);
+      return { roomId: resolved.roomId, servers: [...via, ...resolved.servers] };
+    }
+    if (!roomIdOrAlias.startsWith('!')) throw MatrixError.invalidParam(`${JSON.stringify(roomIdOrAlias)} is not a room ID or alias`);
+    assertRoomId(roomIdOrAlias);
+    return { roomId: roomIdOrAlias, servers: [...via] };
+  }
+
   /** `POST /join/{roomIdOrAlias}` and `POST /rooms/{roomId}/join`. */
   async join(requester: Requester, roomIdOrAlias: string, via: string[], body: unknown): Promise<{ room_id: string }> {
     const content = membershipContent(body, 'join');
-    let roomId = roomIdOrAlias;
-    const servers = [...via];
-    if (roomIdOrAlias.startsWith('#')) {
-      const resolved = await this.aliases.resolve(roomIdOrAlias);
-      roomId = resolved.roomId;
-      servers.push(...resolved.servers);
-    } else if (!roomIdOrAlias.startsWith('!')) {
-      throw MatrixError.invalidParam(`${JSON.stringify(roomIdOrAlias)} is not a room ID or alias`);
-    } else {
-      assertRoomId(roomIdOrAlias);
-    }
+    const { roomId, servers } = await this.resolveRoomTarget(roomIdOrAlias, via);
     if ((await this.store.chatLifecycle.getRoomDeletion(roomId))?.blocked) throw MatrixError.forbidden(`Room ${roomId} has been blocked on this server`);
     const profile = await this.store.profiles.get(requester.userId);
     if (profile?.displayname) content.displayname = profile.displayname;
@@ -82,15 +83,7 @@ export class RoomActions {
   /** `POST /knock/{roomIdOrAlias}`: a local event in a room we are in, otherwise make_knock/send_knock through a resident server. */
   async knock(requester: Requester, roomIdOrAlias: string, via: string[], body: unknown): Promise<{ room_id: string }> {
     const content = membershipContent(body, 'knock');
-    let roomId = roomIdOrAlias;
-    const servers = [...via];
-    if (roomIdOrAlias.startsWith('#')) {
-      const resolved = await this.aliases.resolve(roomIdOrAlias);
-      roomId = resolved.roomId;
-      servers.push(...resolved.servers);
-    } else {
-      assertRoomId(roomIdOrAlias);
-    }
+    const { roomId, servers } = await this.resolveRoomTarget(roomIdOrAlias, via);
     if (await this.isInRoom(roomId)) {
       const { eventId } = await this.commands.createEvent({ roomId, sender: requester.userId, type: 'm.room.member', stateKey: requester.userId, content: content as never });
       await this.recordLocalMembership(requester.userId, roomId, 'knock', eventId);
