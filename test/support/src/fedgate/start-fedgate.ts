@@ -86,7 +86,19 @@ function requiredEnv(name: string): string {
   return value;
 }
 
+// Ports are found free, then bound by the child a moment later: another process on the machine may take
+// one in between. Such a start is tried again on other ports rather than failing the suite.
 export async function startFedgate(options: StartFedgateOptions): Promise<FedgateInstance> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startFedgateOnce(options);
+    } catch (err) {
+      if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startFedgateOnce(options: StartFedgateOptions): Promise<FedgateInstance> {
   await ensureFedgateBuilt();
   const dataDir = await mkdtemp(path.join(tmpdir(), `fedgate-e2e-${options.name}-`));
   const federationPort = await findFreePort();
