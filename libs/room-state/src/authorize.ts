@@ -25,7 +25,9 @@ export interface AuthState {
 export interface AuthPorts {
   /**
    * Whether `event` carries a valid signature from `serverName` (restricted joins). Default: a signature from that
-   * server is present; the signature itself is verified on receipt, before authorization.
+   * server is present. The engine does no I/O, so the cryptographic check happens on receipt: the authoriser's server
+   * is one of `requiredEventSigners`, which every receive path verifies with a key valid at `origin_server_ts`
+   * (federation-client `verifyRemoteEvents`); an event that fails never reaches the engine.
    */
   isSignedBy?(event: RoomEvent, serverName: string): boolean;
   /** Default: ed25519 verification of the canonical `signed` object against each public key. */
