@@ -168,6 +168,13 @@ describe('defect 1: restricted joins are verified with the authoriser server sig
     expect(result).toMatchObject({ ok: true });
   });
 
+  it('refuses an authoriser signature made with a key that had expired at the join origin_server_ts', async () => {
+    const signed = signEvent(join(), '10', 'other.test', otherKey) as Record<string, unknown>;
+    const expired = fakeKeyRing({ 'remote.test': [remoteKey.verifyKey()], 'other.test': [otherKey.verifyKey({ expiredTs: 500 })] });
+    const [result] = await verifyRemoteEvents(expired, [signed], { roomVersion: '10', roomId: ROOM });
+    expect(result).toMatchObject({ ok: false, problem: 'signature' });
+  });
+
   it('send_join: the countersigner (ourselves) is not required yet, everyone else still is', async () => {
     const [result] = await verifyRemoteEvents(ring(), [join()], { roomVersion: '10', roomId: ROOM, countersignedBy: 'other.test' });
     expect(result).toMatchObject({ ok: true });
