@@ -1,6 +1,7 @@
 // Issue 10 defect 2 (and 12 on the receive path): a peer names events of another room we hold — as prev_events,
 // in a /state_ids answer, or in auth_events — to make them this room's state. None may enter it.
-import { stateMapKey } from '@fedgate/room-state';
+import { splitStateMapKey, stateMapKey } from '@fedgate/room-state';
+import { stateTupleKey } from '@fedgate/store';
 import { aliceCanSend, arena, ALICE, currentState, roomsInState, type Arena } from './setup';
 
 describe('adversarial: events of another room', () => {
@@ -54,6 +55,26 @@ describe('adversarial: events of another room', () => {
     const audit = await t.fedgate.store.audit.query({ destination: 'evil.test' });
     expect(JSON.stringify(audit)).toContain('another room');
     expect(await aliceCanSend(t.fedgate, roomA)).toBe(true);
+  });
+
+  it('defect 2: a snapshot that already holds another room event (stored before the fix) makes resolution refuse, not adopt it', async () => {
+    const mallory = t.evil.user('mallory');
+    // Two forward extremities: Alice's message and Mallory's, both on the same parent.
+    const first = await t.evil.eventIn(t.fedgate, roomA, { type: 'm.room.message', sender: mallory, content: { body: 'one' } });
+    const other = await t.fedgate.send(roomA, ALICE, 'm.room.message', { body: 'fork' });
+    expect(other.ok).toBe(true);
+    await t.evil.deliver(t.fedgate, [first]);
+    // Corrupt the state after `first` as the old code did: room B's power levels in room A's snapshot.
+    const poisoned = new Map<string, string>();
+    for (const [key, id] of await currentState(t.fedgate, roomA)) {
+      const { type, state_key } = splitStateMapKey(key);
+      poisoned.set(stateTupleKey(type, state_key), type === 'm.room.power_levels' ? (await currentState(t.fedgate, roomB)).get(key)! : id);
+    }
+    const snapshot = await t.fedgate.store.state.save(roomA, poisoned);
+    await t.fedgate.store.state.setForEvent(first.eventId, { before: snapshot, after: snapshot });
+    const attack = await t.evil.eventIn(t.fedgate, roomA, { type: 'm.room.message', sender: mallory, content: { body: 'x' }, prev_events: [first.eventId, other.ok ? other.eventId : ''] });
+    const [delivery] = await t.evil.deliver(t.fedgate, [attack]);
+    expect(delivery).toMatchObject({ status: 'rejected', reason: expect.stringContaining('refused by state resolution') });
   });
 
   it('a /state_ids answer that omits the create event is refused (the event waits, nothing is stored)', async () => {
