@@ -85,7 +85,7 @@ export class MaliciousServer implements FederationPeer {
 
   private constructor(
     readonly name: string,
-    readonly network: TestNetwork,
+    private readonly testNetwork?: TestNetwork,
   ) {}
 
   /** Puts a malicious server named `name` on `network`: fedgates there verify its keys and send it requests. */
@@ -93,6 +93,17 @@ export class MaliciousServer implements FederationPeer {
     const server = new MaliciousServer(name, network);
     network.addPeer(server);
     return server;
+  }
+
+  /** One on no in-memory network (MaliciousHttpsServer puts it on the wire). */
+  static detached(name: string): MaliciousServer {
+    return new MaliciousServer(name);
+  }
+
+  /** The in-memory network it is on (the in-process methods need it). */
+  get network(): TestNetwork {
+    if (!this.testNetwork) throw new Error(`${this.name} is not on a TestNetwork: use MaliciousHttpsServer's methods`);
+    return this.testNetwork;
   }
 
   user(localpart: string): string {
