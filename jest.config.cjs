@@ -1,9 +1,10 @@
 'use strict';
-// Three suites, one runner:
+// Four suites, one runner:
 //   unit    — *.spec.ts beside the code; pure, fakes for ports, no services.
 //   medium  — *.medium.spec.ts; real NATS JetStream and a real MongoDB-wire database,
 //             started once per run by test/support (URLs from the environment first).
 //   e2e     — test/e2e and test/interop; whole gateways in processes, and Synapse as a peer.
+//   adversarial — test/adversarial; a scripted malicious homeserver against in-process state-resolvers.
 const path = require('node:path');
 const { compilerOptions } = require('./tsconfig.base.json');
 const { swcOptions } = require('./tools/swc-options.cjs');
@@ -45,6 +46,12 @@ module.exports = {
       displayName: 'unit',
       testMatch: ['<rootDir>/{apps,libs,tools}/**/*.spec.ts'],
       testPathIgnorePatterns: [...common.testPathIgnorePatterns, '\\.medium\\.spec\\.ts$'],
+    },
+    {
+      // In-process attacks on the engine by a scripted malicious homeserver (test/support/src/adversary); no services.
+      ...common,
+      displayName: 'adversarial',
+      testMatch: ['<rootDir>/test/adversarial/**/*.spec.ts'],
     },
     {
       ...common,

@@ -1,5 +1,5 @@
 // The project's one test command (`npm test`, also what .ci/run calls):
-// type-check, lint, then every jest suite (unit, medium, e2e), ending with a plain
+// type-check, lint, then every jest suite (unit, adversarial, medium, e2e), ending with a plain
 // "tests: N passed, N failed, N skipped" line that any CI log reader understands.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, mkdirSync, existsSync } from 'node:fs';

@@ -144,3 +144,39 @@ describe('partitionRemoteEvents', () => {
     expect(refused).toHaveLength(1);
   });
 });
+
+describe('defect 1: restricted joins are verified with the authoriser server signature', () => {
+  const join = (extra: Record<string, unknown> = {}) =>
+    event('10', { type: 'm.room.member', state_key: '@alice:remote.test', content: { membership: 'join', join_authorised_via_users_server: '@bob:other.test' }, ...extra });
+
+  it('refuses a join whose authoriser server did not sign', async () => {
+    const [result] = await verifyRemoteEvents(ring(), [join()], { roomVersion: '10', roomId: ROOM });
+    expect(result).toMatchObject({ ok: false, problem: 'signature' });
+  });
+
+  it('refuses a forged authoriser signature (present but not made with its key)', async () => {
+    const forged = join();
+    const sigs = forged.signatures as Record<string, Record<string, string>>;
+    sigs['other.test'] = { 'ed25519:o1': sigs['remote.test']['ed25519:r1'] };
+    const [result] = await verifyRemoteEvents(ring(), [forged], { roomVersion: '10', roomId: ROOM });
+    expect(result).toMatchObject({ ok: false, problem: 'signature' });
+  });
+
+  it('accepts the join countersigned by the authoriser server', async () => {
+    const signed = signEvent(join(), '10', 'other.test', otherKey) as Record<string, unknown>;
+    const [result] = await verifyRemoteEvents(ring(), [signed], { roomVersion: '10', roomId: ROOM });
+    expect(result).toMatchObject({ ok: true });
+  });
+
+  it('refuses an authoriser signature made with a key that had expired at the join origin_server_ts', async () => {
+    const signed = signEvent(join(), '10', 'other.test', otherKey) as Record<string, unknown>;
+    const expired = fakeKeyRing({ 'remote.test': [remoteKey.verifyKey()], 'other.test': [otherKey.verifyKey({ expiredTs: 500 })] });
+    const [result] = await verifyRemoteEvents(expired, [signed], { roomVersion: '10', roomId: ROOM });
+    expect(result).toMatchObject({ ok: false, problem: 'signature' });
+  });
+
+  it('send_join: the countersigner (ourselves) is not required yet, everyone else still is', async () => {
+    const [result] = await verifyRemoteEvents(ring(), [join()], { roomVersion: '10', roomId: ROOM, countersignedBy: 'other.test' });
+    expect(result).toMatchObject({ ok: true });
+  });
+});

@@ -23,6 +23,11 @@ export interface RemoteEventExpectations {
   expectedIds?: ReadonlySet<string>;
   /** Servers that must have signed besides the required ones (e.g. the invitee's, on an invite answer). */
   extraSigners?: readonly string[];
+  /**
+   * The server that signs the event after this check (ourselves, countersigning a restricted join on send_join):
+   * its signature is not required yet. Every other required signer, the authoriser's server included, is.
+   */
+  countersignedBy?: string;
 }
 
 export interface AcceptedRemoteEvent {
@@ -77,7 +82,8 @@ export async function verifyRemoteEvents(keyRing: KeyRing, pdus: readonly unknow
       const isV12Create = rules.roomIdFromCreateEvent && raw.type === 'm.room.create' && raw.state_key === '';
       if (expect.roomId !== undefined && !isV12Create && raw.room_id !== expect.roomId) throw new Error(`event ${eventId} is in room ${String(raw.room_id)}, not ${expect.roomId}`);
       const pdu = wireForm(raw, rules);
-      candidates.push({ index, eventId, pdu, signers: [...new Set([...requiredEventSigners(pdu, rules), ...(expect.extraSigners ?? [])])] });
+      const signers = [...new Set([...requiredEventSigners(pdu, rules), ...(expect.extraSigners ?? [])])].filter((s) => s !== expect.countersignedBy);
+      candidates.push({ index, eventId, pdu, signers });
     } catch (error) {
       const errcode = errcodeOf(error);
       results[index] = { ok: false, eventId, problem: 'invalid', errcode: typeof errcode === 'string' ? errcode : 'M_BAD_JSON', reason: `invalid event: ${describe(error)}` };

@@ -129,8 +129,8 @@ function serverOf(id: unknown): string | undefined {
 }
 
 /**
- * The servers whose signatures an event needs: the sender's, and in room versions 1–2 also the event ID's
- * server. (Third-party-invite membership events may be sent by another server; pass `servers` explicitly then.)
+ * The servers whose signatures an event needs: the sender's, in room versions 1–2 also the event ID's
+ * server, and from room version 8 on the server of a join's `join_authorised_via_users_server`. (Third-party-invite membership events may be sent by another server; pass `servers` explicitly then.)
  */
 export function requiredEventSigners(event: EventObject, roomVersion: RoomVersionRules | string): string[] {
   const rules = rulesOf(roomVersion);
@@ -140,6 +140,14 @@ export function requiredEventSigners(event: EventObject, roomVersion: RoomVersio
   if (rules.eventFormat === 'v1') {
     const idServer = serverOf(event.event_id);
     if (idServer && idServer !== sender) servers.push(idServer);
+  }
+  // Restricted joins (v8+): the server of the member who vouched for the join must have signed it.
+  const content = event.content as Record<string, unknown> | undefined;
+  const via = content?.join_authorised_via_users_server;
+  if (rules.restrictedJoin && event.type === 'm.room.member' && content?.membership === 'join' && via !== undefined) {
+    const authoriser = serverOf(via);
+    if (!authoriser) throw new EventFormatError('content.join_authorised_via_users_server', `cannot find a server in ${JSON.stringify(via)}`);
+    if (!servers.includes(authoriser)) servers.push(authoriser);
   }
   return servers;
 }

@@ -3,7 +3,7 @@ import { parseServerName, parseUserId, parseRoomId, parseEventId, parseRoomAlias
 import { validatePdu, PduValidationError, MAX_PDU_BYTES } from './pdu-validation';
 import { buildXMatrixHeader, parseXMatrixHeader, verifyXMatrixRequest, XMatrixAuthError } from './x-matrix';
 import { buildServerKeyDocument, verifyServerKeyDocument, isKeyValidAt, lookupFromServerKeys, ServerKeyDocumentError, MAX_KEY_VALIDITY_MS } from './server-keys';
-import { signEvent } from './event-signing';
+import { requiredEventSigners, signEvent } from './event-signing';
 import { signJson } from './json-signing';
 
 describe('server names', () => {
@@ -196,5 +196,30 @@ describe('server key documents', () => {
     const signedByOther = signJson({ ...doc, signatures: undefined }, 'hs.example', old);
     expect(() => verifyServerKeyDocument(signedByOther)).toThrow(expect.objectContaining({ code: 'not_self_signed' }));
     expect(() => verifyServerKeyDocument({ ...doc, verify_keys: {} })).toThrow(ServerKeyDocumentError);
+  });
+});
+
+describe('defect 12: m.room.redaction without redacts', () => {
+  const key = generateSigningKey('v');
+  const redaction = (version: string, extra: Record<string, unknown>) =>
+    signEvent({ room_id: '!r:hs.example', sender: '@a:hs.example', origin_server_ts: 1, type: 'm.room.redaction', content: {}, prev_events: [], auth_events: [], depth: 2, ...extra }, version, 'hs.example', key);
+
+  it.each(['3', '10'])('v%s: refused by PDU validation', (version) => {
+    expect(() => validatePdu(redaction(version, {}), version)).toThrow(expect.objectContaining({ field: 'redacts', code: 'missing_field' }));
+    expect(() => validatePdu(redaction(version, { redacts: '$' + 'A'.repeat(43) }), version)).not.toThrow();
+  });
+
+  it('v11: redacts lives in content, the top-level field is not required', () => {
+    expect(() => validatePdu(redaction('11', { content: { redacts: '$' + 'A'.repeat(43) } }), '11')).not.toThrow();
+  });
+});
+
+describe('defect 1: a restricted join needs the authoriser server signature', () => {
+  const join = () => ({ sender: '@j:joiner.example', type: 'm.room.member', state_key: '@j:joiner.example', content: { membership: 'join', join_authorised_via_users_server: '@r:resident.example' } });
+  it.each(['8', '10', '12'])('v%s: requiredEventSigners lists the authoriser server', (version) => {
+    expect(requiredEventSigners(join(), version)).toEqual(['joiner.example', 'resident.example']);
+  });
+  it('v7 has no restricted joins: the sender only', () => {
+    expect(requiredEventSigners(join(), '7')).toEqual(['joiner.example']);
   });
 });

@@ -95,6 +95,9 @@ export function validatePdu(value: unknown, roomVersion: RoomVersionRules | stri
   }
   checkReferences(value, 'prev_events', MAX_PREV_EVENTS, rules);
   checkReferences(value, 'auth_events', MAX_AUTH_EVENTS, rules);
+  if (type === 'm.room.redaction' && !rules.redactsInContent && value.redacts === undefined) {
+    throw new PduValidationError('missing_field', 'redacts', `room version ${rules.id} m.room.redaction events must name the redacted event in redacts`);
+  }
   if (value.redacts !== undefined) {
     const redacts = requireString(value, 'redacts');
     identifier('redacts', () => parseEventId(redacts, rules));

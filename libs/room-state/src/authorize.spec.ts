@@ -231,3 +231,30 @@ describe('checkAuthEventsList', () => {
     expect(checkAuthEventsList({ ...m, auth_events: [] }, look, r12, () => true)).toMatchObject({ reason: { code: 'room_id_not_create_event', rule: '2' } });
   });
 });
+
+describe('defect 12: authorizeEvent itself refuses auth state of another room (every caller gets rule 2.5)', () => {
+  it.each(ALL)('v%s: power levels of another room → reject', (v) => {
+    const foreignPl = { ...ev(v, 'm.room.power_levels', ALICE, '', { users: { [CAROL]: 100 }, events_default: 0 }), room_id: '!other:b' };
+    const state = baseState(v, [foreignPl]);
+    const msg = ev(v, 'm.room.message', BOB, undefined, {});
+    expect(authorizeEvent(msg, state, roomVersionRules(v))).toMatchObject({ allowed: false, reason: { code: 'auth_event_other_room' } });
+  });
+
+  it.each(range(1, 11))('v%s: a create event of another room → reject', (v) => {
+    const state = baseState(v);
+    const foreignCreate = { ...state.create!, room_id: '!other:b' };
+    const msg = ev(v, 'm.room.message', BOB, undefined, {});
+    expect(authorizeEvent(msg, { ...state, create: foreignCreate }, roomVersionRules(v))).toMatchObject({ allowed: false, reason: { code: 'auth_event_other_room', rule: '2.5' } });
+  });
+
+  it('a membership of another room does not let its sender in', () => {
+    const v = '10';
+    const carolElsewhere = { ...ev(v, 'm.room.member', CAROL, CAROL, { membership: 'join' }), room_id: '!other:b' };
+    const state = baseState(v, [carolElsewhere]);
+    expect(authorizeEvent(ev(v, 'm.room.message', CAROL, undefined, {}), state, roomVersionRules(v))).toMatchObject({ allowed: false, reason: { code: 'auth_event_other_room' } });
+  });
+
+  it('state of the room itself is still allowed', () => {
+    expect(authorizeEvent(ev('10', 'm.room.message', BOB, undefined, {}), baseState('10'), roomVersionRules('10'))).toEqual({ allowed: true });
+  });
+});

@@ -1,6 +1,6 @@
 // Event authorization, rule by rule as each room version's "Authorisation rules" section states them.
 import { isSupportedRoomVersion, type RoomVersionRules } from '@fedgate/protocol';
-import { authStateKeysForEvent } from './auth-types';
+import { authStateKeysForEvent, authTypesForEvent } from './auth-types';
 import { domainOf, isObject, isStateEvent, stateMapKey, type EventLookup, type RoomEvent, type StateMap } from './event';
 import { parsePowerLevelValue, powerLevelsOf, requiredPowerLevel, roomCreators, userPowerLevel } from './power-levels';
 import { joinRuleNumber, memberRuleNumber, powerLevelRuleNumber, ruleNumber } from './rule-ids';
@@ -25,7 +25,9 @@ export interface AuthState {
 export interface AuthPorts {
   /**
    * Whether `event` carries a valid signature from `serverName` (restricted joins). Default: a signature from that
-   * server is present; the signature itself is verified on receipt, before authorization.
+   * server is present. The engine does no I/O, so the cryptographic check happens on receipt: the authoriser's server
+   * is one of `requiredEventSigners`, which every receive path verifies with a key valid at `origin_server_ts`
+   * (federation-client `verifyRemoteEvents`); an event that fails never reaches the engine.
    */
   isSignedBy?(event: RoomEvent, serverName: string): boolean;
   /** Default: ed25519 verification of the canonical `signed` object against each public key. */
@@ -65,6 +67,25 @@ export function createEventIdForRoom(roomId: string): string {
   return '$' + roomId.slice(1);
 }
 
+/** The room an event belongs to: its room_id, or for a room version 12 create event the room its ID names. */
+export function roomOfEvent(event: RoomEvent): string | undefined {
+  if (event.room_id !== undefined) return event.room_id;
+  return event.type === 'm.room.create' && event.state_key === '' ? roomIdForCreateEvent(event.event_id) : undefined;
+}
+
+/**
+ * The first event the rules would read for `event` (its create event and the auth-selected state) that belongs to
+ * another room. Whatever state a caller hands in, another room's power levels or memberships never decide.
+ */
+function foreignAuthEvent(event: RoomEvent, create: RoomEvent, state: AuthState, rules: RoomVersionRules): RoomEvent | undefined {
+  if (roomOfEvent(create) !== event.room_id) return create;
+  for (const ref of authTypesForEvent(event, rules)) {
+    const e = ref.type === 'm.room.create' ? undefined : state.get(ref.type, ref.state_key);
+    if (e && roomOfEvent(e) !== event.room_id) return e;
+  }
+  return undefined;
+}
+
 /** Every rule except those about the `auth_events` list itself (see `checkAuthEventsList`). */
 export function authorizeEvent(event: RoomEvent, state: AuthState, rules: RoomVersionRules, ports: AuthPorts = {}): AuthResult {
   if (event.type === 'm.room.create' && event.state_key === '') return authorizeCreate(event, rules);
@@ -78,6 +99,10 @@ export function authorizeEvent(event: RoomEvent, state: AuthState, rules: RoomVe
     return reject('missing_create_event', ruleNumber(rules, 'auth_events', 4), 'no m.room.create event in the state');
   }
   const c = create!;
+  const foreign = foreignAuthEvent(event, c, state, rules);
+  if (foreign) {
+    return reject('auth_event_other_room', ruleNumber(rules, 'auth_events', 5), `auth event ${foreign.event_id} is in room ${String(roomOfEvent(foreign))}, not ${event.room_id}`);
+  }
 
   if (c.content['m.federate'] === false && domainOf(event.sender) !== domainOf(c.sender)) {
     return reject('not_federated', ruleNumber(rules, 'federate'), `room is not federated and ${event.sender} is not on the creator's server`);

@@ -8,6 +8,7 @@ export * from './dag';
 export * from './state-res-v2';
 export * from './state-res-v1';
 export * from './resolve';
+export { ForeignEventError } from './room-guard';
 export * from './soft-fail';
 export * from './replay';
 export { verifyThirdPartyInviteSignature, thirdPartyInvitePublicKeys } from './third-party-invite';

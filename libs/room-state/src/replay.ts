@@ -1,6 +1,6 @@
 // Replays a room from its events: state before each event from its prev events, each event authorized, final state resolved.
 import { isSupportedRoomVersion, roomVersionRules, type RoomVersionRules } from '@fedgate/protocol';
-import { authStateFromMap, authorizeByAuthEvents, authorizeEvent, type AuthPorts, type AuthRejection } from './authorize';
+import { authStateFromMap, authorizeByAuthEvents, authorizeEvent, roomOfEvent, type AuthPorts, type AuthRejection } from './authorize';
 import { computeDepths, forwardExtremities, topologicalOrder } from './dag';
 import { InvalidEventError, isStateEvent, splitStateMapKey, stateMapKey, toRoomEvent, type RoomEvent, type StateMap } from './event';
 import { resolveState } from './resolve';
@@ -90,7 +90,14 @@ export function replayRoom(input: unknown, ports: AuthPorts = {}): ReplayResult 
   const empty: StateMap = new Map();
   const hasAcceptedChild = new Set<string>();
 
+  const roomId = roomOfEvent(create);
   for (const e of topologicalOrder(events)) {
+    if (roomOfEvent(e) !== roomId) {
+      // An event of another room among the input: never part of this room's state, nor a way into it.
+      rejected.set(e.event_id, { code: 'event_other_room', rule: 'room_id', message: `event ${e.event_id} is in room ${String(roomOfEvent(e))}, not ${String(roomId)}` });
+      stateAfter.set(e.event_id, empty);
+      continue;
+    }
     const prevs = [...new Set(e.prev_events)].filter((p) => byId.has(p));
     const before = prevs.length === 0 ? empty : prevs.length === 1 ? stateAfter.get(prevs[0])! : resolveState(prevs.map((p) => stateAfter.get(p)!), opts);
     let verdict = authorizeByAuthEvents(e, lookup, rules, isRejected, ports);

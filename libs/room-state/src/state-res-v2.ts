@@ -12,6 +12,8 @@ export interface ResolveOptions {
   /** Events rejected on receipt; their use as auth events is skipped in iterative auth checks. */
   readonly isRejected?: (eventId: string) => boolean;
   readonly ports?: AuthPorts;
+  /** The room being resolved; resolveState refuses any event of another room (default: the room of the first known event). */
+  readonly roomId?: string;
 }
 
 export interface StatePartition {

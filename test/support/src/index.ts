@@ -6,3 +6,4 @@ export { startSynapse, registerSynapseUser, type StartSynapseOptions, type Synap
 export { ensureSynapseInstalled, type SynapseInstallation } from './synapse-install';
 export * from './bridge';
 export * from './fedgate';
+export * from './adversary';

@@ -11,7 +11,7 @@ import {
   type KeyRing,
 } from '@fedgate/federation-client';
 import { roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
-import { toRoomEvent, topologicalOrder } from '@fedgate/room-state';
+import { createEventIdForRoom, stateMapKey, toRoomEvent, topologicalOrder } from '@fedgate/room-state';
 import type { Store } from '@fedgate/store';
 import { describeError, MissingStateError, PoisonMessageError } from './errors';
 import { OutlierImporter } from './outliers';
@@ -30,6 +30,8 @@ export interface GapFillLimits {
 }
 
 export const DEFAULT_GAP_FILL_LIMITS: GapFillLimits = { maxRounds: 10, maxEvents: 100, maxSingleFetches: 50 };
+
+const CREATE_KEY = stateMapKey('m.room.create', '');
 
 const TRANSIENT = new Set(['UNREACHABLE', 'TIMEOUT', 'TLS_FAILURE', 'DNS_FAILURE']);
 
@@ -130,6 +132,11 @@ export class InboundPduHandler {
     return this.timeline.commit(await this.timeline.softFail(evaluation), { local: false });
   }
 
+  private async roomCreateId(roomId: string, rules: RoomVersionRules): Promise<string | undefined> {
+    if (rules.roomIdFromCreateEvent) return createEventIdForRoom(roomId);
+    return (await this.timeline.currentState(roomId))?.get(CREATE_KEY);
+  }
+
   /** The state at an event we do not hold in the timeline: /state_ids (+ /event or /state), kept as outliers. */
   async fetchStateAt(origin: string, roomId: string, eventId: string, rules: RoomVersionRules): Promise<void> {
     const ids = await this.api.stateIds(origin, roomId, eventId);
@@ -144,11 +151,17 @@ export class InboundPduHandler {
       for (const id of missing) pdus.push(await this.api.event(origin, id));
     }
     const { graph, refused } = await this.importer.import(pdus, rules, roomId, new Set(needed));
-    await auditRefused(this.store, this.serverName, origin, 'GET', `/_matrix/federation/v1/state_ids/${roomId}`, refused);
     await graph.load(needed);
+    const foreign = OutlierImporter.otherRooms(needed, graph, roomId);
+    for (const id of foreign) refused.push({ ok: false, eventId: id, problem: 'invalid', errcode: 'M_BAD_JSON', reason: `named in the state at ${eventId} but ${id} is an event of another room` });
+    await auditRefused(this.store, this.serverName, origin, 'GET', `/_matrix/federation/v1/state_ids/${roomId}`, refused);
     const prev = graph.lookup(eventId);
-    if (!prev) throw new PoisonMessageError(`${origin} did not give a valid ${eventId}`);
-    const before = OutlierImporter.stateFrom(ids.pdu_ids, graph);
+    if (!prev || foreign.includes(eventId)) throw new PoisonMessageError(`${origin} did not give a valid ${eventId} of room ${roomId}`);
+    const before = OutlierImporter.stateFrom(ids.pdu_ids, graph, roomId);
+    const createId = await this.roomCreateId(roomId, rules);
+    if (createId === undefined || before.get(CREATE_KEY) !== createId) {
+      throw new PoisonMessageError(`${origin}'s state at ${eventId} does not hold the room's create event ${String(createId)} (it names ${String(before.get(CREATE_KEY))})`);
+    }
     const after = new Map(before);
     if (prev.state_key !== undefined && !graph.isRejected(eventId)) after.set(`${prev.type}\u0000${prev.state_key}`, eventId);
     const beforeId = await this.store.state.save(roomId, toStoreStateMap(before));

@@ -4,4 +4,4 @@ export { RoomReader, type StateAt, type StateIdsAt, type MissingEventsQuery } fr
 export { RoomTimeline } from './room-timeline';
 export { EventBuilder, finishEvent, type EventDraft, type ServerSigner } from './event-builder';
 export { clientTransactionLog, type ClientTransactionLog } from './client-transactions';
-export { TestNetwork, TestServer } from './testing/test-server';
+export { TestNetwork, TestServer, type FederationPeer, type PeerRequest } from './testing/test-server';

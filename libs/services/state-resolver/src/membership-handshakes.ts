@@ -21,6 +21,15 @@ import type { RoomLocks } from './room-locks';
 import { logEventOf, recordFor, type RoomTimeline } from './room-timeline';
 
 const incompatible = (message: string) => new CommandRefusal('M_INCOMPATIBLE_ROOM_VERSION', message, 400);
+/** The spec's "try another server": we cannot meet the rules on join_authorised_via_users_server. */
+const grantRefused = (message: string) => new CommandRefusal('M_UNABLE_TO_GRANT_JOIN', message, 400);
+
+interface RestrictedJoin {
+  alreadyMember: boolean;
+  allowedRoomKnown: boolean;
+  joinerAllowed: boolean;
+  authorisers: string[];
+}
 
 function replyOf<T>(work: () => Promise<T>): Promise<T | { ok: false; errcode: string; error: string; status?: number }> {
   return work().catch((err) => {
@@ -46,7 +55,7 @@ export class MembershipHandshakes {
 
   makeMembership(command: MakeMembershipCommand): Promise<MakeMembershipReply> {
     return replyOf(async () => {
-      const { rules, current } = await this.roomWeAreIn(command.roomId);
+      const { rules, current } = await this.roomWeAreIn(command.roomId, command.membership);
       const supported = command.supportedVersions ?? ['1'];
       if (command.membership !== 'leave' && !supported.includes(rules.id)) {
         throw incompatible(`room ${command.roomId} is version ${rules.id}, which ${command.origin} does not support`);
@@ -59,7 +68,8 @@ export class MembershipHandshakes {
         let template = await this.builder.template(draft, rules, current);
         let verdict = await this.authorizeTemplate(template, rules, current, command.roomId);
         if (!verdict.allowed && command.membership === 'join' && rules.restrictedJoin) {
-          const via = await this.restrictedJoinAuthoriser(command.userId, rules, current);
+          const restricted = await this.restrictedJoin(command.userId, rules, current);
+          const via = restricted && this.requireGrantable(restricted).authorisers[0];
           if (via) {
             content.join_authorised_via_users_server = via;
             template = await this.builder.template(draft, rules, current);
@@ -74,13 +84,14 @@ export class MembershipHandshakes {
 
   sendMembership(command: SendMembershipCommand): Promise<SendMembershipReply> {
     return replyOf(async () => {
-      const { rules } = await this.roomWeAreIn(command.roomId);
+      const { rules } = await this.roomWeAreIn(command.roomId, command.membership);
       let pdu = this.checkMembershipEvent(command.event, command.eventId, rules, command.roomId, command.membership, command.origin);
-      const via = pdu.content.join_authorised_via_users_server;
-      if (command.membership === 'join' && typeof via === 'string' && domainOf(via) === this.serverName) {
-        pdu = signEvent(pdu, rules, this.serverName, this.signingKey) as Pdu;
-      }
       return this.locks.run(command.roomId, async () => {
+        const via = pdu.content.join_authorised_via_users_server;
+        if (command.membership === 'join' && via !== undefined && rules.restrictedJoin && !(await this.timeline.isSettled(command.eventId))) {
+          await this.checkJoinToCountersign(pdu, rules, command.roomId);
+          pdu = signEvent(pdu, rules, this.serverName, this.signingKey) as Pdu;
+        }
         if (!(await this.timeline.isSettled(command.eventId))) {
           let evaluation;
           try {
@@ -126,11 +137,46 @@ export class MembershipHandshakes {
     });
   }
 
-  private async roomWeAreIn(roomId: string): Promise<{ rules: RoomVersionRules; current: Map<string, string> }> {
+  /**
+   * The room's version and current state. Joins and knocks need a user of ours still joined: a room we have left has
+   * stale state and extremities, and we would never hear of what follows (404, as Synapse answers).
+   */
+  private async roomWeAreIn(roomId: string, membership: MembershipKind): Promise<{ rules: RoomVersionRules; current: Map<string, string> }> {
     const room = await this.store.rooms.get(roomId);
     const current = room && (await this.timeline.currentState(roomId));
     if (!room || !current) throw notFound(`room ${roomId} is not known here`);
+    if (membership !== 'leave' && !(await this.store.rooms.getJoinedServers(roomId)).includes(this.serverName)) {
+      throw notFound(`room ${roomId} is not an active room on this server: no user of ${this.serverName} is joined`);
+    }
     return { rules: roomVersionRules(room.roomVersion), current };
+  }
+
+  /**
+   * Before we countersign a join naming an authoriser (send_join; the remote may never have called make_join): the
+   * authoriser is ours, the room is restricted, the joiner is in an allowed room as far as we know, and the authoriser
+   * is joined and may invite — all against current state. Otherwise we would vouch for anyone.
+   */
+  private async checkJoinToCountersign(pdu: Pdu, rules: RoomVersionRules, roomId: string): Promise<void> {
+    const via = pdu.content.join_authorised_via_users_server;
+    if (typeof via !== 'string' || domainOf(via) !== this.serverName) {
+      throw grantRefused(`join_authorised_via_users_server ${String(via)} is not a user of ${this.serverName}; only its own server can authorise the join`);
+    }
+    const current = (await this.timeline.currentState(roomId))!;
+    const restricted = await this.restrictedJoin(pdu.sender as string, rules, current);
+    if (!restricted) throw forbidden(`room ${roomId} is not restricted: a join needs no authoriser`);
+    if (restricted.alreadyMember) return;
+    if (!this.requireGrantable(restricted).authorisers.includes(via)) {
+      throw grantRefused(`${via} is not a joined member of ${roomId} able to invite`);
+    }
+  }
+
+  /** The restricted-join verdict as the spec's errors: none of the allowed rooms known, or the joiner in none of them. */
+  private requireGrantable(restricted: RestrictedJoin): RestrictedJoin {
+    if (restricted.alreadyMember) return restricted;
+    if (!restricted.allowedRoomKnown) throw new CommandRefusal('M_UNABLE_TO_AUTHORISE_JOIN', 'none of the rooms the join rules allow is known here', 400);
+    if (!restricted.joinerAllowed) throw forbidden('the joining user is not joined to any room the join rules allow');
+    if (restricted.authorisers.length === 0) throw grantRefused(`no user of ${this.serverName} in the room may invite`);
+    return restricted;
   }
 
   private checkMembershipEvent(raw: unknown, eventId: string, rules: RoomVersionRules, roomId: string, membership: MembershipKind | 'invite', origin: string, senderIsTarget = true): Pdu {
@@ -168,35 +214,41 @@ export class MembershipHandshakes {
   }
 
   /**
-   * Restricted rooms: a local joined member who may invite vouches for the joiner when the joiner is joined to
-   * one of the rooms the join rules allow (as far as this server knows).
+   * Restricted rooms (undefined when the join rule is not restricted): whether the joiner is already invited or joined,
+   * whether we know one of the rooms the join rules allow and the joiner is joined to one, and the local joined members
+   * who may invite (who can vouch for the joiner).
    */
-  private async restrictedJoinAuthoriser(userId: string, rules: RoomVersionRules, current: Map<string, string>): Promise<string | undefined> {
+  private async restrictedJoin(userId: string, rules: RoomVersionRules, current: Map<string, string>): Promise<RestrictedJoin | undefined> {
     const graph = new EventGraph(this.store);
     await graph.load(this.authIds(current));
     const joinRules = graph.lookup(current.get(stateMapKey('m.room.join_rules', '')) ?? '');
     const rule = joinRules?.content.join_rule;
     if (rule !== 'restricted' && !(rule === 'knock_restricted' && rules.knockRestrictedJoin)) return undefined;
+    const own = graph.lookup(current.get(stateMapKey('m.room.member', userId)) ?? '')?.content.membership;
+    const alreadyMember = own === 'join' || own === 'invite';
     const allow = Array.isArray(joinRules!.content.allow) ? joinRules!.content.allow : [];
-    let allowed = false;
+    let allowedRoomKnown = false;
+    let joinerAllowed = false;
     for (const entry of allow) {
       if (!isObject(entry) || entry.type !== 'm.room_membership' || typeof entry.room_id !== 'string') continue;
       const other = await this.timeline.currentState(entry.room_id);
-      const memberId = other?.get(stateMapKey('m.room.member', userId));
+      if (!other) continue;
+      allowedRoomKnown = true;
+      const memberId = other.get(stateMapKey('m.room.member', userId));
       const member = memberId ? await this.store.events.get(memberId) : undefined;
-      if (member?.pdu.content.membership === 'join') allowed = true;
+      if (member?.roomId === entry.room_id && member.pdu.content.membership === 'join') joinerAllowed = true;
     }
-    if (!allowed) return undefined;
     const create = graph.lookup(current.get(stateMapKey('m.room.create', '')) ?? '');
     const powerLevels = graph.lookup(current.get(stateMapKey('m.room.power_levels', '')) ?? '');
     const inviteLevel = powerLevelsOf(powerLevels, rules).invite;
+    const authorisers: string[] = [];
     for (const [key, id] of current) {
       if (!key.startsWith('m.room.member\u0000')) continue;
       const member = graph.lookup(id);
       if (!member?.state_key || domainOf(member.state_key) !== this.serverName || member.content.membership !== 'join') continue;
-      if (userPowerLevel(member.state_key, powerLevels, create, rules) >= inviteLevel) return member.state_key;
+      if (userPowerLevel(member.state_key, powerLevels, create, rules) >= inviteLevel) authorisers.push(member.state_key);
     }
-    return undefined;
+    return { alreadyMember, allowedRoomKnown, joinerAllowed, authorisers };
   }
 
   /** send_join: state before the event and the auth chain; send_knock: stripped state; send_leave: nothing. */

@@ -3,7 +3,7 @@
 // and stored as outliers — they are not in the timeline here, only known.
 import { partitionRemoteEvents, verifyRemoteEvents, type AcceptedRemoteEvent, type KeyRing, type RefusedRemoteEvent } from '@fedgate/federation-client';
 import type { Pdu, RoomVersionRules } from '@fedgate/protocol';
-import { authorizeByAuthEvents, isStateEvent, stateMapKey, type RoomEvent } from '@fedgate/room-state';
+import { authorizeByAuthEvents, isStateEvent, roomOfEvent, stateMapKey, type RoomEvent } from '@fedgate/room-state';
 import type { EventRecord, EventStatus, Store } from '@fedgate/store';
 import { EventGraph } from './event-graph';
 import { RedactionApplier } from './redactions';
@@ -87,15 +87,26 @@ export class OutlierImporter {
     return { graph, imported: unique.map((v) => v.eventId), refused };
   }
 
-  /** A state map from event IDs (rejected ones and unknown ones left out), keyed `type\0state_key`. */
-  static stateFrom(eventIds: readonly string[], graph: EventGraph): Map<string, string> {
+  /**
+   * A state map from event IDs (rejected ones, unknown ones and those of another room left out), keyed
+   * `type\0state_key`. A peer's list may name events we hold for another room: they never become this room's state.
+   */
+  static stateFrom(eventIds: readonly string[], graph: EventGraph, roomId: string): Map<string, string> {
     const state = new Map<string, string>();
     for (const id of eventIds) {
       const e = graph.lookup(id);
-      if (!e || !isStateEvent(e) || graph.isRejected(id)) continue;
+      if (!e || !isStateEvent(e) || graph.isRejected(id) || roomOfEvent(e) !== roomId) continue;
       state.set(stateMapKey(e.type, e.state_key!), id);
     }
     return state;
+  }
+
+  /** The IDs in `eventIds` that name events of another room (for the audit record of a lying answer). */
+  static otherRooms(eventIds: readonly string[], graph: EventGraph, roomId: string): string[] {
+    return eventIds.filter((id) => {
+      const e = graph.lookup(id);
+      return e !== undefined && roomOfEvent(e) !== roomId;
+    });
   }
 }
 

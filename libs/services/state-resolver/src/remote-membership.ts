@@ -4,7 +4,7 @@
 import type { MembershipKind, RemoteMembershipCommand, RemoteMembershipReply } from '@fedgate/bus';
 import { FederationApi, FederationHttpError, partitionRemoteEvents, verifyRemoteEvents, wireForm, type KeyRing } from '@fedgate/federation-client';
 import { computeEventId, isSupportedRoomVersion, ROOM_VERSIONS, roomVersionRules, type RoomVersionRules } from '@fedgate/protocol';
-import { authorizeByAuthEvents, authorizeEvent, authStateFromMap, domainOf, isObject, toRoomEvent } from '@fedgate/room-state';
+import { authorizeByAuthEvents, authorizeEvent, authStateFromMap, createEventIdForRoom, domainOf, isObject, stateMapKey, toRoomEvent } from '@fedgate/room-state';
 import type { Store } from '@fedgate/store';
 import { CommandRefusal, describeError, forbidden } from './errors';
 import { finishEvent, type BuiltEvent, type ServerSigner } from './event-builder';
@@ -16,6 +16,8 @@ import { logEventOf, recordFor, type RoomTimeline } from './room-timeline';
 import { toStoreStateMap } from './state-keys';
 
 const SUPPORTED_VERSIONS = [...ROOM_VERSIONS.keys()];
+const CREATE_KEY = stateMapKey('m.room.create', '');
+type OutlierImporterGraph = Awaited<ReturnType<OutlierImporter['import']>>['graph'];
 
 export class RemoteMembership {
   private readonly importer: OutlierImporter;
@@ -115,16 +117,16 @@ export class RemoteMembership {
     }
     const { graph, refused } = await this.importer.import([...answer.state, ...answer.auth_chain], rules, roomId);
     await auditRefused(this.store, this.signer.serverName, server, 'PUT', `/_matrix/federation/v2/send_join/${roomId}/${built.eventId}`, refused);
-    const before = OutlierImporter.stateFrom(stateIdsOf(answer.state, graph, rules), graph);
+    const before = OutlierImporter.stateFrom(stateIdsOf(answer.state, graph, rules), graph, roomId);
     if (before.size === 0) throw new CommandRefusal('M_UNKNOWN', `${server} gave no usable room state (${refused.length} events refused: ${refused[0]?.reason ?? ''})`, 502);
+    this.checkCreateEvent(server, roomId, before, graph, rules);
 
     const join = graph.add(built.eventId, joinPdu);
     const byAuth = authorizeByAuthEvents(join, graph.lookup, rules, graph.isRejected);
     const byState = byAuth.allowed ? authorizeEvent(join, authStateFromMap(before, graph.lookup, roomId), rules) : byAuth;
     if (!byState.allowed) throw forbidden(`our join does not pass auth against the state ${server} gave: ${byState.reason.message}`);
 
-    const createId = [...before.entries()].find(([k]) => k === 'm.room.create\u0000')?.[1];
-    const create = createId ? graph.lookup(createId) : undefined;
+    const create = graph.lookup(before.get(CREATE_KEY)!);
     const creator = create ? (rules.creatorIsSender ? create.sender : String(create.content.creator ?? create.sender)) : '';
     await this.store.rooms.ensure({ roomId, roomVersion: rules.id, creator, createdTs: create?.origin_server_ts ?? Date.now() });
 
@@ -153,6 +155,23 @@ export class RemoteMembership {
     });
     await this.store.state.setForEvent(built.eventId, { before: beforeId, after: afterId });
     return built.eventId;
+  }
+
+  /**
+   * The send_join state must hold this room's create event, and its room version must be the one make_join offered:
+   * the events were checked under that version's rules, and the room is recorded with it.
+   */
+  private checkCreateEvent(server: string, roomId: string, before: Map<string, string>, graph: OutlierImporterGraph, rules: RoomVersionRules): void {
+    const createId = before.get(CREATE_KEY);
+    const create = createId === undefined ? undefined : graph.lookup(createId);
+    if (!create) throw new CommandRefusal('M_UNKNOWN', `${server} gave room state without the room's m.room.create event`, 502);
+    if (rules.roomIdFromCreateEvent && createEventIdForRoom(roomId) !== create.event_id) {
+      throw new CommandRefusal('M_UNKNOWN', `${server} gave the create event ${create.event_id}, which is not the one room ${roomId} is named after`, 502);
+    }
+    const version = create.content.room_version ?? '1';
+    if (version !== rules.id) {
+      throw new CommandRefusal('M_UNKNOWN', `${server} said room ${roomId} is version ${rules.id} in make_join, but its create event says ${JSON.stringify(version)}`, 502);
+    }
   }
 
   /** Leaves and knocks on rooms we are not in: we keep the event (as an outlier) and tell chat-sync. */

@@ -11,6 +11,7 @@ import {
   checkSoftFail,
   createEventIdForRoom,
   domainOf,
+  ForeignEventError,
   isStateEvent,
   resolveState,
   stateMapKey,
@@ -110,6 +111,12 @@ export class RoomTimeline {
     const event = graph.add(eventId, pdu);
     const roomId = roomIdOf(pdu, rules);
     const prevs = [...new Set(event.prev_events)];
+    const foreign = await this.prevEventsOfOtherRooms(prevs, roomId);
+    if (foreign.length > 0) {
+      // Another room's events never stand for this room's state: the event is refused, with the reason kept.
+      const reason = `prev_events of another room: ${foreign.map((r) => `${r.eventId} is in ${r.roomId}`).join(', ')}`;
+      return { eventId, roomId, pdu, event, rules, before: new Map(), beforeSnapshotId: null, baseSnapshotId: null, status: 'rejected', reason, graph };
+    }
     const refs = await Promise.all(prevs.map((p) => this.store.state.getForEvent(p)));
     const unknown = prevs.filter((_, i) => refs[i] === undefined);
     if (unknown.length > 0) throw new MissingStateError(unknown);
@@ -123,7 +130,12 @@ export class RoomTimeline {
       beforeSnapshotId = refs[0]!.after;
     } else {
       const sets = await Promise.all(refs.map(async (r) => toRoomStateMap((await this.store.state.load(r!.after))!)));
-      before = await this.resolve(sets, rules, graph, roomId);
+      try {
+        before = await this.resolve(sets, rules, graph, roomId);
+      } catch (err) {
+        if (!(err instanceof ForeignEventError)) throw err;
+        return { eventId, roomId, pdu, event, rules, before: new Map(), beforeSnapshotId: null, baseSnapshotId, status: 'rejected', reason: `state before the event: ${err.message}`, graph };
+      }
     }
 
     const evaluation: Evaluation = { eventId, roomId, pdu, event, rules, before, beforeSnapshotId, baseSnapshotId, status: 'accepted', graph };
@@ -134,6 +146,11 @@ export class RoomTimeline {
     const byState = authorizeEvent(event, authStateFromMap(before, graph.lookup, roomId), rules);
     if (!byState.allowed) return { ...evaluation, status: 'rejected', reason: `state before the event: ${byState.reason.message}` };
     return evaluation;
+  }
+
+  private async prevEventsOfOtherRooms(prevs: readonly string[], roomId: string): Promise<EventRecord[]> {
+    const records = await this.store.events.getMany([...prevs]);
+    return [...records.values()].filter((r) => r.roomId !== roomId);
   }
 
   /** Check against the room's current state; a failure soft-fails the event. */
@@ -258,7 +275,7 @@ export class RoomTimeline {
     const ids = new Set<string>();
     for (const s of sets) for (const id of s.values()) ids.add(id);
     await graph.loadAuthClosure(ids, roomId);
-    return resolveState(sets, { rules, lookup: graph.lookup, isRejected: graph.isRejected });
+    return resolveState(sets, { rules, lookup: graph.lookup, isRejected: graph.isRejected, roomId });
   }
 
   private async loadAuthState(graph: EventGraph, event: RoomEvent, state: StateMap, rules: RoomVersionRules): Promise<void> {

@@ -109,7 +109,8 @@ export class MembershipController {
     const origin = request.federationOrigin!;
     const roomVersion = await this.access.reads.roomVersion(roomId);
     if (!roomVersion) throw MatrixError.notFound(`Unknown room ${roomId}`);
-    const event = await this.checkedEvent(body, roomVersion, roomId, eventId);
+    // A restricted join naming one of our users is signed by us only after state-resolver re-checks it.
+    const event = await this.checkedEvent(body, roomVersion, roomId, eventId, membership === 'join' ? this.identity.serverName : undefined);
     if (event.type !== 'm.room.member' || (event.content as { membership?: unknown }).membership !== membership) throw MatrixError.badJson(`Not a ${membership} event`);
     if (typeof event.state_key !== 'string' || event.state_key !== event.sender || domainOf(event.state_key) !== origin) {
       throw MatrixError.forbidden(`The ${membership} must be sent by its own user on ${origin}`);
@@ -118,8 +119,8 @@ export class MembershipController {
   }
 
   /** Shape, signatures and content hash; the event ID in the path must be the event's. */
-  private async checkedEvent(event: unknown, roomVersion: string, roomId: string, eventId: string): Promise<JsonObject> {
-    const checked = (await verifyRemoteEvents(this.keyRing, [event], { roomVersion }))[0]!;
+  private async checkedEvent(event: unknown, roomVersion: string, roomId: string, eventId: string, countersignedBy?: string): Promise<JsonObject> {
+    const checked = (await verifyRemoteEvents(this.keyRing, [event], { roomVersion, countersignedBy }))[0]!;
     if (!checked.ok) throw new MatrixError(checked.errcode === 'M_FORBIDDEN' ? 403 : 400, checked.errcode, checked.reason);
     if (checked.eventId !== eventId) throw MatrixError.badJson(`Event ID ${eventId} in the path is not the event's (${checked.eventId})`);
     if (checked.redacted) throw MatrixError.badJson('Content hash does not match the event');

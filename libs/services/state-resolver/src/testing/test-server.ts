@@ -10,8 +10,27 @@ import { openSqliteStore, type Store } from '@fedgate/store';
 import type { GapFillLimits } from '../inbound-pdus';
 import { StateResolver } from '../state-resolver';
 
+/** A federation request as a peer on the test network receives it. */
+export interface PeerRequest {
+  from: string;
+  method: 'GET' | 'PUT' | 'POST';
+  path: string;
+  /** Path segments after `/_matrix/federation/`, decoded: e.g. `['v1', 'state_ids', roomId]`. */
+  segments: string[];
+  query: Record<string, unknown>;
+  body: unknown;
+}
+
+/** Any other kind of server on the network (e.g. a scripted malicious one): answers requests itself. */
+export interface FederationPeer {
+  readonly name: string;
+  verifyKey(keyId: string): ReturnType<SigningKey['verifyKey']> | undefined;
+  answer(request: PeerRequest): Promise<{ status: number; body: unknown }>;
+}
+
 export class TestNetwork {
   readonly servers = new Map<string, TestServer>();
+  readonly peers = new Map<string, FederationPeer>();
   /** Servers that do not answer (as if down). */
   readonly down = new Set<string>();
   readonly requests: Array<{ from: string; to: string; method: string; path: string }> = [];
@@ -19,6 +38,8 @@ export class TestNetwork {
   keyRing(): KeyRing {
     return {
       prepare: async (): Promise<VerifyKeyLookup> => (server, keyId) => {
+        const peer = this.peers.get(server);
+        if (peer) return peer.verifyKey(keyId);
         const key = this.servers.get(server)?.key;
         return key && key.keyId === keyId ? key.verifyKey() : undefined;
       },
@@ -27,6 +48,15 @@ export class TestNetwork {
 
   async route(from: string, to: string, method: 'GET' | 'PUT' | 'POST', fullPath: string, body: unknown, options: RequestOptions): Promise<{ status: number; body: unknown }> {
     this.requests.push({ from, to, method, path: fullPath });
+    const peer = this.peers.get(to);
+    if (peer && !this.down.has(to)) {
+      const answer = await peer.answer({ from, method, path: fullPath, segments: fullPath.split('/').slice(3).map(decodeURIComponent), query: options.query ?? {}, body });
+      if (answer.status >= 400) {
+        const b = (answer.body ?? {}) as { errcode?: string; error?: string };
+        throw new FederationHttpError(answer.status, { errcode: b.errcode ?? 'M_UNKNOWN', error: b.error ?? '' }, to);
+      }
+      return answer;
+    }
     const target = this.servers.get(to);
     if (!target || this.down.has(to)) {
       const { FederationClientError } = await import('@fedgate/federation-client');
@@ -97,6 +127,10 @@ export class TestNetwork {
       }
     }
     return refuse({ ok: false, errcode: 'M_UNRECOGNIZED', error: `${method} ${fullPath}`, status: 404 });
+  }
+
+  addPeer(peer: FederationPeer): void {
+    this.peers.set(peer.name, peer);
   }
 
   async add(serverName: string, options: { gapFill?: GapFillLimits; start?: boolean } = {}): Promise<TestServer> {

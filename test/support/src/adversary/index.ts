@@ -1,0 +1,2 @@
+export * from './malicious-server';
+export * from './malicious-https-server';
