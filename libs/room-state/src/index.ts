@@ -11,3 +11,4 @@ export * from './resolve';
 export * from './soft-fail';
 export * from './replay';
 export { verifyThirdPartyInviteSignature, thirdPartyInvitePublicKeys } from './third-party-invite';
+export * from './history-visibility';
