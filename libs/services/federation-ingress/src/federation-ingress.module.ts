@@ -13,10 +13,11 @@ import { PublicRooms } from './query/public-rooms';
 import { QueryController } from './query/query.controller';
 import { RoomReadController } from './reads/room-read.controller';
 import { TransactionController } from './send/transaction.controller';
+import { IngressMetrics } from './send/ingress-metrics';
 import { TransactionProcessor } from './send/transaction-processor';
 
 const controllers = [KeyController, TransactionController, RoomReadController, MembershipController, QueryController, ...mediaControllers];
-const services: Provider[] = [IngressAudit, RoomAccess, ServerUpSignal, XMatrixGuard, AuditReasonInterceptor, TransactionProcessor, StateResolverCommands, PublicRooms, ...mediaProviders];
+const services: Provider[] = [IngressAudit, RoomAccess, ServerUpSignal, XMatrixGuard, AuditReasonInterceptor, TransactionProcessor, IngressMetrics, StateResolverCommands, PublicRooms, ...mediaProviders];
 
 /**
  * Federation ingress on the federation HTTPS listener: /_matrix/federation/* (X-Matrix authenticated,
