@@ -9,6 +9,8 @@ export interface IngressOptions {
   maxEdusPerTransaction: number;
   /** Answered with a 429 for a second concurrent transaction from the same origin. */
   busyRetryAfterMs: number;
+  /** How long the per-origin transaction lease (shared by all ingress replicas) outlives a replica that died holding it. */
+  originLockTtlMs: number;
   /** At most one server-up signal per origin per this long. */
   serverUpIntervalMs: number;
   /** Largest `limit` honoured by backfill and get_missing_events. */
@@ -20,6 +22,7 @@ export const DEFAULT_INGRESS_OPTIONS: IngressOptions = {
   maxPdusPerTransaction: 50,
   maxEdusPerTransaction: 100,
   busyRetryAfterMs: 1_000,
+  originLockTtlMs: 120_000,
   serverUpIntervalMs: 30_000,
   maxEventsPerRead: 100,
 };

@@ -33,7 +33,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 
 @Injectable()
 export class TransactionProcessor {
-  private readonly lock = new OriginLock();
+  private readonly lock: OriginLock;
 
   constructor(
     @Inject(STORE) private readonly store: Store,
@@ -44,7 +44,9 @@ export class TransactionProcessor {
     private readonly access: RoomAccess,
     private readonly metrics: IngressMetrics,
     @Inject(SERVICE_LOGGER) private readonly logger: Logger,
-  ) {}
+  ) {
+    this.lock = new OriginLock(store.leases, options.originLockTtlMs);
+  }
 
   /** Body limits, before any work. Throws MatrixError. */
   checkShape(body: unknown): { pdus: unknown[]; edus: unknown[] } {
@@ -63,8 +65,11 @@ export class TransactionProcessor {
 
   async process(origin: string, txnId: string, body: unknown): Promise<TransactionResult> {
     const { pdus, edus } = this.checkShape(body);
-    const release = this.lock.tryAcquire(origin);
-    if (!release) throw MatrixError.limitExceeded(this.options.busyRetryAfterMs, `A transaction from ${origin} is already being processed`);
+    const release = await this.lock.tryAcquire(origin);
+    if (!release) {
+      this.metrics.rateLimited.inc({ limit: 'transaction_in_flight' });
+      throw MatrixError.limitExceeded(this.options.busyRetryAfterMs, `A transaction from ${origin} is already being processed`);
+    }
     try {
       const seen = await this.store.receivedTransactions.get(origin, txnId);
       if (seen) return { response: seen.response, refused: [], replayed: true };
@@ -76,7 +81,7 @@ export class TransactionProcessor {
       const stored = await this.store.receivedTransactions.record({ origin, txnId, response, receivedTs: receivedAt });
       return { response: stored.response, refused, replayed: false };
     } finally {
-      release();
+      await release().catch((err: unknown) => this.logger.warn({ err, origin }, 'releasing the origin transaction lease failed; it frees itself when it expires'));
     }
   }
 
