@@ -1,4 +1,6 @@
 // Tunables of the ingress module; the defaults suit production, tests shorten them.
+import { DEFAULT_RATE_LIMIT, type RateLimitSettings } from './auth/origin-rate-limiter';
+
 export const INGRESS_OPTIONS = Symbol.for('fedgate.federation-ingress.options');
 
 export interface IngressOptions {
@@ -15,6 +17,8 @@ export interface IngressOptions {
   serverUpIntervalMs: number;
   /** Largest `limit` honoured by backfill and get_missing_events. */
   maxEventsPerRead: number;
+  /** Per-origin inbound limits (config `federation.rateLimit` overrides them). */
+  rateLimit: RateLimitSettings;
 }
 
 export const DEFAULT_INGRESS_OPTIONS: IngressOptions = {
@@ -25,4 +29,5 @@ export const DEFAULT_INGRESS_OPTIONS: IngressOptions = {
   originLockTtlMs: 120_000,
   serverUpIntervalMs: 30_000,
   maxEventsPerRead: 100,
+  rateLimit: DEFAULT_RATE_LIMIT,
 };
