@@ -75,6 +75,13 @@ describe('room EDU checks at ingress', () => {
     expect(((record.details as any).refused as any[]).map((r) => r.reason)).toEqual(['not_origin_user', 'not_origin_user']);
   });
 
+  it('still applies the ACL to any other EDU that names a room, counted under a fixed label', async () => {
+    await send('txn-custom-acl', [{ edu_type: 'org.example.custom', content: { room_id: denied.roomId } }]);
+    expect(published('txn-custom-acl')).toEqual([]);
+    const metrics = h.app.get(IngressMetrics);
+    expect(await metrics.count(metrics.edusDropped, { edu_type: 'other', reason: 'server_acl' })).toBe(1);
+  });
+
   it('passes typing from a server in the room', async () => {
     await send('txn-typing-ok', [typing(joined.roomId)]);
     expect(published('txn-typing-ok').map((e) => e.eduType)).toEqual(['m.typing']);

@@ -14,7 +14,7 @@ export interface DroppedRoomEdu {
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-/** The EDU types that speak about a room, and so are checked here. */
+/** The EDU types checked for room membership here; also the only EDU types named in metric labels. */
 export const ROOM_EDU_TYPES: readonly string[] = ['m.typing', 'm.receipt'];
 
 export class RoomEduChecks {
@@ -30,6 +30,9 @@ export class RoomEduChecks {
   async check(edu: Edu): Promise<{ edu?: Edu; dropped: DroppedRoomEdu[] }> {
     if (edu.edu_type === 'm.typing') return this.typing(edu);
     if (edu.edu_type === 'm.receipt') return this.receipt(edu);
+    // Any other EDU naming a room still answers to that room's server ACL.
+    const roomId = (edu.content as { room_id?: unknown }).room_id;
+    if (typeof roomId === 'string' && !(await this.access.aclAllows(roomId, this.origin))) return { dropped: [{ roomId, reason: 'server_acl' }] };
     return { edu, dropped: [] };
   }
 

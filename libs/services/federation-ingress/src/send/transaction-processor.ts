@@ -12,7 +12,7 @@ import { RoomAccess } from '../auth/room-access';
 import { INGRESS_OPTIONS, type IngressOptions } from '../ingress-options';
 import { IngressMetrics } from './ingress-metrics';
 import { OriginLock } from './origin-lock';
-import { RoomEduChecks } from './room-edus';
+import { ROOM_EDU_TYPES, RoomEduChecks } from './room-edus';
 
 export interface TransactionResult {
   /** The response body: `{pdus: {eventId: {} | {error}}}`. */
@@ -171,7 +171,7 @@ export class TransactionProcessor {
       const { edu: passed, dropped } = await roomChecks.check(edu);
       for (const { roomId, reason } of dropped) {
         refused.push({ kind: 'edu', index, eduType: edu.edu_type, ...(roomId !== undefined ? { roomId } : {}), errcode: reason === 'server_acl' ? 'M_FORBIDDEN' : 'M_BAD_STATE', reason });
-        this.metrics.edusDropped.inc({ edu_type: edu.edu_type, reason });
+        this.metrics.edusDropped.inc({ edu_type: ROOM_EDU_TYPES.includes(edu.edu_type) ? edu.edu_type : 'other', reason });
         this.logger.debug({ origin, txnId, eduType: edu.edu_type, roomId, reason }, 'room EDU left out');
       }
       if (!passed) continue;
