@@ -128,6 +128,15 @@ describe('federation reads and history visibility', () => {
       expect(await refusal(post(`/_matrix/federation/v1/get_missing_events/${enc(open.roomId)}`, { earliest_events: [], latest_events: [x], limit: 10 }))).toMatchObject({ status: 404 });
     });
 
+    it('backfill and get_missing_events from an event whose prev_events name another room stop at the room edge', async () => {
+      const { secretMessage, open } = await privateAndPublic('walk');
+      const y = await open.stray({ type: 'm.room.message', sender: h.remote.user('mallory'), prev_events: [secretMessage], auth_events: [], content: { body: 'y' } }, remoteSigner(), 'accepted', open.snapshot());
+      const { body: backfill } = await get(`/_matrix/federation/v1/backfill/${enc(open.roomId)}`, { v: y, limit: '50' });
+      expect(backfill.pdus.map((p: any) => p.room_id)).toEqual([open.roomId]);
+      const { body: missing } = await post(`/_matrix/federation/v1/get_missing_events/${enc(open.roomId)}`, { earliest_events: [], latest_events: [y], limit: 50 });
+      expect(missing.events).toEqual([]);
+    });
+
     it('even an accepted anchor whose recorded state names another room serves only its own room', async () => {
       const { secret, open } = await privateAndPublic('accepted-state');
       const mixed = new Map([...open.snapshot(), ...secret.snapshot()].filter(([key]) => !key.includes('m.room.create')).concat([...open.snapshot()].filter(([key]) => key.includes('m.room.create'))));

@@ -82,6 +82,13 @@ describe('room EDU checks at ingress', () => {
     expect(await metrics.count(metrics.edusDropped, { edu_type: 'other', reason: 'server_acl' })).toBe(1);
   });
 
+  it('refuses malformed room EDUs with a reason rather than passing them on', async () => {
+    await send('txn-malformed', [{ edu_type: 'm.typing', content: { room_id: 5 } }, { edu_type: 'm.receipt', content: { [joined.roomId]: 'nonsense' } }]);
+    expect(published('txn-malformed')).toEqual([]);
+    const record = await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-malformed');
+    expect(((record.details as any).refused as any[]).map((r) => r.reason)).toEqual(['malformed', 'malformed']);
+  });
+
   it('passes typing from a server in the room', async () => {
     await send('txn-typing-ok', [typing(joined.roomId)]);
     expect(published('txn-typing-ok').map((e) => e.eduType)).toEqual(['m.typing']);
