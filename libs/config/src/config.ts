@@ -21,6 +21,19 @@ export interface FederationConfig extends ListenerConfig {
    * `verifyKeys` (key ID → unpadded base64 public key) pins the notary's own keys; otherwise they are fetched.
    */
   trustedKeyServers: TrustedKeyServer[];
+  /** Per-origin inbound limits, as Synapse's `rc_federation` (window_size, sleep_limit, sleep_delay, reject_limit, concurrent). */
+  rateLimit: FederationRateLimitConfig;
+}
+
+export interface FederationRateLimitConfig {
+  windowMs: number;
+  /** Requests per window before each further one is delayed by `sleepDelayMs`. */
+  sleepLimit: number;
+  sleepDelayMs: number;
+  /** Requests waiting (delayed or queued) beyond which new ones get 429 M_LIMIT_EXCEEDED. */
+  rejectLimit: number;
+  /** Requests of one origin processed at once. */
+  concurrent: number;
 }
 
 export interface TrustedKeyServer {

@@ -11,7 +11,7 @@ export function defaultSettings(): Record<string, unknown> {
     serverName: 'localhost:8448',
     mode: 'embedded',
     dataDir: './data',
-    federation: { bindAddress: '0.0.0.0', port: 8448, allowPrivateAddresses: false, addressAllowlist: [], maxRequestBytes: 12 * MiB, trustedKeyServers: [] },
+    federation: { bindAddress: '0.0.0.0', port: 8448, allowPrivateAddresses: false, addressAllowlist: [], maxRequestBytes: 12 * MiB, trustedKeyServers: [], rateLimit: { windowMs: 1000, sleepLimit: 10, sleepDelayMs: 500, rejectLimit: 50, concurrent: 3 } },
     clientServer: { enabled: true, bindAddress: '127.0.0.1', port: 8008 },
     tls: { ca: [] },
     signingKey: {},

@@ -31,7 +31,15 @@ describe('loadConfig', () => {
     expect(config.serverName).toBe('localhost:8448');
     expect(config.mode).toBe('embedded');
     expect(config.dataDir).toBe(path.join(dir, 'data'));
-    expect(config.federation).toEqual({ bindAddress: '0.0.0.0', port: 8448, allowPrivateAddresses: false, addressAllowlist: [], maxRequestBytes: 12 * 1024 * 1024, trustedKeyServers: [] });
+    expect(config.federation).toEqual({
+      bindAddress: '0.0.0.0',
+      port: 8448,
+      allowPrivateAddresses: false,
+      addressAllowlist: [],
+      maxRequestBytes: 12 * 1024 * 1024,
+      trustedKeyServers: [],
+      rateLimit: { windowMs: 1000, sleepLimit: 10, sleepDelayMs: 500, rejectLimit: 50, concurrent: 3 },
+    });
     // Synapse's retry defaults: 10 minutes, doubling, at most a day.
     expect(config.egress.backoff).toEqual({ initialMs: 600_000, multiplier: 2, maxMs: 86_400_000, jitter: 0.2 });
     expect(config.bus).toEqual({ prefix: 'fedgate' });

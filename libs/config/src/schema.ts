@@ -25,6 +25,7 @@ export const configSchema = closed(
       allowPrivateAddresses: { type: 'boolean' },
       addressAllowlist: { type: 'array', items: { type: 'string', minLength: 1 } },
       maxRequestBytes: positiveInteger,
+      rateLimit: closed({ windowMs: positiveInteger, sleepLimit: positiveInteger, sleepDelayMs: { type: 'integer', minimum: 0 }, rejectLimit: positiveInteger, concurrent: positiveInteger }),
       trustedKeyServers: {
         type: 'array',
         items: closed({ serverName: { type: 'string', minLength: 1 }, verifyKeys: { type: 'object', additionalProperties: { type: 'string', minLength: 1 } } }, ['serverName']),

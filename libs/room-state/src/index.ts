@@ -12,3 +12,4 @@ export { ForeignEventError } from './room-guard';
 export * from './soft-fail';
 export * from './replay';
 export { verifyThirdPartyInviteSignature, thirdPartyInvitePublicKeys } from './third-party-invite';
+export * from './history-visibility';

@@ -1,6 +1,11 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
+import type { FedgateConfig } from '@fedgate/config';
+import { FEDGATE_CONFIG } from '@fedgate/service-kit';
 import { AuditReasonInterceptor } from './audit/audit-reason.interceptor';
 import { IngressAudit } from './audit/ingress-audit';
+import { OriginRateLimitInterceptor } from './auth/origin-rate-limit.interceptor';
+import { OriginRateLimiter } from './auth/origin-rate-limiter';
 import { RoomAccess } from './auth/room-access';
 import { ServerUpSignal } from './auth/server-up-signal';
 import { XMatrixGuard } from './auth/x-matrix.guard';
@@ -13,10 +18,32 @@ import { PublicRooms } from './query/public-rooms';
 import { QueryController } from './query/query.controller';
 import { RoomReadController } from './reads/room-read.controller';
 import { TransactionController } from './send/transaction.controller';
+import { IngressMetrics } from './send/ingress-metrics';
 import { TransactionProcessor } from './send/transaction-processor';
 
 const controllers = [KeyController, TransactionController, RoomReadController, MembershipController, QueryController, ...mediaControllers];
-const services: Provider[] = [IngressAudit, RoomAccess, ServerUpSignal, XMatrixGuard, AuditReasonInterceptor, TransactionProcessor, StateResolverCommands, PublicRooms, ...mediaProviders];
+/** The limiter with the configured limits (config first, then the module options), counting when it bites. */
+const rateLimiterProvider: Provider = {
+  provide: OriginRateLimiter,
+  useFactory: (options: IngressOptions, metrics: IngressMetrics, config?: FedgateConfig) =>
+    new OriginRateLimiter(config?.federation?.rateLimit ?? options.rateLimit, { onLimit: (outcome) => metrics.rateLimited.inc({ limit: outcome }) }),
+  inject: [INGRESS_OPTIONS, IngressMetrics, { token: FEDGATE_CONFIG, optional: true }],
+};
+
+const services: Provider[] = [
+  rateLimiterProvider,
+  { provide: APP_INTERCEPTOR, useClass: OriginRateLimitInterceptor },
+  IngressAudit,
+  RoomAccess,
+  ServerUpSignal,
+  XMatrixGuard,
+  AuditReasonInterceptor,
+  TransactionProcessor,
+  IngressMetrics,
+  StateResolverCommands,
+  PublicRooms,
+  ...mediaProviders,
+];
 
 /**
  * Federation ingress on the federation HTTPS listener: /_matrix/federation/* (X-Matrix authenticated,

@@ -1,4 +1,6 @@
 // Tunables of the ingress module; the defaults suit production, tests shorten them.
+import { DEFAULT_RATE_LIMIT, type RateLimitSettings } from './auth/origin-rate-limiter';
+
 export const INGRESS_OPTIONS = Symbol.for('fedgate.federation-ingress.options');
 
 export interface IngressOptions {
@@ -9,10 +11,14 @@ export interface IngressOptions {
   maxEdusPerTransaction: number;
   /** Answered with a 429 for a second concurrent transaction from the same origin. */
   busyRetryAfterMs: number;
+  /** How long the per-origin transaction lease (shared by all ingress replicas) outlives a replica that died holding it. */
+  originLockTtlMs: number;
   /** At most one server-up signal per origin per this long. */
   serverUpIntervalMs: number;
   /** Largest `limit` honoured by backfill and get_missing_events. */
   maxEventsPerRead: number;
+  /** Per-origin inbound limits (config `federation.rateLimit` overrides them). */
+  rateLimit: RateLimitSettings;
 }
 
 export const DEFAULT_INGRESS_OPTIONS: IngressOptions = {
@@ -20,6 +26,8 @@ export const DEFAULT_INGRESS_OPTIONS: IngressOptions = {
   maxPdusPerTransaction: 50,
   maxEdusPerTransaction: 100,
   busyRetryAfterMs: 1_000,
+  originLockTtlMs: 120_000,
   serverUpIntervalMs: 30_000,
   maxEventsPerRead: 100,
+  rateLimit: DEFAULT_RATE_LIMIT,
 };

@@ -33,6 +33,7 @@ export interface MongoCollections {
   appServicePositions: Collection<Document>;
   media: Collection<Document>;
   audit: Collection<Document>;
+  leases: Collection<Document>;
 }
 
 const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: IndexDescription[] }> = {
@@ -50,6 +51,7 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   joinedServers: { name: 'joined_servers', indexes: [{ key: { servers: 1 }, name: 'servers' }] },
   receivedTransactions: { name: 'received_transactions', indexes: [{ key: { receivedTs: 1 }, name: 'received_ts' }] },
   clientTransactions: { name: 'client_transactions', indexes: [] },
+  leases: { name: 'leases', indexes: [] },
   redactionClaims: { name: 'redaction_claims', indexes: [] },
   destinations: { name: 'destinations', indexes: [{ key: { retryAt: 1 }, name: 'retry_at' }] },
   egressQueue: { name: 'egress_queue', indexes: [{ key: { destination: 1, position: 1 }, name: 'destination_position' }] },

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { MongoClient } from 'mongodb';
 import { describeChatStoreContract } from '../testing/chat-contract';
+import { describeLeaseContract } from '../testing/lease-contract';
 import { describeStoreContract } from '../testing/store-contract';
 import { openMongoStore } from './store';
 
@@ -16,3 +17,4 @@ afterAll(async () => {
 
 describeStoreContract('mongo', () => openMongoStore(url, db), { reopen: () => openMongoStore(url, db) });
 describeChatStoreContract('mongo', () => openMongoStore(url, db));
+describeLeaseContract('mongo', () => openMongoStore(url, db));

@@ -7,6 +7,7 @@ import type { RedactionRepository } from './redactions';
 import type { EgressQueueRepository } from './egress-queue';
 import type { DestinationRepository, ReceivedTransactionRepository, ServerKeyRepository } from './federation';
 import type { AppServiceRepository, MediaRepository } from './platform';
+import type { LeaseRepository } from './leases';
 import type { RoomRepository } from './rooms';
 import type { StateSnapshotRepository } from './state';
 
@@ -33,6 +34,8 @@ export interface Store {
   readonly clientTransactions: ClientTransactionRepository;
   /** state-resolver: redactions applied to their targets (readers see them as `EventRecord.redactedBy`). */
   readonly redactions: RedactionRepository;
+  /** Named locks with an expiry, shared by every process on this store (ingress's per-origin transaction lock). */
+  readonly leases: LeaseRepository;
   close(): Promise<void>;
 }
 

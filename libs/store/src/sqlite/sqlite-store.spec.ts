@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describeChatStoreContract } from '../testing/chat-contract';
+import { describeLeaseContract } from '../testing/lease-contract';
 import { describeStoreContract } from '../testing/store-contract';
 import { openSqliteStore } from './store';
 
@@ -11,3 +12,4 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describeStoreContract('sqlite', async () => openSqliteStore(file), { reopen: async () => openSqliteStore(file) });
 describeChatStoreContract('sqlite', async () => openSqliteStore(file));
+describeLeaseContract('sqlite', async () => openSqliteStore(file));

@@ -3,7 +3,7 @@ import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query, Req, 
 import type { FastifyRequest } from 'fastify';
 import { STORE, type Store } from '@fedgate/platform';
 import { MatrixError } from '@fedgate/service-kit';
-import { parseStateTupleKey } from '@fedgate/store';
+import { EventVisibility, parseStateTupleKey, type EventRecord } from '@fedgate/store';
 import { RoomVisibility } from '../lifecycle/room-visibility';
 import { RoomActions, assertRoomId } from '../rooms/room-actions';
 import { RoomCommands } from '../rooms/room-commands';
@@ -129,7 +129,9 @@ export class RoomsController {
   async event(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Param('eventId') eventId: string) {
     await this.readableState(requester, roomId);
     const record = await this.view.event(eventId);
+    // The spec answers 404 alike for an event that is not there and one the user may not see.
     if (!record || record.roomId !== roomId || record.status !== 'accepted') throw MatrixError.notFound('Event not found.');
+    if (!(await this.visibleTo(requester).mayView(record))) throw MatrixError.notFound('Event not found or not visible to you.');
     return this.view.servedEvent(record);
   }
 
@@ -154,17 +156,29 @@ export class RoomsController {
         const fetched = await this.commands.backfill(roomId, start + 1, Math.max(capped, 10));
         if (fetched.ok && fetched.stored > 0) records = await read();
       }
-      chunk = records.filter((r) => r.status === 'accepted' && !r.outlier);
+      chunk = await this.visibleOnly(requester, records.filter((r) => r.status === 'accepted' && !r.outlier));
       const lowest = records.length ? records[records.length - 1].depth : start;
       const end = records.length < capped ? undefined : `d${lowest - 1}`;
       return { start: `d${start}`, ...(end !== undefined && lowest > 0 ? { end } : {}), chunk: await this.view.clientEvents(chunk) };
     }
     const start = from ?? 0;
     const records = (await this.store.events.byDepthRange({ roomId, minDepth: start, maxDepth: top, limit: 100_000, excludeRejected: true })).reverse().slice(0, capped);
-    chunk = records.filter((r) => r.status === 'accepted' && !r.outlier);
+    chunk = await this.visibleOnly(requester, records.filter((r) => r.status === 'accepted' && !r.outlier));
     const highest = records.length ? records[records.length - 1].depth : start;
     const end = records.length < capped ? undefined : `d${highest + 1}`;
     return { start: `d${start}`, ...(end !== undefined ? { end } : {}), chunk: await this.view.clientEvents(chunk) };
+  }
+
+  private visibleTo(requester: Requester): EventVisibility {
+    return new EventVisibility(this.store, { userId: requester.userId });
+  }
+
+  /** The events history visibility lets the user see, by their membership at each event (the rest left out). */
+  private async visibleOnly(requester: Requester, records: readonly EventRecord[]): Promise<EventRecord[]> {
+    const visibility = this.visibleTo(requester);
+    const out: EventRecord[] = [];
+    for (const record of records) if (await visibility.mayView(record)) out.push(record);
+    return out;
   }
 
   /** Reads need the user to be in the room (or the room to be world-readable). */

@@ -20,6 +20,7 @@ export const CHAT_SYNC_PUSH_BACKOFF = Symbol.for('fedgate.chat-sync.push-backoff
 export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly subscriptions: BusSubscription[] = [];
   private pusher: TransactionPusher | undefined;
+  private edus: EduFanout | undefined;
   readonly queue: StoreTransactionQueue;
 
   constructor(
@@ -62,7 +63,10 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
 
     const invitees = new InviteeProvisioning(this.store, this.registry, appServiceClient, this.identity.serverName, log);
     const roomLog = new RoomLogFanout(this.store, this.bus, this.topology, this.registry, this.identity.serverName, log, invitees);
-    const edus = new EduFanout(this.store, this.bus, this.topology, this.registry);
+    const edus = new EduFanout(this.store, this.bus, this.topology, this.registry, {
+      onExpiryFailure: (err) => log.warn({ err }, 'telling application services that typing timed out failed'),
+    });
+    this.edus = edus;
     const replicaIndex = Number(process.env.FEDGATE_REPLICA_INDEX ?? 0);
     const replicaCount = Number(process.env.FEDGATE_REPLICA_COUNT ?? 1);
     for (const p of partitionsForReplica(replicaIndex, replicaCount, this.topology.roomPartitions)) {
@@ -88,6 +92,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
 
   async onApplicationShutdown(): Promise<void> {
     for (const subscription of this.subscriptions.splice(0)) await subscription.stop();
+    this.edus?.stop();
     await this.pusher?.stop();
   }
 }

@@ -1,26 +1,89 @@
 // Inbound EDUs (remote, and local ones chat-sync republished) → ephemeral events for application
-// services with `receive_ephemeral`: typing (the room's full typing list), read receipts, presence.
+// services with `receive_ephemeral`: typing (the room's full typing list, again when a notice times out),
+// read receipts, presence.
 import type { InboundEdu } from '@fedgate/bus';
 import type { Bus, BusTopology, Store } from '@fedgate/platform';
 import { ApplicationServiceRegistry, type ApplicationService } from '../registration';
 import { RoomView } from '../rooms/room-view';
+import { DEFAULT_TYPING_LIMITS, TypingTracker, type TypingLimits } from './typing-tracker';
 
 type Ephemeral = { roomId?: string; event: Record<string, unknown> };
 
+export interface EduFanoutOptions {
+  now?: () => number;
+  typingLimits?: TypingLimits;
+  /** A typing timeout that could not be told to the services (it is logged; nothing else is lost). */
+  onExpiryFailure?: (error: unknown) => void;
+}
+
 export class EduFanout {
-  /** Room → user → typing until (ms). */
-  private readonly typing = new Map<string, Map<string, number>>();
+  private readonly typing: TypingTracker;
+  private readonly now: () => number;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private expiryAt: number | undefined;
+  private stopped = false;
 
   constructor(
     private readonly store: Store,
     private readonly bus: Bus,
     private readonly topology: BusTopology,
     private readonly registry: ApplicationServiceRegistry,
-    private readonly now: () => number = Date.now,
-  ) {}
+    private readonly options: EduFanoutOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.typing = new TypingTracker(options.typingLimits ?? DEFAULT_TYPING_LIMITS);
+  }
 
   async handle(edu: InboundEdu, messageId: string): Promise<void> {
     const ephemerals = this.toEphemeral(edu);
+    this.scheduleExpiry();
+    await this.deliver(ephemerals, messageId);
+  }
+
+  /** Rooms with someone typing, as tracked (bounded by the typing limits). */
+  get typingRoomCount(): number {
+    return this.typing.roomCount;
+  }
+
+  /** Stops the typing timeouts (on shutdown). */
+  stop(): void {
+    this.stopped = true;
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+  }
+
+  /**
+   * Tells the services when a remote user stops typing because their notice timed out (the remote may never
+   * send typing: false). Returns once the updates are published; the timer calls it.
+   */
+  async expireTyping(): Promise<void> {
+    const now = this.now();
+    const changed = this.typing.expire(now);
+    const ephemerals = changed.map(({ roomId, userIds }) => ({ roomId, event: { type: 'm.typing', room_id: roomId, content: { user_ids: userIds } } }));
+    await this.deliver(ephemerals, `typing-timeout:${now}`);
+  }
+
+  private scheduleExpiry(): void {
+    if (this.stopped) return;
+    const next = this.typing.nextExpiry();
+    if (next === undefined || (this.expiryAt !== undefined && this.expiryAt <= next)) return;
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryAt = next;
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = undefined;
+      this.expiryAt = undefined;
+      this.expireTyping().then(
+        () => this.scheduleExpiry(),
+        (error: unknown) => {
+          this.options.onExpiryFailure?.(error);
+          this.scheduleExpiry();
+        },
+      );
+    }, Math.max(0, next - this.now()));
+    this.expiryTimer.unref();
+  }
+
+  private async deliver(ephemerals: readonly Ephemeral[], messageId: string): Promise<void> {
     for (const [index, ephemeral] of ephemerals.entries()) {
       const services = await this.interested(ephemeral);
       for (const service of services) {
@@ -41,13 +104,8 @@ export class EduFanout {
         if (typeof content.room_id !== 'string' || typeof content.user_id !== 'string') return [];
         // Only a server may speak for its own users.
         if (!content.user_id.endsWith(`:${edu.origin}`)) return [];
-        const room = this.typing.get(content.room_id) ?? new Map<string, number>();
-        this.typing.set(content.room_id, room);
-        const now = this.now();
-        if (content.typing === true) room.set(content.user_id, now + (typeof content.timeout === 'number' ? content.timeout : 30_000));
-        else room.delete(content.user_id);
-        for (const [user, until] of room) if (until <= now) room.delete(user);
-        return [{ roomId: content.room_id, event: { type: 'm.typing', room_id: content.room_id, content: { user_ids: [...room.keys()] } } }];
+        const userIds = this.typing.update(content.room_id, content.user_id, content.typing === true, content.timeout, this.now());
+        return [{ roomId: content.room_id, event: { type: 'm.typing', room_id: content.room_id, content: { user_ids: userIds } } }];
       }
       case 'm.receipt': {
         const out: Ephemeral[] = [];

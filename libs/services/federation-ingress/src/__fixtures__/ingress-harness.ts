@@ -40,6 +40,8 @@ export interface IngressHarness {
   /** A second remote server (for ACL cases). */
   other: RemoteServer;
   federationUrl: string;
+  /** The Nest app, to reach providers (metrics). */
+  app: NestFastifyApplication;
   close(): Promise<void>;
 }
 
@@ -117,6 +119,7 @@ export async function startIngress(options: Partial<IngressOptions> = {}): Promi
     remote,
     other,
     federationUrl,
+    app,
     close: async () => {
       await app.close();
       await Promise.all(clients.map((c) => c.close()));

@@ -1,8 +1,9 @@
-// Read endpoints: events, state, auth chains, backfill, missing events — only for servers in the room at
-// the event asked about (or world-readable history).
+// Read endpoints: events, state, auth chains, backfill, missing events. Each event is served per history
+// visibility for the asking server; reads start only at non-rejected events of the room named and never leave it.
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Req, UseGuards, UseInterceptors } from '@nestjs/common';
 import { SERVER_IDENTITY, type ServerIdentity } from '@fedgate/platform';
 import type { Pdu } from '@fedgate/protocol';
+import type { EventRecord, EventVisibility } from '@fedgate/store';
 import { MatrixError } from '@fedgate/service-kit';
 import { AuditReasonInterceptor } from '../audit/audit-reason.interceptor';
 import { RoomAccess } from '../auth/room-access';
@@ -42,8 +43,9 @@ export class RoomReadController {
     if (!record || record.status === 'rejected') throw MatrixError.notFound(`Event ${eventId} not found`);
     const origin = request.federationOrigin!;
     if (!(await this.access.aclAllows(record.roomId, origin))) throw MatrixError.forbidden(`Server ${origin} is denied by the room's server ACL`);
-    await this.requireVisible(origin, eventId);
-    return this.envelope({ pdus: [await this.reads.served(record)] });
+    const [pdu] = await this.servedTo(this.reads.visibilityFor(origin), [record]);
+    if (!pdu) throw MatrixError.forbidden(`Server ${origin} is not in the room at ${eventId}`);
+    return this.envelope({ pdus: [pdu] });
   }
 
   @Get('state_ids/:roomId')
@@ -60,8 +62,8 @@ export class RoomReadController {
 
   @Get('event_auth/:roomId/:eventId')
   async eventAuth(@Param('roomId') roomId: string, @Param('eventId') eventId: string, @Req() request: IngressRequest) {
-    await this.requireEventInRoom(roomId, eventId, request.federationOrigin!);
-    return { auth_chain: await this.reads.pdus(await this.reads.authChainIds([eventId])) };
+    await this.requireVisibleAnchor(roomId, eventId, this.reads.visibilityFor(request.federationOrigin!));
+    return { auth_chain: await this.reads.pdus(await this.reads.authChainIds(roomId, [eventId])) };
   }
 
   @Get('backfill/:roomId')
@@ -69,8 +71,9 @@ export class RoomReadController {
     const from = list(v);
     if (from.length === 0) throw MatrixError.missingParam('v is required');
     const max = parseLimit(limit, 10, this.options.maxEventsPerRead);
-    for (const eventId of from) await this.requireEventInRoom(roomId, eventId, request.federationOrigin!);
-    return this.envelope({ pdus: await this.reads.backfill(roomId, from, max) });
+    const visibility = this.reads.visibilityFor(request.federationOrigin!);
+    await this.requireReadableFrom(roomId, from, visibility);
+    return this.envelope({ pdus: await this.servedTo(visibility, await this.reads.backfill(roomId, from, max)) });
   }
 
   @Post('get_missing_events/:roomId')
@@ -85,32 +88,54 @@ export class RoomReadController {
     const latest = ids(b.latest_events, 'latest_events');
     const limit = parseLimit(b.limit, 10, this.options.maxEventsPerRead);
     const minDepth = typeof b.min_depth === 'number' ? b.min_depth : 0;
-    for (const eventId of latest) await this.requireEventInRoom(roomId, eventId, request.federationOrigin!);
-    const events = await this.reads.missingEvents(roomId, earliest, latest, limit, minDepth);
-    const visible: Pdu[] = [];
-    for (const record of events) if (await this.reads.serverMaySee(request.federationOrigin!, record.eventId)) visible.push(await this.reads.served(record));
-    return { events: visible };
+    const visibility = this.reads.visibilityFor(request.federationOrigin!);
+    await this.requireReadableFrom(roomId, latest, visibility);
+    return { events: await this.servedTo(visibility, await this.reads.missingEvents(roomId, earliest, latest, limit, minDepth)) };
   }
 
   private envelope<T extends object>(body: T): T & { origin: string; origin_server_ts: number } {
     return { origin: this.identity.serverName, origin_server_ts: Date.now(), ...body };
   }
 
-  private async requireVisible(origin: string, eventId: string): Promise<void> {
-    if (!(await this.reads.serverMaySee(origin, eventId))) throw MatrixError.forbidden(`Server ${origin} is not in the room at ${eventId}`);
+  /**
+   * Events as a server may have them, per event: whole when history visibility lets it see the event; redacted
+   * when it may not but is in the room now (it needs the DAG's shape); left out otherwise.
+   */
+  private async servedTo(visibility: EventVisibility, records: readonly EventRecord[]): Promise<Pdu[]> {
+    const out: Pdu[] = [];
+    for (const record of records) {
+      if (await visibility.mayView(record)) out.push(await this.reads.served(record));
+      else if (await visibility.inRoomNow(record.roomId)) out.push(await this.reads.servedRedacted(record));
+    }
+    return out;
   }
 
-  private async requireEventInRoom(roomId: string, eventId: string, origin: string): Promise<void> {
+  /** An event of this room that passed auth: rejected events and other rooms' events are no anchor for a read. */
+  private async requireAnchor(roomId: string, eventId: string): Promise<EventRecord> {
     const record = await this.reads.event(eventId);
-    if (!record || record.roomId !== roomId) throw MatrixError.notFound(`Event ${eventId} not found in ${roomId}`);
-    await this.requireVisible(origin, eventId);
+    if (!record || record.roomId !== roomId || record.status === 'rejected') throw MatrixError.notFound(`Event ${eventId} not found in ${roomId}`);
+    return record;
+  }
+
+  /** State and auth chains are served only at an event the server may see whole. */
+  private async requireVisibleAnchor(roomId: string, eventId: string, visibility: EventVisibility): Promise<void> {
+    const record = await this.requireAnchor(roomId, eventId);
+    if (!(await visibility.mayView(record))) throw MatrixError.forbidden(`Server ${visibility.viewerName} may not see ${eventId}`);
+  }
+
+  /** Walks (backfill, get_missing_events) start at anchors of the room, for a server in the room or one that may see every anchor. */
+  private async requireReadableFrom(roomId: string, eventIds: readonly string[], visibility: EventVisibility): Promise<void> {
+    const anchors = [];
+    for (const eventId of eventIds) anchors.push(await this.requireAnchor(roomId, eventId));
+    if (await visibility.inRoomNow(roomId)) return;
+    for (const anchor of anchors) if (!(await visibility.mayView(anchor))) throw MatrixError.forbidden(`Server ${visibility.viewerName} is not in the room at ${anchor.eventId}`);
   }
 
   private async stateAt(roomId: string, eventId: string | undefined, origin: string): Promise<{ stateIds: string[]; authChainIds: string[] }> {
     if (!eventId) throw MatrixError.missingParam('event_id is required');
-    await this.requireEventInRoom(roomId, eventId, origin);
-    const stateIds = await this.reads.stateIdsBefore(eventId);
+    await this.requireVisibleAnchor(roomId, eventId, this.reads.visibilityFor(origin));
+    const stateIds = await this.reads.stateIdsBefore(roomId, eventId);
     if (!stateIds) throw MatrixError.notFound(`State at ${eventId} is not known`);
-    return { stateIds, authChainIds: await this.reads.authChainIds(stateIds) };
+    return { stateIds, authChainIds: await this.reads.authChainIds(roomId, stateIds) };
   }
 }

@@ -1,10 +1,7 @@
 // The room reads ingress answers federation requests from, over the Store. (state-resolver's RoomReader was
 // not there when this was written; switch to it when both agree on the semantics.)
-import type { Pdu } from '@fedgate/protocol';
-import { domainOf } from '@fedgate/room-state';
-import { parseStateTupleKey, pduWithRedaction, stateTupleKey, type EventRecord, type StateMap, type Store } from '@fedgate/store';
-
-const MEMBER = 'm.room.member';
+import { redactEvent, type Pdu } from '@fedgate/protocol';
+import { EventVisibility, pduWithRedaction, stateTupleKey, type EventRecord, type StateMap, type Store } from '@fedgate/store';
 
 function pushUnseen(ids: readonly string[], seen: Set<string>, into: string[]): void {
   for (const id of ids) {
@@ -39,30 +36,9 @@ export class RoomReads {
     return (await this.store.events.get(eventId))?.pdu.content as Record<string, unknown> | undefined;
   }
 
-  /**
-   * Whether `server` may read the room at `eventId` (history visibility for servers): world-readable history;
-   * one of its users joined (or invited, when history is visible to invitees) in the state at the event; or,
-   * for `shared` history (the default), the server is in the room now.
-   */
-  async serverMaySee(server: string, eventId: string): Promise<boolean> {
-    const state = (await this.store.state.stateAfterEvent(eventId)) ?? (await this.store.state.stateBeforeEvent(eventId));
-    if (!state) return false;
-    const visibility = (await this.contentIn(state, 'm.room.history_visibility'))?.history_visibility ?? 'shared';
-    if (visibility === 'world_readable') return true;
-    const memberIds: string[] = [];
-    for (const [key, id] of state) {
-      const { type, stateKey } = parseStateTupleKey(key);
-      if (type === MEMBER && domainOf(stateKey) === server) memberIds.push(id);
-    }
-    const members = await this.store.events.getMany(memberIds);
-    for (const member of members.values()) {
-      const membership = (member.pdu.content as { membership?: unknown }).membership;
-      if (membership === 'join') return true;
-      if (membership === 'invite' && visibility === 'invited') return true;
-    }
-    if (visibility !== 'shared') return false;
-    const record = await this.store.events.get(eventId);
-    return record !== undefined && (await this.store.rooms.getJoinedServers(record.roomId)).includes(server);
+  /** History visibility for one server's read (cached per room for that read). */
+  visibilityFor(serverName: string): EventVisibility {
+    return new EventVisibility(this.store, { serverName });
   }
 
   /** Servers with joined members in the room's current state. */
@@ -74,34 +50,49 @@ export class RoomReads {
     return this.store.events.get(eventId);
   }
 
-  /** State before the event (what /state_ids answers), as event IDs. */
-  async stateIdsBefore(eventId: string): Promise<string[] | undefined> {
+  /** State before the event (what /state_ids answers), as event IDs of that room only. */
+  async stateIdsBefore(roomId: string, eventId: string): Promise<string[] | undefined> {
     const state = await this.store.state.stateBeforeEvent(eventId);
-    return state ? [...state.values()] : undefined;
+    if (!state) return undefined;
+    const records = await this.store.events.getMany([...state.values()]);
+    return [...state.values()].filter((id) => records.get(id)?.roomId === roomId);
   }
 
-  /** Every event reachable through auth_events from `eventIds` (a start event only when another one's chain reaches it). */
-  async authChainIds(eventIds: readonly string[]): Promise<string[]> {
+  /**
+   * Every event of `roomId` reachable through auth_events from `eventIds` (a start event only when another one's
+   * chain reaches it). The walk never leaves the room: an auth event naming another room's event stops there.
+   */
+  async authChainIds(roomId: string, eventIds: readonly string[]): Promise<string[]> {
     const seen = new Set<string>();
+    const chain: string[] = [];
     let frontier = [...eventIds];
     while (frontier.length > 0) {
       const records = await this.store.events.getMany(frontier);
-      const next: string[] = [];
+      const candidates: string[] = [];
       for (const record of records.values()) {
+        if (record.roomId !== roomId) continue;
         for (const authId of record.authEventIds) {
           if (seen.has(authId)) continue;
           seen.add(authId);
-          next.push(authId);
+          candidates.push(authId);
         }
       }
-      frontier = next;
+      const found = await this.store.events.getMany(candidates);
+      frontier = candidates.filter((id) => found.get(id)?.roomId === roomId);
+      chain.push(...frontier);
     }
-    return [...seen];
+    return chain;
   }
 
   /** The PDU as served: redacted once a redaction was applied to it. */
   async served(record: EventRecord): Promise<Pdu> {
     return pduWithRedaction(record, record.redactedBy === undefined ? undefined : await this.roomVersion(record.roomId));
+  }
+
+  /** The PDU as served to a server that may not see it: its redacted form. */
+  async servedRedacted(record: EventRecord): Promise<Pdu> {
+    const roomVersion = await this.roomVersion(record.roomId);
+    return redactEvent(record.pdu, roomVersion ?? '1') as Pdu;
   }
 
   async pdus(eventIds: readonly string[]): Promise<Pdu[]> {
@@ -114,9 +105,9 @@ export class RoomReads {
     return out;
   }
 
-  /** Backfill: from `from` back through prev_events, breadth first, up to `limit` events (the start events included). */
-  async backfill(roomId: string, from: readonly string[], limit: number): Promise<Pdu[]> {
-    const out: Pdu[] = [];
+  /** Backfill: from `from` back through prev_events, breadth first, up to `limit` events of the room (the start events included), rejected events left out. */
+  async backfill(roomId: string, from: readonly string[], limit: number): Promise<EventRecord[]> {
+    const out: EventRecord[] = [];
     const seen = new Set<string>(from);
     let frontier = [...from];
     while (frontier.length > 0 && out.length < limit) {
@@ -126,7 +117,7 @@ export class RoomReads {
         const record = records.get(id);
         if (!record || record.roomId !== roomId || record.status === 'rejected') continue;
         if (out.length >= limit) break;
-        out.push(await this.served(record));
+        out.push(record);
         pushUnseen(record.prevEventIds, seen, next);
       }
       frontier = next;
@@ -144,13 +135,13 @@ export class RoomReads {
     const found: EventRecord[] = [];
     let frontier: string[] = [];
     const latestRecords = await this.store.events.getMany([...latest]);
-    for (const record of latestRecords.values()) pushUnseen(record.prevEventIds, seen, frontier);
+    for (const record of latestRecords.values()) if (record.roomId === roomId && record.status !== 'rejected') pushUnseen(record.prevEventIds, seen, frontier);
     while (frontier.length > 0 && found.length < limit) {
       const records = await this.store.events.getMany(frontier);
       const next: string[] = [];
       for (const id of frontier) {
         const record = records.get(id);
-        if (!record || record.roomId !== roomId || stop.has(id) || record.depth < minDepth) continue;
+        if (!record || record.roomId !== roomId || record.status === 'rejected' || stop.has(id) || record.depth < minDepth) continue;
         if (found.length >= limit) break;
         found.push(record);
         pushUnseen(record.prevEventIds, seen, next);

@@ -6,10 +6,13 @@ import { verifyRemoteEvents, type RemoteEventResult } from '@fedgate/federation-
 import { BUS, BUS_TOPOLOGY, KEY_RING, STORE, type Bus, type BusTopology, type KeyRing, type Store } from '@fedgate/platform';
 import { validateEdu, type JsonObject } from '@fedgate/protocol';
 import { domainOf } from '@fedgate/room-state';
-import { MatrixError } from '@fedgate/service-kit';
+import { MatrixError, SERVICE_LOGGER } from '@fedgate/service-kit';
+import type { Logger } from 'pino';
 import { RoomAccess } from '../auth/room-access';
 import { INGRESS_OPTIONS, type IngressOptions } from '../ingress-options';
+import { IngressMetrics } from './ingress-metrics';
 import { OriginLock } from './origin-lock';
+import { ROOM_EDU_TYPES, RoomEduChecks } from './room-edus';
 
 export interface TransactionResult {
   /** The response body: `{pdus: {eventId: {} | {error}}}`. */
@@ -30,7 +33,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 
 @Injectable()
 export class TransactionProcessor {
-  private readonly lock = new OriginLock();
+  private readonly lock: OriginLock;
 
   constructor(
     @Inject(STORE) private readonly store: Store,
@@ -39,7 +42,11 @@ export class TransactionProcessor {
     @Inject(KEY_RING) private readonly keyRing: KeyRing,
     @Inject(INGRESS_OPTIONS) private readonly options: IngressOptions,
     private readonly access: RoomAccess,
-  ) {}
+    private readonly metrics: IngressMetrics,
+    @Inject(SERVICE_LOGGER) private readonly logger: Logger,
+  ) {
+    this.lock = new OriginLock(store.leases, options.originLockTtlMs);
+  }
 
   /** Body limits, before any work. Throws MatrixError. */
   checkShape(body: unknown): { pdus: unknown[]; edus: unknown[] } {
@@ -58,8 +65,11 @@ export class TransactionProcessor {
 
   async process(origin: string, txnId: string, body: unknown): Promise<TransactionResult> {
     const { pdus, edus } = this.checkShape(body);
-    const release = this.lock.tryAcquire(origin);
-    if (!release) throw MatrixError.limitExceeded(this.options.busyRetryAfterMs, `A transaction from ${origin} is already being processed`);
+    const release = await this.lock.tryAcquire(origin);
+    if (!release) {
+      this.metrics.rateLimited.inc({ limit: 'transaction_in_flight' });
+      throw MatrixError.limitExceeded(this.options.busyRetryAfterMs, `A transaction from ${origin} is already being processed`);
+    }
     try {
       const seen = await this.store.receivedTransactions.get(origin, txnId);
       if (seen) return { response: seen.response, refused: [], replayed: true };
@@ -71,7 +81,7 @@ export class TransactionProcessor {
       const stored = await this.store.receivedTransactions.record({ origin, txnId, response, receivedTs: receivedAt });
       return { response: stored.response, refused, replayed: false };
     } finally {
-      release();
+      await release().catch((err: unknown) => this.logger.warn({ err, origin }, 'releasing the origin transaction lease failed; it frees itself when it expires'));
     }
   }
 
@@ -150,6 +160,7 @@ export class TransactionProcessor {
   }
 
   private async handleEdus(origin: string, txnId: string, edus: unknown[], receivedAt: number, refused: JsonObject[]): Promise<void> {
+    const roomChecks = new RoomEduChecks(this.access, origin);
     for (const [index, edu] of edus.entries()) {
       try {
         validateEdu(edu);
@@ -157,12 +168,14 @@ export class TransactionProcessor {
         refused.push({ kind: 'edu', index, errcode: 'M_BAD_JSON', reason: (error as Error).message });
         continue;
       }
-      const roomId = (edu.content as { room_id?: unknown }).room_id;
-      if (typeof roomId === 'string' && !(await this.access.aclAllows(roomId, origin))) {
-        refused.push({ kind: 'edu', index, eduType: edu.edu_type, errcode: 'M_FORBIDDEN', reason: `Server ${origin} is denied by the server ACL of ${roomId}` });
-        continue;
+      const { edu: passed, dropped } = await roomChecks.check(edu);
+      for (const { roomId, reason } of dropped) {
+        refused.push({ kind: 'edu', index, eduType: edu.edu_type, ...(roomId !== undefined ? { roomId } : {}), errcode: reason === 'server_acl' ? 'M_FORBIDDEN' : 'M_BAD_STATE', reason });
+        this.metrics.edusDropped.inc({ edu_type: ROOM_EDU_TYPES.includes(edu.edu_type) ? edu.edu_type : 'other', reason });
+        this.logger.debug({ origin, txnId, eduType: edu.edu_type, roomId, reason }, 'room EDU left out');
       }
-      const message: InboundEdu = { origin, txnId, eduType: edu.edu_type, receivedAt, content: edu.content };
+      if (!passed) continue;
+      const message: InboundEdu = { origin, txnId, eduType: passed.edu_type, receivedAt, content: passed.content };
       await this.bus.publish(this.topology.inboundEdu.subjectFor(edu.edu_type), message, { messageId: `${origin}:${txnId}:${index}` });
     }
   }

@@ -1,0 +1,13 @@
+// Leases: a named lock with an expiry, shared by every process on the same store (e.g. "one transaction at a
+// time per origin" across ingress replicas). A holder that dies loses its lease when the expiry passes.
+
+export interface LeaseRepository {
+  /**
+   * Takes lease `name` for `holder` until `now + ttlMs` when nobody holds it, its holding has expired, or
+   * `holder` holds it already (then the expiry moves). True when `holder` holds it afterwards. Atomic across
+   * processes.
+   */
+  tryAcquire(name: string, holder: string, ttlMs: number, now?: number): Promise<boolean>;
+  /** Gives the lease up if `holder` still holds it; a lease someone else took since stays theirs. */
+  release(name: string, holder: string): Promise<void>;
+}

@@ -1,0 +1,25 @@
+import type { LeaseRepository } from '../ports/leases';
+import type { SqliteDatabase } from './database';
+
+export class SqliteLeaseRepository implements LeaseRepository {
+  constructor(private readonly db: SqliteDatabase) {
+    db.db.exec('CREATE TABLE IF NOT EXISTS store_leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ts INTEGER NOT NULL) WITHOUT ROWID');
+  }
+
+  async tryAcquire(name: string, holder: string, ttlMs: number, now = Date.now()): Promise<boolean> {
+    const { changes } = this.db.run(
+      `INSERT INTO store_leases (name, holder, expires_ts) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_ts = excluded.expires_ts
+       WHERE store_leases.expires_ts <= ? OR store_leases.holder = excluded.holder`,
+      name,
+      holder,
+      now + ttlMs,
+      now,
+    );
+    return changes === 1;
+  }
+
+  async release(name: string, holder: string): Promise<void> {
+    this.db.run('DELETE FROM store_leases WHERE name = ? AND holder = ?', name, holder);
+  }
+}

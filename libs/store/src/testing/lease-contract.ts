@@ -1,0 +1,44 @@
+// The lease contract every store adapter passes: one holder at a time, expiry frees a lease a dead holder
+// kept, release only by the holder.
+import type { Store } from '../ports/store';
+
+export function describeLeaseContract(name: string, open: () => Promise<Store>): void {
+  describe(`lease contract: ${name}`, () => {
+    let store: Store;
+    let other: Store;
+    beforeAll(async () => {
+      store = await open();
+      // A second handle on the same data: another process (replica) in production.
+      other = await open();
+    });
+    afterAll(async () => {
+      await store?.close();
+      await other?.close();
+    });
+
+    it('gives a lease to one holder at a time, across store handles', async () => {
+      expect(await store.leases.tryAcquire('lease:one', 'replica-a', 60_000, 1_000)).toBe(true);
+      expect(await other.leases.tryAcquire('lease:one', 'replica-b', 60_000, 1_001)).toBe(false);
+      expect(await store.leases.tryAcquire('lease:other', 'replica-b', 60_000, 1_001)).toBe(true);
+      await other.leases.release('lease:one', 'replica-b');
+      expect(await other.leases.tryAcquire('lease:one', 'replica-b', 60_000, 1_002)).toBe(false);
+      await store.leases.release('lease:one', 'replica-a');
+      expect(await other.leases.tryAcquire('lease:one', 'replica-b', 60_000, 1_003)).toBe(true);
+    });
+
+    it('lets the holder renew, and frees a lease whose holder died once it expires', async () => {
+      expect(await store.leases.tryAcquire('lease:crash', 'dead-replica', 10_000, 5_000)).toBe(true);
+      expect(await store.leases.tryAcquire('lease:crash', 'dead-replica', 10_000, 6_000)).toBe(true);
+      expect(await other.leases.tryAcquire('lease:crash', 'live-replica', 10_000, 15_999)).toBe(false);
+      expect(await other.leases.tryAcquire('lease:crash', 'live-replica', 10_000, 16_000)).toBe(true);
+      // The dead holder's late release does not free what the live one holds now.
+      await store.leases.release('lease:crash', 'dead-replica');
+      expect(await store.leases.tryAcquire('lease:crash', 'third', 10_000, 16_001)).toBe(false);
+    });
+
+    it('answers concurrent takers with exactly one winner', async () => {
+      const results = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 ? other : store).leases.tryAcquire('lease:race', `taker-${i}`, 60_000, 50_000)));
+      expect(results.filter(Boolean)).toHaveLength(1);
+    });
+  });
+}
