@@ -62,6 +62,22 @@ describe('TransactionPusher against a loopback application service', () => {
     expect(request.body).toEqual({ events: [event(1)] });
   });
 
+  it('legacy token placement (issue 15): a registration with legacyQueryAuth gets ?access_token= and the header, on pushes, user queries and pings', async () => {
+    const legacy = { ...registration('old', `${url}/base`), legacyQueryAuth: true, hsToken: 'hs old&=' };
+    const p = makePusher([legacy]);
+    await p.pushEvent('old', event(1));
+    await p.idle();
+    const client = new AppServiceClient({ requestTimeoutMs: 2_000 });
+    await client.queryUser(legacy, '@x:hs.test');
+    await client.ping(legacy, 'p1');
+    expect(as.requests.map((r) => r.url)).toEqual([
+      '/base/_matrix/app/v1/transactions/1?access_token=hs%20old%26%3D',
+      `/base/_matrix/app/v1/users/${encodeURIComponent('@x:hs.test')}?access_token=hs%20old%26%3D`,
+      '/base/_matrix/app/v1/ping?access_token=hs%20old%26%3D',
+    ]);
+    expect(as.requests.every((r) => r.authorization === 'Bearer hs old&=')).toBe(true);
+  });
+
   it('sends ephemeral events under both names only to services that receive them', async () => {
     const queue = new InMemoryTransactionQueue();
     const p = makePusher([registration('eph', url, true), registration('plain', url)], queue);
