@@ -13,7 +13,7 @@ import { registerConsumerGauges } from '@fedgate/telemetry';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { addressAllowlist } from './address-allowlist';
-import { BUS, BUS_TOPOLOGY, FEDERATION_CLIENT, KEY_RING, SERVER_IDENTITY, STORE, type ServerIdentity } from './tokens';
+import { BUS, BUS_TOPOLOGY, FEDERATION_CLIENT, KEY_RING, METRICS_REGISTRY, SERVER_IDENTITY, STORE, type ServerIdentity } from './tokens';
 import { xMatrixRequestSigner } from './x-matrix-signer';
 
 export interface PlatformContext {
@@ -112,6 +112,7 @@ export async function buildPlatform({ config, logger, signingKey, telemetry }: P
     { provide: SERVER_IDENTITY, useValue: identity },
     { provide: FEDERATION_CLIENT, useValue: federationClient },
     { provide: KEY_RING, useValue: keyRing },
+    { provide: METRICS_REGISTRY, useValue: telemetry?.registry ?? null },
   ];
   let closing: Promise<void> | undefined;
   const close = () =>

@@ -1,14 +1,19 @@
 // POST /_matrix/client/v1/appservice/{appserviceId}/ping: an application service asks the homeserver to
-// ping it back, to check both directions of the connection work.
-import { Body, Controller, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
+// ping it back, to check both directions of the connection work. An AS can answer pings and still refuse
+// every transaction (a library reading the token from another place), so the answer also carries the
+// push state (`org.fedgate.push`: ok, or failing with the last status and errcode) and the queue length.
+import { Body, Controller, HttpCode, Inject, Param, Post, UseGuards } from '@nestjs/common';
+import { STORE, type Store } from '@fedgate/platform';
 import { MatrixError } from '@fedgate/service-kit';
-import { AppServiceClient, AppServiceRequestError } from '../push';
+import { AppServiceClient, AppServiceRequestError, readPushState } from '../push';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from './requester';
 
 @Controller('_matrix/client/v1/appservice')
 @UseGuards(AppServiceAuthGuard)
 export class AppServicePingController {
   private readonly client = new AppServiceClient({ requestTimeoutMs: 30_000 });
+
+  constructor(@Inject(STORE) private readonly store: Store) {}
 
   @Post(':appserviceId/ping')
   @HttpCode(200)
@@ -19,7 +24,9 @@ export class AppServicePingController {
     if (transactionId !== undefined && typeof transactionId !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'transaction_id must be a string');
     try {
       const { durationMs } = await this.client.ping(requester.service.registration, transactionId);
-      return { duration_ms: durationMs };
+      const push = await readPushState(this.store.audit, appserviceId);
+      const pending = await this.store.appServiceQueue.pendingCount(appserviceId);
+      return { duration_ms: durationMs, 'org.fedgate.push': { ...push, pending } };
     } catch (err) {
       if (err instanceof AppServiceRequestError && err.status !== null) {
         throw new MatrixError(502, 'M_BAD_STATUS', `Ping returned status ${err.status}`, { status: err.status, body: err.message });

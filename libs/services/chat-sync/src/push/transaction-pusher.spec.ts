@@ -2,7 +2,7 @@ import type { AppServiceRegistration } from '../registration';
 import { AppServiceClient } from './app-service-client';
 import { FakeAppService } from './fake-app-service';
 import { InMemoryTransactionQueue } from './in-memory-transaction-queue';
-import { TransactionPusher, type DeliveryFailure } from './transaction-pusher';
+import { TransactionPusher, type DeliveryFailure, type DeliverySuccess } from './transaction-pusher';
 
 function registration(id: string, url: string | null, receiveEphemeral = false): AppServiceRegistration {
   return {
@@ -106,6 +106,29 @@ describe('TransactionPusher against a loopback application service', () => {
     expect(new Set(as.requests.slice(0, 4).map((r) => JSON.stringify(r.body))).size).toBe(1);
     expect(failures.map((f) => [f.txnId, f.attempt])).toEqual([['1', 1], ['1', 2], ['1', 3]]);
     expect(failures[0].error.message).toContain('answered 500 (M_UNKNOWN boom)');
+  });
+
+  it('tells its observer of each accepted transaction with the attempts it took (issue 15: delivery resumed), and a throwing observer stalls nothing', async () => {
+    let calls = 0;
+    as.respond = () => (++calls <= 2 ? { status: 403, body: { errcode: 'M_FORBIDDEN', error: 'Bad token supplied' } } : 'ok');
+    const delivered: DeliverySuccess[] = [];
+    pusher = new TransactionPusher({
+      queue: new InMemoryTransactionQueue(),
+      client: new AppServiceClient({ requestTimeoutMs: 2_000 }),
+      registrations: [registration('chat', url)],
+      backoff: { initialDelayMs: 5, maxDelayMs: 10 },
+      limits: { maxEvents: 1, maxEphemeral: 100 },
+      onDeliveryFailure: () => {
+        throw new Error('observer broke');
+      },
+      onDelivered: (success) => delivered.push(success),
+    });
+    for (const n of [1, 2]) await pusher.pushEvent('chat', event(n));
+    await pusher.idle();
+    expect(delivered).toEqual([
+      { appServiceId: 'chat', txnId: '1', attempts: 3, events: 1, ephemeral: 0 },
+      { appServiceId: 'chat', txnId: '2', attempts: 1, events: 1, ephemeral: 0 },
+    ]);
   });
 
   it('backs off exponentially, capped', async () => {
