@@ -8,6 +8,8 @@
 // bridges) and one Synapse for the whole file; the scenarios share them.
 import sharp from 'sharp';
 import { createTestCa, startFedgate, startSynapse, type FedgateInstance, type SynapseHandle, type SynapseUser } from '@fedgate/testing';
+import * as rocketChatLibrary from '@rocket.chat/forked-matrix-appservice-bridge';
+import * as upstreamLibrary from 'matrix-appservice-bridge';
 import { LibraryBridge, type BridgeLibraryName, type LibraryIntent } from '../support/src/bridge/library-bridge';
 import { eventually, matrixClientFor } from '../interop/support/matrix-client';
 
@@ -245,6 +247,22 @@ describe.each(libraries)('%s bridge library against fedgate', (library) => {
       (e) => e !== null,
     );
     expect(seen?.content?.body).toBe('hi Sam');
+  });
+
+  it("user ID escaping: Rocket.Chat's library drops a server name's port by default, and fedgate refuses the user that makes (docs/chat-platform.md)", async () => {
+    const { MatrixUser } = library === 'rocketchat' ? rocketChatLibrary : upstreamLibrary;
+    const escaped = new MatrixUser(`@${p}a_erin:${a.serverName}`).getId();
+    if (library === 'upstream') {
+      expect(escaped).toBe(`@${p}a_erin:${a.serverName}`); // fixed upstream: the port is kept
+      return;
+    }
+    expect(escaped).toBe(`@${p}a_erin:localhost`);
+    const response = await fetch(`${a.clientServerUrl}/_matrix/client/v3/profile/${encodeURIComponent(escaped)}/displayname?user_id=${encodeURIComponent(escaped)}`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${bridge.registration.as_token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ displayname: 'Erin' }),
+    });
+    expect({ status: response.status, body: await response.json() }).toEqual({ status: 403, body: expect.objectContaining({ errcode: 'M_FORBIDDEN' }) });
   });
 
   it('every event reached each bridge exactly once', () => {
