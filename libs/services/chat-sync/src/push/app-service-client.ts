@@ -104,8 +104,9 @@ export class AppServiceClient {
     let error = '';
     try {
       const json = (await response.json()) as { errcode?: unknown; error?: unknown };
-      if (typeof json.errcode === 'string') errcode = json.errcode;
-      if (typeof json.error === 'string') error = json.error;
+      // What the AS says ends up in logs, audit records and metric labels: bounded.
+      if (typeof json.errcode === 'string') errcode = json.errcode.slice(0, 64);
+      if (typeof json.error === 'string') error = json.error.slice(0, 256);
     } catch {
       // A body that is not JSON says nothing more than the status.
     }

@@ -60,6 +60,15 @@ describe('PushHealth: an application service refusing pushes is loud (issue 15)'
     expect(await readPushState(audit, 'other')).toEqual({ state: 'ok' });
   });
 
+  it('errcodes the AS makes up do not become new metric series', async () => {
+    const registry = new Registry();
+    const health = new PushHealth({ audit: new FakeAudit(), serverName: 'gw.test', logger: capturingLogger().logger, registry });
+    for (const errcode of ['nonsense-1', 'nonsense-2', 'M_lower']) {
+      await health.failed({ appServiceId: 'rc', txnId: '1', attempt: 1, error: new AppServiceRequestError('rc', 400, errcode, 'x'), retryInMs: 10 });
+    }
+    expect(await registry.metrics()).toContain('fedgate_appservice_push_failures_total{appservice="rc",status="400",errcode="other"} 3');
+  });
+
   it('an unreachable AS is an error outcome with status 0', async () => {
     const audit = new FakeAudit();
     const health = new PushHealth({ audit, serverName: 'gw.test', logger: capturingLogger().logger });

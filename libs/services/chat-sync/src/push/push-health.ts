@@ -58,7 +58,9 @@ export class PushHealth {
       { appService: failure.appServiceId, txnId: failure.txnId, attempt: failure.attempt, status: status ?? 0, errcode, retryInMs: failure.retryInMs, err: failure.error.message },
       refused ? 'application service refused a transaction; it stays queued and is retried' : 'application service transaction failed; it stays queued and is retried',
     );
-    this.failures?.inc({ appservice: failure.appServiceId, status: String(status ?? 0), errcode: errcode ?? '' });
+    // Label values from the AS stay few: a made-up errcode would make a new series each time.
+    const errcodeLabel = errcode === null ? '' : /^M_[A-Z_]{1,40}$/.test(errcode) ? errcode : 'other';
+    this.failures?.inc({ appservice: failure.appServiceId, status: String(status ?? 0), errcode: errcodeLabel });
     this.failing?.set({ appservice: failure.appServiceId }, 1);
     this.failingNow.set(failure.appServiceId, true);
     await this.append({

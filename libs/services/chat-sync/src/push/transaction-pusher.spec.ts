@@ -1,5 +1,5 @@
 import type { AppServiceRegistration } from '../registration';
-import { AppServiceClient } from './app-service-client';
+import { AppServiceClient, AppServiceRequestError } from './app-service-client';
 import { FakeAppService } from './fake-app-service';
 import { InMemoryTransactionQueue } from './in-memory-transaction-queue';
 import { TransactionPusher, type DeliveryFailure, type DeliverySuccess } from './transaction-pusher';
@@ -226,6 +226,13 @@ describe('AppServiceClient queries', () => {
   it('a query failing otherwise is an error with status and errcode', async () => {
     as.respond = () => ({ status: 403, body: { errcode: 'M_FORBIDDEN', error: 'bad token' } });
     await expect(client.queryUser(registration('chat', url), '@a:hs.test')).rejects.toMatchObject({ status: 403, errcode: 'M_FORBIDDEN' });
+  });
+
+  it('what a refusing AS says is bounded before it reaches logs, audit and metrics (issue 15)', async () => {
+    as.respond = () => ({ status: 403, body: { errcode: `M_${'X'.repeat(500)}`, error: 'e'.repeat(10_000) } });
+    const err = (await client.queryUser(registration('chat', url), '@a:hs.test').catch((e: unknown) => e)) as AppServiceRequestError;
+    expect(err.errcode).toHaveLength(64);
+    expect(err.message.length).toBeLessThan(500);
   });
 
   it('pings with the transaction ID', async () => {
