@@ -5,7 +5,7 @@
 import { Body, Controller, HttpCode, Inject, Param, Post, UseGuards } from '@nestjs/common';
 import { STORE, type Store } from '@fedgate/platform';
 import { MatrixError } from '@fedgate/service-kit';
-import { AppServiceClient, AppServiceRequestError, readPushState } from '../push';
+import { AppServiceClient, AppServiceRequestError, pushStateWithQueue, readPushState } from '../push';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from './requester';
 
 @Controller('_matrix/client/v1/appservice')
@@ -39,6 +39,6 @@ export class AppServicePingController {
 
   private async pushState(appServiceId: string): Promise<{ 'org.fedgate.push': Record<string, unknown> }> {
     const [state, pending] = await Promise.all([readPushState(this.store.audit, appServiceId), this.store.appServiceQueue.pendingCount(appServiceId)]);
-    return { 'org.fedgate.push': { ...state, pending } };
+    return { 'org.fedgate.push': { ...pushStateWithQueue(state, pending) } };
   }
 }

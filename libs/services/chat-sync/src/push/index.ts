@@ -3,4 +3,4 @@ export { InMemoryTransactionQueue } from './in-memory-transaction-queue';
 export { backoffDelayMs, defaultBackoff, type BackoffPolicy } from './backoff';
 export { AppServiceClient, AppServiceRequestError, type AppServiceClientOptions } from './app-service-client';
 export { TransactionPusher, type TransactionPusherOptions, type DeliveryFailure, type DeliverySuccess } from './transaction-pusher';
-export { PushHealth, readPushState, appServiceAuditDestination, type PushState, type PushHealthOptions } from './push-health';
+export { PushHealth, readPushState, pushStateWithQueue, appServiceAuditDestination, type PushState, type PushHealthOptions } from './push-health';

@@ -3,7 +3,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { AuditEntry, AuditQuery, AuditRecord, AuditRepository } from '@fedgate/store';
 import { AppServiceRequestError } from './app-service-client';
-import { PushHealth, readPushState } from './push-health';
+import { PushHealth, pushStateWithQueue, readPushState } from './push-health';
 
 class FakeAudit implements AuditRepository {
   readonly records: AuditRecord[] = [];
@@ -94,5 +94,14 @@ describe('PushHealth: an application service refusing pushes is loud (issue 15)'
     ]);
     expect(lines.filter((l) => /resumed/.test(String(l.msg)))).toHaveLength(1);
     expect(await readPushState(audit, 'rc')).toEqual({ state: 'ok' });
+  });
+});
+
+describe('pushStateWithQueue', () => {
+  it('a failure record with nothing left queued is stale (crash between the ack and the resumed record): ok', () => {
+    const failing = { state: 'failing' as const, txn_id: '1', last_status: 403 };
+    expect(pushStateWithQueue(failing, 0)).toEqual({ state: 'ok', pending: 0 });
+    expect(pushStateWithQueue(failing, 2)).toEqual({ ...failing, pending: 2 });
+    expect(pushStateWithQueue({ state: 'ok' }, 5)).toEqual({ state: 'ok', pending: 5 });
   });
 });

@@ -128,3 +128,13 @@ export async function readPushState(audit: AuditRepository, appServiceId: string
     retry_in_ms: details.retry_in_ms,
   };
 }
+
+/**
+ * The state the ping reports, given the queue length: a failure record with nothing queued is stale (the
+ * failing transaction's items leave the queue only when it is accepted; a crash between that and the
+ * resumed record leaves the failure newest), so it reads ok.
+ */
+export function pushStateWithQueue(state: PushState, pending: number): PushState & { pending: number } {
+  if (state.state === 'failing' && pending === 0) return { state: 'ok', pending };
+  return { ...state, pending };
+}
