@@ -3,6 +3,7 @@
 // That must be loud — error log with status and errcode, metric, audit record, and the AS ping reporting
 // the failing push state — and lose nothing: once the operator sets use_appservice_legacy_authorization
 // and restarts, every queued event arrives exactly once, in order, and the signals say delivery resumed.
+// A bridge that refuses again later is reported again and served by the next retry once it accepts.
 import { createTestCa, openInstanceStore, startFedgate, type FedgateInstance } from '@fedgate/testing';
 import { LibraryBridge, type LibraryIntent } from '../support/src/bridge/library-bridge';
 
@@ -103,5 +104,18 @@ describe('Rocket.Chat bridge library registered without the legacy token option'
     const answer = await ping();
     expect(answer.body['org.fedgate.push']).toMatchObject({ state: 'ok', pending: 0 });
     expect(await metrics()).toMatch(/fedgate_appservice_push_failing\{[^}]*appservice="rocketchat-refused"[^}]*\} 0/);
+  });
+
+  it('a bridge that starts refusing again (its token changed) is reported again, and the retry after it accepts delivers without a restart', async () => {
+    bridge.appService.setHomeserverToken('not-the-registered-token');
+    const refused = await alice.sendText(roomId, 'five');
+    await until(ping, (answer) => answer.body['org.fedgate.push']?.state === 'failing', 'ping reporting failing');
+    expect(bridge.received.events((e) => e.event_id === refused.event_id)).toEqual([]);
+
+    bridge.appService.setHomeserverToken(bridge.registration.hs_token);
+    await bridge.received.waitForEvent((e) => e.event_id === refused.event_id, WAIT_MS);
+    await until(ping, (answer) => answer.body['org.fedgate.push']?.state === 'ok', 'ping reporting ok');
+    expect(bridge.received.events((e) => e.room_id === roomId && e.type === 'm.room.message').map((e) => e.content.body)).toEqual(['one', 'two', 'three', 'four', 'five']);
+    expect(bridge.duplicateEventIds()).toEqual([]);
   });
 });
