@@ -6,6 +6,7 @@
 //   upstream   — matrix-appservice-bridge 12 (native crypto binding stubbed in jest.config.cjs).
 // One fedgate A (both bridges, Rocket.Chat's catch-all registration shape), a second fedgate B (both
 // bridges) and one Synapse for the whole file; the scenarios share them.
+import { Method } from 'matrix-js-sdk';
 import sharp from 'sharp';
 import { createTestCa, startFedgate, startSynapse, type FedgateInstance, type SynapseHandle, type SynapseUser } from '@fedgate/testing';
 import * as rocketChatLibrary from '@rocket.chat/forked-matrix-appservice-bridge';
@@ -228,6 +229,8 @@ describe.each(libraries)('%s bridge library against fedgate', (library) => {
     expect((await alice.getProfileInfo(dave.userId, 'displayname', false)).displayname).toBe('Dave');
     await dave.sendTyping(publicRoom, true);
     await bridge.received.waitForEphemeral((e) => e.type === 'm.typing' && e.room_id === publicRoom && e.content.user_ids?.includes(dave.userId), WAIT_MS);
+    await dave.sendReadReceipt(publicRoom, fromAlice.event_id);
+    await bridge.received.waitForEphemeral((e) => e.type === 'm.receipt' && e.room_id === publicRoom && e.content[fromAlice.event_id]?.['m.read']?.[dave.userId] !== undefined, WAIT_MS);
   });
 
   it('through federation with Synapse: a Synapse user joins by alias, and messages cross both ways', async () => {
@@ -247,6 +250,10 @@ describe.each(libraries)('%s bridge library against fedgate', (library) => {
       (e) => e !== null,
     );
     expect(seen?.content?.body).toBe('hi Sam');
+    await client.sendTyping(publicRoom, true, 20_000);
+    await bridge.received.waitForEphemeral((e) => e.type === 'm.typing' && e.room_id === publicRoom && e.content.user_ids?.includes(user.userId), WAIT_MS);
+    await client.http.authedRequest(Method.Post, `/rooms/${encodeURIComponent(publicRoom)}/receipt/m.read/${encodeURIComponent(fromBob.event_id)}`, undefined, {});
+    await bridge.received.waitForEphemeral((e) => e.type === 'm.receipt' && e.room_id === publicRoom && e.content[fromBob.event_id]?.['m.read']?.[user.userId] !== undefined, WAIT_MS);
   });
 
   it("user ID escaping: Rocket.Chat's library drops a server name's port by default, and fedgate refuses the user that makes (docs/chat-platform.md)", async () => {
@@ -265,9 +272,14 @@ describe.each(libraries)('%s bridge library against fedgate', (library) => {
     expect({ status: response.status, body: await response.json() }).toEqual({ status: 403, body: expect.objectContaining({ errcode: 'M_FORBIDDEN' }) });
   });
 
-  it('every event reached each bridge exactly once', () => {
+  it('every event and every read receipt reached each bridge exactly once', () => {
     expect(bridge.duplicateEventIds()).toEqual([]);
     expect(bridgesB[library].duplicateEventIds()).toEqual([]);
+    const receipts = bridge.received
+      .ephemeral((e) => e.type === 'm.receipt' && e.room_id === publicRoom)
+      .flatMap((e) => Object.entries(e.content as Record<string, { 'm.read'?: Record<string, unknown> }>).flatMap(([eventId, r]) => Object.keys(r['m.read'] ?? {}).map((u) => `${eventId} ${u}`)));
+    expect(receipts.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(receipts).size).toBe(receipts.length);
     expect(bridge.received.events((e) => e.room_id === publicRoom).length).toBeGreaterThan(20);
   });
 });
