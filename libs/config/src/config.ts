@@ -83,6 +83,11 @@ export interface FedgateConfig {
   partitions: { rooms: number; destinations: number };
   egress: { backoff: EgressBackoffConfig; requestTimeoutMs: number };
   limits: { maxUploadBytes: number };
+  /**
+   * `defaultVersion`: the room version createRoom uses when the request names none (also the default
+   * the capabilities endpoint advertises). Every supported version stays available on request.
+   */
+  rooms: { defaultVersion: string };
   appServices: { registrationFiles: string[] };
   log: { level: LogLevel };
   telemetry: { otlpEndpoint?: string; metricsPort?: number };

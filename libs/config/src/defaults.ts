@@ -1,3 +1,4 @@
+import { DEFAULT_ROOM_VERSION } from '@fedgate/protocol';
 import type { FedgateConfig } from './config';
 
 const MiB = 1024 * 1024;
@@ -24,6 +25,9 @@ export function defaultSettings(): Record<string, unknown> {
     // destination is retried at once when it sends us an authenticated request.
     egress: { backoff: { initialMs: 10 * 60_000, multiplier: 2, maxMs: 24 * 60 * 60_000, jitter: 0.2 }, requestTimeoutMs: 60_000 },
     limits: { maxUploadBytes: 50 * MiB },
+    // What Synapse creates when not configured (DEFAULT_ROOM_VERSION of Synapse 1.163, the version the
+    // interop suite runs against). Bridges that read m.room.create's `creator` need "10" or lower.
+    rooms: { defaultVersion: DEFAULT_ROOM_VERSION },
     appServices: { registrationFiles: [] },
     log: { level: 'info' },
     telemetry: {},

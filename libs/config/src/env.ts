@@ -27,6 +27,7 @@ export const ENV_ALIASES: Readonly<Record<string, string>> = {
   FEDGATE_SQLITE_PATH: 'sqlite.path',
   FEDGATE_AS_REGISTRATIONS: 'appServices.registrationFiles',
   FEDGATE_MAX_UPLOAD_BYTES: 'limits.maxUploadBytes',
+  FEDGATE_DEFAULT_ROOM_VERSION: 'rooms.defaultVersion',
   FEDGATE_LOG_LEVEL: 'log.level',
   FEDGATE_OTLP_ENDPOINT: 'telemetry.otlpEndpoint',
   FEDGATE_METRICS_PORT: 'telemetry.metricsPort',

@@ -52,6 +52,7 @@ describe('loadConfig', () => {
       ca: [],
     });
     expect(config.limits.maxUploadBytes).toBe(50 * 1024 * 1024);
+    expect(config.rooms.defaultVersion).toBe('12');
     expect(config.partitions.rooms).toBeGreaterThan(0);
     expect(config.appServices.registrationFiles).toEqual([]);
   });
@@ -132,6 +133,12 @@ describe('loadConfig', () => {
     expect(fileErr.message).toContain('serverName must match pattern');
     expect(fileErr.message).toContain('"not a name"');
     expect(fileErr.message).toContain('unknown key federation.prot');
+  });
+
+  it('default room version (issue 15): configurable from file and environment, a supported version only', () => {
+    expect(load({ FEDGATE_DEFAULT_ROOM_VERSION: '10' }).rooms.defaultVersion).toBe('10');
+    expect(load({}, ['--config', writeYaml('rooms.yaml', 'rooms:\n  defaultVersion: "11"\n')]).rooms.defaultVersion).toBe('11');
+    expect(errorOf(() => load({ FEDGATE_DEFAULT_ROOM_VERSION: '99' })).message).toMatch(/rooms\.defaultVersion must be one of .*12/);
   });
 
   it('reads trusted key servers (notaries) from the file, optionally with pinned keys', () => {

@@ -1,3 +1,5 @@
+import { ROOM_VERSIONS } from '@fedgate/protocol';
+
 // JSON schema of the configuration (after defaults, file and environment are merged, before paths are
 // resolved). Every object is closed, so a misspelt key is an error rather than silently ignored.
 
@@ -49,6 +51,7 @@ export const configSchema = closed(
       requestTimeoutMs: positiveInteger,
     }),
     limits: closed({ maxUploadBytes: positiveInteger }),
+    rooms: closed({ defaultVersion: { type: 'string', enum: [...ROOM_VERSIONS.keys()] } }),
     appServices: closed({ registrationFiles: { type: 'array', items: path } }),
     log: closed({ level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } }),
     telemetry: closed({ otlpEndpoint: url(['http', 'https']), metricsPort: port }, []),

@@ -112,7 +112,7 @@ export async function buildPlatform({ config, logger, signingKey, telemetry }: P
     { provide: SERVER_IDENTITY, useValue: identity },
     { provide: FEDERATION_CLIENT, useValue: federationClient },
     { provide: KEY_RING, useValue: keyRing },
-    ...(telemetry?.registry ? [{ provide: METRICS_REGISTRY, useValue: telemetry.registry }] : []),
+    { provide: METRICS_REGISTRY, useValue: telemetry?.registry ?? null },
   ];
   let closing: Promise<void> | undefined;
   const close = () =>

@@ -20,7 +20,7 @@ export const SERVER_IDENTITY = Symbol.for('fedgate.server-identity');
 /** A FederationHttpClient that signs requests with X-Matrix as this server. */
 export const FEDERATION_CLIENT = Symbol.for('fedgate.federation-client');
 export const KEY_RING = Symbol.for('fedgate.key-ring');
-/** The process's Prometheus registry (prom-client `Registry`), where services add their own metrics; absent in some tests. */
+/** The process's Prometheus registry (served at /metrics), or null where no telemetry was set up. */
 export const METRICS_REGISTRY = Symbol.for('fedgate.metrics-registry');
 
 export type { Bus, BusTopology, Store, FederationHttpClient, KeyRing };

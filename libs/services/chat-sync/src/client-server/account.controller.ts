@@ -1,8 +1,9 @@
 // Versions, capabilities, whoami and AS registration of users.
 import { Body, Controller, Get, HttpCode, Inject, Post, UseGuards } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
-import { DEFAULT_ROOM_VERSION, ROOM_VERSIONS, parseUserId } from '@fedgate/protocol';
-import { MatrixError } from '@fedgate/service-kit';
+import { ROOM_VERSIONS, parseUserId } from '@fedgate/protocol';
+import type { FedgateConfig } from '@fedgate/config';
+import { FEDGATE_CONFIG, MatrixError } from '@fedgate/service-kit';
 import { ApplicationServiceRegistry } from '../registration';
 import { CHAT_SYNC_REGISTRY } from '../tokens';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from './requester';
@@ -26,6 +27,7 @@ export class AccountController {
     @Inject(STORE) private readonly store: Store,
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
     @Inject(CHAT_SYNC_REGISTRY) private readonly registry: ApplicationServiceRegistry,
+    @Inject(FEDGATE_CONFIG) private readonly config: FedgateConfig,
   ) {}
 
   @Get('account/whoami')
@@ -39,7 +41,7 @@ export class AccountController {
     for (const [id, rules] of ROOM_VERSIONS) available[id] = rules.stable ? 'stable' : 'unstable';
     return {
       capabilities: {
-        'm.room_versions': { default: DEFAULT_ROOM_VERSION, available },
+        'm.room_versions': { default: this.config.rooms.defaultVersion, available },
         'm.change_password': { enabled: false },
         'm.set_displayname': { enabled: true },
         'm.set_avatar_url': { enabled: true },

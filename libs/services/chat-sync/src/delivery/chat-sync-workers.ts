@@ -2,10 +2,11 @@
 // feeds its durable queue in the store, drained by the TransactionPusher.
 import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { partitionsForReplica, type AppServicePush, type BusSubscription } from '@fedgate/bus';
-import { BUS, BUS_TOPOLOGY, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type ServerIdentity, type Store } from '@fedgate/platform';
+import { BUS, BUS_TOPOLOGY, METRICS_REGISTRY, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type ServerIdentity, type Store } from '@fedgate/platform';
+import type { Registry } from 'prom-client';
 import { SERVICE_LOGGER } from '@fedgate/service-kit';
 import type { Logger } from 'pino';
-import { AppServiceClient, TransactionPusher, type BackoffPolicy } from '../push';
+import { AppServiceClient, PushHealth, TransactionPusher, type BackoffPolicy } from '../push';
 import { ApplicationServiceRegistry } from '../registration';
 import { CHAT_SYNC_REGISTRY } from '../tokens';
 import { EduFanout } from './edu-fanout';
@@ -31,6 +32,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     @Inject(CHAT_SYNC_REGISTRY) private readonly registry: ApplicationServiceRegistry,
     @Inject(SERVICE_LOGGER) private readonly logger: Logger,
     @Optional() @Inject(CHAT_SYNC_PUSH_BACKOFF) private readonly backoff: BackoffPolicy | null,
+    @Optional() @Inject(METRICS_REGISTRY) private readonly metrics: Registry | null,
   ) {
     this.queue = new StoreTransactionQueue(store);
   }
@@ -51,13 +53,14 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       });
     }
     const appServiceClient = new AppServiceClient();
+    const health = new PushHealth({ audit: this.store.audit, serverName: this.identity.serverName, logger: log, registry: this.metrics });
     const pusher = new TransactionPusher({
       queue: this.queue,
       client: appServiceClient,
       registrations: this.registry.services.map((s) => s.registration),
       ...(this.backoff ? { backoff: this.backoff } : {}),
-      onDeliveryFailure: (failure) =>
-        log.warn({ appService: failure.appServiceId, txnId: failure.txnId, attempt: failure.attempt, retryInMs: failure.retryInMs, err: failure.error.message }, 'application service transaction failed'),
+      onDeliveryFailure: (failure) => health.failed(failure),
+      onDelivered: (success) => health.delivered(success),
     });
     this.pusher = pusher;
 

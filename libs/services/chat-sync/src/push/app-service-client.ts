@@ -20,7 +20,9 @@ export interface AppServiceClientOptions {
 
 /**
  * The homeserver's side of the application service API: every request carries the hs_token as a
- * Bearer header and nothing in the query string (the legacy `access_token` parameter is not sent).
+ * Bearer header (spec v1.4+). A registration with `legacyQueryAuth` also gets it as the legacy
+ * `access_token` query parameter, alongside the header as the spec advises, for AS libraries that
+ * read only the query (matrix-appservice before 1.0, which Rocket.Chat's bridge library ships).
  */
 export class AppServiceClient {
   private readonly timeoutMs: number;
@@ -80,7 +82,8 @@ export class AppServiceClient {
     if (registration.url === null) {
       throw new AppServiceRequestError(registration.id, null, null, `${registration.id} has no url; it receives no traffic`);
     }
-    const url = `${registration.url.replace(/\/+$/, '')}/_matrix/app/v1${path}`;
+    const query = registration.legacyQueryAuth ? `?access_token=${encodeURIComponent(registration.hsToken)}` : '';
+    const url = `${registration.url.replace(/\/+$/, '')}/_matrix/app/v1${path}${query}`;
     try {
       return await this.fetch(url, {
         method,
@@ -101,8 +104,9 @@ export class AppServiceClient {
     let error = '';
     try {
       const json = (await response.json()) as { errcode?: unknown; error?: unknown };
-      if (typeof json.errcode === 'string') errcode = json.errcode;
-      if (typeof json.error === 'string') error = json.error;
+      // What the AS says ends up in logs, audit records and metric labels: bounded.
+      if (typeof json.errcode === 'string') errcode = json.errcode.slice(0, 64);
+      if (typeof json.error === 'string') error = json.error.slice(0, 256);
     } catch {
       // A body that is not JSON says nothing more than the status.
     }

@@ -2,4 +2,5 @@ export type { JsonObject, PendingTransaction, QueuedItem, TransactionLimits, Tra
 export { InMemoryTransactionQueue } from './in-memory-transaction-queue';
 export { backoffDelayMs, defaultBackoff, type BackoffPolicy } from './backoff';
 export { AppServiceClient, AppServiceRequestError, type AppServiceClientOptions } from './app-service-client';
-export { TransactionPusher, type TransactionPusherOptions, type DeliveryFailure } from './transaction-pusher';
+export { TransactionPusher, type TransactionPusherOptions, type DeliveryFailure, type DeliverySuccess } from './transaction-pusher';
+export { PushHealth, readPushState, pushStateWithQueue, appServiceAuditDestination, type PushState, type PushHealthOptions } from './push-health';

@@ -1,8 +1,8 @@
 import type { AppServiceRegistration } from '../registration';
-import { AppServiceClient } from './app-service-client';
+import { AppServiceClient, AppServiceRequestError } from './app-service-client';
 import { FakeAppService } from './fake-app-service';
 import { InMemoryTransactionQueue } from './in-memory-transaction-queue';
-import { TransactionPusher, type DeliveryFailure } from './transaction-pusher';
+import { TransactionPusher, type DeliveryFailure, type DeliverySuccess } from './transaction-pusher';
 
 function registration(id: string, url: string | null, receiveEphemeral = false): AppServiceRegistration {
   return {
@@ -62,6 +62,22 @@ describe('TransactionPusher against a loopback application service', () => {
     expect(request.body).toEqual({ events: [event(1)] });
   });
 
+  it('legacy token placement (issue 15): a registration with legacyQueryAuth gets ?access_token= and the header, on pushes, user queries and pings', async () => {
+    const legacy = { ...registration('old', `${url}/base`), legacyQueryAuth: true, hsToken: 'hs old&=' };
+    const p = makePusher([legacy]);
+    await p.pushEvent('old', event(1));
+    await p.idle();
+    const client = new AppServiceClient({ requestTimeoutMs: 2_000 });
+    await client.queryUser(legacy, '@x:hs.test');
+    await client.ping(legacy, 'p1');
+    expect(as.requests.map((r) => r.url)).toEqual([
+      '/base/_matrix/app/v1/transactions/1?access_token=hs%20old%26%3D',
+      `/base/_matrix/app/v1/users/${encodeURIComponent('@x:hs.test')}?access_token=hs%20old%26%3D`,
+      '/base/_matrix/app/v1/ping?access_token=hs%20old%26%3D',
+    ]);
+    expect(as.requests.every((r) => r.authorization === 'Bearer hs old&=')).toBe(true);
+  });
+
   it('sends ephemeral events under both names only to services that receive them', async () => {
     const queue = new InMemoryTransactionQueue();
     const p = makePusher([registration('eph', url, true), registration('plain', url)], queue);
@@ -90,6 +106,29 @@ describe('TransactionPusher against a loopback application service', () => {
     expect(new Set(as.requests.slice(0, 4).map((r) => JSON.stringify(r.body))).size).toBe(1);
     expect(failures.map((f) => [f.txnId, f.attempt])).toEqual([['1', 1], ['1', 2], ['1', 3]]);
     expect(failures[0].error.message).toContain('answered 500 (M_UNKNOWN boom)');
+  });
+
+  it('tells its observer of each accepted transaction with the attempts it took (issue 15: delivery resumed), and a throwing observer stalls nothing', async () => {
+    let calls = 0;
+    as.respond = () => (++calls <= 2 ? { status: 403, body: { errcode: 'M_FORBIDDEN', error: 'Bad token supplied' } } : 'ok');
+    const delivered: DeliverySuccess[] = [];
+    pusher = new TransactionPusher({
+      queue: new InMemoryTransactionQueue(),
+      client: new AppServiceClient({ requestTimeoutMs: 2_000 }),
+      registrations: [registration('chat', url)],
+      backoff: { initialDelayMs: 5, maxDelayMs: 10 },
+      limits: { maxEvents: 1, maxEphemeral: 100 },
+      onDeliveryFailure: () => {
+        throw new Error('observer broke');
+      },
+      onDelivered: (success) => delivered.push(success),
+    });
+    for (const n of [1, 2]) await pusher.pushEvent('chat', event(n));
+    await pusher.idle();
+    expect(delivered).toEqual([
+      { appServiceId: 'chat', txnId: '1', attempts: 3, events: 1, ephemeral: 0 },
+      { appServiceId: 'chat', txnId: '2', attempts: 1, events: 1, ephemeral: 0 },
+    ]);
   });
 
   it('backs off exponentially, capped', async () => {
@@ -187,6 +226,13 @@ describe('AppServiceClient queries', () => {
   it('a query failing otherwise is an error with status and errcode', async () => {
     as.respond = () => ({ status: 403, body: { errcode: 'M_FORBIDDEN', error: 'bad token' } });
     await expect(client.queryUser(registration('chat', url), '@a:hs.test')).rejects.toMatchObject({ status: 403, errcode: 'M_FORBIDDEN' });
+  });
+
+  it('what a refusing AS says is bounded before it reaches logs, audit and metrics (issue 15)', async () => {
+    as.respond = () => ({ status: 403, body: { errcode: `M_${'X'.repeat(500)}`, error: 'e'.repeat(10_000) } });
+    const err = (await client.queryUser(registration('chat', url), '@a:hs.test').catch((e: unknown) => e)) as AppServiceRequestError;
+    expect(err.errcode).toHaveLength(64);
+    expect(err.message.length).toBeLessThan(500);
   });
 
   it('pings with the transaction ID', async () => {

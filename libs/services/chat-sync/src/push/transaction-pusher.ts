@@ -11,6 +11,15 @@ export interface DeliveryFailure {
   retryInMs: number;
 }
 
+export interface DeliverySuccess {
+  appServiceId: string;
+  txnId: string;
+  /** 1 when the first attempt was accepted. */
+  attempts: number;
+  events: number;
+  ephemeral: number;
+}
+
 export interface TransactionPusherOptions {
   queue: TransactionQueue;
   client: AppServiceClient;
@@ -18,7 +27,10 @@ export interface TransactionPusherOptions {
   backoff?: BackoffPolicy;
   limits?: TransactionLimits;
   random?: () => number;
-  onDeliveryFailure?: (failure: DeliveryFailure) => void;
+  /** Awaited before the backoff wait; a hook that throws does not stop delivery. */
+  onDeliveryFailure?: (failure: DeliveryFailure) => unknown;
+  /** Awaited after the AS accepted a transaction, before the next one is opened. */
+  onDelivered?: (success: DeliverySuccess) => unknown;
 }
 
 /** Synapse sends at most 100 events and 100 ephemeral events per transaction. */
@@ -120,18 +132,30 @@ export class TransactionPusher {
       worker.rescan = false;
       const transaction = await queue.openTransaction(id, this.limits);
       if (!transaction) return;
+      let attempts = 0;
       for (let attempt = 1; ; attempt++) {
         if (this.stopped) return;
         try {
           await this.options.client.sendTransaction(worker.registration, transaction);
+          attempts = attempt;
           break;
         } catch (err) {
           const retryInMs = backoffDelayMs(this.backoff, attempt, this.random);
-          this.options.onDeliveryFailure?.({ appServiceId: id, txnId: transaction.txnId, attempt, error: err as Error, retryInMs });
+          await this.notify(() => this.options.onDeliveryFailure?.({ appServiceId: id, txnId: transaction.txnId, attempt, error: err as Error, retryInMs }));
           await this.wait(worker, retryInMs);
         }
       }
       await queue.ackTransaction(id, transaction.txnId);
+      const success = { appServiceId: id, txnId: transaction.txnId, attempts, events: transaction.events.length, ephemeral: transaction.ephemeral.length };
+      await this.notify(() => this.options.onDelivered?.(success));
+    }
+  }
+
+  private async notify(hook: () => unknown): Promise<void> {
+    try {
+      await hook();
+    } catch {
+      // Observers (logs, metrics, audit) must not stall delivery; they report their own failures.
     }
   }
 

@@ -35,8 +35,16 @@ describe('parseRegistration', () => {
       rateLimited: true,
       receiveEphemeral: false,
       protocols: [],
+      legacyQueryAuth: false,
       source: 'irc.yaml',
     });
+  });
+
+  it('legacy token placement (issue 15): use_appservice_legacy_authorization is read per registration, also beside a Rocket.Chat block', async () => {
+    const fixture = await import('node:fs/promises').then((fs) => fs.readFile(join(__dirname, 'fixtures', 'rocketchat-registration.yaml'), 'utf8'));
+    expect(parseRegistration(`${fixture}\nuse_appservice_legacy_authorization: true\n`, 'rc.yaml').legacyQueryAuth).toBe(true);
+    expect(parseRegistration(fixture, 'rc.yaml').legacyQueryAuth).toBe(false);
+    expect(() => parseRegistration(`${minimal}\nuse_appservice_legacy_authorization: "yes"\n`, 'r.yaml')).toThrow(/use_appservice_legacy_authorization/);
   });
 
   it("accepts the registration Rocket.Chat's Matrix Bridge writes, as is", async () => {

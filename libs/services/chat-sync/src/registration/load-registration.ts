@@ -58,6 +58,7 @@ export function parseRegistration(text: string, source: string): AppServiceRegis
     receiveEphemeral:
       document.receive_ephemeral ?? document['de.sorunome.msc2409.push_ephemeral'] ?? document.push_ephemeral ?? false,
     protocols: document.protocols ?? [],
+    legacyQueryAuth: document.use_appservice_legacy_authorization ?? false,
     source,
   };
 }

@@ -31,6 +31,7 @@ export const registrationSchema = {
     'de.sorunome.msc2409.push_ephemeral': { type: 'boolean' },
     push_ephemeral: { type: 'boolean' },
     protocols: { type: ['array', 'null'], items: { type: 'string' } },
+    use_appservice_legacy_authorization: { type: 'boolean' },
   },
 } as const;
 
@@ -47,6 +48,8 @@ export interface RegistrationDocument {
   'de.sorunome.msc2409.push_ephemeral'?: boolean;
   push_ephemeral?: boolean;
   protocols?: string[] | null;
+  /** Also send the hs_token as `?access_token=` (the pre-v1.4 placement older bridge libraries read). */
+  use_appservice_legacy_authorization?: boolean;
 }
 
 interface RawRule {

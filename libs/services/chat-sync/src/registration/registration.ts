@@ -24,6 +24,12 @@ export interface AppServiceRegistration {
   rateLimited: boolean;
   receiveEphemeral: boolean;
   protocols: string[];
+  /**
+   * Send the hs_token as the `access_token` query parameter as well as the Authorization header, for
+   * application services built on libraries that predate spec v1.4 (registration key
+   * `use_appservice_legacy_authorization`, named after Synapse's homeserver-wide option). Absent = false.
+   */
+  legacyQueryAuth?: boolean;
   /** The file (or other source) it was read from, for error messages and logs. */
   source: string;
 }

@@ -35,6 +35,13 @@ describe('planCreateRoom', () => {
     expect((p.events[1].content.users as Record<string, number>)[creator]).toBe(100);
   });
 
+  it('default room version (issue 15): a body without room_version gets the configured default, with creator when that version has it; v12 stays available', () => {
+    const v10 = planCreateRoom({ preset: 'public_chat' }, creator, 'gw.test', {}, '10');
+    expect(v10.roomVersion).toBe('10');
+    expect(v10.createContent).toEqual({ room_version: '10', creator });
+    expect(planCreateRoom({ room_version: '12' }, creator, 'gw.test', {}, '10').createContent).toEqual({ room_version: '12' });
+  });
+
   it('v12: creators are not listed in power levels; trusted_private_chat invitees become additional creators', () => {
     const p = plan({ preset: 'trusted_private_chat', invite: ['@bob:remote.test'], room_version: '12', is_direct: true });
     expect(p.createContent).toEqual({ room_version: '12', additional_creators: ['@bob:remote.test'] });

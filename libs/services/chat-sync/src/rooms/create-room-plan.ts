@@ -29,7 +29,14 @@ type Preset = keyof typeof presets;
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
-export function planCreateRoom(body: unknown, creator: string, serverName: string, profile: { displayname?: string | null; avatar_url?: string | null } = {}): CreateRoomPlan {
+export function planCreateRoom(
+  body: unknown,
+  creator: string,
+  serverName: string,
+  profile: { displayname?: string | null; avatar_url?: string | null } = {},
+  /** The configured default (`rooms.defaultVersion`), used when the body names no room_version. */
+  defaultRoomVersion: string = DEFAULT_ROOM_VERSION,
+): CreateRoomPlan {
   if (!isObject(body)) throw MatrixError.badJson('createRoom body must be a JSON object');
   const optionalString = (field: string): string | undefined => {
     const value = body[field];
@@ -42,7 +49,7 @@ export function planCreateRoom(body: unknown, creator: string, serverName: strin
   const preset = (optionalString('preset') ?? (visibility === 'public' ? 'public_chat' : 'private_chat')) as Preset;
   if (!(preset in presets)) throw MatrixError.badJson(`Unknown preset ${JSON.stringify(preset)}`);
 
-  const roomVersion = optionalString('room_version') ?? DEFAULT_ROOM_VERSION;
+  const roomVersion = optionalString('room_version') ?? defaultRoomVersion;
   if (!isSupportedRoomVersion(roomVersion)) throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `Room version ${roomVersion} is not supported`);
   const rules = roomVersionRules(roomVersion);
 

@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
 import { parseRoomId, parseUserId } from '@fedgate/protocol';
-import { MatrixError } from '@fedgate/service-kit';
+import type { FedgateConfig } from '@fedgate/config';
+import { FEDGATE_CONFIG, MatrixError } from '@fedgate/service-kit';
 import type { EventRecord } from '@fedgate/store';
 import type { Requester } from '../client-server/requester';
 import { AliasDirectory } from '../directory/alias-directory';
@@ -22,12 +23,13 @@ export class RoomActions {
     private readonly commands: RoomCommands,
     private readonly view: RoomView,
     private readonly aliases: AliasDirectory,
+    @Inject(FEDGATE_CONFIG) private readonly config: FedgateConfig,
   ) {}
 
   async createRoom(requester: Requester, body: unknown): Promise<{ room_id: string; room_alias?: string }> {
     const { userId } = requester;
     const profile = await this.store.profiles.get(userId);
-    const plan = planCreateRoom(body, userId, this.identity.serverName, { displayname: profile?.displayname, avatar_url: profile?.avatarUrl });
+    const plan = planCreateRoom(body, userId, this.identity.serverName, { displayname: profile?.displayname, avatar_url: profile?.avatarUrl }, this.config.rooms.defaultVersion);
     if (plan.alias) {
       this.aliases.assertMayCreate(requester, plan.alias);
       if (await this.store.aliases.get(plan.alias)) throw new MatrixError(400, 'M_ROOM_IN_USE', `Room alias ${plan.alias} already taken`);
