@@ -10,6 +10,7 @@ export * from './ports/chat-lifecycle';
 export * from './ports/store';
 export * from './ports/client-transactions';
 export * from './ports/redactions';
+export * from './ports/pending-commits';
 export { diffStates, MAX_SNAPSHOT_CHAIN } from './shared/snapshots';
 export { pduWithRedaction } from './shared/pdu-with-redaction';
 export { openSqliteStore } from './sqlite/store';

@@ -9,6 +9,7 @@ import { MongoEgressQueueRepository } from './egress-queue';
 import { MongoEventRepository } from './events';
 import { MongoDestinationRepository, MongoReceivedTransactionRepository, MongoServerKeyRepository } from './federation';
 import { MongoAppServiceRepository, MongoMediaRepository } from './platform';
+import { MongoPendingCommitRepository } from './pending-commits';
 import { MongoRedactionRepository } from './redactions';
 import { MongoRoomRepository } from './rooms';
 import { MongoSnapshotRows } from './state';
@@ -34,6 +35,7 @@ export async function openMongoStore(url: string, db: string): Promise<Store> {
     chatLifecycle: new MongoChatLifecycleRepository(c.deactivatedUsers, c.roomDeletions, c.forgottenRooms),
     clientTransactions: new MongoClientTransactionRepository(c.clientTransactions),
     redactions: new MongoRedactionRepository(c.redactionClaims, c.events),
+    pendingCommits: new MongoPendingCommitRepository(c.pendingCommits, c.counters),
     close: () => client.close(),
   };
 }

@@ -9,6 +9,7 @@ import { SqliteEgressQueueRepository } from './egress-queue';
 import { SqliteEventRepository } from './events';
 import { SqliteDestinationRepository, SqliteReceivedTransactionRepository, SqliteServerKeyRepository } from './federation';
 import { SqliteAppServiceRepository, SqliteMediaRepository } from './platform';
+import { SqlitePendingCommitRepository } from './pending-commits';
 import { SqliteRedactionRepository } from './redactions';
 import { SqliteRoomRepository } from './rooms';
 import { SqliteSnapshotRows } from './state';
@@ -35,6 +36,7 @@ export function openSqliteStore(path: string): Store {
     chatLifecycle: new SqliteChatLifecycleRepository(db),
     clientTransactions: new SqliteClientTransactionRepository(db),
     redactions: new SqliteRedactionRepository(db),
+    pendingCommits: new SqlitePendingCommitRepository(db),
     close: async () => db.close(),
   };
 }
