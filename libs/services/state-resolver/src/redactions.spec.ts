@@ -85,6 +85,29 @@ describe('redactions applied to their targets', () => {
     expect((await a.resolver.reader.event(target))?.pdu.content.body).toBe("alice's");
   });
 
+  it('says on the room log whether a redaction applied, and when a held-back one applies on its target (issue 10, defect 5)', async () => {
+    const roomId = await joinedRoom('10');
+    const entryOf = (server: TestServer, eventId: string) => server.published.filter((e) => e.eventId === eventId).at(-1)!;
+    // Not allowed: bob (power 0) may not redact alice's event.
+    const alices = eventIdOf(await a.send(roomId, '@alice:a.test', 'm.room.message', { body: "alice's" }));
+    await b.receive(a, alices);
+    const refused = eventIdOf(await b.send(roomId, '@bob:b.test', 'm.room.redaction', { redacts: alices }));
+    await a.receive(b, refused);
+    expect(entryOf(a, refused)).toMatchObject({ outcome: 'accepted', redactionsApplied: [] });
+    // Allowed and applied at once.
+    const bobs = eventIdOf(await b.send(roomId, '@bob:b.test', 'm.room.message', { body: "bob's" }));
+    await a.receive(b, bobs);
+    const own = eventIdOf(await b.send(roomId, '@bob:b.test', 'm.room.redaction', { redacts: bobs }));
+    await a.receive(b, own);
+    expect(entryOf(a, own).redactionsApplied).toEqual([own]);
+    // Target unknown when the redaction comes: held back; applied when the target comes.
+    const later = eventIdOf(await b.send(roomId, '@bob:b.test', 'm.room.message', { body: 'later' }));
+    const early = eventIdOf(await a.send(roomId, '@alice:a.test', 'm.room.redaction', { redacts: later }));
+    expect(entryOf(a, early).redactionsApplied).toEqual([]);
+    await a.receive(b, later);
+    expect(entryOf(a, later).redactionsApplied).toEqual([early]);
+  });
+
   it('ignores a redaction naming an event of another room', async () => {
     const first = await a.createRoom('@alice:a.test', '12');
     const second = await a.createRoom('@alice:a.test', '12');
