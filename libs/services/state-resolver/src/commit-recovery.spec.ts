@@ -170,6 +170,31 @@ describe('local commits cut short (issue 10, defects 3, 4, 6)', () => {
     expect(logged.filter((e) => bodyOf(e) === 'during outage').map((e) => e.eventId)).toEqual([retried.ok && retried.eventId]);
   });
 
+  it('a message whose send failed in a bus outage goes out once the bus is back, with no other work in the room', async () => {
+    const roomId = await a.createRoom(alice);
+    const outage = new Crash(1);
+    const resolver = new StateResolver({
+      store: a.store,
+      bus: outage.bus(a.bus),
+      topology: a.topology,
+      identity: { serverName: a.name, signingKey: a.key },
+      federation: {} as never,
+      keyRing: network.keyRing(),
+      repairIntervalMs: 20,
+    });
+    await resolver.start();
+    try {
+      const failed = await resolver.localEvents.onCommand(message(roomId, 'alone in the outage', 'q1')).catch((err: Error) => err);
+      expect(failed).toBeInstanceOf(Error);
+      const [pending] = await a.store.pendingCommits.list(roomId);
+      outage.dieAt = Infinity;
+      const logged = await roomLog(a, roomId, pending.eventId);
+      expect(logged.filter((e) => bodyOf(e) === 'alone in the outage').map((e) => e.eventId)).toEqual([pending.eventId]);
+    } finally {
+      await resolver.stop();
+    }
+  });
+
   it('a store outage after the event became an extremity does not brick the room (no MissingStateError on later sends)', async () => {
     const roomId = await a.createRoom(alice);
     const total = await writesOf((r) => r.localEvents.onCommand(message(roomId, 'probe', 'probe')));

@@ -151,6 +151,11 @@ export class RoomTimeline {
     return this.settlePending(roomId);
   }
 
+  /** Rooms where a commit failed in this process and is not finished yet. */
+  unsettled(): string[] {
+    return [...this.unsettledRooms];
+  }
+
   /** The rooms with commits under way in the store, all marked for recovery (the repair on start). */
   async roomsWithPendingCommits(): Promise<string[]> {
     const rooms = [...new Set((await this.store.pendingCommits.list()).map((c) => c.roomId))];

@@ -24,7 +24,11 @@ export interface StateResolverDeps {
   replica?: { index: number; count: number };
   gapFill?: GapFillLimits;
   transactions?: ClientTransactionLog;
+  /** How often a commit that failed here (store or bus outage) is tried again when no other work comes to its room. */
+  repairIntervalMs?: number;
 }
+
+const DEFAULT_REPAIR_INTERVAL_MS = 15_000;
 
 /** `FEDGATE_REPLICA_INDEX` / `FEDGATE_REPLICA_COUNT`, default one replica owning every partition. */
 export function replicaFromEnv(env: NodeJS.ProcessEnv = process.env): { index: number; count: number } {
@@ -46,6 +50,7 @@ export class StateResolver {
   readonly backfill: RemoteBackfill;
   private subscriptions: BusSubscription[] = [];
   private readonly locks = new RoomLocks();
+  private repairTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: StateResolverDeps) {
     const locks = this.locks;
@@ -102,9 +107,20 @@ export class StateResolver {
     for (const p of owned) {
       this.subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => this.inbound.onMessage(m)));
     }
+    // A send that failed mid-commit during an outage goes out once the outage is over, even if nothing else
+    // happens in its room; until then it stays in store.pendingCommits.
+    this.repairTimer = setInterval(() => void this.repairUnsettled(), this.deps.repairIntervalMs ?? DEFAULT_REPAIR_INTERVAL_MS);
+    this.repairTimer.unref();
+  }
+
+  private async repairUnsettled(): Promise<void> {
+    for (const roomId of this.timeline.unsettled()) {
+      await this.locks.run(roomId, () => this.timeline.recover(roomId)).catch(() => undefined);
+    }
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.repairTimer);
     const subs = this.subscriptions;
     this.subscriptions = [];
     await Promise.all(subs.map((s) => s.stop()));
