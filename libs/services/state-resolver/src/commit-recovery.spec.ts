@@ -1,67 +1,11 @@
 // Issue 10, defects 3, 4 and 6: a local commit is many writes; wherever the process dies (or the store or
 // the bus fails) between them, the room stays usable, the event reaches the room log once, a redaction is
 // not lost, and overlapping sends of one client transaction make one event.
-import type { Bus, BusSubscription, RoomLogEntry } from '@fedgate/bus';
+import type { BusSubscription, RoomLogEntry } from '@fedgate/bus';
 import type { Store } from '@fedgate/store';
 import { StateResolver } from './state-resolver';
+import { Crash } from './testing/crash';
 import { TestNetwork, type TestServer } from './testing/test-server';
-
-const WRITES: Record<string, string[]> = {
-  events: ['append', 'appendMany', 'setOutcome'],
-  state: ['save', 'derive', 'setForEvent'],
-  rooms: ['ensure', 'setCurrentState', 'updateForwardExtremities', 'setJoinedServers', 'updateJoinedServers'],
-  redactions: ['addClaim', 'apply'],
-  pendingCommits: ['add', 'remove'],
-  clientTransactions: ['record'],
-};
-
-/** Counts the writes (store and bus publish); from the `dieAt`-th on, every write throws, as if the process had died there. */
-class Crash {
-  writes = 0;
-  constructor(public dieAt = Infinity) {}
-
-  get died(): boolean {
-    return this.writes >= this.dieAt;
-  }
-
-  write(): void {
-    this.writes++;
-    if (this.writes >= this.dieAt) throw new Error(`simulated crash at write ${this.writes}`);
-  }
-
-  store(store: Store): Store {
-    const wrapped: Record<string, unknown> = { ...store };
-    for (const [repo, methods] of Object.entries(WRITES)) {
-      const target = (store as unknown as Record<string, Record<string, (...args: unknown[]) => unknown>>)[repo];
-      wrapped[repo] = new Proxy(target, {
-        get: (t, key) => {
-          const value = t[key as string];
-          if (typeof value !== 'function') return value;
-          if (!methods.includes(key as string)) return value.bind(t);
-          return async (...args: unknown[]) => {
-            this.write();
-            return value.apply(t, args);
-          };
-        },
-      });
-    }
-    return wrapped as unknown as Store;
-  }
-
-  bus(bus: Bus): Bus {
-    return new Proxy(bus, {
-      get: (t, key) => {
-        const value = (t as unknown as Record<string | symbol, unknown>)[key];
-        if (typeof value !== 'function') return value;
-        if (key !== 'publish') return value.bind(t);
-        return async (...args: unknown[]) => {
-          this.write();
-          return value.apply(t, args);
-        };
-      },
-    });
-  }
-}
 
 /** Another state-resolver process over the same store and bus (a restart, or a second replica). */
 function processOver(server: TestServer, network: TestNetwork, crash?: Crash): StateResolver {
