@@ -9,6 +9,7 @@ import type { Store } from '@fedgate/store';
 import type { ClientTransactionLog } from './client-transactions';
 import { badJson, CommandRefusal, describeError, forbidden, notFound } from './errors';
 import type { EventBuilder, BuiltEvent } from './event-builder';
+import { hasRedactPower, redactsOf } from './redactions';
 import type { RoomLocks } from './room-locks';
 import { ClientTransactionTaken, type RoomTimeline } from './room-timeline';
 
@@ -110,6 +111,7 @@ export class LocalEvents {
       let built = await this.builder.build(draft, rules, current);
       let evaluation = await this.timeline.evaluate(built.eventId, built.pdu, rules);
       if (evaluation.status !== 'accepted') throw forbidden(evaluation.reason ?? 'not allowed');
+      if (built.pdu.type === 'm.room.redaction') await this.checkRedaction(built.pdu, rules, current);
       if (this.isRemoteInvite(command)) {
         built = await this.inviteRemote(built, rules, current);
         evaluation = { ...evaluation, pdu: built.pdu };
@@ -117,6 +119,21 @@ export class LocalEvents {
       const committed = await this.timeline.commit(evaluation, { local: true, txn });
       return { eventId: committed.eventId, roomId: committed.roomId };
     });
+  }
+
+  /**
+   * A local user's redaction of a known event: refused when the event is in another room, or is someone
+   * else's and the user lacks the redact power level (it would never be applied). An unknown target is a
+   * claim, applied if allowed once the target arrives.
+   */
+  private async checkRedaction(pdu: Pdu, rules: RoomVersionRules, current: Map<string, string>): Promise<void> {
+    const targetId = redactsOf(pdu, rules);
+    if (targetId === undefined) throw badJson('a redaction names the event it redacts');
+    const target = await this.store.events.get(targetId);
+    if (!target) return;
+    if (target.roomId !== pdu.room_id) throw badJson(`${targetId} is not an event of ${String(pdu.room_id)}`);
+    if (target.pdu.sender === pdu.sender || rules.redactionAuthByEventIdDomain) return;
+    if (!(await hasRedactPower(this.store, pdu.sender, current, rules))) throw forbidden(`${pdu.sender} may not redact events of other users in this room`);
   }
 
   private isRemoteInvite(command: CreateEventCommand): boolean {
