@@ -41,6 +41,11 @@ export interface RoomLogEntry {
   /** Servers with joined members at this event: the destinations for an outgoing event. */
   joinedServers: string[];
   streamOrdering?: number;
+  /**
+   * Redactions applied by this commit: the event itself when it is a redaction applied to its target, and
+   * earlier redactions of this event that apply now it is here. A redaction not listed is not applied (yet).
+   */
+  redactionsApplied?: string[];
 }
 
 /** Command to state-resolver: build, authorize, persist and publish a local event (request/reply). */

@@ -5,6 +5,7 @@ import type { EgressEntry } from '@fedgate/bus';
 import type { JsonObject } from '@fedgate/protocol';
 import type { AuditEntry, DestinationRecord, EgressQueueItem, PendingEgressTransaction } from '@fedgate/store';
 import { retryDelayMs } from './backoff';
+import { visibilityForServer } from './catch-up-visibility';
 import type { EgressContext } from './egress-context';
 import { classifySendFailure } from './send-failure';
 import { findStaleEdus } from './stale-edus';
@@ -222,8 +223,11 @@ export class DestinationSender {
 
   /**
    * After a long outage the remote does not need every event we queued: the latest events of each room
-   * (its forward extremities) are enough, and it fetches what it misses with /get_missing_events.
-   * EDUs stay queued (stale ones are dropped as usual); a transaction already in flight is still sent as saved.
+   * (its forward extremities) are enough, and it fetches what it misses with /get_missing_events. Only
+   * extremities it may have: the destination still has a user joined to the room, and history visibility
+   * lets it see each one; when none is left, the last event queued for it in that room goes instead (it was
+   * meant for it: a kick, say). EDUs stay queued (stale ones are dropped as usual); a transaction already in
+   * flight is still sent as saved.
    */
   private async catchUp(record: DestinationRecord): Promise<void> {
     const queue = this.ctx.store.egressQueue;
@@ -239,24 +243,36 @@ export class DestinationSender {
       after = page[page.length - 1].position;
     }
     for (let i = 0; i < skipped.length; i += 500) await queue.remove(this.destination, skipped.slice(i, i + 500).map((s) => s.position));
-    const rooms = [...new Set(skipped.map((s) => s.roomId))].sort();
+    const lastQueued = new Map(skipped.map((s) => [s.roomId, s.eventId]));
+    const rooms = [...lastQueued.keys()].sort();
     const sent: string[] = [];
+    const withheld: Array<{ roomId: string; eventId?: string; why: string }> = [];
     const now = this.now();
     for (const roomId of rooms) {
-      for (const eventId of await this.ctx.store.rooms.getForwardExtremities(roomId)) {
+      const chosen: string[] = [];
+      if (!(await this.ctx.store.rooms.getJoinedServers(roomId)).includes(this.destination)) withheld.push({ roomId, why: 'not_in_room' });
+      else {
+        for (const eventId of await this.ctx.store.rooms.getForwardExtremities(roomId)) {
+          const visibility = await visibilityForServer(this.ctx.store, this.destination, eventId);
+          if (visibility === 'visible') chosen.push(eventId);
+          else withheld.push({ roomId, eventId, why: visibility });
+        }
+      }
+      if (chosen.length === 0) chosen.push(lastQueued.get(roomId)!);
+      for (const eventId of chosen) {
         const entry: EgressEntry = { kind: 'pdu', destination: this.destination, roomId, eventId, enqueuedAt: now };
         await queue.append(this.destination, eventId, entry as unknown as JsonObject, now);
         sent.push(eventId);
       }
     }
-    this.ctx.logger.info({ destination: this.destination, skipped: skipped.length, rooms: rooms.length, extremities: sent.length }, 'catch-up: sending only the latest events');
+    this.ctx.logger.info({ destination: this.destination, skipped: skipped.length, rooms: rooms.length, extremities: sent.length, withheld: withheld.length }, 'catch-up: sending only the latest events');
     await this.audit({
       status: 0,
       outcome: 'rejected',
       reason: 'catch_up',
       durationMs: 0,
       pduCount: skipped.length,
-      details: { skippedEventIds: skipped.slice(0, AUDIT_ID_LIMIT).map((s) => s.eventId), skippedCount: skipped.length, rooms, extremities: sent },
+      details: { skippedEventIds: skipped.slice(0, AUDIT_ID_LIMIT).map((s) => s.eventId), skippedCount: skipped.length, rooms, extremities: sent, withheld: withheld.slice(0, AUDIT_ID_LIMIT) },
     });
   }
 

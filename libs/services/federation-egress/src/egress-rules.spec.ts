@@ -23,9 +23,22 @@ describe('destinationsForEvent', () => {
     expect(destinationsForEvent(entry({ outcome: 'rejected' }), 'own.test')).toEqual([]);
   });
 
-  it.each(['invite', 'leave', 'ban'])('adds the target server of a %s', (membership) => {
-    const event = { type: 'm.room.member', state_key: '@carol:c.test', content: { membership } };
+  it.each(['leave', 'ban'])('adds the target server of a %s', (membership) => {
+    const event = { type: 'm.room.member', sender: '@admin:own.test', state_key: '@carol:c.test', content: { membership } };
     expect(destinationsForEvent(entry({ event, joinedServers: ['own.test'] }), 'own.test')).toEqual(['c.test']);
+  });
+
+  it('does not /send an invite to the invitee server when it is not in the room: the invite API carried it (issue 10, defect 10a)', () => {
+    const event = { type: 'm.room.member', sender: '@alice:own.test', state_key: '@carol:c.test', content: { membership: 'invite' } };
+    expect(destinationsForEvent(entry({ event, joinedServers: ['own.test', 'b.test'] }), 'own.test')).toEqual(['b.test']);
+    expect(destinationsForEvent(entry({ event, joinedServers: ['own.test', 'b.test', 'c.test'] }), 'own.test')).toEqual(['b.test', 'c.test']);
+  });
+
+  it('does not echo a join received through send_join back to the joining server (issue 10, defect 10b)', () => {
+    const event = { type: 'm.room.member', sender: '@dan:d.test', state_key: '@dan:d.test', content: { membership: 'join' } };
+    expect(destinationsForEvent(entry({ event, joinedServers: ['own.test', 'b.test', 'd.test'] }), 'own.test')).toEqual(['b.test']);
+    const leave = { type: 'm.room.member', sender: '@dan:d.test', state_key: '@dan:d.test', content: { membership: 'leave' } };
+    expect(destinationsForEvent(entry({ event: leave, joinedServers: ['own.test', 'b.test'] }), 'own.test')).toEqual(['b.test']);
   });
 
   it('does not add the target server of a join beyond the joined servers', () => {

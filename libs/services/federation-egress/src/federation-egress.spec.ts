@@ -4,7 +4,7 @@ import path from 'node:path';
 import { busOptionsFor, busTopology, EmbeddedBus, type BusTopology, type EgressEntry, type RoomLogEntry } from '@fedgate/bus';
 import { FederationHttpClient } from '@fedgate/federation-client';
 import type { JsonObject, Pdu } from '@fedgate/protocol';
-import { openSqliteStore, type Store } from '@fedgate/store';
+import { openSqliteStore, stateTupleKey, type Store } from '@fedgate/store';
 import { createTestCa, type TestCertificateAuthority } from '@fedgate/testing';
 import { RecordingRemote } from './__fixtures__/recording-remote';
 import type { EgressSettings } from './egress-settings';
@@ -373,6 +373,64 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     const [catchUp] = await h.store.audit.query({ destination: remote.serverName, reason: 'catch_up' });
     expect(catchUp.details).toMatchObject({ rooms: ['!catchA:own.test', '!catchB:own.test'], extremities: [a[29], b[9]] });
     expect((catchUp.details as { skippedCount: number }).skippedCount).toBe(40 - firstTxnIds.length);
+  });
+
+  it('catch-up sends a destination only the extremities it may see, in rooms it is still in (issue 10, defect 7)', async () => {
+    await remote.stop();
+    const h = await open({ catchUpQueueLimit: 5, backoff: { initialMs: 600_000, multiplier: 2, maxMs: 3_600_000, jitter: 0 }, wakePollMs: 600_000 });
+    const member = `@r:${remote.serverName}`;
+    /** An event whose state says: history visibility `visibility`, the remote's user with `membership`. */
+    async function extremityWithState(roomId: string, eventId: string, visibility: string, membership: string): Promise<void> {
+      const stateEvent = async (id: string, type: string, stateKey: string, content: Record<string, unknown>) => {
+        await h.store.events.append({ eventId: id, roomId, type, stateKey, depth: 1, prevEventIds: [], authEventIds: [], pdu: { ...pduOf(roomId, id, 1), type, state_key: stateKey, content: content as JsonObject }, status: 'accepted', outlier: false, receivedTs: 1 });
+      };
+      await stateEvent(`${eventId}-hv`, 'm.room.history_visibility', '', { history_visibility: visibility });
+      await stateEvent(`${eventId}-member`, 'm.room.member', member, { membership });
+      await h.store.events.append({ eventId, roomId, type: 'm.room.message', depth: 100, prevEventIds: [], authEventIds: [], pdu: pduOf(roomId, eventId, 100), status: 'accepted', outlier: false, receivedTs: 1 });
+      const state = new Map([
+        [stateTupleKey('m.room.history_visibility', ''), `${eventId}-hv`],
+        [stateTupleKey('m.room.member', member), `${eventId}-member`],
+      ]);
+      const snapshot = await h.store.state.save(roomId, state);
+      await h.store.state.setForEvent(eventId, { before: snapshot, after: snapshot });
+      await h.store.rooms.updateForwardExtremities(roomId, { add: [eventId], remove: [] });
+    }
+    // Still joined, may see the latest event: it goes.
+    const seen = await storeEvents(h.store, '!seen:own.test', 4);
+    await extremityWithState('!seen:own.test', '$seen-latest', 'joined', 'join');
+    await h.store.rooms.setJoinedServers('!seen:own.test', [OWN, remote.serverName]);
+    // Still joined (another user), but the latest event is from after its user left a members-only room: the last queued event goes instead.
+    const hidden = await storeEvents(h.store, '!hidden:own.test', 4);
+    await extremityWithState('!hidden:own.test', '$hidden-latest', 'joined', 'leave');
+    await h.store.rooms.setJoinedServers('!hidden:own.test', [OWN, remote.serverName]);
+    // No longer in the room: nothing newer than what was queued for it.
+    const left = await storeEvents(h.store, '!left:own.test', 4);
+    await extremityWithState('!left:own.test', '$left-latest', 'shared', 'leave');
+    await h.store.rooms.setJoinedServers('!left:own.test', [OWN]);
+
+    await publishLocal(h, '!seen:own.test', seen, [remote.serverName]);
+    await publishLocal(h, '!hidden:own.test', hidden, [remote.serverName]);
+    await publishLocal(h, '!left:own.test', left, [remote.serverName]);
+    await until(async () => (await h.store.egressQueue.count(remote.serverName, 0)) === 12, 'all queued');
+    await until(async () => (await h.store.destinations.get(remote.serverName)).failures >= 1, 'failed once');
+    const inFlight = await h.store.egressQueue.getTransaction(remote.serverName, (await h.store.destinations.get(remote.serverName)).inFlight!.txnId);
+    const firstTxnIds = (inFlight!.body.pdus as Array<{ event_id: string }>).map((p) => p.event_id);
+    await remote.start();
+    await h.bus.publish(h.topology.serverUp.subject, { serverName: remote.serverName, at: Date.now() }, { messageId: `server-up:${remote.serverName}:visibility` });
+    await until(async () => (await h.store.egressQueue.destinationsWithWork()).length === 0, 'drained');
+
+    const delivered = remote.deliveredEventIds();
+    expect(delivered).not.toContain('$hidden-latest');
+    expect(delivered).not.toContain('$left-latest');
+    expect(delivered.slice(firstTxnIds.length)).toEqual(['$hidden-4', '$left-4', '$seen-latest']);
+    const [catchUp] = await h.store.audit.query({ destination: remote.serverName, reason: 'catch_up' });
+    expect(catchUp.details).toMatchObject({
+      extremities: ['$hidden-4', '$left-4', '$seen-latest'],
+      withheld: [
+        { roomId: '!hidden:own.test', eventId: '$hidden-latest', why: 'not_visible' },
+        { roomId: '!left:own.test', why: 'not_in_room' },
+      ],
+    });
   });
 
   it('gives up a transaction to a refused address with a reason someone can query', async () => {

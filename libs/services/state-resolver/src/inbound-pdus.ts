@@ -81,6 +81,7 @@ export class InboundPduHandler {
       throw new PoisonMessageError(`malformed PDU: ${describeError(err)}`);
     }
     return this.locks.run(inbound.roomId, async () => {
+      await this.timeline.recover(inbound.roomId);
       if (await this.timeline.isSettled(inbound.eventId)) return undefined;
       const fetched = await this.fetchMissing(inbound.eventId, pdu, inbound.roomId, inbound.origin, rules);
       working();

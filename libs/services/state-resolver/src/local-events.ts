@@ -9,8 +9,9 @@ import type { Store } from '@fedgate/store';
 import type { ClientTransactionLog } from './client-transactions';
 import { badJson, CommandRefusal, describeError, forbidden, notFound } from './errors';
 import type { EventBuilder, BuiltEvent } from './event-builder';
+import { hasRedactPower, redactsOf } from './redactions';
 import type { RoomLocks } from './room-locks';
-import type { RoomTimeline } from './room-timeline';
+import { ClientTransactionTaken, type RoomTimeline } from './room-timeline';
 
 /** State kept in an invite's `invite_room_state` / a knock's stripped state. */
 export const STRIPPED_STATE_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
@@ -46,23 +47,37 @@ export class LocalEvents {
     }
   }
 
-  /** Builds, authorizes, persists and publishes; the reply carries the room ID too (new rooms). */
+  /**
+   * Builds, authorizes, persists and publishes; the reply carries the room ID too (new rooms). Sends with one
+   * (sender, txnId) answer with one event however they overlap: one at a time in this process, and the
+   * transaction is reserved in the store for the event before the event enters the room (first write wins).
+   */
   async create(command: CreateEventCommand): Promise<{ eventId: string; roomId: string }> {
     if (typeof command.sender !== 'string' || domainOf(command.sender) !== this.serverName) throw forbidden(`${command.sender} is not a user of ${this.serverName}`);
     if (typeof command.type !== 'string' || !isObject(command.content)) throw badJson('type must be a string and content an object');
-    if (command.txnId !== undefined) {
-      const known = await this.transactions.get(command.sender, command.txnId);
-      if (known) return known;
-    }
-    const created = command.type === 'm.room.create' && (command.stateKey ?? '') === '' ? await this.createRoom(command) : await this.createInRoom(command);
-    if (command.txnId !== undefined) {
-      const stored = await this.transactions.record(command.sender, command.txnId, created);
-      return { eventId: stored.eventId, roomId: stored.roomId };
-    }
-    return created;
+    if (command.txnId === undefined) return this.createOnce(command);
+    const txn = { sender: command.sender, txnId: String(command.txnId) };
+    return this.locks.run(`txn\u0000${txn.sender}\u0000${txn.txnId}`, async () => {
+      const known = await this.transactions.get(txn.sender, txn.txnId);
+      if (known) {
+        // Its commit may have been cut short: finished before the answer names it.
+        await this.locks.run(known.roomId, () => this.timeline.recover(known.roomId));
+        return known;
+      }
+      try {
+        return await this.createOnce(command, txn);
+      } catch (err) {
+        if (err instanceof ClientTransactionTaken) return err.existing;
+        throw err;
+      }
+    });
   }
 
-  private async createRoom(command: CreateEventCommand): Promise<{ eventId: string; roomId: string }> {
+  private createOnce(command: CreateEventCommand, txn?: { sender: string; txnId: string }): Promise<{ eventId: string; roomId: string }> {
+    return command.type === 'm.room.create' && (command.stateKey ?? '') === '' ? this.createRoom(command, txn) : this.createInRoom(command, txn);
+  }
+
+  private async createRoom(command: CreateEventCommand, txn?: { sender: string; txnId: string }): Promise<{ eventId: string; roomId: string }> {
     const content: Record<string, unknown> = { ...command.content };
     const version = content.room_version ?? DEFAULT_ROOM_VERSION;
     if (!isSupportedRoomVersion(version)) throw new CommandRefusal('M_UNSUPPORTED_ROOM_VERSION', `room version ${JSON.stringify(version)} is not supported`, 400);
@@ -79,28 +94,46 @@ export class LocalEvents {
     const evaluation = await this.timeline.evaluate(built.eventId, built.pdu, rules);
     if (evaluation.status !== 'accepted') throw forbidden(evaluation.reason ?? 'the create event is not allowed');
     return this.locks.run(evaluation.roomId, async () => {
-      const committed = await this.timeline.commit(evaluation, { local: true });
+      const committed = await this.timeline.commit(evaluation, { local: true, txn });
       return { eventId: committed.eventId, roomId: committed.roomId };
     });
   }
 
-  private async createInRoom(command: CreateEventCommand): Promise<{ eventId: string; roomId: string }> {
+  private async createInRoom(command: CreateEventCommand, txn?: { sender: string; txnId: string }): Promise<{ eventId: string; roomId: string }> {
     const room = await this.store.rooms.get(command.roomId);
     if (!room?.currentStateId) throw notFound(`room ${command.roomId} is not known here`);
     const rules = roomVersionRules(room.roomVersion);
     return this.locks.run(command.roomId, async () => {
+      // A commit cut short here is finished first, so this event builds on it.
+      await this.timeline.recover(command.roomId);
       const current = (await this.timeline.currentState(command.roomId))!;
       const draft = { roomId: command.roomId, sender: command.sender, type: command.type, stateKey: command.stateKey, content: command.content };
       let built = await this.builder.build(draft, rules, current);
       let evaluation = await this.timeline.evaluate(built.eventId, built.pdu, rules);
       if (evaluation.status !== 'accepted') throw forbidden(evaluation.reason ?? 'not allowed');
+      if (built.pdu.type === 'm.room.redaction') await this.checkRedaction(built.pdu, rules, current);
       if (this.isRemoteInvite(command)) {
         built = await this.inviteRemote(built, rules, current);
         evaluation = { ...evaluation, pdu: built.pdu };
       }
-      const committed = await this.timeline.commit(evaluation, { local: true });
+      const committed = await this.timeline.commit(evaluation, { local: true, txn });
       return { eventId: committed.eventId, roomId: committed.roomId };
     });
+  }
+
+  /**
+   * A local user's redaction of a known event: refused when the event is in another room, or is someone
+   * else's and the user lacks the redact power level (it would never be applied). An unknown target is a
+   * claim, applied if allowed once the target arrives.
+   */
+  private async checkRedaction(pdu: Pdu, rules: RoomVersionRules, current: Map<string, string>): Promise<void> {
+    const targetId = redactsOf(pdu, rules);
+    if (targetId === undefined) throw badJson('a redaction names the event it redacts');
+    const target = await this.store.events.get(targetId);
+    if (!target) return;
+    if (target.roomId !== pdu.room_id) throw badJson(`${targetId} is not an event of ${String(pdu.room_id)}`);
+    if (target.pdu.sender === pdu.sender || rules.redactionAuthByEventIdDomain) return;
+    if (!(await hasRedactPower(this.store, pdu.sender, current, rules))) throw forbidden(`${pdu.sender} may not redact events of other users in this room`);
   }
 
   private isRemoteInvite(command: CreateEventCommand): boolean {

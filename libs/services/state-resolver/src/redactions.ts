@@ -3,7 +3,7 @@
 // same room, and its sender is on the redaction sender's server or the redaction's sender has the redact
 // power level in the state before the redaction. (v1–v2 check the event ID domains at auth time already.)
 import { roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
-import { domainOf, powerLevelsOf, toRoomEvent, userPowerLevel } from '@fedgate/room-state';
+import { domainOf, powerLevelsOf, stateMapKey, toRoomEvent, userPowerLevel } from '@fedgate/room-state';
 import { stateTupleKey, type EventRecord, type RedactionClaim, type Store } from '@fedgate/store';
 
 /** The event an `m.room.redaction` names: in its content from room version 11, at the top level before. */
@@ -11,6 +11,22 @@ export function redactsOf(pdu: Pdu | Record<string, unknown>, rules: RoomVersion
   const content = pdu.content as Record<string, unknown> | undefined;
   const redacts = rules.redactsInContent ? content?.redacts : pdu.redacts;
   return typeof redacts === 'string' ? redacts : undefined;
+}
+
+/**
+ * Whether `sender` has the redact power level in `state` (room-state keys): what a user needs to redact
+ * someone else's event (rooms v3+ "Redactions"; v1–v2 check the event ID domains in the auth rules).
+ */
+export async function hasRedactPower(store: Store, sender: string, state: Map<string, string>, rules: RoomVersionRules): Promise<boolean> {
+  const powerLevelsId = state.get(stateMapKey('m.room.power_levels', ''));
+  const createId = state.get(stateMapKey('m.room.create', ''));
+  const events = await store.events.getMany([powerLevelsId, createId].filter((id): id is string => id !== undefined));
+  const asRoomEvent = (id: string | undefined) => {
+    const record = id === undefined ? undefined : events.get(id);
+    return record && toRoomEvent(record.pdu, record.eventId);
+  };
+  const powerLevels = asRoomEvent(powerLevelsId);
+  return userPowerLevel(sender, powerLevels, asRoomEvent(createId), rules) >= powerLevelsOf(powerLevels, rules).redact;
 }
 
 export class RedactionApplier {

@@ -1,8 +1,14 @@
 // The one path every event into a room takes, whoever made it: state before it (resolved over its prev
 // events), the auth checks, soft-fail, then persistence, forward extremities, current state, joined
 // servers and the room log entry. Callers hold the room's lock.
+//
+// A commit is many writes to the store and one to the bus; any of them may fail, or the process may die
+// between two. So a commit is recorded as pending before its first write and finished from that record
+// (every step is idempotent) by whoever next works in the room, or by the repair on start: the state refs
+// are written before the event can become a forward extremity, and the room log entry goes out once the
+// room has moved on, then the record goes.
 import type { Bus, BusTopology, EventOutcome, JsonObject as BusJson, RoomLogEntry } from '@fedgate/bus';
-import { computeRoomIdFromCreateEvent, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
+import { computeRoomIdFromCreateEvent, roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
 import {
   authStateFromMap,
   authTypesForEvent,
@@ -15,13 +21,15 @@ import {
   isStateEvent,
   resolveState,
   stateMapKey,
+  toRoomEvent,
   type RoomEvent,
   type StateMap,
 } from '@fedgate/room-state';
-import type { EventRecord, EventStatus, Store } from '@fedgate/store';
+import type { EventRecord, EventStatus, PendingCommit, Store } from '@fedgate/store';
+import type { ClientTransactionLog } from './client-transactions';
 import { MissingStateError } from './errors';
 import { EventGraph } from './event-graph';
-import { RedactionApplier } from './redactions';
+import { RedactionApplier, redactsOf } from './redactions';
 import { stateDelta, toRoomStateMap, toStoreStateMap } from './state-keys';
 
 export interface Evaluation {
@@ -45,6 +53,35 @@ export interface CommitOptions {
   local: boolean;
   /** Extra fields for the room log's copy of the event (e.g. unsigned.invite_room_state). */
   unsigned?: BusJson;
+  /** The client transaction that asked for it: reserved for this event before the event enters the room. */
+  txn?: { sender: string; txnId: string };
+}
+
+/** What finishing a commit needs, kept in its pending record. */
+interface CommitPayload {
+  pdu: Pdu;
+  roomVersion: string;
+  status: EventStatus;
+  reason?: string;
+  local: boolean;
+  unsigned?: BusJson;
+  txn?: { sender: string; txnId: string };
+  before: string;
+  after: string;
+}
+
+/** The client transaction was taken by another event (an overlapping send of the same request): that one stands. */
+export class ClientTransactionTaken extends Error {
+  constructor(readonly existing: { eventId: string; roomId: string }) {
+    super(`the client transaction belongs to ${existing.eventId}`);
+    this.name = 'ClientTransactionTaken';
+  }
+}
+
+/** What a repair did: the commits it finished, and those it dropped because their client transaction went to another event. */
+export interface RepairOutcome {
+  finished: string[];
+  abandoned: string[];
 }
 
 export interface Committed {
@@ -88,18 +125,60 @@ export function logEventOf(eventId: string, roomId: string, pdu: Pdu, unsigned?:
 
 export class RoomTimeline {
   private readonly redactions: RedactionApplier;
+  /** Rooms that may hold a commit cut short in this process (or before it started): finished before the next work there. */
+  private readonly unsettledRooms = new Set<string>();
 
   constructor(
     private readonly store: Store,
     private readonly bus: Bus,
     private readonly topology: BusTopology,
+    private readonly transactions?: ClientTransactionLog,
   ) {
     this.redactions = new RedactionApplier(store);
   }
 
-  /** Whether the event went through this path already (its state refs are written last). */
+  /** Whether the event went through this path already; a commit of it cut short is finished first. The caller holds the room's lock. */
   async isSettled(eventId: string): Promise<boolean> {
+    if (this.unsettledRooms.size > 0) {
+      const pending = await this.store.pendingCommits.get(eventId);
+      if (pending) await this.settlePending(pending.roomId);
+    }
     return (await this.store.events.get(eventId)) !== undefined && (await this.store.state.getForEvent(eventId)) !== undefined;
+  }
+
+  /** Finishes the room's commits cut short, if this process saw one fail (or has not looked since it started). Under the room's lock. */
+  async recover(roomId: string): Promise<RepairOutcome> {
+    if (!this.unsettledRooms.has(roomId)) return { finished: [], abandoned: [] };
+    return this.settlePending(roomId);
+  }
+
+  /** Rooms where a commit failed in this process and is not finished yet. */
+  unsettled(): string[] {
+    return [...this.unsettledRooms];
+  }
+
+  /** The rooms with commits under way in the store, all marked for recovery (the repair on start). */
+  async roomsWithPendingCommits(): Promise<string[]> {
+    const rooms = [...new Set((await this.store.pendingCommits.list()).map((c) => c.roomId))];
+    for (const roomId of rooms) this.unsettledRooms.add(roomId);
+    return rooms;
+  }
+
+  /** Finishes every pending commit of the room, oldest first. Under the room's lock. */
+  async settlePending(roomId: string): Promise<RepairOutcome> {
+    const outcome: RepairOutcome = { finished: [], abandoned: [] };
+    this.unsettledRooms.add(roomId);
+    for (const pending of await this.store.pendingCommits.list(roomId)) {
+      try {
+        await this.finish(pending.eventId, pending.roomId, pending.payload as unknown as CommitPayload);
+        outcome.finished.push(pending.eventId);
+      } catch (err) {
+        if (!(err instanceof ClientTransactionTaken)) throw err;
+        outcome.abandoned.push(pending.eventId);
+      }
+    }
+    this.unsettledRooms.delete(roomId);
+    return outcome;
   }
 
   /**
@@ -170,15 +249,42 @@ export class RoomTimeline {
     return state && toRoomStateMap(state);
   }
 
-  /** Persists the evaluated event with its outcome and moves the room on; publishes the room log entry. */
+  /**
+   * Persists the evaluated event with its outcome and moves the room on; publishes the room log entry.
+   * Throws ClientTransactionTaken when `options.txn` already names another event (nothing of this one is kept).
+   */
   async commit(evaluation: Evaluation, options: CommitOptions): Promise<Committed> {
     const { eventId, roomId, pdu, event, rules, status, reason } = evaluation;
-    const beforeId = evaluation.beforeSnapshotId ?? (await this.store.state.save(roomId, toStoreStateMap(evaluation.before), evaluation.baseSnapshotId));
-    const changesState = status !== 'rejected' && isStateEvent(event);
-    const afterId = changesState ? await this.store.state.derive(roomId, beforeId, [{ type: event.type, stateKey: event.state_key!, eventId }]) : beforeId;
+    await this.recover(roomId);
+    try {
+      const before = evaluation.beforeSnapshotId ?? (await this.store.state.save(roomId, toStoreStateMap(evaluation.before), evaluation.baseSnapshotId));
+      const changesState = status !== 'rejected' && isStateEvent(event);
+      const after = changesState ? await this.store.state.derive(roomId, before, [{ type: event.type, stateKey: event.state_key!, eventId }]) : before;
+      const payload: CommitPayload = { pdu, roomVersion: rules.id, status, reason, local: options.local, unsigned: options.unsigned, txn: options.txn, before, after };
+      const pending: PendingCommit = { eventId, roomId, payload: JSON.parse(JSON.stringify(payload)) as Record<string, unknown>, createdTs: Date.now() };
+      await this.store.pendingCommits.add(pending);
+      return await this.finish(eventId, roomId, payload, evaluation.graph);
+    } catch (err) {
+      if (!(err instanceof ClientTransactionTaken)) this.unsettledRooms.add(roomId);
+      throw err;
+    }
+  }
 
-    const record = recordFor(eventId, roomId, pdu, event, status, reason, false);
-    const { inserted } = await this.store.events.append(record);
+  /** The writes of a commit, in an order that leaves the room usable wherever it stops; each may be repeated. */
+  private async finish(eventId: string, roomId: string, payload: CommitPayload, graph = new EventGraph(this.store)): Promise<Committed> {
+    const { pdu, status, reason, before, after } = payload;
+    const rules = roomVersionRules(payload.roomVersion);
+    const event = toRoomEvent(pdu, eventId);
+    if (payload.txn && this.transactions) {
+      const reserved = await this.transactions.record(payload.txn.sender, payload.txn.txnId, { eventId, roomId });
+      if (reserved.eventId !== eventId) {
+        await this.store.pendingCommits.remove(eventId);
+        throw new ClientTransactionTaken(reserved);
+      }
+    }
+    // Before the event can be anyone's prev event: the state at it.
+    await this.store.state.setForEvent(eventId, { before, after });
+    const { inserted } = await this.store.events.append(recordFor(eventId, roomId, pdu, event, status, reason, false));
     if (!inserted) await this.store.events.setOutcome(eventId, { status, reason, outlier: false });
 
     let delta: Record<string, string | null> = {};
@@ -188,22 +294,35 @@ export class RoomTimeline {
         await this.store.rooms.ensure({ roomId, roomVersion: rules.id, creator, createdTs: event.origin_server_ts });
       }
       await this.store.rooms.updateForwardExtremities(roomId, { add: [eventId], remove: await this.coveredBy(event.prev_events) });
-      delta = await this.updateCurrentState(roomId, eventId, afterId, rules, evaluation.graph);
+      delta = await this.updateCurrentState(roomId, eventId, after, rules, graph);
+      // After the state refs (the redact power check reads the state before the redaction), before the room log
+      // entry (which says whether it applied).
+      await this.redactions.onAccepted(eventId, roomId, pdu, rules);
     }
     const entry: RoomLogEntry = {
       eventId,
       roomId,
       outcome: OUTCOME[status],
-      local: options.local,
-      event: logEventOf(eventId, roomId, pdu, options.unsigned),
+      local: payload.local,
+      event: logEventOf(eventId, roomId, pdu, payload.unsigned),
       stateDelta: delta,
       joinedServers: await this.store.rooms.getJoinedServers(roomId),
+      redactionsApplied: status === 'accepted' ? await this.redactionsApplied(eventId, pdu, rules) : [],
     };
     await this.publish(entry);
-    await this.store.state.setForEvent(eventId, { before: beforeId, after: afterId });
-    // After the state refs: the redact power check reads the state before the redaction.
-    if (status === 'accepted') await this.redactions.onAccepted(eventId, roomId, pdu, rules);
+    await this.store.pendingCommits.remove(eventId);
     return { eventId, roomId, status, reason, entry };
+  }
+
+  /** Read back from the store, so a finished-late commit says the same as the first attempt would have. */
+  private async redactionsApplied(eventId: string, pdu: Pdu, rules: RoomVersionRules): Promise<string[]> {
+    const target = pdu.type === 'm.room.redaction' ? redactsOf(pdu, rules) : undefined;
+    const records = await this.store.events.getMany(target === undefined ? [eventId] : [eventId, target]);
+    const applied: string[] = [];
+    const own = records.get(eventId)?.redactedBy;
+    if (own !== undefined) applied.push(own);
+    if (target !== undefined && records.get(target)?.redactedBy === eventId) applied.push(eventId);
+    return applied;
   }
 
   /**

@@ -11,7 +11,7 @@ import { RemoteBackfill } from './remote-backfill';
 import { RemoteMembership } from './remote-membership';
 import { RoomLocks } from './room-locks';
 import { RoomReader } from './room-reader';
-import { RoomTimeline } from './room-timeline';
+import { RoomTimeline, type RepairOutcome } from './room-timeline';
 
 export interface StateResolverDeps {
   store: Store;
@@ -24,7 +24,11 @@ export interface StateResolverDeps {
   replica?: { index: number; count: number };
   gapFill?: GapFillLimits;
   transactions?: ClientTransactionLog;
+  /** How often a commit that failed here (store or bus outage) is tried again when no other work comes to its room. */
+  repairIntervalMs?: number;
 }
+
+const DEFAULT_REPAIR_INTERVAL_MS = 15_000;
 
 /** `FEDGATE_REPLICA_INDEX` / `FEDGATE_REPLICA_COUNT`, default one replica owning every partition. */
 export function replicaFromEnv(env: NodeJS.ProcessEnv = process.env): { index: number; count: number } {
@@ -45,28 +49,50 @@ export class StateResolver {
   readonly remoteMembership: RemoteMembership;
   readonly backfill: RemoteBackfill;
   private subscriptions: BusSubscription[] = [];
+  private readonly locks = new RoomLocks();
+  private repairTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: StateResolverDeps) {
-    const locks = new RoomLocks();
+    const locks = this.locks;
     const api = new FederationApi(deps.federation);
     const builder = new EventBuilder(deps.store, deps.identity);
-    this.timeline = new RoomTimeline(deps.store, deps.bus, deps.topology);
+    const transactions = deps.transactions ?? clientTransactionLog(deps.store);
+    this.timeline = new RoomTimeline(deps.store, deps.bus, deps.topology, transactions);
     this.reader = new RoomReader(deps.store);
     this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity.serverName, deps.gapFill ?? DEFAULT_GAP_FILL_LIMITS);
-    const transactions = deps.transactions ?? clientTransactionLog(deps.store);
     this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, deps.keyRing, api, transactions, deps.identity.serverName);
     this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey);
     this.remoteMembership = new RemoteMembership(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity, this.localEvents);
     this.backfill = new RemoteBackfill(deps.store, locks, deps.keyRing, api, deps.identity.serverName);
   }
 
-  /** Serves the commands and consumes the inbound partitions this replica owns. */
+  /**
+   * Finishes the commits cut short (a crash, a store or bus outage between the writes of one event): of one
+   * room, or of every room this replica owns. Runs on start; callable on demand (a command that failed
+   * mid-commit also leaves its room to be finished before the room's next work).
+   */
+  async repair(roomId?: string): Promise<Record<string, RepairOutcome>> {
+    const { topology } = this.deps;
+    const owned = new Set(this.ownedPartitions());
+    const rooms = roomId !== undefined ? [roomId] : (await this.timeline.roomsWithPendingCommits()).filter((r) => owned.has(topology.roomLog.partitionOf(r)));
+    const outcomes: Record<string, RepairOutcome> = {};
+    for (const room of rooms) outcomes[room] = await this.locks.run(room, () => this.timeline.settlePending(room));
+    return outcomes;
+  }
+
+  private ownedPartitions(): number[] {
+    const replica = this.deps.replica ?? { index: 0, count: 1 };
+    return partitionsForReplica(replica.index, replica.count, this.deps.topology.roomPartitions);
+  }
+
+  /** Finishes cut-short commits, then serves the commands and consumes the inbound partitions this replica owns. */
   async start(): Promise<void> {
     const { bus, topology } = this.deps;
     const replica = this.deps.replica ?? { index: 0, count: 1 };
+    await this.repair();
     // With one replica every command subject is served; with several, each replica serves the room partitions
     // whose inbound PDUs it consumes, so one process (and its room locks) orders all of a room's work.
-    const owned = partitionsForReplica(replica.index, replica.count, topology.roomPartitions);
+    const owned = this.ownedPartitions();
     const specs = <Req, Res>(command: CommandSpec<Req, Res>): CommandSpec<Req, Res>[] =>
       replica.count === 1 ? [command] : owned.map((p) => ({ ...command, pattern: command.pattern.replace(/\*$/, String(p)) as CommandSubject<Req, Res> }));
     const serveAll = async <Req, Res>(command: CommandSpec<Req, Res>, handler: (request: Req) => Promise<Res>) => {
@@ -81,9 +107,20 @@ export class StateResolver {
     for (const p of owned) {
       this.subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => this.inbound.onMessage(m)));
     }
+    // A send that failed mid-commit during an outage goes out once the outage is over, even if nothing else
+    // happens in its room; until then it stays in store.pendingCommits.
+    this.repairTimer = setInterval(() => void this.repairUnsettled(), this.deps.repairIntervalMs ?? DEFAULT_REPAIR_INTERVAL_MS);
+    this.repairTimer.unref();
+  }
+
+  private async repairUnsettled(): Promise<void> {
+    for (const roomId of this.timeline.unsettled()) {
+      await this.locks.run(roomId, () => this.timeline.recover(roomId)).catch(() => undefined);
+    }
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.repairTimer);
     const subs = this.subscriptions;
     this.subscriptions = [];
     await Promise.all(subs.map((s) => s.stop()));

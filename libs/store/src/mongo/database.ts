@@ -15,6 +15,7 @@ export interface MongoCollections {
   receivedTransactions: Collection<Document>;
   clientTransactions: Collection<Document>;
   redactionClaims: Collection<Document>;
+  pendingCommits: Collection<Document>;
   destinations: Collection<Document>;
   egressQueue: Collection<Document>;
   egressTransactions: Collection<Document>;
@@ -53,6 +54,7 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   clientTransactions: { name: 'client_transactions', indexes: [] },
   leases: { name: 'leases', indexes: [] },
   redactionClaims: { name: 'redaction_claims', indexes: [] },
+  pendingCommits: { name: 'pending_commits', indexes: [] },
   destinations: { name: 'destinations', indexes: [{ key: { retryAt: 1 }, name: 'retry_at' }] },
   egressQueue: { name: 'egress_queue', indexes: [{ key: { destination: 1, position: 1 }, name: 'destination_position' }] },
   egressTransactions: { name: 'egress_transactions', indexes: [] },

@@ -10,6 +10,7 @@ import { MongoEventRepository } from './events';
 import { MongoDestinationRepository, MongoReceivedTransactionRepository, MongoServerKeyRepository } from './federation';
 import { MongoAppServiceRepository, MongoMediaRepository } from './platform';
 import { MongoLeaseRepository } from './leases';
+import { MongoPendingCommitRepository } from './pending-commits';
 import { MongoRedactionRepository } from './redactions';
 import { MongoRoomRepository } from './rooms';
 import { MongoSnapshotRows } from './state';
@@ -36,6 +37,7 @@ export async function openMongoStore(url: string, db: string): Promise<Store> {
     clientTransactions: new MongoClientTransactionRepository(c.clientTransactions),
     redactions: new MongoRedactionRepository(c.redactionClaims, c.events),
     leases: new MongoLeaseRepository(c.leases),
+    pendingCommits: new MongoPendingCommitRepository(c.pendingCommits, c.counters),
     close: () => client.close(),
   };
 }

@@ -3,6 +3,7 @@ import type { AliasRepository, AppServiceQueueRepository, LocalMembershipReposit
 import type { ChatLifecycleRepository } from './chat-lifecycle';
 import type { ClientTransactionRepository } from './client-transactions';
 import type { EventRepository } from './events';
+import type { PendingCommitRepository } from './pending-commits';
 import type { RedactionRepository } from './redactions';
 import type { EgressQueueRepository } from './egress-queue';
 import type { DestinationRepository, ReceivedTransactionRepository, ServerKeyRepository } from './federation';
@@ -36,6 +37,8 @@ export interface Store {
   readonly redactions: RedactionRepository;
   /** Named locks with an expiry, shared by every process on this store (ingress's per-origin transaction lock). */
   readonly leases: LeaseRepository;
+  /** state-resolver: commits under way, finished by the repair path after a crash or an outage. */
+  readonly pendingCommits: PendingCommitRepository;
   close(): Promise<void>;
 }
 

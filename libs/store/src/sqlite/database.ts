@@ -36,6 +36,9 @@ CREATE TABLE IF NOT EXISTS store_client_transactions (
   sender TEXT NOT NULL, txn_id TEXT NOT NULL, event_id TEXT NOT NULL, room_id TEXT NOT NULL, created_ts INTEGER NOT NULL,
   PRIMARY KEY (sender, txn_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS store_pending_commits (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, room_id TEXT NOT NULL, payload TEXT NOT NULL, created_ts INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS store_received_transactions (
   origin TEXT NOT NULL, txn_id TEXT NOT NULL, response TEXT NOT NULL, received_ts INTEGER NOT NULL,
   PRIMARY KEY (origin, txn_id)

@@ -10,6 +10,7 @@ import { SqliteEventRepository } from './events';
 import { SqliteDestinationRepository, SqliteReceivedTransactionRepository, SqliteServerKeyRepository } from './federation';
 import { SqliteAppServiceRepository, SqliteMediaRepository } from './platform';
 import { SqliteLeaseRepository } from './leases';
+import { SqlitePendingCommitRepository } from './pending-commits';
 import { SqliteRedactionRepository } from './redactions';
 import { SqliteRoomRepository } from './rooms';
 import { SqliteSnapshotRows } from './state';
@@ -37,6 +38,7 @@ export function openSqliteStore(path: string): Store {
     clientTransactions: new SqliteClientTransactionRepository(db),
     redactions: new SqliteRedactionRepository(db),
     leases: new SqliteLeaseRepository(db),
+    pendingCommits: new SqlitePendingCommitRepository(db),
     close: async () => db.close(),
   };
 }

@@ -134,6 +134,24 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
       });
     });
 
+    describe('pendingCommits', () => {
+      const commit = (eventId: string, roomId: string, payload: Record<string, unknown> = { step: 1 }) => ({ eventId, roomId, payload, createdTs: 5 });
+
+      it('keeps each commit under way once, lists them oldest first (per room or all) until removed', async () => {
+        await store.pendingCommits.add(commit('$pc-2', '!pc-a:test', { pdu: { 'a.b': '$x' } }));
+        await store.pendingCommits.add(commit('$pc-1', '!pc-b:test'));
+        await store.pendingCommits.add(commit('$pc-2', '!pc-a:test', { other: true }));
+        await store.pendingCommits.add(commit('$pc-3', '!pc-a:test'));
+        expect(await store.pendingCommits.get('$pc-2')).toEqual(commit('$pc-2', '!pc-a:test', { pdu: { 'a.b': '$x' } }));
+        expect((await store.pendingCommits.list('!pc-a:test')).map((c) => c.eventId)).toEqual(['$pc-2', '$pc-3']);
+        expect((await store.pendingCommits.list()).filter((c) => c.eventId.startsWith('$pc-')).map((c) => c.eventId)).toEqual(['$pc-2', '$pc-1', '$pc-3']);
+        await store.pendingCommits.remove('$pc-2');
+        await store.pendingCommits.remove('$pc-2');
+        expect(await store.pendingCommits.get('$pc-2')).toBeUndefined();
+        expect((await store.pendingCommits.list('!pc-a:test')).map((c) => c.eventId)).toEqual(['$pc-3']);
+      });
+    });
+
     describe('redactions', () => {
       const claim = (redactionEventId: string, targetEventId: string, roomId = '!redact:test') => ({ redactionEventId, targetEventId, roomId });
 

@@ -1,7 +1,14 @@
 // Room log → application services: every accepted event goes to each AS with interest in it (sender,
 // membership target, room ID, alias or a joined member in its namespaces), as an AppServicePush on
 // that AS's subject. Invites carry the stripped room state the invitee may see.
-import type { RoomLogEntry } from '@fedgate/bus';
+//
+// A redaction goes only once it is applied (rooms v3+ "Handling redactions": clients see it when the
+// server would apply it), so a member who may not redact a message cannot delete it on the chat platform:
+// one whose target is unknown, or whose sender may not redact the target, is held back (its claim stays in
+// the store) and goes right after its target once the target arrives and the redaction applies. A
+// soft-failed state event that later enters the room's current state (a later event builds on it) is
+// pushed then, as the state it now is.
+import type { JsonObject, RoomLogEntry } from '@fedgate/bus';
 import type { Bus, BusTopology, Store } from '@fedgate/platform';
 import { stateTupleKey } from '@fedgate/store';
 import type { Logger } from 'pino';
@@ -9,6 +16,9 @@ import { ApplicationServiceRegistry } from '../registration';
 import { strippedState, toClientEvent } from '../rooms/client-event';
 import { RoomView } from '../rooms/room-view';
 import type { InviteeProvisioning } from './invitee-provisioning';
+
+/** The room log's form of a stored event (what RoomLogEntry.event carries). */
+type LoggedEvent = Pick<RoomLogEntry, 'eventId' | 'roomId' | 'event'>;
 
 const INVITE_STATE_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
 
@@ -30,6 +40,41 @@ export class RoomLogFanout {
     }
     // Soft-failed and rejected events never reach clients.
     if (entry.outcome !== 'accepted') return;
+    if (pdu.type === 'm.room.redaction' && !(await this.redactionApplied(entry))) {
+      this.logger.info(
+        { eventId: entry.eventId, roomId: entry.roomId, redacts: redactsOf(entry.event) },
+        'redaction held back from application services: not applied (target unknown here, or its sender may not redact it); it goes once it applies',
+      );
+      return;
+    }
+    for (const entered of await this.softFailedEnteringState(entry)) await this.push(entered);
+    await this.push(entry);
+    for (const redactionId of entry.redactionsApplied ?? []) {
+      if (redactionId === entry.eventId) continue;
+      const redaction = await this.store.events.get(redactionId);
+      if (redaction) await this.push({ eventId: redactionId, roomId: redaction.roomId, event: { ...redaction.pdu, event_id: redactionId, room_id: redaction.roomId } as unknown as JsonObject });
+    }
+  }
+
+  /** Whether the room log says the redaction applied; an entry from before that was said is checked against the store. */
+  private async redactionApplied(entry: RoomLogEntry): Promise<boolean> {
+    if (entry.redactionsApplied !== undefined) return entry.redactionsApplied.includes(entry.eventId);
+    const target = redactsOf(entry.event);
+    return target !== undefined && (await this.store.events.get(target))?.redactedBy === entry.eventId;
+  }
+
+  /** Soft-failed events this entry brings into current state: never pushed when they came, so pushed now. */
+  private async softFailedEnteringState(entry: RoomLogEntry): Promise<LoggedEvent[]> {
+    const ids = Object.values(entry.stateDelta ?? {}).filter((id): id is string => typeof id === 'string' && id !== entry.eventId);
+    if (ids.length === 0) return [];
+    const records = await this.store.events.getMany(ids);
+    return [...records.values()]
+      .filter((r) => r.status === 'soft_failed' && r.roomId === entry.roomId)
+      .map((r) => ({ eventId: r.eventId, roomId: r.roomId, event: { ...r.pdu, event_id: r.eventId, room_id: r.roomId } as unknown as JsonObject }));
+  }
+
+  private async push(entry: LoggedEvent): Promise<void> {
+    const pdu = entry.event as { type: string; sender: string; state_key?: string; content: Record<string, unknown>; unsigned?: Record<string, unknown> };
     // Before the invite is pushed: the AS is asked about an invitee nobody registered (and may create it).
     if (pdu.type === 'm.room.member' && pdu.content.membership === 'invite' && typeof pdu.state_key === 'string') {
       await this.invitees?.ensureRegistered(pdu.state_key);
@@ -65,4 +110,11 @@ export class RoomLogFanout {
     if (inviterMember) stripped.push(strippedState(inviterMember.pdu));
     return stripped;
   }
+}
+
+/** The event a redaction names: in its content from room version 11, at the top level before. */
+function redactsOf(event: JsonObject): string | undefined {
+  const content = event.content as { redacts?: unknown } | undefined;
+  const redacts = content?.redacts ?? event.redacts;
+  return typeof redacts === 'string' ? redacts : undefined;
 }
