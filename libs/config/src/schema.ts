@@ -30,7 +30,7 @@ export const configSchema = closed(
         items: closed({ serverName: { type: 'string', minLength: 1 }, verifyKeys: { type: 'object', additionalProperties: { type: 'string', minLength: 1 } } }, ['serverName']),
       },
     }),
-    clientServer: closed({ ...listener, enabled: { type: 'boolean' } }),
+    clientServer: closed({ ...listener, enabled: { type: 'boolean' }, unauthenticatedLegacyMedia: { type: 'boolean' } }, ['bindAddress', 'port', 'enabled']),
     tls: closed({ cert: path, key: path, ca: { type: 'array', items: path } }, ['ca']),
     signingKey: closed({ path }, []),
     nats: closed({ url: url(['nats', 'tls', 'ws', 'wss']) }),
@@ -50,7 +50,7 @@ export const configSchema = closed(
     limits: closed({ maxUploadBytes: positiveInteger }),
     appServices: closed({ registrationFiles: { type: 'array', items: path } }),
     log: closed({ level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } }),
-    telemetry: closed({ otlpEndpoint: url(['http', 'https']), metricsPort: port }, []),
+    telemetry: closed({ otlpEndpoint: url(['http', 'https']), metricsPort: port, metricsBindAddress: { type: 'string', minLength: 1 } }, []),
   },
 );
 

@@ -51,8 +51,11 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Serves GET /metrics for a registry on a port (0 picks a free one). */
-export async function serveMetrics(registry: Registry, port: number, host = '0.0.0.0'): Promise<MetricsServer> {
+/**
+ * Serves GET /metrics for a registry on a port (0 picks a free one). Loopback unless told otherwise:
+ * /metrics is unauthenticated and describes internals.
+ */
+export async function serveMetrics(registry: Registry, port: number, host = '127.0.0.1'): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404).end();
