@@ -6,6 +6,8 @@ import { clientTransactionLog, type ClientTransactionLog } from './client-transa
 import { EventBuilder, type ServerSigner } from './event-builder';
 import { DEFAULT_GAP_FILL_LIMITS, InboundPduHandler, type GapFillLimits } from './inbound-pdus';
 import { LocalEvents } from './local-events';
+import { InviteChecks } from './invite-checks';
+import { InviteRateLimit } from './invite-rate-limit';
 import { MembershipHandshakes } from './membership-handshakes';
 import { RemoteBackfill } from './remote-backfill';
 import { RemoteMembership } from './remote-membership';
@@ -24,6 +26,8 @@ export interface StateResolverDeps {
   replica?: { index: number; count: number };
   gapFill?: GapFillLimits;
   transactions?: ClientTransactionLog;
+  /** Invites accepted per remote server (default DEFAULT_INVITE_RATE_LIMIT). */
+  inviteRateLimit?: InviteRateLimit;
 }
 
 /** `FEDGATE_REPLICA_INDEX` / `FEDGATE_REPLICA_COUNT`, default one replica owning every partition. */
@@ -55,7 +59,8 @@ export class StateResolver {
     this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity.serverName, deps.gapFill ?? DEFAULT_GAP_FILL_LIMITS);
     const transactions = deps.transactions ?? clientTransactionLog(deps.store);
     this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, deps.keyRing, api, transactions, deps.identity.serverName);
-    this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey);
+    const invites = new InviteChecks(deps.store, this.timeline, deps.keyRing, deps.identity.serverName, deps.inviteRateLimit);
+    this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey, invites);
     this.remoteMembership = new RemoteMembership(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity, this.localEvents);
     this.backfill = new RemoteBackfill(deps.store, locks, deps.keyRing, api, deps.identity.serverName);
   }
