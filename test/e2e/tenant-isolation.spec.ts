@@ -206,6 +206,30 @@ describe('tenant isolation between two application services (issue 18)', () => {
     });
   });
 
+  describe('defect 7: directory visibility is stored, honoured and guarded', () => {
+    const listing = (roomId: string) => `/_matrix/client/v3/directory/list/room/${enc(roomId)}`;
+
+    it('createRoom keeps the visibility asked for (private by default)', async () => {
+      const published = await createRoom(rcAlice, rcToken, { preset: 'public_chat', visibility: 'public' });
+      const unpublished = await createRoom(rcAlice, rcToken, { preset: 'public_chat' });
+      expect(await ok('GET', listing(published), rcToken)).toEqual({ visibility: 'public' });
+      expect(await ok('GET', listing(unpublished), rcToken)).toEqual({ visibility: 'private' });
+      expect((await platform.store.roomDirectory.listPublic({ limit: 1000 })).includes(unpublished)).toBe(false);
+      expect(await call('GET', listing('!unknown:tenant.test'), rcToken)).toMatchObject({ status: 404, body: { errcode: 'M_NOT_FOUND' } });
+    });
+
+    it('only a member with the power to set the canonical alias may publish; another tenant may not', async () => {
+      const room = await createRoom(rcAlice, rcToken, { preset: 'public_chat' });
+      expect(await call('PUT', `${listing(room)}?${as(botHelper)}`, botToken, { visibility: 'public' })).toMatchObject({ status: 403, body: { errcode: 'M_FORBIDDEN' } });
+      await ok('POST', `/_matrix/client/v3/join/${enc(room)}?${as(botHelper)}`, botToken, {});
+      expect(await call('PUT', `${listing(room)}?${as(botHelper)}`, botToken, { visibility: 'public' })).toMatchObject({ status: 403, body: { errcode: 'M_FORBIDDEN' } });
+      expect(await ok('GET', listing(room), rcToken)).toEqual({ visibility: 'private' });
+      await ok('PUT', `${listing(room)}?${as(rcAlice)}`, rcToken, { visibility: 'public' });
+      expect(await ok('GET', listing(room), botToken)).toEqual({ visibility: 'public' });
+      expect(await call('PUT', `${listing(room)}?${as(rcAlice)}`, rcToken, { visibility: 'everyone' })).toMatchObject({ status: 400, body: { errcode: 'M_BAD_JSON' } });
+    });
+  });
+
   describe('defect 12: legacy media downloads', () => {
     it('need a token unless the operator turned unauthenticated downloads on', async () => {
       expect(await call('GET', `/_matrix/media/v3/download/${serverName}/anything`, null)).toEqual({ status: 401, body: expect.objectContaining({ errcode: 'M_MISSING_TOKEN' }) });

@@ -2,6 +2,7 @@ import type { Store } from '../ports/store';
 import { SnapshotRepository } from '../shared/snapshots';
 import { MongoAuditRepository } from './audit';
 import { MongoChatLifecycleRepository } from './chat-lifecycle';
+import { MongoRoomDirectoryRepository } from './room-directory';
 import { MongoClientTransactionRepository } from './client-transactions';
 import { MongoAliasRepository, MongoAppServiceQueueRepository, MongoLocalMembershipRepository, MongoProfileRepository } from './chat';
 import { connectMongo } from './database';
@@ -34,6 +35,7 @@ export async function openMongoStore(url: string, db: string): Promise<Store> {
     chatLifecycle: new MongoChatLifecycleRepository(c.deactivatedUsers, c.roomDeletions, c.forgottenRooms),
     clientTransactions: new MongoClientTransactionRepository(c.clientTransactions),
     redactions: new MongoRedactionRepository(c.redactionClaims, c.events),
+    roomDirectory: new MongoRoomDirectoryRepository(c.roomDirectory),
     close: () => client.close(),
   };
 }

@@ -4,6 +4,7 @@ import type { ChatLifecycleRepository } from './chat-lifecycle';
 import type { ClientTransactionRepository } from './client-transactions';
 import type { EventRepository } from './events';
 import type { RedactionRepository } from './redactions';
+import type { RoomDirectoryRepository } from './room-directory';
 import type { EgressQueueRepository } from './egress-queue';
 import type { DestinationRepository, ReceivedTransactionRepository, ServerKeyRepository } from './federation';
 import type { AppServiceRepository, MediaRepository } from './platform';
@@ -33,6 +34,8 @@ export interface Store {
   readonly clientTransactions: ClientTransactionRepository;
   /** state-resolver: redactions applied to their targets (readers see them as `EventRecord.redactedBy`). */
   readonly redactions: RedactionRepository;
+  /** chat-sync writes, ingress reads: which rooms are published in the public room directory. */
+  readonly roomDirectory: RoomDirectoryRepository;
   close(): Promise<void>;
 }
 

@@ -10,6 +10,7 @@ import { SqliteEventRepository } from './events';
 import { SqliteDestinationRepository, SqliteReceivedTransactionRepository, SqliteServerKeyRepository } from './federation';
 import { SqliteAppServiceRepository, SqliteMediaRepository } from './platform';
 import { SqliteRedactionRepository } from './redactions';
+import { SqliteRoomDirectoryRepository } from './room-directory';
 import { SqliteRoomRepository } from './rooms';
 import { SqliteSnapshotRows } from './state';
 
@@ -35,6 +36,7 @@ export function openSqliteStore(path: string): Store {
     chatLifecycle: new SqliteChatLifecycleRepository(db),
     clientTransactions: new SqliteClientTransactionRepository(db),
     redactions: new SqliteRedactionRepository(db),
+    roomDirectory: new SqliteRoomDirectoryRepository(db),
     close: async () => db.close(),
   };
 }
