@@ -10,7 +10,7 @@ export type { Logger } from 'pino';
  * Tokens (`access_token=`, `as_token`, Bearer…) are redacted from every line before it is written.
  */
 export function createLogger(service: string, level: LogLevel = 'info', destination?: DestinationStream): Logger {
-  const options = { level, base: { service }, mixin: traceFields, timestamp: pino.stdTimeFunctions.isoTime, };
+  const options = { level, base: { service }, mixin: traceFields, timestamp: pino.stdTimeFunctions.isoTime, hooks: { streamWrite: redactSecrets } };
   return destination ? pino(options, destination) : pino(options);
 }
 

@@ -89,3 +89,15 @@ describe('the metrics listener (issue 18 defect 2)', () => {
     }
   });
 });
+
+describe('the process logger (issue 18 defect 2)', () => {
+  it('redacts tokens from any line, whatever logged them', () => {
+    const lines: string[] = [];
+    const logger = createLogger('probe', 'info', new Writable({ write: (chunk, _e, done) => (lines.push(chunk.toString()), done()) }));
+    logger.warn({ headers: { authorization: `Bearer ${TOKEN}` }, registration: { as_token: TOKEN, hs_token: TOKEN } }, `calling /push?access_token=${TOKEN}`);
+    logger.child({ url: `/x?user_id=@a:b&access_token=${TOKEN}` }).error(new Error(`failed for access_token=${TOKEN}`));
+    expect(lines).toHaveLength(2);
+    expect(lines.join('')).not.toContain(TOKEN);
+    expect(JSON.parse(lines[0]).registration).toEqual({ as_token: '[REDACTED]', hs_token: '[REDACTED]' });
+  });
+});
