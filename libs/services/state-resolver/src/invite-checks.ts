@@ -71,7 +71,9 @@ export class InviteChecks {
     await graph.load(memberIds);
     const weAreJoined = memberIds.some((id) => graph.lookup(id)?.content.membership === 'join');
     if (!weAreJoined) return;
-    const authIds = [...current].filter(([key]) => key.startsWith('m.room.member\u0000') || [stateMapKey('m.room.create', ''), stateMapKey('m.room.power_levels', ''), stateMapKey('m.room.join_rules', ''), stateMapKey('m.room.third_party_invite', '')].includes(key)).map(([, id]) => id);
+    const token = (pdu.content.third_party_invite as { signed?: { token?: unknown } } | undefined)?.signed?.token;
+    const authKeys = [stateMapKey('m.room.create', ''), stateMapKey('m.room.power_levels', ''), stateMapKey('m.room.join_rules', ''), ...(typeof token === 'string' ? [stateMapKey('m.room.third_party_invite', token)] : [])];
+    const authIds = [...current].filter(([key]) => key.startsWith('m.room.member\u0000') || authKeys.includes(key)).map(([, id]) => id);
     await graph.load(authIds);
     const event = graph.add(eventId, pdu);
     const verdict = authorizeEvent(event, authStateFromMap(current, graph.lookup, roomId), rules);
