@@ -138,6 +138,14 @@ describe('tenant isolation between two application services (issue 18)', () => {
       ['create an alias', 'PUT', () => `/_matrix/client/v3/directory/room/${enc('#bot_x:tenant.test')}`, { room_id: rcRoom }],
       ['upload media', 'POST', () => '/_matrix/media/v3/upload', undefined],
       ['deactivate the account', 'POST', () => '/_matrix/client/v3/account/deactivate', {}],
+      ['read one state event', 'GET', () => `/_matrix/client/v3/rooms/${enc(rcRoom)}/state/m.room.name/`, undefined],
+      ['forget', 'POST', () => `/_matrix/client/v3/rooms/${enc(rcRoom)}/forget`, {}],
+      ['knock', 'POST', () => `/_matrix/client/v3/knock/${enc(rcRoom)}`, {}],
+      ['ban', 'POST', () => `/_matrix/client/v3/rooms/${enc(rcRoom)}/ban`, { user_id: '@helper:tenant.test' }],
+      ['unban', 'POST', () => `/_matrix/client/v3/rooms/${enc(rcRoom)}/unban`, { user_id: '@helper:tenant.test' }],
+      ['reserve a media ID', 'POST', () => '/_matrix/media/v1/create', undefined],
+      ['publish the room in the directory', 'PUT', () => `/_matrix/client/v3/directory/list/room/${enc(rcRoom)}`, { visibility: 'public' }],
+      ['delete an alias', 'DELETE', () => `/_matrix/client/v3/directory/room/${enc('#rc_any:tenant.test')}`, undefined],
     ];
     it.each(endpoints)('%s as the bridge user with the bot token: 403 M_EXCLUSIVE', async (_name, method, pathOf, body) => {
       const p = pathOf();
@@ -147,6 +155,12 @@ describe('tenant isolation between two application services (issue 18)', () => {
 
     it('admin deactivation of the bridge user with the bot token: 403 M_EXCLUSIVE', async () => {
       expect(await call('POST', admin(`v1/deactivate/${enc(rcAlice)}`), botToken, {})).toEqual({ status: 403, body: expect.objectContaining({ errcode: 'M_EXCLUSIVE' }) });
+    });
+
+    it("the bot cannot remove the bridge's alias as its own user either", async () => {
+      const room = await createRoom(rcAlice, rcToken, { preset: 'public_chat', room_alias_name: 'rc_kept' });
+      expect(await call('DELETE', `/_matrix/client/v3/directory/room/${enc('#rc_kept:tenant.test')}?${as(botHelper)}`, botToken)).toMatchObject({ status: 403 });
+      expect(await platform.store.aliases.get('#rc_kept:tenant.test')).toMatchObject({ roomId: room });
     });
 
     it('the bridge may not act as a user the bot registered', async () => {
