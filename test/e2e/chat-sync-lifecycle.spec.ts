@@ -253,16 +253,13 @@ describe('chat-side deactivation and room deletion', () => {
       expect((await call('GET', `/_matrix/client/v3/rooms/${enc(kept)}/state?${as(carol)}`)).status).toBe(200);
     });
 
-    it('blocking a room this server never knew: no one to remove, later joins refused', async () => {
+    it('blocking a room this server never knew is the operator’s act, refused to an application service (issue 18 defect 4)', async () => {
       const unknown = '!never-seen:elsewhere.test';
       expect(await call('DELETE', adminPath(`v1/rooms/${enc(unknown)}`), { block: true })).toEqual({
-        status: 200,
-        body: { kicked_users: [], failed_to_kick_users: [], local_aliases: [], new_room_id: null },
-      });
-      expect(await call('POST', `/_matrix/client/v3/join/${enc(unknown)}?server_name=elsewhere.test&${as(alice)}`, {})).toEqual({
         status: 403,
-        body: expect.objectContaining({ errcode: 'M_FORBIDDEN' }),
+        body: expect.objectContaining({ errcode: 'M_FORBIDDEN', error: expect.stringMatching(/operator/) }),
       });
+      expect(await platform.store.chatLifecycle.getRoomDeletion(unknown)).toBeUndefined();
     });
   });
 

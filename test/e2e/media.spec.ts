@@ -156,7 +156,12 @@ describe('media through chat-sync and federation', () => {
 
     const renamed = await authed(a, `/_matrix/client/v1/media/download/${imageUri.slice(6)}/other.png`);
     expect(renamed.headers.get('content-disposition')).toBe('inline; filename="other.png"');
-    const legacy = await fetch(client.mxcUrlToHttp(imageUri, undefined, undefined, undefined, false, false, false)!);
+    const legacyUrl = client.mxcUrlToHttp(imageUri, undefined, undefined, undefined, false, false, false)!;
+    // Issue 18 defect 12: unauthenticated legacy downloads are off unless configured.
+    const anonymous = await fetch(legacyUrl);
+    expect(anonymous.status).toBe(401);
+    expect(await errcodeOf(anonymous)).toBe('M_MISSING_TOKEN');
+    const legacy = await authed(a, legacyUrl);
     expect(legacy.status).toBe(200);
     expect(Buffer.from(await legacy.arrayBuffer()).equals(image)).toBe(true);
   });
@@ -283,7 +288,7 @@ describe('media through chat-sync and federation', () => {
     const unknown = await authed(b, `/_matrix/client/v1/media/download/${a.serverName}/neverUploaded`);
     expect(unknown.status).toBe(404);
     expect((await errcodeOf(unknown))).toBe('M_NOT_FOUND');
-    const noRemote = await fetch(`${b.clientUrl}/_matrix/media/v3/download/${a.serverName}/alsoUnknown?allow_remote=false`);
+    const noRemote = await authed(b, `/_matrix/media/v3/download/${a.serverName}/alsoUnknown?allow_remote=false`);
     expect(noRemote.status).toBe(404);
   });
 

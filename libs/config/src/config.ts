@@ -44,6 +44,11 @@ export interface TrustedKeyServer {
 export interface ClientServerConfig extends ListenerConfig {
   /** The plain-HTTP client-server listener the application services talk to. */
   enabled: boolean;
+  /**
+   * Serve the deprecated `/_matrix/media/v3/download|thumbnail` without an access token (off unless set:
+   * anyone who reaches the listener could read any media this server holds or fetches).
+   */
+  unauthenticatedLegacyMedia?: boolean;
 }
 
 export interface TlsConfig {
@@ -90,5 +95,9 @@ export interface FedgateConfig {
   rooms: { defaultVersion: string };
   appServices: { registrationFiles: string[] };
   log: { level: LogLevel };
-  telemetry: { otlpEndpoint?: string; metricsPort?: number };
+  /**
+   * `metricsPort` starts a dedicated /metrics listener on `metricsBindAddress` (default loopback:
+   * /metrics is unauthenticated; bind it wider only on a network only the scraper reaches).
+   */
+  telemetry: { otlpEndpoint?: string; metricsPort?: number; metricsBindAddress?: string };
 }

@@ -16,6 +16,7 @@ export const ENV_ALIASES: Readonly<Record<string, string>> = {
   FEDGATE_FEDERATION_ALLOWLIST: 'federation.addressAllowlist',
   FEDGATE_CLIENT_LISTEN_ADDRESS: 'clientServer.bindAddress',
   FEDGATE_CLIENT_LISTEN_PORT: 'clientServer.port',
+  FEDGATE_UNAUTHENTICATED_LEGACY_MEDIA: 'clientServer.unauthenticatedLegacyMedia',
   FEDGATE_TLS_CERT: 'tls.cert',
   FEDGATE_TLS_KEY: 'tls.key',
   FEDGATE_TLS_CA: 'tls.ca',
@@ -31,6 +32,7 @@ export const ENV_ALIASES: Readonly<Record<string, string>> = {
   FEDGATE_LOG_LEVEL: 'log.level',
   FEDGATE_OTLP_ENDPOINT: 'telemetry.otlpEndpoint',
   FEDGATE_METRICS_PORT: 'telemetry.metricsPort',
+  FEDGATE_METRICS_LISTEN_ADDRESS: 'telemetry.metricsBindAddress',
 };
 
 const PREFIX = 'FEDGATE_';

@@ -33,7 +33,7 @@ export const configSchema = closed(
         items: closed({ serverName: { type: 'string', minLength: 1 }, verifyKeys: { type: 'object', additionalProperties: { type: 'string', minLength: 1 } } }, ['serverName']),
       },
     }),
-    clientServer: closed({ ...listener, enabled: { type: 'boolean' } }),
+    clientServer: closed({ ...listener, enabled: { type: 'boolean' }, unauthenticatedLegacyMedia: { type: 'boolean' } }, ['bindAddress', 'port', 'enabled']),
     tls: closed({ cert: path, key: path, ca: { type: 'array', items: path } }, ['ca']),
     signingKey: closed({ path }, []),
     nats: closed({ url: url(['nats', 'tls', 'ws', 'wss']) }),
@@ -54,7 +54,7 @@ export const configSchema = closed(
     rooms: closed({ defaultVersion: { type: 'string', enum: [...ROOM_VERSIONS.keys()] } }),
     appServices: closed({ registrationFiles: { type: 'array', items: path } }),
     log: closed({ level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } }),
-    telemetry: closed({ otlpEndpoint: url(['http', 'https']), metricsPort: port }, []),
+    telemetry: closed({ otlpEndpoint: url(['http', 'https']), metricsPort: port, metricsBindAddress: { type: 'string', minLength: 1 } }, []),
   },
 );
 

@@ -8,6 +8,7 @@ import { MatrixError } from '@fedgate/service-kit';
 import { blobKey, type BlobStore } from './blob-store';
 import { checkMediaAddress, mxcUri, newMediaId } from './media-id';
 import type { RemoteMediaSource } from './remote-media';
+import { ThumbnailGate, servedThumbnailRequest } from './thumbnail-limits';
 import { makeThumbnail, ThumbnailError, thumbnailVariant, type ThumbnailRequest } from './thumbnailer';
 
 export interface ContentRepositoryOptions {
@@ -17,6 +18,8 @@ export interface ContentRepositoryOptions {
   /** How long an ID from /create waits for its bytes (the spec recommends 24 hours). */
   pendingUploadMs?: number;
   now?: () => number;
+  /** Bounds thumbnail work (default: DEFAULT_THUMBNAIL_GATE per repository). */
+  thumbnailGate?: ThumbnailGate;
 }
 
 export interface NewContent {
@@ -37,12 +40,10 @@ export interface ReadOptions {
   allowRemote: boolean;
 }
 
-/** The sizes the spec says servers should produce: only these are cached, other shapes are made on request. */
-const CACHED_VARIANTS = new Set(['32x32-crop', '96x96-crop', '320x240-scale', '640x480-scale', '800x600-scale']);
-
 export class ContentRepository {
   private readonly fetching = new Map<string, Promise<MediaRecord>>();
   private readonly now: () => number;
+  private readonly thumbnails: ThumbnailGate;
 
   constructor(
     private readonly records: MediaRepository,
@@ -51,6 +52,7 @@ export class ContentRepository {
     private readonly options: ContentRepositoryOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.thumbnails = options.thumbnailGate ?? new ThumbnailGate();
   }
 
   get serverName(): string {
@@ -112,16 +114,27 @@ export class ContentRepository {
     return this.download(this.options.serverName, mediaId, { allowRemote: false });
   }
 
-  async thumbnail(serverName: string, mediaId: string, request: ThumbnailRequest, options: ReadOptions): Promise<ServedContent> {
+  /**
+   * A thumbnail of the media: the requested size rounded up to a served one (see thumbnail-limits), made
+   * once and cached by that size, under the process's thumbnail concurrency bound.
+   */
+  async thumbnail(serverName: string, mediaId: string, asked: ThumbnailRequest, options: ReadOptions): Promise<ServedContent> {
     const record = await this.recordFor(serverName, mediaId, options);
-    const local = record.origin === this.options.serverName;
+    const request = servedThumbnailRequest(asked);
     const variant = thumbnailVariant(request);
-    const cacheable = CACHED_VARIANTS.has(variant);
-    if (cacheable) {
-      const cached = await this.records.getThumbnail(record.origin, record.mediaId, variant);
-      const bytes = cached && (await this.blobs.get(cached.location));
-      if (cached && bytes) return { contentType: cached.contentType, uploadName: null, bytes };
-    }
+    const cached = await this.cachedThumbnail(record, variant);
+    if (cached) return cached;
+    return this.thumbnails.run(`${record.origin}/${record.mediaId}/${variant}`, async () => (await this.cachedThumbnail(record, variant)) ?? this.makeAndCacheThumbnail(record, request, variant));
+  }
+
+  private async cachedThumbnail(record: MediaRecord, variant: string): Promise<ServedContent | undefined> {
+    const cached = await this.records.getThumbnail(record.origin, record.mediaId, variant);
+    const bytes = cached && (await this.blobs.get(cached.location));
+    return cached && bytes ? { contentType: cached.contentType, uploadName: null, bytes } : undefined;
+  }
+
+  private async makeAndCacheThumbnail(record: MediaRecord, request: ThumbnailRequest, variant: string): Promise<ServedContent> {
+    const local = record.origin === this.options.serverName;
     const original = await this.bytesOf(record);
     let outcome;
     try {
@@ -133,21 +146,19 @@ export class ContentRepository {
     }
     if (outcome.kind === 'original') return { contentType: record.contentType, uploadName: record.uploadName, bytes: original };
     const { thumbnail } = outcome;
-    if (cacheable) {
-      const location = blobKey('thumbnail', record.origin, record.mediaId, variant);
-      await this.blobs.put(location, thumbnail.bytes);
-      await this.records.putThumbnail({
-        origin: record.origin,
-        mediaId: record.mediaId,
-        variant,
-        contentType: thumbnail.contentType,
-        size: thumbnail.bytes.length,
-        width: thumbnail.width,
-        height: thumbnail.height,
-        location,
-        createdTs: this.now(),
-      });
-    }
+    const location = blobKey('thumbnail', record.origin, record.mediaId, variant);
+    await this.blobs.put(location, thumbnail.bytes);
+    await this.records.putThumbnail({
+      origin: record.origin,
+      mediaId: record.mediaId,
+      variant,
+      contentType: thumbnail.contentType,
+      size: thumbnail.bytes.length,
+      width: thumbnail.width,
+      height: thumbnail.height,
+      location,
+      createdTs: this.now(),
+    });
     return { contentType: thumbnail.contentType, uploadName: null, bytes: thumbnail.bytes };
   }
 

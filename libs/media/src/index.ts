@@ -6,4 +6,5 @@ export { FederationMediaSource, type FetchedMedia, type RemoteMediaOptions, type
 export { MEDIA_CONTENT_SECURITY_POLICY, contentDisposition, essenceOf, fileNameFromDisposition, isInlineSafe, mediaResponseHeaders } from './serving-headers';
 export { makeThumbnail, isThumbnailable, thumbnailVariant, ThumbnailError, MAX_THUMBNAIL_SOURCE_PIXELS, type Thumbnail, type ThumbnailMethod, type ThumbnailOutcome, type ThumbnailRequest } from './thumbnailer';
 export { parseThumbnailQuery } from './thumbnail-query';
+export { ThumbnailGate, servedThumbnailRequest, DEFAULT_THUMBNAIL_GATE, MAX_THUMBNAIL_EDGE, THUMBNAIL_EDGES, type ThumbnailGateOptions } from './thumbnail-limits';
 export { CONTENT_REPOSITORY, contentRepositoryProvider, mediaDirectory } from './content-repository.provider';

@@ -1,13 +1,17 @@
 import type { LoggerService } from '@nestjs/common';
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 import type { LogLevel } from '@fedgate/config';
-import { traceFields } from '@fedgate/telemetry';
+import { redactSecrets, traceFields } from '@fedgate/telemetry';
 
 export type { Logger } from 'pino';
 
-/** The process logger: JSON lines on stdout, tagged with the service name and the active trace and span. */
-export function createLogger(service: string, level: LogLevel = 'info'): Logger {
-  return pino({ level, base: { service }, mixin: traceFields, timestamp: pino.stdTimeFunctions.isoTime });
+/**
+ * The process logger: JSON lines on stdout, tagged with the service name and the active trace and span.
+ * Tokens (`access_token=`, `as_token`, Bearer…) are redacted from every line before it is written.
+ */
+export function createLogger(service: string, level: LogLevel = 'info', destination?: DestinationStream): Logger {
+  const options = { level, base: { service }, mixin: traceFields, timestamp: pino.stdTimeFunctions.isoTime, hooks: { streamWrite: redactSecrets } };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 /** Nest's own log lines (module wiring, lifecycle) through pino. */

@@ -9,7 +9,7 @@ import { Histogram, type Registry } from 'prom-client';
 export interface RequestObservation {
   listener: string;
   method: string;
-  /** The route pattern (`/_matrix/federation/v1/send/:txnId`), or the raw URL for unmatched requests. */
+  /** The route pattern (`/_matrix/federation/v1/send/:txnId`), or `unmatched` (see `routeLabel`). */
   route: string;
   status: number;
   durationMs: number;
@@ -27,6 +27,24 @@ export interface ServiceTelemetry {
   start?(): Promise<void>;
   /** Flushes exporters; called last on shutdown. */
   shutdown?(): Promise<void>;
+}
+
+/** The `route` label for requests no route matched: one series, whatever the URL. */
+export const UNMATCHED_ROUTE = 'unmatched';
+const MAX_ROUTE_LABEL = 200;
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
+
+/**
+ * Label values come only from bounded sets: a route pattern registered in code, never a URL a client
+ * chose (every distinct URL would be a new series, kept for the life of the process).
+ */
+export function routeLabel(pattern: string | undefined): string {
+  if (pattern === undefined || pattern === '' || pattern.length > MAX_ROUTE_LABEL) return UNMATCHED_ROUTE;
+  return pattern;
+}
+
+export function methodLabel(method: string): string {
+  return METHODS.has(method) ? method : 'OTHER';
 }
 
 // Tracing is process-global in OpenTelemetry: the first service of a process sets it up, the last one to
@@ -61,12 +79,13 @@ export function createServiceTelemetry(config: FedgateConfig, serviceName: strin
   return {
     registry,
     busObserver: prometheusBusObserver(registry),
-    observeRequest: (o) => requests.observe({ listener: o.listener, method: o.method, route: o.route, status: String(o.status) }, o.durationMs / 1000),
+    observeRequest: (o) => requests.observe({ listener: o.listener, method: methodLabel(o.method), route: routeLabel(o.route), status: String(o.status) }, o.durationMs / 1000),
     metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
     async start() {
       if (config.telemetry.metricsPort === undefined) return;
-      server = await serveMetrics(registry, config.telemetry.metricsPort);
-      logger.info({ port: server.port }, 'metrics served at /metrics');
+      const host = config.telemetry.metricsBindAddress ?? '127.0.0.1';
+      server = await serveMetrics(registry, config.telemetry.metricsPort, host);
+      logger.info({ host, port: server.port }, 'metrics served at /metrics');
     },
     async shutdown() {
       await server?.close();

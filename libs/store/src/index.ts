@@ -7,6 +7,7 @@ export * from './ports/platform';
 export * from './ports/audit';
 export * from './ports/chat';
 export * from './ports/chat-lifecycle';
+export * from './ports/room-directory';
 export * from './ports/store';
 export * from './ports/client-transactions';
 export * from './ports/redactions';

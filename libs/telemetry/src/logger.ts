@@ -1,5 +1,6 @@
 import { trace } from '@opentelemetry/api';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { redactSecrets } from './redaction';
 
 /** trace_id and span_id of the active span, for every log line written inside it. */
 export function traceFields(): { trace_id?: string; span_id?: string } {
@@ -15,13 +16,14 @@ export interface LoggerConfig {
   destination?: DestinationStream;
 }
 
-/** JSON logs (pino) carrying the service name and the active trace. */
+/** JSON logs (pino) carrying the service name and the active trace; tokens are redacted from every line. */
 export function createLogger(config: LoggerConfig): Logger {
   const options: LoggerOptions = {
     level: config.level ?? process.env.FEDGATE_LOG_LEVEL ?? 'info',
     base: { service: config.service },
     mixin: traceFields,
     timestamp: pino.stdTimeFunctions.isoTime,
+    hooks: { streamWrite: redactSecrets },
   };
   return config.destination ? pino(options, config.destination) : pino(options);
 }

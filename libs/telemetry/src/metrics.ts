@@ -10,17 +10,38 @@ export function createMetricsRegistry(service: string, defaults = true): Registr
   return registry;
 }
 
+/** Distinct values one label keeps at most; later new values are counted under `other`. */
+export const MAX_LABEL_VALUES = 200;
+export const OVERFLOW_LABEL = 'other';
+
+/**
+ * A label whose values may come from outside (a subject carries a remote's EDU type): the first
+ * `max` distinct values are kept, any further one becomes `other`, so series stay bounded.
+ */
+export function boundedLabel(max = MAX_LABEL_VALUES): (value: string) => string {
+  const seen = new Set<string>();
+  return (value) => {
+    if (seen.has(value)) return value;
+    if (seen.size >= max) return OVERFLOW_LABEL;
+    seen.add(value);
+    return value;
+  };
+}
+
 /** Bus counters in Prometheus form; pass as the bus adapter's observer. */
-export function prometheusBusObserver(registry: Registry): BusObserver {
+export function prometheusBusObserver(registry: Registry, maxLabelValues = MAX_LABEL_VALUES): BusObserver {
   const published = new Counter({ name: 'fedgate_bus_published_total', help: 'Messages published', labelNames: ['subject', 'duplicate'], registers: [registry] });
   const handled = new Counter({ name: 'fedgate_bus_handled_total', help: 'Deliveries settled', labelNames: ['consumer', 'outcome'], registers: [registry] });
   const redelivered = new Counter({ name: 'fedgate_bus_redeliveries_total', help: 'Deliveries after the first', labelNames: ['consumer'], registers: [registry] });
   const dead = new Counter({ name: 'fedgate_bus_dead_letters_total', help: 'Messages sent to dead letters', labelNames: ['consumer'], registers: [registry] });
+  const subjectLabel = boundedLabel(maxLabelValues);
+  const consumerLabel = boundedLabel(maxLabelValues);
+  const outcomeLabel = boundedLabel(16);
   return {
-    published: (subject, duplicate) => published.inc({ subject, duplicate: String(duplicate) }),
-    handled: (consumer, outcome) => handled.inc({ consumer, outcome }),
-    redelivered: (consumer) => redelivered.inc({ consumer }),
-    deadLettered: (consumer) => dead.inc({ consumer }),
+    published: (subject, duplicate) => published.inc({ subject: subjectLabel(subject), duplicate: String(duplicate) }),
+    handled: (consumer, outcome) => handled.inc({ consumer: consumerLabel(consumer), outcome: outcomeLabel(outcome) }),
+    redelivered: (consumer) => redelivered.inc({ consumer: consumerLabel(consumer) }),
+    deadLettered: (consumer) => dead.inc({ consumer: consumerLabel(consumer) }),
   };
 }
 
@@ -51,8 +72,11 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Serves GET /metrics for a registry on a port (0 picks a free one). */
-export async function serveMetrics(registry: Registry, port: number, host = '0.0.0.0'): Promise<MetricsServer> {
+/**
+ * Serves GET /metrics for a registry on a port (0 picks a free one). Loopback unless told otherwise:
+ * /metrics is unauthenticated and describes internals.
+ */
+export async function serveMetrics(registry: Registry, port: number, host = '127.0.0.1'): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404).end();

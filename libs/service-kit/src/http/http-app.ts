@@ -7,7 +7,8 @@ import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { PinoNestLogger } from '../logger';
-import type { ServiceTelemetry } from '../telemetry-hook';
+import { redactUrl } from '@fedgate/telemetry';
+import { routeLabel, type ServiceTelemetry } from '../telemetry-hook';
 import { installBodyParsers } from './body-parsers';
 import { MatrixExceptionFilter } from './matrix-exception.filter';
 
@@ -62,10 +63,9 @@ function installRequestLogging(fastify: FastifyInstance, listener: string, logge
   const requestLogger = logger.child({ listener });
   fastify.addHook('onResponse', (request, reply, done) => {
     const durationMs = Math.round(reply.elapsedTime * 10) / 10;
-    const route = request.routeOptions.url ?? request.url;
     const level = reply.statusCode >= 500 ? 'error' : 'info';
-    requestLogger[level]({ method: request.method, url: request.url, status: reply.statusCode, durationMs, remote: request.ip }, 'request');
-    telemetry?.observeRequest?.({ listener, method: request.method, route, status: reply.statusCode, durationMs });
+    requestLogger[level]({ method: request.method, url: redactUrl(request.url), status: reply.statusCode, durationMs, remote: request.ip }, 'request');
+    telemetry?.observeRequest?.({ listener, method: request.method, route: routeLabel(request.routeOptions.url), status: reply.statusCode, durationMs });
     done();
   });
 }

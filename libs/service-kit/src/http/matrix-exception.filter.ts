@@ -1,6 +1,7 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { redactSecrets, redactUrl } from '@fedgate/telemetry';
 import { MatrixError } from './matrix-error';
 import { toMatrixError } from './to-matrix-error';
 
@@ -16,10 +17,11 @@ export class MatrixExceptionFilter implements ExceptionFilter {
     const reply = http.getResponse<FastifyReply>();
     let error = toMatrixError(exception, request.is404 === true);
     if (!error) {
-      this.logger.error({ err: exception, method: request.method, url: request.url }, 'request failed');
+      this.logger.error({ err: exception, method: request.method, url: redactUrl(request.url) }, 'request failed');
       error = MatrixError.unknown();
     }
     if (reply.sent) return;
-    void reply.status(error.status).header('content-type', 'application/json').send(error.toBody());
+    // An error message may quote the request (a URL with ?access_token=): never echo a token back.
+    void reply.status(error.status).header('content-type', 'application/json').send(JSON.parse(redactSecrets(JSON.stringify(error.toBody()))));
   }
 }

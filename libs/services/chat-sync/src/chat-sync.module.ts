@@ -9,6 +9,7 @@ import { RoomsController } from './client-server/rooms.controller';
 import { ChatSyncWorkers } from './delivery/chat-sync-workers';
 import { mediaControllers, mediaProviders } from './media';
 import { AliasDirectory } from './directory/alias-directory';
+import { RoomDirectory } from './directory/room-directory';
 import { EphemeralSender } from './ephemeral/ephemeral-sender';
 import { Profiles } from './profile/profiles';
 import { registryProvider } from './registry.provider';
@@ -45,6 +46,7 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     RoomView,
     RoomActions,
     AliasDirectory,
+    RoomDirectory,
     Profiles,
     EphemeralSender,
     UserDeactivation,

@@ -183,14 +183,19 @@ export class DestinationSender {
       const failure = classifySendFailure(error);
       const durationMs = this.now() - started;
       if (failure.retry) {
-        const retryAt = this.now() + retryDelayMs(record.failures + 1, this.ctx.settings.backoff, this.ctx.random);
+        const backoff = retryDelayMs(record.failures + 1, this.ctx.settings.backoff, this.ctx.random);
+        // A 429 says when to come back; never later than the longest backoff.
+        const delay = failure.retryAfterMs !== undefined ? Math.min(failure.retryAfterMs, this.ctx.settings.backoff.maxMs) : backoff;
+        const retryAt = this.now() + delay;
         const updated = await this.ctx.store.destinations.recordFailure(this.destination, retryAt);
         this.ctx.logger.info({ destination: this.destination, txnId: txn.txnId, reason: failure.reason, failures: updated.failures, retryAt }, 'transaction failed; backing off');
         await this.audit({ status: failure.status, outcome: 'error', reason: failure.reason, txnId: txn.txnId, durationMs, ...counts, details: { message: failure.message, retryAt } });
         this.wakeAt(retryAt);
         return false;
       }
-      this.ctx.logger.warn({ destination: this.destination, txnId: txn.txnId, reason: failure.reason }, 'transaction refused; dropping it');
+      const dropped = await this.queuedPdus(record.cursor, txn.upTo);
+      const catchUp = await this.catchUpAfterDrop(dropped);
+      this.ctx.logger.warn({ destination: this.destination, txnId: txn.txnId, reason: failure.reason, catchUp: catchUp.length }, 'transaction refused; dropping it');
       await this.audit({
         status: failure.status,
         outcome: 'rejected',
@@ -198,11 +203,48 @@ export class DestinationSender {
         txnId: txn.txnId,
         durationMs,
         ...counts,
-        details: { message: failure.message, dropped: true, eventIds: body.pdus.slice(0, AUDIT_ID_LIMIT).map((p) => p.event_id ?? null) },
+        details: {
+          message: failure.message,
+          dropped: true,
+          eventIds: dropped.length > 0 ? dropped.slice(0, AUDIT_ID_LIMIT).map((d) => d.eventId) : body.pdus.slice(0, AUDIT_ID_LIMIT).map((p) => p.event_id ?? null),
+          catchUp,
+        },
       });
       await this.settle(txn);
+      for (const { eventId, roomId } of catchUp) {
+        const entry: EgressEntry = { kind: 'pdu', destination: this.destination, roomId, eventId, enqueuedAt: this.now() };
+        await this.ctx.store.egressQueue.append(this.destination, eventId, entry as unknown as JsonObject, this.now());
+      }
       return true;
     }
+  }
+
+  /** The PDUs queued after `cursor` up to `upTo` (a transaction's), with their rooms. */
+  private async queuedPdus(cursor: number, upTo: number): Promise<Array<{ eventId: string; roomId: string }>> {
+    const items = (await this.ctx.store.egressQueue.list(this.destination, cursor, QUEUE_WINDOW)).filter((i) => i.position <= upTo);
+    return items.flatMap((i) => {
+      const entry = i.item as unknown as EgressEntry;
+      return entry.kind === 'pdu' ? [{ eventId: entry.eventId, roomId: entry.roomId }] : [];
+    });
+  }
+
+  /**
+   * A transaction given up still leaves its rooms to catch up: the rooms' latest events (forward
+   * extremities) are queued again, and the remote fetches what lies between with /get_missing_events.
+   * A refused transaction made of nothing but those latest events is not queued again (the same bytes
+   * would be refused again), so this always ends.
+   */
+  private async catchUpAfterDrop(dropped: Array<{ eventId: string; roomId: string }>): Promise<Array<{ eventId: string; roomId: string }>> {
+    const extremities: Array<{ eventId: string; roomId: string }> = [];
+    for (const roomId of [...new Set(dropped.map((d) => d.roomId))].sort()) {
+      for (const eventId of await this.ctx.store.rooms.getForwardExtremities(roomId)) extremities.push({ eventId, roomId });
+    }
+    const latest = new Set(extremities.map((e) => e.eventId));
+    if (dropped.every((d) => latest.has(d.eventId))) {
+      const refused = new Set(dropped.map((d) => d.eventId));
+      return extremities.filter((e) => !refused.has(e.eventId));
+    }
+    return extremities;
   }
 
   /** The transaction is over: the cursor passes it, its items and saved body go. */

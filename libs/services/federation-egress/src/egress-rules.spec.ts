@@ -65,8 +65,22 @@ describe('classifySendFailure', () => {
     expect(classifySendFailure(new FederationHttpError(429, { errcode: 'M_LIMIT_EXCEEDED' }, 'b.test'))).toMatchObject({ retry: true, reason: 'M_LIMIT_EXCEEDED' });
   });
 
-  it('gives up on a refused address or a 4xx, keeping the reason', () => {
+  it('gives up on a refused address, or a 4xx that the same transaction would get again, keeping the reason', () => {
     expect(classifySendFailure(new FederationClientError('ADDRESS_REFUSED', 'x'))).toMatchObject({ retry: false, reason: 'ADDRESS_REFUSED' });
-    expect(classifySendFailure(new FederationHttpError(403, { errcode: 'M_FORBIDDEN' }, 'b.test'))).toMatchObject({ retry: false, status: 403, reason: 'M_FORBIDDEN' });
+    expect(classifySendFailure(new FederationHttpError(400, { errcode: 'M_BAD_JSON' }, 'b.test'))).toMatchObject({ retry: false, status: 400, reason: 'M_BAD_JSON' });
+    expect(classifySendFailure(new FederationHttpError(404, { errcode: 'M_UNRECOGNIZED' }, 'b.test'))).toMatchObject({ retry: false, status: 404, reason: 'M_UNRECOGNIZED' });
+    expect(classifySendFailure(new FederationHttpError(413, { errcode: 'M_TOO_LARGE' }, 'b.test'))).toMatchObject({ retry: false, status: 413 });
+  });
+
+  // Issue 18 defect 10: any 4xx used to drop the whole transaction.
+  it('retries a 401/403 on auth: the remote may not have fetched our key yet', () => {
+    expect(classifySendFailure(new FederationHttpError(401, { errcode: 'M_UNAUTHORIZED' }, 'b.test'))).toMatchObject({ retry: true, status: 401, reason: 'M_UNAUTHORIZED' });
+    expect(classifySendFailure(new FederationHttpError(403, { errcode: 'M_FORBIDDEN' }, 'b.test'))).toMatchObject({ retry: true, status: 403, reason: 'M_FORBIDDEN' });
+  });
+
+  it('takes retry_after_ms from a 429 (and only a sane one)', () => {
+    expect(classifySendFailure(new FederationHttpError(429, { errcode: 'M_LIMIT_EXCEEDED', retry_after_ms: 1500 }, 'b.test'))).toMatchObject({ retry: true, retryAfterMs: 1500 });
+    expect(classifySendFailure(new FederationHttpError(429, { errcode: 'M_LIMIT_EXCEEDED', retry_after_ms: 'soon' }, 'b.test')).retryAfterMs).toBeUndefined();
+    expect(classifySendFailure(new FederationHttpError(429, { errcode: 'M_LIMIT_EXCEEDED', retry_after_ms: -5 }, 'b.test')).retryAfterMs).toBeUndefined();
   });
 });

@@ -455,6 +455,49 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     expect(remote.received).toHaveLength(1);
   });
 
+  // Issue 18 defect 10: a 401 from a remote that has not fetched our key yet dropped the whole transaction.
+  it('retries a transaction refused with 401 until the remote accepts it, then delivers it once', async () => {
+    let refusals = 2;
+    remote.answer = () => (refusals-- > 0 ? { status: 401, body: { errcode: 'M_UNAUTHORIZED', error: 'Failed to find any key to satisfy' } } : { status: 200, body: { pdus: {} } });
+    const h = await open();
+    const ids = await storeEvents(h.store, '!unauth:own.test', 3);
+    await publishLocal(h, '!unauth:own.test', ids, [remote.serverName]);
+    await until(async () => (await h.store.egressQueue.destinationsWithWork()).length === 0 && remote.deliveredEventIds().length === 3, 'delivered after the 401s');
+    const first = remote.received[0].txnId;
+    expect(remote.received.filter((t) => t.txnId === first).map((t) => t.answeredStatus)).toEqual([401, 401, 200]);
+    const errors = await h.store.audit.query({ destination: remote.serverName, reason: 'M_UNAUTHORIZED' });
+    expect(errors.map((r) => r.outcome)).toEqual(['error', 'error']);
+  });
+
+  it('waits retry_after_ms after a 429 and sends the same transaction again', async () => {
+    let limited = true;
+    remote.answer = () => (limited ? ((limited = false), { status: 429, body: { errcode: 'M_LIMIT_EXCEEDED', retry_after_ms: 30 } }) : { status: 200, body: { pdus: {} } });
+    const h = await open({ backoff: { initialMs: 60_000, multiplier: 2, maxMs: 120_000, jitter: 0 } });
+    const ids = await storeEvents(h.store, '!limited:own.test', 1);
+    await publishLocal(h, '!limited:own.test', ids, [remote.serverName]);
+    // With a backoff of a minute, delivery within the test's time means retry_after_ms was used.
+    await until(() => remote.deliveredEventIds().length === 1, 'delivered after retry_after_ms');
+    const [limitedRecord] = await h.store.audit.query({ destination: remote.serverName, reason: 'M_LIMIT_EXCEEDED' });
+    expect(limitedRecord.outcome).toBe('error');
+  });
+
+  it('a transaction given up for good queues catch-up for its rooms, recorded with the dropped event IDs', async () => {
+    const h = await open();
+    const ids = await storeEvents(h.store, '!dropped:own.test', 2);
+    const later = (await storeEvents(h.store, '!dropped:own.test', 1, 3))[0];
+    await h.store.rooms.ensure({ roomId: '!dropped:own.test', roomVersion: '10', creator: `@alice:${OWN}`, createdTs: 1 });
+    await h.store.rooms.updateForwardExtremities('!dropped:own.test', { add: [later], remove: [] });
+    remote.answer = (txn) => (txn.body.pdus.some((p) => ids.includes(String(p.event_id))) ? { status: 400, body: { errcode: 'M_BAD_JSON', error: 'no' } } : { status: 200, body: { pdus: {} } });
+    await publishLocal(h, '!dropped:own.test', ids, [remote.serverName]);
+    await until(async () => remote.deliveredEventIds().includes(later), 'the room caught up with its latest event');
+    await until(async () => (await h.store.egressQueue.destinationsWithWork()).length === 0, 'drained');
+    const refused = await h.store.audit.query({ destination: remote.serverName, reason: 'M_BAD_JSON' });
+    // Every refused event is in a record with the reason; each record names the catch-up it queued.
+    expect(refused.flatMap((r) => (r.details as { eventIds: string[] }).eventIds)).toEqual(expect.arrayContaining(ids));
+    for (const r of refused) expect(r).toMatchObject({ outcome: 'rejected', details: { dropped: true, catchUp: [{ eventId: later, roomId: '!dropped:own.test' }] } });
+    expect(countById(remote.deliveredEventIds()).get(later)).toBe(1);
+  });
+
   it('records per-PDU errors from the remote without retrying them', async () => {
     const h = await open();
     const ids = await storeEvents(h.store, '!pduerr:own.test', 2);

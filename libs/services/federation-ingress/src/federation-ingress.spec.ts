@@ -320,13 +320,36 @@ describe('FederationIngressModule over HTTPS', () => {
         status: 404,
         errcode: 'M_NOT_FOUND',
       });
+      // Only published rooms are listed (issue 18 defect 7): the seeded rooms are published here.
+      for (const roomId of [ROOM, ACL_ROOM]) await h.store.roomDirectory.set({ roomId, visibility: 'public', appServiceId: null, updatedTs: 1 });
       const { body } = await h.remote.client().getJson<any>(INGRESS_NAME, '/_matrix/federation/v1/publicRooms', { query: { limit: 1 } });
       expect(body.chunk).toEqual([expect.objectContaining({ join_rule: 'public', num_joined_members: expect.any(Number) })]);
-      // Other tests in this file seed public rooms too: compare with the full listing, not a fixed number.
       const all = (await h.remote.client().getJson<any>(INGRESS_NAME, '/_matrix/federation/v1/publicRooms')).body;
       expect(all.chunk.map((r: any) => r.room_id)).toEqual(expect.arrayContaining([ROOM, ACL_ROOM]));
       expect(body.total_room_count_estimate).toBe(all.chunk.length);
-      expect(body.next_batch).toBe('o1');
+      const next = (await h.remote.client().getJson<any>(INGRESS_NAME, '/_matrix/federation/v1/publicRooms', { query: { limit: 1, since: body.next_batch } })).body;
+      expect([...body.chunk, ...next.chunk].map((r: any) => r.room_id)).toEqual(all.chunk.slice(0, 2).map((r: any) => r.room_id));
+    });
+
+    // Issue 18 defect 7: every room with a public join rule was listed, published or not, and `limit` had no cap.
+    it('lists only rooms published in the directory, and caps limit', async () => {
+      const unpublished = '!unpublished:ingress.test';
+      await seedRoom(h, unpublished, [h.remote.user('alice')], [{ type: 'm.room.topic', state_key: '', content: { topic: 'not for the directory' } }]);
+      const listed = async (query: Record<string, string | number> = {}) => (await h.remote.client().getJson<any>(INGRESS_NAME, '/_matrix/federation/v1/publicRooms', { query })).body;
+      expect((await listed()).chunk.map((r: any) => r.room_id)).not.toContain(unpublished);
+      await h.store.roomDirectory.set({ roomId: unpublished, visibility: 'public', appServiceId: null, updatedTs: 2 });
+      expect((await listed()).chunk.map((r: any) => r.room_id)).toContain(unpublished);
+      await h.store.roomDirectory.set({ roomId: unpublished, visibility: 'private', appServiceId: null, updatedTs: 3 });
+      expect((await listed()).chunk.map((r: any) => r.room_id)).not.toContain(unpublished);
+      for (let i = 0; i < 101; i++) {
+        const roomId = `!zz${String(i).padStart(3, '0')}:ingress.test`;
+        await seedRoom(h, roomId, []);
+        await h.store.roomDirectory.set({ roomId, visibility: 'public', appServiceId: null, updatedTs: 4 });
+      }
+      const capped = await listed({ limit: 100000 });
+      expect(capped.chunk).toHaveLength(100);
+      expect(capped.next_batch).toEqual(expect.any(String));
+      expect(await refusal(h.remote.client().getJson(INGRESS_NAME, '/_matrix/federation/v1/publicRooms', { query: { since: 'o1' } }))).toMatchObject({ status: 400, errcode: 'M_INVALID_PARAM' });
     });
   });
 });

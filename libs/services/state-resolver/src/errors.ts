@@ -7,13 +7,15 @@ export class CommandRefusal extends Error {
     readonly errcode: string,
     message: string,
     readonly status: number,
+    /** Extra fields of the Matrix error body (e.g. `retry_after_ms`). */
+    readonly extra?: Record<string, unknown>,
   ) {
     super(message);
     this.name = 'CommandRefusal';
   }
 
   toReply(): CommandError {
-    return { ok: false, errcode: this.errcode, error: this.message, status: this.status };
+    return { ...this.extra, ok: false, errcode: this.errcode, error: this.message, status: this.status };
   }
 }
 

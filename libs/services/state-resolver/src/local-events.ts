@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import type { CreateEventCommand, CreateEventReply } from '@fedgate/bus';
 import { FederationApi, FederationHttpError, partitionRemoteEvents, verifyRemoteEvents, type KeyRing } from '@fedgate/federation-client';
 import { DEFAULT_ROOM_VERSION, isSupportedRoomVersion, roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
-import { domainOf, isObject, splitStateMapKey } from '@fedgate/room-state';
-import type { Store } from '@fedgate/store';
+import { domainOf, isObject, splitStateMapKey, stateMapKey } from '@fedgate/room-state';
+import { pduWithRedaction, type Store } from '@fedgate/store';
 import type { ClientTransactionLog } from './client-transactions';
 import { badJson, CommandRefusal, describeError, forbidden, notFound } from './errors';
 import type { EventBuilder, BuiltEvent } from './event-builder';
@@ -23,6 +23,23 @@ export async function strippedState(store: Store, state: Map<string, string>, ex
   return [...records.values()].map((r) => {
     const stripped: Record<string, unknown> = { type: r.type, state_key: r.stateKey ?? '', content: r.pdu.content, sender: r.pdu.sender };
     return stripped;
+  });
+}
+
+/**
+ * `invite_room_state` of an invite we send, as spec v1.16 requires: the stripped-state events (the create
+ * event always) and the inviter's membership, as full PDUs of the room version; the receiver checks them
+ * and strips them itself.
+ */
+export async function inviteRoomStatePdus(store: Store, state: Map<string, string>, rules: RoomVersionRules, inviter: string): Promise<Record<string, unknown>[]> {
+  const ids: string[] = [];
+  for (const [key, id] of state) if (STRIPPED_STATE_TYPES.includes(splitStateMapKey(key).type)) ids.push(id);
+  const inviterMember = state.get(stateMapKey('m.room.member', inviter));
+  if (inviterMember) ids.push(inviterMember);
+  const records = await store.events.getMany(ids);
+  return [...records.values()].map((record) => {
+    const { unsigned: _unsigned, event_id: _eventId, ...pdu } = pduWithRedaction(record, rules.id) as Record<string, unknown>;
+    return rules.eventFormat === 'v1' ? { ...pdu, event_id: record.eventId } : pdu;
   });
 }
 
@@ -143,8 +160,7 @@ export class LocalEvents {
   /** invite v2 on the invitee's server; the answer must be our event with its signature added. */
   private async inviteRemote(built: BuiltEvent, rules: RoomVersionRules, current: Map<string, string>): Promise<BuiltEvent> {
     const destination = domainOf(built.pdu.state_key as string);
-    const inviteRoomState = await strippedState(this.store, current, []);
-    inviteRoomState.push({ type: built.pdu.type, state_key: built.pdu.state_key, content: built.pdu.content, sender: built.pdu.sender });
+    const inviteRoomState = await inviteRoomStatePdus(this.store, current, rules, built.pdu.sender as string);
     const roomId = built.pdu.room_id as string;
     const started = Date.now();
     let answered: Record<string, unknown>;

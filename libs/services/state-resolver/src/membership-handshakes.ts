@@ -16,6 +16,7 @@ import { pduWithRedaction, type Store } from '@fedgate/store';
 import { badJson, CommandRefusal, describeError, forbidden, MissingStateError, notFound } from './errors';
 import type { EventBuilder } from './event-builder';
 import { EventGraph } from './event-graph';
+import type { InviteChecks } from './invite-checks';
 import { strippedState } from './local-events';
 import type { RoomLocks } from './room-locks';
 import { logEventOf, recordFor, type RoomTimeline } from './room-timeline';
@@ -51,6 +52,7 @@ export class MembershipHandshakes {
     private readonly builder: EventBuilder,
     private readonly serverName: string,
     private readonly signingKey: SigningKey,
+    private readonly invites: InviteChecks,
   ) {}
 
   makeMembership(command: MakeMembershipCommand): Promise<MakeMembershipReply> {
@@ -120,10 +122,10 @@ export class MembershipHandshakes {
       const rules = roomVersionRules(command.roomVersion);
       const pdu = this.checkMembershipEvent(command.event, command.eventId, rules, command.roomId, 'invite', command.origin, false);
       if (domainOf(pdu.state_key as string) !== this.serverName) throw forbidden(`${String(pdu.state_key)} is not a user of ${this.serverName}`);
+      const inviteRoomState = await this.invites.check(command.origin, pdu, command.eventId, rules, command.inviteRoomState);
       const signed = signEvent(pdu, rules, this.serverName, this.signingKey) as Pdu;
       const event = toRoomEvent(signed, command.eventId);
       await this.store.events.append(recordFor(command.eventId, command.roomId, signed, event, 'accepted', undefined, true));
-      const inviteRoomState = Array.isArray(command.inviteRoomState) ? command.inviteRoomState : [];
       await this.timeline.publish({
         eventId: command.eventId,
         roomId: command.roomId,

@@ -6,6 +6,8 @@ import { clientTransactionLog, type ClientTransactionLog } from './client-transa
 import { EventBuilder, type ServerSigner } from './event-builder';
 import { DEFAULT_GAP_FILL_LIMITS, InboundPduHandler, type GapFillLimits } from './inbound-pdus';
 import { LocalEvents } from './local-events';
+import { InviteChecks } from './invite-checks';
+import { InviteRateLimit } from './invite-rate-limit';
 import { MembershipHandshakes } from './membership-handshakes';
 import { RemoteBackfill } from './remote-backfill';
 import { RemoteMembership } from './remote-membership';
@@ -26,6 +28,8 @@ export interface StateResolverDeps {
   transactions?: ClientTransactionLog;
   /** How often a commit that failed here (store or bus outage) is tried again when no other work comes to its room. */
   repairIntervalMs?: number;
+  /** Invites accepted per remote server (default DEFAULT_INVITE_RATE_LIMIT). */
+  inviteRateLimit?: InviteRateLimit;
 }
 
 const DEFAULT_REPAIR_INTERVAL_MS = 15_000;
@@ -61,7 +65,8 @@ export class StateResolver {
     this.reader = new RoomReader(deps.store);
     this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity.serverName, deps.gapFill ?? DEFAULT_GAP_FILL_LIMITS);
     this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, deps.keyRing, api, transactions, deps.identity.serverName);
-    this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey);
+    const invites = new InviteChecks(deps.store, this.timeline, deps.keyRing, deps.identity.serverName, deps.inviteRateLimit);
+    this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey, invites);
     this.remoteMembership = new RemoteMembership(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity, this.localEvents);
     this.backfill = new RemoteBackfill(deps.store, locks, deps.keyRing, api, deps.identity.serverName);
   }

@@ -28,6 +28,7 @@ export interface MongoCollections {
   deactivatedUsers: Collection<Document>;
   roomDeletions: Collection<Document>;
   forgottenRooms: Collection<Document>;
+  roomDirectory: Collection<Document>;
   ownKeys: Collection<Document>;
   remoteKeys: Collection<Document>;
   appServices: Collection<Document>;
@@ -67,6 +68,7 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   deactivatedUsers: { name: 'deactivated_users', indexes: [] },
   roomDeletions: { name: 'room_deletions', indexes: [{ key: { deleteId: 1 }, name: 'delete_id', unique: true }] },
   forgottenRooms: { name: 'forgotten_rooms', indexes: [] },
+  roomDirectory: { name: 'room_directory', indexes: [{ key: { visibility: 1, _id: 1 }, name: 'visibility_room' }] },
   ownKeys: { name: 'own_keys', indexes: [] },
   remoteKeys: { name: 'remote_keys', indexes: [{ key: { serverName: 1 }, name: 'server' }] },
   appServices: { name: 'app_services', indexes: [] },

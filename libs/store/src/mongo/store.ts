@@ -2,6 +2,7 @@ import type { Store } from '../ports/store';
 import { SnapshotRepository } from '../shared/snapshots';
 import { MongoAuditRepository } from './audit';
 import { MongoChatLifecycleRepository } from './chat-lifecycle';
+import { MongoRoomDirectoryRepository } from './room-directory';
 import { MongoClientTransactionRepository } from './client-transactions';
 import { MongoAliasRepository, MongoAppServiceQueueRepository, MongoLocalMembershipRepository, MongoProfileRepository } from './chat';
 import { connectMongo } from './database';
@@ -38,6 +39,7 @@ export async function openMongoStore(url: string, db: string): Promise<Store> {
     redactions: new MongoRedactionRepository(c.redactionClaims, c.events),
     leases: new MongoLeaseRepository(c.leases),
     pendingCommits: new MongoPendingCommitRepository(c.pendingCommits, c.counters),
+    roomDirectory: new MongoRoomDirectoryRepository(c.roomDirectory),
     close: () => client.close(),
   };
 }

@@ -5,6 +5,7 @@ import type { ClientTransactionRepository } from './client-transactions';
 import type { EventRepository } from './events';
 import type { PendingCommitRepository } from './pending-commits';
 import type { RedactionRepository } from './redactions';
+import type { RoomDirectoryRepository } from './room-directory';
 import type { EgressQueueRepository } from './egress-queue';
 import type { DestinationRepository, ReceivedTransactionRepository, ServerKeyRepository } from './federation';
 import type { AppServiceRepository, MediaRepository } from './platform';
@@ -39,6 +40,8 @@ export interface Store {
   readonly leases: LeaseRepository;
   /** state-resolver: commits under way, finished by the repair path after a crash or an outage. */
   readonly pendingCommits: PendingCommitRepository;
+  /** chat-sync writes, ingress reads: which rooms are published in the public room directory. */
+  readonly roomDirectory: RoomDirectoryRepository;
   close(): Promise<void>;
 }
 

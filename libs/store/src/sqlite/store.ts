@@ -12,6 +12,7 @@ import { SqliteAppServiceRepository, SqliteMediaRepository } from './platform';
 import { SqliteLeaseRepository } from './leases';
 import { SqlitePendingCommitRepository } from './pending-commits';
 import { SqliteRedactionRepository } from './redactions';
+import { SqliteRoomDirectoryRepository } from './room-directory';
 import { SqliteRoomRepository } from './rooms';
 import { SqliteSnapshotRows } from './state';
 
@@ -39,6 +40,7 @@ export function openSqliteStore(path: string): Store {
     redactions: new SqliteRedactionRepository(db),
     leases: new SqliteLeaseRepository(db),
     pendingCommits: new SqlitePendingCommitRepository(db),
+    roomDirectory: new SqliteRoomDirectoryRepository(db),
     close: async () => db.close(),
   };
 }

@@ -90,5 +90,20 @@ export function describeChatStoreContract(name: string, open: () => Promise<Stor
       expect(await lc.getForgotten('@f1:gw.test', '!f:gw.test')).toEqual({ userId: '@f1:gw.test', roomId: '!f:gw.test', membershipEventId: '$leave2', forgottenTs: 2 });
       expect(await lc.getForgotten('@f2:gw.test', '!f:gw.test')).toBeUndefined();
     });
+
+    it('keeps the room directory: visibility per room, public rooms listed in room ID order a page at a time', async () => {
+      const dir = store.roomDirectory;
+      for (const [roomId, visibility] of [['!d3:gw.test', 'public'], ['!d1:gw.test', 'public'], ['!d2:gw.test', 'private'], ['!d4:gw.test', 'public']] as const) {
+        await dir.set({ roomId, visibility, appServiceId: 'as1', updatedTs: 1 });
+      }
+      expect(await dir.get('!d2:gw.test')).toEqual({ roomId: '!d2:gw.test', visibility: 'private', appServiceId: 'as1', updatedTs: 1 });
+      expect(await dir.get('!nope:gw.test')).toBeUndefined();
+      expect(await dir.listPublic({ limit: 2 })).toEqual(['!d1:gw.test', '!d3:gw.test']);
+      expect(await dir.listPublic({ after: '!d3:gw.test', limit: 2 })).toEqual(['!d4:gw.test']);
+      expect(await dir.countPublic()).toBe(3);
+      await dir.set({ roomId: '!d3:gw.test', visibility: 'private', appServiceId: 'as2', updatedTs: 2 });
+      expect(await dir.listPublic({ limit: 10 })).toEqual(['!d1:gw.test', '!d4:gw.test']);
+      expect(await dir.get('!d3:gw.test')).toMatchObject({ visibility: 'private', appServiceId: 'as2' });
+    });
   });
 }

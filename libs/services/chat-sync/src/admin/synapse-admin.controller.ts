@@ -85,11 +85,11 @@ export class SynapseAdminController {
       throw MatrixError.invalidParam(`${JSON.stringify(userId)} is not a valid user ID`);
     }
     if (server !== this.identity.serverName) throw MatrixError.invalidParam('Can only deactivate local users');
-    if (!requester.service.isInterestedInUser(userId)) {
-      const owner = this.registry.exclusiveOwnerOfUser(userId);
-      if (owner && owner !== requester.service) throw new MatrixError(403, 'M_EXCLUSIVE', `${userId} is in another application service's exclusive namespace`);
-      throw MatrixError.forbidden(`${userId} is not in the application service's namespace`);
-    }
+    const refusal = this.registry.actingRefusal(requester.service, userId);
+    if (refusal === 'exclusive') throw new MatrixError(403, 'M_EXCLUSIVE', `${userId} is in another application service's exclusive namespace`);
+    if (refusal) throw MatrixError.forbidden(`${userId} is not in the application service's namespace`);
+    const profile = await this.store.profiles.get(userId);
+    if (profile?.appServiceId && profile.appServiceId !== requester.service.id) throw new MatrixError(403, 'M_EXCLUSIVE', `${userId} was registered by another application service`);
     if (userId === requester.service.senderUserId) throw MatrixError.forbidden(`${userId} is the application service's sender and cannot be deactivated`);
     if (!(await this.store.profiles.get(userId)) && !(await this.store.chatLifecycle.getDeactivated(userId))) throw MatrixError.notFound(`User ${userId} not found`);
   }

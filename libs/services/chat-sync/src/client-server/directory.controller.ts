@@ -1,13 +1,17 @@
 import { Body, Controller, Delete, Get, Param, Put, UseGuards } from '@nestjs/common';
 import { MatrixError } from '@fedgate/service-kit';
 import { AliasDirectory } from '../directory/alias-directory';
+import { RoomDirectory } from '../directory/room-directory';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from './requester';
 import { CLIENT_PATHS } from './paths';
 
 @Controller(CLIENT_PATHS)
 @UseGuards(AppServiceAuthGuard)
 export class DirectoryController {
-  constructor(private readonly aliases: AliasDirectory) {}
+  constructor(
+    private readonly aliases: AliasDirectory,
+    private readonly rooms: RoomDirectory,
+  ) {}
 
   @Get('directory/room/:alias')
   async get(@Param('alias') alias: string) {
@@ -21,6 +25,16 @@ export class DirectoryController {
     if (typeof roomId !== 'string') throw MatrixError.badJson('room_id is required');
     await this.aliases.create(requester, alias, roomId);
     return {};
+  }
+
+  @Get('directory/list/room/:roomId')
+  visibility(@Param('roomId') roomId: string) {
+    return this.rooms.visibility(roomId);
+  }
+
+  @Put('directory/list/room/:roomId')
+  setVisibility(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Body() body: unknown) {
+    return this.rooms.setVisibility(requester, roomId, body);
   }
 
   @Delete('directory/room/:alias')

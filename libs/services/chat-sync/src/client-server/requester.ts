@@ -35,7 +35,8 @@ function accessToken(request: FastifyRequest): string | undefined {
 /**
  * Authenticates every client-server request by as_token and resolves the asserted user: a user
  * outside the AS's namespaces is refused as a homeserver refuses it (403 M_EXCLUSIVE when another AS
- * owns it, M_FORBIDDEN otherwise).
+ * owns it, M_FORBIDDEN otherwise). Another AS's exclusive claim wins over this one's non-exclusive
+ * namespace, and a user registered by another AS stays that AS's.
  */
 @Injectable()
 export class AppServiceAuthGuard implements CanActivate {
@@ -47,6 +48,12 @@ export class AppServiceAuthGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     const requester = resolveRequester(this.registry, request);
+    if (requester.userId !== requester.service.senderUserId) {
+      const profile = await this.store.profiles.get(requester.userId);
+      if (profile?.appServiceId && profile.appServiceId !== requester.service.id) {
+        throw new MatrixError(403, 'M_EXCLUSIVE', `${requester.userId} was registered by another application service`);
+      }
+    }
     // A deactivated user stays deactivated: nothing more is done as them (the AS's sender is never one).
     if (requester.userId !== requester.service.senderUserId && (await this.store.chatLifecycle.getDeactivated(requester.userId))) {
       throw new MatrixError(403, 'M_USER_DEACTIVATED', `${requester.userId} has been deactivated`);
@@ -70,11 +77,9 @@ export function resolveRequester(registry: ApplicationServiceRegistry, request: 
   } catch {
     throw MatrixError.invalidParam(`user_id ${JSON.stringify(asserted)} is not a valid user ID`);
   }
-  if (!service.isInterestedInUser(asserted)) {
-    const owner = registry.exclusiveOwnerOfUser(asserted);
-    if (owner && owner !== service) throw new MatrixError(403, 'M_EXCLUSIVE', `${asserted} is in another application service's exclusive namespace`);
-    throw MatrixError.forbidden(`Application service cannot masquerade as ${asserted}`);
-  }
+  const refusal = registry.actingRefusal(service, asserted);
+  if (refusal === 'exclusive') throw new MatrixError(403, 'M_EXCLUSIVE', `${asserted} is in another application service's exclusive namespace`);
+  if (refusal) throw MatrixError.forbidden(`Application service cannot masquerade as ${asserted}`);
   return { service, userId: asserted };
 }
 

@@ -7,6 +7,7 @@ import { parseRoomAlias } from '@fedgate/protocol';
 import { MatrixError } from '@fedgate/service-kit';
 import type { Requester } from '../client-server/requester';
 import { AppServiceClient } from '../push';
+import { RoomView } from '../rooms/room-view';
 import { ApplicationServiceRegistry } from '../registration';
 import { CHAT_SYNC_REGISTRY } from '../tokens';
 
@@ -24,6 +25,7 @@ export class AliasDirectory {
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
     @Inject(FEDERATION_CLIENT) private readonly federation: FederationHttpClient,
     @Inject(CHAT_SYNC_REGISTRY) private readonly registry: ApplicationServiceRegistry,
+    private readonly view: RoomView,
   ) {}
 
   parse(alias: string): { localpart: string; server: string } {
@@ -45,7 +47,9 @@ export class AliasDirectory {
 
   async create(requester: Requester, alias: string, roomId: string): Promise<void> {
     this.assertMayCreate(requester, alias);
-    if (!(await this.store.rooms.get(roomId))) throw MatrixError.notFound(`Unknown room ${roomId}`);
+    // Only a member may name a room: otherwise any service could squat aliases on others' rooms, and an
+    // unknown room and a room one is not in answer alike, so the call does not tell whether a room exists.
+    if ((await this.view.membership(roomId, requester.userId)) !== 'join') throw MatrixError.forbidden(`${requester.userId} is not in room ${roomId}`);
     const stored = await this.store.aliases.create({ alias, roomId, servers: [this.identity.serverName], creator: requester.userId, createdTs: Date.now() });
     if (!stored.created) throw new MatrixError(409, 'M_UNKNOWN', `Room alias ${alias} already exists`);
   }

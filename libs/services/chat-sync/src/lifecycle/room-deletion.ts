@@ -5,9 +5,12 @@
 // `purge` stops serving the room's history on the client-server side. The event DAG itself is never
 // deleted: other servers may still ask for events and auth chains this server signed.
 //
-// Who may: an application service whose namespace holds every local member of the room and every
-// local alias pointing at it (created by one of its users, or in its alias namespace). A room with
-// anything local belonging to someone else is refused whole, before anything changes.
+// Who may: an application service that may act as every local member of the room (in its namespace,
+// none claimed exclusively by another service). A room with a local member belonging to someone else
+// is refused whole, before anything changes. The local aliases pointing at the room go with it, whoever
+// made them: an alias cannot hold a room hostage. A deletion record belongs to the service that made it:
+// no other service may delete the room again (which would overwrite the record) or read its status.
+// Blocking a room this server has never seen is an operator act, not an application service's.
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
@@ -15,7 +18,8 @@ import { MatrixError } from '@fedgate/service-kit';
 import type { RoomDeletionRecord } from '@fedgate/store';
 import { assertRoomId, RoomActions } from '../rooms/room-actions';
 import { RoomView } from '../rooms/room-view';
-import type { ApplicationService } from '../registration';
+import { ApplicationServiceRegistry, type ApplicationService } from '../registration';
+import { CHAT_SYNC_REGISTRY } from '../tokens';
 import { auditLifecycle } from './lifecycle-audit';
 
 export const DEFAULT_DELETION_REASON = 'This room has been deleted';
@@ -59,6 +63,7 @@ export class RoomDeletion {
   constructor(
     @Inject(STORE) private readonly store: Store,
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
+    @Inject(CHAT_SYNC_REGISTRY) private readonly registry: ApplicationServiceRegistry,
     private readonly actions: RoomActions,
     private readonly view: RoomView,
   ) {}
@@ -68,15 +73,16 @@ export class RoomDeletion {
     const startedTs = Date.now();
     const room = await this.store.rooms.get(roomId);
     if (!room && !options.block) throw MatrixError.notFound(`Unknown room ${roomId}`);
+    if (!room) throw MatrixError.forbidden(`${roomId} is not known here; blocking a room this server has never seen is for the operator, not an application service`);
+    const earlier = await this.store.chatLifecycle.getRoomDeletion(roomId);
+    if (earlier && earlier.appServiceId !== service.id) throw MatrixError.forbidden(`${roomId} was deleted by another application service`);
     const state = room ? await this.view.currentState(roomId) : undefined;
     const localMembers = (state ? RoomView.members(state) : [])
       .filter((member) => this.isLocal(member.stateKey ?? '') && GIVEN_UP.includes(String((member.pdu.content as { membership?: unknown }).membership)))
       .map((member) => member.stateKey as string);
     const aliases = await this.store.aliases.forRoom(roomId);
-    const foreignMember = localMembers.find((userId) => !service.isInterestedInUser(userId));
+    const foreignMember = localMembers.find((userId) => this.registry.actingRefusal(service, userId) !== undefined);
     if (foreignMember) throw MatrixError.forbidden(`${foreignMember} is a member of ${roomId} and not in the application service's namespace`);
-    const foreignAlias = aliases.find((alias) => !service.isInterestedInUser(alias.creator) && !service.isInterestedInAlias(alias.alias));
-    if (foreignAlias) throw MatrixError.forbidden(`${foreignAlias.alias} points at ${roomId} and belongs to neither the application service's users nor its namespace`);
 
     const result: ShutdownResult = { kicked_users: [], failed_to_kick_users: [], local_aliases: [], new_room_id: null };
     const failures: { userId: string; errcode: string; error: string }[] = [];
@@ -99,7 +105,7 @@ export class RoomDeletion {
       deletedTs: Date.now(),
       appServiceId: service.id,
       blocked: options.block,
-      purged: options.purge && room !== undefined,
+      purged: options.purge,
       result: result as unknown as RoomDeletionRecord['result'],
     };
     await this.store.chatLifecycle.recordRoomDeletion(record);
@@ -110,7 +116,7 @@ export class RoomDeletion {
       path: call.path,
       status: 200,
       outcome: failures.length === 0 ? 'ok' : 'error',
-      reason: room ? 'room_deleted' : 'room_blocked',
+      reason: 'room_deleted',
       startedTs,
       details: { roomId, deleteId: record.deleteId, block: options.block, purge: record.purged, message: options.message, ...result, failures },
     });

@@ -77,8 +77,8 @@ export class MediaUploadController {
 }
 
 /**
- * The deprecated unauthenticated reads, kept for bridges that build plain download URLs. A token, when
- * given, must still be valid. This listener serves only the chat platform, so no freeze is applied.
+ * The deprecated legacy reads, kept for bridges that build plain download URLs: with an AS token, or
+ * without one only when `clientServer.unauthenticatedLegacyMedia` is set. A token, when given, must be valid. This listener serves only the chat platform, so no freeze is applied.
  */
 @Controller(LEGACY)
 @UseGuards(OptionalAppServiceAuthGuard)

@@ -2,6 +2,11 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { AppServiceRegistration } from './registration';
 import { ApplicationService, type InterestEvent, type InterestRoom } from './application-service';
 import { RegistrationError, loadRegistrationFile } from './load-registration';
+import { compileNamespaceRegex } from './namespace-matcher';
+import { mayOverlap } from './namespace-overlap';
+
+/** Why a service may not act as a user, when it may not. */
+export type ActingRefusal = 'exclusive' | 'outside';
 
 /** Every application service registered with this homeserver; IDs and both tokens are unique. */
 export class ApplicationServiceRegistry {
@@ -10,6 +15,7 @@ export class ApplicationServiceRegistry {
 
   constructor(registrations: readonly AppServiceRegistration[], serverName: string) {
     assertUnique(registrations);
+    assertUnambiguous(registrations, serverName);
     this.services = registrations.map((registration) => new ApplicationService(registration, serverName));
     this.tokenDigests = this.services.map((service) => ({ digest: digest(service.registration.asToken), service }));
   }
@@ -48,6 +54,16 @@ export class ApplicationServiceRegistry {
     return this.services.find((service) => service.claimsUserExclusively(userId));
   }
 
+  /**
+   * Whether `service` may act as (or manage) `userId`: the user is in its namespaces and no other
+   * service claims it exclusively. An exclusive claim wins over any non-exclusive one (`@.*`).
+   */
+  actingRefusal(service: ApplicationService, userId: string): ActingRefusal | undefined {
+    const owner = this.exclusiveOwnerOfUser(userId);
+    if (owner && owner !== service) return 'exclusive';
+    return service.isInterestedInUser(userId) ? undefined : 'outside';
+  }
+
   exclusiveOwnerOfAlias(alias: string): ApplicationService | undefined {
     return this.services.find((service) => service.claimsAliasExclusively(alias));
   }
@@ -59,6 +75,39 @@ export class ApplicationServiceRegistry {
 
   servicesForAlias(alias: string): ApplicationService[] {
     return this.services.filter((service) => service.isInterestedInAlias(alias));
+  }
+}
+
+/**
+ * Exclusive namespaces of two services that may share an identifier, or one service's exclusive
+ * namespace covering another's sender, leave the owner undecided: refused at start, naming both.
+ */
+function assertUnambiguous(registrations: readonly AppServiceRegistration[], serverName: string): void {
+  for (const [index, first] of registrations.entries()) {
+    for (const second of registrations.slice(index + 1)) {
+      for (const kind of ['users', 'aliases', 'rooms'] as const) {
+        for (const a of first.namespaces[kind].filter((rule) => rule.exclusive)) {
+          for (const b of second.namespaces[kind].filter((rule) => rule.exclusive)) {
+            if (!mayOverlap(a.regex, b.regex)) continue;
+            throw new RegistrationError(
+              second.source,
+              `namespaces.${kind}`,
+              `exclusive regex ${JSON.stringify(b.regex)} may overlap the exclusive regex ${JSON.stringify(a.regex)} of ${first.source}; an identifier can have one exclusive owner only`,
+            );
+          }
+        }
+      }
+      for (const [owner, other] of [
+        [first, second],
+        [second, first],
+      ] as const) {
+        const sender = `@${other.senderLocalpart}:${serverName}`;
+        const claim = owner.namespaces.users.find((rule) => rule.exclusive && compileNamespaceRegex(rule.regex).test(sender));
+        if (claim) {
+          throw new RegistrationError(owner.source, 'namespaces.users', `exclusive regex ${JSON.stringify(claim.regex)} covers ${sender}, the sender of ${other.source}`);
+        }
+      }
+    }
   }
 }
 

@@ -46,6 +46,8 @@ export class RoomActions {
       const { eventId } = await this.commands.createEvent({ roomId, sender: userId, type: event.type, stateKey: event.stateKey, content: event.content as never });
       if (event.type === 'm.room.member' && event.stateKey !== undefined) await this.recordLocalMembership(event.stateKey, roomId, String(event.content.membership), eventId);
     }
+    // The directory lists only what was published (`visibility`, default private).
+    await this.store.roomDirectory.set({ roomId, visibility: plan.visibility, appServiceId: requester.service.id, updatedTs: Date.now() });
     return plan.alias ? { room_id: roomId, room_alias: plan.alias } : { room_id: roomId };
   }
 

@@ -57,7 +57,12 @@ export class StateResolverCommands {
     }
     if (!reply.ok) {
       const refusal = reply as unknown as CommandError;
-      const extra = refusal.errcode === 'M_INCOMPATIBLE_ROOM_VERSION' && 'room_version' in refusal ? { room_version: (refusal as { room_version?: unknown }).room_version } : undefined;
+      const extra =
+        refusal.errcode === 'M_INCOMPATIBLE_ROOM_VERSION' && 'room_version' in refusal
+          ? { room_version: (refusal as { room_version?: unknown }).room_version }
+          : refusal.errcode === 'M_LIMIT_EXCEEDED' && 'retry_after_ms' in refusal
+            ? { retry_after_ms: (refusal as { retry_after_ms?: unknown }).retry_after_ms }
+            : undefined;
       throw new MatrixError(refusal.status ?? STATUS_BY_ERRCODE[refusal.errcode] ?? 400, refusal.errcode, refusal.error, extra);
     }
     return reply as Ok<Res>;

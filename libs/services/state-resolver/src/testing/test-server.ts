@@ -28,6 +28,9 @@ export interface FederationPeer {
   answer(request: PeerRequest): Promise<{ status: number; body: unknown }>;
 }
 
+/** The application service every test server has (its user namespace is set per server). */
+export const TEST_APP_SERVICE = { id: 'test-chat', url: null, asToken: 'as-test-chat', hsToken: 'hs-test-chat', senderLocalpart: 'chatbot' };
+
 export class TestNetwork {
   readonly servers = new Map<string, TestServer>();
   readonly peers = new Map<string, FederationPeer>();
@@ -169,6 +172,8 @@ export class TestServer {
       putJson: (to: string, p: string, body: unknown, o: RequestOptions = {}) => network.route(name, to, 'PUT', p, body, o),
       postJson: (to: string, p: string, body: unknown, o: RequestOptions = {}) => network.route(name, to, 'POST', p, body, o),
     };
+    // As a gateway with a chat platform claiming every local user: invites for users no service claims are refused.
+    await store.appServices.register({ ...TEST_APP_SERVICE, namespaces: { users: [{ exclusive: false, regex: `@.*:${name.replace(/\./g, '\\.')}` }], aliases: [], rooms: [] } });
     const resolver = new StateResolver({ store, bus, topology, identity: { serverName: name, signingKey: key }, federation: federation as never, keyRing: network.keyRing(), gapFill: options.gapFill });
     const server = new TestServer(name, key, store, bus, topology, resolver, dir);
     const publish = bus.publish.bind(bus);
