@@ -18,6 +18,7 @@ import {
   type RequestHandler,
 } from './bus';
 import { decodeJson, encodeJson } from './codec';
+import { requestTimeoutMs } from './command-timeouts';
 import { subjectMatches } from './partition';
 import { defaultRetryDelayMs, exhaustedBeforeHandling, settle, type Settlement } from './settlement';
 import type { CommandSpec, CommandSubject, ConsumerSpec, StreamSpec, Subject } from './subjects';
@@ -66,7 +67,7 @@ export class EmbeddedBus implements Bus {
   private readonly observer: BusObserver;
   private readonly retryDelayMs: (n: number) => number;
   private readonly pollIntervalMs: number;
-  private readonly responders = new Map<string, { pattern: string; handlers: RequestHandler<any, any>[]; next: number }>();
+  private readonly responders = new Map<string, { pattern: string; handlers: RequestHandler<any, any>[]; next: number; commands: CommandSpec<unknown, unknown>[] }>();
   private readonly loops = new Set<ConsumerLoop>();
   private pruneTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -255,19 +256,25 @@ export class EmbeddedBus implements Bus {
   async request<Req, Res>(subject: CommandSubject<Req, Res>, request: Req, options: { timeoutMs?: number; headers?: Headers } = {}): Promise<Res> {
     this.assertOpen();
     const entry = [...this.responders.values()].find((r) => subjectMatches(r.pattern, subject) && r.handlers.length > 0);
-    if (!entry) throw new BusRequestError(`no responder for ${subject}`, subject);
+    if (!entry) throw new BusRequestError(`no responder for ${subject}`, subject, 'no-responder');
     const handler = entry.handlers[entry.next++ % entry.handlers.length];
     const headers: Headers = { ...options.headers };
+    const timeoutMs = requestTimeoutMs({ ...this.options, commands: [...(this.options.commands ?? []), ...entry.commands] }, subject, options.timeoutMs);
     // Round-trip through JSON so callers get the same copy semantics as over the network.
     return withProducerSpan(subject, '', headers, async () =>
-      withConsumerSpan(subject, '', entry.pattern, headers, async () => decodeJson<Res>(encodeJson(await handler(decodeJson<Req>(encodeJson(request)), { subject, headers })))),
+      answerWithin(
+        withConsumerSpan(subject, '', entry.pattern, headers, async () => decodeJson<Res>(encodeJson(await handler(decodeJson<Req>(encodeJson(request)), { subject, headers })))),
+        timeoutMs,
+        () => new BusRequestError(`no answer from ${subject} within ${timeoutMs} ms`, subject, 'timeout', timeoutMs),
+      ),
     );
   }
 
   async serve<Req, Res>(command: CommandSpec<Req, Res>, handler: RequestHandler<Req, Res>): Promise<BusSubscription> {
     const key = `${command.pattern}\u0000${command.queueGroup}`;
-    const entry = this.responders.get(key) ?? { pattern: command.pattern, handlers: [], next: 0 };
+    const entry = this.responders.get(key) ?? { pattern: command.pattern, handlers: [], next: 0, commands: [] };
     entry.handlers.push(handler);
+    entry.commands.push(command as CommandSpec<unknown, unknown>);
     this.responders.set(key, entry);
     return {
       name: command.queueGroup,
@@ -295,8 +302,8 @@ export class EmbeddedBus implements Bus {
   private prune(): void {
     if (this.closed) return;
     const now = Date.now();
+    // Only what every consumer settled: an unread message of a stopped consumer, or a dead letter, stays however old.
     for (const stream of this.options.streams) {
-      this.db.prepare('DELETE FROM bus_messages WHERE stream = ? AND published_at < ?').run(stream.name, now - stream.maxAgeMs);
       if (stream.pruneWhenConsumed)
         this.db
           .prepare('DELETE FROM bus_messages WHERE stream = ? AND published_at < ? AND NOT EXISTS (SELECT 1 FROM bus_pending p WHERE p.seq = bus_messages.seq)')
@@ -396,4 +403,21 @@ class ConsumerLoop {
     this.wake?.();
     await this.done;
   }
+}
+
+/** The answer, or the timeout's error once `timeoutMs` passed; a late answer (or failure) is dropped. */
+function answerWithin<T>(answer: Promise<T>, timeoutMs: number, timedOut: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(timedOut()), timeoutMs);
+    answer.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }

@@ -2,6 +2,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { describeBusContract } from './contract/bus-contract';
 import { JetStreamBus } from './jetstream-bus';
 import { busOptionsFor } from './options';
+import { busTopology } from './subjects';
 
 const natsUrl = () => {
   const url = process.env.FEDGATE_TEST_NATS_URL;
@@ -28,4 +29,42 @@ describeBusContract('JetStream', async (topology) => {
       await bus.close();
     },
   };
+});
+
+describe('JetStream bus: command timeouts and retention (issue 11)', () => {
+  jest.setTimeout(60_000);
+  let bus: JetStreamBus;
+  let topology: ReturnType<typeof busTopology>;
+
+  beforeEach(async () => {
+    topology = busTopology({ prefix: `jsx${process.pid}x${Date.now().toString(36)}`, roomPartitions: 2 });
+    bus = await JetStreamBus.connect({ servers: natsUrl() }, busOptionsFor(topology));
+    await bus.start();
+  });
+  afterEach(async () => {
+    const jsm = await jetstreamManager(bus.connection);
+    for (const stream of topology.allStreams) await jsm.streams.delete(stream.name).catch(() => undefined);
+    await bus.close();
+  });
+
+  // Defect 4: every request used to time out at 10 s, whatever its command declared (remote joins 120 s).
+  it('defect 4: answers a remote-membership command that takes longer than 10 s, within its 120 s budget', async () => {
+    const subscription = await bus.serve(topology.remoteMembership.command, async (command) => {
+      await new Promise((resolve) => setTimeout(resolve, 10_500));
+      return { ok: true as const, roomId: command.roomId, eventId: '$joined' };
+    });
+    try {
+      const roomId = '!far:remote.example';
+      const reply = await bus.request(topology.remoteMembership.subjectFor(roomId), { roomId, userId: '@u:x', membership: 'join', via: ['remote.example'] });
+      expect(reply).toEqual({ ok: true, roomId, eventId: '$joined' });
+    } finally {
+      await subscription.stop();
+    }
+  });
+
+  // Defect 7: streams had max_age 7 days, so dead letters and unread messages vanished after a week.
+  it('defect 7: no stream drops messages by age (dead letters are kept until an operator removes them)', async () => {
+    const jsm = await jetstreamManager(bus.connection);
+    for (const stream of topology.allStreams) expect([stream.name, (await jsm.streams.info(stream.name)).config.max_age]).toEqual([stream.name, 0]);
+  });
 });

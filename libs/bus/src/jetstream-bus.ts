@@ -1,7 +1,7 @@
 // The bus over NATS JetStream: msgID dedupe, durable pull consumers with explicit ack, bounded
 // redelivery ending in dead letters, core request/reply for commands.
 import { connect } from '@nats-io/transport-node';
-import { headers as natsHeaders, nanos, type ConnectionOptions, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { headers as natsHeaders, nanos, RequestError, TimeoutError, type ConnectionOptions, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -33,6 +33,7 @@ import {
   type RequestHandler,
 } from './bus';
 import { decodeJson, encodeJson } from './codec';
+import { requestTimeoutMs } from './command-timeouts';
 import { subjectMatches } from './partition';
 import { defaultRetryDelayMs, exhaustedBeforeHandling, settle, type Settlement } from './settlement';
 import type { CommandSpec, CommandSubject, ConsumerSpec, Subject } from './subjects';
@@ -94,7 +95,8 @@ export class JetStreamBus implements Bus {
         retention: RetentionPolicy.Limits,
         storage: StorageType.File,
         discard: DiscardPolicy.Old,
-        max_age: nanos(stream.maxAgeMs),
+        // No age limit: unconsumed messages and dead letters are never dropped for being old (see pruneConsumed).
+        max_age: 0,
         duplicate_window: nanos(stream.duplicateWindowMs),
       };
       try {
@@ -229,11 +231,14 @@ export class JetStreamBus implements Bus {
 
   async request<Req, Res>(subject: CommandSubject<Req, Res>, request: Req, options: { timeoutMs?: number; headers?: Headers } = {}): Promise<Res> {
     const headers: Headers = { ...options.headers };
+    const timeout = requestTimeoutMs(this.options, subject, options.timeoutMs);
     return withProducerSpan(subject, '', headers, async () => {
       try {
-        const reply = await this.connection.request(subject, encodeJson(request), { timeout: options.timeoutMs ?? 10_000, headers: toNatsHeaders(headers) });
+        const reply = await this.connection.request(subject, encodeJson(request), { timeout, headers: toNatsHeaders(headers) });
         return decodeJson<Res>(reply.data);
       } catch (error) {
+        if (isTimeout(error)) throw new BusRequestError(`no answer from ${subject} within ${timeout} ms`, subject, 'timeout', timeout);
+        if (error instanceof RequestError && error.isNoResponders()) throw new BusRequestError(`no responder for ${subject}`, subject, 'no-responder');
         throw new BusRequestError(`request to ${subject} failed: ${(error as Error).message}`, subject);
       }
     });
@@ -289,6 +294,11 @@ export class JetStreamBus implements Bus {
     await Promise.all([...this.subscriptions].map((s) => s.stop()));
     if (this.ownsConnection && !this.connection.isClosed()) await this.connection.drain();
   }
+}
+
+/** nats.js reports a request timeout as TimeoutError, or as a RequestError caused by one. */
+function isTimeout(error: unknown): boolean {
+  return error instanceof TimeoutError || (error instanceof Error && error.cause instanceof TimeoutError);
 }
 
 function isApiError(error: unknown, code: number): boolean {

@@ -35,10 +35,12 @@ export type CommandSubject<Req, Res> = string & { readonly [carries]?: [Req, Res
 export interface StreamSpec {
   name: string;
   subjects: string[];
-  maxAgeMs: number;
   /** JetStream's server-side dedupe window for message IDs. */
   duplicateWindowMs: number;
-  /** Embedded adapter: drop a message once every consumer settled it and the dedupe window passed. */
+  /**
+   * Drop a message once every consumer settled it (and, embedded, the dedupe window passed). Nothing is
+   * dropped by age: a message no consumer has settled stays, and dead letters stay until an operator removes them.
+   */
   pruneWhenConsumed: boolean;
 }
 
@@ -67,11 +69,12 @@ export interface TopologyConfig {
   destinationPartitions?: number;
   maxDeliver?: number;
   ackWaitMs?: number;
-  retentionMs?: number;
   duplicateWindowMs?: number;
+  /** Overrides of the commands' declared timeouts (tests use small ones). */
+  commandTimeoutsMs?: Partial<Record<CommandName, number>>;
 }
 
-const DAY_MS = 24 * 60 * 60 * 1000;
+export type CommandName = 'createEvent' | 'makeMembership' | 'sendMembership' | 'receiveInvite' | 'remoteMembership' | 'backfill';
 
 /** A subject token from arbitrary text (room IDs, server names, EDU types contain `.`, `:`, `*`...). */
 export function subjectToken(text: string): string {
@@ -85,13 +88,11 @@ export function busTopology(config: TopologyConfig = {}) {
   const destinationPartitions = config.destinationPartitions ?? 16;
   const maxDeliver = config.maxDeliver ?? 10;
   const ackWaitMs = config.ackWaitMs ?? 30_000;
-  const retentionMs = config.retentionMs ?? 7 * DAY_MS;
   const duplicateWindowMs = config.duplicateWindowMs ?? 2 * 60_000;
 
   const stream = (suffix: string, subjects: string[], pruneWhenConsumed = true): StreamSpec => ({
     name: `${streamPrefix}_${suffix}`,
     subjects,
-    maxAgeMs: retentionMs,
     duplicateWindowMs,
     pruneWhenConsumed,
   });
@@ -127,8 +128,9 @@ export function busTopology(config: TopologyConfig = {}) {
     all: `${prefix}.dead.>` as Subject<DeadLetter>,
   };
   /** A state-resolver command addressed to the room's partition, so it runs in that room's order. */
-  const roomCommand = <Req, Res>(name: string, timeoutMs: number) => {
+  const roomCommand = <Req, Res>(name: string, declaredMs: number, key: CommandName) => {
     const base = `${prefix}.cmd.${name}`;
+    const timeoutMs = config.commandTimeoutsMs?.[key] ?? declaredMs;
     return {
       subjectFor: (roomId: string): CommandSubject<Req, Res> => `${base}.${partitionOf(roomId, roomPartitions)}`,
       command: {
@@ -138,14 +140,14 @@ export function busTopology(config: TopologyConfig = {}) {
       } satisfies CommandSpec<Req, Res>,
     };
   };
-  const createEvent = roomCommand<CreateEventCommand, CreateEventReply>('create-event', 10_000);
-  const makeMembership = roomCommand<MakeMembershipCommand, MakeMembershipReply>('make-membership', 10_000);
-  const sendMembership = roomCommand<SendMembershipCommand, SendMembershipReply>('send-membership', 30_000);
-  const receiveInvite = roomCommand<ReceiveInviteCommand, ReceiveInviteReply>('receive-invite', 10_000);
+  const createEvent = roomCommand<CreateEventCommand, CreateEventReply>('create-event', 10_000, 'createEvent');
+  const makeMembership = roomCommand<MakeMembershipCommand, MakeMembershipReply>('make-membership', 10_000, 'makeMembership');
+  const sendMembership = roomCommand<SendMembershipCommand, SendMembershipReply>('send-membership', 30_000, 'sendMembership');
+  const receiveInvite = roomCommand<ReceiveInviteCommand, ReceiveInviteReply>('receive-invite', 10_000, 'receiveInvite');
   /** Involves make_* and send_* round trips to remote servers, so it may take long. */
-  const remoteMembership = roomCommand<RemoteMembershipCommand, RemoteMembershipReply>('remote-membership', 120_000);
+  const remoteMembership = roomCommand<RemoteMembershipCommand, RemoteMembershipReply>('remote-membership', 120_000, 'remoteMembership');
   /** Asks remote servers for a room's history (`/backfill`), one after another until one answers. */
-  const backfill = roomCommand<BackfillCommand, BackfillReply>('backfill', 60_000);
+  const backfill = roomCommand<BackfillCommand, BackfillReply>('backfill', 60_000, 'backfill');
   const outboundEdu = {
     subject: `${prefix}.outbound.edu` as Subject<OutboundEdu>,
   };
@@ -202,6 +204,10 @@ export function busTopology(config: TopologyConfig = {}) {
     receiveInvite,
     remoteMembership,
     backfill,
+    /** Every command, so a request waits its own command's declared timeout. */
+    allCommands: [createEvent, makeMembership, sendMembership, receiveInvite, remoteMembership, backfill].map(
+      (c) => c.command as CommandSpec<unknown, unknown>,
+    ),
     consumers,
   };
 }

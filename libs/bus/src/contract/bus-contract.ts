@@ -1,5 +1,5 @@
 // One behavioural contract for every Bus adapter; each adapter's spec calls describeBusContract.
-import { ack, nak, term, type Bus, type BusSubscription, type ReceivedMessage } from '../bus';
+import { ack, BusRequestError, nak, term, type Bus, type BusSubscription, type ReceivedMessage } from '../bus';
 import type { DeadLetter, InboundPdu } from '../messages';
 import { busTopology, type BusTopology } from '../subjects';
 import { waitFor } from './wait-for';
@@ -148,6 +148,37 @@ export function describeBusContract(adapterName: string, createHarness: HarnessF
       const roomId = '!room:x';
       const reply = await harness.bus.request(topology.createEvent.subjectFor(roomId), { roomId, sender: '@u:x', type: 'm.room.message', content: {} });
       expect(reply).toEqual({ ok: true, eventId: `$m.room.message:${topology.inboundPdu.partitionOf(roomId)}` });
+    });
+
+    // Issue 11 defect 4: JetStream requests always timed out at 10 s and the embedded bus never did.
+    it('defect 4: a request times out after its command\'s declared timeout, with a timeout error', async () => {
+      await harness.close();
+      topology = busTopology({ prefix: uniquePrefix(), roomPartitions: 4, maxDeliver: 3, commandTimeoutsMs: { createEvent: 200 } });
+      harness = await createHarness(topology);
+      await harness.bus.start();
+      let finished = false;
+      subscriptions.push(
+        await harness.bus.serve(topology.createEvent.command, async () => {
+          await new Promise((resolve) => setTimeout(resolve, 1_500));
+          finished = true;
+          return { ok: true as const, eventId: '$late' };
+        }),
+      );
+      const roomId = '!slow:x';
+      const outcome = await harness.bus
+        .request(topology.createEvent.subjectFor(roomId), { roomId, sender: '@u:x', type: 'm.room.message', content: {} })
+        .then((reply) => ({ reply }), (error: unknown) => ({ error }));
+      expect(finished).toBe(false);
+      expect('error' in outcome && outcome.error).toBeInstanceOf(BusRequestError);
+      expect(outcome).toMatchObject({ error: { failure: 'timeout', timeoutMs: 200 } });
+      await waitFor(() => finished, 'the slow handler to end before the bus closes');
+    });
+
+    it('defect 4: a request without a responder fails at once as no-responder', async () => {
+      const roomId = '!nobody:x';
+      await expect(harness.bus.request(topology.backfill.subjectFor(roomId), { roomId, atOrBelowDepth: 1, limit: 1 })).rejects.toMatchObject({
+        failure: 'no-responder',
+      });
     });
 
     it('delivers what was queued before the consumer existed', async () => {
