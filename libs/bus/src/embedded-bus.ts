@@ -338,17 +338,35 @@ class ConsumerLoop {
 
   run(): void {
     const unsubscribe = this.bus.onPublished(() => this.wake?.());
+    const limit = Math.max(1, Math.min(this.consumer.concurrency ?? 1, this.consumer.maxAckPending));
+    const running = new Set<Promise<void>>();
     this.done = (async () => {
       try {
         while (this.running) {
+          if (running.size >= limit) {
+            await this.sleep(this.bus.waitHint(this.consumer));
+            continue;
+          }
           const claimed = this.bus.claimNext(this.consumer, this.inFlight);
           if (!claimed) {
             await this.sleep(this.bus.waitHint(this.consumer));
             continue;
           }
-          await this.deliver(claimed.row, claimed.deliveries);
+          if (limit === 1) {
+            await this.deliver(claimed.row, claimed.deliveries);
+            continue;
+          }
+          // Concurrent handlers: a delivery that fails to settle stays claimed and comes back after ackWait.
+          const delivery: Promise<void> = this.deliver(claimed.row, claimed.deliveries)
+            .catch(() => undefined)
+            .finally(() => {
+              running.delete(delivery);
+              this.wake?.();
+            });
+          running.add(delivery);
         }
       } finally {
+        await Promise.allSettled(running);
         unsubscribe();
       }
     })();

@@ -162,8 +162,25 @@ export class JetStreamBus implements Bus {
     await this.ensureConsumer(consumer);
     const jsConsumer = await this.js.consumers.get(consumer.stream, consumer.durable);
     const messages: ConsumerMessages = await jsConsumer.consume({ max_messages: Math.min(256, Math.max(1, consumer.maxAckPending)) });
+    const limit = Math.max(1, Math.min(consumer.concurrency ?? 1, consumer.maxAckPending));
     const loop = (async () => {
-      for await (const msg of messages) await this.deliver(consumer, handler as MessageHandler<unknown>, msg);
+      const running = new Set<Promise<void>>();
+      try {
+        for await (const msg of messages) {
+          if (limit === 1) {
+            await this.deliver(consumer, handler as MessageHandler<unknown>, msg);
+            continue;
+          }
+          // Concurrent handlers: a delivery that fails to settle is redelivered by the server after ack_wait.
+          const delivery: Promise<void> = this.deliver(consumer, handler as MessageHandler<unknown>, msg)
+            .catch(() => undefined)
+            .finally(() => running.delete(delivery));
+          running.add(delivery);
+          if (running.size >= limit) await Promise.race(running);
+        }
+      } finally {
+        await Promise.allSettled(running);
+      }
     })();
     const subscription: BusSubscription = {
       name: consumer.durable,

@@ -13,6 +13,7 @@ import type {
   MakeMembershipCommand,
   MakeMembershipReply,
   OutboundEdu,
+  ParkedPdu,
   ReceiveInviteCommand,
   ReceiveInviteReply,
   BackfillCommand,
@@ -53,6 +54,8 @@ export interface ConsumerSpec<T = unknown> {
   ackWaitMs: number;
   /** 1 keeps strict order within the filter; more allows in-flight messages for throughput. */
   maxAckPending: number;
+  /** Handlers running at once (default 1, at most maxAckPending): for work that waits on others, not for order. */
+  concurrency?: number;
 }
 
 export interface CommandSpec<Req, Res> {
@@ -70,6 +73,8 @@ export interface TopologyConfig {
   maxDeliver?: number;
   ackWaitMs?: number;
   duplicateWindowMs?: number;
+  /** Parked PDUs handled at once per room partition (default 32). */
+  parkedConcurrency?: number;
   /** Overrides of the commands' declared timeouts (tests use small ones). */
   commandTimeoutsMs?: Partial<Record<CommandName, number>>;
 }
@@ -89,6 +94,7 @@ export function busTopology(config: TopologyConfig = {}) {
   const maxDeliver = config.maxDeliver ?? 10;
   const ackWaitMs = config.ackWaitMs ?? 30_000;
   const duplicateWindowMs = config.duplicateWindowMs ?? 2 * 60_000;
+  const parkedConcurrency = config.parkedConcurrency ?? 32;
 
   const stream = (suffix: string, subjects: string[], pruneWhenConsumed = true): StreamSpec => ({
     name: `${streamPrefix}_${suffix}`,
@@ -114,6 +120,8 @@ export function busTopology(config: TopologyConfig = {}) {
   });
 
   const inboundPdu = partitioned<InboundPdu>(`${prefix}.inbound.pdu`, roomPartitions);
+  /** Inbound PDUs waiting on a remote server (gap filling), off their partition's ordered path; message ID `parked:<event ID>`. */
+  const parkedPdu = partitioned<ParkedPdu>(`${prefix}.inbound.parked`, roomPartitions);
   const roomLog = partitioned<RoomLogEntry>(`${prefix}.room.log`, roomPartitions);
   const egress = partitioned<EgressEntry>(`${prefix}.egress.dest`, destinationPartitions);
   const inboundEdu = {
@@ -156,17 +164,20 @@ export function busTopology(config: TopologyConfig = {}) {
     subject: `${prefix}.egress.server-up` as Subject<ServerUp>,
   };
 
-  const consumer = <T>(s: StreamSpec, durable: string, filterSubject: Subject<T>, maxAckPending: number): ConsumerSpec<T> => ({
+  const consumer = <T>(s: StreamSpec, durable: string, filterSubject: Subject<T>, maxAckPending: number, concurrency?: number): ConsumerSpec<T> => ({
     stream: s.name,
     durable: `${prefix}-${durable}`,
     filterSubject,
     maxDeliver,
     ackWaitMs,
     maxAckPending,
+    ...(concurrency ? { concurrency } : {}),
   });
   const consumers = {
     /** state-resolver: one ordered consumer per room partition. */
     stateResolverInbound: (p: number) => consumer(streams.inbound, `state-resolver-pdu-${p}`, inboundPdu.partition(p), 1),
+    /** state-resolver: parked PDUs of a room partition, many rooms at once (each room's in order, by state-resolver). */
+    stateResolverParked: (p: number) => consumer(streams.inbound, `state-resolver-parked-${p}`, parkedPdu.partition(p), parkedConcurrency, parkedConcurrency),
     /** chat-sync: EDUs (typing, receipts, presence, to-device) for the chat platform; order not needed. */
     chatSyncEdus: () => consumer(streams.inbound, 'chat-sync-edu', inboundEdu.all, 256),
     /** chat-sync: room event log per partition, to fan out to application services. */
@@ -191,6 +202,7 @@ export function busTopology(config: TopologyConfig = {}) {
     streams,
     allStreams: Object.values(streams),
     inboundPdu,
+    parkedPdu,
     inboundEdu,
     roomLog,
     egress,

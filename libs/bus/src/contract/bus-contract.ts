@@ -181,6 +181,27 @@ export function describeBusContract(adapterName: string, createHarness: HarnessF
       });
     });
 
+    it('runs handlers at once on a concurrent consumer: one waiting does not hold up the next (parked PDUs)', async () => {
+      const consumer = topology.consumers.stateResolverParked(0);
+      let releaseFirst!: () => void;
+      const firstHeld = new Promise<void>((resolve) => (releaseFirst = resolve));
+      const handled: string[] = [];
+      subscriptions.push(
+        await harness.bus.consume(consumer, async (m) => {
+          if (m.messageId === 'parked:1') await firstHeld;
+          handled.push(m.messageId);
+        }),
+      );
+      const parked = (n: number) => ({ inbound: pdu('!a:x', n), parkedAt: 0, reason: 'test' });
+      await harness.bus.publish(topology.parkedPdu.partition(0), parked(1), { messageId: 'parked:1' });
+      await harness.bus.publish(topology.parkedPdu.partition(0), parked(2), { messageId: 'parked:2' });
+      await waitFor(() => handled.includes('parked:2'), 'the second message while the first waits');
+      releaseFirst();
+      await waitFor(() => handled.length === 2, 'both');
+      expect(handled).toEqual(['parked:2', 'parked:1']);
+      await waitFor(async () => (await harness.bus.consumerStats(consumer)).ackPending === 0, 'both settled');
+    });
+
     it('delivers what was queued before the consumer existed', async () => {
       await publishPdu(harness.bus, pdu('!a:x', 1));
       const handled: string[] = [];

@@ -3,12 +3,21 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { busOptionsFor, busTopology, EmbeddedBus, type CommandError, type RoomLogEntry } from '@fedgate/bus';
+import { busOptionsFor, busTopology, EmbeddedBus, type CommandError, type RoomLogEntry, type TopologyConfig } from '@fedgate/bus';
 import { FederationHttpError, type KeyRing, type RequestOptions } from '@fedgate/federation-client';
 import { generateSigningKey, type SigningKey, type VerifyKeyLookup } from '@fedgate/protocol';
 import { openSqliteStore, type Store } from '@fedgate/store';
 import type { GapFillLimits } from '../inbound-pdus';
+import type { ParkingLimits } from '../room-parking';
 import { StateResolver } from '../state-resolver';
+
+export interface TestServerOptions {
+  gapFill?: GapFillLimits;
+  parking?: Partial<ParkingLimits>;
+  topology?: TopologyConfig;
+  /** Start the bus consumers and command servers (else tests call the handlers directly). */
+  start?: boolean;
+}
 
 export class TestNetwork {
   readonly servers = new Map<string, TestServer>();
@@ -99,7 +108,7 @@ export class TestNetwork {
     return refuse({ ok: false, errcode: 'M_UNRECOGNIZED', error: `${method} ${fullPath}`, status: 404 });
   }
 
-  async add(serverName: string, options: { gapFill?: GapFillLimits; start?: boolean } = {}): Promise<TestServer> {
+  async add(serverName: string, options: TestServerOptions = {}): Promise<TestServer> {
     const server = await TestServer.create(this, serverName, options);
     this.servers.set(serverName, server);
     return server;
@@ -123,11 +132,11 @@ export class TestServer {
     private readonly dir: string,
   ) {}
 
-  static async create(network: TestNetwork, name: string, options: { gapFill?: GapFillLimits; start?: boolean }): Promise<TestServer> {
+  static async create(network: TestNetwork, name: string, options: TestServerOptions): Promise<TestServer> {
     const dir = mkdtempSync(path.join(tmpdir(), 'state-resolver-'));
     const key = generateSigningKey();
     const store = openSqliteStore(path.join(dir, 'store.sqlite'));
-    const topology = busTopology({ roomPartitions: 4 });
+    const topology = busTopology({ roomPartitions: 4, ...options.topology });
     const bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite'), retryDelayMs: () => 5, pollIntervalMs: 10 });
     await bus.start();
     const federation = {
@@ -135,7 +144,7 @@ export class TestServer {
       putJson: (to: string, p: string, body: unknown, o: RequestOptions = {}) => network.route(name, to, 'PUT', p, body, o),
       postJson: (to: string, p: string, body: unknown, o: RequestOptions = {}) => network.route(name, to, 'POST', p, body, o),
     };
-    const resolver = new StateResolver({ store, bus, topology, identity: { serverName: name, signingKey: key }, federation: federation as never, keyRing: network.keyRing(), gapFill: options.gapFill });
+    const resolver = new StateResolver({ store, bus, topology, identity: { serverName: name, signingKey: key }, federation: federation as never, keyRing: network.keyRing(), gapFill: options.gapFill, parking: options.parking });
     const server = new TestServer(name, key, store, bus, topology, resolver, dir);
     const publish = bus.publish.bind(bus);
     bus.publish = (async (subject: string, data: unknown, opts: { messageId: string }) => {

@@ -1,0 +1,59 @@
+// Remote I/O for inbound PDUs, in two modes: refused outright on a room partition's ordered path
+// (the event is parked instead), and bounded by a per-event time budget when a parked event is handled.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { FederationClientError, type FederationHttpClient, type RequestOptions } from '@fedgate/federation-client';
+
+export type FederationCalls = Pick<FederationHttpClient, 'getJson' | 'putJson' | 'postJson'>;
+
+/** Handling this event would wait on a remote server: park it rather than hold the partition. */
+export class RemoteIoNeeded extends Error {
+  constructor(readonly call: string) {
+    super(`it needs ${call}`);
+    this.name = 'RemoteIoNeeded';
+  }
+}
+
+/** Federation calls that never leave the process: each throws RemoteIoNeeded before any request is made. */
+export function remoteIoRefused(): FederationCalls {
+  const refuse = (method: string, destination: string, path: string): never => {
+    throw new RemoteIoNeeded(`${method} ${path.split('?')[0]} on ${destination}`);
+  };
+  return {
+    getJson: async (destination, path) => refuse('GET', destination, path),
+    putJson: async (destination, path) => refuse('PUT', destination, path),
+    postJson: async (destination, path) => refuse('POST', destination, path),
+  };
+}
+
+const budgets = new AsyncLocalStorage<{ deadline: number }>();
+
+/** Runs `work` with remote calls (through budgetedFederation) ending by `deadline` at the latest. */
+export function withRemoteBudget<T>(deadline: number, work: () => Promise<T>): Promise<T> {
+  return budgets.run({ deadline }, work);
+}
+
+export class RemoteBudgetSpent extends FederationClientError {
+  constructor(call: string) {
+    super('TIMEOUT', `the time budget for this event was spent before ${call}`);
+    this.name = 'RemoteBudgetSpent';
+  }
+}
+
+/**
+ * Federation calls whose timeout is the smaller of `perCallMs` and what is left of the budget of the
+ * current withRemoteBudget; outside one they pass through unchanged.
+ */
+export function budgetedFederation(inner: FederationCalls, perCallMs: number, now: () => number = Date.now): FederationCalls {
+  const clamp = (call: string, options: RequestOptions = {}): RequestOptions => {
+    const budget = budgets.getStore();
+    if (!budget) return options;
+    const remaining = budget.deadline - now();
+    if (remaining <= 0) throw new RemoteBudgetSpent(call);
+    return { ...options, timeoutMs: Math.min(options.timeoutMs ?? perCallMs, remaining) };
+  };
+  return {
+    getJson: async (destination, path, options) => inner.getJson(destination, path, clamp(`GET ${path} on ${destination}`, options)),
+    putJson: async (destination, path, body, options) => inner.putJson(destination, path, body, clamp(`PUT ${path} on ${destination}`, options)),
+    postJson: async (destination, path, body, options) => inner.postJson(destination, path, body, clamp(`POST ${path} on ${destination}`, options)),
+  };
+}

@@ -1,0 +1,126 @@
+// Issue 11 defect 2: one PDU whose gap must be filled from a server that accepts the request and never
+// answers (a tarpit) held its whole room partition for minutes. Such PDUs are parked per room with a
+// time budget; other rooms of the partition keep flowing; the parked PDU resumes or is given up with its reason.
+import { FederationClientError } from '@fedgate/federation-client';
+import type { DeadLetter, InboundPdu } from '@fedgate/bus';
+import { TestNetwork, type TestServer, type TestServerOptions } from './testing/test-server';
+
+jest.setTimeout(30_000);
+
+async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('room parking: a silent origin does not stall its room partition', () => {
+  let network: TestNetwork;
+  let a: TestServer;
+  let b: TestServer;
+  let c: TestServer;
+  /** While set, c accepts every request and never answers (until the caller's timeout, as the HTTPS transport does). */
+  let tarpit: boolean;
+  const tarpitted: string[] = [];
+
+  async function setUp(options: TestServerOptions) {
+    network = new TestNetwork();
+    tarpit = false;
+    tarpitted.length = 0;
+    const route = network.route.bind(network);
+    network.route = async (from, to, method, p, body, options) => {
+      if (to !== 'c.test' || !tarpit) return route(from, to, method, p, body, options);
+      tarpitted.push(`${method} ${p}`);
+      return new Promise((_, reject) => {
+        if (options.timeoutMs !== undefined) setTimeout(() => reject(new FederationClientError('TIMEOUT', `${to} did not answer in ${options.timeoutMs} ms`)), options.timeoutMs);
+      });
+    };
+    a = await network.add('a.test', { start: true, ...options });
+    b = await network.add('b.test');
+    c = await network.add('c.test');
+  }
+  afterEach(async () => {
+    tarpit = false;
+    await network.close();
+  });
+
+  /** Two rooms of a in the same partition: b is in the first, c in the second. */
+  async function twoRoomsInOnePartition() {
+    const quiet = await a.createRoom('@alice:a.test');
+    let slow = await a.createRoom('@alice:a.test');
+    while (a.topology.inboundPdu.partitionOf(slow) !== a.topology.inboundPdu.partitionOf(quiet)) slow = await a.createRoom('@alice:a.test');
+    expect(await b.resolver.remoteMembership.onCommand({ roomId: quiet, userId: '@bob:b.test', membership: 'join', via: ['a.test'] })).toMatchObject({ ok: true });
+    expect(await c.resolver.remoteMembership.onCommand({ roomId: slow, userId: '@carol:c.test', membership: 'join', via: ['a.test'] })).toMatchObject({ ok: true });
+    return { quiet, slow };
+  }
+
+  async function sendFrom(server: TestServer, roomId: string, sender: string, body: string): Promise<string> {
+    const reply = await server.send(roomId, sender, 'm.room.message', { msgtype: 'm.text', body });
+    if (!reply.ok) throw new Error(reply.error);
+    return reply.eventId;
+  }
+
+  /** As ingress does after a /send from `from`: the PDU onto a's inbound partition. */
+  async function deliver(from: TestServer, eventId: string) {
+    const record = (await from.store.events.get(eventId))!;
+    const inbound: InboundPdu = { eventId, roomId: record.roomId, roomVersion: '12', origin: from.name, txnId: 't', receivedAt: Date.now(), redacted: false, pdu: record.pdu as never };
+    await a.bus.publish(a.topology.inboundPdu.subjectFor(record.roomId), inbound, { messageId: eventId });
+  }
+
+  const statusAtA = async (eventId: string) => (await a.store.events.get(eventId))?.status;
+  const deadLetters = () => a.bus.readStream<DeadLetter>(a.topology.streams.deadLetters.name);
+
+  it('defect 2: another room of the partition flows while a PDU waits on a tarpit, and the parked PDU resumes once the origin answers', async () => {
+    await setUp({ parking: { budgetMs: 20_000, perCallMs: 300, retryDelayMs: 100, maxRetryDelayMs: 200 } });
+    const { quiet, slow } = await twoRoomsInOnePartition();
+    const missed = await sendFrom(c, slow, '@carol:c.test', 'a never heard this');
+    const gapped = await sendFrom(c, slow, '@carol:c.test', 'built on what a missed');
+    tarpit = true;
+    await deliver(c, gapped);
+    await waitFor(() => tarpitted.length > 0, 'a to ask c to fill the gap');
+
+    const flowing = await sendFrom(b, quiet, '@bob:b.test', 'the partition still flows');
+    await deliver(b, flowing);
+    await waitFor(async () => (await statusAtA(flowing)) === 'accepted', "b's event in the other room of the partition");
+    expect(a.resolver.parking.parkedRooms()).toEqual([slow]);
+    // A later PDU of the parked room queues behind the parked one rather than overtaking it.
+    const later = await sendFrom(c, slow, '@carol:c.test', 'later');
+    await deliver(c, later);
+    expect(await statusAtA(gapped)).toBeUndefined();
+
+    tarpit = false;
+    await waitFor(async () => (await statusAtA(later)) === 'accepted', 'the parked events once c answers');
+    expect(await statusAtA(missed)).toBe('accepted');
+    expect(await statusAtA(gapped)).toBe('accepted');
+    expect(await a.store.rooms.getForwardExtremities(slow)).toEqual([later]);
+    await waitFor(() => a.resolver.parking.parkedRooms().length === 0, 'the room to be released');
+    expect(deadLetters()).toEqual([]);
+  });
+
+  it('defect 2: a parked PDU whose origin never answers is given up after its budget, with the reason in dead letters, and the room recovers', async () => {
+    await setUp({ parking: { budgetMs: 1_500, perCallMs: 300, retryDelayMs: 100, maxRetryDelayMs: 200 } });
+    const { quiet, slow } = await twoRoomsInOnePartition();
+    await sendFrom(c, slow, '@carol:c.test', 'a never heard this');
+    const gapped = await sendFrom(c, slow, '@carol:c.test', 'built on what a missed');
+    tarpit = true;
+    await deliver(c, gapped);
+
+    await waitFor(() => deadLetters().length === 1, 'the parked PDU to be given up');
+    const [letter] = deadLetters();
+    expect(letter.data.consumer).toBe(a.topology.consumers.stateResolverParked(a.topology.inboundPdu.partitionOf(slow)).durable);
+    expect(letter.data.reason).toMatch(new RegExp(`gave up on parked \\${gapped} in .* from c\\.test .*budget 1500 ms.*c\\.test did not answer`));
+    expect(JSON.parse(Buffer.from(letter.data.dataBase64, 'base64').toString())).toMatchObject({ inbound: { eventId: gapped } });
+    expect(await statusAtA(gapped)).toBeUndefined();
+    await waitFor(() => a.resolver.parking.parkedRooms().length === 0, 'the room to be released');
+
+    // The partition was never held, and the room itself is not stuck: c's next event closes the gap.
+    const flowing = await sendFrom(b, quiet, '@bob:b.test', 'still flowing');
+    await deliver(b, flowing);
+    tarpit = false;
+    const next = await sendFrom(c, slow, '@carol:c.test', 'back again');
+    await deliver(c, next);
+    await waitFor(async () => (await statusAtA(next)) === 'accepted' && (await statusAtA(flowing)) === 'accepted', 'both rooms to move on');
+    expect(await statusAtA(gapped)).toBe('accepted');
+  });
+});

@@ -1,0 +1,133 @@
+// Keeps remote I/O off a room partition's ordered consumer. An inbound PDU whose handling would wait on a
+// remote server (gap filling: get_missing_events, /state_ids, /event) is parked: republished to the
+// partition's parked subject and acked, so the partition goes on with other rooms. Parked PDUs are
+// handled concurrently across rooms, one at a time per room, each within a time budget; one that cannot
+// be handled in its budget is given up to dead letters with the reason. While a room has parked PDUs,
+// its later PDUs are parked behind them, so a room's events keep their order.
+import { ack, term, type Bus, type BusTopology, type HandlerOutcome, type ParkedPdu, type InboundPdu, type ReceivedMessage } from '@fedgate/bus';
+import { FederationClientError } from '@fedgate/federation-client';
+import { describeError, PoisonMessageError } from './errors';
+import { isTransient, type InboundPduHandler } from './inbound-pdus';
+import { RemoteIoNeeded, withRemoteBudget } from './remote-budget';
+import { RoomLocks } from './room-locks';
+
+export interface ParkingLimits {
+  /** Time a parked PDU may spend on remote servers (all its gap filling and retries) before it is given up. */
+  budgetMs: number;
+  /** Longest one remote call may take within the budget. */
+  perCallMs: number;
+  /** First pause before retrying after a transient remote failure; doubles each time. */
+  retryDelayMs: number;
+  /** Longest pause between retries. */
+  maxRetryDelayMs: number;
+}
+
+export const DEFAULT_PARKING_LIMITS: ParkingLimits = { budgetMs: 5 * 60_000, perCallMs: 60_000, retryDelayMs: 1_000, maxRetryDelayMs: 30_000 };
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class RoomParking {
+  /** Rooms with parked PDUs not yet settled in this process, and how many. */
+  private readonly parked = new Map<string, number>();
+  /** Events parked by this process whose parked copy has not been picked up yet (they already hold their room). */
+  private readonly parkedHere = new Set<string>();
+  /** One parked PDU per room at a time; the budget starts when its turn comes. */
+  private readonly turns = new RoomLocks();
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly topology: BusTopology,
+    /** Handles PDUs whose remote calls throw RemoteIoNeeded (the partition path). */
+    private readonly local: InboundPduHandler,
+    /** Handles PDUs with remote calls bounded by the budget (the parked path). */
+    private readonly remote: InboundPduHandler,
+    private readonly limits: ParkingLimits = DEFAULT_PARKING_LIMITS,
+  ) {}
+
+  /** Rooms that have parked PDUs in this process (for tests and diagnostics). */
+  parkedRooms(): string[] {
+    return [...this.parked.keys()];
+  }
+
+  /** The room partition's ordered consumer: handles what needs no remote server, parks the rest. */
+  async onPartitionMessage(message: ReceivedMessage<InboundPdu>): Promise<HandlerOutcome> {
+    const { roomId } = message.data;
+    if (this.parked.has(roomId)) return this.park(message.data, 'an earlier event of its room is parked');
+    try {
+      return await this.local.onMessage(message);
+    } catch (err) {
+      if (err instanceof RemoteIoNeeded) return this.park(message.data, err.message);
+      throw err;
+    }
+  }
+
+  private async park(inbound: InboundPdu, reason: string): Promise<HandlerOutcome> {
+    // A copy parked by this process and not yet picked up (a redelivery whose ack was lost).
+    if (this.parkedHere.has(inbound.eventId)) return ack();
+    // Held before publishing: the parked consumer may pick the copy up before publish returns.
+    this.hold(inbound.roomId);
+    this.parkedHere.add(inbound.eventId);
+    const unhold = () => {
+      if (this.parkedHere.delete(inbound.eventId)) this.release(inbound.roomId);
+    };
+    try {
+      const parked: ParkedPdu = { inbound, parkedAt: Date.now(), reason };
+      const result = await this.bus.publish(this.topology.parkedPdu.subjectFor(inbound.roomId), parked, { messageId: `parked:${inbound.eventId}` });
+      // Already parked (a redelivery after a crash between publish and ack): that copy holds the room.
+      if (result.duplicate) unhold();
+    } catch (err) {
+      unhold();
+      throw err;
+    }
+    return ack();
+  }
+
+  /** The parked consumer: one PDU of a room at a time, retried on transient remote failures until its budget is spent. */
+  async onParkedMessage(message: ReceivedMessage<ParkedPdu>): Promise<HandlerOutcome> {
+    const { inbound } = message.data;
+    // Parked before a restart (or by another replica): hold the room now, so its new PDUs queue behind this one.
+    if (!this.parkedHere.delete(inbound.eventId)) this.hold(inbound.roomId);
+    // Waiting for the room's turn and retrying both take long: keep the delivery from being redelivered meanwhile.
+    const keepAlive = setInterval(() => message.working(), 5_000);
+    try {
+      return await this.turns.run(inbound.roomId, () => this.handleWithinBudget(inbound, () => message.working()));
+    } finally {
+      clearInterval(keepAlive);
+      this.release(inbound.roomId);
+    }
+  }
+
+  private async handleWithinBudget(inbound: InboundPdu, working: () => void): Promise<HandlerOutcome> {
+    const startedAt = Date.now();
+    const deadline = startedAt + this.limits.budgetMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await withRemoteBudget(deadline, () => this.remote.handle(inbound, working));
+        return ack();
+      } catch (err) {
+        const what = `${inbound.eventId} in ${inbound.roomId} from ${inbound.origin}`;
+        if (err instanceof PoisonMessageError || (err instanceof FederationClientError && !isTransient(err))) return term(`parked ${what}: ${describeError(err)}`);
+        if (!isTransient(err)) throw err;
+        const pause = Math.min(this.limits.maxRetryDelayMs, this.limits.retryDelayMs * 2 ** (attempt - 1));
+        if (Date.now() + pause >= deadline) {
+          return term(
+            `gave up on parked ${what} after ${attempt} attempt(s) in ${Date.now() - startedAt} ms (budget ${this.limits.budgetMs} ms): ` +
+              `the remote servers did not let its gap be filled; last failure: ${describeError(err)}`,
+          );
+        }
+        await sleep(pause);
+        working();
+      }
+    }
+  }
+
+  private hold(roomId: string): void {
+    this.parked.set(roomId, (this.parked.get(roomId) ?? 0) + 1);
+  }
+
+  private release(roomId: string): void {
+    const count = (this.parked.get(roomId) ?? 0) - 1;
+    if (count > 0) this.parked.set(roomId, count);
+    else this.parked.delete(roomId);
+  }
+}
