@@ -23,6 +23,12 @@ describe('room parking: a silent origin does not stall its room partition', () =
   /** While set, c accepts every request and never answers (until the caller's timeout, as the HTTPS transport does). */
   let tarpit: boolean;
   const tarpitted: string[] = [];
+  /** Requests c holds with no timeout; lifting the tarpit fails them as a dropped connection would. */
+  const held: Array<(error: Error) => void> = [];
+  const liftTarpit = () => {
+    tarpit = false;
+    for (const fail of held.splice(0)) fail(new FederationClientError('UNREACHABLE', 'c.test closed the connection'));
+  };
 
   async function setUp(options: TestServerOptions) {
     network = new TestNetwork();
@@ -34,6 +40,7 @@ describe('room parking: a silent origin does not stall its room partition', () =
       tarpitted.push(`${method} ${p}`);
       return new Promise((_, reject) => {
         if (options.timeoutMs !== undefined) setTimeout(() => reject(new FederationClientError('TIMEOUT', `${to} did not answer in ${options.timeoutMs} ms`)), options.timeoutMs);
+        else held.push(reject);
       });
     };
     a = await network.add('a.test', { start: true, ...options });
@@ -41,7 +48,7 @@ describe('room parking: a silent origin does not stall its room partition', () =
     c = await network.add('c.test');
   }
   afterEach(async () => {
-    tarpit = false;
+    liftTarpit();
     await network.close();
   });
 
@@ -122,5 +129,25 @@ describe('room parking: a silent origin does not stall its room partition', () =
     await deliver(c, next);
     await waitFor(async () => (await statusAtA(next)) === 'accepted' && (await statusAtA(flowing)) === 'accepted', 'both rooms to move on');
     expect(await statusAtA(gapped)).toBe('accepted');
+  });
+
+  it('defect 2: a room held by a command waiting on a tarpit (a remote invite) does not hold its partition: its PDU is parked', async () => {
+    await setUp({ parking: { budgetMs: 20_000, perCallMs: 300, retryDelayMs: 100, maxRetryDelayMs: 200 } });
+    const { quiet, slow } = await twoRoomsInOnePartition();
+    tarpit = true;
+    // alice invites a c.test user: invite v2 to c runs under the room lock, and c never answers.
+    const invite = a.send(slow, '@alice:a.test', 'm.room.member', { membership: 'invite' }, { stateKey: '@dave:c.test' });
+    await waitFor(() => tarpitted.some((r) => r.includes('/invite/')), 'the invite to reach c');
+    const inSlowRoom = await sendFrom(b, quiet, '@bob:b.test', 'unrelated');
+    const fromCarol = await sendFrom(c, slow, '@carol:c.test', 'while the room is busy');
+    await deliver(c, fromCarol);
+    await deliver(b, inSlowRoom);
+    await waitFor(async () => (await statusAtA(inSlowRoom)) === 'accepted', 'the other room of the partition');
+    expect(a.resolver.parking.parkedRooms()).toEqual([slow]);
+    expect(await statusAtA(fromCarol)).toBeUndefined();
+
+    liftTarpit();
+    expect(await invite).toMatchObject({ ok: false, errcode: 'M_UNKNOWN' });
+    await waitFor(async () => (await statusAtA(fromCarol)) === 'accepted', 'the parked PDU once the room is free');
   });
 });

@@ -3,7 +3,8 @@
 // partition's parked subject and acked, so the partition goes on with other rooms. Parked PDUs are
 // handled concurrently across rooms, one at a time per room, each within a time budget; one that cannot
 // be handled in its budget is given up to dead letters with the reason. While a room has parked PDUs,
-// its later PDUs are parked behind them, so a room's events keep their order.
+// its later PDUs are parked behind them, so a room's events keep their order; a PDU whose room is held
+// by a command (which may be waiting on a remote server under the room lock) is parked too.
 import { ack, term, type Bus, type BusTopology, type HandlerOutcome, type ParkedPdu, type InboundPdu, type ReceivedMessage } from '@fedgate/bus';
 import { FederationClientError } from '@fedgate/federation-client';
 import { describeError, PoisonMessageError } from './errors';
@@ -41,6 +42,8 @@ export class RoomParking {
     private readonly local: InboundPduHandler,
     /** Handles PDUs with remote calls bounded by the budget (the parked path). */
     private readonly remote: InboundPduHandler,
+    /** The room locks the handlers and commands share. */
+    private readonly roomLocks: RoomLocks,
     private readonly limits: ParkingLimits = DEFAULT_PARKING_LIMITS,
   ) {}
 
@@ -53,6 +56,8 @@ export class RoomParking {
   async onPartitionMessage(message: ReceivedMessage<InboundPdu>): Promise<HandlerOutcome> {
     const { roomId } = message.data;
     if (this.parked.has(roomId)) return this.park(message.data, 'an earlier event of its room is parked');
+    // A command may hold the room across remote calls (remote join 120 s, backfill, invite): do not wait on it here.
+    if (this.roomLocks.isHeld(roomId)) return this.park(message.data, 'its room is busy with a command');
     try {
       return await this.local.onMessage(message);
     } catch (err) {

@@ -63,7 +63,7 @@ export class StateResolver {
     const budgetedApi = new FederationApi(budgetedFederation(deps.federation, parking.perCallMs));
     this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, budgetedApi, deps.identity.serverName, gapFill);
     const partitionPath = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, new FederationApi(remoteIoRefused()), deps.identity.serverName, gapFill);
-    this.parking = new RoomParking(deps.bus, deps.topology, partitionPath, this.inbound, parking);
+    this.parking = new RoomParking(deps.bus, deps.topology, partitionPath, this.inbound, locks, parking);
     const transactions = deps.transactions ?? clientTransactionLog(deps.store);
     this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, deps.keyRing, api, transactions, deps.identity.serverName);
     this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey);
