@@ -72,6 +72,39 @@ describe('embedded bus retention', () => {
     expect(handled).toEqual(['$old1']);
   });
 
+  it('defect 7: keeps a message on a subject no consumer reads yet, and hands it to the consumer created later', async () => {
+    let bus = open();
+    await bus.start();
+    await bus.publish(topology.inboundPdu.partition(0), pdu(3), { messageId: '$old3' });
+    await bus.close();
+    ageEverything();
+    bus = open();
+    await bus.start();
+    const handled: string[] = [];
+    const sub = await bus.consume(topology.consumers.stateResolverInbound(0), (m) => void handled.push(m.messageId));
+    await waitFor(() => handled.length === 1, 'the message published before its consumer existed');
+    await sub.stop();
+    await bus.close();
+    expect(handled).toEqual(['$old3']);
+  });
+
+  it('still prunes what every consumer settled, once the dedupe window passed', async () => {
+    let bus = open();
+    await bus.start();
+    const handled: string[] = [];
+    const sub = await bus.consume(topology.consumers.stateResolverInbound(0), (m) => void handled.push(m.messageId));
+    await bus.publish(topology.inboundPdu.partition(0), pdu(4), { messageId: '$old4' });
+    await waitFor(async () => handled.length === 1 && (await bus.consumerStats(topology.consumers.stateResolverInbound(0))).ackPending === 0, 'handled');
+    await sub.stop();
+    await bus.close();
+    ageEverything();
+    bus = open();
+    await bus.start();
+    const left = bus.readStream(topology.streams.inbound.name);
+    await bus.close();
+    expect(left).toEqual([]);
+  });
+
   it('defect 7: keeps dead letters, however old, until an operator removes them', async () => {
     const consumer = topology.consumers.stateResolverInbound(0);
     let bus = open();

@@ -302,12 +302,18 @@ export class EmbeddedBus implements Bus {
   private prune(): void {
     if (this.closed) return;
     const now = Date.now();
-    // Only what every consumer settled: an unread message of a stopped consumer, or a dead letter, stays however old.
+    // Only what every consumer settled: an unread message of a stopped consumer, a message on a subject no
+    // consumer reads yet, or a dead letter stays however old.
     for (const stream of this.options.streams) {
-      if (stream.pruneWhenConsumed)
-        this.db
-          .prepare('DELETE FROM bus_messages WHERE stream = ? AND published_at < ? AND NOT EXISTS (SELECT 1 FROM bus_pending p WHERE p.seq = bus_messages.seq)')
-          .run(stream.name, now - stream.duplicateWindowMs);
+      if (!stream.pruneWhenConsumed) continue;
+      const filters = (this.db.prepare('SELECT filter_subject FROM bus_consumers WHERE stream = ?').all(stream.name) as { filter_subject: string }[]).map((c) => c.filter_subject);
+      const settled = this.db
+        .prepare('SELECT seq, subject FROM bus_messages WHERE stream = ? AND published_at < ? AND NOT EXISTS (SELECT 1 FROM bus_pending p WHERE p.seq = bus_messages.seq)')
+        .all(stream.name, now - stream.duplicateWindowMs) as { seq: number; subject: string }[];
+      const remove = this.db.prepare('DELETE FROM bus_messages WHERE seq = ?');
+      this.transaction(() => {
+        for (const m of settled) if (filters.some((f) => subjectMatches(f, m.subject))) remove.run(m.seq);
+      });
     }
   }
 

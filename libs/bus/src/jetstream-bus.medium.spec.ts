@@ -1,5 +1,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { describeBusContract } from './contract/bus-contract';
+import { term } from './bus';
+import { waitFor } from './contract/wait-for';
 import { JetStreamBus } from './jetstream-bus';
 import { busOptionsFor } from './options';
 import { busTopology } from './subjects';
@@ -60,6 +62,28 @@ describe('JetStream bus: command timeouts and retention (issue 11)', () => {
     } finally {
       await subscription.stop();
     }
+  });
+
+  it('defect 7: purges only what every consumer settled: a stopped consumer\'s unread messages, unread subjects and dead letters stay', async () => {
+    const read = (n: number) => ({ eventId: `$p${n}`, roomId: '!r:x', roomVersion: '10', origin: 'o', txnId: 't', receivedAt: 0, redacted: false, pdu: { n } });
+    const acked: string[] = [];
+    const reading = await bus.consume(topology.consumers.stateResolverInbound(0), (m) => {
+      if (m.messageId === '$p3') return term('refused');
+      acked.push(m.messageId);
+    });
+    const stopped = await bus.consume(topology.consumers.stateResolverInbound(1), () => undefined);
+    await stopped.stop();
+    await bus.publish(topology.inboundPdu.partition(0), read(1), { messageId: '$p1' });
+    await bus.publish(topology.inboundPdu.partition(1), read(2), { messageId: '$p2' });
+    await bus.publish(topology.inboundPdu.partition(0), read(3), { messageId: '$p3' });
+    await bus.publish(topology.parkedPdu.partition(0), { inbound: read(4), parkedAt: 0, reason: 'no consumer yet' }, { messageId: 'parked:$p4' });
+    await waitFor(async () => acked.length === 1 && (await bus.readStream(topology.streams.deadLetters.name)).length === 1, 'handled');
+    await waitFor(async () => (await bus.consumerStats(topology.consumers.stateResolverInbound(0))).ackPending === 0, 'settled');
+    await reading.stop();
+
+    expect(await bus.pruneConsumed()).toBe(2);
+    expect((await bus.readStream<{ eventId?: string }>(topology.streams.inbound.name)).map((m) => m.messageId)).toEqual(['$p2', 'parked:$p4']);
+    expect((await bus.readStream(topology.streams.deadLetters.name)).map((m) => m.messageId)).toHaveLength(1);
   });
 
   // Defect 7: streams had max_age 7 days, so dead letters and unread messages vanished after a week.

@@ -34,7 +34,7 @@ import {
 } from './bus';
 import { decodeJson, encodeJson } from './codec';
 import { requestTimeoutMs } from './command-timeouts';
-import { subjectMatches } from './partition';
+import { filtersOverlap, subjectMatches } from './partition';
 import { defaultRetryDelayMs, exhaustedBeforeHandling, settle, type Settlement } from './settlement';
 import type { CommandSpec, CommandSubject, ConsumerSpec, Subject } from './subjects';
 import { withConsumerSpan, withProducerSpan } from './tracing';
@@ -43,6 +43,8 @@ import type { DeadLetter } from './messages';
 export interface JetStreamBusOptions extends BusOptions {
   /** How long publish keeps retrying (e.g. across a server restart) before failing. */
   publishRetryMs?: number;
+  /** How often consumed messages are purged (streams have no age limit); 0 turns it off. Default 60 s. */
+  pruneIntervalMs?: number;
 }
 
 const toNatsHeaders = (h: Headers): MsgHdrs => {
@@ -64,6 +66,7 @@ export class JetStreamBus implements Bus {
   private readonly retryDelayMs: (n: number) => number;
   private readonly subscriptions = new Set<BusSubscription>();
   private jsmPromise: Promise<JetStreamManager> | undefined;
+  private pruneTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly connection: NatsConnection,
@@ -107,6 +110,38 @@ export class JetStreamBus implements Bus {
         await jsm.streams.add(config);
       }
     }
+    const interval = this.options.pruneIntervalMs ?? 60_000;
+    if (interval > 0 && !this.pruneTimer) {
+      // Best effort: a failed pass (server away) only delays the purge to the next one.
+      this.pruneTimer = setInterval(() => void this.pruneConsumed().catch(() => undefined), interval);
+      this.pruneTimer.unref();
+    }
+  }
+
+  /**
+   * Purges, from each stream that prunes consumed messages, everything below the lowest ack floor of its
+   * consumers: what every consumer settled. Nothing goes by age, so a stopped consumer's unread messages
+   * stay, and dead letters (a stream that does not prune) stay until an operator removes them.
+   */
+  async pruneConsumed(): Promise<number> {
+    const jsm = await this.jsm();
+    let purged = 0;
+    for (const stream of this.options.streams.filter((s) => s.pruneWhenConsumed)) {
+      const info = await jsm.streams.info(stream.name);
+      if (info.state.messages === 0) continue;
+      // Consumers are read after the stream: one with nothing pending has settled everything up to last_seq.
+      const floors: { filter: string; settledBelow: number }[] = [];
+      for await (const consumer of jsm.consumers.list(stream.name)) {
+        const settledBelow = consumer.num_pending === 0 && consumer.num_ack_pending === 0 ? info.state.last_seq + 1 : consumer.ack_floor.stream_seq + 1;
+        floors.push({ filter: consumer.config.filter_subject ?? '>', settledBelow });
+      }
+      // Per filter, below what every consumer sharing its subjects settled; a subject no consumer reads is kept.
+      for (const filter of new Set(floors.map((f) => f.filter))) {
+        const floor = Math.min(...floors.filter((f) => filtersOverlap(f.filter, filter)).map((f) => f.settledBelow));
+        if (floor > info.state.first_seq) purged += (await jsm.streams.purge(stream.name, { filter, seq: floor })).purged;
+      }
+    }
+    return purged;
   }
 
   async publish<T>(subject: Subject<T>, data: T, options: PublishOptions): Promise<PublishResult> {
@@ -308,6 +343,7 @@ export class JetStreamBus implements Bus {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.pruneTimer);
     await Promise.all([...this.subscriptions].map((s) => s.stop()));
     if (this.ownsConnection && !this.connection.isClosed()) await this.connection.drain();
   }
