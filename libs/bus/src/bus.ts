@@ -1,4 +1,5 @@
 // The port services depend on. Adapters: JetStreamBus (distributed) and EmbeddedBus (one process, SQLite).
+import type { DeadLetter } from './messages';
 import type { CommandSpec, CommandSubject, ConsumerSpec, StreamSpec, Subject } from './subjects';
 
 export type HandlerOutcome = { kind: 'ack' } | { kind: 'nak'; delayMs: number } | { kind: 'term'; reason: string };
@@ -100,6 +101,19 @@ export interface Bus {
   serve<Req, Res>(command: CommandSpec<Req, Res>, handler: RequestHandler<Req, Res>): Promise<BusSubscription>;
   consumerStats(consumer: ConsumerSpec): Promise<ConsumerStats>;
   close(): Promise<void>;
+}
+
+/** A dead letter as the bus holds it: `sequence` identifies it for removal. */
+export interface StoredDeadLetter {
+  sequence: number;
+  letter: DeadLetter;
+}
+
+/** The operator's view of dead letters: kept until removed here (`fedgate dead-letters`). */
+export interface DeadLetterAdmin {
+  listDeadLetters(): Promise<StoredDeadLetter[]>;
+  /** False when no dead letter has that sequence. */
+  removeDeadLetter(sequence: number): Promise<boolean>;
 }
 
 /** Hooks for metrics; telemetry provides a Prometheus implementation. */

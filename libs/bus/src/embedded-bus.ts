@@ -11,11 +11,13 @@ import {
   type BusOptions,
   type BusSubscription,
   type ConsumerStats,
+  type DeadLetterAdmin,
   type Headers,
   type MessageHandler,
   type PublishOptions,
   type PublishResult,
   type RequestHandler,
+  type StoredDeadLetter,
 } from './bus';
 import { decodeJson, encodeJson } from './codec';
 import { requestTimeoutMs } from './command-timeouts';
@@ -61,7 +63,7 @@ CREATE TABLE IF NOT EXISTS bus_pending (
 CREATE INDEX IF NOT EXISTS bus_pending_by_seq ON bus_pending (seq);
 `;
 
-export class EmbeddedBus implements Bus {
+export class EmbeddedBus implements Bus, DeadLetterAdmin {
   private readonly db: DatabaseSync;
   private readonly events = new EventEmitter();
   private readonly observer: BusObserver;
@@ -297,6 +299,20 @@ export class EmbeddedBus implements Bus {
   readStream<T>(streamName: string, filter = '>'): { subject: string; messageId: string; data: T }[] {
     const rows = this.db.prepare('SELECT subject, msg_id, data FROM bus_messages WHERE stream = ? ORDER BY seq').all(streamName) as unknown as MessageRow[];
     return rows.filter((r) => subjectMatches(filter, r.subject)).map((r) => ({ subject: r.subject, messageId: r.msg_id, data: decodeJson<T>(r.data) }));
+  }
+
+  private deadLetterStream(): string {
+    return this.streamFor(this.options.deadLetterSubject('any')).name;
+  }
+
+  async listDeadLetters(): Promise<StoredDeadLetter[]> {
+    const rows = this.db.prepare('SELECT seq, data FROM bus_messages WHERE stream = ? ORDER BY seq').all(this.deadLetterStream()) as unknown as MessageRow[];
+    return rows.map((r) => ({ sequence: Number(r.seq), letter: decodeJson<DeadLetter>(r.data) }));
+  }
+
+  async removeDeadLetter(sequence: number): Promise<boolean> {
+    const removed = this.db.prepare('DELETE FROM bus_messages WHERE stream = ? AND seq = ?').run(this.deadLetterStream(), sequence);
+    return Number(removed.changes) > 0;
   }
 
   private prune(): void {

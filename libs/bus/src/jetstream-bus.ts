@@ -26,11 +26,13 @@ import {
   type BusOptions,
   type BusSubscription,
   type ConsumerStats,
+  type DeadLetterAdmin,
   type Headers,
   type MessageHandler,
   type PublishOptions,
   type PublishResult,
   type RequestHandler,
+  type StoredDeadLetter,
 } from './bus';
 import { decodeJson, encodeJson } from './codec';
 import { requestTimeoutMs } from './command-timeouts';
@@ -60,7 +62,7 @@ const fromNatsHeaders = (h: MsgHdrs | undefined): Headers => {
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export class JetStreamBus implements Bus {
+export class JetStreamBus implements Bus, DeadLetterAdmin {
   private readonly js: JetStreamClient;
   private readonly observer: BusObserver;
   private readonly retryDelayMs: (n: number) => number;
@@ -340,6 +342,33 @@ export class JetStreamBus implements Bus {
       }
     }
     return out;
+  }
+
+  private deadLetterStream(): string {
+    const subject = this.options.deadLetterSubject('any');
+    const stream = this.options.streams.find((s) => s.subjects.some((p) => subjectMatches(p, subject)));
+    if (!stream) throw new Error(`no stream holds dead letters (${subject})`);
+    return stream.name;
+  }
+
+  async listDeadLetters(): Promise<StoredDeadLetter[]> {
+    const jsm = await this.jsm();
+    const name = this.deadLetterStream();
+    const info = await jsm.streams.info(name);
+    const out: StoredDeadLetter[] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+      const m = await jsm.streams.getMessage(name, { seq }).catch(() => null);
+      if (m) out.push({ sequence: seq, letter: decodeJson<DeadLetter>(m.data) });
+    }
+    return out;
+  }
+
+  async removeDeadLetter(sequence: number): Promise<boolean> {
+    const jsm = await this.jsm();
+    const name = this.deadLetterStream();
+    const held = await jsm.streams.getMessage(name, { seq: sequence }).catch(() => null);
+    if (!held) return false;
+    return jsm.streams.deleteMessage(name, sequence, true);
   }
 
   async close(): Promise<void> {

@@ -1,11 +1,11 @@
 // One behavioural contract for every Bus adapter; each adapter's spec calls describeBusContract.
-import { ack, BusRequestError, nak, term, type Bus, type BusSubscription, type ReceivedMessage } from '../bus';
+import { ack, BusRequestError, nak, term, type Bus, type DeadLetterAdmin, type BusSubscription, type ReceivedMessage } from '../bus';
 import type { DeadLetter, InboundPdu } from '../messages';
 import { busTopology, type BusTopology } from '../subjects';
 import { waitFor } from './wait-for';
 
 export interface ContractHarness {
-  bus: Bus;
+  bus: Bus & DeadLetterAdmin;
   /** Closes the bus and opens a new one on the same durable storage. */
   reopen(): Promise<Bus>;
   readStream<T>(streamName: string): Promise<{ subject: string; data: T }[]>;
@@ -136,6 +136,22 @@ export function describeBusContract(adapterName: string, createHarness: HarnessF
       const letters = await harness.readStream<DeadLetter>(topology.streams.deadLetters.name);
       expect(letters.map((l) => [l.data.messageId, l.data.reason, l.data.deliveryCount])).toEqual([['$!a:x-1', 'handler terminated: bad signature', 1]]);
       expect(handled).toEqual([2]);
+    });
+
+    it('defect 7: lists dead letters for the operator and removes one by its sequence, keeping the others', async () => {
+      const consumer = topology.consumers.stateResolverInbound(topology.inboundPdu.partitionOf('!a:x'));
+      subscriptions.push(await harness.bus.consume(consumer, (m: ReceivedMessage<InboundPdu>) => term(`refused ${m.data.pdu.n}`)));
+      for (const n of [1, 2, 3]) await publishPdu(harness.bus, pdu('!a:x', n));
+      await waitFor(async () => (await harness.bus.listDeadLetters()).length === 3, 'three dead letters');
+      const listed = await harness.bus.listDeadLetters();
+      expect(listed.map((d) => [d.letter.messageId, d.letter.reason])).toEqual([
+        ['$!a:x-1', 'handler terminated: refused 1'],
+        ['$!a:x-2', 'handler terminated: refused 2'],
+        ['$!a:x-3', 'handler terminated: refused 3'],
+      ]);
+      expect(await harness.bus.removeDeadLetter(listed[1].sequence)).toBe(true);
+      expect(await harness.bus.removeDeadLetter(listed[1].sequence)).toBe(false);
+      expect((await harness.bus.listDeadLetters()).map((d) => d.letter.messageId)).toEqual(['$!a:x-1', '$!a:x-3']);
     });
 
     it('answers a command over request/reply', async () => {
