@@ -73,7 +73,7 @@ export interface TopologyConfig {
   maxDeliver?: number;
   ackWaitMs?: number;
   duplicateWindowMs?: number;
-  /** Parked PDUs handled at once per room partition (default 32). */
+  /** Parked PDUs in flight per room partition (default 256; most wait for their room's turn). */
   parkedConcurrency?: number;
   /** Overrides of the commands' declared timeouts (tests use small ones). */
   commandTimeoutsMs?: Partial<Record<CommandName, number>>;
@@ -94,7 +94,7 @@ export function busTopology(config: TopologyConfig = {}) {
   const maxDeliver = config.maxDeliver ?? 10;
   const ackWaitMs = config.ackWaitMs ?? 30_000;
   const duplicateWindowMs = config.duplicateWindowMs ?? 2 * 60_000;
-  const parkedConcurrency = config.parkedConcurrency ?? 32;
+  const parkedConcurrency = config.parkedConcurrency ?? 256;
 
   const stream = (suffix: string, subjects: string[], pruneWhenConsumed = true): StreamSpec => ({
     name: `${streamPrefix}_${suffix}`,

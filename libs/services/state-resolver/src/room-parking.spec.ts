@@ -150,4 +150,27 @@ describe('room parking: a silent origin does not stall its room partition', () =
     expect(await invite).toMatchObject({ ok: false, errcode: 'M_UNKNOWN' });
     await waitFor(async () => (await statusAtA(fromCarol)) === 'accepted', 'the parked PDU once the room is free');
   });
+
+  it('defect 2: when a parked PDU from a silent origin is given up, the gapped PDUs parked behind it are given up at once, not one budget each', async () => {
+    await setUp({ parking: { budgetMs: 1_500, perCallMs: 300, retryDelayMs: 100, maxRetryDelayMs: 200 } });
+    const { slow } = await twoRoomsInOnePartition();
+    await sendFrom(c, slow, '@carol:c.test', 'a never heard this');
+    const batch: string[] = [];
+    for (const body of ['gapped one', 'gapped two', 'gapped three']) batch.push(await sendFrom(c, slow, '@carol:c.test', body));
+    tarpit = true;
+    await deliver(c, batch[0]);
+    await waitFor(() => tarpitted.length > 0, 'the first to wait on c');
+    await deliver(c, batch[1]);
+    await deliver(c, batch[2]);
+    await waitFor(() => deadLetters().length >= 1, 'the first to be given up');
+    const askedOfC = tarpitted.length;
+    await waitFor(() => deadLetters().length === 3, 'all three to be given up');
+    const reasons = deadLetters().map((l) => l.data.reason);
+    expect(reasons[0]).toMatch(/budget 1500 ms/);
+    for (const [i, reason] of reasons.slice(1).entries()) {
+      expect(reason).toMatch(new RegExp(`gave up on parked \\${batch[i + 1]} .* at once: .*${batch[0].replace(/[$]/g, '\\$')} in this room ran out of its budget`));
+    }
+    // Only the first spent a budget on c: nothing more was asked of c once it was given up.
+    expect(tarpitted.length).toBe(askedOfC);
+  });
 });

@@ -25,6 +25,14 @@ export interface ParkingLimits {
 
 export const DEFAULT_PARKING_LIMITS: ParkingLimits = { budgetMs: 5 * 60_000, perCallMs: 60_000, retryDelayMs: 1_000, maxRetryDelayMs: 30_000 };
 
+const MAX_SILENT_ORIGINS = 10_000;
+
+interface Silence {
+  /** When gap filling from the origin for `eventId` was given up. */
+  at: number;
+  eventId: string;
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class RoomParking {
@@ -34,6 +42,8 @@ export class RoomParking {
   private readonly parkedHere = new Set<string>();
   /** One parked PDU per room at a time; the budget starts when its turn comes. */
   private readonly turns = new RoomLocks();
+  /** (room, origin) whose gap filling was given up: PDUs parked before that and needing it are given up at once. */
+  private readonly silentOrigins = new Map<string, Silence>();
 
   constructor(
     private readonly bus: Bus,
@@ -95,14 +105,16 @@ export class RoomParking {
     // Waiting for the room's turn and retrying both take long: keep the delivery from being redelivered meanwhile.
     const keepAlive = setInterval(() => message.working(), 5_000);
     try {
-      return await this.turns.run(inbound.roomId, () => this.handleWithinBudget(inbound, () => message.working()));
+      return await this.turns.run(inbound.roomId, () => this.handleWithinBudget(message.data, () => message.working()));
     } finally {
       clearInterval(keepAlive);
       this.release(inbound.roomId);
     }
   }
 
-  private async handleWithinBudget(inbound: InboundPdu, working: () => void): Promise<HandlerOutcome> {
+  private async handleWithinBudget({ inbound, parkedAt }: ParkedPdu, working: () => void): Promise<HandlerOutcome> {
+    const silent = this.silentOrigin(inbound, parkedAt);
+    if (silent) return this.handleLocallyOrGiveUp(inbound, silent);
     const startedAt = Date.now();
     const deadline = startedAt + this.limits.budgetMs;
     for (let attempt = 1; ; attempt++) {
@@ -115,6 +127,7 @@ export class RoomParking {
         if (!isTransient(err)) throw err;
         const pause = Math.min(this.limits.maxRetryDelayMs, this.limits.retryDelayMs * 2 ** (attempt - 1));
         if (Date.now() + pause >= deadline) {
+          this.rememberSilent(inbound);
           return term(
             `gave up on parked ${what} after ${attempt} attempt(s) in ${Date.now() - startedAt} ms (budget ${this.limits.budgetMs} ms): ` +
               `the remote servers did not let its gap be filled; last failure: ${describeError(err)}`,
@@ -124,6 +137,49 @@ export class RoomParking {
         working();
       }
     }
+  }
+
+  /**
+   * The origin let an earlier PDU of this room run out of its budget while this one was already parked: do not
+   * spend another budget on it (a batch of gapped PDUs from a tarpitting server would hold the room for one
+   * budget each). What needs no remote call is still handled; PDUs parked later get their own budget.
+   */
+  private async handleLocallyOrGiveUp(inbound: InboundPdu, silent: Silence): Promise<HandlerOutcome> {
+    try {
+      await this.local.handle(inbound);
+      return ack();
+    } catch (err) {
+      if (!(err instanceof RemoteIoNeeded)) throw err;
+      return term(
+        `gave up on parked ${inbound.eventId} in ${inbound.roomId} from ${inbound.origin} at once: ${err.message}, and gap filling from ` +
+          `${inbound.origin} for ${silent.eventId} in this room ran out of its budget at ${new Date(silent.at).toISOString()}, after this was parked`,
+      );
+    }
+  }
+
+  private silentKey(inbound: InboundPdu): string {
+    return `${inbound.roomId}\u0000${inbound.origin}`;
+  }
+
+  private silentOrigin(inbound: InboundPdu, parkedAt: number): Silence | undefined {
+    const key = this.silentKey(inbound);
+    const silent = this.silentOrigins.get(key);
+    if (silent && silent.at + this.limits.budgetMs <= Date.now()) this.silentOrigins.delete(key);
+    return silent && parkedAt <= silent.at ? silent : undefined;
+  }
+
+  private rememberSilent(inbound: InboundPdu): void {
+    const now = Date.now();
+    if (this.silentOrigins.size >= MAX_SILENT_ORIGINS) {
+      for (const [key, silent] of this.silentOrigins) if (silent.at + this.limits.budgetMs <= now) this.silentOrigins.delete(key);
+      // Still full: forget the oldest (a forgotten origin only costs one more budget).
+      for (const key of this.silentOrigins.keys()) {
+        if (this.silentOrigins.size < MAX_SILENT_ORIGINS) break;
+        this.silentOrigins.delete(key);
+      }
+    }
+    this.silentOrigins.delete(this.silentKey(inbound));
+    this.silentOrigins.set(this.silentKey(inbound), { at: now, eventId: inbound.eventId });
   }
 
   private hold(roomId: string): void {
