@@ -44,16 +44,35 @@ export class RemoteBudgetSpent extends FederationClientError {
  * current withRemoteBudget; outside one they pass through unchanged.
  */
 export function budgetedFederation(inner: FederationCalls, perCallMs: number, now: () => number = Date.now): FederationCalls {
-  const clamp = (call: string, options: RequestOptions = {}): RequestOptions => {
+  const within = <T>(call: string, options: RequestOptions | undefined, send: (options: RequestOptions) => Promise<T>): Promise<T> => {
     const budget = budgets.getStore();
-    if (!budget) return options;
+    if (!budget) return send(options ?? {});
     const remaining = budget.deadline - now();
     if (remaining <= 0) throw new RemoteBudgetSpent(call);
-    return { ...options, timeoutMs: Math.min(options.timeoutMs ?? perCallMs, remaining) };
+    const timeoutMs = Math.min(options?.timeoutMs ?? perCallMs, remaining);
+    // Enforced here too: the HTTPS transport's request timeout does not cover connecting and the TLS
+    // handshake (its own connect timeout does), and a tarpit may stall right there.
+    return answerWithin(send({ ...options, timeoutMs }), timeoutMs, () => new FederationClientError('TIMEOUT', `${call} got no answer within ${timeoutMs} ms`));
   };
   return {
-    getJson: async (destination, path, options) => inner.getJson(destination, path, clamp(`GET ${path} on ${destination}`, options)),
-    putJson: async (destination, path, body, options) => inner.putJson(destination, path, body, clamp(`PUT ${path} on ${destination}`, options)),
-    postJson: async (destination, path, body, options) => inner.postJson(destination, path, body, clamp(`POST ${path} on ${destination}`, options)),
+    getJson: async (destination, path, options) => within(`GET ${path} on ${destination}`, options, (o) => inner.getJson(destination, path, o)),
+    putJson: async (destination, path, body, options) => within(`PUT ${path} on ${destination}`, options, (o) => inner.putJson(destination, path, body, o)),
+    postJson: async (destination, path, body, options) => within(`POST ${path} on ${destination}`, options, (o) => inner.postJson(destination, path, body, o)),
   };
+}
+
+function answerWithin<T>(answer: Promise<T>, timeoutMs: number, timedOut: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(timedOut()), timeoutMs);
+    answer.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }
