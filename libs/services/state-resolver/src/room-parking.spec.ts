@@ -173,4 +173,33 @@ describe('room parking: a silent origin does not stall its room partition', () =
     // Only the first spent a budget on c: nothing more was asked of c once it was given up.
     expect(tarpitted.length).toBe(askedOfC);
   });
+
+  it('defect 2: a partition message redelivered after it was parked (crash before the ack) is parked once and handled once', async () => {
+    await setUp({ parking: { budgetMs: 20_000, perCallMs: 300, retryDelayMs: 100, maxRetryDelayMs: 200 } });
+    const { slow } = await twoRoomsInOnePartition();
+    await sendFrom(c, slow, '@carol:c.test', 'a never heard this');
+    const gapped = await sendFrom(c, slow, '@carol:c.test', 'gapped');
+    tarpit = true;
+    const record = (await c.store.events.get(gapped))!;
+    const message = {
+      stream: a.topology.streams.inbound.name,
+      consumer: 'crash-test',
+      subject: a.topology.inboundPdu.subjectFor(slow),
+      messageId: gapped,
+      sequence: 1,
+      deliveryCount: 1,
+      headers: {},
+      data: { eventId: gapped, roomId: slow, roomVersion: '12', origin: 'c.test', txnId: 't', receivedAt: 0, redacted: false, pdu: record.pdu as never },
+      working: () => undefined,
+    };
+    expect(await a.resolver.parking.onPartitionMessage(message)).toEqual({ kind: 'ack' });
+    // The ack was lost: the bus delivers the same message again.
+    expect(await a.resolver.parking.onPartitionMessage({ ...message, deliveryCount: 2 })).toEqual({ kind: 'ack' });
+    const parkedCopies = a.bus.readStream(a.topology.streams.inbound.name, a.topology.parkedPdu.all);
+    expect(parkedCopies.map((m) => m.messageId)).toEqual([`parked:${gapped}`]);
+    liftTarpit();
+    await waitFor(async () => (await statusAtA(gapped)) === 'accepted', 'the parked PDU');
+    await waitFor(() => a.resolver.parking.parkedRooms().length === 0, 'the room to be released');
+    expect(a.published.filter((e) => e.eventId === gapped)).toHaveLength(1);
+  });
 });
