@@ -69,6 +69,32 @@ describe('fedgate dead-letters', () => {
     expect(JSON.parse(fedgate('dead-letters', 'list', '--config', configFile, '--json').stdout)).toEqual([]);
   });
 
+  it('replays a dead letter on its original subject for its consumer, and removes it', async () => {
+    const config = loadConfig({ argv: ['--config', configFile], env: {} });
+    const topology = topologyFor(config);
+    const bus = new EmbeddedBus({ ...busOptionsFor(topology), path: config.sqlite.path, pollIntervalMs: 10 });
+    await bus.start();
+    const roomId = '!r:dl.example';
+    const p = topology.inboundPdu.partitionOf(roomId);
+    const refusing = await bus.consume(topology.consumers.stateResolverInbound(p), () => term('refused'));
+    const pdu: InboundPdu = { eventId: '$e3', roomId, roomVersion: '10', origin: 'o.example', txnId: 't', receivedAt: 0, redacted: false, pdu: { n: 3 } };
+    await bus.publish(topology.inboundPdu.partition(p), pdu, { messageId: pdu.eventId });
+    while (!(await bus.listDeadLetters()).some((d) => d.letter.messageId === '$e3')) await new Promise((resolve) => setTimeout(resolve, 10));
+    await refusing.stop();
+    const { sequence } = (await bus.listDeadLetters()).find((d) => d.letter.messageId === '$e3')!;
+
+    const replayed = fedgate('dead-letters', 'replay', '--config', configFile, String(sequence));
+    expect(replayed).toMatchObject({ code: 0, stdout: `replayed ${sequence} on ${topology.inboundPdu.partition(p)}\n` });
+    const handled: InboundPdu[] = [];
+    const accepting = await bus.consume(topology.consumers.stateResolverInbound(p), (m) => void handled.push(m.data as InboundPdu));
+    while (handled.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    await accepting.stop();
+    expect(handled).toEqual([pdu]);
+    expect((await bus.listDeadLetters()).some((d) => d.sequence === sequence)).toBe(false);
+    await bus.close();
+    expect(fedgate('dead-letters', 'replay', '--config', configFile, String(sequence)).code).toBe(1);
+  });
+
   it('refuses sequences together with --all, and nonsense sequences', () => {
     expect(fedgate('dead-letters', 'remove', '--config', configFile, '--all', '3').code).toBe(2);
     expect(fedgate('dead-letters', 'remove', '--config', configFile, 'abc').code).toBe(2);

@@ -1,5 +1,5 @@
 // `fedgate dead-letters list|remove`: what the bus consumers gave up on, kept until an operator removes it.
-import { busOptionsFor, EmbeddedBus, JetStreamBus, type DeadLetterAdmin, type StoredDeadLetter } from '@fedgate/bus';
+import { busOptionsFor, EmbeddedBus, JetStreamBus, type Bus, type DeadLetterAdmin, type StoredDeadLetter } from '@fedgate/bus';
 import { loadConfig, type FedgateConfig } from '@fedgate/config';
 import { topologyFor } from '@fedgate/platform';
 
@@ -15,11 +15,16 @@ embedded mode, NATS JetStream in distributed mode.
       "reason", "data"}] with the original message decoded.
   fedgate dead-letters remove SEQUENCE... | --all [--consumer NAME]
       Removes dead letters by sequence (from list), or all of them (of one consumer).
+  fedgate dead-letters replay SEQUENCE...
+      Publishes each original message again on its subject (message ID "<original>:replay:<sequence>"),
+      then removes the dead letter. For a parked inbound PDU that ran out of its budget, this gives it a
+      new one (once the budget's length has passed since the give-up: before that, PDUs parked before the
+      give-up are given up again at once); handlers skip what was already handled.
 
 Exit status: 0 on success; 1 when a sequence is not a dead letter or the bus cannot be opened; 2 on a usage error.
 `;
 
-type AdminBus = DeadLetterAdmin & { close(): Promise<void> };
+type AdminBus = DeadLetterAdmin & Pick<Bus, 'publish' | 'close'>;
 
 export interface DeadLetterIo {
   out(text: string): void;
@@ -99,8 +104,32 @@ export async function removeDeadLetters(
   return missing > 0 ? 1 : 0;
 }
 
+export async function replayDeadLetters(bus: AdminBus, sequences: string[], io: DeadLetterIo = stdio): Promise<number> {
+  const wanted = sequences.map(Number);
+  if (wanted.length === 0 || wanted.some((n) => !Number.isSafeInteger(n) || n < 1)) {
+    io.err('fedgate dead-letters replay: give the sequences to replay (from list)\n');
+    return 2;
+  }
+  const letters = new Map((await bus.listDeadLetters()).map((d) => [d.sequence, d.letter]));
+  let missing = 0;
+  for (const sequence of wanted) {
+    const letter = letters.get(sequence);
+    if (!letter) {
+      io.err(`no dead letter ${sequence}\n`);
+      missing++;
+      continue;
+    }
+    // Published before the letter is removed: a failure in between leaves the letter, and a second replay
+    // within the dedupe window is dropped as a duplicate.
+    await bus.publish(letter.subject, decoded(letter), { messageId: `${letter.messageId}:replay:${sequence}` });
+    await bus.removeDeadLetter(sequence);
+    io.out(`replayed ${sequence} on ${letter.subject}\n`);
+  }
+  return missing > 0 ? 1 : 0;
+}
+
 /** Opens the configured bus, runs `work` on it, closes it. */
-export async function withOperatorBus(argv: readonly string[], work: (bus: DeadLetterAdmin) => Promise<number>): Promise<number> {
+export async function withOperatorBus(argv: readonly string[], work: (bus: AdminBus) => Promise<number>): Promise<number> {
   let bus: AdminBus;
   try {
     bus = await openOperatorBus(loadConfig({ argv }));

@@ -1,6 +1,6 @@
 // `npx fedgate <command>`: operator commands.
 import { Command, CommanderError } from 'commander';
-import { DEAD_LETTERS_HELP, listDeadLetters, removeDeadLetters, withOperatorBus } from './dead-letters';
+import { DEAD_LETTERS_HELP, listDeadLetters, removeDeadLetters, replayDeadLetters, withOperatorBus } from './dead-letters';
 import { STATE_REPLAY_HELP, stateReplay } from './state-replay';
 
 function buildProgram(setExit: (code: number) => void): Command {
@@ -40,6 +40,14 @@ function buildProgram(setExit: (code: number) => void): Command {
     .action(async (sequences: string[], opts: { config?: string; all?: boolean; consumer?: string }) =>
       setExit(await withOperatorBus(configArgv(opts), (bus) => removeDeadLetters(bus, sequences, opts))),
     );
+  deadLetters
+    .command('replay')
+    .description('publish dead letters again on their original subjects, then remove them')
+    .argument('<sequence...>', 'sequences from `fedgate dead-letters list`')
+    .option('--config <file>', 'fedgate config file (else fedgate.yaml / FEDGATE_CONFIG)')
+    .addHelpText('after', DEAD_LETTERS_HELP)
+    .exitOverride()
+    .action(async (sequences: string[], opts: { config?: string }) => setExit(await withOperatorBus(configArgv(opts), (bus) => replayDeadLetters(bus, sequences))));
   return program;
 }
 
