@@ -8,11 +8,11 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Agent, request } from 'undici';
-import { busOptionsFor, EmbeddedBus } from '@fedgate/bus';
+import { busOptionsFor, EmbeddedBus, JetStreamBus, type DeadLetterAdmin } from '@fedgate/bus';
 import { loadConfig } from '@fedgate/config';
 import { topologyFor } from '@fedgate/platform';
 import { buildServerKeyDocument, buildXMatrixHeader, computeEventId, generateSigningKey, signEvent } from '@fedgate/protocol';
-import { createTestCa, issueServerCertificate, startFedgate, type FedgateInstance, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
+import { createTestCa, issueServerCertificate, startFedgate, type FedgateInstance, type FedgateShape, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
 
 const EVENT_WAIT_MS = 30_000;
 const BUDGET_MS = 10_000;
@@ -70,7 +70,7 @@ function bridgeOf(instance: FedgateInstance): TestBridge {
   return instance.bridge;
 }
 
-describe('a tarpitting origin and the room partition (embedded)', () => {
+describe.each(['embedded', 'distributed'] as FedgateShape[])('a tarpitting origin and the room partition (%s)', (shape) => {
   let ca: TestCertificateAuthority;
   let a: FedgateInstance;
   let b: FedgateInstance;
@@ -81,13 +81,13 @@ describe('a tarpitting origin and the room partition (embedded)', () => {
     tarpit = new Tarpit(ca);
     await tarpit.start();
     [a, b] = await Promise.all([
-      startFedgate({ shape: 'embedded', ca, name: 'a', config: { partitions: { rooms: 1, parkedBudgetMs: BUDGET_MS } } }),
-      startFedgate({ shape: 'embedded', ca, name: 'b' }),
+      startFedgate({ shape, ca, name: 'a', config: { partitions: { rooms: 1, parkedBudgetMs: BUDGET_MS } } }),
+      startFedgate({ shape, ca, name: 'b' }),
     ]);
   }, 240_000);
 
   afterAll(async () => {
-    const dir = path.join(__dirname, '..', '..', 'test-results', 'partition-tarpit');
+    const dir = path.join(__dirname, '..', '..', 'test-results', `partition-tarpit-${shape}`);
     await mkdir(dir, { recursive: true });
     for (const instance of [a, b]) if (instance) await writeFile(path.join(dir, `${instance.name}.log`), instance.logs());
     await Promise.all([a?.destroy(), b?.destroy(), tarpit?.stop()]);
@@ -132,7 +132,9 @@ describe('a tarpitting origin and the room partition (embedded)', () => {
 
     // The tarpit never answers: its PDU is given up after the budget, with the reason, for the operator.
     const config = loadConfig({ argv: ['--config', a.configPath], env: {} });
-    const bus = new EmbeddedBus({ ...busOptionsFor(topologyFor(config)), path: config.sqlite.path });
+    const options = busOptionsFor(topologyFor(config));
+    const bus: DeadLetterAdmin & { close(): Promise<void> } =
+      config.mode === 'embedded' ? new EmbeddedBus({ ...options, path: config.sqlite.path }) : await JetStreamBus.connect({ servers: config.nats.url }, { ...options, pruneIntervalMs: 0 });
     try {
       let letter;
       for (let waited = 0; !letter && waited < BUDGET_MS + EVENT_WAIT_MS; waited += 250) {
