@@ -149,6 +149,7 @@ export class RoomParking {
       await this.local.handle(inbound);
       return ack();
     } catch (err) {
+      if (err instanceof PoisonMessageError) return term(`parked ${inbound.eventId} in ${inbound.roomId} from ${inbound.origin}: ${describeError(err)}`);
       if (!(err instanceof RemoteIoNeeded)) throw err;
       return term(
         `gave up on parked ${inbound.eventId} in ${inbound.roomId} from ${inbound.origin} at once: ${err.message}, and gap filling from ` +
@@ -164,8 +165,13 @@ export class RoomParking {
   private silentOrigin(inbound: InboundPdu, parkedAt: number): Silence | undefined {
     const key = this.silentKey(inbound);
     const silent = this.silentOrigins.get(key);
-    if (silent && silent.at + this.limits.budgetMs <= Date.now()) this.silentOrigins.delete(key);
-    return silent && parkedAt <= silent.at ? silent : undefined;
+    if (!silent) return undefined;
+    // Long enough ago that the origin deserves another budget, whatever was parked before.
+    if (silent.at + this.limits.budgetMs <= Date.now()) {
+      this.silentOrigins.delete(key);
+      return undefined;
+    }
+    return parkedAt <= silent.at ? silent : undefined;
   }
 
   private rememberSilent(inbound: InboundPdu): void {
