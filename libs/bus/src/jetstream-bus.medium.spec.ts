@@ -33,7 +33,7 @@ describeBusContract('JetStream', async (topology) => {
   };
 });
 
-describe('JetStream bus: command timeouts and retention (issue 11)', () => {
+describe('JetStream bus: retention (issue 11)', () => {
   jest.setTimeout(60_000);
   let bus: JetStreamBus;
   let topology: ReturnType<typeof busTopology>;
@@ -47,21 +47,6 @@ describe('JetStream bus: command timeouts and retention (issue 11)', () => {
     const jsm = await jetstreamManager(bus.connection);
     for (const stream of topology.allStreams) await jsm.streams.delete(stream.name).catch(() => undefined);
     await bus.close();
-  });
-
-  // Defect 4: every request used to time out at 10 s, whatever its command declared (remote joins 120 s).
-  it('defect 4: answers a remote-membership command that takes longer than 10 s, within its 120 s budget', async () => {
-    const subscription = await bus.serve(topology.remoteMembership.command, async (command) => {
-      await new Promise((resolve) => setTimeout(resolve, 10_500));
-      return { ok: true as const, roomId: command.roomId, eventId: '$joined' };
-    });
-    try {
-      const roomId = '!far:remote.example';
-      const reply = await bus.request(topology.remoteMembership.subjectFor(roomId), { roomId, userId: '@u:x', membership: 'join', via: ['remote.example'] });
-      expect(reply).toEqual({ ok: true, roomId, eventId: '$joined' });
-    } finally {
-      await subscription.stop();
-    }
   });
 
   it('defect 7: purges only what every consumer settled: a stopped consumer\'s unread messages, unread subjects and dead letters stay', async () => {

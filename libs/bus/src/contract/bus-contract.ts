@@ -190,6 +190,19 @@ export function describeBusContract(adapterName: string, createHarness: HarnessF
       await waitFor(() => finished, 'the slow handler to end before the bus closes');
     });
 
+    // JetStream gave up every request at 10 s, whatever its command declared (remote joins 120 s).
+    it('defect 4: answers a remote-membership command that takes longer than 10 s, within its 120 s budget', async () => {
+      subscriptions.push(
+        await harness.bus.serve(topology.remoteMembership.command, async (command) => {
+          await new Promise((resolve) => setTimeout(resolve, 10_500));
+          return { ok: true as const, roomId: command.roomId, eventId: '$joined' };
+        }),
+      );
+      const roomId = '!far:remote.example';
+      const reply = await harness.bus.request(topology.remoteMembership.subjectFor(roomId), { roomId, userId: '@u:x', membership: 'join', via: ['remote.example'] });
+      expect(reply).toEqual({ ok: true, roomId, eventId: '$joined' });
+    });
+
     it('defect 4: a request without a responder fails at once as no-responder', async () => {
       const roomId = '!nobody:x';
       await expect(harness.bus.request(topology.backfill.subjectFor(roomId), { roomId, atOrBelowDepth: 1, limit: 1 })).rejects.toMatchObject({
