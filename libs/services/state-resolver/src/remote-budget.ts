@@ -25,11 +25,11 @@ export function remoteIoRefused(): FederationCalls {
   };
 }
 
-const budgets = new AsyncLocalStorage<{ deadline: number }>();
+const budgets = new AsyncLocalStorage<{ deadline: number; signal?: AbortSignal }>();
 
-/** Runs `work` with remote calls (through budgetedFederation) ending by `deadline` at the latest. */
-export function withRemoteBudget<T>(deadline: number, work: () => Promise<T>): Promise<T> {
-  return budgets.run({ deadline }, work);
+/** Runs `work` with remote calls (through budgetedFederation) ending by `deadline` at the latest, or when `signal` aborts. */
+export function withRemoteBudget<T>(deadline: number, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  return budgets.run({ deadline, signal }, work);
 }
 
 export class RemoteBudgetSpent extends FederationClientError {
@@ -48,11 +48,17 @@ export function budgetedFederation(inner: FederationCalls, perCallMs: number, no
     const budget = budgets.getStore();
     if (!budget) return send(options ?? {});
     const remaining = budget.deadline - now();
-    if (remaining <= 0) throw new RemoteBudgetSpent(call);
+    if (remaining <= 0 || budget.signal?.aborted) throw new RemoteBudgetSpent(call);
     const timeoutMs = Math.min(options?.timeoutMs ?? perCallMs, remaining);
     // Enforced here too: the HTTPS transport's request timeout does not cover connecting and the TLS
     // handshake (its own connect timeout does), and a tarpit may stall right there.
-    return answerWithin(send({ ...options, timeoutMs }), timeoutMs, () => new FederationClientError('TIMEOUT', `${call} got no answer within ${timeoutMs} ms`));
+    return answerWithin(
+      send({ ...options, timeoutMs }),
+      timeoutMs,
+      () => new FederationClientError('TIMEOUT', `${call} got no answer within ${timeoutMs} ms`),
+      budget.signal,
+      () => new RemoteBudgetSpent(call),
+    );
   };
   return {
     getJson: async (destination, path, options) => within(`GET ${path} on ${destination}`, options, (o) => inner.getJson(destination, path, o)),
@@ -61,16 +67,22 @@ export function budgetedFederation(inner: FederationCalls, perCallMs: number, no
   };
 }
 
-function answerWithin<T>(answer: Promise<T>, timeoutMs: number, timedOut: () => Error): Promise<T> {
+function answerWithin<T>(answer: Promise<T>, timeoutMs: number, timedOut: () => Error, signal: AbortSignal | undefined, aborted: () => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(aborted());
     const timer = setTimeout(() => reject(timedOut()), timeoutMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const settle = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
     answer.then(
       (value) => {
-        clearTimeout(timer);
+        settle();
         resolve(value);
       },
       (error: unknown) => {
-        clearTimeout(timer);
+        settle();
         reject(error);
       },
     );

@@ -202,4 +202,21 @@ describe('room parking: a silent origin does not stall its room partition', () =
     await waitFor(() => a.resolver.parking.parkedRooms().length === 0, 'the room to be released');
     expect(a.published.filter((e) => e.eventId === gapped)).toHaveLength(1);
   });
+
+  it('defect 2: stopping while a parked PDU waits on a tarpit does not wait out the budget; the PDU is handled after the restart', async () => {
+    await setUp({ parking: { budgetMs: 120_000, perCallMs: 60_000, retryDelayMs: 100, maxRetryDelayMs: 200 } });
+    const { slow } = await twoRoomsInOnePartition();
+    await sendFrom(c, slow, '@carol:c.test', 'a never heard this');
+    const gapped = await sendFrom(c, slow, '@carol:c.test', 'gapped');
+    tarpit = true;
+    await deliver(c, gapped);
+    await waitFor(() => tarpitted.length > 0, 'a to ask c');
+    await a.resolver.stop();
+    expect(deadLetters()).toEqual([]);
+    expect(await statusAtA(gapped)).toBeUndefined();
+
+    liftTarpit();
+    await a.resolver.start();
+    await waitFor(async () => (await statusAtA(gapped)) === 'accepted', 'the parked PDU after the restart');
+  });
 });

@@ -5,7 +5,7 @@
 // be handled in its budget is given up to dead letters with the reason. While a room has parked PDUs,
 // its later PDUs are parked behind them, so a room's events keep their order; a PDU whose room is held
 // by a command (which may be waiting on a remote server under the room lock) is parked too.
-import { ack, term, type Bus, type BusTopology, type HandlerOutcome, type ParkedPdu, type InboundPdu, type ReceivedMessage } from '@fedgate/bus';
+import { ack, nak, term, type Bus, type BusTopology, type HandlerOutcome, type ParkedPdu, type InboundPdu, type ReceivedMessage } from '@fedgate/bus';
 import { FederationClientError } from '@fedgate/federation-client';
 import { describeError, PoisonMessageError } from './errors';
 import { isTransient, type InboundPduHandler } from './inbound-pdus';
@@ -33,7 +33,11 @@ interface Silence {
   eventId: string;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+  });
 
 export class RoomParking {
   /** Rooms with parked PDUs not yet settled in this process, and how many. */
@@ -44,6 +48,8 @@ export class RoomParking {
   private readonly turns = new RoomLocks();
   /** (room, origin) whose gap filling was given up: PDUs parked before that and needing it are given up at once. */
   private readonly silentOrigins = new Map<string, Silence>();
+  /** Aborted by stop(): parked work hands its message back to the bus and its remote calls end. */
+  private stopping = new AbortController();
 
   constructor(
     private readonly bus: Bus,
@@ -56,6 +62,16 @@ export class RoomParking {
     private readonly roomLocks: RoomLocks,
     private readonly limits: ParkingLimits = DEFAULT_PARKING_LIMITS,
   ) {}
+
+  /** Before the consumers stop: waiting parked PDUs go back to the bus (redelivered on the next start) instead of holding shutdown. */
+  stop(): void {
+    this.stopping.abort();
+  }
+
+  /** After stop(), before the consumers start again. */
+  resume(): void {
+    if (this.stopping.signal.aborted) this.stopping = new AbortController();
+  }
 
   /** Rooms that have parked PDUs in this process (for tests and diagnostics). */
   parkedRooms(): string[] {
@@ -104,24 +120,27 @@ export class RoomParking {
     if (!this.parkedHere.delete(inbound.eventId)) this.hold(inbound.roomId);
     // Waiting for the room's turn and retrying both take long: keep the delivery from being redelivered meanwhile.
     const keepAlive = setInterval(() => message.working(), 5_000);
+    const { signal } = this.stopping;
     try {
-      return await this.turns.run(inbound.roomId, () => this.handleWithinBudget(message.data, () => message.working()));
+      return await this.turns.run(inbound.roomId, async () => (signal.aborted ? nak(0) : this.handleWithinBudget(message.data, () => message.working(), signal)));
     } finally {
       clearInterval(keepAlive);
       this.release(inbound.roomId);
     }
   }
 
-  private async handleWithinBudget({ inbound, parkedAt }: ParkedPdu, working: () => void): Promise<HandlerOutcome> {
+  private async handleWithinBudget({ inbound, parkedAt }: ParkedPdu, working: () => void, signal: AbortSignal): Promise<HandlerOutcome> {
     const silent = this.silentOrigin(inbound, parkedAt);
     if (silent) return this.handleLocallyOrGiveUp(inbound, silent);
     const startedAt = Date.now();
     const deadline = startedAt + this.limits.budgetMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        await withRemoteBudget(deadline, () => this.remote.handle(inbound, working));
+        await withRemoteBudget(deadline, () => this.remote.handle(inbound, working), signal);
         return ack();
       } catch (err) {
+        // Shutting down: back to the bus, redelivered on the next start with a new budget.
+        if (signal.aborted) return nak(0);
         const what = `${inbound.eventId} in ${inbound.roomId} from ${inbound.origin}`;
         if (err instanceof PoisonMessageError || (err instanceof FederationClientError && !isTransient(err))) return term(`parked ${what}: ${describeError(err)}`);
         if (!isTransient(err)) throw err;
@@ -133,7 +152,7 @@ export class RoomParking {
               `the remote servers did not let its gap be filled; last failure: ${describeError(err)}`,
           );
         }
-        await sleep(pause);
+        await sleep(pause, signal);
         working();
       }
     }

@@ -89,6 +89,7 @@ export class StateResolver {
     await serveAll(topology.receiveInvite.command, (c) => this.handshakes.receiveInvite(c));
     await serveAll(topology.remoteMembership.command, (c) => this.remoteMembership.onCommand(c));
     await serveAll(topology.backfill.command, (c) => this.backfill.onCommand(c));
+    this.parking.resume();
     // Remote I/O never runs on the ordered partition consumer: such PDUs are parked (room-parking.ts).
     for (const p of owned) {
       this.subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => this.parking.onPartitionMessage(m)));
@@ -97,6 +98,7 @@ export class StateResolver {
   }
 
   async stop(): Promise<void> {
+    this.parking.stop();
     const subs = this.subscriptions;
     this.subscriptions = [];
     await Promise.all(subs.map((s) => s.stop()));
