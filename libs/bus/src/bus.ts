@@ -1,4 +1,5 @@
 // The port services depend on. Adapters: JetStreamBus (distributed) and EmbeddedBus (one process, SQLite).
+import type { DeadLetter } from './messages';
 import type { CommandSpec, CommandSubject, ConsumerSpec, StreamSpec, Subject } from './subjects';
 
 export type HandlerOutcome = { kind: 'ack' } | { kind: 'nak'; delayMs: number } | { kind: 'term'; reason: string };
@@ -59,14 +60,30 @@ export interface BusSubscription {
   stop(): Promise<void>;
 }
 
+/** Why a request got no answer: `timeout` means the responder may still be working (retry with the same key). */
+export type BusRequestFailure = 'timeout' | 'no-responder' | 'failed';
+
 export class BusRequestError extends Error {
   constructor(
     message: string,
     readonly subject: string,
+    readonly failure: BusRequestFailure = 'failed',
+    /** The timeout that fired, for `timeout`. */
+    readonly timeoutMs?: number,
   ) {
     super(message);
     this.name = 'BusRequestError';
   }
+}
+
+/**
+ * The HTTP status for a command that got no answer: 504 when it timed out (the command may still
+ * complete: retry with the same transaction ID), 503 when no responder is there, 502 otherwise.
+ */
+export function unansweredStatus(error: BusRequestError): 502 | 503 | 504 {
+  if (error.failure === 'timeout') return 504;
+  if (error.failure === 'no-responder') return 503;
+  return 502;
 }
 
 export interface Bus {
@@ -75,11 +92,28 @@ export interface Bus {
   publish<T>(subject: Subject<T>, data: T, options: PublishOptions): Promise<PublishResult>;
   /** Creates or updates the durable consumer idempotently, then delivers to the handler until stopped. */
   consume<T>(consumer: ConsumerSpec<T>, handler: MessageHandler<T>): Promise<BusSubscription>;
-  /** Synchronous command: one of the servers in the command's queue group answers. */
+  /**
+   * Synchronous command: one of the servers in the command's queue group answers. Waits at most
+   * `timeoutMs`, else the declared timeout of the command whose pattern covers the subject
+   * (`BusOptions.commands`), else `BusOptions.defaultRequestTimeoutMs`; then throws a `timeout` BusRequestError.
+   */
   request<Req, Res>(subject: CommandSubject<Req, Res>, request: Req, options?: { timeoutMs?: number; headers?: Headers }): Promise<Res>;
   serve<Req, Res>(command: CommandSpec<Req, Res>, handler: RequestHandler<Req, Res>): Promise<BusSubscription>;
   consumerStats(consumer: ConsumerSpec): Promise<ConsumerStats>;
   close(): Promise<void>;
+}
+
+/** A dead letter as the bus holds it: `sequence` identifies it for removal. */
+export interface StoredDeadLetter {
+  sequence: number;
+  letter: DeadLetter;
+}
+
+/** The operator's view of dead letters: kept until removed here (`fedgate dead-letters`). */
+export interface DeadLetterAdmin {
+  listDeadLetters(): Promise<StoredDeadLetter[]>;
+  /** False when no dead letter has that sequence. */
+  removeDeadLetter(sequence: number): Promise<boolean>;
 }
 
 /** Hooks for metrics; telemetry provides a Prometheus implementation. */
@@ -104,4 +138,8 @@ export interface BusOptions {
   observer?: BusObserver;
   /** Backoff after a handler throws, by delivery count. */
   retryDelayMs?: (deliveryCount: number) => number;
+  /** Declared commands: a request to a subject one of them covers waits that command's `timeoutMs`. */
+  commands?: readonly CommandSpec<unknown, unknown>[];
+  /** For a request to a subject no declared command covers (default 10 s). */
+  defaultRequestTimeoutMs?: number;
 }

@@ -11,13 +11,16 @@ import {
   type BusOptions,
   type BusSubscription,
   type ConsumerStats,
+  type DeadLetterAdmin,
   type Headers,
   type MessageHandler,
   type PublishOptions,
   type PublishResult,
   type RequestHandler,
+  type StoredDeadLetter,
 } from './bus';
 import { decodeJson, encodeJson } from './codec';
+import { requestTimeoutMs } from './command-timeouts';
 import { subjectMatches } from './partition';
 import { defaultRetryDelayMs, exhaustedBeforeHandling, settle, type Settlement } from './settlement';
 import type { CommandSpec, CommandSubject, ConsumerSpec, StreamSpec, Subject } from './subjects';
@@ -60,13 +63,13 @@ CREATE TABLE IF NOT EXISTS bus_pending (
 CREATE INDEX IF NOT EXISTS bus_pending_by_seq ON bus_pending (seq);
 `;
 
-export class EmbeddedBus implements Bus {
+export class EmbeddedBus implements Bus, DeadLetterAdmin {
   private readonly db: DatabaseSync;
   private readonly events = new EventEmitter();
   private readonly observer: BusObserver;
   private readonly retryDelayMs: (n: number) => number;
   private readonly pollIntervalMs: number;
-  private readonly responders = new Map<string, { pattern: string; handlers: RequestHandler<any, any>[]; next: number }>();
+  private readonly responders = new Map<string, { pattern: string; handlers: RequestHandler<any, any>[]; next: number; commands: CommandSpec<unknown, unknown>[] }>();
   private readonly loops = new Set<ConsumerLoop>();
   private pruneTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -255,19 +258,25 @@ export class EmbeddedBus implements Bus {
   async request<Req, Res>(subject: CommandSubject<Req, Res>, request: Req, options: { timeoutMs?: number; headers?: Headers } = {}): Promise<Res> {
     this.assertOpen();
     const entry = [...this.responders.values()].find((r) => subjectMatches(r.pattern, subject) && r.handlers.length > 0);
-    if (!entry) throw new BusRequestError(`no responder for ${subject}`, subject);
+    if (!entry) throw new BusRequestError(`no responder for ${subject}`, subject, 'no-responder');
     const handler = entry.handlers[entry.next++ % entry.handlers.length];
     const headers: Headers = { ...options.headers };
+    const timeoutMs = requestTimeoutMs({ ...this.options, commands: [...(this.options.commands ?? []), ...entry.commands] }, subject, options.timeoutMs);
     // Round-trip through JSON so callers get the same copy semantics as over the network.
     return withProducerSpan(subject, '', headers, async () =>
-      withConsumerSpan(subject, '', entry.pattern, headers, async () => decodeJson<Res>(encodeJson(await handler(decodeJson<Req>(encodeJson(request)), { subject, headers })))),
+      answerWithin(
+        withConsumerSpan(subject, '', entry.pattern, headers, async () => decodeJson<Res>(encodeJson(await handler(decodeJson<Req>(encodeJson(request)), { subject, headers })))),
+        timeoutMs,
+        () => new BusRequestError(`no answer from ${subject} within ${timeoutMs} ms`, subject, 'timeout', timeoutMs),
+      ),
     );
   }
 
   async serve<Req, Res>(command: CommandSpec<Req, Res>, handler: RequestHandler<Req, Res>): Promise<BusSubscription> {
     const key = `${command.pattern}\u0000${command.queueGroup}`;
-    const entry = this.responders.get(key) ?? { pattern: command.pattern, handlers: [], next: 0 };
+    const entry = this.responders.get(key) ?? { pattern: command.pattern, handlers: [], next: 0, commands: [] };
     entry.handlers.push(handler);
+    entry.commands.push(command as CommandSpec<unknown, unknown>);
     this.responders.set(key, entry);
     return {
       name: command.queueGroup,
@@ -292,15 +301,35 @@ export class EmbeddedBus implements Bus {
     return rows.filter((r) => subjectMatches(filter, r.subject)).map((r) => ({ subject: r.subject, messageId: r.msg_id, data: decodeJson<T>(r.data) }));
   }
 
+  private deadLetterStream(): string {
+    return this.streamFor(this.options.deadLetterSubject('any')).name;
+  }
+
+  async listDeadLetters(): Promise<StoredDeadLetter[]> {
+    const rows = this.db.prepare('SELECT seq, data FROM bus_messages WHERE stream = ? ORDER BY seq').all(this.deadLetterStream()) as unknown as MessageRow[];
+    return rows.map((r) => ({ sequence: Number(r.seq), letter: decodeJson<DeadLetter>(r.data) }));
+  }
+
+  async removeDeadLetter(sequence: number): Promise<boolean> {
+    const removed = this.db.prepare('DELETE FROM bus_messages WHERE stream = ? AND seq = ?').run(this.deadLetterStream(), sequence);
+    return Number(removed.changes) > 0;
+  }
+
   private prune(): void {
     if (this.closed) return;
     const now = Date.now();
+    // Only what every consumer settled: an unread message of a stopped consumer, a message on a subject no
+    // consumer reads yet, or a dead letter stays however old.
     for (const stream of this.options.streams) {
-      this.db.prepare('DELETE FROM bus_messages WHERE stream = ? AND published_at < ?').run(stream.name, now - stream.maxAgeMs);
-      if (stream.pruneWhenConsumed)
-        this.db
-          .prepare('DELETE FROM bus_messages WHERE stream = ? AND published_at < ? AND NOT EXISTS (SELECT 1 FROM bus_pending p WHERE p.seq = bus_messages.seq)')
-          .run(stream.name, now - stream.duplicateWindowMs);
+      if (!stream.pruneWhenConsumed) continue;
+      const filters = (this.db.prepare('SELECT filter_subject FROM bus_consumers WHERE stream = ?').all(stream.name) as { filter_subject: string }[]).map((c) => c.filter_subject);
+      const settled = this.db
+        .prepare('SELECT seq, subject FROM bus_messages WHERE stream = ? AND published_at < ? AND NOT EXISTS (SELECT 1 FROM bus_pending p WHERE p.seq = bus_messages.seq)')
+        .all(stream.name, now - stream.duplicateWindowMs) as { seq: number; subject: string }[];
+      const remove = this.db.prepare('DELETE FROM bus_messages WHERE seq = ?');
+      this.transaction(() => {
+        for (const m of settled) if (filters.some((f) => subjectMatches(f, m.subject))) remove.run(m.seq);
+      });
     }
   }
 
@@ -331,17 +360,35 @@ class ConsumerLoop {
 
   run(): void {
     const unsubscribe = this.bus.onPublished(() => this.wake?.());
+    const limit = Math.max(1, Math.min(this.consumer.concurrency ?? 1, this.consumer.maxAckPending));
+    const running = new Set<Promise<void>>();
     this.done = (async () => {
       try {
         while (this.running) {
+          if (running.size >= limit) {
+            await this.sleep(this.bus.waitHint(this.consumer));
+            continue;
+          }
           const claimed = this.bus.claimNext(this.consumer, this.inFlight);
           if (!claimed) {
             await this.sleep(this.bus.waitHint(this.consumer));
             continue;
           }
-          await this.deliver(claimed.row, claimed.deliveries);
+          if (limit === 1) {
+            await this.deliver(claimed.row, claimed.deliveries);
+            continue;
+          }
+          // Concurrent handlers: a delivery that fails to settle stays claimed and comes back after ackWait.
+          const delivery: Promise<void> = this.deliver(claimed.row, claimed.deliveries)
+            .catch(() => undefined)
+            .finally(() => {
+              running.delete(delivery);
+              this.wake?.();
+            });
+          running.add(delivery);
         }
       } finally {
+        await Promise.allSettled(running);
         unsubscribe();
       }
     })();
@@ -396,4 +443,21 @@ class ConsumerLoop {
     this.wake?.();
     await this.done;
   }
+}
+
+/** The answer, or the timeout's error once `timeoutMs` passed; a late answer (or failure) is dropped. */
+function answerWithin<T>(answer: Promise<T>, timeoutMs: number, timedOut: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(timedOut()), timeoutMs);
+    answer.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }

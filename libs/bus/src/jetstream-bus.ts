@@ -1,7 +1,7 @@
 // The bus over NATS JetStream: msgID dedupe, durable pull consumers with explicit ack, bounded
 // redelivery ending in dead letters, core request/reply for commands.
 import { connect } from '@nats-io/transport-node';
-import { headers as natsHeaders, nanos, type ConnectionOptions, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import { headers as natsHeaders, nanos, RequestError, TimeoutError, type ConnectionOptions, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -26,14 +26,17 @@ import {
   type BusOptions,
   type BusSubscription,
   type ConsumerStats,
+  type DeadLetterAdmin,
   type Headers,
   type MessageHandler,
   type PublishOptions,
   type PublishResult,
   type RequestHandler,
+  type StoredDeadLetter,
 } from './bus';
 import { decodeJson, encodeJson } from './codec';
-import { subjectMatches } from './partition';
+import { requestTimeoutMs } from './command-timeouts';
+import { filtersOverlap, subjectMatches } from './partition';
 import { defaultRetryDelayMs, exhaustedBeforeHandling, settle, type Settlement } from './settlement';
 import type { CommandSpec, CommandSubject, ConsumerSpec, Subject } from './subjects';
 import { withConsumerSpan, withProducerSpan } from './tracing';
@@ -42,6 +45,8 @@ import type { DeadLetter } from './messages';
 export interface JetStreamBusOptions extends BusOptions {
   /** How long publish keeps retrying (e.g. across a server restart) before failing. */
   publishRetryMs?: number;
+  /** How often consumed messages are purged (streams have no age limit); 0 turns it off. Default 60 s. */
+  pruneIntervalMs?: number;
 }
 
 const toNatsHeaders = (h: Headers): MsgHdrs => {
@@ -57,12 +62,13 @@ const fromNatsHeaders = (h: MsgHdrs | undefined): Headers => {
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export class JetStreamBus implements Bus {
+export class JetStreamBus implements Bus, DeadLetterAdmin {
   private readonly js: JetStreamClient;
   private readonly observer: BusObserver;
   private readonly retryDelayMs: (n: number) => number;
   private readonly subscriptions = new Set<BusSubscription>();
   private jsmPromise: Promise<JetStreamManager> | undefined;
+  private pruneTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly connection: NatsConnection,
@@ -94,7 +100,8 @@ export class JetStreamBus implements Bus {
         retention: RetentionPolicy.Limits,
         storage: StorageType.File,
         discard: DiscardPolicy.Old,
-        max_age: nanos(stream.maxAgeMs),
+        // No age limit: unconsumed messages and dead letters are never dropped for being old (see pruneConsumed).
+        max_age: 0,
         duplicate_window: nanos(stream.duplicateWindowMs),
       };
       try {
@@ -105,6 +112,38 @@ export class JetStreamBus implements Bus {
         await jsm.streams.add(config);
       }
     }
+    const interval = this.options.pruneIntervalMs ?? 60_000;
+    if (interval > 0 && !this.pruneTimer) {
+      // Best effort: a failed pass (server away) only delays the purge to the next one.
+      this.pruneTimer = setInterval(() => void this.pruneConsumed().catch(() => undefined), interval);
+      this.pruneTimer.unref();
+    }
+  }
+
+  /**
+   * Purges, from each stream that prunes consumed messages, everything below the lowest ack floor of its
+   * consumers: what every consumer settled. Nothing goes by age, so a stopped consumer's unread messages
+   * stay, and dead letters (a stream that does not prune) stay until an operator removes them.
+   */
+  async pruneConsumed(): Promise<number> {
+    const jsm = await this.jsm();
+    let purged = 0;
+    for (const stream of this.options.streams.filter((s) => s.pruneWhenConsumed)) {
+      const info = await jsm.streams.info(stream.name);
+      if (info.state.messages === 0) continue;
+      // Consumers are read after the stream: one with nothing pending has settled everything up to last_seq.
+      const floors: { filter: string; settledBelow: number }[] = [];
+      for await (const consumer of jsm.consumers.list(stream.name)) {
+        const settledBelow = consumer.num_pending === 0 && consumer.num_ack_pending === 0 ? info.state.last_seq + 1 : consumer.ack_floor.stream_seq + 1;
+        floors.push({ filter: consumer.config.filter_subject ?? '>', settledBelow });
+      }
+      // Per filter, below what every consumer sharing its subjects settled; a subject no consumer reads is kept.
+      for (const filter of new Set(floors.map((f) => f.filter))) {
+        const floor = Math.min(...floors.filter((f) => filtersOverlap(f.filter, filter)).map((f) => f.settledBelow));
+        if (floor > info.state.first_seq) purged += (await jsm.streams.purge(stream.name, { filter, seq: floor })).purged;
+      }
+    }
+    return purged;
   }
 
   async publish<T>(subject: Subject<T>, data: T, options: PublishOptions): Promise<PublishResult> {
@@ -160,8 +199,25 @@ export class JetStreamBus implements Bus {
     await this.ensureConsumer(consumer);
     const jsConsumer = await this.js.consumers.get(consumer.stream, consumer.durable);
     const messages: ConsumerMessages = await jsConsumer.consume({ max_messages: Math.min(256, Math.max(1, consumer.maxAckPending)) });
+    const limit = Math.max(1, Math.min(consumer.concurrency ?? 1, consumer.maxAckPending));
     const loop = (async () => {
-      for await (const msg of messages) await this.deliver(consumer, handler as MessageHandler<unknown>, msg);
+      const running = new Set<Promise<void>>();
+      try {
+        for await (const msg of messages) {
+          if (limit === 1) {
+            await this.deliver(consumer, handler as MessageHandler<unknown>, msg);
+            continue;
+          }
+          // Concurrent handlers: a delivery that fails to settle is redelivered by the server after ack_wait.
+          const delivery: Promise<void> = this.deliver(consumer, handler as MessageHandler<unknown>, msg)
+            .catch(() => undefined)
+            .finally(() => running.delete(delivery));
+          running.add(delivery);
+          if (running.size >= limit) await Promise.race(running);
+        }
+      } finally {
+        await Promise.allSettled(running);
+      }
     })();
     const subscription: BusSubscription = {
       name: consumer.durable,
@@ -229,11 +285,14 @@ export class JetStreamBus implements Bus {
 
   async request<Req, Res>(subject: CommandSubject<Req, Res>, request: Req, options: { timeoutMs?: number; headers?: Headers } = {}): Promise<Res> {
     const headers: Headers = { ...options.headers };
+    const timeout = requestTimeoutMs(this.options, subject, options.timeoutMs);
     return withProducerSpan(subject, '', headers, async () => {
       try {
-        const reply = await this.connection.request(subject, encodeJson(request), { timeout: options.timeoutMs ?? 10_000, headers: toNatsHeaders(headers) });
+        const reply = await this.connection.request(subject, encodeJson(request), { timeout, headers: toNatsHeaders(headers) });
         return decodeJson<Res>(reply.data);
       } catch (error) {
+        if (isTimeout(error)) throw new BusRequestError(`no answer from ${subject} within ${timeout} ms`, subject, 'timeout', timeout);
+        if (error instanceof RequestError && error.isNoResponders()) throw new BusRequestError(`no responder for ${subject}`, subject, 'no-responder');
         throw new BusRequestError(`request to ${subject} failed: ${(error as Error).message}`, subject);
       }
     });
@@ -285,10 +344,43 @@ export class JetStreamBus implements Bus {
     return out;
   }
 
+  private deadLetterStream(): string {
+    const subject = this.options.deadLetterSubject('any');
+    const stream = this.options.streams.find((s) => s.subjects.some((p) => subjectMatches(p, subject)));
+    if (!stream) throw new Error(`no stream holds dead letters (${subject})`);
+    return stream.name;
+  }
+
+  async listDeadLetters(): Promise<StoredDeadLetter[]> {
+    const jsm = await this.jsm();
+    const name = this.deadLetterStream();
+    const info = await jsm.streams.info(name);
+    const out: StoredDeadLetter[] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+      const m = await jsm.streams.getMessage(name, { seq }).catch(() => null);
+      if (m) out.push({ sequence: seq, letter: decodeJson<DeadLetter>(m.data) });
+    }
+    return out;
+  }
+
+  async removeDeadLetter(sequence: number): Promise<boolean> {
+    const jsm = await this.jsm();
+    const name = this.deadLetterStream();
+    const held = await jsm.streams.getMessage(name, { seq: sequence }).catch(() => null);
+    if (!held) return false;
+    return jsm.streams.deleteMessage(name, sequence, true);
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.pruneTimer);
     await Promise.all([...this.subscriptions].map((s) => s.stop()));
     if (this.ownsConnection && !this.connection.isClosed()) await this.connection.drain();
   }
+}
+
+/** nats.js reports a request timeout as TimeoutError, or as a RequestError caused by one. */
+function isTimeout(error: unknown): boolean {
+  return error instanceof TimeoutError || (error instanceof Error && error.cause instanceof TimeoutError);
 }
 
 function isApiError(error: unknown, code: number): boolean {

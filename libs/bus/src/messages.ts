@@ -17,6 +17,14 @@ export interface InboundPdu {
   pdu: JsonObject;
 }
 
+/** An inbound PDU set aside because handling it waits on a remote server; message ID = `parked:<event ID>`. */
+export interface ParkedPdu {
+  inbound: InboundPdu;
+  parkedAt: number;
+  /** Why it was parked (what it waits on). */
+  reason: string;
+}
+
 /** An EDU from a remote server; message ID = `${origin}:${txnId}:${index}`. */
 export interface InboundEdu {
   origin: string;

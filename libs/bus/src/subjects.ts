@@ -13,6 +13,7 @@ import type {
   MakeMembershipCommand,
   MakeMembershipReply,
   OutboundEdu,
+  ParkedPdu,
   ReceiveInviteCommand,
   ReceiveInviteReply,
   BackfillCommand,
@@ -35,10 +36,12 @@ export type CommandSubject<Req, Res> = string & { readonly [carries]?: [Req, Res
 export interface StreamSpec {
   name: string;
   subjects: string[];
-  maxAgeMs: number;
   /** JetStream's server-side dedupe window for message IDs. */
   duplicateWindowMs: number;
-  /** Embedded adapter: drop a message once every consumer settled it and the dedupe window passed. */
+  /**
+   * Drop a message once every consumer settled it (and, embedded, the dedupe window passed). Nothing is
+   * dropped by age: a message no consumer has settled stays, and dead letters stay until an operator removes them.
+   */
   pruneWhenConsumed: boolean;
 }
 
@@ -51,6 +54,8 @@ export interface ConsumerSpec<T = unknown> {
   ackWaitMs: number;
   /** 1 keeps strict order within the filter; more allows in-flight messages for throughput. */
   maxAckPending: number;
+  /** Handlers running at once (default 1, at most maxAckPending): for work that waits on others, not for order. */
+  concurrency?: number;
 }
 
 export interface CommandSpec<Req, Res> {
@@ -67,11 +72,14 @@ export interface TopologyConfig {
   destinationPartitions?: number;
   maxDeliver?: number;
   ackWaitMs?: number;
-  retentionMs?: number;
   duplicateWindowMs?: number;
+  /** Parked PDUs in flight per room partition (default 256; most wait for their room's turn). */
+  parkedConcurrency?: number;
+  /** Overrides of the commands' declared timeouts (tests use small ones). */
+  commandTimeoutsMs?: Partial<Record<CommandName, number>>;
 }
 
-const DAY_MS = 24 * 60 * 60 * 1000;
+export type CommandName = 'createEvent' | 'makeMembership' | 'sendMembership' | 'receiveInvite' | 'remoteMembership' | 'backfill';
 
 /** A subject token from arbitrary text (room IDs, server names, EDU types contain `.`, `:`, `*`...). */
 export function subjectToken(text: string): string {
@@ -85,13 +93,12 @@ export function busTopology(config: TopologyConfig = {}) {
   const destinationPartitions = config.destinationPartitions ?? 16;
   const maxDeliver = config.maxDeliver ?? 10;
   const ackWaitMs = config.ackWaitMs ?? 30_000;
-  const retentionMs = config.retentionMs ?? 7 * DAY_MS;
   const duplicateWindowMs = config.duplicateWindowMs ?? 2 * 60_000;
+  const parkedConcurrency = config.parkedConcurrency ?? 256;
 
   const stream = (suffix: string, subjects: string[], pruneWhenConsumed = true): StreamSpec => ({
     name: `${streamPrefix}_${suffix}`,
     subjects,
-    maxAgeMs: retentionMs,
     duplicateWindowMs,
     pruneWhenConsumed,
   });
@@ -113,6 +120,8 @@ export function busTopology(config: TopologyConfig = {}) {
   });
 
   const inboundPdu = partitioned<InboundPdu>(`${prefix}.inbound.pdu`, roomPartitions);
+  /** Inbound PDUs waiting on a remote server (gap filling), off their partition's ordered path; message ID `parked:<event ID>`. */
+  const parkedPdu = partitioned<ParkedPdu>(`${prefix}.inbound.parked`, roomPartitions);
   const roomLog = partitioned<RoomLogEntry>(`${prefix}.room.log`, roomPartitions);
   const egress = partitioned<EgressEntry>(`${prefix}.egress.dest`, destinationPartitions);
   const inboundEdu = {
@@ -127,8 +136,9 @@ export function busTopology(config: TopologyConfig = {}) {
     all: `${prefix}.dead.>` as Subject<DeadLetter>,
   };
   /** A state-resolver command addressed to the room's partition, so it runs in that room's order. */
-  const roomCommand = <Req, Res>(name: string, timeoutMs: number) => {
+  const roomCommand = <Req, Res>(name: string, declaredMs: number, key: CommandName) => {
     const base = `${prefix}.cmd.${name}`;
+    const timeoutMs = config.commandTimeoutsMs?.[key] ?? declaredMs;
     return {
       subjectFor: (roomId: string): CommandSubject<Req, Res> => `${base}.${partitionOf(roomId, roomPartitions)}`,
       command: {
@@ -138,14 +148,14 @@ export function busTopology(config: TopologyConfig = {}) {
       } satisfies CommandSpec<Req, Res>,
     };
   };
-  const createEvent = roomCommand<CreateEventCommand, CreateEventReply>('create-event', 10_000);
-  const makeMembership = roomCommand<MakeMembershipCommand, MakeMembershipReply>('make-membership', 10_000);
-  const sendMembership = roomCommand<SendMembershipCommand, SendMembershipReply>('send-membership', 30_000);
-  const receiveInvite = roomCommand<ReceiveInviteCommand, ReceiveInviteReply>('receive-invite', 10_000);
+  const createEvent = roomCommand<CreateEventCommand, CreateEventReply>('create-event', 10_000, 'createEvent');
+  const makeMembership = roomCommand<MakeMembershipCommand, MakeMembershipReply>('make-membership', 10_000, 'makeMembership');
+  const sendMembership = roomCommand<SendMembershipCommand, SendMembershipReply>('send-membership', 30_000, 'sendMembership');
+  const receiveInvite = roomCommand<ReceiveInviteCommand, ReceiveInviteReply>('receive-invite', 10_000, 'receiveInvite');
   /** Involves make_* and send_* round trips to remote servers, so it may take long. */
-  const remoteMembership = roomCommand<RemoteMembershipCommand, RemoteMembershipReply>('remote-membership', 120_000);
+  const remoteMembership = roomCommand<RemoteMembershipCommand, RemoteMembershipReply>('remote-membership', 120_000, 'remoteMembership');
   /** Asks remote servers for a room's history (`/backfill`), one after another until one answers. */
-  const backfill = roomCommand<BackfillCommand, BackfillReply>('backfill', 60_000);
+  const backfill = roomCommand<BackfillCommand, BackfillReply>('backfill', 60_000, 'backfill');
   const outboundEdu = {
     subject: `${prefix}.outbound.edu` as Subject<OutboundEdu>,
   };
@@ -154,17 +164,20 @@ export function busTopology(config: TopologyConfig = {}) {
     subject: `${prefix}.egress.server-up` as Subject<ServerUp>,
   };
 
-  const consumer = <T>(s: StreamSpec, durable: string, filterSubject: Subject<T>, maxAckPending: number): ConsumerSpec<T> => ({
+  const consumer = <T>(s: StreamSpec, durable: string, filterSubject: Subject<T>, maxAckPending: number, concurrency?: number): ConsumerSpec<T> => ({
     stream: s.name,
     durable: `${prefix}-${durable}`,
     filterSubject,
     maxDeliver,
     ackWaitMs,
     maxAckPending,
+    ...(concurrency ? { concurrency } : {}),
   });
   const consumers = {
     /** state-resolver: one ordered consumer per room partition. */
     stateResolverInbound: (p: number) => consumer(streams.inbound, `state-resolver-pdu-${p}`, inboundPdu.partition(p), 1),
+    /** state-resolver: parked PDUs of a room partition, many rooms at once (each room's in order, by state-resolver). */
+    stateResolverParked: (p: number) => consumer(streams.inbound, `state-resolver-parked-${p}`, parkedPdu.partition(p), parkedConcurrency, parkedConcurrency),
     /** chat-sync: EDUs (typing, receipts, presence, to-device) for the chat platform; order not needed. */
     chatSyncEdus: () => consumer(streams.inbound, 'chat-sync-edu', inboundEdu.all, 256),
     /** chat-sync: room event log per partition, to fan out to application services. */
@@ -189,6 +202,7 @@ export function busTopology(config: TopologyConfig = {}) {
     streams,
     allStreams: Object.values(streams),
     inboundPdu,
+    parkedPdu,
     inboundEdu,
     roomLog,
     egress,
@@ -202,6 +216,10 @@ export function busTopology(config: TopologyConfig = {}) {
     receiveInvite,
     remoteMembership,
     backfill,
+    /** Every command, so a request waits its own command's declared timeout. */
+    allCommands: [createEvent, makeMembership, sendMembership, receiveInvite, remoteMembership, backfill].map(
+      (c) => c.command as CommandSpec<unknown, unknown>,
+    ),
     consumers,
   };
 }

@@ -85,7 +85,8 @@ export interface FedgateConfig {
   mongo: { url: string; database: string };
   /** Embedded mode's database file. */
   sqlite: { path: string };
-  partitions: { rooms: number; destinations: number };
+  /** `parkedBudgetMs`: time an inbound PDU parked off its room partition may spend on remote servers (gap filling). */
+  partitions: { rooms: number; destinations: number; parkedBudgetMs: number };
   egress: { backoff: EgressBackoffConfig; requestTimeoutMs: number };
   limits: { maxUploadBytes: number };
   /**

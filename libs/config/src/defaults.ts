@@ -20,7 +20,7 @@ export function defaultSettings(): Record<string, unknown> {
     bus: { prefix: 'fedgate' },
     mongo: { url: 'mongodb://127.0.0.1:27017', database: 'fedgate' },
     sqlite: {},
-    partitions: { rooms: 16, destinations: 16 },
+    partitions: { rooms: 16, destinations: 16, parkedBudgetMs: 5 * 60_000 },
     // Retry timings as Synapse's defaults (destination_min_retry_interval 10 min, ×2, at most a day); a
     // destination is retried at once when it sends us an authenticated request.
     egress: { backoff: { initialMs: 10 * 60_000, multiplier: 2, maxMs: 24 * 60 * 60_000, jitter: 0.2 }, requestTimeoutMs: 60_000 },

@@ -54,6 +54,7 @@ describe('loadConfig', () => {
     expect(config.limits.maxUploadBytes).toBe(50 * 1024 * 1024);
     expect(config.rooms.defaultVersion).toBe('12');
     expect(config.partitions.rooms).toBeGreaterThan(0);
+    expect(config.partitions.parkedBudgetMs).toBe(5 * 60_000);
     expect(config.appServices.registrationFiles).toEqual([]);
   });
 

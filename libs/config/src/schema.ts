@@ -40,7 +40,7 @@ export const configSchema = closed(
     bus: closed({ prefix: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } }),
     mongo: closed({ url: url(['mongodb', 'mongodb\\+srv']), database: { type: 'string', minLength: 1 } }),
     sqlite: closed({ path }, []),
-    partitions: closed({ rooms: { ...positiveInteger, maximum: 1024 }, destinations: { ...positiveInteger, maximum: 1024 } }),
+    partitions: closed({ rooms: { ...positiveInteger, maximum: 1024 }, destinations: { ...positiveInteger, maximum: 1024 }, parkedBudgetMs: { ...positiveInteger, minimum: 1000 } }),
     egress: closed({
       backoff: closed({
         initialMs: positiveInteger,

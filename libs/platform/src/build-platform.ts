@@ -74,6 +74,7 @@ function pipelineConsumers(topology: BusTopology): ConsumerSpec[] {
   const { consumers } = topology;
   const perRoom = Array.from({ length: topology.roomPartitions }, (_, p) => [
     consumers.stateResolverInbound(p),
+    consumers.stateResolverParked(p),
     consumers.egressRoomLog(p),
     consumers.chatSyncRoomLog(p),
   ]).flat();

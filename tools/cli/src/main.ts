@@ -1,5 +1,6 @@
 // `npx fedgate <command>`: operator commands.
 import { Command, CommanderError } from 'commander';
+import { DEAD_LETTERS_HELP, listDeadLetters, removeDeadLetters, replayDeadLetters, withOperatorBus } from './dead-letters';
 import { STATE_REPLAY_HELP, stateReplay } from './state-replay';
 
 function buildProgram(setExit: (code: number) => void): Command {
@@ -13,6 +14,40 @@ function buildProgram(setExit: (code: number) => void): Command {
     .addHelpText('after', STATE_REPLAY_HELP)
     .exitOverride()
     .action(async (file: string, opts: { rejected?: boolean }) => setExit(await stateReplay(file, opts)));
+
+  const configArgv = (opts: { config?: string }) => (opts.config ? ['--config', opts.config] : []);
+  const deadLetters = program.command('dead-letters').description('what bus consumers gave up on, kept until removed').exitOverride();
+  deadLetters
+    .command('list')
+    .description('list dead letters with their reasons')
+    .option('--config <file>', 'fedgate config file (else fedgate.yaml / FEDGATE_CONFIG)')
+    .option('--consumer <name>', 'only those of one consumer')
+    .option('--json', 'print JSON with the original messages')
+    .addHelpText('after', DEAD_LETTERS_HELP)
+    .exitOverride()
+    .action(async (opts: { config?: string; consumer?: string; json?: boolean }) =>
+      setExit(await withOperatorBus(configArgv(opts), (bus) => listDeadLetters(bus, opts))),
+    );
+  deadLetters
+    .command('remove')
+    .description('remove dead letters by sequence, or all of them')
+    .argument('[sequence...]', 'sequences from `fedgate dead-letters list`')
+    .option('--config <file>', 'fedgate config file (else fedgate.yaml / FEDGATE_CONFIG)')
+    .option('--all', 'remove every dead letter (of --consumer, if given)')
+    .option('--consumer <name>', 'with --all: only those of one consumer')
+    .addHelpText('after', DEAD_LETTERS_HELP)
+    .exitOverride()
+    .action(async (sequences: string[], opts: { config?: string; all?: boolean; consumer?: string }) =>
+      setExit(await withOperatorBus(configArgv(opts), (bus) => removeDeadLetters(bus, sequences, opts))),
+    );
+  deadLetters
+    .command('replay')
+    .description('publish dead letters again on their original subjects, then remove them')
+    .argument('<sequence...>', 'sequences from `fedgate dead-letters list`')
+    .option('--config <file>', 'fedgate config file (else fedgate.yaml / FEDGATE_CONFIG)')
+    .addHelpText('after', DEAD_LETTERS_HELP)
+    .exitOverride()
+    .action(async (sequences: string[], opts: { config?: string }) => setExit(await withOperatorBus(configArgv(opts), (bus) => replayDeadLetters(bus, sequences))));
   return program;
 }
 

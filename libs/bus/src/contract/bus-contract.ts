@@ -1,11 +1,11 @@
 // One behavioural contract for every Bus adapter; each adapter's spec calls describeBusContract.
-import { ack, nak, term, type Bus, type BusSubscription, type ReceivedMessage } from '../bus';
+import { ack, BusRequestError, nak, term, type Bus, type DeadLetterAdmin, type BusSubscription, type ReceivedMessage } from '../bus';
 import type { DeadLetter, InboundPdu } from '../messages';
 import { busTopology, type BusTopology } from '../subjects';
 import { waitFor } from './wait-for';
 
 export interface ContractHarness {
-  bus: Bus;
+  bus: Bus & DeadLetterAdmin;
   /** Closes the bus and opens a new one on the same durable storage. */
   reopen(): Promise<Bus>;
   readStream<T>(streamName: string): Promise<{ subject: string; data: T }[]>;
@@ -138,6 +138,22 @@ export function describeBusContract(adapterName: string, createHarness: HarnessF
       expect(handled).toEqual([2]);
     });
 
+    it('defect 7: lists dead letters for the operator and removes one by its sequence, keeping the others', async () => {
+      const consumer = topology.consumers.stateResolverInbound(topology.inboundPdu.partitionOf('!a:x'));
+      subscriptions.push(await harness.bus.consume(consumer, (m: ReceivedMessage<InboundPdu>) => term(`refused ${m.data.pdu.n}`)));
+      for (const n of [1, 2, 3]) await publishPdu(harness.bus, pdu('!a:x', n));
+      await waitFor(async () => (await harness.bus.listDeadLetters()).length === 3, 'three dead letters');
+      const listed = await harness.bus.listDeadLetters();
+      expect(listed.map((d) => [d.letter.messageId, d.letter.reason])).toEqual([
+        ['$!a:x-1', 'handler terminated: refused 1'],
+        ['$!a:x-2', 'handler terminated: refused 2'],
+        ['$!a:x-3', 'handler terminated: refused 3'],
+      ]);
+      expect(await harness.bus.removeDeadLetter(listed[1].sequence)).toBe(true);
+      expect(await harness.bus.removeDeadLetter(listed[1].sequence)).toBe(false);
+      expect((await harness.bus.listDeadLetters()).map((d) => d.letter.messageId)).toEqual(['$!a:x-1', '$!a:x-3']);
+    });
+
     it('answers a command over request/reply', async () => {
       subscriptions.push(
         await harness.bus.serve(topology.createEvent.command, async (command, context) => ({
@@ -148,6 +164,71 @@ export function describeBusContract(adapterName: string, createHarness: HarnessF
       const roomId = '!room:x';
       const reply = await harness.bus.request(topology.createEvent.subjectFor(roomId), { roomId, sender: '@u:x', type: 'm.room.message', content: {} });
       expect(reply).toEqual({ ok: true, eventId: `$m.room.message:${topology.inboundPdu.partitionOf(roomId)}` });
+    });
+
+    // Issue 11 defect 4: JetStream requests always timed out at 10 s and the embedded bus never did.
+    it('defect 4: a request times out after its command\'s declared timeout, with a timeout error', async () => {
+      await harness.close();
+      topology = busTopology({ prefix: uniquePrefix(), roomPartitions: 4, maxDeliver: 3, commandTimeoutsMs: { createEvent: 200 } });
+      harness = await createHarness(topology);
+      await harness.bus.start();
+      let finished = false;
+      subscriptions.push(
+        await harness.bus.serve(topology.createEvent.command, async () => {
+          await new Promise((resolve) => setTimeout(resolve, 1_500));
+          finished = true;
+          return { ok: true as const, eventId: '$late' };
+        }),
+      );
+      const roomId = '!slow:x';
+      const outcome = await harness.bus
+        .request(topology.createEvent.subjectFor(roomId), { roomId, sender: '@u:x', type: 'm.room.message', content: {} })
+        .then((reply) => ({ reply }), (error: unknown) => ({ error }));
+      expect(finished).toBe(false);
+      expect('error' in outcome && outcome.error).toBeInstanceOf(BusRequestError);
+      expect(outcome).toMatchObject({ error: { failure: 'timeout', timeoutMs: 200 } });
+      await waitFor(() => finished, 'the slow handler to end before the bus closes');
+    });
+
+    // JetStream gave up every request at 10 s, whatever its command declared (remote joins 120 s).
+    it('defect 4: answers a remote-membership command that takes longer than 10 s, within its 120 s budget', async () => {
+      subscriptions.push(
+        await harness.bus.serve(topology.remoteMembership.command, async (command) => {
+          await new Promise((resolve) => setTimeout(resolve, 10_500));
+          return { ok: true as const, roomId: command.roomId, eventId: '$joined' };
+        }),
+      );
+      const roomId = '!far:remote.example';
+      const reply = await harness.bus.request(topology.remoteMembership.subjectFor(roomId), { roomId, userId: '@u:x', membership: 'join', via: ['remote.example'] });
+      expect(reply).toEqual({ ok: true, roomId, eventId: '$joined' });
+    });
+
+    it('defect 4: a request without a responder fails at once as no-responder', async () => {
+      const roomId = '!nobody:x';
+      await expect(harness.bus.request(topology.backfill.subjectFor(roomId), { roomId, atOrBelowDepth: 1, limit: 1 })).rejects.toMatchObject({
+        failure: 'no-responder',
+      });
+    });
+
+    it('runs handlers at once on a concurrent consumer: one waiting does not hold up the next (parked PDUs)', async () => {
+      const consumer = topology.consumers.stateResolverParked(0);
+      let releaseFirst!: () => void;
+      const firstHeld = new Promise<void>((resolve) => (releaseFirst = resolve));
+      const handled: string[] = [];
+      subscriptions.push(
+        await harness.bus.consume(consumer, async (m) => {
+          if (m.messageId === 'parked:1') await firstHeld;
+          handled.push(m.messageId);
+        }),
+      );
+      const parked = (n: number) => ({ inbound: pdu('!a:x', n), parkedAt: 0, reason: 'test' });
+      await harness.bus.publish(topology.parkedPdu.partition(0), parked(1), { messageId: 'parked:1' });
+      await harness.bus.publish(topology.parkedPdu.partition(0), parked(2), { messageId: 'parked:2' });
+      await waitFor(() => handled.includes('parked:2'), 'the second message while the first waits');
+      releaseFirst();
+      await waitFor(() => handled.length === 2, 'both');
+      expect(handled).toEqual(['parked:2', 'parked:1']);
+      await waitFor(async () => (await harness.bus.consumerStats(consumer)).ackPending === 0, 'both settled');
     });
 
     it('delivers what was queued before the consumer existed', async () => {

@@ -5,6 +5,11 @@
 export class RoomLocks {
   private readonly tails = new Map<string, Promise<void>>();
 
+  /** Whether some work holds or waits for the room (the partition consumer parks rather than wait). */
+  isHeld(roomId: string): boolean {
+    return this.tails.has(roomId);
+  }
+
   async run<T>(roomId: string, work: () => Promise<T>): Promise<T> {
     const previous = this.tails.get(roomId) ?? Promise.resolve();
     let release!: () => void;

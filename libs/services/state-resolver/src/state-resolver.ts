@@ -10,7 +10,9 @@ import { InviteChecks } from './invite-checks';
 import { InviteRateLimit } from './invite-rate-limit';
 import { MembershipHandshakes } from './membership-handshakes';
 import { RemoteBackfill } from './remote-backfill';
+import { budgetedFederation, remoteIoRefused } from './remote-budget';
 import { RemoteMembership } from './remote-membership';
+import { DEFAULT_PARKING_LIMITS, RoomParking, type ParkingLimits } from './room-parking';
 import { RoomLocks } from './room-locks';
 import { RoomReader } from './room-reader';
 import { RoomTimeline, type RepairOutcome } from './room-timeline';
@@ -25,6 +27,8 @@ export interface StateResolverDeps {
   /** Which room partitions this replica consumes (default: all). */
   replica?: { index: number; count: number };
   gapFill?: GapFillLimits;
+  /** Time budget of PDUs parked while they wait on a remote server. */
+  parking?: Partial<ParkingLimits>;
   transactions?: ClientTransactionLog;
   /** How often a commit that failed here (store or bus outage) is tried again when no other work comes to its room. */
   repairIntervalMs?: number;
@@ -47,7 +51,9 @@ export function replicaFromEnv(env: NodeJS.ProcessEnv = process.env): { index: n
 export class StateResolver {
   readonly timeline: RoomTimeline;
   readonly reader: RoomReader;
+  /** The full inbound path (remote calls within the current parking budget, if any). */
   readonly inbound: InboundPduHandler;
+  readonly parking: RoomParking;
   readonly localEvents: LocalEvents;
   readonly handshakes: MembershipHandshakes;
   readonly remoteMembership: RemoteMembership;
@@ -63,7 +69,12 @@ export class StateResolver {
     const transactions = deps.transactions ?? clientTransactionLog(deps.store);
     this.timeline = new RoomTimeline(deps.store, deps.bus, deps.topology, transactions);
     this.reader = new RoomReader(deps.store);
-    this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity.serverName, deps.gapFill ?? DEFAULT_GAP_FILL_LIMITS);
+    const gapFill = deps.gapFill ?? DEFAULT_GAP_FILL_LIMITS;
+    const parking = { ...DEFAULT_PARKING_LIMITS, ...deps.parking };
+    const budgetedApi = new FederationApi(budgetedFederation(deps.federation, parking.perCallMs));
+    this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, budgetedApi, deps.identity.serverName, gapFill);
+    const partitionPath = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, new FederationApi(remoteIoRefused()), deps.identity.serverName, gapFill);
+    this.parking = new RoomParking(deps.bus, deps.topology, partitionPath, this.inbound, locks, parking);
     this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, deps.keyRing, api, transactions, deps.identity.serverName);
     const invites = new InviteChecks(deps.store, this.timeline, deps.keyRing, deps.identity.serverName, deps.inviteRateLimit);
     this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey, invites);
@@ -109,8 +120,11 @@ export class StateResolver {
     await serveAll(topology.receiveInvite.command, (c) => this.handshakes.receiveInvite(c));
     await serveAll(topology.remoteMembership.command, (c) => this.remoteMembership.onCommand(c));
     await serveAll(topology.backfill.command, (c) => this.backfill.onCommand(c));
+    this.parking.resume();
+    // Remote I/O never runs on the ordered partition consumer: such PDUs are parked (room-parking.ts).
     for (const p of owned) {
-      this.subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => this.inbound.onMessage(m)));
+      this.subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => this.parking.onPartitionMessage(m)));
+      this.subscriptions.push(await bus.consume(topology.consumers.stateResolverParked(p), (m) => this.parking.onParkedMessage(m)));
     }
     // A send that failed mid-commit during an outage goes out once the outage is over, even if nothing else
     // happens in its room; until then it stays in store.pendingCommits.
@@ -126,6 +140,7 @@ export class StateResolver {
 
   async stop(): Promise<void> {
     clearInterval(this.repairTimer);
+    this.parking.stop();
     const subs = this.subscriptions;
     this.subscriptions = [];
     await Promise.all(subs.map((s) => s.stop()));

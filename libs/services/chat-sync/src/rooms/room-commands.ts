@@ -2,7 +2,7 @@
 // refusal turned into the Matrix error the client-server API answers with.
 import { Inject, Injectable } from '@nestjs/common';
 import { BUS, BUS_TOPOLOGY, type Bus, type BusTopology } from '@fedgate/platform';
-import type { BackfillReply, CreateEventCommand, JsonObject, MembershipKind, RemoteMembershipReply } from '@fedgate/bus';
+import { BusRequestError, unansweredStatus, type BackfillReply, type CreateEventCommand, type JsonObject, type MembershipKind, type RemoteMembershipReply } from '@fedgate/bus';
 import { MatrixError } from '@fedgate/service-kit';
 
 const statusByErrcode: Record<string, number> = {
@@ -55,7 +55,8 @@ export class RoomCommands {
     try {
       return await this.bus.request(this.topology.backfill.subjectFor(roomId), { roomId, atOrBelowDepth, limit });
     } catch (err) {
-      return { ok: false, errcode: 'M_UNKNOWN', error: `The room service did not answer: ${(err as Error).message}`, status: 502 };
+      const status = err instanceof BusRequestError ? unansweredStatus(err) : 502;
+      return { ok: false, errcode: 'M_UNKNOWN', error: `The room service did not answer: ${(err as Error).message}`, status };
     }
   }
 
@@ -63,7 +64,9 @@ export class RoomCommands {
     try {
       return await send();
     } catch (err) {
-      throw new MatrixError(502, 'M_UNKNOWN', `The room service did not answer: ${(err as Error).message}`);
+      // A timeout is retryable (504): the command may still complete, and a retry with the same txnId gets its answer.
+      const status = err instanceof BusRequestError ? unansweredStatus(err) : 502;
+      throw new MatrixError(status, 'M_UNKNOWN', `The room service did not answer: ${(err as Error).message}`);
     }
   }
 }

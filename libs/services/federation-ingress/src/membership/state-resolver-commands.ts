@@ -2,6 +2,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import {
   BusRequestError,
+  unansweredStatus,
   type CommandError,
   type CommandSubject,
   type MakeMembershipCommand,
@@ -52,7 +53,7 @@ export class StateResolverCommands {
     try {
       reply = await this.bus.request(subject, request);
     } catch (error) {
-      if (error instanceof BusRequestError) throw new MatrixError(503, 'M_UNKNOWN', `The room service did not answer: ${error.message}`);
+      if (error instanceof BusRequestError) throw new MatrixError(unansweredStatus(error), 'M_UNKNOWN', `The room service did not answer: ${error.message}`);
       throw error;
     }
     if (!reply.ok) {

@@ -3,11 +3,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { busOptionsFor, busTopology, EmbeddedBus, type CommandError, type RoomLogEntry } from '@fedgate/bus';
+import { busOptionsFor, busTopology, EmbeddedBus, type CommandError, type RoomLogEntry, type TopologyConfig } from '@fedgate/bus';
 import { FederationHttpError, type KeyRing, type RequestOptions } from '@fedgate/federation-client';
 import { generateSigningKey, type SigningKey, type VerifyKeyLookup } from '@fedgate/protocol';
 import { openSqliteStore, type Store } from '@fedgate/store';
 import type { GapFillLimits } from '../inbound-pdus';
+import type { ParkingLimits } from '../room-parking';
 import { StateResolver } from '../state-resolver';
 
 /** A federation request as a peer on the test network receives it. */
@@ -30,6 +31,14 @@ export interface FederationPeer {
 
 /** The application service every test server has (its user namespace is set per server). */
 export const TEST_APP_SERVICE = { id: 'test-chat', url: null, asToken: 'as-test-chat', hsToken: 'hs-test-chat', senderLocalpart: 'chatbot' };
+
+export interface TestServerOptions {
+  gapFill?: GapFillLimits;
+  parking?: Partial<ParkingLimits>;
+  topology?: TopologyConfig;
+  /** Start the bus consumers and command servers (else tests call the handlers directly). */
+  start?: boolean;
+}
 
 export class TestNetwork {
   readonly servers = new Map<string, TestServer>();
@@ -136,7 +145,7 @@ export class TestNetwork {
     this.peers.set(peer.name, peer);
   }
 
-  async add(serverName: string, options: { gapFill?: GapFillLimits; start?: boolean } = {}): Promise<TestServer> {
+  async add(serverName: string, options: TestServerOptions = {}): Promise<TestServer> {
     const server = await TestServer.create(this, serverName, options);
     this.servers.set(serverName, server);
     return server;
@@ -160,11 +169,11 @@ export class TestServer {
     private readonly dir: string,
   ) {}
 
-  static async create(network: TestNetwork, name: string, options: { gapFill?: GapFillLimits; start?: boolean }): Promise<TestServer> {
+  static async create(network: TestNetwork, name: string, options: TestServerOptions): Promise<TestServer> {
     const dir = mkdtempSync(path.join(tmpdir(), 'state-resolver-'));
     const key = generateSigningKey();
     const store = openSqliteStore(path.join(dir, 'store.sqlite'));
-    const topology = busTopology({ roomPartitions: 4 });
+    const topology = busTopology({ roomPartitions: 4, ...options.topology });
     const bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite'), retryDelayMs: () => 5, pollIntervalMs: 10 });
     await bus.start();
     const federation = {
@@ -174,7 +183,7 @@ export class TestServer {
     };
     // As a gateway with a chat platform claiming every local user: invites for users no service claims are refused.
     await store.appServices.register({ ...TEST_APP_SERVICE, namespaces: { users: [{ exclusive: false, regex: `@.*:${name.replace(/\./g, '\\.')}` }], aliases: [], rooms: [] } });
-    const resolver = new StateResolver({ store, bus, topology, identity: { serverName: name, signingKey: key }, federation: federation as never, keyRing: network.keyRing(), gapFill: options.gapFill });
+    const resolver = new StateResolver({ store, bus, topology, identity: { serverName: name, signingKey: key }, federation: federation as never, keyRing: network.keyRing(), gapFill: options.gapFill, parking: options.parking });
     const server = new TestServer(name, key, store, bus, topology, resolver, dir);
     const publish = bus.publish.bind(bus);
     bus.publish = (async (subject: string, data: unknown, opts: { messageId: string }) => {
