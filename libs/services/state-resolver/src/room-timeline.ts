@@ -2,7 +2,7 @@
 // events), the auth checks, soft-fail, then persistence, forward extremities, current state, joined
 // servers and the room log entry. Callers hold the room's lock.
 import type { Bus, BusTopology, EventOutcome, JsonObject as BusJson, RoomLogEntry } from '@fedgate/bus';
-import { computeRoomIdFromCreateEvent, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
+import { byteLimitViolation, computeRoomIdFromCreateEvent, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
 import {
   authStateFromMap,
   authTypesForEvent,
@@ -139,6 +139,8 @@ export class RoomTimeline {
     }
 
     const evaluation: Evaluation = { eventId, roomId, pdu, event, rules, before, beforeSnapshotId, baseSnapshotId, status: 'accepted', graph };
+    const tooLong = byteLimitViolation(pdu, rules);
+    if (tooLong) return { ...evaluation, status: 'rejected', reason: tooLong };
     await graph.load([...event.auth_events, ...(rules.roomIdFromCreateEvent && roomId ? [createEventIdForRoom(roomId)] : [])]);
     const byAuthEvents = authorizeByAuthEvents(event, graph.lookup, rules, graph.isRejected);
     if (!byAuthEvents.allowed) return { ...evaluation, status: 'rejected', reason: `auth events: ${byAuthEvents.reason.message}` };
