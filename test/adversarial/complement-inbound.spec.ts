@@ -1,6 +1,8 @@
 // Issue 16: Complement's federation behaviours on the inbound path (gaps, size limits, missing auth events),
 // played against an in-process fedgate by a scripted peer.
+import type { HandlerOutcome, InboundPdu, ReceivedMessage, RoomLogEntry } from '@fedgate/bus';
 import { stateMapKey } from '@fedgate/room-state';
+import type { SignedEvent } from '@fedgate/testing';
 import { aliceCanSend, arena, ALICE, currentState, type Arena } from './setup';
 
 describe('complement: inbound events', () => {
@@ -40,5 +42,89 @@ describe('complement: inbound events', () => {
     const [delivery] = await t.evil.deliver(t.fedgate, [wide]);
     expect(delivery).toMatchObject({ refused: expect.stringContaining('state_key: is 256 bytes') });
     expect(await t.fedgate.store.events.get(wide.eventId)).toBeUndefined();
+  });
+
+  /** Mallory's own member event again (a displayname change), built on fedgate's current state but not sent. */
+  const profileChange = async (name: string) => {
+    const fields = { type: 'm.room.member', sender: mallory(), state_key: mallory(), content: { membership: 'join', displayname: name } };
+    const draft = await t.evil.eventIn(t.fedgate, roomId, fields);
+    return t.evil.eventIn(t.fedgate, roomId, { ...fields, auth_events: [...new Set(draft.pdu.auth_events as string[])] });
+  };
+  /** A message whose auth events name `member` in place of Mallory's join fedgate holds (prev events: fedgate's head). */
+  const messageAuthedBy = async (member: SignedEvent, body: string) => {
+    const honest = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.message', sender: mallory(), content: { body } });
+    const current = await currentState(t.fedgate, roomId);
+    const join = current.get(stateMapKey('m.room.member', mallory()));
+    const auth = (honest.pdu.auth_events as string[]).map((id) => (id === join ? member.eventId : id));
+    return t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.message', sender: mallory(), content: { body }, auth_events: auth });
+  };
+
+  it('issue 16 defect 3: a live event naming auth events we do not hold has them fetched (/event_auth) and is accepted', async () => {
+    const member = await profileChange('Mal');
+    const message = await messageAuthedBy(member, 'authed by an event you never saw');
+    const [delivery] = await t.evil.deliver(t.fedgate, [message]);
+    expect(delivery).toEqual({ eventId: message.eventId, status: 'accepted' });
+    expect(t.evil.requests.some((r) => r.segments[1] === 'event_auth')).toBe(true);
+    expect(await t.fedgate.store.events.get(member.eventId)).toMatchObject({ status: 'accepted', outlier: true });
+  });
+
+  it('issue 16 defect 3: an event whose auth event is itself rejected (fetched, fails its own auth) is rejected', async () => {
+    // Mallory has no power: a power levels event by her fails auth, and so does anything citing it.
+    const current = await currentState(t.fedgate, roomId);
+    const plId = current.get(stateMapKey('m.room.power_levels', ''))!;
+    const pl = (await t.fedgate.store.events.get(plId))!.pdu;
+    const forged = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.power_levels', sender: mallory(), state_key: '', content: { ...(pl.content as object), users: { [mallory()]: 100 } } });
+    const honest = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.name', sender: mallory(), state_key: '', content: { name: 'mine' } });
+    const attack = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.name', sender: mallory(), state_key: '', content: { name: 'mine' }, auth_events: (honest.pdu.auth_events as string[]).map((id) => (id === plId ? forged.eventId : id)) });
+    const [delivery] = await t.evil.deliver(t.fedgate, [attack]);
+    expect(delivery).toMatchObject({ status: 'rejected', reason: expect.stringContaining('was rejected') });
+    expect(await t.fedgate.store.events.get(forged.eventId)).toMatchObject({ status: 'rejected' });
+    expect((await currentState(t.fedgate, roomId)).get(stateMapKey('m.room.name', ''))).toBeUndefined();
+  });
+
+  const onMessage = (event: SignedEvent, deliveryCount = 1): Promise<HandlerOutcome> => {
+    const data: InboundPdu = { eventId: event.eventId, roomId, roomVersion: '10', origin: 'evil.test', txnId: `t${deliveryCount}`, receivedAt: Date.now(), redacted: false, pdu: event.pdu as never };
+    return t.fedgate.resolver.inbound.onMessage({ data, deliveryCount, messageId: event.eventId, working: () => undefined } as unknown as ReceivedMessage<InboundPdu>);
+  };
+
+  it('issue 16 defect 3: an /event failure while fetching the state named by /state_ids: retried when transient, dead-lettered with the reason when not', async () => {
+    const hidden = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.member', sender: mallory(), state_key: mallory(), content: { membership: 'join', displayname: 'hidden' } });
+    const gap = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.message', sender: mallory(), content: { body: 'gap' }, prev_events: [hidden.eventId], depth: (hidden.pdu.depth as number) + 1 });
+    const after = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.message', sender: mallory(), content: { body: 'after' }, prev_events: [gap.eventId], depth: (gap.pdu.depth as number) + 2 });
+    const current = await currentState(t.fedgate, roomId);
+    const state = [...current.values()].filter((id) => id !== current.get(stateMapKey('m.room.member', mallory())));
+    t.evil.lie('state_ids', () => ({ status: 200, body: { pdu_ids: [...state, hidden.eventId], auth_chain_ids: [] } }));
+    t.evil.lie('event', (request) => (request.segments[2] === hidden.eventId ? { status: 500, body: { errcode: 'M_UNKNOWN', error: 'disk on fire' } } : undefined));
+    expect(await onMessage(after)).toMatchObject({ kind: 'nak' });
+    t.evil.lie('event', (request) => (request.segments[2] === hidden.eventId ? { status: 404, body: { errcode: 'M_NOT_FOUND', error: 'gone' } } : undefined));
+    expect(await onMessage(after, 2)).toEqual({ kind: 'term', reason: expect.stringMatching(new RegExp(`^\\${after.eventId}: .*404`)) });
+    expect(await t.fedgate.store.events.get(after.eventId)).toBeUndefined();
+    expect(await aliceCanSend(t.fedgate, roomId)).toBe(true);
+  });
+
+  it('issue 16 defect 2: an event rejected for want of its auth events is accepted when sent again once they are known (unrejecting)', async () => {
+    const member = await profileChange('Mal');
+    const message = await messageAuthedBy(member, 'sent twice');
+    t.evil.lie('event_auth', () => ({ status: 404, body: { errcode: 'M_NOT_FOUND', error: 'not telling' } }));
+    const [first] = await t.evil.deliver(t.fedgate, [message]);
+    expect(first).toMatchObject({ status: 'rejected', reason: expect.stringMatching(/^auth_events_unavailable: .*404/) });
+    t.evil.tellTheTruth();
+    await t.evil.deliver(t.fedgate, [member]);
+    const [second] = await t.evil.deliver(t.fedgate, [message]);
+    expect(second).toEqual({ eventId: message.eventId, status: 'accepted' });
+    const log = t.fedgate.bus.readStream<RoomLogEntry>(t.fedgate.topology.streams.roomLog.name).filter((m) => m.data.eventId === message.eventId);
+    expect(log.map((m) => m.data.outcome)).toEqual(['rejected', 'accepted']);
+  });
+
+  it('issue 16 defect 2: an event rejected for another reason stays settled when sent again', async () => {
+    const current = await currentState(t.fedgate, roomId);
+    const plId = current.get(stateMapKey('m.room.power_levels', ''))!;
+    const pl = (await t.fedgate.store.events.get(plId))!.pdu;
+    const forged = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.power_levels', sender: mallory(), state_key: '', content: { ...(pl.content as object), users: { [mallory()]: 100 } } });
+    await t.evil.deliver(t.fedgate, [forged]);
+    const before = t.evil.requests.length;
+    const [again] = await t.evil.deliver(t.fedgate, [forged]);
+    expect(again).toMatchObject({ status: 'rejected' });
+    expect(t.evil.requests.length).toBe(before);
   });
 });

@@ -33,6 +33,9 @@ export const DEFAULT_GAP_FILL_LIMITS: GapFillLimits = { maxRounds: 10, maxEvents
 
 const CREATE_KEY = stateMapKey('m.room.create', '');
 
+/** The reason prefix of an event rejected because its auth events could not be had; such an event is evaluated again when received again. */
+export const AUTH_EVENTS_UNAVAILABLE = 'auth_events_unavailable';
+
 const TRANSIENT = new Set(['UNREACHABLE', 'TIMEOUT', 'TLS_FAILURE', 'DNS_FAILURE']);
 
 /** Remote trouble that may pass (retry later) versus an answer that will not change (give up with the reason). */
@@ -81,7 +84,7 @@ export class InboundPduHandler {
       throw new PoisonMessageError(`malformed PDU: ${describeError(err)}`);
     }
     return this.locks.run(inbound.roomId, async () => {
-      if (await this.timeline.isSettled(inbound.eventId)) return undefined;
+      if (await this.settledForGood(inbound.eventId)) return undefined;
       const fetched = await this.fetchMissing(inbound.eventId, pdu, inbound.roomId, inbound.origin, rules);
       working();
       for (const earlier of fetched) {
@@ -120,7 +123,18 @@ export class InboundPduHandler {
     return topologicalOrder([...fetched.values()].map((v) => toRoomEvent(v.pdu, v.eventId))).map((e) => byId.get(e.event_id)!);
   }
 
+  /**
+   * Settled, unless it was rejected only because its auth events could not be had: a copy sent again (the origin
+   * resends it, or another server does) is evaluated again, now that they may be known ("unrejecting").
+   */
+  private async settledForGood(eventId: string): Promise<boolean> {
+    if (!(await this.timeline.isSettled(eventId))) return false;
+    const record = await this.store.events.get(eventId);
+    return !(record?.status === 'rejected' && record.reason?.startsWith(AUTH_EVENTS_UNAVAILABLE));
+  }
+
   private async processOne(eventId: string, pdu: Pdu, roomId: string, origin: string, rules: RoomVersionRules): Promise<Committed> {
+    const unavailable = await this.fetchAuthEvents(origin, roomId, eventId, pdu, rules);
     let evaluation;
     try {
       evaluation = await this.timeline.evaluate(eventId, pdu, rules);
@@ -129,7 +143,32 @@ export class InboundPduHandler {
       for (const prev of err.eventIds) await this.fetchStateAt(origin, roomId, prev, rules);
       evaluation = await this.timeline.evaluate(eventId, pdu, rules);
     }
+    const stillUnknown = unavailable && (await this.store.events.missing(unavailable.ids));
+    if (evaluation.status === 'rejected' && stillUnknown && stillUnknown.length > 0) {
+      evaluation = { ...evaluation, reason: `${AUTH_EVENTS_UNAVAILABLE}: ${stillUnknown.join(', ')} not known here and not served by ${origin} (${unavailable.why}); ${evaluation.reason}` };
+    }
     return this.timeline.commit(await this.timeline.softFail(evaluation), { local: false });
+  }
+
+  /**
+   * A live event naming auth events we do not hold: its auth chain from the origin (/event_auth), verified,
+   * authorized and kept as outliers, so it is judged on them rather than rejected as unknown. Transient trouble
+   * is thrown (the message is retried); a refusal leaves the event to be judged on what is known, with the reason.
+   */
+  private async fetchAuthEvents(origin: string, roomId: string, eventId: string, pdu: Pdu, rules: RoomVersionRules): Promise<{ ids: string[]; why: string } | undefined> {
+    const missing = await this.store.events.missing([...new Set(toRoomEvent(pdu, eventId).auth_events)]);
+    if (missing.length === 0) return undefined;
+    const path = `/_matrix/federation/v1/event_auth/${roomId}/${eventId}`;
+    let chain: Record<string, unknown>[];
+    try {
+      chain = await this.api.eventAuth(origin, roomId, eventId);
+    } catch (err) {
+      if (isTransient(err)) throw err;
+      return { ids: missing, why: `event_auth: ${describeError(err)}` };
+    }
+    const { refused } = await this.importer.import(chain, rules, roomId);
+    await auditRefused(this.store, this.serverName, origin, 'GET', path, refused);
+    return { ids: missing, why: refused.length > 0 ? `event_auth answer refused in part: ${refused.map((r) => r.reason).join('; ')}` : 'absent from its event_auth answer' };
   }
 
   private async roomCreateId(roomId: string, rules: RoomVersionRules): Promise<string | undefined> {

@@ -232,7 +232,10 @@ export class RoomTimeline {
   }
 
   async publish(entry: RoomLogEntry): Promise<void> {
-    await this.bus.publish(this.topology.roomLog.subjectFor(entry.roomId), entry, { messageId: entry.eventId });
+    // A rejection gets its own message ID: an event rejected for want of its auth events and accepted when sent
+    // again must not have its accepted entry deduplicated against the rejected one.
+    const messageId = entry.outcome === 'rejected' ? `${entry.eventId}:rejected` : entry.eventId;
+    await this.bus.publish(this.topology.roomLog.subjectFor(entry.roomId), entry, { messageId });
   }
 
   /**
