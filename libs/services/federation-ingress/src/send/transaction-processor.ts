@@ -26,6 +26,16 @@ interface PendingPdu {
   roomVersion: string;
 }
 
+/**
+ * The bus deduplicates on (event, origin, transaction): a transaction published twice (a crash before its answer
+ * was recorded) counts once, but the same event in a later transaction is handed on again. The event ID alone
+ * would drop, for the whole duplicate window, an event sent again after its first copy was dead-lettered or
+ * rejected for want of its auth events; state-resolver skips events it has settled for good.
+ */
+export function inboundPduMessageId(eventId: string, origin: string, txnId: string): string {
+  return `${eventId}|${origin}|${txnId}`;
+}
+
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 @Injectable()
@@ -127,7 +137,7 @@ export class TransactionProcessor {
         redacted: result.redacted,
         pdu: result.pdu as unknown as JsonObject,
       };
-      await this.bus.publish(this.topology.inboundPdu.subjectFor(p.roomId), message, { messageId: eventId });
+      await this.bus.publish(this.topology.inboundPdu.subjectFor(p.roomId), message, { messageId: inboundPduMessageId(eventId, origin, txnId) });
       results[eventId] = {};
     }
     return results;
