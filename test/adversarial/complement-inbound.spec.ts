@@ -127,4 +127,18 @@ describe('complement: inbound events', () => {
     expect(again).toMatchObject({ status: 'rejected' });
     expect(t.evil.requests.length).toBe(before);
   });
+
+  it('issue 16 defect 5: state events on the room log carry unsigned.prev_content, prev_sender and replaces_state (local and remote)', async () => {
+    const first = await t.fedgate.send(roomId, ALICE, 'm.room.topic', { topic: 'one' }, { stateKey: '' });
+    const second = await t.fedgate.send(roomId, ALICE, 'm.room.topic', { topic: 'two' }, { stateKey: '' });
+    const logged = (id: string) => t.fedgate.published.find((e) => e.eventId === id)!.event as { unsigned?: Record<string, unknown> };
+    expect(first.ok && second.ok).toBe(true);
+    const firstId = (first as { eventId: string }).eventId;
+    expect(logged((second as { eventId: string }).eventId).unsigned).toEqual({ replaces_state: firstId, prev_content: { topic: 'one' }, prev_sender: ALICE });
+    expect(logged(firstId).unsigned).toBeUndefined();
+    const join = (await currentState(t.fedgate, roomId)).get(stateMapKey('m.room.member', mallory()))!;
+    const profile = await profileChange('Mal');
+    await t.evil.deliver(t.fedgate, [profile]);
+    expect(logged(profile.eventId).unsigned).toEqual({ replaces_state: join, prev_content: { membership: 'join' }, prev_sender: mallory() });
+  });
 });

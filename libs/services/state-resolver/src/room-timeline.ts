@@ -197,7 +197,7 @@ export class RoomTimeline {
       roomId,
       outcome: OUTCOME[status],
       local: options.local,
-      event: logEventOf(eventId, roomId, pdu, options.unsigned),
+      event: logEventOf(eventId, roomId, pdu, await this.withReplacedState(evaluation, options.unsigned)),
       stateDelta: delta,
       joinedServers: await this.store.rooms.getJoinedServers(roomId),
     };
@@ -229,6 +229,19 @@ export class RoomTimeline {
       frontier = next;
     }
     return [...covered];
+  }
+
+  /**
+   * For a state event, what it replaces in the state before it (`replaces_state`, `prev_content`, `prev_sender`),
+   * so the bridge can tell a profile change from a join. Only on the room log: egress sends events from the store.
+   */
+  private async withReplacedState(evaluation: Evaluation, unsigned: BusJson | undefined): Promise<BusJson | undefined> {
+    const { event, before } = evaluation;
+    const replacedId = isStateEvent(event) ? before.get(stateMapKey(event.type, event.state_key!)) : undefined;
+    const replaced = replacedId === undefined || replacedId === evaluation.eventId ? undefined : await this.store.events.get(replacedId);
+    if (!replaced) return unsigned;
+    const pdu = replaced.pdu as { content?: unknown; sender?: unknown };
+    return { replaces_state: replaced.eventId, prev_content: (pdu.content ?? {}) as BusJson, prev_sender: String(pdu.sender), ...unsigned };
   }
 
   async publish(entry: RoomLogEntry): Promise<void> {
