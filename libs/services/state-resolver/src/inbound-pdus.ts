@@ -14,6 +14,7 @@ import { roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/prot
 import { createEventIdForRoom, stateMapKey, toRoomEvent, topologicalOrder } from '@fedgate/room-state';
 import type { Store } from '@fedgate/store';
 import { describeError, MissingStateError, PoisonMessageError } from './errors';
+import { OutOfBandMembership } from './out-of-band-membership';
 import { OutlierImporter } from './outliers';
 import { auditRefused } from './refused-events';
 import type { RoomLocks } from './room-locks';
@@ -47,6 +48,7 @@ export function isTransient(err: unknown): boolean {
 
 export class InboundPduHandler {
   private readonly importer: OutlierImporter;
+  private readonly outOfBand: OutOfBandMembership;
 
   constructor(
     private readonly store: Store,
@@ -58,6 +60,7 @@ export class InboundPduHandler {
     private readonly limits: GapFillLimits = DEFAULT_GAP_FILL_LIMITS,
   ) {
     this.importer = new OutlierImporter(store, keyRing);
+    this.outOfBand = new OutOfBandMembership(store, timeline, serverName);
   }
 
   /** Bus handler: ack when persisted (whatever the outcome), nak with delay on transient remote trouble, term on poison. */
@@ -74,7 +77,10 @@ export class InboundPduHandler {
 
   async handle(inbound: InboundPdu, working: () => void = () => undefined): Promise<Committed | undefined> {
     const room = await this.store.rooms.get(inbound.roomId);
-    if (!room) throw new PoisonMessageError(`room ${inbound.roomId} is not known here`);
+    if (!room) {
+      if (await this.outOfBand.rescind(inbound, wireForm(inbound.pdu, inbound.roomVersion))) return undefined;
+      throw new PoisonMessageError(`room ${inbound.roomId} is not known here`);
+    }
     const rules = roomVersionRules(room.roomVersion);
     let pdu: Pdu;
     try {

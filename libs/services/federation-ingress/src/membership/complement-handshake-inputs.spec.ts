@@ -119,6 +119,23 @@ describe('complement: federation handshake inputs', () => {
   });
 
   describe('PUT /send', () => {
+    it('issue 16 defect 4: a leave rescinding a pending invite into a room we are not in is handed on, not refused as an unknown room', async () => {
+      const room = `!gone:${h.remote.serverName}`;
+      const carol = '@carol:ingress.test';
+      const invite = signedEvent({ room_id: room, type: 'm.room.member', state_key: carol, sender: h.remote.user('alice'), origin: h.remote.serverName, depth: 4, content: { membership: 'invite' } }, h.remote.serverName, h.remote.key);
+      await h.store.events.append({ eventId: invite.eventId, roomId: room, type: 'm.room.member', stateKey: carol, depth: 4, prevEventIds: [], authEventIds: [], pdu: invite.pdu as never, status: 'accepted', outlier: true, receivedTs: Date.now() });
+      const leave = signedEvent({ room_id: room, type: 'm.room.member', state_key: carol, sender: h.remote.user('alice'), origin: h.remote.serverName, depth: 5, prev_events: [invite.eventId], content: { membership: 'leave' } }, h.remote.serverName, h.remote.key);
+      const stranger = signedEvent({ room_id: room, type: 'm.room.member', state_key: '@dave:ingress.test', sender: h.remote.user('alice'), depth: 5, content: { membership: 'leave' } }, h.remote.serverName, h.remote.key);
+      const { body } = await put('/_matrix/federation/v1/send/rescind', { origin: h.remote.serverName, origin_server_ts: Date.now(), pdus: [leave.pdu, stranger.pdu] });
+      expect(body.pdus[leave.eventId]).toEqual({});
+      const published = () => h.bus.readStream<InboundPdu>(h.topology.streams.inbound.name, h.topology.inboundPdu.all).filter((m) => m.data.roomId === room);
+      expect(published().map((m) => m.data)).toEqual([expect.objectContaining({ eventId: leave.eventId, roomVersion: '10', origin: h.remote.serverName })]);
+      // From another server the same leave is refused as before: only the inviter's server may rescind.
+      const { body: other } = await h.other.client().putJson<any>(INGRESS_NAME, '/_matrix/federation/v1/send/rescind-other', { origin: h.other.serverName, origin_server_ts: Date.now(), pdus: [leave.pdu] });
+      expect(other.pdus[leave.eventId]).toBeUndefined();
+      expect(published()).toHaveLength(1);
+    });
+
     it('issue 16 defect 2: the same PDU in a new transaction is handed on again (not deduplicated), a retried transaction is not', async () => {
       const m = signedEvent({ room_id: ROOM, type: 'm.room.message', sender: h.remote.user('alice'), depth: 10, prev_events: [head], content: { msgtype: 'm.text', body: 'again' } }, h.remote.serverName, h.remote.key);
       const txn = { origin: h.remote.serverName, origin_server_ts: Date.now(), pdus: [m.pdu] };
