@@ -108,4 +108,15 @@ describe('complement: joins', () => {
     const record = await t.fedgate.store.events.get((reply as { eventId: string }).eventId);
     expect(record!.pdu.content).toEqual({ membership: 'join' });
   });
+
+  it('complement TestFederationRedactSendsWithoutEvent: a redaction of an event we never received is still created and sent', async () => {
+    const room = t.evil.createRoom('10');
+    expect(await join(room.roomId)).toMatchObject({ ok: true });
+    const unseen = t.evil.append(room, { type: 'm.room.message', sender: t.evil.user('boss'), content: { body: '666' } });
+    const reply = await t.fedgate.send(room.roomId, ALICE, 'm.room.redaction', { reason: 'reasons', redacts: unseen.eventId });
+    expect(reply.ok).toBe(true);
+    const entry = t.fedgate.published.find((e) => e.eventId === (reply as { eventId: string }).eventId)!;
+    expect(entry).toMatchObject({ outcome: 'accepted', local: true, joinedServers: expect.arrayContaining(['evil.test']) });
+    expect(entry.event).toMatchObject({ type: 'm.room.redaction', redacts: unseen.eventId });
+  });
 });

@@ -53,7 +53,7 @@ describe('complement: federation handshake inputs', () => {
       for (const v of ['v1', 'v2']) expect(await refusal(put(path(kind, v, e.eventId), e.pdu))).toEqual({ status: 400, errcode: 'M_BAD_JSON' });
     });
 
-    it(`issue 16 defect 6: send_${kind} input checks: wrong membership 400, other server's user 403, path ID mismatch 400, unknown room 404, other room 400, bad signature 403`, async () => {
+    it(`issue 16 defect 6: send_${kind} input checks: wrong membership, a message, a member event without state_key 400, other server's user 403, path ID mismatch 400, unknown room 404, other room 400, bad signature 403`, async () => {
       const before = sent.length;
       const wrongMembership = membership(kind === 'join' ? 'leave' : 'join', h.remote.user('alice'), h.remote.user('alice'));
       expect(await refusal(put(path(kind, 'v2', wrongMembership.eventId), wrongMembership.pdu))).toEqual({ status: 400, errcode: 'M_BAD_JSON' });
@@ -65,6 +65,10 @@ describe('complement: federation handshake inputs', () => {
       const otherRoom = '!other:ingress.test';
       await seedRoom(h, otherRoom, []).catch(() => undefined);
       expect(await refusal(put(path(kind, 'v2', ok.eventId, otherRoom), ok.pdu))).toEqual({ status: 400, errcode: 'M_BAD_JSON' });
+      const regular = signedEvent({ room_id: ROOM, type: 'm.room.message', sender: h.remote.user('bob'), content: { body: 'bzz' } }, h.remote.serverName, h.remote.key);
+      expect(await refusal(put(path(kind, 'v2', regular.eventId), regular.pdu))).toEqual({ status: 400, errcode: 'M_BAD_JSON' });
+      const stateless = signedEvent({ room_id: ROOM, type: 'm.room.member', sender: h.remote.user('bob'), content: { membership: kind } }, h.remote.serverName, h.remote.key);
+      expect(await refusal(put(path(kind, 'v1', stateless.eventId), stateless.pdu))).toEqual({ status: 400, errcode: 'M_BAD_JSON' });
       const unsigned = { ...ok.pdu, signatures: {} };
       expect(await refusal(put(path(kind, 'v2', ok.eventId), unsigned))).toEqual({ status: 403, errcode: 'M_FORBIDDEN' });
       expect(await refusal(put(path(kind, 'v2', ok.eventId), 'not an event'))).toMatchObject({ status: 400 });
@@ -115,6 +119,15 @@ describe('complement: federation handshake inputs', () => {
       const forged: JsonObject = { ...v1Invite('@carol:ingress.test').pdu, signatures: {} };
       expect(await refusal(put(invitePath(String(forged.event_id)), forged))).toEqual({ status: 403, errcode: 'M_FORBIDDEN' });
       expect(invites.length).toBe(before);
+    });
+  });
+
+  describe('reads', () => {
+    it('complement TestEventAuth: /event_auth answers exactly the auth chain of the event asked for, nothing extraneous', async () => {
+      const { eventIds } = await seedRoom(h, '!eventauth:ingress.test', [h.remote.user('alice')]);
+      const [create, creatorJoin, joinRules] = eventIds;
+      const { body } = await h.remote.client().getJson<any>(INGRESS_NAME, `/_matrix/federation/v1/event_auth/${encodeURIComponent('!eventauth:ingress.test')}/${encodeURIComponent(joinRules!)}`);
+      expect((body.auth_chain as JsonObject[]).map((e) => computeEventId(e, '10')).sort()).toEqual([create, creatorJoin].sort());
     });
   });
 
