@@ -102,6 +102,28 @@ describe('complement: inbound events', () => {
     expect(await aliceCanSend(t.fedgate, roomId)).toBe(true);
   });
 
+  it('complement TestCorruptedAuthChain: /event failing for one link of a chain named by /state_ids leaves none of the later links in the room', async () => {
+    const current = await currentState(t.fedgate, roomId);
+    const join = current.get(stateMapKey('m.room.member', mallory()))!;
+    const base = [...new Set((await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.member', sender: mallory(), state_key: mallory(), content: { membership: 'join' } })).pdu.auth_events as string[])].filter((id) => id !== join);
+    const chain: SignedEvent[] = [];
+    let prev = join;
+    for (const name of ['A', 'B', 'C', 'D', 'E']) {
+      const link = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.member', sender: mallory(), state_key: mallory(), content: { membership: 'join', displayname: name }, prev_events: [prev], auth_events: [...base, prev], depth: 10 + chain.length });
+      chain.push(link);
+      prev = link.eventId;
+    }
+    const [, b, c, d, e] = chain;
+    const after = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.message', sender: mallory(), content: { body: 'for /send' }, prev_events: [e!.eventId], depth: 20 });
+    const stateIds = [...current.entries()].filter(([k]) => k !== stateMapKey('m.room.member', mallory())).map(([, id]) => id);
+    t.evil.lie('state_ids', () => ({ status: 200, body: { pdu_ids: [...stateIds, e!.eventId], auth_chain_ids: chain.slice(0, 4).map((x) => x.eventId) } }));
+    t.evil.lie('event', (request) => (request.segments[2] === b!.eventId ? { status: 404, body: { errcode: 'M_NOT_FOUND', error: 'no B' } } : undefined));
+    expect(await onMessage(after)).toMatchObject({ kind: 'term' });
+    for (const link of [c!, d!, e!]) expect((await t.fedgate.store.events.get(link.eventId))?.status).not.toBe('accepted');
+    expect((await currentState(t.fedgate, roomId)).get(stateMapKey('m.room.member', mallory()))).toBe(join);
+    expect(await aliceCanSend(t.fedgate, roomId)).toBe(true);
+  });
+
   it('issue 16 defect 2: an event rejected for want of its auth events is accepted when sent again once they are known (unrejecting)', async () => {
     const member = await profileChange('Mal');
     const message = await messageAuthedBy(member, 'sent twice');
