@@ -119,4 +119,11 @@ describe('complement: joins', () => {
     expect(entry).toMatchObject({ outcome: 'accepted', local: true, joinedServers: expect.arrayContaining(['evil.test']) });
     expect(entry.event).toMatchObject({ type: 'm.room.redaction', redacts: unseen.eventId });
   });
+
+  it('sytest "Outbound federation passes make_join failures through to the client": the remote errcode and status reach the caller', async () => {
+    const room = t.evil.createRoom('10');
+    t.evil.lie('make_join', () => ({ status: 400, body: { errcode: 'M_TEST_ERROR_CODE', error: 'denied!' } }));
+    expect(await join(room.roomId)).toMatchObject({ ok: false, errcode: 'M_TEST_ERROR_CODE', status: 400, error: expect.stringContaining('denied!') });
+    expect(await t.fedgate.store.rooms.get(room.roomId)).toBeUndefined();
+  });
 });
