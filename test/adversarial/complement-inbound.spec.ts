@@ -124,6 +124,20 @@ describe('complement: inbound events', () => {
     expect(await aliceCanSend(t.fedgate, roomId)).toBe(true);
   });
 
+  it('sytest 50no-deextrem-outliers: events fetched as state (outliers) never become forward extremities, and the extremity they follow stays one', async () => {
+    const [head] = await t.fedgate.store.rooms.getForwardExtremities(roomId);
+    const hidden = await profileChange('hidden');
+    const gap = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.message', sender: mallory(), content: { body: 'gap' }, prev_events: [hidden.eventId], depth: (hidden.pdu.depth as number) + 1 });
+    const after = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.message', sender: mallory(), content: { body: 'after' }, prev_events: [gap.eventId], depth: (gap.pdu.depth as number) + 1 });
+    const current = await currentState(t.fedgate, roomId);
+    const state = [...current.entries()].filter(([k]) => k !== stateMapKey('m.room.member', mallory())).map(([, id]) => id);
+    t.evil.lie('state_ids', () => ({ status: 200, body: { pdu_ids: [...state, hidden.eventId], auth_chain_ids: [] } }));
+    const [delivery] = await t.evil.deliver(t.fedgate, [after]);
+    expect(delivery).toEqual({ eventId: after.eventId, status: 'accepted' });
+    expect(await t.fedgate.store.events.get(hidden.eventId)).toMatchObject({ outlier: true });
+    expect((await t.fedgate.store.rooms.getForwardExtremities(roomId)).sort()).toEqual([head!, after.eventId].sort());
+  });
+
   it('issue 16 defect 2: an event rejected for want of its auth events is accepted when sent again once they are known (unrejecting)', async () => {
     const member = await profileChange('Mal');
     const message = await messageAuthedBy(member, 'sent twice');

@@ -53,4 +53,22 @@ describe('complement: invites to rooms we are not in', () => {
     const reply = await t.fedgate.resolver.remoteMembership.onCommand({ roomId: room.roomId, userId: '@bob:fg.test', membership: 'leave', via: ['evil.test'] });
     expect(reply).toMatchObject({ ok: false, errcode: 'M_UNRECOGNIZED', status: 404 });
   });
+
+  it('complement TestFederationRoomsInvite "reject invite several times": each new invite is rejected on its own', async () => {
+    const leaves: string[] = [];
+    for (let round = 0; round < 3; round++) {
+      if (round > 0) {
+        invite = t.evil.append(room, { type: 'm.room.member', state_key: ALICE, sender: t.evil.user('boss'), content: { membership: 'invite' } });
+        await new Promise((resolve) => setTimeout(resolve, 2)); // distinct receivedTs
+        expect((await t.fedgate.resolver.handshakes.receiveInvite({ roomId: room.roomId, eventId: invite.eventId, roomVersion: '10', origin: 'evil.test', event: invite.pdu as never, inviteRoomState: [] })).ok).toBe(true);
+      }
+      const reply = await t.fedgate.resolver.remoteMembership.onCommand({ roomId: room.roomId, userId: ALICE, membership: 'leave', via: ['evil.test'] });
+      expect(reply).toMatchObject({ ok: true });
+      const leave = (reply as { eventId: string }).eventId;
+      expect((await t.fedgate.store.events.get(leave))?.prevEventIds).toEqual([invite.eventId]);
+      leaves.push(leave);
+    }
+    expect(new Set(leaves).size).toBe(3);
+    expect(loggedMemberships()).toEqual(['invite', 'leave', 'invite', 'leave', 'invite', 'leave']);
+  });
 });

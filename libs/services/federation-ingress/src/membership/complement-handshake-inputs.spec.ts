@@ -122,6 +122,15 @@ describe('complement: federation handshake inputs', () => {
     });
   });
 
+  describe('queries', () => {
+    it('complement TestRemoteAliasRequestsUnderstandUnicode (inbound): query/directory resolves an alias of non-ASCII code points', async () => {
+      const alias = '#老虎Łucja🔥⇒:ingress.test';
+      await h.store.aliases.create({ alias, roomId: ROOM, servers: [INGRESS_NAME], creator: '@creator:ingress.test', createdTs: Date.now() });
+      const { body } = await h.remote.client().getJson<any>(INGRESS_NAME, '/_matrix/federation/v1/query/directory', { query: { room_alias: alias } });
+      expect(body).toEqual({ room_id: ROOM, servers: [INGRESS_NAME] });
+    });
+  });
+
   describe('reads', () => {
     it('complement TestEventAuth: /event_auth answers exactly the auth chain of the event asked for, nothing extraneous', async () => {
       const { eventIds } = await seedRoom(h, '!eventauth:ingress.test', [h.remote.user('alice')]);
