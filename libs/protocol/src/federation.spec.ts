@@ -3,7 +3,8 @@ import { parseServerName, parseUserId, parseRoomId, parseEventId, parseRoomAlias
 import { byteLimitViolation, validatePdu, PduValidationError, MAX_PDU_BYTES } from './pdu-validation';
 import { buildXMatrixHeader, parseXMatrixHeader, verifyXMatrixRequest, XMatrixAuthError } from './x-matrix';
 import { buildServerKeyDocument, verifyServerKeyDocument, isKeyValidAt, lookupFromServerKeys, ServerKeyDocumentError, MAX_KEY_VALIDITY_MS } from './server-keys';
-import { requiredEventSigners, signEvent } from './event-signing';
+import { computeEventId, requiredEventSigners, signEvent } from './event-signing';
+import { roomVersionsForEventId } from './room-version-of-event';
 import { signJson } from './json-signing';
 
 describe('server names', () => {
@@ -255,5 +256,21 @@ describe('defect 1: a restricted join needs the authoriser server signature', ()
   });
   it('v7 has no restricted joins: the sender only', () => {
     expect(requiredEventSigners(join(), '7')).toEqual(['joiner.example']);
+  });
+});
+
+describe('roomVersionsForEventId (issue 16 defect 4: the version of an invite to a room we are not in)', () => {
+  const key = generateSigningKey('v');
+  const invite = (version: string, fields: Record<string, unknown>) =>
+    signEvent({ sender: '@a:hs.example', origin_server_ts: 1, type: 'm.room.member', state_key: '@b:here.example', content: { membership: 'invite' }, prev_events: [], auth_events: [], depth: 3, ...fields }, version, 'hs.example', key);
+  it('finds the versions under which the event has its ID, and only those whose rules it is valid under', () => {
+    const v10 = invite('10', { room_id: '!r:hs.example', origin: 'hs.example' });
+    const versions = roomVersionsForEventId(v10, computeEventId(v10, '10'));
+    expect(versions).toContain('10');
+    expect(versions).not.toContain('11'); // v11 redaction drops `origin`: another ID
+    expect(versions).not.toContain('12'); // a v12 room ID carries no server
+    const v1 = invite('1', { room_id: '!r:hs.example', event_id: '$inv:hs.example' });
+    expect(roomVersionsForEventId(v1, '$inv:hs.example')).toEqual(['2', '1']);
+    expect(roomVersionsForEventId(v10, '$not-its-id')).toEqual([]);
   });
 });
