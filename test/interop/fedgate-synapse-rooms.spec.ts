@@ -292,6 +292,13 @@ describe('fedgate and Synapse: rooms, messages, membership, EDUs', () => {
       await peers.bridge.waitForEvent((e) => e.room_id === fedgateRoom && membershipIs(alice.userId, 'leave')(e), WAIT_MS);
     });
 
+    it('issue 16 defect 5: a Synapse user\'s profile change reaches the bridge with unsigned.prev_content (a profile change, not a join)', async () => {
+      const roomId = await synapseRoomWithBob('10');
+      await aliceClient.sendStateEvent(roomId, 'm.room.member' as never, { membership: 'join', displayname: 'Alice the Second' } as never, alice.userId);
+      const changed = await peers.bridge.waitForEvent((e) => e.room_id === roomId && e.state_key === alice.userId && e.content?.displayname === 'Alice the Second', WAIT_MS);
+      expect(changed.unsigned).toMatchObject({ prev_content: { membership: 'join' }, prev_sender: alice.userId, replaces_state: expect.stringMatching(/^\$/) });
+    });
+
     it('issue 16 defect 4: a Synapse user rescinds a fedgate user\'s invite (kick while invited): the leave reaches the bridge', async () => {
       const { room_id: roomId } = await aliceClient.createRoom({ room_version: '10', preset: Preset.PrivateChat });
       await aliceClient.invite(roomId, bob);
