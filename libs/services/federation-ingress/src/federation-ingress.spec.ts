@@ -196,7 +196,7 @@ describe('FederationIngressModule over HTTPS', () => {
       const fromRemote = aclMessage(h.remote.user('alice'), h.remote);
       const { body } = await send('txn-acl', txn([fromRemote.pdu]));
       expect(body.pdus[fromRemote.eventId]).toEqual({ error: expect.stringContaining('server ACL') });
-      expect(inbound().some((m) => m.messageId === fromRemote.eventId)).toBe(false);
+      expect(inbound().some((m) => m.data.eventId === fromRemote.eventId)).toBe(false);
       const refused = await refusal(h.remote.client().getJson(INGRESS_NAME, `/_matrix/federation/v1/state_ids/${encodeURIComponent(ACL_ROOM)}`, { query: { event_id: roomEvents[0] } }));
       expect(refused).toMatchObject({ status: 403, errcode: 'M_FORBIDDEN' });
       await auditOnceRecorded(h.store, (r) => r.path.includes('state_ids') && r.reason === 'server_acl' && r.status === 403);

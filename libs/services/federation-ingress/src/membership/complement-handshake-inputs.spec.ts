@@ -122,6 +122,40 @@ describe('complement: federation handshake inputs', () => {
     });
   });
 
+  describe('server ACLs', () => {
+    it('sytest 50server-acl-endpoints: every room endpoint refuses a server the room ACL denies, 403 M_FORBIDDEN', async () => {
+      const room = '!acl-endpoints:ingress.test';
+      // The remote server is a member (so reads would be served but for the ACL); both test servers are 127.0.0.1:<port>
+      // and ACLs match hosts without ports.
+      const { eventIds } = await seedRoom(h, room, [h.remote.user('alice')], [{ type: 'm.room.server_acl', state_key: '', content: { allow: ['*'], deny: ['127.0.0.1'] } }]);
+      const r = encodeURIComponent(room);
+      const e = encodeURIComponent(eventIds.at(-1)!);
+      const u = encodeURIComponent(h.remote.user('bob'));
+      const client = h.remote.client();
+      const requests: Array<[string, () => Promise<unknown>]> = [
+        ['make_join', () => client.getJson(INGRESS_NAME, `/_matrix/federation/v1/make_join/${r}/${u}`, { query: { ver: '10' } })],
+        ['make_leave', () => client.getJson(INGRESS_NAME, `/_matrix/federation/v1/make_leave/${r}/${u}`)],
+        ['make_knock', () => client.getJson(INGRESS_NAME, `/_matrix/federation/v1/make_knock/${r}/${u}`, { query: { ver: '10' } })],
+        ['send_join v1', () => client.putJson(INGRESS_NAME, `/_matrix/federation/v1/send_join/${r}/${e}`, {})],
+        ['send_join v2', () => client.putJson(INGRESS_NAME, `/_matrix/federation/v2/send_join/${r}/${e}`, {})],
+        ['send_leave v1', () => client.putJson(INGRESS_NAME, `/_matrix/federation/v1/send_leave/${r}/${e}`, {})],
+        ['send_leave v2', () => client.putJson(INGRESS_NAME, `/_matrix/federation/v2/send_leave/${r}/${e}`, {})],
+        ['send_knock', () => client.putJson(INGRESS_NAME, `/_matrix/federation/v1/send_knock/${r}/${e}`, {})],
+        ['invite v1', () => client.putJson(INGRESS_NAME, `/_matrix/federation/v1/invite/${r}/${e}`, {})],
+        ['invite v2', () => client.putJson(INGRESS_NAME, `/_matrix/federation/v2/invite/${r}/${e}`, {})],
+        ['state', () => client.getJson(INGRESS_NAME, `/_matrix/federation/v1/state/${r}`, { query: { event_id: eventIds.at(-1)! } })],
+        ['state_ids', () => client.getJson(INGRESS_NAME, `/_matrix/federation/v1/state_ids/${r}`, { query: { event_id: eventIds.at(-1)! } })],
+        ['backfill', () => client.getJson(INGRESS_NAME, `/_matrix/federation/v1/backfill/${r}`, { query: { v: eventIds.at(-1)!, limit: '5' } })],
+        ['event_auth', () => client.getJson(INGRESS_NAME, `/_matrix/federation/v1/event_auth/${r}/${e}`)],
+        ['get_missing_events', () => client.postJson(INGRESS_NAME, `/_matrix/federation/v1/get_missing_events/${r}`, { earliest_events: [], latest_events: [eventIds.at(-1)!], limit: 5 })],
+        ['event', () => client.getJson(INGRESS_NAME, `/_matrix/federation/v1/event/${e}`)],
+      ];
+      const answers: Record<string, unknown> = {};
+      for (const [name, request] of requests) answers[name] = await refusal(request());
+      expect(answers).toEqual(Object.fromEntries(requests.map(([name]) => [name, { status: 403, errcode: 'M_FORBIDDEN' }])));
+    });
+  });
+
   describe('queries', () => {
     it('complement TestRemoteAliasRequestsUnderstandUnicode (inbound): query/directory resolves an alias of non-ASCII code points', async () => {
       const alias = '#老虎Łucja🔥⇒:ingress.test';
