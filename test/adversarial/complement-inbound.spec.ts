@@ -177,4 +177,39 @@ describe('complement: inbound events', () => {
     await t.evil.deliver(t.fedgate, [profile]);
     expect(logged(profile.eventId).unsigned).toEqual({ replaces_state: join, prev_content: { membership: 'join' }, prev_sender: mallory() });
   });
+
+  describe('sytest 52soft-fail', () => {
+    let authBefore: string[] = [];
+    /** J1 = mallory's join (the head), PL1 = alice forbids test.sf, M1 = a message by mallory on J1 (not on PL1). */
+    const setUp = async () => {
+      const [j1] = await t.fedgate.store.rooms.getForwardExtremities(roomId);
+      // Mallory's server has not seen PL1: its events cite the power levels before it.
+      authBefore = (await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.message', sender: mallory(), content: {} })).pdu.auth_events as string[];
+      const plId = (await currentState(t.fedgate, roomId)).get(stateMapKey('m.room.power_levels', ''))!;
+      const pl = (await t.fedgate.store.events.get(plId))!.pdu.content as Record<string, unknown>;
+      const pl1 = await t.fedgate.send(roomId, ALICE, 'm.room.power_levels', { ...pl, events: { ...((pl.events as object) ?? {}), 'test.sf': 50 } }, { stateKey: '' });
+      expect(pl1.ok).toBe(true);
+      const m1 = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.message', sender: mallory(), content: { body: 'M1' }, prev_events: [j1!], auth_events: authBefore });
+      expect((await t.evil.deliver(t.fedgate, [m1]))[0]).toMatchObject({ status: 'accepted' });
+      return { pl1: (pl1 as { eventId: string }).eventId, m1 };
+    };
+    const sf = (body: string, prev: SignedEvent) => t.evil.eventIn(t.fedgate, roomId, { type: 'test.sf', sender: mallory(), content: { body }, prev_events: [prev.eventId], auth_events: authBefore, depth: (prev.pdu.depth as number) + 1 });
+
+    it('a second soft-failed event on the same parent leaves the extremities at PL1 and M1', async () => {
+      const { pl1, m1 } = await setUp();
+      const [d1, d2] = await t.evil.deliver(t.fedgate, [await sf('SF1', m1), await sf('SF2', m1)]);
+      expect([d1!.status, d2!.status]).toEqual(['soft_failed', 'soft_failed']);
+      expect((await t.fedgate.store.rooms.getForwardExtremities(roomId)).sort()).toEqual([pl1, m1.eventId].sort());
+    });
+
+    it('an accepted event built on soft-failed ones (and on PL1) replaces every extremity', async () => {
+      const { pl1, m1 } = await setUp();
+      const sf1 = await sf('SF1', m1);
+      const sf2 = await sf('SF2', sf1);
+      expect((await t.evil.deliver(t.fedgate, [sf1, sf2])).map((d) => d.status)).toEqual(['soft_failed', 'soft_failed']);
+      const m2 = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.message', sender: mallory(), content: { body: 'M2' }, prev_events: [sf2.eventId, pl1], depth: (sf2.pdu.depth as number) + 1 });
+      expect((await t.evil.deliver(t.fedgate, [m2]))[0]).toMatchObject({ status: 'accepted' });
+      expect(await t.fedgate.store.rooms.getForwardExtremities(roomId)).toEqual([m2.eventId]);
+    });
+  });
 });
