@@ -292,6 +292,31 @@ describe('fedgate and Synapse: rooms, messages, membership, EDUs', () => {
       await peers.bridge.waitForEvent((e) => e.room_id === fedgateRoom && membershipIs(alice.userId, 'leave')(e), WAIT_MS);
     });
 
+    it('issue 16 defect 5: a Synapse user\'s profile change reaches the bridge with unsigned.prev_content (a profile change, not a join)', async () => {
+      const roomId = await synapseRoomWithBob('10');
+      await aliceClient.sendStateEvent(roomId, 'm.room.member' as never, { membership: 'join', displayname: 'Alice the Second' } as never, alice.userId);
+      const changed = await peers.bridge.waitForEvent((e) => e.room_id === roomId && e.state_key === alice.userId && e.content?.displayname === 'Alice the Second', WAIT_MS);
+      expect(changed.unsigned).toMatchObject({ prev_content: { membership: 'join' }, prev_sender: alice.userId, replaces_state: expect.stringMatching(/^\$/) });
+    });
+
+    it('issue 16 defect 4: a Synapse user rescinds a fedgate user\'s invite (kick while invited): the leave reaches the bridge', async () => {
+      const { room_id: roomId } = await aliceClient.createRoom({ room_version: '10', preset: Preset.PrivateChat });
+      await aliceClient.invite(roomId, bob);
+      await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(bob, 'invite')(e), WAIT_MS);
+      await aliceClient.kick(roomId, bob, 'changed my mind');
+      const rescinded = await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(bob, 'leave')(e), WAIT_MS);
+      expect(rescinded.sender).toBe(alice.userId);
+    });
+
+    it('complement "reject invite for empty room": a fedgate user rejects an invite after the inviter left (Synapse still serves make_leave; the local fallback is pinned in test/adversarial/complement-invites.spec.ts)', async () => {
+      const { room_id: roomId } = await aliceClient.createRoom({ room_version: '12', preset: Preset.PrivateChat });
+      await aliceClient.invite(roomId, bob);
+      await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(bob, 'invite')(e), WAIT_MS);
+      await aliceClient.leave(roomId);
+      await bobClient.leave(roomId);
+      await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(bob, 'leave')(e), WAIT_MS);
+    });
+
     it('a Synapse user knocks on a fedgate room with join_rule knock; the knock is seen and answered with an invite', async () => {
       const { room_id: roomId } = await bobClient.createRoom({ room_version: '12', preset: Preset.PrivateChat, initial_state: [{ type: 'm.room.join_rules', state_key: '', content: { join_rule: 'knock' } }] } as never);
       await aliceClient.knockRoom(roomId, { viaServers: [peers.fedgate.serverName], reason: 'let me in' } as never);

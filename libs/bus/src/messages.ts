@@ -17,7 +17,7 @@ export interface InboundPdu {
   pdu: JsonObject;
 }
 
-/** An inbound PDU set aside because handling it waits on a remote server; message ID = `parked:<event ID>`. */
+/** An inbound PDU set aside because handling it waits on a remote server; message ID = `parked:<event ID>:<origin>:<txnId>`. */
 export interface ParkedPdu {
   inbound: InboundPdu;
   parkedAt: number;

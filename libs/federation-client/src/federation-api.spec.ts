@@ -50,6 +50,18 @@ describe('FederationApi', () => {
     expect(calls.map((c) => c.path)).toEqual(['/_matrix/federation/v2/send_join/%21r%3Aremote.test/%24e', '/_matrix/federation/v1/send_join/%21r%3Aremote.test/%24e']);
   });
 
+  it('sytest "Outbound federation can send invites via v1 API": invite falls back to v1 for room versions 1 and 2 only', async () => {
+    const unrecognized = new FederationHttpError(404, { errcode: 'M_UNRECOGNIZED', error: 'no' }, 'remote.test');
+    const { http, calls } = fakeHttp((call) => (call.path.includes('/v2/') ? unrecognized : [200, { event: { signed: true } }]));
+    const request = { event: { type: 'm.room.member', event_id: '$e:here.test' }, room_version: '2', invite_room_state: [{ type: 'm.room.name' }] };
+    expect(await new FederationApi(http).invite('remote.test', '!r:here.test', '$e:here.test', request)).toEqual({ signed: true });
+    expect(calls.map((c) => c.path)).toEqual(['/_matrix/federation/v2/invite/%21r%3Ahere.test/%24e%3Ahere.test', '/_matrix/federation/v1/invite/%21r%3Ahere.test/%24e%3Ahere.test']);
+    expect(calls[1]!.body).toEqual({ type: 'm.room.member', event_id: '$e:here.test', unsigned: { invite_room_state: [{ type: 'm.room.name' }] } });
+    const v10 = fakeHttp(() => unrecognized);
+    await expect(new FederationApi(v10.http).invite('remote.test', '!r:here.test', '$e', { ...request, room_version: '10' })).rejects.toMatchObject({ status: 404 });
+    expect(v10.calls).toHaveLength(1);
+  });
+
   it('send_join does not fall back on a refusal', async () => {
     const { http, calls } = fakeHttp(() => new FederationHttpError(403, { errcode: 'M_FORBIDDEN', error: 'banned' }, 'remote.test'));
     await expect(new FederationApi(http).sendJoin('remote.test', '!r:remote.test', '$e', {})).rejects.toMatchObject({ status: 403, errcode: 'M_FORBIDDEN' });

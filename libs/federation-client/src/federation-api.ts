@@ -168,10 +168,22 @@ export class FederationApi {
     return { knock_room_state: b.knock_room_state === undefined ? [] : objectArray(b.knock_room_state, 'send_knock knock_room_state', destination) };
   }
 
-  /** invite v2: the invitee's server answers with the event carrying its signature too. */
+  /**
+   * invite v2: the invitee's server answers with the event carrying its signature too. For room versions 1 and 2 a
+   * server that does not know v2 (404/400 M_UNRECOGNIZED) is asked v1: the event is the body (room state in its
+   * `unsigned.invite_room_state`), the answer `[200, {event}]`.
+   */
   async invite(destination: string, roomId: string, eventId: string, request: InviteRequest): Promise<PduJson> {
-    const path = `/_matrix/federation/v2/invite/${pathSegment(roomId)}/${pathSegment(eventId)}`;
-    const { body } = await this.http.putJson(destination, path, request, this.options);
+    const tail = `${pathSegment(roomId)}/${pathSegment(eventId)}`;
+    let body: unknown;
+    try {
+      ({ body } = await this.http.putJson(destination, `/_matrix/federation/v2/invite/${tail}`, request, this.options));
+    } catch (err) {
+      if (!isUnrecognized(err) || !['1', '2'].includes(request.room_version)) throw err;
+      const event = { ...request.event, unsigned: { ...(isObject(request.event.unsigned) ? request.event.unsigned : {}), invite_room_state: request.invite_room_state ?? [] } };
+      ({ body } = await this.http.putJson(destination, `/_matrix/federation/v1/invite/${tail}`, event, this.options));
+      body = unwrapV1(body, destination, 'invite');
+    }
     const b = objectBody(body, destination, 'invite');
     if (!isObject(b.event)) throw invalid(destination, 'invite without the signed event');
     return b.event;

@@ -1,9 +1,10 @@
 import { generateSigningKey, SigningKey } from './signing-key';
 import { parseServerName, parseUserId, parseRoomId, parseEventId, parseRoomAlias, InvalidIdentifierError, isIpv6Address } from './identifiers';
-import { validatePdu, PduValidationError, MAX_PDU_BYTES } from './pdu-validation';
+import { byteLimitViolation, validatePdu, PduValidationError, MAX_PDU_BYTES } from './pdu-validation';
 import { buildXMatrixHeader, parseXMatrixHeader, verifyXMatrixRequest, XMatrixAuthError } from './x-matrix';
 import { buildServerKeyDocument, verifyServerKeyDocument, isKeyValidAt, lookupFromServerKeys, ServerKeyDocumentError, MAX_KEY_VALIDITY_MS } from './server-keys';
-import { requiredEventSigners, signEvent } from './event-signing';
+import { computeEventId, requiredEventSigners, signEvent } from './event-signing';
+import { roomVersionsForEventId } from './room-version-of-event';
 import { signJson } from './json-signing';
 
 describe('server names', () => {
@@ -87,7 +88,6 @@ describe('validatePdu', () => {
 
   it.each([
     [{ type: 'x'.repeat(256) }, 'type', 'field_too_long'],
-    [{ state_key: 'é'.repeat(128) }, 'state_key', 'field_too_long'],
     [{ sender: 'alice' }, 'sender', 'bad_identifier'],
     [{ room_id: 42 }, 'room_id', 'missing_field'],
     [{ prev_events: Array.from({ length: 21 }, () => '$' + 'A'.repeat(43)) }, 'prev_events', 'too_many_references'],
@@ -106,6 +106,41 @@ describe('validatePdu', () => {
       expect(e).toMatchObject({ field, code });
       expect((e as Error).message).toContain(field);
     }
+  });
+
+  describe('issue 16 defect 1: 255 limits are bytes from v11, code points (then stored rejected) before', () => {
+    const twoByte = 'é'.repeat(128); // 128 code points, 256 bytes
+    it('v11 refuses a state_key or type of 256 bytes', () => {
+      expect(() => validatePdu(make({ state_key: twoByte }, '11'), '11')).toThrow(expect.objectContaining({ field: 'state_key', code: 'field_too_long' }));
+      expect(() => validatePdu(make({ type: twoByte }, '11'), '11')).toThrow(expect.objectContaining({ field: 'type', code: 'field_too_long' }));
+    });
+    it.each(['1', '3', '10'])('v%s accepts 256 bytes within 255 code points for validatePdu, and byteLimitViolation names the field', (version) => {
+      const v1 = version === '1' ? { event_id: '$e:hs.example', prev_events: [] } : {};
+      const pdu = make({ state_key: twoByte, type: 'm.room.topic', ...v1 }, version);
+      expect(() => validatePdu(pdu, version)).not.toThrow();
+      expect(byteLimitViolation(pdu, version)).toMatch(/^field_too_long: state_key is 256 bytes/);
+      const typed = make({ type: 'ü'.repeat(200), ...v1 }, version);
+      expect(() => validatePdu(typed, version)).not.toThrow();
+      expect(byteLimitViolation(typed, version)).toMatch(/type is 400 bytes/);
+    });
+    it('before v11 still refuses more than 255 code points, in every limited field', () => {
+      expect(() => validatePdu(make({ type: 'é'.repeat(256) }, '10'), '10')).toThrow(expect.objectContaining({ field: 'type', code: 'field_too_long' }));
+      expect(() => validatePdu(make({ state_key: 'x'.repeat(256) }, '10'), '10')).toThrow(expect.objectContaining({ field: 'state_key' }));
+      expect(() => validatePdu(make({ sender: '@' + 'é'.repeat(250) + ':hs.example' }, '10'), '10')).toThrow(expect.objectContaining({ field: 'sender' }));
+    });
+    it('a sender or room ID of multi-byte code points is held to code points before v11 and bytes from v11', () => {
+      const sender = '@' + 'é'.repeat(200) + ':hs.example'; // historical localpart, 212 code points, 412 bytes
+      expect(() => validatePdu(make({ sender }, '10'), '10')).not.toThrow();
+      expect(byteLimitViolation(make({ sender }, '10'), '10')).toMatch(/sender/);
+      expect(() => validatePdu(make({ sender }, '11'), '11')).toThrow(expect.objectContaining({ field: 'sender' }));
+      const roomId = '!' + 'é'.repeat(200) + ':hs.example';
+      expect(() => validatePdu(make({ room_id: roomId }, '10'), '10')).not.toThrow();
+      expect(() => validatePdu(make({ room_id: roomId }, '11'), '11')).toThrow(expect.objectContaining({ field: 'room_id' }));
+    });
+    it('byteLimitViolation finds nothing in events within 255 bytes, or in v11+ (refused earlier instead)', () => {
+      expect(byteLimitViolation(make({}, '10'), '10')).toBeUndefined();
+      expect(byteLimitViolation({ state_key: twoByte }, '11')).toBeUndefined();
+    });
   });
 
   it('answers an oversized event with M_TOO_LARGE', () => {
@@ -221,5 +256,21 @@ describe('defect 1: a restricted join needs the authoriser server signature', ()
   });
   it('v7 has no restricted joins: the sender only', () => {
     expect(requiredEventSigners(join(), '7')).toEqual(['joiner.example']);
+  });
+});
+
+describe('roomVersionsForEventId (issue 16 defect 4: the version of an invite to a room we are not in)', () => {
+  const key = generateSigningKey('v');
+  const invite = (version: string, fields: Record<string, unknown>) =>
+    signEvent({ sender: '@a:hs.example', origin_server_ts: 1, type: 'm.room.member', state_key: '@b:here.example', content: { membership: 'invite' }, prev_events: [], auth_events: [], depth: 3, ...fields }, version, 'hs.example', key);
+  it('finds the versions under which the event has its ID, and only those whose rules it is valid under', () => {
+    const v10 = invite('10', { room_id: '!r:hs.example', origin: 'hs.example' });
+    const versions = roomVersionsForEventId(v10, computeEventId(v10, '10'));
+    expect(versions).toContain('10');
+    expect(versions).not.toContain('11'); // v11 redaction drops `origin`: another ID
+    expect(versions).not.toContain('12'); // a v12 room ID carries no server
+    const v1 = invite('1', { room_id: '!r:hs.example', event_id: '$inv:hs.example' });
+    expect(roomVersionsForEventId(v1, '$inv:hs.example')).toEqual(['2', '1']);
+    expect(roomVersionsForEventId(v10, '$not-its-id')).toEqual([]);
   });
 });

@@ -99,6 +99,18 @@ function utf8Length(s: string): number {
   return Buffer.byteLength(s, 'utf8');
 }
 
+/**
+ * The length the 255 limit applies to: UTF-8 bytes, or code points where the room version's rules are lenient
+ * (before v11; see `strictByteLimits`; the bytes are then checked by `byteLimitViolation`).
+ */
+function lengthUnit(rules?: Pick<RoomVersionRules, 'strictByteLimits'>): string {
+  return rules && !rules.strictByteLimits ? 'code points' : 'bytes';
+}
+
+export function identifierLength(value: string, rules?: Pick<RoomVersionRules, 'strictByteLimits'>): number {
+  return rules && !rules.strictByteLimits ? [...value].length : utf8Length(value);
+}
+
 export interface UserId {
   localpart: string;
   serverName: string;
@@ -113,12 +125,14 @@ const HISTORICAL_LOCALPART = /^[^:\u0000]*$/u;
 export interface ParseUserIdOptions {
   /** Accept historical localparts, as events received over federation must. Default false. */
   allowHistorical?: boolean;
+  /** The room version the ID is in: before v11 the length limit counts code points (see `identifierLength`). */
+  rules?: RoomVersionRules;
 }
 
 export function parseUserId(value: string, options?: ParseUserIdOptions): UserId {
   const fail = (reason: string) => new InvalidIdentifierError('user_id', value, reason);
   if (typeof value !== 'string' || !value.startsWith('@')) throw fail('must start with "@"');
-  if (utf8Length(value) > MAX_IDENTIFIER_BYTES) throw fail(`longer than ${MAX_IDENTIFIER_BYTES} bytes`);
+  if (identifierLength(value, options?.rules) > MAX_IDENTIFIER_BYTES) throw fail(`longer than ${MAX_IDENTIFIER_BYTES} ${lengthUnit(options?.rules)}`);
   const colon = value.indexOf(':');
   if (colon < 0) throw fail('no ":" before the server name');
   const localpart = value.slice(1, colon);
@@ -144,7 +158,7 @@ const OPAQUE_LOCALPART = /^[^:\u0000]+$/u;
 export function parseRoomId(value: string, rules?: RoomVersionRules): RoomId {
   const fail = (reason: string) => new InvalidIdentifierError('room_id', value, reason);
   if (typeof value !== 'string' || !value.startsWith('!')) throw fail('must start with "!"');
-  if (utf8Length(value) > MAX_IDENTIFIER_BYTES) throw fail(`longer than ${MAX_IDENTIFIER_BYTES} bytes`);
+  if (identifierLength(value, rules) > MAX_IDENTIFIER_BYTES) throw fail(`longer than ${MAX_IDENTIFIER_BYTES} ${lengthUnit(rules)}`);
   if (!value.isWellFormed()) throw fail('holds a lone surrogate');
   const colon = value.indexOf(':');
   if (colon < 0) {
@@ -169,7 +183,7 @@ export interface EventId {
 export function parseEventId(value: string, rules?: RoomVersionRules): EventId {
   const fail = (reason: string) => new InvalidIdentifierError('event_id', value, reason);
   if (typeof value !== 'string' || !value.startsWith('$')) throw fail('must start with "$"');
-  if (utf8Length(value) > MAX_IDENTIFIER_BYTES) throw fail(`longer than ${MAX_IDENTIFIER_BYTES} bytes`);
+  if (identifierLength(value, rules) > MAX_IDENTIFIER_BYTES) throw fail(`longer than ${MAX_IDENTIFIER_BYTES} ${lengthUnit(rules)}`);
   if (!value.isWellFormed()) throw fail('holds a lone surrogate');
   const body = value.slice(1);
   const format = rules?.eventIdFormat;

@@ -1,7 +1,7 @@
 // Shape and size checks for PDUs and EDUs received over federation, before any signature or auth work.
 import { canonicalJson, CanonicalJsonError } from './canonical-json';
 import { ProtocolError } from './errors';
-import { InvalidIdentifierError, parseEventId, parseRoomId, parseUserId } from './identifiers';
+import { identifierLength, InvalidIdentifierError, parseEventId, parseRoomId, parseUserId } from './identifiers';
 import type { Edu, Pdu } from './pdu';
 import { rulesOf } from './redaction';
 import type { RoomVersionRules } from './room-versions';
@@ -27,11 +27,30 @@ export const MAX_AUTH_EVENTS = 10;
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const utf8Length = (s: string) => Buffer.byteLength(s, 'utf8');
 
-function requireString(event: Record<string, unknown>, field: string, maxBytes = MAX_FIELD_BYTES): string {
+/** `rules` given: the 255 limit of an event's own fields, in code points before v11 (see `strictByteLimits`). */
+function requireString(event: Record<string, unknown>, field: string, rules?: RoomVersionRules): string {
   const value = event[field];
   if (typeof value !== 'string') throw new PduValidationError('missing_field', field, `must be a string, got ${value === undefined ? 'nothing' : typeof value}`);
-  if (utf8Length(value) > maxBytes) throw new PduValidationError('field_too_long', field, `is ${utf8Length(value)} bytes, more than ${maxBytes}`);
+  const length = identifierLength(value, rules);
+  const unit = rules && !rules.strictByteLimits ? 'code points' : 'bytes';
+  if (length > MAX_FIELD_BYTES) throw new PduValidationError('field_too_long', field, `is ${length} ${unit}, more than ${MAX_FIELD_BYTES}`);
   return value;
+}
+
+const LIMITED_FIELDS = ['sender', 'room_id', 'event_id', 'type', 'state_key'] as const;
+
+/**
+ * Before room version 11 an event within 255 code points but over 255 bytes in one of its limited fields passes
+ * `validatePdu` (the reference server accepted such events, so rooms hold them) and must be stored rejected, so
+ * the DAG through it stays whole. Returns the reason, or undefined when every field is within 255 bytes.
+ */
+export function byteLimitViolation(pdu: Record<string, unknown>, roomVersion: RoomVersionRules | string): string | undefined {
+  if (rulesOf(roomVersion).strictByteLimits) return undefined;
+  for (const field of LIMITED_FIELDS) {
+    const value = pdu[field];
+    if (typeof value === 'string' && utf8Length(value) > MAX_FIELD_BYTES) return `field_too_long: ${field} is ${utf8Length(value)} bytes, more than ${MAX_FIELD_BYTES}`;
+  }
+  return undefined;
 }
 
 function requireInteger(event: Record<string, unknown>, field: string): number {
@@ -66,19 +85,19 @@ export function validatePdu(value: unknown, roomVersion: RoomVersionRules | stri
   }
   if (size > MAX_PDU_BYTES) throw new PduValidationError('too_large', 'event', `is ${size} bytes of canonical JSON, more than ${MAX_PDU_BYTES}`);
 
-  const type = requireString(value, 'type');
-  const sender = requireString(value, 'sender');
-  identifier('sender', () => parseUserId(sender, { allowHistorical: true }));
+  const type = requireString(value, 'type', rules);
+  const sender = requireString(value, 'sender', rules);
+  identifier('sender', () => parseUserId(sender, { allowHistorical: true, rules }));
 
   const isCreate = type === 'm.room.create' && value.state_key === '';
   if (rules.roomIdFromCreateEvent && isCreate) {
     if (value.room_id !== undefined) throw new PduValidationError('bad_field', 'room_id', `room version ${rules.id} create events have no room_id`);
   } else {
-    const roomId = requireString(value, 'room_id');
+    const roomId = requireString(value, 'room_id', rules);
     identifier('room_id', () => parseRoomId(roomId, rules));
   }
 
-  if (value.state_key !== undefined) requireString(value, 'state_key');
+  if (value.state_key !== undefined) requireString(value, 'state_key', rules);
   requireInteger(value, 'origin_server_ts');
   requireInteger(value, 'depth');
   if (!isObject(value.content)) throw new PduValidationError('missing_field', 'content', 'must be an object');
@@ -87,11 +106,11 @@ export function validatePdu(value: unknown, roomVersion: RoomVersionRules | stri
   if (value.origin !== undefined && typeof value.origin !== 'string') throw new PduValidationError('bad_field', 'origin', 'must be a string');
 
   if (rules.eventFormat === 'v1') {
-    const eventId = requireString(value, 'event_id');
+    const eventId = requireString(value, 'event_id', rules);
     identifier('event_id', () => parseEventId(eventId, rules));
   } else if (value.event_id !== undefined) {
     // Not part of the wire format from v3 on; tolerated (and ignored by hashing) but held to the size limit.
-    requireString(value, 'event_id');
+    requireString(value, 'event_id', rules);
   }
   checkReferences(value, 'prev_events', MAX_PREV_EVENTS, rules);
   checkReferences(value, 'auth_events', MAX_AUTH_EVENTS, rules);

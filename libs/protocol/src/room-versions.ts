@@ -35,6 +35,12 @@ export interface RoomVersionRules {
   /** Room ID is `!` + the create event's reference hash; creators (`sender` plus `additional_creators`) have infinite power (v12). */
   readonly roomIdFromCreateEvent: boolean;
   readonly additionalCreators: boolean;
+  /**
+   * The 255 limits on `sender`, `room_id`, `event_id`, `type` and `state_key` count UTF-8 bytes and an event over
+   * them is refused outright (v11+). Before v11 the reference server counted code points, so events within 255 code
+   * points but over 255 bytes exist in rooms: they are accepted as received and stored rejected.
+   */
+  readonly strictByteLimits: boolean;
 }
 
 const base: Omit<RoomVersionRules, 'id'> = {
@@ -56,6 +62,7 @@ const base: Omit<RoomVersionRules, 'id'> = {
   redactsInContent: false,
   roomIdFromCreateEvent: false,
   additionalCreators: false,
+  strictByteLimits: false,
 };
 
 function derive(prev: RoomVersionRules, id: string, changes: Partial<RoomVersionRules>): RoomVersionRules {
@@ -72,7 +79,7 @@ const v7 = derive(v6, '7', { knock: true });
 const v8 = derive(v7, '8', { redaction: 'v8', restrictedJoin: true });
 const v9 = derive(v8, '9', { redaction: 'v9' });
 const v10 = derive(v9, '10', { knockRestrictedJoin: true, integerPowerLevels: true });
-const v11 = derive(v10, '11', { redaction: 'v11', creatorIsSender: true, redactsInContent: true });
+const v11 = derive(v10, '11', { redaction: 'v11', creatorIsSender: true, redactsInContent: true, strictByteLimits: true });
 const v12 = derive(v11, '12', { eventFormat: 'v3', stateResolution: 'v2.1', roomIdFromCreateEvent: true, additionalCreators: true });
 
 export const ROOM_VERSIONS: ReadonlyMap<string, RoomVersionRules> = new Map(

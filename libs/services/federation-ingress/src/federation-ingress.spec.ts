@@ -92,12 +92,12 @@ describe('FederationIngressModule over HTTPS', () => {
     const send = (txnId: string, body: JsonObject, client = h.remote.client()) => client.putJson<{ pdus: Record<string, JsonObject> }>(INGRESS_NAME, `/_matrix/federation/v1/send/${txnId}`, body);
     const txn = (pdus: unknown[], edus: unknown[] = []) => ({ origin: h.remote.serverName, origin_server_ts: Date.now(), pdus, edus }) as JsonObject;
 
-    it('checks each PDU and publishes it to its room partition with the event ID as message ID; EDUs to their subject', async () => {
+    it('checks each PDU and publishes it to its room partition (message ID: event, origin, txnId); EDUs to their subject', async () => {
       const { eventId, pdu } = message('one');
       const typing = { edu_type: 'm.typing', content: { room_id: ROOM, user_id: h.remote.user('alice'), typing: true } };
       const { body } = await send('txn-ok', txn([pdu], [typing]));
       expect(body).toEqual({ pdus: { [eventId]: {} } });
-      const published = inbound().find((m) => m.messageId === eventId);
+      const published = inbound().find((m) => m.messageId === `${eventId}|${h.remote.serverName}|txn-ok`);
       expect(published?.subject).toBe(h.topology.inboundPdu.subjectFor(ROOM));
       expect(published?.data).toMatchObject({ eventId, roomId: ROOM, roomVersion: '10', origin: h.remote.serverName, txnId: 'txn-ok', redacted: false });
       const edus = h.bus.readStream(h.topology.streams.inbound.name, h.topology.inboundEdu.all);
@@ -170,7 +170,7 @@ describe('FederationIngressModule over HTTPS', () => {
       const tampered = { ...pdu, content: { msgtype: 'm.text', body: 'changed' } };
       const { body } = await send('txn-hash', txn([tampered]));
       expect(body.pdus[eventId]).toEqual({});
-      const published = inbound().find((m) => m.messageId === eventId);
+      const published = inbound().find((m) => m.data.eventId === eventId);
       expect(published?.data.redacted).toBe(true);
       expect(published?.data.pdu.content).toEqual({});
       const record = await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-hash');
@@ -196,7 +196,7 @@ describe('FederationIngressModule over HTTPS', () => {
       const fromRemote = aclMessage(h.remote.user('alice'), h.remote);
       const { body } = await send('txn-acl', txn([fromRemote.pdu]));
       expect(body.pdus[fromRemote.eventId]).toEqual({ error: expect.stringContaining('server ACL') });
-      expect(inbound().some((m) => m.messageId === fromRemote.eventId)).toBe(false);
+      expect(inbound().some((m) => m.data.eventId === fromRemote.eventId)).toBe(false);
       const refused = await refusal(h.remote.client().getJson(INGRESS_NAME, `/_matrix/federation/v1/state_ids/${encodeURIComponent(ACL_ROOM)}`, { query: { event_id: roomEvents[0] } }));
       expect(refused).toMatchObject({ status: 403, errcode: 'M_FORBIDDEN' });
       await auditOnceRecorded(h.store, (r) => r.path.includes('state_ids') && r.reason === 'server_acl' && r.status === 403);

@@ -14,8 +14,10 @@ import { roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/prot
 import { createEventIdForRoom, stateMapKey, toRoomEvent, topologicalOrder } from '@fedgate/room-state';
 import type { Store } from '@fedgate/store';
 import { describeError, MissingStateError, PoisonMessageError } from './errors';
+import { OutOfBandMembership } from './out-of-band-membership';
 import { OutlierImporter } from './outliers';
 import { auditRefused } from './refused-events';
+import { RemoteIoNeeded } from './remote-budget';
 import type { RoomLocks } from './room-locks';
 import { RoomTimeline, type Committed } from './room-timeline';
 import { toStoreStateMap } from './state-keys';
@@ -33,6 +35,9 @@ export const DEFAULT_GAP_FILL_LIMITS: GapFillLimits = { maxRounds: 10, maxEvents
 
 const CREATE_KEY = stateMapKey('m.room.create', '');
 
+/** The reason prefix of an event rejected because its auth events could not be had; such an event is evaluated again when received again. */
+export const AUTH_EVENTS_UNAVAILABLE = 'auth_events_unavailable';
+
 const TRANSIENT = new Set(['UNREACHABLE', 'TIMEOUT', 'TLS_FAILURE', 'DNS_FAILURE']);
 
 /** Remote trouble that may pass (retry later) versus an answer that will not change (give up with the reason). */
@@ -44,6 +49,7 @@ export function isTransient(err: unknown): boolean {
 
 export class InboundPduHandler {
   private readonly importer: OutlierImporter;
+  private readonly outOfBand: OutOfBandMembership;
 
   constructor(
     private readonly store: Store,
@@ -55,6 +61,7 @@ export class InboundPduHandler {
     private readonly limits: GapFillLimits = DEFAULT_GAP_FILL_LIMITS,
   ) {
     this.importer = new OutlierImporter(store, keyRing);
+    this.outOfBand = new OutOfBandMembership(store, timeline, serverName);
   }
 
   /** Bus handler: ack when persisted (whatever the outcome), nak with delay on transient remote trouble, term on poison. */
@@ -71,7 +78,10 @@ export class InboundPduHandler {
 
   async handle(inbound: InboundPdu, working: () => void = () => undefined): Promise<Committed | undefined> {
     const room = await this.store.rooms.get(inbound.roomId);
-    if (!room) throw new PoisonMessageError(`room ${inbound.roomId} is not known here`);
+    if (!room) {
+      if (await this.outOfBand.rescind(inbound, wireForm(inbound.pdu, inbound.roomVersion))) return undefined;
+      throw new PoisonMessageError(`room ${inbound.roomId} is not known here`);
+    }
     const rules = roomVersionRules(room.roomVersion);
     let pdu: Pdu;
     try {
@@ -82,7 +92,7 @@ export class InboundPduHandler {
     }
     return this.locks.run(inbound.roomId, async () => {
       await this.timeline.recover(inbound.roomId);
-      if (await this.timeline.isSettled(inbound.eventId)) return undefined;
+      if (await this.settledForGood(inbound.eventId)) return undefined;
       const fetched = await this.fetchMissing(inbound.eventId, pdu, inbound.roomId, inbound.origin, rules);
       working();
       for (const earlier of fetched) {
@@ -121,7 +131,18 @@ export class InboundPduHandler {
     return topologicalOrder([...fetched.values()].map((v) => toRoomEvent(v.pdu, v.eventId))).map((e) => byId.get(e.event_id)!);
   }
 
+  /**
+   * Settled, unless it was rejected only because its auth events could not be had: a copy sent again (the origin
+   * resends it, or another server does) is evaluated again, now that they may be known ("unrejecting").
+   */
+  private async settledForGood(eventId: string): Promise<boolean> {
+    if (!(await this.timeline.isSettled(eventId))) return false;
+    const record = await this.store.events.get(eventId);
+    return !(record?.status === 'rejected' && record.reason?.startsWith(AUTH_EVENTS_UNAVAILABLE));
+  }
+
   private async processOne(eventId: string, pdu: Pdu, roomId: string, origin: string, rules: RoomVersionRules): Promise<Committed> {
+    const unavailable = await this.fetchAuthEvents(origin, roomId, eventId, pdu, rules);
     let evaluation;
     try {
       evaluation = await this.timeline.evaluate(eventId, pdu, rules);
@@ -130,7 +151,33 @@ export class InboundPduHandler {
       for (const prev of err.eventIds) await this.fetchStateAt(origin, roomId, prev, rules);
       evaluation = await this.timeline.evaluate(eventId, pdu, rules);
     }
+    const stillUnknown = unavailable && (await this.store.events.missing(unavailable.ids));
+    if (evaluation.status === 'rejected' && stillUnknown && stillUnknown.length > 0) {
+      evaluation = { ...evaluation, reason: `${AUTH_EVENTS_UNAVAILABLE}: ${stillUnknown.join(', ')} not known here and not served by ${origin} (${unavailable.why}); ${evaluation.reason}` };
+    }
     return this.timeline.commit(await this.timeline.softFail(evaluation), { local: false });
+  }
+
+  /**
+   * A live event naming auth events we do not hold: its auth chain from the origin (/event_auth), verified,
+   * authorized and kept as outliers, so it is judged on them rather than rejected as unknown. Transient trouble
+   * is thrown (the message is retried); a refusal leaves the event to be judged on what is known, with the reason.
+   */
+  private async fetchAuthEvents(origin: string, roomId: string, eventId: string, pdu: Pdu, rules: RoomVersionRules): Promise<{ ids: string[]; why: string } | undefined> {
+    const missing = await this.store.events.missing([...new Set(toRoomEvent(pdu, eventId).auth_events)]);
+    if (missing.length === 0) return undefined;
+    const path = `/_matrix/federation/v1/event_auth/${roomId}/${eventId}`;
+    let chain: Record<string, unknown>[];
+    try {
+      chain = await this.api.eventAuth(origin, roomId, eventId);
+    } catch (err) {
+      // On the partition path no remote call is made: the PDU is parked and asks again there.
+      if (isTransient(err) || err instanceof RemoteIoNeeded) throw err;
+      return { ids: missing, why: `event_auth: ${describeError(err)}` };
+    }
+    const { refused } = await this.importer.import(chain, rules, roomId);
+    await auditRefused(this.store, this.serverName, origin, 'GET', path, refused);
+    return { ids: missing, why: refused.length > 0 ? `event_auth answer refused in part: ${refused.map((r) => r.reason).join('; ')}` : 'absent from its event_auth answer' };
   }
 
   private async roomCreateId(roomId: string, rules: RoomVersionRules): Promise<string | undefined> {

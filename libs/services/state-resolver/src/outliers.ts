@@ -2,7 +2,7 @@
 // state handed over by send_join): verified, authorized against their own auth events in auth order,
 // and stored as outliers — they are not in the timeline here, only known.
 import { partitionRemoteEvents, verifyRemoteEvents, type AcceptedRemoteEvent, type KeyRing, type RefusedRemoteEvent } from '@fedgate/federation-client';
-import type { Pdu, RoomVersionRules } from '@fedgate/protocol';
+import { byteLimitViolation, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
 import { authorizeByAuthEvents, isStateEvent, roomOfEvent, stateMapKey, type RoomEvent } from '@fedgate/room-state';
 import type { EventRecord, EventStatus, Store } from '@fedgate/store';
 import { EventGraph } from './event-graph';
@@ -68,10 +68,11 @@ export class OutlierImporter {
     const records: EventRecord[] = [];
     for (const v of authOrder(fresh, (e) => parsed.get(e.eventId)!)) {
       const event = parsed.get(v.eventId)!;
+      const tooLong = byteLimitViolation(v.pdu, rules);
       const verdict = authorizeByAuthEvents(event, graph.lookup, rules, graph.isRejected);
-      const status: EventStatus = verdict.allowed ? 'accepted' : 'rejected';
+      const status: EventStatus = verdict.allowed && !tooLong ? 'accepted' : 'rejected';
       graph.setStatus(v.eventId, status);
-      const reason = verdict.allowed ? (v.redacted ? 'content hash mismatch: stored redacted' : undefined) : `auth events: ${verdict.reason.message}`;
+      const reason = tooLong ?? (verdict.allowed ? (v.redacted ? 'content hash mismatch: stored redacted' : undefined) : `auth events: ${verdict.reason.message}`);
       records.push(recordFor(v.eventId, roomIdOf(v.pdu, rules), v.pdu, event, status, reason, !options.history));
     }
     if (records.length > 0) {

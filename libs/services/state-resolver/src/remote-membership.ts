@@ -8,6 +8,7 @@ import { authorizeByAuthEvents, authorizeEvent, authStateFromMap, createEventIdF
 import type { Store } from '@fedgate/store';
 import { CommandRefusal, describeError, forbidden } from './errors';
 import { finishEvent, type BuiltEvent, type ServerSigner } from './event-builder';
+import { OutOfBandMembership } from './out-of-band-membership';
 import { OutlierImporter } from './outliers';
 import { auditRefused } from './refused-events';
 import type { LocalEvents } from './local-events';
@@ -21,6 +22,7 @@ type OutlierImporterGraph = Awaited<ReturnType<OutlierImporter['import']>>['grap
 
 export class RemoteMembership {
   private readonly importer: OutlierImporter;
+  private readonly outOfBand: OutOfBandMembership;
 
   constructor(
     private readonly store: Store,
@@ -32,6 +34,7 @@ export class RemoteMembership {
     private readonly localEvents?: LocalEvents,
   ) {
     this.importer = new OutlierImporter(store, keyRing);
+    this.outOfBand = new OutOfBandMembership(store, timeline, signer.serverName, signer);
   }
 
   async onCommand(command: RemoteMembershipCommand): Promise<RemoteMembershipReply> {
@@ -50,20 +53,28 @@ export class RemoteMembership {
     }
     if (via.length === 0) return new CommandRefusal('M_INVALID_PARAM', 'no server to go through (via)', 400).toReply();
     const failures: string[] = [];
+    let refusal: RemoteMembershipReply | undefined;
     for (const server of via) {
       try {
         const eventId = await this.locks.run(command.roomId, () => this.through(server, command));
         return { ok: true, roomId: command.roomId, eventId };
       } catch (err) {
-        if (err instanceof CommandRefusal && err.errcode !== 'M_UNKNOWN') return err.toReply();
-        if (err instanceof FederationHttpError && err.status >= 400 && err.status < 500 && err.errcode && err.errcode !== 'M_NOT_FOUND') {
+        if (err instanceof CommandRefusal && err.errcode !== 'M_UNKNOWN') refusal = err.toReply();
+        else if (err instanceof FederationHttpError && err.status >= 400 && err.status < 500 && err.errcode && err.errcode !== 'M_NOT_FOUND') {
           const body = err.body as { error?: unknown };
-          return { ok: false, errcode: err.errcode, error: `${server}: ${typeof body?.error === 'string' ? body.error : err.message}`, status: err.status };
+          refusal = { ok: false, errcode: err.errcode, error: `${server}: ${typeof body?.error === 'string' ? body.error : err.message}`, status: err.status };
         }
+        // A refusal ends a join or knock; a leave falls back to a local one below.
+        if (refusal && command.membership !== 'leave') return refusal;
         failures.push(`${server}: ${describeError(err)}`);
       }
     }
-    return { ok: false, errcode: 'M_UNKNOWN', error: `no server could ${command.membership} us: ${failures.join('; ')}`, status: 502 };
+    if (command.membership === 'leave') {
+      // Rejecting an invite must work when the inviting server cannot serve make_leave (gone, or left the room).
+      const eventId = await this.locks.run(command.roomId, () => this.outOfBand.localLeave(command.roomId, command.userId, command.content ?? {}));
+      if (eventId) return { ok: true, roomId: command.roomId, eventId };
+    }
+    return refusal ?? { ok: false, errcode: 'M_UNKNOWN', error: `no server could ${command.membership} us: ${failures.join('; ')}`, status: 502 };
   }
 
   private async through(server: string, command: RemoteMembershipCommand): Promise<string> {

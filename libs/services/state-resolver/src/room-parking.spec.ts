@@ -69,10 +69,11 @@ describe('room parking: a silent origin does not stall its room partition', () =
   }
 
   /** As ingress does after a /send from `from`: the PDU onto a's inbound partition. */
-  async function deliver(from: TestServer, eventId: string) {
+  async function deliver(from: TestServer, eventId: string, txnId = 't') {
     const record = (await from.store.events.get(eventId))!;
-    const inbound: InboundPdu = { eventId, roomId: record.roomId, roomVersion: '12', origin: from.name, txnId: 't', receivedAt: Date.now(), redacted: false, pdu: record.pdu as never };
-    await a.bus.publish(a.topology.inboundPdu.subjectFor(record.roomId), inbound, { messageId: eventId });
+    const inbound: InboundPdu = { eventId, roomId: record.roomId, roomVersion: '12', origin: from.name, txnId, receivedAt: Date.now(), redacted: false, pdu: record.pdu as never };
+    // As ingress does: one message per (event, origin, transaction), so an event sent again is handled again.
+    await a.bus.publish(a.topology.inboundPdu.subjectFor(record.roomId), inbound, { messageId: `${eventId}:${from.name}:${txnId}` });
   }
 
   const statusAtA = async (eventId: string) => (await a.store.events.get(eventId))?.status;
@@ -129,6 +130,21 @@ describe('room parking: a silent origin does not stall its room partition', () =
     await deliver(c, next);
     await waitFor(async () => (await statusAtA(next)) === 'accepted' && (await statusAtA(flowing)) === 'accepted', 'both rooms to move on');
     expect(await statusAtA(gapped)).toBe('accepted');
+  });
+
+  it('a PDU given up after its budget and sent again by its origin in a new transaction is parked again and handled', async () => {
+    await setUp({ parking: { budgetMs: 1_000, perCallMs: 300, retryDelayMs: 100, maxRetryDelayMs: 200 } });
+    const { slow } = await twoRoomsInOnePartition();
+    await sendFrom(c, slow, '@carol:c.test', 'a never heard this');
+    const gapped = await sendFrom(c, slow, '@carol:c.test', 'built on what a missed');
+    tarpit = true;
+    await deliver(c, gapped, 'first');
+    await waitFor(() => deadLetters().length === 1, 'the parked PDU to be given up');
+    await waitFor(() => a.resolver.parking.parkedRooms().length === 0, 'the room to be released');
+
+    tarpit = false;
+    await deliver(c, gapped, 'second');
+    await waitFor(async () => (await statusAtA(gapped)) === 'accepted', 'the event sent again to be handled');
   });
 
   it('defect 2: a room held by a command waiting on a tarpit (a remote invite) does not hold its partition: its PDU is parked', async () => {
@@ -196,7 +212,7 @@ describe('room parking: a silent origin does not stall its room partition', () =
     // The ack was lost: the bus delivers the same message again.
     expect(await a.resolver.parking.onPartitionMessage({ ...message, deliveryCount: 2 })).toEqual({ kind: 'ack' });
     const parkedCopies = a.bus.readStream(a.topology.streams.inbound.name, a.topology.parkedPdu.all);
-    expect(parkedCopies.map((m) => m.messageId)).toEqual([`parked:${gapped}`]);
+    expect(parkedCopies.map((m) => m.messageId)).toEqual([`parked:${gapped}:c.test:t`]);
     liftTarpit();
     await waitFor(async () => (await statusAtA(gapped)) === 'accepted', 'the parked PDU');
     await waitFor(() => a.resolver.parking.parkedRooms().length === 0, 'the room to be released');

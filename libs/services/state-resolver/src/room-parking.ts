@@ -103,7 +103,7 @@ export class RoomParking {
     };
     try {
       const parked: ParkedPdu = { inbound, parkedAt: Date.now(), reason };
-      const result = await this.bus.publish(this.topology.parkedPdu.subjectFor(inbound.roomId), parked, { messageId: `parked:${inbound.eventId}` });
+      const result = await this.bus.publish(this.topology.parkedPdu.subjectFor(inbound.roomId), parked, { messageId: parkedMessageId(inbound) });
       // Already parked (a redelivery after a crash between publish and ack): that copy holds the room.
       if (result.duplicate) unhold();
     } catch (err) {
@@ -216,4 +216,12 @@ export class RoomParking {
     if (count > 0) this.parked.set(roomId, count);
     else this.parked.delete(roomId);
   }
+}
+
+/**
+ * One parked copy per inbound message: a redelivery of the same message (a crash between publish and ack) is
+ * deduplicated, while the same event sent again by its origin in a new transaction is parked again.
+ */
+export function parkedMessageId(inbound: InboundPdu): string {
+  return `parked:${inbound.eventId}:${inbound.origin}:${inbound.txnId}`;
 }

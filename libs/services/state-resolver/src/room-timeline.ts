@@ -8,7 +8,7 @@
 // are written before the event can become a forward extremity, and the room log entry goes out once the
 // room has moved on, then the record goes.
 import type { Bus, BusTopology, EventOutcome, JsonObject as BusJson, RoomLogEntry } from '@fedgate/bus';
-import { computeRoomIdFromCreateEvent, roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
+import { byteLimitViolation, computeRoomIdFromCreateEvent, roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
 import {
   authStateFromMap,
   authTypesForEvent,
@@ -218,6 +218,8 @@ export class RoomTimeline {
     }
 
     const evaluation: Evaluation = { eventId, roomId, pdu, event, rules, before, beforeSnapshotId, baseSnapshotId, status: 'accepted', graph };
+    const tooLong = byteLimitViolation(pdu, rules);
+    if (tooLong) return { ...evaluation, status: 'rejected', reason: tooLong };
     await graph.load([...event.auth_events, ...(rules.roomIdFromCreateEvent && roomId ? [createEventIdForRoom(roomId)] : [])]);
     const byAuthEvents = authorizeByAuthEvents(event, graph.lookup, rules, graph.isRejected);
     if (!byAuthEvents.allowed) return { ...evaluation, status: 'rejected', reason: `auth events: ${byAuthEvents.reason.message}` };
@@ -260,7 +262,9 @@ export class RoomTimeline {
       const before = evaluation.beforeSnapshotId ?? (await this.store.state.save(roomId, toStoreStateMap(evaluation.before), evaluation.baseSnapshotId));
       const changesState = status !== 'rejected' && isStateEvent(event);
       const after = changesState ? await this.store.state.derive(roomId, before, [{ type: event.type, stateKey: event.state_key!, eventId }]) : before;
-      const payload: CommitPayload = { pdu, roomVersion: rules.id, status, reason, local: options.local, unsigned: options.unsigned, txn: options.txn, before, after };
+      // Computed here, where the state before the event is at hand, and kept with the pending commit for a repair.
+      const unsigned = await this.withReplacedState(evaluation, options.unsigned);
+      const payload: CommitPayload = { pdu, roomVersion: rules.id, status, reason, local: options.local, unsigned, txn: options.txn, before, after };
       const pending: PendingCommit = { eventId, roomId, payload: JSON.parse(JSON.stringify(payload)) as Record<string, unknown>, createdTs: Date.now() };
       await this.store.pendingCommits.add(pending);
       return await this.finish(eventId, roomId, payload, evaluation.graph);
@@ -348,8 +352,24 @@ export class RoomTimeline {
     return [...covered];
   }
 
+  /**
+   * For a state event, what it replaces in the state before it (`replaces_state`, `prev_content`, `prev_sender`),
+   * so the bridge can tell a profile change from a join. Only on the room log: egress sends events from the store.
+   */
+  private async withReplacedState(evaluation: Evaluation, unsigned: BusJson | undefined): Promise<BusJson | undefined> {
+    const { event, before } = evaluation;
+    const replacedId = isStateEvent(event) ? before.get(stateMapKey(event.type, event.state_key!)) : undefined;
+    const replaced = replacedId === undefined || replacedId === evaluation.eventId ? undefined : await this.store.events.get(replacedId);
+    if (!replaced) return unsigned;
+    const pdu = replaced.pdu as { content?: unknown; sender?: unknown };
+    return { replaces_state: replaced.eventId, prev_content: (pdu.content ?? {}) as BusJson, prev_sender: String(pdu.sender), ...unsigned };
+  }
+
   async publish(entry: RoomLogEntry): Promise<void> {
-    await this.bus.publish(this.topology.roomLog.subjectFor(entry.roomId), entry, { messageId: entry.eventId });
+    // A rejection gets its own message ID: an event rejected for want of its auth events and accepted when sent
+    // again must not have its accepted entry deduplicated against the rejected one.
+    const messageId = entry.outcome === 'rejected' ? `${entry.eventId}:rejected` : entry.eventId;
+    await this.bus.publish(this.topology.roomLog.subjectFor(entry.roomId), entry, { messageId });
   }
 
   /**

@@ -83,18 +83,34 @@ export class MembershipController {
   @Put('v2/invite/:roomId/:eventId')
   @HttpCode(200)
   async invite(@Param('roomId') roomId: string, @Param('eventId') eventId: string, @Body() body: unknown, @Req() request: IngressRequest) {
-    const origin = request.federationOrigin!;
     const b = (body ?? {}) as { event?: unknown; invite_room_state?: unknown; room_version?: unknown };
     if (typeof b.room_version !== 'string') throw MatrixError.badJson('room_version is required');
     if (!isSupportedRoomVersion(b.room_version)) {
       throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `Room version ${b.room_version} is not supported`, { room_version: b.room_version });
     }
-    const event = await this.checkedEvent(b.event, b.room_version, roomId, eventId);
+    return this.receiveInvite(roomId, eventId, b.event, b.room_version, b.invite_room_state, request);
+  }
+
+  /**
+   * The v1 invite, still used by servers inviting into room versions 1 and 2: the body is the event itself (room
+   * state in its `unsigned.invite_room_state`), the version is not given — the spec has the receiver assume "1"
+   * or "2", which share the event format — and the answer is `[200, {event}]`.
+   */
+  @Put('v1/invite/:roomId/:eventId')
+  @HttpCode(200)
+  async inviteV1(@Param('roomId') roomId: string, @Param('eventId') eventId: string, @Body() body: unknown, @Req() request: IngressRequest) {
+    const unsigned = (body as { unsigned?: { invite_room_state?: unknown } } | null)?.unsigned;
+    return [200, await this.receiveInvite(roomId, eventId, body, '1', unsigned?.invite_room_state, request)];
+  }
+
+  private async receiveInvite(roomId: string, eventId: string, raw: unknown, roomVersion: string, roomState: unknown, request: IngressRequest) {
+    const origin = request.federationOrigin!;
+    const event = await this.checkedEvent(raw, roomVersion, roomId, eventId);
     if (event.type !== 'm.room.member' || (event.content as { membership?: unknown }).membership !== 'invite') throw MatrixError.badJson('Not an invite event');
     if (typeof event.state_key !== 'string' || domainOf(event.state_key) !== this.identity.serverName) throw MatrixError.badJson('The invited user is not on this server');
     if (domainOf(String(event.sender)) !== origin) throw MatrixError.forbidden(`The inviter is not on ${origin}`);
-    const inviteRoomState = Array.isArray(b.invite_room_state) ? (b.invite_room_state as JsonObject[]) : [];
-    const reply = await this.commands.receiveInvite({ roomId, eventId, roomVersion: b.room_version, origin, event, inviteRoomState });
+    const inviteRoomState = Array.isArray(roomState) ? (roomState as JsonObject[]) : [];
+    const reply = await this.commands.receiveInvite({ roomId, eventId, roomVersion, origin, event, inviteRoomState });
     return { event: reply.event };
   }
 
@@ -112,9 +128,9 @@ export class MembershipController {
     // A restricted join naming one of our users is signed by us only after state-resolver re-checks it.
     const event = await this.checkedEvent(body, roomVersion, roomId, eventId, membership === 'join' ? this.identity.serverName : undefined);
     if (event.type !== 'm.room.member' || (event.content as { membership?: unknown }).membership !== membership) throw MatrixError.badJson(`Not a ${membership} event`);
-    if (typeof event.state_key !== 'string' || event.state_key !== event.sender || domainOf(event.state_key) !== origin) {
-      throw MatrixError.forbidden(`The ${membership} must be sent by its own user on ${origin}`);
-    }
+    // A malformed membership (someone else's state_key) is bad input; a user of another server is not this origin's to send.
+    if (typeof event.state_key !== 'string' || event.state_key !== event.sender) throw MatrixError.badJson(`The ${membership} event's state_key must be its sender`);
+    if (domainOf(event.state_key) !== origin) throw MatrixError.forbidden(`The ${membership} must be sent by its own user on ${origin}`);
     return this.commands.sendMembership({ roomId, eventId, membership, origin, event, ...(omitMembers ? { omitMembers } : {}) });
   }
 

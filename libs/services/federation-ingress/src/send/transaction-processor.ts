@@ -4,7 +4,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { InboundEdu, InboundPdu } from '@fedgate/bus';
 import { verifyRemoteEvents, type RemoteEventResult } from '@fedgate/federation-client';
 import { BUS, BUS_TOPOLOGY, KEY_RING, STORE, type Bus, type BusTopology, type KeyRing, type Store } from '@fedgate/platform';
-import { validateEdu, type JsonObject } from '@fedgate/protocol';
+import { roomVersionsForEventId, validateEdu, type JsonObject } from '@fedgate/protocol';
 import { domainOf } from '@fedgate/room-state';
 import { MatrixError, SERVICE_LOGGER } from '@fedgate/service-kit';
 import type { Logger } from 'pino';
@@ -27,6 +27,16 @@ interface PendingPdu {
   pdu: Record<string, unknown>;
   roomId: string;
   roomVersion: string;
+}
+
+/**
+ * The bus deduplicates on (event, origin, transaction): a transaction published twice (a crash before its answer
+ * was recorded) counts once, but the same event in a later transaction is handed on again. The event ID alone
+ * would drop, for the whole duplicate window, an event sent again after its first copy was dead-lettered or
+ * rejected for want of its auth events; state-resolver skips events it has settled for good.
+ */
+export function inboundPduMessageId(eventId: string, origin: string, txnId: string): string {
+  return `${eventId}|${origin}|${txnId}`;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -102,7 +112,7 @@ export class TransactionProcessor {
         refuse(index, 'PDU has no room_id', 'M_BAD_JSON');
         continue;
       }
-      const roomVersion = await this.access.reads.roomVersion(roomId);
+      const roomVersion = (await this.access.reads.roomVersion(roomId)) ?? (await this.rescindedInviteVersion(origin, roomId, pdu));
       if (!roomVersion) {
         refuse(index, `Unknown room ${roomId}`, 'M_NOT_FOUND', typeof pdu.event_id === 'string' ? pdu.event_id : undefined);
         continue;
@@ -137,10 +147,29 @@ export class TransactionProcessor {
         redacted: result.redacted,
         pdu: result.pdu as unknown as JsonObject,
       };
-      await this.bus.publish(this.topology.inboundPdu.subjectFor(p.roomId), message, { messageId: eventId });
+      await this.bus.publish(this.topology.inboundPdu.subjectFor(p.roomId), message, { messageId: inboundPduMessageId(eventId, origin, txnId) });
       results[eventId] = {};
     }
     return results;
+  }
+
+  /**
+   * A room we are not in, where a user of ours holds an invite sent by `origin`: a leave for that user from the
+   * same server rescinds the invite and is let through (state-resolver keeps it out of band). The room version is
+   * the invite's, recovered from its event ID; where several versions give that ID, the one the leave verifies under.
+   */
+  private async rescindedInviteVersion(origin: string, roomId: string, pdu: Record<string, unknown>): Promise<string | undefined> {
+    if (pdu.type !== 'm.room.member' || typeof pdu.state_key !== 'string' || (pdu.content as { membership?: unknown } | undefined)?.membership !== 'leave') return undefined;
+    const events = await this.store.events.byDepthRange({ roomId, minDepth: 0, maxDepth: Number.MAX_SAFE_INTEGER, limit: 1000, excludeRejected: true });
+    const invite = events.find((e) => e.type === 'm.room.member' && e.stateKey === pdu.state_key && (e.pdu.content as { membership?: unknown }).membership === 'invite');
+    if (!invite || domainOf(String(invite.pdu.sender)) !== origin) return undefined;
+    const candidates = roomVersionsForEventId(invite.pdu as Record<string, unknown>, invite.eventId);
+    if (candidates.length === 1) return candidates[0];
+    for (const version of candidates) {
+      const [checked] = await verifyRemoteEvents(this.keyRing, [pdu], { roomVersion: version, roomId });
+      if (checked?.ok) return version;
+    }
+    return candidates[0];
   }
 
   /** Stateless checks, one batch per room version; results by index in the transaction. */
