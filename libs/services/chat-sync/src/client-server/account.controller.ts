@@ -48,7 +48,11 @@ export class AccountController {
     };
   }
 
-  /** Only `m.login.application_service`: the AS creates users in its own namespace. */
+  /**
+   * Only `m.login.application_service`: the AS creates users in its own namespace. There is no login here (no
+   * user access tokens; the AS acts as its users with its as_token), so as the spec requires of a server
+   * without the legacy authentication API, registration must ask for `inhibit_login: true`.
+   */
   @Post('register')
   @HttpCode(200)
   async register(@CurrentRequester() requester: Requester, @Body() body: unknown) {
@@ -58,6 +62,9 @@ export class AccountController {
       throw new MatrixError(400, 'M_UNKNOWN', 'Only m.login.application_service registration is supported');
     }
     if (typeof username !== 'string' || username.length === 0) throw MatrixError.missingParam('username is required');
+    if ((body as { inhibit_login?: unknown }).inhibit_login !== true) {
+      throw new MatrixError(400, 'M_APPSERVICE_LOGIN_UNSUPPORTED', 'This server issues no user access tokens: register with "inhibit_login": true');
+    }
     const localpart = username.startsWith('@') ? username.slice(1).split(':')[0] : username;
     if (!/^[a-z0-9._=\-/+]+$/.test(localpart)) throw new MatrixError(400, 'M_INVALID_USERNAME', `Invalid username ${JSON.stringify(username)}`);
     const userId = `@${localpart}:${this.identity.serverName}`;
@@ -75,7 +82,6 @@ export class AccountController {
     if (await this.store.chatLifecycle.getDeactivated(userId)) throw new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
     const { created } = await this.store.profiles.create({ userId, displayname: localpart, avatarUrl: null, appServiceId: requester.service.id, createdTs: Date.now() });
     if (!created) throw new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
-    const inhibitLogin = (body as { inhibit_login?: unknown }).inhibit_login === true;
-    return inhibitLogin ? { user_id: userId } : { user_id: userId, access_token: requester.service.registration.asToken, device_id: 'APPSERVICE' };
+    return { user_id: userId };
   }
 }
