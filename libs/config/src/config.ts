@@ -73,4 +73,16 @@ export interface FedgateConfig {
   appServices: { registrationFiles: string[] };
   log: { level: LogLevel };
   telemetry: { otlpEndpoint?: string; metricsPort?: number };
+  keyRing: KeyRingConfig;
+}
+
+/** What requests from the internet may make the key ring do (remote key fetches happen before authentication). */
+export interface KeyRingConfig {
+  /** Servers whose keys are held in memory; the least recently used are forgotten first. */
+  maxCachedServers: number;
+  /** Key fetches one client address may cause at once, refilled at `fetchesPerAddressPerMinute`. */
+  fetchesPerAddressBurst: number;
+  fetchesPerAddressPerMinute: number;
+  /** Key fetches all client addresses together may cause per second. */
+  fetchesPerSecond: number;
 }

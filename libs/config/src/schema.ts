@@ -51,6 +51,12 @@ export const configSchema = closed(
     appServices: closed({ registrationFiles: { type: 'array', items: path } }),
     log: closed({ level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } }),
     telemetry: closed({ otlpEndpoint: url(['http', 'https']), metricsPort: port }, []),
+    keyRing: closed({
+      maxCachedServers: positiveInteger,
+      fetchesPerAddressBurst: positiveInteger,
+      fetchesPerAddressPerMinute: positiveInteger,
+      fetchesPerSecond: positiveInteger,
+    }),
   },
 );
 

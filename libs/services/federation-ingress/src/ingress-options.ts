@@ -13,6 +13,8 @@ export interface IngressOptions {
   serverUpIntervalMs: number;
   /** Largest `limit` honoured by backfill and get_missing_events. */
   maxEventsPerRead: number;
+  /** Servers one notary query (`POST /_matrix/key/v2/query`) may name; more is 400 M_INVALID_PARAM. */
+  maxNotaryQueryServers: number;
 }
 
 export const DEFAULT_INGRESS_OPTIONS: IngressOptions = {
@@ -22,4 +24,5 @@ export const DEFAULT_INGRESS_OPTIONS: IngressOptions = {
   busyRetryAfterMs: 1_000,
   serverUpIntervalMs: 30_000,
   maxEventsPerRead: 100,
+  maxNotaryQueryServers: 100,
 };
