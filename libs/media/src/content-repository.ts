@@ -104,7 +104,7 @@ export class ContentRepository {
   /** The media's bytes: local, cached remote, or fetched from its origin now. */
   async download(serverName: string, mediaId: string, options: ReadOptions): Promise<ServedContent> {
     const record = await this.recordFor(serverName, mediaId, options);
-    return { contentType: record.contentType, uploadName: record.uploadName, bytes: await this.bytesOf(record) };
+    return { contentType: record.contentType, uploadName: record.uploadName, bytes: await this.bytesOf(record, options) };
   }
 
   /** For other servers: only media that originates here. */
@@ -122,7 +122,7 @@ export class ContentRepository {
       const bytes = cached && (await this.blobs.get(cached.location));
       if (cached && bytes) return { contentType: cached.contentType, uploadName: null, bytes };
     }
-    const original = await this.bytesOf(record);
+    const original = await this.bytesOf(record, options);
     let outcome;
     try {
       outcome = await makeThumbnail(original, record.contentType, request);
@@ -213,9 +213,16 @@ export class ContentRepository {
     return pending;
   }
 
-  private async bytesOf(record: MediaRecord): Promise<Buffer> {
+  private async bytesOf(record: MediaRecord, options: ReadOptions): Promise<Buffer> {
     const bytes = await this.blobs.get(record.location);
-    if (!bytes) throw MatrixError.notFound('The media is recorded but its content is missing');
-    return bytes;
+    if (bytes) return bytes;
+    // Remote media whose bytes are gone (a lost or unshared volume, a replica with its own disk) is a cache
+    // miss: fetched again from its origin into the same place.
+    if (record.origin !== this.options.serverName && options.allowRemote && this.remote) {
+      const fetched = await this.fetchRemote(record.origin, record.mediaId);
+      const refetched = await this.blobs.get(fetched.location);
+      if (refetched) return refetched;
+    }
+    throw MatrixError.notFound('The media is recorded but its content is missing');
   }
 }
