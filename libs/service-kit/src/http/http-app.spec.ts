@@ -1,5 +1,7 @@
 import { BadRequestException, Body, Controller, Get, Module, NotFoundException, Put } from '@nestjs/common';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { createSelfSignedCertificate } from '../first-start/tls-certificate';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import pino from 'pino';
 import { createHttpApp, listenHttpApp } from './http-app';
@@ -230,5 +232,41 @@ describe('createHttpApp at the hostile edge (issue 11)', () => {
 
   it('still answers a request whose handler takes longer than the request timeout', async () => {
     expect(await send('GET', '/slow')).toEqual({ status: 200, body: { slow: true } });
+  });
+});
+
+describe('createHttpApp over TLS (issue 11 defect 11)', () => {
+  let app: NestFastifyApplication;
+  let port: number;
+
+  beforeAll(async () => {
+    const listener = {
+      name: 'edge-tls-test',
+      bindAddress: '127.0.0.1',
+      port: 0,
+      tls: createSelfSignedCertificate('localhost'),
+      maxBodyBytes: 4 * 1024,
+      timeouts: { headersMs: 300, requestMs: 600, keepAliveMs: 300, handshakeMs: 300 },
+    };
+    app = await createHttpApp({ module: EdgeProbeModule, logger: pino({ level: 'silent' }), listener });
+    port = Number(new URL(await listenHttpApp(app, listener)).port);
+  });
+  afterAll(() => app.close());
+
+  it('closes a connection that never starts its TLS handshake', async () => {
+    expect(await rawExchange(port, '')).toBe('');
+  });
+
+  it('closes a TLS connection whose headers never end', async () => {
+    const received = await new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false });
+      let text = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => (text += chunk));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(text));
+      socket.write('GET /ok HTTP/1.1\r\nHost: x\r\n');
+    });
+    expect(received.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 408']);
   });
 });
