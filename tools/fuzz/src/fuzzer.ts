@@ -56,6 +56,8 @@ export interface FuzzReport {
   rssMaxBytes?: number;
   /** Longest time the listener took to answer a trivial probe (GET /version) during the run. */
   probeMaxMs: number;
+  /** The gateway's own longest event-loop delay (`nodejs_eventloop_lag_max_seconds`, scraped every second). */
+  eventLoopLagMaxMs?: number;
   probeCount: number;
 }
 
@@ -106,8 +108,19 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     if (rss !== undefined && rss > (report.rssMaxBytes ?? 0)) report.rssMaxBytes = rss;
   }, 250);
 
+  const scrapeLag = async () => {
+    try {
+      const res = await request(`${client.origin}/metrics`, { dispatcher: agent, headersTimeout: hangAfterMs });
+      const match = /^nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? ([\d.e+-]+)$/m.exec(await res.body.text());
+      if (match) report.eventLoopLagMaxMs = Math.max(report.eventLoopLagMaxMs ?? 0, Math.round(Number(match[1]) * 1000));
+    } catch {
+      // No metrics: the probe's figure still stands.
+    }
+  };
   const probe = (async () => {
+    let probes = 0;
     while (!stop) {
+      if (probes++ % 4 === 0) await scrapeLag();
       const at = Date.now();
       try {
         const res = await request(`${federation.origin}/_matrix/federation/v1/version`, { dispatcher: agent, headersTimeout: hangAfterMs });
@@ -158,6 +171,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   stop = true;
   clearInterval(sampler);
   await probe;
+  await scrapeLag();
   await agent.close();
   if (options.pid !== undefined) {
     if (!alive(options.pid)) report.crashed = true;

@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   const lines = [
     `seed ${report.seed}: ${report.sent} requests in ${(report.elapsedMs / 1000).toFixed(1)} s (${Math.round(report.sent / (report.elapsedMs / 1000))}/s)`,
     `crashed: ${report.crashed}; 5xx: ${report.serverErrors.length}; hangs: ${report.hangs.length}; double responses: ${report.doubleResponses.length}; non-Matrix error bodies: ${report.nonMatrixErrors.length}`,
-    `RSS: ${mib(report.rssStartBytes)} at start, ${mib(report.rssMaxBytes)} at most; probe (GET /version) slowest ${report.probeMaxMs} ms of ${report.probeCount}`,
+    `RSS: ${mib(report.rssStartBytes)} at start, ${mib(report.rssMaxBytes)} at most; probe (GET /version) slowest ${report.probeMaxMs} ms of ${report.probeCount}; event-loop delay at most ${report.eventLoopLagMaxMs ?? 'n/a'} ms`,
     `statuses: ${JSON.stringify(report.byStatus)}`,
     ...['5xx', ...summarizeFindings(report.serverErrors)].filter((_, i, all) => all.length > 1 || i > 0),
     ...['502/504 for unreachable remote servers (not failures)', ...summarizeFindings(report.upstreamFailures)].filter((_, i, all) => all.length > 1 || i > 0),
