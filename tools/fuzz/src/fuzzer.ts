@@ -58,6 +58,9 @@ export interface FuzzReport {
   probeMaxMs: number;
   /** The gateway's own longest event-loop delay (`nodejs_eventloop_lag_max_seconds`, scraped every second). */
   eventLoopLagMaxMs?: number;
+  /** The gateway's V8 heap in use and memory outside it (buffers, native), as last scraped: where RSS goes. */
+  heapUsedBytes?: number;
+  externalBytes?: number;
   probeCount: number;
 }
 
@@ -111,8 +114,15 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const scrapeLag = async () => {
     try {
       const res = await request(`${client.origin}/metrics`, { dispatcher: agent, headersTimeout: hangAfterMs });
-      const match = /^nodejs_eventloop_lag_max_seconds(?:\{[^}]*\})? ([\d.e+-]+)$/m.exec(await res.body.text());
-      if (match) report.eventLoopLagMaxMs = Math.max(report.eventLoopLagMaxMs ?? 0, Math.round(Number(match[1]) * 1000));
+      const text = await res.body.text();
+      const metric = (name: string) => {
+        const match = new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+-]+)$`, 'm').exec(text);
+        return match ? Number(match[1]) : undefined;
+      };
+      const lag = metric('nodejs_eventloop_lag_max_seconds');
+      if (lag !== undefined) report.eventLoopLagMaxMs = Math.max(report.eventLoopLagMaxMs ?? 0, Math.round(lag * 1000));
+      report.heapUsedBytes = metric('nodejs_heap_size_used_bytes') ?? report.heapUsedBytes;
+      report.externalBytes = metric('nodejs_external_memory_bytes') ?? report.externalBytes;
     } catch {
       // No metrics: the probe's figure still stands.
     }

@@ -16,12 +16,15 @@ async function main(): Promise<void> {
   const maxSeconds = argument('seconds', 900);
   const concurrency = argument('concurrency', 8);
   const seed = process.argv.includes('--seed') ? argument('seed', 1) : undefined;
+  /** One request in this many has a 10 MB body. */
+  const bigBodyEvery = argument('big-body-every', 500);
   process.stderr.write(`fuzz: up to ${requests} requests or ${maxSeconds} s, ${concurrency} at a time\n`);
   const { report } = await fuzzEmbeddedGateway({
     requests,
     maxSeconds,
     concurrency,
     seed,
+    bigBodyEvery,
     onProgress: (r) => process.stderr.write(`fuzz: ${r.sent} sent, ${Math.round(r.elapsedMs / 1000)} s, 5xx ${r.serverErrors.length}, hangs ${r.hangs.length}, RSS max ${Math.round((r.rssMaxBytes ?? 0) / 2 ** 20)} MiB\n`),
   });
   const mib = (bytes?: number) => (bytes === undefined ? 'n/a' : `${Math.round(bytes / 2 ** 20)} MiB`);
@@ -29,6 +32,7 @@ async function main(): Promise<void> {
     `seed ${report.seed}: ${report.sent} requests in ${(report.elapsedMs / 1000).toFixed(1)} s (${Math.round(report.sent / (report.elapsedMs / 1000))}/s)`,
     `crashed: ${report.crashed}; 5xx: ${report.serverErrors.length}; hangs: ${report.hangs.length}; double responses: ${report.doubleResponses.length}; non-Matrix error bodies: ${report.nonMatrixErrors.length}`,
     `RSS: ${mib(report.rssStartBytes)} at start, ${mib(report.rssMaxBytes)} at most; probe (GET /version) slowest ${report.probeMaxMs} ms of ${report.probeCount}; event-loop delay at most ${report.eventLoopLagMaxMs ?? 'n/a'} ms`,
+    `at the end: V8 heap in use ${mib(report.heapUsedBytes)}, external memory ${mib(report.externalBytes)}`,
     `statuses: ${JSON.stringify(report.byStatus)}`,
     ...['5xx', ...summarizeFindings(report.serverErrors)].filter((_, i, all) => all.length > 1 || i > 0),
     ...['502/504 for unreachable remote servers (not failures)', ...summarizeFindings(report.upstreamFailures)].filter((_, i, all) => all.length > 1 || i > 0),
