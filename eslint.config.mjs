@@ -35,7 +35,7 @@ export default tseslint.config(
   },
   {
     // Tests and benchmarks of any project may use the shared test support (service starters, test CA).
-    files: ['**/*.spec.ts', '**/__fixtures__/**/*.ts', 'tools/bench/**/*.ts'],
+    files: ['**/*.spec.ts', '**/__fixtures__/**/*.ts', 'tools/bench/**/*.ts', 'tools/fuzz/**/*.ts'],
     rules: {
       '@nx/enforce-module-boundaries': ['error', {
         enforceBuildableLibDependency: false,

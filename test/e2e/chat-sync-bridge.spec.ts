@@ -86,9 +86,9 @@ describe('chat-sync with the test bridge', () => {
     alice = await bridge.registerVirtualUser('rc_alice');
     bob = await bridge.registerVirtualUser('rc_bob');
     expect([alice, bob]).toEqual([`@rc_alice:${serverName}`, `@rc_bob:${serverName}`]);
-    const again = await call('POST', '/_matrix/client/v3/register', { type: 'm.login.application_service', username: 'rc_alice' });
+    const again = await call('POST', '/_matrix/client/v3/register', { type: 'm.login.application_service', username: 'rc_alice', inhibit_login: true });
     expect(again).toEqual({ status: 400, body: expect.objectContaining({ errcode: 'M_USER_IN_USE' }) });
-    const outside = await call('POST', '/_matrix/client/v3/register', { type: 'm.login.application_service', username: 'mallory' });
+    const outside = await call('POST', '/_matrix/client/v3/register', { type: 'm.login.application_service', username: 'mallory', inhibit_login: true });
     expect(outside).toEqual({ status: 400, body: expect.objectContaining({ errcode: 'M_EXCLUSIVE' }) });
     const whoami = await bridge.asUser(alice).whoami();
     expect(whoami.user_id).toBe(alice);

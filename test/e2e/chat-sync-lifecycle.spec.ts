@@ -100,7 +100,7 @@ describe('chat-side deactivation and room deletion', () => {
     if (answer.status !== 200) throw new Error(`${method} ${pathAndQuery}: ${answer.status} ${JSON.stringify(answer.body)}`);
     return answer.body;
   };
-  const register = async (localpart: string, auth = token) => (await ok('POST', '/_matrix/client/v3/register', { type: 'm.login.application_service', username: localpart }, auth)).user_id as string;
+  const register = async (localpart: string, auth = token) => (await ok('POST', '/_matrix/client/v3/register', { type: 'm.login.application_service', username: localpart, inhibit_login: true }, auth)).user_id as string;
   const createRoom = async (userId: string, body: Record<string, unknown>) => (await ok('POST', `/_matrix/client/v3/createRoom?${as(userId)}`, body)).room_id as string;
   const join = (userId: string, roomId: string, auth?: string) => ok('POST', `/_matrix/client/v3/rooms/${enc(roomId)}/join?${as(userId)}`, {}, auth);
   const invite = (userId: string, roomId: string, target: string) => ok('POST', `/_matrix/client/v3/rooms/${enc(roomId)}/invite?${as(userId)}`, { user_id: target });
@@ -164,7 +164,7 @@ describe('chat-side deactivation and room deletion', () => {
       ] as const) {
         expect(await call(method, pathAndQuery, body)).toEqual({ status: 403, body: expect.objectContaining({ errcode: 'M_USER_DEACTIVATED', error: expect.any(String) }) });
       }
-      expect(await call('POST', '/_matrix/client/v3/register', { type: 'm.login.application_service', username: 'rc_bob' })).toEqual({
+      expect(await call('POST', '/_matrix/client/v3/register', { type: 'm.login.application_service', username: 'rc_bob', inhibit_login: true })).toEqual({
         status: 400,
         body: expect.objectContaining({ errcode: 'M_USER_IN_USE' }),
       });

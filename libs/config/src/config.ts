@@ -101,4 +101,16 @@ export interface FedgateConfig {
    * /metrics is unauthenticated; bind it wider only on a network only the scraper reaches).
    */
   telemetry: { otlpEndpoint?: string; metricsPort?: number; metricsBindAddress?: string };
+  keyRing: KeyRingConfig;
+}
+
+/** What requests from the internet may make the key ring do (remote key fetches happen before authentication). */
+export interface KeyRingConfig {
+  /** Servers whose keys are held in memory; the least recently used are forgotten first. */
+  maxCachedServers: number;
+  /** Key fetches one client address may cause at once, refilled at `fetchesPerAddressPerMinute`. */
+  fetchesPerAddressBurst: number;
+  fetchesPerAddressPerMinute: number;
+  /** Key fetches all client addresses together may cause per second. */
+  fetchesPerSecond: number;
 }

@@ -31,5 +31,7 @@ export function defaultSettings(): Record<string, unknown> {
     appServices: { registrationFiles: [] },
     log: { level: 'info' },
     telemetry: {},
+    // Bounds on what requests from the internet (forged X-Matrix origins, notary queries) may make the key ring do.
+    keyRing: { maxCachedServers: 10_000, fetchesPerAddressBurst: 10, fetchesPerAddressPerMinute: 30, fetchesPerSecond: 20 },
   } satisfies Partial<Record<keyof FedgateConfig, unknown>>;
 }

@@ -55,6 +55,12 @@ export const configSchema = closed(
     appServices: closed({ registrationFiles: { type: 'array', items: path } }),
     log: closed({ level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } }),
     telemetry: closed({ otlpEndpoint: url(['http', 'https']), metricsPort: port, metricsBindAddress: { type: 'string', minLength: 1 } }, []),
+    keyRing: closed({
+      maxCachedServers: positiveInteger,
+      fetchesPerAddressBurst: positiveInteger,
+      fetchesPerAddressPerMinute: positiveInteger,
+      fetchesPerSecond: positiveInteger,
+    }),
   },
 );
 

@@ -17,6 +17,16 @@ describe('address policy', () => {
     expect(new AddressPolicy().isAllowed(address)).toBe(true);
   });
 
+  // Defect 12 of issue 11: 6to4 (2002::/16), Teredo (2001::/32) and local-use NAT64 (64:ff9b:1::/48) tunnel
+  // to addresses the IPv4 checks never see, so they are refused whole.
+  it.each(['2002:7f00:1::1', '2002:a00:1::', '2002:808:808::1', '2001::1', '2001:0:4136:e378:8000:63bf:3fff:fdd2', '64:ff9b:1::a00:1', '64:ff9b:1:ffff::1'])(
+    'forbids the tunnel address %s (defect 12)',
+    (address) => {
+      expect(isForbiddenAddress(address)).toBe(true);
+      expect(new AddressPolicy().isAllowed(address)).toBe(false);
+    },
+  );
+
   it('allowlists CIDRs, single addresses and hostnames', () => {
     const policy = new AddressPolicy({ allow: ['127.0.0.0/8', '::1', 'fd00::/8', 'internal.example.'] });
     expect(policy.isAllowed('127.0.0.1')).toBe(true);

@@ -14,6 +14,8 @@ const FORBIDDEN_IPV4 = [
 const FORBIDDEN_IPV6 = [
   '::/96', // unspecified, loopback and the deprecated IPv4-compatible block
   '100::/64', '2001:db8::/32', 'fc00::/7', 'fe80::/10', 'fec0::/10', 'ff00::/8',
+  // Tunnels whose far end is an IPv4 address we would otherwise not judge: 6to4, Teredo, local-use NAT64.
+  '2002::/16', '2001::/32', '64:ff9b:1::/48',
 ];
 
 const forbidden = new BlockList();

@@ -20,8 +20,8 @@ export {
   type WellKnownFetcher,
   type WellKnownHttpResponse,
 } from './well-known';
-export type { KeyRing, ServerKeyRequest } from './key-ring';
-export { StoreKeyRing, type KeyFetcher, type NotaryConfig, type StoreKeyRingOptions } from './key-ring/index';
+export type { KeyRing, KeyRingCaller, ServerKeyRequest } from './key-ring';
+export { StoreKeyRing, type KeyFetcher, type NotaryConfig, type StoreKeyRingOptions, type KeyRingStats, DEFAULT_KEY_FETCH_LIMITS, type KeyFetchLimits, type FetchRefusal } from './key-ring/index';
 export * from './federation-api';
 export {
   partitionRemoteEvents,

@@ -69,6 +69,27 @@ describe('content repository', () => {
     expect(fetches).toEqual(['there.test/big']);
   });
 
+  // Issue 11 defect 9: with media on a volume one replica cannot see (or lost), the record said "cached" and
+  // every download was a 404 for good.
+  it('treats a remote record whose bytes are missing as a cache miss: fetched again (defect 9)', async () => {
+    const first = await repository.download('there.test', 'gone', { allowRemote: true });
+    blobs.blobs.clear();
+    expect(await repository.download('there.test', 'gone', { allowRemote: true })).toEqual(first);
+    expect(fetches).toEqual(['there.test/gone', 'there.test/gone']);
+    expect(blobs.blobs.size).toBe(1);
+    blobs.blobs.clear();
+    await expect(repository.download('there.test', 'gone', { allowRemote: false })).rejects.toMatchObject({ status: 404 });
+    remoteAnswer = async () => {
+      throw new Error('origin down');
+    };
+    await expect(repository.download('there.test', 'gone', { allowRemote: true })).rejects.toThrow('origin down');
+    // Local media with its bytes missing stays a 404: there is nowhere to fetch it from.
+    const { record } = await repository.upload({ bytes: Buffer.from('mine'), contentType: 'text/plain', uploadName: null, uploader: '@u:here.test' });
+    blobs.blobs.clear();
+    await expect(repository.download('here.test', record.mediaId, { allowRemote: true })).rejects.toMatchObject({ status: 404 });
+    expect(fetches).toHaveLength(3);
+  });
+
   it('reserved uploads: pending until uploaded, once, by the creator, before expiry', async () => {
     const { contentUri, unusedExpiresAt } = await repository.reserve('@u:here.test');
     expect(unusedExpiresAt).toBe(1_100);

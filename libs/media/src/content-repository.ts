@@ -106,7 +106,7 @@ export class ContentRepository {
   /** The media's bytes: local, cached remote, or fetched from its origin now. */
   async download(serverName: string, mediaId: string, options: ReadOptions): Promise<ServedContent> {
     const record = await this.recordFor(serverName, mediaId, options);
-    return { contentType: record.contentType, uploadName: record.uploadName, bytes: await this.bytesOf(record) };
+    return { contentType: record.contentType, uploadName: record.uploadName, bytes: await this.bytesOf(record, options) };
   }
 
   /** For other servers: only media that originates here. */
@@ -124,7 +124,7 @@ export class ContentRepository {
     const variant = thumbnailVariant(request);
     const cached = await this.cachedThumbnail(record, variant);
     if (cached) return cached;
-    return this.thumbnails.run(`${record.origin}/${record.mediaId}/${variant}`, async () => (await this.cachedThumbnail(record, variant)) ?? this.makeAndCacheThumbnail(record, request, variant));
+    return this.thumbnails.run(`${record.origin}/${record.mediaId}/${variant}`, async () => (await this.cachedThumbnail(record, variant)) ?? this.makeAndCacheThumbnail(record, request, variant, options));
   }
 
   private async cachedThumbnail(record: MediaRecord, variant: string): Promise<ServedContent | undefined> {
@@ -133,9 +133,9 @@ export class ContentRepository {
     return cached && bytes ? { contentType: cached.contentType, uploadName: null, bytes } : undefined;
   }
 
-  private async makeAndCacheThumbnail(record: MediaRecord, request: ThumbnailRequest, variant: string): Promise<ServedContent> {
+  private async makeAndCacheThumbnail(record: MediaRecord, request: ThumbnailRequest, variant: string, options: ReadOptions): Promise<ServedContent> {
     const local = record.origin === this.options.serverName;
-    const original = await this.bytesOf(record);
+    const original = await this.bytesOf(record, options);
     let outcome;
     try {
       outcome = await makeThumbnail(original, record.contentType, request);
@@ -224,9 +224,16 @@ export class ContentRepository {
     return pending;
   }
 
-  private async bytesOf(record: MediaRecord): Promise<Buffer> {
+  private async bytesOf(record: MediaRecord, options: ReadOptions): Promise<Buffer> {
     const bytes = await this.blobs.get(record.location);
-    if (!bytes) throw MatrixError.notFound('The media is recorded but its content is missing');
-    return bytes;
+    if (bytes) return bytes;
+    // Remote media whose bytes are gone (a lost or unshared volume, a replica with its own disk) is a cache
+    // miss: fetched again from its origin into the same place.
+    if (record.origin !== this.options.serverName && options.allowRemote && this.remote) {
+      const fetched = await this.fetchRemote(record.origin, record.mediaId);
+      const refetched = await this.blobs.get(fetched.location);
+      if (refetched) return refetched;
+    }
+    throw MatrixError.notFound('The media is recorded but its content is missing');
   }
 }

@@ -6,15 +6,27 @@ import { readFile } from 'node:fs/promises';
 import type { Provider } from '@nestjs/common';
 import { busOptionsFor, busTopology, EmbeddedBus, JetStreamBus, type Bus, type BusObserver, type BusTopology, type ConsumerSpec } from '@fedgate/bus';
 import type { FedgateConfig } from '@fedgate/config';
-import { FederationHttpClient, StoreKeyRing, type KeyRing } from '@fedgate/federation-client';
+import { FederationHttpClient, StoreKeyRing, type FetchRefusal, type KeyRing } from '@fedgate/federation-client';
 import type { SharedResources, SigningKeyFile } from '@fedgate/service-kit';
 import { openStore as openStoreFor, type Store } from '@fedgate/store';
 import { registerConsumerGauges } from '@fedgate/telemetry';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
 import { addressAllowlist } from './address-allowlist';
 import { BUS, BUS_TOPOLOGY, FEDERATION_CLIENT, KEY_RING, METRICS_REGISTRY, SERVER_IDENTITY, STORE, type ServerIdentity } from './tokens';
 import { xMatrixRequestSigner } from './x-matrix-signer';
+
+/** A refused key fetch is logged (sampled: it is what a flood looks like) and counted by reason. */
+function keyFetchRefusalReporter(logger: Logger, registry: Registry | undefined): (serverName: string, clientAddress: string, reason: FetchRefusal) => void {
+  const refused = registry
+    ? new Counter({ name: 'fedgate_key_fetches_refused_total', help: 'Remote key fetches refused by the per-address or global budget', labelNames: ['reason'], registers: [registry] })
+    : undefined;
+  let logged = 0;
+  return (serverName, clientAddress, reason) => {
+    refused?.inc({ reason });
+    if (logged++ % 100 === 0) logger.warn({ serverName, clientAddress, reason, refusedSoFar: logged }, 'key fetch refused by budget');
+  };
+}
 
 export interface PlatformContext {
   config: FedgateConfig;
@@ -103,6 +115,14 @@ export async function buildPlatform({ config, logger, signingKey, telemetry }: P
     ownKeys: () => identity.allKeys,
     notaries: config.federation.trustedKeyServers,
     onFetchFailure: (serverName, source, err) => logger.warn({ err, serverName, source }, 'fetching server keys failed'),
+    maxCachedServers: config.keyRing.maxCachedServers,
+    fetchLimits: {
+      perAddressBurst: config.keyRing.fetchesPerAddressBurst,
+      perAddressPerMinute: config.keyRing.fetchesPerAddressPerMinute,
+      perSecond: config.keyRing.fetchesPerSecond,
+      maxAddresses: config.keyRing.maxCachedServers,
+    },
+    onFetchRefused: keyFetchRefusalReporter(logger, telemetry?.registry),
   });
   logger.info({ mode: config.mode, busPrefix: topology.prefix, store: config.mode === 'embedded' ? config.sqlite.path : config.mongo.database }, 'platform ready');
 

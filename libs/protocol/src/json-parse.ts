@@ -29,6 +29,10 @@ export interface ParseJsonOptions {
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function parseJson(input: string | Uint8Array, options?: ParseJsonOptions): JsonValue {
+  const maxDepth = options?.maxDepth ?? 128;
+  // Before JSON.parse: a body of nested `[` costs it seconds and hundreds of MB, and only then would the
+  // depth be seen. The scan is linear and allocates nothing.
+  checkNesting(input, maxDepth);
   let text: string;
   if (typeof input === 'string') text = input;
   else {
@@ -45,9 +49,37 @@ export function parseJson(input: string | Uint8Array, options?: ParseJsonOptions
     throw new JsonParseError('malformed_json', 'input', (e as Error).message);
   }
   const strict = options?.strict ?? false;
-  checkValue(value, options?.maxDepth ?? 128, strict);
+  checkValue(value, maxDepth, strict);
   if (strict) checkNumberLiterals(text);
   return value;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_ARRAY = 0x5b;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_ARRAY = 0x5d;
+const CLOSE_OBJECT = 0x7d;
+
+/**
+ * Refuses nesting deeper than `maxDepth` from the raw text, skipping strings. Works on UTF-8 bytes as well as
+ * on UTF-16 text: no byte of a multi-byte UTF-8 sequence is ASCII. Malformed input is left to JSON.parse.
+ */
+function checkNesting(input: string | Uint8Array, maxDepth: number): void {
+  const length = input.length;
+  const at = typeof input === 'string' ? (i: number) => input.charCodeAt(i) : (i: number) => input[i];
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < length; i++) {
+    const c = at(i);
+    if (inString) {
+      if (c === BACKSLASH) i++;
+      else if (c === QUOTE) inString = false;
+    } else if (c === QUOTE) inString = true;
+    else if (c === OPEN_ARRAY || c === OPEN_OBJECT) {
+      if (++depth > maxDepth) throw new JsonParseError('too_deep', `offset ${i}`, `nesting deeper than ${maxDepth}`);
+    } else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) depth--;
+  }
 }
 
 function checkValue(root: JsonValue, maxDepth: number, strict: boolean): void {

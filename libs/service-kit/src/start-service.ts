@@ -8,7 +8,9 @@ import { ensureDataDir } from './first-start/data-dir';
 import { ensureSigningKey, type SigningKeyFile } from './first-start/signing-key';
 import { loadTlsMaterial } from './first-start/tls-certificate';
 import { FederationDiscoveryModule } from './federation-discovery/federation-discovery.module';
-import { createHttpApp, listenHttpApp } from './http/http-app';
+import { MAX_CANONICAL_JSON_DEPTH } from '@fedgate/protocol';
+import { MEDIA_UPLOAD_PATH } from './http/body-parsers';
+import { createHttpApp, listenHttpApp, type HttpListenerOptions } from './http/http-app';
 import { createLogger, PinoNestLogger } from './logger';
 import { serviceRootModule, type ServiceRuntime } from './runtime.module';
 import { installGracefulShutdown } from './shutdown';
@@ -58,6 +60,36 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
+const KiB = 1024;
+/** Every federation request but a transaction is one event or a small query. */
+export const FEDERATION_SMALL_BODY_BYTES = 512 * KiB;
+/** Client-server JSON bodies (createRoom with its initial state is the largest); uploads get limits.maxUploadBytes. */
+export const CLIENT_SERVER_JSON_BODY_BYTES = 1024 * KiB;
+/** Federation bodies nest a few levels around events (transaction → pdus → event), events at most canonical JSON's depth. */
+const FEDERATION_JSON_DEPTH = MAX_CANONICAL_JSON_DEPTH + 4;
+/** What a bridge sends becomes event content that we sign: canonical JSON rules, refused before any command. */
+const CLIENT_SERVER_JSON_DEPTH = 128;
+
+export function federationListener(config: FedgateConfig): Omit<HttpListenerOptions, 'tls'> {
+  return {
+    name: 'federation',
+    ...config.federation,
+    maxBodyBytes: Math.min(FEDERATION_SMALL_BODY_BYTES, config.federation.maxRequestBytes),
+    largeBodyRoutes: { pattern: /^\/_matrix\/federation\/v1\/send\//, maxBodyBytes: config.federation.maxRequestBytes },
+    json: { maxDepth: FEDERATION_JSON_DEPTH, strictNumbers: false },
+  };
+}
+
+export function clientServerListener(config: FedgateConfig): HttpListenerOptions {
+  return {
+    name: 'client-server',
+    ...config.clientServer,
+    maxBodyBytes: Math.min(CLIENT_SERVER_JSON_BODY_BYTES, config.limits.maxUploadBytes),
+    largeBodyRoutes: { pattern: MEDIA_UPLOAD_PATH, maxBodyBytes: config.limits.maxUploadBytes },
+    json: { maxDepth: CLIENT_SERVER_JSON_DEPTH, strictNumbers: true },
+  };
+}
+
 export function readyLine(name: string, service: Pick<RunningService, 'config' | 'federationUrl' | 'clientServerUrl' | 'signingKey'>): string {
   const parts = [`server name ${service.config.serverName}`, `signing key ${service.signingKey.current.keyId}`];
   if (service.federationUrl) parts.push(`federation ${service.federationUrl}`);
@@ -95,13 +127,13 @@ export async function startService(definition: ServiceDefinition, options: Start
     }
     if (definition.federation) {
       const tls = await loadTlsMaterial(config.tls, serverNameHost(config.serverName), logger);
-      const listener = { name: 'federation', ...config.federation, tls, maxBodyBytes: config.federation.maxRequestBytes };
+      const listener = { ...federationListener(config), tls };
       const app = await createHttpApp({ module: serviceRootModule(runtime, [FederationDiscoveryModule, ...definition.federation]), listener, logger, telemetry });
       apps.push(app);
       service.federationUrl = await listenHttpApp(app, listener);
     }
     if (definition.clientServer && config.clientServer.enabled) {
-      const listener = { name: 'client-server', ...config.clientServer, maxBodyBytes: config.limits.maxUploadBytes };
+      const listener = clientServerListener(config);
       const app = await createHttpApp({ module: serviceRootModule(runtime, definition.clientServer), listener, logger, telemetry });
       apps.push(app);
       service.clientServerUrl = await listenHttpApp(app, listener);

@@ -29,6 +29,9 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
     - { name: keys, mountPath: /etc/fedgate/keys, readOnly: true }
     - { name: registrations, mountPath: /etc/fedgate/registrations, readOnly: true }
     - { name: data, mountPath: /var/lib/fedgate }
+    {{- if has .app (list "federation-ingress" "chat-sync") }}
+    - { name: media, mountPath: /var/lib/fedgate/media }
+    {{- end }}
   resources:
     {{- toYaml .root.Values.resources | nindent 4 }}
 {{- end -}}
@@ -43,4 +46,8 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
     name: {{ .Values.registrationsConfigMap }}
 - name: data
   emptyDir: {}
+{{- /* Media bytes: chat-sync writes uploads, federation-ingress serves them, on every replica. */}}
+- name: media
+  persistentVolumeClaim:
+    claimName: {{ .Values.media.existingClaim | default (printf "%s-media" (include "fedgate.name" .)) }}
 {{- end -}}

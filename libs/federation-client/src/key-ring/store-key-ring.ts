@@ -11,7 +11,9 @@ import {
 } from '@fedgate/protocol';
 import type { RemoteServerKey, ServerKeyRepository } from '@fedgate/store';
 import type { KeyQueryRequest } from '../federation-http-client';
-import type { KeyRing, ServerKeyRequest } from '../key-ring';
+import type { KeyRing, KeyRingCaller, ServerKeyRequest } from '../key-ring';
+import { BoundedLru } from './bounded-lru';
+import { DEFAULT_KEY_FETCH_LIMITS, KeyFetchBudget, type FetchRefusal, type KeyFetchLimits } from './fetch-budget';
 
 /** The part of FederationHttpClient the key ring calls. */
 export interface KeyFetcher {
@@ -39,7 +41,23 @@ export interface StoreKeyRingOptions {
   now?: () => number;
   /** Told why a fetch failed (for logs); the failure itself shows up as an unknown key to the verifier. */
   onFetchFailure?: (serverName: string, source: string, error: unknown) => void;
+  /** Servers whose keys, documents and failures are held in memory (least recently used forgotten first; default 10,000). */
+  maxCachedServers?: number;
+  /** Fetches that requests from the internet (callers naming a client address) may cause. */
+  fetchLimits?: KeyFetchLimits;
+  /** Told of every fetch the budget refused (for logs and metrics). */
+  onFetchRefused?: (serverName: string, clientAddress: string, reason: FetchRefusal) => void;
 }
+
+export interface KeyRingStats {
+  cachedServers: number;
+  documents: number;
+  negative: number;
+  inFlight: number;
+  trackedAddresses: number;
+}
+
+const MAX_NEGATIVE_KEY_SETS_PER_SERVER = 16;
 
 interface CachedServer {
   keys: Map<string, RemoteServerKey>;
@@ -52,12 +70,14 @@ interface Wanted {
 }
 
 export class StoreKeyRing implements KeyRing {
-  private readonly memory = new Map<string, CachedServer>();
+  private readonly memory: BoundedLru<string, CachedServer>;
+  /** One entry per fetch running; their number is bounded by the fetch budget and the fetch timeouts. */
   private readonly inFlight = new Map<string, Promise<void>>();
   /** server → (wanted key set) → do not fetch again before. */
-  private readonly negative = new Map<string, Map<string, number>>();
+  private readonly negative: BoundedLru<string, Map<string, number>>;
   /** The last verified raw document per server, for answering notary queries with the origin's own signature. */
-  private readonly documents = new Map<string, { document: Record<string, unknown>; validUntilTs: number }>();
+  private readonly documents: BoundedLru<string, { document: Record<string, unknown>; validUntilTs: number }>;
+  private readonly budget: KeyFetchBudget;
   private readonly now: () => number;
   private readonly negativeCacheMs: number;
   private readonly memoryCacheMs: number;
@@ -66,9 +86,24 @@ export class StoreKeyRing implements KeyRing {
     this.now = options.now ?? Date.now;
     this.negativeCacheMs = options.negativeCacheMs ?? 60_000;
     this.memoryCacheMs = options.memoryCacheMs ?? 30_000;
+    const maxServers = options.maxCachedServers ?? 10_000;
+    this.memory = new BoundedLru(maxServers);
+    this.negative = new BoundedLru(maxServers);
+    this.documents = new BoundedLru(maxServers);
+    this.budget = new KeyFetchBudget(options.fetchLimits ?? DEFAULT_KEY_FETCH_LIMITS, this.now);
   }
 
-  async prepare(requests: ServerKeyRequest[]): Promise<VerifyKeyLookup> {
+  stats(): KeyRingStats {
+    return {
+      cachedServers: this.memory.size,
+      documents: this.documents.size,
+      negative: this.negative.size,
+      inFlight: this.inFlight.size,
+      trackedAddresses: this.budget.trackedAddresses,
+    };
+  }
+
+  async prepare(requests: ServerKeyRequest[], caller?: KeyRingCaller): Promise<VerifyKeyLookup> {
     const now = this.now();
     const byServer = new Map<string, Wanted[]>();
     for (const request of requests) {
@@ -77,7 +112,7 @@ export class StoreKeyRing implements KeyRing {
       list.push({ keyIds: request.keyIds, minimumValidUntilTs: request.minimumValidUntilTs ?? now });
       byServer.set(request.serverName, list);
     }
-    await Promise.all([...byServer].map(([server, wanted]) => this.ensure(server, wanted)));
+    await Promise.all([...byServer].map(([server, wanted]) => this.ensure(server, wanted, caller)));
     const snapshot = new Map<string, Map<string, VerifyKey>>();
     for (const server of byServer.keys()) snapshot.set(server, toVerifyKeys(this.memory.get(server)?.keys));
     const own = new Map(this.options.ownKeys().map((k) => [k.keyId, k.verifyKey()]));
@@ -88,16 +123,29 @@ export class StoreKeyRing implements KeyRing {
    * Verified key documents for `serverName` as last fetched (with the origin's signatures), fetching when none is
    * held or it expires before `minimumValidUntilTs`. For the notary endpoint.
    */
-  async serverKeyDocuments(serverName: string, minimumValidUntilTs?: number): Promise<Record<string, unknown>[]> {
+  async serverKeyDocuments(serverName: string, minimumValidUntilTs?: number, caller?: KeyRingCaller): Promise<Record<string, unknown>[]> {
     const minimum = minimumValidUntilTs ?? this.now();
     const held = this.documents.get(serverName);
     if (held && held.validUntilTs >= minimum) return [held.document];
-    await this.fetch(serverName, { keyIds: undefined, minimumValidUntilTs: minimum });
+    const wanted: Wanted = { keyIds: undefined, minimumValidUntilTs: minimum };
+    if ((this.negative.get(serverName)?.get(wantedKey(wanted)) ?? 0) > this.now()) return [];
+    if (!this.mayFetch(serverName, caller)) return [];
+    await this.fetch(serverName, wanted);
+    if (!this.documents.get(serverName)) this.rememberFailure(serverName, wanted);
     const fetched = this.documents.get(serverName);
     return fetched ? [fetched.document] : [];
   }
 
-  private async ensure(serverName: string, wanted: Wanted[]): Promise<void> {
+  /** Whether the caller's budget allows a fetch for `serverName` (joining a running fetch costs nothing). */
+  private mayFetch(serverName: string, caller: KeyRingCaller | undefined): boolean {
+    if (caller?.clientAddress === undefined || this.inFlight.has(serverName)) return true;
+    const refusal = this.budget.take(caller.clientAddress);
+    if (refusal === undefined) return true;
+    this.options.onFetchRefused?.(serverName, caller.clientAddress, refusal);
+    return false;
+  }
+
+  private async ensure(serverName: string, wanted: Wanted[], caller: KeyRingCaller | undefined): Promise<void> {
     await this.load(serverName, false);
     if (wanted.every((w) => satisfied(this.memory.get(serverName), w))) return;
     // Another replica may have fetched since we last read the store.
@@ -108,6 +156,7 @@ export class StoreKeyRing implements KeyRing {
     const now = this.now();
     const toFetch = missing.filter((w) => (negative?.get(wantedKey(w)) ?? 0) <= now);
     if (toFetch.length === 0) return;
+    if (!this.mayFetch(serverName, caller)) return;
     const merged: Wanted = {
       keyIds: toFetch.some((w) => w.keyIds === undefined) ? undefined : [...new Set(toFetch.flatMap((w) => w.keyIds ?? []))],
       minimumValidUntilTs: Math.max(...toFetch.map((w) => w.minimumValidUntilTs)),
@@ -122,6 +171,8 @@ export class StoreKeyRing implements KeyRing {
   private rememberFailure(serverName: string, wanted: Wanted): void {
     let map = this.negative.get(serverName);
     if (!map) this.negative.set(serverName, (map = new Map()));
+    // Key IDs come from request headers: remember a few key sets per server, not any number.
+    if (map.size >= MAX_NEGATIVE_KEY_SETS_PER_SERVER) map.delete(map.keys().next().value as string);
     map.set(wantedKey(wanted), this.now() + this.negativeCacheMs);
   }
 

@@ -1,8 +1,12 @@
-// Request bodies: fastify's `bodyLimit` refuses oversized bodies before they are read or parsed (413
-// M_TOO_LARGE via the exception filter). JSON (and a body without a content type) is parsed here so a
-// syntax error is 400 M_NOT_JSON; the raw bytes stay on `request.rawBody` for code that must re-parse
-// strictly (room versions with integer-only canonical JSON). Other types arrive as a Buffer (media).
+// Request bodies: fastify's `bodyLimit` (per route, see http-app) refuses oversized bodies before they are
+// read or parsed (413 M_TOO_LARGE via the exception filter). JSON (and a body without a content type) is
+// parsed here with @fedgate/protocol's parseJson: nesting depth is checked on the raw bytes before any
+// object is built, lone surrogates and invalid UTF-8 are refused, and — where the listener asks for it —
+// canonical JSON's number rules (integers within ±(2^53−1), no fractions or exponents). A syntax error is
+// 400 M_NOT_JSON, a rule broken 400 M_BAD_JSON. The raw bytes stay on `request.rawBody` for code that must
+// re-parse strictly. Other types arrive as a Buffer (media).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { JsonParseError, parseJson } from '@fedgate/protocol';
 import { MatrixError } from './matrix-error';
 
 declare module 'fastify' {
@@ -11,20 +15,28 @@ declare module 'fastify' {
   }
 }
 
-/** Media uploads are bytes whatever their declared type (a JSON file is uploaded as a file, not parsed). */
-const MEDIA_UPLOAD_PATH = /^\/_matrix\/(?:media\/v\d+|client\/v\d+\/media)\/upload(?:[/?]|$)/;
+export interface JsonBodyRules {
+  /** Deepest nesting accepted; deeper bodies are refused before they are parsed. */
+  maxDepth: number;
+  /** Canonical JSON's number rules: no floats, no integers outside ±(2^53−1). */
+  strictNumbers: boolean;
+}
 
-function parseJsonBody(request: FastifyRequest, body: Buffer): unknown {
+/** Media uploads are bytes whatever their declared type (a JSON file is uploaded as a file, not parsed). */
+export const MEDIA_UPLOAD_PATH = /^\/_matrix\/(?:media\/v\d+|client\/v\d+\/media)\/upload(?:[/?]|$)/;
+
+function parseJsonBody(request: FastifyRequest, body: Buffer, rules: JsonBodyRules): unknown {
   request.rawBody = body;
   if (body.length === 0) throw MatrixError.notJson('Request body is empty');
   try {
-    return JSON.parse(body.toString('utf8'));
+    return parseJson(body, { maxDepth: rules.maxDepth, strict: rules.strictNumbers });
   } catch (err) {
+    if (err instanceof JsonParseError) throw new MatrixError(400, err.errcode, err.message);
     throw MatrixError.notJson(`Content not JSON: ${(err as Error).message}`);
   }
 }
 
-export function installBodyParsers(fastify: FastifyInstance): void {
+export function installBodyParsers(fastify: FastifyInstance, rules: JsonBodyRules): void {
   fastify.removeAllContentTypeParsers();
   const jsonParser = (request: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void) => {
     if (MEDIA_UPLOAD_PATH.test(request.url)) {
@@ -33,7 +45,7 @@ export function installBodyParsers(fastify: FastifyInstance): void {
       return;
     }
     try {
-      done(null, parseJsonBody(request, body as Buffer));
+      done(null, parseJsonBody(request, body as Buffer, rules));
     } catch (err) {
       done(err as Error, undefined);
     }
@@ -45,7 +57,7 @@ export function installBodyParsers(fastify: FastifyInstance): void {
     // Matrix bodies are JSON whatever the header says; only a declared non-JSON type stays raw.
     if (!request.headers['content-type'] && !MEDIA_UPLOAD_PATH.test(request.url)) {
       try {
-        done(null, bytes.length === 0 ? undefined : parseJsonBody(request, bytes));
+        done(null, bytes.length === 0 ? undefined : parseJsonBody(request, bytes, rules));
       } catch (err) {
         done(err as Error, undefined);
       }

@@ -19,6 +19,8 @@ export interface IngressOptions {
   maxEventsPerRead: number;
   /** Per-origin inbound limits (config `federation.rateLimit` overrides them). */
   rateLimit: RateLimitSettings;
+  /** Servers one notary query (`POST /_matrix/key/v2/query`) may name; more is 400 M_INVALID_PARAM. */
+  maxNotaryQueryServers: number;
 }
 
 export const DEFAULT_INGRESS_OPTIONS: IngressOptions = {
@@ -30,4 +32,5 @@ export const DEFAULT_INGRESS_OPTIONS: IngressOptions = {
   serverUpIntervalMs: 30_000,
   maxEventsPerRead: 100,
   rateLimit: DEFAULT_RATE_LIMIT,
+  maxNotaryQueryServers: 100,
 };

@@ -32,6 +32,11 @@ export class FedgateProcess {
     private readonly logFile: string,
   ) {}
 
+  /** The process ID while it runs (the fuzzer reads its RSS). */
+  get pid(): number | undefined {
+    return this.running ? this.child?.pid : undefined;
+  }
+
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }

@@ -50,7 +50,11 @@ export class AccountController {
     };
   }
 
-  /** Only `m.login.application_service`: the AS creates users in its own namespace. */
+  /**
+   * Only `m.login.application_service`: the AS creates users in its own namespace. There is no login here (no
+   * user access tokens; the AS acts as its users with its as_token), so as the spec requires of a server
+   * without the legacy authentication API, registration must ask for `inhibit_login: true`.
+   */
   @Post('register')
   @HttpCode(200)
   async register(@CurrentRequester() requester: Requester, @Body() body: unknown) {
@@ -77,7 +81,8 @@ export class AccountController {
     if (await this.store.chatLifecycle.getDeactivated(userId)) throw new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
     const { created } = await this.store.profiles.create({ userId, displayname: localpart, avatarUrl: null, appServiceId: requester.service.id, createdTs: Date.now() });
     if (!created) throw new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
-    const inhibitLogin = (body as { inhibit_login?: unknown }).inhibit_login === true;
-    return inhibitLogin ? { user_id: userId } : { user_id: userId, access_token: requester.service.registration.asToken, device_id: 'APPSERVICE' };
+    // This server has no user logins: the AS acts for its users with its own as_token. So no access token is
+    // ever answered, whatever inhibit_login says (bridge libraries that omit it must still be able to register).
+    return { user_id: userId };
   }
 }

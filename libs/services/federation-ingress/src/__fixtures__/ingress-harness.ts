@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { busOptionsFor, busTopology, EmbeddedBus, type BusTopology } from '@fedgate/bus';
 import type { FedgateConfig } from '@fedgate/config';
-import { FederationHttpClient, StoreKeyRing, type RequestSigner } from '@fedgate/federation-client';
+import { FederationHttpClient, StoreKeyRing, type KeyRing, type RequestSigner } from '@fedgate/federation-client';
 import { BUS, BUS_TOPOLOGY, KEY_RING, SERVER_IDENTITY, STORE, type ServerIdentity } from '@fedgate/platform';
 import { buildServerKeyDocument, buildXMatrixHeader, computeEventId, generateSigningKey, signEvent, type JsonObject, type SigningKey } from '@fedgate/protocol';
 import { createHttpApp, listenHttpApp, serviceRootModule } from '@fedgate/service-kit';
@@ -47,7 +47,12 @@ export interface IngressHarness {
 
 const logger = pino({ level: 'silent' });
 
-export async function startIngress(options: Partial<IngressOptions> = {}): Promise<IngressHarness> {
+export interface IngressHarnessOverrides {
+  /** Replaces the key ring (built over the harness's store). */
+  keyRing?: (store: Store) => KeyRing;
+}
+
+export async function startIngress(options: Partial<IngressOptions> = {}, overrides: IngressHarnessOverrides = {}): Promise<IngressHarness> {
   const dir = mkdtempSync(path.join(tmpdir(), 'fedgate-ingress-'));
   const ca: TestCertificateAuthority = createTestCa('ingress test CA');
   const cert = issueServerCertificate(ca, [INGRESS_NAME]);
@@ -58,7 +63,8 @@ export async function startIngress(options: Partial<IngressOptions> = {}): Promi
   const ownKey = generateSigningKey('ingress');
   const identity: ServerIdentity = { serverName: INGRESS_NAME, signingKey: ownKey, allKeys: [ownKey] };
   const keyFetcher = new FederationHttpClient({ ca: ca.certPem, addressPolicy: { allow: ['127.0.0.0/8'] } });
-  const keyRing = new StoreKeyRing({ serverKeys: store.serverKeys, fetcher: keyFetcher, ownServerName: INGRESS_NAME, ownKeys: () => identity.allKeys });
+  const keyRing =
+    overrides.keyRing?.(store) ?? new StoreKeyRing({ serverKeys: store.serverKeys, fetcher: keyFetcher, ownServerName: INGRESS_NAME, ownKeys: () => identity.allKeys });
 
   const runtime = {
     config: { serverName: INGRESS_NAME, dataDir: dir, limits: { maxUploadBytes: 1024 * 1024 } } as FedgateConfig,

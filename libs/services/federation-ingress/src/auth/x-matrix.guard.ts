@@ -33,7 +33,8 @@ export class XMatrixGuard implements CanActivate {
       if (credentials.destination !== undefined && credentials.destination !== this.identity.serverName) {
         throw new XMatrixAuthError('wrong_destination', `request is for ${credentials.destination}, not ${this.identity.serverName}`);
       }
-      const lookup = await this.keyRing.prepare([{ serverName: credentials.origin, keyIds: [credentials.key] }]);
+      // The client address budgets the key fetches a forged origin can cause (issue 11 defect 5).
+      const lookup = await this.keyRing.prepare([{ serverName: credentials.origin, keyIds: [credentials.key] }], { clientAddress: request.ip });
       const content = request.body === undefined || Buffer.isBuffer(request.body) ? undefined : request.body;
       const { origin } = verifyXMatrixRequest(
         { method: request.method, uri: request.url, content, authorization },
