@@ -138,7 +138,7 @@ describe.each(['embedded', 'distributed'] as FedgateShape[])('a tarpitting origi
     try {
       let letter;
       for (let waited = 0; !letter && waited < BUDGET_MS + EVENT_WAIT_MS; waited += 250) {
-        letter = (await bus.listDeadLetters()).find((d) => d.letter.messageId === `parked:${eventId}`);
+        letter = (await bus.listDeadLetters()).find((d) => d.letter.messageId === `parked:${eventId}:${tarpit.serverName}:gapped`);
         if (!letter) await new Promise((resolve) => setTimeout(resolve, 250));
       }
       expect(letter?.letter.reason).toMatch(new RegExp(`gave up on parked \\${eventId} .* from ${tarpit.serverName}.*budget ${BUDGET_MS} ms`));
