@@ -192,6 +192,47 @@ describe('complement: inbound events', () => {
     expect(logged(profile.eventId).unsigned).toEqual({ replaces_state: join, prev_content: { membership: 'join' }, prev_sender: mallory() });
   });
 
+  describe('complement TestOutboundFederationIgnoresMissingEventWithBadJSONForRoomVersion6 (sytest 33room-get-missing-events "missing event with bad JSON, v6")', () => {
+    /** B: a message with a float, well signed by the v1–5 number rules but never sent; G: a good message on B, sent. */
+    const badThenGood = async () => {
+      const [head] = await t.fedgate.store.rooms.getForwardExtremities(roomId);
+      const bad = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.message', sender: mallory(), content: { body: 'Message 1', bad_val: 1.1 } }, { floats: true });
+      const good = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.message', sender: mallory(), content: { body: 'Message 2' }, prev_events: [bad.eventId], depth: (bad.pdu.depth as number) + 1 });
+      t.evil.lie('get_missing_events', () => ({ status: 200, body: { events: [bad.pdu] } }));
+      return { head: head!, bad, good };
+    };
+    const askedForMissing = () => t.evil.requests.filter((r) => r.segments[1] === 'get_missing_events').map((r) => r.body);
+
+    it('the bad event fetched by get_missing_events is discarded with the reason, the good one is not accepted on it, and an event on the good one asks again', async () => {
+      const { head, bad, good } = await badThenGood();
+      expect(await onMessage(good)).toMatchObject({ kind: 'term' });
+      expect(askedForMissing()).toEqual([expect.objectContaining({ earliest_events: [head], latest_events: [good.eventId] })]);
+      const refused = await t.fedgate.store.audit.query({ reason: 'fetched_event_refused' });
+      expect(refused.map((r) => r.details)).toEqual([{ refused: [{ eventId: bad.eventId, reason: expect.stringContaining('content.bad_val: cannot encode canonical JSON at $.content.bad_val: 1.1 is not an integer') }] }]);
+      expect(await t.fedgate.store.events.get(bad.eventId)).toBeUndefined();
+      expect(await t.fedgate.store.events.get(good.eventId)).toBeUndefined();
+      expect(await t.fedgate.store.rooms.getForwardExtremities(roomId)).toEqual([head]);
+
+      const next = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.message', sender: mallory(), content: { body: 'Message 3' }, prev_events: [good.eventId], depth: (good.pdu.depth as number) + 1 });
+      t.evil.lie('get_missing_events', () => ({ status: 200, body: {} }));
+      await onMessage(next);
+      expect(askedForMissing()).toHaveLength(2);
+      expect(askedForMissing()[1]).toMatchObject({ earliest_events: [head], latest_events: [next.eventId] });
+      expect(await aliceCanSend(t.fedgate, roomId)).toBe(true);
+    });
+
+    it('the good event is not accepted either when the peer then serves the state at the bad event and the bad event itself', async () => {
+      const { head, bad, good } = await badThenGood();
+      const current = await currentState(t.fedgate, roomId);
+      t.evil.lie('state_ids', () => ({ status: 200, body: { pdu_ids: [...current.values()], auth_chain_ids: [] } }));
+      expect(await onMessage(good)).toMatchObject({ kind: 'term' });
+      expect(t.evil.requests.some((r) => r.segments[1] === 'event' && r.segments[2] === bad.eventId)).toBe(true);
+      expect(await t.fedgate.store.events.get(bad.eventId)).toBeUndefined();
+      expect(await t.fedgate.store.events.get(good.eventId)).toBeUndefined();
+      expect(await t.fedgate.store.rooms.getForwardExtremities(roomId)).toEqual([head]);
+    });
+  });
+
   describe('sytest 52soft-fail', () => {
     let authBefore: string[] = [];
     /** J1 = mallory's join (the head), PL1 = alice forbids test.sf, M1 = a message by mallory on J1 (not on PL1). */

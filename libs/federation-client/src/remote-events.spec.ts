@@ -1,4 +1,4 @@
-import { computeEventId, redactEvent, signEvent, SigningKey, type VerifyKey } from '@fedgate/protocol';
+import { computeEventId, redactEvent, roomVersionRules, signEvent, SigningKey, type VerifyKey } from '@fedgate/protocol';
 import type { KeyRing, ServerKeyRequest } from './key-ring';
 import { partitionRemoteEvents, verifyRemoteEvents, wireForm } from './remote-events';
 
@@ -60,6 +60,23 @@ describe('verifyRemoteEvents', () => {
       ['invalid', 'M_BAD_JSON', undefined],
     ]);
     expect(results[1]).toMatchObject({ reason: expect.stringContaining('invalid event: event: is') });
+  });
+
+  it('issue 16 (complement TestOutboundFederationIgnoresMissingEventWithBadJSONForRoomVersion6): a v10 event with a float is refused and named by its ID', async () => {
+    const withFloat = signEvent({ ...event('10'), content: { body: 'bad', bad_val: 1.1 } }, { ...roomVersionRules('10'), strictCanonicalJson: false }, 'remote.test', remoteKey);
+    const [result] = await verifyRemoteEvents(ring(), [withFloat], { roomVersion: '10', roomId: ROOM });
+    expect(result).toEqual({ ok: false, eventId: computeEventId(withFloat, '10'), problem: 'invalid', errcode: 'M_BAD_JSON', reason: expect.stringContaining('content.bad_val') });
+  });
+
+  it('does not name an event refused for its numbers that is malformed besides, nor one whose numbers survive redaction', async () => {
+    const lenient = { ...roomVersionRules('10'), strictCanonicalJson: false };
+    const floatNoSender = { ...signEvent({ ...event('10'), content: { n: 0.5 } }, lenient, 'remote.test', remoteKey), sender: undefined };
+    const floatKept = signEvent({ ...event('10'), type: 'm.room.power_levels', state_key: '', content: { users_default: 0.5 } }, lenient, 'remote.test', remoteKey);
+    const results = await verifyRemoteEvents(ring(), [floatNoSender, floatKept], { roomVersion: '10', roomId: ROOM });
+    expect(results.map((r) => !r.ok && [r.errcode, r.eventId])).toEqual([
+      ['M_BAD_JSON', undefined],
+      ['M_BAD_JSON', undefined],
+    ]);
   });
 
   it('counts unsigned toward the size limit: the event is validated as received', async () => {

@@ -5,6 +5,7 @@ import {
   checkContentHash,
   computeEventId,
   isEd25519KeyId,
+  PduValidationError,
   redactEvent,
   requiredEventSigners,
   rulesOf,
@@ -40,7 +41,7 @@ export interface AcceptedRemoteEvent {
 
 export interface RefusedRemoteEvent {
   ok: false;
-  /** Known once the event passed validation. */
+  /** Known once the event passed validation, or when only its numbers failed it (v6+). */
   eventId?: string;
   /** `invalid`: shape, ID or room; `signature`: a required server's signature is missing or does not verify. */
   problem: 'invalid' | 'signature';
@@ -67,6 +68,21 @@ interface Candidate {
 const describe = (error: unknown) => (error instanceof Error ? error.message : String(error));
 const errcodeOf = (error: unknown) => (error as { errcode?: unknown }).errcode;
 
+/**
+ * The ID of an event refused only for its numbers (a float, an integer out of range or -0 in a v6+ room), so the
+ * refusal names it (the audit record, the /send answer): well formed by the v1–5 rules, its ID is still defined
+ * when redaction drops the offending values. Never used to decide anything.
+ */
+function idOfEventWithBadNumbers(raw: unknown, rules: RoomVersionRules, error: unknown): string | undefined {
+  if (!(error instanceof PduValidationError) || error.code !== 'bad_json' || !rules.strictCanonicalJson) return undefined;
+  try {
+    validatePdu(raw, { ...rules, strictCanonicalJson: false });
+    return computeEventId(raw, rules);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Verifies PDUs of one room version: one result per PDU, in order. Throws only when the key ring does. */
 export async function verifyRemoteEvents(keyRing: KeyRing, pdus: readonly unknown[], expect: RemoteEventExpectations): Promise<RemoteEventResult[]> {
   const rules = rulesOf(expect.roomVersion);
@@ -85,6 +101,7 @@ export async function verifyRemoteEvents(keyRing: KeyRing, pdus: readonly unknow
       const signers = [...new Set([...requiredEventSigners(pdu, rules), ...(expect.extraSigners ?? [])])].filter((s) => s !== expect.countersignedBy);
       candidates.push({ index, eventId, pdu, signers });
     } catch (error) {
+      eventId ??= idOfEventWithBadNumbers(raw, rules, error);
       const errcode = errcodeOf(error);
       results[index] = { ok: false, eventId, problem: 'invalid', errcode: typeof errcode === 'string' ? errcode : 'M_BAD_JSON', reason: `invalid event: ${describe(error)}` };
     }

@@ -1,7 +1,7 @@
 import type { InboundPdu, MakeMembershipCommand, MakeMembershipReply, ReceiveInviteCommand, ReceiveInviteReply, SendMembershipCommand, SendMembershipReply, ServerUp } from '@fedgate/bus';
 import { FederationHttpError } from '@fedgate/federation-client';
-import { buildXMatrixHeader, generateSigningKey, verifyJsonSignature, verifyServerKeyDocument, type JsonObject } from '@fedgate/protocol';
-import { auditOnceRecorded, INGRESS_NAME, seedRoom, signedEvent, startIngress, type IngressHarness } from './__fixtures__/ingress-harness';
+import { buildXMatrixHeader, computeEventId, generateSigningKey, roomVersionRules, signEvent, verifyJsonSignature, verifyServerKeyDocument, type JsonObject } from '@fedgate/protocol';
+import { auditOnceRecorded, INGRESS_NAME, ROOM_VERSION, seedRoom, signedEvent, startIngress, type IngressHarness } from './__fixtures__/ingress-harness';
 
 const ROOM = '!room:ingress.test';
 const ACL_ROOM = '!acl:ingress.test';
@@ -186,6 +186,18 @@ describe('FederationIngressModule over HTTPS', () => {
         expect.objectContaining({ index: 0, errcode: 'M_NOT_FOUND' }),
         expect.objectContaining({ index: 1, errcode: 'M_BAD_JSON' }),
       ]);
+    });
+
+    it('issue 16 (bad JSON, v6): a PDU refused for a float is answered under its event ID, not passed on, and the rest of the transaction goes on', async () => {
+      const { hashes: _h, signatures: _s, ...fields } = message('float').pdu;
+      const withFloat = signEvent({ ...fields, content: { msgtype: 'm.text', body: 'float', bad_val: 1.1 } }, { ...roomVersionRules(ROOM_VERSION), strictCanonicalJson: false }, h.remote.serverName, h.remote.key);
+      const floatId = computeEventId(withFloat, ROOM_VERSION);
+      const good = message('beside the float');
+      const { body } = await send('txn-float', txn([withFloat, good.pdu]));
+      expect(body.pdus).toEqual({ [floatId]: { error: expect.stringContaining('content.bad_val') }, [good.eventId]: {} });
+      expect(inbound().some((m) => m.data.eventId === floatId)).toBe(false);
+      const record = await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-float');
+      expect((record.details as any).refused).toEqual([expect.objectContaining({ index: 0, eventId: floatId, errcode: 'M_BAD_JSON' })]);
     });
 
     it('applies the server ACL to the transaction origin and to each PDU sender', async () => {

@@ -129,9 +129,11 @@ export class MaliciousServer implements FederationPeer {
   /**
    * Hashes and signs whatever it is given (missing depth, timestamp and v1 event ID filled in), as this server and
    * as each of `alsoSignAs` (keys of other servers it holds, e.g. stolen or its own second identity). Remembered.
+   * With `floats`, hashes and signs by the v1–5 number rules whatever the room version: well signed, but bad JSON
+   * for a v6+ room (canonical JSON there refuses floats, so no honest server could have signed it).
    */
-  sign(fields: EventFields, version: string, alsoSignAs: Array<{ server: string; key: SigningKey }> = []): SignedEvent {
-    const rules = roomVersionRules(version);
+  sign(fields: EventFields, version: string, alsoSignAs: Array<{ server: string; key: SigningKey }> = [], options: { floats?: boolean } = {}): SignedEvent {
+    const rules = options.floats ? { ...roomVersionRules(version), strictCanonicalJson: false } : roomVersionRules(version);
     const body: Record<string, unknown> = { depth: 1, origin_server_ts: this.clock++, prev_events: [], auth_events: [], content: {}, ...fields };
     body.prev_events = (body.prev_events as string[]).map((id) => this.reference(id, rules));
     body.auth_events = (body.auth_events as string[]).map((id) => this.reference(id, rules));
@@ -156,9 +158,9 @@ export class MaliciousServer implements FederationPeer {
   /**
    * An event in a fedgate's room, built as an honest server would from that fedgate's view (prev events = its
    * forward extremities, auth events selected from its current state, depth above the prevs); any field can be
-   * overridden to lie.
+   * overridden to lie (`floats`: see `sign`).
    */
-  async eventIn(victim: TestServer, roomId: string, fields: EventFields): Promise<SignedEvent> {
+  async eventIn(victim: TestServer, roomId: string, fields: EventFields, options: { floats?: boolean } = {}): Promise<SignedEvent> {
     const room = (await victim.store.rooms.get(roomId))!;
     const rules = roomVersionRules(room.roomVersion);
     const current = (await victim.resolver.timeline.currentState(roomId))!;
@@ -168,7 +170,7 @@ export class MaliciousServer implements FederationPeer {
       .map((r) => current.get(stateMapKey(r.type, r.state_key)))
       .filter((id): id is string => id !== undefined);
     await this.learnFrom(victim, [...prevs, ...auth]);
-    return this.sign({ room_id: roomId, prev_events: prevs, auth_events: auth, depth: Math.max(0, ...prevRecords.map((r) => r.depth)) + 1, ...fields }, rules.id);
+    return this.sign({ room_id: roomId, prev_events: prevs, auth_events: auth, depth: Math.max(0, ...prevRecords.map((r) => r.depth)) + 1, ...fields }, rules.id, [], options);
   }
 
   /** Joins `localpart` to a fedgate's room through make_join and send_join, as ingress would hand them over. */
