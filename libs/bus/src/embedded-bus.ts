@@ -1,8 +1,11 @@
 // The bus in one process, durable in a SQLite file (node:sqlite): work queued before a crash is
 // still there after reopening. Same contract as JetStreamBus; tables are prefixed `bus_` so the
 // embedded store can share the file. Several processes may open the file; claims are atomic.
+// Consumer loops sleep until there is work for them: a publish in this process wakes only the loops
+// whose filter matches its subject, an ack wakes the loops of that durable, a timer wakes a loop when
+// its earliest delayed or leased message becomes visible, and one cheap `PRAGMA data_version` check
+// per poll interval (not one transaction per loop) notices commits by other processes.
 import { DatabaseSync } from 'node:sqlite';
-import { EventEmitter } from 'node:events';
 import {
   BusRequestError,
   noopObserver,
@@ -27,7 +30,7 @@ import type { DeadLetter } from './messages';
 export interface EmbeddedBusOptions extends BusOptions {
   /** SQLite file; `:memory:` works but is not durable. */
   path: string;
-  /** How often consumers look for work written by other processes or made visible by a delay. */
+  /** How often the bus checks whether another process committed to the file (then its consumers look for work). */
   pollIntervalMs?: number;
 }
 
@@ -44,6 +47,9 @@ interface MessageRow {
   data: Uint8Array;
   headers: string;
 }
+
+/** setTimeout's ceiling; a loop sleeping that long re-checks and sleeps again. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS bus_messages (
@@ -62,13 +68,14 @@ CREATE INDEX IF NOT EXISTS bus_pending_by_seq ON bus_pending (seq);
 
 export class EmbeddedBus implements Bus {
   private readonly db: DatabaseSync;
-  private readonly events = new EventEmitter();
   private readonly observer: BusObserver;
   private readonly retryDelayMs: (n: number) => number;
   private readonly pollIntervalMs: number;
   private readonly responders = new Map<string, { pattern: string; handlers: RequestHandler<any, any>[]; next: number }>();
   private readonly loops = new Set<ConsumerLoop>();
   private pruneTimer: NodeJS.Timeout | undefined;
+  private foreignCommitTimer: NodeJS.Timeout | undefined;
+  private dataVersion = 0;
   private closed = false;
 
   constructor(private readonly options: EmbeddedBusOptions) {
@@ -78,7 +85,6 @@ export class EmbeddedBus implements Bus {
     this.observer = options.observer ?? noopObserver;
     this.retryDelayMs = options.retryDelayMs ?? defaultRetryDelayMs;
     this.pollIntervalMs = options.pollIntervalMs ?? 100;
-    this.events.setMaxListeners(0);
   }
 
   async start(): Promise<void> {
@@ -133,7 +139,7 @@ export class EmbeddedBus implements Bus {
       this.transaction(() => this.append(subject, encodeJson(data), options.messageId, headers)),
     );
     this.observer.published(subject, result.duplicate);
-    if (!result.duplicate) this.events.emit('published');
+    if (!result.duplicate) this.wakeConsumersOf(subject);
     return result;
   }
 
@@ -142,12 +148,14 @@ export class EmbeddedBus implements Bus {
     this.ensureConsumer(consumer);
     const loop = new ConsumerLoop(this, consumer, handler as MessageHandler<unknown>);
     this.loops.add(loop);
+    this.watchForeignCommits();
     loop.run();
     return {
       name: consumer.durable,
       stop: async () => {
         await loop.stop();
         this.loops.delete(loop);
+        if (this.loops.size === 0) this.stopWatchingForeignCommits();
       },
     };
   }
@@ -202,13 +210,51 @@ export class EmbeddedBus implements Bus {
     });
   }
 
-  /** Milliseconds until the head window has something visible, capped by the poll interval. */
-  waitHint(consumer: ConsumerSpec): number {
+  /**
+   * Milliseconds until something in the head window becomes visible (a delayed nak, an expired lease), or
+   * undefined when the window is empty: then only a publish, an ack or another process's commit wakes the loop.
+   */
+  waitHint(consumer: ConsumerSpec): number | undefined {
     const head = this.db
       .prepare('SELECT MIN(visible_at) AS at FROM (SELECT visible_at FROM bus_pending WHERE durable = ? ORDER BY seq LIMIT ?)')
       .get(consumer.durable, consumer.maxAckPending) as { at: number | null };
-    if (head.at === null) return this.pollIntervalMs;
-    return Math.max(1, Math.min(this.pollIntervalMs, Number(head.at) - Date.now()));
+    if (head.at === null) return undefined;
+    return Math.min(MAX_TIMER_MS, Math.max(1, Number(head.at) - Date.now()));
+  }
+
+  private wakeConsumersOf(subject: string): void {
+    for (const loop of this.loops) if (subjectMatches(loop.consumer.filterSubject, subject)) loop.wake();
+  }
+
+  private wakeConsumersNamed(durable: string): void {
+    for (const loop of this.loops) if (loop.consumer.durable === durable) loop.wake();
+  }
+
+  /**
+   * While consumers run, one timer per bus notices commits by other connections to the file (another process's
+   * bus, or — harmlessly — the embedded store sharing the file) and wakes the loops whose durable has visible work.
+   */
+  private watchForeignCommits(): void {
+    if (this.foreignCommitTimer) return;
+    this.dataVersion = this.readDataVersion();
+    this.foreignCommitTimer = setInterval(() => {
+      if (this.closed) return;
+      const version = this.readDataVersion();
+      if (version === this.dataVersion) return;
+      this.dataVersion = version;
+      const ready = this.db.prepare('SELECT DISTINCT durable FROM bus_pending WHERE visible_at <= ?').all(Date.now()) as { durable: string }[];
+      const durables = new Set(ready.map((r) => r.durable));
+      for (const loop of this.loops) if (durables.has(loop.consumer.durable)) loop.wake();
+    }, this.pollIntervalMs);
+  }
+
+  private stopWatchingForeignCommits(): void {
+    clearInterval(this.foreignCommitTimer);
+    this.foreignCommitTimer = undefined;
+  }
+
+  private readDataVersion(): number {
+    return Number((this.db.prepare('PRAGMA data_version').get() as { data_version: number }).data_version);
   }
 
   extendLease(consumer: ConsumerSpec, seq: number): void {
@@ -237,7 +283,12 @@ export class EmbeddedBus implements Bus {
       }
       this.db.prepare('DELETE FROM bus_pending WHERE durable = ? AND seq = ?').run(consumer.durable, row.seq);
     });
-    if (settlement.kind === 'dead') this.observer.deadLettered(consumer.durable, settlement.reason);
+    if (settlement.kind === 'dead') {
+      this.observer.deadLettered(consumer.durable, settlement.reason);
+      this.wakeConsumersOf(this.options.deadLetterSubject(consumer.durable));
+    }
+    // A settled message frees a slot in the durable's window (or, nak'd, changes when it is visible again).
+    this.wakeConsumersNamed(consumer.durable);
     this.observer.handled(consumer.durable, settlement.kind);
   }
 
@@ -246,10 +297,6 @@ export class EmbeddedBus implements Bus {
   }
   get retryDelay(): (n: number) => number {
     return this.retryDelayMs;
-  }
-  onPublished(listener: () => void): () => void {
-    this.events.on('published', listener);
-    return () => this.events.off('published', listener);
   }
 
   async request<Req, Res>(subject: CommandSubject<Req, Res>, request: Req, options: { timeoutMs?: number; headers?: Headers } = {}): Promise<Res> {
@@ -313,6 +360,7 @@ export class EmbeddedBus implements Bus {
     await Promise.all([...this.loops].map((l) => l.stop()));
     this.closed = true;
     clearInterval(this.pruneTimer);
+    this.stopWatchingForeignCommits();
     this.db.close();
   }
 }
@@ -320,41 +368,47 @@ export class EmbeddedBus implements Bus {
 class ConsumerLoop {
   private running = true;
   private done: Promise<void> = Promise.resolve();
-  private wake: (() => void) | undefined;
+  private wakeSleeper: (() => void) | undefined;
+  /** Set when woken while busy, so work announced during a delivery is looked for before sleeping. */
+  private woken = false;
   private readonly inFlight = new Set<number>();
 
   constructor(
     private readonly bus: EmbeddedBus,
-    private readonly consumer: ConsumerSpec,
+    readonly consumer: ConsumerSpec,
     private readonly handler: MessageHandler<unknown>,
   ) {}
 
   run(): void {
-    const unsubscribe = this.bus.onPublished(() => this.wake?.());
     this.done = (async () => {
-      try {
-        while (this.running) {
-          const claimed = this.bus.claimNext(this.consumer, this.inFlight);
-          if (!claimed) {
-            await this.sleep(this.bus.waitHint(this.consumer));
-            continue;
-          }
-          await this.deliver(claimed.row, claimed.deliveries);
+      while (this.running) {
+        this.woken = false;
+        const claimed = this.bus.claimNext(this.consumer, this.inFlight);
+        if (!claimed) {
+          if (!this.woken) await this.sleep(this.bus.waitHint(this.consumer));
+          continue;
         }
-      } finally {
-        unsubscribe();
+        await this.deliver(claimed.row, claimed.deliveries);
       }
     })();
   }
 
-  private sleep(ms: number): Promise<void> {
+  wake(): void {
+    this.woken = true;
+    this.wakeSleeper?.();
+  }
+
+  /** Sleeps until woken, or `ms` later when something becomes visible by then. */
+  private sleep(ms: number | undefined): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
         clearTimeout(timer);
+        this.wakeSleeper = undefined;
         resolve();
-      }
-      this.wake = done;
+      };
+      if (ms !== undefined) timer = setTimeout(done, ms);
+      this.wakeSleeper = done;
     });
   }
 
@@ -393,7 +447,7 @@ class ConsumerLoop {
 
   async stop(): Promise<void> {
     this.running = false;
-    this.wake?.();
+    this.wake();
     await this.done;
   }
 }
