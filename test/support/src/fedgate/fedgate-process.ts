@@ -32,6 +32,11 @@ export class FedgateProcess {
     private readonly logFile: string,
   ) {}
 
+  /** The OS process ID while running (the load generator reads its CPU time and RSS from /proc). */
+  get pid(): number | undefined {
+    return this.running ? this.child?.pid : undefined;
+  }
+
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }

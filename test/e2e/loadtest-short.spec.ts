@@ -1,0 +1,24 @@
+// The load generator's short form (issue 19), so `npm run loadtest` cannot rot: a simulated remote homeserver
+// joins rooms on an embedded fedgate over federation HTTPS and runs every workload with small counts. Asserts
+// that nothing is lost and that the report is produced; speed figures belong in docs/benchmarks.md, not here.
+import { createTestCa } from '@fedgate/testing';
+import { markdownReport } from '../load/src/report';
+import { runLoad } from '../load/src/run-load';
+import { scales } from '../load/src/workloads';
+
+jest.setTimeout(300_000);
+
+describe('load generator, short form (embedded gateway)', () => {
+  it('delivers every PDU to the application service in every workload and reports the figures', async () => {
+    const target = await runLoad('fedgate-embedded', createTestCa(), scales.short);
+    expect(target.results.map((r) => r.workload)).toHaveLength(3);
+    for (const result of target.results) {
+      expect(result).toMatchObject({ lost: 0, errors: [] });
+      expect(result.sent).toBeGreaterThan(0);
+      expect(result.delivered).toBe(result.sent);
+    }
+    const table = markdownReport({ date: 'test', machine: 'test', scale: 'short', targets: [target] });
+    expect(table).toContain('PDUs/s delivered (pushed to the AS)');
+    expect(table).toContain('CPU s per 1,000 PDUs delivered');
+  });
+});

@@ -1,0 +1,28 @@
+// One target through every workload: start it, measure it idle, run the workloads, stop it.
+import type { TestCertificateAuthority } from '@fedgate/testing';
+import { sampleProcesses } from './process-meter';
+import type { TargetReport } from './report';
+import { SimulatedHomeserver } from './simulated-homeserver';
+import { startTarget, type TargetKind } from './targets';
+import { workloads, type Scale } from './workloads';
+
+export async function runLoad(kind: TargetKind, ca: TestCertificateAuthority, scale: Scale, log: (line: string) => void = () => undefined): Promise<TargetReport> {
+  const target = await startTarget(kind, ca);
+  const sim = await SimulatedHomeserver.start(ca);
+  try {
+    // Idle: started, one room created, nothing sent yet; a moment for start-up work to finish.
+    await target.createRoom();
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const idleRssBytes = sampleProcesses(target.pids()).rssBytes;
+    const results = [];
+    for (const workload of workloads) {
+      const result = await workload(sim, target, scale);
+      log(`${result.workload}: ${result.delivered}/${result.sent} delivered, ${result.deliveredPerSecond.toFixed(1)} PDUs/s, lost ${result.lost}${result.errors.length ? `, errors: ${result.errors.join('; ')}` : ''}`);
+      results.push(result);
+    }
+    return { target: kind, version: target.version, idleRssBytes, results };
+  } finally {
+    await sim.stop();
+    await target.stop();
+  }
+}
