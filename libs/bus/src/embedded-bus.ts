@@ -5,7 +5,7 @@
 // whose filter matches its subject, an ack wakes the loops of that durable, a timer wakes a loop when
 // its earliest delayed or leased message becomes visible, and one cheap `PRAGMA data_version` check
 // per poll interval (not one transaction per loop) notices commits by other processes.
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import {
   BusRequestError,
   noopObserver,
@@ -66,6 +66,24 @@ CREATE TABLE IF NOT EXISTS bus_pending (
 CREATE INDEX IF NOT EXISTS bus_pending_by_seq ON bus_pending (seq);
 `;
 
+/**
+ * Compiles each SQL text once: the bus runs the same few statements for every message, and preparing them
+ * again each time was a large share of its CPU under load (issue 19).
+ */
+function withStatementCache(db: DatabaseSync): DatabaseSync {
+  const statements = new Map<string, StatementSync>();
+  const prepare = db.prepare.bind(db);
+  db.prepare = (sql: string) => {
+    let statement = statements.get(sql);
+    if (!statement) {
+      statement = prepare(sql);
+      statements.set(sql, statement);
+    }
+    return statement;
+  };
+  return db;
+}
+
 export class EmbeddedBus implements Bus {
   private readonly db: DatabaseSync;
   private readonly observer: BusObserver;
@@ -79,7 +97,7 @@ export class EmbeddedBus implements Bus {
   private closed = false;
 
   constructor(private readonly options: EmbeddedBusOptions) {
-    this.db = new DatabaseSync(options.path);
+    this.db = withStatementCache(new DatabaseSync(options.path));
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;');
     this.db.exec(SCHEMA);
     this.observer = options.observer ?? noopObserver;

@@ -2,9 +2,11 @@
 // federation HTTPS on loopback, runs the workloads, prints the side-by-side table and writes it (with the raw
 // figures as JSON) to test-results/loadtest.{md,json}; `--write-docs` also puts it into docs/benchmarks.md.
 //   --targets fedgate-embedded,synapse   (also fedgate-distributed, which needs NATS and a MongoDB-wire server)
-//   --scale short|full
+//   --scale short|medium|full
+//   --cpu-prof DIR   the fedgate processes write V8 CPU profiles into DIR when they stop
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { logger as matrixSdkLogger } from 'matrix-js-sdk/lib/logger';
 import { createTestCa } from '@fedgate/testing';
 import { machineDescription, markdownReport, type LoadReport } from './report';
 import { runLoad } from './run-load';
@@ -21,8 +23,12 @@ function argument(name: string, fallback: string): string {
 }
 
 async function main(): Promise<void> {
+  // The bridge's client library logs every request at debug level, which would drown the report.
+  (matrixSdkLogger as unknown as { setLevel(level: string): void }).setLevel('warn');
   const scaleName = argument('scale', 'full') as keyof typeof scales;
   if (!scales[scaleName]) throw new Error(`--scale must be one of ${Object.keys(scales).join(', ')}`);
+  const profileDir = argument('cpu-prof', '');
+  if (profileDir) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(profileDir)}`.trim();
   const kinds = argument('targets', 'fedgate-embedded,synapse').split(',') as TargetKind[];
   const report: LoadReport = { date: new Date().toISOString(), machine: machineDescription(), scale: scaleName, targets: [] };
   const ca = createTestCa();

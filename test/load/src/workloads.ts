@@ -170,8 +170,9 @@ export interface Scale {
   perTransaction: number;
 }
 
-export const scales: Record<'short' | 'full', Scale> = {
+export const scales: Record<'short' | 'medium' | 'full', Scale> = {
   short: { pacedTransactions: 2, interleavedRooms: 3, perRoom: 10, backToBack: 100, perTransaction: 50 },
+  medium: { pacedTransactions: 6, interleavedRooms: 10, perRoom: 50, backToBack: 1_000, perTransaction: 50 },
   full: { pacedTransactions: 20, interleavedRooms: 20, perRoom: 100, backToBack: 5_000, perTransaction: 50 },
 };
 
