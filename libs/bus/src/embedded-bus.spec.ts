@@ -67,4 +67,29 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
     expect(handled).toEqual([...Array(50).keys()]);
     expect((claims.get(idle) ?? 0) - idleClaimsAtStart).toBe(0);
   });
+
+  it('settling and claiming the next message share one commit, yet a consumer stopped mid-delivery leases nothing more', async () => {
+    const topology = busTopology({ prefix: 'stop', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite') });
+    await bus.start();
+    const consumer = topology.consumers.stateResolverInbound(0);
+    for (let n = 0; n < 2; n++) await bus.publish(topology.inboundPdu.subjectFor('!r:x'), pdu('!r:x', n), { messageId: `m${n}` });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let entered!: () => void;
+    const inHandler = new Promise<void>((resolve) => (entered = resolve));
+    const first = await bus.consume(consumer, async () => {
+      entered();
+      await gate;
+    });
+    await inHandler;
+    const stopped = first.stop();
+    release();
+    await stopped;
+    expect(await bus.consumerStats(consumer)).toEqual({ pending: 1, ackPending: 0 });
+    const seen: Array<[number, number]> = [];
+    await bus.consume(consumer, (m: ReceivedMessage<InboundPdu>) => void seen.push([Number(m.data.pdu.n), m.deliveryCount]));
+    await waitFor(() => seen.length === 1, 'the second message, at once');
+    expect(seen).toEqual([[1, 1]]);
+  });
 });

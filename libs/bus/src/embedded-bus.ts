@@ -39,6 +39,10 @@ interface PendingRow {
   deliveries: number;
   visible_at: number;
 }
+interface Claim {
+  row: MessageRow;
+  deliveries: number;
+}
 interface MessageRow {
   seq: number;
   stream: string;
@@ -94,6 +98,7 @@ export class EmbeddedBus implements Bus {
   private pruneTimer: NodeJS.Timeout | undefined;
   private foreignCommitTimer: NodeJS.Timeout | undefined;
   private dataVersion = 0;
+  private inTransaction = false;
   private closed = false;
 
   constructor(private readonly options: EmbeddedBusOptions) {
@@ -117,8 +122,11 @@ export class EmbeddedBus implements Bus {
     return stream;
   }
 
+  /** Runs `work` in one write transaction; nested calls join the enclosing one. */
   private transaction<R>(work: () => R): R {
+    if (this.inTransaction) return work();
     this.db.exec('BEGIN IMMEDIATE');
+    this.inTransaction = true;
     try {
       const result = work();
       this.db.exec('COMMIT');
@@ -126,6 +134,8 @@ export class EmbeddedBus implements Bus {
     } catch (error) {
       this.db.exec('ROLLBACK');
       throw error;
+    } finally {
+      this.inTransaction = false;
     }
   }
 
@@ -205,7 +215,7 @@ export class EmbeddedBus implements Bus {
   }
 
   /** Claims the next deliverable message for a consumer: the head window of maxAckPending keeps order. */
-  claimNext(consumer: ConsumerSpec, skip: Set<number>): { row: MessageRow; deliveries: number } | undefined {
+  claimNext(consumer: ConsumerSpec, skip: Set<number>): Claim | undefined {
     return this.transaction(() => {
       const now = Date.now();
       const window = this.db
@@ -226,6 +236,19 @@ export class EmbeddedBus implements Bus {
       }
       return { row, deliveries };
     });
+  }
+
+  /** Settles a delivered message and claims the consumer's next one in the same transaction: one commit per message, not two. */
+  settleAndClaimNext(consumer: ConsumerSpec, row: MessageRow, deliveries: number, settlement: Settlement, skip: Set<number>): Claim | undefined {
+    return this.transaction(() => {
+      this.apply(consumer, row, deliveries, settlement);
+      return this.claimNext(consumer, skip);
+    });
+  }
+
+  /** Gives back a claim not handed to the handler (the loop stopped): visible again, its delivery not counted. */
+  release(consumer: ConsumerSpec, claim: Claim): void {
+    this.db.prepare('UPDATE bus_pending SET deliveries = ?, visible_at = 0 WHERE durable = ? AND seq = ?').run(claim.deliveries - 1, consumer.durable, claim.row.seq);
   }
 
   /**
@@ -399,15 +422,17 @@ class ConsumerLoop {
 
   run(): void {
     this.done = (async () => {
+      let claimed: Claim | undefined;
       while (this.running) {
         this.woken = false;
-        const claimed = this.bus.claimNext(this.consumer, this.inFlight);
+        claimed ??= this.bus.claimNext(this.consumer, this.inFlight);
         if (!claimed) {
           if (!this.woken) await this.sleep(this.bus.waitHint(this.consumer));
           continue;
         }
-        await this.deliver(claimed.row, claimed.deliveries);
+        claimed = await this.deliver(claimed.row, claimed.deliveries);
       }
+      if (claimed) this.bus.release(this.consumer, claimed);
     })();
   }
 
@@ -430,12 +455,13 @@ class ConsumerLoop {
     });
   }
 
-  private async deliver(row: MessageRow, deliveries: number): Promise<void> {
+  /** Handles one message and settles it; while running, the next message is claimed in the settling transaction. */
+  private async deliver(row: MessageRow, deliveries: number): Promise<Claim | undefined> {
     const { consumer, bus } = this;
     const seq = Number(row.seq);
     if (deliveries > 1) bus.busObserver.redelivered(consumer.durable);
     const exhausted = exhaustedBeforeHandling(deliveries, consumer.maxDeliver);
-    if (exhausted) return bus.apply(consumer, row, deliveries, exhausted);
+    if (exhausted) return this.settle(row, deliveries, exhausted);
     const headers = JSON.parse(row.headers) as Headers;
     this.inFlight.add(seq);
     try {
@@ -457,10 +483,20 @@ class ConsumerLoop {
           return settle({ error }, deliveries, consumer.maxDeliver, bus.retryDelay);
         }
       });
-      bus.apply(consumer, row, deliveries, settlement);
+      this.inFlight.delete(seq);
+      return this.settle(row, deliveries, settlement);
     } finally {
       this.inFlight.delete(seq);
     }
+  }
+
+  private settle(row: MessageRow, deliveries: number, settlement: Settlement): Claim | undefined {
+    // A stopping loop claims nothing more: a claim would hold the message until its lease ran out.
+    if (!this.running) {
+      this.bus.apply(this.consumer, row, deliveries, settlement);
+      return undefined;
+    }
+    return this.bus.settleAndClaimNext(this.consumer, row, deliveries, settlement, this.inFlight);
   }
 
   async stop(): Promise<void> {
