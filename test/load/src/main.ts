@@ -3,13 +3,14 @@
 // figures as JSON) to test-results/loadtest.{md,json}; `--write-docs` also puts it into docs/benchmarks.md.
 //   --targets fedgate-embedded,synapse   (also fedgate-distributed, which needs NATS and a MongoDB-wire server)
 //   --scale short|medium|full
+//   --parts inbound,fan-out
 //   --cpu-prof DIR   the fedgate processes write V8 CPU profiles into DIR when they stop
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { logger as matrixSdkLogger } from 'matrix-js-sdk/lib/logger';
 import { createTestCa } from '@fedgate/testing';
 import { machineDescription, markdownReport, type LoadReport } from './report';
-import { runLoad } from './run-load';
+import { runLoad, type Part } from './run-load';
 import { scales } from './workloads';
 import type { TargetKind } from './targets';
 
@@ -30,11 +31,12 @@ async function main(): Promise<void> {
   const profileDir = argument('cpu-prof', '');
   if (profileDir) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(profileDir)}`.trim();
   const kinds = argument('targets', 'fedgate-embedded,synapse').split(',') as TargetKind[];
+  const parts = argument('parts', 'inbound,fan-out').split(',') as Part[];
   const report: LoadReport = { date: new Date().toISOString(), machine: machineDescription(), scale: scaleName, targets: [] };
   const ca = createTestCa();
   for (const kind of kinds) {
     console.error(`loadtest: ${kind}…`);
-    report.targets.push(await runLoad(kind, ca, scales[scaleName], (line) => console.error(`  ${line}`)));
+    report.targets.push(await runLoad(kind, ca, scales[scaleName], (line) => console.error(`  ${line}`), parts));
   }
   const markdown = markdownReport(report);
   const out = path.join(root, 'test-results');

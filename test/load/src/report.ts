@@ -1,5 +1,6 @@
 // The load run's report: one table per run, every target side by side, and the fedgate/Synapse ratio.
 import { cpus, totalmem } from 'node:os';
+import type { FanOutResult } from './fan-out';
 import type { WorkloadResult } from './workloads';
 
 export interface TargetReport {
@@ -7,6 +8,7 @@ export interface TargetReport {
   version: string;
   idleRssBytes: number;
   results: WorkloadResult[];
+  fanOut?: FanOutResult;
 }
 
 export interface LoadReport {
@@ -49,6 +51,15 @@ function rowsFor(report: LoadReport): Row[] {
       { measure: `${name}: federation /version p99 meanwhile`, text: show((r) => ms(r.versionMs.p99)), value: (t) => at(t)?.versionMs.p99 },
     );
   });
+  const servers = report.targets[0]?.fanOut?.servers;
+  if (servers !== undefined) {
+    const f = (t: TargetReport) => t.fanOut;
+    rows.push(
+      { measure: `serving ${servers} joins into one room: total s / the last join`, text: (t) => (f(t) ? `${num(f(t)!.joinSeconds)} s / ${ms(f(t)!.lastJoinMs)}` : '–'), value: (t) => f(t)?.lastJoinMs },
+      { measure: `one local message to ${servers} servers: send answered / first received / all received`, text: (t) => (f(t) ? `${ms(f(t)!.sendMs)} / ${ms(f(t)!.firstDeliveryMs)} / ${ms(f(t)!.allDeliveredMs)} (${f(t)!.received} of ${servers})` : '–'), value: (t) => f(t)?.allDeliveredMs },
+      { measure: `RSS with ${servers} servers joined`, text: (t) => (f(t) ? mib(f(t)!.rssBytes) : '–'), value: (t) => f(t)?.rssBytes },
+    );
+  }
   return rows;
 }
 

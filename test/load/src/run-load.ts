@@ -1,12 +1,21 @@
 // One target through every workload: start it, measure it idle, run the workloads, stop it.
 import type { TestCertificateAuthority } from '@fedgate/testing';
+import { fanOut } from './fan-out';
 import { sampleProcesses } from './process-meter';
 import type { TargetReport } from './report';
 import { SimulatedHomeserver } from './simulated-homeserver';
 import { startTarget, type TargetKind } from './targets';
 import { workloads, type Scale } from './workloads';
 
-export async function runLoad(kind: TargetKind, ca: TestCertificateAuthority, scale: Scale, log: (line: string) => void = () => undefined): Promise<TargetReport> {
+export type Part = 'inbound' | 'fan-out';
+
+export async function runLoad(
+  kind: TargetKind,
+  ca: TestCertificateAuthority,
+  scale: Scale,
+  log: (line: string) => void = () => undefined,
+  parts: readonly Part[] = ['inbound', 'fan-out'],
+): Promise<TargetReport> {
   const target = await startTarget(kind, ca);
   const sim = await SimulatedHomeserver.start(ca);
   try {
@@ -15,12 +24,14 @@ export async function runLoad(kind: TargetKind, ca: TestCertificateAuthority, sc
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     const idleRssBytes = sampleProcesses(target.pids()).rssBytes;
     const results = [];
-    for (const workload of workloads) {
+    for (const workload of parts.includes('inbound') ? workloads : []) {
       const result = await workload(sim, target, scale);
       log(`${result.workload}: ${result.delivered}/${result.sent} delivered, ${result.deliveredPerSecond.toFixed(1)} PDUs/s, lost ${result.lost}${result.errors.length ? `, errors: ${result.errors.join('; ')}` : ''}`);
       results.push(result);
     }
-    return { target: kind, version: target.version, idleRssBytes, results };
+    const fanOutResult = parts.includes('fan-out') ? await fanOut(target, ca, scale.fanOutServers) : undefined;
+    if (fanOutResult) log(`fan-out to ${fanOutResult.servers}: ${fanOutResult.received} received, all in ${fanOutResult.allDeliveredMs ?? '–'} ms`);
+    return { target: kind, version: target.version, idleRssBytes, results, fanOut: fanOutResult };
   } finally {
     await sim.stop();
     await target.stop();

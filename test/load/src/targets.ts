@@ -17,10 +17,17 @@ export interface Target {
   pids(): number[];
   /** A public room (version 10) created by a virtual user of the bridge; the simulator joins it. */
   createRoom(): Promise<string>;
+  /** A message from the room creator (a local event the target must send to every server in the room). */
+  sendMessage(roomId: string, body: string): Promise<string>;
   stop(): Promise<void>;
 }
 
 const roomCreator = 'loadchat_host';
+
+async function sendMessageAs(bridge: TestBridge, userId: string, roomId: string, body: string): Promise<string> {
+  const sent = await bridge.asUser(userId).sendTextMessage(roomId, body);
+  return sent.event_id;
+}
 
 async function createRoomAs(bridge: TestBridge, userId: string): Promise<string> {
   const created = await bridge.asUser(userId).createRoom({ preset: 'public_chat' as never, room_version: '10' } as never);
@@ -40,6 +47,7 @@ async function fedgateTarget(kind: 'fedgate-embedded' | 'fedgate-distributed', c
     bridge,
     pids: () => instance.processes.map((p) => p.pid).filter((pid): pid is number => pid !== undefined),
     createRoom: () => createRoomAs(bridge, host),
+    sendMessage: (roomId, body) => sendMessageAs(bridge, host, roomId, body),
     stop: () => instance.destroy(),
   };
 }
@@ -68,6 +76,7 @@ async function synapseTarget(ca: TestCertificateAuthority): Promise<Target> {
       return pid === undefined ? [] : [pid];
     },
     createRoom: () => createRoomAs(bridge, host),
+    sendMessage: (roomId, body) => sendMessageAs(bridge, host, roomId, body),
     stop: async () => {
       await bridge.stop();
       await synapse.stop();

@@ -168,12 +168,14 @@ export interface Scale {
   perRoom: number;
   backToBack: number;
   perTransaction: number;
+  /** Simulated servers joined to one room for the outbound fan-out. */
+  fanOutServers: number;
 }
 
 export const scales: Record<'short' | 'medium' | 'full', Scale> = {
-  short: { pacedTransactions: 2, interleavedRooms: 3, perRoom: 10, backToBack: 100, perTransaction: 50 },
-  medium: { pacedTransactions: 6, interleavedRooms: 10, perRoom: 50, backToBack: 1_000, perTransaction: 50 },
-  full: { pacedTransactions: 20, interleavedRooms: 20, perRoom: 100, backToBack: 5_000, perTransaction: 50 },
+  short: { pacedTransactions: 2, interleavedRooms: 3, perRoom: 10, backToBack: 100, perTransaction: 50, fanOutServers: 3 },
+  medium: { pacedTransactions: 6, interleavedRooms: 10, perRoom: 50, backToBack: 1_000, perTransaction: 50, fanOutServers: 20 },
+  full: { pacedTransactions: 20, interleavedRooms: 20, perRoom: 100, backToBack: 5_000, perTransaction: 50, fanOutServers: 100 },
 };
 
 export async function onePacedRoom(sim: SimulatedHomeserver, target: Target, scale: Scale): Promise<WorkloadResult> {
