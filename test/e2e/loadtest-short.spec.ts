@@ -12,7 +12,7 @@ jest.setTimeout(300_000);
 describe('load generator, short form (embedded gateway)', () => {
   it('delivers every PDU to the application service in every workload, fans a local event out to every joined server, and reports the figures', async () => {
     const target = await runLoad('fedgate-embedded', createTestCa(), scales.short);
-    expect(target.results.map((r) => r.workload)).toHaveLength(3);
+    expect(target.results.map((r) => r.workload)).toHaveLength(4);
     for (const result of target.results) {
       expect(result).toMatchObject({ lost: 0, errors: [] });
       expect(result.sent).toBeGreaterThan(0);

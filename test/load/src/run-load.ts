@@ -5,7 +5,7 @@ import { sampleProcesses } from './process-meter';
 import type { TargetReport } from './report';
 import { SimulatedHomeserver } from './simulated-homeserver';
 import { startTarget, type TargetKind } from './targets';
-import { workloads, type Scale } from './workloads';
+import { fixedRate, workloads, type Scale } from './workloads';
 
 export type Part = 'inbound' | 'fan-out';
 
@@ -28,6 +28,13 @@ export async function runLoad(
       const result = await workload(sim, target, scale);
       log(`${result.workload}: ${result.delivered}/${result.sent} delivered, ${result.deliveredPerSecond.toFixed(1)} PDUs/s, lost ${result.lost}${result.errors.length ? `, errors: ${result.errors.join('; ')}` : ''}`);
       results.push(result);
+    }
+    if (results.length > 0) {
+      // Half of the best delivered rate this target reached: a steady load it can carry.
+      const rate = Math.max(1, Math.max(...results.map((r) => r.deliveredPerSecond)) / 2);
+      const steady = await fixedRate(sim, target, scale, rate);
+      log(`${steady.workload}: sent → pushed p99 ${steady.deliveryMs.p99 ?? '–'} ms, lost ${steady.lost}`);
+      results.push(steady);
     }
     const fanOutResult = parts.includes('fan-out') ? await fanOut(target, ca, scale.fanOutServers) : undefined;
     if (fanOutResult) log(`fan-out to ${fanOutResult.servers}: ${fanOutResult.received} received, all in ${fanOutResult.allDeliveredMs ?? '–'} ms`);

@@ -102,8 +102,10 @@ interface Transaction {
   paced: boolean;
 }
 
-/** Sends transactions one at a time (the next once the previous /send is answered, or delivered when paced). */
-async function run(workload: string, sim: SimulatedHomeserver, target: Target, transactions: Transaction[]): Promise<WorkloadResult> {
+type Send = (events: SignedEvent[]) => Promise<void>;
+
+/** Runs `drive` (which sends through `send`) and measures acceptance, delivery, CPU, RSS and responsiveness. */
+async function measure(workload: string, sim: SimulatedHomeserver, target: Target, drive: (send: Send, tracker: DeliveryTracker) => Promise<void>): Promise<WorkloadResult> {
   const tracker = new DeliveryTracker(target);
   const errors: string[] = [];
   const sendTimes: number[] = [];
@@ -112,16 +114,16 @@ async function run(workload: string, sim: SimulatedHomeserver, target: Target, t
   const rss = new PeakRssWatcher(() => target.pids());
   const probe = new ResponsivenessProbe(sim, target);
   const started = Date.now();
-  for (const txn of transactions) {
+  const send: Send = async (events) => {
     const at = Date.now();
-    tracker.sent(txn.events, at);
-    const answer = await sim.send(target.serverName, txn.events).catch((err: Error) => ({ status: 0, errors: [err.message] }));
+    tracker.sent(events, at);
+    const answer = await sim.send(target.serverName, events).catch((err: Error) => ({ status: 0, errors: [err.message] }));
     sendTimes.push(Date.now() - at);
-    if (answer.status === 200) accepted += txn.events.length - answer.errors.length;
+    if (answer.status === 200) accepted += events.length - answer.errors.length;
     else errors.push(`/send answered ${answer.status}`);
     errors.push(...answer.errors);
-    if (txn.paced) await tracker.settle(txn.events.map((e) => e.eventId));
-  }
+  };
+  await drive(send, tracker);
   const sentDone = Date.now();
   await tracker.settle();
   const delivered = tracker.delivered();
@@ -149,6 +151,22 @@ async function run(workload: string, sim: SimulatedHomeserver, target: Target, t
   };
 }
 
+interface Transaction {
+  events: SignedEvent[];
+  /** Wait until this transaction's events are delivered before sending the next (paced). */
+  paced: boolean;
+}
+
+/** Sends transactions one at a time (the next once the previous /send is answered, or delivered when paced). */
+function run(workload: string, sim: SimulatedHomeserver, target: Target, transactions: Transaction[]): Promise<WorkloadResult> {
+  return measure(workload, sim, target, async (send, tracker) => {
+    for (const txn of transactions) {
+      await send(txn.events);
+      if (txn.paced) await tracker.settle(txn.events.map((e) => e.eventId));
+    }
+  });
+}
+
 function chunk<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
@@ -168,14 +186,16 @@ export interface Scale {
   perRoom: number;
   backToBack: number;
   perTransaction: number;
+  /** Seconds of sending at a fixed rate (half the best delivered rate measured before) for the latency figure. */
+  fixedRateSeconds: number;
   /** Simulated servers joined to one room for the outbound fan-out. */
   fanOutServers: number;
 }
 
 export const scales: Record<'short' | 'medium' | 'full', Scale> = {
-  short: { pacedTransactions: 2, interleavedRooms: 3, perRoom: 10, backToBack: 100, perTransaction: 50, fanOutServers: 3 },
-  medium: { pacedTransactions: 6, interleavedRooms: 10, perRoom: 50, backToBack: 1_000, perTransaction: 50, fanOutServers: 20 },
-  full: { pacedTransactions: 20, interleavedRooms: 20, perRoom: 100, backToBack: 5_000, perTransaction: 50, fanOutServers: 100 },
+  short: { pacedTransactions: 2, interleavedRooms: 3, perRoom: 10, backToBack: 100, perTransaction: 50, fanOutServers: 3, fixedRateSeconds: 3 },
+  medium: { pacedTransactions: 6, interleavedRooms: 10, perRoom: 50, backToBack: 1_000, perTransaction: 50, fanOutServers: 20, fixedRateSeconds: 10 },
+  full: { pacedTransactions: 20, interleavedRooms: 20, perRoom: 100, backToBack: 5_000, perTransaction: 50, fanOutServers: 100, fixedRateSeconds: 30 },
 };
 
 export async function onePacedRoom(sim: SimulatedHomeserver, target: Target, scale: Scale): Promise<WorkloadResult> {
@@ -201,3 +221,25 @@ export async function backToBack(sim: SimulatedHomeserver, target: Target, scale
 }
 
 export const workloads = [onePacedRoom, interleavedRooms, backToBack];
+
+/**
+ * Open loop at `ratePerSecond`: a transaction of 10 PDUs every 10/rate seconds whether or not the previous one
+ * was answered, for the latency from sending to the push to the application service under a steady load.
+ */
+export async function fixedRate(sim: SimulatedHomeserver, target: Target, scale: Scale, ratePerSecond: number): Promise<WorkloadResult> {
+  const [room] = await joinRooms(sim, target, 1);
+  const perTransaction = 10;
+  const count = Math.max(1, Math.round((ratePerSecond * scale.fixedRateSeconds) / perTransaction));
+  const transactions = Array.from({ length: count }, (_, t) => Array.from({ length: perTransaction }, (_, i) => room!.nextMessage(`steady ${t}.${i}`)));
+  const intervalMs = (perTransaction / ratePerSecond) * 1000;
+  return measure(`steady load at half the best delivered rate`, sim, target, async (send) => {
+    const started = Date.now();
+    const inFlight: Promise<void>[] = [];
+    for (const [t, events] of transactions.entries()) {
+      const due = started + t * intervalMs;
+      if (due > Date.now()) await new Promise((resolve) => setTimeout(resolve, due - Date.now()));
+      inFlight.push(send(events));
+    }
+    await Promise.all(inFlight);
+  });
+}
