@@ -3,7 +3,7 @@
 // figures as JSON) to test-results/loadtest.{md,json}; `--write-docs` also puts it into docs/benchmarks.md.
 //   --targets fedgate-embedded,synapse   (also fedgate-distributed, which needs NATS and a MongoDB-wire server)
 //   --scale short|medium|full
-//   --parts inbound,fan-out
+//   --parts inbound,fan-out,big-join
 //   --cpu-prof DIR   the fedgate processes write V8 CPU profiles into DIR when they stop
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   const profileDir = argument('cpu-prof', '');
   if (profileDir) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(profileDir)}`.trim();
   const kinds = argument('targets', 'fedgate-embedded,synapse').split(',') as TargetKind[];
-  const parts = argument('parts', 'inbound,fan-out').split(',') as Part[];
+  const parts = argument('parts', 'inbound,fan-out,big-join').split(',') as Part[];
   const report: LoadReport = { date: new Date().toISOString(), machine: machineDescription(), scale: scaleName, targets: [] };
   const ca = createTestCa();
   for (const kind of kinds) {

@@ -1,5 +1,6 @@
 // The load run's report: one table per run, every target side by side, and the fedgate/Synapse ratio.
 import { cpus, totalmem } from 'node:os';
+import type { BigRoomJoinResult } from './big-room-join';
 import type { FanOutResult } from './fan-out';
 import type { WorkloadResult } from './workloads';
 
@@ -9,6 +10,7 @@ export interface TargetReport {
   idleRssBytes: number;
   results: WorkloadResult[];
   fanOut?: FanOutResult;
+  bigJoin?: BigRoomJoinResult;
 }
 
 export interface LoadReport {
@@ -59,6 +61,15 @@ function rowsFor(report: LoadReport): Row[] {
       { measure: `one local message to ${servers} servers: send answered / first received / all received`, text: (t) => (f(t) ? `${ms(f(t)!.sendMs)} / ${ms(f(t)!.firstDeliveryMs)} / ${ms(f(t)!.allDeliveredMs)} (${f(t)!.received} of ${servers})` : '–'), value: (t) => f(t)?.allDeliveredMs },
       { measure: `RSS with ${servers} servers joined`, text: (t) => (f(t) ? mib(f(t)!.rssBytes) : '–'), value: (t) => f(t)?.rssBytes },
     );
+  }
+  const members = report.targets[0]?.bigJoin?.members;
+  if (members !== undefined) {
+    const j = (t: TargetReport) => t.bigJoin;
+    rows.push({
+      measure: `joining a ${members}-member room the simulator hosts: /join answered`,
+      text: (t) => (j(t) ? (j(t)!.joinMs !== undefined ? ms(j(t)!.joinMs) : `failed: ${j(t)!.error ?? ''}`) : '–'),
+      value: (t) => j(t)?.joinMs,
+    });
   }
   return rows;
 }

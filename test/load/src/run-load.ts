@@ -1,5 +1,6 @@
 // One target through every workload: start it, measure it idle, run the workloads, stop it.
 import type { TestCertificateAuthority } from '@fedgate/testing';
+import { joinBigRoom } from './big-room-join';
 import { fanOut } from './fan-out';
 import { sampleProcesses } from './process-meter';
 import type { TargetReport } from './report';
@@ -7,14 +8,14 @@ import { SimulatedHomeserver } from './simulated-homeserver';
 import { startTarget, type TargetKind } from './targets';
 import { fixedRate, workloads, type Scale } from './workloads';
 
-export type Part = 'inbound' | 'fan-out';
+export type Part = 'inbound' | 'fan-out' | 'big-join';
 
 export async function runLoad(
   kind: TargetKind,
   ca: TestCertificateAuthority,
   scale: Scale,
   log: (line: string) => void = () => undefined,
-  parts: readonly Part[] = ['inbound', 'fan-out'],
+  parts: readonly Part[] = ['inbound', 'fan-out', 'big-join'],
 ): Promise<TargetReport> {
   const target = await startTarget(kind, ca);
   const sim = await SimulatedHomeserver.start(ca);
@@ -38,7 +39,9 @@ export async function runLoad(
     }
     const fanOutResult = parts.includes('fan-out') ? await fanOut(target, ca, scale.fanOutServers) : undefined;
     if (fanOutResult) log(`fan-out to ${fanOutResult.servers}: ${fanOutResult.received} received, all in ${fanOutResult.allDeliveredMs ?? '–'} ms`);
-    return { target: kind, version: target.version, idleRssBytes, results, fanOut: fanOutResult };
+    const bigJoin = parts.includes('big-join') ? await joinBigRoom(target, ca, scale.bigRoomMembers) : undefined;
+    if (bigJoin) log(`join of a ${bigJoin.members}-member room: ${bigJoin.joinMs ?? bigJoin.error} ms`);
+    return { target: kind, version: target.version, idleRssBytes, results, fanOut: fanOutResult, bigJoin };
   } finally {
     await sim.stop();
     await target.stop();

@@ -19,6 +19,8 @@ export interface Target {
   createRoom(): Promise<string>;
   /** A message from the room creator (a local event the target must send to every server in the room). */
   sendMessage(roomId: string, body: string): Promise<string>;
+  /** The room creator joins a room hosted by `via` over federation. */
+  joinRemoteRoom(roomId: string, via: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -48,6 +50,7 @@ async function fedgateTarget(kind: 'fedgate-embedded' | 'fedgate-distributed', c
     pids: () => instance.processes.map((p) => p.pid).filter((pid): pid is number => pid !== undefined),
     createRoom: () => createRoomAs(bridge, host),
     sendMessage: (roomId, body) => sendMessageAs(bridge, host, roomId, body),
+    joinRemoteRoom: async (roomId, via) => void (await bridge.asUser(host).joinRoom(roomId, { viaServers: [via] })),
     stop: () => instance.destroy(),
   };
 }
@@ -77,6 +80,7 @@ async function synapseTarget(ca: TestCertificateAuthority): Promise<Target> {
     },
     createRoom: () => createRoomAs(bridge, host),
     sendMessage: (roomId, body) => sendMessageAs(bridge, host, roomId, body),
+    joinRemoteRoom: async (roomId, via) => void (await bridge.asUser(host).joinRoom(roomId, { viaServers: [via] })),
     stop: async () => {
       await bridge.stop();
       await synapse.stop();

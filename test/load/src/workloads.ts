@@ -188,14 +188,16 @@ export interface Scale {
   perTransaction: number;
   /** Seconds of sending at a fixed rate (half the best delivered rate measured before) for the latency figure. */
   fixedRateSeconds: number;
+  /** Members of the simulator's room that the target joins. */
+  bigRoomMembers: number;
   /** Simulated servers joined to one room for the outbound fan-out. */
   fanOutServers: number;
 }
 
 export const scales: Record<'short' | 'medium' | 'full', Scale> = {
-  short: { pacedTransactions: 2, interleavedRooms: 3, perRoom: 10, backToBack: 100, perTransaction: 50, fanOutServers: 3, fixedRateSeconds: 3 },
-  medium: { pacedTransactions: 6, interleavedRooms: 10, perRoom: 50, backToBack: 1_000, perTransaction: 50, fanOutServers: 20, fixedRateSeconds: 10 },
-  full: { pacedTransactions: 20, interleavedRooms: 20, perRoom: 100, backToBack: 5_000, perTransaction: 50, fanOutServers: 100, fixedRateSeconds: 30 },
+  short: { pacedTransactions: 2, interleavedRooms: 3, perRoom: 10, backToBack: 100, perTransaction: 50, fanOutServers: 3, fixedRateSeconds: 3, bigRoomMembers: 50 },
+  medium: { pacedTransactions: 6, interleavedRooms: 10, perRoom: 50, backToBack: 1_000, perTransaction: 50, fanOutServers: 20, fixedRateSeconds: 10, bigRoomMembers: 1_000 },
+  full: { pacedTransactions: 20, interleavedRooms: 20, perRoom: 100, backToBack: 5_000, perTransaction: 50, fanOutServers: 100, fixedRateSeconds: 30, bigRoomMembers: 10_000 },
 };
 
 export async function onePacedRoom(sim: SimulatedHomeserver, target: Target, scale: Scale): Promise<WorkloadResult> {
