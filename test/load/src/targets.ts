@@ -2,6 +2,7 @@
 // application service, so "delivered" means pushed to the application service on both.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { Method } from 'matrix-js-sdk';
 import { startFedgate, startSynapse, TestBridge, type FedgateInstance, type SynapseHandle, type TestCertificateAuthority } from '@fedgate/testing';
 import { findProcessByCommandLine } from './process-meter';
 
@@ -31,6 +32,11 @@ async function sendMessageAs(bridge: TestBridge, userId: string, roomId: string,
   return sent.event_id;
 }
 
+/** A join of a big remote room takes long: no client-side timeout short of the workload's own. */
+async function joinRemoteRoomAs(bridge: TestBridge, userId: string, roomId: string, via: string): Promise<void> {
+  await bridge.asUser(userId).http.authedRequest(Method.Post, `/join/${encodeURIComponent(roomId)}`, { server_name: via }, {}, { localTimeoutMs: 600_000, priority: 'auto' });
+}
+
 async function createRoomAs(bridge: TestBridge, userId: string): Promise<string> {
   const created = await bridge.asUser(userId).createRoom({ preset: 'public_chat' as never, room_version: '10' } as never);
   return created.room_id;
@@ -50,7 +56,7 @@ async function fedgateTarget(kind: 'fedgate-embedded' | 'fedgate-distributed', c
     pids: () => instance.processes.map((p) => p.pid).filter((pid): pid is number => pid !== undefined),
     createRoom: () => createRoomAs(bridge, host),
     sendMessage: (roomId, body) => sendMessageAs(bridge, host, roomId, body),
-    joinRemoteRoom: async (roomId, via) => void (await bridge.asUser(host).joinRoom(roomId, { viaServers: [via] })),
+    joinRemoteRoom: (roomId, via) => joinRemoteRoomAs(bridge, host, roomId, via),
     stop: () => instance.destroy(),
   };
 }
@@ -80,7 +86,7 @@ async function synapseTarget(ca: TestCertificateAuthority): Promise<Target> {
     },
     createRoom: () => createRoomAs(bridge, host),
     sendMessage: (roomId, body) => sendMessageAs(bridge, host, roomId, body),
-    joinRemoteRoom: async (roomId, via) => void (await bridge.asUser(host).joinRoom(roomId, { viaServers: [via] })),
+    joinRemoteRoom: (roomId, via) => joinRemoteRoomAs(bridge, host, roomId, via),
     stop: async () => {
       await bridge.stop();
       await synapse.stop();
