@@ -1,8 +1,11 @@
 // The bus in one process, durable in a SQLite file (node:sqlite): work queued before a crash is
 // still there after reopening. Same contract as JetStreamBus; tables are prefixed `bus_` so the
 // embedded store can share the file. Several processes may open the file; claims are atomic.
-import { DatabaseSync } from 'node:sqlite';
-import { EventEmitter } from 'node:events';
+// Consumer loops sleep until there is work for them: a publish in this process wakes only the loops
+// whose filter matches its subject, an ack wakes the loops of that durable, a timer wakes a loop when
+// its earliest delayed or leased message becomes visible, and one cheap `PRAGMA data_version` check
+// per poll interval (not one transaction per loop) notices commits by other processes.
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import {
   BusRequestError,
   noopObserver,
@@ -30,7 +33,7 @@ import type { DeadLetter } from './messages';
 export interface EmbeddedBusOptions extends BusOptions {
   /** SQLite file; `:memory:` works but is not durable. */
   path: string;
-  /** How often consumers look for work written by other processes or made visible by a delay. */
+  /** How often the bus checks whether another process committed to the file (then its consumers look for work). */
   pollIntervalMs?: number;
 }
 
@@ -38,6 +41,10 @@ interface PendingRow {
   seq: number;
   deliveries: number;
   visible_at: number;
+}
+interface Claim {
+  row: MessageRow;
+  deliveries: number;
 }
 interface MessageRow {
   seq: number;
@@ -47,6 +54,9 @@ interface MessageRow {
   data: Uint8Array;
   headers: string;
 }
+
+/** setTimeout's ceiling; a loop sleeping that long re-checks and sleeps again. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS bus_messages (
@@ -63,25 +73,44 @@ CREATE TABLE IF NOT EXISTS bus_pending (
 CREATE INDEX IF NOT EXISTS bus_pending_by_seq ON bus_pending (seq);
 `;
 
+/**
+ * Compiles each SQL text once: the bus runs the same few statements for every message, and preparing them
+ * again each time was a large share of its CPU under load (issue 19).
+ */
+function withStatementCache(db: DatabaseSync): DatabaseSync {
+  const statements = new Map<string, StatementSync>();
+  const prepare = db.prepare.bind(db);
+  db.prepare = (sql: string) => {
+    let statement = statements.get(sql);
+    if (!statement) {
+      statement = prepare(sql);
+      statements.set(sql, statement);
+    }
+    return statement;
+  };
+  return db;
+}
+
 export class EmbeddedBus implements Bus, DeadLetterAdmin {
   private readonly db: DatabaseSync;
-  private readonly events = new EventEmitter();
   private readonly observer: BusObserver;
   private readonly retryDelayMs: (n: number) => number;
   private readonly pollIntervalMs: number;
   private readonly responders = new Map<string, { pattern: string; handlers: RequestHandler<any, any>[]; next: number; commands: CommandSpec<unknown, unknown>[] }>();
   private readonly loops = new Set<ConsumerLoop>();
   private pruneTimer: NodeJS.Timeout | undefined;
+  private foreignCommitTimer: NodeJS.Timeout | undefined;
+  private dataVersion = 0;
+  private inTransaction = false;
   private closed = false;
 
   constructor(private readonly options: EmbeddedBusOptions) {
-    this.db = new DatabaseSync(options.path);
+    this.db = withStatementCache(new DatabaseSync(options.path));
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;');
     this.db.exec(SCHEMA);
     this.observer = options.observer ?? noopObserver;
     this.retryDelayMs = options.retryDelayMs ?? defaultRetryDelayMs;
     this.pollIntervalMs = options.pollIntervalMs ?? 100;
-    this.events.setMaxListeners(0);
   }
 
   async start(): Promise<void> {
@@ -96,8 +125,11 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     return stream;
   }
 
+  /** Runs `work` in one write transaction; nested calls join the enclosing one. */
   private transaction<R>(work: () => R): R {
+    if (this.inTransaction) return work();
     this.db.exec('BEGIN IMMEDIATE');
+    this.inTransaction = true;
     try {
       const result = work();
       this.db.exec('COMMIT');
@@ -105,6 +137,8 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     } catch (error) {
       this.db.exec('ROLLBACK');
       throw error;
+    } finally {
+      this.inTransaction = false;
     }
   }
 
@@ -136,7 +170,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
       this.transaction(() => this.append(subject, encodeJson(data), options.messageId, headers)),
     );
     this.observer.published(subject, result.duplicate);
-    if (!result.duplicate) this.events.emit('published');
+    if (!result.duplicate) this.wakeConsumersOf(subject);
     return result;
   }
 
@@ -145,12 +179,14 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     this.ensureConsumer(consumer);
     const loop = new ConsumerLoop(this, consumer, handler as MessageHandler<unknown>);
     this.loops.add(loop);
+    this.watchForeignCommits();
     loop.run();
     return {
       name: consumer.durable,
       stop: async () => {
         await loop.stop();
         this.loops.delete(loop);
+        if (this.loops.size === 0) this.stopWatchingForeignCommits();
       },
     };
   }
@@ -182,7 +218,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   }
 
   /** Claims the next deliverable message for a consumer: the head window of maxAckPending keeps order. */
-  claimNext(consumer: ConsumerSpec, skip: Set<number>): { row: MessageRow; deliveries: number } | undefined {
+  claimNext(consumer: ConsumerSpec, skip: Set<number>): Claim | undefined {
     return this.transaction(() => {
       const now = Date.now();
       const window = this.db
@@ -205,13 +241,64 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     });
   }
 
-  /** Milliseconds until the head window has something visible, capped by the poll interval. */
-  waitHint(consumer: ConsumerSpec): number {
+  /** Settles a delivered message and claims the consumer's next one in the same transaction: one commit per message, not two. */
+  settleAndClaimNext(consumer: ConsumerSpec, row: MessageRow, deliveries: number, settlement: Settlement, skip: Set<number>): Claim | undefined {
+    return this.transaction(() => {
+      this.apply(consumer, row, deliveries, settlement);
+      return this.claimNext(consumer, skip);
+    });
+  }
+
+  /** Gives back a claim not handed to the handler (the loop stopped): visible again, its delivery not counted. */
+  release(consumer: ConsumerSpec, claim: Claim): void {
+    this.db.prepare('UPDATE bus_pending SET deliveries = ?, visible_at = 0 WHERE durable = ? AND seq = ?').run(claim.deliveries - 1, consumer.durable, claim.row.seq);
+  }
+
+  /**
+   * Milliseconds until something in the head window becomes visible (a delayed nak, an expired lease), or
+   * undefined when the window is empty: then only a publish, an ack or another process's commit wakes the loop.
+   */
+  waitHint(consumer: ConsumerSpec): number | undefined {
     const head = this.db
       .prepare('SELECT MIN(visible_at) AS at FROM (SELECT visible_at FROM bus_pending WHERE durable = ? ORDER BY seq LIMIT ?)')
       .get(consumer.durable, consumer.maxAckPending) as { at: number | null };
-    if (head.at === null) return this.pollIntervalMs;
-    return Math.max(1, Math.min(this.pollIntervalMs, Number(head.at) - Date.now()));
+    if (head.at === null) return undefined;
+    return Math.min(MAX_TIMER_MS, Math.max(1, Number(head.at) - Date.now()));
+  }
+
+  private wakeConsumersOf(subject: string): void {
+    for (const loop of this.loops) if (subjectMatches(loop.consumer.filterSubject, subject)) loop.wake();
+  }
+
+  private wakeConsumersNamed(durable: string): void {
+    for (const loop of this.loops) if (loop.consumer.durable === durable) loop.wake();
+  }
+
+  /**
+   * While consumers run, one timer per bus notices commits by other connections to the file (another process's
+   * bus, or — harmlessly — the embedded store sharing the file) and wakes the loops whose durable has visible work.
+   */
+  private watchForeignCommits(): void {
+    if (this.foreignCommitTimer) return;
+    this.dataVersion = this.readDataVersion();
+    this.foreignCommitTimer = setInterval(() => {
+      if (this.closed) return;
+      const version = this.readDataVersion();
+      if (version === this.dataVersion) return;
+      this.dataVersion = version;
+      const ready = this.db.prepare('SELECT DISTINCT durable FROM bus_pending WHERE visible_at <= ?').all(Date.now()) as { durable: string }[];
+      const durables = new Set(ready.map((r) => r.durable));
+      for (const loop of this.loops) if (durables.has(loop.consumer.durable)) loop.wake();
+    }, this.pollIntervalMs);
+  }
+
+  private stopWatchingForeignCommits(): void {
+    clearInterval(this.foreignCommitTimer);
+    this.foreignCommitTimer = undefined;
+  }
+
+  private readDataVersion(): number {
+    return Number((this.db.prepare('PRAGMA data_version').get() as { data_version: number }).data_version);
   }
 
   extendLease(consumer: ConsumerSpec, seq: number): void {
@@ -240,7 +327,12 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
       }
       this.db.prepare('DELETE FROM bus_pending WHERE durable = ? AND seq = ?').run(consumer.durable, row.seq);
     });
-    if (settlement.kind === 'dead') this.observer.deadLettered(consumer.durable, settlement.reason);
+    if (settlement.kind === 'dead') {
+      this.observer.deadLettered(consumer.durable, settlement.reason);
+      this.wakeConsumersOf(this.options.deadLetterSubject(consumer.durable));
+    }
+    // A settled message frees a slot in the durable's window (or, nak'd, changes when it is visible again).
+    this.wakeConsumersNamed(consumer.durable);
     this.observer.handled(consumer.durable, settlement.kind);
   }
 
@@ -249,10 +341,6 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   }
   get retryDelay(): (n: number) => number {
     return this.retryDelayMs;
-  }
-  onPublished(listener: () => void): () => void {
-    this.events.on('published', listener);
-    return () => this.events.off('published', listener);
   }
 
   async request<Req, Res>(subject: CommandSubject<Req, Res>, request: Req, options: { timeoutMs?: number; headers?: Headers } = {}): Promise<Res> {
@@ -342,6 +430,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     await Promise.all([...this.loops].map((l) => l.stop()));
     this.closed = true;
     clearInterval(this.pruneTimer);
+    this.stopWatchingForeignCommits();
     this.db.close();
   }
 }
@@ -349,68 +438,89 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
 class ConsumerLoop {
   private running = true;
   private done: Promise<void> = Promise.resolve();
-  private wake: (() => void) | undefined;
+  private wakeSleeper: (() => void) | undefined;
+  /** Set when woken while busy, so work announced during a delivery is looked for before sleeping. */
+  private woken = false;
   private readonly inFlight = new Set<number>();
 
   constructor(
     private readonly bus: EmbeddedBus,
-    private readonly consumer: ConsumerSpec,
+    readonly consumer: ConsumerSpec,
     private readonly handler: MessageHandler<unknown>,
   ) {}
 
   run(): void {
-    const unsubscribe = this.bus.onPublished(() => this.wake?.());
     const limit = Math.max(1, Math.min(this.consumer.concurrency ?? 1, this.consumer.maxAckPending));
     const running = new Set<Promise<void>>();
     this.done = (async () => {
+      let claimed: Claim | undefined;
       try {
         while (this.running) {
+          this.woken = false;
           if (running.size >= limit) {
-            await this.sleep(this.bus.waitHint(this.consumer));
+            // Every handler slot is taken: a finishing delivery wakes the loop.
+            if (!this.woken) await this.sleep(this.bus.waitHint(this.consumer));
             continue;
           }
-          const claimed = this.bus.claimNext(this.consumer, this.inFlight);
+          claimed ??= this.bus.claimNext(this.consumer, this.inFlight);
           if (!claimed) {
-            await this.sleep(this.bus.waitHint(this.consumer));
+            if (!this.woken) await this.sleep(this.bus.waitHint(this.consumer));
             continue;
           }
           if (limit === 1) {
-            await this.deliver(claimed.row, claimed.deliveries);
+            claimed = await this.deliver(claimed.row, claimed.deliveries, true);
             continue;
           }
           // Concurrent handlers: a delivery that fails to settle stays claimed and comes back after ackWait.
-          const delivery: Promise<void> = this.deliver(claimed.row, claimed.deliveries)
-            .catch(() => undefined)
+          const { row, deliveries } = claimed;
+          claimed = undefined;
+          const delivery: Promise<void> = this.deliver(row, deliveries, false)
+            .then(
+              () => undefined,
+              () => undefined,
+            )
             .finally(() => {
               running.delete(delivery);
-              this.wake?.();
+              this.wake();
             });
           running.add(delivery);
         }
       } finally {
         await Promise.allSettled(running);
-        unsubscribe();
+        if (claimed) this.bus.release(this.consumer, claimed);
       }
     })();
   }
 
-  private sleep(ms: number): Promise<void> {
+  wake(): void {
+    this.woken = true;
+    this.wakeSleeper?.();
+  }
+
+  /** Sleeps until woken, or `ms` later when something becomes visible by then. */
+  private sleep(ms: number | undefined): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
         clearTimeout(timer);
+        this.wakeSleeper = undefined;
         resolve();
-      }
-      this.wake = done;
+      };
+      if (ms !== undefined) timer = setTimeout(done, ms);
+      this.wakeSleeper = done;
     });
   }
 
-  private async deliver(row: MessageRow, deliveries: number): Promise<void> {
+  /**
+   * Handles one message and settles it; with `claimNext` (one handler at a time), while running, the next message
+   * is claimed in the settling transaction.
+   */
+  private async deliver(row: MessageRow, deliveries: number, claimNext: boolean): Promise<Claim | undefined> {
     const { consumer, bus } = this;
     const seq = Number(row.seq);
     if (deliveries > 1) bus.busObserver.redelivered(consumer.durable);
     const exhausted = exhaustedBeforeHandling(deliveries, consumer.maxDeliver);
-    if (exhausted) return bus.apply(consumer, row, deliveries, exhausted);
+    if (exhausted) return this.settle(row, deliveries, exhausted, claimNext);
     const headers = JSON.parse(row.headers) as Headers;
     this.inFlight.add(seq);
     try {
@@ -432,15 +542,25 @@ class ConsumerLoop {
           return settle({ error }, deliveries, consumer.maxDeliver, bus.retryDelay);
         }
       });
-      bus.apply(consumer, row, deliveries, settlement);
+      this.inFlight.delete(seq);
+      return this.settle(row, deliveries, settlement, claimNext);
     } finally {
       this.inFlight.delete(seq);
     }
   }
 
+  private settle(row: MessageRow, deliveries: number, settlement: Settlement, claimNext: boolean): Claim | undefined {
+    // A stopping loop claims nothing more: a claim would hold the message until its lease ran out.
+    if (!this.running || !claimNext) {
+      this.bus.apply(this.consumer, row, deliveries, settlement);
+      return undefined;
+    }
+    return this.bus.settleAndClaimNext(this.consumer, row, deliveries, settlement, this.inFlight);
+  }
+
   async stop(): Promise<void> {
     this.running = false;
-    this.wake?.();
+    this.wake();
     await this.done;
   }
 }

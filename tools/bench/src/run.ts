@@ -1,8 +1,10 @@
 // `npm run bench`: runs every suite in suites/ (or those named on the command line) and writes docs/benchmarks.md.
-import { readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { BenchSection, BenchSuite } from './harness';
+
+const END_TO_END_MARK = '<!-- end-to-end: kept by npm run bench -->';
 
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
@@ -30,7 +32,10 @@ async function main(): Promise<void> {
   ];
   mkdirSync(path.join(root, 'docs'), { recursive: true });
   const file = path.join(root, 'docs', 'benchmarks.md');
-  writeFileSync(file, [...header, ...out].join('\n') + '\n');
+  // The end-to-end section (written by `npm run loadtest` and by hand) is not ours to drop.
+  const previous = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const kept = previous.includes(END_TO_END_MARK) ? ['', previous.slice(previous.indexOf(END_TO_END_MARK)).trimEnd()] : [];
+  writeFileSync(file, [...header, ...out, ...kept].join('\n') + '\n');
   process.stderr.write(`bench: wrote ${path.relative(process.cwd(), file)}\n`);
 }
 

@@ -32,7 +32,7 @@ export class FedgateProcess {
     private readonly logFile: string,
   ) {}
 
-  /** The process ID while it runs (the fuzzer reads its RSS). */
+  /** The OS process ID while running (the fuzzer and the load generator read its RSS and CPU time from /proc). */
   get pid(): number | undefined {
     return this.running ? this.child?.pid : undefined;
   }

@@ -1,0 +1,27 @@
+// The load generator's short form (issue 19), so `npm run loadtest` cannot rot: a simulated remote homeserver
+// joins rooms on an embedded fedgate over federation HTTPS and runs every workload with small counts (a few
+// simulated servers receive one local event; the gateway joins a room the simulator hosts). Asserts that
+// nothing is lost and that the report is produced; speed figures belong in docs/benchmarks.md, not here.
+import { createTestCa } from '@fedgate/testing';
+import { markdownReport } from '../load/src/report';
+import { runLoad } from '../load/src/run-load';
+import { scales } from '../load/src/workloads';
+
+jest.setTimeout(300_000);
+
+describe('load generator, short form (embedded gateway)', () => {
+  it('delivers every PDU to the application service in every workload, fans a local event out to every joined server, joins a room the simulator hosts, and reports the figures', async () => {
+    const target = await runLoad('fedgate-embedded', createTestCa(), scales.short);
+    expect(target.results.map((r) => r.workload)).toHaveLength(4);
+    for (const result of target.results) {
+      expect(result).toMatchObject({ lost: 0, errors: [] });
+      expect(result.sent).toBeGreaterThan(0);
+      expect(result.delivered).toBe(result.sent);
+    }
+    expect(target.fanOut).toMatchObject({ servers: scales.short.fanOutServers, received: scales.short.fanOutServers });
+    expect(target.bigJoin).toMatchObject({ members: scales.short.bigRoomMembers, joinMs: expect.any(Number) });
+    const table = markdownReport({ date: 'test', machine: 'test', scale: 'short', targets: [target] });
+    expect(table).toContain('PDUs/s delivered (pushed to the AS)');
+    expect(table).toContain('CPU s per 1,000 PDUs delivered');
+  });
+});

@@ -1,0 +1,58 @@
+// `npm run loadtest`: starts the targets one after the other, joins each from a simulated remote homeserver over
+// federation HTTPS on loopback, runs the workloads, prints the side-by-side table and writes it (with the raw
+// figures as JSON) to test-results/loadtest.{md,json}; `--write-docs` also puts it into docs/benchmarks.md.
+//   --targets fedgate-embedded,synapse   (also fedgate-distributed, which needs NATS and a MongoDB-wire server)
+//   --scale short|medium|full
+//   --parts inbound,fan-out,big-join
+//   --cpu-prof DIR   the fedgate processes write V8 CPU profiles into DIR when they stop
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { logger as matrixSdkLogger } from 'matrix-js-sdk/lib/logger';
+import { createTestCa } from '@fedgate/testing';
+import { machineDescription, markdownReport, type LoadReport } from './report';
+import { runLoad, type Part } from './run-load';
+import { scales } from './workloads';
+import type { TargetKind } from './targets';
+
+const root = path.resolve(__dirname, '..', '..', '..');
+const BEGIN = '<!-- loadtest:begin -->';
+const END = '<!-- loadtest:end -->';
+
+function argument(name: string, fallback: string): string {
+  const index = process.argv.indexOf(`--${name}`);
+  return index >= 0 && process.argv[index + 1] ? process.argv[index + 1]! : fallback;
+}
+
+async function main(): Promise<void> {
+  // The bridge's client library logs every request at debug level, which would drown the report.
+  (matrixSdkLogger as unknown as { setLevel(level: string): void }).setLevel('warn');
+  const scaleName = argument('scale', 'full') as keyof typeof scales;
+  if (!scales[scaleName]) throw new Error(`--scale must be one of ${Object.keys(scales).join(', ')}`);
+  const profileDir = argument('cpu-prof', '');
+  if (profileDir) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(profileDir)}`.trim();
+  const kinds = argument('targets', 'fedgate-embedded,synapse').split(',') as TargetKind[];
+  const parts = argument('parts', 'inbound,fan-out,big-join').split(',') as Part[];
+  const report: LoadReport = { date: new Date().toISOString(), machine: machineDescription(), scale: scaleName, targets: [] };
+  const ca = createTestCa();
+  for (const kind of kinds) {
+    console.error(`loadtest: ${kind}…`);
+    report.targets.push(await runLoad(kind, ca, scales[scaleName], (line) => console.error(`  ${line}`), parts));
+  }
+  const markdown = markdownReport(report);
+  const out = path.join(root, 'test-results');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(path.join(out, 'loadtest.json'), JSON.stringify(report, null, 2));
+  writeFileSync(path.join(out, 'loadtest.md'), markdown + '\n');
+  console.log(markdown);
+  if (process.argv.includes('--write-docs')) {
+    const docs = path.join(root, 'docs', 'benchmarks.md');
+    const text = readFileSync(docs, 'utf8');
+    const block = `${BEGIN}\n${markdown}\n${END}`;
+    writeFileSync(docs, text.includes(BEGIN) ? text.replace(new RegExp(`${BEGIN}[\\s\\S]*${END}`), block) : `${text.trimEnd()}\n\n${block}\n`);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,102 @@
+// The load run's report: one table per run, every target side by side, and the fedgate/Synapse ratio.
+import { cpus, totalmem } from 'node:os';
+import type { BigRoomJoinResult } from './big-room-join';
+import type { FanOutResult } from './fan-out';
+import type { WorkloadResult } from './workloads';
+
+export interface TargetReport {
+  target: string;
+  version: string;
+  idleRssBytes: number;
+  results: WorkloadResult[];
+  fanOut?: FanOutResult;
+  bigJoin?: BigRoomJoinResult;
+}
+
+export interface LoadReport {
+  date: string;
+  machine: string;
+  scale: string;
+  targets: TargetReport[];
+}
+
+export function machineDescription(): string {
+  const cores = cpus();
+  return `${cores.length} × ${cores[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}`;
+}
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+const ms = (value?: number): string => (value === undefined ? '–' : `${value.toFixed(0)} ms`);
+const num = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
+
+interface Row {
+  measure: string;
+  text: (t: TargetReport) => string;
+  /** The figure the fedgate/Synapse ratio is taken of; none for rows where a ratio says nothing. */
+  value?: (t: TargetReport) => number | undefined;
+}
+
+function rowsFor(report: LoadReport): Row[] {
+  const names = report.targets[0]?.results.map((r) => r.workload) ?? [];
+  const rows: Row[] = [{ measure: 'idle RSS', text: (t) => mib(t.idleRssBytes), value: (t) => t.idleRssBytes }];
+  names.forEach((name, i) => {
+    const at = (t: TargetReport) => t.results[i];
+    const show = (f: (r: WorkloadResult) => string) => (t: TargetReport) => (at(t) ? f(at(t)!) : '–');
+    rows.push(
+      { measure: `${name}: PDUs/s accepted (/send answered)`, text: show((r) => num(r.acceptedPerSecond)), value: (t) => at(t)?.acceptedPerSecond },
+      { measure: `${name}: PDUs/s delivered (pushed to the AS)`, text: show((r) => num(r.deliveredPerSecond)), value: (t) => at(t)?.deliveredPerSecond },
+      { measure: `${name}: /send p50 / p99`, text: show((r) => `${ms(r.sendMs.p50)} / ${ms(r.sendMs.p99)}`), value: (t) => at(t)?.sendMs.p99 },
+      { measure: `${name}: sent → pushed to the AS p50 / p99`, text: show((r) => `${ms(r.deliveryMs.p50)} / ${ms(r.deliveryMs.p99)}`), value: (t) => at(t)?.deliveryMs.p99 },
+      { measure: `${name}: CPU s per 1,000 PDUs delivered`, text: show((r) => num(r.cpuSecondsPer1000, 2)), value: (t) => at(t)?.cpuSecondsPer1000 },
+      { measure: `${name}: peak RSS`, text: show((r) => mib(r.peakRssBytes)), value: (t) => at(t)?.peakRssBytes },
+      { measure: `${name}: events lost`, text: show((r) => `${r.lost} of ${r.sent}`) },
+      { measure: `${name}: federation /version p99 meanwhile`, text: show((r) => ms(r.versionMs.p99)), value: (t) => at(t)?.versionMs.p99 },
+    );
+  });
+  const servers = report.targets[0]?.fanOut?.servers;
+  if (servers !== undefined) {
+    const f = (t: TargetReport) => t.fanOut;
+    rows.push(
+      { measure: `serving ${servers} joins into one room: total s / the last join`, text: (t) => (f(t) ? `${num(f(t)!.joinSeconds)} s / ${ms(f(t)!.lastJoinMs)}` : '–'), value: (t) => f(t)?.lastJoinMs },
+      { measure: `one local message to ${servers} servers: send answered / first received / all received`, text: (t) => (f(t) ? `${ms(f(t)!.sendMs)} / ${ms(f(t)!.firstDeliveryMs)} / ${ms(f(t)!.allDeliveredMs)} (${f(t)!.received} of ${servers})` : '–'), value: (t) => f(t)?.allDeliveredMs },
+      { measure: `RSS with ${servers} servers joined`, text: (t) => (f(t) ? mib(f(t)!.rssBytes) : '–'), value: (t) => f(t)?.rssBytes },
+    );
+  }
+  const members = report.targets[0]?.bigJoin?.members;
+  if (members !== undefined) {
+    const j = (t: TargetReport) => t.bigJoin;
+    rows.push({
+      measure: `joining a ${members}-member room the simulator hosts: /join answered`,
+      text: (t) => (j(t) ? (j(t)!.joinMs !== undefined ? ms(j(t)!.joinMs) : `failed: ${j(t)!.error ?? ''}`) : '–'),
+      value: (t) => j(t)?.joinMs,
+    });
+  }
+  return rows;
+}
+
+/** The side-by-side table; a ratio column when both a fedgate and Synapse ran. */
+export function markdownTable(report: LoadReport): string {
+  const fedgate = report.targets.find((t) => t.target.startsWith('fedgate'));
+  const synapse = report.targets.find((t) => t.target === 'synapse');
+  const ratio = fedgate && synapse;
+  const header = ['measure', ...report.targets.map((t) => t.version), ...(ratio ? ['fedgate/Synapse'] : [])];
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+  for (const row of rowsFor(report)) {
+    const cells = report.targets.map((t) => row.text(t));
+    if (ratio) {
+      const a = row.value?.(fedgate);
+      const b = row.value?.(synapse);
+      cells.push(a !== undefined && b !== undefined && b > 0 && Number.isFinite(a) && Number.isFinite(b) ? `${(a / b).toFixed(2)}×` : '–');
+    }
+    lines.push(`| ${row.measure} | ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+export function markdownReport(report: LoadReport): string {
+  return [
+    `Run ${report.date} on ${report.machine}; scale \`${report.scale}\` (\`npm run loadtest -- --scale ${report.scale}\`).`,
+    '',
+    markdownTable(report),
+  ].join('\n');
+}

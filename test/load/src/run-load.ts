@@ -1,0 +1,49 @@
+// One target through every workload: start it, measure it idle, run the workloads, stop it.
+import type { TestCertificateAuthority } from '@fedgate/testing';
+import { joinBigRoom } from './big-room-join';
+import { fanOut } from './fan-out';
+import { sampleProcesses } from './process-meter';
+import type { TargetReport } from './report';
+import { SimulatedHomeserver } from './simulated-homeserver';
+import { startTarget, type TargetKind } from './targets';
+import { fixedRate, workloads, type Scale } from './workloads';
+
+export type Part = 'inbound' | 'fan-out' | 'big-join';
+
+export async function runLoad(
+  kind: TargetKind,
+  ca: TestCertificateAuthority,
+  scale: Scale,
+  log: (line: string) => void = () => undefined,
+  parts: readonly Part[] = ['inbound', 'fan-out', 'big-join'],
+): Promise<TargetReport> {
+  const target = await startTarget(kind, ca);
+  const sim = await SimulatedHomeserver.start(ca);
+  try {
+    // Idle: started, one room created, nothing sent yet; a moment for start-up work to finish.
+    await target.createRoom();
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const idleRssBytes = sampleProcesses(target.pids()).rssBytes;
+    const results = [];
+    for (const workload of parts.includes('inbound') ? workloads : []) {
+      const result = await workload(sim, target, scale);
+      log(`${result.workload}: ${result.delivered}/${result.sent} delivered, ${result.deliveredPerSecond.toFixed(1)} PDUs/s, lost ${result.lost}${result.errors.length ? `, errors: ${result.errors.join('; ')}` : ''}`);
+      results.push(result);
+    }
+    if (results.length > 0) {
+      // Half of the best delivered rate this target reached: a steady load it can carry.
+      const rate = Math.max(1, Math.max(...results.map((r) => r.deliveredPerSecond)) / 2);
+      const steady = await fixedRate(sim, target, scale, rate);
+      log(`${steady.workload}: sent → pushed p99 ${steady.deliveryMs.p99 ?? '–'} ms, lost ${steady.lost}`);
+      results.push(steady);
+    }
+    const fanOutResult = parts.includes('fan-out') ? await fanOut(target, ca, scale.fanOutServers) : undefined;
+    if (fanOutResult) log(`fan-out to ${fanOutResult.servers}: ${fanOutResult.received} received, all in ${fanOutResult.allDeliveredMs ?? '–'} ms`);
+    const bigJoin = parts.includes('big-join') ? await joinBigRoom(target, ca, scale.bigRoomMembers) : undefined;
+    if (bigJoin) log(`join of a ${bigJoin.members}-member room: ${bigJoin.joinMs ?? bigJoin.error} ms`);
+    return { target: kind, version: target.version, idleRssBytes, results, fanOut: fanOutResult, bigJoin };
+  } finally {
+    await sim.stop();
+    await target.stop();
+  }
+}

@@ -1,0 +1,108 @@
+// The homeservers a load run drives: fedgate (embedded or distributed) and Synapse, each with a TestBridge as its
+// application service, so "delivered" means pushed to the application service on both.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { startFedgate, startSynapse, TestBridge, type FedgateInstance, type SynapseHandle, type TestCertificateAuthority } from '@fedgate/testing';
+import { findProcessByCommandLine } from './process-meter';
+
+export type TargetKind = 'fedgate-embedded' | 'fedgate-distributed' | 'synapse';
+
+export interface Target {
+  kind: TargetKind;
+  /** What runs, for the report (`fedgate 0.1.0 embedded`, `Synapse 1.x (SQLite)`). */
+  version: string;
+  serverName: string;
+  bridge: TestBridge;
+  /** The target's processes, for CPU and RSS. */
+  pids(): number[];
+  /** A public room (version 10) created by a virtual user of the bridge; the simulator joins it. */
+  createRoom(): Promise<string>;
+  /** A message from the room creator (a local event the target must send to every server in the room). */
+  sendMessage(roomId: string, body: string): Promise<string>;
+  /** The room creator joins a room hosted by `via` over federation. */
+  joinRemoteRoom(roomId: string, via: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const roomCreator = 'loadchat_host';
+
+async function sendMessageAs(bridge: TestBridge, userId: string, roomId: string, body: string): Promise<string> {
+  const sent = await bridge.asUser(userId).sendTextMessage(roomId, body);
+  return sent.event_id;
+}
+
+/**
+ * A join of a big remote room takes long: called directly (as the bridge's AS identity) so that neither the SDK's
+ * 15 s default applies nor its longer timeout's timer keeps the process alive afterwards.
+ */
+async function joinRemoteRoomAs(bridge: TestBridge, clientUrl: string, userId: string, roomId: string, via: string): Promise<void> {
+  const query = new URLSearchParams({ server_name: via, user_id: userId });
+  const res = await fetch(`${clientUrl}/_matrix/client/v3/join/${encodeURIComponent(roomId)}?${query}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${bridge.registration.as_token}`, 'content-type': 'application/json' },
+    body: '{}',
+    signal: AbortSignal.timeout(600_000),
+  });
+  if (res.status !== 200) throw new Error(`/join answered ${res.status}: ${await res.text()}`);
+}
+
+async function createRoomAs(bridge: TestBridge, userId: string): Promise<string> {
+  const created = await bridge.asUser(userId).createRoom({ preset: 'public_chat' as never, room_version: '10' } as never);
+  return created.room_id;
+}
+
+async function fedgateTarget(kind: 'fedgate-embedded' | 'fedgate-distributed', ca: TestCertificateAuthority): Promise<Target> {
+  const shape = kind === 'fedgate-embedded' ? 'embedded' : 'distributed';
+  const instance: FedgateInstance = await startFedgate({ shape, ca, name: `load${shape[0]}`, bridgePrefix: 'loadchat', logLevel: 'warn' });
+  const bridge = instance.bridge!;
+  const host = await bridge.registerVirtualUser(roomCreator);
+  const { version } = JSON.parse(readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
+  return {
+    kind,
+    version: `fedgate ${version} ${shape}`,
+    serverName: instance.serverName,
+    bridge,
+    pids: () => instance.processes.map((p) => p.pid).filter((pid): pid is number => pid !== undefined),
+    createRoom: () => createRoomAs(bridge, host),
+    sendMessage: (roomId, body) => sendMessageAs(bridge, host, roomId, body),
+    joinRemoteRoom: (roomId, via) => joinRemoteRoomAs(bridge, instance.clientServerUrl, host, roomId, via),
+    stop: () => instance.destroy(),
+  };
+}
+
+async function synapseTarget(ca: TestCertificateAuthority): Promise<Target> {
+  // Synapse reads the registration at start: the bridge starts first and is pointed at Synapse afterwards.
+  const bridge = await TestBridge.start({ prefix: 'loadchat', id: 'bridge-load-synapse' });
+  let synapse: SynapseHandle;
+  try {
+    synapse = await startSynapse({ ca, name: 'load', extraConfig: { app_service_config_files: [bridge.registrationPath] } });
+  } catch (err) {
+    await bridge.stop();
+    throw err;
+  }
+  bridge.connect({ homeserverUrl: synapse.clientUrl, serverName: synapse.serverName });
+  const host = await bridge.registerVirtualUser(roomCreator);
+  const configPath = path.join(synapse.dataDir, 'homeserver.yaml');
+  let pid: number | undefined;
+  return {
+    kind: 'synapse',
+    version: `Synapse ${synapse.installation.version} (SQLite)`,
+    serverName: synapse.serverName,
+    bridge,
+    pids: () => {
+      pid ??= findProcessByCommandLine(configPath);
+      return pid === undefined ? [] : [pid];
+    },
+    createRoom: () => createRoomAs(bridge, host),
+    sendMessage: (roomId, body) => sendMessageAs(bridge, host, roomId, body),
+    joinRemoteRoom: (roomId, via) => joinRemoteRoomAs(bridge, synapse.clientUrl, host, roomId, via),
+    stop: async () => {
+      await bridge.stop();
+      await synapse.stop();
+    },
+  };
+}
+
+export function startTarget(kind: TargetKind, ca: TestCertificateAuthority): Promise<Target> {
+  return kind === 'synapse' ? synapseTarget(ca) : fedgateTarget(kind, ca);
+}
