@@ -13,3 +13,4 @@ export * from './identifiers';
 export * from './pdu-validation';
 export * from './x-matrix';
 export * from './server-keys';
+export * from './device-keys';

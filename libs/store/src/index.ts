@@ -20,3 +20,4 @@ export { openSqliteStore } from './sqlite/store';
 export { openMongoStore } from './mongo/store';
 export { openStore } from './open-store';
 export { EventVisibility, type Viewer } from './shared/event-visibility';
+export { queryLocalKeys, claimLocalKeys, localUserDevices, type KeyQueryAnswer, type KeyQueryOptions } from './shared/device-key-reads';

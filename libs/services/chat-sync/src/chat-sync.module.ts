@@ -6,6 +6,8 @@ import { DirectoryController } from './client-server/directory.controller';
 import { EphemeralController } from './client-server/ephemeral.controller';
 import { ProfileController } from './client-server/profile.controller';
 import { RoomsController } from './client-server/rooms.controller';
+import { DevicesController } from './e2ee/devices.controller';
+import { KeysController } from './e2ee/keys.controller';
 import { ChatSyncWorkers } from './delivery/chat-sync-workers';
 import { mediaControllers, mediaProviders } from './media';
 import { AliasDirectory } from './directory/alias-directory';
@@ -37,6 +39,8 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     EphemeralController,
     AccountDeactivationController,
     SynapseAdminController,
+    DevicesController,
+    KeysController,
     ...mediaControllers,
   ],
   providers: [

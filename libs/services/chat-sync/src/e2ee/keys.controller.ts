@@ -1,0 +1,82 @@
+// Keys of application-service users, client-server side: the AS uploads, queries and claims keys as its
+// users (`user_id=`, and `device_id=` for uploads). Keys of this server's users come from the store;
+// users of other servers are answered in `failures` until remote key fetching exists.
+import { Body, Controller, HttpCode, Inject, Post, Query, UseGuards } from '@nestjs/common';
+import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
+import { checkDeviceKeys, checkUploadedKeys, DEVICE_KEY_LIMITS, VerifyKey } from '@fedgate/protocol';
+import { claimLocalKeys, queryLocalKeys } from '@fedgate/store';
+import { MatrixError } from '@fedgate/service-kit';
+import { AppServiceAuthGuard, CurrentRequester, type Requester } from '../client-server/requester';
+import { CLIENT_PATHS } from '../client-server/paths';
+import { asObject } from '../rooms/room-actions';
+import { keyErrorToMatrix, maskedDeviceId, parseKeyClaim, parseKeyQuery } from './e2ee-requests';
+
+const REMOTE_NOT_YET = { status: 503, errcode: 'M_UNKNOWN', message: 'keys of users on other servers are not fetched yet' };
+
+@Controller(CLIENT_PATHS)
+@UseGuards(AppServiceAuthGuard)
+export class KeysController {
+  constructor(
+    @Inject(STORE) private readonly store: Store,
+    @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
+  ) {}
+
+  @Post('keys/upload')
+  @HttpCode(200)
+  async upload(@CurrentRequester() requester: Requester, @Query() query: Record<string, unknown>, @Body() body: unknown) {
+    const userId = requester.userId;
+    const deviceId = maskedDeviceId(query);
+    const fields = asObject(body);
+    const device = await this.store.deviceKeys.getDevice(userId, deviceId);
+    if (!device) throw MatrixError.invalidParam(`${userId} has no device ${deviceId}: create it with PUT /devices/${deviceId} first`);
+    const fallbackField = fields.fallback_keys ?? fields['org.matrix.msc2732.fallback_keys'];
+    let deviceKey = storedDeviceKey(device.keys, deviceId);
+    let oneTimeKeys: Record<string, unknown> = {};
+    let fallbackKeys: Record<string, unknown> = {};
+    try {
+      if (fields.device_keys !== undefined) deviceKey = checkDeviceKeys(fields.device_keys, userId, deviceId);
+      if (fields.one_time_keys !== undefined) oneTimeKeys = checkUploadedKeys(fields.one_time_keys, 'one_time_keys', DEVICE_KEY_LIMITS.maxOneTimeKeysPerUpload, userId, deviceKey);
+      if (fallbackField !== undefined) fallbackKeys = checkUploadedKeys(fallbackField, 'fallback_keys', DEVICE_KEY_LIMITS.maxFallbackKeysPerUpload, userId, deviceKey);
+    } catch (error) {
+      keyErrorToMatrix(error);
+    }
+    const uploading = Object.keys(oneTimeKeys).length;
+    if (uploading > 0) {
+      const held = Object.values(await this.store.deviceKeys.countOneTimeKeys(userId, deviceId)).reduce((a, b) => a + b, 0);
+      if (held + uploading > DEVICE_KEY_LIMITS.maxOneTimeKeysHeld) {
+        throw MatrixError.tooLarge(`${deviceId} would hold more than ${DEVICE_KEY_LIMITS.maxOneTimeKeysHeld} unclaimed one-time keys`);
+      }
+    }
+    if (fields.device_keys !== undefined) await this.store.deviceKeys.setDeviceKeys(userId, deviceId, fields.device_keys as Record<string, unknown>);
+    if (uploading > 0) {
+      const { conflicts } = await this.store.deviceKeys.addOneTimeKeys(userId, deviceId, oneTimeKeys);
+      if (conflicts.length > 0) throw MatrixError.invalidParam(`One-time key ${conflicts[0]} already exists with another key`);
+    }
+    if (Object.keys(fallbackKeys).length > 0) await this.store.deviceKeys.setFallbackKeys(userId, deviceId, fallbackKeys);
+    return { one_time_key_counts: { signed_curve25519: 0, ...(await this.store.deviceKeys.countOneTimeKeys(userId, deviceId)) } };
+  }
+
+  @Post('keys/query')
+  @HttpCode(200)
+  async query(@CurrentRequester() requester: Requester, @Body() body: unknown) {
+    const byServer = parseKeyQuery(body);
+    const local = byServer.get(this.identity.serverName) ?? {};
+    const failures: Record<string, unknown> = {};
+    for (const server of byServer.keys()) if (server !== this.identity.serverName) failures[server] = REMOTE_NOT_YET;
+    return { ...(await queryLocalKeys(this.store.deviceKeys, local, { displayNames: true, requester: requester.userId })), failures };
+  }
+
+  @Post('keys/claim')
+  @HttpCode(200)
+  async claim(@Body() body: unknown) {
+    const byServer = parseKeyClaim(body);
+    const failures: Record<string, unknown> = {};
+    for (const server of byServer.keys()) if (server !== this.identity.serverName) failures[server] = REMOTE_NOT_YET;
+    return { one_time_keys: await claimLocalKeys(this.store.deviceKeys, byServer.get(this.identity.serverName) ?? {}), failures };
+  }
+}
+
+function storedDeviceKey(keys: Record<string, unknown> | null, deviceId: string): VerifyKey | undefined {
+  const own = (keys?.keys as Record<string, unknown> | undefined)?.[`ed25519:${deviceId}`];
+  return typeof own === 'string' ? VerifyKey.fromBase64(`ed25519:${deviceId}`, own) : undefined;
+}
