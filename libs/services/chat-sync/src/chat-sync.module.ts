@@ -8,6 +8,7 @@ import { ProfileController } from './client-server/profile.controller';
 import { RoomsController } from './client-server/rooms.controller';
 import { DevicesController } from './e2ee/devices.controller';
 import { KeysController } from './e2ee/keys.controller';
+import { DeviceListAnnouncer } from './e2ee/device-list-announcer';
 import { ChatSyncWorkers } from './delivery/chat-sync-workers';
 import { mediaControllers, mediaProviders } from './media';
 import { AliasDirectory } from './directory/alias-directory';
@@ -53,6 +54,7 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     RoomDirectory,
     Profiles,
     EphemeralSender,
+    DeviceListAnnouncer,
     UserDeactivation,
     RoomDeletion,
     RoomVisibility,

@@ -36,16 +36,16 @@ export class MongoDeviceKeyRepository implements DeviceKeyRepository {
         { $setOnInsert: { userId, deviceId, displayName: displayName ?? null, keys: null, createdTs: now } },
         { upsert: true },
       );
-      if (inserted.upsertedCount === 1) return { created: true, streamId: await this.bump(userId) };
+      if (inserted.upsertedCount === 1) return { created: true, changed: true, streamId: await this.bump(userId) };
     } catch (error) {
       // Two creators at once: the other one inserted it.
       if (!isDuplicateKey(error)) throw error;
     }
     if (displayName !== undefined) {
       const renamed = await this.devices.updateOne({ _id, displayName: { $ne: displayName } }, { $set: { displayName } });
-      if (renamed.modifiedCount === 1) return { created: false, streamId: await this.bump(userId) };
+      if (renamed.modifiedCount === 1) return { created: false, changed: true, streamId: await this.bump(userId) };
     }
-    return { created: false, streamId: await this.deviceListStreamId(userId) };
+    return { created: false, changed: false, streamId: await this.deviceListStreamId(userId) };
   }
 
   async getDevice(userId: string, deviceId: string) {

@@ -25,9 +25,9 @@ export interface ClaimedKey {
 export interface DeviceKeyRepository {
   /**
    * Creates the device when missing, or renames it when `displayName` is given and differs. The user's
-   * device-list stream id moves on creation and on a rename.
+   * device-list stream id moves on creation and on a rename (`changed`).
    */
-  putDevice(userId: string, deviceId: string, displayName?: string | null, now?: number): Promise<{ created: boolean; streamId: number }>;
+  putDevice(userId: string, deviceId: string, displayName?: string | null, now?: number): Promise<{ created: boolean; changed: boolean; streamId: number }>;
   getDevice(userId: string, deviceId: string): Promise<DeviceRecord | null>;
   /** The user's devices, ordered by device ID. */
   listDevices(userId: string): Promise<DeviceRecord[]>;

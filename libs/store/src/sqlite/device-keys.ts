@@ -56,13 +56,13 @@ export class SqliteDeviceKeyRepository implements DeviceKeyRepository {
       const existing = this.db.get<DeviceRow>('SELECT * FROM store_devices WHERE user_id = ? AND device_id = ?', userId, deviceId);
       if (!existing) {
         this.db.run('INSERT INTO store_devices (user_id, device_id, display_name, keys, created_ts) VALUES (?, ?, ?, NULL, ?)', userId, deviceId, displayName ?? null, now);
-        return { created: true, streamId: this.bump(userId) };
+        return { created: true, changed: true, streamId: this.bump(userId) };
       }
       if (displayName !== undefined && displayName !== existing.display_name) {
         this.db.run('UPDATE store_devices SET display_name = ? WHERE user_id = ? AND device_id = ?', displayName, userId, deviceId);
-        return { created: false, streamId: this.bump(userId) };
+        return { created: false, changed: true, streamId: this.bump(userId) };
       }
-      return { created: false, streamId: this.streamId(userId) };
+      return { created: false, changed: false, streamId: this.streamId(userId) };
     });
   }
 

@@ -21,11 +21,11 @@ export function describeDeviceKeyContract(name: string, open: () => Promise<Stor
     it('creates, renames, lists and deletes devices, moving the stream id on each change only', async () => {
       const alice = user('alice');
       expect(await store.deviceKeys.deviceListStreamId(alice)).toBe(0);
-      expect(await store.deviceKeys.putDevice(alice, 'DEVB', 'Phone', 1_000)).toEqual({ created: true, streamId: 1 });
-      expect(await store.deviceKeys.putDevice(alice, 'DEVB', 'Phone')).toEqual({ created: false, streamId: 1 });
-      expect(await store.deviceKeys.putDevice(alice, 'DEVB')).toEqual({ created: false, streamId: 1 });
-      expect(await other.deviceKeys.putDevice(alice, 'DEVB', 'Laptop')).toEqual({ created: false, streamId: 2 });
-      expect(await store.deviceKeys.putDevice(alice, 'DEVA', null, 2_000)).toEqual({ created: true, streamId: 3 });
+      expect(await store.deviceKeys.putDevice(alice, 'DEVB', 'Phone', 1_000)).toEqual({ created: true, changed: true, streamId: 1 });
+      expect(await store.deviceKeys.putDevice(alice, 'DEVB', 'Phone')).toEqual({ created: false, changed: false, streamId: 1 });
+      expect(await store.deviceKeys.putDevice(alice, 'DEVB')).toEqual({ created: false, changed: false, streamId: 1 });
+      expect(await other.deviceKeys.putDevice(alice, 'DEVB', 'Laptop')).toEqual({ created: false, changed: true, streamId: 2 });
+      expect(await store.deviceKeys.putDevice(alice, 'DEVA', null, 2_000)).toEqual({ created: true, changed: true, streamId: 3 });
       expect(await store.deviceKeys.listDevices(alice)).toEqual([
         { userId: alice, deviceId: 'DEVA', displayName: null, keys: null, createdTs: 2_000 },
         { userId: alice, deviceId: 'DEVB', displayName: 'Laptop', keys: null, createdTs: 1_000 },

@@ -8,6 +8,7 @@ import type { DeviceRecord } from '@fedgate/store';
 import { MatrixError } from '@fedgate/service-kit';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from '../client-server/requester';
 import { CLIENT_PATHS } from '../client-server/paths';
+import { DeviceListAnnouncer } from './device-list-announcer';
 import { assertDeviceId, parseDisplayName } from './e2ee-requests';
 
 const MAX_DELETE_DEVICES = 1000;
@@ -17,7 +18,10 @@ const deviceBody = (d: DeviceRecord) => ({ device_id: d.deviceId, display_name: 
 @Controller(CLIENT_PATHS)
 @UseGuards(AppServiceAuthGuard)
 export class DevicesController {
-  constructor(@Inject(STORE) private readonly store: Store) {}
+  constructor(
+    @Inject(STORE) private readonly store: Store,
+    private readonly announcer: DeviceListAnnouncer,
+  ) {}
 
   @Get('devices')
   async list(@CurrentRequester() requester: Requester) {
@@ -35,7 +39,8 @@ export class DevicesController {
   @Put('devices/:deviceId')
   async put(@CurrentRequester() requester: Requester, @Param('deviceId') deviceId: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     const displayName = parseDisplayName(body);
-    const { created } = await this.store.deviceKeys.putDevice(requester.userId, assertDeviceId(deviceId), displayName);
+    const { created, changed, streamId } = await this.store.deviceKeys.putDevice(requester.userId, assertDeviceId(deviceId), displayName);
+    if (changed) await this.announcer.announce({ userId: requester.userId, deviceId, streamId });
     if (created) reply.status(201);
     return {};
   }
@@ -43,7 +48,7 @@ export class DevicesController {
   /** Deleting a device that is already gone answers 200 too, so a retried delete succeeds. */
   @Delete('devices/:deviceId')
   async delete(@CurrentRequester() requester: Requester, @Param('deviceId') deviceId: string) {
-    await this.store.deviceKeys.deleteDevice(requester.userId, assertDeviceId(deviceId));
+    await this.remove(requester.userId, assertDeviceId(deviceId));
     return {};
   }
 
@@ -54,7 +59,12 @@ export class DevicesController {
     if (!Array.isArray(devices)) throw MatrixError.badJson('devices must be a list of device IDs');
     if (devices.length > MAX_DELETE_DEVICES) throw MatrixError.tooLarge(`At most ${MAX_DELETE_DEVICES} devices per request`);
     const ids = devices.map(assertDeviceId);
-    for (const id of ids) await this.store.deviceKeys.deleteDevice(requester.userId, id);
+    for (const id of ids) await this.remove(requester.userId, id);
     return {};
+  }
+
+  private async remove(userId: string, deviceId: string): Promise<void> {
+    const { deleted, streamId } = await this.store.deviceKeys.deleteDevice(userId, deviceId);
+    if (deleted) await this.announcer.announce({ userId, deviceId, streamId, deleted: true });
   }
 }

@@ -9,6 +9,7 @@ import { MatrixError } from '@fedgate/service-kit';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from '../client-server/requester';
 import { CLIENT_PATHS } from '../client-server/paths';
 import { asObject } from '../rooms/room-actions';
+import { DeviceListAnnouncer } from './device-list-announcer';
 import { keyErrorToMatrix, maskedDeviceId, parseKeyClaim, parseKeyQuery } from './e2ee-requests';
 
 const REMOTE_NOT_YET = { status: 503, errcode: 'M_UNKNOWN', message: 'keys of users on other servers are not fetched yet' };
@@ -19,6 +20,7 @@ export class KeysController {
   constructor(
     @Inject(STORE) private readonly store: Store,
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
+    private readonly announcer: DeviceListAnnouncer,
   ) {}
 
   @Post('keys/upload')
@@ -47,7 +49,11 @@ export class KeysController {
         throw MatrixError.tooLarge(`${deviceId} would hold more than ${DEVICE_KEY_LIMITS.maxOneTimeKeysHeld} unclaimed one-time keys`);
       }
     }
-    if (fields.device_keys !== undefined) await this.store.deviceKeys.setDeviceKeys(userId, deviceId, fields.device_keys as Record<string, unknown>);
+    if (fields.device_keys !== undefined) {
+      const keys = fields.device_keys as Record<string, unknown>;
+      const { changed, streamId } = await this.store.deviceKeys.setDeviceKeys(userId, deviceId, keys);
+      if (changed) await this.announcer.announce({ userId, deviceId, streamId, keys });
+    }
     if (uploading > 0) {
       const { conflicts } = await this.store.deviceKeys.addOneTimeKeys(userId, deviceId, oneTimeKeys);
       if (conflicts.length > 0) throw MatrixError.invalidParam(`One-time key ${conflicts[0]} already exists with another key`);
