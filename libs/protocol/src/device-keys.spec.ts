@@ -1,6 +1,6 @@
-import { checkDeviceKeys, checkUploadedKeys, DEVICE_KEY_LIMITS, DeviceKeyError } from './device-keys';
+import { checkCrossSigningKey, checkDeviceKeys, checkUploadedKeys, DEVICE_KEY_LIMITS, DeviceKeyError } from './device-keys';
 import { signJson } from './json-signing';
-import { generateSigningKey } from './signing-key';
+import { generateSigningKey, type VerifyKey } from './signing-key';
 
 const userId = '@alice:gw.test';
 const device = generateSigningKey('DEV1');
@@ -16,6 +16,7 @@ const deviceKeys = (overrides: Record<string, unknown> = {}) =>
     userId,
     device,
   );
+const published = (key: { verifyKey(): VerifyKey }, keyId: string) => ({ keyId, key: key.verifyKey() });
 const failure = (fn: () => unknown): [string, string] | null => {
   try {
     fn();
@@ -28,7 +29,14 @@ const failure = (fn: () => unknown): [string, string] | null => {
 
 describe('device keys upload checks', () => {
   it('accepts device keys self-signed by the device ed25519 key and returns that key', () => {
-    expect(checkDeviceKeys(deviceKeys(), userId, 'DEV1').publicKeyBase64).toBe(device.publicKeyBase64);
+    expect(checkDeviceKeys(deviceKeys(), userId, 'DEV1')).toMatchObject({ keyId: 'ed25519:DEV1', key: { publicKeyBase64: device.publicKeyBase64 } });
+  });
+
+  it('accepts a device ID outside the server key ID grammar (bridges choose their own)', () => {
+    const key = generateSigningKey('x');
+    const keys = { user_id: userId, device_id: 'bridge-dev.1', algorithms: [], keys: { 'ed25519:bridge-dev.1': key.publicKeyBase64 } };
+    const signed = signJson(keys, userId, { keyId: 'ed25519:bridge-dev.1', sign: (m: Uint8Array) => key.sign(m) } as never);
+    expect(checkDeviceKeys(signed, userId, 'bridge-dev.1').keyId).toBe('ed25519:bridge-dev.1');
   });
 
   it('refuses device keys signed by another key (bad signature)', () => {
@@ -54,22 +62,48 @@ describe('device keys upload checks', () => {
 
   it('accepts signed one-time keys signed by the device key and plain curve25519 keys', () => {
     const keys = { 'signed_curve25519:AAAA': signJson({ key: 'k1' }, userId, device), 'curve25519:BBBB': 'k2' };
-    expect(checkUploadedKeys(keys, 'one_time_keys', 100, userId, device.verifyKey())).toBe(keys);
+    expect(checkUploadedKeys(keys, 'one_time_keys', 100, userId, published(device, 'ed25519:DEV1'))).toBe(keys);
   });
 
   it('refuses one-time keys with a bad signature, unsigned signed_ keys, or signed keys before the device has keys', () => {
     const other = generateSigningKey('DEV1');
-    expect(failure(() => checkUploadedKeys({ 'signed_curve25519:A': signJson({ key: 'k' }, userId, other) }, 'one_time_keys', 100, userId, device.verifyKey()))).toEqual(['M_INVALID_PARAM', 'bad_signature']);
-    expect(failure(() => checkUploadedKeys({ 'signed_curve25519:A': 'k' }, 'one_time_keys', 100, userId, device.verifyKey()))).toEqual(['M_INVALID_PARAM', 'bad_keys']);
-    expect(failure(() => checkUploadedKeys({ 'signed_curve25519:A': { key: 'k' } }, 'one_time_keys', 100, userId, device.verifyKey()))).toEqual(['M_INVALID_PARAM', 'bad_signature']);
+    expect(failure(() => checkUploadedKeys({ 'signed_curve25519:A': signJson({ key: 'k' }, userId, other) }, 'one_time_keys', 100, userId, published(device, 'ed25519:DEV1')))).toEqual(['M_INVALID_PARAM', 'bad_signature']);
+    expect(failure(() => checkUploadedKeys({ 'signed_curve25519:A': 'k' }, 'one_time_keys', 100, userId, published(device, 'ed25519:DEV1')))).toEqual(['M_INVALID_PARAM', 'bad_keys']);
+    expect(failure(() => checkUploadedKeys({ 'signed_curve25519:A': { key: 'k' } }, 'one_time_keys', 100, userId, published(device, 'ed25519:DEV1')))).toEqual(['M_INVALID_PARAM', 'bad_signature']);
     expect(failure(() => checkUploadedKeys({ 'signed_curve25519:A': signJson({ key: 'k' }, userId, device) }, 'one_time_keys', 100, userId, undefined))).toEqual(['M_INVALID_PARAM', 'bad_keys']);
-    expect(failure(() => checkUploadedKeys({ 'no-colon': 'k' }, 'one_time_keys', 100, userId, device.verifyKey()))).toEqual(['M_INVALID_PARAM', 'bad_keys']);
+    expect(failure(() => checkUploadedKeys({ 'no-colon': 'k' }, 'one_time_keys', 100, userId, published(device, 'ed25519:DEV1')))).toEqual(['M_INVALID_PARAM', 'bad_keys']);
   });
 
   it('refuses oversized one-time key uploads: too many keys, or one key too large', () => {
     const many = Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`curve25519:K${i}`, 'k']));
-    expect(failure(() => checkUploadedKeys(many, 'one_time_keys', 100, userId, device.verifyKey()))).toEqual(['M_TOO_LARGE', 'too_large']);
+    expect(failure(() => checkUploadedKeys(many, 'one_time_keys', 100, userId, published(device, 'ed25519:DEV1')))).toEqual(['M_TOO_LARGE', 'too_large']);
     const huge = { 'curve25519:K': 'k'.repeat(DEVICE_KEY_LIMITS.maxKeyBytes) };
-    expect(failure(() => checkUploadedKeys(huge, 'one_time_keys', 100, userId, device.verifyKey()))).toEqual(['M_TOO_LARGE', 'too_large']);
+    expect(failure(() => checkUploadedKeys(huge, 'one_time_keys', 100, userId, published(device, 'ed25519:DEV1')))).toEqual(['M_TOO_LARGE', 'too_large']);
+  });
+});
+
+describe('cross-signing key upload checks', () => {
+  const master = generateSigningKey('m');
+  const masterKeyObject = (overrides: Record<string, unknown> = {}) => ({ user_id: userId, usage: ['master'], keys: { [`ed25519:${master.publicKeyBase64}`]: master.publicKeyBase64 }, ...overrides });
+  const selfSigning = generateSigningKey('s');
+  const subKey = (usage: string, signer = master) => {
+    const object = { user_id: userId, usage: [usage], keys: { [`ed25519:${selfSigning.publicKeyBase64}`]: selfSigning.publicKeyBase64 } };
+    // Signed as the master key: the key ID in the signature is ed25519:<master public key>.
+    return signJson(object, userId, { keyId: `ed25519:${master.publicKeyBase64}`, sign: (m: Uint8Array) => signer.sign(m) } as never);
+  };
+
+  it('accepts a master key and a self-signing key signed by it', () => {
+    const masterVerify = checkCrossSigningKey(masterKeyObject(), userId, 'master', undefined);
+    expect(masterVerify).toMatchObject({ keyId: `ed25519:${master.publicKeyBase64}`, key: { publicKeyBase64: master.publicKeyBase64 } });
+    expect(checkCrossSigningKey(subKey('self_signing'), userId, 'self_signing', masterVerify).key.publicKeyBase64).toBe(selfSigning.publicKeyBase64);
+  });
+
+  it('refuses a self-signing key not signed by the master key, and keys for another user or usage', () => {
+    const masterVerify = checkCrossSigningKey(masterKeyObject(), userId, 'master', undefined);
+    expect(failure(() => checkCrossSigningKey(subKey('self_signing', generateSigningKey('x')), userId, 'self_signing', masterVerify))).toEqual(['M_INVALID_PARAM', 'bad_signature']);
+    expect(failure(() => checkCrossSigningKey(subKey('self_signing'), userId, 'self_signing', undefined))).toEqual(['M_INVALID_PARAM', 'bad_keys']);
+    expect(failure(() => checkCrossSigningKey(masterKeyObject({ user_id: '@bob:gw.test' }), userId, 'master', undefined))).toEqual(['M_INVALID_PARAM', 'bad_keys']);
+    expect(failure(() => checkCrossSigningKey(masterKeyObject({ usage: ['self_signing'] }), userId, 'master', undefined))).toEqual(['M_INVALID_PARAM', 'bad_keys']);
+    expect(failure(() => checkCrossSigningKey(masterKeyObject({ keys: { 'ed25519:other': master.publicKeyBase64 } }), userId, 'master', undefined))).toEqual(['M_INVALID_PARAM', 'bad_keys']);
   });
 });

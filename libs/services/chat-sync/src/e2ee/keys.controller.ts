@@ -3,7 +3,7 @@
 // users of other servers are answered in `failures` until remote key fetching exists.
 import { Body, Controller, HttpCode, Inject, Post, Query, UseGuards } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
-import { checkDeviceKeys, checkUploadedKeys, DEVICE_KEY_LIMITS, VerifyKey } from '@fedgate/protocol';
+import { checkDeviceKeys, checkUploadedKeys, DEVICE_KEY_LIMITS, deviceKeyOf } from '@fedgate/protocol';
 import { claimLocalKeys, queryLocalKeys } from '@fedgate/store';
 import { MatrixError } from '@fedgate/service-kit';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from '../client-server/requester';
@@ -32,7 +32,7 @@ export class KeysController {
     const device = await this.store.deviceKeys.getDevice(userId, deviceId);
     if (!device) throw MatrixError.invalidParam(`${userId} has no device ${deviceId}: create it with PUT /devices/${deviceId} first`);
     const fallbackField = fields.fallback_keys ?? fields['org.matrix.msc2732.fallback_keys'];
-    let deviceKey = storedDeviceKey(device.keys, deviceId);
+    let deviceKey = deviceKeyOf(device.keys, deviceId);
     let oneTimeKeys: Record<string, unknown> = {};
     let fallbackKeys: Record<string, unknown> = {};
     try {
@@ -80,9 +80,4 @@ export class KeysController {
     for (const server of byServer.keys()) if (server !== this.identity.serverName) failures[server] = REMOTE_NOT_YET;
     return { one_time_keys: await claimLocalKeys(this.store.deviceKeys, byServer.get(this.identity.serverName) ?? {}), failures };
   }
-}
-
-function storedDeviceKey(keys: Record<string, unknown> | null, deviceId: string): VerifyKey | undefined {
-  const own = (keys?.keys as Record<string, unknown> | undefined)?.[`ed25519:${deviceId}`];
-  return typeof own === 'string' ? VerifyKey.fromBase64(`ed25519:${deviceId}`, own) : undefined;
 }
