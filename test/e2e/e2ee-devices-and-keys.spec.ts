@@ -124,4 +124,24 @@ describe('e2ee devices and keys of AS users (issue 13)', () => {
     expect(await federation('POST', '/user/keys/query', { device_keys: { [stranger]: [] } })).toMatchObject({ status: 400, json: { errcode: 'M_INVALID_PARAM' } });
     expect(await federation('POST', '/user/keys/claim', { one_time_keys: { [stranger]: { D: 'signed_curve25519' } } })).toMatchObject({ status: 400, json: { errcode: 'M_INVALID_PARAM' } });
   });
+
+  it('uploads cross-signing keys without interactive auth, refusing a self-signing key the master key did not sign; others see the public parts', async () => {
+    const master = generateSigningKey('master');
+    const selfSigning = generateSigningKey('selfsigning');
+    const userSigning = generateSigningKey('usersigning');
+    const keyOf = (key: SigningKey, usage: string) => ({ user_id: bob, usage: [usage], keys: { [`ed25519:${key.publicKeyBase64}`]: key.publicKeyBase64 } });
+    const signedBy = (object: Record<string, unknown>, signer: SigningKey) =>
+      signJson(object, bob, { keyId: `ed25519:${master.publicKeyBase64}`, sign: (m: Uint8Array) => signer.sign(m) } as unknown as SigningKey);
+    const forged = signedBy(keyOf(selfSigning, 'self_signing'), generateSigningKey('evil'));
+    expect(await as('POST', '/keys/device_signing/upload', bob, { master_key: keyOf(master, 'master'), self_signing_key: forged })).toMatchObject({ status: 400, json: { errcode: 'M_INVALID_PARAM' } });
+    expect((await as('POST', '/keys/query', alice, { device_keys: { [bob]: [] } })).json.master_keys).toEqual({});
+
+    const upload = { master_key: keyOf(master, 'master'), self_signing_key: signedBy(keyOf(selfSigning, 'self_signing'), master), user_signing_key: signedBy(keyOf(userSigning, 'user_signing'), master) };
+    expect(await as('POST', '/keys/device_signing/upload', bob, upload)).toEqual({ status: 200, json: {} });
+    const byAlice = (await as('POST', '/keys/query', alice, { device_keys: { [bob]: [] } })).json;
+    expect(byAlice).toMatchObject({ master_keys: { [bob]: upload.master_key }, self_signing_keys: { [bob]: upload.self_signing_key }, user_signing_keys: {} });
+    expect((await as('POST', '/keys/query', bob, { device_keys: { [bob]: [] } })).json.user_signing_keys).toEqual({ [bob]: upload.user_signing_key });
+    const viaFederation = await federation('GET', `/user/devices/${enc(bob)}`);
+    expect(viaFederation.json).toEqual({ user_id: bob, stream_id: 3, devices: [], master_key: upload.master_key, self_signing_key: upload.self_signing_key });
+  });
 });

@@ -48,4 +48,14 @@ export class DeviceListAnnouncer {
     const eduId = `device-list:${change.userId}:${change.streamId}`;
     await this.bus.publish(this.topology.outboundEdu.subject, { eduId, eduType: 'm.device_list_update', content, destinations, createdAt: Date.now() }, { messageId: eduId });
   }
+
+  /** `m.signing_key_update`: the user's new master and self-signing keys (the user-signing key stays private to them). */
+  async announceSigningKeys(userId: string, streamId: number, keys: { master?: KeyObject; self_signing?: KeyObject }): Promise<void> {
+    if (!keys.master && !keys.self_signing) return;
+    const destinations = await this.interestedServers(userId);
+    if (destinations.length === 0) return;
+    const content: JsonObject = { user_id: userId, ...(keys.master ? { master_key: keys.master } : {}), ...(keys.self_signing ? { self_signing_key: keys.self_signing } : {}) };
+    const eduId = `signing-keys:${userId}:${streamId}`;
+    await this.bus.publish(this.topology.outboundEdu.subject, { eduId, eduType: 'm.signing_key_update', content, destinations, createdAt: Date.now() }, { messageId: eduId });
+  }
 }

@@ -3,7 +3,7 @@
 // users of other servers are answered in `failures` until remote key fetching exists.
 import { Body, Controller, HttpCode, Inject, Post, Query, UseGuards } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
-import { checkDeviceKeys, checkUploadedKeys, DEVICE_KEY_LIMITS, deviceKeyOf } from '@fedgate/protocol';
+import { checkCrossSigningKey, checkDeviceKeys, checkUploadedKeys, DEVICE_KEY_LIMITS, deviceKeyOf, type PublishedKey } from '@fedgate/protocol';
 import { claimLocalKeys, queryLocalKeys } from '@fedgate/store';
 import { MatrixError } from '@fedgate/service-kit';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from '../client-server/requester';
@@ -60,6 +60,42 @@ export class KeysController {
     }
     if (Object.keys(fallbackKeys).length > 0) await this.store.deviceKeys.setFallbackKeys(userId, deviceId, fallbackKeys);
     return { one_time_key_counts: { signed_curve25519: 0, ...(await this.store.deviceKeys.countOneTimeKeys(userId, deviceId)) } };
+  }
+
+  /**
+   * Cross-signing keys. The application service acts for its users without interactive auth (as
+   * Synapse lets an MSC4190 application service). A self-signing or user-signing key must be signed
+   * by the master key uploaded with it or kept already.
+   */
+  @Post('keys/device_signing/upload')
+  @HttpCode(200)
+  async deviceSigningUpload(@CurrentRequester() requester: Requester, @Body() body: unknown) {
+    const userId = requester.userId;
+    const fields = asObject(body);
+    const held = await this.store.deviceKeys.crossSigningKeys(userId);
+    const uploads: Array<['master' | 'self_signing' | 'user_signing', Record<string, unknown>]> = [];
+    try {
+      let master: PublishedKey | undefined;
+      if (fields.master_key !== undefined) {
+        master = checkCrossSigningKey(fields.master_key, userId, 'master', undefined);
+        uploads.push(['master', fields.master_key as Record<string, unknown>]);
+      } else if (held.master) {
+        master = checkCrossSigningKey(held.master, userId, 'master', undefined);
+      }
+      for (const usage of ['self_signing', 'user_signing'] as const) {
+        const value = fields[`${usage}_key`];
+        if (value === undefined) continue;
+        checkCrossSigningKey(value, userId, usage, master);
+        uploads.push([usage, value as Record<string, unknown>]);
+      }
+    } catch (error) {
+      keyErrorToMatrix(error);
+    }
+    let streamId = 0;
+    for (const [usage, key] of uploads) ({ streamId } = await this.store.deviceKeys.setCrossSigningKey(userId, usage, key));
+    const uploaded = Object.fromEntries(uploads);
+    if (uploads.length > 0) await this.announcer.announceSigningKeys(userId, streamId, { master: uploaded.master, self_signing: uploaded.self_signing });
+    return {};
   }
 
   @Post('keys/query')
