@@ -85,12 +85,14 @@ describe('e2ee devices and keys of AS users (issue 13)', () => {
     expect((await as('POST', '/keys/upload', alice, {}, 'ALICEPHONE')).json).toEqual({ one_time_key_counts: { signed_curve25519: 2 } });
   });
 
-  it('another local user queries the device keys (with the display name); a remote server queries them without', async () => {
+  it('another local user queries the device keys (with the display name), a remote user is asked of its server; a remote server queries them without names', async () => {
     const local = await as('POST', '/keys/query', bob, { device_keys: { [alice]: [], [`@someone:${remote.serverName}`]: [] } });
     expect(local.status).toBe(200);
     expect(local.json.device_keys[alice].ALICEPHONE).toEqual({ ...aliceDeviceKeys(), unsigned: { device_display_name: 'Alice phone (work)' } });
-    // Users of other servers are not fetched yet: said in failures, not dropped.
-    expect(Object.keys(local.json.failures)).toEqual([remote.serverName]);
+    // A user of another server is asked of that server (which knows no keys here).
+    expect(local.json.device_keys[`@someone:${remote.serverName}`]).toEqual({});
+    expect(local.json.failures).toEqual({});
+    expect(remote.received.some((r) => r.method === 'POST' && r.url === '/_matrix/federation/v1/user/keys/query')).toBe(true);
     const viaFederation = await federation('POST', '/user/keys/query', { device_keys: { [alice]: ['ALICEPHONE'] } });
     expect(viaFederation).toEqual({ status: 200, json: { device_keys: { [alice]: { ALICEPHONE: aliceDeviceKeys() } }, master_keys: {}, self_signing_keys: {} } });
   });

@@ -9,6 +9,7 @@ import { RoomsController } from './client-server/rooms.controller';
 import { DevicesController } from './e2ee/devices.controller';
 import { KeysController } from './e2ee/keys.controller';
 import { DeviceListAnnouncer } from './e2ee/device-list-announcer';
+import { RemoteKeys } from './e2ee/remote-keys';
 import { ChatSyncWorkers } from './delivery/chat-sync-workers';
 import { mediaControllers, mediaProviders } from './media';
 import { AliasDirectory } from './directory/alias-directory';
@@ -55,6 +56,7 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     Profiles,
     EphemeralSender,
     DeviceListAnnouncer,
+    RemoteKeys,
     UserDeactivation,
     RoomDeletion,
     RoomVisibility,

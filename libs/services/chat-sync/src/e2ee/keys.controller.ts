@@ -1,6 +1,6 @@
 // Keys of application-service users, client-server side: the AS uploads, queries and claims keys as its
 // users (`user_id=`, and `device_id=` for uploads). Keys of this server's users come from the store;
-// users of other servers are answered in `failures` until remote key fetching exists.
+// those of other servers' users are asked of their servers (remote-keys.ts), each failure in `failures`.
 import { Body, Controller, HttpCode, Inject, Post, Query, UseGuards } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
 import { checkCrossSigningKey, checkDeviceKeys, checkUploadedKeys, DEVICE_KEY_LIMITS, deviceKeyOf, type PublishedKey } from '@fedgate/protocol';
@@ -10,9 +10,9 @@ import { AppServiceAuthGuard, CurrentRequester, type Requester } from '../client
 import { CLIENT_PATHS } from '../client-server/paths';
 import { asObject } from '../rooms/room-actions';
 import { DeviceListAnnouncer } from './device-list-announcer';
+import { RemoteKeys, remoteTimeout } from './remote-keys';
 import { keyErrorToMatrix, maskedDeviceId, parseKeyClaim, parseKeyQuery } from './e2ee-requests';
 
-const REMOTE_NOT_YET = { status: 503, errcode: 'M_UNKNOWN', message: 'keys of users on other servers are not fetched yet' };
 
 @Controller(CLIENT_PATHS)
 @UseGuards(AppServiceAuthGuard)
@@ -21,6 +21,7 @@ export class KeysController {
     @Inject(STORE) private readonly store: Store,
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
     private readonly announcer: DeviceListAnnouncer,
+    private readonly remote: RemoteKeys,
   ) {}
 
   @Post('keys/upload')
@@ -103,17 +104,34 @@ export class KeysController {
   async query(@CurrentRequester() requester: Requester, @Body() body: unknown) {
     const byServer = parseKeyQuery(body);
     const local = byServer.get(this.identity.serverName) ?? {};
+    const answer = await queryLocalKeys(this.store.deviceKeys, local, { displayNames: true, requester: requester.userId });
     const failures: Record<string, unknown> = {};
-    for (const server of byServer.keys()) if (server !== this.identity.serverName) failures[server] = REMOTE_NOT_YET;
-    return { ...(await queryLocalKeys(this.store.deviceKeys, local, { displayNames: true, requester: requester.userId })), failures };
+    const timeoutMs = remoteTimeout(body);
+    await Promise.all(
+      [...byServer].map(async ([server, wanted]) => {
+        if (server === this.identity.serverName) return;
+        const failure = await this.remote.query(server, wanted, timeoutMs, answer);
+        if (failure) failures[server] = failure;
+      }),
+    );
+    return { ...answer, failures };
   }
 
   @Post('keys/claim')
   @HttpCode(200)
   async claim(@Body() body: unknown) {
     const byServer = parseKeyClaim(body);
+    const oneTimeKeys = await claimLocalKeys(this.store.deviceKeys, byServer.get(this.identity.serverName) ?? {});
     const failures: Record<string, unknown> = {};
-    for (const server of byServer.keys()) if (server !== this.identity.serverName) failures[server] = REMOTE_NOT_YET;
-    return { one_time_keys: await claimLocalKeys(this.store.deviceKeys, byServer.get(this.identity.serverName) ?? {}), failures };
+    const timeoutMs = remoteTimeout(body);
+    await Promise.all(
+      [...byServer].map(async ([server, wanted]) => {
+        if (server === this.identity.serverName) return;
+        const { claimed, failure } = await this.remote.claim(server, wanted, timeoutMs);
+        Object.assign(oneTimeKeys, claimed);
+        if (failure) failures[server] = failure;
+      }),
+    );
+    return { one_time_keys: oneTimeKeys, failures };
   }
 }
