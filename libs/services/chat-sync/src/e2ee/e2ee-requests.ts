@@ -12,7 +12,6 @@ export const MAX_KEY_REQUEST_DEVICES = 10_000;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function assertDeviceId(deviceId: unknown): string {
-  // eslint-disable-next-line no-control-regex
   if (typeof deviceId !== 'string' || deviceId.length === 0 || deviceId.length > MAX_DEVICE_ID_LENGTH || /[\u0000-\u001f\u007f]/.test(deviceId)) {
     throw MatrixError.invalidParam(`device ID must be 1 to ${MAX_DEVICE_ID_LENGTH} printable characters`);
   }

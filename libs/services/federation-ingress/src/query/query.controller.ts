@@ -1,6 +1,6 @@
 // Queries other servers make about this one: profiles, aliases, the public room directory (devices and
 // keys: e2ee/user-keys.controller.ts).
-import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, UseGuards, UseInterceptors } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Post, Query, UseGuards, UseInterceptors } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
 import { domainOf } from '@fedgate/room-state';
 import { MatrixError } from '@fedgate/service-kit';
