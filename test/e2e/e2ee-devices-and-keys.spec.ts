@@ -146,4 +146,31 @@ describe('e2ee devices and keys of AS users (issue 13)', () => {
     const viaFederation = await federation('GET', `/user/devices/${enc(bob)}`);
     expect(viaFederation.json).toEqual({ user_id: bob, stream_id: 3, devices: [], master_key: upload.master_key, self_signing_key: upload.self_signing_key });
   });
+
+  it('delivers /sendToDevice to the AS for local devices (once per txnId) and to other servers as m.direct_to_device', async () => {
+    const bridge = gw.bridge!;
+    expect((await as('PUT', '/devices/BOBPHONE', bob, {})).status).toBe(201);
+    const send = (txnId: string, messages: unknown) => as('PUT', `/sendToDevice/m.room_key_request/${txnId}`, alice, { messages });
+    const stranger = `@someone:${remote.serverName}`;
+    expect(await send('td1', { [bob]: { BOBPHONE: { n: 1 } }, [stranger]: { '*': { n: 1 } } })).toEqual({ status: 200, json: {} });
+    expect(await send('td1', { [bob]: { BOBPHONE: { n: 1 } }, [stranger]: { '*': { n: 1 } } })).toEqual({ status: 200, json: {} });
+    expect(await send('td2', { [bob]: { '*': { n: 2 }, NOSUCHDEVICE: { n: 3 } } })).toEqual({ status: 200, json: {} });
+    const second = await bridge.received.waitForToDevice((m) => m.content?.n === 2, 30_000);
+    expect(second).toEqual({ type: 'm.room_key_request', sender: alice, content: { n: 2 }, to_user_id: bob, to_device_id: 'BOBPHONE' });
+    await bridge.received.waitForToDevice((m) => m.content?.n === 1, 30_000);
+    const toDevice = bridge.received.all().filter((r) => r.kind === 'to_device').map((r) => r.event.content.n);
+    expect(toDevice.filter((n) => n === 1)).toHaveLength(1);
+    expect(toDevice).not.toContain(3);
+
+    const deadline = Date.now() + 30_000;
+    let edu: any;
+    while (!edu && Date.now() < deadline) {
+      for (const r of remote.received.filter((q) => q.method === 'PUT' && q.url.startsWith('/_matrix/federation/v1/send/'))) {
+        edu ??= (JSON.parse(r.body).edus ?? []).find((e: any) => e.edu_type === 'm.direct_to_device');
+      }
+      if (!edu) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(edu?.content).toEqual({ sender: alice, type: 'm.room_key_request', message_id: expect.any(String), messages: { [stranger]: { '*': { n: 1 } } } });
+    expect(await send('td3', { [bob]: 'not an object' })).toMatchObject({ status: 400, json: { errcode: 'M_BAD_JSON' } });
+  });
 });

@@ -8,6 +8,7 @@ import { ProfileController } from './client-server/profile.controller';
 import { RoomsController } from './client-server/rooms.controller';
 import { DevicesController } from './e2ee/devices.controller';
 import { KeysController } from './e2ee/keys.controller';
+import { ToDeviceController } from './e2ee/to-device.controller';
 import { DeviceListAnnouncer } from './e2ee/device-list-announcer';
 import { RemoteKeys } from './e2ee/remote-keys';
 import { ChatSyncWorkers } from './delivery/chat-sync-workers';
@@ -43,6 +44,7 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     SynapseAdminController,
     DevicesController,
     KeysController,
+    ToDeviceController,
     ...mediaControllers,
   ],
   providers: [
