@@ -33,8 +33,10 @@ const store = {
 
 function fanout() {
   const published: Array<{ data: any; messageId?: string }> = [];
+  const undelivered: Array<{ reason: string; recipient?: string; device?: string }> = [];
   const bus = { publish: async (_subject: string, data: unknown, options?: { messageId?: string }) => void published.push({ data, messageId: options?.messageId }) } as unknown as Bus;
-  return { fanout: new EduFanout(store, bus, busTopology({ prefix: 'todevice' }), registry), published };
+  const f = new EduFanout(store, bus, busTopology({ prefix: 'todevice' }), registry, { onUndeliveredToDevice: ({ reason, recipient, device }) => void undelivered.push({ reason, recipient, device }) });
+  return { fanout: f, published, undelivered };
 }
 const edu = (origin: string, sender: string, messages: Record<string, unknown>): InboundEdu => ({
   origin,
@@ -46,8 +48,13 @@ const edu = (origin: string, sender: string, messages: Record<string, unknown>):
 
 describe('to-device messages to the application service', () => {
   it('pushes one to_device item per existing device named (* for all), to the service owning the user', async () => {
-    const { fanout: f, published } = fanout();
+    const { fanout: f, published, undelivered } = fanout();
     await f.handle(edu('remote.test', '@alice:remote.test', { '@chat_bob:gw.test': { '*': { c: 1 }, NOPE: { c: 2 } }, '@unowned:gw.test': { X: { c: 3 } } }), 'msg');
+    // What could not be delivered is reported with the reason, never dropped silently.
+    expect(undelivered).toEqual([
+      { reason: 'unknown_device', recipient: '@chat_bob:gw.test', device: 'NOPE' },
+      { reason: 'no_application_service', recipient: '@unowned:gw.test', device: undefined },
+    ]);
     expect(published.map((p) => [p.data.kind, p.data.appserviceId, p.data.event])).toEqual([
       ['to_device', 'bridge', { type: 'm.room.encrypted', sender: '@alice:remote.test', content: { c: 1 }, to_user_id: '@chat_bob:gw.test', to_device_id: 'PHONE' }],
       ['to_device', 'bridge', { type: 'm.room.encrypted', sender: '@alice:remote.test', content: { c: 1 }, to_user_id: '@chat_bob:gw.test', to_device_id: 'LAPTOP' }],
@@ -58,9 +65,10 @@ describe('to-device messages to the application service', () => {
   });
 
   it('delivers nothing when the origin does not own the sender', async () => {
-    const { fanout: f, published } = fanout();
+    const { fanout: f, published, undelivered } = fanout();
     await f.handle(edu('evil.test', '@alice:remote.test', { '@chat_bob:gw.test': { PHONE: { c: 1 } } }), 'msg');
     expect(published).toEqual([]);
+    expect(undelivered).toEqual([{ reason: 'not_origin_user', recipient: undefined, device: undefined }]);
     f.stop();
   });
 });
