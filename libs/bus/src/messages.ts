@@ -85,8 +85,8 @@ export interface AppServicePush {
   eventId: string;
   /** Client format. */
   event: JsonObject;
-  /** Room event (default) or ephemeral event (typing, receipt, presence) for `receive_ephemeral` services. */
-  kind?: 'event' | 'ephemeral';
+  /** Room event (default), ephemeral event (typing, receipt, presence) or to-device message, the last two for `receive_ephemeral` services. */
+  kind?: 'event' | 'ephemeral' | 'to_device';
 }
 
 /** What the bus records when a message cannot be handled: never a silent drop. */

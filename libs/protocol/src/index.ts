@@ -14,3 +14,4 @@ export * from './pdu-validation';
 export * from './x-matrix';
 export * from './server-keys';
 export * from './room-version-of-event';
+export * from './device-keys';

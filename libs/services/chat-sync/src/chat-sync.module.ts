@@ -6,6 +6,11 @@ import { DirectoryController } from './client-server/directory.controller';
 import { EphemeralController } from './client-server/ephemeral.controller';
 import { ProfileController } from './client-server/profile.controller';
 import { RoomsController } from './client-server/rooms.controller';
+import { DevicesController } from './e2ee/devices.controller';
+import { KeysController } from './e2ee/keys.controller';
+import { ToDeviceController } from './e2ee/to-device.controller';
+import { DeviceListAnnouncer } from './e2ee/device-list-announcer';
+import { RemoteKeys } from './e2ee/remote-keys';
 import { ChatSyncWorkers } from './delivery/chat-sync-workers';
 import { mediaControllers, mediaProviders } from './media';
 import { AliasDirectory } from './directory/alias-directory';
@@ -37,6 +42,9 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     EphemeralController,
     AccountDeactivationController,
     SynapseAdminController,
+    DevicesController,
+    KeysController,
+    ToDeviceController,
     ...mediaControllers,
   ],
   providers: [
@@ -49,6 +57,8 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     RoomDirectory,
     Profiles,
     EphemeralSender,
+    DeviceListAnnouncer,
+    RemoteKeys,
     UserDeactivation,
     RoomDeletion,
     RoomVisibility,

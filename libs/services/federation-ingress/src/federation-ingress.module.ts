@@ -11,6 +11,7 @@ import { ServerUpSignal } from './auth/server-up-signal';
 import { XMatrixGuard } from './auth/x-matrix.guard';
 import { DEFAULT_INGRESS_OPTIONS, INGRESS_OPTIONS, type IngressOptions } from './ingress-options';
 import { KeyController } from './keys/key.controller';
+import { UserKeysController } from './e2ee/user-keys.controller';
 import { mediaControllers, mediaProviders } from './media';
 import { MembershipController } from './membership/membership.controller';
 import { StateResolverCommands } from './membership/state-resolver-commands';
@@ -21,7 +22,7 @@ import { TransactionController } from './send/transaction.controller';
 import { IngressMetrics } from './send/ingress-metrics';
 import { TransactionProcessor } from './send/transaction-processor';
 
-const controllers = [KeyController, TransactionController, RoomReadController, MembershipController, QueryController, ...mediaControllers];
+const controllers = [KeyController, TransactionController, RoomReadController, MembershipController, QueryController, UserKeysController, ...mediaControllers];
 /** The limiter with the configured limits (config first, then the module options), counting when it bites. */
 const rateLimiterProvider: Provider = {
   provide: OriginRateLimiter,

@@ -36,6 +36,10 @@ export interface MongoCollections {
   media: Collection<Document>;
   audit: Collection<Document>;
   leases: Collection<Document>;
+  devices: Collection<Document>;
+  oneTimeKeys: Collection<Document>;
+  fallbackKeys: Collection<Document>;
+  crossSigningKeys: Collection<Document>;
 }
 
 const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: IndexDescription[] }> = {
@@ -54,6 +58,10 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   receivedTransactions: { name: 'received_transactions', indexes: [{ key: { receivedTs: 1 }, name: 'received_ts' }] },
   clientTransactions: { name: 'client_transactions', indexes: [] },
   leases: { name: 'leases', indexes: [] },
+  devices: { name: 'devices', indexes: [{ key: { userId: 1 }, name: 'user' }] },
+  oneTimeKeys: { name: 'one_time_keys', indexes: [{ key: { userId: 1, deviceId: 1, algorithm: 1, keyId: 1 }, name: 'device_algorithm_key' }] },
+  fallbackKeys: { name: 'fallback_keys', indexes: [{ key: { userId: 1, deviceId: 1 }, name: 'device' }] },
+  crossSigningKeys: { name: 'cross_signing_keys', indexes: [{ key: { userId: 1 }, name: 'user' }] },
   redactionClaims: { name: 'redaction_claims', indexes: [] },
   pendingCommits: { name: 'pending_commits', indexes: [] },
   destinations: { name: 'destinations', indexes: [{ key: { retryAt: 1 }, name: 'retry_at' }] },

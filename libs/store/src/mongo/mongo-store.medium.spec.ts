@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { MongoClient } from 'mongodb';
 import { describeChatStoreContract } from '../testing/chat-contract';
 import { describeLeaseContract } from '../testing/lease-contract';
+import { describeDeviceKeyContract } from '../testing/device-keys-contract';
 import { describeStoreContract } from '../testing/store-contract';
 import { openMongoStore } from './store';
 
@@ -18,3 +19,4 @@ afterAll(async () => {
 describeStoreContract('mongo', () => openMongoStore(url, db), { reopen: () => openMongoStore(url, db) });
 describeChatStoreContract('mongo', () => openMongoStore(url, db));
 describeLeaseContract('mongo', () => openMongoStore(url, db));
+describeDeviceKeyContract('mongo', () => openMongoStore(url, db));

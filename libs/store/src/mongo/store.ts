@@ -11,6 +11,7 @@ import { MongoEventRepository } from './events';
 import { MongoDestinationRepository, MongoReceivedTransactionRepository, MongoServerKeyRepository } from './federation';
 import { MongoAppServiceRepository, MongoMediaRepository } from './platform';
 import { MongoLeaseRepository } from './leases';
+import { MongoDeviceKeyRepository } from './device-keys';
 import { MongoPendingCommitRepository } from './pending-commits';
 import { MongoRedactionRepository } from './redactions';
 import { MongoRoomRepository } from './rooms';
@@ -40,6 +41,7 @@ export async function openMongoStore(url: string, db: string): Promise<Store> {
     leases: new MongoLeaseRepository(c.leases),
     pendingCommits: new MongoPendingCommitRepository(c.pendingCommits, c.counters),
     roomDirectory: new MongoRoomDirectoryRepository(c.roomDirectory),
+    deviceKeys: new MongoDeviceKeyRepository(c.devices, c.oneTimeKeys, c.fallbackKeys, c.crossSigningKeys, c.counters),
     close: () => client.close(),
   };
 }

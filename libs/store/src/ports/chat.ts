@@ -49,7 +49,8 @@ export interface LocalMembershipRepository {
 export interface AppServiceQueueItem {
   /** Dedupe key within the service's queue (e.g. the event ID): enqueuing it again changes nothing. */
   itemId: string;
-  kind: 'event' | 'ephemeral';
+  /** `to_device`: a to-device message for one of the service's users' devices (MSC2409). */
+  kind: 'event' | 'ephemeral' | 'to_device';
   event: JsonObject;
 }
 
@@ -57,6 +58,8 @@ export interface AppServiceTransaction {
   txnId: string;
   events: JsonObject[];
   ephemeral: JsonObject[];
+  /** To-device messages, present only when there are some (they count against the ephemeral limit). */
+  toDevice?: JsonObject[];
 }
 
 /**

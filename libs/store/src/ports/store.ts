@@ -10,6 +10,7 @@ import type { EgressQueueRepository } from './egress-queue';
 import type { DestinationRepository, ReceivedTransactionRepository, ServerKeyRepository } from './federation';
 import type { AppServiceRepository, MediaRepository } from './platform';
 import type { LeaseRepository } from './leases';
+import type { DeviceKeyRepository } from './device-keys';
 import type { RoomRepository } from './rooms';
 import type { StateSnapshotRepository } from './state';
 
@@ -42,6 +43,8 @@ export interface Store {
   readonly pendingCommits: PendingCommitRepository;
   /** chat-sync writes, ingress reads: which rooms are published in the public room directory. */
   readonly roomDirectory: RoomDirectoryRepository;
+  /** chat-sync and ingress: devices, their keys, cross-signing keys and device-list stream ids (end-to-end encryption). */
+  readonly deviceKeys: DeviceKeyRepository;
   close(): Promise<void>;
 }
 

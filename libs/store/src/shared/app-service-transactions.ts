@@ -1,4 +1,5 @@
 // How both adapters fill an application service's next transaction from its queue.
+import type { JsonObject } from '@fedgate/protocol';
 import type { AppServiceTransaction } from '../ports/chat';
 
 export interface QueuedAppServiceItem {
@@ -19,12 +20,14 @@ export function fillAppServiceTransaction(
 ): { transaction: AppServiceTransaction; lastSeq: number } | null {
   const transaction: AppServiceTransaction = { txnId, events: [], ephemeral: [] };
   let lastSeq = 0;
+  const toDevice: JsonObject[] = [];
   for (const item of items) {
     const isEvent = item.kind === 'event';
-    const target = isEvent ? transaction.events : transaction.ephemeral;
+    const target = isEvent ? transaction.events : item.kind === 'to_device' ? toDevice : transaction.ephemeral;
     if (target.length >= (isEvent ? limits.maxEvents : limits.maxEphemeral)) break;
     target.push(JSON.parse(item.event));
     lastSeq = item.seq;
   }
+  if (toDevice.length > 0) transaction.toDevice = toDevice;
   return lastSeq === 0 ? null : { transaction, lastSeq };
 }

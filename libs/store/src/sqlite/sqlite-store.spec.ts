@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describeChatStoreContract } from '../testing/chat-contract';
 import { describeLeaseContract } from '../testing/lease-contract';
+import { describeDeviceKeyContract } from '../testing/device-keys-contract';
 import { describeStoreContract } from '../testing/store-contract';
 import { openSqliteStore } from './store';
 
@@ -13,3 +14,4 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describeStoreContract('sqlite', async () => openSqliteStore(file), { reopen: async () => openSqliteStore(file) });
 describeChatStoreContract('sqlite', async () => openSqliteStore(file));
 describeLeaseContract('sqlite', async () => openSqliteStore(file));
+describeDeviceKeyContract('sqlite', async () => openSqliteStore(file));

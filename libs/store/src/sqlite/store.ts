@@ -10,6 +10,7 @@ import { SqliteEventRepository } from './events';
 import { SqliteDestinationRepository, SqliteReceivedTransactionRepository, SqliteServerKeyRepository } from './federation';
 import { SqliteAppServiceRepository, SqliteMediaRepository } from './platform';
 import { SqliteLeaseRepository } from './leases';
+import { SqliteDeviceKeyRepository } from './device-keys';
 import { SqlitePendingCommitRepository } from './pending-commits';
 import { SqliteRedactionRepository } from './redactions';
 import { SqliteRoomDirectoryRepository } from './room-directory';
@@ -41,6 +42,7 @@ export function openSqliteStore(path: string): Store {
     leases: new SqliteLeaseRepository(db),
     pendingCommits: new SqlitePendingCommitRepository(db),
     roomDirectory: new SqliteRoomDirectoryRepository(db),
+    deviceKeys: new SqliteDeviceKeyRepository(db),
     close: async () => db.close(),
   };
 }

@@ -1,4 +1,4 @@
-export type ReceivedKind = 'event' | 'ephemeral';
+export type ReceivedKind = 'event' | 'ephemeral' | 'to_device';
 
 export interface ReceivedEvent {
   kind: ReceivedKind;
@@ -49,6 +49,10 @@ export class ReceivedEvents {
 
   waitForEphemeral(predicate: (event: Record<string, any>) => boolean, timeoutMs = 10_000): Promise<Record<string, any>> {
     return this.waitFor((r) => r.kind === 'ephemeral' && predicate(r.event), timeoutMs).then((r) => r.event);
+  }
+
+  waitForToDevice(predicate: (message: Record<string, any>) => boolean, timeoutMs = 10_000): Promise<Record<string, any>> {
+    return this.waitFor((r) => r.kind === 'to_device' && predicate(r.event), timeoutMs).then((r) => r.event);
   }
 
   private waitFor(predicate: (received: ReceivedEvent) => boolean, timeoutMs: number): Promise<ReceivedEvent> {

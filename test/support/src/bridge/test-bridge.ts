@@ -82,7 +82,23 @@ export class TestBridge {
       res.status(200).json({});
     });
     // Our own server around the library's request handling, so port 0 can be used without a race.
-    const server = createServer(appService.expressApp);
+    // matrix-appservice 3 ignores to-device messages (MSC2409): the transaction body is read beside it.
+    let recordToDevice: (messages: Record<string, any>[]) => void = () => undefined;
+    const server = createServer((req, res) => {
+      if (req.method === 'PUT' && req.url?.startsWith('/_matrix/app/v1/transactions/')) {
+        const chunks: Buffer[] = [];
+        req.on('data', (chunk: Buffer) => chunks.push(chunk));
+        req.on('end', () => {
+          try {
+            const toDevice = JSON.parse(Buffer.concat(chunks).toString('utf8'))['de.sorunome.msc2409.to_device'];
+            if (Array.isArray(toDevice)) recordToDevice(toDevice);
+          } catch {
+            // Not JSON: the library answers it.
+          }
+        });
+      }
+      appService.expressApp(req, res);
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, host, () => resolve());
@@ -104,6 +120,7 @@ export class TestBridge {
     bridge.pings = pings;
     appService.on('event', (event) => bridge.received.record('event', event));
     appService.on('ephemeral', (event) => bridge.received.record('ephemeral', event));
+    recordToDevice = (messages) => messages.forEach((message) => bridge.received.record('to_device', message));
     return bridge;
   }
 

@@ -68,6 +68,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     const roomLog = new RoomLogFanout(this.store, this.bus, this.topology, this.registry, this.identity.serverName, log, invitees);
     const edus = new EduFanout(this.store, this.bus, this.topology, this.registry, {
       onExpiryFailure: (err) => log.warn({ err }, 'telling application services that typing timed out failed'),
+      onUndeliveredToDevice: (details) => log.info(details, 'to-device message not delivered'),
     });
     this.edus = edus;
     const replicaIndex = Number(process.env.FEDGATE_REPLICA_INDEX ?? 0);

@@ -1,6 +1,7 @@
 // Inbound EDUs (remote, and local ones chat-sync republished) → ephemeral events for application
 // services with `receive_ephemeral`: typing (the room's full typing list, again when a notice times out),
-// read receipts, presence.
+// read receipts, presence; and to-device messages (`m.direct_to_device`) for the devices of the
+// services' users, one per device (MSC2409).
 import type { InboundEdu } from '@fedgate/bus';
 import type { Bus, BusTopology, Store } from '@fedgate/platform';
 import { ApplicationServiceRegistry, type ApplicationService } from '../registration';
@@ -14,6 +15,8 @@ export interface EduFanoutOptions {
   typingLimits?: TypingLimits;
   /** A typing timeout that could not be told to the services (it is logged; nothing else is lost). */
   onExpiryFailure?: (error: unknown) => void;
+  /** A to-device message (or part of one) nobody here can take, with why: logged, never silent. */
+  onUndeliveredToDevice?: (details: { origin: string; sender?: unknown; messageId?: unknown; recipient?: string; device?: string; reason: string }) => void;
 }
 
 export class EduFanout {
@@ -35,6 +38,7 @@ export class EduFanout {
   }
 
   async handle(edu: InboundEdu, messageId: string): Promise<void> {
+    if (edu.eduType === 'm.direct_to_device') return this.deliverToDevice(edu, messageId);
     const ephemerals = this.toEphemeral(edu);
     this.scheduleExpiry();
     await this.deliver(ephemerals, messageId);
@@ -93,6 +97,49 @@ export class EduFanout {
           { appserviceId: service.id, roomId: ephemeral.roomId ?? '', eventId: id, event: ephemeral.event, kind: 'ephemeral' },
           { messageId: `${service.id}:${id}` },
         );
+      }
+    }
+  }
+
+  /**
+   * Each message goes to the devices named (`*`: all the user's devices) that exist here, for the service
+   * that owns the user. A message for a device or user no service here has is not delivered (a sender's
+   * device list can be stale): `onUndeliveredToDevice` says so, with the reason.
+   */
+  private async deliverToDevice(edu: InboundEdu, messageId: string): Promise<void> {
+    const content = edu.content as Record<string, unknown>;
+    const { sender, type, messages } = content;
+    const undelivered = (reason: string, recipient?: string, device?: string) =>
+      this.options.onUndeliveredToDevice?.({ origin: edu.origin, sender, messageId: content.message_id, recipient, device, reason });
+    if (typeof sender !== 'string' || typeof type !== 'string' || typeof messages !== 'object' || messages === null) return undelivered('malformed');
+    // Only a server may speak for its own users.
+    if (!sender.endsWith(`:${edu.origin}`)) return undelivered('not_origin_user');
+    let index = 0;
+    for (const [userId, byDevice] of Object.entries(messages as Record<string, unknown>)) {
+      if (typeof byDevice !== 'object' || byDevice === null) {
+        undelivered('malformed', userId);
+        continue;
+      }
+      const owner = this.registry.exclusiveOwnerOfUser(userId);
+      const services = (owner ? [owner] : this.registry.services.filter((s) => s.isInterestedInUser(userId))).filter((s) => s.registration.receiveEphemeral && s.registration.url !== null);
+      if (services.length === 0) {
+        undelivered('no_application_service', userId);
+        continue;
+      }
+      for (const [target, message] of Object.entries(byDevice as Record<string, unknown>)) {
+        const deviceIds = target === '*' ? (await this.store.deviceKeys.listDevices(userId)).map((d) => d.deviceId) : (await this.store.deviceKeys.getDevice(userId, target)) ? [target] : [];
+        if (deviceIds.length === 0) undelivered('unknown_device', userId, target);
+        for (const deviceId of deviceIds) {
+          const event = { type, sender, content: message as Record<string, unknown>, to_user_id: userId, to_device_id: deviceId };
+          const id = `${messageId}:to-device:${index++}`;
+          for (const service of services) {
+            await this.bus.publish(
+              this.topology.appservice.subjectFor(service.id),
+              { appserviceId: service.id, roomId: '', eventId: id, event, kind: 'to_device' },
+              { messageId: `${service.id}:${id}` },
+            );
+          }
+        }
       }
     }
   }

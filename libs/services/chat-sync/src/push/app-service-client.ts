@@ -40,6 +40,8 @@ export class AppServiceClient {
       // The stable name (spec v1.13) and the MSC2409 name older bridges still read.
       body.ephemeral = transaction.ephemeral;
       body['de.sorunome.msc2409.ephemeral'] = transaction.ephemeral;
+      // To-device messages have no stable field yet: the MSC2409 name, as Synapse sends them.
+      if (transaction.toDevice?.length) body['de.sorunome.msc2409.to_device'] = transaction.toDevice;
     }
     const response = await this.request(registration, 'PUT', `/transactions/${encodeURIComponent(transaction.txnId)}`, body);
     if (!response.ok) throw await this.failure(registration, response, `transaction ${transaction.txnId}`);

@@ -23,17 +23,18 @@ export class InMemoryTransactionQueue implements TransactionQueue {
     if (state.open) return state.open.transaction;
     const events: PendingTransaction['events'] = [];
     const ephemeral: PendingTransaction['ephemeral'] = [];
+    const toDevice: PendingTransaction['ephemeral'] = [];
     let lastSeq = state.ackedSeq;
     for (const { seq, item } of state.items) {
-      const target = item.kind === 'event' ? events : ephemeral;
+      const target = item.kind === 'event' ? events : item.kind === 'to_device' ? toDevice : ephemeral;
       const limit = item.kind === 'event' ? limits.maxEvents : limits.maxEphemeral;
       // Stop at the first item that does not fit, so items always leave in enqueue order.
       if (target.length >= limit) break;
       target.push(item.event);
       lastSeq = seq;
     }
-    if (events.length === 0 && ephemeral.length === 0) return null;
-    const transaction = { txnId: String(state.nextTxnId++), events, ephemeral };
+    if (events.length === 0 && ephemeral.length === 0 && toDevice.length === 0) return null;
+    const transaction: PendingTransaction = { txnId: String(state.nextTxnId++), events, ephemeral, ...(toDevice.length > 0 ? { toDevice } : {}) };
     state.open = { transaction, lastSeq };
     return transaction;
   }

@@ -95,6 +95,17 @@ describe('TransactionPusher against a loopback application service', () => {
     });
   });
 
+  it('sends to-device messages (MSC2409 name) only to services that receive ephemeral events (issue 13)', async () => {
+    const queue = new InMemoryTransactionQueue();
+    const p = makePusher([registration('eph', url, true), registration('plain', url)], queue);
+    const message = { type: 'm.room.encrypted', sender: '@a:remote.test', content: {}, to_user_id: '@b:hs.test', to_device_id: 'D' };
+    await p.push('plain', { kind: 'to_device', event: message });
+    await p.push('eph', { kind: 'to_device', event: message });
+    await p.idle();
+    expect(as.requests).toHaveLength(1);
+    expect(as.requests[0].body).toEqual({ events: [], ephemeral: [], 'de.sorunome.msc2409.ephemeral': [], 'de.sorunome.msc2409.to_device': [message] });
+  });
+
   it('retries a failed transaction with the same txnId and body, then moves on', async () => {
     let calls = 0;
     as.respond = () => (++calls <= 3 ? 'error' : 'ok');

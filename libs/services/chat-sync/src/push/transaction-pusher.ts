@@ -73,10 +73,10 @@ export class TransactionPusher {
     for (const id of this.workers.keys()) this.wake(id);
   }
 
-  /** Enqueues an item (ephemeral ones only for services with `receive_ephemeral`) and wakes delivery. */
+  /** Enqueues an item (ephemeral and to-device ones only for services with `receive_ephemeral`) and wakes delivery. */
   async push(appServiceId: string, item: QueuedItem): Promise<void> {
     const worker = this.workers.get(appServiceId);
-    if (!worker || (item.kind === 'ephemeral' && !worker.registration.receiveEphemeral)) return;
+    if (!worker || (item.kind !== 'event' && !worker.registration.receiveEphemeral)) return;
     await this.options.queue.enqueue(appServiceId, item);
     this.wake(appServiceId);
   }

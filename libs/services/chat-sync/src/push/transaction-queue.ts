@@ -5,7 +5,7 @@
 export type JsonObject = Record<string, unknown>;
 
 /** `id` dedupes within a service's queue where the queue supports it (the event ID for room events). */
-export type QueuedItem = { kind: 'event'; event: JsonObject; id?: string } | { kind: 'ephemeral'; event: JsonObject; id?: string };
+export type QueuedItem = { kind: 'event' | 'ephemeral' | 'to_device'; event: JsonObject; id?: string };
 
 export interface PendingTransaction {
   txnId: string;
@@ -13,6 +13,8 @@ export interface PendingTransaction {
   events: JsonObject[];
   /** Ephemeral events (typing, receipts, presence), in order. */
   ephemeral: JsonObject[];
+  /** To-device messages for the service's users (MSC2409), present only when there are some. */
+  toDevice?: JsonObject[];
 }
 
 export interface TransactionLimits {

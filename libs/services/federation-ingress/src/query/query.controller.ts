@@ -1,5 +1,6 @@
-// Queries other servers make about this one: profiles, aliases, the public room directory, devices.
-import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, UseGuards, UseInterceptors } from '@nestjs/common';
+// Queries other servers make about this one: profiles, aliases, the public room directory (devices and
+// keys: e2ee/user-keys.controller.ts).
+import { Body, Controller, Get, HttpCode, Inject, Post, Query, UseGuards, UseInterceptors } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
 import { domainOf } from '@fedgate/room-state';
 import { MatrixError } from '@fedgate/service-kit';
@@ -60,12 +61,5 @@ export class QueryController {
     const b = (body ?? {}) as { limit?: unknown; since?: unknown; filter?: { generic_search_term?: unknown } };
     const term = typeof b.filter?.generic_search_term === 'string' ? b.filter.generic_search_term : undefined;
     return this.publicRooms.page(typeof b.limit === 'number' ? b.limit : undefined, typeof b.since === 'string' ? b.since : undefined, term);
-  }
-
-  @Get('user/devices/:userId')
-  devices(@Param('userId') userId: string) {
-    if (domainOf(userId) !== this.identity.serverName) throw MatrixError.invalidParam(`User ${userId} is not on this server`);
-    // Users here are virtual users of the chat platform: they have no devices.
-    return { user_id: userId, stream_id: 0, devices: [] };
   }
 }

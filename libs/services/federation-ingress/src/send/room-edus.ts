@@ -4,6 +4,7 @@
 import type { Edu, JsonObject } from '@fedgate/protocol';
 import { domainOf } from '@fedgate/room-state';
 import type { RoomAccess } from '../auth/room-access';
+import { E2EE_EDU_TYPES, e2eeEduRefusal } from './e2ee-edus';
 
 export type RoomEduRefusal = 'unknown_room' | 'origin_not_in_room' | 'server_acl' | 'not_origin_user' | 'malformed';
 
@@ -30,6 +31,10 @@ export class RoomEduChecks {
   async check(edu: Edu): Promise<{ edu?: Edu; dropped: DroppedRoomEdu[] }> {
     if (edu.edu_type === 'm.typing') return this.typing(edu);
     if (edu.edu_type === 'm.receipt') return this.receipt(edu);
+    if (E2EE_EDU_TYPES.includes(edu.edu_type)) {
+      const refusal = e2eeEduRefusal(edu, this.origin);
+      return refusal ? { dropped: [refusal] } : { edu, dropped: [] };
+    }
     // Any other EDU naming a room still answers to that room's server ACL.
     const roomId = (edu.content as { room_id?: unknown }).room_id;
     if (typeof roomId === 'string' && !(await this.access.aclAllows(roomId, this.origin))) return { dropped: [{ roomId, reason: 'server_acl' }] };

@@ -1,0 +1,95 @@
+// The device and key contract every store adapter passes: devices with a per-user stream id that moves
+// on every change, one-time keys handed out once (also under concurrent claims), fallback keys after.
+import type { Store } from '../ports/store';
+
+export function describeDeviceKeyContract(name: string, open: () => Promise<Store>): void {
+  describe(`device key contract: ${name}`, () => {
+    let store: Store;
+    let other: Store;
+    // Each run gets its own users: the database may be reused across runs.
+    const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    const user = (localpart: string) => `@${localpart}-${run}:gw.test`;
+    beforeAll(async () => {
+      store = await open();
+      other = await open();
+    });
+    afterAll(async () => {
+      await store?.close();
+      await other?.close();
+    });
+
+    it('creates, renames, lists and deletes devices, moving the stream id on each change only', async () => {
+      const alice = user('alice');
+      expect(await store.deviceKeys.deviceListStreamId(alice)).toBe(0);
+      expect(await store.deviceKeys.putDevice(alice, 'DEVB', 'Phone', 1_000)).toEqual({ created: true, changed: true, streamId: 1 });
+      expect(await store.deviceKeys.putDevice(alice, 'DEVB', 'Phone')).toEqual({ created: false, changed: false, streamId: 1 });
+      expect(await store.deviceKeys.putDevice(alice, 'DEVB')).toEqual({ created: false, changed: false, streamId: 1 });
+      expect(await other.deviceKeys.putDevice(alice, 'DEVB', 'Laptop')).toEqual({ created: false, changed: true, streamId: 2 });
+      expect(await store.deviceKeys.putDevice(alice, 'DEVA', null, 2_000)).toEqual({ created: true, changed: true, streamId: 3 });
+      expect(await store.deviceKeys.listDevices(alice)).toEqual([
+        { userId: alice, deviceId: 'DEVA', displayName: null, keys: null, createdTs: 2_000 },
+        { userId: alice, deviceId: 'DEVB', displayName: 'Laptop', keys: null, createdTs: 1_000 },
+      ]);
+      expect(await store.deviceKeys.listDevices(user('nobody'))).toEqual([]);
+      expect(await store.deviceKeys.deleteDevice(alice, 'DEVA')).toEqual({ deleted: true, streamId: 4 });
+      expect(await store.deviceKeys.deleteDevice(alice, 'DEVA')).toEqual({ deleted: false, streamId: 4 });
+      expect(await store.deviceKeys.getDevice(alice, 'DEVA')).toBeNull();
+      expect(await store.deviceKeys.getDevice(alice, 'DEVB')).toMatchObject({ displayName: 'Laptop' });
+    });
+
+    it('keeps device keys, moving the stream id only when they change, and only for an existing device', async () => {
+      const bob = user('bob');
+      const keys = { user_id: bob, device_id: 'D1', algorithms: ['m.olm.v1.curve25519-aes-sha2'], keys: { 'ed25519:D1': 'k' }, signatures: {} };
+      expect(await store.deviceKeys.setDeviceKeys(bob, 'D1', keys)).toEqual({ found: false, changed: false, streamId: 0 });
+      await store.deviceKeys.putDevice(bob, 'D1');
+      expect(await store.deviceKeys.setDeviceKeys(bob, 'D1', keys)).toEqual({ found: true, changed: true, streamId: 2 });
+      expect(await other.deviceKeys.setDeviceKeys(bob, 'D1', { ...keys })).toEqual({ found: true, changed: false, streamId: 2 });
+      expect((await other.deviceKeys.getDevice(bob, 'D1'))?.keys).toEqual(keys);
+    });
+
+    it('hands out each one-time key once, then the fallback key, and refuses a reused key ID with another key', async () => {
+      const carol = user('carol');
+      await store.deviceKeys.putDevice(carol, 'D1');
+      const otk = (n: number) => ({ key: `key-${n}`, signatures: { [carol]: { 'ed25519:D1': `sig-${n}` } } });
+      expect(await store.deviceKeys.addOneTimeKeys(carol, 'D1', { 'signed_curve25519:A1': otk(1), 'signed_curve25519:A2': otk(2), 'curve25519:B1': 'plain' })).toEqual({ conflicts: [] });
+      // A retried upload is a no-op; the same key ID with another key is a conflict.
+      expect(await store.deviceKeys.addOneTimeKeys(carol, 'D1', { 'signed_curve25519:A1': otk(1), 'signed_curve25519:A2': otk(9) })).toEqual({ conflicts: ['signed_curve25519:A2'] });
+      expect(await store.deviceKeys.countOneTimeKeys(carol, 'D1')).toEqual({ signed_curve25519: 2, curve25519: 1 });
+      await store.deviceKeys.setFallbackKeys(carol, 'D1', { 'signed_curve25519:F1': { ...otk(3), fallback: true } });
+      expect(await store.deviceKeys.unusedFallbackKeyAlgorithms(carol, 'D1')).toEqual(['signed_curve25519']);
+
+      const claims = await Promise.all([store, other, store].map((s) => s.deviceKeys.claimKey(carol, 'D1', 'signed_curve25519')));
+      const oneTime = claims.filter((c) => c && !c.fallback).map((c) => c!.keyId).sort();
+      expect(oneTime).toEqual(['signed_curve25519:A1', 'signed_curve25519:A2']);
+      expect(claims.filter((c) => c?.fallback)).toEqual([{ keyId: 'signed_curve25519:F1', key: { ...otk(3), fallback: true }, fallback: true }]);
+      expect(await store.deviceKeys.countOneTimeKeys(carol, 'D1')).toEqual({ curve25519: 1 });
+      expect(await store.deviceKeys.unusedFallbackKeyAlgorithms(carol, 'D1')).toEqual([]);
+      // The fallback key stays until replaced; a new one is unused again.
+      expect(await store.deviceKeys.claimKey(carol, 'D1', 'signed_curve25519')).toMatchObject({ keyId: 'signed_curve25519:F1', fallback: true });
+      await store.deviceKeys.setFallbackKeys(carol, 'D1', { 'signed_curve25519:F2': { key: 'f2' } });
+      expect(await store.deviceKeys.unusedFallbackKeyAlgorithms(carol, 'D1')).toEqual(['signed_curve25519']);
+      expect(await store.deviceKeys.claimKey(carol, 'D1', 'unknown_alg')).toBeNull();
+      expect(await store.deviceKeys.claimKey(carol, 'NODEVICE', 'signed_curve25519')).toBeNull();
+    });
+
+    it('deletes a device with its one-time and fallback keys', async () => {
+      const dan = user('dan');
+      await store.deviceKeys.putDevice(dan, 'D1');
+      await store.deviceKeys.addOneTimeKeys(dan, 'D1', { 'signed_curve25519:A': { key: 'a' } });
+      await store.deviceKeys.setFallbackKeys(dan, 'D1', { 'signed_curve25519:F': { key: 'f' } });
+      await store.deviceKeys.deleteDevice(dan, 'D1');
+      await store.deviceKeys.putDevice(dan, 'D1');
+      expect(await store.deviceKeys.countOneTimeKeys(dan, 'D1')).toEqual({});
+      expect(await store.deviceKeys.claimKey(dan, 'D1', 'signed_curve25519')).toBeNull();
+    });
+
+    it('keeps cross-signing keys per usage, moving the stream id', async () => {
+      const erin = user('erin');
+      const master = { user_id: erin, usage: ['master'], keys: { 'ed25519:M': 'M' } };
+      expect(await store.deviceKeys.setCrossSigningKey(erin, 'master', master)).toEqual({ streamId: 1 });
+      expect(await other.deviceKeys.setCrossSigningKey(erin, 'self_signing', { ...master, usage: ['self_signing'] })).toEqual({ streamId: 2 });
+      expect(await store.deviceKeys.crossSigningKeys(erin)).toEqual({ master, self_signing: { ...master, usage: ['self_signing'] } });
+      expect(await store.deviceKeys.crossSigningKeys(user('nobody'))).toEqual({});
+    });
+  });
+}
