@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { LRUCache } from 'lru-cache';
 import { buildConnector, Pool } from 'undici';
 import type { AddressPolicy } from './address-policy';
 import type { ResolvedDestination } from './discovery';
@@ -42,12 +43,20 @@ export interface HttpsTransportOptions {
  * Only failures before the request left (connect, TLS) move on to the next address.
  */
 export class HttpsTransport {
-  private readonly pools = new Map<string, Pool>();
+  /** The least recently used pool beyond `maxPools` is closed. */
+  private readonly pools: LRUCache<string, Pool>;
   private readonly connectFailures = new WeakSet<object>();
   /** Per pool, its sockets still connecting (TCP or TLS handshake), so a request's deadline can end them. */
   private readonly connecting = new WeakMap<Pool, Set<{ destroy(error?: Error): void }>>();
 
-  constructor(private readonly options: HttpsTransportOptions) {}
+  constructor(private readonly options: HttpsTransportOptions) {
+    this.pools = new LRUCache({
+      max: options.maxPools,
+      dispose: (pool, _key, reason) => {
+        if (reason === 'evict') void pool.close().catch(() => undefined);
+      },
+    });
+  }
 
   async send(targets: readonly ResolvedDestination[], request: RawRequest): Promise<RawResponse> {
     const deadline = AbortSignal.timeout(request.timeoutMs);
@@ -88,7 +97,7 @@ export class HttpsTransport {
 
   async close(): Promise<void> {
     const pools = [...this.pools.values()];
-    this.pools.clear();
+    this.pools.clear(); // 'delete' disposals: closed here, once
     await Promise.all(pools.map((pool) => pool.close()));
   }
 
@@ -161,11 +170,7 @@ export class HttpsTransport {
   private poolFor(address: string, port: number, tlsServerName: string | null): Pool {
     const key = `${address}|${port}|${tlsServerName ?? ''}`;
     const existing = this.pools.get(key);
-    if (existing) {
-      this.pools.delete(key);
-      this.pools.set(key, existing); // most recently used last
-      return existing;
-    }
+    if (existing) return existing;
     const baseConnect = buildConnector({
       ca: this.options.ca as string | Buffer | Array<string | Buffer> | undefined,
       rejectUnauthorized: true,
@@ -192,11 +197,6 @@ export class HttpsTransport {
     });
     this.connecting.set(pool, connecting);
     this.pools.set(key, pool);
-    if (this.pools.size > this.options.maxPools) {
-      const [oldestKey, oldest] = this.pools.entries().next().value!;
-      this.pools.delete(oldestKey);
-      void oldest.close().catch(() => undefined);
-    }
     return pool;
   }
 }
