@@ -1,5 +1,9 @@
 // Issue 10 defect 3 (follow-up): an operator can ask the running state-resolver to finish local commits
 // cut short (`fedgate rooms repair` → cmd.repair), instead of waiting for a restart or the room's next work.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { Bus } from '@fedgate/bus';
 import { StateResolver, TestNetwork, type TestServer } from '@fedgate/state-resolver';
 import type { Store } from '@fedgate/store';
@@ -101,5 +105,28 @@ describe('fedgate rooms repair (issue 10 defect 3: repair on demand)', () => {
     expect(await repairRooms(a.bus, a.topology, { room: roomId }, io)).toBe(1);
     expect(io.stderr).toContain('no state-resolver serves it');
     expect(await a.store.pendingCommits.list(roomId)).toHaveLength(1);
+  });
+});
+
+describe('the fedgate bin: rooms repair', () => {
+  const root = path.resolve(__dirname, '..', '..', '..');
+  const node = path.join(root, 'node_modules', '.bin', 'node');
+  let dir: string;
+  beforeAll(() => {
+    execFileSync(node, [path.join(root, 'tools', 'build.mjs')], { cwd: root, stdio: 'ignore' });
+    dir = mkdtempSync(path.join(tmpdir(), 'fedgate-rooms-repair-'));
+  }, 120_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('opens the configured bus; with no state-resolver answering (embedded: not in this process) it says so per partition and exits 1', () => {
+    const configFile = path.join(dir, 'fedgate.yaml');
+    writeFileSync(configFile, `serverName: rr.example\nmode: embedded\ndataDir: ${JSON.stringify(dir)}\n`);
+    const r = spawnSync(node, [path.join(root, 'tools', 'cli', 'bin', 'fedgate.js'), 'rooms', 'repair', '--config', configFile, '--room', '!r:rr.example'], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, FEDGATE_CONFIG: '' },
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^partition \d+: no state-resolver serves it \(is the gateway running\? embedded mode: restart it\)\n$/);
   });
 });
