@@ -18,4 +18,5 @@ export { pduWithRedaction } from './shared/pdu-with-redaction';
 export { openSqliteStore } from './sqlite/store';
 export { openMongoStore } from './mongo/store';
 export { openStore } from './open-store';
-export { EventVisibility, type EventVerdict, type Viewer } from './shared/event-visibility';
+export type { EventVerdict } from './shared/event-visibility';
+export { EventVisibility, type Viewer } from './shared/event-visibility';
