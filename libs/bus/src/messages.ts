@@ -192,6 +192,19 @@ export interface BackfillCommand {
 export type BackfillReply = { ok: true; stored: number; complete: boolean } | CommandError;
 
 /**
+ * Operator (`fedgate rooms repair`) → state-resolver: finish the local commits cut short (a crash, a store or
+ * bus outage between the writes of one event) of one room, or of every room of one partition. Sent per
+ * partition, so each replica answers for the rooms it owns.
+ */
+export interface RepairCommand {
+  partition: number;
+  /** Only this room (it must be of `partition`); else every room of the partition with a commit under way. */
+  roomId?: string;
+}
+/** Per room: the events whose commit was finished (and published), and those dropped because their client transaction went to another event. */
+export type RepairReply = { ok: true; rooms: Array<{ roomId: string; finished: string[]; abandoned: string[] }> } | CommandError;
+
+/**
  * A local EDU for remote servers (typing, receipts, presence, device lists); egress computes the destinations
  * from `roomId` (servers joined to it) or takes `destinations`. Message ID = eduId.
  */

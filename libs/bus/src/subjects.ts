@@ -16,6 +16,8 @@ import type {
   ParkedPdu,
   ReceiveInviteCommand,
   ReceiveInviteReply,
+  RepairCommand,
+  RepairReply,
   BackfillCommand,
   BackfillReply,
   RemoteMembershipCommand,
@@ -79,7 +81,7 @@ export interface TopologyConfig {
   commandTimeoutsMs?: Partial<Record<CommandName, number>>;
 }
 
-export type CommandName = 'createEvent' | 'makeMembership' | 'sendMembership' | 'receiveInvite' | 'remoteMembership' | 'backfill';
+export type CommandName = 'createEvent' | 'makeMembership' | 'sendMembership' | 'receiveInvite' | 'remoteMembership' | 'backfill' | 'repair';
 
 /** A subject token from arbitrary text (room IDs, server names, EDU types contain `.`, `:`, `*`...). */
 export function subjectToken(text: string): string {
@@ -141,6 +143,7 @@ export function busTopology(config: TopologyConfig = {}) {
     const timeoutMs = config.commandTimeoutsMs?.[key] ?? declaredMs;
     return {
       subjectFor: (roomId: string): CommandSubject<Req, Res> => `${base}.${partitionOf(roomId, roomPartitions)}`,
+      partition: (p: number): CommandSubject<Req, Res> => `${base}.${p}`,
       command: {
         pattern: `${base}.*` as CommandSubject<Req, Res>,
         queueGroup: `${prefix}-state-resolver`,
@@ -156,6 +159,8 @@ export function busTopology(config: TopologyConfig = {}) {
   const remoteMembership = roomCommand<RemoteMembershipCommand, RemoteMembershipReply>('remote-membership', 120_000, 'remoteMembership');
   /** Asks remote servers for a room's history (`/backfill`), one after another until one answers. */
   const backfill = roomCommand<BackfillCommand, BackfillReply>('backfill', 60_000, 'backfill');
+  /** Operator: finish the commits cut short in one room, or in every room of a partition (`fedgate rooms repair`). */
+  const repair = roomCommand<RepairCommand, RepairReply>('repair', 60_000, 'repair');
   const outboundEdu = {
     subject: `${prefix}.outbound.edu` as Subject<OutboundEdu>,
   };
@@ -216,8 +221,9 @@ export function busTopology(config: TopologyConfig = {}) {
     receiveInvite,
     remoteMembership,
     backfill,
+    repair,
     /** Every command, so a request waits its own command's declared timeout. */
-    allCommands: [createEvent, makeMembership, sendMembership, receiveInvite, remoteMembership, backfill].map(
+    allCommands: [createEvent, makeMembership, sendMembership, receiveInvite, remoteMembership, backfill, repair].map(
       (c) => c.command as CommandSpec<unknown, unknown>,
     ),
     consumers,

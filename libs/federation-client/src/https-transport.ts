@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { LRUCache } from 'lru-cache';
 import { buildConnector, Pool } from 'undici';
 import type { AddressPolicy } from './address-policy';
 import type { ResolvedDestination } from './discovery';
@@ -42,10 +43,20 @@ export interface HttpsTransportOptions {
  * Only failures before the request left (connect, TLS) move on to the next address.
  */
 export class HttpsTransport {
-  private readonly pools = new Map<string, Pool>();
+  /** The least recently used pool beyond `maxPools` is closed. */
+  private readonly pools: LRUCache<string, Pool>;
   private readonly connectFailures = new WeakSet<object>();
+  /** Per pool, its sockets still connecting (TCP or TLS handshake), so a request's deadline can end them. */
+  private readonly connecting = new WeakMap<Pool, Set<{ destroy(error?: Error): void }>>();
 
-  constructor(private readonly options: HttpsTransportOptions) {}
+  constructor(private readonly options: HttpsTransportOptions) {
+    this.pools = new LRUCache({
+      max: options.maxPools,
+      dispose: (pool, _key, reason) => {
+        if (reason === 'evict') void pool.close().catch(() => undefined);
+      },
+    });
+  }
 
   async send(targets: readonly ResolvedDestination[], request: RawRequest): Promise<RawResponse> {
     const deadline = AbortSignal.timeout(request.timeoutMs);
@@ -86,7 +97,7 @@ export class HttpsTransport {
 
   async close(): Promise<void> {
     const pools = [...this.pools.values()];
-    this.pools.clear();
+    this.pools.clear(); // 'delete' disposals: closed here, once
     await Promise.all(pools.map((pool) => pool.close()));
   }
 
@@ -98,13 +109,18 @@ export class HttpsTransport {
 
   private async sendToAddress(address: string, target: ResolvedDestination, request: RawRequest, signal: AbortSignal): Promise<RawResponse> {
     const pool = this.poolFor(address, target.port, target.tlsServerName);
-    const response = await pool.request({
-      method: request.method as 'GET',
-      path: request.uri,
-      headers: { ...request.headers, host: target.hostHeader },
-      body: request.body,
+    const response = await this.withinDeadline(
+      pool,
+      pool.request({
+        method: request.method as 'GET',
+        path: request.uri,
+        headers: { ...request.headers, host: target.hostHeader },
+        body: request.body,
+        signal,
+      }),
       signal,
-    });
+      `request to ${target.hostHeader} at ${hostForUrl(address)}:${target.port} timed out`,
+    );
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(response.headers)) {
       if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
@@ -127,36 +143,60 @@ export class HttpsTransport {
     return { status: response.statusCode, headers, body: Buffer.concat(chunks) };
   }
 
+  /**
+   * undici honours the abort signal only once the request is on a connected socket: while connecting and
+   * during the TLS handshake only the connect timeout applies. So the deadline is raced here, and a pool with
+   * no connected socket has its connecting ones ended (every request queued on them waits on that peer).
+   */
+  private async withinDeadline<T>(pool: Pool, pending: Promise<T>, signal: AbortSignal, message: string): Promise<T> {
+    pending.catch(() => undefined);
+    if (signal.aborted) throw new FederationClientError('TIMEOUT', message);
+    let onAbort!: () => void;
+    const timedOut = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        const error = new FederationClientError('TIMEOUT', message);
+        if (pool.stats.connected === 0) for (const socket of this.connecting.get(pool) ?? []) socket.destroy(error);
+        reject(error);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([pending, timedOut]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
   private poolFor(address: string, port: number, tlsServerName: string | null): Pool {
     const key = `${address}|${port}|${tlsServerName ?? ''}`;
     const existing = this.pools.get(key);
-    if (existing) {
-      this.pools.delete(key);
-      this.pools.set(key, existing); // most recently used last
-      return existing;
-    }
+    if (existing) return existing;
     const baseConnect = buildConnector({
       ca: this.options.ca as string | Buffer | Array<string | Buffer> | undefined,
       rejectUnauthorized: true,
       timeout: this.options.connectTimeoutMs,
     });
+    const connecting = new Set<{ destroy(error?: Error): void }>();
     const pool = new Pool(`https://${hostForUrl(address)}:${port}`, {
       connections: this.options.connectionsPerAddress,
       keepAliveTimeout: this.options.keepAliveTimeoutMs,
       // SNI and certificate name come from discovery, never from the Host header; null means
       // "certificate for the IP address, no SNI".
-      connect: (connectOptions, callback) =>
-        baseConnect({ ...connectOptions, servername: tlsServerName ?? undefined }, (error, socket) => {
-          if (error) this.connectFailures.add(error);
-          (callback as (e: Error | null, s: unknown) => void)(error, socket);
-        }),
+      connect: (connectOptions, callback) => {
+        // undici's connector returns the socket it is connecting (its types say void).
+        const attempt = (baseConnect as unknown as (o: typeof connectOptions, cb: (e: Error | null, s: unknown) => void) => { destroy(error?: Error): void } | undefined)(
+          { ...connectOptions, servername: tlsServerName ?? undefined },
+          (error, socket) => {
+            if (attempt) connecting.delete(attempt);
+            if (error) this.connectFailures.add(error);
+            (callback as (e: Error | null, s: unknown) => void)(error, socket);
+          },
+        );
+        if (attempt) connecting.add(attempt);
+      },
     });
+    this.connecting.set(pool, connecting);
     this.pools.set(key, pool);
-    if (this.pools.size > this.options.maxPools) {
-      const [oldestKey, oldest] = this.pools.entries().next().value!;
-      this.pools.delete(oldestKey);
-      void oldest.close().catch(() => undefined);
-    }
     return pool;
   }
 }

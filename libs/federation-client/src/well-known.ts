@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { parseServerName } from './server-name';
 
 /** The raw answer to `GET https://<hostname>/.well-known/matrix/server`, after redirects. */
@@ -43,7 +44,7 @@ type Outcome = { ok: true; delegated: string; ttlMs: number } | { ok: false };
  * `lookup` answers the delegated server name, or undefined meaning "fall through to SRV".
  */
 export class WellKnownCache {
-  private readonly entries = new Map<string, CacheEntry>();
+  private readonly entries: LRUCache<string, CacheEntry>;
   private readonly inFlight = new Map<string, Promise<string | undefined>>();
   private readonly now: () => number;
   private readonly defaultTtlMs: number;
@@ -51,7 +52,6 @@ export class WellKnownCache {
   private readonly minTtlMs: number;
   private readonly errorInitialTtlMs: number;
   private readonly errorMaxTtlMs: number;
-  private readonly maxEntries: number;
 
   constructor(private readonly fetchWellKnown: WellKnownFetcher, options: WellKnownCacheOptions = {}) {
     this.now = options.now ?? Date.now;
@@ -60,7 +60,7 @@ export class WellKnownCache {
     this.minTtlMs = options.minTtlMs ?? 5 * MINUTE;
     this.errorInitialTtlMs = options.errorInitialTtlMs ?? 5 * MINUTE;
     this.errorMaxTtlMs = options.errorMaxTtlMs ?? HOUR;
-    this.maxEntries = options.maxEntries ?? 10_000;
+    this.entries = new LRUCache({ max: options.maxEntries ?? 10_000 });
   }
 
   lookup(hostname: string): Promise<string | undefined> {
@@ -85,9 +85,7 @@ export class WellKnownCache {
       const ttl = Math.min(this.errorInitialTtlMs * 2 ** (failures - 1), this.errorMaxTtlMs);
       entry = { delegated: undefined, expiresAt: now + ttl, consecutiveFailures: failures };
     }
-    this.entries.delete(key);
     this.entries.set(key, entry);
-    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
     return entry.delegated;
   }
 

@@ -2,6 +2,7 @@
 // up to a fixed set of edges, so every thumbnail can be cached and one media has a bounded number of
 // them; at most a few are made at once per process, with a bounded queue behind them (beyond it:
 // 429 M_LIMIT_EXCEEDED); two requests for the same thumbnail share one decode.
+import pLimit from 'p-limit';
 import { MatrixError } from '@fedgate/service-kit';
 import type { ThumbnailRequest } from './thumbnailer';
 
@@ -30,42 +31,24 @@ export interface ThumbnailGateOptions {
 
 export const DEFAULT_THUMBNAIL_GATE: ThumbnailGateOptions = { concurrency: 2, maxQueued: 32 };
 
-/** Runs thumbnail work with bounded concurrency and a bounded queue, one run per key at a time. */
+/** Runs thumbnail work with bounded concurrency (p-limit) and a bounded queue, one run per key at a time. */
 export class ThumbnailGate {
-  private running = 0;
-  private readonly waiting: Array<() => void> = [];
+  private readonly limit: pLimit.Limit;
   private readonly inFlight = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly options: ThumbnailGateOptions = DEFAULT_THUMBNAIL_GATE) {}
+  constructor(private readonly options: ThumbnailGateOptions = DEFAULT_THUMBNAIL_GATE) {
+    this.limit = pLimit(options.concurrency);
+  }
 
   run<T>(key: string, work: () => Promise<T>): Promise<T> {
     const same = this.inFlight.get(key);
     if (same) return same as Promise<T>;
-    if (this.running >= this.options.concurrency && this.waiting.length >= this.options.maxQueued) {
+    // Running plus waiting: p-limit counts a run as pending from the call, active once it started.
+    if (this.limit.activeCount + this.limit.pendingCount >= this.options.concurrency + this.options.maxQueued) {
       return Promise.reject(MatrixError.limitExceeded(1000, 'Too many thumbnails are being made; try again shortly'));
     }
-    const promise = this.slot().then(async () => {
-      try {
-        return await work();
-      } finally {
-        this.release();
-      }
-    });
-    const tracked = promise.finally(() => this.inFlight.delete(key));
+    const tracked = this.limit(work).finally(() => this.inFlight.delete(key));
     this.inFlight.set(key, tracked);
     return tracked;
-  }
-
-  private slot(): Promise<void> {
-    if (this.running < this.options.concurrency) {
-      this.running++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.waiting.push(() => (this.running++, resolve())));
-  }
-
-  private release(): void {
-    this.running--;
-    this.waiting.shift()?.();
   }
 }

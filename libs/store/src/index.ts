@@ -19,5 +19,6 @@ export { pduWithRedaction } from './shared/pdu-with-redaction';
 export { openSqliteStore } from './sqlite/store';
 export { openMongoStore } from './mongo/store';
 export { openStore } from './open-store';
+export type { EventVerdict } from './shared/event-visibility';
 export { EventVisibility, type Viewer } from './shared/event-visibility';
 export { queryLocalKeys, claimLocalKeys, localUserDevices, type KeyQueryAnswer, type KeyQueryOptions } from './shared/device-key-reads';

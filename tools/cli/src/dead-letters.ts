@@ -24,16 +24,16 @@ embedded mode, NATS JetStream in distributed mode.
 Exit status: 0 on success; 1 when a sequence is not a dead letter or the bus cannot be opened; 2 on a usage error.
 `;
 
-type AdminBus = DeadLetterAdmin & Pick<Bus, 'publish' | 'close'>;
+export type AdminBus = DeadLetterAdmin & Pick<Bus, 'publish' | 'request' | 'close'>;
 
 export interface DeadLetterIo {
   out(text: string): void;
   err(text: string): void;
 }
 
-const stdio: DeadLetterIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
+export const stdio: DeadLetterIo = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) };
 
-/** The deployment's bus, opened for reading and removing dead letters only (no consumers, no stream changes). */
+/** The deployment's bus, opened for operator work only: dead letters and commands (no consumers, no stream changes). */
 export async function openOperatorBus(config: FedgateConfig): Promise<AdminBus> {
   const options = busOptionsFor(topologyFor(config));
   if (config.mode === 'embedded') return new EmbeddedBus({ ...options, path: config.sqlite.path });
@@ -129,16 +129,18 @@ export async function replayDeadLetters(bus: AdminBus, sequences: string[], io: 
 }
 
 /** Opens the configured bus, runs `work` on it, closes it. */
-export async function withOperatorBus(argv: readonly string[], work: (bus: AdminBus) => Promise<number>): Promise<number> {
+export async function withOperatorBus(argv: readonly string[], work: (bus: AdminBus, config: FedgateConfig) => Promise<number>): Promise<number> {
   let bus: AdminBus;
+  let config: FedgateConfig;
   try {
-    bus = await openOperatorBus(loadConfig({ argv }));
+    config = loadConfig({ argv });
+    bus = await openOperatorBus(config);
   } catch (err) {
-    process.stderr.write(`fedgate dead-letters: cannot open the bus: ${(err as Error).message}\n`);
+    process.stderr.write(`fedgate: cannot open the bus: ${(err as Error).message}\n`);
     return 1;
   }
   try {
-    return await work(bus);
+    return await work(bus, config);
   } finally {
     await bus.close();
   }

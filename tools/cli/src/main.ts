@@ -1,6 +1,8 @@
 // `npx fedgate <command>`: operator commands.
 import { Command, CommanderError } from 'commander';
-import { DEAD_LETTERS_HELP, listDeadLetters, removeDeadLetters, replayDeadLetters, withOperatorBus } from './dead-letters';
+import { topologyFor } from '@fedgate/platform';
+import { DEAD_LETTERS_HELP, listDeadLetters, removeDeadLetters, replayDeadLetters, stdio, withOperatorBus } from './dead-letters';
+import { repairRooms, ROOMS_REPAIR_HELP } from './rooms-repair';
 import { STATE_REPLAY_HELP, stateReplay } from './state-replay';
 
 function buildProgram(setExit: (code: number) => void): Command {
@@ -48,6 +50,18 @@ function buildProgram(setExit: (code: number) => void): Command {
     .addHelpText('after', DEAD_LETTERS_HELP)
     .exitOverride()
     .action(async (sequences: string[], opts: { config?: string }) => setExit(await withOperatorBus(configArgv(opts), (bus) => replayDeadLetters(bus, sequences))));
+  const rooms = program.command('rooms').description('room tools on the running deployment').exitOverride();
+  rooms
+    .command('repair')
+    .description('finish local commits cut short (a crash or an outage between the writes of one event)')
+    .option('--config <file>', 'fedgate config file (else fedgate.yaml / FEDGATE_CONFIG)')
+    .option('--room <id>', 'only this room')
+    .option('--json', 'print JSON')
+    .addHelpText('after', ROOMS_REPAIR_HELP)
+    .exitOverride()
+    .action(async (opts: { config?: string; room?: string; json?: boolean }) =>
+      setExit(await withOperatorBus(configArgv(opts), (bus, config) => repairRooms(bus, topologyFor(config), opts, stdio))),
+    );
   return program;
 }
 

@@ -3,9 +3,8 @@
 // our policy refuses it, and switches to catch-up after a long outage.
 import type { EgressEntry } from '@fedgate/bus';
 import type { JsonObject } from '@fedgate/protocol';
-import type { AuditEntry, DestinationRecord, EgressQueueItem, PendingEgressTransaction } from '@fedgate/store';
+import { EventVisibility, type AuditEntry, type DestinationRecord, type EgressQueueItem, type PendingEgressTransaction } from '@fedgate/store';
 import { retryDelayMs } from './backoff';
-import { visibilityForServer } from './catch-up-visibility';
 import type { EgressContext } from './egress-context';
 import { classifySendFailure } from './send-failure';
 import { findStaleEdus } from './stale-edus';
@@ -294,10 +293,11 @@ export class DestinationSender {
       const chosen: string[] = [];
       if (!(await this.ctx.store.rooms.getJoinedServers(roomId)).includes(this.destination)) withheld.push({ roomId, why: 'not_in_room' });
       else {
+        const visibility = new EventVisibility(this.ctx.store, { serverName: this.destination });
         for (const eventId of await this.ctx.store.rooms.getForwardExtremities(roomId)) {
-          const visibility = await visibilityForServer(this.ctx.store, this.destination, eventId);
-          if (visibility === 'visible') chosen.push(eventId);
-          else withheld.push({ roomId, eventId, why: visibility });
+          const verdict = await visibility.sendable(eventId, roomId);
+          if (verdict === 'visible') chosen.push(eventId);
+          else withheld.push({ roomId, eventId, why: verdict });
         }
       }
       if (chosen.length === 0) chosen.push(lastQueued.get(roomId)!);

@@ -3,6 +3,8 @@
 // server inviting without pause costs us work without bound. The table of origins is bounded too: the
 // least recently seen origin is forgotten first (it starts again with a full bucket).
 
+import { LRUCache } from 'lru-cache';
+
 export interface InviteRateLimitOptions {
   /** Invites an origin may send at once. */
   burst: number;
@@ -16,22 +18,21 @@ export interface InviteRateLimitOptions {
 export const DEFAULT_INVITE_RATE_LIMIT: InviteRateLimitOptions = { burst: 20, perSecond: 0.5, maxOrigins: 10_000 };
 
 export class InviteRateLimit {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly buckets: LRUCache<string, { tokens: number; at: number }>;
   private readonly now: () => number;
 
   constructor(private readonly options: InviteRateLimitOptions = DEFAULT_INVITE_RATE_LIMIT) {
     this.now = options.now ?? Date.now;
+    this.buckets = new LRUCache({ max: options.maxOrigins });
   }
 
   /** Takes one invite from the origin's budget: undefined when allowed, else the milliseconds to wait. */
   take(origin: string): number | undefined {
     const now = this.now();
     const bucket = this.buckets.get(origin) ?? { tokens: this.options.burst, at: now };
-    this.buckets.delete(origin);
     bucket.tokens = Math.min(this.options.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.options.perSecond);
     bucket.at = now;
     this.buckets.set(origin, bucket);
-    if (this.buckets.size > this.options.maxOrigins) this.buckets.delete(this.buckets.keys().next().value as string);
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
       return undefined;

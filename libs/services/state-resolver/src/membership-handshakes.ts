@@ -141,7 +141,10 @@ export class MembershipHandshakes {
 
   /**
    * The room's version and current state. Joins and knocks need a user of ours still joined: a room we have left has
-   * stale state and extremities, and we would never hear of what follows (404, as Synapse answers).
+   * stale state and extremities, and we would never hear of what follows (404, as Synapse answers). A leave is still
+   * answered, authorized against our state (403 for a user not in the room, the spec's only refusal; Synapse does the
+   * same): it only takes someone out, e.g. an invite one of our users sent being rejected after we all left
+   * (test/adversarial/leave-rooms-we-left.spec.ts).
    */
   private async roomWeAreIn(roomId: string, membership: MembershipKind): Promise<{ rules: RoomVersionRules; current: Map<string, string> }> {
     const room = await this.store.rooms.get(roomId);

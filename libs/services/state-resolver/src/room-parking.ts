@@ -5,6 +5,7 @@
 // be handled in its budget is given up to dead letters with the reason. While a room has parked PDUs,
 // its later PDUs are parked behind them, so a room's events keep their order; a PDU whose room is held
 // by a command (which may be waiting on a remote server under the room lock) is parked too.
+import { LRUCache } from 'lru-cache';
 import { ack, nak, term, type Bus, type BusTopology, type HandlerOutcome, type ParkedPdu, type InboundPdu, type ReceivedMessage } from '@fedgate/bus';
 import { FederationClientError } from '@fedgate/federation-client';
 import { describeError, PoisonMessageError } from './errors';
@@ -46,8 +47,12 @@ export class RoomParking {
   private readonly parkedHere = new Set<string>();
   /** One parked PDU per room at a time; the budget starts when its turn comes. */
   private readonly turns = new RoomLocks();
-  /** (room, origin) whose gap filling was given up: PDUs parked before that and needing it are given up at once. */
-  private readonly silentOrigins = new Map<string, Silence>();
+  /**
+   * (room, origin) whose gap filling was given up: PDUs parked before that and needing it are given up at once.
+   * Read with peek, so the least recently used is the oldest give-up (the first to expire) and goes first when full:
+   * a forgotten origin only costs one more budget.
+   */
+  private readonly silentOrigins = new LRUCache<string, Silence>({ max: MAX_SILENT_ORIGINS });
   /** Aborted by stop(): parked work hands its message back to the bus and its remote calls end. */
   private stopping = new AbortController();
 
@@ -183,7 +188,7 @@ export class RoomParking {
 
   private silentOrigin(inbound: InboundPdu, parkedAt: number): Silence | undefined {
     const key = this.silentKey(inbound);
-    const silent = this.silentOrigins.get(key);
+    const silent = this.silentOrigins.peek(key);
     if (!silent) return undefined;
     // Long enough ago that the origin deserves another budget, whatever was parked before.
     if (silent.at + this.limits.budgetMs <= Date.now()) {
@@ -194,17 +199,7 @@ export class RoomParking {
   }
 
   private rememberSilent(inbound: InboundPdu): void {
-    const now = Date.now();
-    if (this.silentOrigins.size >= MAX_SILENT_ORIGINS) {
-      for (const [key, silent] of this.silentOrigins) if (silent.at + this.limits.budgetMs <= now) this.silentOrigins.delete(key);
-      // Still full: forget the oldest (a forgotten origin only costs one more budget).
-      for (const key of this.silentOrigins.keys()) {
-        if (this.silentOrigins.size < MAX_SILENT_ORIGINS) break;
-        this.silentOrigins.delete(key);
-      }
-    }
-    this.silentOrigins.delete(this.silentKey(inbound));
-    this.silentOrigins.set(this.silentKey(inbound), { at: now, eventId: inbound.eventId });
+    this.silentOrigins.set(this.silentKey(inbound), { at: Date.now(), eventId: inbound.eventId });
   }
 
   private hold(roomId: string): void {

@@ -1,5 +1,5 @@
 // The state-resolver's parts wired together, and their subscriptions on the bus.
-import { partitionsForReplica, type Bus, type BusSubscription, type BusTopology, type CommandSpec, type CommandSubject } from '@fedgate/bus';
+import { partitionsForReplica, type Bus, type RepairCommand, type RepairReply, type BusSubscription, type BusTopology, type CommandSpec, type CommandSubject } from '@fedgate/bus';
 import { FederationApi, type FederationHttpClient, type KeyRing } from '@fedgate/federation-client';
 import type { Store } from '@fedgate/store';
 import { clientTransactionLog, type ClientTransactionLog } from './client-transactions';
@@ -87,13 +87,32 @@ export class StateResolver {
    * room, or of every room this replica owns. Runs on start; callable on demand (a command that failed
    * mid-commit also leaves its room to be finished before the room's next work).
    */
-  async repair(roomId?: string): Promise<Record<string, RepairOutcome>> {
+  async repair(roomId?: string, partitions: number[] = this.ownedPartitions()): Promise<Record<string, RepairOutcome>> {
     const { topology } = this.deps;
-    const owned = new Set(this.ownedPartitions());
+    const owned = new Set(partitions);
     const rooms = roomId !== undefined ? [roomId] : (await this.timeline.roomsWithPendingCommits()).filter((r) => owned.has(topology.roomLog.partitionOf(r)));
     const outcomes: Record<string, RepairOutcome> = {};
     for (const room of rooms) outcomes[room] = await this.locks.run(room, () => this.timeline.settlePending(room));
     return outcomes;
+  }
+
+  /** The operator's `cmd.repair` (`fedgate rooms repair`): one room, or every room of one partition this replica owns. */
+  async onRepairCommand(command: RepairCommand): Promise<RepairReply> {
+    const { topology } = this.deps;
+    const partition = command.partition;
+    if (!Number.isInteger(partition) || !this.ownedPartitions().includes(partition)) {
+      return { ok: false, errcode: 'M_INVALID_PARAM', error: `partition ${String(partition)} is not served here`, status: 400 };
+    }
+    if (command.roomId !== undefined && (typeof command.roomId !== 'string' || topology.roomLog.partitionOf(command.roomId) !== partition)) {
+      return { ok: false, errcode: 'M_INVALID_PARAM', error: `room ${String(command.roomId)} is not of partition ${partition}`, status: 400 };
+    }
+    try {
+      const outcomes = await this.repair(command.roomId, [partition]);
+      return { ok: true, rooms: Object.entries(outcomes).map(([roomId, o]) => ({ roomId, finished: o.finished, abandoned: o.abandoned })) };
+    } catch (err) {
+      // The store or the bus is still out: the commits stay pending (retried on the timer and on the next work).
+      return { ok: false, errcode: 'M_UNKNOWN', error: `repair failed: ${(err as Error).message}`, status: 503 };
+    }
   }
 
   private ownedPartitions(): number[] {
@@ -120,6 +139,7 @@ export class StateResolver {
     await serveAll(topology.receiveInvite.command, (c) => this.handshakes.receiveInvite(c));
     await serveAll(topology.remoteMembership.command, (c) => this.remoteMembership.onCommand(c));
     await serveAll(topology.backfill.command, (c) => this.backfill.onCommand(c));
+    await serveAll(topology.repair.command, (c) => this.onRepairCommand(c));
     this.parking.resume();
     // Remote I/O never runs on the ordered partition consumer: such PDUs are parked (room-parking.ts).
     for (const p of owned) {

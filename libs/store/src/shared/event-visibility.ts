@@ -5,6 +5,8 @@ import type { EventRecord } from '../ports/events';
 import { parseStateTupleKey, stateTupleKey, type StateMap } from '../ports/state';
 import type { Store } from '../ports/store';
 
+export type EventVerdict = 'visible' | 'not_visible' | 'state_unknown';
+
 /** Who reads: a user (client-server reads) or a server (federation reads, on behalf of all its users). */
 export type Viewer = { userId: string } | { serverName: string };
 
@@ -26,14 +28,27 @@ export class EventVisibility {
 
   /** Whether the viewer may see the event. An event with no known state (an outlier) counts as `shared`. */
   async mayView(record: EventRecord): Promise<boolean> {
+    return (await this.judge(record.eventId, record.roomId, 'as-shared')) === 'visible';
+  }
+
+  /**
+   * Whether the event may be sent to the viewer (egress catch-up): as `mayView`, but an event whose state
+   * is not known is not judged (`state_unknown`, withheld by the caller).
+   */
+  async sendable(eventId: string, roomId: string): Promise<EventVerdict> {
+    return this.judge(eventId, roomId, 'unknown');
+  }
+
+  private async judge(eventId: string, roomId: string, unknownState: 'as-shared' | 'unknown'): Promise<EventVerdict> {
     const [before, after, inRoomNow] = await Promise.all([
-      this.store.state.stateBeforeEvent(record.eventId),
-      this.store.state.stateAfterEvent(record.eventId),
-      this.inRoomNow(record.roomId),
+      this.store.state.stateBeforeEvent(eventId),
+      this.store.state.stateAfterEvent(eventId),
+      this.inRoomNow(roomId),
     ]);
+    if (unknownState === 'unknown' && (!before || !after)) return 'state_unknown';
     const beforeFacts = await this.factsIn(before);
     const afterFacts = after === undefined ? beforeFacts : await this.factsIn(after);
-    return mayViewEvent({ before: beforeFacts, after: afterFacts, inRoomNow });
+    return mayViewEvent({ before: beforeFacts, after: afterFacts, inRoomNow }) ? 'visible' : 'not_visible';
   }
 
   /** The viewer is in the room now: a joined user; a server with a joined user. */

@@ -2,6 +2,7 @@
 // bounded length, and a cache of loaded states (snapshots never change, so caching is always safe).
 // An adapter supplies only row storage (`SnapshotRowStore`).
 import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { EventStateRefs, StateEntry, StateMap, StateSnapshotRepository } from '../ports/state';
 import { stateTupleKey } from '../ports/state';
 
@@ -28,9 +29,9 @@ const CACHE_ENTRIES = 512;
 const ANCESTRY_CACHE_ENTRIES = 8192;
 
 export class SnapshotRepository implements StateSnapshotRepository {
-  private readonly cache = new Map<string, StateMap>();
+  private readonly cache = new LRUCache<string, StateMap>({ max: CACHE_ENTRIES });
   /** Snapshot ID → its ancestors: lets `derive` skip reading the base row. */
-  private readonly ancestry = new Map<string, string[]>();
+  private readonly ancestry = new LRUCache<string, string[]>({ max: ANCESTRY_CACHE_ENTRIES });
 
   constructor(private readonly rows: SnapshotRowStore) {}
 
@@ -116,7 +117,6 @@ export class SnapshotRepository implements StateSnapshotRepository {
 
   private rememberAncestry(row: SnapshotRow): void {
     this.ancestry.set(row.id, row.ancestors);
-    if (this.ancestry.size > ANCESTRY_CACHE_ENTRIES) this.ancestry.delete(this.ancestry.keys().next().value as string);
   }
 
   private async writeFull(roomId: string, state: StateMap): Promise<string> {
@@ -129,17 +129,11 @@ export class SnapshotRepository implements StateSnapshotRepository {
   }
 
   private cached(id: string): StateMap | undefined {
-    const hit = this.cache.get(id);
-    if (hit) {
-      this.cache.delete(id);
-      this.cache.set(id, hit);
-    }
-    return hit;
+    return this.cache.get(id);
   }
 
   private remember(id: string, state: StateMap): void {
     this.cache.set(id, state);
-    if (this.cache.size > CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value as string);
   }
 }
 

@@ -1,6 +1,8 @@
 // Who is typing in which room, as remote servers told us: bounded in rooms and users per room, with every
 // entry timing out (a remote's own timeout is capped), so a peer can neither grow it nor pin a user as typing.
 
+import { LRUCache } from 'lru-cache';
+
 export interface TypingLimits {
   /** Rooms tracked at most; the least recently updated room is forgotten first. */
   maxRooms: number;
@@ -13,10 +15,12 @@ export interface TypingLimits {
 export const DEFAULT_TYPING_LIMITS: TypingLimits = { maxRooms: 10_000, maxUsersPerRoom: 100, maxTimeoutMs: 60_000 };
 
 export class TypingTracker {
-  /** Room → user → typing until (ms). Map order is update order, oldest first. */
-  private readonly rooms = new Map<string, Map<string, number>>();
+  /** Room → user → typing until (ms); the least recently updated room goes first. User map order is update order, oldest first. */
+  private readonly rooms: LRUCache<string, Map<string, number>>;
 
-  constructor(private readonly limits: TypingLimits = DEFAULT_TYPING_LIMITS) {}
+  constructor(private readonly limits: TypingLimits = DEFAULT_TYPING_LIMITS) {
+    this.rooms = new LRUCache({ max: limits.maxRooms });
+  }
 
   get roomCount(): number {
     return this.rooms.size;
@@ -25,7 +29,6 @@ export class TypingTracker {
   /** Applies one typing notice; returns the users typing in the room now. */
   update(roomId: string, userId: string, typing: boolean, timeoutMs: unknown, now: number): string[] {
     const room = this.rooms.get(roomId) ?? new Map<string, number>();
-    this.rooms.delete(roomId);
     room.delete(userId);
     if (typing) {
       const timeout = typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs >= 0 ? Math.min(timeoutMs, this.limits.maxTimeoutMs) : this.limits.maxTimeoutMs;
@@ -34,14 +37,14 @@ export class TypingTracker {
     }
     for (const [user, until] of room) if (until <= now) room.delete(user);
     if (room.size > 0) this.rooms.set(roomId, room);
-    while (this.rooms.size > this.limits.maxRooms) this.rooms.delete(this.rooms.keys().next().value as string);
+    else this.rooms.delete(roomId);
     return [...room.keys()];
   }
 
   /** Forgets what timed out by `now`; returns each room that changed with the users still typing there. */
   expire(now: number): Array<{ roomId: string; userIds: string[] }> {
     const changed: Array<{ roomId: string; userIds: string[] }> = [];
-    for (const [roomId, room] of this.rooms) {
+    for (const [roomId, room] of [...this.rooms.entries()].reverse()) {
       let removed = false;
       for (const [user, until] of room) {
         if (until > now) continue;

@@ -1,5 +1,6 @@
 // Tells egress that a server just authenticated a request to us, so a backed-off queue to it can resume.
 import { Inject, Injectable } from '@nestjs/common';
+import { LRUCache } from 'lru-cache';
 import { BUS, BUS_TOPOLOGY, type Bus, type BusTopology } from '@fedgate/platform';
 import { SERVICE_LOGGER } from '@fedgate/service-kit';
 import type { Logger } from 'pino';
@@ -7,7 +8,7 @@ import { INGRESS_OPTIONS, type IngressOptions } from '../ingress-options';
 
 @Injectable()
 export class ServerUpSignal {
-  private readonly lastSent = new Map<string, number>();
+  private readonly lastSent = new LRUCache<string, number>({ max: 10_000 });
 
   constructor(
     @Inject(BUS) private readonly bus: Bus,
@@ -21,7 +22,6 @@ export class ServerUpSignal {
     const last = this.lastSent.get(serverName);
     if (last !== undefined && at - last < this.options.serverUpIntervalMs) return;
     this.lastSent.set(serverName, at);
-    if (this.lastSent.size > 10_000) this.lastSent.delete(this.lastSent.keys().next().value as string);
     const bucket = Math.floor(at / this.options.serverUpIntervalMs);
     this.bus
       .publish(this.topology.serverUp.subject, { serverName, at }, { messageId: `server-up:${serverName}:${bucket}` })

@@ -1,0 +1,64 @@
+// Follow-up to issue 11: the request's timeout bounds the whole request, connecting and the TLS handshake
+// included; before, only the connect timeout (10 s by default) applied until the handshake was done.
+import { once } from 'node:events';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { HttpsTransport } from './https-transport';
+
+const HOUR = 3_600_000;
+
+/** Accepts TCP connections and never says a word (no TLS server hello). */
+async function silentTcpServer(): Promise<{ server: Server; port: number; sockets: Socket[] }> {
+  const sockets: Socket[] = [];
+  const server = createServer((socket) => {
+    sockets.push(socket);
+    socket.on('error', () => undefined);
+    socket.resume(); // reads (and drops) the client hello, so it sees the client hang up
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as AddressInfo).port, sockets };
+}
+
+function transport(connectTimeoutMs: number): HttpsTransport {
+  return new HttpsTransport({
+    dns: { lookup: async () => [] },
+    addressPolicy: { isAllowed: () => true } as never,
+    connectTimeoutMs,
+    connectionsPerAddress: 1,
+    keepAliveTimeoutMs: 1000,
+    maxPools: 4,
+  });
+}
+
+const request = { method: 'GET', uri: '/_matrix/federation/v1/version', headers: {}, timeoutMs: 400, maxResponseBytes: 1024 };
+
+describe('HttpsTransport request timeout', () => {
+  it('a peer that accepts TCP and never speaks TLS: the request ends with TIMEOUT at its own timeout, not the (hour-long) connect timeout, and the socket is closed', async () => {
+    const silent = await silentTcpServer();
+    const t = transport(HOUR);
+    try {
+      const target = { connectHost: '127.0.0.1', port: silent.port, hostHeader: 'silent.test', tlsServerName: 'silent.test' };
+      await expect(t.send([target], request)).rejects.toMatchObject({ code: 'TIMEOUT' });
+      expect(silent.sockets).toHaveLength(1);
+      if (!silent.sockets[0].closed) await once(silent.sockets[0], 'close');
+    } finally {
+      await t.close();
+      silent.server.close();
+    }
+  });
+
+  it('a second target is not tried once the request timed out during the first one\'s handshake', async () => {
+    const silent = await silentTcpServer();
+    const other = await silentTcpServer();
+    const t = transport(HOUR);
+    try {
+      const target = (port: number) => ({ connectHost: '127.0.0.1', port, hostHeader: 'silent.test', tlsServerName: 'silent.test' });
+      await expect(t.send([target(silent.port), target(other.port)], request)).rejects.toMatchObject({ code: 'TIMEOUT' });
+      expect(other.sockets).toHaveLength(0);
+    } finally {
+      await t.close();
+      silent.server.close();
+      other.server.close();
+    }
+  });
+});
