@@ -60,8 +60,11 @@ class DeliveryTracker {
   get sentCount(): number {
     return this.sentAt.size;
   }
-  /** Waits until `ids` (default: everything sent) are delivered, or nothing new arrived for `quietMs`. */
-  async settle(ids?: readonly string[], quietMs = 20_000): Promise<void> {
+  /**
+   * Waits until `ids` (default: everything sent) are delivered, or nothing new arrived for `quietMs` (long enough
+   * to outlast an application-service push backoff on a loaded machine: what is still missing then counts as lost).
+   */
+  async settle(ids?: readonly string[], quietMs = 60_000): Promise<void> {
     const want = ids?.length ?? this.sentCount;
     let count = this.delivered(ids);
     let progressAt = Date.now();
