@@ -90,5 +90,16 @@ export interface FedgateConfig {
   rooms: { defaultVersion: string };
   appServices: { registrationFiles: string[] };
   log: { level: LogLevel };
+  /**
+   * Which share of the partitions this process's partitioned workers serve: replica `index` of `count`
+   * owns the partitions p with p % count === index. Every replica of a stage must have the same count and
+   * a distinct index; the embedded gateway is one replica of each.
+   */
+  replicas: { stateResolver: ReplicaShare; egress: ReplicaShare; chatSync: ReplicaShare };
   telemetry: { otlpEndpoint?: string; metricsPort?: number };
+}
+
+export interface ReplicaShare {
+  index: number;
+  count: number;
 }

@@ -166,4 +166,41 @@ describe('loadConfig', () => {
     expect(load({ FEDGATE_SERVER_NAME: '[::1]:8448' }).serverName).toBe('[::1]:8448');
     expect(load({ FEDGATE_SERVER_NAME: '10.0.0.1' }).serverName).toBe('10.0.0.1');
   });
+
+  // Issue 12, config you can trust: a misspelt FEDGATE_* name was ignored (a replica that owned everything).
+  it('refuses an unknown FEDGATE_* name at start, naming it and the nearest known one', () => {
+    const err = errorOf(() => load({ FEDGATE_REPLICA_INDX: '1' }));
+    expect(err.message).toMatch(/unknown environment variable FEDGATE_REPLICA_INDX \(did you mean FEDGATE_REPLICA_INDEX\?\)/);
+    expect(errorOf(() => load({ FEDGATE_SOMETHING_ELSE: 'x' })).message).toMatch(/unknown environment variable FEDGATE_SOMETHING_ELSE/);
+    // Names that are not settings but are read elsewhere are let through.
+    expect(() =>
+      load({ FEDGATE_CONFIG: '', FEDGATE_TEST_MONGO_URL: 'x', FEDGATE_OTLP_TRACES_ENDPOINT: 'http://c', FEDGATE_SYNAPSE_PYTHON: 'python3', FEDGATE_BUILD_QUIET: '1' }),
+    ).not.toThrow();
+    // Other programs' variables are none of fedgate's business.
+    expect(() => load({ NODE_ENV: 'production', FEDGATEWAY: 'x' })).not.toThrow();
+  });
+
+  // Issue 12: replica shares were read from the environment unvalidated (an egress index >= count owned nothing).
+  it('reads each stage replica share from config and refuses an index outside the set or more replicas than partitions', () => {
+    expect(load().replicas).toEqual({ stateResolver: { index: 0, count: 1 }, egress: { index: 0, count: 1 }, chatSync: { index: 0, count: 1 } });
+    const config = load({
+      FEDGATE_REPLICA_INDEX: '2',
+      FEDGATE_REPLICA_COUNT: '3',
+      FEDGATE_EGRESS_REPLICA_INDEX: '1',
+      FEDGATE_EGRESS_REPLICA_COUNT: '2',
+      FEDGATE_CHAT_SYNC_REPLICA_INDEX: '0',
+      FEDGATE_CHAT_SYNC_REPLICA_COUNT: '4',
+    });
+    expect(config.replicas).toEqual({ stateResolver: { index: 2, count: 3 }, egress: { index: 1, count: 2 }, chatSync: { index: 0, count: 4 } });
+    const outside = errorOf(() => load({ FEDGATE_EGRESS_REPLICA_INDEX: '2', FEDGATE_EGRESS_REPLICA_COUNT: '2' }));
+    expect(outside.key).toBe('replicas.egress.index');
+    expect(outside.message).toMatch(/replicas\.egress\.index \(2\) must be below replicas\.egress\.count \(2\)/);
+    expect(errorOf(() => load({ FEDGATE_REPLICA_INDEX: '1' })).key).toBe('replicas.stateResolver.index');
+    expect(errorOf(() => load({ FEDGATE_REPLICA_INDEX: '-1' })).message).toMatch(/replicas\.stateResolver\.index must be >= 0/);
+    expect(errorOf(() => load({ FEDGATE_CHAT_SYNC_REPLICA_COUNT: '0' })).message).toMatch(/replicas\.chatSync\.count must be >= 1/);
+    expect(errorOf(() => load({ FEDGATE_REPLICA_COUNT: 'two' })).message).toMatch(/FEDGATE_REPLICA_COUNT="two"/);
+    const tooMany = errorOf(() => load({ FEDGATE_PARTITIONS__ROOMS: '4', FEDGATE_REPLICA_COUNT: '5' }));
+    expect(tooMany.key).toBe('replicas.stateResolver.count');
+    expect(tooMany.message).toMatch(/exceeds the 4 partitions/);
+  });
 });

@@ -15,6 +15,8 @@ function closed(properties: Record<string, unknown>, required: string[] = Object
   return { type: 'object', additionalProperties: false, properties, required } as const;
 }
 
+const replicaShare = closed({ index: { type: 'integer', minimum: 0 }, count: { ...positiveInteger, maximum: 1024 } });
+
 const listener = { bindAddress: { type: 'string', minLength: 1 }, port };
 
 export const configSchema = closed(
@@ -54,6 +56,7 @@ export const configSchema = closed(
     rooms: closed({ defaultVersion: { type: 'string', enum: [...ROOM_VERSIONS.keys()] } }),
     appServices: closed({ registrationFiles: { type: 'array', items: path } }),
     log: closed({ level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } }),
+    replicas: closed({ stateResolver: replicaShare, egress: replicaShare, chatSync: replicaShare }),
     telemetry: closed({ otlpEndpoint: url(['http', 'https']), metricsPort: port }, []),
   },
 );

@@ -13,8 +13,10 @@ import {
   type ServerIdentity,
   type Store,
 } from '@fedgate/platform';
+import type { FedgateConfig } from '@fedgate/config';
+import { FEDGATE_CONFIG } from '@fedgate/service-kit';
 import { RoomReader } from './room-reader';
-import { replicaFromEnv, StateResolver } from './state-resolver';
+import { StateResolver } from './state-resolver';
 
 export const STATE_RESOLVER = Symbol.for('fedgate.state-resolver');
 
@@ -23,9 +25,25 @@ export const STATE_RESOLVER = Symbol.for('fedgate.state-resolver');
   providers: [
     {
       provide: STATE_RESOLVER,
-      inject: [STORE, BUS, BUS_TOPOLOGY, SERVER_IDENTITY, FEDERATION_CLIENT, KEY_RING],
-      useFactory: (store: Store, bus: Bus, topology: BusTopology, identity: ServerIdentity, federation: FederationHttpClient, keyRing: KeyRing) =>
-        new StateResolver({ store, bus, topology, identity, federation, keyRing, replica: replicaFromEnv() }),
+      inject: [STORE, BUS, BUS_TOPOLOGY, SERVER_IDENTITY, FEDERATION_CLIENT, KEY_RING, { token: FEDGATE_CONFIG, optional: true }],
+      useFactory: (
+        store: Store,
+        bus: Bus,
+        topology: BusTopology,
+        identity: ServerIdentity,
+        federation: FederationHttpClient,
+        keyRing: KeyRing,
+        config: FedgateConfig | undefined,
+      ) =>
+        new StateResolver({
+          store,
+          bus,
+          topology,
+          identity,
+          federation,
+          keyRing,
+          replica: config?.replicas.stateResolver,
+        }),
     },
     { provide: RoomReader, inject: [STORE], useFactory: (store: Store) => new RoomReader(store) },
   ],

@@ -20,20 +20,10 @@ export interface StateResolverDeps {
   identity: ServerSigner;
   federation: Pick<FederationHttpClient, 'getJson' | 'putJson' | 'postJson'>;
   keyRing: KeyRing;
-  /** Which room partitions this replica consumes (default: all). */
+  /** Which room partitions this replica consumes (default: all); `config.replicas.stateResolver`, validated at load. */
   replica?: { index: number; count: number };
   gapFill?: GapFillLimits;
   transactions?: ClientTransactionLog;
-}
-
-/** `FEDGATE_REPLICA_INDEX` / `FEDGATE_REPLICA_COUNT`, default one replica owning every partition. */
-export function replicaFromEnv(env: NodeJS.ProcessEnv = process.env): { index: number; count: number } {
-  const count = Number(env.FEDGATE_REPLICA_COUNT ?? 1);
-  const index = Number(env.FEDGATE_REPLICA_INDEX ?? 0);
-  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(index) || index < 0 || index >= count) {
-    throw new Error(`FEDGATE_REPLICA_INDEX=${env.FEDGATE_REPLICA_INDEX} / FEDGATE_REPLICA_COUNT=${env.FEDGATE_REPLICA_COUNT} is not a replica of a set`);
-  }
-  return { index, count };
 }
 
 export class StateResolver {

@@ -4,7 +4,8 @@ import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnAppli
 import { partitionsForReplica, type AppServicePush, type BusSubscription } from '@fedgate/bus';
 import { BUS, BUS_TOPOLOGY, METRICS_REGISTRY, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type ServerIdentity, type Store } from '@fedgate/platform';
 import type { Registry } from 'prom-client';
-import { SERVICE_LOGGER } from '@fedgate/service-kit';
+import type { FedgateConfig } from '@fedgate/config';
+import { FEDGATE_CONFIG, SERVICE_LOGGER } from '@fedgate/service-kit';
 import type { Logger } from 'pino';
 import { AppServiceClient, PushHealth, TransactionPusher, type BackoffPolicy } from '../push';
 import { ApplicationServiceRegistry } from '../registration';
@@ -33,6 +34,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     @Inject(SERVICE_LOGGER) private readonly logger: Logger,
     @Optional() @Inject(CHAT_SYNC_PUSH_BACKOFF) private readonly backoff: BackoffPolicy | null,
     @Optional() @Inject(METRICS_REGISTRY) private readonly metrics: Registry | null,
+    @Optional() @Inject(FEDGATE_CONFIG) private readonly config: FedgateConfig | null,
   ) {
     this.queue = new StoreTransactionQueue(store);
   }
@@ -70,9 +72,8 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       onExpiryFailure: (err) => log.warn({ err }, 'telling application services that typing timed out failed'),
     });
     this.edus = edus;
-    const replicaIndex = Number(process.env.FEDGATE_REPLICA_INDEX ?? 0);
-    const replicaCount = Number(process.env.FEDGATE_REPLICA_COUNT ?? 1);
-    for (const p of partitionsForReplica(replicaIndex, replicaCount, this.topology.roomPartitions)) {
+    const share = this.config?.replicas.chatSync ?? { index: 0, count: 1 };
+    for (const p of partitionsForReplica(share.index, share.count, this.topology.roomPartitions)) {
       this.subscriptions.push(await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), (message) => roomLog.handle(message.data)));
     }
     this.subscriptions.push(await this.bus.consume(this.topology.consumers.chatSyncEdus(), (message) => edus.handle(message.data, message.messageId)));
