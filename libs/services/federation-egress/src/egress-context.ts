@@ -20,6 +20,8 @@ export interface EgressContext {
   client: Pick<FederationHttpClient, 'putJson'>;
   settings: EgressSettings;
   logger: EgressLogger;
+  /** Called when a send loop failed on our side (store or bus), for the operator's metric. */
+  onOwnFailure?: (destination: string, error: unknown) => void;
   now?: () => number;
   random?: () => number;
 }
