@@ -16,6 +16,8 @@ export interface FederationConfig extends ListenerConfig {
   addressAllowlist: string[];
   /** Largest request body the federation listener reads; larger ones get 413 M_TOO_LARGE. */
   maxRequestBytes: number;
+  /** What a peer is told to wait (503 + `Retry-After`) when our bus or store failed under its transaction. */
+  unavailableRetryAfterMs: number;
   /**
    * Notaries asked for a server's keys when the server itself cannot be reached (`/_matrix/key/v2/query`).
    * `verifyKeys` (key ID → unpadded base64 public key) pins the notary's own keys; otherwise they are fetched.
@@ -76,7 +78,8 @@ export interface FedgateConfig {
   signingKey: { path: string };
   nats: { url: string };
   /** Subject/stream prefix of the bus; instances sharing one NATS need different ones. */
-  bus: { prefix: string };
+  /** `publishRetryMs`: how long a publish keeps retrying (e.g. across a NATS restart) before it fails. */
+  bus: { prefix: string; publishRetryMs: number };
   mongo: { url: string; database: string };
   /** Embedded mode's database file. */
   sqlite: { path: string };

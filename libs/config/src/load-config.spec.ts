@@ -37,12 +37,13 @@ describe('loadConfig', () => {
       allowPrivateAddresses: false,
       addressAllowlist: [],
       maxRequestBytes: 12 * 1024 * 1024,
+      unavailableRetryAfterMs: 5_000,
       trustedKeyServers: [],
       rateLimit: { windowMs: 1000, sleepLimit: 10, sleepDelayMs: 500, rejectLimit: 50, concurrent: 3 },
     });
     // Synapse's retry defaults: 10 minutes, doubling, at most a day.
     expect(config.egress.backoff).toEqual({ initialMs: 600_000, multiplier: 2, maxMs: 86_400_000, jitter: 0.2 });
-    expect(config.bus).toEqual({ prefix: 'fedgate' });
+    expect(config.bus).toEqual({ prefix: 'fedgate', publishRetryMs: 15_000 });
     expect(config.clientServer).toEqual({ enabled: true, bindAddress: '127.0.0.1', port: 8008 });
     expect(config.signingKey.path).toBe(path.join(dir, 'data', 'signing.key'));
     expect(config.tls).toEqual({

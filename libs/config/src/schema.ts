@@ -29,6 +29,7 @@ export const configSchema = closed(
       allowPrivateAddresses: { type: 'boolean' },
       addressAllowlist: { type: 'array', items: { type: 'string', minLength: 1 } },
       maxRequestBytes: positiveInteger,
+      unavailableRetryAfterMs: positiveInteger,
       rateLimit: closed({ windowMs: positiveInteger, sleepLimit: positiveInteger, sleepDelayMs: { type: 'integer', minimum: 0 }, rejectLimit: positiveInteger, concurrent: positiveInteger }),
       trustedKeyServers: {
         type: 'array',
@@ -39,7 +40,7 @@ export const configSchema = closed(
     tls: closed({ cert: path, key: path, ca: { type: 'array', items: path } }, ['ca']),
     signingKey: closed({ path }, []),
     nats: closed({ url: url(['nats', 'tls', 'ws', 'wss']) }),
-    bus: closed({ prefix: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } }),
+    bus: closed({ prefix: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' }, publishRetryMs: { type: 'integer', minimum: 0 } }),
     mongo: closed({ url: url(['mongodb', 'mongodb\\+srv']), database: { type: 'string', minLength: 1 } }),
     sqlite: closed({ path }, []),
     partitions: closed({ rooms: { ...positiveInteger, maximum: 1024 }, destinations: { ...positiveInteger, maximum: 1024 } }),

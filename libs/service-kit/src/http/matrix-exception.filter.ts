@@ -20,6 +20,9 @@ export class MatrixExceptionFilter implements ExceptionFilter {
       error = MatrixError.unknown();
     }
     if (reply.sent) return;
-    void reply.status(error.status).header('content-type', 'application/json').send(error.toBody());
+    const body = error.toBody();
+    // The header is what HTTP clients and the spec (v1.10) go by; retry_after_ms stays for older peers.
+    if (typeof body.retry_after_ms === 'number') void reply.header('retry-after', String(Math.max(1, Math.ceil(body.retry_after_ms / 1000))));
+    void reply.status(error.status).header('content-type', 'application/json').send(body);
   }
 }
