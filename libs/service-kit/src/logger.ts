@@ -1,13 +1,13 @@
 import type { LoggerService } from '@nestjs/common';
 import pino, { type Logger } from 'pino';
 import type { LogLevel } from '@fedgate/config';
-import { traceFields } from '@fedgate/telemetry';
+import { partitionFields, serviceInstanceId, traceFields } from '@fedgate/telemetry';
 
 export type { Logger } from 'pino';
 
-/** The process logger: JSON lines on stdout, tagged with the service name and the active trace and span. */
+/** The process logger: JSON lines on stdout, tagged with the service name, this instance, its partitions and the active trace and span. */
 export function createLogger(service: string, level: LogLevel = 'info'): Logger {
-  return pino({ level, base: { service }, mixin: traceFields, timestamp: pino.stdTimeFunctions.isoTime });
+  return pino({ level, base: { service, 'service.instance.id': serviceInstanceId() }, mixin: () => ({ ...partitionFields(), ...traceFields() }), timestamp: pino.stdTimeFunctions.isoTime });
 }
 
 /** Nest's own log lines (module wiring, lifecycle) through pino. */

@@ -5,6 +5,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type SpanExporter, type SpanProcessor, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import { serviceInstanceId } from './instance';
 
 export interface TracingConfig {
   service: string;
@@ -34,7 +35,7 @@ export function setupTracing(config: TracingConfig): Tracing {
   const spanProcessors: SpanProcessor[] = (config.exporters ?? []).map((exporter) => new SimpleSpanProcessor({ exporter }));
   const endpoint = config.otlpEndpoint ?? otlpEndpointFromEnv();
   if (endpoint) spanProcessors.push(new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: endpoint }) }));
-  const provider = new TracerProvider({ resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.service }), spanProcessors });
+  const provider = new TracerProvider({ resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.service, 'service.instance.id': serviceInstanceId() }), spanProcessors });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);

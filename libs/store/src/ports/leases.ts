@@ -10,4 +10,12 @@ export interface LeaseRepository {
   tryAcquire(name: string, holder: string, ttlMs: number, now?: number): Promise<boolean>;
   /** Gives the lease up if `holder` still holds it; a lease someone else took since stays theirs. */
   release(name: string, holder: string): Promise<void>;
+  /** The leases whose name starts with `prefix` and that have not expired at `now`, by name (e.g. the live replicas of a stage). */
+  live(prefix: string, now?: number): Promise<LiveLease[]>;
+}
+
+export interface LiveLease {
+  name: string;
+  holder: string;
+  expiresTs: number;
 }

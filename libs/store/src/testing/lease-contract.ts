@@ -36,6 +36,17 @@ export function describeLeaseContract(name: string, open: () => Promise<Store>):
       expect(await store.leases.tryAcquire('lease:crash', 'third', 10_000, 16_001)).toBe(false);
     });
 
+    it('lists the live leases under a prefix (the replicas of a stage), not expired or other ones', async () => {
+      expect(await store.leases.tryAcquire('members/stage-a/r1', 'r1', 10_000, 100_000)).toBe(true);
+      expect(await other.leases.tryAcquire('members/stage-a/r2', 'r2', 1_000, 100_000)).toBe(true);
+      expect(await other.leases.tryAcquire('members/stage-b/r3', 'r3', 10_000, 100_000)).toBe(true);
+      expect(await other.leases.live('members/stage-a/', 100_500)).toEqual([
+        { name: 'members/stage-a/r1', holder: 'r1', expiresTs: 110_000 },
+        { name: 'members/stage-a/r2', holder: 'r2', expiresTs: 101_000 },
+      ]);
+      expect((await store.leases.live('members/stage-a/', 101_000)).map((l) => l.holder)).toEqual(['r1']);
+    });
+
     it('answers concurrent takers with exactly one winner', async () => {
       const results = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 ? other : store).leases.tryAcquire('lease:race', `taker-${i}`, 60_000, 50_000)));
       expect(results.filter(Boolean)).toHaveLength(1);
