@@ -98,7 +98,20 @@ export interface FedgateConfig {
    * owns the partitions p with p % count === index. Every replica of a stage must have the same count and
    * a distinct index; the embedded gateway is one replica of each.
    */
-  replicas: { stateResolver: ReplicaShare; egress: ReplicaShare; chatSync: ReplicaShare };
+  replicas: {
+    /**
+     * `static`: each process serves its configured share. `leases`: the live replicas of each stage find each
+     * other through leases in the store and split the partitions themselves (scale without reconfiguring; a
+     * dead replica's share moves `leaseTtlMs` after its last renewal); shares must then be left at 0 of 1.
+     */
+    ownership: 'static' | 'leases';
+    leaseTtlMs: number;
+    /** This process among the replicas (logs, metrics, spans, leases); default `<hostname>-<pid>-<random>`. Unique per live process. */
+    instanceId?: string;
+    stateResolver: ReplicaShare;
+    egress: ReplicaShare;
+    chatSync: ReplicaShare;
+  };
   telemetry: { otlpEndpoint?: string; metricsPort?: number };
 }
 

@@ -32,7 +32,7 @@ export function defaultSettings(): Record<string, unknown> {
     rooms: { defaultVersion: DEFAULT_ROOM_VERSION },
     appServices: { registrationFiles: [] },
     log: { level: 'info' },
-    replicas: { stateResolver: { index: 0, count: 1 }, egress: { index: 0, count: 1 }, chatSync: { index: 0, count: 1 } },
+    replicas: { ownership: 'static', leaseTtlMs: 10_000, stateResolver: { index: 0, count: 1 }, egress: { index: 0, count: 1 }, chatSync: { index: 0, count: 1 } },
     telemetry: {},
   } satisfies Partial<Record<keyof FedgateConfig, unknown>>;
 }

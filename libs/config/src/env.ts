@@ -33,6 +33,8 @@ export const ENV_ALIASES: Readonly<Record<string, string>> = {
   FEDGATE_LOG_LEVEL: 'log.level',
   FEDGATE_OTLP_ENDPOINT: 'telemetry.otlpEndpoint',
   FEDGATE_METRICS_PORT: 'telemetry.metricsPort',
+  FEDGATE_OWNERSHIP: 'replicas.ownership',
+  FEDGATE_INSTANCE_ID: 'replicas.instanceId',
   FEDGATE_REPLICA_INDEX: 'replicas.stateResolver.index',
   FEDGATE_REPLICA_COUNT: 'replicas.stateResolver.count',
   FEDGATE_EGRESS_REPLICA_INDEX: 'replicas.egress.index',

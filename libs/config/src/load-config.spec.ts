@@ -183,7 +183,7 @@ describe('loadConfig', () => {
 
   // Issue 12: replica shares were read from the environment unvalidated (an egress index >= count owned nothing).
   it('reads each stage replica share from config and refuses an index outside the set or more replicas than partitions', () => {
-    expect(load().replicas).toEqual({ stateResolver: { index: 0, count: 1 }, egress: { index: 0, count: 1 }, chatSync: { index: 0, count: 1 } });
+    expect(load().replicas).toEqual({ ownership: 'static', leaseTtlMs: 10_000, stateResolver: { index: 0, count: 1 }, egress: { index: 0, count: 1 }, chatSync: { index: 0, count: 1 } });
     const config = load({
       FEDGATE_REPLICA_INDEX: '2',
       FEDGATE_REPLICA_COUNT: '3',
@@ -192,7 +192,7 @@ describe('loadConfig', () => {
       FEDGATE_CHAT_SYNC_REPLICA_INDEX: '0',
       FEDGATE_CHAT_SYNC_REPLICA_COUNT: '4',
     });
-    expect(config.replicas).toEqual({ stateResolver: { index: 2, count: 3 }, egress: { index: 1, count: 2 }, chatSync: { index: 0, count: 4 } });
+    expect(config.replicas).toMatchObject({ stateResolver: { index: 2, count: 3 }, egress: { index: 1, count: 2 }, chatSync: { index: 0, count: 4 } });
     const outside = errorOf(() => load({ FEDGATE_EGRESS_REPLICA_INDEX: '2', FEDGATE_EGRESS_REPLICA_COUNT: '2' }));
     expect(outside.key).toBe('replicas.egress.index');
     expect(outside.message).toMatch(/replicas\.egress\.index \(2\) must be below replicas\.egress\.count \(2\)/);
@@ -203,5 +203,13 @@ describe('loadConfig', () => {
     const tooMany = errorOf(() => load({ FEDGATE_PARTITIONS__ROOMS: '4', FEDGATE_REPLICA_COUNT: '5' }));
     expect(tooMany.key).toBe('replicas.stateResolver.count');
     expect(tooMany.message).toMatch(/exceeds the 4 partitions/);
+  });
+
+  it('elastic ownership (issue 12): leases instead of static shares, not both', () => {
+    expect(load({ FEDGATE_OWNERSHIP: 'leases', FEDGATE_INSTANCE_ID: 'sr-0', FEDGATE_REPLICAS__LEASE_TTL_MS: '3000' }).replicas).toMatchObject({ ownership: 'leases', instanceId: 'sr-0', leaseTtlMs: 3000 });
+    const both = errorOf(() => load({ FEDGATE_OWNERSHIP: 'leases', FEDGATE_REPLICA_COUNT: '2' }));
+    expect(both.key).toBe('replicas.stateResolver.count');
+    expect(errorOf(() => load({ FEDGATE_OWNERSHIP: 'consul' })).message).toMatch(/replicas\.ownership must be one of static, leases/);
+    expect(errorOf(() => load({ FEDGATE_INSTANCE_ID: 'has space' })).key).toBe('replicas.instanceId');
   });
 });

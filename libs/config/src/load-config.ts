@@ -149,7 +149,11 @@ function resolve(settings: Tree, cwd: string): FedgateConfig {
 /** A replica index must name one of `count` replicas, and every replica must own at least one partition. */
 function checkReplicas(config: FedgateConfig): void {
   const partitionsOf = { stateResolver: config.partitions.rooms, egress: Math.max(config.partitions.rooms, config.partitions.destinations), chatSync: config.partitions.rooms };
-  for (const [stage, share] of Object.entries(config.replicas) as [keyof FedgateConfig['replicas'], FedgateConfig['replicas']['egress']][]) {
+  for (const stage of ['stateResolver', 'egress', 'chatSync'] as const) {
+    const share = config.replicas[stage];
+    if (config.replicas.ownership === 'leases' && share.count !== 1) {
+      throw new ConfigError(`replicas.${stage}.count (${share.count}) is a static share, but replicas.ownership is leases: replicas share partitions by themselves`, `replicas.${stage}.count`);
+    }
     if (share.index >= share.count) {
       throw new ConfigError(`replicas.${stage}.index (${share.index}) must be below replicas.${stage}.count (${share.count}): indexes run from 0 to count - 1`, `replicas.${stage}.index`);
     }

@@ -57,7 +57,17 @@ export const configSchema = closed(
     rooms: closed({ defaultVersion: { type: 'string', enum: [...ROOM_VERSIONS.keys()] } }),
     appServices: closed({ registrationFiles: { type: 'array', items: path } }),
     log: closed({ level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } }),
-    replicas: closed({ stateResolver: replicaShare, egress: replicaShare, chatSync: replicaShare }),
+    replicas: closed(
+      {
+        ownership: { enum: ['static', 'leases'] },
+        leaseTtlMs: { type: 'integer', minimum: 1000 },
+        instanceId: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,128}$' },
+        stateResolver: replicaShare,
+        egress: replicaShare,
+        chatSync: replicaShare,
+      },
+      ['ownership', 'leaseTtlMs', 'stateResolver', 'egress', 'chatSync'],
+    ),
     telemetry: closed({ otlpEndpoint: url(['http', 'https']), metricsPort: port }, []),
   },
 );

@@ -78,6 +78,11 @@ export class DestinationSender {
       if (await this.needsCatchUp(record)) await this.catchUp(record);
       const txn = record.inFlight ? await this.inFlightTransaction(record) : await this.nextTransaction(record);
       if (!txn) return;
+      // Fencing: a replica that stalled past its lease on this destination's partition sends nothing more.
+      if (this.ctx.owns && !this.ctx.owns(this.destination)) {
+        this.ctx.logger.warn({ destination: this.destination }, 'destination partition no longer owned here; not sending');
+        return;
+      }
       if (!(await this.attempt(txn, record))) return;
     }
   }

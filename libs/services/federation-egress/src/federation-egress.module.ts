@@ -1,6 +1,6 @@
 import { Inject, Injectable, Module, Optional, type DynamicModule, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { FedgateConfig } from '@fedgate/config';
-import { BUS, BUS_TOPOLOGY, FEDERATION_CLIENT, METRICS_REGISTRY, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
+import { BUS, BUS_TOPOLOGY, elasticOwnershipFor, FEDERATION_CLIENT, METRICS_REGISTRY, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
 import { FEDGATE_CONFIG, SERVICE_LOGGER } from '@fedgate/service-kit';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
@@ -21,6 +21,7 @@ export class FederationEgressWorker implements OnApplicationBootstrap, OnApplica
     @Inject(EGRESS_SETTINGS) settings: EgressSettings,
     @Inject(SERVICE_LOGGER) logger: Logger,
     @Optional() @Inject(METRICS_REGISTRY) registry: Registry | null,
+    @Optional() @Inject(FEDGATE_CONFIG) config: FedgateConfig | null,
   ) {
     const ownFailures = registry ? ownFailuresCounter(registry) : null;
     this.egress = new FederationEgress({
@@ -32,6 +33,7 @@ export class FederationEgressWorker implements OnApplicationBootstrap, OnApplica
       settings,
       logger: logger.child({ component: 'federation-egress' }),
       onOwnFailure: () => ownFailures?.inc(),
+      elastic: elasticOwnershipFor(config, store, 'federation-egress', logger.child({ component: 'federation-egress-ownership' })),
     });
   }
 

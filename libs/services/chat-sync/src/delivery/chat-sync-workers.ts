@@ -1,9 +1,10 @@
 // chat-sync's bus side: room log and EDU consumers fan out to per-AS subjects; each AS's consumer
 // feeds its durable queue in the store, drained by the TransactionPusher.
 import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { partitionsForReplica, type AppServicePush, type BusSubscription } from '@fedgate/bus';
-import { BUS, BUS_TOPOLOGY, METRICS_REGISTRY, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type ServerIdentity, type Store } from '@fedgate/platform';
+import { nak, partitionsForReplica, type AppServicePush, type BusSubscription } from '@fedgate/bus';
+import { BUS, BUS_TOPOLOGY, elasticOwnershipFor, METRICS_REGISTRY, PartitionOwnership, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type ServerIdentity, type Store } from '@fedgate/platform';
 import type { Registry } from 'prom-client';
+import { setOwnedPartitions } from '@fedgate/telemetry';
 import type { FedgateConfig } from '@fedgate/config';
 import { FEDGATE_CONFIG, SERVICE_LOGGER } from '@fedgate/service-kit';
 import type { Logger } from 'pino';
@@ -23,6 +24,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
   private readonly subscriptions: BusSubscription[] = [];
   private pusher: TransactionPusher | undefined;
   private edus: EduFanout | undefined;
+  private ownership: PartitionOwnership | undefined;
   readonly queue: StoreTransactionQueue;
 
   constructor(
@@ -72,9 +74,31 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       onExpiryFailure: (err) => log.warn({ err }, 'telling application services that typing timed out failed'),
     });
     this.edus = edus;
-    const share = this.config?.replicas.chatSync ?? { index: 0, count: 1 };
-    for (const p of partitionsForReplica(share.index, share.count, this.topology.roomPartitions)) {
-      this.subscriptions.push(await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), (message) => roomLog.handle(message.data)));
+    const elastic = elasticOwnershipFor(this.config, this.store, 'chat-sync', log.child({ component: 'chat-sync-ownership' }));
+    if (elastic) {
+      // Room-log partitions leased among the live chat-sync replicas; a replica that stalled past its lease naks.
+      const roomLogs = new Map<number, BusSubscription>();
+      const ownership: PartitionOwnership = new PartitionOwnership({
+        ...elastic,
+        partitions: this.topology.roomPartitions,
+        onAcquire: async (p) => {
+          roomLogs.set(p, await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), (message) => (ownership.owns(p) ? roomLog.handle(message.data) : nak(1_000))));
+        },
+        onRelease: async (p) => {
+          const subscription = roomLogs.get(p);
+          roomLogs.delete(p);
+          await subscription?.stop();
+        },
+      });
+      this.ownership = ownership;
+      await ownership.start();
+    } else {
+      const share = this.config?.replicas.chatSync ?? { index: 0, count: 1 };
+      const owned = partitionsForReplica(share.index, share.count, this.topology.roomPartitions);
+      for (const p of owned) {
+        this.subscriptions.push(await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), (message) => roomLog.handle(message.data)));
+      }
+      setOwnedPartitions('chat-sync', owned);
     }
     this.subscriptions.push(await this.bus.consume(this.topology.consumers.chatSyncEdus(), (message) => edus.handle(message.data, message.messageId)));
     for (const service of this.registry.services) {
@@ -95,6 +119,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
   }
 
   async onApplicationShutdown(): Promise<void> {
+    await this.ownership?.stop();
     for (const subscription of this.subscriptions.splice(0)) await subscription.stop();
     this.edus?.stop();
     await this.pusher?.stop();
