@@ -30,6 +30,10 @@ describe('elastic state-resolver replicas (distributed, leases)', () => {
   let secondResolver: FedgateProcess;
   let store: Store;
   let scope: string;
+  let alice: string;
+  let bob: string;
+  /** The instance ID in the latest log lines of a process (a restarted one has a new one). */
+  const instanceOf = (logs: string) => [...logs.matchAll(/"service\.instance\.id":"([^"]+)"/g)].at(-1)?.[1];
 
   beforeAll(async () => {
     const ca = createTestCa();
@@ -71,13 +75,12 @@ describe('elastic state-resolver replicas (distributed, leases)', () => {
   it('two replicas split the partitions; after kill -9 of one, its rooms keep working both ways, each message delivered once', async () => {
     await eventually('both replicas joined', () => store.leases.live(`${scope}/members/`), (m) => m.length === 2);
     const owners = await eventually('the partitions split between the two', holders, (h) => h.size === PARTITIONS && new Set(h.values()).size === 2);
-    const instanceOf = (logs: string) => /"service\.instance\.id":"([^"]+)"/.exec(logs)?.[1];
     const first = instanceOf(a.processes.find((p) => p.app === 'state-resolver')!.logs())!;
     const doomed = instanceOf(secondResolver.logs())!;
     expect(new Set(owners.values())).toEqual(new Set([first, doomed]));
 
-    const alice = await bridge(a).registerVirtualUser('achat_alice');
-    const bob = await bridge(b).registerVirtualUser('bchat_bob');
+    alice = await bridge(a).registerVirtualUser('achat_alice');
+    bob = await bridge(b).registerVirtualUser('bchat_bob');
     // Rooms until one lives in a partition the second replica serves.
     let victimRoom: string | undefined;
     for (let i = 0; i < 12 && !victimRoom; i++) {
@@ -106,4 +109,39 @@ describe('elastic state-resolver replicas (distributed, leases)', () => {
     expect(bodies(bridge(a), 'after the kill, from B')).toHaveLength(1);
   });
 
+
+  it('a replica paused past its lease (SIGSTOP) acts on nothing it lost when it wakes (SIGCONT); the room goes on and nothing arrives twice', async () => {
+    const first = instanceOf(a.processes.find((p) => p.app === 'state-resolver')!.logs())!;
+    await secondResolver.start();
+    const paused = instanceOf(secondResolver.logs())!;
+    const owners = await eventually('the partitions split again', holders, (h) => h.size === PARTITIONS && new Set(h.values()).size === 2 && [...h.values()].includes(paused));
+    let room: string | undefined;
+    for (let i = 0; i < 12 && !room; i++) {
+      const { room_id: roomId } = await bridge(a).asUser(alice).createRoom({ preset: 'public_chat' as never, name: `paused ${i}` });
+      if (owners.get(partitionOf(roomId, PARTITIONS)) === paused) room = roomId;
+    }
+    if (!room) throw new Error('no room landed in the paused replica\'s partitions');
+    await bridge(b).asUser(bob).joinRoom(room, { viaServers: [a.serverName] });
+    await bridge(a).waitForEvent((e) => e.room_id === room && e.type === 'm.room.member' && e.state_key === bob && e.content?.membership === 'join', 30_000);
+
+    secondResolver.signal('SIGSTOP');
+    try {
+      await eventually('the running replica took every partition', holders, (h) => h.size === PARTITIONS && [...h.values()].every((holder) => holder === first));
+      const whilePaused = [await sendUntilAnswered(a, alice, room, 'while paused, from A'), await sendUntilAnswered(b, bob, room, 'while paused, from B')];
+      await bridge(b).waitForEvent((e) => e.event_id === whilePaused[0], 30_000);
+      await bridge(a).waitForEvent((e) => e.event_id === whilePaused[1], 60_000);
+    } finally {
+      secondResolver.signal('SIGCONT');
+    }
+    const wokeAt = secondResolver.logs().length;
+    await eventually('the woken replica let its stale partitions go', async () => secondResolver.logs().slice(wokeAt), (logs) => /partition lease lost|partition handed over/.test(logs));
+    const afterWake = [await sendUntilAnswered(a, alice, room, 'after waking, from A'), await sendUntilAnswered(b, bob, room, 'after waking, from B')];
+    await bridge(b).waitForEvent((e) => e.event_id === afterWake[0], 30_000);
+    await bridge(a).waitForEvent((e) => e.event_id === afterWake[1], 60_000);
+    for (const [side, body] of [[b, 'while paused, from A'], [a, 'while paused, from B'], [b, 'after waking, from A'], [a, 'after waking, from B']] as const) {
+      expect(bridge(side).received.events((e) => e.content?.body === body)).toHaveLength(1);
+    }
+    // The two settle on a split again.
+    await eventually('both replicas own partitions again', holders, (h) => h.size === PARTITIONS && new Set(h.values()).size === 2);
+  });
 });
