@@ -136,7 +136,6 @@ describe('chaos (short): kill -9 of each distributed service under traffic both 
       const bodies = receiver.received.events((e) => e.room_id === roomId && typeof e.content?.body === 'string' && e.content.body.startsWith(`${sender === fromA ? 'A' : 'B'}-`)).map((e) => e.content.body as string);
       expect(new Set(bodies).size).toBe(bodies.length);
     }
-    // eslint-disable-next-line no-console
     console.log(`chaos (short): ${fromA.answered.length} + ${fromB.answered.length} messages, lost 0, duplicated 0; recovery after kill -9: ${recovery.map((r) => `${r.service} ${r.ms} ms`).join(', ')}`);
   });
 });
