@@ -106,7 +106,7 @@ export interface FedgateConfig {
      */
     ownership: 'static' | 'leases';
     leaseTtlMs: number;
-    /** This process among the replicas (logs, metrics, spans, leases); default `<hostname>-<pid>-<random>`. Unique per live process. */
+    /** This process among the replicas (logs, metrics, spans, leases); default `<hostname>-<pid>`. Unique per live process. */
     instanceId?: string;
     stateResolver: ReplicaShare;
     egress: ReplicaShare;

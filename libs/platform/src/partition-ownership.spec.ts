@@ -146,6 +146,19 @@ describe('PartitionOwnership (SQLite leases, a clock the test moves)', () => {
     expect(union(a.working, b.working)).toEqual(all);
   });
 
+  it('a replica restarted under its instance ID (a container restarted in its pod) takes its partitions back at once', async () => {
+    const before = replica('pod-1');
+    await before.ownership.start();
+    // kill -9: no stop, the leases stay; the restarted process comes back with the same ID.
+    clock += 500;
+    const after = replica('pod-1');
+    await after.ownership.start();
+    expect(after.ownership.owned()).toEqual(all);
+    const stranger = replica('pod-2');
+    await stranger.ownership.start();
+    expect(stranger.ownership.owned()).toEqual([]);
+  });
+
   it('keeps stages and deployments apart by scope', async () => {
     const resolver = replica('a', 'fg/state-resolver');
     const egress = replica('a', 'fg/federation-egress');

@@ -1,15 +1,19 @@
 // Which process this is among the replicas of a service, and which partitions it works on now: on every
 // log line (`service.instance.id`, `partitions`), metric (`service_instance_id` label, the
 // `fedgate_partition_owned` gauge) and span (resource attribute `service.instance.id`).
-import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 
 let instanceId: string | undefined;
 const ownedByStage = new Map<string, readonly number[]>();
 
-/** This process's instance ID: configured (`replicas.instanceId`), else `<hostname>-<pid>-<random>`. */
+/**
+ * This process's instance ID: configured (`replicas.instanceId`), else `<hostname>-<pid>`: unique among live
+ * processes (no two live processes share a pid on one host), and the same again for a container restarted
+ * in its pod (same hostname, pid 1), which then takes its own partition leases back without waiting for them
+ * to expire. A process paused is alive, so its ID is never reused while it could wake.
+ */
 export function serviceInstanceId(): string {
-  instanceId ??= `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  instanceId ??= `${hostname()}-${process.pid}`;
   return instanceId;
 }
 
