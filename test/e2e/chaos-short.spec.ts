@@ -3,9 +3,11 @@
 // killed -9 in turn and started again. Every message answered to its sender reaches the other side's
 // application service exactly once and in the order sent; the time each fault took to recover from is
 // printed (not asserted). FEDGATE_TEST_CHAOS_ROUNDS=<n> repeats the faults n times (the longer run).
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { createTestCa, startFedgate, type FedgateInstance, type TestBridge } from '@fedgate/testing';
 
-const LEASE_TTL_MS = 3_000;
+const LEASE_TTL_MS = 5_000;
 /** Rounds of faults (each kills every service once); the longer run: FEDGATE_TEST_CHAOS_ROUNDS=10. */
 const ROUNDS = Number(process.env.FEDGATE_TEST_CHAOS_ROUNDS ?? 1);
 
@@ -13,19 +15,23 @@ jest.setTimeout(300_000 + ROUNDS * 300_000);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function eventually<T>(what: string, read: () => Promise<T> | T, accept: (value: T) => boolean, timeoutMs = 120_000): Promise<T> {
+async function eventually<T>(what: string, read: () => Promise<T> | T, accept: (value: T) => boolean, timeoutMs = 120_000, describe?: () => string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await Promise.resolve()
       .then(read)
       .catch((err: unknown) => err as T);
     if (accept(value)) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for: ${what}`);
+    if (Date.now() > deadline) throw new Error(`gave up waiting for: ${what}${describe ? ` (${describe()})` : ''}`);
     await sleep(200);
   }
 }
 
-/** One sender: sequential messages, each retried under its txnId until answered, as a bridge would. */
+/**
+ * One sender: sequential messages, each retried under its txnId until answered, as a bridge would; the next
+ * goes once the last reached the other side or a few seconds passed, so traffic runs at the pace the
+ * system sustains and a backlog does not hide a stall.
+ */
 class Sender {
   readonly answered: Array<{ body: string; eventId: string; at: number }> = [];
   private running = true;
@@ -36,6 +42,7 @@ class Sender {
     private readonly userId: string,
     private readonly roomId: string,
     private readonly tag: string,
+    private readonly delivered: (eventId: string) => boolean,
   ) {}
 
   start(): void {
@@ -48,6 +55,7 @@ class Sender {
           try {
             const { event_id: eventId } = await client.sendEvent(this.roomId, 'm.room.message' as never, { msgtype: 'm.text', body } as never, txnId);
             this.answered.push({ body, eventId, at: Date.now() });
+            for (let waited = 0; waited < 5_000 && this.running && !this.delivered(eventId); waited += 100) await sleep(100);
             break;
           } catch {
             await sleep(250);
@@ -77,6 +85,10 @@ describe('chaos (short): kill -9 of each distributed service under traffic both 
   }, 240_000);
 
   afterAll(async () => {
+    // Keep the logs of both sides for a failed run (test-results/ is ignored by git).
+    const dir = path.join(__dirname, '..', '..', 'test-results', 'chaos-short');
+    await mkdir(dir, { recursive: true });
+    for (const instance of [a, b]) if (instance) await writeFile(path.join(dir, `${instance.name}.log`), instance.logs());
     await Promise.all([a?.destroy(), b?.destroy()]);
   }, 60_000);
 
@@ -89,11 +101,11 @@ describe('chaos (short): kill -9 of each distributed service under traffic both 
     await bridgeB.asUser(bob).joinRoom(roomId, { viaServers: [a.serverName] });
     await bridgeA.waitForEvent((e) => e.type === 'm.room.member' && e.state_key === bob && e.content?.membership === 'join', 30_000);
 
-    const fromA = new Sender(bridgeA, alice, roomId, 'A');
-    const fromB = new Sender(bridgeB, bob, roomId, 'B');
+    const arrived = (bridge: TestBridge, eventId: string) => bridge.received.events((e) => e.event_id === eventId).length > 0;
+    const fromA = new Sender(bridgeA, alice, roomId, 'A', (id) => arrived(bridgeB, id));
+    const fromB = new Sender(bridgeB, bob, roomId, 'B', (id) => arrived(bridgeA, id));
     fromA.start();
     fromB.start();
-    const arrived = (bridge: TestBridge, eventId: string) => bridge.received.events((e) => e.event_id === eventId).length > 0;
     const recovery: Array<{ service: string; ms: number }> = [];
     try {
       await eventually('traffic flowing', () => fromA.answered.length >= 3 && fromB.answered.length >= 3, (ok) => ok);
@@ -110,6 +122,12 @@ describe('chaos (short): kill -9 of each distributed service under traffic both 
             return Boolean(a1 && b1 && arrived(bridgeB, a1.eventId) && arrived(bridgeA, b1.eventId));
           },
           (ok) => ok,
+          120_000,
+          () => {
+            const a1 = fromA.answered.find((m) => m.at > killedAt);
+            const b1 = fromB.answered.find((m) => m.at > killedAt);
+            return `A sent after the kill: ${Boolean(a1)}, arrived at B: ${a1 ? arrived(bridgeB, a1.eventId) : '-'}; B sent: ${Boolean(b1)}, arrived at A: ${b1 ? arrived(bridgeA, b1.eventId) : '-'}; A answered ${fromA.answered.length}, B answered ${fromB.answered.length}; A's bridge got ${bridgeA.received.events().length} events`;
+          },
         );
         recovery.push({ service: victim.app, ms: Date.now() - killedAt });
         await sleep(1_000);

@@ -71,6 +71,7 @@ export class PartitionOwnership {
   private stopped = false;
   private readonly now: () => number;
   private readonly renewMs: number;
+  private roundBegan = 0;
 
   constructor(private readonly options: PartitionOwnershipOptions) {
     this.now = options.now ?? Date.now;
@@ -116,15 +117,17 @@ export class PartitionOwnership {
     await this.runRound();
   }
 
+  /** Rounds at a fixed rate from when each began, so a slow store does not stretch the time between renewals. */
   private schedule(): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       void this.runRound().finally(() => this.schedule());
-    }, this.renewMs);
+    }, Math.max(0, this.renewMs - (this.now() - this.roundBegan)));
     this.timer.unref();
   }
 
   private runRound(): Promise<void> {
+    if (!this.round) this.roundBegan = this.now();
     this.round ??= this.roundOnce()
       .catch((err: unknown) => this.options.logger.error({ err }, 'partition ownership round failed (store unreachable?); partitions whose lease runs out are no longer acted on'))
       .finally(() => (this.round = undefined));
@@ -134,29 +137,30 @@ export class PartitionOwnership {
   private async roundOnce(): Promise<void> {
     const { leases, instanceId, ttlMs, partitions } = this.options;
     const before = this.owned().join(',');
-    // Lost leases first: a replica that slept past its expiry must not act on anything before renewing.
-    const started = this.now();
-    if (!(await leases.tryAcquire(this.memberPrefix + instanceId, instanceId, ttlMs, started))) {
-      throw new Error(`membership lease ${this.memberPrefix + instanceId} is held by another process with the same instance ID`);
+    // Renew first and all at once (a round under load must not outlast the leases it keeps); the time is
+    // taken before the calls, so the recorded expiry is never later than the store's.
+    const renewedAt = this.now();
+    const owned = this.owned();
+    const [member, renewedNames] = await Promise.all([
+      leases.tryAcquire(this.memberPrefix + instanceId, instanceId, ttlMs, renewedAt),
+      leases.renewMany(owned.map((p) => this.partitionLease(p)), instanceId, ttlMs, renewedAt),
+    ]);
+    if (!member) throw new Error(`membership lease ${this.memberPrefix + instanceId} is held by another process with the same instance ID`);
+    const renewed = new Set(renewedNames);
+    for (const p of owned) {
+      if (renewed.has(this.partitionLease(p))) {
+        this.held.set(p, renewedAt + ttlMs);
+        continue;
+      }
+      this.held.delete(p);
+      this.options.logger.warn({ partition: p }, 'partition lease lost (this replica stalled past its expiry); another replica owns it now');
+      await this.options.onRelease(p);
     }
+
     const members = (await leases.live(this.memberPrefix, this.now())).map((l) => l.holder);
     if (!members.includes(instanceId)) members.push(instanceId);
     const mine = new Set(assignPartitions(members.sort(), partitions).get(instanceId));
-
-    for (const p of this.owned()) {
-      if (!mine.has(p)) {
-        await this.giveUp(p, 'rebalanced to another replica');
-        continue;
-      }
-      const renewedAt = this.now();
-      if (await leases.tryAcquire(this.partitionLease(p), instanceId, ttlMs, renewedAt)) {
-        this.held.set(p, renewedAt + ttlMs);
-      } else {
-        this.held.delete(p);
-        this.options.logger.warn({ partition: p }, 'partition lease lost (this replica stalled past its expiry); another replica owns it now');
-        await this.options.onRelease(p);
-      }
-    }
+    for (const p of this.owned()) if (!mine.has(p)) await this.giveUp(p, 'rebalanced to another replica');
     for (const p of mine) {
       if (this.held.has(p) || this.stopped) continue;
       const takenAt = this.now();

@@ -78,9 +78,11 @@ export class DestinationSender {
       if (await this.needsCatchUp(record)) await this.catchUp(record);
       const txn = record.inFlight ? await this.inFlightTransaction(record) : await this.nextTransaction(record);
       if (!txn) return;
-      // Fencing: a replica that stalled past its lease on this destination's partition sends nothing more.
+      // Fencing: a replica whose lease on this destination's partition is stale sends nothing. It looks again
+      // shortly: a renewed lease resumes sending, a partition taken over stops this sender altogether.
       if (this.ctx.owns && !this.ctx.owns(this.destination)) {
-        this.ctx.logger.warn({ destination: this.destination }, 'destination partition no longer owned here; not sending');
+        this.ctx.logger.warn({ destination: this.destination }, 'lease on the destination partition is stale; not sending for now');
+        this.wakeAt(this.now() + this.ctx.settings.wakePollMs);
         return;
       }
       if (!(await this.attempt(txn, record))) return;

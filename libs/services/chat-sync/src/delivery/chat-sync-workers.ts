@@ -25,6 +25,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
   private pusher: TransactionPusher | undefined;
   private edus: EduFanout | undefined;
   private ownership: PartitionOwnership | undefined;
+  private appServiceOwnership: PartitionOwnership | undefined;
   readonly queue: StoreTransactionQueue;
 
   constructor(
@@ -57,6 +58,8 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       });
     }
     const appServiceClient = new AppServiceClient();
+    const elastic = elasticOwnershipFor(this.config, this.store, 'chat-sync', log.child({ component: 'chat-sync-ownership' }));
+    const services = this.registry.services.filter((s) => s.registration.url !== null);
     const health = new PushHealth({ audit: this.store.audit, serverName: this.identity.serverName, logger: log, registry: this.metrics });
     const pusher = new TransactionPusher({
       queue: this.queue,
@@ -65,6 +68,8 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       ...(this.backoff ? { backoff: this.backoff } : {}),
       onDeliveryFailure: (failure) => health.failed(failure),
       onDelivered: (success) => health.delivered(success),
+      // Elastic: one replica at a time pushes to an AS (its lease); the others leave its queue alone.
+      ...(elastic ? { mayPush: (id: string) => this.appServiceOwnership?.owns(services.findIndex((s) => s.id === id)) === true } : {}),
     });
     this.pusher = pusher;
 
@@ -74,7 +79,6 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       onExpiryFailure: (err) => log.warn({ err }, 'telling application services that typing timed out failed'),
     });
     this.edus = edus;
-    const elastic = elasticOwnershipFor(this.config, this.store, 'chat-sync', log.child({ component: 'chat-sync-ownership' }));
     if (elastic) {
       // Room-log partitions leased among the live chat-sync replicas; a replica that stalled past its lease naks.
       const roomLogs = new Map<number, BusSubscription>();
@@ -101,16 +105,35 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       setOwnedPartitions('chat-sync', owned);
     }
     this.subscriptions.push(await this.bus.consume(this.topology.consumers.chatSyncEdus(), (message) => edus.handle(message.data, message.messageId)));
-    for (const service of this.registry.services) {
-      if (service.registration.url === null) continue;
-      this.subscriptions.push(
-        await this.bus.consume(this.topology.consumers.appservicePush(service.id), async (message) => {
-          const push: AppServicePush = message.data;
-          await pusher.push(service.id, { kind: push.kind ?? 'event', event: push.event, id: push.eventId });
-        }),
-      );
+    const consumePushes = (service: (typeof services)[number]) =>
+      this.bus.consume(this.topology.consumers.appservicePush(service.id), async (message) => {
+        const push: AppServicePush = message.data;
+        await pusher.push(service.id, { kind: push.kind ?? 'event', event: push.event, id: push.eventId });
+      });
+    if (elastic) {
+      // Each AS (by its place among the registrations, the same in every replica) is leased like a partition.
+      const pushes = new Map<number, BusSubscription>();
+      const ownership: PartitionOwnership = new PartitionOwnership({
+        ...elastic,
+        scope: `${elastic.scope}/appservices`,
+        partitions: services.length,
+        onChange: (owned) => setOwnedPartitions('chat-sync.appservices', owned),
+        onAcquire: async (i) => {
+          pushes.set(i, await consumePushes(services[i]!));
+          pusher.wake(services[i]!.id);
+        },
+        onRelease: async (i) => {
+          const subscription = pushes.get(i);
+          pushes.delete(i);
+          await subscription?.stop();
+        },
+      });
+      this.appServiceOwnership = ownership;
+      if (services.length > 0) await ownership.start();
+    } else {
+      for (const service of services) this.subscriptions.push(await consumePushes(service));
+      pusher.start();
     }
-    pusher.start();
   }
 
   /** Resolves once nothing is being delivered; for tests. */
@@ -120,6 +143,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
 
   async onApplicationShutdown(): Promise<void> {
     await this.ownership?.stop();
+    await this.appServiceOwnership?.stop();
     for (const subscription of this.subscriptions.splice(0)) await subscription.stop();
     this.edus?.stop();
     await this.pusher?.stop();
