@@ -41,7 +41,8 @@ const common = {
   transformIgnorePatterns: [`/node_modules/(?!(${[...esmPackages, ...dynamicImportPackages].join('|')})/)`],
   moduleNameMapper,
   moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json'],
-  testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  // Relative to the root: a checkout may itself live in a directory named dist.
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/dist/'],
 };
 
 module.exports = {

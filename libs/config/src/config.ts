@@ -16,6 +16,8 @@ export interface FederationConfig extends ListenerConfig {
   addressAllowlist: string[];
   /** Largest request body the federation listener reads; larger ones get 413 M_TOO_LARGE. */
   maxRequestBytes: number;
+  /** What a peer is told to wait (503 + `Retry-After`) when our bus or store failed under its transaction. */
+  unavailableRetryAfterMs: number;
   /**
    * Notaries asked for a server's keys when the server itself cannot be reached (`/_matrix/key/v2/query`).
    * `verifyKeys` (key ID → unpadded base64 public key) pins the notary's own keys; otherwise they are fetched.
@@ -81,7 +83,8 @@ export interface FedgateConfig {
   signingKey: { path: string };
   nats: { url: string };
   /** Subject/stream prefix of the bus; instances sharing one NATS need different ones. */
-  bus: { prefix: string };
+  /** `publishRetryMs`: how long a publish keeps retrying (e.g. across a NATS restart) before it fails. */
+  bus: { prefix: string; publishRetryMs: number };
   mongo: { url: string; database: string };
   /** Embedded mode's database file. */
   sqlite: { path: string };
@@ -96,6 +99,25 @@ export interface FedgateConfig {
   rooms: { defaultVersion: string };
   appServices: { registrationFiles: string[] };
   log: { level: LogLevel };
+  /**
+   * Which share of the partitions this process's partitioned workers serve: replica `index` of `count`
+   * owns the partitions p with p % count === index. Every replica of a stage must have the same count and
+   * a distinct index; the embedded gateway is one replica of each.
+   */
+  replicas: {
+    /**
+     * `static`: each process serves its configured share. `leases`: the live replicas of each stage find each
+     * other through leases in the store and split the partitions themselves (scale without reconfiguring; a
+     * dead replica's share moves `leaseTtlMs` after its last renewal); shares must then be left at 0 of 1.
+     */
+    ownership: 'static' | 'leases';
+    leaseTtlMs: number;
+    /** This process among the replicas (logs, metrics, spans, leases); default `<hostname>-<pid>`. Unique per live process. */
+    instanceId?: string;
+    stateResolver: ReplicaShare;
+    egress: ReplicaShare;
+    chatSync: ReplicaShare;
+  };
   /**
    * `metricsPort` starts a dedicated /metrics listener on `metricsBindAddress` (default loopback:
    * /metrics is unauthenticated; bind it wider only on a network only the scraper reaches).
@@ -113,4 +135,9 @@ export interface KeyRingConfig {
   fetchesPerAddressPerMinute: number;
   /** Key fetches all client addresses together may cause per second. */
   fetchesPerSecond: number;
+}
+
+export interface ReplicaShare {
+  index: number;
+  count: number;
 }

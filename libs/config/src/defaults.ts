@@ -12,12 +12,14 @@ export function defaultSettings(): Record<string, unknown> {
     serverName: 'localhost:8448',
     mode: 'embedded',
     dataDir: './data',
-    federation: { bindAddress: '0.0.0.0', port: 8448, allowPrivateAddresses: false, addressAllowlist: [], maxRequestBytes: 12 * MiB, trustedKeyServers: [], rateLimit: { windowMs: 1000, sleepLimit: 10, sleepDelayMs: 500, rejectLimit: 50, concurrent: 3 } },
+    federation: { bindAddress: '0.0.0.0', port: 8448, allowPrivateAddresses: false, addressAllowlist: [], maxRequestBytes: 12 * MiB, unavailableRetryAfterMs: 5_000, trustedKeyServers: [], rateLimit: { windowMs: 1000, sleepLimit: 10, sleepDelayMs: 500, rejectLimit: 50, concurrent: 3 } },
     clientServer: { enabled: true, bindAddress: '127.0.0.1', port: 8008 },
     tls: { ca: [] },
     signingKey: {},
     nats: { url: 'nats://127.0.0.1:4222' },
-    bus: { prefix: 'fedgate' },
+    // publishRetryMs: how long a publish keeps trying across a NATS restart before the caller sees the failure
+    // (ingress then answers the peer 503 with federation.unavailableRetryAfterMs).
+    bus: { prefix: 'fedgate', publishRetryMs: 15_000 },
     mongo: { url: 'mongodb://127.0.0.1:27017', database: 'fedgate' },
     sqlite: {},
     partitions: { rooms: 16, destinations: 16, parkedBudgetMs: 5 * 60_000 },
@@ -30,6 +32,7 @@ export function defaultSettings(): Record<string, unknown> {
     rooms: { defaultVersion: DEFAULT_ROOM_VERSION },
     appServices: { registrationFiles: [] },
     log: { level: 'info' },
+    replicas: { ownership: 'static', leaseTtlMs: 10_000, stateResolver: { index: 0, count: 1 }, egress: { index: 0, count: 1 }, chatSync: { index: 0, count: 1 } },
     telemetry: {},
     // Bounds on what requests from the internet (forged X-Matrix origins, notary queries) may make the key ring do.
     keyRing: { maxCachedServers: 10_000, fetchesPerAddressBurst: 10, fetchesPerAddressPerMinute: 30, fetchesPerSecond: 20 },

@@ -1,8 +1,10 @@
 // FEDGATE_* environment variables. The short names below cover what operators set most; any key can
 // also be set as FEDGATE_<SECTION>__<KEY> with each segment in SCREAMING_SNAKE_CASE, e.g.
 // FEDGATE_EGRESS__BACKOFF__MAX_MS=600000 sets egress.backoff.maxMs. Lists are comma-separated;
-// booleans are true/false/1/0/yes/no. Variables without `__` that are not listed here are ignored
-// (FEDGATE_CONFIG names the config file; FEDGATE_TEST_* belong to the test suites).
+// booleans are true/false/1/0/yes/no. Any other FEDGATE_* name is refused at start (a misspelt name
+// silently ignored gave, for one, a replica that owned every partition), except the few names below
+// that are not settings: FEDGATE_CONFIG names the config file, FEDGATE_TEST_* and the tool names belong
+// to the test suites and the build.
 import { ConfigError } from './errors';
 import { schemaAt } from './schema';
 
@@ -33,7 +35,27 @@ export const ENV_ALIASES: Readonly<Record<string, string>> = {
   FEDGATE_OTLP_ENDPOINT: 'telemetry.otlpEndpoint',
   FEDGATE_METRICS_PORT: 'telemetry.metricsPort',
   FEDGATE_METRICS_LISTEN_ADDRESS: 'telemetry.metricsBindAddress',
+  FEDGATE_OWNERSHIP: 'replicas.ownership',
+  FEDGATE_INSTANCE_ID: 'replicas.instanceId',
+  FEDGATE_REPLICA_INDEX: 'replicas.stateResolver.index',
+  FEDGATE_REPLICA_COUNT: 'replicas.stateResolver.count',
+  FEDGATE_EGRESS_REPLICA_INDEX: 'replicas.egress.index',
+  FEDGATE_EGRESS_REPLICA_COUNT: 'replicas.egress.count',
+  FEDGATE_CHAT_SYNC_REPLICA_INDEX: 'replicas.chatSync.index',
+  FEDGATE_CHAT_SYNC_REPLICA_COUNT: 'replicas.chatSync.count',
 };
+
+/** FEDGATE_* names that are not settings but are read by something else, so they are not refused. */
+export const ENV_NOT_SETTINGS: readonly string[] = [
+  'FEDGATE_CONFIG',
+  'FEDGATE_OTLP_TRACES_ENDPOINT',
+  'FEDGATE_BUILD_QUIET',
+  'FEDGATE_SYNAPSE_PYTHON',
+  'FEDGATE_SYNAPSE_REQUIREMENT',
+  'FEDGATE_KEEP_SYNAPSE_DATA',
+  'FEDGATE_FUZZ_SEED',
+];
+const NOT_SETTINGS_PREFIXES = ['FEDGATE_TEST_'];
 
 const PREFIX = 'FEDGATE_';
 
@@ -74,13 +96,39 @@ function parseScalar(type: string | undefined, raw: string, variable: string, ke
   }
 }
 
-/** The settings FEDGATE_* variables make, typed by the schema; throws ConfigError on a bad one. */
+function isNotSetting(variable: string): boolean {
+  return ENV_NOT_SETTINGS.includes(variable) || NOT_SETTINGS_PREFIXES.some((prefix) => variable.startsWith(prefix));
+}
+
+/** Levenshtein distance, for the "did you mean" of a misspelt name. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+function unknownVariable(variable: string): ConfigError {
+  const known = [...Object.keys(ENV_ALIASES), ...ENV_NOT_SETTINGS];
+  const nearest = known.map((name) => ({ name, distance: editDistance(variable, name) })).sort((a, b) => a.distance - b.distance)[0];
+  const hint = nearest && nearest.distance <= 3 ? ` (did you mean ${nearest.name}?)` : '';
+  return new ConfigError(
+    `unknown environment variable ${variable}${hint}: FEDGATE_* names are the documented ones or FEDGATE_<SECTION>__<KEY>`,
+  );
+}
+
+/** The settings FEDGATE_* variables make, typed by the schema; throws ConfigError on a bad or unknown one. */
 export function readEnvironment(env: NodeJS.ProcessEnv): EnvSetting[] {
   const settings: EnvSetting[] = [];
   for (const [variable, raw] of Object.entries(env)) {
-    if (raw === undefined) continue;
+    if (raw === undefined || !variable.startsWith(PREFIX) || isNotSetting(variable)) continue;
     const key = envVariableKey(variable);
-    if (key === undefined) continue;
+    if (key === undefined) throw unknownVariable(variable);
     const node = schemaAt(key);
     if (!node || node.type === 'object') {
       throw new ConfigError(`${variable}: there is no configuration key ${key}`, key);

@@ -37,12 +37,13 @@ describe('loadConfig', () => {
       allowPrivateAddresses: false,
       addressAllowlist: [],
       maxRequestBytes: 12 * 1024 * 1024,
+      unavailableRetryAfterMs: 5_000,
       trustedKeyServers: [],
       rateLimit: { windowMs: 1000, sleepLimit: 10, sleepDelayMs: 500, rejectLimit: 50, concurrent: 3 },
     });
     // Synapse's retry defaults: 10 minutes, doubling, at most a day.
     expect(config.egress.backoff).toEqual({ initialMs: 600_000, multiplier: 2, maxMs: 86_400_000, jitter: 0.2 });
-    expect(config.bus).toEqual({ prefix: 'fedgate' });
+    expect(config.bus).toEqual({ prefix: 'fedgate', publishRetryMs: 15_000 });
     expect(config.clientServer).toEqual({ enabled: true, bindAddress: '127.0.0.1', port: 8008 });
     expect(config.signingKey.path).toBe(path.join(dir, 'data', 'signing.key'));
     expect(config.tls).toEqual({
@@ -166,5 +167,50 @@ describe('loadConfig', () => {
   it('accepts IPv6 and IPv4 server names', () => {
     expect(load({ FEDGATE_SERVER_NAME: '[::1]:8448' }).serverName).toBe('[::1]:8448');
     expect(load({ FEDGATE_SERVER_NAME: '10.0.0.1' }).serverName).toBe('10.0.0.1');
+  });
+
+  // Issue 12, config you can trust: a misspelt FEDGATE_* name was ignored (a replica that owned everything).
+  it('refuses an unknown FEDGATE_* name at start, naming it and the nearest known one', () => {
+    const err = errorOf(() => load({ FEDGATE_REPLICA_INDX: '1' }));
+    expect(err.message).toMatch(/unknown environment variable FEDGATE_REPLICA_INDX \(did you mean FEDGATE_REPLICA_INDEX\?\)/);
+    expect(errorOf(() => load({ FEDGATE_SOMETHING_ELSE: 'x' })).message).toMatch(/unknown environment variable FEDGATE_SOMETHING_ELSE/);
+    // Names that are not settings but are read elsewhere are let through.
+    expect(() =>
+      load({ FEDGATE_CONFIG: '', FEDGATE_TEST_MONGO_URL: 'x', FEDGATE_OTLP_TRACES_ENDPOINT: 'http://c', FEDGATE_SYNAPSE_PYTHON: 'python3', FEDGATE_BUILD_QUIET: '1' }),
+    ).not.toThrow();
+    // Other programs' variables are none of fedgate's business.
+    expect(() => load({ NODE_ENV: 'production', FEDGATEWAY: 'x' })).not.toThrow();
+  });
+
+  // Issue 12: replica shares were read from the environment unvalidated (an egress index >= count owned nothing).
+  it('reads each stage replica share from config and refuses an index outside the set or more replicas than partitions', () => {
+    expect(load().replicas).toEqual({ ownership: 'static', leaseTtlMs: 10_000, stateResolver: { index: 0, count: 1 }, egress: { index: 0, count: 1 }, chatSync: { index: 0, count: 1 } });
+    const config = load({
+      FEDGATE_REPLICA_INDEX: '2',
+      FEDGATE_REPLICA_COUNT: '3',
+      FEDGATE_EGRESS_REPLICA_INDEX: '1',
+      FEDGATE_EGRESS_REPLICA_COUNT: '2',
+      FEDGATE_CHAT_SYNC_REPLICA_INDEX: '0',
+      FEDGATE_CHAT_SYNC_REPLICA_COUNT: '4',
+    });
+    expect(config.replicas).toMatchObject({ stateResolver: { index: 2, count: 3 }, egress: { index: 1, count: 2 }, chatSync: { index: 0, count: 4 } });
+    const outside = errorOf(() => load({ FEDGATE_EGRESS_REPLICA_INDEX: '2', FEDGATE_EGRESS_REPLICA_COUNT: '2' }));
+    expect(outside.key).toBe('replicas.egress.index');
+    expect(outside.message).toMatch(/replicas\.egress\.index \(2\) must be below replicas\.egress\.count \(2\)/);
+    expect(errorOf(() => load({ FEDGATE_REPLICA_INDEX: '1' })).key).toBe('replicas.stateResolver.index');
+    expect(errorOf(() => load({ FEDGATE_REPLICA_INDEX: '-1' })).message).toMatch(/replicas\.stateResolver\.index must be >= 0/);
+    expect(errorOf(() => load({ FEDGATE_CHAT_SYNC_REPLICA_COUNT: '0' })).message).toMatch(/replicas\.chatSync\.count must be >= 1/);
+    expect(errorOf(() => load({ FEDGATE_REPLICA_COUNT: 'two' })).message).toMatch(/FEDGATE_REPLICA_COUNT="two"/);
+    const tooMany = errorOf(() => load({ FEDGATE_PARTITIONS__ROOMS: '4', FEDGATE_REPLICA_COUNT: '5' }));
+    expect(tooMany.key).toBe('replicas.stateResolver.count');
+    expect(tooMany.message).toMatch(/exceeds the 4 partitions/);
+  });
+
+  it('elastic ownership (issue 12): leases instead of static shares, not both', () => {
+    expect(load({ FEDGATE_OWNERSHIP: 'leases', FEDGATE_INSTANCE_ID: 'sr-0', FEDGATE_REPLICAS__LEASE_TTL_MS: '3000' }).replicas).toMatchObject({ ownership: 'leases', instanceId: 'sr-0', leaseTtlMs: 3000 });
+    const both = errorOf(() => load({ FEDGATE_OWNERSHIP: 'leases', FEDGATE_REPLICA_COUNT: '2' }));
+    expect(both.key).toBe('replicas.stateResolver.count');
+    expect(errorOf(() => load({ FEDGATE_OWNERSHIP: 'consul' })).message).toMatch(/replicas\.ownership must be one of static, leases/);
+    expect(errorOf(() => load({ FEDGATE_INSTANCE_ID: 'has space' })).key).toBe('replicas.instanceId');
   });
 });

@@ -142,7 +142,28 @@ function resolve(settings: Tree, cwd: string): FedgateConfig {
       'egress.backoff.maxMs',
     );
   }
+  checkReplicas(config);
   return config;
+}
+
+/** A replica index must name one of `count` replicas, and every replica must own at least one partition. */
+function checkReplicas(config: FedgateConfig): void {
+  const partitionsOf = { stateResolver: config.partitions.rooms, egress: Math.max(config.partitions.rooms, config.partitions.destinations), chatSync: config.partitions.rooms };
+  for (const stage of ['stateResolver', 'egress', 'chatSync'] as const) {
+    const share = config.replicas[stage];
+    if (config.replicas.ownership === 'leases' && share.count !== 1) {
+      throw new ConfigError(`replicas.${stage}.count (${share.count}) is a static share, but replicas.ownership is leases: replicas share partitions by themselves`, `replicas.${stage}.count`);
+    }
+    if (share.index >= share.count) {
+      throw new ConfigError(`replicas.${stage}.index (${share.index}) must be below replicas.${stage}.count (${share.count}): indexes run from 0 to count - 1`, `replicas.${stage}.index`);
+    }
+    if (share.count > partitionsOf[stage]) {
+      throw new ConfigError(
+        `replicas.${stage}.count (${share.count}) exceeds the ${partitionsOf[stage]} partitions it splits: some replicas would own nothing`,
+        `replicas.${stage}.count`,
+      );
+    }
+  }
 }
 
 /** Loads, validates and resolves the configuration. Throws ConfigError naming the bad key and value. */

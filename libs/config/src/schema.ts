@@ -15,6 +15,8 @@ function closed(properties: Record<string, unknown>, required: string[] = Object
   return { type: 'object', additionalProperties: false, properties, required } as const;
 }
 
+const replicaShare = closed({ index: { type: 'integer', minimum: 0 }, count: { ...positiveInteger, maximum: 1024 } });
+
 const listener = { bindAddress: { type: 'string', minLength: 1 }, port };
 
 export const configSchema = closed(
@@ -27,6 +29,7 @@ export const configSchema = closed(
       allowPrivateAddresses: { type: 'boolean' },
       addressAllowlist: { type: 'array', items: { type: 'string', minLength: 1 } },
       maxRequestBytes: positiveInteger,
+      unavailableRetryAfterMs: positiveInteger,
       rateLimit: closed({ windowMs: positiveInteger, sleepLimit: positiveInteger, sleepDelayMs: { type: 'integer', minimum: 0 }, rejectLimit: positiveInteger, concurrent: positiveInteger }),
       trustedKeyServers: {
         type: 'array',
@@ -37,7 +40,7 @@ export const configSchema = closed(
     tls: closed({ cert: path, key: path, ca: { type: 'array', items: path } }, ['ca']),
     signingKey: closed({ path }, []),
     nats: closed({ url: url(['nats', 'tls', 'ws', 'wss']) }),
-    bus: closed({ prefix: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } }),
+    bus: closed({ prefix: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' }, publishRetryMs: { type: 'integer', minimum: 0 } }),
     mongo: closed({ url: url(['mongodb', 'mongodb\\+srv']), database: { type: 'string', minLength: 1 } }),
     sqlite: closed({ path }, []),
     partitions: closed({ rooms: { ...positiveInteger, maximum: 1024 }, destinations: { ...positiveInteger, maximum: 1024 }, parkedBudgetMs: { ...positiveInteger, minimum: 1000 } }),
@@ -54,6 +57,17 @@ export const configSchema = closed(
     rooms: closed({ defaultVersion: { type: 'string', enum: [...ROOM_VERSIONS.keys()] } }),
     appServices: closed({ registrationFiles: { type: 'array', items: path } }),
     log: closed({ level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } }),
+    replicas: closed(
+      {
+        ownership: { enum: ['static', 'leases'] },
+        leaseTtlMs: { type: 'integer', minimum: 1000 },
+        instanceId: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,128}$' },
+        stateResolver: replicaShare,
+        egress: replicaShare,
+        chatSync: replicaShare,
+      },
+      ['ownership', 'leaseTtlMs', 'stateResolver', 'egress', 'chatSync'],
+    ),
     telemetry: closed({ otlpEndpoint: url(['http', 'https']), metricsPort: port, metricsBindAddress: { type: 'string', minLength: 1 } }, []),
     keyRing: closed({
       maxCachedServers: positiveInteger,

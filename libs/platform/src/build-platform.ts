@@ -56,7 +56,7 @@ async function openBus(config: FedgateConfig, topology: BusTopology, observer?: 
   const bus: Bus =
     config.mode === 'embedded'
       ? new EmbeddedBus({ path: config.sqlite.path, ...options })
-      : await JetStreamBus.connect({ servers: config.nats.url, name: `fedgate-${config.bus.prefix}` }, options);
+      : await JetStreamBus.connect({ servers: config.nats.url, name: `fedgate-${config.bus.prefix}` }, { ...options, publishRetryMs: config.bus.publishRetryMs });
   try {
     await bus.start();
   } catch (err) {

@@ -1,16 +1,23 @@
 import type { LoggerService } from '@nestjs/common';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { LogLevel } from '@fedgate/config';
-import { redactSecrets, traceFields } from '@fedgate/telemetry';
+import { partitionFields, redactSecrets, serviceInstanceId, traceFields } from '@fedgate/telemetry';
 
 export type { Logger } from 'pino';
 
 /**
- * The process logger: JSON lines on stdout, tagged with the service name and the active trace and span.
- * Tokens (`access_token=`, `as_token`, Bearer…) are redacted from every line before it is written.
+ * The process logger: JSON lines on stdout, tagged with the service name, this instance, its partitions and
+ * the active trace and span. Tokens (`access_token=`, `as_token`, Bearer…) are redacted from every line before
+ * it is written.
  */
 export function createLogger(service: string, level: LogLevel = 'info', destination?: DestinationStream): Logger {
-  const options = { level, base: { service }, mixin: traceFields, timestamp: pino.stdTimeFunctions.isoTime, hooks: { streamWrite: redactSecrets } };
+  const options = {
+    level,
+    base: { service, 'service.instance.id': serviceInstanceId() },
+    mixin: () => ({ ...partitionFields(), ...traceFields() }),
+    timestamp: pino.stdTimeFunctions.isoTime,
+    hooks: { streamWrite: redactSecrets },
+  };
   return destination ? pino(options, destination) : pino(options);
 }
 

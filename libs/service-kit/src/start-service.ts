@@ -4,6 +4,7 @@ import type { DynamicModule, INestApplicationContext, Provider, Type } from '@ne
 import { NestFactory } from '@nestjs/core';
 import { loadConfig, serverNameHost, type FedgateConfig } from '@fedgate/config';
 import type { Logger } from 'pino';
+import { setServiceInstanceId } from '@fedgate/telemetry';
 import { ensureDataDir } from './first-start/data-dir';
 import { ensureSigningKey, type SigningKeyFile } from './first-start/signing-key';
 import { loadTlsMaterial } from './first-start/tls-certificate';
@@ -99,6 +100,7 @@ export function readyLine(name: string, service: Pick<RunningService, 'config' |
 
 export async function startService(definition: ServiceDefinition, options: StartServiceOptions = {}): Promise<RunningService> {
   const config = options.config ?? loadConfig();
+  if (config.replicas?.instanceId) setServiceInstanceId(config.replicas.instanceId);
   const logger = options.logger ?? createLogger(definition.name, config.log.level);
   const telemetry = createServiceTelemetry(config, definition.name, logger);
   await ensureDataDir(config.dataDir);

@@ -2,3 +2,4 @@ export { createLogger, traceFields, type Logger, type LoggerConfig } from './log
 export { setupTracing, otlpEndpointFromEnv, type Tracing, type TracingConfig } from './tracing';
 export { boundedLabel, createMetricsRegistry, MAX_LABEL_VALUES, OVERFLOW_LABEL, prometheusBusObserver, registerConsumerGauges, serveMetrics, type MetricsServer } from './metrics';
 export { redactSecrets, redactUrl, REDACTED } from './redaction';
+export { serviceInstanceId, setServiceInstanceId, setOwnedPartitions, ownedPartitions, compactPartitions, partitionFields } from './instance';

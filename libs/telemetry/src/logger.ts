@@ -1,4 +1,5 @@
 import { trace } from '@opentelemetry/api';
+import { partitionFields, serviceInstanceId } from './instance';
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import { redactSecrets } from './redaction';
 
@@ -20,8 +21,8 @@ export interface LoggerConfig {
 export function createLogger(config: LoggerConfig): Logger {
   const options: LoggerOptions = {
     level: config.level ?? process.env.FEDGATE_LOG_LEVEL ?? 'info',
-    base: { service: config.service },
-    mixin: traceFields,
+    base: { service: config.service, 'service.instance.id': serviceInstanceId() },
+    mixin: () => ({ ...partitionFields(), ...traceFields() }),
     timestamp: pino.stdTimeFunctions.isoTime,
     hooks: { streamWrite: redactSecrets },
   };

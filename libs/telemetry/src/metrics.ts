@@ -2,11 +2,22 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Bus, BusObserver, ConsumerSpec } from '@fedgate/bus';
+import { ownedPartitions, serviceInstanceId } from './instance';
 
 export function createMetricsRegistry(service: string, defaults = true): Registry {
   const registry = new Registry();
-  registry.setDefaultLabels({ service });
+  registry.setDefaultLabels({ service, service_instance_id: serviceInstanceId() });
   if (defaults) collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: 'fedgate_partition_owned',
+    help: 'Partitions this process works on now, by stage (1 per owned partition; sum for the count)',
+    labelNames: ['stage', 'partition'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [stage, partitions] of ownedPartitions()) for (const p of partitions) this.set({ stage, partition: String(p) }, 1);
+    },
+  });
   return registry;
 }
 

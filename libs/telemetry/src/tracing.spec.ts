@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { trace } from '@opentelemetry/api';
+import { setOwnedPartitions, setServiceInstanceId } from './instance';
 import { setupTracing } from './tracing';
 
 interface ReceivedExport {
@@ -28,6 +29,8 @@ async function startCollector(): Promise<{ url: string; received: ReceivedExport
 describe('setupTracing with an OTLP endpoint', () => {
   it('exports ended spans with the service name to the collector', async () => {
     const collector = await startCollector();
+    setServiceInstanceId('tracing-test-1');
+    setOwnedPartitions('state-resolver', [0, 1, 2, 9]);
     const tracing = setupTracing({ service: 'otlp-export-test', otlpEndpoint: collector.url });
     try {
       const traceId = trace.getTracer('test').startActiveSpan('exported work', (span) => {
@@ -44,9 +47,12 @@ describe('setupTracing with an OTLP endpoint', () => {
       const body = JSON.parse(request.body);
       const [resourceSpans] = body.resourceSpans;
       expect(resourceSpans.resource.attributes).toContainEqual({ key: 'service.name', value: { stringValue: 'otlp-export-test' } });
+      // Issue 12: spans tell replicas apart, and say which partitions the process owned.
+      expect(resourceSpans.resource.attributes).toContainEqual({ key: 'service.instance.id', value: { stringValue: 'tracing-test-1' } });
       const [span] = resourceSpans.scopeSpans[0].spans;
       expect(span).toMatchObject({ name: 'exported work', traceId });
       expect(span.attributes).toContainEqual({ key: 'fedgate.test', value: { stringValue: 'yes' } });
+      expect(span.attributes).toContainEqual({ key: 'fedgate.partitions', value: { stringValue: '{"state-resolver":"0-2,9"}' } });
     } finally {
       await tracing.shutdown();
       await collector.close();

@@ -5,6 +5,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type SpanExporter, type SpanProcessor, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import { partitionFields, serviceInstanceId } from './instance';
 
 export interface TracingConfig {
   service: string;
@@ -24,6 +25,17 @@ export function otlpEndpointFromEnv(env: NodeJS.ProcessEnv = process.env): strin
   return env.FEDGATE_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || undefined;
 }
 
+/** Adds `fedgate.partitions` (`{"state-resolver":"0-3"}`) to every span started while partitions are owned. */
+const partitionsOnSpans: SpanProcessor = {
+  onStart: (span) => {
+    const { partitions } = partitionFields();
+    if (partitions) span.setAttribute('fedgate.partitions', JSON.stringify(partitions));
+  },
+  onEnd: () => undefined,
+  forceFlush: async () => undefined,
+  shutdown: async () => undefined,
+};
+
 /**
  * Registers a tracer provider, async-hooks context and the W3C propagator globally. Spans are
  * always created (so logs and bus headers carry trace IDs); they leave the process only when an
@@ -31,10 +43,11 @@ export function otlpEndpointFromEnv(env: NodeJS.ProcessEnv = process.env): strin
  * sizes): what is configured is what is written here.
  */
 export function setupTracing(config: TracingConfig): Tracing {
-  const spanProcessors: SpanProcessor[] = (config.exporters ?? []).map((exporter) => new SimpleSpanProcessor({ exporter }));
+  // First, so exporters see it: the partitions this process owned when each span started.
+  const spanProcessors: SpanProcessor[] = [partitionsOnSpans, ...(config.exporters ?? []).map((exporter) => new SimpleSpanProcessor({ exporter }))];
   const endpoint = config.otlpEndpoint ?? otlpEndpointFromEnv();
   if (endpoint) spanProcessors.push(new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: endpoint }) }));
-  const provider = new TracerProvider({ resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.service }), spanProcessors });
+  const provider = new TracerProvider({ resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.service, 'service.instance.id': serviceInstanceId() }), spanProcessors });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);

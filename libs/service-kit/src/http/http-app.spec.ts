@@ -58,7 +58,7 @@ describe('createHttpApp', () => {
   const inject = async (options: { method: string; url: string; headers?: Record<string, string>; payload?: string | Buffer }) => {
     const res = await fetch(baseUrl + options.url, { method: options.method, headers: options.headers, body: options.payload });
     const text = await res.text();
-    return { statusCode: res.status, json: (): any => JSON.parse(text) };
+    return { statusCode: res.status, headers: Object.fromEntries(res.headers) as Record<string, string | undefined>, json: (): any => JSON.parse(text) };
   };
 
   it('serves routes', async () => {
@@ -100,11 +100,18 @@ describe('createHttpApp', () => {
     expect(limited.statusCode).toBe(429);
     expect(limited.json()).toEqual({ errcode: 'M_LIMIT_EXCEEDED', error: 'Too many requests', retry_after_ms: 1500 });
     const invalid = await inject({ method: 'GET', url: '/invalid' });
+    expect(invalid.headers['retry-after']).toBeUndefined();
     expect(invalid.statusCode).toBe(400);
     expect(invalid.json()).toEqual({ errcode: 'M_BAD_JSON', error: 'content.body must be a string; type is required' });
     const forbidden = await inject({ method: 'GET', url: '/protocol-error' });
     expect(forbidden.statusCode).toBe(403);
     expect(forbidden.json()).toEqual({ errcode: 'M_FORBIDDEN', error: 'bad signature' });
+  });
+
+  // Issue 12: a retryable answer (429, or ingress's 503 while our bus is down) carried no Retry-After header.
+  it('sends Retry-After (whole seconds, rounded up) with every error that carries retry_after_ms', async () => {
+    const limited = await inject({ method: 'GET', url: '/limited' });
+    expect(limited.headers['retry-after']).toBe('2');
   });
 
   it('hides unexpected errors behind 500 M_UNKNOWN', async () => {

@@ -22,6 +22,9 @@ export class MatrixExceptionFilter implements ExceptionFilter {
     }
     if (reply.sent) return;
     // An error message may quote the request (a URL with ?access_token=): never echo a token back.
-    void reply.status(error.status).header('content-type', 'application/json').send(JSON.parse(redactSecrets(JSON.stringify(error.toBody()))));
+    const body = JSON.parse(redactSecrets(JSON.stringify(error.toBody()))) as ReturnType<MatrixError['toBody']>;
+    // The header is what HTTP clients and the spec (v1.10) go by; retry_after_ms stays for older peers.
+    if (typeof body.retry_after_ms === 'number') void reply.header('retry-after', String(Math.max(1, Math.ceil(body.retry_after_ms / 1000))));
+    void reply.status(error.status).header('content-type', 'application/json').send(body);
   }
 }

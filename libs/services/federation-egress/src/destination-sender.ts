@@ -58,8 +58,10 @@ export class DestinationSender {
       try {
         await this.drain();
       } catch (err) {
-        // The store or bus failed, not the remote: try again a little later rather than spin.
-        this.ctx.logger.error({ err, destination: this.destination }, 'egress sender failed; retrying');
+        // The store or bus failed, not the remote: try again a little later rather than spin, and without
+        // counting it against the destination (no failure recorded, no backoff).
+        this.ctx.logger.error({ err, destination: this.destination, retryInMs: this.ctx.settings.wakePollMs }, 'egress sender failed on our side (store or bus); retrying');
+        this.ctx.onOwnFailure?.(this.destination, err);
         this.wakeAt(this.now() + this.ctx.settings.wakePollMs);
       }
     }
@@ -76,6 +78,13 @@ export class DestinationSender {
       if (await this.needsCatchUp(record)) await this.catchUp(record);
       const txn = record.inFlight ? await this.inFlightTransaction(record) : await this.nextTransaction(record);
       if (!txn) return;
+      // Fencing: a replica whose lease on this destination's partition is stale sends nothing. It looks again
+      // shortly: a renewed lease resumes sending, a partition taken over stops this sender altogether.
+      if (this.ctx.owns && !this.ctx.owns(this.destination)) {
+        this.ctx.logger.warn({ destination: this.destination }, 'lease on the destination partition is stale; not sending for now');
+        this.wakeAt(this.now() + this.ctx.settings.wakePollMs);
+        return;
+      }
       if (!(await this.attempt(txn, record))) return;
     }
   }
@@ -159,25 +168,11 @@ export class DestinationSender {
     const body = txn.body as { pdus: Array<{ event_id?: string }>; edus: unknown[] };
     const counts = { pduCount: body.pdus.length, eduCount: body.edus.length };
     const path = `/_matrix/federation/v1/send/${encodeURIComponent(txn.txnId)}`;
+    let response: { status: number; body: { pdus?: Record<string, { error?: string }> } | undefined };
     try {
-      const response = await this.ctx.client.putJson<{ pdus?: Record<string, { error?: string }> }>(this.destination, path, txn.body, {
+      response = await this.ctx.client.putJson<{ pdus?: Record<string, { error?: string }> }>(this.destination, path, txn.body, {
         timeoutMs: this.ctx.settings.requestTimeoutMs,
       });
-      const pduErrors = Object.entries(response.body?.pdus ?? {}).filter(([, r]) => r && typeof r.error === 'string');
-      if (pduErrors.length > 0) {
-        this.ctx.logger.warn({ destination: this.destination, txnId: txn.txnId, pduErrors: Object.fromEntries(pduErrors) }, 'remote refused some PDUs');
-      }
-      await this.audit({
-        status: response.status,
-        outcome: 'ok',
-        reason: pduErrors.length > 0 ? 'pdu_errors' : undefined,
-        txnId: txn.txnId,
-        durationMs: this.now() - started,
-        ...counts,
-        details: pduErrors.length > 0 ? { pduErrors: Object.fromEntries(pduErrors.map(([id, r]) => [id, String(r.error)])) } : undefined,
-      });
-      await this.settle(txn);
-      return true;
     } catch (error) {
       const failure = classifySendFailure(error);
       const durationMs = this.now() - started;
@@ -216,6 +211,24 @@ export class DestinationSender {
       }
       return true;
     }
+    // Delivered. From here a failure is ours (store down), never the destination's: it propagates to loop(),
+    // which tries again shortly without backing the destination off, and the same txnId is sent again (the
+    // remote answers a retried transaction without processing it twice).
+    const pduErrors = Object.entries(response.body?.pdus ?? {}).filter(([, r]) => r && typeof r.error === 'string');
+    if (pduErrors.length > 0) {
+      this.ctx.logger.warn({ destination: this.destination, txnId: txn.txnId, pduErrors: Object.fromEntries(pduErrors) }, 'remote refused some PDUs');
+    }
+    await this.audit({
+      status: response.status,
+      outcome: 'ok',
+      reason: pduErrors.length > 0 ? 'pdu_errors' : undefined,
+      txnId: txn.txnId,
+      durationMs: this.now() - started,
+      ...counts,
+      details: pduErrors.length > 0 ? { pduErrors: Object.fromEntries(pduErrors.map(([id, r]) => [id, String(r.error)])) } : undefined,
+    });
+    await this.settle(txn);
+    return true;
   }
 
   /** The PDUs queued after `cursor` up to `upTo` (a transaction's), with their rooms. */

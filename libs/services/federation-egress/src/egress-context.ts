@@ -1,5 +1,6 @@
 import type { Bus, BusTopology } from '@fedgate/bus';
 import type { FederationHttpClient } from '@fedgate/federation-client';
+import type { ElasticOwnership } from '@fedgate/platform';
 import type { Store } from '@fedgate/store';
 import type { EgressSettings } from './egress-settings';
 
@@ -20,6 +21,12 @@ export interface EgressContext {
   client: Pick<FederationHttpClient, 'putJson'>;
   settings: EgressSettings;
   logger: EgressLogger;
+  /** Elastic ownership of room-log and destination partitions (leases); static shares from settings otherwise. */
+  elastic?: ElasticOwnership;
+  /** Whether this replica may send to a destination now (fencing: checked before every attempt). */
+  owns?: (destination: string) => boolean;
+  /** Called when a send loop failed on our side (store or bus), for the operator's metric. */
+  onOwnFailure?: (destination: string, error: unknown) => void;
   now?: () => number;
   random?: () => number;
 }

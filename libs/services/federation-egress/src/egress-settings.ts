@@ -33,16 +33,8 @@ export function egressSettingsFrom(config: FedgateConfig, overrides: Partial<Egr
     catchUpAfterMs: 60 * 60_000,
     catchUpQueueLimit: 5_000,
     wakePollMs: 5_000,
-    replicaIndex: envInt('FEDGATE_EGRESS_REPLICA_INDEX', 0),
-    replicaCount: envInt('FEDGATE_EGRESS_REPLICA_COUNT', 1),
+    replicaIndex: config.replicas.egress.index,
+    replicaCount: config.replicas.egress.count,
     ...overrides,
   };
-}
-
-function envInt(name: string, fallback: number): number {
-  const value = process.env[name];
-  if (value === undefined || value === '') return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer (got "${value}")`);
-  return n;
 }

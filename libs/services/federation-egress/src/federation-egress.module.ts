@@ -1,8 +1,9 @@
-import { Inject, Injectable, Module, type DynamicModule, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Module, Optional, type DynamicModule, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { FedgateConfig } from '@fedgate/config';
-import { BUS, BUS_TOPOLOGY, FEDERATION_CLIENT, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
+import { BUS, BUS_TOPOLOGY, elasticOwnershipFor, FEDERATION_CLIENT, METRICS_REGISTRY, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
 import { FEDGATE_CONFIG, SERVICE_LOGGER } from '@fedgate/service-kit';
 import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
 import { EGRESS_SETTINGS, egressSettingsFrom, type EgressSettings } from './egress-settings';
 import { FederationEgress } from './federation-egress';
 
@@ -19,8 +20,21 @@ export class FederationEgressWorker implements OnApplicationBootstrap, OnApplica
     @Inject(FEDERATION_CLIENT) client: FederationHttpClient,
     @Inject(EGRESS_SETTINGS) settings: EgressSettings,
     @Inject(SERVICE_LOGGER) logger: Logger,
+    @Optional() @Inject(METRICS_REGISTRY) registry: Registry | null,
+    @Optional() @Inject(FEDGATE_CONFIG) config: FedgateConfig | null,
   ) {
-    this.egress = new FederationEgress({ serverName: identity.serverName, store, bus, topology, client, settings, logger: logger.child({ component: 'federation-egress' }) });
+    const ownFailures = registry ? ownFailuresCounter(registry) : null;
+    this.egress = new FederationEgress({
+      serverName: identity.serverName,
+      store,
+      bus,
+      topology,
+      client,
+      settings,
+      logger: logger.child({ component: 'federation-egress' }),
+      onOwnFailure: () => ownFailures?.inc(),
+      elastic: elasticOwnershipFor(config, store, 'federation-egress', logger.child({ component: 'federation-egress-ownership' })),
+    });
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -30,6 +44,16 @@ export class FederationEgressWorker implements OnApplicationBootstrap, OnApplica
   async onApplicationShutdown(): Promise<void> {
     await this.egress.stop();
   }
+}
+
+const OWN_FAILURES = 'fedgate_egress_own_failures_total';
+
+/** Send loops that failed on our side (store or bus); they never count against a destination. */
+function ownFailuresCounter(registry: Registry): Counter {
+  return (
+    (registry.getSingleMetric(OWN_FAILURES) as Counter | undefined) ??
+    new Counter({ name: OWN_FAILURES, help: 'Egress send loops that failed on our side (store or bus) and were retried without backing the destination off', registers: [registry] })
+  );
 }
 
 const settingsFromConfig = (overrides: Partial<EgressSettings>) => ({

@@ -498,6 +498,74 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     expect(countById(remote.deliveredEventIds()).get(later)).toBe(1);
   });
 
+  // Issue 12: egress sent successfully, then its own store write failed and it recorded that as the
+  // destination's failure (a 10-minute backoff for a peer that had done nothing wrong).
+  it('a store failure after a successful send is not the destination failure: no backoff, the same transaction is settled once the store is back', async () => {
+    const h = await open({ backoff: { initialMs: 600_000, multiplier: 2, maxMs: 3_600_000, jitter: 0 } });
+    const complete = h.store.destinations.completeTransaction.bind(h.store.destinations);
+    let outage = 3;
+    h.store.destinations.completeTransaction = async (...args) => {
+      if (outage > 0) {
+        outage--;
+        throw new Error('store unavailable (simulated outage)');
+      }
+      return complete(...args);
+    };
+    const ids = await storeEvents(h.store, '!ownfault:own.test', 2);
+    await publishLocal(h, '!ownfault:own.test', ids, [remote.serverName]);
+    await until(async () => outage === 0 && (await h.store.egressQueue.destinationsWithWork()).length === 0, 'settled once the store answered again');
+    expect(await h.store.destinations.get(remote.serverName)).toMatchObject({ failures: 0, retryAt: null, inFlight: null });
+    // Sent again under the same txnId and body while our store was down; the remote dedupes it by that ID.
+    const first = remote.received[0];
+    expect(remote.received.filter((t) => t.txnId === first.txnId).length).toBeGreaterThan(1);
+    for (const t of remote.received.filter((r) => r.txnId === first.txnId)) expect(t.raw).toBe(first.raw);
+    expect(new Set(remote.deliveredEventIds())).toEqual(new Set(ids));
+    expect(remote.received.every((t) => t.answeredStatus === 200)).toBe(true);
+    const audit = await h.store.audit.query({ destination: remote.serverName });
+    expect(audit.filter((a) => a.outcome !== 'ok')).toEqual([]);
+  });
+
+  // Issue 12: two egresses (Helm replicas: 2) both sent to one destination; the second got 429 and a long backoff.
+  it('elastic replicas split room-log and destination partitions by lease: every event reaches the remote once, and one leaving hands over', async () => {
+    const h = await open({}, { start: false });
+    const secondStore = openSqliteStore(path.join(dir, 'fedgate.sqlite'));
+    const replica = (instanceId: string, store: Store) =>
+      new FederationEgress({
+        serverName: OWN,
+        store,
+        bus: h.bus,
+        topology: h.topology,
+        client: h.client,
+        settings: baseSettings,
+        logger: silent,
+        elastic: { leases: store.leases, scope: `${prefix}/federation-egress`, instanceId, ttlMs: 2_000, renewMs: 100, logger: silent },
+      });
+    const first = replica('egress-a', h.store);
+    const second = replica('egress-b', secondStore);
+    try {
+      await first.start();
+      await second.start();
+      const holders = async () => new Set((await h.store.leases.live(`${prefix}/federation-egress/destinations/partitions/`)).map((l) => l.holder));
+      await until(async () => (await holders()).size === 2, 'destination partitions split between the two');
+      expect(first.owns(remote.serverName)).not.toBe(second.owns(remote.serverName));
+
+      const ids = await storeEvents(h.store, '!elastic:own.test', 30);
+      await publishLocal(h, '!elastic:own.test', ids, [remote.serverName]);
+      await until(() => remote.deliveredEventIds().length === 30, '30 delivered');
+      await second.stop();
+      const more = await storeEvents(h.store, '!elastic:own.test', 10, 31);
+      await publishLocal(h, '!elastic:own.test', more, [remote.serverName]);
+      await until(() => remote.deliveredEventIds().length === 40, '40 delivered after one replica left');
+      expect(await holders()).toEqual(new Set(['egress-a']));
+      expect(remote.deliveredEventIds()).toEqual([...ids, ...more]);
+      expect(remote.received.every((t) => t.answeredStatus === 200)).toBe(true);
+    } finally {
+      await first.stop();
+      await second.stop();
+      await secondStore.close();
+    }
+  });
+
   it('records per-PDU errors from the remote without retrying them', async () => {
     const h = await open();
     const ids = await storeEvents(h.store, '!pduerr:own.test', 2);

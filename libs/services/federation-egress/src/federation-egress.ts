@@ -1,7 +1,9 @@
 // Federation egress: room log and outbound EDUs → per-destination bus partitions → per-destination queues
 // in the store → one DestinationSender per destination. Replicas split room and destination partitions.
-import { partitionsForReplica, term, type BusSubscription, type EgressEntry, type OutboundEdu, type RoomLogEntry, type ServerUp } from '@fedgate/bus';
+import { nak, partitionsForReplica, term, type BusSubscription, type EgressEntry, type OutboundEdu, type RoomLogEntry, type ServerUp } from '@fedgate/bus';
+import { PartitionOwnership } from '@fedgate/platform';
 import type { JsonObject } from '@fedgate/protocol';
+import { setOwnedPartitions } from '@fedgate/telemetry';
 import { DestinationSender } from './destination-sender';
 import { destinationsForEvent } from './destinations';
 import type { EgressContext } from './egress-context';
@@ -10,23 +12,33 @@ export class FederationEgress {
   private readonly senders = new Map<string, DestinationSender>();
   private readonly subscriptions: BusSubscription[] = [];
   private readonly ownedDestinationPartitions: Set<number>;
+  /** Elastic: leases on room-log and destination partitions, and what runs for each owned one. */
+  private roomOwnership: PartitionOwnership | undefined;
+  private destinationOwnership: PartitionOwnership | undefined;
+  private readonly partitionSubscriptions = new Map<string, BusSubscription>();
   private readonly now: () => number;
   private stopped = false;
 
   constructor(private readonly ctx: EgressContext) {
     const { replicaIndex, replicaCount } = ctx.settings;
-    this.ownedDestinationPartitions = new Set(partitionsForReplica(replicaIndex, replicaCount, ctx.topology.destinationPartitions));
+    this.ownedDestinationPartitions = ctx.elastic ? new Set() : new Set(partitionsForReplica(replicaIndex, replicaCount, ctx.topology.destinationPartitions));
     this.now = ctx.now ?? Date.now;
   }
 
   async start(): Promise<void> {
-    const { bus, topology, settings } = this.ctx;
+    const { bus, topology, settings, elastic } = this.ctx;
     const consumers = topology.consumers;
-    for (const p of partitionsForReplica(settings.replicaIndex, settings.replicaCount, topology.roomPartitions)) {
-      this.subscriptions.push(await bus.consume(consumers.egressRoomLog(p), (m) => this.enqueueEvent(m.data)));
-    }
-    for (const p of this.ownedDestinationPartitions) {
-      this.subscriptions.push(await bus.consume(consumers.egressDestinations(p), (m) => this.appendToQueue(m.data)));
+    if (elastic) {
+      await this.startElastic();
+    } else {
+      for (const p of partitionsForReplica(settings.replicaIndex, settings.replicaCount, topology.roomPartitions)) {
+        this.subscriptions.push(await bus.consume(consumers.egressRoomLog(p), (m) => this.enqueueEvent(m.data)));
+      }
+      for (const p of this.ownedDestinationPartitions) {
+        this.subscriptions.push(await bus.consume(consumers.egressDestinations(p), (m) => this.appendToQueue(m.data)));
+      }
+      setOwnedPartitions('federation-egress.rooms', partitionsForReplica(settings.replicaIndex, settings.replicaCount, topology.roomPartitions));
+      setOwnedPartitions('federation-egress.destinations', [...this.ownedDestinationPartitions]);
     }
     this.subscriptions.push(await bus.consume(consumers.egressOutboundEdus(), (m) => this.enqueueEdu(m.data)));
     this.subscriptions.push(await bus.consume(consumers.egressServerUp(), (m) => this.serverUp(m.data)));
@@ -35,16 +47,70 @@ export class FederationEgress {
     this.ctx.logger.info({ resumed: resumed.length, destinationPartitions: [...this.ownedDestinationPartitions] }, 'federation egress started');
   }
 
+  /**
+   * Elastic: room-log partitions and destination partitions are leased separately. A destination partition
+   * taken over resumes its destinations' queues from the store (an in-flight transaction is sent again under
+   * its ID); one handed over stops its senders first.
+   */
+  private async startElastic(): Promise<void> {
+    const { bus, topology, elastic } = this.ctx;
+    const consumers = topology.consumers;
+    const stopSubscription = async (key: string) => {
+      const subscription = this.partitionSubscriptions.get(key);
+      this.partitionSubscriptions.delete(key);
+      await subscription?.stop();
+    };
+    this.roomOwnership = new PartitionOwnership({
+      ...elastic!,
+      scope: `${elastic!.scope}/rooms`,
+      partitions: topology.roomPartitions,
+      onChange: (owned) => setOwnedPartitions('federation-egress.rooms', owned),
+      onAcquire: async (p) => {
+        this.partitionSubscriptions.set(`room:${p}`, await bus.consume(consumers.egressRoomLog(p), (m) => (this.roomOwnership?.owns(p) ? this.enqueueEvent(m.data) : nak(1_000))));
+      },
+      onRelease: (p) => stopSubscription(`room:${p}`),
+    });
+    this.destinationOwnership = new PartitionOwnership({
+      ...elastic!,
+      scope: `${elastic!.scope}/destinations`,
+      partitions: topology.destinationPartitions,
+      onChange: (owned) => setOwnedPartitions('federation-egress.destinations', owned),
+      onAcquire: async (p) => {
+        this.ownedDestinationPartitions.add(p);
+        this.partitionSubscriptions.set(
+          `destination:${p}`,
+          await bus.consume(consumers.egressDestinations(p), (m) => (this.destinationOwnership?.owns(p) ? this.appendToQueue(m.data) : nak(1_000))),
+        );
+        if (this.stopped) return;
+        const resumed = (await this.ctx.store.egressQueue.destinationsWithWork()).filter((d) => topology.egress.partitionOf(d) === p);
+        for (const destination of resumed) this.sender(destination).kick();
+      },
+      onRelease: async (p) => {
+        this.ownedDestinationPartitions.delete(p);
+        await stopSubscription(`destination:${p}`);
+        const leaving = [...this.senders].filter(([destination]) => topology.egress.partitionOf(destination) === p);
+        for (const [destination] of leaving) this.senders.delete(destination);
+        await Promise.all(leaving.map(([, sender]) => sender.stop()));
+      },
+    });
+    await this.roomOwnership.start();
+    await this.destinationOwnership.start();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
+    await this.roomOwnership?.stop();
+    await this.destinationOwnership?.stop();
     await Promise.all(this.subscriptions.splice(0).map((s) => s.stop()));
     await Promise.all([...this.senders.values()].map((s) => s.stop()));
     this.senders.clear();
   }
 
-  /** Whether this replica sends to `destination`. */
+  /** Whether this replica sends to `destination` (elastic: while its lease on the destination's partition is fresh). */
   owns(destination: string): boolean {
-    return this.ownedDestinationPartitions.has(this.ctx.topology.egress.partitionOf(destination));
+    const p = this.ctx.topology.egress.partitionOf(destination);
+    if (this.destinationOwnership) return this.destinationOwnership.owns(p);
+    return this.ownedDestinationPartitions.has(p);
   }
 
   /** True when no sender is running (tests wait for this between steps). */
@@ -55,7 +121,7 @@ export class FederationEgress {
   private sender(destination: string): DestinationSender {
     let sender = this.senders.get(destination);
     if (!sender) {
-      sender = new DestinationSender(destination, this.ctx);
+      sender = new DestinationSender(destination, { ...this.ctx, owns: (d) => this.owns(d) });
       this.senders.set(destination, sender);
     }
     return sender;

@@ -2,6 +2,8 @@ import type { InboundPdu, MakeMembershipCommand, MakeMembershipReply, ReceiveInv
 import { FederationHttpError } from '@fedgate/federation-client';
 import { buildXMatrixHeader, computeEventId, generateSigningKey, roomVersionRules, signEvent, verifyJsonSignature, verifyServerKeyDocument, type JsonObject } from '@fedgate/protocol';
 import { auditOnceRecorded, INGRESS_NAME, ROOM_VERSION, seedRoom, signedEvent, startIngress, type IngressHarness } from './__fixtures__/ingress-harness';
+import { IngressMetrics } from './send/ingress-metrics';
+import { inboundPduMessageId } from './send/transaction-processor';
 
 const ROOM = '!room:ingress.test';
 const ACL_ROOM = '!acl:ingress.test';
@@ -111,7 +113,7 @@ describe('FederationIngressModule over HTTPS', () => {
       const other = message('different');
       const { body: again } = await send('txn-retry', txn([other.pdu]));
       expect(again).toEqual(body);
-      expect(inbound().some((m) => m.messageId === other.eventId)).toBe(false);
+      expect(inbound().some((m) => m.data.eventId === other.eventId)).toBe(false);
       await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-retry' && (r.details as any)?.replayed === true);
     });
 
@@ -144,6 +146,40 @@ describe('FederationIngressModule over HTTPS', () => {
       await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-second' && r.status === 429 && r.reason === 'M_LIMIT_EXCEEDED');
     });
 
+    // Issue 12: with our bus down ingress answered 500 after a hard-coded retry, so the peer backed off too.
+    it('answers 503 with retry_after_ms while our bus or store is down, records nothing, and handles the retry in full once it is back', async () => {
+      const publish = h.bus.publish.bind(h.bus);
+      const held = message('while-bus-down');
+      h.bus.publish = async () => {
+        throw new Error('nats: connection closed (simulated outage)');
+      };
+      try {
+        const refused = await refusal(send('txn-bus-down', txn([held.pdu])));
+        expect(refused).toMatchObject({ status: 503, errcode: 'M_UNKNOWN', body: { retry_after_ms: 5_000 } });
+      } finally {
+        h.bus.publish = publish;
+      }
+      expect(await h.store.receivedTransactions.get(h.remote.serverName, 'txn-bus-down')).toBeFalsy();
+      await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-bus-down' && r.status === 503 && r.reason === 'M_UNKNOWN');
+
+      const get = h.store.receivedTransactions.get.bind(h.store.receivedTransactions);
+      h.store.receivedTransactions.get = async () => {
+        throw new Error('mongo: server selection timed out (simulated outage)');
+      };
+      try {
+        expect(await refusal(send('txn-bus-down', txn([held.pdu])))).toMatchObject({ status: 503, body: { retry_after_ms: 5_000 } });
+      } finally {
+        h.store.receivedTransactions.get = get;
+      }
+
+      const { body } = await send('txn-bus-down', txn([held.pdu]));
+      expect(body).toEqual({ pdus: { [held.eventId]: {} } });
+      expect(inbound().filter((m) => m.messageId === inboundPduMessageId(held.eventId, h.remote.serverName, 'txn-bus-down'))).toHaveLength(1);
+      const metrics = h.app.get(IngressMetrics);
+      expect(await metrics.count(metrics.unavailable, { part: 'bus' })).toBe(1);
+      expect(await metrics.count(metrics.unavailable, { part: 'store' })).toBe(1);
+    });
+
     it('refuses an oversized transaction before any work: 400 M_TOO_LARGE, audited', async () => {
       const pdus = Array.from({ length: 51 }, (_, i) => message(`many ${i}`).pdu);
       const refused = await refusal(send('txn-huge', txn(pdus)));
@@ -160,7 +196,7 @@ describe('FederationIngressModule over HTTPS', () => {
       const { body } = await send('txn-forged', txn([forged.pdu, good.pdu]));
       expect(body.pdus[forged.eventId]).toEqual({ error: expect.stringContaining('signature') });
       expect(body.pdus[good.eventId]).toEqual({});
-      expect(inbound().some((m) => m.messageId === forged.eventId)).toBe(false);
+      expect(inbound().some((m) => m.data.eventId === forged.eventId)).toBe(false);
       const record = await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-forged');
       expect((record.details as any).refused).toEqual([expect.objectContaining({ eventId: forged.eventId, errcode: 'M_FORBIDDEN' })]);
     });

@@ -11,6 +11,11 @@ export interface IngressOptions {
   maxEdusPerTransaction: number;
   /** Answered with a 429 for a second concurrent transaction from the same origin. */
   busyRetryAfterMs: number;
+  /**
+   * What a peer is told to wait (503, `Retry-After`) when our bus or store failed under its transaction:
+   * our outage, so the transaction is not recorded and its retry is handled in full.
+   */
+  unavailableRetryAfterMs: number;
   /** How long the per-origin transaction lease (shared by all ingress replicas) outlives a replica that died holding it. */
   originLockTtlMs: number;
   /** At most one server-up signal per origin per this long. */
@@ -28,6 +33,7 @@ export const DEFAULT_INGRESS_OPTIONS: IngressOptions = {
   maxPdusPerTransaction: 50,
   maxEdusPerTransaction: 100,
   busyRetryAfterMs: 1_000,
+  unavailableRetryAfterMs: 5_000,
   originLockTtlMs: 120_000,
   serverUpIntervalMs: 30_000,
   maxEventsPerRead: 100,

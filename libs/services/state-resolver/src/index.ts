@@ -1,5 +1,5 @@
 export { StateResolverModule, STATE_RESOLVER } from './state-resolver.module';
-export { StateResolver, replicaFromEnv, type StateResolverDeps } from './state-resolver';
+export { StateResolver, type StateResolverDeps } from './state-resolver';
 export { RoomReader, type StateAt, type StateIdsAt, type MissingEventsQuery } from './room-reader';
 export { RoomTimeline } from './room-timeline';
 export { EventBuilder, finishEvent, type EventDraft, type ServerSigner } from './event-builder';

@@ -6,6 +6,7 @@ import {
   KEY_RING,
   SERVER_IDENTITY,
   STORE,
+  elasticOwnershipFor,
   type Bus,
   type BusTopology,
   type FederationHttpClient,
@@ -14,18 +15,22 @@ import {
   type Store,
 } from '@fedgate/platform';
 import type { FedgateConfig } from '@fedgate/config';
-import { FEDGATE_CONFIG } from '@fedgate/service-kit';
+import { FEDGATE_CONFIG, SERVICE_LOGGER } from '@fedgate/service-kit';
+import { setOwnedPartitions } from '@fedgate/telemetry';
+import pino, { type Logger } from 'pino';
 import { RoomReader } from './room-reader';
-import { replicaFromEnv, StateResolver } from './state-resolver';
+import { StateResolver } from './state-resolver';
 
 export const STATE_RESOLVER = Symbol.for('fedgate.state-resolver');
+
+const silentLogger = pino({ level: 'silent' });
 
 /** State resolver: per-room-partition consumers and the room commands that authorize, resolve and persist events (no HTTP). */
 @Module({
   providers: [
     {
       provide: STATE_RESOLVER,
-      inject: [STORE, BUS, BUS_TOPOLOGY, SERVER_IDENTITY, FEDERATION_CLIENT, KEY_RING, { token: FEDGATE_CONFIG, optional: true }],
+      inject: [STORE, BUS, BUS_TOPOLOGY, SERVER_IDENTITY, FEDERATION_CLIENT, KEY_RING, { token: FEDGATE_CONFIG, optional: true }, { token: SERVICE_LOGGER, optional: true }],
       useFactory: (
         store: Store,
         bus: Bus,
@@ -34,6 +39,7 @@ export const STATE_RESOLVER = Symbol.for('fedgate.state-resolver');
         federation: FederationHttpClient,
         keyRing: KeyRing,
         config: FedgateConfig | undefined,
+        logger: Logger | undefined,
       ) =>
         new StateResolver({
           store,
@@ -42,7 +48,8 @@ export const STATE_RESOLVER = Symbol.for('fedgate.state-resolver');
           identity,
           federation,
           keyRing,
-          replica: replicaFromEnv(),
+          replica: config?.replicas.stateResolver,
+          elastic: elasticOwnershipFor(config, store, 'state-resolver', (logger ?? silentLogger).child({ component: 'state-resolver-ownership' })),
           parking: config ? { budgetMs: config.partitions.parkedBudgetMs } : undefined,
         }),
     },
@@ -55,6 +62,7 @@ export class StateResolverModule implements OnModuleInit, OnApplicationShutdown 
 
   async onModuleInit(): Promise<void> {
     await this.resolver.start();
+    setOwnedPartitions('state-resolver', this.resolver.ownedPartitions());
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -2,7 +2,6 @@ import { roomVersionRules } from '@fedgate/protocol';
 import { stateMapKey, toRoomEvent } from '@fedgate/room-state';
 import { EventBuilder, finishEvent } from './event-builder';
 import { recordFor } from './room-timeline';
-import { replicaFromEnv } from './state-resolver';
 import { TestNetwork, type TestServer } from './testing/test-server';
 
 describe('state-resolver', () => {
@@ -351,11 +350,3 @@ async function forgeEvent(server: TestServer, roomId: string, fields: Record<str
   await server.store.events.append(recordFor(built.eventId, roomId, built.pdu, toRoomEvent(built.pdu, built.eventId), 'accepted', undefined, false));
   return built.eventId;
 }
-
-describe('replicaFromEnv', () => {
-  it('defaults to one replica and refuses an index outside the set', () => {
-    expect(replicaFromEnv({})).toEqual({ index: 0, count: 1 });
-    expect(replicaFromEnv({ FEDGATE_REPLICA_INDEX: '2', FEDGATE_REPLICA_COUNT: '3' })).toEqual({ index: 2, count: 3 });
-    expect(() => replicaFromEnv({ FEDGATE_REPLICA_INDEX: '3', FEDGATE_REPLICA_COUNT: '3' })).toThrow(/replica/);
-  });
-});

@@ -1,6 +1,7 @@
 // The state-resolver's parts wired together, and their subscriptions on the bus.
-import { partitionsForReplica, type Bus, type RepairCommand, type RepairReply, type BusSubscription, type BusTopology, type CommandSpec, type CommandSubject } from '@fedgate/bus';
+import { nak, partitionsForReplica, type Bus, type BusSubscription, type BusTopology, type CommandSpec, type CommandSubject, type RepairCommand, type RepairReply } from '@fedgate/bus';
 import { FederationApi, type FederationHttpClient, type KeyRing } from '@fedgate/federation-client';
+import { PartitionOwnership, type ElasticOwnership } from '@fedgate/platform';
 import type { Store } from '@fedgate/store';
 import { clientTransactionLog, type ClientTransactionLog } from './client-transactions';
 import { EventBuilder, type ServerSigner } from './event-builder';
@@ -24,8 +25,10 @@ export interface StateResolverDeps {
   identity: ServerSigner;
   federation: Pick<FederationHttpClient, 'getJson' | 'putJson' | 'postJson'>;
   keyRing: KeyRing;
-  /** Which room partitions this replica consumes (default: all). */
+  /** Which room partitions this replica consumes (default: all); `config.replicas.stateResolver`, validated at load. */
   replica?: { index: number; count: number };
+  /** Elastic ownership instead of `replica`: partitions leased in the store, shared with the other live replicas. */
+  elastic?: ElasticOwnership;
   gapFill?: GapFillLimits;
   /** Time budget of PDUs parked while they wait on a remote server. */
   parking?: Partial<ParkingLimits>;
@@ -38,14 +41,9 @@ export interface StateResolverDeps {
 
 const DEFAULT_REPAIR_INTERVAL_MS = 15_000;
 
-/** `FEDGATE_REPLICA_INDEX` / `FEDGATE_REPLICA_COUNT`, default one replica owning every partition. */
-export function replicaFromEnv(env: NodeJS.ProcessEnv = process.env): { index: number; count: number } {
-  const count = Number(env.FEDGATE_REPLICA_COUNT ?? 1);
-  const index = Number(env.FEDGATE_REPLICA_INDEX ?? 0);
-  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(index) || index < 0 || index >= count) {
-    throw new Error(`FEDGATE_REPLICA_INDEX=${env.FEDGATE_REPLICA_INDEX} / FEDGATE_REPLICA_COUNT=${env.FEDGATE_REPLICA_COUNT} is not a replica of a set`);
-  }
-  return { index, count };
+/** A command served for one partition only: its subject's trailing `*` replaced by the partition. */
+function forPartition<Req, Res>(command: CommandSpec<Req, Res>, p: number): CommandSpec<Req, Res> {
+  return { ...command, pattern: command.pattern.replace(/\*$/, String(p)) as CommandSubject<Req, Res> };
 }
 
 export class StateResolver {
@@ -61,6 +59,8 @@ export class StateResolver {
   private subscriptions: BusSubscription[] = [];
   private readonly locks = new RoomLocks();
   private repairTimer: NodeJS.Timeout | undefined;
+  private ownership: PartitionOwnership | undefined;
+  private readonly partitionSubscriptions = new Map<number, BusSubscription[]>();
 
   constructor(private readonly deps: StateResolverDeps) {
     const locks = this.locks;
@@ -84,8 +84,9 @@ export class StateResolver {
 
   /**
    * Finishes the commits cut short (a crash, a store or bus outage between the writes of one event): of one
-   * room, or of every room this replica owns. Runs on start; callable on demand (a command that failed
-   * mid-commit also leaves its room to be finished before the room's next work).
+   * room, or of every room of the given partitions (default: all this replica owns). Runs on start and when
+   * an elastic replica takes a partition over; callable on demand (a command that failed mid-commit also
+   * leaves its room to be finished before the room's next work).
    */
   async repair(roomId?: string, partitions: number[] = this.ownedPartitions()): Promise<Record<string, RepairOutcome>> {
     const { topology } = this.deps;
@@ -115,36 +116,36 @@ export class StateResolver {
     }
   }
 
-  private ownedPartitions(): number[] {
-    const replica = this.deps.replica ?? { index: 0, count: 1 };
-    return partitionsForReplica(replica.index, replica.count, this.deps.topology.roomPartitions);
-  }
-
-  /** Finishes cut-short commits, then serves the commands and consumes the inbound partitions this replica owns. */
+  /**
+   * Finishes cut-short commits, then serves the commands and consumes the inbound and parked partitions this
+   * replica owns (a static share, or leased ones when elastic: each finished and started as it is acquired).
+   */
   async start(): Promise<void> {
-    const { bus, topology } = this.deps;
-    const replica = this.deps.replica ?? { index: 0, count: 1 };
-    await this.repair();
-    // With one replica every command subject is served; with several, each replica serves the room partitions
-    // whose inbound PDUs it consumes, so one process (and its room locks) orders all of a room's work.
-    const owned = this.ownedPartitions();
-    const specs = <Req, Res>(command: CommandSpec<Req, Res>): CommandSpec<Req, Res>[] =>
-      replica.count === 1 ? [command] : owned.map((p) => ({ ...command, pattern: command.pattern.replace(/\*$/, String(p)) as CommandSubject<Req, Res> }));
-    const serveAll = async <Req, Res>(command: CommandSpec<Req, Res>, handler: (request: Req) => Promise<Res>) => {
-      for (const spec of specs(command)) this.subscriptions.push(await bus.serve(spec, handler));
-    };
-    await serveAll(topology.createEvent.command, (c) => this.localEvents.onCommand(c));
-    await serveAll(topology.makeMembership.command, (c) => this.handshakes.makeMembership(c));
-    await serveAll(topology.sendMembership.command, (c) => this.handshakes.sendMembership(c));
-    await serveAll(topology.receiveInvite.command, (c) => this.handshakes.receiveInvite(c));
-    await serveAll(topology.remoteMembership.command, (c) => this.remoteMembership.onCommand(c));
-    await serveAll(topology.backfill.command, (c) => this.backfill.onCommand(c));
-    await serveAll(topology.repair.command, (c) => this.onRepairCommand(c));
+    const { bus, topology, elastic } = this.deps;
     this.parking.resume();
-    // Remote I/O never runs on the ordered partition consumer: such PDUs are parked (room-parking.ts).
-    for (const p of owned) {
-      this.subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => this.parking.onPartitionMessage(m)));
-      this.subscriptions.push(await bus.consume(topology.consumers.stateResolverParked(p), (m) => this.parking.onParkedMessage(m)));
+    if (elastic) {
+      this.ownership = new PartitionOwnership({
+        ...elastic,
+        partitions: topology.roomPartitions,
+        onAcquire: (p) => this.startPartition(p),
+        onRelease: (p) => this.stopPartition(p),
+      });
+      await this.ownership.start();
+    } else {
+      const replica = this.deps.replica ?? { index: 0, count: 1 };
+      await this.repair();
+      // With one replica every command subject is served; with several, each replica serves the room partitions
+      // whose inbound PDUs it consumes, so one process (and its room locks) orders all of a room's work.
+      const owned = partitionsForReplica(replica.index, replica.count, topology.roomPartitions);
+      for (const { command, handler } of this.commands()) {
+        const specs = replica.count === 1 ? [command] : owned.map((p) => forPartition(command, p));
+        for (const spec of specs) this.subscriptions.push(await bus.serve(spec, handler));
+      }
+      // Remote I/O never runs on the ordered partition consumer: such PDUs are parked (room-parking.ts).
+      for (const p of owned) {
+        this.subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => this.parking.onPartitionMessage(m)));
+        this.subscriptions.push(await bus.consume(topology.consumers.stateResolverParked(p), (m) => this.parking.onParkedMessage(m)));
+      }
     }
     // A send that failed mid-commit during an outage goes out once the outage is over, even if nothing else
     // happens in its room; until then it stays in store.pendingCommits.
@@ -152,15 +153,76 @@ export class StateResolver {
     this.repairTimer.unref();
   }
 
+  /** Only rooms of partitions owned now: another replica's room (or one handed over) is that replica's to finish, under its locks. */
   private async repairUnsettled(): Promise<void> {
+    const owned = new Set(this.ownedPartitions());
     for (const roomId of this.timeline.unsettled()) {
+      if (!owned.has(this.deps.topology.roomLog.partitionOf(roomId))) continue;
       await this.locks.run(roomId, () => this.timeline.recover(roomId)).catch(() => undefined);
     }
+  }
+
+  /** The partitions this replica works on now (all of a static share; the leased ones when elastic). */
+  ownedPartitions(): number[] {
+    if (this.ownership) return this.ownership.owned();
+    const replica = this.deps.replica ?? { index: 0, count: 1 };
+    return partitionsForReplica(replica.index, replica.count, this.deps.topology.roomPartitions);
+  }
+
+  private commands(): Array<{ command: CommandSpec<never, unknown>; handler: (request: never) => Promise<unknown> }> {
+    const { topology } = this.deps;
+    const entry = <Req, Res>(command: CommandSpec<Req, Res>, handler: (request: Req) => Promise<Res>) =>
+      ({ command, handler }) as unknown as { command: CommandSpec<never, unknown>; handler: (request: never) => Promise<unknown> };
+    return [
+      entry(topology.createEvent.command, (c) => this.localEvents.onCommand(c)),
+      entry(topology.makeMembership.command, (c) => this.handshakes.makeMembership(c)),
+      entry(topology.sendMembership.command, (c) => this.handshakes.sendMembership(c)),
+      entry(topology.receiveInvite.command, (c) => this.handshakes.receiveInvite(c)),
+      entry(topology.remoteMembership.command, (c) => this.remoteMembership.onCommand(c)),
+      entry(topology.backfill.command, (c) => this.backfill.onCommand(c)),
+      entry(topology.repair.command, (c) => this.onRepairCommand(c)),
+    ];
+  }
+
+  /**
+   * Elastic: finishes the partition's cut-short commits (its previous owner may have died mid-commit), then
+   * serves its commands and consumes its inbound and parked PDUs, each fenced — a replica that stalled past
+   * its lease (and may have lost the partition) neither answers a command nor handles a PDU of it.
+   */
+  private async startPartition(p: number): Promise<void> {
+    const { bus, topology } = this.deps;
+    const owns = () => this.ownership?.owns(p) === true;
+    await this.repair(undefined, [p]);
+    const subscriptions: BusSubscription[] = [];
+    this.partitionSubscriptions.set(p, subscriptions);
+    try {
+      for (const { command, handler } of this.commands()) {
+        subscriptions.push(
+          await bus.serve(forPartition(command, p), async (request: never) => {
+            if (!owns()) throw new Error(`room partition ${p} is moving to another replica; retry`);
+            return handler(request);
+          }),
+        );
+      }
+      subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => (owns() ? this.parking.onPartitionMessage(m) : nak(1_000))));
+      subscriptions.push(await bus.consume(topology.consumers.stateResolverParked(p), (m) => (owns() ? this.parking.onParkedMessage(m) : nak(1_000))));
+    } catch (err) {
+      // The partition is given back: nothing of it may stay subscribed here.
+      await this.stopPartition(p);
+      throw err;
+    }
+  }
+
+  private async stopPartition(p: number): Promise<void> {
+    const subscriptions = this.partitionSubscriptions.get(p) ?? [];
+    this.partitionSubscriptions.delete(p);
+    await Promise.all(subscriptions.map((s) => s.stop()));
   }
 
   async stop(): Promise<void> {
     clearInterval(this.repairTimer);
     this.parking.stop();
+    await this.ownership?.stop();
     const subs = this.subscriptions;
     this.subscriptions = [];
     await Promise.all(subs.map((s) => s.stop()));

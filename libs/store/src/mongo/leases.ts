@@ -1,5 +1,5 @@
 import type { Collection, Document } from 'mongodb';
-import type { LeaseRepository } from '../ports/leases';
+import type { LeaseRepository, LiveLease } from '../ports/leases';
 
 const DUPLICATE_KEY = 11000;
 
@@ -20,5 +20,20 @@ export class MongoLeaseRepository implements LeaseRepository {
 
   async release(name: string, holder: string): Promise<void> {
     await this.leases.deleteOne({ _id: name as never, holder });
+  }
+
+  async renewMany(names: readonly string[], holder: string, ttlMs: number, now = Date.now()): Promise<string[]> {
+    if (names.length === 0) return [];
+    await this.leases.updateMany({ _id: { $in: names } as never, holder }, { $set: { expiresTs: now + ttlMs } });
+    const kept = await this.leases.find({ _id: { $in: names } as never, holder, expiresTs: now + ttlMs }).toArray();
+    return kept.map((d) => String(d._id));
+  }
+
+  async live(prefix: string, now = Date.now()): Promise<LiveLease[]> {
+    const docs = await this.leases
+      .find({ _id: { $gte: prefix, $lt: `${prefix}\uffff` } as never, expiresTs: { $gt: now } })
+      .sort({ _id: 1 })
+      .toArray();
+    return docs.map((d) => ({ name: String(d._id), holder: String(d.holder), expiresTs: Number(d.expiresTs) }));
   }
 }

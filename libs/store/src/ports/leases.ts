@@ -10,4 +10,17 @@ export interface LeaseRepository {
   tryAcquire(name: string, holder: string, ttlMs: number, now?: number): Promise<boolean>;
   /** Gives the lease up if `holder` still holds it; a lease someone else took since stays theirs. */
   release(name: string, holder: string): Promise<void>;
+  /**
+   * Renews, in one write, those of `names` that `holder` still holds (expired or not, as long as nobody took
+   * them since) until `now + ttlMs`; returns the names renewed. Lost ones are left alone.
+   */
+  renewMany(names: readonly string[], holder: string, ttlMs: number, now?: number): Promise<string[]>;
+  /** The leases whose name starts with `prefix` and that have not expired at `now`, by name (e.g. the live replicas of a stage). */
+  live(prefix: string, now?: number): Promise<LiveLease[]>;
+}
+
+export interface LiveLease {
+  name: string;
+  holder: string;
+  expiresTs: number;
 }

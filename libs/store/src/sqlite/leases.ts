@@ -1,4 +1,4 @@
-import type { LeaseRepository } from '../ports/leases';
+import type { LeaseRepository, LiveLease } from '../ports/leases';
 import type { SqliteDatabase } from './database';
 
 export class SqliteLeaseRepository implements LeaseRepository {
@@ -21,5 +21,24 @@ export class SqliteLeaseRepository implements LeaseRepository {
 
   async release(name: string, holder: string): Promise<void> {
     this.db.run('DELETE FROM store_leases WHERE name = ? AND holder = ?', name, holder);
+  }
+
+  async renewMany(names: readonly string[], holder: string, ttlMs: number, now = Date.now()): Promise<string[]> {
+    if (names.length === 0) return [];
+    const marks = names.map(() => '?').join(', ');
+    this.db.run(`UPDATE store_leases SET expires_ts = ? WHERE holder = ? AND name IN (${marks})`, now + ttlMs, holder, ...names);
+    const rows = this.db.all<{ name: string }>(`SELECT name FROM store_leases WHERE holder = ? AND expires_ts = ? AND name IN (${marks})`, holder, now + ttlMs, ...names);
+    return rows.map((r) => r.name);
+  }
+
+  async live(prefix: string, now = Date.now()): Promise<LiveLease[]> {
+    // A range rather than LIKE: names may hold % and _.
+    const rows = this.db.all<{ name: string; holder: string; expires_ts: number }>(
+      'SELECT name, holder, expires_ts FROM store_leases WHERE name >= ? AND name < ? AND expires_ts > ? ORDER BY name',
+      prefix,
+      `${prefix}\uffff`,
+      now,
+    );
+    return rows.map((r) => ({ name: r.name, holder: r.holder, expiresTs: r.expires_ts }));
   }
 }

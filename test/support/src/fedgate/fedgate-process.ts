@@ -72,6 +72,12 @@ export class FedgateProcess {
     }
   }
 
+  /** Sends a signal without waiting (SIGSTOP / SIGCONT: a paused process). */
+  signal(signal: NodeJS.Signals): void {
+    if (!this.running) throw new Error(`${this.app} is not running`);
+    this.child!.kill(signal);
+  }
+
   /** SIGTERM (a clean shutdown) or SIGKILL (a crash); waits for the exit. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 15_000): Promise<void> {
     const child = this.child;

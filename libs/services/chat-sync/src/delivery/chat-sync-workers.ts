@@ -1,10 +1,12 @@
 // chat-sync's bus side: room log and EDU consumers fan out to per-AS subjects; each AS's consumer
 // feeds its durable queue in the store, drained by the TransactionPusher.
 import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { partitionsForReplica, type AppServicePush, type BusSubscription } from '@fedgate/bus';
-import { BUS, BUS_TOPOLOGY, METRICS_REGISTRY, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type ServerIdentity, type Store } from '@fedgate/platform';
+import { nak, partitionsForReplica, type AppServicePush, type BusSubscription } from '@fedgate/bus';
+import { BUS, BUS_TOPOLOGY, elasticOwnershipFor, METRICS_REGISTRY, PartitionOwnership, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type ServerIdentity, type Store } from '@fedgate/platform';
 import type { Registry } from 'prom-client';
-import { SERVICE_LOGGER } from '@fedgate/service-kit';
+import { setOwnedPartitions } from '@fedgate/telemetry';
+import type { FedgateConfig } from '@fedgate/config';
+import { FEDGATE_CONFIG, SERVICE_LOGGER } from '@fedgate/service-kit';
 import type { Logger } from 'pino';
 import { AppServiceClient, PushHealth, TransactionPusher, type BackoffPolicy } from '../push';
 import { ApplicationServiceRegistry } from '../registration';
@@ -22,6 +24,8 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
   private readonly subscriptions: BusSubscription[] = [];
   private pusher: TransactionPusher | undefined;
   private edus: EduFanout | undefined;
+  private ownership: PartitionOwnership | undefined;
+  private appServiceOwnership: PartitionOwnership | undefined;
   readonly queue: StoreTransactionQueue;
 
   constructor(
@@ -33,6 +37,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     @Inject(SERVICE_LOGGER) private readonly logger: Logger,
     @Optional() @Inject(CHAT_SYNC_PUSH_BACKOFF) private readonly backoff: BackoffPolicy | null,
     @Optional() @Inject(METRICS_REGISTRY) private readonly metrics: Registry | null,
+    @Optional() @Inject(FEDGATE_CONFIG) private readonly config: FedgateConfig | null,
   ) {
     this.queue = new StoreTransactionQueue(store);
   }
@@ -53,6 +58,8 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       });
     }
     const appServiceClient = new AppServiceClient();
+    const elastic = elasticOwnershipFor(this.config, this.store, 'chat-sync', log.child({ component: 'chat-sync-ownership' }));
+    const services = this.registry.services.filter((s) => s.registration.url !== null);
     const health = new PushHealth({ audit: this.store.audit, serverName: this.identity.serverName, logger: log, registry: this.metrics });
     const pusher = new TransactionPusher({
       queue: this.queue,
@@ -61,6 +68,8 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       ...(this.backoff ? { backoff: this.backoff } : {}),
       onDeliveryFailure: (failure) => health.failed(failure),
       onDelivered: (success) => health.delivered(success),
+      // Elastic: one replica at a time pushes to an AS (its lease); the others leave its queue alone.
+      ...(elastic ? { mayPush: (id: string) => this.appServiceOwnership?.owns(services.findIndex((s) => s.id === id)) === true } : {}),
     });
     this.pusher = pusher;
 
@@ -71,22 +80,61 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       onUndeliveredToDevice: (details) => log.info(details, 'to-device message not delivered'),
     });
     this.edus = edus;
-    const replicaIndex = Number(process.env.FEDGATE_REPLICA_INDEX ?? 0);
-    const replicaCount = Number(process.env.FEDGATE_REPLICA_COUNT ?? 1);
-    for (const p of partitionsForReplica(replicaIndex, replicaCount, this.topology.roomPartitions)) {
-      this.subscriptions.push(await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), (message) => roomLog.handle(message.data)));
+    if (elastic) {
+      // Room-log partitions leased among the live chat-sync replicas; a replica that stalled past its lease naks.
+      const roomLogs = new Map<number, BusSubscription>();
+      const ownership: PartitionOwnership = new PartitionOwnership({
+        ...elastic,
+        partitions: this.topology.roomPartitions,
+        onAcquire: async (p) => {
+          roomLogs.set(p, await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), (message) => (ownership.owns(p) ? roomLog.handle(message.data) : nak(1_000))));
+        },
+        onRelease: async (p) => {
+          const subscription = roomLogs.get(p);
+          roomLogs.delete(p);
+          await subscription?.stop();
+        },
+      });
+      this.ownership = ownership;
+      await ownership.start();
+    } else {
+      const share = this.config?.replicas.chatSync ?? { index: 0, count: 1 };
+      const owned = partitionsForReplica(share.index, share.count, this.topology.roomPartitions);
+      for (const p of owned) {
+        this.subscriptions.push(await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), (message) => roomLog.handle(message.data)));
+      }
+      setOwnedPartitions('chat-sync', owned);
     }
     this.subscriptions.push(await this.bus.consume(this.topology.consumers.chatSyncEdus(), (message) => edus.handle(message.data, message.messageId)));
-    for (const service of this.registry.services) {
-      if (service.registration.url === null) continue;
-      this.subscriptions.push(
-        await this.bus.consume(this.topology.consumers.appservicePush(service.id), async (message) => {
-          const push: AppServicePush = message.data;
-          await pusher.push(service.id, { kind: push.kind ?? 'event', event: push.event, id: push.eventId });
-        }),
-      );
+    const consumePushes = (service: (typeof services)[number]) =>
+      this.bus.consume(this.topology.consumers.appservicePush(service.id), async (message) => {
+        const push: AppServicePush = message.data;
+        await pusher.push(service.id, { kind: push.kind ?? 'event', event: push.event, id: push.eventId });
+      });
+    if (elastic) {
+      // Each AS (by its place among the registrations, the same in every replica) is leased like a partition.
+      const pushes = new Map<number, BusSubscription>();
+      const ownership: PartitionOwnership = new PartitionOwnership({
+        ...elastic,
+        scope: `${elastic.scope}/appservices`,
+        partitions: services.length,
+        onChange: (owned) => setOwnedPartitions('chat-sync.appservices', owned),
+        onAcquire: async (i) => {
+          pushes.set(i, await consumePushes(services[i]!));
+          pusher.wake(services[i]!.id);
+        },
+        onRelease: async (i) => {
+          const subscription = pushes.get(i);
+          pushes.delete(i);
+          await subscription?.stop();
+        },
+      });
+      this.appServiceOwnership = ownership;
+      if (services.length > 0) await ownership.start();
+    } else {
+      for (const service of services) this.subscriptions.push(await consumePushes(service));
+      pusher.start();
     }
-    pusher.start();
   }
 
   /** Resolves once nothing is being delivered; for tests. */
@@ -95,6 +143,8 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
   }
 
   async onApplicationShutdown(): Promise<void> {
+    await this.ownership?.stop();
+    await this.appServiceOwnership?.stop();
     for (const subscription of this.subscriptions.splice(0)) await subscription.stop();
     this.edus?.stop();
     await this.pusher?.stop();

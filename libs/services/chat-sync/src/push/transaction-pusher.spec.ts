@@ -50,6 +50,28 @@ describe('TransactionPusher against a loopback application service', () => {
     return pusher;
   }
 
+  // Issue 12: with several chat-sync replicas, only the one holding an AS's lease pushes to it.
+  it('pushes nothing to an AS this process may not push to, and resumes the queued transaction when it may', async () => {
+    let mine = false;
+    const queue = new InMemoryTransactionQueue();
+    pusher = new TransactionPusher({
+      queue,
+      client: new AppServiceClient({ requestTimeoutMs: 2_000 }),
+      registrations: [registration('chat', `${url}/`)],
+      backoff: { initialDelayMs: 5, maxDelayMs: 40 },
+      mayPush: () => mine,
+    });
+    await queue.enqueue('chat', { kind: 'event', event: event(1) });
+    pusher.start();
+    await pusher.pushEvent('chat', event(2));
+    await pusher.idle();
+    expect(as.requests).toHaveLength(0);
+    mine = true;
+    pusher.wake('chat');
+    await pusher.idle();
+    expect(as.requests.flatMap((r) => (r.body as { events: Array<{ event_id: string }> }).events.map((e) => e.event_id))).toEqual(['$e1', '$e2']);
+  });
+
   it('PUTs the transaction with the hs_token as a Bearer header and nothing in the query', async () => {
     const p = makePusher([registration('chat', `${url}/base/`)]);
     await p.pushEvent('chat', event(1));

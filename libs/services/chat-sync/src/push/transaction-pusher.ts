@@ -31,6 +31,8 @@ export interface TransactionPusherOptions {
   onDeliveryFailure?: (failure: DeliveryFailure) => unknown;
   /** Awaited after the AS accepted a transaction, before the next one is opened. */
   onDelivered?: (success: DeliverySuccess) => unknown;
+  /** Whether this process pushes to the AS now (elastic replicas: while it holds the AS's lease); default always. */
+  mayPush?: (appServiceId: string) => boolean;
 }
 
 /** Synapse sends at most 100 events and 100 ephemeral events per transaction. */
@@ -43,7 +45,12 @@ interface Worker {
   rescan: boolean;
   /** Cuts a backoff wait short (stop). */
   interruptWait: (() => void) | null;
+  /** A pending look at whether this process may push to the AS again. */
+  recheck?: NodeJS.Timeout | null;
 }
+
+/** How often a process that may not push to an AS (`mayPush`) looks again. */
+const RECHECK_MS = 1_000;
 
 /**
  * Pushes queued events to each application service: one transaction in flight per AS, retried
@@ -99,6 +106,15 @@ export class TransactionPusher {
   wake(appServiceId: string): void {
     const worker = this.workers.get(appServiceId);
     if (!worker || this.stopped) return;
+    if (!this.allowed(appServiceId)) {
+      // Not ours now (another replica's, or our lease is stale for a moment): look again shortly.
+      worker.recheck ??= setTimeout(() => {
+        worker.recheck = null;
+        this.wake(appServiceId);
+      }, RECHECK_MS);
+      worker.recheck.unref();
+      return;
+    }
     if (worker.running) {
       worker.rescan = true;
       return;
@@ -121,7 +137,10 @@ export class TransactionPusher {
   /** Stops after the requests in flight; undelivered transactions stay queued for the next start. */
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const worker of this.workers.values()) worker.interruptWait?.();
+    for (const worker of this.workers.values()) {
+      worker.interruptWait?.();
+      if (worker.recheck) clearTimeout(worker.recheck);
+    }
     await this.idle();
   }
 
@@ -135,6 +154,11 @@ export class TransactionPusher {
       let attempts = 0;
       for (let attempt = 1; ; attempt++) {
         if (this.stopped) return;
+        // Not ours now: drop the transaction from memory (the owner sends it, same txnId, from the store) and look again.
+        if (!this.allowed(id)) {
+          worker.rescan = true;
+          return;
+        }
         try {
           await this.options.client.sendTransaction(worker.registration, transaction);
           attempts = attempt;
@@ -149,6 +173,10 @@ export class TransactionPusher {
       const success = { appServiceId: id, txnId: transaction.txnId, attempts, events: transaction.events.length, ephemeral: transaction.ephemeral.length };
       await this.notify(() => this.options.onDelivered?.(success));
     }
+  }
+
+  private allowed(appServiceId: string): boolean {
+    return this.options.mayPush?.(appServiceId) ?? true;
   }
 
   private async notify(hook: () => unknown): Promise<void> {

@@ -9,6 +9,7 @@ import { Counter, Registry } from 'prom-client';
 export class IngressMetrics {
   readonly edusDropped: Counter<'edu_type' | 'reason'>;
   readonly rateLimited: Counter<'limit'>;
+  readonly unavailable: Counter<'part'>;
 
   constructor(@Optional() @Inject(METRICS_REGISTRY) registry?: Registry) {
     const target = registry ?? new Registry();
@@ -17,6 +18,7 @@ export class IngressMetrics {
       (target.getSingleMetric(name) as Counter<L> | undefined) ?? new Counter<L>({ name, help, labelNames, registers: [target] });
     this.edusDropped = counter('fedgate_federation_edus_dropped_total', 'Room EDUs (or receipt rooms) left out, by reason', ['edu_type', 'reason']);
     this.rateLimited = counter('fedgate_federation_rate_limited_total', 'Federation requests refused or slowed by a per-origin limit', ['limit']);
+    this.unavailable = counter('fedgate_federation_unavailable_total', 'Transactions answered 503 because our bus or store failed (part)', ['part']);
   }
 
   async count(counter: Counter, labels: Record<string, string>): Promise<number> {

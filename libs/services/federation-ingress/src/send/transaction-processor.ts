@@ -1,12 +1,13 @@
 // PUT /send/{txnId}: per-PDU checks and hand-off to the inbound stream, per-EDU validation, one answer per
 // (origin, txnId) remembered so a retry gets the same answer.
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import type { FedgateConfig } from '@fedgate/config';
 import type { InboundEdu, InboundPdu } from '@fedgate/bus';
 import { verifyRemoteEvents, type RemoteEventResult } from '@fedgate/federation-client';
 import { BUS, BUS_TOPOLOGY, KEY_RING, STORE, type Bus, type BusTopology, type KeyRing, type Store } from '@fedgate/platform';
 import { roomVersionsForEventId, validateEdu, type JsonObject } from '@fedgate/protocol';
 import { domainOf } from '@fedgate/room-state';
-import { MatrixError, SERVICE_LOGGER } from '@fedgate/service-kit';
+import { FEDGATE_CONFIG, MatrixError, SERVICE_LOGGER } from '@fedgate/service-kit';
 import type { Logger } from 'pino';
 import { RoomAccess } from '../auth/room-access';
 import { INGRESS_OPTIONS, type IngressOptions } from '../ingress-options';
@@ -44,6 +45,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 @Injectable()
 export class TransactionProcessor {
   private readonly lock: OriginLock;
+  private readonly unavailableRetryAfterMs: number;
 
   constructor(
     @Inject(STORE) private readonly store: Store,
@@ -54,8 +56,10 @@ export class TransactionProcessor {
     private readonly access: RoomAccess,
     private readonly metrics: IngressMetrics,
     @Inject(SERVICE_LOGGER) private readonly logger: Logger,
+    @Optional() @Inject(FEDGATE_CONFIG) config?: FedgateConfig,
   ) {
     this.lock = new OriginLock(store.leases, options.originLockTtlMs);
+    this.unavailableRetryAfterMs = config?.federation?.unavailableRetryAfterMs ?? options.unavailableRetryAfterMs;
   }
 
   /** Body limits, before any work. Throws MatrixError. */
@@ -81,14 +85,14 @@ export class TransactionProcessor {
       throw MatrixError.limitExceeded(this.options.busyRetryAfterMs, `A transaction from ${origin} is already being processed`);
     }
     try {
-      const seen = await this.store.receivedTransactions.get(origin, txnId);
+      const seen = await this.ours('store', () => this.store.receivedTransactions.get(origin, txnId));
       if (seen) return { response: seen.response, refused: [], replayed: true };
       const receivedAt = Date.now();
       const refused: JsonObject[] = [];
       const results = await this.handlePdus(origin, txnId, pdus, receivedAt, refused);
       await this.handleEdus(origin, txnId, edus, receivedAt, refused);
       const response: JsonObject = { pdus: results };
-      const stored = await this.store.receivedTransactions.record({ origin, txnId, response, receivedTs: receivedAt });
+      const stored = await this.ours('store', () => this.store.receivedTransactions.record({ origin, txnId, response, receivedTs: receivedAt }));
       return { response: stored.response, refused, replayed: false };
     } finally {
       await release().catch((err: unknown) => this.logger.warn({ err, origin }, 'releasing the origin transaction lease failed; it frees itself when it expires'));
@@ -147,7 +151,7 @@ export class TransactionProcessor {
         redacted: result.redacted,
         pdu: result.pdu as unknown as JsonObject,
       };
-      await this.bus.publish(this.topology.inboundPdu.subjectFor(p.roomId), message, { messageId: inboundPduMessageId(eventId, origin, txnId) });
+      await this.ours('bus', () => this.bus.publish(this.topology.inboundPdu.subjectFor(p.roomId), message, { messageId: inboundPduMessageId(eventId, origin, txnId) }));
       results[eventId] = {};
     }
     return results;
@@ -170,6 +174,20 @@ export class TransactionProcessor {
       if (checked?.ok) return version;
     }
     return candidates[0];
+  }
+
+  /**
+   * Our bus or store failing is our outage, not the peer's fault: a 503 with `Retry-After`, the transaction
+   * left unrecorded so its retry is handled in full (what was published already is deduplicated by message ID).
+   */
+  private async ours<T>(part: 'bus' | 'store', call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      this.metrics.unavailable.inc({ part });
+      this.logger.error({ err, part }, `our ${part} failed under a transaction; the peer is told to retry`);
+      throw new MatrixError(503, 'M_UNKNOWN', `Temporarily unavailable (${part}); retry the transaction later`, { retry_after_ms: this.unavailableRetryAfterMs });
+    }
   }
 
   /** Stateless checks, one batch per room version; results by index in the transaction. */
@@ -205,7 +223,7 @@ export class TransactionProcessor {
       }
       if (!passed) continue;
       const message: InboundEdu = { origin, txnId, eduType: passed.edu_type, receivedAt, content: passed.content };
-      await this.bus.publish(this.topology.inboundEdu.subjectFor(edu.edu_type), message, { messageId: `${origin}:${txnId}:${index}` });
+      await this.ours('bus', () => this.bus.publish(this.topology.inboundEdu.subjectFor(edu.edu_type), message, { messageId: `${origin}:${txnId}:${index}` }));
     }
   }
 }
