@@ -1,2 +1,3 @@
 export * from './malicious-server';
 export * from './malicious-https-server';
+export * from './wire-arena';
