@@ -34,6 +34,15 @@ describe('thumbnails', () => {
     await expect(makeThumbnail(Buffer.from('not a png'), 'image/png', { width: 32, height: 32, method: 'crop', animated: false })).rejects.toBeInstanceOf(ThumbnailError);
   });
 
+  it('keeps no decoded images in libvips after a thumbnail (sharp caches up to 50 MB of operations by default; the store keeps thumbnails)', async () => {
+    const source = await image(300, 200);
+    await makeThumbnail(source, 'image/png', { width: 64, height: 64, method: 'crop', animated: false });
+    const cache = sharp.cache();
+    expect(cache.items).toEqual({ current: 0, max: 0 });
+    expect(cache.memory).toMatchObject({ current: 0, max: 0 });
+    expect(cache.files).toEqual({ current: 0, max: 0 });
+  });
+
   it('names variants by shape', () => {
     expect(thumbnailVariant({ width: 32, height: 32, method: 'crop', animated: false })).toBe('32x32-crop');
     expect(thumbnailVariant({ width: 640, height: 480, method: 'scale', animated: true })).toBe('640x480-scale-animated');

@@ -37,6 +37,11 @@ const DECODABLE_FORMATS = new Set(['png', 'jpeg', 'gif', 'webp']);
 /** Decoding a bigger image takes more memory than a thumbnail is worth (about 200 MB of RGBA). */
 export const MAX_THUMBNAIL_SOURCE_PIXELS = 50_000_000;
 
+// libvips keeps up to 100 recent operations (and their decoded pixels, up to 50 MB) for reuse by default:
+// native memory outside the V8 heap that a stream of distinct uploads never reuses. The store keeps each
+// thumbnail once made, so the process keeps none.
+sharp.cache(false);
+
 export function isThumbnailable(contentType: string): boolean {
   return THUMBNAILABLE_TYPES.has(contentType.split(';')[0].trim().toLowerCase());
 }

@@ -2,3 +2,4 @@ export { startFedgate, ensureFedgateBuilt, DISTRIBUTED_APPS, type FedgateInstanc
 export { FedgateProcess, builtAppMain, type ReadyListeners } from './fedgate-process';
 export { FakeRemoteServer, type RecordedRequest, type SignedRequestOptions } from './fake-remote-server';
 export { openInstanceStore } from './instance-store';
+export { deployedRuntimeSettings, withDeployedRuntime } from './deployed-runtime';

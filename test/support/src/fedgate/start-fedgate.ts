@@ -13,6 +13,7 @@ import { stringify } from 'yaml';
 import { TestBridge } from '../bridge';
 import { findFreePort } from '../process';
 import { issueServerCertificate, writeServerCertificate, writeTestCa, type TestCertificateAuthority } from '../tls';
+import { withDeployedRuntime } from './deployed-runtime';
 import { FedgateProcess, repositoryRoot } from './fedgate-process';
 
 export type FedgateShape = 'embedded' | 'distributed';
@@ -70,14 +71,14 @@ export function ensureFedgateBuilt(): Promise<void> {
   return built;
 }
 
-/** The environment for a child: ours without FEDGATE_* settings, plus the config file. */
+/** The environment for a child: ours without FEDGATE_* settings, plus the image's runtime settings and the config file. */
 function childEnvironment(configPath: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) {
     if (!name.startsWith('FEDGATE_') || name.startsWith('FEDGATE_TEST_')) env[name] = value;
   }
   env.FEDGATE_CONFIG = configPath;
-  return env;
+  return withDeployedRuntime(env);
 }
 
 function requiredEnv(name: string): string {
