@@ -34,7 +34,9 @@ if (extra.length === 0) {
 }
 mkdirSync(path.join(root, 'test-results'), { recursive: true });
 const report = path.join(root, 'test-results', 'jest.json');
-const jestOk = step('jest', [bin('jest', 'bin/jest.js'), '--ci', '--json', `--outputFile=${report}`, ...extra]);
+// --forceExit: a file whose set-up failed half way (one of two gateways started, the other not) can leave a
+// started peer behind whose pipes keep jest alive after the last test; the run must still end with its summary.
+const jestOk = step('jest', [bin('jest', 'bin/jest.js'), '--ci', '--forceExit', '--json', `--outputFile=${report}`, ...extra]);
 ok = jestOk && ok;
 
 let passed = 0, failed = 0, skipped = 0;
