@@ -7,7 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { Method } from 'matrix-js-sdk';
-import { createTestCa, startFedgate, type FedgateInstance, type FedgateShape, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
+import { createTestCa, startFedgatePair, type FedgateInstance, type FedgateShape, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
 
 /**
  * Scenarios that cannot pass yet, by name, with the reason: registered as skipped with the reason in
@@ -97,7 +97,7 @@ export function describeChatFeatureScenarios(shape: FedgateShape): void {
 
     beforeAll(async () => {
       ca = createTestCa(`chat features ${shape} CA`);
-      const [instanceA, instanceB] = await Promise.all([startFedgate({ shape, ca, name: 'a' }), startFedgate({ shape, ca, name: 'b' })]);
+      const [instanceA, instanceB] = await startFedgatePair({ shape, ca, name: 'a' }, { shape, ca, name: 'b' });
       const sideOf = async (name: 'A' | 'B', instance: FedgateInstance): Promise<Side> => {
         const bridge = instance.bridge!;
         const first = await bridge.registerVirtualUser(`${instance.name}chat_first`);

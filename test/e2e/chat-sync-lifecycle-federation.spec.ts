@@ -1,7 +1,7 @@
 // Chat-side deactivation and room deletion reach the other servers: two embedded fedgates over
 // loopback TLS (the two-fedgate harness), each with a test bridge as its chat platform. A deactivated
 // user's leave and a deleted room's leaves arrive at the other server as ordinary membership events.
-import { createTestCa, startFedgate, type FedgateInstance, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
+import { createTestCa, startFedgatePair, type FedgateInstance, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
 
 const EVENT_WAIT_MS = 30_000;
 jest.setTimeout(120_000);
@@ -20,7 +20,7 @@ describe('chat-side deactivation and room deletion over federation', () => {
 
   beforeAll(async () => {
     ca = createTestCa();
-    [a, b] = await Promise.all([startFedgate({ shape: 'embedded', ca, name: 'la' }), startFedgate({ shape: 'embedded', ca, name: 'lb' })]);
+    [a, b] = await startFedgatePair({ shape: 'embedded', ca, name: 'la' }, { shape: 'embedded', ca, name: 'lb' });
     bridgeA = a.bridge!;
     bridgeB = b.bridge!;
     [alice, anna] = await Promise.all([bridgeA.registerVirtualUser('lachat_alice'), bridgeA.registerVirtualUser('lachat_anna')]);

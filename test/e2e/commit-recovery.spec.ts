@@ -9,7 +9,7 @@ import { loadConfig } from '@fedgate/config';
 import { buildPlatform } from '@fedgate/platform';
 import { createLogger, ensureSigningKey } from '@fedgate/service-kit';
 import { StateResolver } from '@fedgate/state-resolver';
-import { createTestCa, startFedgate, type FedgateInstance, type TestBridge } from '@fedgate/testing';
+import { createTestCa, startFedgatePair, type FedgateInstance, type TestBridge } from '@fedgate/testing';
 
 jest.setTimeout(240_000);
 
@@ -37,7 +37,7 @@ describe('a fedgate dying mid-commit, then restarted (issue 10, defect 3)', () =
 
   beforeAll(async () => {
     const ca = createTestCa();
-    [a, b] = await Promise.all([startFedgate({ shape: 'embedded', ca, name: 'a' }), startFedgate({ shape: 'embedded', ca, name: 'b' })]);
+    [a, b] = await startFedgatePair({ shape: 'embedded', ca, name: 'a' }, { shape: 'embedded', ca, name: 'b' });
   }, 240_000);
 
   afterAll(async () => {

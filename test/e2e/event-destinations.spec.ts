@@ -4,7 +4,7 @@
 // to it. What B got from A in each /send is read from B's audit records (the answer lists every PDU).
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createTestCa, openInstanceStore, startFedgate, type FedgateInstance, type TestBridge } from '@fedgate/testing';
+import { createTestCa, openInstanceStore, startFedgatePair, type FedgateInstance, type TestBridge } from '@fedgate/testing';
 
 jest.setTimeout(180_000);
 
@@ -16,7 +16,7 @@ describe('which events a server is sent (issue 10, defect 10)', () => {
 
   beforeAll(async () => {
     const ca = createTestCa();
-    [a, b] = await Promise.all([startFedgate({ shape: 'embedded', ca, name: 'a' }), startFedgate({ shape: 'embedded', ca, name: 'b' })]);
+    [a, b] = await startFedgatePair({ shape: 'embedded', ca, name: 'a' }, { shape: 'embedded', ca, name: 'b' });
   }, 180_000);
 
   afterAll(async () => {

@@ -11,7 +11,7 @@ import {
   createTestCa,
   FakeRemoteServer,
   openInstanceStore,
-  startFedgate,
+  startFedgatePair,
   type FedgateInstance,
   type FedgateShape,
   type TestBridge,
@@ -89,7 +89,7 @@ export function describeFederationScenarios(shape: FedgateShape): void {
 
     beforeAll(async () => {
       ca = createTestCa();
-      [a, b] = await Promise.all([startFedgate({ shape, ca, name: 'a' }), startFedgate({ shape, ca, name: 'b' })]);
+      [a, b] = await startFedgatePair({ shape, ca, name: 'a' }, { shape, ca, name: 'b' });
     }, 240_000);
 
     afterAll(async () => {

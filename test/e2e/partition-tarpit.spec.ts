@@ -12,7 +12,7 @@ import { busOptionsFor, EmbeddedBus, JetStreamBus, type DeadLetterAdmin } from '
 import { loadConfig } from '@fedgate/config';
 import { topologyFor } from '@fedgate/platform';
 import { buildServerKeyDocument, buildXMatrixHeader, computeEventId, generateSigningKey, signEvent } from '@fedgate/protocol';
-import { createTestCa, issueServerCertificate, startFedgate, type FedgateInstance, type FedgateShape, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
+import { createTestCa, issueServerCertificate, startFedgatePair, type FedgateInstance, type FedgateShape, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
 
 const EVENT_WAIT_MS = 30_000;
 const BUDGET_MS = 10_000;
@@ -80,10 +80,7 @@ describe.each(['embedded', 'distributed'] as FedgateShape[])('a tarpitting origi
     ca = createTestCa();
     tarpit = new Tarpit(ca);
     await tarpit.start();
-    [a, b] = await Promise.all([
-      startFedgate({ shape, ca, name: 'a', config: { partitions: { rooms: 1, parkedBudgetMs: BUDGET_MS } } }),
-      startFedgate({ shape, ca, name: 'b' }),
-    ]);
+    [a, b] = await startFedgatePair({ shape, ca, name: 'a', config: { partitions: { rooms: 1, parkedBudgetMs: BUDGET_MS } } }, { shape, ca, name: 'b' });
   }, 240_000);
 
   afterAll(async () => {

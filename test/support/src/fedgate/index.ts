@@ -1,4 +1,4 @@
-export { startFedgate, ensureFedgateBuilt, DISTRIBUTED_APPS, type FedgateInstance, type FedgateShape, type StartFedgateOptions } from './start-fedgate';
+export { startFedgate, startFedgatePair, ensureFedgateBuilt, DISTRIBUTED_APPS, type FedgateInstance, type FedgateShape, type StartFedgateOptions } from './start-fedgate';
 export { FedgateProcess, builtAppMain, type ReadyListeners } from './fedgate-process';
 export { FakeRemoteServer, type RecordedRequest, type SignedRequestOptions } from './fake-remote-server';
 export { openInstanceStore } from './instance-store';

@@ -99,6 +99,17 @@ export async function startFedgate(options: StartFedgateOptions): Promise<Fedgat
   }
 }
 
+/**
+ * Starts two gateways side by side (the usual pair of a federation test). If one fails to start, the one that
+ * did is destroyed before the error is thrown: a half-started pair would otherwise keep the test run alive.
+ */
+export async function startFedgatePair(a: StartFedgateOptions, b: StartFedgateOptions): Promise<[FedgateInstance, FedgateInstance]> {
+  const [first, second] = await Promise.allSettled([startFedgate(a), startFedgate(b)]);
+  if (first.status === 'fulfilled' && second.status === 'fulfilled') return [first.value, second.value];
+  await Promise.all([first, second].map((r) => (r.status === 'fulfilled' ? r.value.destroy().catch(() => undefined) : undefined)));
+  throw (first.status === 'rejected' ? first.reason : (second as PromiseRejectedResult).reason) as Error;
+}
+
 async function startFedgateOnce(options: StartFedgateOptions): Promise<FedgateInstance> {
   await ensureFedgateBuilt();
   const dataDir = await mkdtemp(path.join(tmpdir(), `fedgate-e2e-${options.name}-`));
