@@ -1,6 +1,6 @@
 // How many key fetches requests from the internet may cause: a token bucket per client address and one for
 // all of them together. A fetch the budget refuses is not made; the caller sees the key as unknown.
-import { BoundedLru } from './bounded-lru';
+import { LRUCache } from 'lru-cache';
 
 export interface KeyFetchLimits {
   /** Fetches one client address may cause at once, refilled at `perAddressPerMinute`. */
@@ -41,14 +41,14 @@ class TokenBucket {
 }
 
 export class KeyFetchBudget {
-  private readonly addresses: BoundedLru<string, TokenBucket>;
+  private readonly addresses: LRUCache<string, TokenBucket>;
   private readonly global: TokenBucket;
 
   constructor(
     private readonly limits: KeyFetchLimits,
     private readonly now: () => number,
   ) {
-    this.addresses = new BoundedLru(limits.maxAddresses);
+    this.addresses = new LRUCache({ max: limits.maxAddresses });
     this.global = new TokenBucket(limits.perSecond, limits.perSecond / 1_000, now());
   }
 

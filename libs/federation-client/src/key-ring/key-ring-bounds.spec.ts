@@ -2,7 +2,6 @@
 // authentication. The key ring's memory is bounded and fetches caused from the internet are budgeted.
 import { buildServerKeyDocument, generateSigningKey } from '@fedgate/protocol';
 import type { RemoteServerKey } from '@fedgate/store';
-import { BoundedLru } from './bounded-lru';
 import { StoreKeyRing } from './store-key-ring';
 
 function fakeStoreKeys() {
@@ -94,13 +93,3 @@ describe('key ring bounds (issue 11 defect 5)', () => {
   });
 });
 
-describe('BoundedLru', () => {
-  it('forgets the least recently used entry first', () => {
-    const lru = new BoundedLru<string, number>(2);
-    lru.set('a', 1);
-    lru.set('b', 2);
-    lru.get('a');
-    lru.set('c', 3);
-    expect([lru.get('a'), lru.get('b'), lru.get('c'), lru.size]).toEqual([1, undefined, 3, 2]);
-  });
-});

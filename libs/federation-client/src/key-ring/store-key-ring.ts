@@ -12,7 +12,7 @@ import {
 import type { RemoteServerKey, ServerKeyRepository } from '@fedgate/store';
 import type { KeyQueryRequest } from '../federation-http-client';
 import type { KeyRing, KeyRingCaller, ServerKeyRequest } from '../key-ring';
-import { BoundedLru } from './bounded-lru';
+import { LRUCache } from 'lru-cache';
 import { DEFAULT_KEY_FETCH_LIMITS, KeyFetchBudget, type FetchRefusal, type KeyFetchLimits } from './fetch-budget';
 
 /** The part of FederationHttpClient the key ring calls. */
@@ -70,13 +70,13 @@ interface Wanted {
 }
 
 export class StoreKeyRing implements KeyRing {
-  private readonly memory: BoundedLru<string, CachedServer>;
+  private readonly memory: LRUCache<string, CachedServer>;
   /** One entry per fetch running; their number is bounded by the fetch budget and the fetch timeouts. */
   private readonly inFlight = new Map<string, Promise<void>>();
   /** server → (wanted key set) → do not fetch again before. */
-  private readonly negative: BoundedLru<string, Map<string, number>>;
+  private readonly negative: LRUCache<string, Map<string, number>>;
   /** The last verified raw document per server, for answering notary queries with the origin's own signature. */
-  private readonly documents: BoundedLru<string, { document: Record<string, unknown>; validUntilTs: number }>;
+  private readonly documents: LRUCache<string, { document: Record<string, unknown>; validUntilTs: number }>;
   private readonly budget: KeyFetchBudget;
   private readonly now: () => number;
   private readonly negativeCacheMs: number;
@@ -87,9 +87,9 @@ export class StoreKeyRing implements KeyRing {
     this.negativeCacheMs = options.negativeCacheMs ?? 60_000;
     this.memoryCacheMs = options.memoryCacheMs ?? 30_000;
     const maxServers = options.maxCachedServers ?? 10_000;
-    this.memory = new BoundedLru(maxServers);
-    this.negative = new BoundedLru(maxServers);
-    this.documents = new BoundedLru(maxServers);
+    this.memory = new LRUCache({ max: maxServers });
+    this.negative = new LRUCache({ max: maxServers });
+    this.documents = new LRUCache({ max: maxServers });
     this.budget = new KeyFetchBudget(options.fetchLimits ?? DEFAULT_KEY_FETCH_LIMITS, this.now);
   }
 
