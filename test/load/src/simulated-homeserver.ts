@@ -39,7 +39,9 @@ export class RoomSender {
 }
 
 export class SimulatedHomeserver {
-  private constructor(readonly wire: MaliciousHttpsServer) {}
+  private constructor(readonly wire: MaliciousHttpsServer) {
+    wire.evil.servesMissingEvents = true;
+  }
 
   static async start(ca: TestCertificateAuthority): Promise<SimulatedHomeserver> {
     return new SimulatedHomeserver(await MaliciousHttpsServer.start(ca));

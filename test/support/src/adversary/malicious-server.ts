@@ -56,6 +56,13 @@ export interface HostedRoom {
   depth: number;
 }
 
+interface MissingEventsRequest {
+  earliest_events?: string[];
+  latest_events?: string[];
+  limit?: number;
+  min_depth?: number;
+}
+
 export interface EventFields {
   type: string;
   sender: string;
@@ -81,6 +88,11 @@ export class MaliciousServer implements FederationPeer {
   /** Every request it was sent, in order. */
   readonly requests: PeerRequest[] = [];
   private readonly lies = new Map<Endpoint, Lie>();
+  /**
+   * Whether /get_missing_events is answered from the events it knows. Off by default: the adversarial suites
+   * script gaps its victims must fill through /state_ids; a simulated honest homeserver turns it on.
+   */
+  servesMissingEvents = false;
   private clock = 1_700_000_000_000;
 
   private constructor(
@@ -256,6 +268,31 @@ export class MaliciousServer implements FederationPeer {
     return e;
   }
 
+  /**
+   * The events it knows of `roomId` before `latest_events` and after `earliest_events` (prev-event walk),
+   * oldest first, at most `limit` — what a homeserver answers to /get_missing_events.
+   */
+  missingEvents(roomId: string, request: MissingEventsRequest): string[] {
+    const earliest = new Set(request.earliest_events ?? []);
+    const limit = Math.min(request.limit ?? 10, 100);
+    const found: { id: string; depth: number }[] = [];
+    const seen = new Set<string>(request.latest_events ?? []);
+    const queue = [...seen];
+    while (queue.length > 0 && found.length < limit) {
+      const e = this.known.get(queue.shift()!);
+      if (!e) continue;
+      for (const prev of toRoomEvent(e.pdu, e.eventId).prev_events) {
+        if (seen.has(prev) || earliest.has(prev)) continue;
+        seen.add(prev);
+        const p = this.known.get(prev);
+        if (!p || p.pdu.room_id !== roomId || Number(p.pdu.depth) < (request.min_depth ?? 0)) continue;
+        found.push({ id: prev, depth: Number(p.pdu.depth) });
+        queue.push(prev);
+      }
+    }
+    return found.slice(0, limit).sort((x, y) => x.depth - y.depth).map((f) => f.id);
+  }
+
   /** The auth chain of `ids` among the events it knows. */
   authChainOf(ids: readonly string[]): string[] {
     const seen = new Set<string>();
@@ -301,8 +338,9 @@ export class MaliciousServer implements FederationPeer {
       case 'event_auth':
         return json({ auth_chain: this.authChainOf([b]).map(pdu) });
       case 'get_missing_events':
+        return json({ events: this.servesMissingEvents ? this.missingEvents(a, request.body as MissingEventsRequest).map(pdu) : [] });
       case 'backfill':
-        return json(endpoint === 'backfill' ? { origin: this.name, origin_server_ts: this.clock, pdus: [] } : { events: [] });
+        return json({ origin: this.name, origin_server_ts: this.clock, pdus: [] });
       case 'make_join': {
         const room = this.hosted.get(a);
         if (!room) return notFound(`not in ${a}`);
