@@ -26,6 +26,9 @@ import { AccountDeactivationController } from './lifecycle/account-deactivation.
 import { RoomDeletion } from './lifecycle/room-deletion';
 import { RoomVisibility } from './lifecycle/room-visibility';
 import { UserDeactivation } from './lifecycle/user-deactivation';
+import { HierarchyController } from './spaces/hierarchy.controller';
+import { RemoteHierarchies } from './spaces/remote-hierarchy';
+import { SpaceHierarchy } from './spaces/space-hierarchy';
 
 /**
  * chat-sync on the client-server listener: the client-server API subset application services call
@@ -45,6 +48,7 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     DevicesController,
     KeysController,
     ToDeviceController,
+    HierarchyController,
     ...mediaControllers,
   ],
   providers: [
@@ -62,6 +66,8 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     UserDeactivation,
     RoomDeletion,
     RoomVisibility,
+    RemoteHierarchies,
+    SpaceHierarchy,
     ...mediaProviders,
   ],
 })
