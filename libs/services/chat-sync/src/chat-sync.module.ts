@@ -27,6 +27,8 @@ import { RoomDeletion } from './lifecycle/room-deletion';
 import { RoomVisibility } from './lifecycle/room-visibility';
 import { UserDeactivation } from './lifecycle/user-deactivation';
 import { HierarchyController } from './spaces/hierarchy.controller';
+import { UpgradeController } from './client-server/upgrade.controller';
+import { RoomUpgrades } from './rooms/room-upgrade';
 import { RemoteHierarchies } from './spaces/remote-hierarchy';
 import { SpaceHierarchy } from './spaces/space-hierarchy';
 
@@ -49,6 +51,7 @@ import { SpaceHierarchy } from './spaces/space-hierarchy';
     KeysController,
     ToDeviceController,
     HierarchyController,
+    UpgradeController,
     ...mediaControllers,
   ],
   providers: [
@@ -68,6 +71,7 @@ import { SpaceHierarchy } from './spaces/space-hierarchy';
     RoomVisibility,
     RemoteHierarchies,
     SpaceHierarchy,
+    RoomUpgrades,
     ...mediaProviders,
   ],
 })
