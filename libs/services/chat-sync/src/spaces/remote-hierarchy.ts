@@ -22,7 +22,8 @@ export interface RemoteHierarchy {
   inaccessibleChildren: string[];
 }
 
-export type RemoteHierarchyOutcome = { ok: true; answer: RemoteHierarchy } | { ok: false; status: number; reason: string };
+/** `server`: who answered. */
+export type RemoteHierarchyOutcome = { ok: true; answer: RemoteHierarchy; server: string } | { ok: false; status: number; reason: string };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const shortString = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_STRING;
@@ -82,28 +83,35 @@ export class RemoteHierarchies {
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
   ) {}
 
-  /** A child's summary another server gave with its parent space, when still cached. */
-  cachedChild(roomId: string, suggestedOnly: boolean): HierarchyRoom | undefined {
-    return this.answers.get(childKey(roomId, suggestedOnly))?.room;
+  /**
+   * A child's summary `server` gave with its parent space, when still cached. Everything is cached per answering
+   * server: what one server says about a room is used only where that server was the one to ask (a link naming
+   * it), never for a link through another server.
+   */
+  cachedChild(roomId: string, suggestedOnly: boolean, server: string | undefined): HierarchyRoom | undefined {
+    return server === undefined ? undefined : this.answers.get(childKey(server, roomId, suggestedOnly))?.room;
   }
 
-  /** Whether a server answering about a parent space said the child is not accessible from anywhere. */
-  knownInaccessible(roomId: string, suggestedOnly: boolean): boolean {
-    return this.answers.get(inaccessibleKey(roomId, suggestedOnly)) !== undefined;
+  /** Whether `server`, answering about a parent space, said the child is not accessible from anywhere. */
+  knownInaccessible(roomId: string, suggestedOnly: boolean, server: string | undefined): boolean {
+    return server !== undefined && this.answers.get(inaccessibleKey(server, roomId, suggestedOnly)) !== undefined;
   }
 
   /** Asks `servers` in turn, each with what is left of `deadline`; the first good answer wins. */
   async fetch(roomId: string, servers: readonly string[], suggestedOnly: boolean, deadline: number): Promise<RemoteHierarchyOutcome> {
-    const cached = this.answers.get(roomKey(roomId, suggestedOnly));
-    if (cached) return { ok: true, answer: cached };
+    const candidates = [...new Set(servers)].filter((s) => s !== this.identity.serverName).slice(0, MAX_SERVERS_ASKED);
+    for (const server of candidates) {
+      const cached = this.answers.get(roomKey(server, roomId, suggestedOnly));
+      if (cached) return { ok: true, answer: cached, server };
+    }
     let refused: RemoteHierarchyOutcome | undefined;
     let last: RemoteHierarchyOutcome = { ok: false, status: 403, reason: `no server to ask about ${roomId}` };
-    for (const server of [...new Set(servers)].filter((s) => s !== this.identity.serverName).slice(0, MAX_SERVERS_ASKED)) {
+    for (const server of candidates) {
       const timeoutMs = Math.min(5_000, deadline - Date.now());
       if (timeoutMs <= 0) return { ok: false, status: 504, reason: `out of time asking about ${roomId}` };
       last = await this.ask(server, roomId, suggestedOnly, timeoutMs);
       if (last.ok) {
-        this.remember(roomId, suggestedOnly, last.answer);
+        this.remember(server, roomId, suggestedOnly, last.answer);
         return last;
       }
       // A server not in the room answers 404 too: the next one may be.
@@ -121,7 +129,7 @@ export class RemoteHierarchies {
     try {
       const response = await this.federation.getJson(server, path, { query: { suggested_only: suggestedOnly }, timeoutMs, maxResponseBytes: 1024 * 1024 });
       status = response.status;
-      outcome = { ok: true, answer: sanitizeRemoteHierarchy(roomId, response.body) };
+      outcome = { ok: true, answer: sanitizeRemoteHierarchy(roomId, response.body), server };
     } catch (error) {
       if (error instanceof FederationHttpError) {
         status = error.status;
@@ -147,13 +155,13 @@ export class RemoteHierarchies {
     return outcome;
   }
 
-  private remember(roomId: string, suggestedOnly: boolean, answer: RemoteHierarchy): void {
-    this.answers.set(roomKey(roomId, suggestedOnly), answer);
-    for (const child of answer.children) this.answers.set(childKey(child.room_id, suggestedOnly), { room: child, children: [], inaccessibleChildren: [] });
-    for (const id of answer.inaccessibleChildren) this.answers.set(inaccessibleKey(id, suggestedOnly), { room: { room_id: id } as HierarchyRoom, children: [], inaccessibleChildren: [] });
+  private remember(server: string, roomId: string, suggestedOnly: boolean, answer: RemoteHierarchy): void {
+    this.answers.set(roomKey(server, roomId, suggestedOnly), answer);
+    for (const child of answer.children) this.answers.set(childKey(server, child.room_id, suggestedOnly), { room: child, children: [], inaccessibleChildren: [] });
+    for (const id of answer.inaccessibleChildren) this.answers.set(inaccessibleKey(server, id, suggestedOnly), { room: { room_id: id } as HierarchyRoom, children: [], inaccessibleChildren: [] });
   }
 }
 
-const roomKey = (roomId: string, suggestedOnly: boolean) => `room ${suggestedOnly} ${roomId}`;
-const childKey = (roomId: string, suggestedOnly: boolean) => `child ${suggestedOnly} ${roomId}`;
-const inaccessibleKey = (roomId: string, suggestedOnly: boolean) => `inaccessible ${suggestedOnly} ${roomId}`;
+const roomKey = (server: string, roomId: string, suggestedOnly: boolean) => `room ${suggestedOnly} ${server} ${roomId}`;
+const childKey = (server: string, roomId: string, suggestedOnly: boolean) => `child ${suggestedOnly} ${server} ${roomId}`;
+const inaccessibleKey = (server: string, roomId: string, suggestedOnly: boolean) => `inaccessible ${suggestedOnly} ${server} ${roomId}`;

@@ -236,6 +236,17 @@ describe('client-server /hierarchy', () => {
     expect(await refusal(hierarchy.page(USER, '!local-secret:gw.test', query()))).toEqual({ status: 403, errcode: 'M_FORBIDDEN' });
   });
 
+  it('what one server says about a room is not used for a link to that room through another server (no cache poisoning)', async () => {
+    await seed(store, '!bait:gw.test', { space: true, children: [{ id: '!evil-space:evil.test', via: ['evil.test'] }] });
+    await seed(store, '!honest:gw.test', { space: true, children: [{ id: '!victim:good.test', via: ['good.test'] }] });
+    answers.set('evil.test !evil-space:evil.test', remoteAnswer('!evil-space:evil.test', [{ id: '!victim:good.test', summary: { name: 'FAKE', topic: 'go to evil.example' } }]));
+    answers.set('good.test !victim:good.test', { room: { room_id: '!victim:good.test', num_joined_members: 5, world_readable: false, guest_can_join: false, join_rule: 'public', name: 'Real', children_state: [] }, children: [], inaccessible_children: [] });
+    await hierarchy.page(USER, '!bait:gw.test', query());
+    const page = await hierarchy.page(USER, '!honest:gw.test', query());
+    expect(page.rooms[1]).toMatchObject({ room_id: '!victim:good.test', name: 'Real' });
+    expect(asked).toContainEqual({ server: 'good.test', roomId: '!victim:good.test' });
+  });
+
   it('asks at most a bounded number of remote servers per page, and goes on on the next page', async () => {
     const children = Array.from({ length: 14 }, (_, i) => `!r${String(i).padStart(2, '0')}:remote.test`);
     await seed(store, '!space:gw.test', { space: true, children: children.map((id, i) => ({ id, via: ['remote.test'], order: String(i).padStart(2, '0') })) });

@@ -37,6 +37,8 @@ interface WalkEntry {
   roomId: string;
   via: string[];
   depth: number;
+  /** The server that described the parent, when it was a remote answer. */
+  from?: string;
 }
 
 interface WalkState {
@@ -94,7 +96,8 @@ export class SpaceHierarchy {
       rooms.push(room.room);
       if (entry.depth < walk.maxDepth) {
         for (const link of [...room.room.children_state].reverse()) {
-          if (!visited.has(link.state_key)) walk.stack.push({ roomId: link.state_key, via: link.content.via as string[], depth: entry.depth + 1 });
+          if (visited.has(link.state_key)) continue;
+          walk.stack.push({ roomId: link.state_key, via: link.content.via as string[], depth: entry.depth + 1, ...(room.answeredBy ? { from: room.answeredBy } : {}) });
         }
       }
     }
@@ -119,18 +122,20 @@ export class SpaceHierarchy {
         return { kind: 'served', room: hierarchyRoom(entry.roomId, local.roomVersion, local.state, { suggestedOnly }) };
       }
     }
-    if (this.remote.knownInaccessible(entry.roomId, suggestedOnly)) return { kind: 'hidden' };
-    let room = this.remote.cachedChild(entry.roomId, suggestedOnly);
+    if (this.remote.knownInaccessible(entry.roomId, suggestedOnly, entry.from)) return { kind: 'hidden' };
+    let room = this.remote.cachedChild(entry.roomId, suggestedOnly, entry.from);
+    let answeredBy = entry.from;
     // A child summary given with its parent has no children of its own: a space is asked about directly.
     if (!room || room.room_type === 'm.space') {
       budget.remoteRequests--;
       const fetched = await this.remote.fetch(entry.roomId, entry.via, suggestedOnly, budget.deadline);
       if (!fetched.ok) return fetched.status === 403 ? { kind: 'hidden' } : { kind: 'unreachable', status: fetched.status, reason: fetched.reason };
       room = fetched.answer.room;
+      answeredBy = fetched.server;
     }
     const member = memberships.joinedRooms.has(entry.roomId) || memberships.invitedRooms.has(entry.roomId);
     if (!member && !summaryAllowsUser(room, userJoinedTo)) return { kind: 'hidden' };
-    return { kind: 'served', room };
+    return { kind: 'served', room, answeredBy };
   }
 
   private firstPage(userId: string, rootId: string, query: HierarchyQuery): WalkState {
@@ -163,7 +168,7 @@ export class SpaceHierarchy {
   }
 }
 
-type RoomOutcome = { kind: 'served'; room: HierarchyRoom } | { kind: 'hidden' } | { kind: 'unreachable'; status: number; reason: string };
+type RoomOutcome = { kind: 'served'; room: HierarchyRoom; answeredBy?: string } | { kind: 'hidden' } | { kind: 'unreachable'; status: number; reason: string };
 
 function refusalOf(outcome: Exclude<RoomOutcome, { kind: 'served' }>, roomId: string): MatrixError {
   return outcome.kind === 'unreachable' ? new MatrixError(outcome.status, 'M_UNKNOWN', outcome.reason) : MatrixError.forbidden(`You may not view room ${roomId}`);
