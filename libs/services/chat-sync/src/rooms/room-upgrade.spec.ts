@@ -131,6 +131,7 @@ describe('room upgrades', () => {
     await expect(upgrades.upgrade(requester(ALICE), oldId, {})).rejects.toMatchObject({ status: 400, errcode: 'M_BAD_JSON' });
     await expect(upgrades.upgrade(requester(ALICE), oldId, { new_version: '11', additional_creators: [BOB] })).rejects.toMatchObject({ status: 400, errcode: 'M_INVALID_PARAM' });
     await expect(upgrades.upgrade(requester('@nobody:fg.test'), oldId, { new_version: '11' })).rejects.toMatchObject({ status: 403 });
+    await expect(upgrades.upgrade(requester(ALICE), '!unknown:fg.test', { new_version: '11' })).rejects.toMatchObject({ status: 403, errcode: 'M_FORBIDDEN' });
   });
 
   it.each(['/state/m.room.topic/', '/tombstone', '/old/power_levels'])('an upgrade cut short at %s is finished by the same call again, in the same new room', async (step) => {

@@ -100,9 +100,9 @@ export class RoomUpgrades {
     const request = parseUpgradeBody(body);
     const user = requester.userId;
     const old = await this.view.currentState(oldRoomId);
-    if (!old) throw MatrixError.notFound(`Unknown room ${oldRoomId}`);
-    const member = old.events.get(stateTupleKey('m.room.member', user));
-    if (!member || membershipOf(member) !== 'join') throw MatrixError.forbidden(`${user} is not in room ${oldRoomId}`);
+    const member = old?.events.get(stateTupleKey('m.room.member', user));
+    // An unknown room answers as one the user is not in: the answer does not tell which rooms exist.
+    if (!old || !member || membershipOf(member) !== 'join') throw MatrixError.forbidden(`${user} is not in room ${oldRoomId}`);
     if (!maySendTombstone(old, user)) throw MatrixError.forbidden(`${user} may not send m.room.tombstone in ${oldRoomId}, so may not upgrade it`);
     const txn = (step: string) => `upgrade/${oldRoomId}/${request.newVersion}/${step}`;
     const tombstone = stateContent(old, 'm.room.tombstone');
