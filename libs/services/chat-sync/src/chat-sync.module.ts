@@ -26,7 +26,7 @@ import { AccountDeactivationController } from './lifecycle/account-deactivation.
 import { RoomDeletion } from './lifecycle/room-deletion';
 import { RoomVisibility } from './lifecycle/room-visibility';
 import { UserDeactivation } from './lifecycle/user-deactivation';
-import { HierarchyController } from './spaces/hierarchy.controller';
+import { ClientHierarchyController } from './spaces/hierarchy.controller';
 import { UpgradeController } from './client-server/upgrade.controller';
 import { RoomUpgrades } from './rooms/room-upgrade';
 import { RemoteHierarchies } from './spaces/remote-hierarchy';
@@ -50,7 +50,7 @@ import { SpaceHierarchy } from './spaces/space-hierarchy';
     DevicesController,
     KeysController,
     ToDeviceController,
-    HierarchyController,
+    ClientHierarchyController,
     UpgradeController,
     ...mediaControllers,
   ],

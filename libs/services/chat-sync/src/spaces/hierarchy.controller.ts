@@ -29,7 +29,7 @@ export function parseHierarchyQuery(query: Record<string, unknown>): HierarchyQu
 
 @Controller('_matrix/client/v1')
 @UseGuards(AppServiceAuthGuard)
-export class HierarchyController {
+export class ClientHierarchyController {
   constructor(private readonly hierarchy: SpaceHierarchy) {}
 
   @Get('rooms/:roomId/hierarchy')

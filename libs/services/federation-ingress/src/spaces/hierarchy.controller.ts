@@ -26,7 +26,7 @@ export function parseBooleanFlag(value: string | undefined, name: string): boole
 @Controller('_matrix/federation/v1')
 @UseGuards(XMatrixGuard)
 @UseInterceptors(AuditReasonInterceptor)
-export class HierarchyController {
+export class FederationHierarchyController {
   constructor(
     @Inject(STORE) private readonly store: Store,
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
