@@ -83,10 +83,15 @@ const codePointCompare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
  * first (by code points), then by `origin_server_ts`, then by room ID; only suggested ones with `suggestedOnly`.
  */
 export function childLinks(state: SummaryState, options: { suggestedOnly?: boolean } = {}): ChildLink[] {
+  return orderedLinks(state)
+    .filter((link) => !options.suggestedOnly || link.content.suggested === true)
+    .slice(0, MAX_CHILDREN_PER_SPACE);
+}
+
+function orderedLinks(state: SummaryState): ChildLink[] {
   const links: ChildLink[] = [];
   for (const event of state.values()) {
     if (event.type !== 'm.space.child' || !event.state_key.startsWith('!') || !hasValidVia(event.content)) continue;
-    if (options.suggestedOnly && event.content.suggested !== true) continue;
     links.push({ type: 'm.space.child', state_key: event.state_key, content: event.content, sender: event.sender, origin_server_ts: event.origin_server_ts });
   }
   links.sort((a, b) => {
@@ -98,7 +103,7 @@ export function childLinks(state: SummaryState, options: { suggestedOnly?: boole
     if (a.origin_server_ts !== b.origin_server_ts) return a.origin_server_ts - b.origin_server_ts;
     return codePointCompare(a.state_key, b.state_key);
   });
-  return links.slice(0, MAX_CHILDREN_PER_SPACE);
+  return links;
 }
 
 export function joinRuleOf(state: SummaryState): string {
@@ -159,23 +164,43 @@ export function hierarchyRoom(roomId: string, roomVersion: string | undefined, s
 /** Join rules that let anyone try to join or knock (knocking only in versions that have it: the auth rules refuse it elsewhere). */
 const OPEN_JOIN_RULES = new Set(['public', 'knock', 'knock_restricted']);
 
-/** What the federation hierarchy may tell a remote server: the rooms it could peek or join. */
-export interface ServerAccessFacts {
-  readonly serverName: string;
-  readonly state: SummaryState;
-  /** Whether `server` has a joined member in `roomId` (as this server knows it); for restricted rooms' allow rules. */
-  readonly serverJoinedTo: (roomId: string) => boolean;
+/**
+ * What the federation hierarchy needs of a room, small enough to cache per state snapshot: its summary, its
+ * valid child links in order, and the servers with a member joined or invited (the full state of a large room
+ * is not kept).
+ */
+export interface RoomFacts {
+  readonly summary: RoomSummary;
+  /** Valid `m.space.child` links in the spec's order (a space's only; at most MAX_LINKS_KEPT). */
+  readonly links: readonly ChildLink[];
+  readonly serversWithMembers: ReadonlySet<string>;
 }
 
-export function serverMayPeekOrJoin({ serverName, state, serverJoinedTo }: ServerAccessFacts): boolean {
-  const joinRule = joinRuleOf(state);
-  if (OPEN_JOIN_RULES.has(joinRule)) return true;
-  if (text(state, 'm.room.history_visibility', 'history_visibility') === 'world_readable') return true;
+const MAX_LINKS_KEPT = 1_000;
+
+export function roomFacts(roomId: string, roomVersion: string | undefined, state: SummaryState): RoomFacts {
+  const summary = roomSummary(roomId, roomVersion, state);
+  const servers = new Set<string>();
   for (const event of state.values()) {
-    if (event.type !== 'm.room.member' || !event.state_key.endsWith(`:${serverName}`)) continue;
-    if (event.content.membership === 'join' || event.content.membership === 'invite') return true;
+    if (event.type !== 'm.room.member' || (event.content.membership !== 'join' && event.content.membership !== 'invite')) continue;
+    servers.add(event.state_key.slice(event.state_key.indexOf(':') + 1));
   }
-  return isRestricted(joinRule) && allowedRoomIds(state).some(serverJoinedTo);
+  const links = summary.room_type === SPACE_ROOM_TYPE ? orderedLinks(state).slice(0, MAX_LINKS_KEPT) : [];
+  return { summary, links, serversWithMembers: servers };
+}
+
+/** The room as the hierarchy serves it, from its facts. */
+export function hierarchyRoomOf(facts: RoomFacts, options: { suggestedOnly?: boolean } = {}): HierarchyRoom {
+  const links = options.suggestedOnly ? facts.links.filter((l) => l.content.suggested === true) : facts.links;
+  return { ...facts.summary, children_state: links.slice(0, MAX_CHILDREN_PER_SPACE) };
+}
+
+/**
+ * What the federation hierarchy may tell a remote server: a room it could peek or join (open join rule,
+ * world-readable, a member of its joined or invited, or a restricted room's allowed room it is joined to).
+ */
+export function factsAllowServer(facts: RoomFacts, serverName: string, serverJoinedTo: (roomId: string) => boolean): boolean {
+  return facts.serversWithMembers.has(serverName) || summaryAllowsUser(facts.summary, serverJoinedTo);
 }
 
 /** The client-server hierarchy's rule for a user: a member, invited, able to join or knock, or a world-readable room. */

@@ -3,8 +3,9 @@
 // could not is named in `inaccessible_children`, a child this server is not in is left out.
 import { Controller, Get, Inject, Param, Query, Req, UseGuards, UseInterceptors } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
-import { allowedRoomIds, childLinks, hierarchyRoom, serverMayPeekOrJoin, SPACE_ROOM_TYPE, type HierarchyRoom, type RoomSummary } from '@fedgate/room-state';
-import { loadSummaryState, type SummarySource } from '@fedgate/store';
+import { LRUCache } from 'lru-cache';
+import { factsAllowServer, hierarchyRoomOf, roomFacts, SPACE_ROOM_TYPE, type HierarchyRoom, type RoomFacts, type RoomSummary } from '@fedgate/room-state';
+import { loadSummaryState } from '@fedgate/store';
 import { MatrixError } from '@fedgate/service-kit';
 import { AuditReasonInterceptor } from '../audit/audit-reason.interceptor';
 import { RoomAccess } from '../auth/room-access';
@@ -27,6 +28,9 @@ export function parseBooleanFlag(value: string | undefined, name: string): boole
 @UseGuards(XMatrixGuard)
 @UseInterceptors(AuditReasonInterceptor)
 export class FederationHierarchyController {
+  /** Facts per (room, state snapshot): a space asked about again, or a room linked from many, is read once. */
+  private readonly facts = new LRUCache<string, RoomFacts>({ max: 1_000 });
+
   constructor(
     @Inject(STORE) private readonly store: Store,
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
@@ -45,29 +49,38 @@ export class FederationHierarchyController {
       notesOf(request).reason = room ? 'hierarchy_room_not_accessible' : 'hierarchy_room_unknown';
       throw MatrixError.notFound('Room does not exist or is not accessible to your server');
     }
-    const served = hierarchyRoom(roomId, room.roomVersion, room.state, { suggestedOnly });
+    const served = hierarchyRoomOf(room, { suggestedOnly });
     const children: FederationHierarchy['children'] = [];
     const inaccessible: string[] = [];
     if (served.room_type === SPACE_ROOM_TYPE) {
-      for (const link of childLinks(room.state, { suggestedOnly })) {
+      for (const link of served.children_state) {
         const child = await this.residentRoom(link.state_key);
         if (!child) continue;
-        if (!(await this.access.aclAllows(child.roomId, origin)) || !(await this.mayPeekOrJoin(child, origin))) inaccessible.push(child.roomId);
-        else children.push(hierarchyRoom(child.roomId, child.roomVersion, child.state, { suggestedOnly }));
+        if (!(await this.access.aclAllows(link.state_key, origin)) || !(await this.mayPeekOrJoin(child, origin))) inaccessible.push(link.state_key);
+        else children.push(hierarchyRoomOf(child, { suggestedOnly }));
       }
     }
     return { room: served, children, inaccessible_children: inaccessible };
   }
 
-  /** A room whose current state this server can vouch for: it is joined there. */
-  private async residentRoom(roomId: string): Promise<SummarySource | undefined> {
+  /** The facts of a room whose current state this server can vouch for: it is joined there. */
+  private async residentRoom(roomId: string): Promise<RoomFacts | undefined> {
     if (!(await this.store.rooms.getJoinedServers(roomId)).includes(this.identity.serverName)) return undefined;
-    return loadSummaryState(this.store, roomId);
+    const record = await this.store.rooms.get(roomId);
+    if (!record?.currentStateId) return undefined;
+    const key = `${roomId} ${record.currentStateId}`;
+    const cached = this.facts.get(key);
+    if (cached) return cached;
+    const source = await loadSummaryState(this.store, roomId);
+    if (!source) return undefined;
+    const facts = roomFacts(roomId, source.roomVersion, source.state);
+    this.facts.set(key, facts);
+    return facts;
   }
 
-  private async mayPeekOrJoin(room: SummarySource, origin: string): Promise<boolean> {
+  private async mayPeekOrJoin(room: RoomFacts, origin: string): Promise<boolean> {
     const joinedElsewhere = new Map<string, boolean>();
-    for (const allowed of allowedRoomIds(room.state)) joinedElsewhere.set(allowed, (await this.store.rooms.getJoinedServers(allowed)).includes(origin));
-    return serverMayPeekOrJoin({ serverName: origin, state: room.state, serverJoinedTo: (id) => joinedElsewhere.get(id) === true });
+    for (const allowed of room.summary.allowed_room_ids ?? []) joinedElsewhere.set(allowed, (await this.store.rooms.getJoinedServers(allowed)).includes(origin));
+    return factsAllowServer(room, origin, (id) => joinedElsewhere.get(id) === true);
   }
 }

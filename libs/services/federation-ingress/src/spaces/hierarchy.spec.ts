@@ -121,6 +121,17 @@ describe('federation /hierarchy', () => {
     expect(await refusal(hierarchy(space.roomId))).toEqual({ status: 404, errcode: 'M_NOT_FOUND' });
   });
 
+  it('follows state changes: a child closed after it was served is named inaccessible on the next request', async () => {
+    const space = await room('!change-space:ingress.test', { space: true });
+    const child = await room('!change-child:ingress.test', { name: 'Before' });
+    await link(space, child.roomId);
+    expect((await hierarchy(space.roomId)).body.children).toEqual([expect.objectContaining({ room_id: child.roomId, name: 'Before' })]);
+    await child.setState('m.room.join_rules', '', { join_rule: 'invite' });
+    const after = (await hierarchy(space.roomId)).body;
+    expect(after.children).toEqual([]);
+    expect(after.inaccessible_children).toEqual([child.roomId]);
+  });
+
   it('a room that is not a space has no children', async () => {
     const plain = await room('!plain:ingress.test');
     await link(plain, (await room('!plain-child:ingress.test')).roomId);
