@@ -204,6 +204,27 @@ export function describeFederationScenarios(shape: FedgateShape): void {
       expect(joins).toBe(joinsBefore + 1);
     });
 
+    scenario('spaces and upgrades across the two: a space on A with a room on B served by both; A upgrades a room to v12 and B\'s user follows the tombstone', ['chatSync', 'stateResolver', 'ingress', 'egress'], async () => {
+      const bridgeA = bridgeOf(a);
+      const bridgeB = bridgeOf(b);
+      const ids = (h: { rooms: Array<{ room_id: string }> }) => h.rooms.map((r) => r.room_id);
+      // Version 11: the room IDs name their server, the way in for the side not in the room.
+      const { room_id: space } = await bridgeA.asUser(alice).createRoom({ preset: 'public_chat' as never, name: 'space on A', room_version: '11', creation_content: { type: 'm.space' } });
+      const { room_id: child } = await bridgeB.asUser(bob).createRoom({ preset: 'public_chat' as never, name: 'room on B', room_version: '11' });
+      await bridgeA.asUser(alice).sendStateEvent(space, 'm.space.child' as never, { via: [b.serverName] } as never, child);
+      expect(ids(await step('A asks B about the child', bridgeA.asUser(alice).getRoomHierarchy(space)))).toEqual([space, child]);
+      expect(ids(await step('B asks A about the space', bridgeB.asUser(bob).getRoomHierarchy(space)))).toEqual([space, child]);
+
+      const { room_id: old } = await bridgeA.asUser(alice).createRoom({ preset: 'public_chat' as never, name: 'to upgrade', room_version: '10' });
+      await bridgeB.asUser(bob).joinRoom(old, { viaServers: [a.serverName] });
+      await step('A sees Bob join', bridgeA.waitForEvent((e) => e.room_id === old && e.type === 'm.room.member' && e.state_key === bob, EVENT_WAIT_MS));
+      const { replacement_room: replacement } = await bridgeA.asUser(alice).upgradeRoom(old, '12');
+      const tombstone = await step('B\'s bridge gets the tombstone', bridgeB.waitForEvent((e) => e.room_id === old && e.type === 'm.room.tombstone', EVENT_WAIT_MS));
+      expect(tombstone.content).toMatchObject({ replacement_room: replacement });
+      await bridgeB.asUser(bob).joinRoom(replacement);
+      await step('A sees Bob join the new room', bridgeA.waitForEvent((e) => e.room_id === replacement && e.type === 'm.room.member' && e.state_key === bob, EVENT_WAIT_MS));
+    });
+
     const outage = (signal: NodeJS.Signals, label: string) =>
       scenario(`B ${label} for a while and back: every event sent meanwhile is delivered once`, ['chatSync', 'stateResolver', 'ingress', 'egress'], async () => {
         await b.stop(signal);

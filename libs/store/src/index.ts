@@ -22,3 +22,4 @@ export { openStore } from './open-store';
 export type { EventVerdict } from './shared/event-visibility';
 export { EventVisibility, type Viewer } from './shared/event-visibility';
 export { queryLocalKeys, claimLocalKeys, localUserDevices, type KeyQueryAnswer, type KeyQueryOptions } from './shared/device-key-reads';
+export { loadSummaryState, type SummarySource } from './shared/room-summary-state';

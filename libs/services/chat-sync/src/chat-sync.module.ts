@@ -26,6 +26,11 @@ import { AccountDeactivationController } from './lifecycle/account-deactivation.
 import { RoomDeletion } from './lifecycle/room-deletion';
 import { RoomVisibility } from './lifecycle/room-visibility';
 import { UserDeactivation } from './lifecycle/user-deactivation';
+import { ClientHierarchyController } from './spaces/hierarchy.controller';
+import { UpgradeController } from './client-server/upgrade.controller';
+import { RoomUpgrades } from './rooms/room-upgrade';
+import { RemoteHierarchies } from './spaces/remote-hierarchy';
+import { SpaceHierarchy } from './spaces/space-hierarchy';
 
 /**
  * chat-sync on the client-server listener: the client-server API subset application services call
@@ -45,6 +50,8 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     DevicesController,
     KeysController,
     ToDeviceController,
+    ClientHierarchyController,
+    UpgradeController,
     ...mediaControllers,
   ],
   providers: [
@@ -62,6 +69,9 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     UserDeactivation,
     RoomDeletion,
     RoomVisibility,
+    RemoteHierarchies,
+    SpaceHierarchy,
+    RoomUpgrades,
     ...mediaProviders,
   ],
 })

@@ -12,6 +12,7 @@ import { AliasDirectory } from '../directory/alias-directory';
 import { planCreateRoom } from './create-room-plan';
 import { RoomCommands } from './room-commands';
 import { RoomView } from './room-view';
+import { tombstoneServers } from './tombstones';
 
 type MembershipChange = 'invite' | 'leave' | 'ban' | 'kick' | 'unban';
 
@@ -71,7 +72,8 @@ export class RoomActions {
     if (profile?.displayname) content.displayname = profile.displayname;
     if (profile?.avatarUrl) content.avatar_url = profile.avatarUrl;
     const invite = await this.pendingInviteServers(requester.userId, roomId);
-    const candidates = unique([...servers, ...invite, ...serverOfRoomId(roomId)]).filter((s) => s !== this.identity.serverName);
+    const tombstones = await tombstoneServers(this.store, this.view, requester.userId, roomId);
+    const candidates = unique([...servers, ...invite, ...tombstones, ...serverOfRoomId(roomId)]).filter((s) => s !== this.identity.serverName);
     // A room we left with no one else to ask (e.g. every member of a local room left) is joined locally again.
     if ((await this.isInRoom(roomId)) || (candidates.length === 0 && (await this.hasRoomState(roomId)))) {
       const { eventId } = await this.commands.createEvent({ roomId, sender: requester.userId, type: 'm.room.member', stateKey: requester.userId, content });
