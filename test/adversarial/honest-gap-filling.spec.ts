@@ -1,6 +1,7 @@
 // The load generator's simulated homeserver answers /get_missing_events from its own events, as a homeserver
 // does: a transaction that arrives before the one it follows fills its gap instead of waiting on /state_ids
 // (which the simulator cannot answer for rooms it does not host) and being given up.
+import type { SignedEvent } from '@fedgate/testing';
 import { arena, ALICE, type Arena } from './setup';
 
 describe('an honest peer fills the gaps it made', () => {
@@ -15,7 +16,7 @@ describe('an honest peer fills the gaps it made', () => {
   afterEach(() => t.network.close());
 
   const chain = async (n: number) => {
-    const events = [];
+    const events: SignedEvent[] = [];
     for (let i = 0; i < n; i++) {
       const prev = events.at(-1);
       const fields = { type: 'm.room.message', sender: t.evil.user('mallory'), content: { body: `m${i}` } };
