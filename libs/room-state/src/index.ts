@@ -13,3 +13,4 @@ export * from './soft-fail';
 export * from './replay';
 export { verifyThirdPartyInviteSignature, thirdPartyInvitePublicKeys } from './third-party-invite';
 export * from './history-visibility';
+export * from './policy-server/room-policy-server';
