@@ -1,6 +1,7 @@
 // Honouring a room's policy server (spec v1.18, server-server API "Policy Servers"): this server's events are
 // signed by it before they are sent (a refusal refuses the client's request, nothing kept), and events from
 // other servers without its valid signature are soft-failed once it has been asked again and still did not sign.
+import { LRUCache } from 'lru-cache';
 import { FederationClientError, FederationHttpError } from '@fedgate/federation-client';
 import {
   isExemptFromPolicyServer,
@@ -26,11 +27,43 @@ export interface PolicySigningLimits {
   retryDelayMs: number;
 }
 
+/** For local events; fitted within the create-event command's timeout by `withinCommandTimeout`. */
+export const DEFAULT_OUTBOUND_POLICY_LIMITS: PolicySigningLimits = { timeoutMs: 3_500, attempts: 2, retryDelayMs: 500 };
+
 /**
- * For local events: well inside the create-event command's 10 s (2 × 4 s + 0.5 s), so a policy server that never
- * answers gives the client an answer rather than a command timeout.
+ * Limits whose worst case (every attempt timing out) ends well before the command's own timeout (10 s for
+ * create-event), so a policy server that never answers gives the client its 502 rather than a 504 and a retry.
  */
-export const DEFAULT_OUTBOUND_POLICY_LIMITS: PolicySigningLimits = { timeoutMs: 4_000, attempts: 2, retryDelayMs: 500 };
+export function withinCommandTimeout(limits: PolicySigningLimits, commandTimeoutMs: number): PolicySigningLimits {
+  const room = commandTimeoutMs * 0.8 - limits.retryDelayMs * (limits.attempts - 1);
+  return { ...limits, timeoutMs: Math.max(1, Math.min(limits.timeoutMs, Math.floor(room / limits.attempts))) };
+}
+
+/**
+ * Policy servers that lately left a signing request for a received event unanswered: further received events are
+ * soft-failed without asking until `quietMs` has passed, so a silent policy server costs one timeout per quiet
+ * period rather than one per event (a flood of unsigned events would otherwise hold the room's parked queue).
+ */
+export class UnansweringPolicyServers {
+  private readonly servers: LRUCache<string, true>;
+
+  constructor(
+    readonly quietMs: number,
+    max = 10_000,
+  ) {
+    this.servers = new LRUCache<string, true>({ max, ttl: quietMs });
+  }
+
+  mark(via: string): void {
+    this.servers.set(via, true);
+  }
+
+  has(via: string): boolean {
+    return this.servers.has(via);
+  }
+}
+
+export const DEFAULT_INBOUND_QUIET_MS = 30_000;
 /** For received events the spec asks for a new signature once; parked PDUs clamp it further to their budget. */
 export const DEFAULT_INBOUND_POLICY_LIMITS: PolicySigningLimits = { timeoutMs: 10_000, attempts: 1, retryDelayMs: 0 };
 
@@ -49,6 +82,16 @@ export type PolicySigning =
 
 type EnabledPolicyServer = Extract<RoomPolicyServer, { enabled: true }>;
 
+type Asked = { path: string; started: number; body: unknown } | { path: string; started: number; error: unknown };
+
+/** MSC4284's path, which policy servers from before spec v1.18 may serve alone. */
+export const UNSTABLE_POLICY_SIGN_PATH = '/_matrix/policy/unstable/org.matrix.msc4284/sign';
+
+/** What servers answer for an endpoint they do not have (the spec's "Unsupported endpoints"). */
+function isUnknownEndpoint(err: unknown): boolean {
+  return err instanceof FederationHttpError && err.errcode === 'M_UNRECOGNIZED' && [400, 404, 405].includes(err.status);
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function mayPass(err: unknown): boolean {
@@ -62,6 +105,8 @@ export class PolicyServerSignatures {
     private readonly federation: FederationCalls,
     private readonly serverName: string,
     private readonly limits: PolicySigningLimits,
+    /** Received events only: servers not asked again for a while after leaving a request unanswered. */
+    private readonly unanswering?: UnansweringPolicyServers,
   ) {}
 
   /** The room's policy server per its current state (`state`) and the servers joined there now. */
@@ -100,62 +145,89 @@ export class PolicyServerSignatures {
     if (!policyServer) return { ok: true, pdu };
     const carried = verifyPolicyServerSignature(pdu, rules, policyServer.via, policyServer.publicKey);
     if (carried.valid) return { ok: true, pdu };
+    const { via } = policyServer;
+    if (this.unanswering?.has(via)) {
+      return { ok: false, reason: `policy_server: ${carried.reason}, and ${via} left a signing request unanswered within the last ${this.unanswering.quietMs} ms: not asked again yet` };
+    }
     const signing = await this.requestSignature(policyServer, roomId, eventId, pdu, rules);
     if (signing.ok) return signing;
-    return { ok: false, reason: `policy_server: ${carried.reason}, and asked again ${policyServer.via} ${signing.kind === 'refused' ? 'refused' : 'gave none'}: ${signing.errcode} ${signing.error}` };
+    if (signing.kind === 'unreachable') this.unanswering?.mark(via);
+    return { ok: false, reason: `policy_server: ${carried.reason}, and asked again ${via} ${signing.kind === 'refused' ? 'refused' : 'gave none'}: ${signing.errcode} ${signing.error}` };
   }
 
-  /** POST /_matrix/policy/v1/sign (X-Matrix signed), retried within the limits, the answer verified with the room's key. */
+  /**
+   * POST /_matrix/policy/v1/sign (X-Matrix signed; MSC4284's unstable path when the stable one is unknown there),
+   * retried within the limits, the answer verified with the room's key. Every request leaves an audit record.
+   */
   async requestSignature(policyServer: EnabledPolicyServer, roomId: string, eventId: string, pdu: Pdu, rules: RoomVersionRules): Promise<PolicySigning> {
     const { via, publicKey } = policyServer;
     let failure: PolicySigning & { ok: false } = { ok: false, kind: 'unreachable', errcode: 'M_UNKNOWN', error: `policy server ${via} was not asked`, status: 502 };
     for (let attempt = 1; attempt <= this.limits.attempts; attempt++) {
       if (attempt > 1) await sleep(this.limits.retryDelayMs);
-      const started = Date.now();
-      let body: unknown;
-      try {
-        const { timeoutMs } = this.limits;
-        const answer = this.federation.postJson(via, POLICY_SIGN_PATH, policySignRequestBody(pdu), { timeoutMs });
-        // Bounded here too, whatever the transport does with the timeout.
-        body = (await answerWithin(answer, timeoutMs, () => new FederationClientError('TIMEOUT', `no answer within ${timeoutMs} ms`), undefined, () => new Error('aborted'))).body;
-      } catch (err) {
-        // The partition path never waits on a remote server (the PDU is parked), and a spent budget is the parking's to handle.
-        if (err instanceof RemoteIoNeeded || err instanceof RemoteBudgetSpent) throw err;
+      const asked = await this.ask(via, pdu, roomId, eventId);
+      const { path, started } = asked;
+      if ('error' in asked) {
+        const err = asked.error;
         if (err instanceof FederationHttpError && err.status < 500 && err.errcode !== undefined) {
           const answer = (err.body ?? {}) as { error?: unknown; retry_after_ms?: unknown };
           const error = typeof answer.error === 'string' ? answer.error : `policy server ${via} refused the event`;
           const extra = typeof answer.retry_after_ms === 'number' ? { retry_after_ms: answer.retry_after_ms } : undefined;
-          await this.audit(via, roomId, eventId, started, err.status, 'rejected', err.errcode, error);
+          await this.audit(via, path, roomId, eventId, started, err.status, 'rejected', err.errcode, error);
           return { ok: false, kind: 'refused', errcode: err.errcode, error, status: err.status, extra };
         }
         const code = err instanceof FederationHttpError ? `http_${err.status}` : err instanceof FederationClientError ? err.code : 'error';
         failure = { ok: false, kind: 'unreachable', errcode: 'M_UNKNOWN', error: `policy server ${via} gave no answer: ${describeError(err)}`, status: 502 };
-        await this.audit(via, roomId, eventId, started, err instanceof FederationHttpError ? err.status : 0, 'error', code, failure.error);
+        await this.audit(via, path, roomId, eventId, started, err instanceof FederationHttpError ? err.status : 0, 'error', code, failure.error);
         if (mayPass(err)) continue;
         return failure;
       }
-      const parsed = parsePolicySignResponse(body, via);
+      const parsed = parsePolicySignResponse(asked.body, via);
       const signed = parsed.ok ? withPolicyServerSignature(pdu, via, parsed.signature) : pdu;
       const check = parsed.ok ? verifyPolicyServerSignature(signed, rules, via, publicKey) : { valid: false as const, reason: parsed.reason };
       if (check.valid) {
-        await this.audit(via, roomId, eventId, started, 200, 'ok', 'policy_server_signed');
+        await this.audit(via, path, roomId, eventId, started, 200, 'ok', 'policy_server_signed');
         return { ok: true, pdu: signed };
       }
       // A lying or broken policy server: its answer is not used, and asking again would not change it.
       const error = `policy server ${via} answered without a valid signature: ${check.reason}`;
-      await this.audit(via, roomId, eventId, started, 200, 'rejected', 'policy_signature_invalid', error);
+      await this.audit(via, path, roomId, eventId, started, 200, 'rejected', 'policy_signature_invalid', error);
       return { ok: false, kind: 'invalid_answer', errcode: 'M_UNKNOWN', error, status: 502 };
     }
     return failure;
   }
 
-  private async audit(via: string, roomId: string, eventId: string, started: number, status: number, outcome: 'ok' | 'rejected' | 'error', reason: string, error?: string): Promise<void> {
+  /** The stable endpoint, then (only when it is unknown there) the unstable one; the stable answer stands when neither is known. */
+  private async ask(via: string, pdu: Pdu, roomId: string, eventId: string): Promise<Asked> {
+    const stable = await this.askAt(via, POLICY_SIGN_PATH, pdu);
+    if (!('error' in stable) || !isUnknownEndpoint(stable.error)) return stable;
+    const unstable = await this.askAt(via, UNSTABLE_POLICY_SIGN_PATH, pdu);
+    const [unused, used] = 'error' in unstable && isUnknownEndpoint(unstable.error) ? [unstable, stable] : [stable, unstable];
+    await this.audit(via, unused.path, roomId, eventId, unused.started, 404, 'rejected', 'M_UNRECOGNIZED', `not served by ${via}`);
+    return used;
+  }
+
+  private async askAt(via: string, path: string, pdu: Pdu): Promise<Asked> {
+    const started = Date.now();
+    const { timeoutMs } = this.limits;
+    try {
+      const answer = this.federation.postJson(via, path, policySignRequestBody(pdu), { timeoutMs });
+      // Bounded here too, whatever the transport does with the timeout.
+      const { body } = await answerWithin(answer, timeoutMs, () => new FederationClientError('TIMEOUT', `no answer within ${timeoutMs} ms`), undefined, () => new Error('aborted'));
+      return { path, started, body };
+    } catch (error) {
+      // The partition path never waits on a remote server (the PDU is parked), and a spent budget is the parking's to handle.
+      if (error instanceof RemoteIoNeeded || error instanceof RemoteBudgetSpent) throw error;
+      return { path, started, error };
+    }
+  }
+
+  private async audit(via: string, path: string, roomId: string, eventId: string, started: number, status: number, outcome: 'ok' | 'rejected' | 'error', reason: string, error?: string): Promise<void> {
     await this.store.audit.append({
       direction: 'out',
       origin: this.serverName,
       destination: via,
       method: 'POST',
-      path: POLICY_SIGN_PATH,
+      path,
       ts: started,
       durationMs: Date.now() - started,
       status,

@@ -2,8 +2,9 @@
 // received events without its valid signature are soft-failed. The policy server is an in-test one on b.test,
 // which also has a joined user, as the spec requires for the room to be using it.
 import { encodeUnpaddedBase64, generateSigningKey, POLICY_SERVER_KEY_ID, redactedSigningText, roomVersionRules, verifyPolicyServerSignature, type Pdu, type SigningKey } from '@fedgate/protocol';
-import type { InboundPdu } from '@fedgate/bus';
+import { busTopology, type InboundPdu } from '@fedgate/bus';
 import { EventBuilder } from './event-builder';
+import { DEFAULT_OUTBOUND_POLICY_LIMITS, withinCommandTimeout } from './policy-server-signatures';
 import type { PeerRequest } from './testing/test-server';
 import { TestNetwork, type TestServer } from './testing/test-server';
 
@@ -23,7 +24,7 @@ describe('policy servers (participant)', () => {
 
   beforeEach(async () => {
     network = new TestNetwork();
-    a = await network.add('a.test', { policyServer: { outbound: { timeoutMs: 200, retryDelayMs: 10 }, inbound: { timeoutMs: 200 } } });
+    a = await network.add('a.test', { policyServer: { outbound: { timeoutMs: 200, retryDelayMs: 10 }, inbound: { timeoutMs: 200 }, inboundQuietMs: 60_000 } });
     b = await network.add('b.test');
     asked.length = 0;
     behaviour = signs;
@@ -44,7 +45,7 @@ describe('policy servers (participant)', () => {
   }
 
   const stored = async (eventId: string) => (await a.store.events.get(eventId))!;
-  const signAudits = async () => (await a.store.audit.query({ direction: 'out', destination: 'b.test' })).filter((r) => r.path === '/_matrix/policy/v1/sign');
+  const signAudits = async () => (await a.store.audit.query({ direction: 'out', destination: 'b.test' })).filter((r) => r.path.startsWith('/_matrix/policy/'));
 
   describe('our events (outbound)', () => {
     it('asks nothing in a room without a policy server, nor for the m.room.policy state event that names one', async () => {
@@ -157,6 +158,40 @@ describe('policy servers (participant)', () => {
     });
   });
 
+  describe('older policy servers and the command timeout', () => {
+    it("asks MSC4284's unstable path when the stable one is unknown there, and uses its signature", async () => {
+      const roomId = await policedRoom();
+      behaviour = async (r) => (r.path === '/_matrix/policy/v1/sign' ? { status: 404, body: { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' } } : signs(r));
+      expect(await a.send(roomId, '@alice:a.test', 'm.room.message', { body: 'x' })).toMatchObject({ ok: true });
+      expect(asked.map((r) => r.path)).toEqual(['/_matrix/policy/v1/sign', '/_matrix/policy/unstable/org.matrix.msc4284/sign']);
+      // Newest first.
+      expect((await signAudits()).map((r) => [r.path, r.reason])).toEqual([
+        ['/_matrix/policy/unstable/org.matrix.msc4284/sign', 'policy_server_signed'],
+        ['/_matrix/policy/v1/sign', 'M_UNRECOGNIZED'],
+      ]);
+    });
+
+    it('a server that serves neither is answered for with its stable answer, verbatim', async () => {
+      const roomId = await policedRoom();
+      behaviour = async () => ({ status: 404, body: { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' } });
+      expect(await a.send(roomId, '@alice:a.test', 'm.room.message', { body: 'x' })).toEqual({ ok: false, errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request', status: 404 });
+      expect(asked).toHaveLength(2);
+      expect((await signAudits()).map((r) => [r.path, r.reason])).toEqual([
+        ['/_matrix/policy/v1/sign', 'M_UNRECOGNIZED'],
+        ['/_matrix/policy/unstable/org.matrix.msc4284/sign', 'M_UNRECOGNIZED'],
+      ]);
+    });
+
+    it('every attempt timing out still ends well before the create-event command times out (the client gets 502, not 504)', () => {
+      const commandTimeoutMs = busTopology({}).createEvent.command.timeoutMs;
+      for (const limits of [DEFAULT_OUTBOUND_POLICY_LIMITS, { timeoutMs: 30_000, attempts: 3, retryDelayMs: 1_000 }]) {
+        const fitted = withinCommandTimeout(limits, commandTimeoutMs);
+        expect(fitted.attempts * fitted.timeoutMs + (fitted.attempts - 1) * fitted.retryDelayMs).toBeLessThan(commandTimeoutMs);
+      }
+      expect(withinCommandTimeout(DEFAULT_OUTBOUND_POLICY_LIMITS, 60_000)).toEqual(DEFAULT_OUTBOUND_POLICY_LIMITS);
+    });
+  });
+
   describe('received events (inbound)', () => {
     /** An event of @bob:b.test built on a.test's view of the room, as b.test would send it. */
     async function fromBob(roomId: string, content: Record<string, unknown>, extraSignature?: (pdu: Pdu) => Pdu): Promise<InboundPdu> {
@@ -205,6 +240,19 @@ describe('policy servers (participant)', () => {
       expect(await a.resolver.inbound.handle(inbound)).toMatchObject({ status: 'soft_failed' });
       expect(asked).toHaveLength(1);
       expect((await stored(inbound.eventId)).reason).toMatch(/does not verify with the room's key, and asked again b\.test gave none: M_UNKNOWN .*no answer within 200 ms/);
+    });
+
+    it('a policy server that left a request unanswered is not asked again for a while: the next events are soft-failed at once, even on the partition path', async () => {
+      const roomId = await policedRoom();
+      behaviour = () => new Promise<Answer>(() => undefined);
+      asked.length = 0;
+      const first = await fromBob(roomId, { body: 'first' });
+      expect(await a.resolver.inbound.handle(first)).toMatchObject({ status: 'soft_failed' });
+      const second = await fromBob(roomId, { body: 'second' });
+      const outcome = await a.resolver.parking.onPartitionMessage({ data: second, deliveryCount: 1, working: () => undefined } as never);
+      expect(outcome).toMatchObject({ kind: 'ack' });
+      expect(asked).toHaveLength(1);
+      expect(await stored(second.eventId)).toMatchObject({ status: 'soft_failed', reason: expect.stringMatching(/b\.test left a signing request unanswered within the last 60000 ms: not asked again yet$/) });
     });
 
     it('soft-fails when the policy server answers with a signature that does not verify', async () => {

@@ -10,7 +10,15 @@ import { LocalEvents } from './local-events';
 import { InviteChecks } from './invite-checks';
 import { InviteRateLimit } from './invite-rate-limit';
 import { MembershipHandshakes } from './membership-handshakes';
-import { DEFAULT_INBOUND_POLICY_LIMITS, DEFAULT_OUTBOUND_POLICY_LIMITS, PolicyServerSignatures, type PolicySigningLimits } from './policy-server-signatures';
+import {
+  DEFAULT_INBOUND_POLICY_LIMITS,
+  DEFAULT_INBOUND_QUIET_MS,
+  DEFAULT_OUTBOUND_POLICY_LIMITS,
+  PolicyServerSignatures,
+  UnansweringPolicyServers,
+  withinCommandTimeout,
+  type PolicySigningLimits,
+} from './policy-server-signatures';
 import { RemoteBackfill } from './remote-backfill';
 import { budgetedFederation, remoteIoRefused } from './remote-budget';
 import { RemoteMembership } from './remote-membership';
@@ -39,7 +47,7 @@ export interface StateResolverDeps {
   /** Invites accepted per remote server (default DEFAULT_INVITE_RATE_LIMIT). */
   inviteRateLimit?: InviteRateLimit;
   /** Requests to rooms' policy servers: for our own events (`outbound`) and for received ones (`inbound`, within the parking budget). */
-  policyServer?: { outbound?: Partial<PolicySigningLimits>; inbound?: Partial<PolicySigningLimits> };
+  policyServer?: { outbound?: Partial<PolicySigningLimits>; inbound?: Partial<PolicySigningLimits>; inboundQuietMs?: number };
 }
 
 const DEFAULT_REPAIR_INTERVAL_MS = 15_000;
@@ -76,14 +84,16 @@ export class StateResolver {
     const parking = { ...DEFAULT_PARKING_LIMITS, ...deps.parking };
     const serverName = deps.identity.serverName;
     const inboundPolicy = { ...DEFAULT_INBOUND_POLICY_LIMITS, ...deps.policyServer?.inbound };
+    const unanswering = new UnansweringPolicyServers(deps.policyServer?.inboundQuietMs ?? DEFAULT_INBOUND_QUIET_MS);
     const budgeted = budgetedFederation(deps.federation, parking.perCallMs);
     const budgetedApi = new FederationApi(budgeted);
-    this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, budgetedApi, serverName, gapFill, new PolicyServerSignatures(deps.store, budgeted, serverName, inboundPolicy));
+    this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, budgetedApi, serverName, gapFill, new PolicyServerSignatures(deps.store, budgeted, serverName, inboundPolicy, unanswering));
     // A received event that needs a new policy-server signature is parked like one that needs its gap filled.
     const refused = remoteIoRefused();
-    const partitionPath = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, new FederationApi(refused), serverName, gapFill, new PolicyServerSignatures(deps.store, refused, serverName, inboundPolicy));
+    const partitionPath = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, new FederationApi(refused), serverName, gapFill, new PolicyServerSignatures(deps.store, refused, serverName, inboundPolicy, unanswering));
     this.parking = new RoomParking(deps.bus, deps.topology, partitionPath, this.inbound, locks, parking);
-    const outboundPolicy = new PolicyServerSignatures(deps.store, deps.federation, serverName, { ...DEFAULT_OUTBOUND_POLICY_LIMITS, ...deps.policyServer?.outbound });
+    const outboundLimits = withinCommandTimeout({ ...DEFAULT_OUTBOUND_POLICY_LIMITS, ...deps.policyServer?.outbound }, deps.topology.createEvent.command.timeoutMs);
+    const outboundPolicy = new PolicyServerSignatures(deps.store, deps.federation, serverName, outboundLimits);
     this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, deps.keyRing, api, transactions, serverName, outboundPolicy);
     const invites = new InviteChecks(deps.store, this.timeline, deps.keyRing, deps.identity.serverName, deps.inviteRateLimit);
     this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey, invites);
