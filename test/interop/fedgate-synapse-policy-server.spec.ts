@@ -3,7 +3,8 @@
 // anything that mentions spam) joins a fedgate room and is named in `m.room.policy`: fedgate and Synapse both
 // ask it before sending, and each accepts the other's signed events. A second room names Synapse itself, which
 // is no policy server (Synapse 1.163 never asks itself and serves no /sign): fedgate soft-fails Synapse's unsigned
-// events there and refuses its own users' sends with Synapse's answer.
+// events there and refuses its own users' sends with Synapse's answer. Synapse never asks for its membership
+// changes: fedgate asks on receipt, and soft-fails what the policy server will not sign.
 import { Preset, type MatrixClient } from 'matrix-js-sdk';
 import { encodeUnpaddedBase64, generateSigningKey, POLICY_SERVER_KEY_ID, redactedSigningText, verifyPolicyServerSignature } from '@fedgate/protocol';
 import { MaliciousHttpsServer, openInstanceStore, type InterceptedRequest, type SynapseUser } from '@fedgate/testing';
@@ -104,6 +105,59 @@ describe('fedgate and Synapse in rooms with a policy server', () => {
       const { event_id: later } = await aliceClient.sendTextMessage(roomId, 'Synapse after the refusal');
       await peers.bridge.waitForEvent((e) => e.event_id === later, WAIT_MS);
       expect(peers.bridge.received.events((e) => e.room_id === roomId && e.content?.body === 'spam from Synapse')).toHaveLength(0);
+    });
+  });
+
+  describe("Synapse's membership changes, which it sends without asking", () => {
+    let roomId: string;
+    let carol: SynapseUser;
+    let carolClient: MatrixClient;
+
+    beforeAll(async () => {
+      ({ room_id: roomId } = await bobClient.createRoom({ room_version: ROOM_VERSION, preset: Preset.PublicChat }));
+      await aliceClient.joinRoom(roomId, { viaServers: [peers.fedgate.serverName] });
+      await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(alice.userId, 'join')(e), WAIT_MS);
+      await policyServer.joinRoom(peers.fedgate.serverName, roomId, 'policy');
+      await eventually(() => aliceClient.getJoinedRoomMembers(roomId), (r) => policyServer.evil.user('policy') in (r?.joined ?? {}));
+      const policy = { via: policyServer.name, public_keys: { ed25519: encodeUnpaddedBase64(policyKey.publicKey) } };
+      const { event_id: policyEventId } = await bobClient.sendStateEvent(roomId, 'm.room.policy' as never, policy as never, '');
+      await eventSeenBy(aliceClient, roomId, policyEventId);
+      carol = await peers.synapse.registerUser('carol');
+      carolClient = matrixClientFor(peers.synapse, carol);
+    }, 120_000);
+
+    it('a join Synapse sent unsigned: fedgate asks the policy server on receipt, it signs, the join is accepted', async () => {
+      // Synapse is resident already (alice), so carol's join is one of its local events: sent without a signature.
+      await carolClient.joinRoom(roomId);
+      const join = await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(carol.userId, 'join')(e), WAIT_MS);
+      expect(signRequests.filter((r) => r.from === peers.fedgate.serverName && (r.body as { state_key?: string }).state_key === carol.userId)).toHaveLength(1);
+      const store = await openInstanceStore(peers.fedgate);
+      try {
+        expect((await store.events.get(join.event_id as string))?.status).toBe('accepted');
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('a profile change the policy server will not sign is soft-failed by fedgate, with the reason, and never reaches the bridge', async () => {
+      await carolClient.setDisplayName('carol the spammer');
+      const store = await openInstanceStore(peers.fedgate);
+      try {
+        const refused = await eventually(
+          async () => (await store.audit.query({ direction: 'out', destination: policyServer.name, reason: 'M_FORBIDDEN', limit: 100 })).filter((r) => (r.details as { roomId?: string }).roomId === roomId),
+          (records) => Array.isArray(records) && records.length > 0,
+        );
+        const eventId = (refused[0]!.details as { eventId: string }).eventId;
+        const record = await eventually(() => store.events.get(eventId), (r) => typeof r === 'object' && r !== null && 'status' in r);
+        expect(record).toMatchObject({ status: 'soft_failed', reason: expect.stringMatching(/^policy_server: no ed25519:policy_server signature from .*refused: M_FORBIDDEN The message appears to contain possible spam$/) });
+        expect(peers.bridge.received.events((e) => e.event_id === eventId)).toHaveLength(0);
+        // fedgate's current state keeps carol's join; Synapse's has the new name.
+        const state = await bobClient.roomState(roomId);
+        expect(state.find((e) => e.type === 'm.room.member' && e.state_key === carol.userId)?.content).not.toMatchObject({ displayname: 'carol the spammer' });
+      } finally {
+        await store.close();
+      }
+      expect((await aliceClient.getStateEvent(roomId, 'm.room.member', carol.userId)).displayname).toBe('carol the spammer');
     });
   });
 
