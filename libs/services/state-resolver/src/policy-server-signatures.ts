@@ -2,6 +2,7 @@
 // signed by it before they are sent (a refusal refuses the client's request, nothing kept), and events from
 // other servers without its valid signature are soft-failed once it has been asked again and still did not sign.
 import { LRUCache } from 'lru-cache';
+import { Counter, Registry } from 'prom-client';
 import { FederationClientError, FederationHttpError } from '@fedgate/federation-client';
 import {
   isExemptFromPolicyServer,
@@ -64,6 +65,20 @@ export class UnansweringPolicyServers {
 }
 
 export const DEFAULT_INBOUND_QUIET_MS = 30_000;
+
+export type PolicyOutcome = 'signed' | 'already_signed' | 'refused' | 'invalid_answer' | 'unreachable' | 'not_asked';
+
+/**
+ * `fedgate_room_policy_server_events_total{event, outcome}`: events of ours (`ours`) and received ones (`received`)
+ * in rooms using a policy server, by what came of the signature. Closed label sets only, never a server or room.
+ */
+export function policyServerEventsCounter(registry: Registry = new Registry()): Counter<'event' | 'outcome'> {
+  const name = 'fedgate_room_policy_server_events_total';
+  return (
+    (registry.getSingleMetric(name) as Counter<'event' | 'outcome'> | undefined) ??
+    new Counter({ name, help: "Events in rooms using a policy server, ours or received, by what came of the policy server's signature", labelNames: ['event', 'outcome'], registers: [registry] })
+  );
+}
 /** For received events the spec asks for a new signature once; parked PDUs clamp it further to their budget. */
 export const DEFAULT_INBOUND_POLICY_LIMITS: PolicySigningLimits = { timeoutMs: 10_000, attempts: 1, retryDelayMs: 0 };
 
@@ -107,6 +122,7 @@ export class PolicyServerSignatures {
     private readonly limits: PolicySigningLimits,
     /** Received events only: servers not asked again for a while after leaving a request unanswered. */
     private readonly unanswering?: UnansweringPolicyServers,
+    private readonly counted: Counter<'event' | 'outcome'> = policyServerEventsCounter(),
   ) {}
 
   /** The room's policy server per its current state (`state`) and the servers joined there now. */
@@ -132,6 +148,7 @@ export class PolicyServerSignatures {
     const policyServer = await this.requiredSigner(roomId, pdu, state);
     if (!policyServer) return pdu;
     const signing = await this.requestSignature(policyServer, roomId, eventId, pdu, rules);
+    this.counted.inc({ event: 'ours', outcome: signing.ok ? 'signed' : signing.kind });
     if (signing.ok) return signing.pdu;
     throw new CommandRefusal(signing.errcode, signing.error, signing.status, signing.extra);
   }
@@ -144,12 +161,17 @@ export class PolicyServerSignatures {
     const policyServer = await this.requiredSigner(roomId, pdu, state);
     if (!policyServer) return { ok: true, pdu };
     const carried = verifyPolicyServerSignature(pdu, rules, policyServer.via, policyServer.publicKey);
-    if (carried.valid) return { ok: true, pdu };
+    if (carried.valid) {
+      this.counted.inc({ event: 'received', outcome: 'already_signed' });
+      return { ok: true, pdu };
+    }
     const { via } = policyServer;
     if (this.unanswering?.has(via)) {
+      this.counted.inc({ event: 'received', outcome: 'not_asked' });
       return { ok: false, reason: `policy_server: ${carried.reason}, and ${via} left a signing request unanswered within the last ${this.unanswering.quietMs} ms: not asked again yet` };
     }
     const signing = await this.requestSignature(policyServer, roomId, eventId, pdu, rules);
+    this.counted.inc({ event: 'received', outcome: signing.ok ? 'signed' : signing.kind });
     if (signing.ok) return signing;
     if (signing.kind === 'unreachable') this.unanswering?.mark(via);
     return { ok: false, reason: `policy_server: ${carried.reason}, and asked again ${via} ${signing.kind === 'refused' ? 'refused' : 'gave none'}: ${signing.errcode} ${signing.error}` };

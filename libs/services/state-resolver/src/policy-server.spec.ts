@@ -2,6 +2,7 @@
 // received events without its valid signature are soft-failed. The policy server is an in-test one on b.test,
 // which also has a joined user, as the spec requires for the room to be using it.
 import { encodeUnpaddedBase64, generateSigningKey, POLICY_SERVER_KEY_ID, redactedSigningText, roomVersionRules, verifyPolicyServerSignature, type Pdu, type SigningKey } from '@fedgate/protocol';
+import { Registry } from 'prom-client';
 import { busTopology, type InboundPdu } from '@fedgate/bus';
 import { EventBuilder } from './event-builder';
 import { DEFAULT_OUTBOUND_POLICY_LIMITS, withinCommandTimeout } from './policy-server-signatures';
@@ -17,6 +18,9 @@ describe('policy servers (participant)', () => {
   const psKey = generateSigningKey('policy_server');
   const psPublic = encodeUnpaddedBase64(psKey.publicKey);
   let behaviour: (request: PeerRequest) => Promise<Answer>;
+  let metrics: Registry;
+  const counted = async (labels: { event: string; outcome: string }) =>
+    (await metrics.getSingleMetricAsString('fedgate_room_policy_server_events_total')).split('\n').find((l) => l.includes(`event="${labels.event}"`) && l.includes(`outcome="${labels.outcome}"`))?.split(' ')[1];
   const asked: PeerRequest[] = [];
 
   const signatureOf = (event: Record<string, unknown>, key: SigningKey = psKey) => encodeUnpaddedBase64(key.sign(Buffer.from(redactedSigningText(event, '12'), 'utf8')));
@@ -24,7 +28,8 @@ describe('policy servers (participant)', () => {
 
   beforeEach(async () => {
     network = new TestNetwork();
-    a = await network.add('a.test', { policyServer: { outbound: { timeoutMs: 200, retryDelayMs: 10 }, inbound: { timeoutMs: 200 }, inboundQuietMs: 60_000 } });
+    metrics = new Registry();
+    a = await network.add('a.test', { metrics, policyServer: { outbound: { timeoutMs: 200, retryDelayMs: 10 }, inbound: { timeoutMs: 200 }, inboundQuietMs: 60_000 } });
     b = await network.add('b.test');
     asked.length = 0;
     behaviour = signs;
@@ -71,6 +76,7 @@ describe('policy servers (participant)', () => {
       expect(record.pdu.signatures['a.test']).toBeDefined();
       expect(a.published.find((e) => e.eventId === eventId)!.event.signatures).toHaveProperty(['b.test', POLICY_SERVER_KEY_ID]);
       expect(await signAudits()).toEqual([expect.objectContaining({ outcome: 'ok', reason: 'policy_server_signed' })]);
+      expect(await counted({ event: 'ours', outcome: 'signed' })).toBe('1');
     });
 
     it('signs membership and other state events too (all but the m.room.policy state event)', async () => {
@@ -230,6 +236,7 @@ describe('policy servers (participant)', () => {
       expect(record.reason).toMatch(/^policy_server: no ed25519:policy_server signature from b\.test, and asked again b\.test refused: M_FORBIDDEN spam$/);
       expect(a.published.find((e) => e.eventId === inbound.eventId)!.outcome).toBe('soft-failed');
       expect(await a.store.rooms.getForwardExtremities(roomId)).not.toContain(inbound.eventId);
+      expect(await counted({ event: 'received', outcome: 'refused' })).toBe('1');
     });
 
     it('an invalid signature and a policy server that never answers: asked once, bounded, then soft-failed', async () => {

@@ -2,6 +2,7 @@
 import { nak, partitionsForReplica, type Bus, type BusSubscription, type BusTopology, type CommandSpec, type CommandSubject, type RepairCommand, type RepairReply } from '@fedgate/bus';
 import { FederationApi, type FederationHttpClient, type KeyRing } from '@fedgate/federation-client';
 import { PartitionOwnership, type ElasticOwnership } from '@fedgate/platform';
+import type { Registry } from 'prom-client';
 import type { Store } from '@fedgate/store';
 import { clientTransactionLog, type ClientTransactionLog } from './client-transactions';
 import { EventBuilder, type ServerSigner } from './event-builder';
@@ -15,6 +16,7 @@ import {
   DEFAULT_INBOUND_QUIET_MS,
   DEFAULT_OUTBOUND_POLICY_LIMITS,
   PolicyServerSignatures,
+  policyServerEventsCounter,
   UnansweringPolicyServers,
   withinCommandTimeout,
   type PolicySigningLimits,
@@ -48,6 +50,8 @@ export interface StateResolverDeps {
   inviteRateLimit?: InviteRateLimit;
   /** Requests to rooms' policy servers: for our own events (`outbound`) and for received ones (`inbound`, within the parking budget). */
   policyServer?: { outbound?: Partial<PolicySigningLimits>; inbound?: Partial<PolicySigningLimits>; inboundQuietMs?: number };
+  /** The process's Prometheus registry (counters of policy-server outcomes); none: counted in a private one. */
+  metrics?: Registry | null;
 }
 
 const DEFAULT_REPAIR_INTERVAL_MS = 15_000;
@@ -85,15 +89,16 @@ export class StateResolver {
     const serverName = deps.identity.serverName;
     const inboundPolicy = { ...DEFAULT_INBOUND_POLICY_LIMITS, ...deps.policyServer?.inbound };
     const unanswering = new UnansweringPolicyServers(deps.policyServer?.inboundQuietMs ?? DEFAULT_INBOUND_QUIET_MS);
+    const policyCounter = policyServerEventsCounter(deps.metrics ?? undefined);
     const budgeted = budgetedFederation(deps.federation, parking.perCallMs);
     const budgetedApi = new FederationApi(budgeted);
-    this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, budgetedApi, serverName, gapFill, new PolicyServerSignatures(deps.store, budgeted, serverName, inboundPolicy, unanswering));
+    this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, budgetedApi, serverName, gapFill, new PolicyServerSignatures(deps.store, budgeted, serverName, inboundPolicy, unanswering, policyCounter));
     // A received event that needs a new policy-server signature is parked like one that needs its gap filled.
     const refused = remoteIoRefused();
-    const partitionPath = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, new FederationApi(refused), serverName, gapFill, new PolicyServerSignatures(deps.store, refused, serverName, inboundPolicy, unanswering));
+    const partitionPath = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, new FederationApi(refused), serverName, gapFill, new PolicyServerSignatures(deps.store, refused, serverName, inboundPolicy, unanswering, policyCounter));
     this.parking = new RoomParking(deps.bus, deps.topology, partitionPath, this.inbound, locks, parking);
     const outboundLimits = withinCommandTimeout({ ...DEFAULT_OUTBOUND_POLICY_LIMITS, ...deps.policyServer?.outbound }, deps.topology.createEvent.command.timeoutMs);
-    const outboundPolicy = new PolicyServerSignatures(deps.store, deps.federation, serverName, outboundLimits);
+    const outboundPolicy = new PolicyServerSignatures(deps.store, deps.federation, serverName, outboundLimits, undefined, policyCounter);
     this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, deps.keyRing, api, transactions, serverName, outboundPolicy);
     const invites = new InviteChecks(deps.store, this.timeline, deps.keyRing, deps.identity.serverName, deps.inviteRateLimit);
     this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey, invites);

@@ -39,6 +39,7 @@ export interface TestServerOptions {
   /** Start the bus consumers and command servers (else tests call the handlers directly). */
   start?: boolean;
   policyServer?: StateResolverDeps['policyServer'];
+  metrics?: StateResolverDeps['metrics'];
 }
 
 export class TestNetwork {
@@ -192,7 +193,7 @@ export class TestServer {
     };
     // As a gateway with a chat platform claiming every local user: invites for users no service claims are refused.
     await store.appServices.register({ ...TEST_APP_SERVICE, namespaces: { users: [{ exclusive: false, regex: `@.*:${name.replace(/\./g, '\\.')}` }], aliases: [], rooms: [] } });
-    const resolver = new StateResolver({ store, bus, topology, identity: { serverName: name, signingKey: key }, federation: federation as never, keyRing: network.keyRing(), gapFill: options.gapFill, parking: options.parking, policyServer: options.policyServer });
+    const resolver = new StateResolver({ store, bus, topology, identity: { serverName: name, signingKey: key }, federation: federation as never, keyRing: network.keyRing(), gapFill: options.gapFill, parking: options.parking, policyServer: options.policyServer, metrics: options.metrics });
     const server = new TestServer(name, key, store, bus, topology, resolver, dir);
     const publish = bus.publish.bind(bus);
     bus.publish = (async (subject: string, data: unknown, opts: { messageId: string }) => {
