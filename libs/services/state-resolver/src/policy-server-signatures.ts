@@ -15,7 +15,7 @@ import {
   type RoomVersionRules,
 } from '@fedgate/protocol';
 import { policyServerOf, POLICY_STATE_KEY, toRoomEvent, type RoomPolicyServer } from '@fedgate/room-state';
-import type { Store } from '@fedgate/store';
+import { pduWithRedaction, type Store } from '@fedgate/store';
 import { CommandRefusal, describeError } from './errors';
 import { answerWithin, RemoteBudgetSpent, RemoteIoNeeded, type FederationCalls } from './remote-budget';
 
@@ -129,7 +129,8 @@ export class PolicyServerSignatures {
   async policyServerOf(roomId: string, state: ReadonlyMap<string, string>): Promise<RoomPolicyServer> {
     const policyId = state.get(POLICY_STATE_KEY);
     const record = policyId === undefined ? undefined : await this.store.events.get(policyId);
-    const policyEvent = record ? toRoomEvent(record.pdu, record.eventId) : undefined;
+    // A redacted m.room.policy keeps no content (redaction preserves none of it): the room then uses no policy server.
+    const policyEvent = record ? toRoomEvent(pduWithRedaction(record, (await this.store.rooms.get(roomId))?.roomVersion), record.eventId) : undefined;
     return policyServerOf(policyEvent, policyEvent ? await this.store.rooms.getJoinedServers(roomId) : []);
   }
 

@@ -164,6 +164,16 @@ describe('policy servers (participant)', () => {
     });
   });
 
+  it('a redacted m.room.policy turns the policy server off (redaction keeps none of its content)', async () => {
+    const roomId = await policedRoom();
+    const policyId = (await a.resolver.reader.currentState(roomId))!.get('m.room.policy\u0000')!;
+    expect(await a.send(roomId, '@alice:a.test', 'm.room.redaction', { redacts: policyId })).toMatchObject({ ok: true });
+    asked.length = 0;
+    network.down.add('b.test');
+    expect(await a.send(roomId, '@alice:a.test', 'm.room.message', { body: 'x' })).toMatchObject({ ok: true });
+    expect(asked).toHaveLength(0);
+  });
+
   describe('older policy servers and the command timeout', () => {
     it("asks MSC4284's unstable path when the stable one is unknown there, and uses its signature", async () => {
       const roomId = await policedRoom();
