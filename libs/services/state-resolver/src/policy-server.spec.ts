@@ -164,6 +164,39 @@ describe('policy servers (participant)', () => {
     });
   });
 
+  it("an invite to another server's user is signed before the invitee sees it, and keeps the signature whatever the invitee answers with", async () => {
+    const roomId = await policedRoom();
+    const c = await network.add('c.test');
+    const honest = c.resolver.handshakes.receiveInvite.bind(c.resolver.handshakes);
+    let seenByInvitee: Pdu | undefined;
+    c.resolver.handshakes.receiveInvite = async (command) => {
+      seenByInvitee = command.event as unknown as Pdu;
+      const reply = await honest(command);
+      if (!reply.ok) return reply;
+      const { 'b.test': _dropped, ...others } = (reply.event as { signatures: Record<string, unknown> }).signatures;
+      return { ...reply, event: { ...reply.event, signatures: others } as never };
+    };
+    const invite = await a.send(roomId, '@alice:a.test', 'm.room.member', { membership: 'invite' }, { stateKey: '@carol:c.test' });
+    expect(invite.ok).toBe(true);
+    expect(verifyPolicyServerSignature(seenByInvitee!, '12', 'b.test', psPublic)).toEqual({ valid: true });
+    const record = await stored(invite.ok ? invite.eventId : '');
+    expect(verifyPolicyServerSignature(record.pdu, '12', 'b.test', psPublic)).toEqual({ valid: true });
+    expect(record.pdu.signatures['c.test']).toBeDefined();
+  });
+
+  it('an invite the policy server refuses never reaches the invitee', async () => {
+    const roomId = await policedRoom();
+    const c = await network.add('c.test');
+    let invited = false;
+    c.resolver.handshakes.receiveInvite = async () => {
+      invited = true;
+      return { ok: false, errcode: 'M_FORBIDDEN', error: 'unexpected', status: 403 };
+    };
+    behaviour = async () => ({ status: 400, body: { errcode: 'M_FORBIDDEN', error: 'no invites from here' } });
+    expect(await a.send(roomId, '@alice:a.test', 'm.room.member', { membership: 'invite' }, { stateKey: '@carol:c.test' })).toEqual({ ok: false, errcode: 'M_FORBIDDEN', error: 'no invites from here', status: 400 });
+    expect(invited).toBe(false);
+  });
+
   it('a redacted m.room.policy turns the policy server off (redaction keeps none of its content)', async () => {
     const roomId = await policedRoom();
     const policyId = (await a.resolver.reader.currentState(roomId))!.get('m.room.policy\u0000')!;
