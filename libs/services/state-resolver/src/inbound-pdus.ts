@@ -158,17 +158,17 @@ export class InboundPduHandler {
     if (evaluation.status === 'rejected' && stillUnknown && stillUnknown.length > 0) {
       evaluation = { ...evaluation, reason: `${AUTH_EVENTS_UNAVAILABLE}: ${stillUnknown.join(', ')} not known here and not served by ${origin} (${unavailable.why}); ${evaluation.reason}` };
     }
-    return this.timeline.commit(await this.checkPolicyServer(await this.timeline.softFail(evaluation)), { local: false });
+    // Current state is loaded once for both checks against it.
+    const current = evaluation.status === 'accepted' ? await this.timeline.currentState(roomId) : undefined;
+    return this.timeline.commit(await this.checkPolicyServer(await this.timeline.softFail(evaluation, current), current), { local: false });
   }
 
   /**
    * Check 7 on receipt (spec v1.18): in a room using a policy server, an event it has not validly signed (asked
    * again once) is soft-failed with the reason. Only what passed the other checks is looked at.
    */
-  private async checkPolicyServer(evaluation: Evaluation): Promise<Evaluation> {
-    if (!this.policy || evaluation.status !== 'accepted') return evaluation;
-    const current = await this.timeline.currentState(evaluation.roomId);
-    if (!current) return evaluation;
+  private async checkPolicyServer(evaluation: Evaluation, current: Map<string, string> | undefined): Promise<Evaluation> {
+    if (!this.policy || evaluation.status !== 'accepted' || !current) return evaluation;
     const verdict = await this.policy.checkReceived(evaluation.roomId, evaluation.eventId, evaluation.pdu, evaluation.rules, current);
     return verdict.ok ? { ...evaluation, pdu: verdict.pdu } : { ...evaluation, status: 'soft_failed', reason: verdict.reason };
   }
