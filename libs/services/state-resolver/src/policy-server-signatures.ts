@@ -1,8 +1,7 @@
 // Honouring a room's policy server (spec v1.18, server-server API "Policy Servers"): this server's events are
 // signed by it before they are sent (a refusal refuses the client's request, nothing kept), and events from
 // other servers without its valid signature are soft-failed once it has been asked again and still did not sign.
-import { LRUCache } from 'lru-cache';
-import { Counter, Registry } from 'prom-client';
+import type { Counter } from 'prom-client';
 import { FederationClientError, FederationHttpError } from '@fedgate/federation-client';
 import {
   isExemptFromPolicyServer,
@@ -17,70 +16,8 @@ import {
 import { policyServerOf, POLICY_STATE_KEY, toRoomEvent, type RoomPolicyServer } from '@fedgate/room-state';
 import { pduWithRedaction, type Store } from '@fedgate/store';
 import { CommandRefusal, describeError } from './errors';
+import { policyServerEventsCounter, type PolicySigningLimits, type UnansweringPolicyServers } from './policy-server-limits';
 import { answerWithin, RemoteBudgetSpent, RemoteIoNeeded, type FederationCalls } from './remote-budget';
-
-export interface PolicySigningLimits {
-  /** Longest one signing request may take. */
-  timeoutMs: number;
-  /** Requests per event, counting the first; only failures that may pass (timeouts, 5xx, unreachable) are retried. */
-  attempts: number;
-  /** Pause before a retry. */
-  retryDelayMs: number;
-}
-
-/** For local events; fitted within the create-event command's timeout by `withinCommandTimeout`. */
-export const DEFAULT_OUTBOUND_POLICY_LIMITS: PolicySigningLimits = { timeoutMs: 3_500, attempts: 2, retryDelayMs: 500 };
-
-/**
- * Limits whose worst case (every attempt timing out) ends well before the command's own timeout (10 s for
- * create-event), so a policy server that never answers gives the client its 502 rather than a 504 and a retry.
- */
-export function withinCommandTimeout(limits: PolicySigningLimits, commandTimeoutMs: number): PolicySigningLimits {
-  const room = commandTimeoutMs * 0.8 - limits.retryDelayMs * (limits.attempts - 1);
-  return { ...limits, timeoutMs: Math.max(1, Math.min(limits.timeoutMs, Math.floor(room / limits.attempts))) };
-}
-
-/**
- * Policy servers that lately left a signing request for a received event unanswered: further received events are
- * soft-failed without asking until `quietMs` has passed, so a silent policy server costs one timeout per quiet
- * period rather than one per event (a flood of unsigned events would otherwise hold the room's parked queue).
- */
-export class UnansweringPolicyServers {
-  private readonly servers: LRUCache<string, true>;
-
-  constructor(
-    readonly quietMs: number,
-    max = 10_000,
-  ) {
-    this.servers = new LRUCache<string, true>({ max, ttl: quietMs });
-  }
-
-  mark(via: string): void {
-    this.servers.set(via, true);
-  }
-
-  has(via: string): boolean {
-    return this.servers.has(via);
-  }
-}
-
-export const DEFAULT_INBOUND_QUIET_MS = 30_000;
-
-export type PolicyOutcome = 'signed' | 'already_signed' | 'refused' | 'invalid_answer' | 'unreachable' | 'not_asked';
-
-/**
- * `fedgate_room_policy_server_events_total{event, outcome}`: events of ours (`ours`) and received ones (`received`)
- * in rooms using a policy server, by what came of the signature. Closed label sets only, never a server or room.
- */
-export function policyServerEventsCounter(registry: Registry = new Registry()): Counter<'event' | 'outcome'> {
-  const name = 'fedgate_room_policy_server_events_total';
-  return (
-    (registry.getSingleMetric(name) as Counter<'event' | 'outcome'> | undefined) ??
-    new Counter({ name, help: "Events in rooms using a policy server, ours or received, by what came of the policy server's signature", labelNames: ['event', 'outcome'], registers: [registry] })
-  );
-}
-/** For received events the spec asks for a new signature once; parked PDUs clamp it further to their budget. */
-export const DEFAULT_INBOUND_POLICY_LIMITS: PolicySigningLimits = { timeoutMs: 10_000, attempts: 1, retryDelayMs: 0 };
 
 export type PolicySigning =
   | { ok: true; pdu: Pdu }

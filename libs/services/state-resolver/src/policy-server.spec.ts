@@ -5,7 +5,7 @@ import { encodeUnpaddedBase64, generateSigningKey, POLICY_SERVER_KEY_ID, redacte
 import { Registry } from 'prom-client';
 import { busTopology, type InboundPdu } from '@fedgate/bus';
 import { EventBuilder } from './event-builder';
-import { DEFAULT_OUTBOUND_POLICY_LIMITS, withinCommandTimeout } from './policy-server-signatures';
+import { DEFAULT_OUTBOUND_POLICY_LIMITS, withinCommandTimeout } from './policy-server-limits';
 import type { PeerRequest } from './testing/test-server';
 import { TestNetwork, type TestServer } from './testing/test-server';
 

@@ -15,12 +15,12 @@ import {
   DEFAULT_INBOUND_POLICY_LIMITS,
   DEFAULT_INBOUND_QUIET_MS,
   DEFAULT_OUTBOUND_POLICY_LIMITS,
-  PolicyServerSignatures,
   policyServerEventsCounter,
   UnansweringPolicyServers,
   withinCommandTimeout,
   type PolicySigningLimits,
-} from './policy-server-signatures';
+} from './policy-server-limits';
+import { PolicyServerSignatures } from './policy-server-signatures';
 import { RemoteBackfill } from './remote-backfill';
 import { budgetedFederation, remoteIoRefused } from './remote-budget';
 import { RemoteMembership } from './remote-membership';
