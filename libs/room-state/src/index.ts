@@ -14,3 +14,4 @@ export * from './replay';
 export { verifyThirdPartyInviteSignature, thirdPartyInvitePublicKeys } from './third-party-invite';
 export * from './history-visibility';
 export * from './space-hierarchy';
+export * from './policy-server/room-policy-server';

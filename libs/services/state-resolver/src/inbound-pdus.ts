@@ -16,10 +16,11 @@ import type { Store } from '@fedgate/store';
 import { describeError, MissingStateError, PoisonMessageError } from './errors';
 import { OutOfBandMembership } from './out-of-band-membership';
 import { OutlierImporter } from './outliers';
+import type { PolicyServerSignatures } from './policy-server-signatures';
 import { auditRefused } from './refused-events';
 import { RemoteIoNeeded } from './remote-budget';
 import type { RoomLocks } from './room-locks';
-import { RoomTimeline, type Committed } from './room-timeline';
+import { RoomTimeline, type Committed, type Evaluation } from './room-timeline';
 import { toStoreStateMap } from './state-keys';
 
 export interface GapFillLimits {
@@ -59,6 +60,8 @@ export class InboundPduHandler {
     private readonly api: FederationApi,
     private readonly serverName: string,
     private readonly limits: GapFillLimits = DEFAULT_GAP_FILL_LIMITS,
+    /** The room's policy server: events without its valid signature are soft-failed (absent: not honoured). */
+    private readonly policy?: PolicyServerSignatures,
   ) {
     this.importer = new OutlierImporter(store, keyRing);
     this.outOfBand = new OutOfBandMembership(store, timeline, serverName);
@@ -155,7 +158,19 @@ export class InboundPduHandler {
     if (evaluation.status === 'rejected' && stillUnknown && stillUnknown.length > 0) {
       evaluation = { ...evaluation, reason: `${AUTH_EVENTS_UNAVAILABLE}: ${stillUnknown.join(', ')} not known here and not served by ${origin} (${unavailable.why}); ${evaluation.reason}` };
     }
-    return this.timeline.commit(await this.timeline.softFail(evaluation), { local: false });
+    // Current state is loaded once for both checks against it.
+    const current = evaluation.status === 'accepted' ? await this.timeline.currentState(roomId) : undefined;
+    return this.timeline.commit(await this.checkPolicyServer(await this.timeline.softFail(evaluation, current), current), { local: false });
+  }
+
+  /**
+   * Check 7 on receipt (spec v1.18): in a room using a policy server, an event it has not validly signed (asked
+   * again once) is soft-failed with the reason. Only what passed the other checks is looked at.
+   */
+  private async checkPolicyServer(evaluation: Evaluation, current: Map<string, string> | undefined): Promise<Evaluation> {
+    if (!this.policy || evaluation.status !== 'accepted' || !current) return evaluation;
+    const verdict = await this.policy.checkReceived(evaluation.roomId, evaluation.eventId, evaluation.pdu, evaluation.rules, current);
+    return verdict.ok ? { ...evaluation, pdu: verdict.pdu } : { ...evaluation, status: 'soft_failed', reason: verdict.reason };
   }
 
   /**

@@ -9,6 +9,7 @@ import { pduWithRedaction, type Store } from '@fedgate/store';
 import type { ClientTransactionLog } from './client-transactions';
 import { badJson, CommandRefusal, describeError, forbidden, notFound } from './errors';
 import type { EventBuilder, BuiltEvent } from './event-builder';
+import type { PolicyServerSignatures } from './policy-server-signatures';
 import { hasRedactPower, redactsOf } from './redactions';
 import type { RoomLocks } from './room-locks';
 import { ClientTransactionTaken, type RoomTimeline } from './room-timeline';
@@ -53,6 +54,8 @@ export class LocalEvents {
     private readonly api: FederationApi,
     private readonly transactions: ClientTransactionLog,
     private readonly serverName: string,
+    /** The room's policy server, asked to sign each event before it is kept or sent (absent: rooms' policy servers are not honoured). */
+    private readonly policy?: PolicyServerSignatures,
   ) {}
 
   async onCommand(command: CreateEventCommand): Promise<CreateEventReply> {
@@ -129,6 +132,11 @@ export class LocalEvents {
       let evaluation = await this.timeline.evaluate(built.eventId, built.pdu, rules);
       if (evaluation.status !== 'accepted') throw forbidden(evaluation.reason ?? 'not allowed');
       if (built.pdu.type === 'm.room.redaction') await this.checkRedaction(built.pdu, rules, current);
+      // Before anything is kept or sent: a refusal refuses the request and leaves nothing behind (the spec's "discarded").
+      if (this.policy) {
+        built = { ...built, pdu: await this.policy.signLocal(command.roomId, built.eventId, built.pdu, rules, current) };
+        evaluation = { ...evaluation, pdu: built.pdu };
+      }
       if (this.isRemoteInvite(command)) {
         built = await this.inviteRemote(built, rules, current);
         evaluation = { ...evaluation, pdu: built.pdu };
@@ -186,7 +194,10 @@ export class LocalEvents {
       await this.auditFailedInvite(destination, roomId, built.eventId, started, 200, 'rejected', 'invite_answer_unverified', refusal.message);
       throw refusal;
     }
-    return { eventId: built.eventId, pdu: { ...built.pdu, signatures: valid[0].pdu.signatures } as Pdu };
+    // The invitee adds its signature; ours and the policy server's stay whatever its answer carries.
+    const signatures: Record<string, Record<string, string>> = { ...(valid[0].pdu.signatures as Record<string, Record<string, string>>) };
+    for (const [server, sigs] of Object.entries(built.pdu.signatures ?? {})) signatures[server] = { ...signatures[server], ...sigs };
+    return { eventId: built.eventId, pdu: { ...built.pdu, signatures } as Pdu };
   }
 
   /** An invite that did not go through leaves a queryable record of where, when and why. */

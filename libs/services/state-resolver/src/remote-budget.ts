@@ -67,7 +67,8 @@ export function budgetedFederation(inner: FederationCalls, perCallMs: number, no
   };
 }
 
-function answerWithin<T>(answer: Promise<T>, timeoutMs: number, timedOut: () => Error, signal: AbortSignal | undefined, aborted: () => Error): Promise<T> {
+/** `answer`, or `timedOut()` after `timeoutMs`, or `aborted()` when `signal` aborts: whichever comes first. */
+export function answerWithin<T>(answer: Promise<T>, timeoutMs: number, timedOut: () => Error, signal: AbortSignal | undefined, aborted: () => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(aborted());
     const timer = setTimeout(() => reject(timedOut()), timeoutMs);

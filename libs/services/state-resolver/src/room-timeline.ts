@@ -234,10 +234,10 @@ export class RoomTimeline {
     return [...records.values()].filter((r) => r.roomId !== roomId);
   }
 
-  /** Check against the room's current state; a failure soft-fails the event. */
-  async softFail(evaluation: Evaluation): Promise<Evaluation> {
+  /** Check against the room's current state (`current`, when the caller loaded it already); a failure soft-fails the event. */
+  async softFail(evaluation: Evaluation, current?: Map<string, string>): Promise<Evaluation> {
     if (evaluation.status !== 'accepted') return evaluation;
-    const current = await this.currentState(evaluation.roomId);
+    current ??= await this.currentState(evaluation.roomId);
     if (!current) return evaluation;
     await this.loadAuthState(evaluation.graph, evaluation.event, current, evaluation.rules);
     const verdict = checkSoftFail(evaluation.event, current, evaluation.graph.lookup, evaluation.rules);

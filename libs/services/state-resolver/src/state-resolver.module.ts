@@ -4,6 +4,7 @@ import {
   BUS_TOPOLOGY,
   FEDERATION_CLIENT,
   KEY_RING,
+  METRICS_REGISTRY,
   SERVER_IDENTITY,
   STORE,
   elasticOwnershipFor,
@@ -18,6 +19,7 @@ import type { FedgateConfig } from '@fedgate/config';
 import { FEDGATE_CONFIG, SERVICE_LOGGER } from '@fedgate/service-kit';
 import { setOwnedPartitions } from '@fedgate/telemetry';
 import pino, { type Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { RoomReader } from './room-reader';
 import { StateResolver } from './state-resolver';
 
@@ -30,7 +32,17 @@ const silentLogger = pino({ level: 'silent' });
   providers: [
     {
       provide: STATE_RESOLVER,
-      inject: [STORE, BUS, BUS_TOPOLOGY, SERVER_IDENTITY, FEDERATION_CLIENT, KEY_RING, { token: FEDGATE_CONFIG, optional: true }, { token: SERVICE_LOGGER, optional: true }],
+      inject: [
+        STORE,
+        BUS,
+        BUS_TOPOLOGY,
+        SERVER_IDENTITY,
+        FEDERATION_CLIENT,
+        KEY_RING,
+        { token: FEDGATE_CONFIG, optional: true },
+        { token: SERVICE_LOGGER, optional: true },
+        { token: METRICS_REGISTRY, optional: true },
+      ],
       useFactory: (
         store: Store,
         bus: Bus,
@@ -40,6 +52,7 @@ const silentLogger = pino({ level: 'silent' });
         keyRing: KeyRing,
         config: FedgateConfig | undefined,
         logger: Logger | undefined,
+        metrics: Registry | null | undefined,
       ) =>
         new StateResolver({
           store,
@@ -51,6 +64,7 @@ const silentLogger = pino({ level: 'silent' });
           replica: config?.replicas.stateResolver,
           elastic: elasticOwnershipFor(config, store, 'state-resolver', (logger ?? silentLogger).child({ component: 'state-resolver-ownership' })),
           parking: config ? { budgetMs: config.partitions.parkedBudgetMs } : undefined,
+          metrics,
         }),
     },
     { provide: RoomReader, inject: [STORE], useFactory: (store: Store) => new RoomReader(store) },

@@ -2,6 +2,7 @@
 import { nak, partitionsForReplica, type Bus, type BusSubscription, type BusTopology, type CommandSpec, type CommandSubject, type RepairCommand, type RepairReply } from '@fedgate/bus';
 import { FederationApi, type FederationHttpClient, type KeyRing } from '@fedgate/federation-client';
 import { PartitionOwnership, type ElasticOwnership } from '@fedgate/platform';
+import type { Registry } from 'prom-client';
 import type { Store } from '@fedgate/store';
 import { clientTransactionLog, type ClientTransactionLog } from './client-transactions';
 import { EventBuilder, type ServerSigner } from './event-builder';
@@ -10,6 +11,16 @@ import { LocalEvents } from './local-events';
 import { InviteChecks } from './invite-checks';
 import { InviteRateLimit } from './invite-rate-limit';
 import { MembershipHandshakes } from './membership-handshakes';
+import {
+  DEFAULT_INBOUND_POLICY_LIMITS,
+  DEFAULT_INBOUND_QUIET_MS,
+  DEFAULT_OUTBOUND_POLICY_LIMITS,
+  policyServerEventsCounter,
+  UnansweringPolicyServers,
+  withinCommandTimeout,
+  type PolicySigningLimits,
+} from './policy-server-limits';
+import { PolicyServerSignatures } from './policy-server-signatures';
 import { RemoteBackfill } from './remote-backfill';
 import { budgetedFederation, remoteIoRefused } from './remote-budget';
 import { RemoteMembership } from './remote-membership';
@@ -37,6 +48,10 @@ export interface StateResolverDeps {
   repairIntervalMs?: number;
   /** Invites accepted per remote server (default DEFAULT_INVITE_RATE_LIMIT). */
   inviteRateLimit?: InviteRateLimit;
+  /** Requests to rooms' policy servers: for our own events (`outbound`) and for received ones (`inbound`, within the parking budget). */
+  policyServer?: { outbound?: Partial<PolicySigningLimits>; inbound?: Partial<PolicySigningLimits>; inboundQuietMs?: number };
+  /** The process's Prometheus registry (counters of policy-server outcomes); none: counted in a private one. */
+  metrics?: Registry | null;
 }
 
 const DEFAULT_REPAIR_INTERVAL_MS = 15_000;
@@ -71,11 +86,20 @@ export class StateResolver {
     this.reader = new RoomReader(deps.store);
     const gapFill = deps.gapFill ?? DEFAULT_GAP_FILL_LIMITS;
     const parking = { ...DEFAULT_PARKING_LIMITS, ...deps.parking };
-    const budgetedApi = new FederationApi(budgetedFederation(deps.federation, parking.perCallMs));
-    this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, budgetedApi, deps.identity.serverName, gapFill);
-    const partitionPath = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, new FederationApi(remoteIoRefused()), deps.identity.serverName, gapFill);
+    const serverName = deps.identity.serverName;
+    const inboundPolicy = { ...DEFAULT_INBOUND_POLICY_LIMITS, ...deps.policyServer?.inbound };
+    const unanswering = new UnansweringPolicyServers(deps.policyServer?.inboundQuietMs ?? DEFAULT_INBOUND_QUIET_MS);
+    const policyCounter = policyServerEventsCounter(deps.metrics ?? undefined);
+    const budgeted = budgetedFederation(deps.federation, parking.perCallMs);
+    const budgetedApi = new FederationApi(budgeted);
+    this.inbound = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, budgetedApi, serverName, gapFill, new PolicyServerSignatures(deps.store, budgeted, serverName, inboundPolicy, unanswering, policyCounter));
+    // A received event that needs a new policy-server signature is parked like one that needs its gap filled.
+    const refused = remoteIoRefused();
+    const partitionPath = new InboundPduHandler(deps.store, this.timeline, locks, deps.keyRing, new FederationApi(refused), serverName, gapFill, new PolicyServerSignatures(deps.store, refused, serverName, inboundPolicy, unanswering, policyCounter));
     this.parking = new RoomParking(deps.bus, deps.topology, partitionPath, this.inbound, locks, parking);
-    this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, deps.keyRing, api, transactions, deps.identity.serverName);
+    const outboundLimits = withinCommandTimeout({ ...DEFAULT_OUTBOUND_POLICY_LIMITS, ...deps.policyServer?.outbound }, deps.topology.createEvent.command.timeoutMs);
+    const outboundPolicy = new PolicyServerSignatures(deps.store, deps.federation, serverName, outboundLimits, undefined, policyCounter);
+    this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, deps.keyRing, api, transactions, serverName, outboundPolicy);
     const invites = new InviteChecks(deps.store, this.timeline, deps.keyRing, deps.identity.serverName, deps.inviteRateLimit);
     this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey, invites);
     this.remoteMembership = new RemoteMembership(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity, this.localEvents);

@@ -27,8 +27,18 @@ export interface JoinedRoom {
   state: Map<string, string>;
 }
 
+/** A request this server got, for `intercept`: answer it (or return undefined to let MaliciousServer answer). */
+export interface InterceptedRequest {
+  from: string;
+  method: string;
+  path: string;
+  body: unknown;
+}
+
 export class MaliciousHttpsServer {
   readonly transactions: ReceivedTransaction[] = [];
+  /** Endpoints beyond the federation API (e.g. `/_matrix/policy/v1/sign` of an in-test policy server). */
+  intercept?: (request: InterceptedRequest) => Promise<{ status: number; body: unknown } | undefined>;
   private readonly dispatcher: Agent;
 
   private constructor(
@@ -136,6 +146,8 @@ export class MaliciousHttpsServer {
     } catch {
       // answered anyway: this server checks nothing
     }
+    const intercepted = await this.intercept?.({ from, method: req.method ?? 'GET', path: url.pathname, body });
+    if (intercepted) return intercepted;
     const segments = url.pathname.split('/').slice(3).map(decodeURIComponent);
     if (segments[1] === 'send' && req.method === 'PUT') {
       const t = (body ?? {}) as { pdus?: Record<string, unknown>[]; edus?: Record<string, unknown>[] };

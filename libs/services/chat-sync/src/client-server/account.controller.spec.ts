@@ -1,7 +1,7 @@
 import type { FedgateConfig } from '@fedgate/config';
 import type { ServerIdentity, Store } from '@fedgate/platform';
 import { ApplicationServiceRegistry, type AppServiceRegistration } from '../registration';
-import { AccountController } from './account.controller';
+import { AccountController, VersionsController } from './account.controller';
 
 const serverName = 'hs.test';
 const registration: AppServiceRegistration = {
@@ -56,5 +56,15 @@ describe('POST /register for an application service', () => {
     expect(answer).toEqual({ user_id: '@_chat_bob:hs.test' });
     expect(JSON.stringify(answer)).not.toContain(registration.asToken);
     expect(created).toEqual(['@_chat_bob:hs.test']);
+  });
+});
+
+describe('GET /versions', () => {
+  // docs/spec-versions.md: v1.16 needs DELETE /profile/{userId}/{keyName} and m.profile_fields, v1.17 /login's
+  // M_APPSERVICE_LOGIN_UNSUPPORTED, v1.18 invite blocking (M_INVITE_BLOCKED); none is claimed before it is there.
+  it('advertises v1.13 to v1.15 and nothing later', () => {
+    const { versions } = new VersionsController().versions();
+    expect(versions.slice(-4)).toEqual(['v1.12', 'v1.13', 'v1.14', 'v1.15']);
+    expect(versions).not.toContain('v1.18');
   });
 });

@@ -9,14 +9,17 @@ import { CHAT_SYNC_REGISTRY } from '../tokens';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from './requester';
 import { CLIENT_PATHS } from './paths';
 
+/**
+ * The spec versions whose application service API, client-server endpoints fedgate serves and server-server
+ * behaviour are implemented; docs/spec-versions.md checks each one and names what keeps v1.16 and later out.
+ */
+export const SUPPORTED_SPEC_VERSIONS = ['r0.6.1', 'v1.1', 'v1.2', 'v1.3', 'v1.4', 'v1.5', 'v1.6', 'v1.7', 'v1.8', 'v1.9', 'v1.10', 'v1.11', 'v1.12', 'v1.13', 'v1.14', 'v1.15'];
+
 @Controller('_matrix/client')
 export class VersionsController {
   @Get('versions')
   versions() {
-    return {
-      versions: ['r0.6.1', 'v1.1', 'v1.2', 'v1.3', 'v1.4', 'v1.5', 'v1.6', 'v1.7', 'v1.8', 'v1.9', 'v1.10', 'v1.11', 'v1.12'],
-      unstable_features: {},
-    };
+    return { versions: SUPPORTED_SPEC_VERSIONS, unstable_features: {} };
   }
 }
 

@@ -43,4 +43,11 @@ describe('RoomCommands when the room service is slow or absent', () => {
   it('defect 4: answers 503 when no room service is there', async () => {
     await expect(new RoomCommands(bus, topology).createEvent(command)).rejects.toMatchObject({ status: 503, errcode: 'M_UNKNOWN' });
   });
+
+  it("a policy server's refusal reaches the client as it gave it, a rate limit with its retry_after_ms", async () => {
+    served = await bus.serve(topology.createEvent.command, async () => ({ ok: false as const, errcode: 'M_LIMIT_EXCEEDED', error: 'slow down', status: 429, retry_after_ms: 1500 }) as never);
+    const failure = (await new RoomCommands(bus, topology).createEvent(command).catch((error: unknown) => error)) as MatrixError;
+    expect(failure).toBeInstanceOf(MatrixError);
+    expect({ status: failure.status, body: failure.toBody() }).toEqual({ status: 429, body: { errcode: 'M_LIMIT_EXCEEDED', error: 'slow down', retry_after_ms: 1500 } });
+  });
 });

@@ -71,6 +71,8 @@ export class RoomCommands {
   }
 }
 
-function refusal(reply: { errcode: string; error: string; status?: number }): MatrixError {
-  return new MatrixError(reply.status ?? statusByErrcode[reply.errcode] ?? 500, reply.errcode, reply.error);
+function refusal(reply: { errcode: string; error: string; status?: number; retry_after_ms?: unknown }): MatrixError {
+  // A rate limit passed on from further away (a room's policy server) keeps its retry_after_ms.
+  const extra = typeof reply.retry_after_ms === 'number' ? { retry_after_ms: reply.retry_after_ms } : undefined;
+  return new MatrixError(reply.status ?? statusByErrcode[reply.errcode] ?? 500, reply.errcode, reply.error, extra);
 }

@@ -9,7 +9,7 @@ import { generateSigningKey, type SigningKey, type VerifyKeyLookup } from '@fedg
 import { openSqliteStore, type Store } from '@fedgate/store';
 import type { GapFillLimits } from '../inbound-pdus';
 import type { ParkingLimits } from '../room-parking';
-import { StateResolver } from '../state-resolver';
+import { StateResolver, type StateResolverDeps } from '../state-resolver';
 
 /** A federation request as a peer on the test network receives it. */
 export interface PeerRequest {
@@ -38,6 +38,8 @@ export interface TestServerOptions {
   topology?: TopologyConfig;
   /** Start the bus consumers and command servers (else tests call the handlers directly). */
   start?: boolean;
+  policyServer?: StateResolverDeps['policyServer'];
+  metrics?: StateResolverDeps['metrics'];
 }
 
 export class TestNetwork {
@@ -46,6 +48,8 @@ export class TestNetwork {
   /** Servers that do not answer (as if down). */
   readonly down = new Set<string>();
   readonly requests: Array<{ from: string; to: string; method: string; path: string }> = [];
+  /** In-test policy servers: answer `/_matrix/policy/*` sent to a server name (its other requests go where they would). */
+  readonly policyServers = new Map<string, (request: PeerRequest) => Promise<{ status: number; body: unknown }>>();
 
   keyRing(): KeyRing {
     return {
@@ -60,6 +64,12 @@ export class TestNetwork {
 
   async route(from: string, to: string, method: 'GET' | 'PUT' | 'POST', fullPath: string, body: unknown, options: RequestOptions): Promise<{ status: number; body: unknown }> {
     this.requests.push({ from, to, method, path: fullPath });
+    const policyServer = this.policyServers.get(to);
+    if (policyServer && fullPath.startsWith('/_matrix/policy/') && !this.down.has(to)) {
+      const answer = await policyServer({ from, method, path: fullPath, segments: fullPath.split('/').slice(3), query: options.query ?? {}, body });
+      if (answer.status >= 400) throw new FederationHttpError(answer.status, answer.body, to);
+      return answer;
+    }
     const peer = this.peers.get(to);
     if (peer && !this.down.has(to)) {
       const answer = await peer.answer({ from, method, path: fullPath, segments: fullPath.split('/').slice(3).map(decodeURIComponent), query: options.query ?? {}, body });
@@ -183,7 +193,7 @@ export class TestServer {
     };
     // As a gateway with a chat platform claiming every local user: invites for users no service claims are refused.
     await store.appServices.register({ ...TEST_APP_SERVICE, namespaces: { users: [{ exclusive: false, regex: `@.*:${name.replace(/\./g, '\\.')}` }], aliases: [], rooms: [] } });
-    const resolver = new StateResolver({ store, bus, topology, identity: { serverName: name, signingKey: key }, federation: federation as never, keyRing: network.keyRing(), gapFill: options.gapFill, parking: options.parking });
+    const resolver = new StateResolver({ store, bus, topology, identity: { serverName: name, signingKey: key }, federation: federation as never, keyRing: network.keyRing(), gapFill: options.gapFill, parking: options.parking, policyServer: options.policyServer, metrics: options.metrics });
     const server = new TestServer(name, key, store, bus, topology, resolver, dir);
     const publish = bus.publish.bind(bus);
     bus.publish = (async (subject: string, data: unknown, opts: { messageId: string }) => {
