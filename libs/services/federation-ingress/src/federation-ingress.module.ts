@@ -26,6 +26,7 @@ import { PolicyMetrics } from './governance/policy-metrics';
 import { PolicyServerController, PolicyServerEnabledGuard } from './governance/policy-server.controller';
 import { POLICY_SERVER_SETTINGS, policyServerSettings } from './governance/policy-server-settings';
 import { PolicySigner } from './governance/policy-signer';
+import { PolicyServerAcls } from './governance/policy-server-acls';
 
 const controllers = [KeyController, TransactionController, RoomReadController, MembershipController, QueryController, UserKeysController, PolicyServerController, ...mediaControllers];
 /** The limiter with the configured limits (config first, then the module options), counting when it bites. */
@@ -58,6 +59,7 @@ const services: Provider[] = [
   PolicyMetrics,
   PolicySigner,
   PolicyServerEnabledGuard,
+  PolicyServerAcls,
 ];
 
 /**

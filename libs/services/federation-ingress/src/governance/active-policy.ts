@@ -20,6 +20,7 @@ export class ActivePolicy implements OnModuleInit, OnModuleDestroy {
   private fileStamp = '';
   private timer?: NodeJS.Timeout;
   private reloading?: Promise<PolicyReload>;
+  private readonly appliedListeners: Array<(policy: CompiledPolicy) => void> = [];
 
   constructor(
     @Inject(POLICY_SERVER_SETTINGS) readonly settings: PolicyServerSettings,
@@ -35,6 +36,11 @@ export class ActivePolicy implements OnModuleInit, OnModuleDestroy {
   /** The policy in force (undefined when this server is no policy server). */
   get policy(): CompiledPolicy | undefined {
     return this.current;
+  }
+
+  /** Called after a new version comes into force (not at start). */
+  onApplied(listener: (policy: CompiledPolicy) => void): void {
+    this.appliedListeners.push(listener);
   }
 
   get key(): SigningKey | undefined {
@@ -89,6 +95,7 @@ export class ActivePolicy implements OnModuleInit, OnModuleDestroy {
     this.current = next;
     this.logger.info({ file, policyVersion: next.policyVersion, previousPolicyVersion: previous.policyVersion }, 'policy server: new policy in force');
     await this.auditReload('ok', next.policyVersion, 'policy_applied', { file, previousPolicyVersion: previous.policyVersion });
+    for (const listener of this.appliedListeners) listener(next);
     return { outcome: 'applied', policyVersion: next.policyVersion };
   }
 

@@ -7,7 +7,9 @@ import type { Store } from '@fedgate/store';
 import pino from 'pino';
 import { auditOnceRecorded, INGRESS_NAME, ROOM_VERSION, seedRoom, signedEvent, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
 import { ActivePolicy } from './active-policy';
+import type { BusSubscription, CreateEventCommand, CreateEventReply } from '@fedgate/bus';
 import { PolicyMetrics } from './policy-metrics';
+import { PolicyServerAcls } from './policy-server-acls';
 
 const PROTECTED = '!protected:ingress.test';
 const OTHER_KEY_ROOM = '!otherkey:ingress.test';
@@ -25,7 +27,7 @@ async function refusal(promise: Promise<unknown>): Promise<{ status: number; err
   throw new Error('expected the request to be refused');
 }
 
-const policyYaml = (otherServer: string, version = 1) => `
+const policyYaml = (otherServer: string, version = 1, protectedExtra = '') => `
 version: ${version}
 servers:
   - id: deny-other
@@ -37,6 +39,11 @@ rooms:
     rooms: ["!protected:*"]
     attachments: { mimetypes: ["image/*"], maxBytes: 1000000 }
     keywords: { deny: ["buy now"] }
+${protectedExtra}
+  - id: acl-rooms
+    rooms: ["!acl*"]
+    servers: { deny: ["deny-by-room.example"] }
+    serverAcl: true
 `;
 
 describe('policy server: /_matrix/policy/v1/sign and /.well-known/matrix/policy_server', () => {
@@ -46,6 +53,9 @@ describe('policy server: /_matrix/policy/v1/sign and /.well-known/matrix/policy_
   let active: ActivePolicy;
   let protectedEvents: string[];
   let elsewhereEvents: string[];
+  /** create-event commands (server ACLs) answered in place of state-resolver. */
+  const sent: CreateEventCommand[] = [];
+  let served: BusSubscription;
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'fedgate-policy-server-'));
@@ -53,6 +63,10 @@ describe('policy server: /_matrix/policy/v1/sign and /.well-known/matrix/policy_
     writeFileSync(policyFile, policyYaml('placeholder.invalid'));
     h = await startIngress({ policyServer: { enabled: true, policyFile, keyPath: path.join(dir, 'policy_server.key'), reloadIntervalMs: 60_000 } });
     active = h.app.get(ActivePolicy);
+    served = await h.bus.serve<CreateEventCommand, CreateEventReply>(h.topology.createEvent.command, (command) => {
+      sent.push(command);
+      return { ok: true, eventId: `$acl${sent.length}` };
+    });
     writeFileSync(policyFile, policyYaml(h.other.serverName));
     await active.reload();
     const naming = (key: string) => [{ type: 'm.room.policy', state_key: '', content: { via: INGRESS_NAME, public_keys: { ed25519: key } } }];
@@ -63,6 +77,7 @@ describe('policy server: /_matrix/policy/v1/sign and /.well-known/matrix/policy_
   }, 60_000);
 
   afterAll(async () => {
+    await served.stop();
     await h.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -172,11 +187,36 @@ describe('policy server: /_matrix/policy/v1/sign and /.well-known/matrix/policy_
     expect(await refusal(ask(pdu))).toMatchObject({ status: 400, errcode: 'M_BAD_JSON' });
   });
 
+  it('turns the policy into m.room.server_acl in opted-in rooms, sent by a local member with the power, once per policy version', async () => {
+    {
+      await seedRoom(h, '!acl:ingress.test', [h.remote.user('alice')]);
+      const matching = { allow: ['*'], deny: ['deny-by-room.example'], allow_ip_literals: true };
+      await seedRoom(h, '!acl-done:ingress.test', [h.remote.user('alice')], [{ type: 'm.room.server_acl', state_key: '', content: matching }]);
+      await seedRoom(h, '!acl-powerless:ingress.test', [h.remote.user('alice')], [{ type: 'm.room.power_levels', state_key: '', content: { users: { [h.remote.user('alice')]: 100 }, state_default: 50 } }]);
+      const outcomes = await h.app.get(PolicyServerAcls).applyAll();
+      expect(outcomes).toEqual(
+        expect.arrayContaining([
+          { roomId: '!acl:ingress.test', outcome: 'sent', eventId: '$acl1', rule: 'acl-rooms' },
+          { roomId: '!acl-done:ingress.test', outcome: 'unchanged', reason: expect.any(String) },
+          { roomId: '!acl-powerless:ingress.test', outcome: 'failed', reason: expect.stringContaining('power level 50') },
+        ]),
+      );
+      // The other server's name carries a port, which ACLs cannot express: left out, not turned into a wrong glob.
+      expect(sent).toEqual([{ roomId: '!acl:ingress.test', sender: `@creator:${INGRESS_NAME}`, type: 'm.room.server_acl', stateKey: '', content: matching, txnId: expect.stringMatching(/^policy-acl-[0-9a-f]{32}$/) }]);
+      const [record] = await h.store.audit.query({ roomId: '!acl:ingress.test', rule: 'acl-rooms' });
+      expect(record).toMatchObject({ reason: 'server_acl_from_policy', eventId: '$acl1', policyVersion: active.policy!.policyVersion });
+    }
+  });
+
   it('applies a changed policy file at run time, and refuses a bad one keeping the old, with the reason audited', async () => {
     const old = active.policy!.policyVersion;
-    writeFileSync(policyFile, policyYaml(h.other.serverName, 2) + '    eventTypes: { deny: ["m.room.message"] }\n');
+    writeFileSync(policyFile, policyYaml(h.other.serverName, 2, '    eventTypes: { deny: ["m.room.message"] }'));
+    const aclsBefore = sent.length;
     expect(await active.reload()).toMatchObject({ outcome: 'applied' });
     const applied = active.policy!.policyVersion;
+    // A new policy version brings the opted-in rooms' ACLs in line again (here the fake room service stored none).
+    while (sent.length === aclsBefore) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(sent.at(-1)!.txnId).not.toBe(sent[aclsBefore - 1]!.txnId);
     expect(applied).not.toBe(old);
     const { eventId, pdu } = event({ content: { body: 'after the change' } });
     expect(await refusal(ask(pdu))).toMatchObject({ status: 400, errcode: 'M_FORBIDDEN' });
