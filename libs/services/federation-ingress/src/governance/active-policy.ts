@@ -9,6 +9,7 @@ import { PolicyError, type CompiledPolicy, type SigningKey } from '@fedgate/prot
 import { SERVICE_LOGGER } from '@fedgate/service-kit';
 import type { Logger } from 'pino';
 import { ensurePolicyKey } from './policy-key';
+import { PolicyMetrics } from './policy-metrics';
 import { POLICY_SERVER_SETTINGS, type PolicyServerSettings } from './policy-server-settings';
 
 export type PolicyReload = { outcome: 'unchanged' | 'applied'; policyVersion: string } | { outcome: 'refused'; policyVersion: string; problems: string[] };
@@ -27,6 +28,7 @@ export class ActivePolicy implements OnModuleInit, OnModuleDestroy {
     @Inject(STORE) private readonly store: Store,
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
     @Inject(SERVICE_LOGGER) private readonly logger: Logger,
+    private readonly metrics: PolicyMetrics,
   ) {}
 
   get enabled(): boolean {
@@ -88,11 +90,13 @@ export class ActivePolicy implements OnModuleInit, OnModuleDestroy {
     } catch (error) {
       const problems = error instanceof PolicyError ? error.problems : [String(error)];
       this.logger.error({ file, problems, keptPolicyVersion: previous.policyVersion }, 'policy server: new policy refused, the previous one stays in force');
+      this.metrics.reloads.inc({ outcome: 'refused' });
       await this.auditReload('rejected', previous.policyVersion, 'policy_invalid', { file, problems });
       return { outcome: 'refused', policyVersion: previous.policyVersion, problems };
     }
     if (next.hash === previous.hash) return { outcome: 'unchanged', policyVersion: previous.policyVersion };
     this.current = next;
+    this.metrics.reloads.inc({ outcome: 'applied' });
     this.logger.info({ file, policyVersion: next.policyVersion, previousPolicyVersion: previous.policyVersion }, 'policy server: new policy in force');
     await this.auditReload('ok', next.policyVersion, 'policy_applied', { file, previousPolicyVersion: previous.policyVersion });
     for (const listener of this.appliedListeners) listener(next);

@@ -247,6 +247,7 @@ describe('policy server start', () => {
       {} as Store,
       { serverName: 'fg.test', signingKey: federationKey, allKeys: [federationKey] },
       pino({ level: 'silent' }),
+      new PolicyMetrics(),
     );
 
   it('answers 404 M_UNRECOGNIZED when not enabled, before any authentication', async () => {
