@@ -74,7 +74,10 @@ export class PolicyServerAcls implements OnApplicationBootstrap, OnModuleDestroy
       return record?.pdu as unknown as RoomEvent | undefined;
     };
     const current = await eventAt('m.room.server_acl');
-    if (current && canonicalJson(current.content) === canonicalJson(plan.acl.content)) return { roomId, outcome: 'unchanged', reason: 'the ACL already matches the policy' };
+    if (current && canonicalJson(current.content) === canonicalJson(plan.acl.content)) {
+      await this.recordIfUnrecorded(current, state.get(stateTupleKey('m.room.server_acl', ''))!, roomId, plan.acl.rule, policy);
+      return { roomId, outcome: 'unchanged', reason: 'the ACL already matches the policy' };
+    }
     const [create, powerLevels] = [await eventAt('m.room.create'), await eventAt('m.room.power_levels')];
     const needed = requiredPowerLevel('m.room.server_acl', true, powerLevelsOf(powerLevels, rules));
     const sender = await this.localMemberWithPower(state, (userId) => userPowerLevel(userId, powerLevels, create, rules) >= needed);
@@ -83,6 +86,23 @@ export class PolicyServerAcls implements OnApplicationBootstrap, OnModuleDestroy
     const reply: CreateEventReply = await this.bus.request(this.topology.createEvent.subjectFor(roomId), command);
     if (!reply.ok) return { roomId, outcome: 'failed', reason: `${reply.errcode}: ${reply.error}` };
     this.logger.info({ roomId, eventId: reply.eventId, rule: plan.acl.rule, policyVersion: policy.policyVersion, skipped: plan.acl.skipped }, 'policy server: server ACL updated from the policy');
+    await this.record({ roomId, eventId: reply.eventId, sender, rule: plan.acl.rule, policy, details: { content: plan.acl.content as unknown as JsonObject, skipped: plan.acl.skipped } });
+    return { roomId, outcome: 'sent', eventId: reply.eventId, rule: plan.acl.rule };
+  }
+
+  /**
+   * The ACL event and its audit record are two writes: a crash between them leaves an ACL we sent without its
+   * record. The next pass finds the room's ACL matching and writes the record then, marked recovered.
+   */
+  private async recordIfUnrecorded(current: RoomEvent, id: string, roomId: string, rule: string, policy: CompiledPolicy): Promise<void> {
+    if (!current.sender.endsWith(`:${this.identity.serverName}`)) return;
+    const recorded = await this.store.audit.query({ roomId, rule, reason: 'server_acl_from_policy', limit: 1000 });
+    if (recorded.some((r) => r.eventId === id)) return;
+    await this.record({ roomId, eventId: id, sender: current.sender, rule, policy, details: { content: current.content as JsonObject, recovered: true } });
+  }
+
+  private async record(entry: { roomId: string; eventId: string; sender: string; rule: string; policy: CompiledPolicy; details: JsonObject }): Promise<void> {
+    const { roomId, eventId, sender, rule, policy, details } = entry;
     await this.store.audit
       .append({
         direction: 'out',
@@ -96,14 +116,13 @@ export class PolicyServerAcls implements OnApplicationBootstrap, OnModuleDestroy
         outcome: 'ok',
         reason: 'server_acl_from_policy',
         roomId,
-        eventId: reply.eventId,
+        eventId,
         sender,
-        rule: plan.acl.rule,
+        rule,
         policyVersion: policy.policyVersion,
-        details: { content: plan.acl.content as unknown as JsonObject, skipped: plan.acl.skipped },
+        details,
       })
       .catch((err: unknown) => this.logger.error({ err }, 'could not write the audit record of a server ACL update'));
-    return { roomId, outcome: 'sent', eventId: reply.eventId, rule: plan.acl.rule };
   }
 
   private async localMemberWithPower(state: Map<string, string>, hasPower: (userId: string) => boolean): Promise<string | undefined> {

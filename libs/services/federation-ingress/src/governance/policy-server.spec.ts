@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FederationHttpError } from '@fedgate/federation-client';
 import { generateSigningKey, redactedSigningText, serializeSigningKeyFile, SigningKey, VerifyKey, type JsonObject } from '@fedgate/protocol';
-import type { Store } from '@fedgate/store';
+import { stateTupleKey, type Store } from '@fedgate/store';
 import pino from 'pino';
 import { auditOnceRecorded, INGRESS_NAME, ROOM_VERSION, seedRoom, signedEvent, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
 import { ActivePolicy } from './active-policy';
@@ -56,6 +56,7 @@ describe('policy server: /_matrix/policy/v1/sign and /.well-known/matrix/policy_
   /** create-event commands (server ACLs) answered in place of state-resolver. */
   const sent: CreateEventCommand[] = [];
   let served: BusSubscription;
+  let failNextAcl = false;
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'fedgate-policy-server-'));
@@ -65,6 +66,10 @@ describe('policy server: /_matrix/policy/v1/sign and /.well-known/matrix/policy_
     active = h.app.get(ActivePolicy);
     served = await h.bus.serve<CreateEventCommand, CreateEventReply>(h.topology.createEvent.command, (command) => {
       sent.push(command);
+      if (failNextAcl) {
+        failNextAcl = false;
+        return { ok: false, errcode: 'M_UNKNOWN', error: 'the room service timed out' };
+      }
       return { ok: true, eventId: `$acl${sent.length}` };
     });
     writeFileSync(policyFile, policyYaml(h.other.serverName));
@@ -206,6 +211,32 @@ describe('policy server: /_matrix/policy/v1/sign and /.well-known/matrix/policy_
       const [record] = await h.store.audit.query({ roomId: '!acl:ingress.test', rule: 'acl-rooms' });
       expect(record).toMatchObject({ reason: 'server_acl_from_policy', eventId: '$acl1', policyVersion: active.policy!.policyVersion });
     }
+  });
+
+  it('retries a server ACL whose command failed under the same transaction ID (so a late success is not sent twice)', async () => {
+    await seedRoom(h, '!acl-retry:ingress.test', [h.remote.user('alice')]);
+    const acls = h.app.get(PolicyServerAcls);
+    const before = sent.length;
+    failNextAcl = true;
+    const first = await acls.applyAll();
+    expect(first).toEqual(expect.arrayContaining([{ roomId: '!acl-retry:ingress.test', outcome: 'failed', reason: expect.stringContaining('timed out') }]));
+    const second = await acls.applyAll();
+    expect(second).toEqual(expect.arrayContaining([expect.objectContaining({ roomId: '!acl-retry:ingress.test', outcome: 'sent' })]));
+    const forRoom = sent.slice(before).filter((c) => c.roomId === '!acl-retry:ingress.test');
+    expect(forRoom).toHaveLength(2);
+    expect(forRoom[1]!.txnId).toBe(forRoom[0]!.txnId);
+  });
+
+  it('writes the audit record of an ACL we sent whose record a crash lost (the ACL event and the record are two writes)', async () => {
+    const content = { allow: ['*'], deny: ['deny-by-room.example'], allow_ip_literals: true };
+    const { stateEventIds } = await seedRoom(h, '!acl-crashed:ingress.test', [h.remote.user('alice')], [{ type: 'm.room.server_acl', state_key: '', content }]);
+    const aclEventId = stateEventIds.get(stateTupleKey('m.room.server_acl', ''))!;
+    expect(await h.store.audit.query({ roomId: '!acl-crashed:ingress.test' })).toEqual([]);
+    await h.app.get(PolicyServerAcls).applyAll();
+    const [record] = await h.store.audit.query({ roomId: '!acl-crashed:ingress.test', reason: 'server_acl_from_policy' });
+    expect(record).toMatchObject({ eventId: aclEventId, rule: 'acl-rooms', details: { recovered: true } });
+    await h.app.get(PolicyServerAcls).applyAll();
+    expect(await h.store.audit.query({ roomId: '!acl-crashed:ingress.test', reason: 'server_acl_from_policy' })).toHaveLength(1);
   });
 
   it('applies a changed policy file at run time, and refuses a bad one keeping the old, with the reason audited', async () => {
