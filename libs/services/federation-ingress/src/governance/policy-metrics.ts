@@ -5,7 +5,7 @@ import { METRICS_REGISTRY } from '@fedgate/platform';
 import { Counter, Registry } from 'prom-client';
 
 /** Refusals made before any rule is looked at. */
-export const PRE_POLICY_RULES = ['invalid_event', 'not_protected', 'unsigned_event', 'foreign_references'] as const;
+export const PRE_POLICY_RULES = ['invalid_event', 'not_protected', 'server_acl', 'unsigned_event', 'foreign_references'] as const;
 
 @Injectable()
 export class PolicyMetrics {

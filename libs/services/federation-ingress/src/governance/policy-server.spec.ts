@@ -168,6 +168,16 @@ describe('policy server: /_matrix/policy/v1/sign and /.well-known/matrix/policy_
     expect(await refusal(ask(pdu))).toMatchObject({ status: 404, errcode: 'M_NOT_FOUND' });
   });
 
+  it("answers 403 M_FORBIDDEN to a server the room's server ACL denies", async () => {
+    const roomId = '!protected-acl-denied:ingress.test';
+    const naming = { type: 'm.room.policy', state_key: '', content: { via: INGRESS_NAME, public_keys: { ed25519: active.key!.publicKeyBase64 } } };
+    const acl = { type: 'm.room.server_acl', state_key: '', content: { allow: ['*'], deny: [h.remote.serverName.split(':')[0]!] } };
+    await seedRoom(h, roomId, [], [naming, acl]);
+    const { pdu } = event({ room_id: roomId, prev_events: [] });
+    expect(await refusal(ask(pdu))).toMatchObject({ status: 403, errcode: 'M_FORBIDDEN', error: expect.stringContaining('server ACL') });
+    expect(await metric('server_acl', 'refuse')).toBe(1);
+  });
+
   it('refuses an event whose room_id lies: it names the protected room but follows events of another room', async () => {
     const { pdu } = event({ prev_events: [elsewhereEvents.at(-1)!] });
     expect(await refusal(ask(pdu))).toMatchObject({ status: 400, errcode: 'M_FORBIDDEN', error: expect.stringContaining('another room') });

@@ -9,6 +9,7 @@ import { encodeUnpaddedBase64, evaluatePolicy, redactedSigningText, RateWindows,
 import { MatrixError } from '@fedgate/service-kit';
 import { LRUCache } from 'lru-cache';
 import type { PolicyAuditNotes } from '../federation-request';
+import { RoomAccess } from '../auth/room-access';
 import { RoomReads } from '../rooms/room-reads';
 import { ActivePolicy } from './active-policy';
 import { PolicyMetrics } from './policy-metrics';
@@ -39,6 +40,7 @@ export class PolicySigner {
     @Inject(KEY_RING) private readonly keyRing: KeyRing,
     private readonly active: ActivePolicy,
     private readonly metrics: PolicyMetrics,
+    private readonly access: RoomAccess,
   ) {
     this.reads = new RoomReads(store);
   }
@@ -68,6 +70,8 @@ export class PolicySigner {
     if (!roomId) return refuse('invalid_event', MatrixError.badJson('The event has no room_id'), about);
     const version = await this.protectedRoomVersion(roomId, key.publicKeyBase64);
     if (!version) return refuse('not_protected', MatrixError.notFound('The room is not known or is not protected by this policy server'), about);
+    // The spec lets a policy server apply the room's server ACL to the asker (403); we track the room, so we do.
+    if (!(await this.access.aclAllows(roomId, origin))) return refuse('server_acl', MatrixError.forbidden(`Server ${origin} is denied by the room's server ACL`), about);
 
     const [checked] = await verifyRemoteEvents(this.keyRing, [event], { roomVersion: version, roomId });
     if (!checked?.ok) {
