@@ -142,5 +142,12 @@ ${extra}`;
     const refusedByKeyword = lines.find((l) => l.rule === 'partner-rooms/keywords')!;
     expect(refusedByKeyword).toMatchObject({ decision: 'refused', event_id });
     expect(refusedByKeyword.policy_version).not.toBe(lines.find((l) => l.rule === 'partner-rooms')!.policy_version);
+
+    // `npx fedgate policy test` with the deployment's config names the same rule for the same event.
+    const eventFile = path.join(dir, 'event.json');
+    writeFileSync(eventFile, JSON.stringify(await pduAtA(event_id)));
+    const tested = spawnSync(node, [path.join(root, 'tools', 'cli', 'bin', 'fedgate.js'), 'policy', 'test', eventFile, '--config', a.configPath, '--json'], { cwd: root, encoding: 'utf8' });
+    expect(tested.status).toBe(3);
+    expect(JSON.parse(tested.stdout)).toMatchObject({ outcome: 'refuse', rule: 'partner-rooms/keywords', policy_version: refusedByKeyword.policy_version });
   }, 60_000);
 });
