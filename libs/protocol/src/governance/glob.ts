@@ -26,10 +26,17 @@ export function globMatches(pattern: string, text: string): boolean {
   return p === pattern.length;
 }
 
-/** A list of globs, with the ones without wildcards looked up in a set. */
+/**
+ * A list of globs. Those without wildcards, `*suffix` and `prefix*` (most server and domain globs) are looked up in
+ * sets, one lookup per position of the text; only the others are matched one by one. So a list of thousands of
+ * globs costs about the length of the text, not the number of globs.
+ */
 export class GlobList {
-  private readonly exact = new Set<string>();
+  private readonly exact = new Map<string, string>();
+  private readonly suffixes = new Map<string, string>();
+  private readonly prefixes = new Map<string, string>();
   private readonly wild: string[] = [];
+  private readonly count: number;
 
   constructor(
     globs: readonly string[],
@@ -37,21 +44,37 @@ export class GlobList {
   ) {
     for (const raw of globs) {
       const glob = caseInsensitive ? raw.toLowerCase() : raw;
-      if (/[*?]/.test(glob)) this.wild.push(glob);
-      else this.exact.add(glob);
+      if (!/[*?]/.test(glob)) setOnce(this.exact, glob, glob);
+      else if (glob.startsWith('*') && !/[*?]/.test(glob.slice(1))) setOnce(this.suffixes, glob.slice(1), glob);
+      else if (glob.endsWith('*') && !/[*?]/.test(glob.slice(0, -1))) setOnce(this.prefixes, glob.slice(0, -1), glob);
+      else this.wild.push(glob);
     }
+    this.count = globs.length;
   }
 
   get size(): number {
-    return this.exact.size + this.wild.length;
+    return this.count;
   }
 
-  /** The first glob matching `text`, if any. */
+  /** The first glob matching `text` (exact ones first, then by shape, then in order), if any. */
   match(text: string): string | undefined {
     const subject = this.caseInsensitive ? text.toLowerCase() : text;
-    if (this.exact.has(subject)) return subject;
+    const exact = this.exact.get(subject);
+    if (exact !== undefined) return exact;
+    if (this.suffixes.size > 0 || this.prefixes.size > 0) {
+      for (let i = 0; i <= subject.length; i++) {
+        const bySuffix = this.suffixes.get(subject.slice(i));
+        if (bySuffix !== undefined) return bySuffix;
+        const byPrefix = this.prefixes.get(subject.slice(0, i));
+        if (byPrefix !== undefined) return byPrefix;
+      }
+    }
     return this.wild.find((glob) => globMatches(glob, subject));
   }
+}
+
+function setOnce(map: Map<string, string>, key: string, glob: string): void {
+  if (!map.has(key)) map.set(key, glob);
 }
 
 /** The host of a server name (`host[:port]`, IPv6 in brackets), without the port. */
