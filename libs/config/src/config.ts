@@ -124,6 +124,18 @@ export interface FedgateConfig {
    */
   telemetry: { otlpEndpoint?: string; metricsPort?: number; metricsBindAddress?: string };
   keyRing: KeyRingConfig;
+  policyServer: PolicyServerConfig;
+}
+
+/** Being the policy server of rooms that name this server in `m.room.policy` (docs/governance.md). */
+export interface PolicyServerConfig {
+  enabled: boolean;
+  /** The operator's policy (YAML or JSON); required when enabled. Reloaded when it changes. */
+  policyFile?: string;
+  /** The policy signing key (`ed25519 policy_server <seed>`), never the federation key; default `<dataDir>/policy_server.key`. */
+  keyPath: string;
+  /** How often the policy file is checked for changes. */
+  reloadIntervalMs: number;
 }
 
 /** What requests from the internet may make the key ring do (remote key fetches happen before authentication). */

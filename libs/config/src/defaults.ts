@@ -35,6 +35,8 @@ export function defaultSettings(): Record<string, unknown> {
     replicas: { ownership: 'static', leaseTtlMs: 10_000, stateResolver: { index: 0, count: 1 }, egress: { index: 0, count: 1 }, chatSync: { index: 0, count: 1 } },
     telemetry: {},
     // Bounds on what requests from the internet (forged X-Matrix origins, notary queries) may make the key ring do.
+    // Being a room's policy server (issue 17): off until the operator names a policy file.
+    policyServer: { enabled: false, reloadIntervalMs: 2_000 },
     keyRing: { maxCachedServers: 10_000, fetchesPerAddressBurst: 10, fetchesPerAddressPerMinute: 30, fetchesPerSecond: 20 },
   } satisfies Partial<Record<keyof FedgateConfig, unknown>>;
 }

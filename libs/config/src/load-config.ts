@@ -134,6 +134,14 @@ function resolve(settings: Tree, cwd: string): FedgateConfig {
     ca: (tls.ca ?? []).map(absolute),
   };
   config.signingKey = { path: config.signingKey.path ? absolute(config.signingKey.path) : inData('signing.key') };
+  const policyServer = config.policyServer as Partial<FedgateConfig['policyServer']>;
+  if (policyServer.enabled && !policyServer.policyFile) throw new ConfigError('policyServer.policyFile is required when policyServer.enabled is true', 'policyServer.policyFile');
+  config.policyServer = {
+    enabled: policyServer.enabled ?? false,
+    ...(policyServer.policyFile ? { policyFile: absolute(policyServer.policyFile) } : {}),
+    keyPath: policyServer.keyPath ? absolute(policyServer.keyPath) : inData('policy_server.key'),
+    reloadIntervalMs: policyServer.reloadIntervalMs ?? 2_000,
+  };
   config.sqlite = { path: config.sqlite.path ? absolute(config.sqlite.path) : inData('fedgate.sqlite') };
   config.appServices = { registrationFiles: config.appServices.registrationFiles.map(absolute) };
   if (config.egress.backoff.maxMs < config.egress.backoff.initialMs) {

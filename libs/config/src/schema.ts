@@ -69,6 +69,7 @@ export const configSchema = closed(
       ['ownership', 'leaseTtlMs', 'stateResolver', 'egress', 'chatSync'],
     ),
     telemetry: closed({ otlpEndpoint: url(['http', 'https']), metricsPort: port, metricsBindAddress: { type: 'string', minLength: 1 } }, []),
+    policyServer: closed({ enabled: { type: 'boolean' }, policyFile: path, keyPath: path, reloadIntervalMs: { type: 'integer', minimum: 100 } }, ['enabled', 'reloadIntervalMs']),
     keyRing: closed({
       maxCachedServers: positiveInteger,
       fetchesPerAddressBurst: positiveInteger,

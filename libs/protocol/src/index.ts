@@ -16,3 +16,4 @@ export * from './server-keys';
 export * from './room-version-of-event';
 export * from './device-keys';
 export * from './policy-server/policy-signature';
+export * from './governance';

@@ -22,3 +22,4 @@ export {
   type StartServiceOptions,
   type RunningService,
 } from './start-service';
+export { writeFileOnce } from './first-start/write-once';

@@ -4,6 +4,7 @@ import { topologyFor } from '@fedgate/platform';
 import { DEAD_LETTERS_HELP, listDeadLetters, removeDeadLetters, replayDeadLetters, stdio, withOperatorBus } from './dead-letters';
 import { repairRooms, ROOMS_REPAIR_HELP } from './rooms-repair';
 import { STATE_REPLAY_HELP, stateReplay } from './state-replay';
+import { AUDIT_HELP, exportAudit, POLICY_TEST_HELP, policyTest, withAuditStore, type AuditOptions, type PolicyTestOptions } from './policy';
 
 function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('fedgate').description('fedgate operator commands').exitOverride();
@@ -62,6 +63,34 @@ function buildProgram(setExit: (code: number) => void): Command {
     .action(async (opts: { config?: string; room?: string; json?: boolean }) =>
       setExit(await withOperatorBus(configArgv(opts), (bus, config) => repairRooms(bus, topologyFor(config), opts, stdio))),
     );
+  const policy = program.command('policy').description('the federation policy this server enforces as a policy server').exitOverride();
+  policy
+    .command('test')
+    .description('print the rule of the policy that would decide an event, and the decision')
+    .argument('<event>', 'JSON file holding one event')
+    .option('--policy <file>', 'policy file (else policyServer.policyFile of the config)')
+    .option('--config <file>', 'fedgate config file (else fedgate.yaml / FEDGATE_CONFIG)')
+    .option('--origin <server>', 'the server asking for the signature')
+    .option('--json', 'print JSON')
+    .addHelpText('after', POLICY_TEST_HELP)
+    .exitOverride()
+    .action(async (event: string, opts: PolicyTestOptions) => setExit(await policyTest(event, opts)));
+  program
+    .command('audit')
+    .description('export audit records (policy decisions, federation requests) as JSON lines')
+    .option('--config <file>', 'fedgate config file (else fedgate.yaml / FEDGATE_CONFIG)')
+    .option('--room <id>', 'policy decisions about events of this room')
+    .option('--server <name>', "policy decisions about events of this server's users")
+    .option('--origin <name>', 'records of requests made by this server')
+    .option('--rule <id>', 'policy decisions made by this rule')
+    .option('--decision <decision>', 'signed, refused, soft_failed or policy_reload')
+    .option('--policy', 'only policy records')
+    .option('--since <time>', 'ISO 8601, milliseconds, or a duration ago (15m, 2h, 7d)')
+    .option('--until <time>', 'ISO 8601, milliseconds, or a duration ago')
+    .option('--limit <n>', 'at most this many records (default 1000)')
+    .addHelpText('after', AUDIT_HELP)
+    .exitOverride()
+    .action(async (opts: AuditOptions) => setExit(await withAuditStore(opts, (store) => exportAudit(store, opts))));
   return program;
 }
 

@@ -22,8 +22,14 @@ import { FederationHierarchyController } from './spaces/hierarchy.controller';
 import { TransactionController } from './send/transaction.controller';
 import { IngressMetrics } from './send/ingress-metrics';
 import { TransactionProcessor } from './send/transaction-processor';
+import { ActivePolicy } from './governance/active-policy';
+import { PolicyMetrics } from './governance/policy-metrics';
+import { PolicyServerController, PolicyServerEnabledGuard } from './governance/policy-server.controller';
+import { POLICY_SERVER_SETTINGS, policyServerSettings } from './governance/policy-server-settings';
+import { PolicySigner } from './governance/policy-signer';
+import { PolicyServerAcls } from './governance/policy-server-acls';
 
-const controllers = [KeyController, TransactionController, RoomReadController, MembershipController, QueryController, UserKeysController, FederationHierarchyController, ...mediaControllers];
+const controllers = [KeyController, TransactionController, RoomReadController, MembershipController, QueryController, UserKeysController, FederationHierarchyController, PolicyServerController, ...mediaControllers];
 /** The limiter with the configured limits (config first, then the module options), counting when it bites. */
 const rateLimiterProvider: Provider = {
   provide: OriginRateLimiter,
@@ -45,6 +51,16 @@ const services: Provider[] = [
   StateResolverCommands,
   PublicRooms,
   ...mediaProviders,
+  {
+    provide: POLICY_SERVER_SETTINGS,
+    useFactory: (options: IngressOptions, config?: FedgateConfig) => policyServerSettings(config, options.policyServer),
+    inject: [INGRESS_OPTIONS, { token: FEDGATE_CONFIG, optional: true }],
+  },
+  ActivePolicy,
+  PolicyMetrics,
+  PolicySigner,
+  PolicyServerEnabledGuard,
+  PolicyServerAcls,
 ];
 
 /**

@@ -1,5 +1,6 @@
 // What ingress attaches to a request on its way through the guard, the handler and the audit record.
 import type { JsonObject } from '@fedgate/protocol';
+import type { PolicyAuditDecision } from '@fedgate/store';
 import type { FastifyRequest } from 'fastify';
 
 export interface AuditNotes {
@@ -10,6 +11,18 @@ export interface AuditNotes {
   pduCount?: number;
   eduCount?: number;
   details?: JsonObject;
+  /** A policy server decision made while serving the request (docs/governance.md). */
+  policy?: PolicyAuditNotes;
+}
+
+export interface PolicyAuditNotes {
+  decision: PolicyAuditDecision;
+  roomId?: string;
+  eventId?: string;
+  sender?: string;
+  server?: string;
+  rule?: string;
+  policyVersion?: string;
 }
 
 export interface IngressRequest extends FastifyRequest {

@@ -1,4 +1,5 @@
 // Tunables of the ingress module; the defaults suit production, tests shorten them.
+import type { PolicyServerConfig } from '@fedgate/config';
 import { DEFAULT_RATE_LIMIT, type RateLimitSettings } from './auth/origin-rate-limiter';
 
 export const INGRESS_OPTIONS = Symbol.for('fedgate.federation-ingress.options');
@@ -26,6 +27,8 @@ export interface IngressOptions {
   rateLimit: RateLimitSettings;
   /** Servers one notary query (`POST /_matrix/key/v2/query`) may name; more is 400 M_INVALID_PARAM. */
   maxNotaryQueryServers: number;
+  /** Policy server settings over config `policyServer` (tests: the harness has no full config). */
+  policyServer?: Partial<PolicyServerConfig>;
 }
 
 export const DEFAULT_INGRESS_OPTIONS: IngressOptions = {

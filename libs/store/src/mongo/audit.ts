@@ -14,7 +14,7 @@ export class MongoAuditRepository implements AuditRepository {
 
   async query(q: AuditQuery): Promise<AuditRecord[]> {
     const filter: Document = {};
-    for (const field of ['direction', 'origin', 'destination', 'outcome', 'reason'] as const) if (q[field] !== undefined) filter[field] = q[field];
+    for (const field of ['direction', 'origin', 'destination', 'outcome', 'reason', 'decision', 'roomId', 'server', 'rule'] as const) if (q[field] !== undefined) filter[field] = q[field];
     if (q.sinceTs !== undefined || q.untilTs !== undefined) {
       filter.ts = {};
       if (q.sinceTs !== undefined) filter.ts.$gte = q.sinceTs;
@@ -36,7 +36,7 @@ export class MongoAuditRepository implements AuditRepository {
 function toRecord(d: Document): AuditRecord {
   const { _id, details, ...rest } = d;
   const record = { ...rest, id: (_id as ObjectId).toHexString() } as AuditRecord;
-  for (const optional of ['reason', 'txnId', 'pduCount', 'eduCount'] as const) if (record[optional] === null) delete record[optional];
+  for (const optional of ['reason', 'txnId', 'pduCount', 'eduCount', 'decision', 'roomId', 'eventId', 'sender', 'server', 'rule', 'policyVersion'] as const) if (record[optional] === null) delete record[optional];
   if (typeof details === 'string') record.details = JSON.parse(details) as JsonObject;
   return record;
 }

@@ -90,6 +90,9 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
       { key: { destination: 1, ts: -1 }, name: 'destination_ts' },
       { key: { outcome: 1, ts: -1 }, name: 'outcome_ts' },
       { key: { reason: 1, ts: -1 }, name: 'reason_ts' },
+      { key: { roomId: 1, ts: -1 }, name: 'room_ts' },
+      { key: { rule: 1, ts: -1 }, name: 'rule_ts' },
+      { key: { server: 1, ts: -1 }, name: 'server_ts' },
     ],
   },
 };

@@ -25,7 +25,19 @@ export interface AuditEntry {
   eduCount?: number;
   /** Anything else worth keeping: per-PDU results, error text. */
   details?: JsonObject;
+  /** Policy decisions (docs/governance.md): what was decided about which event, by which rule of which policy version. */
+  decision?: PolicyAuditDecision;
+  roomId?: string;
+  eventId?: string;
+  sender?: string;
+  /** The server the decision is about (the sender's); `origin` is the server that asked. */
+  server?: string;
+  rule?: string;
+  policyVersion?: string;
 }
+
+/** signed / refused: this server as a room's policy server; soft_failed: an event soft-failed for want of a policy signature; policy_reload: the policy file changed (or a new one was refused). */
+export type PolicyAuditDecision = 'signed' | 'refused' | 'soft_failed' | 'policy_reload';
 
 export interface AuditRecord extends AuditEntry {
   /** Assigned by the store; increases with insertion order. */
@@ -38,6 +50,10 @@ export interface AuditQuery {
   destination?: string;
   outcome?: AuditOutcome;
   reason?: string;
+  decision?: PolicyAuditDecision;
+  roomId?: string;
+  server?: string;
+  rule?: string;
   /** Inclusive lower and exclusive upper bound on `ts`. */
   sinceTs?: number;
   untilTs?: number;

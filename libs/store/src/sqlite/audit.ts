@@ -19,6 +19,13 @@ interface AuditRow {
   pdu_count: number | null;
   edu_count: number | null;
   details: string | null;
+  decision: AuditRecord['decision'] | null;
+  room_id: string | null;
+  event_id: string | null;
+  sender: string | null;
+  server: string | null;
+  rule: string | null;
+  policy_version: string | null;
 }
 
 export class SqliteAuditRepository implements AuditRepository {
@@ -26,8 +33,9 @@ export class SqliteAuditRepository implements AuditRepository {
 
   async append(e: AuditEntry): Promise<AuditRecord> {
     const r = this.db.run(
-      `INSERT INTO store_audit (direction, origin, destination, method, path, ts, duration_ms, status, outcome, reason, txn_id, pdu_count, edu_count, details)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO store_audit (direction, origin, destination, method, path, ts, duration_ms, status, outcome, reason, txn_id, pdu_count, edu_count, details,
+         decision, room_id, event_id, sender, server, rule, policy_version)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       e.direction,
       e.origin,
       e.destination,
@@ -42,6 +50,13 @@ export class SqliteAuditRepository implements AuditRepository {
       orNull(e.pduCount),
       orNull(e.eduCount),
       e.details === undefined ? null : JSON.stringify(e.details),
+      orNull(e.decision),
+      orNull(e.roomId),
+      orNull(e.eventId),
+      orNull(e.sender),
+      orNull(e.server),
+      orNull(e.rule),
+      orNull(e.policyVersion),
     );
     return { ...e, id: String(r.lastInsertRowid) };
   }
@@ -59,6 +74,10 @@ export class SqliteAuditRepository implements AuditRepository {
     eq('destination', q.destination);
     eq('outcome', q.outcome);
     eq('reason', q.reason);
+    eq('decision', q.decision);
+    eq('room_id', q.roomId);
+    eq('server', q.server);
+    eq('rule', q.rule);
     if (q.sinceTs !== undefined) {
       where.push('ts >= ?');
       params.push(q.sinceTs);
@@ -94,5 +113,12 @@ function toRecord(r: AuditRow): AuditRecord {
   if (r.pdu_count !== null) record.pduCount = r.pdu_count;
   if (r.edu_count !== null) record.eduCount = r.edu_count;
   if (r.details !== null) record.details = JSON.parse(r.details) as JsonObject;
+  if (r.decision !== null) record.decision = r.decision;
+  if (r.room_id !== null) record.roomId = r.room_id;
+  if (r.event_id !== null) record.eventId = r.event_id;
+  if (r.sender !== null) record.sender = r.sender;
+  if (r.server !== null) record.server = r.server;
+  if (r.rule !== null) record.rule = r.rule;
+  if (r.policy_version !== null) record.policyVersion = r.policy_version;
   return record;
 }

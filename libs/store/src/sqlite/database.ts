@@ -79,7 +79,8 @@ CREATE TABLE IF NOT EXISTS store_media_thumbnails (
 CREATE TABLE IF NOT EXISTS store_audit (
   id INTEGER PRIMARY KEY AUTOINCREMENT, direction TEXT NOT NULL, origin TEXT NOT NULL, destination TEXT NOT NULL,
   method TEXT NOT NULL, path TEXT NOT NULL, ts INTEGER NOT NULL, duration_ms REAL NOT NULL, status INTEGER NOT NULL,
-  outcome TEXT NOT NULL, reason TEXT, txn_id TEXT, pdu_count INTEGER, edu_count INTEGER, details TEXT
+  outcome TEXT NOT NULL, reason TEXT, txn_id TEXT, pdu_count INTEGER, edu_count INTEGER, details TEXT,
+  decision TEXT, room_id TEXT, event_id TEXT, sender TEXT, server TEXT, rule TEXT, policy_version TEXT
 );
 CREATE INDEX IF NOT EXISTS store_audit_ts ON store_audit (ts);
 CREATE INDEX IF NOT EXISTS store_audit_origin_ts ON store_audit (origin, ts);
@@ -87,6 +88,19 @@ CREATE INDEX IF NOT EXISTS store_audit_destination_ts ON store_audit (destinatio
 CREATE INDEX IF NOT EXISTS store_audit_outcome_ts ON store_audit (outcome, ts);
 CREATE INDEX IF NOT EXISTS store_audit_reason_ts ON store_audit (reason, ts);
 `;
+
+/** Columns added to tables after their first release: added to an existing file when missing. */
+const ADDED_COLUMNS: Array<{ table: string; columns: string[]; indexes: string }> = [
+  {
+    table: 'store_audit',
+    columns: ['decision', 'room_id', 'event_id', 'sender', 'server', 'rule', 'policy_version'],
+    indexes: `
+CREATE INDEX IF NOT EXISTS store_audit_room_ts ON store_audit (room_id, ts) WHERE room_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS store_audit_rule_ts ON store_audit (rule, ts) WHERE rule IS NOT NULL;
+CREATE INDEX IF NOT EXISTS store_audit_server_ts ON store_audit (server, ts) WHERE server IS NOT NULL;
+CREATE INDEX IF NOT EXISTS store_audit_decision_ts ON store_audit (decision, ts) WHERE decision IS NOT NULL;`,
+  },
+];
 
 export type Row = Record<string, SQLInputValue>;
 
@@ -99,6 +113,11 @@ export class SqliteDatabase {
     this.db = new DatabaseSync(path);
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
     this.db.exec(SCHEMA);
+    for (const { table, columns, indexes } of ADDED_COLUMNS) {
+      const present = new Set((this.db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).map((c) => c.name));
+      for (const column of columns) if (!present.has(column)) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} TEXT`);
+      this.db.exec(indexes);
+    }
   }
 
   statement(sql: string): StatementSync {

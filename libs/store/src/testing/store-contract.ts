@@ -498,6 +498,17 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
         expect(await store.audit.pruneBefore(1002)).toBe(2);
         expect(ids(await store.audit.query({ origin: 'aud-r1.test' }))).toEqual([1004]);
       });
+
+      it('keeps policy decisions with room, event, sender, server, rule and policy version, queryable by room, server, rule and decision', async () => {
+        const base: AuditEntry = { direction: 'in', origin: 'pol-asker.test', destination: 'gw.test', method: 'POST', path: '/_matrix/policy/v1/sign', ts: 5000, durationMs: 1, status: 200, outcome: 'ok' };
+        const signed: AuditEntry = { ...base, decision: 'signed', roomId: '!pol-a:gw.test', eventId: '$e1', sender: '@u:pol-ok.test', server: 'pol-ok.test', rule: 'shared', policyVersion: '3:abcdef0123456789' };
+        const refused: AuditEntry = { ...base, ts: 5001, status: 400, outcome: 'rejected', reason: 'M_FORBIDDEN', decision: 'refused', roomId: '!pol-b:gw.test', eventId: '$e2', sender: '@u:pol-bad.test', server: 'pol-bad.test', rule: 'deny-bad', policyVersion: '3:abcdef0123456789' };
+        const stored = [await store.audit.append(signed), await store.audit.append(refused)];
+        expect(await store.audit.query({ roomId: '!pol-a:gw.test' })).toEqual([{ ...signed, id: stored[0].id }]);
+        expect(await store.audit.query({ server: 'pol-bad.test' })).toEqual([{ ...refused, id: stored[1].id }]);
+        expect((await store.audit.query({ rule: 'deny-bad' })).map((r) => r.eventId)).toEqual(['$e2']);
+        expect((await store.audit.query({ decision: 'signed', origin: 'pol-asker.test' })).map((r) => r.eventId)).toEqual(['$e1']);
+      });
     });
 
     if (options.reopen) {

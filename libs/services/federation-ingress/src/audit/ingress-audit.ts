@@ -43,6 +43,7 @@ export class IngressAudit {
           ...(notes.pduCount !== undefined ? { pduCount: notes.pduCount } : {}),
           ...(notes.eduCount !== undefined ? { eduCount: notes.eduCount } : {}),
           ...(notes.details !== undefined ? { details: notes.details } : {}),
+          ...notes.policy,
         })
         .catch((err: unknown) => this.logger.error({ err, path }, 'could not write the audit record of a federation request'));
     });
