@@ -51,6 +51,7 @@ const silentLogger = pino({ level: 'silent' });
           replica: config?.replicas.stateResolver,
           elastic: elasticOwnershipFor(config, store, 'state-resolver', (logger ?? silentLogger).child({ component: 'state-resolver-ownership' })),
           parking: config ? { budgetMs: config.partitions.parkedBudgetMs } : undefined,
+          onResyncFailure: (err) => (logger ?? silentLogger).warn({ err, roomId: (err as { roomId?: string }).roomId }, 'partial-state resync failed; retried with backoff'),
         }),
     },
     { provide: RoomReader, inject: [STORE], useFactory: (store: Store) => new RoomReader(store) },
