@@ -65,11 +65,19 @@ function rowsFor(report: LoadReport): Row[] {
   const members = report.targets[0]?.bigJoin?.members;
   if (members !== undefined) {
     const j = (t: TargetReport) => t.bigJoin;
-    rows.push({
-      measure: `joining a ${members}-member room the simulator hosts: /join answered`,
-      text: (t) => (j(t) ? (j(t)!.joinMs !== undefined ? ms(j(t)!.joinMs) : `failed: ${j(t)!.error ?? ''}`) : '–'),
-      value: (t) => j(t)?.joinMs,
-    });
+    rows.push(
+      {
+        measure: `joining a ${members}-member room the simulator hosts: /join answered (room usable)`,
+        text: (t) => (j(t) ? (j(t)!.joinMs !== undefined ? ms(j(t)!.joinMs) : `failed: ${j(t)!.error ?? ''}`) : '–'),
+        value: (t) => j(t)?.joinMs,
+      },
+      {
+        measure: `joining a ${members}-member room: every member seen joined (full state)`,
+        text: (t) => (j(t) ? (j(t)!.fullStateMs !== undefined ? ms(j(t)!.fullStateMs) : `not reached: ${j(t)!.error ?? ''}`) : '–'),
+        value: (t) => j(t)?.fullStateMs,
+      },
+      { measure: `joining a ${members}-member room: peak RSS`, text: (t) => (j(t)?.peakRssBytes !== undefined ? mib(j(t)!.peakRssBytes!) : '–'), value: (t) => j(t)?.peakRssBytes },
+    );
   }
   return rows;
 }

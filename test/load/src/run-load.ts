@@ -40,7 +40,7 @@ export async function runLoad(
     const fanOutResult = parts.includes('fan-out') ? await fanOut(target, ca, scale.fanOutServers) : undefined;
     if (fanOutResult) log(`fan-out to ${fanOutResult.servers}: ${fanOutResult.received} received, all in ${fanOutResult.allDeliveredMs ?? '–'} ms`);
     const bigJoin = parts.includes('big-join') ? await joinBigRoom(target, ca, scale.bigRoomMembers) : undefined;
-    if (bigJoin) log(`join of a ${bigJoin.members}-member room: ${bigJoin.joinMs ?? bigJoin.error} ms`);
+    if (bigJoin) log(`join of a ${bigJoin.members}-member room: usable ${bigJoin.joinMs ?? '–'} ms, full state ${bigJoin.fullStateMs ?? '–'} ms${bigJoin.error ? ` (${bigJoin.error})` : ''}`);
     return { target: kind, version: target.version, idleRssBytes, results, fanOut: fanOutResult, bigJoin };
   } finally {
     await sim.stop();
