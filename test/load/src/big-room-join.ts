@@ -9,6 +9,8 @@ import type { Target } from './targets';
 
 export interface BigRoomJoinResult {
   members: number;
+  /** Whether the simulator served the join with omit_members (partial state) when asked. */
+  partial: boolean;
   /** The client's /join call, from request to answer: the room is usable. */
   joinMs?: number;
   /** From the /join request until `/joined_members` lists every member: the full state is in. */
@@ -20,13 +22,15 @@ export interface BigRoomJoinResult {
   peakRssBytes?: number;
 }
 
-const POLL_MS = 100;
+const POLL_MS = 500;
 
-export async function joinBigRoom(target: Target, ca: TestCertificateAuthority, members: number, timeoutMs = 600_000): Promise<BigRoomJoinResult> {
+/** `partial: false`: the simulator ignores omit_members, so every target gets the whole state in send_join. */
+export async function joinBigRoom(target: Target, ca: TestCertificateAuthority, members: number, options: { partial: boolean; timeoutMs?: number }): Promise<BigRoomJoinResult> {
+  const { partial, timeoutMs = 600_000 } = options;
   const sim = await SimulatedHomeserver.start(ca);
   try {
     const evil = sim.wire.evil;
-    evil.servesPartialState = true;
+    evil.servesPartialState = partial;
     const room = evil.createRoom('10');
     evil.append(room, { type: 'm.room.name', state_key: '', sender: evil.user('boss'), content: { name: `${members} members` } });
     for (let i = 0; i < members; i++) {
@@ -57,7 +61,7 @@ export async function joinBigRoom(target: Target, ca: TestCertificateAuthority, 
     }
     const peakRssBytes = peak.stop();
     const after = sampleProcesses(target.pids());
-    return { members, joinMs, fullStateMs, error, cpuSeconds: after.cpuSeconds - cpuBefore, rssBytes: after.rssBytes, peakRssBytes };
+    return { members, partial, joinMs, fullStateMs, error, cpuSeconds: after.cpuSeconds - cpuBefore, rssBytes: after.rssBytes, peakRssBytes };
   } finally {
     await sim.stop();
   }
