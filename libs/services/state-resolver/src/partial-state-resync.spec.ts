@@ -6,7 +6,7 @@ import { TestNetwork, type TestServer } from './testing/test-server';
 const ALICE = '@alice:a.test';
 const BOB = '@bob:b.test';
 
-async function partiallyJoinedRoom() {
+async function roomOfThree() {
   const network = new TestNetwork();
   const resident = await network.add('a.test');
   const joiner = await network.add('b.test');
@@ -17,6 +17,11 @@ async function partiallyJoinedRoom() {
     const joined = await third.resolver.remoteMembership.onCommand({ roomId, userId: who, membership: 'join', via: ['a.test'] });
     if (!joined.ok) throw new Error(joined.error);
   }
+  return { network, resident, joiner, roomId };
+}
+
+async function partiallyJoinedRoom() {
+  const { network, resident, joiner, roomId } = await roomOfThree();
   const joined = await joiner.resolver.remoteMembership.onCommand({ roomId, userId: BOB, membership: 'join', via: ['a.test'] });
   if (!joined.ok) throw new Error(joined.error);
   const sent = await joiner.send(roomId, BOB, 'm.room.message', { body: 'during partial state' });
@@ -41,6 +46,39 @@ describe('partial-state resync', () => {
     } finally {
       await network.close();
     }
+  });
+
+  it('defect: a crash at any write of a remote join (partial state) — the join became an extremity before its state refs were written, so the retried join failed with MissingStateError; now the retried join and the resync leave the resident\'s state', async () => {
+    const withoutBob = (state: Map<string, string> | undefined) => new Map([...(state ?? [])].filter(([k]) => k !== `m.room.member\u0000${BOB}`));
+    let dieAt = 1;
+    for (; dieAt < 80; dieAt++) {
+      const { network, resident, joiner, roomId } = await roomOfThree();
+      try {
+        const crash = new Crash(dieAt);
+        const crashing = resolverOver(joiner, network, crash);
+        crashing.resync.stop();
+        const first = await crashing.remoteMembership.onCommand({ roomId, userId: BOB, membership: 'join', via: ['a.test'] }).catch((err: Error) => ({ ok: false as const, error: err.message }));
+        crashing.stop();
+        if (!crash.died) {
+          expect(first).toMatchObject({ ok: true });
+          break;
+        }
+        const restarted = resolverOver(joiner, network);
+        restarted.resync.stop();
+        await restarted.repair();
+        expect(await restarted.remoteMembership.onCommand({ roomId, userId: BOB, membership: 'join', via: ['a.test'] })).toMatchObject({ ok: true });
+        await restarted.resync.resync(roomId);
+        restarted.stop();
+        expect(await joiner.store.partialStateRooms.get(roomId)).toBeUndefined();
+        const state = await joiner.resolver.timeline.currentState(roomId);
+        expect(withoutBob(state)).toEqual(withoutBob(await resident.resolver.timeline.currentState(roomId)));
+        expect((await joiner.store.events.get(state!.get(`m.room.member\u0000${BOB}`)!))?.pdu.content).toMatchObject({ membership: 'join' });
+        expect(await joiner.store.rooms.getJoinedServers(roomId)).toEqual(['a.test', 'b.test', 'c.test']);
+      } finally {
+        await network.close();
+      }
+    }
+    expect(dieAt).toBeGreaterThan(3);
   });
 
   it('a crash at any write of the resync: the resync after the restart ends where one never cut short ends', async () => {

@@ -152,6 +152,8 @@ export class RemoteMembership {
     if (!inserted) await this.store.events.setOutcome(built.eventId, { status: 'accepted', outlier: false });
     const beforeId = await this.store.state.save(roomId, toStoreStateMap(before));
     const afterId = await this.store.state.derive(roomId, beforeId, [{ type: 'm.room.member', stateKey: join.state_key!, eventId: built.eventId }]);
+    // Before the join can be an extremity (anyone's prev event): the state at it.
+    await this.store.state.setForEvent(built.eventId, { before: beforeId, after: afterId });
     const extremities = await this.store.rooms.getForwardExtremities(roomId);
     await this.store.rooms.updateForwardExtremities(roomId, { add: [built.eventId], remove: extremities });
     await this.store.rooms.setCurrentState(roomId, afterId);
@@ -170,7 +172,6 @@ export class RemoteMembership {
       stateDelta: delta,
       joinedServers: [...joined].sort(),
     });
-    await this.store.state.setForEvent(built.eventId, { before: beforeId, after: afterId });
     if (partial) this.onPartialJoin(roomId);
     return built.eventId;
   }
