@@ -167,6 +167,7 @@ describe('adversarial: partial-state join through a lying resident', () => {
       return { status: 200, body: { pdu_ids: [...answer.pdu_ids.filter((id) => id !== createId), other.state.get(stateMapKey('m.room.create', ''))!], auth_chain_ids: answer.auth_chain_ids } };
     });
     await expect(joiner.resolver.resync.resync(room.roomId)).rejects.toThrow(/create event/);
+    expect((await joiner.store.audit.query({ limit: 20 } as never)).find((a) => a.reason === 'state_answer_refused')).toMatchObject({ destination: 'evil.test', outcome: 'rejected' });
     expect(await joiner.store.partialStateRooms.get(room.roomId)).toBeDefined();
     expect(memberCount((await joiner.resolver.timeline.currentState(room.roomId))!)).toBe(1);
     expect((await joiner.send(room.roomId, BOB, 'm.room.message', { body: 'still usable' })).ok).toBe(true);

@@ -62,6 +62,7 @@ export class PartialStateResync {
     private readonly serverName: string,
     private readonly limits: ResyncLimits = DEFAULT_RESYNC_LIMITS,
     private readonly onFailure: (err: unknown) => void = () => undefined,
+    private readonly onResynced: (outcome: ResyncOutcome) => void = () => undefined,
   ) {
     this.importer = new OutlierImporter(store, keyRing);
   }
@@ -79,7 +80,10 @@ export class PartialStateResync {
     const timer = setTimeout(() => {
       this.timers.delete(roomId);
       void this.resync(roomId).then(
-        () => this.attempts.delete(roomId),
+        (outcome) => {
+          this.attempts.delete(roomId);
+          if (outcome) this.onResynced(outcome);
+        },
         (err) => {
           this.onFailure(err);
           const n = (this.attempts.get(roomId) ?? 0) + 1;
@@ -157,7 +161,9 @@ export class PartialStateResync {
     await auditRefused(this.store, this.serverName, server, 'GET', path, refused);
     const full = OutlierImporter.stateFrom(ids.pdu_ids, graph, roomId);
     if (full.get(CREATE_KEY) !== before.get(CREATE_KEY)) {
-      throw new Error(`its state at ${joinEventId} names the create event ${String(full.get(CREATE_KEY))}, not the room's ${String(before.get(CREATE_KEY))}`);
+      const reason = `its state at ${joinEventId} names the create event ${String(full.get(CREATE_KEY))}, not the room's ${String(before.get(CREATE_KEY))}`;
+      await this.store.audit.append({ direction: 'out', origin: this.serverName, destination: server, method: 'GET', path, ts: Date.now(), durationMs: 0, status: 200, outcome: 'rejected', reason: 'state_answer_refused', details: { roomId, error: reason } });
+      throw new Error(reason);
     }
     const members = new Map<string, string>();
     for (const [key, id] of full) if (key.startsWith(MEMBER_PREFIX) && !before.has(key)) members.set(key, id);

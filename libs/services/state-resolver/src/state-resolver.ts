@@ -13,7 +13,7 @@ import { MembershipHandshakes } from './membership-handshakes';
 import { RemoteBackfill } from './remote-backfill';
 import { budgetedFederation, remoteIoRefused } from './remote-budget';
 import { RemoteMembership } from './remote-membership';
-import { DEFAULT_RESYNC_LIMITS, PartialStateResync, type ResyncLimits } from './partial-state-resync';
+import { DEFAULT_RESYNC_LIMITS, PartialStateResync, type ResyncLimits, type ResyncOutcome } from './partial-state-resync';
 import { DEFAULT_PARKING_LIMITS, RoomParking, type ParkingLimits } from './room-parking';
 import { RoomLocks } from './room-locks';
 import { RoomReader } from './room-reader';
@@ -42,6 +42,8 @@ export interface StateResolverDeps {
   resync?: Partial<ResyncLimits>;
   /** Told when a partial-state resync fails (it is retried with backoff); e.g. the service's logger. */
   onResyncFailure?: (err: unknown) => void;
+  /** Told when a partial-state room's full state is in (with the events its re-check rejected). */
+  onResynced?: (outcome: ResyncOutcome) => void;
 }
 
 const DEFAULT_REPAIR_INTERVAL_MS = 15_000;
@@ -84,7 +86,7 @@ export class StateResolver {
     this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, deps.keyRing, api, transactions, deps.identity.serverName);
     const invites = new InviteChecks(deps.store, this.timeline, deps.keyRing, deps.identity.serverName, deps.inviteRateLimit);
     this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey, invites);
-    this.resync = new PartialStateResync(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity.serverName, { ...DEFAULT_RESYNC_LIMITS, ...deps.resync }, deps.onResyncFailure);
+    this.resync = new PartialStateResync(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity.serverName, { ...DEFAULT_RESYNC_LIMITS, ...deps.resync }, deps.onResyncFailure, deps.onResynced);
     this.remoteMembership = new RemoteMembership(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity, this.localEvents, (roomId) => this.resync.start(roomId));
     this.backfill = new RemoteBackfill(deps.store, locks, deps.keyRing, api, deps.identity.serverName);
   }
