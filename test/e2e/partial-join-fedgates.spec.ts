@@ -55,6 +55,8 @@ describe('partial-state join between two fedgates (embedded)', () => {
     }
     const bob = await bridgeB.registerVirtualUser('pjbchat_bob');
     await bridgeB.asUser(bob).joinRoom(roomId, { viaServers: [a.serverName] });
+    // The AS is told of its user's join at once, while the room is still partial.
+    await bridgeB.waitForEvent((e) => e.room_id === roomId && e.type === 'm.room.member' && e.state_key === bob && e.content?.membership === 'join', WAIT_MS);
 
     const fromB = await bridgeB.asUser(bob).sendTextMessage(roomId, 'hello from the partial side');
     await bridgeA.waitForEvent((e) => e.event_id === fromB.event_id, WAIT_MS);
