@@ -19,7 +19,8 @@ describe('load generator, short form (embedded gateway)', () => {
       expect(result.delivered).toBe(result.sent);
     }
     expect(target.fanOut).toMatchObject({ servers: scales.short.fanOutServers, received: scales.short.fanOutServers });
-    expect(target.bigJoin).toMatchObject({ members: scales.short.bigRoomMembers, joinMs: expect.any(Number) });
+    expect(target.bigJoin).toMatchObject({ members: scales.short.bigRoomMembers, partial: true, joinMs: expect.any(Number), fullStateMs: expect.any(Number) });
+    expect(target.bigJoinWholeState).toMatchObject({ members: scales.short.bigRoomMembers, partial: false, joinMs: expect.any(Number), fullStateMs: expect.any(Number) });
     const table = markdownReport({ date: 'test', machine: 'test', scale: 'short', targets: [target] });
     expect(table).toContain('PDUs/s delivered (pushed to the AS)');
     expect(table).toContain('CPU s per 1,000 PDUs delivered');

@@ -6,7 +6,7 @@ import { Preset, type MatrixClient } from 'matrix-js-sdk';
 import { readFileSync } from 'node:fs';
 import { FakeRemoteServer, type SynapseUser } from '@fedgate/testing';
 import { matrixClientFor } from './support/matrix-client';
-import { eventSeenBy, eventually, currentStateIds, membershipIs, startPeers, stopPeers, timelineBodies, WAIT_MS, type Peers } from './support/peers';
+import { eventSeenBy, eventually, currentStateIds, membershipIs, startPeers, stopPeers, synapseHasFullState, timelineBodies, WAIT_MS, type Peers } from './support/peers';
 
 jest.setTimeout(180_000);
 
@@ -159,6 +159,8 @@ describe('fedgate and Synapse: history, gaps, outages, ACLs', () => {
       const { room_id: roomId } = await bobClient.createRoom({ room_version: '12', preset: Preset.PublicChat });
       await aliceClient.joinRoom(roomId, { viaServers: [peers.fedgate.serverName] });
       await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(alice.userId, 'join')(e), WAIT_MS);
+      // Synapse joined with partial state: it serves make_join only once its resync is done.
+      await synapseHasFullState(aliceClient, roomId);
       const before = await makeJoin(peers.synapse.serverName, roomId);
       expect(before.status).toBe(200);
       const set = await bobClient.sendStateEvent(roomId, 'm.room.server_acl' as never, acl as never, '');

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { verifyServerKeyDocument } from '@fedgate/protocol';
 import { openInstanceStore, type SynapseUser } from '@fedgate/testing';
 import { matrixClientFor } from './support/matrix-client';
-import { currentStateIds, eventSeenBy, eventually, federationGet, fromNowOn, initialSync, membershipIs, startPeers, stopPeers, timelineBodies, WAIT_MS, type Peers } from './support/peers';
+import { currentStateIds, eventSeenBy, eventually, federationGet, fromNowOn, initialSync, membershipIs, startPeers, stopPeers, synapseHasFullState, timelineBodies, WAIT_MS, type Peers } from './support/peers';
 
 jest.setTimeout(120_000);
 
@@ -52,6 +52,7 @@ describe('fedgate and Synapse: rooms, messages, membership, EDUs', () => {
     const sync = await eventually(() => initialSync(aliceClient), (s) => roomId in (s?.rooms?.invite ?? {}));
     expect(Object.keys(sync.rooms?.invite ?? {})).toContain(roomId);
     await aliceClient.joinRoom(roomId, { viaServers: [peers.fedgate.serverName] });
+    await synapseHasFullState(aliceClient, roomId);
     await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(alice.userId, 'join')(e), WAIT_MS);
     return roomId;
   }
@@ -261,6 +262,7 @@ describe('fedgate and Synapse: rooms, messages, membership, EDUs', () => {
       await bobClient.invite(roomId, alice.userId);
       await eventually(() => initialSync(aliceClient), (s) => roomId in (s?.rooms?.invite ?? {}));
       await aliceClient.joinRoom(roomId, { viaServers: [peers.fedgate.serverName] });
+      await synapseHasFullState(aliceClient, roomId);
       expect(await atFedgate('join')).toBe('join');
 
       await bobClient.kick(roomId, alice.userId, 'kicked by fedgate');
@@ -273,6 +275,7 @@ describe('fedgate and Synapse: rooms, messages, membership, EDUs', () => {
       await bobClient.invite(roomId, alice.userId);
       await eventually(() => initialSync(aliceClient), (s) => roomId in (s?.rooms?.invite ?? {}));
       await aliceClient.joinRoom(roomId, { viaServers: [peers.fedgate.serverName] });
+      await synapseHasFullState(aliceClient, roomId);
       expect(await atFedgate('join')).toBe('join');
       expect(await atSynapse('join')).toBe('join');
     });
@@ -325,6 +328,7 @@ describe('fedgate and Synapse: rooms, messages, membership, EDUs', () => {
       await bobClient.invite(roomId, alice.userId);
       await eventually(() => initialSync(aliceClient), (s) => roomId in (s?.rooms?.invite ?? {}));
       await aliceClient.joinRoom(roomId, { viaServers: [peers.fedgate.serverName] });
+      await synapseHasFullState(aliceClient, roomId);
       await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(alice.userId, 'join')(e), WAIT_MS);
     });
 

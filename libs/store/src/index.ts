@@ -13,6 +13,7 @@ export * from './ports/client-transactions';
 export * from './ports/redactions';
 export * from './ports/leases';
 export * from './ports/pending-commits';
+export * from './ports/partial-state-rooms';
 export * from './ports/device-keys';
 export { diffStates, MAX_SNAPSHOT_CHAIN } from './shared/snapshots';
 export { pduWithRedaction } from './shared/pdu-with-redaction';

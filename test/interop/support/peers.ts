@@ -75,6 +75,18 @@ export async function currentStateIds(client: MatrixClient, roomId: string): Pro
   return Object.fromEntries(events.map((e) => [`${e.type}|${e.state_key}`, e.event_id] as const).sort(([x], [y]) => (x < y ? -1 : 1)));
 }
 
+/**
+ * Waits until Synapse holds the room's full state. Synapse joins fedgate's rooms with partial state (fedgate
+ * serves omit_members) and resyncs in the background; its `/members` answers only once that is done. A user of a
+ * Synapse that leaves or is kicked before the resync ends keeps the room partial for good on Synapse, and that
+ * user's full `/sync` then waits forever (Synapse 1.163.2; a Synapse resident refuses the resync's `/state_ids`
+ * to a server no longer in the room, as fedgate does), so a scenario that changes a Synapse user's membership
+ * right after a join waits for this first, as a client showing the member list would.
+ */
+export async function synapseHasFullState(client: MatrixClient, roomId: string): Promise<void> {
+  await client.http.authedRequest(Method.Get, `/rooms/${encodeURIComponent(roomId)}/members`);
+}
+
 /** One initial /sync of a Synapse user (no filter, no wait): what that user's client would be shown. */
 export async function initialSync(client: MatrixClient): Promise<Record<string, any>> {
   return client.http.authedRequest<Record<string, any>>(Method.Get, '/sync', { timeout: '0' });

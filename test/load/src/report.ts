@@ -10,7 +10,10 @@ export interface TargetReport {
   idleRssBytes: number;
   results: WorkloadResult[];
   fanOut?: FanOutResult;
+  /** The simulator serves partial-state joins (omit_members) to whoever asks. */
   bigJoin?: BigRoomJoinResult;
+  /** The same join with the simulator ignoring omit_members: the whole state in send_join. */
+  bigJoinWholeState?: BigRoomJoinResult;
 }
 
 export interface LoadReport {
@@ -62,14 +65,26 @@ function rowsFor(report: LoadReport): Row[] {
       { measure: `RSS with ${servers} servers joined`, text: (t) => (f(t) ? mib(f(t)!.rssBytes) : '–'), value: (t) => f(t)?.rssBytes },
     );
   }
-  const members = report.targets[0]?.bigJoin?.members;
-  if (members !== undefined) {
-    const j = (t: TargetReport) => t.bigJoin;
-    rows.push({
-      measure: `joining a ${members}-member room the simulator hosts: /join answered`,
-      text: (t) => (j(t) ? (j(t)!.joinMs !== undefined ? ms(j(t)!.joinMs) : `failed: ${j(t)!.error ?? ''}`) : '–'),
-      value: (t) => j(t)?.joinMs,
-    });
+  for (const [field, how] of [
+    ['bigJoin', 'served with omit_members (partial state)'],
+    ['bigJoinWholeState', 'whole state in send_join'],
+  ] as const) {
+    const members = report.targets[0]?.[field]?.members;
+    if (members === undefined) continue;
+    const j = (t: TargetReport) => t[field];
+    rows.push(
+      {
+        measure: `joining a ${members}-member room the simulator hosts, ${how}: /join answered (room usable)`,
+        text: (t) => (j(t) ? (j(t)!.joinMs !== undefined ? ms(j(t)!.joinMs) : `failed: ${j(t)!.error ?? ''}`) : '–'),
+        value: (t) => j(t)?.joinMs,
+      },
+      {
+        measure: `joining a ${members}-member room, ${how}: every member seen joined (full state)`,
+        text: (t) => (j(t) ? (j(t)!.fullStateMs !== undefined ? ms(j(t)!.fullStateMs) : `not reached: ${j(t)!.error ?? ''}`) : '–'),
+        value: (t) => j(t)?.fullStateMs,
+      },
+      { measure: `joining a ${members}-member room, ${how}: peak RSS`, text: (t) => (j(t)?.peakRssBytes !== undefined ? mib(j(t)!.peakRssBytes!) : '–'), value: (t) => j(t)?.peakRssBytes },
+    );
   }
   return rows;
 }

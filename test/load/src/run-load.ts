@@ -39,9 +39,13 @@ export async function runLoad(
     }
     const fanOutResult = parts.includes('fan-out') ? await fanOut(target, ca, scale.fanOutServers) : undefined;
     if (fanOutResult) log(`fan-out to ${fanOutResult.servers}: ${fanOutResult.received} received, all in ${fanOutResult.allDeliveredMs ?? '–'} ms`);
-    const bigJoin = parts.includes('big-join') ? await joinBigRoom(target, ca, scale.bigRoomMembers) : undefined;
-    if (bigJoin) log(`join of a ${bigJoin.members}-member room: ${bigJoin.joinMs ?? bigJoin.error} ms`);
-    return { target: kind, version: target.version, idleRssBytes, results, fanOut: fanOutResult, bigJoin };
+    const bigJoins = [];
+    for (const partial of parts.includes('big-join') ? [true, false] : []) {
+      const bigJoin = await joinBigRoom(target, ca, scale.bigRoomMembers, { partial });
+      log(`${partial ? 'partial-state' : 'whole-state'} join of a ${bigJoin.members}-member room: usable ${bigJoin.joinMs ?? '–'} ms, full state ${bigJoin.fullStateMs ?? '–'} ms${bigJoin.error ? ` (${bigJoin.error})` : ''}`);
+      bigJoins.push(bigJoin);
+    }
+    return { target: kind, version: target.version, idleRssBytes, results, fanOut: fanOutResult, bigJoin: bigJoins[0], bigJoinWholeState: bigJoins[1] };
   } finally {
     await sim.stop();
     await target.stop();

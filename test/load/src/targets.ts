@@ -21,6 +21,8 @@ export interface Target {
   sendMessage(roomId: string, body: string): Promise<string>;
   /** The room creator joins a room hosted by `via` over federation. */
   joinRemoteRoom(roomId: string, via: string): Promise<void>;
+  /** How many members the room creator's client sees joined (`/joined_members`). */
+  joinedMemberCount(roomId: string): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -46,6 +48,15 @@ async function joinRemoteRoomAs(bridge: TestBridge, clientUrl: string, userId: s
   if (res.status !== 200) throw new Error(`/join answered ${res.status}: ${await res.text()}`);
 }
 
+async function joinedMemberCountAs(bridge: TestBridge, clientUrl: string, userId: string, roomId: string): Promise<number> {
+  const res = await fetch(`${clientUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/joined_members?${new URLSearchParams({ user_id: userId })}`, {
+    headers: { authorization: `Bearer ${bridge.registration.as_token}` },
+    signal: AbortSignal.timeout(600_000),
+  });
+  if (res.status !== 200) throw new Error(`/joined_members answered ${res.status}: ${await res.text()}`);
+  return Object.keys(((await res.json()) as { joined?: Record<string, unknown> }).joined ?? {}).length;
+}
+
 async function createRoomAs(bridge: TestBridge, userId: string): Promise<string> {
   const created = await bridge.asUser(userId).createRoom({ preset: 'public_chat' as never, room_version: '10' } as never);
   return created.room_id;
@@ -66,6 +77,7 @@ async function fedgateTarget(kind: 'fedgate-embedded' | 'fedgate-distributed', c
     createRoom: () => createRoomAs(bridge, host),
     sendMessage: (roomId, body) => sendMessageAs(bridge, host, roomId, body),
     joinRemoteRoom: (roomId, via) => joinRemoteRoomAs(bridge, instance.clientServerUrl, host, roomId, via),
+    joinedMemberCount: (roomId) => joinedMemberCountAs(bridge, instance.clientServerUrl, host, roomId),
     stop: () => instance.destroy(),
   };
 }
@@ -96,6 +108,7 @@ async function synapseTarget(ca: TestCertificateAuthority): Promise<Target> {
     createRoom: () => createRoomAs(bridge, host),
     sendMessage: (roomId, body) => sendMessageAs(bridge, host, roomId, body),
     joinRemoteRoom: (roomId, via) => joinRemoteRoomAs(bridge, synapse.clientUrl, host, roomId, via),
+    joinedMemberCount: (roomId) => joinedMemberCountAs(bridge, synapse.clientUrl, host, roomId),
     stop: async () => {
       await bridge.stop();
       await synapse.stop();

@@ -336,12 +336,34 @@ describe('FederationIngressModule over HTTPS', () => {
         const { body: v2 } = await h.remote.client().putJson<any>(INGRESS_NAME, path('v2'), join.pdu);
         expect(v2).toMatchObject({ origin: INGRESS_NAME, event: join.pdu, state: [{ type: 'm.room.create' }], auth_chain: [], members_omitted: false, servers_in_room: [INGRESS_NAME] });
         expect(seen[0]).toMatchObject({ roomId: ROOM, eventId: join.eventId, membership: 'join', origin: h.remote.serverName });
+        expect(seen[0]!.omitMembers).toBeUndefined();
         const { body: v1 } = await h.remote.client().putJson<any>(INGRESS_NAME, path('v1'), join.pdu);
         expect(v1).toEqual([200, expect.objectContaining({ event: join.pdu })]);
         const forged = signedEvent({ room_id: ROOM, type: 'm.room.member', state_key: bob, sender: bob, content: { membership: 'join' } }, h.remote.serverName, generateSigningKey('remote'));
         expect(await refusal(h.remote.client().putJson(INGRESS_NAME, path('v2', forged.eventId), forged.pdu))).toMatchObject({ status: 403, errcode: 'M_FORBIDDEN' });
         expect(await refusal(h.remote.client().putJson(INGRESS_NAME, path('v2', '$other'), join.pdu))).toMatchObject({ status: 400, errcode: 'M_BAD_JSON' });
         expect(seen).toHaveLength(2);
+      } finally {
+        await sub.stop();
+      }
+    });
+
+    it('send_join v2 with omit_members=true asks state-resolver for the reduced answer and serves members_omitted and servers_in_room', async () => {
+      const seen: SendMembershipCommand[] = [];
+      const sub = await h.bus.serve<SendMembershipCommand, SendMembershipReply>(h.topology.sendMembership.command, (command) => {
+        seen.push(command);
+        return { ok: true, roomVersion: '10', event: command.event, state: [], authChain: [], serversInRoom: ['a.test', INGRESS_NAME], membersOmitted: command.omitMembers === true };
+      });
+      try {
+        const bob = h.remote.user('bob');
+        const join = signedEvent({ room_id: ROOM, type: 'm.room.member', state_key: bob, sender: bob, content: { membership: 'join' } }, h.remote.serverName, h.remote.key);
+        const path = `/_matrix/federation/v2/send_join/${encodeURIComponent(ROOM)}/${encodeURIComponent(join.eventId)}`;
+        const { body } = await h.remote.client().putJson<any>(INGRESS_NAME, path, join.pdu, { query: { omit_members: 'true' } });
+        expect(body).toMatchObject({ members_omitted: true, servers_in_room: ['a.test', INGRESS_NAME] });
+        expect(seen[0]).toMatchObject({ membership: 'join', omitMembers: true });
+        const { body: full } = await h.remote.client().putJson<any>(INGRESS_NAME, path, join.pdu, { query: { omit_members: 'false' } });
+        expect(full).toMatchObject({ members_omitted: false });
+        expect(seen[1]!.omitMembers).toBeUndefined();
       } finally {
         await sub.stop();
       }

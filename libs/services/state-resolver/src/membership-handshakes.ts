@@ -16,10 +16,12 @@ import { pduWithRedaction, type Store } from '@fedgate/store';
 import { badJson, CommandRefusal, describeError, forbidden, MissingStateError, notFound } from './errors';
 import type { EventBuilder } from './event-builder';
 import { EventGraph } from './event-graph';
+import { membersOfServer, needsHeroes, reduceJoinState, serversBeforeJoin } from './omitted-members';
 import type { InviteChecks } from './invite-checks';
 import { strippedState } from './local-events';
 import type { RoomLocks } from './room-locks';
 import { logEventOf, recordFor, type RoomTimeline } from './room-timeline';
+import { toRoomStateMap } from './state-keys';
 
 const incompatible = (message: string) => new CommandRefusal('M_INCOMPATIBLE_ROOM_VERSION', message, 400);
 /** The spec's "try another server": we cannot meet the rules on join_authorised_via_users_server. */
@@ -110,7 +112,7 @@ export class MembershipHandshakes {
           if (stored?.status !== 'accepted') throw forbidden(stored?.reason ?? `${command.membership} not allowed`);
           pdu = stored.pdu;
         }
-        return { ok: true as const, roomVersion: rules.id, ...(await this.answer(command.roomId, command.eventId, command.membership, pdu, rules)) };
+        return { ok: true as const, roomVersion: rules.id, ...(await this.answer(command.roomId, command.eventId, command.membership, pdu, rules, command.omitMembers === true)) };
       });
     });
   }
@@ -256,26 +258,44 @@ export class MembershipHandshakes {
     return { alreadyMember, allowedRoomKnown, joinerAllowed, authorisers };
   }
 
-  /** send_join: state before the event and the auth chain; send_knock: stripped state; send_leave: nothing. */
-  private async answer(roomId: string, eventId: string, membership: MembershipKind, pdu: Pdu, rules: RoomVersionRules) {
+  /**
+   * send_join: state before the event and the auth chain (with `omit_members`, the reduced form of
+   * omitted-members.ts); send_knock: stripped state; send_leave: nothing.
+   */
+  private async answer(roomId: string, eventId: string, membership: MembershipKind, pdu: Pdu, rules: RoomVersionRules, omitMembers: boolean) {
     if (membership === 'knock') {
       const current = (await this.timeline.currentState(roomId))!;
       return { event: servedPdu(pdu, eventId, rules) as never, knockRoomState: (await strippedState(this.store, current)) as never };
     }
     if (membership === 'leave') return { event: servedPdu(pdu, eventId, rules) as never };
-    const before = await this.store.state.stateBeforeEvent(eventId);
-    const stateIds = [...(before?.values() ?? [])];
+    const stored = await this.store.state.stateBeforeEvent(eventId);
+    const before = stored ? toRoomStateMap(stored) : new Map<string, string>();
     const graph = new EventGraph(this.store);
-    await graph.loadAuthClosure([...stateIds, eventId], roomId);
-    const chain = authClosureOf([...stateIds, eventId], graph);
-    const records = await this.store.events.getMany([...new Set([...stateIds, ...chain])]);
+    const join = graph.add(eventId, pdu);
+    let stateIds: string[];
+    let authChainIds: string[];
+    let serversInRoom = await this.store.rooms.getJoinedServers(roomId);
+    if (omitMembers) {
+      const nonMembers = [...before].filter(([key]) => !key.startsWith('m.room.member\u0000')).map(([, id]) => id);
+      await graph.load([...nonMembers, ...(needsHeroes(before) ? [...before.values()] : []), ...membersOfServer(before, domainOf(pdu.sender))]);
+      // First for the kept state (heroes chosen among the loaded members), then again once its auth closure is loaded.
+      const reduced = reduceJoinState(before, join, graph);
+      await graph.loadAuthClosure([...reduced.stateIds, ...join.auth_events], roomId);
+      ({ stateIds, authChainIds } = reduceJoinState(before, join, graph));
+      serversInRoom = serversBeforeJoin(serversInRoom, before, join, graph);
+    } else {
+      stateIds = [...before.values()];
+      await graph.loadAuthClosure([...stateIds, ...join.auth_events], roomId);
+      authChainIds = [...authClosureOf([...stateIds, eventId], graph)].filter((id) => id !== eventId);
+    }
+    const records = await this.store.events.getMany([...new Set([...stateIds, ...authChainIds])]);
     const served = (id: string) => records.get(id) && servedPdu(pduWithRedaction(records.get(id)!, rules.id), id, rules);
     return {
       event: servedPdu(pdu, eventId, rules) as never,
       state: stateIds.map(served).filter((p) => p !== undefined) as never,
-      authChain: [...chain].map(served).filter((p) => p !== undefined) as never,
-      serversInRoom: await this.store.rooms.getJoinedServers(roomId),
-      membersOmitted: false,
+      authChain: authChainIds.map(served).filter((p) => p !== undefined) as never,
+      serversInRoom,
+      membersOmitted: omitMembers,
     };
   }
 }

@@ -32,6 +32,8 @@ export class RemoteMembership {
     private readonly api: FederationApi,
     private readonly signer: ServerSigner,
     private readonly localEvents?: LocalEvents,
+    /** Told of each room joined with partial state, once the join is in (starts the background resync). */
+    private readonly onPartialJoin: (roomId: string) => void = () => undefined,
   ) {
     this.importer = new OutlierImporter(store, keyRing);
     this.outOfBand = new OutOfBandMembership(store, timeline, signer.serverName, signer);
@@ -119,7 +121,7 @@ export class RemoteMembership {
   }
 
   private async join(server: string, roomId: string, built: BuiltEvent, rules: RoomVersionRules): Promise<string> {
-    const answer = await this.api.sendJoin(server, roomId, built.eventId, built.pdu);
+    const answer = await this.api.sendJoin(server, roomId, built.eventId, built.pdu, { omitMembers: true });
     let joinPdu = built.pdu;
     if (answer.event) {
       // Restricted joins come back with the resident server's signature added.
@@ -139,6 +141,10 @@ export class RemoteMembership {
 
     const create = graph.lookup(before.get(CREATE_KEY)!);
     const creator = create ? (rules.creatorIsSender ? create.sender : String(create.content.creator ?? create.sender)) : '';
+    // Partial state: recorded before the join is, so whatever part of the join a crash leaves, the resync finds it.
+    const partial = answer.members_omitted === true;
+    const serversInRoom = [...new Set([server, ...(answer.servers_in_room ?? [])])].sort();
+    if (partial) await this.store.partialStateRooms.begin({ roomId, joinEventId: built.eventId, serversInRoom, resident: server, startedTs: Date.now() });
     await this.store.rooms.ensure({ roomId, roomVersion: rules.id, creator, createdTs: create?.origin_server_ts ?? Date.now() });
 
     // The resident server may list our join in the state it answers with (imported above as an outlier): it is timeline here.
@@ -146,12 +152,14 @@ export class RemoteMembership {
     if (!inserted) await this.store.events.setOutcome(built.eventId, { status: 'accepted', outlier: false });
     const beforeId = await this.store.state.save(roomId, toStoreStateMap(before));
     const afterId = await this.store.state.derive(roomId, beforeId, [{ type: 'm.room.member', stateKey: join.state_key!, eventId: built.eventId }]);
+    // Before the join can be an extremity (anyone's prev event): the state at it.
+    await this.store.state.setForEvent(built.eventId, { before: beforeId, after: afterId });
     const extremities = await this.store.rooms.getForwardExtremities(roomId);
     await this.store.rooms.updateForwardExtremities(roomId, { add: [built.eventId], remove: extremities });
     await this.store.rooms.setCurrentState(roomId, afterId);
     const after = new Map(before).set(`m.room.member\u0000${join.state_key}`, built.eventId);
     const joined = new Set(await this.timeline.joinedServers(after, graph));
-    for (const s of answer.servers_in_room ?? []) if (answer.members_omitted) joined.add(s);
+    if (partial) for (const s of serversInRoom) joined.add(s);
     await this.store.rooms.setJoinedServers(roomId, [...joined].sort());
     const delta: Record<string, string | null> = {};
     for (const [k, v] of after) delta[k] = v;
@@ -164,7 +172,7 @@ export class RemoteMembership {
       stateDelta: delta,
       joinedServers: [...joined].sort(),
     });
-    await this.store.state.setForEvent(built.eventId, { before: beforeId, after: afterId });
+    if (partial) this.onPartialJoin(roomId);
     return built.eventId;
   }
 

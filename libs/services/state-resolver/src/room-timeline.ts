@@ -185,7 +185,7 @@ export class RoomTimeline {
    * Authorizes an event against its auth events and against the state before it. Throws MissingStateError when
    * the state at some prev event is unknown. Nothing is written.
    */
-  async evaluate(eventId: string, pdu: Pdu, rules: RoomVersionRules): Promise<Evaluation> {
+  async evaluate(eventId: string, pdu: Pdu, rules: RoomVersionRules, options: { fullState?: boolean } = {}): Promise<Evaluation> {
     const graph = new EventGraph(this.store);
     const event = graph.add(eventId, pdu);
     const roomId = roomIdOf(pdu, rules);
@@ -224,9 +224,30 @@ export class RoomTimeline {
     const byAuthEvents = authorizeByAuthEvents(event, graph.lookup, rules, graph.isRejected);
     if (!byAuthEvents.allowed) return { ...evaluation, status: 'rejected', reason: `auth events: ${byAuthEvents.reason.message}` };
     await this.loadAuthState(graph, event, before, rules);
-    const byState = authorizeEvent(event, authStateFromMap(before, graph.lookup, roomId), rules);
+    const authState = options.fullState ? before : await this.withPartialMembers(roomId, before, event, graph);
+    const byState = authorizeEvent(event, authStateFromMap(authState, graph.lookup, roomId), rules);
     if (!byState.allowed) return { ...evaluation, status: 'rejected', reason: `state before the event: ${byState.reason.message}` };
     return evaluation;
+  }
+
+  /**
+   * In a room joined with partial state the members are missing from the state: an event is checked with the
+   * membership events it names among its auth events standing in for the missing ones (re-checked against the
+   * full state once it is in: partial-state-resync.ts). Any other room: the state as it is.
+   */
+  private async withPartialMembers(roomId: string, state: Map<string, string>, event: RoomEvent, graph: EventGraph): Promise<Map<string, string>> {
+    if (!(await this.store.partialStateRooms.get(roomId))) return state;
+    await graph.load(event.auth_events);
+    let filled: Map<string, string> | undefined;
+    for (const id of event.auth_events) {
+      const member = graph.lookup(id);
+      if (member?.type !== 'm.room.member' || member.state_key === undefined || graph.isRejected(id)) continue;
+      const key = stateMapKey('m.room.member', member.state_key);
+      if (state.has(key)) continue;
+      filled ??= new Map(state);
+      filled.set(key, id);
+    }
+    return filled ?? state;
   }
 
   private async prevEventsOfOtherRooms(prevs: readonly string[], roomId: string): Promise<EventRecord[]> {
@@ -240,7 +261,8 @@ export class RoomTimeline {
     current ??= await this.currentState(evaluation.roomId);
     if (!current) return evaluation;
     await this.loadAuthState(evaluation.graph, evaluation.event, current, evaluation.rules);
-    const verdict = checkSoftFail(evaluation.event, current, evaluation.graph.lookup, evaluation.rules);
+    const authState = await this.withPartialMembers(evaluation.roomId, current, evaluation.event, evaluation.graph);
+    const verdict = checkSoftFail(evaluation.event, authState, evaluation.graph.lookup, evaluation.rules);
     return verdict.allowed ? evaluation : { ...evaluation, status: 'soft_failed', reason: `current state: ${verdict.reason.message}` };
   }
 
@@ -374,9 +396,10 @@ export class RoomTimeline {
 
   /**
    * Sets the room's current state to the resolved state of its forward extremities, and the joined servers
-   * when membership changed. Returns the change to current state.
+   * when membership changed (`fullState`: always, from the state alone — a partial-state room's full state is in).
+   * Returns the change to current state.
    */
-  async updateCurrentState(roomId: string, newEventId: string, newAfterId: string, rules: RoomVersionRules, graph: EventGraph): Promise<Record<string, string | null>> {
+  async updateCurrentState(roomId: string, newEventId: string, newAfterId: string, rules: RoomVersionRules, graph: EventGraph, options: { fullState?: boolean } = {}): Promise<Record<string, string | null>> {
     const room = await this.store.rooms.get(roomId);
     const old = room?.currentStateId ? toRoomStateMap((await this.store.state.load(room.currentStateId))!) : new Map<string, string>();
     const extremities = await this.store.rooms.getForwardExtremities(roomId);
@@ -394,7 +417,13 @@ export class RoomTimeline {
     await this.store.rooms.setCurrentState(roomId, currentId);
     const delta = stateDelta(old, current);
     const membershipChanged = !room?.currentStateId || Object.keys(delta).some((k) => k.startsWith('m.room.member\u0000'));
-    if (membershipChanged) await this.store.rooms.setJoinedServers(roomId, await this.joinedServers(current, graph));
+    if (membershipChanged || options.fullState) {
+      const joined = new Set(await this.joinedServers(current, graph));
+      // Partial state: the servers send_join named stay joined until the members are known.
+      const partial = options.fullState ? undefined : await this.store.partialStateRooms.get(roomId);
+      for (const server of partial?.serversInRoom ?? []) joined.add(server);
+      await this.store.rooms.setJoinedServers(roomId, [...joined].sort());
+    }
     return delta;
   }
 

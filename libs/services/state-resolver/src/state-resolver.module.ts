@@ -65,6 +65,12 @@ const silentLogger = pino({ level: 'silent' });
           elastic: elasticOwnershipFor(config, store, 'state-resolver', (logger ?? silentLogger).child({ component: 'state-resolver-ownership' })),
           parking: config ? { budgetMs: config.partitions.parkedBudgetMs } : undefined,
           metrics,
+          onResyncFailure: (err) => (logger ?? silentLogger).warn({ err, roomId: (err as { roomId?: string }).roomId }, 'partial-state resync failed; retried with backoff'),
+          onResynced: (outcome) =>
+            (logger ?? silentLogger)[outcome.rejected.length > 0 ? 'warn' : 'info'](
+              { roomId: outcome.roomId, from: outcome.server, members: outcome.members, rechecked: outcome.rechecked, rejected: outcome.rejected },
+              'partial-state room resynced: full state in',
+            ),
         }),
     },
     { provide: RoomReader, inject: [STORE], useFactory: (store: Store) => new RoomReader(store) },

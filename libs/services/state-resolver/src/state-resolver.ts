@@ -24,6 +24,7 @@ import { PolicyServerSignatures } from './policy-server-signatures';
 import { RemoteBackfill } from './remote-backfill';
 import { budgetedFederation, remoteIoRefused } from './remote-budget';
 import { RemoteMembership } from './remote-membership';
+import { DEFAULT_RESYNC_LIMITS, PartialStateResync, type ResyncLimits, type ResyncOutcome } from './partial-state-resync';
 import { DEFAULT_PARKING_LIMITS, RoomParking, type ParkingLimits } from './room-parking';
 import { RoomLocks } from './room-locks';
 import { RoomReader } from './room-reader';
@@ -52,6 +53,12 @@ export interface StateResolverDeps {
   policyServer?: { outbound?: Partial<PolicySigningLimits>; inbound?: Partial<PolicySigningLimits>; inboundQuietMs?: number };
   /** The process's Prometheus registry (counters of policy-server outcomes); none: counted in a private one. */
   metrics?: Registry | null;
+  /** Background resync of rooms joined with partial state. */
+  resync?: Partial<ResyncLimits>;
+  /** Told when a partial-state resync fails (it is retried with backoff); e.g. the service's logger. */
+  onResyncFailure?: (err: unknown) => void;
+  /** Told when a partial-state room's full state is in (with the events its re-check rejected). */
+  onResynced?: (outcome: ResyncOutcome) => void;
 }
 
 const DEFAULT_REPAIR_INTERVAL_MS = 15_000;
@@ -71,6 +78,7 @@ export class StateResolver {
   readonly handshakes: MembershipHandshakes;
   readonly remoteMembership: RemoteMembership;
   readonly backfill: RemoteBackfill;
+  readonly resync: PartialStateResync;
   private subscriptions: BusSubscription[] = [];
   private readonly locks = new RoomLocks();
   private repairTimer: NodeJS.Timeout | undefined;
@@ -102,7 +110,8 @@ export class StateResolver {
     this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, deps.keyRing, api, transactions, serverName, outboundPolicy);
     const invites = new InviteChecks(deps.store, this.timeline, deps.keyRing, deps.identity.serverName, deps.inviteRateLimit);
     this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey, invites);
-    this.remoteMembership = new RemoteMembership(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity, this.localEvents);
+    this.resync = new PartialStateResync(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity.serverName, { ...DEFAULT_RESYNC_LIMITS, ...deps.resync }, deps.onResyncFailure, deps.onResynced);
+    this.remoteMembership = new RemoteMembership(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity, this.localEvents, (roomId) => this.resync.start(roomId));
     this.backfill = new RemoteBackfill(deps.store, locks, deps.keyRing, api, deps.identity.serverName);
   }
 
@@ -161,6 +170,7 @@ export class StateResolver {
       // With one replica every command subject is served; with several, each replica serves the room partitions
       // whose inbound PDUs it consumes, so one process (and its room locks) orders all of a room's work.
       const owned = partitionsForReplica(replica.index, replica.count, topology.roomPartitions);
+      await this.resumeResyncs(owned);
       for (const { command, handler } of this.commands()) {
         const specs = replica.count === 1 ? [command] : owned.map((p) => forPartition(command, p));
         for (const spec of specs) this.subscriptions.push(await bus.serve(spec, handler));
@@ -175,6 +185,12 @@ export class StateResolver {
     // happens in its room; until then it stays in store.pendingCommits.
     this.repairTimer = setInterval(() => void this.repairUnsettled(), this.deps.repairIntervalMs ?? DEFAULT_REPAIR_INTERVAL_MS);
     this.repairTimer.unref();
+  }
+
+  /** Rooms of these partitions joined with partial state whose resync a stop or a crash cut short: resumed in the background. */
+  private async resumeResyncs(partitions: number[]): Promise<void> {
+    const owned = new Set(partitions);
+    await this.resync.resumeAll((roomId) => owned.has(this.deps.topology.roomLog.partitionOf(roomId)));
   }
 
   /** Only rooms of partitions owned now: another replica's room (or one handed over) is that replica's to finish, under its locks. */
@@ -217,6 +233,7 @@ export class StateResolver {
     const { bus, topology } = this.deps;
     const owns = () => this.ownership?.owns(p) === true;
     await this.repair(undefined, [p]);
+    await this.resumeResyncs([p]);
     const subscriptions: BusSubscription[] = [];
     this.partitionSubscriptions.set(p, subscriptions);
     try {
@@ -246,6 +263,7 @@ export class StateResolver {
   async stop(): Promise<void> {
     clearInterval(this.repairTimer);
     this.parking.stop();
+    this.resync.stop();
     await this.ownership?.stop();
     const subs = this.subscriptions;
     this.subscriptions = [];

@@ -16,6 +16,7 @@ export interface MongoCollections {
   clientTransactions: Collection<Document>;
   redactionClaims: Collection<Document>;
   pendingCommits: Collection<Document>;
+  partialStateRooms: Collection<Document>;
   destinations: Collection<Document>;
   egressQueue: Collection<Document>;
   egressTransactions: Collection<Document>;
@@ -64,6 +65,7 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   crossSigningKeys: { name: 'cross_signing_keys', indexes: [{ key: { userId: 1 }, name: 'user' }] },
   redactionClaims: { name: 'redaction_claims', indexes: [] },
   pendingCommits: { name: 'pending_commits', indexes: [] },
+  partialStateRooms: { name: 'partial_state_rooms', indexes: [] },
   destinations: { name: 'destinations', indexes: [{ key: { retryAt: 1 }, name: 'retry_at' }] },
   egressQueue: { name: 'egress_queue', indexes: [{ key: { destination: 1, position: 1 }, name: 'destination_position' }] },
   egressTransactions: { name: 'egress_transactions', indexes: [] },

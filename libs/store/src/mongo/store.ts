@@ -13,6 +13,7 @@ import { MongoAppServiceRepository, MongoMediaRepository } from './platform';
 import { MongoLeaseRepository } from './leases';
 import { MongoDeviceKeyRepository } from './device-keys';
 import { MongoPendingCommitRepository } from './pending-commits';
+import { MongoPartialStateRoomRepository } from './partial-state-rooms';
 import { MongoRedactionRepository } from './redactions';
 import { MongoRoomRepository } from './rooms';
 import { MongoSnapshotRows } from './state';
@@ -40,6 +41,7 @@ export async function openMongoStore(url: string, db: string): Promise<Store> {
     redactions: new MongoRedactionRepository(c.redactionClaims, c.events),
     leases: new MongoLeaseRepository(c.leases),
     pendingCommits: new MongoPendingCommitRepository(c.pendingCommits, c.counters),
+    partialStateRooms: new MongoPartialStateRoomRepository(c.partialStateRooms),
     roomDirectory: new MongoRoomDirectoryRepository(c.roomDirectory),
     deviceKeys: new MongoDeviceKeyRepository(c.devices, c.oneTimeKeys, c.fallbackKeys, c.crossSigningKeys, c.counters),
     close: () => client.close(),

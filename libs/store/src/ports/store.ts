@@ -4,6 +4,7 @@ import type { ChatLifecycleRepository } from './chat-lifecycle';
 import type { ClientTransactionRepository } from './client-transactions';
 import type { EventRepository } from './events';
 import type { PendingCommitRepository } from './pending-commits';
+import type { PartialStateRoomRepository } from './partial-state-rooms';
 import type { RedactionRepository } from './redactions';
 import type { RoomDirectoryRepository } from './room-directory';
 import type { EgressQueueRepository } from './egress-queue';
@@ -41,6 +42,8 @@ export interface Store {
   readonly leases: LeaseRepository;
   /** state-resolver: commits under way, finished by the repair path after a crash or an outage. */
   readonly pendingCommits: PendingCommitRepository;
+  /** state-resolver: rooms joined with partial state, until their full state is in (the resync resumes after a restart). */
+  readonly partialStateRooms: PartialStateRoomRepository;
   /** chat-sync writes, ingress reads: which rooms are published in the public room directory. */
   readonly roomDirectory: RoomDirectoryRepository;
   /** chat-sync and ingress: devices, their keys, cross-signing keys and device-list stream ids (end-to-end encryption). */

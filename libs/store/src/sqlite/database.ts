@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS store_client_transactions (
 CREATE TABLE IF NOT EXISTS store_pending_commits (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, room_id TEXT NOT NULL, payload TEXT NOT NULL, created_ts INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS store_partial_state_rooms (
+  room_id TEXT PRIMARY KEY, join_event_id TEXT NOT NULL, servers TEXT NOT NULL, resident TEXT NOT NULL, started_ts INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS store_received_transactions (
   origin TEXT NOT NULL, txn_id TEXT NOT NULL, response TEXT NOT NULL, received_ts INTEGER NOT NULL,
   PRIMARY KEY (origin, txn_id)

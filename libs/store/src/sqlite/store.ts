@@ -12,6 +12,7 @@ import { SqliteAppServiceRepository, SqliteMediaRepository } from './platform';
 import { SqliteLeaseRepository } from './leases';
 import { SqliteDeviceKeyRepository } from './device-keys';
 import { SqlitePendingCommitRepository } from './pending-commits';
+import { SqlitePartialStateRoomRepository } from './partial-state-rooms';
 import { SqliteRedactionRepository } from './redactions';
 import { SqliteRoomDirectoryRepository } from './room-directory';
 import { SqliteRoomRepository } from './rooms';
@@ -41,6 +42,7 @@ export function openSqliteStore(path: string): Store {
     redactions: new SqliteRedactionRepository(db),
     leases: new SqliteLeaseRepository(db),
     pendingCommits: new SqlitePendingCommitRepository(db),
+    partialStateRooms: new SqlitePartialStateRoomRepository(db),
     roomDirectory: new SqliteRoomDirectoryRepository(db),
     deviceKeys: new SqliteDeviceKeyRepository(db),
     close: async () => db.close(),

@@ -152,6 +152,22 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
       });
     });
 
+    describe('partialStateRooms', () => {
+      const room = (roomId: string, startedTs: number, servers = ['a.test']) => ({ roomId, joinEventId: `$join-${roomId}`, serversInRoom: servers, resident: 'a.test', startedTs });
+
+      it('keeps a room partial until finished, the latest record standing, oldest first', async () => {
+        await store.partialStateRooms.begin(room('!ps-b:test', 20));
+        await store.partialStateRooms.begin(room('!ps-a:test', 10));
+        await store.partialStateRooms.begin(room('!ps-b:test', 30, ['a.test', 'b.test']));
+        expect(await store.partialStateRooms.get('!ps-b:test')).toEqual(room('!ps-b:test', 30, ['a.test', 'b.test']));
+        expect((await store.partialStateRooms.list()).filter((r) => r.roomId.startsWith('!ps-')).map((r) => r.roomId)).toEqual(['!ps-a:test', '!ps-b:test']);
+        await store.partialStateRooms.finish('!ps-a:test');
+        await store.partialStateRooms.finish('!ps-a:test');
+        expect(await store.partialStateRooms.get('!ps-a:test')).toBeUndefined();
+        expect((await store.partialStateRooms.list()).filter((r) => r.roomId.startsWith('!ps-')).map((r) => r.roomId)).toEqual(['!ps-b:test']);
+      });
+    });
+
     describe('redactions', () => {
       const claim = (redactionEventId: string, targetEventId: string, roomId = '!redact:test') => ({ redactionEventId, targetEventId, roomId });
 

@@ -94,6 +94,12 @@ export class MaliciousServer implements FederationPeer {
    */
   servesMissingEvents = false;
   private clock = 1_700_000_000_000;
+  /**
+   * Whether send_join honours `omit_members=true` for the rooms it hosts (partial-state joins): the state without
+   * membership events but the joiner's own, the auth chain of what it serves, `servers_in_room`. Off by default,
+   * so the tests written before it still get the whole state.
+   */
+  servesPartialState = false;
 
   private constructor(
     readonly name: string,
@@ -353,9 +359,13 @@ export class MaliciousServer implements FederationPeer {
       case 'send_join': {
         const room = this.hosted.get(a);
         if (!room) return notFound(`not in ${a}`);
-        const ids = [...room.state.values()];
         this.learn([request.body as Record<string, unknown>], room.rules.id);
-        return json({ origin: this.name, state: ids.map(pdu), auth_chain: this.authChainOf(ids).map(pdu), event: request.body, servers_in_room: [this.name], members_omitted: false });
+        const joiner = (request.body as { state_key?: unknown } | null)?.state_key;
+        const omit = this.servesPartialState && String(request.query.omit_members) === 'true';
+        const ids = [...room.state].filter(([key]) => !omit || !key.startsWith('m.room.member\u0000') || key === stateMapKey('m.room.member', String(joiner))).map(([, id]) => id);
+        const served = new Set(ids);
+        const chain = this.authChainOf(ids).filter((id) => !omit || !served.has(id));
+        return json({ origin: this.name, state: ids.map(pdu), auth_chain: chain.map(pdu), event: request.body, servers_in_room: [this.name], members_omitted: omit });
       }
     }
     return json({ errcode: 'M_UNRECOGNIZED', error: `${request.method} ${request.path}` }, 404);

@@ -9,6 +9,7 @@ const WRITES: Record<string, string[]> = {
   rooms: ['ensure', 'setCurrentState', 'updateForwardExtremities', 'setJoinedServers', 'updateJoinedServers'],
   redactions: ['addClaim', 'apply'],
   pendingCommits: ['add', 'remove'],
+  partialStateRooms: ['begin', 'finish'],
   clientTransactions: ['record'],
 };
 

@@ -106,9 +106,10 @@ export class TestNetwork {
       case 'PUT v2/send_leave':
       case 'PUT v1/send_knock': {
         const membership = endpoint.slice(5) as 'join' | 'leave' | 'knock';
-        const reply = await r.handshakes.sendMembership({ roomId: a, eventId: b, membership, origin: from, event: body as never });
+        const omitMembers = membership === 'join' && String(query.omit_members) === 'true';
+        const reply = await r.handshakes.sendMembership({ roomId: a, eventId: b, membership, origin: from, event: body as never, ...(omitMembers ? { omitMembers } : {}) });
         if (!reply.ok) return refuse(reply);
-        if (membership === 'join') return ok({ origin: to, state: reply.state, auth_chain: reply.authChain, event: reply.event, servers_in_room: reply.serversInRoom, members_omitted: false });
+        if (membership === 'join') return ok({ origin: to, state: reply.state, auth_chain: reply.authChain, event: reply.event, servers_in_room: reply.serversInRoom, members_omitted: reply.membersOmitted ?? false });
         if (membership === 'knock') return ok({ knock_room_state: reply.knockRoomState });
         return ok({});
       }
