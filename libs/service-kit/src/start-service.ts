@@ -85,6 +85,8 @@ export function clientServerListener(config: FedgateConfig): HttpListenerOptions
   return {
     name: 'client-server',
     ...config.clientServer,
+    // Only the chat platform calls this listener: its trace context is carried on into ours.
+    trustTraceContext: true,
     maxBodyBytes: Math.min(CLIENT_SERVER_JSON_BODY_BYTES, config.limits.maxUploadBytes),
     largeBodyRoutes: { pattern: MEDIA_UPLOAD_PATH, maxBodyBytes: config.limits.maxUploadBytes },
     json: { maxDepth: CLIENT_SERVER_JSON_DEPTH, strictNumbers: true },

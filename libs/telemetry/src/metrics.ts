@@ -56,7 +56,10 @@ export function prometheusBusObserver(registry: Registry, maxLabelValues = MAX_L
   };
 }
 
-/** Consumer lag and ack-pending, read from the bus at scrape time. */
+/**
+ * Consumer lag and ack-pending, read from the bus at scrape time, for the consumers this process works on
+ * (`consumers()`; a replica reports its own partitions, not every replica's).
+ */
 export function registerConsumerGauges(registry: Registry, bus: Bus, consumers: () => ConsumerSpec[]): void {
   const gauge = (name: string, help: string, read: (stats: { pending: number; ackPending: number }) => number) =>
     new Gauge({
@@ -65,6 +68,7 @@ export function registerConsumerGauges(registry: Registry, bus: Bus, consumers: 
       labelNames: ['consumer'],
       registers: [registry],
       async collect() {
+        this.reset();
         for (const consumer of consumers()) {
           try {
             this.set({ consumer: consumer.durable }, read(await bus.consumerStats(consumer)));
@@ -76,6 +80,53 @@ export function registerConsumerGauges(registry: Registry, bus: Bus, consumers: 
     });
   gauge('fedgate_bus_consumer_lag', 'Messages not yet delivered to the consumer', (s) => s.pending);
   gauge('fedgate_bus_consumer_ack_pending', 'Delivered, not yet settled', (s) => s.ackPending);
+}
+
+/** The consumers that carry one owned partition's work, by the stage label they are reported under. */
+export type PartitionConsumers = (stage: string, partition: number) => Array<{ stage: string; consumer: ConsumerSpec }>;
+
+/** How long one scrape's reading of the bus is reused by the other partition gauges of the same scrape. */
+const PARTITION_STATS_REUSE_MS = 1_000;
+
+/**
+ * Lag per partition this process owns now (`setOwnedPartitions`): messages waiting, delivered but unsettled,
+ * and the age of the oldest unsettled one. Labels are bounded: a few stages × the configured partitions.
+ * A partition handed over disappears from this replica's series at the next scrape and appears on its new owner's.
+ */
+export function registerPartitionLagGauges(registry: Registry, bus: Bus, consumersOf: PartitionConsumers): void {
+  type Row = { stage: string; partition: string; pending: number; ackPending: number; ageSeconds: number };
+  let last: { at: number; rows: Promise<Row[]> } | undefined;
+  const read = (): Promise<Row[]> => {
+    if (last && Date.now() - last.at < PARTITION_STATS_REUSE_MS) return last.rows;
+    const work = [...ownedPartitions()].flatMap(([stage, partitions]) => partitions.flatMap((p) => consumersOf(stage, p).map((c) => ({ ...c, partition: String(p) }))));
+    const rows = Promise.all(
+      work.map(async ({ stage, consumer, partition }) => {
+        try {
+          const stats = await bus.consumerStats(consumer);
+          return [{ stage, partition, pending: stats.pending, ackPending: stats.ackPending, ageSeconds: stats.oldestUnsettledAgeMs / 1000 }];
+        } catch {
+          return []; // consumer not created yet
+        }
+      }),
+    ).then((r) => r.flat());
+    last = { at: Date.now(), rows };
+    return rows;
+  };
+  const gauge = (name: string, help: string, value: (row: Row) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['stage', 'partition'],
+      registers: [registry],
+      async collect() {
+        const rows = await read();
+        this.reset();
+        for (const row of rows) this.set({ stage: row.stage, partition: row.partition }, value(row));
+      },
+    });
+  gauge('fedgate_partition_lag_messages', 'Messages of an owned partition not yet delivered to its consumer', (r) => r.pending);
+  gauge('fedgate_partition_ack_pending_messages', 'Messages of an owned partition delivered and not yet settled', (r) => r.ackPending);
+  gauge('fedgate_partition_oldest_unsettled_age_seconds', 'Age of the oldest message of an owned partition not yet settled (0 when none)', (r) => r.ageSeconds);
 }
 
 export interface MetricsServer {

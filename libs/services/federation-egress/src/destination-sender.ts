@@ -9,6 +9,7 @@ import type { EgressContext } from './egress-context';
 import { classifySendFailure } from './send-failure';
 import { findStaleEdus } from './stale-edus';
 import { takeBatch } from './transaction-batch';
+import { queuedTraceKey } from './destinations';
 
 /** How many queued items one read looks at (enough for a full transaction plus stale EDUs before it). */
 const QUEUE_WINDOW = 500;
@@ -21,6 +22,8 @@ export class DestinationSender {
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
+  /** Trace keys of the items of each transaction formed here (one saved before a restart has none). */
+  private readonly traceKeys = new Map<string, string[]>();
 
   constructor(
     readonly destination: string,
@@ -126,6 +129,13 @@ export class DestinationSender {
       }
       // Saved before it is begun and before the first attempt, so every retry (also after a restart) sends these bytes.
       const proposed = await queue.saveTransaction({ destination: this.destination, txnId, upTo: batch.upTo, body, createdTs: now });
+      this.traceKeys.set(
+        txnId,
+        batch.items.map((i) => {
+          const entry = i.item as unknown as EgressEntry;
+          return queuedTraceKey(this.destination, entry.kind === 'pdu' ? entry.eventId : `edu:${entry.eduId}`);
+        }),
+      );
       const inFlight = await this.ctx.store.destinations.beginTransaction(this.destination, { txnId, upTo: batch.upTo });
       if (inFlight.txnId === txnId) return proposed;
       await queue.deleteTransaction(this.destination, txnId);
@@ -169,10 +179,12 @@ export class DestinationSender {
     const counts = { pduCount: body.pdus.length, eduCount: body.edus.length };
     const path = `/_matrix/federation/v1/send/${encodeURIComponent(txn.txnId)}`;
     let response: { status: number; body: { pdus?: Record<string, { error?: string }> } | undefined };
+    const put = () =>
+      this.ctx.client.putJson<{ pdus?: Record<string, { error?: string }> }>(this.destination, path, txn.body, { timeoutMs: this.ctx.settings.requestTimeoutMs });
+    const traceKeys = this.traceKeys.get(txn.txnId) ?? [];
+    const attributes = { 'fedgate.destination': this.destination, 'fedgate.txn_id': txn.txnId, 'fedgate.pdus': counts.pduCount, 'fedgate.edus': counts.eduCount };
     try {
-      response = await this.ctx.client.putJson<{ pdus?: Record<string, { error?: string }> }>(this.destination, path, txn.body, {
-        timeoutMs: this.ctx.settings.requestTimeoutMs,
-      });
+      response = await (this.ctx.traces ? this.ctx.traces.inSpanOf('federation-egress transaction', traceKeys, attributes, put) : put());
     } catch (error) {
       const failure = classifySendFailure(error);
       const durationMs = this.now() - started;
@@ -261,6 +273,8 @@ export class DestinationSender {
 
   /** The transaction is over: the cursor passes it, its items and saved body go. */
   private async settle(txn: PendingEgressTransaction): Promise<void> {
+    this.ctx.traces?.forget(this.traceKeys.get(txn.txnId) ?? []);
+    this.traceKeys.delete(txn.txnId);
     await this.ctx.store.destinations.completeTransaction(this.destination, txn.txnId, this.now());
     await this.ctx.store.egressQueue.removeUpTo(this.destination, txn.upTo);
     await this.ctx.store.egressQueue.deleteTransaction(this.destination, txn.txnId);

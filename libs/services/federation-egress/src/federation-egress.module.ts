@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { EGRESS_SETTINGS, egressSettingsFrom, type EgressSettings } from './egress-settings';
 import { FederationEgress } from './federation-egress';
+import { registerQueueDepthGauges } from './queue-depth-metrics';
 
 /** Runs FederationEgress for the life of the Nest app (bus consumers and senders, no HTTP). */
 @Injectable()
@@ -35,6 +36,7 @@ export class FederationEgressWorker implements OnApplicationBootstrap, OnApplica
       onOwnFailure: () => ownFailures?.inc(),
       elastic: elasticOwnershipFor(config, store, 'federation-egress', logger.child({ component: 'federation-egress-ownership' })),
     });
+    if (registry && !registry.getSingleMetric('fedgate_egress_queue_depth')) registerQueueDepthGauges(registry, this.egress);
   }
 
   async onApplicationBootstrap(): Promise<void> {

@@ -9,6 +9,8 @@ import { createTestCa, type TestCertificateAuthority } from '@fedgate/testing';
 import { RecordingRemote } from './__fixtures__/recording-remote';
 import type { EgressSettings } from './egress-settings';
 import { FederationEgress } from './federation-egress';
+import { registerQueueDepthGauges } from './queue-depth-metrics';
+import { Registry } from 'prom-client';
 
 jest.setTimeout(30_000);
 
@@ -564,6 +566,31 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
       await second.stop();
       await secondStore.close();
     }
+  });
+
+  it('queue depth gauges (issue 12): the deepest destinations by name, the rest summed as other; nothing left once drained', async () => {
+    const h = await open({}, { start: false });
+    const registry = new Registry();
+    registerQueueDepthGauges(registry, h.egress, 3);
+    const roomId = '!depth:own.test';
+    const ids = await storeEvents(h.store, roomId, 10);
+    await enqueueDirect(h, remote.serverName, ids.map((eventId) => ({ kind: 'pdu', destination: remote.serverName, roomId, eventId, enqueuedAt: Date.now() })));
+    const others = ['gone0.invalid', 'gone1.invalid', 'gone2.invalid', 'gone3.invalid', 'gone4.invalid'];
+    for (const d of others) await enqueueDirect(h, d, [{ kind: 'pdu', destination: d, roomId, eventId: ids[0], enqueuedAt: Date.now() }]);
+    const depthLines = (text: string) => text.split('\n').filter((l) => l.startsWith('fedgate_egress_queue_depth{'));
+    const piled = await registry.metrics();
+    expect(depthLines(piled)).toEqual([
+      `fedgate_egress_queue_depth{destination="${remote.serverName}"} 10`,
+      'fedgate_egress_queue_depth{destination="gone0.invalid"} 1',
+      'fedgate_egress_queue_depth{destination="gone1.invalid"} 1',
+      'fedgate_egress_queue_depth{destination="other"} 3',
+    ]);
+    expect(piled).toContain('fedgate_egress_destinations_queued 6');
+    for (const d of others) await h.store.egressQueue.removeUpTo(d, Number.MAX_SAFE_INTEGER);
+    await h.egress.start();
+    await until(async () => (await registry.metrics()).includes('fedgate_egress_destinations_queued 0'), 'every queue drained');
+    expect(depthLines(await registry.metrics())).toEqual([]);
+    expect(remote.deliveredEventIds()).toEqual(ids);
   });
 
   it('records per-PDU errors from the remote without retrying them', async () => {
