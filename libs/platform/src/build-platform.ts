@@ -9,7 +9,7 @@ import type { FedgateConfig } from '@fedgate/config';
 import { FederationHttpClient, StoreKeyRing, type FetchRefusal, type KeyRing } from '@fedgate/federation-client';
 import type { SharedResources, SigningKeyFile } from '@fedgate/service-kit';
 import { openStore as openStoreFor, type Store } from '@fedgate/store';
-import { ownedPartitions, registerConsumerGauges, registerPartitionLagGauges, type PartitionConsumers } from '@fedgate/telemetry';
+import { ownedPartitions, registerConsumerGauges, registerReadinessCheck, registerPartitionLagGauges, type PartitionConsumers } from '@fedgate/telemetry';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { addressAllowlist } from './address-allowlist';
@@ -120,6 +120,24 @@ function ownedConsumers(topology: BusTopology): ConsumerSpec[] {
   return [...partitioned, ...unpartitioned];
 }
 
+/**
+ * Readiness of the shared parts: the store answers a read, the bus a round trip (JetStream: a ping to the
+ * server; the embedded bus lives in this process). Registered for /readyz; returns their removal.
+ */
+export function registerPlatformReadiness(store: Store, bus: Bus): () => void {
+  const removals = [
+    registerReadinessCheck('store', async () => {
+      await store.leases.live('health/', Date.now());
+    }),
+    registerReadinessCheck('bus', async () => {
+      if (!(bus instanceof JetStreamBus)) return;
+      if (bus.connection.isClosed()) throw new Error('NATS connection closed');
+      await bus.connection.rtt();
+    }),
+  ];
+  return () => removals.forEach((remove) => remove());
+}
+
 /** Opens store and bus for the configured mode and builds the providers every service module injects. */
 export async function buildPlatform({ config, logger, signingKey, telemetry }: PlatformContext): Promise<Platform> {
   const identity: ServerIdentity = { serverName: config.serverName, signingKey: signingKey.current, allKeys: signingKey.all };
@@ -136,6 +154,7 @@ export async function buildPlatform({ config, logger, signingKey, telemetry }: P
     registerConsumerGauges(telemetry.registry, bus, () => ownedConsumers(topology));
     registerPartitionLagGauges(telemetry.registry, bus, partitionConsumers(topology));
   }
+  const removeReadiness = registerPlatformReadiness(store, bus);
   const federationClient = await buildFederationClient(config, identity);
   const keyRing: KeyRing = new StoreKeyRing({
     serverKeys: store.serverKeys,
@@ -167,6 +186,7 @@ export async function buildPlatform({ config, logger, signingKey, telemetry }: P
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      removeReadiness();
       for (const [name, step] of [
         ['bus', () => bus.close()],
         ['federation client', () => federationClient.close()],

@@ -5,3 +5,4 @@ export { redactSecrets, redactUrl, REDACTED } from './redaction';
 export { serviceInstanceId, setServiceInstanceId, setOwnedPartitions, ownedPartitions, compactPartitions, partitionFields } from './instance';
 export { startHttpServerSpan, endHttpServerSpan, withHttpClientSpan, type HttpClientSpanRequest, type HttpServerSpanRequest } from './http-spans';
 export { QueuedWorkTraces } from './queued-traces';
+export { answerHealth, markServiceStarted, readiness, registerReadinessCheck, READINESS_CHECK_TIMEOUT_MS, type Readiness, type ReadinessCheck } from './health';

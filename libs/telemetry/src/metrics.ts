@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Bus, BusObserver, ConsumerSpec } from '@fedgate/bus';
+import { answerHealth } from './health';
 import { ownedPartitions, serviceInstanceId } from './instance';
 
 export function createMetricsRegistry(service: string, defaults = true): Registry {
@@ -135,12 +136,21 @@ export interface MetricsServer {
 }
 
 /**
- * Serves GET /metrics for a registry on a port (0 picks a free one). Loopback unless told otherwise:
+ * Serves GET /metrics for a registry on a port (0 picks a free one), and the health paths (/livez,
+ * /startupz, /readyz) the orchestrator probes. Loopback unless told otherwise:
  * /metrics is unauthenticated and describes internals.
  */
 export async function serveMetrics(registry: Registry, port: number, host = '127.0.0.1'): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
-    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+    const path = req.url?.split('?')[0] ?? '';
+    if (req.method === 'GET' && path !== '/metrics') {
+      void answerHealth(path).then((answer) => {
+        if (answer) res.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body));
+        else res.writeHead(404).end();
+      });
+      return;
+    }
+    if (req.method !== 'GET') {
       res.writeHead(404).end();
       return;
     }
