@@ -193,12 +193,14 @@ export class DestinationSender {
         // A 429 says when to come back; never later than the longest backoff.
         const delay = failure.retryAfterMs !== undefined ? Math.min(failure.retryAfterMs, this.ctx.settings.backoff.maxMs) : backoff;
         const retryAt = this.now() + delay;
+        this.ctx.onTransaction?.(this.destination, 'retry');
         const updated = await this.ctx.store.destinations.recordFailure(this.destination, retryAt);
         this.ctx.logger.info({ destination: this.destination, txnId: txn.txnId, reason: failure.reason, failures: updated.failures, retryAt }, 'transaction failed; backing off');
         await this.audit({ status: failure.status, outcome: 'error', reason: failure.reason, txnId: txn.txnId, durationMs, ...counts, details: { message: failure.message, retryAt } });
         this.wakeAt(retryAt);
         return false;
       }
+      this.ctx.onTransaction?.(this.destination, 'refused');
       const dropped = await this.queuedPdus(record.cursor, txn.upTo);
       const catchUp = await this.catchUpAfterDrop(dropped);
       this.ctx.logger.warn({ destination: this.destination, txnId: txn.txnId, reason: failure.reason, catchUp: catchUp.length }, 'transaction refused; dropping it');
@@ -223,6 +225,7 @@ export class DestinationSender {
       }
       return true;
     }
+    this.ctx.onTransaction?.(this.destination, 'ok');
     // Delivered. From here a failure is ours (store down), never the destination's: it propagates to loop(),
     // which tries again shortly without backing the destination off, and the same txnId is sent again (the
     // remote answers a retried transaction without processing it twice).

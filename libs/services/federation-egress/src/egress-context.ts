@@ -28,6 +28,8 @@ export interface EgressContext {
   owns?: (destination: string) => boolean;
   /** Called when a send loop failed on our side (store or bus), for the operator's metric. */
   onOwnFailure?: (destination: string, error: unknown) => void;
+  /** Every answer to a transaction: delivered (`ok`), backing off (`retry`), given up (`refused`). */
+  onTransaction?: (destination: string, outcome: 'ok' | 'retry' | 'refused') => void;
   /** The trace each queued item came with, so the transaction carrying it joins that trace. */
   traces?: QueuedWorkTraces;
   now?: () => number;

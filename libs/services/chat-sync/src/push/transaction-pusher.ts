@@ -18,6 +18,8 @@ export interface DeliverySuccess {
   txnId: string;
   /** 1 when the first attempt was accepted. */
   attempts: number;
+  /** How long the accepted attempt took, request to answer. */
+  durationMs: number;
   events: number;
   ephemeral: number;
 }
@@ -158,6 +160,7 @@ export class TransactionPusher {
       const transaction = await queue.openTransaction(id, this.limits);
       if (!transaction) return;
       let attempts = 0;
+      let durationMs = 0;
       const traceKeys = transaction.events.flatMap((e) => (typeof e.event_id === 'string' ? [traceKey(id, e.event_id)] : []));
       const spanAttributes = { 'fedgate.appservice': id, 'fedgate.txn_id': transaction.txnId, 'fedgate.events': transaction.events.length, 'fedgate.ephemeral': transaction.ephemeral.length };
       for (let attempt = 1; ; attempt++) {
@@ -167,11 +170,13 @@ export class TransactionPusher {
           worker.rescan = true;
           return;
         }
+        const started = performance.now();
         try {
           await this.traces.inSpanOf('appservice transaction', traceKeys, { ...spanAttributes, 'fedgate.attempt': attempt }, () =>
             this.options.client.sendTransaction(worker.registration, transaction),
           );
           attempts = attempt;
+          durationMs = performance.now() - started;
           break;
         } catch (err) {
           const retryInMs = backoffDelayMs(this.backoff, attempt, this.random);
@@ -181,7 +186,7 @@ export class TransactionPusher {
       }
       await queue.ackTransaction(id, transaction.txnId);
       this.traces.forget(traceKeys);
-      const success = { appServiceId: id, txnId: transaction.txnId, attempts, events: transaction.events.length, ephemeral: transaction.ephemeral.length };
+      const success = { appServiceId: id, txnId: transaction.txnId, attempts, durationMs, events: transaction.events.length, ephemeral: transaction.ephemeral.length };
       await this.notify(() => this.options.onDelivered?.(success));
     }
   }
