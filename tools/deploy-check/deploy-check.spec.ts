@@ -37,6 +37,9 @@ async function goBuild(name: string, pkg: string): Promise<string> {
     throw new Error(`go build ${pkg} failed (Go and the Go module proxy are needed): ${e.stderr || e.message}`);
   }
   await rename(partial, binary);
+  // Builds of older checker sources are of no further use.
+  const stem = name.replace(/-[0-9a-f]{12}$/, '-');
+  if (stem !== name) for (const old of readdirSync(cacheDir).filter((f) => f.startsWith(stem) && f !== name && !f.endsWith('.partial'))) await rm(path.join(cacheDir, old), { force: true });
   return binary;
 }
 
@@ -129,6 +132,8 @@ describe('Helm chart, rendered and validated offline', () => {
     const deployment = (name: string) => all.find((o) => o.kind === 'Deployment' && o.metadata.name === name)!;
     expect(deployment('rel-fedgate-state-resolver').spec.replicas).toBeUndefined();
     expect(deployment('rel-fedgate-federation-ingress').spec.replicas).toBe(3);
+    const policy = all.find((o) => o.kind === 'NetworkPolicy')!;
+    expect(policy.spec.ingress.map((rule: { ports: Array<{ port: number }> }) => rule.ports[0]!.port)).toEqual([8008, 9464]);
     const dashboard = all.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'rel-fedgate-dashboard')!;
     expect(JSON.parse(dashboard.data!['fedgate-overview.json']!)).toEqual(JSON.parse(readFileSync(path.join(chart, 'dashboards/fedgate-overview.json'), 'utf8')));
   });
@@ -145,6 +150,7 @@ describe('Helm chart, rendered and validated offline', () => {
 
   it('the checker is no rubber stamp: an unknown field, a wrong type and a ScaledObject typo are each refused', async () => {
     const rendered = await render('-f', multiReplicaValues);
+    await expect(checkKube('# nothing\n')).rejects.toThrow(/no objects to check/);
     await expect(checkKube(rendered.replace('  replicas: 3\n', '  replicaz: 3\n'))).rejects.toThrow(/Deployment\/rel-fedgate-federation-ingress.*unknown field "spec.replicaz"/);
     await expect(checkKube(rendered.replace(/terminationGracePeriodSeconds: 30/, 'terminationGracePeriodSeconds: thirty'))).rejects.toThrow(/Deployment/);
     await expect(checkKube(rendered.replace(/maxReplicaCount: (\d+)/, 'maxReplicas: $1'))).rejects.toThrow(/ScaledObject\/rel-fedgate-state-resolver/);

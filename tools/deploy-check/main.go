@@ -122,6 +122,9 @@ func checkKube(args []string, in io.Reader) error {
 			problems = append(problems, fmt.Sprintf("%s: %v", name, err))
 		}
 	}
+	if checked == 0 {
+		problems = append(problems, "no objects to check")
+	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "\n"))
 	}

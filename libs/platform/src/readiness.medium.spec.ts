@@ -81,11 +81,12 @@ describe('health endpoints beside /metrics', () => {
     }
   });
 
-  it('store down: /readyz is 503 with the store error', async () => {
-    const failing = { leases: { live: async () => Promise.reject(new Error('connection refused by the store')) } } as unknown as Store;
+  it('store down: /readyz is 503 with the store error, credentials left out', async () => {
+    const failing = { leases: { live: async () => Promise.reject(new Error('connection to mongodb://fedgate:s3cret@mongo:27017 refused')) } } as unknown as Store;
     removals.push(registerPlatformReadiness(failing, {} as never));
     markServiceStarted(true);
-    expect(await get('/readyz')).toMatchObject({ status: 503, body: { ready: false, checks: { store: 'connection refused by the store', bus: 'ok' } } });
+    // The reason is served unauthenticated: the URL's credentials are not.
+    expect(await get('/readyz')).toMatchObject({ status: 503, body: { ready: false, checks: { store: 'connection to mongodb://[REDACTED]@mongo:27017 refused', bus: 'ok' } } });
   });
 
   it('elastic ownership: not ready until this replica holds its membership lease, ready once it joined, not ready when it left', async () => {

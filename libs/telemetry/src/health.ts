@@ -46,7 +46,8 @@ async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<strin
   try {
     return await Promise.race([check().then(() => 'ok'), timeout]);
   } catch (err) {
-    return String((err as Error)?.message ?? err).slice(0, 200) || 'failed';
+    // The reason is served unauthenticated: no credentials of a connection URL in it.
+    return String((err as Error)?.message ?? err).replace(/\/\/[^/@\s]+@/g, '//[REDACTED]@').slice(0, 200) || 'failed';
   } finally {
     clearTimeout(timer);
   }
