@@ -139,6 +139,7 @@ export class DestinationSender {
       const inFlight = await this.ctx.store.destinations.beginTransaction(this.destination, { txnId, upTo: batch.upTo });
       if (inFlight.txnId === txnId) return proposed;
       await queue.deleteTransaction(this.destination, txnId);
+      this.traceKeys.delete(txnId);
       return this.inFlightTransaction({ ...record, inFlight });
     }
   }
