@@ -37,9 +37,6 @@ async function goBuild(name: string, pkg: string): Promise<string> {
     throw new Error(`go build ${pkg} failed (Go and the Go module proxy are needed): ${e.stderr || e.message}`);
   }
   await rename(partial, binary);
-  // Builds of older checker sources are of no further use.
-  const stem = name.replace(/-[0-9a-f]{12}$/, '-');
-  if (stem !== name) for (const old of readdirSync(cacheDir).filter((f) => f.startsWith(stem) && f !== name && !f.endsWith('.partial'))) await rm(path.join(cacheDir, old), { force: true });
   return binary;
 }
 
