@@ -140,9 +140,18 @@ describe('Helm chart, rendered and validated offline', () => {
     ['several state-resolvers without leases', ['--set', 'ownership.mode=static', '--set', 'services.stateResolver.replicas=3'], /stateResolver.replicas is 3/],
     ['KEDA without leases', ['--set', 'ownership.mode=static', '--set', 'autoscaling.keda.enabled=true'], /keda.enabled needs ownership.mode: leases/],
     ['more state-resolvers than room partitions', ['-f', multiReplicaValues, '--set', 'autoscaling.keda.stages.stateResolver.maxReplicas=17'], /maxReplicas 17 is more than partitions.rooms 16/],
-    ['an unknown ownership mode', ['--set', 'ownership.mode=lease'], /ownership.mode must be leases or static/],
+    ['an unknown ownership mode', ['--set', 'ownership.mode=lease'], /\/ownership\/mode/],
+    ['a misspelt setting (values.schema.json refuses unknown keys)', ['--set', 'services.stateResolver.replicaz=2'], /additional properties 'replicaz' not allowed/],
+    ['a replica count that is no number', ['--set-string', 'services.federationEgress.replicas=two'], /\/services\/federationEgress\/replicas/],
   ])('refuses an unsafe combination: %s', async (_name, args, message) => {
     expect(await renderFailure(...args)).toMatch(message);
+  });
+
+  it('helm lint passes with the default and the multi-replica values', async () => {
+    for (const values of [[], ['-f', multiReplicaValues]]) {
+      const { stdout } = await run(helm, ['lint', chart, ...values]);
+      expect(stdout).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+    }
   });
 
   it('the checker is no rubber stamp: an unknown field, a wrong type and a ScaledObject typo are each refused', async () => {
