@@ -74,7 +74,7 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function open(settings: Partial<EgressSettings> = {}, options: { start?: boolean; allowLoopback?: boolean } = {}): Promise<Harness> {
+  async function open(settings: Partial<EgressSettings> = {}, options: { start?: boolean; allowLoopback?: boolean; onTransaction?: (destination: string, outcome: string) => void } = {}): Promise<Harness> {
     const file = path.join(dir, 'fedgate.sqlite');
     const topology = busTopology({ prefix, roomPartitions: 4, destinationPartitions: 4 });
     const store = openSqliteStore(file);
@@ -85,7 +85,7 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
       addressPolicy: options.allowLoopback === false ? {} : { allow: ['127.0.0.0/8'] },
       signRequest: (method, uri, destination) => `X-Matrix origin="${OWN}",destination="${destination}",key="ed25519:t",sig="${method}${uri.length}"`,
     });
-    const egress = new FederationEgress({ serverName: OWN, store, bus, topology, client, settings: { ...baseSettings, ...settings }, logger: silent });
+    const egress = new FederationEgress({ serverName: OWN, store, bus, topology, client, settings: { ...baseSettings, ...settings }, logger: silent, onTransaction: options.onTransaction });
     if (options.start !== false) await egress.start();
     const h: Harness = {
       store,
@@ -208,7 +208,9 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
   it('retries with the same transaction ID and body until the remote takes it', async () => {
     let failuresLeft = 2;
     remote.answer = () => (failuresLeft-- > 0 ? { status: 503, body: { errcode: 'M_UNKNOWN', error: 'busy' } } : { status: 200, body: { pdus: {} } });
-    const h = await open();
+    // Issue 12: each answer is counted by destination and outcome (fedgate_egress_transactions_total); retry = backoff.
+    const outcomes: string[] = [];
+    const h = await open({}, { onTransaction: (destination, outcome) => outcomes.push(`${destination} ${outcome}`) });
     const ids = await storeEvents(h.store, '!retry:own.test', 3);
     await enqueueDirect(
       h,
@@ -223,12 +225,15 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
       expect(t.txnId).toBe(first.txnId);
       expect(t.raw).toBe(first.raw);
     }
+    // The remote has answered 200; egress records it just after.
+    await until(async () => (await h.store.audit.query({ destination: remote.serverName })).length === 3, 'the accepted attempt audited');
     const audit = (await h.store.audit.query({ destination: remote.serverName })).reverse();
     expect(audit.map((a) => [a.outcome, a.status, a.reason])).toEqual([
       ['error', 503, 'M_UNKNOWN'],
       ['error', 503, 'M_UNKNOWN'],
       ['ok', 200, undefined],
     ]);
+    expect(outcomes).toEqual([`${remote.serverName} retry`, `${remote.serverName} retry`, `${remote.serverName} ok`]);
     expect(await h.store.destinations.get(remote.serverName)).toMatchObject({ failures: 0, retryAt: null, inFlight: null });
   });
 
