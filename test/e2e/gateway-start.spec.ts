@@ -151,6 +151,11 @@ describe('embedded gateway start', () => {
     const dedicated = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
     expect(dedicated.status).toBe(200);
     expect(await dedicated.text()).toContain('fedgate_bus_consumer_ack_pending');
+    // Issue 12: the probes' endpoints on the same port; a started gateway with its bus and store is ready.
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/livez`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/startupz`)).status).toBe(200);
+    const ready = await fetch(`http://127.0.0.1:${metricsPort}/readyz`);
+    expect(await ready.json()).toMatchObject({ ready: true, checks: { bus: 'ok', store: 'ok' } });
 
     const fromFederation = await call('GET', '/metrics');
     expect(fromFederation.status).toBe(404);

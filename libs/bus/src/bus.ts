@@ -53,6 +53,8 @@ export interface ConsumerStats {
   pending: number;
   /** Delivered and not yet settled. */
   ackPending: number;
+  /** Age of the oldest message not yet settled (0 when none): how far behind the consumer is in time. */
+  oldestUnsettledAgeMs: number;
 }
 
 export interface BusSubscription {

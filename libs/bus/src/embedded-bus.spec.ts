@@ -178,7 +178,7 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
     const stopped = first.stop();
     release();
     await stopped;
-    expect(await bus.consumerStats(consumer)).toEqual({ pending: 1, ackPending: 0 });
+    expect(await bus.consumerStats(consumer)).toMatchObject({ pending: 1, ackPending: 0 });
     const seen: Array<[number, number]> = [];
     await bus.consume(consumer, (m: ReceivedMessage<InboundPdu>) => void seen.push([Number(m.data.pdu.n), m.deliveryCount]));
     await waitFor(() => seen.length === 1, 'the second message, at once');

@@ -377,10 +377,11 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   async consumerStats(consumer: ConsumerSpec): Promise<ConsumerStats> {
     const now = Date.now();
     const row = this.db
-      .prepare('SELECT SUM(CASE WHEN deliveries > 0 AND visible_at > ? THEN 1 ELSE 0 END) AS inflight, COUNT(*) AS total FROM bus_pending WHERE durable = ?')
-      .get(now, consumer.durable) as { inflight: number | null; total: number };
+      .prepare('SELECT SUM(CASE WHEN deliveries > 0 AND visible_at > ? THEN 1 ELSE 0 END) AS inflight, COUNT(*) AS total, MIN(seq) AS oldest FROM bus_pending WHERE durable = ?')
+      .get(now, consumer.durable) as { inflight: number | null; total: number; oldest: number | null };
     const ackPending = Number(row.inflight ?? 0);
-    return { pending: Number(row.total) - ackPending, ackPending };
+    const oldest = row.oldest === null ? undefined : (this.db.prepare('SELECT published_at FROM bus_messages WHERE seq = ?').get(row.oldest) as { published_at: number } | undefined);
+    return { pending: Number(row.total) - ackPending, ackPending, oldestUnsettledAgeMs: oldest ? Math.max(0, now - Number(oldest.published_at)) : 0 };
   }
 
   /** Reads a stream's messages (dead letters, tests). */

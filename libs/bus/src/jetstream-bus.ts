@@ -322,8 +322,17 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
   }
 
   async consumerStats(consumer: ConsumerSpec): Promise<ConsumerStats> {
-    const info = await (await this.jsm()).consumers.info(consumer.stream, consumer.durable);
-    return { pending: info.num_pending, ackPending: info.num_ack_pending };
+    const jsm = await this.jsm();
+    const info = await jsm.consumers.info(consumer.stream, consumer.durable);
+    let oldestUnsettledAgeMs = 0;
+    if (info.num_pending + info.num_ack_pending > 0) {
+      // The first message of the filter after the ack floor: the oldest one not settled yet.
+      const oldest = await jsm.streams
+        .getMessage(consumer.stream, { seq: info.ack_floor.stream_seq + 1, next_by_subj: consumer.filterSubject } as never)
+        .catch(() => null);
+      if (oldest) oldestUnsettledAgeMs = Math.max(0, Date.now() - oldest.time.getTime());
+    }
+    return { pending: info.num_pending, ackPending: info.num_ack_pending, oldestUnsettledAgeMs };
   }
 
   /** Reads a stream's messages from the start (dead letters, tests). */

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { withHttpClientSpan } from '@fedgate/telemetry';
 import { AddressPolicy, type AddressPolicyConfig } from './address-policy';
 import { createServerNameResolver, type ResolvedDestination, type ServerNameResolver } from './discovery';
 import { systemDnsResolver, type DnsResolver } from './dns';
@@ -110,7 +111,12 @@ export class FederationHttpClient {
       });
   }
 
+  /** A client span per request: its destination, status and route (never the remote's trace: no traceparent is sent). */
   async request<T = unknown>(request: FederationRequest): Promise<FederationResponse<T>> {
+    return withHttpClientSpan({ method: request.method, route: routeTemplate(request.path), serverAddress: request.destination }, () => this.send<T>(request), (r) => r.status);
+  }
+
+  private async send<T>(request: FederationRequest): Promise<FederationResponse<T>> {
     const uri = request.path + queryString(request.query);
     const hasBody = request.method === 'PUT' || request.method === 'POST' || request.body !== undefined;
     const content = hasBody ? (request.body ?? {}) : undefined;
@@ -136,6 +142,10 @@ export class FederationHttpClient {
    * Non-2xx answers throw FederationHttpError like `request` does (with the JSON error body when there is one).
    */
   async requestBytes(request: FederationRequest & { readonly accept?: string }): Promise<BytesResponse> {
+    return withHttpClientSpan({ method: request.method, route: routeTemplate(request.path), serverAddress: request.destination }, () => this.sendForBytes(request), (r) => r.status);
+  }
+
+  private async sendForBytes(request: FederationRequest & { readonly accept?: string }): Promise<BytesResponse> {
     const uri = request.path + queryString(request.query);
     const headers: Record<string, string> = { accept: request.accept ?? '*/*', 'user-agent': this.userAgent };
     if (request.signed !== false && this.options.signRequest) {
@@ -285,4 +295,14 @@ function requireObject(body: unknown, destination: string): Record<string, unkno
     throw new FederationClientError('INVALID_RESPONSE', `${destination} answered a non-object`);
   }
   return body as Record<string, unknown>;
+}
+
+/**
+ * A span name for a federation path: its first four segments (`/_matrix/federation/v1/send`), which name the
+ * endpoint; the rest carries IDs (transaction, room, event) and would make every span name unique.
+ */
+export function routeTemplate(path: string): string {
+  const segments = path.split('?')[0]!.split('/').filter(Boolean);
+  const named = segments.slice(0, 4).join('/');
+  return segments.length > 4 ? `/${named}/…` : `/${named}`;
 }

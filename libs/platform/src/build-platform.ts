@@ -9,7 +9,7 @@ import type { FedgateConfig } from '@fedgate/config';
 import { FederationHttpClient, StoreKeyRing, type FetchRefusal, type KeyRing } from '@fedgate/federation-client';
 import type { SharedResources, SigningKeyFile } from '@fedgate/service-kit';
 import { openStore as openStoreFor, type Store } from '@fedgate/store';
-import { registerConsumerGauges } from '@fedgate/telemetry';
+import { ownedPartitions, registerConsumerGauges, registerReadinessCheck, registerPartitionLagGauges, type PartitionConsumers } from '@fedgate/telemetry';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { addressAllowlist } from './address-allowlist';
@@ -81,17 +81,61 @@ export async function buildFederationClient(config: FedgateConfig, identity: Ser
   });
 }
 
-/** The pipeline's durable consumers, for lag and ack-pending gauges (those not created yet are skipped). */
-function pipelineConsumers(topology: BusTopology): ConsumerSpec[] {
+/** The durable consumers carrying an owned partition's work, by the stage that owns it (`setOwnedPartitions`). */
+export function partitionConsumers(topology: BusTopology): PartitionConsumers {
   const { consumers } = topology;
-  const perRoom = Array.from({ length: topology.roomPartitions }, (_, p) => [
-    consumers.stateResolverInbound(p),
-    consumers.stateResolverParked(p),
-    consumers.egressRoomLog(p),
-    consumers.chatSyncRoomLog(p),
-  ]).flat();
-  const perDestination = Array.from({ length: topology.destinationPartitions }, (_, p) => consumers.egressDestinations(p));
-  return [...perRoom, ...perDestination, consumers.chatSyncEdus(), consumers.egressOutboundEdus(), consumers.egressServerUp()];
+  return (stage, p) => {
+    switch (stage) {
+      case 'state-resolver':
+        return [
+          { stage, consumer: consumers.stateResolverInbound(p) },
+          { stage: 'state-resolver.parked', consumer: consumers.stateResolverParked(p) },
+        ];
+      case 'federation-egress.rooms':
+        return [{ stage, consumer: consumers.egressRoomLog(p) }];
+      case 'federation-egress.destinations':
+        return [{ stage, consumer: consumers.egressDestinations(p) }];
+      case 'chat-sync':
+        return [{ stage, consumer: consumers.chatSyncRoomLog(p) }];
+      default:
+        return [];
+    }
+  };
+}
+
+/**
+ * The consumers this process works on, for lag and ack-pending gauges (those not created yet are skipped):
+ * those of its owned partitions, and the unpartitioned ones of the stages it runs.
+ */
+function ownedConsumers(topology: BusTopology): ConsumerSpec[] {
+  const byStage = partitionConsumers(topology);
+  const owned = ownedPartitions();
+  const stages = [...owned.keys()];
+  const partitioned = [...owned].flatMap(([stage, partitions]) => partitions.flatMap((p) => byStage(stage, p).map((c) => c.consumer)));
+  const { consumers } = topology;
+  const unpartitioned = [
+    ...(stages.some((s) => s.startsWith('chat-sync')) ? [consumers.chatSyncEdus()] : []),
+    ...(stages.some((s) => s.startsWith('federation-egress')) ? [consumers.egressOutboundEdus(), consumers.egressServerUp()] : []),
+  ];
+  return [...partitioned, ...unpartitioned];
+}
+
+/**
+ * Readiness of the shared parts: the store answers a read, the bus a round trip (JetStream: a ping to the
+ * server; the embedded bus lives in this process). Registered for /readyz; returns their removal.
+ */
+export function registerPlatformReadiness(store: Store, bus: Bus): () => void {
+  const removals = [
+    registerReadinessCheck('store', async () => {
+      await store.leases.live('health/', Date.now());
+    }),
+    registerReadinessCheck('bus', async () => {
+      if (!(bus instanceof JetStreamBus)) return;
+      if (bus.connection.isClosed()) throw new Error('NATS connection closed');
+      await bus.connection.rtt();
+    }),
+  ];
+  return () => removals.forEach((remove) => remove());
 }
 
 /** Opens store and bus for the configured mode and builds the providers every service module injects. */
@@ -106,7 +150,11 @@ export async function buildPlatform({ config, logger, signingKey, telemetry }: P
     await store.close();
     throw err;
   }
-  if (telemetry?.registry) registerConsumerGauges(telemetry.registry, bus, () => pipelineConsumers(topology));
+  if (telemetry?.registry) {
+    registerConsumerGauges(telemetry.registry, bus, () => ownedConsumers(topology));
+    registerPartitionLagGauges(telemetry.registry, bus, partitionConsumers(topology));
+  }
+  const removeReadiness = registerPlatformReadiness(store, bus);
   const federationClient = await buildFederationClient(config, identity);
   const keyRing: KeyRing = new StoreKeyRing({
     serverKeys: store.serverKeys,
@@ -138,6 +186,7 @@ export async function buildPlatform({ config, logger, signingKey, telemetry }: P
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      removeReadiness();
       for (const [name, step] of [
         ['bus', () => bus.close()],
         ['federation client', () => federationClient.close()],

@@ -4,7 +4,7 @@ import type { DynamicModule, INestApplicationContext, Provider, Type } from '@ne
 import { NestFactory } from '@nestjs/core';
 import { loadConfig, serverNameHost, type FedgateConfig } from '@fedgate/config';
 import type { Logger } from 'pino';
-import { setServiceInstanceId } from '@fedgate/telemetry';
+import { markServiceStarted, setServiceInstanceId } from '@fedgate/telemetry';
 import { ensureDataDir } from './first-start/data-dir';
 import { ensureSigningKey, type SigningKeyFile } from './first-start/signing-key';
 import { loadTlsMaterial } from './first-start/tls-certificate';
@@ -85,6 +85,8 @@ export function clientServerListener(config: FedgateConfig): HttpListenerOptions
   return {
     name: 'client-server',
     ...config.clientServer,
+    // Only the chat platform calls this listener: its trace context is carried on into ours.
+    trustTraceContext: true,
     maxBodyBytes: Math.min(CLIENT_SERVER_JSON_BODY_BYTES, config.limits.maxUploadBytes),
     largeBodyRoutes: { pattern: MEDIA_UPLOAD_PATH, maxBodyBytes: config.limits.maxUploadBytes },
     json: { maxDepth: CLIENT_SERVER_JSON_DEPTH, strictNumbers: true },
@@ -114,6 +116,7 @@ export async function startService(definition: ServiceDefinition, options: Start
   let closed: Promise<void> | undefined;
   const closeAll = () =>
     (closed ??= (async () => {
+      markServiceStarted(false);
       for (const app of [...apps].reverse()) await app.close().catch((err: unknown) => logger.error({ err }, 'closing an app failed'));
       await shared.close?.();
       await telemetry.shutdown?.();
@@ -145,6 +148,7 @@ export async function startService(definition: ServiceDefinition, options: Start
     throw err;
   }
 
+  markServiceStarted(true);
   if (options.handleSignals !== false) installGracefulShutdown({ logger, close: closeAll });
   if (options.printReadyLine !== false) process.stdout.write(readyLine(definition.name, service));
   return service;

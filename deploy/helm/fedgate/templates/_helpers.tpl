@@ -19,11 +19,21 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   env:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with .port }}
   ports:
-    - containerPort: {{ . }}
+    {{- with .port }}
+    - { name: listener, containerPort: {{ . }} }
+    {{- end }}
+    - { name: metrics, containerPort: {{ .root.Values.metrics.port }} }
+  {{- with .root.Values.probes }}
+  startupProbe:
+    httpGet: { path: /startupz, port: metrics }
+    {{- toYaml .startup | nindent 4 }}
+  livenessProbe:
+    httpGet: { path: /livez, port: metrics }
+    {{- toYaml .liveness | nindent 4 }}
   readinessProbe:
-    tcpSocket: { port: {{ . }} }
+    httpGet: { path: /readyz, port: metrics }
+    {{- toYaml .readiness | nindent 4 }}
   {{- end }}
   volumeMounts:
     - { name: keys, mountPath: /etc/fedgate/keys, readOnly: true }
@@ -50,4 +60,36 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 - name: media
   persistentVolumeClaim:
     claimName: {{ .Values.media.existingClaim | default (printf "%s-media" (include "fedgate.name" .)) }}
+{{- end -}}
+
+{{/* Stages whose replicas share partitions: more than one needs leases. */}}
+{{- define "fedgate.checkReplicas" -}}
+{{- $v := .Values -}}
+{{- if not (has $v.ownership.mode (list "leases" "static")) -}}
+{{- fail (printf "ownership.mode must be leases or static, not %q" $v.ownership.mode) -}}
+{{- end -}}
+{{- range $key, $stage := dict "stateResolver" "state-resolver" "federationEgress" "federation-egress" "chatSync" "chat-sync" -}}
+{{- $replicas := int (index $v.services $key).replicas -}}
+{{- if and (gt $replicas 1) (ne $v.ownership.mode "leases") -}}
+{{- fail (printf "services.%s.replicas is %d, but with ownership.mode %s every %s replica would take every partition (two egresses sending to one destination, two state-resolvers racing on one room): set ownership.mode: leases" $key $replicas $v.ownership.mode $stage) -}}
+{{- end -}}
+{{- if lt $replicas 0 -}}
+{{- fail (printf "services.%s.replicas must not be negative" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- if $v.autoscaling.keda.enabled -}}
+{{- if ne $v.ownership.mode "leases" -}}
+{{- fail "autoscaling.keda.enabled needs ownership.mode: leases (replicas added by the autoscaler must find their partitions by themselves)" -}}
+{{- end -}}
+{{- range $key, $s := $v.autoscaling.keda.stages -}}
+{{- if $s.enabled -}}
+{{- if or (lt (int $s.minReplicas) 1) (lt (int $s.maxReplicas) (int $s.minReplicas)) -}}
+{{- fail (printf "autoscaling.keda.stages.%s: need 1 <= minReplicas <= maxReplicas" $key) -}}
+{{- end -}}
+{{- if and (eq $key "stateResolver") (gt (int $s.maxReplicas) (int $v.partitions.rooms)) -}}
+{{- fail (printf "autoscaling.keda.stages.stateResolver.maxReplicas %d is more than partitions.rooms %d: the extra replicas would get no work" (int $s.maxReplicas) (int $v.partitions.rooms)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}

@@ -98,7 +98,7 @@ export function describeBusContract(adapterName: string, createHarness: HarnessF
       const stats = async () => harness.bus.consumerStats(topology.consumers.stateResolverInbound(p));
       await waitFor(async () => (await stats()).ackPending === 0, 'settled');
       expect(counts).toEqual([1, 2, 3]);
-      expect(await stats()).toEqual({ pending: 0, ackPending: 0 });
+      expect(await stats()).toEqual({ pending: 0, ackPending: 0, oldestUnsettledAgeMs: 0 });
     });
 
     it('sends a message to dead letters after max deliveries, with the reason and count', async () => {

@@ -7,7 +7,8 @@ import type { FastifyInstance } from 'fastify';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { PinoNestLogger } from '../logger';
-import { redactUrl } from '@fedgate/telemetry';
+import { endHttpServerSpan, redactUrl, startHttpServerSpan } from '@fedgate/telemetry';
+import { context, type Span } from '@opentelemetry/api';
 import { routeLabel, type ServiceTelemetry } from '../telemetry-hook';
 import { installBodyParsers, type JsonBodyRules } from './body-parsers';
 import { MatrixError } from './matrix-error';
@@ -43,6 +44,8 @@ export interface HttpListenerOptions {
   largeBodyRoutes?: { pattern: RegExp; maxBodyBytes: number };
   /** JSON body rules; default: depth 128, any JSON number. */
   json?: JsonBodyRules;
+  /** Continue a caller's trace from its `traceparent` (the chat platform's listener); never for federation. */
+  trustTraceContext?: boolean;
   timeouts?: Partial<HttpTimeouts>;
 }
 
@@ -88,6 +91,7 @@ export async function createHttpApp(options: HttpAppOptions): Promise<NestFastif
       if (largeBodyRoutes.pattern.test(route.url)) route.bodyLimit = largeBodyRoutes.maxBodyBytes;
     });
   }
+  installRequestSpans(fastify, listener);
   installRequestLogging(fastify, listener.name, logger, telemetry);
   // Never on the federation listener: metrics describe internals and that listener faces the internet.
   if (telemetry?.metrics && listener.name !== 'federation') {
@@ -129,6 +133,42 @@ function installRequestLogging(fastify: FastifyInstance, listener: string, logge
     const level = reply.statusCode >= 500 ? 'error' : 'info';
     requestLogger[level]({ method: request.method, url: redactUrl(request.url), status: reply.statusCode, durationMs, remote: request.ip }, 'request');
     telemetry?.observeRequest?.({ listener, method: request.method, route: routeLabel(request.routeOptions.url), status: reply.statusCode, durationMs });
+    done();
+  });
+}
+
+const requestSpans = new WeakMap<object, { span: Span; context: ReturnType<typeof context.active> }>();
+
+/**
+ * A server span per request: started when the request arrives, made active for the handler (so the bus
+ * publishes and outgoing calls it makes are its children), ended with the response.
+ */
+function installRequestSpans(fastify: FastifyInstance, listener: HttpListenerOptions): void {
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    requestSpans.set(
+      request,
+      startHttpServerSpan({
+        method: request.method,
+        route: routeLabel(request.routeOptions.url),
+        path: request.url.split('?')[0]!,
+        listener: listener.name,
+        clientAddress: request.ip,
+        headers: request.headers,
+        trustTraceContext: listener.trustTraceContext === true,
+      }),
+    );
+    done();
+  });
+  // Body parsing runs in the socket's context, so the span is activated just before the handler.
+  fastify.addHook('preHandler', (request, _reply, done) => {
+    const started = requestSpans.get(request);
+    if (started) context.with(started.context, done);
+    else done();
+  });
+  fastify.addHook('onResponse', (request, reply, done) => {
+    const started = requestSpans.get(request);
+    requestSpans.delete(request);
+    if (started) endHttpServerSpan(started.span, reply.statusCode);
     done();
   });
 }

@@ -9,6 +9,7 @@ import type { EgressContext } from './egress-context';
 import { classifySendFailure } from './send-failure';
 import { findStaleEdus } from './stale-edus';
 import { takeBatch } from './transaction-batch';
+import { queuedTraceKey } from './destinations';
 
 /** How many queued items one read looks at (enough for a full transaction plus stale EDUs before it). */
 const QUEUE_WINDOW = 500;
@@ -21,6 +22,8 @@ export class DestinationSender {
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
+  /** Trace keys of the items of each transaction formed here (one saved before a restart has none). */
+  private readonly traceKeys = new Map<string, string[]>();
 
   constructor(
     readonly destination: string,
@@ -126,9 +129,17 @@ export class DestinationSender {
       }
       // Saved before it is begun and before the first attempt, so every retry (also after a restart) sends these bytes.
       const proposed = await queue.saveTransaction({ destination: this.destination, txnId, upTo: batch.upTo, body, createdTs: now });
+      this.traceKeys.set(
+        txnId,
+        batch.items.map((i) => {
+          const entry = i.item as unknown as EgressEntry;
+          return queuedTraceKey(this.destination, entry.kind === 'pdu' ? entry.eventId : `edu:${entry.eduId}`);
+        }),
+      );
       const inFlight = await this.ctx.store.destinations.beginTransaction(this.destination, { txnId, upTo: batch.upTo });
       if (inFlight.txnId === txnId) return proposed;
       await queue.deleteTransaction(this.destination, txnId);
+      this.traceKeys.delete(txnId);
       return this.inFlightTransaction({ ...record, inFlight });
     }
   }
@@ -169,10 +180,12 @@ export class DestinationSender {
     const counts = { pduCount: body.pdus.length, eduCount: body.edus.length };
     const path = `/_matrix/federation/v1/send/${encodeURIComponent(txn.txnId)}`;
     let response: { status: number; body: { pdus?: Record<string, { error?: string }> } | undefined };
+    const put = () =>
+      this.ctx.client.putJson<{ pdus?: Record<string, { error?: string }> }>(this.destination, path, txn.body, { timeoutMs: this.ctx.settings.requestTimeoutMs });
+    const traceKeys = this.traceKeys.get(txn.txnId) ?? [];
+    const attributes = { 'fedgate.destination': this.destination, 'fedgate.txn_id': txn.txnId, 'fedgate.pdus': counts.pduCount, 'fedgate.edus': counts.eduCount };
     try {
-      response = await this.ctx.client.putJson<{ pdus?: Record<string, { error?: string }> }>(this.destination, path, txn.body, {
-        timeoutMs: this.ctx.settings.requestTimeoutMs,
-      });
+      response = await (this.ctx.traces ? this.ctx.traces.inSpanOf('federation-egress transaction', traceKeys, attributes, put) : put());
     } catch (error) {
       const failure = classifySendFailure(error);
       const durationMs = this.now() - started;
@@ -181,12 +194,14 @@ export class DestinationSender {
         // A 429 says when to come back; never later than the longest backoff.
         const delay = failure.retryAfterMs !== undefined ? Math.min(failure.retryAfterMs, this.ctx.settings.backoff.maxMs) : backoff;
         const retryAt = this.now() + delay;
+        this.ctx.onTransaction?.(this.destination, 'retry');
         const updated = await this.ctx.store.destinations.recordFailure(this.destination, retryAt);
         this.ctx.logger.info({ destination: this.destination, txnId: txn.txnId, reason: failure.reason, failures: updated.failures, retryAt }, 'transaction failed; backing off');
         await this.audit({ status: failure.status, outcome: 'error', reason: failure.reason, txnId: txn.txnId, durationMs, ...counts, details: { message: failure.message, retryAt } });
         this.wakeAt(retryAt);
         return false;
       }
+      this.ctx.onTransaction?.(this.destination, 'refused');
       const dropped = await this.queuedPdus(record.cursor, txn.upTo);
       const catchUp = await this.catchUpAfterDrop(dropped);
       this.ctx.logger.warn({ destination: this.destination, txnId: txn.txnId, reason: failure.reason, catchUp: catchUp.length }, 'transaction refused; dropping it');
@@ -211,6 +226,7 @@ export class DestinationSender {
       }
       return true;
     }
+    this.ctx.onTransaction?.(this.destination, 'ok');
     // Delivered. From here a failure is ours (store down), never the destination's: it propagates to loop(),
     // which tries again shortly without backing the destination off, and the same txnId is sent again (the
     // remote answers a retried transaction without processing it twice).
@@ -261,6 +277,8 @@ export class DestinationSender {
 
   /** The transaction is over: the cursor passes it, its items and saved body go. */
   private async settle(txn: PendingEgressTransaction): Promise<void> {
+    this.ctx.traces?.forget(this.traceKeys.get(txn.txnId) ?? []);
+    this.traceKeys.delete(txn.txnId);
     await this.ctx.store.destinations.completeTransaction(this.destination, txn.txnId, this.now());
     await this.ctx.store.egressQueue.removeUpTo(this.destination, txn.upTo);
     await this.ctx.store.egressQueue.deleteTransaction(this.destination, txn.txnId);

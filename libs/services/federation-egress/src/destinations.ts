@@ -32,3 +32,8 @@ export function destinationsForEvent(entry: RoomLogEntry, ownServerName: string)
   destinations.delete(ownServerName);
   return [...destinations].sort();
 }
+
+/** The key of a queued item's trace: the destination and the item's key in its queue. */
+export function queuedTraceKey(destination: string, itemKey: string): string {
+  return `${destination}\n${itemKey}`;
+}

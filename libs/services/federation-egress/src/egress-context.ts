@@ -2,6 +2,7 @@ import type { Bus, BusTopology } from '@fedgate/bus';
 import type { FederationHttpClient } from '@fedgate/federation-client';
 import type { ElasticOwnership } from '@fedgate/platform';
 import type { Store } from '@fedgate/store';
+import type { QueuedWorkTraces } from '@fedgate/telemetry';
 import type { EgressSettings } from './egress-settings';
 
 /** The pino subset egress logs through. */
@@ -27,6 +28,10 @@ export interface EgressContext {
   owns?: (destination: string) => boolean;
   /** Called when a send loop failed on our side (store or bus), for the operator's metric. */
   onOwnFailure?: (destination: string, error: unknown) => void;
+  /** Every answer to a transaction: delivered (`ok`), backing off (`retry`), given up (`refused`). */
+  onTransaction?: (destination: string, outcome: 'ok' | 'retry' | 'refused') => void;
+  /** The trace each queued item came with, so the transaction carrying it joins that trace. */
+  traces?: QueuedWorkTraces;
   now?: () => number;
   random?: () => number;
 }

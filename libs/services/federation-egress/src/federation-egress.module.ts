@@ -4,8 +4,10 @@ import { BUS, BUS_TOPOLOGY, elasticOwnershipFor, FEDERATION_CLIENT, METRICS_REGI
 import { FEDGATE_CONFIG, SERVICE_LOGGER } from '@fedgate/service-kit';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
+import { boundedLabel } from '@fedgate/telemetry';
 import { EGRESS_SETTINGS, egressSettingsFrom, type EgressSettings } from './egress-settings';
 import { FederationEgress } from './federation-egress';
+import { registerQueueDepthGauges } from './queue-depth-metrics';
 
 /** Runs FederationEgress for the life of the Nest app (bus consumers and senders, no HTTP). */
 @Injectable()
@@ -24,6 +26,9 @@ export class FederationEgressWorker implements OnApplicationBootstrap, OnApplica
     @Optional() @Inject(FEDGATE_CONFIG) config: FedgateConfig | null,
   ) {
     const ownFailures = registry ? ownFailuresCounter(registry) : null;
+    const transactions = registry ? transactionsCounter(registry) : null;
+    // Destinations are remote names: the first ones seen get a series each, later ones count as other.
+    const destinationLabel = boundedLabel(MAX_DESTINATION_LABELS);
     this.egress = new FederationEgress({
       serverName: identity.serverName,
       store,
@@ -33,8 +38,10 @@ export class FederationEgressWorker implements OnApplicationBootstrap, OnApplica
       settings,
       logger: logger.child({ component: 'federation-egress' }),
       onOwnFailure: () => ownFailures?.inc(),
+      onTransaction: (destination, outcome) => transactions?.inc({ destination: destinationLabel(destination), outcome }),
       elastic: elasticOwnershipFor(config, store, 'federation-egress', logger.child({ component: 'federation-egress-ownership' })),
     });
+    if (registry && !registry.getSingleMetric('fedgate_egress_queue_depth')) registerQueueDepthGauges(registry, this.egress);
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -53,6 +60,18 @@ function ownFailuresCounter(registry: Registry): Counter {
   return (
     (registry.getSingleMetric(OWN_FAILURES) as Counter | undefined) ??
     new Counter({ name: OWN_FAILURES, help: 'Egress send loops that failed on our side (store or bus) and were retried without backing the destination off', registers: [registry] })
+  );
+}
+
+const TRANSACTIONS = 'fedgate_egress_transactions_total';
+/** Destinations with a series of their own in fedgate_egress_transactions_total. */
+const MAX_DESTINATION_LABELS = 100;
+
+/** Answers to outgoing transactions by destination: `retry` means the destination is backed off. */
+function transactionsCounter(registry: Registry): Counter {
+  return (
+    (registry.getSingleMetric(TRANSACTIONS) as Counter | undefined) ??
+    new Counter({ name: TRANSACTIONS, help: 'Outgoing transactions by destination and outcome (ok; retry: backing off; refused: given up)', labelNames: ['destination', 'outcome'], registers: [registry] })
   );
 }
 

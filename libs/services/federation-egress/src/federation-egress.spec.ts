@@ -9,6 +9,8 @@ import { createTestCa, type TestCertificateAuthority } from '@fedgate/testing';
 import { RecordingRemote } from './__fixtures__/recording-remote';
 import type { EgressSettings } from './egress-settings';
 import { FederationEgress } from './federation-egress';
+import { registerQueueDepthGauges } from './queue-depth-metrics';
+import { Registry } from 'prom-client';
 
 jest.setTimeout(30_000);
 
@@ -72,7 +74,7 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function open(settings: Partial<EgressSettings> = {}, options: { start?: boolean; allowLoopback?: boolean } = {}): Promise<Harness> {
+  async function open(settings: Partial<EgressSettings> = {}, options: { start?: boolean; allowLoopback?: boolean; onTransaction?: (destination: string, outcome: string) => void } = {}): Promise<Harness> {
     const file = path.join(dir, 'fedgate.sqlite');
     const topology = busTopology({ prefix, roomPartitions: 4, destinationPartitions: 4 });
     const store = openSqliteStore(file);
@@ -83,7 +85,7 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
       addressPolicy: options.allowLoopback === false ? {} : { allow: ['127.0.0.0/8'] },
       signRequest: (method, uri, destination) => `X-Matrix origin="${OWN}",destination="${destination}",key="ed25519:t",sig="${method}${uri.length}"`,
     });
-    const egress = new FederationEgress({ serverName: OWN, store, bus, topology, client, settings: { ...baseSettings, ...settings }, logger: silent });
+    const egress = new FederationEgress({ serverName: OWN, store, bus, topology, client, settings: { ...baseSettings, ...settings }, logger: silent, onTransaction: options.onTransaction });
     if (options.start !== false) await egress.start();
     const h: Harness = {
       store,
@@ -206,7 +208,9 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
   it('retries with the same transaction ID and body until the remote takes it', async () => {
     let failuresLeft = 2;
     remote.answer = () => (failuresLeft-- > 0 ? { status: 503, body: { errcode: 'M_UNKNOWN', error: 'busy' } } : { status: 200, body: { pdus: {} } });
-    const h = await open();
+    // Issue 12: each answer is counted by destination and outcome (fedgate_egress_transactions_total); retry = backoff.
+    const outcomes: string[] = [];
+    const h = await open({}, { onTransaction: (destination, outcome) => outcomes.push(`${destination} ${outcome}`) });
     const ids = await storeEvents(h.store, '!retry:own.test', 3);
     await enqueueDirect(
       h,
@@ -221,12 +225,15 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
       expect(t.txnId).toBe(first.txnId);
       expect(t.raw).toBe(first.raw);
     }
+    // The remote has answered 200; egress records it just after.
+    await until(async () => (await h.store.audit.query({ destination: remote.serverName })).length === 3, 'the accepted attempt audited');
     const audit = (await h.store.audit.query({ destination: remote.serverName })).reverse();
     expect(audit.map((a) => [a.outcome, a.status, a.reason])).toEqual([
       ['error', 503, 'M_UNKNOWN'],
       ['error', 503, 'M_UNKNOWN'],
       ['ok', 200, undefined],
     ]);
+    expect(outcomes).toEqual([`${remote.serverName} retry`, `${remote.serverName} retry`, `${remote.serverName} ok`]);
     expect(await h.store.destinations.get(remote.serverName)).toMatchObject({ failures: 0, retryAt: null, inFlight: null });
   });
 
@@ -564,6 +571,31 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
       await second.stop();
       await secondStore.close();
     }
+  });
+
+  it('queue depth gauges (issue 12): the deepest destinations by name, the rest summed as other; nothing left once drained', async () => {
+    const h = await open({}, { start: false });
+    const registry = new Registry();
+    registerQueueDepthGauges(registry, h.egress, 3);
+    const roomId = '!depth:own.test';
+    const ids = await storeEvents(h.store, roomId, 10);
+    await enqueueDirect(h, remote.serverName, ids.map((eventId) => ({ kind: 'pdu', destination: remote.serverName, roomId, eventId, enqueuedAt: Date.now() })));
+    const others = ['gone0.invalid', 'gone1.invalid', 'gone2.invalid', 'gone3.invalid', 'gone4.invalid'];
+    for (const d of others) await enqueueDirect(h, d, [{ kind: 'pdu', destination: d, roomId, eventId: ids[0], enqueuedAt: Date.now() }]);
+    const depthLines = (text: string) => text.split('\n').filter((l) => l.startsWith('fedgate_egress_queue_depth{'));
+    const piled = await registry.metrics();
+    expect(depthLines(piled)).toEqual([
+      `fedgate_egress_queue_depth{destination="${remote.serverName}"} 10`,
+      'fedgate_egress_queue_depth{destination="gone0.invalid"} 1',
+      'fedgate_egress_queue_depth{destination="gone1.invalid"} 1',
+      'fedgate_egress_queue_depth{destination="other"} 3',
+    ]);
+    expect(piled).toContain('fedgate_egress_destinations_queued 6');
+    for (const d of others) await h.store.egressQueue.removeUpTo(d, Number.MAX_SAFE_INTEGER);
+    await h.egress.start();
+    await until(async () => (await registry.metrics()).includes('fedgate_egress_destinations_queued 0'), 'every queue drained');
+    expect(depthLines(await registry.metrics())).toEqual([]);
+    expect(remote.deliveredEventIds()).toEqual(ids);
   });
 
   it('records per-PDU errors from the remote without retrying them', async () => {

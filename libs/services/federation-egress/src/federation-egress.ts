@@ -3,9 +3,9 @@
 import { nak, partitionsForReplica, term, type BusSubscription, type EgressEntry, type OutboundEdu, type RoomLogEntry, type ServerUp } from '@fedgate/bus';
 import { PartitionOwnership } from '@fedgate/platform';
 import type { JsonObject } from '@fedgate/protocol';
-import { setOwnedPartitions } from '@fedgate/telemetry';
+import { QueuedWorkTraces, setOwnedPartitions } from '@fedgate/telemetry';
 import { DestinationSender } from './destination-sender';
-import { destinationsForEvent } from './destinations';
+import { destinationsForEvent, queuedTraceKey } from './destinations';
 import type { EgressContext } from './egress-context';
 
 export class FederationEgress {
@@ -20,6 +20,7 @@ export class FederationEgress {
   private stopped = false;
 
   constructor(private readonly ctx: EgressContext) {
+    this.ctx = { ...ctx, traces: ctx.traces ?? new QueuedWorkTraces() };
     const { replicaIndex, replicaCount } = ctx.settings;
     this.ownedDestinationPartitions = ctx.elastic ? new Set() : new Set(partitionsForReplica(replicaIndex, replicaCount, ctx.topology.destinationPartitions));
     this.now = ctx.now ?? Date.now;
@@ -113,6 +114,14 @@ export class FederationEgress {
     return this.ownedDestinationPartitions.has(p);
   }
 
+  /** Queued items per owned destination with work (at most `limit` destinations read), for the queue depth gauges. */
+  async queueDepths(limit: number): Promise<Map<string, number>> {
+    const depths = new Map<string, number>();
+    const owned = (await this.ctx.store.egressQueue.destinationsWithWork()).filter((d) => this.owns(d)).slice(0, limit);
+    for (const destination of owned) depths.set(destination, await this.ctx.store.egressQueue.count(destination, 0));
+    return depths;
+  }
+
   /** True when no sender is running (tests wait for this between steps). */
   get idle(): boolean {
     return [...this.senders.values()].every((s) => !s.busy);
@@ -149,6 +158,7 @@ export class FederationEgress {
 
   private async appendToQueue(entry: EgressEntry): Promise<void> {
     const key = entry.kind === 'pdu' ? entry.eventId : `edu:${entry.eduId}`;
+    this.ctx.traces?.remember(queuedTraceKey(entry.destination, key));
     await this.ctx.store.egressQueue.append(entry.destination, key, entry as unknown as JsonObject, entry.enqueuedAt);
     if (!this.stopped) this.sender(entry.destination).kick();
   }

@@ -8,7 +8,7 @@ import { setOwnedPartitions } from '@fedgate/telemetry';
 import type { FedgateConfig } from '@fedgate/config';
 import { FEDGATE_CONFIG, SERVICE_LOGGER } from '@fedgate/service-kit';
 import type { Logger } from 'pino';
-import { AppServiceClient, PushHealth, TransactionPusher, type BackoffPolicy } from '../push';
+import { AppServiceClient, PushHealth, registerAppServiceQueueGauge, TransactionPusher, type BackoffPolicy } from '../push';
 import { ApplicationServiceRegistry } from '../registration';
 import { CHAT_SYNC_REGISTRY } from '../tokens';
 import { EduFanout } from './edu-fanout';
@@ -72,6 +72,10 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       ...(elastic ? { mayPush: (id: string) => this.appServiceOwnership?.owns(services.findIndex((s) => s.id === id)) === true } : {}),
     });
     this.pusher = pusher;
+    if (this.metrics) {
+      const pushedHere = elastic ? () => services.filter((_, i) => this.appServiceOwnership?.owns(i) === true).map((s) => s.id) : () => services.map((s) => s.id);
+      registerAppServiceQueueGauge(this.metrics, { pushedHere, pendingCount: (id) => this.queue.pendingCount(id) });
+    }
 
     const invitees = new InviteeProvisioning(this.store, this.registry, appServiceClient, this.identity.serverName, log);
     const roomLog = new RoomLogFanout(this.store, this.bus, this.topology, this.registry, this.identity.serverName, log, invitees);

@@ -1,3 +1,4 @@
+import { withHttpClientSpan } from '@fedgate/telemetry';
 import type { AppServiceRegistration } from '../registration';
 import type { PendingTransaction } from './transaction-queue';
 
@@ -85,20 +86,25 @@ export class AppServiceClient {
       throw new AppServiceRequestError(registration.id, null, null, `${registration.id} has no url; it receives no traffic`);
     }
     const query = registration.legacyQueryAuth ? `?access_token=${encodeURIComponent(registration.hsToken)}` : '';
-    const url = `${registration.url.replace(/\/+$/, '')}/_matrix/app/v1${path}${query}`;
-    try {
-      return await this.fetch(url, {
-        method,
-        headers: {
-          authorization: `Bearer ${registration.hsToken}`,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (err) {
-      throw new AppServiceRequestError(registration.id, null, null, `${method} ${path} to ${registration.id} failed: ${(err as Error).message}`);
-    }
+    const base = registration.url.replace(/\/+$/, '');
+    const url = `${base}/_matrix/app/v1${path}${query}`;
+    // The application service is the operator's own: it gets our trace context and may continue the trace.
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${registration.hsToken}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    };
+    const span = { method, route: `/_matrix/app/v1${appServiceRoute(path)}`, serverAddress: hostOf(base), attributes: { 'fedgate.appservice': registration.id }, propagateInto: headers };
+    return withHttpClientSpan(
+      span,
+      async () => {
+        try {
+          return await this.fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(this.timeoutMs) });
+        } catch (err) {
+          throw new AppServiceRequestError(registration.id, null, null, `${method} ${path} to ${registration.id} failed: ${(err as Error).message}`);
+        }
+      },
+      (response) => response.status,
+    );
   }
 
   private async failure(registration: AppServiceRegistration, response: Response, what: string): Promise<AppServiceRequestError> {
@@ -119,5 +125,19 @@ export class AppServiceClient {
       errcode,
       `${what} to ${registration.id} answered ${response.status}${detail ? ` (${detail})` : ''}`,
     );
+  }
+}
+
+/** `/transactions/{txnId}`, `/users/{userId}`, `/rooms/{roomAlias}`, `/ping`: the route without its ID. */
+function appServiceRoute(path: string): string {
+  const [, first, second] = path.split('/');
+  return second === undefined ? `/${first}` : `/${first}/{id}`;
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return 'invalid';
   }
 }

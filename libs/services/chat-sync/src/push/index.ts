@@ -4,3 +4,4 @@ export { backoffDelayMs, defaultBackoff, type BackoffPolicy } from './backoff';
 export { AppServiceClient, AppServiceRequestError, type AppServiceClientOptions } from './app-service-client';
 export { TransactionPusher, type TransactionPusherOptions, type DeliveryFailure, type DeliverySuccess } from './transaction-pusher';
 export { PushHealth, readPushState, pushStateWithQueue, appServiceAuditDestination, type PushState, type PushHealthOptions } from './push-health';
+export { registerAppServiceQueueGauge, APPSERVICE_QUEUE_DEPTH, type AppServiceQueueSource } from './queue-depth-gauge';

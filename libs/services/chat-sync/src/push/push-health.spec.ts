@@ -84,8 +84,8 @@ describe('PushHealth: an application service refusing pushes is loud (issue 15)'
 
     const { logger, lines } = capturingLogger();
     const after = new PushHealth({ audit, serverName: 'gw.test', logger, registry: new Registry() });
-    await after.delivered({ appServiceId: 'rc', txnId: '1', attempts: 1, events: 3, ephemeral: 0 });
-    await after.delivered({ appServiceId: 'rc', txnId: '2', attempts: 1, events: 1, ephemeral: 0 });
+    await after.delivered({ appServiceId: 'rc', txnId: '1', attempts: 1, durationMs: 5, events: 3, ephemeral: 0 });
+    await after.delivered({ appServiceId: 'rc', txnId: '2', attempts: 1, durationMs: 5, events: 1, ephemeral: 0 });
     await flush();
 
     expect(audit.records.map((r) => [r.outcome, r.reason])).toEqual([
@@ -98,6 +98,17 @@ describe('PushHealth: an application service refusing pushes is loud (issue 15)'
 });
 
 describe('pushStateWithQueue', () => {
+  it('issue 12: AS push latency and events pushed are measured per application service', async () => {
+    const registry = new Registry();
+    const health = new PushHealth({ audit: new FakeAudit(), serverName: 'gw.test', logger: capturingLogger().logger, registry });
+    await health.delivered({ appServiceId: 'rc', txnId: '1', attempts: 1, durationMs: 40, events: 3, ephemeral: 0 });
+    await health.delivered({ appServiceId: 'rc', txnId: '2', attempts: 2, durationMs: 700, events: 2, ephemeral: 1 });
+    const text = await registry.metrics();
+    expect(text).toContain('fedgate_appservice_push_duration_seconds_count{appservice="rc"} 2');
+    expect(text).toContain('fedgate_appservice_push_duration_seconds_bucket{le="0.05",appservice="rc"} 1');
+    expect(text).toContain('fedgate_appservice_pushed_events_total{appservice="rc"} 5');
+  });
+
   it('a failure record with nothing left queued is stale (crash between the ack and the resumed record): ok', () => {
     const failing = { state: 'failing' as const, txn_id: '1', last_status: 403 };
     expect(pushStateWithQueue(failing, 0)).toEqual({ state: 'ok', pending: 0 });

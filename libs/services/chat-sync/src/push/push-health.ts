@@ -3,7 +3,7 @@
 // and one when delivery resumes. The newest of those audit records is the push state the AS ping
 // reports, so any process (and any replica) sharing the store can answer it.
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { AuditEntry, AuditRepository } from '@fedgate/store';
 import { AppServiceRequestError } from './app-service-client';
 import type { DeliveryFailure, DeliverySuccess } from './transaction-pusher';
@@ -38,6 +38,8 @@ function metric<T>(registry: Registry, name: string, make: () => T): T {
 export class PushHealth {
   private readonly failures: Counter | null;
   private readonly failing: Gauge | null;
+  private readonly duration: Histogram | null;
+  private readonly pushedEvents: Counter | null;
   /** AS IDs whose newest outcome is a failure, as far as this process knows (seeded from the audit). */
   private readonly failingNow = new Map<string, boolean>();
 
@@ -48,6 +50,12 @@ export class PushHealth {
       : null;
     this.failing = registry
       ? metric(registry, 'fedgate_appservice_push_failing', () => new Gauge({ name: 'fedgate_appservice_push_failing', help: '1 while the application service has not accepted the transaction at the head of its queue', labelNames: ['appservice'], registers: [registry] }))
+      : null;
+    this.duration = registry
+      ? metric(registry, 'fedgate_appservice_push_duration_seconds', () => new Histogram({ name: 'fedgate_appservice_push_duration_seconds', help: 'Time the application service took to accept a transaction (the accepted attempt)', labelNames: ['appservice'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] }))
+      : null;
+    this.pushedEvents = registry
+      ? metric(registry, 'fedgate_appservice_pushed_events_total', () => new Counter({ name: 'fedgate_appservice_pushed_events_total', help: 'Room events the application service accepted', labelNames: ['appservice'], registers: [registry] }))
       : null;
   }
 
@@ -75,6 +83,8 @@ export class PushHealth {
 
   async delivered(success: DeliverySuccess): Promise<void> {
     this.failing?.set({ appservice: success.appServiceId }, 0);
+    this.duration?.observe({ appservice: success.appServiceId }, success.durationMs / 1000);
+    this.pushedEvents?.inc({ appservice: success.appServiceId }, success.events);
     if (!(await this.wasFailing(success.appServiceId))) return;
     this.failingNow.set(success.appServiceId, false);
     this.options.logger.warn({ appService: success.appServiceId, txnId: success.txnId, attempts: success.attempts }, 'application service accepts transactions again; delivery resumed');

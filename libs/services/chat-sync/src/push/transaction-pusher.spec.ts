@@ -159,8 +159,8 @@ describe('TransactionPusher against a loopback application service', () => {
     for (const n of [1, 2]) await pusher.pushEvent('chat', event(n));
     await pusher.idle();
     expect(delivered).toEqual([
-      { appServiceId: 'chat', txnId: '1', attempts: 3, events: 1, ephemeral: 0 },
-      { appServiceId: 'chat', txnId: '2', attempts: 1, events: 1, ephemeral: 0 },
+      { appServiceId: 'chat', txnId: '1', attempts: 3, durationMs: expect.any(Number), events: 1, ephemeral: 0 },
+      { appServiceId: 'chat', txnId: '2', attempts: 1, durationMs: expect.any(Number), events: 1, ephemeral: 0 },
     ]);
   });
 

@@ -1,3 +1,5 @@
+import { context, ROOT_CONTEXT } from '@opentelemetry/api';
+import { QueuedWorkTraces } from '@fedgate/telemetry';
 import type { AppServiceRegistration } from '../registration';
 import type { AppServiceClient } from './app-service-client';
 import { backoffDelayMs, defaultBackoff, type BackoffPolicy } from './backoff';
@@ -16,6 +18,8 @@ export interface DeliverySuccess {
   txnId: string;
   /** 1 when the first attempt was accepted. */
   attempts: number;
+  /** How long the accepted attempt took, request to answer. */
+  durationMs: number;
   events: number;
   ephemeral: number;
 }
@@ -61,6 +65,8 @@ export class TransactionPusher {
   private readonly backoff: BackoffPolicy;
   private readonly limits: TransactionLimits;
   private readonly random: () => number;
+  /** The trace each queued event came with: the transaction carrying it joins it. */
+  private readonly traces = new QueuedWorkTraces();
   private stopped = false;
 
   constructor(private readonly options: TransactionPusherOptions) {
@@ -84,6 +90,7 @@ export class TransactionPusher {
   async push(appServiceId: string, item: QueuedItem): Promise<void> {
     const worker = this.workers.get(appServiceId);
     if (!worker || (item.kind !== 'event' && !worker.registration.receiveEphemeral)) return;
+    if (item.id !== undefined) this.traces.remember(traceKey(appServiceId, item.id));
     await this.options.queue.enqueue(appServiceId, item);
     this.wake(appServiceId);
   }
@@ -119,7 +126,8 @@ export class TransactionPusher {
       worker.rescan = true;
       return;
     }
-    worker.running = this.drain(worker).finally(() => {
+    // Its own context: the loop outlives the message that woke it; each push joins its items' traces.
+    worker.running = context.with(ROOT_CONTEXT, () => this.drain(worker)).finally(() => {
       worker.running = null;
       if (worker.rescan && !this.stopped) this.wake(appServiceId);
     });
@@ -152,6 +160,9 @@ export class TransactionPusher {
       const transaction = await queue.openTransaction(id, this.limits);
       if (!transaction) return;
       let attempts = 0;
+      let durationMs = 0;
+      const traceKeys = transaction.events.flatMap((e) => (typeof e.event_id === 'string' ? [traceKey(id, e.event_id)] : []));
+      const spanAttributes = { 'fedgate.appservice': id, 'fedgate.txn_id': transaction.txnId, 'fedgate.events': transaction.events.length, 'fedgate.ephemeral': transaction.ephemeral.length };
       for (let attempt = 1; ; attempt++) {
         if (this.stopped) return;
         // Not ours now: drop the transaction from memory (the owner sends it, same txnId, from the store) and look again.
@@ -159,9 +170,13 @@ export class TransactionPusher {
           worker.rescan = true;
           return;
         }
+        const started = performance.now();
         try {
-          await this.options.client.sendTransaction(worker.registration, transaction);
+          await this.traces.inSpanOf('appservice transaction', traceKeys, { ...spanAttributes, 'fedgate.attempt': attempt }, () =>
+            this.options.client.sendTransaction(worker.registration, transaction),
+          );
           attempts = attempt;
+          durationMs = performance.now() - started;
           break;
         } catch (err) {
           const retryInMs = backoffDelayMs(this.backoff, attempt, this.random);
@@ -170,7 +185,8 @@ export class TransactionPusher {
         }
       }
       await queue.ackTransaction(id, transaction.txnId);
-      const success = { appServiceId: id, txnId: transaction.txnId, attempts, events: transaction.events.length, ephemeral: transaction.ephemeral.length };
+      this.traces.forget(traceKeys);
+      const success = { appServiceId: id, txnId: transaction.txnId, attempts, durationMs, events: transaction.events.length, ephemeral: transaction.ephemeral.length };
       await this.notify(() => this.options.onDelivered?.(success));
     }
   }
@@ -198,4 +214,8 @@ export class TransactionPusher {
       worker.interruptWait = done;
     });
   }
+}
+
+function traceKey(appServiceId: string, itemId: string): string {
+  return `${appServiceId}\n${itemId}`;
 }
