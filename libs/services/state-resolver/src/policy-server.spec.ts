@@ -280,6 +280,9 @@ describe('policy servers (participant)', () => {
       expect(a.published.find((e) => e.eventId === inbound.eventId)!.outcome).toBe('soft-failed');
       expect(await a.store.rooms.getForwardExtremities(roomId)).not.toContain(inbound.eventId);
       expect(await counted({ event: 'received', outcome: 'refused' })).toBe('1');
+      expect(await a.store.audit.query({ decision: 'soft_failed' })).toEqual([
+        expect.objectContaining({ roomId, eventId: inbound.eventId, sender: '@bob:b.test', server: 'b.test', rule: 'policy_server/M_FORBIDDEN', reason: 'policy_server_refused', outcome: 'rejected' }),
+      ]);
     });
 
     it('an invalid signature and a policy server that never answers: asked once, bounded, then soft-failed', async () => {
@@ -329,6 +332,32 @@ describe('policy servers (participant)', () => {
       const inbound = await fromBob(roomId, { body: 'x' });
       expect(await a.resolver.inbound.handle(inbound)).toMatchObject({ status: 'accepted' });
       expect(asked).toHaveLength(0);
+    });
+  });
+
+  describe('handshakes received as the resident (send_join, send_knock, send_leave)', () => {
+    it('a join through send_join is asked about once and kept with the signature the joiner gets back', async () => {
+      const roomId = await policedRoom();
+      const c = await network.add('c.test');
+      asked.length = 0;
+      expect(await c.resolver.remoteMembership.onCommand({ roomId, userId: '@carol:c.test', membership: 'join', via: ['a.test'] })).toMatchObject({ ok: true });
+      expect(asked.map((r) => [r.from, (r.body as Pdu).sender, (r.body as Pdu).type])).toEqual([['a.test', '@carol:c.test', 'm.room.member']]);
+      const joinId = (await a.resolver.reader.currentState(roomId))!.get('m.room.member\u0000@carol:c.test')!;
+      expect(await stored(joinId)).toMatchObject({ status: 'accepted' });
+      expect(verifyPolicyServerSignature((await stored(joinId)).pdu, '12', 'b.test', psPublic)).toEqual({ valid: true });
+    });
+
+    it('a join the policy server refuses is soft-failed with the reason and the audit record, and send_join refuses the joiner', async () => {
+      const roomId = await policedRoom();
+      const c = await network.add('c.test');
+      behaviour = async () => ({ status: 400, body: { errcode: 'M_FORBIDDEN', error: 'c.test is not a partner' } });
+      const reply = await c.resolver.remoteMembership.onCommand({ roomId, userId: '@carol:c.test', membership: 'join', via: ['a.test'] });
+      expect(reply).toMatchObject({ ok: false });
+      expect((await a.resolver.reader.currentState(roomId))!.has('m.room.member\u0000@carol:c.test')).toBe(false);
+      const [record] = await a.store.audit.query({ decision: 'soft_failed' });
+      expect(record).toMatchObject({ roomId, sender: '@carol:c.test', server: 'c.test', rule: 'policy_server/M_FORBIDDEN' });
+      expect(await stored(record!.eventId!)).toMatchObject({ status: 'soft_failed', reason: expect.stringMatching(/asked again b\.test refused: M_FORBIDDEN c\.test is not a partner$/) });
+      expect(await a.store.rooms.getJoinedServers(roomId)).not.toContain('c.test');
     });
   });
 });
