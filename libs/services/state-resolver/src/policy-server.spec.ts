@@ -360,4 +360,29 @@ describe('policy servers (participant)', () => {
       expect(await a.store.rooms.getJoinedServers(roomId)).not.toContain('c.test');
     });
   });
+
+  describe('a room naming this server itself as its policy server', () => {
+    const selfSigns = async (request: PeerRequest): Promise<Answer> => ({ status: 200, body: { 'a.test': { [POLICY_SERVER_KEY_ID]: signatureOf(request.body as Record<string, unknown>) } } });
+
+    it('our events are asked of our own /sign over federation (the same engine and audit as for other servers), and kept with its signature', async () => {
+      const selfAsked: PeerRequest[] = [];
+      network.policyServers.set('a.test', async (request) => (selfAsked.push(request), selfSigns(request)));
+      const roomId = await policedRoom({ via: 'a.test', public_keys: { ed25519: psPublic } });
+      const reply = await a.send(roomId, '@alice:a.test', 'm.room.message', { body: 'ours' });
+      expect(reply.ok).toBe(true);
+      expect(selfAsked.map((r) => [r.from, r.path])).toEqual([['a.test', '/_matrix/policy/v1/sign']]);
+      expect(verifyPolicyServerSignature((await stored(reply.ok ? reply.eventId : '')).pdu, '12', 'a.test', psPublic)).toEqual({ valid: true });
+    });
+
+    it('with our own federation listener down, our users get 502 and nothing is kept; the same txnId goes through once it is back', async () => {
+      network.policyServers.set('a.test', selfSigns);
+      const roomId = await policedRoom({ via: 'a.test', public_keys: { ed25519: psPublic } });
+      const before = a.published.length;
+      network.down.add('a.test');
+      expect(await a.send(roomId, '@alice:a.test', 'm.room.message', { body: 'x' }, { txnId: 't-self' })).toMatchObject({ ok: false, errcode: 'M_UNKNOWN', status: 502 });
+      expect(a.published.length).toBe(before);
+      network.down.delete('a.test');
+      expect(await a.send(roomId, '@alice:a.test', 'm.room.message', { body: 'x' }, { txnId: 't-self' })).toMatchObject({ ok: true });
+    });
+  });
 });
