@@ -361,6 +361,19 @@ describe('policy servers (participant)', () => {
     });
   });
 
+  it('a knock through send_knock the policy server refuses: soft-failed with the reason, the knocker refused', async () => {
+    const roomId = await policedRoom();
+    expect(await a.send(roomId, '@alice:a.test', 'm.room.join_rules', { join_rule: 'knock' }, { stateKey: '' })).toMatchObject({ ok: true });
+    const c = await network.add('c.test');
+    behaviour = async () => ({ status: 400, body: { errcode: 'M_FORBIDDEN', error: 'no knocking from c.test' } });
+    asked.length = 0;
+    expect(await c.resolver.remoteMembership.onCommand({ roomId, userId: '@carol:c.test', membership: 'knock', via: ['a.test'] })).toMatchObject({ ok: false });
+    expect(asked.map((r) => (r.body as Pdu).content.membership)).toEqual(['knock']);
+    const [record] = await a.store.audit.query({ decision: 'soft_failed' });
+    expect(await stored(record!.eventId!)).toMatchObject({ status: 'soft_failed', reason: expect.stringContaining('no knocking from c.test') });
+    expect((await a.resolver.reader.currentState(roomId))!.has('m.room.member\u0000@carol:c.test')).toBe(false);
+  });
+
   describe('a room naming this server itself as its policy server', () => {
     const selfSigns = async (request: PeerRequest): Promise<Answer> => ({ status: 200, body: { 'a.test': { [POLICY_SERVER_KEY_ID]: signatureOf(request.body as Record<string, unknown>) } } });
 
