@@ -42,6 +42,10 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
     {{- if has .app (list "federation-ingress" "chat-sync") }}
     - { name: media, mountPath: /var/lib/fedgate/media }
     {{- end }}
+    {{- if and (eq .app "federation-ingress") .root.Values.policyServer.enabled }}
+    - { name: policy, mountPath: /etc/fedgate/policy, readOnly: true }
+    - { name: policy-key, mountPath: /etc/fedgate/policy-key, readOnly: true }
+    {{- end }}
   resources:
     {{- toYaml .root.Values.resources | nindent 4 }}
 {{- end -}}
@@ -92,4 +96,15 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{- /* The policy server's files (federation-ingress only): the operator's policy and the policy key. */}}
+{{- define "fedgate.policyVolumes" -}}
+- name: policy
+  configMap:
+    name: {{ .Values.policyServer.policyConfigMap }}
+- name: policy-key
+  secret:
+    secretName: {{ .Values.policyServer.keySecret }}
+    defaultMode: 0400
 {{- end -}}

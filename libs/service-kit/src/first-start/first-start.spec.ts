@@ -1,4 +1,5 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { promises as fsPromises } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -37,6 +38,19 @@ describe('first-start material', () => {
     const file = path.join(dir, 'signing.key');
     await writeFile(file, 'ed25519 a_legacy ' + Buffer.alloc(32, 7).toString('base64').replace(/=+$/, '') + '\n', { mode: 0o600 });
     expect((await ensureSigningKey(file)).current.keyId).toBe('ed25519:a_legacy');
+  });
+
+  it('reads an existing key from a read-only mount (a Kubernetes Secret), writing nothing beside it', async () => {
+    const file = path.join(dir, 'signing.key');
+    await writeFile(file, 'ed25519 a_mounted ' + Buffer.alloc(32, 9).toString('base64').replace(/=+$/, '') + '\n', { mode: 0o400 });
+    // Root ignores directory modes, so the read-only file system is the write failing as it does there.
+    const readOnly = jest.spyOn(fsPromises, 'writeFile').mockRejectedValue(Object.assign(new Error('EROFS: read-only file system'), { code: 'EROFS' }));
+    try {
+      expect((await ensureSigningKey(file)).current.keyId).toBe('ed25519:a_mounted');
+      expect(readOnly).not.toHaveBeenCalled();
+    } finally {
+      readOnly.mockRestore();
+    }
   });
 
   it('creates a self-signed certificate for the server name, reuses it, and replaces it when the name changes', async () => {

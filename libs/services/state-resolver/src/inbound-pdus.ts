@@ -20,7 +20,7 @@ import type { PolicyServerSignatures } from './policy-server-signatures';
 import { auditRefused } from './refused-events';
 import { RemoteIoNeeded } from './remote-budget';
 import type { RoomLocks } from './room-locks';
-import { RoomTimeline, type Committed, type Evaluation } from './room-timeline';
+import { RoomTimeline, type Committed } from './room-timeline';
 import { toStoreStateMap } from './state-keys';
 
 export interface GapFillLimits {
@@ -160,17 +160,8 @@ export class InboundPduHandler {
     }
     // Current state is loaded once for both checks against it.
     const current = evaluation.status === 'accepted' ? await this.timeline.currentState(roomId) : undefined;
-    return this.timeline.commit(await this.checkPolicyServer(await this.timeline.softFail(evaluation, current), current), { local: false });
-  }
-
-  /**
-   * Check 7 on receipt (spec v1.18): in a room using a policy server, an event it has not validly signed (asked
-   * again once) is soft-failed with the reason. Only what passed the other checks is looked at.
-   */
-  private async checkPolicyServer(evaluation: Evaluation, current: Map<string, string> | undefined): Promise<Evaluation> {
-    if (!this.policy || evaluation.status !== 'accepted' || !current) return evaluation;
-    const verdict = await this.policy.checkReceived(evaluation.roomId, evaluation.eventId, evaluation.pdu, evaluation.rules, current);
-    return verdict.ok ? { ...evaluation, pdu: verdict.pdu } : { ...evaluation, status: 'soft_failed', reason: verdict.reason };
+    const softFailed = await this.timeline.softFail(evaluation, current);
+    return this.timeline.commit(this.policy ? await this.policy.softFailUnsigned(softFailed, current) : softFailed, { local: false });
   }
 
   /**

@@ -18,6 +18,7 @@ import type { EventBuilder } from './event-builder';
 import { EventGraph } from './event-graph';
 import { membersOfServer, needsHeroes, reduceJoinState, serversBeforeJoin } from './omitted-members';
 import type { InviteChecks } from './invite-checks';
+import type { PolicyServerSignatures } from './policy-server-signatures';
 import { strippedState } from './local-events';
 import type { RoomLocks } from './room-locks';
 import { logEventOf, recordFor, type RoomTimeline } from './room-timeline';
@@ -55,6 +56,8 @@ export class MembershipHandshakes {
     private readonly serverName: string,
     private readonly signingKey: SigningKey,
     private readonly invites: InviteChecks,
+    /** Rooms using a policy server: the joiner's, leaver's or knocker's event is checked like any received one. */
+    private readonly policy?: PolicyServerSignatures,
   ) {}
 
   makeMembership(command: MakeMembershipCommand): Promise<MakeMembershipReply> {
@@ -104,7 +107,11 @@ export class MembershipHandshakes {
             if (err instanceof MissingStateError) throw badJson(`prev_events not known here: ${err.eventIds.join(', ')}`);
             throw err;
           }
-          evaluation = await this.timeline.softFail(evaluation);
+          const current = await this.timeline.currentState(command.roomId);
+          evaluation = await this.timeline.softFail(evaluation, current);
+          // Check 7 as for any received event: without the policy server's signature the event is soft-failed and the handshake refused.
+          if (this.policy) evaluation = await this.policy.softFailUnsigned(evaluation, current);
+          pdu = evaluation.pdu;
           const committed = await this.timeline.commit(evaluation, { local: true });
           if (committed.status !== 'accepted') throw forbidden(committed.reason ?? `${command.membership} not allowed`);
         } else {

@@ -17,6 +17,7 @@ import { policyServerOf, POLICY_STATE_KEY, toRoomEvent, type RoomPolicyServer } 
 import { pduWithRedaction, type Store } from '@fedgate/store';
 import { CommandRefusal, describeError } from './errors';
 import { policyServerEventsCounter, type PolicySigningLimits, type UnansweringPolicyServers } from './policy-server-limits';
+import type { Evaluation } from './room-timeline';
 import { answerWithin, RemoteBudgetSpent, RemoteIoNeeded, type FederationCalls } from './remote-budget';
 
 export type PolicySigning =
@@ -91,6 +92,13 @@ export class PolicyServerSignatures {
     throw new CommandRefusal(signing.errcode, signing.error, signing.status, signing.extra);
   }
 
+  /** Check 7 on receipt (spec v1.18) of what passed the other checks: without the policy server's valid signature (asked once), soft-failed with the reason. */
+  async softFailUnsigned(evaluation: Evaluation, current: ReadonlyMap<string, string> | undefined): Promise<Evaluation> {
+    if (evaluation.status !== 'accepted' || !current) return evaluation;
+    const verdict = await this.checkReceived(evaluation.roomId, evaluation.eventId, evaluation.pdu, evaluation.rules, current);
+    return verdict.ok ? { ...evaluation, pdu: verdict.pdu } : { ...evaluation, status: 'soft_failed', reason: verdict.reason };
+  }
+
   /**
    * A received event: a valid signature with the room's key, or a new one asked for (within `limits`). Returns
    * the event with the signature, or the reason it has none (the event is then soft-failed).
@@ -106,13 +114,46 @@ export class PolicyServerSignatures {
     const { via } = policyServer;
     if (this.unanswering?.has(via)) {
       this.counted.inc({ event: 'received', outcome: 'not_asked' });
-      return { ok: false, reason: `policy_server: ${carried.reason}, and ${via} left a signing request unanswered within the last ${this.unanswering.quietMs} ms: not asked again yet` };
+      const reason = `policy_server: ${carried.reason}, and ${via} left a signing request unanswered within the last ${this.unanswering.quietMs} ms: not asked again yet`;
+      await this.auditSoftFail(via, roomId, eventId, pdu, 'not_asked', reason);
+      return { ok: false, reason };
     }
     const signing = await this.requestSignature(policyServer, roomId, eventId, pdu, rules);
     this.counted.inc({ event: 'received', outcome: signing.ok ? 'signed' : signing.kind });
     if (signing.ok) return signing;
     if (signing.kind === 'unreachable') this.unanswering?.mark(via);
-    return { ok: false, reason: `policy_server: ${carried.reason}, and asked again ${via} ${signing.kind === 'refused' ? 'refused' : 'gave none'}: ${signing.errcode} ${signing.error}` };
+    const reason = `policy_server: ${carried.reason}, and asked again ${via} ${signing.kind === 'refused' ? 'refused' : 'gave none'}: ${signing.errcode} ${signing.error}`;
+    await this.auditSoftFail(via, roomId, eventId, pdu, signing.kind, reason, signing.errcode);
+    return { ok: false, reason };
+  }
+
+  /**
+   * The policy decision record of a received event soft-failed for want of a signature (`decision: soft_failed`, as
+   * the policy server's own records, so `fedgate audit --decision soft_failed` finds both sides). `rule` is the
+   * policy server's errcode: its rule names are its own and not sent.
+   */
+  private async auditSoftFail(via: string, roomId: string, eventId: string, pdu: Pdu, kind: 'not_asked' | 'refused' | 'unreachable' | 'invalid_answer', reason: string, errcode?: string): Promise<void> {
+    const sender = typeof pdu.sender === 'string' ? pdu.sender : undefined;
+    const server = sender?.includes(':') ? sender.slice(sender.indexOf(':') + 1) : undefined;
+    await this.store.audit.append({
+      direction: 'in',
+      origin: server ?? via,
+      destination: this.serverName,
+      method: 'PDU',
+      path: `policy_server:${via}`,
+      ts: Date.now(),
+      durationMs: 0,
+      status: 0,
+      outcome: 'rejected',
+      reason: `policy_server_${kind}`,
+      decision: 'soft_failed',
+      roomId,
+      eventId,
+      ...(sender ? { sender } : {}),
+      ...(server ? { server } : {}),
+      ...(errcode ? { rule: `policy_server/${errcode}` } : {}),
+      details: { policyServer: via, error: reason },
+    });
   }
 
   /**

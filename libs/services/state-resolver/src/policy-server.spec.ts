@@ -281,6 +281,9 @@ describe('policy servers (participant)', () => {
       expect(a.published.find((e) => e.eventId === inbound.eventId)!.outcome).toBe('soft-failed');
       expect(await a.store.rooms.getForwardExtremities(roomId)).not.toContain(inbound.eventId);
       expect(await counted({ event: 'received', outcome: 'refused' })).toBe('1');
+      expect(await a.store.audit.query({ decision: 'soft_failed' })).toEqual([
+        expect.objectContaining({ roomId, eventId: inbound.eventId, sender: '@bob:b.test', server: 'b.test', rule: 'policy_server/M_FORBIDDEN', reason: 'policy_server_refused', outcome: 'rejected' }),
+      ]);
     });
 
     it('an invalid signature and a policy server that never answers: asked once, bounded, then soft-failed', async () => {
@@ -330,6 +333,70 @@ describe('policy servers (participant)', () => {
       const inbound = await fromBob(roomId, { body: 'x' });
       expect(await a.resolver.inbound.handle(inbound)).toMatchObject({ status: 'accepted' });
       expect(asked).toHaveLength(0);
+    });
+  });
+
+  describe('handshakes received as the resident (send_join, send_knock, send_leave)', () => {
+    it('a join through send_join is asked about once and kept with the signature the joiner gets back', async () => {
+      const roomId = await policedRoom();
+      const c = await network.add('c.test');
+      asked.length = 0;
+      expect(await c.resolver.remoteMembership.onCommand({ roomId, userId: '@carol:c.test', membership: 'join', via: ['a.test'] })).toMatchObject({ ok: true });
+      expect(asked.map((r) => [r.from, (r.body as Pdu).sender, (r.body as Pdu).type])).toEqual([['a.test', '@carol:c.test', 'm.room.member']]);
+      const joinId = (await a.resolver.reader.currentState(roomId))!.get('m.room.member\u0000@carol:c.test')!;
+      expect(await stored(joinId)).toMatchObject({ status: 'accepted' });
+      expect(verifyPolicyServerSignature((await stored(joinId)).pdu, '12', 'b.test', psPublic)).toEqual({ valid: true });
+    });
+
+    it('a join the policy server refuses is soft-failed with the reason and the audit record, and send_join refuses the joiner', async () => {
+      const roomId = await policedRoom();
+      const c = await network.add('c.test');
+      behaviour = async () => ({ status: 400, body: { errcode: 'M_FORBIDDEN', error: 'c.test is not a partner' } });
+      const reply = await c.resolver.remoteMembership.onCommand({ roomId, userId: '@carol:c.test', membership: 'join', via: ['a.test'] });
+      expect(reply).toMatchObject({ ok: false });
+      expect((await a.resolver.reader.currentState(roomId))!.has('m.room.member\u0000@carol:c.test')).toBe(false);
+      const [record] = await a.store.audit.query({ decision: 'soft_failed' });
+      expect(record).toMatchObject({ roomId, sender: '@carol:c.test', server: 'c.test', rule: 'policy_server/M_FORBIDDEN' });
+      expect(await stored(record!.eventId!)).toMatchObject({ status: 'soft_failed', reason: expect.stringMatching(/asked again b\.test refused: M_FORBIDDEN c\.test is not a partner$/) });
+      expect(await a.store.rooms.getJoinedServers(roomId)).not.toContain('c.test');
+    });
+  });
+
+  it('a knock through send_knock the policy server refuses: soft-failed with the reason, the knocker refused', async () => {
+    const roomId = await policedRoom();
+    expect(await a.send(roomId, '@alice:a.test', 'm.room.join_rules', { join_rule: 'knock' }, { stateKey: '' })).toMatchObject({ ok: true });
+    const c = await network.add('c.test');
+    behaviour = async () => ({ status: 400, body: { errcode: 'M_FORBIDDEN', error: 'no knocking from c.test' } });
+    asked.length = 0;
+    expect(await c.resolver.remoteMembership.onCommand({ roomId, userId: '@carol:c.test', membership: 'knock', via: ['a.test'] })).toMatchObject({ ok: false });
+    expect(asked.map((r) => (r.body as Pdu).content.membership)).toEqual(['knock']);
+    const [record] = await a.store.audit.query({ decision: 'soft_failed' });
+    expect(await stored(record!.eventId!)).toMatchObject({ status: 'soft_failed', reason: expect.stringContaining('no knocking from c.test') });
+    expect((await a.resolver.reader.currentState(roomId))!.has('m.room.member\u0000@carol:c.test')).toBe(false);
+  });
+
+  describe('a room naming this server itself as its policy server', () => {
+    const selfSigns = async (request: PeerRequest): Promise<Answer> => ({ status: 200, body: { 'a.test': { [POLICY_SERVER_KEY_ID]: signatureOf(request.body as Record<string, unknown>) } } });
+
+    it('our events are asked of our own /sign over federation (the same engine and audit as for other servers), and kept with its signature', async () => {
+      const selfAsked: PeerRequest[] = [];
+      network.policyServers.set('a.test', async (request) => (selfAsked.push(request), selfSigns(request)));
+      const roomId = await policedRoom({ via: 'a.test', public_keys: { ed25519: psPublic } });
+      const reply = await a.send(roomId, '@alice:a.test', 'm.room.message', { body: 'ours' });
+      expect(reply.ok).toBe(true);
+      expect(selfAsked.map((r) => [r.from, r.path])).toEqual([['a.test', '/_matrix/policy/v1/sign']]);
+      expect(verifyPolicyServerSignature((await stored(reply.ok ? reply.eventId : '')).pdu, '12', 'a.test', psPublic)).toEqual({ valid: true });
+    });
+
+    it('with our own federation listener down, our users get 502 and nothing is kept; the same txnId goes through once it is back', async () => {
+      network.policyServers.set('a.test', selfSigns);
+      const roomId = await policedRoom({ via: 'a.test', public_keys: { ed25519: psPublic } });
+      const before = a.published.length;
+      network.down.add('a.test');
+      expect(await a.send(roomId, '@alice:a.test', 'm.room.message', { body: 'x' }, { txnId: 't-self' })).toMatchObject({ ok: false, errcode: 'M_UNKNOWN', status: 502 });
+      expect(a.published.length).toBe(before);
+      network.down.delete('a.test');
+      expect(await a.send(roomId, '@alice:a.test', 'm.room.message', { body: 'x' }, { txnId: 't-self' })).toMatchObject({ ok: true });
     });
   });
 });

@@ -109,7 +109,9 @@ export class StateResolver {
     const outboundPolicy = new PolicyServerSignatures(deps.store, deps.federation, serverName, outboundLimits, undefined, policyCounter);
     this.localEvents = new LocalEvents(deps.store, this.timeline, locks, builder, deps.keyRing, api, transactions, serverName, outboundPolicy);
     const invites = new InviteChecks(deps.store, this.timeline, deps.keyRing, deps.identity.serverName, deps.inviteRateLimit);
-    this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey, invites);
+    // The resident's handshakes (send_join / send_leave / send_knock) wait on the policy server within their command's timeout.
+    const handshakePolicy = new PolicyServerSignatures(deps.store, deps.federation, serverName, withinCommandTimeout(inboundPolicy, deps.topology.sendMembership.command.timeoutMs), unanswering, policyCounter);
+    this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey, invites, handshakePolicy);
     this.resync = new PartialStateResync(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity.serverName, { ...DEFAULT_RESYNC_LIMITS, ...deps.resync }, deps.onResyncFailure, deps.onResynced);
     this.remoteMembership = new RemoteMembership(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity, this.localEvents, (roomId) => this.resync.start(roomId));
     this.backfill = new RemoteBackfill(deps.store, locks, deps.keyRing, api, deps.identity.serverName);
