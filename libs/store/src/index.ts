@@ -14,6 +14,8 @@ export * from './ports/redactions';
 export * from './ports/leases';
 export * from './ports/pending-commits';
 export * from './ports/device-keys';
+export * from './ports/device-lists';
+export * from './ports/to-device';
 export { diffStates, MAX_SNAPSHOT_CHAIN } from './shared/snapshots';
 export { pduWithRedaction } from './shared/pdu-with-redaction';
 export { openSqliteStore } from './sqlite/store';

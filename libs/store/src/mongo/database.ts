@@ -40,6 +40,10 @@ export interface MongoCollections {
   oneTimeKeys: Collection<Document>;
   fallbackKeys: Collection<Document>;
   crossSigningKeys: Collection<Document>;
+  deviceListChanges: Collection<Document>;
+  remoteDeviceLists: Collection<Document>;
+  toDeviceOutbox: Collection<Document>;
+  toDeviceDelivered: Collection<Document>;
 }
 
 const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: IndexDescription[] }> = {
@@ -62,6 +66,10 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   oneTimeKeys: { name: 'one_time_keys', indexes: [{ key: { userId: 1, deviceId: 1, algorithm: 1, keyId: 1 }, name: 'device_algorithm_key' }] },
   fallbackKeys: { name: 'fallback_keys', indexes: [{ key: { userId: 1, deviceId: 1 }, name: 'device' }] },
   crossSigningKeys: { name: 'cross_signing_keys', indexes: [{ key: { userId: 1 }, name: 'user' }] },
+  deviceListChanges: { name: 'device_list_changes', indexes: [{ key: { announced: 1, _id: 1 }, name: 'announced' }] },
+  remoteDeviceLists: { name: 'remote_device_lists', indexes: [{ key: { stale: 1, updatedTs: 1 }, name: 'stale' }] },
+  toDeviceOutbox: { name: 'to_device_outbox', indexes: [{ key: { published: 1, createdTs: 1 }, name: 'unpublished' }] },
+  toDeviceDelivered: { name: 'to_device_delivered', indexes: [] },
   redactionClaims: { name: 'redaction_claims', indexes: [] },
   pendingCommits: { name: 'pending_commits', indexes: [] },
   destinations: { name: 'destinations', indexes: [{ key: { retryAt: 1 }, name: 'retry_at' }] },

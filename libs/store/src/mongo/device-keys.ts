@@ -2,6 +2,7 @@ import type { Collection, Document } from 'mongodb';
 import { canonicalJson } from '@fedgate/protocol';
 import { keyAlgorithm, type ClaimedKey, type DeviceKeyRepository, type DeviceRecord, type KeyObject } from '../ports/device-keys';
 import { compoundId, isDuplicateKey, nextCounterValue } from './database';
+import { appendChange } from './device-lists';
 
 // Keys are kept as canonical JSON strings (their own keys hold colons and come from clients).
 const CLAIM_BATCH = 8;
@@ -22,10 +23,17 @@ export class MongoDeviceKeyRepository implements DeviceKeyRepository {
     private readonly fallbackKeys: Collection<Document>,
     private readonly crossSigningKeysCollection: Collection<Document>,
     private readonly counters: Collection<Document>,
+    private readonly changes: Collection<Document>,
   ) {}
 
-  private bump(userId: string): Promise<number> {
-    return nextCounterValue(this.counters, streamCounter(userId));
+  /**
+   * Moves the user's stream id, then logs the change (the EDU's outbox). No multi-document
+   * transactions here: a crash between the device write and the log entry loses that change's EDU.
+   */
+  private async bump(userId: string, deviceId: string | null): Promise<number> {
+    const streamId = await nextCounterValue(this.counters, streamCounter(userId));
+    await appendChange(this.changes, this.counters, userId, deviceId === null ? 'signing' : 'device', deviceId, streamId);
+    return streamId;
   }
 
   async putDevice(userId: string, deviceId: string, displayName?: string | null, now = Date.now()) {
@@ -36,14 +44,14 @@ export class MongoDeviceKeyRepository implements DeviceKeyRepository {
         { $setOnInsert: { userId, deviceId, displayName: displayName ?? null, keys: null, createdTs: now } },
         { upsert: true },
       );
-      if (inserted.upsertedCount === 1) return { created: true, changed: true, streamId: await this.bump(userId) };
+      if (inserted.upsertedCount === 1) return { created: true, changed: true, streamId: await this.bump(userId, deviceId) };
     } catch (error) {
       // Two creators at once: the other one inserted it.
       if (!isDuplicateKey(error)) throw error;
     }
     if (displayName !== undefined) {
       const renamed = await this.devices.updateOne({ _id, displayName: { $ne: displayName } }, { $set: { displayName } });
-      if (renamed.modifiedCount === 1) return { created: false, changed: true, streamId: await this.bump(userId) };
+      if (renamed.modifiedCount === 1) return { created: false, changed: true, streamId: await this.bump(userId, deviceId) };
     }
     return { created: false, changed: false, streamId: await this.deviceListStreamId(userId) };
   }
@@ -63,14 +71,14 @@ export class MongoDeviceKeyRepository implements DeviceKeyRepository {
     // Keys go even when the device was already gone: a crash between the writes leaves none behind on retry.
     await this.oneTimeKeys.deleteMany({ userId, deviceId });
     await this.fallbackKeys.deleteMany({ userId, deviceId });
-    return deletedCount === 1 ? { deleted: true, streamId: await this.bump(userId) } : { deleted: false, streamId: await this.deviceListStreamId(userId) };
+    return deletedCount === 1 ? { deleted: true, streamId: await this.bump(userId, deviceId) } : { deleted: false, streamId: await this.deviceListStreamId(userId) };
   }
 
   async setDeviceKeys(userId: string, deviceId: string, keys: KeyObject) {
     const _id = compoundId(userId, deviceId) as never;
     const text = canonicalJson(keys);
     const updated = await this.devices.updateOne({ _id, keys: { $ne: text } }, { $set: { keys: text } });
-    if (updated.modifiedCount === 1) return { found: true, changed: true, streamId: await this.bump(userId) };
+    if (updated.modifiedCount === 1) return { found: true, changed: true, streamId: await this.bump(userId, deviceId) };
     const found = updated.matchedCount === 1 || (await this.devices.countDocuments({ _id }, { limit: 1 })) === 1;
     return { found, changed: false, streamId: await this.deviceListStreamId(userId) };
   }
@@ -134,7 +142,7 @@ export class MongoDeviceKeyRepository implements DeviceKeyRepository {
 
   async setCrossSigningKey(userId: string, usage: string, key: KeyObject) {
     await this.crossSigningKeysCollection.updateOne({ _id: compoundId(userId, usage) as never }, { $set: { userId, usage, key: canonicalJson(key) } }, { upsert: true });
-    return { streamId: await this.bump(userId) };
+    return { streamId: await this.bump(userId, null) };
   }
 
   async crossSigningKeys(userId: string) {

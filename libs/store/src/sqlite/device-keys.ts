@@ -1,6 +1,7 @@
 import { canonicalJson } from '@fedgate/protocol';
 import { keyAlgorithm, type ClaimedKey, type DeviceKeyRepository, type DeviceRecord, type KeyObject } from '../ports/device-keys';
 import type { SqliteDatabase } from './database';
+import { appendLocalChange, DEVICE_LIST_SCHEMA } from './device-lists';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS store_devices (
@@ -41,14 +42,18 @@ const toRecord = (r: DeviceRow): DeviceRecord => ({
 export class SqliteDeviceKeyRepository implements DeviceKeyRepository {
   constructor(private readonly db: SqliteDatabase) {
     db.db.exec(SCHEMA);
+    db.db.exec(DEVICE_LIST_SCHEMA);
   }
 
-  private bump(userId: string): number {
-    return this.db.get<{ stream_id: number }>(
+  /** Moves the user's stream id and logs the change (the EDU's outbox) in the caller's transaction. */
+  private bump(userId: string, deviceId: string | null): number {
+    const streamId = this.db.get<{ stream_id: number }>(
       `INSERT INTO store_device_list_streams (user_id, stream_id) VALUES (?, 1)
        ON CONFLICT (user_id) DO UPDATE SET stream_id = stream_id + 1 RETURNING stream_id`,
       userId,
     )!.stream_id;
+    appendLocalChange(this.db, userId, deviceId === null ? 'signing' : 'device', deviceId, streamId);
+    return streamId;
   }
 
   async putDevice(userId: string, deviceId: string, displayName?: string | null, now = Date.now()) {
@@ -56,11 +61,11 @@ export class SqliteDeviceKeyRepository implements DeviceKeyRepository {
       const existing = this.db.get<DeviceRow>('SELECT * FROM store_devices WHERE user_id = ? AND device_id = ?', userId, deviceId);
       if (!existing) {
         this.db.run('INSERT INTO store_devices (user_id, device_id, display_name, keys, created_ts) VALUES (?, ?, ?, NULL, ?)', userId, deviceId, displayName ?? null, now);
-        return { created: true, changed: true, streamId: this.bump(userId) };
+        return { created: true, changed: true, streamId: this.bump(userId, deviceId) };
       }
       if (displayName !== undefined && displayName !== existing.display_name) {
         this.db.run('UPDATE store_devices SET display_name = ? WHERE user_id = ? AND device_id = ?', displayName, userId, deviceId);
-        return { created: false, changed: true, streamId: this.bump(userId) };
+        return { created: false, changed: true, streamId: this.bump(userId, deviceId) };
       }
       return { created: false, changed: false, streamId: this.streamId(userId) };
     });
@@ -80,7 +85,7 @@ export class SqliteDeviceKeyRepository implements DeviceKeyRepository {
       const { changes } = this.db.run('DELETE FROM store_devices WHERE user_id = ? AND device_id = ?', userId, deviceId);
       this.db.run('DELETE FROM store_one_time_keys WHERE user_id = ? AND device_id = ?', userId, deviceId);
       this.db.run('DELETE FROM store_fallback_keys WHERE user_id = ? AND device_id = ?', userId, deviceId);
-      return changes === 1 ? { deleted: true, streamId: this.bump(userId) } : { deleted: false, streamId: this.streamId(userId) };
+      return changes === 1 ? { deleted: true, streamId: this.bump(userId, deviceId) } : { deleted: false, streamId: this.streamId(userId) };
     });
   }
 
@@ -91,7 +96,7 @@ export class SqliteDeviceKeyRepository implements DeviceKeyRepository {
       const text = canonicalJson(keys);
       if (existing.keys === text) return { found: true, changed: false, streamId: this.streamId(userId) };
       this.db.run('UPDATE store_devices SET keys = ? WHERE user_id = ? AND device_id = ?', text, userId, deviceId);
-      return { found: true, changed: true, streamId: this.bump(userId) };
+      return { found: true, changed: true, streamId: this.bump(userId, deviceId) };
     });
   }
 
@@ -174,7 +179,7 @@ export class SqliteDeviceKeyRepository implements DeviceKeyRepository {
         usage,
         canonicalJson(key),
       );
-      return { streamId: this.bump(userId) };
+      return { streamId: this.bump(userId, null) };
     });
   }
 
