@@ -11,6 +11,10 @@ import { KeysController } from './e2ee/keys.controller';
 import { ToDeviceController } from './e2ee/to-device.controller';
 import { DeviceListAnnouncer } from './e2ee/device-list-announcer';
 import { RemoteKeys } from './e2ee/remote-keys';
+import { RemoteDeviceLists } from './e2ee/remote-device-lists';
+import { FEDERATION_CLIENT, SERVER_IDENTITY, STORE, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
+import { SERVICE_LOGGER } from '@fedgate/service-kit';
+import type { Logger } from 'pino';
 import { ChatSyncWorkers } from './delivery/chat-sync-workers';
 import { mediaControllers, mediaProviders } from './media';
 import { AliasDirectory } from './directory/alias-directory';
@@ -59,6 +63,12 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     EphemeralSender,
     DeviceListAnnouncer,
     RemoteKeys,
+    {
+      provide: RemoteDeviceLists,
+      inject: [STORE, FEDERATION_CLIENT, SERVER_IDENTITY, SERVICE_LOGGER],
+      useFactory: (store: Store, federation: FederationHttpClient, identity: ServerIdentity, logger: Logger) =>
+        new RemoteDeviceLists(store, federation, identity.serverName, { onRefused: (details) => logger.warn(details, 'remote device list resync failed') }),
+    },
     UserDeactivation,
     RoomDeletion,
     RoomVisibility,

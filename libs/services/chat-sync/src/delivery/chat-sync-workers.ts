@@ -2,7 +2,7 @@
 // feeds its durable queue in the store, drained by the TransactionPusher.
 import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { nak, partitionsForReplica, type AppServicePush, type BusSubscription } from '@fedgate/bus';
-import { BUS, BUS_TOPOLOGY, elasticOwnershipFor, METRICS_REGISTRY, PartitionOwnership, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type ServerIdentity, type Store } from '@fedgate/platform';
+import { BUS, BUS_TOPOLOGY, elasticOwnershipFor, FEDERATION_CLIENT, METRICS_REGISTRY, PartitionOwnership, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
 import type { Registry } from 'prom-client';
 import { setOwnedPartitions } from '@fedgate/telemetry';
 import type { FedgateConfig } from '@fedgate/config';
@@ -11,10 +11,14 @@ import type { Logger } from 'pino';
 import { AppServiceClient, PushHealth, TransactionPusher, type BackoffPolicy } from '../push';
 import { ApplicationServiceRegistry } from '../registration';
 import { CHAT_SYNC_REGISTRY } from '../tokens';
+import { RemoteDeviceLists } from '../e2ee/remote-device-lists';
 import { EduFanout } from './edu-fanout';
 import { InviteeProvisioning } from './invitee-provisioning';
 import { RoomLogFanout } from './room-log-fanout';
 import { StoreTransactionQueue } from './store-transaction-queue';
+
+/** How often device lists left stale (their server was down) are resynced. */
+const STALE_RESYNC_INTERVAL_MS = 5 * 60_000;
 
 /** Optional provider (e.g. in shared providers): the pusher's retry backoff; tests shorten it. */
 export const CHAT_SYNC_PUSH_BACKOFF = Symbol.for('fedgate.chat-sync.push-backoff');
@@ -26,6 +30,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
   private edus: EduFanout | undefined;
   private ownership: PartitionOwnership | undefined;
   private appServiceOwnership: PartitionOwnership | undefined;
+  private staleResync: NodeJS.Timeout | undefined;
   readonly queue: StoreTransactionQueue;
 
   constructor(
@@ -38,6 +43,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     @Optional() @Inject(CHAT_SYNC_PUSH_BACKOFF) private readonly backoff: BackoffPolicy | null,
     @Optional() @Inject(METRICS_REGISTRY) private readonly metrics: Registry | null,
     @Optional() @Inject(FEDGATE_CONFIG) private readonly config: FedgateConfig | null,
+    @Optional() @Inject(FEDERATION_CLIENT) private readonly federation: FederationHttpClient | null,
   ) {
     this.queue = new StoreTransactionQueue(store);
   }
@@ -80,6 +86,16 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       onUndeliveredToDevice: (details) => log.info(details, 'to-device message not delivered'),
     });
     this.edus = edus;
+    const noFederation = async (): Promise<never> => {
+      throw new Error('no federation client in this process');
+    };
+    const deviceLists = new RemoteDeviceLists(this.store, this.federation ?? { getJson: noFederation }, this.identity.serverName, {
+      onRefused: (details) => log.warn(details, 'remote device list update refused or resync failed'),
+    });
+    const resyncStale = () => void deviceLists.resyncStale().catch((err: unknown) => log.warn({ err }, 'resyncing stale device lists failed'));
+    resyncStale();
+    this.staleResync = setInterval(resyncStale, STALE_RESYNC_INTERVAL_MS);
+    this.staleResync.unref();
     if (elastic) {
       // Room-log partitions leased among the live chat-sync replicas; a replica that stalled past its lease naks.
       const roomLogs = new Map<number, BusSubscription>();
@@ -105,7 +121,11 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       }
       setOwnedPartitions('chat-sync', owned);
     }
-    this.subscriptions.push(await this.bus.consume(this.topology.consumers.chatSyncEdus(), (message) => edus.handle(message.data, message.messageId)));
+    this.subscriptions.push(
+      await this.bus.consume(this.topology.consumers.chatSyncEdus(), async (message) => {
+        if (!(await deviceLists.handle(message.data))) await edus.handle(message.data, message.messageId);
+      }),
+    );
     const consumePushes = (service: (typeof services)[number]) =>
       this.bus.consume(this.topology.consumers.appservicePush(service.id), async (message) => {
         const push: AppServicePush = message.data;
@@ -143,6 +163,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
   }
 
   async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.staleResync);
     await this.ownership?.stop();
     await this.appServiceOwnership?.stop();
     for (const subscription of this.subscriptions.splice(0)) await subscription.stop();

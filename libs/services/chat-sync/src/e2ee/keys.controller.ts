@@ -1,6 +1,7 @@
 // Keys of application-service users, client-server side: the AS uploads, queries and claims keys as its
 // users (`user_id=`, and `device_id=` for uploads). Keys of this server's users come from the store;
-// those of other servers' users are asked of their servers (remote-keys.ts), each failure in `failures`.
+// those of other servers' users come from their cached device lists when current (remote-device-lists.ts),
+// else are asked of their servers (remote-keys.ts), each failure in `failures`.
 import { Body, Controller, HttpCode, Inject, Post, Query, UseGuards } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
 import { checkCrossSigningKey, checkDeviceKeys, checkUploadedKeys, DEVICE_KEY_LIMITS, deviceKeyOf, type PublishedKey } from '@fedgate/protocol';
@@ -11,6 +12,7 @@ import { CLIENT_PATHS } from '../client-server/paths';
 import { asObject } from '../rooms/room-actions';
 import { DeviceListAnnouncer } from './device-list-announcer';
 import { RemoteKeys, remoteTimeout } from './remote-keys';
+import { RemoteDeviceLists } from './remote-device-lists';
 import { keyErrorToMatrix, maskedDeviceId, parseKeyClaim, parseKeyQuery } from './e2ee-requests';
 
 
@@ -22,6 +24,7 @@ export class KeysController {
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
     private readonly announcer: DeviceListAnnouncer,
     private readonly remote: RemoteKeys,
+    private readonly deviceLists: RemoteDeviceLists,
   ) {}
 
   @Post('keys/upload')
@@ -110,7 +113,10 @@ export class KeysController {
     await Promise.all(
       [...byServer].map(async ([server, wanted]) => {
         if (server === this.identity.serverName) return;
-        const failure = await this.remote.query(server, wanted, timeoutMs, answer);
+        // Lists cached current (kept so by the server's EDUs) are answered here; the rest are asked.
+        const left = await this.deviceLists.answerFromCache(wanted, answer, 10, timeoutMs);
+        if (Object.keys(left).length === 0) return;
+        const failure = await this.remote.query(server, left, timeoutMs, answer);
         if (failure) failures[server] = failure;
       }),
     );
