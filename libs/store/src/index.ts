@@ -18,6 +18,7 @@ export * from './ports/device-lists';
 export * from './ports/to-device';
 export { diffStates, MAX_SNAPSHOT_CHAIN } from './shared/snapshots';
 export { pduWithRedaction } from './shared/pdu-with-redaction';
+export { fillAppServiceTransaction } from './shared/app-service-transactions';
 export { openSqliteStore } from './sqlite/store';
 export { openMongoStore } from './mongo/store';
 export { openStore } from './open-store';

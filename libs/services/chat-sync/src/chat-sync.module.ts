@@ -9,7 +9,7 @@ import { RoomsController } from './client-server/rooms.controller';
 import { DevicesController } from './e2ee/devices.controller';
 import { KeysController } from './e2ee/keys.controller';
 import { ToDeviceController } from './e2ee/to-device.controller';
-import { DeviceListAnnouncer } from './e2ee/device-list-announcer';
+import { DeviceListOutbox } from './e2ee/device-list-outbox';
 import { RemoteKeys } from './e2ee/remote-keys';
 import { RemoteDeviceLists } from './e2ee/remote-device-lists';
 import { FEDERATION_CLIENT, SERVER_IDENTITY, STORE, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
@@ -61,7 +61,7 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     RoomDirectory,
     Profiles,
     EphemeralSender,
-    DeviceListAnnouncer,
+    DeviceListOutbox,
     RemoteKeys,
     {
       provide: RemoteDeviceLists,

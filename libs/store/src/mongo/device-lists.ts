@@ -12,10 +12,10 @@ const toEntry = (d: Document): DeviceListChangeEntry => ({
   streamId: (d.streamId as number | null | undefined) ?? null,
 });
 
-/** Appends a change to the log (a local one unannounced); the device-keys repository calls it after each stream move. */
+/** Appends a change to the log, unannounced; the device-keys repository calls it after each stream move. */
 export async function appendChange(changes: Collection<Document>, counters: Collection<Document>, userId: string, kind: DeviceListChangeKind, deviceId: string | null, streamId: number | null): Promise<number> {
   const position = await nextCounterValue(counters, POSITION_COUNTER);
-  await changes.insertOne({ _id: position as never, userId, kind, deviceId, streamId, announced: kind === 'remote' });
+  await changes.insertOne({ _id: position as never, userId, kind, deviceId, streamId, announced: false });
   return position;
 }
 
@@ -26,8 +26,8 @@ export class MongoDeviceListRepository implements DeviceListRepository {
     private readonly counters: Collection<Document>,
   ) {}
 
-  recordRemoteChange(userId: string) {
-    return appendChange(this.changes, this.counters, userId, 'remote', null, null);
+  recordChange(userId: string, kind: 'remote' | 'membership') {
+    return appendChange(this.changes, this.counters, userId, kind, null, null);
   }
 
   async changesSince(position: number, limit: number) {

@@ -5,7 +5,8 @@
 // servers' users' device lists, kept current by their EDUs and resyncs.
 import type { KeyObject } from './device-keys';
 
-export type DeviceListChangeKind = 'device' | 'signing' | 'remote';
+/** device, signing: a local user's devices or cross-signing keys; remote: a cached list moved; membership: a user joined or left a room. */
+export type DeviceListChangeKind = 'device' | 'signing' | 'remote' | 'membership';
 
 export interface DeviceListChangeEntry {
   /** Position in the log: strictly increasing, shared by all users. */
@@ -32,13 +33,13 @@ export interface RemoteDeviceList {
 }
 
 export interface DeviceListRepository {
-  /** Appends a change of another server's user (the cache moved): for `/keys/changes` and the services. */
-  recordRemoteChange(userId: string): Promise<number>;
+  /** Appends a change a local write did not log itself (a cached remote list moved, a membership changed), unannounced. */
+  recordChange(userId: string, kind: 'remote' | 'membership'): Promise<number>;
   /** Log entries after `position`, oldest first. */
   changesSince(position: number, limit: number): Promise<DeviceListChangeEntry[]>;
   /** The newest position (0 when the log is empty). */
   latestPosition(): Promise<number>;
-  /** Local changes whose EDU has not been published yet, oldest first. */
+  /** Changes not fanned out yet (EDUs for local ones, the services' `device_lists` for all), oldest first. */
   unannounced(limit: number): Promise<DeviceListChangeEntry[]>;
   markAnnounced(position: number): Promise<void>;
 

@@ -50,8 +50,8 @@ export class SqliteDeviceListRepository implements DeviceListRepository {
     db.db.exec(DEVICE_LIST_SCHEMA);
   }
 
-  async recordRemoteChange(userId: string) {
-    return this.db.get<{ position: number }>("INSERT INTO store_device_list_changes (user_id, kind, announced) VALUES (?, 'remote', 1) RETURNING position", userId)!.position;
+  async recordChange(userId: string, kind: 'remote' | 'membership') {
+    return this.db.get<{ position: number }>('INSERT INTO store_device_list_changes (user_id, kind, announced) VALUES (?, ?, 0) RETURNING position', userId, kind)!.position;
   }
 
   async changesSince(position: number, limit: number) {

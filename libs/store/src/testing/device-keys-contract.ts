@@ -112,9 +112,13 @@ export function describeDeviceKeyContract(name: string, open: () => Promise<Stor
       expect(pending.map((c) => c.position)).toEqual(logged.map((c) => c.position));
       for (const c of pending) await other.deviceLists.markAnnounced(c.position);
       expect((await store.deviceLists.unannounced(10_000)).filter((c) => c.userId === fay)).toEqual([]);
-      const remote = await store.deviceLists.recordRemoteChange('@gus:remote.test');
-      expect((await store.deviceLists.changesSince(remote - 1, 1))[0]).toMatchObject({ position: remote, userId: '@gus:remote.test', kind: 'remote' });
-      expect((await store.deviceLists.unannounced(10_000)).some((c) => c.position === remote)).toBe(false);
+      const remote = await store.deviceLists.recordChange('@gus:remote.test', 'remote');
+      const joined = await other.deviceLists.recordChange('@gus:remote.test', 'membership');
+      expect(await store.deviceLists.changesSince(remote - 1, 2)).toMatchObject([
+        { position: remote, userId: '@gus:remote.test', kind: 'remote' },
+        { position: joined, userId: '@gus:remote.test', kind: 'membership' },
+      ]);
+      expect((await store.deviceLists.unannounced(10_000)).filter((c) => c.position >= remote).map((c) => c.position)).toEqual([remote, joined]);
     });
 
     it('replaces a cached remote device list only when the held one is the one expected', async () => {

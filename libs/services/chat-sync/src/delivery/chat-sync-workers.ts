@@ -11,7 +11,9 @@ import type { Logger } from 'pino';
 import { AppServiceClient, PushHealth, TransactionPusher, type BackoffPolicy } from '../push';
 import { ApplicationServiceRegistry } from '../registration';
 import { CHAT_SYNC_REGISTRY } from '../tokens';
+import { DeviceListOutbox } from '../e2ee/device-list-outbox';
 import { RemoteDeviceLists } from '../e2ee/remote-device-lists';
+import { keyCountsFor } from '../e2ee/key-counts';
 import { EduFanout } from './edu-fanout';
 import { InviteeProvisioning } from './invitee-provisioning';
 import { RoomLogFanout } from './room-log-fanout';
@@ -19,6 +21,8 @@ import { StoreTransactionQueue } from './store-transaction-queue';
 
 /** How often device lists left stale (their server was down) are resynced. */
 const STALE_RESYNC_INTERVAL_MS = 5 * 60_000;
+/** How often the device-list change log is drained besides after each change (a change whose drain failed). */
+const OUTBOX_DRAIN_INTERVAL_MS = 60_000;
 
 /** Optional provider (e.g. in shared providers): the pusher's retry backoff; tests shorten it. */
 export const CHAT_SYNC_PUSH_BACKOFF = Symbol.for('fedgate.chat-sync.push-backoff');
@@ -31,6 +35,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
   private ownership: PartitionOwnership | undefined;
   private appServiceOwnership: PartitionOwnership | undefined;
   private staleResync: NodeJS.Timeout | undefined;
+  private outboxDrain: NodeJS.Timeout | undefined;
   readonly queue: StoreTransactionQueue;
 
   constructor(
@@ -74,13 +79,19 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       ...(this.backoff ? { backoff: this.backoff } : {}),
       onDeliveryFailure: (failure) => health.failed(failure),
       onDelivered: (success) => health.delivered(success),
+      keyCounts: (registration, transaction) => keyCountsFor(this.store, this.registry.services.find((s) => s.id === registration.id)!, transaction),
       // Elastic: one replica at a time pushes to an AS (its lease); the others leave its queue alone.
       ...(elastic ? { mayPush: (id: string) => this.appServiceOwnership?.owns(services.findIndex((s) => s.id === id)) === true } : {}),
     });
     this.pusher = pusher;
 
     const invitees = new InviteeProvisioning(this.store, this.registry, appServiceClient, this.identity.serverName, log);
-    const roomLog = new RoomLogFanout(this.store, this.bus, this.topology, this.registry, this.identity.serverName, log, invitees);
+    const outbox = new DeviceListOutbox(this.store, this.bus, this.topology, this.identity, this.registry, log);
+    const joinedOrLeft = async (userId: string) => {
+      await this.store.deviceLists.recordChange(userId, 'membership');
+      await outbox.drainLogged();
+    };
+    const roomLog = new RoomLogFanout(this.store, this.bus, this.topology, this.registry, this.identity.serverName, log, invitees, joinedOrLeft);
     const edus = new EduFanout(this.store, this.bus, this.topology, this.registry, {
       onExpiryFailure: (err) => log.warn({ err }, 'telling application services that typing timed out failed'),
       onUndeliveredToDevice: (details) => log.info(details, 'to-device message not delivered'),
@@ -96,6 +107,10 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     resyncStale();
     this.staleResync = setInterval(resyncStale, STALE_RESYNC_INTERVAL_MS);
     this.staleResync.unref();
+    // Changes logged before a crash (or whose drain failed) go out now.
+    await outbox.drainLogged();
+    this.outboxDrain = setInterval(() => void outbox.drainLogged(), OUTBOX_DRAIN_INTERVAL_MS);
+    this.outboxDrain.unref();
     if (elastic) {
       // Room-log partitions leased among the live chat-sync replicas; a replica that stalled past its lease naks.
       const roomLogs = new Map<number, BusSubscription>();
@@ -123,7 +138,8 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     }
     this.subscriptions.push(
       await this.bus.consume(this.topology.consumers.chatSyncEdus(), async (message) => {
-        if (!(await deviceLists.handle(message.data))) await edus.handle(message.data, message.messageId);
+        if (await deviceLists.handle(message.data)) await outbox.drainLogged();
+        else await edus.handle(message.data, message.messageId);
       }),
     );
     const consumePushes = (service: (typeof services)[number]) =>
@@ -164,6 +180,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.staleResync);
+    clearInterval(this.outboxDrain);
     await this.ownership?.stop();
     await this.appServiceOwnership?.stop();
     for (const subscription of this.subscriptions.splice(0)) await subscription.stop();

@@ -83,7 +83,7 @@ export class RemoteDeviceLists {
       }
       if (result.leftOut.length > 0) await this.refused(origin, userId, 'GET', `devices_left_out: ${result.leftOut.slice(0, 3).join('; ')}`);
       if (await this.store.deviceLists.replaceRemoteList(result.list, cached && { streamId: cached.streamId, stale: cached.stale })) {
-        await this.store.deviceLists.recordRemoteChange(userId);
+        await this.store.deviceLists.recordChange(userId, 'remote');
         return result.list;
       }
     }
@@ -139,7 +139,7 @@ export class RemoteDeviceLists {
         return;
       }
       if (await this.store.deviceLists.replaceRemoteList(outcome.list, cached && { streamId: cached.streamId, stale: cached.stale })) {
-        await this.store.deviceLists.recordRemoteChange(outcome.list.userId);
+        await this.store.deviceLists.recordChange(outcome.list.userId, 'remote');
         return;
       }
     }

@@ -1,7 +1,7 @@
 import type { AppServiceRegistration } from '../registration';
-import type { AppServiceClient } from './app-service-client';
+import type { AppServiceClient, KeyCounts } from './app-service-client';
 import { backoffDelayMs, defaultBackoff, type BackoffPolicy } from './backoff';
-import type { JsonObject, QueuedItem, TransactionLimits, TransactionQueue } from './transaction-queue';
+import type { JsonObject, PendingTransaction, QueuedItem, TransactionLimits, TransactionQueue } from './transaction-queue';
 
 export interface DeliveryFailure {
   appServiceId: string;
@@ -31,6 +31,8 @@ export interface TransactionPusherOptions {
   onDeliveryFailure?: (failure: DeliveryFailure) => unknown;
   /** Awaited after the AS accepted a transaction, before the next one is opened. */
   onDelivered?: (success: DeliverySuccess) => unknown;
+  /** MSC3202: the key counts of the users in a transaction, read once per transaction (registrations with msc3202 only). */
+  keyCounts?: (registration: AppServiceRegistration, transaction: PendingTransaction) => Promise<KeyCounts>;
   /** Whether this process pushes to the AS now (elastic replicas: while it holds the AS's lease); default always. */
   mayPush?: (appServiceId: string) => boolean;
 }
@@ -80,10 +82,11 @@ export class TransactionPusher {
     for (const id of this.workers.keys()) this.wake(id);
   }
 
-  /** Enqueues an item (ephemeral and to-device ones only for services with `receive_ephemeral`) and wakes delivery. */
+  /** Enqueues an item (ephemeral and to-device ones only for services with `receive_ephemeral`, device-list ones only with MSC3202) and wakes delivery. */
   async push(appServiceId: string, item: QueuedItem): Promise<void> {
     const worker = this.workers.get(appServiceId);
-    if (!worker || (item.kind !== 'event' && !worker.registration.receiveEphemeral)) return;
+    if (!worker) return;
+    if (item.kind === 'device_list' ? !worker.registration.msc3202 : item.kind !== 'event' && !worker.registration.receiveEphemeral) return;
     await this.options.queue.enqueue(appServiceId, item);
     this.wake(appServiceId);
   }
@@ -152,6 +155,7 @@ export class TransactionPusher {
       const transaction = await queue.openTransaction(id, this.limits);
       if (!transaction) return;
       let attempts = 0;
+      let keyCounts: KeyCounts | undefined;
       for (let attempt = 1; ; attempt++) {
         if (this.stopped) return;
         // Not ours now: drop the transaction from memory (the owner sends it, same txnId, from the store) and look again.
@@ -160,7 +164,8 @@ export class TransactionPusher {
           return;
         }
         try {
-          await this.options.client.sendTransaction(worker.registration, transaction);
+          if (worker.registration.msc3202 && this.options.keyCounts) keyCounts ??= await this.options.keyCounts(worker.registration, transaction);
+          await this.options.client.sendTransaction(worker.registration, transaction, keyCounts);
           attempts = attempt;
           break;
         } catch (err) {
