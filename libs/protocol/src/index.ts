@@ -15,3 +15,4 @@ export * from './x-matrix';
 export * from './server-keys';
 export * from './room-version-of-event';
 export * from './device-keys';
+export * from './key-signatures';

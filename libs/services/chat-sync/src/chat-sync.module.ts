@@ -9,6 +9,7 @@ import { RoomsController } from './client-server/rooms.controller';
 import { DevicesController } from './e2ee/devices.controller';
 import { KeysController } from './e2ee/keys.controller';
 import { ToDeviceController } from './e2ee/to-device.controller';
+import { SignaturesController } from './e2ee/signatures.controller';
 import { DeviceListOutbox } from './e2ee/device-list-outbox';
 import { RemoteKeys } from './e2ee/remote-keys';
 import { RemoteDeviceLists } from './e2ee/remote-device-lists';
@@ -49,6 +50,7 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     DevicesController,
     KeysController,
     ToDeviceController,
+    SignaturesController,
     ...mediaControllers,
   ],
   providers: [

@@ -44,6 +44,7 @@ export interface MongoCollections {
   remoteDeviceLists: Collection<Document>;
   toDeviceOutbox: Collection<Document>;
   toDeviceDelivered: Collection<Document>;
+  userSigningSignatures: Collection<Document>;
 }
 
 const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: IndexDescription[] }> = {
@@ -70,6 +71,7 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   remoteDeviceLists: { name: 'remote_device_lists', indexes: [{ key: { stale: 1, updatedTs: 1 }, name: 'stale' }] },
   toDeviceOutbox: { name: 'to_device_outbox', indexes: [{ key: { published: 1, createdTs: 1 }, name: 'unpublished' }] },
   toDeviceDelivered: { name: 'to_device_delivered', indexes: [] },
+  userSigningSignatures: { name: 'user_signing_signatures', indexes: [{ key: { signer: 1, target: 1 }, name: 'signer_target' }] },
   redactionClaims: { name: 'redaction_claims', indexes: [] },
   pendingCommits: { name: 'pending_commits', indexes: [] },
   destinations: { name: 'destinations', indexes: [{ key: { retryAt: 1 }, name: 'retry_at' }] },

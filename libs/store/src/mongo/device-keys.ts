@@ -24,6 +24,7 @@ export class MongoDeviceKeyRepository implements DeviceKeyRepository {
     private readonly crossSigningKeysCollection: Collection<Document>,
     private readonly counters: Collection<Document>,
     private readonly changes: Collection<Document>,
+    private readonly userSignatures: Collection<Document>,
   ) {}
 
   /**
@@ -148,6 +149,15 @@ export class MongoDeviceKeyRepository implements DeviceKeyRepository {
   async crossSigningKeys(userId: string) {
     const docs = await this.crossSigningKeysCollection.find({ userId }).toArray();
     return Object.fromEntries(docs.map((d) => [d.usage as string, JSON.parse(d.key as string) as KeyObject]));
+  }
+
+  async addUserSigningSignature(signer: string, target: string, keyId: string, signature: string) {
+    await this.userSignatures.updateOne({ _id: compoundId(signer, target, keyId) as never }, { $set: { signer, target, keyId, signature } }, { upsert: true });
+  }
+
+  async userSigningSignatures(signer: string, target: string) {
+    const docs = await this.userSignatures.find({ signer, target }).toArray();
+    return Object.fromEntries(docs.map((d) => [d.keyId as string, d.signature as string]));
   }
 
   async deviceListStreamId(userId: string) {

@@ -43,7 +43,7 @@ export async function openMongoStore(url: string, db: string): Promise<Store> {
     leases: new MongoLeaseRepository(c.leases),
     pendingCommits: new MongoPendingCommitRepository(c.pendingCommits, c.counters),
     roomDirectory: new MongoRoomDirectoryRepository(c.roomDirectory),
-    deviceKeys: new MongoDeviceKeyRepository(c.devices, c.oneTimeKeys, c.fallbackKeys, c.crossSigningKeys, c.counters, c.deviceListChanges),
+    deviceKeys: new MongoDeviceKeyRepository(c.devices, c.oneTimeKeys, c.fallbackKeys, c.crossSigningKeys, c.counters, c.deviceListChanges, c.userSigningSignatures),
     deviceLists: new MongoDeviceListRepository(c.deviceListChanges, c.remoteDeviceLists, c.counters),
     toDevice: new MongoToDeviceRepository(c.toDeviceOutbox, c.toDeviceDelivered),
     close: () => client.close(),

@@ -20,6 +20,9 @@ CREATE TABLE IF NOT EXISTS store_fallback_keys (
 CREATE TABLE IF NOT EXISTS store_cross_signing_keys (
   user_id TEXT NOT NULL, usage TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (user_id, usage)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS store_user_signing_signatures (
+  signer TEXT NOT NULL, target TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL, PRIMARY KEY (signer, target, key_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS store_device_list_streams (user_id TEXT PRIMARY KEY, stream_id INTEGER NOT NULL) WITHOUT ROWID;
 `;
 
@@ -186,6 +189,21 @@ export class SqliteDeviceKeyRepository implements DeviceKeyRepository {
   async crossSigningKeys(userId: string) {
     const rows = this.db.all<{ usage: string; key: string }>('SELECT usage, key FROM store_cross_signing_keys WHERE user_id = ?', userId);
     return Object.fromEntries(rows.map((r) => [r.usage, JSON.parse(r.key) as KeyObject]));
+  }
+
+  async addUserSigningSignature(signer: string, target: string, keyId: string, signature: string) {
+    this.db.run(
+      'INSERT INTO store_user_signing_signatures (signer, target, key_id, signature) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET signature = excluded.signature',
+      signer,
+      target,
+      keyId,
+      signature,
+    );
+  }
+
+  async userSigningSignatures(signer: string, target: string) {
+    const rows = this.db.all<{ key_id: string; signature: string }>('SELECT key_id, signature FROM store_user_signing_signatures WHERE signer = ? AND target = ?', signer, target);
+    return Object.fromEntries(rows.map((r) => [r.key_id, r.signature]));
   }
 
   private streamId(userId: string): number {

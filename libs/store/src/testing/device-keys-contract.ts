@@ -92,6 +92,15 @@ export function describeDeviceKeyContract(name: string, open: () => Promise<Stor
       expect(await store.deviceKeys.crossSigningKeys(user('nobody'))).toEqual({});
     });
 
+    it('keeps user-signing signatures per signer and target, replacing one by key ID', async () => {
+      const signer = user('jo');
+      await store.deviceKeys.addUserSigningSignature(signer, '@kim:remote.test', 'ed25519:U', 'sig1');
+      await other.deviceKeys.addUserSigningSignature(signer, '@kim:remote.test', 'ed25519:U', 'sig2');
+      await store.deviceKeys.addUserSigningSignature(signer, '@lee:remote.test', 'ed25519:U', 'sig3');
+      expect(await store.deviceKeys.userSigningSignatures(signer, '@kim:remote.test')).toEqual({ 'ed25519:U': 'sig2' });
+      expect(await store.deviceKeys.userSigningSignatures(user('nobody'), '@kim:remote.test')).toEqual({});
+    });
+
     it('logs every local change with its stream id, unannounced until marked (the EDU outbox)', async () => {
       const fay = user('fay');
       const before = await store.deviceLists.latestPosition();

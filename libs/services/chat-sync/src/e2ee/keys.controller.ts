@@ -122,6 +122,14 @@ export class KeysController {
         if (failure) failures[server] = failure;
       }),
     );
+    // The requester's own signatures of others' master keys (by their user-signing key) are theirs to see.
+    for (const [userId, master] of Object.entries(answer.master_keys)) {
+      if (userId === requester.userId) continue;
+      const mine = await this.store.deviceKeys.userSigningSignatures(requester.userId, userId);
+      if (Object.keys(mine).length === 0) continue;
+      const signatures = (master.signatures ?? {}) as Record<string, Record<string, string>>;
+      answer.master_keys[userId] = { ...master, signatures: { ...signatures, [requester.userId]: { ...signatures[requester.userId], ...mine } } };
+    }
     return { ...answer, failures };
   }
 
