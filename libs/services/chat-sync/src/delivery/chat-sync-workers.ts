@@ -14,6 +14,7 @@ import { CHAT_SYNC_REGISTRY } from '../tokens';
 import { DeviceListOutbox } from '../e2ee/device-list-outbox';
 import { RemoteDeviceLists } from '../e2ee/remote-device-lists';
 import { keyCountsFor } from '../e2ee/key-counts';
+import { republishToDevice } from '../e2ee/to-device.controller';
 import { EduFanout } from './edu-fanout';
 import { InviteeProvisioning } from './invitee-provisioning';
 import { RoomLogFanout } from './room-log-fanout';
@@ -107,8 +108,9 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     resyncStale();
     this.staleResync = setInterval(resyncStale, STALE_RESYNC_INTERVAL_MS);
     this.staleResync.unref();
-    // Changes logged before a crash (or whose drain failed) go out now.
+    // Changes logged before a crash (or whose drain failed) go out now, and /sendToDevice requests cut short.
     await outbox.drainLogged();
+    await republishToDevice(this.store, this.bus, this.topology, this.identity.serverName).catch((err: unknown) => log.warn({ err }, 'to-device requests cut short not published yet'));
     this.outboxDrain = setInterval(() => void outbox.drainLogged(), OUTBOX_DRAIN_INTERVAL_MS);
     this.outboxDrain.unref();
     if (elastic) {
