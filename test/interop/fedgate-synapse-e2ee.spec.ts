@@ -1,0 +1,117 @@
+// Issue 13, the proof: an encrypted DM between a Synapse user and a chat-platform user behind fedgate,
+// with real crypto on both sides (matrix-js-sdk's Rust crypto, the WebAssembly build). The Synapse user's
+// device talks to Synapse's client-server API; the chat-platform user's device is held by the bridge and
+// talks to fedgate as the application service (MSC4190 device, `device_id=` masquerading, to-device
+// messages from the AS transactions). Each side encrypts; the other decrypts.
+import { Preset } from 'matrix-js-sdk';
+import type { SynapseUser } from '@fedgate/testing';
+import { appServiceCall, CryptoDevice, tokenCall } from '../support/src/crypto/crypto-device';
+import { eventually, membershipIs, startPeers, stopPeers, WAIT_MS, type Peers } from './support/peers';
+
+jest.setTimeout(180_000);
+
+const NAME = 'e2ee';
+
+describe('fedgate and Synapse: an encrypted DM with real crypto on both sides (issue 13)', () => {
+  let peers: Peers;
+  let alice: SynapseUser;
+  let aliceDevice: CryptoDevice;
+  let bob: string;
+  let bobDevice: CryptoDevice;
+  let roomId: string;
+  let since: string | undefined;
+  const aliceTimeline: Record<string, any>[] = [];
+  let bobToDeviceSeen = 0;
+
+  /** One incremental sync of Alice's: to-device, device lists and key counts to her device, timeline kept. */
+  async function syncAlice(): Promise<void> {
+    const sync = await tokenCall(peers.synapse.clientUrl, alice.accessToken)('GET', `/sync?timeout=0${since ? `&since=${encodeURIComponent(since)}` : ''}`);
+    since = sync.next_batch;
+    await aliceDevice.receive({
+      toDevice: sync.to_device?.events ?? [],
+      changed: sync.device_lists?.changed ?? [],
+      left: sync.device_lists?.left ?? [],
+      oneTimeKeyCounts: sync.device_one_time_keys_count ?? {},
+      unusedFallbackKeyTypes: sync.device_unused_fallback_key_types ?? [],
+    });
+    for (const room of Object.values<any>(sync.rooms?.join ?? {})) aliceTimeline.push(...(room.timeline?.events ?? []));
+  }
+
+  /** The to-device messages the bridge was pushed for Bob's device since last time, to his device. */
+  async function deliverBobsToDevice(): Promise<number> {
+    const all = peers.bridge.received.all().filter((r) => r.kind === 'to_device' && r.event.to_user_id === bob && r.event.to_device_id === bobDevice.deviceId);
+    const fresh = all.slice(bobToDeviceSeen).map((r) => r.event);
+    bobToDeviceSeen = all.length;
+    if (fresh.length > 0) await bobDevice.receive({ toDevice: fresh });
+    return fresh.length;
+  }
+
+  beforeAll(async () => {
+    peers = await startPeers(NAME);
+    alice = await peers.synapse.registerUser('alice');
+    bob = await peers.bridge.registerVirtualUser(`${NAME}chat_bob`);
+    const asToken = peers.bridge.registration.as_token;
+    // The bridge creates Bob's device without a login (MSC4190), then its crypto uploads the keys.
+    const bobCall = appServiceCall(peers.fedgate.clientServerUrl, asToken, bob, 'BOBBRIDGE');
+    await bobCall('PUT', '/devices/BOBBRIDGE', { display_name: 'bridge' });
+    bobDevice = await CryptoDevice.create(bob, 'BOBBRIDGE', bobCall);
+    aliceDevice = await CryptoDevice.create(alice.userId, alice.deviceId, tokenCall(peers.synapse.clientUrl, alice.accessToken));
+    await syncAlice();
+
+    const aliceCall = tokenCall(peers.synapse.clientUrl, alice.accessToken);
+    ({ room_id: roomId } = await aliceCall('POST', '/createRoom', {
+      preset: Preset.TrustedPrivateChat,
+      is_direct: true,
+      invite: [bob],
+      room_version: '10',
+      initial_state: [{ type: 'm.room.encryption', state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } }],
+    }));
+    await peers.bridge.received.waitForEvent((e) => e.room_id === roomId && membershipIs(bob, 'invite')(e), WAIT_MS);
+    await peers.bridge.asUser(bob).joinRoom(roomId, { viaServers: [peers.synapse.serverName] });
+    await eventually(() => aliceCall('GET', `/rooms/${encodeURIComponent(roomId)}/joined_members`), (r) => bob in (r?.joined ?? {}));
+  }, 600_000);
+
+  afterAll(async () => {
+    aliceDevice?.close();
+    bobDevice?.close();
+    await stopPeers(NAME, peers ?? {});
+  }, 60_000);
+
+  it('Synapse → fedgate: Alice encrypts for Bob\'s bridge-held device (keys over federation, the room key as a to-device message), the bridge decrypts', async () => {
+    const content = await aliceDevice.encrypt(roomId, [alice.userId, bob], 'm.room.message', { msgtype: 'm.text', body: 'hello Bob, from Synapse' });
+    expect(content.algorithm).toBe('m.megolm.v1.aes-sha2');
+    // Alice's device found Bob's device through Synapse, which asked fedgate over federation.
+    expect(await aliceDevice.knownDevices(bob)).toEqual(['BOBBRIDGE']);
+    await tokenCall(peers.synapse.clientUrl, alice.accessToken)('PUT', `/rooms/${encodeURIComponent(roomId)}/send/m.room.encrypted/a1`, content);
+
+    const encrypted = await peers.bridge.received.waitForEvent((e) => e.room_id === roomId && e.type === 'm.room.encrypted' && e.sender === alice.userId, WAIT_MS);
+    expect(JSON.stringify(encrypted)).not.toContain('hello Bob');
+    await eventually(deliverBobsToDevice, () => bobToDeviceSeen > 0);
+    const plain = await bobDevice.decrypt(encrypted, roomId);
+    expect(plain).toMatchObject({ type: 'm.room.message', sender: alice.userId, content: { body: 'hello Bob, from Synapse' } });
+  });
+
+  it('fedgate → Synapse: the bridge encrypts as Bob (Alice\'s keys cached from Synapse), Alice\'s device decrypts', async () => {
+    const bobCall = appServiceCall(peers.fedgate.clientServerUrl, peers.bridge.registration.as_token, bob, 'BOBBRIDGE');
+    const content = await bobDevice.encrypt(roomId, [alice.userId, bob], 'm.room.message', { msgtype: 'm.text', body: 'hello Alice, from the chat platform' });
+    expect(await bobDevice.knownDevices(alice.userId)).toEqual([alice.deviceId]);
+    const { event_id: eventId } = await bobCall('PUT', `/rooms/${encodeURIComponent(roomId)}/send/m.room.encrypted/b1`, content);
+
+    const encrypted = await eventually(
+      async () => {
+        await syncAlice();
+        return aliceTimeline.find((e) => e.event_id === eventId);
+      },
+      (e) => e !== undefined,
+    );
+    expect(encrypted).toMatchObject({ type: 'm.room.encrypted', sender: bob });
+    const plain = await eventually(
+      async () => {
+        await syncAlice();
+        return aliceDevice.decrypt(encrypted!, roomId);
+      },
+      (p) => !(p instanceof Error),
+    );
+    expect(plain).toMatchObject({ type: 'm.room.message', sender: bob, content: { body: 'hello Alice, from the chat platform' } });
+  });
+});
