@@ -4,7 +4,7 @@
 // talks to fedgate as the application service (MSC4190 device, `device_id=` masquerading, to-device
 // messages from the AS transactions). Each side encrypts; the other decrypts.
 import { Preset } from 'matrix-js-sdk';
-import type { SynapseUser } from '@fedgate/testing';
+import { openInstanceStore, type SynapseUser } from '@fedgate/testing';
 import { appServiceCall, CryptoDevice, tokenCall } from '../support/src/crypto/crypto-device';
 import { eventually, membershipIs, startPeers, stopPeers, WAIT_MS, type Peers } from './support/peers';
 
@@ -37,17 +37,22 @@ describe('fedgate and Synapse: an encrypted DM with real crypto on both sides (i
     for (const room of Object.values<any>(sync.rooms?.join ?? {})) aliceTimeline.push(...(room.timeline?.events ?? []));
   }
 
-  /** The to-device messages the bridge was pushed for Bob's device since last time, to his device. */
-  async function deliverBobsToDevice(): Promise<number> {
-    const all = peers.bridge.received.all().filter((r) => r.kind === 'to_device' && r.event.to_user_id === bob && r.event.to_device_id === bobDevice.deviceId);
-    const fresh = all.slice(bobToDeviceSeen).map((r) => r.event);
-    bobToDeviceSeen = all.length;
-    if (fresh.length > 0) await bobDevice.receive({ toDevice: fresh });
+  /** The to-device messages the bridge was pushed for one of Bob's devices since last time, to that device. */
+  const toDeviceSeen = new Map<string, number>();
+  async function deliverToDevice(device: CryptoDevice): Promise<number> {
+    const all = peers.bridge.received.all().filter((r) => r.kind === 'to_device' && r.event.to_user_id === bob && r.event.to_device_id === device.deviceId);
+    const fresh = all.slice(toDeviceSeen.get(device.deviceId) ?? 0).map((r) => r.event);
+    toDeviceSeen.set(device.deviceId, all.length);
+    if (fresh.length > 0) await device.receive({ toDevice: fresh });
     return fresh.length;
   }
+  const deliverBobsToDevice = async () => {
+    bobToDeviceSeen += await deliverToDevice(bobDevice);
+    return bobToDeviceSeen;
+  };
 
   beforeAll(async () => {
-    peers = await startPeers(NAME);
+    peers = await startPeers(NAME, { bridgeMsc3202: true });
     alice = await peers.synapse.registerUser('alice');
     bob = await peers.bridge.registerVirtualUser(`${NAME}chat_bob`);
     const asToken = peers.bridge.registration.as_token;
@@ -95,6 +100,13 @@ describe('fedgate and Synapse: an encrypted DM with real crypto on both sides (i
     const bobCall = appServiceCall(peers.fedgate.clientServerUrl, peers.bridge.registration.as_token, bob, 'BOBBRIDGE');
     const content = await bobDevice.encrypt(roomId, [alice.userId, bob], 'm.room.message', { msgtype: 'm.text', body: 'hello Alice, from the chat platform' });
     expect(await bobDevice.knownDevices(alice.userId)).toEqual([alice.deviceId]);
+    // fedgate resynced Alice's list (she shares a room with Bob) and keeps it current from here on.
+    const store = await openInstanceStore(peers.fedgate);
+    try {
+      expect(await store.deviceLists.remoteList(alice.userId)).toMatchObject({ stale: false, devices: { [alice.deviceId]: expect.objectContaining({ device_id: alice.deviceId }) } });
+    } finally {
+      await store.close();
+    }
     const { event_id: eventId } = await bobCall('PUT', `/rooms/${encodeURIComponent(roomId)}/send/m.room.encrypted/b1`, content);
 
     const encrypted = await eventually(
@@ -113,5 +125,77 @@ describe('fedgate and Synapse: an encrypted DM with real crypto on both sides (i
       (p) => !(p instanceof Error),
     );
     expect(plain).toMatchObject({ type: 'm.room.message', sender: bob, content: { body: 'hello Alice, from the chat platform' } });
+  });
+
+  it('a new device of the Synapse user reaches fedgate as a device-list change (cached list, MSC3202 device_lists to the bridge); the bridge\'s next message is readable on it', async () => {
+    const login = await fetch(`${peers.synapse.clientUrl}/_matrix/client/v3/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'm.login.password', identifier: { type: 'm.id.user', user: alice.userId }, password: alice.password }),
+    }).then((r) => r.json() as Promise<{ access_token: string; device_id: string }>);
+    const laptop = await CryptoDevice.create(alice.userId, login.device_id, tokenCall(peers.synapse.clientUrl, login.access_token));
+    try {
+      const change = await peers.bridge.received.waitForRecord((r) => r.kind === 'device_lists' && r.event.changed?.includes(alice.userId), WAIT_MS);
+      expect(change.event.changed).toContain(alice.userId);
+      const store = await openInstanceStore(peers.fedgate);
+      try {
+        const cached = await eventually(() => store.deviceLists.remoteList(alice.userId), (l) => l !== null && !l.stale && login.device_id in l.devices);
+        expect(Object.keys(cached!.devices).sort()).toEqual([alice.deviceId, login.device_id].sort());
+      } finally {
+        await store.close();
+      }
+      await bobDevice.receive({ changed: [alice.userId] });
+      const bobCall = appServiceCall(peers.fedgate.clientServerUrl, peers.bridge.registration.as_token, bob, 'BOBBRIDGE');
+      const content = await bobDevice.encrypt(roomId, [alice.userId, bob], 'm.room.message', { msgtype: 'm.text', body: 'for both of your devices' });
+      expect(await bobDevice.knownDevices(alice.userId)).toEqual([alice.deviceId, login.device_id].sort());
+      const { event_id: eventId } = await bobCall('PUT', `/rooms/${encodeURIComponent(roomId)}/send/m.room.encrypted/b2`, content);
+      let laptopSince: string | undefined;
+      const plain = await eventually(
+        async () => {
+          const sync = await tokenCall(peers.synapse.clientUrl, login.access_token)('GET', `/sync?timeout=0${laptopSince ? `&since=${encodeURIComponent(laptopSince)}` : ''}`);
+          laptopSince = sync.next_batch;
+          await laptop.receive({ toDevice: sync.to_device?.events ?? [] });
+          const event = (sync.rooms?.join?.[roomId]?.timeline?.events ?? []).find((e: any) => e.event_id === eventId);
+          return event ? laptop.decrypt(event, roomId) : Promise.reject(new Error('not yet'));
+        },
+        (p) => !(p instanceof Error),
+      );
+      expect(plain).toMatchObject({ sender: bob, content: { body: 'for both of your devices' } });
+    } finally {
+      laptop.close();
+    }
+  });
+
+  it('a new bridge-held device of the fedgate user reaches Synapse as a device-list change; Alice\'s next message is readable on it', async () => {
+    const tabletCall = appServiceCall(peers.fedgate.clientServerUrl, peers.bridge.registration.as_token, bob, 'BOBTABLET');
+    await tabletCall('PUT', '/devices/BOBTABLET', {});
+    const tablet = await CryptoDevice.create(bob, 'BOBTABLET', tabletCall);
+    try {
+      // Synapse learns of the device from fedgate's m.device_list_update and tells Alice's client.
+      const aliceCall = tokenCall(peers.synapse.clientUrl, alice.accessToken);
+      await eventually(
+        async () => {
+          const sync = await aliceCall('GET', `/sync?timeout=0${since ? `&since=${encodeURIComponent(since)}` : ''}`);
+          since = sync.next_batch;
+          await aliceDevice.receive({ toDevice: sync.to_device?.events ?? [], changed: sync.device_lists?.changed ?? [] });
+          await aliceDevice.encrypt(roomId, [bob], 'm.room.message', { body: 'probe' }).catch(() => undefined);
+          return aliceDevice.knownDevices(bob);
+        },
+        (devices) => Array.isArray(devices) && devices.includes('BOBTABLET'),
+      );
+      const content = await aliceDevice.encrypt(roomId, [alice.userId, bob], 'm.room.message', { msgtype: 'm.text', body: 'for your new device too' });
+      await aliceCall('PUT', `/rooms/${encodeURIComponent(roomId)}/send/m.room.encrypted/a2`, content);
+      const encrypted = await peers.bridge.received.waitForEvent((e) => e.room_id === roomId && e.type === 'm.room.encrypted' && e.content?.ciphertext === content.ciphertext, WAIT_MS);
+      const plain = await eventually(
+        async () => {
+          await deliverToDevice(tablet);
+          return tablet.decrypt(encrypted, roomId);
+        },
+        (p) => !(p instanceof Error),
+      );
+      expect(plain).toMatchObject({ sender: alice.userId, content: { body: 'for your new device too' } });
+    } finally {
+      tablet.close();
+    }
   });
 });

@@ -54,7 +54,7 @@ export function applySigningKeyUpdate(cached: RemoteDeviceList | null, content: 
   const userId = content.user_id;
   if (domainOf(userId) !== origin) return { kind: 'refused', reason: 'not_origin_user' };
   if (cached === null || cached.stale) return { kind: 'resync' };
-  const keys = checkedCrossSigning(userId, content.master_key ?? cached.masterKey ?? undefined, content.self_signing_key);
+  const keys = checkedCrossSigning(userId, content.master_key ?? cached.masterKey ?? undefined, content.self_signing_key ?? undefined);
   if ('reason' in keys) return { kind: 'refused', reason: keys.reason };
   return {
     kind: 'applied',
@@ -106,7 +106,8 @@ export function listFromResync(userId: string, body: unknown, cached: RemoteDevi
       leftOut.push(`${device.device_id}: ${keyError(error)}`);
     }
   }
-  const keys = checkedCrossSigning(userId, body.master_key, body.self_signing_key);
+  // Synapse answers `null` for cross-signing keys a user has not set up.
+  const keys = checkedCrossSigning(userId, body.master_key ?? undefined, body.self_signing_key ?? undefined);
   if ('reason' in keys) return { reason: keys.reason };
   return {
     list: { userId, streamId: streamId as number, devices, masterKey: (keys.master as KeyObject | undefined) ?? null, selfSigningKey: (keys.selfSigning as KeyObject | undefined) ?? null, stale: false, updatedTs: now },

@@ -66,6 +66,11 @@ describe('remote device lists (issue 13)', () => {
     expect(changes.map((c) => c.userId)).toEqual([BOB, BOB, BOB]);
   });
 
+  it('keeps a resync answer with null cross-signing keys, as Synapse answers for a user without them', async () => {
+    answers.push(devicesAnswer(2, { PHONE: keysOf(BOB, 'PHONE') }, { master_key: null, self_signing_key: null }));
+    expect(await lists.resync(BOB)).toMatchObject({ streamId: 2, masterKey: null, selfSigningKey: null, devices: { PHONE: keysOf(BOB, 'PHONE') } });
+  });
+
   it('resyncs on a gap (a prev_id never seen)', async () => {
     answers.push(devicesAnswer(5, { PHONE: keysOf(BOB, 'PHONE') }));
     await lists.resync(BOB);
