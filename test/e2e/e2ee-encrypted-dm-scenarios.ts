@@ -104,6 +104,36 @@ export function describeEncryptedDmBetweenFedgates(shape: FedgateShape): void {
       expect(await carolPhone.read(roomId, toCarol.ciphertext)).toMatchObject({ sender: bob, content: { body: 'hello Carol' } });
       const toBob = await carolPhone.send(roomId, [bob, carol], 'hello Bob', 'c1');
       expect(await bobPhone.read(roomId, toBob.ciphertext)).toMatchObject({ sender: carol, content: { body: 'hello Bob' } });
+      // MSC3202: the transaction that carried Bob's to-device messages told the bridge his device's key counts
+      // (Carol's device claimed one of the keys it uploaded).
+      const counts = a.bridge!.received.all().filter((r) => r.kind === 'key_counts' && r.event.one_time_keys?.[bob]?.BOBPHONE);
+      expect(counts.length).toBeGreaterThan(0);
+      expect(counts[counts.length - 1]!.event.one_time_keys[bob].BOBPHONE.signed_curve25519).toBeGreaterThan(0);
+    });
+
+    it('a small encrypted group room hosted on the other side: three users on two servers read every message', async () => {
+      const dave = await a.bridge!.registerVirtualUser('dmachat_dave');
+      const davePhone = await BridgeDevice.create(a, dave, 'DAVEPHONE');
+      try {
+        const { room_id: groupId } = await b.bridge!.asUser(carol).createRoom({
+          preset: Preset.PrivateChat,
+          invite: [bob, dave],
+          room_version: '10',
+          initial_state: [{ type: 'm.room.encryption', state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } }],
+        });
+        for (const user of [bob, dave]) {
+          await a.bridge!.received.waitForEvent((e) => e.room_id === groupId && e.type === 'm.room.member' && e.state_key === user && e.content?.membership === 'invite', WAIT_MS);
+          await a.bridge!.asUser(user).joinRoom(groupId, { viaServers: [b.serverName] });
+          await b.bridge!.received.waitForEvent((e) => e.room_id === groupId && e.type === 'm.room.member' && e.state_key === user && e.content?.membership === 'join', WAIT_MS);
+        }
+        const members = [bob, carol, dave];
+        const fromCarol = await carolPhone.send(groupId, members, 'hello both', 'g1');
+        for (const device of [bobPhone, davePhone]) expect(await device.read(groupId, fromCarol.ciphertext)).toMatchObject({ sender: carol, content: { body: 'hello both' } });
+        const fromDave = await davePhone.send(groupId, members, 'hello from dave', 'g2');
+        for (const device of [bobPhone, carolPhone]) expect(await device.read(groupId, fromDave.ciphertext)).toMatchObject({ sender: dave, content: { body: 'hello from dave' } });
+      } finally {
+        davePhone.crypto.close();
+      }
     });
 
     it('a new device on one side reaches the other (cached list, MSC3202 device_lists, /keys/changes) and reads the next message', async () => {
