@@ -7,7 +7,7 @@ import type { InboundEdu } from '@fedgate/bus';
 import { generateSigningKey, signJson, type SigningKey } from '@fedgate/protocol';
 import { openSqliteStore, type KeyQueryAnswer, type Store } from '@fedgate/store';
 import { MAX_REMOTE_DEVICES_PER_USER } from './device-list-updates';
-import { RemoteDeviceLists } from './remote-device-lists';
+import { RemoteDeviceLists, RESYNC_QUIET_MS } from './remote-device-lists';
 
 const BOB = '@bob:remote.test';
 const signer = (key: SigningKey, keyId: string) => ({ keyId, sign: (m: Uint8Array) => key.sign(m) }) as never;
@@ -31,7 +31,8 @@ describe('remote device lists (issue 13)', () => {
       return { status: 200, body: next(p) } as never;
     },
   };
-  const open = () => new RemoteDeviceLists(store, federation, 'gw.test', { isTracked: async (userId) => userId === BOB });
+  let clock = 1_000_000;
+  const open = () => new RemoteDeviceLists(store, federation, 'gw.test', { isTracked: async (userId) => userId === BOB, now: () => clock });
   const devicesAnswer = (streamId: number, devices: Record<string, unknown>, extra: Record<string, unknown> = {}) => () => ({
     user_id: BOB,
     stream_id: streamId,
@@ -104,6 +105,19 @@ describe('remote device lists (issue 13)', () => {
     expect(await lists.resync(BOB)).toBeNull();
     expect(await audited()).toEqual(expect.arrayContaining(['resync_answer_for_another_user', 'stream_id_went_backwards']));
     expect(await store.deviceLists.remoteList(BOB)).toMatchObject({ stale: true, streamId: 5 });
+  });
+
+  it('asks a server sending gap after gap at most once per quiet period; the periodic resync still does', async () => {
+    answers.push(devicesAnswer(5, {}));
+    await lists.resync(BOB);
+    for (let n = 0; n < 20; n++) await lists.handle(update({ user_id: BOB, device_id: 'X', stream_id: 100 + n, prev_id: [99 + n] }));
+    expect(asked).toHaveLength(2);
+    expect(await audited()).toContain('resync_pending');
+    clock += RESYNC_QUIET_MS;
+    answers.push(devicesAnswer(130, {}));
+    await lists.handle(update({ user_id: BOB, device_id: 'X', stream_id: 131, prev_id: [130] }));
+    expect(asked).toHaveLength(3);
+    expect(await lists.fresh(BOB)).toMatchObject({ streamId: 130 });
   });
 
   it('keeps no list for a user sharing no room with ours', async () => {

@@ -14,6 +14,11 @@ import { applyDeviceListUpdate, applySigningKeyUpdate, listFromResync, type Upda
 const RESYNC_TIMEOUT_MS = 10_000;
 /** Attempts at a compare-and-set write before giving the message back to the bus (redelivered later). */
 const WRITE_ATTEMPTS = 5;
+/**
+ * A list marked stale this recently is not resynced again for another EDU (a server sending gap after gap
+ * would make us ask it for every one); the periodic resync and `/keys/query` still do.
+ */
+export const RESYNC_QUIET_MS = 30_000;
 
 const domainOf = (userId: string): string => userId.slice(userId.indexOf(':') + 1);
 
@@ -104,9 +109,11 @@ export class RemoteDeviceLists {
   async answerFromCache(wanted: Record<string, string[]>, into: KeyQueryAnswer, resyncBudget = 10, timeoutMs = RESYNC_TIMEOUT_MS): Promise<Record<string, string[]>> {
     const left: Record<string, string[]> = {};
     let budget = resyncBudget;
+    // Whether a user shares a room reads room state: bounded per request too.
+    let checks = resyncBudget * 2;
     for (const [userId, deviceIds] of Object.entries(wanted)) {
       let list = await this.fresh(userId);
-      if (!list && budget > 0 && (await this.tracked(userId))) {
+      if (!list && budget > 0 && checks-- > 0 && (await this.tracked(userId))) {
         budget--;
         list = await this.resync(userId, timeoutMs);
       }
@@ -134,6 +141,9 @@ export class RemoteDeviceLists {
       if (outcome.kind === 'resync') {
         const id = userId as string;
         if (!cached && !(await this.tracked(id))) return this.refused(edu.origin, id, edu.eduType, `not_tracked: no room shared with a user of ${this.serverName}`);
+        if (cached?.stale && this.now() - cached.updatedTs < RESYNC_QUIET_MS) {
+          return this.refused(edu.origin, id, edu.eduType, 'resync_pending: the list was marked stale moments ago; the periodic resync fetches it');
+        }
         await this.markStale(id);
         await this.resync(id);
         return;
@@ -149,9 +159,9 @@ export class RemoteDeviceLists {
   private async markStale(userId: string): Promise<void> {
     for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
       const cached = await this.store.deviceLists.remoteList(userId);
-      if (cached?.stale) return;
+      // Marked now (again, when stale already): the time of the last attempt, which RESYNC_QUIET_MS counts from.
       const stale: RemoteDeviceList = cached ? { ...cached, stale: true, updatedTs: this.now() } : { userId, streamId: 0, devices: {}, masterKey: null, selfSigningKey: null, stale: true, updatedTs: this.now() };
-      if (await this.store.deviceLists.replaceRemoteList(stale, cached && { streamId: cached.streamId, stale: false })) return;
+      if (await this.store.deviceLists.replaceRemoteList(stale, cached && { streamId: cached.streamId, stale: cached.stale })) return;
     }
   }
 
