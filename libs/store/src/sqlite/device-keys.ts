@@ -206,6 +206,11 @@ export class SqliteDeviceKeyRepository implements DeviceKeyRepository {
     return Object.fromEntries(rows.map((r) => [r.key_id, r.signature]));
   }
 
+  async finishPendingChanges() {
+    // The device write, the stream move and the change log are one transaction here.
+    return 0;
+  }
+
   private streamId(userId: string): number {
     return this.db.get<{ stream_id: number }>('SELECT stream_id FROM store_device_list_streams WHERE user_id = ?', userId)?.stream_id ?? 0;
   }

@@ -120,6 +120,8 @@ export function describeDeviceKeyContract(name: string, open: () => Promise<Stor
       const pending = (await store.deviceLists.unannounced(10_000)).filter((c) => c.userId === fay);
       expect(pending.map((c) => c.position)).toEqual(logged.map((c) => c.position));
       for (const c of pending) await other.deviceLists.markAnnounced(c.position);
+      // Every write above finished: nothing is left marked for the repair.
+      expect(await store.deviceKeys.finishPendingChanges(Date.now() + 60_000)).toBe(0);
       expect((await store.deviceLists.unannounced(10_000)).filter((c) => c.userId === fay)).toEqual([]);
       const remote = await store.deviceLists.recordChange('@gus:remote.test', 'remote');
       const joined = await other.deviceLists.recordChange('@gus:remote.test', 'membership');

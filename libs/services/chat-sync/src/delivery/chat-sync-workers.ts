@@ -22,7 +22,10 @@ import { StoreTransactionQueue } from './store-transaction-queue';
 
 /** How often device lists left stale (their server was down) are resynced. */
 const STALE_RESYNC_INTERVAL_MS = 5 * 60_000;
-/** How often the device-list change log is drained besides after each change (a change whose drain failed). */
+/**
+ * How often the device-list change log is drained besides after each change (a change whose drain failed),
+ * finishing first the changes a crash cut short before they were logged that are older than this.
+ */
 const OUTBOX_DRAIN_INTERVAL_MS = 60_000;
 
 /** Optional provider (e.g. in shared providers): the pusher's retry backoff; tests shorten it. */
@@ -108,10 +111,14 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     resyncStale();
     this.staleResync = setInterval(resyncStale, STALE_RESYNC_INTERVAL_MS);
     this.staleResync.unref();
-    // Changes logged before a crash (or whose drain failed) go out now, and /sendToDevice requests cut short.
-    await outbox.drainLogged();
+    // Changes cut short or logged before a crash (or whose drain failed) go out now, and /sendToDevice requests cut short.
+    const finishAndDrain = async () => {
+      await this.store.deviceKeys.finishPendingChanges(Date.now() - OUTBOX_DRAIN_INTERVAL_MS).catch((err: unknown) => log.warn({ err }, 'finishing device changes cut short failed'));
+      await outbox.drainLogged();
+    };
+    await finishAndDrain();
     await republishToDevice(this.store, this.bus, this.topology, this.identity.serverName).catch((err: unknown) => log.warn({ err }, 'to-device requests cut short not published yet'));
-    this.outboxDrain = setInterval(() => void outbox.drainLogged(), OUTBOX_DRAIN_INTERVAL_MS);
+    this.outboxDrain = setInterval(() => void finishAndDrain(), OUTBOX_DRAIN_INTERVAL_MS);
     this.outboxDrain.unref();
     if (elastic) {
       // Room-log partitions leased among the live chat-sync replicas; a replica that stalled past its lease naks.
