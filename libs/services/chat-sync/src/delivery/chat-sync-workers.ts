@@ -93,6 +93,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     const outbox = new DeviceListOutbox(this.store, this.bus, this.topology, this.identity, this.registry, log);
     const joinedOrLeft = async (userId: string) => {
       await this.store.deviceLists.recordChange(userId, 'membership');
+      await deviceLists.untrackIfAlone(userId);
       await outbox.drainLogged();
     };
     const roomLog = new RoomLogFanout(this.store, this.bus, this.topology, this.registry, this.identity.serverName, log, invitees, joinedOrLeft);

@@ -120,6 +120,18 @@ describe('remote device lists (issue 13)', () => {
     expect(await lists.fresh(BOB)).toMatchObject({ streamId: 130 });
   });
 
+  it('stops serving the list of a user who no longer shares a room with ours (their server stops telling us)', async () => {
+    let sharing = true;
+    const tracking = new RemoteDeviceLists(store, federation, 'gw.test', { isTracked: async () => sharing, now: () => clock });
+    answers.push(devicesAnswer(5, { PHONE: keysOf(BOB, 'PHONE') }));
+    await tracking.resync(BOB);
+    await tracking.untrackIfAlone(BOB);
+    expect(await tracking.fresh(BOB)).not.toBeNull();
+    sharing = false;
+    await tracking.untrackIfAlone(BOB);
+    expect(await tracking.fresh(BOB)).toBeNull();
+  });
+
   it('keeps no list for a user sharing no room with ours', async () => {
     await lists.handle(update({ user_id: '@stranger:remote.test', device_id: 'X', stream_id: 1 }));
     expect(asked).toEqual([]);

@@ -95,6 +95,17 @@ export class RemoteDeviceLists {
     throw new Error(`device list of ${userId} kept changing under the resync`);
   }
 
+  /**
+   * After the user left a room: once they share none with a user of ours, their server stops telling us of
+   * their changes, so their list is no longer served (marked stale; resynced if they share a room again).
+   */
+  async untrackIfAlone(userId: string): Promise<void> {
+    if (domainOf(userId) === this.serverName) return;
+    const cached = await this.store.deviceLists.remoteList(userId);
+    if (!cached || cached.stale || (await this.tracked(userId))) return;
+    await this.markStale(userId);
+  }
+
   /** Resyncs lists left stale (after a failed resync, or before a restart); returns how many came back. */
   async resyncStale(limit = 100): Promise<number> {
     let done = 0;
