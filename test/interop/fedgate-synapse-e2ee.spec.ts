@@ -198,4 +198,72 @@ describe('fedgate and Synapse: an encrypted DM with real crypto on both sides (i
       tablet.close();
     }
   });
+
+  it('a small encrypted group room: two Synapse users and the fedgate user read every message', async () => {
+    const erin = await peers.synapse.registerUser('erin');
+    const erinCall = tokenCall(peers.synapse.clientUrl, erin.accessToken);
+    const erinDevice = await CryptoDevice.create(erin.userId, erin.deviceId, erinCall);
+    let erinSince: string | undefined;
+    /** Erin's next sync handed to her device; the timeline events of the room. */
+    const syncErin = async (room: string): Promise<Record<string, any>[]> => {
+      const sync = await erinCall('GET', `/sync?timeout=0${erinSince ? `&since=${encodeURIComponent(erinSince)}` : ''}`);
+      erinSince = sync.next_batch;
+      await erinDevice.receive({ toDevice: sync.to_device?.events ?? [], changed: sync.device_lists?.changed ?? [] });
+      return sync.rooms?.join?.[room]?.timeline?.events ?? [];
+    };
+    try {
+      const aliceCall = tokenCall(peers.synapse.clientUrl, alice.accessToken);
+      const { room_id: groupId } = await aliceCall('POST', '/createRoom', {
+        preset: Preset.PrivateChat,
+        invite: [bob, erin.userId],
+        room_version: '10',
+        initial_state: [{ type: 'm.room.encryption', state_key: '', content: { algorithm: 'm.megolm.v1.aes-sha2' } }],
+      });
+      await erinCall('POST', `/join/${encodeURIComponent(groupId)}`, {});
+      await peers.bridge.received.waitForEvent((e) => e.room_id === groupId && membershipIs(bob, 'invite')(e), WAIT_MS);
+      await peers.bridge.asUser(bob).joinRoom(groupId, { viaServers: [peers.synapse.serverName] });
+      await eventually(() => aliceCall('GET', `/rooms/${encodeURIComponent(groupId)}/joined_members`), (r) => bob in (r?.joined ?? {}) && erin.userId in (r?.joined ?? {}));
+      const members = [alice.userId, erin.userId, bob];
+      const erinReads = async (eventId: string) => {
+        const seen: Record<string, any>[] = [];
+        return eventually(
+          async () => {
+            seen.push(...(await syncErin(groupId)));
+            const event = seen.find((e) => e.event_id === eventId);
+            return event ? erinDevice.decrypt(event, groupId) : Promise.reject(new Error('not yet'));
+          },
+          (p) => !(p instanceof Error),
+        );
+      };
+
+      const fromAlice = await aliceDevice.encrypt(groupId, members, 'm.room.message', { msgtype: 'm.text', body: 'hello group' });
+      const { event_id: aliceEventId } = await aliceCall('PUT', `/rooms/${encodeURIComponent(groupId)}/send/m.room.encrypted/g1`, fromAlice);
+      const atBridge = await peers.bridge.received.waitForEvent((e) => e.event_id === aliceEventId, WAIT_MS);
+      const bobReads = await eventually(
+        async () => {
+          await deliverBobsToDevice();
+          return bobDevice.decrypt(atBridge, groupId);
+        },
+        (p) => !(p instanceof Error),
+      );
+      expect(bobReads).toMatchObject({ sender: alice.userId, content: { body: 'hello group' } });
+      expect(await erinReads(aliceEventId)).toMatchObject({ sender: alice.userId, content: { body: 'hello group' } });
+
+      const bobCall = appServiceCall(peers.fedgate.clientServerUrl, peers.bridge.registration.as_token, bob, 'BOBBRIDGE');
+      const fromBob = await bobDevice.encrypt(groupId, members, 'm.room.message', { msgtype: 'm.text', body: 'hello from the chat platform' });
+      const { event_id: bobEventId } = await bobCall('PUT', `/rooms/${encodeURIComponent(groupId)}/send/m.room.encrypted/g2`, fromBob);
+      expect(await erinReads(bobEventId)).toMatchObject({ sender: bob, content: { body: 'hello from the chat platform' } });
+      const aliceReads = await eventually(
+        async () => {
+          await syncAlice();
+          const event = aliceTimeline.find((e) => e.event_id === bobEventId);
+          return event ? aliceDevice.decrypt(event, groupId) : Promise.reject(new Error('not yet'));
+        },
+        (p) => !(p instanceof Error),
+      );
+      expect(aliceReads).toMatchObject({ sender: bob, content: { body: 'hello from the chat platform' } });
+    } finally {
+      erinDevice.close();
+    }
+  });
 });
