@@ -77,6 +77,54 @@ describe('device-list change fan-out (issue 13)', () => {
     expect(await store.deviceLists.unannounced(10)).toEqual([]);
   });
 
+  it('a process dying at any write of a device change (store write, EDU and service publishes, mark announced): after the restart the EDU is out, once', async () => {
+    const WRITES = ['putDevice', 'setDeviceKeys', 'deleteDevice', 'markAnnounced', 'recordChange'];
+    /** The store and bus of a process that dies at write `dieAt` (every write from there on throws). */
+    const dyingAt = (dieAt: number) => {
+      let writes = 0;
+      const write = () => {
+        if (++writes >= dieAt) throw new Error(`simulated crash at write ${writes}`);
+      };
+      const wrap = <T extends object>(target: T): T =>
+        new Proxy(target, {
+          get: (t, key) => {
+            const value = (t as Record<string | symbol, unknown>)[key];
+            if (typeof value !== 'function') return value;
+            if (!WRITES.includes(key as string)) return value.bind(t);
+            return async (...args: unknown[]) => {
+              write();
+              return value.apply(t, args);
+            };
+          },
+        });
+      const dyingStore = { ...store, deviceKeys: wrap(store.deviceKeys), deviceLists: wrap(store.deviceLists) } as Store;
+      const base = bus();
+      const dyingBus = { publish: async (...args: Parameters<Bus['publish']>) => (write(), base.publish(...args)) } as unknown as Bus;
+      return { dyingStore, dyingBus, writes: () => writes };
+    };
+    const withRooms = (s: Store) => ({ ...s, memberships: { roomsOf: async () => ['!room:gw.test'] }, rooms: { getJoinedServers: async () => ['gw.test', 'remote.test'] } }) as unknown as Store;
+    const makeOutbox = (s: Store, b: Bus) => {
+      const o = new DeviceListOutbox(withRooms(s), b, topology, { serverName: 'gw.test' } as ServerIdentity, registry);
+      o.sharedRooms = { sharesRoomWith: async () => false };
+      return o;
+    };
+    const probe = dyingAt(Infinity);
+    await new DevicesController(probe.dyingStore, makeOutbox(probe.dyingStore, probe.dyingBus)).put({ userId: ALICE } as never, 'PROBE', {}, { status: () => undefined } as never);
+    const total = probe.writes();
+    // The device write, the EDU, the owning service's device_list push, the mark.
+    expect(total).toBe(4);
+    for (let dieAt = 1; dieAt <= total; dieAt++) {
+      const deviceId = `DEV${dieAt}`;
+      const { dyingStore, dyingBus } = dyingAt(dieAt);
+      await new DevicesController(dyingStore, makeOutbox(dyingStore, dyingBus)).put({ userId: ALICE } as never, deviceId, {}, { status: () => undefined } as never).catch(() => undefined);
+      // The client retries (the device exists now, or not), then the process restarts.
+      await new DevicesController(store, outbox()).put({ userId: ALICE } as never, deviceId, {}, { status: () => undefined } as never);
+      await outbox().drain();
+      expect(edus().filter((e) => e.content.device_id === deviceId)).toHaveLength(1);
+    }
+    expect(await store.deviceLists.unannounced(10)).toEqual([]);
+  });
+
   it('publishes each change as the device is now (deleted when gone), chained by stream id, and cross-signing changes as m.signing_key_update', async () => {
     await store.deviceKeys.putDevice(ALICE, 'PHONE');
     await store.deviceKeys.putDevice(ALICE, 'LAPTOP');
