@@ -26,6 +26,23 @@ describe('/sendToDevice cut short (issue 13)', () => {
     },
   } as unknown as Bus;
   const send = (txnId: string) => new ToDeviceController(store, bus, topology, identity).send({ userId: ALICE } as never, 'm.room.encrypted', txnId, body);
+  /** The controller of a process whose writes (store and bus) fail from write `dieAt` on; counts them. */
+  function dyingAt(dieAt: number) {
+    let writes = 0;
+    const write = () => {
+      if (++writes >= dieAt) throw new Error(`simulated crash at write ${writes}`);
+    };
+    const toDevice = new Proxy(store.toDevice, {
+      get: (t, key) => {
+        const value = (t as unknown as Record<string | symbol, unknown>)[key] as (...args: unknown[]) => unknown;
+        if (key !== 'reserve' && key !== 'markPublished') return value.bind(t);
+        return async (...args: unknown[]) => (write(), value.apply(t, args));
+      },
+    });
+    const dyingBus = { publish: async (...args: Parameters<Bus['publish']>) => (write(), bus.publish(...args)) } as unknown as Bus;
+    const controller = new ToDeviceController({ ...store, toDevice } as Store, dyingBus, topology, identity);
+    return { send: (txnId: string) => controller.send({ userId: ALICE } as never, 'm.room.encrypted', txnId, body), writes: () => writes };
+  }
   /** What reached the bus, deduplicated by message ID as the bus does. */
   const distinct = () => [...new Set(published.map((p) => `${p.subject} ${p.messageId}`))];
 
@@ -41,16 +58,20 @@ describe('/sendToDevice cut short (issue 13)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it.each([1, 2])('a process dying at publish %i: the repair on start publishes both parts, and a later retry nothing more', async (dieAt) => {
-    failFrom = dieAt;
-    await expect(send('t1')).rejects.toThrow('simulated crash');
-    failFrom = Infinity;
-    expect(await republishToDevice(store, bus, topology, 'gw.test')).toBe(1);
-    expect(distinct()).toEqual([expect.stringContaining(topology.inboundEdu.subjectFor('m.direct_to_device')), expect.stringContaining(topology.outboundEdu.subject)]);
-    const before = published.length;
-    expect(await send('t1')).toEqual({});
-    expect(published).toHaveLength(before);
-    expect(await republishToDevice(store, bus, topology, 'gw.test')).toBe(0);
+  it('a process dying at any write (reserve, each publish, mark published): after the restart and a retry both parts are out, once', async () => {
+    const probe = dyingAt(Infinity);
+    await probe.send('probe');
+    // The reservation, the local part, the remote part, the mark.
+    expect(probe.writes()).toBe(4);
+    for (let dieAt = 1; dieAt <= probe.writes(); dieAt++) {
+      published = [];
+      const txnId = `t-${dieAt}`;
+      await expect(dyingAt(dieAt).send(txnId)).rejects.toThrow('simulated crash');
+      await republishToDevice(store, bus, topology, 'gw.test'); // the restart
+      expect(await send(txnId)).toEqual({}); // the client's retry
+      expect(distinct()).toEqual([expect.stringContaining(topology.inboundEdu.subjectFor('m.direct_to_device')), expect.stringContaining(topology.outboundEdu.subject)]);
+      expect(await republishToDevice(store, bus, topology, 'gw.test')).toBe(0);
+    }
   });
 
   it('the client retrying a request cut short, even long after, publishes it', async () => {
