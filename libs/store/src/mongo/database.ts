@@ -70,7 +70,7 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   deviceListChanges: { name: 'device_list_changes', indexes: [{ key: { announced: 1, _id: 1 }, name: 'announced' }] },
   remoteDeviceLists: { name: 'remote_device_lists', indexes: [{ key: { stale: 1, updatedTs: 1 }, name: 'stale' }] },
   toDeviceOutbox: { name: 'to_device_outbox', indexes: [{ key: { published: 1, createdTs: 1 }, name: 'unpublished' }] },
-  toDeviceDelivered: { name: 'to_device_delivered', indexes: [] },
+  toDeviceDelivered: { name: 'to_device_delivered', indexes: [{ key: { ts: 1 }, name: 'ts' }] },
   userSigningSignatures: { name: 'user_signing_signatures', indexes: [{ key: { signer: 1, target: 1 }, name: 'signer_target' }] },
   redactionClaims: { name: 'redaction_claims', indexes: [] },
   pendingCommits: { name: 'pending_commits', indexes: [] },

@@ -41,4 +41,10 @@ export class MongoToDeviceRepository implements ToDeviceRepository {
   async markDelivered(origin: string, sender: string, messageId: string, now = Date.now()) {
     await this.delivered.updateOne({ _id: compoundId(origin, sender, messageId) as never }, { $setOnInsert: { ts: now } }, { upsert: true });
   }
+
+  async prune(before: number) {
+    const delivered = await this.delivered.deleteMany({ ts: { $lt: before } });
+    const published = await this.outbox.deleteMany({ published: true, createdTs: { $lt: before } });
+    return delivered.deletedCount + published.deletedCount;
+  }
 }

@@ -23,4 +23,6 @@ export interface ToDeviceRepository {
   wasDelivered(origin: string, sender: string, messageId: string): Promise<boolean>;
   /** Recorded after it was handed on: a crash before this hands it on again, under the same bus message IDs. */
   markDelivered(origin: string, sender: string, messageId: string, now?: number): Promise<void>;
+  /** Forgets delivery records and published requests older than `before` (a retry or resend after that is new); returns how many. */
+  prune(before: number): Promise<number>;
 }

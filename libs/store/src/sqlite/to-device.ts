@@ -9,6 +9,7 @@ CREATE INDEX IF NOT EXISTS store_to_device_outbox_unpublished ON store_to_device
 CREATE TABLE IF NOT EXISTS store_to_device_delivered (
   origin TEXT NOT NULL, sender TEXT NOT NULL, message_id TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY (origin, sender, message_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS store_to_device_delivered_ts ON store_to_device_delivered (ts);
 `;
 
 interface OutboxRow {
@@ -62,5 +63,13 @@ export class SqliteToDeviceRepository implements ToDeviceRepository {
 
   async markDelivered(origin: string, sender: string, messageId: string, now = Date.now()) {
     this.db.run('INSERT INTO store_to_device_delivered (origin, sender, message_id, ts) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING', origin, sender, messageId, now);
+  }
+
+  async prune(before: number) {
+    return this.db.transaction(
+      () =>
+        this.db.run('DELETE FROM store_to_device_delivered WHERE ts < ?', before).changes +
+        this.db.run('DELETE FROM store_to_device_outbox WHERE published = 1 AND created_ts < ?', before).changes,
+    );
   }
 }

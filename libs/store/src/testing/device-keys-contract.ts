@@ -162,6 +162,16 @@ export function describeDeviceKeyContract(name: string, open: () => Promise<Stor
       await other.toDevice.markDelivered('o.test', '@s:o.test', key);
       expect(await other.toDevice.wasDelivered('o.test', '@s:o.test', key)).toBe(true);
       expect(await other.toDevice.wasDelivered('p.test', '@s:o.test', key)).toBe(false);
+      const old = `old-${run}`;
+      await store.toDevice.markDelivered('o.test', '@s:o.test', old, 1_000);
+      await store.toDevice.reserve({ ...message, key: old, createdTs: 1_000 });
+      await store.toDevice.markPublished(old);
+      await store.toDevice.reserve({ ...message, key: `${old}-unpublished`, createdTs: 1_000 });
+      expect(await other.toDevice.prune(2_000)).toBeGreaterThanOrEqual(2);
+      expect(await store.toDevice.wasDelivered('o.test', '@s:o.test', old)).toBe(false);
+      expect(await store.toDevice.wasDelivered('o.test', '@s:o.test', key)).toBe(true);
+      // Unpublished requests stay for the repair, however old.
+      expect((await store.toDevice.unpublished(100_000)).map((m) => m.key)).toContain(`${old}-unpublished`);
     });
   });
 }

@@ -27,6 +27,8 @@ const STALE_RESYNC_INTERVAL_MS = 5 * 60_000;
  * finishing first the changes a crash cut short before they were logged that are older than this.
  */
 const OUTBOX_DRAIN_INTERVAL_MS = 60_000;
+/** How long a to-device message is remembered as handed on (a resend after that is delivered again), and a sent request kept. */
+const TO_DEVICE_MEMORY_MS = 7 * 24 * 60 * 60_000;
 
 /** Optional provider (e.g. in shared providers): the pusher's retry backoff; tests shorten it. */
 export const CHAT_SYNC_PUSH_BACKOFF = Symbol.for('fedgate.chat-sync.push-backoff');
@@ -110,7 +112,10 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     });
     const resyncStale = () => void deviceLists.resyncStale().catch((err: unknown) => log.warn({ err }, 'resyncing stale device lists failed'));
     resyncStale();
-    this.staleResync = setInterval(resyncStale, STALE_RESYNC_INTERVAL_MS);
+    this.staleResync = setInterval(() => {
+      resyncStale();
+      void this.store.toDevice.prune(Date.now() - TO_DEVICE_MEMORY_MS).catch((err: unknown) => log.warn({ err }, 'pruning to-device records failed'));
+    }, STALE_RESYNC_INTERVAL_MS);
     this.staleResync.unref();
     // Changes cut short or logged before a crash (or whose drain failed) go out now, and /sendToDevice requests cut short.
     const finishAndDrain = async () => {
