@@ -61,7 +61,14 @@ export class MongoDeviceListRepository implements DeviceListRepository {
     };
   }
 
-  async replaceRemoteList(list: RemoteDeviceList, expected: { streamId: number; stale: boolean } | null) {
+  async replaceRemoteList(list: RemoteDeviceList, expected: { streamId: number; stale: boolean } | null, options: { logChange?: boolean } = {}) {
+    const written = await this.writeRemoteList(list, expected);
+    // Two writes here: a crash between them loses the services' notice of this change (not the list).
+    if (written && options.logChange) await this.recordChange(list.userId, 'remote');
+    return written;
+  }
+
+  private async writeRemoteList(list: RemoteDeviceList, expected: { streamId: number; stale: boolean } | null): Promise<boolean> {
     const fields = {
       streamId: list.streamId,
       devices: JSON.stringify(list.devices),

@@ -46,9 +46,10 @@ export interface DeviceListRepository {
   remoteList(userId: string): Promise<RemoteDeviceList | null>;
   /**
    * Writes `list` when the held one is still `expected` (its stream id and staleness; null: none held).
-   * False when another writer got there first: read again and decide again.
+   * False when another writer got there first: read again and decide again. With `logChange`, a written
+   * list also appends a `remote` change to the log, with the write (SQLite: one transaction).
    */
-  replaceRemoteList(list: RemoteDeviceList, expected: { streamId: number; stale: boolean } | null): Promise<boolean>;
+  replaceRemoteList(list: RemoteDeviceList, expected: { streamId: number; stale: boolean } | null, options?: { logChange?: boolean }): Promise<boolean>;
   /** Users whose cached list is stale, oldest update first. */
   staleRemoteUsers(limit: number): Promise<string[]>;
 }

@@ -84,7 +84,15 @@ export class SqliteDeviceListRepository implements DeviceListRepository {
     };
   }
 
-  async replaceRemoteList(list: RemoteDeviceList, expected: { streamId: number; stale: boolean } | null) {
+  async replaceRemoteList(list: RemoteDeviceList, expected: { streamId: number; stale: boolean } | null, options: { logChange?: boolean } = {}) {
+    return this.db.transaction(() => {
+      const written = this.writeRemoteList(list, expected);
+      if (written && options.logChange) this.db.run("INSERT INTO store_device_list_changes (user_id, kind, announced) VALUES (?, 'remote', 0)", list.userId);
+      return written;
+    });
+  }
+
+  private writeRemoteList(list: RemoteDeviceList, expected: { streamId: number; stale: boolean } | null): boolean {
     const values = [list.streamId, JSON.stringify(list.devices), list.masterKey ? JSON.stringify(list.masterKey) : null, list.selfSigningKey ? JSON.stringify(list.selfSigningKey) : null, list.stale ? 1 : 0, list.updatedTs] as const;
     if (expected === null) {
       const { changes } = this.db.run(

@@ -145,6 +145,10 @@ export function describeDeviceKeyContract(name: string, open: () => Promise<Stor
       expect(await store.deviceLists.replaceRemoteList({ ...list, streamId: 9 }, { streamId: 4, stale: false })).toBe(false);
       expect(await store.deviceLists.replaceRemoteList({ ...list, streamId: 9 }, { streamId: 4, stale: true })).toBe(true);
       expect(await store.deviceLists.remoteList(hal)).toMatchObject({ streamId: 9, stale: false });
+      const before = await store.deviceLists.latestPosition();
+      expect(await store.deviceLists.replaceRemoteList({ ...list, streamId: 10 }, { streamId: 9, stale: false }, { logChange: true })).toBe(true);
+      expect(await store.deviceLists.replaceRemoteList({ ...list, streamId: 11 }, { streamId: 9, stale: false }, { logChange: true })).toBe(false);
+      expect((await store.deviceLists.changesSince(before, 100)).filter((c) => c.userId === hal)).toMatchObject([{ kind: 'remote' }]);
       expect(await store.deviceLists.staleRemoteUsers(100_000)).not.toContain(hal);
     });
 

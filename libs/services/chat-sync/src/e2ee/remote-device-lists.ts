@@ -87,10 +87,7 @@ export class RemoteDeviceLists {
         return null;
       }
       if (result.leftOut.length > 0) await this.refused(origin, userId, 'GET', `devices_left_out: ${result.leftOut.slice(0, 3).join('; ')}`);
-      if (await this.store.deviceLists.replaceRemoteList(result.list, cached && { streamId: cached.streamId, stale: cached.stale })) {
-        await this.store.deviceLists.recordChange(userId, 'remote');
-        return result.list;
-      }
+      if (await this.store.deviceLists.replaceRemoteList(result.list, cached && { streamId: cached.streamId, stale: cached.stale }, { logChange: true })) return result.list;
     }
     throw new Error(`device list of ${userId} kept changing under the resync`);
   }
@@ -159,10 +156,7 @@ export class RemoteDeviceLists {
         await this.resync(id);
         return;
       }
-      if (await this.store.deviceLists.replaceRemoteList(outcome.list, cached && { streamId: cached.streamId, stale: cached.stale })) {
-        await this.store.deviceLists.recordChange(outcome.list.userId, 'remote');
-        return;
-      }
+      if (await this.store.deviceLists.replaceRemoteList(outcome.list, cached && { streamId: cached.streamId, stale: cached.stale }, { logChange: true })) return;
     }
     throw new Error(`device list of ${String(userId)} kept changing under the update`);
   }
