@@ -86,7 +86,7 @@ export interface AppServicePush {
   /** Client format. */
   event: JsonObject;
   /** Room event (default), ephemeral event (typing, receipt, presence) or to-device message, the last two for `receive_ephemeral` services. */
-  kind?: 'event' | 'ephemeral' | 'to_device';
+  kind?: 'event' | 'ephemeral' | 'to_device' | 'device_list';
 }
 
 /** What the bus records when a message cannot be handled: never a silent drop. */

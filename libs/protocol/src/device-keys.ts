@@ -17,7 +17,7 @@ export interface PublishedKey {
   key: VerifyKey;
 }
 
-function publishedKey(keyId: string, publicKeyBase64: string): PublishedKey {
+export function publishedKey(keyId: string, publicKeyBase64: string): PublishedKey {
   // VerifyKey wants a server-style key ID; the real one is kept beside it.
   return { keyId, key: VerifyKey.fromBase64('ed25519:published', publicKeyBase64) };
 }
@@ -123,7 +123,7 @@ export function checkUploadedKeys(value: unknown, what: string, limit: number, u
   return value;
 }
 
-function checkSignedBy(object: Record<string, unknown>, userId: string, signer: PublishedKey, what: string): void {
+export function checkSignedBy(object: Record<string, unknown>, userId: string, signer: PublishedKey, what: string): void {
   const bad = (why: string) => new DeviceKeyError('M_INVALID_PARAM', 'bad_signature', `${what} is not signed by ${userId}'s key ${signer.keyId}: ${why}`);
   const signatures = object.signatures;
   const byUser = isObject(signatures) ? signatures[userId] : undefined;

@@ -17,3 +17,4 @@ export * from './room-version-of-event';
 export * from './device-keys';
 export * from './policy-server/policy-signature';
 export * from './governance';
+export * from './key-signatures';

@@ -9,8 +9,13 @@ import { RoomsController } from './client-server/rooms.controller';
 import { DevicesController } from './e2ee/devices.controller';
 import { KeysController } from './e2ee/keys.controller';
 import { ToDeviceController } from './e2ee/to-device.controller';
-import { DeviceListAnnouncer } from './e2ee/device-list-announcer';
+import { SignaturesController } from './e2ee/signatures.controller';
+import { DeviceListOutbox } from './e2ee/device-list-outbox';
 import { RemoteKeys } from './e2ee/remote-keys';
+import { RemoteDeviceLists } from './e2ee/remote-device-lists';
+import { FEDERATION_CLIENT, SERVER_IDENTITY, STORE, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
+import { SERVICE_LOGGER } from '@fedgate/service-kit';
+import type { Logger } from 'pino';
 import { ChatSyncWorkers } from './delivery/chat-sync-workers';
 import { mediaControllers, mediaProviders } from './media';
 import { AliasDirectory } from './directory/alias-directory';
@@ -52,6 +57,7 @@ import { SpaceHierarchy } from './spaces/space-hierarchy';
     ToDeviceController,
     ClientHierarchyController,
     UpgradeController,
+    SignaturesController,
     ...mediaControllers,
   ],
   providers: [
@@ -64,8 +70,14 @@ import { SpaceHierarchy } from './spaces/space-hierarchy';
     RoomDirectory,
     Profiles,
     EphemeralSender,
-    DeviceListAnnouncer,
+    DeviceListOutbox,
     RemoteKeys,
+    {
+      provide: RemoteDeviceLists,
+      inject: [STORE, FEDERATION_CLIENT, SERVER_IDENTITY, SERVICE_LOGGER],
+      useFactory: (store: Store, federation: FederationHttpClient, identity: ServerIdentity, logger: Logger) =>
+        new RemoteDeviceLists(store, federation, identity.serverName, { onRefused: (details) => logger.warn(details, 'remote device list resync failed') }),
+    },
     UserDeactivation,
     RoomDeletion,
     RoomVisibility,

@@ -41,6 +41,11 @@ export interface MongoCollections {
   oneTimeKeys: Collection<Document>;
   fallbackKeys: Collection<Document>;
   crossSigningKeys: Collection<Document>;
+  deviceListChanges: Collection<Document>;
+  remoteDeviceLists: Collection<Document>;
+  toDeviceOutbox: Collection<Document>;
+  toDeviceDelivered: Collection<Document>;
+  userSigningSignatures: Collection<Document>;
 }
 
 const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: IndexDescription[] }> = {
@@ -59,10 +64,15 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   receivedTransactions: { name: 'received_transactions', indexes: [{ key: { receivedTs: 1 }, name: 'received_ts' }] },
   clientTransactions: { name: 'client_transactions', indexes: [] },
   leases: { name: 'leases', indexes: [] },
-  devices: { name: 'devices', indexes: [{ key: { userId: 1 }, name: 'user' }] },
+  devices: { name: 'devices', indexes: [{ key: { userId: 1 }, name: 'user' }, { key: { 'pending.since': 1 }, name: 'pending', sparse: true }] },
   oneTimeKeys: { name: 'one_time_keys', indexes: [{ key: { userId: 1, deviceId: 1, algorithm: 1, keyId: 1 }, name: 'device_algorithm_key' }] },
   fallbackKeys: { name: 'fallback_keys', indexes: [{ key: { userId: 1, deviceId: 1 }, name: 'device' }] },
-  crossSigningKeys: { name: 'cross_signing_keys', indexes: [{ key: { userId: 1 }, name: 'user' }] },
+  crossSigningKeys: { name: 'cross_signing_keys', indexes: [{ key: { userId: 1 }, name: 'user' }, { key: { 'pending.since': 1 }, name: 'pending', sparse: true }] },
+  deviceListChanges: { name: 'device_list_changes', indexes: [{ key: { announced: 1, _id: 1 }, name: 'announced' }] },
+  remoteDeviceLists: { name: 'remote_device_lists', indexes: [{ key: { stale: 1, updatedTs: 1 }, name: 'stale' }] },
+  toDeviceOutbox: { name: 'to_device_outbox', indexes: [{ key: { published: 1, createdTs: 1 }, name: 'unpublished' }] },
+  toDeviceDelivered: { name: 'to_device_delivered', indexes: [{ key: { ts: 1 }, name: 'ts' }] },
+  userSigningSignatures: { name: 'user_signing_signatures', indexes: [{ key: { signer: 1, target: 1 }, name: 'signer_target' }] },
   redactionClaims: { name: 'redaction_claims', indexes: [] },
   pendingCommits: { name: 'pending_commits', indexes: [] },
   partialStateRooms: { name: 'partial_state_rooms', indexes: [] },

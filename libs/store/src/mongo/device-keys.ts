@@ -2,6 +2,7 @@ import type { Collection, Document } from 'mongodb';
 import { canonicalJson } from '@fedgate/protocol';
 import { keyAlgorithm, type ClaimedKey, type DeviceKeyRepository, type DeviceRecord, type KeyObject } from '../ports/device-keys';
 import { compoundId, isDuplicateKey, nextCounterValue } from './database';
+import { appendChange } from './device-lists';
 
 // Keys are kept as canonical JSON strings (their own keys hold colons and come from clients).
 const CLAIM_BATCH = 8;
@@ -22,10 +23,51 @@ export class MongoDeviceKeyRepository implements DeviceKeyRepository {
     private readonly fallbackKeys: Collection<Document>,
     private readonly crossSigningKeysCollection: Collection<Document>,
     private readonly counters: Collection<Document>,
+    private readonly changes: Collection<Document>,
+    private readonly userSignatures: Collection<Document>,
   ) {}
 
-  private bump(userId: string): Promise<number> {
-    return nextCounterValue(this.counters, streamCounter(userId));
+  /**
+   * Moves the user's stream id, then logs the change (the EDU's outbox). No multi-document transactions
+   * here: each change first marks its document (`pending`, in the same single-document write as the change
+   * itself), then moves the stream and logs, then clears the mark; `finishPendingChanges` completes the
+   * marked ones a crash cut short.
+   */
+  private async bump(userId: string, deviceId: string | null): Promise<number> {
+    const streamId = await nextCounterValue(this.counters, streamCounter(userId));
+    await appendChange(this.changes, this.counters, userId, deviceId === null ? 'signing' : 'device', deviceId, streamId);
+    return streamId;
+  }
+
+  private async finishChange(userId: string, deviceId: string): Promise<number> {
+    const streamId = await this.bump(userId, deviceId);
+    await this.devices.updateOne({ _id: compoundId(userId, deviceId) as never, 'pending.kind': 'change' }, { $unset: { pending: '' } });
+    return streamId;
+  }
+
+  private async finishDelete(userId: string, deviceId: string): Promise<number> {
+    // Keys go even when the device was already gone: a crash between the writes leaves none behind on retry.
+    await this.oneTimeKeys.deleteMany({ userId, deviceId });
+    await this.fallbackKeys.deleteMany({ userId, deviceId });
+    const streamId = await this.bump(userId, deviceId);
+    await this.devices.deleteOne({ _id: compoundId(userId, deviceId) as never, 'pending.kind': 'delete' });
+    return streamId;
+  }
+
+  async finishPendingChanges(markedBefore = Date.now()) {
+    let finished = 0;
+    for (const d of await this.devices.find({ 'pending.since': { $lt: markedBefore } }).toArray()) {
+      const { userId, deviceId } = d as unknown as { userId: string; deviceId: string };
+      if ((d.pending as { kind: string }).kind === 'delete') await this.finishDelete(userId, deviceId);
+      else await this.finishChange(userId, deviceId);
+      finished++;
+    }
+    for (const d of await this.crossSigningKeysCollection.find({ 'pending.since': { $lt: markedBefore } }).toArray()) {
+      await this.bump(d.userId as string, null);
+      await this.crossSigningKeysCollection.updateOne({ _id: d._id }, { $unset: { pending: '' } });
+      finished++;
+    }
+    return finished;
   }
 
   async putDevice(userId: string, deviceId: string, displayName?: string | null, now = Date.now()) {
@@ -33,44 +75,45 @@ export class MongoDeviceKeyRepository implements DeviceKeyRepository {
     try {
       const inserted = await this.devices.updateOne(
         { _id },
-        { $setOnInsert: { userId, deviceId, displayName: displayName ?? null, keys: null, createdTs: now } },
+        { $setOnInsert: { userId, deviceId, displayName: displayName ?? null, keys: null, createdTs: now, pending: { kind: 'change', since: Date.now() } } },
         { upsert: true },
       );
-      if (inserted.upsertedCount === 1) return { created: true, changed: true, streamId: await this.bump(userId) };
+      if (inserted.upsertedCount === 1) return { created: true, changed: true, streamId: await this.finishChange(userId, deviceId) };
     } catch (error) {
       // Two creators at once: the other one inserted it.
       if (!isDuplicateKey(error)) throw error;
     }
     if (displayName !== undefined) {
-      const renamed = await this.devices.updateOne({ _id, displayName: { $ne: displayName } }, { $set: { displayName } });
-      if (renamed.modifiedCount === 1) return { created: false, changed: true, streamId: await this.bump(userId) };
+      const renamed = await this.devices.updateOne({ _id, displayName: { $ne: displayName }, 'pending.kind': { $ne: 'delete' } }, { $set: { displayName, pending: { kind: 'change', since: Date.now() } } });
+      if (renamed.modifiedCount === 1) return { created: false, changed: true, streamId: await this.finishChange(userId, deviceId) };
     }
     return { created: false, changed: false, streamId: await this.deviceListStreamId(userId) };
   }
 
+  // A device being deleted (marked, a crash before its delete finished) is gone already for readers.
   async getDevice(userId: string, deviceId: string) {
-    const d = await this.devices.findOne({ _id: compoundId(userId, deviceId) as never });
+    const d = await this.devices.findOne({ _id: compoundId(userId, deviceId) as never, 'pending.kind': { $ne: 'delete' } });
     return d ? toRecord(d) : null;
   }
 
   async listDevices(userId: string) {
-    const docs = await this.devices.find({ userId }).toArray();
+    const docs = await this.devices.find({ userId, 'pending.kind': { $ne: 'delete' } }).toArray();
     return docs.map(toRecord).sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
   }
 
   async deleteDevice(userId: string, deviceId: string) {
-    const { deletedCount } = await this.devices.deleteOne({ _id: compoundId(userId, deviceId) as never });
-    // Keys go even when the device was already gone: a crash between the writes leaves none behind on retry.
+    const marked = await this.devices.updateOne({ _id: compoundId(userId, deviceId) as never, 'pending.kind': { $ne: 'delete' } }, { $set: { pending: { kind: 'delete', since: Date.now() } } });
+    if (marked.modifiedCount === 1) return { deleted: true, streamId: await this.finishDelete(userId, deviceId) };
     await this.oneTimeKeys.deleteMany({ userId, deviceId });
     await this.fallbackKeys.deleteMany({ userId, deviceId });
-    return deletedCount === 1 ? { deleted: true, streamId: await this.bump(userId) } : { deleted: false, streamId: await this.deviceListStreamId(userId) };
+    return { deleted: false, streamId: await this.deviceListStreamId(userId) };
   }
 
   async setDeviceKeys(userId: string, deviceId: string, keys: KeyObject) {
     const _id = compoundId(userId, deviceId) as never;
     const text = canonicalJson(keys);
-    const updated = await this.devices.updateOne({ _id, keys: { $ne: text } }, { $set: { keys: text } });
-    if (updated.modifiedCount === 1) return { found: true, changed: true, streamId: await this.bump(userId) };
+    const updated = await this.devices.updateOne({ _id, keys: { $ne: text }, 'pending.kind': { $ne: 'delete' } }, { $set: { keys: text, pending: { kind: 'change', since: Date.now() } } });
+    if (updated.modifiedCount === 1) return { found: true, changed: true, streamId: await this.finishChange(userId, deviceId) };
     const found = updated.matchedCount === 1 || (await this.devices.countDocuments({ _id }, { limit: 1 })) === 1;
     return { found, changed: false, streamId: await this.deviceListStreamId(userId) };
   }
@@ -133,13 +176,25 @@ export class MongoDeviceKeyRepository implements DeviceKeyRepository {
   }
 
   async setCrossSigningKey(userId: string, usage: string, key: KeyObject) {
-    await this.crossSigningKeysCollection.updateOne({ _id: compoundId(userId, usage) as never }, { $set: { userId, usage, key: canonicalJson(key) } }, { upsert: true });
-    return { streamId: await this.bump(userId) };
+    const _id = compoundId(userId, usage) as never;
+    await this.crossSigningKeysCollection.updateOne({ _id }, { $set: { userId, usage, key: canonicalJson(key), pending: { since: Date.now() } } }, { upsert: true });
+    const streamId = await this.bump(userId, null);
+    await this.crossSigningKeysCollection.updateOne({ _id }, { $unset: { pending: '' } });
+    return { streamId };
   }
 
   async crossSigningKeys(userId: string) {
     const docs = await this.crossSigningKeysCollection.find({ userId }).toArray();
     return Object.fromEntries(docs.map((d) => [d.usage as string, JSON.parse(d.key as string) as KeyObject]));
+  }
+
+  async addUserSigningSignature(signer: string, target: string, keyId: string, signature: string) {
+    await this.userSignatures.updateOne({ _id: compoundId(signer, target, keyId) as never }, { $set: { signer, target, keyId, signature } }, { upsert: true });
+  }
+
+  async userSigningSignatures(signer: string, target: string) {
+    const docs = await this.userSignatures.find({ signer, target }).toArray();
+    return Object.fromEntries(docs.map((d) => [d.keyId as string, d.signature as string]));
   }
 
   async deviceListStreamId(userId: string) {

@@ -12,6 +12,8 @@ import { MongoDestinationRepository, MongoReceivedTransactionRepository, MongoSe
 import { MongoAppServiceRepository, MongoMediaRepository } from './platform';
 import { MongoLeaseRepository } from './leases';
 import { MongoDeviceKeyRepository } from './device-keys';
+import { MongoDeviceListRepository } from './device-lists';
+import { MongoToDeviceRepository } from './to-device';
 import { MongoPendingCommitRepository } from './pending-commits';
 import { MongoPartialStateRoomRepository } from './partial-state-rooms';
 import { MongoRedactionRepository } from './redactions';
@@ -43,7 +45,9 @@ export async function openMongoStore(url: string, db: string): Promise<Store> {
     pendingCommits: new MongoPendingCommitRepository(c.pendingCommits, c.counters),
     partialStateRooms: new MongoPartialStateRoomRepository(c.partialStateRooms),
     roomDirectory: new MongoRoomDirectoryRepository(c.roomDirectory),
-    deviceKeys: new MongoDeviceKeyRepository(c.devices, c.oneTimeKeys, c.fallbackKeys, c.crossSigningKeys, c.counters),
+    deviceKeys: new MongoDeviceKeyRepository(c.devices, c.oneTimeKeys, c.fallbackKeys, c.crossSigningKeys, c.counters, c.deviceListChanges, c.userSigningSignatures),
+    deviceLists: new MongoDeviceListRepository(c.deviceListChanges, c.remoteDeviceLists, c.counters),
+    toDevice: new MongoToDeviceRepository(c.toDeviceOutbox, c.toDeviceDelivered),
     close: () => client.close(),
   };
 }

@@ -50,7 +50,7 @@ export interface AppServiceQueueItem {
   /** Dedupe key within the service's queue (e.g. the event ID): enqueuing it again changes nothing. */
   itemId: string;
   /** `to_device`: a to-device message for one of the service's users' devices (MSC2409). */
-  kind: 'event' | 'ephemeral' | 'to_device';
+  kind: 'event' | 'ephemeral' | 'to_device' | 'device_list';
   event: JsonObject;
 }
 
@@ -60,6 +60,8 @@ export interface AppServiceTransaction {
   ephemeral: JsonObject[];
   /** To-device messages, present only when there are some (they count against the ephemeral limit). */
   toDevice?: JsonObject[];
+  /** MSC3202: users whose device lists changed, or who no longer share a room with the service's users (present only when some). */
+  deviceLists?: { changed: string[]; left: string[] };
 }
 
 /**

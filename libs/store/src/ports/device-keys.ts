@@ -56,6 +56,19 @@ export interface DeviceKeyRepository {
   setCrossSigningKey(userId: string, usage: string, key: KeyObject): Promise<{ streamId: number }>;
   /** The user's cross-signing keys by usage. */
   crossSigningKeys(userId: string): Promise<Record<string, KeyObject>>;
+  /**
+   * Keeps `signer`'s signature (by their user-signing key `keyId`) of `target`'s master key: seen only by the
+   * signer (`/keys/query`); `target` may be on another server.
+   */
+  addUserSigningSignature(signer: string, target: string, keyId: string, signature: string): Promise<void>;
+  /** `signer`'s signatures of `target`'s master key: key ID → signature. */
+  userSigningSignatures(signer: string, target: string): Promise<Record<string, string>>;
+  /**
+   * Finishes changes a crash cut short between the device (or cross-signing key) write and the stream move
+   * with its change-log entry, for changes marked before `markedBefore`; returns how many. Stores that write
+   * them in one transaction have none.
+   */
+  finishPendingChanges(markedBefore?: number): Promise<number>;
   /** The user's device-list stream id: 0 until the first change. */
   deviceListStreamId(userId: string): Promise<number>;
 }

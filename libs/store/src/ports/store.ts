@@ -12,6 +12,8 @@ import type { DestinationRepository, ReceivedTransactionRepository, ServerKeyRep
 import type { AppServiceRepository, MediaRepository } from './platform';
 import type { LeaseRepository } from './leases';
 import type { DeviceKeyRepository } from './device-keys';
+import type { DeviceListRepository } from './device-lists';
+import type { ToDeviceRepository } from './to-device';
 import type { RoomRepository } from './rooms';
 import type { StateSnapshotRepository } from './state';
 
@@ -48,6 +50,10 @@ export interface Store {
   readonly roomDirectory: RoomDirectoryRepository;
   /** chat-sync and ingress: devices, their keys, cross-signing keys and device-list stream ids (end-to-end encryption). */
   readonly deviceKeys: DeviceKeyRepository;
+  /** chat-sync: the device-list change log (and outbox of local changes' EDUs), other servers' users' device lists. */
+  readonly deviceLists: DeviceListRepository;
+  /** chat-sync: `/sendToDevice` requests until published, inbound to-device messages already handed on. */
+  readonly toDevice: ToDeviceRepository;
   close(): Promise<void>;
 }
 

@@ -21,7 +21,17 @@ export function fillAppServiceTransaction(
   const transaction: AppServiceTransaction = { txnId, events: [], ephemeral: [] };
   let lastSeq = 0;
   const toDevice: JsonObject[] = [];
+  const changed = new Set<string>();
+  const left = new Set<string>();
   for (const item of items) {
+    if (item.kind === 'device_list') {
+      // A user's latest word wins: changed after left (they share a room again), or left after changed.
+      const { user_id: userId, left: hasLeft } = JSON.parse(item.event) as { user_id: string; left?: boolean };
+      (hasLeft ? changed : left).delete(userId);
+      (hasLeft ? left : changed).add(userId);
+      lastSeq = item.seq;
+      continue;
+    }
     const isEvent = item.kind === 'event';
     const target = isEvent ? transaction.events : item.kind === 'to_device' ? toDevice : transaction.ephemeral;
     if (target.length >= (isEvent ? limits.maxEvents : limits.maxEphemeral)) break;
@@ -29,5 +39,6 @@ export function fillAppServiceTransaction(
     lastSeq = item.seq;
   }
   if (toDevice.length > 0) transaction.toDevice = toDevice;
+  if (changed.size + left.size > 0) transaction.deviceLists = { changed: [...changed].sort(), left: [...left].sort() };
   return lastSeq === 0 ? null : { transaction, lastSeq };
 }

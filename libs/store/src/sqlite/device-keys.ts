@@ -1,6 +1,7 @@
 import { canonicalJson } from '@fedgate/protocol';
 import { keyAlgorithm, type ClaimedKey, type DeviceKeyRepository, type DeviceRecord, type KeyObject } from '../ports/device-keys';
 import type { SqliteDatabase } from './database';
+import { appendLocalChange, DEVICE_LIST_SCHEMA } from './device-lists';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS store_devices (
@@ -18,6 +19,9 @@ CREATE TABLE IF NOT EXISTS store_fallback_keys (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS store_cross_signing_keys (
   user_id TEXT NOT NULL, usage TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (user_id, usage)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS store_user_signing_signatures (
+  signer TEXT NOT NULL, target TEXT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL, PRIMARY KEY (signer, target, key_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS store_device_list_streams (user_id TEXT PRIMARY KEY, stream_id INTEGER NOT NULL) WITHOUT ROWID;
 `;
@@ -41,14 +45,18 @@ const toRecord = (r: DeviceRow): DeviceRecord => ({
 export class SqliteDeviceKeyRepository implements DeviceKeyRepository {
   constructor(private readonly db: SqliteDatabase) {
     db.db.exec(SCHEMA);
+    db.db.exec(DEVICE_LIST_SCHEMA);
   }
 
-  private bump(userId: string): number {
-    return this.db.get<{ stream_id: number }>(
+  /** Moves the user's stream id and logs the change (the EDU's outbox) in the caller's transaction. */
+  private bump(userId: string, deviceId: string | null): number {
+    const streamId = this.db.get<{ stream_id: number }>(
       `INSERT INTO store_device_list_streams (user_id, stream_id) VALUES (?, 1)
        ON CONFLICT (user_id) DO UPDATE SET stream_id = stream_id + 1 RETURNING stream_id`,
       userId,
     )!.stream_id;
+    appendLocalChange(this.db, userId, deviceId === null ? 'signing' : 'device', deviceId, streamId);
+    return streamId;
   }
 
   async putDevice(userId: string, deviceId: string, displayName?: string | null, now = Date.now()) {
@@ -56,11 +64,11 @@ export class SqliteDeviceKeyRepository implements DeviceKeyRepository {
       const existing = this.db.get<DeviceRow>('SELECT * FROM store_devices WHERE user_id = ? AND device_id = ?', userId, deviceId);
       if (!existing) {
         this.db.run('INSERT INTO store_devices (user_id, device_id, display_name, keys, created_ts) VALUES (?, ?, ?, NULL, ?)', userId, deviceId, displayName ?? null, now);
-        return { created: true, changed: true, streamId: this.bump(userId) };
+        return { created: true, changed: true, streamId: this.bump(userId, deviceId) };
       }
       if (displayName !== undefined && displayName !== existing.display_name) {
         this.db.run('UPDATE store_devices SET display_name = ? WHERE user_id = ? AND device_id = ?', displayName, userId, deviceId);
-        return { created: false, changed: true, streamId: this.bump(userId) };
+        return { created: false, changed: true, streamId: this.bump(userId, deviceId) };
       }
       return { created: false, changed: false, streamId: this.streamId(userId) };
     });
@@ -80,7 +88,7 @@ export class SqliteDeviceKeyRepository implements DeviceKeyRepository {
       const { changes } = this.db.run('DELETE FROM store_devices WHERE user_id = ? AND device_id = ?', userId, deviceId);
       this.db.run('DELETE FROM store_one_time_keys WHERE user_id = ? AND device_id = ?', userId, deviceId);
       this.db.run('DELETE FROM store_fallback_keys WHERE user_id = ? AND device_id = ?', userId, deviceId);
-      return changes === 1 ? { deleted: true, streamId: this.bump(userId) } : { deleted: false, streamId: this.streamId(userId) };
+      return changes === 1 ? { deleted: true, streamId: this.bump(userId, deviceId) } : { deleted: false, streamId: this.streamId(userId) };
     });
   }
 
@@ -91,7 +99,7 @@ export class SqliteDeviceKeyRepository implements DeviceKeyRepository {
       const text = canonicalJson(keys);
       if (existing.keys === text) return { found: true, changed: false, streamId: this.streamId(userId) };
       this.db.run('UPDATE store_devices SET keys = ? WHERE user_id = ? AND device_id = ?', text, userId, deviceId);
-      return { found: true, changed: true, streamId: this.bump(userId) };
+      return { found: true, changed: true, streamId: this.bump(userId, deviceId) };
     });
   }
 
@@ -174,13 +182,33 @@ export class SqliteDeviceKeyRepository implements DeviceKeyRepository {
         usage,
         canonicalJson(key),
       );
-      return { streamId: this.bump(userId) };
+      return { streamId: this.bump(userId, null) };
     });
   }
 
   async crossSigningKeys(userId: string) {
     const rows = this.db.all<{ usage: string; key: string }>('SELECT usage, key FROM store_cross_signing_keys WHERE user_id = ?', userId);
     return Object.fromEntries(rows.map((r) => [r.usage, JSON.parse(r.key) as KeyObject]));
+  }
+
+  async addUserSigningSignature(signer: string, target: string, keyId: string, signature: string) {
+    this.db.run(
+      'INSERT INTO store_user_signing_signatures (signer, target, key_id, signature) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET signature = excluded.signature',
+      signer,
+      target,
+      keyId,
+      signature,
+    );
+  }
+
+  async userSigningSignatures(signer: string, target: string) {
+    const rows = this.db.all<{ key_id: string; signature: string }>('SELECT key_id, signature FROM store_user_signing_signatures WHERE signer = ? AND target = ?', signer, target);
+    return Object.fromEntries(rows.map((r) => [r.key_id, r.signature]));
+  }
+
+  async finishPendingChanges() {
+    // The device write, the stream move and the change log are one transaction here.
+    return 0;
   }
 
   private streamId(userId: string): number {

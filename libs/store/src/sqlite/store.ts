@@ -11,6 +11,8 @@ import { SqliteDestinationRepository, SqliteReceivedTransactionRepository, Sqlit
 import { SqliteAppServiceRepository, SqliteMediaRepository } from './platform';
 import { SqliteLeaseRepository } from './leases';
 import { SqliteDeviceKeyRepository } from './device-keys';
+import { SqliteDeviceListRepository } from './device-lists';
+import { SqliteToDeviceRepository } from './to-device';
 import { SqlitePendingCommitRepository } from './pending-commits';
 import { SqlitePartialStateRoomRepository } from './partial-state-rooms';
 import { SqliteRedactionRepository } from './redactions';
@@ -45,6 +47,8 @@ export function openSqliteStore(path: string): Store {
     partialStateRooms: new SqlitePartialStateRoomRepository(db),
     roomDirectory: new SqliteRoomDirectoryRepository(db),
     deviceKeys: new SqliteDeviceKeyRepository(db),
+    deviceLists: new SqliteDeviceListRepository(db),
+    toDevice: new SqliteToDeviceRepository(db),
     close: async () => db.close(),
   };
 }

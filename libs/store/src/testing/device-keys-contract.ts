@@ -91,5 +91,91 @@ export function describeDeviceKeyContract(name: string, open: () => Promise<Stor
       expect(await store.deviceKeys.crossSigningKeys(erin)).toEqual({ master, self_signing: { ...master, usage: ['self_signing'] } });
       expect(await store.deviceKeys.crossSigningKeys(user('nobody'))).toEqual({});
     });
+
+    it('keeps user-signing signatures per signer and target, replacing one by key ID', async () => {
+      const signer = user('jo');
+      await store.deviceKeys.addUserSigningSignature(signer, '@kim:remote.test', 'ed25519:U', 'sig1');
+      await other.deviceKeys.addUserSigningSignature(signer, '@kim:remote.test', 'ed25519:U', 'sig2');
+      await store.deviceKeys.addUserSigningSignature(signer, '@lee:remote.test', 'ed25519:U', 'sig3');
+      expect(await store.deviceKeys.userSigningSignatures(signer, '@kim:remote.test')).toEqual({ 'ed25519:U': 'sig2' });
+      expect(await store.deviceKeys.userSigningSignatures(user('nobody'), '@kim:remote.test')).toEqual({});
+    });
+
+    it('logs every local change with its stream id, unannounced until marked (the EDU outbox)', async () => {
+      const fay = user('fay');
+      const before = await store.deviceLists.latestPosition();
+      await store.deviceKeys.putDevice(fay, 'D1');
+      await store.deviceKeys.setDeviceKeys(fay, 'D1', { device_id: 'D1' });
+      await store.deviceKeys.setCrossSigningKey(fay, 'master', { usage: ['master'] });
+      await store.deviceKeys.deleteDevice(fay, 'D1');
+      const logged = (await store.deviceLists.changesSince(before, 1000)).filter((c) => c.userId === fay);
+      expect(logged.map(({ kind, deviceId, streamId }) => ({ kind, deviceId, streamId }))).toEqual([
+        { kind: 'device', deviceId: 'D1', streamId: 1 },
+        { kind: 'device', deviceId: 'D1', streamId: 2 },
+        { kind: 'signing', deviceId: null, streamId: 3 },
+        { kind: 'device', deviceId: 'D1', streamId: 4 },
+      ]);
+      expect(logged.every((c, i) => i === 0 || c.position > logged[i - 1]!.position)).toBe(true);
+      expect(await store.deviceLists.latestPosition()).toBeGreaterThanOrEqual(logged[3]!.position);
+      const pending = (await store.deviceLists.unannounced(10_000)).filter((c) => c.userId === fay);
+      expect(pending.map((c) => c.position)).toEqual(logged.map((c) => c.position));
+      for (const c of pending) await other.deviceLists.markAnnounced(c.position);
+      // Every write above finished: nothing is left marked for the repair.
+      expect(await store.deviceKeys.finishPendingChanges(Date.now() + 60_000)).toBe(0);
+      expect((await store.deviceLists.unannounced(10_000)).filter((c) => c.userId === fay)).toEqual([]);
+      const remote = await store.deviceLists.recordChange('@gus:remote.test', 'remote');
+      const joined = await other.deviceLists.recordChange('@gus:remote.test', 'membership');
+      expect(await store.deviceLists.changesSince(remote - 1, 2)).toMatchObject([
+        { position: remote, userId: '@gus:remote.test', kind: 'remote' },
+        { position: joined, userId: '@gus:remote.test', kind: 'membership' },
+      ]);
+      expect((await store.deviceLists.unannounced(10_000)).filter((c) => c.position >= remote).map((c) => c.position)).toEqual([remote, joined]);
+    });
+
+    it('replaces a cached remote device list only when the held one is the one expected', async () => {
+      const hal = `@hal-${run}:remote.test`;
+      const list = { userId: hal, streamId: 3, devices: { D1: { device_id: 'D1' } }, masterKey: null, selfSigningKey: { usage: ['self_signing'] }, stale: false, updatedTs: 5 };
+      expect(await store.deviceLists.remoteList(hal)).toBeNull();
+      expect(await store.deviceLists.replaceRemoteList(list, null)).toBe(true);
+      expect(await other.deviceLists.replaceRemoteList(list, null)).toBe(false);
+      expect(await store.deviceLists.remoteList(hal)).toEqual(list);
+      expect(await store.deviceLists.replaceRemoteList({ ...list, streamId: 4 }, { streamId: 2, stale: false })).toBe(false);
+      expect(await store.deviceLists.replaceRemoteList({ ...list, streamId: 4, stale: true, updatedTs: 1 }, { streamId: 3, stale: false })).toBe(true);
+      expect(await other.deviceLists.staleRemoteUsers(100_000)).toContain(hal);
+      expect(await store.deviceLists.replaceRemoteList({ ...list, streamId: 9 }, { streamId: 4, stale: false })).toBe(false);
+      expect(await store.deviceLists.replaceRemoteList({ ...list, streamId: 9 }, { streamId: 4, stale: true })).toBe(true);
+      expect(await store.deviceLists.remoteList(hal)).toMatchObject({ streamId: 9, stale: false });
+      const before = await store.deviceLists.latestPosition();
+      expect(await store.deviceLists.replaceRemoteList({ ...list, streamId: 10 }, { streamId: 9, stale: false }, { logChange: true })).toBe(true);
+      expect(await store.deviceLists.replaceRemoteList({ ...list, streamId: 11 }, { streamId: 9, stale: false }, { logChange: true })).toBe(false);
+      expect((await store.deviceLists.changesSince(before, 100)).filter((c) => c.userId === hal)).toMatchObject([{ kind: 'remote' }]);
+      expect(await store.deviceLists.staleRemoteUsers(100_000)).not.toContain(hal);
+    });
+
+    it('keeps a to-device request until published, once per key, and remembers inbound messages handed on', async () => {
+      const key = `key-${run}`;
+      const message = { key, sender: user('ivy'), type: 'm.test', messages: { '@x:y.test': { D: { a: 1 } } }, createdTs: 7 };
+      expect(await store.toDevice.reserve(message)).toEqual({ ...message, published: false });
+      expect(await other.toDevice.reserve({ ...message, messages: {}, createdTs: 8 })).toEqual({ ...message, published: false });
+      expect((await store.toDevice.unpublished(100_000)).map((m) => m.key)).toContain(key);
+      await store.toDevice.markPublished(key);
+      expect((await store.toDevice.unpublished(100_000)).map((m) => m.key)).not.toContain(key);
+      expect(await other.toDevice.reserve(message)).toMatchObject({ published: true });
+      expect(await store.toDevice.wasDelivered('o.test', '@s:o.test', key)).toBe(false);
+      await store.toDevice.markDelivered('o.test', '@s:o.test', key);
+      await other.toDevice.markDelivered('o.test', '@s:o.test', key);
+      expect(await other.toDevice.wasDelivered('o.test', '@s:o.test', key)).toBe(true);
+      expect(await other.toDevice.wasDelivered('p.test', '@s:o.test', key)).toBe(false);
+      const old = `old-${run}`;
+      await store.toDevice.markDelivered('o.test', '@s:o.test', old, 1_000);
+      await store.toDevice.reserve({ ...message, key: old, createdTs: 1_000 });
+      await store.toDevice.markPublished(old);
+      await store.toDevice.reserve({ ...message, key: `${old}-unpublished`, createdTs: 1_000 });
+      expect(await other.toDevice.prune(2_000)).toBeGreaterThanOrEqual(2);
+      expect(await store.toDevice.wasDelivered('o.test', '@s:o.test', old)).toBe(false);
+      expect(await store.toDevice.wasDelivered('o.test', '@s:o.test', key)).toBe(true);
+      // Unpublished requests stay for the repair, however old.
+      expect((await store.toDevice.unpublished(100_000)).map((m) => m.key)).toContain(`${old}-unpublished`);
+    });
   });
 }

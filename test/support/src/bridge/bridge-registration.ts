@@ -14,6 +14,8 @@ export interface BridgeRegistrationInput {
   /** Virtual users are `@<prefix>_…:<serverName>`, bridged aliases `#<prefix>_…:<serverName>`. */
   prefix: string;
   receiveEphemeral?: boolean;
+  /** `org.matrix.msc3202: true` (written only when set). */
+  msc3202?: boolean;
   /** Random when not given. */
   asToken?: string;
   hsToken?: string;
@@ -29,6 +31,7 @@ export interface BridgeRegistration {
   rate_limited: boolean;
   receive_ephemeral: boolean;
   'de.sorunome.msc2409.push_ephemeral': boolean;
+  'org.matrix.msc3202'?: boolean;
   namespaces: {
     users: { exclusive: boolean; regex: string }[];
     aliases: { exclusive: boolean; regex: string }[];
@@ -49,6 +52,7 @@ export function createBridgeRegistration(input: BridgeRegistrationInput): Bridge
     rate_limited: false,
     receive_ephemeral: ephemeral,
     'de.sorunome.msc2409.push_ephemeral': ephemeral,
+    ...(input.msc3202 ? { 'org.matrix.msc3202': true } : {}),
     namespaces: {
       users: [{ exclusive: true, regex: `@${prefix}_.*:${server}` }],
       aliases: [{ exclusive: true, regex: `#${prefix}_.*:${server}` }],

@@ -1,4 +1,4 @@
-export type ReceivedKind = 'event' | 'ephemeral' | 'to_device';
+export type ReceivedKind = 'event' | 'ephemeral' | 'to_device' | 'device_lists' | 'key_counts';
 
 export interface ReceivedEvent {
   kind: ReceivedKind;
@@ -49,6 +49,11 @@ export class ReceivedEvents {
 
   waitForEphemeral(predicate: (event: Record<string, any>) => boolean, timeoutMs = 10_000): Promise<Record<string, any>> {
     return this.waitFor((r) => r.kind === 'ephemeral' && predicate(r.event), timeoutMs).then((r) => r.event);
+  }
+
+  /** Any record (of any kind) matching, received already or later. */
+  waitForRecord(predicate: (received: ReceivedEvent) => boolean, timeoutMs = 10_000): Promise<ReceivedEvent> {
+    return this.waitFor(predicate, timeoutMs);
   }
 
   waitForToDevice(predicate: (message: Record<string, any>) => boolean, timeoutMs = 10_000): Promise<Record<string, any>> {

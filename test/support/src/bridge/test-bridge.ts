@@ -26,6 +26,8 @@ export interface StartTestBridgeOptions extends Partial<HomeserverAddress> {
   /** Host the homeserver reaches the bridge on; defaults to 127.0.0.1. */
   host?: string;
   receiveEphemeral?: boolean;
+  /** Registers with `org.matrix.msc3202: true` (device lists and key counts in transactions); default false. */
+  msc3202?: boolean;
   /** Per-request timeout of the bridge's client calls. */
   requestTimeoutMs?: number;
 }
@@ -84,14 +86,17 @@ export class TestBridge {
     // Our own server around the library's request handling, so port 0 can be used without a race.
     // matrix-appservice 3 ignores to-device messages (MSC2409): the transaction body is read beside it.
     let recordToDevice: (messages: Record<string, any>[]) => void = () => undefined;
+    let recordExtensions: (body: Record<string, any>) => void = () => undefined;
     const server = createServer((req, res) => {
       if (req.method === 'PUT' && req.url?.startsWith('/_matrix/app/v1/transactions/')) {
         const chunks: Buffer[] = [];
         req.on('data', (chunk: Buffer) => chunks.push(chunk));
         req.on('end', () => {
           try {
-            const toDevice = JSON.parse(Buffer.concat(chunks).toString('utf8'))['de.sorunome.msc2409.to_device'];
+            const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            const toDevice = body['de.sorunome.msc2409.to_device'];
             if (Array.isArray(toDevice)) recordToDevice(toDevice);
+            recordExtensions(body);
           } catch {
             // Not JSON: the library answers it.
           }
@@ -110,6 +115,7 @@ export class TestBridge {
       serverName: options.serverName,
       prefix,
       receiveEphemeral: options.receiveEphemeral,
+      msc3202: options.msc3202,
       hsToken,
     });
     const directory = await mkdtemp(path.join(tmpdir(), 'fedgate-bridge-'));
@@ -121,6 +127,13 @@ export class TestBridge {
     appService.on('event', (event) => bridge.received.record('event', event));
     appService.on('ephemeral', (event) => bridge.received.record('ephemeral', event));
     recordToDevice = (messages) => messages.forEach((message) => bridge.received.record('to_device', message));
+    // MSC3202: device-list changes and key counts, one record per transaction that carried them.
+    recordExtensions = (body) => {
+      const lists = body['org.matrix.msc3202.device_lists'];
+      if (lists) bridge.received.record('device_lists', lists);
+      const counts = body['org.matrix.msc3202.device_one_time_keys_count'];
+      if (counts) bridge.received.record('key_counts', { one_time_keys: counts, unused_fallback_key_types: body['org.matrix.msc3202.device_unused_fallback_key_types'] ?? {} });
+    };
     return bridge;
   }
 

@@ -28,6 +28,8 @@ export interface StartFedgateOptions {
   name: string;
   /** Namespace prefix of the bridge's virtual users; default `<name>chat`. Pass false for no bridge. */
   bridgePrefix?: string | false;
+  /** The bridge registers with MSC3202 (device lists and key counts in its transactions). */
+  bridgeMsc3202?: boolean;
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
   /** Extra config settings merged over the generated ones (e.g. egress backoff for outage tests). */
   config?: Record<string, unknown>;
@@ -126,7 +128,7 @@ async function startFedgateOnce(options: StartFedgateOptions): Promise<FedgateIn
   const bridge =
     options.bridgePrefix === false
       ? undefined
-      : await TestBridge.start({ serverName, homeserverUrl: clientServerUrl, prefix: options.bridgePrefix ?? `${options.name}chat`, id: `bridge-${options.name}` });
+      : await TestBridge.start({ serverName, homeserverUrl: clientServerUrl, prefix: options.bridgePrefix ?? `${options.name}chat`, id: `bridge-${options.name}`, msc3202: options.bridgeMsc3202 });
 
   const config: Record<string, unknown> = {
     serverName,

@@ -2,7 +2,7 @@
 // feeds its durable queue in the store, drained by the TransactionPusher.
 import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { nak, partitionsForReplica, type AppServicePush, type BusSubscription } from '@fedgate/bus';
-import { BUS, BUS_TOPOLOGY, elasticOwnershipFor, METRICS_REGISTRY, PartitionOwnership, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type ServerIdentity, type Store } from '@fedgate/platform';
+import { BUS, BUS_TOPOLOGY, elasticOwnershipFor, FEDERATION_CLIENT, METRICS_REGISTRY, PartitionOwnership, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
 import type { Registry } from 'prom-client';
 import { setOwnedPartitions } from '@fedgate/telemetry';
 import type { FedgateConfig } from '@fedgate/config';
@@ -11,10 +11,24 @@ import type { Logger } from 'pino';
 import { AppServiceClient, PushHealth, registerAppServiceQueueGauge, TransactionPusher, type BackoffPolicy } from '../push';
 import { ApplicationServiceRegistry } from '../registration';
 import { CHAT_SYNC_REGISTRY } from '../tokens';
+import { DeviceListOutbox } from '../e2ee/device-list-outbox';
+import { RemoteDeviceLists } from '../e2ee/remote-device-lists';
+import { keyCountsFor } from '../e2ee/key-counts';
+import { republishToDevice } from '../e2ee/to-device.controller';
 import { EduFanout } from './edu-fanout';
 import { InviteeProvisioning } from './invitee-provisioning';
 import { RoomLogFanout } from './room-log-fanout';
 import { StoreTransactionQueue } from './store-transaction-queue';
+
+/** How often device lists left stale (their server was down) are resynced. */
+const STALE_RESYNC_INTERVAL_MS = 5 * 60_000;
+/**
+ * How often the device-list change log is drained besides after each change (a change whose drain failed),
+ * finishing first the changes a crash cut short before they were logged that are older than this.
+ */
+const OUTBOX_DRAIN_INTERVAL_MS = 60_000;
+/** How long a to-device message is remembered as handed on (a resend after that is delivered again), and a sent request kept. */
+const TO_DEVICE_MEMORY_MS = 7 * 24 * 60 * 60_000;
 
 /** Optional provider (e.g. in shared providers): the pusher's retry backoff; tests shorten it. */
 export const CHAT_SYNC_PUSH_BACKOFF = Symbol.for('fedgate.chat-sync.push-backoff');
@@ -26,6 +40,8 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
   private edus: EduFanout | undefined;
   private ownership: PartitionOwnership | undefined;
   private appServiceOwnership: PartitionOwnership | undefined;
+  private staleResync: NodeJS.Timeout | undefined;
+  private outboxDrain: NodeJS.Timeout | undefined;
   readonly queue: StoreTransactionQueue;
 
   constructor(
@@ -38,6 +54,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     @Optional() @Inject(CHAT_SYNC_PUSH_BACKOFF) private readonly backoff: BackoffPolicy | null,
     @Optional() @Inject(METRICS_REGISTRY) private readonly metrics: Registry | null,
     @Optional() @Inject(FEDGATE_CONFIG) private readonly config: FedgateConfig | null,
+    @Optional() @Inject(FEDERATION_CLIENT) private readonly federation: FederationHttpClient | null,
   ) {
     this.queue = new StoreTransactionQueue(store);
   }
@@ -68,6 +85,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       ...(this.backoff ? { backoff: this.backoff } : {}),
       onDeliveryFailure: (failure) => health.failed(failure),
       onDelivered: (success) => health.delivered(success),
+      keyCounts: (registration, transaction) => keyCountsFor(this.store, this.registry.services.find((s) => s.id === registration.id)!, transaction),
       // Elastic: one replica at a time pushes to an AS (its lease); the others leave its queue alone.
       ...(elastic ? { mayPush: (id: string) => this.appServiceOwnership?.owns(services.findIndex((s) => s.id === id)) === true } : {}),
     });
@@ -78,12 +96,40 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     }
 
     const invitees = new InviteeProvisioning(this.store, this.registry, appServiceClient, this.identity.serverName, log);
-    const roomLog = new RoomLogFanout(this.store, this.bus, this.topology, this.registry, this.identity.serverName, log, invitees);
+    const outbox = new DeviceListOutbox(this.store, this.bus, this.topology, this.identity, this.registry, log);
+    const joinedOrLeft = async (userId: string) => {
+      await this.store.deviceLists.recordChange(userId, 'membership');
+      await deviceLists.untrackIfAlone(userId);
+      await outbox.drainLogged();
+    };
+    const roomLog = new RoomLogFanout(this.store, this.bus, this.topology, this.registry, this.identity.serverName, log, invitees, joinedOrLeft);
     const edus = new EduFanout(this.store, this.bus, this.topology, this.registry, {
       onExpiryFailure: (err) => log.warn({ err }, 'telling application services that typing timed out failed'),
       onUndeliveredToDevice: (details) => log.info(details, 'to-device message not delivered'),
     });
     this.edus = edus;
+    const noFederation = async (): Promise<never> => {
+      throw new Error('no federation client in this process');
+    };
+    const deviceLists = new RemoteDeviceLists(this.store, this.federation ?? { getJson: noFederation }, this.identity.serverName, {
+      onRefused: (details) => log.warn(details, 'remote device list update refused or resync failed'),
+    });
+    const resyncStale = () => void deviceLists.resyncStale().catch((err: unknown) => log.warn({ err }, 'resyncing stale device lists failed'));
+    resyncStale();
+    this.staleResync = setInterval(() => {
+      resyncStale();
+      void this.store.toDevice.prune(Date.now() - TO_DEVICE_MEMORY_MS).catch((err: unknown) => log.warn({ err }, 'pruning to-device records failed'));
+    }, STALE_RESYNC_INTERVAL_MS);
+    this.staleResync.unref();
+    // Changes cut short or logged before a crash (or whose drain failed) go out now, and /sendToDevice requests cut short.
+    const finishAndDrain = async () => {
+      await this.store.deviceKeys.finishPendingChanges(Date.now() - OUTBOX_DRAIN_INTERVAL_MS).catch((err: unknown) => log.warn({ err }, 'finishing device changes cut short failed'));
+      await outbox.drainLogged();
+    };
+    await finishAndDrain();
+    await republishToDevice(this.store, this.bus, this.topology, this.identity.serverName).catch((err: unknown) => log.warn({ err }, 'to-device requests cut short not published yet'));
+    this.outboxDrain = setInterval(() => void finishAndDrain(), OUTBOX_DRAIN_INTERVAL_MS);
+    this.outboxDrain.unref();
     if (elastic) {
       // Room-log partitions leased among the live chat-sync replicas; a replica that stalled past its lease naks.
       const roomLogs = new Map<number, BusSubscription>();
@@ -109,7 +155,12 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       }
       setOwnedPartitions('chat-sync', owned);
     }
-    this.subscriptions.push(await this.bus.consume(this.topology.consumers.chatSyncEdus(), (message) => edus.handle(message.data, message.messageId)));
+    this.subscriptions.push(
+      await this.bus.consume(this.topology.consumers.chatSyncEdus(), async (message) => {
+        if (await deviceLists.handle(message.data)) await outbox.drainLogged();
+        else await edus.handle(message.data, message.messageId);
+      }),
+    );
     const consumePushes = (service: (typeof services)[number]) =>
       this.bus.consume(this.topology.consumers.appservicePush(service.id), async (message) => {
         const push: AppServicePush = message.data;
@@ -147,6 +198,8 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
   }
 
   async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.staleResync);
+    clearInterval(this.outboxDrain);
     await this.ownership?.stop();
     await this.appServiceOwnership?.stop();
     for (const subscription of this.subscriptions.splice(0)) await subscription.stop();

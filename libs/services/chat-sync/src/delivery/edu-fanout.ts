@@ -2,6 +2,7 @@
 // services with `receive_ephemeral`: typing (the room's full typing list, again when a notice times out),
 // read receipts, presence; and to-device messages (`m.direct_to_device`) for the devices of the
 // services' users, one per device (MSC2409).
+import { createHash } from 'node:crypto';
 import type { InboundEdu } from '@fedgate/bus';
 import type { Bus, BusTopology, Store } from '@fedgate/platform';
 import { ApplicationServiceRegistry, type ApplicationService } from '../registration';
@@ -114,6 +115,10 @@ export class EduFanout {
     if (typeof sender !== 'string' || typeof type !== 'string' || typeof messages !== 'object' || messages === null) return undelivered('malformed');
     // Only a server may speak for its own users.
     if (!sender.endsWith(`:${edu.origin}`)) return undelivered('not_origin_user');
+    // A message sent again (in another transaction: the bus message differs) is handed on once, by message_id.
+    const dedupe = typeof content.message_id === 'string' ? content.message_id : undefined;
+    if (dedupe !== undefined && (await this.store.toDevice.wasDelivered(edu.origin, sender, dedupe))) return undelivered('duplicate_message_id');
+    const baseId = dedupe === undefined ? messageId : `to-device:${createHash('sha256').update(JSON.stringify([edu.origin, sender, dedupe])).digest('base64url')}`;
     let index = 0;
     for (const [userId, byDevice] of Object.entries(messages as Record<string, unknown>)) {
       if (typeof byDevice !== 'object' || byDevice === null) {
@@ -131,7 +136,7 @@ export class EduFanout {
         if (deviceIds.length === 0) undelivered('unknown_device', userId, target);
         for (const deviceId of deviceIds) {
           const event = { type, sender, content: message as Record<string, unknown>, to_user_id: userId, to_device_id: deviceId };
-          const id = `${messageId}:to-device:${index++}`;
+          const id = `${baseId}:to-device:${index++}`;
           for (const service of services) {
             await this.bus.publish(
               this.topology.appservice.subjectFor(service.id),
@@ -142,6 +147,7 @@ export class EduFanout {
         }
       }
     }
+    if (dedupe !== undefined) await this.store.toDevice.markDelivered(edu.origin, sender, dedupe, this.now());
   }
 
   private toEphemeral(edu: InboundEdu): Ephemeral[] {

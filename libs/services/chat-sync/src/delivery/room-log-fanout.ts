@@ -31,6 +31,8 @@ export class RoomLogFanout {
     private readonly serverName: string,
     private readonly logger: Logger,
     private readonly invitees?: InviteeProvisioning,
+    /** A user joined a room or left their last one here: their device list matters to someone else now, or no longer. */
+    private readonly onJoinedOrLeft?: (userId: string) => Promise<void>,
   ) {}
 
   async handle(entry: RoomLogEntry): Promise<void> {
@@ -40,6 +42,10 @@ export class RoomLogFanout {
     }
     // Soft-failed and rejected events never reach clients.
     if (entry.outcome !== 'accepted') return;
+    if (pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' && this.onJoinedOrLeft) {
+      const before = (pdu.unsigned?.prev_content as { membership?: unknown } | undefined)?.membership;
+      if ((before === 'join') !== (pdu.content.membership === 'join')) await this.onJoinedOrLeft(pdu.state_key);
+    }
     if (pdu.type === 'm.room.redaction' && !(await this.redactionApplied(entry))) {
       this.logger.info(
         { eventId: entry.eventId, roomId: entry.roomId, redacts: redactsOf(entry.event) },

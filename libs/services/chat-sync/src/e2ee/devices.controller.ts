@@ -8,7 +8,7 @@ import type { DeviceRecord } from '@fedgate/store';
 import { MatrixError } from '@fedgate/service-kit';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from '../client-server/requester';
 import { CLIENT_PATHS } from '../client-server/paths';
-import { DeviceListAnnouncer } from './device-list-announcer';
+import { DeviceListOutbox } from './device-list-outbox';
 import { assertDeviceId, parseDisplayName } from './e2ee-requests';
 
 const MAX_DELETE_DEVICES = 1000;
@@ -20,7 +20,7 @@ const deviceBody = (d: DeviceRecord) => ({ device_id: d.deviceId, display_name: 
 export class DevicesController {
   constructor(
     @Inject(STORE) private readonly store: Store,
-    private readonly announcer: DeviceListAnnouncer,
+    private readonly outbox: DeviceListOutbox,
   ) {}
 
   @Get('devices')
@@ -39,8 +39,8 @@ export class DevicesController {
   @Put('devices/:deviceId')
   async put(@CurrentRequester() requester: Requester, @Param('deviceId') deviceId: string, @Body() body: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
     const displayName = parseDisplayName(body);
-    const { created, changed, streamId } = await this.store.deviceKeys.putDevice(requester.userId, assertDeviceId(deviceId), displayName);
-    if (changed) await this.announcer.announce({ userId: requester.userId, deviceId, streamId });
+    const { created, changed } = await this.store.deviceKeys.putDevice(requester.userId, assertDeviceId(deviceId), displayName);
+    if (changed) await this.outbox.drainLogged();
     if (created) reply.status(201);
     return {};
   }
@@ -64,7 +64,7 @@ export class DevicesController {
   }
 
   private async remove(userId: string, deviceId: string): Promise<void> {
-    const { deleted, streamId } = await this.store.deviceKeys.deleteDevice(userId, deviceId);
-    if (deleted) await this.announcer.announce({ userId, deviceId, streamId, deleted: true });
+    const { deleted } = await this.store.deviceKeys.deleteDevice(userId, deviceId);
+    if (deleted) await this.outbox.drainLogged();
   }
 }

@@ -28,6 +28,15 @@ export function maskedDeviceId(query: Record<string, unknown> | undefined): stri
   return assertDeviceId(value);
 }
 
+/** A `/keys/changes` token: `dl<position>` in the device-list change log (`dl0`: from the start). */
+export function parseDeviceListToken(value: unknown, name: string): number {
+  const match = typeof value === 'string' ? /^dl(\d{1,15})$/.exec(value) : null;
+  if (!match) throw value === undefined ? MatrixError.missingParam(`${name} is required`) : MatrixError.invalidParam(`${name} must be a device-list token (dl<number>)`);
+  return Number(match[1]);
+}
+
+export const deviceListToken = (position: number): string => `dl${position}`;
+
 export function parseDisplayName(body: unknown): string | undefined {
   if (body === undefined) return undefined;
   if (!isObject(body)) throw MatrixError.badJson('Content must be a JSON object');

@@ -1,7 +1,8 @@
 // Keys of application-service users, client-server side: the AS uploads, queries and claims keys as its
 // users (`user_id=`, and `device_id=` for uploads). Keys of this server's users come from the store;
-// those of other servers' users are asked of their servers (remote-keys.ts), each failure in `failures`.
-import { Body, Controller, HttpCode, Inject, Post, Query, UseGuards } from '@nestjs/common';
+// those of other servers' users come from their cached device lists when current (remote-device-lists.ts),
+// else are asked of their servers (remote-keys.ts), each failure in `failures`.
+import { Body, Controller, Get, HttpCode, Inject, Post, Query, UseGuards } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
 import { checkCrossSigningKey, checkDeviceKeys, checkUploadedKeys, DEVICE_KEY_LIMITS, deviceKeyOf, type PublishedKey } from '@fedgate/protocol';
 import { claimLocalKeys, queryLocalKeys } from '@fedgate/store';
@@ -9,9 +10,14 @@ import { MatrixError } from '@fedgate/service-kit';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from '../client-server/requester';
 import { CLIENT_PATHS } from '../client-server/paths';
 import { asObject } from '../rooms/room-actions';
-import { DeviceListAnnouncer } from './device-list-announcer';
+import { DeviceListOutbox } from './device-list-outbox';
 import { RemoteKeys, remoteTimeout } from './remote-keys';
-import { keyErrorToMatrix, maskedDeviceId, parseKeyClaim, parseKeyQuery } from './e2ee-requests';
+import { RemoteDeviceLists } from './remote-device-lists';
+import { keyErrorToMatrix, maskedDeviceId, parseDeviceListToken, parseKeyClaim, parseKeyQuery } from './e2ee-requests';
+import { roomFellows } from './shared-rooms';
+
+/** Log entries `/keys/changes` reads at most in one request. */
+const MAX_CHANGES_SCANNED = 100_000;
 
 
 @Controller(CLIENT_PATHS)
@@ -20,8 +26,9 @@ export class KeysController {
   constructor(
     @Inject(STORE) private readonly store: Store,
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
-    private readonly announcer: DeviceListAnnouncer,
+    private readonly outbox: DeviceListOutbox,
     private readonly remote: RemoteKeys,
+    private readonly deviceLists: RemoteDeviceLists,
   ) {}
 
   @Post('keys/upload')
@@ -52,8 +59,8 @@ export class KeysController {
     }
     if (fields.device_keys !== undefined) {
       const keys = fields.device_keys as Record<string, unknown>;
-      const { changed, streamId } = await this.store.deviceKeys.setDeviceKeys(userId, deviceId, keys);
-      if (changed) await this.announcer.announce({ userId, deviceId, streamId, keys });
+      const { changed } = await this.store.deviceKeys.setDeviceKeys(userId, deviceId, keys);
+      if (changed) await this.outbox.drainLogged();
     }
     if (uploading > 0) {
       const { conflicts } = await this.store.deviceKeys.addOneTimeKeys(userId, deviceId, oneTimeKeys);
@@ -92,10 +99,8 @@ export class KeysController {
     } catch (error) {
       keyErrorToMatrix(error);
     }
-    let streamId = 0;
-    for (const [usage, key] of uploads) ({ streamId } = await this.store.deviceKeys.setCrossSigningKey(userId, usage, key));
-    const uploaded = Object.fromEntries(uploads);
-    if (uploads.length > 0) await this.announcer.announceSigningKeys(userId, streamId, { master: uploaded.master, self_signing: uploaded.self_signing });
+    for (const [usage, key] of uploads) await this.store.deviceKeys.setCrossSigningKey(userId, usage, key);
+    if (uploads.length > 0) await this.outbox.drainLogged();
     return {};
   }
 
@@ -110,11 +115,52 @@ export class KeysController {
     await Promise.all(
       [...byServer].map(async ([server, wanted]) => {
         if (server === this.identity.serverName) return;
-        const failure = await this.remote.query(server, wanted, timeoutMs, answer);
+        // Lists cached current (kept so by the server's EDUs) are answered here; the rest are asked.
+        const left = await this.deviceLists.answerFromCache(wanted, answer, 10, timeoutMs);
+        if (Object.keys(left).length === 0) return;
+        const failure = await this.remote.query(server, left, timeoutMs, answer);
         if (failure) failures[server] = failure;
       }),
     );
+    // The requester's own signatures of others' master keys (by their user-signing key) are theirs to see.
+    for (const [userId, master] of Object.entries(answer.master_keys)) {
+      if (userId === requester.userId) continue;
+      const mine = await this.store.deviceKeys.userSigningSignatures(requester.userId, userId);
+      if (Object.keys(mine).length === 0) continue;
+      const signatures = (master.signatures ?? {}) as Record<string, Record<string, string>>;
+      answer.master_keys[userId] = { ...master, signatures: { ...signatures, [requester.userId]: { ...signatures[requester.userId], ...mine } } };
+    }
     return { ...answer, failures };
+  }
+
+  /**
+   * Users whose device lists changed between two tokens (`dl<position>` in the device-list change log;
+   * `to` defaults to now) and who share a room with the requester, and users who joined or left rooms in
+   * that span and share none with the requester now (`left`).
+   */
+  @Get('keys/changes')
+  async changes(@CurrentRequester() requester: Requester, @Query() query: Record<string, unknown>) {
+    const from = parseDeviceListToken(query.from, 'from');
+    const to = query.to === undefined ? await this.store.deviceLists.latestPosition() : parseDeviceListToken(query.to, 'to');
+    const fellows = await roomFellows(this.store, requester.userId, this.identity.serverName);
+    const changed = new Set<string>();
+    const left = new Set<string>();
+    let position = from;
+    while (position < to) {
+      if (position - from > MAX_CHANGES_SCANNED) throw MatrixError.tooLarge(`More than ${MAX_CHANGES_SCANNED} changes between the tokens: ask from a later token`);
+      const batch = (await this.store.deviceLists.changesSince(position, 1000)).filter((c) => c.position <= to);
+      if (batch.length === 0) break;
+      for (const change of batch) {
+        if (fellows.has(change.userId)) {
+          changed.add(change.userId);
+          left.delete(change.userId);
+        } else if (change.kind === 'membership') {
+          left.add(change.userId);
+        }
+      }
+      position = batch[batch.length - 1]!.position;
+    }
+    return { changed: [...changed].sort(), left: [...left].sort() };
   }
 
   @Post('keys/claim')

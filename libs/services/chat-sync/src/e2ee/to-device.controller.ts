@@ -1,10 +1,12 @@
 // `/sendToDevice/{type}/{txnId}` for AS users: messages for this server's users go through the inbound
 // EDU subject (as a remote server's would) to chat-sync's EDU fan-out, which hands them to the owning
 // application service in its transactions; messages for other servers' users leave as one
-// `m.direct_to_device` EDU per server, queued per destination by egress. Idempotent per (sender, txnId).
+// `m.direct_to_device` EDU per server, queued per destination by egress. Idempotent per (sender, type,
+// txnId), and durable: a request is kept until it is published (store.toDevice).
 import { createHash } from 'node:crypto';
 import { Body, Controller, Inject, Param, Put, UseGuards } from '@nestjs/common';
 import { BUS, BUS_TOPOLOGY, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type ServerIdentity, type Store } from '@fedgate/platform';
+import type { OutgoingToDevice } from '@fedgate/store';
 import type { JsonObject } from '@fedgate/bus';
 import { parseUserId } from '@fedgate/protocol';
 import { MatrixError } from '@fedgate/service-kit';
@@ -38,6 +40,40 @@ export function parseToDeviceMessages(body: unknown): Map<string, Record<string,
   return byServer;
 }
 
+/**
+ * Publishes a kept `/sendToDevice` request: local recipients through the inbound EDU subject, each other
+ * server's as one `m.direct_to_device` EDU. Message IDs come from the request's key, so publishing it again
+ * (a retry, the repair after a crash) is deduplicated by the bus.
+ */
+export async function publishToDevice(bus: Bus, topology: BusTopology, serverName: string, outgoing: OutgoingToDevice): Promise<void> {
+  const { key, sender, type, createdTs } = outgoing;
+  for (const [server, messages] of parseToDeviceMessages({ messages: outgoing.messages })) {
+    const messageId = `${key}:${server}`;
+    const content: JsonObject = { sender, type, message_id: messageId, messages };
+    if (server === serverName) {
+      await bus.publish(
+        topology.inboundEdu.subjectFor('m.direct_to_device'),
+        { origin: server, txnId: `local-to-device-${key}`, eduType: 'm.direct_to_device', receivedAt: createdTs, content },
+        { messageId: `${server}:local-to-device-${key}:0` },
+      );
+    } else {
+      const eduId = `to-device:${messageId}`;
+      await bus.publish(topology.outboundEdu.subject, { eduId, eduType: 'm.direct_to_device', content, destinations: [server], createdAt: createdTs }, { messageId: eduId });
+    }
+  }
+}
+
+/** Publishes what was kept but not published (a process died between the two); on start. */
+export async function republishToDevice(store: Store, bus: Bus, topology: BusTopology, serverName: string): Promise<number> {
+  let done = 0;
+  for (const outgoing of await store.toDevice.unpublished(1000)) {
+    await publishToDevice(bus, topology, serverName, outgoing);
+    await store.toDevice.markPublished(outgoing.key);
+    done++;
+  }
+  return done;
+}
+
 @Controller(CLIENT_PATHS)
 @UseGuards(AppServiceAuthGuard)
 export class ToDeviceController {
@@ -48,30 +84,19 @@ export class ToDeviceController {
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
   ) {}
 
+  /**
+   * The request is kept with its messages before anything is published and marked published after, so a
+   * retry (at any time) or the repair on start finishes one cut short, and a finished one is not sent again.
+   */
   @Put('sendToDevice/:eventType/:txnId')
   async send(@CurrentRequester() requester: Requester, @Param('eventType') type: string, @Param('txnId') txnId: string, @Body() body: unknown) {
-    const byServer = parseToDeviceMessages(body);
+    parseToDeviceMessages(body);
     const sender = requester.userId;
     const key = createHash('sha256').update(JSON.stringify([sender, type, txnId])).digest('base64url').slice(0, 32);
-    const now = Date.now();
-    const first = await this.store.clientTransactions.record({ sender, txnId: `to-device:${type}:${txnId}`, eventId: key, roomId: '', createdTs: now });
-    // A retry after the bus's dedupe window has passed must not send again; within it (a crash between
-    // the record and the publishes) the same message IDs are deduplicated by the bus.
-    if (first.createdTs !== now && now - first.createdTs > this.topology.streams.inbound.duplicateWindowMs / 2) return {};
-    for (const [server, messages] of byServer) {
-      const messageId = `${key}:${server}`;
-      const content: JsonObject = { sender, type, message_id: messageId, messages };
-      if (server === this.identity.serverName) {
-        await this.bus.publish(
-          this.topology.inboundEdu.subjectFor('m.direct_to_device'),
-          { origin: server, txnId: `local-to-device-${key}`, eduType: 'm.direct_to_device', receivedAt: now, content },
-          { messageId: `${server}:local-to-device-${key}:0` },
-        );
-      } else {
-        const eduId = `to-device:${messageId}`;
-        await this.bus.publish(this.topology.outboundEdu.subject, { eduId, eduType: 'm.direct_to_device', content, destinations: [server], createdAt: now }, { messageId: eduId });
-      }
-    }
+    const kept = await this.store.toDevice.reserve({ key, sender, type, messages: (body as { messages: Record<string, unknown> }).messages, createdTs: Date.now() });
+    if (kept.published) return {};
+    await publishToDevice(this.bus, this.topology, this.identity.serverName, kept);
+    await this.store.toDevice.markPublished(key);
     return {};
   }
 }

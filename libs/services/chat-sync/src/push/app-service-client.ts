@@ -14,6 +14,34 @@ export class AppServiceRequestError extends Error {
   }
 }
 
+/** user → device → algorithm → count, and user → device → algorithms with an unused fallback key. */
+export interface KeyCounts {
+  oneTimeKeys: Record<string, Record<string, Record<string, number>>>;
+  unusedFallbackKeyTypes: Record<string, Record<string, string[]>>;
+}
+
+/**
+ * MSC3202's transaction fields under the names Synapse sends (`org.matrix.msc3202.*`, the counts also as
+ * `device_one_time_key_counts`, which older bridge libraries read) and under the MSC's stable names.
+ */
+export function msc3202Fields(transaction: PendingTransaction, keyCounts: KeyCounts | undefined): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  if (transaction.deviceLists) {
+    fields['org.matrix.msc3202.device_lists'] = transaction.deviceLists;
+    fields.device_lists = transaction.deviceLists;
+  }
+  if (keyCounts && Object.keys(keyCounts.oneTimeKeys).length > 0) {
+    fields['org.matrix.msc3202.device_one_time_keys_count'] = keyCounts.oneTimeKeys;
+    fields['org.matrix.msc3202.device_one_time_key_counts'] = keyCounts.oneTimeKeys;
+    fields.device_one_time_keys_count = keyCounts.oneTimeKeys;
+  }
+  if (keyCounts && Object.keys(keyCounts.unusedFallbackKeyTypes).length > 0) {
+    fields['org.matrix.msc3202.device_unused_fallback_key_types'] = keyCounts.unusedFallbackKeyTypes;
+    fields.device_unused_fallback_key_types = keyCounts.unusedFallbackKeyTypes;
+  }
+  return fields;
+}
+
 export interface AppServiceClientOptions {
   requestTimeoutMs?: number;
   fetch?: typeof globalThis.fetch;
@@ -34,8 +62,11 @@ export class AppServiceClient {
     this.fetch = options.fetch ?? globalThis.fetch;
   }
 
-  /** PUT /_matrix/app/v1/transactions/{txnId}; resolves once the AS answered 2xx. */
-  async sendTransaction(registration: AppServiceRegistration, transaction: PendingTransaction): Promise<void> {
+  /**
+   * PUT /_matrix/app/v1/transactions/{txnId}; resolves once the AS answered 2xx. `keyCounts`: MSC3202's
+   * one-time key counts and unused fallback key types of the users in the transaction, for registrations with it.
+   */
+  async sendTransaction(registration: AppServiceRegistration, transaction: PendingTransaction, keyCounts?: KeyCounts): Promise<void> {
     const body: Record<string, unknown> = { events: transaction.events };
     if (registration.receiveEphemeral) {
       // The stable name (spec v1.13) and the MSC2409 name older bridges still read.
@@ -44,6 +75,7 @@ export class AppServiceClient {
       // To-device messages have no stable field yet: the MSC2409 name, as Synapse sends them.
       if (transaction.toDevice?.length) body['de.sorunome.msc2409.to_device'] = transaction.toDevice;
     }
+    if (registration.msc3202) Object.assign(body, msc3202Fields(transaction, keyCounts));
     const response = await this.request(registration, 'PUT', `/transactions/${encodeURIComponent(transaction.txnId)}`, body);
     if (!response.ok) throw await this.failure(registration, response, `transaction ${transaction.txnId}`);
   }

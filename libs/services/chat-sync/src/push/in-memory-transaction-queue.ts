@@ -1,3 +1,4 @@
+import { fillAppServiceTransaction } from '@fedgate/store';
 import type { PendingTransaction, QueuedItem, TransactionLimits, TransactionQueue } from './transaction-queue';
 
 interface AppServiceQueueState {
@@ -21,20 +22,11 @@ export class InMemoryTransactionQueue implements TransactionQueue {
   async openTransaction(appServiceId: string, limits: TransactionLimits): Promise<PendingTransaction | null> {
     const state = this.state(appServiceId);
     if (state.open) return state.open.transaction;
-    const events: PendingTransaction['events'] = [];
-    const ephemeral: PendingTransaction['ephemeral'] = [];
-    const toDevice: PendingTransaction['ephemeral'] = [];
-    let lastSeq = state.ackedSeq;
-    for (const { seq, item } of state.items) {
-      const target = item.kind === 'event' ? events : item.kind === 'to_device' ? toDevice : ephemeral;
-      const limit = item.kind === 'event' ? limits.maxEvents : limits.maxEphemeral;
-      // Stop at the first item that does not fit, so items always leave in enqueue order.
-      if (target.length >= limit) break;
-      target.push(item.event);
-      lastSeq = seq;
-    }
-    if (events.length === 0 && ephemeral.length === 0 && toDevice.length === 0) return null;
-    const transaction: PendingTransaction = { txnId: String(state.nextTxnId++), events, ephemeral, ...(toDevice.length > 0 ? { toDevice } : {}) };
+    const items = state.items.map(({ seq, item }) => ({ seq, kind: item.kind, event: JSON.stringify(item.event) }));
+    const filled = fillAppServiceTransaction(String(state.nextTxnId), items, limits);
+    if (!filled) return null;
+    state.nextTxnId++;
+    const { transaction, lastSeq } = filled as { transaction: PendingTransaction; lastSeq: number };
     state.open = { transaction, lastSeq };
     return transaction;
   }

@@ -1,9 +1,9 @@
 import { context, ROOT_CONTEXT } from '@opentelemetry/api';
 import { QueuedWorkTraces } from '@fedgate/telemetry';
 import type { AppServiceRegistration } from '../registration';
-import type { AppServiceClient } from './app-service-client';
+import type { AppServiceClient, KeyCounts } from './app-service-client';
 import { backoffDelayMs, defaultBackoff, type BackoffPolicy } from './backoff';
-import type { JsonObject, QueuedItem, TransactionLimits, TransactionQueue } from './transaction-queue';
+import type { JsonObject, PendingTransaction, QueuedItem, TransactionLimits, TransactionQueue } from './transaction-queue';
 
 export interface DeliveryFailure {
   appServiceId: string;
@@ -35,6 +35,8 @@ export interface TransactionPusherOptions {
   onDeliveryFailure?: (failure: DeliveryFailure) => unknown;
   /** Awaited after the AS accepted a transaction, before the next one is opened. */
   onDelivered?: (success: DeliverySuccess) => unknown;
+  /** MSC3202: the key counts of the users in a transaction, read once per transaction (registrations with msc3202 only). */
+  keyCounts?: (registration: AppServiceRegistration, transaction: PendingTransaction) => Promise<KeyCounts>;
   /** Whether this process pushes to the AS now (elastic replicas: while it holds the AS's lease); default always. */
   mayPush?: (appServiceId: string) => boolean;
 }
@@ -86,10 +88,11 @@ export class TransactionPusher {
     for (const id of this.workers.keys()) this.wake(id);
   }
 
-  /** Enqueues an item (ephemeral and to-device ones only for services with `receive_ephemeral`) and wakes delivery. */
+  /** Enqueues an item (ephemeral and to-device ones only for services with `receive_ephemeral`, device-list ones only with MSC3202) and wakes delivery. */
   async push(appServiceId: string, item: QueuedItem): Promise<void> {
     const worker = this.workers.get(appServiceId);
-    if (!worker || (item.kind !== 'event' && !worker.registration.receiveEphemeral)) return;
+    if (!worker) return;
+    if (item.kind === 'device_list' ? !worker.registration.msc3202 : item.kind !== 'event' && !worker.registration.receiveEphemeral) return;
     if (item.id !== undefined) this.traces.remember(traceKey(appServiceId, item.id));
     await this.options.queue.enqueue(appServiceId, item);
     this.wake(appServiceId);
@@ -163,6 +166,7 @@ export class TransactionPusher {
       let durationMs = 0;
       const traceKeys = transaction.events.flatMap((e) => (typeof e.event_id === 'string' ? [traceKey(id, e.event_id)] : []));
       const spanAttributes = { 'fedgate.appservice': id, 'fedgate.txn_id': transaction.txnId, 'fedgate.events': transaction.events.length, 'fedgate.ephemeral': transaction.ephemeral.length };
+      let keyCounts: KeyCounts | undefined;
       for (let attempt = 1; ; attempt++) {
         if (this.stopped) return;
         // Not ours now: drop the transaction from memory (the owner sends it, same txnId, from the store) and look again.
@@ -172,8 +176,9 @@ export class TransactionPusher {
         }
         const started = performance.now();
         try {
+          if (worker.registration.msc3202 && this.options.keyCounts) keyCounts ??= await this.options.keyCounts(worker.registration, transaction);
           await this.traces.inSpanOf('appservice transaction', traceKeys, { ...spanAttributes, 'fedgate.attempt': attempt }, () =>
-            this.options.client.sendTransaction(worker.registration, transaction),
+            this.options.client.sendTransaction(worker.registration, transaction, keyCounts),
           );
           attempts = attempt;
           durationMs = performance.now() - started;

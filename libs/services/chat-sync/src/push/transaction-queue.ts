@@ -5,7 +5,8 @@
 export type JsonObject = Record<string, unknown>;
 
 /** `id` dedupes within a service's queue where the queue supports it (the event ID for room events). */
-export type QueuedItem = { kind: 'event' | 'ephemeral' | 'to_device'; event: JsonObject; id?: string };
+/** `device_list`: MSC3202, `{user_id, left?}`; gathered into the transaction's `deviceLists`. */
+export type QueuedItem = { kind: 'event' | 'ephemeral' | 'to_device' | 'device_list'; event: JsonObject; id?: string };
 
 export interface PendingTransaction {
   txnId: string;
@@ -15,6 +16,8 @@ export interface PendingTransaction {
   ephemeral: JsonObject[];
   /** To-device messages for the service's users (MSC2409), present only when there are some. */
   toDevice?: JsonObject[];
+  /** MSC3202 device-list changes, present only when there are some. */
+  deviceLists?: { changed: string[]; left: string[] };
 }
 
 export interface TransactionLimits {

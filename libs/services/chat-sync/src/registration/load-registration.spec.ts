@@ -36,8 +36,14 @@ describe('parseRegistration', () => {
       receiveEphemeral: false,
       protocols: [],
       legacyQueryAuth: false,
+      msc3202: false,
       source: 'irc.yaml',
     });
+  });
+
+  it('issue 13: org.matrix.msc3202 turns on the encryption fields of transactions, per registration', () => {
+    expect(parseRegistration(`${minimal}\norg.matrix.msc3202: true\n`, 'r.yaml').msc3202).toBe(true);
+    expect(() => parseRegistration(`${minimal}\norg.matrix.msc3202: "yes"\n`, 'r.yaml')).toThrow(/msc3202/);
   });
 
   it('legacy token placement (issue 15): use_appservice_legacy_authorization is read per registration, also beside a Rocket.Chat block', async () => {

@@ -59,6 +59,7 @@ export function parseRegistration(text: string, source: string): AppServiceRegis
       document.receive_ephemeral ?? document['de.sorunome.msc2409.push_ephemeral'] ?? document.push_ephemeral ?? false,
     protocols: document.protocols ?? [],
     legacyQueryAuth: document.use_appservice_legacy_authorization ?? false,
+    msc3202: document['org.matrix.msc3202'] ?? false,
     source,
   };
 }

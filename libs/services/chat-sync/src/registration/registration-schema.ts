@@ -32,6 +32,7 @@ export const registrationSchema = {
     push_ephemeral: { type: 'boolean' },
     protocols: { type: ['array', 'null'], items: { type: 'string' } },
     use_appservice_legacy_authorization: { type: 'boolean' },
+    'org.matrix.msc3202': { type: 'boolean' },
   },
 } as const;
 
@@ -50,6 +51,8 @@ export interface RegistrationDocument {
   protocols?: string[] | null;
   /** Also send the hs_token as `?access_token=` (the pre-v1.4 placement older bridge libraries read). */
   use_appservice_legacy_authorization?: boolean;
+  /** MSC3202 (encrypted application services): device lists, one-time key counts and fallback key types in transactions. */
+  'org.matrix.msc3202'?: boolean;
 }
 
 interface RawRule {

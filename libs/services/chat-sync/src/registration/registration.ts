@@ -30,6 +30,11 @@ export interface AppServiceRegistration {
    * `use_appservice_legacy_authorization`, named after Synapse's homeserver-wide option). Absent = false.
    */
   legacyQueryAuth?: boolean;
+  /**
+   * MSC3202 (registration key `org.matrix.msc3202`, as Synapse reads it): transactions carry the device-list
+   * changes, one-time key counts and unused fallback key types the service's users need for encryption.
+   */
+  msc3202?: boolean;
   /** The file (or other source) it was read from, for error messages and logs. */
   source: string;
 }

@@ -1,0 +1,96 @@
+import type { Collection, Document } from 'mongodb';
+import type { DeviceListChangeEntry, DeviceListChangeKind, DeviceListRepository, RemoteDeviceList } from '../ports/device-lists';
+import { isDuplicateKey, nextCounterValue } from './database';
+
+const POSITION_COUNTER = 'device-list-changes';
+
+const toEntry = (d: Document): DeviceListChangeEntry => ({
+  position: d._id as number,
+  userId: d.userId as string,
+  kind: d.kind as DeviceListChangeKind,
+  deviceId: (d.deviceId as string | null | undefined) ?? null,
+  streamId: (d.streamId as number | null | undefined) ?? null,
+});
+
+/** Appends a change to the log, unannounced; the device-keys repository calls it after each stream move. */
+export async function appendChange(changes: Collection<Document>, counters: Collection<Document>, userId: string, kind: DeviceListChangeKind, deviceId: string | null, streamId: number | null): Promise<number> {
+  const position = await nextCounterValue(counters, POSITION_COUNTER);
+  await changes.insertOne({ _id: position as never, userId, kind, deviceId, streamId, announced: false });
+  return position;
+}
+
+export class MongoDeviceListRepository implements DeviceListRepository {
+  constructor(
+    private readonly changes: Collection<Document>,
+    private readonly remoteLists: Collection<Document>,
+    private readonly counters: Collection<Document>,
+  ) {}
+
+  recordChange(userId: string, kind: 'remote' | 'membership') {
+    return appendChange(this.changes, this.counters, userId, kind, null, null);
+  }
+
+  async changesSince(position: number, limit: number) {
+    return (await this.changes.find({ _id: { $gt: position as never } }).sort({ _id: 1 }).limit(limit).toArray()).map(toEntry);
+  }
+
+  async latestPosition() {
+    const d = await this.counters.findOne({ _id: POSITION_COUNTER as never });
+    return (d?.value as number | undefined) ?? 0;
+  }
+
+  async unannounced(limit: number) {
+    return (await this.changes.find({ announced: false }).sort({ _id: 1 }).limit(limit).toArray()).map(toEntry);
+  }
+
+  async markAnnounced(position: number) {
+    await this.changes.updateOne({ _id: position as never }, { $set: { announced: true } });
+  }
+
+  async remoteList(userId: string): Promise<RemoteDeviceList | null> {
+    const d = await this.remoteLists.findOne({ _id: userId as never });
+    if (!d) return null;
+    return {
+      userId,
+      streamId: d.streamId as number,
+      devices: JSON.parse(d.devices as string) as RemoteDeviceList['devices'],
+      masterKey: typeof d.masterKey === 'string' ? (JSON.parse(d.masterKey) as RemoteDeviceList['masterKey']) : null,
+      selfSigningKey: typeof d.selfSigningKey === 'string' ? (JSON.parse(d.selfSigningKey) as RemoteDeviceList['selfSigningKey']) : null,
+      stale: d.stale === true,
+      updatedTs: d.updatedTs as number,
+    };
+  }
+
+  async replaceRemoteList(list: RemoteDeviceList, expected: { streamId: number; stale: boolean } | null, options: { logChange?: boolean } = {}) {
+    const written = await this.writeRemoteList(list, expected);
+    // Two writes here: a crash between them loses the services' notice of this change (not the list).
+    if (written && options.logChange) await this.recordChange(list.userId, 'remote');
+    return written;
+  }
+
+  private async writeRemoteList(list: RemoteDeviceList, expected: { streamId: number; stale: boolean } | null): Promise<boolean> {
+    const fields = {
+      streamId: list.streamId,
+      devices: JSON.stringify(list.devices),
+      masterKey: list.masterKey ? JSON.stringify(list.masterKey) : null,
+      selfSigningKey: list.selfSigningKey ? JSON.stringify(list.selfSigningKey) : null,
+      stale: list.stale,
+      updatedTs: list.updatedTs,
+    };
+    if (expected === null) {
+      try {
+        await this.remoteLists.insertOne({ _id: list.userId as never, ...fields });
+        return true;
+      } catch (error) {
+        if (isDuplicateKey(error)) return false;
+        throw error;
+      }
+    }
+    const { modifiedCount } = await this.remoteLists.updateOne({ _id: list.userId as never, streamId: expected.streamId, stale: expected.stale }, { $set: fields });
+    return modifiedCount === 1;
+  }
+
+  async staleRemoteUsers(limit: number) {
+    return (await this.remoteLists.find({ stale: true }, { projection: { _id: 1 } }).sort({ updatedTs: 1 }).limit(limit).toArray()).map((d) => d._id as unknown as string);
+  }
+}
