@@ -25,11 +25,17 @@ export interface JsonBodyRules {
 /** Media uploads are bytes whatever their declared type (a JSON file is uploaded as a file, not parsed). */
 export const MEDIA_UPLOAD_PATH = /^\/_matrix\/(?:media\/v\d+|client\/v\d+\/media)\/upload(?:[/?]|$)/;
 
+/**
+ * Account data and room tags are never signed or put in an event, and the spec has fractions in them (a tag's
+ * `order`): canonical JSON's number rules do not apply there.
+ */
+export const ANY_NUMBERS_PATH = /^\/_matrix\/client\/[^/]+\/user\/[^/]+\/(?:rooms\/[^/]+\/)?(?:account_data|tags)\//;
+
 function parseJsonBody(request: FastifyRequest, body: Buffer, rules: JsonBodyRules): unknown {
   request.rawBody = body;
   if (body.length === 0) throw MatrixError.notJson('Request body is empty');
   try {
-    return parseJson(body, { maxDepth: rules.maxDepth, strict: rules.strictNumbers });
+    return parseJson(body, { maxDepth: rules.maxDepth, strict: rules.strictNumbers && !ANY_NUMBERS_PATH.test(request.url) });
   } catch (err) {
     if (err instanceof JsonParseError) throw new MatrixError(400, err.errcode, err.message);
     throw MatrixError.notJson(`Content not JSON: ${(err as Error).message}`);

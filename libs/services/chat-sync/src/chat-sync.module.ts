@@ -1,4 +1,6 @@
 import { Module } from '@nestjs/common';
+import { AccountData } from './account-data/account-data';
+import { AccountDataController } from './account-data/account-data.controller';
 import { AccountController, VersionsController } from './client-server/account.controller';
 import { AppServicePingController } from './client-server/appservice-ping.controller';
 import { AppServiceAuthGuard } from './client-server/requester';
@@ -6,6 +8,7 @@ import { DirectoryController } from './client-server/directory.controller';
 import { EphemeralController } from './client-server/ephemeral.controller';
 import { ProfileController } from './client-server/profile.controller';
 import { RoomsController } from './client-server/rooms.controller';
+import { RoomHistoryController } from './client-server/room-history.controller';
 import { DevicesController } from './e2ee/devices.controller';
 import { KeysController } from './e2ee/keys.controller';
 import { ToDeviceController } from './e2ee/to-device.controller';
@@ -45,6 +48,8 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     DevicesController,
     KeysController,
     ToDeviceController,
+    AccountDataController,
+    RoomHistoryController,
     ...mediaControllers,
   ],
   providers: [
@@ -62,6 +67,7 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     UserDeactivation,
     RoomDeletion,
     RoomVisibility,
+    AccountData,
     ...mediaProviders,
   ],
 })

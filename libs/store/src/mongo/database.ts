@@ -40,6 +40,7 @@ export interface MongoCollections {
   oneTimeKeys: Collection<Document>;
   fallbackKeys: Collection<Document>;
   crossSigningKeys: Collection<Document>;
+  accountData: Collection<Document>;
 }
 
 const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: IndexDescription[] }> = {
@@ -62,6 +63,7 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   oneTimeKeys: { name: 'one_time_keys', indexes: [{ key: { userId: 1, deviceId: 1, algorithm: 1, keyId: 1 }, name: 'device_algorithm_key' }] },
   fallbackKeys: { name: 'fallback_keys', indexes: [{ key: { userId: 1, deviceId: 1 }, name: 'device' }] },
   crossSigningKeys: { name: 'cross_signing_keys', indexes: [{ key: { userId: 1 }, name: 'user' }] },
+  accountData: { name: 'account_data', indexes: [{ key: { userId: 1 }, name: 'user' }] },
   redactionClaims: { name: 'redaction_claims', indexes: [] },
   pendingCommits: { name: 'pending_commits', indexes: [] },
   destinations: { name: 'destinations', indexes: [{ key: { retryAt: 1 }, name: 'retry_at' }] },

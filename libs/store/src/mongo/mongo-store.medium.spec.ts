@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { MongoClient } from 'mongodb';
+import { describeAccountDataContract } from '../testing/account-data-contract';
 import { describeChatStoreContract } from '../testing/chat-contract';
 import { describeLeaseContract } from '../testing/lease-contract';
 import { describeDeviceKeyContract } from '../testing/device-keys-contract';
@@ -20,3 +21,4 @@ describeStoreContract('mongo', () => openMongoStore(url, db), { reopen: () => op
 describeChatStoreContract('mongo', () => openMongoStore(url, db));
 describeLeaseContract('mongo', () => openMongoStore(url, db));
 describeDeviceKeyContract('mongo', () => openMongoStore(url, db));
+describeAccountDataContract('mongo', () => openMongoStore(url, db));

@@ -1,5 +1,6 @@
 import type { Store } from '../ports/store';
 import { SnapshotRepository } from '../shared/snapshots';
+import { MongoAccountDataRepository } from './account-data';
 import { MongoAuditRepository } from './audit';
 import { MongoChatLifecycleRepository } from './chat-lifecycle';
 import { MongoRoomDirectoryRepository } from './room-directory';
@@ -42,6 +43,7 @@ export async function openMongoStore(url: string, db: string): Promise<Store> {
     pendingCommits: new MongoPendingCommitRepository(c.pendingCommits, c.counters),
     roomDirectory: new MongoRoomDirectoryRepository(c.roomDirectory),
     deviceKeys: new MongoDeviceKeyRepository(c.devices, c.oneTimeKeys, c.fallbackKeys, c.crossSigningKeys, c.counters),
+    accountData: new MongoAccountDataRepository(c.accountData),
     close: () => client.close(),
   };
 }

@@ -1,3 +1,4 @@
+import type { AccountDataRepository } from './account-data';
 import type { AuditRepository } from './audit';
 import type { AliasRepository, AppServiceQueueRepository, LocalMembershipRepository, ProfileRepository } from './chat';
 import type { ChatLifecycleRepository } from './chat-lifecycle';
@@ -45,6 +46,8 @@ export interface Store {
   readonly roomDirectory: RoomDirectoryRepository;
   /** chat-sync and ingress: devices, their keys, cross-signing keys and device-list stream ids (end-to-end encryption). */
   readonly deviceKeys: DeviceKeyRepository;
+  /** chat-sync: local users' account data, global and per room (`m.direct`, tags, `m.fully_read`). */
+  readonly accountData: AccountDataRepository;
   close(): Promise<void>;
 }
 

@@ -1,5 +1,6 @@
 import type { Store } from '../ports/store';
 import { SnapshotRepository } from '../shared/snapshots';
+import { SqliteAccountDataRepository } from './account-data';
 import { SqliteAuditRepository } from './audit';
 import { SqliteChatLifecycleRepository } from './chat-lifecycle';
 import { SqliteClientTransactionRepository } from './client-transactions';
@@ -43,6 +44,7 @@ export function openSqliteStore(path: string): Store {
     pendingCommits: new SqlitePendingCommitRepository(db),
     roomDirectory: new SqliteRoomDirectoryRepository(db),
     deviceKeys: new SqliteDeviceKeyRepository(db),
+    accountData: new SqliteAccountDataRepository(db),
     close: async () => db.close(),
   };
 }
