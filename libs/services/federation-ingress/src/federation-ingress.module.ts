@@ -18,11 +18,12 @@ import { StateResolverCommands } from './membership/state-resolver-commands';
 import { PublicRooms } from './query/public-rooms';
 import { QueryController } from './query/query.controller';
 import { RoomReadController } from './reads/room-read.controller';
+import { TimestampToEventController } from './reads/timestamp-to-event.controller';
 import { TransactionController } from './send/transaction.controller';
 import { IngressMetrics } from './send/ingress-metrics';
 import { TransactionProcessor } from './send/transaction-processor';
 
-const controllers = [KeyController, TransactionController, RoomReadController, MembershipController, QueryController, UserKeysController, ...mediaControllers];
+const controllers = [KeyController, TransactionController, RoomReadController, TimestampToEventController, MembershipController, QueryController, UserKeysController, ...mediaControllers];
 /** The limiter with the configured limits (config first, then the module options), counting when it bites. */
 const rateLimiterProvider: Provider = {
   provide: OriginRateLimiter,
