@@ -255,4 +255,41 @@ describe('client-server modules bridges use (issue 14)', () => {
       expect(await call('GET', withUser(`/_matrix/client/v1/rooms/${enc(room)}/timestamp_to_event?dir=f`, rcAlice), rcToken)).toMatchObject({ status: 400, body: { errcode: 'M_MISSING_PARAM' } });
     });
   });
+
+  describe('erasure: after deactivation with erase: true, the user’s events are served redacted to those who join later', () => {
+    let room: string;
+    let said: string;
+    let rcCarol: string;
+    let rcDave: string;
+
+    beforeAll(async () => {
+      rcCarol = await register('rc_carol', rcToken);
+      rcDave = await register('rc_dave', rcToken);
+      room = await createRoom(rcCarol, rcToken, { preset: 'public_chat', initial_state: [{ type: 'm.room.history_visibility', state_key: '', content: { history_visibility: 'shared' } }] });
+      await ok('POST', `/_matrix/client/v3/join/${enc(room)}?${as(rcDave)}`, rcToken, {});
+      said = await send(room, rcCarol, rcToken, 'carol says something personal');
+      await ok('PUT', withUser(`/_matrix/client/v3/user/${enc(rcCarol)}/account_data/m.direct`, rcCarol), rcToken, { '@x:remote.test': [room] });
+      await ok('POST', withUser('/_matrix/client/v3/account/deactivate', rcCarol), rcToken, { erase: true });
+      await ok('POST', `/_matrix/client/v3/join/${enc(room)}?${as(botHelper)}`, botToken, {});
+    });
+
+    const messageOf = async (userId: string, token: string) => {
+      const { chunk } = await ok('GET', withUser(`/_matrix/client/v3/rooms/${enc(room)}/messages?dir=b&limit=50`, userId), token);
+      return (chunk as Array<{ event_id: string; content: Record<string, unknown> }>).find((e) => e.event_id === said);
+    };
+
+    it('a user who joins after the erasure gets the redacted event from /messages, /event and /context', async () => {
+      expect((await messageOf(botHelper, botToken))?.content).toEqual({});
+      expect((await ok('GET', withUser(`/_matrix/client/v3/rooms/${enc(room)}/event/${enc(said)}`, botHelper), botToken)).content).toEqual({});
+      expect((await ok('GET', withUser(`/_matrix/client/v3/rooms/${enc(room)}/context/${enc(said)}`, botHelper), botToken)).event.content).toEqual({});
+    });
+
+    it('a user who was joined when it was said still sees it whole', async () => {
+      expect((await messageOf(rcDave, rcToken))?.content).toEqual({ msgtype: 'm.text', body: 'carol says something personal' });
+    });
+
+    it('the erased user’s account data is gone', async () => {
+      expect(await platform.store.accountData.countForUser(rcCarol)).toBe(0);
+    });
+  });
 });

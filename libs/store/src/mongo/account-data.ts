@@ -30,6 +30,10 @@ export class MongoAccountDataRepository implements AccountDataRepository {
   async countForUser(userId: string): Promise<number> {
     return this.accountData.countDocuments({ userId });
   }
+
+  async deleteForUser(userId: string): Promise<number> {
+    return (await this.accountData.deleteMany({ userId })).deletedCount;
+  }
 }
 
 const entryOf = (d: Document): AccountDataEntry => ({

@@ -19,4 +19,6 @@ export interface AccountDataRepository {
   listForUser(userId: string): Promise<AccountDataEntry[]>;
   /** How many entries the user has (global and per room), to bound what one user may keep. */
   countForUser(userId: string): Promise<number>;
+  /** Removes every entry of the user (erasure); returns how many there were. */
+  deleteForUser(userId: string): Promise<number>;
 }

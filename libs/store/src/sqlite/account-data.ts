@@ -55,4 +55,8 @@ export class SqliteAccountDataRepository implements AccountDataRepository {
   async countForUser(userId: string): Promise<number> {
     return this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM store_account_data WHERE user_id = ?', userId)?.n ?? 0;
   }
+
+  async deleteForUser(userId: string): Promise<number> {
+    return Number(this.db.run('DELETE FROM store_account_data WHERE user_id = ?', userId).changes);
+  }
 }

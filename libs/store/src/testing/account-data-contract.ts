@@ -24,6 +24,9 @@ export function describeAccountDataContract(name: string, open: () => Promise<St
       expect(await ad.get(user, null, 'm.direct')).toMatchObject({ content: {}, updatedTs: 4 });
       expect(await ad.countForUser(user)).toBe(2);
       expect(await ad.countForUser('@nobody:gw.test')).toBe(0);
+      expect(await ad.deleteForUser(user)).toBe(2);
+      expect(await ad.get(user, '!r:y', 'm.direct')).toBeUndefined();
+      expect(await ad.countForUser('@ad2:gw.test')).toBe(1);
     });
 
     it('keeps content keys with dots and dollars exactly, and lists a user’s entries global first', async () => {

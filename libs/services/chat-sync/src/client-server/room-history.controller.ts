@@ -53,9 +53,9 @@ export class RoomHistoryController {
     return {
       start: `d${Math.max(0, lowest - 1)}`,
       end: `d${highest + 1}`,
-      event: await this.view.servedEvent(record),
-      events_before: await this.view.clientEvents(visibleBefore),
-      events_after: await this.view.clientEvents(visibleAfter),
+      event: (await this.view.clientEventsFor(visibility, [record]))[0],
+      events_before: await this.view.clientEventsFor(visibility, visibleBefore),
+      events_after: await this.view.clientEventsFor(visibility, visibleAfter),
       state: await this.view.clientEvents(state),
     };
   }
