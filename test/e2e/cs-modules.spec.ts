@@ -292,4 +292,16 @@ describe('client-server modules bridges use (issue 14)', () => {
       expect(await platform.store.accountData.countForUser(rcCarol)).toBe(0);
     });
   });
+
+  describe('openid request_token', () => {
+    it('issues a token for the requesting user only, kept as a hash', async () => {
+      const answer = await ok('POST', withUser(`/_matrix/client/v3/user/${enc(rcAlice)}/openid/request_token`, rcAlice), rcToken, {});
+      expect(answer).toEqual({ access_token: expect.any(String), token_type: 'Bearer', matrix_server_name: serverName, expires_in: 3600 });
+      const hash = (await import('node:crypto')).createHash('sha256').update(answer.access_token as string).digest('base64url');
+      expect(await platform.store.openIdTokens.findValid(hash, Date.now())).toMatchObject({ userId: rcAlice });
+      expect(await platform.store.openIdTokens.findValid(answer.access_token as string, Date.now())).toBeUndefined();
+      expect(await call('POST', withUser(`/_matrix/client/v3/user/${enc(rcAlice)}/openid/request_token`, botHelper), botToken, {})).toMatchObject({ status: 403, body: { errcode: 'M_FORBIDDEN' } });
+      expect(await call('POST', withUser(`/_matrix/client/v3/user/${enc(rcAlice)}/openid/request_token`, rcAlice), botToken, {})).toMatchObject({ status: 403, body: { errcode: 'M_EXCLUSIVE' } });
+    });
+  });
 });

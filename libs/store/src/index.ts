@@ -15,6 +15,7 @@ export * from './ports/leases';
 export * from './ports/pending-commits';
 export * from './ports/device-keys';
 export * from './ports/account-data';
+export * from './ports/openid-tokens';
 export { diffStates, MAX_SNAPSHOT_CHAIN } from './shared/snapshots';
 export { pduWithRedaction } from './shared/pdu-with-redaction';
 export { openSqliteStore } from './sqlite/store';

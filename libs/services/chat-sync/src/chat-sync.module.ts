@@ -9,6 +9,7 @@ import { EphemeralController } from './client-server/ephemeral.controller';
 import { ProfileController } from './client-server/profile.controller';
 import { RoomsController } from './client-server/rooms.controller';
 import { RoomHistoryController } from './client-server/room-history.controller';
+import { OpenIdController } from './client-server/openid.controller';
 import { DevicesController } from './e2ee/devices.controller';
 import { KeysController } from './e2ee/keys.controller';
 import { ToDeviceController } from './e2ee/to-device.controller';
@@ -50,6 +51,7 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     ToDeviceController,
     AccountDataController,
     RoomHistoryController,
+    OpenIdController,
     ...mediaControllers,
   ],
   providers: [

@@ -15,6 +15,7 @@ import { UserKeysController } from './e2ee/user-keys.controller';
 import { mediaControllers, mediaProviders } from './media';
 import { MembershipController } from './membership/membership.controller';
 import { StateResolverCommands } from './membership/state-resolver-commands';
+import { OpenIdUserInfoController } from './query/openid-userinfo.controller';
 import { PublicRooms } from './query/public-rooms';
 import { QueryController } from './query/query.controller';
 import { RoomReadController } from './reads/room-read.controller';
@@ -23,7 +24,7 @@ import { TransactionController } from './send/transaction.controller';
 import { IngressMetrics } from './send/ingress-metrics';
 import { TransactionProcessor } from './send/transaction-processor';
 
-const controllers = [KeyController, TransactionController, RoomReadController, TimestampToEventController, MembershipController, QueryController, UserKeysController, ...mediaControllers];
+const controllers = [KeyController, TransactionController, RoomReadController, TimestampToEventController, OpenIdUserInfoController, MembershipController, QueryController, UserKeysController, ...mediaControllers];
 /** The limiter with the configured limits (config first, then the module options), counting when it bites. */
 const rateLimiterProvider: Provider = {
   provide: OriginRateLimiter,

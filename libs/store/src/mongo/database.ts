@@ -41,6 +41,7 @@ export interface MongoCollections {
   fallbackKeys: Collection<Document>;
   crossSigningKeys: Collection<Document>;
   accountData: Collection<Document>;
+  openIdTokens: Collection<Document>;
 }
 
 const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: IndexDescription[] }> = {
@@ -64,6 +65,7 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   fallbackKeys: { name: 'fallback_keys', indexes: [{ key: { userId: 1, deviceId: 1 }, name: 'device' }] },
   crossSigningKeys: { name: 'cross_signing_keys', indexes: [{ key: { userId: 1 }, name: 'user' }] },
   accountData: { name: 'account_data', indexes: [{ key: { userId: 1 }, name: 'user' }] },
+  openIdTokens: { name: 'openid_tokens', indexes: [{ key: { expiresTs: 1 }, name: 'expires' }] },
   redactionClaims: { name: 'redaction_claims', indexes: [] },
   pendingCommits: { name: 'pending_commits', indexes: [] },
   destinations: { name: 'destinations', indexes: [{ key: { retryAt: 1 }, name: 'retry_at' }] },

@@ -1,6 +1,7 @@
 import type { Store } from '../ports/store';
 import { SnapshotRepository } from '../shared/snapshots';
 import { MongoAccountDataRepository } from './account-data';
+import { MongoOpenIdTokenRepository } from './openid-tokens';
 import { MongoAuditRepository } from './audit';
 import { MongoChatLifecycleRepository } from './chat-lifecycle';
 import { MongoRoomDirectoryRepository } from './room-directory';
@@ -44,6 +45,7 @@ export async function openMongoStore(url: string, db: string): Promise<Store> {
     roomDirectory: new MongoRoomDirectoryRepository(c.roomDirectory),
     deviceKeys: new MongoDeviceKeyRepository(c.devices, c.oneTimeKeys, c.fallbackKeys, c.crossSigningKeys, c.counters),
     accountData: new MongoAccountDataRepository(c.accountData),
+    openIdTokens: new MongoOpenIdTokenRepository(c.openIdTokens),
     close: () => client.close(),
   };
 }

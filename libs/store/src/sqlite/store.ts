@@ -1,6 +1,7 @@
 import type { Store } from '../ports/store';
 import { SnapshotRepository } from '../shared/snapshots';
 import { SqliteAccountDataRepository } from './account-data';
+import { SqliteOpenIdTokenRepository } from './openid-tokens';
 import { SqliteAuditRepository } from './audit';
 import { SqliteChatLifecycleRepository } from './chat-lifecycle';
 import { SqliteClientTransactionRepository } from './client-transactions';
@@ -45,6 +46,7 @@ export function openSqliteStore(path: string): Store {
     roomDirectory: new SqliteRoomDirectoryRepository(db),
     deviceKeys: new SqliteDeviceKeyRepository(db),
     accountData: new SqliteAccountDataRepository(db),
+    openIdTokens: new SqliteOpenIdTokenRepository(db),
     close: async () => db.close(),
   };
 }

@@ -43,5 +43,17 @@ export function describeAccountDataContract(name: string, open: () => Promise<St
         ['!b:y', 'm.tag'],
       ]);
     });
+
+    it('finds an OpenID token by its hash until it expires, and purges expired ones', async () => {
+      const tokens = store.openIdTokens;
+      await tokens.put({ tokenHash: 'h-live', userId: '@oid:gw.test', expiresTs: 2000 });
+      await tokens.put({ tokenHash: 'h-old', userId: '@oid:gw.test', expiresTs: 500 });
+      expect(await tokens.findValid('h-live', 1000)).toEqual({ tokenHash: 'h-live', userId: '@oid:gw.test', expiresTs: 2000 });
+      expect(await tokens.findValid('h-live', 2000)).toBeUndefined();
+      expect(await tokens.findValid('h-old', 1000)).toBeUndefined();
+      expect(await tokens.findValid('h-unknown', 0)).toBeUndefined();
+      expect(await tokens.purgeExpired(1000)).toBe(1);
+      expect(await tokens.findValid('h-old', 0)).toBeUndefined();
+    });
   });
 }
