@@ -15,6 +15,8 @@ import { UserKeysController } from './e2ee/user-keys.controller';
 import { mediaControllers, mediaProviders } from './media';
 import { MembershipController } from './membership/membership.controller';
 import { StateResolverCommands } from './membership/state-resolver-commands';
+import { ThirdPartyInviteController } from './membership/third-party-invite.controller';
+import { ThirdPartyInvites } from './membership/third-party-invites';
 import { OpenIdUserInfoController } from './query/openid-userinfo.controller';
 import { PublicRooms } from './query/public-rooms';
 import { QueryController } from './query/query.controller';
@@ -24,7 +26,7 @@ import { TransactionController } from './send/transaction.controller';
 import { IngressMetrics } from './send/ingress-metrics';
 import { TransactionProcessor } from './send/transaction-processor';
 
-const controllers = [KeyController, TransactionController, RoomReadController, TimestampToEventController, OpenIdUserInfoController, MembershipController, QueryController, UserKeysController, ...mediaControllers];
+const controllers = [KeyController, TransactionController, RoomReadController, TimestampToEventController, OpenIdUserInfoController, ThirdPartyInviteController, MembershipController, QueryController, UserKeysController, ...mediaControllers];
 /** The limiter with the configured limits (config first, then the module options), counting when it bites. */
 const rateLimiterProvider: Provider = {
   provide: OriginRateLimiter,
@@ -44,6 +46,7 @@ const services: Provider[] = [
   TransactionProcessor,
   IngressMetrics,
   StateResolverCommands,
+  ThirdPartyInvites,
   PublicRooms,
   ...mediaProviders,
 ];
