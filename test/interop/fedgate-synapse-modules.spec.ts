@@ -95,4 +95,21 @@ describe('fedgate and Synapse: old room versions, public rooms, timestamp_to_eve
       expect(atFedgate).toEqual(atSynapse);
     }
   });
+
+  it('timestamp_to_event before the fedgate user joined: fedgate asks Synapse over federation, backfills the event and answers as Synapse does', async () => {
+    const { room_id: roomId } = await aliceClient.createRoom({ room_version: '10', preset: Preset.PrivateChat, initial_state: [{ type: 'm.room.history_visibility', state_key: '', content: { history_visibility: 'shared' } }] });
+    const early = await aliceClient.sendTextMessage(roomId, 'said before the bridge user came');
+    const earlyTs = ((await aliceClient.fetchRoomEvent(roomId, early.event_id)) as { origin_server_ts: number }).origin_server_ts;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await aliceClient.invite(roomId, bob);
+    await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(bob, 'invite')(e), WAIT_MS);
+    await bobClient.joinRoom(roomId, { viaServers: [peers.synapse.serverName] });
+    const jump = (client: MatrixClient, ts: number, dir: 'f' | 'b') =>
+      client.http.authedRequest<{ event_id: string; origin_server_ts: number }>(Method.Get, `/rooms/${encodeURIComponent(roomId)}/timestamp_to_event`, { ts: String(ts), dir }, undefined, { prefix: '/_matrix/client/v1' } as never);
+    const atSynapse = await jump(aliceClient, earlyTs, 'b');
+    expect(atSynapse.event_id).toBe(early.event_id);
+    expect(await jump(bobClient, earlyTs, 'b')).toEqual(atSynapse);
+    // And the event is now held and readable here.
+    expect((await bobClient.fetchRoomEvent(roomId, early.event_id)) as Record<string, unknown>).toMatchObject({ content: { body: 'said before the bridge user came' } });
+  });
 });

@@ -23,5 +23,5 @@ export { openMongoStore } from './mongo/store';
 export { openStore } from './open-store';
 export type { EventVerdict } from './shared/event-visibility';
 export { EventVisibility, type Viewer } from './shared/event-visibility';
-export { closestEventByTimestamp, originTs, MAX_TIMESTAMP_SCAN, type TimestampLookup } from './shared/timestamp-lookup';
+export { closestEventByTimestamp, timestampLookup, originTs, MAX_TIMESTAMP_SCAN, type TimestampLookup, type TimestampLookupResult } from './shared/timestamp-lookup';
 export { queryLocalKeys, claimLocalKeys, localUserDevices, type KeyQueryAnswer, type KeyQueryOptions } from './shared/device-key-reads';

@@ -25,6 +25,7 @@ import { registryProvider } from './registry.provider';
 import { RoomActions } from './rooms/room-actions';
 import { RoomCommands } from './rooms/room-commands';
 import { RoomView } from './rooms/room-view';
+import { RemoteTimestamps } from './rooms/remote-timestamp';
 import { SynapseAdminController } from './admin/synapse-admin.controller';
 import { AccountDeactivationController } from './lifecycle/account-deactivation.controller';
 import { RoomDeletion } from './lifecycle/room-deletion';
@@ -70,6 +71,7 @@ import { UserDeactivation } from './lifecycle/user-deactivation';
     RoomDeletion,
     RoomVisibility,
     AccountData,
+    RemoteTimestamps,
     ...mediaProviders,
   ],
 })

@@ -18,6 +18,20 @@ export interface TimestampLookup {
 
 /** The closest accepted timeline event (ties: the deeper one going back, the shallower going forward), or undefined. */
 export async function closestEventByTimestamp(store: Store, lookup: TimestampLookup): Promise<EventRecord | undefined> {
+  return (await timestampLookup(store, lookup)).found;
+}
+
+export interface TimestampLookupResult {
+  found?: EventRecord;
+  /** The lowest depth of the timeline held here (looked at), and whether it reaches the room's create event. */
+  oldestDepth: number;
+  reachesCreate: boolean;
+}
+
+/** `closestEventByTimestamp`, also telling whether the history held here may have a gap before it. */
+export async function timestampLookup(store: Store, lookup: TimestampLookup): Promise<TimestampLookupResult> {
+  let oldestDepth = Number.MAX_SAFE_INTEGER;
+  let reachesCreate = false;
   const extremities = await store.events.getMany(await store.rooms.getForwardExtremities(lookup.roomId));
   let maxDepth = Math.max(0, ...[...extremities.values()].map((e) => e.depth));
   const candidates: EventRecord[] = [];
@@ -28,6 +42,8 @@ export async function closestEventByTimestamp(store: Store, lookup: TimestampLoo
     scanned += page.length;
     for (const record of page) {
       if (record.status !== 'accepted' || record.outlier) continue;
+      oldestDepth = Math.min(oldestDepth, record.depth);
+      if (record.type === 'm.room.create' && record.stateKey === '') reachesCreate = true;
       const ts = originTs(record);
       if (lookup.dir === 'f' ? ts >= lookup.ts : ts <= lookup.ts) candidates.push(record);
     }
@@ -38,8 +54,8 @@ export async function closestEventByTimestamp(store: Store, lookup: TimestampLoo
   }
   const unique = [...new Map(candidates.map((r) => [r.eventId, r])).values()];
   unique.sort((a, b) => (lookup.dir === 'f' ? originTs(a) - originTs(b) || a.depth - b.depth : originTs(b) - originTs(a) || b.depth - a.depth));
-  for (const record of unique) if (await lookup.mayView(record)) return record;
-  return undefined;
+  for (const record of unique) if (await lookup.mayView(record)) return { found: record, oldestDepth, reachesCreate };
+  return { oldestDepth, reachesCreate };
 }
 
 export function originTs(record: EventRecord): number {

@@ -4,7 +4,8 @@
 import { Controller, Get, Inject, Param, Query, UseGuards } from '@nestjs/common';
 import { STORE, type Store } from '@fedgate/platform';
 import { MatrixError } from '@fedgate/service-kit';
-import { closestEventByTimestamp, EventVisibility, originTs, type EventRecord } from '@fedgate/store';
+import { EventVisibility, originTs, timestampLookup, type EventRecord } from '@fedgate/store';
+import { RemoteTimestamps } from '../rooms/remote-timestamp';
 import { RoomVisibility } from '../lifecycle/room-visibility';
 import { RoomView } from '../rooms/room-view';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from './requester';
@@ -19,6 +20,7 @@ export class RoomHistoryController {
     @Inject(STORE) private readonly store: Store,
     private readonly view: RoomView,
     private readonly visibility: RoomVisibility,
+    private readonly remote: RemoteTimestamps,
   ) {}
 
   @Get(CLIENT_PATHS.map((prefix) => `${prefix}/rooms/:roomId/context/:eventId`))
@@ -65,7 +67,17 @@ export class RoomHistoryController {
     const { ts, dir } = parseTimestampQuery(query);
     await this.visibility.readableState(requester, roomId, { whenLeft: false });
     const visibility = new EventVisibility(this.store, { userId: requester.userId });
-    const found = await closestEventByTimestamp(this.store, { roomId, ts, dir, mayView: (r) => visibility.mayView(r) });
+    const mayView = (r: EventRecord) => visibility.mayView(r);
+    const local = await timestampLookup(this.store, { roomId, ts, dir, mayView });
+    let found = local.found;
+    // History held here stops short of the room's start: a closer event may be before it (going back: only when
+    // nothing was found; going forward: when what was found is the oldest held).
+    const bordersGap = !local.reachesCreate && (found === undefined || (dir === 'f' && found.depth <= local.oldestDepth));
+    if (bordersGap) {
+      const answer = await this.remote.closerAnswer(roomId, ts, dir, found && originTs(found));
+      const fetched = answer && (await this.remote.fetch(roomId, answer, local.oldestDepth));
+      if (fetched && fetched.status === 'accepted' && !fetched.outlier && (await mayView(fetched))) found = fetched;
+    }
     if (!found) throw MatrixError.notFound(`Unable to find event from ${ts} in direction ${dir}`);
     return { event_id: found.eventId, origin_server_ts: originTs(found) };
   }
