@@ -124,19 +124,22 @@ export class ThirdPartyInvites {
     });
   }
 
-  /** Each invite to its inviter's server; an invite that fails is reported with its reason, the others go on. */
+  /**
+   * Each invite to its inviter's server, all at once (at most MAX_ONBIND_INVITES), so one slow server does not hold
+   * the others past the request's time; an invite that fails is reported with its reason, the others go on.
+   */
   async onbind(invites: readonly ThirdPartyInviteRequest[]): Promise<OnbindOutcome[]> {
-    const outcomes: OnbindOutcome[] = [];
-    for (const invite of invites) {
-      try {
-        await this.exchangeWith(domainOf(invite.sender), invite);
-        outcomes.push({ roomId: invite.roomId, sender: invite.sender, ok: true });
-      } catch (err) {
-        const error = err instanceof MatrixError ? `${err.errcode}: ${err.error}` : (err as Error).message;
-        outcomes.push({ roomId: invite.roomId, sender: invite.sender, ok: false, error });
-      }
-    }
-    return outcomes;
+    return Promise.all(
+      invites.map(async (invite): Promise<OnbindOutcome> => {
+        try {
+          await this.exchangeWith(domainOf(invite.sender), invite);
+          return { roomId: invite.roomId, sender: invite.sender, ok: true };
+        } catch (err) {
+          const error = err instanceof MatrixError ? `${err.errcode}: ${err.error}` : (err as Error).message;
+          return { roomId: invite.roomId, sender: invite.sender, ok: false, error };
+        }
+      }),
+    );
   }
 
   private async exchangeWith(server: string, invite: ThirdPartyInviteRequest): Promise<void> {
