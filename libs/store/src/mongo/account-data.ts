@@ -27,8 +27,8 @@ export class MongoAccountDataRepository implements AccountDataRepository {
     return docs.map(entryOf).sort((a, b) => order(a.roomId ?? '', b.roomId ?? '') || order(a.type, b.type));
   }
 
-  async countForUser(userId: string): Promise<number> {
-    return this.accountData.countDocuments({ userId });
+  async countForUser(userId: string, excludeTypes: readonly string[] = []): Promise<number> {
+    return this.accountData.countDocuments({ userId, ...(excludeTypes.length ? { type: { $nin: [...excludeTypes] } } : {}) });
   }
 
   async deleteForUser(userId: string): Promise<number> {

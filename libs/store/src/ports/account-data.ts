@@ -17,8 +17,8 @@ export interface AccountDataRepository {
   get(userId: string, roomId: string | null, type: string): Promise<AccountDataEntry | undefined>;
   /** A user's entries, global then per room, in (room, type) order. */
   listForUser(userId: string): Promise<AccountDataEntry[]>;
-  /** How many entries the user has (global and per room), to bound what one user may keep. */
-  countForUser(userId: string): Promise<number>;
+  /** How many entries the user has (global and per room), those of `excludeTypes` left out, to bound what one user may keep. */
+  countForUser(userId: string, excludeTypes?: readonly string[]): Promise<number>;
   /** Removes every entry of the user (erasure); returns how many there were. */
   deleteForUser(userId: string): Promise<number>;
 }

@@ -52,8 +52,9 @@ export class SqliteAccountDataRepository implements AccountDataRepository {
     return this.db.all<AccountDataRow>('SELECT * FROM store_account_data WHERE user_id = ? ORDER BY room_id, type', userId).map(entryOf);
   }
 
-  async countForUser(userId: string): Promise<number> {
-    return this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM store_account_data WHERE user_id = ?', userId)?.n ?? 0;
+  async countForUser(userId: string, excludeTypes: readonly string[] = []): Promise<number> {
+    const excluded = excludeTypes.length ? ` AND type NOT IN (${excludeTypes.map(() => '?').join(', ')})` : '';
+    return this.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM store_account_data WHERE user_id = ?${excluded}`, userId, ...excludeTypes)?.n ?? 0;
   }
 
   async deleteForUser(userId: string): Promise<number> {

@@ -23,6 +23,7 @@ export function describeAccountDataContract(name: string, open: () => Promise<St
       await ad.put({ userId: user, roomId: null, type: 'm.direct', content: {}, updatedTs: 4 });
       expect(await ad.get(user, null, 'm.direct')).toMatchObject({ content: {}, updatedTs: 4 });
       expect(await ad.countForUser(user)).toBe(2);
+      expect(await ad.countForUser(user, ['m.direct', 'x.other'])).toBe(0);
       expect(await ad.countForUser('@nobody:gw.test')).toBe(0);
       expect(await ad.deleteForUser(user)).toBe(2);
       expect(await ad.get(user, '!r:y', 'm.direct')).toBeUndefined();

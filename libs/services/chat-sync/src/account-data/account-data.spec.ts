@@ -30,8 +30,16 @@ describe('account data bounds', () => {
     expect([(refused as MatrixError).status, (refused as MatrixError).errcode]).toEqual([403, 'M_RESOURCE_LIMIT_EXCEEDED']);
     await accountData.putByClient(alice, alice.userId, null, 't.0', { replaced: true });
     expect(await accountData.get(alice, alice.userId, null, 't.0')).toEqual({ replaced: true });
+    // The fully-read marker the server keeps is not a client's entry: a user in many rooms keeps one in each.
+    await accountData.put(alice.userId, '!another:gw.test', 'm.fully_read', { event_id: '$e' });
+    expect(await accountData.get(alice, alice.userId, '!another:gw.test', 'm.fully_read')).toEqual({ event_id: '$e' });
+    // …and the markers do not use up a user's own budget: one short of it with markers in five rooms, one more fits.
+    const carl = '@carl:gw.test';
+    for (let i = 0; i < MAX_ACCOUNT_DATA_ENTRIES - 1; i++) await store.accountData.put({ userId: carl, roomId: null, type: `t.${i}`, content: {}, updatedTs: 1 });
+    for (let i = 0; i < 5; i++) await accountData.put(carl, `!room${i}:gw.test`, 'm.fully_read', { event_id: '$e' });
+    await accountData.putByClient({ service: {} as never, userId: carl }, carl, null, 'm.direct', {});
     const bob: Requester = { service: {} as never, userId: '@bob:gw.test' };
     await accountData.putByClient(bob, bob.userId, null, 't.new', { a: 1 });
-    expect(await store.accountData.countForUser(alice.userId)).toBe(MAX_ACCOUNT_DATA_ENTRIES);
+    expect(await store.accountData.countForUser(alice.userId)).toBe(MAX_ACCOUNT_DATA_ENTRIES + 1);
   });
 });

@@ -36,11 +36,15 @@ export class AccountData {
     await this.put(userId, roomId, type, asContent(body));
   }
 
-  /** Sets an entry, bounded in size and in number, for the client's calls and for the server's own markers. */
+  /**
+   * Sets an entry, bounded in size. The number of entries is bounded for what clients set; the server's own
+   * markers (`m.fully_read`, one per room the user is joined to, set only by `/read_markers`) are neither bounded by
+   * it nor counted in it, so a user in many rooms keeps a marker in each and their own entries too.
+   */
   async put(userId: string, roomId: string | null, type: string, content: JsonObject): Promise<void> {
     if (Buffer.byteLength(JSON.stringify(content), 'utf8') > MAX_ACCOUNT_DATA_BYTES) throw MatrixError.tooLarge(`Account data content is over ${MAX_ACCOUNT_DATA_BYTES} bytes`);
     const exists = (await this.store.accountData.get(userId, roomId, type)) !== undefined;
-    if (!exists && (await this.store.accountData.countForUser(userId)) >= MAX_ACCOUNT_DATA_ENTRIES) {
+    if (!exists && !SERVER_CONTROLLED.has(type) && (await this.store.accountData.countForUser(userId, [...SERVER_CONTROLLED])) >= MAX_ACCOUNT_DATA_ENTRIES) {
       throw new MatrixError(403, 'M_RESOURCE_LIMIT_EXCEEDED', `A user may keep at most ${MAX_ACCOUNT_DATA_ENTRIES} account data entries`, { limit_type: 'account_data' });
     }
     await this.store.accountData.put({ userId, roomId, type, content, updatedTs: Date.now() });
