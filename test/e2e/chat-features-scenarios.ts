@@ -4,6 +4,7 @@
 // read from its bridge's AS transactions (matrix-appservice), so "arrived" means "arrived at the chat
 // platform", content and relations intact. Scenarios build on one shared room, in order.
 import { mkdir, writeFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import path from 'node:path';
 import sharp from 'sharp';
 import { Method } from 'matrix-js-sdk';
@@ -379,6 +380,38 @@ export function describeChatFeatureScenarios(shape: FedgateShape): void {
         await step('the alias room\'s server sees the join', d.from.bridge.waitForEvent(membership(d.to.first, 'join', aliased), EVENT_WAIT_MS));
         const { event_id } = await d.to.bridge.asUser(d.to.first).sendTextMessage(aliased, 'joined by alias');
         await d.from.bridge.waitForEvent((e) => e.event_id === event_id, EVENT_WAIT_MS);
+      });
+    });
+
+    describe('issue 14: openid and jump to date', () => {
+      /** An unsigned federation GET, as an integration manager makes it. */
+      const federationGet = (side: Side, pathAndQuery: string) =>
+        new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+          const req = httpsRequest(new URL(pathAndQuery, side.instance.federationUrl), { ca: ca.certPem }, (res) => {
+            let text = '';
+            res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : {} }));
+          });
+          req.once('error', reject);
+          req.end();
+        });
+
+      bothWays("an OpenID token of one side's user is answered by that side's federation userinfo, and only there", async ({ from, to }) => {
+        const token = await from.bridge.asUser(from.first).getOpenIdToken();
+        expect(token.matrix_server_name).toBe(from.instance.serverName);
+        expect(await federationGet(from, `/_matrix/federation/v1/openid/userinfo?access_token=${encodeURIComponent(token.access_token)}`)).toEqual({ status: 200, body: { sub: from.first } });
+        expect(await federationGet(to, `/_matrix/federation/v1/openid/userinfo?access_token=${encodeURIComponent(token.access_token)}`)).toMatchObject({ status: 401, body: { errcode: 'M_UNKNOWN_TOKEN' } });
+      });
+
+      bothWays('timestamp_to_event: both sides answer the same event of the shared room', async (d) => {
+        const sent = await across(d, { msgtype: 'm.text', body: `jump here ${d.label}` });
+        const jump = (side: Side, ts: number, dir: 'f' | 'b') =>
+          side.bridge.asUser(side.first).http.authedRequest<{ event_id: string }>(Method.Get, `/rooms/${encodeURIComponent(roomId)}/timestamp_to_event`, { ts: String(ts), dir }, undefined, { prefix: '/_matrix/client/v1' } as never);
+        for (const dir of ['f', 'b'] as const) {
+          const [there, here] = await Promise.all([jump(d.from, sent.origin_server_ts as number, dir), jump(d.to, sent.origin_server_ts as number, dir)]);
+          expect(here).toEqual(there);
+          expect(here.event_id).toBe(sent.event_id);
+        }
       });
     });
   });

@@ -146,6 +146,16 @@ describe('tenant isolation between two application services (issue 18)', () => {
       ['reserve a media ID', 'POST', () => '/_matrix/media/v1/create', undefined],
       ['publish the room in the directory', 'PUT', () => `/_matrix/client/v3/directory/list/room/${enc(rcRoom)}`, { visibility: 'public' }],
       ['delete an alias', 'DELETE', () => `/_matrix/client/v3/directory/room/${enc('#rc_any:tenant.test')}`, undefined],
+      // Issue 14's client-server modules go through the same guard.
+      ['read account data', 'GET', () => `/_matrix/client/v3/user/${enc('@rc_alice:tenant.test')}/account_data/m.direct`, undefined],
+      ['set account data', 'PUT', () => `/_matrix/client/v3/user/${enc('@rc_alice:tenant.test')}/account_data/m.direct`, {}],
+      ['set room account data', 'PUT', () => `/_matrix/client/v3/user/${enc('@rc_alice:tenant.test')}/rooms/${enc(rcRoom)}/account_data/x.y`, {}],
+      ['read room tags', 'GET', () => `/_matrix/client/v3/user/${enc('@rc_alice:tenant.test')}/rooms/${enc(rcRoom)}/tags`, undefined],
+      ['set read markers', 'POST', () => `/_matrix/client/v3/rooms/${enc(rcRoom)}/read_markers`, { 'm.fully_read': rcMessage }],
+      ['read the context of an event', 'GET', () => `/_matrix/client/v3/rooms/${enc(rcRoom)}/context/${enc(rcMessage)}`, undefined],
+      ['list the room aliases', 'GET', () => `/_matrix/client/v3/rooms/${enc(rcRoom)}/aliases`, undefined],
+      ['jump to a date', 'GET', () => `/_matrix/client/v1/rooms/${enc(rcRoom)}/timestamp_to_event?ts=0&dir=f`, undefined],
+      ['request an OpenID token', 'POST', () => `/_matrix/client/v3/user/${enc('@rc_alice:tenant.test')}/openid/request_token`, {}],
     ];
     it.each(endpoints)('%s as the bridge user with the bot token: 403 M_EXCLUSIVE', async (_name, method, pathOf, body) => {
       const p = pathOf();

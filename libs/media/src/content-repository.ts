@@ -3,9 +3,10 @@
 // Bytes go to the blob store before their record goes to the store, so a record never names a
 // missing blob; a failed upload leaves at most an unreferenced blob.
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { MediaRecord, MediaRepository } from '@fedgate/store';
 import { MatrixError } from '@fedgate/service-kit';
-import { blobKey, type BlobStore } from './blob-store';
+import { blobKey, BlobTooLargeError, type BlobStore } from './blob-store';
 import { checkMediaAddress, mxcUri, newMediaId } from './media-id';
 import type { RemoteMediaSource } from './remote-media';
 import { ThumbnailGate, servedThumbnailRequest } from './thumbnail-limits';
@@ -23,7 +24,8 @@ export interface ContentRepositoryOptions {
 }
 
 export interface NewContent {
-  bytes: Buffer;
+  /** The bytes, or a stream of them (an HTTP upload), written to disk as they arrive. */
+  bytes: Buffer | Readable;
   contentType: string;
   uploadName: string | null;
   uploader: string;
@@ -162,20 +164,35 @@ export class ContentRepository {
     return { contentType: thumbnail.contentType, uploadName: null, bytes: thumbnail.bytes };
   }
 
-  private checkSize(bytes: Buffer): void {
-    if (bytes.length > this.options.maxUploadBytes) throw MatrixError.tooLarge(`Upload is larger than ${this.options.maxUploadBytes} bytes`);
+  private checkSize(bytes: Buffer | Readable): void {
+    if (Buffer.isBuffer(bytes) && bytes.length > this.options.maxUploadBytes) throw this.tooLarge();
+  }
+
+  private tooLarge(): MatrixError {
+    return MatrixError.tooLarge(`Upload is larger than ${this.options.maxUploadBytes} bytes`);
   }
 
   private async storeBytes(origin: string, mediaId: string, content: NewContent, createdTs = this.now()): Promise<MediaRecord> {
     const location = blobKey('local', origin, mediaId);
-    await this.blobs.put(location, content.bytes);
+    let written: { size: number; sha256: string };
+    if (Buffer.isBuffer(content.bytes)) {
+      await this.blobs.put(location, content.bytes);
+      written = { size: content.bytes.length, sha256: createHash('sha256').update(content.bytes).digest('base64url') };
+    } else {
+      try {
+        written = await this.blobs.putStream(location, content.bytes, this.options.maxUploadBytes);
+      } catch (err) {
+        if (err instanceof BlobTooLargeError) throw this.tooLarge();
+        throw err;
+      }
+    }
     return {
       origin,
       mediaId,
       contentType: content.contentType,
-      size: content.bytes.length,
+      size: written.size,
       uploadName: content.uploadName,
-      sha256: createHash('sha256').update(content.bytes).digest('base64url'),
+      sha256: written.sha256,
       location,
       createdTs,
       uploader: content.uploader,

@@ -1,5 +1,5 @@
 export { ContentRepository, type ContentRepositoryOptions, type NewContent, type ServedContent, type ReadOptions } from './content-repository';
-export { FileBlobStore, MemoryBlobStore, blobKey, type BlobStore } from './blob-store';
+export { FileBlobStore, MemoryBlobStore, BlobTooLargeError, blobKey, type BlobStore, type StreamedBlob } from './blob-store';
 export { checkMediaAddress, isValidMediaId, mxcUri, newMediaId } from './media-id';
 export { buildMultipartMixed, multipartBoundary, parseFederationMedia, parseMultipart, MultipartError, type FederationMediaContent, type MediaPart } from './multipart-media';
 export { FederationMediaSource, type FetchedMedia, type RemoteMediaOptions, type RemoteMediaSource } from './remote-media';

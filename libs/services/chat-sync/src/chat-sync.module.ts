@@ -1,4 +1,6 @@
 import { Module } from '@nestjs/common';
+import { AccountData } from './account-data/account-data';
+import { AccountDataController } from './account-data/account-data.controller';
 import { AccountController, VersionsController } from './client-server/account.controller';
 import { AppServicePingController } from './client-server/appservice-ping.controller';
 import { AppServiceAuthGuard } from './client-server/requester';
@@ -6,6 +8,8 @@ import { DirectoryController } from './client-server/directory.controller';
 import { EphemeralController } from './client-server/ephemeral.controller';
 import { ProfileController } from './client-server/profile.controller';
 import { RoomsController } from './client-server/rooms.controller';
+import { RoomHistoryController } from './client-server/room-history.controller';
+import { OpenIdController } from './client-server/openid.controller';
 import { DevicesController } from './e2ee/devices.controller';
 import { KeysController } from './e2ee/keys.controller';
 import { ToDeviceController } from './e2ee/to-device.controller';
@@ -26,6 +30,7 @@ import { registryProvider } from './registry.provider';
 import { RoomActions } from './rooms/room-actions';
 import { RoomCommands } from './rooms/room-commands';
 import { RoomView } from './rooms/room-view';
+import { RemoteTimestamps } from './rooms/remote-timestamp';
 import { SynapseAdminController } from './admin/synapse-admin.controller';
 import { AccountDeactivationController } from './lifecycle/account-deactivation.controller';
 import { RoomDeletion } from './lifecycle/room-deletion';
@@ -58,6 +63,9 @@ import { SpaceHierarchy } from './spaces/space-hierarchy';
     ClientHierarchyController,
     UpgradeController,
     SignaturesController,
+    AccountDataController,
+    RoomHistoryController,
+    OpenIdController,
     ...mediaControllers,
   ],
   providers: [
@@ -84,6 +92,8 @@ import { SpaceHierarchy } from './spaces/space-hierarchy';
     RemoteHierarchies,
     SpaceHierarchy,
     RoomUpgrades,
+    AccountData,
+    RemoteTimestamps,
     ...mediaProviders,
   ],
 })

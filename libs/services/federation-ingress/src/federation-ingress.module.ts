@@ -15,10 +15,14 @@ import { UserKeysController } from './e2ee/user-keys.controller';
 import { mediaControllers, mediaProviders } from './media';
 import { MembershipController } from './membership/membership.controller';
 import { StateResolverCommands } from './membership/state-resolver-commands';
+import { ThirdPartyInviteController } from './membership/third-party-invite.controller';
+import { ThirdPartyInvites } from './membership/third-party-invites';
+import { OpenIdUserInfoController } from './query/openid-userinfo.controller';
 import { PublicRooms } from './query/public-rooms';
 import { QueryController } from './query/query.controller';
 import { RoomReadController } from './reads/room-read.controller';
 import { FederationHierarchyController } from './spaces/hierarchy.controller';
+import { TimestampToEventController } from './reads/timestamp-to-event.controller';
 import { TransactionController } from './send/transaction.controller';
 import { IngressMetrics } from './send/ingress-metrics';
 import { TransactionProcessor } from './send/transaction-processor';
@@ -29,7 +33,7 @@ import { POLICY_SERVER_SETTINGS, policyServerSettings } from './governance/polic
 import { PolicySigner } from './governance/policy-signer';
 import { PolicyServerAcls } from './governance/policy-server-acls';
 
-const controllers = [KeyController, TransactionController, RoomReadController, MembershipController, QueryController, UserKeysController, FederationHierarchyController, PolicyServerController, ...mediaControllers];
+const controllers = [KeyController, TransactionController, RoomReadController, TimestampToEventController, OpenIdUserInfoController, ThirdPartyInviteController, MembershipController, QueryController, UserKeysController, FederationHierarchyController, PolicyServerController, ...mediaControllers];
 /** The limiter with the configured limits (config first, then the module options), counting when it bites. */
 const rateLimiterProvider: Provider = {
   provide: OriginRateLimiter,
@@ -49,6 +53,7 @@ const services: Provider[] = [
   TransactionProcessor,
   IngressMetrics,
   StateResolverCommands,
+  ThirdPartyInvites,
   PublicRooms,
   ...mediaProviders,
   {

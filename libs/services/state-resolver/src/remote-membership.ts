@@ -115,7 +115,10 @@ export class RemoteMembership {
     if (template.type !== 'm.room.member' || template.state_key !== command.userId || template.sender !== command.userId || template.room_id !== command.roomId) {
       throw new CommandRefusal('M_UNKNOWN', 'the template is not for this membership', 502);
     }
-    const event: Record<string, unknown> = { ...template, content, origin_server_ts: Date.now() };
+    // Room versions 1 and 2: a template may carry the resident server's event ID, but the event is ours, so its ID
+    // is on our domain (finishEvent makes one): servers check that an event is signed by its ID's server.
+    const { event_id: _residentEventId, ...ours } = template;
+    const event: Record<string, unknown> = { ...ours, content, origin_server_ts: Date.now() };
     if (!rules.creatorIsSender || template.origin !== undefined) event.origin = this.signer.serverName;
     return finishEvent(event, rules, this.signer);
   }

@@ -46,6 +46,8 @@ export interface MongoCollections {
   toDeviceOutbox: Collection<Document>;
   toDeviceDelivered: Collection<Document>;
   userSigningSignatures: Collection<Document>;
+  accountData: Collection<Document>;
+  openIdTokens: Collection<Document>;
 }
 
 const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: IndexDescription[] }> = {
@@ -73,6 +75,8 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   toDeviceOutbox: { name: 'to_device_outbox', indexes: [{ key: { published: 1, createdTs: 1 }, name: 'unpublished' }] },
   toDeviceDelivered: { name: 'to_device_delivered', indexes: [{ key: { ts: 1 }, name: 'ts' }] },
   userSigningSignatures: { name: 'user_signing_signatures', indexes: [{ key: { signer: 1, target: 1 }, name: 'signer_target' }] },
+  accountData: { name: 'account_data', indexes: [{ key: { userId: 1 }, name: 'user' }] },
+  openIdTokens: { name: 'openid_tokens', indexes: [{ key: { expiresTs: 1 }, name: 'expires' }] },
   redactionClaims: { name: 'redaction_claims', indexes: [] },
   pendingCommits: { name: 'pending_commits', indexes: [] },
   partialStateRooms: { name: 'partial_state_rooms', indexes: [] },

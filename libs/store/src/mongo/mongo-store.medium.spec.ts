@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { MongoClient } from 'mongodb';
+import { describeAccountDataContract } from '../testing/account-data-contract';
 import { describeChatStoreContract } from '../testing/chat-contract';
 import { describeLeaseContract } from '../testing/lease-contract';
 import { describeDeviceKeyContract } from '../testing/device-keys-contract';
@@ -51,3 +52,4 @@ describe('device changes cut short (mongo)', () => {
     }
   });
 });
+describeAccountDataContract('mongo', () => openMongoStore(url, db));

@@ -1,5 +1,7 @@
 import type { Store } from '../ports/store';
 import { SnapshotRepository } from '../shared/snapshots';
+import { MongoAccountDataRepository } from './account-data';
+import { MongoOpenIdTokenRepository } from './openid-tokens';
 import { MongoAuditRepository } from './audit';
 import { MongoChatLifecycleRepository } from './chat-lifecycle';
 import { MongoRoomDirectoryRepository } from './room-directory';
@@ -48,6 +50,8 @@ export async function openMongoStore(url: string, db: string): Promise<Store> {
     deviceKeys: new MongoDeviceKeyRepository(c.devices, c.oneTimeKeys, c.fallbackKeys, c.crossSigningKeys, c.counters, c.deviceListChanges, c.userSigningSignatures),
     deviceLists: new MongoDeviceListRepository(c.deviceListChanges, c.remoteDeviceLists, c.counters),
     toDevice: new MongoToDeviceRepository(c.toDeviceOutbox, c.toDeviceDelivered),
+    accountData: new MongoAccountDataRepository(c.accountData),
+    openIdTokens: new MongoOpenIdTokenRepository(c.openIdTokens),
     close: () => client.close(),
   };
 }

@@ -1,3 +1,5 @@
+import type { AccountDataRepository } from './account-data';
+import type { OpenIdTokenRepository } from './openid-tokens';
 import type { AuditRepository } from './audit';
 import type { AliasRepository, AppServiceQueueRepository, LocalMembershipRepository, ProfileRepository } from './chat';
 import type { ChatLifecycleRepository } from './chat-lifecycle';
@@ -54,6 +56,10 @@ export interface Store {
   readonly deviceLists: DeviceListRepository;
   /** chat-sync: `/sendToDevice` requests until published, inbound to-device messages already handed on. */
   readonly toDevice: ToDeviceRepository;
+  /** chat-sync: local users' account data, global and per room (`m.direct`, tags, `m.fully_read`). */
+  readonly accountData: AccountDataRepository;
+  /** chat-sync issues, ingress checks: OpenID tokens of local users (hashes only). */
+  readonly openIdTokens: OpenIdTokenRepository;
   close(): Promise<void>;
 }
 

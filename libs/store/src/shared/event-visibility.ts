@@ -16,6 +16,7 @@ const HISTORY_VISIBILITY = stateTupleKey('m.room.history_visibility', '');
 
 export class EventVisibility {
   private readonly inRoom = new Map<string, Promise<boolean>>();
+  private readonly erasedSenders = new Map<string, Promise<boolean>>();
 
   constructor(
     private readonly store: Store,
@@ -49,6 +50,28 @@ export class EventVisibility {
     const beforeFacts = await this.factsIn(before);
     const afterFacts = after === undefined ? beforeFacts : await this.factsIn(after);
     return mayViewEvent({ before: beforeFacts, after: afterFacts, inRoomNow }) ? 'visible' : 'not_visible';
+  }
+
+  /**
+   * Whether the event is to be served redacted because its sender, a local user, was deactivated with erasure:
+   * so it is for every viewer who was not joined at the event (client-server: the user; federation: any user of
+   * the server), while those who were keep seeing it whole. Applies to events the viewer may see at all.
+   */
+  async erasedFor(record: EventRecord): Promise<boolean> {
+    const sender = (record.pdu as { sender?: unknown }).sender;
+    if (typeof sender !== 'string' || !(await this.senderErased(sender))) return false;
+    const [before, after] = await Promise.all([this.store.state.stateBeforeEvent(record.eventId), this.store.state.stateAfterEvent(record.eventId)]);
+    const joined = [...(await this.factsIn(before)).memberships, ...(await this.factsIn(after)).memberships].includes('join');
+    return !joined;
+  }
+
+  private senderErased(sender: string): Promise<boolean> {
+    let known = this.erasedSenders.get(sender);
+    if (!known) {
+      known = this.store.chatLifecycle.getDeactivated(sender).then((record) => record?.erased === true);
+      this.erasedSenders.set(sender, known);
+    }
+    return known;
   }
 
   /** The viewer is in the room now: a joined user; a server with a joined user. */

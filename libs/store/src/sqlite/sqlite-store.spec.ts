@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { describeAccountDataContract } from '../testing/account-data-contract';
 import { describeChatStoreContract } from '../testing/chat-contract';
 import { describeLeaseContract } from '../testing/lease-contract';
 import { describeDeviceKeyContract } from '../testing/device-keys-contract';
@@ -15,3 +16,4 @@ describeStoreContract('sqlite', async () => openSqliteStore(file), { reopen: asy
 describeChatStoreContract('sqlite', async () => openSqliteStore(file));
 describeLeaseContract('sqlite', async () => openSqliteStore(file));
 describeDeviceKeyContract('sqlite', async () => openSqliteStore(file));
+describeAccountDataContract('sqlite', async () => openSqliteStore(file));

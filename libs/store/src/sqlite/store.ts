@@ -1,5 +1,7 @@
 import type { Store } from '../ports/store';
 import { SnapshotRepository } from '../shared/snapshots';
+import { SqliteAccountDataRepository } from './account-data';
+import { SqliteOpenIdTokenRepository } from './openid-tokens';
 import { SqliteAuditRepository } from './audit';
 import { SqliteChatLifecycleRepository } from './chat-lifecycle';
 import { SqliteClientTransactionRepository } from './client-transactions';
@@ -49,6 +51,8 @@ export function openSqliteStore(path: string): Store {
     deviceKeys: new SqliteDeviceKeyRepository(db),
     deviceLists: new SqliteDeviceListRepository(db),
     toDevice: new SqliteToDeviceRepository(db),
+    accountData: new SqliteAccountDataRepository(db),
+    openIdTokens: new SqliteOpenIdTokenRepository(db),
     close: async () => db.close(),
   };
 }

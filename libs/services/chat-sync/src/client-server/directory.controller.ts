@@ -1,7 +1,9 @@
-import { Body, Controller, Delete, Get, Param, Put, UseGuards } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Inject, Param, Put, UseGuards } from '@nestjs/common';
+import { STORE, type Store } from '@fedgate/platform';
 import { MatrixError } from '@fedgate/service-kit';
 import { AliasDirectory } from '../directory/alias-directory';
 import { RoomDirectory } from '../directory/room-directory';
+import { RoomVisibility } from '../lifecycle/room-visibility';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from './requester';
 import { CLIENT_PATHS } from './paths';
 
@@ -11,6 +13,8 @@ export class DirectoryController {
   constructor(
     private readonly aliases: AliasDirectory,
     private readonly rooms: RoomDirectory,
+    private readonly roomVisibility: RoomVisibility,
+    @Inject(STORE) private readonly store: Store,
   ) {}
 
   @Get('directory/room/:alias')
@@ -25,6 +29,13 @@ export class DirectoryController {
     if (typeof roomId !== 'string') throw MatrixError.badJson('room_id is required');
     await this.aliases.create(requester, alias, roomId);
     return {};
+  }
+
+  /** The room's local aliases, for a member (or anyone when the room is world-readable). */
+  @Get('rooms/:roomId/aliases')
+  async roomAliases(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string) {
+    await this.roomVisibility.readableState(requester, roomId, { whenLeft: false });
+    return { aliases: (await this.store.aliases.forRoom(roomId)).map((a) => a.alias) };
   }
 
   @Get('directory/list/room/:roomId')

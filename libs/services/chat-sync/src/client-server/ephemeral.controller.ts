@@ -2,6 +2,7 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, UseGuards } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
 import { MatrixError } from '@fedgate/service-kit';
+import { AccountData } from '../account-data/account-data';
 import { EphemeralSender } from '../ephemeral/ephemeral-sender';
 import { RoomView } from '../rooms/room-view';
 import { asObject, assertRoomId } from '../rooms/room-actions';
@@ -16,6 +17,7 @@ export class EphemeralController {
   constructor(
     private readonly sender: EphemeralSender,
     private readonly view: RoomView,
+    private readonly accountData: AccountData,
     @Inject(STORE) private readonly store: Store,
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
   ) {}
@@ -40,14 +42,49 @@ export class EphemeralController {
     if (!RECEIPT_TYPES.includes(receiptType)) throw MatrixError.invalidParam(`Unknown receipt type ${receiptType}`);
     if (body !== undefined) asObject(body);
     await this.assertJoined(requester, roomId);
+    await this.assertEventInRoom(roomId, eventId);
+    const threadId = (body as { thread_id?: unknown } | undefined)?.thread_id;
+    await this.mark(requester, roomId, receiptType, eventId, typeof threadId === 'string' ? threadId : undefined);
+    return {};
+  }
+
+  /** The fully-read marker and, in the same call, the read receipts (each as `/receipt` would set it). */
+  @Post('rooms/:roomId/read_markers')
+  @HttpCode(200)
+  async readMarkers(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Body() body: unknown) {
+    assertRoomId(roomId);
+    const fields = asObject(body);
+    const marks: [string, string][] = [];
+    for (const type of RECEIPT_TYPES) {
+      const eventId = fields[type];
+      if (eventId === undefined) continue;
+      if (typeof eventId !== 'string') throw MatrixError.badJson(`${type} must be an event ID`);
+      marks.push([type, eventId]);
+    }
+    await this.assertJoined(requester, roomId);
+    for (const [, eventId] of marks) await this.assertEventInRoom(roomId, eventId);
+    for (const [type, eventId] of marks) await this.mark(requester, roomId, type, eventId, undefined);
+    return {};
+  }
+
+  /**
+   * `m.read` goes to the other servers as an `m.receipt` EDU; the fully-read marker is kept as the user's room
+   * account data. A private receipt is for the user's own clients' sync, which application-service users have
+   * none of: it is accepted and not kept.
+   */
+  private async mark(requester: Requester, roomId: string, receiptType: string, eventId: string, threadId: string | undefined): Promise<void> {
+    if (receiptType === 'm.fully_read') {
+      await this.accountData.put(requester.userId, roomId, 'm.fully_read', { event_id: eventId });
+      return;
+    }
+    if (receiptType !== 'm.read') return;
+    const data = { ts: Date.now(), ...(threadId !== undefined ? { thread_id: threadId } : {}) };
+    await this.sender.send('m.receipt', { [roomId]: { 'm.read': { [requester.userId]: { event_ids: [eventId], data } } } }, { roomId });
+  }
+
+  private async assertEventInRoom(roomId: string, eventId: string): Promise<void> {
     const event = await this.view.event(eventId);
     if (!event || event.roomId !== roomId) throw MatrixError.notFound('Event not found.');
-    // Private and fully-read markers stay on this server.
-    if (receiptType !== 'm.read') return {};
-    const threadId = (body as { thread_id?: unknown } | undefined)?.thread_id;
-    const data = { ts: Date.now(), ...(typeof threadId === 'string' ? { thread_id: threadId } : {}) };
-    await this.sender.send('m.receipt', { [roomId]: { 'm.read': { [requester.userId]: { event_ids: [eventId], data } } } }, { roomId });
-    return {};
   }
 
   @Put('presence/:userId/status')

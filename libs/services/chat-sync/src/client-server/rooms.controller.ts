@@ -131,8 +131,9 @@ export class RoomsController {
     const record = await this.view.event(eventId);
     // The spec answers 404 alike for an event that is not there and one the user may not see.
     if (!record || record.roomId !== roomId || record.status !== 'accepted') throw MatrixError.notFound('Event not found.');
-    if (!(await this.visibleTo(requester).mayView(record))) throw MatrixError.notFound('Event not found or not visible to you.');
-    return this.view.servedEvent(record);
+    const visibility = this.visibleTo(requester);
+    if (!(await visibility.mayView(record))) throw MatrixError.notFound('Event not found or not visible to you.');
+    return (await this.view.clientEventsFor(visibility, [record]))[0];
   }
 
   @Get('rooms/:roomId/messages')
@@ -159,14 +160,14 @@ export class RoomsController {
       chunk = await this.visibleOnly(requester, records.filter((r) => r.status === 'accepted' && !r.outlier));
       const lowest = records.length ? records[records.length - 1].depth : start;
       const end = records.length < capped ? undefined : `d${lowest - 1}`;
-      return { start: `d${start}`, ...(end !== undefined && lowest > 0 ? { end } : {}), chunk: await this.view.clientEvents(chunk) };
+      return { start: `d${start}`, ...(end !== undefined && lowest > 0 ? { end } : {}), chunk: await this.view.clientEventsFor(this.visibleTo(requester), chunk) };
     }
     const start = from ?? 0;
     const records = (await this.store.events.byDepthRange({ roomId, minDepth: start, maxDepth: top, limit: 100_000, excludeRejected: true })).reverse().slice(0, capped);
     chunk = await this.visibleOnly(requester, records.filter((r) => r.status === 'accepted' && !r.outlier));
     const highest = records.length ? records[records.length - 1].depth : start;
     const end = records.length < capped ? undefined : `d${highest + 1}`;
-    return { start: `d${start}`, ...(end !== undefined ? { end } : {}), chunk: await this.view.clientEvents(chunk) };
+    return { start: `d${start}`, ...(end !== undefined ? { end } : {}), chunk: await this.view.clientEventsFor(this.visibleTo(requester), chunk) };
   }
 
   private visibleTo(requester: Requester): EventVisibility {

@@ -28,6 +28,8 @@ export interface DeactivationResult {
   left: { roomId: string; membership: string }[];
   failed: { roomId: string; membership: string; errcode: string; error: string }[];
   erased: boolean;
+  /** Account data entries removed by the erasure. */
+  accountDataErased?: number;
   /** False when the user was already deactivated (the rooms are checked again all the same). */
   newlyDeactivated: boolean;
 }
@@ -57,8 +59,10 @@ export class UserDeactivation {
         }
       }
     }
-    if (record.erased && (await this.store.profiles.get(userId))) {
-      await this.store.profiles.update(userId, { displayname: null, avatarUrl: null });
+    if (record.erased) {
+      // Events are not touched: reads serve them redacted to whoever was not joined at them (EventVisibility.erasedFor).
+      if (await this.store.profiles.get(userId)) await this.store.profiles.update(userId, { displayname: null, avatarUrl: null });
+      result.accountDataErased = await this.store.accountData.deleteForUser(userId);
       result.erased = true;
     }
     await auditLifecycle(this.store, {
@@ -74,6 +78,7 @@ export class UserDeactivation {
         userId,
         erase: options.erase,
         erased: result.erased,
+        accountDataErased: result.accountDataErased ?? 0,
         newlyDeactivated: created,
         left: result.left.map((l) => ({ roomId: l.roomId, membership: l.membership })),
         failed: result.failed.map((f) => ({ ...f })),

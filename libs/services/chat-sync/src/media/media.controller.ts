@@ -11,7 +11,8 @@ const LEGACY = ['_matrix/media/v3', '_matrix/media/r0'];
 const AUTHENTICATED = '_matrix/client/v1/media';
 
 function uploadedContent(request: FastifyRequest, fileName: unknown, requester: Requester) {
-  const bytes = request.rawBody ?? (Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0));
+  // The body is streamed to disk as it arrives (service-kit leaves an upload's body unread).
+  const bytes = request.uploadStream ?? request.rawBody ?? (Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0));
   if (fileName !== undefined && typeof fileName !== 'string') throw MatrixError.invalidParam('filename must be a single string');
   const contentType = request.headers['content-type']?.trim() || 'application/octet-stream';
   return { bytes, contentType, uploadName: fileName || null, uploader: requester.userId };

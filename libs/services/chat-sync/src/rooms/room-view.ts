@@ -1,7 +1,8 @@
 // What chat-sync reads about a room: its current state, memberships, events in client format.
 import { Inject, Injectable } from '@nestjs/common';
 import { STORE, type Store } from '@fedgate/platform';
-import { parseStateTupleKey, pduWithRedaction, stateTupleKey, type EventRecord, type RoomRecord } from '@fedgate/store';
+import { redactEvent, type Pdu } from '@fedgate/protocol';
+import { parseStateTupleKey, pduWithRedaction, stateTupleKey, type EventRecord, type EventVisibility, type RoomRecord } from '@fedgate/store';
 import { toClientEvent, type ClientEvent } from './client-event';
 
 export interface CurrentState {
@@ -87,5 +88,20 @@ export class RoomView {
 
   async servedEvent(record: EventRecord): Promise<ClientEvent> {
     return (await this.clientEvents([record]))[0];
+  }
+
+  /**
+   * `clientEvents` for one reader: an event whose sender was deactivated with erasure is served in its redacted
+   * form to a reader who was not joined at the event (see `EventVisibility.erasedFor`).
+   */
+  async clientEventsFor(visibility: EventVisibility, records: readonly EventRecord[]): Promise<ClientEvent[]> {
+    const served = await this.clientEvents(records);
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i];
+      if (record.redactedBy !== undefined || !(await visibility.erasedFor(record))) continue;
+      const roomVersion = (await this.store.rooms.get(record.roomId))?.roomVersion ?? '1';
+      served[i] = toClientEvent(redactEvent(record.pdu, roomVersion) as Pdu, record.eventId, record.roomId);
+    }
+    return served;
   }
 }

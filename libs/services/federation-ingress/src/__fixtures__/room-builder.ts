@@ -49,6 +49,11 @@ export class RoomBuilder {
     return this.append({ type: 'm.room.message', sender, content: { msgtype: 'm.text', body } }, signer);
   }
 
+  /** A message with the given `origin_server_ts`. */
+  messageAt(body: string, ts: number, sender = this.creator): Promise<string> {
+    return this.append({ type: 'm.room.message', sender, origin_server_ts: ts, content: { msgtype: 'm.text', body } }, this.localSigner);
+  }
+
   /** Sets a membership and keeps the room's joined servers in step. */
   async member(userId: string, membership: string, signer: Signer = this.localSigner, sender = membership === 'join' || membership === 'leave' ? userId : this.creator): Promise<string> {
     const id = await this.setState('m.room.member', userId, { membership }, sender, signer);

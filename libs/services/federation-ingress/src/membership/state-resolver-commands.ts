@@ -5,6 +5,8 @@ import {
   unansweredStatus,
   type CommandError,
   type CommandSubject,
+  type CreateEventCommand,
+  type CreateEventReply,
   type MakeMembershipCommand,
   type MakeMembershipReply,
   type ReceiveInviteCommand,
@@ -46,6 +48,11 @@ export class StateResolverCommands {
 
   receiveInvite(command: ReceiveInviteCommand): Promise<Ok<ReceiveInviteReply>> {
     return this.call(this.topology.receiveInvite.subjectFor(command.roomId), command);
+  }
+
+  /** A local event (the third-party invite exchange issues the inviter's invite). */
+  createEvent(command: CreateEventCommand): Promise<Ok<CreateEventReply>> {
+    return this.call(this.topology.createEvent.subjectFor(command.roomId), command);
   }
 
   private async call<Req, Res extends { ok: boolean }>(subject: CommandSubject<Req, Res>, request: Req): Promise<Ok<Res>> {

@@ -43,7 +43,12 @@ export class PublicRooms {
     private readonly access: RoomAccess,
   ) {}
 
-  async page(limit: number | undefined, since: string | undefined, searchTerm?: string) {
+  /**
+   * One page. `roomTypes` (POST's `filter.room_types`): only rooms of these types, `null` standing for rooms
+   * without one. `since` is only a position in the published list: a token naming any other room, forged or
+   * stale, still reads only published rooms after it.
+   */
+  async page(limit: number | undefined, since: string | undefined, searchTerm?: string, roomTypes?: readonly (string | null)[]) {
     if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw MatrixError.invalidParam('limit must be a non-negative integer');
     const pageSize = Math.min(limit ?? MAX_PUBLIC_ROOMS_LIMIT, MAX_PUBLIC_ROOMS_LIMIT);
     let cursor = since === undefined ? undefined : roomIdOfSince(since);
@@ -61,7 +66,8 @@ export class PublicRooms {
         cursor = roomId;
         scanned++;
         const room = await this.chunkOf(roomId);
-        if (room && (!term || [room.name, room.topic, room.canonical_alias].some((text) => text?.toLowerCase().includes(term)))) chunk.push(room);
+        const typeMatches = (room: PublicRoomChunk) => roomTypes === undefined || roomTypes.includes(room.room_type ?? null);
+        if (room && typeMatches(room) && (!term || [room.name, room.topic, room.canonical_alias].some((text) => text?.toLowerCase().includes(term)))) chunk.push(room);
         if (chunk.length >= pageSize) break;
       }
     }

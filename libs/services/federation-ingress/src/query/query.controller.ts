@@ -58,8 +58,16 @@ export class QueryController {
   @Post('publicRooms')
   @HttpCode(200)
   async publicRoomsPost(@Body() body: unknown) {
-    const b = (body ?? {}) as { limit?: unknown; since?: unknown; filter?: { generic_search_term?: unknown } };
-    const term = typeof b.filter?.generic_search_term === 'string' ? b.filter.generic_search_term : undefined;
-    return this.publicRooms.page(typeof b.limit === 'number' ? b.limit : undefined, typeof b.since === 'string' ? b.since : undefined, term);
+    if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) throw MatrixError.badJson('Body must be a JSON object');
+    const b = (body ?? {}) as { limit?: unknown; since?: unknown; filter?: unknown };
+    if (b.limit !== undefined && typeof b.limit !== 'number') throw MatrixError.badJson('limit must be an integer');
+    if (b.since !== undefined && typeof b.since !== 'string') throw MatrixError.badJson('since must be a string');
+    if (b.filter !== undefined && b.filter !== null && (typeof b.filter !== 'object' || Array.isArray(b.filter))) throw MatrixError.badJson('filter must be an object');
+    const filter = (b.filter ?? {}) as { generic_search_term?: unknown; room_types?: unknown };
+    if (filter.generic_search_term !== undefined && filter.generic_search_term !== null && typeof filter.generic_search_term !== 'string') throw MatrixError.badJson('filter.generic_search_term must be a string');
+    const roomTypes = filter.room_types;
+    if (roomTypes !== undefined && (!Array.isArray(roomTypes) || roomTypes.some((t) => t !== null && typeof t !== 'string'))) throw MatrixError.badJson('filter.room_types must be an array of strings or null');
+    const term = typeof filter.generic_search_term === 'string' ? filter.generic_search_term : undefined;
+    return this.publicRooms.page(b.limit as number | undefined, b.since as string | undefined, term, roomTypes as (string | null)[] | undefined);
   }
 }

@@ -99,12 +99,13 @@ export class RoomReadController {
 
   /**
    * Events as a server may have them, per event: whole when history visibility lets it see the event; redacted
-   * when it may not but is in the room now (it needs the DAG's shape); left out otherwise.
+   * when it may not but is in the room now (it needs the DAG's shape); left out otherwise. An erased sender's
+   * event is served redacted to a server that had no user joined at the event.
    */
   private async servedTo(visibility: EventVisibility, records: readonly EventRecord[]): Promise<Pdu[]> {
     const out: Pdu[] = [];
     for (const record of records) {
-      if (await visibility.mayView(record)) out.push(await this.reads.served(record));
+      if (await visibility.mayView(record)) out.push(await ((await visibility.erasedFor(record)) ? this.reads.servedRedacted(record) : this.reads.served(record)));
       else if (await visibility.inRoomNow(record.roomId)) out.push(await this.reads.servedRedacted(record));
     }
     return out;

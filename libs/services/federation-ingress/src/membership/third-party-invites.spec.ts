@@ -1,0 +1,106 @@
+// Issue 14: third-party invites. `exchange_third_party_invite` turns a bound third-party invite into the
+// inviter's own invite, only when the room's m.room.third_party_invite, its sender and the identity server's
+// signature agree and the asking server is the invitee's; `3pid/onbind` does the same for invites of our users.
+import type { CreateEventCommand, CreateEventReply } from '@fedgate/bus';
+import { FederationHttpError } from '@fedgate/federation-client';
+import { signJson, SigningKey } from '@fedgate/protocol';
+import { INGRESS_NAME, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
+import { RoomBuilder } from '../__fixtures__/room-builder';
+
+async function refusal(promise: Promise<unknown>): Promise<{ status: number; errcode: string | undefined }> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof FederationHttpError) return { status: error.status, errcode: error.errcode };
+    throw error;
+  }
+  throw new Error('expected the request to be refused');
+}
+
+const identityServer = new SigningKey('0', new Uint8Array(32).fill(3));
+const impostorIdentityServer = new SigningKey('0', new Uint8Array(32).fill(4));
+
+describe('third-party invites over federation', () => {
+  let h: IngressHarness;
+  let room: RoomBuilder;
+  const created: CreateEventCommand[] = [];
+  let stop: () => Promise<void>;
+  const alice = `@alice:${INGRESS_NAME}`;
+  const enc = encodeURIComponent;
+
+  beforeAll(async () => {
+    h = await startIngress();
+    const sub = await h.bus.serve<CreateEventCommand, CreateEventReply>(h.topology.createEvent.command, (command) => {
+      created.push(command);
+      return { ok: true, eventId: `$invite-${created.length}` };
+    });
+    stop = () => sub.stop();
+    room = await RoomBuilder.create(h, '!tpi:ingress.test', 'shared');
+    await room.member(alice, 'join');
+    await room.setState('m.room.third_party_invite', 'tok-1', { display_name: 'b...@example.org', key_validity_url: 'https://id.example/v', public_key: identityServer.publicKeyBase64 }, alice);
+  }, 60_000);
+  afterAll(async () => {
+    await stop();
+    await h.close();
+  });
+
+  const signedFor = (mxid: string, token = 'tok-1', key = identityServer) => signJson({ mxid, sender: alice, token }, 'id.example', key);
+  const exchangeBody = (target: string, signed: Record<string, unknown>, overrides: Record<string, unknown> = {}) => ({
+    type: 'm.room.member',
+    room_id: room.roomId,
+    sender: alice,
+    state_key: target,
+    content: { membership: 'invite', third_party_invite: { signed } },
+    ...overrides,
+  });
+  const exchange = (body: unknown, client = h.remote.client()) => client.putJson(INGRESS_NAME, `/_matrix/federation/v1/exchange_third_party_invite/${enc(room.roomId)}`, body);
+
+  it('issues the inviter’s invite, with the display name from the room’s third-party invite', async () => {
+    const bob = h.remote.user('bob');
+    const signed = signedFor(bob);
+    expect((await exchange(exchangeBody(bob, signed))).body).toEqual({});
+    expect(created.at(-1)).toEqual({
+      roomId: room.roomId,
+      sender: alice,
+      type: 'm.room.member',
+      stateKey: bob,
+      content: { membership: 'invite', third_party_invite: { display_name: 'b...@example.org', signed } },
+      txnId: `3pid-invite:tok-1:${bob}`,
+    });
+  });
+
+  it('the lying peer: another server’s user, an unknown token, a forged signature, a foreign inviter, a malformed body', async () => {
+    const before = created.length;
+    const bob = h.remote.user('bob');
+    // The asking server is not the invitee's.
+    expect(await refusal(exchange(exchangeBody(h.other.user('olga'), signedFor(h.other.user('olga')))))).toEqual({ status: 403, errcode: 'M_FORBIDDEN' });
+    expect(await refusal(exchange(exchangeBody(bob, signedFor(bob, 'tok-unknown'))))).toEqual({ status: 403, errcode: 'M_FORBIDDEN' });
+    expect(await refusal(exchange(exchangeBody(bob, signedFor(bob, 'tok-1', impostorIdentityServer))))).toEqual({ status: 403, errcode: 'M_FORBIDDEN' });
+    expect(await refusal(exchange(exchangeBody(bob, signedFor(bob), { sender: h.remote.user('mallory') })))).toEqual({ status: 400, errcode: 'M_INVALID_PARAM' });
+    expect(await refusal(exchange(exchangeBody(bob, signedFor(h.remote.user('eve')))))).toEqual({ status: 400, errcode: 'M_BAD_JSON' });
+    expect(await refusal(exchange(exchangeBody(bob, signedFor(bob), { room_id: '!other:ingress.test' })))).toEqual({ status: 400, errcode: 'M_BAD_JSON' });
+    expect(await refusal(exchange([1, 2]))).toEqual({ status: 400, errcode: 'M_BAD_JSON' });
+    expect(created.length).toBe(before);
+  });
+
+  it('onbind for a user of ours whose inviter is ours issues the invite here, and records each outcome', async () => {
+    const carol = `@carol:${INGRESS_NAME}`;
+    const signed = signedFor(carol);
+    const invite = (roomId: string) => ({ address: 'c@example.org', medium: 'email', mxid: carol, room_id: roomId, sender: alice, signed });
+    const body = { address: 'c@example.org', medium: 'email', mxid: carol, invites: [invite(room.roomId), invite('!unknown:ingress.test')] };
+    // The identity server does not sign its request.
+    expect((await h.remote.client().putJson(INGRESS_NAME, '/_matrix/federation/v1/3pid/onbind', body)).body).toEqual({});
+    expect(created.at(-1)).toMatchObject({ roomId: room.roomId, sender: alice, stateKey: carol });
+    const record = (await h.store.audit.query({ limit: 20 })).find((r) => r.path === '/_matrix/federation/v1/3pid/onbind');
+    expect(record).toMatchObject({ origin: 'identity-server', reason: 'third_party_invite_exchange_failed' });
+    expect(JSON.stringify(record?.details)).toContain('M_NOT_FOUND');
+  });
+
+  it('onbind refuses a user of another server and invites for someone else', async () => {
+    const dave = h.remote.user('dave');
+    expect(await refusal(h.remote.client().putJson(INGRESS_NAME, '/_matrix/federation/v1/3pid/onbind', { mxid: dave, invites: [] }))).toEqual({ status: 400, errcode: 'M_INVALID_PARAM' });
+    const carol = `@carol:${INGRESS_NAME}`;
+    const body = { mxid: carol, invites: [{ mxid: `@erin:${INGRESS_NAME}`, room_id: room.roomId, sender: alice, signed: signedFor(carol) }] };
+    expect(await refusal(h.remote.client().putJson(INGRESS_NAME, '/_matrix/federation/v1/3pid/onbind', body))).toEqual({ status: 400, errcode: 'M_BAD_JSON' });
+  });
+});

@@ -1,0 +1,69 @@
+// Issue 14: federation `publicRooms` with `filter` (search term, room types), `since` and `limit`; a `since` token
+// cannot be forged into listing a room that is not published.
+import { FederationHttpError } from '@fedgate/federation-client';
+import { INGRESS_NAME, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
+import { RoomBuilder } from '../__fixtures__/room-builder';
+
+async function refusal(promise: Promise<unknown>): Promise<{ status: number; errcode: string | undefined }> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof FederationHttpError) return { status: error.status, errcode: error.errcode };
+    throw error;
+  }
+  throw new Error('expected the request to be refused');
+}
+
+const token = (roomId: string) => `r${Buffer.from(roomId, 'utf8').toString('base64url')}`;
+
+describe('federation publicRooms: filter, since, limit', () => {
+  let h: IngressHarness;
+  const post = async (body: unknown) => (await h.remote.client().postJson<any>(INGRESS_NAME, '/_matrix/federation/v1/publicRooms', body)).body;
+  const ids = (page: { chunk: Array<{ room_id: string }> }) => page.chunk.map((r) => r.room_id);
+
+  beforeAll(async () => {
+    h = await startIngress();
+    const room = async (roomId: string, name: string, published: boolean, type?: string) => {
+      const r = await RoomBuilder.create(h, roomId, 'shared');
+      await r.setState('m.room.name', '', { name });
+      if (type) await r.setState('m.room.create', '', { room_version: '10', type });
+      if (published) await h.store.roomDirectory.set({ roomId, visibility: 'public', appServiceId: null, updatedTs: 1 });
+    };
+    await room('!pr-a:ingress.test', 'Alpha chat', true);
+    await room('!pr-b:ingress.test', 'Beta space', true, 'm.space');
+    await room('!pr-c:ingress.test', 'Gamma hidden', false);
+    await room('!pr-d:ingress.test', 'Delta chat', true);
+  }, 60_000);
+  afterAll(() => h.close());
+
+  it('filters by search term and by room type (null: rooms without a type)', async () => {
+    expect(ids(await post({ filter: { generic_search_term: 'BETA' } }))).toEqual(['!pr-b:ingress.test']);
+    expect(ids(await post({ filter: { room_types: ['m.space'] } }))).toEqual(['!pr-b:ingress.test']);
+    expect(ids(await post({ filter: { room_types: [null] } }))).toEqual(['!pr-a:ingress.test', '!pr-d:ingress.test']);
+    expect(ids(await post({ filter: { generic_search_term: 'chat', room_types: [null, 'm.space'] } }))).toEqual(['!pr-a:ingress.test', '!pr-d:ingress.test']);
+  });
+
+  it('pages with limit and since through a filtered list, each room once', async () => {
+    const first = await post({ limit: 1, filter: { generic_search_term: 'chat' } });
+    expect(ids(first)).toEqual(['!pr-a:ingress.test']);
+    const second = await post({ limit: 1, since: first.next_batch, filter: { generic_search_term: 'chat' } });
+    expect(ids(second)).toEqual(['!pr-d:ingress.test']);
+    expect(second.next_batch).toBeUndefined();
+  });
+
+  it('a since token forged to name an unpublished room lists only published rooms after it', async () => {
+    const page = await post({ since: token('!pr-c:ingress.test') });
+    expect(ids(page)).toEqual(['!pr-d:ingress.test']);
+    const fromGet = (await h.remote.client().getJson<any>(INGRESS_NAME, '/_matrix/federation/v1/publicRooms', { query: { since: token('!pr-b:ingress.test'), limit: '10' } })).body;
+    expect(ids(fromGet)).toEqual(['!pr-d:ingress.test']);
+    expect(ids(fromGet)).not.toContain('!pr-c:ingress.test');
+  });
+
+  it('refuses malformed bodies with 400 M_BAD_JSON and a since it did not give with M_INVALID_PARAM', async () => {
+    for (const body of [{ limit: 'ten' }, { since: 5 }, { filter: [] }, { filter: { room_types: 'm.space' } }, { filter: { generic_search_term: 3 } }]) {
+      expect(await refusal(post(body))).toEqual({ status: 400, errcode: 'M_BAD_JSON' });
+    }
+    expect(await refusal(post({ since: 'not-a-token' }))).toEqual({ status: 400, errcode: 'M_INVALID_PARAM' });
+    expect(await refusal(post({ limit: -1 }))).toEqual({ status: 400, errcode: 'M_INVALID_PARAM' });
+  });
+});

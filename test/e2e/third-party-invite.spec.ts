@@ -1,0 +1,93 @@
+// Issue 14: a third-party invite end to end between two fedgates. Alice (on A) invites an email address: the
+// room gets an m.room.third_party_invite whose public key is the identity server's (this test plays it). When
+// the address is bound to Bob (on B), the identity server calls B's `3pid/onbind`; B asks A
+// `exchange_third_party_invite`; A checks the signed invite against the room and issues Alice's invite to Bob
+// by the invite API; Bob's bridge is told and Bob joins.
+import { request } from 'node:https';
+import { signJson, SigningKey } from '@fedgate/protocol';
+import { createTestCa, openInstanceStore, startFedgatePair, type FedgateInstance, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
+
+jest.setTimeout(180_000);
+
+const WAIT_MS = 30_000;
+const identityServer = new SigningKey('0', new Uint8Array(32).fill(5));
+
+describe('third-party invites end to end (issue 14)', () => {
+  let ca: TestCertificateAuthority;
+  let a: FedgateInstance;
+  let b: FedgateInstance;
+
+  beforeAll(async () => {
+    ca = createTestCa();
+    [a, b] = await startFedgatePair({ shape: 'embedded', ca, name: 'a' }, { shape: 'embedded', ca, name: 'b' });
+  }, 180_000);
+  afterAll(async () => {
+    await Promise.all([a?.destroy(), b?.destroy()]);
+  }, 60_000);
+
+  /** The identity server's call: plain HTTPS, no X-Matrix signature. */
+  function onbind(server: FedgateInstance, body: unknown): Promise<{ status: number; body: unknown }> {
+    return new Promise((resolve, reject) => {
+      const req = request(new URL('/_matrix/federation/v1/3pid/onbind', server.federationUrl), { method: 'PUT', ca: ca.certPem, headers: { 'content-type': 'application/json' } }, (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
+      });
+      req.once('error', reject);
+      req.end(JSON.stringify(body));
+    });
+  }
+
+  it('onbind at the invitee’s server turns the pending invite into the inviter’s invite, and the invitee joins', async () => {
+    const bridgeA = a.bridge as TestBridge;
+    const bridgeB = b.bridge as TestBridge;
+    const alice = await bridgeA.registerVirtualUser(`${a.name}chat_alice`);
+    const bob = await bridgeB.registerVirtualUser(`${b.name}chat_bob`);
+    const { room_id: roomId } = await bridgeA.asUser(alice).createRoom({ preset: 'private_chat' as never, name: 'invited by email' });
+    await bridgeA.asUser(alice).sendStateEvent(roomId, 'm.room.third_party_invite' as never, { display_name: 'b...@example.org', key_validity_url: 'https://id.example/_matrix/identity/v2/pubkey/isvalid', public_key: identityServer.publicKeyBase64 } as never, 'email-token');
+
+    const signed = signJson({ mxid: bob, sender: alice, token: 'email-token' }, 'id.example', identityServer);
+    const invite = { address: 'bob@example.org', medium: 'email', mxid: bob, room_id: roomId, sender: alice, signed };
+    expect(await onbind(b, { address: 'bob@example.org', medium: 'email', mxid: bob, invites: [invite] })).toEqual({ status: 200, body: {} });
+
+    const invited = await bridgeB.waitForEvent((e) => e.type === 'm.room.member' && e.state_key === bob && e.content?.membership === 'invite', WAIT_MS);
+    expect(invited).toMatchObject({ sender: alice, content: { third_party_invite: { display_name: 'b...@example.org', signed: { token: 'email-token', mxid: bob } } } });
+    await bridgeB.asUser(bob).joinRoom(roomId, { viaServers: [a.serverName] });
+    await bridgeA.waitForEvent((e) => e.type === 'm.room.member' && e.state_key === bob && e.content?.membership === 'join', WAIT_MS);
+
+    // B asked A once, and A recorded it as accepted.
+    const store = await openInstanceStore(a);
+    try {
+      const exchanges = (await store.audit.query({ direction: 'in', origin: b.serverName, limit: 200 })).filter((r) => r.path.startsWith('/_matrix/federation/v1/exchange_third_party_invite/'));
+      expect(exchanges).toEqual([expect.objectContaining({ status: 200, outcome: 'ok' })]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('an onbind whose signature the room’s key does not verify issues nothing, and says why in the audit record', async () => {
+    const bridgeA = a.bridge as TestBridge;
+    const bridgeB = b.bridge as TestBridge;
+    const alice = await bridgeA.registerVirtualUser(`${a.name}chat_alice2`);
+    const carol = await bridgeB.registerVirtualUser(`${b.name}chat_carol`);
+    const { room_id: roomId } = await bridgeA.asUser(alice).createRoom({ preset: 'private_chat' as never });
+    await bridgeA.asUser(alice).sendStateEvent(roomId, 'm.room.third_party_invite' as never, { display_name: 'c...@example.org', key_validity_url: 'https://id.example/v', public_key: identityServer.publicKeyBase64 } as never, 'other-token');
+    const forged = signJson({ mxid: carol, sender: alice, token: 'other-token' }, 'id.example', new SigningKey('0', new Uint8Array(32).fill(6)));
+    const invite = { address: 'c@example.org', medium: 'email', mxid: carol, room_id: roomId, sender: alice, signed: forged };
+    expect((await onbind(b, { address: 'c@example.org', medium: 'email', mxid: carol, invites: [invite] })).status).toBe(200);
+    const store = await openInstanceStore(b);
+    try {
+      // The audit record is written once the answer is sent: wait for it.
+      let record;
+      for (let i = 0; i < 100 && !record; i++) {
+        record = (await store.audit.query({ limit: 200 })).find((r) => r.path === '/_matrix/federation/v1/3pid/onbind' && JSON.stringify(r.details).includes(roomId));
+        if (!record) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(record).toMatchObject({ origin: 'identity-server', reason: 'third_party_invite_exchange_failed' });
+      expect(JSON.stringify(record?.details)).toContain('M_FORBIDDEN');
+    } finally {
+      await store.close();
+    }
+    expect(bridgeB.received.events((e) => e.state_key === carol && e.room_id === roomId)).toEqual([]);
+  });
+});

@@ -1,0 +1,115 @@
+// Issue 14 against a live Synapse: the old room versions (1 and 2, whose invites once went by the v1 invite API),
+// the public room directory read by a Synapse user over federation (filter, limit, since), and "jump to date"
+// (timestamp_to_event) answering the same event on both servers for a room they share. docs/interop.md lists them.
+import { Preset, type MatrixClient } from 'matrix-js-sdk';
+import { Method } from 'matrix-js-sdk';
+import type { SynapseUser } from '@fedgate/testing';
+import { matrixClientFor } from './support/matrix-client';
+import { eventSeenBy, eventually, initialSync, membershipIs, startPeers, stopPeers, WAIT_MS, type Peers } from './support/peers';
+
+jest.setTimeout(120_000);
+
+const NAME = 'modules';
+
+describe('fedgate and Synapse: old room versions, public rooms, timestamp_to_event (issue 14)', () => {
+  let peers: Peers;
+  let alice: SynapseUser;
+  let aliceClient: MatrixClient;
+  let bob: string;
+  let bobClient: MatrixClient;
+
+  beforeAll(async () => {
+    peers = await startPeers(NAME);
+    alice = await peers.synapse.registerUser('alice');
+    aliceClient = matrixClientFor(peers.synapse, alice);
+    bob = await peers.bridge.registerVirtualUser(`${NAME}chat_bob`);
+    bobClient = peers.bridge.asUser(bob);
+  }, 600_000);
+
+  afterAll(async () => {
+    await stopPeers(NAME, peers ?? {});
+  }, 60_000);
+
+  async function synapseRoomWithBob(roomVersion: string, options: Record<string, unknown> = {}): Promise<string> {
+    const { room_id: roomId } = await aliceClient.createRoom({ room_version: roomVersion, preset: Preset.PrivateChat, ...options });
+    await aliceClient.invite(roomId, bob);
+    await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(bob, 'invite')(e), WAIT_MS);
+    await bobClient.joinRoom(roomId, { viaServers: [peers.synapse.serverName] });
+    await eventually(() => aliceClient.getJoinedRoomMembers(roomId), (r) => bob in (r?.joined ?? {}));
+    return roomId;
+  }
+
+  describe.each(['1', '2'])('room version %s', (roomVersion) => {
+    it(`a Synapse user's v${roomVersion} room: the fedgate user is invited, joins, a message each way`, async () => {
+      const roomId = await synapseRoomWithBob(roomVersion);
+      const fromAlice = await aliceClient.sendTextMessage(roomId, `old room ${roomVersion} from Synapse`);
+      expect(await peers.bridge.waitForEvent((e) => e.event_id === fromAlice.event_id, WAIT_MS)).toMatchObject({ content: { body: `old room ${roomVersion} from Synapse` } });
+      const fromBob = await bobClient.sendTextMessage(roomId, `old room ${roomVersion} from fedgate`);
+      expect(await eventSeenBy(aliceClient, roomId, fromBob.event_id)).toMatchObject({ sender: bob });
+    });
+
+    it(`a fedgate user's v${roomVersion} room: the Synapse user is invited, joins, a message each way`, async () => {
+      const { room_id: roomId } = await bobClient.createRoom({ room_version: roomVersion, preset: Preset.PrivateChat });
+      await bobClient.invite(roomId, alice.userId);
+      await eventually(() => initialSync(aliceClient), (s) => roomId in (s?.rooms?.invite ?? {}));
+      await aliceClient.joinRoom(roomId, { viaServers: [peers.fedgate.serverName] });
+      await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(alice.userId, 'join')(e), WAIT_MS);
+      const fromBob = await bobClient.sendTextMessage(roomId, `v${roomVersion} hello`);
+      expect(await eventSeenBy(aliceClient, roomId, fromBob.event_id)).toMatchObject({ sender: bob });
+      expect((await aliceClient.getStateEvent(roomId, 'm.room.create', '')).room_version).toBe(roomVersion);
+    });
+  });
+
+  it("a Synapse user reads fedgate's public room directory over federation: search term, limit and since", async () => {
+    const published: string[] = [];
+    for (const name of ['Lobby one', 'Lobby two', 'Back office']) {
+      const { room_id: roomId } = await bobClient.createRoom({ preset: Preset.PublicChat, visibility: 'public' as never, name });
+      published.push(roomId);
+    }
+    const { room_id: unlisted } = await bobClient.createRoom({ preset: Preset.PublicChat, name: 'Lobby unlisted' });
+    const server = peers.fedgate.serverName;
+    const all = await aliceClient.publicRooms({ server, limit: 50 });
+    expect(all.chunk.map((r) => r.room_id).sort()).toEqual([...published].sort());
+    const lobbies = await aliceClient.publicRooms({ server, filter: { generic_search_term: 'lobby' } });
+    expect(lobbies.chunk.map((r) => r.name).sort()).toEqual(['Lobby one', 'Lobby two']);
+    expect(lobbies.chunk.map((r) => r.room_id)).not.toContain(unlisted);
+    const first = await aliceClient.publicRooms({ server, limit: 1 });
+    expect(first.chunk).toHaveLength(1);
+    const second = await aliceClient.publicRooms({ server, limit: 5, since: first.next_batch });
+    expect([...first.chunk, ...second.chunk].map((r) => r.room_id).sort()).toEqual([...published].sort());
+  });
+
+  it('timestamp_to_event: fedgate answers the same event as Synapse for a room they share, both directions', async () => {
+    const roomId = await synapseRoomWithBob('10');
+    const sent: string[] = [];
+    for (const body of ['first', 'second', 'third']) {
+      sent.push((await aliceClient.sendTextMessage(roomId, body)).event_id);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    for (const eventId of sent) await peers.bridge.waitForEvent((e) => e.event_id === eventId, WAIT_MS);
+    const second = (await aliceClient.fetchRoomEvent(roomId, sent[1])) as { origin_server_ts: number };
+    const jump = (client: MatrixClient, ts: number, dir: 'f' | 'b') =>
+      client.http.authedRequest<{ event_id: string; origin_server_ts: number }>(Method.Get, `/rooms/${encodeURIComponent(roomId)}/timestamp_to_event`, { ts: String(ts), dir }, undefined, { prefix: '/_matrix/client/v1' } as never);
+    for (const [ts, dir] of [[second.origin_server_ts, 'f'], [second.origin_server_ts, 'b'], [second.origin_server_ts + 1, 'f'], [second.origin_server_ts - 1, 'b']] as const) {
+      const [atSynapse, atFedgate] = await Promise.all([jump(aliceClient, ts, dir), jump(bobClient, ts, dir)]);
+      expect(atFedgate).toEqual(atSynapse);
+    }
+  });
+
+  it('timestamp_to_event before the fedgate user joined: fedgate asks Synapse over federation, backfills the event and answers as Synapse does', async () => {
+    const { room_id: roomId } = await aliceClient.createRoom({ room_version: '10', preset: Preset.PrivateChat, initial_state: [{ type: 'm.room.history_visibility', state_key: '', content: { history_visibility: 'shared' } }] });
+    const early = await aliceClient.sendTextMessage(roomId, 'said before the bridge user came');
+    const earlyTs = ((await aliceClient.fetchRoomEvent(roomId, early.event_id)) as { origin_server_ts: number }).origin_server_ts;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await aliceClient.invite(roomId, bob);
+    await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(bob, 'invite')(e), WAIT_MS);
+    await bobClient.joinRoom(roomId, { viaServers: [peers.synapse.serverName] });
+    const jump = (client: MatrixClient, ts: number, dir: 'f' | 'b') =>
+      client.http.authedRequest<{ event_id: string; origin_server_ts: number }>(Method.Get, `/rooms/${encodeURIComponent(roomId)}/timestamp_to_event`, { ts: String(ts), dir }, undefined, { prefix: '/_matrix/client/v1' } as never);
+    const atSynapse = await jump(aliceClient, earlyTs, 'b');
+    expect(atSynapse.event_id).toBe(early.event_id);
+    expect(await jump(bobClient, earlyTs, 'b')).toEqual(atSynapse);
+    // And the event is now held and readable here.
+    expect((await bobClient.fetchRoomEvent(roomId, early.event_id)) as Record<string, unknown>).toMatchObject({ content: { body: 'said before the bridge user came' } });
+  });
+});
