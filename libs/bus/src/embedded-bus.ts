@@ -17,6 +17,7 @@ import {
   type DeadLetterAdmin,
   type Headers,
   type MessageHandler,
+  type PublishItem,
   type PublishOptions,
   type PublishResult,
   type RequestHandler,
@@ -174,6 +175,28 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     return result;
   }
 
+  /** One commit for the whole batch (issue 19: ingress hands on a transaction's PDUs at once), all or none. */
+  async publishBatch(items: readonly PublishItem[]): Promise<PublishResult[]> {
+    this.assertOpen();
+    if (items.length === 0) return [];
+    const encoded = items.map((item) => ({ subject: item.subject as string, bytes: encodeJson(item.data), messageId: item.options.messageId, headers: { ...item.options.headers } }));
+    // One producer span for the batch; its context goes into every message's headers.
+    const trace: Headers = {};
+    const results = await withProducerSpan(encoded[0]!.subject, encoded[0]!.messageId, trace, async () =>
+      this.transaction(() => encoded.map((m) => this.append(m.subject, m.bytes, m.messageId, { ...m.headers, ...trace }))),
+    );
+    const woken = new Set<string>();
+    results.forEach((result, i) => {
+      const { subject } = encoded[i]!;
+      this.observer.published(subject, result.duplicate);
+      if (!result.duplicate && !woken.has(subject)) {
+        woken.add(subject);
+        this.wakeConsumersOf(subject);
+      }
+    });
+    return results;
+  }
+
   async consume<T>(consumer: ConsumerSpec<T>, handler: MessageHandler<T>): Promise<BusSubscription> {
     this.assertOpen();
     this.ensureConsumer(consumer);
@@ -219,12 +242,11 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
 
   /** Claims the next deliverable message for a consumer: the head window of maxAckPending keeps order. */
   claimNext(consumer: ConsumerSpec, skip: Set<number>): Claim | undefined {
+    // Nothing to claim is the common answer of a woken loop: found by a read, without a write transaction (issue 19).
+    if (!this.inTransaction && !this.nextVisible(consumer, skip, Date.now())) return undefined;
     return this.transaction(() => {
       const now = Date.now();
-      const window = this.db
-        .prepare('SELECT seq, deliveries, visible_at FROM bus_pending WHERE durable = ? ORDER BY seq LIMIT ?')
-        .all(consumer.durable, consumer.maxAckPending) as unknown as PendingRow[];
-      const next = window.find((r) => r.visible_at <= now && !skip.has(Number(r.seq)));
+      const next = this.nextVisible(consumer, skip, now);
       if (!next) return undefined;
       const deliveries = Number(next.deliveries) + 1;
       this.db
@@ -241,10 +263,17 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     });
   }
 
+  private nextVisible(consumer: ConsumerSpec, skip: Set<number>, now: number): PendingRow | undefined {
+    const window = this.db
+      .prepare('SELECT seq, deliveries, visible_at FROM bus_pending WHERE durable = ? ORDER BY seq LIMIT ?')
+      .all(consumer.durable, consumer.maxAckPending) as unknown as PendingRow[];
+    return window.find((r) => r.visible_at <= now && !skip.has(Number(r.seq)));
+  }
+
   /** Settles a delivered message and claims the consumer's next one in the same transaction: one commit per message, not two. */
-  settleAndClaimNext(consumer: ConsumerSpec, row: MessageRow, deliveries: number, settlement: Settlement, skip: Set<number>): Claim | undefined {
+  settleAndClaimNext(consumer: ConsumerSpec, row: MessageRow, deliveries: number, settlement: Settlement, skip: Set<number>, settler: ConsumerLoop): Claim | undefined {
     return this.transaction(() => {
-      this.apply(consumer, row, deliveries, settlement);
+      this.apply(consumer, row, deliveries, settlement, settler);
       return this.claimNext(consumer, skip);
     });
   }
@@ -270,8 +299,8 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     for (const loop of this.loops) if (subjectMatches(loop.consumer.filterSubject, subject)) loop.wake();
   }
 
-  private wakeConsumersNamed(durable: string): void {
-    for (const loop of this.loops) if (loop.consumer.durable === durable) loop.wake();
+  private wakeConsumersNamed(durable: string, except?: ConsumerLoop): void {
+    for (const loop of this.loops) if (loop.consumer.durable === durable && loop !== except) loop.wake();
   }
 
   /**
@@ -305,7 +334,8 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     this.db.prepare('UPDATE bus_pending SET visible_at = ? WHERE durable = ? AND seq = ?').run(Date.now() + consumer.ackWaitMs, consumer.durable, seq);
   }
 
-  apply(consumer: ConsumerSpec, row: MessageRow, deliveries: number, settlement: Settlement): void {
+  /** `settler`: the loop that settles and looks for its next message itself, so it is not woken by its own settle. */
+  apply(consumer: ConsumerSpec, row: MessageRow, deliveries: number, settlement: Settlement, settler?: ConsumerLoop): void {
     this.transaction(() => {
       if (settlement.kind === 'nak') {
         this.db.prepare('UPDATE bus_pending SET visible_at = ? WHERE durable = ? AND seq = ?').run(Date.now() + settlement.delayMs, consumer.durable, row.seq);
@@ -332,7 +362,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
       this.wakeConsumersOf(this.options.deadLetterSubject(consumer.durable));
     }
     // A settled message frees a slot in the durable's window (or, nak'd, changes when it is visible again).
-    this.wakeConsumersNamed(consumer.durable);
+    this.wakeConsumersNamed(consumer.durable, settler);
     this.observer.handled(consumer.durable, settlement.kind);
   }
 
@@ -522,6 +552,7 @@ class ConsumerLoop {
     const exhausted = exhaustedBeforeHandling(deliveries, consumer.maxDeliver);
     if (exhausted) return this.settle(row, deliveries, exhausted, claimNext);
     const headers = JSON.parse(row.headers) as Headers;
+    let leasedAt = Date.now();
     this.inFlight.add(seq);
     try {
       const settlement = await withConsumerSpan(row.subject, row.msg_id, consumer.durable, headers, async () => {
@@ -535,7 +566,12 @@ class ConsumerLoop {
             deliveryCount: deliveries,
             headers,
             data: decodeJson(row.data),
-            working: () => bus.extendLease(consumer, seq),
+            working: () => {
+              // A lease with more than three quarters of its time left is not written again (one write per PDU before).
+              if (Date.now() - leasedAt < consumer.ackWaitMs / 4) return;
+              leasedAt = Date.now();
+              bus.extendLease(consumer, seq);
+            },
           });
           return settle({ outcome }, deliveries, consumer.maxDeliver, bus.retryDelay);
         } catch (error) {
@@ -555,7 +591,7 @@ class ConsumerLoop {
       this.bus.apply(this.consumer, row, deliveries, settlement);
       return undefined;
     }
-    return this.bus.settleAndClaimNext(this.consumer, row, deliveries, settlement, this.inFlight);
+    return this.bus.settleAndClaimNext(this.consumer, row, deliveries, settlement, this.inFlight, this);
   }
 
   async stop(): Promise<void> {

@@ -149,8 +149,9 @@ describe('FederationIngressModule over HTTPS', () => {
     // Issue 12: with our bus down ingress answered 500 after a hard-coded retry, so the peer backed off too.
     it('answers 503 with retry_after_ms while our bus or store is down, records nothing, and handles the retry in full once it is back', async () => {
       const publish = h.bus.publish.bind(h.bus);
+      const publishBatch = h.bus.publishBatch.bind(h.bus);
       const held = message('while-bus-down');
-      h.bus.publish = async () => {
+      h.bus.publish = h.bus.publishBatch = async () => {
         throw new Error('nats: connection closed (simulated outage)');
       };
       try {
@@ -158,6 +159,7 @@ describe('FederationIngressModule over HTTPS', () => {
         expect(refused).toMatchObject({ status: 503, errcode: 'M_UNKNOWN', body: { retry_after_ms: 5_000 } });
       } finally {
         h.bus.publish = publish;
+        h.bus.publishBatch = publishBatch;
       }
       expect(await h.store.receivedTransactions.get(h.remote.serverName, 'txn-bus-down')).toBeFalsy();
       await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-bus-down' && r.status === 503 && r.reason === 'M_UNKNOWN');
