@@ -56,6 +56,9 @@ interface MessageRow {
   headers: string;
 }
 
+/** Settled messages removed per commit by the prune pass, with a turn of the event loop between commits. */
+export const PRUNE_CHUNK = 500;
+
 /** setTimeout's ceiling; a loop sleeping that long re-checks and sleeps again. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -101,6 +104,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   private readonly loops = new Set<ConsumerLoop>();
   private pruneTimer: NodeJS.Timeout | undefined;
   private foreignCommitTimer: NodeJS.Timeout | undefined;
+  private pruning: Promise<void> | undefined;
   private dataVersion = 0;
   private inTransaction = false;
   private closed = false;
@@ -115,8 +119,8 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   }
 
   async start(): Promise<void> {
-    this.prune();
-    this.pruneTimer = setInterval(() => this.prune(), 30_000);
+    await this.prune();
+    this.pruneTimer = setInterval(() => void this.prune(), 30_000);
     this.pruneTimer.unref();
   }
 
@@ -433,21 +437,39 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     return Number(removed.changes) > 0;
   }
 
-  private prune(): void {
-    if (this.closed) return;
-    const now = Date.now();
-    // Only what every consumer settled: an unread message of a stopped consumer, a message on a subject no
-    // consumer reads yet, or a dead letter stays however old.
+  /** One pass at a time; a pass still running when the timer fires again is not doubled. */
+  private prune(): Promise<void> {
+    this.pruning ??= this.pruneInChunks().finally(() => (this.pruning = undefined));
+    return this.pruning;
+  }
+
+  /**
+   * Only what every consumer settled: an unread message of a stopped consumer, a message on a subject no consumer
+   * reads yet, or a dead letter stays however old. In chunks with a turn of the event loop between them: the
+   * listeners share this thread, and one pass over a large settled backlog (a 5,000-PDU burst leaves ~15,000 rows
+   * across the streams) held them all for its whole length (issue 19).
+   */
+  private async pruneInChunks(): Promise<void> {
     for (const stream of this.options.streams) {
       if (!stream.pruneWhenConsumed) continue;
-      const filters = (this.db.prepare('SELECT filter_subject FROM bus_consumers WHERE stream = ?').all(stream.name) as { filter_subject: string }[]).map((c) => c.filter_subject);
-      const settled = this.db
-        .prepare('SELECT seq, subject FROM bus_messages WHERE stream = ? AND published_at < ? AND NOT EXISTS (SELECT 1 FROM bus_pending p WHERE p.seq = bus_messages.seq)')
-        .all(stream.name, now - stream.duplicateWindowMs) as { seq: number; subject: string }[];
-      const remove = this.db.prepare('DELETE FROM bus_messages WHERE seq = ?');
-      this.transaction(() => {
-        for (const m of settled) if (filters.some((f) => subjectMatches(f, m.subject))) remove.run(m.seq);
-      });
+      let after = 0;
+      for (;;) {
+        if (this.closed) return;
+        const filters = (this.db.prepare('SELECT filter_subject FROM bus_consumers WHERE stream = ?').all(stream.name) as { filter_subject: string }[]).map((c) => c.filter_subject);
+        const settled = this.db
+          .prepare(
+            'SELECT seq, subject FROM bus_messages WHERE stream = ? AND seq > ? AND published_at < ? AND NOT EXISTS (SELECT 1 FROM bus_pending p WHERE p.seq = bus_messages.seq) ORDER BY seq LIMIT ?',
+          )
+          .all(stream.name, after, Date.now() - stream.duplicateWindowMs, PRUNE_CHUNK) as { seq: number; subject: string }[];
+        if (settled.length === 0) break;
+        const remove = this.db.prepare('DELETE FROM bus_messages WHERE seq = ?');
+        this.transaction(() => {
+          for (const m of settled) if (filters.some((f) => subjectMatches(f, m.subject))) remove.run(m.seq);
+        });
+        after = Number(settled.at(-1)!.seq);
+        if (settled.length < PRUNE_CHUNK) break;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
     }
   }
 
@@ -459,6 +481,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     if (this.closed) return;
     await Promise.all([...this.loops].map((l) => l.stop()));
     this.closed = true;
+    await this.pruning;
     clearInterval(this.pruneTimer);
     this.stopWatchingForeignCommits();
     this.db.close();

@@ -57,7 +57,12 @@ const LEASE_TTL_MS = 3_000;
 
 async function fedgateTarget(kind: Exclude<TargetKind, 'synapse'>, ca: TestCertificateAuthority): Promise<Target> {
   const shape = kind === 'fedgate-embedded' ? 'embedded' : 'distributed';
-  const config = shape === 'distributed' ? { replicas: { ownership: 'leases', leaseTtlMs: LEASE_TTL_MS } } : undefined;
+  const config = {
+    // Every simulated server connects from 127.0.0.1: the per-address key-fetch budget, meant for one peer, would
+    // refuse the fan-out's joins after the first few dozen (401 for want of the joining server's key).
+    keyRing: { fetchesPerAddressBurst: 5_000, fetchesPerAddressPerMinute: 60_000, fetchesPerSecond: 1_000 },
+    ...(shape === 'distributed' ? { replicas: { ownership: 'leases', leaseTtlMs: LEASE_TTL_MS } } : {}),
+  };
   const instance: FedgateInstance = await startFedgate({ shape, ca, name: `load${shape[0]}`, bridgePrefix: 'loadchat', logLevel: 'warn', config });
   const extra: FedgateProcess[] = [];
   if (kind === 'fedgate-distributed-2sr') {
