@@ -339,6 +339,20 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     });
   });
 
+  it('issue 19: hands a local event to all its destinations in one bus publish (one commit), each destination once', async () => {
+    const h = await open();
+    const others = Array.from({ length: 20 }, (_, i) => `unreachable${i}.invalid`);
+    const [eventId] = await storeEvents(h.store, '!fan:own.test', 1);
+    const publishBatch = jest.spyOn(h.bus, 'publishBatch');
+    const publish = jest.spyOn(h.bus, 'publish');
+    await publishLocal(h, '!fan:own.test', [eventId!], [OWN, remote.serverName, ...others]);
+    await until(() => remote.deliveredEventIds().length === 1, 'delivered to the reachable server');
+    const egressCalls = publishBatch.mock.calls.filter(([items]) => items.some((i) => i.subject.includes('.egress.dest')));
+    expect(egressCalls).toHaveLength(1);
+    expect(new Set(egressCalls[0]![0].map((i) => (i.data as EgressEntry).destination))).toEqual(new Set([remote.serverName, ...others]));
+    expect(publish.mock.calls.filter(([subject]) => subject.includes('.egress.dest'))).toHaveLength(0);
+  });
+
   it('fans an outbound EDU out to the servers joined to its room', async () => {
     const h = await open();
     await h.store.rooms.setJoinedServers('!edu:own.test', [OWN, remote.serverName]);
