@@ -182,6 +182,24 @@ describe('FederationIngressModule over HTTPS', () => {
       expect(await metrics.count(metrics.unavailable, { part: 'store' })).toBe(1);
     });
 
+    it('issue 19: a transaction whose PDUs were published in one commit but whose answer was not recorded (a crash between) hands on nothing twice when retried', async () => {
+      const events = [message('batch-1'), message('batch-2'), message('batch-3')];
+      const record = h.store.receivedTransactions.record.bind(h.store.receivedTransactions);
+      h.store.receivedTransactions.record = async () => {
+        throw new Error('process died before the answer was recorded (simulated)');
+      };
+      try {
+        expect(await refusal(send('txn-batch-crash', txn(events.map((e) => e.pdu))))).toMatchObject({ status: 503 });
+      } finally {
+        h.store.receivedTransactions.record = record;
+      }
+      const published = () => inbound().filter((m) => m.data.txnId === 'txn-batch-crash');
+      expect(published().map((m) => m.data.eventId)).toEqual(events.map((e) => e.eventId));
+      const { body } = await send('txn-batch-crash', txn(events.map((e) => e.pdu)));
+      expect(body).toEqual({ pdus: Object.fromEntries(events.map((e) => [e.eventId, {}])) });
+      expect(published().map((m) => m.data.eventId)).toEqual(events.map((e) => e.eventId));
+    });
+
     it('refuses an oversized transaction before any work: 400 M_TOO_LARGE, audited', async () => {
       const pdus = Array.from({ length: 51 }, (_, i) => message(`many ${i}`).pdu);
       const refused = await refusal(send('txn-huge', txn(pdus)));
