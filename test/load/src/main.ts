@@ -5,7 +5,7 @@
 //                                         NATS and a MongoDB-wire server from FEDGATE_TEST_NATS_URL / _MONGO_URL,
 //                                         else started here as the e2e suite starts them)
 //   --scale short|medium|full
-//   --parts inbound,fan-out,big-join
+//   --parts inbound,fan-out,big-join   (or interleaved: only the rooms interleaved, to compare state-resolver replicas)
 //   --cpu-prof DIR   the fedgate processes write V8 CPU profiles into DIR when they stop
 //   --fan-out-servers N   simulated servers joined for the fan-out (default: the scale's)
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
