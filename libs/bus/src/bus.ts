@@ -42,6 +42,13 @@ export interface PublishOptions {
   headers?: Headers;
 }
 
+/** One message of a batch publish. */
+export interface PublishItem<T = unknown> {
+  subject: Subject<T>;
+  data: T;
+  options: PublishOptions;
+}
+
 export interface PublishResult {
   stream: string;
   sequence: number;
@@ -92,6 +99,12 @@ export interface Bus {
   /** Creates or updates the streams idempotently; call once at start-up. */
   start(): Promise<void>;
   publish<T>(subject: Subject<T>, data: T, options: PublishOptions): Promise<PublishResult>;
+  /**
+   * Publishes several messages, each deduplicated by its message ID as `publish` does; results in the same order.
+   * Embedded: one commit, all or none. JetStream: pipelined on the connection (sent in order, acks awaited
+   * together); a failure throws after the others settled, and what landed is deduplicated when the caller retries.
+   */
+  publishBatch(items: readonly PublishItem[]): Promise<PublishResult[]>;
   /** Creates or updates the durable consumer idempotently, then delivers to the handler until stopped. */
   consume<T>(consumer: ConsumerSpec<T>, handler: MessageHandler<T>): Promise<BusSubscription>;
   /**

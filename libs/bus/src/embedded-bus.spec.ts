@@ -5,7 +5,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { term, type ReceivedMessage } from './bus';
 import { describeBusContract } from './contract/bus-contract';
 import { waitFor } from './contract/wait-for';
-import { EmbeddedBus } from './embedded-bus';
+import { EmbeddedBus, PRUNE_CHUNK } from './embedded-bus';
 import type { DeadLetter, InboundPdu } from './messages';
 import { busOptionsFor } from './options';
 import { busTopology } from './subjects';
@@ -105,6 +105,33 @@ describe('embedded bus retention', () => {
     expect(left).toEqual([]);
   });
 
+  it('issue 19: prunes a large settled backlog in chunks, letting the event loop (the listeners) run between them', async () => {
+    let bus = open();
+    await bus.start();
+    const consumer = topology.consumers.stateResolverInbound(0);
+    const total = 2 * PRUNE_CHUNK + 200;
+    let handled = 0;
+    const sub = await bus.consume(consumer, () => void handled++);
+    for (let n = 0; n < total; n += 100) {
+      await bus.publishBatch(Array.from({ length: 100 }, (_, i) => ({ subject: topology.inboundPdu.partition(0), data: pdu(n + i), options: { messageId: `$old${n + i}` } })));
+    }
+    await waitFor(async () => handled === total && (await bus.consumerStats(consumer)).ackPending === 0, 'all handled');
+    await sub.stop();
+    await bus.close();
+    ageEverything();
+    bus = open();
+    const count = () => bus.readStream(topology.streams.inbound.name).length;
+    const starting = bus.start();
+    // The next turn of the event loop comes while the pass is under way (before: the whole pass ran first).
+    const midway = await new Promise<number>((resolve) => setImmediate(() => resolve(count())));
+    await starting;
+    const after = count();
+    await bus.close();
+    expect(midway).toBeGreaterThan(0);
+    expect(midway).toBeLessThan(total);
+    expect(after).toBe(0);
+  });
+
   it('defect 7: keeps dead letters, however old, until an operator removes them', async () => {
     const consumer = topology.consumers.stateResolverInbound(0);
     let bus = open();
@@ -158,6 +185,55 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(handled).toEqual([...Array(50).keys()]);
     expect((claims.get(idle) ?? 0) - idleClaimsAtStart).toBe(0);
+  });
+
+  it('issue 19: a loop handling one message at a time costs three commits per message (publish, claim, settle): it neither claims nothing in a write transaction, nor wakes itself by its own settle, nor rewrites a fresh lease', async () => {
+    const topology = busTopology({ prefix: 'commits', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite') });
+    await bus.start();
+    const extendLease = jest.spyOn(bus, 'extendLease');
+    const handled: number[] = [];
+    await bus.consume(topology.consumers.stateResolverInbound(0), (m: ReceivedMessage<InboundPdu>) => {
+      m.working();
+      handled.push(Number(m.data.pdu.n));
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const begins = jest.spyOn(DatabaseSync.prototype, 'exec');
+    try {
+      for (let n = 0; n < 20; n++) {
+        await bus.publish(topology.inboundPdu.subjectFor('!r:x'), pdu('!r:x', n), { messageId: `m${n}` });
+        await waitFor(() => handled.length === n + 1, `message ${n} handled`);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Before: four (an empty claim after each settle) and a lease write per working() call.
+      expect(begins.mock.calls.filter(([sql]) => sql.startsWith('BEGIN')).length).toBe(3 * 20);
+      expect(extendLease).not.toHaveBeenCalled();
+    } finally {
+      begins.mockRestore();
+    }
+  });
+
+  it('issue 19: a batch publish is one commit, all or none: a batch that fails part way leaves nothing, and its retry hands on each message once', async () => {
+    const topology = busTopology({ prefix: 'batch', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite') });
+    await bus.start();
+    const consumer = topology.consumers.stateResolverInbound(0);
+    const item = (n: number, subject: string = topology.inboundPdu.subjectFor('!r:x')) => ({ subject, data: pdu('!r:x', n), options: { messageId: `m${n}` } });
+    const begins = jest.spyOn(DatabaseSync.prototype, 'exec');
+    await bus.publishBatch([item(0), item(1), item(2)]);
+    expect(begins.mock.calls.filter(([sql]) => sql.startsWith('BEGIN')).length).toBe(1);
+    begins.mockRestore();
+    // The third message cannot be appended (no stream holds its subject): the whole batch rolls back, as a crash would.
+    await expect(bus.publishBatch([item(3), item(4), item(5, 'nowhere.at.all')])).rejects.toThrow('no stream holds subject');
+    expect(await bus.consumerStats(consumer)).toEqual({ pending: 0, ackPending: 0 });
+    await bus.publishBatch([item(3), item(4), item(5)]);
+    await bus.publishBatch([item(3), item(4), item(5)]);
+    const seen: number[] = [];
+    await bus.consume(consumer, (m: ReceivedMessage<InboundPdu>) => void seen.push(Number(m.data.pdu.n)));
+    await waitFor(() => seen.length === 6, 'every message');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5]);
   });
 
   it('settling and claiming the next message share one commit, yet a consumer stopped mid-delivery leases nothing more', async () => {

@@ -29,6 +29,7 @@ import {
   type DeadLetterAdmin,
   type Headers,
   type MessageHandler,
+  type PublishItem,
   type PublishOptions,
   type PublishResult,
   type RequestHandler,
@@ -152,6 +153,27 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
     const ack = await withProducerSpan(subject, options.messageId, headers, () => this.publishWithRetry(subject, bytes, options.messageId, headers));
     this.observer.published(subject, ack.duplicate);
     return { stream: ack.stream, sequence: ack.seq, duplicate: ack.duplicate };
+  }
+
+  /**
+   * Pipelined: every publish is sent before any ack is awaited (the client writes them to the connection in call
+   * order, so order per subject holds unless one has to be retried). Throws the first failure once all settled.
+   */
+  async publishBatch(items: readonly PublishItem[]): Promise<PublishResult[]> {
+    if (items.length === 0) return [];
+    const trace: Headers = {};
+    const acks = await withProducerSpan(items[0]!.subject, items[0]!.options.messageId, trace, async () => {
+      const settled = await Promise.allSettled(
+        items.map((item) => this.publishWithRetry(item.subject, encodeJson(item.data), item.options.messageId, { ...item.options.headers, ...trace })),
+      );
+      const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      if (failed) throw failed.reason;
+      return settled.map((s) => (s as PromiseFulfilledResult<Awaited<ReturnType<JetStreamBus['publishWithRetry']>>>).value);
+    });
+    return acks.map((ack, i) => {
+      this.observer.published(items[i]!.subject, ack.duplicate);
+      return { stream: ack.stream, sequence: ack.seq, duplicate: ack.duplicate };
+    });
   }
 
   private async publishWithRetry(subject: string, bytes: Uint8Array, messageId: string, headers: Headers) {

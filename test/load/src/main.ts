@@ -1,14 +1,17 @@
 // `npm run loadtest`: starts the targets one after the other, joins each from a simulated remote homeserver over
 // federation HTTPS on loopback, runs the workloads, prints the side-by-side table and writes it (with the raw
 // figures as JSON) to test-results/loadtest.{md,json}; `--write-docs` also puts it into docs/benchmarks.md.
-//   --targets fedgate-embedded,synapse   (also fedgate-distributed, which needs NATS and a MongoDB-wire server)
+//   --targets fedgate-embedded,synapse   (also fedgate-distributed and fedgate-distributed-2sr, two state-resolvers:
+//                                         NATS and a MongoDB-wire server from FEDGATE_TEST_NATS_URL / _MONGO_URL,
+//                                         else started here as the e2e suite starts them)
 //   --scale short|medium|full
-//   --parts inbound,fan-out,big-join
+//   --parts inbound,fan-out,big-join   (or interleaved: only the rooms interleaved, to compare state-resolver replicas)
 //   --cpu-prof DIR   the fedgate processes write V8 CPU profiles into DIR when they stop
+//   --fan-out-servers N   simulated servers joined for the fan-out (default: the scale's)
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { logger as matrixSdkLogger } from 'matrix-js-sdk/lib/logger';
-import { createTestCa } from '@fedgate/testing';
+import { createTestCa, startMongo, startNats, stopMongo, stopNats } from '@fedgate/testing';
 import { machineDescription, markdownReport, type LoadReport } from './report';
 import { runLoad, type Part } from './run-load';
 import { scales } from './workloads';
@@ -32,11 +35,24 @@ async function main(): Promise<void> {
   if (profileDir) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(profileDir)}`.trim();
   const kinds = argument('targets', 'fedgate-embedded,synapse').split(',') as TargetKind[];
   const parts = argument('parts', 'inbound,fan-out,big-join').split(',') as Part[];
+  const fanOutServers = Number(argument('fan-out-servers', String(scales[scaleName].fanOutServers)));
+  if (!Number.isInteger(fanOutServers) || fanOutServers < 1) throw new Error('--fan-out-servers must be a positive integer');
+  const scale = { ...scales[scaleName], fanOutServers };
   const report: LoadReport = { date: new Date().toISOString(), machine: machineDescription(), scale: scaleName, targets: [] };
   const ca = createTestCa();
-  for (const kind of kinds) {
-    console.error(`loadtest: ${kind}…`);
-    report.targets.push(await runLoad(kind, ca, scales[scaleName], (line) => console.error(`  ${line}`), parts));
+  const distributed = kinds.some((kind) => kind.startsWith('fedgate-distributed'));
+  if (distributed) {
+    const [nats, mongo] = await Promise.all([startNats(), startMongo()]);
+    process.env.FEDGATE_TEST_NATS_URL = nats.url;
+    process.env.FEDGATE_TEST_MONGO_URL = mongo.url;
+  }
+  try {
+    for (const kind of kinds) {
+      console.error(`loadtest: ${kind}…`);
+      report.targets.push(await runLoad(kind, ca, scale, (line) => console.error(`  ${line}`), parts));
+    }
+  } finally {
+    if (distributed) await Promise.all([stopNats(), stopMongo()]);
   }
   const markdown = markdownReport(report);
   const out = path.join(root, 'test-results');

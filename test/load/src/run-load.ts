@@ -6,9 +6,10 @@ import { sampleProcesses } from './process-meter';
 import type { TargetReport } from './report';
 import { SimulatedHomeserver } from './simulated-homeserver';
 import { startTarget, type TargetKind } from './targets';
-import { fixedRate, workloads, type Scale } from './workloads';
+import { fixedRate, interleavedRooms, workloads, type Scale } from './workloads';
 
-export type Part = 'inbound' | 'fan-out' | 'big-join';
+/** `inbound` runs every inbound workload and the steady load; `interleaved` only the rooms interleaved (replicas compared). */
+export type Part = 'inbound' | 'interleaved' | 'fan-out' | 'big-join';
 
 export async function runLoad(
   kind: TargetKind,
@@ -25,12 +26,13 @@ export async function runLoad(
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     const idleRssBytes = sampleProcesses(target.pids()).rssBytes;
     const results = [];
-    for (const workload of parts.includes('inbound') ? workloads : []) {
+    const inbound = parts.includes('inbound') ? workloads : parts.includes('interleaved') ? [interleavedRooms] : [];
+    for (const workload of inbound) {
       const result = await workload(sim, target, scale);
       log(`${result.workload}: ${result.delivered}/${result.sent} delivered, ${result.deliveredPerSecond.toFixed(1)} PDUs/s, lost ${result.lost}${result.errors.length ? `, errors: ${result.errors.join('; ')}` : ''}`);
       results.push(result);
     }
-    if (results.length > 0) {
+    if (parts.includes('inbound')) {
       // Half of the best delivered rate this target reached: a steady load it can carry.
       const rate = Math.max(1, Math.max(...results.map((r) => r.deliveredPerSecond)) / 2);
       const steady = await fixedRate(sim, target, scale, rate);

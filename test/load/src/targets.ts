@@ -2,10 +2,11 @@
 // application service, so "delivered" means pushed to the application service on both.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { startFedgate, startSynapse, TestBridge, type FedgateInstance, type SynapseHandle, type TestCertificateAuthority } from '@fedgate/testing';
+import { FedgateProcess, startFedgate, startSynapse, TestBridge, type FedgateInstance, type SynapseHandle, type TestCertificateAuthority } from '@fedgate/testing';
 import { findProcessByCommandLine } from './process-meter';
 
-export type TargetKind = 'fedgate-embedded' | 'fedgate-distributed' | 'synapse';
+/** `fedgate-distributed-2sr`: the distributed shape with a second state-resolver process (partitions split by leases). */
+export type TargetKind = 'fedgate-embedded' | 'fedgate-distributed' | 'fedgate-distributed-2sr' | 'synapse';
 
 export interface Target {
   kind: TargetKind;
@@ -62,23 +63,46 @@ async function createRoomAs(bridge: TestBridge, userId: string): Promise<string>
   return created.room_id;
 }
 
-async function fedgateTarget(kind: 'fedgate-embedded' | 'fedgate-distributed', ca: TestCertificateAuthority): Promise<Target> {
+/** Lease TTL of the distributed targets: both run with leases, so one and two state-resolvers differ only in that. */
+const LEASE_TTL_MS = 3_000;
+
+async function fedgateTarget(kind: Exclude<TargetKind, 'synapse'>, ca: TestCertificateAuthority): Promise<Target> {
   const shape = kind === 'fedgate-embedded' ? 'embedded' : 'distributed';
-  const instance: FedgateInstance = await startFedgate({ shape, ca, name: `load${shape[0]}`, bridgePrefix: 'loadchat', logLevel: 'warn' });
+  const config = {
+    // Every simulated server connects from 127.0.0.1: the per-address key-fetch budget, meant for one peer, would
+    // refuse the fan-out's joins after the first few dozen (401 for want of the joining server's key).
+    keyRing: { fetchesPerAddressBurst: 5_000, fetchesPerAddressPerMinute: 60_000, fetchesPerSecond: 1_000 },
+    ...(shape === 'distributed' ? { replicas: { ownership: 'leases', leaseTtlMs: LEASE_TTL_MS } } : {}),
+  };
+  const instance: FedgateInstance = await startFedgate({ shape, ca, name: `load${shape[0]}`, bridgePrefix: 'loadchat', logLevel: 'warn', config });
+  const extra: FedgateProcess[] = [];
+  if (kind === 'fedgate-distributed-2sr') {
+    const env: NodeJS.ProcessEnv = {};
+    for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('FEDGATE_') || name.startsWith('FEDGATE_TEST_')) env[name] = value;
+    env.FEDGATE_CONFIG = instance.configPath;
+    const second = new FedgateProcess('state-resolver', env, path.join(instance.dataDir, 'state-resolver-2.log'));
+    await second.start();
+    extra.push(second);
+    // Until the first replica's leases on the partitions the second takes have expired and changed hands.
+    await new Promise((resolve) => setTimeout(resolve, 3 * LEASE_TTL_MS));
+  }
   const bridge = instance.bridge!;
   const host = await bridge.registerVirtualUser(roomCreator);
   const { version } = JSON.parse(readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
   return {
     kind,
-    version: `fedgate ${version} ${shape}`,
+    version: `fedgate ${version} ${shape}${kind === 'fedgate-distributed-2sr' ? ', 2 state-resolvers' : ''}`,
     serverName: instance.serverName,
     bridge,
-    pids: () => instance.processes.map((p) => p.pid).filter((pid): pid is number => pid !== undefined),
+    pids: () => [...instance.processes, ...extra].map((p) => p.pid).filter((pid): pid is number => pid !== undefined),
     createRoom: () => createRoomAs(bridge, host),
     sendMessage: (roomId, body) => sendMessageAs(bridge, host, roomId, body),
     joinRemoteRoom: (roomId, via) => joinRemoteRoomAs(bridge, instance.clientServerUrl, host, roomId, via),
     joinedMemberCount: (roomId) => joinedMemberCountAs(bridge, instance.clientServerUrl, host, roomId),
-    stop: () => instance.destroy(),
+    stop: async () => {
+      await Promise.all(extra.map((p) => p.close()));
+      await instance.destroy();
+    },
   };
 }
 

@@ -82,6 +82,21 @@ export function describeBusContract(adapterName: string, createHarness: HarnessF
       expect(handled).toEqual(['$!a:x-1', '$!a:x-2']);
     });
 
+    it('issue 19: a batch publish keeps order per subject, deduplicates each message by its ID (a retried batch adds nothing), and delivers each once', async () => {
+      const batch = (ns: number[]) => ns.map((n) => ({ subject: topology.inboundPdu.subjectFor('!batch:x'), data: pdu('!batch:x', n), options: { messageId: `$!batch:x-${n}` } }));
+      const first = await harness.bus.publishBatch(batch([0, 1, 2, 3, 4]));
+      expect(first.map((r) => r.duplicate)).toEqual([false, false, false, false, false]);
+      // The caller died before recording its answer and sends the batch again, with one message more.
+      const again = await harness.bus.publishBatch(batch([0, 1, 2, 3, 4, 5]));
+      expect(again.map((r) => r.duplicate)).toEqual([true, true, true, true, true, false]);
+      expect(await harness.bus.publishBatch([])).toEqual([]);
+      const seen: number[] = [];
+      const p = topology.inboundPdu.partitionOf('!batch:x');
+      subscriptions.push(await harness.bus.consume(topology.consumers.stateResolverInbound(p), (m) => void seen.push(Number(m.data.pdu.n))));
+      await waitFor(() => seen.length >= 6, 'the batch handled');
+      expect(seen).toEqual([0, 1, 2, 3, 4, 5]);
+    });
+
     it('redelivers after nak and after a thrown error, counting deliveries', async () => {
       const counts: number[] = [];
       const p = topology.inboundPdu.partitionOf('!a:x');

@@ -346,6 +346,43 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     });
   });
 
+  it('issue 19: hands a local event to all its destinations in one bus publish (one commit), each destination once', async () => {
+    const h = await open();
+    const others = Array.from({ length: 20 }, (_, i) => `unreachable${i}.invalid`);
+    const [eventId] = await storeEvents(h.store, '!fan:own.test', 1);
+    const publishBatch = jest.spyOn(h.bus, 'publishBatch');
+    const publish = jest.spyOn(h.bus, 'publish');
+    await publishLocal(h, '!fan:own.test', [eventId!], [OWN, remote.serverName, ...others]);
+    await until(() => remote.deliveredEventIds().length === 1, 'delivered to the reachable server');
+    const egressCalls = publishBatch.mock.calls.filter(([items]) => items.some((i) => i.subject.includes('.egress.dest')));
+    expect(egressCalls).toHaveLength(1);
+    expect(new Set(egressCalls[0]![0].map((i) => (i.data as EgressEntry).destination))).toEqual(new Set([remote.serverName, ...others]));
+    expect(publish.mock.calls.filter(([subject]) => subject.includes('.egress.dest'))).toHaveLength(0);
+  });
+
+  it('issue 19: a room-log entry whose destinations were published in one commit but which was not acked (a crash between) queues each destination once when redelivered', async () => {
+    const h = await open();
+    const other = 'unreachable.invalid';
+    const [eventId] = await storeEvents(h.store, '!fancrash:own.test', 1);
+    const publishBatch = h.bus.publishBatch.bind(h.bus);
+    let failed = false;
+    jest.spyOn(h.bus, 'publishBatch').mockImplementation(async (items) => {
+      const results = await publishBatch(items);
+      if (!failed && items.some((i) => i.subject.includes('.egress.dest'))) {
+        failed = true;
+        throw new Error('process died after the publish, before the ack (simulated)');
+      }
+      return results;
+    });
+    await publishLocal(h, '!fancrash:own.test', [eventId!], [OWN, remote.serverName, other]);
+    await until(() => remote.deliveredEventIds().length === 1, 'delivered');
+    await until(async () => (await h.store.egressQueue.count(other, 0)) === 1, 'queued for the unreachable server');
+    expect(failed).toBe(true);
+    const dest = h.bus.readStream<EgressEntry>(h.topology.streams.egress.name, `${prefix}.egress.dest.>`).filter((m) => m.data.kind === 'pdu' && m.data.eventId === eventId);
+    expect(dest.map((m) => m.data.destination).sort()).toEqual([remote.serverName, other].sort());
+    expect(remote.deliveredEventIds()).toEqual([eventId]);
+  });
+
   it('fans an outbound EDU out to the servers joined to its room', async () => {
     const h = await open();
     await h.store.rooms.setJoinedServers('!edu:own.test', [OWN, remote.serverName]);

@@ -136,23 +136,32 @@ export class FederationEgress {
     return sender;
   }
 
+  /**
+   * One bus publish for all the event's destinations (issue 19: one commit each made the thousandth server wait for
+   * a thousand commits before its item existed). Retried whole if it fails: what landed is deduplicated.
+   */
   private async enqueueEvent(entry: RoomLogEntry): Promise<void> {
     const now = this.now();
-    for (const destination of destinationsForEvent(entry, this.ctx.serverName)) {
-      const item: EgressEntry = { kind: 'pdu', destination, roomId: entry.roomId, eventId: entry.eventId, enqueuedAt: now };
-      await this.ctx.bus.publish(this.ctx.topology.egress.subjectFor(destination), item, { messageId: `${destination}:${entry.eventId}` });
-    }
+    const items = destinationsForEvent(entry, this.ctx.serverName).map((destination) => ({
+      subject: this.ctx.topology.egress.subjectFor(destination),
+      data: { kind: 'pdu', destination, roomId: entry.roomId, eventId: entry.eventId, enqueuedAt: now } satisfies EgressEntry,
+      options: { messageId: `${destination}:${entry.eventId}` },
+    }));
+    await this.ctx.bus.publishBatch(items);
   }
 
   private async enqueueEdu(edu: OutboundEdu) {
     const destinations = edu.destinations ?? (edu.roomId !== undefined ? await this.ctx.store.rooms.getJoinedServers(edu.roomId) : undefined);
     if (!destinations) return term(`outbound EDU ${edu.eduId} (${edu.eduType}) names neither a room nor destinations`);
-    for (const destination of new Set(destinations)) {
-      if (destination === this.ctx.serverName) continue;
-      // createdAt, not now: staleness counts from when the EDU was made.
-      const item: EgressEntry = { kind: 'edu', destination, eduType: edu.eduType, eduId: edu.eduId, content: edu.content, enqueuedAt: edu.createdAt };
-      await this.ctx.bus.publish(this.ctx.topology.egress.subjectFor(destination), item, { messageId: `${destination}:${edu.eduId}` });
-    }
+    const items = [...new Set(destinations)]
+      .filter((destination) => destination !== this.ctx.serverName)
+      .map((destination) => ({
+        subject: this.ctx.topology.egress.subjectFor(destination),
+        // createdAt, not now: staleness counts from when the EDU was made.
+        data: { kind: 'edu', destination, eduType: edu.eduType, eduId: edu.eduId, content: edu.content, enqueuedAt: edu.createdAt } satisfies EgressEntry,
+        options: { messageId: `${destination}:${edu.eduId}` },
+      }));
+    await this.ctx.bus.publishBatch(items);
     return undefined;
   }
 

@@ -149,8 +149,9 @@ describe('FederationIngressModule over HTTPS', () => {
     // Issue 12: with our bus down ingress answered 500 after a hard-coded retry, so the peer backed off too.
     it('answers 503 with retry_after_ms while our bus or store is down, records nothing, and handles the retry in full once it is back', async () => {
       const publish = h.bus.publish.bind(h.bus);
+      const publishBatch = h.bus.publishBatch.bind(h.bus);
       const held = message('while-bus-down');
-      h.bus.publish = async () => {
+      h.bus.publish = h.bus.publishBatch = async () => {
         throw new Error('nats: connection closed (simulated outage)');
       };
       try {
@@ -158,6 +159,7 @@ describe('FederationIngressModule over HTTPS', () => {
         expect(refused).toMatchObject({ status: 503, errcode: 'M_UNKNOWN', body: { retry_after_ms: 5_000 } });
       } finally {
         h.bus.publish = publish;
+        h.bus.publishBatch = publishBatch;
       }
       expect(await h.store.receivedTransactions.get(h.remote.serverName, 'txn-bus-down')).toBeFalsy();
       await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-bus-down' && r.status === 503 && r.reason === 'M_UNKNOWN');
@@ -178,6 +180,24 @@ describe('FederationIngressModule over HTTPS', () => {
       const metrics = h.app.get(IngressMetrics);
       expect(await metrics.count(metrics.unavailable, { part: 'bus' })).toBe(1);
       expect(await metrics.count(metrics.unavailable, { part: 'store' })).toBe(1);
+    });
+
+    it('issue 19: a transaction whose PDUs were published in one commit but whose answer was not recorded (a crash between) hands on nothing twice when retried', async () => {
+      const events = [message('batch-1'), message('batch-2'), message('batch-3')];
+      const record = h.store.receivedTransactions.record.bind(h.store.receivedTransactions);
+      h.store.receivedTransactions.record = async () => {
+        throw new Error('process died before the answer was recorded (simulated)');
+      };
+      try {
+        expect(await refusal(send('txn-batch-crash', txn(events.map((e) => e.pdu))))).toMatchObject({ status: 503 });
+      } finally {
+        h.store.receivedTransactions.record = record;
+      }
+      const published = () => inbound().filter((m) => m.data.txnId === 'txn-batch-crash');
+      expect(published().map((m) => m.data.eventId)).toEqual(events.map((e) => e.eventId));
+      const { body } = await send('txn-batch-crash', txn(events.map((e) => e.pdu)));
+      expect(body).toEqual({ pdus: Object.fromEntries(events.map((e) => [e.eventId, {}])) });
+      expect(published().map((m) => m.data.eventId)).toEqual(events.map((e) => e.eventId));
     });
 
     it('refuses an oversized transaction before any work: 400 M_TOO_LARGE, audited', async () => {

@@ -17,6 +17,12 @@ export class RoomAccess {
     return serverAclAllows(await this.reads.currentStateContent(roomId, 'm.room.server_acl'), serverName);
   }
 
+  /** The room's current ACL read once, as a check of many server lists (the PDUs of one transaction). */
+  async aclCheck(roomId: string): Promise<(servers: readonly string[]) => string | undefined> {
+    const acl = await this.reads.currentStateContent(roomId, 'm.room.server_acl');
+    return (servers) => servers.find((server) => !serverAclAllows(acl, server));
+  }
+
   /** The first of `servers` the room's ACL denies, if any. */
   async deniedByAcl(roomId: string, servers: readonly string[]): Promise<string | undefined> {
     const acl = await this.reads.currentStateContent(roomId, 'm.room.server_acl');

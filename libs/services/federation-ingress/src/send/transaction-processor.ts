@@ -2,7 +2,7 @@
 // (origin, txnId) remembered so a retry gets the same answer.
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { FedgateConfig } from '@fedgate/config';
-import type { InboundEdu, InboundPdu } from '@fedgate/bus';
+import type { InboundEdu, InboundPdu, PublishItem } from '@fedgate/bus';
 import { verifyRemoteEvents, type RemoteEventResult } from '@fedgate/federation-client';
 import { BUS, BUS_TOPOLOGY, KEY_RING, STORE, type Bus, type BusTopology, type KeyRing, type Store } from '@fedgate/platform';
 import { roomVersionsForEventId, validateEdu, type JsonObject } from '@fedgate/protocol';
@@ -106,6 +106,8 @@ export class TransactionProcessor {
       if (eventId) results[eventId] = { error: reason };
     };
     const pending: PendingPdu[] = [];
+    // Read once per room of the transaction, not once per PDU (issue 19): a transaction is one room's run of events.
+    const roomVersions = new Map<string, Promise<string | undefined>>();
     for (const [index, pdu] of pdus.entries()) {
       if (!isObject(pdu)) {
         refuse(index, 'PDU is not an object', 'M_BAD_JSON');
@@ -116,7 +118,8 @@ export class TransactionProcessor {
         refuse(index, 'PDU has no room_id', 'M_BAD_JSON');
         continue;
       }
-      const roomVersion = (await this.access.reads.roomVersion(roomId)) ?? (await this.rescindedInviteVersion(origin, roomId, pdu));
+      if (!roomVersions.has(roomId)) roomVersions.set(roomId, this.access.reads.roomVersion(roomId));
+      const roomVersion = (await roomVersions.get(roomId)!) ?? (await this.rescindedInviteVersion(origin, roomId, pdu));
       if (!roomVersion) {
         refuse(index, `Unknown room ${roomId}`, 'M_NOT_FOUND', typeof pdu.event_id === 'string' ? pdu.event_id : undefined);
         continue;
@@ -124,13 +127,16 @@ export class TransactionProcessor {
       pending.push({ index, pdu, roomId, roomVersion });
     }
     const checked = await this.verify(pending);
+    const acls = new Map<string, Promise<(servers: readonly string[]) => string | undefined>>();
+    const batch: { item: PublishItem; eventId: string }[] = [];
     for (const p of pending) {
       const result = checked.get(p.index)!;
       if (!result.ok && result.problem === 'invalid') {
         refuse(p.index, result.reason, result.errcode, result.eventId);
         continue;
       }
-      const denied = await this.access.deniedByAcl(p.roomId, [origin, typeof p.pdu.sender === 'string' ? domainOf(p.pdu.sender) : '']);
+      if (!acls.has(p.roomId)) acls.set(p.roomId, this.access.aclCheck(p.roomId));
+      const denied = (await acls.get(p.roomId)!)([origin, typeof p.pdu.sender === 'string' ? domainOf(p.pdu.sender) : '']);
       if (denied) {
         refuse(p.index, `Server ${denied} is denied by the room's server ACL`, 'M_FORBIDDEN', result.eventId);
         continue;
@@ -151,9 +157,11 @@ export class TransactionProcessor {
         redacted: result.redacted,
         pdu: result.pdu as unknown as JsonObject,
       };
-      await this.ours('bus', () => this.bus.publish(this.topology.inboundPdu.subjectFor(p.roomId), message, { messageId: inboundPduMessageId(eventId, origin, txnId) }));
-      results[eventId] = {};
+      batch.push({ eventId, item: { subject: this.topology.inboundPdu.subjectFor(p.roomId), data: message, options: { messageId: inboundPduMessageId(eventId, origin, txnId) } } });
     }
+    // One bus commit for the transaction's PDUs, in their order; nothing is answered as accepted before it.
+    if (batch.length > 0) await this.ours('bus', () => this.bus.publishBatch(batch.map((b) => b.item)));
+    for (const { eventId } of batch) results[eventId] = {};
     return results;
   }
 
