@@ -4,6 +4,7 @@ import {
   BUS_TOPOLOGY,
   FEDERATION_CLIENT,
   KEY_RING,
+  METRICS_REGISTRY,
   SERVER_IDENTITY,
   STORE,
   elasticOwnershipFor,
@@ -18,6 +19,7 @@ import type { FedgateConfig } from '@fedgate/config';
 import { FEDGATE_CONFIG, SERVICE_LOGGER } from '@fedgate/service-kit';
 import { setOwnedPartitions } from '@fedgate/telemetry';
 import pino, { type Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
 import { RoomReader } from './room-reader';
 import { StateResolver } from './state-resolver';
 
@@ -30,7 +32,7 @@ const silentLogger = pino({ level: 'silent' });
   providers: [
     {
       provide: STATE_RESOLVER,
-      inject: [STORE, BUS, BUS_TOPOLOGY, SERVER_IDENTITY, FEDERATION_CLIENT, KEY_RING, { token: FEDGATE_CONFIG, optional: true }, { token: SERVICE_LOGGER, optional: true }],
+      inject: [STORE, BUS, BUS_TOPOLOGY, SERVER_IDENTITY, FEDERATION_CLIENT, KEY_RING, { token: FEDGATE_CONFIG, optional: true }, { token: SERVICE_LOGGER, optional: true }, { token: METRICS_REGISTRY, optional: true }],
       useFactory: (
         store: Store,
         bus: Bus,
@@ -40,8 +42,10 @@ const silentLogger = pino({ level: 'silent' });
         keyRing: KeyRing,
         config: FedgateConfig | undefined,
         logger: Logger | undefined,
-      ) =>
-        new StateResolver({
+        registry: Registry | null | undefined,
+      ) => {
+        const fenced = registry ? commitsFencedCounter(registry) : undefined;
+        return new StateResolver({
           store,
           bus,
           topology,
@@ -51,7 +55,9 @@ const silentLogger = pino({ level: 'silent' });
           replica: config?.replicas.stateResolver,
           elastic: elasticOwnershipFor(config, store, 'state-resolver', (logger ?? silentLogger).child({ component: 'state-resolver-ownership' })),
           parking: config ? { budgetMs: config.partitions.parkedBudgetMs } : undefined,
-        }),
+          onCommitFenced: () => fenced?.inc(),
+        });
+      },
     },
     { provide: RoomReader, inject: [STORE], useFactory: (store: Store) => new RoomReader(store) },
   ],
@@ -68,4 +74,14 @@ export class StateResolverModule implements OnModuleInit, OnApplicationShutdown 
   async onApplicationShutdown(): Promise<void> {
     await this.resolver.stop();
   }
+}
+
+const COMMITS_FENCED = 'fedgate_commits_fenced_total';
+
+/** Commits the store refused because this replica's partition lease was lost (a stall past its expiry). */
+function commitsFencedCounter(registry: Registry): Counter {
+  return (
+    (registry.getSingleMetric(COMMITS_FENCED) as Counter | undefined) ??
+    new Counter({ name: COMMITS_FENCED, help: 'Commits refused because the partition lease they were made under was lost (elastic ownership fencing)', registers: [registry] })
+  );
 }

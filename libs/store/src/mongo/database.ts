@@ -16,6 +16,7 @@ export interface MongoCollections {
   clientTransactions: Collection<Document>;
   redactionClaims: Collection<Document>;
   pendingCommits: Collection<Document>;
+  roomCommits: Collection<Document>;
   destinations: Collection<Document>;
   egressQueue: Collection<Document>;
   egressTransactions: Collection<Document>;
@@ -64,6 +65,13 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   crossSigningKeys: { name: 'cross_signing_keys', indexes: [{ key: { userId: 1 }, name: 'user' }] },
   redactionClaims: { name: 'redaction_claims', indexes: [] },
   pendingCommits: { name: 'pending_commits', indexes: [] },
+  roomCommits: {
+    name: 'room_commits',
+    indexes: [
+      { key: { n: 1 }, name: 'pending' },
+      { key: { partition: 1 }, name: 'partition' },
+    ],
+  },
   destinations: { name: 'destinations', indexes: [{ key: { retryAt: 1 }, name: 'retry_at' }] },
   egressQueue: { name: 'egress_queue', indexes: [{ key: { destination: 1, position: 1 }, name: 'destination_position' }] },
   egressTransactions: { name: 'egress_transactions', indexes: [] },
