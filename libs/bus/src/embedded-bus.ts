@@ -22,6 +22,7 @@ import {
   type RequestHandler,
   type StoredDeadLetter,
 } from './bus';
+import { whileWorking } from './heartbeat';
 import { decodeJson, encodeJson } from './codec';
 import { requestTimeoutMs } from './command-timeouts';
 import { subjectMatches } from './partition';
@@ -526,17 +527,22 @@ class ConsumerLoop {
     try {
       const settlement = await withConsumerSpan(row.subject, row.msg_id, consumer.durable, headers, async () => {
         try {
-          const outcome = await this.handler({
-            stream: row.stream,
-            consumer: consumer.durable,
-            subject: row.subject,
-            messageId: row.msg_id,
-            sequence: seq,
-            deliveryCount: deliveries,
-            headers,
-            data: decodeJson(row.data),
-            working: () => bus.extendLease(consumer, seq),
-          });
+          const outcome = await whileWorking(
+            consumer.ackWaitMs,
+            () => bus.extendLease(consumer, seq),
+            async () =>
+              this.handler({
+                stream: row.stream,
+                consumer: consumer.durable,
+                subject: row.subject,
+                messageId: row.msg_id,
+                sequence: seq,
+                deliveryCount: deliveries,
+                headers,
+                data: decodeJson(row.data),
+                working: () => bus.extendLease(consumer, seq),
+              }),
+          );
           return settle({ outcome }, deliveries, consumer.maxDeliver, bus.retryDelay);
         } catch (error) {
           return settle({ error }, deliveries, consumer.maxDeliver, bus.retryDelay);

@@ -36,6 +36,7 @@ import {
 } from './bus';
 import { decodeJson, encodeJson } from './codec';
 import { requestTimeoutMs } from './command-timeouts';
+import { whileWorking } from './heartbeat';
 import { filtersOverlap, subjectMatches } from './partition';
 import { defaultRetryDelayMs, exhaustedBeforeHandling, settle, type Settlement } from './settlement';
 import type { CommandSpec, CommandSubject, ConsumerSpec, Subject } from './subjects';
@@ -240,17 +241,22 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
     if (exhausted) return this.apply(consumer, msg, headers, messageId, exhausted);
     const settlement = await withConsumerSpan(msg.subject, messageId, consumer.durable, headers, async () => {
       try {
-        const outcome = await handler({
-          stream: consumer.stream,
-          consumer: consumer.durable,
-          subject: msg.subject,
-          messageId,
-          sequence: msg.seq,
-          deliveryCount: deliveries,
-          headers,
-          data: decodeJson(msg.data),
-          working: () => msg.working(),
-        });
+        const outcome = await whileWorking(
+          consumer.ackWaitMs,
+          () => msg.working(),
+          async () =>
+            handler({
+              stream: consumer.stream,
+              consumer: consumer.durable,
+              subject: msg.subject,
+              messageId,
+              sequence: msg.seq,
+              deliveryCount: deliveries,
+              headers,
+              data: decodeJson(msg.data),
+              working: () => msg.working(),
+            }),
+        );
         return settle({ outcome }, deliveries, consumer.maxDeliver, this.retryDelayMs);
       } catch (error) {
         return settle({ error }, deliveries, consumer.maxDeliver, this.retryDelayMs);

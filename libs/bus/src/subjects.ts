@@ -74,6 +74,12 @@ export interface TopologyConfig {
   destinationPartitions?: number;
   maxDeliver?: number;
   ackWaitMs?: number;
+  /**
+   * Ack wait of the ordered consumers (one message in flight, which holds its partition up): short, so a message
+   * taken by a process that died goes to the partition's next owner about when its lease has moved, rather than
+   * after `ackWaitMs`; a handler at work renews it (heartbeats). Default min(ackWaitMs, 5 s).
+   */
+  orderedAckWaitMs?: number;
   duplicateWindowMs?: number;
   /** Parked PDUs in flight per room partition (default 256; most wait for their room's turn). */
   parkedConcurrency?: number;
@@ -95,6 +101,7 @@ export function busTopology(config: TopologyConfig = {}) {
   const destinationPartitions = config.destinationPartitions ?? 16;
   const maxDeliver = config.maxDeliver ?? 10;
   const ackWaitMs = config.ackWaitMs ?? 30_000;
+  const orderedAckWaitMs = config.orderedAckWaitMs ?? Math.min(ackWaitMs, 5_000);
   const duplicateWindowMs = config.duplicateWindowMs ?? 2 * 60_000;
   const parkedConcurrency = config.parkedConcurrency ?? 256;
 
@@ -174,7 +181,7 @@ export function busTopology(config: TopologyConfig = {}) {
     durable: `${prefix}-${durable}`,
     filterSubject,
     maxDeliver,
-    ackWaitMs,
+    ackWaitMs: maxAckPending === 1 ? orderedAckWaitMs : ackWaitMs,
     maxAckPending,
     ...(concurrency ? { concurrency } : {}),
   });
