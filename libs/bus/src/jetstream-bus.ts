@@ -48,6 +48,12 @@ export interface JetStreamBusOptions extends BusOptions {
   publishRetryMs?: number;
   /** How often consumed messages are purged (streams have no age limit); 0 turns it off. Default 60 s. */
   pruneIntervalMs?: number;
+  /**
+   * How long each step of closing (a consumer, a command subscription, the connection's drain) may wait on the
+   * server before it is cut short (default 2 s): with NATS gone or frozen a drain never completes, and a
+   * process told to stop must still stop, handing its partitions back (unsettled messages are redelivered).
+   */
+  closeStepTimeoutMs?: number;
 }
 
 const toNatsHeaders = (h: Headers): MsgHdrs => {
@@ -62,6 +68,20 @@ const fromNatsHeaders = (h: MsgHdrs | undefined): Headers => {
   return out;
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** True when `work` settled within `ms`; false when it was left behind (it may still settle later). */
+async function settledWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([work.then(
+      () => true,
+      () => true,
+    ), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export class JetStreamBus implements Bus, DeadLetterAdmin {
   private readonly js: JetStreamClient;
@@ -224,8 +244,9 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
       name: consumer.durable,
       stop: async () => {
         this.subscriptions.delete(subscription);
-        await messages.close();
-        await loop.catch(() => undefined);
+        // Each step bounded: a message whose handler is cut short here is redelivered to the next consumer.
+        await settledWithin(messages.close().catch(() => undefined), this.closeStepTimeoutMs);
+        await settledWithin(loop, this.closeStepTimeoutMs);
       },
     };
     this.subscriptions.add(subscription);
@@ -320,7 +341,7 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
       name: command.queueGroup,
       stop: async () => {
         this.subscriptions.delete(subscription);
-        await sub.drain();
+        if (!(await settledWithin(sub.drain(), this.closeStepTimeoutMs)) && !sub.isClosed()) sub.unsubscribe();
       },
     };
     this.subscriptions.add(subscription);
@@ -380,7 +401,13 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
   async close(): Promise<void> {
     clearInterval(this.pruneTimer);
     await Promise.all([...this.subscriptions].map((s) => s.stop()));
-    if (this.ownsConnection && !this.connection.isClosed()) await this.connection.drain();
+    if (!this.ownsConnection || this.connection.isClosed()) return;
+    // A drain flushes to the server, which may be gone; then the connection is closed without it.
+    if (!(await settledWithin(this.connection.drain(), this.closeStepTimeoutMs))) await settledWithin(this.connection.close(), this.closeStepTimeoutMs);
+  }
+
+  private get closeStepTimeoutMs(): number {
+    return this.options.closeStepTimeoutMs ?? 2_000;
   }
 }
 

@@ -94,6 +94,9 @@ function pipelineConsumers(topology: BusTopology): ConsumerSpec[] {
   return [...perRoom, ...perDestination, consumers.chatSyncEdus(), consumers.egressOutboundEdus(), consumers.egressServerUp()];
 }
 
+/** How long closing the bus, the federation client or the store may take before shutdown goes on without it. */
+const CLOSE_STEP_TIMEOUT_MS = 3_000;
+
 /** Opens store and bus for the configured mode and builds the providers every service module injects. */
 export async function buildPlatform({ config, logger, signingKey, telemetry }: PlatformContext): Promise<Platform> {
   const identity: ServerIdentity = { serverName: config.serverName, signingKey: signingKey.current, allKeys: signingKey.all };
@@ -138,12 +141,17 @@ export async function buildPlatform({ config, logger, signingKey, telemetry }: P
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      // Each step bounded (the bus or the store may be unreachable): the next ones still run, and the process stops.
       for (const [name, step] of [
         ['bus', () => bus.close()],
         ['federation client', () => federationClient.close()],
         ['store', () => store.close()],
       ] as const) {
-        await step().catch((err: unknown) => logger.error({ err }, `closing the ${name} failed`));
+        let timer: NodeJS.Timeout | undefined;
+        const cutShort = new Promise<'cut short'>((resolve) => (timer = setTimeout(() => resolve('cut short'), CLOSE_STEP_TIMEOUT_MS)));
+        const outcome = await Promise.race([step().catch((err: unknown) => logger.error({ err }, `closing the ${name} failed`)), cutShort]);
+        clearTimeout(timer);
+        if (outcome === 'cut short') logger.warn({ timeoutMs: CLOSE_STEP_TIMEOUT_MS }, `closing the ${name} did not finish in time; going on without it`);
       }
     })());
   return { store, bus, topology, identity, federationClient, keyRing, providers, close };

@@ -118,8 +118,12 @@ export class PartitionOwnership {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await this.round;
-    for (const p of this.owned()) await this.giveUp(p, 'stopping');
+    // A round stuck on an unreachable store must not hold the shutdown past the leases' own lifetime.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.round, new Promise((resolve) => (timer = setTimeout(resolve, this.options.ttlMs)))]);
+    clearTimeout(timer);
+    // All at once: each partition's consumers may take a while to stop when the bus is away.
+    await Promise.all(this.owned().map((p) => this.giveUp(p, 'stopping').catch((err: unknown) => this.options.logger.warn({ err, partition: p }, 'stopping work on a partition failed'))));
     await this.options.leases.release(this.memberPrefix + this.options.instanceId, this.options.instanceId).catch(() => undefined);
   }
 
