@@ -54,6 +54,8 @@ export interface JetStreamBusOptions extends BusOptions {
    * process told to stop must still stop, handing its partitions back (unsettled messages are redelivered).
    */
   closeStepTimeoutMs?: number;
+  /** Copies of each stream (and so of its consumers) on a cluster: 3 keeps everything through one node's loss. Default 1. */
+  streamReplicas?: number;
 }
 
 const toNatsHeaders = (h: Headers): MsgHdrs => {
@@ -68,6 +70,7 @@ const fromNatsHeaders = (h: MsgHdrs | undefined): Headers => {
   return out;
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const PULL_EXPIRES_MS = 5_000;
 
 /** True when `work` settled within `ms`; false when it was left behind (it may still settle later). */
 async function settledWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
@@ -124,6 +127,7 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
         // No age limit: unconsumed messages and dead letters are never dropped for being old (see pruneConsumed).
         max_age: 0,
         duplicate_window: nanos(stream.duplicateWindowMs),
+        num_replicas: this.options.streamReplicas ?? 1,
       };
       try {
         await jsm.streams.info(stream.name);
@@ -219,7 +223,9 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
   async consume<T>(consumer: ConsumerSpec<T>, handler: MessageHandler<T>): Promise<BusSubscription> {
     await this.ensureConsumer(consumer);
     const jsConsumer = await this.js.consumers.get(consumer.stream, consumer.durable);
-    const messages: ConsumerMessages = await jsConsumer.consume({ max_messages: Math.min(256, Math.max(1, consumer.maxAckPending)) });
+    // Pull requests expire (and are renewed) every few seconds, with idle heartbeats at half that: a pull lost
+    // with a cluster node that died (or a server restart) is noticed and made again within seconds, not 30 s.
+    const messages: ConsumerMessages = await jsConsumer.consume({ max_messages: Math.min(256, Math.max(1, consumer.maxAckPending)), expires: PULL_EXPIRES_MS });
     const limit = Math.max(1, Math.min(consumer.concurrency ?? 1, consumer.maxAckPending));
     const loop = (async () => {
       const running = new Set<Promise<void>>();

@@ -56,7 +56,10 @@ async function openBus(config: FedgateConfig, topology: BusTopology, observer?: 
   const bus: Bus =
     config.mode === 'embedded'
       ? new EmbeddedBus({ path: config.sqlite.path, ...options })
-      : await JetStreamBus.connect({ servers: config.nats.url, name: `fedgate-${config.bus.prefix}` }, { ...options, publishRetryMs: config.bus.publishRetryMs });
+      : await JetStreamBus.connect(
+          { servers: config.nats.url.split(','), name: `fedgate-${config.bus.prefix}` },
+          { ...options, publishRetryMs: config.bus.publishRetryMs, streamReplicas: config.bus.streamReplicas },
+        );
   try {
     await bus.start();
   } catch (err) {
