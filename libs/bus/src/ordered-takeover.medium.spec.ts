@@ -1,6 +1,7 @@
 // Issue 12, takeover faster than the ack wait: the message a dead replica had taken from an ordered
 // consumer (one in flight, holding its partition up) waited JetStream's 30 s ack wait before its new owner got
-// it. Ordered consumers now have a short ack wait, and a handler at work renews it with heartbeats.
+// it. Ordered consumers (and the parked ones, whose every delivered message is in a handler) now have a short
+// ack wait, and a handler at work renews it with heartbeats.
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { InboundPdu } from './messages';
 import { waitFor } from './contract/wait-for';
@@ -52,8 +53,10 @@ describe('JetStream bus: takeover of an ordered consumer sooner than the ack wai
     await dying.connection.close();
 
     const successor = await open(topology);
-    const info = await (await jetstreamManager(successor.connection)).consumers.info(spec.stream, spec.durable);
+    const jsm = await jetstreamManager(successor.connection);
+    const info = await jsm.consumers.info(spec.stream, spec.durable);
     expect((info.config.ack_wait ?? 0) / 1e6).toBeLessThanOrEqual(DEFAULT_LEASE_TTL_MS / 2);
+    expect(topology.consumers.stateResolverParked(0).ackWaitMs).toBeLessThanOrEqual(DEFAULT_LEASE_TTL_MS / 2);
     const redelivered: Array<{ id: string; count: number }> = [];
     await successor.consume(spec, (m) => void redelivered.push({ id: m.messageId, count: m.deliveryCount }));
     // The wait bound only stops a hung test; before the fix the message came back after 30 s.
@@ -62,7 +65,7 @@ describe('JetStream bus: takeover of an ordered consumer sooner than the ack wai
   });
 
   it('does not hand the message of a handler still at work past the ack wait to another consumer (heartbeats renew it)', async () => {
-    topology = busTopology({ prefix: `hb${process.pid}x${Date.now().toString(36)}`, roomPartitions: 1, orderedAckWaitMs: 600 });
+    topology = busTopology({ prefix: `hb${process.pid}x${Date.now().toString(36)}`, roomPartitions: 1, handledAckWaitMs: 600 });
     const spec = topology.consumers.stateResolverInbound(0);
     const working = await open(topology);
     const waiting = await open(topology);
