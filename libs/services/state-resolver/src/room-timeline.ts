@@ -302,7 +302,7 @@ export class RoomTimeline {
     if (payload.txn && this.transactions) {
       const reserved = await this.transactions.record(payload.txn.sender, payload.txn.txnId, { eventId, roomId });
       if (reserved.eventId !== eventId) {
-        await this.store.pendingCommits.remove(eventId);
+        await this.store.pendingCommits.remove(eventId, roomId);
         throw new ClientTransactionTaken(reserved);
       }
     }
@@ -334,7 +334,7 @@ export class RoomTimeline {
       redactionsApplied: status === 'accepted' ? await this.redactionsApplied(eventId, pdu, rules) : [],
     };
     await this.publish(entry);
-    await this.store.pendingCommits.remove(eventId);
+    await this.store.pendingCommits.remove(eventId, roomId);
     return { eventId, roomId, status, reason, entry };
   }
 

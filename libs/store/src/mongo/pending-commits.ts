@@ -73,9 +73,10 @@ export class MongoPendingCommitRepository implements PendingCommitRepository {
     return items.sort((a, b) => a.item.seq - b.item.seq).map(({ roomId: room, item }) => toCommit(room, item));
   }
 
-  async remove(eventId: string): Promise<void> {
+  async remove(eventId: string, roomId?: string): Promise<void> {
     const path = `commits.${keyOf(eventId)}`;
-    await this.rooms.updateOne({ [path]: { $exists: true } }, { $unset: { [path]: '' }, $inc: { n: -1 } });
+    // By room ID the server finds the document by _id (FerretDB's SQLite backend scans for anything else).
+    await this.rooms.updateOne({ ...(roomId === undefined ? {} : { _id: roomId as never }), [path]: { $exists: true } }, { $unset: { [path]: '' }, $inc: { n: -1 } });
     await this.legacy.deleteOne({ _id: eventId as never });
   }
 }

@@ -51,6 +51,6 @@ export interface PendingCommitRepository {
   get(eventId: string): Promise<PendingCommit | undefined>;
   /** Oldest first; every room's when `roomId` is not given. */
   list(roomId?: string): Promise<PendingCommit[]>;
-  /** The commit is over (finished or abandoned). Idempotent. */
-  remove(eventId: string): Promise<void>;
+  /** The commit is over (finished or abandoned). Idempotent. `roomId`, when known, finds it without a scan. */
+  remove(eventId: string, roomId?: string): Promise<void>;
 }

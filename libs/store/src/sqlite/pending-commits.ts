@@ -61,7 +61,8 @@ export class SqlitePendingCommitRepository implements PendingCommitRepository {
     return rows.map(toCommit);
   }
 
-  async remove(eventId: string): Promise<void> {
-    this.db.run('DELETE FROM store_pending_commits WHERE event_id = ?', eventId);
+  async remove(eventId: string, roomId?: string): Promise<void> {
+    if (roomId === undefined) this.db.run('DELETE FROM store_pending_commits WHERE event_id = ?', eventId);
+    else this.db.run('DELETE FROM store_pending_commits WHERE event_id = ? AND room_id = ?', eventId, roomId);
   }
 }
