@@ -128,4 +128,31 @@ describe('fencing at commit (issue 12): a replica that lost its partition lease 
       await stale.stop();
     }
   });
+
+  // Found by elastic-replicas.spec.ts: a v12 room's ID comes from its create event, so the replica serving the
+  // create command (addressed to a proposed room ID's partition) may not own the new room's partition.
+  it("commits a new room's create event whichever replica serves the command: nobody else can commit in a room that does not exist yet", async () => {
+    const clock = { now: 3_000_000 };
+    const first = replica('sr-one', clock);
+    const second = replica('sr-two', clock);
+    await first.start();
+    await second.start();
+    // The first hands the second its share, which the second then takes.
+    const rebalance = (r: StateResolver) => (r as unknown as { ownership: { rebalance(): Promise<void> } }).ownership.rebalance();
+    await rebalance(first);
+    await rebalance(second);
+    try {
+      const others = new Set(second.ownedPartitions());
+      expect(others.size).toBeGreaterThan(0);
+      let landedElsewhere = false;
+      for (let i = 0; i < 40 && !landedElsewhere; i++) {
+        const created = await first.localEvents.create({ roomId: '', sender: alice, type: 'm.room.create', stateKey: '', content: { room_version: '12' }, txnId: `create-${i}` });
+        landedElsewhere = others.has(a.topology.roomLog.partitionOf(created.roomId));
+      }
+      expect(landedElsewhere).toBe(true);
+    } finally {
+      await second.stop();
+      await first.stop();
+    }
+  });
 });

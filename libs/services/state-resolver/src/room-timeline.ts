@@ -278,7 +278,7 @@ export class RoomTimeline {
       const pending: PendingCommit = { eventId, roomId, payload: JSON.parse(JSON.stringify(payload)) as Record<string, unknown>, createdTs: Date.now() };
       // The commit point: with elastic ownership the store refuses it, in this same write, once the room has
       // seen a newer owner of its partition (this replica may have stalled since it last checked its lease).
-      await this.store.pendingCommits.add(pending, this.fenceFor(eventId, roomId));
+      await this.store.pendingCommits.add(pending, this.fenceFor(eventId, roomId, pdu));
       return await this.finish(eventId, roomId, payload, evaluation.graph);
     } catch (err) {
       if (err instanceof CommitFencedError) this.fencing?.refused(err);
@@ -287,8 +287,11 @@ export class RoomTimeline {
     }
   }
 
-  private fenceFor(eventId: string, roomId: string): CommitFence | undefined {
+  private fenceFor(eventId: string, roomId: string, pdu: Pdu): CommitFence | undefined {
     if (!this.fencing) return undefined;
+    // A new room's create event: its room ID is new (from the event itself in recent room versions, so the
+    // replica serving the create command may not own its partition), and nobody else can commit there yet.
+    if (pdu.type === 'm.room.create' && pdu.state_key === '') return undefined;
     const fence = this.fencing.fenceFor(roomId);
     if (!fence) throw new CommitFencedError(roomId, eventId, undefined, undefined);
     return fence;
