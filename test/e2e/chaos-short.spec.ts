@@ -1,98 +1,83 @@
-// Issue 12, the short chaos run of `npm test`: messages flow both ways between a distributed fedgate
-// (ownership by lease) and an embedded one while each of the distributed one's service processes is
-// killed -9 in turn and started again. Every message answered to its sender reaches the other side's
-// application service exactly once and in the order sent; the time each fault took to recover from is
-// printed (not asserted). FEDGATE_TEST_CHAOS_ROUNDS=<n> repeats the faults n times (the longer run).
+// Issue 12, the chaos suite. Messages flow both ways between a distributed fedgate (ownership by lease, its
+// own NATS and FerretDB so they can be taken away) and an embedded one while the distributed side suffers, in
+// turn: kill -9 of each service, a NATS outage, a store outage, state-resolver scaled 1→3, the replica owning
+// the room paused (SIGSTOP) past its lease and resumed (SIGCONT), and scaled back 3→1. Every message answered
+// to its sender must reach the other side's application service once, in the order sent; the time to
+// recover from each fault is printed (not asserted).
+//
+// Short form (npm test): one round, 5 s outages. Long form (`npm run chaos`, FEDGATE_TEST_CHAOS=long):
+// three rounds, 30 s outages, longer pauses, and egress and chat-sync scaled too.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createTestCa, startFedgate, type FedgateInstance, type TestBridge } from '@fedgate/testing';
+import { busTopology } from '@fedgate/bus';
+import { createTestCa, LocalFerretDb, LocalNatsServer, startFedgate, type FedgateInstance, type FedgateProcess } from '@fedgate/testing';
+import { MongoClient } from 'mongodb';
+import { expectExactlyOnceInOrder, eventually, Sender, sleep, trafficBothWays } from './chaos-traffic';
 
+const LONG = process.env.FEDGATE_TEST_CHAOS === 'long';
 const LEASE_TTL_MS = 5_000;
-/** Rounds of faults (each kills every service once); the longer run: FEDGATE_TEST_CHAOS_ROUNDS=10. */
-const ROUNDS = Number(process.env.FEDGATE_TEST_CHAOS_ROUNDS ?? 1);
+const ROUNDS = Number(process.env.FEDGATE_TEST_CHAOS_ROUNDS ?? (LONG ? 3 : 1));
+const OUTAGE_MS = LONG ? 30_000 : 5_000;
+const PAUSE_MS = LONG ? 4 * LEASE_TTL_MS : 2 * LEASE_TTL_MS;
+const SCALED_STAGES = LONG ? (['state-resolver', 'federation-egress', 'chat-sync'] as const) : (['state-resolver'] as const);
 
-jest.setTimeout(300_000 + ROUNDS * 300_000);
+jest.setTimeout(600_000 * ROUNDS);
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function eventually<T>(what: string, read: () => Promise<T> | T, accept: (value: T) => boolean, timeoutMs = 120_000, describe?: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await Promise.resolve()
-      .then(read)
-      .catch((err: unknown) => err as T);
-    if (accept(value)) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for: ${what}${describe ? ` (${describe()})` : ''}`);
-    await sleep(200);
-  }
+interface Recovery {
+  fault: string;
+  /** From the fault's start until a message each way sent after it had arrived. */
+  sinceStartMs: number;
+  /** From the fault's end (service back, process resumed) until then. */
+  sinceEndMs: number;
 }
 
-/**
- * One sender: sequential messages, each retried under its txnId until answered, as a bridge would; the next
- * goes once the last reached the other side or a few seconds passed, so traffic runs at the pace the
- * system sustains and a backlog does not hide a stall.
- */
-class Sender {
-  readonly answered: Array<{ body: string; eventId: string; at: number }> = [];
-  private running = true;
-  private loop: Promise<void> | undefined;
-
-  constructor(
-    private readonly bridge: TestBridge,
-    private readonly userId: string,
-    private readonly roomId: string,
-    private readonly tag: string,
-    private readonly delivered: (eventId: string) => boolean,
-  ) {}
-
-  start(): void {
-    this.loop = (async () => {
-      for (let i = 0; this.running; i++) {
-        const body = `${this.tag}-${i}`;
-        const txnId = `chaos-${this.tag}-${i}`;
-        const client = this.bridge.asUser(this.userId);
-        for (;;) {
-          try {
-            const { event_id: eventId } = await client.sendEvent(this.roomId, 'm.room.message' as never, { msgtype: 'm.text', body } as never, txnId);
-            this.answered.push({ body, eventId, at: Date.now() });
-            for (let waited = 0; waited < 5_000 && this.running && !this.delivered(eventId); waited += 100) await sleep(100);
-            break;
-          } catch {
-            await sleep(250);
-          }
-        }
-        await sleep(100);
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    await this.loop;
-  }
-}
-
-describe('chaos (short): kill -9 of each distributed service under traffic both ways', () => {
+describe('chaos (issue 12): kill -9, NATS and store outages, pauses and scaling under traffic both ways', () => {
+  let nats: LocalNatsServer;
+  let store: LocalFerretDb;
   let a: FedgateInstance;
   let b: FedgateInstance;
 
   beforeAll(async () => {
+    [nats, store] = await Promise.all([LocalNatsServer.start(), LocalFerretDb.start()]);
     const ca = createTestCa();
     [a, b] = await Promise.all([
-      startFedgate({ shape: 'distributed', ca, name: 'a', config: { replicas: { ownership: 'leases', leaseTtlMs: LEASE_TTL_MS } } }),
+      startFedgate({
+        shape: 'distributed',
+        ca,
+        name: 'a',
+        config: {
+          replicas: { ownership: 'leases', leaseTtlMs: LEASE_TTL_MS },
+          nats: { url: nats.url },
+          mongo: { url: store.url, database: 'fedgate_chaos' },
+        },
+      }),
       startFedgate({ shape: 'embedded', ca, name: 'b' }),
     ]);
   }, 240_000);
 
   afterAll(async () => {
     // Keep the logs of both sides for a failed run (test-results/ is ignored by git).
-    const dir = path.join(__dirname, '..', '..', 'test-results', 'chaos-short');
+    const dir = path.join(__dirname, '..', '..', 'test-results', 'chaos');
     await mkdir(dir, { recursive: true });
     for (const instance of [a, b]) if (instance) await writeFile(path.join(dir, `${instance.name}.log`), instance.logs());
     await Promise.all([a?.destroy(), b?.destroy()]);
-  }, 60_000);
+    await Promise.all([nats?.stop(), store?.stop()]);
+  }, 120_000);
 
-  it('loses nothing and delivers nothing twice; per-sender order holds', async () => {
+  /** The state-resolver process holding the lease of the room's partition now. */
+  async function roomOwner(roomId: string, candidates: readonly FedgateProcess[]): Promise<FedgateProcess | undefined> {
+    const partition = busTopology().roomLog.partitionOf(roomId);
+    const client = new MongoClient(store.url);
+    try {
+      const leases = await client.db('fedgate_chaos').collection('leases').find({ expiresTs: { $gt: Date.now() } }).toArray();
+      const lease = leases.find((l) => String(l._id).endsWith(`/state-resolver/partitions/${partition}`));
+      return candidates.find((p) => p.pid !== undefined && String(lease?.holder).endsWith(`-${p.pid}`));
+    } finally {
+      await client.close();
+    }
+  }
+
+  it('loses nothing and delivers nothing twice; per-sender order holds; reports the time to recover from each fault', async () => {
     const bridgeA = a.bridge!;
     const bridgeB = b.bridge!;
     const alice = await bridgeA.registerVirtualUser('achat_alice');
@@ -101,59 +86,70 @@ describe('chaos (short): kill -9 of each distributed service under traffic both 
     await bridgeB.asUser(bob).joinRoom(roomId, { viaServers: [a.serverName] });
     await bridgeA.waitForEvent((e) => e.type === 'm.room.member' && e.state_key === bob && e.content?.membership === 'join', 30_000);
 
-    const arrived = (bridge: TestBridge, eventId: string) => bridge.received.events((e) => e.event_id === eventId).length > 0;
-    const fromA = new Sender(bridgeA, alice, roomId, 'A', (id) => arrived(bridgeB, id));
-    const fromB = new Sender(bridgeB, bob, roomId, 'B', (id) => arrived(bridgeA, id));
+    const fromA = new Sender(bridgeA, alice, roomId, 'A', bridgeB);
+    const fromB = new Sender(bridgeB, bob, roomId, 'B', bridgeA);
+    const senders = [fromA, fromB];
     fromA.start();
     fromB.start();
-    const recovery: Array<{ service: string; ms: number }> = [];
+    const recoveries: Recovery[] = [];
+    /** Runs a fault (`act` returns when it is over) and waits for traffic both ways after it. */
+    const fault = async (name: string, act: () => Promise<void>) => {
+      const began = Date.now();
+      await act();
+      const ended = Date.now();
+      const recovered = await trafficBothWays(name, senders, began);
+      recoveries.push({ fault: name, sinceStartMs: recovered - began, sinceEndMs: recovered - ended });
+      await sleep(1_000);
+    };
     try {
       await eventually('traffic flowing', () => fromA.answered.length >= 3 && fromB.answered.length >= 3, (ok) => ok);
-      for (const victim of Array.from({ length: ROUNDS }, () => a.processes).flat()) {
-        const killedAt = Date.now();
-        await victim.stop('SIGKILL');
-        await victim.start();
-        // Recovered: a message each way sent after the kill has reached the other side.
-        await eventually(
-          `traffic both ways after kill -9 of ${victim.app}`,
-          () => {
-            const a1 = fromA.answered.find((m) => m.at > killedAt);
-            const b1 = fromB.answered.find((m) => m.at > killedAt);
-            return Boolean(a1 && b1 && arrived(bridgeB, a1.eventId) && arrived(bridgeA, b1.eventId));
-          },
-          (ok) => ok,
-          120_000,
-          () => {
-            const a1 = fromA.answered.find((m) => m.at > killedAt);
-            const b1 = fromB.answered.find((m) => m.at > killedAt);
-            return `A sent after the kill: ${Boolean(a1)}, arrived at B: ${a1 ? arrived(bridgeB, a1.eventId) : '-'}; B sent: ${Boolean(b1)}, arrived at A: ${b1 ? arrived(bridgeA, b1.eventId) : '-'}; A answered ${fromA.answered.length}, B answered ${fromB.answered.length}; A's bridge got ${bridgeA.received.events().length} events`;
-          },
-        );
-        recovery.push({ service: victim.app, ms: Date.now() - killedAt });
-        await sleep(1_000);
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const victim of a.processes) {
+          await fault(`kill -9 ${victim.app}`, async () => {
+            await victim.stop('SIGKILL');
+            await victim.start();
+          });
+        }
+        await fault(`NATS down ${OUTAGE_MS / 1000} s`, async () => {
+          await nats.down();
+          await sleep(OUTAGE_MS);
+          await nats.up();
+        });
+        await fault(`store down ${OUTAGE_MS / 1000} s`, async () => {
+          await store.down();
+          await sleep(OUTAGE_MS);
+          await store.up();
+        });
+        for (const stage of SCALED_STAGES) {
+          const first = a.processes.find((p) => p.app === stage)!;
+          const extra: FedgateProcess[] = [];
+          await fault(`${stage} 1→3`, async () => {
+            extra.push(await a.addReplica(stage), await a.addReplica(stage));
+          });
+          if (stage === 'state-resolver') {
+            const paused = (await roomOwner(roomId, [first, ...extra])) ?? first;
+            await fault(`SIGSTOP ${PAUSE_MS / 1000} s of the state-resolver owning the room`, async () => {
+              paused.signal('SIGSTOP');
+              await sleep(PAUSE_MS);
+              paused.signal('SIGCONT');
+            });
+          }
+          await fault(`${stage} 3→1`, async () => {
+            for (const replica of extra) await replica.close();
+          });
+        }
       }
     } finally {
       await fromA.stop();
       await fromB.stop();
     }
 
-    for (const [sender, receiver] of [
-      [fromA, bridgeB],
-      [fromB, bridgeA],
-    ] as const) {
-      await eventually(
-        'every answered message delivered',
-        () => sender.answered.every((m) => arrived(receiver, m.eventId)),
-        (ok) => ok,
-      );
-      const received = receiver.received.events((e) => e.type === 'm.room.message' && e.room_id === roomId && sender.answered.some((m) => m.eventId === e.event_id));
-      const ids = received.map((e) => e.event_id as string);
-      expect(new Set(ids).size).toBe(ids.length); // no duplicates
-      expect(ids).toEqual(sender.answered.map((m) => m.eventId)); // all, in the order sent
-      // The same body under two event IDs is a duplicate too (a retried send that made a second event).
-      const bodies = receiver.received.events((e) => e.room_id === roomId && typeof e.content?.body === 'string' && e.content.body.startsWith(`${sender === fromA ? 'A' : 'B'}-`)).map((e) => e.content.body as string);
-      expect(new Set(bodies).size).toBe(bodies.length);
-    }
-    console.log(`chaos (short): ${fromA.answered.length} + ${fromB.answered.length} messages, lost 0, duplicated 0; recovery after kill -9: ${recovery.map((r) => `${r.service} ${r.ms} ms`).join(', ')}`);
+    await expectExactlyOnceInOrder(fromA, roomId);
+    await expectExactlyOnceInOrder(fromB, roomId);
+    const report =
+      `chaos (${LONG ? 'long' : 'short'}, ${ROUNDS} round${ROUNDS > 1 ? 's' : ''}): ${fromA.answered.length} + ${fromB.answered.length} messages, lost 0, duplicated 0; ` +
+      `recovered (from fault start / from its end): ${recoveries.map((r) => `${r.fault} ${(r.sinceStartMs / 1000).toFixed(1)}/${(r.sinceEndMs / 1000).toFixed(1)} s`).join(', ')}`;
+    console.log(report);
+    await writeFile(path.join(__dirname, '..', '..', 'test-results', 'chaos', 'report.txt'), `${report}\n`).catch(() => undefined);
   });
 });

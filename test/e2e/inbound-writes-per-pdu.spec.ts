@@ -152,7 +152,7 @@ describe('inbound writes per PDU, embedded gateway (issue 19)', () => {
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
-  it(`one /send of ${PDUS} PDUs into one room, from /send to the application service: one bus publish commit for the transaction, at most 16.5 SQLite commits and 29.5 store calls per PDU (21.2 and 32.2 before)`, async () => {
+  it(`one /send of ${PDUS} PDUs into one room, from /send to the application service: one bus publish commit for the transaction, at most 16.5 SQLite commits and 31.5 store calls per PDU (21.2 and 32.2 before)`, async () => {
     const host = await bridge.registerVirtualUser('writeschat_host');
     const created = await bridge.asUser(host).createRoom({ preset: 'public_chat' as never, room_version: '10' } as never);
     const room = await sim.join(serverName, created.room_id);
@@ -178,10 +178,11 @@ describe('inbound writes per PDU, embedded gateway (issue 19)', () => {
     // Before: 21.2 commits and 32.2 store calls per PDU, 150 bus publishes (each PDU published alone by ingress).
     // Now the transaction's PDUs go to the bus in one commit (then one room-log and one push message per PDU),
     // ingress reads room version and ACL once per room, and consumer loops neither claim in a write transaction
-    // when nothing is there nor rewrite a fresh lease.
+    // when nothing is there nor rewrite a fresh lease. Partial-state joins (issue 14) added two reads per PDU
+    // (`partialStateRooms.get`, 29.3 → 31.3): the next cut is to keep which rooms are partial in the room owner.
     expect(publishes).toBeLessThanOrEqual(2 * PDUS + 1);
     expect(perPdu.commits).toBeLessThanOrEqual(16.5);
-    expect(perPdu.storeCalls).toBeLessThanOrEqual(29.5);
+    expect(perPdu.storeCalls).toBeLessThanOrEqual(31.5);
   });
 });
 

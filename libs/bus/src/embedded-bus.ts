@@ -23,6 +23,7 @@ import {
   type RequestHandler,
   type StoredDeadLetter,
 } from './bus';
+import { whileWorking } from './heartbeat';
 import { decodeJson, encodeJson } from './codec';
 import { requestTimeoutMs } from './command-timeouts';
 import { subjectMatches } from './partition';
@@ -581,22 +582,30 @@ class ConsumerLoop {
     try {
       const settlement = await withConsumerSpan(row.subject, row.msg_id, consumer.durable, headers, async () => {
         try {
-          const outcome = await this.handler({
-            stream: row.stream,
-            consumer: consumer.durable,
-            subject: row.subject,
-            messageId: row.msg_id,
-            sequence: seq,
-            deliveryCount: deliveries,
-            headers,
-            data: decodeJson(row.data),
-            working: () => {
-              // A lease with more than three quarters of its time left is not written again (one write per PDU before).
-              if (Date.now() - leasedAt < consumer.ackWaitMs / 4) return;
+          const outcome = await whileWorking(
+            consumer.ackWaitMs,
+            () => {
               leasedAt = Date.now();
               bus.extendLease(consumer, seq);
             },
-          });
+            async () =>
+              this.handler({
+                stream: row.stream,
+                consumer: consumer.durable,
+                subject: row.subject,
+                messageId: row.msg_id,
+                sequence: seq,
+                deliveryCount: deliveries,
+                headers,
+                data: decodeJson(row.data),
+                working: () => {
+                  // A lease with more than three quarters of its time left is not written again (one write per PDU before).
+                  if (Date.now() - leasedAt < consumer.ackWaitMs / 4) return;
+                  leasedAt = Date.now();
+                  bus.extendLease(consumer, seq);
+                },
+              }),
+          );
           return settle({ outcome }, deliveries, consumer.maxDeliver, bus.retryDelay);
         } catch (error) {
           return settle({ error }, deliveries, consumer.maxDeliver, bus.retryDelay);

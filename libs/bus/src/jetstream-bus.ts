@@ -37,6 +37,7 @@ import {
 } from './bus';
 import { decodeJson, encodeJson } from './codec';
 import { requestTimeoutMs } from './command-timeouts';
+import { whileWorking } from './heartbeat';
 import { filtersOverlap, subjectMatches } from './partition';
 import { defaultRetryDelayMs, exhaustedBeforeHandling, settle, type Settlement } from './settlement';
 import type { CommandSpec, CommandSubject, ConsumerSpec, Subject } from './subjects';
@@ -48,6 +49,14 @@ export interface JetStreamBusOptions extends BusOptions {
   publishRetryMs?: number;
   /** How often consumed messages are purged (streams have no age limit); 0 turns it off. Default 60 s. */
   pruneIntervalMs?: number;
+  /**
+   * How long each step of closing (a consumer, a command subscription, the connection's drain) may wait on the
+   * server before it is cut short (default 2 s): with NATS gone or frozen a drain never completes, and a
+   * process told to stop must still stop, handing its partitions back (unsettled messages are redelivered).
+   */
+  closeStepTimeoutMs?: number;
+  /** Copies of each stream (and so of its consumers) on a cluster: 3 keeps everything through one node's loss. Default 1. */
+  streamReplicas?: number;
 }
 
 const toNatsHeaders = (h: Headers): MsgHdrs => {
@@ -62,6 +71,21 @@ const fromNatsHeaders = (h: MsgHdrs | undefined): Headers => {
   return out;
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const PULL_EXPIRES_MS = 5_000;
+
+/** True when `work` settled within `ms`; false when it was left behind (it may still settle later). */
+async function settledWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([work.then(
+      () => true,
+      () => true,
+    ), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export class JetStreamBus implements Bus, DeadLetterAdmin {
   private readonly js: JetStreamClient;
@@ -104,6 +128,7 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
         // No age limit: unconsumed messages and dead letters are never dropped for being old (see pruneConsumed).
         max_age: 0,
         duplicate_window: nanos(stream.duplicateWindowMs),
+        num_replicas: this.options.streamReplicas ?? 1,
       };
       try {
         await jsm.streams.info(stream.name);
@@ -220,7 +245,9 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
   async consume<T>(consumer: ConsumerSpec<T>, handler: MessageHandler<T>): Promise<BusSubscription> {
     await this.ensureConsumer(consumer);
     const jsConsumer = await this.js.consumers.get(consumer.stream, consumer.durable);
-    const messages: ConsumerMessages = await jsConsumer.consume({ max_messages: Math.min(256, Math.max(1, consumer.maxAckPending)) });
+    // Pull requests expire (and are renewed) every few seconds, with idle heartbeats at half that: a pull lost
+    // with a cluster node that died (or a server restart) is noticed and made again within seconds, not 30 s.
+    const messages: ConsumerMessages = await jsConsumer.consume({ max_messages: Math.min(256, Math.max(1, consumer.maxAckPending)), expires: PULL_EXPIRES_MS });
     const limit = Math.max(1, Math.min(consumer.concurrency ?? 1, consumer.maxAckPending));
     const loop = (async () => {
       const running = new Set<Promise<void>>();
@@ -245,8 +272,9 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
       name: consumer.durable,
       stop: async () => {
         this.subscriptions.delete(subscription);
-        await messages.close();
-        await loop.catch(() => undefined);
+        // Each step bounded: a message whose handler is cut short here is redelivered to the next consumer.
+        await settledWithin(messages.close().catch(() => undefined), this.closeStepTimeoutMs);
+        await settledWithin(loop, this.closeStepTimeoutMs);
       },
     };
     this.subscriptions.add(subscription);
@@ -262,17 +290,22 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
     if (exhausted) return this.apply(consumer, msg, headers, messageId, exhausted);
     const settlement = await withConsumerSpan(msg.subject, messageId, consumer.durable, headers, async () => {
       try {
-        const outcome = await handler({
-          stream: consumer.stream,
-          consumer: consumer.durable,
-          subject: msg.subject,
-          messageId,
-          sequence: msg.seq,
-          deliveryCount: deliveries,
-          headers,
-          data: decodeJson(msg.data),
-          working: () => msg.working(),
-        });
+        const outcome = await whileWorking(
+          consumer.ackWaitMs,
+          () => msg.working(),
+          async () =>
+            handler({
+              stream: consumer.stream,
+              consumer: consumer.durable,
+              subject: msg.subject,
+              messageId,
+              sequence: msg.seq,
+              deliveryCount: deliveries,
+              headers,
+              data: decodeJson(msg.data),
+              working: () => msg.working(),
+            }),
+        );
         return settle({ outcome }, deliveries, consumer.maxDeliver, this.retryDelayMs);
       } catch (error) {
         return settle({ error }, deliveries, consumer.maxDeliver, this.retryDelayMs);
@@ -336,7 +369,7 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
       name: command.queueGroup,
       stop: async () => {
         this.subscriptions.delete(subscription);
-        await sub.drain();
+        if (!(await settledWithin(sub.drain(), this.closeStepTimeoutMs)) && !sub.isClosed()) sub.unsubscribe();
       },
     };
     this.subscriptions.add(subscription);
@@ -405,7 +438,13 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
   async close(): Promise<void> {
     clearInterval(this.pruneTimer);
     await Promise.all([...this.subscriptions].map((s) => s.stop()));
-    if (this.ownsConnection && !this.connection.isClosed()) await this.connection.drain();
+    if (!this.ownsConnection || this.connection.isClosed()) return;
+    // A drain flushes to the server, which may be gone; then the connection is closed without it.
+    if (!(await settledWithin(this.connection.drain(), this.closeStepTimeoutMs))) await settledWithin(this.connection.close(), this.closeStepTimeoutMs);
+  }
+
+  private get closeStepTimeoutMs(): number {
+    return this.options.closeStepTimeoutMs ?? 2_000;
   }
 }
 

@@ -74,6 +74,14 @@ export interface TopologyConfig {
   destinationPartitions?: number;
   maxDeliver?: number;
   ackWaitMs?: number;
+  /**
+   * Ack wait of the consumers whose every delivered message is in a handler (the ordered ones, one message in
+   * flight that holds its partition up, and the parked ones, as many handlers as messages in flight): short, so
+   * a message taken by a process that died goes to the partition's next owner about when its lease has moved,
+   * rather than after `ackWaitMs`; a handler at work renews it (heartbeats). Default min(ackWaitMs, 5 s).
+   * Consumers that buffer messages for fewer handlers keep `ackWaitMs`.
+   */
+  handledAckWaitMs?: number;
   duplicateWindowMs?: number;
   /** Parked PDUs in flight per room partition (default 256; most wait for their room's turn). */
   parkedConcurrency?: number;
@@ -95,6 +103,7 @@ export function busTopology(config: TopologyConfig = {}) {
   const destinationPartitions = config.destinationPartitions ?? 16;
   const maxDeliver = config.maxDeliver ?? 10;
   const ackWaitMs = config.ackWaitMs ?? 30_000;
+  const handledAckWaitMs = config.handledAckWaitMs ?? Math.min(ackWaitMs, 5_000);
   const duplicateWindowMs = config.duplicateWindowMs ?? 2 * 60_000;
   const parkedConcurrency = config.parkedConcurrency ?? 256;
 
@@ -174,7 +183,7 @@ export function busTopology(config: TopologyConfig = {}) {
     durable: `${prefix}-${durable}`,
     filterSubject,
     maxDeliver,
-    ackWaitMs,
+    ackWaitMs: (concurrency ?? 1) >= maxAckPending ? handledAckWaitMs : ackWaitMs,
     maxAckPending,
     ...(concurrency ? { concurrency } : {}),
   });

@@ -81,10 +81,15 @@ export interface FedgateConfig {
   clientServer: ClientServerConfig;
   tls: TlsConfig;
   signingKey: { path: string };
+  /** One server, or a cluster's servers separated by commas (`nats://n1:4222,nats://n2:4222`). */
   nats: { url: string };
   /** Subject/stream prefix of the bus; instances sharing one NATS need different ones. */
-  /** `publishRetryMs`: how long a publish keeps retrying (e.g. across a NATS restart) before it fails. */
-  bus: { prefix: string; publishRetryMs: number };
+  /**
+   * `publishRetryMs`: how long a publish keeps retrying (e.g. across a NATS restart) before it fails.
+   * `streamReplicas`: copies of each JetStream stream (and its consumers) on a NATS cluster (3 on a 3-node
+   * cluster: one node may fail with nothing lost); 1 on a single server. Ignored by the embedded bus.
+   */
+  bus: { prefix: string; publishRetryMs: number; streamReplicas: number };
   mongo: { url: string; database: string };
   /** Embedded mode's database file. */
   sqlite: { path: string };

@@ -19,7 +19,7 @@ export function defaultSettings(): Record<string, unknown> {
     nats: { url: 'nats://127.0.0.1:4222' },
     // publishRetryMs: how long a publish keeps trying across a NATS restart before the caller sees the failure
     // (ingress then answers the peer 503 with federation.unavailableRetryAfterMs).
-    bus: { prefix: 'fedgate', publishRetryMs: 15_000 },
+    bus: { prefix: 'fedgate', publishRetryMs: 15_000, streamReplicas: 1 },
     mongo: { url: 'mongodb://127.0.0.1:27017', database: 'fedgate' },
     sqlite: {},
     partitions: { rooms: 16, destinations: 16, parkedBudgetMs: 5 * 60_000 },

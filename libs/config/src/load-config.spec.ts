@@ -43,7 +43,7 @@ describe('loadConfig', () => {
     });
     // Synapse's retry defaults: 10 minutes, doubling, at most a day.
     expect(config.egress.backoff).toEqual({ initialMs: 600_000, multiplier: 2, maxMs: 86_400_000, jitter: 0.2 });
-    expect(config.bus).toEqual({ prefix: 'fedgate', publishRetryMs: 15_000 });
+    expect(config.bus).toEqual({ prefix: 'fedgate', publishRetryMs: 15_000, streamReplicas: 1 });
     expect(config.clientServer).toEqual({ enabled: true, bindAddress: '127.0.0.1', port: 8008 });
     expect(config.signingKey.path).toBe(path.join(dir, 'data', 'signing.key'));
     expect(config.tls).toEqual({

@@ -40,7 +40,7 @@ export const configSchema = closed(
     tls: closed({ cert: path, key: path, ca: { type: 'array', items: path } }, ['ca']),
     signingKey: closed({ path }, []),
     nats: closed({ url: url(['nats', 'tls', 'ws', 'wss']) }),
-    bus: closed({ prefix: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' }, publishRetryMs: { type: 'integer', minimum: 0 } }),
+    bus: closed({ prefix: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' }, publishRetryMs: { type: 'integer', minimum: 0 }, streamReplicas: { type: 'integer', minimum: 1, maximum: 5 } }),
     mongo: closed({ url: url(['mongodb', 'mongodb\\+srv']), database: { type: 'string', minLength: 1 } }),
     sqlite: closed({ path }, []),
     partitions: closed({ rooms: { ...positiveInteger, maximum: 1024 }, destinations: { ...positiveInteger, maximum: 1024 }, parkedBudgetMs: { ...positiveInteger, minimum: 1000 } }),

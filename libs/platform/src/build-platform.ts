@@ -56,7 +56,10 @@ async function openBus(config: FedgateConfig, topology: BusTopology, observer?: 
   const bus: Bus =
     config.mode === 'embedded'
       ? new EmbeddedBus({ path: config.sqlite.path, ...options })
-      : await JetStreamBus.connect({ servers: config.nats.url, name: `fedgate-${config.bus.prefix}` }, { ...options, publishRetryMs: config.bus.publishRetryMs });
+      : await JetStreamBus.connect(
+          { servers: config.nats.url.split(','), name: `fedgate-${config.bus.prefix}` },
+          { ...options, publishRetryMs: config.bus.publishRetryMs, streamReplicas: config.bus.streamReplicas },
+        );
   try {
     await bus.start();
   } catch (err) {
@@ -138,6 +141,9 @@ export function registerPlatformReadiness(store: Store, bus: Bus): () => void {
   return () => removals.forEach((remove) => remove());
 }
 
+/** How long closing the bus, the federation client or the store may take before shutdown goes on without it. */
+const CLOSE_STEP_TIMEOUT_MS = 3_000;
+
 /** Opens store and bus for the configured mode and builds the providers every service module injects. */
 export async function buildPlatform({ config, logger, signingKey, telemetry }: PlatformContext): Promise<Platform> {
   const identity: ServerIdentity = { serverName: config.serverName, signingKey: signingKey.current, allKeys: signingKey.all };
@@ -187,12 +193,17 @@ export async function buildPlatform({ config, logger, signingKey, telemetry }: P
   const close = () =>
     (closing ??= (async () => {
       removeReadiness();
+      // Each step bounded (the bus or the store may be unreachable): the next ones still run, and the process stops.
       for (const [name, step] of [
         ['bus', () => bus.close()],
         ['federation client', () => federationClient.close()],
         ['store', () => store.close()],
       ] as const) {
-        await step().catch((err: unknown) => logger.error({ err }, `closing the ${name} failed`));
+        let timer: NodeJS.Timeout | undefined;
+        const cutShort = new Promise<'cut short'>((resolve) => (timer = setTimeout(() => resolve('cut short'), CLOSE_STEP_TIMEOUT_MS)));
+        const outcome = await Promise.race([step().catch((err: unknown) => logger.error({ err }, `closing the ${name} failed`)), cutShort]);
+        clearTimeout(timer);
+        if (outcome === 'cut short') logger.warn({ timeoutMs: CLOSE_STEP_TIMEOUT_MS }, `closing the ${name} did not finish in time; going on without it`);
       }
     })());
   return { store, bus, topology, identity, federationClient, keyRing, providers, close };

@@ -5,7 +5,7 @@
 // only while its lease is fresh by its own clock (`owns`), so one that was paused past the expiry
 // (SIGSTOP, a long GC) stops at once when it wakes, before it learns who holds the partition now.
 import { fnv1a32 } from '@fedgate/bus';
-import type { LeaseRepository } from '@fedgate/store';
+import type { CommitFence, LeaseRepository } from '@fedgate/store';
 
 export interface OwnershipLogger {
   info(obj: object, msg?: string): void;
@@ -66,6 +66,8 @@ export function assignPartitions(members: readonly string[], partitions: number)
 export class PartitionOwnership {
   /** Partition → local time its lease runs out (as renewed by this replica). */
   private readonly held = new Map<number, number>();
+  /** Partition → epoch of this replica's holding of its lease (the fencing token of what it commits). */
+  private readonly epochs = new Map<number, number>();
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<void> | undefined;
   private stopped = false;
@@ -99,6 +101,15 @@ export class PartitionOwnership {
     return expires !== undefined && this.now() < expires - this.options.ttlMs / 5;
   }
 
+  /**
+   * The fencing token of work on the partition, to be checked by the store in the write that commits it
+   * (a pause between `owns` and that write is caught there); undefined when the partition is not held.
+   */
+  fence(partition: number): CommitFence | undefined {
+    const epoch = this.epochs.get(partition);
+    return epoch === undefined || !this.held.has(partition) ? undefined : { partition, epoch };
+  }
+
   owned(): number[] {
     return [...this.held.keys()].sort((a, b) => a - b);
   }
@@ -107,8 +118,12 @@ export class PartitionOwnership {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await this.round;
-    for (const p of this.owned()) await this.giveUp(p, 'stopping');
+    // A round stuck on an unreachable store must not hold the shutdown past the leases' own lifetime.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.round, new Promise((resolve) => (timer = setTimeout(resolve, this.options.ttlMs)))]);
+    clearTimeout(timer);
+    // All at once: each partition's consumers may take a while to stop when the bus is away.
+    await Promise.all(this.owned().map((p) => this.giveUp(p, 'stopping').catch((err: unknown) => this.options.logger.warn({ err, partition: p }, 'stopping work on a partition failed'))));
     await this.options.leases.release(this.memberPrefix + this.options.instanceId, this.options.instanceId).catch(() => undefined);
   }
 
@@ -153,6 +168,7 @@ export class PartitionOwnership {
         continue;
       }
       this.held.delete(p);
+      this.epochs.delete(p);
       this.options.logger.warn({ partition: p }, 'partition lease lost (this replica stalled past its expiry); another replica owns it now');
       await this.options.onRelease(p);
     }
@@ -164,13 +180,16 @@ export class PartitionOwnership {
     for (const p of mine) {
       if (this.held.has(p) || this.stopped) continue;
       const takenAt = this.now();
-      if (!(await leases.tryAcquire(this.partitionLease(p), instanceId, ttlMs, takenAt))) continue;
+      const epoch = await leases.acquireWithEpoch(this.partitionLease(p), instanceId, ttlMs, takenAt);
+      if (epoch === undefined) continue;
       this.held.set(p, takenAt + ttlMs);
+      this.epochs.set(p, epoch);
       try {
         await this.options.onAcquire(p);
       } catch (err) {
         this.options.logger.error({ err, partition: p }, 'starting work on a partition failed; giving it back');
         this.held.delete(p);
+        this.epochs.delete(p);
         await leases.release(this.partitionLease(p), instanceId);
       }
     }
@@ -183,6 +202,7 @@ export class PartitionOwnership {
 
   private async giveUp(p: number, why: string): Promise<void> {
     this.held.delete(p);
+    this.epochs.delete(p);
     try {
       await this.options.onRelease(p);
     } finally {

@@ -1,6 +1,8 @@
 export * from './process';
+export { TcpBalancer, type Backend } from './tcp-balancer';
 export { startNats, stopNats, restartNats, LocalNatsServer, ensureNatsServerBinary } from './nats';
-export { startMongo, stopMongo, pingMongo } from './mongo';
+export { LocalNatsCluster, currentNatsServerBinary, NATS_CLUSTER_SERVER_VERSION } from './nats-cluster';
+export { startMongo, stopMongo, pingMongo, LocalFerretDb } from './mongo';
 export * from './tls';
 export { startSynapse, registerSynapseUser, type StartSynapseOptions, type SynapseHandle, type SynapseUser } from './synapse';
 export { ensureSynapseInstalled, type SynapseInstallation } from './synapse-install';

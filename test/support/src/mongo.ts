@@ -86,11 +86,8 @@ async function startMongoContainer(): Promise<SharedMongo> {
   return { url, stop: async () => void (await container.stop()) };
 }
 
-async function startFerretDb(): Promise<SharedMongo> {
-  const binary = await ferretDbBinary();
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'fedgate-ferretdb-'));
-  const port = await findFreePort();
-  const service = new ManagedProcess({
+function ferretDbProcess(binary: string, dataDir: string, port: number): ManagedProcess {
+  return new ManagedProcess({
     command: binary,
     args: [
       '--handler=sqlite',
@@ -103,6 +100,50 @@ async function startFerretDb(): Promise<SharedMongo> {
     ],
     logFile: path.join(dataDir, 'ferretdb.log'),
   });
+}
+
+/** A FerretDB of a test's own (fixed port and data), so the test can take the store away and bring it back. */
+export class LocalFerretDb {
+  private constructor(
+    private readonly service: ManagedProcess,
+    readonly port: number,
+    readonly dataDir: string,
+  ) {}
+
+  get url(): string {
+    return `mongodb://127.0.0.1:${this.port}/?directConnection=true`;
+  }
+
+  static async start(): Promise<LocalFerretDb> {
+    const binary = await ferretDbBinary();
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'fedgate-ferretdb-'));
+    const port = await findFreePort();
+    const db = new LocalFerretDb(ferretDbProcess(binary, dataDir, port), port, dataDir);
+    await db.up();
+    return db;
+  }
+
+  /** Stops the server (SIGKILL when `crash`), keeping port and data for `up()`: a store outage. */
+  async down(crash = false): Promise<void> {
+    await this.service.stop(crash ? 'SIGKILL' : 'SIGTERM');
+  }
+
+  async up(): Promise<void> {
+    await waitForPort('127.0.0.1', this.port, 30_000, this.service.start());
+    if (!(await pingMongo(this.url, 5000))) throw new Error(`FerretDB listens on ${this.port} but does not answer a ping`);
+  }
+
+  async stop(): Promise<void> {
+    await this.service.stop();
+    await rm(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+async function startFerretDb(): Promise<SharedMongo> {
+  const binary = await ferretDbBinary();
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'fedgate-ferretdb-'));
+  const port = await findFreePort();
+  const service = ferretDbProcess(binary, dataDir, port);
   const stop = async () => {
     await service.stop();
     await rm(dataDir, { recursive: true, force: true });

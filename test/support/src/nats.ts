@@ -71,6 +71,25 @@ export class LocalNatsServer implements RunningService {
     await waitForPort('127.0.0.1', this.port, 15_000, child);
   }
 
+  /** Stops the server (SIGKILL when `crash`), keeping its port and store for `up()`: an outage. */
+  async down(crash = false): Promise<void> {
+    await this.process.stop(crash ? 'SIGKILL' : 'SIGTERM');
+  }
+
+  /** SIGSTOP: the server keeps its connections open but answers nothing (a network partition, a frozen node); `thaw()` ends it. */
+  freeze(): void {
+    this.process.signal('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.process.signal('SIGCONT');
+  }
+
+  /** Starts the server again after `down()`, on the same port and store. */
+  async up(): Promise<void> {
+    await this.boot();
+  }
+
   /** Stops the server (SIGKILL when `crash`) and starts it again on the same port and store. */
   async restart(crash = false): Promise<void> {
     await this.process.stop(crash ? 'SIGKILL' : 'SIGTERM');

@@ -123,6 +123,11 @@ export class ManagedProcess {
     return child;
   }
 
+  /** Sends a signal without waiting (SIGSTOP / SIGCONT: a server that is there but does not answer). */
+  signal(signal: NodeJS.Signals): void {
+    this.child?.kill(signal);
+  }
+
   async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): Promise<void> {
     const child = this.child;
     if (!child) return;

@@ -25,7 +25,7 @@ import {
   type RoomEvent,
   type StateMap,
 } from '@fedgate/room-state';
-import type { EventRecord, EventStatus, PendingCommit, Store } from '@fedgate/store';
+import { CommitFencedError, type CommitFence, type EventRecord, type EventStatus, type PendingCommit, type Store } from '@fedgate/store';
 import type { ClientTransactionLog } from './client-transactions';
 import { MissingStateError } from './errors';
 import { EventGraph } from './event-graph';
@@ -123,6 +123,15 @@ export function logEventOf(eventId: string, roomId: string, pdu: Pdu, unsigned?:
   return event;
 }
 
+/**
+ * Elastic ownership: the fencing token a commit in the room carries (undefined when this replica does not hold
+ * the room's partition: the commit is refused), and who hears of a refused commit (log, metric).
+ */
+export interface CommitFencing {
+  fenceFor(roomId: string): CommitFence | undefined;
+  refused(error: CommitFencedError): void;
+}
+
 export class RoomTimeline {
   private readonly redactions: RedactionApplier;
   /** Rooms that may hold a commit cut short in this process (or before it started): finished before the next work there. */
@@ -133,6 +142,7 @@ export class RoomTimeline {
     private readonly bus: Bus,
     private readonly topology: BusTopology,
     private readonly transactions?: ClientTransactionLog,
+    private readonly fencing?: CommitFencing,
   ) {
     this.redactions = new RedactionApplier(store);
   }
@@ -288,12 +298,25 @@ export class RoomTimeline {
       const unsigned = await this.withReplacedState(evaluation, options.unsigned);
       const payload: CommitPayload = { pdu, roomVersion: rules.id, status, reason, local: options.local, unsigned, txn: options.txn, before, after };
       const pending: PendingCommit = { eventId, roomId, payload: JSON.parse(JSON.stringify(payload)) as Record<string, unknown>, createdTs: Date.now() };
-      await this.store.pendingCommits.add(pending);
+      // The commit point: with elastic ownership the store refuses it, in this same write, once the room has
+      // seen a newer owner of its partition (this replica may have stalled since it last checked its lease).
+      await this.store.pendingCommits.add(pending, this.fenceFor(eventId, roomId, pdu));
       return await this.finish(eventId, roomId, payload, evaluation.graph);
     } catch (err) {
-      if (!(err instanceof ClientTransactionTaken)) this.unsettledRooms.add(roomId);
+      if (err instanceof CommitFencedError) this.fencing?.refused(err);
+      else if (!(err instanceof ClientTransactionTaken)) this.unsettledRooms.add(roomId);
       throw err;
     }
+  }
+
+  private fenceFor(eventId: string, roomId: string, pdu: Pdu): CommitFence | undefined {
+    if (!this.fencing) return undefined;
+    // A new room's create event: its room ID is new (from the event itself in recent room versions, so the
+    // replica serving the create command may not own its partition), and nobody else can commit there yet.
+    if (pdu.type === 'm.room.create' && pdu.state_key === '') return undefined;
+    const fence = this.fencing.fenceFor(roomId);
+    if (!fence) throw new CommitFencedError(roomId, eventId, undefined, undefined);
+    return fence;
   }
 
   /** The writes of a commit, in an order that leaves the room usable wherever it stops; each may be repeated. */
@@ -304,7 +327,7 @@ export class RoomTimeline {
     if (payload.txn && this.transactions) {
       const reserved = await this.transactions.record(payload.txn.sender, payload.txn.txnId, { eventId, roomId });
       if (reserved.eventId !== eventId) {
-        await this.store.pendingCommits.remove(eventId);
+        await this.store.pendingCommits.remove(eventId, roomId);
         throw new ClientTransactionTaken(reserved);
       }
     }
@@ -336,7 +359,7 @@ export class RoomTimeline {
       redactionsApplied: status === 'accepted' ? await this.redactionsApplied(eventId, pdu, rules) : [],
     };
     await this.publish(entry);
-    await this.store.pendingCommits.remove(eventId);
+    await this.store.pendingCommits.remove(eventId, roomId);
     return { eventId, roomId, status, reason, entry };
   }
 

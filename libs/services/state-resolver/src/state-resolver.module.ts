@@ -19,7 +19,7 @@ import type { FedgateConfig } from '@fedgate/config';
 import { FEDGATE_CONFIG, SERVICE_LOGGER } from '@fedgate/service-kit';
 import { setOwnedPartitions } from '@fedgate/telemetry';
 import pino, { type Logger } from 'pino';
-import type { Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
 import { RoomReader } from './room-reader';
 import { StateResolver } from './state-resolver';
 
@@ -32,17 +32,7 @@ const silentLogger = pino({ level: 'silent' });
   providers: [
     {
       provide: STATE_RESOLVER,
-      inject: [
-        STORE,
-        BUS,
-        BUS_TOPOLOGY,
-        SERVER_IDENTITY,
-        FEDERATION_CLIENT,
-        KEY_RING,
-        { token: FEDGATE_CONFIG, optional: true },
-        { token: SERVICE_LOGGER, optional: true },
-        { token: METRICS_REGISTRY, optional: true },
-      ],
+      inject: [STORE, BUS, BUS_TOPOLOGY, SERVER_IDENTITY, FEDERATION_CLIENT, KEY_RING, { token: FEDGATE_CONFIG, optional: true }, { token: SERVICE_LOGGER, optional: true }, { token: METRICS_REGISTRY, optional: true }],
       useFactory: (
         store: Store,
         bus: Bus,
@@ -52,9 +42,10 @@ const silentLogger = pino({ level: 'silent' });
         keyRing: KeyRing,
         config: FedgateConfig | undefined,
         logger: Logger | undefined,
-        metrics: Registry | null | undefined,
-      ) =>
-        new StateResolver({
+        registry: Registry | null | undefined,
+      ) => {
+        const fenced = registry ? commitsFencedCounter(registry) : undefined;
+        return new StateResolver({
           store,
           bus,
           topology,
@@ -64,14 +55,16 @@ const silentLogger = pino({ level: 'silent' });
           replica: config?.replicas.stateResolver,
           elastic: elasticOwnershipFor(config, store, 'state-resolver', (logger ?? silentLogger).child({ component: 'state-resolver-ownership' })),
           parking: config ? { budgetMs: config.partitions.parkedBudgetMs } : undefined,
-          metrics,
+          metrics: registry,
           onResyncFailure: (err) => (logger ?? silentLogger).warn({ err, roomId: (err as { roomId?: string }).roomId }, 'partial-state resync failed; retried with backoff'),
           onResynced: (outcome) =>
             (logger ?? silentLogger)[outcome.rejected.length > 0 ? 'warn' : 'info'](
               { roomId: outcome.roomId, from: outcome.server, members: outcome.members, rechecked: outcome.rechecked, rejected: outcome.rejected },
               'partial-state room resynced: full state in',
             ),
-        }),
+          onCommitFenced: () => fenced?.inc(),
+        });
+      },
     },
     { provide: RoomReader, inject: [STORE], useFactory: (store: Store) => new RoomReader(store) },
   ],
@@ -88,4 +81,14 @@ export class StateResolverModule implements OnModuleInit, OnApplicationShutdown 
   async onApplicationShutdown(): Promise<void> {
     await this.resolver.stop();
   }
+}
+
+const COMMITS_FENCED = 'fedgate_commits_fenced_total';
+
+/** Commits the store refused because this replica's partition lease was lost (a stall past its expiry). */
+function commitsFencedCounter(registry: Registry): Counter {
+  return (
+    (registry.getSingleMetric(COMMITS_FENCED) as Counter | undefined) ??
+    new Counter({ name: COMMITS_FENCED, help: 'Commits refused because the partition lease they were made under was lost (elastic ownership fencing)', registers: [registry] })
+  );
 }

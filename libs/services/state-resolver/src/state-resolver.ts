@@ -3,8 +3,9 @@ import { nak, partitionsForReplica, type Bus, type BusSubscription, type BusTopo
 import { FederationApi, type FederationHttpClient, type KeyRing } from '@fedgate/federation-client';
 import { PartitionOwnership, type ElasticOwnership } from '@fedgate/platform';
 import type { Registry } from 'prom-client';
-import type { Store } from '@fedgate/store';
+import { CommitFencedError, type Store } from '@fedgate/store';
 import { clientTransactionLog, type ClientTransactionLog } from './client-transactions';
+import { CommandRefusal } from './errors';
 import { EventBuilder, type ServerSigner } from './event-builder';
 import { DEFAULT_GAP_FILL_LIMITS, InboundPduHandler, type GapFillLimits } from './inbound-pdus';
 import { LocalEvents } from './local-events';
@@ -59,6 +60,8 @@ export interface StateResolverDeps {
   onResyncFailure?: (err: unknown) => void;
   /** Told when a partial-state room's full state is in (with the events its re-check rejected). */
   onResynced?: (outcome: ResyncOutcome) => void;
+  /** A commit the store refused for a stale lease (elastic ownership): counted by the module's metric. */
+  onCommitFenced?: (error: CommitFencedError) => void;
 }
 
 const DEFAULT_REPAIR_INTERVAL_MS = 15_000;
@@ -90,7 +93,16 @@ export class StateResolver {
     const api = new FederationApi(deps.federation);
     const builder = new EventBuilder(deps.store, deps.identity);
     const transactions = deps.transactions ?? clientTransactionLog(deps.store);
-    this.timeline = new RoomTimeline(deps.store, deps.bus, deps.topology, transactions);
+    const fencing = deps.elastic
+      ? {
+          fenceFor: (roomId: string) => this.ownership?.fence(deps.topology.roomLog.partitionOf(roomId)),
+          refused: (error: CommitFencedError) => {
+            deps.elastic?.logger.warn({ roomId: error.roomId, eventId: error.eventId, epoch: error.epoch, roomEpoch: error.roomEpoch, reason: error.message }, 'commit refused: partition lease lost');
+            deps.onCommitFenced?.(error);
+          },
+        }
+      : undefined;
+    this.timeline = new RoomTimeline(deps.store, deps.bus, deps.topology, transactions, fencing);
     this.reader = new RoomReader(deps.store);
     const gapFill = deps.gapFill ?? DEFAULT_GAP_FILL_LIMITS;
     const parking = { ...DEFAULT_PARKING_LIMITS, ...deps.parking };
@@ -234,6 +246,10 @@ export class StateResolver {
   private async startPartition(p: number): Promise<void> {
     const { bus, topology } = this.deps;
     const owns = () => this.ownership?.owns(p) === true;
+    // From here on a commit made under an older holding of the partition is refused by the store, in every room
+    // of it that has a fence, even one this replica has not committed in yet.
+    const fence = this.ownership?.fence(p);
+    if (fence) await this.deps.store.pendingCommits.raiseFence(fence);
     await this.repair(undefined, [p]);
     await this.resumeResyncs([p]);
     const subscriptions: BusSubscription[] = [];
@@ -243,7 +259,13 @@ export class StateResolver {
         subscriptions.push(
           await bus.serve(forPartition(command, p), async (request: never) => {
             if (!owns()) throw new Error(`room partition ${p} is moving to another replica; retry`);
-            return handler(request);
+            try {
+              return await handler(request);
+            } catch (err) {
+              // Refused at commit (this replica stalled past its lease): nothing was kept; the new owner serves the retry.
+              if (err instanceof CommitFencedError) return new CommandRefusal('M_UNKNOWN', `${err.message}; retry`, 503, { retry_after_ms: 1_000 }).toReply();
+              throw err;
+            }
           }),
         );
       }

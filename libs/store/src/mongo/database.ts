@@ -17,6 +17,7 @@ export interface MongoCollections {
   redactionClaims: Collection<Document>;
   pendingCommits: Collection<Document>;
   partialStateRooms: Collection<Document>;
+  roomCommits: Collection<Document>;
   destinations: Collection<Document>;
   egressQueue: Collection<Document>;
   egressTransactions: Collection<Document>;
@@ -80,6 +81,13 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   redactionClaims: { name: 'redaction_claims', indexes: [] },
   pendingCommits: { name: 'pending_commits', indexes: [] },
   partialStateRooms: { name: 'partial_state_rooms', indexes: [] },
+  roomCommits: {
+    name: 'room_commits',
+    indexes: [
+      { key: { n: 1 }, name: 'pending' },
+      { key: { partition: 1 }, name: 'partition' },
+    ],
+  },
   destinations: { name: 'destinations', indexes: [{ key: { retryAt: 1 }, name: 'retry_at' }] },
   egressQueue: { name: 'egress_queue', indexes: [{ key: { destination: 1, position: 1 }, name: 'destination_position' }] },
   egressTransactions: { name: 'egress_transactions', indexes: [] },

@@ -1,10 +1,28 @@
 import type { Collection, Document } from 'mongodb';
 import type { LeaseRepository, LiveLease } from '../ports/leases';
+import { nextCounterValue } from './database';
 
 const DUPLICATE_KEY = 11000;
 
 export class MongoLeaseRepository implements LeaseRepository {
-  constructor(private readonly leases: Collection<Document>) {}
+  constructor(
+    private readonly leases: Collection<Document>,
+    private readonly counters: Collection<Document>,
+  ) {}
+
+  async acquireWithEpoch(name: string, holder: string, ttlMs: number, now = Date.now()): Promise<number | undefined> {
+    // Still ours (even past its expiry, as long as nobody took it since): renewed, same epoch.
+    const own = await this.leases.findOneAndUpdate({ _id: name as never, holder, epoch: { $exists: true } }, { $set: { expiresTs: now + ttlMs } }, { returnDocument: 'after' });
+    if (own) return Number(own.epoch);
+    const epoch = await nextCounterValue(this.counters, 'lease_epochs');
+    try {
+      await this.leases.updateOne({ _id: name as never, $or: [{ expiresTs: { $lte: now } }, { holder }] }, { $set: { holder, expiresTs: now + ttlMs, epoch } }, { upsert: true });
+      return epoch;
+    } catch (error) {
+      if ((error as { code?: unknown }).code === DUPLICATE_KEY) return undefined;
+      throw error;
+    }
+  }
 
   async tryAcquire(name: string, holder: string, ttlMs: number, now = Date.now()): Promise<boolean> {
     try {

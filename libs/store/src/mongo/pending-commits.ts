@@ -1,38 +1,90 @@
 import type { Collection, Document } from 'mongodb';
-import type { PendingCommit, PendingCommitRepository } from '../ports/pending-commits';
+import { CommitFencedError, type CommitFence, type PendingCommit, type PendingCommitRepository } from '../ports/pending-commits';
 import { nextCounterValue } from './database';
 
-/** One document per event (`_id` = event ID); the collection is empty but for commits under way, so listing scans little. */
+const DUPLICATE_KEY = 11000;
+
+interface CommitItem {
+  eventId: string;
+  payload: string;
+  createdTs: number;
+  seq: number;
+}
+
+/** A field name for an event ID (which holds `$` and may hold `.`): FerretDB reads dotted paths into documents, not arrays. */
+const keyOf = (eventId: string) => `e${Buffer.from(eventId).toString('base64url')}`;
+
+/**
+ * One document per room (`_id` = room ID): its commits under way (`commits`, by key of event ID, `n` of them)
+ * and its fence (the highest lease epoch a commit or a takeover brought, with the room's partition), so
+ * recording a commit and checking the fence are one single-document write (FerretDB has no multi-document
+ * transactions). Documents of the earlier layout (one per event, in `legacy`) are still read and removed.
+ */
 export class MongoPendingCommitRepository implements PendingCommitRepository {
   constructor(
-    private readonly commits: Collection<Document>,
+    private readonly rooms: Collection<Document>,
+    private readonly legacy: Collection<Document>,
     private readonly counters: Collection<Document>,
   ) {}
 
-  async add(commit: PendingCommit): Promise<void> {
+  async add(commit: PendingCommit, fence?: CommitFence): Promise<void> {
     const seq = await nextCounterValue(this.counters, 'pending_commits');
-    await this.commits.updateOne(
-      { _id: commit.eventId as never },
-      { $setOnInsert: { roomId: commit.roomId, payload: JSON.stringify(commit.payload), createdTs: commit.createdTs, seq } },
-      { upsert: true },
-    );
+    const item: CommitItem = { eventId: commit.eventId, payload: JSON.stringify(commit.payload), createdTs: commit.createdTs, seq };
+    const path = `commits.${keyOf(commit.eventId)}`;
+    const filter: Document = { _id: commit.roomId, [path]: { $exists: false } };
+    const update: Document = { $set: { [path]: item }, $inc: { n: 1 } };
+    if (fence) {
+      filter.$or = [{ epoch: { $exists: false } }, { epoch: { $lte: fence.epoch } }];
+      update.$set = { ...update.$set, epoch: fence.epoch, partition: fence.partition };
+    }
+    try {
+      // A room whose document fails the filter (fenced, or the commit recorded already) makes the upsert's
+      // insert collide with it: nothing is written.
+      await this.rooms.updateOne(filter, update, { upsert: true });
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== DUPLICATE_KEY) throw error;
+      const room = await this.rooms.findOne({ _id: commit.roomId as never });
+      if (itemsOf(room).some((c) => c.eventId === commit.eventId)) return;
+      if (fence && typeof room?.epoch === 'number' && room.epoch > fence.epoch) throw new CommitFencedError(commit.roomId, commit.eventId, fence.epoch, room.epoch);
+      throw error;
+    }
+  }
+
+  async raiseFence(fence: CommitFence): Promise<void> {
+    await this.rooms.updateMany({ partition: fence.partition, epoch: { $lt: fence.epoch } }, { $set: { epoch: fence.epoch } });
   }
 
   async get(eventId: string): Promise<PendingCommit | undefined> {
-    const d = await this.commits.findOne({ _id: eventId as never });
-    return d ? toCommit(d) : undefined;
+    const room = await this.rooms.findOne({ [`commits.${keyOf(eventId)}`]: { $exists: true } });
+    const item = itemsOf(room).find((c) => c.eventId === eventId);
+    if (room && item) return toCommit(String(room._id), item);
+    const d = await this.legacy.findOne({ _id: eventId as never });
+    return d ? toCommit(d.roomId as string, { eventId: String(d._id), payload: d.payload as string, createdTs: d.createdTs as number, seq: d.seq as number }) : undefined;
   }
 
   async list(roomId?: string): Promise<PendingCommit[]> {
-    const docs = await this.commits.find(roomId === undefined ? {} : { roomId }).toArray();
-    return docs.sort((a, b) => (a.seq as number) - (b.seq as number)).map(toCommit);
+    const items: Array<{ roomId: string; item: CommitItem }> = [];
+    for (const room of await this.rooms.find(roomId === undefined ? { n: { $gt: 0 } } : { _id: roomId as never }).toArray()) {
+      for (const item of itemsOf(room)) items.push({ roomId: String(room._id), item });
+    }
+    for (const d of await this.legacy.find(roomId === undefined ? {} : { roomId }).toArray()) {
+      items.push({ roomId: d.roomId as string, item: { eventId: String(d._id), payload: d.payload as string, createdTs: d.createdTs as number, seq: d.seq as number } });
+    }
+    return items.sort((a, b) => a.item.seq - b.item.seq).map(({ roomId: room, item }) => toCommit(room, item));
   }
 
-  async remove(eventId: string): Promise<void> {
-    await this.commits.deleteOne({ _id: eventId as never });
+  async remove(eventId: string, roomId?: string): Promise<void> {
+    const path = `commits.${keyOf(eventId)}`;
+    // By room ID the server finds the document by _id (FerretDB's SQLite backend scans for anything else).
+    await this.rooms.updateOne({ ...(roomId === undefined ? {} : { _id: roomId as never }), [path]: { $exists: true } }, { $unset: { [path]: '' }, $inc: { n: -1 } });
+    await this.legacy.deleteOne({ _id: eventId as never });
   }
 }
 
-function toCommit(d: Document): PendingCommit {
-  return { eventId: String(d._id), roomId: d.roomId as string, payload: JSON.parse(d.payload as string) as Record<string, unknown>, createdTs: d.createdTs as number };
+function itemsOf(room: Document | null): CommitItem[] {
+  return Object.values((room?.commits as Record<string, CommitItem> | undefined) ?? {});
+}
+
+function toCommit(roomId: string, item: CommitItem): PendingCommit {
+  return { eventId: item.eventId, roomId, payload: JSON.parse(item.payload) as Record<string, unknown>, createdTs: item.createdTs };
 }

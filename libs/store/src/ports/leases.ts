@@ -8,6 +8,13 @@ export interface LeaseRepository {
    * processes.
    */
   tryAcquire(name: string, holder: string, ttlMs: number, now?: number): Promise<boolean>;
+  /**
+   * As tryAcquire, and returns the lease's epoch (undefined when another holds it): a number taken from one
+   * counter of the whole store whenever the lease passes to a holder, kept while that holder renews it, so
+   * a later holding always has a higher epoch than any before it (of this or any other lease). The fencing
+   * token of commits made under the lease (PendingCommitRepository.add).
+   */
+  acquireWithEpoch(name: string, holder: string, ttlMs: number, now?: number): Promise<number | undefined>;
   /** Gives the lease up if `holder` still holds it; a lease someone else took since stays theirs. */
   release(name: string, holder: string): Promise<void>;
   /**

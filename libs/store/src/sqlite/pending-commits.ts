@@ -1,4 +1,4 @@
-import type { PendingCommit, PendingCommitRepository } from '../ports/pending-commits';
+import { CommitFencedError, type CommitFence, type PendingCommit, type PendingCommitRepository } from '../ports/pending-commits';
 import type { SqliteDatabase } from './database';
 
 interface Row {
@@ -11,9 +11,34 @@ interface Row {
 const toCommit = (r: Row): PendingCommit => ({ eventId: r.event_id, roomId: r.room_id, payload: JSON.parse(r.payload) as Record<string, unknown>, createdTs: r.created_ts });
 
 export class SqlitePendingCommitRepository implements PendingCommitRepository {
-  constructor(private readonly db: SqliteDatabase) {}
+  constructor(private readonly db: SqliteDatabase) {
+    db.db.exec('CREATE TABLE IF NOT EXISTS store_commit_fences (room_id TEXT PRIMARY KEY, partition INTEGER NOT NULL, epoch INTEGER NOT NULL) WITHOUT ROWID');
+    db.db.exec('CREATE INDEX IF NOT EXISTS store_commit_fences_partition ON store_commit_fences (partition)');
+  }
 
-  async add(commit: PendingCommit): Promise<void> {
+  async add(commit: PendingCommit, fence?: CommitFence): Promise<void> {
+    this.db.transaction(() => {
+      if (fence) {
+        const recorded = this.db.get<{ n: number }>('SELECT 1 AS n FROM store_pending_commits WHERE event_id = ?', commit.eventId);
+        const room = this.db.get<{ epoch: number }>('SELECT epoch FROM store_commit_fences WHERE room_id = ?', commit.roomId);
+        if (recorded) return;
+        if (room && room.epoch > fence.epoch) throw new CommitFencedError(commit.roomId, commit.eventId, fence.epoch, room.epoch);
+        this.db.run(
+          'INSERT INTO store_commit_fences (room_id, partition, epoch) VALUES (?, ?, ?) ON CONFLICT (room_id) DO UPDATE SET partition = excluded.partition, epoch = excluded.epoch',
+          commit.roomId,
+          fence.partition,
+          fence.epoch,
+        );
+      }
+      this.insert(commit);
+    });
+  }
+
+  async raiseFence(fence: CommitFence): Promise<void> {
+    this.db.run('UPDATE store_commit_fences SET epoch = ? WHERE partition = ? AND epoch < ?', fence.epoch, fence.partition, fence.epoch);
+  }
+
+  private insert(commit: PendingCommit): void {
     this.db.run(
       'INSERT INTO store_pending_commits (event_id, room_id, payload, created_ts) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
       commit.eventId,
@@ -36,7 +61,8 @@ export class SqlitePendingCommitRepository implements PendingCommitRepository {
     return rows.map(toCommit);
   }
 
-  async remove(eventId: string): Promise<void> {
-    this.db.run('DELETE FROM store_pending_commits WHERE event_id = ?', eventId);
+  async remove(eventId: string, roomId?: string): Promise<void> {
+    if (roomId === undefined) this.db.run('DELETE FROM store_pending_commits WHERE event_id = ?', eventId);
+    else this.db.run('DELETE FROM store_pending_commits WHERE event_id = ? AND room_id = ?', eventId, roomId);
   }
 }

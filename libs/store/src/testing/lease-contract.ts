@@ -1,5 +1,6 @@
 // The lease contract every store adapter passes: one holder at a time, expiry frees a lease a dead holder
 // kept, release only by the holder.
+import { CommitFencedError } from '../ports/pending-commits';
 import type { Store } from '../ports/store';
 
 export function describeLeaseContract(name: string, open: () => Promise<Store>): void {
@@ -61,6 +62,60 @@ export function describeLeaseContract(name: string, open: () => Promise<Store>):
     it('answers concurrent takers with exactly one winner', async () => {
       const results = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 ? other : store).leases.tryAcquire('lease:race', `taker-${i}`, 60_000, 50_000)));
       expect(results.filter(Boolean)).toHaveLength(1);
+    });
+
+    it('gives each holding of a lease a new, higher epoch; renewals by the holder keep it', async () => {
+      const first = await store.leases.acquireWithEpoch('epoch/p0', 'r1', 1_000, 300_000);
+      expect(first).toEqual(expect.any(Number));
+      expect(await store.leases.acquireWithEpoch('epoch/p0', 'r1', 1_000, 300_500)).toBe(first);
+      expect(await other.leases.acquireWithEpoch('epoch/p0', 'r2', 1_000, 301_000)).toBeUndefined();
+      // r1 stalled past its expiry: r2 takes the lease with a later epoch, and r1 waking up cannot renew into it.
+      const second = await other.leases.acquireWithEpoch('epoch/p0', 'r2', 1_000, 302_000);
+      expect(second).toBeGreaterThan(first!);
+      expect(await store.leases.renewMany(['epoch/p0'], 'r1', 1_000, 302_100)).toEqual([]);
+      expect(await store.leases.acquireWithEpoch('epoch/p0', 'r1', 1_000, 302_100)).toBeUndefined();
+      // Released and taken again, even by the same holder: a new epoch, above those of other leases too.
+      await other.leases.release('epoch/p0', 'r2');
+      const elsewhere = await store.leases.acquireWithEpoch('epoch/p1', 'r1', 1_000, 302_200);
+      const third = await store.leases.acquireWithEpoch('epoch/p0', 'r2', 1_000, 302_300);
+      expect(elsewhere).toBeGreaterThan(second!);
+      expect(third).toBeGreaterThan(elsewhere!);
+    });
+
+    describe('commits fenced by lease epoch (a stale owner cannot commit after a new owner did)', () => {
+      const commit = (eventId: string, roomId: string) => ({ eventId, roomId, payload: { eventId }, createdTs: 1 });
+
+      it('refuses, in the write itself, a commit made under an older epoch than one the room has seen', async () => {
+        await store.pendingCommits.add(commit('$fence-1', '!fence-a:test'), { partition: 3, epoch: 10 });
+        await other.pendingCommits.add(commit('$fence-2', '!fence-a:test'), { partition: 3, epoch: 11 });
+        const stale = store.pendingCommits.add(commit('$fence-3', '!fence-a:test'), { partition: 3, epoch: 10 });
+        await expect(stale).rejects.toBeInstanceOf(CommitFencedError);
+        await expect(stale).rejects.toMatchObject({ roomId: '!fence-a:test', eventId: '$fence-3', epoch: 10, roomEpoch: 11 });
+        expect((await other.pendingCommits.list('!fence-a:test')).map((c) => c.eventId)).toEqual(['$fence-1', '$fence-2']);
+        expect(await other.pendingCommits.get('$fence-3')).toBeUndefined();
+        // A commit already recorded stays recorded, whoever records it again; other rooms have their own fence.
+        await store.pendingCommits.add(commit('$fence-1', '!fence-a:test'), { partition: 3, epoch: 10 });
+        await store.pendingCommits.add(commit('$fence-4', '!fence-b:test'), { partition: 3, epoch: 10 });
+        await store.pendingCommits.remove('$fence-1');
+        await store.pendingCommits.remove('$fence-2');
+        await store.pendingCommits.remove('$fence-4');
+        expect(await store.pendingCommits.list('!fence-a:test')).toEqual([]);
+        await expect(store.pendingCommits.add(commit('$fence-5', '!fence-a:test'), { partition: 3, epoch: 10 })).rejects.toBeInstanceOf(CommitFencedError);
+      });
+
+      it("raising a partition's fence at takeover refuses older commits in its rooms before the new owner commits there", async () => {
+        await store.pendingCommits.add(commit('$raise-1', '!raise-a:test'), { partition: 5, epoch: 20 });
+        await store.pendingCommits.add(commit('$raise-2', '!raise-b:test'), { partition: 6, epoch: 20 });
+        await store.pendingCommits.remove('$raise-1');
+        await store.pendingCommits.remove('$raise-2');
+        await other.pendingCommits.raiseFence({ partition: 5, epoch: 21 });
+        await expect(store.pendingCommits.add(commit('$raise-3', '!raise-a:test'), { partition: 5, epoch: 20 })).rejects.toBeInstanceOf(CommitFencedError);
+        await store.pendingCommits.add(commit('$raise-4', '!raise-b:test'), { partition: 6, epoch: 20 });
+        await other.pendingCommits.add(commit('$raise-5', '!raise-a:test'), { partition: 5, epoch: 21 });
+        expect((await store.pendingCommits.list()).map((c) => c.eventId).filter((id) => id.startsWith('$raise'))).toEqual(['$raise-4', '$raise-5']);
+        await store.pendingCommits.remove('$raise-4');
+        await store.pendingCommits.remove('$raise-5');
+      });
     });
   });
 }

@@ -145,8 +145,11 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
         expect(await store.pendingCommits.get('$pc-2')).toEqual(commit('$pc-2', '!pc-a:test', { pdu: { 'a.b': '$x' } }));
         expect((await store.pendingCommits.list('!pc-a:test')).map((c) => c.eventId)).toEqual(['$pc-2', '$pc-3']);
         expect((await store.pendingCommits.list()).filter((c) => c.eventId.startsWith('$pc-')).map((c) => c.eventId)).toEqual(['$pc-2', '$pc-1', '$pc-3']);
+        await store.pendingCommits.remove('$pc-2', '!pc-a:test');
         await store.pendingCommits.remove('$pc-2');
-        await store.pendingCommits.remove('$pc-2');
+        await store.pendingCommits.remove('$pc-1', '!pc-other:test');
+        expect((await store.pendingCommits.list('!pc-b:test')).map((c) => c.eventId)).toEqual(['$pc-1']);
+        await store.pendingCommits.remove('$pc-1');
         expect(await store.pendingCommits.get('$pc-2')).toBeUndefined();
         expect((await store.pendingCommits.list('!pc-a:test')).map((c) => c.eventId)).toEqual(['$pc-3']);
       });

@@ -16,6 +16,14 @@ export interface ReadyListeners {
   clientServerUrl?: string;
 }
 
+export interface ProcessExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The process did not exit within the grace period and was killed. */
+  killedAfterGrace: boolean;
+  ms: number;
+}
+
 const READY = /fedgate (\S+) ready: ([^\n]*)/;
 
 export class FedgateProcess {
@@ -78,18 +86,27 @@ export class FedgateProcess {
     this.child!.kill(signal);
   }
 
-  /** SIGTERM (a clean shutdown) or SIGKILL (a crash); waits for the exit. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 15_000): Promise<void> {
+  /**
+   * SIGTERM (a clean shutdown) or SIGKILL (a crash); waits for the exit, killing the process after `graceMs`
+   * as an orchestrator would. Says how it ended: `killedAfterGrace` when the process ignored the signal that long.
+   */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 15_000): Promise<ProcessExit | undefined> {
     const child = this.child;
-    if (!child) return;
+    if (!child) return undefined;
     process.off('exit', this.killOnExit);
+    let killedAfterGrace = false;
+    const began = Date.now();
     if (this.running) {
       child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const timer = setTimeout(() => {
+        killedAfterGrace = true;
+        child.kill('SIGKILL');
+      }, graceMs);
       await this.exited;
       clearTimeout(timer);
     }
     this.child = undefined;
+    return { code: child.exitCode, signal: child.signalCode, killedAfterGrace, ms: Date.now() - began };
   }
 
   async close(): Promise<void> {

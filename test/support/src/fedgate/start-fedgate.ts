@@ -12,6 +12,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { TestBridge } from '../bridge';
 import { findFreePort } from '../process';
+import { TcpBalancer } from '../tcp-balancer';
 import { issueServerCertificate, writeServerCertificate, writeTestCa, type TestCertificateAuthority } from '../tls';
 import { withDeployedRuntime } from './deployed-runtime';
 import { FedgateProcess, repositoryRoot } from './fedgate-process';
@@ -33,6 +34,11 @@ export interface StartFedgateOptions {
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
   /** Extra config settings merged over the generated ones (e.g. egress backoff for outage tests). */
   config?: Record<string, unknown>;
+  /**
+   * Distributed shape: this many federation-ingress processes, each on a port of its own, behind a TCP balancer
+   * (round robin per connection) on the server name's port, as operators run several ingresses. Default 1.
+   */
+  ingressReplicas?: number;
 }
 
 export interface FedgateInstance {
@@ -48,8 +54,15 @@ export interface FedgateInstance {
   /** The chat platform, connected to this fedgate's client-server listener. */
   readonly bridge: TestBridge | undefined;
   readonly processes: readonly FedgateProcess[];
+  /** With `ingressReplicas` > 1: the balancer in front of the ingress processes. */
+  readonly balancer: TcpBalancer | undefined;
   /** Distributed shape: the instance's own database on the shared MongoDB-wire server. */
   readonly mongo: { url: string; database: string } | undefined;
+  /**
+   * Distributed shape: starts one more replica of a service (same config; its own instance ID, from its pid), for
+   * scaling tests. It is not in `processes`: stop it yourself; destroy() stops it too.
+   */
+  addReplica(app: (typeof DISTRIBUTED_APPS)[number], env?: NodeJS.ProcessEnv): Promise<FedgateProcess>;
   /** Stops every process (SIGTERM, or SIGKILL for a crash); data stays. */
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** Starts the processes again on the same ports, data and keys. */
@@ -124,6 +137,9 @@ async function startFedgateOnce(options: StartFedgateOptions): Promise<FedgateIn
   const ca = await writeTestCa(options.ca, tlsDir);
   const certificate = await writeServerCertificate(issueServerCertificate(options.ca), tlsDir, 'server');
 
+  const ingressReplicas = options.shape === 'distributed' ? (options.ingressReplicas ?? 1) : 1;
+  // Behind a balancer the server name's port is the balancer's; each ingress listens on one of its own.
+  const ingressPorts = ingressReplicas > 1 ? await Promise.all(Array.from({ length: ingressReplicas }, () => findFreePort())) : [federationPort];
   const clientServerUrl = `http://127.0.0.1:${clientServerPort}`;
   const bridge =
     options.bridgePrefix === false
@@ -135,7 +151,7 @@ async function startFedgateOnce(options: StartFedgateOptions): Promise<FedgateIn
     mode: options.shape,
     dataDir,
     // `::` takes IPv4 and IPv6 on loopback alike: peers dial `localhost`, which may resolve to either.
-    federation: { bindAddress: '::', port: federationPort, allowPrivateAddresses: false, addressAllowlist: ['127.0.0.0/8', '::1/128'] },
+    federation: { bindAddress: '::', port: ingressPorts[0], allowPrivateAddresses: false, addressAllowlist: ['127.0.0.0/8', '::1/128'] },
     clientServer: { enabled: true, bindAddress: '127.0.0.1', port: clientServerPort },
     tls: { cert: certificate.certPath, key: certificate.keyPath, ca: [ca.certPath] },
     appServices: { registrationFiles: bridge ? [bridge.registrationPath] : [] },
@@ -153,6 +169,11 @@ async function startFedgateOnce(options: StartFedgateOptions): Promise<FedgateIn
   const env = childEnvironment(configPath);
   const apps = options.shape === 'embedded' ? ['gateway'] : [...DISTRIBUTED_APPS];
   const processes = apps.map((app) => new FedgateProcess(app, env, path.join(dataDir, `${app}.log`)));
+  for (const [i, port] of ingressPorts.entries()) {
+    if (i > 0) processes.push(new FedgateProcess('federation-ingress', { ...env, FEDGATE_FEDERATION__PORT: String(port) }, path.join(dataDir, `federation-ingress-${i + 1}.log`)));
+  }
+  const balancer = ingressReplicas > 1 ? await TcpBalancer.start(federationPort, ingressPorts.map((port) => ({ host: '127.0.0.1', port }))) : undefined;
+  const replicas: FedgateProcess[] = [];
 
   const start = async () => {
     // One after the other: they share first-start material (signing key) and two cores.
@@ -172,6 +193,7 @@ async function startFedgateOnce(options: StartFedgateOptions): Promise<FedgateIn
     registrationPath: bridge?.registrationPath,
     bridge,
     processes,
+    balancer,
     mongo: options.shape === 'distributed' ? (config.mongo as { url: string; database: string }) : undefined,
     start,
     stop,
@@ -179,9 +201,19 @@ async function startFedgateOnce(options: StartFedgateOptions): Promise<FedgateIn
       await stop();
       await start();
     },
-    logs: () => processes.map((child) => `----- ${options.name} ${child.app}\n${child.logs()}`).join('\n'),
+    addReplica: async (app, overrides = {}) => {
+      if (options.shape !== 'distributed') throw new Error('addReplica: only the distributed shape has replicas');
+      // A listener of its own (the first replica's port is taken); the harness talks to the first one.
+      const listener = app === 'chat-sync' ? { FEDGATE_CLIENT_SERVER__PORT: String(await findFreePort()) } : app === 'federation-ingress' ? { FEDGATE_FEDERATION__PORT: String(await findFreePort()) } : {};
+      const replica = new FedgateProcess(app, { ...env, ...listener, ...overrides }, path.join(dataDir, `${app}-${replicas.length + 2}.log`));
+      replicas.push(replica);
+      await replica.start();
+      return replica;
+    },
+    logs: () => [...processes, ...replicas].map((child) => `----- ${options.name} ${child.app}\n${child.logs()}`).join('\n'),
     destroy: async () => {
-      await Promise.all(processes.map((child) => child.close()));
+      await Promise.all([...processes, ...replicas].map((child) => child.close()));
+      await balancer?.stop();
       await bridge?.stop();
       if (instance.mongo) await dropDatabase(instance.mongo.url, instance.mongo.database);
       await rm(dataDir, { recursive: true, force: true });

@@ -86,6 +86,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       onDeliveryFailure: (failure) => health.failed(failure),
       onDelivered: (success) => health.delivered(success),
       keyCounts: (registration, transaction) => keyCountsFor(this.store, this.registry.services.find((s) => s.id === registration.id)!, transaction),
+      onStoreFailure: (appServiceId, err) => log.error({ err, appServiceId }, 'application service delivery failed on our store; trying again shortly'),
       // Elastic: one replica at a time pushes to an AS (its lease); the others leave its queue alone.
       ...(elastic ? { mayPush: (id: string) => this.appServiceOwnership?.owns(services.findIndex((s) => s.id === id)) === true } : {}),
     });

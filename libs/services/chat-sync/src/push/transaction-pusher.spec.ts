@@ -72,6 +72,45 @@ describe('TransactionPusher against a loopback application service', () => {
     expect(as.requests.flatMap((r) => (r.body as { events: Array<{ event_id: string }> }).events.map((e) => e.event_id))).toEqual(['$e1', '$e2']);
   });
 
+  // Issue 12, found by the long chaos run: a store outage under delivery rejected the drain loop's promise, which
+  // nothing awaited, and the unhandled rejection ended the chat-sync process.
+  it('rides out a store outage under delivery (no unhandled rejection), reports it, and delivers once the store is back', async () => {
+    const queue = new InMemoryTransactionQueue();
+    let storeDown = true;
+    const flaky = new Proxy(queue, {
+      get: (target, key) => {
+        const value = Reflect.get(target, key) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => (storeDown && key === 'openTransaction' ? Promise.reject(new Error('store unreachable')) : (value as (...a: unknown[]) => unknown).apply(target, args));
+      },
+    });
+    const storeFailures: string[] = [];
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      pusher = new TransactionPusher({
+        queue: flaky,
+        client: new AppServiceClient({ requestTimeoutMs: 2_000 }),
+        registrations: [registration('chat', `${url}/`)],
+        backoff: { initialDelayMs: 5, maxDelayMs: 40 },
+        onStoreFailure: (id, err) => storeFailures.push(`${id}: ${(err as Error).message}`),
+      });
+      await queue.enqueue('chat', { kind: 'event', event: event(1) });
+      pusher.start();
+      await pusher.idle();
+      await new Promise((r) => setImmediate(r));
+      expect(unhandled).toEqual([]);
+      expect(storeFailures[0]).toBe('chat: store unreachable');
+      storeDown = false;
+      for (let i = 0; i < 100 && as.requests.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      await pusher.idle();
+      expect(as.requests.flatMap((r) => (r.body as { events: Array<{ event_id: string }> }).events.map((e) => e.event_id))).toEqual(['$e1']);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('PUTs the transaction with the hs_token as a Bearer header and nothing in the query', async () => {
     const p = makePusher([registration('chat', `${url}/base/`)]);
     await p.pushEvent('chat', event(1));

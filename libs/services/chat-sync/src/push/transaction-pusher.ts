@@ -39,6 +39,8 @@ export interface TransactionPusherOptions {
   keyCounts?: (registration: AppServiceRegistration, transaction: PendingTransaction) => Promise<KeyCounts>;
   /** Whether this process pushes to the AS now (elastic replicas: while it holds the AS's lease); default always. */
   mayPush?: (appServiceId: string) => boolean;
+  /** Our store failed under delivery (an outage): nothing is lost (the queue is in the store), delivery is tried again shortly. */
+  onStoreFailure?: (appServiceId: string, error: unknown) => unknown;
 }
 
 /** Synapse sends at most 100 events and 100 ephemeral events per transaction. */
@@ -130,10 +132,22 @@ export class TransactionPusher {
       return;
     }
     // Its own context: the loop outlives the message that woke it; each push joins its items' traces.
-    worker.running = context.with(ROOT_CONTEXT, () => this.drain(worker)).finally(() => {
-      worker.running = null;
-      if (worker.rescan && !this.stopped) this.wake(appServiceId);
-    });
+    worker.running = context
+      .with(ROOT_CONTEXT, () => this.drain(worker))
+      .catch(async (err: unknown) => {
+        // A store outage must not end delivery (nor, unhandled, the process): look again shortly.
+        await this.notify(() => this.options.onStoreFailure?.(appServiceId, err));
+        if (this.stopped) return;
+        worker.recheck ??= setTimeout(() => {
+          worker.recheck = null;
+          this.wake(appServiceId);
+        }, RECHECK_MS);
+        worker.recheck.unref();
+      })
+      .finally(() => {
+        worker.running = null;
+        if (worker.rescan && !this.stopped) this.wake(appServiceId);
+      });
   }
 
   /** Resolves once nothing is being delivered (the queue is empty or delivery was stopped). */

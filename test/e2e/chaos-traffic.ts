@@ -1,0 +1,103 @@
+// Traffic for the chaos runs: one sender per side sending numbered messages as a bridge would (each retried
+// under its txnId until answered), the wait for traffic both ways after a fault, and the final check that
+// every answered message reached the other side's application service once, in the order sent.
+import type { TestBridge } from '@fedgate/testing';
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function eventually<T>(what: string, read: () => Promise<T> | T, accept: (value: T) => boolean, timeoutMs = 120_000, describe?: () => string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await Promise.resolve()
+      .then(read)
+      .catch((err: unknown) => err as T);
+    if (accept(value)) return value;
+    if (Date.now() > deadline) throw new Error(`gave up waiting for: ${what}${describe ? ` (${describe()})` : ''}`);
+    await sleep(200);
+  }
+}
+
+export const arrived = (bridge: TestBridge, eventId: string) => bridge.received.events((e) => e.event_id === eventId).length > 0;
+
+/**
+ * One sender: sequential messages, each retried under its txnId until answered, as a bridge would; the next
+ * goes once the last reached the other side or a few seconds passed, so traffic runs at the pace the
+ * system sustains and a backlog does not hide a stall.
+ */
+export class Sender {
+  readonly answered: Array<{ body: string; eventId: string; at: number }> = [];
+  private running = true;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    readonly bridge: TestBridge,
+    private readonly userId: string,
+    private readonly roomId: string,
+    readonly tag: string,
+    readonly receiver: TestBridge,
+  ) {}
+
+  start(): void {
+    this.loop = (async () => {
+      for (let i = 0; this.running; i++) {
+        const body = `${this.tag}-${i}`;
+        const txnId = `chaos-${this.tag}-${i}`;
+        const client = this.bridge.asUser(this.userId);
+        for (;;) {
+          try {
+            const { event_id: eventId } = await client.sendEvent(this.roomId, 'm.room.message' as never, { msgtype: 'm.text', body } as never, txnId);
+            this.answered.push({ body, eventId, at: Date.now() });
+            for (let waited = 0; waited < 5_000 && this.running && !arrived(this.receiver, eventId); waited += 100) await sleep(100);
+            break;
+          } catch {
+            await sleep(250);
+          }
+        }
+        await sleep(100);
+      }
+    })();
+  }
+
+  /** The first message answered after `since`, once it reached the other side. */
+  deliveredSince(since: number): boolean {
+    const first = this.answered.find((m) => m.at > since);
+    return Boolean(first && arrived(this.receiver, first.eventId));
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+}
+
+/** Waits until a message each way answered after `since` reached the other side; returns when that was. */
+export async function trafficBothWays(what: string, senders: readonly Sender[], since: number, timeoutMs = 180_000): Promise<number> {
+  await eventually(
+    `traffic both ways after ${what}`,
+    () => senders.every((s) => s.deliveredSince(since)),
+    (ok) => ok,
+    timeoutMs,
+    () => senders.map((s) => `${s.tag}: answered ${s.answered.length}, one after the fault ${s.answered.some((m) => m.at > since)}, delivered ${s.deliveredSince(since)}`).join('; '),
+  );
+  return Date.now();
+}
+
+/** Every answered message reached the other side's application service once, in the order sent; no body twice. */
+export async function expectExactlyOnceInOrder(sender: Sender, roomId: string): Promise<void> {
+  await eventually(
+    `every message ${sender.tag} answered delivered`,
+    () => sender.answered.every((m) => arrived(sender.receiver, m.eventId)),
+    (ok) => ok,
+    180_000,
+    () => `${sender.answered.filter((m) => !arrived(sender.receiver, m.eventId)).length} of ${sender.answered.length} missing`,
+  );
+  const received = sender.receiver.received.events((e) => e.type === 'm.room.message' && e.room_id === roomId && sender.answered.some((m) => m.eventId === e.event_id));
+  const ids = received.map((e) => e.event_id as string);
+  expect(new Set(ids).size).toBe(ids.length); // no duplicates
+  expect(ids).toEqual(sender.answered.map((m) => m.eventId)); // all, in the order sent
+  // The same body under two event IDs is a duplicate too (a retried send that made a second event).
+  const bodies = sender.receiver.received
+    .events((e) => e.room_id === roomId && typeof e.content?.body === 'string' && e.content.body.startsWith(`${sender.tag}-`))
+    .map((e) => e.content.body as string);
+  expect(new Set(bodies).size).toBe(bodies.length);
+}
