@@ -81,6 +81,8 @@ describe('third-party invites sent from the client-server API', () => {
   let config: FedgateConfig;
   let sender: ThirdPartyInviteSender;
   let roomId: string;
+  /** The next create-event command fails as a state-resolver timeout or crash would. */
+  let failNextEvent = false;
 
   beforeAll(async () => {
     ids = new TestIdentityServer();
@@ -92,8 +94,13 @@ describe('third-party invites sent from the client-server API', () => {
     network = new TestNetwork();
     fg = await network.add('fg.test');
     view = new RoomView(fg.store);
+    failNextEvent = false;
     const commands = {
       createEvent: async (command: CreateEventCommand) => {
+        if (failNextEvent) {
+          failNextEvent = false;
+          throw new MatrixError(504, 'M_UNKNOWN', 'The room service did not answer: timeout');
+        }
         const reply = await fg.resolver.localEvents.onCommand(command);
         if (!reply.ok) throw new MatrixError(reply.status ?? 403, reply.errcode, reply.error);
         return { eventId: reply.eventId, roomId: reply.roomId ?? command.roomId };
@@ -216,6 +223,26 @@ describe('third-party invites sent from the client-server API', () => {
     expect(error).toMatchObject({ status: 502, errcode: 'M_UNKNOWN' });
     expect((error as MatrixError).toBody()).toMatchObject({ identity_server_status: 400, identity_server_errcode: 'M_THREEPID_IN_USE' });
     expect(await thirdPartyInvites()).toEqual([]);
+  });
+
+  it('the room service failing after store-invite: the caller gets the error and the audit says so; retrying sends one invite', async () => {
+    failNextEvent = true;
+    expect(await refusal(sender.invite(requester(ALICE), roomId, body()))).toMatchObject({ status: 504 });
+    expect(await thirdPartyInvites()).toEqual([]);
+    expect(await auditRecords()).toEqual([expect.objectContaining({ status: 504, outcome: 'error', reason: 'third_party_invite_refused' })]);
+    // The identity server keeps the first stored invite; it has no event in the room, so an exchange for it fails.
+    expect(await sender.invite(requester(ALICE), roomId, body())).toEqual({});
+    expect(await thirdPartyInvites()).toHaveLength(1);
+    expect(ids.paths().filter((p) => p.endsWith('/store-invite'))).toHaveLength(2);
+  });
+
+  it('a lying identity server giving a token already pending in the room does not replace that invite’s keys', async () => {
+    await sender.invite(requester(ALICE), roomId, body());
+    const other = new SigningKey('0', new Uint8Array(32).fill(8));
+    ids.handlers['/_matrix/identity/v2/store-invite'] = storedInvite({ public_keys: [{ public_key: other.publicKeyBase64, key_validity_url: 'https://id.example/v' }] });
+    expect(await refusal(sender.invite(requester(ALICE), roomId, body({ address: 'carol@example.org' })))).toMatchObject({ status: 502, error: expect.stringContaining('already used') });
+    const [pending] = await thirdPartyInvites();
+    expect(pending.pdu.content).toMatchObject({ public_key: identityKey.publicKeyBase64 });
   });
 
   describe('a lying identity server: 502 and nothing sent', () => {

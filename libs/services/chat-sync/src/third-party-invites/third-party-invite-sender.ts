@@ -94,6 +94,10 @@ export class ThirdPartyInviteSender {
       return 'invited';
     }
     const stored = await client.storeInvite(await this.storeInviteRequest(requester, roomId, request, state));
+    // A token already in the room would replace that pending invite's keys with these.
+    if (await this.view.stateEvent(roomId, 'm.room.third_party_invite', stored.token)) {
+      throw new IdentityServerError('invalid_answer', `Identity server ${request.idServer}: store-invite gave a token already used in this room`);
+    }
     const [first] = stored.publicKeys;
     const content = { display_name: stored.displayName, key_validity_url: first.key_validity_url, public_key: first.public_key, public_keys: stored.publicKeys };
     await this.commands.createEvent({ roomId, sender: requester.userId, type: 'm.room.third_party_invite', stateKey: stored.token, content: content as never });
