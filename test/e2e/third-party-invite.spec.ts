@@ -5,66 +5,46 @@
 // the address is bound to Bob (on B), the identity server calls B's `3pid/onbind`; B asks A
 // `exchange_third_party_invite`; A checks the signed invite against the room and issues Alice's invite to Bob
 // by the invite API; Bob's bridge is told and Bob joins.
-import { createServer, type Server } from 'node:http';
 import { request } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { Method } from 'matrix-js-sdk';
 import { signJson, SigningKey } from '@fedgate/protocol';
-import { createTestCa, openInstanceStore, startFedgatePair, type FedgateInstance, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
+import {
+  createTestCa,
+  openInstanceStore,
+  startFedgatePair,
+  startTestIdentityServer,
+  TEST_IDENTITY_ACCESS_TOKEN,
+  TEST_IDENTITY_SERVER_NAME,
+  type FedgateInstance,
+  type TestBridge,
+  type TestCertificateAuthority,
+  type TestIdentityServer,
+} from '@fedgate/testing';
 
 jest.setTimeout(180_000);
 
 const WAIT_MS = 30_000;
-const identityServer = new SigningKey('0', new Uint8Array(32).fill(5));
-
-/** The identity service API as A's third-party invites use it: addresses in `bound` are bound, others unbound. */
-function startIdentityServer(bound: Map<string, string>, storedInvites: unknown[]): Promise<Server> {
-  const server = createServer((req, res) => {
-    let text = '';
-    req.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    req.on('end', () => {
-      const body = text ? JSON.parse(text) : undefined;
-      const answer = (status: number, value: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value));
-      if (req.headers.authorization !== 'Bearer ist-token') return answer(401, { errcode: 'M_UNAUTHORIZED', error: 'token' });
-      if (req.url === '/_matrix/identity/v2/hash_details') return answer(200, { algorithms: ['none'], lookup_pepper: 'pepper' });
-      if (req.url === '/_matrix/identity/v2/lookup') {
-        const [address] = body.addresses as string[];
-        const mxid = bound.get(address);
-        return answer(200, { mappings: mxid ? { [address]: mxid } : {} });
-      }
-      if (req.url === '/_matrix/identity/v2/store-invite') {
-        storedInvites.push(body);
-        return answer(200, { token: 'email-token', display_name: 'b...@example.org', public_keys: [{ public_key: identityServer.publicKeyBase64, key_validity_url: 'https://id.example/_matrix/identity/v2/pubkey/isvalid' }] });
-      }
-      answer(404, { errcode: 'M_UNRECOGNIZED', error: 'no' });
-    });
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
 
 describe('third-party invites end to end (issue 14)', () => {
   let ca: TestCertificateAuthority;
   let a: FedgateInstance;
   let b: FedgateInstance;
-  let identity: Server;
-  const bound = new Map<string, string>();
-  const storedInvites: unknown[] = [];
+  let ids: TestIdentityServer;
 
   beforeAll(async () => {
     ca = createTestCa();
-    identity = await startIdentityServer(bound, storedInvites);
-    const thirdPartyInvites = { identityServers: [{ serverName: 'id.example', baseUrl: `http://127.0.0.1:${(identity.address() as AddressInfo).port}` }] };
+    ids = await startTestIdentityServer({ tokenPrefix: 'email-token' });
+    const thirdPartyInvites = { identityServers: [{ serverName: TEST_IDENTITY_SERVER_NAME, baseUrl: ids.baseUrl }] };
     [a, b] = await startFedgatePair({ shape: 'embedded', ca, name: 'a', config: { thirdPartyInvites } }, { shape: 'embedded', ca, name: 'b' });
   }, 180_000);
   afterAll(async () => {
     await Promise.all([a?.destroy(), b?.destroy()]);
-    identity?.closeAllConnections();
-    await new Promise((resolve) => identity?.close(resolve));
+    await ids?.close();
   }, 60_000);
 
   /** Alice's bridge asks A for a third-party invite, as a client does. */
   function inviteByEmail(bridge: TestBridge, inviter: string, roomId: string, address: string): Promise<unknown> {
-    const body = { id_server: 'id.example', id_access_token: 'ist-token', medium: 'email', address };
+    const body = { id_server: TEST_IDENTITY_SERVER_NAME, id_access_token: TEST_IDENTITY_ACCESS_TOKEN, medium: 'email', address };
     return bridge.asUser(inviter).http.authedRequest(Method.Post, `/rooms/${encodeURIComponent(roomId)}/invite`, undefined, body);
   }
 
@@ -88,16 +68,14 @@ describe('third-party invites end to end (issue 14)', () => {
     const bob = await bridgeB.registerVirtualUser(`${b.name}chat_bob`);
     const { room_id: roomId } = await bridgeA.asUser(alice).createRoom({ preset: 'private_chat' as never, name: 'invited by email' });
     expect(await inviteByEmail(bridgeA, alice, roomId, 'bob@example.org')).toEqual({});
-    expect(storedInvites).toEqual([expect.objectContaining({ medium: 'email', address: 'bob@example.org', room_id: roomId, sender: alice, room_name: 'invited by email' })]);
-    const pending = await bridgeA.asUser(alice).getStateEvent(roomId, 'm.room.third_party_invite' as never, 'email-token');
-    expect(pending).toMatchObject({ display_name: 'b...@example.org', public_key: identityServer.publicKeyBase64 });
+    expect(ids.storedInvites).toEqual([expect.objectContaining({ medium: 'email', address: 'bob@example.org', room_id: roomId, sender: alice, room_name: 'invited by email' })]);
+    const pending = await bridgeA.asUser(alice).getStateEvent(roomId, 'm.room.third_party_invite' as never, 'email-token-1');
+    expect(pending).toMatchObject({ display_name: 'b...', public_key: ids.key.publicKeyBase64 });
 
-    const signed = signJson({ mxid: bob, sender: alice, token: 'email-token' }, 'id.example', identityServer);
-    const invite = { address: 'bob@example.org', medium: 'email', mxid: bob, room_id: roomId, sender: alice, signed };
-    expect(await onbind(b, { address: 'bob@example.org', medium: 'email', mxid: bob, invites: [invite] })).toEqual({ status: 200, body: {} });
+    expect(await ids.onbind(b.federationUrl, ca.certPem, 'email', 'bob@example.org', bob)).toEqual({ status: 200, body: {} });
 
     const invited = await bridgeB.waitForEvent((e) => e.type === 'm.room.member' && e.state_key === bob && e.content?.membership === 'invite', WAIT_MS);
-    expect(invited).toMatchObject({ sender: alice, content: { third_party_invite: { display_name: 'b...@example.org', signed: { token: 'email-token', mxid: bob } } } });
+    expect(invited).toMatchObject({ sender: alice, content: { third_party_invite: { display_name: 'b...', signed: { token: 'email-token-1', mxid: bob } } } });
     await bridgeB.asUser(bob).joinRoom(roomId, { viaServers: [a.serverName] });
     await bridgeA.waitForEvent((e) => e.type === 'm.room.member' && e.state_key === bob && e.content?.membership === 'join', WAIT_MS);
 
@@ -116,19 +94,19 @@ describe('third-party invites end to end (issue 14)', () => {
     const bridgeB = b.bridge as TestBridge;
     const alice = await bridgeA.registerVirtualUser(`${a.name}chat_alice3`);
     const dave = await bridgeB.registerVirtualUser(`${b.name}chat_dave`);
-    bound.set('dave@example.org email', dave);
+    ids.bound.set('dave@example.org email', dave);
     const { room_id: roomId } = await bridgeA.asUser(alice).createRoom({ preset: 'private_chat' as never });
     expect(await inviteByEmail(bridgeA, alice, roomId, 'dave@example.org')).toEqual({});
     const invited = await bridgeB.waitForEvent((e) => e.type === 'm.room.member' && e.state_key === dave && e.room_id === roomId && e.content?.membership === 'invite', WAIT_MS);
     expect(invited).toMatchObject({ sender: alice });
-    expect(storedInvites.some((s) => (s as { room_id?: string }).room_id === roomId)).toBe(false);
+    expect(ids.storedInvites.some((s) => s.room_id === roomId)).toBe(false);
   });
 
   it('an id_server A does not trust is refused with M_SERVER_NOT_TRUSTED', async () => {
     const bridgeA = a.bridge as TestBridge;
     const alice = await bridgeA.registerVirtualUser(`${a.name}chat_alice4`);
     const { room_id: roomId } = await bridgeA.asUser(alice).createRoom({ preset: 'private_chat' as never });
-    const body = { id_server: 'other.example', id_access_token: 'ist-token', medium: 'email', address: 'x@example.org' };
+    const body = { id_server: 'other.example', id_access_token: TEST_IDENTITY_ACCESS_TOKEN, medium: 'email', address: 'x@example.org' };
     const refused = await bridgeA.asUser(alice).http.authedRequest(Method.Post, `/rooms/${encodeURIComponent(roomId)}/invite`, undefined, body).catch((e: unknown) => e);
     expect(refused).toMatchObject({ httpStatus: 403, errcode: 'M_SERVER_NOT_TRUSTED' });
   });
@@ -139,7 +117,7 @@ describe('third-party invites end to end (issue 14)', () => {
     const alice = await bridgeA.registerVirtualUser(`${a.name}chat_alice2`);
     const carol = await bridgeB.registerVirtualUser(`${b.name}chat_carol`);
     const { room_id: roomId } = await bridgeA.asUser(alice).createRoom({ preset: 'private_chat' as never });
-    await bridgeA.asUser(alice).sendStateEvent(roomId, 'm.room.third_party_invite' as never, { display_name: 'c...@example.org', key_validity_url: 'https://id.example/v', public_key: identityServer.publicKeyBase64 } as never, 'other-token');
+    await bridgeA.asUser(alice).sendStateEvent(roomId, 'm.room.third_party_invite' as never, { display_name: 'c...@example.org', key_validity_url: 'https://id.example/v', public_key: ids.key.publicKeyBase64 } as never, 'other-token');
     const forged = signJson({ mxid: carol, sender: alice, token: 'other-token' }, 'id.example', new SigningKey('0', new Uint8Array(32).fill(6)));
     const invite = { address: 'c@example.org', medium: 'email', mxid: carol, room_id: roomId, sender: alice, signed: forged };
     expect((await onbind(b, { address: 'c@example.org', medium: 'email', mxid: carol, invites: [invite] })).status).toBe(200);
