@@ -14,8 +14,11 @@ export interface TestIdentityServer {
   readonly bound: Map<string, string>;
   /** Every store-invite body received, in order. */
   readonly storedInvites: Array<Record<string, unknown>>;
-  /** The identity server's `/3pid/onbind` call to the bound user's server (HTTPS, unsigned), for every stored invite of the address. */
-  onbind(federationUrl: string, caPem: string, medium: string, address: string, mxid: string): Promise<{ status: number; body: unknown }>;
+  /**
+   * The identity server's `/3pid/onbind` call to the bound user's server (HTTPS, unsigned), for every stored invite
+   * of the address. PUT as the spec says; Sydent sends POST, the only method Synapse serves.
+   */
+  onbind(federationUrl: string, caPem: string, medium: string, address: string, mxid: string, method?: 'PUT' | 'POST'): Promise<{ status: number; body: unknown }>;
   close(): Promise<void>;
 }
 
@@ -56,14 +59,14 @@ export async function startTestIdentityServer(options: { tokenPrefix?: string } 
     key,
     bound,
     storedInvites,
-    onbind(federationUrl, caPem, medium, address, mxid) {
+    onbind(federationUrl, caPem, medium, address, mxid, method = 'PUT') {
       const invites = storedInvites.flatMap((stored, i) =>
         stored.medium === medium && stored.address === address
           ? [{ address, medium, mxid, room_id: stored.room_id, sender: stored.sender, signed: signJson({ mxid, sender: String(stored.sender), token: tokens[i] }, TEST_IDENTITY_SERVER_NAME, key) }]
           : [],
       );
       return new Promise((resolve, reject) => {
-        const req = request(new URL('/_matrix/federation/v1/3pid/onbind', federationUrl), { method: 'PUT', ca: caPem, headers: { 'content-type': 'application/json' } }, (res) => {
+        const req = request(new URL('/_matrix/federation/v1/3pid/onbind', federationUrl), { method, ca: caPem, headers: { 'content-type': 'application/json' } }, (res) => {
           let answer = '';
           res.on('data', (chunk: Buffer) => (answer += chunk.toString()));
           res.on('end', () => resolve({ status: res.statusCode ?? 0, body: answer ? JSON.parse(answer) : undefined }));
