@@ -102,6 +102,17 @@ describe('third-party invites end to end (issue 14)', () => {
     expect(ids.storedInvites.some((s) => s.room_id === roomId)).toBe(false);
   });
 
+  it('createRoom with invite_3pid stores the invite at the identity server and puts the third-party invite in the new room', async () => {
+    const bridgeA = a.bridge as TestBridge;
+    const alice = await bridgeA.registerVirtualUser(`${a.name}chat_alice5`);
+    const invite = { id_server: TEST_IDENTITY_SERVER_NAME, id_access_token: TEST_IDENTITY_ACCESS_TOKEN, medium: 'email', address: 'erin@example.org' };
+    const { room_id: roomId } = await bridgeA.asUser(alice).createRoom({ preset: 'private_chat' as never, invite_3pid: [invite] } as never);
+    const stored = ids.storedInvites.findIndex((s) => s.room_id === roomId);
+    expect(ids.storedInvites[stored]).toMatchObject({ address: 'erin@example.org', sender: alice });
+    const pending = await bridgeA.asUser(alice).getStateEvent(roomId, 'm.room.third_party_invite' as never, `email-token-${stored + 1}`);
+    expect(pending).toMatchObject({ public_key: ids.key.publicKeyBase64 });
+  });
+
   it('an id_server A does not trust is refused with M_SERVER_NOT_TRUSTED', async () => {
     const bridgeA = a.bridge as TestBridge;
     const alice = await bridgeA.registerVirtualUser(`${a.name}chat_alice4`);

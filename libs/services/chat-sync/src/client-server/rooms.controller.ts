@@ -26,8 +26,11 @@ export class RoomsController {
 
   @Post('createRoom')
   @HttpCode(200)
-  createRoom(@CurrentRequester() requester: Requester, @Body() body: unknown) {
-    return this.actions.createRoom(requester, body);
+  async createRoom(@CurrentRequester() requester: Requester, @Body() body: unknown) {
+    const thirdPartyInvites = this.thirdPartyInvites.parseCreateRoomInvites(body);
+    const created = await this.actions.createRoom(requester, body);
+    await this.thirdPartyInvites.inviteToNewRoom(requester, created.room_id, thirdPartyInvites);
+    return created;
   }
 
   @Post('join/:roomIdOrAlias')

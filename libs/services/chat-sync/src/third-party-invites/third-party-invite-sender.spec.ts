@@ -245,6 +245,21 @@ describe('third-party invites sent from the client-server API', () => {
     expect(pending.pdu.content).toMatchObject({ public_key: identityKey.publicKeyBase64 });
   });
 
+  it('createRoom’s invite_3pid: checked before the room is made (shape, trusted identity server); a refusal afterwards names the created room', async () => {
+    expect(sender.parseCreateRoomInvites({ name: 'x' })).toEqual([]);
+    expect(sender.parseCreateRoomInvites({ invite_3pid: [body()] })).toEqual([body()]);
+    expect(() => sender.parseCreateRoomInvites({ invite_3pid: [body({ id_server: 'evil.example' })] })).toThrow(expect.objectContaining({ status: 403, errcode: 'M_SERVER_NOT_TRUSTED' }));
+    expect(() => sender.parseCreateRoomInvites({ invite_3pid: body() })).toThrow(expect.objectContaining({ status: 400, errcode: 'M_BAD_JSON' }));
+    expect(() => sender.parseCreateRoomInvites({ invite_3pid: [body({ medium: undefined })] })).toThrow(expect.objectContaining({ status: 400, errcode: 'M_MISSING_PARAM' }));
+    expect(ids.seen).toEqual([]);
+
+    await sender.inviteToNewRoom(requester(ALICE), roomId, [body()]);
+    expect(await thirdPartyInvites()).toHaveLength(1);
+    ids.handlers['/_matrix/identity/v2/store-invite'] = (_seen, res) => json(res, 500, { errcode: 'M_UNKNOWN', error: 'down' });
+    const error = await sender.inviteToNewRoom(requester(ALICE), roomId, [body({ address: 'carol@example.org' })]).catch((e: MatrixError) => e);
+    expect((error as MatrixError).toBody()).toMatchObject({ errcode: 'M_UNKNOWN', room_id: roomId, error: expect.stringContaining(`room ${roomId} was created`) });
+  });
+
   describe('a lying identity server: 502 and nothing sent', () => {
     const lies: Array<[string, string, Handler]> = [
       ['lookup maps the address to something that is not a user ID', '/_matrix/identity/v2/lookup', (seen, res) => json(res, 200, { mappings: { [seen.body.addresses[0]]: 'not-a-user' } })],

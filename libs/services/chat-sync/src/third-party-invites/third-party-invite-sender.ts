@@ -54,6 +54,9 @@ export function identityServerMatrixError(error: IdentityServerError): MatrixErr
 
 type InviteResult = 'invited' | 'third_party_invite';
 
+/** Third-party invites one createRoom may carry (`invite_3pid`). */
+export const MAX_CREATE_ROOM_THIRD_PARTY_INVITES = 20;
+
 @Injectable()
 export class ThirdPartyInviteSender {
   constructor(
@@ -82,9 +85,38 @@ export class ThirdPartyInviteSender {
     }
   }
 
+  /** createRoom's `invite_3pid`, checked (shape, trusted identity servers) before the room is made. */
+  parseCreateRoomInvites(body: unknown): unknown[] {
+    const list = typeof body === 'object' && body !== null ? (body as { invite_3pid?: unknown }).invite_3pid : undefined;
+    if (list === undefined) return [];
+    if (!Array.isArray(list) || list.length > MAX_CREATE_ROOM_THIRD_PARTY_INVITES) throw MatrixError.badJson(`invite_3pid must be a list of at most ${MAX_CREATE_ROOM_THIRD_PARTY_INVITES} third-party invites`);
+    for (const entry of list) {
+      if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw MatrixError.badJson('Each invite_3pid entry must be an object');
+      this.trustedIdentityServer(parseThirdPartyInviteBody(entry).idServer);
+    }
+    return list;
+  }
+
+  /** The `invite_3pid` of a room just created; a refusal names the room, which exists by then. */
+  async inviteToNewRoom(requester: Requester, roomId: string, invites: readonly unknown[]): Promise<void> {
+    for (const invite of invites) {
+      try {
+        await this.invite(requester, roomId, invite);
+      } catch (error) {
+        if (!(error instanceof MatrixError)) throw error;
+        throw new MatrixError(error.status, error.errcode, `${error.error} (room ${roomId} was created)`, { ...error.extra, room_id: roomId });
+      }
+    }
+  }
+
+  private trustedIdentityServer(idServer: string): { serverName: string; baseUrl?: string } {
+    const trusted = this.config.thirdPartyInvites.identityServers.find((s) => s.serverName === idServer);
+    if (!trusted) throw new MatrixError(403, 'M_SERVER_NOT_TRUSTED', `This server does not use the identity server ${idServer}`);
+    return trusted;
+  }
+
   private async send(requester: Requester, roomId: string, request: ThirdPartyInviteBody): Promise<InviteResult> {
-    const trusted = this.config.thirdPartyInvites.identityServers.find((s) => s.serverName === request.idServer);
-    if (!trusted) throw new MatrixError(403, 'M_SERVER_NOT_TRUSTED', `This server does not use the identity server ${request.idServer}`);
+    const trusted = this.trustedIdentityServer(request.idServer);
     const state = await this.mayInvite(requester, roomId);
     const client = new IdentityServerClient(request.idServer, trusted.baseUrl ?? `https://${request.idServer}`, request.idAccessToken, this.config.thirdPartyInvites.requestTimeoutMs);
 
