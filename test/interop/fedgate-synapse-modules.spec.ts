@@ -1,9 +1,10 @@
 // Issue 14 against a live Synapse: the old room versions (1 and 2, whose invites once went by the v1 invite API),
 // the public room directory read by a Synapse user over federation (filter, limit, since), and "jump to date"
-// (timestamp_to_event) answering the same event on both servers for a room they share. docs/interop.md lists them.
+// (timestamp_to_event) answering the same event on both servers for a room they share, and a third-party invite
+// sent by a fedgate user that a Synapse user takes up (onbind at Synapse → exchange at fedgate → join). docs/interop.md lists them.
 import { Preset, type MatrixClient } from 'matrix-js-sdk';
 import { Method } from 'matrix-js-sdk';
-import type { SynapseUser } from '@fedgate/testing';
+import { startTestIdentityServer, TEST_IDENTITY_ACCESS_TOKEN, TEST_IDENTITY_SERVER_NAME, type SynapseUser, type TestIdentityServer } from '@fedgate/testing';
 import { matrixClientFor } from './support/matrix-client';
 import { eventSeenBy, eventually, initialSync, membershipIs, startPeers, stopPeers, WAIT_MS, type Peers } from './support/peers';
 
@@ -17,9 +18,11 @@ describe('fedgate and Synapse: old room versions, public rooms, timestamp_to_eve
   let aliceClient: MatrixClient;
   let bob: string;
   let bobClient: MatrixClient;
+  let ids: TestIdentityServer;
 
   beforeAll(async () => {
-    peers = await startPeers(NAME);
+    ids = await startTestIdentityServer({ tokenPrefix: 'interop' });
+    peers = await startPeers(NAME, { fedgateConfig: { thirdPartyInvites: { identityServers: [{ serverName: TEST_IDENTITY_SERVER_NAME, baseUrl: ids.baseUrl }] } } });
     alice = await peers.synapse.registerUser('alice');
     aliceClient = matrixClientFor(peers.synapse, alice);
     bob = await peers.bridge.registerVirtualUser(`${NAME}chat_bob`);
@@ -28,6 +31,7 @@ describe('fedgate and Synapse: old room versions, public rooms, timestamp_to_eve
 
   afterAll(async () => {
     await stopPeers(NAME, peers ?? {});
+    await ids?.close();
   }, 60_000);
 
   async function synapseRoomWithBob(roomVersion: string, options: Record<string, unknown> = {}): Promise<string> {
@@ -111,5 +115,25 @@ describe('fedgate and Synapse: old room versions, public rooms, timestamp_to_eve
     expect(await jump(bobClient, earlyTs, 'b')).toEqual(atSynapse);
     // And the event is now held and readable here.
     expect((await bobClient.fetchRoomEvent(roomId, early.event_id)) as Record<string, unknown>).toMatchObject({ content: { body: 'said before the bridge user came' } });
+  });
+
+  it('a fedgate user invites an email address; once bound to a Synapse user, Synapse exchanges it with fedgate and the user joins', async () => {
+    const { room_id: roomId } = await bobClient.createRoom({ preset: Preset.PrivateChat, name: 'email invite' });
+    const body = { id_server: TEST_IDENTITY_SERVER_NAME, id_access_token: TEST_IDENTITY_ACCESS_TOKEN, medium: 'email', address: 'alice@example.org' };
+    await bobClient.http.authedRequest(Method.Post, `/rooms/${encodeURIComponent(roomId)}/invite`, undefined, body);
+    // The identity server tells Synapse; Synapse forwards the invite to fedgate (exchange_third_party_invite).
+    // Synapse serves onbind by POST only (as Sydent sends it), not the spec's PUT.
+    expect(await ids.onbind(peers.synapse.federationUrl, peers.ca.certPem, 'email', 'alice@example.org', alice.userId, 'POST')).toMatchObject({ status: 200 });
+    await eventually(() => initialSync(aliceClient), (s) => roomId in (s?.rooms?.invite ?? {}));
+    await aliceClient.joinRoom(roomId, { viaServers: [peers.fedgate.serverName] });
+    await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(alice.userId, 'join')(e), WAIT_MS);
+    // Synapse accepted the room's state, the invite with its signed third-party proof among it.
+    const member = (await aliceClient.getStateEvent(roomId, 'm.room.member', alice.userId)) as Record<string, unknown>;
+    expect(member).toMatchObject({ membership: 'join' });
+    const invite = await eventually(
+      () => aliceClient.getStateEvent(roomId, 'm.room.third_party_invite' as never, 'interop-1'),
+      (c) => typeof (c as { public_key?: unknown })?.public_key === 'string',
+    );
+    expect(invite).toMatchObject({ public_key: ids.key.publicKeyBase64 });
   });
 });

@@ -130,6 +130,19 @@ export interface FedgateConfig {
   telemetry: { otlpEndpoint?: string; metricsPort?: number; metricsBindAddress?: string };
   keyRing: KeyRingConfig;
   policyServer: PolicyServerConfig;
+  thirdPartyInvites: ThirdPartyInvitesConfig;
+}
+
+/**
+ * Third-party invites sent by application-service users (`POST /rooms/{roomId}/invite` with `id_server`):
+ * only the identity servers listed here are asked; any other `id_server` is refused with M_SERVER_NOT_TRUSTED.
+ * Empty (the default) refuses them all.
+ */
+export interface ThirdPartyInvitesConfig {
+  /** `serverName` as clients give it in `id_server` (host[:port]); `baseUrl` default `https://<serverName>`. */
+  identityServers: { serverName: string; baseUrl?: string }[];
+  /** Bound on each request to an identity server (hash_details, lookup, store-invite). */
+  requestTimeoutMs: number;
 }
 
 /** Being the policy server of rooms that name this server in `m.room.policy` (docs/governance.md). */

@@ -37,6 +37,8 @@ export function defaultSettings(): Record<string, unknown> {
     // Bounds on what requests from the internet (forged X-Matrix origins, notary queries) may make the key ring do.
     // Being a room's policy server (issue 17): off until the operator names a policy file.
     policyServer: { enabled: false, reloadIntervalMs: 2_000 },
+    // No identity server is trusted until the operator lists one (docs/chat-platform.md, third-party invites).
+    thirdPartyInvites: { identityServers: [], requestTimeoutMs: 10_000 },
     keyRing: { maxCachedServers: 10_000, fetchesPerAddressBurst: 10, fetchesPerAddressPerMinute: 30, fetchesPerSecond: 20 },
   } satisfies Partial<Record<keyof FedgateConfig, unknown>>;
 }

@@ -70,6 +70,10 @@ export const configSchema = closed(
     ),
     telemetry: closed({ otlpEndpoint: url(['http', 'https']), metricsPort: port, metricsBindAddress: { type: 'string', minLength: 1 } }, []),
     policyServer: closed({ enabled: { type: 'boolean' }, policyFile: path, keyPath: path, reloadIntervalMs: { type: 'integer', minimum: 100 } }, ['enabled', 'reloadIntervalMs']),
+    thirdPartyInvites: closed({
+      identityServers: { type: 'array', items: closed({ serverName: { type: 'string', pattern: SERVER_NAME_PATTERN }, baseUrl: url(['http', 'https']) }, ['serverName']) },
+      requestTimeoutMs: { ...positiveInteger, maximum: 120_000 },
+    }),
     keyRing: closed({
       maxCachedServers: positiveInteger,
       fetchesPerAddressBurst: positiveInteger,

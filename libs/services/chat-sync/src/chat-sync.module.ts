@@ -41,6 +41,7 @@ import { UpgradeController } from './client-server/upgrade.controller';
 import { RoomUpgrades } from './rooms/room-upgrade';
 import { RemoteHierarchies } from './spaces/remote-hierarchy';
 import { SpaceHierarchy } from './spaces/space-hierarchy';
+import { ThirdPartyInviteSender } from './third-party-invites/third-party-invite-sender';
 
 /**
  * chat-sync on the client-server listener: the client-server API subset application services call
@@ -94,6 +95,7 @@ import { SpaceHierarchy } from './spaces/space-hierarchy';
     RoomUpgrades,
     AccountData,
     RemoteTimestamps,
+    ThirdPartyInviteSender,
     ...mediaProviders,
   ],
 })

@@ -56,7 +56,7 @@ describe('issue 18 defect 8: client-server reads apply history visibility per ev
     dir = mkdtempSync(path.join(tmpdir(), 'fedgate-cs-visibility-'));
     store = openSqliteStore(path.join(dir, 'store.sqlite'));
     const view = new RoomView(store);
-    controller = new RoomsController(store, {} as never, {} as never, view, new RoomVisibility(store, view));
+    controller = new RoomsController(store, {} as never, {} as never, view, new RoomVisibility(store, view), {} as never);
   });
   afterAll(async () => {
     await store.close();

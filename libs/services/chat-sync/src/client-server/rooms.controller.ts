@@ -8,6 +8,7 @@ import { RoomVisibility } from '../lifecycle/room-visibility';
 import { RoomActions, assertRoomId } from '../rooms/room-actions';
 import { RoomCommands } from '../rooms/room-commands';
 import { RoomView, type CurrentState } from '../rooms/room-view';
+import { ThirdPartyInviteSender, isThirdPartyInviteBody } from '../third-party-invites/third-party-invite-sender';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from './requester';
 import { CLIENT_PATHS, queryList } from './paths';
 
@@ -20,12 +21,16 @@ export class RoomsController {
     private readonly commands: RoomCommands,
     private readonly view: RoomView,
     private readonly visibility: RoomVisibility,
+    private readonly thirdPartyInvites: ThirdPartyInviteSender,
   ) {}
 
   @Post('createRoom')
   @HttpCode(200)
-  createRoom(@CurrentRequester() requester: Requester, @Body() body: unknown) {
-    return this.actions.createRoom(requester, body);
+  async createRoom(@CurrentRequester() requester: Requester, @Body() body: unknown) {
+    const thirdPartyInvites = this.thirdPartyInvites.parseCreateRoomInvites(body);
+    const created = await this.actions.createRoom(requester, body);
+    await this.thirdPartyInvites.inviteToNewRoom(requester, created.room_id, thirdPartyInvites);
+    return created;
   }
 
   @Post('join/:roomIdOrAlias')
@@ -52,6 +57,7 @@ export class RoomsController {
   membership(@CurrentRequester() requester: Requester, @Param('roomId') roomId: string, @Param('action') action: string, @Body() body: unknown) {
     if (action === 'forget') return this.visibility.forget(requester, roomId);
     if (!['invite', 'leave', 'kick', 'ban', 'unban'].includes(action)) throw MatrixError.unrecognized();
+    if (action === 'invite' && isThirdPartyInviteBody(body)) return this.thirdPartyInvites.invite(requester, roomId, body);
     return this.actions.changeMembership(requester, roomId, action as 'invite', body);
   }
 

@@ -1,6 +1,6 @@
 // `PUT /_matrix/federation/v1/exchange_third_party_invite/{roomId}` (signed by the invitee's server) and
 // `PUT /_matrix/federation/v1/3pid/onbind` (called by an identity server, unsigned): see third-party-invites.ts.
-import { Body, Controller, Param, Put, Req, Res, UseGuards, UseInterceptors } from '@nestjs/common';
+import { Body, Controller, HttpCode, Param, Post, Put, Req, Res, UseGuards, UseInterceptors } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { AuditReasonInterceptor } from '../audit/audit-reason.interceptor';
 import { IngressAudit } from '../audit/ingress-audit';
@@ -28,7 +28,18 @@ export class ThirdPartyInviteController {
    * is in this request's audit record (origin `identity-server`) and each exchange's own `out` record.
    */
   @Put('3pid/onbind')
-  async onbind(@Body() body: unknown, @Req() request: IngressRequest, @Res({ passthrough: true }) reply: FastifyReply) {
+  onbind(@Body() body: unknown, @Req() request: IngressRequest, @Res({ passthrough: true }) reply: FastifyReply) {
+    return this.bind(body, request, reply);
+  }
+
+  /** The spec says PUT; Sydent sends POST and Synapse serves only POST, so identity servers in use call this. */
+  @Post('3pid/onbind')
+  @HttpCode(200)
+  onbindByPost(@Body() body: unknown, @Req() request: IngressRequest, @Res({ passthrough: true }) reply: FastifyReply) {
+    return this.bind(body, request, reply);
+  }
+
+  private async bind(@Body() body: unknown, @Req() request: IngressRequest, @Res({ passthrough: true }) reply: FastifyReply) {
     const notes = notesOf(request);
     notes.origin = 'identity-server';
     this.audit.track(request, reply);

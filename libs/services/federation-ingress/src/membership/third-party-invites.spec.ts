@@ -96,6 +96,14 @@ describe('third-party invites over federation', () => {
     expect(JSON.stringify(record?.details)).toContain('M_NOT_FOUND');
   });
 
+  it('onbind by POST, as Sydent sends it and Synapse serves it (the spec says PUT), is served alike (was 404)', async () => {
+    const erin = `@erin:${INGRESS_NAME}`;
+    const body = { address: 'e@example.org', medium: 'email', mxid: erin, invites: [{ address: 'e@example.org', medium: 'email', mxid: erin, room_id: room.roomId, sender: alice, signed: signedFor(erin) }] };
+    const answer = await h.remote.client().postJson(INGRESS_NAME, '/_matrix/federation/v1/3pid/onbind', body);
+    expect(answer).toMatchObject({ status: 200, body: {} });
+    expect(created.at(-1)).toMatchObject({ roomId: room.roomId, sender: alice, stateKey: erin });
+  });
+
   it('onbind refuses a user of another server and invites for someone else', async () => {
     const dave = h.remote.user('dave');
     expect(await refusal(h.remote.client().putJson(INGRESS_NAME, '/_matrix/federation/v1/3pid/onbind', { mxid: dave, invites: [] }))).toEqual({ status: 400, errcode: 'M_INVALID_PARAM' });
