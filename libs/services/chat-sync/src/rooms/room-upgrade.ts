@@ -18,6 +18,7 @@ import type { Requester } from '../client-server/requester';
 import { asObject, assertRoomId } from './room-actions';
 import { RoomCommands } from './room-commands';
 import { RoomView, type CurrentState } from './room-view';
+import { hasStatePower } from './state-power';
 
 /** State copied to the new room (the spec's list, plus the space links Synapse copies too). */
 const TRANSFERABLE_TYPES = new Set([
@@ -73,18 +74,6 @@ function stateContent(state: CurrentState, type: string, stateKey = ''): Record<
   return state.events.get(stateTupleKey(type, stateKey))?.pdu.content as Record<string, unknown> | undefined;
 }
 
-/** Whether `userId` may send `m.room.tombstone` in the room (creators of v12 rooms always may). */
-export function maySendTombstone(state: CurrentState, userId: string): boolean {
-  if (creatorsOf(state).includes(userId)) return true;
-  const pl = stateContent(state, 'm.room.power_levels');
-  // No power levels event: the state default is 0, so any member may.
-  if (!pl) return true;
-  const users = isObject(pl.users) ? pl.users : {};
-  const level = num(users[userId], num(pl.users_default, 0));
-  const events = isObject(pl.events) ? pl.events : {};
-  return level >= num(events['m.room.tombstone'], num(pl.state_default, 50));
-}
-
 @Injectable()
 export class RoomUpgrades {
   constructor(
@@ -103,7 +92,7 @@ export class RoomUpgrades {
     const member = old?.events.get(stateTupleKey('m.room.member', user));
     // An unknown room answers as one the user is not in: the answer does not tell which rooms exist.
     if (!old || !member || membershipOf(member) !== 'join') throw MatrixError.forbidden(`${user} is not in room ${oldRoomId}`);
-    if (!maySendTombstone(old, user)) throw MatrixError.forbidden(`${user} may not send m.room.tombstone in ${oldRoomId}, so may not upgrade it`);
+    if (!isSupportedRoomVersion(old.room.roomVersion) || !hasStatePower(old, user, 'm.room.tombstone')) throw MatrixError.forbidden(`${user} may not send m.room.tombstone in ${oldRoomId}, so may not upgrade it`);
     const txn = (step: string) => `upgrade/${oldRoomId}/${request.newVersion}/${step}`;
     const tombstone = stateContent(old, 'm.room.tombstone');
     const earlier = await this.store.clientTransactions.get(user, txn('create'));
