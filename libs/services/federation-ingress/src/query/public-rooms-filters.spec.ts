@@ -1,18 +1,7 @@
 // Issue 14: federation `publicRooms` with `filter` (search term, room types), `since` and `limit`; a `since` token
 // cannot be forged into listing a room that is not published.
-import { FederationHttpError } from '@fedgate/federation-client';
-import { INGRESS_NAME, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
+import { INGRESS_NAME, refusal, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
 import { RoomBuilder } from '../__fixtures__/room-builder';
-
-async function refusal(promise: Promise<unknown>): Promise<{ status: number; errcode: string | undefined }> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof FederationHttpError) return { status: error.status, errcode: error.errcode };
-    throw error;
-  }
-  throw new Error('expected the request to be refused');
-}
 
 const token = (roomId: string) => `r${Buffer.from(roomId, 'utf8').toString('base64url')}`;
 
