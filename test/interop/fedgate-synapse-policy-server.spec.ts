@@ -9,6 +9,7 @@ import { Preset, type MatrixClient } from 'matrix-js-sdk';
 import { encodeUnpaddedBase64, generateSigningKey, POLICY_SERVER_KEY_ID, redactedSigningText, verifyPolicyServerSignature } from '@fedgate/protocol';
 import { MaliciousHttpsServer, openInstanceStore, type InterceptedRequest, type SynapseUser } from '@fedgate/testing';
 import { matrixClientFor } from './support/matrix-client';
+import { registerAliceAndBob } from './support/alice-and-bob';
 import { eventSeenBy, eventually, initialSync, membershipIs, startPeers, stopPeers, timelineBodies, WAIT_MS, type Peers } from './support/peers';
 
 jest.setTimeout(120_000);
@@ -37,10 +38,7 @@ describe('fedgate and Synapse in rooms with a policy server', () => {
       const signature = encodeUnpaddedBase64(policyKey.sign(Buffer.from(redactedSigningText(pdu, ROOM_VERSION), 'utf8')));
       return { status: 200, body: { [policyServer.name]: { [POLICY_SERVER_KEY_ID]: signature } } };
     };
-    alice = await peers.synapse.registerUser('alice');
-    aliceClient = matrixClientFor(peers.synapse, alice);
-    bob = await peers.bridge.registerVirtualUser(`${NAME}chat_bob`);
-    bobClient = peers.bridge.asUser(bob);
+    ({ alice, aliceClient, bob, bobClient } = await registerAliceAndBob(peers, NAME));
   }, 600_000);
 
   afterAll(async () => {
