@@ -104,3 +104,30 @@ export async function startChatSyncGateway(options: ChatSyncGatewayOptions): Pro
     },
   };
 }
+
+export interface ClientAnswer {
+  status: number;
+  body: Record<string, any>;
+}
+
+/**
+ * Calls of the client-server API at `base()` (read at each call: the gateway starts in a beforeAll). `call`
+ * answers whatever came back; `ok` insists on 200 and answers the body. A string body is sent as it is.
+ */
+export function clientServerCalls(base: () => string) {
+  const call = async (method: string, pathAndQuery: string, token: string | null, body?: unknown): Promise<ClientAnswer> => {
+    const response = await fetch(`${base()}${pathAndQuery}`, {
+      method,
+      headers: { ...(token === null ? {} : { authorization: `Bearer ${token}` }), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: (text ? JSON.parse(text) : {}) as Record<string, any> };
+  };
+  const ok = async (method: string, pathAndQuery: string, token: string, body?: unknown): Promise<Record<string, any>> => {
+    const answer = await call(method, pathAndQuery, token, body);
+    if (answer.status !== 200) throw new Error(`${method} ${pathAndQuery}: ${answer.status} ${JSON.stringify(answer.body)}`);
+    return answer.body;
+  };
+  return { call, ok };
+}

@@ -6,7 +6,7 @@
 //   - the bot: a non-exclusive `@.*` namespace, which covers the bridge's users too — an exclusive claim wins.
 import { type Platform } from '@fedgate/platform';
 import { TestBridge } from '@fedgate/testing';
-import { startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
+import { clientServerCalls, startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
 
 const serverName = 'modules.test';
 jest.setTimeout(60_000);
@@ -31,20 +31,7 @@ describe('client-server modules bridges use (issue 14)', () => {
   afterAll(() => gateway?.close());
 
   const enc = encodeURIComponent;
-  const call = async (method: string, pathAndQuery: string, token: string | null, body?: unknown) => {
-    const response = await fetch(`${base}${pathAndQuery}`, {
-      method,
-      headers: { ...(token === null ? {} : { authorization: `Bearer ${token}` }), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await response.text();
-    return { status: response.status, body: (text ? JSON.parse(text) : {}) as Record<string, any> };
-  };
-  const ok = async (method: string, pathAndQuery: string, token: string, body?: unknown) => {
-    const answer = await call(method, pathAndQuery, token, body);
-    if (answer.status !== 200) throw new Error(`${method} ${pathAndQuery}: ${answer.status} ${JSON.stringify(answer.body)}`);
-    return answer.body;
-  };
+  const { call, ok } = clientServerCalls(() => base);
   const as = (userId: string) => `user_id=${enc(userId)}`;
   const withUser = (p: string, userId: string) => `${p}${p.includes('?') ? '&' : '?'}${as(userId)}`;
   const register = async (localpart: string, token: string) => (await ok('POST', '/_matrix/client/v3/register', token, { type: 'm.login.application_service', username: localpart })).user_id as string;

@@ -7,7 +7,7 @@
 // docs/security.md (section "tenant") has the table of endpoints, who may, and the test here.
 import { type Platform } from '@fedgate/platform';
 import { TestBridge } from '@fedgate/testing';
-import { startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
+import { clientServerCalls, startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
 
 const serverName = 'tenant.test';
 jest.setTimeout(60_000);
@@ -32,20 +32,7 @@ describe('tenant isolation between two application services (issue 18)', () => {
   afterAll(() => gateway?.close());
 
   const enc = encodeURIComponent;
-  const call = async (method: string, pathAndQuery: string, token: string | null, body?: unknown) => {
-    const response = await fetch(`${base}${pathAndQuery}`, {
-      method,
-      headers: { ...(token === null ? {} : { authorization: `Bearer ${token}` }), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    return { status: response.status, body: (text ? JSON.parse(text) : {}) as Record<string, any> };
-  };
-  const ok = async (method: string, pathAndQuery: string, token: string, body?: unknown) => {
-    const answer = await call(method, pathAndQuery, token, body);
-    if (answer.status !== 200) throw new Error(`${method} ${pathAndQuery}: ${answer.status} ${JSON.stringify(answer.body)}`);
-    return answer.body;
-  };
+  const { call, ok } = clientServerCalls(() => base);
   const as = (userId: string) => `user_id=${enc(userId)}`;
   const register = async (localpart: string, token: string) => (await ok('POST', '/_matrix/client/v3/register', token, { type: 'm.login.application_service', username: localpart })).user_id as string;
   const createRoom = async (userId: string, token: string, body: Record<string, unknown>) => (await ok('POST', `/_matrix/client/v3/createRoom?${as(userId)}`, token, body)).room_id as string;
