@@ -13,6 +13,7 @@ import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgat
 import { isSupportedRoomVersion, parseUserId, roomVersionRules, type JsonObject } from '@fedgate/protocol';
 import { MatrixError, SERVICE_LOGGER } from '@fedgate/service-kit';
 import { parseStateTupleKey, stateTupleKey, type EventRecord } from '@fedgate/store';
+import { isObject } from '@fedgate/room-state';
 import type { Logger } from 'pino';
 import type { Requester } from '../client-server/requester';
 import { asObject, assertRoomId } from './room-actions';
@@ -35,7 +36,6 @@ const TRANSFERABLE_TYPES = new Set([
   'm.space.parent',
 ]);
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const num = (v: unknown, fallback: number) => (typeof v === 'number' && Number.isInteger(v) ? v : fallback);
 const membershipOf = (record: EventRecord) => (record.pdu.content as { membership?: unknown }).membership;
 
