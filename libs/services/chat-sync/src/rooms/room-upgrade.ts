@@ -10,10 +10,10 @@
 // already done and does the rest, ending in the same new room.
 import { Inject, Injectable } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
-import { isSupportedRoomVersion, parseUserId, roomVersionRules, type JsonObject } from '@fedgate/protocol';
+import { isSupportedRoomVersion, parseUserId, roomVersionRules, type JsonObject, type RoomVersionRules } from '@fedgate/protocol';
 import { MatrixError, SERVICE_LOGGER } from '@fedgate/service-kit';
 import { parseStateTupleKey, stateTupleKey, type EventRecord } from '@fedgate/store';
-import { isObject } from '@fedgate/room-state';
+import { isObject, parsePowerLevelValue } from '@fedgate/room-state';
 import type { Logger } from 'pino';
 import type { Requester } from '../client-server/requester';
 import { asObject, assertRoomId } from './room-actions';
@@ -72,6 +72,29 @@ function creatorsOf(state: CurrentState): string[] {
 
 function stateContent(state: CurrentState, type: string, stateKey = ''): Record<string, unknown> | undefined {
   return state.events.get(stateTupleKey(type, stateKey))?.pdu.content as Record<string, unknown> | undefined;
+}
+
+const LEVEL_FIELDS = ['users_default', 'events_default', 'state_default', 'ban', 'kick', 'redact', 'invite'];
+const LEVEL_MAPS = ['users', 'events', 'notifications'];
+
+/**
+ * `pl` with every level as the old room's version reads it, as an integer (rooms v1-9 take strings and
+ * fractions; v10 and later refuse them); a value the old version ignores is left out.
+ */
+function integerLevels(pl: Record<string, unknown>, rules: RoomVersionRules): Record<string, unknown> {
+  const parsed = (value: unknown) => parsePowerLevelValue(value, rules);
+  for (const field of LEVEL_FIELDS) {
+    if (!(field in pl)) continue;
+    const level = parsed(pl[field]);
+    if (level === undefined) delete pl[field];
+    else pl[field] = level;
+  }
+  for (const field of LEVEL_MAPS) {
+    const map = pl[field];
+    if (!isObject(map)) continue;
+    pl[field] = Object.fromEntries(Object.entries(map).flatMap(([key, value]) => (parsed(value) === undefined ? [] : [[key, parsed(value)]])));
+  }
+  return pl;
 }
 
 @Injectable()
@@ -146,7 +169,7 @@ export class RoomUpgrades {
   }
 
   private newPowerLevels(old: CurrentState, newCreators: string[], creatorRules: boolean): Record<string, unknown> {
-    const pl = JSON.parse(JSON.stringify(stateContent(old, 'm.room.power_levels') ?? {})) as Record<string, unknown>;
+    const pl = integerLevels(JSON.parse(JSON.stringify(stateContent(old, 'm.room.power_levels') ?? {})) as Record<string, unknown>, roomVersionRules(old.room.roomVersion));
     const users: Record<string, unknown> = isObject(pl.users) ? { ...pl.users } : {};
     // Creators of a v12 old room had unbounded power without an entry: in a room without creator rules they get 100.
     if (!creatorRules) for (const creator of creatorsOf(old)) users[creator] = Math.max(num(users[creator], 0), 100);
