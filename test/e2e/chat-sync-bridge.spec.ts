@@ -3,7 +3,7 @@
 import type { AddressInfo } from 'node:net';
 import type { OutboundEdu } from '@fedgate/bus';
 import { TestBridge } from '@fedgate/testing';
-import { startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
+import { clientServerCalls, startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
 import { Preset } from 'matrix-js-sdk';
 
 const serverName = 'chat.test';
@@ -30,14 +30,10 @@ describe('chat-sync with the test bridge', () => {
 
   afterAll(() => gateway?.close());
 
-  const call = async (method: string, pathAndQuery: string, body?: unknown, auth: string | null = token, rawBody?: string) => {
-    const response = await fetch(`${base}${pathAndQuery}`, {
-      method,
-      headers: { ...(auth === null ? {} : { authorization: `Bearer ${auth}` }), ...(body !== undefined || rawBody !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: rawBody ?? (body === undefined ? undefined : JSON.stringify(body)),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, any> };
-  };
+  const { call: callWith } = clientServerCalls(() => base);
+  // A string body is JSON here; `rawBody` is sent as it is.
+  const call = (method: string, pathAndQuery: string, body?: unknown, auth: string | null = token, rawBody?: string) =>
+    callWith(method, pathAndQuery, auth, rawBody ?? (typeof body === 'string' ? JSON.stringify(body) : body));
   const enc = encodeURIComponent;
   let alice: string;
   let bob: string;

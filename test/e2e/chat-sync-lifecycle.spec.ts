@@ -5,7 +5,7 @@
 // users the first may not touch.
 import { type Platform } from '@fedgate/platform';
 import { TestBridge } from '@fedgate/testing';
-import { startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
+import { clientServerCalls, startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
 
 const serverName = 'life.test';
 /** `limits.maxUploadBytes`: the one setting behind both the limit the AS is told and the one enforced. */
@@ -34,14 +34,9 @@ describe('chat-side deactivation and room deletion', () => {
   afterAll(() => gateway?.close());
 
   const enc = encodeURIComponent;
-  const call = async (method: string, pathAndQuery: string, body?: unknown, auth: string | null = token) => {
-    const response = await fetch(`${base}${pathAndQuery}`, {
-      method,
-      headers: { ...(auth === null ? {} : { authorization: `Bearer ${auth}` }), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, any> };
-  };
+  const { call: callWith } = clientServerCalls(() => base);
+  // A string body is JSON here (the shared call sends strings as they are).
+  const call = (method: string, pathAndQuery: string, body?: unknown, auth: string | null = token) => callWith(method, pathAndQuery, auth, typeof body === 'string' ? JSON.stringify(body) : body);
   const as = (userId: string) => `user_id=${enc(userId)}`;
   const ok = async (method: string, pathAndQuery: string, body?: unknown, auth?: string) => {
     const answer = await call(method, pathAndQuery, body, auth);
