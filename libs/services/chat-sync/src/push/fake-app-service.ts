@@ -1,7 +1,6 @@
 // A loopback HTTP server standing in for an application service in the pusher's unit tests.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { AppServiceRegistration } from '../registration';
 
 export interface RecordedRequest {
   method: string;
@@ -71,21 +70,4 @@ export class FakeAppService {
     request.accepted = outcome === 'ok' || (typeof outcome === 'object' && outcome.status < 300);
     return outcome;
   }
-}
-
-/** A registration of an application service `id` at `url` with empty namespaces; `fields` set the rest. */
-export function fakeRegistration(id: string, url: string | null, fields: Partial<AppServiceRegistration> = {}): AppServiceRegistration {
-  return {
-    id,
-    url,
-    asToken: `as-${id}`,
-    hsToken: `hs-${id}`,
-    senderLocalpart: `${id}bot`,
-    namespaces: { users: [], aliases: [], rooms: [] },
-    rateLimited: false,
-    receiveEphemeral: false,
-    protocols: [],
-    source: id,
-    ...fields,
-  };
 }

@@ -2,7 +2,8 @@
 // `org.matrix.msc3202: true`: device-list changes (changed/left), one-time key counts and unused fallback
 // key types, under the unstable names (and the old `device_one_time_key_counts`) and the stable ones.
 import { AppServiceClient } from './app-service-client';
-import { FakeAppService, fakeRegistration } from './fake-app-service';
+import { fakeRegistration } from '../registration/fake-registration';
+import { FakeAppService } from './fake-app-service';
 import { InMemoryTransactionQueue } from './in-memory-transaction-queue';
 import { TransactionPusher } from './transaction-pusher';
 

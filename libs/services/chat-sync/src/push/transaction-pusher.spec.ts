@@ -1,6 +1,7 @@
 import type { AppServiceRegistration } from '../registration';
 import { AppServiceClient, AppServiceRequestError } from './app-service-client';
-import { FakeAppService, fakeRegistration } from './fake-app-service';
+import { fakeRegistration } from '../registration/fake-registration';
+import { FakeAppService } from './fake-app-service';
 import { InMemoryTransactionQueue } from './in-memory-transaction-queue';
 import { TransactionPusher, type DeliveryFailure, type DeliverySuccess } from './transaction-pusher';
 
