@@ -1,82 +1,39 @@
 // chat-sync against the real test bridge (matrix-appservice receiving, matrix-js-sdk acting as virtual
 // users): one fedgate in-process through service-kit with the real SQLite store, EmbeddedBus and state-resolver.
-import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { loadConfig } from '@fedgate/config';
-import { buildPlatform, type Platform } from '@fedgate/platform';
-import { startService, type RunningService } from '@fedgate/service-kit';
-import { CHAT_SYNC_PUSH_BACKOFF, ChatSyncModule, ChatSyncWorkersModule } from '@fedgate/chat-sync';
-import { StateResolverModule } from '@fedgate/state-resolver';
 import type { OutboundEdu } from '@fedgate/bus';
 import { TestBridge } from '@fedgate/testing';
+import { clientServerCalls, startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
 import { Preset } from 'matrix-js-sdk';
 
 const serverName = 'chat.test';
 jest.setTimeout(60_000);
 
 describe('chat-sync with the test bridge', () => {
-  let dataDir: string;
-  let bridge: TestBridge;
-  let service: RunningService;
-  let platform: Platform;
-  const outboundEdus: OutboundEdu[] = [];
+  let gateway: ChatSyncGateway;
   let base: string;
+  let bridge: TestBridge;
+  const outboundEdus: OutboundEdu[] = [];
   let token: string;
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(path.join(tmpdir(), 'fedgate-chat-'));
-    bridge = await TestBridge.start({ homeserverUrl: 'http://127.0.0.1:9', serverName, prefix: 'rc', requestTimeoutMs: 10_000 });
-    const config = loadConfig({
-      env: {},
-      argv: [],
-      cwd: dataDir,
-      overrides: {
-        serverName,
-        dataDir,
-        clientServer: { enabled: true, bindAddress: '127.0.0.1', port: 0 },
-        appServices: { registrationFiles: [bridge.registrationPath] },
-        log: { level: 'warn' },
-      },
+    gateway = await startChatSyncGateway({
+      name: 'chat',
+      serverName,
+      fastPushRetries: true,
+      onPlatform: (platform) => platform.bus.consume({ ...platform.topology.consumers.egressOutboundEdus(), durable: 'test-outbound-edus' }, (m) => {
+        outboundEdus.push(m.data);
+      }),
     });
-    service = await startService(
-      {
-        name: 'chat-sync-test',
-        clientServer: [ChatSyncModule],
-        workers: [StateResolverModule, ChatSyncWorkersModule],
-        shared: async (context) => {
-          platform = await buildPlatform(context);
-          await platform.bus.consume({ ...platform.topology.consumers.egressOutboundEdus(), durable: 'test-outbound-edus' }, (m) => {
-            outboundEdus.push(m.data);
-          });
-          return {
-            providers: [...platform.providers, { provide: CHAT_SYNC_PUSH_BACKOFF, useValue: { initialDelayMs: 20, maxDelayMs: 100 } }],
-            close: () => platform.close(),
-          };
-        },
-      },
-      { config, handleSignals: false, printReadyLine: false },
-    );
-    base = service.clientServerUrl!;
-    bridge.connect({ homeserverUrl: base, serverName });
-    token = bridge.registration.as_token;
+    ({ bridge, base, token } = gateway);
   });
 
-  afterAll(async () => {
-    await service?.close();
-    await bridge?.stop();
-    await rm(dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => gateway?.close());
 
-  const call = async (method: string, pathAndQuery: string, body?: unknown, auth: string | null = token, rawBody?: string) => {
-    const response = await fetch(`${base}${pathAndQuery}`, {
-      method,
-      headers: { ...(auth === null ? {} : { authorization: `Bearer ${auth}` }), ...(body !== undefined || rawBody !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: rawBody ?? (body === undefined ? undefined : JSON.stringify(body)),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, any> };
-  };
+  const { call: callWith } = clientServerCalls(() => base);
+  // A string body is JSON here; `rawBody` is sent as it is.
+  const call = (method: string, pathAndQuery: string, body?: unknown, auth: string | null = token, rawBody?: string) =>
+    callWith(method, pathAndQuery, auth, rawBody ?? (typeof body === 'string' ? JSON.stringify(body) : body));
   const enc = encodeURIComponent;
   let alice: string;
   let bob: string;

@@ -3,15 +3,9 @@
 // a room and reading its state after leaving. One fedgate in-process (real SQLite store, EmbeddedBus,
 // state-resolver) with the test bridge as the chat platform, and a second application service whose
 // users the first may not touch.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { loadConfig } from '@fedgate/config';
-import { buildPlatform, type Platform } from '@fedgate/platform';
-import { startService, type RunningService } from '@fedgate/service-kit';
-import { CHAT_SYNC_PUSH_BACKOFF, ChatSyncModule, ChatSyncWorkersModule } from '@fedgate/chat-sync';
-import { StateResolverModule } from '@fedgate/state-resolver';
+import { type Platform } from '@fedgate/platform';
 import { TestBridge } from '@fedgate/testing';
+import { clientServerCalls, startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
 
 const serverName = 'life.test';
 /** `limits.maxUploadBytes`: the one setting behind both the limit the AS is told and the one enforced. */
@@ -19,81 +13,30 @@ const UPLOAD_LIMIT = 64 * 1024;
 jest.setTimeout(60_000);
 
 describe('chat-side deactivation and room deletion', () => {
-  let dataDir: string;
+  let gateway: ChatSyncGateway;
   let bridge: TestBridge;
-  let service: RunningService;
   let platform: Platform;
   let base: string;
   let token: string;
   const otherToken = 'as-other-service';
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(path.join(tmpdir(), 'fedgate-lifecycle-'));
-    bridge = await TestBridge.start({ homeserverUrl: 'http://127.0.0.1:9', serverName, prefix: 'rc', requestTimeoutMs: 10_000 });
-    const otherRegistration = path.join(dataDir, 'other-registration.yaml');
-    await writeFile(
-      otherRegistration,
-      [
-        'id: other',
-        'url: null',
-        `as_token: ${otherToken}`,
-        'hs_token: hs-other-service',
-        'sender_localpart: xx_bot',
-        'namespaces:',
-        '  users: [{ exclusive: true, regex: "@xx_.*:life\\\\.test" }]',
-        '  aliases: []',
-        '  rooms: []',
-        '',
-      ].join('\n'),
-    );
-    const config = loadConfig({
-      env: {},
-      argv: [],
-      cwd: dataDir,
-      overrides: {
-        serverName,
-        dataDir,
-        clientServer: { enabled: true, bindAddress: '127.0.0.1', port: 0 },
-        appServices: { registrationFiles: [bridge.registrationPath, otherRegistration] },
-        limits: { maxUploadBytes: UPLOAD_LIMIT },
-        log: { level: 'warn' },
-      },
+    gateway = await startChatSyncGateway({
+      name: 'lifecycle',
+      serverName,
+      otherAppServices: [{ id: 'other', asToken: otherToken, hsToken: 'hs-other-service', senderLocalpart: 'xx_bot', users: [{ exclusive: true, regex: '@xx_.*:life\\.test' }] }],
+      config: { limits: { maxUploadBytes: UPLOAD_LIMIT } },
+      fastPushRetries: true,
     });
-    service = await startService(
-      {
-        name: 'chat-sync-lifecycle-test',
-        clientServer: [ChatSyncModule],
-        workers: [StateResolverModule, ChatSyncWorkersModule],
-        shared: async (context) => {
-          platform = await buildPlatform(context);
-          return {
-            providers: [...platform.providers, { provide: CHAT_SYNC_PUSH_BACKOFF, useValue: { initialDelayMs: 20, maxDelayMs: 100 } }],
-            close: () => platform.close(),
-          };
-        },
-      },
-      { config, handleSignals: false, printReadyLine: false },
-    );
-    base = service.clientServerUrl!;
-    bridge.connect({ homeserverUrl: base, serverName });
-    token = bridge.registration.as_token;
+    ({ bridge, platform, base, token } = gateway);
   });
 
-  afterAll(async () => {
-    await service?.close();
-    await bridge?.stop();
-    await rm(dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => gateway?.close());
 
   const enc = encodeURIComponent;
-  const call = async (method: string, pathAndQuery: string, body?: unknown, auth: string | null = token) => {
-    const response = await fetch(`${base}${pathAndQuery}`, {
-      method,
-      headers: { ...(auth === null ? {} : { authorization: `Bearer ${auth}` }), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, any> };
-  };
+  const { call: callWith } = clientServerCalls(() => base);
+  // A string body is JSON here (the shared call sends strings as they are).
+  const call = (method: string, pathAndQuery: string, body?: unknown, auth: string | null = token) => callWith(method, pathAndQuery, auth, typeof body === 'string' ? JSON.stringify(body) : body);
   const as = (userId: string) => `user_id=${enc(userId)}`;
   const ok = async (method: string, pathAndQuery: string, body?: unknown, auth?: string) => {
     const answer = await call(method, pathAndQuery, body, auth);

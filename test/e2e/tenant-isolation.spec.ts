@@ -5,97 +5,34 @@
 //   - the bot: a NON-exclusive `@.*` / `#.*` namespace, which covers the bridge's users too — an
 //     exclusive claim wins, so the bot may not act as them.
 // docs/security.md (section "tenant") has the table of endpoints, who may, and the test here.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { loadConfig } from '@fedgate/config';
-import { buildPlatform, type Platform } from '@fedgate/platform';
-import { startService, type RunningService } from '@fedgate/service-kit';
-import { ChatSyncModule, ChatSyncWorkersModule } from '@fedgate/chat-sync';
-import { StateResolverModule } from '@fedgate/state-resolver';
+import { type Platform } from '@fedgate/platform';
 import { TestBridge } from '@fedgate/testing';
+import { clientServerCalls, startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
 
 const serverName = 'tenant.test';
 jest.setTimeout(60_000);
 
 describe('tenant isolation between two application services (issue 18)', () => {
-  let dataDir: string;
-  let bridge: TestBridge;
-  let service: RunningService;
-  let platform: Platform;
+  let gateway: ChatSyncGateway;
   let base: string;
+  let bridge: TestBridge;
+  let platform: Platform;
   let rcToken: string;
   const botToken = 'as-token-of-the-bot';
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(path.join(tmpdir(), 'fedgate-tenants-'));
-    bridge = await TestBridge.start({ homeserverUrl: 'http://127.0.0.1:9', serverName, prefix: 'rc', requestTimeoutMs: 10_000 });
-    const botRegistration = path.join(dataDir, 'bot-registration.yaml');
-    await writeFile(
-      botRegistration,
-      [
-        'id: bot',
-        'url: null',
-        `as_token: ${botToken}`,
-        'hs_token: hs-token-of-the-bot',
-        'sender_localpart: helperbot',
-        'namespaces:',
-        '  users: [{ exclusive: false, regex: "@.*:tenant\\\\.test" }]',
-        '  aliases: [{ exclusive: false, regex: "#.*:tenant\\\\.test" }]',
-        '  rooms: []',
-        '',
-      ].join('\n'),
-    );
-    const config = loadConfig({
-      env: {},
-      argv: [],
-      cwd: dataDir,
-      overrides: {
-        serverName,
-        dataDir,
-        clientServer: { enabled: true, bindAddress: '127.0.0.1', port: 0 },
-        appServices: { registrationFiles: [bridge.registrationPath, botRegistration] },
-        log: { level: 'warn' },
-      },
+    gateway = await startChatSyncGateway({
+      name: 'tenants',
+      serverName,
+      otherAppServices: [{ id: 'bot', asToken: botToken, hsToken: 'hs-token-of-the-bot', senderLocalpart: 'helperbot', users: [{ exclusive: false, regex: '@.*:tenant\\.test' }], aliases: [{ exclusive: false, regex: '#.*:tenant\\.test' }] }],
     });
-    service = await startService(
-      {
-        name: 'tenant-isolation-test',
-        clientServer: [ChatSyncModule],
-        workers: [StateResolverModule, ChatSyncWorkersModule],
-        shared: async (context) => {
-          platform = await buildPlatform(context);
-          return { providers: platform.providers, close: () => platform.close() };
-        },
-      },
-      { config, handleSignals: false, printReadyLine: false },
-    );
-    base = service.clientServerUrl!;
-    bridge.connect({ homeserverUrl: base, serverName });
-    rcToken = bridge.registration.as_token;
+    ({ bridge, base, platform, token: rcToken } = gateway);
   });
 
-  afterAll(async () => {
-    await service?.close();
-    await bridge?.stop();
-    await rm(dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => gateway?.close());
 
   const enc = encodeURIComponent;
-  const call = async (method: string, pathAndQuery: string, token: string | null, body?: unknown) => {
-    const response = await fetch(`${base}${pathAndQuery}`, {
-      method,
-      headers: { ...(token === null ? {} : { authorization: `Bearer ${token}` }), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    return { status: response.status, body: (text ? JSON.parse(text) : {}) as Record<string, any> };
-  };
-  const ok = async (method: string, pathAndQuery: string, token: string, body?: unknown) => {
-    const answer = await call(method, pathAndQuery, token, body);
-    if (answer.status !== 200) throw new Error(`${method} ${pathAndQuery}: ${answer.status} ${JSON.stringify(answer.body)}`);
-    return answer.body;
-  };
+  const { call, ok } = clientServerCalls(() => base);
   const as = (userId: string) => `user_id=${enc(userId)}`;
   const register = async (localpart: string, token: string) => (await ok('POST', '/_matrix/client/v3/register', token, { type: 'm.login.application_service', username: localpart })).user_id as string;
   const createRoom = async (userId: string, token: string, body: Record<string, unknown>) => (await ok('POST', `/_matrix/client/v3/createRoom?${as(userId)}`, token, body)).room_id as string;

@@ -5,7 +5,7 @@
 import { Preset, type MatrixClient } from 'matrix-js-sdk';
 import { Method } from 'matrix-js-sdk';
 import { startTestIdentityServer, TEST_IDENTITY_ACCESS_TOKEN, TEST_IDENTITY_SERVER_NAME, type SynapseUser, type TestIdentityServer } from '@fedgate/testing';
-import { matrixClientFor } from './support/matrix-client';
+import { registerAliceAndBob, synapseRoomWithBob as roomOnSynapseWithBob } from './support/alice-and-bob';
 import { eventSeenBy, eventually, initialSync, membershipIs, startPeers, stopPeers, WAIT_MS, type Peers } from './support/peers';
 
 jest.setTimeout(120_000);
@@ -23,10 +23,7 @@ describe('fedgate and Synapse: old room versions, public rooms, timestamp_to_eve
   beforeAll(async () => {
     ids = await startTestIdentityServer({ tokenPrefix: 'interop' });
     peers = await startPeers(NAME, { fedgateConfig: { thirdPartyInvites: { identityServers: [{ serverName: TEST_IDENTITY_SERVER_NAME, baseUrl: ids.baseUrl }] } } });
-    alice = await peers.synapse.registerUser('alice');
-    aliceClient = matrixClientFor(peers.synapse, alice);
-    bob = await peers.bridge.registerVirtualUser(`${NAME}chat_bob`);
-    bobClient = peers.bridge.asUser(bob);
+    ({ alice, aliceClient, bob, bobClient } = await registerAliceAndBob(peers, NAME));
   }, 600_000);
 
   afterAll(async () => {
@@ -34,14 +31,7 @@ describe('fedgate and Synapse: old room versions, public rooms, timestamp_to_eve
     await ids?.close();
   }, 60_000);
 
-  async function synapseRoomWithBob(roomVersion: string, options: Record<string, unknown> = {}): Promise<string> {
-    const { room_id: roomId } = await aliceClient.createRoom({ room_version: roomVersion, preset: Preset.PrivateChat, ...options });
-    await aliceClient.invite(roomId, bob);
-    await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(bob, 'invite')(e), WAIT_MS);
-    await bobClient.joinRoom(roomId, { viaServers: [peers.synapse.serverName] });
-    await eventually(() => aliceClient.getJoinedRoomMembers(roomId), (r) => bob in (r?.joined ?? {}));
-    return roomId;
-  }
+  const synapseRoomWithBob = (roomVersion: string, options: Record<string, unknown> = {}) => roomOnSynapseWithBob(peers, { aliceClient, bob, bobClient }, roomVersion, options);
 
   describe.each(['1', '2'])('room version %s', (roomVersion) => {
     it(`a Synapse user's v${roomVersion} room: the fedgate user is invited, joins, a message each way`, async () => {

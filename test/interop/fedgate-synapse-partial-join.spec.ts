@@ -3,9 +3,10 @@
 // state matches Synapse's after. One Synapse and one embedded fedgate for the file.
 import { Preset, type MatrixClient } from 'matrix-js-sdk';
 import { readFileSync } from 'node:fs';
-import { openInstanceStore, type SynapseUser } from '@fedgate/testing';
+import { openInstanceStore } from '@fedgate/testing';
 import type { Store } from '@fedgate/store';
 import { matrixClientFor } from './support/matrix-client';
+import { registerAliceAndBob } from './support/alice-and-bob';
 import { currentStateIds, eventually, membershipIs, startPeers, stopPeers, WAIT_MS, type Peers } from './support/peers';
 
 jest.setTimeout(180_000);
@@ -15,19 +16,14 @@ const MEMBERS = 40;
 
 describe('fedgate joins a Synapse room with partial state', () => {
   let peers: Peers;
-  let alice: SynapseUser;
   let aliceClient: MatrixClient;
-  let bob: string;
   let bobClient: MatrixClient;
   let store: Store;
   let roomId: string;
 
   beforeAll(async () => {
     peers = await startPeers(NAME);
-    alice = await peers.synapse.registerUser('alice');
-    aliceClient = matrixClientFor(peers.synapse, alice);
-    bob = await peers.bridge.registerVirtualUser(`${NAME}chat_bob`);
-    bobClient = peers.bridge.asUser(bob);
+    ({ aliceClient, bobClient } = await registerAliceAndBob(peers, NAME));
     store = await openInstanceStore(peers.fedgate);
     // A named public room (no heroes: the partial state holds no member but the joiner's) with MEMBERS users.
     ({ room_id: roomId } = await aliceClient.createRoom({ room_version: '10', preset: Preset.PublicChat, name: 'many members' }));

@@ -9,6 +9,7 @@ import { Preset, type MatrixClient } from 'matrix-js-sdk';
 import { encodeUnpaddedBase64, generateSigningKey, POLICY_SERVER_KEY_ID, redactedSigningText, verifyPolicyServerSignature } from '@fedgate/protocol';
 import { MaliciousHttpsServer, openInstanceStore, type InterceptedRequest, type SynapseUser } from '@fedgate/testing';
 import { matrixClientFor } from './support/matrix-client';
+import { registerAliceAndBob } from './support/alice-and-bob';
 import { eventSeenBy, eventually, initialSync, membershipIs, startPeers, stopPeers, timelineBodies, WAIT_MS, type Peers } from './support/peers';
 
 jest.setTimeout(120_000);
@@ -37,10 +38,7 @@ describe('fedgate and Synapse in rooms with a policy server', () => {
       const signature = encodeUnpaddedBase64(policyKey.sign(Buffer.from(redactedSigningText(pdu, ROOM_VERSION), 'utf8')));
       return { status: 200, body: { [policyServer.name]: { [POLICY_SERVER_KEY_ID]: signature } } };
     };
-    alice = await peers.synapse.registerUser('alice');
-    aliceClient = matrixClientFor(peers.synapse, alice);
-    bob = await peers.bridge.registerVirtualUser(`${NAME}chat_bob`);
-    bobClient = peers.bridge.asUser(bob);
+    ({ alice, aliceClient, bob, bobClient } = await registerAliceAndBob(peers, NAME));
   }, 600_000);
 
   afterAll(async () => {
@@ -50,19 +48,26 @@ describe('fedgate and Synapse in rooms with a policy server', () => {
 
   const signRequestsFrom = (origin: string, body: string) => signRequests.filter((r) => r.from === origin && (r.body as { content?: { body?: string } }).content?.body === body);
 
+  /** A public room Bob (fedgate) made and Alice (Synapse) joined, naming the policy server, once Alice sees its m.room.policy. */
+  async function roomUsingThePolicyServer(): Promise<{ roomId: string; policyEvent: Record<string, any> | undefined }> {
+    const { room_id: roomId } = await bobClient.createRoom({ room_version: ROOM_VERSION, preset: Preset.PublicChat });
+    await aliceClient.joinRoom(roomId, { viaServers: [peers.fedgate.serverName] });
+    await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(alice.userId, 'join')(e), WAIT_MS);
+    // The spec: the policy server must have a joined user for the room to be using it.
+    await policyServer.joinRoom(peers.fedgate.serverName, roomId, 'policy');
+    await eventually(() => aliceClient.getJoinedRoomMembers(roomId), (r) => policyServer.evil.user('policy') in (r?.joined ?? {}));
+    const policy = { via: policyServer.name, public_keys: { ed25519: encodeUnpaddedBase64(policyKey.publicKey) } };
+    const { event_id: policyEventId } = await bobClient.sendStateEvent(roomId, 'm.room.policy' as never, policy as never, '');
+    return { roomId, policyEvent: await eventSeenBy(aliceClient, roomId, policyEventId) };
+  }
+
   describe('a policy server that signs unless it sees spam', () => {
     let roomId: string;
 
     beforeAll(async () => {
-      ({ room_id: roomId } = await bobClient.createRoom({ room_version: ROOM_VERSION, preset: Preset.PublicChat }));
-      await aliceClient.joinRoom(roomId, { viaServers: [peers.fedgate.serverName] });
-      await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(alice.userId, 'join')(e), WAIT_MS);
-      // The spec: the policy server must have a joined user for the room to be using it.
-      await policyServer.joinRoom(peers.fedgate.serverName, roomId, 'policy');
-      await eventually(() => aliceClient.getJoinedRoomMembers(roomId), (r) => policyServer.evil.user('policy') in (r?.joined ?? {}));
-      const policy = { via: policyServer.name, public_keys: { ed25519: encodeUnpaddedBase64(policyKey.publicKey) } };
-      const { event_id: policyEventId } = await bobClient.sendStateEvent(roomId, 'm.room.policy' as never, policy as never, '');
-      expect(await eventSeenBy(aliceClient, roomId, policyEventId)).toMatchObject({ type: 'm.room.policy' });
+      let policyEvent: Record<string, any> | undefined;
+      ({ roomId, policyEvent } = await roomUsingThePolicyServer());
+      expect(policyEvent).toMatchObject({ type: 'm.room.policy' });
       // The m.room.policy state event itself is never sent to the policy server.
       expect(signRequests).toHaveLength(0);
     }, 120_000);
@@ -114,14 +119,7 @@ describe('fedgate and Synapse in rooms with a policy server', () => {
     let carolClient: MatrixClient;
 
     beforeAll(async () => {
-      ({ room_id: roomId } = await bobClient.createRoom({ room_version: ROOM_VERSION, preset: Preset.PublicChat }));
-      await aliceClient.joinRoom(roomId, { viaServers: [peers.fedgate.serverName] });
-      await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(alice.userId, 'join')(e), WAIT_MS);
-      await policyServer.joinRoom(peers.fedgate.serverName, roomId, 'policy');
-      await eventually(() => aliceClient.getJoinedRoomMembers(roomId), (r) => policyServer.evil.user('policy') in (r?.joined ?? {}));
-      const policy = { via: policyServer.name, public_keys: { ed25519: encodeUnpaddedBase64(policyKey.publicKey) } };
-      const { event_id: policyEventId } = await bobClient.sendStateEvent(roomId, 'm.room.policy' as never, policy as never, '');
-      await eventSeenBy(aliceClient, roomId, policyEventId);
+      ({ roomId } = await roomUsingThePolicyServer());
       carol = await peers.synapse.registerUser('carol');
       carolClient = matrixClientFor(peers.synapse, carol);
     }, 120_000);

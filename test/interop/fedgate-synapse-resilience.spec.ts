@@ -5,7 +5,7 @@
 import { Preset, type MatrixClient } from 'matrix-js-sdk';
 import { readFileSync } from 'node:fs';
 import { FakeRemoteServer, type SynapseUser } from '@fedgate/testing';
-import { matrixClientFor } from './support/matrix-client';
+import { registerAliceAndBob, synapseRoomWithBob as roomOnSynapseWithBob } from './support/alice-and-bob';
 import { eventSeenBy, eventually, currentStateIds, membershipIs, startPeers, stopPeers, synapseHasFullState, timelineBodies, WAIT_MS, type Peers } from './support/peers';
 
 jest.setTimeout(180_000);
@@ -30,24 +30,14 @@ describe('fedgate and Synapse: history, gaps, outages, ACLs', () => {
         federation_ip_range_blacklist: [],
       },
     });
-    alice = await peers.synapse.registerUser('alice');
-    aliceClient = matrixClientFor(peers.synapse, alice);
-    bob = await peers.bridge.registerVirtualUser(`${NAME}chat_bob`);
-    bobClient = peers.bridge.asUser(bob);
+    ({ alice, aliceClient, bob, bobClient } = await registerAliceAndBob(peers, NAME));
   }, 600_000);
 
   afterAll(async () => {
     await stopPeers(NAME, peers ?? {});
   }, 60_000);
 
-  async function synapseRoomWithBob(): Promise<string> {
-    const { room_id: roomId } = await aliceClient.createRoom({ room_version: '12', preset: Preset.PrivateChat });
-    await aliceClient.invite(roomId, bob);
-    await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(bob, 'invite')(e), WAIT_MS);
-    await bobClient.joinRoom(roomId, { viaServers: [peers.synapse.serverName] });
-    await eventually(() => aliceClient.getJoinedRoomMembers(roomId), (r) => bob in (r?.joined ?? {}));
-    return roomId;
-  }
+  const synapseRoomWithBob = () => roomOnSynapseWithBob(peers, { aliceClient, bob, bobClient }, '12');
 
   function synapseLogHas(text: string): boolean {
     return readFileSync(peers.synapse.logPath, 'utf8').includes(text);

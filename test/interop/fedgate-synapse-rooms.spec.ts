@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { verifyServerKeyDocument } from '@fedgate/protocol';
 import { openInstanceStore, type SynapseUser } from '@fedgate/testing';
-import { matrixClientFor } from './support/matrix-client';
+import { registerAliceAndBob, synapseRoomWithBob as roomOnSynapseWithBob } from './support/alice-and-bob';
 import { currentStateIds, eventSeenBy, eventually, federationGet, fromNowOn, initialSync, membershipIs, startPeers, stopPeers, synapseHasFullState, timelineBodies, WAIT_MS, type Peers } from './support/peers';
 
 jest.setTimeout(120_000);
@@ -24,10 +24,7 @@ describe('fedgate and Synapse: rooms, messages, membership, EDUs', () => {
 
   beforeAll(async () => {
     peers = await startPeers(NAME);
-    alice = await peers.synapse.registerUser('alice');
-    aliceClient = matrixClientFor(peers.synapse, alice);
-    bob = await peers.bridge.registerVirtualUser(`${NAME}chat_bob`);
-    bobClient = peers.bridge.asUser(bob);
+    ({ alice, aliceClient, bob, bobClient } = await registerAliceAndBob(peers, NAME));
   }, 600_000);
 
   afterAll(async () => {
@@ -35,15 +32,7 @@ describe('fedgate and Synapse: rooms, messages, membership, EDUs', () => {
   }, 60_000);
 
   /** A Synapse-hosted room of that version with bob (fedgate) invited and joined. */
-  async function synapseRoomWithBob(roomVersion: string, options: Record<string, unknown> = {}): Promise<string> {
-    const { room_id: roomId } = await aliceClient.createRoom({ room_version: roomVersion, preset: Preset.PrivateChat, ...options });
-    await aliceClient.invite(roomId, bob);
-    await peers.bridge.waitForEvent((e) => e.room_id === roomId && membershipIs(bob, 'invite')(e), WAIT_MS);
-    await bobClient.joinRoom(roomId, { viaServers: [peers.synapse.serverName] });
-    const members = await eventually(() => aliceClient.getJoinedRoomMembers(roomId), (r) => bob in (r?.joined ?? {}));
-    expect(Object.keys(members.joined)).toContain(bob);
-    return roomId;
-  }
+  const synapseRoomWithBob = (roomVersion: string, options: Record<string, unknown> = {}) => roomOnSynapseWithBob(peers, { aliceClient, bob, bobClient }, roomVersion, options);
 
   /** A fedgate-hosted room of that version with alice (Synapse) invited and joined. */
   async function fedgateRoomWithAlice(roomVersion: string, options: Record<string, unknown> = {}): Promise<string> {

@@ -3,7 +3,7 @@
 // ways (to room version 12, whose room IDs name no server: the tombstone's sender is the way in).
 import { Preset, type MatrixClient } from 'matrix-js-sdk';
 import type { SynapseUser } from '@fedgate/testing';
-import { matrixClientFor } from './support/matrix-client';
+import { registerAliceAndBob } from './support/alice-and-bob';
 import { eventually, initialSync, membershipIs, startPeers, stopPeers, WAIT_MS, type Peers } from './support/peers';
 
 jest.setTimeout(120_000);
@@ -19,10 +19,7 @@ describe('fedgate and Synapse: spaces and room upgrades', () => {
 
   beforeAll(async () => {
     peers = await startPeers(NAME);
-    alice = await peers.synapse.registerUser('alice');
-    aliceClient = matrixClientFor(peers.synapse, alice);
-    bob = await peers.bridge.registerVirtualUser(`${NAME}chat_bob`);
-    bobClient = peers.bridge.asUser(bob);
+    ({ alice, aliceClient, bob, bobClient } = await registerAliceAndBob(peers, NAME));
   }, 600_000);
 
   afterAll(async () => {

@@ -32,7 +32,7 @@ export async function withProducerSpan<R>(destination: string, messageId: string
       const active = context.active();
       w3c.inject(active, headers, headerSetter);
       propagation.inject(active, headers, headerSetter);
-      return finish(span, send);
+      return endSpanAfter(span, send);
     },
   );
 }
@@ -57,11 +57,12 @@ export async function withConsumerSpan<R>(
       attributes: { ...baseAttributes(destination, messageId), 'messaging.consumer.group.name': consumer, 'messaging.operation.type': 'process', ...extra },
     },
     extractContext(headers),
-    (span) => finish(span, handle),
+    (span) => endSpanAfter(span, handle),
   );
 }
 
-async function finish<R>(span: Span, work: () => Promise<R>): Promise<R> {
+/** Runs `work` and ends `span` after it, recording a failure on the span before rethrowing it. */
+export async function endSpanAfter<R>(span: Span, work: () => Promise<R>): Promise<R> {
   try {
     return await work();
   } catch (error) {

@@ -42,7 +42,8 @@ export interface ChildLink {
   readonly origin_server_ts: number;
 }
 
-export interface RoomSummary {
+/** A room as the public room directory lists it (the spec's `PublicRoomsChunk`). */
+export interface PublicRoomChunk {
   room_id: string;
   num_joined_members: number;
   world_readable: boolean;
@@ -53,6 +54,9 @@ export interface RoomSummary {
   canonical_alias?: string;
   avatar_url?: string;
   room_type?: string;
+}
+
+export interface RoomSummary extends PublicRoomChunk {
   allowed_room_ids?: string[];
   encryption?: string;
   room_version?: string;
@@ -153,6 +157,15 @@ export function roomSummary(roomId: string, roomVersion: string | undefined, sta
   if (isRestricted(joinRule)) optional.allowed_room_ids = allowedRoomIds(state);
   for (const [field, value] of Object.entries(optional)) if (value !== undefined) (summary as unknown as Record<string, unknown>)[field] = value;
   return summary;
+}
+
+const PUBLIC_CHUNK_FIELDS = ['room_id', 'num_joined_members', 'world_readable', 'guest_can_join', 'join_rule', 'name', 'topic', 'canonical_alias', 'avatar_url', 'room_type'] as const;
+
+/** The directory's fields of a summary (a chunk carries no allow list, encryption or version). */
+export function publicRoomChunk(summary: RoomSummary): PublicRoomChunk {
+  const chunk: Record<string, unknown> = {};
+  for (const field of PUBLIC_CHUNK_FIELDS) if (summary[field] !== undefined) chunk[field] = summary[field];
+  return chunk as unknown as PublicRoomChunk;
 }
 
 /** The summary with the room's child links when it is a space (an empty list otherwise). */

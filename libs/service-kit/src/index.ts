@@ -2,6 +2,7 @@ export { MatrixError, Errcode, type KnownErrcode, type MatrixErrorBody } from '.
 export { toMatrixError } from './http/to-matrix-error';
 export { MatrixExceptionFilter } from './http/matrix-exception.filter';
 export { installBodyParsers } from './http/body-parsers';
+export { parseTimestampQuery } from './http/timestamp-query';
 export { createHttpApp, listenHttpApp, type HttpAppOptions, type HttpListenerOptions } from './http/http-app';
 export { createLogger, PinoNestLogger, type Logger } from './logger';
 export { createServiceTelemetry, type ServiceTelemetry, type RequestObservation } from './telemetry-hook';

@@ -2,8 +2,9 @@
 // leaves the span that queued it; the request that finally carries it (one transaction, many items) would
 // start a trace of its own. This remembers each item's trace, so that request joins the trace of its first
 // item and links to the traces of the others.
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, isSpanContextValid, type Attributes, type Link, type SpanContext } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, trace, isSpanContextValid, type Attributes, type Link, type SpanContext } from '@opentelemetry/api';
 import { LRUCache } from 'lru-cache';
+import { endSpanAfter } from '@fedgate/bus';
 
 const tracer = () => trace.getTracer('@fedgate/queues');
 
@@ -34,17 +35,7 @@ export class QueuedWorkTraces {
     const [first, ...others] = known;
     const parent = first ? trace.setSpanContext(ROOT_CONTEXT, first) : ROOT_CONTEXT;
     const links: Link[] = others.slice(0, MAX_LINKS).map((spanContext) => ({ context: spanContext }));
-    return tracer().startActiveSpan(name, { kind: SpanKind.INTERNAL, attributes: { ...attributes, 'fedgate.items': keys.length }, links }, parent, async (span) => {
-      try {
-        return await work();
-      } catch (error) {
-        span.recordException(error as Error);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
-        throw error;
-      } finally {
-        span.end();
-      }
-    });
+    return tracer().startActiveSpan(name, { kind: SpanKind.INTERNAL, attributes: { ...attributes, 'fedgate.items': keys.length }, links }, parent, (span) => endSpanAfter(span, work));
   }
 
   /** The items were delivered or given up: their traces are no longer needed. */

@@ -1,22 +1,16 @@
 import type { InboundPdu, MakeMembershipCommand, MakeMembershipReply, ReceiveInviteCommand, ReceiveInviteReply, SendMembershipCommand, SendMembershipReply, ServerUp } from '@fedgate/bus';
-import { FederationHttpError } from '@fedgate/federation-client';
 import { buildXMatrixHeader, computeEventId, generateSigningKey, roomVersionRules, signEvent, verifyJsonSignature, verifyServerKeyDocument, type JsonObject } from '@fedgate/protocol';
-import { auditOnceRecorded, INGRESS_NAME, ROOM_VERSION, seedRoom, signedEvent, startIngress, type IngressHarness } from './__fixtures__/ingress-harness';
+import { auditOnceRecorded, INGRESS_NAME, refusedWith, ROOM_VERSION, seedRoom, signedEvent, startIngress, type IngressHarness } from './__fixtures__/ingress-harness';
 import { IngressMetrics } from './send/ingress-metrics';
 import { inboundPduMessageId } from './send/transaction-processor';
 
 const ROOM = '!room:ingress.test';
 const ACL_ROOM = '!acl:ingress.test';
 
-async function refusal(promise: Promise<unknown>): Promise<{ status: number; errcode: string | undefined; body: any }> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof FederationHttpError) return { status: error.status, errcode: error.errcode, body: error.body };
-    throw error;
-  }
-  throw new Error('expected the request to be refused');
-}
+const refusal = async (promise: Promise<unknown>) => {
+  const error = await refusedWith(promise);
+  return { status: error.status, errcode: error.errcode, body: error.body as any };
+};
 
 describe('FederationIngressModule over HTTPS', () => {
   let h: IngressHarness;

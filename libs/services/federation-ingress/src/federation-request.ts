@@ -1,6 +1,6 @@
 // What ingress attaches to a request on its way through the guard, the handler and the audit record.
 import type { JsonObject } from '@fedgate/protocol';
-import type { PolicyAuditDecision } from '@fedgate/store';
+import type { AuditEntry, PolicyAuditDecision } from '@fedgate/store';
 import type { FastifyRequest } from 'fastify';
 
 export interface AuditNotes {
@@ -15,15 +15,8 @@ export interface AuditNotes {
   policy?: PolicyAuditNotes;
 }
 
-export interface PolicyAuditNotes {
-  decision: PolicyAuditDecision;
-  roomId?: string;
-  eventId?: string;
-  sender?: string;
-  server?: string;
-  rule?: string;
-  policyVersion?: string;
-}
+/** The policy fields of the request's audit record, its decision always set. */
+export type PolicyAuditNotes = Pick<AuditEntry, 'roomId' | 'eventId' | 'sender' | 'server' | 'rule' | 'policyVersion'> & { decision: PolicyAuditDecision };
 
 export interface IngressRequest extends FastifyRequest {
   /** The authenticated origin server, set by the X-Matrix guard. */

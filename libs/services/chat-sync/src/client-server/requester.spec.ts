@@ -1,20 +1,11 @@
 import type { FastifyRequest } from 'fastify';
 import { MatrixError } from '@fedgate/service-kit';
-import { ApplicationServiceRegistry, type AppServiceRegistration } from '../registration';
+import { ApplicationServiceRegistry } from '../registration';
 import { resolveRequester } from './requester';
+import { fakeRegistration } from '../registration/fake-registration';
 
-const registration = (id: string, prefix: string): AppServiceRegistration => ({
-  id,
-  url: null,
-  asToken: `as-${id}`,
-  hsToken: `hs-${id}`,
-  senderLocalpart: `${prefix}_bot`,
-  namespaces: { users: [{ exclusive: true, regex: `@${prefix}_.*:gw\\.test` }], aliases: [], rooms: [] },
-  rateLimited: false,
-  receiveEphemeral: false,
-  protocols: [],
-  source: id,
-});
+const registration = (id: string, prefix: string) =>
+  fakeRegistration(id, null, { senderLocalpart: `${prefix}_bot`, namespaces: { users: [{ exclusive: true, regex: `@${prefix}_.*:gw\\.test` }], aliases: [], rooms: [] } });
 const registry = new ApplicationServiceRegistry([registration('rc', 'rc'), registration('other', 'xx')], 'gw.test');
 const request = (headers: Record<string, string>, query: Record<string, unknown> = {}) => ({ headers, query }) as unknown as FastifyRequest;
 const failure = (r: FastifyRequest) => {

@@ -3,7 +3,7 @@
 // that is not there and one the user may not see.
 import { Controller, Get, Inject, Param, Query, UseGuards } from '@nestjs/common';
 import { STORE, type Store } from '@fedgate/platform';
-import { MatrixError } from '@fedgate/service-kit';
+import { MatrixError, parseTimestampQuery } from '@fedgate/service-kit';
 import { EventVisibility, originTs, timestampLookup, type EventRecord } from '@fedgate/store';
 import { RemoteTimestamps } from '../rooms/remote-timestamp';
 import { RoomVisibility } from '../lifecycle/room-visibility';
@@ -98,14 +98,4 @@ function parseFilter(filter: unknown): void {
   } catch {
     throw MatrixError.invalidParam('filter must be a JSON object');
   }
-}
-
-/** `ts` (ms, required) and `dir` (`f` or `b`, required), as both the client-server and the federation API take them. */
-export function parseTimestampQuery(query: Record<string, unknown>): { ts: number; dir: 'f' | 'b' } {
-  if (query.ts === undefined) throw MatrixError.missingParam('ts is required');
-  if (query.dir === undefined) throw MatrixError.missingParam('dir is required');
-  const ts = typeof query.ts === 'string' && /^\d{1,16}$/.test(query.ts) ? Number(query.ts) : NaN;
-  if (!Number.isSafeInteger(ts)) throw MatrixError.invalidParam('ts must be a timestamp in milliseconds');
-  if (query.dir !== 'f' && query.dir !== 'b') throw MatrixError.invalidParam('dir must be f or b');
-  return { ts, dir: query.dir };
 }

@@ -6,23 +6,12 @@ import { openSqliteStore, type Store } from '@fedgate/store';
 import { ApplicationServiceRegistry, type AppServiceRegistration } from '../registration';
 import { AppServiceRequestError } from '../push';
 import { InviteeProvisioning } from './invitee-provisioning';
+import { fakeRegistration } from '../registration/fake-registration';
 
 const server = 'hs.test';
 
-function registration(id: string, regex: string, exclusive: boolean, url: string | null = `http://${id}.test`): AppServiceRegistration {
-  return {
-    id,
-    url,
-    asToken: `as-${id}`,
-    hsToken: `hs-${id}`,
-    senderLocalpart: `${id}bot`,
-    namespaces: { users: [{ exclusive, regex }], aliases: [], rooms: [] },
-    rateLimited: false,
-    receiveEphemeral: false,
-    protocols: [],
-    source: `${id}.yaml`,
-  };
-}
+const registration = (id: string, regex: string, exclusive: boolean, url: string | null = `http://${id}.test`) =>
+  fakeRegistration(id, url, { namespaces: { users: [{ exclusive, regex }], aliases: [], rooms: [] } });
 
 describe('InviteeProvisioning: asking the AS about an invitee nobody registered', () => {
   let dir: string;

@@ -4,12 +4,12 @@
 // a homeserver asks for it), so one application service cannot list or hide another's rooms.
 import { Inject, Injectable } from '@nestjs/common';
 import { STORE, type Store } from '@fedgate/platform';
-import { isSupportedRoomVersion, roomVersionRules } from '@fedgate/protocol';
-import { powerLevelsOf, requiredPowerLevel, toRoomEvent, userPowerLevel } from '@fedgate/room-state';
+import { isSupportedRoomVersion } from '@fedgate/protocol';
 import { MatrixError } from '@fedgate/service-kit';
 import { stateTupleKey, type DirectoryVisibility } from '@fedgate/store';
 import type { Requester } from '../client-server/requester';
 import { assertRoomId } from '../rooms/room-actions';
+import { hasStatePower } from '../rooms/state-power';
 import { RoomView } from '../rooms/room-view';
 
 @Injectable()
@@ -35,14 +35,7 @@ export class RoomDirectory {
     // Not in the room and unknown room answer alike: the call tells nothing about rooms one is not in.
     if (!state || (member?.pdu.content as { membership?: unknown } | undefined)?.membership !== 'join') throw MatrixError.forbidden(`${requester.userId} is not in room ${roomId}`);
     if (!isSupportedRoomVersion(state.room.roomVersion)) throw MatrixError.forbidden(`Room ${roomId} has an unsupported version`);
-    const rules = roomVersionRules(state.room.roomVersion);
-    const event = (type: string) => {
-      const record = state.events.get(stateTupleKey(type, ''));
-      return record && toRoomEvent(record.pdu, record.eventId);
-    };
-    const powerLevels = event('m.room.power_levels');
-    const needed = requiredPowerLevel('m.room.canonical_alias', true, powerLevelsOf(powerLevels, rules));
-    if (userPowerLevel(requester.userId, powerLevels, event('m.room.create'), rules) < needed) {
+    if (!hasStatePower(state, requester.userId, 'm.room.canonical_alias')) {
       throw MatrixError.forbidden(`${requester.userId} may not change the directory listing of ${roomId}`);
     }
     await this.publish(requester, roomId, visibility);

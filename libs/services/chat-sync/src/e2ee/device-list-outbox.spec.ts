@@ -10,22 +10,12 @@ import { openSqliteStore, type Store } from '@fedgate/store';
 import { ApplicationServiceRegistry } from '../registration';
 import { DeviceListOutbox } from './device-list-outbox';
 import { DevicesController } from './devices.controller';
+import { fakeRegistration } from '../registration/fake-registration';
 
 const topology = busTopology({ prefix: 'outbox' });
 const ALICE = '@chat_alice:gw.test';
-const registration = (id: string, msc3202: boolean) => ({
-  id,
-  url: 'http://bridge.invalid',
-  asToken: `as-${id}`,
-  hsToken: `hs-${id}`,
-  senderLocalpart: `${id}_bot`,
-  namespaces: { users: [{ regex: `@${id}_.*:gw\\.test`, exclusive: true }], aliases: [], rooms: [] },
-  rateLimited: false,
-  receiveEphemeral: true,
-  msc3202,
-  protocols: [],
-  source: `test-${id}`,
-});
+const registration = (id: string, msc3202: boolean) =>
+  fakeRegistration(id, 'http://bridge.invalid', { senderLocalpart: `${id}_bot`, namespaces: { users: [{ regex: `@${id}_.*:gw\\.test`, exclusive: true }], aliases: [], rooms: [] }, receiveEphemeral: true, msc3202 });
 const registry = new ApplicationServiceRegistry([registration('chat', true), registration('other', true), registration('plain', false)], 'gw.test');
 
 describe('device-list change fan-out (issue 13)', () => {

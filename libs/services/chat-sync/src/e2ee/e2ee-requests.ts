@@ -1,6 +1,7 @@
 // Parsing of the end-to-end encryption request bodies and parameters chat-sync serves.
 import { DeviceKeyError, parseUserId } from '@fedgate/protocol';
 import { MatrixError } from '@fedgate/service-kit';
+import { isObject } from '@fedgate/room-state';
 
 export const MAX_DEVICE_ID_LENGTH = 255;
 export const MAX_DEVICE_DISPLAY_NAME_LENGTH = 256;
@@ -8,8 +9,6 @@ export const MAX_DEVICE_DISPLAY_NAME_LENGTH = 256;
 export const MAX_KEY_REQUEST_USERS = 1000;
 /** Devices named in one `/keys/query` or `/keys/claim`, all users together. */
 export const MAX_KEY_REQUEST_DEVICES = 10_000;
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function assertDeviceId(deviceId: unknown): string {
   if (typeof deviceId !== 'string' || deviceId.length === 0 || deviceId.length > MAX_DEVICE_ID_LENGTH || /[\u0000-\u001f\u007f]/.test(deviceId)) {

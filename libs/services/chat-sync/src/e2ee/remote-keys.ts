@@ -7,11 +7,10 @@ import { Inject, Injectable } from '@nestjs/common';
 import { FEDERATION_CLIENT, type FederationHttpClient } from '@fedgate/platform';
 import { checkCrossSigningKey, checkDeviceKeys, DeviceKeyError } from '@fedgate/protocol';
 import type { KeyQueryAnswer } from '@fedgate/store';
+import { isObject } from '@fedgate/room-state';
 
 /** What `/keys/query` and `/keys/claim` wait for a remote server at most (the client's `timeout` may lower it). */
 export const MAX_REMOTE_KEY_TIMEOUT_MS = 10_000;
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export interface RemoteFailure {
   status: number;

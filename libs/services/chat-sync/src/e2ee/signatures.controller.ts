@@ -7,6 +7,7 @@ import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgat
 import { addCheckedSignature, crossSigningKeyOf, DeviceKeyError, deviceKeyOf, parseUserId, type PublishedKey } from '@fedgate/protocol';
 import type { KeyObject, KeyQueryAnswer } from '@fedgate/store';
 import { MatrixError } from '@fedgate/service-kit';
+import { isObject } from '@fedgate/room-state';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from '../client-server/requester';
 import { CLIENT_PATHS } from '../client-server/paths';
 import { DeviceListOutbox } from './device-list-outbox';
@@ -15,8 +16,6 @@ import { RemoteKeys } from './remote-keys';
 
 /** Signed objects in one upload, all users together. */
 export const MAX_SIGNATURE_UPLOADS = 1000;
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 class SignatureFailure extends Error {
   constructor(

@@ -10,13 +10,12 @@ import type { OutgoingToDevice } from '@fedgate/store';
 import type { JsonObject } from '@fedgate/bus';
 import { parseUserId } from '@fedgate/protocol';
 import { MatrixError } from '@fedgate/service-kit';
+import { isObject } from '@fedgate/room-state';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from '../client-server/requester';
 import { CLIENT_PATHS } from '../client-server/paths';
 
 /** Devices addressed in one request, all users together. */
 export const MAX_TO_DEVICE_RECIPIENTS = 10_000;
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** `messages` grouped by the recipients' servers; throws a Matrix error for a malformed body. */
 export function parseToDeviceMessages(body: unknown): Map<string, Record<string, Record<string, JsonObject>>> {

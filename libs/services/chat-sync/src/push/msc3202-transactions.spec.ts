@@ -1,25 +1,14 @@
 // Issue 13: MSC3202 in application-service transactions, as Synapse sends it when the registration has
 // `org.matrix.msc3202: true`: device-list changes (changed/left), one-time key counts and unused fallback
 // key types, under the unstable names (and the old `device_one_time_key_counts`) and the stable ones.
-import type { AppServiceRegistration } from '../registration';
 import { AppServiceClient } from './app-service-client';
+import { fakeRegistration } from '../registration/fake-registration';
 import { FakeAppService } from './fake-app-service';
 import { InMemoryTransactionQueue } from './in-memory-transaction-queue';
 import { TransactionPusher } from './transaction-pusher';
 
-const registration = (id: string, url: string, msc3202: boolean): AppServiceRegistration => ({
-  id,
-  url,
-  asToken: `as-${id}`,
-  hsToken: `hs-${id}`,
-  senderLocalpart: `${id}bot`,
-  namespaces: { users: [], aliases: [], rooms: [] },
-  rateLimited: false,
-  receiveEphemeral: true,
-  msc3202,
-  protocols: [],
-  source: id,
-});
+const registration = (id: string, url: string, msc3202: boolean) => fakeRegistration(id, url, { receiveEphemeral: true, msc3202 });
+
 
 describe('MSC3202 transaction fields (issue 13)', () => {
   let as: FakeAppService;

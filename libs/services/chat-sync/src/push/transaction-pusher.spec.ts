@@ -1,23 +1,11 @@
 import type { AppServiceRegistration } from '../registration';
 import { AppServiceClient, AppServiceRequestError } from './app-service-client';
+import { fakeRegistration } from '../registration/fake-registration';
 import { FakeAppService } from './fake-app-service';
 import { InMemoryTransactionQueue } from './in-memory-transaction-queue';
 import { TransactionPusher, type DeliveryFailure, type DeliverySuccess } from './transaction-pusher';
 
-function registration(id: string, url: string | null, receiveEphemeral = false): AppServiceRegistration {
-  return {
-    id,
-    url,
-    asToken: `as-${id}`,
-    hsToken: `hs-${id}`,
-    senderLocalpart: `${id}bot`,
-    namespaces: { users: [], aliases: [], rooms: [] },
-    rateLimited: false,
-    receiveEphemeral,
-    protocols: [],
-    source: id,
-  };
-}
+const registration = (id: string, url: string | null, receiveEphemeral = false) => fakeRegistration(id, url, { receiveEphemeral });
 
 const event = (n: number) => ({ type: 'm.room.message', event_id: `$e${n}`, room_id: '!r:hs.test', sender: '@a:hs.test', content: { body: `${n}` } });
 

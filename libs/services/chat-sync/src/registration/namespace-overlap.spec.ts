@@ -1,26 +1,14 @@
 // Issue 18 defect 6: an exclusive claim wins over a non-exclusive one, and registrations whose exclusive
 // claims may meet are refused at start with the reason.
-import type { AppServiceRegistration } from './registration';
 import { ApplicationServiceRegistry } from './application-service-registry';
 import { RegistrationError } from './load-registration';
 import { literalPrefix, mayOverlap } from './namespace-overlap';
+import { fakeRegistration } from './fake-registration';
 
 const server = 'hs.test';
 
-function registration(id: string, users: { exclusive: boolean; regex: string }[], aliases: { exclusive: boolean; regex: string }[] = []): AppServiceRegistration {
-  return {
-    id,
-    url: null,
-    asToken: `as-${id}`,
-    hsToken: `hs-${id}`,
-    senderLocalpart: `${id}bot`,
-    namespaces: { users, aliases, rooms: [] },
-    rateLimited: false,
-    receiveEphemeral: false,
-    protocols: [],
-    source: `${id}.yaml`,
-  } as AppServiceRegistration;
-}
+const registration = (id: string, users: { exclusive: boolean; regex: string }[], aliases: { exclusive: boolean; regex: string }[] = []) =>
+  fakeRegistration(id, null, { namespaces: { users, aliases, rooms: [] } });
 
 describe('literalPrefix and mayOverlap', () => {
   it.each([

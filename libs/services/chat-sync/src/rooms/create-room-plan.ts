@@ -2,6 +2,7 @@
 // errors are the Matrix errors a homeserver answers with.
 import { DEFAULT_ROOM_VERSION, isSupportedRoomVersion, parseUserId, roomVersionRules } from '@fedgate/protocol';
 import { MatrixError } from '@fedgate/service-kit';
+import { isObject } from '@fedgate/room-state';
 
 export interface PlannedEvent {
   type: string;
@@ -26,8 +27,6 @@ const presets = {
   public_chat: { joinRule: 'public', guestAccess: 'forbidden' },
 } as const;
 type Preset = keyof typeof presets;
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 export function planCreateRoom(
   body: unknown,

@@ -134,6 +134,23 @@ describe('room upgrades', () => {
     await expect(upgrades.upgrade(requester(ALICE), '!unknown:fg.test', { new_version: '11' })).rejects.toMatchObject({ status: 403, errcode: 'M_FORBIDDEN' });
   });
 
+  it('reads power levels by the room version\'s rules: a v9 level given as a string counts (the tombstone check once ignored it)', async () => {
+    const oldId = await oldRoom('9');
+    const reply = await fg.send(oldId, ALICE, 'm.room.power_levels', { users: { [ALICE]: 100, [BOB]: '100' }, state_default: 50, events: { 'm.room.tombstone': '100' } }, { stateKey: '' });
+    expect(reply.ok).toBe(true);
+    const { replacement_room: newId } = await upgrades.upgrade(requester(BOB), oldId, { new_version: '9' });
+    expect((await content(oldId, 'm.room.tombstone'))?.replacement_room).toBe(newId);
+  });
+
+  it('copies levels a v9 room gives as strings as integers into a v10 room (the copy once kept the strings and v10 refused its power levels)', async () => {
+    const oldId = await oldRoom('9');
+    const reply = await fg.send(oldId, ALICE, 'm.room.power_levels', { users: { [ALICE]: 100, [BOB]: '75' }, state_default: '50', events: { 'm.room.tombstone': '100', 'm.room.name': ' 60' } }, { stateKey: '' });
+    expect(reply.ok).toBe(true);
+    const { replacement_room: newId } = await upgrades.upgrade(requester(ALICE), oldId, { new_version: '10' });
+    expect(await content(newId, 'm.room.power_levels')).toMatchObject({ users: { [ALICE]: 100, [BOB]: 75 }, state_default: 50, events: { 'm.room.tombstone': 100, 'm.room.name': 60 } });
+    expect((await content(oldId, 'm.room.tombstone'))?.replacement_room).toBe(newId);
+  });
+
   it.each(['/state/m.room.topic/', '/tombstone', '/old/power_levels'])('an upgrade cut short at %s is finished by the same call again, in the same new room', async (step) => {
     const oldId = await oldRoom('10');
     failAt = step;

@@ -10,14 +10,16 @@
 // already done and does the rest, ending in the same new room.
 import { Inject, Injectable } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
-import { isSupportedRoomVersion, parseUserId, roomVersionRules, type JsonObject } from '@fedgate/protocol';
+import { isSupportedRoomVersion, parseUserId, roomVersionRules, type JsonObject, type RoomVersionRules } from '@fedgate/protocol';
 import { MatrixError, SERVICE_LOGGER } from '@fedgate/service-kit';
 import { parseStateTupleKey, stateTupleKey, type EventRecord } from '@fedgate/store';
+import { isObject, parsePowerLevelValue } from '@fedgate/room-state';
 import type { Logger } from 'pino';
 import type { Requester } from '../client-server/requester';
 import { asObject, assertRoomId } from './room-actions';
 import { RoomCommands } from './room-commands';
 import { RoomView, type CurrentState } from './room-view';
+import { hasStatePower } from './state-power';
 
 /** State copied to the new room (the spec's list, plus the space links Synapse copies too). */
 const TRANSFERABLE_TYPES = new Set([
@@ -34,7 +36,6 @@ const TRANSFERABLE_TYPES = new Set([
   'm.space.parent',
 ]);
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const num = (v: unknown, fallback: number) => (typeof v === 'number' && Number.isInteger(v) ? v : fallback);
 const membershipOf = (record: EventRecord) => (record.pdu.content as { membership?: unknown }).membership;
 
@@ -73,16 +74,27 @@ function stateContent(state: CurrentState, type: string, stateKey = ''): Record<
   return state.events.get(stateTupleKey(type, stateKey))?.pdu.content as Record<string, unknown> | undefined;
 }
 
-/** Whether `userId` may send `m.room.tombstone` in the room (creators of v12 rooms always may). */
-export function maySendTombstone(state: CurrentState, userId: string): boolean {
-  if (creatorsOf(state).includes(userId)) return true;
-  const pl = stateContent(state, 'm.room.power_levels');
-  // No power levels event: the state default is 0, so any member may.
-  if (!pl) return true;
-  const users = isObject(pl.users) ? pl.users : {};
-  const level = num(users[userId], num(pl.users_default, 0));
-  const events = isObject(pl.events) ? pl.events : {};
-  return level >= num(events['m.room.tombstone'], num(pl.state_default, 50));
+const LEVEL_FIELDS = ['users_default', 'events_default', 'state_default', 'ban', 'kick', 'redact', 'invite'];
+const LEVEL_MAPS = ['users', 'events', 'notifications'];
+
+/**
+ * `pl` with every level as the old room's version reads it, as an integer (rooms v1-9 take strings and
+ * fractions; v10 and later refuse them); a value the old version ignores is left out.
+ */
+function integerLevels(pl: Record<string, unknown>, rules: RoomVersionRules): Record<string, unknown> {
+  const parsed = (value: unknown) => parsePowerLevelValue(value, rules);
+  for (const field of LEVEL_FIELDS) {
+    if (!(field in pl)) continue;
+    const level = parsed(pl[field]);
+    if (level === undefined) delete pl[field];
+    else pl[field] = level;
+  }
+  for (const field of LEVEL_MAPS) {
+    const map = pl[field];
+    if (!isObject(map)) continue;
+    pl[field] = Object.fromEntries(Object.entries(map).flatMap(([key, value]) => (parsed(value) === undefined ? [] : [[key, parsed(value)]])));
+  }
+  return pl;
 }
 
 @Injectable()
@@ -103,7 +115,7 @@ export class RoomUpgrades {
     const member = old?.events.get(stateTupleKey('m.room.member', user));
     // An unknown room answers as one the user is not in: the answer does not tell which rooms exist.
     if (!old || !member || membershipOf(member) !== 'join') throw MatrixError.forbidden(`${user} is not in room ${oldRoomId}`);
-    if (!maySendTombstone(old, user)) throw MatrixError.forbidden(`${user} may not send m.room.tombstone in ${oldRoomId}, so may not upgrade it`);
+    if (!isSupportedRoomVersion(old.room.roomVersion) || !hasStatePower(old, user, 'm.room.tombstone')) throw MatrixError.forbidden(`${user} may not send m.room.tombstone in ${oldRoomId}, so may not upgrade it`);
     const txn = (step: string) => `upgrade/${oldRoomId}/${request.newVersion}/${step}`;
     const tombstone = stateContent(old, 'm.room.tombstone');
     const earlier = await this.store.clientTransactions.get(user, txn('create'));
@@ -157,7 +169,7 @@ export class RoomUpgrades {
   }
 
   private newPowerLevels(old: CurrentState, newCreators: string[], creatorRules: boolean): Record<string, unknown> {
-    const pl = JSON.parse(JSON.stringify(stateContent(old, 'm.room.power_levels') ?? {})) as Record<string, unknown>;
+    const pl = integerLevels(JSON.parse(JSON.stringify(stateContent(old, 'm.room.power_levels') ?? {})) as Record<string, unknown>, roomVersionRules(old.room.roomVersion));
     const users: Record<string, unknown> = isObject(pl.users) ? { ...pl.users } : {};
     // Creators of a v12 old room had unbounded power without an entry: in a room without creator rules they get 100.
     if (!creatorRules) for (const creator of creatorsOf(old)) users[creator] = Math.max(num(users[creator], 0), 100);

@@ -7,7 +7,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
 import { FEDERATION_CLIENT, SERVER_IDENTITY, STORE, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
 import { FederationHttpError } from '@fedgate/federation-client';
-import { hasValidVia, MAX_CHILDREN_PER_SPACE, type ChildLink, type HierarchyRoom } from '@fedgate/room-state';
+import { type ChildLink, hasValidVia, type HierarchyRoom, isObject, MAX_CHILDREN_PER_SPACE } from '@fedgate/room-state';
 
 /** How long a remote answer is reused. */
 export const REMOTE_HIERARCHY_TTL_MS = 5 * 60_000;
@@ -25,7 +25,6 @@ export interface RemoteHierarchy {
 /** `server`: who answered. */
 export type RemoteHierarchyOutcome = { ok: true; answer: RemoteHierarchy; server: string } | { ok: false; status: number; reason: string };
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const shortString = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_STRING;
 
 function childLinkFrom(value: unknown): ChildLink | undefined {

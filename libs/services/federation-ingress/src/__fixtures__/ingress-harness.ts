@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { busOptionsFor, busTopology, EmbeddedBus, type BusTopology } from '@fedgate/bus';
 import type { FedgateConfig } from '@fedgate/config';
-import { FederationHttpClient, StoreKeyRing, type KeyRing, type RequestSigner } from '@fedgate/federation-client';
+import { FederationHttpClient, FederationHttpError, StoreKeyRing, type KeyRing, type RequestSigner } from '@fedgate/federation-client';
 import { BUS, BUS_TOPOLOGY, KEY_RING, SERVER_IDENTITY, STORE, type ServerIdentity } from '@fedgate/platform';
 import { buildServerKeyDocument, buildXMatrixHeader, computeEventId, generateSigningKey, signEvent, type JsonObject, type SigningKey } from '@fedgate/protocol';
 import { createHttpApp, listenHttpApp, serviceRootModule } from '@fedgate/service-kit';
@@ -205,4 +205,21 @@ export async function auditOnceRecorded(store: Store, predicate: (r: AuditRecord
     if (found) return found;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** The error a request to the ingress was refused with; fails the test when it was answered. */
+export async function refusedWith(promise: Promise<unknown>): Promise<FederationHttpError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof FederationHttpError) return error;
+    throw error;
+  }
+  throw new Error('expected the request to be refused');
+}
+
+/** A refusal's status and errcode, what most tests compare. */
+export async function refusal(promise: Promise<unknown>): Promise<{ status: number; errcode: string | undefined }> {
+  const error = await refusedWith(promise);
+  return { status: error.status, errcode: error.errcode };
 }

@@ -7,14 +7,13 @@ import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgat
 import { parseUserId } from '@fedgate/protocol';
 import { claimLocalKeys, localUserDevices, queryLocalKeys } from '@fedgate/store';
 import { MatrixError } from '@fedgate/service-kit';
+import { isObject } from '@fedgate/room-state';
 import { AuditReasonInterceptor } from '../audit/audit-reason.interceptor';
 import { XMatrixGuard } from '../auth/x-matrix.guard';
 
 /** Users, and devices of all users together, in one query or claim. */
 export const MAX_FEDERATION_KEY_USERS = 1000;
 export const MAX_FEDERATION_KEY_DEVICES = 10_000;
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 @Controller('_matrix/federation/v1')
 @UseGuards(XMatrixGuard)

@@ -1,17 +1,6 @@
-import { FederationHttpError } from '@fedgate/federation-client';
-import { startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
+import { refusal, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
 
 const ALICE = '@alice:ingress.test';
-
-async function refusal(promise: Promise<unknown>): Promise<{ status: number; errcode: string | undefined }> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof FederationHttpError) return { status: error.status, errcode: error.errcode };
-    throw error;
-  }
-  throw new Error('expected the request to be refused');
-}
 
 const deviceKeys = (deviceId: string) => ({ user_id: ALICE, device_id: deviceId, algorithms: ['m.olm.v1.curve25519-aes-sha2'], keys: { [`ed25519:${deviceId}`]: `pub-${deviceId}` }, signatures: {} });
 

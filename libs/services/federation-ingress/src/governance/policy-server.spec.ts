@@ -1,11 +1,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FederationHttpError } from '@fedgate/federation-client';
 import { generateSigningKey, redactedSigningText, serializeSigningKeyFile, SigningKey, VerifyKey, type JsonObject } from '@fedgate/protocol';
 import { stateTupleKey, type Store } from '@fedgate/store';
 import pino from 'pino';
-import { auditOnceRecorded, INGRESS_NAME, ROOM_VERSION, seedRoom, signedEvent, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
+import { auditOnceRecorded, INGRESS_NAME, refusedWith, ROOM_VERSION, seedRoom, signedEvent, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
 import { ActivePolicy } from './active-policy';
 import type { BusSubscription, CreateEventCommand, CreateEventReply } from '@fedgate/bus';
 import { PolicyMetrics } from './policy-metrics';
@@ -17,15 +16,10 @@ const UNPROTECTED = '!plain:ingress.test';
 const ELSEWHERE = '!elsewhere:ingress.test';
 const SIGN = '/_matrix/policy/v1/sign';
 
-async function refusal(promise: Promise<unknown>): Promise<{ status: number; errcode: string | undefined; error: string }> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof FederationHttpError) return { status: error.status, errcode: error.errcode, error: String((error.body as { error?: unknown })?.error) };
-    throw error;
-  }
-  throw new Error('expected the request to be refused');
-}
+const refusal = async (promise: Promise<unknown>) => {
+  const error = await refusedWith(promise);
+  return { status: error.status, errcode: error.errcode, error: String((error.body as { error?: unknown })?.error) };
+};
 
 const policyYaml = (otherServer: string, version = 1, protectedExtra = '') => `
 version: ${version}

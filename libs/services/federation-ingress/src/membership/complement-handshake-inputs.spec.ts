@@ -1,20 +1,9 @@
 // Issue 16: Complement's input checks on send_join / send_leave / invite v1, and re-sent PDUs on /send.
 import type { InboundPdu, ReceiveInviteCommand, ReceiveInviteReply, SendMembershipCommand, SendMembershipReply } from '@fedgate/bus';
-import { FederationHttpError } from '@fedgate/federation-client';
 import { computeEventId, signEvent, type JsonObject } from '@fedgate/protocol';
-import { INGRESS_NAME, seedRoom, signedEvent, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
+import { INGRESS_NAME, refusal, seedRoom, signedEvent, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
 
 const ROOM = '!handshakes:ingress.test';
-
-async function refusal(promise: Promise<unknown>): Promise<{ status: number; errcode: string | undefined }> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof FederationHttpError) return { status: error.status, errcode: error.errcode };
-    throw error;
-  }
-  throw new Error('expected the request to be refused');
-}
 
 describe('complement: federation handshake inputs', () => {
   let h: IngressHarness;

@@ -2,20 +2,9 @@
 // inviter's own invite, only when the room's m.room.third_party_invite, its sender and the identity server's
 // signature agree and the asking server is the invitee's; `3pid/onbind` does the same for invites of our users.
 import type { CreateEventCommand, CreateEventReply } from '@fedgate/bus';
-import { FederationHttpError } from '@fedgate/federation-client';
 import { signJson, SigningKey } from '@fedgate/protocol';
-import { INGRESS_NAME, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
+import { INGRESS_NAME, refusal, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
 import { RoomBuilder } from '../__fixtures__/room-builder';
-
-async function refusal(promise: Promise<unknown>): Promise<{ status: number; errcode: string | undefined }> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof FederationHttpError) return { status: error.status, errcode: error.errcode };
-    throw error;
-  }
-  throw new Error('expected the request to be refused');
-}
 
 const identityServer = new SigningKey('0', new Uint8Array(32).fill(3));
 const impostorIdentityServer = new SigningKey('0', new Uint8Array(32).fill(4));

@@ -1,20 +1,9 @@
 // Issue 14: `/openid/userinfo` names the user an OpenID token was issued for, and nothing for a token that is
 // unknown, expired, or whose user was deactivated since.
 import { createHash } from 'node:crypto';
-import { FederationHttpError } from '@fedgate/federation-client';
-import { INGRESS_NAME, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
+import { INGRESS_NAME, refusal, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
 
 const hashOf = (token: string) => createHash('sha256').update(token, 'utf8').digest('base64url');
-
-async function refusal(promise: Promise<unknown>): Promise<{ status: number; errcode: string | undefined }> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof FederationHttpError) return { status: error.status, errcode: error.errcode };
-    throw error;
-  }
-  throw new Error('expected the request to be refused');
-}
 
 describe('federation openid/userinfo', () => {
   let h: IngressHarness;

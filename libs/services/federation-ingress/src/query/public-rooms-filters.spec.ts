@@ -1,23 +1,13 @@
 // Issue 14: federation `publicRooms` with `filter` (search term, room types), `since` and `limit`; a `since` token
 // cannot be forged into listing a room that is not published.
-import { FederationHttpError } from '@fedgate/federation-client';
-import { INGRESS_NAME, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
+import { INGRESS_NAME, refusal, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
 import { RoomBuilder } from '../__fixtures__/room-builder';
-
-async function refusal(promise: Promise<unknown>): Promise<{ status: number; errcode: string | undefined }> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof FederationHttpError) return { status: error.status, errcode: error.errcode };
-    throw error;
-  }
-  throw new Error('expected the request to be refused');
-}
 
 const token = (roomId: string) => `r${Buffer.from(roomId, 'utf8').toString('base64url')}`;
 
 describe('federation publicRooms: filter, since, limit', () => {
   let h: IngressHarness;
+  let redactedTopicRoom: string;
   const post = async (body: unknown) => (await h.remote.client().postJson<any>(INGRESS_NAME, '/_matrix/federation/v1/publicRooms', body)).body;
   const ids = (page: { chunk: Array<{ room_id: string }> }) => page.chunk.map((r) => r.room_id);
 
@@ -33,6 +23,14 @@ describe('federation publicRooms: filter, since, limit', () => {
     await room('!pr-b:ingress.test', 'Beta space', true, 'm.space');
     await room('!pr-c:ingress.test', 'Gamma hidden', false);
     await room('!pr-d:ingress.test', 'Delta chat', true);
+    // Typed and ordered first so the other tests' filters and pages never meet it.
+    redactedTopicRoom = '!pr-0:ingress.test';
+    const withTopic = await RoomBuilder.create(h, redactedTopicRoom, 'shared');
+    await withTopic.setState('m.room.create', '', { room_version: '10', type: 'org.example.redaction-test' });
+    await withTopic.setState('m.room.name', '', { name: 'Epsilon' });
+    const topicId = await withTopic.setState('m.room.topic', '', { topic: 'the redacted topic' });
+    await h.store.redactions.apply({ redactionEventId: '$redacts-topic', targetEventId: topicId, roomId: redactedTopicRoom });
+    await h.store.roomDirectory.set({ roomId: redactedTopicRoom, visibility: 'public', appServiceId: null, updatedTs: 1 });
   }, 60_000);
   afterAll(() => h.close());
 
@@ -57,6 +55,13 @@ describe('federation publicRooms: filter, since, limit', () => {
     const fromGet = (await h.remote.client().getJson<any>(INGRESS_NAME, '/_matrix/federation/v1/publicRooms', { query: { since: token('!pr-b:ingress.test'), limit: '10' } })).body;
     expect(ids(fromGet)).toEqual(['!pr-d:ingress.test']);
     expect(ids(fromGet)).not.toContain('!pr-c:ingress.test');
+  });
+
+  it('serves a redacted state event in its redacted form (the directory once showed a redacted topic)', async () => {
+    const entry = (await post({ filter: { generic_search_term: 'Epsilon' } })).chunk[0];
+    expect(entry).toMatchObject({ room_id: redactedTopicRoom, name: 'Epsilon' });
+    expect(entry.topic).toBeUndefined();
+    expect((await post({ filter: { generic_search_term: 'redacted topic' } })).chunk).toEqual([]);
   });
 
   it('refuses malformed bodies with 400 M_BAD_JSON and a since it did not give with M_INVALID_PARAM', async () => {

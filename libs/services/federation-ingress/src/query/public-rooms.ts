@@ -4,22 +4,9 @@
 // `limit` capped: a call never loads more than a bounded number of rooms' state.
 import { Inject, Injectable } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
-import { parseStateTupleKey } from '@fedgate/store';
+import { publicRoomChunk, roomSummary, type PublicRoomChunk } from '@fedgate/room-state';
+import { loadSummaryState } from '@fedgate/store';
 import { MatrixError } from '@fedgate/service-kit';
-import { RoomAccess } from '../auth/room-access';
-
-export interface PublicRoomChunk {
-  room_id: string;
-  num_joined_members: number;
-  world_readable: boolean;
-  guest_can_join: boolean;
-  join_rule: string;
-  name?: string;
-  topic?: string;
-  canonical_alias?: string;
-  avatar_url?: string;
-  room_type?: string;
-}
 
 /** The most rooms one page holds, whatever `limit` asks. */
 export const MAX_PUBLIC_ROOMS_LIMIT = 100;
@@ -40,7 +27,6 @@ export class PublicRooms {
   constructor(
     @Inject(STORE) private readonly store: Store,
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
-    private readonly access: RoomAccess,
   ) {}
 
   /**
@@ -82,27 +68,9 @@ export class PublicRooms {
   /** The directory entry of a published room, or undefined when this server is not in it or it is not joinable. */
   private async chunkOf(roomId: string): Promise<PublicRoomChunk | undefined> {
     if (!(await this.store.rooms.getJoinedServers(roomId)).includes(this.identity.serverName)) return undefined;
-    const state = await this.access.reads.currentState(roomId);
-    if (!state) return undefined;
-    const content = (type: string) => this.access.reads.contentIn(state, type);
-    const joinRule = (await content('m.room.join_rules'))?.join_rule;
-    if (joinRule !== 'public') return undefined;
-    let joined = 0;
-    const memberIds = [...state].filter(([key]) => parseStateTupleKey(key).type === 'm.room.member').map(([, id]) => id);
-    for (const member of (await this.store.events.getMany(memberIds)).values()) if ((member.pdu.content as { membership?: unknown }).membership === 'join') joined++;
-    const text = async (type: string, field: string) => {
-      const value = (await content(type))?.[field];
-      return typeof value === 'string' && value !== '' ? value : undefined;
-    };
-    const chunk: PublicRoomChunk = {
-      room_id: roomId,
-      num_joined_members: joined,
-      world_readable: (await text('m.room.history_visibility', 'history_visibility')) === 'world_readable',
-      guest_can_join: (await text('m.room.guest_access', 'guest_access')) === 'can_join',
-      join_rule: 'public',
-    };
-    const optional = { name: await text('m.room.name', 'name'), topic: await text('m.room.topic', 'topic'), canonical_alias: await text('m.room.canonical_alias', 'alias'), avatar_url: await text('m.room.avatar', 'url'), room_type: await text('m.room.create', 'type') };
-    for (const [key, value] of Object.entries(optional)) if (value !== undefined) (chunk as unknown as Record<string, unknown>)[key] = value;
-    return chunk;
+    const source = await loadSummaryState(this.store, roomId);
+    if (!source) return undefined;
+    const summary = roomSummary(roomId, source.roomVersion, source.state);
+    return summary.join_rule === 'public' ? publicRoomChunk(summary) : undefined;
   }
 }

@@ -1,18 +1,7 @@
 // Issue 11 defect 3 and issue 16 defect 8: every federation read applies history visibility per event, reads
 // never walk into another room, and a rejected event is no anchor for a read.
-import { FederationHttpError } from '@fedgate/federation-client';
-import { INGRESS_NAME, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
+import { INGRESS_NAME, refusal, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
 import { RoomBuilder } from '../__fixtures__/room-builder';
-
-async function refusal(promise: Promise<unknown>): Promise<{ status: number; errcode: string | undefined }> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof FederationHttpError) return { status: error.status, errcode: error.errcode };
-    throw error;
-  }
-  throw new Error('expected the request to be refused');
-}
 
 describe('federation reads and history visibility', () => {
   let h: IngressHarness;

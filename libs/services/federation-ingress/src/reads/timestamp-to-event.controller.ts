@@ -2,7 +2,7 @@
 // server that may see it (history visibility by its members at the event, and the room's server ACL).
 import { Controller, Get, Inject, Param, Query, Req, UseGuards, UseInterceptors } from '@nestjs/common';
 import { STORE, type Store } from '@fedgate/platform';
-import { MatrixError } from '@fedgate/service-kit';
+import { MatrixError, parseTimestampQuery } from '@fedgate/service-kit';
 import { closestEventByTimestamp, originTs } from '@fedgate/store';
 import { AuditReasonInterceptor } from '../audit/audit-reason.interceptor';
 import { RoomAccess } from '../auth/room-access';
@@ -29,13 +29,4 @@ export class TimestampToEventController {
     if (!found) throw MatrixError.notFound(`Unable to find event from ${ts} in direction ${dir}`);
     return { event_id: found.eventId, origin_server_ts: originTs(found) };
   }
-}
-
-function parseTimestampQuery(query: Record<string, unknown>): { ts: number; dir: 'f' | 'b' } {
-  if (query.ts === undefined) throw MatrixError.missingParam('ts is required');
-  if (query.dir === undefined) throw MatrixError.missingParam('dir is required');
-  const ts = typeof query.ts === 'string' && /^\d{1,16}$/.test(query.ts) ? Number(query.ts) : NaN;
-  if (!Number.isSafeInteger(ts)) throw MatrixError.invalidParam('ts must be a timestamp in milliseconds');
-  if (query.dir !== 'f' && query.dir !== 'b') throw MatrixError.invalidParam('dir must be f or b');
-  return { ts, dir: query.dir };
 }

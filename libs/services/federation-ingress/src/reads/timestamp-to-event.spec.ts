@@ -1,18 +1,7 @@
 // Issue 14: federation `timestamp_to_event` answers the closest event a server may see, by history visibility
 // and the room's ACL, and only about rooms this server knows.
-import { FederationHttpError } from '@fedgate/federation-client';
-import { INGRESS_NAME, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
+import { INGRESS_NAME, refusal, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
 import { RoomBuilder } from '../__fixtures__/room-builder';
-
-async function refusal(promise: Promise<unknown>): Promise<{ status: number; errcode: string | undefined }> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof FederationHttpError) return { status: error.status, errcode: error.errcode };
-    throw error;
-  }
-  throw new Error('expected the request to be refused');
-}
 
 describe('federation timestamp_to_event', () => {
   let h: IngressHarness;

@@ -1,19 +1,8 @@
 // Issue 14, spaces: GET /_matrix/federation/v1/hierarchy/{roomId} serves only what the asking server could
 // peek or join, with the spec's rules for children_state and inaccessible_children.
-import { FederationHttpError } from '@fedgate/federation-client';
 import type { JsonObject } from '@fedgate/protocol';
-import { INGRESS_NAME, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
+import { INGRESS_NAME, refusal, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
 import { RoomBuilder } from '../__fixtures__/room-builder';
-
-async function refusal(promise: Promise<unknown>): Promise<{ status: number; errcode: string | undefined }> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof FederationHttpError) return { status: error.status, errcode: error.errcode };
-    throw error;
-  }
-  throw new Error('expected the request to be refused');
-}
 
 describe('federation /hierarchy', () => {
   let h: IngressHarness;
