@@ -46,6 +46,8 @@ const common = {
 };
 
 module.exports = {
+  // The counts tools/test.mjs prints (jest's own --json could not serialise a failure holding a circular object).
+  reporters: ['default', ['<rootDir>/tools/jest-summary-reporter.cjs', { outputFile: '<rootDir>/test-results/jest.json' }]],
   projects: [
     {
       ...common,

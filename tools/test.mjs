@@ -2,7 +2,7 @@
 // type-check, lint, then every jest suite (unit, adversarial, medium, e2e), ending with a plain
 // "tests: N passed, N failed, N skipped" line that any CI log reader understands.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, mkdirSync, existsSync } from 'node:fs';
+import { readFileSync, mkdirSync, existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -36,7 +36,9 @@ mkdirSync(path.join(root, 'test-results'), { recursive: true });
 const report = path.join(root, 'test-results', 'jest.json');
 // --forceExit: a file whose set-up failed half way (one of two gateways started, the other not) can leave a
 // started peer behind whose pipes keep jest alive after the last test; the run must still end with its summary.
-const jestOk = step('jest', [bin('jest', 'bin/jest.js'), '--ci', '--forceExit', '--json', `--outputFile=${report}`, ...extra]);
+// jest.config.cjs's summary reporter writes the counts there (a stale file must not stand in for this run).
+rmSync(report, { force: true });
+const jestOk = step('jest', [bin('jest', 'bin/jest.js'), '--ci', '--forceExit', ...extra]);
 ok = jestOk && ok;
 
 let passed = 0, failed = 0, skipped = 0;
