@@ -76,6 +76,8 @@ describe('third-party invites end to end (issue 14)', () => {
 
     const invited = await bridgeB.waitForEvent((e) => e.type === 'm.room.member' && e.state_key === bob && e.content?.membership === 'invite', WAIT_MS);
     expect(invited).toMatchObject({ sender: alice, content: { third_party_invite: { display_name: 'b...', signed: { token: 'email-token-1', mxid: bob } } } });
+    // A, the inviter's server, asked the identity server whether the signing key is still valid before issuing it.
+    expect(ids.keyChecks.asked).toContain(ids.key.publicKeyBase64);
     await bridgeB.asUser(bob).joinRoom(roomId, { viaServers: [a.serverName] });
     await bridgeA.waitForEvent((e) => e.type === 'm.room.member' && e.state_key === bob && e.content?.membership === 'join', WAIT_MS);
 

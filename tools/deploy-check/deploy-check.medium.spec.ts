@@ -11,6 +11,7 @@ import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { loadConfig } from '@fedgate/config';
 import { parseAllDocuments } from 'yaml';
 
 const run = promisify(execFile);
@@ -135,6 +136,30 @@ describe('Helm chart, rendered and validated offline', () => {
     expect(JSON.parse(dashboard.data!['fedgate-overview.json']!)).toEqual(JSON.parse(readFileSync(path.join(chart, 'dashboards/fedgate-overview.json'), 'utf8')));
   });
 
+  it('sets thirdPartyInvites.identityServers (a list of objects, no FEDGATE_* form): a config file every service mounts, which fedgate loads (the chart could not set it)', async () => {
+    const servers = [{ serverName: 'vector.im' }, { serverName: 'id.internal:8090', baseUrl: 'http://10.0.0.5:8090' }];
+    const rendered = await render('--set-json', `thirdPartyInvites.identityServers=${JSON.stringify(servers)}`, '--set', 'thirdPartyInvites.requestTimeoutMs=5000');
+    expect(await checkKube(rendered)).toMatch(/objects valid/);
+    const all = objects(rendered);
+    const config = all.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'rel-fedgate-config')!;
+    const settings = all.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'rel-fedgate-settings')!;
+    const configFile = config.data!.FEDGATE_CONFIG!;
+    for (const deployment of all.filter((o) => o.kind === 'Deployment')) {
+      const { containers, volumes } = deployment.spec.template.spec;
+      const mount = containers[0].volumeMounts.find((m: { mountPath: string }) => configFile.startsWith(`${m.mountPath}/`));
+      expect(volumes.find((v: { name: string }) => v.name === mount?.name)).toMatchObject({ configMap: { name: 'rel-fedgate-settings' } });
+    }
+    // fedgate's own loader reads the rendered file, with the chart's other settings as the environment gives them.
+    const dir = await mkdtemp(path.join(work, 'settings-'));
+    await writeFile(path.join(dir, path.basename(configFile)), settings.data![path.basename(configFile)]!);
+    const loaded = loadConfig({ env: { FEDGATE_CONFIG: path.basename(configFile), FEDGATE_SERVER_NAME: 'matrix.example.org' }, argv: [], cwd: dir });
+    expect(loaded.thirdPartyInvites).toEqual({ identityServers: servers, requestTimeoutMs: 5000 });
+    // The default: none trusted, still a valid file.
+    const defaults = objects(await render()).find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'rel-fedgate-settings')!;
+    await writeFile(path.join(dir, path.basename(configFile)), defaults.data![path.basename(configFile)]!);
+    expect(loadConfig({ env: { FEDGATE_CONFIG: path.basename(configFile), FEDGATE_SERVER_NAME: 'matrix.example.org' }, argv: [], cwd: dir }).thirdPartyInvites.identityServers).toEqual([]);
+  });
+
   it.each([
     ['several egresses without leases', ['--set', 'ownership.mode=static', '--set', 'services.federationEgress.replicas=2'], /federationEgress.replicas is 2.*ownership.mode: leases/],
     ['several state-resolvers without leases', ['--set', 'ownership.mode=static', '--set', 'services.stateResolver.replicas=3'], /stateResolver.replicas is 3/],
@@ -142,6 +167,8 @@ describe('Helm chart, rendered and validated offline', () => {
     ['more state-resolvers than room partitions', ['-f', multiReplicaValues, '--set', 'autoscaling.keda.stages.stateResolver.maxReplicas=17'], /maxReplicas 17 is more than partitions.rooms 16/],
     ['an unknown ownership mode', ['--set', 'ownership.mode=lease'], /\/ownership\/mode/],
     ['a misspelt setting (values.schema.json refuses unknown keys)', ['--set', 'services.stateResolver.replicaz=2'], /additional properties 'replicaz' not allowed/],
+    ['an identity server with a misspelt key', ['--set-json', 'thirdPartyInvites.identityServers=[{"servername":"vector.im"}]'], /additional properties 'servername' not allowed/],
+    ['an identity server whose baseUrl is not http(s)', ['--set-json', 'thirdPartyInvites.identityServers=[{"serverName":"vector.im","baseUrl":"file:///etc/passwd"}]'], /\/thirdPartyInvites\/identityServers\/0\/baseUrl/],
     ['a replica count that is no number', ['--set-string', 'services.federationEgress.replicas=two'], /\/services\/federationEgress\/replicas/],
   ])('refuses an unsafe combination: %s', async (_name, args, message) => {
     expect(await renderFailure(...args)).toMatch(message);

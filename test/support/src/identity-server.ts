@@ -1,6 +1,6 @@
 // An identity server for third-party invite tests: the identity service API calls a homeserver makes when it
 // sends one (hash_details with the `none` algorithm, lookup, store-invite), and the onbind call it makes when the
-// address gets bound, signing each pending invite with its key.
+// address gets bound, signing each pending invite with its key; and `/pubkey/isvalid`, which the inviter's server asks.
 import { createServer, type Server } from 'node:http';
 import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +14,8 @@ export interface TestIdentityServer {
   readonly bound: Map<string, string>;
   /** Every store-invite body received, in order. */
   readonly storedInvites: Array<Record<string, unknown>>;
+  /** `/pubkey/isvalid` (unauthenticated): its own key is valid unless revoked; `stalled` leaves the request unanswered. */
+  readonly keyChecks: { revoked: Set<string>; stalled: boolean; asked: string[] };
   /**
    * The identity server's `/3pid/onbind` call to the bound user's server (HTTPS, unsigned), for every stored invite
    * of the address. PUT as the spec says; Sydent sends POST, the only method Synapse serves.
@@ -30,12 +32,20 @@ export async function startTestIdentityServer(options: { tokenPrefix?: string } 
   const bound = new Map<string, string>();
   const storedInvites: Array<Record<string, unknown>> = [];
   const tokens: string[] = [];
+  const keyChecks = { revoked: new Set<string>(), stalled: false, asked: [] as string[] };
   const server: Server = createServer((req, res) => {
     let text = '';
     req.on('data', (chunk: Buffer) => (text += chunk.toString()));
     req.on('end', () => {
       const body = text ? JSON.parse(text) : undefined;
       const answer = (status: number, value: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value));
+      const url = new URL(req.url ?? '/', 'http://id.invalid');
+      if (url.pathname === '/_matrix/identity/v2/pubkey/isvalid') {
+        const publicKey = url.searchParams.get('public_key') ?? '';
+        keyChecks.asked.push(publicKey);
+        if (keyChecks.stalled) return;
+        return answer(200, { valid: publicKey === key.publicKeyBase64 && !keyChecks.revoked.has(publicKey) });
+      }
       if (req.headers.authorization !== `Bearer ${TEST_IDENTITY_ACCESS_TOKEN}`) return answer(401, { errcode: 'M_UNAUTHORIZED', error: 'Unknown token' });
       if (req.url === '/_matrix/identity/v2/hash_details') return answer(200, { algorithms: ['none'], lookup_pepper: 'pepper' });
       if (req.url === '/_matrix/identity/v2/lookup') {
@@ -59,6 +69,7 @@ export async function startTestIdentityServer(options: { tokenPrefix?: string } 
     key,
     bound,
     storedInvites,
+    keyChecks,
     onbind(federationUrl, caPem, medium, address, mxid, method = 'PUT') {
       const invites = storedInvites.flatMap((stored, i) =>
         stored.medium === medium && stored.address === address

@@ -36,6 +36,7 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
     {{- toYaml .readiness | nindent 4 }}
   {{- end }}
   volumeMounts:
+    - { name: settings, mountPath: /etc/fedgate/config, readOnly: true }
     - { name: keys, mountPath: /etc/fedgate/keys, readOnly: true }
     - { name: registrations, mountPath: /etc/fedgate/registrations, readOnly: true }
     - { name: data, mountPath: /var/lib/fedgate }
@@ -55,6 +56,9 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
   secret:
     secretName: {{ .Values.keysSecret }}
     defaultMode: 0400
+- name: settings
+  configMap:
+    name: {{ include "fedgate.name" . }}-settings
 - name: registrations
   configMap:
     name: {{ .Values.registrationsConfigMap }}

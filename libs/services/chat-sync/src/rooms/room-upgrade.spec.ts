@@ -151,6 +151,27 @@ describe('room upgrades', () => {
     expect((await content(oldId, 'm.room.tombstone'))?.replacement_room).toBe(newId);
   });
 
+  it('tightens a v9 old room whose levels are strings by their values (the step once read them as 0 and lowered events_default and invite to 50)', async () => {
+    const oldId = await oldRoom('9');
+    const levels = { users: { [ALICE]: '100' }, users_default: '60', events_default: '70', invite: ' 80', state_default: '50', events: { 'm.room.tombstone': '100' } };
+    expect((await fg.send(oldId, ALICE, 'm.room.power_levels', levels, { stateKey: '' })).ok).toBe(true);
+    const { replacement_room: newId } = await upgrades.upgrade(requester(ALICE), oldId, { new_version: '9' });
+    expect((await content(oldId, 'm.room.tombstone'))?.replacement_room).toBe(newId);
+    // users_default 60 makes the threshold 61; the levels already above it are left as they were, not lowered.
+    expect(await content(oldId, 'm.room.power_levels')).toMatchObject({ users_default: '60', events_default: '70', invite: ' 80' });
+    // A default member (level 60) may no longer speak in the old room.
+    expect(await fg.send(oldId, BOB, 'm.room.message', { body: 'still here?' })).toMatchObject({ ok: false, errcode: 'M_FORBIDDEN' });
+  });
+
+  it('raises a v9 old room with a string users_default above it (the step once read it as 0 and left members at the threshold able to speak)', async () => {
+    const oldId = await oldRoom('9');
+    const levels = { users: { [ALICE]: 100 }, users_default: '55', events_default: 0, invite: 0, state_default: 50 };
+    expect((await fg.send(oldId, ALICE, 'm.room.power_levels', levels, { stateKey: '' })).ok).toBe(true);
+    await upgrades.upgrade(requester(ALICE), oldId, { new_version: '10' });
+    expect(await content(oldId, 'm.room.power_levels')).toMatchObject({ events_default: 56, invite: 56 });
+    expect(await fg.send(oldId, BOB, 'm.room.message', { body: 'still here?' })).toMatchObject({ ok: false, errcode: 'M_FORBIDDEN' });
+  });
+
   it.each(['/state/m.room.topic/', '/tombstone', '/old/power_levels'])('an upgrade cut short at %s is finished by the same call again, in the same new room', async (step) => {
     const oldId = await oldRoom('10');
     failAt = step;

@@ -36,7 +36,8 @@ const TRANSFERABLE_TYPES = new Set([
   'm.space.parent',
 ]);
 
-const num = (v: unknown, fallback: number) => (typeof v === 'number' && Number.isInteger(v) ? v : fallback);
+/** A power level as `rules` read it (rooms v1-9 take integer strings and fractions), or `fallback` when they ignore it. */
+const levelOf = (value: unknown, rules: RoomVersionRules, fallback: number) => parsePowerLevelValue(value, rules) ?? fallback;
 const membershipOf = (record: EventRecord) => (record.pdu.content as { membership?: unknown }).membership;
 
 export interface UpgradeRequest {
@@ -141,7 +142,7 @@ export class RoomUpgrades {
     const newCreators = newRules.additionalCreators ? [user, ...request.additionalCreators] : [];
     const finalPl = this.newPowerLevels(old, newCreators, newRules.additionalCreators);
     // The upgrading user needs enough power to copy the state; v12 creators have it without being listed.
-    const initialPl = newRules.additionalCreators ? finalPl : withUserLevel(finalPl, user, neededLevel(finalPl));
+    const initialPl = newRules.additionalCreators ? finalPl : withUserLevel(finalPl, user, neededLevel(finalPl, newRules), newRules);
     await send(newRoomId, 'm.room.power_levels', '', initialPl, 'power_levels');
     for (const [key, record] of old.events) {
       const { type, stateKey } = parseStateTupleKey(key);
@@ -172,7 +173,7 @@ export class RoomUpgrades {
     const pl = integerLevels(JSON.parse(JSON.stringify(stateContent(old, 'm.room.power_levels') ?? {})) as Record<string, unknown>, roomVersionRules(old.room.roomVersion));
     const users: Record<string, unknown> = isObject(pl.users) ? { ...pl.users } : {};
     // Creators of a v12 old room had unbounded power without an entry: in a room without creator rules they get 100.
-    if (!creatorRules) for (const creator of creatorsOf(old)) users[creator] = Math.max(num(users[creator], 0), 100);
+    if (!creatorRules) for (const creator of creatorsOf(old)) users[creator] = Math.max(levelOf(users[creator], roomVersionRules(old.room.roomVersion), 0), 100);
     // v12: the creators must not be listed (the auth rules refuse it).
     for (const creator of newCreators) delete users[creator];
     pl.users = users;
@@ -213,9 +214,12 @@ export class RoomUpgrades {
   private async restrictOldRoom(old: CurrentState, send: SendState): Promise<void> {
     const pl = stateContent(old, 'm.room.power_levels');
     if (!pl) return;
-    const restricted = Math.max(50, num(pl.users_default, 0) + 1);
-    if (num(pl.events_default, 0) >= restricted && num(pl.invite, 0) >= restricted) return;
-    const content = { ...pl, events_default: Math.max(num(pl.events_default, 0), restricted), invite: Math.max(num(pl.invite, 0), restricted) };
+    const rules = roomVersionRules(old.room.roomVersion);
+    const eventsDefault = levelOf(pl.events_default, rules, 0);
+    const invite = levelOf(pl.invite, rules, 0);
+    const restricted = Math.max(50, levelOf(pl.users_default, rules, 0) + 1);
+    if (eventsDefault >= restricted && invite >= restricted) return;
+    const content = { ...pl, events_default: Math.max(eventsDefault, restricted), invite: Math.max(invite, restricted) };
     await this.bestEffort(`restricting the power levels of ${old.room.roomId}`, () => send(old.room.roomId, 'm.room.power_levels', '', content, 'old/power_levels'));
   }
 
@@ -247,14 +251,14 @@ export class RoomUpgrades {
 type SendState = (roomId: string, type: string, stateKey: string, content: Record<string, unknown>, step: string) => Promise<{ eventId: string }>;
 
 /** The level needed to send every state event the copy sends, and to change the power levels afterwards. */
-function neededLevel(pl: Record<string, unknown>): number {
-  const events = isObject(pl.events) ? Object.values(pl.events).map((v) => num(v, 0)) : [];
-  return Math.max(100, num(pl.state_default, 50), num(pl.ban, 50), ...events);
+function neededLevel(pl: Record<string, unknown>, rules: RoomVersionRules): number {
+  const events = isObject(pl.events) ? Object.values(pl.events).map((v) => levelOf(v, rules, 0)) : [];
+  return Math.max(100, levelOf(pl.state_default, rules, 50), levelOf(pl.ban, rules, 50), ...events);
 }
 
-function withUserLevel(pl: Record<string, unknown>, userId: string, level: number): Record<string, unknown> {
+function withUserLevel(pl: Record<string, unknown>, userId: string, level: number, rules: RoomVersionRules): Record<string, unknown> {
   const users = isObject(pl.users) ? pl.users : {};
-  if (num(users[userId], num(pl.users_default, 0)) >= level) return pl;
+  if (levelOf(users[userId], rules, levelOf(pl.users_default, rules, 0)) >= level) return pl;
   return { ...pl, users: { ...users, [userId]: level } };
 }
 

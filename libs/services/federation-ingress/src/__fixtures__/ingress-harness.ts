@@ -50,6 +50,8 @@ const logger = pino({ level: 'silent' });
 export interface IngressHarnessOverrides {
   /** Replaces the key ring (built over the harness's store). */
   keyRing?: (store: Store) => KeyRing;
+  /** Settings beside the harness's own (e.g. thirdPartyInvites). */
+  config?: Partial<FedgateConfig>;
 }
 
 export async function startIngress(options: Partial<IngressOptions> = {}, overrides: IngressHarnessOverrides = {}): Promise<IngressHarness> {
@@ -67,7 +69,7 @@ export async function startIngress(options: Partial<IngressOptions> = {}, overri
     overrides.keyRing?.(store) ?? new StoreKeyRing({ serverKeys: store.serverKeys, fetcher: keyFetcher, ownServerName: INGRESS_NAME, ownKeys: () => identity.allKeys });
 
   const runtime = {
-    config: { serverName: INGRESS_NAME, dataDir: dir, limits: { maxUploadBytes: 1024 * 1024 } } as FedgateConfig,
+    config: { ...overrides.config, serverName: INGRESS_NAME, dataDir: dir, limits: { maxUploadBytes: 1024 * 1024 } } as FedgateConfig,
     logger,
     sharedProviders: [
       { provide: STORE, useValue: store },

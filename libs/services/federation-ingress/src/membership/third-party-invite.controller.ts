@@ -6,6 +6,7 @@ import { AuditReasonInterceptor } from '../audit/audit-reason.interceptor';
 import { IngressAudit } from '../audit/ingress-audit';
 import { XMatrixGuard } from '../auth/x-matrix.guard';
 import { notesOf, type IngressRequest } from '../federation-request';
+import { KeyValidityError } from './key-validity';
 import { ThirdPartyInvites } from './third-party-invites';
 
 @Controller('_matrix/federation/v1')
@@ -19,7 +20,12 @@ export class ThirdPartyInviteController {
   @Put('exchange_third_party_invite/:roomId')
   @UseGuards(XMatrixGuard)
   async exchange(@Param('roomId') roomId: string, @Body() body: unknown, @Req() request: IngressRequest) {
-    await this.invites.exchange(this.invites.parseExchange(roomId, body), request.federationOrigin!);
+    try {
+      await this.invites.exchange(this.invites.parseExchange(roomId, body), request.federationOrigin!);
+    } catch (error) {
+      if (error instanceof KeyValidityError) notesOf(request).reason = error.auditReason;
+      throw error;
+    }
     return {};
   }
 

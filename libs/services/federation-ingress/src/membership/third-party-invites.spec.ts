@@ -1,24 +1,31 @@
 // Issue 14: third-party invites. `exchange_third_party_invite` turns a bound third-party invite into the
 // inviter's own invite, only when the room's m.room.third_party_invite, its sender and the identity server's
-// signature agree and the asking server is the invitee's; `3pid/onbind` does the same for invites of our users.
+// signature agree, the signing key is still valid by the (trusted) identity server, and the asking server is the
+// invitee's; `3pid/onbind` does the same for invites of our users.
 import type { CreateEventCommand, CreateEventReply } from '@fedgate/bus';
 import { signJson, SigningKey } from '@fedgate/protocol';
-import { INGRESS_NAME, refusal, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
+import { startTestIdentityServer, TEST_IDENTITY_SERVER_NAME, type TestIdentityServer } from '@fedgate/testing';
+import { auditOnceRecorded, INGRESS_NAME, refusal, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
 import { RoomBuilder } from '../__fixtures__/room-builder';
 
-const identityServer = new SigningKey('0', new Uint8Array(32).fill(3));
 const impostorIdentityServer = new SigningKey('0', new Uint8Array(32).fill(4));
 
 describe('third-party invites over federation', () => {
   let h: IngressHarness;
   let room: RoomBuilder;
+  let ids: TestIdentityServer;
+  let identityServer: SigningKey;
+  const keyValidityUrl = `https://${TEST_IDENTITY_SERVER_NAME}/_matrix/identity/v2/pubkey/isvalid`;
   const created: CreateEventCommand[] = [];
   let stop: () => Promise<void>;
   const alice = `@alice:${INGRESS_NAME}`;
   const enc = encodeURIComponent;
 
   beforeAll(async () => {
-    h = await startIngress();
+    ids = await startTestIdentityServer();
+    identityServer = ids.key;
+    // Short, so the stalled identity server case does not hold the file long.
+    h = await startIngress({}, { config: { thirdPartyInvites: { identityServers: [{ serverName: TEST_IDENTITY_SERVER_NAME, baseUrl: ids.baseUrl }], requestTimeoutMs: 300 } } });
     const sub = await h.bus.serve<CreateEventCommand, CreateEventReply>(h.topology.createEvent.command, (command) => {
       created.push(command);
       return { ok: true, eventId: `$invite-${created.length}` };
@@ -26,14 +33,15 @@ describe('third-party invites over federation', () => {
     stop = () => sub.stop();
     room = await RoomBuilder.create(h, '!tpi:ingress.test', 'shared');
     await room.member(alice, 'join');
-    await room.setState('m.room.third_party_invite', 'tok-1', { display_name: 'b...@example.org', key_validity_url: 'https://id.example/v', public_key: identityServer.publicKeyBase64 }, alice);
+    await room.setState('m.room.third_party_invite', 'tok-1', { display_name: 'b...@example.org', key_validity_url: keyValidityUrl, public_key: identityServer.publicKeyBase64 }, alice);
   }, 60_000);
   afterAll(async () => {
     await stop();
     await h.close();
+    await ids.close();
   });
 
-  const signedFor = (mxid: string, token = 'tok-1', key = identityServer) => signJson({ mxid, sender: alice, token }, 'id.example', key);
+  const signedFor = (mxid: string, token = 'tok-1', key = identityServer) => signJson({ mxid, sender: alice, token }, TEST_IDENTITY_SERVER_NAME, key);
   const exchangeBody = (target: string, signed: Record<string, unknown>, overrides: Record<string, unknown> = {}) => ({
     type: 'm.room.member',
     room_id: room.roomId,
@@ -70,6 +78,62 @@ describe('third-party invites over federation', () => {
     expect(await refusal(exchange(exchangeBody(bob, signedFor(bob), { room_id: '!other:ingress.test' })))).toEqual({ status: 400, errcode: 'M_BAD_JSON' });
     expect(await refusal(exchange([1, 2]))).toEqual({ status: 400, errcode: 'M_BAD_JSON' });
     expect(created.length).toBe(before);
+  });
+
+  describe('the signing key checked at the key_validity_url, as the inviter’s server must (the exchange once checked only the signature)', () => {
+    const before = () => created.length;
+    afterEach(() => {
+      ids.keyChecks.revoked.clear();
+      ids.keyChecks.stalled = false;
+    });
+
+    it('asks the trusted identity server, at its configured address, about the key that signed', async () => {
+      const asked = ids.keyChecks.asked.length;
+      const fay = h.remote.user('fay');
+      expect((await exchange(exchangeBody(fay, signedFor(fay)))).body).toEqual({});
+      expect(ids.keyChecks.asked.slice(asked)).toContain(identityServer.publicKeyBase64);
+      expect(created.at(-1)).toMatchObject({ stateKey: fay });
+    });
+
+    it('refuses a revoked key with 403 and an audit reason, and issues nothing', async () => {
+      ids.keyChecks.revoked.add(identityServer.publicKeyBase64);
+      const count = before();
+      const gus = h.remote.user('gus');
+      expect(await refusal(exchange(exchangeBody(gus, signedFor(gus))))).toEqual({ status: 403, errcode: 'M_FORBIDDEN' });
+      expect(created.length).toBe(count);
+      await auditOnceRecorded(h.store, (r) => r.reason === 'third_party_invite_key_revoked');
+    });
+
+    it('an identity server that does not answer in time: 502, nothing issued, and the retry once it answers succeeds', async () => {
+      ids.keyChecks.stalled = true;
+      const count = before();
+      const hal = h.remote.user('hal');
+      expect(await refusal(exchange(exchangeBody(hal, signedFor(hal))))).toEqual({ status: 502, errcode: 'M_UNKNOWN' });
+      expect(created.length).toBe(count);
+      await auditOnceRecorded(h.store, (r) => r.reason === 'third_party_invite_key_unchecked');
+      ids.keyChecks.stalled = false;
+      expect((await exchange(exchangeBody(hal, signedFor(hal)))).body).toEqual({});
+      expect(created.at(-1)).toMatchObject({ stateKey: hal });
+    });
+
+    it('an invite whose key_validity_url is not at a trusted identity server (an address to make us fetch) is refused without fetching it', async () => {
+      const untrusted = 'https://127.0.0.1:9/internal?x=1';
+      await room.setState('m.room.third_party_invite', 'tok-untrusted', { display_name: 'i...', key_validity_url: untrusted, public_key: identityServer.publicKeyBase64 }, alice);
+      const count = before();
+      const ivy = h.remote.user('ivy');
+      expect(await refusal(exchange(exchangeBody(ivy, signedFor(ivy, 'tok-untrusted'))))).toEqual({ status: 403, errcode: 'M_FORBIDDEN' });
+      expect(created.length).toBe(count);
+      await auditOnceRecorded(h.store, (r) => r.reason === 'third_party_invite_key_untrusted');
+    });
+
+    it('a key listed in public_keys without a key_validity_url is valid indefinitely (nothing to ask)', async () => {
+      const ownKey = new SigningKey('0', new Uint8Array(32).fill(6));
+      await room.setState('m.room.third_party_invite', 'tok-forever', { display_name: 'j...', key_validity_url: keyValidityUrl, public_key: identityServer.publicKeyBase64, public_keys: [{ public_key: ownKey.publicKeyBase64 }] }, alice);
+      const asked = ids.keyChecks.asked.length;
+      const jo = h.remote.user('jo');
+      expect((await exchange(exchangeBody(jo, signedFor(jo, 'tok-forever', ownKey))))).toMatchObject({ body: {} });
+      expect(ids.keyChecks.asked.length).toBe(asked);
+    });
   });
 
   it('onbind for a user of ours whose inviter is ours issues the invite here, and records each outcome', async () => {

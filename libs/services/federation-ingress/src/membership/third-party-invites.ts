@@ -3,15 +3,18 @@
 //     inviter's server turns it into a real invite — ourselves when the inviter is ours, else that server through
 //     `exchange_third_party_invite`;
 //   - `exchange_third_party_invite` (the invitee's server asks us, the inviter's): the invite is checked against
-//     the room's `m.room.third_party_invite` (token, sender, identity server's signature) and issued as the
+//     the room's `m.room.third_party_invite` (token, sender, identity server's signature, and the signing key still
+//     valid by its trusted identity server: key-validity.ts) and issued as the
 //     inviter's own invite event, which state-resolver authorises and sends to the invitee's server.
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { FEDERATION_CLIENT, SERVER_IDENTITY, STORE, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
 import { parseRoomId, parseUserId, type JsonObject } from '@fedgate/protocol';
-import { domainOf, thirdPartyInvitePublicKeys, toRoomEvent, verifyThirdPartyInviteSignature } from '@fedgate/room-state';
-import { MatrixError } from '@fedgate/service-kit';
+import type { FedgateConfig } from '@fedgate/config';
+import { domainOf, toRoomEvent } from '@fedgate/room-state';
+import { FEDGATE_CONFIG, MatrixError } from '@fedgate/service-kit';
 import { stateTupleKey } from '@fedgate/store';
 import { RoomAccess } from '../auth/room-access';
+import { KeyValidityChecker } from './key-validity';
 import { StateResolverCommands } from './state-resolver-commands';
 
 /** Pending invites one onbind call may carry. */
@@ -62,13 +65,19 @@ function validSigned(value: unknown, target: string): JsonObject {
 
 @Injectable()
 export class ThirdPartyInvites {
+  private readonly keyValidity: KeyValidityChecker;
+
   constructor(
     @Inject(STORE) private readonly store: Store,
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
     private readonly access: RoomAccess,
     private readonly commands: StateResolverCommands,
     @Optional() @Inject(FEDERATION_CLIENT) private readonly federation?: FederationHttpClient,
-  ) {}
+    @Optional() @Inject(FEDGATE_CONFIG) config?: FedgateConfig,
+  ) {
+    // Without settings no identity server is trusted: an invite whose key must be checked is refused.
+    this.keyValidity = new KeyValidityChecker(config?.thirdPartyInvites ?? { identityServers: [], requestTimeoutMs: 10_000 });
+  }
 
   /** The body of `exchange_third_party_invite`, checked for shape and against the path's room. */
   parseExchange(roomId: string, body: unknown): ThirdPartyInviteRequest {
@@ -97,7 +106,7 @@ export class ThirdPartyInvites {
     if (!inviteRecord) throw MatrixError.forbidden(`No third-party invite with token ${String(signed.token)} in ${roomId}`);
     const invite = toRoomEvent(inviteRecord.pdu, inviteRecord.eventId);
     if (invite.sender !== sender) throw MatrixError.forbidden('The third-party invite was not sent by this inviter');
-    if (!verifyThirdPartyInviteSignature(signed, thirdPartyInvitePublicKeys(invite))) throw MatrixError.forbidden("The identity server's signature does not verify");
+    await this.keyValidity.check(invite, signed);
     const displayName = typeof invite.content.display_name === 'string' ? invite.content.display_name : undefined;
     await this.commands.createEvent({
       roomId,
