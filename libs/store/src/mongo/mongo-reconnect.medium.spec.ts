@@ -103,9 +103,10 @@ describe('mongo store across store restarts on the same port', () => {
       await ferret.down();
       const opened = clients.slice(openedBefore);
       // Until the driver has seen the outage (an operation's or its monitor's error), then its monitor stops.
+      // (Operations are not awaited: one may wait out the driver's 30 s server selection.)
       while (!opened.every((client) => serverTypes(client).every((type) => type === 'Unknown'))) {
-        await stuck.profiles.get('@probe:gw.test').catch(() => undefined);
-        await sleep(100);
+        void stuck.profiles.get('@probe:gw.test').catch(() => undefined);
+        await sleep(200);
       }
       opened.forEach(stopServerMonitors);
       await ferret.up();
