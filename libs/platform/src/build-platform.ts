@@ -8,7 +8,7 @@ import { busOptionsFor, busTopology, EmbeddedBus, JetStreamBus, type Bus, type B
 import type { FedgateConfig } from '@fedgate/config';
 import { FederationHttpClient, StoreKeyRing, type FetchRefusal, type KeyRing } from '@fedgate/federation-client';
 import type { SharedResources, SigningKeyFile } from '@fedgate/service-kit';
-import { openStore as openStoreFor, type Store } from '@fedgate/store';
+import { openStore as openStoreFor, type MongoClientReplacement, type Store } from '@fedgate/store';
 import { ownedPartitions, registerConsumerGauges, registerReadinessCheck, registerPartitionLagGauges, type PartitionConsumers } from '@fedgate/telemetry';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
@@ -69,8 +69,20 @@ async function openBus(config: FedgateConfig, topology: BusTopology, observer?: 
   return bus;
 }
 
-async function openStore(config: FedgateConfig): Promise<Store> {
-  return openStoreFor(config.mode === 'embedded' ? { kind: 'sqlite', path: config.sqlite.path } : { kind: 'mongo', url: config.mongo.url, db: config.mongo.database });
+async function openStore(config: FedgateConfig, logger: Logger, registry: Registry | undefined): Promise<Store> {
+  if (config.mode === 'embedded') return openStoreFor({ kind: 'sqlite', path: config.sqlite.path });
+  return openStoreFor({ kind: 'mongo', url: config.mongo.url, db: config.mongo.database }, { onClientReplaced: mongoClientReplacementReporter(logger, registry) });
+}
+
+/** The store's watchdog replaced a MongoDB client that no longer reached a server answering fresh connections. */
+function mongoClientReplacementReporter(logger: Logger, registry: Registry | undefined): (replacement: MongoClientReplacement) => void {
+  const replaced = registry
+    ? new Counter({ name: 'fedgate_store_client_replacements_total', help: 'MongoDB clients replaced by the store watchdog after they stopped reaching a reachable server', registers: [registry] })
+    : undefined;
+  return (replacement) => {
+    replaced?.inc();
+    logger.warn(replacement, 'store: MongoDB client replaced (it no longer reached a server that answers fresh connections)');
+  };
 }
 
 export async function buildFederationClient(config: FedgateConfig, identity: ServerIdentity): Promise<FederationHttpClient> {
@@ -148,7 +160,7 @@ const CLOSE_STEP_TIMEOUT_MS = 3_000;
 export async function buildPlatform({ config, logger, signingKey, telemetry }: PlatformContext): Promise<Platform> {
   const identity: ServerIdentity = { serverName: config.serverName, signingKey: signingKey.current, allKeys: signingKey.all };
   const topology = topologyFor(config);
-  const store = await openStore(config);
+  const store = await openStore(config, logger, telemetry?.registry);
   let bus: Bus;
   try {
     bus = await openBus(config, topology, telemetry?.busObserver);

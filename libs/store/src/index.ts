@@ -24,6 +24,8 @@ export { pduWithRedaction } from './shared/pdu-with-redaction';
 export { fillAppServiceTransaction } from './shared/app-service-transactions';
 export { openSqliteStore } from './sqlite/store';
 export { openMongoStore } from './mongo/store';
+export type { MongoConnectOptions } from './mongo/database';
+export type { MongoClientReplacement, MongoWatchdogOptions } from './mongo/replaceable-client';
 export { openStore } from './open-store';
 export type { EventVerdict } from './shared/event-visibility';
 export { EventVisibility, type Viewer } from './shared/event-visibility';

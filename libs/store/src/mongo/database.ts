@@ -3,7 +3,8 @@
 // streams (the bus is the change feed), no aggregation-pipeline updates. Values whose keys come from
 // the outside world (PDUs, JSON responses) are stored as JSON strings: Matrix content keys hold dots
 // and dollars, and a string keeps the exact JSON whatever the server makes of such keys.
-import { MongoClient, MongoServerError, type Collection, type Db, type Document, type IndexDescription } from 'mongodb';
+import { MongoServerError, type Collection, type Document, type IndexDescription } from 'mongodb';
+import { ReplaceableMongoClient, type MongoClientReplacement, type MongoWatchdogOptions } from './replaceable-client';
 
 export interface MongoCollections {
   events: Collection<Document>;
@@ -122,26 +123,34 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
 };
 
 export interface MongoConnection {
-  client: MongoClient;
-  db: Db;
+  client: ReplaceableMongoClient;
   collections: MongoCollections;
   /** True on FerretDB, whose SQLite backend answers only `_id` equality without scanning the collection. */
   idLookupsOnly: boolean;
 }
 
-export async function connectMongo(url: string, dbName: string): Promise<MongoConnection> {
-  const client = new MongoClient(url, { ignoreUndefined: true });
-  await client.connect();
-  const db = client.db(dbName);
-  const buildInfo = await db.admin().command({ buildInfo: 1 });
-  const collections = {} as MongoCollections;
-  for (const [key, spec] of Object.entries(COLLECTIONS) as Array<[keyof MongoCollections, (typeof COLLECTIONS)[keyof MongoCollections]]>) {
-    collections[key] = db.collection(spec.name);
-    // One index per command: FerretDB 1.24 drops the connection (a server-side panic) on a
-    // createIndexes naming several indexes that already exist, which is every start after the first.
-    for (const index of spec.indexes) await collections[key].createIndexes([index]);
+export interface MongoConnectOptions {
+  watchdog?: MongoWatchdogOptions;
+  /** Told when the watchdog replaced a client that no longer reached a server answering fresh connections. */
+  onClientReplaced?: (replacement: MongoClientReplacement) => void;
+}
+
+export async function connectMongo(url: string, dbName: string, options: MongoConnectOptions = {}): Promise<MongoConnection> {
+  const client = await ReplaceableMongoClient.connect(url, dbName, options.watchdog, options.onClientReplaced);
+  try {
+    const buildInfo = await client.db.admin().command({ buildInfo: 1 });
+    const collections = {} as MongoCollections;
+    for (const [key, spec] of Object.entries(COLLECTIONS) as Array<[keyof MongoCollections, (typeof COLLECTIONS)[keyof MongoCollections]]>) {
+      collections[key] = client.collection(spec.name);
+      // One index per command: FerretDB 1.24 drops the connection (a server-side panic) on a
+      // createIndexes naming several indexes that already exist, which is every start after the first.
+      for (const index of spec.indexes) await collections[key].createIndexes([index]);
+    }
+    return { client, collections, idLookupsOnly: 'ferretdbVersion' in buildInfo };
+  } catch (err) {
+    await client.close();
+    throw err;
   }
-  return { client, db, collections, idLookupsOnly: 'ferretdbVersion' in buildInfo };
 }
 
 /**

@@ -7,7 +7,7 @@ import { MongoChatLifecycleRepository } from './chat-lifecycle';
 import { MongoRoomDirectoryRepository } from './room-directory';
 import { MongoClientTransactionRepository } from './client-transactions';
 import { MongoAliasRepository, MongoAppServiceQueueRepository, MongoLocalMembershipRepository, MongoProfileRepository } from './chat';
-import { connectMongo } from './database';
+import { connectMongo, type MongoConnectOptions } from './database';
 import { MongoEgressQueueRepository } from './egress-queue';
 import { MongoEventRepository } from './events';
 import { MongoDestinationRepository, MongoReceivedTransactionRepository, MongoServerKeyRepository } from './federation';
@@ -22,9 +22,12 @@ import { MongoRedactionRepository } from './redactions';
 import { MongoRoomRepository } from './rooms';
 import { MongoSnapshotRows } from './state';
 
-/** Connects to the database `db` at `url` (MongoDB or FerretDB) and creates the indexes. */
-export async function openMongoStore(url: string, db: string): Promise<Store> {
-  const { client, collections: c, idLookupsOnly } = await connectMongo(url, db);
+/**
+ * Connects to the database `db` at `url` (MongoDB or FerretDB) and creates the indexes. A watchdog replaces
+ * the driver's client when it stops reaching a server that answers fresh connections (see replaceable-client).
+ */
+export async function openMongoStore(url: string, db: string, options: MongoConnectOptions = {}): Promise<Store> {
+  const { client, collections: c, idLookupsOnly } = await connectMongo(url, db, options);
   return {
     events: new MongoEventRepository(c.events, idLookupsOnly),
     state: new SnapshotRepository(new MongoSnapshotRows(c.stateSnapshots, c.eventState, idLookupsOnly)),
