@@ -31,12 +31,15 @@ describe('media uploads streamed to disk (issue 14)', () => {
 
   const mediaDir = () => path.join(gateway.dataDir, 'media');
   async function filesUnderMedia(): Promise<{ name: string; size: number }[]> {
+    let entries;
     try {
-      const entries = (await readdir(mediaDir(), { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
-      return Promise.all(entries.map(async (e) => ({ name: e.name, size: (await stat(path.join(e.parentPath, e.name))).size })));
+      entries = (await readdir(mediaDir(), { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
     } catch {
       return [];
     }
+    // A temporary file listed may be gone by the time it is measured (the gateway removing a cut-off upload).
+    const sized = await Promise.all(entries.map(async (e) => ({ name: e.name, size: (await stat(path.join(e.parentPath, e.name)).catch(() => undefined))?.size })));
+    return sized.filter((f): f is { name: string; size: number } => f.size !== undefined);
   }
   /** Polls until `check` holds; fails with `why` when it never does. A wait, not an assertion on time. */
   async function until(check: () => Promise<boolean>, why: string, attempts = 600): Promise<void> {
