@@ -153,8 +153,8 @@ export class ThirdPartyInvites {
 
   private async exchangeWith(server: string, invite: ThirdPartyInviteRequest): Promise<void> {
     if (server === this.identity.serverName) return this.exchange(invite, this.identity.serverName);
-    if (!this.federation) throw MatrixError.unknown('No federation client to reach the inviting server', 502);
     await this.refuseProofTheRoomDoesNotVouchFor(invite);
+    if (!this.federation) throw MatrixError.unknown('No federation client to reach the inviting server', 502);
     const started = Date.now();
     const path = `/_matrix/federation/v1/exchange_third_party_invite/${encodeURIComponent(invite.roomId)}`;
     const event = { type: 'm.room.member', room_id: invite.roomId, sender: invite.sender, state_key: invite.target, content: { membership: 'invite', third_party_invite: { signed: invite.signed } } };
