@@ -87,6 +87,12 @@ describe('a Synapse user invites an email address; a fedgate user takes the invi
   it('fedgate not in the room: Synapse stores the invite, the address is bound to a fedgate user, fedgate exchanges it with Synapse, the user is invited and joins', async () => {
     const { room_id: roomId } = await aliceClient.createRoom({ preset: Preset.PrivateChat, name: 'invited by email from Synapse' });
     const token = await inviteByEmail(roomId, 'someone@example.org');
+    // The keys the room names answer as a client or server would check them.
+    const pending = (await aliceClient.getStateEvent(roomId, 'm.room.third_party_invite' as never, token)) as { public_keys: Array<{ public_key: string; key_validity_url: string }> };
+    const ephemeral = pending.public_keys.find((k) => k.key_validity_url.endsWith('/pubkey/ephemeral/isvalid'))!;
+    expect((await callIdentityServer('GET', `/_matrix/identity/v2/pubkey/ephemeral/isvalid?public_key=${encodeURIComponent(ephemeral.public_key)}`)).json).toEqual({ valid: true });
+    expect((await callIdentityServer('GET', `/_matrix/identity/v2/pubkey/isvalid?public_key=${encodeURIComponent(ephemeral.public_key)}`)).json).toEqual({ valid: false });
+    expect((await callIdentityServer('GET', '/_matrix/identity/v2/pubkey/ed25519:0')).json).toEqual({ public_key: ids.key.publicKeyBase64 });
     const checksBefore = ids.keyChecks.asked.length;
 
     expect(await ids.bind('someone@example.org', bob, peers.fedgate.federationUrl)).toEqual({ status: 200, body: {} });
