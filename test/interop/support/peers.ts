@@ -14,11 +14,11 @@ export interface Peers {
 }
 
 /** Synapse and an embedded fedgate, started side by side (one of each per test file). */
-export async function startPeers(name: string, options: { synapseConfig?: Record<string, unknown>; fedgateConfig?: Record<string, unknown>; bridgeMsc3202?: boolean } = {}): Promise<Peers> {
+export async function startPeers(name: string, options: { synapseConfig?: Record<string, unknown>; synapseTrustsCaForHttpClient?: boolean; fedgateConfig?: Record<string, unknown>; bridgeMsc3202?: boolean } = {}): Promise<Peers> {
   const ca = createTestCa();
   const [synapse, fedgate] = await Promise.all([
     // Synapse caches /sync answers for two minutes by default: the scenarios read fresh state each time.
-    startSynapse({ ca, name: `interop-${name}`, extraConfig: { caches: { sync_response_cache_duration: 0 }, ...options.synapseConfig } }),
+    startSynapse({ ca, name: `interop-${name}`, extraConfig: { caches: { sync_response_cache_duration: 0 }, ...options.synapseConfig }, trustCaForHttpClient: options.synapseTrustsCaForHttpClient }),
     startFedgate({ shape: 'embedded', ca, name, config: options.fedgateConfig, bridgeMsc3202: options.bridgeMsc3202 }),
   ]);
   if (!fedgate.bridge) throw new Error('fedgate started without its bridge');

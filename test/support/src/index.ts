@@ -9,4 +9,4 @@ export { ensureSynapseInstalled, type SynapseInstallation } from './synapse-inst
 export * from './bridge';
 export * from './fedgate';
 export * from './adversary';
-export { startTestIdentityServer, TEST_IDENTITY_ACCESS_TOKEN, TEST_IDENTITY_SERVER_NAME, type TestIdentityServer } from './identity-server';
+export { startTestIdentityServer, TEST_IDENTITY_ACCESS_TOKEN, TEST_IDENTITY_SERVER_NAME, type OnbindOptions, type StartTestIdentityServerOptions, type TestIdentityServer } from './identity-server';

@@ -21,6 +21,11 @@ export interface StartSynapseOptions {
   /** Names the log file; defaults to "synapse". */
   name?: string;
   startTimeoutMs?: number;
+  /**
+   * Synapse's HTTP client for other than federation (identity servers, key validity URLs) trusts only the test CA,
+   * through SSL_CERT_FILE (OpenSSL's default verify paths, which that client uses): for a test identity server on TLS.
+   */
+  trustCaForHttpClient?: boolean;
 }
 
 export interface SynapseUser {
@@ -195,7 +200,7 @@ async function startSynapseOnce(options: StartSynapseOptions): Promise<SynapseHa
     const spawned = spawn(installation.python, ['-c', DIE_WITH_PARENT_LAUNCHER, String(process.pid), '-c', configPath], {
       cwd: dataDir,
       stdio: ['ignore', log, log],
-      env: { ...process.env, PYTHONUNBUFFERED: '1' },
+      env: { ...process.env, PYTHONUNBUFFERED: '1', ...(options.trustCaForHttpClient ? { SSL_CERT_FILE: caFiles.certPath } : {}) },
     });
     closeSync(log);
     child = spawned;

@@ -157,6 +157,36 @@ describe('third-party invites over federation', () => {
     expect(created.at(-1)).toMatchObject({ roomId: room.roomId, sender: alice, stateKey: erin });
   });
 
+  it('onbind for a remote inviter in a room we are in: a proof the room’s m.room.third_party_invite does not vouch for is refused here, without asking the inviter (it was forwarded)', async () => {
+    const remoteSigner = { serverName: h.remote.serverName, key: h.remote.key };
+    const mallory = h.remote.user('mallory');
+    await room.member(mallory, 'join', remoteSigner);
+    await room.setState('m.room.third_party_invite', 'tok-remote', { display_name: 'f...@example.org', key_validity_url: keyValidityUrl, public_key: identityServer.publicKeyBase64 }, mallory, remoteSigner);
+    const frank = `@frank:${INGRESS_NAME}`;
+    const onbindRecords = async () => (await h.store.audit.query({ direction: 'in', limit: 1000 })).filter((r) => r.path === '/_matrix/federation/v1/3pid/onbind' && JSON.stringify(r.details).includes(room.roomId)).map((r) => JSON.stringify(r));
+    const onbindOf = async (sender: string, key: SigningKey) => {
+      const before = new Set(await onbindRecords());
+      const signed = signJson({ mxid: frank, sender, token: 'tok-remote' }, TEST_IDENTITY_SERVER_NAME, key);
+      const body = { address: 'f@example.org', medium: 'email', mxid: frank, invites: [{ address: 'f@example.org', medium: 'email', mxid: frank, room_id: room.roomId, sender, signed }] };
+      expect(await h.remote.client().postJson(INGRESS_NAME, '/_matrix/federation/v1/3pid/onbind', body)).toMatchObject({ status: 200, body: {} });
+      // The audit record is written once the answer is sent.
+      for (;;) {
+        const added = (await onbindRecords()).find((r) => !before.has(r));
+        if (added) return JSON.parse(added) as Record<string, unknown>;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+    const forged = await onbindOf(mallory, impostorIdentityServer);
+    expect(forged).toMatchObject({ origin: 'identity-server', reason: 'third_party_invite_exchange_failed' });
+    expect(JSON.stringify(forged.details)).toContain("M_FORBIDDEN: The identity server's signature does not verify");
+    // Named as sent by someone else than the room's third-party invite says: refused here too.
+    const notTheInviter = await onbindOf(h.remote.user('olga'), identityServer);
+    expect(JSON.stringify(notTheInviter.details)).toContain('M_FORBIDDEN: The third-party invite was not sent by this inviter');
+    // A genuine proof passes the check and goes on to the inviter's server (this harness has no federation client).
+    const genuine = await onbindOf(mallory, identityServer);
+    expect(JSON.stringify(genuine.details)).toContain('No federation client');
+  });
+
   it('onbind refuses a user of another server and invites for someone else', async () => {
     const dave = h.remote.user('dave');
     expect(await refusal(h.remote.client().putJson(INGRESS_NAME, '/_matrix/federation/v1/3pid/onbind', { mxid: dave, invites: [] }))).toEqual({ status: 400, errcode: 'M_INVALID_PARAM' });

@@ -10,7 +10,7 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { FEDERATION_CLIENT, SERVER_IDENTITY, STORE, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
 import { parseRoomId, parseUserId, type JsonObject } from '@fedgate/protocol';
 import type { FedgateConfig } from '@fedgate/config';
-import { domainOf, toRoomEvent } from '@fedgate/room-state';
+import { domainOf, thirdPartyInvitePublicKeys, toRoomEvent, verifyThirdPartyInviteSignature } from '@fedgate/room-state';
 import { FEDGATE_CONFIG, MatrixError } from '@fedgate/service-kit';
 import { stateTupleKey } from '@fedgate/store';
 import { RoomAccess } from '../auth/room-access';
@@ -153,6 +153,7 @@ export class ThirdPartyInvites {
 
   private async exchangeWith(server: string, invite: ThirdPartyInviteRequest): Promise<void> {
     if (server === this.identity.serverName) return this.exchange(invite, this.identity.serverName);
+    await this.refuseProofTheRoomDoesNotVouchFor(invite);
     if (!this.federation) throw MatrixError.unknown('No federation client to reach the inviting server', 502);
     const started = Date.now();
     const path = `/_matrix/federation/v1/exchange_third_party_invite/${encodeURIComponent(invite.roomId)}`;
@@ -164,6 +165,23 @@ export class ThirdPartyInvites {
       const status = (err as { status?: number }).status ?? 502;
       await this.auditOut(server, path, started, status, 'error', (err as Error).message);
       throw err;
+    }
+  }
+
+  /**
+   * When this server holds the room's m.room.third_party_invite for the token (it is in the room), it checks the
+   * proof itself, as the room's servers will, and asks the inviting server nothing for a proof that cannot pass.
+   * Without that state the inviting server is the one to check.
+   */
+  private async refuseProofTheRoomDoesNotVouchFor(invite: ThirdPartyInviteRequest): Promise<void> {
+    const state = await this.access.reads.currentState(invite.roomId);
+    const pendingId = state?.get(stateTupleKey('m.room.third_party_invite', String(invite.signed.token)));
+    const pending = pendingId ? await this.store.events.get(pendingId) : undefined;
+    if (!pending) return;
+    const event = toRoomEvent(pending.pdu, pending.eventId);
+    if (event.sender !== invite.sender) throw MatrixError.forbidden('The third-party invite was not sent by this inviter');
+    if (!verifyThirdPartyInviteSignature(invite.signed, thirdPartyInvitePublicKeys(event))) {
+      throw MatrixError.forbidden("The identity server's signature does not verify with the keys of the room's m.room.third_party_invite");
     }
   }
 
