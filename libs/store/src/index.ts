@@ -19,6 +19,7 @@ export * from './ports/device-lists';
 export * from './ports/to-device';
 export * from './ports/account-data';
 export * from './ports/openid-tokens';
+export * from './ports/private-receipts';
 export { diffStates, MAX_SNAPSHOT_CHAIN } from './shared/snapshots';
 export { pduWithRedaction } from './shared/pdu-with-redaction';
 export { fillAppServiceTransaction } from './shared/app-service-transactions';

@@ -25,6 +25,7 @@ import { mediaControllers, mediaProviders } from './media';
 import { AliasDirectory } from './directory/alias-directory';
 import { RoomDirectory } from './directory/room-directory';
 import { EphemeralSender } from './ephemeral/ephemeral-sender';
+import { PrivateReceipts } from './ephemeral/private-receipts';
 import { Profiles } from './profile/profiles';
 import { registryProvider } from './registry.provider';
 import { RoomActions } from './rooms/room-actions';
@@ -79,6 +80,7 @@ import { ThirdPartyInviteSender } from './third-party-invites/third-party-invite
     RoomDirectory,
     Profiles,
     EphemeralSender,
+    PrivateReceipts,
     DeviceListOutbox,
     RemoteKeys,
     {
