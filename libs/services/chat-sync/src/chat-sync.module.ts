@@ -26,6 +26,9 @@ import { AliasDirectory } from './directory/alias-directory';
 import { RoomDirectory } from './directory/room-directory';
 import { EphemeralSender } from './ephemeral/ephemeral-sender';
 import { PrivateReceipts } from './ephemeral/private-receipts';
+import { RemotePublicRooms } from './directory/remote-public-rooms';
+import { PublicRoomsController } from './client-server/public-rooms.controller';
+import { PublicRooms } from '@fedgate/federation-ingress';
 import { Profiles } from './profile/profiles';
 import { registryProvider } from './registry.provider';
 import { RoomActions } from './rooms/room-actions';
@@ -68,6 +71,7 @@ import { ThirdPartyInviteSender } from './third-party-invites/third-party-invite
     AccountDataController,
     RoomHistoryController,
     OpenIdController,
+    PublicRoomsController,
     ...mediaControllers,
   ],
   providers: [
@@ -81,6 +85,8 @@ import { ThirdPartyInviteSender } from './third-party-invites/third-party-invite
     Profiles,
     EphemeralSender,
     PrivateReceipts,
+    PublicRooms,
+    RemotePublicRooms,
     DeviceListOutbox,
     RemoteKeys,
     {

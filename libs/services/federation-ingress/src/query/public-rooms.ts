@@ -22,12 +22,84 @@ function roomIdOfSince(since: string): string {
   return roomId;
 }
 
+/** What a `publicRooms` request asks, from either API (federation or client-server), checked. */
+export interface PublicRoomsRequest {
+  limit?: number;
+  since?: string;
+  searchTerm?: string;
+  roomTypes?: (string | null)[];
+  includeAllNetworks: boolean;
+  thirdPartyInstanceId?: string;
+}
+
+/** The body of `POST publicRooms` (both APIs): bad types are 400 M_BAD_JSON; a network with all networks, M_INVALID_PARAM. */
+export function parsePublicRoomsBody(body: unknown): PublicRoomsRequest {
+  if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) throw MatrixError.badJson('Body must be a JSON object');
+  const b = (body ?? {}) as { limit?: unknown; since?: unknown; filter?: unknown; include_all_networks?: unknown; third_party_instance_id?: unknown };
+  if (b.limit !== undefined && typeof b.limit !== 'number') throw MatrixError.badJson('limit must be an integer');
+  if (b.since !== undefined && typeof b.since !== 'string') throw MatrixError.badJson('since must be a string');
+  if (b.filter !== undefined && b.filter !== null && (typeof b.filter !== 'object' || Array.isArray(b.filter))) throw MatrixError.badJson('filter must be an object');
+  const filter = (b.filter ?? {}) as { generic_search_term?: unknown; room_types?: unknown };
+  if (filter.generic_search_term !== undefined && filter.generic_search_term !== null && typeof filter.generic_search_term !== 'string') throw MatrixError.badJson('filter.generic_search_term must be a string');
+  const roomTypes = filter.room_types;
+  if (roomTypes !== undefined && (!Array.isArray(roomTypes) || roomTypes.some((t) => t !== null && typeof t !== 'string'))) throw MatrixError.badJson('filter.room_types must be an array of strings or null');
+  if (b.include_all_networks !== undefined && typeof b.include_all_networks !== 'boolean') throw MatrixError.badJson('include_all_networks must be a boolean');
+  if (b.third_party_instance_id !== undefined && typeof b.third_party_instance_id !== 'string') throw MatrixError.badJson('third_party_instance_id must be a string');
+  return checkedNetworks({
+    ...(b.limit !== undefined ? { limit: b.limit } : {}),
+    ...(b.since !== undefined ? { since: b.since } : {}),
+    ...(typeof filter.generic_search_term === 'string' ? { searchTerm: filter.generic_search_term } : {}),
+    ...(roomTypes !== undefined ? { roomTypes: roomTypes as (string | null)[] } : {}),
+    includeAllNetworks: b.include_all_networks === true,
+    ...(b.third_party_instance_id !== undefined ? { thirdPartyInstanceId: b.third_party_instance_id } : {}),
+  });
+}
+
+/** The query of `GET publicRooms` (both APIs). */
+export function parsePublicRoomsQuery(query: Record<string, unknown>): PublicRoomsRequest {
+  const text = (name: string) => {
+    const value = query[name];
+    if (value !== undefined && typeof value !== 'string') throw MatrixError.invalidParam(`${name} must be given once`);
+    return value;
+  };
+  const limit = text('limit');
+  const since = text('since');
+  const all = text('include_all_networks');
+  if (all !== undefined && all !== 'true' && all !== 'false') throw MatrixError.invalidParam('include_all_networks must be true or false');
+  const network = text('third_party_instance_id');
+  return checkedNetworks({
+    ...(limit !== undefined ? { limit: Number(limit) } : {}),
+    ...(since !== undefined ? { since } : {}),
+    includeAllNetworks: all === 'true',
+    ...(network !== undefined ? { thirdPartyInstanceId: network } : {}),
+  });
+}
+
+function checkedNetworks(request: PublicRoomsRequest): PublicRoomsRequest {
+  if (request.includeAllNetworks && request.thirdPartyInstanceId !== undefined) throw MatrixError.invalidParam('third_party_instance_id cannot be used with include_all_networks');
+  return request;
+}
+
 @Injectable()
 export class PublicRooms {
   constructor(
     @Inject(STORE) private readonly store: Store,
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
   ) {}
+
+  /**
+   * The page a request asks for. Rooms here are all of this server's own directory: no application service
+   * publishes rooms for a third-party network, so `include_all_networks` lists the same rooms and a
+   * `third_party_instance_id` names a network with none.
+   */
+  async answer(request: PublicRoomsRequest) {
+    if (request.thirdPartyInstanceId !== undefined) {
+      if (request.limit !== undefined && (!Number.isInteger(request.limit) || request.limit < 0)) throw MatrixError.invalidParam('limit must be a non-negative integer');
+      if (request.since !== undefined) roomIdOfSince(request.since);
+      return { chunk: [], total_room_count_estimate: 0 };
+    }
+    return this.page(request.limit, request.since, request.searchTerm, request.roomTypes);
+  }
 
   /**
    * One page. `roomTypes` (POST's `filter.room_types`): only rooms of these types, `null` standing for rooms
