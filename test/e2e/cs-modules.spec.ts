@@ -146,6 +146,20 @@ describe('client-server modules bridges use (issue 14)', () => {
     });
   });
 
+  describe('client-server publicRooms (issue 14)', () => {
+    it("matrix-js-sdk's publicRooms lists this server's published rooms; a forged since is a 400; a server that cannot be reached is a 502", async () => {
+      const published = await createRoom(rcAlice, rcToken, { preset: 'public_chat', visibility: 'public', name: 'rc published lounge' });
+      const client = bridge.asUser(rcAlice);
+      expect((await client.publicRooms({ limit: 50 })).chunk.map((r) => r.room_id)).toContain(published);
+      expect((await client.publicRooms({ server: serverName, filter: { generic_search_term: 'LOUNGE' } })).chunk.map((r) => r.room_id)).toEqual([published]);
+      expect((await client.publicRooms({ filter: { generic_search_term: 'lounge' }, include_all_networks: true })).chunk.map((r) => r.room_id)).toEqual([published]);
+      expect(await call('GET', withUser('/_matrix/client/v3/publicRooms?since=forged', rcAlice), rcToken)).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
+      expect(await call('GET', withUser(`/_matrix/client/v3/publicRooms?server=${enc('localhost:1')}`, rcAlice), rcToken)).toMatchObject({ status: 502, body: { errcode: 'M_UNKNOWN' } });
+      expect(await call('POST', withUser('/_matrix/client/v3/publicRooms', rcAlice), rcToken, { filter: { room_types: 'm.space' } })).toMatchObject({ status: 400, body: { errcode: 'M_BAD_JSON' } });
+      expect(await call('GET', '/_matrix/client/v3/publicRooms', null)).toMatchObject({ status: 401 });
+    });
+  });
+
   describe('/context, /aliases and timestamp_to_event respect who may see what', () => {
     let room: string;
     let beforeJoin: string[];
@@ -246,6 +260,7 @@ describe('client-server modules bridges use (issue 14)', () => {
       await ok('POST', `/_matrix/client/v3/join/${enc(room)}?${as(rcDave)}`, rcToken, {});
       said = await send(room, rcCarol, rcToken, 'carol says something personal');
       await ok('PUT', withUser(`/_matrix/client/v3/user/${enc(rcCarol)}/account_data/m.direct`, rcCarol), rcToken, { '@x:remote.test': [room] });
+      await ok('POST', withUser(`/_matrix/client/v3/rooms/${enc(room)}/receipt/m.read.private/${enc(said)}`, rcCarol), rcToken, {});
       await ok('POST', withUser('/_matrix/client/v3/account/deactivate', rcCarol), rcToken, { erase: true });
       await ok('POST', `/_matrix/client/v3/join/${enc(room)}?${as(botHelper)}`, botToken, {});
     });
@@ -265,8 +280,9 @@ describe('client-server modules bridges use (issue 14)', () => {
       expect((await messageOf(rcDave, rcToken))?.content).toEqual({ msgtype: 'm.text', body: 'carol says something personal' });
     });
 
-    it('the erased user’s account data is gone', async () => {
+    it('the erased user’s account data and private read receipts are gone', async () => {
       expect(await platform.store.accountData.countForUser(rcCarol)).toBe(0);
+      expect(await platform.store.privateReceipts.forRoom(rcCarol, room)).toEqual([]);
     });
   });
 

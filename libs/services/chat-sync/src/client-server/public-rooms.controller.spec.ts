@@ -89,6 +89,10 @@ describe('issue 14: client-server /publicRooms, local and through server=', () =
     expect(await failure(controller.list({ server: 'silent.test' }))).toEqual([502, 'M_UNKNOWN']);
     const [record] = await store.audit.query({ direction: 'out', destination: 'silent.test' });
     expect(record).toMatchObject({ outcome: 'error', path: '/_matrix/federation/v1/publicRooms', reason: expect.stringContaining('did not answer within 50 ms') });
+    // The client retries once the server answers again: nothing of the failed call is left in the way.
+    answer = async () => ({ status: 200, body: { chunk: [room('!back:silent.test')] } });
+    expect((await controller.list({ server: 'silent.test' })).chunk.map((r) => r.room_id)).toEqual(['!back:silent.test']);
+    expect((await store.audit.query({ direction: 'out', destination: 'silent.test' }))[0]).toMatchObject({ outcome: 'ok', status: 200 });
   });
 
   it('a server that cannot be reached, or answers something else, is a 502; its own 4xx refusal is passed on', async () => {
