@@ -149,6 +149,13 @@ describe('issue 14: /context applies its RoomEventFilter', () => {
     expect(await failure(context({ contains_url: 'yes' }))).toEqual([400, 'M_BAD_JSON']);
     expect(await failure(context({ lazy_load_members: 1 }))).toEqual([400, 'M_BAD_JSON']);
   });
+
+  it('contains_url judges the content as served: a redacted event with a URL no longer matches (runs last: it redacts)', async () => {
+    await store.redactions.apply({ redactionEventId: '$redacts-image', targetEventId: '$image', roomId: ROOM });
+    const withUrl = await context({ contains_url: true }, 20);
+    expect(names(withUrl.events_before)).toEqual([]);
+    expect(names(withUrl.events_after)).toEqual(['c2']);
+  });
 });
 
 describe('RoomEventFilter matching', () => {

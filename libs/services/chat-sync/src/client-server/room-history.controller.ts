@@ -40,7 +40,12 @@ export class RoomHistoryController {
       throw MatrixError.notFound('Event not found or not visible to you.');
     }
     // The filter applies to what surrounds the event, never to the event itself.
-    const wanted = async (r: EventRecord) => r.status === 'accepted' && !r.outlier && r.eventId !== eventId && filterMatches(filter, r.pdu) && (await visibility.mayView(r));
+    const wanted = async (r: EventRecord) => {
+      if (r.status !== 'accepted' || r.outlier || r.eventId === eventId || !(await visibility.mayView(r))) return false;
+      // `contains_url` judges the content as it will be served: a redacted or erased event shows none.
+      const hidden = filter.containsUrl !== undefined && (r.redactedBy !== undefined || (await visibility.erasedFor(r)));
+      return filterMatches(filter, hidden ? { ...r.pdu, content: {} } : r.pdu);
+    };
     const beforeLimit = Math.floor(capped / 2);
     const before = await this.around(roomId, record.depth, 'b', beforeLimit, wanted);
     const after = await this.around(roomId, record.depth, 'f', capped - beforeLimit, wanted);
