@@ -33,3 +33,4 @@ export { EventVisibility, type Viewer } from './shared/event-visibility';
 export { closestEventByTimestamp, timestampLookup, originTs, MAX_TIMESTAMP_SCAN, type TimestampLookup, type TimestampLookupResult } from './shared/timestamp-lookup';
 export { queryLocalKeys, claimLocalKeys, localUserDevices, type KeyQueryAnswer, type KeyQueryOptions } from './shared/device-key-reads';
 export { loadSummaryState, type SummarySource } from './shared/room-summary-state';
+export { MAX_PUBLIC_ROOMS_LIMIT, publicRoomsPage, type PublicRoomsPage, type PublicRoomsPageQuery } from './shared/public-rooms-page';

@@ -28,7 +28,6 @@ import { EphemeralSender } from './ephemeral/ephemeral-sender';
 import { PrivateReceipts } from './ephemeral/private-receipts';
 import { RemotePublicRooms } from './directory/remote-public-rooms';
 import { PublicRoomsController } from './client-server/public-rooms.controller';
-import { PublicRooms } from '@fedgate/federation-ingress';
 import { Profiles } from './profile/profiles';
 import { registryProvider } from './registry.provider';
 import { RoomActions } from './rooms/room-actions';
@@ -85,7 +84,6 @@ import { ThirdPartyInviteSender } from './third-party-invites/third-party-invite
     Profiles,
     EphemeralSender,
     PrivateReceipts,
-    PublicRooms,
     RemotePublicRooms,
     DeviceListOutbox,
     RemoteKeys,

@@ -5,7 +5,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FederationClientError, FederationHttpError } from '@fedgate/federation-client';
-import { PublicRooms } from '@fedgate/federation-ingress';
 import { MatrixError } from '@fedgate/service-kit';
 import { openSqliteStore, type Store } from '@fedgate/store';
 import { RemotePublicRooms } from '../directory/remote-public-rooms';
@@ -34,7 +33,7 @@ describe('issue 14: client-server /publicRooms, local and through server=', () =
       },
     };
     const remote = new RemotePublicRooms(federation as never, store, identity as never, 50);
-    controller = new PublicRoomsController(new PublicRooms(store, identity as never), remote, identity as never);
+    controller = new PublicRoomsController(store, remote, identity as never);
   });
   afterAll(async () => {
     await store.close();

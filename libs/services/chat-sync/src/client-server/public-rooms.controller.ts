@@ -1,10 +1,10 @@
 // Client-server `GET/POST /publicRooms` for application-service users: this server's directory (the same pages
-// federation `publicRooms` serves), or with `server=` another server's, asked over federation and relayed.
+// federation `publicRooms` serves: @fedgate/store's publicRoomsPage), or with `server=` another server's, asked over federation and relayed.
 import { Body, Controller, Get, HttpCode, Inject, Post, Query, UseGuards } from '@nestjs/common';
-import { SERVER_IDENTITY, type ServerIdentity } from '@fedgate/platform';
+import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
 import { isValidServerName } from '@fedgate/protocol';
-import { parsePublicRoomsBody, parsePublicRoomsQuery, PublicRooms, type PublicRoomsRequest } from '@fedgate/federation-ingress';
-import { MatrixError } from '@fedgate/service-kit';
+import { localPublicRoomsAnswer, localPublicRoomsQuery, MatrixError, parsePublicRoomsBody, parsePublicRoomsQuery, type PublicRoomsRequest } from '@fedgate/service-kit';
+import { publicRoomsPage } from '@fedgate/store';
 import { RemotePublicRooms } from '../directory/remote-public-rooms';
 import { AppServiceAuthGuard } from './requester';
 import { CLIENT_PATHS } from './paths';
@@ -13,7 +13,7 @@ import { CLIENT_PATHS } from './paths';
 @UseGuards(AppServiceAuthGuard)
 export class PublicRoomsController {
   constructor(
-    private readonly local: PublicRooms,
+    @Inject(STORE) private readonly store: Store,
     private readonly remote: RemotePublicRooms,
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
   ) {}
@@ -32,7 +32,9 @@ export class PublicRoomsController {
   private async answer(server: unknown, method: 'GET' | 'POST', request: PublicRoomsRequest) {
     if (server !== undefined && (typeof server !== 'string' || !isValidServerName(server))) throw MatrixError.invalidParam('server must be a server name');
     if (request.limit !== undefined && (!Number.isInteger(request.limit) || request.limit < 0)) throw MatrixError.invalidParam('limit must be a non-negative integer');
-    if (server === undefined || server === this.identity.serverName) return this.local.answer(request);
+    if (server === undefined || server === this.identity.serverName) {
+      return localPublicRoomsAnswer(await publicRoomsPage(this.store, this.identity.serverName, localPublicRoomsQuery(request)));
+    }
     return this.remote.page(server, method, request);
   }
 }

@@ -6,9 +6,9 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { FEDERATION_CLIENT, SERVER_IDENTITY, STORE, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
 import { FederationHttpError } from '@fedgate/federation-client';
-import { MAX_PUBLIC_ROOMS_LIMIT, type PublicRoomsRequest } from '@fedgate/federation-ingress';
 import { isObject, type PublicRoomChunk } from '@fedgate/room-state';
-import { MatrixError } from '@fedgate/service-kit';
+import { MatrixError, type PublicRoomsRequest } from '@fedgate/service-kit';
+import { MAX_PUBLIC_ROOMS_LIMIT } from '@fedgate/store';
 
 export const REMOTE_PUBLIC_ROOMS_TIMEOUT_MS = Symbol('REMOTE_PUBLIC_ROOMS_TIMEOUT_MS');
 export const DEFAULT_REMOTE_PUBLIC_ROOMS_TIMEOUT_MS = 10_000;

@@ -3,10 +3,10 @@
 import { Body, Controller, Get, HttpCode, Inject, Post, Query, UseGuards, UseInterceptors } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
 import { domainOf } from '@fedgate/room-state';
-import { MatrixError } from '@fedgate/service-kit';
+import { MatrixError, parsePublicRoomsBody, parsePublicRoomsQuery } from '@fedgate/service-kit';
 import { AuditReasonInterceptor } from '../audit/audit-reason.interceptor';
 import { XMatrixGuard } from '../auth/x-matrix.guard';
-import { parsePublicRoomsBody, parsePublicRoomsQuery, PublicRooms } from './public-rooms';
+import { PublicRooms } from './public-rooms';
 
 /** The profiles and aliases repositories chat-sync adds to the Store; read when present (older stores lack them). */
 interface OptionalRepositories {
