@@ -4,6 +4,8 @@
 // that may not have it (issue 18):
 //   - the bridge (TestBridge): exclusive `@rc_.*` users, driven through matrix-js-sdk's own calls;
 //   - the bot: a non-exclusive `@.*` namespace, which covers the bridge's users too — an exclusive claim wins.
+import type { OutboundEdu } from '@fedgate/bus';
+import { MatrixEvent, ReceiptType } from 'matrix-js-sdk';
 import { type Platform } from '@fedgate/platform';
 import { TestBridge } from '@fedgate/testing';
 import { clientServerCalls, startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
@@ -18,12 +20,15 @@ describe('client-server modules bridges use (issue 14)', () => {
   let platform: Platform;
   let rcToken: string;
   const botToken = 'as-token-of-the-bot';
+  const outboundEdus: OutboundEdu[] = [];
 
   beforeAll(async () => {
     gateway = await startChatSyncGateway({
       name: 'cs-modules',
       serverName,
       otherAppServices: [{ id: 'bot', asToken: botToken, hsToken: 'hs-token-of-the-bot', senderLocalpart: 'helperbot', users: [{ exclusive: false, regex: '@.*:modules\\.test' }], aliases: [{ exclusive: false, regex: '#.*:modules\\.test' }] }],
+      // Every EDU that would leave for other servers, to show that private receipts never do.
+      onPlatform: (p) => p.bus.consume({ ...p.topology.consumers.egressOutboundEdus(), durable: 'test-outbound-edus' }, (m) => void outboundEdus.push(m.data)),
     });
     ({ bridge, base, platform, token: rcToken } = gateway);
   });
@@ -120,6 +125,41 @@ describe('client-server modules bridges use (issue 14)', () => {
     });
   });
 
+  describe('private read receipts (issue 14)', () => {
+    it('m.read.private is kept for its user, pushed to the bridge that set it as an ephemeral receipt, and never leaves as an EDU', async () => {
+      const seen = await send(rcRoom, rcAlice, rcToken, 'read privately');
+      const later = await send(rcRoom, rcAlice, rcToken, 'read publicly');
+      // matrix-js-sdk's own call for a private receipt.
+      const seenEvent = new MatrixEvent({ event_id: seen, room_id: rcRoom, type: 'm.room.message', sender: rcAlice, content: {} });
+      await bridge.asUser(rcAlice).sendReadReceipt(seenEvent, ReceiptType.ReadPrivate, true);
+      const pushed = await bridge.received.waitForEphemeral((e) => e.type === 'm.receipt' && e.content?.[seen]?.['m.read.private']?.[rcAlice] !== undefined);
+      expect(pushed.room_id).toBe(rcRoom);
+      await ok('POST', withUser(`/_matrix/client/v3/rooms/${enc(rcRoom)}/read_markers`, rcAlice), rcToken, { 'm.read': later, 'm.read.private': later });
+      expect(await platform.store.privateReceipts.forRoom(rcAlice, rcRoom)).toMatchObject([{ eventId: later, threadId: null }]);
+      // The public one goes out; wait for it, then no EDU of any kind named the private one.
+      const deadline = Date.now() + 10_000;
+      while (!outboundEdus.some((edu) => JSON.stringify(edu.content).includes(later)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(outboundEdus.filter((edu) => JSON.stringify(edu.content).includes(later)).map((edu) => Object.keys((edu.content as Record<string, any>)[rcRoom]))).toEqual([['m.read']]);
+      expect(outboundEdus.filter((edu) => JSON.stringify(edu.content).includes('m.read.private') || JSON.stringify(edu.content).includes(seen))).toEqual([]);
+      // The bot shares the room; its users have no private receipt of alice's, and it was never pushed one.
+      expect(await platform.store.privateReceipts.forRoom(botHelper, rcRoom)).toEqual([]);
+    });
+  });
+
+  describe('client-server publicRooms (issue 14)', () => {
+    it("matrix-js-sdk's publicRooms lists this server's published rooms; a forged since is a 400; a server that cannot be reached is a 502", async () => {
+      const published = await createRoom(rcAlice, rcToken, { preset: 'public_chat', visibility: 'public', name: 'rc published lounge' });
+      const client = bridge.asUser(rcAlice);
+      expect((await client.publicRooms({ limit: 50 })).chunk.map((r) => r.room_id)).toContain(published);
+      expect((await client.publicRooms({ server: serverName, filter: { generic_search_term: 'LOUNGE' } })).chunk.map((r) => r.room_id)).toEqual([published]);
+      expect((await client.publicRooms({ filter: { generic_search_term: 'lounge' }, include_all_networks: true })).chunk.map((r) => r.room_id)).toEqual([published]);
+      expect(await call('GET', withUser('/_matrix/client/v3/publicRooms?since=forged', rcAlice), rcToken)).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
+      expect(await call('GET', withUser(`/_matrix/client/v3/publicRooms?server=${enc('localhost:1')}`, rcAlice), rcToken)).toMatchObject({ status: 502, body: { errcode: 'M_UNKNOWN' } });
+      expect(await call('POST', withUser('/_matrix/client/v3/publicRooms', rcAlice), rcToken, { filter: { room_types: 'm.space' } })).toMatchObject({ status: 400, body: { errcode: 'M_BAD_JSON' } });
+      expect(await call('GET', '/_matrix/client/v3/publicRooms', null)).toMatchObject({ status: 401 });
+    });
+  });
+
   describe('/context, /aliases and timestamp_to_event respect who may see what', () => {
     let room: string;
     let beforeJoin: string[];
@@ -150,6 +190,20 @@ describe('client-server modules bridges use (issue 14)', () => {
       // The tokens page on with /messages.
       const page = await ok('GET', withUser(`/_matrix/client/v3/rooms/${enc(room)}/messages?dir=f&from=${body.end}`, rcAlice), rcToken);
       expect(Array.isArray(page.chunk)).toBe(true);
+    });
+
+    it('/context applies its filter (issue 14): types and lazy-loaded members over HTTP; a bad filter is a 400', async () => {
+      const filtered = (filter: string) => call('GET', withUser(`/_matrix/client/v3/rooms/${enc(room)}/context/${enc(afterJoin[0])}?limit=10&filter=${enc(filter)}`, rcAlice), rcToken);
+      const { status, body } = await filtered(JSON.stringify({ types: ['m.room.message'], lazy_load_members: true }));
+      expect(status).toBe(200);
+      expect(body.events_before.map((e: { content: { body: string } }) => e.content.body)).toEqual(['two', 'one']);
+      expect(body.events_after.map((e: { content: { body: string } }) => e.content.body)).toEqual(['four']);
+      // Only messages pass the filter: no state event is left in `state` either.
+      expect(body.state).toEqual([]);
+      const members = await filtered(JSON.stringify({ lazy_load_members: true }));
+      expect(members.body.state.filter((e: { type: string }) => e.type === 'm.room.member').map((e: { state_key: string }) => e.state_key)).toEqual(expect.arrayContaining([rcAlice]));
+      expect(await filtered('{"types":')).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
+      expect(await filtered(JSON.stringify({ not_senders: 'x' }))).toMatchObject({ status: 400, body: { errcode: 'M_BAD_JSON' } });
     });
 
     it('/context answers 404 for an event from before the user joined (history visibility joined) and leaves such events out around one they may see', async () => {
@@ -206,6 +260,7 @@ describe('client-server modules bridges use (issue 14)', () => {
       await ok('POST', `/_matrix/client/v3/join/${enc(room)}?${as(rcDave)}`, rcToken, {});
       said = await send(room, rcCarol, rcToken, 'carol says something personal');
       await ok('PUT', withUser(`/_matrix/client/v3/user/${enc(rcCarol)}/account_data/m.direct`, rcCarol), rcToken, { '@x:remote.test': [room] });
+      await ok('POST', withUser(`/_matrix/client/v3/rooms/${enc(room)}/receipt/m.read.private/${enc(said)}`, rcCarol), rcToken, {});
       await ok('POST', withUser('/_matrix/client/v3/account/deactivate', rcCarol), rcToken, { erase: true });
       await ok('POST', `/_matrix/client/v3/join/${enc(room)}?${as(botHelper)}`, botToken, {});
     });
@@ -225,8 +280,9 @@ describe('client-server modules bridges use (issue 14)', () => {
       expect((await messageOf(rcDave, rcToken))?.content).toEqual({ msgtype: 'm.text', body: 'carol says something personal' });
     });
 
-    it('the erased user’s account data is gone', async () => {
+    it('the erased user’s account data and private read receipts are gone', async () => {
       expect(await platform.store.accountData.countForUser(rcCarol)).toBe(0);
+      expect(await platform.store.privateReceipts.forRoom(rcCarol, room)).toEqual([]);
     });
   });
 

@@ -1,12 +1,14 @@
 // Issue 14 against a live Synapse: the old room versions (1 and 2, whose invites once went by the v1 invite API),
 // the public room directory read by a Synapse user over federation (filter, limit, since), and "jump to date"
 // (timestamp_to_event) answering the same event on both servers for a room they share, and a third-party invite
-// sent by a fedgate user that a Synapse user takes up (onbind at Synapse → exchange at fedgate → join). docs/interop.md lists them.
+// sent by a fedgate user that a Synapse user takes up (onbind at Synapse → exchange at fedgate → join); the other
+// way, a fedgate user listing Synapse's directory (client-server publicRooms?server=), and OpenID tokens of each
+// server resolved at its own /openid/userinfo only. docs/interop.md lists them.
 import { Preset, type MatrixClient } from 'matrix-js-sdk';
 import { Method } from 'matrix-js-sdk';
 import { startTestIdentityServer, TEST_IDENTITY_ACCESS_TOKEN, TEST_IDENTITY_SERVER_NAME, type SynapseUser, type TestIdentityServer } from '@fedgate/testing';
 import { registerAliceAndBob, synapseRoomWithBob as roomOnSynapseWithBob } from './support/alice-and-bob';
-import { eventSeenBy, eventually, initialSync, membershipIs, startPeers, stopPeers, WAIT_MS, type Peers } from './support/peers';
+import { eventSeenBy, eventually, federationGet, initialSync, membershipIs, startPeers, stopPeers, WAIT_MS, type Peers } from './support/peers';
 
 jest.setTimeout(120_000);
 
@@ -22,7 +24,10 @@ describe('fedgate and Synapse: old room versions, public rooms, timestamp_to_eve
 
   beforeAll(async () => {
     ids = await startTestIdentityServer({ tokenPrefix: 'interop' });
-    peers = await startPeers(NAME, { fedgateConfig: { thirdPartyInvites: { identityServers: [{ serverName: TEST_IDENTITY_SERVER_NAME, baseUrl: ids.baseUrl }] } } });
+    peers = await startPeers(NAME, {
+      // Synapse serves its directory over federation, and lets its users publish rooms, only when told to.
+      synapseConfig: { allow_public_rooms_over_federation: true, room_list_publication_rules: [{ action: 'allow' }] },
+      fedgateConfig: { thirdPartyInvites: { identityServers: [{ serverName: TEST_IDENTITY_SERVER_NAME, baseUrl: ids.baseUrl }] } } });
     ({ alice, aliceClient, bob, bobClient } = await registerAliceAndBob(peers, NAME));
   }, 600_000);
 
@@ -71,6 +76,40 @@ describe('fedgate and Synapse: old room versions, public rooms, timestamp_to_eve
     expect(first.chunk).toHaveLength(1);
     const second = await aliceClient.publicRooms({ server, limit: 5, since: first.next_batch });
     expect([...first.chunk, ...second.chunk].map((r) => r.room_id).sort()).toEqual([...published].sort());
+  });
+
+  it("a fedgate AS user lists Synapse's public room directory through client-server publicRooms?server= (search term, limit, since)", async () => {
+    const published: string[] = [];
+    for (const name of ['Synapse hall one', 'Synapse hall two', 'Synapse annex']) {
+      const { room_id: roomId } = await aliceClient.createRoom({ preset: Preset.PublicChat, visibility: 'public' as never, name });
+      published.push(roomId);
+    }
+    const { room_id: unlisted } = await aliceClient.createRoom({ preset: Preset.PublicChat, name: 'Synapse hall unlisted' });
+    const server = peers.synapse.serverName;
+    const all = await bobClient.publicRooms({ server, limit: 50 });
+    expect(all.chunk.map((r) => r.room_id)).toEqual(expect.arrayContaining(published));
+    expect(all.chunk.map((r) => r.room_id)).not.toContain(unlisted);
+    expect(all.chunk.find((r) => r.room_id === published[0])).toMatchObject({ name: 'Synapse hall one', num_joined_members: 1, world_readable: false, guest_can_join: false });
+    const halls = await bobClient.publicRooms({ server, filter: { generic_search_term: 'hall' } });
+    expect(halls.chunk.map((r) => r.name).sort()).toEqual(['Synapse hall one', 'Synapse hall two']);
+    const first = await bobClient.publicRooms({ server, limit: 1 });
+    expect(first.chunk).toHaveLength(1);
+    expect(typeof first.next_batch).toBe('string');
+    const rest = await bobClient.publicRooms({ server, limit: 50, since: first.next_batch });
+    expect([...first.chunk, ...rest.chunk].map((r) => r.room_id)).toEqual(expect.arrayContaining(published));
+    // A since Synapse never gave fails there (it answers 500): fedgate answers 502 with a Matrix error, not the raw failure.
+    await expect(bobClient.publicRooms({ server, since: 'forged' })).rejects.toMatchObject({ httpStatus: 502, errcode: 'M_UNKNOWN' });
+  });
+
+  it('OpenID: each server resolves its own users’ tokens at /openid/userinfo and refuses the other server’s (401 M_UNKNOWN_TOKEN)', async () => {
+    const [fromSynapse, fromFedgate] = await Promise.all([aliceClient.getOpenIdToken(), bobClient.getOpenIdToken()]);
+    expect(fromSynapse.matrix_server_name).toBe(peers.synapse.serverName);
+    expect(fromFedgate.matrix_server_name).toBe(peers.fedgate.serverName);
+    const userInfo = (server: string, token: string) => federationGet(peers.ca, `https://${server}/_matrix/federation/v1/openid/userinfo?access_token=${encodeURIComponent(token)}`);
+    expect(await userInfo(peers.synapse.serverName, fromSynapse.access_token)).toEqual({ status: 200, json: { sub: alice.userId } });
+    expect(await userInfo(peers.fedgate.serverName, fromFedgate.access_token)).toEqual({ status: 200, json: { sub: bob } });
+    expect(await userInfo(peers.fedgate.serverName, fromSynapse.access_token)).toMatchObject({ status: 401, json: { errcode: 'M_UNKNOWN_TOKEN' } });
+    expect(await userInfo(peers.synapse.serverName, fromFedgate.access_token)).toMatchObject({ status: 401, json: { errcode: 'M_UNKNOWN_TOKEN' } });
   });
 
   it('timestamp_to_event: fedgate answers the same event as Synapse for a room they share, both directions', async () => {

@@ -25,6 +25,9 @@ import { mediaControllers, mediaProviders } from './media';
 import { AliasDirectory } from './directory/alias-directory';
 import { RoomDirectory } from './directory/room-directory';
 import { EphemeralSender } from './ephemeral/ephemeral-sender';
+import { PrivateReceipts } from './ephemeral/private-receipts';
+import { RemotePublicRooms } from './directory/remote-public-rooms';
+import { PublicRoomsController } from './client-server/public-rooms.controller';
 import { Profiles } from './profile/profiles';
 import { registryProvider } from './registry.provider';
 import { RoomActions } from './rooms/room-actions';
@@ -67,6 +70,7 @@ import { ThirdPartyInviteSender } from './third-party-invites/third-party-invite
     AccountDataController,
     RoomHistoryController,
     OpenIdController,
+    PublicRoomsController,
     ...mediaControllers,
   ],
   providers: [
@@ -79,6 +83,8 @@ import { ThirdPartyInviteSender } from './third-party-invites/third-party-invite
     RoomDirectory,
     Profiles,
     EphemeralSender,
+    PrivateReceipts,
+    RemotePublicRooms,
     DeviceListOutbox,
     RemoteKeys,
     {

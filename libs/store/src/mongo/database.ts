@@ -50,6 +50,7 @@ export interface MongoCollections {
   userSigningSignatures: Collection<Document>;
   accountData: Collection<Document>;
   openIdTokens: Collection<Document>;
+  privateReceipts: Collection<Document>;
 }
 
 const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: IndexDescription[] }> = {
@@ -79,6 +80,7 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   userSigningSignatures: { name: 'user_signing_signatures', indexes: [{ key: { signer: 1, target: 1 }, name: 'signer_target' }] },
   accountData: { name: 'account_data', indexes: [{ key: { userId: 1 }, name: 'user' }] },
   openIdTokens: { name: 'openid_tokens', indexes: [{ key: { expiresTs: 1 }, name: 'expires' }] },
+  privateReceipts: { name: 'private_receipts', indexes: [{ key: { userId: 1, roomId: 1 }, name: 'user_room' }] },
   redactionClaims: { name: 'redaction_claims', indexes: [] },
   pendingCommits: { name: 'pending_commits', indexes: [] },
   partialStateRooms: { name: 'partial_state_rooms', indexes: [] },

@@ -2,6 +2,7 @@ import type { Store } from '../ports/store';
 import { SnapshotRepository } from '../shared/snapshots';
 import { MongoAccountDataRepository } from './account-data';
 import { MongoOpenIdTokenRepository } from './openid-tokens';
+import { MongoPrivateReceiptRepository } from './private-receipts';
 import { MongoAuditRepository } from './audit';
 import { MongoChatLifecycleRepository } from './chat-lifecycle';
 import { MongoRoomDirectoryRepository } from './room-directory';
@@ -55,6 +56,7 @@ export async function openMongoStore(url: string, db: string, options: MongoConn
     toDevice: new MongoToDeviceRepository(c.toDeviceOutbox, c.toDeviceDelivered),
     accountData: new MongoAccountDataRepository(c.accountData),
     openIdTokens: new MongoOpenIdTokenRepository(c.openIdTokens),
+    privateReceipts: new MongoPrivateReceiptRepository(c.privateReceipts),
     close: () => client.close(),
   };
 }

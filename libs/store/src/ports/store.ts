@@ -1,5 +1,6 @@
 import type { AccountDataRepository } from './account-data';
 import type { OpenIdTokenRepository } from './openid-tokens';
+import type { PrivateReceiptRepository } from './private-receipts';
 import type { AuditRepository } from './audit';
 import type { AliasRepository, AppServiceQueueRepository, LocalMembershipRepository, ProfileRepository } from './chat';
 import type { ChatLifecycleRepository } from './chat-lifecycle';
@@ -60,6 +61,8 @@ export interface Store {
   readonly accountData: AccountDataRepository;
   /** chat-sync issues, ingress checks: OpenID tokens of local users (hashes only). */
   readonly openIdTokens: OpenIdTokenRepository;
+  /** chat-sync: local users' private read receipts (`m.read.private`), kept for their owner, never federated. */
+  readonly privateReceipts: PrivateReceiptRepository;
   close(): Promise<void>;
 }
 

@@ -2,6 +2,7 @@ import type { Store } from '../ports/store';
 import { SnapshotRepository } from '../shared/snapshots';
 import { SqliteAccountDataRepository } from './account-data';
 import { SqliteOpenIdTokenRepository } from './openid-tokens';
+import { SqlitePrivateReceiptRepository } from './private-receipts';
 import { SqliteAuditRepository } from './audit';
 import { SqliteChatLifecycleRepository } from './chat-lifecycle';
 import { SqliteClientTransactionRepository } from './client-transactions';
@@ -53,6 +54,7 @@ export function openSqliteStore(path: string): Store {
     toDevice: new SqliteToDeviceRepository(db),
     accountData: new SqliteAccountDataRepository(db),
     openIdTokens: new SqliteOpenIdTokenRepository(db),
+    privateReceipts: new SqlitePrivateReceiptRepository(db),
     close: async () => db.close(),
   };
 }

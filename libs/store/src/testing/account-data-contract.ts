@@ -1,4 +1,4 @@
-// The contract for the account-data repository, run by each adapter's spec beside the main store contract.
+// The contract for the account-data repository (and the other per-user client stores: private receipts, OpenID tokens), run by each adapter's spec beside the main store contract.
 import type { Store } from '../ports/store';
 
 export function describeAccountDataContract(name: string, open: () => Promise<Store>): void {
@@ -43,6 +43,25 @@ export function describeAccountDataContract(name: string, open: () => Promise<St
         ['!a:y', 'm.fully_read'],
         ['!b:y', 'm.tag'],
       ]);
+    });
+
+    it('keeps private read receipts per user, room and thread, replaces on put, erases per user', async () => {
+      const receipts = store.privateReceipts;
+      const user = '@pr1:gw.test';
+      await receipts.put({ userId: user, roomId: '!r:y', threadId: null, eventId: '$a', ts: 1 });
+      await receipts.put({ userId: user, roomId: '!r:y', threadId: '$thread', eventId: '$t', ts: 2 });
+      await receipts.put({ userId: user, roomId: '!other:y', threadId: null, eventId: '$o', ts: 3 });
+      await receipts.put({ userId: '@pr2:gw.test', roomId: '!r:y', threadId: null, eventId: '$b', ts: 4 });
+      await receipts.put({ userId: user, roomId: '!r:y', threadId: null, eventId: '$a2', ts: 5 });
+      expect(await receipts.forRoom(user, '!r:y')).toEqual([
+        { userId: user, roomId: '!r:y', threadId: null, eventId: '$a2', ts: 5 },
+        { userId: user, roomId: '!r:y', threadId: '$thread', eventId: '$t', ts: 2 },
+      ]);
+      expect(await receipts.forRoom('@pr2:gw.test', '!r:y')).toEqual([{ userId: '@pr2:gw.test', roomId: '!r:y', threadId: null, eventId: '$b', ts: 4 }]);
+      expect(await receipts.forRoom('@nobody:gw.test', '!r:y')).toEqual([]);
+      expect(await receipts.deleteForUser(user)).toBe(3);
+      expect(await receipts.forRoom(user, '!r:y')).toEqual([]);
+      expect(await receipts.forRoom('@pr2:gw.test', '!r:y')).toHaveLength(1);
     });
 
     it('finds an OpenID token by its hash until it expires, and purges expired ones', async () => {

@@ -4,6 +4,7 @@ import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgat
 import { MatrixError } from '@fedgate/service-kit';
 import { AccountData } from '../account-data/account-data';
 import { EphemeralSender } from '../ephemeral/ephemeral-sender';
+import { PRIVATE_RECEIPT_TYPE, PrivateReceipts } from '../ephemeral/private-receipts';
 import { RoomView } from '../rooms/room-view';
 import { asObject, assertRoomId } from '../rooms/room-actions';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from './requester';
@@ -18,6 +19,7 @@ export class EphemeralController {
     private readonly sender: EphemeralSender,
     private readonly view: RoomView,
     private readonly accountData: AccountData,
+    private readonly privateReceipts: PrivateReceipts,
     @Inject(STORE) private readonly store: Store,
     @Inject(SERVER_IDENTITY) private readonly identity: ServerIdentity,
   ) {}
@@ -69,15 +71,17 @@ export class EphemeralController {
 
   /**
    * `m.read` goes to the other servers as an `m.receipt` EDU; the fully-read marker is kept as the user's room
-   * account data. A private receipt is for the user's own clients' sync, which application-service users have
-   * none of: it is accepted and not kept.
+   * account data; a private receipt is kept and told to the requesting service only (PrivateReceipts).
    */
   private async mark(requester: Requester, roomId: string, receiptType: string, eventId: string, threadId: string | undefined): Promise<void> {
     if (receiptType === 'm.fully_read') {
       await this.accountData.put(requester.userId, roomId, 'm.fully_read', { event_id: eventId });
       return;
     }
-    if (receiptType !== 'm.read') return;
+    if (receiptType === PRIVATE_RECEIPT_TYPE) {
+      await this.privateReceipts.set(requester.service, requester.userId, roomId, eventId, threadId);
+      return;
+    }
     const data = { ts: Date.now(), ...(threadId !== undefined ? { thread_id: threadId } : {}) };
     await this.sender.send('m.receipt', { [roomId]: { 'm.read': { [requester.userId]: { event_ids: [eventId], data } } } }, { roomId });
   }

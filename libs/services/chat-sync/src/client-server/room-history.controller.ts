@@ -10,8 +10,12 @@ import { RoomVisibility } from '../lifecycle/room-visibility';
 import { RoomView } from '../rooms/room-view';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from './requester';
 import { CLIENT_PATHS } from './paths';
+import { filterMatches, parseRoomEventFilter } from './room-event-filter';
 
 const MAX_CONTEXT_LIMIT = 100;
+/** Events looked at per direction at most, however few of them the filter lets through. */
+const MAX_CONTEXT_SCANNED = 1_000;
+const DEPTH_WINDOW = 50;
 
 @Controller()
 @UseGuards(AppServiceAuthGuard)
@@ -28,38 +32,64 @@ export class RoomHistoryController {
     await this.visibility.readableState(requester, roomId, { whenLeft: false });
     const limit = query.limit === undefined ? 10 : Number(query.limit);
     if (!Number.isInteger(limit) || limit < 0) throw MatrixError.invalidParam('limit must be a non-negative integer');
-    if (query.filter !== undefined) parseFilter(query.filter);
-    const capped = Math.min(limit, MAX_CONTEXT_LIMIT);
+    const filter = parseRoomEventFilter(query.filter);
+    const capped = Math.min(limit, filter.limit ?? MAX_CONTEXT_LIMIT, MAX_CONTEXT_LIMIT);
     const visibility = new EventVisibility(this.store, { userId: requester.userId });
     const record = await this.view.event(eventId);
     if (!record || record.roomId !== roomId || record.status !== 'accepted' || record.outlier || !(await visibility.mayView(record))) {
       throw MatrixError.notFound('Event not found or not visible to you.');
     }
+    // The filter applies to what surrounds the event, never to the event itself.
+    const wanted = async (r: EventRecord) => {
+      if (r.status !== 'accepted' || r.outlier || r.eventId === eventId || !(await visibility.mayView(r))) return false;
+      // `contains_url` judges the content as it will be served: a redacted or erased event shows none.
+      const hidden = filter.containsUrl !== undefined && (r.redactedBy !== undefined || (await visibility.erasedFor(r)));
+      return filterMatches(filter, hidden ? { ...r.pdu, content: {} } : r.pdu);
+    };
     const beforeLimit = Math.floor(capped / 2);
-    // Depths are contiguous (each event is one deeper than its deepest prev event), so the next `afterLimit`
-    // timeline events lie within `afterLimit` depths of this one.
-    const afterLimit = capped - beforeLimit;
-    const timeline = (r: EventRecord) => r.status === 'accepted' && !r.outlier && r.eventId !== eventId;
-    const before = (await this.store.events.byDepthRange({ roomId, minDepth: 0, maxDepth: record.depth - 1, limit: beforeLimit, excludeRejected: true })).filter(timeline);
-    const after = (await this.store.events.byDepthRange({ roomId, minDepth: record.depth + 1, maxDepth: record.depth + afterLimit, limit: 50 * afterLimit + 50, excludeRejected: true }))
-      .reverse()
-      .slice(0, afterLimit)
-      .filter(timeline);
-    const visibleBefore = await visibleOnly(visibility, before);
-    const visibleAfter = await visibleOnly(visibility, after);
-    const last = after.length ? after[after.length - 1] : record;
+    const before = await this.around(roomId, record.depth, 'b', beforeLimit, wanted);
+    const after = await this.around(roomId, record.depth, 'f', capped - beforeLimit, wanted);
+    const last = after.events.length ? after.events[after.events.length - 1] : record;
     const stateIds = await this.store.state.stateAfterEvent(last.eventId);
-    const state = stateIds ? [...(await this.store.events.getMany([...stateIds.values()])).values()] : [];
-    const lowest = before.length ? before[before.length - 1].depth : record.depth;
-    const highest = after.length ? after[after.length - 1].depth : record.depth;
+    const senders = new Set([record, ...before.events, ...after.events].map((r) => r.pdu.sender));
+    const state = (stateIds ? [...(await this.store.events.getMany([...stateIds.values()])).values()] : []).filter(
+      (r) => filterMatches(filter, r.pdu) && !(filter.lazyLoadMembers && r.type === 'm.room.member' && !senders.has(r.stateKey ?? '')),
+    );
     return {
-      start: `d${Math.max(0, lowest - 1)}`,
-      end: `d${highest + 1}`,
+      start: `d${Math.max(0, before.reached - 1)}`,
+      end: `d${after.reached + 1}`,
       event: (await this.view.clientEventsFor(visibility, [record]))[0],
-      events_before: await this.view.clientEventsFor(visibility, visibleBefore),
-      events_after: await this.view.clientEventsFor(visibility, visibleAfter),
+      events_before: await this.view.clientEventsFor(visibility, before.events),
+      events_after: await this.view.clientEventsFor(visibility, after.events),
       state: await this.view.clientEvents(state),
     };
+  }
+
+  /**
+   * Up to `limit` events the filter and history visibility let through, walking away from `depth` (`b`: deeper
+   * first, `f`: shallower first) a window of depths at a time, looking at no more than MAX_CONTEXT_SCANNED events.
+   * `reached`: the depth of the last event looked at (the page tokens continue from there).
+   */
+  private async around(roomId: string, depth: number, dir: 'b' | 'f', limit: number, wanted: (r: EventRecord) => Promise<boolean>) {
+    const events: EventRecord[] = [];
+    let reached = depth;
+    let scanned = 0;
+    let next = dir === 'b' ? depth - 1 : depth + 1;
+    while (events.length < limit && scanned < MAX_CONTEXT_SCANNED && next >= 0) {
+      const [minDepth, maxDepth] = dir === 'b' ? [Math.max(0, next - DEPTH_WINDOW + 1), next] : [next, next + DEPTH_WINDOW - 1];
+      // Depths are contiguous (each event is one deeper than its deepest prev event), so an empty window past
+      // the event means the end of the room's timeline going forward.
+      const page = await this.store.events.byDepthRange({ roomId, minDepth, maxDepth, limit: 50 * DEPTH_WINDOW, excludeRejected: true });
+      if (page.length === 0 && dir === 'f') break;
+      for (const r of dir === 'b' ? page : page.reverse()) {
+        scanned++;
+        reached = r.depth;
+        if (await wanted(r)) events.push(r);
+        if (events.length >= limit || scanned >= MAX_CONTEXT_SCANNED) break;
+      }
+      next = dir === 'b' ? minDepth - 1 : maxDepth + 1;
+    }
+    return { events, reached };
   }
 
   @Get(['_matrix/client/v1/rooms/:roomId/timestamp_to_event', '_matrix/client/unstable/org.matrix.msc3030/rooms/:roomId/timestamp_to_event'])
@@ -80,22 +110,5 @@ export class RoomHistoryController {
     }
     if (!found) throw MatrixError.notFound(`Unable to find event from ${ts} in direction ${dir}`);
     return { event_id: found.eventId, origin_server_ts: originTs(found) };
-  }
-}
-
-async function visibleOnly(visibility: EventVisibility, records: readonly EventRecord[]): Promise<EventRecord[]> {
-  const out: EventRecord[] = [];
-  for (const record of records) if (await visibility.mayView(record)) out.push(record);
-  return out;
-}
-
-/** A filter is accepted and checked to be JSON; fedgate serves the whole context whatever it asks (no lazy loading). */
-function parseFilter(filter: unknown): void {
-  if (typeof filter !== 'string') throw MatrixError.invalidParam('filter must be a JSON object');
-  try {
-    const parsed: unknown = JSON.parse(filter);
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
-  } catch {
-    throw MatrixError.invalidParam('filter must be a JSON object');
   }
 }

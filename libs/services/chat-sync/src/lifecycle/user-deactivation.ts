@@ -63,6 +63,7 @@ export class UserDeactivation {
       // Events are not touched: reads serve them redacted to whoever was not joined at them (EventVisibility.erasedFor).
       if (await this.store.profiles.get(userId)) await this.store.profiles.update(userId, { displayname: null, avatarUrl: null });
       result.accountDataErased = await this.store.accountData.deleteForUser(userId);
+      await this.store.privateReceipts.deleteForUser(userId);
       result.erased = true;
     }
     await auditLifecycle(this.store, {

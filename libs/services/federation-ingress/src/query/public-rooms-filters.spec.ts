@@ -71,4 +71,11 @@ describe('federation publicRooms: filter, since, limit', () => {
     expect(await refusal(post({ since: 'not-a-token' }))).toEqual({ status: 400, errcode: 'M_INVALID_PARAM' });
     expect(await refusal(post({ limit: -1 }))).toEqual({ status: 400, errcode: 'M_INVALID_PARAM' });
   });
+
+  it('include_all_networks lists the same rooms; a third-party network has none here; both together are a 400', async () => {
+    expect(ids(await post({ include_all_networks: true, filter: { generic_search_term: 'chat' } }))).toEqual(['!pr-a:ingress.test', '!pr-d:ingress.test']);
+    expect(await post({ third_party_instance_id: 'irc' })).toEqual({ chunk: [], total_room_count_estimate: 0 });
+    expect(await refusal(post({ include_all_networks: true, third_party_instance_id: 'irc' }))).toEqual({ status: 400, errcode: 'M_INVALID_PARAM' });
+    expect(await refusal(post({ include_all_networks: 'yes' }))).toEqual({ status: 400, errcode: 'M_BAD_JSON' });
+  });
 });

@@ -3,7 +3,7 @@
 import { Body, Controller, Get, HttpCode, Inject, Post, Query, UseGuards, UseInterceptors } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
 import { domainOf } from '@fedgate/room-state';
-import { MatrixError } from '@fedgate/service-kit';
+import { MatrixError, parsePublicRoomsBody, parsePublicRoomsQuery } from '@fedgate/service-kit';
 import { AuditReasonInterceptor } from '../audit/audit-reason.interceptor';
 import { XMatrixGuard } from '../auth/x-matrix.guard';
 import { PublicRooms } from './public-rooms';
@@ -51,23 +51,13 @@ export class QueryController {
   }
 
   @Get('publicRooms')
-  async publicRoomsGet(@Query('limit') limit: string | undefined, @Query('since') since: string | undefined) {
-    return this.publicRooms.page(limit === undefined ? undefined : Number(limit), since);
+  async publicRoomsGet(@Query() query: Record<string, unknown>) {
+    return this.publicRooms.answer(parsePublicRoomsQuery(query));
   }
 
   @Post('publicRooms')
   @HttpCode(200)
   async publicRoomsPost(@Body() body: unknown) {
-    if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body))) throw MatrixError.badJson('Body must be a JSON object');
-    const b = (body ?? {}) as { limit?: unknown; since?: unknown; filter?: unknown };
-    if (b.limit !== undefined && typeof b.limit !== 'number') throw MatrixError.badJson('limit must be an integer');
-    if (b.since !== undefined && typeof b.since !== 'string') throw MatrixError.badJson('since must be a string');
-    if (b.filter !== undefined && b.filter !== null && (typeof b.filter !== 'object' || Array.isArray(b.filter))) throw MatrixError.badJson('filter must be an object');
-    const filter = (b.filter ?? {}) as { generic_search_term?: unknown; room_types?: unknown };
-    if (filter.generic_search_term !== undefined && filter.generic_search_term !== null && typeof filter.generic_search_term !== 'string') throw MatrixError.badJson('filter.generic_search_term must be a string');
-    const roomTypes = filter.room_types;
-    if (roomTypes !== undefined && (!Array.isArray(roomTypes) || roomTypes.some((t) => t !== null && typeof t !== 'string'))) throw MatrixError.badJson('filter.room_types must be an array of strings or null');
-    const term = typeof filter.generic_search_term === 'string' ? filter.generic_search_term : undefined;
-    return this.publicRooms.page(b.limit as number | undefined, b.since as string | undefined, term, roomTypes as (string | null)[] | undefined);
+    return this.publicRooms.answer(parsePublicRoomsBody(body));
   }
 }
