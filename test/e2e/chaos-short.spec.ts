@@ -10,9 +10,9 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { busTopology } from '@fedgate/bus';
-import { createTestCa, LocalFerretDb, LocalNatsServer, startFedgate, type FedgateInstance, type FedgateProcess } from '@fedgate/testing';
+import { createTestCa, LocalFerretDb, LocalNatsServer, keepLogsAndDestroy, startFedgate, testResultsDir, type FedgateInstance, type FedgateProcess } from '@fedgate/testing';
 import { MongoClient } from 'mongodb';
-import { expectExactlyOnceInOrder, keepLogsAndDestroy, resultsDir, sleep, startTrafficBothWays, trafficBothWays } from './chaos-traffic';
+import { expectExactlyOnceInOrder, sleep, startTrafficBothWays, trafficBothWays } from './chaos-traffic';
 
 const LONG = process.env.FEDGATE_TEST_CHAOS === 'long';
 const LEASE_TTL_MS = 5_000;
@@ -134,6 +134,6 @@ describe('chaos (issue 12): kill -9, NATS and store outages, pauses and scaling 
       `chaos (${LONG ? 'long' : 'short'}, ${ROUNDS} round${ROUNDS > 1 ? 's' : ''}): ${fromA.answered.length} + ${fromB.answered.length} messages, lost 0, duplicated 0; ` +
       `recovered (from fault start / from its end): ${recoveries.map((r) => `${r.fault} ${(r.sinceStartMs / 1000).toFixed(1)}/${(r.sinceEndMs / 1000).toFixed(1)} s`).join(', ')}`;
     console.log(report);
-    await writeFile(path.join(resultsDir('chaos'), 'report.txt'), `${report}\n`).catch(() => undefined);
+    await writeFile(path.join(testResultsDir('chaos'), 'report.txt'), `${report}\n`).catch(() => undefined);
   });
 });

@@ -1,9 +1,7 @@
 // Traffic for the chaos runs: one sender per side sending numbered messages as a bridge would (each retried
 // under its txnId until answered), the wait for traffic both ways after a fault, and the final check that
 // every answered message reached the other side's application service once, in the order sent. Also the set-up
-// and tear-down the chaos files share: the room both sides send in, and their logs kept for a failed run.
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+// the chaos files share: the room both sides send in.
 import type { FedgateInstance, TestBridge } from '@fedgate/testing';
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -137,15 +135,4 @@ export async function startTrafficBothWays(a: FedgateInstance, b: FedgateInstanc
     throw err;
   }
   return { roomId, fromA, fromB };
-}
-
-/** The directory under test-results/ (ignored by git) where a chaos file keeps its logs and report. */
-export const resultsDir = (name: string) => path.join(__dirname, '..', '..', 'test-results', name);
-
-/** Keeps each instance's log in `resultsDir(name)` for a failed run, then destroys them all. */
-export async function keepLogsAndDestroy(name: string, instances: ReadonlyArray<FedgateInstance | undefined>): Promise<void> {
-  const dir = resultsDir(name);
-  await mkdir(dir, { recursive: true });
-  for (const instance of instances) if (instance) await writeFile(path.join(dir, `${instance.name}.log`), instance.logs());
-  await Promise.all(instances.map((instance) => instance?.destroy()));
 }

@@ -3,12 +3,10 @@
 // (chat-features-embedded.spec.ts, chat-features-distributed.spec.ts). What the receiving side gets is
 // read from its bridge's AS transactions (matrix-appservice), so "arrived" means "arrived at the chat
 // platform", content and relations intact. Scenarios build on one shared room, in order.
-import { mkdir, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
-import path from 'node:path';
 import sharp from 'sharp';
 import { Method } from 'matrix-js-sdk';
-import { createTestCa, startFedgatePair, type FedgateInstance, type FedgateShape, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
+import { createTestCa, keepLogsAndDestroy, startFedgatePair, type FedgateInstance, type FedgateShape, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
 
 /**
  * Scenarios that cannot pass yet, by name, with the reason: registered as skipped with the reason in
@@ -108,12 +106,7 @@ export function describeChatFeatureScenarios(shape: FedgateShape): void {
       [a, b] = await Promise.all([sideOf('A', instanceA), sideOf('B', instanceB)]);
     }, 240_000);
 
-    afterAll(async () => {
-      const dir = path.join(__dirname, '..', '..', 'test-results', `chat-features-${shape}`);
-      await mkdir(dir, { recursive: true });
-      for (const side of [a, b]) if (side) await writeFile(path.join(dir, `${side.instance.name}.log`), side.instance.logs());
-      await Promise.all([a?.instance.destroy(), b?.instance.destroy()]);
-    }, 60_000);
+    afterAll(() => keepLogsAndDestroy(`chat-features-${shape}`, [a?.instance, b?.instance]), 60_000);
 
     describe('direct messages', () => {
       bothWays('a DM: is_direct createRoom with a remote invitee, invite marked direct, a message each way', async ({ from, to }) => {

@@ -2,13 +2,12 @@
 // federation-distributed.spec.ts). Each fedgate has a TestBridge as its chat platform: matrix-js-sdk
 // acting as the bridge's virtual users on fedgate's client-server API, matrix-appservice receiving
 // what fedgate pushes. Scenarios build on each other (one room, in order), like a conversation.
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { Agent, request } from 'undici';
 import { computeEventId, signEvent } from '@fedgate/protocol';
 import type { Store } from '@fedgate/store';
 import {
   createTestCa,
+  keepLogsAndDestroy,
   FakeRemoteServer,
   openInstanceStore,
   startFedgatePair,
@@ -92,13 +91,7 @@ export function describeFederationScenarios(shape: FedgateShape): void {
       [a, b] = await startFedgatePair({ shape, ca, name: 'a' }, { shape, ca, name: 'b' });
     }, 240_000);
 
-    afterAll(async () => {
-      // Keep the logs of both sides for a failed run (test-results/ is ignored by git).
-      const dir = path.join(__dirname, '..', '..', 'test-results', `federation-${shape}`);
-      await mkdir(dir, { recursive: true });
-      for (const instance of [a, b]) if (instance) await writeFile(path.join(dir, `${instance.name}.log`), instance.logs());
-      await Promise.all([a?.destroy(), b?.destroy()]);
-    }, 60_000);
+    afterAll(() => keepLogsAndDestroy(`federation-${shape}`, [a, b]), 60_000);
 
     it('serves discovery over TLS from the shared CA on IPv4 and IPv6 loopback, under its own name', async () => {
       for (const instance of [a, b]) {

@@ -3,8 +3,8 @@
 // connections, some cut mid-request); one ingress is killed -9 mid-run. The
 // remote's retries succeed through the other, and nothing it sent is delivered twice (the per-origin transaction
 // lock and the record of answered transactions are in the store, shared by the replicas).
-import { createTestCa, startFedgate, type FedgateInstance } from '@fedgate/testing';
-import { expectExactlyOnceInOrder, keepLogsAndDestroy, sleep, startTrafficBothWays, trafficBothWays } from './chaos-traffic';
+import { createTestCa, keepLogsAndDestroy, startFedgate, type FedgateInstance } from '@fedgate/testing';
+import { expectExactlyOnceInOrder, sleep, startTrafficBothWays, trafficBothWays } from './chaos-traffic';
 
 jest.setTimeout(300_000);
 

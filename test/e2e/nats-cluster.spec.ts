@@ -3,8 +3,8 @@
 // and started again. Every message answered to its sender reaches the other side once, in order.
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { createTestCa, LocalNatsCluster, startFedgate, type FedgateInstance } from '@fedgate/testing';
-import { expectExactlyOnceInOrder, keepLogsAndDestroy, sleep, startTrafficBothWays, trafficBothWays } from './chaos-traffic';
+import { createTestCa, LocalNatsCluster, keepLogsAndDestroy, startFedgate, type FedgateInstance } from '@fedgate/testing';
+import { expectExactlyOnceInOrder, sleep, startTrafficBothWays, trafficBothWays } from './chaos-traffic';
 
 jest.setTimeout(600_000);
 
