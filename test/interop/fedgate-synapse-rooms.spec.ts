@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { verifyServerKeyDocument } from '@fedgate/protocol';
 import { openInstanceStore, type SynapseUser } from '@fedgate/testing';
-import { registerAliceAndBob, synapseRoomWithBob as roomOnSynapseWithBob } from './support/alice-and-bob';
-import { currentStateIds, eventSeenBy, eventually, federationGet, fromNowOn, initialSync, membershipIs, startPeers, stopPeers, synapseHasFullState, timelineBodies, WAIT_MS, type Peers } from './support/peers';
+import { startPeersWithAliceAndBob, synapseRoomWithBob as roomOnSynapseWithBob } from './support/alice-and-bob';
+import { currentStateIds, eventSeenBy, eventually, federationGet, fromNowOn, initialSync, membershipIs, stopPeers, synapseHasFullState, timelineBodies, WAIT_MS, type Peers } from './support/peers';
 
 jest.setTimeout(120_000);
 
@@ -23,13 +23,10 @@ describe('fedgate and Synapse: rooms, messages, membership, EDUs', () => {
   let bobClient: MatrixClient;
 
   beforeAll(async () => {
-    peers = await startPeers(NAME);
-    ({ alice, aliceClient, bob, bobClient } = await registerAliceAndBob(peers, NAME));
+    ({ peers, alice, aliceClient, bob, bobClient } = await startPeersWithAliceAndBob(NAME));
   }, 600_000);
 
-  afterAll(async () => {
-    await stopPeers(NAME, peers ?? {});
-  }, 60_000);
+  afterAll(() => stopPeers(NAME, peers ?? {}), 60_000);
 
   /** A Synapse-hosted room of that version with bob (fedgate) invited and joined. */
   const synapseRoomWithBob = (roomVersion: string, options: Record<string, unknown> = {}) => roomOnSynapseWithBob(peers, { aliceClient, bob, bobClient }, roomVersion, options);

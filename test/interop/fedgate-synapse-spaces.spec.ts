@@ -3,8 +3,8 @@
 // ways (to room version 12, whose room IDs name no server: the tombstone's sender is the way in).
 import { Preset, type MatrixClient } from 'matrix-js-sdk';
 import type { SynapseUser } from '@fedgate/testing';
-import { registerAliceAndBob } from './support/alice-and-bob';
-import { eventually, initialSync, membershipIs, startPeers, stopPeers, WAIT_MS, type Peers } from './support/peers';
+import { startPeersWithAliceAndBob } from './support/alice-and-bob';
+import { eventually, initialSync, membershipIs, stopPeers, WAIT_MS, type Peers } from './support/peers';
 
 jest.setTimeout(120_000);
 
@@ -18,13 +18,10 @@ describe('fedgate and Synapse: spaces and room upgrades', () => {
   let bobClient: MatrixClient;
 
   beforeAll(async () => {
-    peers = await startPeers(NAME);
-    ({ alice, aliceClient, bob, bobClient } = await registerAliceAndBob(peers, NAME));
+    ({ peers, alice, aliceClient, bob, bobClient } = await startPeersWithAliceAndBob(NAME));
   }, 600_000);
 
-  afterAll(async () => {
-    await stopPeers(NAME, peers ?? {});
-  }, 60_000);
+  afterAll(() => stopPeers(NAME, peers ?? {}), 60_000);
 
   const publicRoom = (client: MatrixClient, name: string, space = false) =>
     client.createRoom({ preset: Preset.PublicChat, name, room_version: '11', ...(space ? { creation_content: { type: 'm.space' } } : {}) }).then((r) => r.room_id);
