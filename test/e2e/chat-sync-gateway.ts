@@ -1,7 +1,7 @@
 // One in-process fedgate for the client-server e2e files: chat-sync's client-server API and workers with the
 // state-resolver (real SQLite store, EmbeddedBus), the test bridge as its first application service and any
-// others the file needs; federation ingress over HTTPS too when the file asks. Kept beside the e2e files rather than in @fedgate/testing, which libs' own tests
-// import (it would import @fedgate/platform back).
+// others the file needs; federation ingress over HTTPS too when the file asks. Kept beside the e2e files rather
+// than in @fedgate/testing, which libs' own tests import (it would import @fedgate/platform back).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
