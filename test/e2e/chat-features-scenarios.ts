@@ -1,12 +1,13 @@
 // Issue 6's proof: every chat feature a bridge uses, from a bridge on one fedgate to a bridge on
-// another, through federation, in both directions. Run once per deployment shape
-// (chat-features-embedded.spec.ts, chat-features-distributed.spec.ts). What the receiving side gets is
+// another, through federation, in both directions. Run once per deployment shape, on the pair of
+// federation-embedded.spec.ts and federation-distributed.spec.ts. What the receiving side gets is
 // read from its bridge's AS transactions (matrix-appservice), so "arrived" means "arrived at the chat
 // platform", content and relations intact. Scenarios build on one shared room, in order.
 import { request as httpsRequest } from 'node:https';
 import sharp from 'sharp';
 import { Method } from 'matrix-js-sdk';
-import { createTestCa, keepLogsAndDestroy, startFedgatePair, type FedgateInstance, type FedgateShape, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
+import type { FedgateInstance, FedgateShape, TestBridge, TestCertificateAuthority } from '@fedgate/testing';
+import type { FedgatePair } from './fedgate-pair-for-file';
 
 /**
  * Scenarios that cannot pass yet, by name, with the reason: registered as skipped with the reason in
@@ -63,7 +64,7 @@ async function testImage(): Promise<Buffer> {
   return sharp({ create: { width: 64, height: 48, channels: 3, background: '#0000ff' } }).composite([{ input: left, left: 0, top: 0 }]).png().toBuffer();
 }
 
-export function describeChatFeatureScenarios(shape: FedgateShape): void {
+export function describeChatFeatureScenarios(shape: FedgateShape, pair: () => FedgatePair): void {
   describe(`chat features bridge to bridge through federation (${shape})`, () => {
     let ca: TestCertificateAuthority;
     let a: Side;
@@ -95,8 +96,8 @@ export function describeChatFeatureScenarios(shape: FedgateShape): void {
     };
 
     beforeAll(async () => {
-      ca = createTestCa(`chat features ${shape} CA`);
-      const [instanceA, instanceB] = await startFedgatePair({ shape, ca, name: 'a' }, { shape, ca, name: 'b' });
+      const { ca: pairCa, a: instanceA, b: instanceB } = pair();
+      ca = pairCa;
       const sideOf = async (name: 'A' | 'B', instance: FedgateInstance): Promise<Side> => {
         const bridge = instance.bridge!;
         const first = await bridge.registerVirtualUser(`${instance.name}chat_first`);
@@ -104,9 +105,7 @@ export function describeChatFeatureScenarios(shape: FedgateShape): void {
         return { name, instance, bridge, first, second };
       };
       [a, b] = await Promise.all([sideOf('A', instanceA), sideOf('B', instanceB)]);
-    }, 240_000);
-
-    afterAll(() => keepLogsAndDestroy(`chat-features-${shape}`, [a?.instance, b?.instance]), 60_000);
+    }, 60_000);
 
     describe('direct messages', () => {
       bothWays('a DM: is_direct createRoom with a remote invitee, invite marked direct, a message each way', async ({ from, to }) => {
