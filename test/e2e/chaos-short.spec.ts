@@ -7,12 +7,12 @@
 //
 // Short form (npm test): one round, 5 s outages. Long form (`npm run chaos`, FEDGATE_TEST_CHAOS=long):
 // three rounds, 30 s outages, longer pauses, and egress and chat-sync scaled too.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { busTopology } from '@fedgate/bus';
-import { createTestCa, LocalFerretDb, LocalNatsServer, startFedgate, type FedgateInstance, type FedgateProcess } from '@fedgate/testing';
+import { createTestCa, LocalFerretDb, LocalNatsServer, keepLogsAndDestroy, startFedgate, testResultsDir, type FedgateInstance, type FedgateProcess } from '@fedgate/testing';
 import { MongoClient } from 'mongodb';
-import { expectExactlyOnceInOrder, eventually, Sender, sleep, trafficBothWays } from './chaos-traffic';
+import { expectExactlyOnceInOrder, sleep, startTrafficBothWays, trafficBothWays } from './chaos-traffic';
 
 const LONG = process.env.FEDGATE_TEST_CHAOS === 'long';
 const LEASE_TTL_MS = 5_000;
@@ -56,11 +56,7 @@ describe('chaos (issue 12): kill -9, NATS and store outages, pauses and scaling 
   }, 240_000);
 
   afterAll(async () => {
-    // Keep the logs of both sides for a failed run (test-results/ is ignored by git).
-    const dir = path.join(__dirname, '..', '..', 'test-results', 'chaos');
-    await mkdir(dir, { recursive: true });
-    for (const instance of [a, b]) if (instance) await writeFile(path.join(dir, `${instance.name}.log`), instance.logs());
-    await Promise.all([a?.destroy(), b?.destroy()]);
+    await keepLogsAndDestroy('chaos', [a, b]);
     await Promise.all([nats?.stop(), store?.stop()]);
   }, 120_000);
 
@@ -78,19 +74,8 @@ describe('chaos (issue 12): kill -9, NATS and store outages, pauses and scaling 
   }
 
   it('loses nothing and delivers nothing twice; per-sender order holds; reports the time to recover from each fault', async () => {
-    const bridgeA = a.bridge!;
-    const bridgeB = b.bridge!;
-    const alice = await bridgeA.registerVirtualUser('achat_alice');
-    const bob = await bridgeB.registerVirtualUser('bchat_bob');
-    const { room_id: roomId } = await bridgeA.asUser(alice).createRoom({ preset: 'public_chat' as never, name: 'chaos' });
-    await bridgeB.asUser(bob).joinRoom(roomId, { viaServers: [a.serverName] });
-    await bridgeA.waitForEvent((e) => e.type === 'm.room.member' && e.state_key === bob && e.content?.membership === 'join', 30_000);
-
-    const fromA = new Sender(bridgeA, alice, roomId, 'A', bridgeB);
-    const fromB = new Sender(bridgeB, bob, roomId, 'B', bridgeA);
+    const { roomId, fromA, fromB } = await startTrafficBothWays(a, b, 'chaos');
     const senders = [fromA, fromB];
-    fromA.start();
-    fromB.start();
     const recoveries: Recovery[] = [];
     /** Runs a fault (`act` returns when it is over) and waits for traffic both ways after it. */
     const fault = async (name: string, act: () => Promise<void>) => {
@@ -102,7 +87,6 @@ describe('chaos (issue 12): kill -9, NATS and store outages, pauses and scaling 
       await sleep(1_000);
     };
     try {
-      await eventually('traffic flowing', () => fromA.answered.length >= 3 && fromB.answered.length >= 3, (ok) => ok);
       for (let round = 0; round < ROUNDS; round++) {
         for (const victim of a.processes) {
           await fault(`kill -9 ${victim.app}`, async () => {
@@ -150,6 +134,6 @@ describe('chaos (issue 12): kill -9, NATS and store outages, pauses and scaling 
       `chaos (${LONG ? 'long' : 'short'}, ${ROUNDS} round${ROUNDS > 1 ? 's' : ''}): ${fromA.answered.length} + ${fromB.answered.length} messages, lost 0, duplicated 0; ` +
       `recovered (from fault start / from its end): ${recoveries.map((r) => `${r.fault} ${(r.sinceStartMs / 1000).toFixed(1)}/${(r.sinceEndMs / 1000).toFixed(1)} s`).join(', ')}`;
     console.log(report);
-    await writeFile(path.join(__dirname, '..', '..', 'test-results', 'chaos', 'report.txt'), `${report}\n`).catch(() => undefined);
+    await writeFile(path.join(testResultsDir('chaos'), 'report.txt'), `${report}\n`).catch(() => undefined);
   });
 });

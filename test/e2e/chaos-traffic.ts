@@ -1,7 +1,8 @@
 // Traffic for the chaos runs: one sender per side sending numbered messages as a bridge would (each retried
 // under its txnId until answered), the wait for traffic both ways after a fault, and the final check that
-// every answered message reached the other side's application service once, in the order sent.
-import type { TestBridge } from '@fedgate/testing';
+// every answered message reached the other side's application service once, in the order sent. Also the set-up
+// the chaos files share: the room both sides send in.
+import type { FedgateInstance, TestBridge } from '@fedgate/testing';
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -100,4 +101,38 @@ export async function expectExactlyOnceInOrder(sender: Sender, roomId: string): 
     .events((e) => e.room_id === roomId && typeof e.content?.body === 'string' && e.content.body.startsWith(`${sender.tag}-`))
     .map((e) => e.content.body as string);
   expect(new Set(bodies).size).toBe(bodies.length);
+}
+
+export interface TrafficBothWays {
+  roomId: string;
+  /** Alice on `a`, received by `b`'s bridge. */
+  fromA: Sender;
+  /** Bob on `b`, received by `a`'s bridge. */
+  fromB: Sender;
+}
+
+/**
+ * Alice (`a`'s bridge) creates a public room, Bob (`b`'s bridge) joins it over federation, and a sender each way
+ * starts; answers once traffic flows both ways (stop the senders when done).
+ */
+export async function startTrafficBothWays(a: FedgateInstance, b: FedgateInstance, roomName: string): Promise<TrafficBothWays> {
+  const bridgeA = a.bridge!;
+  const bridgeB = b.bridge!;
+  const alice = await bridgeA.registerVirtualUser('achat_alice');
+  const bob = await bridgeB.registerVirtualUser('bchat_bob');
+  const { room_id: roomId } = await bridgeA.asUser(alice).createRoom({ preset: 'public_chat' as never, name: roomName });
+  await bridgeB.asUser(bob).joinRoom(roomId, { viaServers: [a.serverName] });
+  await bridgeA.waitForEvent((e) => e.type === 'm.room.member' && e.state_key === bob && e.content?.membership === 'join', 30_000);
+
+  const fromA = new Sender(bridgeA, alice, roomId, 'A', bridgeB);
+  const fromB = new Sender(bridgeB, bob, roomId, 'B', bridgeA);
+  fromA.start();
+  fromB.start();
+  try {
+    await eventually('traffic flowing', () => fromA.answered.length >= 3 && fromB.answered.length >= 3, (ok) => ok);
+  } catch (err) {
+    await Promise.all([fromA.stop(), fromB.stop()]);
+    throw err;
+  }
+  return { roomId, fromA, fromB };
 }

@@ -1,14 +1,13 @@
 // Issue 6's proof: every chat feature a bridge uses, from a bridge on one fedgate to a bridge on
-// another, through federation, in both directions. Run once per deployment shape
-// (chat-features-embedded.spec.ts, chat-features-distributed.spec.ts). What the receiving side gets is
+// another, through federation, in both directions. Run once per deployment shape, on the pair of
+// federation-embedded.spec.ts and federation-distributed.spec.ts. What the receiving side gets is
 // read from its bridge's AS transactions (matrix-appservice), so "arrived" means "arrived at the chat
 // platform", content and relations intact. Scenarios build on one shared room, in order.
-import { mkdir, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
-import path from 'node:path';
 import sharp from 'sharp';
 import { Method } from 'matrix-js-sdk';
-import { createTestCa, startFedgatePair, type FedgateInstance, type FedgateShape, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
+import type { FedgateInstance, FedgateShape, TestBridge, TestCertificateAuthority } from '@fedgate/testing';
+import type { FedgatePair } from './fedgate-pair-for-file';
 
 /**
  * Scenarios that cannot pass yet, by name, with the reason: registered as skipped with the reason in
@@ -65,7 +64,7 @@ async function testImage(): Promise<Buffer> {
   return sharp({ create: { width: 64, height: 48, channels: 3, background: '#0000ff' } }).composite([{ input: left, left: 0, top: 0 }]).png().toBuffer();
 }
 
-export function describeChatFeatureScenarios(shape: FedgateShape): void {
+export function describeChatFeatureScenarios(shape: FedgateShape, pair: () => FedgatePair): void {
   describe(`chat features bridge to bridge through federation (${shape})`, () => {
     let ca: TestCertificateAuthority;
     let a: Side;
@@ -97,8 +96,8 @@ export function describeChatFeatureScenarios(shape: FedgateShape): void {
     };
 
     beforeAll(async () => {
-      ca = createTestCa(`chat features ${shape} CA`);
-      const [instanceA, instanceB] = await startFedgatePair({ shape, ca, name: 'a' }, { shape, ca, name: 'b' });
+      const { ca: pairCa, a: instanceA, b: instanceB } = pair();
+      ca = pairCa;
       const sideOf = async (name: 'A' | 'B', instance: FedgateInstance): Promise<Side> => {
         const bridge = instance.bridge!;
         const first = await bridge.registerVirtualUser(`${instance.name}chat_first`);
@@ -106,13 +105,6 @@ export function describeChatFeatureScenarios(shape: FedgateShape): void {
         return { name, instance, bridge, first, second };
       };
       [a, b] = await Promise.all([sideOf('A', instanceA), sideOf('B', instanceB)]);
-    }, 240_000);
-
-    afterAll(async () => {
-      const dir = path.join(__dirname, '..', '..', 'test-results', `chat-features-${shape}`);
-      await mkdir(dir, { recursive: true });
-      for (const side of [a, b]) if (side) await writeFile(path.join(dir, `${side.instance.name}.log`), side.instance.logs());
-      await Promise.all([a?.instance.destroy(), b?.instance.destroy()]);
     }, 60_000);
 
     describe('direct messages', () => {

@@ -1,17 +1,18 @@
 // One in-process fedgate for the client-server e2e files: chat-sync's client-server API and workers with the
 // state-resolver (real SQLite store, EmbeddedBus), the test bridge as its first application service and any
-// others the file needs. Kept beside the e2e files rather than in @fedgate/testing, which libs' own tests
-// import (it would import @fedgate/platform back).
+// others the file needs; federation ingress over HTTPS too when the file asks. Kept beside the e2e files rather
+// than in @fedgate/testing, which libs' own tests import (it would import @fedgate/platform back).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Provider } from '@nestjs/common';
 import { CHAT_SYNC_PUSH_BACKOFF, ChatSyncModule, ChatSyncWorkersModule } from '@fedgate/chat-sync';
 import { loadConfig } from '@fedgate/config';
+import { FederationIngressModule } from '@fedgate/federation-ingress';
 import { buildPlatform, type Platform } from '@fedgate/platform';
 import { startService, type RunningService } from '@fedgate/service-kit';
 import { StateResolverModule } from '@fedgate/state-resolver';
-import { TestBridge } from '@fedgate/testing';
+import { findFreePort, issueServerCertificate, TestBridge, writeServerCertificate, writeTestCa, type TestCertificateAuthority } from '@fedgate/testing';
 
 /** Another application service's registration (the bridge's is written by the bridge). */
 export interface AppServiceRegistration {
@@ -26,7 +27,14 @@ export interface AppServiceRegistration {
 export interface ChatSyncGatewayOptions {
   /** The service's name, also naming its temporary data directory. */
   name: string;
-  serverName: string;
+  /** Required without `federation`; with it the name is `localhost:<federation port>`. */
+  serverName?: string;
+  /** Serve federation too (ingress only), over HTTPS with a certificate from `ca`, trusting only `ca`. */
+  federation?: { ca: TestCertificateAuthority };
+  /** The test bridge's user prefix (default `rc`) and registration ID. */
+  bridge?: { prefix: string; id?: string };
+  /** Run the state-resolver and chat-sync workers (default true). */
+  workers?: boolean;
   otherAppServices?: AppServiceRegistration[];
   /** Further config overrides (`limits`, …). */
   config?: Record<string, unknown>;
@@ -37,6 +45,7 @@ export interface ChatSyncGatewayOptions {
 }
 
 export interface ChatSyncGateway {
+  serverName: string;
   dataDir: string;
   bridge: TestBridge;
   service: RunningService;
@@ -49,9 +58,11 @@ export interface ChatSyncGateway {
 }
 
 export async function startChatSyncGateway(options: ChatSyncGatewayOptions): Promise<ChatSyncGateway> {
-  const { serverName } = options;
   const dataDir = await mkdtemp(path.join(tmpdir(), `fedgate-${options.name}-`));
-  const bridge = await TestBridge.start({ homeserverUrl: 'http://127.0.0.1:9', serverName, prefix: 'rc', requestTimeoutMs: 10_000 });
+  const federationPort = options.federation ? await findFreePort() : undefined;
+  const serverName = federationPort === undefined ? options.serverName : `localhost:${federationPort}`;
+  if (!serverName) throw new Error('startChatSyncGateway: a serverName, or federation');
+  const bridge = await TestBridge.start({ homeserverUrl: 'http://127.0.0.1:9', serverName, prefix: options.bridge?.prefix ?? 'rc', id: options.bridge?.id, requestTimeoutMs: 10_000 });
   const registrationFiles = [bridge.registrationPath];
   for (const other of options.otherAppServices ?? []) {
     const file = path.join(dataDir, `${other.id}-registration.yaml`);
@@ -70,6 +81,7 @@ export async function startChatSyncGateway(options: ChatSyncGatewayOptions): Pro
       clientServer: { enabled: true, bindAddress: '127.0.0.1', port: 0 },
       appServices: { registrationFiles },
       log: { level: 'warn' },
+      ...(options.federation ? await federationConfig(options.federation.ca, federationPort!, dataDir) : {}),
       ...options.config,
     },
   });
@@ -78,7 +90,8 @@ export async function startChatSyncGateway(options: ChatSyncGatewayOptions): Pro
     {
       name: `${options.name}-test`,
       clientServer: [ChatSyncModule],
-      workers: [StateResolverModule, ChatSyncWorkersModule],
+      ...(options.federation ? { federation: [FederationIngressModule] } : {}),
+      ...(options.workers === false ? {} : { workers: [StateResolverModule, ChatSyncWorkersModule] }),
       shared: async (context) => {
         platform = await buildPlatform(context);
         await options.onPlatform?.(platform);
@@ -91,6 +104,7 @@ export async function startChatSyncGateway(options: ChatSyncGatewayOptions): Pro
   const base = service.clientServerUrl!;
   bridge.connect({ homeserverUrl: base, serverName });
   return {
+    serverName,
     dataDir,
     bridge,
     service,
@@ -102,6 +116,17 @@ export async function startChatSyncGateway(options: ChatSyncGatewayOptions): Pro
       await bridge.stop();
       await rm(dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/** Federation on loopback HTTPS at `port`: a certificate from the test CA, which is the only CA trusted. */
+async function federationConfig(ca: TestCertificateAuthority, port: number, dataDir: string): Promise<Record<string, unknown>> {
+  const caFiles = await writeTestCa(ca, path.join(dataDir, 'tls'));
+  const certFiles = await writeServerCertificate(issueServerCertificate(ca), path.join(dataDir, 'tls'));
+  return {
+    federation: { bindAddress: '::', port, allowPrivateAddresses: false, addressAllowlist: ['127.0.0.0/8', '::1/128'] },
+    tls: { cert: certFiles.certPath, key: certFiles.keyPath, ca: [caFiles.certPath] },
+    egress: { requestTimeoutMs: 10_000 },
   };
 }
 
@@ -129,5 +154,41 @@ export function clientServerCalls(base: () => string) {
     if (answer.status !== 200) throw new Error(`${method} ${pathAndQuery}: ${answer.status} ${JSON.stringify(answer.body)}`);
     return answer.body;
   };
-  return { call, ok };
+  return { call, ok, ...appServiceUserCalls(ok) };
+}
+
+type Ok = (method: string, pathAndQuery: string, token: string, body?: unknown) => Promise<Record<string, any>>;
+
+/** Calls an application service makes as one of its users (`user_id=`), with the token given. */
+function appServiceUserCalls(ok: Ok) {
+  const enc = encodeURIComponent;
+  const as = (userId: string) => `user_id=${enc(userId)}`;
+  return {
+    as,
+    /** The path with `user_id=` appended to its query. */
+    withUser: (pathAndQuery: string, userId: string) => `${pathAndQuery}${pathAndQuery.includes('?') ? '&' : '?'}${as(userId)}`,
+    register: async (localpart: string, token: string) => (await ok('POST', '/_matrix/client/v3/register', token, { type: 'm.login.application_service', username: localpart })).user_id as string,
+    createRoom: async (userId: string, token: string, body: Record<string, unknown>) => (await ok('POST', `/_matrix/client/v3/createRoom?${as(userId)}`, token, body)).room_id as string,
+    /** A text message under a transaction ID of its own; answers the event ID. */
+    send: async (roomId: string, userId: string, token: string, text: string) =>
+      (await ok('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/${enc(text)}-${Date.now()}?${as(userId)}`, token, { msgtype: 'm.text', body: text })).event_id as string,
+  };
+}
+
+export const BOT_TOKEN = 'as-token-of-the-bot';
+
+/**
+ * The second tenant of the two-tenant files: a bot whose NON-exclusive `@.*` / `#.*` namespace covers every
+ * user and alias of the server, the bridge's too (an exclusive claim wins, so it may not act as them).
+ */
+export function botRegistration(serverName: string): AppServiceRegistration {
+  const server = serverName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return {
+    id: 'bot',
+    asToken: BOT_TOKEN,
+    hsToken: 'hs-token-of-the-bot',
+    senderLocalpart: 'helperbot',
+    users: [{ exclusive: false, regex: `@.*:${server}` }],
+    aliases: [{ exclusive: false, regex: `#.*:${server}` }],
+  };
 }

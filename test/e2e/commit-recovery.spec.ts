@@ -2,14 +2,12 @@
 // stored, the room log entry not yet published: the half-commit that used to leave an extremity without
 // state and every later send failing). After a real restart of A the room is usable, and the message
 // reaches B and both chat platforms exactly once, before the next one.
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { Bus } from '@fedgate/bus';
 import { loadConfig } from '@fedgate/config';
 import { buildPlatform } from '@fedgate/platform';
 import { createLogger, ensureSigningKey } from '@fedgate/service-kit';
 import { StateResolver } from '@fedgate/state-resolver';
-import { createTestCa, startFedgatePair, type FedgateInstance, type TestBridge } from '@fedgate/testing';
+import { createTestCa, keepLogsAndDestroy, startFedgatePair, type FedgateInstance, type TestBridge } from '@fedgate/testing';
 
 jest.setTimeout(240_000);
 
@@ -40,12 +38,7 @@ describe('a fedgate dying mid-commit, then restarted (issue 10, defect 3)', () =
     [a, b] = await startFedgatePair({ shape: 'embedded', ca, name: 'a' }, { shape: 'embedded', ca, name: 'b' });
   }, 240_000);
 
-  afterAll(async () => {
-    const dir = path.join(__dirname, '..', '..', 'test-results', 'commit-recovery');
-    await mkdir(dir, { recursive: true });
-    for (const instance of [a, b]) if (instance) await writeFile(path.join(dir, `${instance.name}.log`), instance.logs());
-    await Promise.all([a?.destroy(), b?.destroy()]);
-  }, 60_000);
+  afterAll(() => keepLogsAndDestroy('commit-recovery', [a, b]), 60_000);
 
   it('finishes the cut-short commit on start: the room is usable and the message is delivered once', async () => {
     const bridgeA = a.bridge as TestBridge;

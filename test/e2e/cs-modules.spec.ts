@@ -8,7 +8,7 @@ import type { OutboundEdu } from '@fedgate/bus';
 import { MatrixEvent, ReceiptType } from 'matrix-js-sdk';
 import { type Platform } from '@fedgate/platform';
 import { TestBridge } from '@fedgate/testing';
-import { clientServerCalls, startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
+import { BOT_TOKEN, botRegistration, clientServerCalls, startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
 
 const serverName = 'modules.test';
 jest.setTimeout(60_000);
@@ -19,14 +19,14 @@ describe('client-server modules bridges use (issue 14)', () => {
   let bridge: TestBridge;
   let platform: Platform;
   let rcToken: string;
-  const botToken = 'as-token-of-the-bot';
+  const botToken = BOT_TOKEN;
   const outboundEdus: OutboundEdu[] = [];
 
   beforeAll(async () => {
     gateway = await startChatSyncGateway({
       name: 'cs-modules',
       serverName,
-      otherAppServices: [{ id: 'bot', asToken: botToken, hsToken: 'hs-token-of-the-bot', senderLocalpart: 'helperbot', users: [{ exclusive: false, regex: '@.*:modules\\.test' }], aliases: [{ exclusive: false, regex: '#.*:modules\\.test' }] }],
+      otherAppServices: [botRegistration(serverName)],
       // Every EDU that would leave for other servers, to show that private receipts never do.
       onPlatform: (p) => p.bus.consume({ ...p.topology.consumers.egressOutboundEdus(), durable: 'test-outbound-edus' }, (m) => void outboundEdus.push(m.data)),
     });
@@ -36,13 +36,7 @@ describe('client-server modules bridges use (issue 14)', () => {
   afterAll(() => gateway?.close());
 
   const enc = encodeURIComponent;
-  const { call, ok } = clientServerCalls(() => base);
-  const as = (userId: string) => `user_id=${enc(userId)}`;
-  const withUser = (p: string, userId: string) => `${p}${p.includes('?') ? '&' : '?'}${as(userId)}`;
-  const register = async (localpart: string, token: string) => (await ok('POST', '/_matrix/client/v3/register', token, { type: 'm.login.application_service', username: localpart })).user_id as string;
-  const createRoom = async (userId: string, token: string, body: Record<string, unknown>) => (await ok('POST', `/_matrix/client/v3/createRoom?${as(userId)}`, token, body)).room_id as string;
-  const send = async (roomId: string, userId: string, token: string, text: string) =>
-    (await ok('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/${enc(text)}-${Date.now()}?${as(userId)}`, token, { msgtype: 'm.text', body: text })).event_id as string;
+  const { call, ok, as, withUser, register, createRoom, send } = clientServerCalls(() => base);
 
   let rcAlice: string;
   let rcBob: string;

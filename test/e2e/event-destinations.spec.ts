@@ -2,9 +2,7 @@
 // server that is not in the room by the invite API only, never in a /send (it would ask for events it may
 // not read and store the invite as rejected), and the join a server made through send_join is not sent back
 // to it. What B got from A in each /send is read from B's audit records (the answer lists every PDU).
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { createTestCa, openInstanceStore, startFedgatePair, type FedgateInstance, type TestBridge } from '@fedgate/testing';
+import { createTestCa, keepLogsAndDestroy, openInstanceStore, startFedgatePair, type FedgateInstance, type TestBridge } from '@fedgate/testing';
 
 jest.setTimeout(180_000);
 
@@ -19,12 +17,7 @@ describe('which events a server is sent (issue 10, defect 10)', () => {
     [a, b] = await startFedgatePair({ shape: 'embedded', ca, name: 'a' }, { shape: 'embedded', ca, name: 'b' });
   }, 180_000);
 
-  afterAll(async () => {
-    const dir = path.join(__dirname, '..', '..', 'test-results', 'event-destinations');
-    await mkdir(dir, { recursive: true });
-    for (const instance of [a, b]) if (instance) await writeFile(path.join(dir, `${instance.name}.log`), instance.logs());
-    await Promise.all([a?.destroy(), b?.destroy()]);
-  }, 60_000);
+  afterAll(() => keepLogsAndDestroy('event-destinations', [a, b]), 60_000);
 
   /** What B got from A in /send transactions so far: the PDU count, and the IDs of those B could name (answered or refused). */
   async function sentToB(): Promise<{ pduCount: number; eventIds: string[] }> {

@@ -1,22 +1,19 @@
 // The two-fedgate end-to-end scenarios, run once per deployment shape (federation-embedded.spec.ts,
-// federation-distributed.spec.ts). Each fedgate has a TestBridge as its chat platform: matrix-js-sdk
+// federation-distributed.spec.ts, on the pair those files share with the chat-features scenarios). Each fedgate has a TestBridge as its chat platform: matrix-js-sdk
 // acting as the bridge's virtual users on fedgate's client-server API, matrix-appservice receiving
 // what fedgate pushes. Scenarios build on each other (one room, in order), like a conversation.
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { Agent, request } from 'undici';
 import { computeEventId, signEvent } from '@fedgate/protocol';
 import type { Store } from '@fedgate/store';
 import {
-  createTestCa,
   FakeRemoteServer,
   openInstanceStore,
-  startFedgatePair,
   type FedgateInstance,
   type FedgateShape,
   type TestBridge,
   type TestCertificateAuthority,
 } from '@fedgate/testing';
+import type { FedgatePair } from './fedgate-pair-for-file';
 
 /**
  * What a scenario still waits for, by helper. A scenario listing a missing piece is registered as
@@ -69,7 +66,7 @@ function bridgeOf(instance: FedgateInstance): TestBridge {
   return instance.bridge;
 }
 
-export function describeFederationScenarios(shape: FedgateShape): void {
+export function describeFederationScenarios(shape: FedgateShape, pair: () => FedgatePair): void {
   currentShape = shape;
   const shapeBlocked = SHAPE_MISSING[shape];
   if (shapeBlocked) {
@@ -87,18 +84,9 @@ export function describeFederationScenarios(shape: FedgateShape): void {
     let carol: string; // B's second virtual user (invited, kicked, banned)
     let roomId: string;
 
-    beforeAll(async () => {
-      ca = createTestCa();
-      [a, b] = await startFedgatePair({ shape, ca, name: 'a' }, { shape, ca, name: 'b' });
-    }, 240_000);
-
-    afterAll(async () => {
-      // Keep the logs of both sides for a failed run (test-results/ is ignored by git).
-      const dir = path.join(__dirname, '..', '..', 'test-results', `federation-${shape}`);
-      await mkdir(dir, { recursive: true });
-      for (const instance of [a, b]) if (instance) await writeFile(path.join(dir, `${instance.name}.log`), instance.logs());
-      await Promise.all([a?.destroy(), b?.destroy()]);
-    }, 60_000);
+    beforeAll(() => {
+      ({ ca, a, b } = pair());
+    });
 
     it('serves discovery over TLS from the shared CA on IPv4 and IPv6 loopback, under its own name', async () => {
       for (const instance of [a, b]) {

@@ -3,10 +3,8 @@
 // connections, some cut mid-request); one ingress is killed -9 mid-run. The
 // remote's retries succeed through the other, and nothing it sent is delivered twice (the per-origin transaction
 // lock and the record of answered transactions are in the store, shared by the replicas).
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { createTestCa, startFedgate, type FedgateInstance } from '@fedgate/testing';
-import { expectExactlyOnceInOrder, eventually, Sender, sleep, trafficBothWays } from './chaos-traffic';
+import { createTestCa, keepLogsAndDestroy, startFedgate, type FedgateInstance } from '@fedgate/testing';
+import { expectExactlyOnceInOrder, sleep, startTrafficBothWays, trafficBothWays } from './chaos-traffic';
 
 jest.setTimeout(300_000);
 
@@ -22,31 +20,14 @@ describe('several federation-ingress processes behind a TCP balancer (issue 12)'
     ]);
   }, 240_000);
 
-  afterAll(async () => {
-    const dir = path.join(__dirname, '..', '..', 'test-results', 'ingress-balancer');
-    await mkdir(dir, { recursive: true });
-    for (const instance of [a, b]) if (instance) await writeFile(path.join(dir, `${instance.name}.log`), instance.logs());
-    await Promise.all([a?.destroy(), b?.destroy()]);
-  }, 60_000);
+  afterAll(() => keepLogsAndDestroy('ingress-balancer', [a, b]), 60_000);
 
   it("spreads the remote's connections over both ingresses; with one killed the remote's retries succeed and nothing is duplicated", async () => {
     const balancer = a.balancer!;
-    const bridgeA = a.bridge!;
-    const bridgeB = b.bridge!;
-    const alice = await bridgeA.registerVirtualUser('achat_alice');
-    const bob = await bridgeB.registerVirtualUser('bchat_bob');
-    const { room_id: roomId } = await bridgeA.asUser(alice).createRoom({ preset: 'public_chat' as never, name: 'balanced' });
-    await bridgeB.asUser(bob).joinRoom(roomId, { viaServers: [a.serverName] });
-    await bridgeA.waitForEvent((e) => e.type === 'm.room.member' && e.state_key === bob && e.content?.membership === 'join', 30_000);
-
-    const fromA = new Sender(bridgeA, alice, roomId, 'A', bridgeB);
-    const fromB = new Sender(bridgeB, bob, roomId, 'B', bridgeA);
-    fromA.start();
-    fromB.start();
+    const { roomId, fromA, fromB } = await startTrafficBothWays(a, b, 'balanced');
     const ingresses = a.processes.filter((p) => p.app === 'federation-ingress');
     let recoveredMs = 0;
     try {
-      await eventually('traffic flowing', () => fromA.answered.length >= 3 && fromB.answered.length >= 3, (ok) => ok);
       expect(ingresses).toHaveLength(2);
       // The remote keeps its connection alive: the balancer recycles connections now and then (as one draining
       // does), so the remote's next transactions go to the other replica (round robin per connection), some cut

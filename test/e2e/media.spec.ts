@@ -2,84 +2,22 @@
 // chat-sync with matrix-js-sdk, and a second fedgate fetches the first one's media over the
 // authenticated federation endpoint (X-Matrix, multipart/mixed) and serves it from its cache.
 // Two servers in this process, each with its federation (HTTPS, test CA) and client-server listeners.
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { Agent, request } from 'undici';
-import { loadConfig } from '@fedgate/config';
-import { ChatSyncModule } from '@fedgate/chat-sync';
-import { FederationIngressModule } from '@fedgate/federation-ingress';
-import { buildPlatform, type Platform } from '@fedgate/platform';
-import { startService, type RunningService } from '@fedgate/service-kit';
-import { createTestCa, findFreePort, issueServerCertificate, TestBridge, writeServerCertificate, writeTestCa, type TestCertificateAuthority } from '@fedgate/testing';
+import { createTestCa, type TestCertificateAuthority } from '@fedgate/testing';
+import { startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
 
 jest.setTimeout(60_000);
 
 const MAX_UPLOAD = 256 * 1024;
 
-interface Server {
-  serverName: string;
-  service: RunningService;
-  platform: Platform;
-  bridge: TestBridge;
-  dataDir: string;
-  clientUrl: string;
-  close(): Promise<void>;
-}
+type Server = ChatSyncGateway;
 
-async function startServer(ca: TestCertificateAuthority, name: string): Promise<Server> {
-  const dataDir = await mkdtemp(path.join(tmpdir(), `fedgate-media-${name}-`));
-  const port = await findFreePort();
-  const serverName = `localhost:${port}`;
-  const caFiles = await writeTestCa(ca, path.join(dataDir, 'tls'));
-  const certFiles = await writeServerCertificate(issueServerCertificate(ca), path.join(dataDir, 'tls'));
-  const bridge = await TestBridge.start({ homeserverUrl: 'http://127.0.0.1:9', serverName, prefix: `${name}chat`, id: `bridge-${name}`, requestTimeoutMs: 10_000 });
-  const config = loadConfig({
-    env: {},
-    argv: [],
-    cwd: dataDir,
-    overrides: {
-      serverName,
-      dataDir,
-      federation: { bindAddress: '::', port, allowPrivateAddresses: false, addressAllowlist: ['127.0.0.0/8', '::1/128'] },
-      clientServer: { enabled: true, bindAddress: '127.0.0.1', port: 0 },
-      tls: { cert: certFiles.certPath, key: certFiles.keyPath, ca: [caFiles.certPath] },
-      appServices: { registrationFiles: [bridge.registrationPath] },
-      limits: { maxUploadBytes: MAX_UPLOAD },
-      egress: { requestTimeoutMs: 10_000 },
-      log: { level: 'warn' },
-    },
-  });
-  let platform!: Platform;
-  const service = await startService(
-    {
-      name: `media-${name}`,
-      federation: [FederationIngressModule],
-      clientServer: [ChatSyncModule],
-      shared: async (context) => {
-        platform = await buildPlatform(context);
-        return { providers: platform.providers, close: () => platform.close() };
-      },
-    },
-    { config, handleSignals: false, printReadyLine: false },
-  );
-  const clientUrl = service.clientServerUrl!;
-  bridge.connect({ homeserverUrl: clientUrl, serverName });
-  return {
-    serverName,
-    service,
-    platform,
-    bridge,
-    dataDir,
-    clientUrl,
-    close: async () => {
-      await service.close();
-      await bridge.stop();
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
-}
+/** Client-server and federation (ingress only: media needs no state-resolver), the upload limit low. */
+const startServer = (ca: TestCertificateAuthority, name: string): Promise<Server> =>
+  startChatSyncGateway({ name: `media-${name}`, federation: { ca }, bridge: { prefix: `${name}chat`, id: `bridge-${name}` }, workers: false, config: { limits: { maxUploadBytes: MAX_UPLOAD } } });
 
 /** A 64x48 PNG: left half red, right half blue (so a crop is visibly a crop). */
 async function testImage(): Promise<Buffer> {
@@ -126,7 +64,7 @@ describe('media through chat-sync and federation', () => {
   });
 
   const authed = (server: Server, url: string, init: RequestInit = {}) =>
-    fetch(url.startsWith('http') ? url : `${server.clientUrl}${url}`, { ...init, headers: { authorization: `Bearer ${server.bridge.registration.as_token}`, ...(init.headers ?? {}) } });
+    fetch(url.startsWith('http') ? url : `${server.base}${url}`, { ...init, headers: { authorization: `Bearer ${server.bridge.registration.as_token}`, ...(init.headers ?? {}) } });
 
   it('answers the upload limit on both config endpoints', async () => {
     for (const route of ['/_matrix/client/v1/media/config', '/_matrix/media/v3/config']) {
@@ -212,10 +150,10 @@ describe('media through chat-sync and federation', () => {
   });
 
   it('answers 401 for a wrong or missing token, and 404 for unknown media', async () => {
-    const wrong = await fetch(`${a.clientUrl}/_matrix/media/v3/upload`, { method: 'POST', headers: { authorization: 'Bearer nope', 'content-type': 'image/png' }, body: image });
+    const wrong = await fetch(`${a.base}/_matrix/media/v3/upload`, { method: 'POST', headers: { authorization: 'Bearer nope', 'content-type': 'image/png' }, body: image });
     expect(wrong.status).toBe(401);
     expect((await errcodeOf(wrong))).toBe('M_UNKNOWN_TOKEN');
-    const missing = await fetch(`${a.clientUrl}/_matrix/client/v1/media/download/${imageUri.slice(6)}`);
+    const missing = await fetch(`${a.base}/_matrix/client/v1/media/download/${imageUri.slice(6)}`);
     expect(missing.status).toBe(401);
     expect((await errcodeOf(missing))).toBe('M_MISSING_TOKEN');
     const unknown = await authed(a, `/_matrix/client/v1/media/download/${a.serverName}/doesNotExist`);
@@ -260,7 +198,7 @@ describe('media through chat-sync and federation', () => {
   it('downloads remote media through the local server: federation multipart fetch, then served from cache', async () => {
     const client = b.bridge.asUser(bob);
     const url = client.mxcUrlToHttp(imageUri, undefined, undefined, undefined, false, false, true)!;
-    expect(url.startsWith(b.clientUrl)).toBe(true);
+    expect(url.startsWith(b.base)).toBe(true);
     const response = await authed(b, url);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('image/png');

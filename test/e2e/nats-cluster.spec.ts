@@ -1,12 +1,10 @@
 // Issue 12, NATS as operators run it: a distributed fedgate on a 3-node nats-server cluster (a current release,
 // built from the Go module proxy), every stream with 3 replicas; one node is killed -9 under traffic both ways
 // and started again. Every message answered to its sender reaches the other side once, in order.
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { createTestCa, LocalNatsCluster, startFedgate, type FedgateInstance } from '@fedgate/testing';
-import { expectExactlyOnceInOrder, eventually, Sender, sleep, trafficBothWays } from './chaos-traffic';
+import { createTestCa, LocalNatsCluster, keepLogsAndDestroy, startFedgate, type FedgateInstance } from '@fedgate/testing';
+import { expectExactlyOnceInOrder, sleep, startTrafficBothWays, trafficBothWays } from './chaos-traffic';
 
 jest.setTimeout(600_000);
 
@@ -30,10 +28,7 @@ describe('3-node NATS cluster, streams with 3 replicas (issue 12)', () => {
   }, 600_000);
 
   afterAll(async () => {
-    const dir = path.join(__dirname, '..', '..', 'test-results', 'nats-cluster');
-    await mkdir(dir, { recursive: true });
-    for (const instance of [a, b]) if (instance) await writeFile(path.join(dir, `${instance.name}.log`), instance.logs());
-    await Promise.all([a?.destroy(), b?.destroy()]);
+    await keepLogsAndDestroy('nats-cluster', [a, b]);
     await cluster?.stop();
   }, 120_000);
 
@@ -49,21 +44,9 @@ describe('3-node NATS cluster, streams with 3 replicas (issue 12)', () => {
       await nc.close();
     }
 
-    const bridgeA = a.bridge!;
-    const bridgeB = b.bridge!;
-    const alice = await bridgeA.registerVirtualUser('achat_alice');
-    const bob = await bridgeB.registerVirtualUser('bchat_bob');
-    const { room_id: roomId } = await bridgeA.asUser(alice).createRoom({ preset: 'public_chat' as never, name: 'clustered' });
-    await bridgeB.asUser(bob).joinRoom(roomId, { viaServers: [a.serverName] });
-    await bridgeA.waitForEvent((e) => e.type === 'm.room.member' && e.state_key === bob && e.content?.membership === 'join', 30_000);
-
-    const fromA = new Sender(bridgeA, alice, roomId, 'A', bridgeB);
-    const fromB = new Sender(bridgeB, bob, roomId, 'B', bridgeA);
-    fromA.start();
-    fromB.start();
+    const { roomId, fromA, fromB } = await startTrafficBothWays(a, b, 'clustered');
     const recovered: string[] = [];
     try {
-      await eventually('traffic flowing', () => fromA.answered.length >= 3 && fromB.answered.length >= 3, (ok) => ok);
       // The first node is the one every process dialled first: the hardest one to lose. The long run
       // (`npm run chaos`) loses a second one after the first is back.
       for (const node of process.env.FEDGATE_TEST_CHAOS === 'long' ? [0, 1] : [0]) {

@@ -3,16 +3,14 @@
 // partition. fedgate A runs with one room partition, so every room shares it; a real fedgate B talks in a
 // second room while the tarpit holds A's request open; the tarpit's PDU is given up after its budget.
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { Agent, request } from 'undici';
 import { busOptionsFor, EmbeddedBus, JetStreamBus, type DeadLetterAdmin } from '@fedgate/bus';
 import { loadConfig } from '@fedgate/config';
 import { topologyFor } from '@fedgate/platform';
 import { buildServerKeyDocument, buildXMatrixHeader, computeEventId, generateSigningKey, signEvent } from '@fedgate/protocol';
-import { createTestCa, issueServerCertificate, startFedgatePair, type FedgateInstance, type FedgateShape, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
+import { createTestCa, keepLogsAndDestroy, issueServerCertificate, startFedgatePair, type FedgateInstance, type FedgateShape, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
 
 const EVENT_WAIT_MS = 30_000;
 const BUDGET_MS = 10_000;
@@ -84,10 +82,8 @@ describe.each(['embedded', 'distributed'] as FedgateShape[])('a tarpitting origi
   }, 240_000);
 
   afterAll(async () => {
-    const dir = path.join(__dirname, '..', '..', 'test-results', `partition-tarpit-${shape}`);
-    await mkdir(dir, { recursive: true });
-    for (const instance of [a, b]) if (instance) await writeFile(path.join(dir, `${instance.name}.log`), instance.logs());
-    await Promise.all([a?.destroy(), b?.destroy(), tarpit?.stop()]);
+    await keepLogsAndDestroy(`partition-tarpit-${shape}`, [a, b]);
+    await tarpit?.stop();
   }, 60_000);
 
   it('defect 2: another room flows while the tarpit holds gap filling; the tarpit\'s PDU is given up after its budget with the reason', async () => {

@@ -7,7 +7,7 @@
 // docs/security.md (section "tenant") has the table of endpoints, who may, and the test here.
 import { type Platform } from '@fedgate/platform';
 import { TestBridge } from '@fedgate/testing';
-import { clientServerCalls, startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
+import { BOT_TOKEN, botRegistration, clientServerCalls, startChatSyncGateway, type ChatSyncGateway } from './chat-sync-gateway';
 
 const serverName = 'tenant.test';
 jest.setTimeout(60_000);
@@ -18,13 +18,13 @@ describe('tenant isolation between two application services (issue 18)', () => {
   let bridge: TestBridge;
   let platform: Platform;
   let rcToken: string;
-  const botToken = 'as-token-of-the-bot';
+  const botToken = BOT_TOKEN;
 
   beforeAll(async () => {
     gateway = await startChatSyncGateway({
       name: 'tenants',
       serverName,
-      otherAppServices: [{ id: 'bot', asToken: botToken, hsToken: 'hs-token-of-the-bot', senderLocalpart: 'helperbot', users: [{ exclusive: false, regex: '@.*:tenant\\.test' }], aliases: [{ exclusive: false, regex: '#.*:tenant\\.test' }] }],
+      otherAppServices: [botRegistration(serverName)],
     });
     ({ bridge, base, platform, token: rcToken } = gateway);
   });
@@ -32,10 +32,7 @@ describe('tenant isolation between two application services (issue 18)', () => {
   afterAll(() => gateway?.close());
 
   const enc = encodeURIComponent;
-  const { call, ok } = clientServerCalls(() => base);
-  const as = (userId: string) => `user_id=${enc(userId)}`;
-  const register = async (localpart: string, token: string) => (await ok('POST', '/_matrix/client/v3/register', token, { type: 'm.login.application_service', username: localpart })).user_id as string;
-  const createRoom = async (userId: string, token: string, body: Record<string, unknown>) => (await ok('POST', `/_matrix/client/v3/createRoom?${as(userId)}`, token, body)).room_id as string;
+  const { call, ok, as, withUser, register, createRoom, send } = clientServerCalls(() => base);
   const admin = (p: string) => `/_synapse/admin/${p}`;
 
   let rcAlice: string;
@@ -47,7 +44,7 @@ describe('tenant isolation between two application services (issue 18)', () => {
     rcAlice = await register('rc_alice', rcToken);
     botHelper = await register('helper', botToken);
     rcRoom = await createRoom(rcAlice, rcToken, { preset: 'public_chat', name: 'rc room' });
-    rcMessage = (await ok('PUT', `/_matrix/client/v3/rooms/${enc(rcRoom)}/send/m.room.message/t1?${as(rcAlice)}`, rcToken, { msgtype: 'm.text', body: 'hi' })).event_id as string;
+    rcMessage = await send(rcRoom, rcAlice, rcToken, 'hi');
   });
 
   describe("defect 6: the bot's non-exclusive @.* does not reach the bridge's exclusive users", () => {
@@ -96,7 +93,7 @@ describe('tenant isolation between two application services (issue 18)', () => {
     ];
     it.each(endpoints)('%s as the bridge user with the bot token: 403 M_EXCLUSIVE', async (_name, method, pathOf, body) => {
       const p = pathOf();
-      const answer = await call(method, `${p}${p.includes('?') ? '&' : '?'}${as(rcAlice)}`, botToken, body);
+      const answer = await call(method, withUser(p, rcAlice), botToken, body);
       expect(answer).toEqual({ status: 403, body: expect.objectContaining({ errcode: 'M_EXCLUSIVE' }) });
     });
 

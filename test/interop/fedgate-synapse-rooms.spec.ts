@@ -1,14 +1,16 @@
 // fedgate against a live Synapse: keys and signed requests, rooms of versions 10/11/12 created on either
 // side, messages of every common shape, membership changes, concurrent state, EDUs, profile and alias
-// queries, media. Synapse users act through Synapse's client-server API (matrix-js-sdk); fedgate users are the
-// test bridge's virtual users on fedgate's application-service API. docs/interop.md lists the scenarios.
+// queries, media; and, on the same peers, spaces and room upgrades (fedgate-synapse-spaces-scenarios.ts). Synapse
+// users act through Synapse's client-server API (matrix-js-sdk); fedgate users are the test bridge's virtual users
+// on fedgate's application-service API. docs/interop.md lists the scenarios.
 import { Method, Preset, type MatrixClient } from 'matrix-js-sdk';
 import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { verifyServerKeyDocument } from '@fedgate/protocol';
 import { openInstanceStore, type SynapseUser } from '@fedgate/testing';
-import { registerAliceAndBob, synapseRoomWithBob as roomOnSynapseWithBob } from './support/alice-and-bob';
-import { currentStateIds, eventSeenBy, eventually, federationGet, fromNowOn, initialSync, membershipIs, startPeers, stopPeers, synapseHasFullState, timelineBodies, WAIT_MS, type Peers } from './support/peers';
+import { describeSpacesAndUpgrades } from './fedgate-synapse-spaces-scenarios';
+import { startPeersWithAliceAndBob, synapseRoomWithBob as roomOnSynapseWithBob } from './support/alice-and-bob';
+import { currentStateIds, eventSeenBy, eventually, federationGet, fromNowOn, initialSync, membershipIs, stopPeers, synapseHasFullState, timelineBodies, WAIT_MS, type Peers } from './support/peers';
 
 jest.setTimeout(120_000);
 
@@ -23,13 +25,10 @@ describe('fedgate and Synapse: rooms, messages, membership, EDUs', () => {
   let bobClient: MatrixClient;
 
   beforeAll(async () => {
-    peers = await startPeers(NAME);
-    ({ alice, aliceClient, bob, bobClient } = await registerAliceAndBob(peers, NAME));
+    ({ peers, alice, aliceClient, bob, bobClient } = await startPeersWithAliceAndBob(NAME));
   }, 600_000);
 
-  afterAll(async () => {
-    await stopPeers(NAME, peers ?? {});
-  }, 60_000);
+  afterAll(() => stopPeers(NAME, peers ?? {}), 60_000);
 
   /** A Synapse-hosted room of that version with bob (fedgate) invited and joined. */
   const synapseRoomWithBob = (roomVersion: string, options: Record<string, unknown> = {}) => roomOnSynapseWithBob(peers, { aliceClient, bob, bobClient }, roomVersion, options);
@@ -494,6 +493,8 @@ describe('fedgate and Synapse: rooms, messages, membership, EDUs', () => {
     expect(peers.fedgate.logs()).toContain('"url":"/_matrix/federation/v1/send/');
     expect(readFileSync(peers.synapse.logPath, 'utf8')).toMatch(/\{localhost:\d+\} Processed request: .* 200 "PUT \/_matrix\/federation\/v1\/send\//);
   });
+
+  describeSpacesAndUpgrades(() => ({ peers, alice, aliceClient, bob, bobClient }));
 });
 
 function typingIn(sync: Record<string, any>, roomId: string): string[] {

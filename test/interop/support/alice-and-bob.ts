@@ -3,7 +3,7 @@
 import { Preset, type MatrixClient } from 'matrix-js-sdk';
 import type { SynapseUser } from '@fedgate/testing';
 import { matrixClientFor } from './matrix-client';
-import { eventually, membershipIs, WAIT_MS, type Peers } from './peers';
+import { eventually, membershipIs, startPeers, WAIT_MS, type Peers } from './peers';
 
 export interface AliceAndBob {
   alice: SynapseUser;
@@ -18,6 +18,12 @@ export async function registerAliceAndBob(peers: Peers, name: string): Promise<A
   const alice = await peers.synapse.registerUser('alice');
   const bob = await peers.bridge.registerVirtualUser(`${name}chat_bob`);
   return { alice, aliceClient: matrixClientFor(peers.synapse, alice), bob, bobClient: peers.bridge.asUser(bob) };
+}
+
+/** The peers of a test file (startPeers), then Alice and Bob registered on them. */
+export async function startPeersWithAliceAndBob(name: string, options?: Parameters<typeof startPeers>[1]): Promise<AliceAndBob & { peers: Peers }> {
+  const peers = await startPeers(name, options);
+  return { peers, ...(await registerAliceAndBob(peers, name)) };
 }
 
 /** A private room Alice creates on Synapse, Bob invited and joined (Synapse sees him joined). */

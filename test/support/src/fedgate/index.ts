@@ -3,3 +3,4 @@ export { FedgateProcess, builtAppMain, type ProcessExit, type ReadyListeners } f
 export { FakeRemoteServer, type RecordedRequest, type SignedRequestOptions } from './fake-remote-server';
 export { openInstanceStore } from './instance-store';
 export { deployedRuntimeSettings, withDeployedRuntime } from './deployed-runtime';
+export { keepLogsAndDestroy, testResultsDir } from './keep-logs';

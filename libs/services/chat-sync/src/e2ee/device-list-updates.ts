@@ -4,12 +4,10 @@
 // a user of another server, a stream id that does not move forward, keys that do not verify, a list too long.
 import { checkCrossSigningKey, checkDeviceKeys, DeviceKeyError, type PublishedKey } from '@fedgate/protocol';
 import type { KeyObject, RemoteDeviceList } from '@fedgate/store';
-import { isObject } from '@fedgate/room-state';
+import { domainOf, isObject } from '@fedgate/room-state';
 
 /** Devices kept for one remote user: more is refused (a client encrypts for each of them). */
 export const MAX_REMOTE_DEVICES_PER_USER = 1000;
-
-const domainOf = (userId: string): string => userId.slice(userId.indexOf(':') + 1);
 
 export type UpdateOutcome =
   | { kind: 'applied'; list: RemoteDeviceList }

@@ -7,6 +7,7 @@
 // `details.detail`) and a log line.
 import type { InboundEdu } from '@fedgate/bus';
 import type { FederationHttpClient } from '@fedgate/platform';
+import { domainOf } from '@fedgate/room-state';
 import type { KeyQueryAnswer, RemoteDeviceList, Store } from '@fedgate/store';
 import { RoomView } from '../rooms/room-view';
 import { applyDeviceListUpdate, applySigningKeyUpdate, listFromResync, type UpdateOutcome } from './device-list-updates';
@@ -19,8 +20,6 @@ const WRITE_ATTEMPTS = 5;
  * would make us ask it for every one); the periodic resync and `/keys/query` still do.
  */
 export const RESYNC_QUIET_MS = 30_000;
-
-const domainOf = (userId: string): string => userId.slice(userId.indexOf(':') + 1);
 
 export interface RemoteDeviceListOptions {
   now?: () => number;

@@ -1,9 +1,8 @@
 // Who shares a room with whom, from this server's view of current room state: device lists matter only
 // between users who share a room.
+import { domainOf } from '@fedgate/room-state';
 import type { Store } from '@fedgate/store';
 import { RoomView } from '../rooms/room-view';
-
-const domainOf = (userId: string): string => userId.slice(userId.indexOf(':') + 1);
 
 /** The rooms this server is in where `userId` is joined. */
 export async function joinedRoomsOf(store: Store, userId: string, serverName: string): Promise<string[]> {

@@ -4,6 +4,7 @@
 // IdentityServerError, never in a half-made invite.
 import { createHash } from 'node:crypto';
 import { parseUserId } from '@fedgate/protocol';
+import { isObject } from '@fedgate/room-state';
 
 /** Largest answer read from an identity server. */
 export const MAX_IDENTITY_ANSWER_BYTES = 64 * 1024;
@@ -43,8 +44,6 @@ export interface StoredInvite {
   displayName: string;
   publicKeys: { public_key: string; key_validity_url: string }[];
 }
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** Unpadded base64 (standard or URL-safe) of a 32-byte Ed25519 key. */
 function isEd25519PublicKey(value: unknown): value is string {
