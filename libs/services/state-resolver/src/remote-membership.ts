@@ -81,6 +81,10 @@ export class RemoteMembership {
   }
 
   private async through(server: string, command: RemoteMembershipCommand): Promise<string> {
+    // The resident's keys verify what send_join answers: a fetch started now runs beside make_join rather than after
+    // send_join (the verification joins it, or finds the keys held). Only a head start: a failure here is the
+    // verification's to report.
+    if (command.membership === 'join') void this.keyRing.prepare([{ serverName: server }]).catch(() => undefined);
     const made = await this.make(server, command.membership, command.roomId, command.userId);
     const version = made.room_version ?? '1';
     if (!isSupportedRoomVersion(version)) throw new CommandRefusal('M_UNSUPPORTED_ROOM_VERSION', `${server} offered room version ${JSON.stringify(version)}`, 400);
