@@ -38,4 +38,17 @@ describe('remote join: round trips before the room is usable', () => {
     expect(order.indexOf('keys of fg.test asked')).toBeLessThan(order.indexOf('make_join answered'));
     expect(order.indexOf('make_join answered')).toBeLessThan(order.indexOf('send_join answered'));
   });
+
+  it('publishes our join as held by the resident already, so egress does not send it back there', async () => {
+    network = new TestNetwork();
+    const resident = await network.add('fg.test');
+    const joiner = await network.add('b.test');
+    joiner.resolver.resync.stop();
+    const roomId = await resident.createRoom(ALICE, '10');
+
+    const reply = await joiner.resolver.remoteMembership.onCommand({ roomId, userId: BOB, membership: 'join', via: ['fg.test'] });
+
+    if (!reply.ok) throw new Error(reply.error);
+    expect(joiner.published.find((e) => e.eventId === reply.eventId)).toMatchObject({ local: true, heldBy: ['fg.test'] });
+  });
 });

@@ -198,6 +198,8 @@ export class RemoteMembership {
       event: logEventOf(built.eventId, roomId, joinPdu),
       stateDelta: delta,
       joinedServers: [...joined].sort(),
+      // The resident accepted it in send_join and sends it to the room's other servers (spec, "Joining rooms").
+      heldBy: [server],
     });
     if (partial) this.onPartialJoin(roomId);
     return built.eventId;
