@@ -39,6 +39,28 @@ interface OtlpExport {
 const valueOf = (v: OtlpValue): string | number | boolean => v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : (v.doubleValue ?? v.boolValue ?? ''));
 const nanosToMs = (n: string | number) => Number(BigInt(n) / 1000n) / 1000;
 
+function spansOf(body: OtlpExport): CollectedSpan[] {
+  const spans: CollectedSpan[] = [];
+  for (const resource of body.resourceSpans ?? []) {
+    const service = String(valueOf(resource.resource?.attributes?.find((a) => a.key === 'service.name')?.value ?? {}) || '?');
+    for (const scope of resource.scopeSpans ?? []) {
+      for (const s of scope.spans ?? []) {
+        spans.push({
+          traceId: s.traceId,
+          spanId: s.spanId,
+          parentSpanId: s.parentSpanId || undefined,
+          name: s.name,
+          service,
+          startMs: nanosToMs(s.startTimeUnixNano),
+          endMs: nanosToMs(s.endTimeUnixNano),
+          attributes: Object.fromEntries((s.attributes ?? []).map((a) => [a.key, valueOf(a.value)])),
+        });
+      }
+    }
+  }
+  return spans;
+}
+
 /** A W3C `traceparent` for a new trace (sampled): its trace ID, and the caller's span ID the target's root span names as parent. */
 export function newTraceParent(): { traceparent: string; traceId: string; callerSpanId: string } {
   const traceId = randomBytes(16).toString('hex');
@@ -47,26 +69,28 @@ export function newTraceParent(): { traceparent: string; traceId: string; caller
 }
 
 export class SpanCollector {
-  private readonly spans: CollectedSpan[] = [];
-
-  private constructor(private readonly server: Server) {}
+  private constructor(
+    private readonly server: Server,
+    /** Exports as received, turned into spans when read. */
+    private readonly received: OtlpExport[],
+  ) {}
 
   static async start(): Promise<SpanCollector> {
-    let collector!: SpanCollector;
+    const received: OtlpExport[] = [];
     const server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         try {
           const raw = Buffer.concat(chunks);
-          collector.add(JSON.parse((req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString('utf8')) as OtlpExport);
+          received.push(JSON.parse((req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString('utf8')) as OtlpExport);
         } catch {
           // a malformed export is ignored: the timeline just lacks it
         }
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       });
     });
-    collector = new SpanCollector(server);
+    const collector = new SpanCollector(server, received);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return collector;
   }
@@ -75,27 +99,11 @@ export class SpanCollector {
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/v1/traces`;
   }
 
-  private add(body: OtlpExport): void {
-    for (const resource of body.resourceSpans ?? []) {
-      const service = String(valueOf(resource.resource?.attributes?.find((a) => a.key === 'service.name')?.value ?? {}) || '?');
-      for (const scope of resource.scopeSpans ?? []) {
-        for (const s of scope.spans ?? []) {
-          this.spans.push({
-            traceId: s.traceId,
-            spanId: s.spanId,
-            parentSpanId: s.parentSpanId || undefined,
-            name: s.name,
-            service,
-            startMs: nanosToMs(s.startTimeUnixNano),
-            endMs: nanosToMs(s.endTimeUnixNano),
-            attributes: Object.fromEntries((s.attributes ?? []).map((a) => [a.key, valueOf(a.value)])),
-          });
-        }
-      }
-    }
+  private get spans(): CollectedSpan[] {
+    return this.received.flatMap(spansOf);
   }
 
-  /** The spans of one trace collected so far (exporters batch: wait for them, see `waitFor`). */
+  /** The spans of one trace collected so far (exporters batch: see `waitForRoot`). */
   trace(traceId: string): CollectedSpan[] {
     return this.spans.filter((s) => s.traceId === traceId).sort((a, b) => a.startMs - b.startMs || b.endMs - a.endMs);
   }
