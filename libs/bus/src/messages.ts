@@ -48,6 +48,8 @@ export interface RoomLogEntry {
   stateDelta: Record<string, string | null>;
   /** Servers with joined members at this event: the destinations for an outgoing event. */
   joinedServers: string[];
+  /** Servers that hold this event already and are not sent it (the resident that accepted our join in send_join). */
+  heldBy?: string[];
   streamOrdering?: number;
   /**
    * Redactions applied by this commit: the event itself when it is a redaction applied to its target, and

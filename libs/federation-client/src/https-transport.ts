@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { LRUCache } from 'lru-cache';
 import { buildConnector, Pool } from 'undici';
+import { startPhaseSpan } from '@fedgate/telemetry';
 import type { AddressPolicy } from './address-policy';
 import type { ResolvedDestination } from './discovery';
 import type { DnsResolver, ResolvedAddress } from './dns';
@@ -183,10 +184,13 @@ export class HttpsTransport {
       // SNI and certificate name come from discovery, never from the Host header; null means
       // "certificate for the IP address, no SNI".
       connect: (connectOptions, callback) => {
+        // A new connection (TCP and TLS handshakes) shows in the request's trace; a reused one does not.
+        const span = startPhaseSpan('connect', { 'server.address': tlsServerName ?? address, 'server.port': port });
         // undici's connector returns the socket it is connecting (its types say void).
         const attempt = (baseConnect as unknown as (o: typeof connectOptions, cb: (e: Error | null, s: unknown) => void) => { destroy(error?: Error): void } | undefined)(
           { ...connectOptions, servername: tlsServerName ?? undefined },
           (error, socket) => {
+            span.end(error);
             if (attempt) connecting.delete(attempt);
             if (error) this.connectFailures.add(error);
             (callback as (e: Error | null, s: unknown) => void)(error, socket);

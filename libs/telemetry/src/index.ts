@@ -5,4 +5,5 @@ export { redactSecrets, redactUrl, REDACTED } from './redaction';
 export { serviceInstanceId, setServiceInstanceId, setOwnedPartitions, ownedPartitions, compactPartitions, partitionFields } from './instance';
 export { startHttpServerSpan, endHttpServerSpan, withHttpClientSpan, type HttpClientSpanRequest, type HttpServerSpanRequest } from './http-spans';
 export { QueuedWorkTraces } from './queued-traces';
+export { startPhaseSpan, withPhaseSpan } from './internal-spans';
 export { answerHealth, markServiceStarted, readiness, registerReadinessCheck, READINESS_CHECK_TIMEOUT_MS, type Readiness, type ReadinessCheck } from './health';

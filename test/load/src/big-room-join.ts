@@ -5,6 +5,7 @@
 import type { TestCertificateAuthority } from '@fedgate/testing';
 import { PeakRssWatcher, sampleProcesses } from './process-meter';
 import { SimulatedHomeserver } from './simulated-homeserver';
+import { newTraceParent, type CollectedSpan, type SpanCollector } from './span-collector';
 import type { Target } from './targets';
 
 export interface BigRoomJoinResult {
@@ -20,13 +21,21 @@ export interface BigRoomJoinResult {
   rssBytes: number;
   /** Peak RSS of the target's processes from the /join request until the full state is in. */
   peakRssBytes?: number;
+  /** `--trace`: the /join request's spans in the target (and the background resync it started). */
+  spans?: CollectedSpan[];
 }
 
 const POLL_MS = 500;
 
 /** `partial: false`: the simulator ignores omit_members, so every target gets the whole state in send_join. */
-export async function joinBigRoom(target: Target, ca: TestCertificateAuthority, members: number, options: { partial: boolean; timeoutMs?: number }): Promise<BigRoomJoinResult> {
-  const { partial, timeoutMs = 600_000 } = options;
+export async function joinBigRoom(
+  target: Target,
+  ca: TestCertificateAuthority,
+  members: number,
+  options: { partial: boolean; timeoutMs?: number; collector?: SpanCollector },
+): Promise<BigRoomJoinResult> {
+  const { partial, timeoutMs = 600_000, collector } = options;
+  const trace = collector && target.traced ? newTraceParent() : undefined;
   const sim = await SimulatedHomeserver.start(ca);
   try {
     const evil = sim.wire.evil;
@@ -46,7 +55,7 @@ export async function joinBigRoom(target: Target, ca: TestCertificateAuthority, 
     let fullStateMs: number | undefined;
     let error: string | undefined;
     try {
-      await Promise.race([target.joinRemoteRoom(room.roomId, sim.name), new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref())]);
+      await Promise.race([target.joinRemoteRoom(room.roomId, sim.name, trace?.traceparent), new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref())]);
       joinMs = Date.now() - started;
       while (Date.now() < deadline) {
         if ((await target.joinedMemberCount(room.roomId)) >= everyone) {
@@ -61,7 +70,8 @@ export async function joinBigRoom(target: Target, ca: TestCertificateAuthority, 
     }
     const peakRssBytes = peak.stop();
     const after = sampleProcesses(target.pids());
-    return { members, partial, joinMs, fullStateMs, error, cpuSeconds: after.cpuSeconds - cpuBefore, rssBytes: after.rssBytes, peakRssBytes };
+    const spans = trace && collector ? await collector.waitForRoot(trace.traceId, trace.callerSpanId) : undefined;
+    return { members, partial, joinMs, fullStateMs, error, cpuSeconds: after.cpuSeconds - cpuBefore, rssBytes: after.rssBytes, peakRssBytes, spans };
   } finally {
     await sim.stop();
   }

@@ -7,6 +7,7 @@
 //   --scale short|medium|full
 //   --parts inbound,fan-out,big-join   (or interleaved: only the rooms interleaved, to compare state-resolver replicas)
 //   --cpu-prof DIR   the fedgate processes write V8 CPU profiles into DIR when they stop
+//   --trace          the fedgate processes export their spans here; each big join prints its /join timeline
 //   --fan-out-servers N   simulated servers joined for the fan-out (default: the scale's)
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -14,6 +15,7 @@ import { logger as matrixSdkLogger } from 'matrix-js-sdk/lib/logger';
 import { createTestCa, startMongo, startNats, stopMongo, stopNats } from '@fedgate/testing';
 import { machineDescription, markdownReport, type LoadReport } from './report';
 import { runLoad, type Part } from './run-load';
+import { SpanCollector } from './span-collector';
 import { scales } from './workloads';
 import type { TargetKind } from './targets';
 
@@ -46,12 +48,14 @@ async function main(): Promise<void> {
     process.env.FEDGATE_TEST_NATS_URL = nats.url;
     process.env.FEDGATE_TEST_MONGO_URL = mongo.url;
   }
+  const collector = process.argv.includes('--trace') ? await SpanCollector.start() : undefined;
   try {
     for (const kind of kinds) {
       console.error(`loadtest: ${kind}…`);
-      report.targets.push(await runLoad(kind, ca, scale, (line) => console.error(`  ${line}`), parts));
+      report.targets.push(await runLoad(kind, ca, scale, (line) => console.error(`  ${line}`), parts, { collector }));
     }
   } finally {
+    await collector?.stop();
     if (distributed) await Promise.all([stopNats(), stopMongo()]);
   }
   const markdown = markdownReport(report);

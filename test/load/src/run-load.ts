@@ -5,7 +5,8 @@ import { fanOut } from './fan-out';
 import { sampleProcesses } from './process-meter';
 import type { TargetReport } from './report';
 import { SimulatedHomeserver } from './simulated-homeserver';
-import { startTarget, type TargetKind } from './targets';
+import { timeline, type SpanCollector } from './span-collector';
+import { startTarget, type TargetKind, type TargetOptions } from './targets';
 import { fixedRate, interleavedRooms, workloads, type Scale } from './workloads';
 
 /** `inbound` runs every inbound workload and the steady load; `interleaved` only the rooms interleaved (replicas compared). */
@@ -17,8 +18,9 @@ export async function runLoad(
   scale: Scale,
   log: (line: string) => void = () => undefined,
   parts: readonly Part[] = ['inbound', 'fan-out', 'big-join'],
+  options: TargetOptions & { collector?: SpanCollector } = {},
 ): Promise<TargetReport> {
-  const target = await startTarget(kind, ca);
+  const target = await startTarget(kind, ca, { otlpEndpoint: options.collector?.endpoint });
   const sim = await SimulatedHomeserver.start(ca);
   try {
     // Idle: started, one room created, nothing sent yet; a moment for start-up work to finish.
@@ -43,8 +45,9 @@ export async function runLoad(
     if (fanOutResult) log(`fan-out to ${fanOutResult.servers}: ${fanOutResult.received} received, all in ${fanOutResult.allDeliveredMs ?? '–'} ms`);
     const bigJoins = [];
     for (const partial of parts.includes('big-join') ? [true, false] : []) {
-      const bigJoin = await joinBigRoom(target, ca, scale.bigRoomMembers, { partial });
+      const bigJoin = await joinBigRoom(target, ca, scale.bigRoomMembers, { partial, collector: options.collector });
       log(`${partial ? 'partial-state' : 'whole-state'} join of a ${bigJoin.members}-member room: usable ${bigJoin.joinMs ?? '–'} ms, full state ${bigJoin.fullStateMs ?? '–'} ms${bigJoin.error ? ` (${bigJoin.error})` : ''}`);
+      if (bigJoin.spans) for (const line of timeline(bigJoin.spans)) log(`  ${line}`);
       bigJoins.push(bigJoin);
     }
     return { target: kind, version: target.version, idleRssBytes, results, fanOut: fanOutResult, bigJoin: bigJoins[0], bigJoinWholeState: bigJoins[1] };

@@ -20,8 +20,10 @@ export interface Target {
   createRoom(): Promise<string>;
   /** A message from the room creator (a local event the target must send to every server in the room). */
   sendMessage(roomId: string, body: string): Promise<string>;
-  /** The room creator joins a room hosted by `via` over federation. */
-  joinRemoteRoom(roomId: string, via: string): Promise<void>;
+  /** The room creator joins a room hosted by `via` over federation (`traceparent`: the trace the target's spans join). */
+  joinRemoteRoom(roomId: string, via: string, traceparent?: string): Promise<void>;
+  /** Whether the target exports its spans (`--trace`): only then is a join's timeline printed. */
+  traced: boolean;
   /** How many members the room creator's client sees joined (`/joined_members`). */
   joinedMemberCount(roomId: string): Promise<number>;
   stop(): Promise<void>;
@@ -38,11 +40,11 @@ async function sendMessageAs(bridge: TestBridge, userId: string, roomId: string,
  * A join of a big remote room takes long: called directly (as the bridge's AS identity) so that neither the SDK's
  * 15 s default applies nor its longer timeout's timer keeps the process alive afterwards.
  */
-async function joinRemoteRoomAs(bridge: TestBridge, clientUrl: string, userId: string, roomId: string, via: string): Promise<void> {
+async function joinRemoteRoomAs(bridge: TestBridge, clientUrl: string, userId: string, roomId: string, via: string, traceparent?: string): Promise<void> {
   const query = new URLSearchParams({ server_name: via, user_id: userId });
   const res = await fetch(`${clientUrl}/_matrix/client/v3/join/${encodeURIComponent(roomId)}?${query}`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${bridge.registration.as_token}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${bridge.registration.as_token}`, 'content-type': 'application/json', ...(traceparent ? { traceparent } : {}) },
     body: '{}',
     signal: AbortSignal.timeout(600_000),
   });
@@ -66,9 +68,15 @@ async function createRoomAs(bridge: TestBridge, userId: string): Promise<string>
 /** Lease TTL of the distributed targets: both run with leases, so one and two state-resolvers differ only in that. */
 const LEASE_TTL_MS = 3_000;
 
-async function fedgateTarget(kind: Exclude<TargetKind, 'synapse'>, ca: TestCertificateAuthority): Promise<Target> {
+export interface TargetOptions {
+  /** OTLP/HTTP endpoint the fedgate processes export their spans to (`--trace`). */
+  otlpEndpoint?: string;
+}
+
+async function fedgateTarget(kind: Exclude<TargetKind, 'synapse'>, ca: TestCertificateAuthority, options: TargetOptions): Promise<Target> {
   const shape = kind === 'fedgate-embedded' ? 'embedded' : 'distributed';
   const config = {
+    ...(options.otlpEndpoint ? { telemetry: { otlpEndpoint: options.otlpEndpoint } } : {}),
     // Every simulated server connects from 127.0.0.1: the per-address key-fetch budget, meant for one peer, would
     // refuse the fan-out's joins after the first few dozen (401 for want of the joining server's key).
     keyRing: { fetchesPerAddressBurst: 5_000, fetchesPerAddressPerMinute: 60_000, fetchesPerSecond: 1_000 },
@@ -97,7 +105,8 @@ async function fedgateTarget(kind: Exclude<TargetKind, 'synapse'>, ca: TestCerti
     pids: () => [...instance.processes, ...extra].map((p) => p.pid).filter((pid): pid is number => pid !== undefined),
     createRoom: () => createRoomAs(bridge, host),
     sendMessage: (roomId, body) => sendMessageAs(bridge, host, roomId, body),
-    joinRemoteRoom: (roomId, via) => joinRemoteRoomAs(bridge, instance.clientServerUrl, host, roomId, via),
+    joinRemoteRoom: (roomId, via, traceparent) => joinRemoteRoomAs(bridge, instance.clientServerUrl, host, roomId, via, traceparent),
+    traced: options.otlpEndpoint !== undefined,
     joinedMemberCount: (roomId) => joinedMemberCountAs(bridge, instance.clientServerUrl, host, roomId),
     stop: async () => {
       await Promise.all(extra.map((p) => p.close()));
@@ -132,6 +141,7 @@ async function synapseTarget(ca: TestCertificateAuthority): Promise<Target> {
     createRoom: () => createRoomAs(bridge, host),
     sendMessage: (roomId, body) => sendMessageAs(bridge, host, roomId, body),
     joinRemoteRoom: (roomId, via) => joinRemoteRoomAs(bridge, synapse.clientUrl, host, roomId, via),
+    traced: false,
     joinedMemberCount: (roomId) => joinedMemberCountAs(bridge, synapse.clientUrl, host, roomId),
     stop: async () => {
       await bridge.stop();
@@ -140,6 +150,6 @@ async function synapseTarget(ca: TestCertificateAuthority): Promise<Target> {
   };
 }
 
-export function startTarget(kind: TargetKind, ca: TestCertificateAuthority): Promise<Target> {
-  return kind === 'synapse' ? synapseTarget(ca) : fedgateTarget(kind, ca);
+export function startTarget(kind: TargetKind, ca: TestCertificateAuthority, options: TargetOptions = {}): Promise<Target> {
+  return kind === 'synapse' ? synapseTarget(ca) : fedgateTarget(kind, ca, options);
 }

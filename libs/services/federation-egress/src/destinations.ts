@@ -17,7 +17,8 @@ function serverOfUserId(userId: unknown): string | undefined {
  * Where a persisted event goes: nowhere unless this server sends it (created here, or accepted through our
  * make/send handshake) and it was accepted; else the servers joined to the room at the event, plus the
  * target's server of a kick, ban or leave — never the sender's own server, which made the event (the
- * server that joined through send_join is not sent its own join back).
+ * server that joined through send_join is not sent its own join back), nor the servers that hold it already (`heldBy`:
+ * the resident our join went through, which sends it on to the room itself).
  */
 export function destinationsForEvent(entry: RoomLogEntry, ownServerName: string): string[] {
   if (!entry.local || entry.outcome !== 'accepted') return [];
@@ -29,6 +30,7 @@ export function destinationsForEvent(entry: RoomLogEntry, ownServerName: string)
   }
   const origin = serverOfUserId(event.sender);
   if (origin) destinations.delete(origin);
+  for (const server of entry.heldBy ?? []) destinations.delete(server);
   destinations.delete(ownServerName);
   return [...destinations].sort();
 }

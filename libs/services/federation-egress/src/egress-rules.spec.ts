@@ -41,6 +41,11 @@ describe('destinationsForEvent', () => {
     expect(destinationsForEvent(entry({ event: leave, joinedServers: ['own.test', 'b.test'] }), 'own.test')).toEqual(['b.test']);
   });
 
+  it('does not send our join back to the resident that accepted it in send_join: it holds it already (and sends it on itself)', () => {
+    const event = { type: 'm.room.member', sender: '@bob:own.test', state_key: '@bob:own.test', content: { membership: 'join' } };
+    expect(destinationsForEvent(entry({ event, joinedServers: ['own.test', 'b.test', 'resident.test'], heldBy: ['resident.test'] }), 'own.test')).toEqual(['b.test']);
+  });
+
   it('does not add the target server of a join beyond the joined servers', () => {
     const event = { type: 'm.room.member', state_key: '@carol:c.test', content: { membership: 'join' } };
     expect(destinationsForEvent(entry({ event, joinedServers: ['own.test'] }), 'own.test')).toEqual([]);

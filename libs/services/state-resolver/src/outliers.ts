@@ -5,6 +5,7 @@ import { partitionRemoteEvents, verifyRemoteEvents, type AcceptedRemoteEvent, ty
 import { byteLimitViolation, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
 import { authorizeByAuthEvents, isStateEvent, roomOfEvent, stateMapKey, type RoomEvent } from '@fedgate/room-state';
 import type { EventRecord, EventStatus, Store } from '@fedgate/store';
+import { withPhaseSpan } from '@fedgate/telemetry';
 import { EventGraph } from './event-graph';
 import { RedactionApplier } from './redactions';
 import { recordFor, roomIdOf } from './room-timeline';
@@ -56,7 +57,9 @@ export class OutlierImporter {
    * that passed auth join the timeline) — still outside current state and forward extremities.
    */
   async import(pdus: readonly Record<string, unknown>[], rules: RoomVersionRules, roomId: string, expectedIds?: ReadonlySet<string>, options: { history?: boolean } = {}): Promise<ImportResult> {
-    const { valid, refused } = partitionRemoteEvents(await verifyRemoteEvents(this.keyRing, pdus, { roomVersion: rules, roomId, expectedIds }));
+    const { valid, refused } = partitionRemoteEvents(
+      await withPhaseSpan('verify events', () => verifyRemoteEvents(this.keyRing, pdus, { roomVersion: rules, roomId, expectedIds }), () => ({ 'fedgate.events': pdus.length })),
+    );
     const graph = new EventGraph(this.store);
     const unique = [...new Map(valid.map((v) => [v.eventId, v])).values()];
     const stored = await this.store.events.getMany(unique.map((v) => v.eventId));
@@ -76,7 +79,7 @@ export class OutlierImporter {
       records.push(recordFor(v.eventId, roomIdOf(v.pdu, rules), v.pdu, event, status, reason, !options.history));
     }
     if (records.length > 0) {
-      const { inserted } = await this.store.events.appendMany(records);
+      const { inserted } = await withPhaseSpan('store outliers', () => this.store.events.appendMany(records), () => ({ 'fedgate.events': records.length }));
       // A redaction may have arrived before its target did.
       for (const id of inserted) await this.redactions.applyClaimsOn(id);
     }

@@ -2,10 +2,11 @@
 // through each `via` server in turn. A join brings the room's state here (verified, as outliers) and
 // starts the room's timeline at the join.
 import type { MembershipKind, RemoteMembershipCommand, RemoteMembershipReply } from '@fedgate/bus';
-import { FederationApi, FederationHttpError, partitionRemoteEvents, verifyRemoteEvents, wireForm, type KeyRing } from '@fedgate/federation-client';
-import { computeEventId, isSupportedRoomVersion, ROOM_VERSIONS, roomVersionRules, type RoomVersionRules } from '@fedgate/protocol';
+import { FederationApi, FederationHttpError, partitionRemoteEvents, verifyRemoteEvents, wireForm, type KeyRing, type RefusedRemoteEvent, type SendJoinResponse } from '@fedgate/federation-client';
+import { computeEventId, isSupportedRoomVersion, ROOM_VERSIONS, roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
 import { authorizeByAuthEvents, authorizeEvent, authStateFromMap, createEventIdForRoom, domainOf, isObject, stateMapKey, toRoomEvent } from '@fedgate/room-state';
 import type { Store } from '@fedgate/store';
+import { withPhaseSpan } from '@fedgate/telemetry';
 import { CommandRefusal, describeError, forbidden } from './errors';
 import { finishEvent, type BuiltEvent, type ServerSigner } from './event-builder';
 import { OutOfBandMembership } from './out-of-band-membership';
@@ -80,6 +81,10 @@ export class RemoteMembership {
   }
 
   private async through(server: string, command: RemoteMembershipCommand): Promise<string> {
+    // The resident's keys verify what send_join answers: a fetch started now runs beside make_join rather than after
+    // send_join (the verification joins it, or finds the keys held). Only a head start: a failure here is the
+    // verification's to report.
+    if (command.membership === 'join') void this.keyRing.prepare([{ serverName: server }]).catch(() => undefined);
     const made = await this.make(server, command.membership, command.roomId, command.userId);
     const version = made.room_version ?? '1';
     if (!isSupportedRoomVersion(version)) throw new CommandRefusal('M_UNSUPPORTED_ROOM_VERSION', `${server} offered room version ${JSON.stringify(version)}`, 400);
@@ -128,10 +133,29 @@ export class RemoteMembership {
     let joinPdu = built.pdu;
     if (answer.event) {
       // Restricted joins come back with the resident server's signature added.
-      const { valid } = partitionRemoteEvents(await verifyRemoteEvents(this.keyRing, [answer.event], { roomVersion: rules, roomId, expectedIds: new Set([built.eventId]) }));
+      const { valid } = partitionRemoteEvents(
+        await withPhaseSpan('verify the join as answered', () => verifyRemoteEvents(this.keyRing, [answer.event], { roomVersion: rules, roomId, expectedIds: new Set([built.eventId]) })),
+      );
       if (valid.length === 1 && !valid[0].redacted) joinPdu = valid[0].pdu;
     }
-    const { graph, refused } = await this.importer.import([...answer.state, ...answer.auth_chain], rules, roomId);
+    const { graph, refused } = await withPhaseSpan(
+      'import the send_join state',
+      () => this.importer.import([...answer.state, ...answer.auth_chain], rules, roomId),
+      (r) => ({ 'fedgate.events': r.imported.length }),
+    );
+    return withPhaseSpan('commit the join', () => this.commitJoin(server, roomId, built, rules, answer, joinPdu, graph, refused));
+  }
+
+  private async commitJoin(
+    server: string,
+    roomId: string,
+    built: BuiltEvent,
+    rules: RoomVersionRules,
+    answer: SendJoinResponse,
+    joinPdu: Pdu,
+    graph: OutlierImporterGraph,
+    refused: readonly RefusedRemoteEvent[],
+  ): Promise<string> {
     await auditRefused(this.store, this.signer.serverName, server, 'PUT', `/_matrix/federation/v2/send_join/${roomId}/${built.eventId}`, refused);
     const before = OutlierImporter.stateFrom(stateIdsOf(answer.state, graph, rules), graph, roomId);
     if (before.size === 0) throw new CommandRefusal('M_UNKNOWN', `${server} gave no usable room state (${refused.length} events refused: ${refused[0]?.reason ?? ''})`, 502);
@@ -174,6 +198,8 @@ export class RemoteMembership {
       event: logEventOf(built.eventId, roomId, joinPdu),
       stateDelta: delta,
       joinedServers: [...joined].sort(),
+      // The resident accepted it in send_join and sends it to the room's other servers (spec, "Joining rooms").
+      heldBy: [server],
     });
     if (partial) this.onPartialJoin(roomId);
     return built.eventId;

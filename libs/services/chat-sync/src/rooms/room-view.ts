@@ -33,8 +33,12 @@ export class RoomView {
     return { room, events };
   }
 
+  /** One event of current state: the state map is read, and only that event (not every member of a big room). */
   async stateEvent(roomId: string, type: string, stateKey: string): Promise<EventRecord | undefined> {
-    return (await this.currentState(roomId))?.events.get(stateTupleKey(type, stateKey));
+    const room = await this.store.rooms.get(roomId);
+    if (!room?.currentStateId) return undefined;
+    const eventId = (await this.store.state.load(room.currentStateId))?.get(stateTupleKey(type, stateKey));
+    return eventId === undefined ? undefined : this.store.events.get(eventId);
   }
 
   async membership(roomId: string, userId: string): Promise<string | undefined> {

@@ -66,4 +66,30 @@ describe('following a tombstone sent by another server', () => {
     await actions.join({ service: {} as never, userId: USER }, NEW_ROOM, ['via.test'], {});
     expect(asked).toEqual([['via.test']]);
   });
+
+  it('defect: a join read every state event of each room the user is in (the tombstone check loaded whole current states); now one event per room', async () => {
+    await roomWithTombstone(store, '!old:remote.test', NEW_ROOM, '@carol:upgrader.test');
+    // A big room the user is in: 300 members.
+    const big = '!big:remote.test';
+    await store.rooms.ensure({ roomId: big, roomVersion: '10', creator: '@carol:upgrader.test', createdTs: 1 });
+    const state = new Map<string, string>();
+    for (let i = 0; i < 300; i++) {
+      const member = `@m${i}:remote.test`;
+      const eventId = `$big-${i}`;
+      const pdu = { room_id: big, type: 'm.room.member', state_key: member, sender: member, content: { membership: 'join' }, depth: i, prev_events: [], auth_events: [], origin_server_ts: i, hashes: { sha256: 'x' }, signatures: {} };
+      await store.events.append({ eventId, roomId: big, type: 'm.room.member', stateKey: member, depth: i, prevEventIds: [], authEventIds: [], pdu: pdu as never, status: 'accepted', outlier: false, receivedTs: i });
+      state.set(stateTupleKey('m.room.member', member), eventId);
+    }
+    await store.rooms.setCurrentState(big, await store.state.save(big, state));
+    await store.memberships.set(USER, big, 'join', '$big-0');
+    let eventsRead = 0;
+    const { get, getMany } = store.events;
+    store.events.get = (id) => ((eventsRead += 1), get.call(store.events, id));
+    store.events.getMany = (ids) => ((eventsRead += ids.length), getMany.call(store.events, ids));
+
+    await actions.join({ service: {} as never, userId: USER }, NEW_ROOM, [], {});
+    expect(asked).toEqual([['upgrader.test']]);
+    // The tombstone of each of the two rooms (one found, one absent), nothing of the 300 members.
+    expect(eventsRead).toBeLessThanOrEqual(2);
+  });
 });
