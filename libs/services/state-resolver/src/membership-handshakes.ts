@@ -138,8 +138,9 @@ export class MembershipHandshakes {
       const pdu = this.checkMembershipEvent(command.event, command.eventId, rules, command.roomId, 'invite', command.origin, false);
       if (domainOf(pdu.state_key as string) !== this.serverName) throw forbidden(`${String(pdu.state_key)} is not a user of ${this.serverName}`);
       const room = await this.store.rooms.get(command.roomId);
-      // Our countersignature and the event's ID follow the version: it must be the room's.
-      if (room && room.roomVersion !== command.roomVersion) throw badJson(`room ${command.roomId} is version ${room.roomVersion}, not ${command.roomVersion}`);
+      // Our countersignature and the event's ID follow the version: it must be the room's (the v1 endpoint, which
+      // names none, is taken as "1", whose events are signed and identified as in "2").
+      if (room && !sameEventRules(room.roomVersion, command.roomVersion)) throw badJson(`room ${command.roomId} is version ${room.roomVersion}, not ${command.roomVersion}`);
       const inviteRoomState = await this.invites.check(command.origin, pdu, command.eventId, rules, command.inviteRoomState);
       const signed = signEvent(pdu, rules, this.serverName, this.signingKey) as Pdu;
       if (this.inviteEntry && room && (await this.store.rooms.getJoinedServers(command.roomId)).includes(this.serverName)) {
@@ -318,6 +319,11 @@ export class MembershipHandshakes {
       membersOmitted: omitMembers,
     };
   }
+}
+
+function sameEventRules(roomVersion: string, claimed: string): boolean {
+  const early = ['1', '2'];
+  return roomVersion === claimed || (early.includes(roomVersion) && early.includes(claimed));
 }
 
 function authClosureOf(ids: string[], graph: EventGraph): Set<string> {
