@@ -1,5 +1,5 @@
 // Inbound PDUs, one room partition at a time: fill gaps in the DAG from the origin, then the timeline path.
-import { ack, nak, term, type HandlerOutcome, type InboundPdu, type ReceivedMessage } from '@fedgate/bus';
+import { ack, nak, term, type HandlerOutcome, type InboundPdu, type JsonObject as BusJson, type ReceivedMessage } from '@fedgate/bus';
 import {
   FederationApi,
   FederationClientError,
@@ -79,7 +79,8 @@ export class InboundPduHandler {
     }
   }
 
-  async handle(inbound: InboundPdu, working: () => void = () => undefined): Promise<Committed | undefined> {
+  /** `unsigned`: extra fields for the room log's copy of this event (not of the earlier events fetched for it). */
+  async handle(inbound: InboundPdu, working: () => void = () => undefined, unsigned?: BusJson): Promise<Committed | undefined> {
     const room = await this.store.rooms.get(inbound.roomId);
     if (!room) {
       if (await this.outOfBand.rescind(inbound, wireForm(inbound.pdu, inbound.roomVersion))) return undefined;
@@ -103,7 +104,7 @@ export class InboundPduHandler {
         await this.processOne(earlier.eventId, earlier.pdu, inbound.roomId, inbound.origin, rules);
         working();
       }
-      return this.processOne(inbound.eventId, pdu, inbound.roomId, inbound.origin, rules);
+      return this.processOne(inbound.eventId, pdu, inbound.roomId, inbound.origin, rules, unsigned);
     });
   }
 
@@ -144,7 +145,7 @@ export class InboundPduHandler {
     return !(record?.status === 'rejected' && record.reason?.startsWith(AUTH_EVENTS_UNAVAILABLE));
   }
 
-  private async processOne(eventId: string, pdu: Pdu, roomId: string, origin: string, rules: RoomVersionRules): Promise<Committed> {
+  private async processOne(eventId: string, pdu: Pdu, roomId: string, origin: string, rules: RoomVersionRules, unsigned?: BusJson): Promise<Committed> {
     const unavailable = await this.fetchAuthEvents(origin, roomId, eventId, pdu, rules);
     let evaluation;
     try {
@@ -161,7 +162,7 @@ export class InboundPduHandler {
     // Current state is loaded once for both checks against it.
     const current = evaluation.status === 'accepted' ? await this.timeline.currentState(roomId) : undefined;
     const softFailed = await this.timeline.softFail(evaluation, current);
-    return this.timeline.commit(this.policy ? await this.policy.softFailUnsigned(softFailed, current) : softFailed, { local: false });
+    return this.timeline.commit(this.policy ? await this.policy.softFailUnsigned(softFailed, current) : softFailed, { local: false, unsigned });
   }
 
   /**

@@ -18,6 +18,7 @@ import type { EventBuilder } from './event-builder';
 import { EventGraph } from './event-graph';
 import { membersOfServer, needsHeroes, reduceJoinState, serversBeforeJoin } from './omitted-members';
 import type { InviteChecks } from './invite-checks';
+import type { InviteEntry } from './invite-entry';
 import type { PolicyServerSignatures } from './policy-server-signatures';
 import { strippedState } from './local-events';
 import type { RoomLocks } from './room-locks';
@@ -58,6 +59,8 @@ export class MembershipHandshakes {
     private readonly invites: InviteChecks,
     /** Rooms using a policy server: the joiner's, leaver's or knocker's event is checked like any received one. */
     private readonly policy?: PolicyServerSignatures,
+    /** Invites into rooms we are joined to enter the room at once (absent: they wait for the origin's /send). */
+    private readonly inviteEntry?: InviteEntry,
   ) {}
 
   makeMembership(command: MakeMembershipCommand): Promise<MakeMembershipReply> {
@@ -124,15 +127,26 @@ export class MembershipHandshakes {
     });
   }
 
-  /** A remote server invites one of our users: countersign, keep as an outlier, tell chat-sync. */
+  /**
+   * A remote server invites one of our users: countersign; in a room we are joined to, the invite enters the room
+   * as a received event would (invite-entry.ts); otherwise (or deferred) keep it as an outlier and tell chat-sync.
+   */
   receiveInvite(command: ReceiveInviteCommand): Promise<ReceiveInviteReply> {
     return replyOf(async () => {
       if (!isSupportedRoomVersion(command.roomVersion)) throw incompatible(`room version ${JSON.stringify(command.roomVersion)} is not supported here`);
       const rules = roomVersionRules(command.roomVersion);
       const pdu = this.checkMembershipEvent(command.event, command.eventId, rules, command.roomId, 'invite', command.origin, false);
       if (domainOf(pdu.state_key as string) !== this.serverName) throw forbidden(`${String(pdu.state_key)} is not a user of ${this.serverName}`);
+      const room = await this.store.rooms.get(command.roomId);
+      // Our countersignature and the event's ID follow the version: it must be the room's (the v1 endpoint, which
+      // names none, is taken as "1", whose events are signed and identified as in "2").
+      if (room && !sameEventRules(room.roomVersion, command.roomVersion)) throw badJson(`room ${command.roomId} is version ${room.roomVersion}, not ${command.roomVersion}`);
       const inviteRoomState = await this.invites.check(command.origin, pdu, command.eventId, rules, command.inviteRoomState);
       const signed = signEvent(pdu, rules, this.serverName, this.signingKey) as Pdu;
+      if (this.inviteEntry && room && (await this.store.rooms.getJoinedServers(command.roomId)).includes(this.serverName)) {
+        const entry = { roomId: command.roomId, eventId: command.eventId, roomVersion: rules.id, origin: command.origin, pdu: signed, inviteRoomState: inviteRoomState as never };
+        if ((await this.inviteEntry.enter(entry)) === 'entered') return { ok: true as const, event: servedPdu(signed, command.eventId, rules) as never };
+      }
       const event = toRoomEvent(signed, command.eventId);
       await this.store.events.append(recordFor(command.eventId, command.roomId, signed, event, 'accepted', undefined, true));
       await this.timeline.publish({
@@ -305,6 +319,11 @@ export class MembershipHandshakes {
       membersOmitted: omitMembers,
     };
   }
+}
+
+function sameEventRules(roomVersion: string, claimed: string): boolean {
+  const early = ['1', '2'];
+  return roomVersion === claimed || (early.includes(roomVersion) && early.includes(claimed));
 }
 
 function authClosureOf(ids: string[], graph: EventGraph): Set<string> {

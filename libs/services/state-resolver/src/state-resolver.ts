@@ -10,6 +10,7 @@ import { EventBuilder, type ServerSigner } from './event-builder';
 import { DEFAULT_GAP_FILL_LIMITS, InboundPduHandler, type GapFillLimits } from './inbound-pdus';
 import { LocalEvents } from './local-events';
 import { InviteChecks } from './invite-checks';
+import { InviteEntry } from './invite-entry';
 import { InviteRateLimit } from './invite-rate-limit';
 import { MembershipHandshakes } from './membership-handshakes';
 import {
@@ -123,7 +124,8 @@ export class StateResolver {
     const invites = new InviteChecks(deps.store, this.timeline, deps.keyRing, deps.identity.serverName, deps.inviteRateLimit);
     // The resident's handshakes (send_join / send_leave / send_knock) wait on the policy server within their command's timeout.
     const handshakePolicy = new PolicyServerSignatures(deps.store, deps.federation, serverName, withinCommandTimeout(inboundPolicy, deps.topology.sendMembership.command.timeoutMs), unanswering, policyCounter);
-    this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey, invites, handshakePolicy);
+    const inviteEntry = new InviteEntry(deps.store, this.inbound, deps.bus, deps.topology);
+    this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey, invites, handshakePolicy, inviteEntry);
     this.resync = new PartialStateResync(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity.serverName, { ...DEFAULT_RESYNC_LIMITS, ...deps.resync }, deps.onResyncFailure, deps.onResynced);
     this.remoteMembership = new RemoteMembership(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity, this.localEvents, (roomId) => this.resync.start(roomId));
     this.backfill = new RemoteBackfill(deps.store, locks, deps.keyRing, api, deps.identity.serverName);
