@@ -260,4 +260,23 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
     await waitFor(() => seen.length === 1, 'the second message, at once');
     expect(seen).toEqual([[1, 1]]);
   });
+
+  it('issue 19 (the steady-load stalls): a consumer working through a backlog lets the event loop turn between messages, so listeners and timers are not held until the backlog is done', async () => {
+    const topology = busTopology({ prefix: 'turns', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite') });
+    await bus.start();
+    const total = 200;
+    await bus.publishBatch(Array.from({ length: total }, (_, n) => ({ subject: topology.inboundPdu.subjectFor('!r:x'), data: pdu('!r:x', n), options: { messageId: `m${n}` } })));
+    let handled = 0;
+    // A handler that never waits on I/O (the store and the bus are synchronous SQLite underneath): before, the loop
+    // went from message to message on promise continuations alone and nothing else ran until all 200 were done.
+    await bus.consume(topology.consumers.stateResolverInbound(0), async () => {
+      await Promise.resolve();
+      handled++;
+    });
+    const handledAtNextTurn = await new Promise<number>((resolve) => setImmediate(() => resolve(handled)));
+    await waitFor(() => handled === total, 'the backlog handled');
+    expect(handledAtNextTurn).toBeLessThan(5);
+  });
 });
+

@@ -490,6 +490,14 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   }
 }
 
+/**
+ * A turn of the event loop between two messages of a loop. The store and this bus are synchronous SQLite, so a
+ * handler seldom waits on real I/O: without it a loop with a backlog went from message to message on promise
+ * continuations alone, and the listeners (a `/send`, `/version`) and timers waited until the whole backlog was
+ * done — the ~0.5 s stalls of the steady-load run (issue 19).
+ */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 class ConsumerLoop {
   private running = true;
   private done: Promise<void> = Promise.resolve();
@@ -524,6 +532,7 @@ class ConsumerLoop {
           }
           if (limit === 1) {
             claimed = await this.deliver(claimed.row, claimed.deliveries, true);
+            await nextTurn();
             continue;
           }
           // Concurrent handlers: a delivery that fails to settle stays claimed and comes back after ackWait.
@@ -539,6 +548,7 @@ class ConsumerLoop {
               this.wake();
             });
           running.add(delivery);
+          await nextTurn();
         }
       } finally {
         await Promise.allSettled(running);
