@@ -152,7 +152,7 @@ describe('inbound writes per PDU, embedded gateway (issue 19)', () => {
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
-  it(`one /send of ${PDUS} PDUs into one room, from /send to the application service: one bus publish commit for the transaction, one store transaction for each event's commit, at most 13 SQLite commits and 28.5 store calls per PDU (21.2 and 32.2 before issue 19, 16.2 and 31.3 before the commit's writes went together)`, async () => {
+  it(`one /send of ${PDUS} PDUs into one room, from /send to the application service: one bus publish commit for the transaction, one store transaction for each event's commit, at most 10 SQLite commits and 28.5 store calls per PDU (21.2 and 32.2 before issue 19, 16.2 and 31.3 before the commit's writes went together and the bus loops took runs)`, async () => {
     const host = await bridge.registerVirtualUser('writeschat_host');
     const created = await bridge.asUser(host).createRoom({ preset: 'public_chat' as never, room_version: '10' } as never);
     const room = await sim.join(serverName, created.room_id);
@@ -188,7 +188,11 @@ describe('inbound writes per PDU, embedded gateway (issue 19)', () => {
     expect(counter.bySql.get('TX INSERT INTO store_pending_commits')).toBe(PDUS);
     for (const separate of ['AUTO INSERT INTO store_events', 'AUTO INSERT INTO store_event_state', 'TX INSERT INTO store_forward_extremities']) expect(counter.bySql.get(separate)).toBeUndefined();
     expect(storeCalls.get('commits.write')).toBe(PDUS);
-    expect(perPdu.commits).toBeLessThanOrEqual(13);
+    // The bus loops claim and settle runs of messages (the state-resolver's from the inbound batch; the downstream
+    // ones what was published while they waited for the event loop's next turn): 8.1-8.5 here. How many messages
+    // a run holds downstream depends on how many commits fit in the publisher's 5 ms slice, so a slow machine
+    // gives more; one claim and one settle per message (the bound's worst case) was 12.2.
+    expect(perPdu.commits).toBeLessThanOrEqual(10);
     expect(perPdu.storeCalls).toBeLessThanOrEqual(28.5);
   });
 });

@@ -1,5 +1,3 @@
-import { LRUCache } from 'lru-cache';
-
 /** FNV-1a 32-bit: stable across processes and versions, so a room always maps to the same partition. */
 export function fnv1a32(text: string): number {
   let hash = 0x811c9dc5;
@@ -21,7 +19,9 @@ export function partitionOf(key: string, partitionCount: number): number {
  * strings each time was ~3% of the gateway's busy CPU under inbound load (issue 19). Subjects and patterns come
  * from the topology (a few per partition), so the set is small; the bound is for the pathological case.
  */
-const matched = new LRUCache<string, boolean>({ max: 20_000 });
+const matched = new Map<string, boolean>();
+/** Past this many pairs the answers are forgotten at once (an LRU's bookkeeping cost more than the matching, measured). */
+const MAX_REMEMBERED = 20_000;
 
 /** Whether a NATS subject matches a pattern with `*` (one token) and `>` (the rest) wildcards. */
 export function subjectMatches(pattern: string, subject: string): boolean {
@@ -29,6 +29,7 @@ export function subjectMatches(pattern: string, subject: string): boolean {
   let answer = matched.get(key);
   if (answer === undefined) {
     answer = matchSubject(pattern, subject);
+    if (matched.size >= MAX_REMEMBERED) matched.clear();
     matched.set(key, answer);
   }
   return answer;
