@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { term, type ReceivedMessage } from './bus';
+import { nak, term, type ReceivedMessage } from './bus';
 import { describeBusContract } from './contract/bus-contract';
 import { waitFor } from './contract/wait-for';
-import { EmbeddedBus, PRUNE_CHUNK } from './embedded-bus';
+import { CLAIM_RUN, EmbeddedBus, PRUNE_CHUNK, SLICE_MS } from './embedded-bus';
 import type { DeadLetter, InboundPdu } from './messages';
 import { busOptionsFor } from './options';
 import { busTopology } from './subjects';
@@ -260,4 +260,62 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
     await waitFor(() => seen.length === 1, 'the second message, at once');
     expect(seen).toEqual([[1, 1]]);
   });
+
+  it('issue 19 (the steady-load stalls): a consumer working through a backlog lets the event loop turn between messages, so listeners and timers are not held until the backlog is done', async () => {
+    const topology = busTopology({ prefix: 'turns', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite') });
+    await bus.start();
+    const total = 200;
+    await bus.publishBatch(Array.from({ length: total }, (_, n) => ({ subject: topology.inboundPdu.subjectFor('!r:x'), data: pdu('!r:x', n), options: { messageId: `m${n}` } })));
+    let handled = 0;
+    // A handler that never waits on I/O (the store and the bus are synchronous SQLite underneath) and takes a
+    // moment (a slice's worth every few messages): before, the loop went from message to message on promise
+    // continuations alone and nothing else ran until all 200 were done (about 200 slices).
+    await bus.consume(topology.consumers.stateResolverInbound(0), async () => {
+      await Promise.resolve();
+      const until = performance.now() + SLICE_MS / 4;
+      while (performance.now() < until);
+      handled++;
+    });
+    const handledAtNextTurn = await new Promise<number>((resolve) => setImmediate(() => resolve(handled)));
+    await waitFor(() => handled === total, 'the backlog handled');
+    expect(handledAtNextTurn).toBeLessThan(total / 2);
+  });
+
+  it('issue 19: a one-at-a-time loop with a backlog claims a run of messages in one commit and settles it in one (with the next claim): 6 commits for 100 messages, not 102', async () => {
+    const topology = busTopology({ prefix: 'runs', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite') });
+    await bus.start();
+    const total = 100;
+    await bus.publishBatch(Array.from({ length: total }, (_, n) => ({ subject: topology.inboundPdu.subjectFor('!r:x'), data: pdu('!r:x', n), options: { messageId: `m${n}` } })));
+    const begins = jest.spyOn(DatabaseSync.prototype, 'exec');
+    try {
+      const handled: number[] = [];
+      await bus.consume(topology.consumers.stateResolverInbound(0), (m: ReceivedMessage<InboundPdu>) => void handled.push(Number(m.data.pdu.n)));
+      await waitFor(async () => handled.length === total && (await bus.consumerStats(topology.consumers.stateResolverInbound(0))).ackPending === 0, 'the backlog settled');
+      expect(handled).toEqual([...Array(total).keys()]);
+      // The consumer's creation, one claim of a run of CLAIM_RUN, then per run one commit settling it and claiming the next.
+      expect(begins.mock.calls.filter(([sql]) => sql.startsWith('BEGIN')).length).toBe(2 + Math.ceil(total / CLAIM_RUN));
+    } finally {
+      begins.mockRestore();
+    }
+  });
+
+  it('issue 19: a message of a run asking for redelivery ends the run: the rest is given back uncounted and comes after it, in order', async () => {
+    const topology = busTopology({ prefix: 'runnak', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite'), retryDelayMs: () => 1 });
+    await bus.start();
+    await bus.publishBatch(Array.from({ length: 10 }, (_, n) => ({ subject: topology.inboundPdu.subjectFor('!r:x'), data: pdu('!r:x', n), options: { messageId: `m${n}` } })));
+    const seen: Array<[number, number]> = [];
+    await bus.consume(topology.consumers.stateResolverInbound(0), (m: ReceivedMessage<InboundPdu>) => {
+      const n = Number(m.data.pdu.n);
+      seen.push([n, m.deliveryCount]);
+      if (n === 3 && m.deliveryCount === 1) return nak(20);
+      if (n === 6 && m.deliveryCount === 1) throw new Error('transient');
+    });
+    await waitFor(() => seen.length === 12, 'every message, 3 and 6 twice');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(seen).toEqual([[0, 1], [1, 1], [2, 1], [3, 1], [3, 2], [4, 1], [5, 1], [6, 1], [6, 2], [7, 1], [8, 1], [9, 1]]);
+  });
 });
+

@@ -60,6 +60,13 @@ interface MessageRow {
 /** Settled messages removed per commit by the prune pass, with a turn of the event loop between commits. */
 export const PRUNE_CHUNK = 500;
 
+/**
+ * Messages a one-at-a-time loop claims in one commit when a backlog is there, handles in order and settles in one
+ * commit (with the claim of the next run): one claim and one settle per run instead of per message (issue 19). A
+ * crash redelivers what of the run was not settled, as it would the one message in hand.
+ */
+export const CLAIM_RUN = 32;
+
 /** setTimeout's ceiling; a loop sleeping that long re-checks and sleeps again. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -265,6 +272,65 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
         return undefined;
       }
       return { row, deliveries };
+    });
+  }
+
+  /**
+   * Claims up to `max` messages for a loop handling one at a time, in one transaction: for an ordered consumer
+   * (`maxAckPending` 1) the run from the head up to the first message not visible, else the visible ones of the
+   * head window. Empty when nothing is visible.
+   */
+  claimRun(consumer: ConsumerSpec, skip: Set<number>, max: number): Claim[] {
+    if (!this.inTransaction && !this.nextVisible(consumer, skip, Date.now())) return [];
+    return this.transaction(() => {
+      const now = Date.now();
+      const ordered = consumer.maxAckPending === 1;
+      const window = this.db
+        .prepare('SELECT seq, deliveries, visible_at FROM bus_pending WHERE durable = ? ORDER BY seq LIMIT ?')
+        .all(consumer.durable, ordered ? max : consumer.maxAckPending) as unknown as PendingRow[];
+      const run: PendingRow[] = [];
+      for (const r of window) {
+        const available = r.visible_at <= now && !skip.has(Number(r.seq));
+        if (available) run.push(r);
+        else if (ordered) break;
+        if (run.length >= max) break;
+      }
+      const claims: Claim[] = [];
+      for (const next of run) {
+        const deliveries = Number(next.deliveries) + 1;
+        this.db.prepare('UPDATE bus_pending SET deliveries = ?, visible_at = ? WHERE durable = ? AND seq = ?').run(deliveries, now + consumer.ackWaitMs, consumer.durable, next.seq);
+        const row = this.db.prepare('SELECT seq, stream, subject, msg_id, data, headers FROM bus_messages WHERE seq = ?').get(next.seq) as unknown as MessageRow | undefined;
+        if (row) claims.push({ row, deliveries });
+        else this.db.prepare('DELETE FROM bus_pending WHERE durable = ? AND seq = ?').run(consumer.durable, next.seq);
+      }
+      return claims;
+    });
+  }
+
+  /**
+   * Settles the handled messages of a run, gives back the ones not handled (their delivery not counted), and,
+   * unless `claimMore` is false, claims the next run: one commit.
+   */
+  settleRun(
+    consumer: ConsumerSpec,
+    handled: ReadonlyArray<{ claim: Claim; settlement: Settlement }>,
+    unhandled: readonly Claim[],
+    skip: Set<number>,
+    settler: ConsumerLoop,
+    claimMore: boolean,
+  ): Claim[] {
+    return this.transaction(() => {
+      for (const { claim, settlement } of handled) this.apply(consumer, claim.row, claim.deliveries, settlement, settler);
+      for (const claim of unhandled) this.release(consumer, claim);
+      return claimMore ? this.claimRun(consumer, skip, CLAIM_RUN) : [];
+    });
+  }
+
+  /** Renews the leases of messages in hand (a run being worked through), in one commit. */
+  extendLeases(consumer: ConsumerSpec, seqs: readonly number[]): void {
+    if (seqs.length === 0) return;
+    this.transaction(() => {
+      for (const seq of seqs) this.extendLease(consumer, seq);
     });
   }
 
@@ -490,6 +556,25 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   }
 }
 
+/**
+ * Turns of the event loop while loops work. The store and this bus are synchronous SQLite, so a handler seldom
+ * waits on real I/O: without turns a loop with a backlog went from message to message on promise continuations
+ * alone, and the listeners (a `/send`, `/version`) and timers waited until the whole backlog was done — the ~0.5 s
+ * stalls of the steady-load run (issue 19). A loop lets the event loop turn once `SLICE_MS` went by since it last
+ * did; a loop woken by a publish waits for the next turn before claiming, so it finds the run published meanwhile
+ * instead of one message (fewer claims and settles, and bigger application-service transactions).
+ */
+export const SLICE_MS = 5;
+let turnedAt = performance.now();
+const nextTurn = () =>
+  new Promise<void>((resolve) =>
+    setImmediate(() => {
+      turnedAt = performance.now();
+      resolve();
+    }),
+  );
+const sliceOver = () => (performance.now() - turnedAt >= SLICE_MS ? nextTurn() : undefined);
+
 class ConsumerLoop {
   private running = true;
   private done: Promise<void> = Promise.resolve();
@@ -509,9 +594,25 @@ class ConsumerLoop {
     const running = new Set<Promise<void>>();
     this.done = (async () => {
       let claimed: Claim | undefined;
+      let run: Claim[] = [];
       try {
         while (this.running) {
           this.woken = false;
+          if (limit === 1) {
+            if (run.length === 0) run = this.bus.claimRun(this.consumer, this.inFlight, CLAIM_RUN);
+            if (run.length === 0) {
+              if (!this.woken) {
+                await this.sleep(this.bus.waitHint(this.consumer));
+                // Woken (by a publish, mostly): what the publisher hands on until its slice is over comes in one run.
+                await nextTurn();
+              }
+              continue;
+            }
+            const rest = run;
+            run = [];
+            run = await this.deliverRun(rest);
+            continue;
+          }
           if (running.size >= limit) {
             // Every handler slot is taken: a finishing delivery wakes the loop.
             if (!this.woken) await this.sleep(this.bus.waitHint(this.consumer));
@@ -520,10 +621,6 @@ class ConsumerLoop {
           claimed ??= this.bus.claimNext(this.consumer, this.inFlight);
           if (!claimed) {
             if (!this.woken) await this.sleep(this.bus.waitHint(this.consumer));
-            continue;
-          }
-          if (limit === 1) {
-            claimed = await this.deliver(claimed.row, claimed.deliveries, true);
             continue;
           }
           // Concurrent handlers: a delivery that fails to settle stays claimed and comes back after ackWait.
@@ -539,10 +636,12 @@ class ConsumerLoop {
               this.wake();
             });
           running.add(delivery);
+          await sliceOver();
         }
       } finally {
         await Promise.allSettled(running);
         if (claimed) this.bus.release(this.consumer, claimed);
+        for (const claim of run) this.bus.release(this.consumer, claim);
       }
     })();
   }
@@ -567,55 +666,89 @@ class ConsumerLoop {
   }
 
   /**
-   * Handles one message and settles it; with `claimNext` (one handler at a time), while running, the next message
-   * is claimed in the settling transaction.
+   * A claimed run, one message at a time in order, then one commit settling what was handled and claiming the next
+   * run. A message not acked (a nak: redelivered later) ends the run: the rest is given back, so order holds.
    */
+  private async deliverRun(run: Claim[]): Promise<Claim[]> {
+    const handled: Array<{ claim: Claim; settlement: Settlement }> = [];
+    const inHand = new Set(run.map((c) => Number(c.row.seq)));
+    for (const seq of inHand) this.inFlight.add(seq);
+    // The run's leases were written at its claim; renewed for the rest of the run once a quarter of the ack wait is gone.
+    const lease = { at: Date.now() };
+    let next = 0;
+    try {
+      while (next < run.length && this.running) {
+        const claim = run[next++]!;
+        if (Date.now() - lease.at >= this.consumer.ackWaitMs / 4) {
+          lease.at = Date.now();
+          this.bus.extendLeases(this.consumer, [...inHand]);
+        }
+        const settlement = await this.handle(claim.row, claim.deliveries, [...inHand], lease);
+        inHand.delete(Number(claim.row.seq));
+        handled.push({ claim, settlement });
+        if (settlement.kind === 'nak') break;
+        if (next < run.length) await sliceOver();
+      }
+    } finally {
+      for (const claim of run) this.inFlight.delete(Number(claim.row.seq));
+    }
+    const more = this.bus.settleRun(this.consumer, handled, run.slice(next), this.inFlight, this, this.running);
+    await sliceOver();
+    return more;
+  }
+
+  /** Handles one message and settles it (the concurrent path); one handler at a time goes through `deliverRun`. */
   private async deliver(row: MessageRow, deliveries: number, claimNext: boolean): Promise<Claim | undefined> {
-    const { consumer, bus } = this;
     const seq = Number(row.seq);
-    if (deliveries > 1) bus.busObserver.redelivered(consumer.durable);
-    const exhausted = exhaustedBeforeHandling(deliveries, consumer.maxDeliver);
-    if (exhausted) return this.settle(row, deliveries, exhausted, claimNext);
-    const headers = JSON.parse(row.headers) as Headers;
-    let leasedAt = Date.now();
     this.inFlight.add(seq);
     try {
-      const settlement = await withConsumerSpan(row.subject, row.msg_id, consumer.durable, headers, async () => {
-        try {
-          const outcome = await whileWorking(
-            consumer.ackWaitMs,
-            () => {
-              leasedAt = Date.now();
-              bus.extendLease(consumer, seq);
-            },
-            async () =>
-              this.handler({
-                stream: row.stream,
-                consumer: consumer.durable,
-                subject: row.subject,
-                messageId: row.msg_id,
-                sequence: seq,
-                deliveryCount: deliveries,
-                headers,
-                data: decodeJson(row.data),
-                working: () => {
-                  // A lease with more than three quarters of its time left is not written again (one write per PDU before).
-                  if (Date.now() - leasedAt < consumer.ackWaitMs / 4) return;
-                  leasedAt = Date.now();
-                  bus.extendLease(consumer, seq);
-                },
-              }),
-          );
-          return settle({ outcome }, deliveries, consumer.maxDeliver, bus.retryDelay);
-        } catch (error) {
-          return settle({ error }, deliveries, consumer.maxDeliver, bus.retryDelay);
-        }
-      });
+      const settlement = await this.handle(row, deliveries, [seq], { at: Date.now() });
       this.inFlight.delete(seq);
       return this.settle(row, deliveries, settlement, claimNext);
     } finally {
       this.inFlight.delete(seq);
     }
+  }
+
+  /** Runs the handler on one message; `inHand`: the messages whose leases its heartbeat renews (itself first), last renewed `lease.at`. */
+  private async handle(row: MessageRow, deliveries: number, inHand: readonly number[], lease: { at: number }): Promise<Settlement> {
+    const { consumer, bus } = this;
+    const seq = Number(row.seq);
+    if (deliveries > 1) bus.busObserver.redelivered(consumer.durable);
+    const exhausted = exhaustedBeforeHandling(deliveries, consumer.maxDeliver);
+    if (exhausted) return exhausted;
+    const headers = JSON.parse(row.headers) as Headers;
+    return withConsumerSpan(row.subject, row.msg_id, consumer.durable, headers, async () => {
+      try {
+        const outcome = await whileWorking(
+          consumer.ackWaitMs,
+          () => {
+            lease.at = Date.now();
+            bus.extendLeases(consumer, inHand);
+          },
+          async () =>
+            this.handler({
+              stream: row.stream,
+              consumer: consumer.durable,
+              subject: row.subject,
+              messageId: row.msg_id,
+              sequence: seq,
+              deliveryCount: deliveries,
+              headers,
+              data: decodeJson(row.data),
+              working: () => {
+                // A lease with more than three quarters of its time left is not written again (one write per PDU before).
+                if (Date.now() - lease.at < consumer.ackWaitMs / 4) return;
+                lease.at = Date.now();
+                bus.extendLeases(consumer, inHand);
+              },
+            }),
+        );
+        return settle({ outcome }, deliveries, consumer.maxDeliver, bus.retryDelay);
+      } catch (error) {
+        return settle({ error }, deliveries, consumer.maxDeliver, bus.retryDelay);
+      }
+    });
   }
 
   private settle(row: MessageRow, deliveries: number, settlement: Settlement, claimNext: boolean): Claim | undefined {

@@ -14,8 +14,28 @@ export function partitionOf(key: string, partitionCount: number): number {
   return fnv1a32(key) % partitionCount;
 }
 
+/**
+ * Answers already given: the embedded bus asks this for every consumer loop on every publish, and splitting both
+ * strings each time was ~3% of the gateway's busy CPU under inbound load (issue 19). Subjects and patterns come
+ * from the topology (a few per partition), so the set is small; the bound is for the pathological case.
+ */
+const matched = new Map<string, boolean>();
+/** Past this many pairs the answers are forgotten at once (an LRU's bookkeeping cost more than the matching, measured). */
+const MAX_REMEMBERED = 20_000;
+
 /** Whether a NATS subject matches a pattern with `*` (one token) and `>` (the rest) wildcards. */
 export function subjectMatches(pattern: string, subject: string): boolean {
+  const key = `${pattern}\u0000${subject}`;
+  let answer = matched.get(key);
+  if (answer === undefined) {
+    answer = matchSubject(pattern, subject);
+    if (matched.size >= MAX_REMEMBERED) matched.clear();
+    matched.set(key, answer);
+  }
+  return answer;
+}
+
+function matchSubject(pattern: string, subject: string): boolean {
   const p = pattern.split('.');
   const s = subject.split('.');
   for (let i = 0; i < p.length; i++) {

@@ -8,12 +8,12 @@ import { Crash } from './testing/crash';
 import { TestNetwork, type TestServer } from './testing/test-server';
 
 /** Another state-resolver process over the same store and bus (a restart, or a second replica). */
-function processOver(server: TestServer, network: TestNetwork, crash?: Crash): StateResolver {
+function processOver(server: TestServer, network: TestNetwork, crash?: Crash, commitWritesOneByOne = false): StateResolver {
   const unreachable = async () => {
     throw new Error('no federation in this test');
   };
   return new StateResolver({
-    store: crash ? crash.store(server.store) : server.store,
+    store: crash ? crash.store(server.store, { commitWrites: commitWritesOneByOne ? 'one by one' : undefined }) : server.store,
     bus: crash ? crash.bus(server.bus) : server.bus,
     topology: server.topology,
     identity: { serverName: server.name, signingKey: server.key },
@@ -52,15 +52,15 @@ describe('local commits cut short (issue 10, defects 3, 4, 6)', () => {
 
   const message = (roomId: string, body: string, txnId: string) => ({ roomId, sender: alice, type: 'm.room.message', content: { msgtype: 'm.text', body }, txnId });
 
-  async function writesOf(send: (resolver: StateResolver) => Promise<unknown>): Promise<number> {
+  async function writesOf(send: (resolver: StateResolver) => Promise<unknown>, oneByOne = false): Promise<number> {
     const crash = new Crash();
-    await send(processOver(a, network, crash));
+    await send(processOver(a, network, crash, oneByOne));
     return crash.writes;
   }
 
   /** Sends through a process that dies at write `dieAt`, then restarts (repair on start) and retries as the client would. */
-  async function dieThenRestart(dieAt: number, command: ReturnType<typeof message>) {
-    const dying = processOver(a, network, new Crash(dieAt));
+  async function dieThenRestart(dieAt: number, command: ReturnType<typeof message>, oneByOne = false) {
+    const dying = processOver(a, network, new Crash(dieAt), oneByOne);
     await dying.localEvents.onCommand(command).catch(() => undefined);
     const restarted = processOver(a, network);
     await restarted.start();
@@ -68,13 +68,18 @@ describe('local commits cut short (issue 10, defects 3, 4, 6)', () => {
     return { restarted, retried };
   }
 
-  it('a process dying at any write of a local send leaves the room usable and the message in the room log exactly once', async () => {
+  // Issue 19: the event's store writes go to the store together (one SQLite transaction in the embedded store; one
+  // after the other where the store has no such transaction, as MongoDB): every write is a place to die at in both.
+  it.each([
+    ['one transaction (embedded store)', false, 5],
+    ['one write at a time (as MongoDB)', true, 8],
+  ])('a process dying at any write of a local send leaves the room usable and the message in the room log exactly once: commit writes in %s', async (_, oneByOne, writes) => {
     const roomId = await a.createRoom(alice);
-    const total = await writesOf((r) => r.localEvents.onCommand(message(roomId, 'probe', 'probe')));
-    expect(total).toBeGreaterThanOrEqual(8);
+    const total = await writesOf((r) => r.localEvents.onCommand(message(roomId, 'probe', 'probe')), oneByOne);
+    expect(total).toBeGreaterThanOrEqual(writes);
     for (let dieAt = 1; dieAt <= total; dieAt++) {
       const body = `once-${dieAt}`;
-      const { restarted, retried } = await dieThenRestart(dieAt, message(roomId, body, `txn-${dieAt}`));
+      const { restarted, retried } = await dieThenRestart(dieAt, message(roomId, body, `txn-${dieAt}`), oneByOne);
       expect(retried).toMatchObject({ ok: true });
       const after = await restarted.localEvents.onCommand(message(roomId, `after-${dieAt}`, `after-${dieAt}`));
       expect(after).toMatchObject({ ok: true });
@@ -86,6 +91,33 @@ describe('local commits cut short (issue 10, defects 3, 4, 6)', () => {
       expect(logged.filter((e) => bodyOf(e) === body).map((e) => e.eventId)).toEqual([retried.ok && retried.eventId]);
       const stored = await a.store.events.byDepthRange({ roomId, minDepth: 0, maxDepth: 10_000, limit: 1000 });
       expect(stored.filter((e) => e.pdu.content.body === body)).toHaveLength(1);
+      expect(await a.store.pendingCommits.list()).toEqual([]);
+    }
+  });
+
+  it.each([
+    ['one transaction (embedded store)', false, 3],
+    ['one write at a time (as MongoDB)', true, 7],
+  ])('issue 19: a commit whose journal record goes with its writes (no client transaction: as an inbound PDU), dying at any write, is all there once or not at all, and the room stays usable: commit writes in %s', async (_, oneByOne, writes) => {
+    const roomId = await a.createRoom(alice);
+    const send = (r: StateResolver, body: string) => r.localEvents.onCommand({ roomId, sender: alice, type: 'm.room.message', content: { msgtype: 'm.text', body } });
+    const total = await writesOf((r) => send(r, 'probe'), oneByOne);
+    expect(total).toBe(writes);
+    for (let dieAt = 1; dieAt <= total; dieAt++) {
+      const body = `journaled-${dieAt}`;
+      await send(processOver(a, network, new Crash(dieAt), oneByOne), body).catch(() => undefined);
+      const restarted = processOver(a, network);
+      await restarted.start();
+      const after = await send(restarted, `after-${dieAt}`);
+      expect(after).toMatchObject({ ok: true });
+      await restarted.stop();
+
+      expect(await a.store.rooms.getForwardExtremities(roomId)).toEqual([after.ok && after.eventId]);
+      const stored = (await a.store.events.byDepthRange({ roomId, minDepth: 0, maxDepth: 10_000, limit: 1000 })).filter((e) => e.pdu.content.body === body);
+      const logged = (await roomLog(a, roomId, after.ok ? after.eventId : '')).filter((e) => bodyOf(e) === body);
+      // Died at the first write (the journal record with the event's writes): nothing of it; after: all of it, logged once.
+      expect(stored).toHaveLength(dieAt === 1 ? 0 : 1);
+      expect(logged.map((e) => e.eventId)).toEqual(stored.map((e) => e.eventId));
       expect(await a.store.pendingCommits.list()).toEqual([]);
     }
   });
@@ -182,24 +214,20 @@ describe('local commits cut short (issue 10, defects 3, 4, 6)', () => {
   it('two processes sending one txnId at once (two replicas) make one event: the store reserves the transaction', async () => {
     const roomId = await a.createRoom(alice);
     const command = message(roomId, 'two replicas', 'replica-txn');
-    // The first process stops at its state refs write, the second sends meanwhile, then the first goes on.
+    // The first process stops at its event's writes (the state refs first), the second sends meanwhile, then the first goes on.
     let reached!: () => void;
     let release!: () => void;
     const atStateRefs = new Promise<void>((resolve) => (reached = resolve));
     const gate = new Promise<void>((resolve) => (release = resolve));
     const paused: Store = {
       ...a.store,
-      state: new Proxy(a.store.state, {
-        get: (t, key) => {
-          const value = (t as unknown as Record<string | symbol, (...args: unknown[]) => Promise<unknown>>)[key];
-          if (key !== 'setForEvent') return typeof value === 'function' ? value.bind(t) : value;
-          return async (...args: unknown[]) => {
-            reached();
-            await gate;
-            return value.apply(t, args);
-          };
+      commits: {
+        write: async (writes) => {
+          reached();
+          await gate;
+          return a.store.commits.write(writes);
         },
-      }),
+      },
     };
     const slow = new StateResolver({ store: paused, bus: a.bus, topology: a.topology, identity: { serverName: a.name, signingKey: a.key }, federation: {} as never, keyRing: network.keyRing() });
     const first = slow.localEvents.onCommand(command);

@@ -25,7 +25,7 @@ import {
   type RoomEvent,
   type StateMap,
 } from '@fedgate/room-state';
-import { CommitFencedError, type CommitFence, type EventRecord, type EventStatus, type PendingCommit, type Store } from '@fedgate/store';
+import { CommitFencedError, type CommitFence, type EventCommitWrites, type EventRecord, type EventStatus, type PendingCommit, type Store } from '@fedgate/store';
 import type { ClientTransactionLog } from './client-transactions';
 import { MissingStateError } from './errors';
 import { EventGraph } from './event-graph';
@@ -93,6 +93,12 @@ export interface Committed {
 }
 
 const OUTCOME: Record<EventStatus, EventOutcome> = { accepted: 'accepted', soft_failed: 'soft-failed', rejected: 'rejected' };
+
+/** The forward extremities once `change` is made, as the store makes it (what is added stays). */
+function afterChange(extremities: readonly string[], change: { add: string[]; remove: string[] }): string[] {
+  const removed = new Set(change.remove.filter((id) => !change.add.includes(id)));
+  return [...new Set([...extremities.filter((id) => !removed.has(id)), ...change.add])];
+}
 
 export function roomIdOf(pdu: Pdu, rules: RoomVersionRules): string {
   if (rules.roomIdFromCreateEvent && pdu.type === 'm.room.create' && pdu.state_key === '') return computeRoomIdFromCreateEvent(pdu, rules);
@@ -300,8 +306,15 @@ export class RoomTimeline {
       const pending: PendingCommit = { eventId, roomId, payload: JSON.parse(JSON.stringify(payload)) as Record<string, unknown>, createdTs: Date.now() };
       // The commit point: with elastic ownership the store refuses it, in this same write, once the room has
       // seen a newer owner of its partition (this replica may have stalled since it last checked its lease).
-      await this.store.pendingCommits.add(pending, this.fenceFor(eventId, roomId, pdu));
-      return await this.finish(eventId, roomId, payload, evaluation.graph);
+      const journal = { commit: pending, fence: this.fenceFor(eventId, roomId, pdu) };
+      // A client transaction is reserved between the journal record and the event's writes (a reservation
+      // without a record would name an event never committed), so the record goes alone first. Otherwise it
+      // goes with the event's writes: one transaction in the embedded store (issue 19).
+      if (payload.txn) {
+        await this.store.pendingCommits.add(journal.commit, journal.fence);
+        return await this.finish(eventId, roomId, payload, evaluation.graph);
+      }
+      return await this.finish(eventId, roomId, payload, evaluation.graph, journal);
     } catch (err) {
       if (err instanceof CommitFencedError) this.fencing?.refused(err);
       else if (!(err instanceof ClientTransactionTaken)) this.unsettledRooms.add(roomId);
@@ -319,8 +332,12 @@ export class RoomTimeline {
     return fence;
   }
 
-  /** The writes of a commit, in an order that leaves the room usable wherever it stops; each may be repeated. */
-  private async finish(eventId: string, roomId: string, payload: CommitPayload, graph = new EventGraph(this.store)): Promise<Committed> {
+  /**
+   * The writes of a commit, in an order that leaves the room usable wherever it stops; each may be repeated. The
+   * store writes (journal record when `journal` is given, state refs, event, room, extremities, current state) go
+   * to the store together, computed first: the embedded store makes them one transaction.
+   */
+  private async finish(eventId: string, roomId: string, payload: CommitPayload, graph = new EventGraph(this.store), journal?: EventCommitWrites['pending']): Promise<Committed> {
     const { pdu, status, reason, before, after } = payload;
     const rules = roomVersionRules(payload.roomVersion);
     const event = toRoomEvent(pdu, eventId);
@@ -331,19 +348,28 @@ export class RoomTimeline {
         throw new ClientTransactionTaken(reserved);
       }
     }
-    // Before the event can be anyone's prev event: the state at it.
-    await this.store.state.setForEvent(eventId, { before, after });
-    const { inserted } = await this.store.events.append(recordFor(eventId, roomId, pdu, event, status, reason, false));
-    if (!inserted) await this.store.events.setOutcome(eventId, { status, reason, outlier: false });
+    const accepted = status === 'accepted';
+    let room: EventCommitWrites['room'];
+    if (accepted && event.type === 'm.room.create' && event.state_key === '') {
+      const creator = rules.creatorIsSender ? event.sender : typeof event.content.creator === 'string' ? event.content.creator : event.sender;
+      room = { roomId, roomVersion: rules.id, creator, createdTs: event.origin_server_ts };
+    }
+    const forwardExtremities = accepted ? { add: [eventId], remove: await this.coveredBy(event.prev_events) } : undefined;
+    const plan = forwardExtremities ? await this.planCurrentState(roomId, eventId, after, rules, graph, {}, forwardExtremities) : undefined;
+    // The state refs before the event can be anyone's prev event, then the event, then the room moves on.
+    await this.store.commits.write({
+      pending: journal,
+      stateRefs: { before, after },
+      event: recordFor(eventId, roomId, pdu, event, status, reason, false),
+      room,
+      forwardExtremities,
+      currentStateId: plan?.currentStateId,
+    });
 
     let delta: Record<string, string | null> = {};
-    if (status === 'accepted') {
-      if (event.type === 'm.room.create' && event.state_key === '') {
-        const creator = rules.creatorIsSender ? event.sender : typeof event.content.creator === 'string' ? event.content.creator : event.sender;
-        await this.store.rooms.ensure({ roomId, roomVersion: rules.id, creator, createdTs: event.origin_server_ts });
-      }
-      await this.store.rooms.updateForwardExtremities(roomId, { add: [eventId], remove: await this.coveredBy(event.prev_events) });
-      delta = await this.updateCurrentState(roomId, eventId, after, rules, graph);
+    if (plan) {
+      if (plan.joinedServers) await this.store.rooms.setJoinedServers(roomId, plan.joinedServers);
+      delta = plan.delta;
       // After the state refs (the redact power check reads the state before the redaction), before the room log
       // entry (which says whether it applied).
       await this.redactions.onAccepted(eventId, roomId, pdu, rules);
@@ -423,9 +449,29 @@ export class RoomTimeline {
    * Returns the change to current state.
    */
   async updateCurrentState(roomId: string, newEventId: string, newAfterId: string, rules: RoomVersionRules, graph: EventGraph, options: { fullState?: boolean } = {}): Promise<Record<string, string | null>> {
+    const plan = await this.planCurrentState(roomId, newEventId, newAfterId, rules, graph, options);
+    await this.store.rooms.setCurrentState(roomId, plan.currentStateId);
+    if (plan.joinedServers) await this.store.rooms.setJoinedServers(roomId, plan.joinedServers);
+    return plan.delta;
+  }
+
+  /**
+   * What `updateCurrentState` writes, computed without writing (but a resolved state's snapshot, content-addressed):
+   * with `extremitiesChange`, as if that change of the forward extremities were made already.
+   */
+  private async planCurrentState(
+    roomId: string,
+    newEventId: string,
+    newAfterId: string,
+    rules: RoomVersionRules,
+    graph: EventGraph,
+    options: { fullState?: boolean },
+    extremitiesChange?: { add: string[]; remove: string[] },
+  ): Promise<{ currentStateId: string; delta: Record<string, string | null>; joinedServers?: string[] }> {
     const room = await this.store.rooms.get(roomId);
     const old = room?.currentStateId ? toRoomStateMap((await this.store.state.load(room.currentStateId))!) : new Map<string, string>();
-    const extremities = await this.store.rooms.getForwardExtremities(roomId);
+    const stored = await this.store.rooms.getForwardExtremities(roomId);
+    const extremities = extremitiesChange ? afterChange(stored, extremitiesChange) : stored;
     let currentId = newAfterId;
     let current: Map<string, string>;
     const others = extremities.filter((id) => id !== newEventId);
@@ -437,17 +483,14 @@ export class RoomTimeline {
       current = await this.resolve(sets, rules, graph, roomId);
       currentId = await this.store.state.save(roomId, toStoreStateMap(current), newAfterId);
     }
-    await this.store.rooms.setCurrentState(roomId, currentId);
     const delta = stateDelta(old, current);
     const membershipChanged = !room?.currentStateId || Object.keys(delta).some((k) => k.startsWith('m.room.member\u0000'));
-    if (membershipChanged || options.fullState) {
-      const joined = new Set(await this.joinedServers(current, graph));
-      // Partial state: the servers send_join named stay joined until the members are known.
-      const partial = options.fullState ? undefined : await this.store.partialStateRooms.get(roomId);
-      for (const server of partial?.serversInRoom ?? []) joined.add(server);
-      await this.store.rooms.setJoinedServers(roomId, [...joined].sort());
-    }
-    return delta;
+    if (!membershipChanged && !options.fullState) return { currentStateId: currentId, delta };
+    const joined = new Set(await this.joinedServers(current, graph));
+    // Partial state: the servers send_join named stay joined until the members are known.
+    const partial = options.fullState ? undefined : await this.store.partialStateRooms.get(roomId);
+    for (const server of partial?.serversInRoom ?? []) joined.add(server);
+    return { currentStateId: currentId, delta, joinedServers: [...joined].sort() };
   }
 
   async joinedServers(state: StateMap, graph: EventGraph): Promise<string[]> {

@@ -1,4 +1,5 @@
 import type { Store } from '../ports/store';
+import { SequentialCommitWriter } from '../shared/sequential-commit-writer';
 import { SnapshotRepository } from '../shared/snapshots';
 import { MongoAccountDataRepository } from './account-data';
 import { MongoOpenIdTokenRepository } from './openid-tokens';
@@ -29,10 +30,14 @@ import { MongoSnapshotRows } from './state';
  */
 export async function openMongoStore(url: string, db: string, options: MongoConnectOptions = {}): Promise<Store> {
   const { client, collections: c, idLookupsOnly } = await connectMongo(url, db, options);
+  const events = new MongoEventRepository(c.events, idLookupsOnly);
+  const state = new SnapshotRepository(new MongoSnapshotRows(c.stateSnapshots, c.eventState, idLookupsOnly));
+  const rooms = new MongoRoomRepository(c.rooms, c.forwardExtremities, c.joinedServers);
+  const pendingCommits = new MongoPendingCommitRepository(c.roomCommits, c.pendingCommits, c.counters);
   return {
-    events: new MongoEventRepository(c.events, idLookupsOnly),
-    state: new SnapshotRepository(new MongoSnapshotRows(c.stateSnapshots, c.eventState, idLookupsOnly)),
-    rooms: new MongoRoomRepository(c.rooms, c.forwardExtremities, c.joinedServers),
+    events,
+    state,
+    rooms,
     receivedTransactions: new MongoReceivedTransactionRepository(c.receivedTransactions),
     destinations: new MongoDestinationRepository(c.destinations),
     egressQueue: new MongoEgressQueueRepository(c.egressQueue, c.egressTransactions, c.counters),
@@ -48,7 +53,8 @@ export async function openMongoStore(url: string, db: string, options: MongoConn
     clientTransactions: new MongoClientTransactionRepository(c.clientTransactions),
     redactions: new MongoRedactionRepository(c.redactionClaims, c.events),
     leases: new MongoLeaseRepository(c.leases, c.counters),
-    pendingCommits: new MongoPendingCommitRepository(c.roomCommits, c.pendingCommits, c.counters),
+    pendingCommits,
+    commits: new SequentialCommitWriter({ pendingCommits, state, events, rooms }),
     partialStateRooms: new MongoPartialStateRoomRepository(c.partialStateRooms),
     roomDirectory: new MongoRoomDirectoryRepository(c.roomDirectory),
     deviceKeys: new MongoDeviceKeyRepository(c.devices, c.oneTimeKeys, c.fallbackKeys, c.crossSigningKeys, c.counters, c.deviceListChanges, c.userSigningSignatures),

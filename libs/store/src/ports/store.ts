@@ -19,6 +19,7 @@ import type { DeviceListRepository } from './device-lists';
 import type { ToDeviceRepository } from './to-device';
 import type { RoomRepository } from './rooms';
 import type { StateSnapshotRepository } from './state';
+import type { CommitWriter } from './commit-writes';
 
 /** Everything the pipeline keeps, behind one handle. Each service uses the repositories it needs. */
 export interface Store {
@@ -47,6 +48,8 @@ export interface Store {
   readonly leases: LeaseRepository;
   /** state-resolver: commits under way, finished by the repair path after a crash or an outage. */
   readonly pendingCommits: PendingCommitRepository;
+  /** state-resolver: the store writes of one event's commit, one unit where the store can make them one. */
+  readonly commits: CommitWriter;
   /** state-resolver: rooms joined with partial state, until their full state is in (the resync resumes after a restart). */
   readonly partialStateRooms: PartialStateRoomRepository;
   /** chat-sync writes, ingress reads: which rooms are published in the public room directory. */

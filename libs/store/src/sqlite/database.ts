@@ -123,6 +123,8 @@ export class SqliteDatabase {
     }
   }
 
+  private inTransaction = false;
+
   statement(sql: string): StatementSync {
     let s = this.statements.get(sql);
     if (!s) {
@@ -145,9 +147,14 @@ export class SqliteDatabase {
     return this.statement(sql).all(...params) as T[];
   }
 
-  /** Runs `fn` in one transaction (SQLite is one writer in one process, so this is cheap and safe). */
+  /**
+   * Runs `fn` in one transaction (SQLite is one writer in one process, so this is cheap and safe). `fn` is
+   * synchronous, so no other code writes in between; a nested call joins the enclosing transaction.
+   */
   transaction<T>(fn: () => T): T {
+    if (this.inTransaction) return fn();
     this.db.exec('BEGIN IMMEDIATE');
+    this.inTransaction = true;
     try {
       const result = fn();
       this.db.exec('COMMIT');
@@ -155,6 +162,8 @@ export class SqliteDatabase {
     } catch (err) {
       this.db.exec('ROLLBACK');
       throw err;
+    } finally {
+      this.inTransaction = false;
     }
   }
 

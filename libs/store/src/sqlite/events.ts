@@ -77,6 +77,10 @@ export class SqliteEventRepository implements EventRepository {
   }
 
   async setOutcome(eventId: string, outcome: EventOutcome): Promise<boolean> {
+    return this.setOutcomeNow(eventId, outcome);
+  }
+
+  setOutcomeNow(eventId: string, outcome: EventOutcome): boolean {
     const r = this.db.run(
       'UPDATE store_events SET status = ?, reason = ?, outlier = ? WHERE event_id = ?',
       outcome.status,
@@ -87,7 +91,7 @@ export class SqliteEventRepository implements EventRepository {
     return r.changes > 0;
   }
 
-  private insert(e: EventRecord): boolean {
+  insert(e: EventRecord): boolean {
     const r = this.db.run(
       INSERT,
       e.eventId,

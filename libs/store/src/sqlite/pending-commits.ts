@@ -17,6 +17,10 @@ export class SqlitePendingCommitRepository implements PendingCommitRepository {
   }
 
   async add(commit: PendingCommit, fence?: CommitFence): Promise<void> {
+    this.addNow(commit, fence);
+  }
+
+  addNow(commit: PendingCommit, fence?: CommitFence): void {
     this.db.transaction(() => {
       if (fence) {
         const recorded = this.db.get<{ n: number }>('SELECT 1 AS n FROM store_pending_commits WHERE event_id = ?', commit.eventId);

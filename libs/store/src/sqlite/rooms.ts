@@ -13,6 +13,11 @@ export class SqliteRoomRepository implements RoomRepository {
   constructor(private readonly db: SqliteDatabase) {}
 
   async ensure(room: { roomId: string; roomVersion: string; creator: string; createdTs: number }): Promise<RoomRecord> {
+    this.ensureNow(room);
+    return (await this.get(room.roomId)) as RoomRecord;
+  }
+
+  ensureNow(room: { roomId: string; roomVersion: string; creator: string; createdTs: number }): void {
     this.db.run(
       'INSERT INTO store_rooms (room_id, room_version, creator, created_ts) VALUES (?, ?, ?, ?) ON CONFLICT (room_id) DO NOTHING',
       room.roomId,
@@ -20,7 +25,6 @@ export class SqliteRoomRepository implements RoomRepository {
       room.creator,
       room.createdTs,
     );
-    return (await this.get(room.roomId)) as RoomRecord;
   }
 
   async get(roomId: string): Promise<RoomRecord | undefined> {
@@ -29,6 +33,10 @@ export class SqliteRoomRepository implements RoomRepository {
   }
 
   async setCurrentState(roomId: string, snapshotId: string): Promise<void> {
+    this.setCurrentStateNow(roomId, snapshotId);
+  }
+
+  setCurrentStateNow(roomId: string, snapshotId: string): void {
     this.db.run('UPDATE store_rooms SET current_state_id = ? WHERE room_id = ?', snapshotId, roomId);
   }
 
@@ -37,6 +45,10 @@ export class SqliteRoomRepository implements RoomRepository {
   }
 
   async updateForwardExtremities(roomId: string, change: { add: string[]; remove: string[] }): Promise<void> {
+    this.updateForwardExtremitiesNow(roomId, change);
+  }
+
+  updateForwardExtremitiesNow(roomId: string, change: { add: string[]; remove: string[] }): void {
     const keep = new Set(change.add);
     this.db.transaction(() => {
       for (const id of change.add) this.db.run('INSERT INTO store_forward_extremities (room_id, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING', roomId, id);

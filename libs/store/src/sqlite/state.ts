@@ -31,6 +31,10 @@ export class SqliteSnapshotRows implements SnapshotRowStore {
   }
 
   async putEventRefs(eventId: string, refs: EventStateRefs): Promise<void> {
+    this.putEventRefsNow(eventId, refs);
+  }
+
+  putEventRefsNow(eventId: string, refs: EventStateRefs): void {
     this.db.run(
       'INSERT INTO store_event_state (event_id, before_id, after_id) VALUES (?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET before_id = excluded.before_id, after_id = excluded.after_id',
       eventId,

@@ -7,6 +7,7 @@ import { SqliteAuditRepository } from './audit';
 import { SqliteChatLifecycleRepository } from './chat-lifecycle';
 import { SqliteClientTransactionRepository } from './client-transactions';
 import { SqliteAliasRepository, SqliteAppServiceQueueRepository, SqliteLocalMembershipRepository, SqliteProfileRepository, ensureChatSchema } from './chat';
+import { SqliteCommitWriter } from './commit-writes';
 import { SqliteDatabase } from './database';
 import { SqliteEgressQueueRepository } from './egress-queue';
 import { SqliteEventRepository } from './events';
@@ -27,10 +28,14 @@ import { SqliteSnapshotRows } from './state';
 export function openSqliteStore(path: string): Store {
   const db = new SqliteDatabase(path);
   ensureChatSchema(db);
+  const events = new SqliteEventRepository(db);
+  const stateRows = new SqliteSnapshotRows(db);
+  const rooms = new SqliteRoomRepository(db);
+  const pendingCommits = new SqlitePendingCommitRepository(db);
   return {
-    events: new SqliteEventRepository(db),
-    state: new SnapshotRepository(new SqliteSnapshotRows(db)),
-    rooms: new SqliteRoomRepository(db),
+    events,
+    state: new SnapshotRepository(stateRows),
+    rooms,
     receivedTransactions: new SqliteReceivedTransactionRepository(db),
     destinations: new SqliteDestinationRepository(db),
     egressQueue: new SqliteEgressQueueRepository(db),
@@ -46,7 +51,8 @@ export function openSqliteStore(path: string): Store {
     clientTransactions: new SqliteClientTransactionRepository(db),
     redactions: new SqliteRedactionRepository(db),
     leases: new SqliteLeaseRepository(db),
-    pendingCommits: new SqlitePendingCommitRepository(db),
+    pendingCommits,
+    commits: new SqliteCommitWriter(db, { pendingCommits, stateRows, events, rooms }),
     partialStateRooms: new SqlitePartialStateRoomRepository(db),
     roomDirectory: new SqliteRoomDirectoryRepository(db),
     deviceKeys: new SqliteDeviceKeyRepository(db),

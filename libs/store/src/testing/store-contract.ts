@@ -7,6 +7,7 @@ import type { RemoteServerKey } from '../ports/federation';
 import type { AppServiceRegistration, MediaRecord, MediaThumbnailRecord } from '../ports/platform';
 import { stateTupleKey, type StateEntry, type StateMap } from '../ports/state';
 import type { Store } from '../ports/store';
+import { CommitFencedError } from '../ports/pending-commits';
 import type { AuditEntry } from '../ports/audit';
 import { MAX_SNAPSHOT_CHAIN } from '../shared/snapshots';
 
@@ -152,6 +153,56 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
         await store.pendingCommits.remove('$pc-1');
         expect(await store.pendingCommits.get('$pc-2')).toBeUndefined();
         expect((await store.pendingCommits.list('!pc-a:test')).map((c) => c.eventId)).toEqual(['$pc-3']);
+      });
+    });
+
+    describe('commits (issue 19: an event\'s commit writes handed over together)', () => {
+      const room = '!cw:test';
+      const journal = (eventId: string) => ({ commit: { eventId, roomId: room, payload: { step: 1 }, createdTs: 5 } });
+
+      it('writes the journal record, state refs, event, room, extremities and current state; an event held already gets the outcome', async () => {
+        const create = eventFor(room, '$cw-create', 1);
+        expect(
+          await store.commits.write({
+            pending: journal('$cw-create'),
+            stateRefs: { before: 'snap-0', after: 'snap-1' },
+            event: create,
+            room: { roomId: room, roomVersion: '10', creator: '@a:test', createdTs: 1 },
+            forwardExtremities: { add: ['$cw-create'], remove: [] },
+            currentStateId: 'snap-1',
+          }),
+        ).toEqual({ inserted: true });
+        expect(await store.pendingCommits.get('$cw-create')).toMatchObject({ eventId: '$cw-create', roomId: room });
+        expect(await store.state.getForEvent('$cw-create')).toEqual({ before: 'snap-0', after: 'snap-1' });
+        expect(await store.events.get('$cw-create')).toMatchObject({ eventId: '$cw-create', status: 'accepted' });
+        expect(await store.rooms.get(room)).toMatchObject({ roomVersion: '10', currentStateId: 'snap-1' });
+        expect(await store.rooms.getForwardExtremities(room)).toEqual(['$cw-create']);
+
+        await store.events.append(eventFor(room, '$cw-outlier', 2, { outlier: true }));
+        const held = await store.commits.write({
+          stateRefs: { before: 'snap-1', after: 'snap-1' },
+          event: eventFor(room, '$cw-outlier', 2, { status: 'rejected', reason: 'no', outlier: false }),
+        });
+        expect(held).toEqual({ inserted: false });
+        expect(await store.events.get('$cw-outlier')).toMatchObject({ status: 'rejected', reason: 'no', outlier: false });
+        expect(await store.rooms.getForwardExtremities(room)).toEqual(['$cw-create']);
+      });
+
+      it('a commit its room\'s fence refuses writes nothing', async () => {
+        const fenced = '!cw-fenced:test';
+        await store.pendingCommits.add({ eventId: '$cw-f0', roomId: fenced, payload: {}, createdTs: 5 }, { partition: 3, epoch: 7 });
+        await expect(
+          store.commits.write({
+            pending: { commit: { eventId: '$cw-f1', roomId: fenced, payload: {}, createdTs: 5 }, fence: { partition: 3, epoch: 6 } },
+            stateRefs: { before: 's', after: 's' },
+            event: eventFor(fenced, '$cw-f1', 2),
+            forwardExtremities: { add: ['$cw-f1'], remove: [] },
+          }),
+        ).rejects.toBeInstanceOf(CommitFencedError);
+        expect(await store.pendingCommits.get('$cw-f1')).toBeUndefined();
+        expect(await store.state.getForEvent('$cw-f1')).toBeUndefined();
+        expect(await store.events.get('$cw-f1')).toBeUndefined();
+        expect(await store.rooms.getForwardExtremities(fenced)).toEqual([]);
       });
     });
 

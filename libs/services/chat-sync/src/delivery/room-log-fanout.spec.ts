@@ -4,7 +4,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { busTopology, type AppServicePush, type Bus, type JsonObject, type RoomLogEntry } from '@fedgate/bus';
 import type { Pdu } from '@fedgate/protocol';
-import { openSqliteStore, type EventStatus, type Store } from '@fedgate/store';
+import { openSqliteStore, stateTupleKey, type EventStatus, type Store } from '@fedgate/store';
 import { ApplicationServiceRegistry, type AppServiceRegistration } from '../registration';
 import { RoomLogFanout } from './room-log-fanout';
 
@@ -97,4 +97,44 @@ describe('RoomLogFanout: what reaches the application service', () => {
     await fanout.handle(entry('$merge', merge, { stateDelta: { 'm.room.topic\u0000': '$soft' } }));
     expect(pushed).toEqual(['$soft', '$merge']);
   });
+
+  describe('issue 19: the joined members deciding interest are read once per state change, not per event', () => {
+    const bridgeUsers: AppServiceRegistration = { ...registration, id: 'users', namespaces: { users: [{ exclusive: true, regex: '@_chat_.*:hs\\.test' }], aliases: [], rooms: [] } };
+    const member = (userId: string, membership: string): Pdu => pduOf('m.room.member', { membership }, { sender: userId, state_key: userId });
+
+    async function withState(members: Record<string, string>): Promise<void> {
+      const state = new Map(Object.entries(members).map(([userId, eventId]) => [stateTupleKey('m.room.member', userId), eventId]));
+      await store.rooms.setCurrentState(roomId, await store.state.save(roomId, state));
+    }
+
+    it('loads the state once for many messages, and again when membership changed (a member who left is no longer the reason to push)', async () => {
+      const loads = { state: 0, events: 0 };
+      const counted = new Proxy(store, {
+        get(target, key) {
+          const value = Reflect.get(target, key, target) as unknown;
+          if (key === 'state') return { ...target.state, load: (id: string) => (loads.state++, target.state.load(id)) };
+          if (key === 'events') return { ...target.events, get: target.events.get.bind(target.events), getMany: (ids: string[]) => (loads.events++, target.events.getMany(ids)) };
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const bus = { publish: async (_subject: string, push: AppServicePush) => void pushed.push(push.eventId) } as unknown as Bus;
+      fanout = new RoomLogFanout(counted, bus, busTopology({ roomPartitions: 4 }), new ApplicationServiceRegistry([bridgeUsers], server), server, pino({ level: 'silent' }));
+      await store.rooms.ensure({ roomId, roomVersion: '10', creator: '@_chat_a:hs.test', createdTs: 1 });
+      await stored('$join-a', member('@_chat_a:hs.test', 'join'));
+      await stored('$join-bob', member('@bob:remote.test', 'join'));
+      await withState({ '@_chat_a:hs.test': '$join-a', '@bob:remote.test': '$join-bob' });
+
+      for (let i = 0; i < 20; i++) await fanout.handle(entry(`$m${i}`, pduOf('m.room.message', { body: `${i}` }, { sender: '@bob:remote.test' })));
+      expect(pushed).toHaveLength(20);
+      // Before: one state load and one read of every state event per message (20 and 20).
+      expect(loads).toEqual({ state: 1, events: 1 });
+
+      await stored('$leave-a', member('@_chat_a:hs.test', 'leave'));
+      await withState({ '@_chat_a:hs.test': '$leave-a', '@bob:remote.test': '$join-bob' });
+      await fanout.handle(entry('$after-leave', pduOf('m.room.message', { body: 'nobody of the bridge is here' }, { sender: '@bob:remote.test' })));
+      expect(pushed).not.toContain('$after-leave');
+      expect(loads).toEqual({ state: 2, events: 2 });
+    });
+  });
 });
+

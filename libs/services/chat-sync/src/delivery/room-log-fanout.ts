@@ -8,9 +8,10 @@
 // the store) and goes right after its target once the target arrives and the redaction applies. A
 // soft-failed state event that later enters the room's current state (a later event builds on it) is
 // pushed then, as the state it now is.
+import { LRUCache } from 'lru-cache';
 import type { JsonObject, RoomLogEntry } from '@fedgate/bus';
 import type { Bus, BusTopology, Store } from '@fedgate/platform';
-import { stateTupleKey } from '@fedgate/store';
+import { parseStateTupleKey, stateTupleKey } from '@fedgate/store';
 import type { Logger } from 'pino';
 import { ApplicationServiceRegistry } from '../registration';
 import { strippedState, toClientEvent } from '../rooms/client-event';
@@ -20,9 +21,19 @@ import type { InviteeProvisioning } from './invitee-provisioning';
 /** The room log's form of a stored event (what RoomLogEntry.event carries). */
 type LoggedEvent = Pick<RoomLogEntry, 'eventId' | 'roomId' | 'event'>;
 
+/** Joined members kept, counted in members (a 10,000-member room's list is 10,000). */
+const JOINED_MEMBERS_CACHE_SIZE = 200_000;
+
 const INVITE_STATE_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
 
 export class RoomLogFanout {
+  /**
+   * Joined members by current-state snapshot. Snapshot IDs are content-addressed, so a snapshot's members never
+   * change: the room's state is read once per state change, not once per event (issue 19: it was a load of the
+   * whole state and of every state event for each message pushed).
+   */
+  private readonly joinedBySnapshot = new LRUCache<string, readonly string[]>({ maxSize: JOINED_MEMBERS_CACHE_SIZE, sizeCalculation: (members) => members.length + 1 });
+
   constructor(
     private readonly store: Store,
     private readonly bus: Bus,
@@ -86,7 +97,7 @@ export class RoomLogFanout {
       await this.invitees?.ensureRegistered(pdu.state_key);
     }
     const view = new RoomView(this.store);
-    const joinedMembers = await view.joinedMembers(entry.roomId);
+    const joinedMembers = await this.joinedMembers(entry.roomId);
     const aliases = (await this.store.aliases.forRoom(entry.roomId)).map((a) => a.alias);
     const interested = this.registry.interestedIn({ type: pdu.type, room_id: entry.roomId, sender: pdu.sender, state_key: pdu.state_key }, { joinedMembers, aliases });
     if (interested.length === 0) return;
@@ -102,6 +113,23 @@ export class RoomLogFanout {
       );
     }
     this.logger.debug({ eventId: entry.eventId, appServices: interested.map((s) => s.id) }, 'room event queued for application services');
+  }
+
+  private async joinedMembers(roomId: string): Promise<readonly string[]> {
+    const snapshotId = (await this.store.rooms.get(roomId))?.currentStateId;
+    if (!snapshotId) return [];
+    const known = this.joinedBySnapshot.get(snapshotId);
+    if (known) return known;
+    const state = await this.store.state.load(snapshotId);
+    if (!state) return [];
+    const memberIds = [...state].filter(([key]) => parseStateTupleKey(key).type === 'm.room.member').map(([, id]) => id);
+    const records = await this.store.events.getMany(memberIds);
+    const joined: string[] = [];
+    for (const record of records.values()) {
+      if ((record.pdu.content as { membership?: unknown } | undefined)?.membership === 'join' && record.stateKey !== undefined) joined.push(record.stateKey);
+    }
+    this.joinedBySnapshot.set(snapshotId, joined);
+    return joined;
   }
 
   private async inviteRoomState(view: RoomView, roomId: string, inviter: string): Promise<Record<string, unknown>[]> {

@@ -1,7 +1,7 @@
 // A process that dies at a chosen write, for crash-consistency tests: every store write and bus publish is
 // counted, and from the `dieAt`-th on each one throws (reads go on), as if the process had stopped there.
 import type { Bus } from '@fedgate/bus';
-import type { Store } from '@fedgate/store';
+import { SequentialCommitWriter, type Store } from '@fedgate/store';
 
 const WRITES: Record<string, string[]> = {
   events: ['append', 'appendMany', 'setOutcome'],
@@ -11,6 +11,7 @@ const WRITES: Record<string, string[]> = {
   pendingCommits: ['add', 'remove'],
   partialStateRooms: ['begin', 'finish'],
   clientTransactions: ['record'],
+  commits: ['write'],
 };
 
 export class Crash {
@@ -26,7 +27,11 @@ export class Crash {
     if (this.writes >= this.dieAt) throw new Error(`simulated crash at write ${this.writes}`);
   }
 
-  store(store: Store): Store {
+  /**
+   * `commitWrites: 'one by one'`: a commit's store writes as a store without transactions makes them (MongoDB), each
+   * one a write the process may die at; else as the store given makes them (the embedded store: one transaction).
+   */
+  store(store: Store, options: { commitWrites?: 'one by one' } = {}): Store {
     const wrapped: Record<string, unknown> = { ...store };
     for (const [repo, methods] of Object.entries(WRITES)) {
       const target = (store as unknown as Record<string, Record<string, (...args: unknown[]) => unknown>>)[repo];
@@ -42,6 +47,7 @@ export class Crash {
         },
       });
     }
+    if (options.commitWrites === 'one by one') wrapped.commits = new SequentialCommitWriter(wrapped as unknown as Store);
     return wrapped as unknown as Store;
   }
 
