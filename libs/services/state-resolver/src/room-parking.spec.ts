@@ -5,9 +5,9 @@ import { FederationClientError } from '@fedgate/federation-client';
 import type { DeadLetter, InboundPdu } from '@fedgate/bus';
 import { TestNetwork, type TestServer, type TestServerOptions } from './testing/test-server';
 
-jest.setTimeout(30_000);
+jest.setTimeout(60_000);
 
-async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
