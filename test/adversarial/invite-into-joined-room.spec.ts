@@ -113,12 +113,13 @@ describe('invite into a room we are joined to, its /send withheld', () => {
 
   it('invite race, crash between countersigning and the commit: nothing is half-kept, and the later /send brings the invite', async () => {
     const e = await t.evil.eventIn(t.fedgate, roomId, inviteFields());
-    const add = t.fedgate.store.pendingCommits.add.bind(t.fedgate.store.pendingCommits);
-    const crash = jest.spyOn(t.fedgate.store.pendingCommits, 'add').mockImplementationOnce(async () => {
+    // The commit's store writes are one unit (store.commits.write): the process dies before it is made.
+    const write = t.fedgate.store.commits.write.bind(t.fedgate.store.commits);
+    const crash = jest.spyOn(t.fedgate.store.commits, 'write').mockImplementationOnce(async () => {
       throw new Error('process died');
     });
     await expect(invite(e)).rejects.toThrow(/process died/);
-    crash.mockImplementation(add);
+    crash.mockImplementation(write);
     expect((await currentState(t.fedgate, roomId)).has(stateMapKey('m.room.member', BOB))).toBe(false);
     const [later] = await t.evil.deliver(t.fedgate, [e]);
     expect(later).toMatchObject({ status: 'accepted' });

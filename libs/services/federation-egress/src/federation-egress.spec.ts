@@ -481,7 +481,9 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     const h = await open({}, { allowLoopback: false });
     const ids = await storeEvents(h.store, '!refused:own.test', 2);
     await publishLocal(h, '!refused:own.test', ids, [remote.serverName]);
-    await until(async () => (await h.store.egressQueue.destinationsWithWork()).length === 0, 'queue given up');
+    // The queue is empty before egress has taken the events from the bus too, so wait for the reason first.
+    const refusedIds = async () => (await h.store.audit.query({ destination: remote.serverName, reason: 'ADDRESS_REFUSED' })).flatMap((r) => (r.details as { eventIds: string[] }).eventIds);
+    await until(async () => (await refusedIds()).length === ids.length && (await h.store.egressQueue.destinationsWithWork()).length === 0, 'queue given up');
     const refused = await h.store.audit.query({ destination: remote.serverName, reason: 'ADDRESS_REFUSED' });
     expect(refused.length).toBeGreaterThanOrEqual(1);
     for (const r of refused) expect(r).toMatchObject({ direction: 'out', origin: OWN, outcome: 'rejected', status: 0, details: { dropped: true } });
