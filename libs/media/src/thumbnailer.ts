@@ -61,9 +61,11 @@ export function thumbnailVariant(request: ThumbnailRequest): string {
 
 export async function makeThumbnail(source: Buffer, contentType: string, request: ThumbnailRequest): Promise<ThumbnailOutcome> {
   if (!isThumbnailable(contentType)) throw new ThumbnailError('unsupported', `Cannot generate thumbnails for ${contentType}`);
+  // Outside the try: sharp failing to load (a missing native binary) is our fault, not the content's.
+  const image = imageLibrary();
   let metadata: sharp.Metadata;
   try {
-    metadata = await imageLibrary()(source, { limitInputPixels: false }).metadata();
+    metadata = await image(source, { limitInputPixels: false }).metadata();
   } catch {
     throw new ThumbnailError('unsupported', 'Cannot generate thumbnails for the requested content');
   }
@@ -80,7 +82,7 @@ export async function makeThumbnail(source: Buffer, contentType: string, request
   if (!target) return { kind: 'original' };
 
   const animate = request.animated && pages > 1;
-  let pipeline = imageLibrary()(source, { animated: animate, limitInputPixels: MAX_THUMBNAIL_SOURCE_PIXELS, failOn: 'error' }).rotate();
+  let pipeline = image(source, { animated: animate, limitInputPixels: MAX_THUMBNAIL_SOURCE_PIXELS, failOn: 'error' }).rotate();
   pipeline = pipeline.resize(target.width, target.height, { fit: request.method === 'crop' ? 'cover' : 'inside', withoutEnlargement: true });
   let outputType: string;
   if (animate) {
