@@ -1,7 +1,8 @@
 // Compiles the TypeScript sources (apps, libs, tools, test support) to CommonJS under dist/.
 // Test files are left out: jest compiles those itself with the same options.
 import { createRequire } from 'node:module';
-import { mkdir, readdir, writeFile, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 const require = createRequire(import.meta.url);
@@ -39,6 +40,11 @@ async function isStale(src, out) {
 
 const started = Date.now();
 const options = swcOptions();
+// Files are rebuilt when older than their source, or all of them when the compile options changed (e.g. which
+// packages are loaded lazily): an output compiled with other options is stale too.
+const stampFile = path.join(root, 'dist', '.swc-options.sha256');
+const optionsHash = createHash('sha256').update(JSON.stringify(options)).digest('hex');
+const optionsChanged = (await readFile(stampFile, 'utf8').catch(() => '')) !== optionsHash;
 let built = 0;
 let seen = 0;
 const jobs = [];
@@ -49,7 +55,7 @@ for (const dir of SOURCE_DIRS) {
     const out = path.join(root, 'dist', rel.replace(/\.ts$/, '.js'));
     jobs.push(
       (async () => {
-        if (!(await isStale(file, out))) return;
+        if (!optionsChanged && !(await isStale(file, out))) return;
         const result = await swc.transformFile(file, { ...options, filename: file, outputPath: out });
         await mkdir(path.dirname(out), { recursive: true });
         await writeFile(out, result.code + `\n//# sourceMappingURL=${path.basename(out)}.map\n`);
@@ -60,6 +66,10 @@ for (const dir of SOURCE_DIRS) {
   }
 }
 await Promise.all(jobs);
+if (optionsChanged) {
+  await mkdir(path.dirname(stampFile), { recursive: true });
+  await writeFile(stampFile, optionsHash);
+}
 if (process.env.FEDGATE_BUILD_QUIET !== '1') {
   console.error(`build: ${built} of ${seen} files compiled to dist/ in ${Date.now() - started} ms`);
 }

@@ -131,6 +131,16 @@ export interface FedgateConfig {
   keyRing: KeyRingConfig;
   policyServer: PolicyServerConfig;
   thirdPartyInvites: ThirdPartyInvitesConfig;
+  memory: MemoryConfig;
+}
+
+/** Process memory (docs/operations.md, "Memory"). */
+export interface MemoryConfig {
+  /**
+   * How far V8 lets the old generation grow past what was live after the last full collection before collecting
+   * again, in percent (V8's `--heap-growing-percent`). 0 leaves V8's own choice, up to 4× the live size.
+   */
+  heapGrowingPercent: number;
 }
 
 /**

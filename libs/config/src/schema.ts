@@ -80,6 +80,7 @@ export const configSchema = closed(
       fetchesPerAddressPerMinute: positiveInteger,
       fetchesPerSecond: positiveInteger,
     }),
+    memory: closed({ heapGrowingPercent: { type: 'integer', minimum: 0, maximum: 300 } }, ['heapGrowingPercent']),
   },
 );
 

@@ -39,8 +39,16 @@ export const MAX_THUMBNAIL_SOURCE_PIXELS = 50_000_000;
 
 // libvips keeps up to 100 recent operations (and their decoded pixels, up to 50 MB) for reuse by default:
 // native memory outside the V8 heap that a stream of distinct uploads never reuses. The store keeps each
-// thumbnail once made, so the process keeps none.
-sharp.cache(false);
+// thumbnail once made, so the process keeps none. Set at first use, not at load: the build loads sharp (and its
+// native libvips, ~10 MiB) only when a thumbnail is made (tools/swc-options.cjs, `lazy`).
+let sharpConfigured = false;
+function imageLibrary(): typeof sharp {
+  if (!sharpConfigured) {
+    sharp.cache(false);
+    sharpConfigured = true;
+  }
+  return sharp;
+}
 
 export function isThumbnailable(contentType: string): boolean {
   return THUMBNAILABLE_TYPES.has(contentType.split(';')[0].trim().toLowerCase());
@@ -53,9 +61,11 @@ export function thumbnailVariant(request: ThumbnailRequest): string {
 
 export async function makeThumbnail(source: Buffer, contentType: string, request: ThumbnailRequest): Promise<ThumbnailOutcome> {
   if (!isThumbnailable(contentType)) throw new ThumbnailError('unsupported', `Cannot generate thumbnails for ${contentType}`);
+  // Outside the try: sharp failing to load (a missing native binary) is our fault, not the content's.
+  const image = imageLibrary();
   let metadata: sharp.Metadata;
   try {
-    metadata = await sharp(source, { limitInputPixels: false }).metadata();
+    metadata = await image(source, { limitInputPixels: false }).metadata();
   } catch {
     throw new ThumbnailError('unsupported', 'Cannot generate thumbnails for the requested content');
   }
@@ -72,7 +82,7 @@ export async function makeThumbnail(source: Buffer, contentType: string, request
   if (!target) return { kind: 'original' };
 
   const animate = request.animated && pages > 1;
-  let pipeline = sharp(source, { animated: animate, limitInputPixels: MAX_THUMBNAIL_SOURCE_PIXELS, failOn: 'error' }).rotate();
+  let pipeline = image(source, { animated: animate, limitInputPixels: MAX_THUMBNAIL_SOURCE_PIXELS, failOn: 'error' }).rotate();
   pipeline = pipeline.resize(target.width, target.height, { fit: request.method === 'crop' ? 'cover' : 'inside', withoutEnlargement: true });
   let outputType: string;
   if (animate) {

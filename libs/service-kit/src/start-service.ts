@@ -16,6 +16,7 @@ import { createLogger, PinoNestLogger } from './logger';
 import { serviceRootModule, type ServiceRuntime } from './runtime.module';
 import { installGracefulShutdown } from './shutdown';
 import { createServiceTelemetry, type ServiceTelemetry } from './telemetry-hook';
+import { limitHeapGrowth } from './heap-growth';
 
 export type ServiceModule = Type<unknown> | DynamicModule;
 
@@ -102,6 +103,7 @@ export function readyLine(name: string, service: Pick<RunningService, 'config' |
 
 export async function startService(definition: ServiceDefinition, options: StartServiceOptions = {}): Promise<RunningService> {
   const config = options.config ?? loadConfig();
+  limitHeapGrowth(config.memory?.heapGrowingPercent ?? 0);
   if (config.replicas?.instanceId) setServiceInstanceId(config.replicas.instanceId);
   const logger = options.logger ?? createLogger(definition.name, config.log.level);
   const telemetry = createServiceTelemetry(config, definition.name, logger);

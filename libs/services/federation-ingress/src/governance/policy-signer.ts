@@ -30,9 +30,11 @@ const serverOf = (userId: unknown): string | undefined => (typeof userId === 'st
 @Injectable()
 export class PolicySigner {
   private readonly reads: RoomReads;
-  private readonly rates = new RateWindows();
+  // Made at the first request signed: lru-cache allocates its whole capacity at once (~4 MiB for these two), which
+  // every gateway paid at start although being a policy server is off by default.
+  private rates: RateWindows | undefined;
   /** Decisions by event and policy version: a server asking again (to check an event it received) gets the same answer and is not counted twice. */
-  private readonly decided = new LRUCache<string, PolicyDecision>({ max: 50_000 });
+  private decided: LRUCache<string, PolicyDecision> | undefined;
 
   constructor(
     @Inject(STORE) private readonly store: Store,
@@ -89,9 +91,10 @@ export class PolicySigner {
     if (foreign !== undefined) return refuse('foreign_references', refusal(`The event refers to ${foreign}, an event of another room`), { ...about, eventId });
 
     const cacheKey = `${eventId}|${policy.policyVersion}`;
+    this.decided ??= new LRUCache<string, PolicyDecision>({ max: 50_000 });
     let decision = this.decided.get(cacheKey);
     if (!decision) {
-      decision = evaluatePolicy(policy, checked.pdu, { now: Date.now(), rates: this.rates });
+      decision = evaluatePolicy(policy, checked.pdu, { now: Date.now(), rates: (this.rates ??= new RateWindows()) });
       this.decided.set(cacheKey, decision);
     }
     this.metrics.decisions.inc({ rule: decision.rule, outcome: decision.outcome });
