@@ -383,6 +383,37 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     expect(remote.deliveredEventIds()).toEqual([eventId]);
   });
 
+  it('issue 19: the first destination of a fan-out to 200 is sent to before the last one is queued (queueing yields to network I/O)', async () => {
+    const h = await open({}, { start: false });
+    const destinations = Array.from({ length: 200 }, (_, i) => `fan${String(i).padStart(3, '0')}.test`);
+    const [eventId] = await storeEvents(h.store, '!wide:own.test', 1);
+    const timeline: string[] = [];
+    const append = h.store.egressQueue.append.bind(h.store.egressQueue);
+    jest.spyOn(h.store.egressQueue, 'append').mockImplementation(async (destination, ...rest) => {
+      timeline.push(`queued ${destination}`);
+      return append(destination, ...rest);
+    });
+    // A remote answers only after the event loop turned (as any socket does): a queue that never yields sends nothing until it is done.
+    const client = {
+      putJson: async (destination: string) => {
+        await new Promise((resolve) => setImmediate(resolve));
+        timeline.push(`delivered ${destination}`);
+        return { status: 200, body: { pdus: {} } };
+      },
+    };
+    const egress = new FederationEgress({ serverName: OWN, store: h.store, bus: h.bus, topology: h.topology, client: client as never, settings: baseSettings, logger: silent });
+    await egress.start();
+    try {
+      await publishLocal(h, '!wide:own.test', [eventId!], [OWN, ...destinations]);
+      await until(() => timeline.filter((t) => t.startsWith('delivered')).length === destinations.length, 'all delivered');
+      const firstDelivered = timeline.findIndex((t) => t.startsWith('delivered'));
+      const lastQueued = timeline.findLastIndex((t) => t.startsWith('queued'));
+      expect(firstDelivered).toBeLessThan(lastQueued);
+    } finally {
+      await egress.stop();
+    }
+  });
+
   it('fans an outbound EDU out to the servers joined to its room', async () => {
     const h = await open();
     await h.store.rooms.setJoinedServers('!edu:own.test', [OWN, remote.serverName]);

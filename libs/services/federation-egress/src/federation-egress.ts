@@ -8,6 +8,9 @@ import { DestinationSender } from './destination-sender';
 import { destinationsForEvent, queuedTraceKey } from './destinations';
 import type { EgressContext } from './egress-context';
 
+/** One turn of the event loop: network callbacks due by now run before the next queued item is handled. */
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export class FederationEgress {
   private readonly senders = new Map<string, DestinationSender>();
   private readonly subscriptions: BusSubscription[] = [];
@@ -170,6 +173,9 @@ export class FederationEgress {
     this.ctx.traces?.remember(queuedTraceKey(entry.destination, key));
     await this.ctx.store.egressQueue.append(entry.destination, key, entry as unknown as JsonObject, entry.enqueuedAt);
     if (!this.stopped) this.sender(entry.destination).kick();
+    // The store and bus answer without a turn of the event loop, so without this a fan-out to a thousand
+    // servers queued all thousand before any socket was touched (issue 19: first delivery after seconds).
+    await yieldToIo();
   }
 
   private async serverUp(signal: ServerUp): Promise<void> {
