@@ -441,13 +441,31 @@ export class RoomTimeline {
     const delta = stateDelta(old, current);
     const membershipChanged = !room?.currentStateId || Object.keys(delta).some((k) => k.startsWith('m.room.member\u0000'));
     if (membershipChanged || options.fullState) {
-      const joined = new Set(await this.joinedServers(current, graph));
+      const joined = room?.currentStateId && !options.fullState ? await this.joinedServersAfter(roomId, delta, current, graph) : new Set(await this.joinedServers(current, graph));
       // Partial state: the servers send_join named stay joined until the members are known.
       const partial = options.fullState ? undefined : await this.store.partialStateRooms.get(roomId);
       for (const server of partial?.serversInRoom ?? []) joined.add(server);
       await this.store.rooms.setJoinedServers(roomId, [...joined].sort());
     }
     return delta;
+  }
+
+  /**
+   * The joined servers after a change of membership: the stored ones, with only the servers whose members changed
+   * looked at again (issue 19: reading every member of the room on each join made serving joins grow with the room).
+   */
+  private async joinedServersAfter(roomId: string, delta: Record<string, string | null>, current: StateMap, graph: EventGraph): Promise<Set<string>> {
+    const memberPrefix = 'm.room.member\u0000';
+    const changed = new Set(Object.keys(delta).filter((k) => k.startsWith(memberPrefix)).map((k) => domainOf(k.slice(memberPrefix.length))));
+    const joined = new Set((await this.store.rooms.getJoinedServers(roomId)).filter((server) => !changed.has(server)));
+    const memberIds: string[] = [];
+    for (const [key, id] of current) if (key.startsWith(memberPrefix) && changed.has(domainOf(key.slice(memberPrefix.length)))) memberIds.push(id);
+    await graph.load(memberIds);
+    for (const id of memberIds) {
+      const member = graph.lookup(id);
+      if (member?.content.membership === 'join' && member.state_key) joined.add(domainOf(member.state_key));
+    }
+    return joined;
   }
 
   async joinedServers(state: StateMap, graph: EventGraph): Promise<string[]> {
