@@ -1,6 +1,8 @@
 // Outbound fan-out: N simulated homeservers (each its own key and TLS listener) join one room on the target,
 // then one local message is sent; how long until the first and the last of them received it, and the target's
 // RSS with them all joined.
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { computeEventId } from '@fedgate/protocol';
 import type { TestCertificateAuthority } from '@fedgate/testing';
 import { sampleProcesses } from './process-meter';
@@ -9,7 +11,8 @@ import type { Target } from './targets';
 
 export interface FanOutResult {
   servers: number;
-  /** How long serving the joins took, the last one alone (it is the slowest: the room is biggest). */
+  joinConcurrency: number;
+  /** How long serving the joins took (up to `joinConcurrency` in flight), and the last one, served alone into the full room. */
   joinSeconds: number;
   lastJoinMs: number;
   sendMs: number;
@@ -26,19 +29,51 @@ function computeId(raw: Record<string, unknown>): string {
   return computeEventId(pdu, '10');
 }
 
-export async function fanOut(target: Target, ca: TestCertificateAuthority, servers: number, timeoutMs = 60_000): Promise<FanOutResult> {
+/** Waits until no simulated server has received a transaction for `quietMs` (the target's egress is idle). */
+async function untilNoneReceives(sims: readonly SimulatedHomeserver[], quietMs = 2_000): Promise<void> {
+  const received = () => sims.reduce((sum, sim) => sum + sim.wire.transactions.length, 0);
+  let seen = -1;
+  while (received() !== seen) {
+    seen = received();
+    await new Promise((resolve) => setTimeout(resolve, quietMs));
+  }
+}
+
+/** SIGUSR2 to processes started with --heapsnapshot-signal=SIGUSR2; waits until each one's snapshot is written out. */
+async function writeHeapSnapshots(pids: readonly number[], dir: string): Promise<void> {
+  const sizes = () => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')).map((f) => statSync(path.join(dir, f)).size);
+  const before = sizes().length;
+  for (const pid of pids) process.kill(pid, 'SIGUSR2');
+  let seen = '';
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const now = sizes();
+    if (now.length >= before + pids.length && now.join() === seen) return;
+    seen = now.join();
+  }
+}
+
+export async function fanOut(target: Target, ca: TestCertificateAuthority, servers: number, joinConcurrency = 8, heapSnapshotDir?: string, timeoutMs = 60_000): Promise<FanOutResult> {
   const sims: SimulatedHomeserver[] = [];
   try {
     for (let i = 0; i < servers; i++) sims.push(await SimulatedHomeserver.start(ca));
     const roomId = await target.createRoom();
     const joinsStarted = Date.now();
-    let lastJoinMs = 0;
-    for (const sim of sims) {
-      const started = Date.now();
-      await sim.join(target.serverName, roomId);
-      lastJoinMs = Date.now() - started;
-    }
+    // All but the last join with several in flight (as servers join a popular room); the last alone, so it
+    // measures serving one join into a room of `servers` members rather than the queue in front of it.
+    let next = 0;
+    const joinOne = async (): Promise<void> => {
+      while (next < sims.length - 1) await sims[next++]!.join(target.serverName, roomId);
+    };
+    await Promise.all(Array.from({ length: Math.max(1, joinConcurrency) }, joinOne));
+    // Each join is sent on to every server already in: wait until that backlog is gone before measuring.
+    await untilNoneReceives(sims);
+    const lastStarted = Date.now();
+    await sims.at(-1)!.join(target.serverName, roomId);
+    const lastJoinMs = Date.now() - lastStarted;
     const joinSeconds = (Date.now() - joinsStarted) / 1000;
+    await untilNoneReceives(sims);
+    if (heapSnapshotDir) await writeHeapSnapshots(target.pids(), heapSnapshotDir);
     const cpuBefore = sampleProcesses(target.pids()).cpuSeconds;
     const sendStarted = Date.now();
     const eventId = await target.sendMessage(roomId, 'to everyone');
@@ -60,6 +95,7 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     const sample = sampleProcesses(target.pids());
     return {
       servers,
+      joinConcurrency,
       joinSeconds,
       lastJoinMs,
       sendMs,
