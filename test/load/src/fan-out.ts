@@ -12,6 +12,8 @@ import type { Target } from './targets';
 export interface FanOutResult {
   servers: number;
   joinConcurrency: number;
+  /** Joins tried again after failing on the way (each at most twice). */
+  joinRetries: number;
   /** How long serving the joins took (up to `joinConcurrency` in flight), and the last one, served alone into the full room. */
   joinSeconds: number;
   lastJoinMs: number;
@@ -62,8 +64,21 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     // All but the last join with several in flight (as servers join a popular room); the last alone, so it
     // measures serving one join into a room of `servers` members rather than the queue in front of it.
     let next = 0;
+    let joinRetries = 0;
     const joinOne = async (): Promise<void> => {
-      while (next < sims.length - 1) await sims[next++]!.join(target.serverName, roomId);
+      while (next < sims.length - 1) {
+        const sim = sims[next++]!;
+        // A remote server whose join failed on the way (a connect timeout on a loaded machine) tries again.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await sim.join(target.serverName, roomId);
+            break;
+          } catch (error) {
+            if (attempt === 3) throw error;
+            joinRetries++;
+          }
+        }
+      }
     };
     await Promise.all(Array.from({ length: Math.max(1, joinConcurrency) }, joinOne));
     // Each join is sent on to every server already in: wait until that backlog is gone before measuring.
@@ -96,6 +111,7 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     return {
       servers,
       joinConcurrency,
+      joinRetries,
       joinSeconds,
       lastJoinMs,
       sendMs,
