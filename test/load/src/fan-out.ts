@@ -1,6 +1,8 @@
 // Outbound fan-out: N simulated homeservers (each its own key and TLS listener) join one room on the target,
 // then one local message is sent; how long until the first and the last of them received it, and the target's
 // RSS with them all joined.
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { computeEventId } from '@fedgate/protocol';
 import type { TestCertificateAuthority } from '@fedgate/testing';
 import { sampleProcesses } from './process-meter';
@@ -9,13 +11,19 @@ import type { Target } from './targets';
 
 export interface FanOutResult {
   servers: number;
-  /** How long serving the joins took, the last one alone (it is the slowest: the room is biggest). */
+  joinConcurrency: number;
+  /** Joins tried again after failing on the way (each at most twice). */
+  joinRetries: number;
+  /** How long serving the joins took (up to `joinConcurrency` in flight), and the last one, served alone into the full room. */
   joinSeconds: number;
   lastJoinMs: number;
   sendMs: number;
+  /** The first message, after the room was quiet for seconds (the remotes had closed their idle connections). */
   firstDeliveryMs?: number;
   allDeliveredMs?: number;
   received: number;
+  /** A second message right after the first, every connection open. */
+  warm: Deliveries;
   rssBytes: number;
   cpuSeconds: number;
 }
@@ -26,46 +34,111 @@ function computeId(raw: Record<string, unknown>): string {
   return computeEventId(pdu, '10');
 }
 
-export async function fanOut(target: Target, ca: TestCertificateAuthority, servers: number, timeoutMs = 60_000): Promise<FanOutResult> {
+/** Waits until no simulated server has received a transaction for `quietMs` (the target's egress is idle). */
+async function untilNoneReceives(sims: readonly SimulatedHomeserver[], quietMs = 2_000): Promise<void> {
+  const received = () => sims.reduce((sum, sim) => sum + sim.wire.transactions.length, 0);
+  let seen = -1;
+  while (received() !== seen) {
+    seen = received();
+    await new Promise((resolve) => setTimeout(resolve, quietMs));
+  }
+}
+
+/** SIGUSR2 to processes started with --heapsnapshot-signal=SIGUSR2; waits until each one's snapshot is written out. */
+async function writeHeapSnapshots(pids: readonly number[], dir: string): Promise<void> {
+  const sizes = () => readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot')).map((f) => statSync(path.join(dir, f)).size);
+  const before = sizes().length;
+  for (const pid of pids) process.kill(pid, 'SIGUSR2');
+  let seen = '';
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const now = sizes();
+    if (now.length >= before + pids.length && now.join() === seen) return;
+    seen = now.join();
+  }
+}
+
+interface Deliveries {
+  firstDeliveryMs?: number;
+  allDeliveredMs?: number;
+  received: number;
+}
+
+/** When each simulated server received the event, counted from `sentAt`. */
+async function deliveries(sims: readonly SimulatedHomeserver[], eventId: string, sentAt: number, timeoutMs: number): Promise<Deliveries> {
+  const receivedAt = new Map<SimulatedHomeserver, number>();
+  const scanned = new Map<SimulatedHomeserver, number>();
+  while (receivedAt.size < sims.length && Date.now() - sentAt < timeoutMs) {
+    for (const sim of sims) {
+      if (receivedAt.has(sim)) continue;
+      const log = sim.arrivals;
+      for (let i = scanned.get(sim) ?? 0; i < log.length; i++) {
+        if (log[i]!.pdus.some((p) => computeId(p) === eventId)) receivedAt.set(sim, log[i]!.at);
+      }
+      scanned.set(sim, log.length);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const times = [...receivedAt.values()].map((t) => t - sentAt);
+  return {
+    firstDeliveryMs: times.length ? Math.min(...times) : undefined,
+    allDeliveredMs: times.length === sims.length ? Math.max(...times) : undefined,
+    received: receivedAt.size,
+  };
+}
+
+export async function fanOut(target: Target, ca: TestCertificateAuthority, servers: number, joinConcurrency = 8, heapSnapshotDir?: string, timeoutMs = 60_000): Promise<FanOutResult> {
   const sims: SimulatedHomeserver[] = [];
   try {
     for (let i = 0; i < servers; i++) sims.push(await SimulatedHomeserver.start(ca));
     const roomId = await target.createRoom();
     const joinsStarted = Date.now();
-    let lastJoinMs = 0;
-    for (const sim of sims) {
-      const started = Date.now();
-      await sim.join(target.serverName, roomId);
-      lastJoinMs = Date.now() - started;
-    }
+    // All but the last join with several in flight (as servers join a popular room); the last alone, so it
+    // measures serving one join into a room of `servers` members rather than the queue in front of it.
+    let next = 0;
+    let joinRetries = 0;
+    const joinOne = async (): Promise<void> => {
+      while (next < sims.length - 1) {
+        const sim = sims[next++]!;
+        // A remote server whose join failed on the way (a connect timeout on a loaded machine) tries again.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await sim.join(target.serverName, roomId);
+            break;
+          } catch (error) {
+            if (attempt === 3) throw error;
+            joinRetries++;
+          }
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, joinConcurrency) }, joinOne));
+    // Each join is sent on to every server already in: wait until that backlog is gone before measuring.
+    await untilNoneReceives(sims);
+    const lastStarted = Date.now();
+    await sims.at(-1)!.join(target.serverName, roomId);
+    const lastJoinMs = Date.now() - lastStarted;
     const joinSeconds = (Date.now() - joinsStarted) / 1000;
+    await untilNoneReceives(sims);
+    if (heapSnapshotDir) await writeHeapSnapshots(target.pids(), heapSnapshotDir);
     const cpuBefore = sampleProcesses(target.pids()).cpuSeconds;
     const sendStarted = Date.now();
     const eventId = await target.sendMessage(roomId, 'to everyone');
     const sendMs = Date.now() - sendStarted;
-    const receivedAt = new Map<SimulatedHomeserver, number>();
-    const scanned = new Map<SimulatedHomeserver, number>();
-    while (receivedAt.size < sims.length && Date.now() - sendStarted < timeoutMs) {
-      for (const sim of sims) {
-        if (receivedAt.has(sim)) continue;
-        const log = sim.wire.transactions;
-        for (let i = scanned.get(sim) ?? 0; i < log.length; i++) {
-          if (log[i]!.pdus.some((p) => computeId(p) === eventId)) receivedAt.set(sim, Date.now());
-        }
-        scanned.set(sim, log.length);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    const times = [...receivedAt.values()].map((t) => t - sendStarted);
+    const cold = await deliveries(sims, eventId, sendStarted, timeoutMs);
+    // Again at once, every connection now open: what the first message paid for connecting shows as the difference.
+    const warmStarted = Date.now();
+    const warm = await deliveries(sims, await target.sendMessage(roomId, 'to everyone, again'), warmStarted, timeoutMs);
     const sample = sampleProcesses(target.pids());
     return {
       servers,
+      joinConcurrency,
+      joinRetries,
       joinSeconds,
       lastJoinMs,
       sendMs,
-      firstDeliveryMs: times.length ? Math.min(...times) : undefined,
-      allDeliveredMs: times.length === sims.length ? Math.max(...times) : undefined,
-      received: receivedAt.size,
+      ...cold,
+      warm,
       rssBytes: sample.rssBytes,
       cpuSeconds: sample.cpuSeconds - cpuBefore,
     };

@@ -8,7 +8,9 @@
 //   --parts inbound,fan-out,big-join   (or interleaved: only the rooms interleaved, to compare state-resolver replicas)
 //   --cpu-prof DIR   the fedgate processes write V8 CPU profiles into DIR when they stop
 //   --trace          the fedgate processes export their spans here; each big join prints its /join timeline
+//   --heap-snapshot DIR   the fedgate processes write a V8 heap snapshot into DIR once the fan-out's servers joined
 //   --fan-out-servers N   simulated servers joined for the fan-out (default: the scale's)
+//   --join-concurrency N  joins in flight while those servers join (default 8; the last join is always alone)
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { logger as matrixSdkLogger } from 'matrix-js-sdk/lib/logger';
@@ -35,11 +37,15 @@ async function main(): Promise<void> {
   if (!scales[scaleName]) throw new Error(`--scale must be one of ${Object.keys(scales).join(', ')}`);
   const profileDir = argument('cpu-prof', '');
   if (profileDir) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(profileDir)}`.trim();
+  const heapDir = argument('heap-snapshot', '');
+  if (heapDir) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${path.resolve(heapDir)}`.trim();
   const kinds = argument('targets', 'fedgate-embedded,synapse').split(',') as TargetKind[];
   const parts = argument('parts', 'inbound,fan-out,big-join').split(',') as Part[];
   const fanOutServers = Number(argument('fan-out-servers', String(scales[scaleName].fanOutServers)));
   if (!Number.isInteger(fanOutServers) || fanOutServers < 1) throw new Error('--fan-out-servers must be a positive integer');
-  const scale = { ...scales[scaleName], fanOutServers };
+  const joinConcurrency = Number(argument('join-concurrency', String(scales[scaleName].joinConcurrency)));
+  if (!Number.isInteger(joinConcurrency) || joinConcurrency < 1) throw new Error('--join-concurrency must be a positive integer');
+  const scale = { ...scales[scaleName], fanOutServers, joinConcurrency, ...(heapDir ? { heapSnapshotDir: path.resolve(heapDir) } : {}) };
   const report: LoadReport = { date: new Date().toISOString(), machine: machineDescription(), scale: scaleName, targets: [] };
   const ca = createTestCa();
   const distributed = kinds.some((kind) => kind.startsWith('fedgate-distributed'));

@@ -39,8 +39,17 @@ export class RoomSender {
 }
 
 export class SimulatedHomeserver {
+  /** When each `/send` arrived, stamped as it arrives (a scan of `wire.transactions` later is late by whatever else this process was doing). */
+  readonly arrivals: Array<{ at: number; pdus: Record<string, unknown>[] }> = [];
+
   private constructor(readonly wire: MaliciousHttpsServer) {
     wire.evil.servesMissingEvents = true;
+    wire.intercept = async (request) => {
+      if (request.method === 'PUT' && request.path.startsWith('/_matrix/federation/v1/send/')) {
+        this.arrivals.push({ at: Date.now(), pdus: ((request.body ?? {}) as { pdus?: Record<string, unknown>[] }).pdus ?? [] });
+      }
+      return undefined;
+    };
   }
 
   static async start(ca: TestCertificateAuthority): Promise<SimulatedHomeserver> {

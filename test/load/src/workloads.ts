@@ -195,12 +195,16 @@ export interface Scale {
   bigRoomMembers: number;
   /** Simulated servers joined to one room for the outbound fan-out. */
   fanOutServers: number;
+  /** Joins in flight while the fan-out's servers join the room. */
+  joinConcurrency: number;
+  /** Where the fedgate processes (started with --heapsnapshot-signal) write a heap snapshot with the fan-out's servers joined. */
+  heapSnapshotDir?: string;
 }
 
 export const scales: Record<'short' | 'medium' | 'full', Scale> = {
-  short: { pacedTransactions: 2, interleavedRooms: 3, perRoom: 10, backToBack: 100, perTransaction: 50, fanOutServers: 3, fixedRateSeconds: 3, bigRoomMembers: 50 },
-  medium: { pacedTransactions: 6, interleavedRooms: 10, perRoom: 50, backToBack: 1_000, perTransaction: 50, fanOutServers: 20, fixedRateSeconds: 10, bigRoomMembers: 1_000 },
-  full: { pacedTransactions: 20, interleavedRooms: 20, perRoom: 100, backToBack: 5_000, perTransaction: 50, fanOutServers: 100, fixedRateSeconds: 30, bigRoomMembers: 10_000 },
+  short: { pacedTransactions: 2, interleavedRooms: 3, perRoom: 10, backToBack: 100, perTransaction: 50, fanOutServers: 3, joinConcurrency: 8, fixedRateSeconds: 3, bigRoomMembers: 50 },
+  medium: { pacedTransactions: 6, interleavedRooms: 10, perRoom: 50, backToBack: 1_000, perTransaction: 50, fanOutServers: 20, joinConcurrency: 8, fixedRateSeconds: 10, bigRoomMembers: 1_000 },
+  full: { pacedTransactions: 20, interleavedRooms: 20, perRoom: 100, backToBack: 5_000, perTransaction: 50, fanOutServers: 100, joinConcurrency: 8, fixedRateSeconds: 30, bigRoomMembers: 10_000 },
 };
 
 export async function onePacedRoom(sim: SimulatedHomeserver, target: Target, scale: Scale): Promise<WorkloadResult> {

@@ -383,6 +383,69 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     expect(remote.deliveredEventIds()).toEqual([eventId]);
   });
 
+  it('issue 19: the first destination of a fan-out to 200 is sent to before the last one is queued (queueing yields to network I/O), never between an item queued and its bus message settled', async () => {
+    const h = await open({}, { start: false });
+    const destinations = Array.from({ length: 200 }, (_, i) => `fan${String(i).padStart(3, '0')}.test`);
+    const [eventId] = await storeEvents(h.store, '!wide:own.test', 1);
+    const timeline: string[] = [];
+    const append = h.store.egressQueue.append.bind(h.store.egressQueue);
+    jest.spyOn(h.store.egressQueue, 'append').mockImplementation(async (destination, ...rest) => {
+      timeline.push(`queued ${destination}`);
+      return append(destination, ...rest);
+    });
+    // A remote answers only after the event loop turned (as any socket does): a queue that never yields sends nothing until it is done.
+    const client = {
+      putJson: async (destination: string) => {
+        await new Promise((resolve) => setImmediate(resolve));
+        timeline.push(`delivered ${destination}`);
+        return { status: 200, body: { pdus: {} } };
+      },
+    };
+    // Each destination's bus message is settled right after its item is queued, with no turn of the loop between:
+    // a transaction finished in between and a crash before the settle would queue (and send) the event again.
+    for (const method of ['settleAndClaimNext', 'apply'] as const) {
+      const original = (h.bus[method] as (...a: unknown[]) => unknown).bind(h.bus);
+      jest.spyOn(h.bus, method).mockImplementation(((consumer: { durable: string }, ...rest: unknown[]) => {
+        if (consumer.durable.includes('egress-dest')) timeline.push('settled');
+        return original(consumer, ...rest);
+      }) as never);
+    }
+    const egress = new FederationEgress({ serverName: OWN, store: h.store, bus: h.bus, topology: h.topology, client: client as never, settings: baseSettings, logger: silent });
+    await egress.start();
+    try {
+      await publishLocal(h, '!wide:own.test', [eventId!], [OWN, ...destinations]);
+      await until(() => timeline.filter((t) => t.startsWith('delivered')).length === destinations.length, 'all delivered');
+      const firstDelivered = timeline.findIndex((t) => t.startsWith('delivered'));
+      const lastQueued = timeline.findLastIndex((t) => t.startsWith('queued'));
+      expect(firstDelivered).toBeLessThan(lastQueued);
+      const deliveredWhileUnsettled = timeline.filter((t, i) => t.startsWith('delivered') && timeline.slice(0, i).findLast((u) => !u.startsWith('delivered'))?.startsWith('queued'));
+      expect(deliveredWhileUnsettled).toEqual([]);
+    } finally {
+      await egress.stop();
+    }
+  });
+
+  it('issue 19: a destination item queued whose bus message was not settled (a crash between the two) is queued and delivered once when redelivered', async () => {
+    const h = await open();
+    const [eventId] = await storeEvents(h.store, '!yieldcrash:own.test', 1);
+    const append = h.store.egressQueue.append.bind(h.store.egressQueue);
+    let failed = false;
+    jest.spyOn(h.store.egressQueue, 'append').mockImplementation(async (...args) => {
+      const result = await append(...args);
+      if (!failed) {
+        failed = true;
+        throw new Error('process died after queueing, before the bus message was settled (simulated)');
+      }
+      return result;
+    });
+    await publishLocal(h, '!yieldcrash:own.test', [eventId!], [OWN, remote.serverName]);
+    await until(() => remote.deliveredEventIds().length === 1, 'delivered');
+    await until(async () => (await h.store.egressQueue.count(remote.serverName, 0)) === 0, 'queue emptied');
+    await until(() => h.egress.idle, 'egress idle');
+    expect(failed).toBe(true);
+    expect(remote.deliveredEventIds()).toEqual([eventId]);
+  });
+
   it('fans an outbound EDU out to the servers joined to its room', async () => {
     const h = await open();
     await h.store.rooms.setJoinedServers('!edu:own.test', [OWN, remote.serverName]);

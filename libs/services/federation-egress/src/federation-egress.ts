@@ -8,6 +8,9 @@ import { DestinationSender } from './destination-sender';
 import { destinationsForEvent, queuedTraceKey } from './destinations';
 import type { EgressContext } from './egress-context';
 
+/** One turn of the event loop: network callbacks due by now run before the next queued item is handled. */
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export class FederationEgress {
   private readonly senders = new Map<string, DestinationSender>();
   private readonly subscriptions: BusSubscription[] = [];
@@ -166,6 +169,11 @@ export class FederationEgress {
   }
 
   private async appendToQueue(entry: EgressEntry): Promise<void> {
+    // The store and bus answer without a turn of the event loop, so without this a fan-out to a thousand servers
+    // queued all thousand before any socket was touched (issue 19: first delivery after seconds). Before queueing,
+    // not after: between the item queued and its bus message settled no transaction may finish, or a crash there
+    // would queue (and send) the event again once the message came back.
+    await yieldToIo();
     const key = entry.kind === 'pdu' ? entry.eventId : `edu:${entry.eduId}`;
     this.ctx.traces?.remember(queuedTraceKey(entry.destination, key));
     await this.ctx.store.egressQueue.append(entry.destination, key, entry as unknown as JsonObject, entry.enqueuedAt);

@@ -12,7 +12,7 @@ import type {
 import { wireForm } from '@fedgate/federation-client';
 import { computeEventId, isSupportedRoomVersion, roomVersionRules, signEvent, validatePdu, type Pdu, type RoomVersionRules, type SigningKey } from '@fedgate/protocol';
 import { authStateFromMap, authorizeEvent, authClosure, domainOf, isObject, toRoomEvent, userPowerLevel, powerLevelsOf, stateMapKey } from '@fedgate/room-state';
-import { pduWithRedaction, type Store } from '@fedgate/store';
+import { pduWithRedaction, type EventRecord, type Store } from '@fedgate/store';
 import { badJson, CommandRefusal, describeError, forbidden, MissingStateError, notFound } from './errors';
 import type { EventBuilder } from './event-builder';
 import { EventGraph } from './event-graph';
@@ -228,15 +228,23 @@ export class MembershipHandshakes {
   private async authorizeTemplate(template: Record<string, unknown>, rules: RoomVersionRules, current: Map<string, string>, roomId: string, signedBy?: string) {
     const graph = new EventGraph(this.store);
     const event = graph.add('$template', { ...template, signatures: signedBy ? { [signedBy]: { 'ed25519:template': 'x' } } : {} });
-    await graph.load(this.authIds(current));
+    const via = event.content.join_authorised_via_users_server;
+    await graph.load(this.authIds(current, [event.sender, event.state_key, typeof via === 'string' ? via : undefined]));
     const verdict = authorizeEvent(event, authStateFromMap(current, graph.lookup, roomId), rules);
     return verdict.allowed ? { allowed: true as const, message: '' } : { allowed: false as const, message: verdict.reason.message };
   }
 
-  private authIds(current: Map<string, string>): string[] {
-    const ids: string[] = [];
-    for (const [key, id] of current) {
-      if (key.startsWith('m.room.member\u0000') || key === stateMapKey('m.room.create', '') || key === stateMapKey('m.room.power_levels', '') || key === stateMapKey('m.room.join_rules', '')) ids.push(id);
+  /**
+   * What a membership's auth check reads: create, power levels, join rules and the members of `users`, plus with
+   * `localMembers` every member of this server (who may vouch for a restricted join). Not every member of the room:
+   * loading them all made each make_join read the whole membership (issue 19).
+   */
+  private authIds(current: Map<string, string>, users: ReadonlyArray<string | undefined>, localMembers = false): string[] {
+    const ids = [stateMapKey('m.room.create', ''), stateMapKey('m.room.power_levels', ''), stateMapKey('m.room.join_rules', ''), ...users.flatMap((u) => (u === undefined ? [] : [stateMapKey('m.room.member', u)]))]
+      .map((key) => current.get(key))
+      .filter((id): id is string => id !== undefined);
+    if (localMembers) {
+      for (const [key, id] of current) if (key.startsWith('m.room.member\u0000') && domainOf(key.slice('m.room.member\u0000'.length)) === this.serverName) ids.push(id);
     }
     return ids;
   }
@@ -248,7 +256,7 @@ export class MembershipHandshakes {
    */
   private async restrictedJoin(userId: string, rules: RoomVersionRules, current: Map<string, string>): Promise<RestrictedJoin | undefined> {
     const graph = new EventGraph(this.store);
-    await graph.load(this.authIds(current));
+    await graph.load(this.authIds(current, [userId], true));
     const joinRules = graph.lookup(current.get(stateMapKey('m.room.join_rules', '')) ?? '');
     const rule = joinRules?.content.join_rule;
     if (rule !== 'restricted' && !(rule === 'knock_restricted' && rules.knockRestrictedJoin)) return undefined;
@@ -309,8 +317,14 @@ export class MembershipHandshakes {
       await graph.loadAuthClosure([...stateIds, ...join.auth_events], roomId);
       authChainIds = [...authClosureOf([...stateIds, eventId], graph)].filter((id) => id !== eventId);
     }
-    const records = await this.store.events.getMany([...new Set([...stateIds, ...authChainIds])]);
-    const served = (id: string) => records.get(id) && servedPdu(pduWithRedaction(records.get(id)!, rules.id), id, rules);
+    // The auth closure loaded every record served; read again only what it did not hold (issue 19: read twice).
+    const unloaded = [...new Set([...stateIds, ...authChainIds])].filter((id) => !graph.record(id));
+    const reread = unloaded.length > 0 ? await this.store.events.getMany(unloaded) : new Map<string, EventRecord>();
+    const recordOf = (id: string) => graph.record(id) ?? reread.get(id);
+    const served = (id: string) => {
+      const record = recordOf(id);
+      return record && servedPdu(pduWithRedaction(record, rules.id), id, rules);
+    };
     return {
       event: servedPdu(pdu, eventId, rules) as never,
       state: stateIds.map(served).filter((p) => p !== undefined) as never,

@@ -186,7 +186,7 @@ export class RoomTimeline {
     this.unsettledRooms.add(roomId);
     for (const pending of await this.store.pendingCommits.list(roomId)) {
       try {
-        await this.finish(pending.eventId, pending.roomId, pending.payload as unknown as CommitPayload);
+        await this.finish(pending.eventId, pending.roomId, pending.payload as unknown as CommitPayload, undefined, undefined, true);
         outcome.finished.push(pending.eventId);
       } catch (err) {
         if (!(err instanceof ClientTransactionTaken)) throw err;
@@ -337,7 +337,7 @@ export class RoomTimeline {
    * store writes (journal record when `journal` is given, state refs, event, room, extremities, current state) go
    * to the store together, computed first: the embedded store makes them one transaction.
    */
-  private async finish(eventId: string, roomId: string, payload: CommitPayload, graph = new EventGraph(this.store), journal?: EventCommitWrites['pending']): Promise<Committed> {
+  private async finish(eventId: string, roomId: string, payload: CommitPayload, graph = new EventGraph(this.store), journal?: EventCommitWrites['pending'], repairing = false): Promise<Committed> {
     const { pdu, status, reason, before, after } = payload;
     const rules = roomVersionRules(payload.roomVersion);
     const event = toRoomEvent(pdu, eventId);
@@ -355,7 +355,9 @@ export class RoomTimeline {
       room = { roomId, roomVersion: rules.id, creator, createdTs: event.origin_server_ts };
     }
     const forwardExtremities = accepted ? { add: [eventId], remove: await this.coveredBy(event.prev_events) } : undefined;
-    const plan = forwardExtremities ? await this.planCurrentState(roomId, eventId, after, rules, graph, {}, forwardExtremities) : undefined;
+    // A repair counts the joined servers again from the whole state: the cut-short attempt may have moved current
+    // state without them, and then the change it would count them from is gone.
+    const plan = forwardExtremities ? await this.planCurrentState(roomId, eventId, after, rules, graph, { recountJoinedServers: repairing }, forwardExtremities) : undefined;
     // The state refs before the event can be anyone's prev event, then the event, then the room moves on.
     await this.store.commits.write({
       pending: journal,
@@ -465,7 +467,7 @@ export class RoomTimeline {
     newAfterId: string,
     rules: RoomVersionRules,
     graph: EventGraph,
-    options: { fullState?: boolean },
+    options: { fullState?: boolean; recountJoinedServers?: boolean },
     extremitiesChange?: { add: string[]; remove: string[] },
   ): Promise<{ currentStateId: string; delta: Record<string, string | null>; joinedServers?: string[] }> {
     const room = await this.store.rooms.get(roomId);
@@ -485,12 +487,30 @@ export class RoomTimeline {
     }
     const delta = stateDelta(old, current);
     const membershipChanged = !room?.currentStateId || Object.keys(delta).some((k) => k.startsWith('m.room.member\u0000'));
-    if (!membershipChanged && !options.fullState) return { currentStateId: currentId, delta };
-    const joined = new Set(await this.joinedServers(current, graph));
+    if (!membershipChanged && !options.fullState && !options.recountJoinedServers) return { currentStateId: currentId, delta };
+    const joined = room?.currentStateId && !options.fullState && !options.recountJoinedServers ? await this.joinedServersAfter(roomId, delta, current, graph) : new Set(await this.joinedServers(current, graph));
     // Partial state: the servers send_join named stay joined until the members are known.
     const partial = options.fullState ? undefined : await this.store.partialStateRooms.get(roomId);
     for (const server of partial?.serversInRoom ?? []) joined.add(server);
     return { currentStateId: currentId, delta, joinedServers: [...joined].sort() };
+  }
+
+  /**
+   * The joined servers after a change of membership: the stored ones, with only the servers whose members changed
+   * looked at again (issue 19: reading every member of the room on each join made serving joins grow with the room).
+   */
+  private async joinedServersAfter(roomId: string, delta: Record<string, string | null>, current: StateMap, graph: EventGraph): Promise<Set<string>> {
+    const memberPrefix = 'm.room.member\u0000';
+    const changed = new Set(Object.keys(delta).filter((k) => k.startsWith(memberPrefix)).map((k) => domainOf(k.slice(memberPrefix.length))));
+    const joined = new Set((await this.store.rooms.getJoinedServers(roomId)).filter((server) => !changed.has(server)));
+    const memberIds: string[] = [];
+    for (const [key, id] of current) if (key.startsWith(memberPrefix) && changed.has(domainOf(key.slice(memberPrefix.length)))) memberIds.push(id);
+    await graph.load(memberIds);
+    for (const id of memberIds) {
+      const member = graph.lookup(id);
+      if (member?.content.membership === 'join' && member.state_key) joined.add(domainOf(member.state_key));
+    }
+    return joined;
   }
 
   async joinedServers(state: StateMap, graph: EventGraph): Promise<string[]> {
