@@ -12,13 +12,14 @@ import { repairRooms } from './rooms-repair';
 const alice = '@alice:a.test';
 
 /** Another state-resolver process over the same store and bus, whose commits fail at the named step (never started). */
-function dyingProcess(server: TestServer, network: TestNetwork, cut: 'bus publish' | 'store current state'): StateResolver {
+function dyingProcess(server: TestServer, network: TestNetwork, cut: 'bus publish' | 'store commit'): StateResolver {
   const failing = async () => {
     throw new Error(`simulated outage at ${cut}`);
   };
   const bus = cut === 'bus publish' ? (new Proxy(server.bus, { get: (t, k) => (k === 'publish' ? failing : (Reflect.get(t, k) as unknown)) }) as unknown as Bus) : server.bus;
-  const rooms = new Proxy(server.store.rooms, { get: (t, k) => (k === 'setCurrentState' ? failing : (Reflect.get(t, k) as (...a: unknown[]) => unknown).bind?.(t) ?? Reflect.get(t, k)) });
-  const store = cut === 'store current state' ? ({ ...server.store, rooms } as Store) : server.store;
+  // The commit's store writes are one unit (store.commits.write); a send with a txnId journals its commit first.
+  const commits = new Proxy(server.store.commits, { get: (t, k) => (k === 'write' ? failing : (Reflect.get(t, k) as (...a: unknown[]) => unknown).bind?.(t) ?? Reflect.get(t, k)) });
+  const store = cut === 'store commit' ? ({ ...server.store, commits } as Store) : server.store;
   const unreachable = async () => {
     throw new Error('no federation in this test');
   };
@@ -47,7 +48,7 @@ describe('fedgate rooms repair (issue 10 defect 3: repair on demand)', () => {
   });
   afterEach(() => network.close());
 
-  async function halfCommitted(roomId: string, cut: 'bus publish' | 'store current state', body: string): Promise<string> {
+  async function halfCommitted(roomId: string, cut: 'bus publish' | 'store commit', body: string): Promise<string> {
     const failed = await dyingProcess(a, network, cut)
       .localEvents.onCommand({ roomId, sender: alice, type: 'm.room.message', content: { msgtype: 'm.text', body }, txnId: body })
       .catch((err: Error) => err);
@@ -57,7 +58,7 @@ describe('fedgate rooms repair (issue 10 defect 3: repair on demand)', () => {
     return pending.eventId;
   }
 
-  it.each(['bus publish', 'store current state'] as const)('a commit cut short at the %s is settled by the command and published once', async (cut) => {
+  it.each(['bus publish', 'store commit'] as const)('a commit cut short at the %s is settled by the command and published once', async (cut) => {
     const roomId = await a.createRoom(alice);
     const eventId = await halfCommitted(roomId, cut, `cut at ${cut}`);
     expect(a.published.filter((e) => e.eventId === eventId)).toEqual([]);
