@@ -301,6 +301,26 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
     }
   });
 
+  it('a consumer that settles each message (egress destination items) has each settled before the next is handled, not a run at the end', async () => {
+    const topology = busTopology({ prefix: 'settleeach', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite') });
+    await bus.start();
+    const spec = { ...topology.consumers.stateResolverInbound(0), settleEach: true };
+    await bus.publishBatch(Array.from({ length: 5 }, (_, n) => ({ subject: topology.inboundPdu.subjectFor('!r:x'), data: pdu('!r:x', n), options: { messageId: `m${n}` } })));
+    const pendingWhenHandled: number[] = [];
+    const handled: number[] = [];
+    await bus.consume(spec, async (m: ReceivedMessage<InboundPdu>) => {
+      const stats = await bus.consumerStats(spec);
+      pendingWhenHandled.push(stats.pending + stats.ackPending);
+      handled.push(Number(m.data.pdu.n));
+    });
+    await waitFor(async () => handled.length === 5 && (await bus.consumerStats(spec)).ackPending === 0, 'all settled');
+    expect(handled).toEqual([0, 1, 2, 3, 4]);
+    // Handling message n, the n before it are settled: 5, 4, 3, 2, 1 left (the one in hand included).
+    expect(pendingWhenHandled).toEqual([5, 4, 3, 2, 1]);
+    expect(topology.consumers.egressDestinations(0).settleEach).toBe(true);
+  });
+
   it('issue 19: a message of a run asking for redelivery ends the run: the rest is given back uncounted and comes after it, in order', async () => {
     const topology = busTopology({ prefix: 'runnak', roomPartitions: 1 });
     bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite'), retryDelayMs: () => 1 });

@@ -67,6 +67,11 @@ export const PRUNE_CHUNK = 500;
  */
 export const CLAIM_RUN = 32;
 
+/** The messages a one-at-a-time loop claims at once: a run, or one for a consumer that settles each. */
+function runLength(consumer: ConsumerSpec): number {
+  return consumer.settleEach ? 1 : CLAIM_RUN;
+}
+
 /** setTimeout's ceiling; a loop sleeping that long re-checks and sleeps again. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -322,7 +327,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     return this.transaction(() => {
       for (const { claim, settlement } of handled) this.apply(consumer, claim.row, claim.deliveries, settlement, settler);
       for (const claim of unhandled) this.release(consumer, claim);
-      return claimMore ? this.claimRun(consumer, skip, CLAIM_RUN) : [];
+      return claimMore ? this.claimRun(consumer, skip, runLength(consumer)) : [];
     });
   }
 
@@ -599,7 +604,7 @@ class ConsumerLoop {
         while (this.running) {
           this.woken = false;
           if (limit === 1) {
-            if (run.length === 0) run = this.bus.claimRun(this.consumer, this.inFlight, CLAIM_RUN);
+            if (run.length === 0) run = this.bus.claimRun(this.consumer, this.inFlight, runLength(this.consumer));
             if (run.length === 0) {
               if (!this.woken) {
                 await this.sleep(this.bus.waitHint(this.consumer));

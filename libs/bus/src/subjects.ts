@@ -58,6 +58,12 @@ export interface ConsumerSpec<T = unknown> {
   maxAckPending: number;
   /** Handlers running at once (default 1, at most maxAckPending): for work that waits on others, not for order. */
   concurrency?: number;
+  /**
+   * Settle each message before the next one is handled, instead of a run of them in one commit (embedded bus):
+   * for handlers whose effect may not be repeated once a later message's effect went out (a crash redelivers what
+   * of a run was not settled yet).
+   */
+  settleEach?: boolean;
 }
 
 export interface CommandSpec<Req, Res> {
@@ -178,7 +184,7 @@ export function busTopology(config: TopologyConfig = {}) {
     subject: `${prefix}.egress.server-up` as Subject<ServerUp>,
   };
 
-  const consumer = <T>(s: StreamSpec, durable: string, filterSubject: Subject<T>, maxAckPending: number, concurrency?: number): ConsumerSpec<T> => ({
+  const consumer = <T>(s: StreamSpec, durable: string, filterSubject: Subject<T>, maxAckPending: number, concurrency?: number, settleEach?: boolean): ConsumerSpec<T> => ({
     stream: s.name,
     durable: `${prefix}-${durable}`,
     filterSubject,
@@ -186,6 +192,7 @@ export function busTopology(config: TopologyConfig = {}) {
     ackWaitMs: (concurrency ?? 1) >= maxAckPending ? handledAckWaitMs : ackWaitMs,
     maxAckPending,
     ...(concurrency ? { concurrency } : {}),
+    ...(settleEach ? { settleEach } : {}),
   });
   const consumers = {
     /** state-resolver: one ordered consumer per room partition. */
@@ -198,8 +205,11 @@ export function busTopology(config: TopologyConfig = {}) {
     chatSyncRoomLog: (p: number) => consumer(streams.roomLog, `chat-sync-room-log-${p}`, roomLog.partition(p), 1),
     /** federation-egress: room event log per partition, to compute destinations. */
     egressRoomLog: (p: number) => consumer(streams.roomLog, `egress-room-log-${p}`, roomLog.partition(p), 1),
-    /** federation-egress: destination queues per destination partition. */
-    egressDestinations: (p: number) => consumer(streams.egress, `egress-dest-${p}`, egress.partition(p), 1),
+    /**
+     * federation-egress: destination queues per destination partition. Each item settled before the next: once queued
+     * it may be sent at once, and a redelivery after that would queue and send it again.
+     */
+    egressDestinations: (p: number) => consumer(streams.egress, `egress-dest-${p}`, egress.partition(p), 1, undefined, true),
     /** federation-egress: local EDUs to fan out to destination queues; order not needed. */
     egressOutboundEdus: () => consumer(streams.egress, 'egress-outbound-edu', outboundEdu.subject, 256),
     /** federation-egress: server-up signals from ingress; order not needed. */
