@@ -4,6 +4,8 @@
 import { existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { findFreePort, goBuild, ManagedProcess, serviceUnavailable, waitForPort } from './process';
 
 export const NATS_CLUSTER_SERVER_VERSION = 'v2.15.3';
@@ -64,7 +66,29 @@ export class LocalNatsCluster {
     }
     const cluster = new LocalNatsCluster(nodes, root);
     await Promise.all(nodes.map((_, i) => cluster.startNode(i)));
+    await cluster.waitForJetStream();
     return cluster;
+  }
+
+  /**
+   * Until JetStream answers (the cluster elected its meta leader): the nodes listen before that, and a gateway
+   * started on a machine under load timed out asking for its account info.
+   */
+  private async waitForJetStream(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let nc: NatsConnection | undefined;
+      try {
+        nc = await connect({ servers: this.url.split(','), timeout: 2_000 });
+        await (await jetstreamManager(nc, { timeout: 2_000 })).getAccountInfo();
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`JetStream of the NATS cluster did not answer within ${timeoutMs} ms: ${(err as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      } finally {
+        await nc?.close();
+      }
+    }
   }
 
   async startNode(index: number): Promise<void> {
