@@ -73,15 +73,29 @@ export interface TargetOptions {
   otlpEndpoint?: string;
 }
 
-async function fedgateTarget(kind: Exclude<TargetKind, 'synapse'>, ca: TestCertificateAuthority, options: TargetOptions): Promise<Target> {
-  const shape = kind === 'fedgate-embedded' ? 'embedded' : 'distributed';
-  const config = {
+/**
+ * The per-origin federation limits of a load run, the same as the Synapse it is compared with runs under
+ * (test/support lifts `rc_federation`). With the defaults (Synapse's: past 10 requests from one origin in a second,
+ * each waits 500 ms) the steady workload's 9 transactions a second crossed 10 now and then and those /send waited
+ * the 500 ms: the ~541 ms `/send` p99 of issue 19, while /version, not limited, stayed fast.
+ */
+export const LOAD_FEDERATION_RATE_LIMIT = { windowMs: 1_000, sleepLimit: 100_000, sleepDelayMs: 0, rejectLimit: 100_000, concurrent: 1_000 };
+
+/** The configuration a load run's fedgate starts with (over startFedgate's own). */
+export function fedgateLoadConfig(shape: 'embedded' | 'distributed', options: TargetOptions): Record<string, unknown> {
+  return {
     ...(options.otlpEndpoint ? { telemetry: { otlpEndpoint: options.otlpEndpoint } } : {}),
+    federation: { rateLimit: LOAD_FEDERATION_RATE_LIMIT },
     // Every simulated server connects from 127.0.0.1: the per-address key-fetch budget, meant for one peer, would
     // refuse the fan-out's joins after the first few dozen (401 for want of the joining server's key).
     keyRing: { fetchesPerAddressBurst: 5_000, fetchesPerAddressPerMinute: 60_000, fetchesPerSecond: 1_000 },
     ...(shape === 'distributed' ? { replicas: { ownership: 'leases', leaseTtlMs: LEASE_TTL_MS } } : {}),
   };
+}
+
+async function fedgateTarget(kind: Exclude<TargetKind, 'synapse'>, ca: TestCertificateAuthority, options: TargetOptions): Promise<Target> {
+  const shape = kind === 'fedgate-embedded' ? 'embedded' : 'distributed';
+  const config = fedgateLoadConfig(shape, options);
   const instance: FedgateInstance = await startFedgate({ shape, ca, name: `load${shape[0]}`, bridgePrefix: 'loadchat', logLevel: 'warn', config });
   const extra: FedgateProcess[] = [];
   if (kind === 'fedgate-distributed-2sr') {

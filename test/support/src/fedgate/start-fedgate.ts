@@ -150,8 +150,6 @@ async function startFedgateOnce(options: StartFedgateOptions): Promise<FedgateIn
     serverName,
     mode: options.shape,
     dataDir,
-    // `::` takes IPv4 and IPv6 on loopback alike: peers dial `localhost`, which may resolve to either.
-    federation: { bindAddress: '::', port: ingressPorts[0], allowPrivateAddresses: false, addressAllowlist: ['127.0.0.0/8', '::1/128'] },
     clientServer: { enabled: true, bindAddress: '127.0.0.1', port: clientServerPort },
     tls: { cert: certificate.certPath, key: certificate.keyPath, ca: [ca.certPath] },
     appServices: { registrationFiles: bridge ? [bridge.registrationPath] : [] },
@@ -162,6 +160,15 @@ async function startFedgateOnce(options: StartFedgateOptions): Promise<FedgateIn
       ? { nats: { url: requiredEnv('FEDGATE_TEST_NATS_URL') }, mongo: { url: requiredEnv('FEDGATE_TEST_MONGO_URL'), database: `fedgate_${unique}` } }
       : {}),
     ...options.config,
+    // A caller's federation settings (its rate limits) go over the generated listener's, not instead of them.
+    // `::` takes IPv4 and IPv6 on loopback alike: peers dial `localhost`, which may resolve to either.
+    federation: {
+      bindAddress: '::',
+      port: ingressPorts[0],
+      allowPrivateAddresses: false,
+      addressAllowlist: ['127.0.0.0/8', '::1/128'],
+      ...(options.config?.federation as Record<string, unknown> | undefined),
+    },
   };
   const configPath = path.join(dataDir, 'fedgate.yaml');
   await writeFile(configPath, stringify(config));
