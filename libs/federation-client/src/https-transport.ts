@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { LRUCache } from 'lru-cache';
 import { buildConnector, Pool } from 'undici';
 import { startPhaseSpan } from '@fedgate/telemetry';
@@ -50,7 +51,11 @@ export class HttpsTransport {
   /** Per pool, its sockets still connecting (TCP or TLS handshake), so a request's deadline can end them. */
   private readonly connecting = new WeakMap<Pool, Set<{ destroy(error?: Error): void }>>();
 
+  /** Built once: per connection it parsed the configured CA again (issue 19: a cold fan-out connects to every destination). */
+  private readonly secureContext: SecureContext;
+
   constructor(private readonly options: HttpsTransportOptions) {
+    this.secureContext = createSecureContext(options.ca ? { ca: options.ca as string | Buffer | Array<string | Buffer> } : {});
     this.pools = new LRUCache({
       max: options.maxPools,
       dispose: (pool, _key, reason) => {
@@ -173,7 +178,7 @@ export class HttpsTransport {
     const existing = this.pools.get(key);
     if (existing) return existing;
     const baseConnect = buildConnector({
-      ca: this.options.ca as string | Buffer | Array<string | Buffer> | undefined,
+      secureContext: this.secureContext,
       rejectUnauthorized: true,
       timeout: this.options.connectTimeoutMs,
     });
