@@ -96,3 +96,38 @@ describe('HttpsTransport TLS context', () => {
     }
   });
 });
+
+describe('HttpsTransport address lookups', () => {
+  it('issue 19: looks a name up once for many requests, and again after connecting to its addresses failed', async () => {
+    const ca = makeTestCa('transport lookup test CA');
+    const pem = makeServerCertificate(ca, ['named.test']);
+    const server = createHttpsServer({ cert: pem.certPem, key: pem.keyPem }, (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    const lookups: string[] = [];
+    const t = new HttpsTransport({
+      dns: { lookup: async (host) => (lookups.push(host), [{ address: '127.0.0.1', family: 4 }]) },
+      addressPolicy: { isAllowed: () => true } as never,
+      ca: ca.certPem,
+      connectTimeoutMs: 5_000,
+      connectionsPerAddress: 1,
+      keepAliveTimeoutMs: 1_000,
+      maxPools: 8,
+    });
+    const target = { connectHost: 'named.test', port, hostHeader: 'named.test', tlsServerName: 'named.test' };
+    try {
+      for (let i = 0; i < 3; i++) expect((await t.send([target], { ...request, timeoutMs: 5_000 })).status).toBe(200);
+      expect(lookups).toEqual(['named.test']);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await expect(t.send([target], { ...request, timeoutMs: 5_000 })).rejects.toMatchObject({ code: 'UNREACHABLE' });
+      expect(lookups).toEqual(['named.test']); // the failed request used the addresses known; the next one looks again
+      await expect(t.send([target], { ...request, timeoutMs: 5_000 })).rejects.toMatchObject({ code: 'UNREACHABLE' });
+      expect(lookups).toEqual(['named.test', 'named.test']);
+    } finally {
+      await t.close();
+      server.close();
+    }
+  });
+});
