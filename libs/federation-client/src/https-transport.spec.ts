@@ -1,7 +1,10 @@
 // Follow-up to issue 11: the request's timeout bounds the whole request, connecting and the TLS handshake
 // included; before, only the connect timeout (10 s by default) applied until the handshake was done.
 import { once } from 'node:events';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import tls from 'node:tls';
+import { makeServerCertificate, makeTestCa } from './__fixtures__/test-tls';
 import { HttpsTransport } from './https-transport';
 
 const HOUR = 3_600_000;
@@ -59,6 +62,72 @@ describe('HttpsTransport request timeout', () => {
       await t.close();
       silent.server.close();
       other.server.close();
+    }
+  });
+});
+
+describe('HttpsTransport TLS context', () => {
+  it('issue 19: builds the TLS context (the configured CA parsed) once, not once per connection: three destinations connect with one', async () => {
+    const ca = makeTestCa('transport context test CA');
+    const pem = makeServerCertificate(ca, ['localhost']);
+    const servers = await Promise.all(
+      [0, 1, 2].map(async () => {
+        const server = createHttpsServer({ cert: pem.certPem, key: pem.keyPem }, (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+        server.listen(0, '127.0.0.1');
+        await once(server, 'listening');
+        return server;
+      }),
+    );
+    const built = jest.spyOn(tls, 'createSecureContext');
+    const t = new HttpsTransport({ dns: { lookup: async () => [] }, addressPolicy: { isAllowed: () => true } as never, ca: ca.certPem, connectTimeoutMs: 5_000, connectionsPerAddress: 1, keepAliveTimeoutMs: 1_000, maxPools: 8 });
+    try {
+      for (const server of servers) {
+        const target = { connectHost: '127.0.0.1', port: (server.address() as AddressInfo).port, hostHeader: 'localhost', tlsServerName: 'localhost' };
+        expect((await t.send([target], { ...request, timeoutMs: 5_000 })).status).toBe(200);
+      }
+      expect(built.mock.calls.length).toBeLessThanOrEqual(1);
+    } finally {
+      built.mockRestore();
+      await t.close();
+      for (const server of servers) {
+        server.closeAllConnections();
+        server.close();
+      }
+    }
+  });
+});
+
+describe('HttpsTransport address lookups', () => {
+  it('issue 19: looks a name up once for many requests, and again after connecting to its addresses failed', async () => {
+    const ca = makeTestCa('transport lookup test CA');
+    const pem = makeServerCertificate(ca, ['named.test']);
+    const server = createHttpsServer({ cert: pem.certPem, key: pem.keyPem }, (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    const lookups: string[] = [];
+    const t = new HttpsTransport({
+      dns: { lookup: async (host) => (lookups.push(host), [{ address: '127.0.0.1', family: 4 }]) },
+      addressPolicy: { isAllowed: () => true } as never,
+      ca: ca.certPem,
+      connectTimeoutMs: 5_000,
+      connectionsPerAddress: 1,
+      keepAliveTimeoutMs: 1_000,
+      maxPools: 8,
+    });
+    const target = { connectHost: 'named.test', port, hostHeader: 'named.test', tlsServerName: 'named.test' };
+    try {
+      for (let i = 0; i < 3; i++) expect((await t.send([target], { ...request, timeoutMs: 5_000 })).status).toBe(200);
+      expect(lookups).toEqual(['named.test']);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await expect(t.send([target], { ...request, timeoutMs: 5_000 })).rejects.toMatchObject({ code: 'UNREACHABLE' });
+      expect(lookups).toEqual(['named.test']); // the failed request used the addresses known; the next one looks again
+      await expect(t.send([target], { ...request, timeoutMs: 5_000 })).rejects.toMatchObject({ code: 'UNREACHABLE' });
+      expect(lookups).toEqual(['named.test', 'named.test']);
+    } finally {
+      await t.close();
+      server.close();
     }
   });
 });

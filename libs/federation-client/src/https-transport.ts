@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { LRUCache } from 'lru-cache';
 import { buildConnector, Pool } from 'undici';
 import { startPhaseSpan } from '@fedgate/telemetry';
@@ -35,6 +36,8 @@ export interface HttpsTransportOptions {
   readonly connectionsPerAddress: number;
   readonly keepAliveTimeoutMs: number;
   readonly maxPools: number;
+  /** How long a name's looked-up addresses are used again (default 60 s); forgotten at once when connecting to them fails. */
+  readonly addressTtlMs?: number;
 }
 
 /**
@@ -50,7 +53,14 @@ export class HttpsTransport {
   /** Per pool, its sockets still connecting (TCP or TLS handshake), so a request's deadline can end them. */
   private readonly connecting = new WeakMap<Pool, Set<{ destroy(error?: Error): void }>>();
 
+  /** Addresses per name: a lookup per request cost the main thread and queued on libuv's four threads (issue 19). */
+  private readonly addresses: LRUCache<string, ResolvedAddress[]>;
+  /** Built once: per connection it parsed the configured CA again (issue 19: a cold fan-out connects to every destination). */
+  private readonly secureContext: SecureContext;
+
   constructor(private readonly options: HttpsTransportOptions) {
+    this.secureContext = createSecureContext(options.ca ? { ca: options.ca as string | Buffer | Array<string | Buffer> } : {});
+    this.addresses = new LRUCache({ max: options.maxPools, ttl: options.addressTtlMs ?? 60_000 });
     this.pools = new LRUCache({
       max: options.maxPools,
       dispose: (pool, _key, reason) => {
@@ -89,6 +99,7 @@ export class HttpsTransport {
         } catch (error) {
           const failure = classifyTransportError(error, `${target.hostHeader} at ${hostForUrl(address)}:${target.port}`, deadline.aborted);
           if (!this.connectFailures.has(error as object)) throw failure;
+          this.addresses.delete(target.connectHost);
           lastFailure = failure;
         }
       }
@@ -105,7 +116,11 @@ export class HttpsTransport {
   private async addressesOf(host: string): Promise<ResolvedAddress[]> {
     const family = isIP(host);
     if (family !== 0) return [{ address: host, family: family === 6 ? 6 : 4 }];
-    return this.options.dns.lookup(host);
+    const known = this.addresses.get(host);
+    if (known) return known;
+    const looked = await this.options.dns.lookup(host);
+    if (looked.length > 0) this.addresses.set(host, looked);
+    return looked;
   }
 
   private async sendToAddress(address: string, target: ResolvedDestination, request: RawRequest, signal: AbortSignal): Promise<RawResponse> {
@@ -173,7 +188,7 @@ export class HttpsTransport {
     const existing = this.pools.get(key);
     if (existing) return existing;
     const baseConnect = buildConnector({
-      ca: this.options.ca as string | Buffer | Array<string | Buffer> | undefined,
+      secureContext: this.secureContext,
       rejectUnauthorized: true,
       timeout: this.options.connectTimeoutMs,
     });

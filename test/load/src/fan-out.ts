@@ -62,18 +62,25 @@ interface Deliveries {
   firstDeliveryMs?: number;
   allDeliveredMs?: number;
   received: number;
+  /** When the target built the first and the last of these transactions (their origin_server_ts), from `sentAt`. */
+  firstBuiltMs?: number;
+  lastBuiltMs?: number;
 }
 
 /** When each simulated server received the event, counted from `sentAt`. */
 async function deliveries(sims: readonly SimulatedHomeserver[], eventId: string, sentAt: number, timeoutMs: number): Promise<Deliveries> {
   const receivedAt = new Map<SimulatedHomeserver, number>();
+  const builtAt: number[] = [];
   const scanned = new Map<SimulatedHomeserver, number>();
   while (receivedAt.size < sims.length && Date.now() - sentAt < timeoutMs) {
     for (const sim of sims) {
       if (receivedAt.has(sim)) continue;
       const log = sim.arrivals;
       for (let i = scanned.get(sim) ?? 0; i < log.length; i++) {
-        if (log[i]!.pdus.some((p) => computeId(p) === eventId)) receivedAt.set(sim, log[i]!.at);
+        if (log[i]!.pdus.some((p) => computeId(p) === eventId)) {
+          receivedAt.set(sim, log[i]!.at);
+          if (log[i]!.originTs !== undefined) builtAt.push(log[i]!.originTs!);
+        }
       }
       scanned.set(sim, log.length);
     }
@@ -84,6 +91,8 @@ async function deliveries(sims: readonly SimulatedHomeserver[], eventId: string,
     firstDeliveryMs: times.length ? Math.min(...times) : undefined,
     allDeliveredMs: times.length === sims.length ? Math.max(...times) : undefined,
     received: receivedAt.size,
+    firstBuiltMs: builtAt.length ? Math.min(...builtAt) - sentAt : undefined,
+    lastBuiltMs: builtAt.length ? Math.max(...builtAt) - sentAt : undefined,
   };
 }
 

@@ -40,13 +40,15 @@ export class RoomSender {
 
 export class SimulatedHomeserver {
   /** When each `/send` arrived, stamped as it arrives (a scan of `wire.transactions` later is late by whatever else this process was doing). */
-  readonly arrivals: Array<{ at: number; pdus: Record<string, unknown>[] }> = [];
+  readonly arrivals: Array<{ at: number; pdus: Record<string, unknown>[]; originTs?: number }> = [];
 
   private constructor(readonly wire: MaliciousHttpsServer) {
     wire.evil.servesMissingEvents = true;
     wire.intercept = async (request) => {
       if (request.method === 'PUT' && request.path.startsWith('/_matrix/federation/v1/send/')) {
-        this.arrivals.push({ at: Date.now(), pdus: ((request.body ?? {}) as { pdus?: Record<string, unknown>[] }).pdus ?? [] });
+        const body = (request.body ?? {}) as { pdus?: Record<string, unknown>[]; origin_server_ts?: unknown };
+        // origin_server_ts: when the sender built the transaction, to tell its delays from this process's.
+        this.arrivals.push({ at: Date.now(), pdus: body.pdus ?? [], originTs: typeof body.origin_server_ts === 'number' ? body.origin_server_ts : undefined });
       }
       return undefined;
     };

@@ -71,16 +71,10 @@ export class DestinationSender {
   }
 
   private async drain(): Promise<void> {
-    const store = this.ctx.store;
     while (!this.stopped) {
-      const record = await store.destinations.get(this.destination);
-      if (record.retryAt !== null && record.retryAt > this.now()) {
-        this.wakeAt(record.retryAt);
-        return;
-      }
-      if (await this.needsCatchUp(record)) await this.catchUp(record);
-      const txn = record.inFlight ? await this.inFlightTransaction(record) : await this.nextTransaction(record);
-      if (!txn) return;
+      const prepared = await (this.ctx.preparing ? this.ctx.preparing(() => this.prepare()) : this.prepare());
+      if (!prepared) return;
+      const { record, txn } = prepared;
       // Fencing: a replica whose lease on this destination's partition is stale sends nothing. It looks again
       // shortly: a renewed lease resumes sending, a partition taken over stops this sender altogether.
       if (this.ctx.owns && !this.ctx.owns(this.destination)) {
@@ -90,6 +84,19 @@ export class DestinationSender {
       }
       if (!(await this.attempt(txn, record))) return;
     }
+  }
+
+  /** The transaction to send next (in flight, or formed from the queue), unless backing off or nothing is queued. */
+  private async prepare(): Promise<{ record: DestinationRecord; txn: PendingEgressTransaction } | undefined> {
+    if (this.stopped) return undefined;
+    const record = await this.ctx.store.destinations.get(this.destination);
+    if (record.retryAt !== null && record.retryAt > this.now()) {
+      this.wakeAt(record.retryAt);
+      return undefined;
+    }
+    if (await this.needsCatchUp(record)) await this.catchUp(record);
+    const txn = record.inFlight ? await this.inFlightTransaction(record) : await this.nextTransaction(record);
+    return txn ? { record, txn } : undefined;
   }
 
   private wakeAt(ts: number): void {

@@ -32,6 +32,8 @@ export interface EgressContext {
   onTransaction?: (destination: string, outcome: 'ok' | 'retry' | 'refused') => void;
   /** The trace each queued item came with, so the transaction carrying it joins that trace. */
   traces?: QueuedWorkTraces;
+  /** Runs a sender's preparation of its next transaction in a bounded pool shared by all senders. */
+  preparing?: <T>(prepare: () => Promise<T>) => Promise<T>;
   now?: () => number;
   random?: () => number;
 }

@@ -16,6 +16,12 @@ export interface EgressSettings {
   catchUpQueueLimit: number;
   /** How often a backing-off destination re-reads its record (another replica may have woken it). */
   wakePollMs: number;
+  /**
+   * How many destinations prepare their next transaction at once (store reads and writes up to the request), each
+   * batch a turn of the event loop apart. Unbounded, a thousand senders started together (resumed at start, a
+   * partition taken over) each prepared before the first request could leave (issue 19). Default 16.
+   */
+  preparingAtOnce?: number;
   /** Which share of destination and room partitions this process serves. */
   replicaIndex: number;
   replicaCount: number;

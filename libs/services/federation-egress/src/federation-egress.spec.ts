@@ -425,6 +425,79 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     }
   });
 
+  it('issue 19: a fan-out to 300 through the bus reaches the network with its first destination before the 64th transaction is prepared (queued items come a turn of the event loop apart)', async () => {
+    const h = await open({}, { start: false });
+    const destinations = Array.from({ length: 300 }, (_, i) => `wide${String(i).padStart(3, '0')}.test`);
+    const [eventId] = await storeEvents(h.store, '!lockstep:own.test', 1);
+    const timeline: string[] = [];
+    const saveTransaction = h.store.egressQueue.saveTransaction.bind(h.store.egressQueue);
+    jest.spyOn(h.store.egressQueue, 'saveTransaction').mockImplementation(async (txn) => {
+      timeline.push(`prepared ${txn.destination}`);
+      return saveTransaction(txn);
+    });
+    // A request reaches the network only after turns of the event loop (address lookup on libuv's threads, then the
+    // socket write), as the HTTPS transport's does; it is recorded when it gets there.
+    const client = {
+      putJson: async (destination: string) => {
+        await new Promise((resolve) => setImmediate(resolve));
+        await new Promise((resolve) => setImmediate(resolve));
+        timeline.push(`on the wire ${destination}`);
+        await new Promise((resolve) => setImmediate(resolve));
+        return { status: 200, body: { pdus: {} } };
+      },
+    };
+    const egress = new FederationEgress({ serverName: OWN, store: h.store, bus: h.bus, topology: h.topology, client: client as never, settings: baseSettings, logger: silent });
+    await egress.start();
+    try {
+      await publishLocal(h, '!lockstep:own.test', [eventId!], [OWN, ...destinations]);
+      await until(() => timeline.filter((t) => t.startsWith('on the wire')).length === destinations.length, 'all sent');
+      await until(() => egress.idle, 'egress idle');
+      const firstOnTheWire = timeline.findIndex((t) => t.startsWith('on the wire'));
+      const prepared = timeline.flatMap((t, i) => (t.startsWith('prepared') ? [i] : []));
+      expect(prepared).toHaveLength(destinations.length);
+      expect(firstOnTheWire).toBeLessThan(prepared[63]!);
+    } finally {
+      await egress.stop();
+    }
+  });
+
+  it('issue 19: resuming 300 destinations with queued work at start, the first request reaches the network before the 64th transaction is prepared (a bounded number prepare at once)', async () => {
+    const h = await open({}, { start: false });
+    const destinations = Array.from({ length: 300 }, (_, i) => `resume${String(i).padStart(3, '0')}.test`);
+    const [eventId] = await storeEvents(h.store, '!resume:own.test', 1);
+    for (const destination of destinations) {
+      await enqueueDirect(h, destination, [{ kind: 'pdu', destination, roomId: '!resume:own.test', eventId: eventId!, enqueuedAt: 1 }]);
+    }
+    const timeline: string[] = [];
+    const saveTransaction = h.store.egressQueue.saveTransaction.bind(h.store.egressQueue);
+    jest.spyOn(h.store.egressQueue, 'saveTransaction').mockImplementation(async (txn) => {
+      timeline.push(`prepared ${txn.destination}`);
+      return saveTransaction(txn);
+    });
+    // A request reaches the network only after turns of the event loop (address lookup on libuv's threads, then the
+    // socket write), as the HTTPS transport's does.
+    const client = {
+      putJson: async (destination: string) => {
+        await new Promise((resolve) => setImmediate(resolve));
+        await new Promise((resolve) => setImmediate(resolve));
+        timeline.push(`on the wire ${destination}`);
+        return { status: 200, body: { pdus: {} } };
+      },
+    };
+    const egress = new FederationEgress({ serverName: OWN, store: h.store, bus: h.bus, topology: h.topology, client: client as never, settings: baseSettings, logger: silent });
+    await egress.start();
+    try {
+      await until(() => timeline.filter((t) => t.startsWith('on the wire')).length === destinations.length, 'all sent');
+      await until(() => egress.idle, 'egress idle');
+      const firstOnTheWire = timeline.findIndex((t) => t.startsWith('on the wire'));
+      const prepared = timeline.flatMap((t, i) => (t.startsWith('prepared') ? [i] : []));
+      expect(prepared).toHaveLength(destinations.length);
+      expect(firstOnTheWire).toBeLessThan(prepared[63]!);
+    } finally {
+      await egress.stop();
+    }
+  });
+
   it('issue 19: a destination item queued whose bus message was not settled (a crash between the two) is queued and delivered once when redelivered', async () => {
     const h = await open();
     const [eventId] = await storeEvents(h.store, '!yieldcrash:own.test', 1);

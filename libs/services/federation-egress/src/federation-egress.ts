@@ -2,6 +2,7 @@
 // in the store → one DestinationSender per destination. Replicas split room and destination partitions.
 import { nak, partitionsForReplica, term, type BusSubscription, type EgressEntry, type OutboundEdu, type RoomLogEntry, type ServerUp } from '@fedgate/bus';
 import { PartitionOwnership } from '@fedgate/platform';
+import pLimit from 'p-limit';
 import type { JsonObject } from '@fedgate/protocol';
 import { QueuedWorkTraces, setOwnedPartitions } from '@fedgate/telemetry';
 import { DestinationSender } from './destination-sender';
@@ -10,6 +11,8 @@ import type { EgressContext } from './egress-context';
 
 /** One turn of the event loop: network callbacks due by now run before the next queued item is handled. */
 const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+const PREPARING_AT_ONCE = 16;
 
 export class FederationEgress {
   private readonly senders = new Map<string, DestinationSender>();
@@ -27,6 +30,14 @@ export class FederationEgress {
     const { replicaIndex, replicaCount } = ctx.settings;
     this.ownedDestinationPartitions = ctx.elastic ? new Set() : new Set(partitionsForReplica(replicaIndex, replicaCount, ctx.topology.destinationPartitions));
     this.now = ctx.now ?? Date.now;
+    // The store answers without a turn of the event loop, so senders started together would otherwise each prepare
+    // before any request reached the network. A slot waits a turn first: the requests of the batch before it move on.
+    const slots = pLimit(ctx.settings.preparingAtOnce ?? PREPARING_AT_ONCE);
+    this.ctx.preparing ??= (prepare) =>
+      slots(async () => {
+        await yieldToIo();
+        return prepare();
+      });
   }
 
   async start(): Promise<void> {
