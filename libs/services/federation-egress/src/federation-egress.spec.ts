@@ -48,6 +48,29 @@ interface Harness {
   close(): Promise<void>;
 }
 
+/**
+ * Records when each transaction is prepared (saved) and when its request reaches the network: only after turns of the
+ * event loop (address lookup on libuv's threads, then the socket write), as the HTTPS transport's does.
+ */
+function preparedAndOnTheWire(h: { store: Store }): { timeline: string[]; client: { putJson: (destination: string) => Promise<{ status: number; body: unknown }> } } {
+  const timeline: string[] = [];
+  const saveTransaction = h.store.egressQueue.saveTransaction.bind(h.store.egressQueue);
+  jest.spyOn(h.store.egressQueue, 'saveTransaction').mockImplementation(async (txn) => {
+    timeline.push(`prepared ${txn.destination}`);
+    return saveTransaction(txn);
+  });
+  const client = {
+    putJson: async (destination: string) => {
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+      timeline.push(`on the wire ${destination}`);
+      await new Promise((resolve) => setImmediate(resolve));
+      return { status: 200, body: { pdus: {} } };
+    },
+  };
+  return { timeline, client };
+}
+
 describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', () => {
   let ca: TestCertificateAuthority;
   let dir: string;
@@ -429,23 +452,7 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     const h = await open({}, { start: false });
     const destinations = Array.from({ length: 300 }, (_, i) => `wide${String(i).padStart(3, '0')}.test`);
     const [eventId] = await storeEvents(h.store, '!lockstep:own.test', 1);
-    const timeline: string[] = [];
-    const saveTransaction = h.store.egressQueue.saveTransaction.bind(h.store.egressQueue);
-    jest.spyOn(h.store.egressQueue, 'saveTransaction').mockImplementation(async (txn) => {
-      timeline.push(`prepared ${txn.destination}`);
-      return saveTransaction(txn);
-    });
-    // A request reaches the network only after turns of the event loop (address lookup on libuv's threads, then the
-    // socket write), as the HTTPS transport's does; it is recorded when it gets there.
-    const client = {
-      putJson: async (destination: string) => {
-        await new Promise((resolve) => setImmediate(resolve));
-        await new Promise((resolve) => setImmediate(resolve));
-        timeline.push(`on the wire ${destination}`);
-        await new Promise((resolve) => setImmediate(resolve));
-        return { status: 200, body: { pdus: {} } };
-      },
-    };
+    const { timeline, client } = preparedAndOnTheWire(h);
     const egress = new FederationEgress({ serverName: OWN, store: h.store, bus: h.bus, topology: h.topology, client: client as never, settings: baseSettings, logger: silent });
     await egress.start();
     try {
@@ -468,22 +475,7 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     for (const destination of destinations) {
       await enqueueDirect(h, destination, [{ kind: 'pdu', destination, roomId: '!resume:own.test', eventId: eventId!, enqueuedAt: 1 }]);
     }
-    const timeline: string[] = [];
-    const saveTransaction = h.store.egressQueue.saveTransaction.bind(h.store.egressQueue);
-    jest.spyOn(h.store.egressQueue, 'saveTransaction').mockImplementation(async (txn) => {
-      timeline.push(`prepared ${txn.destination}`);
-      return saveTransaction(txn);
-    });
-    // A request reaches the network only after turns of the event loop (address lookup on libuv's threads, then the
-    // socket write), as the HTTPS transport's does.
-    const client = {
-      putJson: async (destination: string) => {
-        await new Promise((resolve) => setImmediate(resolve));
-        await new Promise((resolve) => setImmediate(resolve));
-        timeline.push(`on the wire ${destination}`);
-        return { status: 200, body: { pdus: {} } };
-      },
-    };
+    const { timeline, client } = preparedAndOnTheWire(h);
     const egress = new FederationEgress({ serverName: OWN, store: h.store, bus: h.bus, topology: h.topology, client: client as never, settings: baseSettings, logger: silent });
     await egress.start();
     try {
