@@ -222,3 +222,25 @@ export function parseRoomAlias(value: string): RoomAlias {
   if (!isValidServerName(serverName)) throw fail(`bad server name ${JSON.stringify(serverName)}`);
   return { localpart, serverName };
 }
+
+const PARSERS = { user_id: (v: string) => parseUserId(v, { allowHistorical: true }), room_id: parseRoomId, event_id: parseEventId, room_alias: parseRoomAlias };
+
+/**
+ * The server an identifier names, only when the value is that kind of identifier by the grammar (sigil required,
+ * server name valid; historical user localparts allowed, as federation must); otherwise undefined. Origin checks
+ * use this, never "whatever follows the first colon": `x:origin` or `origin` is no user of `origin`.
+ */
+export function serverNameOf(value: unknown, kind: keyof typeof PARSERS = 'user_id'): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  try {
+    return PARSERS[kind](value).serverName;
+  } catch (error) {
+    if (error instanceof InvalidIdentifierError) return undefined;
+    throw error;
+  }
+}
+
+/** Whether `value` is a user ID (by the grammar) of `serverName`. */
+export function isUserOf(value: unknown, serverName: string): boolean {
+  return serverNameOf(value, 'user_id') === serverName;
+}

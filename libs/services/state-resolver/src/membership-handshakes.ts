@@ -10,7 +10,7 @@ import type {
   SendMembershipReply,
 } from '@fedgate/bus';
 import { wireForm } from '@fedgate/federation-client';
-import { computeEventId, isSupportedRoomVersion, roomVersionRules, signEvent, validatePdu, type Pdu, type RoomVersionRules, type SigningKey } from '@fedgate/protocol';
+import { computeEventId, isSupportedRoomVersion, isUserOf, roomVersionRules, signEvent, validatePdu, type Pdu, type RoomVersionRules, type SigningKey } from '@fedgate/protocol';
 import { authStateFromMap, authorizeEvent, authClosure, domainOf, isObject, toRoomEvent, userPowerLevel, powerLevelsOf, stateMapKey } from '@fedgate/room-state';
 import { pduWithRedaction, type EventRecord, type Store } from '@fedgate/store';
 import { badJson, CommandRefusal, describeError, forbidden, MissingStateError, notFound } from './errors';
@@ -71,7 +71,7 @@ export class MembershipHandshakes {
         throw incompatible(`room ${command.roomId} is version ${rules.id}, which ${command.origin} does not support`);
       }
       if (command.membership === 'knock' && !rules.knock) throw incompatible(`room version ${rules.id} does not allow knocking`);
-      if (domainOf(command.userId) !== command.origin) throw forbidden(`${command.origin} cannot act for ${command.userId}`);
+      if (!isUserOf(command.userId, command.origin)) throw forbidden(`${command.origin} cannot act for ${command.userId}`);
       return this.locks.run(command.roomId, async () => {
         const content: Record<string, unknown> = { membership: command.membership };
         const draft = { roomId: command.roomId, sender: command.userId, type: 'm.room.member', stateKey: command.userId, content };
@@ -136,7 +136,7 @@ export class MembershipHandshakes {
       if (!isSupportedRoomVersion(command.roomVersion)) throw incompatible(`room version ${JSON.stringify(command.roomVersion)} is not supported here`);
       const rules = roomVersionRules(command.roomVersion);
       const pdu = this.checkMembershipEvent(command.event, command.eventId, rules, command.roomId, 'invite', command.origin, false);
-      if (domainOf(pdu.state_key as string) !== this.serverName) throw forbidden(`${String(pdu.state_key)} is not a user of ${this.serverName}`);
+      if (!isUserOf(pdu.state_key, this.serverName)) throw forbidden(`${String(pdu.state_key)} is not a user of ${this.serverName}`);
       const room = await this.store.rooms.get(command.roomId);
       // Our countersignature and the event's ID follow the version: it must be the room's (the v1 endpoint, which
       // names none, is taken as "1", whose events are signed and identified as in "2").
@@ -186,7 +186,7 @@ export class MembershipHandshakes {
    */
   private async checkJoinToCountersign(pdu: Pdu, rules: RoomVersionRules, roomId: string): Promise<void> {
     const via = pdu.content.join_authorised_via_users_server;
-    if (typeof via !== 'string' || domainOf(via) !== this.serverName) {
+    if (typeof via !== 'string' || !isUserOf(via, this.serverName)) {
       throw grantRefused(`join_authorised_via_users_server ${String(via)} is not a user of ${this.serverName}; only its own server can authorise the join`);
     }
     const current = (await this.timeline.currentState(roomId))!;
@@ -221,7 +221,7 @@ export class MembershipHandshakes {
     if (pdu.type !== 'm.room.member' || typeof pdu.state_key !== 'string') throw badJson('not an m.room.member event');
     if (pdu.content.membership !== membership) throw badJson(`membership is ${JSON.stringify(pdu.content.membership)}, not ${membership}`);
     if (senderIsTarget && pdu.state_key !== pdu.sender) throw badJson('state_key must be the sender');
-    if (domainOf(pdu.sender) !== origin) throw forbidden(`${origin} cannot send an event for ${pdu.sender}`);
+    if (!isUserOf(pdu.sender, origin)) throw forbidden(`${origin} cannot send an event for ${pdu.sender}`);
     return pdu;
   }
 

@@ -3,8 +3,8 @@
 // serves make_leave. Neither can be checked against room state we do not have; both are kept as outliers and put
 // on the room log so the bridge drops the invite.
 import type { InboundPdu } from '@fedgate/bus';
-import { computeReferenceHash, roomVersionRules, roomVersionsForEventId, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
-import { domainOf, toRoomEvent } from '@fedgate/room-state';
+import { computeReferenceHash, isUserOf, roomVersionRules, roomVersionsForEventId, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
+import { toRoomEvent } from '@fedgate/room-state';
 import type { EventRecord, Store } from '@fedgate/store';
 import { finishEvent, type ServerSigner } from './event-builder';
 import { logEventOf, recordFor, type RoomTimeline } from './room-timeline';
@@ -37,10 +37,10 @@ export class OutOfBandMembership {
    */
   async rescind(inbound: InboundPdu, pdu: Pdu): Promise<{ eventId: string } | undefined> {
     const stateKey = typeof pdu.state_key === 'string' ? pdu.state_key : undefined;
-    if (pdu.type !== 'm.room.member' || !stateKey || domainOf(stateKey) !== this.serverName) return undefined;
+    if (pdu.type !== 'm.room.member' || !stateKey || !isUserOf(stateKey, this.serverName)) return undefined;
     if ((pdu.content as { membership?: unknown }).membership !== 'leave') return undefined;
     const invite = await storedInvite(this.store, inbound.roomId, stateKey);
-    if (!invite || domainOf(String(invite.pdu.sender)) !== inbound.origin || domainOf(String(pdu.sender)) !== inbound.origin) return undefined;
+    if (!invite || !isUserOf(invite.pdu.sender, inbound.origin) || !isUserOf(pdu.sender, inbound.origin)) return undefined;
     if (await this.store.events.get(inbound.eventId)) return { eventId: inbound.eventId };
     await this.keep(inbound.eventId, inbound.roomId, pdu, { local: false });
     return { eventId: inbound.eventId };

@@ -93,3 +93,13 @@ describe('chat-sync typing', () => {
     }
   });
 });
+
+describe('chat-sync ephemeral EDUs: strict origin check', () => {
+  it('hands on no typing or receipt whose user lacks the "@" sigil (`x:<origin>`)', async () => {
+    const { fanout, published } = fanoutWithClock();
+    await fanout.handle({ origin: REMOTE, txnId: 't', eduType: 'm.typing', receivedAt: 0, content: { room_id: `!s:${REMOTE}`, user_id: `x:${REMOTE}`, typing: true } } as InboundEdu, 'sigil-typing');
+    await fanout.handle({ origin: REMOTE, txnId: 't', eduType: 'm.receipt', receivedAt: 0, content: { [`!s:${REMOTE}`]: { 'm.read': { [`x:${REMOTE}`]: { event_ids: ['$e'] } } } } } as InboundEdu, 'sigil-receipt');
+    expect(published).toEqual([]);
+    fanout.stop();
+  });
+});

@@ -4,6 +4,7 @@
 // services' users, one per device (MSC2409).
 import { createHash } from 'node:crypto';
 import type { InboundEdu } from '@fedgate/bus';
+import { isUserOf } from '@fedgate/protocol';
 import type { Bus, BusTopology, Store } from '@fedgate/platform';
 import { ApplicationServiceRegistry, type ApplicationService } from '../registration';
 import { RoomView } from '../rooms/room-view';
@@ -114,7 +115,7 @@ export class EduFanout {
       this.options.onUndeliveredToDevice?.({ origin: edu.origin, sender, messageId: content.message_id, recipient, device, reason });
     if (typeof sender !== 'string' || typeof type !== 'string' || typeof messages !== 'object' || messages === null) return undelivered('malformed');
     // Only a server may speak for its own users.
-    if (!sender.endsWith(`:${edu.origin}`)) return undelivered('not_origin_user');
+    if (!isUserOf(sender, edu.origin)) return undelivered('not_origin_user');
     // A message sent again (in another transaction: the bus message differs) is handed on once, by message_id.
     const dedupe = typeof content.message_id === 'string' ? content.message_id : undefined;
     if (dedupe !== undefined && (await this.store.toDevice.wasDelivered(edu.origin, sender, dedupe))) return undelivered('duplicate_message_id');
@@ -156,7 +157,7 @@ export class EduFanout {
       case 'm.typing': {
         if (typeof content.room_id !== 'string' || typeof content.user_id !== 'string') return [];
         // Only a server may speak for its own users.
-        if (!content.user_id.endsWith(`:${edu.origin}`)) return [];
+        if (!isUserOf(content.user_id, edu.origin)) return [];
         const userIds = this.typing.update(content.room_id, content.user_id, content.typing === true, content.timeout, this.now());
         return [{ roomId: content.room_id, event: { type: 'm.typing', room_id: content.room_id, content: { user_ids: userIds } } }];
       }
@@ -166,7 +167,7 @@ export class EduFanout {
           const byEvent: Record<string, Record<string, Record<string, Record<string, unknown>>>> = {};
           for (const [receiptType, byUser] of Object.entries((byType ?? {}) as Record<string, any>)) {
             for (const [userId, receipt] of Object.entries((byUser ?? {}) as Record<string, any>)) {
-              if (!userId.endsWith(`:${edu.origin}`)) continue;
+              if (!isUserOf(userId, edu.origin)) continue;
               for (const eventId of Array.isArray(receipt?.event_ids) ? receipt.event_ids : []) {
                 if (typeof eventId !== 'string') continue;
                 ((byEvent[eventId] ??= {})[receiptType] ??= {})[userId] = { ...(receipt.data ?? {}) };
@@ -180,7 +181,7 @@ export class EduFanout {
       case 'm.presence': {
         const updates = Array.isArray(content.push) ? content.push : [];
         return updates
-          .filter((u: any) => typeof u?.user_id === 'string' && u.user_id.endsWith(`:${edu.origin}`))
+          .filter((u: any) => isUserOf(u?.user_id, edu.origin))
           .map((u: any) => {
             const { user_id: sender, ...rest } = u;
             return { event: { type: 'm.presence', sender, content: rest } };

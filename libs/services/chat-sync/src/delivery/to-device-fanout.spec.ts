@@ -110,4 +110,12 @@ describe('to-device messages to the application service', () => {
     expect(undelivered).toEqual([{ reason: 'not_origin_user', recipient: undefined, device: undefined }]);
     f.stop();
   });
+
+  it('delivers nothing when the sender lacks the "@" sigil (`x:<origin>`): no user of the origin (strict origin check)', async () => {
+    const { fanout: f, published, undelivered } = fanout();
+    await f.handle(edu('remote.test', 'x:remote.test', { '@chat_bob:gw.test': { PHONE: { c: 1 } } }), 'msg');
+    expect(published).toEqual([]);
+    expect(undelivered).toEqual([{ reason: 'not_origin_user', recipient: undefined, device: undefined }]);
+    f.stop();
+  });
 });

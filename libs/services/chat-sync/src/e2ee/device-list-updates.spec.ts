@@ -8,6 +8,11 @@ describe('device list EDUs: whose user the origin may speak for', () => {
     expect(applySigningKeyUpdate(null, { user_id: 'remote.test' }, 'remote.test', 0)).toEqual({ kind: 'refused', reason: 'not_origin_user' });
   });
 
+  it('refuses an update whose user_id lacks the "@" sigil (`x:<origin>`): no user of the origin (strict origin check)', () => {
+    expect(applyDeviceListUpdate(null, { user_id: 'x:remote.test', device_id: 'PHONE', stream_id: 1 }, 'remote.test', 0)).toEqual({ kind: 'refused', reason: 'not_origin_user' });
+    expect(applySigningKeyUpdate(null, { user_id: 'x:remote.test' }, 'remote.test', 0)).toEqual({ kind: 'refused', reason: 'not_origin_user' });
+  });
+
   it("takes an update about the origin's own user (a resync with nothing cached)", () => {
     expect(applyDeviceListUpdate(null, { user_id: '@bob:remote.test', device_id: 'PHONE', stream_id: 1 }, 'remote.test', 0)).toEqual({ kind: 'resync' });
     expect(applySigningKeyUpdate(null, { user_id: '@bob:remote.test' }, 'remote.test', 0)).toEqual({ kind: 'resync' });

@@ -2,9 +2,9 @@
 // `m.signing_key_update` EDU moves a cached list, when a gap means a resync, and what a resync answer
 // (`GET /user/devices/{userId}`) must look like to be kept. A lying origin gets a reason, never a change:
 // a user of another server, a stream id that does not move forward, keys that do not verify, a list too long.
-import { checkCrossSigningKey, checkDeviceKeys, DeviceKeyError, type PublishedKey } from '@fedgate/protocol';
+import { checkCrossSigningKey, checkDeviceKeys, DeviceKeyError, isUserOf, type PublishedKey } from '@fedgate/protocol';
 import type { KeyObject, RemoteDeviceList } from '@fedgate/store';
-import { domainOf, isObject } from '@fedgate/room-state';
+import { isObject } from '@fedgate/room-state';
 
 /** Devices kept for one remote user: more is refused (a client encrypts for each of them). */
 export const MAX_REMOTE_DEVICES_PER_USER = 1000;
@@ -24,7 +24,7 @@ function keyError(error: unknown): string {
 export function applyDeviceListUpdate(cached: RemoteDeviceList | null, content: unknown, origin: string, now: number): UpdateOutcome {
   if (!isObject(content) || typeof content.user_id !== 'string' || typeof content.device_id !== 'string') return { kind: 'refused', reason: 'malformed' };
   const { user_id: userId, device_id: deviceId, stream_id: streamId } = content;
-  if (domainOf(userId) !== origin) return { kind: 'refused', reason: 'not_origin_user' };
+  if (!isUserOf(userId, origin)) return { kind: 'refused', reason: 'not_origin_user' };
   if (!Number.isSafeInteger(streamId) || (streamId as number) < 0) return { kind: 'refused', reason: 'malformed: stream_id' };
   const prevIds = content.prev_id ?? [];
   if (!Array.isArray(prevIds) || !prevIds.every((p) => Number.isSafeInteger(p))) return { kind: 'refused', reason: 'malformed: prev_id' };
@@ -50,7 +50,7 @@ export function applyDeviceListUpdate(cached: RemoteDeviceList | null, content: 
 export function applySigningKeyUpdate(cached: RemoteDeviceList | null, content: unknown, origin: string, now: number): UpdateOutcome {
   if (!isObject(content) || typeof content.user_id !== 'string') return { kind: 'refused', reason: 'malformed' };
   const userId = content.user_id;
-  if (domainOf(userId) !== origin) return { kind: 'refused', reason: 'not_origin_user' };
+  if (!isUserOf(userId, origin)) return { kind: 'refused', reason: 'not_origin_user' };
   if (cached === null || cached.stale) return { kind: 'resync' };
   const keys = checkedCrossSigning(userId, content.master_key ?? cached.masterKey ?? undefined, content.self_signing_key ?? undefined);
   if ('reason' in keys) return { kind: 'refused', reason: keys.reason };

@@ -1,5 +1,5 @@
 // Issue 16: Complement's input checks on send_join / send_leave / invite v1, and re-sent PDUs on /send.
-import type { InboundPdu, ReceiveInviteCommand, ReceiveInviteReply, SendMembershipCommand, SendMembershipReply } from '@fedgate/bus';
+import type { InboundPdu, MakeMembershipCommand, MakeMembershipReply, ReceiveInviteCommand, ReceiveInviteReply, SendMembershipCommand, SendMembershipReply } from '@fedgate/bus';
 import { computeEventId, signEvent, type JsonObject } from '@fedgate/protocol';
 import { INGRESS_NAME, refusal, seedRoom, signedEvent, startIngress, type IngressHarness } from '../__fixtures__/ingress-harness';
 
@@ -10,6 +10,7 @@ describe('complement: federation handshake inputs', () => {
   let head: string;
   const sent: SendMembershipCommand[] = [];
   const invites: ReceiveInviteCommand[] = [];
+  const made: MakeMembershipCommand[] = [];
   let stop: Array<() => Promise<void>> = [];
 
   beforeAll(async () => {
@@ -23,7 +24,11 @@ describe('complement: federation handshake inputs', () => {
       invites.push(command);
       return { ok: true, event: { ...command.event, signed_here: true } };
     });
-    stop = [() => a.stop(), () => b.stop()];
+    const c = await h.bus.serve<MakeMembershipCommand, MakeMembershipReply>(h.topology.makeMembership.command, (command) => {
+      made.push(command);
+      return { ok: true, roomVersion: '10', event: { sender: command.userId } };
+    });
+    stop = [() => a.stop(), () => b.stop(), () => c.stop()];
   }, 60_000);
 
   afterAll(async () => {
@@ -107,6 +112,25 @@ describe('complement: federation handshake inputs', () => {
       expect(await refusal(put(invitePath(computeEventId(impostor, '1')), impostor))).toEqual({ status: 403, errcode: 'M_FORBIDDEN' });
       const forged: JsonObject = { ...v1Invite('@carol:ingress.test').pdu, signatures: {} };
       expect(await refusal(put(invitePath(String(forged.event_id)), forged))).toEqual({ status: 403, errcode: 'M_FORBIDDEN' });
+      expect(invites.length).toBe(before);
+    });
+  });
+
+  describe('strict origin checks: an ID without its sigil is no user of the origin', () => {
+    const makeJoin = (userId: string) => h.remote.client().getJson<any>(INGRESS_NAME, `/_matrix/federation/v1/make_join/${encodeURIComponent(ROOM)}/${encodeURIComponent(userId)}`, { query: { ver: '10' } });
+
+    it('make_join for `x:<origin>` or the bare origin is 400 M_INVALID_PARAM, never a template; its own user still gets one', async () => {
+      for (const userId of [`x:${h.remote.serverName}`, h.remote.serverName]) expect(await refusal(makeJoin(userId))).toEqual({ status: 400, errcode: 'M_INVALID_PARAM' });
+      expect(made).toEqual([]);
+      await makeJoin(h.remote.user('zed'));
+      expect(made.map((m) => m.userId)).toEqual([h.remote.user('zed')]);
+    });
+
+    it('an invite whose state_key is `x:<this server>` (no "@") is 400 M_BAD_JSON and never countersigned', async () => {
+      const before = invites.length;
+      const invite = signedEvent({ room_id: '!elsewhere:remote', type: 'm.room.member', state_key: `x:${INGRESS_NAME}`, sender: h.remote.user('alice'), content: { membership: 'invite' } }, h.remote.serverName, h.remote.key);
+      const path = `/_matrix/federation/v2/invite/${encodeURIComponent('!elsewhere:remote')}/${encodeURIComponent(invite.eventId)}`;
+      expect(await refusal(put(path, { room_version: '10', event: invite.pdu, invite_room_state: [] }))).toEqual({ status: 400, errcode: 'M_BAD_JSON' });
       expect(invites.length).toBe(before);
     });
   });

@@ -3,8 +3,7 @@ import { Body, Controller, Get, HttpCode, Inject, Param, Put, Query, Req, UseGua
 import type { MembershipKind } from '@fedgate/bus';
 import { verifyRemoteEvents } from '@fedgate/federation-client';
 import { KEY_RING, SERVER_IDENTITY, type KeyRing, type ServerIdentity } from '@fedgate/platform';
-import { isSupportedRoomVersion, type JsonObject } from '@fedgate/protocol';
-import { domainOf } from '@fedgate/room-state';
+import { isSupportedRoomVersion, isUserOf, serverNameOf, type JsonObject } from '@fedgate/protocol';
 import { MatrixError } from '@fedgate/service-kit';
 import { AuditReasonInterceptor } from '../audit/audit-reason.interceptor';
 import { RoomAccess } from '../auth/room-access';
@@ -107,8 +106,8 @@ export class MembershipController {
     const origin = request.federationOrigin!;
     const event = await this.checkedEvent(raw, roomVersion, roomId, eventId);
     if (event.type !== 'm.room.member' || (event.content as { membership?: unknown }).membership !== 'invite') throw MatrixError.badJson('Not an invite event');
-    if (typeof event.state_key !== 'string' || domainOf(event.state_key) !== this.identity.serverName) throw MatrixError.badJson('The invited user is not on this server');
-    if (domainOf(String(event.sender)) !== origin) throw MatrixError.forbidden(`The inviter is not on ${origin}`);
+    if (!isUserOf(event.state_key, this.identity.serverName)) throw MatrixError.badJson('The invited user is not on this server');
+    if (!isUserOf(event.sender, origin)) throw MatrixError.forbidden(`The inviter is not on ${origin}`);
     const inviteRoomState = Array.isArray(roomState) ? (roomState as JsonObject[]) : [];
     const reply = await this.commands.receiveInvite({ roomId, eventId, roomVersion, origin, event, inviteRoomState });
     return { event: reply.event };
@@ -116,7 +115,9 @@ export class MembershipController {
 
   private async make(membership: MembershipKind, roomId: string, userId: string, request: IngressRequest, supportedVersions?: string[]) {
     const origin = request.federationOrigin!;
-    if (domainOf(userId) !== origin) throw MatrixError.forbidden(`User ${userId} is not on ${origin}`);
+    const server = serverNameOf(userId);
+    if (server === undefined) throw MatrixError.invalidParam(`${JSON.stringify(userId)} is not a user ID`);
+    if (server !== origin) throw MatrixError.forbidden(`User ${userId} is not on ${origin}`);
     const reply = await this.commands.makeMembership({ roomId, userId, membership, origin, ...(supportedVersions ? { supportedVersions } : {}) });
     return { room_version: reply.roomVersion, event: reply.event };
   }
@@ -130,7 +131,7 @@ export class MembershipController {
     if (event.type !== 'm.room.member' || (event.content as { membership?: unknown }).membership !== membership) throw MatrixError.badJson(`Not a ${membership} event`);
     // A malformed membership (someone else's state_key) is bad input; a user of another server is not this origin's to send.
     if (typeof event.state_key !== 'string' || event.state_key !== event.sender) throw MatrixError.badJson(`The ${membership} event's state_key must be its sender`);
-    if (domainOf(event.state_key) !== origin) throw MatrixError.forbidden(`The ${membership} must be sent by its own user on ${origin}`);
+    if (!isUserOf(event.state_key, origin)) throw MatrixError.forbidden(`The ${membership} must be sent by its own user on ${origin}`);
     return this.commands.sendMembership({ roomId, eventId, membership, origin, event, ...(omitMembers ? { omitMembers } : {}) });
   }
 

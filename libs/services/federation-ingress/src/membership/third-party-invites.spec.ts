@@ -80,6 +80,14 @@ describe('third-party invites over federation', () => {
     expect(created.length).toBe(before);
   });
 
+  it('strict origin check: an invitee or inviter without the "@" sigil (`x:<server>`) is refused as no user at all', async () => {
+    const before = created.length;
+    const noSigil = `x:${h.remote.serverName}`;
+    expect(await refusal(exchange(exchangeBody(noSigil, signedFor(noSigil))))).toMatchObject({ status: 400 });
+    expect(await refusal(exchange(exchangeBody(h.remote.user('bob'), signedFor(h.remote.user('bob')), { sender: `x:${INGRESS_NAME}` })))).toMatchObject({ status: 400 });
+    expect(created.length).toBe(before);
+  });
+
   describe('the signing key checked at the key_validity_url, as the inviter’s server must (the exchange once checked only the signature)', () => {
     const before = () => created.length;
     afterEach(() => {

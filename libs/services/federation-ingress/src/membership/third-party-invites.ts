@@ -8,9 +8,9 @@
 //     inviter's own invite event, which state-resolver authorises and sends to the invitee's server.
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { FEDERATION_CLIENT, SERVER_IDENTITY, STORE, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
-import { parseRoomId, parseUserId, type JsonObject } from '@fedgate/protocol';
+import { isUserOf, serverNameOf, parseRoomId, parseUserId, type JsonObject } from '@fedgate/protocol';
 import type { FedgateConfig } from '@fedgate/config';
-import { domainOf, thirdPartyInvitePublicKeys, toRoomEvent, verifyThirdPartyInviteSignature } from '@fedgate/room-state';
+import { thirdPartyInvitePublicKeys, toRoomEvent, verifyThirdPartyInviteSignature } from '@fedgate/room-state';
 import { FEDGATE_CONFIG, MatrixError } from '@fedgate/service-kit';
 import { stateTupleKey } from '@fedgate/store';
 import { RoomAccess } from '../auth/room-access';
@@ -97,8 +97,8 @@ export class ThirdPartyInvites {
    */
   async exchange(request: ThirdPartyInviteRequest, origin: string): Promise<void> {
     const { roomId, sender, target, signed } = request;
-    if (domainOf(sender) !== this.identity.serverName) throw MatrixError.invalidParam(`The inviter ${sender} is not on this server`);
-    if (domainOf(target) !== origin) throw MatrixError.forbidden(`${origin} may only exchange invites for its own users`);
+    if (!isUserOf(sender, this.identity.serverName)) throw MatrixError.invalidParam(`The inviter ${sender} is not on this server`);
+    if (!isUserOf(target, origin)) throw MatrixError.forbidden(`${origin} may only exchange invites for its own users`);
     const state = await this.access.reads.currentState(roomId);
     if (!state) throw MatrixError.notFound(`Unknown room ${roomId}`);
     const inviteId = state.get(stateTupleKey('m.room.third_party_invite', String(signed.token)));
@@ -123,7 +123,7 @@ export class ThirdPartyInvites {
   parseOnbind(body: unknown): ThirdPartyInviteRequest[] {
     if (!isObject(body)) throw MatrixError.badJson('Body must be a JSON object');
     const target = validUserId(body.mxid, 'mxid');
-    if (domainOf(target) !== this.identity.serverName) throw MatrixError.invalidParam(`${target} is not a user of this server`);
+    if (!isUserOf(target, this.identity.serverName)) throw MatrixError.invalidParam(`${target} is not a user of this server`);
     if (!Array.isArray(body.invites)) throw MatrixError.badJson('invites must be an array');
     if (body.invites.length > MAX_ONBIND_INVITES) throw MatrixError.invalidParam(`At most ${MAX_ONBIND_INVITES} invites per call`);
     return body.invites.map((invite, i) => {
@@ -141,7 +141,7 @@ export class ThirdPartyInvites {
     return Promise.all(
       invites.map(async (invite): Promise<OnbindOutcome> => {
         try {
-          await this.exchangeWith(domainOf(invite.sender), invite);
+          await this.exchangeWith(serverNameOf(invite.sender) ?? '', invite);
           return { roomId: invite.roomId, sender: invite.sender, ok: true };
         } catch (err) {
           const error = err instanceof MatrixError ? `${err.errcode}: ${err.error}` : (err as Error).message;

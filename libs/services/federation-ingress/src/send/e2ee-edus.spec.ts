@@ -46,6 +46,14 @@ describe('encryption EDUs at ingress', () => {
     ]);
   });
 
+  it('strict origin check: a user_id or sender without the "@" sigil (`x:<origin>`, `<origin>`) is no user of the origin', async () => {
+    const origin = h.remote.serverName;
+    await send('txn-e2ee-sigil', [deviceList(`x:${origin}`), signingKeys(origin), toDevice(`x:${origin}`, 'm9'), deviceList(`@x:evil.test:${origin}`)]);
+    expect(published('txn-e2ee-sigil')).toEqual([]);
+    const record = await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-e2ee-sigil');
+    expect(((record.details as any).refused as any[]).map((r) => r.reason)).toEqual(['not_origin_user', 'not_origin_user', 'not_origin_user', 'not_origin_user']);
+  });
+
   it('leaves out malformed encryption EDUs', async () => {
     await send('txn-e2ee-malformed', [
       { edu_type: 'm.device_list_update', content: { user_id: h.remote.user('alice'), device_id: 'D', stream_id: 'two' } },

@@ -75,6 +75,38 @@ describe('room EDU checks at ingress', () => {
     expect(((record.details as any).refused as any[]).map((r) => r.reason)).toEqual(['not_origin_user', 'not_origin_user']);
   });
 
+  it('strict origin check: a typing or receipt user_id without the "@" sigil (`x:<origin>`, `<origin>`) is no user of the origin', async () => {
+    const origin = h.remote.serverName;
+    await send('txn-sigil', [typing(joined.roomId, `x:${origin}`), { edu_type: 'm.receipt', content: { [joined.roomId]: { 'm.read': { [`x:${origin}`]: { event_ids: ['$a'] }, [origin]: { event_ids: ['$b'] }, [h.remote.user('alice')]: { event_ids: ['$c'] } } } } }]);
+    const edus = published('txn-sigil');
+    expect(edus.map((e) => e.eduType)).toEqual(['m.receipt']);
+    expect(Object.keys((edus[0]!.content as any)[joined.roomId]['m.read'])).toEqual([h.remote.user('alice')]);
+    const record = await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-sigil');
+    expect(((record.details as any).refused as any[]).map((r) => [r.eduType, r.reason])).toEqual([
+      ['m.typing', 'not_origin_user'],
+      ['m.receipt', 'not_origin_user'],
+    ]);
+  });
+
+  it('keeps only the origin\'s own users in m.presence, the rest left out with the reason audited', async () => {
+    const origin = h.remote.serverName;
+    const update = (userId: string) => ({ user_id: userId, presence: 'online', last_active_ago: 1 });
+    await send('txn-presence', [{ edu_type: 'm.presence', content: { push: [update(h.remote.user('alice')), update(`x:${origin}`), update(h.other.user('olga')), 'nonsense'] } }]);
+    const edus = published('txn-presence');
+    expect(edus.map((e) => (e.content as any).push.map((u: any) => u.user_id))).toEqual([[h.remote.user('alice')]]);
+    const record = await auditOnceRecorded(h.store, (r) => r.txnId === 'txn-presence');
+    expect(((record.details as any).refused as any[]).map((r) => [r.eduType, r.reason])).toEqual([
+      ['m.presence', 'not_origin_user'],
+      ['m.presence', 'not_origin_user'],
+      ['m.presence', 'malformed'],
+    ]);
+  });
+
+  it('drops an m.presence that speaks for no user of the origin', async () => {
+    await send('txn-presence-impostor', [{ edu_type: 'm.presence', content: { push: [{ user_id: h.other.user('olga'), presence: 'online' }] } }, { edu_type: 'm.presence', content: { push: 'x' } }]);
+    expect(published('txn-presence-impostor')).toEqual([]);
+  });
+
   it('still applies the ACL to any other EDU that names a room, counted under a fixed label', async () => {
     await send('txn-custom-acl', [{ edu_type: 'org.example.custom', content: { room_id: denied.roomId } }]);
     expect(published('txn-custom-acl')).toEqual([]);

@@ -1,8 +1,8 @@
 // Room EDUs (typing, read receipts) from a remote server: accepted only for rooms this server knows, from an
 // origin with a joined user there that the room's server ACL allows, and only about the origin's own users.
+// Presence likewise speaks only for the origin's own users.
 // Everything left out is reported with its reason (the transaction's audit record lists it).
-import type { Edu, JsonObject } from '@fedgate/protocol';
-import { domainOf } from '@fedgate/room-state';
+import { isUserOf, type Edu, type JsonObject } from '@fedgate/protocol';
 import type { RoomAccess } from '../auth/room-access';
 import { E2EE_EDU_TYPES, e2eeEduRefusal } from './e2ee-edus';
 
@@ -31,6 +31,7 @@ export class RoomEduChecks {
   async check(edu: Edu): Promise<{ edu?: Edu; dropped: DroppedRoomEdu[] }> {
     if (edu.edu_type === 'm.typing') return this.typing(edu);
     if (edu.edu_type === 'm.receipt') return this.receipt(edu);
+    if (edu.edu_type === 'm.presence') return this.presence(edu);
     if (E2EE_EDU_TYPES.includes(edu.edu_type)) {
       const refusal = e2eeEduRefusal(edu, this.origin);
       return refusal ? { dropped: [refusal] } : { edu, dropped: [] };
@@ -44,9 +45,21 @@ export class RoomEduChecks {
   private async typing(edu: Edu): Promise<{ edu?: Edu; dropped: DroppedRoomEdu[] }> {
     const { room_id: roomId, user_id: userId } = edu.content as { room_id?: unknown; user_id?: unknown };
     if (typeof roomId !== 'string' || typeof userId !== 'string') return { dropped: [{ reason: 'malformed' }] };
-    if (domainOf(userId) !== this.origin) return { dropped: [{ roomId, reason: 'not_origin_user' }] };
+    if (!isUserOf(userId, this.origin)) return { dropped: [{ roomId, reason: 'not_origin_user' }] };
     const refusal = await this.verdict(roomId);
     return refusal ? { dropped: [{ roomId, reason: refusal }] } : { edu, dropped: [] };
+  }
+
+  private presence(edu: Edu): { edu?: Edu; dropped: DroppedRoomEdu[] } {
+    const push = (edu.content as { push?: unknown }).push;
+    if (!Array.isArray(push)) return { dropped: [{ reason: 'malformed' }] };
+    const dropped: DroppedRoomEdu[] = [];
+    const own = push.filter((update) => {
+      const reason = !isObject(update) ? 'malformed' : isUserOf(update.user_id, this.origin) ? undefined : 'not_origin_user';
+      if (reason) dropped.push({ reason });
+      return reason === undefined;
+    });
+    return own.length > 0 ? { edu: { ...edu, content: { ...edu.content, push: own } }, dropped } : { dropped };
   }
 
   private async receipt(edu: Edu): Promise<{ edu?: Edu; dropped: DroppedRoomEdu[] }> {
@@ -65,7 +78,7 @@ export class RoomEduChecks {
       const ownUsersOnly: JsonObject = {};
       for (const [receiptType, byUser] of Object.entries(byType)) {
         if (!isObject(byUser)) continue;
-        const users = Object.entries(byUser).filter(([userId]) => domainOf(userId) === this.origin);
+        const users = Object.entries(byUser).filter(([userId]) => isUserOf(userId, this.origin));
         if (users.length < Object.keys(byUser).length) dropped.push({ roomId, reason: 'not_origin_user' });
         if (users.length > 0) ownUsersOnly[receiptType] = Object.fromEntries(users) as JsonObject;
       }

@@ -5,7 +5,7 @@ import type { FedgateConfig } from '@fedgate/config';
 import type { InboundEdu, InboundPdu, PublishItem } from '@fedgate/bus';
 import { verifyRemoteEvents, type RemoteEventResult } from '@fedgate/federation-client';
 import { BUS, BUS_TOPOLOGY, KEY_RING, STORE, type Bus, type BusTopology, type KeyRing, type Store } from '@fedgate/platform';
-import { roomVersionsForEventId, validateEdu, type JsonObject } from '@fedgate/protocol';
+import { isUserOf, roomVersionsForEventId, validateEdu, type JsonObject } from '@fedgate/protocol';
 import { domainOf } from '@fedgate/room-state';
 import { FEDGATE_CONFIG, MatrixError, SERVICE_LOGGER } from '@fedgate/service-kit';
 import type { Logger } from 'pino';
@@ -174,7 +174,7 @@ export class TransactionProcessor {
     if (pdu.type !== 'm.room.member' || typeof pdu.state_key !== 'string' || (pdu.content as { membership?: unknown } | undefined)?.membership !== 'leave') return undefined;
     const events = await this.store.events.byDepthRange({ roomId, minDepth: 0, maxDepth: Number.MAX_SAFE_INTEGER, limit: 1000, excludeRejected: true });
     const invite = events.find((e) => e.type === 'm.room.member' && e.stateKey === pdu.state_key && (e.pdu.content as { membership?: unknown }).membership === 'invite');
-    if (!invite || domainOf(String(invite.pdu.sender)) !== origin) return undefined;
+    if (!invite || !isUserOf(invite.pdu.sender, origin)) return undefined;
     const candidates = roomVersionsForEventId(invite.pdu as Record<string, unknown>, invite.eventId);
     if (candidates.length === 1) return candidates[0];
     for (const version of candidates) {
