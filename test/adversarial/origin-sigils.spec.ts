@@ -30,4 +30,12 @@ describe('adversarial: IDs without their sigil in membership handshakes', () => 
     const reply = await t.fedgate.resolver.handshakes.receiveInvite({ roomId: room.roomId, eventId: invite.eventId, roomVersion: '10', origin: 'evil.test', event: invite.pdu as never, inviteRoomState: [] });
     expect(reply.ok).toBe(true);
   });
+
+  it('a PDU whose sender is `x:evil.test` is refused on receipt, never stored', async () => {
+    await t.evil.joinRoom(t.fedgate, roomId);
+    const e = await t.evil.eventIn(t.fedgate, roomId, { type: 'm.room.message', sender: 'x:evil.test', content: { body: 'as nobody' } });
+    const [delivery] = await t.evil.deliver(t.fedgate, [e]);
+    expect(delivery).toMatchObject({ refused: expect.stringContaining('sender') });
+    expect(await t.fedgate.store.events.get(e.eventId)).toBeUndefined();
+  });
 });
