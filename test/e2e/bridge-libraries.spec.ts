@@ -8,7 +8,7 @@
 // bridges) and one Synapse for the whole file; the scenarios share them.
 import { Method } from 'matrix-js-sdk';
 import sharp from 'sharp';
-import { createTestCa, startFedgate, startSynapse, type FedgateInstance, type SynapseHandle, type SynapseUser } from '@fedgate/testing';
+import { createTestCa, startFedgate, startSynapse, startTogether, type FedgateInstance, type SynapseHandle, type SynapseUser } from '@fedgate/testing';
 import * as rocketChatLibrary from '@rocket.chat/forked-matrix-appservice-bridge';
 import * as upstreamLibrary from 'matrix-appservice-bridge';
 import { LibraryBridge, type BridgeLibraryName, type LibraryIntent } from '../support/src/bridge/library-bridge';
@@ -44,11 +44,11 @@ beforeAll(async () => {
   const registrationsB = await prepareBridges('b', bridgesB);
   // Rocket.Chat's bridge reads m.room.create's `creator`, which room versions after 10 leave out.
   const fedgateConfig = (registrationFiles: string[]) => ({ appServices: { registrationFiles }, rooms: { defaultVersion: '10' } });
-  [synapse, a, b] = await Promise.all([
+  [synapse, a, b] = await startTogether([
     startSynapse({ ca, name: 'bridge-libraries', extraConfig: { caches: { sync_response_cache_duration: 0 } } }),
     startFedgate({ shape: 'embedded', ca, name: 'a', bridgePrefix: false, config: fedgateConfig(registrationsA) }),
     startFedgate({ shape: 'embedded', ca, name: 'b', bridgePrefix: false, config: fedgateConfig(registrationsB) }),
-  ]);
+  ] as const);
   for (const library of libraries) {
     await bridgesA[library].start({ homeserverUrl: a.clientServerUrl, domain: a.serverName });
     await bridgesB[library].start({ homeserverUrl: b.clientServerUrl, domain: b.serverName });

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { partitionOf } from '@fedgate/bus';
 import type { Store } from '@fedgate/store';
-import { createTestCa, FedgateProcess, openInstanceStore, startFedgate, type FedgateInstance, type TestBridge } from '@fedgate/testing';
+import { createTestCa, FedgateProcess, openInstanceStore, startFedgatePair, type FedgateInstance, type TestBridge } from '@fedgate/testing';
 import { parse } from 'yaml';
 
 const LEASE_TTL_MS = 3_000;
@@ -37,10 +37,10 @@ describe('elastic state-resolver replicas (distributed, leases)', () => {
 
   beforeAll(async () => {
     const ca = createTestCa();
-    [a, b] = await Promise.all([
-      startFedgate({ shape: 'distributed', ca, name: 'a', config: { replicas: { ownership: 'leases', leaseTtlMs: LEASE_TTL_MS } } }),
-      startFedgate({ shape: 'embedded', ca, name: 'b' }),
-    ]);
+    [a, b] = await startFedgatePair(
+      { shape: 'distributed', ca, name: 'a', config: { replicas: { ownership: 'leases', leaseTtlMs: LEASE_TTL_MS } } },
+      { shape: 'embedded', ca, name: 'b' },
+    );
     const env: NodeJS.ProcessEnv = {};
     for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('FEDGATE_') || name.startsWith('FEDGATE_TEST_')) env[name] = value;
     env.FEDGATE_CONFIG = a.configPath;

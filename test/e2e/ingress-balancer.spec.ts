@@ -3,7 +3,7 @@
 // connections, some cut mid-request); one ingress is killed -9 mid-run. The
 // remote's retries succeed through the other, and nothing it sent is delivered twice (the per-origin transaction
 // lock and the record of answered transactions are in the store, shared by the replicas).
-import { createTestCa, keepLogsAndDestroy, startFedgate, type FedgateInstance } from '@fedgate/testing';
+import { createTestCa, keepLogsAndDestroy, startFedgatePair, type FedgateInstance } from '@fedgate/testing';
 import { expectExactlyOnceInOrder, sleep, startTrafficBothWays, trafficBothWays } from './chaos-traffic';
 
 jest.setTimeout(300_000);
@@ -14,10 +14,10 @@ describe('several federation-ingress processes behind a TCP balancer (issue 12)'
 
   beforeAll(async () => {
     const ca = createTestCa();
-    [a, b] = await Promise.all([
-      startFedgate({ shape: 'distributed', ca, name: 'a', ingressReplicas: 2, config: { replicas: { ownership: 'leases', leaseTtlMs: 5_000 } } }),
-      startFedgate({ shape: 'embedded', ca, name: 'b' }),
-    ]);
+    [a, b] = await startFedgatePair(
+      { shape: 'distributed', ca, name: 'a', ingressReplicas: 2, config: { replicas: { ownership: 'leases', leaseTtlMs: 5_000 } } },
+      { shape: 'embedded', ca, name: 'b' },
+    );
   }, 240_000);
 
   afterAll(() => keepLogsAndDestroy('ingress-balancer', [a, b]), 60_000);

@@ -3,7 +3,7 @@
 // and started again. Every message answered to its sender reaches the other side once, in order.
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { createTestCa, LocalNatsCluster, keepLogsAndDestroy, startFedgate, type FedgateInstance } from '@fedgate/testing';
+import { createTestCa, LocalNatsCluster, keepLogsAndDestroy, startFedgatePair, type FedgateInstance } from '@fedgate/testing';
 import { expectExactlyOnceInOrder, sleep, startTrafficBothWays, trafficBothWays } from './chaos-traffic';
 
 jest.setTimeout(600_000);
@@ -16,15 +16,15 @@ describe('3-node NATS cluster, streams with 3 replicas (issue 12)', () => {
   beforeAll(async () => {
     cluster = await LocalNatsCluster.start(3);
     const ca = createTestCa();
-    [a, b] = await Promise.all([
-      startFedgate({
+    [a, b] = await startFedgatePair(
+      {
         shape: 'distributed',
         ca,
         name: 'a',
         config: { nats: { url: cluster.url }, bus: { prefix: 'clustered', publishRetryMs: 15_000, streamReplicas: 3 }, replicas: { ownership: 'leases', leaseTtlMs: 5_000 } },
-      }),
-      startFedgate({ shape: 'embedded', ca, name: 'b' }),
-    ]);
+      },
+      { shape: 'embedded', ca, name: 'b' },
+    );
   }, 600_000);
 
   afterAll(async () => {

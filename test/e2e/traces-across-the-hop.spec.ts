@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { stateMapKey } from '@fedgate/room-state';
-import { createTestCa, eventually, MaliciousHttpsServer, startFedgate, type FedgateInstance } from '@fedgate/testing';
+import { createTestCa, eventually, MaliciousHttpsServer, startFedgate, startTogether, type FedgateInstance } from '@fedgate/testing';
 
 jest.setTimeout(120_000);
 
@@ -60,10 +60,10 @@ describe('one trace per event across the distributed services (issue 12)', () =>
   beforeAll(async () => {
     collector = await startCollector();
     const ca = createTestCa();
-    [fedgate, evil] = await Promise.all([
+    [fedgate, evil] = await startTogether([
       startFedgate({ shape: 'distributed', ca, name: 'trc', config: { telemetry: { otlpEndpoint: collector.url } } }),
       MaliciousHttpsServer.start(ca),
-    ]);
+    ] as const);
     alice = await fedgate.bridge!.registerVirtualUser('trcchat_alice');
   }, 240_000);
   afterAll(async () => {

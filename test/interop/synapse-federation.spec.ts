@@ -1,7 +1,7 @@
 // Two harness Synapses federating with each other over loopback: proves the harness configuration
 // that fedgate relies on (outbound federation to 127.0.0.1/::1 allowed, peers' certificates verified
 // against the test CA, keys fetched from the origin server) before any fedgate code is involved.
-import { createTestCa, startSynapse, type SynapseHandle } from '@fedgate/testing';
+import { createTestCa, startSynapse, startTogether, type SynapseHandle } from '@fedgate/testing';
 import { eventually, matrixClientFor, messageBodies } from './support/matrix-client';
 
 describe('two harness Synapses federating over loopback', () => {
@@ -10,7 +10,7 @@ describe('two harness Synapses federating over loopback', () => {
   let second: SynapseHandle;
 
   beforeAll(async () => {
-    [first, second] = await Promise.all([startSynapse({ ca, name: 'federation-a' }), startSynapse({ ca, name: 'federation-b' })]);
+    [first, second] = await startTogether([startSynapse({ ca, name: 'federation-a' }), startSynapse({ ca, name: 'federation-b' })] as const);
   }, 600_000);
 
   afterAll(async () => {

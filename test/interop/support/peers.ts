@@ -4,7 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Method, type MatrixClient } from 'matrix-js-sdk';
 import { Agent, request } from 'undici';
-import { createTestCa, startFedgate, startSynapse, type FedgateInstance, type SynapseHandle, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
+import { createTestCa, startFedgate, startSynapse, startTogether, type FedgateInstance, type SynapseHandle, type TestBridge, type TestCertificateAuthority } from '@fedgate/testing';
 
 export interface Peers {
   ca: TestCertificateAuthority;
@@ -16,11 +16,11 @@ export interface Peers {
 /** Synapse and an embedded fedgate, started side by side (one of each per test file). */
 export async function startPeers(name: string, options: { synapseConfig?: Record<string, unknown>; synapseTrustsCaForHttpClient?: boolean; fedgateConfig?: Record<string, unknown>; bridgeMsc3202?: boolean } = {}): Promise<Peers> {
   const ca = createTestCa();
-  const [synapse, fedgate] = await Promise.all([
+  const [synapse, fedgate] = await startTogether([
     // Synapse caches /sync answers for two minutes by default: the scenarios read fresh state each time.
     startSynapse({ ca, name: `interop-${name}`, extraConfig: { caches: { sync_response_cache_duration: 0 }, ...options.synapseConfig }, trustCaForHttpClient: options.synapseTrustsCaForHttpClient }),
     startFedgate({ shape: 'embedded', ca, name, config: options.fedgateConfig, bridgeMsc3202: options.bridgeMsc3202 }),
-  ]);
+  ] as const);
   if (!fedgate.bridge) throw new Error('fedgate started without its bridge');
   return { ca, synapse, fedgate, bridge: fedgate.bridge };
 }

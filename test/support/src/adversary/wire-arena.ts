@@ -4,6 +4,7 @@ import type { Store } from '@fedgate/store';
 import type { TestBridge } from '../bridge';
 import { startFedgate, openInstanceStore, type FedgateInstance } from '../fedgate';
 import { createTestCa } from '../tls';
+import { startTogether } from '../start-together';
 import { MaliciousHttpsServer } from './malicious-https-server';
 
 export interface WireArena {
@@ -20,7 +21,7 @@ export function useWireArena(name: string): WireArena {
   const arena = {} as { -readonly [K in keyof WireArena]: WireArena[K] };
   beforeAll(async () => {
     const ca = createTestCa();
-    [arena.fedgate, arena.evil] = await Promise.all([startFedgate({ shape: 'embedded', ca, name }), MaliciousHttpsServer.start(ca)]);
+    [arena.fedgate, arena.evil] = await startTogether([startFedgate({ shape: 'embedded', ca, name }), MaliciousHttpsServer.start(ca)] as const);
     arena.store = await openInstanceStore(arena.fedgate);
     arena.bridge = arena.fedgate.bridge!;
     arena.alice = await arena.bridge.registerVirtualUser(`${name}chat_alice`);

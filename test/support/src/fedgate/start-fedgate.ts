@@ -14,6 +14,7 @@ import { TestBridge } from '../bridge';
 import { findFreePort } from '../process';
 import { TcpBalancer } from '../tcp-balancer';
 import { issueServerCertificate, writeServerCertificate, writeTestCa, type TestCertificateAuthority } from '../tls';
+import { startTogether } from '../start-together';
 import { withDeployedRuntime } from './deployed-runtime';
 import { FedgateProcess, repositoryRoot } from './fedgate-process';
 
@@ -114,15 +115,10 @@ export async function startFedgate(options: StartFedgateOptions): Promise<Fedgat
   }
 }
 
-/**
- * Starts two gateways side by side (the usual pair of a federation test). If one fails to start, the one that
- * did is destroyed before the error is thrown: a half-started pair would otherwise keep the test run alive.
- */
+/** Starts two gateways side by side (the usual pair of a federation test); see startTogether for a failed start. */
 export async function startFedgatePair(a: StartFedgateOptions, b: StartFedgateOptions): Promise<[FedgateInstance, FedgateInstance]> {
-  const [first, second] = await Promise.allSettled([startFedgate(a), startFedgate(b)]);
-  if (first.status === 'fulfilled' && second.status === 'fulfilled') return [first.value, second.value];
-  await Promise.all([first, second].map((r) => (r.status === 'fulfilled' ? r.value.destroy().catch(() => undefined) : undefined)));
-  throw (first.status === 'rejected' ? first.reason : (second as PromiseRejectedResult).reason) as Error;
+  const [first, second] = await startTogether([startFedgate(a), startFedgate(b)] as const);
+  return [first, second];
 }
 
 async function startFedgateOnce(options: StartFedgateOptions): Promise<FedgateInstance> {
