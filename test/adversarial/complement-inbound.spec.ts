@@ -3,15 +3,13 @@
 import type { HandlerOutcome, InboundPdu, ParkedPdu, ReceivedMessage, RoomLogEntry } from '@fedgate/bus';
 import { stateMapKey } from '@fedgate/room-state';
 import type { SignedEvent } from '@fedgate/testing';
-import { aliceCanSend, arena, ALICE, currentState, type Arena } from './setup';
+import { aliceCanSend, arenaWithEvilJoined, ALICE, currentState, type Arena } from './setup';
 
 describe('complement: inbound events', () => {
   let t: Arena;
   let roomId: string;
   beforeEach(async () => {
-    t = await arena();
-    roomId = await t.fedgate.createRoom(ALICE, '10');
-    await t.evil.joinRoom(t.fedgate, roomId);
+    ({ t, roomId } = await arenaWithEvilJoined());
   });
   afterEach(() => t.network.close());
 

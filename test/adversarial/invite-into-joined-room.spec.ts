@@ -5,7 +5,7 @@
 import { verifyRemoteEvents } from '@fedgate/federation-client';
 import type { SignedEvent } from '@fedgate/testing';
 import { stateMapKey } from '@fedgate/room-state';
-import { arena, ALICE, currentState, type Arena } from './setup';
+import { arenaWithEvilJoined, ALICE, currentState, type Arena } from './setup';
 
 const BOB = '@bob:fg.test';
 
@@ -13,9 +13,7 @@ describe('invite into a room we are joined to, its /send withheld', () => {
   let t: Arena;
   let roomId: string;
   beforeEach(async () => {
-    t = await arena();
-    roomId = await t.fedgate.createRoom(ALICE, '10');
-    await t.evil.joinRoom(t.fedgate, roomId);
+    ({ t, roomId } = await arenaWithEvilJoined());
     expect((await t.fedgate.send(roomId, ALICE, 'm.room.join_rules', { join_rule: 'invite' }, { stateKey: '' })).ok).toBe(true);
   });
   afterEach(() => t.network.close());

@@ -5,15 +5,13 @@
 // and we would never hear what follows), a leave only takes someone out: a remote member rejecting an invite one
 // of our users sent, or leaving, gets the leave into the room through us instead of only forgetting it locally.
 import { MaliciousServer } from '@fedgate/testing';
-import { arena, ALICE, type Arena } from './setup';
+import { arenaWithEvilJoined, ALICE, type Arena } from './setup';
 
 describe('adversarial: make_leave / send_leave for rooms we have left', () => {
   let t: Arena;
   let roomId: string;
   beforeEach(async () => {
-    t = await arena();
-    roomId = await t.fedgate.createRoom(ALICE, '10');
-    await t.evil.joinRoom(t.fedgate, roomId);
+    ({ t, roomId } = await arenaWithEvilJoined());
     await MaliciousServer.on(t.network, 'other.test').joinRoom(t.fedgate, roomId, 'olga');
     const left = await t.fedgate.send(roomId, ALICE, 'm.room.member', { membership: 'leave' }, { stateKey: ALICE });
     expect(left.ok).toBe(true);

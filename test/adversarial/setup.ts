@@ -18,6 +18,14 @@ export async function arena(): Promise<Arena> {
   return { network, fedgate, evil };
 }
 
+/** The usual opening: a fresh arena, a version-10 room of Alice's, and evil.test joined to it (as @mallory). */
+export async function arenaWithEvilJoined(): Promise<{ t: Arena; roomId: string }> {
+  const t = await arena();
+  const roomId = await t.fedgate.createRoom(ALICE, '10');
+  await t.evil.joinRoom(t.fedgate, roomId);
+  return { t, roomId };
+}
+
 export async function currentState(server: TestServer, roomId: string): Promise<Map<string, string>> {
   return (await server.resolver.timeline.currentState(roomId))!;
 }
