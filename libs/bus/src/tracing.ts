@@ -66,12 +66,17 @@ export async function endSpanAfter<R>(span: Span, work: () => Promise<R>): Promi
   try {
     return await work();
   } catch (error) {
-    span.recordException(error as Error);
-    span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+    recordSpanError(span, error as Error);
     throw error;
   } finally {
     span.end();
   }
+}
+
+/** Marks `span` failed: the exception as an event, the status ERROR with its message. */
+export function recordSpanError(span: Span, error: Error): void {
+  span.recordException(error);
+  span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
 }
 
 export function setSpanOutcome(outcome: string): void {

@@ -1,5 +1,6 @@
 // HTTP spans around the hops the bus spans do not see: a request served (federation `/send` in, the
 // application service's calls), a request made (federation `/send` out, the push to the application service).
+import { recordSpanError } from '@fedgate/bus';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 
 const tracer = () => trace.getTracer('@fedgate/http');
@@ -90,8 +91,7 @@ export async function withHttpClientSpan<R>(request: HttpClientSpanRequest, send
         if (typeof status === 'number') span.setAttribute('http.response.status_code', status);
         const code = (error as { code?: unknown }).code;
         if (typeof code === 'string') span.setAttribute('error.type', code);
-        span.recordException(error as Error);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).message });
+        recordSpanError(span, error as Error);
         throw error;
       } finally {
         span.end();
