@@ -21,6 +21,7 @@ import { auditRefused } from './refused-events';
 import { RemoteIoNeeded } from './remote-budget';
 import type { RoomLocks } from './room-locks';
 import { RoomTimeline, type Committed } from './room-timeline';
+import { fetchStateAt } from './state-at-fetch';
 import { toStoreStateMap } from './state-keys';
 
 export interface GapFillLimits {
@@ -194,25 +195,11 @@ export class InboundPduHandler {
 
   /** The state at an event we do not hold in the timeline: /state_ids (+ /event or /state), kept as outliers. */
   async fetchStateAt(origin: string, roomId: string, eventId: string, rules: RoomVersionRules): Promise<void> {
-    const ids = await this.api.stateIds(origin, roomId, eventId);
-    const needed = [...new Set([eventId, ...ids.pdu_ids, ...ids.auth_chain_ids])];
-    const missing = await this.store.events.missing(needed);
-    let pdus: Record<string, unknown>[] = [];
-    if (missing.length > this.limits.maxSingleFetches) {
-      const state = await this.api.state(origin, roomId, eventId);
-      pdus = [...state.pdus, ...state.auth_chain];
-      if (missing.includes(eventId)) pdus.push(await this.api.event(origin, eventId));
-    } else {
-      for (const id of missing) pdus.push(await this.api.event(origin, id));
-    }
-    const { graph, refused } = await this.importer.import(pdus, rules, roomId, new Set(needed));
-    await graph.load(needed);
-    const foreign = OutlierImporter.otherRooms(needed, graph, roomId);
-    for (const id of foreign) refused.push({ ok: false, eventId: id, problem: 'invalid', errcode: 'M_BAD_JSON', reason: `named in the state at ${eventId} but ${id} is an event of another room` });
-    await auditRefused(this.store, this.serverName, origin, 'GET', `/_matrix/federation/v1/state_ids/${roomId}`, refused);
+    const deps = { api: this.api, store: this.store, importer: this.importer, serverName: this.serverName, maxSingleFetches: this.limits.maxSingleFetches };
+    const { stateIds, graph, foreign } = await fetchStateAt(deps, origin, roomId, eventId, rules, true);
     const prev = graph.lookup(eventId);
     if (!prev || foreign.includes(eventId)) throw new PoisonMessageError(`${origin} did not give a valid ${eventId} of room ${roomId}`);
-    const before = OutlierImporter.stateFrom(ids.pdu_ids, graph, roomId);
+    const before = OutlierImporter.stateFrom(stateIds, graph, roomId);
     const createId = await this.roomCreateId(roomId, rules);
     if (createId === undefined || before.get(CREATE_KEY) !== createId) {
       throw new PoisonMessageError(`${origin}'s state at ${eventId} does not hold the room's create event ${String(createId)} (it names ${String(before.get(CREATE_KEY))})`);

@@ -12,9 +12,9 @@ import type { EventRecord, PartialStateRoom, Store } from '@fedgate/store';
 import { describeError, MissingStateError } from './errors';
 import { EventGraph } from './event-graph';
 import { OutlierImporter } from './outliers';
-import { auditRefused } from './refused-events';
 import type { RoomLocks } from './room-locks';
 import type { RoomTimeline } from './room-timeline';
+import { fetchStateAt } from './state-at-fetch';
 import { toRoomStateMap, toStoreStateMap } from './state-keys';
 
 const CREATE_KEY = stateMapKey('m.room.create', '');
@@ -143,23 +143,9 @@ export class PartialStateResync {
    */
   private async membersFrom(server: string, partial: PartialStateRoom, rules: RoomVersionRules, before: Map<string, string>): Promise<Map<string, string>> {
     const { roomId, joinEventId } = partial;
-    const path = `/_matrix/federation/v1/state_ids/${roomId}`;
-    const ids = await this.api.stateIds(server, roomId, joinEventId);
-    const needed = [...new Set([...ids.pdu_ids, ...ids.auth_chain_ids])];
-    const missing = await this.store.events.missing(needed);
-    let pdus: Record<string, unknown>[] = [];
-    if (missing.length > this.limits.maxSingleFetches) {
-      const state = await this.api.state(server, roomId, joinEventId);
-      pdus = [...state.pdus, ...state.auth_chain];
-    } else {
-      for (const id of missing) pdus.push(await this.api.event(server, id));
-    }
-    const { graph, refused } = await this.importer.import(pdus, rules, roomId, new Set(needed));
-    await graph.load(needed);
-    const foreign = OutlierImporter.otherRooms(needed, graph, roomId);
-    for (const id of foreign) refused.push({ ok: false, eventId: id, problem: 'invalid', errcode: 'M_BAD_JSON', reason: `named in the state at ${joinEventId} but ${id} is an event of another room` });
-    await auditRefused(this.store, this.serverName, server, 'GET', path, refused);
-    const full = OutlierImporter.stateFrom(ids.pdu_ids, graph, roomId);
+    const deps = { api: this.api, store: this.store, importer: this.importer, serverName: this.serverName, maxSingleFetches: this.limits.maxSingleFetches };
+    const { stateIds, graph, path } = await fetchStateAt(deps, server, roomId, joinEventId, rules, false);
+    const full = OutlierImporter.stateFrom(stateIds, graph, roomId);
     if (full.get(CREATE_KEY) !== before.get(CREATE_KEY)) {
       const reason = `its state at ${joinEventId} names the create event ${String(full.get(CREATE_KEY))}, not the room's ${String(before.get(CREATE_KEY))}`;
       await this.store.audit.append({ direction: 'out', origin: this.serverName, destination: server, method: 'GET', path, ts: Date.now(), durationMs: 0, status: 200, outcome: 'rejected', reason: 'state_answer_refused', details: { roomId, error: reason } });
