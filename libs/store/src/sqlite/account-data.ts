@@ -1,14 +1,7 @@
 import type { JsonObject } from '@fedgate/protocol';
 import type { AccountDataEntry, AccountDataRepository } from '../ports/account-data';
 import type { SqliteDatabase } from './database';
-
-/** `room_id` is '' for global entries (a primary key column may not be NULL in a WITHOUT ROWID table). */
-const ACCOUNT_DATA_SCHEMA = `
-CREATE TABLE IF NOT EXISTS store_account_data (
-  user_id TEXT NOT NULL, room_id TEXT NOT NULL, type TEXT NOT NULL, content TEXT NOT NULL, updated_ts INTEGER NOT NULL,
-  PRIMARY KEY (user_id, room_id, type)
-) WITHOUT ROWID;
-`;
+import { keyRead, storedKey, UserKeyedTable } from './user-keyed-table';
 
 interface AccountDataRow {
   user_id: string;
@@ -20,31 +13,26 @@ interface AccountDataRow {
 
 const entryOf = (r: AccountDataRow): AccountDataEntry => ({
   userId: r.user_id,
-  roomId: r.room_id === '' ? null : r.room_id,
+  roomId: keyRead(r.room_id),
   type: r.type,
   content: JSON.parse(r.content) as JsonObject,
   updatedTs: r.updated_ts,
 });
 
+/** `room_id` is '' for global entries. */
 export class SqliteAccountDataRepository implements AccountDataRepository {
+  private readonly table: UserKeyedTable;
+
   constructor(private readonly db: SqliteDatabase) {
-    db.db.exec(ACCOUNT_DATA_SCHEMA);
+    this.table = new UserKeyedTable(db, 'store_account_data', ['user_id', 'room_id', 'type'], { content: 'TEXT', updated_ts: 'INTEGER' });
   }
 
   async put(entry: AccountDataEntry): Promise<void> {
-    this.db.run(
-      `INSERT INTO store_account_data (user_id, room_id, type, content, updated_ts) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (user_id, room_id, type) DO UPDATE SET content = excluded.content, updated_ts = excluded.updated_ts`,
-      entry.userId,
-      entry.roomId ?? '',
-      entry.type,
-      JSON.stringify(entry.content),
-      entry.updatedTs,
-    );
+    this.table.upsert(entry.userId, storedKey(entry.roomId), entry.type, JSON.stringify(entry.content), entry.updatedTs);
   }
 
   async get(userId: string, roomId: string | null, type: string): Promise<AccountDataEntry | undefined> {
-    const r = this.db.get<AccountDataRow>('SELECT * FROM store_account_data WHERE user_id = ? AND room_id = ? AND type = ?', userId, roomId ?? '', type);
+    const r = this.db.get<AccountDataRow>('SELECT * FROM store_account_data WHERE user_id = ? AND room_id = ? AND type = ?', userId, storedKey(roomId), type);
     return r && entryOf(r);
   }
 
@@ -58,6 +46,6 @@ export class SqliteAccountDataRepository implements AccountDataRepository {
   }
 
   async deleteForUser(userId: string): Promise<number> {
-    return Number(this.db.run('DELETE FROM store_account_data WHERE user_id = ?', userId).changes);
+    return this.table.deleteForUser(userId);
   }
 }

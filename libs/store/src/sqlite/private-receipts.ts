@@ -1,13 +1,6 @@
 import type { PrivateReceipt, PrivateReceiptRepository } from '../ports/private-receipts';
 import type { SqliteDatabase } from './database';
-
-/** `thread_id` is '' for the main timeline (a primary key column may not be NULL in a WITHOUT ROWID table). */
-const PRIVATE_RECEIPTS_SCHEMA = `
-CREATE TABLE IF NOT EXISTS store_private_receipts (
-  user_id TEXT NOT NULL, room_id TEXT NOT NULL, thread_id TEXT NOT NULL, event_id TEXT NOT NULL, ts INTEGER NOT NULL,
-  PRIMARY KEY (user_id, room_id, thread_id)
-) WITHOUT ROWID;
-`;
+import { keyRead, storedKey, UserKeyedTable } from './user-keyed-table';
 
 interface PrivateReceiptRow {
   user_id: string;
@@ -17,23 +10,18 @@ interface PrivateReceiptRow {
   ts: number;
 }
 
-const receiptOf = (r: PrivateReceiptRow): PrivateReceipt => ({ userId: r.user_id, roomId: r.room_id, threadId: r.thread_id === '' ? null : r.thread_id, eventId: r.event_id, ts: r.ts });
+const receiptOf = (r: PrivateReceiptRow): PrivateReceipt => ({ userId: r.user_id, roomId: r.room_id, threadId: keyRead(r.thread_id), eventId: r.event_id, ts: r.ts });
 
+/** `thread_id` is '' for the main timeline. */
 export class SqlitePrivateReceiptRepository implements PrivateReceiptRepository {
+  private readonly table: UserKeyedTable;
+
   constructor(private readonly db: SqliteDatabase) {
-    db.db.exec(PRIVATE_RECEIPTS_SCHEMA);
+    this.table = new UserKeyedTable(db, 'store_private_receipts', ['user_id', 'room_id', 'thread_id'], { event_id: 'TEXT', ts: 'INTEGER' });
   }
 
   async put(receipt: PrivateReceipt): Promise<void> {
-    this.db.run(
-      `INSERT INTO store_private_receipts (user_id, room_id, thread_id, event_id, ts) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET event_id = excluded.event_id, ts = excluded.ts`,
-      receipt.userId,
-      receipt.roomId,
-      receipt.threadId ?? '',
-      receipt.eventId,
-      receipt.ts,
-    );
+    this.table.upsert(receipt.userId, receipt.roomId, storedKey(receipt.threadId), receipt.eventId, receipt.ts);
   }
 
   async forRoom(userId: string, roomId: string): Promise<PrivateReceipt[]> {
@@ -41,6 +29,6 @@ export class SqlitePrivateReceiptRepository implements PrivateReceiptRepository 
   }
 
   async deleteForUser(userId: string): Promise<number> {
-    return Number(this.db.run('DELETE FROM store_private_receipts WHERE user_id = ?', userId).changes);
+    return this.table.deleteForUser(userId);
   }
 }
