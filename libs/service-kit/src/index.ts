@@ -3,6 +3,7 @@ export { toMatrixError } from './http/to-matrix-error';
 export { MatrixExceptionFilter } from './http/matrix-exception.filter';
 export { installBodyParsers } from './http/body-parsers';
 export { parseTimestampQuery } from './http/timestamp-query';
+export { parseBooleanFlag } from './http/boolean-query';
 export { localPublicRoomsAnswer, localPublicRoomsQuery, parsePublicRoomsBody, parsePublicRoomsQuery, type LocalPublicRoomsQuery, type PublicRoomsRequest } from './http/public-rooms-request';
 export { createHttpApp, listenHttpApp, type HttpAppOptions, type HttpListenerOptions } from './http/http-app';
 export { createLogger, PinoNestLogger, type Logger } from './logger';

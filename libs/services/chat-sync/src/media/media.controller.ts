@@ -3,7 +3,7 @@
 import { Controller, Get, HttpCode, Inject, Param, Post, Put, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CONTENT_REPOSITORY, ContentRepository, mediaResponseHeaders, parseThumbnailQuery, type ServedContent } from '@fedgate/media';
-import { MatrixError } from '@fedgate/service-kit';
+import { MatrixError, parseBooleanFlag } from '@fedgate/service-kit';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from '../client-server/requester';
 import { OptionalAppServiceAuthGuard } from './optional-auth.guard';
 
@@ -16,12 +16,6 @@ function uploadedContent(request: FastifyRequest, fileName: unknown, requester: 
   if (fileName !== undefined && typeof fileName !== 'string') throw MatrixError.invalidParam('filename must be a single string');
   const contentType = request.headers['content-type']?.trim() || 'application/octet-stream';
   return { bytes, contentType, uploadName: fileName || null, uploader: requester.userId };
-}
-
-function allowRemote(value: unknown): boolean {
-  if (value === undefined || value === 'true') return true;
-  if (value === 'false') return false;
-  throw MatrixError.invalidParam('allow_remote must be true or false');
 }
 
 function send(reply: FastifyReply, content: ServedContent, fileName?: string): Buffer {
@@ -88,12 +82,12 @@ export class LegacyMediaController {
 
   @Get(['download/:serverName/:mediaId', 'download/:serverName/:mediaId/:fileName'])
   async download(@Param() params: Record<string, string>, @Query('allow_remote') remote: unknown, @Res({ passthrough: true }) reply: FastifyReply) {
-    return send(reply, await this.media.download(params.serverName, params.mediaId, { allowRemote: allowRemote(remote) }), params.fileName);
+    return send(reply, await this.media.download(params.serverName, params.mediaId, { allowRemote: parseBooleanFlag(remote, 'allow_remote', true) }), params.fileName);
   }
 
   @Get('thumbnail/:serverName/:mediaId')
   async thumbnail(@Param() params: Record<string, string>, @Query() query: Record<string, unknown>, @Res({ passthrough: true }) reply: FastifyReply) {
     const request = parseThumbnailQuery(query);
-    return send(reply, await this.media.thumbnail(params.serverName, params.mediaId, request, { allowRemote: allowRemote(query.allow_remote) }));
+    return send(reply, await this.media.thumbnail(params.serverName, params.mediaId, request, { allowRemote: parseBooleanFlag(query.allow_remote, 'allow_remote', true) }));
   }
 }

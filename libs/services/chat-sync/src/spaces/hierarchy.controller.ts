@@ -1,6 +1,6 @@
 // GET /_matrix/client/v1/rooms/{roomId}/hierarchy (SpaceHierarchy does the walk).
 import { Controller, Get, Param, Query, UseGuards } from '@nestjs/common';
-import { MatrixError } from '@fedgate/service-kit';
+import { MatrixError, parseBooleanFlag } from '@fedgate/service-kit';
 import { AppServiceAuthGuard, CurrentRequester, type Requester } from '../client-server/requester';
 import { queryList } from '../client-server/paths';
 import { assertRoomId } from '../rooms/room-actions';
@@ -14,12 +14,10 @@ function integer(value: unknown, name: string, min: number): number | undefined 
 }
 
 export function parseHierarchyQuery(query: Record<string, unknown>): HierarchyQuery {
-  const suggested = query.suggested_only;
-  if (suggested !== undefined && suggested !== 'true' && suggested !== 'false') throw MatrixError.invalidParam('suggested_only must be true or false');
   const from = query.from;
   if (from !== undefined && typeof from !== 'string') throw MatrixError.invalidParam('from must be a single token');
   return {
-    suggestedOnly: suggested === 'true',
+    suggestedOnly: parseBooleanFlag(query.suggested_only, 'suggested_only'),
     limit: Math.min(integer(query.limit, 'limit', 1) ?? HIERARCHY_LIMITS.defaultLimit, HIERARCHY_LIMITS.maxLimit),
     maxDepth: Math.min(integer(query.max_depth, 'max_depth', 0) ?? HIERARCHY_LIMITS.defaultMaxDepth, HIERARCHY_LIMITS.maxMaxDepth),
     ...(from !== undefined ? { from } : {}),

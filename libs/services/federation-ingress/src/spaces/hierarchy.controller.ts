@@ -6,7 +6,7 @@ import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgat
 import { LRUCache } from 'lru-cache';
 import { factsAllowServer, hierarchyRoomOf, roomFacts, SPACE_ROOM_TYPE, type HierarchyRoom, type RoomFacts, type RoomSummary } from '@fedgate/room-state';
 import { loadSummaryState } from '@fedgate/store';
-import { MatrixError } from '@fedgate/service-kit';
+import { MatrixError, parseBooleanFlag } from '@fedgate/service-kit';
 import { AuditReasonInterceptor } from '../audit/audit-reason.interceptor';
 import { RoomAccess } from '../auth/room-access';
 import { XMatrixGuard } from '../auth/x-matrix.guard';
@@ -16,12 +16,6 @@ export interface FederationHierarchy {
   room: HierarchyRoom;
   children: (RoomSummary & { children_state: HierarchyRoom['children_state'] })[];
   inaccessible_children: string[];
-}
-
-export function parseBooleanFlag(value: string | undefined, name: string): boolean {
-  if (value === undefined || value === 'false') return false;
-  if (value === 'true') return true;
-  throw MatrixError.invalidParam(`${name} must be true or false`);
 }
 
 @Controller('_matrix/federation/v1')
