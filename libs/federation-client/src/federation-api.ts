@@ -1,6 +1,7 @@
 // Typed calls to the server-server endpoints one server makes of another for room work: membership
 // handshakes, invites, and the reads that fill gaps in a room's DAG. Shapes follow the spec's
 // server-server OpenAPI; answers are shape-checked (not verified: signatures are the caller's job).
+import { isObject } from '@fedgate/protocol';
 import { FederationClientError, FederationHttpError } from './errors';
 import type { FederationHttpClient, RequestOptions } from './federation-http-client';
 
@@ -62,10 +63,6 @@ export function pathSegment(value: string): string {
 
 function invalid(destination: string, what: string): FederationClientError {
   return new FederationClientError('INVALID_RESPONSE', `${destination} answered ${what}`);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function objectArray(value: unknown, field: string, destination: string): PduJson[] {

@@ -3,6 +3,7 @@
 // for and be signed by the device's own ed25519 key; a signed one-time or fallback key must be signed by
 // that key too. Sizes are bounded so no one fills the store through key uploads.
 import { canonicalJson } from './canonical-json';
+import { isObject } from './pdu';
 import { ProtocolError, type MatrixErrcode } from './errors';
 import { decodeBase64 } from './base64';
 import { signedJsonBytes } from './json-signing';
@@ -59,7 +60,6 @@ export class DeviceKeyError extends ProtocolError {
 }
 
 const invalid = (message: string) => new DeviceKeyError('M_INVALID_PARAM', 'bad_keys', message);
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const KEY_ID = /^[A-Za-z0-9_.\-]+:[^\u0000-\u001f]+$/;
 
 function canonicalSize(value: unknown, what: string): number {

@@ -3,9 +3,8 @@
 // user-signing key). The signed object must be the published one, unchanged but for signatures, and the
 // new signature must verify; only that signature is added to what is kept.
 import { canonicalJson } from './canonical-json';
+import { isObject } from './pdu';
 import { checkSignedBy, DeviceKeyError, publishedKey, type PublishedKey } from './device-keys';
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The one ed25519 key a cross-signing key object holds (its ID is `ed25519:<the key>`), if well formed. */
 export function crossSigningKeyOf(key: Record<string, unknown> | null | undefined): PublishedKey | undefined {

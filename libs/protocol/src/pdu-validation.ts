@@ -2,7 +2,7 @@
 import { canonicalJson, CanonicalJsonError } from './canonical-json';
 import { ProtocolError } from './errors';
 import { identifierLength, InvalidIdentifierError, parseEventId, parseRoomId, parseUserId } from './identifiers';
-import type { Edu, Pdu } from './pdu';
+import { isObject, type Edu, type Pdu } from './pdu';
 import { rulesOf } from './redaction';
 import type { RoomVersionRules } from './room-versions';
 
@@ -24,7 +24,6 @@ export const MAX_FIELD_BYTES = 255;
 export const MAX_PREV_EVENTS = 20;
 export const MAX_AUTH_EVENTS = 10;
 
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const utf8Length = (s: string) => Buffer.byteLength(s, 'utf8');
 
 /** `rules` given: the 255 limit of an event's own fields, in code points before v11 (see `strictByteLimits`). */

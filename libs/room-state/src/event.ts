@@ -1,5 +1,5 @@
 // The event shape room-state works on: a PDU with references flattened to event IDs.
-import type { JsonObject, Pdu } from '@fedgate/protocol';
+import { isObject, type JsonObject, type Pdu } from '@fedgate/protocol';
 
 export interface RoomEvent {
   readonly event_id: string;
@@ -92,9 +92,7 @@ export function toRoomEvent(raw: Partial<Pdu> | Record<string, unknown>, eventId
   return event;
 }
 
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+export { isObject };
 
 /** The server name part of a user ID, room ID or v1–2 event ID (`@user:server`). */
 export function domainOf(id: string): string {

@@ -4,7 +4,7 @@
 import { decodeBase64, decodeUrlSafeBase64 } from '../base64';
 import { redactedSigningText } from '../event-signing';
 import { addSignature, verifyJsonSignature, SignatureVerificationError } from '../json-signing';
-import type { Signatures } from '../pdu';
+import { isObject, type Signatures } from '../pdu';
 import { rulesOf } from '../redaction';
 import type { RoomVersionRules } from '../room-versions';
 import { VerifyKey } from '../signing-key';
@@ -16,8 +16,6 @@ export const POLICY_SIGN_PATH = '/_matrix/policy/v1/sign';
 export const POLICY_SERVER_WELL_KNOWN_PATH = '/.well-known/matrix/policy_server';
 
 type EventObject = Record<string, unknown>;
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
  * The one event a policy server is never asked to sign: the `m.room.policy` state event with an empty state key

@@ -8,7 +8,7 @@
 //     inviter's own invite event, which state-resolver authorises and sends to the invitee's server.
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { FEDERATION_CLIENT, SERVER_IDENTITY, STORE, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
-import { isUserOf, serverNameOf, parseRoomId, parseUserId, type JsonObject } from '@fedgate/protocol';
+import { isObject, isUserOf, parseRoomId, parseUserId, serverNameOf, type JsonObject } from '@fedgate/protocol';
 import type { FedgateConfig } from '@fedgate/config';
 import { thirdPartyInvitePublicKeys, toRoomEvent, verifyThirdPartyInviteSignature } from '@fedgate/room-state';
 import { FEDGATE_CONFIG, MatrixError } from '@fedgate/service-kit';
@@ -36,8 +36,6 @@ export interface OnbindOutcome {
   error?: string;
 }
 
-const isObject = (value: unknown): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value);
-
 function validUserId(value: unknown, field: string): string {
   try {
     if (typeof value === 'string') return parseUserId(value) && value;
@@ -60,7 +58,7 @@ function validRoomId(value: unknown, field: string): string {
 function validSigned(value: unknown, target: string): JsonObject {
   if (!isObject(value) || typeof value.token !== 'string' || value.token === '' || !isObject(value.signatures)) throw MatrixError.badJson('signed must hold mxid, token and signatures');
   if (value.mxid !== target) throw MatrixError.badJson('signed.mxid is not the invited user');
-  return value;
+  return value as JsonObject; // parsed from a JSON body
 }
 
 @Injectable()

@@ -1,12 +1,10 @@
 // Encryption EDUs from a remote server speak only for the origin's own users: a device list or
 // cross-signing update about a user of another server, or a to-device message whose sender is not the
 // origin's, is left out with its reason (the transaction's audit record lists it), as room EDUs are.
-import { isUserOf, type Edu } from '@fedgate/protocol';
+import { isObject, isUserOf, type Edu } from '@fedgate/protocol';
 import type { DroppedRoomEdu } from './room-edus';
 
 export const E2EE_EDU_TYPES: readonly string[] = ['m.device_list_update', 'm.signing_key_update', 'm.direct_to_device'];
-
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** Why the encryption EDU may not pass, or undefined when it may. */
 export function e2eeEduRefusal(edu: Edu, origin: string): DroppedRoomEdu | undefined {

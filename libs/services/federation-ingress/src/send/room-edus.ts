@@ -2,7 +2,7 @@
 // origin with a joined user there that the room's server ACL allows, and only about the origin's own users.
 // Presence likewise speaks only for the origin's own users.
 // Everything left out is reported with its reason (the transaction's audit record lists it).
-import { isUserOf, type Edu, type JsonObject } from '@fedgate/protocol';
+import { isObject, isUserOf, type Edu, type JsonObject } from '@fedgate/protocol';
 import type { RoomAccess } from '../auth/room-access';
 import { E2EE_EDU_TYPES, e2eeEduRefusal } from './e2ee-edus';
 
@@ -12,8 +12,6 @@ export interface DroppedRoomEdu {
   roomId?: string;
   reason: RoomEduRefusal;
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** The EDU types checked for room membership here; also the only EDU types named in metric labels. */
 export const ROOM_EDU_TYPES: readonly string[] = ['m.typing', 'm.receipt'];

@@ -5,7 +5,7 @@ import type { FedgateConfig } from '@fedgate/config';
 import type { InboundEdu, InboundPdu, PublishItem } from '@fedgate/bus';
 import { verifyRemoteEvents, type RemoteEventResult } from '@fedgate/federation-client';
 import { BUS, BUS_TOPOLOGY, KEY_RING, STORE, type Bus, type BusTopology, type KeyRing, type Store } from '@fedgate/platform';
-import { isUserOf, roomVersionsForEventId, validateEdu, type JsonObject } from '@fedgate/protocol';
+import { isObject, isUserOf, roomVersionsForEventId, validateEdu, type JsonObject } from '@fedgate/protocol';
 import { domainOf } from '@fedgate/room-state';
 import { FEDGATE_CONFIG, MatrixError, SERVICE_LOGGER } from '@fedgate/service-kit';
 import type { Logger } from 'pino';
@@ -39,8 +39,6 @@ interface PendingPdu {
 export function inboundPduMessageId(eventId: string, origin: string, txnId: string): string {
   return `${eventId}|${origin}|${txnId}`;
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 @Injectable()
 export class TransactionProcessor {
