@@ -79,4 +79,11 @@ describe('InviteeProvisioning: asking the AS about an invitee nobody registered'
     expect(await provisioning.ensureRegistered('@silent_one:hs.test')).toBe('unknown');
     expect(asked).toEqual([]);
   });
+
+  it('strict origin check: an invitee that only ends in ":hs.test" (`@chat_x:evil.test:hs.test`, `chat_x:hs.test`) is no user of ours: nobody asked, nothing created', async () => {
+    answers = { chat: true, watcher: true };
+    for (const lie of ['@chat_x:evil.test:hs.test', 'chat_x:hs.test']) expect(await provisioning.ensureRegistered(lie)).toBe('known');
+    expect(asked).toEqual([]);
+    expect(await store.profiles.get('@chat_x:evil.test:hs.test')).toBeFalsy();
+  });
 });

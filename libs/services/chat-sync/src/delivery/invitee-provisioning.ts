@@ -2,6 +2,7 @@
 // lazily. As the application service API says a homeserver does, we ask the AS whose namespace holds
 // the user (GET /_matrix/app/v1/users/{userId}) before its invite is pushed, and a yes creates the user
 // (the AS may have registered it itself while answering; then it is simply there).
+import { isUserOf } from '@fedgate/protocol';
 import type { Store } from '@fedgate/platform';
 import type { Logger } from 'pino';
 import type { AppServiceClient } from '../push';
@@ -26,7 +27,7 @@ export class InviteeProvisioning {
   ) {}
 
   async ensureRegistered(userId: string): Promise<InviteeOutcome> {
-    if (!userId.endsWith(`:${this.serverName}`)) return 'known';
+    if (!isUserOf(userId, this.serverName)) return 'known';
     if (await this.store.profiles.get(userId)) return 'known';
     // A deactivated user ID is never handed out again.
     if (await this.store.chatLifecycle.getDeactivated(userId)) return 'unknown';
