@@ -399,6 +399,10 @@ describe('FederationIngressModule over HTTPS', () => {
       }
     });
 
+    it('strict origin check: a profile query for `ghost:ingress.test` (no "@") is 400 M_INVALID_PARAM, not a lookup', async () => {
+      expect(await refusal(h.remote.client().getJson(INGRESS_NAME, '/_matrix/federation/v1/query/profile', { query: { user_id: 'ghost:ingress.test' } }))).toMatchObject({ status: 400, errcode: 'M_INVALID_PARAM' });
+    });
+
     it('answers profile queries for unknown users with M_NOT_FOUND and lists public rooms', async () => {
       expect(await refusal(h.remote.client().getJson(INGRESS_NAME, '/_matrix/federation/v1/query/profile', { query: { user_id: '@ghost:ingress.test' } }))).toMatchObject({
         status: 404,

@@ -2,7 +2,7 @@
 // keys: e2ee/user-keys.controller.ts).
 import { Body, Controller, Get, HttpCode, Inject, Post, Query, UseGuards, UseInterceptors } from '@nestjs/common';
 import { SERVER_IDENTITY, STORE, type ServerIdentity, type Store } from '@fedgate/platform';
-import { domainOf } from '@fedgate/room-state';
+import { isUserOf } from '@fedgate/protocol';
 import { MatrixError, parsePublicRoomsBody, parsePublicRoomsQuery } from '@fedgate/service-kit';
 import { AuditReasonInterceptor } from '../audit/audit-reason.interceptor';
 import { XMatrixGuard } from '../auth/x-matrix.guard';
@@ -29,7 +29,7 @@ export class QueryController {
   async profile(@Query('user_id') userId: string | undefined, @Query('field') field: string | undefined) {
     if (!userId) throw MatrixError.missingParam('user_id is required');
     if (field !== undefined && field !== 'displayname' && field !== 'avatar_url') throw MatrixError.invalidParam('field must be displayname or avatar_url');
-    if (domainOf(userId) !== this.identity.serverName) throw MatrixError.invalidParam(`User ${userId} is not on this server`);
+    if (!isUserOf(userId, this.identity.serverName)) throw MatrixError.invalidParam(`User ${userId} is not on this server`);
     const profiles = (this.store as unknown as OptionalRepositories).profiles;
     const profile = profiles ? await profiles.get(userId) : undefined;
     if (!profile) throw MatrixError.notFound('Profile not found');
