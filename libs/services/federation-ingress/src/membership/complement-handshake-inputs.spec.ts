@@ -126,6 +126,13 @@ describe('complement: federation handshake inputs', () => {
       expect(made.map((m) => m.userId)).toEqual([h.remote.user('zed')]);
     });
 
+    it.each(['join', 'leave'] as const)('send_%s whose sender and state_key are `x:<origin>` is 400, never handed on', async (kind) => {
+      const before = sent.length;
+      const e = membership(kind, `x:${h.remote.serverName}`, `x:${h.remote.serverName}`);
+      expect(await refusal(put(path(kind, 'v2', e.eventId), e.pdu))).toMatchObject({ status: 400 });
+      expect(sent.length).toBe(before);
+    });
+
     it('an invite whose state_key is `x:<this server>` (no "@") is 400 M_BAD_JSON and never countersigned', async () => {
       const before = invites.length;
       const invite = signedEvent({ room_id: '!elsewhere:remote', type: 'm.room.member', state_key: `x:${INGRESS_NAME}`, sender: h.remote.user('alice'), content: { membership: 'invite' } }, h.remote.serverName, h.remote.key);
