@@ -65,8 +65,16 @@ export class LocalNatsCluster {
       });
     }
     const cluster = new LocalNatsCluster(nodes, root);
-    await Promise.all(nodes.map((_, i) => cluster.startNode(i)));
-    await cluster.waitForJetStream();
+    try {
+      const started = await Promise.allSettled(nodes.map((_, i) => cluster.startNode(i)));
+      const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      if (failed) throw failed.reason;
+      await cluster.waitForJetStream();
+    } catch (error) {
+      // The caller never gets the cluster to stop: the nodes that did start would outlive the run.
+      await cluster.stop().catch(() => undefined);
+      throw error;
+    }
     return cluster;
   }
 
