@@ -29,6 +29,11 @@ const STALE_RESYNC_INTERVAL_MS = 5 * 60_000;
 const OUTBOX_DRAIN_INTERVAL_MS = 60_000;
 /** How long a to-device message is remembered as handed on (a resend after that is delivered again), and a sent request kept. */
 const TO_DEVICE_MEMORY_MS = 7 * 24 * 60 * 60_000;
+/**
+ * How long an item pushed to an application service is remembered as delivered: the same push handed over again
+ * within it (a bus redelivery after a crash or an outage, a room-log entry published again) is not sent again.
+ */
+const DELIVERED_PUSH_MEMORY_MS = 7 * 24 * 60 * 60_000;
 
 /** Optional provider (e.g. in shared providers): the pusher's retry backoff; tests shorten it. */
 export const CHAT_SYNC_PUSH_BACKOFF = Symbol.for('fedgate.chat-sync.push-backoff');
@@ -120,6 +125,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     this.staleResync = setInterval(() => {
       resyncStale();
       void this.store.toDevice.prune(Date.now() - TO_DEVICE_MEMORY_MS).catch((err: unknown) => log.warn({ err }, 'pruning to-device records failed'));
+      void this.store.appServiceQueue.pruneDelivered(Date.now() - DELIVERED_PUSH_MEMORY_MS).catch((err: unknown) => log.warn({ err }, 'pruning delivered application service items failed'));
     }, STALE_RESYNC_INTERVAL_MS);
     this.staleResync.unref();
     // Changes cut short or logged before a crash (or whose drain failed) go out now, and /sendToDevice requests cut short.
