@@ -189,6 +189,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
           const subscription = pushes.get(i);
           pushes.delete(i);
           await subscription?.stop();
+          await pusher.release(services[i]!.id);
         },
       });
       this.appServiceOwnership = ownership;
