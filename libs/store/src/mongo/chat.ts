@@ -104,10 +104,10 @@ export class MongoAppServiceQueueRepository implements AppServiceQueueRepository
     private readonly counters: Collection<Document>,
   ) {}
 
-  async enqueue(appServiceId: string, item: AppServiceQueueItem): Promise<{ inserted: boolean }> {
+  async enqueue(appServiceId: string, item: AppServiceQueueItem): Promise<{ inserted: boolean; delivered?: true }> {
     const _id = compoundId(appServiceId, item.itemId);
     if (await this.queue.findOne({ _id: _id as never }, { projection: { _id: 1 } })) return { inserted: false };
-    if (await this.delivered.findOne({ _id: _id as never }, { projection: { _id: 1 } })) return { inserted: false };
+    if (await this.delivered.findOne({ _id: _id as never }, { projection: { _id: 1 } })) return { inserted: false, delivered: true };
     const seq = await nextCounterValue(this.counters, 'app_service_queue');
     try {
       await this.queue.insertOne({ _id: _id as never, appServiceId, itemId: item.itemId, kind: item.kind, event: JSON.stringify(item.event), seq });

@@ -95,10 +95,10 @@ describe('an AS transaction ack cut short (mongo)', () => {
       const opened = await repo.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 });
       cut = true;
       await expect(repo.ackTransaction(as, opened!.txnId)).rejects.toThrow('process killed here');
-      expect(await repo.enqueue(as, { itemId: '$x', kind: 'event', event: { id: '$x' } })).toEqual({ inserted: false });
+      expect((await repo.enqueue(as, { itemId: '$x', kind: 'event', event: { id: '$x' } })).inserted).toBe(false);
       expect(await repo.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 })).toEqual(opened);
       await repo.ackTransaction(as, opened!.txnId);
-      expect(await repo.enqueue(as, { itemId: '$x', kind: 'event', event: { id: '$x' } })).toEqual({ inserted: false });
+      expect((await repo.enqueue(as, { itemId: '$x', kind: 'event', event: { id: '$x' } })).inserted).toBe(false);
       expect(await repo.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 })).toBeNull();
     } finally {
       await client.close();

@@ -71,8 +71,8 @@ export interface AppServiceTransaction {
  * handed over again (a bus redelivery after the push went out) is not queued again.
  */
 export interface AppServiceQueueRepository {
-  /** Not inserted when the item is queued already or was delivered (and not pruned yet). */
-  enqueue(appServiceId: string, item: AppServiceQueueItem): Promise<{ inserted: boolean }>;
+  /** Not inserted when the item is queued already or was delivered (and not pruned yet: then `delivered`). */
+  enqueue(appServiceId: string, item: AppServiceQueueItem): Promise<{ inserted: boolean; delivered?: true }>;
   /** The open transaction, or a new one from the head of the queue within the limits; null when empty. */
   openTransaction(appServiceId: string, limits: { maxEvents: number; maxEphemeral: number }): Promise<AppServiceTransaction | null>;
   /** Remembers the transaction's items as delivered, drops them and closes it; a stale or unknown txnId changes nothing. */

@@ -155,7 +155,7 @@ interface TxnRow {
 export class SqliteAppServiceQueueRepository implements AppServiceQueueRepository {
   constructor(private readonly db: SqliteDatabase) {}
 
-  async enqueue(appServiceId: string, item: AppServiceQueueItem): Promise<{ inserted: boolean }> {
+  async enqueue(appServiceId: string, item: AppServiceQueueItem): Promise<{ inserted: boolean; delivered?: true }> {
     const { changes } = this.db.run(
       `INSERT INTO store_app_service_queue (app_service_id, item_id, kind, event) SELECT ?, ?, ?, ?
        WHERE NOT EXISTS (SELECT 1 FROM store_app_service_delivered WHERE app_service_id = ? AND item_id = ?) ON CONFLICT DO NOTHING`,
@@ -166,7 +166,9 @@ export class SqliteAppServiceQueueRepository implements AppServiceQueueRepositor
       appServiceId,
       item.itemId,
     );
-    return { inserted: changes > 0 };
+    if (changes > 0) return { inserted: true };
+    const delivered = this.db.get('SELECT 1 FROM store_app_service_delivered WHERE app_service_id = ? AND item_id = ?', appServiceId, item.itemId);
+    return delivered ? { inserted: false, delivered: true } : { inserted: false };
   }
 
   async openTransaction(appServiceId: string, limits: { maxEvents: number; maxEphemeral: number }): Promise<AppServiceTransaction | null> {

@@ -48,7 +48,7 @@ export function describeChatStoreContract(name: string, open: () => Promise<Stor
       for (const [id, kind] of [['$e1', 'event'], ['$e2', 'event'], ['$e3', 'event'], ['typing', 'ephemeral']] as const) {
         expect(await q.enqueue(as, { itemId: id, kind, event: { id } })).toEqual({ inserted: true });
       }
-      expect(await q.enqueue(as, { itemId: '$e1', kind: 'event', event: { id: '$e1' } })).toEqual({ inserted: false });
+      expect(await q.enqueue(as, { itemId: '$e1', kind: 'event', event: { id: '$e1' } })).toStrictEqual({ inserted: false });
       expect(await q.pendingCount(as)).toBe(4);
       const first = await q.openTransaction(as, { maxEvents: 2, maxEphemeral: 1 });
       expect(first).toEqual({ txnId: '1', events: [{ id: '$e1' }, { id: '$e2' }], ephemeral: [] });
@@ -71,7 +71,7 @@ export function describeChatStoreContract(name: string, open: () => Promise<Stor
       expect(await q.enqueue(as, { itemId: '$once', kind: 'event', event: { id: '$once' } })).toEqual({ inserted: true });
       expect(await q.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 })).toEqual({ txnId: '1', events: [{ id: '$once' }], ephemeral: [] });
       await q.ackTransaction(as, '1');
-      expect(await q.enqueue(as, { itemId: '$once', kind: 'event', event: { id: '$once' } })).toEqual({ inserted: false });
+      expect(await q.enqueue(as, { itemId: '$once', kind: 'event', event: { id: '$once' } })).toStrictEqual({ inserted: false, delivered: true });
       expect(await q.pendingCount(as)).toBe(0);
       expect(await q.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 })).toBeNull();
       // Another service's queue is its own: the same event goes to it.
@@ -85,7 +85,7 @@ export function describeChatStoreContract(name: string, open: () => Promise<Stor
       const txn = await q.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 });
       await q.ackTransaction(as, txn!.txnId);
       expect(await q.pruneDelivered(Date.now() - 60_000)).toBe(0);
-      expect(await q.enqueue(as, { itemId: '$old', kind: 'event', event: { id: '$old' } })).toEqual({ inserted: false });
+      expect(await q.enqueue(as, { itemId: '$old', kind: 'event', event: { id: '$old' } })).toEqual({ inserted: false, delivered: true });
       expect(await q.pruneDelivered(Date.now() + 60_000)).toBeGreaterThanOrEqual(1);
       expect(await q.enqueue(as, { itemId: '$old', kind: 'event', event: { id: '$old' } })).toEqual({ inserted: true });
     });

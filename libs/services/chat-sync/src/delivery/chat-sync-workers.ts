@@ -61,7 +61,9 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     @Optional() @Inject(FEDGATE_CONFIG) private readonly config: FedgateConfig | null,
     @Optional() @Inject(FEDERATION_CLIENT) private readonly federation: FederationHttpClient | null,
   ) {
-    this.queue = new StoreTransactionQueue(store);
+    this.queue = new StoreTransactionQueue(store, (appServiceId, itemId, kind) =>
+      logger.info({ component: 'chat-sync', appServiceId, itemId, kind }, 'application service item handed over again after it was delivered; not sent again'),
+    );
   }
 
   async onApplicationBootstrap(): Promise<void> {
