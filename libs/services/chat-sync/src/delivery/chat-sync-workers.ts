@@ -62,9 +62,15 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     @Optional() @Inject(FEDERATION_CLIENT) private readonly federation: FederationHttpClient | null,
   ) {
     this.queue = new StoreTransactionQueue(store, (appServiceId, itemId, kind) =>
-      logger.info({ component: 'chat-sync', appServiceId, itemId, kind }, 'application service item handed over again after it was delivered; not sent again'),
+      logger.info(
+        { component: 'chat-sync', appServiceId, itemId, kind, ...this.pushesBeingQueued.get(itemId) },
+        'application service item handed over again after it was delivered; not sent again',
+      ),
     );
   }
+
+  /** The bus message of each push being queued: a redelivery (deliveryCount > 1) or a publish again (a new sequence). */
+  private readonly pushesBeingQueued = new Map<string, { busSequence: number; deliveryCount: number }>();
 
   async onApplicationBootstrap(): Promise<void> {
     const log = this.logger.child({ component: 'chat-sync' });
@@ -173,7 +179,12 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     const consumePushes = (service: (typeof services)[number]) =>
       this.bus.consume(this.topology.consumers.appservicePush(service.id), async (message) => {
         const push: AppServicePush = message.data;
-        await pusher.push(service.id, { kind: push.kind ?? 'event', event: push.event, id: push.eventId });
+        this.pushesBeingQueued.set(push.eventId, { busSequence: message.sequence, deliveryCount: message.deliveryCount });
+        try {
+          await pusher.push(service.id, { kind: push.kind ?? 'event', event: push.event, id: push.eventId });
+        } finally {
+          this.pushesBeingQueued.delete(push.eventId);
+        }
       });
     if (elastic) {
       // Each AS (by its place among the registrations, the same in every replica) is leased like a partition.
