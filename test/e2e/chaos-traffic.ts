@@ -2,7 +2,9 @@
 // under its txnId until answered), the wait for traffic both ways after a fault, and the final check that
 // every answered message reached the other side's application service once, in the order sent. Also the set-up
 // the chaos files share: the room both sides send in.
-import type { FedgateInstance, TestBridge } from '@fedgate/testing';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { testResultsDir, type FedgateInstance, type TestBridge } from '@fedgate/testing';
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -94,13 +96,32 @@ export async function expectExactlyOnceInOrder(sender: Sender, roomId: string): 
   );
   const received = sender.receiver.received.events((e) => e.type === 'm.room.message' && e.room_id === roomId && sender.answered.some((m) => m.eventId === e.event_id));
   const ids = received.map((e) => e.event_id as string);
-  expect(new Set(ids).size).toBe(ids.length); // no duplicates
+  const twice = [...new Set(ids.filter((id, i) => ids.indexOf(id) !== i))];
+  if (twice.length > 0) {
+    // How each came twice (which transactions, when): printed, and kept beside the gateways' logs.
+    const report = `${sender.tag}'s messages delivered more than once to ${sender.receiver.serverName}'s bridge:\n${twice.map((id) => sender.receiver.received.describeDuplicate(id)).join('\n')}`;
+    console.error(report);
+    await keepDiagnostics(`duplicates-${sender.tag}-${Date.now()}.txt`, `${report}\n\nevery transaction the bridge was sent:\n${transactionLog(sender.receiver)}`);
+  }
+  expect(twice).toEqual([]); // no duplicates
   expect(ids).toEqual(sender.answered.map((m) => m.eventId)); // all, in the order sent
   // The same body under two event IDs is a duplicate too (a retried send that made a second event).
   const bodies = sender.receiver.received
     .events((e) => e.room_id === roomId && typeof e.content?.body === 'string' && e.content.body.startsWith(`${sender.tag}-`))
     .map((e) => e.content.body as string);
   expect(new Set(bodies).size).toBe(bodies.length);
+}
+
+function transactionLog(bridge: TestBridge): string {
+  return bridge.received.transactions
+    .map((t) => `${new Date(t.receivedAt).toISOString()} txn ${t.txnId}${t.skippedAsRetry ? ' (skipped as retry)' : ''}: ${t.eventIds.join(' ')}`)
+    .join('\n');
+}
+
+async function keepDiagnostics(file: string, text: string): Promise<void> {
+  const dir = testResultsDir('chaos');
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, file), text);
 }
 
 export interface TrafficBothWays {

@@ -92,19 +92,22 @@ export class MongoLocalMembershipRepository implements LocalMembershipRepository
 /**
  * Queue items are numbered from a counter; the open transaction lives on the service's own document
  * and is claimed with one conditional update (open still null, same next ID), so two callers cannot
- * open two transactions. Ack deletes the items first, then closes: a crash between re-sends the same
- * transaction, which the AS API allows (same txnId).
+ * open two transactions. Ack marks the items delivered, deletes them, then closes: a crash between
+ * re-sends the same transaction, which the AS API allows (same txnId). Enqueue looks in the queue
+ * before the delivered marks, so an ack deleting the item meanwhile has marked it already.
  */
 export class MongoAppServiceQueueRepository implements AppServiceQueueRepository {
   constructor(
     private readonly queue: Collection<Document>,
     private readonly txns: Collection<Document>,
+    private readonly delivered: Collection<Document>,
     private readonly counters: Collection<Document>,
   ) {}
 
-  async enqueue(appServiceId: string, item: AppServiceQueueItem): Promise<{ inserted: boolean }> {
+  async enqueue(appServiceId: string, item: AppServiceQueueItem): Promise<{ inserted: boolean; delivered?: true }> {
     const _id = compoundId(appServiceId, item.itemId);
     if (await this.queue.findOne({ _id: _id as never }, { projection: { _id: 1 } })) return { inserted: false };
+    if (await this.delivered.findOne({ _id: _id as never }, { projection: { _id: 1 } })) return { inserted: false, delivered: true };
     const seq = await nextCounterValue(this.counters, 'app_service_queue');
     try {
       await this.queue.insertOne({ _id: _id as never, appServiceId, itemId: item.itemId, kind: item.kind, event: JSON.stringify(item.event), seq });
@@ -139,11 +142,23 @@ export class MongoAppServiceQueueRepository implements AppServiceQueueRepository
   async ackTransaction(appServiceId: string, txnId: string): Promise<void> {
     const state = await this.txns.findOne({ _id: appServiceId as never });
     if (!state?.open || state.open.txnId !== txnId) return;
+    const items = await this.queue.find({ appServiceId, seq: { $lte: state.open.lastSeq } }, { projection: { _id: 1 } }).toArray();
+    if (items.length > 0) {
+      const deliveredTs = Date.now();
+      await this.delivered.bulkWrite(
+        items.map((item) => ({ updateOne: { filter: { _id: item._id }, update: { $setOnInsert: { appServiceId, deliveredTs } }, upsert: true } })),
+        { ordered: false },
+      );
+    }
     await this.queue.deleteMany({ appServiceId, seq: { $lte: state.open.lastSeq } });
     await this.txns.updateOne({ _id: appServiceId as never, 'open.txnId': txnId }, { $set: { open: null } });
   }
 
   pendingCount(appServiceId: string): Promise<number> {
     return this.queue.countDocuments({ appServiceId });
+  }
+
+  async pruneDelivered(deliveredBefore: number): Promise<number> {
+    return (await this.delivered.deleteMany({ deliveredTs: { $lt: deliveredBefore } })).deletedCount;
   }
 }

@@ -28,6 +28,7 @@ export interface MongoCollections {
   localMemberships: Collection<Document>;
   appServiceQueue: Collection<Document>;
   appServiceTxns: Collection<Document>;
+  appServiceDelivered: Collection<Document>;
   deactivatedUsers: Collection<Document>;
   roomDeletions: Collection<Document>;
   forgottenRooms: Collection<Document>;
@@ -100,6 +101,7 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   localMemberships: { name: 'local_memberships', indexes: [{ key: { userId: 1, membership: 1 }, name: 'user_membership' }] },
   appServiceQueue: { name: 'app_service_queue', indexes: [{ key: { appServiceId: 1, seq: 1 }, name: 'service_seq' }] },
   appServiceTxns: { name: 'app_service_txns', indexes: [] },
+  appServiceDelivered: { name: 'app_service_delivered', indexes: [{ key: { deliveredTs: 1 }, name: 'delivered_ts' }] },
   deactivatedUsers: { name: 'deactivated_users', indexes: [] },
   roomDeletions: { name: 'room_deletions', indexes: [{ key: { deleteId: 1 }, name: 'delete_id', unique: true }] },
   forgottenRooms: { name: 'forgotten_rooms', indexes: [] },

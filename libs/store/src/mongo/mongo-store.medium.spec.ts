@@ -5,6 +5,7 @@ import { describeChatStoreContract } from '../testing/chat-contract';
 import { describeLeaseContract } from '../testing/lease-contract';
 import { describeDeviceKeyContract } from '../testing/device-keys-contract';
 import { describeStoreContract } from '../testing/store-contract';
+import { MongoAppServiceQueueRepository } from './chat';
 import { openMongoStore } from './store';
 
 // The real MongoDB-wire database started once per run by test/support (MongoDB or FerretDB).
@@ -53,3 +54,54 @@ describe('device changes cut short (mongo)', () => {
   });
 });
 describeAccountDataContract('mongo', () => openMongoStore(url, db));
+
+// chaos-dup: an ack is three writes here (delivered marks, delete, close). Cut after any of them, the same transaction
+// is opened again (same txnId and events: the AS may take it as a retry) and the item handed over again meanwhile
+// (a redelivered push) is not queued.
+describe('an AS transaction ack cut short (mongo)', () => {
+  it.each([
+    ['after the delivered marks', 'deleteMany'],
+    ['after the delete, before the close', 'updateOne'],
+  ])('cut %s: the same transaction again, the item not queued again', async (_where, failingCall) => {
+    const client = await MongoClient.connect(url);
+    try {
+      const database = client.db(db);
+      const queue = database.collection('app_service_queue');
+      const txns = database.collection('app_service_txns');
+      let cut = false;
+      const failOnce = <T extends object>(collection: T, method: string): T =>
+        new Proxy(collection, {
+          get: (target, key) => {
+            const value = Reflect.get(target, key) as unknown;
+            if (typeof value !== 'function') return value;
+            return (...args: unknown[]) => {
+              if (cut && key === method) {
+                cut = false;
+                return Promise.reject(new Error('process killed here'));
+              }
+              return (value as (...a: unknown[]) => unknown).apply(target, args);
+            };
+          },
+        });
+      const repo = new MongoAppServiceQueueRepository(
+        failingCall === 'deleteMany' ? failOnce(queue, 'deleteMany') : queue,
+        failingCall === 'updateOne' ? failOnce(txns, 'updateOne') : txns,
+        database.collection('app_service_delivered'),
+        database.collection('counters'),
+      );
+      const as = `as-cut-${randomBytes(3).toString('hex')}`;
+      await repo.enqueue(as, { itemId: '$x', kind: 'event', event: { id: '$x' } });
+      // The claim is an updateOne too: arm the cut only for the ack.
+      const opened = await repo.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 });
+      cut = true;
+      await expect(repo.ackTransaction(as, opened!.txnId)).rejects.toThrow('process killed here');
+      expect((await repo.enqueue(as, { itemId: '$x', kind: 'event', event: { id: '$x' } })).inserted).toBe(false);
+      expect(await repo.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 })).toEqual(opened);
+      await repo.ackTransaction(as, opened!.txnId);
+      expect((await repo.enqueue(as, { itemId: '$x', kind: 'event', event: { id: '$x' } })).inserted).toBe(false);
+      expect(await repo.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 })).toBeNull();
+    } finally {
+      await client.close();
+    }
+  });
+});

@@ -48,7 +48,7 @@ export async function openMongoStore(url: string, db: string, options: MongoConn
     profiles: new MongoProfileRepository(c.profiles),
     aliases: new MongoAliasRepository(c.aliases),
     memberships: new MongoLocalMembershipRepository(c.localMemberships),
-    appServiceQueue: new MongoAppServiceQueueRepository(c.appServiceQueue, c.appServiceTxns, c.counters),
+    appServiceQueue: new MongoAppServiceQueueRepository(c.appServiceQueue, c.appServiceTxns, c.appServiceDelivered, c.counters),
     chatLifecycle: new MongoChatLifecycleRepository(c.deactivatedUsers, c.roomDeletions, c.forgottenRooms),
     clientTransactions: new MongoClientTransactionRepository(c.clientTransactions),
     redactions: new MongoRedactionRepository(c.redactionClaims, c.events),

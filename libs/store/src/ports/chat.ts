@@ -66,13 +66,18 @@ export interface AppServiceTransaction {
 
 /**
  * One durable push queue per application service. A transaction, once opened, is pinned (same ID,
- * same contents) until acknowledged, across restarts; transaction IDs increase.
+ * same contents) until acknowledged, across restarts; transaction IDs increase. An item is delivered
+ * at most once: its ID is remembered after its transaction is acked (until pruned), so the same item
+ * handed over again (a bus redelivery after the push went out) is not queued again.
  */
 export interface AppServiceQueueRepository {
-  enqueue(appServiceId: string, item: AppServiceQueueItem): Promise<{ inserted: boolean }>;
+  /** Not inserted when the item is queued already or was delivered (and not pruned yet: then `delivered`). */
+  enqueue(appServiceId: string, item: AppServiceQueueItem): Promise<{ inserted: boolean; delivered?: true }>;
   /** The open transaction, or a new one from the head of the queue within the limits; null when empty. */
   openTransaction(appServiceId: string, limits: { maxEvents: number; maxEphemeral: number }): Promise<AppServiceTransaction | null>;
-  /** Drops the transaction's items and closes it; a stale or unknown txnId changes nothing. */
+  /** Remembers the transaction's items as delivered, drops them and closes it; a stale or unknown txnId changes nothing. */
   ackTransaction(appServiceId: string, txnId: string): Promise<void>;
   pendingCount(appServiceId: string): Promise<number>;
+  /** Forgets items delivered before `deliveredBefore` (ms); answers how many. */
+  pruneDelivered(deliveredBefore: number): Promise<number>;
 }

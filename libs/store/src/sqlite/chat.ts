@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS store_app_service_queue (
   UNIQUE (app_service_id, item_id)
 );
 CREATE INDEX IF NOT EXISTS store_app_service_queue_order ON store_app_service_queue (app_service_id, seq);
+CREATE TABLE IF NOT EXISTS store_app_service_delivered (
+  app_service_id TEXT NOT NULL, item_id TEXT NOT NULL, delivered_ts INTEGER NOT NULL, PRIMARY KEY (app_service_id, item_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS store_app_service_delivered_ts ON store_app_service_delivered (delivered_ts);
 CREATE TABLE IF NOT EXISTS store_app_service_txns (
   app_service_id TEXT PRIMARY KEY, next_txn_id INTEGER NOT NULL, open_txn_id TEXT, open_last_seq INTEGER, open_body TEXT
 ) WITHOUT ROWID;
@@ -151,15 +155,20 @@ interface TxnRow {
 export class SqliteAppServiceQueueRepository implements AppServiceQueueRepository {
   constructor(private readonly db: SqliteDatabase) {}
 
-  async enqueue(appServiceId: string, item: AppServiceQueueItem): Promise<{ inserted: boolean }> {
+  async enqueue(appServiceId: string, item: AppServiceQueueItem): Promise<{ inserted: boolean; delivered?: true }> {
     const { changes } = this.db.run(
-      'INSERT INTO store_app_service_queue (app_service_id, item_id, kind, event) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
+      `INSERT INTO store_app_service_queue (app_service_id, item_id, kind, event) SELECT ?, ?, ?, ?
+       WHERE NOT EXISTS (SELECT 1 FROM store_app_service_delivered WHERE app_service_id = ? AND item_id = ?) ON CONFLICT DO NOTHING`,
       appServiceId,
       item.itemId,
       item.kind,
       JSON.stringify(item.event),
+      appServiceId,
+      item.itemId,
     );
-    return { inserted: changes > 0 };
+    if (changes > 0) return { inserted: true };
+    const delivered = this.db.get('SELECT 1 FROM store_app_service_delivered WHERE app_service_id = ? AND item_id = ?', appServiceId, item.itemId);
+    return delivered ? { inserted: false, delivered: true } : { inserted: false };
   }
 
   async openTransaction(appServiceId: string, limits: { maxEvents: number; maxEphemeral: number }): Promise<AppServiceTransaction | null> {
@@ -190,6 +199,13 @@ export class SqliteAppServiceQueueRepository implements AppServiceQueueRepositor
     this.db.transaction(() => {
       const row = this.db.get<TxnRow>('SELECT * FROM store_app_service_txns WHERE app_service_id = ?', appServiceId);
       if (!row || row.open_txn_id !== txnId) return;
+      this.db.run(
+        `INSERT INTO store_app_service_delivered (app_service_id, item_id, delivered_ts)
+         SELECT app_service_id, item_id, ? FROM store_app_service_queue WHERE app_service_id = ? AND seq <= ? ON CONFLICT DO NOTHING`,
+        Date.now(),
+        appServiceId,
+        row.open_last_seq,
+      );
       this.db.run('DELETE FROM store_app_service_queue WHERE app_service_id = ? AND seq <= ?', appServiceId, row.open_last_seq);
       this.db.run('UPDATE store_app_service_txns SET open_txn_id = NULL, open_last_seq = NULL, open_body = NULL WHERE app_service_id = ?', appServiceId);
     });
@@ -197,5 +213,9 @@ export class SqliteAppServiceQueueRepository implements AppServiceQueueRepositor
 
   async pendingCount(appServiceId: string): Promise<number> {
     return this.db.get<{ n: number }>('SELECT count(*) AS n FROM store_app_service_queue WHERE app_service_id = ?', appServiceId)?.n ?? 0;
+  }
+
+  async pruneDelivered(deliveredBefore: number): Promise<number> {
+    return this.db.run('DELETE FROM store_app_service_delivered WHERE delivered_ts < ?', deliveredBefore).changes;
   }
 }

@@ -48,7 +48,7 @@ export function describeChatStoreContract(name: string, open: () => Promise<Stor
       for (const [id, kind] of [['$e1', 'event'], ['$e2', 'event'], ['$e3', 'event'], ['typing', 'ephemeral']] as const) {
         expect(await q.enqueue(as, { itemId: id, kind, event: { id } })).toEqual({ inserted: true });
       }
-      expect(await q.enqueue(as, { itemId: '$e1', kind: 'event', event: { id: '$e1' } })).toEqual({ inserted: false });
+      expect(await q.enqueue(as, { itemId: '$e1', kind: 'event', event: { id: '$e1' } })).toStrictEqual({ inserted: false });
       expect(await q.pendingCount(as)).toBe(4);
       const first = await q.openTransaction(as, { maxEvents: 2, maxEphemeral: 1 });
       expect(first).toEqual({ txnId: '1', events: [{ id: '$e1' }, { id: '$e2' }], ephemeral: [] });
@@ -62,6 +62,34 @@ export function describeChatStoreContract(name: string, open: () => Promise<Stor
       await q.ackTransaction(as, '2');
       expect(await q.openTransaction(as, { maxEvents: 2, maxEphemeral: 1 })).toBeNull();
     });
+
+    // chaos-dup: a push handled (item queued) whose bus ack was lost (process killed, NATS down) is handed over
+    // again after the pusher already delivered and acked it; queued again it went out in a second transaction.
+    it('an item enqueued again after its transaction was acked is not queued again (a redelivered push)', async () => {
+      const q = store.appServiceQueue;
+      const as = 'asq-redelivered';
+      expect(await q.enqueue(as, { itemId: '$once', kind: 'event', event: { id: '$once' } })).toEqual({ inserted: true });
+      expect(await q.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 })).toEqual({ txnId: '1', events: [{ id: '$once' }], ephemeral: [] });
+      await q.ackTransaction(as, '1');
+      expect(await q.enqueue(as, { itemId: '$once', kind: 'event', event: { id: '$once' } })).toStrictEqual({ inserted: false, delivered: true });
+      expect(await q.pendingCount(as)).toBe(0);
+      expect(await q.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 })).toBeNull();
+      // Another service's queue is its own: the same event goes to it.
+      expect(await q.enqueue('asq-other', { itemId: '$once', kind: 'event', event: { id: '$once' } })).toEqual({ inserted: true });
+    });
+
+    it('forgets delivered items only when pruned past their age (then an item is new again)', async () => {
+      const q = store.appServiceQueue;
+      const as = 'asq-pruned';
+      await q.enqueue(as, { itemId: '$old', kind: 'event', event: { id: '$old' } });
+      const txn = await q.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 });
+      await q.ackTransaction(as, txn!.txnId);
+      expect(await q.pruneDelivered(Date.now() - 60_000)).toBe(0);
+      expect(await q.enqueue(as, { itemId: '$old', kind: 'event', event: { id: '$old' } })).toEqual({ inserted: false, delivered: true });
+      expect(await q.pruneDelivered(Date.now() + 60_000)).toBeGreaterThanOrEqual(1);
+      expect(await q.enqueue(as, { itemId: '$old', kind: 'event', event: { id: '$old' } })).toEqual({ inserted: true });
+    });
+
     it('keeps a deactivation once: first time and service stay, erased only goes up', async () => {
       const lc = store.chatLifecycle;
       const first = { userId: '@d1:gw.test', deactivatedTs: 5, erased: false, appServiceId: 'as1' };

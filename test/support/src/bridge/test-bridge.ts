@@ -87,13 +87,17 @@ export class TestBridge {
     // matrix-appservice 3 ignores to-device messages (MSC2409): the transaction body is read beside it.
     let recordToDevice: (messages: Record<string, any>[]) => void = () => undefined;
     let recordExtensions: (body: Record<string, any>) => void = () => undefined;
+    let recordTransaction: (txnId: string, body: Record<string, any>) => void = () => undefined;
     const server = createServer((req, res) => {
       if (req.method === 'PUT' && req.url?.startsWith('/_matrix/app/v1/transactions/')) {
+        const txnId = decodeURIComponent(req.url.slice('/_matrix/app/v1/transactions/'.length).split('?')[0]!);
         const chunks: Buffer[] = [];
         req.on('data', (chunk: Buffer) => chunks.push(chunk));
+        // Registered before the library's body parser: runs first, so its events are recorded with this txnId.
         req.on('end', () => {
           try {
             const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            recordTransaction(txnId, body);
             const toDevice = body['de.sorunome.msc2409.to_device'];
             if (Array.isArray(toDevice)) recordToDevice(toDevice);
             recordExtensions(body);
@@ -124,7 +128,18 @@ export class TestBridge {
 
     const bridge = new TestBridge(registration, registrationPath, url, server, directory, options);
     bridge.pings = pings;
-    appService.on('event', (event) => bridge.received.record('event', event));
+    // The library takes a transaction unless its txnId is the last one it took; which txn carried each event is
+    // kept so a duplicate says whether it was a transaction taken twice or an event in two transactions.
+    let lastTaken = '';
+    const txnOfEvent = new Map<string, string>();
+    recordTransaction = (txnId, body) => {
+      const events: Record<string, any>[] = Array.isArray(body.events) ? body.events : [];
+      const eventIds = events.map((e) => String(e.event_id));
+      bridge.received.transactions.push({ txnId, receivedAt: Date.now(), eventIds, skippedAsRetry: txnId === lastTaken });
+      lastTaken = txnId;
+      for (const eventId of eventIds) txnOfEvent.set(eventId, txnId);
+    };
+    appService.on('event', (event) => bridge.received.record('event', event, txnOfEvent.get(String(event.event_id))));
     appService.on('ephemeral', (event) => bridge.received.record('ephemeral', event));
     recordToDevice = (messages) => messages.forEach((message) => bridge.received.record('to_device', message));
     // MSC3202: device-list changes and key counts, one record per transaction that carried them.

@@ -29,6 +29,11 @@ const STALE_RESYNC_INTERVAL_MS = 5 * 60_000;
 const OUTBOX_DRAIN_INTERVAL_MS = 60_000;
 /** How long a to-device message is remembered as handed on (a resend after that is delivered again), and a sent request kept. */
 const TO_DEVICE_MEMORY_MS = 7 * 24 * 60 * 60_000;
+/**
+ * How long an item pushed to an application service is remembered as delivered: the same push handed over again
+ * within it (a bus redelivery after a crash or an outage, a room-log entry published again) is not sent again.
+ */
+const DELIVERED_PUSH_MEMORY_MS = 7 * 24 * 60 * 60_000;
 
 /** Optional provider (e.g. in shared providers): the pusher's retry backoff; tests shorten it. */
 export const CHAT_SYNC_PUSH_BACKOFF = Symbol.for('fedgate.chat-sync.push-backoff');
@@ -56,8 +61,16 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     @Optional() @Inject(FEDGATE_CONFIG) private readonly config: FedgateConfig | null,
     @Optional() @Inject(FEDERATION_CLIENT) private readonly federation: FederationHttpClient | null,
   ) {
-    this.queue = new StoreTransactionQueue(store);
+    this.queue = new StoreTransactionQueue(store, (appServiceId, itemId, kind) =>
+      logger.info(
+        { component: 'chat-sync', appServiceId, itemId, kind, ...this.pushesBeingQueued.get(itemId) },
+        'application service item handed over again after it was delivered; not sent again',
+      ),
+    );
   }
+
+  /** The bus message of each push being queued: a redelivery (deliveryCount > 1) or a publish again (a new sequence). */
+  private readonly pushesBeingQueued = new Map<string, { busSequence: number; deliveryCount: number }>();
 
   async onApplicationBootstrap(): Promise<void> {
     const log = this.logger.child({ component: 'chat-sync' });
@@ -120,6 +133,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     this.staleResync = setInterval(() => {
       resyncStale();
       void this.store.toDevice.prune(Date.now() - TO_DEVICE_MEMORY_MS).catch((err: unknown) => log.warn({ err }, 'pruning to-device records failed'));
+      void this.store.appServiceQueue.pruneDelivered(Date.now() - DELIVERED_PUSH_MEMORY_MS).catch((err: unknown) => log.warn({ err }, 'pruning delivered application service items failed'));
     }, STALE_RESYNC_INTERVAL_MS);
     this.staleResync.unref();
     // Changes cut short or logged before a crash (or whose drain failed) go out now, and /sendToDevice requests cut short.
@@ -165,7 +179,12 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     const consumePushes = (service: (typeof services)[number]) =>
       this.bus.consume(this.topology.consumers.appservicePush(service.id), async (message) => {
         const push: AppServicePush = message.data;
-        await pusher.push(service.id, { kind: push.kind ?? 'event', event: push.event, id: push.eventId });
+        this.pushesBeingQueued.set(push.eventId, { busSequence: message.sequence, deliveryCount: message.deliveryCount });
+        try {
+          await pusher.push(service.id, { kind: push.kind ?? 'event', event: push.event, id: push.eventId });
+        } finally {
+          this.pushesBeingQueued.delete(push.eventId);
+        }
       });
     if (elastic) {
       // Each AS (by its place among the registrations, the same in every replica) is leased like a partition.
@@ -183,6 +202,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
           const subscription = pushes.get(i);
           pushes.delete(i);
           await subscription?.stop();
+          await pusher.release(services[i]!.id);
         },
       });
       this.appServiceOwnership = ownership;

@@ -4,11 +4,16 @@ import type { PendingTransaction, QueuedItem, TransactionLimits, TransactionQueu
 
 /** The pusher's queue in the store: items and the pinned open transaction survive restarts. */
 export class StoreTransactionQueue implements TransactionQueue {
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    /** An item handed over again after it was delivered (a bus redelivery, a publish again): not sent again, told here. */
+    private readonly onAlreadyDelivered?: (appServiceId: string, itemId: string, kind: QueuedItem['kind']) => void,
+  ) {}
 
   async enqueue(appServiceId: string, item: QueuedItem): Promise<void> {
     const itemId = item.id ?? (typeof item.event.event_id === 'string' ? item.event.event_id : randomUUID());
-    await this.store.appServiceQueue.enqueue(appServiceId, { itemId, kind: item.kind, event: item.event as never });
+    const { delivered } = await this.store.appServiceQueue.enqueue(appServiceId, { itemId, kind: item.kind, event: item.event as never });
+    if (delivered) this.onAlreadyDelivered?.(appServiceId, itemId, item.kind);
   }
 
   openTransaction(appServiceId: string, limits: TransactionLimits): Promise<PendingTransaction | null> {

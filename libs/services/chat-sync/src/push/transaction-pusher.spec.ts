@@ -60,6 +60,49 @@ describe('TransactionPusher against a loopback application service', () => {
     expect(as.requests.flatMap((r) => (r.body as { events: Array<{ event_id: string }> }).events.map((e) => e.event_id))).toEqual(['$e1', '$e2']);
   });
 
+  // chaos-dup: with elastic chat-sync replicas the AS's lease moves; if it was given back while the old owner's request
+  // was still on its way, the new owner sent the same transaction and a newer one first, and the late old request (same
+  // txnId as an earlier one) was taken again by an AS remembering only its last txnId (matrix-appservice does so).
+  it('gives an AS back only once its request in flight is answered, so no older transaction lands after a newer one', async () => {
+    const queue = new InMemoryTransactionQueue();
+    let oldOwns = true;
+    let newOwns = false;
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    let oldRequestsStarted = 0;
+    const slowFetch: typeof fetch = async (input, init) => {
+      oldRequestsStarted++;
+      await gate; // the old owner stalls before its request is out
+      return fetch(input, init);
+    };
+    const oldOwner = new TransactionPusher({ queue, client: new AppServiceClient({ requestTimeoutMs: 5_000, fetch: slowFetch }), registrations: [registration('chat', url)], mayPush: () => oldOwns });
+    const newOwner = new TransactionPusher({ queue, client: new AppServiceClient({ requestTimeoutMs: 5_000 }), registrations: [registration('chat', url)], mayPush: () => newOwns });
+    pusher = newOwner;
+    try {
+      await oldOwner.pushEvent('chat', event(1));
+      while (oldRequestsStarted === 0) await new Promise((r) => setTimeout(r, 5));
+      // The lease moves (rebalance): the old owner may no longer push; the new owner starts once it is given back.
+      oldOwns = false;
+      const handedOver = oldOwner.release('chat').then(() => {
+        newOwns = true;
+        newOwner.wake('chat');
+      });
+      // Given back too early, the new owner would send txn 1 and txn 2 meanwhile (it sends whatever is queued).
+      await newOwner.pushEvent('chat', event(2));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(as.requests).toHaveLength(0); // not given back while the old request is on its way
+      openGate();
+      await handedOver;
+      await newOwner.idle();
+      // Arrival order at the AS: txn 1 (perhaps again, right after itself), then txn 2; never 1 after 2.
+      const arrivals = as.requests.map((r) => r.url.split('/transactions/')[1]!.split('?')[0]);
+      expect(arrivals.filter((txnId, i) => txnId !== arrivals[i - 1])).toEqual(['1', '2']);
+    } finally {
+      openGate();
+      await oldOwner.stop();
+    }
+  });
+
   // Issue 12, found by the long chaos run: a store outage under delivery rejected the drain loop's promise, which
   // nothing awaited, and the unhandled rejection ended the chat-sync process.
   it('rides out a store outage under delivery (no unhandled rejection), reports it, and delivers once the store is back', async () => {

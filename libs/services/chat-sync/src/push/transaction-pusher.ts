@@ -150,6 +150,19 @@ export class TransactionPusher {
       });
   }
 
+  /**
+   * This process no longer pushes to the AS (`mayPush` answers false already): resolves once its request in flight,
+   * if any, has been answered, so the AS's lease is given back only then. Else the next owner could send the same
+   * transaction and a newer one before the old request lands, and an AS that remembers only its last txnId would
+   * take the old one again.
+   */
+  async release(appServiceId: string): Promise<void> {
+    const worker = this.workers.get(appServiceId);
+    if (!worker) return;
+    worker.interruptWait?.();
+    await worker.running;
+  }
+
   /** Resolves once nothing is being delivered (the queue is empty or delivery was stopped). */
   async idle(): Promise<void> {
     for (;;) {
