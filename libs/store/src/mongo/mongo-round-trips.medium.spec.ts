@@ -109,6 +109,31 @@ describe('store round trips per inbound PDU, MongoDB adapter (issue 19, distribu
     expect(await store.pendingCommits.list(room)).toEqual([]);
   });
 
+  it('a commit\'s change of forward extremities (add the event, remove its prev events) is one write (it was an $addToSet and then a $pullAll)', async () => {
+    const room = `!rt-${randomBytes(3).toString('hex')}:gw.test`;
+    await store.rooms.updateForwardExtremities(room, { add: ['$one', '$two'], remove: [] });
+    expect(await counter.during(() => store.rooms.updateForwardExtremities(room, { add: ['$three'], remove: ['$one', '$two'] }))).toEqual(['forward_extremities.update']);
+    expect(await other.rooms.getForwardExtremities(room)).toEqual(['$three']);
+    // In both: it stays.
+    await store.rooms.updateForwardExtremities(room, { add: ['$four.x', '$three'], remove: ['$three'] });
+    expect(await other.rooms.getForwardExtremities(room)).toEqual(['$four.x', '$three']);
+  });
+
+  it('forward extremities written by the earlier layout (one array) are read and removed', async () => {
+    const room = `!rt-${randomBytes(3).toString('hex')}:gw.test`;
+    const client = await MongoClient.connect(url);
+    try {
+      await client.db(db).collection('forward_extremities').insertOne({ _id: room as never, eventIds: ['$old-a', '$old-b'] });
+      expect(await store.rooms.getForwardExtremities(room)).toEqual(['$old-a', '$old-b']);
+      await store.rooms.updateForwardExtremities(room, { add: ['$new'], remove: ['$old-a'] });
+      expect(await store.rooms.getForwardExtremities(room)).toEqual(['$new', '$old-b']);
+      await store.rooms.updateForwardExtremities(room, { add: [], remove: ['$old-b', '$new'] });
+      expect(await store.rooms.getForwardExtremities(room)).toEqual([]);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('a commit left in the earlier layout is still removed (and the layout is read while it holds any)', async () => {
     const room = `!rt-${randomBytes(3).toString('hex')}:gw.test`;
     const client = await MongoClient.connect(url);
