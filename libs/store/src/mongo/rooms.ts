@@ -71,7 +71,7 @@ export class MongoRoomRepository implements RoomRepository {
 /** A field name for an event ID (which holds `$` and may hold `.`). */
 const fieldKey = (eventId: string) => `e${Buffer.from(eventId).toString('base64url')}`;
 
-// A room's extremities and joined servers are each one document holding a set, found by `_id`
+// A room's joined servers (and extremities, above) are each one document holding a set, found by `_id`
 // (the only lookup FerretDB answers without a scan) and changed by single-document updates.
 async function members(collection: Collection<Document>, roomId: string, field: string): Promise<string[]> {
   const d = await collection.findOne({ _id: roomId as never });
