@@ -1,4 +1,5 @@
 import type { Pdu } from '@fedgate/protocol';
+import { LRUCache } from 'lru-cache';
 import { MongoBulkWriteError, type Collection, type Document } from 'mongodb';
 import type { DepthRangeQuery, EventOutcome, EventRecord, EventRepository, EventStatus } from '../ports/events';
 import { findByIds, isDuplicateKey } from './database';
@@ -37,7 +38,16 @@ function toRecord(d: Document): EventRecord {
   return record;
 }
 
+/** How many event IDs a process remembers as stored (about 100 bytes each). */
+const KNOWN_STORED_IDS = 20_000;
+
 export class MongoEventRepository implements EventRepository {
+  /**
+   * IDs known to be stored. Events are never removed, so "stored" stays true: `missing` answers for these without
+   * a round trip (on FerretDB one lookup per ID; the state-resolver asks for each PDU's prev and auth events).
+   */
+  private readonly stored = new LRUCache<string, true>({ max: KNOWN_STORED_IDS });
+
   constructor(
     private readonly events: Collection<Document>,
     private readonly idLookupsOnly = false,
@@ -46,9 +56,13 @@ export class MongoEventRepository implements EventRepository {
   async append(event: EventRecord): Promise<{ inserted: boolean }> {
     try {
       await this.events.insertOne(toDoc(event));
+      this.stored.set(event.eventId, true);
       return { inserted: true };
     } catch (err) {
-      if (isDuplicateKey(err)) return { inserted: false };
+      if (isDuplicateKey(err)) {
+        this.stored.set(event.eventId, true);
+        return { inserted: false };
+      }
       throw err;
     }
   }
@@ -59,11 +73,14 @@ export class MongoEventRepository implements EventRepository {
     if (unique.length === 0) return { inserted: [] };
     try {
       await this.events.insertMany(unique.map(toDoc), { ordered: false });
+      for (const e of unique) this.stored.set(e.eventId, true);
       return { inserted: unique.map((e) => e.eventId) };
     } catch (err) {
       if (!(err instanceof MongoBulkWriteError)) throw err;
       const errors = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
       if (errors.some((w) => w.code !== 11000)) throw err;
+      // Every one is stored now: inserted here, or there already (duplicate key).
+      for (const e of unique) this.stored.set(e.eventId, true);
       const failed = new Set(errors.map((w) => w.index));
       return { inserted: unique.filter((_, i) => !failed.has(i)).map((e) => e.eventId) };
     }
@@ -71,18 +88,24 @@ export class MongoEventRepository implements EventRepository {
 
   async get(eventId: string): Promise<EventRecord | undefined> {
     const d = await this.events.findOne({ _id: eventId as never });
+    if (d) this.stored.set(eventId, true);
     return d ? toRecord(d) : undefined;
   }
 
   async getMany(eventIds: string[]): Promise<Map<string, EventRecord>> {
     const docs = await findByIds(this.events, [...new Set(eventIds)], this.idLookupsOnly);
+    for (const d of docs) this.stored.set(d._id as unknown as string, true);
     return new Map(docs.map((d) => [d._id as unknown as string, toRecord(d)]));
   }
 
   async missing(eventIds: string[]): Promise<string[]> {
-    const docs = await findByIds(this.events, [...new Set(eventIds)], this.idLookupsOnly, { _id: 1 });
-    const have = new Set(docs.map((d) => d._id as unknown as string));
-    return eventIds.filter((id) => !have.has(id));
+    const unknown = new Set(eventIds.filter((id) => !this.stored.has(id)));
+    const docs = await findByIds(this.events, [...unknown], this.idLookupsOnly, { _id: 1 });
+    for (const d of docs) {
+      unknown.delete(d._id as unknown as string);
+      this.stored.set(d._id as unknown as string, true);
+    }
+    return eventIds.filter((id) => unknown.has(id));
   }
 
   async byDepthRange(q: DepthRangeQuery): Promise<EventRecord[]> {

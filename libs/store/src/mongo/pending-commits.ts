@@ -21,6 +21,12 @@ const keyOf = (eventId: string) => `e${Buffer.from(eventId).toString('base64url'
  * transactions). Documents of the earlier layout (one per event, in `legacy`) are still read and removed.
  */
 export class MongoPendingCommitRepository implements PendingCommitRepository {
+  /**
+   * Whether the earlier layout's collection held documents when first looked at. Nothing writes that layout any
+   * more, so once it is empty it stays empty and a commit's removal is one write, not two.
+   */
+  private legacyHeldCommits: Promise<boolean> | undefined;
+
   constructor(
     private readonly rooms: Collection<Document>,
     private readonly legacy: Collection<Document>,
@@ -77,7 +83,18 @@ export class MongoPendingCommitRepository implements PendingCommitRepository {
     const path = `commits.${keyOf(eventId)}`;
     // By room ID the server finds the document by _id (FerretDB's SQLite backend scans for anything else).
     await this.rooms.updateOne({ ...(roomId === undefined ? {} : { _id: roomId as never }), [path]: { $exists: true } }, { $unset: { [path]: '' }, $inc: { n: -1 } });
-    await this.legacy.deleteOne({ _id: eventId as never });
+    if (await this.legacyHasCommits()) await this.legacy.deleteOne({ _id: eventId as never });
+  }
+
+  private legacyHasCommits(): Promise<boolean> {
+    this.legacyHeldCommits ??= this.legacy.findOne({}, { projection: { _id: 1 } }).then(
+      (d) => d !== null,
+      (error: unknown) => {
+        this.legacyHeldCommits = undefined;
+        throw error;
+      },
+    );
+    return this.legacyHeldCommits;
   }
 }
 

@@ -27,11 +27,27 @@ export class MongoRoomRepository implements RoomRepository {
   }
 
   async getForwardExtremities(roomId: string): Promise<string[]> {
-    return members(this.extremities, roomId, 'eventIds');
+    const d = await this.extremities.findOne({ _id: roomId as never });
+    const byKey = Object.values((d?.byKey as Record<string, string> | undefined) ?? {});
+    return [...new Set([...((d?.eventIds as string[] | undefined) ?? []), ...byKey])].sort();
   }
 
+  /**
+   * One write per change (it was two: an array cannot be added to and pulled from in one update): each extremity is
+   * a field of `byKey`, so adding some and removing others is one single-document update, atomic like any. A room
+   * written by the earlier layout keeps its `eventIds` array until its extremities are removed from it.
+   */
   async updateForwardExtremities(roomId: string, change: { add: string[]; remove: string[] }): Promise<void> {
-    await changeMembers(this.extremities, roomId, 'eventIds', change);
+    const keep = new Set(change.add);
+    const remove = change.remove.filter((v) => !keep.has(v));
+    if (!change.add.length && !remove.length) return;
+    const update: Document = {};
+    if (change.add.length) update.$set = Object.fromEntries(change.add.map((id) => [`byKey.${fieldKey(id)}`, id]));
+    if (remove.length) {
+      update.$unset = Object.fromEntries(remove.map((id) => [`byKey.${fieldKey(id)}`, '']));
+      update.$pullAll = { eventIds: remove };
+    }
+    await this.extremities.updateOne({ _id: roomId as never }, update, { upsert: true });
   }
 
   async getJoinedServers(roomId: string): Promise<string[]> {
@@ -52,7 +68,10 @@ export class MongoRoomRepository implements RoomRepository {
   }
 }
 
-// A room's extremities and joined servers are each one document holding a set, found by `_id`
+/** A field name for an event ID (which holds `$` and may hold `.`). */
+const fieldKey = (eventId: string) => `e${Buffer.from(eventId).toString('base64url')}`;
+
+// A room's joined servers (and extremities, above) are each one document holding a set, found by `_id`
 // (the only lookup FerretDB answers without a scan) and changed by single-document updates.
 async function members(collection: Collection<Document>, roomId: string, field: string): Promise<string[]> {
   const d = await collection.findOne({ _id: roomId as never });
