@@ -571,20 +571,13 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
  */
 export const SLICE_MS = 5;
 let turnedAt = performance.now();
-/**
- * One turn shared by every loop that yields: they resume together in one callback and share its slice (interleaved
- * at their awaits), so a turn lasts about one slice whatever the number of busy loops. With a callback each, every
- * busy loop took a slice of its own per turn, and a listener waited behind all of them (issue 19, `/version` p99).
- */
-let comingTurn: Promise<void> | undefined;
 const nextTurn = () =>
-  (comingTurn ??= new Promise<void>((resolve) =>
+  new Promise<void>((resolve) =>
     setImmediate(() => {
-      comingTurn = undefined;
       turnedAt = performance.now();
       resolve();
     }),
-  ));
+  );
 const sliceOver = () => (performance.now() - turnedAt >= SLICE_MS ? nextTurn() : undefined);
 
 class ConsumerLoop {
