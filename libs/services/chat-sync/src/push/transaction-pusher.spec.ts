@@ -234,7 +234,7 @@ describe('TransactionPusher against a loopback application service', () => {
 
   // Issue 19 (p99 received → pushed): the bus consumer hands the pusher a run of events within one turn of the event
   // loop; the first used to go alone and the rest after its answer (12–14 pushes per 50 events in the load run).
-  it('issue 19: events queued within one turn while the pusher is idle go in ONE transaction', async () => {
+  it('issue 19: events queued in one burst (one after the other on promise continuations) while the pusher is idle go in ONE transaction', async () => {
     const p = makePusher([registration('chat', url)]);
     for (let n = 1; n <= 5; n++) await p.pushEvent('chat', event(n));
     await p.idle();
