@@ -283,7 +283,7 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
   });
 
   it('issue 19 (/version p99 under load): busy loops share a turn of the event loop of about TURN_MS, not a slice each, and none starves', async () => {
-    const loops = 6;
+    const loops = 12;
     const topology = busTopology({ prefix: 'shared', roomPartitions: loops });
     bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite') });
     await bus.start();
@@ -301,7 +301,7 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
     };
     setTimeout(turn, 0);
     // A fifth of a slice per message, never waiting on I/O (the store is synchronous SQLite). Before, each busy loop
-    // took a whole slice of its own per turn: 6 loops × 5 messages; now a turn holds the loops let go while it lasts.
+    // took a whole slice of its own per turn: 12 loops × 5 messages; now a turn holds the loops let go while it lasts.
     const perMessageMs = SLICE_MS / 5;
     const spin = async () => {
       await Promise.resolve();
