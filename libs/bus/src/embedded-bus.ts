@@ -572,12 +572,13 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
 export const SLICE_MS = 5;
 /**
  * How long the loops may hold one turn together. With an immediate each, every busy loop took its slice in the same
- * turn, so a listener waited behind all of them: ~16 busy partitions × 3 stages × 5 ms with 20 rooms interleaved
- * (issue 19, `/version` p99 91 ms there; a cap of two slices bounded it too, but made the loops hand on smaller runs: ~30% more CPU per PDU with one room backlogged). Loops that yield now wait in one queue and go one at a time, each for a
+ * turn, so a listener waited behind all of them: up to 16 busy partitions × 3 stages × 5 ms with 20 rooms interleaved
+ * (issue 19, `/version` p99 91 ms there). Loops that yield now wait in one queue and go one at a time, each for a
  * whole slice (the runs they hand on stay as big), while the turn lasts; those not reached go first at the next turn
- * (none starves), and loops that start waiting during a turn wait for the next one.
+ * (none starves), and loops that start waiting during a turn wait for the next one. Four slices: as long as a turn
+ * lasted with one room busy (its stages' loops); two made the loops hand on smaller runs (back to back, ~30% more CPU
+ * per PDU in a medium load run).
  */
-// Four slices: as long as a turn lasted with one room busy (its stages' loops), so their runs stay as big.
 export const TURN_MS = 4 * SLICE_MS;
 let turnedAt = performance.now();
 let turnStartedAt = turnedAt;
