@@ -32,5 +32,8 @@ describe('load generator, short form (embedded gateway)', () => {
     const table = markdownReport({ date: 'test', machine: 'test', scale: 'short', targets: [target] });
     expect(table).toContain('PDUs/s delivered (pushed to the AS)');
     expect(table).toContain('CPU s per 1,000 PDUs delivered');
+    // Issue 19: the gateway's own event-loop delay beside the /version probe, so a slow /version can be told from a slow generator.
+    for (const result of target.results) expect(result.eventLoopDelayMs).toMatchObject({ p99Ms: expect.any(Number), maxMs: expect.any(Number) });
+    expect(table).toContain('gateway event-loop delay p99 / max meanwhile');
   });
 });

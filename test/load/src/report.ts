@@ -54,6 +54,7 @@ function rowsFor(report: LoadReport): Row[] {
       { measure: `${name}: peak RSS`, text: show((r) => mib(r.peakRssBytes)), value: (t) => at(t)?.peakRssBytes },
       { measure: `${name}: events lost`, text: show((r) => `${r.lost} of ${r.sent}`) },
       { measure: `${name}: federation /version p99 meanwhile`, text: show((r) => ms(r.versionMs.p99)), value: (t) => at(t)?.versionMs.p99 },
+      { measure: `${name}: gateway event-loop delay p99 / max meanwhile`, text: show((r) => (r.eventLoopDelayMs ? `${ms(r.eventLoopDelayMs.p99Ms)} / ${ms(r.eventLoopDelayMs.maxMs)}` : '–')) },
     );
   });
   const servers = report.targets[0]?.fanOut?.servers;

@@ -24,6 +24,11 @@ export interface Target {
   joinRemoteRoom(roomId: string, via: string, traceparent?: string): Promise<void>;
   /** Whether the target exports its spans (`--trace`): only then is a join's timeline printed. */
   traced: boolean;
+  /**
+   * The gateway's event-loop delay since the previous call (its Prometheus default metrics, reset by each scrape):
+   * how long a listener (a `/send`, `/version`) could wait behind synchronous work. fedgate embedded only.
+   */
+  eventLoopDelay?(): Promise<{ p99Ms?: number; maxMs?: number }>;
   /** How many members the room creator's client sees joined (`/joined_members`). */
   joinedMemberCount(roomId: string): Promise<number>;
   stop(): Promise<void>;
@@ -58,6 +63,18 @@ async function joinedMemberCountAs(bridge: TestBridge, clientUrl: string, userId
   });
   if (res.status !== 200) throw new Error(`/joined_members answered ${res.status}: ${await res.text()}`);
   return Object.keys(((await res.json()) as { joined?: Record<string, unknown> }).joined ?? {}).length;
+}
+
+/** prom-client's `nodejs_eventloop_lag_{p99,max}_seconds` from a listener's /metrics (each scrape starts a new window). */
+async function eventLoopDelayOf(clientServerUrl: string): Promise<{ p99Ms?: number; maxMs?: number }> {
+  const res = await fetch(`${clientServerUrl}/metrics`);
+  const text = await res.text();
+  const seconds = (name: string) => {
+    const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+    const value = line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : Number.NaN;
+    return Number.isFinite(value) ? value * 1000 : undefined;
+  };
+  return { p99Ms: seconds('nodejs_eventloop_lag_p99_seconds'), maxMs: seconds('nodejs_eventloop_lag_max_seconds') };
 }
 
 async function createRoomAs(bridge: TestBridge, userId: string): Promise<string> {
@@ -122,6 +139,7 @@ async function fedgateTarget(kind: Exclude<TargetKind, 'synapse'>, ca: TestCerti
     joinRemoteRoom: (roomId, via, traceparent) => joinRemoteRoomAs(bridge, instance.clientServerUrl, host, roomId, via, traceparent),
     traced: options.otlpEndpoint !== undefined,
     joinedMemberCount: (roomId) => joinedMemberCountAs(bridge, instance.clientServerUrl, host, roomId),
+    ...(shape === 'embedded' ? { eventLoopDelay: () => eventLoopDelayOf(instance.clientServerUrl) } : {}),
     stop: async () => {
       await Promise.all(extra.map((p) => p.close()));
       await instance.destroy();

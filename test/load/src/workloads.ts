@@ -23,6 +23,8 @@ export interface WorkloadResult {
   peakRssBytes: number;
   /** federation /version answer times sampled during the workload. */
   versionMs: { p50?: number; p99?: number };
+  /** The gateway's own event-loop delay during the workload (where the target reports it). */
+  eventLoopDelayMs?: { p99Ms?: number; maxMs?: number };
   errors: string[];
 }
 
@@ -115,6 +117,7 @@ async function measure(workload: string, sim: SimulatedHomeserver, target: Targe
   let accepted = 0;
   const cpuBefore = sampleProcesses(target.pids()).cpuSeconds;
   const rss = new PeakRssWatcher(() => target.pids());
+  await target.eventLoopDelay?.().catch(() => undefined);
   const probe = new ResponsivenessProbe(sim, target);
   const started = Date.now();
   const send: Send = async (events) => {
@@ -134,6 +137,7 @@ async function measure(workload: string, sim: SimulatedHomeserver, target: Targe
   const cpu = sampleProcesses(target.pids()).cpuSeconds - cpuBefore;
   const peakRssBytes = rss.stop();
   const versionMs = await probe.stop();
+  const eventLoopDelayMs = await target.eventLoopDelay?.().catch(() => undefined);
   const latencies = tracker.latencies();
   const seconds = (finished - started) / 1000;
   return {
@@ -150,6 +154,7 @@ async function measure(workload: string, sim: SimulatedHomeserver, target: Targe
     cpuSecondsPer1000: delivered > 0 ? (cpu / delivered) * 1000 : Number.NaN,
     peakRssBytes,
     versionMs,
+    ...(eventLoopDelayMs ? { eventLoopDelayMs } : {}),
     errors: [...new Set(errors)].slice(0, 10),
   };
 }

@@ -17,6 +17,8 @@ export class FakeAppService {
   respond: (request: RecordedRequest) => FakeResponse = () => 'ok';
   /** Delay before answering, to observe concurrency. */
   delayMs = 0;
+  /** When set, answers wait for it (a request held in flight for as long as a test needs). */
+  hold: Promise<void> | undefined;
   inFlight = 0;
   maxInFlight = 0;
   private server!: Server;
@@ -65,6 +67,7 @@ export class FakeAppService {
     };
     this.requests.push(request);
     if (this.delayMs) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+    if (this.hold) await this.hold;
     this.inFlight--;
     const outcome = this.respond(request);
     request.accepted = outcome === 'ok' || (typeof outcome === 'object' && outcome.status < 300);

@@ -132,8 +132,12 @@ export class TransactionPusher {
       return;
     }
     // Its own context: the loop outlives the message that woke it; each push joins its items' traces.
+    // It opens its first transaction once the work now running on promise continuations is done (the bus consumer
+    // feeding the queue hands on a run of events that way), so the run goes in one transaction instead of the first
+    // alone and the rest after its answer (issue 19: 12–14 pushes per 50 events), without waiting for another turn
+    // of the event loop. Later transactions open as soon as the previous one is answered, with everything queued by then.
     worker.running = context
-      .with(ROOT_CONTEXT, () => this.drain(worker))
+      .with(ROOT_CONTEXT, () => afterThisBurst().then(() => this.drain(worker)))
       .catch(async (err: unknown) => {
         // A store outage must not end delivery (nor, unhandled, the process): look again shortly.
         await this.notify(() => this.options.onStoreFailure?.(appServiceId, err));
@@ -246,6 +250,11 @@ export class TransactionPusher {
       worker.interruptWait = done;
     });
   }
+}
+
+/** A tick queued from a promise continuation runs once the microtask queue is empty: after the current burst, in this turn. */
+function afterThisBurst(): Promise<void> {
+  return new Promise((resolve) => process.nextTick(resolve));
 }
 
 function traceKey(appServiceId: string, itemId: string): string {
