@@ -337,5 +337,23 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(seen).toEqual([[0, 1], [1, 1], [2, 1], [3, 1], [3, 2], [4, 1], [5, 1], [6, 1], [6, 2], [7, 1], [8, 1], [9, 1]]);
   });
+
+  it('issue 19: a handler is told whether more of the run is in hand (so a consumer can hold its own output for the run): true for each but the last', async () => {
+    const topology = busTopology({ prefix: 'runmore', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite'), retryDelayMs: () => 1 });
+    await bus.start();
+    const publishRun = (from: number, length: number) =>
+      bus.publishBatch(Array.from({ length }, (_, i) => ({ subject: topology.inboundPdu.subjectFor('!r:x'), data: pdu('!r:x', from + i), options: { messageId: `m${from + i}` } })));
+    await publishRun(0, CLAIM_RUN + 3);
+    const seen: Array<[number, boolean | undefined]> = [];
+    const consumed = await bus.consume(topology.consumers.stateResolverInbound(0), (m: ReceivedMessage<InboundPdu>) => void seen.push([Number(m.data.pdu.n), m.moreInHand]));
+    await waitFor(() => seen.length === CLAIM_RUN + 3, 'the backlog');
+    await publishRun(100, 1);
+    await waitFor(() => seen.length === CLAIM_RUN + 4, 'a message alone');
+    await consumed.stop();
+    const last = new Set([CLAIM_RUN - 1, CLAIM_RUN + 2, 100]);
+    expect(seen).toEqual(seen.map(([n]) => [n, !last.has(n)]));
+    expect(seen.map(([n]) => n)).toEqual([...Array.from({ length: CLAIM_RUN + 3 }, (_, i) => i), 100]);
+  });
 });
 

@@ -741,6 +741,8 @@ class ConsumerLoop {
               deliveryCount: deliveries,
               headers,
               data: decodeJson(row.data),
+              // The rest of the run is in hand and comes next, unless this one is nak'd or the loop stops.
+              moreInHand: inHand.length > 1,
               working: () => {
                 // A lease with more than three quarters of its time left is not written again (one write per PDU before).
                 if (Date.now() - lease.at < consumer.ackWaitMs / 4) return;

@@ -79,6 +79,11 @@ export class MongoPendingCommitRepository implements PendingCommitRepository {
     await this.rooms.updateOne({ ...(roomId === undefined ? {} : { _id: roomId as never }), [path]: { $exists: true } }, { $unset: { [path]: '' }, $inc: { n: -1 } });
     await this.legacy.deleteOne({ _id: eventId as never });
   }
+
+  /** One at a time: each removal decrements the room's count only if its commit was there. */
+  async removeAll(roomId: string, eventIds: readonly string[]): Promise<void> {
+    for (const eventId of eventIds) await this.remove(eventId, roomId);
+  }
 }
 
 function itemsOf(room: Document | null): CommitItem[] {
