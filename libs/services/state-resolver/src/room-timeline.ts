@@ -335,7 +335,8 @@ export class RoomTimeline {
       // Computed here, where the state before the event is at hand, and kept with the pending commit for a repair.
       const unsigned = await this.withReplacedState(evaluation, options.unsigned);
       const payload: CommitPayload = { pdu, roomVersion: rules.id, status, reason, local: options.local, unsigned, txn: options.txn, before, after };
-      const pending: PendingCommit = { eventId, roomId, payload: JSON.parse(JSON.stringify(payload)) as Record<string, unknown>, createdTs: Date.now() };
+      // No copy: both stores keep the payload as JSON text (one serialisation of the PDU, not three).
+      const pending: PendingCommit = { eventId, roomId, payload: payload as unknown as Record<string, unknown>, createdTs: Date.now() };
       // The commit point: with elastic ownership the store refuses it, in this same write, once the room has
       // seen a newer owner of its partition (this replica may have stalled since it last checked its lease).
       const journal = { commit: pending, fence: this.fenceFor(eventId, roomId, pdu) };
