@@ -25,6 +25,12 @@ export interface ReceivedMessage<T> {
   data: T;
   /** For long work: tells the bus the handler is still busy, so the message is not redelivered. */
   working(): void;
+  /**
+   * True when the consumer holds more messages for this handler and hands over the next right after this one is
+   * handled (the embedded bus's claimed runs): work of this message may wait to go out with theirs (issue 19).
+   * False or absent: no such promise (the last of a run, a concurrent consumer, or an adapter that does not say).
+   */
+  moreInHand?: boolean;
 }
 
 /** Returning nothing acks; throwing naks with backoff (and dead-letters at max deliveries). */

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, StatementSync } from 'node:sqlite';
 import { nak, term, type ReceivedMessage } from './bus';
 import { describeBusContract } from './contract/bus-contract';
 import { waitFor } from './contract/wait-for';
@@ -370,6 +370,59 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
     await waitFor(() => seen.length === 12, 'every message, 3 and 6 twice');
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(seen).toEqual([[0, 1], [1, 1], [2, 1], [3, 1], [3, 2], [4, 1], [5, 1], [6, 1], [6, 2], [7, 1], [8, 1], [9, 1]]);
+  });
+
+  it('issue 19: a publish reads the consumers of its stream only when they changed, and a consumer added since (here or by another process) gets what is published after', async () => {
+    const topology = busTopology({ prefix: 'consumers', roomPartitions: 2 });
+    const file = path.join(dir, 'bus.sqlite');
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: file, retryDelayMs: () => 1 });
+    await bus.start();
+    const reads = { n: 0 };
+    const all = StatementSync.prototype.all;
+    const spy = jest.spyOn(StatementSync.prototype, 'all').mockImplementation(function (this: StatementSync, ...params: unknown[]) {
+      if (this.sourceSQL.startsWith('SELECT durable, filter_subject FROM bus_consumers')) reads.n++;
+      return all.apply(this, params as never);
+    } as typeof StatementSync.prototype.all);
+    const other = new EmbeddedBus({ ...busOptionsFor(topology), path: file, retryDelayMs: () => 1, pollIntervalMs: 5 });
+    try {
+      const subject = topology.inboundPdu.subjectFor('!c:x');
+      const partition = topology.inboundPdu.partitionOf('!c:x');
+      const seen: Record<string, number[]> = { here: [], there: [] };
+      await bus.consume(topology.consumers.stateResolverInbound(partition), (m: ReceivedMessage<InboundPdu>) => void seen.here!.push(Number(m.data.pdu.n)));
+      for (let n = 0; n < 20; n++) await bus.publish(subject, pdu('!c:x', n), { messageId: `m${n}` });
+      await bus.publishBatch(Array.from({ length: 20 }, (_, i) => ({ subject, data: pdu('!c:x', 20 + i), options: { messageId: `m${20 + i}` } })));
+      expect(reads.n).toBe(1);
+      // Another process adds a consumer of the subject (the parked-PDU consumer stands in: any durable on the stream).
+      await other.consume({ ...topology.consumers.stateResolverInbound(partition), durable: 'another-process' }, (m: ReceivedMessage<InboundPdu>) => void seen.there!.push(Number(m.data.pdu.n)));
+      const backlog = seen.there!.length;
+      await bus.publish(subject, pdu('!c:x', 40), { messageId: 'm40' });
+      await bus.publish(subject, pdu('!c:x', 41), { messageId: 'm41' });
+      expect(reads.n).toBe(2);
+      await waitFor(() => seen.here!.includes(41) && seen.there!.includes(41), 'both consumers got the later messages');
+      expect(backlog).toBeLessThanOrEqual(42);
+      expect(seen.here).toEqual([...Array(42).keys()]);
+    } finally {
+      spy.mockRestore();
+      await other.close();
+    }
+  });
+
+  it('issue 19: a handler is told whether more of the run is in hand (so a consumer can hold its own output for the run): true for each but the last', async () => {
+    const topology = busTopology({ prefix: 'runmore', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite'), retryDelayMs: () => 1 });
+    await bus.start();
+    const publishRun = (from: number, length: number) =>
+      bus.publishBatch(Array.from({ length }, (_, i) => ({ subject: topology.inboundPdu.subjectFor('!r:x'), data: pdu('!r:x', from + i), options: { messageId: `m${from + i}` } })));
+    await publishRun(0, CLAIM_RUN + 3);
+    const seen: Array<[number, boolean | undefined]> = [];
+    const consumed = await bus.consume(topology.consumers.stateResolverInbound(0), (m: ReceivedMessage<InboundPdu>) => void seen.push([Number(m.data.pdu.n), m.moreInHand]));
+    await waitFor(() => seen.length === CLAIM_RUN + 3, 'the backlog');
+    await publishRun(100, 1);
+    await waitFor(() => seen.length === CLAIM_RUN + 4, 'a message alone');
+    await consumed.stop();
+    const last = new Set([CLAIM_RUN - 1, CLAIM_RUN + 2, 100]);
+    expect(seen).toEqual(seen.map(([n]) => [n, !last.has(n)]));
+    expect(seen.map(([n]) => n)).toEqual([...Array.from({ length: CLAIM_RUN + 3 }, (_, i) => i), 100]);
   });
 });
 

@@ -72,6 +72,9 @@ function runLength(consumer: ConsumerSpec): number {
   return consumer.settleEach ? 1 : CLAIM_RUN;
 }
 
+/** Subjects whose consumers the bus remembers (a subject is a partition, an application service, an EDU type…). */
+const MAX_REMEMBERED_SUBJECTS = 10_000;
+
 /** setTimeout's ceiling; a loop sleeping that long re-checks and sleeps again. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -119,6 +122,9 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   private foreignCommitTimer: NodeJS.Timeout | undefined;
   private pruning: Promise<void> | undefined;
   private dataVersion = 0;
+  /** `consumersOf`: the consumers table as last read, and the durables of each subject published since. */
+  private consumersVersion = '';
+  private readonly durablesBySubject = new Map<string, string[]>();
   private inTransaction = false;
   private closed = false;
 
@@ -172,13 +178,30 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
       .prepare('INSERT INTO bus_messages (stream, subject, msg_id, data, headers, published_at) VALUES (?, ?, ?, ?, ?, ?)')
       .run(stream.name, subject, messageId, bytes, JSON.stringify(headers), now);
     const seq = Number(inserted.lastInsertRowid);
-    const consumers = this.db.prepare('SELECT durable, filter_subject FROM bus_consumers WHERE stream = ?').all(stream.name) as {
-      durable: string;
-      filter_subject: string;
-    }[];
     const queue = this.db.prepare('INSERT INTO bus_pending (durable, seq, deliveries, visible_at) VALUES (?, ?, 0, ?)');
-    for (const c of consumers) if (subjectMatches(c.filter_subject, subject)) queue.run(c.durable, seq, now);
+    for (const durable of this.consumersOf(stream.name, subject)) queue.run(durable, seq, now);
     return { stream: stream.name, sequence: seq, duplicate: false };
+  }
+
+  /**
+   * The durables a message on `subject` is queued for. Read from the table only when its consumers changed (in
+   * this process or another: consumers are only ever added, so their count and highest rowid tell); reading and
+   * matching all of them for every message was a few percent of the gateway's CPU (issue 19). Inside a transaction.
+   */
+  private consumersOf(stream: string, subject: string): string[] {
+    const version = this.db.prepare('SELECT COUNT(*) AS n, MAX(rowid) AS m FROM bus_consumers').get() as { n: number; m: number | null };
+    const key = `${version.n}:${version.m}`;
+    if (key !== this.consumersVersion || this.durablesBySubject.size >= MAX_REMEMBERED_SUBJECTS) {
+      this.consumersVersion = key;
+      this.durablesBySubject.clear();
+    }
+    let durables = this.durablesBySubject.get(subject);
+    if (!durables) {
+      const consumers = this.db.prepare('SELECT durable, filter_subject FROM bus_consumers WHERE stream = ?').all(stream) as { durable: string; filter_subject: string }[];
+      durables = consumers.filter((c) => subjectMatches(c.filter_subject, subject)).map((c) => c.durable);
+      this.durablesBySubject.set(subject, durables);
+    }
+    return durables;
   }
 
   async publish<T>(subject: Subject<T>, data: T, options: PublishOptions): Promise<PublishResult> {
@@ -780,6 +803,8 @@ class ConsumerLoop {
               deliveryCount: deliveries,
               headers,
               data: decodeJson(row.data),
+              // The rest of the run is in hand and comes next, unless this one is nak'd or the loop stops.
+              moreInHand: inHand.length > 1,
               working: () => {
                 // A lease with more than three quarters of its time left is not written again (one write per PDU before).
                 if (Date.now() - lease.at < consumer.ackWaitMs / 4) return;

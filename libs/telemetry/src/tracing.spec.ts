@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { trace } from '@opentelemetry/api';
+import { context, trace } from '@opentelemetry/api';
 import { setOwnedPartitions, setServiceInstanceId } from './instance';
 import { setupTracing } from './tracing';
 
@@ -59,21 +59,48 @@ describe('setupTracing with an OTLP endpoint', () => {
     }
   });
 
-  it('still creates recording spans (for trace IDs in logs and headers) when nothing exports them', async () => {
+  it('issue 19 (span cost): without an exporter spans carry trace IDs but are not recorded, and no span processor runs', async () => {
     const saved = { fedgate: process.env.FEDGATE_OTLP_TRACES_ENDPOINT, otel: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT };
     delete process.env.FEDGATE_OTLP_TRACES_ENDPOINT;
     delete process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+    setOwnedPartitions('state-resolver', [0]);
     const tracing = setupTracing({ service: 'no-export-test' });
     try {
-      const span = trace.getTracer('test').startSpan('local only');
-      expect(span.spanContext().traceId).toMatch(/^[0-9a-f]{32}$/);
-      expect(span.isRecording()).toBe(true);
-      span.end();
+      const tracer = trace.getTracer('test');
+      tracer.startActiveSpan('local only', (parent) => {
+        expect(parent.spanContext().traceId).toMatch(/^[0-9a-f]{32}$/);
+        expect(parent.isRecording()).toBe(false);
+        // The partitions processor would have set this attribute on a recording span.
+        expect((parent as unknown as { attributes?: unknown }).attributes).toBeUndefined();
+        const child = tracer.startSpan('child');
+        expect(child.spanContext().traceId).toBe(parent.spanContext().traceId);
+        expect(child.spanContext().spanId).not.toBe(parent.spanContext().spanId);
+        child.end();
+        parent.end();
+      });
       await tracing.provider.forceFlush();
     } finally {
+      setOwnedPartitions('state-resolver', []);
       await tracing.shutdown();
       if (saved.fedgate !== undefined) process.env.FEDGATE_OTLP_TRACES_ENDPOINT = saved.fedgate;
       if (saved.otel !== undefined) process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = saved.otel;
+    }
+  });
+
+  it('records every span when exporting, a child of a remote parent that did not record included', async () => {
+    const exported: string[] = [];
+    const exporter = { export: (spans: { name: string }[], done: (r: { code: number }) => void) => { exported.push(...spans.map((s) => s.name)); done({ code: 0 }); }, shutdown: async () => undefined };
+    const tracing = setupTracing({ service: 'export-test', exporters: [exporter as never] });
+    try {
+      const remote = trace.setSpanContext(context.active(), { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 0, isRemote: true });
+      const span = trace.getTracer('test').startSpan('after an unrecorded hop', {}, remote);
+      expect(span.isRecording()).toBe(true);
+      expect(span.spanContext().traceId).toBe('a'.repeat(32));
+      span.end();
+      await tracing.provider.forceFlush();
+      expect(exported).toEqual(['after an unrecorded hop']);
+    } finally {
+      await tracing.shutdown();
     }
   });
 });

@@ -240,4 +240,60 @@ describe('local commits cut short (issue 10, defects 3, 4, 6)', () => {
     expect(stored.filter((e) => e.pdu.content.body === 'two replicas').map((e) => e.eventId)).toEqual([second.ok && second.eventId]);
     expect(await a.store.pendingCommits.list()).toEqual([]);
   });
+
+  // Issue 19: the partition consumer's commits leave their room log entries in the room's outbox; a run of a room goes
+  // out as one batch, then the run's pending records go in one write. Dying at any write of a run (an event's commit,
+  // the batch publish, the removal of the records) loses nothing, doubles nothing and keeps the room log's order.
+  it.each([
+    ['one transaction (embedded store)', false],
+    ['one write at a time (as MongoDB)', true],
+  ])('issue 19: a run of inbound PDUs of one room, dying at any write of it, reaches the room log once each and in order: commit writes in %s', async (_, oneByOne) => {
+    const b = await network.add('b.test');
+    const roomId = await a.createRoom(alice);
+    expect(await b.resolver.remoteMembership.onCommand({ roomId, userId: '@bob:b.test', membership: 'join', via: ['a.test'] })).toMatchObject({ ok: true });
+    const RUN = 4;
+    const runFromB = async (tag: string) => {
+      const ids: string[] = [];
+      for (let i = 0; i < RUN; i++) {
+        const sent = await b.send(roomId, '@bob:b.test', 'm.room.message', { msgtype: 'm.text', body: `${tag}-${i}` });
+        ids.push(sent.ok ? sent.eventId : '');
+      }
+      // As the embedded bus hands over a claimed run: each but the last says more of the run is in hand.
+      const messages = await Promise.all(
+        ids.map(async (eventId, i) => {
+          const pdu = (await b.store.events.get(eventId))!.pdu;
+          const data = { eventId, roomId, roomVersion: '12', origin: 'b.test', txnId: tag, receivedAt: 0, redacted: false, pdu };
+          return { data, deliveryCount: 1, working: () => undefined, moreInHand: i < RUN - 1 } as never;
+        }),
+      );
+      return { ids, messages };
+    };
+    const deliver = async (resolver: StateResolver, messages: never[]) => {
+      for (const m of messages) await resolver.onPartitionMessage(m);
+    };
+
+    const probe = await runFromB('probe');
+    const counting = new Crash();
+    const probing = processOver(a, network, counting, oneByOne);
+    await deliver(probing, probe.messages);
+    await probing.stop();
+    // Embedded: one commit per event, then one batch publish and one removal for the run (2 per event before).
+    expect(counting.writes).toBe(oneByOne ? RUN * 5 + 2 : RUN + 2);
+    expect((await roomLog(a, roomId, probe.ids.at(-1)!)).filter((e) => String(bodyOf(e)).startsWith('probe-')).map((e) => e.eventId)).toEqual(probe.ids);
+
+    for (let dieAt = 1; dieAt <= counting.writes; dieAt++) {
+      const run = await runFromB(`run-${dieAt}`);
+      const dying = processOver(a, network, new Crash(dieAt), oneByOne);
+      await deliver(dying, run.messages).catch(() => undefined);
+      // Restarted: the repair on start, then the bus redelivers what was not acked (here: all of the run).
+      const restarted = processOver(a, network);
+      await restarted.start();
+      await deliver(restarted, run.messages);
+      await restarted.stop();
+
+      expect(await a.store.rooms.getForwardExtremities(roomId)).toEqual([run.ids.at(-1)]);
+      expect((await roomLog(a, roomId, run.ids.at(-1)!)).filter((e) => String(bodyOf(e)).startsWith(`run-${dieAt}-`)).map((e) => e.eventId)).toEqual(run.ids);
+      expect(await a.store.pendingCommits.list()).toEqual([]);
+    }
+  });
 });

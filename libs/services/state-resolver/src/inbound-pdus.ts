@@ -71,7 +71,8 @@ export class InboundPduHandler {
   /** Bus handler: ack when persisted (whatever the outcome), nak with delay on transient remote trouble, term on poison. */
   async onMessage(message: ReceivedMessage<InboundPdu>): Promise<HandlerOutcome> {
     try {
-      await this.handle(message.data, () => message.working());
+      // With more of the run in hand, the room log entry waits to go out with the run's (the consumer flushes at its end).
+      await this.handle(message.data, () => message.working(), undefined, message.moreInHand === true);
       return ack();
     } catch (err) {
       if (isTransient(err)) return nak(Math.min(60_000, 1_000 * 2 ** Math.min(message.deliveryCount, 6)));
@@ -81,7 +82,7 @@ export class InboundPduHandler {
   }
 
   /** `unsigned`: extra fields for the room log's copy of this event (not of the earlier events fetched for it). */
-  async handle(inbound: InboundPdu, working: () => void = () => undefined, unsigned?: BusJson): Promise<Committed | undefined> {
+  async handle(inbound: InboundPdu, working: () => void = () => undefined, unsigned?: BusJson, deferRoomLog = false): Promise<Committed | undefined> {
     const room = await this.store.rooms.get(inbound.roomId);
     if (!room) {
       if (await this.outOfBand.rescind(inbound, wireForm(inbound.pdu, inbound.roomVersion))) return undefined;
@@ -105,7 +106,7 @@ export class InboundPduHandler {
         await this.processOne(earlier.eventId, earlier.pdu, inbound.roomId, inbound.origin, rules);
         working();
       }
-      return this.processOne(inbound.eventId, pdu, inbound.roomId, inbound.origin, rules, unsigned);
+      return this.processOne(inbound.eventId, pdu, inbound.roomId, inbound.origin, rules, unsigned, deferRoomLog);
     });
   }
 
@@ -146,7 +147,7 @@ export class InboundPduHandler {
     return !(record?.status === 'rejected' && record.reason?.startsWith(AUTH_EVENTS_UNAVAILABLE));
   }
 
-  private async processOne(eventId: string, pdu: Pdu, roomId: string, origin: string, rules: RoomVersionRules, unsigned?: BusJson): Promise<Committed> {
+  private async processOne(eventId: string, pdu: Pdu, roomId: string, origin: string, rules: RoomVersionRules, unsigned?: BusJson, deferRoomLog = false): Promise<Committed> {
     const unavailable = await this.fetchAuthEvents(origin, roomId, eventId, pdu, rules);
     let evaluation;
     try {
@@ -163,7 +164,7 @@ export class InboundPduHandler {
     // Current state is loaded once for both checks against it.
     const current = evaluation.status === 'accepted' ? await this.timeline.currentState(roomId) : undefined;
     const softFailed = await this.timeline.softFail(evaluation, current);
-    return this.timeline.commit(this.policy ? await this.policy.softFailUnsigned(softFailed, current) : softFailed, { local: false, unsigned });
+    return this.timeline.commit(this.policy ? await this.policy.softFailUnsigned(softFailed, current) : softFailed, { local: false, unsigned, deferRoomLog });
   }
 
   /**

@@ -6,7 +6,8 @@
 // between two. So a commit is recorded as pending before its first write and finished from that record
 // (every step is idempotent) by whoever next works in the room, or by the repair on start: the state refs
 // are written before the event can become a forward extremity, and the room log entry goes out once the
-// room has moved on, then the record goes.
+// room has moved on, then the record goes. The entries of a run of inbound PDUs may wait in the room's outbox
+// and go out together, their records removed together (issue 19).
 import type { Bus, BusTopology, EventOutcome, JsonObject as BusJson, RoomLogEntry } from '@fedgate/bus';
 import { byteLimitViolation, computeRoomIdFromCreateEvent, roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
 import {
@@ -55,6 +56,13 @@ export interface CommitOptions {
   unsigned?: BusJson;
   /** The client transaction that asked for it: reserved for this event before the event enters the room. */
   txn?: { sender: string; txnId: string };
+  /**
+   * The room log entry may wait in the room's outbox, with its pending record, to go out with the room's next ones
+   * (the partition consumer, while the bus hands it the rest of a run: issue 19): until the caller's `flushAll`, the
+   * room's next commit or publish without this flag, or a backstop `OUTBOX_BACKSTOP_MS` later. A room's entries
+   * keep their order.
+   */
+  deferRoomLog?: boolean;
 }
 
 /** What finishing a commit needs, kept in its pending record. */
@@ -90,6 +98,23 @@ export interface Committed {
   status: EventStatus;
   reason?: string;
   entry: RoomLogEntry;
+}
+
+/** How long entries a cut-short run left in the outbox wait at most (a run's last message flushes them at once). */
+export const OUTBOX_BACKSTOP_MS = 250;
+
+interface OutboxItem {
+  entry: RoomLogEntry;
+  /** The event whose pending record is removed once the entry is out (none for an entry without a commit). */
+  pendingEventId?: string;
+}
+
+/**
+ * A rejection gets its own message ID: an event rejected for want of its auth events and accepted when sent again
+ * must not have its accepted entry deduplicated against the rejected one.
+ */
+function roomLogMessageId(entry: RoomLogEntry): string {
+  return entry.outcome === 'rejected' ? `${entry.eventId}:rejected` : entry.eventId;
 }
 
 const OUTCOME: Record<EventStatus, EventOutcome> = { accepted: 'accepted', soft_failed: 'soft-failed', rejected: 'rejected' };
@@ -142,6 +167,11 @@ export class RoomTimeline {
   private readonly redactions: RedactionApplier;
   /** Rooms that may hold a commit cut short in this process (or before it started): finished before the next work there. */
   private readonly unsettledRooms = new Set<string>();
+  /** Room log entries not published yet, per room, in commit order; each with the event whose pending record goes once it is out. */
+  private readonly outbox = new Map<string, OutboxItem[]>();
+  /** Per room, the publish under way: the next one goes after it, so a room's entries keep their order. */
+  private readonly publishing = new Map<string, Promise<void>>();
+  private backstop: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: Store,
@@ -184,6 +214,8 @@ export class RoomTimeline {
   async settlePending(roomId: string): Promise<RepairOutcome> {
     const outcome: RepairOutcome = { finished: [], abandoned: [] };
     this.unsettledRooms.add(roomId);
+    // What waits in the outbox goes first (its records would be finished below anyway, at more cost).
+    await this.flushRoom(roomId);
     for (const pending of await this.store.pendingCommits.list(roomId)) {
       try {
         await this.finish(pending.eventId, pending.roomId, pending.payload as unknown as CommitPayload, undefined, undefined, true);
@@ -303,7 +335,8 @@ export class RoomTimeline {
       // Computed here, where the state before the event is at hand, and kept with the pending commit for a repair.
       const unsigned = await this.withReplacedState(evaluation, options.unsigned);
       const payload: CommitPayload = { pdu, roomVersion: rules.id, status, reason, local: options.local, unsigned, txn: options.txn, before, after };
-      const pending: PendingCommit = { eventId, roomId, payload: JSON.parse(JSON.stringify(payload)) as Record<string, unknown>, createdTs: Date.now() };
+      // No copy: both stores keep the payload as JSON text (one serialisation of the PDU, not three).
+      const pending: PendingCommit = { eventId, roomId, payload: payload as unknown as Record<string, unknown>, createdTs: Date.now() };
       // The commit point: with elastic ownership the store refuses it, in this same write, once the room has
       // seen a newer owner of its partition (this replica may have stalled since it last checked its lease).
       const journal = { commit: pending, fence: this.fenceFor(eventId, roomId, pdu) };
@@ -314,7 +347,7 @@ export class RoomTimeline {
         await this.store.pendingCommits.add(journal.commit, journal.fence);
         return await this.finish(eventId, roomId, payload, evaluation.graph);
       }
-      return await this.finish(eventId, roomId, payload, evaluation.graph, journal);
+      return await this.finish(eventId, roomId, payload, evaluation.graph, journal, false, options.deferRoomLog === true);
     } catch (err) {
       if (err instanceof CommitFencedError) this.fencing?.refused(err);
       else if (!(err instanceof ClientTransactionTaken)) this.unsettledRooms.add(roomId);
@@ -337,7 +370,15 @@ export class RoomTimeline {
    * store writes (journal record when `journal` is given, state refs, event, room, extremities, current state) go
    * to the store together, computed first: the embedded store makes them one transaction.
    */
-  private async finish(eventId: string, roomId: string, payload: CommitPayload, graph = new EventGraph(this.store), journal?: EventCommitWrites['pending'], repairing = false): Promise<Committed> {
+  private async finish(
+    eventId: string,
+    roomId: string,
+    payload: CommitPayload,
+    graph = new EventGraph(this.store),
+    journal?: EventCommitWrites['pending'],
+    repairing = false,
+    deferRoomLog = false,
+  ): Promise<Committed> {
     const { pdu, status, reason, before, after } = payload;
     const rules = roomVersionRules(payload.roomVersion);
     const event = toRoomEvent(pdu, eventId);
@@ -386,8 +427,9 @@ export class RoomTimeline {
       joinedServers: await this.store.rooms.getJoinedServers(roomId),
       redactionsApplied: status === 'accepted' ? await this.redactionsApplied(eventId, pdu, rules) : [],
     };
-    await this.publish(entry);
-    await this.store.pendingCommits.remove(eventId, roomId);
+    this.enqueue(roomId, { entry, pendingEventId: eventId });
+    if (deferRoomLog) this.armBackstop();
+    else await this.flushRoom(roomId);
     return { eventId, roomId, status, reason, entry };
   }
 
@@ -438,11 +480,64 @@ export class RoomTimeline {
     return { replaces_state: replaced.eventId, prev_content: (pdu.content ?? {}) as BusJson, prev_sender: String(pdu.sender), ...unsigned };
   }
 
+  /** Publishes a room log entry (after the room's entries waiting in the outbox). */
   async publish(entry: RoomLogEntry): Promise<void> {
-    // A rejection gets its own message ID: an event rejected for want of its auth events and accepted when sent
-    // again must not have its accepted entry deduplicated against the rejected one.
-    const messageId = entry.outcome === 'rejected' ? `${entry.eventId}:rejected` : entry.eventId;
-    await this.bus.publish(this.topology.roomLog.subjectFor(entry.roomId), entry, { messageId });
+    this.enqueue(entry.roomId, { entry });
+    await this.flushRoom(entry.roomId);
+  }
+
+  /** Publishes every room's waiting entries (the end of a run, a stop). */
+  async flushAll(): Promise<void> {
+    await Promise.all([...this.outbox.keys(), ...this.publishing.keys()].map((roomId) => this.flushRoom(roomId)));
+  }
+
+  private enqueue(roomId: string, item: OutboxItem): void {
+    const items = this.outbox.get(roomId);
+    if (items) items.push(item);
+    else this.outbox.set(roomId, [item]);
+  }
+
+  /** A run the bus cut short (a nak, a stop) hands over no last message: what it left waiting goes out a little later. */
+  private armBackstop(): void {
+    if (this.backstop) return;
+    this.backstop = setTimeout(() => {
+      this.backstop = undefined;
+      // A failure leaves the room to the repair (its pending records stay): the next work there or the repair timer.
+      this.flushAll().catch(() => undefined);
+    }, OUTBOX_BACKSTOP_MS);
+    this.backstop.unref();
+  }
+
+  /**
+   * Publishes the room's waiting entries in one batch, after any publish of the room under way, then removes their
+   * pending records in one write. Resolves once everything enqueued for the room before the call is out.
+   */
+  private flushRoom(roomId: string): Promise<void> {
+    const items = this.outbox.get(roomId);
+    this.outbox.delete(roomId);
+    const previous = this.publishing.get(roomId);
+    if (!items) return previous ?? Promise.resolve();
+    const mine = (async () => {
+      try {
+        // An earlier batch of the room that failed: this one does not overtake it. Both stay to the repair (their
+        // pending records are kept), which publishes them in commit order.
+        await previous;
+        const subject = this.topology.roomLog.subjectFor(roomId);
+        if (items.length === 1) await this.bus.publish(subject, items[0]!.entry, { messageId: roomLogMessageId(items[0]!.entry) });
+        else await this.bus.publishBatch(items.map(({ entry }) => ({ subject, data: entry, options: { messageId: roomLogMessageId(entry) } })));
+        const settled = items.flatMap((i) => (i.pendingEventId === undefined ? [] : [i.pendingEventId]));
+        if (settled.length > 0) await this.store.pendingCommits.removeAll(roomId, settled);
+      } catch (err) {
+        this.unsettledRooms.add(roomId);
+        throw err;
+      }
+    })();
+    const tail = mine.finally(() => {
+      if (this.publishing.get(roomId) === tail) this.publishing.delete(roomId);
+    });
+    tail.catch(() => undefined);
+    this.publishing.set(roomId, tail);
+    return mine;
   }
 
   /**

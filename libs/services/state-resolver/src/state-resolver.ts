@@ -1,5 +1,5 @@
 // The state-resolver's parts wired together, and their subscriptions on the bus.
-import { nak, partitionsForReplica, type Bus, type BusSubscription, type BusTopology, type CommandSpec, type CommandSubject, type RepairCommand, type RepairReply } from '@fedgate/bus';
+import { nak, partitionsForReplica, type Bus, type HandlerOutcome, type InboundPdu, type ReceivedMessage, type BusSubscription, type BusTopology, type CommandSpec, type CommandSubject, type RepairCommand, type RepairReply } from '@fedgate/bus';
 import { FederationApi, type FederationHttpClient, type KeyRing } from '@fedgate/federation-client';
 import { PartitionOwnership, type ElasticOwnership } from '@fedgate/platform';
 import type { Registry } from 'prom-client';
@@ -193,7 +193,7 @@ export class StateResolver {
       }
       // Remote I/O never runs on the ordered partition consumer: such PDUs are parked (room-parking.ts).
       for (const p of owned) {
-        this.subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => this.parking.onPartitionMessage(m)));
+        this.subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => this.onPartitionMessage(m)));
         this.subscriptions.push(await bus.consume(topology.consumers.stateResolverParked(p), (m) => this.parking.onParkedMessage(m)));
       }
     }
@@ -201,6 +201,19 @@ export class StateResolver {
     // happens in its room; until then it stays in store.pendingCommits.
     this.repairTimer = setInterval(() => void this.repairUnsettled(), this.deps.repairIntervalMs ?? DEFAULT_REPAIR_INTERVAL_MS);
     this.repairTimer.unref();
+  }
+
+  /**
+   * A room partition's PDU. The room log entries of a run the bus hands over go out together at its last message
+   * (one bus commit and one removal of their pending records instead of two commits per PDU: issue 19).
+   */
+  async onPartitionMessage(message: ReceivedMessage<InboundPdu>): Promise<HandlerOutcome> {
+    try {
+      return await this.parking.onPartitionMessage(message);
+    } finally {
+      // A failure leaves the rooms to the repair (their pending records stay), as a failed publish always did.
+      if (message.moreInHand !== true) await this.timeline.flushAll().catch(() => undefined);
+    }
   }
 
   /** Rooms of these partitions joined with partial state whose resync a stop or a crash cut short: resumed in the background. */
@@ -271,7 +284,7 @@ export class StateResolver {
           }),
         );
       }
-      subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => (owns() ? this.parking.onPartitionMessage(m) : nak(1_000))));
+      subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => (owns() ? this.onPartitionMessage(m) : nak(1_000))));
       subscriptions.push(await bus.consume(topology.consumers.stateResolverParked(p), (m) => (owns() ? this.parking.onParkedMessage(m) : nak(1_000))));
     } catch (err) {
       // The partition is given back: nothing of it may stay subscribed here.
@@ -284,6 +297,8 @@ export class StateResolver {
     const subscriptions = this.partitionSubscriptions.get(p) ?? [];
     this.partitionSubscriptions.delete(p);
     await Promise.all(subscriptions.map((s) => s.stop()));
+    // Before the next owner works there: its repair would publish them again, after its own entries.
+    await this.timeline.flushAll().catch(() => undefined);
   }
 
   async stop(): Promise<void> {
@@ -294,5 +309,7 @@ export class StateResolver {
     const subs = this.subscriptions;
     this.subscriptions = [];
     await Promise.all(subs.map((s) => s.stop()));
+    // Room log entries still waiting go out now; if that fails their pending records finish them on the next start.
+    await this.timeline.flushAll().catch(() => undefined);
   }
 }

@@ -96,6 +96,11 @@ export class MongoPendingCommitRepository implements PendingCommitRepository {
     );
     return this.legacyHeldCommits;
   }
+
+  /** One at a time: each removal decrements the room's count only if its commit was there. */
+  async removeAll(roomId: string, eventIds: readonly string[]): Promise<void> {
+    for (const eventId of eventIds) await this.remove(eventId, roomId);
+  }
 }
 
 function itemsOf(room: Document | null): CommitItem[] {

@@ -53,4 +53,6 @@ export interface PendingCommitRepository {
   list(roomId?: string): Promise<PendingCommit[]>;
   /** The commit is over (finished or abandoned). Idempotent. `roomId`, when known, finds it without a scan. */
   remove(eventId: string, roomId?: string): Promise<void>;
+  /** Several commits of one room are over (a run's room log entries went out together): one write where the store can. Idempotent. */
+  removeAll(roomId: string, eventIds: readonly string[]): Promise<void>;
 }

@@ -69,4 +69,10 @@ export class SqlitePendingCommitRepository implements PendingCommitRepository {
     if (roomId === undefined) this.db.run('DELETE FROM store_pending_commits WHERE event_id = ?', eventId);
     else this.db.run('DELETE FROM store_pending_commits WHERE event_id = ? AND room_id = ?', eventId, roomId);
   }
+
+  async removeAll(roomId: string, eventIds: readonly string[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const eventId of eventIds) this.db.run('DELETE FROM store_pending_commits WHERE event_id = ? AND room_id = ?', eventId, roomId);
+    });
+  }
 }

@@ -154,6 +154,19 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
         expect(await store.pendingCommits.get('$pc-2')).toBeUndefined();
         expect((await store.pendingCommits.list('!pc-a:test')).map((c) => c.eventId)).toEqual(['$pc-3']);
       });
+
+      it('removes a run of one room\'s commits at once (issue 19), leaving other rooms\' and unknown IDs alone', async () => {
+        for (const id of ['$run-1', '$run-2', '$run-3', '$run-4']) await store.pendingCommits.add(commit(id, '!run-a:test'));
+        await store.pendingCommits.add(commit('$run-5', '!run-b:test'));
+        await store.pendingCommits.removeAll('!run-a:test', ['$run-1', '$run-3', '$run-5', '$run-unknown']);
+        expect((await store.pendingCommits.list('!run-a:test')).map((c) => c.eventId)).toEqual(['$run-2', '$run-4']);
+        expect((await store.pendingCommits.list('!run-b:test')).map((c) => c.eventId)).toEqual(['$run-5']);
+        await store.pendingCommits.removeAll('!run-a:test', ['$run-2', '$run-4', '$run-2']);
+        await store.pendingCommits.removeAll('!run-a:test', []);
+        expect(await store.pendingCommits.list('!run-a:test')).toEqual([]);
+        await store.pendingCommits.add(commit('$run-6', '!run-a:test'));
+        expect((await store.pendingCommits.list('!run-a:test')).map((c) => c.eventId)).toEqual(['$run-6']);
+      });
     });
 
     describe('commits (issue 19: an event\'s commit writes handed over together)', () => {

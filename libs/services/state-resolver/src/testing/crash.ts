@@ -1,4 +1,4 @@
-// A process that dies at a chosen write, for crash-consistency tests: every store write and bus publish is
+// A process that dies at a chosen write, for crash-consistency tests: every store write and bus publish (or batch) is
 // counted, and from the `dieAt`-th on each one throws (reads go on), as if the process had stopped there.
 import type { Bus } from '@fedgate/bus';
 import { SequentialCommitWriter, type Store } from '@fedgate/store';
@@ -8,7 +8,7 @@ const WRITES: Record<string, string[]> = {
   state: ['save', 'derive', 'setForEvent'],
   rooms: ['ensure', 'setCurrentState', 'updateForwardExtremities', 'setJoinedServers', 'updateJoinedServers'],
   redactions: ['addClaim', 'apply'],
-  pendingCommits: ['add', 'remove'],
+  pendingCommits: ['add', 'remove', 'removeAll'],
   partialStateRooms: ['begin', 'finish'],
   clientTransactions: ['record'],
   commits: ['write'],
@@ -56,7 +56,7 @@ export class Crash {
       get: (t, key) => {
         const value = (t as unknown as Record<string | symbol, unknown>)[key];
         if (typeof value !== 'function') return value;
-        if (key !== 'publish') return value.bind(t);
+        if (key !== 'publish' && key !== 'publishBatch') return value.bind(t);
         return async (...args: unknown[]) => {
           this.write();
           return value.apply(t, args);

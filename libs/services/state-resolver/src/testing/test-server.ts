@@ -201,6 +201,11 @@ export class TestServer {
       if (subject.startsWith(`${topology.prefix}.room.log.`)) server.published.push(data as RoomLogEntry);
       return publish(subject as never, data as never, opts);
     }) as typeof bus.publish;
+    const publishBatch = bus.publishBatch.bind(bus);
+    bus.publishBatch = async (items) => {
+      for (const { subject, data } of items) if (subject.startsWith(`${topology.prefix}.room.log.`)) server.published.push(data as RoomLogEntry);
+      return publishBatch(items);
+    };
     if (options.start) await resolver.start();
     return server;
   }
