@@ -17,7 +17,10 @@ export interface IngressOptions {
    * our outage, so the transaction is not recorded and its retry is handled in full.
    */
   unavailableRetryAfterMs: number;
-  /** How long the per-origin transaction lease (shared by all ingress replicas) outlives a replica that died holding it. */
+  /**
+   * How long the per-origin transaction lease (shared by all ingress replicas) outlives a replica that died holding
+   * it: a live holder renews it every third of this while its transaction runs.
+   */
   originLockTtlMs: number;
   /** At most one server-up signal per origin per this long. */
   serverUpIntervalMs: number;
@@ -37,7 +40,7 @@ export const DEFAULT_INGRESS_OPTIONS: IngressOptions = {
   maxEdusPerTransaction: 100,
   busyRetryAfterMs: 1_000,
   unavailableRetryAfterMs: 5_000,
-  originLockTtlMs: 120_000,
+  originLockTtlMs: 12_000,
   serverUpIntervalMs: 30_000,
   maxEventsPerRead: 100,
   rateLimit: DEFAULT_RATE_LIMIT,
