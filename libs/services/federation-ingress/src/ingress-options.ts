@@ -22,6 +22,8 @@ export interface IngressOptions {
    * it: a live holder renews it every third of this while its transaction runs.
    */
   originLockTtlMs: number;
+  /** A transaction still running this long is taken to be stuck: its origin lease is no longer renewed. */
+  originLockMaxHoldMs: number;
   /** At most one server-up signal per origin per this long. */
   serverUpIntervalMs: number;
   /** Largest `limit` honoured by backfill and get_missing_events. */
@@ -41,6 +43,7 @@ export const DEFAULT_INGRESS_OPTIONS: IngressOptions = {
   busyRetryAfterMs: 1_000,
   unavailableRetryAfterMs: 5_000,
   originLockTtlMs: 12_000,
+  originLockMaxHoldMs: 120_000,
   serverUpIntervalMs: 30_000,
   maxEventsPerRead: 100,
   rateLimit: DEFAULT_RATE_LIMIT,

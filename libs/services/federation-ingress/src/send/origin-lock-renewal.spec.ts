@@ -127,4 +127,21 @@ describe('origin lock: short lease renewed while the transaction runs (chaos fin
     expect(await other.lock.tryAcquire('b.test')).toBeUndefined();
     await release!();
   });
+
+  it('a transaction running past the longest hold (stuck) stops renewing: the origin is free to other replicas a TTL later', async () => {
+    const shared = new FakeLeases();
+    const tooLong: string[] = [];
+    const stuck = new OriginLock(shared, 12_000, { maxHoldMs: 60_000, onHeldTooLong: (origin) => tooLong.push(origin) });
+    const other = replica(shared, 12_000);
+    const release = await stuck.tryAcquire('b.test');
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(await other.lock.tryAcquire('b.test')).toBeUndefined();
+    await jest.advanceTimersByTimeAsync(12_000 + 4_000);
+    expect(tooLong).toEqual(['b.test']);
+    const releaseOther = await other.lock.tryAcquire('b.test');
+    expect(releaseOther).toBeDefined();
+    await release!();
+    expect(shared.held.get(originLeaseName('b.test'))).toBeDefined();
+    await releaseOther!();
+  });
 });
