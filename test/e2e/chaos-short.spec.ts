@@ -10,7 +10,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { busTopology } from '@fedgate/bus';
-import { createTestCa, LocalFerretDb, LocalNatsServer, keepLogsAndDestroy, startFedgate, testResultsDir, type FedgateInstance, type FedgateProcess } from '@fedgate/testing';
+import { createTestCa, LocalFerretDb, LocalNatsServer, keepLogsAndDestroy, startFedgate, startTogether, testResultsDir, type FedgateInstance, type FedgateProcess } from '@fedgate/testing';
 import { MongoClient } from 'mongodb';
 import { expectExactlyOnceInOrder, sleep, startTrafficBothWays, trafficBothWays } from './chaos-traffic';
 
@@ -38,9 +38,9 @@ describe('chaos (issue 12): kill -9, NATS and store outages, pauses and scaling 
   let b: FedgateInstance;
 
   beforeAll(async () => {
-    [nats, store] = await Promise.all([LocalNatsServer.start(), LocalFerretDb.start()]);
+    [nats, store] = await startTogether([LocalNatsServer.start(), LocalFerretDb.start()] as const);
     const ca = createTestCa();
-    [a, b] = await Promise.all([
+    [a, b] = await startTogether([
       startFedgate({
         shape: 'distributed',
         ca,
@@ -52,7 +52,7 @@ describe('chaos (issue 12): kill -9, NATS and store outages, pauses and scaling 
         },
       }),
       startFedgate({ shape: 'embedded', ca, name: 'b' }),
-    ]);
+    ] as const);
   }, 240_000);
 
   afterAll(async () => {

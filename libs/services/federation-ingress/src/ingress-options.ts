@@ -17,8 +17,13 @@ export interface IngressOptions {
    * our outage, so the transaction is not recorded and its retry is handled in full.
    */
   unavailableRetryAfterMs: number;
-  /** How long the per-origin transaction lease (shared by all ingress replicas) outlives a replica that died holding it. */
+  /**
+   * How long the per-origin transaction lease (shared by all ingress replicas) outlives a replica that died holding
+   * it: a live holder renews it every third of this while its transaction runs.
+   */
   originLockTtlMs: number;
+  /** A transaction still running this long is taken to be stuck: its origin lease is no longer renewed. */
+  originLockMaxHoldMs: number;
   /** At most one server-up signal per origin per this long. */
   serverUpIntervalMs: number;
   /** Largest `limit` honoured by backfill and get_missing_events. */
@@ -37,7 +42,8 @@ export const DEFAULT_INGRESS_OPTIONS: IngressOptions = {
   maxEdusPerTransaction: 100,
   busyRetryAfterMs: 1_000,
   unavailableRetryAfterMs: 5_000,
-  originLockTtlMs: 120_000,
+  originLockTtlMs: 12_000,
+  originLockMaxHoldMs: 120_000,
   serverUpIntervalMs: 30_000,
   maxEventsPerRead: 100,
   rateLimit: DEFAULT_RATE_LIMIT,

@@ -56,7 +56,12 @@ export class TransactionProcessor {
     @Inject(SERVICE_LOGGER) private readonly logger: Logger,
     @Optional() @Inject(FEDGATE_CONFIG) config?: FedgateConfig,
   ) {
-    this.lock = new OriginLock(store.leases, options.originLockTtlMs);
+    this.lock = new OriginLock(store.leases, options.originLockTtlMs, {
+      maxHoldMs: options.originLockMaxHoldMs,
+      onHeldTooLong: (origin) => logger.warn({ origin, maxHoldMs: options.originLockMaxHoldMs }, 'a transaction ran past the longest hold of its origin lease; the lease is no longer renewed'),
+      onLost: (origin) => logger.warn({ origin }, 'origin transaction lease lost (this replica stalled past its expiry); the transaction in work runs to its end (idempotent per origin, txnId and event ID)'),
+      onRenewalFailed: (origin, err) => logger.warn({ err, origin }, 'renewing the origin transaction lease failed; tried again shortly'),
+    });
     this.unavailableRetryAfterMs = config?.federation?.unavailableRetryAfterMs ?? options.unavailableRetryAfterMs;
   }
 
