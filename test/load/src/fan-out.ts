@@ -4,7 +4,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { computeEventId } from '@fedgate/protocol';
-import type { TestCertificateAuthority } from '@fedgate/testing';
+import { issueServerCertificate, type TestCertificateAuthority } from '@fedgate/testing';
 import { sampleProcesses } from './process-meter';
 import { SimulatedHomeserver } from './simulated-homeserver';
 import type { Target } from './targets';
@@ -14,9 +14,15 @@ export interface FanOutResult {
   joinConcurrency: number;
   /** Joins tried again after failing on the way (each at most twice). */
   joinRetries: number;
-  /** How long serving the joins took (up to `joinConcurrency` in flight), and the last one, served alone into the full room. */
+  /** Starting the simulated servers (one shared TLS certificate). */
+  startSeconds: number;
+  /** How long serving the joins took (up to `joinConcurrency` in flight, partial state), and the last one, served alone into the full room (whole state). */
   joinSeconds: number;
   lastJoinMs: number;
+  lastMakeJoinMs: number;
+  lastSendJoinMs: number;
+  /** The generator's own CPU while the room was built (its share of the two cores is not the target's). */
+  generatorCpuSeconds: number;
   sendMs: number;
   /** The first message, after the room was quiet for seconds (the remotes had closed their idle connections). */
   firstDeliveryMs?: number;
@@ -24,6 +30,8 @@ export interface FanOutResult {
   received: number;
   /** A second message right after the first, every connection open. */
   warm: Deliveries;
+  /** Idle with every server joined, before the messages; and after them. */
+  rssJoinedBytes: number;
   rssBytes: number;
   cpuSeconds: number;
 }
@@ -36,7 +44,7 @@ function computeId(raw: Record<string, unknown>): string {
 
 /** Waits until no simulated server has received a transaction for `quietMs` (the target's egress is idle). */
 async function untilNoneReceives(sims: readonly SimulatedHomeserver[], quietMs = 2_000): Promise<void> {
-  const received = () => sims.reduce((sum, sim) => sum + sim.wire.transactions.length, 0);
+  const received = () => sims.reduce((sum, sim) => sum + sim.received, 0);
   let seen = -1;
   while (received() !== seen) {
     seen = received();
@@ -96,23 +104,32 @@ async function deliveries(sims: readonly SimulatedHomeserver[], eventId: string,
   };
 }
 
-export async function fanOut(target: Target, ca: TestCertificateAuthority, servers: number, joinConcurrency = 8, heapSnapshotDir?: string, timeoutMs = 60_000): Promise<FanOutResult> {
+export async function fanOut(target: Target, ca: TestCertificateAuthority, servers: number, joinConcurrency = 8, heapSnapshotDir?: string, log: (line: string) => void = () => undefined, timeoutMs = 60_000): Promise<FanOutResult> {
   const sims: SimulatedHomeserver[] = [];
   try {
-    for (let i = 0; i < servers; i++) sims.push(await SimulatedHomeserver.start(ca));
+    const started = Date.now();
+    const certificate = issueServerCertificate(ca);
+    for (let i = 0; i < servers; i++) sims.push(await SimulatedHomeserver.start(ca, { certificate, keepTransactions: false }));
+    const startSeconds = (Date.now() - started) / 1000;
+    log(`fan-out: ${servers} simulated servers started in ${startSeconds.toFixed(1)} s`);
     const roomId = await target.createRoom();
+    const generatorCpu = process.cpuUsage();
     const joinsStarted = Date.now();
-    // All but the last join with several in flight (as servers join a popular room); the last alone, so it
-    // measures serving one join into a room of `servers` members rather than the queue in front of it.
+    // All but the last join with several in flight (as servers join a popular room), with partial state: these only
+    // build the room. The last alone with the whole state, so it measures serving one join into a room of `servers`
+    // members rather than the queue in front of it.
     let next = 0;
     let joinRetries = 0;
+    let joined = 0;
     const joinOne = async (): Promise<void> => {
       while (next < sims.length - 1) {
         const sim = sims[next++]!;
         // A remote server whose join failed on the way (a connect timeout on a loaded machine) tries again.
         for (let attempt = 1; ; attempt++) {
           try {
-            await sim.join(target.serverName, roomId);
+            await sim.joinOnly(target.serverName, roomId, { omitMembers: true });
+            joined++;
+            if (joined % 100 === 0) log(`fan-out: ${joined} joined after ${((Date.now() - joinsStarted) / 1000).toFixed(1)} s`);
             break;
           } catch (error) {
             if (attempt === 3) throw error;
@@ -125,12 +142,15 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     // Each join is sent on to every server already in: wait until that backlog is gone before measuring.
     await untilNoneReceives(sims);
     const lastStarted = Date.now();
-    await sims.at(-1)!.join(target.serverName, roomId);
+    const last = await sims.at(-1)!.joinOnly(target.serverName, roomId);
     const lastJoinMs = Date.now() - lastStarted;
     const joinSeconds = (Date.now() - joinsStarted) / 1000;
+    const used = process.cpuUsage(generatorCpu);
+    const generatorCpuSeconds = (used.user + used.system) / 1e6;
     await untilNoneReceives(sims);
     if (heapSnapshotDir) await writeHeapSnapshots(target.pids(), heapSnapshotDir);
-    const cpuBefore = sampleProcesses(target.pids()).cpuSeconds;
+    for (const sim of sims) sim.keepTransactions = true;
+    const { cpuSeconds: cpuBefore, rssBytes: rssJoinedBytes } = sampleProcesses(target.pids());
     const sendStarted = Date.now();
     const eventId = await target.sendMessage(roomId, 'to everyone');
     const sendMs = Date.now() - sendStarted;
@@ -143,11 +163,16 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
       servers,
       joinConcurrency,
       joinRetries,
+      startSeconds,
       joinSeconds,
       lastJoinMs,
+      lastMakeJoinMs: last.makeJoinMs,
+      lastSendJoinMs: last.sendJoinMs,
+      generatorCpuSeconds,
       sendMs,
       ...cold,
       warm,
+      rssJoinedBytes,
       rssBytes: sample.rssBytes,
       cpuSeconds: sample.cpuSeconds - cpuBefore,
     };
