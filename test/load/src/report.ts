@@ -60,7 +60,7 @@ function rowsFor(report: LoadReport): Row[] {
   if (servers !== undefined) {
     const f = (t: TargetReport) => t.fanOut;
     rows.push(
-      { measure: `serving ${servers} joins into one room (${report.targets[0]!.fanOut!.joinConcurrency} in flight, partial state): total s (the generator's CPU s)`, text: (t) => (f(t) ? `${num(f(t)!.joinSeconds)} s (${num(f(t)!.generatorCpuSeconds)})${f(t)!.joinRetries ? ` (${f(t)!.joinRetries} joins retried)` : ''}` : '–'), value: (t) => f(t)?.joinSeconds },
+      { measure: `building a room of ${servers} servers (${report.targets[0]!.fanOut!.build === 'relay' ? 'joins relayed by one server' : `make_join/send_join, ${report.targets[0]!.fanOut!.joinConcurrency} in flight, partial state`}): total s (the generator's CPU s)`, text: (t) => (f(t) ? `${num(f(t)!.joinSeconds)} s (${num(f(t)!.generatorCpuSeconds)})${f(t)!.joinRetries ? ` (${f(t)!.joinRetries} joins retried)` : ''}` : '–'), value: (t) => f(t)?.joinSeconds },
       { measure: `the last join, alone into the full room, whole state: make_join + send_join`, text: (t) => (f(t) ? `${ms(f(t)!.lastJoinMs)} (${ms(f(t)!.lastMakeJoinMs)} + ${ms(f(t)!.lastSendJoinMs)})` : '–'), value: (t) => f(t)?.lastJoinMs },
       { measure: `one local message to ${servers} servers: send answered / first received / all received`, text: (t) => (f(t) ? `${ms(f(t)!.sendMs)} / ${ms(f(t)!.firstDeliveryMs)} / ${ms(f(t)!.allDeliveredMs)} (${f(t)!.received} of ${servers})` : '–'), value: (t) => f(t)?.allDeliveredMs },
       { measure: `the next message at once: its transactions built by the target (origin_server_ts), first / last`, text: (t) => (f(t) ? `${ms(f(t)!.warm.firstBuiltMs)} / ${ms(f(t)!.warm.lastBuiltMs)}` : '–'), value: (t) => f(t)?.warm.lastBuiltMs },

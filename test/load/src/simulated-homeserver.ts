@@ -36,6 +36,32 @@ export class RoomSender {
     this.head = event.eventId;
     return event;
   }
+
+  /**
+   * The join of `joiner`'s user, made and signed by `joiner` (as it would be after a make_join through some other
+   * resident), on top of this sender's chain: relayed in this server's transactions, the target learns of another
+   * server in the room without sending the join on to anyone (a remote server's event is its own to send).
+   */
+  relayedJoin(joiner: MaliciousHttpsServer, localpart = 'loader'): SignedEvent {
+    const auth = ['m.room.create', 'm.room.power_levels', 'm.room.join_rules'].map((type) => this.room.state.get(stateMapKey(type, ''))!);
+    const userId = joiner.evil.user(localpart);
+    const event = joiner.evil.sign(
+      {
+        room_id: this.room.roomId,
+        sender: userId,
+        state_key: userId,
+        type: 'm.room.member',
+        content: { membership: 'join' },
+        prev_events: [this.head],
+        auth_events: auth,
+        depth: ++this.depth,
+        origin_server_ts: Date.now(),
+      },
+      this.room.roomVersion,
+    );
+    this.head = event.eventId;
+    return event;
+  }
 }
 
 /** A `/send` as it reached a simulated server. */
