@@ -134,8 +134,7 @@ export class DestinationSender {
         await queue.removeUpTo(this.destination, batch.upTo);
         continue;
       }
-      // Saved before it is begun and before the first attempt, so every retry (also after a restart) sends these bytes.
-      const proposed = await queue.saveTransaction({ destination: this.destination, txnId, upTo: batch.upTo, body, createdTs: now });
+      const proposed: PendingEgressTransaction = { destination: this.destination, txnId, upTo: batch.upTo, body, createdTs: now };
       this.traceKeys.set(
         txnId,
         batch.items.map((i) => {
@@ -143,9 +142,9 @@ export class DestinationSender {
           return queuedTraceKey(this.destination, entry.kind === 'pdu' ? entry.eventId : `edu:${entry.eduId}`);
         }),
       );
-      const inFlight = await this.ctx.store.destinations.beginTransaction(this.destination, { txnId, upTo: batch.upTo });
+      // Saved as it is begun (one commit), before the first attempt, so every retry (also after a restart) sends these bytes.
+      const inFlight = await queue.beginTransaction(proposed);
       if (inFlight.txnId === txnId) return proposed;
-      await queue.deleteTransaction(this.destination, txnId);
       this.traceKeys.delete(txnId);
       return this.inFlightTransaction({ ...record, inFlight });
     }
@@ -286,9 +285,7 @@ export class DestinationSender {
   private async settle(txn: PendingEgressTransaction): Promise<void> {
     this.ctx.traces?.forget(this.traceKeys.get(txn.txnId) ?? []);
     this.traceKeys.delete(txn.txnId);
-    await this.ctx.store.destinations.completeTransaction(this.destination, txn.txnId, this.now());
-    await this.ctx.store.egressQueue.removeUpTo(this.destination, txn.upTo);
-    await this.ctx.store.egressQueue.deleteTransaction(this.destination, txn.txnId);
+    await this.ctx.store.egressQueue.settleTransaction(this.destination, txn.txnId, txn.upTo, this.now());
   }
 
   private async needsCatchUp(record: DestinationRecord): Promise<boolean> {

@@ -54,10 +54,10 @@ interface Harness {
  */
 function preparedAndOnTheWire(h: { store: Store }): { timeline: string[]; client: { putJson: (destination: string) => Promise<{ status: number; body: unknown }> } } {
   const timeline: string[] = [];
-  const saveTransaction = h.store.egressQueue.saveTransaction.bind(h.store.egressQueue);
-  jest.spyOn(h.store.egressQueue, 'saveTransaction').mockImplementation(async (txn) => {
+  const beginTransaction = h.store.egressQueue.beginTransaction.bind(h.store.egressQueue);
+  jest.spyOn(h.store.egressQueue, 'beginTransaction').mockImplementation(async (txn) => {
     timeline.push(`prepared ${txn.destination}`);
-    return saveTransaction(txn);
+    return beginTransaction(txn);
   });
   const client = {
     putJson: async (destination: string) => {
@@ -676,9 +676,9 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
   // destination's failure (a 10-minute backoff for a peer that had done nothing wrong).
   it('a store failure after a successful send is not the destination failure: no backoff, the same transaction is settled once the store is back', async () => {
     const h = await open({ backoff: { initialMs: 600_000, multiplier: 2, maxMs: 3_600_000, jitter: 0 } });
-    const complete = h.store.destinations.completeTransaction.bind(h.store.destinations);
+    const complete = h.store.egressQueue.settleTransaction.bind(h.store.egressQueue);
     let outage = 3;
-    h.store.destinations.completeTransaction = async (...args) => {
+    h.store.egressQueue.settleTransaction = async (...args) => {
       if (outage > 0) {
         outage--;
         throw new Error('store unavailable (simulated outage)');
