@@ -383,6 +383,77 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     expect(publish.mock.calls.filter(([subject]) => subject.includes('.egress.dest'))).toHaveLength(0);
   });
 
+  it('issue 19: a fan-out to 1,000 is published in chunks and the first destination is queued before the last chunk is published (one publish of all held every destination back)', async () => {
+    const h = await open({}, { start: false });
+    const destinations = Array.from({ length: 1_000 }, (_, i) => `chunk${String(i).padStart(4, '0')}.test`);
+    const [eventId] = await storeEvents(h.store, '!chunks:own.test', 1);
+    const timeline: string[] = [];
+    const publishBatch = h.bus.publishBatch.bind(h.bus);
+    jest.spyOn(h.bus, 'publishBatch').mockImplementation(async (items) => {
+      const results = await publishBatch(items);
+      if (items.some((i) => i.subject.includes('.egress.dest'))) timeline.push(`published ${items.length}`);
+      return results;
+    });
+    const append = h.store.egressQueue.append.bind(h.store.egressQueue);
+    jest.spyOn(h.store.egressQueue, 'append').mockImplementation(async (destination, ...rest) => {
+      timeline.push(`queued ${destination}`);
+      return append(destination, ...rest);
+    });
+    let delivered = 0;
+    const client = {
+      putJson: async () => {
+        await new Promise((resolve) => setImmediate(resolve));
+        delivered++;
+        return { status: 200, body: { pdus: {} } };
+      },
+    };
+    const egress = new FederationEgress({ serverName: OWN, store: h.store, bus: h.bus, topology: h.topology, client: client as never, settings: baseSettings, logger: silent });
+    await egress.start();
+    try {
+      await publishLocal(h, '!chunks:own.test', [eventId!], [OWN, ...destinations]);
+      await until(() => delivered === destinations.length, 'all delivered');
+      const publishes = timeline.filter((t) => t.startsWith('published'));
+      expect(publishes.length).toBeGreaterThan(1);
+      expect(publishes.reduce((n, t) => n + Number(t.split(' ')[1]), 0)).toBe(destinations.length);
+      expect(timeline.findIndex((t) => t.startsWith('queued'))).toBeLessThan(timeline.findLastIndex((t) => t.startsWith('published')));
+      expect(timeline.filter((t) => t.startsWith('queued'))).toHaveLength(destinations.length);
+    } finally {
+      await egress.stop();
+    }
+  });
+
+  it('issue 19: a fan-out whose room-log message dies between two of its publishes delivers to every destination once when redelivered', async () => {
+    const h = await open({}, { start: false });
+    const destinations = Array.from({ length: 150 }, (_, i) => `later${String(i).padStart(3, '0')}.test`);
+    const [eventId] = await storeEvents(h.store, '!chunkcrash:own.test', 1);
+    const publishBatch = h.bus.publishBatch.bind(h.bus);
+    let egressPublishes = 0;
+    jest.spyOn(h.bus, 'publishBatch').mockImplementation(async (items) => {
+      if (items.some((i) => i.subject.includes('.egress.dest')) && ++egressPublishes === 2) throw new Error('process died between two publishes (simulated)');
+      return publishBatch(items);
+    });
+    const delivered: string[] = [];
+    const client = {
+      putJson: async (destination: string) => {
+        await new Promise((resolve) => setImmediate(resolve));
+        delivered.push(destination);
+        return { status: 200, body: { pdus: {} } };
+      },
+    };
+    const egress = new FederationEgress({ serverName: OWN, store: h.store, bus: h.bus, topology: h.topology, client: client as never, settings: baseSettings, logger: silent });
+    await egress.start();
+    try {
+      await publishLocal(h, '!chunkcrash:own.test', [eventId!], [OWN, ...destinations]);
+      await until(() => new Set(delivered).size === destinations.length, 'every destination delivered');
+      await until(() => egress.idle, 'egress idle');
+      expect(egressPublishes).toBeGreaterThan(3);
+      expect([...countById(delivered).values()].every((n) => n === 1)).toBe(true);
+      expect(delivered.sort()).toEqual(destinations);
+    } finally {
+      await egress.stop();
+    }
+  });
+
   it('issue 19: a room-log entry whose destinations were published in one commit but which was not acked (a crash between) queues each destination once when redelivered', async () => {
     const h = await open();
     const other = 'unreachable.invalid';

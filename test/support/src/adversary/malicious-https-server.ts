@@ -128,6 +128,16 @@ export class MaliciousHttpsServer {
     return this.request(destination, 'PUT', `/_matrix/federation/v1/send/${txnId}`, { origin: this.name, origin_server_ts: Date.now(), pdus: events.map((e) => e.pdu as Pdu) });
   }
 
+  /** How long an idle keep-alive connection stays open (Node's default, 5 s, is short of a fan-out to a thousand). */
+  set keepAliveTimeoutMs(ms: number) {
+    this.server.keepAliveTimeout = ms;
+  }
+
+  /** Closes the connections with no request in progress: a peer's next request connects again. */
+  closeIdleConnections(): void {
+    this.server.closeIdleConnections();
+  }
+
   async stop(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
