@@ -81,8 +81,8 @@ async function until(condition: () => boolean, what: string): Promise<void> {
   throw new Error(`gave up waiting for: ${what}`);
 }
 
-/** SQLite commits that wrote, while one local event went to `destinations` remotes that all answer 200. */
-async function commitsForOneFanOut(destinations: number): Promise<WritingCommits> {
+/** SQLite commits that wrote (and queue reads), while one local event went to `destinations` remotes that all answer 200. */
+async function commitsForOneFanOut(destinations: number): Promise<WritingCommits & { queueReads: number }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'fedgate-egress-commits-'));
   const file = path.join(dir, 'fedgate.sqlite');
   const topology = busTopology({ prefix: `ec${process.pid}x${destinations}`, roomPartitions: 4, destinationPartitions: 4 });
@@ -98,7 +98,12 @@ async function commitsForOneFanOut(destinations: number): Promise<WritingCommits
     },
   };
   const egress = new FederationEgress({ serverName: OWN, store, bus, topology, client: client as never, settings, logger: silent });
-  const counter = new WritingCommits();
+  const counter = Object.assign(new WritingCommits(), { queueReads: 0 });
+  const list = store.egressQueue.list.bind(store.egressQueue);
+  store.egressQueue.list = async (...args) => {
+    counter.queueReads++;
+    return list(...args);
+  };
   try {
     await egress.start();
     const roomId = '!commits:own.test';
@@ -139,6 +144,12 @@ describe('federation egress: SQLite commits per destination of a fan-out', () =>
     const breakdown = JSON.stringify(Object.fromEntries([...many.byStatement].sort((a, b) => b[1] - a[1])), null, 1);
     if (perDestination > 5) console.error(`commits per destination: ${perDestination}; at 40:\n${breakdown}`);
     expect(perDestination).toBeLessThanOrEqual(5);
+  });
+
+  it('issue 19: a destination whose one transaction took all it had queued is not read again once delivered (one queue read per destination, was two)', async () => {
+    const few = await commitsForOneFanOut(10);
+    const many = await commitsForOneFanOut(40);
+    expect((many.queueReads - few.queueReads) / 30).toBe(1);
   });
 
   it('issue 19: a crash inside settling a delivered transaction (its body not yet deleted) leaves it all in flight: cursor, items and body, so it is sent again under its ID', async () => {
