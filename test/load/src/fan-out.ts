@@ -4,26 +4,37 @@
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { computeEventId } from '@fedgate/protocol';
-import type { TestCertificateAuthority } from '@fedgate/testing';
+import { issueServerCertificate, type TestCertificateAuthority } from '@fedgate/testing';
 import { sampleProcesses } from './process-meter';
 import { SimulatedHomeserver } from './simulated-homeserver';
 import type { Target } from './targets';
 
 export interface FanOutResult {
   servers: number;
+  build: RoomBuild;
   joinConcurrency: number;
   /** Joins tried again after failing on the way (each at most twice). */
   joinRetries: number;
-  /** How long serving the joins took (up to `joinConcurrency` in flight), and the last one, served alone into the full room. */
+  /** Starting the simulated servers (one shared TLS certificate). */
+  startSeconds: number;
+  /** How long serving the joins took (up to `joinConcurrency` in flight, partial state), and the last one, served alone into the full room (whole state). */
   joinSeconds: number;
   lastJoinMs: number;
+  lastMakeJoinMs: number;
+  lastSendJoinMs: number;
+  /** The generator's own CPU while the room was built (its share of the two cores is not the target's). */
+  generatorCpuSeconds: number;
   sendMs: number;
-  /** The first message, after the room was quiet for seconds (the remotes had closed their idle connections). */
+  /** The first message, after every simulated server closed its idle connections (the target connects to each again). */
   firstDeliveryMs?: number;
   allDeliveredMs?: number;
   received: number;
+  firstBuiltMs?: number;
+  lastBuiltMs?: number;
   /** A second message right after the first, every connection open. */
   warm: Deliveries;
+  /** Idle with every server joined (connections to them open), before the messages; and after them. */
+  rssJoinedBytes: number;
   rssBytes: number;
   cpuSeconds: number;
 }
@@ -36,7 +47,7 @@ function computeId(raw: Record<string, unknown>): string {
 
 /** Waits until no simulated server has received a transaction for `quietMs` (the target's egress is idle). */
 async function untilNoneReceives(sims: readonly SimulatedHomeserver[], quietMs = 2_000): Promise<void> {
-  const received = () => sims.reduce((sum, sim) => sum + sim.wire.transactions.length, 0);
+  const received = () => sims.reduce((sum, sim) => sum + sim.received, 0);
   let seen = -1;
   while (received() !== seen) {
     seen = received();
@@ -96,40 +107,96 @@ async function deliveries(sims: readonly SimulatedHomeserver[], eventId: string,
   };
 }
 
-export async function fanOut(target: Target, ca: TestCertificateAuthority, servers: number, joinConcurrency = 8, heapSnapshotDir?: string, timeoutMs = 60_000): Promise<FanOutResult> {
-  const sims: SimulatedHomeserver[] = [];
-  try {
-    for (let i = 0; i < servers; i++) sims.push(await SimulatedHomeserver.start(ca));
-    const roomId = await target.createRoom();
-    const joinsStarted = Date.now();
-    // All but the last join with several in flight (as servers join a popular room); the last alone, so it
-    // measures serving one join into a room of `servers` members rather than the queue in front of it.
-    let next = 0;
-    let joinRetries = 0;
-    const joinOne = async (): Promise<void> => {
-      while (next < sims.length - 1) {
-        const sim = sims[next++]!;
-        // A remote server whose join failed on the way (a connect timeout on a loaded machine) tries again.
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await sim.join(target.serverName, roomId);
-            break;
-          } catch (error) {
-            if (attempt === 3) throw error;
-            joinRetries++;
-          }
+/**
+ * How the room gets its servers before the measured join. `joins`: each through make_join/send_join on the target, up
+ * to `joinConcurrency` at once (partial state); the target sends each join on to every server already in, ~N²/2
+ * deliveries, so a room of a thousand takes most of an hour on two cores. `relay`: the first server joins so, the
+ * others' joins (each made and signed by its own server) reach the target in the first one's transactions, as when
+ * servers join a big room through other residents; the target sends them to nobody, and the room is built in seconds.
+ */
+export type RoomBuild = 'joins' | 'relay';
+
+/** Joins through make_join/send_join with `concurrency` in flight; a join failing on the way is tried again (twice at most). */
+async function joinInParallel(target: Target, roomId: string, sims: readonly SimulatedHomeserver[], concurrency: number, log: (line: string) => void): Promise<number> {
+  const started = Date.now();
+  let next = 0;
+  let retries = 0;
+  let joined = 0;
+  const joinOne = async (): Promise<void> => {
+    while (next < sims.length) {
+      const sim = sims[next++]!;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await sim.joinOnly(target.serverName, roomId, { omitMembers: true });
+          joined++;
+          if (joined % 100 === 0) log(`fan-out: ${joined} joined after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+          break;
+        } catch (error) {
+          if (attempt === 3) throw error;
+          retries++;
         }
       }
-    };
-    await Promise.all(Array.from({ length: Math.max(1, joinConcurrency) }, joinOne));
-    // Each join is sent on to every server already in: wait until that backlog is gone before measuring.
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, concurrency) }, joinOne));
+  return retries;
+}
+
+/** The first server joins through make_join/send_join; the others' joins follow in its transactions, 50 at a time. */
+async function relayJoins(target: Target, roomId: string, sims: readonly SimulatedHomeserver[], log: (line: string) => void): Promise<number> {
+  const started = Date.now();
+  const relay = await sims[0]!.join(target.serverName, roomId);
+  const joins = sims.slice(1).map((sim) => relay.relayedJoin(sim.wire));
+  for (let i = 0; i < joins.length; i += 50) {
+    const answer = await sims[0]!.send(target.serverName, joins.slice(i, i + 50));
+    if (answer.status !== 200 || answer.errors.length > 0) throw new Error(`relayed joins refused: ${answer.status} ${answer.errors.slice(0, 3).join('; ')}`);
+  }
+  // The target answers /send before every PDU is in the room: wait until its client sees them all joined.
+  const expected = sims.length + 1;
+  for (let seen = 0; seen < expected; ) {
+    seen = await target.joinedMemberCount(roomId);
+    if (seen < expected) await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  log(`fan-out: ${sims.length} servers in the room (relayed joins) after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return 0;
+}
+
+export async function fanOut(target: Target, ca: TestCertificateAuthority, servers: number, joinConcurrency = 8, heapSnapshotDir?: string, log: (line: string) => void = () => undefined, build: RoomBuild = 'relay', timeoutMs = 60_000): Promise<FanOutResult> {
+  const sims: SimulatedHomeserver[] = [];
+  try {
+    const started = Date.now();
+    const certificate = issueServerCertificate(ca);
+    for (let i = 0; i < servers; i++) {
+      const sim = await SimulatedHomeserver.start(ca, { certificate, keepTransactions: false });
+      // Idle connections kept a minute (as homeservers do; Node's 5 s default closed them while a slow fan-out still
+      // ran, so "connections open" paid a TLS handshake per destination). The first message closes them on purpose.
+      sim.wire.keepAliveTimeoutMs = 60_000;
+      sims.push(sim);
+    }
+    const startSeconds = (Date.now() - started) / 1000;
+    log(`fan-out: ${servers} simulated servers started in ${startSeconds.toFixed(1)} s`);
+    const roomId = await target.createRoom();
+    const generatorCpu = process.cpuUsage();
+    const joinsStarted = Date.now();
+    let joinRetries = 0;
+    if (build === 'relay') joinRetries = await relayJoins(target, roomId, sims.slice(0, -1), log);
+    else joinRetries = await joinInParallel(target, roomId, sims.slice(0, -1), joinConcurrency, log);
+    // Each join through the target is sent on to every server already in: wait until that backlog is gone. The last
+    // join alone, with the whole state: serving one join into a room of `servers` members, not the queue before it.
     await untilNoneReceives(sims);
     const lastStarted = Date.now();
-    await sims.at(-1)!.join(target.serverName, roomId);
+    const last = await sims.at(-1)!.joinOnly(target.serverName, roomId);
     const lastJoinMs = Date.now() - lastStarted;
     const joinSeconds = (Date.now() - joinsStarted) / 1000;
+    const used = process.cpuUsage(generatorCpu);
+    const generatorCpuSeconds = (used.user + used.system) / 1e6;
     await untilNoneReceives(sims);
     if (heapSnapshotDir) await writeHeapSnapshots(target.pids(), heapSnapshotDir);
+    for (const sim of sims) sim.keepTransactions = true;
+    const rssJoinedBytes = sampleProcesses(target.pids()).rssBytes;
+    // A moment after closing: the target handles a thousand closed sockets before the message, not during it.
+    for (const sim of sims) sim.wire.closeIdleConnections();
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
     const cpuBefore = sampleProcesses(target.pids()).cpuSeconds;
     const sendStarted = Date.now();
     const eventId = await target.sendMessage(roomId, 'to everyone');
@@ -141,13 +208,19 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     const sample = sampleProcesses(target.pids());
     return {
       servers,
+      build,
       joinConcurrency,
       joinRetries,
+      startSeconds,
       joinSeconds,
       lastJoinMs,
+      lastMakeJoinMs: last.makeJoinMs,
+      lastSendJoinMs: last.sendJoinMs,
+      generatorCpuSeconds,
       sendMs,
       ...cold,
       warm,
+      rssJoinedBytes,
       rssBytes: sample.rssBytes,
       cpuSeconds: sample.cpuSeconds - cpuBefore,
     };

@@ -11,6 +11,8 @@
 //   --heap-snapshot DIR   the fedgate processes write a V8 heap snapshot into DIR once the fan-out's servers joined
 //   --fan-out-servers N   simulated servers joined for the fan-out (default: the scale's)
 //   --join-concurrency N  joins in flight while those servers join (default 8; the last join is always alone)
+//   --fan-out-build relay|joins   how those servers get into the room: their joins relayed in one server's transactions
+//                         (default; seconds at 1,000) or each through make_join/send_join on the target (~N²/2 deliveries)
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { logger as matrixSdkLogger } from 'matrix-js-sdk/lib/logger';
@@ -45,7 +47,9 @@ async function main(): Promise<void> {
   if (!Number.isInteger(fanOutServers) || fanOutServers < 1) throw new Error('--fan-out-servers must be a positive integer');
   const joinConcurrency = Number(argument('join-concurrency', String(scales[scaleName].joinConcurrency)));
   if (!Number.isInteger(joinConcurrency) || joinConcurrency < 1) throw new Error('--join-concurrency must be a positive integer');
-  const scale = { ...scales[scaleName], fanOutServers, joinConcurrency, ...(heapDir ? { heapSnapshotDir: path.resolve(heapDir) } : {}) };
+  const fanOutBuild = argument('fan-out-build', 'relay') as 'relay' | 'joins';
+  if (fanOutBuild !== 'relay' && fanOutBuild !== 'joins') throw new Error('--fan-out-build must be relay or joins');
+  const scale = { ...scales[scaleName], fanOutServers, joinConcurrency, fanOutBuild, ...(heapDir ? { heapSnapshotDir: path.resolve(heapDir) } : {}) };
   const report: LoadReport = { date: new Date().toISOString(), machine: machineDescription(), scale: scaleName, targets: [] };
   const ca = createTestCa();
   const distributed = kinds.some((kind) => kind.startsWith('fedgate-distributed'));

@@ -61,11 +61,12 @@ function rowsFor(report: LoadReport): Row[] {
   if (servers !== undefined) {
     const f = (t: TargetReport) => t.fanOut;
     rows.push(
-      { measure: `serving ${servers} joins into one room (${report.targets[0]!.fanOut!.joinConcurrency} in flight): total s / the last join, alone`, text: (t) => (f(t) ? `${num(f(t)!.joinSeconds)} s / ${ms(f(t)!.lastJoinMs)}${f(t)!.joinRetries ? ` (${f(t)!.joinRetries} joins retried)` : ''}` : '–'), value: (t) => f(t)?.lastJoinMs },
-      { measure: `one local message to ${servers} servers: send answered / first received / all received`, text: (t) => (f(t) ? `${ms(f(t)!.sendMs)} / ${ms(f(t)!.firstDeliveryMs)} / ${ms(f(t)!.allDeliveredMs)} (${f(t)!.received} of ${servers})` : '–'), value: (t) => f(t)?.allDeliveredMs },
-      { measure: `the next message at once: its transactions built by the target (origin_server_ts), first / last`, text: (t) => (f(t) ? `${ms(f(t)!.warm.firstBuiltMs)} / ${ms(f(t)!.warm.lastBuiltMs)}` : '–'), value: (t) => f(t)?.warm.lastBuiltMs },
+      { measure: `building a room of ${servers} servers (${report.targets[0]!.fanOut!.build === 'relay' ? 'joins relayed by one server' : `make_join/send_join, ${report.targets[0]!.fanOut!.joinConcurrency} in flight, partial state`}): total s (the generator's CPU s)`, text: (t) => (f(t) ? `${num(f(t)!.joinSeconds)} s (${num(f(t)!.generatorCpuSeconds)})${f(t)!.joinRetries ? ` (${f(t)!.joinRetries} joins retried)` : ''}` : '–'), value: (t) => f(t)?.joinSeconds },
+      { measure: `the last join, alone into the full room, whole state: make_join + send_join`, text: (t) => (f(t) ? `${ms(f(t)!.lastJoinMs)} (${ms(f(t)!.lastMakeJoinMs)} + ${ms(f(t)!.lastSendJoinMs)})` : '–'), value: (t) => f(t)?.lastJoinMs },
+      { measure: `one local message to ${servers} servers, every connection closed first (a TLS handshake each): send answered / first received / all received`, text: (t) => (f(t) ? `${ms(f(t)!.sendMs)} / ${ms(f(t)!.firstDeliveryMs)} / ${ms(f(t)!.allDeliveredMs)} (${f(t)!.received} of ${servers})` : '–'), value: (t) => f(t)?.allDeliveredMs },
+      { measure: `the next message at once: its transactions built by the target (origin_server_ts), first / last; the cold one's`, text: (t) => (f(t) ? `${ms(f(t)!.warm.firstBuiltMs)} / ${ms(f(t)!.warm.lastBuiltMs)}; ${ms(f(t)!.firstBuiltMs)} / ${ms(f(t)!.lastBuiltMs)}` : '–'), value: (t) => f(t)?.warm.lastBuiltMs },
       { measure: `the next message at once (connections open): first received / all received`, text: (t) => (f(t) ? `${ms(f(t)!.warm.firstDeliveryMs)} / ${ms(f(t)!.warm.allDeliveredMs)} (${f(t)!.warm.received} of ${servers})` : '–'), value: (t) => f(t)?.warm.allDeliveredMs },
-      { measure: `RSS with ${servers} servers joined`, text: (t) => (f(t) ? mib(f(t)!.rssBytes) : '–'), value: (t) => f(t)?.rssBytes },
+      { measure: `RSS with ${servers} servers joined: idle after the joins / after the two messages`, text: (t) => (f(t) ? `${mib(f(t)!.rssJoinedBytes)} / ${mib(f(t)!.rssBytes)}` : '–'), value: (t) => f(t)?.rssBytes },
     );
   }
   for (const [field, how] of [

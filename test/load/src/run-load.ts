@@ -41,8 +41,8 @@ export async function runLoad(
       log(`${steady.workload}: sent → pushed p99 ${steady.deliveryMs.p99 ?? '–'} ms, lost ${steady.lost}`);
       results.push(steady);
     }
-    const fanOutResult = parts.includes('fan-out') ? await fanOut(target, ca, scale.fanOutServers, scale.joinConcurrency, target.kind === 'synapse' ? undefined : scale.heapSnapshotDir) : undefined;
-    if (fanOutResult) log(`fan-out to ${fanOutResult.servers}: ${fanOutResult.received} received, all in ${fanOutResult.allDeliveredMs ?? '–'} ms`);
+    const fanOutResult = parts.includes('fan-out') ? await fanOut(target, ca, scale.fanOutServers, scale.joinConcurrency, target.kind === 'synapse' ? undefined : scale.heapSnapshotDir, log, scale.fanOutBuild) : undefined;
+    if (fanOutResult) log(`fan-out to ${fanOutResult.servers}: ${JSON.stringify(fanOutResult)}`);
     const bigJoins = [];
     for (const partial of parts.includes('big-join') ? [true, false] : []) {
       const bigJoin = await joinBigRoom(target, ca, scale.bigRoomMembers, { partial, collector: options.collector });

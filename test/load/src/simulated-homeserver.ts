@@ -3,7 +3,7 @@
 // callback (/event, /state_ids, /get_missing_events, keys) from the events it knows, and sends signed PDUs built
 // as a linear chain on top of its own join, so the target never needs to fetch anything to accept them.
 import { stateMapKey } from '@fedgate/room-state';
-import { MaliciousHttpsServer, type JoinedRoom, type SignedEvent, type TestCertificateAuthority } from '@fedgate/testing';
+import { MaliciousHttpsServer, type JoinedRoom, type ServerCertificate, type SignedEvent, type TestCertificateAuthority } from '@fedgate/testing';
 
 /** One room the simulator has joined and keeps sending into. */
 export class RoomSender {
@@ -36,26 +36,78 @@ export class RoomSender {
     this.head = event.eventId;
     return event;
   }
+
+  /**
+   * The join of `joiner`'s user, made and signed by `joiner` (as it would be after a make_join through some other
+   * resident), on top of this sender's chain: relayed in this server's transactions, the target learns of another
+   * server in the room without sending the join on to anyone (a remote server's event is its own to send).
+   */
+  relayedJoin(joiner: MaliciousHttpsServer, localpart = 'loader'): SignedEvent {
+    const auth = ['m.room.create', 'm.room.power_levels', 'm.room.join_rules'].map((type) => this.room.state.get(stateMapKey(type, ''))!);
+    const userId = joiner.evil.user(localpart);
+    const event = joiner.evil.sign(
+      {
+        room_id: this.room.roomId,
+        sender: userId,
+        state_key: userId,
+        type: 'm.room.member',
+        content: { membership: 'join' },
+        prev_events: [this.head],
+        auth_events: auth,
+        depth: ++this.depth,
+        origin_server_ts: Date.now(),
+      },
+      this.room.roomVersion,
+    );
+    this.head = event.eventId;
+    return event;
+  }
+}
+
+/** A `/send` as it reached a simulated server. */
+export interface Arrival {
+  /** When its request headers arrived, before the body was read and parsed (the receiver's own delays excluded). */
+  at: number;
+  pdus: Record<string, unknown>[];
+  /** When the sender built the transaction (its origin_server_ts), to tell its delays from the receiver's. */
+  originTs?: number;
+}
+
+export interface SimulatedHomeserverOptions {
+  /** One TLS certificate for many simulated servers (issuing one costs an RSA key pair). */
+  certificate?: ServerCertificate;
+  /**
+   * Whether `/send` transactions are kept (`wire.transactions`, `arrivals`). A fan-out of a thousand servers turns
+   * it off while the room is built (each join reaches every server already in: ~N²/2 PDUs kept for nothing) and on
+   * for the message it measures.
+   */
+  keepTransactions?: boolean;
 }
 
 export class SimulatedHomeserver {
-  /** When each `/send` arrived, stamped as it arrives (a scan of `wire.transactions` later is late by whatever else this process was doing). */
-  readonly arrivals: Array<{ at: number; pdus: Record<string, unknown>[]; originTs?: number }> = [];
+  readonly arrivals: Arrival[] = [];
+  /** `/send` transactions received, kept or not. */
+  received = 0;
+  keepTransactions: boolean;
 
-  private constructor(readonly wire: MaliciousHttpsServer) {
+  private constructor(
+    readonly wire: MaliciousHttpsServer,
+    options: SimulatedHomeserverOptions,
+  ) {
+    this.keepTransactions = options.keepTransactions ?? true;
     wire.evil.servesMissingEvents = true;
     wire.intercept = async (request) => {
-      if (request.method === 'PUT' && request.path.startsWith('/_matrix/federation/v1/send/')) {
-        const body = (request.body ?? {}) as { pdus?: Record<string, unknown>[]; origin_server_ts?: unknown };
-        // origin_server_ts: when the sender built the transaction, to tell its delays from this process's.
-        this.arrivals.push({ at: Date.now(), pdus: body.pdus ?? [], originTs: typeof body.origin_server_ts === 'number' ? body.origin_server_ts : undefined });
-      }
+      if (request.method !== 'PUT' || !request.path.startsWith('/_matrix/federation/v1/send/')) return undefined;
+      this.received++;
+      if (!this.keepTransactions) return { status: 200, body: { pdus: {} } };
+      const body = (request.body ?? {}) as { pdus?: Record<string, unknown>[]; origin_server_ts?: unknown };
+      this.arrivals.push({ at: request.receivedAt, pdus: body.pdus ?? [], originTs: typeof body.origin_server_ts === 'number' ? body.origin_server_ts : undefined });
       return undefined;
     };
   }
 
-  static async start(ca: TestCertificateAuthority): Promise<SimulatedHomeserver> {
-    return new SimulatedHomeserver(await MaliciousHttpsServer.start(ca));
+  static async start(ca: TestCertificateAuthority, options: SimulatedHomeserverOptions = {}): Promise<SimulatedHomeserver> {
+    return new SimulatedHomeserver(await MaliciousHttpsServer.start(ca, 'localhost', options.certificate), options);
   }
 
   get name(): string {
@@ -65,6 +117,25 @@ export class SimulatedHomeserver {
   async join(target: string, roomId: string, localpart = 'loader'): Promise<RoomSender> {
     const room = await this.wire.joinRoom(target, roomId, localpart);
     return new RoomSender(this.wire, room, this.wire.evil.user(localpart));
+  }
+
+  /**
+   * Joins the room and learns nothing from the answer (no RoomSender: for servers that only receive). With
+   * `omitMembers`, the resident serves the state without the members (a partial-state join), so building a room of a
+   * thousand costs neither side the whole state a thousand times. The two requests timed apart.
+   */
+  async joinOnly(target: string, roomId: string, options: { omitMembers?: boolean; localpart?: string } = {}): Promise<{ makeJoinMs: number; sendJoinMs: number }> {
+    const userId = this.wire.evil.user(options.localpart ?? 'loader');
+    const versions = Array.from({ length: 12 }, (_, i) => `ver=${i + 1}`).join('&');
+    const started = Date.now();
+    const made = await this.wire.request(target, 'GET', `/_matrix/federation/v1/make_join/${encodeURIComponent(roomId)}/${encodeURIComponent(userId)}?${versions}`);
+    if (made.status !== 200) throw new Error(`make_join: ${made.status} ${JSON.stringify(made.json)}`);
+    const madeAt = Date.now();
+    const join = this.wire.evil.sign({ ...made.json.event, origin_server_ts: Date.now() }, String(made.json.room_version));
+    const query = options.omitMembers ? '?omit_members=true' : '';
+    const sent = await this.wire.request(target, 'PUT', `/_matrix/federation/v2/send_join/${encodeURIComponent(roomId)}/${encodeURIComponent(join.eventId)}${query}`, join.pdu);
+    if (sent.status !== 200) throw new Error(`send_join: ${sent.status} ${JSON.stringify(sent.json).slice(0, 300)}`);
+    return { makeJoinMs: madeAt - started, sendJoinMs: Date.now() - madeAt };
   }
 
   /** One /send transaction; the per-PDU errors the target reported. */

@@ -202,6 +202,8 @@ export interface Scale {
   fanOutServers: number;
   /** Joins in flight while the fan-out's servers join the room. */
   joinConcurrency: number;
+  /** How the fan-out's room gets its servers (see `RoomBuild` in fan-out.ts); relayed joins unless set. */
+  fanOutBuild?: 'joins' | 'relay';
   /** Where the fedgate processes (started with --heapsnapshot-signal) write a heap snapshot with the fan-out's servers joined. */
   heapSnapshotDir?: string;
 }

@@ -24,6 +24,12 @@ export class DestinationSender {
   private readonly now: () => number;
   /** Trace keys of the items of each transaction formed here (one saved before a restart has none). */
   private readonly traceKeys = new Map<string, string[]>();
+  /**
+   * Whether the queue may hold more than the transaction being sent (unknown counts as yes). When it does not, the
+   * sender stops after delivering: an item appended meanwhile kicks it again, so a fan-out's thousand destinations
+   * skip a second read of an empty queue each.
+   */
+  private queuedBeyond = true;
 
   constructor(
     readonly destination: string,
@@ -83,6 +89,7 @@ export class DestinationSender {
         return;
       }
       if (!(await this.attempt(txn, record))) return;
+      if (!this.queuedBeyond) return;
     }
   }
 
@@ -95,6 +102,7 @@ export class DestinationSender {
       return undefined;
     }
     if (await this.needsCatchUp(record)) await this.catchUp(record);
+    this.queuedBeyond = true;
     const txn = record.inFlight ? await this.inFlightTransaction(record) : await this.nextTransaction(record);
     return txn ? { record, txn } : undefined;
   }
@@ -127,6 +135,7 @@ export class DestinationSender {
       const items = await this.dropStaleEdus(window);
       const batch = takeBatch(items, this.ctx.settings.maxPdusPerTransaction, this.ctx.settings.maxEdusPerTransaction);
       if (!batch) continue;
+      this.queuedBeyond = window.length === QUEUE_WINDOW || batch.items.length < items.length;
       const now = this.now();
       const txnId = `${now.toString(36)}.${batch.upTo}`;
       const body = await this.transactionBody(batch.items.map((i) => i.item as unknown as EgressEntry), txnId);
@@ -134,8 +143,7 @@ export class DestinationSender {
         await queue.removeUpTo(this.destination, batch.upTo);
         continue;
       }
-      // Saved before it is begun and before the first attempt, so every retry (also after a restart) sends these bytes.
-      const proposed = await queue.saveTransaction({ destination: this.destination, txnId, upTo: batch.upTo, body, createdTs: now });
+      const proposed: PendingEgressTransaction = { destination: this.destination, txnId, upTo: batch.upTo, body, createdTs: now };
       this.traceKeys.set(
         txnId,
         batch.items.map((i) => {
@@ -143,9 +151,9 @@ export class DestinationSender {
           return queuedTraceKey(this.destination, entry.kind === 'pdu' ? entry.eventId : `edu:${entry.eduId}`);
         }),
       );
-      const inFlight = await this.ctx.store.destinations.beginTransaction(this.destination, { txnId, upTo: batch.upTo });
+      // Saved as it is begun (one commit), before the first attempt, so every retry (also after a restart) sends these bytes.
+      const inFlight = await queue.beginTransaction(proposed);
       if (inFlight.txnId === txnId) return proposed;
-      await queue.deleteTransaction(this.destination, txnId);
       this.traceKeys.delete(txnId);
       return this.inFlightTransaction({ ...record, inFlight });
     }
@@ -227,6 +235,7 @@ export class DestinationSender {
         },
       });
       await this.settle(txn);
+      this.queuedBeyond = true;
       for (const { eventId, roomId } of catchUp) {
         const entry: EgressEntry = { kind: 'pdu', destination: this.destination, roomId, eventId, enqueuedAt: this.now() };
         await this.ctx.store.egressQueue.append(this.destination, eventId, entry as unknown as JsonObject, this.now());
@@ -286,9 +295,7 @@ export class DestinationSender {
   private async settle(txn: PendingEgressTransaction): Promise<void> {
     this.ctx.traces?.forget(this.traceKeys.get(txn.txnId) ?? []);
     this.traceKeys.delete(txn.txnId);
-    await this.ctx.store.destinations.completeTransaction(this.destination, txn.txnId, this.now());
-    await this.ctx.store.egressQueue.removeUpTo(this.destination, txn.upTo);
-    await this.ctx.store.egressQueue.deleteTransaction(this.destination, txn.txnId);
+    await this.ctx.store.egressQueue.settleTransaction(this.destination, txn.txnId, txn.upTo, this.now());
   }
 
   private async needsCatchUp(record: DestinationRecord): Promise<boolean> {

@@ -54,10 +54,10 @@ interface Harness {
  */
 function preparedAndOnTheWire(h: { store: Store }): { timeline: string[]; client: { putJson: (destination: string) => Promise<{ status: number; body: unknown }> } } {
   const timeline: string[] = [];
-  const saveTransaction = h.store.egressQueue.saveTransaction.bind(h.store.egressQueue);
-  jest.spyOn(h.store.egressQueue, 'saveTransaction').mockImplementation(async (txn) => {
+  const beginTransaction = h.store.egressQueue.beginTransaction.bind(h.store.egressQueue);
+  jest.spyOn(h.store.egressQueue, 'beginTransaction').mockImplementation(async (txn) => {
     timeline.push(`prepared ${txn.destination}`);
-    return saveTransaction(txn);
+    return beginTransaction(txn);
   });
   const client = {
     putJson: async (destination: string) => {
@@ -383,6 +383,77 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     expect(publish.mock.calls.filter(([subject]) => subject.includes('.egress.dest'))).toHaveLength(0);
   });
 
+  it('issue 19: a fan-out to 1,000 is published in chunks and the first destination is queued before the last chunk is published (one publish of all held every destination back)', async () => {
+    const h = await open({}, { start: false });
+    const destinations = Array.from({ length: 1_000 }, (_, i) => `chunk${String(i).padStart(4, '0')}.test`);
+    const [eventId] = await storeEvents(h.store, '!chunks:own.test', 1);
+    const timeline: string[] = [];
+    const publishBatch = h.bus.publishBatch.bind(h.bus);
+    jest.spyOn(h.bus, 'publishBatch').mockImplementation(async (items) => {
+      const results = await publishBatch(items);
+      if (items.some((i) => i.subject.includes('.egress.dest'))) timeline.push(`published ${items.length}`);
+      return results;
+    });
+    const append = h.store.egressQueue.append.bind(h.store.egressQueue);
+    jest.spyOn(h.store.egressQueue, 'append').mockImplementation(async (destination, ...rest) => {
+      timeline.push(`queued ${destination}`);
+      return append(destination, ...rest);
+    });
+    let delivered = 0;
+    const client = {
+      putJson: async () => {
+        await new Promise((resolve) => setImmediate(resolve));
+        delivered++;
+        return { status: 200, body: { pdus: {} } };
+      },
+    };
+    const egress = new FederationEgress({ serverName: OWN, store: h.store, bus: h.bus, topology: h.topology, client: client as never, settings: baseSettings, logger: silent });
+    await egress.start();
+    try {
+      await publishLocal(h, '!chunks:own.test', [eventId!], [OWN, ...destinations]);
+      await until(() => delivered === destinations.length, 'all delivered');
+      const publishes = timeline.filter((t) => t.startsWith('published'));
+      expect(publishes.length).toBeGreaterThan(1);
+      expect(publishes.reduce((n, t) => n + Number(t.split(' ')[1]), 0)).toBe(destinations.length);
+      expect(timeline.findIndex((t) => t.startsWith('queued'))).toBeLessThan(timeline.findLastIndex((t) => t.startsWith('published')));
+      expect(timeline.filter((t) => t.startsWith('queued'))).toHaveLength(destinations.length);
+    } finally {
+      await egress.stop();
+    }
+  });
+
+  it('issue 19: a fan-out whose room-log message dies between two of its publishes delivers to every destination once when redelivered', async () => {
+    const h = await open({}, { start: false });
+    const destinations = Array.from({ length: 150 }, (_, i) => `later${String(i).padStart(3, '0')}.test`);
+    const [eventId] = await storeEvents(h.store, '!chunkcrash:own.test', 1);
+    const publishBatch = h.bus.publishBatch.bind(h.bus);
+    let egressPublishes = 0;
+    jest.spyOn(h.bus, 'publishBatch').mockImplementation(async (items) => {
+      if (items.some((i) => i.subject.includes('.egress.dest')) && ++egressPublishes === 2) throw new Error('process died between two publishes (simulated)');
+      return publishBatch(items);
+    });
+    const delivered: string[] = [];
+    const client = {
+      putJson: async (destination: string) => {
+        await new Promise((resolve) => setImmediate(resolve));
+        delivered.push(destination);
+        return { status: 200, body: { pdus: {} } };
+      },
+    };
+    const egress = new FederationEgress({ serverName: OWN, store: h.store, bus: h.bus, topology: h.topology, client: client as never, settings: baseSettings, logger: silent });
+    await egress.start();
+    try {
+      await publishLocal(h, '!chunkcrash:own.test', [eventId!], [OWN, ...destinations]);
+      await until(() => new Set(delivered).size === destinations.length, 'every destination delivered');
+      await until(() => egress.idle, 'egress idle');
+      expect(egressPublishes).toBeGreaterThan(3);
+      expect([...countById(delivered).values()].every((n) => n === 1)).toBe(true);
+      expect(delivered.sort()).toEqual(destinations);
+    } finally {
+      await egress.stop();
+    }
+  });
+
   it('issue 19: a room-log entry whose destinations were published in one commit but which was not acked (a crash between) queues each destination once when redelivered', async () => {
     const h = await open();
     const other = 'unreachable.invalid';
@@ -676,9 +747,9 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
   // destination's failure (a 10-minute backoff for a peer that had done nothing wrong).
   it('a store failure after a successful send is not the destination failure: no backoff, the same transaction is settled once the store is back', async () => {
     const h = await open({ backoff: { initialMs: 600_000, multiplier: 2, maxMs: 3_600_000, jitter: 0 } });
-    const complete = h.store.destinations.completeTransaction.bind(h.store.destinations);
+    const complete = h.store.egressQueue.settleTransaction.bind(h.store.egressQueue);
     let outage = 3;
-    h.store.destinations.completeTransaction = async (...args) => {
+    h.store.egressQueue.settleTransaction = async (...args) => {
       if (outage > 0) {
         outage--;
         throw new Error('store unavailable (simulated outage)');

@@ -13,6 +13,8 @@ import type { EgressContext } from './egress-context';
 const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 const PREPARING_AT_ONCE = 16;
+/** Destination items per bus publish of one event's fan-out (one commit each). */
+const DESTINATIONS_PER_PUBLISH = 64;
 
 export class FederationEgress {
   private readonly senders = new Map<string, DestinationSender>();
@@ -151,8 +153,11 @@ export class FederationEgress {
   }
 
   /**
-   * One bus publish for all the event's destinations (issue 19: one commit each made the thousandth server wait for
-   * a thousand commits before its item existed). Retried whole if it fails: what landed is deduplicated.
+   * The event's destinations in a few bus publishes (issue 19: one commit each made the thousandth server wait for a
+   * thousand commits before its item existed), a turn of the event loop apart: the first destinations' items are
+   * handled while the rest are published (one publish of a thousand held every destination back until the last was
+   * written). The room-log message is settled after the last; redelivered, all are published again and what landed
+   * is deduplicated by message ID.
    */
   private async enqueueEvent(entry: RoomLogEntry): Promise<void> {
     const now = this.now();
@@ -161,7 +166,10 @@ export class FederationEgress {
       data: { kind: 'pdu', destination, roomId: entry.roomId, eventId: entry.eventId, enqueuedAt: now } satisfies EgressEntry,
       options: { messageId: `${destination}:${entry.eventId}` },
     }));
-    await this.ctx.bus.publishBatch(items);
+    for (let i = 0; i < items.length; i += DESTINATIONS_PER_PUBLISH) {
+      if (i > 0) await yieldToIo();
+      await this.ctx.bus.publishBatch(items.slice(i, i + DESTINATIONS_PER_PUBLISH));
+    }
   }
 
   private async enqueueEdu(edu: OutboundEdu) {

@@ -1,6 +1,7 @@
 import type { JsonObject } from '@fedgate/protocol';
 import type { Collection, Document } from 'mongodb';
 import type { EgressQueueItem, EgressQueueRepository, PendingEgressTransaction } from '../ports/egress-queue';
+import type { DestinationRepository, InFlightTransaction } from '../ports/federation';
 import { compoundId, isDuplicateKey, nextCounterValue } from './database';
 
 const toItem = (d: Document): EgressQueueItem => ({
@@ -30,6 +31,7 @@ export class MongoEgressQueueRepository implements EgressQueueRepository {
     private readonly queue: Collection<Document>,
     private readonly transactions: Collection<Document>,
     private readonly counters: Collection<Document>,
+    private readonly destinations: DestinationRepository,
   ) {}
 
   async append(destination: string, key: string, item: JsonObject, enqueuedTs: number): Promise<{ position: number; inserted: boolean }> {
@@ -90,5 +92,20 @@ export class MongoEgressQueueRepository implements EgressQueueRepository {
 
   async deleteTransaction(destination: string, txnId: string): Promise<void> {
     await this.transactions.deleteOne({ _id: compoundId(destination, txnId) as never });
+  }
+
+  // No multi-document transaction here: the writes in the order that leaves nothing half done that matters. A body
+  // saved but never begun is deleted on the spot (a crash before that leaves it for destinationsWithWork, harmless).
+  async beginTransaction(txn: PendingEgressTransaction): Promise<InFlightTransaction> {
+    await this.saveTransaction(txn);
+    const inFlight = await this.destinations.beginTransaction(txn.destination, { txnId: txn.txnId, upTo: txn.upTo });
+    if (inFlight.txnId !== txn.txnId) await this.deleteTransaction(txn.destination, txn.txnId);
+    return inFlight;
+  }
+
+  async settleTransaction(destination: string, txnId: string, upTo: number, nowTs: number): Promise<void> {
+    await this.destinations.completeTransaction(destination, txnId, nowTs);
+    await this.removeUpTo(destination, upTo);
+    await this.deleteTransaction(destination, txnId);
   }
 }

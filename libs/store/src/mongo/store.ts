@@ -40,7 +40,7 @@ export async function openMongoStore(url: string, db: string, options: MongoConn
     rooms,
     receivedTransactions: new MongoReceivedTransactionRepository(c.receivedTransactions),
     destinations: new MongoDestinationRepository(c.destinations),
-    egressQueue: new MongoEgressQueueRepository(c.egressQueue, c.egressTransactions, c.counters),
+    egressQueue: new MongoEgressQueueRepository(c.egressQueue, c.egressTransactions, c.counters, new MongoDestinationRepository(c.destinations)),
     serverKeys: new MongoServerKeyRepository(c.ownKeys, c.remoteKeys),
     appServices: new MongoAppServiceRepository(c.appServices, c.appServicePositions),
     media: new MongoMediaRepository(c.media),

@@ -2,6 +2,7 @@
 // queue of PDUs/EDUs still to send, and the transaction being sent, so a retry after a restart
 // sends the same transaction ID with the same body.
 import type { JsonObject } from '@fedgate/protocol';
+import type { InFlightTransaction } from './federation';
 
 export interface EgressQueueItem {
   destination: string;
@@ -43,4 +44,16 @@ export interface EgressQueueRepository {
   saveTransaction(txn: PendingEgressTransaction): Promise<PendingEgressTransaction>;
   getTransaction(destination: string, txnId: string): Promise<PendingEgressTransaction | undefined>;
   deleteTransaction(destination: string, txnId: string): Promise<void>;
+  /**
+   * Saves `txn` and makes it the destination's transaction in flight (DestinationRepository.beginTransaction), unless
+   * one is in flight already: then nothing is saved. Returns the transaction in flight either way. One commit where
+   * the backend allows (issue 19: two per destination of a fan-out before), so no body is ever saved and left unsent.
+   */
+  beginTransaction(txn: PendingEgressTransaction): Promise<InFlightTransaction>;
+  /**
+   * The transaction in flight is over (delivered or given up): the destination's cursor passes it
+   * (DestinationRepository.completeTransaction), its items and its saved body go. One commit where the backend
+   * allows (three before), so a crash leaves either all of it or none.
+   */
+  settleTransaction(destination: string, txnId: string, upTo: number, nowTs: number): Promise<void>;
 }

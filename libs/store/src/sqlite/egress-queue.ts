@@ -1,5 +1,6 @@
 import type { JsonObject } from '@fedgate/protocol';
 import type { EgressQueueItem, EgressQueueRepository, PendingEgressTransaction } from '../ports/egress-queue';
+import type { InFlightTransaction } from '../ports/federation';
 import type { SqliteDatabase } from './database';
 
 interface QueueRow {
@@ -96,5 +97,45 @@ export class SqliteEgressQueueRepository implements EgressQueueRepository {
 
   async deleteTransaction(destination: string, txnId: string): Promise<void> {
     this.db.run('DELETE FROM store_egress_transactions WHERE destination = ? AND txn_id = ?', destination, txnId);
+  }
+
+  // The destination's row is SqliteDestinationRepository's; written here in the same transaction as the queue's rows.
+  async beginTransaction(txn: PendingEgressTransaction): Promise<InFlightTransaction> {
+    return this.db.transaction(() => {
+      this.db.run('INSERT INTO store_destinations (destination) VALUES (?) ON CONFLICT DO NOTHING', txn.destination);
+      const begun = this.db.run(
+        'UPDATE store_destinations SET in_flight_txn = ?, in_flight_up_to = ? WHERE destination = ? AND in_flight_txn IS NULL',
+        txn.txnId,
+        txn.upTo,
+        txn.destination,
+      );
+      if (begun.changes > 0) {
+        this.db.run(
+          'INSERT INTO store_egress_transactions (destination, txn_id, up_to, body, created_ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+          txn.destination,
+          txn.txnId,
+          txn.upTo,
+          JSON.stringify(txn.body),
+          txn.createdTs,
+        );
+        return { txnId: txn.txnId, upTo: txn.upTo };
+      }
+      const row = this.db.get<{ in_flight_txn: string; in_flight_up_to: number }>('SELECT in_flight_txn, in_flight_up_to FROM store_destinations WHERE destination = ?', txn.destination)!;
+      return { txnId: row.in_flight_txn, upTo: row.in_flight_up_to };
+    });
+  }
+
+  async settleTransaction(destination: string, txnId: string, upTo: number, nowTs: number): Promise<void> {
+    this.db.transaction(() => {
+      this.db.run(
+        `UPDATE store_destinations SET cursor = max(cursor, in_flight_up_to), in_flight_txn = NULL, in_flight_up_to = NULL,
+           failures = 0, retry_at = NULL, last_success_ts = ? WHERE destination = ? AND in_flight_txn = ?`,
+        nowTs,
+        destination,
+        txnId,
+      );
+      this.db.run('DELETE FROM store_egress_queue WHERE destination = ? AND position <= ?', destination, upTo);
+      this.db.run('DELETE FROM store_egress_transactions WHERE destination = ? AND txn_id = ?', destination, txnId);
+    });
   }
 }

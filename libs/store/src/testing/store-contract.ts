@@ -443,6 +443,21 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
         expect(await q.getTransaction('eq-txn.test', 't1')).toBeUndefined();
         expect(await q.destinationsWithWork()).not.toContain('eq-txn.test');
       });
+
+      it('begins a transaction with its body saved (not when another is in flight) and settles it: cursor past it, its items and body gone', async () => {
+        const q = store.egressQueue;
+        const first = await q.append('eq-begin.test', '$1', { kind: 'pdu', eventId: '$1' }, 1);
+        const second = await q.append('eq-begin.test', '$2', { kind: 'pdu', eventId: '$2' }, 2);
+        const txn = { destination: 'eq-begin.test', txnId: 't1', upTo: first.position, body: { pdus: [{ event_id: '$1' }] }, createdTs: 3 };
+        expect(await q.beginTransaction(txn)).toEqual({ txnId: 't1', upTo: first.position });
+        expect(await q.getTransaction('eq-begin.test', 't1')).toEqual(txn);
+        expect(await q.beginTransaction({ ...txn, txnId: 't2', upTo: second.position })).toEqual({ txnId: 't1', upTo: first.position });
+        expect(await q.getTransaction('eq-begin.test', 't2')).toBeUndefined();
+        await q.settleTransaction('eq-begin.test', 't1', first.position, 4);
+        expect(await store.destinations.get('eq-begin.test')).toMatchObject({ cursor: first.position, inFlight: null, lastSuccessTs: 4 });
+        expect(await q.getTransaction('eq-begin.test', 't1')).toBeUndefined();
+        expect((await q.list('eq-begin.test', 0, 10)).map((i) => i.key)).toEqual(['$2']);
+      });
     });
 
     describe('server keys', () => {

@@ -33,6 +33,8 @@ export interface InterceptedRequest {
   method: string;
   path: string;
   body: unknown;
+  /** When the request's headers arrived (before its body was read and parsed): a receiver's own delays excluded. */
+  receivedAt: number;
 }
 
 export class MaliciousHttpsServer {
@@ -49,15 +51,18 @@ export class MaliciousHttpsServer {
     this.dispatcher = new Agent({ connect: { ca: ca.certPem, servername: 'localhost' } });
   }
 
-  /** Listens on loopback; the server is named `<host>:<port>` (`localhost` by default, or an IP literal). */
-  static async start(ca: TestCertificateAuthority, host = 'localhost'): Promise<MaliciousHttpsServer> {
-    const certificate = issueServerCertificate(ca);
+  /**
+   * Listens on loopback; the server is named `<host>:<port>` (`localhost` by default, or an IP literal). Many servers
+   * may share one `certificate` (issuing one costs an RSA key pair; the load generator starts a thousand).
+   */
+  static async start(ca: TestCertificateAuthority, host = 'localhost', certificate = issueServerCertificate(ca)): Promise<MaliciousHttpsServer> {
     const holder: { self?: MaliciousHttpsServer } = {};
     const server = createServer({ cert: certificate.certPem, key: certificate.keyPem }, (req, res) => {
+      const receivedAt = Date.now();
       let body = '';
       req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
       req.on('end', () => {
-        void holder.self!.handle(req, body).then(({ status, body: answer }) => {
+        void holder.self!.handle(req, body, receivedAt).then(({ status, body: answer }) => {
           res.statusCode = status;
           res.setHeader('content-type', 'application/json');
           res.end(JSON.stringify(answer));
@@ -123,13 +128,23 @@ export class MaliciousHttpsServer {
     return this.request(destination, 'PUT', `/_matrix/federation/v1/send/${txnId}`, { origin: this.name, origin_server_ts: Date.now(), pdus: events.map((e) => e.pdu as Pdu) });
   }
 
+  /** How long an idle keep-alive connection stays open (Node's default, 5 s, is short of a fan-out to a thousand). */
+  set keepAliveTimeoutMs(ms: number) {
+    this.server.keepAliveTimeout = ms;
+  }
+
+  /** Closes the connections with no request in progress: a peer's next request connects again. */
+  closeIdleConnections(): void {
+    this.server.closeIdleConnections();
+  }
+
   async stop(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await this.dispatcher.close();
   }
 
-  private async handle(req: IncomingMessage, raw: string): Promise<{ status: number; body: unknown }> {
+  private async handle(req: IncomingMessage, raw: string, receivedAt = Date.now()): Promise<{ status: number; body: unknown }> {
     const url = new URL(req.url ?? '/', 'https://x');
     if (req.method === 'GET' && url.pathname === '/_matrix/key/v2/server') {
       return { status: 200, body: buildServerKeyDocument({ serverName: this.name, keys: [this.evil.key], validUntilTs: Date.now() + 3_600_000 }) };
@@ -146,7 +161,7 @@ export class MaliciousHttpsServer {
     } catch {
       // answered anyway: this server checks nothing
     }
-    const intercepted = await this.intercept?.({ from, method: req.method ?? 'GET', path: url.pathname, body });
+    const intercepted = await this.intercept?.({ from, method: req.method ?? 'GET', path: url.pathname, body, receivedAt });
     if (intercepted) return intercepted;
     const segments = url.pathname.split('/').slice(3).map(decodeURIComponent);
     if (segments[1] === 'send' && req.method === 'PUT') {
