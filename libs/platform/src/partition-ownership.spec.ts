@@ -174,15 +174,15 @@ describe('PartitionOwnership (SQLite leases, a clock the test moves)', () => {
     });
 
     it('work waiting on the lease while the round releases its partition (the release waits for that work) is told at once: no deadlock', async () => {
-      let waiting: Promise<boolean> | undefined;
+      const work: { waiting?: Promise<boolean> } = {};
       // Like a bus subscription stopped in onRelease: it waits for the handler in flight.
-      const a = replica('a', 'fg/state-resolver', async () => waiting);
+      const a = replica('a', 'fg/state-resolver', async () => work.waiting);
       const b = replica('b');
       await a.ownership.start();
       clock += TTL * 2;
       await b.ownership.start();
-      waiting = a.ownership.ownsAfterRenewal(3);
-      await expect(waiting).resolves.toBe(false);
+      work.waiting = a.ownership.ownsAfterRenewal(3);
+      await expect(work.waiting).resolves.toBe(false);
       await a.ownership.rebalance();
       expect(a.working.size).toBe(0);
     });

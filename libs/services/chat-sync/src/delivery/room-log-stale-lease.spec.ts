@@ -51,12 +51,11 @@ describe('chat-sync room log with a lease stale for a moment (as-lag)', () => {
     const topology = busTopology({ prefix: 'stale', roomPartitions: 2 });
     store = openSqliteStore(path.join(dir, 'store.db'));
     // Renewals held back on demand: a store too slow to renew within the margin.
-    let holdRenewals: Promise<void> | undefined;
-    let releaseRenewals: () => void = () => undefined;
+    const renewals: { held?: Promise<void>; release: () => void } = { release: () => undefined };
     const leases = store.leases;
     const slowLeases = new Proxy(leases, {
       get(target, key) {
-        if (key === 'renewMany') return async (...args: Parameters<typeof leases.renewMany>) => (await holdRenewals, target.renewMany(...args));
+        if (key === 'renewMany') return async (...args: Parameters<typeof leases.renewMany>) => (await renewals.held, target.renewMany(...args));
         const value = Reflect.get(target, key, target) as unknown;
         return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
       },
@@ -101,7 +100,7 @@ describe('chat-sync room log with a lease stale for a moment (as-lag)', () => {
     const partition = topology.roomLog.partitionOf(roomId);
     expect(ownership.owns(partition)).toBe(true);
 
-    holdRenewals = new Promise((resolve) => (releaseRenewals = resolve));
+    renewals.held = new Promise((resolve) => (renewals.release = resolve));
     await until(() => !ownership.owns(partition));
     const entry: RoomLogEntry = {
       eventId: '$m',
@@ -115,7 +114,7 @@ describe('chat-sync room log with a lease stale for a moment (as-lag)', () => {
     await bus.publish(topology.roomLog.partition(partition), entry, { messageId: '$m' });
     // Delivered while stale; the renewal then comes through.
     await until(() => roomLogEntered > 0);
-    releaseRenewals();
+    renewals.release();
     await until(() => handedOn.length > 0);
     expect(handedOn).toEqual(['$m']);
     // Before: the first delivery was answered with a nak (and the entry waited a second, or was dead-lettered).
