@@ -27,7 +27,7 @@ describe('PartitionOwnership (SQLite leases, a clock the test moves)', () => {
   });
 
   /** A replica with its own store handle (its own process in production) and the work it was told to do. */
-  function replica(instanceId: string, scope = 'fg/state-resolver') {
+  function replica(instanceId: string, scope = 'fg/state-resolver', whileReleasing?: (p: number) => Promise<unknown>) {
     const store = openSqliteStore(path.join(dir, 'store.sqlite'));
     stores.push(store);
     const working = new Set<number>();
@@ -46,6 +46,7 @@ describe('PartitionOwnership (SQLite leases, a clock the test moves)', () => {
         events.push(`+${p}`);
       },
       onRelease: async (p) => {
+        await whileReleasing?.(p);
         working.delete(p);
         events.push(`-${p}`);
       },
@@ -144,6 +145,47 @@ describe('PartitionOwnership (SQLite leases, a clock the test moves)', () => {
       expect(overlap(a.working, b.working)).toEqual([]);
     }
     expect(union(a.working, b.working)).toEqual(all);
+  });
+
+  describe('as-lag (issue 19, distributed): a lease stale for a moment is waited out, not answered with "not mine"', () => {
+    it('a renewal slower than the margin of owns: work that finds the lease stale learns it is still this replica\'s once renewed', async () => {
+      const a = replica('a');
+      await a.ownership.start();
+      // The last renewal is older than the margin (a round slowed by a loaded store), the lease not yet expired.
+      clock += TTL * 0.85;
+      expect(a.ownership.owns(3)).toBe(false);
+      await expect(a.ownership.ownsAfterRenewal(3)).resolves.toBe(true);
+      expect(a.ownership.owns(3)).toBe(true);
+      expect(a.events.filter((e) => e.startsWith('-'))).toEqual([]);
+    });
+
+    it('a partition another replica took meanwhile: false, and this replica lets it go', async () => {
+      const a = replica('a');
+      const b = replica('b');
+      await a.ownership.start();
+      // a paused past its leases; b alone takes everything.
+      clock += TTL * 2;
+      await b.ownership.start();
+      expect(b.ownership.owned()).toEqual(all);
+      await expect(a.ownership.ownsAfterRenewal(3)).resolves.toBe(false);
+      // The round that found it lost (still letting go of the partitions) finishes.
+      await a.ownership.rebalance();
+      expect(a.working.has(3)).toBe(false);
+    });
+
+    it('work waiting on the lease while the round releases its partition (the release waits for that work) is told at once: no deadlock', async () => {
+      const work: { waiting?: Promise<boolean> } = {};
+      // Like a bus subscription stopped in onRelease: it waits for the handler in flight.
+      const a = replica('a', 'fg/state-resolver', async () => work.waiting);
+      const b = replica('b');
+      await a.ownership.start();
+      clock += TTL * 2;
+      await b.ownership.start();
+      work.waiting = a.ownership.ownsAfterRenewal(3);
+      await expect(work.waiting).resolves.toBe(false);
+      await a.ownership.rebalance();
+      expect(a.working.size).toBe(0);
+    });
   });
 
   it('a replica restarted under its instance ID (a container restarted in its pod) takes its partitions back at once', async () => {

@@ -74,6 +74,8 @@ export class PartitionOwnership {
   private readonly now: () => number;
   private readonly renewMs: number;
   private roundBegan = 0;
+  /** Work waiting out a stale lease (`ownsAfterRenewal`): told once a round has renewed or dropped the leases. */
+  private readonly renewalWaiters = new Set<() => void>();
 
   constructor(private readonly options: PartitionOwnershipOptions) {
     this.now = options.now ?? Date.now;
@@ -102,6 +104,32 @@ export class PartitionOwnership {
   }
 
   /**
+   * Whether the partition is still this replica's, waiting out a lease gone stale for a moment (a renewal slower
+   * than the margin of `owns`, on a loaded store): true at once while fresh; while stale, a round is run now (or
+   * the one under way awaited) and the answer is what it left; false once the partition is lost, given up or
+   * stopping. Work on the partition that finds it stale waits here instead of being put off by a fixed delay.
+   */
+  async ownsAfterRenewal(partition: number): Promise<boolean> {
+    for (;;) {
+      if (this.stopped || !this.held.has(partition)) return false;
+      if (this.owns(partition)) return true;
+      // Not the whole round: it may be releasing this very partition, which waits for the work waiting here.
+      let timer: NodeJS.Timeout | undefined;
+      let wake: () => void = () => undefined;
+      const renewedOrLost = new Promise<void>((resolve) => {
+        wake = resolve;
+        this.renewalWaiters.add(resolve);
+        // A round that could not renew (store unreachable): look again at the next one, not in a busy loop.
+        timer = setTimeout(resolve, this.renewMs).unref();
+      });
+      void this.runRound();
+      await renewedOrLost;
+      clearTimeout(timer);
+      this.renewalWaiters.delete(wake);
+    }
+  }
+
+  /**
    * The fencing token of work on the partition, to be checked by the store in the write that commits it
    * (a pause between `owns` and that write is caught there); undefined when the partition is not held.
    */
@@ -117,6 +145,7 @@ export class PartitionOwnership {
   /** Hands every partition over and leaves; the others take them on their next round. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.tellRenewalWaiters();
     if (this.timer) clearTimeout(this.timer);
     // A round stuck on an unreachable store must not hold the shutdown past the leases' own lifetime.
     let timer: NodeJS.Timeout | undefined;
@@ -162,6 +191,7 @@ export class PartitionOwnership {
     ]);
     if (!member) throw new Error(`membership lease ${this.memberPrefix + instanceId} is held by another process with the same instance ID`);
     const renewed = new Set(renewedNames);
+    const lost: number[] = [];
     for (const p of owned) {
       if (renewed.has(this.partitionLease(p))) {
         this.held.set(p, renewedAt + ttlMs);
@@ -169,6 +199,10 @@ export class PartitionOwnership {
       }
       this.held.delete(p);
       this.epochs.delete(p);
+      lost.push(p);
+    }
+    this.tellRenewalWaiters();
+    for (const p of lost) {
       this.options.logger.warn({ partition: p }, 'partition lease lost (this replica stalled past its expiry); another replica owns it now');
       await this.options.onRelease(p);
     }
@@ -200,9 +234,15 @@ export class PartitionOwnership {
     }
   }
 
+  private tellRenewalWaiters(): void {
+    for (const wake of [...this.renewalWaiters]) wake();
+    this.renewalWaiters.clear();
+  }
+
   private async giveUp(p: number, why: string): Promise<void> {
     this.held.delete(p);
     this.epochs.delete(p);
+    this.tellRenewalWaiters();
     try {
       await this.options.onRelease(p);
     } finally {

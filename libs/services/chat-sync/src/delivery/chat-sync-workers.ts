@@ -101,7 +101,12 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       keyCounts: (registration, transaction) => keyCountsFor(this.store, this.registry.services.find((s) => s.id === registration.id)!, transaction),
       onStoreFailure: (appServiceId, err) => log.error({ err, appServiceId }, 'application service delivery failed on our store; trying again shortly'),
       // Elastic: one replica at a time pushes to an AS (its lease); the others leave its queue alone.
-      ...(elastic ? { mayPush: (id: string) => this.appServiceOwnership?.owns(services.findIndex((s) => s.id === id)) === true } : {}),
+      ...(elastic
+        ? {
+            mayPush: (id: string) => this.appServiceOwnership?.owns(services.findIndex((s) => s.id === id)) === true,
+            untilMayPush: async (id: string) => (await this.appServiceOwnership?.ownsAfterRenewal(services.findIndex((s) => s.id === id))) === true,
+          }
+        : {}),
     });
     this.pusher = pusher;
     if (this.metrics) {
@@ -147,12 +152,17 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     this.outboxDrain.unref();
     if (elastic) {
       // Room-log partitions leased among the live chat-sync replicas; a replica that stalled past its lease naks.
+      // A lease merely stale (its renewal slow on a loaded store) is waited out: a nak there held the partition a
+      // second per delivery and spent its deliveries, an entry naked ten times was dead-lettered, never pushed.
       const roomLogs = new Map<number, BusSubscription>();
       const ownership: PartitionOwnership = new PartitionOwnership({
         ...elastic,
         partitions: this.topology.roomPartitions,
         onAcquire: async (p) => {
-          roomLogs.set(p, await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), (message) => (ownership.owns(p) ? roomLog.handle(message.data) : nak(1_000))));
+          roomLogs.set(
+            p,
+            await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), async (message) => ((await ownership.ownsAfterRenewal(p)) ? roomLog.handle(message.data) : nak(1_000))),
+          );
         },
         onRelease: async (p) => {
           const subscription = roomLogs.get(p);

@@ -136,5 +136,39 @@ describe('RoomLogFanout: what reaches the application service', () => {
       expect(loads).toEqual({ state: 2, events: 2 });
     });
   });
-});
+  describe('issue 19: a room\'s aliases are read only when they could decide interest (a collection scan per event on FerretDB)', () => {
+    const aliasNamespaced: AppServiceRegistration = { ...registration, id: 'aliases', asToken: 'as-aliases', hsToken: 'hs-aliases', senderLocalpart: 'aliasbot', source: 'aliases.yaml', namespaces: { users: [], aliases: [{ exclusive: false, regex: '#chat_.*:hs\\.test' }], rooms: [] } };
+    let aliasReads: number;
+    let published: string[];
 
+    function fanoutCountingAliasReads(registrations: AppServiceRegistration[]): void {
+      aliasReads = 0;
+      published = [];
+      const counted = new Proxy(store, {
+        get(target, key) {
+          const value = Reflect.get(target, key, target) as unknown;
+          if (key === 'aliases') return { ...target.aliases, forRoom: (id: string) => (aliasReads++, target.aliases.forRoom(id)) };
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const bus = { publish: async (_subject: string, push: AppServicePush) => void published.push(`${push.appserviceId}:${push.eventId}`) } as unknown as Bus;
+      fanout = new RoomLogFanout(counted, bus, busTopology({ roomPartitions: 4 }), new ApplicationServiceRegistry(registrations, server), server, pino({ level: 'silent' }));
+    }
+
+    it('does not read them when every service with an alias namespace is interested already, or none has one', async () => {
+      fanoutCountingAliasReads([registration]);
+      for (let i = 0; i < 5; i++) await fanout.handle(entry(`$m${i}`, pduOf('m.room.message', { body: `${i}` })));
+      expect(published).toHaveLength(5);
+      // Before: one read per event (5).
+      expect(aliasReads).toBe(0);
+    });
+
+    it('reads them when a service could be interested only through an alias, and pushes to it on a match', async () => {
+      await store.aliases.create({ alias: '#chat_room:hs.test', roomId, servers: [server], creator: '@admin:hs.test', createdTs: 1 });
+      fanoutCountingAliasReads([registration, aliasNamespaced]);
+      await fanout.handle(entry('$m', pduOf('m.room.message', { body: 'hi' })));
+      expect(published).toEqual(['chat:$m', 'aliases:$m']);
+      expect(aliasReads).toBe(1);
+    });
+  });
+});

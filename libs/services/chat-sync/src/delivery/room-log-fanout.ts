@@ -98,8 +98,13 @@ export class RoomLogFanout {
     }
     const view = new RoomView(this.store);
     const joinedMembers = await this.joinedMembers(entry.roomId);
-    const aliases = (await this.store.aliases.forRoom(entry.roomId)).map((a) => a.alias);
-    const interested = this.registry.interestedIn({ type: pdu.type, room_id: entry.roomId, sender: pdu.sender, state_key: pdu.state_key }, { joinedMembers, aliases });
+    const interestEvent = { type: pdu.type, room_id: entry.roomId, sender: pdu.sender, state_key: pdu.state_key };
+    let interested = this.registry.interestedIn(interestEvent, { joinedMembers });
+    // The room's aliases only when they could change the answer (a store scan per event on FerretDB otherwise).
+    if (this.registry.services.some((s) => s.hasAliasNamespaces && !interested.includes(s))) {
+      const aliases = (await this.store.aliases.forRoom(entry.roomId)).map((a) => a.alias);
+      interested = this.registry.interestedIn(interestEvent, { joinedMembers, aliases });
+    }
     if (interested.length === 0) return;
     const event = toClientEvent(entry.event, entry.eventId, entry.roomId);
     if (pdu.type === 'm.room.member' && pdu.content.membership === 'invite' && !Array.isArray(event.unsigned?.invite_room_state)) {

@@ -38,6 +38,34 @@ describe('TransactionPusher against a loopback application service', () => {
     return pusher;
   }
 
+  // as-lag (issue 19, distributed): a lease stale for a moment (its renewal slow on a loaded store) held pushing
+  // back until the next look a second later, each time; now the renewal itself wakes delivery.
+  it('pushes as soon as a stale AS lease is renewed, not at the next fixed look (the pusher\'s timer never fires here)', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'performance', 'Date', 'hrtime'] });
+    try {
+      let mine = false;
+      let renewed: (ours: boolean) => void = () => undefined;
+      const queue = new InMemoryTransactionQueue();
+      pusher = new TransactionPusher({
+        queue,
+        client: new AppServiceClient({ requestTimeoutMs: 2_000 }),
+        registrations: [registration('chat', `${url}/`)],
+        mayPush: () => mine,
+        untilMayPush: () => new Promise<boolean>((resolve) => (renewed = resolve)),
+      });
+      await pusher.pushEvent('chat', event(1));
+      await pusher.idle();
+      expect(as.requests).toHaveLength(0);
+      mine = true;
+      renewed(true);
+      await new Promise((resolve) => setImmediate(resolve));
+      await pusher.idle();
+      expect(as.requests.flatMap((r) => (r.body as { events: Array<{ event_id: string }> }).events.map((e) => e.event_id))).toEqual(['$e1']);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   // Issue 12: with several chat-sync replicas, only the one holding an AS's lease pushes to it.
   it('pushes nothing to an AS this process may not push to, and resumes the queued transaction when it may', async () => {
     let mine = false;

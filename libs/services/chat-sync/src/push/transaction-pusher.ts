@@ -39,6 +39,8 @@ export interface TransactionPusherOptions {
   keyCounts?: (registration: AppServiceRegistration, transaction: PendingTransaction) => Promise<KeyCounts>;
   /** Whether this process pushes to the AS now (elastic replicas: while it holds the AS's lease); default always. */
   mayPush?: (appServiceId: string) => boolean;
+  /** When `mayPush` says no: resolves true as soon as it says yes again (a stale lease renewed), false if it will not. */
+  untilMayPush?: (appServiceId: string) => Promise<boolean>;
   /** Our store failed under delivery (an outage): nothing is lost (the queue is in the store), delivery is tried again shortly. */
   onStoreFailure?: (appServiceId: string, error: unknown) => unknown;
 }
@@ -119,12 +121,23 @@ export class TransactionPusher {
     const worker = this.workers.get(appServiceId);
     if (!worker || this.stopped) return;
     if (!this.allowed(appServiceId)) {
-      // Not ours now (another replica's, or our lease is stale for a moment): look again shortly.
-      worker.recheck ??= setTimeout(() => {
+      // Not ours now (another replica's, or our lease is stale for a moment): look again shortly, or as soon as
+      // the lease is renewed (a second of idle pushing per stale moment otherwise, on a loaded store often).
+      if (worker.recheck) return;
+      const recheck = setTimeout(() => {
         worker.recheck = null;
         this.wake(appServiceId);
       }, RECHECK_MS);
-      worker.recheck.unref();
+      worker.recheck = recheck.unref();
+      void this.options.untilMayPush?.(appServiceId).then(
+        (ours) => {
+          if (!ours || worker.recheck !== recheck) return;
+          clearTimeout(recheck);
+          worker.recheck = null;
+          this.wake(appServiceId);
+        },
+        () => undefined,
+      );
       return;
     }
     if (worker.running) {

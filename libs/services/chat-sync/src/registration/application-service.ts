@@ -45,6 +45,11 @@ export class ApplicationService {
     return this.isLocal(userId) && this.users.matches(userId);
   }
 
+  /** Whether any alias may interest it: if not, a room's aliases need not be read to decide. */
+  get hasAliasNamespaces(): boolean {
+    return this.registration.namespaces.aliases.length > 0;
+  }
+
   isInterestedInAlias(alias: string): boolean {
     return this.aliases.matches(alias);
   }
