@@ -1,7 +1,7 @@
 // chat-sync's bus side: room log and EDU consumers fan out to per-AS subjects; each AS's consumer
 // feeds its durable queue in the store, drained by the TransactionPusher.
 import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { nak, partitionsForReplica, type AppServicePush, type BusSubscription } from '@fedgate/bus';
+import { partitionsForReplica, type AppServicePush, type BusSubscription, type RoomLogEntry } from '@fedgate/bus';
 import { BUS, BUS_TOPOLOGY, elasticOwnershipFor, FEDERATION_CLIENT, METRICS_REGISTRY, PartitionOwnership, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
 import type { Registry } from 'prom-client';
 import { setOwnedPartitions } from '@fedgate/telemetry';
@@ -18,6 +18,7 @@ import { republishToDevice } from '../e2ee/to-device.controller';
 import { EduFanout } from './edu-fanout';
 import { InviteeProvisioning } from './invitee-provisioning';
 import { RoomLogFanout } from './room-log-fanout';
+import { ownedPartitionHandler } from './owned-partition-handler';
 import { StoreTransactionQueue } from './store-transaction-queue';
 
 /** How often device lists left stale (their server was down) are resynced. */
@@ -146,13 +147,14 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
     this.outboxDrain = setInterval(() => void finishAndDrain(), OUTBOX_DRAIN_INTERVAL_MS);
     this.outboxDrain.unref();
     if (elastic) {
-      // Room-log partitions leased among the live chat-sync replicas; a replica that stalled past its lease naks.
+      // Room-log partitions leased among the live chat-sync replicas; a replica that stalled past its lease holds the
+      // message until its next round says whether the partition is still its own (a nak would burn a delivery).
       const roomLogs = new Map<number, BusSubscription>();
       const ownership: PartitionOwnership = new PartitionOwnership({
         ...elastic,
         partitions: this.topology.roomPartitions,
         onAcquire: async (p) => {
-          roomLogs.set(p, await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), (message) => (ownership.owns(p) ? roomLog.handle(message.data) : nak(1_000))));
+          roomLogs.set(p, await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), ownedPartitionHandler(ownership, p, (entry: RoomLogEntry) => roomLog.handle(entry))));
         },
         onRelease: async (p) => {
           const subscription = roomLogs.get(p);
