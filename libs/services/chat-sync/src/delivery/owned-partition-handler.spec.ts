@@ -1,3 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PartitionOwnership } from '@fedgate/platform';
+import { openSqliteStore, type LeaseRepository } from '@fedgate/store';
 import { ownedPartitionHandler, type PartitionLeases } from './owned-partition-handler';
 
 /** A partition's lease as the ownership rounds leave it: fresh, stale (renewal overdue, still held), or gone. */
@@ -62,5 +67,61 @@ describe('ownedPartitionHandler (chaos-stall: room-log messages dead-lettered wh
     leases.state = 'released';
     const handler = ownedPartitionHandler<string>(leases, 3, async () => undefined, 5);
     expect(await handler({ data: 'e1' })).toEqual({ kind: 'nak', delayMs: 1_000 });
+  });
+});
+
+describe('ownedPartitionHandler with a real PartitionOwnership whose store goes away (chaos-stall)', () => {
+  it('holds the message through failed rounds past the lease expiry, and handles it once a round gets through', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fedgate-chaos-stall-'));
+    const store = openSqliteStore(path.join(dir, 'store.sqlite'));
+    let storeAway = false;
+    const away = () => {
+      if (storeAway) throw new Error('connection 5 to 127.0.0.1:44665 closed');
+    };
+    const leases: LeaseRepository = {
+      acquireWithEpoch: async (...args) => (away(), store.leases.acquireWithEpoch(...args)),
+      tryAcquire: async (...args) => (away(), store.leases.tryAcquire(...args)),
+      release: async (...args) => (away(), store.leases.release(...args)),
+      renewMany: async (...args) => (away(), store.leases.renewMany(...args)),
+      live: async (...args) => (away(), store.leases.live(...args)),
+    };
+    let clock = 1_000_000;
+    const ownership = new PartitionOwnership({
+      leases,
+      scope: 'fg/chat-sync',
+      instanceId: 'cs-1',
+      partitions: 4,
+      ttlMs: 10_000,
+      renewMs: 1e9,
+      now: () => clock,
+      logger: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      onAcquire: async () => undefined,
+      onRelease: async () => undefined,
+    });
+    try {
+      await ownership.start();
+      expect(ownership.owns(2)).toBe(true);
+      const handled: string[] = [];
+      const handler = ownedPartitionHandler<string>(ownership, 2, async (data) => void handled.push(data), 5);
+
+      storeAway = true;
+      clock += 60_000; // rounds fail for a minute: the lease ran out by this replica's clock, still held here
+      await ownership.rebalance();
+      expect(ownership.owns(2)).toBe(false);
+      let outcome: unknown = 'pending';
+      const settled = handler({ data: 'bob-1' }).then((o) => (outcome = o));
+      await tick(100);
+      expect(outcome).toBe('pending'); // before the fix: a nak at once, ten of them and the message was dead
+
+      storeAway = false;
+      await ownership.rebalance(); // the store is back: the round renews the lease nobody else took
+      await settled;
+      expect(outcome).toBeUndefined();
+      expect(handled).toEqual(['bob-1']);
+    } finally {
+      await ownership.stop();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
