@@ -186,6 +186,50 @@ describe('PartitionOwnership (SQLite leases, a clock the test moves)', () => {
       await a.ownership.rebalance();
       expect(a.working.size).toBe(0);
     });
+
+    // chaos-stall: in a chaos run chat-sync's store client hung for a minute, every ownership round failed, the room-log
+    // leases ran out by this replica's clock while still held, and each message was naked at once: ten naks reached
+    // maxDeliver and Bob's first message after the fault went to dead letters. The wait must outlast failed rounds.
+    it('waits through rounds that fail (the store away) past the lease expiry, and answers true once a round gets through', async () => {
+      const store = openSqliteStore(path.join(dir, 'store.sqlite'));
+      stores.push(store);
+      let storeAway = false;
+      const away = () => {
+        if (storeAway) throw new Error('connection 5 to 127.0.0.1:44665 closed');
+      };
+      const ownership = new PartitionOwnership({
+        leases: {
+          acquireWithEpoch: async (...args) => (away(), store.leases.acquireWithEpoch(...args)),
+          tryAcquire: async (...args) => (away(), store.leases.tryAcquire(...args)),
+          release: async (...args) => (away(), store.leases.release(...args)),
+          renewMany: async (...args) => (away(), store.leases.renewMany(...args)),
+          live: async (...args) => (away(), store.leases.live(...args)),
+        },
+        scope: 'fg/chat-sync',
+        instanceId: 'cs-1',
+        partitions: PARTITIONS,
+        ttlMs: TTL,
+        renewMs: 1e9,
+        now: () => clock,
+        logger: quiet,
+        onAcquire: async () => undefined,
+        onRelease: async () => undefined,
+      });
+      await ownership.start();
+      storeAway = true;
+      clock += 60_000;
+      await ownership.rebalance();
+      expect(ownership.owns(2)).toBe(false);
+      let answer: boolean | 'pending' = 'pending';
+      const asked = ownership.ownsAfterRenewal(2).then((a) => (answer = a));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(answer).toBe('pending');
+      storeAway = false;
+      await ownership.rebalance();
+      await asked;
+      expect(answer).toBe(true);
+      await ownership.stop();
+    });
   });
 
   it('a replica restarted under its instance ID (a container restarted in its pod) takes its partitions back at once', async () => {
