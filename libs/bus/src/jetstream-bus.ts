@@ -351,7 +351,8 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
   private async apply(consumer: ConsumerSpec, msg: JsMsg, headers: Headers, messageId: string, settlement: Settlement): Promise<void> {
     if (settlement.kind === 'ack') msg.ack();
     else if (settlement.kind === 'nak') msg.nak(settlement.delayMs);
-    // Held while not owned and the subscription stopped: back at once for the partition's next owner.
+    // Held while not owned and the subscription stopped: given back for the partition's next owner. The server may
+    // still hand it to this subscription's pull request (not expired yet): then it waits out the ack wait.
     else if (settlement.kind === 'notOwned') msg.nak(0);
     else {
       const letter: DeadLetter = {

@@ -140,24 +140,6 @@ export function describeBusContract(adapterName: string, createHarness: HarnessF
       expect(await harness.readStream<DeadLetter>(topology.streams.deadLetters.name)).toEqual([]);
     });
 
-    it('a message held "not owned" when its subscription stops goes to the next subscriber and is handled there', async () => {
-      const consumer = topology.consumers.stateResolverInbound(topology.inboundPdu.partitionOf('!a:x'));
-      let asked = 0;
-      const formerOwner = await harness.bus.consume(consumer, () => {
-        asked++;
-        return notOwned(1);
-      });
-      await publishPdu(harness.bus, pdu('!a:x', 1));
-      await waitFor(() => asked >= 2, 'the former owner answered "not owned"');
-      await formerOwner.stop();
-      const handled: string[] = [];
-      subscriptions.push(await harness.bus.consume(consumer, (m) => void handled.push(m.messageId)));
-      await waitFor(() => handled.length === 1, 'handled by the next owner');
-      await waitFor(async () => (await harness.bus.consumerStats(consumer)).ackPending === 0, 'settled');
-      expect(handled).toEqual(['$!a:x-1']);
-      expect(await harness.readStream<DeadLetter>(topology.streams.deadLetters.name)).toEqual([]);
-    });
-
     it('sends a message to dead letters after max deliveries, with the reason and count', async () => {
       let attempts = 0;
       const consumer = topology.consumers.stateResolverInbound(topology.inboundPdu.partitionOf('!a:x'));
