@@ -2,11 +2,18 @@
 import type { DeadLetter } from './messages';
 import type { CommandSpec, CommandSubject, ConsumerSpec, StreamSpec, Subject } from './subjects';
 
-export type HandlerOutcome = { kind: 'ack' } | { kind: 'nak'; delayMs: number } | { kind: 'term'; reason: string };
+export type HandlerOutcome = { kind: 'ack' } | { kind: 'nak'; delayMs: number } | { kind: 'notOwned'; delayMs: number } | { kind: 'term'; reason: string };
 
 export const ack = (): HandlerOutcome => ({ kind: 'ack' });
 /** Try again later; counts as a delivery. */
 export const nak = (delayMs = 0): HandlerOutcome => ({ kind: 'nak', delayMs });
+/**
+ * Not this handler's work right now (its partition's lease lost or stale): asked again later, without using a
+ * delivery, so lease trouble however long never dead-letters the message. The embedded bus does not count it; on
+ * JetStream (which counts every delivery) the message stays in hand, kept alive, and is offered again after
+ * `delayMs` while the subscription runs; a subscription stopped meanwhile gives it back (one delivery per handover).
+ */
+export const notOwned = (delayMs = 1_000): HandlerOutcome => ({ kind: 'notOwned', delayMs });
 /** Give up on this message: it goes to dead letters with the reason. */
 export const term = (reason: string): HandlerOutcome => ({ kind: 'term', reason });
 

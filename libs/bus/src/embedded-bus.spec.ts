@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DatabaseSync, StatementSync } from 'node:sqlite';
-import { nak, term, type ReceivedMessage } from './bus';
+import { nak, notOwned, term, type ReceivedMessage } from './bus';
 import { describeBusContract } from './contract/bus-contract';
 import { waitFor } from './contract/wait-for';
 import { CLAIM_RUN, EmbeddedBus, PRUNE_CHUNK, SLICE_MS, TURN_MS } from './embedded-bus';
@@ -426,3 +426,35 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
   });
 });
 
+
+// as-queue-safety: a partition handed over while its former owner answers "not owned": the next owner handles it at
+// once (JetStream gives it back too, but the server may hand it to the stopped subscription's pull first: no test there).
+describe('embedded bus: a message answered "not owned" when its subscription stops', () => {
+  it('goes to the next subscriber and is handled there, not dead-lettered', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'fedgate-bus-'));
+    const topology = busTopology({ prefix: 'handover', roomPartitions: 1, maxDeliver: 1 });
+    const bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite'), retryDelayMs: () => 1, pollIntervalMs: 20 });
+    try {
+      await bus.start();
+      const consumer = topology.consumers.stateResolverInbound(0);
+      let asked = 0;
+      const formerOwner = await bus.consume(consumer, () => {
+        asked++;
+        return notOwned(1);
+      });
+      const pdu: InboundPdu = { eventId: '$held', roomId: '!r:x', roomVersion: '10', origin: 'remote.example', txnId: 't', receivedAt: 0, redacted: false, pdu: {} };
+      await bus.publish(topology.inboundPdu.subjectFor(pdu.roomId), pdu, { messageId: pdu.eventId });
+      await waitFor(() => asked >= 3, 'the former owner answered "not owned" more often than max deliveries');
+      await formerOwner.stop();
+      const handled: number[] = [];
+      const nextOwner = await bus.consume(consumer, (m) => void handled.push(m.deliveryCount));
+      await waitFor(() => handled.length === 1, 'handled by the next owner');
+      await nextOwner.stop();
+      expect(handled).toEqual([1]);
+      expect(await bus.readStream(topology.streams.deadLetters.name)).toEqual([]);
+    } finally {
+      await bus.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

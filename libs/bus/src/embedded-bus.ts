@@ -440,6 +440,13 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
         this.db.prepare('UPDATE bus_pending SET visible_at = ? WHERE durable = ? AND seq = ?').run(Date.now() + settlement.delayMs, consumer.durable, row.seq);
         return;
       }
+      if (settlement.kind === 'notOwned') {
+        // Not counted: the delivery this claim took is given back.
+        this.db
+          .prepare('UPDATE bus_pending SET deliveries = ?, visible_at = ? WHERE durable = ? AND seq = ?')
+          .run(Math.max(0, deliveries - 1), Date.now() + settlement.delayMs, consumer.durable, row.seq);
+        return;
+      }
       if (settlement.kind === 'dead') {
         const letter: DeadLetter = {
           stream: row.stream,
@@ -462,7 +469,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     }
     // A settled message frees a slot in the durable's window (or, nak'd, changes when it is visible again).
     this.wakeConsumersNamed(consumer.durable, settler);
-    this.observer.handled(consumer.durable, settlement.kind);
+    this.observer.handled(consumer.durable, settlement.kind === 'notOwned' ? 'nak' : settlement.kind);
   }
 
   get busObserver(): BusObserver {
@@ -753,7 +760,7 @@ class ConsumerLoop {
         const settlement = await this.handle(claim.row, claim.deliveries, [...inHand], lease);
         inHand.delete(Number(claim.row.seq));
         handled.push({ claim, settlement });
-        if (settlement.kind === 'nak') break;
+        if (settlement.kind === 'nak' || settlement.kind === 'notOwned') break;
         if (next < run.length) await sliceOver();
       }
     } finally {

@@ -74,6 +74,20 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PULL_EXPIRES_MS = 5_000;
 
 /** True when `work` settled within `ms`; false when it was left behind (it may still settle later). */
+/** Waits `ms`, or less when the signal aborts. */
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 async function settledWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
@@ -249,16 +263,17 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
     // with a cluster node that died (or a server restart) is noticed and made again within seconds, not 30 s.
     const messages: ConsumerMessages = await jsConsumer.consume({ max_messages: Math.min(256, Math.max(1, consumer.maxAckPending)), expires: PULL_EXPIRES_MS });
     const limit = Math.max(1, Math.min(consumer.concurrency ?? 1, consumer.maxAckPending));
+    const stopping = new AbortController();
     const loop = (async () => {
       const running = new Set<Promise<void>>();
       try {
         for await (const msg of messages) {
           if (limit === 1) {
-            await this.deliver(consumer, handler as MessageHandler<unknown>, msg);
+            await this.deliver(consumer, handler as MessageHandler<unknown>, msg, stopping.signal);
             continue;
           }
           // Concurrent handlers: a delivery that fails to settle is redelivered by the server after ack_wait.
-          const delivery: Promise<void> = this.deliver(consumer, handler as MessageHandler<unknown>, msg)
+          const delivery: Promise<void> = this.deliver(consumer, handler as MessageHandler<unknown>, msg, stopping.signal)
             .catch(() => undefined)
             .finally(() => running.delete(delivery));
           running.add(delivery);
@@ -272,8 +287,12 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
       name: consumer.durable,
       stop: async () => {
         this.subscriptions.delete(subscription);
+        // Pulling stops first (close unsubscribes at once): a message held "not owned" given back next must not
+        // come back into this subscription's pull, where it would wait out the ack wait.
+        const closing = messages.close().catch(() => undefined);
+        stopping.abort();
         // Each step bounded: a message whose handler is cut short here is redelivered to the next consumer.
-        await settledWithin(messages.close().catch(() => undefined), this.closeStepTimeoutMs);
+        await settledWithin(closing, this.closeStepTimeoutMs);
         await settledWithin(loop, this.closeStepTimeoutMs);
       },
     };
@@ -281,14 +300,30 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
     return subscription;
   }
 
-  private async deliver(consumer: ConsumerSpec, handler: MessageHandler<unknown>, msg: JsMsg): Promise<void> {
+  /**
+   * The server counts every delivery, so a message answered `notOwned` is not given back: it stays in hand (kept
+   * alive) and is offered to the handler again after the delay, until handled or the subscription stops (then it
+   * goes back at once, to the partition's next owner: one delivery per handover, not one per second of lease trouble).
+   */
+  private async deliver(consumer: ConsumerSpec, handler: MessageHandler<unknown>, msg: JsMsg, stopping: AbortSignal): Promise<void> {
     const deliveries = msg.info.deliveryCount;
     if (deliveries > 1) this.observer.redelivered(consumer.durable);
     const headers = fromNatsHeaders(msg.headers);
     const messageId = headers['nats-msg-id'] ?? '';
     const exhausted = exhaustedBeforeHandling(deliveries, consumer.maxDeliver);
     if (exhausted) return this.apply(consumer, msg, headers, messageId, exhausted);
-    const settlement = await withConsumerSpan(msg.subject, messageId, consumer.durable, headers, async () => {
+    let settlement = await this.handleOnce(consumer, handler, msg, headers, messageId);
+    while (settlement.kind === 'notOwned' && !stopping.aborted) {
+      await whileWorking(consumer.ackWaitMs, () => msg.working(), () => abortableDelay(settlement.kind === 'notOwned' ? settlement.delayMs : 0, stopping));
+      if (stopping.aborted) break;
+      settlement = await this.handleOnce(consumer, handler, msg, headers, messageId);
+    }
+    await this.apply(consumer, msg, headers, messageId, settlement);
+  }
+
+  private async handleOnce(consumer: ConsumerSpec, handler: MessageHandler<unknown>, msg: JsMsg, headers: Headers, messageId: string): Promise<Settlement> {
+    const deliveries = msg.info.deliveryCount;
+    return withConsumerSpan(msg.subject, messageId, consumer.durable, headers, async () => {
       try {
         const outcome = await whileWorking(
           consumer.ackWaitMs,
@@ -311,12 +346,14 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
         return settle({ error }, deliveries, consumer.maxDeliver, this.retryDelayMs);
       }
     });
-    await this.apply(consumer, msg, headers, messageId, settlement);
   }
 
   private async apply(consumer: ConsumerSpec, msg: JsMsg, headers: Headers, messageId: string, settlement: Settlement): Promise<void> {
     if (settlement.kind === 'ack') msg.ack();
     else if (settlement.kind === 'nak') msg.nak(settlement.delayMs);
+    // Held while not owned and the subscription stopped: given back for the partition's next owner. The server may
+    // still hand it to this subscription's pull request (not expired yet): then it waits out the ack wait.
+    else if (settlement.kind === 'notOwned') msg.nak(0);
     else {
       const letter: DeadLetter = {
         stream: consumer.stream,
@@ -335,7 +372,7 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
       msg.term();
       this.observer.deadLettered(consumer.durable, settlement.reason);
     }
-    this.observer.handled(consumer.durable, settlement.kind);
+    this.observer.handled(consumer.durable, settlement.kind === 'notOwned' ? 'nak' : settlement.kind);
   }
 
   async request<Req, Res>(subject: CommandSubject<Req, Res>, request: Req, options: { timeoutMs?: number; headers?: Headers } = {}): Promise<Res> {

@@ -1,7 +1,10 @@
 // How a delivery ends, shared by both adapters so they behave the same.
 import type { HandlerOutcome } from './bus';
 
-export type Settlement = { kind: 'ack' } | { kind: 'nak'; delayMs: number } | { kind: 'dead'; reason: string };
+export type Settlement = { kind: 'ack' } | { kind: 'nak'; delayMs: number } | { kind: 'notOwned'; delayMs: number } | { kind: 'dead'; reason: string };
+
+/** A message not owned comes back no sooner than this: unlike a nak, nothing else bounds how often. */
+export const MIN_NOT_OWNED_DELAY_MS = 20;
 
 export const defaultRetryDelayMs = (deliveryCount: number): number => Math.min(30_000, 100 * 2 ** Math.max(0, deliveryCount - 1));
 
@@ -25,6 +28,8 @@ export function settle(
     const outcome = result.outcome ?? { kind: 'ack' };
     if (outcome.kind === 'ack') return outcome;
     if (outcome.kind === 'term') return { kind: 'dead', reason: `handler terminated: ${outcome.reason}` };
+    // Lease trouble, not the message's: never uses up its deliveries, so it must not spin either.
+    if (outcome.kind === 'notOwned') return { kind: 'notOwned', delayMs: Math.max(MIN_NOT_OWNED_DELAY_MS, outcome.delayMs) };
     retry = { delayMs: outcome.delayMs, reason: 'handler asked for redelivery' };
   }
   if (deliveryCount >= maxDeliver) return { kind: 'dead', reason: `max deliveries (${maxDeliver}) reached; last: ${retry.reason}` };

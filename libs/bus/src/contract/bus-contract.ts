@@ -1,5 +1,5 @@
 // One behavioural contract for every Bus adapter; each adapter's spec calls describeBusContract.
-import { ack, BusRequestError, nak, term, type Bus, type DeadLetterAdmin, type BusSubscription, type ReceivedMessage } from '../bus';
+import { ack, BusRequestError, nak, notOwned, term, type Bus, type DeadLetterAdmin, type BusSubscription, type ReceivedMessage } from '../bus';
 import type { DeadLetter, InboundPdu } from '../messages';
 import { busTopology, type BusTopology } from '../subjects';
 import { waitFor } from './wait-for';
@@ -114,6 +114,30 @@ export function describeBusContract(adapterName: string, createHarness: HarnessF
       await waitFor(async () => (await stats()).ackPending === 0, 'settled');
       expect(counts).toEqual([1, 2, 3]);
       expect(await stats()).toEqual({ pending: 0, ackPending: 0, oldestUnsettledAgeMs: 0 });
+    });
+
+    // as-queue-safety: a partition handler naked entries of a partition it did not (or no longer) own, each nak a
+    // delivery: a lease lost or stale for ten of them dead-lettered the entry (a room-log entry never pushed to the AS).
+    it('a message answered "not owned" 20 times (max deliveries 3) is still handled once owned, never dead-lettered', async () => {
+      let notOwnedAnswers = 0;
+      const handled: number[] = [];
+      const consumer = topology.consumers.stateResolverInbound(topology.inboundPdu.partitionOf('!a:x'));
+      subscriptions.push(
+        await harness.bus.consume(consumer, (m) => {
+          if (notOwnedAnswers < 20) {
+            notOwnedAnswers++;
+            return notOwned(1);
+          }
+          handled.push(m.deliveryCount);
+          return ack();
+        }),
+      );
+      await publishPdu(harness.bus, pdu('!a:x', 1));
+      await waitFor(() => handled.length === 1, 'handled once owned');
+      await waitFor(async () => (await harness.bus.consumerStats(consumer)).ackPending === 0, 'settled');
+      expect(notOwnedAnswers).toBe(20);
+      expect(handled).toEqual([1]);
+      expect(await harness.readStream<DeadLetter>(topology.streams.deadLetters.name)).toEqual([]);
     });
 
     it('sends a message to dead letters after max deliveries, with the reason and count', async () => {

@@ -1,6 +1,6 @@
 // Federation egress: room log and outbound EDUs → per-destination bus partitions → per-destination queues
 // in the store → one DestinationSender per destination. Replicas split room and destination partitions.
-import { nak, partitionsForReplica, term, type BusSubscription, type EgressEntry, type OutboundEdu, type RoomLogEntry, type ServerUp } from '@fedgate/bus';
+import { notOwned, partitionsForReplica, term, type BusSubscription, type EgressEntry, type OutboundEdu, type RoomLogEntry, type ServerUp } from '@fedgate/bus';
 import { PartitionOwnership } from '@fedgate/platform';
 import pLimit from 'p-limit';
 import type { JsonObject } from '@fedgate/protocol';
@@ -83,7 +83,7 @@ export class FederationEgress {
       partitions: topology.roomPartitions,
       onChange: (owned) => setOwnedPartitions('federation-egress.rooms', owned),
       onAcquire: async (p) => {
-        this.partitionSubscriptions.set(`room:${p}`, await bus.consume(consumers.egressRoomLog(p), (m) => (this.roomOwnership?.owns(p) ? this.enqueueEvent(m.data) : nak(1_000))));
+        this.partitionSubscriptions.set(`room:${p}`, await bus.consume(consumers.egressRoomLog(p), (m) => (this.roomOwnership?.owns(p) ? this.enqueueEvent(m.data) : notOwned(1_000))));
       },
       onRelease: (p) => stopSubscription(`room:${p}`),
     });
@@ -96,7 +96,7 @@ export class FederationEgress {
         this.ownedDestinationPartitions.add(p);
         this.partitionSubscriptions.set(
           `destination:${p}`,
-          await bus.consume(consumers.egressDestinations(p), (m) => (this.destinationOwnership?.owns(p) ? this.appendToQueue(m.data) : nak(1_000))),
+          await bus.consume(consumers.egressDestinations(p), (m) => (this.destinationOwnership?.owns(p) ? this.appendToQueue(m.data) : notOwned(1_000))),
         );
         if (this.stopped) return;
         const resumed = (await this.ctx.store.egressQueue.destinationsWithWork()).filter((d) => topology.egress.partitionOf(d) === p);

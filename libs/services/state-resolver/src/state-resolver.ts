@@ -1,5 +1,5 @@
 // The state-resolver's parts wired together, and their subscriptions on the bus.
-import { nak, partitionsForReplica, type Bus, type HandlerOutcome, type InboundPdu, type ReceivedMessage, type BusSubscription, type BusTopology, type CommandSpec, type CommandSubject, type RepairCommand, type RepairReply } from '@fedgate/bus';
+import { notOwned, partitionsForReplica, type Bus, type HandlerOutcome, type InboundPdu, type ReceivedMessage, type BusSubscription, type BusTopology, type CommandSpec, type CommandSubject, type RepairCommand, type RepairReply } from '@fedgate/bus';
 import { FederationApi, type FederationHttpClient, type KeyRing } from '@fedgate/federation-client';
 import { PartitionOwnership, type ElasticOwnership } from '@fedgate/platform';
 import type { Registry } from 'prom-client';
@@ -284,8 +284,8 @@ export class StateResolver {
           }),
         );
       }
-      subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => (owns() ? this.onPartitionMessage(m) : nak(1_000))));
-      subscriptions.push(await bus.consume(topology.consumers.stateResolverParked(p), (m) => (owns() ? this.parking.onParkedMessage(m) : nak(1_000))));
+      subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => (owns() ? this.onPartitionMessage(m) : notOwned(1_000))));
+      subscriptions.push(await bus.consume(topology.consumers.stateResolverParked(p), (m) => (owns() ? this.parking.onParkedMessage(m) : notOwned(1_000))));
     } catch (err) {
       // The partition is given back: nothing of it may stay subscribed here.
       await this.stopPartition(p);

@@ -92,7 +92,7 @@ export class MongoLocalMembershipRepository implements LocalMembershipRepository
 /**
  * Queue items are numbered from a counter; the open transaction lives on the service's own document
  * and is claimed with one conditional update (open still null, same next ID), so two callers cannot
- * open two transactions. Ack marks the items delivered, deletes them, then closes: a crash between
+ * open two transactions; it keeps the IDs of the items it carries, and the ack removes those only. Ack marks the items delivered, deletes them, then closes: a crash between
  * re-sends the same transaction, which the AS API allows (same txnId). Enqueue looks in the queue
  * before the delivered marks, so an ack deleting the item meanwhile has marked it already.
  */
@@ -131,9 +131,10 @@ export class MongoAppServiceQueueRepository implements AppServiceQueueRepository
       const filled = fillAppServiceTransaction(String(state.nextTxnId), items as unknown as QueuedAppServiceItem[], limits);
       if (!filled) return null;
       const { transaction, lastSeq } = filled;
+      const itemIds = items.filter((item) => (item.seq as number) <= lastSeq).map((item) => item._id);
       const claimed = await this.txns.updateOne(
         { _id: appServiceId as never, open: null, nextTxnId: state.nextTxnId },
-        { $inc: { nextTxnId: 1 }, $set: { open: { txnId: transaction.txnId, lastSeq, body: JSON.stringify(transaction) } } },
+        { $inc: { nextTxnId: 1 }, $set: { open: { txnId: transaction.txnId, lastSeq, itemIds, body: JSON.stringify(transaction) } } },
       );
       if (claimed.modifiedCount === 1) return transaction;
     }
@@ -142,7 +143,10 @@ export class MongoAppServiceQueueRepository implements AppServiceQueueRepository
   async ackTransaction(appServiceId: string, txnId: string): Promise<void> {
     const state = await this.txns.findOne({ _id: appServiceId as never });
     if (!state?.open || state.open.txnId !== txnId) return;
-    const items = await this.queue.find({ appServiceId, seq: { $lte: state.open.lastSeq } }, { projection: { _id: 1 } }).toArray();
+    // By ID: an item numbered before the transaction was opened but inserted after (two enqueuers) is not in it.
+    // A transaction opened before the IDs were kept (no itemIds) falls back to its highest sequence.
+    const carried: Document = state.open.itemIds ? { _id: { $in: state.open.itemIds } } : { seq: { $lte: state.open.lastSeq } };
+    const items = await this.queue.find({ appServiceId, ...carried }, { projection: { _id: 1 } }).toArray();
     if (items.length > 0) {
       const deliveredTs = Date.now();
       await this.delivered.bulkWrite(
@@ -150,7 +154,7 @@ export class MongoAppServiceQueueRepository implements AppServiceQueueRepository
         { ordered: false },
       );
     }
-    await this.queue.deleteMany({ appServiceId, seq: { $lte: state.open.lastSeq } });
+    await this.queue.deleteMany({ appServiceId, ...carried });
     await this.txns.updateOne({ _id: appServiceId as never, 'open.txnId': txnId }, { $set: { open: null } });
   }
 

@@ -105,3 +105,47 @@ describe('an AS transaction ack cut short (mongo)', () => {
     }
   });
 });
+
+// as-queue-safety: an enqueue takes its sequence number before inserting. Two enqueuers at once (a handover with the
+// old handler still running): one numbered first inserts after the other's item was put in a transaction. The ack
+// deleted every queued item up to the transaction's highest sequence, so the late one went undelivered.
+describe('AS queue: an item numbered before a transaction was opened but inserted after (mongo)', () => {
+  it('the ack removes only the items the transaction carried; the late item goes in the next transaction', async () => {
+    const client = await MongoClient.connect(url);
+    try {
+      const database = client.db(db);
+      const queue = database.collection('app_service_queue');
+      let releaseInsert: (() => void) | undefined;
+      let insertHeld: (() => void) | undefined;
+      const insertReached = new Promise<void>((resolve) => (insertHeld = resolve));
+      const heldQueue = new Proxy(queue, {
+        get: (target, key) => {
+          const value = Reflect.get(target, key) as unknown;
+          if (typeof value !== 'function') return value;
+          if (key !== 'insertOne') return (value as (...a: unknown[]) => unknown).bind(target);
+          return async (...args: unknown[]) => {
+            if ((args[0] as { itemId?: string }).itemId === '$late') {
+              insertHeld!();
+              await new Promise<void>((resolve) => (releaseInsert = resolve));
+            }
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+      const repo = new MongoAppServiceQueueRepository(heldQueue, database.collection('app_service_txns'), database.collection('app_service_delivered'), database.collection('counters'));
+      const as = `as-late-${randomBytes(3).toString('hex')}`;
+      const late = repo.enqueue(as, { itemId: '$late', kind: 'event', event: { id: '$late' } });
+      await insertReached;
+      expect(await repo.enqueue(as, { itemId: '$early', kind: 'event', event: { id: '$early' } })).toEqual({ inserted: true });
+      const opened = await repo.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 });
+      expect(opened?.events).toEqual([{ id: '$early' }]);
+      releaseInsert!();
+      expect(await late).toEqual({ inserted: true });
+      await repo.ackTransaction(as, opened!.txnId);
+      expect(await repo.pendingCount(as)).toBe(1);
+      expect((await repo.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 }))?.events).toEqual([{ id: '$late' }]);
+    } finally {
+      await client.close();
+    }
+  });
+});

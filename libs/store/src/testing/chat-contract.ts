@@ -63,6 +63,19 @@ export function describeChatStoreContract(name: string, open: () => Promise<Stor
       expect(await q.openTransaction(as, { maxEvents: 2, maxEphemeral: 1 })).toBeNull();
     });
 
+    // as-queue-safety: the ack removes the items its transaction carried, not every item queued up to its last one
+    // (the Mongo interleave of two enqueuers, numbered before the open and inserted after, is pinned in its spec).
+    it('an item enqueued while a transaction is open stays queued after its ack and goes in the next one', async () => {
+      const q = store.appServiceQueue;
+      const as = 'asq-while-open';
+      await q.enqueue(as, { itemId: '$first', kind: 'event', event: { id: '$first' } });
+      const opened = await q.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 });
+      await q.enqueue(as, { itemId: '$second', kind: 'event', event: { id: '$second' } });
+      await q.ackTransaction(as, opened!.txnId);
+      expect(await q.pendingCount(as)).toBe(1);
+      expect((await q.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 }))?.events).toEqual([{ id: '$second' }]);
+    });
+
     // chaos-dup: a push handled (item queued) whose bus ack was lost (process killed, NATS down) is handed over
     // again after the pusher already delivered and acked it; queued again it went out in a second transaction.
     it('an item enqueued again after its transaction was acked is not queued again (a redelivered push)', async () => {

@@ -1,7 +1,7 @@
 // chat-sync's bus side: room log and EDU consumers fan out to per-AS subjects; each AS's consumer
 // feeds its durable queue in the store, drained by the TransactionPusher.
 import { Inject, Injectable, Optional, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { nak, partitionsForReplica, type AppServicePush, type BusSubscription } from '@fedgate/bus';
+import { notOwned, partitionsForReplica, type AppServicePush, type BusSubscription } from '@fedgate/bus';
 import { BUS, BUS_TOPOLOGY, elasticOwnershipFor, FEDERATION_CLIENT, METRICS_REGISTRY, PartitionOwnership, SERVER_IDENTITY, STORE, type Bus, type BusTopology, type FederationHttpClient, type ServerIdentity, type Store } from '@fedgate/platform';
 import type { Registry } from 'prom-client';
 import { setOwnedPartitions } from '@fedgate/telemetry';
@@ -161,7 +161,7 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
         onAcquire: async (p) => {
           roomLogs.set(
             p,
-            await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), async (message) => ((await ownership.ownsAfterRenewal(p)) ? roomLog.handle(message.data) : nak(1_000))),
+            await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), async (message) => ((await ownership.ownsAfterRenewal(p)) ? roomLog.handle(message.data) : notOwned(1_000))),
           );
         },
         onRelease: async (p) => {
