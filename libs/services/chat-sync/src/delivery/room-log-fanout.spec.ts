@@ -98,6 +98,14 @@ describe('RoomLogFanout: what reaches the application service', () => {
     expect(pushed).toEqual(['$soft', '$merge']);
   });
 
+  it('records a membership only for a user ID of ours by the grammar: a remote member event for "@x:evil.test:hs.test" is not one of our users (review5)', async () => {
+    const member = (userId: string): Pdu => pduOf('m.room.member', { membership: 'join' }, { sender: userId, state_key: userId });
+    await fanout.handle(entry('$forged', member('@x:evil.test:hs.test')));
+    await fanout.handle(entry('$ours', member('@alice:hs.test')));
+    expect(await store.memberships.roomsOf('@x:evil.test:hs.test', 'join')).toEqual([]);
+    expect(await store.memberships.roomsOf('@alice:hs.test', 'join')).toEqual([roomId]);
+  });
+
   describe('issue 19: the joined members deciding interest are read once per state change, not per event', () => {
     const bridgeUsers: AppServiceRegistration = { ...registration, id: 'users', namespaces: { users: [{ exclusive: true, regex: '@_chat_.*:hs\\.test' }], aliases: [], rooms: [] } };
     const member = (userId: string, membership: string): Pdu => pduOf('m.room.member', { membership }, { sender: userId, state_key: userId });

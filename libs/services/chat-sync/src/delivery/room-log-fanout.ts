@@ -11,6 +11,7 @@
 import { LRUCache } from 'lru-cache';
 import type { JsonObject, RoomLogEntry } from '@fedgate/bus';
 import type { Bus, BusTopology, Store } from '@fedgate/platform';
+import { isUserOf } from '@fedgate/protocol';
 import { parseStateTupleKey, stateTupleKey } from '@fedgate/store';
 import type { Logger } from 'pino';
 import { ApplicationServiceRegistry } from '../registration';
@@ -48,7 +49,7 @@ export class RoomLogFanout {
 
   async handle(entry: RoomLogEntry): Promise<void> {
     const pdu = entry.event as { type: string; sender: string; state_key?: string; content: Record<string, unknown>; unsigned?: Record<string, unknown> };
-    if (pdu.type === 'm.room.member' && pdu.state_key?.endsWith(`:${this.serverName}`) && entry.outcome === 'accepted') {
+    if (pdu.type === 'm.room.member' && isUserOf(pdu.state_key, this.serverName) && entry.outcome === 'accepted') {
       await this.store.memberships.set(pdu.state_key, entry.roomId, String(pdu.content.membership), entry.eventId);
     }
     // Soft-failed and rejected events never reach clients.
