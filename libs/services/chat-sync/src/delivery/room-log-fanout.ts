@@ -49,7 +49,7 @@ export class RoomLogFanout {
 
   async handle(entry: RoomLogEntry): Promise<void> {
     const pdu = entry.event as { type: string; sender: string; state_key?: string; content: Record<string, unknown>; unsigned?: Record<string, unknown> };
-    if (pdu.type === 'm.room.member' && isUserOf(pdu.state_key, this.serverName) && entry.outcome === 'accepted') {
+    if (pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' && isUserOf(pdu.state_key, this.serverName) && entry.outcome === 'accepted') {
       await this.store.memberships.set(pdu.state_key, entry.roomId, String(pdu.content.membership), entry.eventId);
     }
     // Soft-failed and rejected events never reach clients.
