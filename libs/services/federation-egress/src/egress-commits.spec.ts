@@ -8,6 +8,7 @@ import { DatabaseSync, StatementSync } from 'node:sqlite';
 import { busOptionsFor, busTopology, EmbeddedBus, type RoomLogEntry } from '@fedgate/bus';
 import type { JsonObject, Pdu } from '@fedgate/protocol';
 import { openSqliteStore } from '@fedgate/store';
+import { testEgressSettings } from './__fixtures__/test-settings';
 import type { EgressSettings } from './egress-settings';
 import { FederationEgress } from './federation-egress';
 
@@ -15,18 +16,7 @@ jest.setTimeout(60_000);
 
 const OWN = 'own.test';
 const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
-const settings: EgressSettings = {
-  backoff: { initialMs: 20, multiplier: 2, maxMs: 200, jitter: 0.2 },
-  requestTimeoutMs: 5_000,
-  maxPdusPerTransaction: 50,
-  maxEdusPerTransaction: 100,
-  typingTtlMs: 30_000,
-  catchUpAfterMs: 24 * 60 * 60_000,
-  catchUpQueueLimit: 100_000,
-  wakePollMs: 50,
-  replicaIndex: 0,
-  replicaCount: 1,
-};
+const settings: EgressSettings = testEgressSettings;
 
 /** Commits that changed a row, by the first writing statement of each (a transaction's, or an autocommitted one). */
 class WritingCommits {

@@ -7,6 +7,7 @@ import type { JsonObject, Pdu } from '@fedgate/protocol';
 import { openSqliteStore, stateTupleKey, type Store } from '@fedgate/store';
 import { createTestCa, type TestCertificateAuthority } from '@fedgate/testing';
 import { RecordingRemote } from './__fixtures__/recording-remote';
+import { testEgressSettings } from './__fixtures__/test-settings';
 import type { EgressSettings } from './egress-settings';
 import { FederationEgress } from './federation-egress';
 import { registerQueueDepthGauges } from './queue-depth-metrics';
@@ -17,18 +18,7 @@ jest.setTimeout(30_000);
 const OWN = 'own.test';
 const silent = process.env.EGRESS_TEST_LOG ? { debug: console.log, info: console.log, warn: console.log, error: console.log } : { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
-const baseSettings: EgressSettings = {
-  backoff: { initialMs: 20, multiplier: 2, maxMs: 200, jitter: 0.2 },
-  requestTimeoutMs: 5_000,
-  maxPdusPerTransaction: 50,
-  maxEdusPerTransaction: 100,
-  typingTtlMs: 30_000,
-  catchUpAfterMs: 24 * 60 * 60_000,
-  catchUpQueueLimit: 100_000,
-  wakePollMs: 50,
-  replicaIndex: 0,
-  replicaCount: 1,
-};
+const baseSettings: EgressSettings = testEgressSettings;
 
 /** Waits for a condition the system reaches by itself (no timing is asserted; jest's timeout is the bound). */
 async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {

@@ -2,6 +2,7 @@ import type { JsonObject } from '@fedgate/protocol';
 import type { EgressQueueItem, EgressQueueRepository, PendingEgressTransaction } from '../ports/egress-queue';
 import type { InFlightTransaction } from '../ports/federation';
 import type { SqliteDatabase } from './database';
+import { completeInFlight } from './federation';
 
 interface QueueRow {
   destination: string;
@@ -79,14 +80,7 @@ export class SqliteEgressQueueRepository implements EgressQueueRepository {
   }
 
   async saveTransaction(txn: PendingEgressTransaction): Promise<PendingEgressTransaction> {
-    this.db.run(
-      'INSERT INTO store_egress_transactions (destination, txn_id, up_to, body, created_ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
-      txn.destination,
-      txn.txnId,
-      txn.upTo,
-      JSON.stringify(txn.body),
-      txn.createdTs,
-    );
+    this.insertTransactionRow(txn);
     return (await this.getTransaction(txn.destination, txn.txnId)) as PendingEgressTransaction;
   }
 
@@ -110,14 +104,7 @@ export class SqliteEgressQueueRepository implements EgressQueueRepository {
         txn.destination,
       );
       if (begun.changes > 0) {
-        this.db.run(
-          'INSERT INTO store_egress_transactions (destination, txn_id, up_to, body, created_ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
-          txn.destination,
-          txn.txnId,
-          txn.upTo,
-          JSON.stringify(txn.body),
-          txn.createdTs,
-        );
+        this.insertTransactionRow(txn);
         return { txnId: txn.txnId, upTo: txn.upTo };
       }
       const row = this.db.get<{ in_flight_txn: string; in_flight_up_to: number }>('SELECT in_flight_txn, in_flight_up_to FROM store_destinations WHERE destination = ?', txn.destination)!;
@@ -127,15 +114,20 @@ export class SqliteEgressQueueRepository implements EgressQueueRepository {
 
   async settleTransaction(destination: string, txnId: string, upTo: number, nowTs: number): Promise<void> {
     this.db.transaction(() => {
-      this.db.run(
-        `UPDATE store_destinations SET cursor = max(cursor, in_flight_up_to), in_flight_txn = NULL, in_flight_up_to = NULL,
-           failures = 0, retry_at = NULL, last_success_ts = ? WHERE destination = ? AND in_flight_txn = ?`,
-        nowTs,
-        destination,
-        txnId,
-      );
+      completeInFlight(this.db, destination, txnId, nowTs);
       this.db.run('DELETE FROM store_egress_queue WHERE destination = ? AND position <= ?', destination, upTo);
       this.db.run('DELETE FROM store_egress_transactions WHERE destination = ? AND txn_id = ?', destination, txnId);
     });
+  }
+
+  private insertTransactionRow(txn: PendingEgressTransaction): void {
+    this.db.run(
+      'INSERT INTO store_egress_transactions (destination, txn_id, up_to, body, created_ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+      txn.destination,
+      txn.txnId,
+      txn.upTo,
+      JSON.stringify(txn.body),
+      txn.createdTs,
+    );
   }
 }

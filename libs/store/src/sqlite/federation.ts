@@ -11,6 +11,17 @@ import type {
 } from '../ports/federation';
 import type { SqliteDatabase } from './database';
 
+/** The destination's transaction in flight went through: its cursor moves past it and its backoff is cleared. */
+export function completeInFlight(db: SqliteDatabase, destination: string, txnId: string, nowTs: number): void {
+  db.run(
+    `UPDATE store_destinations SET cursor = max(cursor, in_flight_up_to), in_flight_txn = NULL, in_flight_up_to = NULL,
+       failures = 0, retry_at = NULL, last_success_ts = ? WHERE destination = ? AND in_flight_txn = ?`,
+    nowTs,
+    destination,
+    txnId,
+  );
+}
+
 export class SqliteReceivedTransactionRepository implements ReceivedTransactionRepository {
   constructor(private readonly db: SqliteDatabase) {}
 
@@ -78,13 +89,7 @@ export class SqliteDestinationRepository implements DestinationRepository {
   }
 
   async completeTransaction(destination: string, txnId: string, nowTs: number): Promise<void> {
-    this.db.run(
-      `UPDATE store_destinations SET cursor = max(cursor, in_flight_up_to), in_flight_txn = NULL, in_flight_up_to = NULL,
-         failures = 0, retry_at = NULL, last_success_ts = ? WHERE destination = ? AND in_flight_txn = ?`,
-      nowTs,
-      destination,
-      txnId,
-    );
+    completeInFlight(this.db, destination, txnId, nowTs);
   }
 
   async recordFailure(destination: string, retryAt: number): Promise<DestinationRecord> {

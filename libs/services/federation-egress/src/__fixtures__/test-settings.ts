@@ -1,0 +1,15 @@
+import type { EgressSettings } from '../egress-settings';
+
+/** Egress settings for tests: short backoff and polling, one replica. */
+export const testEgressSettings: EgressSettings = {
+  backoff: { initialMs: 20, multiplier: 2, maxMs: 200, jitter: 0.2 },
+  requestTimeoutMs: 5_000,
+  maxPdusPerTransaction: 50,
+  maxEdusPerTransaction: 100,
+  typingTtlMs: 30_000,
+  catchUpAfterMs: 24 * 60 * 60_000,
+  catchUpQueueLimit: 100_000,
+  wakePollMs: 50,
+  replicaIndex: 0,
+  replicaCount: 1,
+};
