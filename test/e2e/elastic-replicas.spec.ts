@@ -6,23 +6,13 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { partitionOf } from '@fedgate/bus';
 import type { Store } from '@fedgate/store';
-import { createTestCa, FedgateProcess, openInstanceStore, startFedgatePair, type FedgateInstance, type TestBridge } from '@fedgate/testing';
+import { createTestCa, FedgateProcess, waitUntil, openInstanceStore, startFedgatePair, type FedgateInstance, type TestBridge } from '@fedgate/testing';
 import { parse } from 'yaml';
 
 const LEASE_TTL_MS = 3_000;
 const PARTITIONS = 16;
 
 jest.setTimeout(300_000);
-
-async function eventually<T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read().catch((err: unknown) => err as T);
-    if (accept(value)) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for: ${what} (last: ${JSON.stringify(value)})`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 describe('elastic state-resolver replicas (distributed, leases)', () => {
   let a: FedgateInstance;
@@ -64,7 +54,7 @@ describe('elastic state-resolver replicas (distributed, leases)', () => {
   async function sendUntilAnswered(instance: FedgateInstance, sender: string, roomId: string, body: string): Promise<string> {
     const txnId = `elastic-${Date.now()}-${Math.random().toString(36).slice(2)}`;
     const client = bridge(instance).asUser(sender);
-    const answer = await eventually(
+    const answer = await waitUntil(
       `send "${body}"`,
       () => client.sendEvent(roomId, 'm.room.message' as never, { msgtype: 'm.text', body } as never, txnId),
       (r) => typeof (r as { event_id?: unknown })?.event_id === 'string',
@@ -73,8 +63,8 @@ describe('elastic state-resolver replicas (distributed, leases)', () => {
   }
 
   it('two replicas split the partitions; after kill -9 of one, its rooms keep working both ways, each message delivered once', async () => {
-    await eventually('both replicas joined', () => store.leases.live(`${scope}/members/`), (m) => m.length === 2);
-    const owners = await eventually('the partitions split between the two', holders, (h) => h.size === PARTITIONS && new Set(h.values()).size === 2);
+    await waitUntil('both replicas joined', () => store.leases.live(`${scope}/members/`), (m) => m.length === 2);
+    const owners = await waitUntil('the partitions split between the two', holders, (h) => h.size === PARTITIONS && new Set(h.values()).size === 2);
     const first = instanceOf(a.processes.find((p) => p.app === 'state-resolver')!.logs())!;
     const doomed = instanceOf(secondResolver.logs())!;
     expect(new Set(owners.values())).toEqual(new Set([first, doomed]));
@@ -102,19 +92,18 @@ describe('elastic state-resolver replicas (distributed, leases)', () => {
     const bothWaysMs = Date.now() - killedAt;
     console.log(`elastic replicas: kill -9 of a state-resolver; its room took a local send after ${sendRecoveredMs} ms, both directions after ${bothWaysMs} ms (lease ${LEASE_TTL_MS} ms)`);
 
-    const after = await eventually('the survivor holds every partition', holders, (h) => h.size === PARTITIONS && [...h.values()].every((holder) => holder === first));
+    const after = await waitUntil('the survivor holds every partition', holders, (h) => h.size === PARTITIONS && [...h.values()].every((holder) => holder === first));
     expect(after.size).toBe(PARTITIONS);
     const bodies = (bridgeOf: TestBridge, body: string) => bridgeOf.received.events((e) => e.content?.body === body);
     expect(bodies(bridge(b), 'after the kill, from A')).toHaveLength(1);
     expect(bodies(bridge(a), 'after the kill, from B')).toHaveLength(1);
   });
 
-
   it('a replica paused past its lease (SIGSTOP) acts on nothing it lost when it wakes (SIGCONT); the room goes on and nothing arrives twice', async () => {
     const first = instanceOf(a.processes.find((p) => p.app === 'state-resolver')!.logs())!;
     await secondResolver.start();
     const paused = instanceOf(secondResolver.logs())!;
-    const owners = await eventually('the partitions split again', holders, (h) => h.size === PARTITIONS && new Set(h.values()).size === 2 && [...h.values()].includes(paused));
+    const owners = await waitUntil('the partitions split again', holders, (h) => h.size === PARTITIONS && new Set(h.values()).size === 2 && [...h.values()].includes(paused));
     let room: string | undefined;
     for (let i = 0; i < 12 && !room; i++) {
       const { room_id: roomId } = await bridge(a).asUser(alice).createRoom({ preset: 'public_chat' as never, name: `paused ${i}` });
@@ -126,7 +115,7 @@ describe('elastic state-resolver replicas (distributed, leases)', () => {
 
     secondResolver.signal('SIGSTOP');
     try {
-      await eventually('the running replica took every partition', holders, (h) => h.size === PARTITIONS && [...h.values()].every((holder) => holder === first));
+      await waitUntil('the running replica took every partition', holders, (h) => h.size === PARTITIONS && [...h.values()].every((holder) => holder === first));
       const whilePaused = [await sendUntilAnswered(a, alice, room, 'while paused, from A'), await sendUntilAnswered(b, bob, room, 'while paused, from B')];
       await bridge(b).waitForEvent((e) => e.event_id === whilePaused[0], 30_000);
       await bridge(a).waitForEvent((e) => e.event_id === whilePaused[1], 60_000);
@@ -134,7 +123,7 @@ describe('elastic state-resolver replicas (distributed, leases)', () => {
       secondResolver.signal('SIGCONT');
     }
     const wokeAt = secondResolver.logs().length;
-    await eventually('the woken replica let its stale partitions go', async () => secondResolver.logs().slice(wokeAt), (logs) => /partition lease lost|partition handed over/.test(logs));
+    await waitUntil('the woken replica let its stale partitions go', async () => secondResolver.logs().slice(wokeAt), (logs) => /partition lease lost|partition handed over/.test(logs));
     const afterWake = [await sendUntilAnswered(a, alice, room, 'after waking, from A'), await sendUntilAnswered(b, bob, room, 'after waking, from B')];
     await bridge(b).waitForEvent((e) => e.event_id === afterWake[0], 30_000);
     await bridge(a).waitForEvent((e) => e.event_id === afterWake[1], 60_000);
@@ -142,6 +131,6 @@ describe('elastic state-resolver replicas (distributed, leases)', () => {
       expect(bridge(side).received.events((e) => e.content?.body === body)).toHaveLength(1);
     }
     // The two settle on a split again.
-    await eventually('both replicas own partitions again', holders, (h) => h.size === PARTITIONS && new Set(h.values()).size === 2);
+    await waitUntil('both replicas own partitions again', holders, (h) => h.size === PARTITIONS && new Set(h.values()).size === 2);
   });
 });

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { partitionOf } from '@fedgate/bus';
 import type { Store } from '@fedgate/store';
-import { createTestCa, FedgateProcess, findFreePort, openInstanceStore, startFedgate, type FedgateInstance, type TestBridge } from '@fedgate/testing';
+import { createTestCa, FedgateProcess, waitUntil, findFreePort, openInstanceStore, startFedgate, type FedgateInstance, type TestBridge } from '@fedgate/testing';
 import { parse } from 'yaml';
 import { RoomSender, SimulatedHomeserver } from '../load/src/simulated-homeserver';
 
@@ -17,16 +17,6 @@ const ROOMS = 4;
 const PER_ROOM = 10;
 
 jest.setTimeout(300_000);
-
-async function eventually<T>(what: string, read: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read().catch((err: unknown) => err as T);
-    if (accept(value)) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for: ${what} (last: ${JSON.stringify(value)})`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 /** One state-resolver process with a /metrics listener of its own. */
 class Replica {
@@ -103,7 +93,7 @@ describe('two state-resolver replicas share the inbound work (issue 19, distribu
       expect(await sim.send(instance.serverName, events)).toEqual({ status: 200, errors: [] });
     }
     const handled = async () => (await Promise.all(counted.map((r) => r.handledByPartition()))).map((after, i) => minus(after, before[i]!));
-    await eventually(`${targets.length * PER_ROOM} PDUs handled (${label})`, async () => sum(new Map((await handled()).flatMap((m) => [...m]))), (n) => n >= targets.length * PER_ROOM, 180_000);
+    await waitUntil(`${targets.length * PER_ROOM} PDUs handled (${label})`, async () => sum(new Map((await handled()).flatMap((m) => [...m]))), (n) => n >= targets.length * PER_ROOM, 180_000);
     return handled();
   }
 
@@ -111,7 +101,7 @@ describe('two state-resolver replicas share the inbound work (issue 19, distribu
     const [first, second] = replicas as [Replica, Replica];
     // Split, and settled: the same owners a lease period later (the split is reached by handing partitions over).
     let seen = '';
-    const owners = await eventually(
+    const owners = await waitUntil(
       'the partitions split between the two, settled',
       async () => {
         await new Promise((resolve) => setTimeout(resolve, 2 * LEASE_TTL_MS));
@@ -133,12 +123,12 @@ describe('two state-resolver replicas share the inbound work (issue 19, distribu
     const ownedBy = (replica: Replica) => created.filter((roomId) => idOf.get(owners.get(partitionOf(roomId, PARTITIONS))!) === replica);
     while (created.length < ROOMS || ownedBy(first).length < 2 || ownedBy(second).length < 2) {
       if (created.length >= 4 * ROOMS) throw new Error('the rooms did not land in both replicas\' partitions');
-      const room = await eventually('a room created', () => bridge().asUser(host).createRoom({ preset: 'public_chat' as never, room_version: '10' } as never), (r) => typeof r?.room_id === 'string');
+      const room = await waitUntil('a room created', () => bridge().asUser(host).createRoom({ preset: 'public_chat' as never, room_version: '10' } as never), (r) => typeof r?.room_id === 'string');
       created.push(room.room_id);
     }
     rooms = [];
     for (const roomId of created) {
-      const room = await eventually('the simulator joined', () => sim.join(instance.serverName, roomId), (r) => r instanceof RoomSender);
+      const room = await waitUntil('the simulator joined', () => sim.join(instance.serverName, roomId), (r) => r instanceof RoomSender);
       await bridge().waitForEvent((e) => e.room_id === roomId && e.type === 'm.room.member' && e.state_key === room.sender, 30_000);
       rooms.push(room);
     }
@@ -162,7 +152,7 @@ describe('two state-resolver replicas share the inbound work (issue 19, distribu
     // The second pauses; once its leases expire, the first holds every partition and handles its rooms' PDUs.
     second.process.signal('SIGSTOP');
     try {
-      await eventually('the running replica took every partition', holders, (h) => h.size === PARTITIONS && [...h.values()].every((holder) => idOf.get(holder) === first));
+      await waitUntil('the running replica took every partition', holders, (h) => h.size === PARTITIONS && [...h.values()].every((holder) => idOf.get(holder) === first));
       const orphaned = rooms.filter((room) => idOf.get(owners.get(partitionOf(room.room.roomId, PARTITIONS))!) === second);
       const [takenOver] = await sendInto(orphaned, 'taken over', [first]);
       expect(takenOver).toEqual(expectedPerPartition(orphaned));

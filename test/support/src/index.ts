@@ -11,3 +11,4 @@ export * from './fedgate';
 export * from './adversary';
 export { startTestIdentityServer, TEST_IDENTITY_ACCESS_TOKEN, TEST_IDENTITY_SERVER_NAME, type OnbindOptions, type StartTestIdentityServerOptions, type TestIdentityServer } from './identity-server';
 export { startTogether, type Started } from './start-together';
+export { waitUntil } from './wait-until';
