@@ -8,7 +8,7 @@ import { DatabaseSync, StatementSync } from 'node:sqlite';
 import { busOptionsFor, busTopology, EmbeddedBus, type RoomLogEntry } from '@fedgate/bus';
 import type { JsonObject, Pdu } from '@fedgate/protocol';
 import { openSqliteStore } from '@fedgate/store';
-import { testEgressSettings } from './__fixtures__/test-settings';
+import { deliveringClient, testEgressSettings } from './__fixtures__/test-settings';
 import type { EgressSettings } from './egress-settings';
 import { FederationEgress } from './federation-egress';
 
@@ -79,14 +79,7 @@ async function commitsForOneFanOut(destinations: number): Promise<WritingCommits
   const store = openSqliteStore(file);
   const bus = new EmbeddedBus({ ...busOptionsFor(topology), path: file, pollIntervalMs: 10 });
   await bus.start();
-  const delivered: string[] = [];
-  const client = {
-    putJson: async (destination: string) => {
-      await new Promise((resolve) => setImmediate(resolve));
-      delivered.push(destination);
-      return { status: 200, body: { pdus: {} } };
-    },
-  };
+  const { client, delivered } = deliveringClient();
   const egress = new FederationEgress({ serverName: OWN, store, bus, topology, client: client as never, settings, logger: silent });
   const counter = Object.assign(new WritingCommits(), { queueReads: 0 });
   const list = store.egressQueue.list.bind(store.egressQueue);

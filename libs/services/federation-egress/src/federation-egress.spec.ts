@@ -7,7 +7,7 @@ import type { JsonObject, Pdu } from '@fedgate/protocol';
 import { openSqliteStore, stateTupleKey, type Store } from '@fedgate/store';
 import { createTestCa, type TestCertificateAuthority } from '@fedgate/testing';
 import { RecordingRemote } from './__fixtures__/recording-remote';
-import { testEgressSettings } from './__fixtures__/test-settings';
+import { deliveringClient, testEgressSettings } from './__fixtures__/test-settings';
 import type { EgressSettings } from './egress-settings';
 import { FederationEgress } from './federation-egress';
 import { registerQueueDepthGauges } from './queue-depth-metrics';
@@ -59,6 +59,24 @@ function preparedAndOnTheWire(h: { store: Store }): { timeline: string[]; client
     },
   };
   return { timeline, client };
+}
+
+/**
+ * Starts egress on `h` with `preparedAndOnTheWire`'s client, runs `queue` (work queued before is resumed at start),
+ * waits until `count` requests went out, and answers where the first of them came among the prepared transactions.
+ */
+async function sendAllAndWatch(h: Harness, count: number, queue?: () => Promise<void>): Promise<{ firstOnTheWire: number; prepared: number[] }> {
+  const { timeline, client } = preparedAndOnTheWire(h);
+  const egress = new FederationEgress({ serverName: OWN, store: h.store, bus: h.bus, topology: h.topology, client: client as never, settings: baseSettings, logger: silent });
+  await egress.start();
+  try {
+    await queue?.();
+    await until(() => timeline.filter((t) => t.startsWith('on the wire')).length === count, 'all sent');
+    await until(() => egress.idle, 'egress idle');
+    return { firstOnTheWire: timeline.findIndex((t) => t.startsWith('on the wire')), prepared: timeline.flatMap((t, i) => (t.startsWith('prepared') ? [i] : [])) };
+  } finally {
+    await egress.stop();
+  }
 }
 
 describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', () => {
@@ -422,14 +440,7 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
       if (items.some((i) => i.subject.includes('.egress.dest')) && ++egressPublishes === 2) throw new Error('process died between two publishes (simulated)');
       return publishBatch(items);
     });
-    const delivered: string[] = [];
-    const client = {
-      putJson: async (destination: string) => {
-        await new Promise((resolve) => setImmediate(resolve));
-        delivered.push(destination);
-        return { status: 200, body: { pdus: {} } };
-      },
-    };
+    const { client, delivered } = deliveringClient();
     const egress = new FederationEgress({ serverName: OWN, store: h.store, bus: h.bus, topology: h.topology, client: client as never, settings: baseSettings, logger: silent });
     await egress.start();
     try {
@@ -513,20 +524,9 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     const h = await open({}, { start: false });
     const destinations = Array.from({ length: 300 }, (_, i) => `wide${String(i).padStart(3, '0')}.test`);
     const [eventId] = await storeEvents(h.store, '!lockstep:own.test', 1);
-    const { timeline, client } = preparedAndOnTheWire(h);
-    const egress = new FederationEgress({ serverName: OWN, store: h.store, bus: h.bus, topology: h.topology, client: client as never, settings: baseSettings, logger: silent });
-    await egress.start();
-    try {
-      await publishLocal(h, '!lockstep:own.test', [eventId!], [OWN, ...destinations]);
-      await until(() => timeline.filter((t) => t.startsWith('on the wire')).length === destinations.length, 'all sent');
-      await until(() => egress.idle, 'egress idle');
-      const firstOnTheWire = timeline.findIndex((t) => t.startsWith('on the wire'));
-      const prepared = timeline.flatMap((t, i) => (t.startsWith('prepared') ? [i] : []));
-      expect(prepared).toHaveLength(destinations.length);
-      expect(firstOnTheWire).toBeLessThan(prepared[63]!);
-    } finally {
-      await egress.stop();
-    }
+    const { firstOnTheWire, prepared } = await sendAllAndWatch(h, destinations.length, () => publishLocal(h, '!lockstep:own.test', [eventId!], [OWN, ...destinations]));
+    expect(prepared).toHaveLength(destinations.length);
+    expect(firstOnTheWire).toBeLessThan(prepared[63]!);
   });
 
   it('issue 19: resuming 300 destinations with queued work at start, the first request reaches the network before the 64th transaction is prepared (a bounded number prepare at once)', async () => {
@@ -536,19 +536,9 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     for (const destination of destinations) {
       await enqueueDirect(h, destination, [{ kind: 'pdu', destination, roomId: '!resume:own.test', eventId: eventId!, enqueuedAt: 1 }]);
     }
-    const { timeline, client } = preparedAndOnTheWire(h);
-    const egress = new FederationEgress({ serverName: OWN, store: h.store, bus: h.bus, topology: h.topology, client: client as never, settings: baseSettings, logger: silent });
-    await egress.start();
-    try {
-      await until(() => timeline.filter((t) => t.startsWith('on the wire')).length === destinations.length, 'all sent');
-      await until(() => egress.idle, 'egress idle');
-      const firstOnTheWire = timeline.findIndex((t) => t.startsWith('on the wire'));
-      const prepared = timeline.flatMap((t, i) => (t.startsWith('prepared') ? [i] : []));
-      expect(prepared).toHaveLength(destinations.length);
-      expect(firstOnTheWire).toBeLessThan(prepared[63]!);
-    } finally {
-      await egress.stop();
-    }
+    const { firstOnTheWire, prepared } = await sendAllAndWatch(h, destinations.length);
+    expect(prepared).toHaveLength(destinations.length);
+    expect(firstOnTheWire).toBeLessThan(prepared[63]!);
   });
 
   it('issue 19: a destination item queued whose bus message was not settled (a crash between the two) is queued and delivered once when redelivered', async () => {

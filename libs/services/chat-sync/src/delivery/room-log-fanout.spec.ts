@@ -6,23 +6,13 @@ import { busTopology, type AppServicePush, type Bus, type JsonObject, type RoomL
 import type { Pdu } from '@fedgate/protocol';
 import { openSqliteStore, stateTupleKey, type EventStatus, type Store } from '@fedgate/store';
 import { ApplicationServiceRegistry, type AppServiceRegistration } from '../registration';
+import { fakeRegistration } from '../registration/fake-registration';
 import { RoomLogFanout } from './room-log-fanout';
 
 const server = 'hs.test';
 const roomId = '!room:hs.test';
 
-const registration: AppServiceRegistration = {
-  id: 'chat',
-  url: 'http://chat.test',
-  asToken: 'as-chat',
-  hsToken: 'hs-chat',
-  senderLocalpart: 'chatbot',
-  namespaces: { users: [], aliases: [], rooms: [{ exclusive: false, regex: '!room:hs\\.test' }] },
-  rateLimited: false,
-  receiveEphemeral: false,
-  protocols: [],
-  source: 'chat.yaml',
-};
+const registration = fakeRegistration('chat', 'http://chat.test', { namespaces: { users: [], aliases: [], rooms: [{ exclusive: false, regex: '!room:hs\\.test' }] } });
 
 describe('RoomLogFanout: what reaches the application service', () => {
   let dir: string;

@@ -10,24 +10,14 @@ import { busOptionsFor, busTopology, EmbeddedBus, type Bus, type JsonObject, typ
 import type { FedgateConfig } from '@fedgate/config';
 import type { PartitionOwnership, ServerIdentity } from '@fedgate/platform';
 import { openSqliteStore, type Store } from '@fedgate/store';
-import { ApplicationServiceRegistry, type AppServiceRegistration } from '../registration';
+import { ApplicationServiceRegistry } from '../registration';
+import { fakeRegistration } from '../registration/fake-registration';
 import { ChatSyncWorkers } from './chat-sync-workers';
 
 const server = 'hs.test';
 const roomId = '!room:hs.test';
 // No URL: no pusher, no AS lease; what the room log hands on is seen on the bus.
-const registration: AppServiceRegistration = {
-  id: 'chat',
-  url: null,
-  asToken: 'as-chat',
-  hsToken: 'hs-chat',
-  senderLocalpart: 'chatbot',
-  namespaces: { users: [], aliases: [], rooms: [{ exclusive: false, regex: '!room:hs\\.test' }] },
-  rateLimited: false,
-  receiveEphemeral: false,
-  protocols: [],
-  source: 'chat.yaml',
-};
+const registration = fakeRegistration('chat', null, { namespaces: { users: [], aliases: [], rooms: [{ exclusive: false, regex: '!room:hs\\.test' }] } });
 
 const until = async (condition: () => boolean) => {
   while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));

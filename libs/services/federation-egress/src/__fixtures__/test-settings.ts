@@ -13,3 +13,16 @@ export const testEgressSettings: EgressSettings = {
   replicaIndex: 0,
   replicaCount: 1,
 };
+
+/** A federation client whose every PUT succeeds a turn of the event loop later; records the destinations in order. */
+export function deliveringClient(): { client: { putJson(destination: string): Promise<{ status: number; body: unknown }> }; delivered: string[] } {
+  const delivered: string[] = [];
+  const client = {
+    putJson: async (destination: string) => {
+      await new Promise((resolve) => setImmediate(resolve));
+      delivered.push(destination);
+      return { status: 200, body: { pdus: {} } };
+    },
+  };
+  return { client, delivered };
+}
