@@ -4,6 +4,8 @@ import { once } from 'node:events';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import tls from 'node:tls';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { makeServerCertificate, makeTestCa } from './__fixtures__/test-tls';
 import { HttpsTransport } from './https-transport';
 
@@ -128,6 +130,71 @@ describe('HttpsTransport address lookups', () => {
     } finally {
       await t.close();
       server.close();
+    }
+  });
+});
+
+/** A full collection, as a busy gateway has between two connections to a destination (`gc` exposed at run time). */
+async function collectGarbage(): Promise<void> {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  // WeakRefs dereferenced in this job stay alive until it ends.
+  await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** An HTTPS server that answers 200 and records, per TLS connection, whether it resumed a session. */
+async function handshakeCountingServer(names: string[]): Promise<{ server: ReturnType<typeof createHttpsServer>; port: number; handshakes: Array<'full' | 'resumed'>; ca: string }> {
+  const ca = makeTestCa('transport session test CA');
+  const pem = makeServerCertificate(ca, names);
+  const handshakes: Array<'full' | 'resumed'> = [];
+  const server = createHttpsServer({ cert: pem.certPem, key: pem.keyPem }, (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  server.on('secureConnection', (socket: tls.TLSSocket) => handshakes.push(socket.isSessionReused() ? 'resumed' : 'full'));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as AddressInfo).port, handshakes, ca: ca.certPem };
+}
+
+describe('HttpsTransport TLS sessions and idle connections', () => {
+  it('issue 19: a destination connected again resumes its TLS session (no full handshake), even after a garbage collection between the two connections', async () => {
+    const remote = await handshakeCountingServer(['named.test', 'other.test']);
+    const t = new HttpsTransport({ dns: { lookup: async () => [{ address: '127.0.0.1', family: 4 }] }, addressPolicy: { isAllowed: () => true } as never, ca: remote.ca, connectTimeoutMs: 5_000, connectionsPerAddress: 1, keepAliveTimeoutMs: 60_000, maxPools: 8 });
+    const target = (name: string) => ({ connectHost: name, port: remote.port, hostHeader: name, tlsServerName: name });
+    try {
+      for (let i = 0; i < 3; i++) {
+        expect((await t.send([target('named.test')], { ...request, timeoutMs: 5_000 })).status).toBe(200);
+        remote.server.closeAllConnections(); // the peer (or our idle timeout) ended the connection
+        await collectGarbage();
+      }
+      expect(remote.handshakes).toEqual(['full', 'resumed', 'resumed']);
+      // Another name at the same address and port is not offered that session.
+      expect((await t.send([target('other.test')], { ...request, timeoutMs: 5_000 })).status).toBe(200);
+      expect(remote.handshakes.at(-1)).toBe('full');
+    } finally {
+      await t.close();
+      remote.server.closeAllConnections();
+      remote.server.close();
+    }
+  });
+
+  it('issue 19: an idle connection is closed after the configured idle timeout although the peer announces a longer keep-alive, and the next request connects again (resumed)', async () => {
+    const remote = await handshakeCountingServer(['named.test']);
+    remote.server.keepAliveTimeout = 600_000; // announces Keep-Alive: timeout=600
+    const closed: string[] = [];
+    remote.server.on('connection', (socket: Socket) => socket.on('close', () => closed.push('closed')));
+    const t = new HttpsTransport({ dns: { lookup: async () => [{ address: '127.0.0.1', family: 4 }] }, addressPolicy: { isAllowed: () => true } as never, ca: remote.ca, connectTimeoutMs: 5_000, connectionsPerAddress: 1, keepAliveTimeoutMs: 300, maxPools: 8 });
+    const target = { connectHost: 'named.test', port: remote.port, hostHeader: 'named.test', tlsServerName: 'named.test' };
+    try {
+      expect((await t.send([target], { ...request, timeoutMs: 5_000 })).status).toBe(200);
+      expect((await t.send([target], { ...request, timeoutMs: 5_000 })).status).toBe(200);
+      expect(remote.handshakes).toEqual(['full']); // kept alive between two requests in a row
+      for (let i = 0; i < 500 && closed.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(closed).toEqual(['closed']); // by us: the server would have kept it ten minutes
+      expect((await t.send([target], { ...request, timeoutMs: 5_000 })).status).toBe(200);
+      expect(remote.handshakes).toEqual(['full', 'resumed']);
+    } finally {
+      await t.close();
+      remote.server.closeAllConnections();
+      remote.server.close();
     }
   });
 });

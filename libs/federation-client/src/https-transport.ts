@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { LRUCache } from 'lru-cache';
 import { buildConnector, Pool } from 'undici';
 import { startPhaseSpan } from '@fedgate/telemetry';
@@ -34,10 +34,13 @@ export interface HttpsTransportOptions {
   readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
   readonly connectTimeoutMs: number;
   readonly connectionsPerAddress: number;
+  /** An idle connection is closed after this long, whatever keep-alive the peer announces (each open TLS connection holds ~50 KiB of native memory). */
   readonly keepAliveTimeoutMs: number;
   readonly maxPools: number;
   /** How long a name's looked-up addresses are used again (default 60 s); forgotten at once when connecting to them fails. */
   readonly addressTtlMs?: number;
+  /** How long a destination's TLS session is offered again for resumption (default 1 h; the peer may refuse it, then it is a full handshake). */
+  readonly tlsSessionTtlMs?: number;
 }
 
 /**
@@ -57,10 +60,18 @@ export class HttpsTransport {
   private readonly addresses: LRUCache<string, ResolvedAddress[]>;
   /** Built once: per connection it parsed the configured CA again (issue 19: a cold fan-out connects to every destination). */
   private readonly secureContext: SecureContext;
+  /**
+   * The last TLS session per pool (address, port, server name), offered on the next connection: resumed, neither side
+   * signs or verifies a certificate again. Held here because undici's own session cache keeps them through WeakRefs, so
+   * any garbage collection between two connections to a destination lost its session (issue 19: a cold fan-out paid a
+   * full handshake per destination). Bounded like the pools; a session is never offered to another name or address.
+   */
+  private readonly tlsSessions: LRUCache<string, Buffer>;
 
   constructor(private readonly options: HttpsTransportOptions) {
     this.secureContext = createSecureContext(options.ca ? { ca: options.ca as string | Buffer | Array<string | Buffer> } : {});
     this.addresses = new LRUCache({ max: options.maxPools, ttl: options.addressTtlMs ?? 60_000 });
+    this.tlsSessions = new LRUCache({ max: options.maxPools, ttl: options.tlsSessionTtlMs ?? 3_600_000 });
     this.pools = new LRUCache({
       max: options.maxPools,
       dispose: (pool, _key, reason) => {
@@ -187,31 +198,42 @@ export class HttpsTransport {
     const key = `${address}|${port}|${tlsServerName ?? ''}`;
     const existing = this.pools.get(key);
     if (existing) return existing;
-    const baseConnect = buildConnector({
-      secureContext: this.secureContext,
-      rejectUnauthorized: true,
-      timeout: this.options.connectTimeoutMs,
-    });
     const connecting = new Set<{ destroy(error?: Error): void }>();
     const pool = new Pool(`https://${hostForUrl(address)}:${port}`, {
       connections: this.options.connectionsPerAddress,
       keepAliveTimeout: this.options.keepAliveTimeoutMs,
+      // A peer announcing a longer keep-alive (`Keep-Alive: timeout=…`) does not keep our socket and its memory longer.
+      keepAliveMaxTimeout: this.options.keepAliveTimeoutMs,
       // SNI and certificate name come from discovery, never from the Host header; null means
       // "certificate for the IP address, no SNI".
       connect: (connectOptions, callback) => {
         // A new connection (TCP and TLS handshakes) shows in the request's trace; a reused one does not.
         const span = startPhaseSpan('connect', { 'server.address': tlsServerName ?? address, 'server.port': port });
+        // Built per connection: undici takes the session to offer only when the connector is built.
+        const connect = buildConnector({
+          secureContext: this.secureContext,
+          rejectUnauthorized: true,
+          timeout: this.options.connectTimeoutMs,
+          maxCachedSessions: 0,
+          session: this.tlsSessions.get(key),
+        });
         // undici's connector returns the socket it is connecting (its types say void).
-        const attempt = (baseConnect as unknown as (o: typeof connectOptions, cb: (e: Error | null, s: unknown) => void) => { destroy(error?: Error): void } | undefined)(
+        const attempt = (connect as unknown as (o: typeof connectOptions, cb: (e: Error | null, s: unknown) => void) => { destroy(error?: Error): void } | undefined)(
           { ...connectOptions, servername: tlsServerName ?? undefined },
           (error, socket) => {
             span.end(error);
             if (attempt) connecting.delete(attempt);
-            if (error) this.connectFailures.add(error);
+            if (error) {
+              this.connectFailures.add(error);
+              this.tlsSessions.delete(key);
+            }
             (callback as (e: Error | null, s: unknown) => void)(error, socket);
           },
         );
-        if (attempt) connecting.add(attempt);
+        if (attempt) {
+          connecting.add(attempt);
+          (attempt as unknown as TLSSocket).on('session', (session: Buffer) => this.tlsSessions.set(key, session));
+        }
       },
     });
     this.connecting.set(pool, connecting);
