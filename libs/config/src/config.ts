@@ -95,7 +95,11 @@ export interface FedgateConfig {
   sqlite: { path: string };
   /** `parkedBudgetMs`: time an inbound PDU parked off its room partition may spend on remote servers (gap filling). */
   partitions: { rooms: number; destinations: number; parkedBudgetMs: number };
-  egress: { backoff: EgressBackoffConfig; requestTimeoutMs: number };
+  /**
+   * `idleConnectionTimeoutMs`: an outbound federation connection idle this long is closed (each open TLS connection holds
+   * ~50 KiB of native memory; the next request resumes its TLS session).
+   */
+  egress: { backoff: EgressBackoffConfig; requestTimeoutMs: number; idleConnectionTimeoutMs: number };
   limits: { maxUploadBytes: number };
   /**
    * `defaultVersion`: the room version createRoom uses when the request names none (also the default

@@ -25,7 +25,7 @@ export function defaultSettings(): Record<string, unknown> {
     partitions: { rooms: 16, destinations: 16, parkedBudgetMs: 5 * 60_000 },
     // Retry timings as Synapse's defaults (destination_min_retry_interval 10 min, ×2, at most a day); a
     // destination is retried at once when it sends us an authenticated request.
-    egress: { backoff: { initialMs: 10 * 60_000, multiplier: 2, maxMs: 24 * 60 * 60_000, jitter: 0.2 }, requestTimeoutMs: 60_000 },
+    egress: { backoff: { initialMs: 10 * 60_000, multiplier: 2, maxMs: 24 * 60 * 60_000, jitter: 0.2 }, requestTimeoutMs: 60_000, idleConnectionTimeoutMs: 30_000 },
     limits: { maxUploadBytes: 50 * MiB },
     // What Synapse creates when not configured (DEFAULT_ROOM_VERSION of Synapse 1.163, the version the
     // interop suite runs against). Bridges that read m.room.create's `creator` need "10" or lower.

@@ -164,6 +164,12 @@ describe('loadConfig', () => {
     expect(errorOf(() => load({ FEDGATE_EGRESS__BACKOFF__MAX_MS: '10', FEDGATE_EGRESS__BACKOFF__INITIAL_MS: '100' })).key).toBe('egress.backoff.maxMs');
   });
 
+  it('issue 19: idle outbound federation connections close after egress.idleConnectionTimeoutMs (30 s by default, at least 1 s)', () => {
+    expect(load().egress.idleConnectionTimeoutMs).toBe(30_000);
+    expect(load({ FEDGATE_EGRESS__IDLE_CONNECTION_TIMEOUT_MS: '120000' }).egress.idleConnectionTimeoutMs).toBe(120_000);
+    expect(errorOf(() => load({ FEDGATE_EGRESS__IDLE_CONNECTION_TIMEOUT_MS: '10' })).key).toBe('egress.idleConnectionTimeoutMs');
+  });
+
   it('accepts IPv6 and IPv4 server names', () => {
     expect(load({ FEDGATE_SERVER_NAME: '[::1]:8448' }).serverName).toBe('[::1]:8448');
     expect(load({ FEDGATE_SERVER_NAME: '10.0.0.1' }).serverName).toBe('10.0.0.1');

@@ -52,6 +52,7 @@ export const configSchema = closed(
         jitter: { type: 'number', minimum: 0, maximum: 1 },
       }),
       requestTimeoutMs: positiveInteger,
+      idleConnectionTimeoutMs: { ...positiveInteger, minimum: 1_000 },
     }),
     limits: closed({ maxUploadBytes: positiveInteger }),
     rooms: closed({ defaultVersion: { type: 'string', enum: [...ROOM_VERSIONS.keys()] } }),

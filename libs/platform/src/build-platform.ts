@@ -92,6 +92,7 @@ export async function buildFederationClient(config: FedgateConfig, identity: Ser
     addressPolicy: { allow: addressAllowlist(config.federation) },
     signRequest: xMatrixRequestSigner(identity),
     requestTimeoutMs: config.egress.requestTimeoutMs,
+    keepAliveTimeoutMs: config.egress.idleConnectionTimeoutMs,
     userAgent: 'fedgate',
   });
 }
