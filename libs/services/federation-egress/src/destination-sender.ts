@@ -34,6 +34,8 @@ export class DestinationSender {
   constructor(
     readonly destination: string,
     private readonly ctx: EgressContext,
+    /** Called when a run ends with nothing left to do and no retry or poll pending: the owner may let this sender go. */
+    private readonly onIdle: (sender: DestinationSender) => void = () => undefined,
   ) {
     this.now = ctx.now ?? Date.now;
   }
@@ -45,6 +47,7 @@ export class DestinationSender {
     this.running ??= this.loop().finally(() => {
       this.running = undefined;
       if (this.again) this.kick();
+      else if (!this.timer && !this.stopped) this.onIdle(this);
     });
   }
 
@@ -112,7 +115,10 @@ export class DestinationSender {
     if (this.timer) clearTimeout(this.timer);
     // Re-read the record at least every wakePollMs: a server-up handled by another replica clears retryAt.
     const delay = Math.max(0, Math.min(ts - this.now(), this.ctx.settings.wakePollMs));
-    this.timer = setTimeout(() => this.kick(), delay);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.kick();
+    }, delay);
     this.timer.unref();
   }
 

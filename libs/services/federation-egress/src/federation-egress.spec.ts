@@ -1,8 +1,10 @@
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { busOptionsFor, busTopology, EmbeddedBus, type BusTopology, type EgressEntry, type RoomLogEntry } from '@fedgate/bus';
-import { FederationHttpClient } from '@fedgate/federation-client';
+import { FederationHttpClient, FederationHttpError } from '@fedgate/federation-client';
 import type { JsonObject, Pdu } from '@fedgate/protocol';
 import { openSqliteStore, stateTupleKey, type Store } from '@fedgate/store';
 import { createTestCa, type TestCertificateAuthority } from '@fedgate/testing';
@@ -286,6 +288,34 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     await until(async () => (await h.store.destinations.get(remote.serverName)).failures === 0, 'failures reset');
   });
 
+  it('issue 19: a destination whose TLS handshake never completes does not hold the fan-out: the others are delivered, its request times out, is recorded with a reason and retried later', async () => {
+    const hanging: Socket[] = [];
+    const silent = createNetServer((socket) => {
+      hanging.push(socket);
+      socket.on('error', () => undefined);
+      socket.resume(); // takes the client hello and never answers it
+    });
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const silentName = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      const h = await open({ requestTimeoutMs: 500, backoff: { initialMs: 50, multiplier: 2, maxMs: 200, jitter: 0 } });
+      const ids = await storeEvents(h.store, '!hang:own.test', 1);
+      // The silent destination first: it is still in its handshake when the other is handed its request.
+      await publishLocal(h, '!hang:own.test', ids, [OWN, silentName, remote.serverName]);
+      await until(() => remote.deliveredEventIds().length === 1, 'the answering destination delivered');
+      await until(async () => (await h.store.destinations.get(silentName)).failures >= 1, 'the hanging destination failed');
+      const [failed] = await h.store.audit.query({ direction: 'out', destination: silentName });
+      expect(failed).toMatchObject({ outcome: 'error', reason: 'TIMEOUT' });
+      await until(() => hanging.length >= 2, 'the hanging destination tried again');
+      expect(await h.store.egressQueue.count(silentName, 0)).toBe(1); // still queued, not dropped
+      expect(remote.deliveredEventIds()).toEqual(ids); // once
+    } finally {
+      for (const socket of hanging) socket.destroy();
+      silent.close();
+    }
+  });
+
   it('delivers every event exactly once after the remote was unreachable for a while', async () => {
     await remote.stop();
     const h = await open();
@@ -375,6 +405,39 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
         { eduId: 'p1', eduType: 'm.presence', why: 'superseded' },
       ],
     });
+  });
+
+  it('issue 19: the per-destination senders of a fan-out are let go once their queues are empty; one backing off keeps its sender until it delivers', async () => {
+    const h = await open({}, { start: false });
+    const destinations = Array.from({ length: 60 }, (_, i) => `d${i}.test`);
+    let downAnswers = 2;
+    const delivered: string[] = [];
+    const client = {
+      putJson: async (destination: string) => {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (destination === 'down.test' && downAnswers-- > 0) throw new FederationHttpError(502, {}, destination);
+        delivered.push(destination);
+        return { status: 200, body: { pdus: {} } };
+      },
+    };
+    const egress = new FederationEgress({ serverName: OWN, store: h.store, bus: h.bus, topology: h.topology, client: client as never, settings: { ...baseSettings, backoff: { initialMs: 50, multiplier: 2, maxMs: 200, jitter: 0 } }, logger: silent });
+    await egress.start();
+    try {
+      const [eventId] = await storeEvents(h.store, '!senders:own.test', 1);
+      await publishLocal(h, '!senders:own.test', [eventId!], [OWN, 'down.test', ...destinations]);
+      await until(() => destinations.every((d) => delivered.includes(d)), 'delivered to the answering destinations');
+      await until(async () => (await h.store.destinations.get('down.test')).failures >= 1, 'down.test backing off');
+      await until(() => egress.activeSenders === 1, 'only the backing-off sender left');
+      await until(() => delivered.includes('down.test'), 'down.test delivered after its backoff');
+      await until(() => egress.activeSenders === 0, 'no sender left');
+      // A later event to the same destinations is sent as before (a sender is made again).
+      const [next] = await storeEvents(h.store, '!senders:own.test', 1, 2);
+      await publishLocal(h, '!senders:own.test', [next!], [OWN, 'd0.test']);
+      await until(() => delivered.filter((d) => d === 'd0.test').length === 2, 'the next event delivered');
+      await until(() => egress.activeSenders === 0, 'let go again');
+    } finally {
+      await egress.stop();
+    }
   });
 
   it('issue 19: hands a local event to all its destinations in one bus publish (one commit), each destination once', async () => {

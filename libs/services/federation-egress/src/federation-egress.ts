@@ -138,6 +138,11 @@ export class FederationEgress {
     return depths;
   }
 
+  /** Destinations with a sender in memory: running, or waiting to retry or poll. */
+  get activeSenders(): number {
+    return this.senders.size;
+  }
+
   /** True when no sender is running (tests wait for this between steps). */
   get idle(): boolean {
     return [...this.senders.values()].every((s) => !s.busy);
@@ -146,7 +151,11 @@ export class FederationEgress {
   private sender(destination: string): DestinationSender {
     let sender = this.senders.get(destination);
     if (!sender) {
-      sender = new DestinationSender(destination, { ...this.ctx, owns: (d) => this.owns(d) });
+      // Let go once idle (its queue and backoff live in the store): a thousand destinations of one fan-out do not
+      // each keep a sender for as long as the process runs.
+      sender = new DestinationSender(destination, { ...this.ctx, owns: (d) => this.owns(d) }, (idle) => {
+        if (this.senders.get(destination) === idle) this.senders.delete(destination);
+      });
       this.senders.set(destination, sender);
     }
     return sender;
