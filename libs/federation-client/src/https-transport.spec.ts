@@ -176,7 +176,7 @@ describe('HttpsTransport TLS sessions and idle connections', () => {
     }
   });
 
-  it('issue 19: an idle connection is closed after the configured idle timeout although the peer announces a longer keep-alive, and the next request connects again (resumed)', async () => {
+  it('issue 19: an idle connection is closed after the configured idle timeout although the peer announces a longer keep-alive, its pool is let go, and the next request connects again (resumed)', async () => {
     const remote = await handshakeCountingServer(['named.test']);
     remote.server.keepAliveTimeout = 600_000; // announces Keep-Alive: timeout=600
     const closed: string[] = [];
@@ -189,8 +189,11 @@ describe('HttpsTransport TLS sessions and idle connections', () => {
       expect(remote.handshakes).toEqual(['full']); // kept alive between two requests in a row
       for (let i = 0; i < 500 && closed.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
       expect(closed).toEqual(['closed']); // by us: the server would have kept it ten minutes
+      for (let i = 0; i < 100 && t.poolCount > 0; i++) await new Promise((resolve) => setImmediate(resolve));
+      expect(t.poolCount).toBe(0); // nothing kept per destination once its connections are gone
       expect((await t.send([target], { ...request, timeoutMs: 5_000 })).status).toBe(200);
       expect(remote.handshakes).toEqual(['full', 'resumed']);
+      expect(t.poolCount).toBe(1);
     } finally {
       await t.close();
       remote.server.closeAllConnections();
