@@ -36,6 +36,9 @@ export interface FanOutResult {
   /** Idle with every server joined (connections to them open), before the messages; and after them. */
   rssJoinedBytes: number;
   rssBytes: number;
+  /** After the target closed its idle connections to the simulated servers (its `egress.idleConnectionTimeoutMs`), and how long that took from the last message. */
+  rssConnectionsClosedBytes?: number;
+  connectionsClosedAfterMs?: number;
   cpuSeconds: number;
 }
 
@@ -53,6 +56,18 @@ async function untilNoneReceives(sims: readonly SimulatedHomeserver[], quietMs =
     seen = received();
     await new Promise((resolve) => setTimeout(resolve, quietMs));
   }
+}
+
+/** Waits until no simulated server has a connection open (the target closed its idle ones); false after `timeoutMs`. */
+async function untilNoConnections(sims: readonly SimulatedHomeserver[], timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    let open = 0;
+    for (const sim of sims) open += await sim.wire.openConnections();
+    if (open === 0) return true;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return false;
 }
 
 /** SIGUSR2 to processes started with --heapsnapshot-signal=SIGUSR2; waits until each one's snapshot is written out. */
@@ -161,7 +176,7 @@ async function relayJoins(target: Target, roomId: string, sims: readonly Simulat
   return 0;
 }
 
-export async function fanOut(target: Target, ca: TestCertificateAuthority, servers: number, joinConcurrency = 8, heapSnapshotDir?: string, log: (line: string) => void = () => undefined, build: RoomBuild = 'relay', timeoutMs = 60_000): Promise<FanOutResult> {
+export async function fanOut(target: Target, ca: TestCertificateAuthority, servers: number, joinConcurrency = 8, heapSnapshotDir?: string, log: (line: string) => void = () => undefined, build: RoomBuild = 'relay', timeoutMs = 60_000, idleCloseWaitMs = 0): Promise<FanOutResult> {
   const sims: SimulatedHomeserver[] = [];
   try {
     const started = Date.now();
@@ -206,6 +221,12 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     const warmStarted = Date.now();
     const warm = await deliveries(sims, await target.sendMessage(roomId, 'to everyone, again'), warmStarted, timeoutMs);
     const sample = sampleProcesses(target.pids());
+    // Memory the connections held, once the target let them go (the simulated servers keep idle ones 60 s, so the
+    // target closes them first).
+    const closedWait = Date.now();
+    const closed = idleCloseWaitMs > 0 && (await untilNoConnections(sims, idleCloseWaitMs));
+    const connectionsClosedAfterMs = closed ? Date.now() - closedWait : undefined;
+    const rssConnectionsClosedBytes = closed ? sampleProcesses(target.pids()).rssBytes : undefined;
     return {
       servers,
       build,
@@ -222,6 +243,8 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
       warm,
       rssJoinedBytes,
       rssBytes: sample.rssBytes,
+      rssConnectionsClosedBytes,
+      connectionsClosedAfterMs,
       cpuSeconds: sample.cpuSeconds - cpuBefore,
     };
   } finally {

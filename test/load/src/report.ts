@@ -67,6 +67,7 @@ function rowsFor(report: LoadReport): Row[] {
       { measure: `the next message at once: its transactions built by the target (origin_server_ts), first / last; the cold one's`, text: (t) => (f(t) ? `${ms(f(t)!.warm.firstBuiltMs)} / ${ms(f(t)!.warm.lastBuiltMs)}; ${ms(f(t)!.firstBuiltMs)} / ${ms(f(t)!.lastBuiltMs)}` : '–'), value: (t) => f(t)?.warm.lastBuiltMs },
       { measure: `the next message at once (connections open): first received / all received`, text: (t) => (f(t) ? `${ms(f(t)!.warm.firstDeliveryMs)} / ${ms(f(t)!.warm.allDeliveredMs)} (${f(t)!.warm.received} of ${servers})` : '–'), value: (t) => f(t)?.warm.allDeliveredMs },
       { measure: `RSS with ${servers} servers joined: idle after the joins / after the two messages`, text: (t) => (f(t) ? `${mib(f(t)!.rssJoinedBytes)} / ${mib(f(t)!.rssBytes)}` : '–'), value: (t) => f(t)?.rssBytes },
+      { measure: `RSS once the target closed its idle connections to the ${servers} (\`egress.idleConnectionTimeoutMs\`), closed after`, text: (t) => (f(t)?.rssConnectionsClosedBytes !== undefined ? `${mib(f(t)!.rssConnectionsClosedBytes!)}, ${num(f(t)!.connectionsClosedAfterMs! / 1000)} s` : '–'), value: (t) => f(t)?.rssConnectionsClosedBytes },
     );
   }
   for (const [field, how] of [

@@ -204,6 +204,8 @@ export interface Scale {
   joinConcurrency: number;
   /** How the fan-out's room gets its servers (see `RoomBuild` in fan-out.ts); relayed joins unless set. */
   fanOutBuild?: 'joins' | 'relay';
+  /** How long to wait, after the fan-out's messages, for the target to close its idle connections (RSS then); 0 or unset: not waited for. */
+  fanOutIdleCloseWaitMs?: number;
   /** Where the fedgate processes (started with --heapsnapshot-signal) write a heap snapshot with the fan-out's servers joined. */
   heapSnapshotDir?: string;
 }
@@ -211,7 +213,7 @@ export interface Scale {
 export const scales: Record<'short' | 'medium' | 'full', Scale> = {
   short: { pacedTransactions: 2, interleavedRooms: 3, perRoom: 10, backToBack: 100, perTransaction: 50, fanOutServers: 3, joinConcurrency: 8, fixedRateSeconds: 3, bigRoomMembers: 50 },
   medium: { pacedTransactions: 6, interleavedRooms: 10, perRoom: 50, backToBack: 1_000, perTransaction: 50, fanOutServers: 20, joinConcurrency: 8, fixedRateSeconds: 10, bigRoomMembers: 1_000 },
-  full: { pacedTransactions: 20, interleavedRooms: 20, perRoom: 100, backToBack: 5_000, perTransaction: 50, fanOutServers: 100, joinConcurrency: 8, fixedRateSeconds: 30, bigRoomMembers: 10_000 },
+  full: { pacedTransactions: 20, interleavedRooms: 20, perRoom: 100, backToBack: 5_000, perTransaction: 50, fanOutServers: 100, joinConcurrency: 8, fixedRateSeconds: 30, bigRoomMembers: 10_000, fanOutIdleCloseWaitMs: 120_000 },
 };
 
 export async function onePacedRoom(sim: SimulatedHomeserver, target: Target, scale: Scale): Promise<WorkloadResult> {

@@ -133,6 +133,11 @@ export class MaliciousHttpsServer {
     this.server.keepAliveTimeout = ms;
   }
 
+  /** Connections open to this server now (a peer's kept-alive ones included). */
+  openConnections(): Promise<number> {
+    return new Promise((resolve, reject) => this.server.getConnections((error, count) => (error ? reject(error) : resolve(count))));
+  }
+
   /** Closes the connections with no request in progress: a peer's next request connects again. */
   closeIdleConnections(): void {
     this.server.closeIdleConnections();
