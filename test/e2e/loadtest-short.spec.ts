@@ -20,7 +20,7 @@ describe('load generator, short form (embedded gateway)', () => {
       expect(result.sent).toBeGreaterThan(0);
       expect(result.delivered).toBe(result.sent);
     }
-    expect(target.fanOut).toMatchObject({ servers: scales.short.fanOutServers, build: 'relay', received: scales.short.fanOutServers, warm: { received: scales.short.fanOutServers } });
+    expect(target.fanOut).toMatchObject({ servers: scales.short.fanOutServers, build: 'relay', received: scales.short.fanOutServers, warm: { received: scales.short.fanOutServers }, firstContact: { received: scales.short.fanOutServers } });
     expect(target.bigJoin).toMatchObject({ members: scales.short.bigRoomMembers, partial: true, joinMs: expect.any(Number), fullStateMs: expect.any(Number) });
     expect(target.bigJoinWholeState).toMatchObject({ members: scales.short.bigRoomMembers, partial: false, joinMs: expect.any(Number), fullStateMs: expect.any(Number) });
     // `--trace`: the partial join's timeline, and what one join asks of the resident before /join answers.

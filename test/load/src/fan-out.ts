@@ -25,7 +25,7 @@ export interface FanOutResult {
   /** The generator's own CPU while the room was built (its share of the two cores is not the target's). */
   generatorCpuSeconds: number;
   sendMs: number;
-  /** The first message, after every simulated server closed its idle connections (the target connects to each again). */
+  /** The first message, after every simulated server closed its idle connections (the target connects to each again, resuming its TLS session). */
   firstDeliveryMs?: number;
   allDeliveredMs?: number;
   received: number;
@@ -33,6 +33,8 @@ export interface FanOutResult {
   lastBuiltMs?: number;
   /** A second message right after the first, every connection open. */
   warm: Deliveries;
+  /** Before those two: a message after every connection closed and every server forgot its TLS sessions (a full handshake each). */
+  firstContact: Deliveries;
   /** Idle with every server joined (connections to them open), before the messages; and after them. */
   rssJoinedBytes: number;
   rssBytes: number;
@@ -209,7 +211,18 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     if (heapSnapshotDir) await writeHeapSnapshots(target.pids(), heapSnapshotDir);
     for (const sim of sims) sim.keepTransactions = true;
     const rssJoinedBytes = sampleProcesses(target.pids()).rssBytes;
-    // A moment after closing: the target handles a thousand closed sockets before the message, not during it.
+    // First contact: connections closed and no TLS session the servers would resume (their ticket keys replaced), so a
+    // full handshake each, as for servers the target never reached before. A moment after closing: the target handles
+    // a thousand closed sockets before the message, not during it.
+    for (const sim of sims) {
+      sim.wire.forgetTlsSessions();
+      sim.wire.closeIdleConnections();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const firstContactStarted = Date.now();
+    const firstContact = await deliveries(sims, await target.sendMessage(roomId, 'to everyone, first contact'), firstContactStarted, timeoutMs);
+    // Then connections closed again but sessions known (a destination whose connection idled out): resumed handshakes.
+    await untilNoneReceives(sims);
     for (const sim of sims) sim.wire.closeIdleConnections();
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     const cpuBefore = sampleProcesses(target.pids()).cpuSeconds;
@@ -241,6 +254,7 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
       sendMs,
       ...cold,
       warm,
+      firstContact,
       rssJoinedBytes,
       rssBytes: sample.rssBytes,
       rssConnectionsClosedBytes,

@@ -2,6 +2,7 @@
 // certificate from the test CA, its key document at /_matrix/key/v2/server, every other federation request
 // answered by MaliciousServer (honest unless a lie is scripted), /send transactions recorded, and signed
 // requests of its own (make_join, send_join, /send) to a fedgate.
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -131,6 +132,11 @@ export class MaliciousHttpsServer {
   /** How long an idle keep-alive connection stays open (Node's default, 5 s, is short of a fan-out to a thousand). */
   set keepAliveTimeoutMs(ms: number) {
     this.server.keepAliveTimeout = ms;
+  }
+
+  /** New session-ticket keys: a peer's next connection cannot resume a TLS session from before (a full handshake). */
+  forgetTlsSessions(): void {
+    this.server.setTicketKeys(randomBytes(48));
   }
 
   /** Connections open to this server now (a peer's kept-alive ones included). */
