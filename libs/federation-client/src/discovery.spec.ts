@@ -1,5 +1,5 @@
 import type { SrvRecord } from './dns';
-import { resolveServerName, type DiscoveryDeps } from './discovery';
+import { cachedSrvResolver, resolveServerName, type DiscoveryDeps } from './discovery';
 import { FederationClientError } from './errors';
 
 function deps(options: { wellKnown?: Record<string, string>; srv?: Record<string, SrvRecord[]> }) {
@@ -166,4 +166,46 @@ describe('resolveServerName', () => {
       await expect(resolveServerName(serverName, deps({}).deps)).rejects.toMatchObject({ code: 'INVALID_SERVER_NAME' });
     },
   );
+});
+
+describe('cachedSrvResolver (issue 19: discovery results cached)', () => {
+  it('asks DNS once per name within the TTL (records and "no records" alike), again after it, and never keeps a failed lookup', async () => {
+    let clock = 1_700_000_000_000;
+    const queries: string[] = [];
+    let failing = false;
+    const cached = cachedSrvResolver(
+      {
+        resolveSrv: async (name) => {
+          queries.push(name);
+          if (failing) throw new FederationClientError('DNS_FAILURE', `SRV lookup for ${name} failed`);
+          return name === '_matrix-fed._tcp.example.org' ? [srv('fed.example.org', 8448)] : [];
+        },
+      },
+      { ttlMs: 60_000, now: () => clock },
+    );
+    const d: DiscoveryDeps = { dns: cached, wellKnown: { lookup: async () => undefined }, random: () => 0 };
+    for (let i = 0; i < 3; i++) {
+      expect(await resolveServerName('example.org', d)).toEqual([{ connectHost: 'fed.example.org', port: 8448, hostHeader: 'example.org', tlsServerName: 'example.org' }]);
+      expect(await resolveServerName('plain.org', d)).toEqual([{ connectHost: 'plain.org', port: 8448, hostHeader: 'plain.org', tlsServerName: 'plain.org' }]);
+    }
+    expect(queries).toEqual(['_matrix-fed._tcp.example.org', '_matrix-fed._tcp.plain.org', '_matrix._tcp.plain.org']);
+    clock += 60_001;
+    failing = true;
+    await expect(resolveServerName('example.org', d)).rejects.toMatchObject({ code: 'DNS_FAILURE' });
+    await expect(resolveServerName('example.org', d)).rejects.toMatchObject({ code: 'DNS_FAILURE' });
+    expect(queries.filter((q) => q === '_matrix-fed._tcp.example.org')).toHaveLength(3); // expired, then each failure asked again
+    failing = false;
+    await resolveServerName('example.org', d);
+    await resolveServerName('example.org', d);
+    expect(queries.filter((q) => q === '_matrix-fed._tcp.example.org')).toHaveLength(4);
+  });
+
+  it('keeps the records, not their order: the weighted draw among equal priorities is made per resolution', async () => {
+    const cached = cachedSrvResolver({ resolveSrv: async () => [srv('a.example.org', 8448, 10, 50), srv('b.example.org', 8448, 10, 50)] });
+    const draws = [0, 0, 0.99, 0]; // two per resolution: the first pick, then the one left
+    const d: DiscoveryDeps = { dns: cached, wellKnown: { lookup: async () => undefined }, random: () => draws.shift() ?? 0 };
+    const first = (await resolveServerName('example.org', d))[0]!.connectHost;
+    const second = (await resolveServerName('example.org', d))[0]!.connectHost;
+    expect(new Set([first, second])).toEqual(new Set(['a.example.org', 'b.example.org']));
+  });
 });

@@ -1,4 +1,5 @@
-import type { DnsResolver } from './dns';
+import { LRUCache } from 'lru-cache';
+import type { DnsResolver, SrvRecord } from './dns';
 import { parseServerName, type ParsedServerName } from './server-name';
 import { orderSrvRecords } from './srv-order';
 
@@ -78,4 +79,29 @@ async function viaSrvOrDefaultPort(hostname: string, deps: DiscoveryDeps): Promi
     }
   }
   return [{ connectHost: hostname, port: DEFAULT_FEDERATION_PORT, hostHeader: hostname, tlsServerName: hostname }];
+}
+
+export interface SrvCacheOptions {
+  /** How long a name's SRV answer (records, or none) is used again; default 5 min (the records' own TTLs are not exposed by Node's resolver). */
+  readonly ttlMs?: number;
+  readonly maxNames?: number;
+  readonly now?: () => number;
+}
+
+/**
+ * SRV answers kept per name, so a destination's every request does not ask DNS for `_matrix-fed._tcp` and
+ * `_matrix._tcp` again (issue 19: a fan-out to a thousand servers without well-known delegation did two DNS queries
+ * per server per transaction). "No records" is kept too; a failed lookup is not. The records are kept, not their
+ * order: the weighted draw among them is made per request.
+ */
+export function cachedSrvResolver(dns: Pick<DnsResolver, 'resolveSrv'>, options: SrvCacheOptions = {}): Pick<DnsResolver, 'resolveSrv'> {
+  const now = options.now;
+  const answers = new LRUCache<string, SrvRecord[]>({
+    max: options.maxNames ?? 10_000,
+    ttl: options.ttlMs ?? 5 * 60_000,
+    ...(now ? { perf: { now }, ttlResolution: 0 } : {}),
+    // Concurrent requests for one name share one lookup.
+    fetchMethod: (name) => dns.resolveSrv(name),
+  });
+  return { resolveSrv: async (name) => (await answers.fetch(name)) ?? [] };
 }

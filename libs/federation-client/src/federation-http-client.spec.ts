@@ -324,3 +324,21 @@ describe('FederationHttpClient over loopback HTTPS', () => {
     expect(s.tlsConnections()).toBeLessThanOrEqual(2);
   });
 });
+
+describe('FederationHttpClient discovery cache', () => {
+  it('issue 19: a server name without port or well-known has its SRV records looked up once for many requests, not twice per request', async () => {
+    const queries: string[] = [];
+    const client = new FederationHttpClient({
+      dns: { resolveSrv: async (name) => (queries.push(name), []), lookup: async () => [] }, // no well-known reachable: no addresses
+      addressPolicy: { allow: ['127.0.0.0/8'] },
+    });
+    try {
+      for (let i = 0; i < 3; i++) {
+        expect(await client.resolveServerName('example.org')).toEqual([{ connectHost: 'example.org', port: 8448, hostHeader: 'example.org', tlsServerName: 'example.org' }]);
+      }
+      expect(queries).toEqual(['_matrix-fed._tcp.example.org', '_matrix._tcp.example.org']);
+    } finally {
+      await client.close();
+    }
+  });
+});

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { withHttpClientSpan } from '@fedgate/telemetry';
 import { AddressPolicy, type AddressPolicyConfig } from './address-policy';
-import { createServerNameResolver, type ResolvedDestination, type ServerNameResolver } from './discovery';
+import { cachedSrvResolver, createServerNameResolver, type ResolvedDestination, type ServerNameResolver, type SrvCacheOptions } from './discovery';
 import { systemDnsResolver, type DnsResolver } from './dns';
 import { FederationClientError, FederationHttpError } from './errors';
 import { HttpsTransport, type RawResponse } from './https-transport';
@@ -14,6 +14,7 @@ export interface FederationHttpClientOptions {
   /** Replaces discovery entirely (tests, fixed routing); default is the spec's server-name resolution. */
   readonly resolveServerName?: ServerNameResolver;
   readonly wellKnownCache?: WellKnownCacheOptions;
+  readonly srvCache?: SrvCacheOptions;
   /** Loopback/private/link-local destinations are refused unless allowlisted here. */
   readonly addressPolicy?: AddressPolicyConfig;
   /** Trusted CA certificates (PEM); when set they replace the system store. */
@@ -105,7 +106,7 @@ export class FederationHttpClient {
     this.resolve =
       options.resolveServerName ??
       createServerNameResolver({
-        dns,
+        dns: cachedSrvResolver(dns, options.srvCache),
         wellKnown: new WellKnownCache((hostname) => this.fetchWellKnown(hostname), options.wellKnownCache),
         random: options.random,
       });
