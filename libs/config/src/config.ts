@@ -97,7 +97,7 @@ export interface FedgateConfig {
   partitions: { rooms: number; destinations: number; parkedBudgetMs: number };
   /**
    * `idleConnectionTimeoutMs`: an outbound federation connection idle this long is closed (each open TLS connection holds
-   * ~50 KiB of native memory; the next request resumes its TLS session).
+   * ~50–100 KiB of native memory; the next request resumes its TLS session).
    */
   egress: { backoff: EgressBackoffConfig; requestTimeoutMs: number; idleConnectionTimeoutMs: number };
   limits: { maxUploadBytes: number };

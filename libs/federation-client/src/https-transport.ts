@@ -34,7 +34,7 @@ export interface HttpsTransportOptions {
   readonly ca?: string | Buffer | ReadonlyArray<string | Buffer>;
   readonly connectTimeoutMs: number;
   readonly connectionsPerAddress: number;
-  /** An idle connection is closed after this long, whatever keep-alive the peer announces (each open TLS connection holds ~50 KiB of native memory). */
+  /** An idle connection is closed after this long, whatever keep-alive the peer announces (each open TLS connection holds ~50–100 KiB of native memory). */
   readonly keepAliveTimeoutMs: number;
   readonly maxPools: number;
   /** How long a name's looked-up addresses are used again (default 60 s); forgotten at once when connecting to them fails. */
