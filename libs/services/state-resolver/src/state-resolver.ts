@@ -63,6 +63,8 @@ export interface StateResolverDeps {
   onResynced?: (outcome: ResyncOutcome) => void;
   /** A commit the store refused for a stale lease (elastic ownership): counted by the module's metric. */
   onCommitFenced?: (error: CommitFencedError) => void;
+  /** A room command this replica received for a partition whose lease it does not hold, left to the owner (elastic). */
+  onCommandDeclined?: (partition: number) => void;
 }
 
 const DEFAULT_REPAIR_INTERVAL_MS = 15_000;
@@ -235,7 +237,11 @@ export class StateResolver {
   }
 
   private partitionCommands(): PartitionCommands {
-    this.servedByPartition ??= new PartitionCommands(this.deps.bus, this.commands(), { owns: (p) => this.ownership?.owns(p) === true });
+    const holder = { owns: (p: number) => this.ownership?.owns(p) === true, ownsAfterRenewal: async (p: number) => (await this.ownership?.ownsAfterRenewal(p)) === true };
+    this.servedByPartition ??= new PartitionCommands(this.deps.bus, this.commands(), holder, (partition, subject) => {
+      this.deps.elastic?.logger.warn({ partition, subject }, 'command left to the partition\'s owner: this replica does not hold its lease (any more)');
+      this.deps.onCommandDeclined?.(partition);
+    });
     return this.servedByPartition;
   }
 
