@@ -847,7 +847,6 @@ class ConsumerLoop {
   }
 }
 
-/** The answer, or the timeout's error once `timeoutMs` passed; a late answer (or failure) is dropped. */
 interface Server {
   handler: RequestHandler<unknown, unknown>;
   ownedNow?: ServeOptions['ownedNow'];
@@ -874,6 +873,7 @@ async function chooseServer(entries: Responders[]): Promise<{ pattern: string; h
   return { pattern: queued.pattern, handler: queued.servers[queued.next++ % queued.servers.length]!.handler };
 }
 
+/** The answer, or the timeout's error once `timeoutMs` passed; a late answer (or failure) is dropped. */
 function answerWithin<T>(answer: Promise<T>, timeoutMs: number, timedOut: () => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(timedOut()), timeoutMs);
