@@ -152,6 +152,29 @@ describe('room commands reach the partition\'s lease holder (NATS, elastic repli
     await replica('taker', new Lease(true), await open());
     expect((await sendUntilAnswered(caller, 'unserved')).reply).toEqual({ ok: true, eventId: '$taker-unserved' });
   });
+  it('a lease stale for a moment (a slow renewal) is waited out: the holder answers once renewed; one never renewed is declined and reported', async () => {
+    const caller = await open();
+    const declined: string[] = [];
+    let renewed!: () => void;
+    const slowRenewal: PartitionHolder = { owns: () => false, ownsAfterRenewal: () => new Promise<boolean>((resolve) => (renewed = () => resolve(true))) };
+    const entry = { command: topology.createEvent.command, handler: async () => ({ ok: true, eventId: '$renewed' }) } as unknown as CommandEntry;
+    const report = (p: number, subject: string) => declined.push(`${p} ${subject}`);
+    const renewing = await new PartitionCommands(await open(), [entry], slowRenewal, report).serve(P);
+    const answer = send(caller, 'stale');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    renewed();
+    expect(await answer).toEqual({ ok: true, eventId: '$renewed' });
+    expect(declined).toEqual([]);
+    await Promise.all(renewing.map((s) => s.stop()));
+
+    // Lost while waiting (the store away): the requester times out; the replica gives up after the command's timeout.
+    const neverRenewed: PartitionHolder = { owns: () => false, ownsAfterRenewal: never };
+    await new PartitionCommands(await open(), [entry], neverRenewed, report).serve(P);
+    expect(await send(caller, 'unrenewed')).toBe('timeout');
+    for (let i = 0; i < 200 && declined.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(declined).toEqual([`${P} ${topology.createEvent.partition(P)}`]);
+  });
+
   it('handover under traffic (real leases): a second replica joins and takes half the partitions while sends flow to all of them; every send is answered, none worked by both', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'partition-commands-'));
     const store: Store = openSqliteStore(path.join(dir, 'leases.sqlite'));
