@@ -49,6 +49,20 @@ export interface RequestContext {
 }
 export type RequestHandler<Req, Res> = (request: Req, context: RequestContext) => Promise<Res> | Res;
 
+export interface ServeOptions {
+  /**
+   * Owner routing, for commands of a partition held under a lease: served outside the command's queue group, so
+   * every current subscriber of the subject gets each request, and only one for which `ownedNow()` holds runs the
+   * handler; the others send nothing (not even an error), so the requester gets the owner's answer whatever stale
+   * subscribers remain (a frozen process, one cut off from the store, one handing the partition over). With no
+   * owner the request fails: `timeout` once its wait is over when some subscriber stayed silent (the embedded bus,
+   * which sees every subscriber, fails it at once as `no-responder`), `no-responder` when nobody is subscribed;
+   * the caller retries with the same key once an owner serves. A `false`, a throw or a rejection all stay silent.
+   * Absent: one member of the queue group takes each request, whatever it owns.
+   */
+  ownedNow?: () => boolean | Promise<boolean>;
+}
+
 export interface PublishOptions {
   /** Dedupe key: a second publish with the same ID within the window is dropped. */
   messageId: string;
@@ -121,12 +135,14 @@ export interface Bus {
   /** Creates or updates the durable consumer idempotently, then delivers to the handler until stopped. */
   consume<T>(consumer: ConsumerSpec<T>, handler: MessageHandler<T>): Promise<BusSubscription>;
   /**
-   * Synchronous command: one of the servers in the command's queue group answers. Waits at most
+   * Synchronous command: one of the servers in the command's queue group answers (with owner routing, the first
+   * subscriber that owns the subject: `ServeOptions.ownedNow`). Waits at most
    * `timeoutMs`, else the declared timeout of the command whose pattern covers the subject
    * (`BusOptions.commands`), else `BusOptions.defaultRequestTimeoutMs`; then throws a `timeout` BusRequestError.
    */
   request<Req, Res>(subject: CommandSubject<Req, Res>, request: Req, options?: { timeoutMs?: number; headers?: Headers }): Promise<Res>;
-  serve<Req, Res>(command: CommandSpec<Req, Res>, handler: RequestHandler<Req, Res>): Promise<BusSubscription>;
+  /** Serves the command's pattern; once this resolves, a request sent by any process reaches the new subscriber. */
+  serve<Req, Res>(command: CommandSpec<Req, Res>, handler: RequestHandler<Req, Res>, options?: ServeOptions): Promise<BusSubscription>;
   consumerStats(consumer: ConsumerSpec): Promise<ConsumerStats>;
   close(): Promise<void>;
 }

@@ -21,6 +21,7 @@ import {
   type PublishOptions,
   type PublishResult,
   type RequestHandler,
+  type ServeOptions,
   type StoredDeadLetter,
 } from './bus';
 import { whileWorking } from './heartbeat';
@@ -116,7 +117,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   private readonly observer: BusObserver;
   private readonly retryDelayMs: (n: number) => number;
   private readonly pollIntervalMs: number;
-  private readonly responders = new Map<string, { pattern: string; handlers: RequestHandler<any, any>[]; next: number; commands: CommandSpec<unknown, unknown>[] }>();
+  private readonly responders = new Map<string, Responders>();
   private readonly loops = new Set<ConsumerLoop>();
   private pruneTimer: NodeJS.Timeout | undefined;
   private foreignCommitTimer: NodeJS.Timeout | undefined;
@@ -481,31 +482,34 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
 
   async request<Req, Res>(subject: CommandSubject<Req, Res>, request: Req, options: { timeoutMs?: number; headers?: Headers } = {}): Promise<Res> {
     this.assertOpen();
-    const entry = [...this.responders.values()].find((r) => subjectMatches(r.pattern, subject) && r.handlers.length > 0);
-    if (!entry) throw new BusRequestError(`no responder for ${subject}`, subject, 'no-responder');
-    const handler = entry.handlers[entry.next++ % entry.handlers.length];
+    const entries = [...this.responders.values()].filter((r) => subjectMatches(r.pattern, subject) && r.servers.length > 0);
+    if (entries.length === 0) throw new BusRequestError(`no responder for ${subject}`, subject, 'no-responder');
     const headers: Headers = { ...options.headers };
-    const timeoutMs = requestTimeoutMs({ ...this.options, commands: [...(this.options.commands ?? []), ...entry.commands] }, subject, options.timeoutMs);
-    // Round-trip through JSON so callers get the same copy semantics as over the network.
+    const commands = [...(this.options.commands ?? []), ...entries.flatMap((e) => e.commands)];
+    const timeoutMs = requestTimeoutMs({ ...this.options, commands }, subject, options.timeoutMs);
+    const answer = async (): Promise<Res> => {
+      const chosen = await chooseServer(entries);
+      if (!chosen) throw new BusRequestError(`no responder for ${subject}: no subscriber owns it now`, subject, 'no-responder');
+      // Round-trip through JSON so callers get the same copy semantics as over the network.
+      return withConsumerSpan(subject, '', chosen.pattern, headers, async () => decodeJson<Res>(encodeJson(await chosen.handler(decodeJson<Req>(encodeJson(request)), { subject, headers }))));
+    };
     return withProducerSpan(subject, '', headers, async () =>
-      answerWithin(
-        withConsumerSpan(subject, '', entry.pattern, headers, async () => decodeJson<Res>(encodeJson(await handler(decodeJson<Req>(encodeJson(request)), { subject, headers })))),
-        timeoutMs,
-        () => new BusRequestError(`no answer from ${subject} within ${timeoutMs} ms`, subject, 'timeout', timeoutMs),
-      ),
+      answerWithin(answer(), timeoutMs, () => new BusRequestError(`no answer from ${subject} within ${timeoutMs} ms`, subject, 'timeout', timeoutMs)),
     );
   }
 
-  async serve<Req, Res>(command: CommandSpec<Req, Res>, handler: RequestHandler<Req, Res>): Promise<BusSubscription> {
-    const key = `${command.pattern}\u0000${command.queueGroup}`;
-    const entry = this.responders.get(key) ?? { pattern: command.pattern, handlers: [], next: 0, commands: [] };
-    entry.handlers.push(handler);
+  async serve<Req, Res>(command: CommandSpec<Req, Res>, handler: RequestHandler<Req, Res>, options: ServeOptions = {}): Promise<BusSubscription> {
+    const ownerRouted = options.ownedNow !== undefined;
+    const key = `${command.pattern}\u0000${command.queueGroup}\u0000${ownerRouted ? 'owner' : 'queue'}`;
+    const entry: Responders = this.responders.get(key) ?? { pattern: command.pattern, servers: [], next: 0, commands: [], ownerRouted };
+    const server: Server = { handler: handler as RequestHandler<unknown, unknown>, ownedNow: options.ownedNow };
+    entry.servers.push(server);
     entry.commands.push(command as CommandSpec<unknown, unknown>);
     this.responders.set(key, entry);
     return {
       name: command.queueGroup,
       stop: async () => {
-        entry.handlers = entry.handlers.filter((h) => h !== handler);
+        entry.servers = entry.servers.filter((s) => s !== server);
       },
     };
   }
@@ -841,6 +845,32 @@ class ConsumerLoop {
     this.wake();
     await this.done;
   }
+}
+
+interface Server {
+  handler: RequestHandler<unknown, unknown>;
+  ownedNow?: ServeOptions['ownedNow'];
+}
+
+/** The servers of one pattern: a queue group's (taken in turn), or owner-routed ones (`ServeOptions.ownedNow`). */
+interface Responders {
+  pattern: string;
+  servers: Server[];
+  next: number;
+  commands: CommandSpec<unknown, unknown>[];
+  ownerRouted: boolean;
+}
+
+/** The owner among owner-routed servers (the first whose `ownedNow()` holds), else the queue group's next. */
+async function chooseServer(entries: Responders[]): Promise<{ pattern: string; handler: RequestHandler<unknown, unknown> } | undefined> {
+  for (const entry of entries.filter((e) => e.ownerRouted)) {
+    for (const server of [...entry.servers]) {
+      if (await Promise.resolve().then(server.ownedNow).catch(() => false)) return { pattern: entry.pattern, handler: server.handler };
+    }
+  }
+  const queued = entries.find((e) => !e.ownerRouted && e.servers.length > 0);
+  if (!queued) return undefined;
+  return { pattern: queued.pattern, handler: queued.servers[queued.next++ % queued.servers.length]!.handler };
 }
 
 /** The answer, or the timeout's error once `timeoutMs` passed; a late answer (or failure) is dropped. */

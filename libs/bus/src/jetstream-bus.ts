@@ -33,6 +33,7 @@ import {
   type PublishOptions,
   type PublishResult,
   type RequestHandler,
+  type ServeOptions,
   type StoredDeadLetter,
 } from './bus';
 import { decodeJson, encodeJson } from './codec';
@@ -390,16 +391,22 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
     });
   }
 
-  async serve<Req, Res>(command: CommandSpec<Req, Res>, handler: RequestHandler<Req, Res>): Promise<BusSubscription> {
+  async serve<Req, Res>(command: CommandSpec<Req, Res>, handler: RequestHandler<Req, Res>, options: ServeOptions = {}): Promise<BusSubscription> {
+    const { ownedNow } = options;
+    // Owner routing: no queue group, so a subscriber that stopped answering (a frozen process still connected)
+    // cannot take its share of the requests; each one reaches the owner too.
     const sub: Subscription = this.connection.subscribe(command.pattern, {
-      queue: command.queueGroup,
+      ...(ownedNow ? {} : { queue: command.queueGroup }),
       callback: (error, msg) => {
         if (error) return;
-        const headers = fromNatsHeaders(msg.headers);
-        void withConsumerSpan(msg.subject, '', command.queueGroup, headers, async () => {
-          const response = await handler(decodeJson<Req>(msg.data), { subject: msg.subject, headers });
-          msg.respond(encodeJson(response));
-        }).catch((e: Error) => msg.respond(encodeJson({ ok: false, errcode: 'M_UNKNOWN', error: e.message })));
+        void (async () => {
+          if (ownedNow && !(await Promise.resolve().then(ownedNow).catch(() => false))) return;
+          const headers = fromNatsHeaders(msg.headers);
+          await withConsumerSpan(msg.subject, '', command.queueGroup, headers, async () => {
+            const response = await handler(decodeJson<Req>(msg.data), { subject: msg.subject, headers });
+            msg.respond(encodeJson(response));
+          }).catch((e: Error) => msg.respond(encodeJson({ ok: false, errcode: 'M_UNKNOWN', error: e.message })));
+        })().catch(() => undefined); // the reply could not be sent (connection closing): the requester times out
       },
     });
     const subscription: BusSubscription = {
@@ -410,6 +417,9 @@ export class JetStreamBus implements Bus, DeadLetterAdmin {
       },
     };
     this.subscriptions.add(subscription);
+    // The server has the subscription before this returns (a new owner is reachable at once); not waited past a
+    // close step while the server is away: the client subscribes again when it reconnects.
+    await settledWithin(this.connection.flush(), this.closeStepTimeoutMs);
     return subscription;
   }
 

@@ -242,6 +242,40 @@ export function describeBusContract(adapterName: string, createHarness: HarnessF
       expect(reply).toEqual({ ok: true, roomId, eventId: '$joined' });
     });
 
+    // The elastic-replicas CI flake: a frozen state-resolver stayed in the commands' queue group and took half the requests.
+    it('owner routing: every subscriber gets the request, only the owner answers; the others send nothing, not even an error', async () => {
+      const calls = { owner: 0, lost: 0, failing: 0 };
+      subscriptions.push(
+        await harness.bus.serve(topology.createEvent.command, async () => (calls.lost++, { ok: true as const, eventId: '$lost' }), { ownedNow: () => false }),
+        await harness.bus.serve(topology.createEvent.command, async () => (calls.failing++, { ok: true as const, eventId: '$failing' }), {
+          ownedNow: async () => {
+            throw new Error('store unreachable');
+          },
+        }),
+        await harness.bus.serve(topology.createEvent.command, async () => (calls.owner++, { ok: true as const, eventId: '$owner' }), { ownedNow: async () => true }),
+      );
+      const roomId = '!owned:x';
+      const replies = [];
+      for (let i = 0; i < 8; i++) replies.push(await harness.bus.request(topology.createEvent.subjectFor(roomId), { roomId, sender: '@u:x', type: 'm.room.message', content: {} }));
+      expect(replies).toEqual(Array(8).fill({ ok: true, eventId: '$owner' }));
+      expect(calls).toEqual({ owner: 8, lost: 0, failing: 0 });
+    });
+
+    it('owner routing: with no owner the request fails (timeout, or no-responder where the bus sees every subscriber) and no handler runs; the retry reaches a new owner', async () => {
+      let worked = 0;
+      let owner = false;
+      subscriptions.push(await harness.bus.serve(topology.createEvent.command, async () => (worked++, { ok: true as const, eventId: '$late-owner' }), { ownedNow: () => owner }));
+      const roomId = '!unowned:x';
+      const send = () => harness.bus.request(topology.createEvent.subjectFor(roomId), { roomId, sender: '@u:x', type: 'm.room.message', content: {}, txnId: 't' }, { timeoutMs: 200 });
+      const failed = await send().then(() => undefined, (error: unknown) => error);
+      expect(failed).toBeInstanceOf(BusRequestError);
+      expect(['timeout', 'no-responder']).toContain((failed as BusRequestError).failure);
+      expect(worked).toBe(0);
+      owner = true;
+      expect(await send()).toEqual({ ok: true, eventId: '$late-owner' });
+      expect(worked).toBe(1);
+    });
+
     it('defect 4: a request without a responder fails at once as no-responder', async () => {
       const roomId = '!nobody:x';
       await expect(harness.bus.request(topology.backfill.subjectFor(roomId), { roomId, atOrBelowDepth: 1, limit: 1 })).rejects.toMatchObject({

@@ -45,6 +45,7 @@ const silentLogger = pino({ level: 'silent' });
         registry: Registry | null | undefined,
       ) => {
         const fenced = registry ? commitsFencedCounter(registry) : undefined;
+        const declined = registry ? commandsDeclinedCounter(registry) : undefined;
         return new StateResolver({
           store,
           bus,
@@ -63,6 +64,7 @@ const silentLogger = pino({ level: 'silent' });
               'partial-state room resynced: full state in',
             ),
           onCommitFenced: () => fenced?.inc(),
+          onCommandDeclined: (partition) => declined?.inc({ partition: String(partition) }),
         });
       },
     },
@@ -90,5 +92,20 @@ function commitsFencedCounter(registry: Registry): Counter {
   return (
     (registry.getSingleMetric(COMMITS_FENCED) as Counter | undefined) ??
     new Counter({ name: COMMITS_FENCED, help: 'Commits refused because the partition lease they were made under was lost (elastic ownership fencing)', registers: [registry] })
+  );
+}
+
+const COMMANDS_DECLINED = 'fedgate_state_resolver_commands_declined_total';
+
+/** Room commands received for a partition whose lease this replica does not hold (left to the owner, unanswered here). */
+function commandsDeclinedCounter(registry: Registry): Counter<'partition'> {
+  return (
+    (registry.getSingleMetric(COMMANDS_DECLINED) as Counter<'partition'> | undefined) ??
+    new Counter({
+      name: COMMANDS_DECLINED,
+      help: 'Room commands received for a partition this replica does not own (lease lost or moving): left unanswered for the owner',
+      labelNames: ['partition'],
+      registers: [registry],
+    })
   );
 }

@@ -1,11 +1,10 @@
 // The state-resolver's parts wired together, and their subscriptions on the bus.
-import { notOwned, partitionsForReplica, type Bus, type HandlerOutcome, type InboundPdu, type ReceivedMessage, type BusSubscription, type BusTopology, type CommandSpec, type CommandSubject, type RepairCommand, type RepairReply } from '@fedgate/bus';
+import { notOwned, partitionsForReplica, type Bus, type HandlerOutcome, type InboundPdu, type ReceivedMessage, type BusSubscription, type BusTopology, type CommandSpec, type RepairCommand, type RepairReply } from '@fedgate/bus';
 import { FederationApi, type FederationHttpClient, type KeyRing } from '@fedgate/federation-client';
 import { PartitionOwnership, type ElasticOwnership } from '@fedgate/platform';
 import type { Registry } from 'prom-client';
 import { CommitFencedError, type Store } from '@fedgate/store';
 import { clientTransactionLog, type ClientTransactionLog } from './client-transactions';
-import { CommandRefusal } from './errors';
 import { EventBuilder, type ServerSigner } from './event-builder';
 import { DEFAULT_GAP_FILL_LIMITS, InboundPduHandler, type GapFillLimits } from './inbound-pdus';
 import { LocalEvents } from './local-events';
@@ -13,6 +12,7 @@ import { InviteChecks } from './invite-checks';
 import { InviteEntry } from './invite-entry';
 import { InviteRateLimit } from './invite-rate-limit';
 import { MembershipHandshakes } from './membership-handshakes';
+import { forPartition, PartitionCommands, type CommandEntry } from './partition-commands';
 import {
   DEFAULT_INBOUND_POLICY_LIMITS,
   DEFAULT_INBOUND_QUIET_MS,
@@ -63,14 +63,11 @@ export interface StateResolverDeps {
   onResynced?: (outcome: ResyncOutcome) => void;
   /** A commit the store refused for a stale lease (elastic ownership): counted by the module's metric. */
   onCommitFenced?: (error: CommitFencedError) => void;
+  /** A room command this replica received for a partition whose lease it does not hold, left to the owner (elastic). */
+  onCommandDeclined?: (partition: number) => void;
 }
 
 const DEFAULT_REPAIR_INTERVAL_MS = 15_000;
-
-/** A command served for one partition only: its subject's trailing `*` replaced by the partition. */
-function forPartition<Req, Res>(command: CommandSpec<Req, Res>, p: number): CommandSpec<Req, Res> {
-  return { ...command, pattern: command.pattern.replace(/\*$/, String(p)) as CommandSubject<Req, Res> };
-}
 
 export class StateResolver {
   readonly timeline: RoomTimeline;
@@ -88,6 +85,7 @@ export class StateResolver {
   private repairTimer: NodeJS.Timeout | undefined;
   private ownership: PartitionOwnership | undefined;
   private readonly partitionSubscriptions = new Map<number, BusSubscription[]>();
+  private servedByPartition: PartitionCommands | undefined;
 
   constructor(private readonly deps: StateResolverDeps) {
     const locks = this.locks;
@@ -238,10 +236,18 @@ export class StateResolver {
     return partitionsForReplica(replica.index, replica.count, this.deps.topology.roomPartitions);
   }
 
-  private commands(): Array<{ command: CommandSpec<never, unknown>; handler: (request: never) => Promise<unknown> }> {
+  private partitionCommands(): PartitionCommands {
+    const holder = { owns: (p: number) => this.ownership?.owns(p) === true, ownsAfterRenewal: async (p: number) => (await this.ownership?.ownsAfterRenewal(p)) === true };
+    this.servedByPartition ??= new PartitionCommands(this.deps.bus, this.commands(), holder, (partition, subject) => {
+      this.deps.elastic?.logger.warn({ partition, subject }, 'command left to the partition\'s owner: this replica does not hold its lease (any more)');
+      this.deps.onCommandDeclined?.(partition);
+    });
+    return this.servedByPartition;
+  }
+
+  private commands(): CommandEntry[] {
     const { topology } = this.deps;
-    const entry = <Req, Res>(command: CommandSpec<Req, Res>, handler: (request: Req) => Promise<Res>) =>
-      ({ command, handler }) as unknown as { command: CommandSpec<never, unknown>; handler: (request: never) => Promise<unknown> };
+    const entry = <Req, Res>(command: CommandSpec<Req, Res>, handler: (request: Req) => Promise<Res>) => ({ command, handler }) as unknown as CommandEntry;
     return [
       entry(topology.createEvent.command, (c) => this.localEvents.onCommand(c)),
       entry(topology.makeMembership.command, (c) => this.handshakes.makeMembership(c)),
@@ -270,20 +276,7 @@ export class StateResolver {
     const subscriptions: BusSubscription[] = [];
     this.partitionSubscriptions.set(p, subscriptions);
     try {
-      for (const { command, handler } of this.commands()) {
-        subscriptions.push(
-          await bus.serve(forPartition(command, p), async (request: never) => {
-            if (!owns()) throw new Error(`room partition ${p} is moving to another replica; retry`);
-            try {
-              return await handler(request);
-            } catch (err) {
-              // Refused at commit (this replica stalled past its lease): nothing was kept; the new owner serves the retry.
-              if (err instanceof CommitFencedError) return new CommandRefusal('M_UNKNOWN', `${err.message}; retry`, 503, { retry_after_ms: 1_000 }).toReply();
-              throw err;
-            }
-          }),
-        );
-      }
+      subscriptions.push(...(await this.partitionCommands().serve(p)));
       subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => (owns() ? this.onPartitionMessage(m) : notOwned(1_000))));
       subscriptions.push(await bus.consume(topology.consumers.stateResolverParked(p), (m) => (owns() ? this.parking.onParkedMessage(m) : notOwned(1_000))));
     } catch (err) {
