@@ -1,7 +1,9 @@
 // Issue 19, idle memory of the embedded gateway: what it loads and sizes at start. Before the fix `npm start`
 // loaded the MongoDB driver (whose BSON module allocates a 17 MiB buffer on load), NATS, sharp with its native
 // libvips, node-forge and the OTLP exporter, none of which an embedded gateway uses at start; and the young
-// generation was 2 × 16 MiB. Both are counted, not timed: RSS figures are in docs/benchmarks.md.
+// generation was 2 × 16 MiB. Then (idle-rss): Nest's logger built an Intl.DateTimeFormat at load (V8 then read every
+// ICU locale: ~5 MiB of the binary's pages), and the start-up's garbage stayed mapped (~25 MiB) for want of a
+// memory-reducing collection. All counted, not timed: RSS figures are in docs/benchmarks.md.
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +18,10 @@ const loadedOnlyWhenUsed = ['mongodb', 'bson', '@nats-io/', 'sharp', '@img/', 'n
 interface ProbeReport {
   modules: string[];
   newSpaceBytes: number | null;
+  /** Intl.DateTimeFormat instances built so far. */
+  dateTimeFormats: number;
+  /** The young generation's size when the ready line was written. */
+  readyNewSpaceBytes: number | null;
 }
 
 describe('embedded gateway at idle (issue 19)', () => {
@@ -59,5 +65,14 @@ describe('embedded gateway at idle (issue 19)', () => {
   it('runs with the deployed young generation of 2 × 8 MiB, not 2 × 16 or V8’s own 2 × 64', () => {
     expect(report.newSpaceBytes).not.toBeNull();
     expect(report.newSpaceBytes!).toBeLessThanOrEqual(2 * 8 * 1024 * 1024);
+  });
+
+  it('builds no Intl.DateTimeFormat (Nest’s logger did at load: V8 then reads every ICU locale, ~5 MiB of RSS)', () => {
+    expect(report.dateTimeFormats).toBe(0);
+  });
+
+  it('gave the start-up garbage back before it was ready: the young generation start-up grew to 2 × 8 MiB is shrunk again', () => {
+    expect(report.readyNewSpaceBytes).not.toBeNull();
+    expect(report.readyNewSpaceBytes!).toBeLessThanOrEqual(2 * 1024 * 1024);
   });
 });

@@ -1,7 +1,8 @@
 // Distributed mode: federation ingress as its own process, serving the federation HTTPS listener.
+// service-kit first: it loads @nestjs/common before the services do (see its start-up/load-nest-common).
+import { runService } from '@fedgate/service-kit';
 import { FederationIngressModule } from '@fedgate/federation-ingress';
 import { sharedPlatform } from '@fedgate/platform';
-import { runService } from '@fedgate/service-kit';
 
 if (require.main === module) {
   runService({ name: 'federation-ingress', federation: [FederationIngressModule], shared: sharedPlatform });

@@ -1,3 +1,5 @@
+// First: loads @nestjs/common before anything else does, without the ICU cost of its logger's date formatter.
+import './start-up/load-nest-common';
 export { MatrixError, Errcode, type KnownErrcode, type MatrixErrorBody } from './http/matrix-error';
 export { toMatrixError } from './http/to-matrix-error';
 export { MatrixExceptionFilter } from './http/matrix-exception.filter';

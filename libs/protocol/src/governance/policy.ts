@@ -1,7 +1,7 @@
 // The operator's federation policy: validated against its schema, compiled into glob lists, versioned by
 // the operator's `version` and a hash of the whole document (both recorded on every decision).
 import { createHash } from 'node:crypto';
-import Ajv, { type ErrorObject } from 'ajv';
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { canonicalJson } from '../canonical-json';
 import { GlobList } from './glob';
 import { policySchema } from './policy-schema';
@@ -82,8 +82,12 @@ export const DEFAULT_RULE_ID = 'default';
 export const ROOM_CHECKS = ['servers', 'join', 'eventTypes', 'attachments', 'links', 'keywords', 'rate'] as const;
 export type RoomCheck = (typeof ROOM_CHECKS)[number];
 
-const ajv = new Ajv({ allErrors: true, strict: true });
-const validate = ajv.compile(policySchema);
+/**
+ * Compiled when the first policy is validated, not when this module loads: the policy engine is off unless the
+ * operator configures one, and the compiled validator is code and memory an idle gateway does not need (issue 19).
+ */
+let policyValidator: ValidateFunction | undefined;
+const validatePolicy = (): ValidateFunction => (policyValidator ??= new Ajv({ allErrors: true, strict: true }).compile(policySchema));
 
 function describe(error: ErrorObject): string {
   const at = error.instancePath === '' ? 'the policy' : error.instancePath.slice(1).replaceAll('/', '.');
@@ -98,6 +102,7 @@ const list = (globs: string[] | undefined, caseInsensitive = false) => (globs ==
 
 /** Validates and compiles a policy document. Throws PolicyError listing every problem. */
 export function compilePolicy(document: unknown): CompiledPolicy {
+  const validate = validatePolicy();
   if (!validate(document)) {
     const problems = [...new Set((validate.errors ?? []).filter((e) => e.keyword !== 'anyOf').map(describe))];
     throw new PolicyError(problems.length > 0 ? problems : ['does not match the policy schema']);
