@@ -85,6 +85,7 @@ export class OwnedRoomCache {
   /** Forgets the rooms of a partition handed over (their entries could not be used again anyway: a new holding has a new epoch). */
   forget(inPartition: (roomId: string) => boolean): void {
     for (const roomId of [...this.rooms.keys()]) if (inPartition(roomId)) this.rooms.delete(roomId);
+    for (const roomId of [...this.writes.keys()]) if (inPartition(roomId)) this.writes.delete(roomId);
     for (const [eventId, entry] of [...this.events.entries()]) if (inPartition(entry.roomId)) this.events.delete(eventId);
   }
 
@@ -116,6 +117,7 @@ export class OwnedRoomCache {
 
   /** A write of a room: what it changes updated after it succeeds; on failure (what the store holds is unknown) the room forgotten. */
   private async roomWrite<T>(roomId: string, write: () => Promise<T>, update: (entry: RoomEntry, result: T) => void): Promise<T> {
+    const epoch = this.holding(roomId);
     this.writes.set(roomId, (this.writes.get(roomId) ?? 0) + 1);
     let result: T;
     try {
@@ -124,8 +126,9 @@ export class OwnedRoomCache {
       this.rooms.delete(roomId);
       throw err;
     }
-    const entry = this.room(roomId);
-    if (entry) update(entry, result);
+    // Written under another holding than the one now (or none): what the store holds after it is not ours to know.
+    if (epoch !== undefined && this.holding(roomId) === epoch) update(this.room(roomId)!, result);
+    else this.rooms.delete(roomId);
     return result;
   }
 
@@ -237,12 +240,16 @@ export class OwnedRoomCache {
         return { inserted };
       },
       appendMany: async (records) => {
+        const epochs = new Map(records.map((r) => [r.roomId, this.holding(r.roomId)]));
         const result = await this.eventWrite(
           records.map((r) => r.eventId),
           () => events.appendMany(records),
         );
         const inserted = new Set(result.inserted);
-        for (const record of records) if (inserted.has(record.eventId)) this.rememberEvent(record, this.holding(record.roomId));
+        for (const record of records) {
+          const epoch = epochs.get(record.roomId);
+          if (inserted.has(record.eventId) && epoch === this.holding(record.roomId)) this.rememberEvent(record, epoch);
+        }
         return result;
       },
       setOutcome: (eventId, outcome) => this.eventWrite([eventId], () => events.setOutcome(eventId, outcome)),
