@@ -161,6 +161,16 @@ describe('the owned-room read cache (issue 19, distributed): answers only under 
     expect(counted.reads).toEqual(['rooms.get']);
   });
 
+  it('a write method it was not taught about (added to a port later) forgets what it holds: never a stale answer', async () => {
+    const extended = Object.assign(Object.create(store.rooms) as Store['rooms'], {
+      moveEverything: (roomId: string) => store.rooms.updateForwardExtremities(roomId, { add: ['$moved'], remove: ['$one'] }),
+    });
+    const a = new OwnedRoomCache(() => 1).wrap({ ...store, rooms: extended });
+    expect(await a.rooms.getForwardExtremities(ROOM)).toEqual(['$one']);
+    await (a.rooms as unknown as { moveEverything(roomId: string): Promise<void> }).moveEverything(ROOM);
+    expect(await a.rooms.getForwardExtremities(ROOM)).toEqual(['$moved']);
+  });
+
   it('a read that raced a write of the same room does not fill the cache with what it read before the write', async () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));

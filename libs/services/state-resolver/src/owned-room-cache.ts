@@ -33,13 +33,27 @@ interface EventEntry {
   refs?: EventStateRefs;
 }
 
-/** `repo` with some methods replaced; the rest (prototype methods included) bound to it. */
-function withOverrides<T extends object>(repo: T, overrides: Partial<T>): T {
+/**
+ * `repo` with some methods replaced; of the others (prototype methods included), those named in `reads` are bound to
+ * it as they are, and any other — a write this cache was not taught about — forgets everything before and after it
+ * runs, so a method added to a port later can cost hits but never leave an answer stale.
+ */
+function withOverrides<T extends object>(repo: T, overrides: Partial<T>, reads: ReadonlyArray<keyof T>, forgetAll: () => void): T {
   return new Proxy(repo, {
     get: (target, key) => {
       if (Object.prototype.hasOwnProperty.call(overrides, key)) return overrides[key as keyof T];
       const value = Reflect.get(target, key) as unknown;
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      if (typeof value !== 'function') return value;
+      const method = (value as (...args: unknown[]) => unknown).bind(target);
+      if (reads.includes(key as keyof T)) return method;
+      return async (...args: unknown[]) => {
+        forgetAll();
+        try {
+          return await method(...args);
+        } finally {
+          forgetAll();
+        }
+      };
     },
   });
 }
@@ -77,8 +91,8 @@ export class OwnedRoomCache {
       partialStateRooms: this.wrapPartialStateRooms(store),
       events: this.wrapEvents(store),
       state: this.wrapState(store),
-      commits: { write: (writes) => this.commit(store, writes) },
-      redactions: withOverrides(store.redactions, { apply: (claim) => this.eventWrite([claim.targetEventId], () => store.redactions.apply(claim)) }),
+      commits: withOverrides(store.commits, { write: (writes) => this.commit(store, writes) }, [], this.forgetAll),
+      redactions: withOverrides(store.redactions, { apply: (claim) => this.eventWrite([claim.targetEventId], () => store.redactions.apply(claim)) }, ['addClaim', 'claimsOn'], this.forgetAll),
     };
   }
 
@@ -88,6 +102,14 @@ export class OwnedRoomCache {
     for (const roomId of [...this.writes.keys()]) if (inPartition(roomId)) this.writes.delete(roomId);
     for (const [eventId, entry] of [...this.events.entries()]) if (inPartition(entry.roomId)) this.events.delete(eventId);
   }
+
+  /** Forgets everything: what an unknown write may have changed. */
+  private readonly forgetAll = (): void => {
+    this.rooms.clear();
+    this.events.clear();
+    // A read under way finds its room's entry (or its event's) gone, and does not fill it.
+    this.eventWrites++;
+  };
 
   private room(roomId: string): RoomEntry | undefined {
     const epoch = this.holding(roomId);
@@ -188,7 +210,7 @@ export class OwnedRoomCache {
         this.roomWrite(roomId, () => rooms.updateJoinedServers(roomId, change), (e) => {
           if (e.joinedServers) e.joinedServers = applyChange(e.joinedServers, change);
         }),
-    });
+    }, ['roomsOfServer'], this.forgetAll);
   }
 
   private wrapPartialStateRooms(store: Store): Store['partialStateRooms'] {
@@ -203,7 +225,7 @@ export class OwnedRoomCache {
         )) ?? undefined,
       begin: (room) => this.roomWrite(room.roomId, () => partial.begin(room), (e) => (e.partial = structuredClone(room))),
       finish: (roomId) => this.roomWrite(roomId, () => partial.finish(roomId), (e) => (e.partial = null)),
-    });
+    }, ['list'], this.forgetAll);
   }
 
   private wrapEvents(store: Store): Store['events'] {
@@ -253,7 +275,7 @@ export class OwnedRoomCache {
         return result;
       },
       setOutcome: (eventId, outcome) => this.eventWrite([eventId], () => events.setOutcome(eventId, outcome)),
-    });
+    }, ['missing', 'byDepthRange', 'byStatus'], this.forgetAll);
   }
 
   private wrapState(store: Store): Store['state'] {
@@ -269,7 +291,7 @@ export class OwnedRoomCache {
         return refs;
       },
       setForEvent: (eventId, refs) => this.eventWrite([eventId], () => state.setForEvent(eventId, refs)),
-    });
+    }, ['derive', 'save', 'load', 'stateAfterEvent', 'stateBeforeEvent'], this.forgetAll);
   }
 
   /** A commit's writes: the event, its state refs, the room's extremities and current state remembered once written. */
