@@ -5,7 +5,8 @@
 //                                         NATS and a MongoDB-wire server from FEDGATE_TEST_NATS_URL / _MONGO_URL,
 //                                         else started here as the e2e suite starts them)
 //   --scale short|medium|full
-//   --parts inbound,fan-out,big-join   (or interleaved: only the rooms interleaved, to compare state-resolver replicas)
+//   --parts inbound,fan-out,big-join   (or interleaved: only the rooms interleaved, to compare state-resolver replicas;
+//                                       idle: only the idle CPU of the targets' processes)
 //   --cpu-prof DIR   the fedgate processes write V8 CPU profiles into DIR when they stop
 //   --trace          the fedgate processes export their spans here; each big join prints its /join timeline
 //   --heap-snapshot DIR   the fedgate processes write a V8 heap snapshot into DIR once the fan-out's servers joined

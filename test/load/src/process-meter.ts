@@ -33,6 +33,32 @@ export function sampleProcesses(pids: readonly number[]): ProcessSample {
   return total;
 }
 
+/** Child processes of this one whose command line contains one of `needles` (NATS and the MongoDB-wire server this run started). */
+export function childProcessesMatching(needles: readonly string[]): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (parent !== process.pid) continue;
+      const commandLine = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (needles.some((needle) => commandLine.includes(needle))) found.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+
+/** CPU milliseconds a second the processes spend over `ms` (idle cost: polling, lease renewals). */
+export async function cpuMsPerSecond(pids: readonly number[], ms: number): Promise<number> {
+  const before = sampleProcesses(pids).cpuSeconds;
+  const started = Date.now();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return ((sampleProcesses(pids).cpuSeconds - before) * 1000) / ((Date.now() - started) / 1000);
+}
+
 /** The process whose command line contains `needle` (Synapse is started through a launcher that does not expose its PID). */
 export function findProcessByCommandLine(needle: string): number | undefined {
   for (const entry of readdirSync('/proc')) {

@@ -8,6 +8,8 @@ export interface TargetReport {
   target: string;
   version: string;
   idleRssBytes: number;
+  /** CPU ms a second of the target's processes, idle (measured for `--parts interleaved` only). */
+  idleCpuMsPerSecond?: number;
   results: WorkloadResult[];
   fanOut?: FanOutResult;
   /** The simulator serves partial-state joins (omit_members) to whoever asks. */
@@ -42,6 +44,8 @@ interface Row {
 function rowsFor(report: LoadReport): Row[] {
   const names = report.targets[0]?.results.map((r) => r.workload) ?? [];
   const rows: Row[] = [{ measure: 'idle RSS', text: (t) => mib(t.idleRssBytes), value: (t) => t.idleRssBytes }];
+  if (report.targets.some((t) => t.idleCpuMsPerSecond !== undefined))
+    rows.push({ measure: 'idle CPU (ms a second, the target\'s processes)', text: (t) => num(t.idleCpuMsPerSecond ?? Number.NaN), value: (t) => t.idleCpuMsPerSecond });
   names.forEach((name, i) => {
     const at = (t: TargetReport) => t.results[i];
     const show = (f: (r: WorkloadResult) => string) => (t: TargetReport) => (at(t) ? f(at(t)!) : '–');
@@ -51,6 +55,9 @@ function rowsFor(report: LoadReport): Row[] {
       { measure: `${name}: /send p50 / p99`, text: show((r) => `${ms(r.sendMs.p50)} / ${ms(r.sendMs.p99)}`), value: (t) => at(t)?.sendMs.p99 },
       { measure: `${name}: sent → pushed to the AS p50 / p99`, text: show((r) => `${ms(r.deliveryMs.p50)} / ${ms(r.deliveryMs.p99)}`), value: (t) => at(t)?.deliveryMs.p99 },
       { measure: `${name}: CPU s per 1,000 PDUs delivered`, text: show((r) => num(r.cpuSecondsPer1000, 2)), value: (t) => at(t)?.cpuSecondsPer1000 },
+      ...(report.targets.some((t) => t.results[i]?.backingCpuSecondsPer1000 !== undefined)
+        ? [{ measure: `${name}: CPU s per 1,000 PDUs delivered, NATS and the MongoDB-wire server`, text: show((r) => num(r.backingCpuSecondsPer1000 ?? Number.NaN, 2)), value: (t: TargetReport) => at(t)?.backingCpuSecondsPer1000 }]
+        : []),
       { measure: `${name}: peak RSS`, text: show((r) => mib(r.peakRssBytes)), value: (t) => at(t)?.peakRssBytes },
       { measure: `${name}: events lost`, text: show((r) => `${r.lost} of ${r.sent}`) },
       { measure: `${name}: federation /version p99 meanwhile`, text: show((r) => ms(r.versionMs.p99)), value: (t) => at(t)?.versionMs.p99 },

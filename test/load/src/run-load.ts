@@ -2,15 +2,18 @@
 import type { TestCertificateAuthority } from '@fedgate/testing';
 import { joinBigRoom } from './big-room-join';
 import { fanOut } from './fan-out';
-import { sampleProcesses } from './process-meter';
+import { cpuMsPerSecond, sampleProcesses } from './process-meter';
 import type { TargetReport } from './report';
 import { SimulatedHomeserver } from './simulated-homeserver';
 import { timeline, type SpanCollector } from './span-collector';
 import { startTarget, type TargetKind, type TargetOptions } from './targets';
 import { fixedRate, interleavedRooms, workloads, type Scale } from './workloads';
 
-/** `inbound` runs every inbound workload and the steady load; `interleaved` only the rooms interleaved (replicas compared). */
-export type Part = 'inbound' | 'interleaved' | 'fan-out' | 'big-join';
+/**
+ * `inbound` runs every inbound workload and the steady load; `interleaved` only the rooms interleaved (replicas
+ * compared), with the idle CPU measured first; `idle` only that.
+ */
+export type Part = 'inbound' | 'interleaved' | 'idle' | 'fan-out' | 'big-join';
 
 export async function runLoad(
   kind: TargetKind,
@@ -27,6 +30,8 @@ export async function runLoad(
     await target.createRoom();
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     const idleRssBytes = sampleProcesses(target.pids()).rssBytes;
+    // Replicas compared: what the processes burn doing nothing (pull renewals, heartbeats, lease renewals).
+    const idleCpuMsPerSecond = parts.includes('interleaved') || parts.includes('idle') ? await cpuMsPerSecond(target.pids(), 10_000) : undefined;
     const results = [];
     const inbound = parts.includes('inbound') ? workloads : parts.includes('interleaved') ? [interleavedRooms] : [];
     for (const workload of inbound) {
@@ -50,7 +55,7 @@ export async function runLoad(
       if (bigJoin.spans) for (const line of timeline(bigJoin.spans)) log(`  ${line}`);
       bigJoins.push(bigJoin);
     }
-    return { target: kind, version: target.version, idleRssBytes, results, fanOut: fanOutResult, bigJoin: bigJoins[0], bigJoinWholeState: bigJoins[1] };
+    return { target: kind, version: target.version, idleRssBytes, ...(idleCpuMsPerSecond !== undefined ? { idleCpuMsPerSecond } : {}), results, fanOut: fanOutResult, bigJoin: bigJoins[0], bigJoinWholeState: bigJoins[1] };
   } finally {
     await sim.stop();
     await target.stop();

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { FedgateProcess, startFedgate, startSynapse, TestBridge, type FedgateInstance, type SynapseHandle, type TestCertificateAuthority } from '@fedgate/testing';
-import { findProcessByCommandLine } from './process-meter';
+import { childProcessesMatching, findProcessByCommandLine } from './process-meter';
 
 /** `fedgate-distributed-2sr`: the distributed shape with a second state-resolver process (partitions split by leases). */
 export type TargetKind = 'fedgate-embedded' | 'fedgate-distributed' | 'fedgate-distributed-2sr' | 'synapse';
@@ -16,6 +16,8 @@ export interface Target {
   bridge: TestBridge;
   /** The target's processes, for CPU and RSS. */
   pids(): number[];
+  /** Distributed: NATS and the MongoDB-wire server (started by this run, shared by its targets), whose CPU is reported apart. */
+  backingPids?(): number[];
   /** A public room (version 10) created by a virtual user of the bridge; the simulator joins it. */
   createRoom(): Promise<string>;
   /** A message from the room creator (a local event the target must send to every server in the room). */
@@ -134,6 +136,7 @@ async function fedgateTarget(kind: Exclude<TargetKind, 'synapse'>, ca: TestCerti
     serverName: instance.serverName,
     bridge,
     pids: () => [...instance.processes, ...extra].map((p) => p.pid).filter((pid): pid is number => pid !== undefined),
+    ...(shape === 'distributed' ? { backingPids: () => childProcessesMatching(['nats-server', 'ferretdb']) } : {}),
     createRoom: () => createRoomAs(bridge, host),
     sendMessage: (roomId, body) => sendMessageAs(bridge, host, roomId, body),
     joinRemoteRoom: (roomId, via, traceparent) => joinRemoteRoomAs(bridge, instance.clientServerUrl, host, roomId, via, traceparent),

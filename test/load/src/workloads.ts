@@ -20,6 +20,8 @@ export interface WorkloadResult {
   sendMs: { p50?: number; p99?: number };
   deliveryMs: { p50?: number; p99?: number };
   cpuSecondsPer1000: number;
+  /** Distributed: NATS and the MongoDB-wire server over the same time (shared by the run's targets, idle between them). */
+  backingCpuSecondsPer1000?: number;
   peakRssBytes: number;
   /** federation /version answer times sampled during the workload. */
   versionMs: { p50?: number; p99?: number };
@@ -116,6 +118,7 @@ async function measure(workload: string, sim: SimulatedHomeserver, target: Targe
   const sendTimes: number[] = [];
   let accepted = 0;
   const cpuBefore = sampleProcesses(target.pids()).cpuSeconds;
+  const backingBefore = target.backingPids ? sampleProcesses(target.backingPids()).cpuSeconds : 0;
   const rss = new PeakRssWatcher(() => target.pids());
   await target.eventLoopDelay?.().catch(() => undefined);
   const probe = new ResponsivenessProbe(sim, target);
@@ -135,6 +138,7 @@ async function measure(workload: string, sim: SimulatedHomeserver, target: Targe
   const delivered = tracker.delivered();
   const finished = Math.max(tracker.lastDelivery(), sentDone);
   const cpu = sampleProcesses(target.pids()).cpuSeconds - cpuBefore;
+  const backingCpu = target.backingPids ? sampleProcesses(target.backingPids()).cpuSeconds - backingBefore : undefined;
   const peakRssBytes = rss.stop();
   const versionMs = await probe.stop();
   const eventLoopDelayMs = await target.eventLoopDelay?.().catch(() => undefined);
@@ -152,6 +156,7 @@ async function measure(workload: string, sim: SimulatedHomeserver, target: Targe
     sendMs: { p50: percentile(sendTimes, 50), p99: percentile(sendTimes, 99) },
     deliveryMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99) },
     cpuSecondsPer1000: delivered > 0 ? (cpu / delivered) * 1000 : Number.NaN,
+    ...(backingCpu !== undefined ? { backingCpuSecondsPer1000: delivered > 0 ? (backingCpu / delivered) * 1000 : Number.NaN } : {}),
     peakRssBytes,
     versionMs,
     ...(eventLoopDelayMs ? { eventLoopDelayMs } : {}),

@@ -31,6 +31,7 @@ import { DEFAULT_PARKING_LIMITS, RoomParking, type ParkingLimits } from './room-
 import { RoomLocks } from './room-locks';
 import { RoomReader } from './room-reader';
 import { RoomTimeline, type RepairOutcome } from './room-timeline';
+import { OwnedRoomCache } from './owned-room-cache';
 
 export interface StateResolverDeps {
   store: Store;
@@ -86,9 +87,15 @@ export class StateResolver {
   private ownership: PartitionOwnership | undefined;
   private readonly partitionSubscriptions = new Map<number, BusSubscription[]>();
   private servedByPartition: PartitionCommands | undefined;
+  /** Elastic: reads of what only the partition's lease holder writes, from memory while the lease is held (owned-room-cache.ts). */
+  private readonly ownedRooms: OwnedRoomCache | undefined;
+  private readonly deps: StateResolverDeps;
 
-  constructor(private readonly deps: StateResolverDeps) {
+  constructor(deps: StateResolverDeps) {
     const locks = this.locks;
+    this.ownedRooms = deps.elastic ? new OwnedRoomCache((roomId) => this.holdingOf(roomId)) : undefined;
+    deps = { ...deps, store: this.ownedRooms ? this.ownedRooms.wrap(deps.store) : deps.store };
+    this.deps = deps;
     const api = new FederationApi(deps.federation);
     const builder = new EventBuilder(deps.store, deps.identity);
     const transactions = deps.transactions ?? clientTransactionLog(deps.store);
@@ -229,6 +236,12 @@ export class StateResolver {
     }
   }
 
+  /** The epoch of this replica's lease on the room's partition while it holds it fresh; undefined otherwise. */
+  private holdingOf(roomId: string): number | undefined {
+    const p = this.deps.topology.roomLog.partitionOf(roomId);
+    return this.ownership?.owns(p) ? this.ownership.fence(p)?.epoch : undefined;
+  }
+
   /** The partitions this replica works on now (all of a static share; the leased ones when elastic). */
   ownedPartitions(): number[] {
     if (this.ownership) return this.ownership.owned();
@@ -290,6 +303,7 @@ export class StateResolver {
     const subscriptions = this.partitionSubscriptions.get(p) ?? [];
     this.partitionSubscriptions.delete(p);
     await Promise.all(subscriptions.map((s) => s.stop()));
+    this.ownedRooms?.forget((roomId) => this.deps.topology.roomLog.partitionOf(roomId) === p);
     // Before the next owner works there: its repair would publish them again, after its own entries.
     await this.timeline.flushAll().catch(() => undefined);
   }

@@ -40,6 +40,10 @@ export interface TestServerOptions {
   start?: boolean;
   policyServer?: StateResolverDeps['policyServer'];
   metrics?: StateResolverDeps['metrics'];
+  /** Another store than the server's own SQLite file (e.g. MongoDB in medium tests); closed with the server. */
+  store?: Store;
+  /** Elastic ownership over the server's store (the owned-room read cache comes with it). */
+  elastic?: (store: Store) => StateResolverDeps['elastic'];
 }
 
 export class TestNetwork {
@@ -183,7 +187,7 @@ export class TestServer {
   static async create(network: TestNetwork, name: string, options: TestServerOptions): Promise<TestServer> {
     const dir = mkdtempSync(path.join(tmpdir(), 'state-resolver-'));
     const key = generateSigningKey();
-    const store = openSqliteStore(path.join(dir, 'store.sqlite'));
+    const store = options.store ?? openSqliteStore(path.join(dir, 'store.sqlite'));
     const topology = busTopology({ roomPartitions: 4, ...options.topology });
     const bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite'), retryDelayMs: () => 5, pollIntervalMs: 10 });
     await bus.start();
@@ -194,7 +198,7 @@ export class TestServer {
     };
     // As a gateway with a chat platform claiming every local user: invites for users no service claims are refused.
     await store.appServices.register({ ...TEST_APP_SERVICE, namespaces: { users: [{ exclusive: false, regex: `@.*:${name.replace(/\./g, '\\.')}` }], aliases: [], rooms: [] } });
-    const resolver = new StateResolver({ store, bus, topology, identity: { serverName: name, signingKey: key }, federation: federation as never, keyRing: network.keyRing(), gapFill: options.gapFill, parking: options.parking, policyServer: options.policyServer, metrics: options.metrics });
+    const resolver = new StateResolver({ store, bus, topology, identity: { serverName: name, signingKey: key }, federation: federation as never, keyRing: network.keyRing(), gapFill: options.gapFill, parking: options.parking, policyServer: options.policyServer, metrics: options.metrics, elastic: options.elastic?.(store) });
     const server = new TestServer(name, key, store, bus, topology, resolver, dir);
     const publish = bus.publish.bind(bus);
     bus.publish = (async (subject: string, data: unknown, opts: { messageId: string }) => {
