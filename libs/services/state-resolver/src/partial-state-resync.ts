@@ -4,14 +4,17 @@
 // since our join is checked again against the state now known (one that fails is rejected with the reason
 // kept: it was accepted only because the members were missing); then current state and joined servers are
 // computed again and the room stops being partial. Each step can be repeated, and the partial-state record
-// goes last: a restart halfway resumes the resync.
+// goes last: a restart halfway resumes the resync. With elastic ownership a resync works under the lease
+// holding of its room's partition it began under: it stops when the partition goes (`stopRooms`), and each of its
+// writes is refused once that holding is over, so a replica that lost the room writes nothing more in it.
 import { FederationApi, type KeyRing } from '@fedgate/federation-client';
 import { roomVersionRules, type RoomVersionRules } from '@fedgate/protocol';
 import { isStateEvent, stateMapKey, toRoomEvent } from '@fedgate/room-state';
-import type { EventRecord, PartialStateRoom, Store } from '@fedgate/store';
+import { CommitFencedError, type CommitFence, type EventRecord, type PartialStateRoom, type Store } from '@fedgate/store';
 import { describeError, MissingStateError } from './errors';
 import { EventGraph } from './event-graph';
 import { OutlierImporter } from './outliers';
+import { budgetedFederation, withRemoteBudget, type FederationCalls } from './remote-budget';
 import type { RoomLocks } from './room-locks';
 import type { RoomTimeline } from './room-timeline';
 import { fetchStateAt } from './state-at-fetch';
@@ -26,9 +29,11 @@ export interface ResyncLimits {
   /** Delay before the first retry after every server failed; doubled up to `maxRetryDelayMs`. */
   retryDelayMs: number;
   maxRetryDelayMs: number;
+  /** A remote call waits at most this long (a /state of a large room is slow); a stopped resync waits no more at all. */
+  callTimeoutMs: number;
 }
 
-export const DEFAULT_RESYNC_LIMITS: ResyncLimits = { maxSingleFetches: 50, retryDelayMs: 2_000, maxRetryDelayMs: 5 * 60_000 };
+export const DEFAULT_RESYNC_LIMITS: ResyncLimits = { maxSingleFetches: 50, retryDelayMs: 2_000, maxRetryDelayMs: 5 * 60_000, callTimeoutMs: 60_000 };
 
 /** What one resync did: the events re-checked, and those the full state rejected (with why). */
 export interface ResyncOutcome {
@@ -46,11 +51,48 @@ export class ResyncFailed extends Error {
   }
 }
 
+/** The resync was stopped (its room's partition released, or the resolver stopping): the room stays partial for whoever owns it next. */
+export class ResyncStopped extends Error {
+  constructor(readonly roomId: string) {
+    super(`resync of ${roomId} stopped: its partition is no longer worked on here`);
+    this.name = 'ResyncStopped';
+  }
+}
+
+/** A resync's write refused: the lease holding of the room's partition it began under is over. Nothing of the write is done. */
+export class ResyncFencedError extends CommitFencedError {
+  constructor(roomId: string, readonly step: string, epoch: number | undefined, heldEpoch: number | undefined) {
+    super(roomId, `resync:${step}`, epoch, heldEpoch);
+    this.message =
+      epoch === undefined
+        ? `resync of ${roomId} refused before ${step}: this replica does not hold the room's partition`
+        : `resync of ${roomId} refused before ${step}: begun under lease epoch ${epoch}, ${heldEpoch === undefined ? 'the lease is no longer held here (lost or handed over)' : `the partition is now held under epoch ${heldEpoch}`}`;
+    this.name = 'ResyncFencedError';
+  }
+}
+
+/**
+ * Elastic ownership: the lease holding a resync works under — the fencing token of the room's partition while
+ * this replica holds its lease fresh, undefined otherwise — and who hears of a refused write (log, metric).
+ */
+export interface ResyncFencing {
+  fenceFor(roomId: string): CommitFence | undefined;
+  refused(error: ResyncFencedError): void;
+}
+
+/** What one run works under: stopped by its abort signal, its writes fenced by the lease holding it began under. */
+interface RunGuard {
+  roomId: string;
+  signal: AbortSignal;
+  fence: CommitFence | undefined;
+}
+
 export class PartialStateResync {
   private readonly importer: OutlierImporter;
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly running = new Map<string, Promise<ResyncOutcome | undefined>>();
   private readonly attempts = new Map<string, number>();
+  private readonly aborts = new Map<string, AbortController>();
   private stopped = false;
 
   constructor(
@@ -58,11 +100,12 @@ export class PartialStateResync {
     private readonly timeline: RoomTimeline,
     private readonly locks: RoomLocks,
     keyRing: KeyRing,
-    private readonly api: FederationApi,
+    private readonly federation: FederationCalls,
     private readonly serverName: string,
     private readonly limits: ResyncLimits = DEFAULT_RESYNC_LIMITS,
     private readonly onFailure: (err: unknown) => void = () => undefined,
     private readonly onResynced: (outcome: ResyncOutcome) => void = () => undefined,
+    private readonly fencing?: ResyncFencing,
   ) {
     this.importer = new OutlierImporter(store, keyRing);
   }
@@ -74,17 +117,24 @@ export class PartialStateResync {
     return rooms;
   }
 
-  /** Starts the room's resync in the background, retried with backoff until it is done or `stop()`. */
+  /** Starts the room's resync in the background, retried with backoff until it is done, `stop()` or `stopRooms`. */
   start(roomId: string, delayMs = 0): void {
     if (this.stopped || this.timers.has(roomId) || this.running.has(roomId)) return;
     const timer = setTimeout(() => {
       this.timers.delete(roomId);
-      void this.resync(roomId).then(
+      const work = this.resync(roomId);
+      const signal = this.aborts.get(roomId)?.signal;
+      void work.then(
         (outcome) => {
           this.attempts.delete(roomId);
           if (outcome) this.onResynced(outcome);
         },
         (err) => {
+          // Stopped on purpose: the next owner of the room's partition resumes it, not a retry here.
+          if (err instanceof ResyncStopped || signal?.aborted === true) {
+            this.attempts.delete(roomId);
+            return;
+          }
           this.onFailure(err);
           const n = (this.attempts.get(roomId) ?? 0) + 1;
           this.attempts.set(roomId, n);
@@ -100,23 +150,83 @@ export class PartialStateResync {
   resync(roomId: string): Promise<ResyncOutcome | undefined> {
     const under = this.running.get(roomId);
     if (under) return under;
-    const work = this.run(roomId).finally(() => this.running.delete(roomId));
+    const abort = new AbortController();
+    this.aborts.set(roomId, abort);
+    const work = this.run({ roomId, signal: abort.signal, fence: this.fencing?.fenceFor(roomId) }).finally(() => {
+      this.running.delete(roomId);
+      if (this.aborts.get(roomId) === abort) this.aborts.delete(roomId);
+    });
     this.running.set(roomId, work);
     return work;
+  }
+
+  /**
+   * Stops the resyncs of these rooms (their partition released or lost): the scheduled ones are not started and
+   * the ones under way stop at their next step — a fetch in flight is no longer waited for — with no further
+   * write. Their rooms stay partial, so the partition's next owner resumes them.
+   */
+  stopRooms(which: (roomId: string) => boolean): string[] {
+    const stopped: string[] = [];
+    for (const [roomId, timer] of this.timers) {
+      if (!which(roomId)) continue;
+      clearTimeout(timer);
+      this.timers.delete(roomId);
+      stopped.push(roomId);
+    }
+    for (const [roomId, abort] of this.aborts) {
+      if (!which(roomId)) continue;
+      abort.abort(new ResyncStopped(roomId));
+      stopped.push(roomId);
+    }
+    for (const roomId of stopped) this.attempts.delete(roomId);
+    return stopped;
   }
 
   stop(): void {
     this.stopped = true;
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    for (const [roomId, abort] of this.aborts) abort.abort(new ResyncStopped(roomId));
   }
 
-  private async run(roomId: string): Promise<ResyncOutcome | undefined> {
+  /**
+   * Before each write: the run was not stopped, and (elastic) the lease holding it began under is still this
+   * replica's, fresh. A refusal is told to `fencing.refused` and thrown; the write is not done.
+   */
+  private guard(run: RunGuard, step: string): void {
+    if (run.signal.aborted) throw new ResyncStopped(run.roomId);
+    if (!this.fencing) return;
+    const held = this.fencing.fenceFor(run.roomId);
+    if (run.fence && held && held.partition === run.fence.partition && held.epoch === run.fence.epoch) return;
+    const error = new ResyncFencedError(run.roomId, step, run.fence?.epoch, held?.epoch);
+    this.fencing.refused(error);
+    throw error;
+  }
+
+  /** The run's remote calls: each ends when the run is stopped, and its answer is taken only while the run may still write. */
+  private apiFor(run: RunGuard): FederationApi {
+    const calls = budgetedFederation(this.federation, this.limits.callTimeoutMs);
+    const checked = async <T>(answer: Promise<T>, call: string): Promise<T> => {
+      const answered = await answer;
+      this.guard(run, `taking the answer to ${call}`);
+      return answered;
+    };
+    return new FederationApi({
+      getJson: (to, path, options) => checked(calls.getJson(to, path, options), `GET ${path.split('?')[0]} on ${to}`),
+      putJson: (to, path, body, options) => checked(calls.putJson(to, path, body, options), `PUT ${path.split('?')[0]} on ${to}`),
+      postJson: (to, path, body, options) => checked(calls.postJson(to, path, body, options), `POST ${path.split('?')[0]} on ${to}`),
+    });
+  }
+
+  private async run(guard: RunGuard): Promise<ResyncOutcome | undefined> {
+    const { roomId } = guard;
+    if (this.fencing && !guard.fence) this.guard(guard, 'start');
     const partial = await this.store.partialStateRooms.get(roomId);
     if (!partial) return undefined;
     const [room, join, refs] = await Promise.all([this.store.rooms.get(roomId), this.store.events.get(partial.joinEventId), this.store.state.getForEvent(partial.joinEventId)]);
     if (!room || !join || join.outlier || !refs) {
       // The join never entered the room (cut short before its commit): nothing here is partial.
+      this.guard(guard, 'dropping the record of a join never committed');
       await this.store.partialStateRooms.finish(roomId);
       return undefined;
     }
@@ -126,13 +236,18 @@ export class PartialStateResync {
     for (const server of servers) {
       let members: Map<string, string>;
       try {
-        members = await this.membersFrom(server, partial, rules, toRoomStateMap((await this.store.state.load(refs.before))!));
+        this.guard(guard, `asking ${server}`);
+        const before = toRoomStateMap((await this.store.state.load(refs.before))!);
+        // No end but the abort: a stopped resync does not wait for the answer in flight.
+        members = await withRemoteBudget(Number.MAX_SAFE_INTEGER, () => this.membersFrom(server, partial, rules, before, guard), guard.signal);
       } catch (err) {
+        if (guard.signal.aborted || err instanceof ResyncFencedError) throw err;
         failures.push(`${server}: ${describeError(err)}`);
         continue;
       }
-      return this.locks.run(roomId, () => this.apply(partial, join, rules, members, server));
+      return this.locks.run(roomId, () => this.apply(partial, join, rules, members, server, guard));
     }
+    this.guard(guard, 'giving up');
     throw new ResyncFailed(roomId, failures.length > 0 ? failures : ['no other server in the room to ask']);
   }
 
@@ -141,10 +256,11 @@ export class PartialStateResync {
    * against its own auth events, of this room; an answer without the room's create event, or naming another
    * one, is refused whole. Only member keys the partial state lacks are taken.
    */
-  private async membersFrom(server: string, partial: PartialStateRoom, rules: RoomVersionRules, before: Map<string, string>): Promise<Map<string, string>> {
+  private async membersFrom(server: string, partial: PartialStateRoom, rules: RoomVersionRules, before: Map<string, string>, guard: RunGuard): Promise<Map<string, string>> {
     const { roomId, joinEventId } = partial;
-    const deps = { api: this.api, store: this.store, importer: this.importer, serverName: this.serverName, maxSingleFetches: this.limits.maxSingleFetches };
+    const deps = { api: this.apiFor(guard), store: this.store, importer: this.importer, serverName: this.serverName, maxSingleFetches: this.limits.maxSingleFetches };
     const { stateIds, graph, path } = await fetchStateAt(deps, server, roomId, joinEventId, rules, false);
+    this.guard(guard, `taking the state ${server} gave`);
     const full = OutlierImporter.stateFrom(stateIds, graph, roomId);
     if (full.get(CREATE_KEY) !== before.get(CREATE_KEY)) {
       const reason = `its state at ${joinEventId} names the create event ${String(full.get(CREATE_KEY))}, not the room's ${String(before.get(CREATE_KEY))}`;
@@ -157,8 +273,9 @@ export class PartialStateResync {
   }
 
   /** Under the room's lock: the full state before our join, every later event checked again, then current state. */
-  private async apply(partial: PartialStateRoom, join: EventRecord, rules: RoomVersionRules, members: Map<string, string>, server: string): Promise<ResyncOutcome> {
+  private async apply(partial: PartialStateRoom, join: EventRecord, rules: RoomVersionRules, members: Map<string, string>, server: string, guard: RunGuard): Promise<ResyncOutcome> {
     const { roomId } = partial;
+    this.guard(guard, 'the state before our join');
     const refs = (await this.store.state.getForEvent(join.eventId))!;
     const before = toRoomStateMap((await this.store.state.load(refs.before))!);
     for (const [key, id] of members) before.set(key, id);
@@ -168,6 +285,7 @@ export class PartialStateResync {
 
     const outcome: ResyncOutcome = { roomId, server, members: members.size, rechecked: 0, rejected: [] };
     for (const record of await this.eventsSince(join)) {
+      this.guard(guard, `re-checking ${record.eventId}`);
       outcome.rechecked++;
       let evaluation;
       try {
@@ -188,13 +306,27 @@ export class PartialStateResync {
         await this.replaceExtremity(roomId, record);
       }
     }
+    // A run cut short between an event's rejection and its leaving the extremities left it there (this run
+    // skips rejected events): it goes now, before current state is computed from the extremities.
+    await this.dropRejectedExtremities(roomId, guard);
 
+    this.guard(guard, 'current state');
     const extremities = await this.store.rooms.getForwardExtremities(roomId);
     const head = extremities[0] ?? join.eventId;
     const headAfter = (await this.store.state.getForEvent(head))?.after ?? afterId;
     await this.timeline.updateCurrentState(roomId, head, headAfter, rules, new EventGraph(this.store), { fullState: true });
+    this.guard(guard, 'ending the partial state');
     await this.store.partialStateRooms.finish(roomId);
     return outcome;
+  }
+
+  private async dropRejectedExtremities(roomId: string, guard: RunGuard): Promise<void> {
+    const extremities = await this.store.events.getMany(await this.store.rooms.getForwardExtremities(roomId));
+    for (const record of extremities.values()) {
+      if (record.status !== 'rejected') continue;
+      this.guard(guard, `dropping the rejected extremity ${record.eventId}`);
+      await this.replaceExtremity(roomId, record);
+    }
   }
 
   /** A rejected event stops being a forward extremity; its accepted prev events stand in for it. */

@@ -26,7 +26,7 @@ import { PolicyServerSignatures } from './policy-server-signatures';
 import { RemoteBackfill } from './remote-backfill';
 import { budgetedFederation, remoteIoRefused } from './remote-budget';
 import { RemoteMembership } from './remote-membership';
-import { DEFAULT_RESYNC_LIMITS, PartialStateResync, type ResyncLimits, type ResyncOutcome } from './partial-state-resync';
+import { DEFAULT_RESYNC_LIMITS, PartialStateResync, type ResyncFencing, type ResyncLimits, type ResyncOutcome } from './partial-state-resync';
 import { DEFAULT_PARKING_LIMITS, RoomParking, type ParkingLimits } from './room-parking';
 import { RoomLocks } from './room-locks';
 import { RoomReader } from './room-reader';
@@ -131,7 +131,20 @@ export class StateResolver {
     const handshakePolicy = new PolicyServerSignatures(deps.store, deps.federation, serverName, withinCommandTimeout(inboundPolicy, deps.topology.sendMembership.command.timeoutMs), unanswering, policyCounter);
     const inviteEntry = new InviteEntry(deps.store, this.inbound, deps.bus, deps.topology);
     this.handshakes = new MembershipHandshakes(deps.store, this.timeline, locks, builder, deps.identity.serverName, deps.identity.signingKey, invites, handshakePolicy, inviteEntry);
-    this.resync = new PartialStateResync(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity.serverName, { ...DEFAULT_RESYNC_LIMITS, ...deps.resync }, deps.onResyncFailure, deps.onResynced);
+    // Elastic: a resync works under the lease holding it began under (fresh), and is stopped when the partition goes.
+    const resyncFencing: ResyncFencing | undefined = deps.elastic
+      ? {
+          fenceFor: (roomId: string) => {
+            const epoch = this.holdingOf(roomId);
+            return epoch === undefined ? undefined : { partition: deps.topology.roomLog.partitionOf(roomId), epoch };
+          },
+          refused: (error) => {
+            deps.elastic?.logger.warn({ roomId: error.roomId, step: error.step, epoch: error.epoch, heldEpoch: error.roomEpoch, reason: error.message }, 'partial-state resync write refused: partition lease lost');
+            deps.onCommitFenced?.(error);
+          },
+        }
+      : undefined;
+    this.resync = new PartialStateResync(deps.store, this.timeline, locks, deps.keyRing, deps.federation, deps.identity.serverName, { ...DEFAULT_RESYNC_LIMITS, ...deps.resync }, deps.onResyncFailure, deps.onResynced, resyncFencing);
     this.remoteMembership = new RemoteMembership(deps.store, this.timeline, locks, deps.keyRing, api, deps.identity, this.localEvents, (roomId) => this.resync.start(roomId));
     this.backfill = new RemoteBackfill(deps.store, locks, deps.keyRing, api, deps.identity.serverName);
   }
@@ -300,6 +313,8 @@ export class StateResolver {
   }
 
   private async stopPartition(p: number): Promise<void> {
+    // Its rooms' resyncs stop here, writing nothing more: the rooms stay partial and the next owner resumes them.
+    this.resync.stopRooms((roomId) => this.deps.topology.roomLog.partitionOf(roomId) === p);
     const subscriptions = this.partitionSubscriptions.get(p) ?? [];
     this.partitionSubscriptions.delete(p);
     await Promise.all(subscriptions.map((s) => s.stop()));
