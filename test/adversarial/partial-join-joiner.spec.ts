@@ -90,6 +90,48 @@ describe('adversarial: partial-state join (joiner)', () => {
     expect((await joiner.send(roomId, BOB, 'm.room.message', { body: 'still usable' })).ok).toBe(true);
   });
 
+  it('defect: a resync cut short between rejecting an event and taking it out of the forward extremities left it an extremity for good (the resumed run skips rejected events); now the resumed run takes it out', async () => {
+    joiner.resolver.resync.stop();
+    await resident.send(roomId, ALICE, 'm.room.member', { membership: 'ban' }, { stateKey: evil.user('m5') });
+    const joinId = await partialJoin();
+    const current = (await joiner.resolver.timeline.currentState(roomId))!;
+    const banned = evil.sign(
+      {
+        room_id: roomId,
+        type: 'm.room.message',
+        sender: evil.user('m5'),
+        content: { body: 'banned but talking, and the last word' },
+        prev_events: [joinId],
+        auth_events: [current.get(stateMapKey('m.room.create', ''))!, current.get(stateMapKey('m.room.power_levels', ''))!, evilJoins.get('m5')!],
+        depth: (await joiner.store.events.get(joinId))!.depth + 1,
+      } as never,
+      '10',
+    );
+    expect((await evil.deliver(joiner, [banned]))[0]).toMatchObject({ status: 'accepted' });
+    expect(await joiner.store.rooms.getForwardExtremities(roomId)).toEqual([banned.eventId]);
+
+    // The process dies at the extremities' update that follows the rejection.
+    let rejected = false;
+    const store = joiner.store;
+    const dying = {
+      ...store,
+      events: new Proxy(store.events, { get: (t, k) => (k === 'setOutcome' ? (...a: Parameters<typeof t.setOutcome>) => t.setOutcome(...a).then(() => void (rejected = true)) : (Reflect.get(t, k) as (...a: unknown[]) => unknown).bind(t)) }),
+      rooms: new Proxy(store.rooms, { get: (t, k) => (k === 'updateForwardExtremities' && rejected ? () => Promise.reject(new Error('simulated crash')) : (Reflect.get(t, k) as (...a: unknown[]) => unknown).bind(t)) }),
+    };
+    const { StateResolver } = await import('@fedgate/state-resolver');
+    const deps = (joiner.resolver as unknown as { deps: ConstructorParameters<typeof StateResolver>[0] }).deps;
+    await expect(new StateResolver({ ...deps, store: dying }).resync.resync(roomId)).rejects.toThrow(/simulated crash/);
+    expect(await joiner.store.events.get(banned.eventId)).toMatchObject({ status: 'rejected' });
+    expect(await joiner.store.partialStateRooms.get(roomId)).toBeDefined();
+
+    await joiner.resolver.resync.resync(roomId);
+    expect(await joiner.store.partialStateRooms.get(roomId)).toBeUndefined();
+    expect(await joiner.store.rooms.getForwardExtremities(roomId)).toEqual([joinId]);
+    const after = await joiner.send(roomId, BOB, 'm.room.message', { body: 'built on the join, not on the rejected event' });
+    expect(after.ok).toBe(true);
+    expect((await joiner.store.events.get((after as { eventId: string }).eventId))?.prevEventIds).toEqual([joinId]);
+  });
+
   it('a restart halfway resumes the resync (the partial record survives; a new state-resolver finishes it)', async () => {
     joiner.resolver.resync.stop();
     await partialJoin();
