@@ -15,7 +15,7 @@ const TTL_MS = 60_000;
 const WRITE = /^(save|derive|set|append|update|finish|begin|add|remove|ensure|record|write|raise|put|insert|delete)/;
 
 /** The store with every write (of every repository) named in `writes`. */
-function countingWrites(store: Store): { store: Store; writes: string[] } {
+function countingWrites(store: Store, onWrite: (write: string) => void = () => undefined): { store: Store; writes: string[] } {
   const writes: string[] = [];
   const wrapped = { ...store } as Record<string, unknown>;
   for (const [name, repo] of Object.entries(store)) {
@@ -28,7 +28,9 @@ function countingWrites(store: Store): { store: Store; writes: string[] } {
         if (typeof key !== 'string' || !WRITE.test(key)) return fn;
         return (...args: unknown[]) => {
           writes.push(`${name}.${key}`);
-          return fn(...args);
+          const done = fn(...args);
+          onWrite(`${name}.${key}`);
+          return done;
         };
       },
     });
@@ -65,10 +67,10 @@ async function partiallyJoinedRoom() {
   return { network, resident, joiner, roomId };
 }
 
-function replica(joiner: TestServer, network: TestNetwork, instanceId: string, now: number, options: { held?: boolean } = {}): Replica {
+function replica(joiner: TestServer, network: TestNetwork, instanceId: string, now: number, options: { held?: boolean; onWrite?: (write: string, clock: { now: number }) => void } = {}): Replica {
   const deps = (joiner.resolver as unknown as { deps: ConstructorParameters<typeof StateResolver>[0] }).deps;
   const clock = { now };
-  const counted = countingWrites(joiner.store);
+  const counted = countingWrites(joiner.store, (write) => options.onWrite?.(write, clock));
   let answer: () => void = () => undefined;
   const answered = options.held ? new Promise<void>((resolve) => (answer = resolve)) : Promise.resolve();
   const inner = deps.federation;
@@ -170,4 +172,40 @@ describe('partial-state resync and the partition lease (distributed, elastic sta
       await network.close();
     }
   }, 30_000);
+
+  it('a lease lost in the middle of a step (between the writes of the state before our join): the next write is refused, and the next owner ends the resync as if it had never begun', async () => {
+    const { network, resident, joiner, roomId } = await partiallyJoinedRoom();
+    let stalled = false;
+    const old = replica(joiner, network, 'sr-mid', 10_000_000, {
+      held: true,
+      // Paused past the lease right after the first write of the state before our join.
+      onWrite: (write, clock) => {
+        if (write !== 'state.save' || stalled) return;
+        stalled = true;
+        clock.now += 2 * TTL_MS;
+      },
+    });
+    const next = replica(joiner, network, 'sr-after', 10_000_000 + 3 * TTL_MS);
+    try {
+      await old.resolver.start();
+      const refused = await resyncUnderWay(old, roomId);
+      old.answer();
+      expect(await refused.ended).toBeInstanceOf(ResyncFencedError);
+      expect(await refused.ended).toMatchObject({ step: 'state.derive' });
+      expect(old.writes.slice(old.writes.indexOf('state.save') + 1)).toEqual([]);
+      expect(old.fenced).toHaveLength(1);
+      expect(await joiner.store.partialStateRooms.get(roomId)).toBeDefined();
+
+      await next.resolver.start();
+      for (let i = 0; i < 400 && next.resynced.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(next.resynced).toHaveLength(1);
+      expect(await joiner.store.partialStateRooms.get(roomId)).toBeUndefined();
+      expect(await joiner.resolver.timeline.currentState(roomId)).toEqual(await resident.resolver.timeline.currentState(roomId));
+      expect(await joiner.store.rooms.getJoinedServers(roomId)).toEqual(['a.test', 'b.test', 'c.test']);
+    } finally {
+      await next.resolver.stop();
+      await old.resolver.stop();
+      await network.close();
+    }
+  });
 });

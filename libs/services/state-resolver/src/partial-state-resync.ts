@@ -15,6 +15,7 @@ import { describeError, MissingStateError } from './errors';
 import { EventGraph } from './event-graph';
 import { OutlierImporter } from './outliers';
 import { budgetedFederation, withRemoteBudget, type FederationCalls } from './remote-budget';
+import { checkedWrites } from './resync-writes';
 import type { RoomLocks } from './room-locks';
 import type { RoomTimeline } from './room-timeline';
 import { fetchStateAt } from './state-at-fetch';
@@ -81,14 +82,19 @@ export interface ResyncFencing {
 }
 
 /** What one run works under: stopped by its abort signal, its writes fenced by the lease holding it began under. */
-interface RunGuard {
+interface RunHolding {
   roomId: string;
   signal: AbortSignal;
   fence: CommitFence | undefined;
 }
 
+interface RunGuard extends RunHolding {
+  /** The store, each write of room data checked first (`guard`). */
+  store: Store;
+  importer: OutlierImporter;
+}
+
 export class PartialStateResync {
-  private readonly importer: OutlierImporter;
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly running = new Map<string, Promise<ResyncOutcome | undefined>>();
   private readonly attempts = new Map<string, number>();
@@ -99,7 +105,7 @@ export class PartialStateResync {
     private readonly store: Store,
     private readonly timeline: RoomTimeline,
     private readonly locks: RoomLocks,
-    keyRing: KeyRing,
+    private readonly keyRing: KeyRing,
     private readonly federation: FederationCalls,
     private readonly serverName: string,
     private readonly limits: ResyncLimits = DEFAULT_RESYNC_LIMITS,
@@ -107,7 +113,6 @@ export class PartialStateResync {
     private readonly onResynced: (outcome: ResyncOutcome) => void = () => undefined,
     private readonly fencing?: ResyncFencing,
   ) {
-    this.importer = new OutlierImporter(store, keyRing);
   }
 
   /** Starts (or resumes) the resync of every partial room `owns` says is ours, in the background. */
@@ -152,7 +157,9 @@ export class PartialStateResync {
     if (under) return under;
     const abort = new AbortController();
     this.aborts.set(roomId, abort);
-    const work = this.run({ roomId, signal: abort.signal, fence: this.fencing?.fenceFor(roomId) }).finally(() => {
+    const holding: RunHolding = { roomId, signal: abort.signal, fence: this.fencing?.fenceFor(roomId) };
+    const store = checkedWrites(this.store, (write) => this.guard(holding, write));
+    const work = this.run({ ...holding, store, importer: new OutlierImporter(store, this.keyRing) }).finally(() => {
       this.running.delete(roomId);
       if (this.aborts.get(roomId) === abort) this.aborts.delete(roomId);
     });
@@ -193,7 +200,7 @@ export class PartialStateResync {
    * Before each write: the run was not stopped, and (elastic) the lease holding it began under is still this
    * replica's, fresh. A refusal is told to `fencing.refused` and thrown; the write is not done.
    */
-  private guard(run: RunGuard, step: string): void {
+  private guard(run: RunHolding, step: string): void {
     if (run.signal.aborted) throw new ResyncStopped(run.roomId);
     if (!this.fencing) return;
     const held = this.fencing.fenceFor(run.roomId);
@@ -204,7 +211,7 @@ export class PartialStateResync {
   }
 
   /** The run's remote calls: each ends when the run is stopped, and its answer is taken only while the run may still write. */
-  private apiFor(run: RunGuard): FederationApi {
+  private apiFor(run: RunHolding): FederationApi {
     const calls = budgetedFederation(this.federation, this.limits.callTimeoutMs);
     const checked = async <T>(answer: Promise<T>, call: string): Promise<T> => {
       const answered = await answer;
@@ -218,16 +225,15 @@ export class PartialStateResync {
     });
   }
 
-  private async run(guard: RunGuard): Promise<ResyncOutcome | undefined> {
-    const { roomId } = guard;
-    if (this.fencing && !guard.fence) this.guard(guard, 'start');
-    const partial = await this.store.partialStateRooms.get(roomId);
+  private async run(run: RunGuard): Promise<ResyncOutcome | undefined> {
+    const { roomId } = run;
+    if (this.fencing && !run.fence) this.guard(run, 'start');
+    const partial = await run.store.partialStateRooms.get(roomId);
     if (!partial) return undefined;
-    const [room, join, refs] = await Promise.all([this.store.rooms.get(roomId), this.store.events.get(partial.joinEventId), this.store.state.getForEvent(partial.joinEventId)]);
+    const [room, join, refs] = await Promise.all([run.store.rooms.get(roomId), run.store.events.get(partial.joinEventId), run.store.state.getForEvent(partial.joinEventId)]);
     if (!room || !join || join.outlier || !refs) {
       // The join never entered the room (cut short before its commit): nothing here is partial.
-      this.guard(guard, 'dropping the record of a join never committed');
-      await this.store.partialStateRooms.finish(roomId);
+      await run.store.partialStateRooms.finish(roomId);
       return undefined;
     }
     const rules = roomVersionRules(room.roomVersion);
@@ -236,18 +242,18 @@ export class PartialStateResync {
     for (const server of servers) {
       let members: Map<string, string>;
       try {
-        this.guard(guard, `asking ${server}`);
-        const before = toRoomStateMap((await this.store.state.load(refs.before))!);
+        this.guard(run, `asking ${server}`);
+        const before = toRoomStateMap((await run.store.state.load(refs.before))!);
         // No end but the abort: a stopped resync does not wait for the answer in flight.
-        members = await withRemoteBudget(Number.MAX_SAFE_INTEGER, () => this.membersFrom(server, partial, rules, before, guard), guard.signal);
+        members = await withRemoteBudget(Number.MAX_SAFE_INTEGER, () => this.membersFrom(server, partial, rules, before, run), run.signal);
       } catch (err) {
-        if (guard.signal.aborted || err instanceof ResyncFencedError) throw err;
+        if (run.signal.aborted || err instanceof ResyncFencedError) throw err;
         failures.push(`${server}: ${describeError(err)}`);
         continue;
       }
-      return this.locks.run(roomId, () => this.apply(partial, join, rules, members, server, guard));
+      return this.locks.run(roomId, () => this.apply(partial, join, rules, members, server, run));
     }
-    this.guard(guard, 'giving up');
+    this.guard(run, 'giving up');
     throw new ResyncFailed(roomId, failures.length > 0 ? failures : ['no other server in the room to ask']);
   }
 
@@ -256,15 +262,15 @@ export class PartialStateResync {
    * against its own auth events, of this room; an answer without the room's create event, or naming another
    * one, is refused whole. Only member keys the partial state lacks are taken.
    */
-  private async membersFrom(server: string, partial: PartialStateRoom, rules: RoomVersionRules, before: Map<string, string>, guard: RunGuard): Promise<Map<string, string>> {
+  private async membersFrom(server: string, partial: PartialStateRoom, rules: RoomVersionRules, before: Map<string, string>, run: RunGuard): Promise<Map<string, string>> {
     const { roomId, joinEventId } = partial;
-    const deps = { api: this.apiFor(guard), store: this.store, importer: this.importer, serverName: this.serverName, maxSingleFetches: this.limits.maxSingleFetches };
+    const deps = { api: this.apiFor(run), store: run.store, importer: run.importer, serverName: this.serverName, maxSingleFetches: this.limits.maxSingleFetches };
     const { stateIds, graph, path } = await fetchStateAt(deps, server, roomId, joinEventId, rules, false);
-    this.guard(guard, `taking the state ${server} gave`);
+    this.guard(run, `taking the state ${server} gave`);
     const full = OutlierImporter.stateFrom(stateIds, graph, roomId);
     if (full.get(CREATE_KEY) !== before.get(CREATE_KEY)) {
       const reason = `its state at ${joinEventId} names the create event ${String(full.get(CREATE_KEY))}, not the room's ${String(before.get(CREATE_KEY))}`;
-      await this.store.audit.append({ direction: 'out', origin: this.serverName, destination: server, method: 'GET', path, ts: Date.now(), durationMs: 0, status: 200, outcome: 'rejected', reason: 'state_answer_refused', details: { roomId, error: reason } });
+      await run.store.audit.append({ direction: 'out', origin: this.serverName, destination: server, method: 'GET', path, ts: Date.now(), durationMs: 0, status: 200, outcome: 'rejected', reason: 'state_answer_refused', details: { roomId, error: reason } });
       throw new Error(reason);
     }
     const members = new Map<string, string>();
@@ -273,19 +279,18 @@ export class PartialStateResync {
   }
 
   /** Under the room's lock: the full state before our join, every later event checked again, then current state. */
-  private async apply(partial: PartialStateRoom, join: EventRecord, rules: RoomVersionRules, members: Map<string, string>, server: string, guard: RunGuard): Promise<ResyncOutcome> {
+  private async apply(partial: PartialStateRoom, join: EventRecord, rules: RoomVersionRules, members: Map<string, string>, server: string, run: RunGuard): Promise<ResyncOutcome> {
     const { roomId } = partial;
-    this.guard(guard, 'the state before our join');
-    const refs = (await this.store.state.getForEvent(join.eventId))!;
-    const before = toRoomStateMap((await this.store.state.load(refs.before))!);
+    const refs = (await run.store.state.getForEvent(join.eventId))!;
+    const before = toRoomStateMap((await run.store.state.load(refs.before))!);
     for (const [key, id] of members) before.set(key, id);
-    const beforeId = await this.store.state.save(roomId, toStoreStateMap(before), refs.before);
-    const afterId = await this.store.state.derive(roomId, beforeId, [{ type: 'm.room.member', stateKey: join.stateKey!, eventId: join.eventId }]);
-    await this.store.state.setForEvent(join.eventId, { before: beforeId, after: afterId });
+    const beforeId = await run.store.state.save(roomId, toStoreStateMap(before), refs.before);
+    const afterId = await run.store.state.derive(roomId, beforeId, [{ type: 'm.room.member', stateKey: join.stateKey!, eventId: join.eventId }]);
+    await run.store.state.setForEvent(join.eventId, { before: beforeId, after: afterId });
 
     const outcome: ResyncOutcome = { roomId, server, members: members.size, rechecked: 0, rejected: [] };
-    for (const record of await this.eventsSince(join)) {
-      this.guard(guard, `re-checking ${record.eventId}`);
+    for (const record of await this.eventsSince(join, run)) {
+      this.guard(run, `re-checking ${record.eventId}`);
       outcome.rechecked++;
       let evaluation;
       try {
@@ -296,55 +301,54 @@ export class PartialStateResync {
       }
       const status = record.status === 'accepted' && evaluation.status !== 'accepted' ? 'rejected' : record.status;
       const event = toRoomEvent(record.pdu, record.eventId);
-      const eventBefore = await this.store.state.save(roomId, toStoreStateMap(evaluation.before), evaluation.baseSnapshotId);
-      const eventAfter = status !== 'rejected' && isStateEvent(event) ? await this.store.state.derive(roomId, eventBefore, [{ type: event.type, stateKey: event.state_key!, eventId: record.eventId }]) : eventBefore;
-      await this.store.state.setForEvent(record.eventId, { before: eventBefore, after: eventAfter });
+      const eventBefore = await run.store.state.save(roomId, toStoreStateMap(evaluation.before), evaluation.baseSnapshotId);
+      const eventAfter = status !== 'rejected' && isStateEvent(event) ? await run.store.state.derive(roomId, eventBefore, [{ type: event.type, stateKey: event.state_key!, eventId: record.eventId }]) : eventBefore;
+      await run.store.state.setForEvent(record.eventId, { before: eventBefore, after: eventAfter });
       if (status !== record.status) {
         const reason = `re-checked against the full state (partial-state join): ${evaluation.reason ?? 'not allowed'}`;
-        await this.store.events.setOutcome(record.eventId, { status, reason, outlier: false });
+        await run.store.events.setOutcome(record.eventId, { status, reason, outlier: false });
         outcome.rejected.push({ eventId: record.eventId, reason });
-        await this.replaceExtremity(roomId, record);
+        await this.replaceExtremity(roomId, record, run);
       }
     }
     // A run cut short between an event's rejection and its leaving the extremities left it there (this run
     // skips rejected events): it goes now, before current state is computed from the extremities.
-    await this.dropRejectedExtremities(roomId, guard);
+    await this.dropRejectedExtremities(roomId, run);
 
-    this.guard(guard, 'current state');
-    const extremities = await this.store.rooms.getForwardExtremities(roomId);
+    // Current state's writes are the timeline's, not checked one by one.
+    this.guard(run, 'current state');
+    const extremities = await run.store.rooms.getForwardExtremities(roomId);
     const head = extremities[0] ?? join.eventId;
-    const headAfter = (await this.store.state.getForEvent(head))?.after ?? afterId;
-    await this.timeline.updateCurrentState(roomId, head, headAfter, rules, new EventGraph(this.store), { fullState: true });
-    this.guard(guard, 'ending the partial state');
-    await this.store.partialStateRooms.finish(roomId);
+    const headAfter = (await run.store.state.getForEvent(head))?.after ?? afterId;
+    await this.timeline.updateCurrentState(roomId, head, headAfter, rules, new EventGraph(run.store), { fullState: true });
+    await run.store.partialStateRooms.finish(roomId);
     return outcome;
   }
 
-  private async dropRejectedExtremities(roomId: string, guard: RunGuard): Promise<void> {
-    const extremities = await this.store.events.getMany(await this.store.rooms.getForwardExtremities(roomId));
+  private async dropRejectedExtremities(roomId: string, run: RunGuard): Promise<void> {
+    const extremities = await run.store.events.getMany(await run.store.rooms.getForwardExtremities(roomId));
     for (const record of extremities.values()) {
       if (record.status !== 'rejected') continue;
-      this.guard(guard, `dropping the rejected extremity ${record.eventId}`);
-      await this.replaceExtremity(roomId, record);
+      await this.replaceExtremity(roomId, record, run);
     }
   }
 
   /** A rejected event stops being a forward extremity; its accepted prev events stand in for it. */
-  private async replaceExtremity(roomId: string, record: EventRecord): Promise<void> {
-    const extremities = await this.store.rooms.getForwardExtremities(roomId);
+  private async replaceExtremity(roomId: string, record: EventRecord, run: RunGuard): Promise<void> {
+    const extremities = await run.store.rooms.getForwardExtremities(roomId);
     if (!extremities.includes(record.eventId)) return;
-    const prevs = [...(await this.store.events.getMany(record.prevEventIds)).values()].filter((p) => p.status === 'accepted' && !p.outlier).map((p) => p.eventId);
-    await this.store.rooms.updateForwardExtremities(roomId, { add: prevs, remove: [record.eventId] });
+    const prevs = [...(await run.store.events.getMany(record.prevEventIds)).values()].filter((p) => p.status === 'accepted' && !p.outlier).map((p) => p.eventId);
+    await run.store.rooms.updateForwardExtremities(roomId, { add: prevs, remove: [record.eventId] });
   }
 
   /** The room's timeline events from our join's depth on, in an order where prev events come first (depth, then arrival). */
-  private async eventsSince(join: EventRecord): Promise<EventRecord[]> {
-    const extremities = [...(await this.store.events.getMany(await this.store.rooms.getForwardExtremities(join.roomId))).values()];
+  private async eventsSince(join: EventRecord, run: RunGuard): Promise<EventRecord[]> {
+    const extremities = [...(await run.store.events.getMany(await run.store.rooms.getForwardExtremities(join.roomId))).values()];
     const deepest = Math.max(join.depth, ...extremities.map((e) => e.depth));
     const found: EventRecord[] = [];
     const window = 100;
     for (let low = join.depth; low <= deepest; low += window) {
-      found.push(...(await this.store.events.byDepthRange({ roomId: join.roomId, minDepth: low, maxDepth: low + window - 1, limit: 100_000, excludeRejected: false })));
+      found.push(...(await run.store.events.byDepthRange({ roomId: join.roomId, minDepth: low, maxDepth: low + window - 1, limit: 100_000, excludeRejected: false })));
     }
     return found.filter((e) => !e.outlier && e.eventId !== join.eventId && e.status !== 'rejected').sort((a, b) => a.depth - b.depth || a.receivedTs - b.receivedTs);
   }
