@@ -124,7 +124,14 @@ export class PartialStateResync {
 
   /** Starts the room's resync in the background, retried with backoff until it is done, `stop()` or `stopRooms`. */
   start(roomId: string, delayMs = 0): void {
-    if (this.stopped || this.timers.has(roomId) || this.running.has(roomId)) return;
+    if (this.stopped || this.timers.has(roomId)) return;
+    const under = this.running.get(roomId);
+    if (under) {
+      // A run stopped (its partition released) that has not noticed yet, the partition taken back meanwhile: the
+      // room's resync starts again once that run is over, or it would wait for the next takeover.
+      if (this.aborts.get(roomId)?.signal.aborted === true) void under.catch(() => undefined).then(() => this.start(roomId));
+      return;
+    }
     const timer = setTimeout(() => {
       this.timers.delete(roomId);
       const work = this.resync(roomId);
