@@ -152,7 +152,7 @@ describe('inbound writes per PDU, embedded gateway (issue 19)', () => {
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
-  it(`one /send of ${PDUS} PDUs into one room, from /send to the application service: one bus publish commit for the transaction, one store transaction for each event's commit, one room log batch and one removal of pending records per run, at most 5.5 SQLite commits and 26.5 store calls per PDU (21.2 and 32.2 before issue 19, 16.2 and 31.3 before the commit's writes went together and the bus loops took runs, 8.1-8.5 before a run's room log entries went out together)`, async () => {
+  it(`one /send of ${PDUS} PDUs into one room, from /send to the application service: one bus publish commit for the transaction, one store transaction for each event's commit, one room log batch and one removal of pending records per run, one AS push batch and one AS queue write per run, at most 2.2 SQLite commits and 26.5 store calls per PDU (21.2 and 32.2 before issue 19, 16.2 and 31.3 before the commit's writes went together and the bus loops took runs, 8.1-8.5 before a run's room log entries went out together, 3.6-4.1 before chat-sync's pushes and queue rows went per run)`, async () => {
     const host = await bridge.registerVirtualUser('writeschat_host');
     const created = await bridge.asUser(host).createRoom({ preset: 'public_chat' as never, room_version: '10' } as never);
     const room = await sim.join(serverName, created.room_id);
@@ -182,8 +182,9 @@ describe('inbound writes per PDU, embedded gateway (issue 19)', () => {
     // (`partialStateRooms.get`, 29.3 → 31.3): the next cut is to keep which rooms are partial in the room owner.
     // Then (issue 19, continued) one store transaction per event's commit: 16.2 → 13.2 commits, 31.3 → 27.2 store calls.
     // The inbound batch, the room log in one batch per run of the state-resolver's partition consumer (one per PDU
-    // before), one push message per PDU to the application service's queue.
-    expect(publishes).toBeLessThanOrEqual(PDUS + 1 + 4);
+    // before), the pushes to the application service's subject in one batch per run of chat-sync's room log consumer
+    // (one per PDU before: 53 publishes).
+    expect(publishes).toBeLessThanOrEqual(1 + 4 + 4);
     // state-resolver's commit of an event: its journal record, state refs, event, extremities and current state in
     // one transaction (they were five commits), then the room log publish, then the record's removal. chat-sync's
     // room log fan-out reads the room's members once per state change (it read the whole state for every event).
@@ -198,12 +199,17 @@ describe('inbound writes per PDU, embedded gateway (issue 19)', () => {
     expect(counter.bySql.get('TX DELETE FROM store_pending_commits WHERE event_id = ? AND roo')).toBe(runs);
     for (const separate of ['AUTO INSERT INTO store_events', 'AUTO INSERT INTO store_event_state', 'TX INSERT INTO store_forward_extremities']) expect(counter.bySql.get(separate)).toBeUndefined();
     expect(storeCalls.get('commits.write')).toBe(PDUS);
+    // The AS queue's rows: one write per run of the AS's push consumer (one commit per PDU before).
+    expect(storeCalls.get('appServiceQueue.enqueue')).toBeUndefined();
+    expect(storeCalls.get('appServiceQueue.enqueueMany')).toBeLessThanOrEqual(4);
+    expect(counter.bySql.get('AUTO INSERT INTO store_app_service_queue')).toBeUndefined();
     // The bus loops claim and settle runs of messages (the state-resolver's from the inbound batch; the downstream
     // ones what was published while they waited for the event loop's next turn): 8.1-8.5 then. How many messages
     // a run holds downstream depends on how many commits fit in the publisher's 5 ms slice, so a slow machine
     // gives more; one claim and one settle per message (the bound's worst case) was 12.2.
     // With the room log's runs: 4.0 here (downstream runs follow the upstream ones: fewer claims and settles too).
-    expect(perPdu.commits).toBeLessThanOrEqual(5.5);
+    // With chat-sync's pushes and queue rows per run: 1.68 here (3.62 before).
+    expect(perPdu.commits).toBeLessThanOrEqual(2.2);
     expect(perPdu.storeCalls).toBeLessThanOrEqual(26.5);
   });
 });

@@ -424,6 +424,75 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
     expect(seen).toEqual(seen.map(([n]) => [n, !last.has(n)]));
     expect(seen.map(([n]) => n)).toEqual([...Array.from({ length: CLAIM_RUN + 3 }, (_, i) => i), 100]);
   });
+
+  // A handler told `moreInHand` may hold its output (chat-sync's pushes) for the run; a nak cutting the run short used to
+  // settle the acked messages before anyone published what they held, so a crash then lost it.
+  it('issue 19 (held work): beforeSettle runs before a run is settled, also when a nak cuts the run short; nothing of the run is settled before it', async () => {
+    const topology = busTopology({ prefix: 'runsettle', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite'), retryDelayMs: () => 1 });
+    await bus.start();
+    const consumer = topology.consumers.stateResolverInbound(0);
+    await bus.publishBatch(Array.from({ length: 5 }, (_, i) => ({ subject: topology.inboundPdu.subjectFor('!r:x'), data: pdu('!r:x', i), options: { messageId: `m${i}` } })));
+    const held: number[] = [];
+    const flushed: number[][] = [];
+    const unsettledAtFlush: number[] = [];
+    let naked = false;
+    const consumed = await bus.consume(
+      consumer,
+      (m: ReceivedMessage<InboundPdu>) => {
+        const n = Number(m.data.pdu.n);
+        if (n === 3 && !naked) {
+          naked = true;
+          return nak(1);
+        }
+        held.push(n);
+        return undefined;
+      },
+      {
+        beforeSettle: async () => {
+          unsettledAtFlush.push((await bus.consumerStats(consumer)).ackPending);
+          flushed.push(held.splice(0));
+        },
+      },
+    );
+    await waitFor(() => flushed.flat().length === 5, 'every message flushed');
+    await consumed.stop();
+    // The first run (all five claimed) ended at the nak of 3: 0-2 flushed while none of the five was settled yet.
+    expect(flushed[0]).toEqual([0, 1, 2]);
+    expect(unsettledAtFlush[0]).toBe(5);
+    expect(flushed.flat().sort()).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('issue 19 (held work): a beforeSettle that fails turns the run’s acks into naks, so its messages come again', async () => {
+    const topology = busTopology({ prefix: 'runsettlefail', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite'), retryDelayMs: () => 1 });
+    await bus.start();
+    await bus.publishBatch(Array.from({ length: 3 }, (_, i) => ({ subject: topology.inboundPdu.subjectFor('!r:x'), data: pdu('!r:x', i), options: { messageId: `m${i}` } })));
+    const deliveries: Array<[number, number]> = [];
+    let fail = true;
+    const consumed = await bus.consume(
+      topology.consumers.stateResolverInbound(0),
+      (m: ReceivedMessage<InboundPdu>) => void deliveries.push([Number(m.data.pdu.n), m.deliveryCount]),
+      {
+        beforeSettle: async () => {
+          if (fail) {
+            fail = false;
+            throw new Error('the store is down');
+          }
+        },
+      },
+    );
+    await waitFor(() => deliveries.length === 6, 'the run handled twice');
+    await consumed.stop();
+    expect(deliveries).toEqual([
+      [0, 1],
+      [1, 1],
+      [2, 1],
+      [0, 2],
+      [1, 2],
+      [2, 2],
+    ]);
+  });
 });
 
 

@@ -13,6 +13,7 @@ import {
   type BusObserver,
   type BusOptions,
   type BusSubscription,
+  type ConsumeOptions,
   type ConsumerStats,
   type DeadLetterAdmin,
   type Headers,
@@ -237,10 +238,10 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     return results;
   }
 
-  async consume<T>(consumer: ConsumerSpec<T>, handler: MessageHandler<T>): Promise<BusSubscription> {
+  async consume<T>(consumer: ConsumerSpec<T>, handler: MessageHandler<T>, options: ConsumeOptions = {}): Promise<BusSubscription> {
     this.assertOpen();
     this.ensureConsumer(consumer);
-    const loop = new ConsumerLoop(this, consumer, handler as MessageHandler<unknown>);
+    const loop = new ConsumerLoop(this, consumer, handler as MessageHandler<unknown>, options);
     this.loops.add(loop);
     this.watchForeignCommits();
     loop.run();
@@ -661,6 +662,7 @@ class ConsumerLoop {
     private readonly bus: EmbeddedBus,
     readonly consumer: ConsumerSpec,
     private readonly handler: MessageHandler<unknown>,
+    private readonly options: ConsumeOptions,
   ) {}
 
   run(): void {
@@ -766,6 +768,7 @@ class ConsumerLoop {
     } finally {
       for (const claim of run) this.inFlight.delete(Number(claim.row.seq));
     }
+    if (run.length > 1) await this.beforeSettle(handled);
     const more = this.bus.settleRun(this.consumer, handled, run.slice(next), this.inFlight, this, this.running);
     await sliceOver();
     return more;
@@ -781,6 +784,16 @@ class ConsumerLoop {
       return this.settle(row, deliveries, settlement, claimNext);
     } finally {
       this.inFlight.delete(seq);
+    }
+  }
+
+  /** The subscription's `beforeSettle` (a handler of the run was told more was in hand); if it fails, the acks become naks. */
+  private async beforeSettle(handled: Array<{ claim: Claim; settlement: Settlement }>): Promise<void> {
+    if (!this.options.beforeSettle || handled.length === 0) return;
+    try {
+      await this.options.beforeSettle();
+    } catch {
+      for (const h of handled) if (h.settlement.kind === 'ack') h.settlement = settle({ error: new Error('work of the run not done before settling') }, h.claim.deliveries, this.consumer.maxDeliver, this.bus.retryDelay);
     }
   }
 
