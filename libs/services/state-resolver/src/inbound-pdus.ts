@@ -162,9 +162,10 @@ export class InboundPduHandler {
       evaluation = { ...evaluation, reason: `${AUTH_EVENTS_UNAVAILABLE}: ${stillUnknown.join(', ')} not known here and not served by ${origin} (${unavailable.why}); ${evaluation.reason}` };
     }
     // Current state is loaded once for both checks against it.
-    const current = evaluation.status === 'accepted' ? await this.timeline.currentState(roomId) : undefined;
+    // (and handed to the commit, which builds on it: issue 19).
+    const current = evaluation.status === 'accepted' ? await this.timeline.currentStateWithId(roomId) : undefined;
     const softFailed = await this.timeline.softFail(evaluation, current);
-    return this.timeline.commit(this.policy ? await this.policy.softFailUnsigned(softFailed, current) : softFailed, { local: false, unsigned, deferRoomLog });
+    return this.timeline.commit(this.policy ? await this.policy.softFailUnsigned(softFailed, current?.state) : softFailed, { local: false, unsigned, deferRoomLog });
   }
 
   /**
