@@ -32,6 +32,7 @@ import type { ClientTransactionLog } from './client-transactions';
 import { MissingStateError } from './errors';
 import { EventGraph } from './event-graph';
 import { RedactionApplier, redactsOf } from './redactions';
+import type { RunWrites } from './run-writes';
 import { stateDelta, toRoomStateMap, toStoreStateMap } from './state-keys';
 
 export interface Evaluation {
@@ -196,6 +197,8 @@ export class RoomTimeline {
     private readonly topology: BusTopology,
     private readonly transactions?: ClientTransactionLog,
     private readonly fencing?: CommitFencing,
+    /** Where a run's commits are held until its end (`store` must be its overlay): one store transaction per run. */
+    private readonly runWrites?: RunWrites,
   ) {
     this.redactions = new RedactionApplier(store);
   }
@@ -446,14 +449,19 @@ export class RoomTimeline {
     // state without them, and then the change it would count them from is gone.
     const plan = forwardExtremities ? await this.planCurrentState(roomId, eventId, after, rules, graph, { recountJoinedServers: repairing }, forwardExtremities, current) : undefined;
     // The state refs before the event can be anyone's prev event, then the event, then the room moves on.
-    const { inserted } = await this.store.commits.write({
+    const writes: EventCommitWrites = {
       pending: journal,
       stateRefs: { before, after },
       event: recordFor(eventId, roomId, pdu, event, status, reason, false),
       room,
       forwardExtremities,
       currentStateId: plan?.currentStateId,
-    });
+    };
+    // Within a run (and at its last message, with what it holds), the writes wait for the run's end (issue 19). Not
+    // known then whether the event was new to the store: the redactions applied are read back.
+    let inserted = false;
+    if (this.runWrites && journal && !room && (deferRoomLog || this.runWrites.holding)) this.runWrites.hold(writes);
+    else ({ inserted } = await this.store.commits.write(writes));
 
     let delta: Record<string, string | null> = {};
     let appliedNow: string[] | undefined;
@@ -542,6 +550,17 @@ export class RoomTimeline {
     await Promise.all([...this.outbox.keys(), ...this.publishing.keys()].map((roomId) => this.flushRoom(roomId)));
   }
 
+  /**
+   * Commits held for a run were lost (their write failed): their entries never go out, and the rooms are finished by the
+   * repair (what was written has its pending record) before their next work; the bus redelivers the rest.
+   */
+  dropHeld(roomIds: ReadonlySet<string>): void {
+    for (const roomId of roomIds) {
+      this.outbox.delete(roomId);
+      this.unsettledRooms.add(roomId);
+    }
+  }
+
   private enqueue(roomId: string, item: OutboxItem): void {
     const items = this.outbox.get(roomId);
     if (items) items.push(item);
@@ -573,6 +592,8 @@ export class RoomTimeline {
         // An earlier batch of the room that failed: this one does not overtake it. Both stay to the repair (their
         // pending records are kept), which publishes them in commit order.
         await previous;
+        // The commits held for the run go to the store before their entries go out (lost if this fails: not published).
+        await this.runWrites?.flush();
         const subject = this.topology.roomLog.subjectFor(roomId);
         if (items.length === 1) await this.bus.publish(subject, items[0]!.entry, { messageId: roomLogMessageId(items[0]!.entry) });
         else await this.bus.publishBatch(items.map(({ entry }) => ({ subject, data: entry, options: { messageId: roomLogMessageId(entry) } })));
