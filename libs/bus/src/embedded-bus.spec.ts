@@ -377,12 +377,17 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
     const file = path.join(dir, 'bus.sqlite');
     bus = new EmbeddedBus({ ...busOptionsFor(topology), path: file, retryDelayMs: () => 1 });
     await bus.start();
-    const reads = { n: 0 };
+    const reads = { n: 0, versions: 0 };
     const all = StatementSync.prototype.all;
     const spy = jest.spyOn(StatementSync.prototype, 'all').mockImplementation(function (this: StatementSync, ...params: unknown[]) {
       if (this.sourceSQL.startsWith('SELECT durable, filter_subject FROM bus_consumers')) reads.n++;
       return all.apply(this, params as never);
     } as typeof StatementSync.prototype.all);
+    const get = StatementSync.prototype.get;
+    const versionSpy = jest.spyOn(StatementSync.prototype, 'get').mockImplementation(function (this: StatementSync, ...params: unknown[]) {
+      if (this.sourceSQL.startsWith('SELECT COUNT(*) AS n, MAX(rowid) AS m FROM bus_consumers')) reads.versions++;
+      return get.apply(this, params as never);
+    } as typeof StatementSync.prototype.get);
     const other = new EmbeddedBus({ ...busOptionsFor(topology), path: file, retryDelayMs: () => 1, pollIntervalMs: 5 });
     try {
       const subject = topology.inboundPdu.subjectFor('!c:x');
@@ -390,8 +395,11 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
       const seen: Record<string, number[]> = { here: [], there: [] };
       await bus.consume(topology.consumers.stateResolverInbound(partition), (m: ReceivedMessage<InboundPdu>) => void seen.here!.push(Number(m.data.pdu.n)));
       for (let n = 0; n < 20; n++) await bus.publish(subject, pdu('!c:x', n), { messageId: `m${n}` });
+      const versionsBefore = reads.versions;
       await bus.publishBatch(Array.from({ length: 20 }, (_, i) => ({ subject, data: pdu('!c:x', 20 + i), options: { messageId: `m${20 + i}` } })));
       expect(reads.n).toBe(1);
+      // Whether they changed is asked once per batch (once per message before).
+      expect(reads.versions - versionsBefore).toBe(1);
       // Another process adds a consumer of the subject (the parked-PDU consumer stands in: any durable on the stream).
       await other.consume({ ...topology.consumers.stateResolverInbound(partition), durable: 'another-process' }, (m: ReceivedMessage<InboundPdu>) => void seen.there!.push(Number(m.data.pdu.n)));
       const backlog = seen.there!.length;
@@ -403,6 +411,7 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
       expect(seen.here).toEqual([...Array(42).keys()]);
     } finally {
       spy.mockRestore();
+      versionSpy.mockRestore();
       await other.close();
     }
   });

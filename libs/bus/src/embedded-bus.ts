@@ -168,7 +168,8 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   }
 
   /** Appends a message and queues it for every matching consumer; inside a transaction. */
-  private append(subject: string, bytes: Uint8Array, messageId: string, headers: Headers): PublishResult {
+  /** `consumersChecked`: the batch's transaction looked whether the consumers changed already (once, not per message). */
+  private append(subject: string, bytes: Uint8Array, messageId: string, headers: Headers, consumersChecked = false): PublishResult {
     const stream = this.streamFor(subject);
     const now = Date.now();
     const seen = this.db
@@ -180,7 +181,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
       .run(stream.name, subject, messageId, bytes, JSON.stringify(headers), now);
     const seq = Number(inserted.lastInsertRowid);
     const queue = this.db.prepare('INSERT INTO bus_pending (durable, seq, deliveries, visible_at) VALUES (?, ?, 0, ?)');
-    for (const durable of this.consumersOf(stream.name, subject)) queue.run(durable, seq, now);
+    for (const durable of this.consumersOf(stream.name, subject, consumersChecked)) queue.run(durable, seq, now);
     return { stream: stream.name, sequence: seq, duplicate: false };
   }
 
@@ -189,20 +190,25 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
    * this process or another: consumers are only ever added, so their count and highest rowid tell); reading and
    * matching all of them for every message was a few percent of the gateway's CPU (issue 19). Inside a transaction.
    */
-  private consumersOf(stream: string, subject: string): string[] {
-    const version = this.db.prepare('SELECT COUNT(*) AS n, MAX(rowid) AS m FROM bus_consumers').get() as { n: number; m: number | null };
-    const key = `${version.n}:${version.m}`;
-    if (key !== this.consumersVersion || this.durablesBySubject.size >= MAX_REMEMBERED_SUBJECTS) {
-      this.consumersVersion = key;
-      this.durablesBySubject.clear();
-    }
+  private consumersOf(stream: string, subject: string, checked = false): string[] {
+    if (!checked) this.checkConsumers();
     let durables = this.durablesBySubject.get(subject);
     if (!durables) {
+      if (this.durablesBySubject.size >= MAX_REMEMBERED_SUBJECTS) this.durablesBySubject.clear();
       const consumers = this.db.prepare('SELECT durable, filter_subject FROM bus_consumers WHERE stream = ?').all(stream) as { durable: string; filter_subject: string }[];
       durables = consumers.filter((c) => subjectMatches(c.filter_subject, subject)).map((c) => c.durable);
       this.durablesBySubject.set(subject, durables);
     }
     return durables;
+  }
+
+  /** Forgets the consumers read per subject if they changed (here or in another process). Inside a transaction. */
+  private checkConsumers(): void {
+    const version = this.db.prepare('SELECT COUNT(*) AS n, MAX(rowid) AS m FROM bus_consumers').get() as { n: number; m: number | null };
+    const key = `${version.n}:${version.m}`;
+    if (key === this.consumersVersion) return;
+    this.consumersVersion = key;
+    this.durablesBySubject.clear();
   }
 
   async publish<T>(subject: Subject<T>, data: T, options: PublishOptions): Promise<PublishResult> {
@@ -224,7 +230,10 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     // One producer span for the batch; its context goes into every message's headers.
     const trace: Headers = {};
     const results = await withProducerSpan(encoded[0]!.subject, encoded[0]!.messageId, trace, async () =>
-      this.transaction(() => encoded.map((m) => this.append(m.subject, m.bytes, m.messageId, { ...m.headers, ...trace }))),
+      this.transaction(() => {
+        this.checkConsumers();
+        return encoded.map((m) => this.append(m.subject, m.bytes, m.messageId, { ...m.headers, ...trace }, true));
+      }),
     );
     const woken = new Set<string>();
     results.forEach((result, i) => {
