@@ -81,6 +81,17 @@ describe('RunWrites: a run of commits held and written as one (issue 19)', () =>
     expect(runWrites.holding).toBe(true);
   });
 
+  it('an event the store held already (an outlier) reads as the store will answer once written: its outcome changed, the rest kept', async () => {
+    await raw.events.append({ ...record('$1', ['$0']), status: 'rejected', reason: 'earlier', outlier: true, receivedTs: 5 });
+    const runWrites = new RunWrites(raw);
+    runWrites.hold(commitOf('$1', '$0'));
+    const read = await runWrites.store.events.get('$1');
+    await runWrites.flush();
+    expect(read).toEqual(await raw.events.get('$1'));
+    expect(read).toMatchObject({ status: 'accepted', outlier: false, receivedTs: 5 });
+    expect(read?.reason).toBeUndefined();
+  });
+
   it('a write that fails reports the rooms it lost, and the store answers for them again', async () => {
     const lost: string[][] = [];
     const runWrites = new RunWrites(raw, (rooms) => lost.push([...rooms]));

@@ -83,9 +83,13 @@ export class RunWrites {
     }
   }
 
-  /** A held record as the store would answer once written: an event it held already keeps its applied redaction. */
+  /** A held record as the store would answer once written: an event it held already (an outlier) only gets the outcome. */
   private merged(held: EventRecord, stored: EventRecord | undefined): EventRecord {
-    return stored?.redactedBy === undefined ? held : { ...held, redactedBy: stored.redactedBy };
+    if (!stored) return held;
+    const record: EventRecord = { ...stored, status: held.status, outlier: held.outlier };
+    if (held.reason === undefined) delete record.reason;
+    else record.reason = held.reason;
+    return record;
   }
 
   /** Runs `fn` once what is held is written (at once when nothing is). */
