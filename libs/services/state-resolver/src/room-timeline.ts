@@ -253,8 +253,9 @@ export class RoomTimeline {
    * Authorizes an event against its auth events and against the state before it. Throws MissingStateError when
    * the state at some prev event is unknown. Nothing is written.
    */
-  async evaluate(eventId: string, pdu: Pdu, rules: RoomVersionRules, options: { fullState?: boolean } = {}): Promise<Evaluation> {
-    const graph = new EventGraph(this.store);
+  async evaluate(eventId: string, pdu: Pdu, rules: RoomVersionRules, options: { fullState?: boolean; graph?: EventGraph } = {}): Promise<Evaluation> {
+    // A caller's graph holds records it read under the room's lock already (issue 19: read once, not twice).
+    const graph = options.graph ?? new EventGraph(this.store);
     const event = graph.add(eventId, pdu);
     const roomId = roomIdOf(pdu, rules);
     const prevs = [...new Set(event.prev_events)];
