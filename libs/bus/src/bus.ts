@@ -41,6 +41,17 @@ export interface ReceivedMessage<T> {
 }
 
 /** Returning nothing acks; throwing naks with backoff (and dead-letters at max deliveries). */
+/** How a subscription runs its handler. */
+export interface ConsumeOptions {
+  /**
+   * Awaited once a run of messages handed over with `moreInHand` is handled and before any of it is settled (the
+   * run's end, or a nak, a lost lease or a stop cut it short): work those handlers left waiting goes out here, so no
+   * message is acked before its work is done. If it throws, the run's acks become naks (redelivered). The
+   * embedded bus only: an adapter that never sets `moreInHand` does not call it.
+   */
+  beforeSettle?: () => Promise<void>;
+}
+
 export type MessageHandler<T> = (message: ReceivedMessage<T>) => Promise<HandlerOutcome | void> | HandlerOutcome | void;
 
 export interface RequestContext {
@@ -133,7 +144,7 @@ export interface Bus {
    */
   publishBatch(items: readonly PublishItem[]): Promise<PublishResult[]>;
   /** Creates or updates the durable consumer idempotently, then delivers to the handler until stopped. */
-  consume<T>(consumer: ConsumerSpec<T>, handler: MessageHandler<T>): Promise<BusSubscription>;
+  consume<T>(consumer: ConsumerSpec<T>, handler: MessageHandler<T>, options?: ConsumeOptions): Promise<BusSubscription>;
   /**
    * Synchronous command: one of the servers in the command's queue group answers (with owner routing, the first
    * subscriber that owns the subject: `ServeOptions.ownedNow`). Waits at most

@@ -377,12 +377,17 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
     const file = path.join(dir, 'bus.sqlite');
     bus = new EmbeddedBus({ ...busOptionsFor(topology), path: file, retryDelayMs: () => 1 });
     await bus.start();
-    const reads = { n: 0 };
+    const reads = { n: 0, versions: 0 };
     const all = StatementSync.prototype.all;
     const spy = jest.spyOn(StatementSync.prototype, 'all').mockImplementation(function (this: StatementSync, ...params: unknown[]) {
       if (this.sourceSQL.startsWith('SELECT durable, filter_subject FROM bus_consumers')) reads.n++;
       return all.apply(this, params as never);
     } as typeof StatementSync.prototype.all);
+    const get = StatementSync.prototype.get;
+    const versionSpy = jest.spyOn(StatementSync.prototype, 'get').mockImplementation(function (this: StatementSync, ...params: unknown[]) {
+      if (this.sourceSQL.startsWith('SELECT COUNT(*) AS n, MAX(rowid) AS m FROM bus_consumers')) reads.versions++;
+      return get.apply(this, params as never);
+    } as typeof StatementSync.prototype.get);
     const other = new EmbeddedBus({ ...busOptionsFor(topology), path: file, retryDelayMs: () => 1, pollIntervalMs: 5 });
     try {
       const subject = topology.inboundPdu.subjectFor('!c:x');
@@ -390,8 +395,11 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
       const seen: Record<string, number[]> = { here: [], there: [] };
       await bus.consume(topology.consumers.stateResolverInbound(partition), (m: ReceivedMessage<InboundPdu>) => void seen.here!.push(Number(m.data.pdu.n)));
       for (let n = 0; n < 20; n++) await bus.publish(subject, pdu('!c:x', n), { messageId: `m${n}` });
+      const versionsBefore = reads.versions;
       await bus.publishBatch(Array.from({ length: 20 }, (_, i) => ({ subject, data: pdu('!c:x', 20 + i), options: { messageId: `m${20 + i}` } })));
       expect(reads.n).toBe(1);
+      // Whether they changed is asked once per batch (once per message before).
+      expect(reads.versions - versionsBefore).toBe(1);
       // Another process adds a consumer of the subject (the parked-PDU consumer stands in: any durable on the stream).
       await other.consume({ ...topology.consumers.stateResolverInbound(partition), durable: 'another-process' }, (m: ReceivedMessage<InboundPdu>) => void seen.there!.push(Number(m.data.pdu.n)));
       const backlog = seen.there!.length;
@@ -403,6 +411,7 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
       expect(seen.here).toEqual([...Array(42).keys()]);
     } finally {
       spy.mockRestore();
+      versionSpy.mockRestore();
       await other.close();
     }
   });
@@ -423,6 +432,75 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
     const last = new Set([CLAIM_RUN - 1, CLAIM_RUN + 2, 100]);
     expect(seen).toEqual(seen.map(([n]) => [n, !last.has(n)]));
     expect(seen.map(([n]) => n)).toEqual([...Array.from({ length: CLAIM_RUN + 3 }, (_, i) => i), 100]);
+  });
+
+  // A handler told `moreInHand` may hold its output (chat-sync's pushes) for the run; a nak cutting the run short used to
+  // settle the acked messages before anyone published what they held, so a crash then lost it.
+  it('issue 19 (held work): beforeSettle runs before a run is settled, also when a nak cuts the run short; nothing of the run is settled before it', async () => {
+    const topology = busTopology({ prefix: 'runsettle', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite'), retryDelayMs: () => 1 });
+    await bus.start();
+    const consumer = topology.consumers.stateResolverInbound(0);
+    await bus.publishBatch(Array.from({ length: 5 }, (_, i) => ({ subject: topology.inboundPdu.subjectFor('!r:x'), data: pdu('!r:x', i), options: { messageId: `m${i}` } })));
+    const held: number[] = [];
+    const flushed: number[][] = [];
+    const unsettledAtFlush: number[] = [];
+    let naked = false;
+    const consumed = await bus.consume(
+      consumer,
+      (m: ReceivedMessage<InboundPdu>) => {
+        const n = Number(m.data.pdu.n);
+        if (n === 3 && !naked) {
+          naked = true;
+          return nak(1);
+        }
+        held.push(n);
+        return undefined;
+      },
+      {
+        beforeSettle: async () => {
+          unsettledAtFlush.push((await bus.consumerStats(consumer)).ackPending);
+          flushed.push(held.splice(0));
+        },
+      },
+    );
+    await waitFor(() => flushed.flat().length === 5, 'every message flushed');
+    await consumed.stop();
+    // The first run (all five claimed) ended at the nak of 3: 0-2 flushed while none of the five was settled yet.
+    expect(flushed[0]).toEqual([0, 1, 2]);
+    expect(unsettledAtFlush[0]).toBe(5);
+    expect(flushed.flat().sort()).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('issue 19 (held work): a beforeSettle that fails turns the run’s acks into naks, so its messages come again', async () => {
+    const topology = busTopology({ prefix: 'runsettlefail', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite'), retryDelayMs: () => 1 });
+    await bus.start();
+    await bus.publishBatch(Array.from({ length: 3 }, (_, i) => ({ subject: topology.inboundPdu.subjectFor('!r:x'), data: pdu('!r:x', i), options: { messageId: `m${i}` } })));
+    const deliveries: Array<[number, number]> = [];
+    let fail = true;
+    const consumed = await bus.consume(
+      topology.consumers.stateResolverInbound(0),
+      (m: ReceivedMessage<InboundPdu>) => void deliveries.push([Number(m.data.pdu.n), m.deliveryCount]),
+      {
+        beforeSettle: async () => {
+          if (fail) {
+            fail = false;
+            throw new Error('the store is down');
+          }
+        },
+      },
+    );
+    await waitFor(() => deliveries.length === 6, 'the run handled twice');
+    await consumed.stop();
+    expect(deliveries).toEqual([
+      [0, 1],
+      [1, 1],
+      [2, 1],
+      [0, 2],
+      [1, 2],
+      [2, 2],
+    ]);
   });
 });
 

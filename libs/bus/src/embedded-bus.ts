@@ -13,6 +13,7 @@ import {
   type BusObserver,
   type BusOptions,
   type BusSubscription,
+  type ConsumeOptions,
   type ConsumerStats,
   type DeadLetterAdmin,
   type Headers,
@@ -168,7 +169,8 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   }
 
   /** Appends a message and queues it for every matching consumer; inside a transaction. */
-  private append(subject: string, bytes: Uint8Array, messageId: string, headers: Headers): PublishResult {
+  /** `consumersChecked`: the batch's transaction looked whether the consumers changed already (once, not per message). */
+  private append(subject: string, bytes: Uint8Array, messageId: string, headers: Headers, consumersChecked = false): PublishResult {
     const stream = this.streamFor(subject);
     const now = Date.now();
     const seen = this.db
@@ -180,7 +182,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
       .run(stream.name, subject, messageId, bytes, JSON.stringify(headers), now);
     const seq = Number(inserted.lastInsertRowid);
     const queue = this.db.prepare('INSERT INTO bus_pending (durable, seq, deliveries, visible_at) VALUES (?, ?, 0, ?)');
-    for (const durable of this.consumersOf(stream.name, subject)) queue.run(durable, seq, now);
+    for (const durable of this.consumersOf(stream.name, subject, consumersChecked)) queue.run(durable, seq, now);
     return { stream: stream.name, sequence: seq, duplicate: false };
   }
 
@@ -189,20 +191,25 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
    * this process or another: consumers are only ever added, so their count and highest rowid tell); reading and
    * matching all of them for every message was a few percent of the gateway's CPU (issue 19). Inside a transaction.
    */
-  private consumersOf(stream: string, subject: string): string[] {
-    const version = this.db.prepare('SELECT COUNT(*) AS n, MAX(rowid) AS m FROM bus_consumers').get() as { n: number; m: number | null };
-    const key = `${version.n}:${version.m}`;
-    if (key !== this.consumersVersion || this.durablesBySubject.size >= MAX_REMEMBERED_SUBJECTS) {
-      this.consumersVersion = key;
-      this.durablesBySubject.clear();
-    }
+  private consumersOf(stream: string, subject: string, checked = false): string[] {
+    if (!checked) this.checkConsumers();
     let durables = this.durablesBySubject.get(subject);
     if (!durables) {
+      if (this.durablesBySubject.size >= MAX_REMEMBERED_SUBJECTS) this.durablesBySubject.clear();
       const consumers = this.db.prepare('SELECT durable, filter_subject FROM bus_consumers WHERE stream = ?').all(stream) as { durable: string; filter_subject: string }[];
       durables = consumers.filter((c) => subjectMatches(c.filter_subject, subject)).map((c) => c.durable);
       this.durablesBySubject.set(subject, durables);
     }
     return durables;
+  }
+
+  /** Forgets the consumers read per subject if they changed (here or in another process). Inside a transaction. */
+  private checkConsumers(): void {
+    const version = this.db.prepare('SELECT COUNT(*) AS n, MAX(rowid) AS m FROM bus_consumers').get() as { n: number; m: number | null };
+    const key = `${version.n}:${version.m}`;
+    if (key === this.consumersVersion) return;
+    this.consumersVersion = key;
+    this.durablesBySubject.clear();
   }
 
   async publish<T>(subject: Subject<T>, data: T, options: PublishOptions): Promise<PublishResult> {
@@ -224,7 +231,10 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     // One producer span for the batch; its context goes into every message's headers.
     const trace: Headers = {};
     const results = await withProducerSpan(encoded[0]!.subject, encoded[0]!.messageId, trace, async () =>
-      this.transaction(() => encoded.map((m) => this.append(m.subject, m.bytes, m.messageId, { ...m.headers, ...trace }))),
+      this.transaction(() => {
+        this.checkConsumers();
+        return encoded.map((m) => this.append(m.subject, m.bytes, m.messageId, { ...m.headers, ...trace }, true));
+      }),
     );
     const woken = new Set<string>();
     results.forEach((result, i) => {
@@ -238,10 +248,10 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     return results;
   }
 
-  async consume<T>(consumer: ConsumerSpec<T>, handler: MessageHandler<T>): Promise<BusSubscription> {
+  async consume<T>(consumer: ConsumerSpec<T>, handler: MessageHandler<T>, options: ConsumeOptions = {}): Promise<BusSubscription> {
     this.assertOpen();
     this.ensureConsumer(consumer);
-    const loop = new ConsumerLoop(this, consumer, handler as MessageHandler<unknown>);
+    const loop = new ConsumerLoop(this, consumer, handler as MessageHandler<unknown>, options);
     this.loops.add(loop);
     this.watchForeignCommits();
     loop.run();
@@ -665,6 +675,7 @@ class ConsumerLoop {
     private readonly bus: EmbeddedBus,
     readonly consumer: ConsumerSpec,
     private readonly handler: MessageHandler<unknown>,
+    private readonly options: ConsumeOptions,
   ) {}
 
   run(): void {
@@ -770,6 +781,7 @@ class ConsumerLoop {
     } finally {
       for (const claim of run) this.inFlight.delete(Number(claim.row.seq));
     }
+    if (run.length > 1) await this.beforeSettle(handled);
     const more = this.bus.settleRun(this.consumer, handled, run.slice(next), this.inFlight, this, this.running);
     await sliceOver();
     return more;
@@ -785,6 +797,16 @@ class ConsumerLoop {
       return this.settle(row, deliveries, settlement, claimNext);
     } finally {
       this.inFlight.delete(seq);
+    }
+  }
+
+  /** The subscription's `beforeSettle` (a handler of the run was told more was in hand); if it fails, the acks become naks. */
+  private async beforeSettle(handled: Array<{ claim: Claim; settlement: Settlement }>): Promise<void> {
+    if (!this.options.beforeSettle || handled.length === 0) return;
+    try {
+      await this.options.beforeSettle();
+    } catch {
+      for (const h of handled) if (h.settlement.kind === 'ack') h.settlement = settle({ error: new Error('work of the run not done before settling') }, h.claim.deliveries, this.consumer.maxDeliver, this.bus.retryDelay);
     }
   }
 

@@ -227,6 +227,7 @@ describe('local commits cut short (issue 10, defects 3, 4, 6)', () => {
           await gate;
           return a.store.commits.write(writes);
         },
+        writeAll: (writes) => a.store.commits.writeAll(writes),
       },
     };
     const slow = new StateResolver({ store: paused, bus: a.bus, topology: a.topology, identity: { serverName: a.name, signingKey: a.key }, federation: {} as never, keyRing: network.keyRing() });
@@ -277,8 +278,9 @@ describe('local commits cut short (issue 10, defects 3, 4, 6)', () => {
     const probing = processOver(a, network, counting, oneByOne);
     await deliver(probing, probe.messages);
     await probing.stop();
-    // Embedded: one commit per event, then one batch publish and one removal for the run (2 per event before).
-    expect(counting.writes).toBe(oneByOne ? RUN * 5 + 2 : RUN + 2);
+    // Embedded: the run's commits in one write (one per event before), then one batch publish and one removal for the
+    // run (2 per event before that); one by one, every write of every commit.
+    expect(counting.writes).toBe(oneByOne ? RUN * 5 + 2 : 3);
     expect((await roomLog(a, roomId, probe.ids.at(-1)!)).filter((e) => String(bodyOf(e)).startsWith('probe-')).map((e) => e.eventId)).toEqual(probe.ids);
 
     for (let dieAt = 1; dieAt <= counting.writes; dieAt++) {

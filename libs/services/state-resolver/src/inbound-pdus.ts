@@ -14,6 +14,7 @@ import { roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/prot
 import { createEventIdForRoom, stateMapKey, toRoomEvent, topologicalOrder } from '@fedgate/room-state';
 import type { Store } from '@fedgate/store';
 import { describeError, MissingStateError, PoisonMessageError } from './errors';
+import { EventGraph } from './event-graph';
 import { OutOfBandMembership } from './out-of-band-membership';
 import { OutlierImporter } from './outliers';
 import type { PolicyServerSignatures } from './policy-server-signatures';
@@ -47,6 +48,12 @@ export function isTransient(err: unknown): boolean {
   if (err instanceof FederationHttpError) return err.status >= 500 || err.status === 429;
   if (err instanceof FederationClientError) return TRANSIENT.has(err.code);
   return false;
+}
+
+/** Which of `ids` the store does not hold; the records of those it holds are loaded into `graph`. */
+async function unknownTo(graph: EventGraph, ids: readonly string[]): Promise<string[]> {
+  await graph.load(ids);
+  return ids.filter((id) => !graph.has(id));
 }
 
 export class InboundPduHandler {
@@ -99,25 +106,27 @@ export class InboundPduHandler {
     return this.locks.run(inbound.roomId, async () => {
       await this.timeline.recover(inbound.roomId);
       if (await this.settledForGood(inbound.eventId)) return undefined;
-      const fetched = await this.fetchMissing(inbound.eventId, pdu, inbound.roomId, inbound.origin, rules);
+      // The records read to find what is missing (prev and auth events) are the ones the evaluation needs.
+      const graph = new EventGraph(this.store);
+      const fetched = await this.fetchMissing(inbound.eventId, pdu, inbound.roomId, inbound.origin, rules, graph);
       working();
       for (const earlier of fetched) {
         if (await this.timeline.isSettled(earlier.eventId)) continue;
         await this.processOne(earlier.eventId, earlier.pdu, inbound.roomId, inbound.origin, rules);
         working();
       }
-      return this.processOne(inbound.eventId, pdu, inbound.roomId, inbound.origin, rules, unsigned, deferRoomLog);
+      return this.processOne(inbound.eventId, pdu, inbound.roomId, inbound.origin, rules, unsigned, deferRoomLog, graph);
     });
   }
 
   /** Events between our forward extremities and `pdu`, via get_missing_events, parents first. */
-  private async fetchMissing(eventId: string, pdu: Pdu, roomId: string, origin: string, rules: RoomVersionRules): Promise<AcceptedRemoteEvent[]> {
+  private async fetchMissing(eventId: string, pdu: Pdu, roomId: string, origin: string, rules: RoomVersionRules, graph: EventGraph): Promise<AcceptedRemoteEvent[]> {
     const fetched = new Map<string, AcceptedRemoteEvent>();
     const prevsOf = (p: Pdu, id: string) => toRoomEvent(p, id).prev_events;
     let frontier: Array<{ id: string; pdu: Pdu }> = [{ id: eventId, pdu }];
     for (let round = 0; round < this.limits.maxRounds && fetched.size < this.limits.maxEvents; round++) {
       const wanted = [...new Set(frontier.flatMap((f) => prevsOf(f.pdu, f.id)))].filter((id) => !fetched.has(id));
-      const unknown = await this.store.events.missing(wanted);
+      const unknown = round === 0 ? await unknownTo(graph, wanted) : await this.store.events.missing(wanted);
       if (unknown.length === 0) break;
       const waiting = frontier.filter((f) => prevsOf(f.pdu, f.id).some((p) => unknown.includes(p))).map((f) => f.id);
       const earliest = await this.store.rooms.getForwardExtremities(roomId);
@@ -147,11 +156,12 @@ export class InboundPduHandler {
     return !(record?.status === 'rejected' && record.reason?.startsWith(AUTH_EVENTS_UNAVAILABLE));
   }
 
-  private async processOne(eventId: string, pdu: Pdu, roomId: string, origin: string, rules: RoomVersionRules, unsigned?: BusJson, deferRoomLog = false): Promise<Committed> {
-    const unavailable = await this.fetchAuthEvents(origin, roomId, eventId, pdu, rules);
+  private async processOne(eventId: string, pdu: Pdu, roomId: string, origin: string, rules: RoomVersionRules, unsigned?: BusJson, deferRoomLog = false, graph = new EventGraph(this.store)): Promise<Committed> {
+    const unavailable = await this.fetchAuthEvents(origin, roomId, eventId, pdu, rules, graph);
     let evaluation;
     try {
-      evaluation = await this.timeline.evaluate(eventId, pdu, rules);
+      // Auth events fetched and imported just now: the evaluation reads them afresh.
+      evaluation = await this.timeline.evaluate(eventId, pdu, rules, { graph: unavailable ? undefined : graph });
     } catch (err) {
       if (!(err instanceof MissingStateError)) throw err;
       for (const prev of err.eventIds) await this.fetchStateAt(origin, roomId, prev, rules);
@@ -162,9 +172,10 @@ export class InboundPduHandler {
       evaluation = { ...evaluation, reason: `${AUTH_EVENTS_UNAVAILABLE}: ${stillUnknown.join(', ')} not known here and not served by ${origin} (${unavailable.why}); ${evaluation.reason}` };
     }
     // Current state is loaded once for both checks against it.
-    const current = evaluation.status === 'accepted' ? await this.timeline.currentState(roomId) : undefined;
+    // (and handed to the commit, which builds on it: issue 19).
+    const current = evaluation.status === 'accepted' ? await this.timeline.currentStateWithId(roomId) : undefined;
     const softFailed = await this.timeline.softFail(evaluation, current);
-    return this.timeline.commit(this.policy ? await this.policy.softFailUnsigned(softFailed, current) : softFailed, { local: false, unsigned, deferRoomLog });
+    return this.timeline.commit(this.policy ? await this.policy.softFailUnsigned(softFailed, current?.state) : softFailed, { local: false, unsigned, deferRoomLog });
   }
 
   /**
@@ -172,8 +183,8 @@ export class InboundPduHandler {
    * authorized and kept as outliers, so it is judged on them rather than rejected as unknown. Transient trouble
    * is thrown (the message is retried); a refusal leaves the event to be judged on what is known, with the reason.
    */
-  private async fetchAuthEvents(origin: string, roomId: string, eventId: string, pdu: Pdu, rules: RoomVersionRules): Promise<{ ids: string[]; why: string } | undefined> {
-    const missing = await this.store.events.missing([...new Set(toRoomEvent(pdu, eventId).auth_events)]);
+  private async fetchAuthEvents(origin: string, roomId: string, eventId: string, pdu: Pdu, rules: RoomVersionRules, graph: EventGraph): Promise<{ ids: string[]; why: string } | undefined> {
+    const missing = await unknownTo(graph, [...new Set(toRoomEvent(pdu, eventId).auth_events)]);
     if (missing.length === 0) return undefined;
     const path = `/_matrix/federation/v1/event_auth/${roomId}/${eventId}`;
     let chain: Record<string, unknown>[];

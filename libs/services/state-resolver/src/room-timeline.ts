@@ -8,6 +8,7 @@
 // are written before the event can become a forward extremity, and the room log entry goes out once the
 // room has moved on, then the record goes. The entries of a run of inbound PDUs may wait in the room's outbox
 // and go out together, their records removed together (issue 19).
+import { LRUCache } from 'lru-cache';
 import type { Bus, BusTopology, EventOutcome, JsonObject as BusJson, RoomLogEntry } from '@fedgate/bus';
 import { byteLimitViolation, computeRoomIdFromCreateEvent, roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
 import {
@@ -31,6 +32,7 @@ import type { ClientTransactionLog } from './client-transactions';
 import { MissingStateError } from './errors';
 import { EventGraph } from './event-graph';
 import { RedactionApplier, redactsOf } from './redactions';
+import type { RunWrites } from './run-writes';
 import { stateDelta, toRoomStateMap, toStoreStateMap } from './state-keys';
 
 export interface Evaluation {
@@ -40,13 +42,17 @@ export interface Evaluation {
   event: RoomEvent;
   rules: RoomVersionRules;
   /** State before the event and its snapshot (null until saved). */
-  before: Map<string, string>;
+  before: ReadonlyMap<string, string>;
   beforeSnapshotId: string | null;
   /** Snapshot of the first prev event's state, the base for saving a resolved state. */
   baseSnapshotId: string | null;
   status: EventStatus;
   reason?: string;
   graph: EventGraph;
+  /** Whether the room was joined with partial state, once looked at. */
+  partialState?: boolean;
+  /** The current state the soft-fail check read (under the room's lock): the commit builds on it without reading it again. */
+  current?: KnownCurrentState;
 }
 
 export interface CommitOptions {
@@ -99,6 +105,16 @@ export interface Committed {
   reason?: string;
   entry: RoomLogEntry;
 }
+
+/** A room's current state as read under its lock, with its snapshot: the commit that follows need not read it again. */
+export interface KnownCurrentState {
+  snapshotId: string;
+  /** Shared (the converted snapshot cache's): never changed. */
+  state: ReadonlyMap<string, string>;
+}
+
+/** Converted state snapshots kept, counted in state entries (a 10,000-member room's state is ~10,000). */
+const ROOM_STATE_CACHE_ENTRIES = 100_000;
 
 /** How long entries a cut-short run left in the outbox wait at most (a run's last message flushes them at once). */
 export const OUTBOX_BACKSTOP_MS = 250;
@@ -172,6 +188,8 @@ export class RoomTimeline {
   /** Per room, the publish under way: the next one goes after it, so a room's entries keep their order. */
   private readonly publishing = new Map<string, Promise<void>>();
   private backstop: NodeJS.Timeout | undefined;
+  /** State snapshots keyed as room-state keys them, by snapshot ID (content-addressed: they never change). */
+  private readonly roomStates = new LRUCache<string, ReadonlyMap<string, string>>({ maxSize: ROOM_STATE_CACHE_ENTRIES, sizeCalculation: (state) => state.size + 1 });
 
   constructor(
     private readonly store: Store,
@@ -179,6 +197,8 @@ export class RoomTimeline {
     private readonly topology: BusTopology,
     private readonly transactions?: ClientTransactionLog,
     private readonly fencing?: CommitFencing,
+    /** Where a run's commits are held until its end (`store` must be its overlay): one store transaction per run. */
+    private readonly runWrites?: RunWrites,
   ) {
     this.redactions = new RedactionApplier(store);
   }
@@ -233,12 +253,18 @@ export class RoomTimeline {
    * Authorizes an event against its auth events and against the state before it. Throws MissingStateError when
    * the state at some prev event is unknown. Nothing is written.
    */
-  async evaluate(eventId: string, pdu: Pdu, rules: RoomVersionRules, options: { fullState?: boolean } = {}): Promise<Evaluation> {
-    const graph = new EventGraph(this.store);
+  async evaluate(eventId: string, pdu: Pdu, rules: RoomVersionRules, options: { fullState?: boolean; graph?: EventGraph } = {}): Promise<Evaluation> {
+    // A caller's graph holds records it read under the room's lock already (issue 19: read once, not twice).
+    const graph = options.graph ?? new EventGraph(this.store);
     const event = graph.add(eventId, pdu);
     const roomId = roomIdOf(pdu, rules);
     const prevs = [...new Set(event.prev_events)];
-    const foreign = await this.prevEventsOfOtherRooms(prevs, roomId);
+    // The prev events' records stay in the graph: the commit's forward extremities need them again.
+    await graph.load(prevs);
+    const foreign = prevs.flatMap((id) => {
+      const record = graph.record(id);
+      return record && record.roomId !== roomId ? [record] : [];
+    });
     if (foreign.length > 0) {
       // Another room's events never stand for this room's state: the event is refused, with the reason kept.
       const reason = `prev_events of another room: ${foreign.map((r) => `${r.eventId} is in ${r.roomId}`).join(', ')}`;
@@ -248,15 +274,15 @@ export class RoomTimeline {
     const unknown = prevs.filter((_, i) => refs[i] === undefined);
     if (unknown.length > 0) throw new MissingStateError(unknown);
 
-    let before: Map<string, string>;
+    let before: ReadonlyMap<string, string>;
     let beforeSnapshotId: string | null = null;
     const baseSnapshotId = refs[0]?.after ?? null;
     if (prevs.length === 0) before = new Map();
     else if (prevs.length === 1) {
-      before = toRoomStateMap((await this.store.state.load(refs[0]!.after))!);
+      before = (await this.roomState(refs[0]!.after))!;
       beforeSnapshotId = refs[0]!.after;
     } else {
-      const sets = await Promise.all(refs.map(async (r) => toRoomStateMap((await this.store.state.load(r!.after))!)));
+      const sets = await Promise.all(refs.map(async (r) => (await this.roomState(r!.after))!));
       try {
         before = await this.resolve(sets, rules, graph, roomId);
       } catch (err) {
@@ -272,7 +298,8 @@ export class RoomTimeline {
     const byAuthEvents = authorizeByAuthEvents(event, graph.lookup, rules, graph.isRejected);
     if (!byAuthEvents.allowed) return { ...evaluation, status: 'rejected', reason: `auth events: ${byAuthEvents.reason.message}` };
     await this.loadAuthState(graph, event, before, rules);
-    const authState = options.fullState ? before : await this.withPartialMembers(roomId, before, event, graph);
+    if (!options.fullState) evaluation.partialState = (await this.store.partialStateRooms.get(roomId)) !== undefined;
+    const authState = options.fullState ? before : await this.withPartialMembers(evaluation, before);
     const byState = authorizeEvent(event, authStateFromMap(authState, graph.lookup, roomId), rules);
     if (!byState.allowed) return { ...evaluation, status: 'rejected', reason: `state before the event: ${byState.reason.message}` };
     return evaluation;
@@ -283,8 +310,10 @@ export class RoomTimeline {
    * membership events it names among its auth events standing in for the missing ones (re-checked against the
    * full state once it is in: partial-state-resync.ts). Any other room: the state as it is.
    */
-  private async withPartialMembers(roomId: string, state: Map<string, string>, event: RoomEvent, graph: EventGraph): Promise<Map<string, string>> {
-    if (!(await this.store.partialStateRooms.get(roomId))) return state;
+  private async withPartialMembers(evaluation: Evaluation, state: ReadonlyMap<string, string>): Promise<ReadonlyMap<string, string>> {
+    const { roomId, event, graph } = evaluation;
+    evaluation.partialState ??= (await this.store.partialStateRooms.get(roomId)) !== undefined;
+    if (!evaluation.partialState) return state;
     await graph.load(event.auth_events);
     let filled: Map<string, string> | undefined;
     for (const id of event.auth_events) {
@@ -298,27 +327,45 @@ export class RoomTimeline {
     return filled ?? state;
   }
 
-  private async prevEventsOfOtherRooms(prevs: readonly string[], roomId: string): Promise<EventRecord[]> {
-    const records = await this.store.events.getMany([...prevs]);
-    return [...records.values()].filter((r) => r.roomId !== roomId);
-  }
-
   /** Check against the room's current state (`current`, when the caller loaded it already); a failure soft-fails the event. */
-  async softFail(evaluation: Evaluation, current?: Map<string, string>): Promise<Evaluation> {
+  async softFail(evaluation: Evaluation, current?: ReadonlyMap<string, string> | KnownCurrentState): Promise<Evaluation> {
     if (evaluation.status !== 'accepted') return evaluation;
-    current ??= await this.currentState(evaluation.roomId);
-    if (!current) return evaluation;
-    await this.loadAuthState(evaluation.graph, evaluation.event, current, evaluation.rules);
-    const authState = await this.withPartialMembers(evaluation.roomId, current, evaluation.event, evaluation.graph);
+    const known = current === undefined ? await this.currentStateWithId(evaluation.roomId) : 'snapshotId' in current ? current : undefined;
+    const state = known?.state ?? (current as ReadonlyMap<string, string> | undefined);
+    if (!state) return evaluation;
+    await this.loadAuthState(evaluation.graph, evaluation.event, state, evaluation.rules);
+    const authState = await this.withPartialMembers(evaluation, state);
     const verdict = checkSoftFail(evaluation.event, authState, evaluation.graph.lookup, evaluation.rules);
-    return verdict.allowed ? evaluation : { ...evaluation, status: 'soft_failed', reason: `current state: ${verdict.reason.message}` };
+    const checked = known ? { ...evaluation, current: known } : evaluation;
+    return verdict.allowed ? checked : { ...checked, status: 'soft_failed', reason: `current state: ${verdict.reason.message}` };
   }
 
+  /** The room's current state (the caller's own copy). */
   async currentState(roomId: string): Promise<Map<string, string> | undefined> {
+    const known = await this.currentStateWithId(roomId);
+    return known && new Map(known.state);
+  }
+
+  /** The room's current state and its snapshot ID: a commit right after, under the same lock, need not read them again. */
+  async currentStateWithId(roomId: string): Promise<KnownCurrentState | undefined> {
     const room = await this.store.rooms.get(roomId);
     if (!room?.currentStateId) return undefined;
-    const state = await this.store.state.load(room.currentStateId);
-    return state && toRoomStateMap(state);
+    const state = await this.roomState(room.currentStateId);
+    return state && { snapshotId: room.currentStateId, state };
+  }
+
+  /**
+   * A state snapshot keyed as room-state keys it, converted once per snapshot (issue 19: the current state was
+   * converted, a JSON parse per key, three times for each event). Snapshots never change; the maps are shared.
+   */
+  private async roomState(snapshotId: string): Promise<ReadonlyMap<string, string> | undefined> {
+    const known = this.roomStates.get(snapshotId);
+    if (known) return known;
+    const stored = await this.store.state.load(snapshotId);
+    if (!stored) return undefined;
+    const state = toRoomStateMap(stored);
+    this.roomStates.set(snapshotId, state);
+    return state;
   }
 
   /**
@@ -327,7 +374,9 @@ export class RoomTimeline {
    */
   async commit(evaluation: Evaluation, options: CommitOptions): Promise<Committed> {
     const { eventId, roomId, pdu, event, rules, status, reason } = evaluation;
-    await this.recover(roomId);
+    const recovered = await this.recover(roomId);
+    // What the soft-fail check read stands unless a repair just moved the room on.
+    const current = recovered.finished.length === 0 ? evaluation.current : undefined;
     try {
       const before = evaluation.beforeSnapshotId ?? (await this.store.state.save(roomId, toStoreStateMap(evaluation.before), evaluation.baseSnapshotId));
       const changesState = status !== 'rejected' && isStateEvent(event);
@@ -345,9 +394,9 @@ export class RoomTimeline {
       // goes with the event's writes: one transaction in the embedded store (issue 19).
       if (payload.txn) {
         await this.store.pendingCommits.add(journal.commit, journal.fence);
-        return await this.finish(eventId, roomId, payload, evaluation.graph);
+        return await this.finish(eventId, roomId, payload, evaluation.graph, undefined, false, false, current);
       }
-      return await this.finish(eventId, roomId, payload, evaluation.graph, journal, false, options.deferRoomLog === true);
+      return await this.finish(eventId, roomId, payload, evaluation.graph, journal, false, options.deferRoomLog === true, current);
     } catch (err) {
       if (err instanceof CommitFencedError) this.fencing?.refused(err);
       else if (!(err instanceof ClientTransactionTaken)) this.unsettledRooms.add(roomId);
@@ -378,6 +427,7 @@ export class RoomTimeline {
     journal?: EventCommitWrites['pending'],
     repairing = false,
     deferRoomLog = false,
+    current?: KnownCurrentState,
   ): Promise<Committed> {
     const { pdu, status, reason, before, after } = payload;
     const rules = roomVersionRules(payload.roomVersion);
@@ -395,27 +445,35 @@ export class RoomTimeline {
       const creator = rules.creatorIsSender ? event.sender : typeof event.content.creator === 'string' ? event.content.creator : event.sender;
       room = { roomId, roomVersion: rules.id, creator, createdTs: event.origin_server_ts };
     }
-    const forwardExtremities = accepted ? { add: [eventId], remove: await this.coveredBy(event.prev_events) } : undefined;
+    const forwardExtremities = accepted ? { add: [eventId], remove: await this.coveredBy(event.prev_events, graph) } : undefined;
     // A repair counts the joined servers again from the whole state: the cut-short attempt may have moved current
     // state without them, and then the change it would count them from is gone.
-    const plan = forwardExtremities ? await this.planCurrentState(roomId, eventId, after, rules, graph, { recountJoinedServers: repairing }, forwardExtremities) : undefined;
+    const plan = forwardExtremities ? await this.planCurrentState(roomId, eventId, after, rules, graph, { recountJoinedServers: repairing }, forwardExtremities, current) : undefined;
     // The state refs before the event can be anyone's prev event, then the event, then the room moves on.
-    await this.store.commits.write({
+    const writes: EventCommitWrites = {
       pending: journal,
       stateRefs: { before, after },
       event: recordFor(eventId, roomId, pdu, event, status, reason, false),
       room,
       forwardExtremities,
       currentStateId: plan?.currentStateId,
-    });
+    };
+    // Within a run (and at its last message, with what it holds), the writes wait for the run's end (issue 19). Not
+    // known then whether the event was new to the store: the redactions applied are read back.
+    let inserted = false;
+    if (this.runWrites && journal && !room && (deferRoomLog || this.runWrites.holding)) this.runWrites.hold(writes);
+    else ({ inserted } = await this.store.commits.write(writes));
 
     let delta: Record<string, string | null> = {};
+    let appliedNow: string[] | undefined;
     if (plan) {
       if (plan.joinedServers) await this.store.rooms.setJoinedServers(roomId, plan.joinedServers);
       delta = plan.delta;
       // After the state refs (the redact power check reads the state before the redaction), before the room log
       // entry (which says whether it applied).
-      await this.redactions.onAccepted(eventId, roomId, pdu, rules);
+      const claims = await this.redactions.onAccepted(eventId, roomId, pdu, rules);
+      // An event new to the store can have been redacted only by what was applied just now (issue 19: a read per event).
+      if (inserted && pdu.type !== 'm.room.redaction') appliedNow = claims.filter((c) => c.targetEventId === eventId).map((c) => c.redactionEventId);
     }
     const entry: RoomLogEntry = {
       eventId,
@@ -425,7 +483,7 @@ export class RoomTimeline {
       event: logEventOf(eventId, roomId, pdu, payload.unsigned),
       stateDelta: delta,
       joinedServers: await this.store.rooms.getJoinedServers(roomId),
-      redactionsApplied: status === 'accepted' ? await this.redactionsApplied(eventId, pdu, rules) : [],
+      redactionsApplied: status === 'accepted' ? (appliedNow ?? (await this.redactionsApplied(eventId, pdu, rules))) : [],
     };
     this.enqueue(roomId, { entry, pendingEventId: eventId });
     if (deferRoomLog) this.armBackstop();
@@ -448,13 +506,15 @@ export class RoomTimeline {
    * The extremities an accepted event makes obsolete: its prev events, and through any of them that were
    * rejected or soft-failed (never extremities themselves), what those were built on.
    */
-  private async coveredBy(prevEvents: readonly string[]): Promise<string[]> {
+  private async coveredBy(prevEvents: readonly string[], graph: EventGraph): Promise<string[]> {
     const covered = new Set(prevEvents);
     let frontier: readonly string[] = prevEvents;
     for (let steps = 0; frontier.length > 0 && steps < 100; steps++) {
-      const records = await this.store.events.getMany([...frontier]);
+      // The evaluation loaded the prev events' records already (their status and prev events do not change under the room's lock).
+      const inGraph = frontier.map((id) => graph.record(id));
+      const records = inGraph.every((r) => r !== undefined) ? inGraph : [...(await this.store.events.getMany([...frontier])).values()];
       const next: string[] = [];
-      for (const record of records.values()) {
+      for (const record of records) {
         if (record.status === 'accepted') continue;
         for (const parent of record.prevEventIds) {
           if (covered.has(parent)) continue;
@@ -491,6 +551,17 @@ export class RoomTimeline {
     await Promise.all([...this.outbox.keys(), ...this.publishing.keys()].map((roomId) => this.flushRoom(roomId)));
   }
 
+  /**
+   * Commits held for a run were lost (their write failed): their entries never go out, and the rooms are finished by the
+   * repair (what was written has its pending record) before their next work; the bus redelivers the rest.
+   */
+  dropHeld(roomIds: ReadonlySet<string>): void {
+    for (const roomId of roomIds) {
+      this.outbox.delete(roomId);
+      this.unsettledRooms.add(roomId);
+    }
+  }
+
   private enqueue(roomId: string, item: OutboxItem): void {
     const items = this.outbox.get(roomId);
     if (items) items.push(item);
@@ -522,6 +593,8 @@ export class RoomTimeline {
         // An earlier batch of the room that failed: this one does not overtake it. Both stay to the repair (their
         // pending records are kept), which publishes them in commit order.
         await previous;
+        // The commits held for the run go to the store before their entries go out (lost if this fails: not published).
+        await this.runWrites?.flush();
         const subject = this.topology.roomLog.subjectFor(roomId);
         if (items.length === 1) await this.bus.publish(subject, items[0]!.entry, { messageId: roomLogMessageId(items[0]!.entry) });
         else await this.bus.publishBatch(items.map(({ entry }) => ({ subject, data: entry, options: { messageId: roomLogMessageId(entry) } })));
@@ -564,26 +637,27 @@ export class RoomTimeline {
     graph: EventGraph,
     options: { fullState?: boolean; recountJoinedServers?: boolean },
     extremitiesChange?: { add: string[]; remove: string[] },
+    known?: KnownCurrentState,
   ): Promise<{ currentStateId: string; delta: Record<string, string | null>; joinedServers?: string[] }> {
-    const room = await this.store.rooms.get(roomId);
-    const old = room?.currentStateId ? toRoomStateMap((await this.store.state.load(room.currentStateId))!) : new Map<string, string>();
+    const oldStateId = known ? known.snapshotId : (await this.store.rooms.get(roomId))?.currentStateId;
+    const old: ReadonlyMap<string, string> = known?.state ?? (oldStateId ? (await this.roomState(oldStateId))! : new Map<string, string>());
     const stored = await this.store.rooms.getForwardExtremities(roomId);
     const extremities = extremitiesChange ? afterChange(stored, extremitiesChange) : stored;
     let currentId = newAfterId;
-    let current: Map<string, string>;
+    let current: ReadonlyMap<string, string>;
     const others = extremities.filter((id) => id !== newEventId);
     const otherRefs = (await Promise.all(others.map((id) => this.store.state.getForEvent(id)))).filter((r) => r !== undefined);
-    const newState = toRoomStateMap((await this.store.state.load(newAfterId))!);
+    const newState = (await this.roomState(newAfterId))!;
     if (otherRefs.length === 0) current = newState;
     else {
-      const sets = [newState, ...(await Promise.all(otherRefs.map(async (r) => toRoomStateMap((await this.store.state.load(r.after))!))))];
+      const sets = [newState, ...(await Promise.all(otherRefs.map(async (r) => (await this.roomState(r.after))!)))];
       current = await this.resolve(sets, rules, graph, roomId);
       currentId = await this.store.state.save(roomId, toStoreStateMap(current), newAfterId);
     }
     const delta = stateDelta(old, current);
-    const membershipChanged = !room?.currentStateId || Object.keys(delta).some((k) => k.startsWith('m.room.member\u0000'));
+    const membershipChanged = !oldStateId || Object.keys(delta).some((k) => k.startsWith('m.room.member\u0000'));
     if (!membershipChanged && !options.fullState && !options.recountJoinedServers) return { currentStateId: currentId, delta };
-    const joined = room?.currentStateId && !options.fullState && !options.recountJoinedServers ? await this.joinedServersAfter(roomId, delta, current, graph) : new Set(await this.joinedServers(current, graph));
+    const joined = oldStateId && !options.fullState && !options.recountJoinedServers ? await this.joinedServersAfter(roomId, delta, current, graph) : new Set(await this.joinedServers(current, graph));
     // Partial state: the servers send_join named stay joined until the members are known.
     const partial = options.fullState ? undefined : await this.store.partialStateRooms.get(roomId);
     for (const server of partial?.serversInRoom ?? []) joined.add(server);
@@ -620,7 +694,7 @@ export class RoomTimeline {
     return [...servers].sort();
   }
 
-  async resolve(sets: Map<string, string>[], rules: RoomVersionRules, graph: EventGraph, roomId: string): Promise<Map<string, string>> {
+  async resolve(sets: ReadonlyMap<string, string>[], rules: RoomVersionRules, graph: EventGraph, roomId: string): Promise<Map<string, string>> {
     const ids = new Set<string>();
     for (const s of sets) for (const id of s.values()) ids.add(id);
     await graph.loadAuthClosure(ids, roomId);

@@ -32,6 +32,7 @@ import { RoomLocks } from './room-locks';
 import { RoomReader } from './room-reader';
 import { RoomTimeline, type RepairOutcome } from './room-timeline';
 import { OwnedRoomCache } from './owned-room-cache';
+import { RunWrites } from './run-writes';
 
 export interface StateResolverDeps {
   store: Store;
@@ -90,11 +91,21 @@ export class StateResolver {
   /** Elastic: reads of what only the partition's lease holder writes, from memory while the lease is held (owned-room-cache.ts). */
   private readonly ownedRooms: OwnedRoomCache | undefined;
   private readonly deps: StateResolverDeps;
+  /** A run's commits held until its end; every part of this service reads and writes through its overlay of the store. */
+  private readonly runWrites: RunWrites;
+  /** Partitions whose held commits were lost (their write failed): the runs that held them are redelivered. */
+  private readonly lostRuns = new Set<number>();
 
-  constructor(deps: StateResolverDeps) {
+  constructor(given: StateResolverDeps) {
     const locks = this.locks;
-    this.ownedRooms = deps.elastic ? new OwnedRoomCache((roomId) => this.holdingOf(roomId)) : undefined;
-    deps = { ...deps, store: this.ownedRooms ? this.ownedRooms.wrap(deps.store) : deps.store };
+    // The owner's read cache sees every write that reaches the store; a run's held writes reach it at the run's end.
+    this.ownedRooms = given.elastic ? new OwnedRoomCache((roomId) => this.holdingOf(roomId)) : undefined;
+    const cached = this.ownedRooms ? this.ownedRooms.wrap(given.store) : given.store;
+    this.runWrites = new RunWrites(cached, (roomIds) => {
+      this.timeline.dropHeld(roomIds);
+      for (const roomId of roomIds) this.lostRuns.add(given.topology.inboundPdu.partitionOf(roomId));
+    });
+    const deps = { ...given, store: this.runWrites.store };
     this.deps = deps;
     const api = new FederationApi(deps.federation);
     const builder = new EventBuilder(deps.store, deps.identity);
@@ -108,7 +119,7 @@ export class StateResolver {
           },
         }
       : undefined;
-    this.timeline = new RoomTimeline(deps.store, deps.bus, deps.topology, transactions, fencing);
+    this.timeline = new RoomTimeline(deps.store, deps.bus, deps.topology, transactions, fencing, this.runWrites);
     this.reader = new RoomReader(deps.store);
     const gapFill = deps.gapFill ?? DEFAULT_GAP_FILL_LIMITS;
     const parking = { ...DEFAULT_PARKING_LIMITS, ...deps.parking };
@@ -211,7 +222,7 @@ export class StateResolver {
       }
       // Remote I/O never runs on the ordered partition consumer: such PDUs are parked (room-parking.ts).
       for (const p of owned) {
-        this.subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => this.onPartitionMessage(m)));
+        this.subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => this.onPartitionMessage(m), { beforeSettle: () => this.settleRun(p) }));
         this.subscriptions.push(await bus.consume(topology.consumers.stateResolverParked(p), (m) => this.parking.onParkedMessage(m)));
       }
     }
@@ -232,6 +243,16 @@ export class StateResolver {
       // A failure leaves the rooms to the repair (their pending records stay), as a failed publish always did.
       if (message.moreInHand !== true) await this.timeline.flushAll().catch(() => undefined);
     }
+  }
+
+  /**
+   * Before the bus settles a run of the partition (its end, or a nak or a stop cutting it short): what the run held is
+   * written and its room log entries go out; if commits it held were lost, the run's acks become naks (redelivered).
+   */
+  private async settleRun(p: number): Promise<void> {
+    await this.timeline.flushAll().catch(() => undefined);
+    await this.runWrites.flush().catch(() => undefined);
+    if (this.lostRuns.delete(p)) throw new Error(`commits held for a run of partition ${p} were not written`);
   }
 
   /** Rooms of these partitions joined with partial state whose resync a stop or a crash cut short: resumed in the background. */
@@ -303,7 +324,9 @@ export class StateResolver {
     this.partitionSubscriptions.set(p, subscriptions);
     try {
       subscriptions.push(...(await this.partitionCommands().serve(p)));
-      subscriptions.push(await bus.consume(topology.consumers.stateResolverInbound(p), (m) => (owns() ? this.onPartitionMessage(m) : notOwned(1_000))));
+      subscriptions.push(
+        await bus.consume(topology.consumers.stateResolverInbound(p), (m) => (owns() ? this.onPartitionMessage(m) : notOwned(1_000)), { beforeSettle: () => this.settleRun(p) }),
+      );
       subscriptions.push(await bus.consume(topology.consumers.stateResolverParked(p), (m) => (owns() ? this.parking.onParkedMessage(m) : notOwned(1_000))));
     } catch (err) {
       // The partition is given back: nothing of it may stay subscribed here.

@@ -118,6 +118,12 @@ export class MongoAppServiceQueueRepository implements AppServiceQueueRepository
     }
   }
 
+  async enqueueMany(appServiceId: string, items: readonly AppServiceQueueItem[]): Promise<Array<{ inserted: boolean; delivered?: true }>> {
+    const results: Array<{ inserted: boolean; delivered?: true }> = [];
+    for (const item of items) results.push(await this.enqueue(appServiceId, item));
+    return results;
+  }
+
   async openTransaction(appServiceId: string, limits: { maxEvents: number; maxEphemeral: number }): Promise<AppServiceTransaction | null> {
     await this.txns.updateOne({ _id: appServiceId as never }, { $setOnInsert: { nextTxnId: 1, open: null } }, { upsert: true });
     for (;;) {

@@ -73,6 +73,8 @@ export interface AppServiceTransaction {
 export interface AppServiceQueueRepository {
   /** Not inserted when the item is queued already or was delivered (and not pruned yet: then `delivered`). */
   enqueue(appServiceId: string, item: AppServiceQueueItem): Promise<{ inserted: boolean; delivered?: true }>;
+  /** `enqueue` of each item in order, answered per item; the embedded store writes them in one transaction (issue 19). */
+  enqueueMany(appServiceId: string, items: readonly AppServiceQueueItem[]): Promise<Array<{ inserted: boolean; delivered?: true }>>;
   /** The open transaction, or a new one from the head of the queue within the limits; null when empty. */
   openTransaction(appServiceId: string, limits: { maxEvents: number; maxEphemeral: number }): Promise<AppServiceTransaction | null>;
   /** Remembers the transaction's items as delivered, drops them and closes it; a stale or unknown txnId changes nothing. */

@@ -22,4 +22,9 @@ export interface EventCommitWrites {
 export interface CommitWriter {
   /** The writes, in the order of `EventCommitWrites`' fields. `inserted`: the event was not held before. */
   write(writes: EventCommitWrites): Promise<{ inserted: boolean }>;
+  /**
+   * Several commits, each as `write` makes it, in order (issue 19: a run of inbound PDUs). The embedded store makes them
+   * one transaction (all or, a crash or a fence refusing one, none); a store without transactions one after the other.
+   */
+  writeAll(writes: readonly EventCommitWrites[]): Promise<Array<{ inserted: boolean }>>;
 }

@@ -8,6 +8,12 @@ import type { StateSnapshotRepository } from '../ports/state';
 export class SequentialCommitWriter implements CommitWriter {
   constructor(private readonly repos: { pendingCommits: PendingCommitRepository; state: StateSnapshotRepository; events: EventRepository; rooms: RoomRepository }) {}
 
+  async writeAll(writes: readonly EventCommitWrites[]): Promise<Array<{ inserted: boolean }>> {
+    const results: Array<{ inserted: boolean }> = [];
+    for (const w of writes) results.push(await this.write(w));
+    return results;
+  }
+
   async write(writes: EventCommitWrites): Promise<{ inserted: boolean }> {
     const { pendingCommits, state, events, rooms } = this.repos;
     const { event } = writes;

@@ -156,6 +156,14 @@ export class SqliteAppServiceQueueRepository implements AppServiceQueueRepositor
   constructor(private readonly db: SqliteDatabase) {}
 
   async enqueue(appServiceId: string, item: AppServiceQueueItem): Promise<{ inserted: boolean; delivered?: true }> {
+    return this.enqueueNow(appServiceId, item);
+  }
+
+  async enqueueMany(appServiceId: string, items: readonly AppServiceQueueItem[]): Promise<Array<{ inserted: boolean; delivered?: true }>> {
+    return this.db.transaction(() => items.map((item) => this.enqueueNow(appServiceId, item)));
+  }
+
+  private enqueueNow(appServiceId: string, item: AppServiceQueueItem): { inserted: boolean; delivered?: true } {
     const { changes } = this.db.run(
       `INSERT INTO store_app_service_queue (app_service_id, item_id, kind, event) SELECT ?, ?, ?, ?
        WHERE NOT EXISTS (SELECT 1 FROM store_app_service_delivered WHERE app_service_id = ? AND item_id = ?) ON CONFLICT DO NOTHING`,

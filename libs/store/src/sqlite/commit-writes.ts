@@ -13,9 +13,17 @@ export class SqliteCommitWriter implements CommitWriter {
   ) {}
 
   async write(writes: EventCommitWrites): Promise<{ inserted: boolean }> {
+    return { inserted: this.writeNow(writes) };
+  }
+
+  async writeAll(writes: readonly EventCommitWrites[]): Promise<Array<{ inserted: boolean }>> {
+    return this.db.transaction(() => writes.map((w) => ({ inserted: this.writeNow(w) })));
+  }
+
+  private writeNow(writes: EventCommitWrites): boolean {
     const { pendingCommits, stateRows, events, rooms } = this.repos;
     const { event } = writes;
-    const inserted = this.db.transaction(() => {
+    return this.db.transaction(() => {
       if (writes.pending) pendingCommits.addNow(writes.pending.commit, writes.pending.fence);
       stateRows.putEventRefsNow(event.eventId, writes.stateRefs);
       const fresh = events.insert(event);
@@ -25,6 +33,5 @@ export class SqliteCommitWriter implements CommitWriter {
       if (writes.currentStateId !== undefined) rooms.setCurrentStateNow(event.roomId, writes.currentStateId);
       return fresh;
     });
-    return { inserted };
   }
 }

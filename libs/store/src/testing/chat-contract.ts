@@ -91,6 +91,19 @@ export function describeChatStoreContract(name: string, open: () => Promise<Stor
       expect(await q.enqueue('asq-other', { itemId: '$once', kind: 'event', event: { id: '$once' } })).toEqual({ inserted: true });
     });
 
+    // issue 19: a run of pushes goes to the queue in one write; each item is answered as `enqueue` would answer it.
+    it('enqueueMany queues a run of items in order, answering each like enqueue (queued already, delivered)', async () => {
+      const q = store.appServiceQueue;
+      const as = 'asq-many';
+      await q.enqueue(as, { itemId: '$done', kind: 'event', event: { id: '$done' } });
+      await q.ackTransaction(as, (await q.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 }))!.txnId);
+      await q.enqueue(as, { itemId: '$queued', kind: 'event', event: { id: '$queued' } });
+      const run = ['$a', '$queued', '$done', '$b', '$a'].map((id) => ({ itemId: id, kind: 'event' as const, event: { id } }));
+      expect(await q.enqueueMany(as, run)).toStrictEqual([{ inserted: true }, { inserted: false }, { inserted: false, delivered: true }, { inserted: true }, { inserted: false }]);
+      expect(await q.enqueueMany(as, [])).toEqual([]);
+      expect((await q.openTransaction(as, { maxEvents: 10, maxEphemeral: 10 }))?.events).toEqual([{ id: '$queued' }, { id: '$a' }, { id: '$b' }]);
+    });
+
     it('forgets delivered items only when pruned past their age (then an item is new again)', async () => {
       const q = store.appServiceQueue;
       const as = 'asq-pruned';

@@ -161,7 +161,11 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
         onAcquire: async (p) => {
           roomLogs.set(
             p,
-            await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), async (message) => ((await ownership.ownsAfterRenewal(p)) ? roomLog.handle(message.data) : notOwned(1_000))),
+            await this.bus.consume(
+              this.topology.consumers.chatSyncRoomLog(p),
+              async (message) => ((await ownership.ownsAfterRenewal(p)) ? roomLog.handle(message.data, { moreInHand: message.moreInHand }) : notOwned(1_000)),
+              { beforeSettle: () => roomLog.flush() },
+            ),
           );
         },
         onRelease: async (p) => {
@@ -176,7 +180,11 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
       const share = this.config?.replicas.chatSync ?? { index: 0, count: 1 };
       const owned = partitionsForReplica(share.index, share.count, this.topology.roomPartitions);
       for (const p of owned) {
-        this.subscriptions.push(await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), (message) => roomLog.handle(message.data)));
+        this.subscriptions.push(
+          await this.bus.consume(this.topology.consumers.chatSyncRoomLog(p), (message) => roomLog.handle(message.data, { moreInHand: message.moreInHand }), {
+            beforeSettle: () => roomLog.flush(),
+          }),
+        );
       }
       setOwnedPartitions('chat-sync', owned);
     }
@@ -186,16 +194,33 @@ export class ChatSyncWorkers implements OnApplicationBootstrap, OnApplicationShu
         else await edus.handle(message.data, message.messageId);
       }),
     );
-    const consumePushes = (service: (typeof services)[number]) =>
-      this.bus.consume(this.topology.consumers.appservicePush(service.id), async (message) => {
-        const push: AppServicePush = message.data;
-        this.pushesBeingQueued.set(push.eventId, { busSequence: message.sequence, deliveryCount: message.deliveryCount });
+    // A bus run's pushes go to the store's queue together (issue 19): held while more of the run is in hand, queued
+    // at its last message or, when the run is cut short, before the bus settles any of it.
+    const consumePushes = (service: (typeof services)[number]) => {
+      const held: string[] = [];
+      const queueHeld = async () => {
         try {
-          await pusher.push(service.id, { kind: push.kind ?? 'event', event: push.event, id: push.eventId });
+          await pusher.flushHeld(service.id);
         } finally {
-          this.pushesBeingQueued.delete(push.eventId);
+          for (const id of held.splice(0)) this.pushesBeingQueued.delete(id);
         }
-      });
+      };
+      return this.bus.consume(
+        this.topology.consumers.appservicePush(service.id),
+        async (message) => {
+          const push: AppServicePush = message.data;
+          this.pushesBeingQueued.set(push.eventId, { busSequence: message.sequence, deliveryCount: message.deliveryCount });
+          held.push(push.eventId);
+          const defer = message.moreInHand === true;
+          try {
+            await pusher.push(service.id, { kind: push.kind ?? 'event', event: push.event, id: push.eventId }, { defer });
+          } finally {
+            if (!defer) for (const id of held.splice(0)) this.pushesBeingQueued.delete(id);
+          }
+        },
+        { beforeSettle: queueHeld },
+      );
+    };
     if (elastic) {
       // Each AS (by its place among the registrations, the same in every replica) is leased like a partition.
       const pushes = new Map<number, BusSubscription>();

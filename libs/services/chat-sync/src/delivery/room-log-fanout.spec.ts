@@ -14,6 +14,13 @@ const roomId = '!room:hs.test';
 
 const registration = fakeRegistration('chat', 'http://chat.test', { namespaces: { users: [], aliases: [], rooms: [{ exclusive: false, regex: '!room:hs\\.test' }] } });
 
+/** A bus that tells each push published, alone or in a batch. */
+const publishingTo = (onPush: (push: AppServicePush) => void): Bus =>
+  ({
+    publish: async (_subject: string, push: AppServicePush) => void onPush(push),
+    publishBatch: async (items: Array<{ data: AppServicePush }>) => void items.forEach((i) => onPush(i.data)),
+  }) as unknown as Bus;
+
 describe('RoomLogFanout: what reaches the application service', () => {
   let dir: string;
   let store: Store;
@@ -24,7 +31,7 @@ describe('RoomLogFanout: what reaches the application service', () => {
     dir = await mkdtemp(path.join(tmpdir(), 'fedgate-fanout-'));
     store = openSqliteStore(path.join(dir, 'store.db'));
     pushed = [];
-    const bus = { publish: async (_subject: string, push: AppServicePush) => void pushed.push(push.eventId) } as unknown as Bus;
+    const bus = publishingTo((push) => pushed.push(push.eventId));
     fanout = new RoomLogFanout(store, bus, busTopology({ roomPartitions: 4 }), new ApplicationServiceRegistry([registration], server), server, pino({ level: 'silent' }));
   });
   afterEach(async () => {
@@ -48,6 +55,48 @@ describe('RoomLogFanout: what reaches the application service', () => {
     stateDelta: {},
     joinedServers: [],
     ...over,
+  });
+
+  // Issue 19: each event's push was its own bus publish (one SQLite commit per event in the embedded shape).
+  describe('issue 19: a bus run of room log entries is published to the application service in one batch', () => {
+    let publishes: string[][];
+    beforeEach(() => {
+      publishes = [];
+      const bus = {
+        publish: async (_subject: string, push: AppServicePush) => void publishes.push([push.eventId]),
+        publishBatch: async (items: Array<{ data: AppServicePush }>) => void publishes.push(items.map((i) => i.data.eventId)),
+      } as unknown as Bus;
+      fanout = new RoomLogFanout(store, bus, busTopology({ roomPartitions: 4 }), new ApplicationServiceRegistry([registration], server), server, pino({ level: 'silent' }));
+    });
+
+    it('holds the pushes of entries with more of the run in hand and publishes them with the run’s last, in order', async () => {
+      const message = (n: number) => entry(`$m${n}`, pduOf('m.room.message', { body: `${n}` }));
+      for (const n of [0, 1, 2]) await fanout.handle(message(n), { moreInHand: true });
+      expect(publishes).toEqual([]);
+      await fanout.handle(message(3), { moreInHand: false });
+      expect(publishes).toEqual([['$m0', '$m1', '$m2', '$m3']]);
+      await fanout.handle(message(4));
+      expect(publishes).toEqual([['$m0', '$m1', '$m2', '$m3'], ['$m4']]);
+    });
+
+    it('a run cut short: what it held goes out at flush (the bus awaits it before settling), and a failed publish keeps it for the next', async () => {
+      let failing = true;
+      const published: string[] = [];
+      const bus = {
+        publish: async () => undefined,
+        publishBatch: async (items: Array<{ data: AppServicePush }>) => {
+          if (failing) throw new Error('bus down');
+          published.push(...items.map((i) => i.data.eventId));
+        },
+      } as unknown as Bus;
+      fanout = new RoomLogFanout(store, bus, busTopology({ roomPartitions: 4 }), new ApplicationServiceRegistry([registration], server), server, pino({ level: 'silent' }));
+      await fanout.handle(entry('$a', pduOf('m.room.message', { body: 'a' })), { moreInHand: true });
+      await fanout.handle(entry('$b', pduOf('m.room.message', { body: 'b' })), { moreInHand: true });
+      await expect(fanout.flush()).rejects.toThrow('bus down');
+      failing = false;
+      await fanout.flush();
+      expect(published).toEqual(['$a', '$b']);
+    });
   });
 
   describe('redactions are pushed only once applied (issue 10, defect 5)', () => {
@@ -115,7 +164,7 @@ describe('RoomLogFanout: what reaches the application service', () => {
           return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
         },
       });
-      const bus = { publish: async (_subject: string, push: AppServicePush) => void pushed.push(push.eventId) } as unknown as Bus;
+      const bus = publishingTo((push) => pushed.push(push.eventId));
       fanout = new RoomLogFanout(counted, bus, busTopology({ roomPartitions: 4 }), new ApplicationServiceRegistry([bridgeUsers], server), server, pino({ level: 'silent' }));
       await store.rooms.ensure({ roomId, roomVersion: '10', creator: '@_chat_a:hs.test', createdTs: 1 });
       await stored('$join-a', member('@_chat_a:hs.test', 'join'));
@@ -149,7 +198,7 @@ describe('RoomLogFanout: what reaches the application service', () => {
           return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
         },
       });
-      const bus = { publish: async (_subject: string, push: AppServicePush) => void published.push(`${push.appserviceId}:${push.eventId}`) } as unknown as Bus;
+      const bus = publishingTo((push) => published.push(`${push.appserviceId}:${push.eventId}`));
       fanout = new RoomLogFanout(counted, bus, busTopology({ roomPartitions: 4 }), new ApplicationServiceRegistry(registrations, server), server, pino({ level: 'silent' }));
     }
 

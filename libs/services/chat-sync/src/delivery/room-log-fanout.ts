@@ -9,7 +9,7 @@
 // soft-failed state event that later enters the room's current state (a later event builds on it) is
 // pushed then, as the state it now is.
 import { LRUCache } from 'lru-cache';
-import type { JsonObject, RoomLogEntry } from '@fedgate/bus';
+import type { JsonObject, PublishItem, RoomLogEntry } from '@fedgate/bus';
 import type { Bus, BusTopology, Store } from '@fedgate/platform';
 import { isUserOf } from '@fedgate/protocol';
 import { parseStateTupleKey, stateTupleKey } from '@fedgate/store';
@@ -34,6 +34,10 @@ export class RoomLogFanout {
    * whole state and of every state event for each message pushed).
    */
   private readonly joinedBySnapshot = new LRUCache<string, readonly string[]>({ maxSize: JOINED_MEMBERS_CACHE_SIZE, sizeCalculation: (members) => members.length + 1 });
+  /** Pushes not published yet (the rest of the bus run was in hand), in order; every partition's consumer shares them. */
+  private readonly waiting: PublishItem[] = [];
+  /** The publish under way: the next goes after it, so pushes keep their order. */
+  private publishing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly store: Store,
@@ -47,7 +51,36 @@ export class RoomLogFanout {
     private readonly onJoinedOrLeft?: (userId: string) => Promise<void>,
   ) {}
 
-  async handle(entry: RoomLogEntry): Promise<void> {
+  /**
+   * `moreInHand` (the bus hands over more of its run next): the entry's pushes wait to be published with the run's
+   * (issue 19: one bus commit per run, not per event), at the run's last entry or `flush`, which the subscription
+   * awaits before the bus settles the run.
+   */
+  async handle(entry: RoomLogEntry, options: { moreInHand?: boolean } = {}): Promise<void> {
+    await this.handleEntry(entry);
+    if (!options.moreInHand) await this.flush();
+  }
+
+  /** Publishes every push waiting, in order, after any publish under way; on failure they wait again. */
+  flush(): Promise<void> {
+    const done = this.publishing.then(() => this.publishWaiting());
+    this.publishing = done.catch(() => undefined);
+    return done;
+  }
+
+  private async publishWaiting(): Promise<void> {
+    const items = this.waiting.splice(0);
+    if (items.length === 0) return;
+    try {
+      if (items.length === 1) await this.bus.publish(items[0]!.subject, items[0]!.data, items[0]!.options);
+      else await this.bus.publishBatch(items);
+    } catch (err) {
+      this.waiting.unshift(...items);
+      throw err;
+    }
+  }
+
+  private async handleEntry(entry: RoomLogEntry): Promise<void> {
     const pdu = entry.event as { type: string; sender: string; state_key?: string; content: Record<string, unknown>; unsigned?: Record<string, unknown> };
     if (pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' && isUserOf(pdu.state_key, this.serverName) && entry.outcome === 'accepted') {
       await this.store.memberships.set(pdu.state_key, entry.roomId, String(pdu.content.membership), entry.eventId);
@@ -112,13 +145,13 @@ export class RoomLogFanout {
       event.unsigned = { ...event.unsigned, invite_room_state: await this.inviteRoomState(view, entry.roomId, pdu.sender) };
     }
     for (const service of interested) {
-      await this.bus.publish(
-        this.topology.appservice.subjectFor(service.id),
-        { appserviceId: service.id, roomId: entry.roomId, eventId: entry.eventId, event, kind: 'event' },
-        { messageId: `${service.id}:${entry.eventId}` },
-      );
+      this.waiting.push({
+        subject: this.topology.appservice.subjectFor(service.id),
+        data: { appserviceId: service.id, roomId: entry.roomId, eventId: entry.eventId, event, kind: 'event' },
+        options: { messageId: `${service.id}:${entry.eventId}` },
+      });
     }
-    this.logger.debug({ eventId: entry.eventId, appServices: interested.map((s) => s.id) }, 'room event queued for application services');
+    this.logger.debug({ eventId: entry.eventId, appServices: interested.map((s) => s.id) }, 'room event for application services');
   }
 
   private async joinedMembers(roomId: string): Promise<readonly string[]> {

@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { Store } from '@fedgate/store';
+import type { AppServiceQueueItem, Store } from '@fedgate/store';
 import type { PendingTransaction, QueuedItem, TransactionLimits, TransactionQueue } from '../push';
+
+function toQueueItem(item: QueuedItem): AppServiceQueueItem {
+  return { itemId: item.id ?? (typeof item.event.event_id === 'string' ? item.event.event_id : randomUUID()), kind: item.kind, event: item.event as never };
+}
 
 /** The pusher's queue in the store: items and the pinned open transaction survive restarts. */
 export class StoreTransactionQueue implements TransactionQueue {
@@ -11,9 +15,15 @@ export class StoreTransactionQueue implements TransactionQueue {
   ) {}
 
   async enqueue(appServiceId: string, item: QueuedItem): Promise<void> {
-    const itemId = item.id ?? (typeof item.event.event_id === 'string' ? item.event.event_id : randomUUID());
-    const { delivered } = await this.store.appServiceQueue.enqueue(appServiceId, { itemId, kind: item.kind, event: item.event as never });
-    if (delivered) this.onAlreadyDelivered?.(appServiceId, itemId, item.kind);
+    const queued = toQueueItem(item);
+    const { delivered } = await this.store.appServiceQueue.enqueue(appServiceId, queued);
+    if (delivered) this.onAlreadyDelivered?.(appServiceId, queued.itemId, item.kind);
+  }
+
+  async enqueueMany(appServiceId: string, items: readonly QueuedItem[]): Promise<void> {
+    const queued = items.map(toQueueItem);
+    const results = await this.store.appServiceQueue.enqueueMany(appServiceId, queued);
+    results.forEach((r, i) => r.delivered && this.onAlreadyDelivered?.(appServiceId, queued[i]!.itemId, queued[i]!.kind));
   }
 
   openTransaction(appServiceId: string, limits: TransactionLimits): Promise<PendingTransaction | null> {

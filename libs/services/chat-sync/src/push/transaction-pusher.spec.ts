@@ -3,6 +3,7 @@ import { AppServiceClient, AppServiceRequestError } from './app-service-client';
 import { fakeRegistration } from '../registration/fake-registration';
 import { FakeAppService } from './fake-app-service';
 import { InMemoryTransactionQueue } from './in-memory-transaction-queue';
+import type { QueuedItem } from './transaction-queue';
 import { TransactionPusher, type DeliveryFailure, type DeliverySuccess } from './transaction-pusher';
 
 const registration = (id: string, url: string | null, receiveEphemeral = false) => fakeRegistration(id, url, { receiveEphemeral });
@@ -37,6 +38,29 @@ describe('TransactionPusher against a loopback application service', () => {
     });
     return pusher;
   }
+
+  // Issue 19: each push was its own queue write (an SQLite commit per event in the embedded shape).
+  it('issue 19: pushes held for a bus run go to the queue in one enqueueMany with the run’s last (or at flushHeld), in order', async () => {
+    const writes: string[][] = [];
+    const queue = new (class extends InMemoryTransactionQueue {
+      async enqueueMany(appServiceId: string, items: readonly QueuedItem[]): Promise<void> {
+        writes.push(items.map((i) => String(i.id)));
+        for (const item of items) await this.enqueue(appServiceId, item);
+      }
+    })();
+    const p = makePusher([registration('chat', `${url}/`)], queue);
+    const item = (n: number) => ({ kind: 'event' as const, event: event(n), id: `$e${n}` });
+    await p.push('chat', item(1), { defer: true });
+    await p.push('chat', item(2), { defer: true });
+    await p.idle();
+    expect(as.requests).toHaveLength(0);
+    await p.push('chat', item(3));
+    await p.push('chat', item(4), { defer: true });
+    await p.flushHeld();
+    expect(writes).toEqual([['$e1', '$e2', '$e3']]);
+    await p.idle();
+    expect(as.requests.flatMap((r) => (r.body as { events: Array<{ event_id: string }> }).events.map((e) => e.event_id))).toEqual(['$e1', '$e2', '$e3', '$e4']);
+  });
 
   // as-lag (issue 19, distributed): a lease stale for a moment (its renewal slow on a loaded store) held pushing
   // back until the next look a second later, each time; now the renewal itself wakes delivery.

@@ -73,6 +73,8 @@ export class TransactionPusher {
   private readonly random: () => number;
   /** The trace each queued event came with: the transaction carrying it joins it. */
   private readonly traces = new QueuedWorkTraces();
+  /** Items of a bus run not in the queue yet, per service (`push` with `defer`). */
+  private readonly held = new Map<string, QueuedItem[]>();
   private stopped = false;
 
   constructor(private readonly options: TransactionPusherOptions) {
@@ -92,14 +94,48 @@ export class TransactionPusher {
     for (const id of this.workers.keys()) this.wake(id);
   }
 
-  /** Enqueues an item (ephemeral and to-device ones only for services with `receive_ephemeral`, device-list ones only with MSC3202) and wakes delivery. */
-  async push(appServiceId: string, item: QueuedItem): Promise<void> {
+  /**
+   * Enqueues an item (ephemeral and to-device ones only for services with `receive_ephemeral`, device-list ones only
+   * with MSC3202) and wakes delivery. `defer` (more of the caller's bus run follows): the item is held until the
+   * service's next push without it or `flushHeld`, so a run's items go to the queue in one write (issue 19).
+   */
+  async push(appServiceId: string, item: QueuedItem, options: { defer?: boolean } = {}): Promise<void> {
     const worker = this.workers.get(appServiceId);
     if (!worker) return;
     if (item.kind === 'device_list' ? !worker.registration.msc3202 : item.kind !== 'event' && !worker.registration.receiveEphemeral) return;
     if (item.id !== undefined) this.traces.remember(traceKey(appServiceId, item.id));
-    await this.options.queue.enqueue(appServiceId, item);
-    this.wake(appServiceId);
+    const held = this.held.get(appServiceId);
+    if (options.defer) {
+      if (held) held.push(item);
+      else this.held.set(appServiceId, [item]);
+      return;
+    }
+    if (!held) {
+      await this.options.queue.enqueue(appServiceId, item);
+      this.wake(appServiceId);
+      return;
+    }
+    held.push(item);
+    await this.flushHeld(appServiceId);
+  }
+
+  /** Enqueues the items held for the service (every service: none named), in order; on failure they stay held. */
+  async flushHeld(appServiceId?: string): Promise<void> {
+    for (const id of appServiceId === undefined ? [...this.held.keys()] : [appServiceId]) {
+      const items = this.held.get(id);
+      if (!items) continue;
+      this.held.delete(id);
+      const { queue } = this.options;
+      try {
+        if (items.length > 1 && queue.enqueueMany) await queue.enqueueMany(id, items);
+        else for (const item of items) await queue.enqueue(id, item);
+      } catch (err) {
+        // Queued twice if part went in: the queue dedupes by item ID.
+        this.held.set(id, [...items, ...(this.held.get(id) ?? [])]);
+        throw err;
+      }
+      this.wake(id);
+    }
   }
 
   async pushEvent(appServiceId: string, event: JsonObject): Promise<void> {

@@ -28,6 +28,8 @@ export interface TransactionLimits {
 export interface TransactionQueue {
   /** Appends an item to the AS's queue, after everything enqueued before it. */
   enqueue(appServiceId: string, item: QueuedItem): Promise<void>;
+  /** Appends items in order, in one write where the queue can (issue 19: a bus run's pushes); absent: one `enqueue` each. */
+  enqueueMany?(appServiceId: string, items: readonly QueuedItem[]): Promise<void>;
   /**
    * The AS's open transaction, forming one from the head of the queue if none is open;
    * null when there is nothing to send. Returns the same transaction until it is acked.

@@ -11,7 +11,7 @@ const WRITES: Record<string, string[]> = {
   pendingCommits: ['add', 'remove', 'removeAll'],
   partialStateRooms: ['begin', 'finish'],
   clientTransactions: ['record'],
-  commits: ['write'],
+  commits: ['write', 'writeAll'],
 };
 
 export class Crash {
