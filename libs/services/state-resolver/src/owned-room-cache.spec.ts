@@ -161,6 +161,25 @@ describe('the owned-room read cache (issue 19, distributed): answers only under 
     expect(counted.reads).toEqual(['rooms.get']);
   });
 
+  it('a run of commits written in one transaction (commits.writeAll) is remembered like single commits, not a reason to forget everything', async () => {
+    const counted = counting(store);
+    const cached = new OwnedRoomCache(() => 1).wrap(counted.store);
+    await cached.rooms.get(ROOM);
+    await cached.rooms.getForwardExtremities(ROOM);
+    const refs = { before: 'snapshot-1', after: 'snapshot-1' } as never;
+    await cached.commits.writeAll([
+      { stateRefs: refs, event: eventRecord('$two'), forwardExtremities: { add: ['$two'], remove: ['$one'] } },
+      { stateRefs: refs, event: eventRecord('$three'), forwardExtremities: { add: ['$three'], remove: ['$two'] }, currentStateId: 'snapshot-3' },
+    ]);
+    counted.reads.length = 0;
+
+    expect(await cached.rooms.getForwardExtremities(ROOM)).toEqual(['$three']);
+    expect((await cached.rooms.get(ROOM))?.currentStateId).toBe('snapshot-3');
+    expect((await cached.events.getMany(['$two', '$three'])).size).toBe(2);
+    expect(counted.reads).toEqual([]);
+    expect(await store.rooms.getForwardExtremities(ROOM)).toEqual(['$three']);
+  });
+
   it('a write method it was not taught about (added to a port later) forgets what it holds: never a stale answer', async () => {
     const extended = Object.assign(Object.create(store.rooms) as Store['rooms'], {
       moveEverything: (roomId: string) => store.rooms.updateForwardExtremities(roomId, { add: ['$moved'], remove: ['$one'] }),

@@ -8,7 +8,7 @@
 // the store; one that gets the partition back holds a new epoch, so nothing from its earlier holding is used: the
 // owner in between may have written anything. A write by this replica updates the entries it changes (or drops
 // them when the result is not known), and a read that raced a write of the same room does not fill the cache.
-import type { EventRecord, EventStateRefs, PartialStateRoom, RoomRecord, Store } from '@fedgate/store';
+import type { EventCommitWrites, EventRecord, EventStateRefs, PartialStateRoom, RoomRecord, Store } from '@fedgate/store';
 import { LRUCache } from 'lru-cache';
 
 /** Which holding of a room's partition this replica is in now: the lease's epoch while held and fresh, else undefined. */
@@ -91,7 +91,15 @@ export class OwnedRoomCache {
       partialStateRooms: this.wrapPartialStateRooms(store),
       events: this.wrapEvents(store),
       state: this.wrapState(store),
-      commits: withOverrides(store.commits, { write: (writes) => this.commit(store, writes) }, [], this.forgetAll),
+      commits: withOverrides(
+        store.commits,
+        {
+          write: async (writes) => (await this.commit([writes], () => store.commits.write(writes).then((r) => [r])))[0]!,
+          writeAll: (writes) => this.commit(writes, () => store.commits.writeAll(writes)),
+        },
+        [],
+        this.forgetAll,
+      ),
       redactions: withOverrides(store.redactions, { apply: (claim) => this.eventWrite([claim.targetEventId], () => store.redactions.apply(claim)) }, ['addClaim', 'claimsOn'], this.forgetAll),
     };
   }
@@ -294,23 +302,37 @@ export class OwnedRoomCache {
     }, ['derive', 'save', 'load', 'stateAfterEvent', 'stateBeforeEvent'], this.forgetAll);
   }
 
-  /** A commit's writes: the event, its state refs, the room's extremities and current state remembered once written. */
-  private async commit(store: Store, writes: Parameters<Store['commits']['write']>[0]): Promise<{ inserted: boolean }> {
-    const { event } = writes;
-    const roomId = event.roomId;
-    const epoch = this.holding(roomId);
-    this.writes.set(roomId, (this.writes.get(roomId) ?? 0) + 1);
-    this.eventWrites++;
-    this.events.delete(event.eventId);
-    let result: { inserted: boolean };
-    try {
-      result = await store.commits.write(writes);
-    } catch (err) {
-      this.rooms.delete(roomId);
+  /** Commits' writes (one or a run in one transaction): each event, its state refs, its room's extremities and current state remembered once written. */
+  private async commit(
+    all: readonly EventCommitWrites[],
+    write: () => Promise<Array<{ inserted: boolean }>>,
+  ): Promise<Array<{ inserted: boolean }>> {
+    const epochs = new Map<string, number | undefined>();
+    for (const { event } of all) {
+      const roomId = event.roomId;
+      if (!epochs.has(roomId)) epochs.set(roomId, this.holding(roomId));
+      this.writes.set(roomId, (this.writes.get(roomId) ?? 0) + 1);
       this.events.delete(event.eventId);
+    }
+    this.eventWrites++;
+    let results: Array<{ inserted: boolean }>;
+    try {
+      results = await write();
+    } catch (err) {
+      for (const { event } of all) {
+        this.rooms.delete(event.roomId);
+        this.events.delete(event.eventId);
+      }
       throw err;
     }
-    if (epoch === undefined || this.holding(roomId) !== epoch) return result;
+    all.forEach((writes, i) => this.remember(writes, results[i]!, epochs.get(writes.event.roomId)));
+    return results;
+  }
+
+  private remember(writes: EventCommitWrites, result: { inserted: boolean }, epoch: number | undefined): void {
+    const { event } = writes;
+    const roomId = event.roomId;
+    if (epoch === undefined || this.holding(roomId) !== epoch) return;
     // Not inserted: the stored record keeps its first fields (only the outcome was set): read when wanted.
     if (result.inserted) this.rememberEvent(event, epoch);
     else this.events.set(event.eventId, { epoch, roomId, refs: undefined });
@@ -320,6 +342,5 @@ export class OwnedRoomCache {
     if (writes.room) entry.record = undefined;
     if (writes.forwardExtremities && entry.extremities) entry.extremities = applyChange(entry.extremities, writes.forwardExtremities);
     if (writes.currentStateId !== undefined && entry.record) entry.record = { ...entry.record, currentStateId: writes.currentStateId };
-    return result;
   }
 }
