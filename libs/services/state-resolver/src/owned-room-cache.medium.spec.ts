@@ -105,9 +105,10 @@ describe('MongoDB round trips per inbound PDU in the state-resolver, with the ow
     // Counted 2026-12-07: 23 per PDU without the cache (rooms 3, events 7, partial_state_rooms 2, event_state,
     // forward_extremities, joined_servers 1 each, and the writes), 9 with it: the commit's 7 writes (pending record
     // and its removal, its sequence counter, state refs, event, extremities, current state), the lookup of the new
-    // event (is it held already?) and of redactions waiting for it.
+    // event (is it held already?) and of redactions waiting for it. Since the state-resolver reads what a PDU needs
+    // once (inbound-cpu, same day), 19 without the cache: the cache still saves the 10 reads left.
     expect(byKind(withCache)).toEqual(expect.objectContaining({ 'events.find': COUNTED, 'redaction_claims.find': COUNTED }));
     expect(perPduWith).toBeLessThanOrEqual(9);
-    expect(perPduWithout - perPduWith).toBeGreaterThanOrEqual(12);
+    expect(perPduWithout - perPduWith).toBeGreaterThanOrEqual(10);
   });
 });
