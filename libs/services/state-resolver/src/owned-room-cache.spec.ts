@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ElasticOwnership } from '@fedgate/platform';
 import { stateMapKey } from '@fedgate/room-state';
-import { openSqliteStore, type EventRecord, type Store } from '@fedgate/store';
+import { openSqliteStore, RoomWriteFencedError, type EventRecord, type Store } from '@fedgate/store';
 import pino from 'pino';
 import { OwnedRoomCache } from './owned-room-cache';
 import { StateResolver } from './state-resolver';
@@ -148,6 +148,30 @@ describe('the owned-room read cache (issue 19, distributed): answers only under 
     counted.reads.length = 0;
     await a.rooms.getForwardExtremities(ROOM);
     expect(counted.reads).toEqual(['rooms.getForwardExtremities']);
+  });
+
+  it("hands a resync write's fence on to the store (resync-store-fence): each stale one is refused there, nothing cached of it", async () => {
+    const cached = new OwnedRoomCache(() => 1).wrap(store);
+    await cached.events.append(eventRecord('$fenced'));
+    await cached.partialStateRooms.begin({ roomId: ROOM, joinEventId: '$fenced', serversInRoom: ['other.test'], resident: 'other.test', startedTs: 1 });
+    await cached.rooms.setCurrentState(ROOM, 'current', { roomId: ROOM, partition: 1, epoch: 5 });
+    await store.pendingCommits.raiseFence({ partition: 1, epoch: 6 });
+    const stale = { roomId: ROOM, partition: 1, epoch: 5 };
+    for (const write of [
+      () => cached.events.setOutcome('$fenced', { status: 'rejected', outlier: false }, stale),
+      () => cached.state.setForEvent('$fenced', { before: 'b', after: 'a' }, stale),
+      () => cached.rooms.setCurrentState(ROOM, 'stale', stale),
+      () => cached.rooms.updateForwardExtremities(ROOM, { add: ['$fenced'], remove: ['$one'] }, stale),
+      () => cached.rooms.setJoinedServers(ROOM, ['stale.test'], stale),
+      () => cached.partialStateRooms.finish(ROOM, stale),
+    ]) {
+      await expect(write()).rejects.toBeInstanceOf(RoomWriteFencedError);
+    }
+    expect((await cached.events.get('$fenced'))?.status).toBe('accepted');
+    expect((await cached.rooms.get(ROOM))?.currentStateId).toBe('current');
+    expect(await cached.rooms.getForwardExtremities(ROOM)).toEqual(['$one']);
+    expect(await cached.rooms.getJoinedServers(ROOM)).toEqual(['gw.test']);
+    expect(await cached.partialStateRooms.get(ROOM)).toMatchObject({ joinEventId: '$fenced' });
   });
 
   it('a write that fails leaves nothing cached of the room (the store may hold it or not)', async () => {

@@ -191,8 +191,8 @@ export class OwnedRoomCache {
           (e, record) => (e.record = record ? { ...record } : undefined),
         ),
       ensure: (room) => this.roomWrite(room.roomId, () => rooms.ensure(room), (e, record) => (e.record = { ...record })),
-      setCurrentState: (roomId, snapshotId) =>
-        this.roomWrite(roomId, () => rooms.setCurrentState(roomId, snapshotId), (e) => {
+      setCurrentState: (roomId, snapshotId, fence) =>
+        this.roomWrite(roomId, () => rooms.setCurrentState(roomId, snapshotId, fence), (e) => {
           if (e.record) e.record = { ...e.record, currentStateId: snapshotId };
         }),
       getForwardExtremities: (roomId) =>
@@ -202,8 +202,8 @@ export class OwnedRoomCache {
           () => rooms.getForwardExtremities(roomId),
           (e, ids) => (e.extremities = sortedSet(ids)),
         ),
-      updateForwardExtremities: (roomId, change) =>
-        this.roomWrite(roomId, () => rooms.updateForwardExtremities(roomId, change), (e) => {
+      updateForwardExtremities: (roomId, change, fence) =>
+        this.roomWrite(roomId, () => rooms.updateForwardExtremities(roomId, change, fence), (e) => {
           if (e.extremities) e.extremities = applyChange(e.extremities, change);
         }),
       getJoinedServers: (roomId) =>
@@ -213,7 +213,7 @@ export class OwnedRoomCache {
           () => rooms.getJoinedServers(roomId),
           (e, servers) => (e.joinedServers = sortedSet(servers)),
         ),
-      setJoinedServers: (roomId, servers) => this.roomWrite(roomId, () => rooms.setJoinedServers(roomId, servers), (e) => (e.joinedServers = sortedSet(servers))),
+      setJoinedServers: (roomId, servers, fence) => this.roomWrite(roomId, () => rooms.setJoinedServers(roomId, servers, fence), (e) => (e.joinedServers = sortedSet(servers))),
       updateJoinedServers: (roomId, change) =>
         this.roomWrite(roomId, () => rooms.updateJoinedServers(roomId, change), (e) => {
           if (e.joinedServers) e.joinedServers = applyChange(e.joinedServers, change);
@@ -232,7 +232,7 @@ export class OwnedRoomCache {
           (e, record) => (e.partial = record === null ? null : structuredClone(record)),
         )) ?? undefined,
       begin: (room) => this.roomWrite(room.roomId, () => partial.begin(room), (e) => (e.partial = structuredClone(room))),
-      finish: (roomId) => this.roomWrite(roomId, () => partial.finish(roomId), (e) => (e.partial = null)),
+      finish: (roomId, fence) => this.roomWrite(roomId, () => partial.finish(roomId, fence), (e) => (e.partial = null)),
     }, ['list'], this.forgetAll);
   }
 
@@ -282,7 +282,7 @@ export class OwnedRoomCache {
         }
         return result;
       },
-      setOutcome: (eventId, outcome) => this.eventWrite([eventId], () => events.setOutcome(eventId, outcome)),
+      setOutcome: (eventId, outcome, fence) => this.eventWrite([eventId], () => events.setOutcome(eventId, outcome, fence)),
     }, ['missing', 'byDepthRange', 'byStatus'], this.forgetAll);
   }
 
@@ -298,7 +298,7 @@ export class OwnedRoomCache {
         if (refs && entry && this.eventWrites === writesBefore && this.event(eventId) === entry) entry.refs = { ...refs };
         return refs;
       },
-      setForEvent: (eventId, refs) => this.eventWrite([eventId], () => state.setForEvent(eventId, refs)),
+      setForEvent: (eventId, refs, fence) => this.eventWrite([eventId], () => state.setForEvent(eventId, refs, fence)),
     }, ['derive', 'save', 'load', 'stateAfterEvent', 'stateBeforeEvent'], this.forgetAll);
   }
 

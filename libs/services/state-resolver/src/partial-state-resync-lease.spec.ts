@@ -2,7 +2,7 @@
 // replica released or lost the room's partition; its writes were not fenced by the lease epoch as commits are.
 // Two elastic replicas of the joining server over its one store (testing/resync-replicas.ts); the resident's
 // /state_ids answer is held back so the first replica's resync is in flight when the partition moves.
-import type { Store } from '@fedgate/store';
+import type { CommitFence, Store } from '@fedgate/store';
 import { ResyncFencedError, type ResyncOutcome } from './partial-state-resync';
 import { StateResolver } from './state-resolver';
 import { partiallyJoinedRoom, rebalance, replica, resyncUnderWay, TTL_MS } from './testing/resync-replicas';
@@ -65,6 +65,35 @@ describe('partial-state resync and the partition lease (distributed, elastic sta
       expect(old.fenced).toEqual([refused]);
       expect(old.writes.slice(writesBefore)).toEqual([]);
       expect(await joiner.store.partialStateRooms.get(roomId)).toBeDefined();
+      expect(old.resynced).toEqual([]);
+    } finally {
+      await old.resolver.stop();
+      await network.close();
+    }
+  }, 30_000);
+
+  it("defect (resync-store-fence): a replica whose clock runs slow (its own check still passing) landed its resync's writes after a newer owner raised the room's fence; now the store refuses the first of them, nothing of it is written, and the fenced counter is told", async () => {
+    const { network, joiner, roomId } = await partiallyJoinedRoom();
+    const old = replica(joiner, network, 'sr-slow-clock', 10_000_000, { held: true });
+    try {
+      await old.resolver.start();
+      const inFlight = await resyncUnderWay(old, roomId);
+      const partition = joiner.topology.roomLog.partitionOf(roomId);
+      const held = (old.resolver as unknown as { ownership: { fence(p: number): CommitFence | undefined } }).ownership.fence(partition)!;
+      const partial = (await joiner.store.partialStateRooms.get(roomId))!;
+      const joinRefs = await joiner.store.state.getForEvent(partial.joinEventId);
+      // A newer owner took the partition and committed in the room under a later epoch; by the old replica's slow
+      // clock its lease is still fresh, so its own check lets its writes through.
+      const newer = { eventId: '$newer-owner-commit', roomId, payload: {}, createdTs: 1 };
+      await joiner.store.pendingCommits.add(newer, { partition, epoch: held.epoch + 1 });
+      await joiner.store.pendingCommits.remove(newer.eventId, roomId);
+      old.answer();
+      const refused = await inFlight.ended;
+      expect(refused).toBeInstanceOf(ResyncFencedError);
+      expect(refused).toMatchObject({ roomId, epoch: held.epoch, roomEpoch: held.epoch + 1, message: expect.stringMatching(/refused by the store/) as unknown });
+      expect(old.fenced).toEqual([refused]);
+      expect(await joiner.store.state.getForEvent(partial.joinEventId)).toEqual(joinRefs);
+      expect(await joiner.store.partialStateRooms.get(roomId)).toEqual(partial);
       expect(old.resynced).toEqual([]);
     } finally {
       await old.resolver.stop();

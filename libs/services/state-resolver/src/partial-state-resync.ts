@@ -6,11 +6,12 @@
 // computed again and the room stops being partial. Each step can be repeated, and the partial-state record
 // goes last: a restart halfway resumes the resync. With elastic ownership a resync works under the lease
 // holding of its room's partition it began under: it stops when the partition goes (`stopRooms`), and each of its
-// writes is refused once that holding is over, so a replica that lost the room writes nothing more in it.
+// writes is refused once that holding is over, so a replica that lost the room writes nothing more in it — by this
+// replica's check first, and by the store itself (the room's fence) for the writes that change what the room holds.
 import { FederationApi, type KeyRing } from '@fedgate/federation-client';
 import { roomVersionRules, type RoomVersionRules } from '@fedgate/protocol';
 import { isStateEvent, stateMapKey, toRoomEvent } from '@fedgate/room-state';
-import { CommitFencedError, type CommitFence, type EventRecord, type PartialStateRoom, type Store } from '@fedgate/store';
+import { CommitFencedError, type CommitFence, type EventRecord, type PartialStateRoom, type RoomWriteFence, type Store } from '@fedgate/store';
 import { describeError, MissingStateError } from './errors';
 import { EventGraph } from './event-graph';
 import { OutlierImporter } from './outliers';
@@ -94,6 +95,8 @@ interface RunGuard extends RunHolding {
   importer: OutlierImporter;
 }
 
+const roomFence = (run: RunHolding): RoomWriteFence | undefined => run.fence && { roomId: run.roomId, ...run.fence };
+
 export class PartialStateResync {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly running = new Map<string, Promise<ResyncOutcome | undefined>>();
@@ -165,7 +168,11 @@ export class PartialStateResync {
     const abort = new AbortController();
     this.aborts.set(roomId, abort);
     const holding: RunHolding = { roomId, signal: abort.signal, fence: this.fencing?.fenceFor(roomId) };
-    const store = checkedWrites(this.store, (write) => this.guard(holding, write));
+    const store = checkedWrites(this.store, {
+      check: (write) => this.guard(holding, write),
+      fence: roomFence(holding),
+      refused: (error, write) => this.storeRefused(holding, write, error),
+    });
     const work = this.run({ ...holding, store, importer: new OutlierImporter(store, this.keyRing) }).finally(() => {
       this.running.delete(roomId);
       if (this.aborts.get(roomId) === abort) this.aborts.delete(roomId);
@@ -215,6 +222,13 @@ export class PartialStateResync {
     const error = new ResyncFencedError(run.roomId, step, run.fence?.epoch, held?.epoch);
     this.fencing.refused(error);
     throw error;
+  }
+
+  /** The store refused a write by the room's fence, which this replica's check had let through (a pause, a slow clock). */
+  private storeRefused(run: RunHolding, write: string, error: CommitFencedError): ResyncFencedError {
+    const refused = new ResyncFencedError(run.roomId, `${write} (refused by the store)`, run.fence?.epoch, error.roomEpoch);
+    this.fencing?.refused(refused);
+    return refused;
   }
 
   /** The run's remote calls: each ends when the run is stopped, and its answer is taken only while the run may still write. */
@@ -327,7 +341,9 @@ export class PartialStateResync {
     const extremities = await run.store.rooms.getForwardExtremities(roomId);
     const head = extremities[0] ?? join.eventId;
     const headAfter = (await run.store.state.getForEvent(head))?.after ?? afterId;
-    await this.timeline.updateCurrentState(roomId, head, headAfter, rules, new EventGraph(run.store), { fullState: true });
+    await this.timeline.updateCurrentState(roomId, head, headAfter, rules, new EventGraph(run.store), { fullState: true, fence: roomFence(run) }).catch((error: unknown) => {
+      throw error instanceof CommitFencedError ? this.storeRefused(run, 'current state', error) : error;
+    });
     await run.store.partialStateRooms.finish(roomId);
     return outcome;
   }

@@ -27,7 +27,7 @@ import {
   type RoomEvent,
   type StateMap,
 } from '@fedgate/room-state';
-import { CommitFencedError, type CommitFence, type EventCommitWrites, type EventRecord, type EventStatus, type PendingCommit, type Store } from '@fedgate/store';
+import { CommitFencedError, type CommitFence, type EventCommitWrites, type EventRecord, type EventStatus, type PendingCommit, type RoomWriteFence, type Store } from '@fedgate/store';
 import type { ClientTransactionLog } from './client-transactions';
 import { MissingStateError } from './errors';
 import { EventGraph } from './event-graph';
@@ -616,12 +616,20 @@ export class RoomTimeline {
   /**
    * Sets the room's current state to the resolved state of its forward extremities, and the joined servers
    * when membership changed (`fullState`: always, from the state alone — a partial-state room's full state is in).
+   * With `fence` (a resync's), the store refuses both writes once the room has seen a newer lease holding.
    * Returns the change to current state.
    */
-  async updateCurrentState(roomId: string, newEventId: string, newAfterId: string, rules: RoomVersionRules, graph: EventGraph, options: { fullState?: boolean } = {}): Promise<Record<string, string | null>> {
+  async updateCurrentState(
+    roomId: string,
+    newEventId: string,
+    newAfterId: string,
+    rules: RoomVersionRules,
+    graph: EventGraph,
+    options: { fullState?: boolean; fence?: RoomWriteFence } = {},
+  ): Promise<Record<string, string | null>> {
     const plan = await this.planCurrentState(roomId, newEventId, newAfterId, rules, graph, options);
-    await this.store.rooms.setCurrentState(roomId, plan.currentStateId);
-    if (plan.joinedServers) await this.store.rooms.setJoinedServers(roomId, plan.joinedServers);
+    await this.store.rooms.setCurrentState(roomId, plan.currentStateId, options.fence);
+    if (plan.joinedServers) await this.store.rooms.setJoinedServers(roomId, plan.joinedServers, options.fence);
     return plan.delta;
   }
 

@@ -2,7 +2,9 @@ import type { Pdu } from '@fedgate/protocol';
 import { LRUCache } from 'lru-cache';
 import { MongoBulkWriteError, type Collection, type Document } from 'mongodb';
 import type { DepthRangeQuery, EventOutcome, EventRecord, EventRepository, EventStatus } from '../ports/events';
+import type { RoomWriteFence } from '../ports/pending-commits';
 import { findByIds, isDuplicateKey } from './database';
+import type { MongoRoomFences } from './pending-commits';
 
 const toDoc = (e: EventRecord): Document => ({
   _id: e.eventId,
@@ -50,7 +52,8 @@ export class MongoEventRepository implements EventRepository {
 
   constructor(
     private readonly events: Collection<Document>,
-    private readonly idLookupsOnly = false,
+    private readonly idLookupsOnly: boolean,
+    private readonly fences: MongoRoomFences,
   ) {}
 
   async append(event: EventRecord): Promise<{ inserted: boolean }> {
@@ -120,12 +123,12 @@ export class MongoEventRepository implements EventRepository {
     return docs.map(toRecord);
   }
 
-  async setOutcome(eventId: string, outcome: EventOutcome): Promise<boolean> {
+  async setOutcome(eventId: string, outcome: EventOutcome, fence?: RoomWriteFence): Promise<boolean> {
     const update: Document =
       outcome.reason === undefined
         ? { $set: { status: outcome.status, outlier: outcome.outlier }, $unset: { reason: '' } }
         : { $set: { status: outcome.status, outlier: outcome.outlier, reason: outcome.reason } };
-    const r = await this.events.updateOne({ _id: eventId as never }, update);
+    const r = await this.fences.write(fence, `outcome of ${eventId}`, () => this.events.updateOne({ _id: eventId as never }, update));
     return r.matchedCount > 0;
   }
 }

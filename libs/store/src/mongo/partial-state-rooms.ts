@@ -1,9 +1,14 @@
+import type { RoomWriteFence } from '../ports/pending-commits';
+import type { MongoRoomFences } from './pending-commits';
 import type { Collection, Document } from 'mongodb';
 import type { PartialStateRoom, PartialStateRoomRepository } from '../ports/partial-state-rooms';
 
 /** One document per room (`_id` = room ID), present only while the room's state is partial. */
 export class MongoPartialStateRoomRepository implements PartialStateRoomRepository {
-  constructor(private readonly rooms: Collection<Document>) {}
+  constructor(
+    private readonly rooms: Collection<Document>,
+    private readonly fences: MongoRoomFences,
+  ) {}
 
   async begin(room: PartialStateRoom): Promise<void> {
     await this.rooms.replaceOne({ _id: room.roomId as never }, { joinEventId: room.joinEventId, serversInRoom: room.serversInRoom, resident: room.resident, startedTs: room.startedTs }, { upsert: true });
@@ -19,8 +24,8 @@ export class MongoPartialStateRoomRepository implements PartialStateRoomReposito
     return docs.map(toRoom).sort((a, b) => a.startedTs - b.startedTs || (a.roomId < b.roomId ? -1 : 1));
   }
 
-  async finish(roomId: string): Promise<void> {
-    await this.rooms.deleteOne({ _id: roomId as never });
+  async finish(roomId: string, fence?: RoomWriteFence): Promise<void> {
+    await this.fences.write(fence, 'end of partial state', () => this.rooms.deleteOne({ _id: roomId as never }));
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Collection, Document } from 'mongodb';
-import { CommitFencedError, type CommitFence, type PendingCommit, type PendingCommitRepository } from '../ports/pending-commits';
+import { CommitFencedError, RoomWriteFencedError, type CommitFence, type PendingCommit, type PendingCommitRepository, type RoomWriteFence } from '../ports/pending-commits';
 import { nextCounterValue } from './database';
 
 const DUPLICATE_KEY = 11000;
@@ -13,6 +13,35 @@ interface CommitItem {
 
 /** A field name for an event ID (which holds `$` and may hold `.`): FerretDB reads dotted paths into documents, not arrays. */
 const keyOf = (eventId: string) => `e${Buffer.from(eventId).toString('base64url')}`;
+
+/**
+ * Writes of room data under a fence (`RoomWriteFence`), against the fence the room's commits document keeps: the
+ * fence is checked and brought up to the write's epoch in one conditional single-document write, then the write is
+ * made. FerretDB has no multi-document transactions, so the two are not one atomic unit: a new owner's
+ * `raiseFence` landing between them (one store round trip, or a pause of this process there) is not seen.
+ */
+export class MongoRoomFences {
+  constructor(private readonly rooms: Collection<Document>) {}
+
+  async write<T>(fence: RoomWriteFence | undefined, write: string, run: () => Promise<T>): Promise<T> {
+    if (fence) {
+      try {
+        // A room whose fence is above the write's epoch fails the filter, and the upsert's insert collides with it.
+        await this.rooms.updateOne(
+          { _id: fence.roomId as never, $or: [{ epoch: { $exists: false } }, { epoch: { $lte: fence.epoch } }] },
+          { $set: { epoch: fence.epoch, partition: fence.partition } },
+          { upsert: true },
+        );
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== DUPLICATE_KEY) throw error;
+        const room = await this.rooms.findOne({ _id: fence.roomId as never });
+        if (typeof room?.epoch === 'number' && room.epoch > fence.epoch) throw new RoomWriteFencedError(fence.roomId, write, fence.epoch, room.epoch);
+        throw error;
+      }
+    }
+    return run();
+  }
+}
 
 /**
  * One document per room (`_id` = room ID): its commits under way (`commits`, by key of event ID, `n` of them)

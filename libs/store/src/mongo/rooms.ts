@@ -1,3 +1,5 @@
+import type { RoomWriteFence } from '../ports/pending-commits';
+import type { MongoRoomFences } from './pending-commits';
 import type { Collection, Document } from 'mongodb';
 import type { RoomRecord, RoomRepository } from '../ports/rooms';
 
@@ -6,6 +8,7 @@ export class MongoRoomRepository implements RoomRepository {
     private readonly rooms: Collection<Document>,
     private readonly extremities: Collection<Document>,
     private readonly joined: Collection<Document>,
+    private readonly fences: MongoRoomFences,
   ) {}
 
   async ensure(room: { roomId: string; roomVersion: string; creator: string; createdTs: number }): Promise<RoomRecord> {
@@ -22,8 +25,8 @@ export class MongoRoomRepository implements RoomRepository {
     return d ? { roomId, roomVersion: d.roomVersion, creator: d.creator, createdTs: d.createdTs, currentStateId: d.currentStateId ?? null } : undefined;
   }
 
-  async setCurrentState(roomId: string, snapshotId: string): Promise<void> {
-    await this.rooms.updateOne({ _id: roomId as never }, { $set: { currentStateId: snapshotId } });
+  async setCurrentState(roomId: string, snapshotId: string, fence?: RoomWriteFence): Promise<void> {
+    await this.fences.write(fence, 'current state', () => this.rooms.updateOne({ _id: roomId as never }, { $set: { currentStateId: snapshotId } }));
   }
 
   async getForwardExtremities(roomId: string): Promise<string[]> {
@@ -37,7 +40,7 @@ export class MongoRoomRepository implements RoomRepository {
    * a field of `byKey`, so adding some and removing others is one single-document update, atomic like any. A room
    * written by the earlier layout keeps its `eventIds` array until its extremities are removed from it.
    */
-  async updateForwardExtremities(roomId: string, change: { add: string[]; remove: string[] }): Promise<void> {
+  async updateForwardExtremities(roomId: string, change: { add: string[]; remove: string[] }, fence?: RoomWriteFence): Promise<void> {
     const keep = new Set(change.add);
     const remove = change.remove.filter((v) => !keep.has(v));
     if (!change.add.length && !remove.length) return;
@@ -47,15 +50,15 @@ export class MongoRoomRepository implements RoomRepository {
       update.$unset = Object.fromEntries(remove.map((id) => [`byKey.${fieldKey(id)}`, '']));
       update.$pullAll = { eventIds: remove };
     }
-    await this.extremities.updateOne({ _id: roomId as never }, update, { upsert: true });
+    await this.fences.write(fence, 'forward extremities', () => this.extremities.updateOne({ _id: roomId as never }, update, { upsert: true }));
   }
 
   async getJoinedServers(roomId: string): Promise<string[]> {
     return members(this.joined, roomId, 'servers');
   }
 
-  async setJoinedServers(roomId: string, servers: string[]): Promise<void> {
-    await this.joined.updateOne({ _id: roomId as never }, { $set: { servers: [...new Set(servers)].sort() } }, { upsert: true });
+  async setJoinedServers(roomId: string, servers: string[], fence?: RoomWriteFence): Promise<void> {
+    await this.fences.write(fence, 'joined servers', () => this.joined.updateOne({ _id: roomId as never }, { $set: { servers: [...new Set(servers)].sort() } }, { upsert: true }));
   }
 
   async updateJoinedServers(roomId: string, change: { add: string[]; remove: string[] }): Promise<void> {

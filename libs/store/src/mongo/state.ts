@@ -1,3 +1,5 @@
+import type { RoomWriteFence } from '../ports/pending-commits';
+import type { MongoRoomFences } from './pending-commits';
 import type { Collection, Document } from 'mongodb';
 import type { EventStateRefs } from '../ports/state';
 import type { SnapshotRow, SnapshotRowStore } from '../shared/snapshots';
@@ -7,7 +9,8 @@ export class MongoSnapshotRows implements SnapshotRowStore {
   constructor(
     private readonly snapshots: Collection<Document>,
     private readonly eventState: Collection<Document>,
-    private readonly idLookupsOnly = false,
+    private readonly idLookupsOnly: boolean,
+    private readonly fences: MongoRoomFences,
   ) {}
 
   async putRow(row: SnapshotRow): Promise<void> {
@@ -23,8 +26,8 @@ export class MongoSnapshotRows implements SnapshotRowStore {
     return docs.map((d) => ({ id: d._id as unknown as string, roomId: d.roomId, baseId: d.baseId, ancestors: d.ancestors, delta: JSON.parse(d.delta) }));
   }
 
-  async putEventRefs(eventId: string, refs: EventStateRefs): Promise<void> {
-    await this.eventState.replaceOne({ _id: eventId as never }, { before: refs.before, after: refs.after }, { upsert: true });
+  async putEventRefs(eventId: string, refs: EventStateRefs, fence?: RoomWriteFence): Promise<void> {
+    await this.fences.write(fence, `state refs of ${eventId}`, () => this.eventState.replaceOne({ _id: eventId as never }, { before: refs.before, after: refs.after }, { upsert: true }));
   }
 
   async getEventRefs(eventId: string): Promise<EventStateRefs | undefined> {

@@ -18,7 +18,7 @@ import { MongoLeaseRepository } from './leases';
 import { MongoDeviceKeyRepository } from './device-keys';
 import { MongoDeviceListRepository } from './device-lists';
 import { MongoToDeviceRepository } from './to-device';
-import { MongoPendingCommitRepository } from './pending-commits';
+import { MongoPendingCommitRepository, MongoRoomFences } from './pending-commits';
 import { MongoPartialStateRoomRepository } from './partial-state-rooms';
 import { MongoRedactionRepository } from './redactions';
 import { MongoRoomRepository } from './rooms';
@@ -30,9 +30,10 @@ import { MongoSnapshotRows } from './state';
  */
 export async function openMongoStore(url: string, db: string, options: MongoConnectOptions = {}): Promise<Store> {
   const { client, collections: c, idLookupsOnly } = await connectMongo(url, db, options);
-  const events = new MongoEventRepository(c.events, idLookupsOnly);
-  const state = new SnapshotRepository(new MongoSnapshotRows(c.stateSnapshots, c.eventState, idLookupsOnly));
-  const rooms = new MongoRoomRepository(c.rooms, c.forwardExtremities, c.joinedServers);
+  const fences = new MongoRoomFences(c.roomCommits);
+  const events = new MongoEventRepository(c.events, idLookupsOnly, fences);
+  const state = new SnapshotRepository(new MongoSnapshotRows(c.stateSnapshots, c.eventState, idLookupsOnly, fences));
+  const rooms = new MongoRoomRepository(c.rooms, c.forwardExtremities, c.joinedServers, fences);
   const pendingCommits = new MongoPendingCommitRepository(c.roomCommits, c.pendingCommits, c.counters);
   return {
     events,
@@ -55,7 +56,7 @@ export async function openMongoStore(url: string, db: string, options: MongoConn
     leases: new MongoLeaseRepository(c.leases, c.counters),
     pendingCommits,
     commits: new SequentialCommitWriter({ pendingCommits, state, events, rooms }),
-    partialStateRooms: new MongoPartialStateRoomRepository(c.partialStateRooms),
+    partialStateRooms: new MongoPartialStateRoomRepository(c.partialStateRooms, fences),
     roomDirectory: new MongoRoomDirectoryRepository(c.roomDirectory),
     deviceKeys: new MongoDeviceKeyRepository(c.devices, c.oneTimeKeys, c.fallbackKeys, c.crossSigningKeys, c.counters, c.deviceListChanges, c.userSigningSignatures),
     deviceLists: new MongoDeviceListRepository(c.deviceListChanges, c.remoteDeviceLists, c.counters),

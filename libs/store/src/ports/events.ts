@@ -1,6 +1,7 @@
 // The room DAG: every PDU the gateway has seen, keyed by event ID, append-only. Only the outcome
 // fields may change later (an outlier joining the timeline, a soft-failed event re-checked).
 import type { Pdu } from '@fedgate/protocol';
+import type { RoomWriteFence } from './pending-commits';
 
 /** accepted: passed auth; soft_failed: passed auth at its prev events but not against current state; rejected: failed auth. */
 export type EventStatus = 'accepted' | 'soft_failed' | 'rejected';
@@ -61,5 +62,5 @@ export interface EventRepository {
   /** Events of a room with the given status, newest (deepest) first: e.g. rejected events with their reasons. */
   byStatus(roomId: string, status: EventStatus, limit: number): Promise<EventRecord[]>;
   /** Changes status/reason/outlier of a stored event; false if it is not stored. */
-  setOutcome(eventId: string, outcome: EventOutcome): Promise<boolean>;
+  setOutcome(eventId: string, outcome: EventOutcome, fence?: RoomWriteFence): Promise<boolean>;
 }

@@ -2,6 +2,8 @@
 // is fetched in the background. The record is written before the join is committed and removed only after
 // the full state is in, so a restart in between resumes the resync.
 
+import type { RoomWriteFence } from './pending-commits';
+
 export interface PartialStateRoom {
   roomId: string;
   /** Our join: the state before it is the one that lacks the members. */
@@ -20,5 +22,5 @@ export interface PartialStateRoomRepository {
   /** Every room still partial, oldest first. */
   list(): Promise<PartialStateRoom[]>;
   /** The full state is in. Idempotent. */
-  finish(roomId: string): Promise<void>;
+  finish(roomId: string, fence?: RoomWriteFence): Promise<void>;
 }

@@ -40,6 +40,25 @@ export class CommitFencedError extends Error {
   }
 }
 
+/**
+ * The fence a write of room data outside a commit carries (a partial-state resync's: outcomes, state refs,
+ * extremities, current state, joined servers, the partial-state record's removal): the room and the lease
+ * holding the write is made under. Checked like a commit's fence: refused (RoomWriteFencedError, nothing
+ * written) when the room has seen a higher epoch; else the room's fence is brought up to this epoch.
+ */
+export interface RoomWriteFence extends CommitFence {
+  roomId: string;
+}
+
+/** A write of room data refused by its room's fence (`write` names it): the room has seen a later owner. */
+export class RoomWriteFencedError extends CommitFencedError {
+  constructor(roomId: string, readonly write: string, epoch: number, roomEpoch: number) {
+    super(roomId, `write:${write}`, epoch, roomEpoch);
+    this.message = `${write} in ${roomId} refused: made under lease epoch ${epoch}, the room has seen epoch ${roomEpoch} (its partition has a newer owner)`;
+    this.name = 'RoomWriteFencedError';
+  }
+}
+
 export interface PendingCommitRepository {
   /**
    * Records the commit unless one is recorded for the event (the first record stays). With a fence, the

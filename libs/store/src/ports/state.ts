@@ -3,6 +3,8 @@
 // their state; the chain is cut (a full snapshot written) when it grows long. Snapshot IDs are
 // content-addressed (hash of room, base and delta), so storing the same derivation twice is harmless.
 
+import type { RoomWriteFence } from './pending-commits';
+
 /** Room state: state tuple key (see `stateTupleKey`) → event ID. */
 export type StateMap = Map<string, string>;
 
@@ -40,7 +42,7 @@ export interface StateSnapshotRepository {
   /** The full state of a snapshot, or undefined if no such snapshot. */
   load(snapshotId: string): Promise<StateMap | undefined>;
   /** Records the snapshots before and after an event. Idempotent. */
-  setForEvent(eventId: string, refs: EventStateRefs): Promise<void>;
+  setForEvent(eventId: string, refs: EventStateRefs, fence?: RoomWriteFence): Promise<void>;
   getForEvent(eventId: string): Promise<EventStateRefs | undefined>;
   /** State after an event (undefined if not recorded). */
   stateAfterEvent(eventId: string): Promise<StateMap | undefined>;

@@ -3,6 +3,7 @@
 // An adapter supplies only row storage (`SnapshotRowStore`).
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import type { RoomWriteFence } from '../ports/pending-commits';
 import type { EventStateRefs, StateEntry, StateMap, StateSnapshotRepository } from '../ports/state';
 import { stateTupleKey } from '../ports/state';
 
@@ -19,7 +20,7 @@ export interface SnapshotRowStore {
   /** Stores the row unless its ID is stored (same ID, same content). */
   putRow(row: SnapshotRow): Promise<void>;
   getRows(ids: string[]): Promise<SnapshotRow[]>;
-  putEventRefs(eventId: string, refs: EventStateRefs): Promise<void>;
+  putEventRefs(eventId: string, refs: EventStateRefs, fence?: RoomWriteFence): Promise<void>;
   getEventRefs(eventId: string): Promise<EventStateRefs | undefined>;
 }
 
@@ -88,8 +89,8 @@ export class SnapshotRepository implements StateSnapshotRepository {
     return state;
   }
 
-  setForEvent(eventId: string, refs: EventStateRefs): Promise<void> {
-    return this.rows.putEventRefs(eventId, refs);
+  setForEvent(eventId: string, refs: EventStateRefs, fence?: RoomWriteFence): Promise<void> {
+    return this.rows.putEventRefs(eventId, refs, fence);
   }
 
   getForEvent(eventId: string): Promise<EventStateRefs | undefined> {

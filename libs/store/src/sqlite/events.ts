@@ -1,3 +1,5 @@
+import { fencedWrite } from './pending-commits';
+import type { RoomWriteFence } from '../ports/pending-commits';
 import type { Pdu } from '@fedgate/protocol';
 import type { DepthRangeQuery, EventOutcome, EventRecord, EventRepository, EventStatus } from '../ports/events';
 import { orNull, type SqliteDatabase } from './database';
@@ -76,8 +78,8 @@ export class SqliteEventRepository implements EventRepository {
     return rows.map(toRecord);
   }
 
-  async setOutcome(eventId: string, outcome: EventOutcome): Promise<boolean> {
-    return this.setOutcomeNow(eventId, outcome);
+  async setOutcome(eventId: string, outcome: EventOutcome, fence?: RoomWriteFence): Promise<boolean> {
+    return fencedWrite(this.db, fence, `outcome of ${eventId}`, () => this.setOutcomeNow(eventId, outcome));
   }
 
   setOutcomeNow(eventId: string, outcome: EventOutcome): boolean {

@@ -1,3 +1,5 @@
+import { fencedWrite } from './pending-commits';
+import type { RoomWriteFence } from '../ports/pending-commits';
 import type { PartialStateRoom, PartialStateRoomRepository } from '../ports/partial-state-rooms';
 import type { SqliteDatabase } from './database';
 
@@ -34,7 +36,7 @@ export class SqlitePartialStateRoomRepository implements PartialStateRoomReposit
     return this.db.all<Row>('SELECT room_id, join_event_id, servers, resident, started_ts FROM store_partial_state_rooms ORDER BY started_ts, room_id').map(toRoom);
   }
 
-  async finish(roomId: string): Promise<void> {
-    this.db.run('DELETE FROM store_partial_state_rooms WHERE room_id = ?', roomId);
+  async finish(roomId: string, fence?: RoomWriteFence): Promise<void> {
+    fencedWrite(this.db, fence, 'end of partial state', () => this.db.run('DELETE FROM store_partial_state_rooms WHERE room_id = ?', roomId));
   }
 }

@@ -1,4 +1,4 @@
-import { CommitFencedError, type CommitFence, type PendingCommit, type PendingCommitRepository } from '../ports/pending-commits';
+import { CommitFencedError, RoomWriteFencedError, type CommitFence, type PendingCommit, type PendingCommitRepository, type RoomWriteFence } from '../ports/pending-commits';
 import type { SqliteDatabase } from './database';
 
 interface Row {
@@ -9,6 +9,23 @@ interface Row {
 }
 
 const toCommit = (r: Row): PendingCommit => ({ eventId: r.event_id, roomId: r.room_id, payload: JSON.parse(r.payload) as Record<string, unknown>, createdTs: r.created_ts });
+
+const RAISE_ROOM_FENCE =
+  'INSERT INTO store_commit_fences (room_id, partition, epoch) VALUES (?, ?, ?) ON CONFLICT (room_id) DO UPDATE SET partition = excluded.partition, epoch = excluded.epoch';
+
+/**
+ * A write of room data under a fence (`RoomWriteFence`): the room's fence checked and brought up to the write's
+ * epoch, and the write made, in one transaction: refused with nothing written when the room has seen a higher epoch.
+ */
+export function fencedWrite<T>(db: SqliteDatabase, fence: RoomWriteFence | undefined, write: string, run: () => T): T {
+  if (!fence) return run();
+  return db.transaction(() => {
+    const room = db.get<{ epoch: number }>('SELECT epoch FROM store_commit_fences WHERE room_id = ?', fence.roomId);
+    if (room && room.epoch > fence.epoch) throw new RoomWriteFencedError(fence.roomId, write, fence.epoch, room.epoch);
+    db.run(RAISE_ROOM_FENCE, fence.roomId, fence.partition, fence.epoch);
+    return run();
+  });
+}
 
 export class SqlitePendingCommitRepository implements PendingCommitRepository {
   constructor(private readonly db: SqliteDatabase) {
@@ -27,12 +44,7 @@ export class SqlitePendingCommitRepository implements PendingCommitRepository {
         const room = this.db.get<{ epoch: number }>('SELECT epoch FROM store_commit_fences WHERE room_id = ?', commit.roomId);
         if (recorded) return;
         if (room && room.epoch > fence.epoch) throw new CommitFencedError(commit.roomId, commit.eventId, fence.epoch, room.epoch);
-        this.db.run(
-          'INSERT INTO store_commit_fences (room_id, partition, epoch) VALUES (?, ?, ?) ON CONFLICT (room_id) DO UPDATE SET partition = excluded.partition, epoch = excluded.epoch',
-          commit.roomId,
-          fence.partition,
-          fence.epoch,
-        );
+        this.db.run(RAISE_ROOM_FENCE, commit.roomId, fence.partition, fence.epoch);
       }
       this.insert(commit);
     });

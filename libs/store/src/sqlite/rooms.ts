@@ -1,3 +1,5 @@
+import { fencedWrite } from './pending-commits';
+import type { RoomWriteFence } from '../ports/pending-commits';
 import type { RoomRecord, RoomRepository } from '../ports/rooms';
 import type { SqliteDatabase } from './database';
 
@@ -32,8 +34,8 @@ export class SqliteRoomRepository implements RoomRepository {
     return r && { roomId: r.room_id, roomVersion: r.room_version, creator: r.creator, createdTs: r.created_ts, currentStateId: r.current_state_id };
   }
 
-  async setCurrentState(roomId: string, snapshotId: string): Promise<void> {
-    this.setCurrentStateNow(roomId, snapshotId);
+  async setCurrentState(roomId: string, snapshotId: string, fence?: RoomWriteFence): Promise<void> {
+    fencedWrite(this.db, fence, 'current state', () => this.setCurrentStateNow(roomId, snapshotId));
   }
 
   setCurrentStateNow(roomId: string, snapshotId: string): void {
@@ -44,8 +46,8 @@ export class SqliteRoomRepository implements RoomRepository {
     return this.db.all<{ event_id: string }>('SELECT event_id FROM store_forward_extremities WHERE room_id = ? ORDER BY event_id', roomId).map((r) => r.event_id);
   }
 
-  async updateForwardExtremities(roomId: string, change: { add: string[]; remove: string[] }): Promise<void> {
-    this.updateForwardExtremitiesNow(roomId, change);
+  async updateForwardExtremities(roomId: string, change: { add: string[]; remove: string[] }, fence?: RoomWriteFence): Promise<void> {
+    fencedWrite(this.db, fence, 'forward extremities', () => this.updateForwardExtremitiesNow(roomId, change));
   }
 
   updateForwardExtremitiesNow(roomId: string, change: { add: string[]; remove: string[] }): void {
@@ -60,13 +62,19 @@ export class SqliteRoomRepository implements RoomRepository {
     return this.db.all<{ server: string }>('SELECT server FROM store_joined_servers WHERE room_id = ? ORDER BY server', roomId).map((r) => r.server);
   }
 
-  async setJoinedServers(roomId: string, servers: string[]): Promise<void> {
-    const current = await this.getJoinedServers(roomId);
-    const wanted = new Set(servers);
-    await this.updateJoinedServers(roomId, { add: servers, remove: current.filter((s) => !wanted.has(s)) });
+  async setJoinedServers(roomId: string, servers: string[], fence?: RoomWriteFence): Promise<void> {
+    fencedWrite(this.db, fence, 'joined servers', () => {
+      const current = this.db.all<{ server: string }>('SELECT server FROM store_joined_servers WHERE room_id = ?', roomId).map((r) => r.server);
+      const wanted = new Set(servers);
+      this.updateJoinedServersNow(roomId, { add: servers, remove: current.filter((s) => !wanted.has(s)) });
+    });
   }
 
   async updateJoinedServers(roomId: string, change: { add: string[]; remove: string[] }): Promise<void> {
+    this.updateJoinedServersNow(roomId, change);
+  }
+
+  private updateJoinedServersNow(roomId: string, change: { add: string[]; remove: string[] }): void {
     const keep = new Set(change.add);
     this.db.transaction(() => {
       for (const s of change.add) this.db.run('INSERT INTO store_joined_servers (room_id, server) VALUES (?, ?) ON CONFLICT DO NOTHING', roomId, s);

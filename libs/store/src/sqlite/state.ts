@@ -1,3 +1,5 @@
+import { fencedWrite } from './pending-commits';
+import type { RoomWriteFence } from '../ports/pending-commits';
 import type { EventStateRefs } from '../ports/state';
 import type { SnapshotRow, SnapshotRowStore } from '../shared/snapshots';
 import type { SqliteDatabase } from './database';
@@ -30,8 +32,8 @@ export class SqliteSnapshotRows implements SnapshotRowStore {
     return rows.map((r) => ({ id: r.id, roomId: r.room_id, baseId: r.base_id, ancestors: JSON.parse(r.ancestors), delta: JSON.parse(r.delta) }));
   }
 
-  async putEventRefs(eventId: string, refs: EventStateRefs): Promise<void> {
-    this.putEventRefsNow(eventId, refs);
+  async putEventRefs(eventId: string, refs: EventStateRefs, fence?: RoomWriteFence): Promise<void> {
+    fencedWrite(this.db, fence, `state refs of ${eventId}`, () => this.putEventRefsNow(eventId, refs));
   }
 
   putEventRefsNow(eventId: string, refs: EventStateRefs): void {

@@ -1,7 +1,8 @@
 // The lease contract every store adapter passes: one holder at a time, expiry frees a lease a dead holder
 // kept, release only by the holder.
-import { CommitFencedError } from '../ports/pending-commits';
+import { CommitFencedError, RoomWriteFencedError } from '../ports/pending-commits';
 import type { Store } from '../ports/store';
+import { eventFor } from './store-contract';
 
 export function describeLeaseContract(name: string, open: () => Promise<Store>): void {
   describe(`lease contract: ${name}`, () => {
@@ -115,6 +116,62 @@ export function describeLeaseContract(name: string, open: () => Promise<Store>):
         expect((await store.pendingCommits.list()).map((c) => c.eventId).filter((id) => id.startsWith('$raise'))).toEqual(['$raise-4', '$raise-5']);
         await store.pendingCommits.remove('$raise-4');
         await store.pendingCommits.remove('$raise-5');
+      });
+    });
+
+    describe("a partial-state resync's room writes fenced in the store, not only by the replica's own check (resync-store-fence)", () => {
+      const roomId = '!rw-fence:test';
+      const under = (epoch: number) => ({ roomId, partition: 9, epoch });
+      const partial = { roomId, joinEventId: '$rw-join', serversInRoom: ['a.test'], resident: 'a.test', startedTs: 1 };
+
+      it("refuses each of them, nothing written, once a newer owner raised the partition's fence; the newer owner's go through", async () => {
+        await store.rooms.ensure({ roomId, roomVersion: '10', creator: '@c:test', createdTs: 1 });
+        await store.events.append(eventFor(roomId, '$rw-1', 1));
+        await store.partialStateRooms.begin(partial);
+        // The old owner's writes under its epoch land, and bring the room's fence up to it.
+        await store.events.setOutcome('$rw-1', { status: 'accepted', outlier: false }, under(40));
+        await store.state.setForEvent('$rw-1', { before: 'old-before', after: 'old-after' }, under(40));
+        await store.rooms.updateForwardExtremities(roomId, { add: ['$rw-1'], remove: [] }, under(40));
+        await store.rooms.setCurrentState(roomId, 'old-current', under(40));
+        await store.rooms.setJoinedServers(roomId, ['a.test'], under(40));
+
+        await other.pendingCommits.raiseFence({ partition: 9, epoch: 41 });
+        const stale: Array<[string, () => Promise<unknown>]> = [
+          ['outcome', () => store.events.setOutcome('$rw-1', { status: 'rejected', reason: 'stale', outlier: false }, under(40))],
+          ['state refs', () => store.state.setForEvent('$rw-1', { before: 'stale', after: 'stale' }, under(40))],
+          ['extremities', () => store.rooms.updateForwardExtremities(roomId, { add: ['$rw-stale'], remove: ['$rw-1'] }, under(40))],
+          ['current state', () => store.rooms.setCurrentState(roomId, 'stale-current', under(40))],
+          ['joined servers', () => store.rooms.setJoinedServers(roomId, ['stale.test'], under(40))],
+          ['end of partial state', () => store.partialStateRooms.finish(roomId, under(40))],
+        ];
+        for (const [, write] of stale) {
+          const refused = write();
+          await expect(refused).rejects.toBeInstanceOf(RoomWriteFencedError);
+          await expect(refused).rejects.toBeInstanceOf(CommitFencedError);
+          await expect(refused).rejects.toMatchObject({ roomId, epoch: 40, roomEpoch: 41 });
+        }
+        expect(await other.events.get('$rw-1')).toMatchObject({ status: 'accepted' });
+        expect(await other.state.getForEvent('$rw-1')).toEqual({ before: 'old-before', after: 'old-after' });
+        expect(await other.rooms.getForwardExtremities(roomId)).toEqual(['$rw-1']);
+        expect((await other.rooms.get(roomId))?.currentStateId).toBe('old-current');
+        expect(await other.rooms.getJoinedServers(roomId)).toEqual(['a.test']);
+        expect(await other.partialStateRooms.get(roomId)).toEqual(partial);
+
+        await other.state.setForEvent('$rw-1', { before: 'new-before', after: 'new-after' }, under(41));
+        await other.partialStateRooms.finish(roomId, under(41));
+        expect(await store.state.getForEvent('$rw-1')).toEqual({ before: 'new-before', after: 'new-after' });
+        expect(await store.partialStateRooms.get(roomId)).toBeUndefined();
+        // Without a fence (not elastic) a write is not checked.
+        await store.rooms.setCurrentState(roomId, 'unfenced');
+        expect((await other.rooms.get(roomId))?.currentStateId).toBe('unfenced');
+      });
+
+      it("a fenced write brings the room's fence up: a commit under an older epoch is refused after it", async () => {
+        const room = '!rw-raise:test';
+        await other.rooms.setJoinedServers(room, ['a.test'], { roomId: room, partition: 10, epoch: 50 });
+        const commit = { eventId: '$rw-commit', roomId: room, payload: {}, createdTs: 1 };
+        await expect(store.pendingCommits.add(commit, { partition: 10, epoch: 49 })).rejects.toBeInstanceOf(CommitFencedError);
+        expect(await other.pendingCommits.get('$rw-commit')).toBeUndefined();
       });
     });
   });
