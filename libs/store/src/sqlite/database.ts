@@ -94,6 +94,8 @@ CREATE INDEX IF NOT EXISTS store_audit_reason_ts ON store_audit (reason, ts);
 
 /** Columns added to tables after their first release: added to an existing file when missing. */
 const ADDED_COLUMNS: Array<{ table: string; columns: string[]; indexes: string }> = [
+  // 'event': the record's PDU is the event row's (written in the same transaction), not a second copy in `payload`.
+  { table: 'store_pending_commits', columns: ['pdu_from'], indexes: '' },
   {
     table: 'store_audit',
     columns: ['decision', 'room_id', 'event_id', 'sender', 'server', 'rule', 'policy_version'],

@@ -201,6 +201,25 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
         expect(await store.rooms.getForwardExtremities(room)).toEqual(['$cw-create']);
       });
 
+      it('issue 19: a journal record gives back the PDU it was written with, for a new event (the embedded store keeps it once, in the event row) and for one held before', async () => {
+        const fresh = eventFor(room, '$cw-pdu-new', 3);
+        await store.commits.writeAll([
+          { pending: { commit: { eventId: fresh.eventId, roomId: room, payload: { pdu: fresh.pdu, status: 'accepted', before: 's1' }, createdTs: 6 } }, stateRefs: { before: 's1', after: 's1' }, event: fresh },
+        ]);
+        const outlier = eventFor(room, '$cw-pdu-held', 4, { outlier: true });
+        await store.events.append(outlier);
+        const again = eventFor(room, '$cw-pdu-held', 4);
+        await store.commits.write({ pending: { commit: { eventId: again.eventId, roomId: room, payload: { pdu: again.pdu, status: 'accepted' }, createdTs: 7 } }, stateRefs: { before: 's1', after: 's1' }, event: again });
+        expect(await store.pendingCommits.get('$cw-pdu-new')).toEqual({ eventId: '$cw-pdu-new', roomId: room, payload: { pdu: fresh.pdu, status: 'accepted', before: 's1' }, createdTs: 6 });
+        expect(await store.pendingCommits.get('$cw-pdu-held')).toEqual({ eventId: '$cw-pdu-held', roomId: room, payload: { pdu: again.pdu, status: 'accepted' }, createdTs: 7 });
+        const listed = (await store.pendingCommits.list(room)).filter((c) => c.eventId.startsWith('$cw-pdu-'));
+        expect(listed.map((c) => [c.eventId, c.payload.pdu])).toEqual([
+          ['$cw-pdu-new', fresh.pdu],
+          ['$cw-pdu-held', again.pdu],
+        ]);
+        await store.pendingCommits.removeAll(room, ['$cw-pdu-new', '$cw-pdu-held']);
+      });
+
       it('a commit its room\'s fence refuses writes nothing', async () => {
         const fenced = '!cw-fenced:test';
         await store.pendingCommits.add({ eventId: '$cw-f0', roomId: fenced, payload: {}, createdTs: 5 }, { partition: 3, epoch: 7 });
