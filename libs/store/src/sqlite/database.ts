@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS store_redaction_claims (
   id INTEGER PRIMARY KEY AUTOINCREMENT, target_id TEXT NOT NULL, redaction_id TEXT NOT NULL, room_id TEXT NOT NULL,
   UNIQUE (target_id, redaction_id)
 );
+CREATE INDEX IF NOT EXISTS store_redaction_claims_room ON store_redaction_claims (room_id);
 CREATE TABLE IF NOT EXISTS store_redacted_events (event_id TEXT PRIMARY KEY, redaction_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS store_state_snapshots (
   id TEXT PRIMARY KEY, room_id TEXT NOT NULL, base_id TEXT, ancestors TEXT NOT NULL, delta TEXT NOT NULL

@@ -267,6 +267,20 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
         expect(await store.events.get('$red-later')).toBeUndefined();
       });
 
+      it('issue 19: names the targets of a room\'s claims that are not redacted, each once, and no other room\'s', async () => {
+        const room = '!open-claims:test';
+        await store.events.appendMany([eventFor(room, '$oc-held', 1), eventFor(room, '$oc-done', 2)]);
+        await store.redactions.addClaim(claim('$oc-r1', '$oc-later', room));
+        await store.redactions.addClaim(claim('$oc-r2', '$oc-later', room));
+        await store.redactions.addClaim(claim('$oc-r3', '$oc-held', room));
+        await store.redactions.addClaim(claim('$oc-r4', '$oc-done', room));
+        await store.redactions.addClaim(claim('$oc-r5', '$oc-elsewhere', '!open-claims-other:test'));
+        expect(await store.redactions.apply(claim('$oc-r4', '$oc-done', room))).toBe(true);
+        expect((await store.redactions.openClaimTargets(room)).sort()).toEqual(['$oc-held', '$oc-later']);
+        expect(await store.redactions.openClaimTargets('!open-claims-other:test')).toEqual(['$oc-elsewhere']);
+        expect(await store.redactions.openClaimTargets('!open-claims-none:test')).toEqual([]);
+      });
+
       it('applies the first redaction to a stored event; every read carries it and the stored PDU stays', async () => {
         const room = '!redact:test';
         const target = eventFor(room, '$red-1', 1);
