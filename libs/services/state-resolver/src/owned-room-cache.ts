@@ -100,7 +100,7 @@ export class OwnedRoomCache {
         [],
         this.forgetAll,
       ),
-      redactions: withOverrides(store.redactions, { apply: (claim) => this.eventWrite([claim.targetEventId], () => store.redactions.apply(claim)) }, ['addClaim', 'claimsOn'], this.forgetAll),
+      redactions: withOverrides(store.redactions, { apply: (claim) => this.eventWrite([claim.targetEventId], () => store.redactions.apply(claim)) }, ['addClaim', 'claimsOn', 'openClaimTargets'], this.forgetAll),
     };
   }
 

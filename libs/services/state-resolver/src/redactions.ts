@@ -5,6 +5,7 @@
 import { roomVersionRules, type Pdu, type RoomVersionRules } from '@fedgate/protocol';
 import { domainOf, powerLevelsOf, stateMapKey, toRoomEvent, userPowerLevel } from '@fedgate/room-state';
 import { stateTupleKey, type EventRecord, type RedactionClaim, type Store } from '@fedgate/store';
+import type { ClaimedTargets } from './claimed-targets';
 
 /** The event an `m.room.redaction` names: in its content from room version 11, at the top level before. */
 export function redactsOf(pdu: Pdu | Record<string, unknown>, rules: RoomVersionRules): string | undefined {
@@ -30,7 +31,11 @@ export async function hasRedactPower(store: Store, sender: string, state: Map<st
 }
 
 export class RedactionApplier {
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    /** Where this process is the only one adding claims: which events can be claimed, so the others skip the read. */
+    private readonly claimed?: ClaimedTargets,
+  ) {}
 
   /**
    * Called once an event is stored as accepted: a redaction claims its target (applied now if the target is
@@ -42,10 +47,12 @@ export class RedactionApplier {
       const target = redactsOf(pdu, rules);
       if (target !== undefined) {
         const claim = { redactionEventId: eventId, targetEventId: target, roomId };
+        await this.claimed?.claiming(roomId, target);
         await this.store.redactions.addClaim(claim);
         if (await this.applyIfAllowed(claim)) applied.push(claim);
       }
     }
+    if (this.claimed && !(await this.claimed.mayBeClaimed(roomId, eventId))) return applied;
     const claim = await this.applyClaimsOn(eventId);
     if (claim) applied.push(claim);
     return applied;
@@ -66,7 +73,9 @@ export class RedactionApplier {
     if (!target || !redaction || target.redactedBy !== undefined) return false;
     if (target.roomId !== claim.roomId || redaction.status !== 'accepted') return false;
     if (!(await this.mayRedact(redaction, target))) return false;
-    return this.store.redactions.apply(claim);
+    const applied = await this.store.redactions.apply(claim);
+    if (applied) this.claimed?.redacted(claim.roomId, claim.targetEventId);
+    return applied;
   }
 
   private async mayRedact(redaction: EventRecord, target: EventRecord): Promise<boolean> {

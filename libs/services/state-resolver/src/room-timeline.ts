@@ -31,6 +31,7 @@ import { CommitFencedError, type CommitFence, type EventCommitWrites, type Event
 import type { ClientTransactionLog } from './client-transactions';
 import { MissingStateError } from './errors';
 import { EventGraph } from './event-graph';
+import { ClaimedTargets } from './claimed-targets';
 import { RedactionApplier, redactsOf } from './redactions';
 import type { RunWrites } from './run-writes';
 import { stateDelta, toRoomStateMap, toStoreStateMap } from './state-keys';
@@ -199,8 +200,10 @@ export class RoomTimeline {
     private readonly fencing?: CommitFencing,
     /** Where a run's commits are held until its end (`store` must be its overlay): one store transaction per run. */
     private readonly runWrites?: RunWrites,
+    /** No other process adds redaction claims to the store: which events they name is kept here (ClaimedTargets). */
+    soleClaimWriter = false,
   ) {
-    this.redactions = new RedactionApplier(store);
+    this.redactions = new RedactionApplier(store, soleClaimWriter ? new ClaimedTargets(store) : undefined);
   }
 
   /** Whether the event went through this path already; a commit of it cut short is finished first. The caller holds the room's lock. */

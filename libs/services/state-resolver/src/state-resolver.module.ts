@@ -55,6 +55,8 @@ const silentLogger = pino({ level: 'silent' });
           keyRing,
           replica: config?.replicas.stateResolver,
           elastic: elasticOwnershipFor(config, store, 'state-resolver', (logger ?? silentLogger).child({ component: 'state-resolver-ownership' })),
+          // One process over its own SQLite file: nothing else writes its rooms.
+          soleWriter: config?.mode === 'embedded',
           parking: config ? { budgetMs: config.partitions.parkedBudgetMs } : undefined,
           metrics: registry,
           onResyncFailure: (err) => (logger ?? silentLogger).warn({ err, roomId: (err as { roomId?: string }).roomId }, 'partial-state resync failed; retried with backoff'),

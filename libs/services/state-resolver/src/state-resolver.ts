@@ -45,6 +45,11 @@ export interface StateResolverDeps {
   replica?: { index: number; count: number };
   /** Elastic ownership instead of `replica`: partitions leased in the store, shared with the other live replicas. */
   elastic?: ElasticOwnership;
+  /**
+   * This process is the only one writing rooms to the store (the embedded gateway): what it wrote can be remembered
+   * across commands, e.g. which events redactions claim (issue 19: no read of an accepted event's claims otherwise).
+   */
+  soleWriter?: boolean;
   gapFill?: GapFillLimits;
   /** Time budget of PDUs parked while they wait on a remote server. */
   parking?: Partial<ParkingLimits>;
@@ -119,7 +124,7 @@ export class StateResolver {
           },
         }
       : undefined;
-    this.timeline = new RoomTimeline(deps.store, deps.bus, deps.topology, transactions, fencing, this.runWrites);
+    this.timeline = new RoomTimeline(deps.store, deps.bus, deps.topology, transactions, fencing, this.runWrites, deps.soleWriter === true && !deps.elastic);
     this.reader = new RoomReader(deps.store);
     const gapFill = deps.gapFill ?? DEFAULT_GAP_FILL_LIMITS;
     const parking = { ...DEFAULT_PARKING_LIMITS, ...deps.parking };

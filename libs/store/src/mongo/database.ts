@@ -82,7 +82,7 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   accountData: { name: 'account_data', indexes: [{ key: { userId: 1 }, name: 'user' }] },
   openIdTokens: { name: 'openid_tokens', indexes: [{ key: { expiresTs: 1 }, name: 'expires' }] },
   privateReceipts: { name: 'private_receipts', indexes: [{ key: { userId: 1, roomId: 1 }, name: 'user_room' }] },
-  redactionClaims: { name: 'redaction_claims', indexes: [] },
+  redactionClaims: { name: 'redaction_claims', indexes: [{ key: { 'claims.roomId': 1 }, name: 'claim_room' }] },
   pendingCommits: { name: 'pending_commits', indexes: [] },
   partialStateRooms: { name: 'partial_state_rooms', indexes: [] },
   roomCommits: {

@@ -22,6 +22,14 @@ export class MongoRedactionRepository implements RedactionRepository {
     return claims.map((c) => ({ redactionEventId: c.redactionEventId, targetEventId, roomId: c.roomId }));
   }
 
+  async openClaimTargets(roomId: string): Promise<string[]> {
+    const claimed = (await this.claims.find({ 'claims.roomId': roomId }, { projection: { _id: 1 } }).toArray()).map((d) => String(d._id));
+    if (claimed.length === 0) return [];
+    const redacted = await this.events.find({ _id: { $in: claimed as never[] }, redactedBy: { $exists: true } }, { projection: { _id: 1 } }).toArray();
+    const done = new Set(redacted.map((d) => String(d._id)));
+    return claimed.filter((id) => !done.has(id));
+  }
+
   async apply(claim: RedactionClaim): Promise<boolean> {
     const r = await this.events.updateOne(
       { _id: claim.targetEventId as never, redactedBy: { $exists: false } },

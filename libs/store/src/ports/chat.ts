@@ -62,6 +62,11 @@ export interface AppServiceTransaction {
   toDevice?: JsonObject[];
   /** MSC3202: users whose device lists changed, or who no longer share a room with the service's users (present only when some). */
   deviceLists?: { changed: string[]; left: string[] };
+  /**
+   * `events` as JSON text, when the store has it as stored (the embedded store's queue rows): the push sends it as it
+   * is instead of serialising the events again (issue 19). Not enumerable; set once, with `events` never changed after.
+   */
+  readonly eventsJson?: string;
 }
 
 /**

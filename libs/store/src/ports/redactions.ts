@@ -16,6 +16,11 @@ export interface RedactionRepository {
   /** The claims naming `targetEventId`, in the order they were added. */
   claimsOn(targetEventId: string): Promise<RedactionClaim[]>;
   /**
+   * The targets of the room's claims (`roomId`: the redactions' room) that are not redacted: the only events whose
+   * arrival in the room can apply a claim. Each target once, in no given order.
+   */
+  openClaimTargets(roomId: string): Promise<string[]>;
+  /**
    * Marks the stored target as redacted by the claim's redaction (after the caller checked it is allowed).
    * The first applied redaction stays. Returns whether the target became redacted now (false when it is not
    * stored or was redacted already).

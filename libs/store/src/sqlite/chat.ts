@@ -8,7 +8,7 @@ import type {
   ProfileRecord,
   ProfileRepository,
 } from '../ports/chat';
-import { fillAppServiceTransaction, type QueuedAppServiceItem } from '../shared/app-service-transactions';
+import { appServiceTransactionJson, fillAppServiceTransaction, withEventsJson, type QueuedAppServiceItem } from '../shared/app-service-transactions';
 import type { SqliteDatabase } from './database';
 
 /** chat-sync's tables; created by the repositories so the shared schema stays as it is. */
@@ -191,15 +191,15 @@ export class SqliteAppServiceQueueRepository implements AppServiceQueueRepositor
       );
       const filled = fillAppServiceTransaction(String(row.next_txn_id), items, limits);
       if (!filled) return null;
-      const { transaction, lastSeq } = filled;
+      const { transaction, lastSeq, eventsJson } = filled;
       this.db.run(
         'UPDATE store_app_service_txns SET next_txn_id = next_txn_id + 1, open_txn_id = ?, open_last_seq = ?, open_body = ? WHERE app_service_id = ?',
         transaction.txnId,
         lastSeq,
-        JSON.stringify(transaction),
+        appServiceTransactionJson(transaction, eventsJson),
         appServiceId,
       );
-      return transaction;
+      return withEventsJson(transaction, eventsJson);
     });
   }
 

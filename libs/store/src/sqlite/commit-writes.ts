@@ -24,9 +24,11 @@ export class SqliteCommitWriter implements CommitWriter {
     const { pendingCommits, stateRows, events, rooms } = this.repos;
     const { event } = writes;
     return this.db.transaction(() => {
-      if (writes.pending) pendingCommits.addNow(writes.pending.commit, writes.pending.fence);
       stateRows.putEventRefsNow(event.eventId, writes.stateRefs);
       const fresh = events.insert(event);
+      // The journal record goes after the event row (one transaction: a fence refusing it undoes both), so that a
+      // record of a PDU just written as the row refers to the row instead of holding a second copy (issue 19).
+      if (writes.pending) pendingCommits.addNow(writes.pending.commit, writes.pending.fence, fresh && writes.pending.commit.payload.pdu === event.pdu);
       if (!fresh) events.setOutcomeNow(event.eventId, { status: event.status, reason: event.reason, outlier: event.outlier });
       if (writes.room) rooms.ensureNow(writes.room);
       if (writes.forwardExtremities) rooms.updateForwardExtremitiesNow(event.roomId, writes.forwardExtremities);

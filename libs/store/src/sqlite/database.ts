@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS store_redaction_claims (
   id INTEGER PRIMARY KEY AUTOINCREMENT, target_id TEXT NOT NULL, redaction_id TEXT NOT NULL, room_id TEXT NOT NULL,
   UNIQUE (target_id, redaction_id)
 );
+CREATE INDEX IF NOT EXISTS store_redaction_claims_room ON store_redaction_claims (room_id);
 CREATE TABLE IF NOT EXISTS store_redacted_events (event_id TEXT PRIMARY KEY, redaction_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS store_state_snapshots (
   id TEXT PRIMARY KEY, room_id TEXT NOT NULL, base_id TEXT, ancestors TEXT NOT NULL, delta TEXT NOT NULL
@@ -94,6 +95,8 @@ CREATE INDEX IF NOT EXISTS store_audit_reason_ts ON store_audit (reason, ts);
 
 /** Columns added to tables after their first release: added to an existing file when missing. */
 const ADDED_COLUMNS: Array<{ table: string; columns: string[]; indexes: string }> = [
+  // 'event': the record's PDU is the event row's (written in the same transaction), not a second copy in `payload`.
+  { table: 'store_pending_commits', columns: ['pdu_from'], indexes: '' },
   {
     table: 'store_audit',
     columns: ['decision', 'room_id', 'event_id', 'sender', 'server', 'rule', 'policy_version'],

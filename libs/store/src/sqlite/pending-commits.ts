@@ -6,9 +6,18 @@ interface Row {
   room_id: string;
   payload: string;
   created_ts: number;
+  /** The event row's PDU, for a record written without its own copy (`pdu_from = 'event'`). */
+  event_pdu: string | null;
 }
 
-const toCommit = (r: Row): PendingCommit => ({ eventId: r.event_id, roomId: r.room_id, payload: JSON.parse(r.payload) as Record<string, unknown>, createdTs: r.created_ts });
+const toCommit = (r: Row): PendingCommit => {
+  const payload = JSON.parse(r.payload) as Record<string, unknown>;
+  if (r.event_pdu !== null) payload.pdu = JSON.parse(r.event_pdu) as unknown;
+  return { eventId: r.event_id, roomId: r.room_id, payload, createdTs: r.created_ts };
+};
+
+const SELECT = `SELECT p.event_id, p.room_id, p.payload, p.created_ts, e.pdu AS event_pdu FROM store_pending_commits p
+  LEFT JOIN store_events e ON p.pdu_from = 'event' AND e.event_id = p.event_id`;
 
 const RAISE_ROOM_FENCE =
   'INSERT INTO store_commit_fences (room_id, partition, epoch) VALUES (?, ?, ?) ON CONFLICT (room_id) DO UPDATE SET partition = excluded.partition, epoch = excluded.epoch';
@@ -37,7 +46,11 @@ export class SqlitePendingCommitRepository implements PendingCommitRepository {
     this.addNow(commit, fence);
   }
 
-  addNow(commit: PendingCommit, fence?: CommitFence): void {
+  /**
+   * `pduInEvent`: the payload's `pdu` is the event row written in this same transaction; the record refers to it
+   * instead of keeping a second copy (issue 19: one serialisation and ~1 KB written less per PDU).
+   */
+  addNow(commit: PendingCommit, fence?: CommitFence, pduInEvent = false): void {
     this.db.transaction(() => {
       if (fence) {
         const recorded = this.db.get<{ n: number }>('SELECT 1 AS n FROM store_pending_commits WHERE event_id = ?', commit.eventId);
@@ -46,7 +59,7 @@ export class SqlitePendingCommitRepository implements PendingCommitRepository {
         if (room && room.epoch > fence.epoch) throw new CommitFencedError(commit.roomId, commit.eventId, fence.epoch, room.epoch);
         this.db.run(RAISE_ROOM_FENCE, commit.roomId, fence.partition, fence.epoch);
       }
-      this.insert(commit);
+      this.insert(commit, pduInEvent);
     });
   }
 
@@ -54,26 +67,32 @@ export class SqlitePendingCommitRepository implements PendingCommitRepository {
     this.db.run('UPDATE store_commit_fences SET epoch = ? WHERE partition = ? AND epoch < ?', fence.epoch, fence.partition, fence.epoch);
   }
 
-  private insert(commit: PendingCommit): void {
+  private insert(commit: PendingCommit, pduInEvent: boolean): void {
+    let payload = commit.payload;
+    if (pduInEvent) {
+      const { pdu: _inEventRow, ...rest } = payload;
+      payload = rest;
+    }
     this.db.run(
-      'INSERT INTO store_pending_commits (event_id, room_id, payload, created_ts) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
+      'INSERT INTO store_pending_commits (event_id, room_id, payload, created_ts, pdu_from) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
       commit.eventId,
       commit.roomId,
-      JSON.stringify(commit.payload),
+      JSON.stringify(payload),
       commit.createdTs,
+      pduInEvent ? 'event' : null,
     );
   }
 
   async get(eventId: string): Promise<PendingCommit | undefined> {
-    const r = this.db.get<Row>('SELECT event_id, room_id, payload, created_ts FROM store_pending_commits WHERE event_id = ?', eventId);
+    const r = this.db.get<Row>(`${SELECT} WHERE p.event_id = ?`, eventId);
     return r && toCommit(r);
   }
 
   async list(roomId?: string): Promise<PendingCommit[]> {
     const rows =
       roomId === undefined
-        ? this.db.all<Row>('SELECT event_id, room_id, payload, created_ts FROM store_pending_commits ORDER BY seq')
-        : this.db.all<Row>('SELECT event_id, room_id, payload, created_ts FROM store_pending_commits WHERE room_id = ? ORDER BY seq', roomId);
+        ? this.db.all<Row>(`${SELECT} ORDER BY p.seq`)
+        : this.db.all<Row>(`${SELECT} WHERE p.room_id = ? ORDER BY p.seq`, roomId);
     return rows.map(toCommit);
   }
 

@@ -21,6 +21,15 @@ export class SqliteRedactionRepository implements RedactionRepository {
     return rows.map((r) => ({ redactionEventId: r.redaction_id, targetEventId, roomId: r.room_id }));
   }
 
+  async openClaimTargets(roomId: string): Promise<string[]> {
+    const rows = this.db.all<{ target_id: string }>(
+      `SELECT DISTINCT c.target_id FROM store_redaction_claims c
+        WHERE c.room_id = ? AND NOT EXISTS (SELECT 1 FROM store_redacted_events r WHERE r.event_id = c.target_id)`,
+      roomId,
+    );
+    return rows.map((r) => r.target_id);
+  }
+
   async apply(claim: RedactionClaim): Promise<boolean> {
     const r = this.db.run(
       `INSERT INTO store_redacted_events (event_id, redaction_id)

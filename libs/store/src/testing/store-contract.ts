@@ -201,6 +201,25 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
         expect(await store.rooms.getForwardExtremities(room)).toEqual(['$cw-create']);
       });
 
+      it('issue 19: a journal record gives back the PDU it was written with, for a new event (the embedded store keeps it once, in the event row) and for one held before', async () => {
+        const fresh = eventFor(room, '$cw-pdu-new', 3);
+        await store.commits.writeAll([
+          { pending: { commit: { eventId: fresh.eventId, roomId: room, payload: { pdu: fresh.pdu, status: 'accepted', before: 's1' }, createdTs: 6 } }, stateRefs: { before: 's1', after: 's1' }, event: fresh },
+        ]);
+        const outlier = eventFor(room, '$cw-pdu-held', 4, { outlier: true });
+        await store.events.append(outlier);
+        const again = eventFor(room, '$cw-pdu-held', 4);
+        await store.commits.write({ pending: { commit: { eventId: again.eventId, roomId: room, payload: { pdu: again.pdu, status: 'accepted' }, createdTs: 7 } }, stateRefs: { before: 's1', after: 's1' }, event: again });
+        expect(await store.pendingCommits.get('$cw-pdu-new')).toEqual({ eventId: '$cw-pdu-new', roomId: room, payload: { pdu: fresh.pdu, status: 'accepted', before: 's1' }, createdTs: 6 });
+        expect(await store.pendingCommits.get('$cw-pdu-held')).toEqual({ eventId: '$cw-pdu-held', roomId: room, payload: { pdu: again.pdu, status: 'accepted' }, createdTs: 7 });
+        const listed = (await store.pendingCommits.list(room)).filter((c) => c.eventId.startsWith('$cw-pdu-'));
+        expect(listed.map((c) => [c.eventId, c.payload.pdu])).toEqual([
+          ['$cw-pdu-new', fresh.pdu],
+          ['$cw-pdu-held', again.pdu],
+        ]);
+        await store.pendingCommits.removeAll(room, ['$cw-pdu-new', '$cw-pdu-held']);
+      });
+
       it('a commit its room\'s fence refuses writes nothing', async () => {
         const fenced = '!cw-fenced:test';
         await store.pendingCommits.add({ eventId: '$cw-f0', roomId: fenced, payload: {}, createdTs: 5 }, { partition: 3, epoch: 7 });
@@ -246,6 +265,20 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
         expect(await store.redactions.claimsOn('$red-none')).toEqual([]);
         expect(await store.redactions.apply(claim('$red-b', '$red-later'))).toBe(false);
         expect(await store.events.get('$red-later')).toBeUndefined();
+      });
+
+      it('issue 19: names the targets of a room\'s claims that are not redacted, each once, and no other room\'s', async () => {
+        const room = '!open-claims:test';
+        await store.events.appendMany([eventFor(room, '$oc-held', 1), eventFor(room, '$oc-done', 2)]);
+        await store.redactions.addClaim(claim('$oc-r1', '$oc-later', room));
+        await store.redactions.addClaim(claim('$oc-r2', '$oc-later', room));
+        await store.redactions.addClaim(claim('$oc-r3', '$oc-held', room));
+        await store.redactions.addClaim(claim('$oc-r4', '$oc-done', room));
+        await store.redactions.addClaim(claim('$oc-r5', '$oc-elsewhere', '!open-claims-other:test'));
+        expect(await store.redactions.apply(claim('$oc-r4', '$oc-done', room))).toBe(true);
+        expect((await store.redactions.openClaimTargets(room)).sort()).toEqual(['$oc-held', '$oc-later']);
+        expect(await store.redactions.openClaimTargets('!open-claims-other:test')).toEqual(['$oc-elsewhere']);
+        expect(await store.redactions.openClaimTargets('!open-claims-none:test')).toEqual([]);
       });
 
       it('applies the first redaction to a stored event; every read carries it and the stored PDU stays', async () => {

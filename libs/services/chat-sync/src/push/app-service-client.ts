@@ -76,7 +76,7 @@ export class AppServiceClient {
       if (transaction.toDevice?.length) body['de.sorunome.msc2409.to_device'] = transaction.toDevice;
     }
     if (registration.msc3202) Object.assign(body, msc3202Fields(transaction, keyCounts));
-    const response = await this.request(registration, 'PUT', `/transactions/${encodeURIComponent(transaction.txnId)}`, body);
+    const response = await this.request(registration, 'PUT', `/transactions/${encodeURIComponent(transaction.txnId)}`, body, transaction.eventsJson === undefined ? undefined : withEventsText(body, transaction.eventsJson));
     if (!response.ok) throw await this.failure(registration, response, `transaction ${transaction.txnId}`);
   }
 
@@ -113,7 +113,8 @@ export class AppServiceClient {
     throw await this.failure(registration, response, what);
   }
 
-  private async request(registration: AppServiceRegistration, method: string, path: string, body?: unknown): Promise<Response> {
+  /** `bodyText`: `body` serialised already. */
+  private async request(registration: AppServiceRegistration, method: string, path: string, body?: unknown, bodyText?: string): Promise<Response> {
     if (registration.url === null) {
       throw new AppServiceRequestError(registration.id, null, null, `${registration.id} has no url; it receives no traffic`);
     }
@@ -130,7 +131,7 @@ export class AppServiceClient {
       span,
       async () => {
         try {
-          return await this.fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(this.timeoutMs) });
+          return await this.fetch(url, { method, headers, body: body === undefined ? undefined : (bodyText ?? JSON.stringify(body)), signal: AbortSignal.timeout(this.timeoutMs) });
         } catch (err) {
           throw new AppServiceRequestError(registration.id, null, null, `${method} ${path} to ${registration.id} failed: ${(err as Error).message}`);
         }
@@ -172,4 +173,11 @@ function hostOf(url: string): string {
   } catch {
     return 'invalid';
   }
+}
+
+/** JSON.stringify(body) (its `events` first), the events given as their JSON text: the queue's rows, not serialised again. */
+function withEventsText(body: Record<string, unknown>, eventsJson: string): string {
+  const { events: _events, ...rest } = body;
+  const restText = JSON.stringify(rest);
+  return restText === '{}' ? `{"events":${eventsJson}}` : `{"events":${eventsJson},${restText.slice(1)}`;
 }

@@ -18,6 +18,8 @@ export interface PendingTransaction {
   toDevice?: JsonObject[];
   /** MSC3202 device-list changes, present only when there are some. */
   deviceLists?: { changed: string[]; left: string[] };
+  /** `events` as JSON text, when the queue has it as stored: sent as is, not serialised again (issue 19). */
+  readonly eventsJson?: string;
 }
 
 export interface TransactionLimits {

@@ -44,6 +44,8 @@ export interface TestServerOptions {
   store?: Store;
   /** Elastic ownership over the server's store (the owned-room read cache comes with it). */
   elastic?: (store: Store) => StateResolverDeps['elastic'];
+  /** Whether the resolver may take itself for its store's only writer (default: on its own SQLite file and not elastic, as the embedded gateway). */
+  soleWriter?: boolean;
 }
 
 export class TestNetwork {
@@ -198,7 +200,7 @@ export class TestServer {
     };
     // As a gateway with a chat platform claiming every local user: invites for users no service claims are refused.
     await store.appServices.register({ ...TEST_APP_SERVICE, namespaces: { users: [{ exclusive: false, regex: `@.*:${name.replace(/\./g, '\\.')}` }], aliases: [], rooms: [] } });
-    const resolver = new StateResolver({ store, bus, topology, identity: { serverName: name, signingKey: key }, federation: federation as never, keyRing: network.keyRing(), gapFill: options.gapFill, parking: options.parking, policyServer: options.policyServer, metrics: options.metrics, elastic: options.elastic?.(store) });
+    const resolver = new StateResolver({ store, bus, topology, identity: { serverName: name, signingKey: key }, federation: federation as never, keyRing: network.keyRing(), gapFill: options.gapFill, parking: options.parking, policyServer: options.policyServer, metrics: options.metrics, elastic: options.elastic?.(store), soleWriter: options.soleWriter ?? (!options.elastic && !options.store) });
     const server = new TestServer(name, key, store, bus, topology, resolver, dir);
     const publish = bus.publish.bind(bus);
     bus.publish = (async (subject: string, data: unknown, opts: { messageId: string }) => {
