@@ -13,10 +13,12 @@ describe('releasing the start-up garbage (issue 19, idle RSS)', () => {
     expect(calls).toEqual([{ type: 'major', execution: 'sync', flavor: 'last-resort' }]);
   });
 
-  it('gets V8’s gc without --expose-gc, and leaves no gc on the global object', () => {
+  it('gets V8’s gc without --expose-gc, and puts no gc on the global object', () => {
+    // A jest worker that ran a spec setting --expose-gc for good gives every later test file's global a gc already.
+    const before = (globalThis as { gc?: unknown }).gc;
     const gc = exposedGc();
     expect(typeof gc).toBe('function');
-    expect((globalThis as { gc?: unknown }).gc).toBeUndefined();
+    expect((globalThis as { gc?: unknown }).gc).toBe(before);
   });
 
   it('shrinks a young generation that allocation grew', () => {
