@@ -33,6 +33,27 @@ describe('adversarial: partial-state join (joiner)', () => {
     return reply.eventId;
   }
 
+  /** m5, banned at the resident before our partial join, speaks after it naming its old join as its auth: the partial state cannot tell. */
+  async function bannedSpeaksAfterPartialJoin(body: string) {
+    joiner.resolver.resync.stop();
+    await resident.send(roomId, ALICE, 'm.room.member', { membership: 'ban' }, { stateKey: evil.user('m5') });
+    const joinId = await partialJoin();
+    const current = (await joiner.resolver.timeline.currentState(roomId))!;
+    const banned = evil.sign(
+      {
+        room_id: roomId,
+        type: 'm.room.message',
+        sender: evil.user('m5'),
+        content: { body },
+        prev_events: [joinId],
+        auth_events: [current.get(stateMapKey('m.room.create', ''))!, current.get(stateMapKey('m.room.power_levels', ''))!, evilJoins.get('m5')!],
+        depth: (await joiner.store.events.get(joinId))!.depth + 1,
+      } as never,
+      '10',
+    );
+    return { joinId, banned };
+  }
+
   it('usable at once: partial state, sends go to servers_in_room, inbound events accepted; then the full state matches the resident', async () => {
     joiner.resolver.resync.stop(); // resynced by hand below, once the room has been used
     const joinId = await partialJoin();
@@ -59,23 +80,7 @@ describe('adversarial: partial-state join (joiner)', () => {
   });
 
   it('an event accepted only because a ban was missing from the partial state is rejected on re-check, with the reason kept', async () => {
-    joiner.resolver.resync.stop();
-    await resident.send(roomId, ALICE, 'm.room.member', { membership: 'ban' }, { stateKey: evil.user('m5') });
-    const joinId = await partialJoin();
-    const current = (await joiner.resolver.timeline.currentState(roomId))!;
-    // m5 speaks after its ban, naming its old join as its auth: the partial state cannot tell.
-    const banned = evil.sign(
-      {
-        room_id: roomId,
-        type: 'm.room.message',
-        sender: evil.user('m5'),
-        content: { body: 'banned but talking' },
-        prev_events: [joinId],
-        auth_events: [current.get(stateMapKey('m.room.create', ''))!, current.get(stateMapKey('m.room.power_levels', ''))!, evilJoins.get('m5')!],
-        depth: (await joiner.store.events.get(joinId))!.depth + 1,
-      } as never,
-      '10',
-    );
+    const { banned } = await bannedSpeaksAfterPartialJoin('banned but talking');
     const [delivered] = await evil.deliver(joiner, [banned]);
     expect(delivered).toMatchObject({ status: 'accepted' });
     const later = await joiner.send(roomId, BOB, 'm.room.message', { body: 'after it' });
@@ -91,22 +96,7 @@ describe('adversarial: partial-state join (joiner)', () => {
   });
 
   it('defect: a resync cut short between rejecting an event and taking it out of the forward extremities left it an extremity for good (the resumed run skips rejected events); now the resumed run takes it out', async () => {
-    joiner.resolver.resync.stop();
-    await resident.send(roomId, ALICE, 'm.room.member', { membership: 'ban' }, { stateKey: evil.user('m5') });
-    const joinId = await partialJoin();
-    const current = (await joiner.resolver.timeline.currentState(roomId))!;
-    const banned = evil.sign(
-      {
-        room_id: roomId,
-        type: 'm.room.message',
-        sender: evil.user('m5'),
-        content: { body: 'banned but talking, and the last word' },
-        prev_events: [joinId],
-        auth_events: [current.get(stateMapKey('m.room.create', ''))!, current.get(stateMapKey('m.room.power_levels', ''))!, evilJoins.get('m5')!],
-        depth: (await joiner.store.events.get(joinId))!.depth + 1,
-      } as never,
-      '10',
-    );
+    const { joinId, banned } = await bannedSpeaksAfterPartialJoin('banned but talking, and the last word');
     expect((await evil.deliver(joiner, [banned]))[0]).toMatchObject({ status: 'accepted' });
     expect(await joiner.store.rooms.getForwardExtremities(roomId)).toEqual([banned.eventId]);
 
