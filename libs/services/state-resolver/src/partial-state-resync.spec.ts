@@ -1,24 +1,11 @@
 // The resync of a partial-state room after a crash at each of its writes, and of a join cut short.
 import { StateResolver } from './state-resolver';
 import { Crash } from './testing/crash';
+import { roomOfThree } from './testing/resync-replicas';
 import { TestNetwork, type TestServer } from './testing/test-server';
 
-const ALICE = '@alice:a.test';
 const BOB = '@bob:b.test';
 
-async function roomOfThree() {
-  const network = new TestNetwork();
-  const resident = await network.add('a.test');
-  const joiner = await network.add('b.test');
-  const third = await network.add('c.test');
-  joiner.resolver.resync.stop();
-  const roomId = await resident.createRoom(ALICE, '10', [{ type: 'm.room.name', stateKey: '', content: { name: 'r' } }]);
-  for (const who of ['@c1:c.test', '@c2:c.test']) {
-    const joined = await third.resolver.remoteMembership.onCommand({ roomId, userId: who, membership: 'join', via: ['a.test'] });
-    if (!joined.ok) throw new Error(joined.error);
-  }
-  return { network, resident, joiner, roomId };
-}
 
 async function partiallyJoinedRoom() {
   const { network, resident, joiner, roomId } = await roomOfThree();

@@ -47,8 +47,8 @@ export interface Replica {
   answer(): void;
 }
 
-/** A room of a.test (with c.test in it) that b.test joined with partial state, then spoke in; b.test's own resync stopped. */
-export async function partiallyJoinedRoom(options: { joinerStore?: Store } = {}) {
+/** A room of a.test with two users of c.test in it; b.test (its resync stopped) has not joined yet. */
+export async function roomOfThree(options: { joinerStore?: Store } = {}) {
   const network = new TestNetwork();
   const resident = await network.add('a.test');
   const joiner = await network.add('b.test', { store: options.joinerStore });
@@ -59,6 +59,12 @@ export async function partiallyJoinedRoom(options: { joinerStore?: Store } = {})
     const joined = await third.resolver.remoteMembership.onCommand({ roomId, userId: who, membership: 'join', via: ['a.test'] });
     if (!joined.ok) throw new Error(joined.error);
   }
+  return { network, resident, joiner, roomId };
+}
+
+/** The room of three that b.test joined with partial state, then spoke in; b.test's own resync stopped. */
+export async function partiallyJoinedRoom(options: { joinerStore?: Store } = {}) {
+  const { network, resident, joiner, roomId } = await roomOfThree(options);
   const joined = await joiner.resolver.remoteMembership.onCommand({ roomId, userId: BOB, membership: 'join', via: ['a.test'] });
   if (!joined.ok) throw new Error(joined.error);
   const sent = await joiner.send(roomId, BOB, 'm.room.message', { body: 'during partial state' });
