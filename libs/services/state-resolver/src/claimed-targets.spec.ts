@@ -29,18 +29,7 @@ describe('redaction claims kept by the only writer (issue 19)', () => {
 
   /** The same store and bus, a new process (a restart): it knows nothing of what the last one remembered. */
   function restartOf(server: TestServer): StateResolver {
-    const unreachable = async () => {
-      throw new Error('no federation in this test');
-    };
-    return new StateResolver({
-      store: server.store,
-      bus: server.bus,
-      topology: server.topology,
-      identity: { serverName: server.name, signingKey: server.key },
-      federation: { getJson: unreachable, putJson: unreachable, postJson: unreachable } as never,
-      keyRing: network.keyRing(),
-      soleWriter: true,
-    });
+    return server.offlineProcess(network, { soleWriter: true });
   }
 
   async function receiveWith(resolver: StateResolver, from: TestServer, eventId: string) {

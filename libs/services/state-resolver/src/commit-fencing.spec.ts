@@ -43,9 +43,6 @@ describe('fencing at commit (issue 12): a replica that lost its partition lease 
   let network: TestNetwork;
   let a: TestServer;
   const alice = '@alice:a.test';
-  const unreachable = async () => {
-    throw new Error('no federation in this test');
-  };
   let warnings: Array<Record<string, unknown>>;
   const logger = () => pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line) as Record<string, unknown>) });
 
@@ -58,15 +55,7 @@ describe('fencing at commit (issue 12): a replica that lost its partition lease 
 
   function replica(instanceId: string, clock: { now: number }, store: Store = a.store): StateResolver {
     const elastic: ElasticOwnership = { leases: a.store.leases, scope: 'test/state-resolver', instanceId, ttlMs: TTL_MS, logger: logger(), now: () => clock.now };
-    return new StateResolver({
-      store,
-      bus: a.bus,
-      topology: a.topology,
-      identity: { serverName: a.name, signingKey: a.key },
-      federation: { getJson: unreachable, putJson: unreachable, postJson: unreachable } as never,
-      keyRing: network.keyRing(),
-      elastic,
-    });
+    return a.offlineProcess(network, { store, elastic });
   }
   const message = (roomId: string, body: string, txnId: string) => ({ roomId, sender: alice, type: 'm.room.message', content: { msgtype: 'm.text', body }, txnId });
 

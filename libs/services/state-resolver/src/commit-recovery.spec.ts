@@ -9,16 +9,9 @@ import { TestNetwork, type TestServer } from './testing/test-server';
 
 /** Another state-resolver process over the same store and bus (a restart, or a second replica). */
 function processOver(server: TestServer, network: TestNetwork, crash?: Crash, commitWritesOneByOne = false): StateResolver {
-  const unreachable = async () => {
-    throw new Error('no federation in this test');
-  };
-  return new StateResolver({
+  return server.offlineProcess(network, {
     store: crash ? crash.store(server.store, { commitWrites: commitWritesOneByOne ? 'one by one' : undefined }) : server.store,
     bus: crash ? crash.bus(server.bus) : server.bus,
-    topology: server.topology,
-    identity: { serverName: server.name, signingKey: server.key },
-    federation: { getJson: unreachable, putJson: unreachable, postJson: unreachable } as never,
-    keyRing: network.keyRing(),
   });
 }
 

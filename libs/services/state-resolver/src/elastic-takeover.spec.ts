@@ -13,9 +13,6 @@ describe('elastic state-resolver taking partitions over (dist merged with parkin
   let network: TestNetwork;
   let a: TestServer;
   const alice = '@alice:a.test';
-  const unreachable = async () => {
-    throw new Error('no federation in this test');
-  };
 
   beforeEach(async () => {
     network = new TestNetwork();
@@ -24,15 +21,7 @@ describe('elastic state-resolver taking partitions over (dist merged with parkin
   afterEach(() => network.close());
 
   function resolverOver(options: { bus?: Bus; crash?: Crash; elastic?: ElasticOwnership }): StateResolver {
-    return new StateResolver({
-      store: options.crash ? options.crash.store(a.store) : a.store,
-      bus: options.bus ?? a.bus,
-      topology: a.topology,
-      identity: { serverName: a.name, signingKey: a.key },
-      federation: { getJson: unreachable, putJson: unreachable, postJson: unreachable } as never,
-      keyRing: network.keyRing(),
-      elastic: options.elastic,
-    });
+    return a.offlineProcess(network, { store: options.crash ? options.crash.store(a.store) : a.store, bus: options.bus ?? a.bus, elastic: options.elastic });
   }
 
   const elastic = (instanceId: string): ElasticOwnership => ({ leases: a.store.leases, scope: 'test/state-resolver', instanceId, ttlMs: 5_000, logger: quiet });

@@ -240,9 +240,6 @@ describe('the owned-room read cache (issue 19, distributed): answers only under 
 describe('elastic state-resolver replicas with the owned-room cache (issue 19): a lease handed back and forth', () => {
   const TTL_MS = 5_000;
   const alice = '@alice:a.test';
-  const unreachable = async () => {
-    throw new Error('no federation in this test');
-  };
   let network: TestNetwork;
   let gw: TestServer;
 
@@ -254,15 +251,7 @@ describe('elastic state-resolver replicas with the owned-room cache (issue 19): 
 
   function replica(instanceId: string, clock: { now: number }): StateResolver {
     const elastic: ElasticOwnership = { leases: gw.store.leases, scope: 'test/state-resolver', instanceId, ttlMs: TTL_MS, logger: pino({ level: 'silent' }), now: () => clock.now };
-    return new StateResolver({
-      store: gw.store,
-      bus: gw.bus,
-      topology: gw.topology,
-      identity: { serverName: gw.name, signingKey: gw.key },
-      federation: { getJson: unreachable, putJson: unreachable, postJson: unreachable } as never,
-      keyRing: network.keyRing(),
-      elastic,
-    });
+    return gw.offlineProcess(network, { elastic });
   }
   const rebalance = (r: StateResolver) => (r as unknown as { ownership: { rebalance(): Promise<void> } }).ownership.rebalance();
 

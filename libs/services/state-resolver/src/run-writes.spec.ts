@@ -5,7 +5,6 @@ import path from 'node:path';
 import type { BusSubscription, RoomLogEntry } from '@fedgate/bus';
 import { openSqliteStore, type EventCommitWrites, type EventRecord, type Store } from '@fedgate/store';
 import { RunWrites } from './run-writes';
-import { StateResolver } from './state-resolver';
 import { TestNetwork } from './testing/test-server';
 
 const roomId = '!run:hs.test';
@@ -147,10 +146,7 @@ describe('a run whose held commits are lost (issue 19)', () => {
         },
       },
     };
-    const unreachable = async () => {
-      throw new Error('no federation in this test');
-    };
-    const resolver = new StateResolver({ store: failing, bus: a.bus, topology: a.topology, identity: { serverName: a.name, signingKey: a.key }, federation: { getJson: unreachable, putJson: unreachable, postJson: unreachable } as never, keyRing: network.keyRing() });
+    const resolver = a.offlineProcess(network, { store: failing });
     const items = await Promise.all(
       ids.map(async (eventId) => ({
         subject: a.topology.inboundPdu.subjectFor(room),

@@ -186,6 +186,15 @@ export class TestServer {
     private readonly dir: string,
   ) {}
 
+  /** Another state-resolver process over this server's store and bus (a restart, a second replica), with no federation. */
+  offlineProcess(network: TestNetwork, deps: Partial<StateResolverDeps> = {}): StateResolver {
+    const unreachable = async () => {
+      throw new Error('no federation in this test');
+    };
+    const federation = { getJson: unreachable, putJson: unreachable, postJson: unreachable } as never;
+    return new StateResolver({ store: this.store, bus: this.bus, topology: this.topology, identity: { serverName: this.name, signingKey: this.key }, federation, keyRing: network.keyRing(), ...deps });
+  }
+
   static async create(network: TestNetwork, name: string, options: TestServerOptions): Promise<TestServer> {
     const dir = mkdtempSync(path.join(tmpdir(), 'state-resolver-'));
     const key = generateSigningKey();
