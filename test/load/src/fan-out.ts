@@ -6,6 +6,7 @@ import path from 'node:path';
 import { computeEventId } from '@fedgate/protocol';
 import { issueServerCertificate, type TestCertificateAuthority } from '@fedgate/testing';
 import { sampleProcesses } from './process-meter';
+import { ResponsivenessProbe } from './responsiveness-probe';
 import { SimulatedHomeserver } from './simulated-homeserver';
 import type { Target } from './targets';
 
@@ -42,6 +43,9 @@ export interface FanOutResult {
   rssConnectionsClosedBytes?: number;
   connectionsClosedAfterMs?: number;
   cpuSeconds: number;
+  /** The target's federation /version answer time (a server outside the room asking every 250 ms) while the room was built, and during the three messages. */
+  versionDuringJoinsMs: { p50?: number; p99?: number };
+  versionDuringMessagesMs: { p50?: number; p99?: number };
 }
 
 /** The rooms the load run creates are version 10: event IDs are reference hashes. */
@@ -180,9 +184,11 @@ async function relayJoins(target: Target, roomId: string, sims: readonly Simulat
 
 export async function fanOut(target: Target, ca: TestCertificateAuthority, servers: number, joinConcurrency = 8, heapSnapshotDir?: string, log: (line: string) => void = () => undefined, build: RoomBuild = 'relay', timeoutMs = 60_000, idleCloseWaitMs = 0): Promise<FanOutResult> {
   const sims: SimulatedHomeserver[] = [];
+  let prober: SimulatedHomeserver | undefined;
   try {
     const started = Date.now();
     const certificate = issueServerCertificate(ca);
+    prober = await SimulatedHomeserver.start(ca, { certificate, keepTransactions: false });
     for (let i = 0; i < servers; i++) {
       const sim = await SimulatedHomeserver.start(ca, { certificate, keepTransactions: false });
       // Idle connections kept a minute (as homeservers do; Node's 5 s default closed them while a slow fan-out still
@@ -195,6 +201,7 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     const roomId = await target.createRoom();
     const generatorCpu = process.cpuUsage();
     const joinsStarted = Date.now();
+    const joinsProbe = new ResponsivenessProbe(prober, target);
     let joinRetries = 0;
     if (build === 'relay') joinRetries = await relayJoins(target, roomId, sims.slice(0, -1), log);
     else joinRetries = await joinInParallel(target, roomId, sims.slice(0, -1), joinConcurrency, log);
@@ -205,6 +212,7 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     const last = await sims.at(-1)!.joinOnly(target.serverName, roomId);
     const lastJoinMs = Date.now() - lastStarted;
     const joinSeconds = (Date.now() - joinsStarted) / 1000;
+    const versionDuringJoinsMs = await joinsProbe.stop();
     const used = process.cpuUsage(generatorCpu);
     const generatorCpuSeconds = (used.user + used.system) / 1e6;
     await untilNoneReceives(sims);
@@ -219,6 +227,7 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
       sim.wire.closeIdleConnections();
     }
     await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const messagesProbe = new ResponsivenessProbe(prober, target);
     const firstContactStarted = Date.now();
     const firstContact = await deliveries(sims, await target.sendMessage(roomId, 'to everyone, first contact'), firstContactStarted, timeoutMs);
     // Then connections closed again but sessions known (a destination whose connection idled out): resumed handshakes.
@@ -233,6 +242,7 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     // Again at once, every connection now open: what the first message paid for connecting shows as the difference.
     const warmStarted = Date.now();
     const warm = await deliveries(sims, await target.sendMessage(roomId, 'to everyone, again'), warmStarted, timeoutMs);
+    const versionDuringMessagesMs = await messagesProbe.stop();
     const sample = sampleProcesses(target.pids());
     // Memory the connections held, once the target let them go (the simulated servers keep idle ones 60 s, so the
     // target closes them first).
@@ -260,8 +270,10 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
       rssConnectionsClosedBytes,
       connectionsClosedAfterMs,
       cpuSeconds: sample.cpuSeconds - cpuBefore,
+      versionDuringJoinsMs,
+      versionDuringMessagesMs,
     };
   } finally {
-    await Promise.all(sims.map((sim) => sim.stop()));
+    await Promise.all([...sims, ...(prober ? [prober] : [])].map((sim) => sim.stop()));
   }
 }

@@ -2,6 +2,7 @@
 // target, and the target's application service (its TestBridge) records when each one is pushed to it.
 import type { SignedEvent } from '@fedgate/testing';
 import { PeakRssWatcher, sampleProcesses } from './process-meter';
+import { ResponsivenessProbe } from './responsiveness-probe';
 import type { RoomSender, SimulatedHomeserver } from './simulated-homeserver';
 import { percentile } from './stats';
 import type { Target } from './targets';
@@ -78,28 +79,6 @@ class DeliveryTracker {
       if (now > count) progressAt = Date.now();
       count = now;
     }
-  }
-}
-
-/** Samples the target's federation /version answer time while a workload runs. */
-class ResponsivenessProbe {
-  private readonly times: number[] = [];
-  private running = true;
-  private readonly done: Promise<void>;
-  constructor(sim: SimulatedHomeserver, target: Target) {
-    this.done = (async () => {
-      while (this.running) {
-        const started = performance.now();
-        await sim.wire.request(target.serverName, 'GET', '/_matrix/federation/v1/version').catch(() => undefined);
-        this.times.push(performance.now() - started);
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
-    })();
-  }
-  async stop(): Promise<{ p50?: number; p99?: number }> {
-    this.running = false;
-    await this.done;
-    return { p50: percentile(this.times, 50), p99: percentile(this.times, 99) };
   }
 }
 
