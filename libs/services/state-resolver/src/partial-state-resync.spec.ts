@@ -1,21 +1,11 @@
 // The resync of a partial-state room after a crash at each of its writes, and of a join cut short.
 import { StateResolver } from './state-resolver';
 import { Crash } from './testing/crash';
-import { roomOfThree } from './testing/resync-replicas';
+import { BOB, partiallyJoinedRoom, roomOfThree } from './testing/resync-replicas';
 import { TestNetwork, type TestServer } from './testing/test-server';
 
-const BOB = '@bob:b.test';
 
 
-async function partiallyJoinedRoom() {
-  const { network, resident, joiner, roomId } = await roomOfThree();
-  const joined = await joiner.resolver.remoteMembership.onCommand({ roomId, userId: BOB, membership: 'join', via: ['a.test'] });
-  if (!joined.ok) throw new Error(joined.error);
-  const sent = await joiner.send(roomId, BOB, 'm.room.message', { body: 'during partial state' });
-  if (!sent.ok) throw new Error(sent.error);
-  await resident.receive(joiner, sent.eventId);
-  return { network, resident, joiner, roomId };
-}
 
 function resolverOver(server: TestServer, network: TestNetwork, crash?: Crash): StateResolver {
   const deps = (server.resolver as unknown as { deps: ConstructorParameters<typeof StateResolver>[0] }).deps;
