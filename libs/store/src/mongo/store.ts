@@ -9,7 +9,7 @@ import { MongoChatLifecycleRepository } from './chat-lifecycle';
 import { MongoRoomDirectoryRepository } from './room-directory';
 import { MongoClientTransactionRepository } from './client-transactions';
 import { MongoAliasRepository, MongoAppServiceQueueRepository, MongoLocalMembershipRepository, MongoProfileRepository } from './chat';
-import { connectMongo, type MongoConnectOptions } from './database';
+import { connectMongo, type MongoCollections, type MongoConnectOptions } from './database';
 import { MongoEgressQueueRepository } from './egress-queue';
 import { MongoEventRepository } from './events';
 import { MongoDestinationRepository, MongoReceivedTransactionRepository, MongoServerKeyRepository } from './federation';
@@ -24,12 +24,19 @@ import { MongoRedactionRepository } from './redactions';
 import { MongoRoomRepository } from './rooms';
 import { MongoSnapshotRows } from './state';
 
+export interface MongoStoreOptions extends MongoConnectOptions {
+  /** Tests only: the collections the repositories use, given the real ones (e.g. `MongoWriteCrash.collections`). */
+  wrapCollections?: (collections: MongoCollections) => MongoCollections;
+}
+
 /**
  * Connects to the database `db` at `url` (MongoDB or FerretDB) and creates the indexes. A watchdog replaces
  * the driver's client when it stops reaching a server that answers fresh connections (see replaceable-client).
  */
-export async function openMongoStore(url: string, db: string, options: MongoConnectOptions = {}): Promise<Store> {
-  const { client, collections: c, idLookupsOnly } = await connectMongo(url, db, options);
+export async function openMongoStore(url: string, db: string, options: MongoStoreOptions = {}): Promise<Store> {
+  const connection = await connectMongo(url, db, options);
+  const { client, idLookupsOnly } = connection;
+  const c = options.wrapCollections ? options.wrapCollections(connection.collections) : connection.collections;
   const fences = new MongoRoomFences(c.roomCommits);
   const events = new MongoEventRepository(c.events, idLookupsOnly, fences);
   const state = new SnapshotRepository(new MongoSnapshotRows(c.stateSnapshots, c.eventState, idLookupsOnly, fences));

@@ -1,0 +1,96 @@
+// crash-gaps: a process dying between the writes of a store method that is more than one write on MongoDB/FerretDB
+// (no multi-document transactions). Each test dies before every write in turn (`MongoWriteCrash`), then runs what
+// the service runs after a restart (the bus redelivering, the repair, the next owner) on a store that does not die.
+import { randomBytes } from 'node:crypto';
+import { MongoClient } from 'mongodb';
+import type { AppServiceQueueItem } from '../ports/chat';
+import type { Store } from '../ports/store';
+import { openMongoStore } from './store';
+import { MongoWriteCrash } from './write-crash';
+
+const url = process.env.FEDGATE_TEST_MONGO_URL as string;
+const db = `fedgate_crash_gaps_${randomBytes(4).toString('hex')}`;
+const crash = new MongoWriteCrash();
+let dying: Store;
+let restarted: Store;
+
+beforeAll(async () => {
+  dying = await openMongoStore(url, db, { wrapCollections: (c) => crash.collections(c) });
+  restarted = await openMongoStore(url, db);
+});
+afterAll(async () => {
+  await dying?.close();
+  await restarted?.close();
+  const client = await MongoClient.connect(url);
+  await client.db(db).dropDatabase();
+  await client.close();
+});
+
+/** How many collection writes `run` makes on the dying store when it does not die. */
+async function writesOf(run: () => Promise<unknown>): Promise<string[]> {
+  crash.arm(Infinity);
+  await run();
+  return [...crash.log];
+}
+
+const unique = (name: string) => `${name}-${randomBytes(3).toString('hex')}`;
+
+describe('AS queue: enqueueMany cut short by the process dying (mongo, crash-gaps)', () => {
+  // A bus run of pushes as chat-sync queues it, then acks the run: a death mid-loop leaves the run unacked, so the
+  // bus hands the same run over again (same item IDs: each push's ID).
+  const run: AppServiceQueueItem[] = [
+    { itemId: '$e1', kind: 'event', event: { event_id: '$e1' } },
+    { itemId: 'typing-1', kind: 'ephemeral', event: { type: 'm.typing', id: 'typing-1' } },
+    { itemId: '$e2', kind: 'event', event: { event_id: '$e2' } },
+    { itemId: '$e3', kind: 'event', event: { event_id: '$e3' } },
+    { itemId: 'receipt-1', kind: 'ephemeral', event: { type: 'm.receipt', id: 'receipt-1' } },
+  ];
+  const limits = { maxEvents: 2, maxEphemeral: 1 };
+
+  /** Pushes (opens and acks) up to `transactions` transactions; answers what went out, in order. */
+  async function push(store: Store, as: string, transactions = Infinity): Promise<string[]> {
+    const sent: string[] = [];
+    for (let i = 0; i < transactions; i++) {
+      const txn = await store.appServiceQueue.openTransaction(as, limits);
+      if (!txn) break;
+      for (const e of txn.events) sent.push(String(e.event_id));
+      for (const e of txn.ephemeral) sent.push(String(e.id));
+      await store.appServiceQueue.ackTransaction(as, txn.txnId);
+    }
+    return sent;
+  }
+
+  const eventsIn = (sent: string[]) => sent.filter((id) => id.startsWith('$'));
+
+  it.each([
+    ['the run handed over again at once', 'none'],
+    ['the pusher delivering what was queued before the run is handed over again', 'push'],
+    ['a transaction opened before the run is handed over again, acked after', 'open'],
+  ] as const)('dying before any write of the loop, then %s: every item pushed once, events in order', async (_, between) => {
+    const writes = await writesOf(() => dying.appServiceQueue.enqueueMany(unique('probe'), run));
+    expect(writes.length).toBeGreaterThanOrEqual(run.length);
+    for (let dieAt = 1; dieAt <= writes.length; dieAt++) {
+      const as = unique(`as-${dieAt}`);
+      crash.arm(dieAt);
+      await expect(dying.appServiceQueue.enqueueMany(as, run)).rejects.toThrow('simulated crash');
+      const sent: string[] = [];
+      let opened: string | undefined;
+      if (between === 'push') sent.push(...(await push(restarted, as)));
+      if (between === 'open') {
+        const txn = await restarted.appServiceQueue.openTransaction(as, limits);
+        opened = txn?.txnId;
+        for (const e of txn?.events ?? []) sent.push(String(e.event_id));
+        for (const e of txn?.ephemeral ?? []) sent.push(String(e.id));
+      }
+      const again = await restarted.appServiceQueue.enqueueMany(as, run);
+      expect(again).toHaveLength(run.length);
+      if (opened !== undefined) await restarted.appServiceQueue.ackTransaction(as, opened);
+      sent.push(...(await push(restarted, as)));
+      expect({ dieAt, diedBefore: crash.log[dieAt - 1], sent: [...sent].sort() }).toEqual({ dieAt, diedBefore: crash.log[dieAt - 1], sent: run.map((i) => i.itemId).sort() });
+      expect(eventsIn(sent)).toEqual(['$e1', '$e2', '$e3']);
+      expect(await restarted.appServiceQueue.pendingCount(as)).toBe(0);
+      // And handed over once more after all went out (a bus ack lost): nothing queued again.
+      expect(await restarted.appServiceQueue.enqueueMany(as, run)).toEqual(run.map(() => ({ inserted: false, delivered: true })));
+    }
+  });
+});
