@@ -75,7 +75,7 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   fallbackKeys: { name: 'fallback_keys', indexes: [{ key: { userId: 1, deviceId: 1 }, name: 'device' }] },
   crossSigningKeys: { name: 'cross_signing_keys', indexes: [{ key: { userId: 1 }, name: 'user' }, { key: { 'pending.since': 1 }, name: 'pending', sparse: true }] },
   deviceListChanges: { name: 'device_list_changes', indexes: [{ key: { announced: 1, _id: 1 }, name: 'announced' }] },
-  remoteDeviceLists: { name: 'remote_device_lists', indexes: [{ key: { stale: 1, updatedTs: 1 }, name: 'stale' }] },
+  remoteDeviceLists: { name: 'remote_device_lists', indexes: [{ key: { stale: 1, updatedTs: 1 }, name: 'stale' }, { key: { pendingLog: 1 }, name: 'pending_log', sparse: true }] },
   toDeviceOutbox: { name: 'to_device_outbox', indexes: [{ key: { published: 1, createdTs: 1 }, name: 'unpublished' }] },
   toDeviceDelivered: { name: 'to_device_delivered', indexes: [{ key: { ts: 1 }, name: 'ts' }] },
   userSigningSignatures: { name: 'user_signing_signatures', indexes: [{ key: { signer: 1, target: 1 }, name: 'signer_target' }] },

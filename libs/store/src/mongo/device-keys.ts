@@ -2,7 +2,7 @@ import type { Collection, Document } from 'mongodb';
 import { canonicalJson } from '@fedgate/protocol';
 import { keyAlgorithm, type ClaimedKey, type DeviceKeyRepository, type DeviceRecord, type KeyObject } from '../ports/device-keys';
 import { compoundId, isDuplicateKey, nextCounterValue } from './database';
-import { appendChange } from './device-lists';
+import { appendChange, finishPendingRemoteLogs } from './device-lists';
 
 // Keys are kept as canonical JSON strings (their own keys hold colons and come from clients).
 const CLAIM_BATCH = 8;
@@ -25,6 +25,8 @@ export class MongoDeviceKeyRepository implements DeviceKeyRepository {
     private readonly counters: Collection<Document>,
     private readonly changes: Collection<Document>,
     private readonly userSignatures: Collection<Document>,
+    /** Other servers' users' device lists: a list written but its change not logged is finished here too. */
+    private readonly remoteLists?: Collection<Document>,
   ) {}
 
   /**
@@ -67,6 +69,7 @@ export class MongoDeviceKeyRepository implements DeviceKeyRepository {
       await this.crossSigningKeysCollection.updateOne({ _id: d._id }, { $unset: { pending: '' } });
       finished++;
     }
+    if (this.remoteLists) finished += await finishPendingRemoteLogs(this.remoteLists, this.changes, this.counters, markedBefore);
     return finished;
   }
 

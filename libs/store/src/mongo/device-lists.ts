@@ -19,6 +19,22 @@ export async function appendChange(changes: Collection<Document>, counters: Coll
   return position;
 }
 
+/** Logs the `remote` change of a list written marked `mark`, then clears the mark (unless a newer write marked it again). */
+async function finishRemoteLog(remoteLists: Collection<Document>, changes: Collection<Document>, counters: Collection<Document>, userId: string, mark: number): Promise<void> {
+  await appendChange(changes, counters, userId, 'remote', null, null);
+  await remoteLists.updateOne({ _id: userId as never, pendingLog: mark }, { $unset: { pendingLog: '' } });
+}
+
+/**
+ * Logs the changes of remote lists written but not logged (a crash between), marked before `markedBefore`; answers
+ * how many. A crash after the log entry but before the mark's removal logs the change twice: a second notice, no harm.
+ */
+export async function finishPendingRemoteLogs(remoteLists: Collection<Document>, changes: Collection<Document>, counters: Collection<Document>, markedBefore: number): Promise<number> {
+  const marked = await remoteLists.find({ pendingLog: { $lt: markedBefore } }, { projection: { _id: 1, pendingLog: 1 } }).toArray();
+  for (const d of marked) await finishRemoteLog(remoteLists, changes, counters, String(d._id), d.pendingLog as number);
+  return marked.length;
+}
+
 export class MongoDeviceListRepository implements DeviceListRepository {
   constructor(
     private readonly changes: Collection<Document>,
@@ -61,15 +77,21 @@ export class MongoDeviceListRepository implements DeviceListRepository {
     };
   }
 
+  /**
+   * With `logChange`, the list is written marked (`pendingLog`, in the same single-document write), then the change is
+   * logged, then the mark cleared: no multi-document transactions here, and a crash between the list and its log
+   * entry would otherwise lose the services' notice for good (the list written, a retry finds nothing to write).
+   * `finishPendingRemoteLogs` (through the device keys' `finishPendingChanges`) logs what a crash left marked.
+   */
   async replaceRemoteList(list: RemoteDeviceList, expected: { streamId: number; stale: boolean } | null, options: { logChange?: boolean } = {}) {
-    const written = await this.writeRemoteList(list, expected);
-    // Two writes here: a crash between them loses the services' notice of this change (not the list).
-    if (written && options.logChange) await this.recordChange(list.userId, 'remote');
+    const mark = options.logChange ? Date.now() : undefined;
+    const written = await this.writeRemoteList(list, expected, mark);
+    if (written && mark !== undefined) await finishRemoteLog(this.remoteLists, this.changes, this.counters, list.userId, mark);
     return written;
   }
 
-  private async writeRemoteList(list: RemoteDeviceList, expected: { streamId: number; stale: boolean } | null): Promise<boolean> {
-    const fields = {
+  private async writeRemoteList(list: RemoteDeviceList, expected: { streamId: number; stale: boolean } | null, mark: number | undefined): Promise<boolean> {
+    const fields: Document = {
       streamId: list.streamId,
       devices: JSON.stringify(list.devices),
       masterKey: list.masterKey ? JSON.stringify(list.masterKey) : null,
@@ -77,6 +99,7 @@ export class MongoDeviceListRepository implements DeviceListRepository {
       stale: list.stale,
       updatedTs: list.updatedTs,
     };
+    if (mark !== undefined) fields.pendingLog = mark;
     if (expected === null) {
       try {
         await this.remoteLists.insertOne({ _id: list.userId as never, ...fields });

@@ -94,3 +94,48 @@ describe('AS queue: enqueueMany cut short by the process dying (mongo, crash-gap
     }
   });
 });
+
+// The cached device list of another server's user is replaced (compare-and-set), then a `remote` change is logged: the
+// services' notice (MSC3202 `device_lists.changed`, `/keys/changes`) that they must query the user's keys again. A
+// death between lost the notice for good: the list was written, so the EDU handed over again or the resync finds
+// nothing newer to write and logs nothing.
+describe('a remote device list replaced, its change not logged (mongo, crash-gaps)', () => {
+  const list = (userId: string, streamId: number) => ({
+    userId,
+    streamId,
+    devices: { [`D${streamId}`]: {} },
+    masterKey: null,
+    selfSigningKey: null,
+    stale: false,
+    updatedTs: 1_000 + streamId,
+  });
+  const remoteChangesOf = async (userId: string) => (await restarted.deviceLists.changesSince(0, 100_000)).filter((c) => c.userId === userId && c.kind === 'remote');
+
+  it.each([
+    ['the first list held (insert)', null],
+    ['a newer list over the held one (compare-and-set)', 1],
+  ] as const)('defect: dying at any write of %s; the finishing pass chat-sync runs on start and every minute logs the change', async (_, heldStreamId) => {
+    const probeUser = `@probe-${randomBytes(3).toString('hex')}:remote.test`;
+    if (heldStreamId !== null) await restarted.deviceLists.replaceRemoteList(list(probeUser, heldStreamId), null);
+    const writes = await writesOf(() => dying.deviceLists.replaceRemoteList(list(probeUser, 2), heldStreamId === null ? null : { streamId: heldStreamId, stale: false }, { logChange: true }));
+    expect(writes.length).toBeGreaterThanOrEqual(2);
+    for (let dieAt = 1; dieAt <= writes.length; dieAt++) {
+      const userId = `@cut-${dieAt}-${randomBytes(3).toString('hex')}:remote.test`;
+      if (heldStreamId !== null) await restarted.deviceLists.replaceRemoteList(list(userId, heldStreamId), null);
+      crash.arm(dieAt);
+      const expected = heldStreamId === null ? null : { streamId: heldStreamId, stale: false };
+      await expect(dying.deviceLists.replaceRemoteList(list(userId, 2), expected, { logChange: true })).rejects.toThrow('simulated crash');
+      const written = (await restarted.deviceLists.remoteList(userId))?.streamId === 2;
+      // What chat-sync does after the restart: the EDU handed over again finds the list written already (nothing to
+      // write: the compare-and-set fails) or writes it now; the finishing pass (start, every minute) runs after.
+      if (!written) expect(await restarted.deviceLists.replaceRemoteList(list(userId, 2), expected, { logChange: true })).toBe(true);
+      await restarted.deviceKeys.finishPendingChanges(Date.now() + 1);
+      expect({ dieAt, diedBefore: crash.log[dieAt - 1], logged: (await remoteChangesOf(userId)).length > 0 }).toEqual({ dieAt, diedBefore: crash.log[dieAt - 1], logged: true });
+      expect((await restarted.deviceLists.remoteList(userId))?.streamId).toBe(2);
+      // Finished once: the next pass has nothing left of it.
+      const before = (await remoteChangesOf(userId)).length;
+      await restarted.deviceKeys.finishPendingChanges(Date.now() + 1);
+      expect((await remoteChangesOf(userId)).length).toBe(before);
+    }
+  });
+});

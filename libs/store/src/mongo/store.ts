@@ -65,7 +65,7 @@ export async function openMongoStore(url: string, db: string, options: MongoStor
     commits: new SequentialCommitWriter({ pendingCommits, state, events, rooms }),
     partialStateRooms: new MongoPartialStateRoomRepository(c.partialStateRooms, fences),
     roomDirectory: new MongoRoomDirectoryRepository(c.roomDirectory),
-    deviceKeys: new MongoDeviceKeyRepository(c.devices, c.oneTimeKeys, c.fallbackKeys, c.crossSigningKeys, c.counters, c.deviceListChanges, c.userSigningSignatures),
+    deviceKeys: new MongoDeviceKeyRepository(c.devices, c.oneTimeKeys, c.fallbackKeys, c.crossSigningKeys, c.counters, c.deviceListChanges, c.userSigningSignatures, c.remoteDeviceLists),
     deviceLists: new MongoDeviceListRepository(c.deviceListChanges, c.remoteDeviceLists, c.counters),
     toDevice: new MongoToDeviceRepository(c.toDeviceOutbox, c.toDeviceDelivered),
     accountData: new MongoAccountDataRepository(c.accountData),

@@ -65,8 +65,9 @@ export interface DeviceKeyRepository {
   userSigningSignatures(signer: string, target: string): Promise<Record<string, string>>;
   /**
    * Finishes changes a crash cut short between the device (or cross-signing key) write and the stream move
-   * with its change-log entry, for changes marked before `markedBefore`; returns how many. Stores that write
-   * them in one transaction have none.
+   * with its change-log entry, and between another server's user's device list written (`replaceRemoteList` with
+   * `logChange`) and its `remote` change logged, for changes marked before `markedBefore`; returns how many. Stores
+   * that write them in one transaction have none.
    */
   finishPendingChanges(markedBefore?: number): Promise<number>;
   /** The user's device-list stream id: 0 until the first change. */
