@@ -128,7 +128,9 @@ export class MongoEventRepository implements EventRepository {
       outcome.reason === undefined
         ? { $set: { status: outcome.status, outlier: outcome.outlier }, $unset: { reason: '' } }
         : { $set: { status: outcome.status, outlier: outcome.outlier, reason: outcome.reason } };
-    const r = await this.fences.write(fence, `outcome of ${eventId}`, () => this.events.updateOne({ _id: eventId as never }, update));
+    const r = await this.fences.write(fence, `outcome of ${eventId}`, { collection: this.events, id: eventId }, (guard) =>
+      this.events.updateOne({ _id: eventId as never, ...guard.filter }, { ...update, $set: { ...(update.$set as Document), ...guard.set } }),
+    );
     return r.matchedCount > 0;
   }
 }

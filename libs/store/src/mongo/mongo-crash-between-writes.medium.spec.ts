@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { MongoClient } from 'mongodb';
 import type { AppServiceQueueItem } from '../ports/chat';
 import type { Store } from '../ports/store';
+import { RoomWriteFencedError, type RoomWriteFence } from '../ports/pending-commits';
 import { openMongoStore } from './store';
 import { MongoWriteCrash } from './write-crash';
 
@@ -138,4 +139,102 @@ describe('a remote device list replaced, its change not logged (mongo, crash-gap
       expect((await remoteChangesOf(userId)).length).toBe(before);
     }
   });
+});
+
+// resync-store-fence: a resync's write of room data under its lease (`RoomWriteFence`) is, here, the room's fence checked
+// and raised on its commits document (one conditional write), then the write itself in its own collection.
+describe('a fenced write of room data: the fence and the write are two writes (mongo, crash-gaps)', () => {
+  type Kind = { name: string; write: (s: Store, roomId: string, fence: RoomWriteFence, value: string) => Promise<unknown>; read: (s: Store, roomId: string) => Promise<unknown> };
+  const eventOf = (roomId: string) => `$ev-${roomId.slice(1, 9)}`;
+  const kinds: Kind[] = [
+    {
+      name: 'outcome',
+      write: (s, roomId, fence, value) => s.events.setOutcome(eventOf(roomId), { status: 'rejected', reason: value, outlier: false }, fence),
+      read: async (s, roomId) => (await s.events.get(eventOf(roomId)))?.reason ?? null,
+    },
+    { name: 'state refs', write: (s, roomId, fence, value) => s.state.setForEvent(eventOf(roomId), { before: value, after: value }, fence), read: (s, roomId) => s.state.getForEvent(eventOf(roomId)) },
+    { name: 'forward extremities', write: (s, roomId, fence, value) => s.rooms.updateForwardExtremities(roomId, { add: [`$${value}`], remove: [] }, fence), read: (s, roomId) => s.rooms.getForwardExtremities(roomId) },
+    { name: 'current state', write: (s, roomId, fence, value) => s.rooms.setCurrentState(roomId, value, fence), read: async (s, roomId) => (await s.rooms.get(roomId))?.currentStateId },
+    { name: 'joined servers', write: (s, roomId, fence, value) => s.rooms.setJoinedServers(roomId, [`${value}.test`], fence), read: (s, roomId) => s.rooms.getJoinedServers(roomId) },
+    {
+      name: 'end of partial state',
+      write: (s, roomId, fence) => s.partialStateRooms.finish(roomId, fence),
+      read: async (s, roomId) => (await s.partialStateRooms.get(roomId)) ?? null,
+    },
+  ];
+  const partialOf = (roomId: string) => ({ roomId, joinEventId: '$join', serversInRoom: ['a.test'], resident: 'a.test', startedTs: 1 });
+  let partition = 100;
+
+  async function roomFor(kind: Kind, fenced: boolean): Promise<{ roomId: string; under: (epoch: number) => RoomWriteFence }> {
+    const roomId = `!${randomBytes(6).toString('hex')}:crash.test`;
+    const p = partition++;
+    const under = (epoch: number) => ({ roomId, partition: p, epoch });
+    await restarted.rooms.ensure({ roomId, roomVersion: '10', creator: '@c:crash.test', createdTs: 1 });
+    await restarted.events.append({
+      eventId: eventOf(roomId),
+      roomId,
+      type: 'm.room.message',
+      depth: 1,
+      prevEventIds: [],
+      authEventIds: [],
+      pdu: {} as never,
+      status: 'accepted',
+      outlier: false,
+      receivedTs: 1,
+    });
+    await restarted.partialStateRooms.begin(partialOf(roomId));
+    if (fenced) await kind.write(restarted, roomId, under(1), 'first');
+    if (kind.name === 'end of partial state') await restarted.partialStateRooms.begin(partialOf(roomId));
+    return { roomId, under };
+  }
+
+  it.each([
+    ['a room fenced before', true],
+    ['a room with no fence yet', false],
+  ] as const)('dying between the two in %s: only the fence moved; the same owner again, or the next owner, writes it; an older owner is refused', async (_, fenced) => {
+    for (const kind of kinds) {
+      const { roomId, under } = await roomFor(kind, fenced);
+      const before = await kind.read(restarted, roomId);
+      crash.arm(2);
+      await expect(kind.write(dying, roomId, under(2), 'again')).rejects.toThrow('simulated crash');
+      expect({ kind: kind.name, writes: crash.log }).toEqual({ kind: kind.name, writes: ['roomCommits.updateOne', expect.any(String)] });
+      expect({ kind: kind.name, after: await kind.read(restarted, roomId) }).toEqual({ kind: kind.name, after: before });
+      expect(await restarted.pendingCommits.list(roomId)).toEqual([]);
+      expect((await restarted.pendingCommits.list()).filter((c) => c.roomId === roomId)).toEqual([]);
+
+      // The same holder after a restart (it still holds the lease, same epoch): the write goes through.
+      await kind.write(restarted, roomId, under(2), 'again');
+      const written = await kind.read(restarted, roomId);
+      // An older holder is refused; the next owner takes the partition over and writes, and commits in the room.
+      await expect(kind.write(restarted, roomId, under(1), 'stale')).rejects.toBeInstanceOf(RoomWriteFencedError);
+      expect(await kind.read(restarted, roomId)).toEqual(written);
+      await restarted.pendingCommits.raiseFence({ partition: under(3).partition, epoch: 3 });
+      await expect(kind.write(restarted, roomId, under(2), 'stale')).rejects.toBeInstanceOf(RoomWriteFencedError);
+      await kind.write(restarted, roomId, under(3), 'next');
+      const commit = { eventId: `$commit-${roomId.slice(1, 9)}`, roomId, payload: {}, createdTs: 1 };
+      await restarted.pendingCommits.add(commit, { partition: under(3).partition, epoch: 3 });
+      expect((await restarted.pendingCommits.list(roomId)).map((c) => c.eventId)).toEqual([commit.eventId]);
+      await restarted.pendingCommits.remove(commit.eventId, roomId);
+    }
+  });
+
+  // The window docs/security.md named: the old owner past its fence check, paused before its write; the new owner
+  // takes the partition over and makes the same write; the old write then landed over the new one.
+  it.each(kinds.filter((k) => k.name !== 'end of partial state').map((k) => [k.name, k] as const))(
+    'defect: a takeover between the two (%s): the old owner\'s write is refused once the new owner wrote the same data',
+    async (_, kind) => {
+      const { roomId, under } = await roomFor(kind, true);
+      crash.arm(Infinity);
+      const pause = crash.holdAt(2);
+      const old = kind.write(dying, roomId, under(2), 'old');
+      old.catch(() => undefined);
+      await pause.reached;
+      await restarted.pendingCommits.raiseFence({ partition: under(3).partition, epoch: 3 });
+      await kind.write(restarted, roomId, under(3), 'new');
+      const newOwners = await kind.read(restarted, roomId);
+      pause.release();
+      await expect(old).rejects.toBeInstanceOf(RoomWriteFencedError);
+      expect(await kind.read(restarted, roomId)).toEqual(newOwners);
+    },
+  );
 });

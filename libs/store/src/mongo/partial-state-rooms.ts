@@ -25,7 +25,7 @@ export class MongoPartialStateRoomRepository implements PartialStateRoomReposito
   }
 
   async finish(roomId: string, fence?: RoomWriteFence): Promise<void> {
-    await this.fences.write(fence, 'end of partial state', () => this.rooms.deleteOne({ _id: roomId as never }));
+    await this.fences.write(fence, 'end of partial state', { collection: this.rooms, id: roomId }, (guard) => this.rooms.deleteOne({ _id: roomId as never, ...guard.filter }));
   }
 }
 

@@ -14,32 +14,60 @@ interface CommitItem {
 /** A field name for an event ID (which holds `$` and may hold `.`): FerretDB reads dotted paths into documents, not arrays. */
 const keyOf = (eventId: string) => `e${Buffer.from(eventId).toString('base64url')}`;
 
+/** What a fenced write adds to its own single-document write: its filter and its `$set` (empty without a fence). */
+export interface FenceGuard {
+  filter: Document;
+  set: Document;
+}
+
+/** The field of a document written under a fence that keeps the highest epoch such a write brought to it. */
+const STAMP = 'fenceEpoch';
+
 /**
  * Writes of room data under a fence (`RoomWriteFence`), against the fence the room's commits document keeps: the
  * fence is checked and brought up to the write's epoch in one conditional single-document write, then the write is
  * made. FerretDB has no multi-document transactions, so the two are not one atomic unit: a new owner's
- * `raiseFence` landing between them (one store round trip, or a pause of this process there) is not seen.
+ * `raiseFence` landing between them (one store round trip, or a pause of this process there) is not seen by the
+ * first. So the write itself also carries the epoch (`guard`): it applies only to a document no write under a newer
+ * epoch touched, and stamps it with its own; an old owner's write landing after the new owner's fenced write of the
+ * same document is refused (RoomWriteFencedError) rather than undoing it.
  */
 export class MongoRoomFences {
   constructor(private readonly rooms: Collection<Document>) {}
 
-  async write<T>(fence: RoomWriteFence | undefined, write: string, run: () => Promise<T>): Promise<T> {
-    if (fence) {
-      try {
-        // A room whose fence is above the write's epoch fails the filter, and the upsert's insert collides with it.
-        await this.rooms.updateOne(
-          { _id: fence.roomId as never, $or: [{ epoch: { $exists: false } }, { epoch: { $lte: fence.epoch } }] },
-          { $set: { epoch: fence.epoch, partition: fence.partition } },
-          { upsert: true },
-        );
-      } catch (error) {
-        if ((error as { code?: unknown }).code !== DUPLICATE_KEY) throw error;
-        const room = await this.rooms.findOne({ _id: fence.roomId as never });
-        if (typeof room?.epoch === 'number' && room.epoch > fence.epoch) throw new RoomWriteFencedError(fence.roomId, write, fence.epoch, room.epoch);
-        throw error;
-      }
+  async write<T>(fence: RoomWriteFence | undefined, write: string, target: { collection: Collection<Document>; id: string }, run: (guard: FenceGuard) => Promise<T>): Promise<T> {
+    if (!fence) return run({ filter: {}, set: {} });
+    try {
+      // A room whose fence is above the write's epoch fails the filter, and the upsert's insert collides with it.
+      await this.rooms.updateOne(
+        { _id: fence.roomId as never, $or: [{ epoch: { $exists: false } }, { epoch: { $lte: fence.epoch } }] },
+        { $set: { epoch: fence.epoch, partition: fence.partition } },
+        { upsert: true },
+      );
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== DUPLICATE_KEY) throw error;
+      const room = await this.rooms.findOne({ _id: fence.roomId as never });
+      if (typeof room?.epoch === 'number' && room.epoch > fence.epoch) throw new RoomWriteFencedError(fence.roomId, write, fence.epoch, room.epoch);
+      throw error;
     }
-    return run();
+    const guard = { filter: { $or: [{ [STAMP]: { $exists: false } }, { [STAMP]: { $lte: fence.epoch } }] }, set: { [STAMP]: fence.epoch } };
+    let result: T;
+    try {
+      result = await run(guard);
+    } catch (error) {
+      // An upsert whose document is stamped newer: its insert collides with it.
+      if ((error as { code?: unknown }).code === DUPLICATE_KEY) await this.refuseIfStampedNewer(fence, write, target);
+      throw error;
+    }
+    const r = result as { matchedCount?: number; upsertedCount?: number; deletedCount?: number } | undefined;
+    if (r && (r.deletedCount === 0 || (r.matchedCount === 0 && !r.upsertedCount))) await this.refuseIfStampedNewer(fence, write, target);
+    return result;
+  }
+
+  private async refuseIfStampedNewer(fence: RoomWriteFence, write: string, target: { collection: Collection<Document>; id: string }): Promise<void> {
+    const d = await target.collection.findOne({ _id: target.id as never }, { projection: { [STAMP]: 1 } });
+    const stamped = d?.[STAMP] as unknown;
+    if (typeof stamped === 'number' && stamped > fence.epoch) throw new RoomWriteFencedError(fence.roomId, write, fence.epoch, stamped);
   }
 }
 

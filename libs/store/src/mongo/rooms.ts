@@ -26,7 +26,9 @@ export class MongoRoomRepository implements RoomRepository {
   }
 
   async setCurrentState(roomId: string, snapshotId: string, fence?: RoomWriteFence): Promise<void> {
-    await this.fences.write(fence, 'current state', () => this.rooms.updateOne({ _id: roomId as never }, { $set: { currentStateId: snapshotId } }));
+    await this.fences.write(fence, 'current state', { collection: this.rooms, id: roomId }, (guard) =>
+      this.rooms.updateOne({ _id: roomId as never, ...guard.filter }, { $set: { currentStateId: snapshotId, ...guard.set } }),
+    );
   }
 
   async getForwardExtremities(roomId: string): Promise<string[]> {
@@ -50,7 +52,9 @@ export class MongoRoomRepository implements RoomRepository {
       update.$unset = Object.fromEntries(remove.map((id) => [`byKey.${fieldKey(id)}`, '']));
       update.$pullAll = { eventIds: remove };
     }
-    await this.fences.write(fence, 'forward extremities', () => this.extremities.updateOne({ _id: roomId as never }, update, { upsert: true }));
+    await this.fences.write(fence, 'forward extremities', { collection: this.extremities, id: roomId }, (guard) =>
+      this.extremities.updateOne({ _id: roomId as never, ...guard.filter }, { ...update, $set: { ...(update.$set as Document | undefined), ...guard.set } }, { upsert: true }),
+    );
   }
 
   async getJoinedServers(roomId: string): Promise<string[]> {
@@ -58,7 +62,9 @@ export class MongoRoomRepository implements RoomRepository {
   }
 
   async setJoinedServers(roomId: string, servers: string[], fence?: RoomWriteFence): Promise<void> {
-    await this.fences.write(fence, 'joined servers', () => this.joined.updateOne({ _id: roomId as never }, { $set: { servers: [...new Set(servers)].sort() } }, { upsert: true }));
+    await this.fences.write(fence, 'joined servers', { collection: this.joined, id: roomId }, (guard) =>
+      this.joined.updateOne({ _id: roomId as never, ...guard.filter }, { $set: { servers: [...new Set(servers)].sort(), ...guard.set } }, { upsert: true }),
+    );
   }
 
   async updateJoinedServers(roomId: string, change: { add: string[]; remove: string[] }): Promise<void> {

@@ -27,7 +27,9 @@ export class MongoSnapshotRows implements SnapshotRowStore {
   }
 
   async putEventRefs(eventId: string, refs: EventStateRefs, fence?: RoomWriteFence): Promise<void> {
-    await this.fences.write(fence, `state refs of ${eventId}`, () => this.eventState.replaceOne({ _id: eventId as never }, { before: refs.before, after: refs.after }, { upsert: true }));
+    await this.fences.write(fence, `state refs of ${eventId}`, { collection: this.eventState, id: eventId }, (guard) =>
+      this.eventState.replaceOne({ _id: eventId as never, ...guard.filter }, { before: refs.before, after: refs.after, ...guard.set }, { upsert: true }),
+    );
   }
 
   async getEventRefs(eventId: string): Promise<EventStateRefs | undefined> {

@@ -24,11 +24,27 @@ export class MongoWriteCrash {
   /** `collection.method` of every write asked for, the one died at included: names the place a test died at. */
   readonly log: string[] = [];
 
+  private held: { at: number; reached: () => void; gate: Promise<void> } | undefined;
+
   constructor(public dieAt = Infinity) {}
+
+  /**
+   * Holds the `at`-th write (counted from the last `arm`) until `release` is called, as a process paused right
+   * before it (a GC, SIGSTOP): `reached` resolves once it is held.
+   */
+  holdAt(at: number): { reached: Promise<void>; release: () => void } {
+    let reached!: () => void;
+    let release!: () => void;
+    const reachedPromise = new Promise<void>((resolve) => (reached = resolve));
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    this.held = { at, reached, gate };
+    return { reached: reachedPromise, release };
+  }
 
   /** Counts afresh and dies at the `dieAt`-th write from now (one wrapped store standing for many dying processes). */
   arm(dieAt: number): void {
     this.writes = 0;
+    this.held = undefined;
     this.log.length = 0;
     this.dieAt = dieAt;
   }
@@ -50,6 +66,12 @@ export class MongoWriteCrash {
             this.writes++;
             this.log.push(`${key}.${String(property)}`);
             if (this.writes >= this.dieAt) return Promise.reject(new Error(`simulated crash before write ${this.writes} (${key}.${String(property)})`));
+            const held = this.held;
+            if (held?.at === this.writes) {
+              this.held = undefined;
+              held.reached();
+              return held.gate.then(() => (value as (...a: unknown[]) => unknown).apply(target, args));
+            }
             return (value as (...a: unknown[]) => unknown).apply(target, args);
           };
         },
