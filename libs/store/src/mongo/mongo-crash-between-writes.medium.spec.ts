@@ -238,3 +238,150 @@ describe('a fenced write of room data: the fence and the write are two writes (m
     },
   );
 });
+
+// The survey: the other methods that are more than one write here, each cut before every one of its writes, then
+// what the service does after a restart. (Covered elsewhere: the AS transaction ack, "an AS transaction ack cut
+// short" in mongo-store.medium.spec.ts; a commit's writes, state-resolver's commit-recovery-mongo-writes.medium.spec.ts.)
+describe('other multi-write methods cut at every write (mongo, crash-gaps)', () => {
+  async function atEveryWrite(probe: () => Promise<unknown>, cut: (dieAt: number, diedBefore: string) => Promise<void>): Promise<number> {
+    const writes = await writesOf(probe);
+    expect(writes.length).toBeGreaterThanOrEqual(2);
+    for (let dieAt = 1; dieAt <= writes.length; dieAt++) await cut(dieAt, writes[dieAt - 1]!);
+    return writes.length;
+  }
+  const die = async (run: () => Promise<unknown>, dieAt: number) => {
+    crash.arm(dieAt);
+    await expect(run()).rejects.toThrow('simulated crash');
+  };
+
+  it('device and cross-signing key changes: the retry and the finishing pass leave the change made, the stream moved and logged, no mark', async () => {
+    const changes: Array<[string, (s: Store, user: string) => Promise<unknown>, (s: Store, user: string) => Promise<unknown>]> = [
+      ['a new device', (s, user) => s.deviceKeys.putDevice(user, 'NEW', 'phone'), async (s, user) => (await s.deviceKeys.getDevice(user, 'NEW'))?.displayName],
+      ['a rename', (s, user) => s.deviceKeys.putDevice(user, 'OLD', 'renamed'), async (s, user) => (await s.deviceKeys.getDevice(user, 'OLD'))?.displayName],
+      ['new device keys', (s, user) => s.deviceKeys.setDeviceKeys(user, 'OLD', { user_id: user, device_id: 'OLD', keys: { 'ed25519:OLD': 'x' } } as never), async (s, user) => (await s.deviceKeys.getDevice(user, 'OLD'))?.keys],
+      ['a deleted device', (s, user) => s.deviceKeys.deleteDevice(user, 'OLD'), async (s, user) => (await s.deviceKeys.listDevices(user)).map((d) => d.deviceId)],
+      ['a cross-signing key', (s, user) => s.deviceKeys.setCrossSigningKey(user, 'master', { user_id: user, usage: ['master'], keys: { 'ed25519:m': 'm' } } as never), (s, user) => s.deviceKeys.crossSigningKeys(user)],
+    ];
+    for (const [name, change, read] of changes) {
+      const fresh = async () => {
+        const user = `@keys-${randomBytes(3).toString('hex')}:crash.test`;
+        await restarted.deviceKeys.putDevice(user, 'OLD', 'old');
+        return user;
+      };
+      const clean = await fresh();
+      await change(restarted, clean);
+      const norm = (value: unknown, user: string): unknown => JSON.parse(JSON.stringify(value ?? null).replaceAll(user, '@user')) as unknown;
+      const wanted = norm(await read(restarted, clean), clean);
+      const probeUser = await fresh();
+      await atEveryWrite(
+        () => change(dying, probeUser),
+        async (dieAt, diedBefore) => {
+          const user = await fresh();
+          const streamBefore = await restarted.deviceKeys.deviceListStreamId(user);
+          const logBefore = await restarted.deviceLists.latestPosition();
+          await die(() => change(dying, user), dieAt);
+          // The client retries; chat-sync's finishing pass runs on start and every minute.
+          await change(restarted, user);
+          await restarted.deviceKeys.finishPendingChanges(Date.now() + 1);
+          const logged = (await restarted.deviceLists.changesSince(logBefore, 100_000)).filter((c) => c.userId === user);
+          expect({ name, dieAt, diedBefore, now: norm(await read(restarted, user), user), moved: (await restarted.deviceKeys.deviceListStreamId(user)) > streamBefore, logged: logged.length > 0 }).toEqual({
+            name,
+            dieAt,
+            diedBefore,
+            now: wanted,
+            moved: true,
+            logged: true,
+          });
+          expect(await restarted.deviceKeys.finishPendingChanges(Date.now() + 1)).toBe(0);
+        },
+      );
+    }
+  });
+
+  it('egress: beginning a transaction — never one in flight without its saved body; the worker after a restart sends one transaction', async () => {
+    const txn = (destination: string, txnId: string) => ({ destination, txnId, upTo: 2, body: { pdus: [txnId] }, createdTs: 1 });
+    await atEveryWrite(
+      () => dying.egressQueue.beginTransaction(txn(unique('probe.test'), 't1')),
+      async (dieAt, diedBefore) => {
+        const destination = unique(`begin-${dieAt}.test`);
+        await die(() => dying.egressQueue.beginTransaction(txn(destination, 't1')), dieAt);
+        const record = await restarted.destinations.get(destination);
+        if (record.inFlight) expect({ dieAt, diedBefore, saved: await restarted.egressQueue.getTransaction(destination, record.inFlight.txnId) }).toMatchObject({ saved: txn(destination, 't1') });
+        // The restarted worker proposes a transaction of its own (a new txnId): it is the one in flight, with its body.
+        const inFlight = await restarted.egressQueue.beginTransaction(txn(destination, 't2'));
+        expect(await restarted.egressQueue.getTransaction(destination, inFlight.txnId)).toBeDefined();
+        expect(await restarted.egressQueue.destinationsWithWork()).toContain(destination);
+      },
+    );
+  });
+
+  it('egress: settling a transaction — what was sent is not sent again, nothing queued after it is dropped', async () => {
+    await atEveryWrite(
+      async () => {
+        const destination = unique('probe.test');
+        await dying.egressQueue.beginTransaction({ destination, txnId: 't1', upTo: 0, body: {}, createdTs: 1 });
+        crash.arm(Infinity);
+        await dying.egressQueue.settleTransaction(destination, 't1', 0, 5);
+      },
+      async (dieAt, diedBefore) => {
+        const destination = unique(`settle-${dieAt}.test`);
+        const first = await restarted.egressQueue.append(destination, 'a', { n: 'a' }, 1);
+        const second = await restarted.egressQueue.append(destination, 'b', { n: 'b' }, 1);
+        await restarted.egressQueue.beginTransaction({ destination, txnId: 't1', upTo: first.position, body: { pdus: ['a'] }, createdTs: 1 });
+        await die(() => dying.egressQueue.settleTransaction(destination, 't1', first.position, 5), dieAt);
+        // The restarted worker: a transaction still in flight is sent again under its txnId, then settled.
+        const record = await restarted.destinations.get(destination);
+        if (record.inFlight) {
+          expect(record.inFlight.txnId).toBe('t1');
+          await restarted.egressQueue.settleTransaction(destination, 't1', first.position, 6);
+        }
+        const after = await restarted.destinations.get(destination);
+        expect({ dieAt, diedBefore, inFlight: after.inFlight, cursor: after.cursor }).toEqual({ dieAt, diedBefore, inFlight: null, cursor: first.position });
+        expect((await restarted.egressQueue.list(destination, after.cursor, 10)).map((i) => i.key)).toEqual(['b']);
+        // The next transaction's settle removes what an earlier one cut short left behind.
+        await restarted.egressQueue.beginTransaction({ destination, txnId: 't2', upTo: second.position, body: { pdus: ['b'] }, createdTs: 1 });
+        await restarted.egressQueue.settleTransaction(destination, 't2', second.position, 7);
+        expect(await restarted.egressQueue.count(destination, 0)).toBe(0);
+      },
+    );
+  });
+
+  it('AS queue: opening a transaction — the retry opens one, with the queued items', async () => {
+    await atEveryWrite(
+      async () => {
+        const as = unique('probe');
+        await restarted.appServiceQueue.enqueue(as, { itemId: '$p', kind: 'event', event: { event_id: '$p' } });
+        crash.arm(Infinity);
+        await dying.appServiceQueue.openTransaction(as, { maxEvents: 5, maxEphemeral: 5 });
+      },
+      async (dieAt) => {
+        const as = unique(`open-${dieAt}`);
+        await restarted.appServiceQueue.enqueue(as, { itemId: '$x', kind: 'event', event: { event_id: '$x' } });
+        await die(() => dying.appServiceQueue.openTransaction(as, { maxEvents: 5, maxEphemeral: 5 }), dieAt);
+        const txn = await restarted.appServiceQueue.openTransaction(as, { maxEvents: 5, maxEphemeral: 5 });
+        expect(txn?.events).toEqual([{ event_id: '$x' }]);
+        await restarted.appServiceQueue.ackTransaction(as, txn!.txnId);
+        expect(await restarted.appServiceQueue.openTransaction(as, { maxEvents: 5, maxEphemeral: 5 })).toBeNull();
+      },
+    );
+  });
+
+  it('leases: acquiring with an epoch — the retry holds the lease under an epoch above every one handed out before', async () => {
+    await atEveryWrite(
+      async () => {
+        const name = unique('probe-lease');
+        await restarted.leases.acquireWithEpoch(name, 'other', 1, 1);
+        crash.arm(Infinity);
+        await dying.leases.acquireWithEpoch(name, 'me', 10_000, 10);
+      },
+      async (dieAt) => {
+        const name = unique(`lease-${dieAt}`);
+        const earlier = (await restarted.leases.acquireWithEpoch(name, 'other', 1, 1))!;
+        await die(() => dying.leases.acquireWithEpoch(name, 'me', 10_000, 10), dieAt);
+        const epoch = await restarted.leases.acquireWithEpoch(name, 'me', 10_000, 10);
+        expect(epoch).toBeGreaterThan(earlier);
+        expect((await restarted.leases.live(name, 10)).map((l) => l.holder)).toEqual(['me']);
+      },
+    );
+  });
+});
