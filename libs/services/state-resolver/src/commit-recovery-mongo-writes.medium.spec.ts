@@ -90,4 +90,29 @@ describe('local commits cut at every MongoDB collection write (crash-gaps)', () 
     const current = await store.state.load(room!.currentStateId!);
     if (command(roomId, 'x').type === 'm.room.topic') expect(current?.get(stateTupleKey('m.room.topic', ''))).toBe(last.eventId);
   });
+
+  it('a redaction: dying before any collection write of its commit, restarted and retried, the target is redacted by it', async () => {
+    const first = processOver(store);
+    const { roomId } = await first.localEvents.create({ roomId: '', sender: alice, type: 'm.room.create', stateKey: '', content: { room_version: '10' } });
+    await first.localEvents.create({ roomId, sender: alice, type: 'm.room.member', stateKey: alice, content: { membership: 'join' } });
+    const target = async (n: string) => (await first.localEvents.create({ roomId, sender: alice, type: 'm.room.message', content: { msgtype: 'm.text', body: n }, txnId: `target-${n}` })).eventId;
+    const redact = (targetId: string, n: string) => ({ roomId, sender: alice, type: 'm.room.redaction', content: { redacts: targetId }, txnId: `redaction-${n}` });
+    crash.arm(Infinity);
+    await processOver(dyingStore).localEvents.create(redact(await target('probe'), 'probe'));
+    const writes = [...crash.log];
+    expect(writes).toContain('events.updateOne');
+    for (let dieAt = 1; dieAt <= writes.length; dieAt++) {
+      const targetId = await target(`t-${dieAt}`);
+      crash.arm(dieAt);
+      await processOver(dyingStore)
+        .localEvents.create(redact(targetId, `r-${dieAt}`))
+        .catch(() => undefined);
+      const restarted = processOver(store);
+      await restarted.start();
+      const retried = await restarted.localEvents.create(redact(targetId, `r-${dieAt}`));
+      await restarted.stop();
+      expect({ dieAt, diedBefore: writes[dieAt - 1], redactedBy: (await store.events.get(targetId))?.redactedBy }).toEqual({ dieAt, diedBefore: writes[dieAt - 1], redactedBy: retried.eventId });
+      expect(await store.pendingCommits.list(roomId)).toEqual([]);
+    }
+  });
 });
