@@ -37,19 +37,26 @@ export function canonicalTextOf(object: Record<string, unknown>, skip: ReadonlyS
   const keys: string[] = [];
   const fresh: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   let anyFresh = false;
+  let known = 0;
   for (const k of Object.keys(object)) {
     const value = object[k];
     if (value === undefined || skip.has(k)) continue;
     keys.push(k);
-    if (!(texts.members.has(k) && Object.hasOwn(texts.event, k) && texts.event[k] === value)) {
+    const member = texts.members.has(k);
+    if (member) known++;
+    if (!(member && Object.hasOwn(texts.event, k) && texts.event[k] === value)) {
       fresh[k] = value;
       anyFresh = true;
     }
   }
   const freshMembers = anyFresh ? canonicalMembers(fresh, { strict: rules.strictCanonicalJson }) : undefined;
+  // The members are in canonical order already: where every key is one of them, no sort is needed.
+  const order = known === keys.length ? texts.members.keys() : canonicalKeyOrder(keys);
+  const wanted = known === keys.length ? new Set(keys) : undefined;
   let out = '{';
   let first = true;
-  for (const k of canonicalKeyOrder(keys)) {
+  for (const k of order) {
+    if (wanted && !wanted.has(k)) continue;
     out += (first ? '' : ',') + (freshMembers?.get(k) ?? texts.members.get(k)!);
     first = false;
   }
