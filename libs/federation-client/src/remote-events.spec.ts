@@ -152,6 +152,47 @@ describe('verifyRemoteEvents', () => {
   });
 });
 
+/** Counts how often a member object of a PDU is walked (its keys listed): once per serialisation of it. */
+function walkCounted<T extends object>(value: T): { value: T; walks: () => number } {
+  let walks = 0;
+  const value_ = new Proxy(value, {
+    ownKeys(target) {
+      walks++;
+      return Reflect.ownKeys(target);
+    },
+  });
+  return { value: value_, walks: () => walks };
+}
+
+describe('issue 19 (canonical serialisations per PDU)', () => {
+  it('verifying a PDU serialises its members once: the size limit, event ID, signature check and content hash share one serialisation (before: content twice, hashes twice in v1 and three times from v3 on)', async () => {
+    for (const roomVersion of ['1', '3', '10', '12']) {
+      const roomId = roomVersion === '12' ? `!${'A'.repeat(43)}` : ROOM;
+      const signed: Record<string, unknown> = { ...event(roomVersion, { room_id: roomId }), unsigned: { age: 1 } };
+      const content = walkCounted(signed.content as object);
+      const hashes = walkCounted(signed.hashes as object);
+      const pdu = { ...signed, content: content.value, hashes: hashes.value };
+      const [result] = await verifyRemoteEvents(ring(), [pdu], { roomVersion, roomId });
+      expect({ roomVersion, result }).toMatchObject({ roomVersion, result: { ok: true, eventId: computeEventId(signed, roomVersion), redacted: false } });
+      expect({ roomVersion, content: content.walks(), hashes: hashes.walks() }).toEqual({ roomVersion, content: 1, hashes: 1 });
+    }
+  });
+
+  it('a PDU whose redaction keeps content (a v11+ create event keeps all of it) still verifies, and a bad content hash is still seen', async () => {
+    const create = event('12', { type: 'm.room.create', state_key: '', room_id: undefined, content: { room_version: '12', extra: [1, 'two'] } });
+    delete create.room_id;
+    const [ok] = await verifyRemoteEvents(ring(), [create], { roomVersion: '12' });
+    expect(ok).toMatchObject({ ok: true, eventId: computeEventId(create, '12'), redacted: false });
+    const tampered = { ...create, content: { ...(create.content as object), extra: [1, 'three'] } };
+    const [changed] = await verifyRemoteEvents(ring(), [tampered], { roomVersion: '12' });
+    // create keeps all of its content under redaction, so the signature no longer verifies.
+    expect(changed).toMatchObject({ ok: false, problem: 'signature' });
+    const message = event('10');
+    const [kept] = await verifyRemoteEvents(ring(), [{ ...message, content: { body: 'changed' } }], { roomVersion: '10' });
+    expect(kept).toMatchObject({ ok: true, eventId: computeEventId(message, '10'), redacted: true, pdu: { content: {} } });
+  });
+});
+
 describe('partitionRemoteEvents', () => {
   it('splits results into valid and refused, keeping order', async () => {
     const a = event('10');

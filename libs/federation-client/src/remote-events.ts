@@ -4,13 +4,17 @@
 import {
   checkContentHash,
   computeEventId,
+  eventIdFromSigningText,
   isEd25519KeyId,
   PduValidationError,
   redactEvent,
+  redactedSigningText,
   requiredEventSigners,
   rulesOf,
   validatePdu,
+  validateReceivedPdu,
   verifyEventSignatures,
+  type EventTexts,
   type Pdu,
   type RoomVersionRules,
 } from '@fedgate/protocol';
@@ -63,6 +67,9 @@ interface Candidate {
   eventId: string;
   pdu: Pdu;
   signers: string[];
+  /** The event serialised once (validation's size check) for its content hash; its signing text, the event ID's too. */
+  texts: EventTexts;
+  signingText: string;
 }
 
 const describe = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -92,14 +99,16 @@ export async function verifyRemoteEvents(keyRing: KeyRing, pdus: readonly unknow
     let eventId: string | undefined;
     try {
       // Validated as received, so the size limit counts `unsigned` too.
-      validatePdu(raw, rules);
-      eventId = computeEventId(raw, rules);
+      const texts = validateReceivedPdu(raw, rules);
+      const event = raw as Pdu;
+      const signingText = redactedSigningText(event, rules, texts);
+      eventId = eventIdFromSigningText(event, rules, signingText);
       if (expect.expectedIds && !expect.expectedIds.has(eventId)) throw new Error(`event ${eventId} was not asked for`);
-      const isV12Create = rules.roomIdFromCreateEvent && raw.type === 'm.room.create' && raw.state_key === '';
-      if (expect.roomId !== undefined && !isV12Create && raw.room_id !== expect.roomId) throw new Error(`event ${eventId} is in room ${String(raw.room_id)}, not ${expect.roomId}`);
-      const pdu = wireForm(raw, rules);
+      const isV12Create = rules.roomIdFromCreateEvent && event.type === 'm.room.create' && event.state_key === '';
+      if (expect.roomId !== undefined && !isV12Create && event.room_id !== expect.roomId) throw new Error(`event ${eventId} is in room ${String(event.room_id)}, not ${expect.roomId}`);
+      const pdu = wireForm(event, rules);
       const signers = [...new Set([...requiredEventSigners(pdu, rules), ...(expect.extraSigners ?? [])])].filter((s) => s !== expect.countersignedBy);
-      candidates.push({ index, eventId, pdu, signers });
+      candidates.push({ index, eventId, pdu, signers, texts, signingText });
     } catch (error) {
       eventId ??= idOfEventWithBadNumbers(raw, rules, error);
       const errcode = errcodeOf(error);
@@ -111,12 +120,12 @@ export async function verifyRemoteEvents(keyRing: KeyRing, pdus: readonly unknow
   const lookup = await keyRing.prepare(keyRequests(candidates, rules));
   for (const c of candidates) {
     try {
-      verifyEventSignatures(c.pdu, rules, lookup, { servers: c.signers });
+      verifyEventSignatures(c.pdu, rules, lookup, { servers: c.signers, signingText: c.signingText });
     } catch (error) {
       results[c.index] = { ok: false, eventId: c.eventId, problem: 'signature', errcode: 'M_FORBIDDEN', reason: `bad signature: ${describe(error)}` };
       continue;
     }
-    const hashOk = checkContentHash(c.pdu, rules);
+    const hashOk = checkContentHash(c.pdu, rules, c.texts);
     results[c.index] = { ok: true, eventId: c.eventId, pdu: hashOk ? c.pdu : (redactEvent(c.pdu, rules) as unknown as Pdu), redacted: !hashOk };
   }
   return results;

@@ -35,6 +35,36 @@ export function canonicalJson(value: unknown, options?: CanonicalJsonOptions): s
   }
 }
 
+/**
+ * Each member of an object as canonical JSON (`"key":value`), in canonical key order: what canonicalJson(object)
+ * writes between its braces, so `'{' + [...members.values()].join(',') + '}'` is that text. Lets a caller build
+ * several canonical texts of one object (with members left out or replaced) from one serialisation of its members.
+ * Throws the CanonicalJsonError canonicalJson(object) would.
+ */
+export function canonicalMembers(object: Record<string, unknown>, options?: CanonicalJsonOptions): Map<string, string> {
+  const strict = options?.strict ?? true;
+  const writeNumber = strict ? strictNumber : lenientNumber;
+  const members = new Map<string, string>();
+  try {
+    if (!isPlainObject(object)) throw PROBLEM;
+    for (const k of sortedKeys(object)) {
+      const v = object[k];
+      if (v !== undefined) members.set(k, writeString(k) + ':' + write(v, 1, writeNumber));
+    }
+  } catch (e) {
+    if (e === PROBLEM) throw locateProblem(object, strict);
+    throw e;
+  }
+  return members;
+}
+
+/** Keys in canonical order (by code point). */
+export function canonicalKeyOrder(keys: readonly string[]): string[] {
+  const sorted = [...keys].sort();
+  for (const k of sorted) if (SURROGATE.test(k)) return sorted.sort(compareCodePoints);
+  return sorted;
+}
+
 export function canonicalJsonBytes(value: unknown, options?: CanonicalJsonOptions): Buffer {
   return Buffer.from(canonicalJson(value, options), 'utf8');
 }

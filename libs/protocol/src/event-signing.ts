@@ -1,8 +1,9 @@
 // Content hashes, reference hashes, event IDs and event signatures (server-server API "Signing Events").
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { decodeBase64, encodeUnpaddedBase64, encodeUrlSafeUnpaddedBase64 } from './base64';
 import { canonicalJson } from './canonical-json';
 import { ProtocolError } from './errors';
+import { canonicalTextOf, type EventTexts } from './event-texts';
 import { addSignature, verifyJsonSignature, type VerifyKeyLookup } from './json-signing';
 import type { Signatures } from './pdu';
 import { redactForSigning, rulesOf } from './redaction';
@@ -21,8 +22,9 @@ export class EventFormatError extends ProtocolError {
 
 type EventObject = Record<string, unknown>;
 
+// One-shot: a Hash object per digest showed in the inbound profile (issue 19).
 function sha256(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest();
+  return hash('sha256', text, 'buffer');
 }
 
 /**
@@ -35,9 +37,17 @@ function wireForm(event: EventObject, rules: RoomVersionRules): EventObject {
   return rest;
 }
 
-/** SHA-256 of the canonical event without `unsigned`, `signatures` and `hashes`, as raw bytes. */
-export function computeContentHashBytes(event: EventObject, roomVersion: RoomVersionRules | string): Buffer {
+const NOT_IN_CONTENT_HASH_V1 = new Set(['unsigned', 'signatures', 'hashes']);
+const NOT_IN_CONTENT_HASH = new Set(['unsigned', 'signatures', 'hashes', 'event_id']);
+const NOTHING = new Set<string>();
+
+/**
+ * SHA-256 of the canonical event without `unsigned`, `signatures` and `hashes`, as raw bytes. `texts`: the
+ * event's members serialised once already (see eventTexts).
+ */
+export function computeContentHashBytes(event: EventObject, roomVersion: RoomVersionRules | string, texts?: EventTexts): Buffer {
   const rules = rulesOf(roomVersion);
+  if (texts) return sha256(canonicalTextOf(event, rules.eventFormat === 'v1' ? NOT_IN_CONTENT_HASH_V1 : NOT_IN_CONTENT_HASH, rules, texts));
   const { unsigned: _u, signatures: _s, hashes: _h, ...rest } = wireForm(event, rules);
   return sha256(canonicalJson(rest, { strict: rules.strictCanonicalJson }));
 }
@@ -48,13 +58,22 @@ export function computeContentHash(event: EventObject, roomVersion: RoomVersionR
 }
 
 /** Canonical JSON of the redacted event without `signatures` and `unsigned`: what signatures and the reference hash cover. */
-export function redactedSigningText(event: EventObject, roomVersion: RoomVersionRules | string): string {
+export function redactedSigningText(event: EventObject, roomVersion: RoomVersionRules | string, texts?: EventTexts): string {
   const rules = rulesOf(roomVersion);
+  if (texts) return canonicalTextOf(redactForSigning(event, rules), NOTHING, rules, texts);
   return canonicalJson(redactForSigning(event, rules), { strict: rules.strictCanonicalJson });
 }
 
 export function computeReferenceHashBytes(event: EventObject, roomVersion: RoomVersionRules | string): Buffer {
   return sha256(redactedSigningText(event, roomVersion));
+}
+
+/** The event ID from the event's signing text (redactedSigningText): the reference hash and the signatures cover the same bytes. */
+export function eventIdFromSigningText(event: EventObject, roomVersion: RoomVersionRules | string, signingText: string): string {
+  const rules = rulesOf(roomVersion);
+  if (rules.eventIdFormat === 'server-generated') return computeEventId(event, rules);
+  const referenceHash = sha256(signingText);
+  return '$' + (rules.eventIdFormat === 'base64' ? encodeUnpaddedBase64(referenceHash) : encodeUrlSafeUnpaddedBase64(referenceHash));
 }
 
 /** The reference hash as unpadded standard base64 (the form in v1–2 `[event_id, {sha256}]` references). */
@@ -108,8 +127,8 @@ export function signEvent<T extends EventObject>(event: T, roomVersion: RoomVers
   return { ...hashed, signatures: addSignature(event.signatures as Signatures | undefined, serverName, key.keyId, signature) };
 }
 
-/** True when `hashes.sha256` matches the event; false means treat the event as redacted. */
-export function checkContentHash(event: EventObject, roomVersion: RoomVersionRules | string): boolean {
+/** True when `hashes.sha256` matches the event; false means treat the event as redacted. `texts`: see computeContentHashBytes. */
+export function checkContentHash(event: EventObject, roomVersion: RoomVersionRules | string, texts?: EventTexts): boolean {
   const hashes = event.hashes as Record<string, unknown> | undefined;
   const claimed = hashes && typeof hashes === 'object' ? hashes.sha256 : undefined;
   if (typeof claimed !== 'string') return false;
@@ -119,7 +138,7 @@ export function checkContentHash(event: EventObject, roomVersion: RoomVersionRul
   } catch {
     return false;
   }
-  return claimedBytes.equals(computeContentHashBytes(event, roomVersion));
+  return claimedBytes.equals(computeContentHashBytes(event, roomVersion, texts));
 }
 
 function serverOf(id: unknown): string | undefined {
@@ -155,6 +174,8 @@ export function requiredEventSigners(event: EventObject, roomVersion: RoomVersio
 export interface VerifyEventOptions {
   /** Override the servers that must have signed (default: requiredEventSigners). */
   servers?: readonly string[];
+  /** The event's redactedSigningText, if the caller has it already (it computed the event ID from it). */
+  signingText?: string;
 }
 
 /**
@@ -169,7 +190,7 @@ export function verifyEventSignatures(event: EventObject, roomVersion: RoomVersi
   if (rules.enforceKeyValidity && typeof ts !== 'number') throw new EventFormatError('origin_server_ts', `must be a number to check key validity, got ${JSON.stringify(ts)}`);
   // The signed bytes are computed once for all servers; only `signatures` is read from the object itself.
   const signaturesOnly = { signatures: event.signatures };
-  const signedBytes = Buffer.from(redactedSigningText(event, rules), 'utf8');
+  const signedBytes = Buffer.from(options?.signingText ?? redactedSigningText(event, rules), 'utf8');
   const validAtTs = rules.enforceKeyValidity ? (ts as number) : undefined;
   const result = new Map<string, string[]>();
   for (const server of servers) result.set(server, verifyJsonSignature(signaturesOnly, server, lookup, { signedBytes, validAtTs }));

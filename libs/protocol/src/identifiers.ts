@@ -108,7 +108,29 @@ function lengthUnit(rules?: Pick<RoomVersionRules, 'strictByteLimits'>): string 
 }
 
 export function identifierLength(value: string, rules?: Pick<RoomVersionRules, 'strictByteLimits'>): number {
-  return rules && !rules.strictByteLimits ? [...value].length : utf8Length(value);
+  return rules && !rules.strictByteLimits ? codePointCount(value) : utf8Length(value);
+}
+
+const HIGH_SURROGATE = /[\ud800-\udbff]/;
+
+/**
+ * `[...value].length` without the array (issue 19: several identifiers per received PDU): a surrogate pair is one
+ * code point, a lone surrogate one as well.
+ */
+export function codePointCount(value: string): number {
+  if (!HIGH_SURROGATE.test(value)) return value.length;
+  let count = value.length;
+  for (let i = 0; i < value.length - 1; i++) {
+    const c = value.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const next = value.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        count--;
+        i++;
+      }
+    }
+  }
+  return count;
 }
 
 export interface UserId {

@@ -9,6 +9,7 @@ export * from './signing-key';
 export * from './json-signing';
 export * from './redaction';
 export * from './event-signing';
+export * from './event-texts';
 export * from './identifiers';
 export * from './pdu-validation';
 export * from './x-matrix';

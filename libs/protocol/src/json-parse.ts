@@ -64,22 +64,35 @@ const CLOSE_OBJECT = 0x7d;
 /**
  * Refuses nesting deeper than `maxDepth` from the raw text, skipping strings. Works on UTF-8 bytes as well as
  * on UTF-16 text: no byte of a multi-byte UTF-8 sequence is ASCII. Malformed input is left to JSON.parse.
+ * A string is skipped by searching for its closing quote (most of a PDU's bytes are in strings: issue 19).
  */
 function checkNesting(input: string | Uint8Array, maxDepth: number): void {
+  if (typeof input === 'string') checkNestingOf(input, (i) => input.charCodeAt(i), (from) => input.indexOf('"', from), maxDepth);
+  else checkNestingOf(input, (i) => input[i]!, (from) => input.indexOf(QUOTE, from), maxDepth);
+}
+
+function checkNestingOf(input: { length: number }, at: (i: number) => number, nextQuote: (from: number) => number, maxDepth: number): void {
   const length = input.length;
-  const at = typeof input === 'string' ? (i: number) => input.charCodeAt(i) : (i: number) => input[i];
   let depth = 0;
-  let inString = false;
   for (let i = 0; i < length; i++) {
     const c = at(i);
-    if (inString) {
-      if (c === BACKSLASH) i++;
-      else if (c === QUOTE) inString = false;
-    } else if (c === QUOTE) inString = true;
-    else if (c === OPEN_ARRAY || c === OPEN_OBJECT) {
+    if (c === QUOTE) {
+      i = closingQuote(at, nextQuote, i);
+      if (i < 0) return;
+    } else if (c === OPEN_ARRAY || c === OPEN_OBJECT) {
       if (++depth > maxDepth) throw new JsonParseError('too_deep', `offset ${i}`, `nesting deeper than ${maxDepth}`);
     } else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) depth--;
   }
+}
+
+/** The index of the quote closing the string opened at `open` (one not escaped by an odd run of backslashes), or -1. */
+function closingQuote(at: (i: number) => number, nextQuote: (from: number) => number, open: number): number {
+  for (let q = nextQuote(open + 1); q >= 0; q = nextQuote(q + 1)) {
+    let backslashes = 0;
+    while (q - 1 - backslashes > open && at(q - 1 - backslashes) === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return q;
+  }
+  return -1;
 }
 
 function checkValue(root: JsonValue, maxDepth: number, strict: boolean): void {

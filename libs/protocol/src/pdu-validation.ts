@@ -1,6 +1,7 @@
 // Shape and size checks for PDUs and EDUs received over federation, before any signature or auth work.
-import { canonicalJson, CanonicalJsonError } from './canonical-json';
+import { CanonicalJsonError } from './canonical-json';
 import { ProtocolError } from './errors';
+import { eventTexts, type EventTexts } from './event-texts';
 import { identifierLength, InvalidIdentifierError, parseEventId, parseRoomId, parseUserId } from './identifiers';
 import { isObject, type Edu, type Pdu } from './pdu';
 import { rulesOf } from './redaction';
@@ -73,15 +74,24 @@ function identifier<T>(field: string, parse: () => T): T {
  * prev_events/auth_events counts and format. Throws PduValidationError naming the field.
  */
 export function validatePdu(value: unknown, roomVersion: RoomVersionRules | string): asserts value is Pdu {
+  validateReceivedPdu(value, roomVersion);
+}
+
+/**
+ * validatePdu, returning the event's members serialised for the size limit, for the checks that hash and verify
+ * it next (see eventTexts): one canonical serialisation of the PDU for all of them.
+ */
+export function validateReceivedPdu(value: unknown, roomVersion: RoomVersionRules | string): EventTexts {
   const rules = rulesOf(roomVersion);
   if (!isObject(value)) throw new PduValidationError('not_an_object', 'event', 'a PDU must be a JSON object');
-  let size: number;
+  let texts: EventTexts;
   try {
-    size = utf8Length(canonicalJson(value, { strict: rules.strictCanonicalJson }));
+    texts = eventTexts(value, rules);
   } catch (e) {
     if (e instanceof CanonicalJsonError) throw new PduValidationError('bad_json', e.path.replace(/^\$\.?/, '') || 'event', e.message);
     throw e;
   }
+  const size = texts.size;
   if (size > MAX_PDU_BYTES) throw new PduValidationError('too_large', 'event', `is ${size} bytes of canonical JSON, more than ${MAX_PDU_BYTES}`);
 
   const type = requireString(value, 'type', rules);
@@ -120,6 +130,7 @@ export function validatePdu(value: unknown, roomVersion: RoomVersionRules | stri
     const redacts = requireString(value, 'redacts');
     identifier('redacts', () => parseEventId(redacts, rules));
   }
+  return texts;
 }
 
 function checkReferences(event: Record<string, unknown>, field: string, max: number, rules: RoomVersionRules): void {

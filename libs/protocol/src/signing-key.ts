@@ -27,8 +27,10 @@ export function parseKeyId(keyId: string): KeyId {
   return { algorithm, version };
 }
 
+const ED25519_KEY_ID = /^ed25519:[a-zA-Z0-9_]+$/;
+
 export function isEd25519KeyId(keyId: string): boolean {
-  return keyId.startsWith('ed25519:') && KEY_VERSION.test(keyId.slice(8));
+  return ED25519_KEY_ID.test(keyId);
 }
 
 export function formatKeyId(version: string, algorithm = ED25519): string {

@@ -162,6 +162,27 @@ describe('StoreKeyRing against loopback HTTPS key servers', () => {
     expect(lookup(remote.serverName, key.keyId)?.validUntilTs).toBe(now + DAY);
   });
 
+  it('issue 19 (keys decoded per /send): lookups between two loads of a server answer with the same decoded key (every prepare decoded every key again before); a reload decodes the new ones', async () => {
+    const remote = await keyServer();
+    const key = generateSigningKey('k1');
+    const now = Date.now();
+    remote.document = () => selfSigned(remote, key, now + 1000);
+    const keyRing = ring({ now: () => now });
+    const first = (await keyRing.prepare([{ serverName: remote.serverName, keyIds: [key.keyId] }]))(remote.serverName, key.keyId);
+    const second = (await keyRing.prepare([{ serverName: remote.serverName, keyIds: [key.keyId] }]))(remote.serverName, key.keyId);
+    expect(first).toBeDefined();
+    expect(second).toBe(first);
+    const rotated = generateSigningKey('k2');
+    remote.document = () => buildServerKeyDocument({ serverName: remote.serverName, keys: [key, rotated], validUntilTs: now + DAY });
+    const reloaded = await keyRing.prepare([{ serverName: remote.serverName, keyIds: [key.keyId], minimumValidUntilTs: now + 60_000 }]);
+    expect(remote.requests).toHaveLength(2);
+    expect(reloaded(remote.serverName, key.keyId)).not.toBe(first);
+    expect(reloaded(remote.serverName, key.keyId)?.validUntilTs).toBe(now + DAY);
+    expect(reloaded(remote.serverName, rotated.keyId)?.publicKeyBase64).toBe(rotated.publicKeyBase64);
+    // Another server's lookup never answers with this one's keys.
+    expect(reloaded('other.test', key.keyId)).toBeUndefined();
+  });
+
   it('honours old_verify_keys for what was signed before expired_ts', async () => {
     const remote = await keyServer();
     const current = generateSigningKey('new');

@@ -62,6 +62,11 @@ const MAX_NEGATIVE_KEY_SETS_PER_SERVER = 16;
 interface CachedServer {
   keys: Map<string, RemoteServerKey>;
   loadedAt: number;
+  /**
+   * The keys decoded, made at the first lookup after this load and kept with it (issue 19: every `prepare`, two per
+   * `/send`, decoded every key again, and each VerifyKey built its KeyObject anew). A load replaces the whole entry.
+   */
+  verifyKeys?: Map<string, VerifyKey>;
 }
 
 interface Wanted {
@@ -114,7 +119,10 @@ export class StoreKeyRing implements KeyRing {
     }
     await Promise.all([...byServer].map(([server, wanted]) => this.ensure(server, wanted, caller)));
     const snapshot = new Map<string, Map<string, VerifyKey>>();
-    for (const server of byServer.keys()) snapshot.set(server, toVerifyKeys(this.memory.get(server)?.keys));
+    for (const server of byServer.keys()) {
+      const cached = this.memory.get(server);
+      snapshot.set(server, cached ? (cached.verifyKeys ??= toVerifyKeys(cached.keys)) : new Map());
+    }
     const own = new Map(this.options.ownKeys().map((k) => [k.keyId, k.verifyKey()]));
     return (serverName, keyId) => (serverName === this.options.ownServerName ? own.get(keyId) : snapshot.get(serverName)?.get(keyId));
   }
@@ -279,9 +287,9 @@ function satisfied(cached: CachedServer | undefined, wanted: Wanted): boolean {
   return wanted.keyIds.every((keyId) => usable(cached.keys.get(keyId)));
 }
 
-function toVerifyKeys(keys: Map<string, RemoteServerKey> | undefined): Map<string, VerifyKey> {
+function toVerifyKeys(keys: Map<string, RemoteServerKey>): Map<string, VerifyKey> {
   const result = new Map<string, VerifyKey>();
-  for (const [keyId, row] of keys ?? []) {
+  for (const [keyId, row] of keys) {
     try {
       const validity = row.expiredTs === null ? { validUntilTs: row.validUntilTs } : { expiredTs: row.expiredTs };
       result.set(keyId, VerifyKey.fromBase64(keyId, row.publicKey, validity));
