@@ -237,6 +237,82 @@ describe('the owned-room read cache (issue 19, distributed): answers only under 
   });
 });
 
+describe('the sole writer\'s read cache (issue 19, commit-cpu): events the store does not hold, remembered absent', () => {
+  let dir: string;
+  let store: Store;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'owned-room-cache-sole-'));
+    store = openSqliteStore(path.join(dir, 'store.sqlite'));
+    await store.rooms.ensure({ roomId: ROOM, roomVersion: '12', creator: '@a:gw.test', createdTs: 1 });
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const commitOf = (record: EventRecord) => ({ stateRefs: { before: 's0', after: 's0' }, event: record });
+
+  it('an event the store does not hold is asked of the store once; every way of writing it makes the next read answer what was written', async () => {
+    const counted = counting(store);
+    const cached = new OwnedRoomCache(() => 0, undefined, true).wrap(counted.store);
+    expect(await cached.events.get('$new')).toBeUndefined();
+    expect(counted.reads).toEqual(['events.getMany']);
+    expect(await cached.events.get('$new')).toBeUndefined();
+    expect((await cached.events.getMany(['$new', '$other'])).size).toBe(0);
+    // Only the event not asked before went to the store.
+    expect(counted.reads).toEqual(['events.getMany', 'events.getMany']);
+
+    // Written by a commit (the inbound path): remembered as written.
+    await cached.commits.writeAll([commitOf(eventRecord('$new'))]);
+    expect((await cached.events.get('$new'))?.eventId).toBe('$new');
+    // Written as an outlier, then its outcome set: each read after a write answers what the store holds.
+    expect(await cached.events.get('$outlier')).toBeUndefined();
+    await cached.events.append({ ...eventRecord('$outlier'), outlier: true });
+    expect((await cached.events.get('$outlier'))?.outlier).toBe(true);
+    await cached.events.setOutcome('$outlier', { status: 'rejected', reason: 'test', outlier: false });
+    expect(await cached.events.get('$outlier')).toMatchObject({ status: 'rejected', reason: 'test', outlier: false });
+    expect(await cached.events.get('$many')).toBeUndefined();
+    await cached.events.appendMany([eventRecord('$many')]);
+    expect((await cached.events.get('$many'))?.eventId).toBe('$many');
+  });
+
+  it('a commit that fails forgets the absence it had (the store may hold the event or not)', async () => {
+    const failing: Store = { ...store, commits: { write: () => Promise.reject(new Error('out')), writeAll: () => Promise.reject(new Error('out')) } };
+    const counted = counting(failing);
+    const cached = new OwnedRoomCache(() => 0, undefined, true).wrap(counted.store);
+    expect(await cached.events.get('$lost')).toBeUndefined();
+    await expect(cached.commits.writeAll([commitOf(eventRecord('$lost'))])).rejects.toThrow('out');
+    counted.reads.length = 0;
+    await cached.events.get('$lost');
+    expect(counted.reads).toEqual(['events.getMany']);
+  });
+
+  it('a distributed owner (elastic) never remembers an absence: another replica may write the event', async () => {
+    const counted = counting(store);
+    const cached = new OwnedRoomCache(() => 1).wrap(counted.store);
+    await cached.events.get('$new');
+    await cached.events.get('$new');
+    expect(counted.reads).toEqual(['events.getMany', 'events.getMany']);
+  });
+
+  it('hands out copies made in this realm (canonical JSON takes them as plain objects), a content key "__proto__" kept as data', async () => {
+    const cached = new OwnedRoomCache(() => 0, undefined, true).wrap(store);
+    const record = eventRecord('$proto');
+    (record.pdu as { content: Record<string, unknown> }).content = JSON.parse('{"__proto__":{"polluted":true},"body":"x"}') as Record<string, unknown>;
+    await cached.commits.writeAll([commitOf(record)]);
+    const first = (await cached.events.get('$proto'))!;
+    const content = (first.pdu as { content: Record<string, unknown> }).content;
+    expect(Object.getPrototypeOf(first.pdu)).toBe(Object.prototype);
+    expect(Object.getPrototypeOf(content)).toBe(Object.prototype);
+    expect(Object.keys(content)).toEqual(['__proto__', 'body']);
+    expect((content as { polluted?: unknown }).polluted).toBeUndefined();
+    // A caller changing its copy changes nobody else's.
+    content.body = 'changed';
+    expect(((await cached.events.get('$proto'))!.pdu as { content: Record<string, unknown> }).content.body).toBe('x');
+  });
+});
+
 describe('elastic state-resolver replicas with the owned-room cache (issue 19): a lease handed back and forth', () => {
   const TTL_MS = 5_000;
   const alice = '@alice:a.test';

@@ -10,6 +10,7 @@
 // them when the result is not known), and a read that raced a write of the same room does not fill the cache.
 import type { EventCommitWrites, EventRecord, EventStateRefs, PartialStateRoom, RoomRecord, Store } from '@fedgate/store';
 import { LRUCache } from 'lru-cache';
+import { copyJson } from './json-copy';
 
 /** Which holding of a room's partition this replica is in now: the lease's epoch while held and fresh, else undefined. */
 export type RoomHolding = (roomId: string) => number | undefined;
@@ -31,6 +32,8 @@ interface EventEntry {
   roomId: string;
   record?: EventRecord;
   refs?: EventStateRefs;
+  /** Known not to be in the store (remembered only when every room is held alike: the sole writer). */
+  absent?: true;
 }
 
 /**
@@ -78,6 +81,12 @@ export class OwnedRoomCache {
   constructor(
     private readonly holding: RoomHolding,
     limits = OWNED_ROOM_CACHE_LIMITS,
+    /**
+     * The holding is the same for every room (the embedded gateway, sole writer): an event the store does not hold is
+     * remembered absent without knowing its room (issue 19: the event being committed, and a run's held events, were
+     * asked of the store again and again). Every write of an event through here forgets it, like any other entry.
+     */
+    private readonly absenceRemembered = false,
   ) {
     this.rooms = new LRUCache({ max: limits.rooms });
     this.events = new LRUCache({ max: limits.events });
@@ -174,10 +183,16 @@ export class OwnedRoomCache {
     }
   }
 
+  private rememberAbsent(eventIds: readonly string[]): void {
+    const epoch = this.holding('');
+    if (epoch === undefined) return;
+    for (const id of eventIds) if (!this.events.has(id)) this.events.set(id, { epoch, roomId: '', absent: true });
+  }
+
   private rememberEvent(record: EventRecord, epoch: number | undefined): void {
     if (epoch === undefined) return;
     const previous = this.events.get(record.eventId);
-    this.events.set(record.eventId, { epoch, roomId: record.roomId, record: structuredClone(record), refs: previous?.epoch === epoch ? previous.refs : undefined });
+    this.events.set(record.eventId, { epoch, roomId: record.roomId, record: copyJson(record), refs: previous?.epoch === epoch ? previous.refs : undefined });
   }
 
   private wrapRooms(store: Store): Store['rooms'] {
@@ -227,11 +242,11 @@ export class OwnedRoomCache {
       get: async (roomId) =>
         (await this.roomRead(
           roomId,
-          (e) => (e.partial === undefined ? undefined : e.partial === null ? null : structuredClone(e.partial)),
+          (e) => (e.partial === undefined ? undefined : e.partial === null ? null : copyJson(e.partial)),
           async () => (await partial.get(roomId)) ?? null,
-          (e, record) => (e.partial = record === null ? null : structuredClone(record)),
+          (e, record) => (e.partial = record === null ? null : copyJson(record)),
         )) ?? undefined,
-      begin: (room) => this.roomWrite(room.roomId, () => partial.begin(room), (e) => (e.partial = structuredClone(room))),
+      begin: (room) => this.roomWrite(room.roomId, () => partial.begin(room), (e) => (e.partial = copyJson(room))),
       finish: (roomId, fence) => this.roomWrite(roomId, () => partial.finish(roomId, fence), (e) => (e.partial = null)),
     }, ['list'], this.forgetAll);
   }
@@ -242,9 +257,9 @@ export class OwnedRoomCache {
       const found = new Map<string, EventRecord>();
       const asked: string[] = [];
       for (const id of eventIds) {
-        const record = this.event(id)?.record;
-        if (record) found.set(id, structuredClone(record));
-        else asked.push(id);
+        const entry = this.event(id);
+        if (entry?.record) found.set(id, copyJson(entry.record));
+        else if (!entry?.absent) asked.push(id);
       }
       if (asked.length === 0) return found;
       const writesBefore = this.eventWrites;
@@ -257,6 +272,7 @@ export class OwnedRoomCache {
         if (!holdings.has(record.roomId)) holdings.set(record.roomId, this.holding(record.roomId));
         this.rememberEvent(record, holdings.get(record.roomId));
       }
+      if (this.absenceRemembered && this.eventWrites === writesBefore) this.rememberAbsent(asked.filter((id) => !read.has(id)));
       return found;
     };
     return withOverrides(events, {
@@ -295,7 +311,7 @@ export class OwnedRoomCache {
         const writesBefore = this.eventWrites;
         const refs = await state.getForEvent(eventId);
         // Remembered only for an event whose room is known here (its record was), held under the same lease.
-        if (refs && entry && this.eventWrites === writesBefore && this.event(eventId) === entry) entry.refs = { ...refs };
+        if (refs && entry && !entry.absent && this.eventWrites === writesBefore && this.event(eventId) === entry) entry.refs = { ...refs };
         return refs;
       },
       setForEvent: (eventId, refs, fence) => this.eventWrite([eventId], () => state.setForEvent(eventId, refs, fence)),

@@ -124,7 +124,11 @@ describe('a run whose held commits are lost (issue 19)', () => {
   afterEach(() => network.close());
 
   // Before, the bus settled the run's acked messages although their commits were never written: they were lost.
-  it('is handed over again by the embedded bus and every event of it is committed and logged once, in order', async () => {
+  it.each([
+    ['', false],
+    // Issue 19 (commit-cpu): the embedded gateway's state-resolver answers reads of its own writes from memory.
+    [', the sole writer reading its own writes from memory', true],
+  ])('is handed over again by the embedded bus and every event of it is committed and logged once, in order%s', async (_, ownerReadCache) => {
     network = new TestNetwork();
     const a = await network.add('a.test');
     const b = await network.add('b.test');
@@ -146,7 +150,7 @@ describe('a run whose held commits are lost (issue 19)', () => {
         },
       },
     };
-    const resolver = a.offlineProcess(network, { store: failing });
+    const resolver = a.offlineProcess(network, { store: failing, ownerReadCache });
     const items = await Promise.all(
       ids.map(async (eventId) => ({
         subject: a.topology.inboundPdu.subjectFor(room),

@@ -50,6 +50,12 @@ export interface StateResolverDeps {
    * across commands, e.g. which events redactions claim (issue 19: no read of an accepted event's claims otherwise).
    */
   soleWriter?: boolean;
+  /**
+   * Reads of what this process wrote or read (rooms, extremities, joined servers, partial state, event records, events
+   * the store does not hold) answered from memory (owned-room-cache.ts). Default: `soleWriter` (and not elastic: an
+   * elastic replica has the cache by its leases). Only for a store nothing else writes while this process runs.
+   */
+  ownerReadCache?: boolean;
   gapFill?: GapFillLimits;
   /** Time budget of PDUs parked while they wait on a remote server. */
   parking?: Partial<ParkingLimits>;
@@ -76,6 +82,11 @@ export interface StateResolverDeps {
 
 const DEFAULT_REPAIR_INTERVAL_MS = 15_000;
 
+/** The one holding of every room by the sole writer. */
+const SOLE_WRITER_HOLDING = 0;
+/** The embedded gateway keeps fewer events than a distributed replica (its memory is the whole gateway's). */
+const SOLE_WRITER_CACHE_LIMITS = { rooms: 10_000, events: 2_000 };
+
 export class StateResolver {
   readonly timeline: RoomTimeline;
   readonly reader: RoomReader;
@@ -93,7 +104,7 @@ export class StateResolver {
   private ownership: PartitionOwnership | undefined;
   private readonly partitionSubscriptions = new Map<number, BusSubscription[]>();
   private servedByPartition: PartitionCommands | undefined;
-  /** Elastic: reads of what only the partition's lease holder writes, from memory while the lease is held (owned-room-cache.ts). */
+  /** Elastic: reads of what only the partition's lease holder writes, from memory while the lease is held (owned-room-cache.ts); the sole writer: always. */
   private readonly ownedRooms: OwnedRoomCache | undefined;
   private readonly deps: StateResolverDeps;
   /** A run's commits held until its end; every part of this service reads and writes through its overlay of the store. */
@@ -104,7 +115,13 @@ export class StateResolver {
   constructor(given: StateResolverDeps) {
     const locks = this.locks;
     // The owner's read cache sees every write that reaches the store; a run's held writes reach it at the run's end.
-    this.ownedRooms = given.elastic ? new OwnedRoomCache((roomId) => this.holdingOf(roomId)) : undefined;
+    // The sole writer (the embedded gateway) holds every room for good: one holding, never handed over (issue 19:
+    // ~5 of its ~10 store reads per inbound PDU were of its own writes).
+    this.ownedRooms = given.elastic
+      ? new OwnedRoomCache((roomId) => this.holdingOf(roomId))
+      : (given.ownerReadCache ?? given.soleWriter)
+        ? new OwnedRoomCache(() => SOLE_WRITER_HOLDING, SOLE_WRITER_CACHE_LIMITS, true)
+        : undefined;
     const cached = this.ownedRooms ? this.ownedRooms.wrap(given.store) : given.store;
     this.runWrites = new RunWrites(cached, (roomIds) => {
       this.timeline.dropHeld(roomIds);

@@ -117,6 +117,11 @@ export class SqliteDatabase {
 
   constructor(path: string) {
     this.db = new DatabaseSync(path);
+    // WAL: a commit appends its pages to the -wal file (readers keep their snapshot, the writer does not wait on them).
+    // synchronous = NORMAL in WAL mode: a commit is written (write(2)) before COMMIT returns, so it survives the death
+    // of this process; fsync happens at checkpoints only, so a power loss or kernel crash can lose the last commits (never
+    // corrupt the file). FULL would fsync the WAL at every commit. busy_timeout: another connection's write (the embedded
+    // bus has its own on the same file) is waited for, not failed.
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
     this.db.exec(SCHEMA);
     for (const { table, columns, indexes } of ADDED_COLUMNS) {

@@ -182,6 +182,40 @@ describe('RoomLogFanout: what reaches the application service', () => {
       expect(pushed).not.toContain('$after-leave');
       expect(loads).toEqual({ state: 2, events: 2 });
     });
+
+    // Issue 19 (commit-cpu): the room record (its current-state snapshot) was read for every event; every entry of a run
+    // was committed before the bus handed the run over, so one read per room and run holds them all.
+    it('reads the room once per run of the room log (every entry of a run was committed before it), again in the next run', async () => {
+      let roomReads = 0;
+      const counted = new Proxy(store, {
+        get(target, key) {
+          const value = Reflect.get(target, key, target) as unknown;
+          if (key === 'rooms') return { ...target.rooms, get: (id: string) => (roomReads++, target.rooms.get(id)) };
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      fanout = new RoomLogFanout(counted, publishingTo((push) => pushed.push(push.eventId)), busTopology({ roomPartitions: 4 }), new ApplicationServiceRegistry([bridgeUsers], server), server, pino({ level: 'silent' }));
+      await store.rooms.ensure({ roomId, roomVersion: '10', creator: '@_chat_a:hs.test', createdTs: 1 });
+      await stored('$join-a', member('@_chat_a:hs.test', 'join'));
+      await stored('$join-bob', member('@bob:remote.test', 'join'));
+      await withState({ '@_chat_a:hs.test': '$join-a', '@bob:remote.test': '$join-bob' });
+
+      const message = (id: string) => entry(id, pduOf('m.room.message', { body: id }, { sender: '@bob:remote.test' }));
+      for (let i = 0; i < 10; i++) await fanout.handle(message(`$run1-${i}`), { moreInHand: i < 9 });
+      expect(pushed).toHaveLength(10);
+      // Before: one room read per entry (10).
+      expect(roomReads).toBe(1);
+
+      // The next run reads it again: the bridge's user left in between, and nothing of the next run is pushed.
+      await stored('$leave-a', member('@_chat_a:hs.test', 'leave'));
+      await withState({ '@_chat_a:hs.test': '$leave-a', '@bob:remote.test': '$join-bob' });
+      for (let i = 0; i < 3; i++) await fanout.handle(message(`$run2-${i}`), { moreInHand: i < 2 });
+      expect(roomReads).toBe(2);
+      expect(pushed).toHaveLength(10);
+      // Without runs (JetStream hands over one message at a time): a read per entry, as before.
+      for (let i = 0; i < 3; i++) await fanout.handle(message(`$alone-${i}`));
+      expect(roomReads).toBe(5);
+    });
   });
   describe('issue 19: a room\'s aliases are read only when they could decide interest (a collection scan per event on FerretDB)', () => {
     const aliasNamespaced: AppServiceRegistration = { ...registration, id: 'aliases', asToken: 'as-aliases', hsToken: 'hs-aliases', senderLocalpart: 'aliasbot', source: 'aliases.yaml', namespaces: { users: [], aliases: [{ exclusive: false, regex: '#chat_.*:hs\\.test' }], rooms: [] } };

@@ -38,6 +38,12 @@ export class RoomLogFanout {
   private readonly waiting: PublishItem[] = [];
   /** The publish under way: the next goes after it, so pushes keep their order. */
   private publishing: Promise<void> = Promise.resolve();
+  /**
+   * Per room, its current-state snapshot as read in this run of the room log (issue 19: a room read per event before).
+   * Every entry of a run was committed before the bus handed the run over, so the state read holds all of them;
+   * forgotten at the run's end (`flush`).
+   */
+  private readonly currentStateInRun = new Map<string, string | null | undefined>();
 
   constructor(
     private readonly store: Store,
@@ -63,6 +69,7 @@ export class RoomLogFanout {
 
   /** Publishes every push waiting, in order, after any publish under way; on failure they wait again. */
   flush(): Promise<void> {
+    this.currentStateInRun.clear();
     const done = this.publishing.then(() => this.publishWaiting());
     this.publishing = done.catch(() => undefined);
     return done;
@@ -155,7 +162,11 @@ export class RoomLogFanout {
   }
 
   private async joinedMembers(roomId: string): Promise<readonly string[]> {
-    const snapshotId = (await this.store.rooms.get(roomId))?.currentStateId;
+    let snapshotId = this.currentStateInRun.get(roomId);
+    if (!this.currentStateInRun.has(roomId)) {
+      snapshotId = (await this.store.rooms.get(roomId))?.currentStateId;
+      this.currentStateInRun.set(roomId, snapshotId);
+    }
     if (!snapshotId) return [];
     const known = this.joinedBySnapshot.get(snapshotId);
     if (known) return known;

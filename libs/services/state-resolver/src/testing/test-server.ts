@@ -46,6 +46,8 @@ export interface TestServerOptions {
   elastic?: (store: Store) => StateResolverDeps['elastic'];
   /** Whether the resolver may take itself for its store's only writer (default: on its own SQLite file and not elastic, as the embedded gateway). */
   soleWriter?: boolean;
+  /** The sole writer's read cache (StateResolverDeps.ownerReadCache); off by default here: tests write the store behind the resolver's back. */
+  ownerReadCache?: boolean;
 }
 
 export class TestNetwork {
@@ -209,7 +211,7 @@ export class TestServer {
     };
     // As a gateway with a chat platform claiming every local user: invites for users no service claims are refused.
     await store.appServices.register({ ...TEST_APP_SERVICE, namespaces: { users: [{ exclusive: false, regex: `@.*:${name.replace(/\./g, '\\.')}` }], aliases: [], rooms: [] } });
-    const resolver = new StateResolver({ store, bus, topology, identity: { serverName: name, signingKey: key }, federation: federation as never, keyRing: network.keyRing(), gapFill: options.gapFill, parking: options.parking, policyServer: options.policyServer, metrics: options.metrics, elastic: options.elastic?.(store), soleWriter: options.soleWriter ?? (!options.elastic && !options.store) });
+    const resolver = new StateResolver({ store, bus, topology, identity: { serverName: name, signingKey: key }, federation: federation as never, keyRing: network.keyRing(), gapFill: options.gapFill, parking: options.parking, policyServer: options.policyServer, metrics: options.metrics, elastic: options.elastic?.(store), soleWriter: options.soleWriter ?? (!options.elastic && !options.store), ownerReadCache: options.ownerReadCache ?? false });
     const server = new TestServer(name, key, store, bus, topology, resolver, dir);
     const publish = bus.publish.bind(bus);
     bus.publish = (async (subject: string, data: unknown, opts: { messageId: string }) => {
