@@ -177,6 +177,24 @@ describe('embedded gateway start', () => {
     expect(await gateway!.process.exited).toBe(0); // SIGTERM is a clean shutdown
   }, 90_000);
 
+  it('refuses a second gateway on the same data directory while the first runs; after the first is killed (SIGKILL) a restart is not held up', async () => {
+    await startGateway();
+    const secondPort = await findFreePort();
+    const second = startGatewayProcess(
+      { ...process.env, FEDGATE_DATA_DIR: dataDir, FEDGATE_LISTEN_ADDRESS: '127.0.0.1', FEDGATE_LISTEN_PORT: String(secondPort), FEDGATE_CLIENT_LISTEN_PORT: '0', FEDGATE_LOG_LEVEL: 'warn' },
+      dataDir,
+    );
+    expect(await second.exited).toBe(1);
+    expect(second.output()).toMatch(/is in use by another fedgate process \(.+\/\d+\/.+, lease until /);
+    expect((await call('GET', '/_matrix/federation/v1/version')).status).toBe(200); // the first one is untouched
+
+    gateway!.process.child.kill('SIGKILL');
+    await gateway!.process.exited;
+    gateway = undefined;
+    await startGateway(); // within the lease's 30 s: the dead holder's pid is gone, so it is taken over
+    expect((await call('GET', '/_matrix/federation/v1/version')).status).toBe(200);
+  }, 120_000);
+
   it('exits with a message naming the bad setting', async () => {
     const child = startGatewayProcess({ ...process.env, FEDGATE_DATA_DIR: dataDir, FEDGATE_LISTEN_PORT: 'not-a-port' }, dataDir);
     expect(await child.exited).toBe(1);

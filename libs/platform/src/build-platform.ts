@@ -2,7 +2,9 @@
 //   embedded:    one SQLite file holds the store and the EmbeddedBus; every module of the process shares both.
 //   distributed: the Mongo store (config.mongo) and JetStream (config.nats); each service process builds its own
 //                handles, and processes of one deployment share the data through the database and NATS.
+import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import type { Provider } from '@nestjs/common';
 import { busOptionsFor, busTopology, EmbeddedBus, JetStreamBus, type Bus, type BusObserver, type BusTopology, type ConsumerSpec } from '@fedgate/bus';
 import type { FedgateConfig } from '@fedgate/config';
@@ -13,6 +15,7 @@ import { ownedPartitions, registerConsumerGauges, registerReadinessCheck, regist
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { addressAllowlist } from './address-allowlist';
+import { holdEmbeddedWriterLease, type WriterLease } from './embedded-writer-lease';
 import { BUS, BUS_TOPOLOGY, FEDERATION_CLIENT, KEY_RING, METRICS_REGISTRY, SERVER_IDENTITY, STORE, type ServerIdentity } from './tokens';
 import { xMatrixRequestSigner } from './x-matrix-signer';
 
@@ -154,6 +157,22 @@ export function registerPlatformReadiness(store: Store, bus: Bus): () => void {
   return () => removals.forEach((remove) => remove());
 }
 
+/** The embedded gateway's hold on its data directory (embedded-writer-lease.ts); a lost hold stops the process. */
+function holdWriterLease(storePath: string, store: Store, logger: Logger): Promise<WriterLease> {
+  return holdEmbeddedWriterLease({
+    leases: store.leases,
+    storePath,
+    host: hostname(),
+    pid: process.pid,
+    token: randomUUID(),
+    onLost: (taker) => {
+      logger.fatal({ storePath, taker }, 'another process took this gateway\'s data directory while it was frozen past its lease: stopping');
+      process.kill(process.pid, 'SIGTERM');
+    },
+    onRenewFailed: (err) => logger.warn({ err, storePath }, 'renewing the data directory lease failed; trying again'),
+  });
+}
+
 /** How long closing the bus, the federation client or the store may take before shutdown goes on without it. */
 const CLOSE_STEP_TIMEOUT_MS = 3_000;
 
@@ -163,9 +182,12 @@ export async function buildPlatform({ config, logger, signingKey, telemetry }: P
   const topology = topologyFor(config);
   const store = await openStore(config, logger, telemetry?.registry);
   let bus: Bus;
+  let writerLease: WriterLease | undefined;
   try {
+    if (config.mode === 'embedded') writerLease = await holdWriterLease(config.sqlite.path, store, logger);
     bus = await openBus(config, topology, telemetry?.busObserver);
   } catch (err) {
+    await writerLease?.release().catch(() => undefined);
     await store.close();
     throw err;
   }
@@ -210,6 +232,7 @@ export async function buildPlatform({ config, logger, signingKey, telemetry }: P
       for (const [name, step] of [
         ['bus', () => bus.close()],
         ['federation client', () => federationClient.close()],
+        ['writer lease', async () => writerLease?.release()],
         ['store', () => store.close()],
       ] as const) {
         let timer: NodeJS.Timeout | undefined;
