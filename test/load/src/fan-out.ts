@@ -5,6 +5,7 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { computeEventId } from '@fedgate/protocol';
 import { issueServerCertificate, type TestCertificateAuthority } from '@fedgate/testing';
+import { meterGenerator, type GeneratorUse } from './generator-meter';
 import { sampleProcesses } from './process-meter';
 import { ResponsivenessProbe } from './responsiveness-probe';
 import { SimulatedHomeserver } from './simulated-homeserver';
@@ -32,6 +33,8 @@ export interface FanOutResult {
   received: number;
   firstBuiltMs?: number;
   lastBuiltMs?: number;
+  /** The generator's CPU and main-thread busyness during that message. */
+  generator?: GeneratorUse;
   /** A second message right after the first, every connection open. */
   warm: Deliveries;
   /** Before those two: a message after every connection closed and every server forgot its TLS sessions (a full handshake each). */
@@ -97,6 +100,8 @@ interface Deliveries {
   /** When the target built the first and the last of these transactions (their origin_server_ts), from `sentAt`. */
   firstBuiltMs?: number;
   lastBuiltMs?: number;
+  /** The generator's CPU and main-thread busyness from the message's send until the last delivery. */
+  generator?: GeneratorUse;
 }
 
 /** When each simulated server received the event, counted from `sentAt`. */
@@ -229,19 +234,25 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     const messagesProbe = new ResponsivenessProbe(prober, target);
     const firstContactStarted = Date.now();
+    let meter = meterGenerator();
     const firstContact = await deliveries(sims, await target.sendMessage(roomId, 'to everyone, first contact'), firstContactStarted, timeoutMs);
+    firstContact.generator = meter.stop();
     // Then connections closed again but sessions known (a destination whose connection idled out): resumed handshakes.
     await untilNoneReceives(sims);
     for (const sim of sims) sim.wire.closeIdleConnections();
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     const cpuBefore = sampleProcesses(target.pids()).cpuSeconds;
     const sendStarted = Date.now();
+    meter = meterGenerator();
     const eventId = await target.sendMessage(roomId, 'to everyone');
     const sendMs = Date.now() - sendStarted;
     const cold = await deliveries(sims, eventId, sendStarted, timeoutMs);
+    cold.generator = meter.stop();
     // Again at once, every connection now open: what the first message paid for connecting shows as the difference.
     const warmStarted = Date.now();
+    meter = meterGenerator();
     const warm = await deliveries(sims, await target.sendMessage(roomId, 'to everyone, again'), warmStarted, timeoutMs);
+    warm.generator = meter.stop();
     const versionDuringMessagesMs = await messagesProbe.stop();
     const sample = sampleProcesses(target.pids());
     // Memory the connections held, once the target let them go (the simulated servers keep idle ones 60 s, so the
