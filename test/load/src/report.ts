@@ -76,9 +76,9 @@ function rowsFor(report: LoadReport): Row[] {
       { measure: `the next message at once: its transactions built by the target (origin_server_ts), first / last; the cold one's`, text: (t) => (f(t) ? `${ms(f(t)!.warm.firstBuiltMs)} / ${ms(f(t)!.warm.lastBuiltMs)}; ${ms(f(t)!.firstBuiltMs)} / ${ms(f(t)!.lastBuiltMs)}` : '–'), value: (t) => f(t)?.warm.lastBuiltMs },
       { measure: `the next message at once (connections open): first received / all received`, text: (t) => (f(t) ? `${ms(f(t)!.warm.firstDeliveryMs)} / ${ms(f(t)!.warm.allDeliveredMs)} (${f(t)!.warm.received} of ${servers})` : '–'), value: (t) => f(t)?.warm.allDeliveredMs },
       {
-        measure: `the generator during those three messages (first contact / resumed / open): its CPU s, its main thread busy (in its busiest 100 ms)`,
+        measure: `the generator during those three messages (first contact / resumed / open): its CPU s, its main thread busy (in its busiest 100 ms)${report.targets[0]!.fanOut!.generatorThreads ? `; the servers in ${report.targets[0]!.fanOut!.generatorThreads} worker threads` : '; the servers on its main thread'}`,
         text: (t) => {
-          const use = (d?: { generator?: GeneratorUse }) => (d?.generator ? `${num(d.generator.cpuSeconds, 2)} s, ${Math.round(d.generator.mainThreadBusy * 100)}% (${Math.round(d.generator.mainThreadBusiest100Ms * 100)}%)` : '–');
+          const use = (d?: { generator?: GeneratorUse }) => (d?.generator ? `${num(d.generator.cpuSeconds, 2)} s, ${Math.round(d.generator.mainThreadBusy * 100)}% (${Math.round(d.generator.mainThreadBusiest100Ms * 100)}%)${d.generator.busiestWorkerThread !== undefined ? `, busiest server thread ${Math.round(d.generator.busiestWorkerThread * 100)}%` : ''}` : '–');
           return f(t) ? `${use(f(t)!.firstContact)} / ${use(f(t))} / ${use(f(t)!.warm)}` : '–';
         },
       },
