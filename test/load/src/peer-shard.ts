@@ -72,6 +72,7 @@ export class PeerShard {
         else shard.onMessage(message);
       });
     });
+    worker.on('error', (error) => console.error('peer shard: worker failed:', error));
     names.forEach((name, index) => shard.peers.push(new ShardPeer(shard, index, name)));
     return shard;
   }
