@@ -201,3 +201,31 @@ describe('HttpsTransport TLS sessions and idle connections', () => {
     }
   });
 });
+
+describe('HttpsTransport work per connection', () => {
+  it('issue 19: a resumed connection builds no certificate objects and checks no server identity (a full handshake does both once); the session is offered only to the name it came from', async () => {
+    const remote = await handshakeCountingServer(['named.test', 'other.test']);
+    const peerCertificates = jest.spyOn(tls.TLSSocket.prototype, 'getPeerCertificate');
+    const identityChecks = jest.spyOn(tls, 'checkServerIdentity');
+    const t = new HttpsTransport({ dns: { lookup: async () => [{ address: '127.0.0.1', family: 4 }] }, addressPolicy: { isAllowed: () => true } as never, ca: remote.ca, connectTimeoutMs: 5_000, connectionsPerAddress: 1, keepAliveTimeoutMs: 60_000, maxPools: 8 });
+    const target = (name: string) => ({ connectHost: name, port: remote.port, hostHeader: name, tlsServerName: name });
+    const counts = () => ({ handshakes: [...remote.handshakes], peerCertificates: peerCertificates.mock.calls.length, identityChecks: identityChecks.mock.calls.length });
+    try {
+      expect((await t.send([target('named.test')], { ...request, timeoutMs: 5_000 })).status).toBe(200);
+      expect(counts()).toEqual({ handshakes: ['full'], peerCertificates: 1, identityChecks: 1 });
+      for (let i = 0; i < 2; i++) {
+        remote.server.closeAllConnections();
+        expect((await t.send([target('named.test')], { ...request, timeoutMs: 5_000 })).status).toBe(200);
+      }
+      expect(counts()).toEqual({ handshakes: ['full', 'resumed', 'resumed'], peerCertificates: 1, identityChecks: 1 });
+      expect((await t.send([target('other.test')], { ...request, timeoutMs: 5_000 })).status).toBe(200);
+      expect(counts()).toEqual({ handshakes: ['full', 'resumed', 'resumed', 'full'], peerCertificates: 2, identityChecks: 2 });
+    } finally {
+      peerCertificates.mockRestore();
+      identityChecks.mockRestore();
+      await t.close();
+      remote.server.closeAllConnections();
+      remote.server.close();
+    }
+  });
+});

@@ -1,5 +1,6 @@
 export * from './errors';
 export { AddressPolicy, isForbiddenAddress, type AddressPolicyConfig } from './address-policy';
+export { HttpsTransport, type HttpsTransportOptions } from './https-transport';
 export { systemDnsResolver, type DnsResolver, type ResolvedAddress, type SrvRecord } from './dns';
 export {
   createServerNameResolver,

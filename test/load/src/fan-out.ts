@@ -5,6 +5,8 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { computeEventId } from '@fedgate/protocol';
 import { issueServerCertificate, type TestCertificateAuthority } from '@fedgate/testing';
+import { meterGenerator, type GeneratorUse } from './generator-meter';
+import { PeerShard, type FanOutPeer } from './peer-shard';
 import { sampleProcesses } from './process-meter';
 import { ResponsivenessProbe } from './responsiveness-probe';
 import { SimulatedHomeserver } from './simulated-homeserver';
@@ -12,6 +14,8 @@ import type { Target } from './targets';
 
 export interface FanOutResult {
   servers: number;
+  /** Worker threads the simulated servers answered from (0: all on the generator's main thread). */
+  generatorThreads: number;
   build: RoomBuild;
   joinConcurrency: number;
   /** Joins tried again after failing on the way (each at most twice). */
@@ -32,6 +36,8 @@ export interface FanOutResult {
   received: number;
   firstBuiltMs?: number;
   lastBuiltMs?: number;
+  /** The generator's CPU and main-thread busyness during that message. */
+  generator?: GeneratorUse;
   /** A second message right after the first, every connection open. */
   warm: Deliveries;
   /** Before those two: a message after every connection closed and every server forgot its TLS sessions (a full handshake each). */
@@ -54,8 +60,19 @@ function computeId(raw: Record<string, unknown>): string {
   return computeEventId(pdu, '10');
 }
 
+/** A server the generator's main thread runs (the ones that join or relay joins). */
+function onMainThread(sim: FanOutPeer): SimulatedHomeserver {
+  if (!(sim instanceof SimulatedHomeserver)) throw new Error(`${sim.name} runs in a worker thread`);
+  return sim;
+}
+
+/** Runs `work` on each of `items`, at most `limit` at once. */
+async function inBatches<T>(items: readonly T[], limit: number, work: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += limit) await Promise.all(items.slice(i, i + limit).map(work));
+}
+
 /** Waits until no simulated server has received a transaction for `quietMs` (the target's egress is idle). */
-async function untilNoneReceives(sims: readonly SimulatedHomeserver[], quietMs = 2_000): Promise<void> {
+async function untilNoneReceives(sims: readonly FanOutPeer[], quietMs = 2_000): Promise<void> {
   const received = () => sims.reduce((sum, sim) => sum + sim.received, 0);
   let seen = -1;
   while (received() !== seen) {
@@ -65,11 +82,11 @@ async function untilNoneReceives(sims: readonly SimulatedHomeserver[], quietMs =
 }
 
 /** Waits until no simulated server has a connection open (the target closed its idle ones); false after `timeoutMs`. */
-async function untilNoConnections(sims: readonly SimulatedHomeserver[], timeoutMs: number): Promise<boolean> {
+async function untilNoConnections(sims: readonly FanOutPeer[], timeoutMs: number): Promise<boolean> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     let open = 0;
-    for (const sim of sims) open += await sim.wire.openConnections();
+    for (const sim of sims) open += await sim.openConnections();
     if (open === 0) return true;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
@@ -97,19 +114,21 @@ interface Deliveries {
   /** When the target built the first and the last of these transactions (their origin_server_ts), from `sentAt`. */
   firstBuiltMs?: number;
   lastBuiltMs?: number;
+  /** The generator's CPU and main-thread busyness from the message's send until the last delivery. */
+  generator?: GeneratorUse;
 }
 
 /** When each simulated server received the event, counted from `sentAt`. */
-async function deliveries(sims: readonly SimulatedHomeserver[], eventId: string, sentAt: number, timeoutMs: number): Promise<Deliveries> {
-  const receivedAt = new Map<SimulatedHomeserver, number>();
+async function deliveries(sims: readonly FanOutPeer[], eventId: string, sentAt: number, timeoutMs: number): Promise<Deliveries> {
+  const receivedAt = new Map<FanOutPeer, number>();
   const builtAt: number[] = [];
-  const scanned = new Map<SimulatedHomeserver, number>();
+  const scanned = new Map<FanOutPeer, number>();
   while (receivedAt.size < sims.length && Date.now() - sentAt < timeoutMs) {
     for (const sim of sims) {
       if (receivedAt.has(sim)) continue;
       const log = sim.arrivals;
       for (let i = scanned.get(sim) ?? 0; i < log.length; i++) {
-        if (log[i]!.pdus.some((p) => computeId(p) === eventId)) {
+        if ((log[i]!.eventIds ?? log[i]!.pdus.map(computeId)).includes(eventId)) {
           receivedAt.set(sim, log[i]!.at);
           if (log[i]!.originTs !== undefined) builtAt.push(log[i]!.originTs!);
         }
@@ -138,14 +157,14 @@ async function deliveries(sims: readonly SimulatedHomeserver[], eventId: string,
 export type RoomBuild = 'joins' | 'relay';
 
 /** Joins through make_join/send_join with `concurrency` in flight; a join failing on the way is tried again (twice at most). */
-async function joinInParallel(target: Target, roomId: string, sims: readonly SimulatedHomeserver[], concurrency: number, log: (line: string) => void): Promise<number> {
+async function joinInParallel(target: Target, roomId: string, sims: readonly FanOutPeer[], concurrency: number, log: (line: string) => void): Promise<number> {
   const started = Date.now();
   let next = 0;
   let retries = 0;
   let joined = 0;
   const joinOne = async (): Promise<void> => {
     while (next < sims.length) {
-      const sim = sims[next++]!;
+      const sim = onMainThread(sims[next++]!); // the joins build runs every server on the main thread
       for (let attempt = 1; ; attempt++) {
         try {
           await sim.joinOnly(target.serverName, roomId, { omitMembers: true });
@@ -164,12 +183,13 @@ async function joinInParallel(target: Target, roomId: string, sims: readonly Sim
 }
 
 /** The first server joins through make_join/send_join; the others' joins follow in its transactions, 50 at a time. */
-async function relayJoins(target: Target, roomId: string, sims: readonly SimulatedHomeserver[], log: (line: string) => void): Promise<number> {
+async function relayJoins(target: Target, roomId: string, sims: readonly FanOutPeer[], log: (line: string) => void): Promise<number> {
   const started = Date.now();
-  const relay = await sims[0]!.join(target.serverName, roomId);
-  const joins = sims.slice(1).map((sim) => relay.relayedJoin(sim.wire));
+  const relay = await onMainThread(sims[0]!).join(target.serverName, roomId);
+  const joins = [];
+  for (const sim of sims.slice(1)) joins.push(await relay.relayedJoin(sim));
   for (let i = 0; i < joins.length; i += 50) {
-    const answer = await sims[0]!.send(target.serverName, joins.slice(i, i + 50));
+    const answer = await onMainThread(sims[0]!).send(target.serverName, joins.slice(i, i + 50));
     if (answer.status !== 200 || answer.errors.length > 0) throw new Error(`relayed joins refused: ${answer.status} ${answer.errors.slice(0, 3).join('; ')}`);
   }
   // The target answers /send before every PDU is in the room: wait until its client sees them all joined.
@@ -182,19 +202,36 @@ async function relayJoins(target: Target, roomId: string, sims: readonly Simulat
   return 0;
 }
 
-export async function fanOut(target: Target, ca: TestCertificateAuthority, servers: number, joinConcurrency = 8, heapSnapshotDir?: string, log: (line: string) => void = () => undefined, build: RoomBuild = 'relay', timeoutMs = 60_000, idleCloseWaitMs = 0): Promise<FanOutResult> {
-  const sims: SimulatedHomeserver[] = [];
+/**
+ * `generatorThreads` > 0 (relay build only): every server but the relaying first one and the last joiner answers from
+ * one of that many worker threads, so the target's connections are not served one after the other by one thread.
+ */
+export async function fanOut(target: Target, ca: TestCertificateAuthority, servers: number, joinConcurrency = 8, heapSnapshotDir?: string, log: (line: string) => void = () => undefined, build: RoomBuild = 'relay', timeoutMs = 60_000, idleCloseWaitMs = 0, generatorThreads = 0): Promise<FanOutResult> {
+  const sims: FanOutPeer[] = [];
+  const shards: PeerShard[] = [];
   let prober: SimulatedHomeserver | undefined;
+  const threads = build === 'relay' && servers > 2 ? generatorThreads : 0;
   try {
     const started = Date.now();
     const certificate = issueServerCertificate(ca);
     prober = await SimulatedHomeserver.start(ca, { certificate, keepTransactions: false });
-    for (let i = 0; i < servers; i++) {
+    const startLocal = async () => {
       const sim = await SimulatedHomeserver.start(ca, { certificate, keepTransactions: false });
       // Idle connections kept a minute (as homeservers do; Node's 5 s default closed them while a slow fan-out still
       // ran, so "connections open" paid a TLS handshake per destination). The first message closes them on purpose.
       sim.wire.keepAliveTimeoutMs = 60_000;
-      sims.push(sim);
+      return sim;
+    };
+    if (threads > 0) {
+      const first = await startLocal();
+      const inShards = servers - 2;
+      for (let t = 0; t < threads; t++) {
+        const count = Math.floor(inShards / threads) + (t < inShards % threads ? 1 : 0);
+        if (count > 0) shards.push(await PeerShard.start({ ca, certificate, servers: count }));
+      }
+      sims.push(first, ...shards.flatMap((shard) => shard.peers), await startLocal());
+    } else {
+      for (let i = 0; i < servers; i++) sims.push(await startLocal());
     }
     const startSeconds = (Date.now() - started) / 1000;
     log(`fan-out: ${servers} simulated servers started in ${startSeconds.toFixed(1)} s`);
@@ -209,7 +246,7 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     // join alone, with the whole state: serving one join into a room of `servers` members, not the queue before it.
     await untilNoneReceives(sims);
     const lastStarted = Date.now();
-    const last = await sims.at(-1)!.joinOnly(target.serverName, roomId);
+    const last = await onMainThread(sims.at(-1)!).joinOnly(target.serverName, roomId);
     const lastJoinMs = Date.now() - lastStarted;
     const joinSeconds = (Date.now() - joinsStarted) / 1000;
     const versionDuringJoinsMs = await joinsProbe.stop();
@@ -223,25 +260,31 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     // full handshake each, as for servers the target never reached before. A moment after closing: the target handles
     // a thousand closed sockets before the message, not during it.
     for (const sim of sims) {
-      sim.wire.forgetTlsSessions();
-      sim.wire.closeIdleConnections();
+      sim.forgetTlsSessions();
+      sim.closeIdleConnections();
     }
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     const messagesProbe = new ResponsivenessProbe(prober, target);
     const firstContactStarted = Date.now();
+    let meter = meterGenerator(shards);
     const firstContact = await deliveries(sims, await target.sendMessage(roomId, 'to everyone, first contact'), firstContactStarted, timeoutMs);
+    firstContact.generator = meter.stop();
     // Then connections closed again but sessions known (a destination whose connection idled out): resumed handshakes.
     await untilNoneReceives(sims);
-    for (const sim of sims) sim.wire.closeIdleConnections();
+    for (const sim of sims) sim.closeIdleConnections();
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     const cpuBefore = sampleProcesses(target.pids()).cpuSeconds;
     const sendStarted = Date.now();
+    meter = meterGenerator(shards);
     const eventId = await target.sendMessage(roomId, 'to everyone');
     const sendMs = Date.now() - sendStarted;
     const cold = await deliveries(sims, eventId, sendStarted, timeoutMs);
+    cold.generator = meter.stop();
     // Again at once, every connection now open: what the first message paid for connecting shows as the difference.
     const warmStarted = Date.now();
+    meter = meterGenerator(shards);
     const warm = await deliveries(sims, await target.sendMessage(roomId, 'to everyone, again'), warmStarted, timeoutMs);
+    warm.generator = meter.stop();
     const versionDuringMessagesMs = await messagesProbe.stop();
     const sample = sampleProcesses(target.pids());
     // Memory the connections held, once the target let them go (the simulated servers keep idle ones 60 s, so the
@@ -252,6 +295,7 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     const rssConnectionsClosedBytes = closed ? sampleProcesses(target.pids()).rssBytes : undefined;
     return {
       servers,
+      generatorThreads: threads,
       build,
       joinConcurrency,
       joinRetries,
@@ -274,6 +318,6 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
       versionDuringMessagesMs,
     };
   } finally {
-    await Promise.all([...sims, ...(prober ? [prober] : [])].map((sim) => sim.stop()));
+    await inBatches([...sims, ...(prober ? [prober] : [])], 100, (sim) => sim.stop());
   }
 }

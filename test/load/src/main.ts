@@ -14,6 +14,9 @@
 //   --join-concurrency N  joins in flight while those servers join (default 8; the last join is always alone)
 //   --fan-out-build relay|joins   how those servers get into the room: their joins relayed in one server's transactions
 //                         (default; seconds at 1,000) or each through make_join/send_join on the target (~N²/2 deliveries)
+//   --fan-out-threads N   worker threads the fan-out's simulated servers answer from (default 0: all on the
+//                         generator's main thread; on 2 shared cores the workers did not make the target's figures
+//                         better or steadier: see benchmarks.md; relayed build only)
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { logger as matrixSdkLogger } from 'matrix-js-sdk/lib/logger';
@@ -50,7 +53,9 @@ async function main(): Promise<void> {
   if (!Number.isInteger(joinConcurrency) || joinConcurrency < 1) throw new Error('--join-concurrency must be a positive integer');
   const fanOutBuild = argument('fan-out-build', 'relay') as 'relay' | 'joins';
   if (fanOutBuild !== 'relay' && fanOutBuild !== 'joins') throw new Error('--fan-out-build must be relay or joins');
-  const scale = { ...scales[scaleName], fanOutServers, joinConcurrency, fanOutBuild, ...(heapDir ? { heapSnapshotDir: path.resolve(heapDir) } : {}) };
+  const fanOutThreads = Number(argument('fan-out-threads', '0'));
+  if (!Number.isInteger(fanOutThreads) || fanOutThreads < 0) throw new Error('--fan-out-threads must be a non-negative integer');
+  const scale = { ...scales[scaleName], fanOutServers, joinConcurrency, fanOutBuild, fanOutThreads, ...(heapDir ? { heapSnapshotDir: path.resolve(heapDir) } : {}) };
   const report: LoadReport = { date: new Date().toISOString(), machine: machineDescription(), scale: scaleName, targets: [] };
   const ca = createTestCa();
   const distributed = kinds.some((kind) => kind.startsWith('fedgate-distributed'));

@@ -2,6 +2,7 @@
 import { cpus, totalmem } from 'node:os';
 import type { BigRoomJoinResult } from './big-room-join';
 import type { FanOutResult } from './fan-out';
+import type { GeneratorUse } from './generator-meter';
 import type { WorkloadResult } from './workloads';
 
 export interface TargetReport {
@@ -74,6 +75,13 @@ function rowsFor(report: LoadReport): Row[] {
       { measure: `one local message to ${servers} servers, every connection closed first (a TLS handshake each, resumed): send answered / first received / all received`, text: (t) => (f(t) ? `${ms(f(t)!.sendMs)} / ${ms(f(t)!.firstDeliveryMs)} / ${ms(f(t)!.allDeliveredMs)} (${f(t)!.received} of ${servers})` : '–'), value: (t) => f(t)?.allDeliveredMs },
       { measure: `the next message at once: its transactions built by the target (origin_server_ts), first / last; the cold one's`, text: (t) => (f(t) ? `${ms(f(t)!.warm.firstBuiltMs)} / ${ms(f(t)!.warm.lastBuiltMs)}; ${ms(f(t)!.firstBuiltMs)} / ${ms(f(t)!.lastBuiltMs)}` : '–'), value: (t) => f(t)?.warm.lastBuiltMs },
       { measure: `the next message at once (connections open): first received / all received`, text: (t) => (f(t) ? `${ms(f(t)!.warm.firstDeliveryMs)} / ${ms(f(t)!.warm.allDeliveredMs)} (${f(t)!.warm.received} of ${servers})` : '–'), value: (t) => f(t)?.warm.allDeliveredMs },
+      {
+        measure: `the generator during those three messages (first contact / resumed / open): its CPU s, its main thread busy (in its busiest 100 ms)${report.targets[0]!.fanOut!.generatorThreads ? `; the servers in ${report.targets[0]!.fanOut!.generatorThreads} worker threads` : '; the servers on its main thread'}`,
+        text: (t) => {
+          const use = (d?: { generator?: GeneratorUse }) => (d?.generator ? `${num(d.generator.cpuSeconds, 2)} s, ${Math.round(d.generator.mainThreadBusy * 100)}% (${Math.round(d.generator.mainThreadBusiest100Ms * 100)}%)${d.generator.busiestWorkerThread !== undefined ? `, busiest server thread ${Math.round(d.generator.busiestWorkerThread * 100)}%` : ''}` : '–');
+          return f(t) ? `${use(f(t)!.firstContact)} / ${use(f(t))} / ${use(f(t)!.warm)}` : '–';
+        },
+      },
       { measure: `federation /version p99 while the room was built / during the three messages`, text: (t) => (f(t)?.versionDuringJoinsMs ? `${ms(f(t)!.versionDuringJoinsMs.p99)} / ${ms(f(t)!.versionDuringMessagesMs.p99)}` : '–'), value: (t) => f(t)?.versionDuringMessagesMs?.p99 },
       { measure: `RSS with ${servers} servers joined: idle after the joins / after the two messages`, text: (t) => (f(t) ? `${mib(f(t)!.rssJoinedBytes)} / ${mib(f(t)!.rssBytes)}` : '–'), value: (t) => f(t)?.rssBytes },
       { measure: `RSS once the target closed its idle connections to the ${servers} (\`egress.idleConnectionTimeoutMs\`), closed after`, text: (t) => (f(t)?.rssConnectionsClosedBytes !== undefined ? `${mib(f(t)!.rssConnectionsClosedBytes!)}, ${num(f(t)!.connectionsClosedAfterMs! / 1000)} s` : '–'), value: (t) => f(t)?.rssConnectionsClosedBytes },

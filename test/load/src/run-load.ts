@@ -46,7 +46,7 @@ export async function runLoad(
       log(`${steady.workload}: sent → pushed p99 ${steady.deliveryMs.p99 ?? '–'} ms, lost ${steady.lost}`);
       results.push(steady);
     }
-    const fanOutResult = parts.includes('fan-out') ? await fanOut(target, ca, scale.fanOutServers, scale.joinConcurrency, target.kind === 'synapse' ? undefined : scale.heapSnapshotDir, log, scale.fanOutBuild, undefined, scale.fanOutIdleCloseWaitMs) : undefined;
+    const fanOutResult = parts.includes('fan-out') ? await fanOut(target, ca, scale.fanOutServers, scale.joinConcurrency, target.kind === 'synapse' ? undefined : scale.heapSnapshotDir, log, scale.fanOutBuild, undefined, scale.fanOutIdleCloseWaitMs, scale.fanOutThreads) : undefined;
     if (fanOutResult) log(`fan-out to ${fanOutResult.servers}: ${JSON.stringify(fanOutResult)}`);
     const bigJoins = [];
     for (const partial of parts.includes('big-join') ? [true, false] : []) {

@@ -3,7 +3,7 @@
 // callback (/event, /state_ids, /get_missing_events, keys) from the events it knows, and sends signed PDUs built
 // as a linear chain on top of its own join, so the target never needs to fetch anything to accept them.
 import { stateMapKey } from '@fedgate/room-state';
-import { MaliciousHttpsServer, type JoinedRoom, type ServerCertificate, type SignedEvent, type TestCertificateAuthority } from '@fedgate/testing';
+import { MaliciousHttpsServer, type EventFields, type JoinedRoom, type ServerCertificate, type SignedEvent, type TestCertificateAuthority } from '@fedgate/testing';
 
 /** One room the simulator has joined and keeps sending into. */
 export class RoomSender {
@@ -42,10 +42,10 @@ export class RoomSender {
    * resident), on top of this sender's chain: relayed in this server's transactions, the target learns of another
    * server in the room without sending the join on to anyone (a remote server's event is its own to send).
    */
-  relayedJoin(joiner: MaliciousHttpsServer, localpart = 'loader'): SignedEvent {
+  async relayedJoin(joiner: JoinSigner, localpart = 'loader'): Promise<SignedEvent> {
     const auth = ['m.room.create', 'm.room.power_levels', 'm.room.join_rules'].map((type) => this.room.state.get(stateMapKey(type, ''))!);
-    const userId = joiner.evil.user(localpart);
-    const event = joiner.evil.sign(
+    const userId = joiner.user(localpart);
+    const event = await joiner.sign(
       {
         room_id: this.room.roomId,
         sender: userId,
@@ -64,6 +64,12 @@ export class RoomSender {
   }
 }
 
+/** A server that signs events as its own (in this thread or in a worker's). */
+export interface JoinSigner {
+  user(localpart: string): string;
+  sign(fields: EventFields, roomVersion: string): SignedEvent | Promise<SignedEvent>;
+}
+
 /** A `/send` as it reached a simulated server. */
 export interface Arrival {
   /** When its request headers arrived, before the body was read and parsed (the receiver's own delays excluded). */
@@ -71,6 +77,8 @@ export interface Arrival {
   pdus: Record<string, unknown>[];
   /** When the sender built the transaction (its origin_server_ts), to tell its delays from the receiver's. */
   originTs?: number;
+  /** The PDUs' event IDs, when the receiving thread computed them (then `pdus` may be left empty). */
+  eventIds?: string[];
 }
 
 export interface SimulatedHomeserverOptions {
@@ -82,6 +90,8 @@ export interface SimulatedHomeserverOptions {
    * for the message it measures.
    */
   keepTransactions?: boolean;
+  /** Called for each `/send` received, with its arrival when transactions are kept. */
+  onReceived?: (arrival: Arrival | undefined) => void;
 }
 
 export class SimulatedHomeserver {
@@ -99,9 +109,14 @@ export class SimulatedHomeserver {
     wire.intercept = async (request) => {
       if (request.method !== 'PUT' || !request.path.startsWith('/_matrix/federation/v1/send/')) return undefined;
       this.received++;
-      if (!this.keepTransactions) return { status: 200, body: { pdus: {} } };
+      if (!this.keepTransactions) {
+        options.onReceived?.(undefined);
+        return { status: 200, body: { pdus: {} } };
+      }
       const body = (request.body ?? {}) as { pdus?: Record<string, unknown>[]; origin_server_ts?: unknown };
-      this.arrivals.push({ at: request.receivedAt, pdus: body.pdus ?? [], originTs: typeof body.origin_server_ts === 'number' ? body.origin_server_ts : undefined });
+      const arrival = { at: request.receivedAt, pdus: body.pdus ?? [], originTs: typeof body.origin_server_ts === 'number' ? body.origin_server_ts : undefined };
+      if (options.onReceived) options.onReceived(arrival);
+      else this.arrivals.push(arrival);
       return undefined;
     };
   }
@@ -112,6 +127,26 @@ export class SimulatedHomeserver {
 
   get name(): string {
     return this.wire.name;
+  }
+
+  openConnections(): Promise<number> {
+    return this.wire.openConnections();
+  }
+
+  forgetTlsSessions(): void {
+    this.wire.forgetTlsSessions();
+  }
+
+  closeIdleConnections(): void {
+    this.wire.closeIdleConnections();
+  }
+
+  user(localpart: string): string {
+    return this.wire.evil.user(localpart);
+  }
+
+  sign(fields: EventFields, roomVersion: string): SignedEvent {
+    return this.wire.evil.sign(fields, roomVersion);
   }
 
   async join(target: string, roomId: string, localpart = 'loader'): Promise<RoomSender> {

@@ -190,6 +190,8 @@ export interface Scale {
   fanOutBuild?: 'joins' | 'relay';
   /** How long to wait, after the fan-out's messages, for the target to close its idle connections (RSS then); 0 or unset: not waited for. */
   fanOutIdleCloseWaitMs?: number;
+  /** Worker threads the fan-out's simulated servers answer from (relayed build; 0: the generator's main thread). */
+  fanOutThreads?: number;
   /** Where the fedgate processes (started with --heapsnapshot-signal) write a heap snapshot with the fan-out's servers joined. */
   heapSnapshotDir?: string;
 }
