@@ -46,6 +46,9 @@ export interface FanOutResult {
   /** The target's federation /version answer time (a server outside the room asking every 250 ms) while the room was built, and during the three messages. */
   versionDuringJoinsMs: { p50?: number; p99?: number };
   versionDuringMessagesMs: { p50?: number; p99?: number };
+  /** The gateway's own event-loop delay over the same two spans (where the target reports it): the probe's answer time also holds the generator's own turns. */
+  eventLoopDuringJoinsMs?: { p99Ms?: number; maxMs?: number };
+  eventLoopDuringMessagesMs?: { p99Ms?: number; maxMs?: number };
 }
 
 /** The rooms the load run creates are version 10: event IDs are reference hashes. */
@@ -201,6 +204,7 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     const roomId = await target.createRoom();
     const generatorCpu = process.cpuUsage();
     const joinsStarted = Date.now();
+    await target.eventLoopDelay?.().catch(() => undefined);
     const joinsProbe = new ResponsivenessProbe(prober, target);
     let joinRetries = 0;
     if (build === 'relay') joinRetries = await relayJoins(target, roomId, sims.slice(0, -1), log);
@@ -213,6 +217,7 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     const lastJoinMs = Date.now() - lastStarted;
     const joinSeconds = (Date.now() - joinsStarted) / 1000;
     const versionDuringJoinsMs = await joinsProbe.stop();
+    const eventLoopDuringJoinsMs = await target.eventLoopDelay?.().catch(() => undefined);
     const used = process.cpuUsage(generatorCpu);
     const generatorCpuSeconds = (used.user + used.system) / 1e6;
     await untilNoneReceives(sims);
@@ -227,6 +232,7 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
       sim.wire.closeIdleConnections();
     }
     await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await target.eventLoopDelay?.().catch(() => undefined);
     const messagesProbe = new ResponsivenessProbe(prober, target);
     const firstContactStarted = Date.now();
     const firstContact = await deliveries(sims, await target.sendMessage(roomId, 'to everyone, first contact'), firstContactStarted, timeoutMs);
@@ -243,6 +249,7 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     const warmStarted = Date.now();
     const warm = await deliveries(sims, await target.sendMessage(roomId, 'to everyone, again'), warmStarted, timeoutMs);
     const versionDuringMessagesMs = await messagesProbe.stop();
+    const eventLoopDuringMessagesMs = await target.eventLoopDelay?.().catch(() => undefined);
     const sample = sampleProcesses(target.pids());
     // Memory the connections held, once the target let them go (the simulated servers keep idle ones 60 s, so the
     // target closes them first).
@@ -272,6 +279,8 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
       cpuSeconds: sample.cpuSeconds - cpuBefore,
       versionDuringJoinsMs,
       versionDuringMessagesMs,
+      ...(eventLoopDuringJoinsMs ? { eventLoopDuringJoinsMs } : {}),
+      ...(eventLoopDuringMessagesMs ? { eventLoopDuringMessagesMs } : {}),
     };
   } finally {
     await Promise.all([...sims, ...(prober ? [prober] : [])].map((sim) => sim.stop()));
