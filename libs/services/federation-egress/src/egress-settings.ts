@@ -22,6 +22,11 @@ export interface EgressSettings {
    * partition taken over) each prepared before the first request could leave (issue 19). Default 16.
    */
   preparingAtOnce?: number;
+  /**
+   * How many destination steps (an item queued, a transaction prepared and sent, an answer settled) go per turn of the
+   * event loop across all destinations; the listeners wait behind at most these (issue 19). Default 4.
+   */
+  destinationStepsPerTurn?: number;
   /** Which share of destination and room partitions this process serves. */
   replicaIndex: number;
   replicaCount: number;

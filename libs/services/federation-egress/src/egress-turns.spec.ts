@@ -1,0 +1,112 @@
+// Issue 19 (`/version` p99 during an outbound fan-out): how much of a fan-out's work one turn of the event loop holds.
+// Counted, not timed: a marker immediate that re-arms itself runs once per turn, and every costly step of a
+// destination (its item queued, its transaction prepared and handed to the client, its answer recorded and settled)
+// is stamped with the turn it ran in. A listener (a `/version`) waits at most one turn, so the steps a turn holds are
+// what it waits behind.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { busOptionsFor, busTopology, EmbeddedBus, type RoomLogEntry } from '@fedgate/bus';
+import type { JsonObject, Pdu } from '@fedgate/protocol';
+import { openSqliteStore } from '@fedgate/store';
+import { testEgressSettings } from './__fixtures__/test-settings';
+import { FederationEgress } from './federation-egress';
+
+jest.setTimeout(60_000);
+
+const OWN = 'own.test';
+const silent = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** Counts turns of the event loop: one immediate per turn, armed again from itself (so it runs in the next turn). */
+class TurnCounter {
+  turn = 0;
+  private stopped = false;
+  start(): void {
+    const tick = () => {
+      this.turn++;
+      if (!this.stopped) setImmediate(tick);
+    };
+    setImmediate(tick);
+  }
+  stop(): void {
+    this.stopped = true;
+  }
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 6_000; i++) {
+    if (condition()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`gave up waiting for: ${what}`);
+}
+
+/** One local event to `count` destinations through the embedded bus and SQLite store; each step stamped with its turn. */
+async function fanOutByTurn(count: number): Promise<{ steps: Map<number, string[]>; delivered: number }> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'fedgate-egress-turns-'));
+  const file = path.join(dir, 'fedgate.sqlite');
+  const topology = busTopology({ prefix: `et${process.pid}x${count}`, roomPartitions: 4, destinationPartitions: 16 });
+  const store = openSqliteStore(file);
+  const bus = new EmbeddedBus({ ...busOptionsFor(topology), path: file, pollIntervalMs: 10 });
+  await bus.start();
+  const turns = new TurnCounter();
+  const steps = new Map<number, string[]>();
+  const stamp = (what: string) => {
+    const list = steps.get(turns.turn) ?? [];
+    list.push(what);
+    steps.set(turns.turn, list);
+  };
+  for (const method of ['append', 'beginTransaction', 'settleTransaction'] as const) {
+    const original = (store.egressQueue[method] as (...a: unknown[]) => Promise<unknown>).bind(store.egressQueue);
+    (store.egressQueue as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      stamp(method);
+      return original(...args);
+    };
+  }
+  let delivered = 0;
+  // Answers after a turn, as a socket does; the request itself (signing, connecting, writing) is the step counted.
+  const client = {
+    putJson: async () => {
+      stamp('send');
+      await new Promise((resolve) => setImmediate(resolve));
+      delivered++;
+      return { status: 200, body: { pdus: {} } };
+    },
+  };
+  const egress = new FederationEgress({ serverName: OWN, store, bus, topology, client: client as never, settings: testEgressSettings, logger: silent });
+  try {
+    await egress.start();
+    const roomId = '!turns:own.test';
+    const eventId = '$turns-1';
+    const pdu = { event_id: eventId, room_id: roomId, sender: `@alice:${OWN}`, origin_server_ts: 1, type: 'm.room.message', content: { body: 'hi' }, prev_events: [], auth_events: [], depth: 1, hashes: { sha256: 'aGFzaA' }, signatures: {} } as unknown as Pdu;
+    await store.events.append({ eventId, roomId, type: 'm.room.message', depth: 1, prevEventIds: [], authEventIds: [], pdu, status: 'accepted', outlier: false, receivedTs: 1 });
+    const servers = Array.from({ length: count }, (_, i) => `remote${i}.test`);
+    const entry: RoomLogEntry = { eventId, roomId, outcome: 'accepted', local: true, event: pdu as unknown as JsonObject, stateDelta: {}, joinedServers: [OWN, ...servers] };
+    turns.start();
+    await bus.publish(topology.roomLog.subjectFor(roomId), entry, { messageId: eventId });
+    await until(() => delivered === count, 'every destination delivered');
+    await until(() => egress.idle, 'every sender settled');
+    return { steps, delivered };
+  } finally {
+    turns.stop();
+    await egress.stop();
+    await bus.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('federation egress: a fan-out spread over turns of the event loop (issue 19, /version during a fan-out)', () => {
+  it('issue 19: a fan-out to 300 holds at most 4 destination steps (queue, prepare and send, settle) in any one turn of the event loop', async () => {
+    const { steps, delivered } = await fanOutByTurn(300);
+    expect(delivered).toBe(300);
+    const all = [...steps.values()].flat();
+    // Every destination went through each step once.
+    for (const step of ['append', 'beginTransaction', 'send', 'settleTransaction']) expect(all.filter((s) => s === step)).toHaveLength(300);
+    const perTurn = [...steps.values()].map((list) => list.filter((s) => s !== 'beginTransaction').length);
+    const busiest = Math.max(...perTurn);
+    const composition = (list: string[]) => Object.entries(list.reduce<Record<string, number>>((c, s) => ({ ...c, [s]: (c[s] ?? 0) + 1 }), {}));
+    if (busiest > 4) throw new Error(`busiest turn: ${busiest} steps, ${JSON.stringify(composition([...steps.values()].find((l) => l.filter((s) => s !== 'beginTransaction').length === busiest)!))}`);
+    expect(busiest).toBeLessThanOrEqual(4);
+  });
+});
