@@ -235,18 +235,22 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     await target.eventLoopDelay?.().catch(() => undefined);
     const messagesProbe = new ResponsivenessProbe(prober, target);
     const firstContactStarted = Date.now();
+    log(`fan-out: the first contact message sent at ${new Date(firstContactStarted).toISOString()}`);
     const firstContact = await deliveries(sims, await target.sendMessage(roomId, 'to everyone, first contact'), firstContactStarted, timeoutMs);
     // Then connections closed again but sessions known (a destination whose connection idled out): resumed handshakes.
     await untilNoneReceives(sims);
     for (const sim of sims) sim.wire.closeIdleConnections();
+    log(`fan-out: connections closed at ${new Date().toISOString()}`);
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     const cpuBefore = sampleProcesses(target.pids()).cpuSeconds;
     const sendStarted = Date.now();
+    log(`fan-out: the resumed message sent at ${new Date(sendStarted).toISOString()}`);
     const eventId = await target.sendMessage(roomId, 'to everyone');
     const sendMs = Date.now() - sendStarted;
     const cold = await deliveries(sims, eventId, sendStarted, timeoutMs);
     // Again at once, every connection now open: what the first message paid for connecting shows as the difference.
     const warmStarted = Date.now();
+    log(`fan-out: the warm message sent at ${new Date(warmStarted).toISOString()}`);
     const warm = await deliveries(sims, await target.sendMessage(roomId, 'to everyone, again'), warmStarted, timeoutMs);
     const versionDuringMessagesMs = await messagesProbe.stop();
     const eventLoopDuringMessagesMs = await target.eventLoopDelay?.().catch(() => undefined);

@@ -11,6 +11,7 @@ import type { JsonObject, Pdu } from '@fedgate/protocol';
 import { openSqliteStore } from '@fedgate/store';
 import { testEgressSettings } from './__fixtures__/test-settings';
 import { FederationEgress } from './federation-egress';
+import { TurnPacer } from './turn-pacer';
 
 jest.setTimeout(60_000);
 
@@ -97,6 +98,26 @@ async function fanOutByTurn(count: number): Promise<{ steps: Map<number, string[
 }
 
 describe('federation egress: a fan-out spread over turns of the event loop (issue 19, /version during a fan-out)', () => {
+  it('the pacer lets at most its share of waiting steps go per turn, in the order they came, also those that wait again', async () => {
+    const turns = new TurnCounter();
+    const pacer = new TurnPacer(3);
+    const went: Array<[string, number]> = [];
+    turns.start();
+    const step = async (name: string, times: number) => {
+      for (let i = 0; i < times; i++) {
+        await pacer.next();
+        went.push([`${name}${i}`, turns.turn]);
+      }
+    };
+    await Promise.all(['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((name) => step(name, 2)));
+    turns.stop();
+    expect(went.map(([name]) => name)).toEqual(['a0', 'b0', 'c0', 'd0', 'e0', 'f0', 'g0', 'a1', 'b1', 'c1', 'd1', 'e1', 'f1', 'g1']);
+    const perTurn = Object.values(went.reduce<Record<number, number>>((c, [, turn]) => ({ ...c, [turn]: (c[turn] ?? 0) + 1 }), {}));
+    expect(Math.max(...perTurn)).toBe(3);
+    expect(perTurn).toHaveLength(5);
+    expect(pacer.pending).toBe(0);
+  });
+
   it('issue 19: a fan-out to 300 holds at most 4 destination steps (queue, prepare and send, settle) in any one turn of the event loop', async () => {
     const { steps, delivered } = await fanOutByTurn(300);
     expect(delivered).toBe(300);
