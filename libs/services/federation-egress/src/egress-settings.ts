@@ -23,10 +23,10 @@ export interface EgressSettings {
    */
   preparingAtOnce?: number;
   /**
-   * How many destination steps (an item queued, a transaction prepared and sent, an answer settled) go per turn of the
-   * event loop across all destinations; the listeners wait behind at most these (issue 19). Default 4.
+   * How long destination steps (an item queued, a transaction prepared and sent, an answer settled) may run in one turn
+   * of the event loop across all destinations; the listeners wait behind at most about this (issue 19). Default 5 ms.
    */
-  destinationStepsPerTurn?: number;
+  destinationStepsMsPerTurn?: number;
   /** Which share of destination and room partitions this process serves. */
   replicaIndex: number;
   replicaCount: number;

@@ -12,11 +12,13 @@ import { TurnPacer } from './turn-pacer';
 
 const PREPARING_AT_ONCE = 16;
 /**
- * Destination steps (an item queued; a transaction prepared and its request started; an answer recorded and settled)
- * per turn of the event loop, across all destinations. ~1–3 ms each on the gateway (a TLS connection set-up is most of
- * a send to a destination whose connection closed), so a listener waits ~10 ms at most behind egress.
+ * How long destination steps (an item queued; a transaction prepared and its request started; an answer recorded and
+ * settled) may run in one turn of the event loop, across all destinations: ~0.3–3 ms each on the gateway (a TLS
+ * connection set-up is most of a send to a destination whose connection closed), so a few per turn.
  */
-const DESTINATION_STEPS_PER_TURN = 4;
+const DESTINATION_STEPS_MS_PER_TURN = 5;
+/** And at most this many (cheap steps: 16 items queued or settles, as many as there are destination partitions). */
+const DESTINATION_STEPS_PER_TURN = 16;
 /** Destination items per bus publish of one event's fan-out (one commit each). */
 const DESTINATIONS_PER_PUBLISH = 64;
 
@@ -38,7 +40,7 @@ export class FederationEgress {
     this.now = ctx.now ?? Date.now;
     // The store answers without a turn of the event loop, so destinations' steps would otherwise run back to back in
     // one turn (issue 19: a fan-out held ~40 in a turn, the `/version` p99 ~100 ms). Each step waits for its turn.
-    const pacer = new TurnPacer(ctx.settings.destinationStepsPerTurn ?? DESTINATION_STEPS_PER_TURN);
+    const pacer = new TurnPacer({ budgetMs: ctx.settings.destinationStepsMsPerTurn ?? DESTINATION_STEPS_MS_PER_TURN, maxPerTurn: DESTINATION_STEPS_PER_TURN });
     this.ctx.pace ??= () => pacer.next();
     // Senders started together (resumed at start, a partition taken over) would otherwise each prepare before any
     // request reached the network: a bounded number prepare at once, each slot waiting for its turn first.
