@@ -52,6 +52,9 @@ export interface FanOutResult {
   /** The target's federation /version answer time (a server outside the room asking every 250 ms) while the room was built, and during the three messages. */
   versionDuringJoinsMs: { p50?: number; p99?: number };
   versionDuringMessagesMs: { p50?: number; p99?: number };
+  /** The gateway's own event-loop delay over the same two spans (where the target reports it): the probe's answer time also holds the generator's own turns. */
+  eventLoopDuringJoinsMs?: { p99Ms?: number; maxMs?: number };
+  eventLoopDuringMessagesMs?: { p99Ms?: number; maxMs?: number };
 }
 
 /** The rooms the load run creates are version 10: event IDs are reference hashes. */
@@ -238,6 +241,7 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     const roomId = await target.createRoom();
     const generatorCpu = process.cpuUsage();
     const joinsStarted = Date.now();
+    await target.eventLoopDelay?.().catch(() => undefined);
     const joinsProbe = new ResponsivenessProbe(prober, target);
     let joinRetries = 0;
     if (build === 'relay') joinRetries = await relayJoins(target, roomId, sims.slice(0, -1), log);
@@ -250,6 +254,7 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     const lastJoinMs = Date.now() - lastStarted;
     const joinSeconds = (Date.now() - joinsStarted) / 1000;
     const versionDuringJoinsMs = await joinsProbe.stop();
+    const eventLoopDuringJoinsMs = await target.eventLoopDelay?.().catch(() => undefined);
     const used = process.cpuUsage(generatorCpu);
     const generatorCpuSeconds = (used.user + used.system) / 1e6;
     await untilNoneReceives(sims);
@@ -264,17 +269,21 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
       sim.closeIdleConnections();
     }
     await new Promise((resolve) => setTimeout(resolve, 2_000));
+    await target.eventLoopDelay?.().catch(() => undefined);
     const messagesProbe = new ResponsivenessProbe(prober, target);
     const firstContactStarted = Date.now();
+    log(`fan-out: the first contact message sent at ${new Date(firstContactStarted).toISOString()}`);
     let meter = meterGenerator(shards);
     const firstContact = await deliveries(sims, await target.sendMessage(roomId, 'to everyone, first contact'), firstContactStarted, timeoutMs);
     firstContact.generator = meter.stop();
     // Then connections closed again but sessions known (a destination whose connection idled out): resumed handshakes.
     await untilNoneReceives(sims);
     for (const sim of sims) sim.closeIdleConnections();
+    log(`fan-out: connections closed at ${new Date().toISOString()}`);
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     const cpuBefore = sampleProcesses(target.pids()).cpuSeconds;
     const sendStarted = Date.now();
+    log(`fan-out: the resumed message sent at ${new Date(sendStarted).toISOString()}`);
     meter = meterGenerator(shards);
     const eventId = await target.sendMessage(roomId, 'to everyone');
     const sendMs = Date.now() - sendStarted;
@@ -282,10 +291,12 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
     cold.generator = meter.stop();
     // Again at once, every connection now open: what the first message paid for connecting shows as the difference.
     const warmStarted = Date.now();
+    log(`fan-out: the warm message sent at ${new Date(warmStarted).toISOString()}`);
     meter = meterGenerator(shards);
     const warm = await deliveries(sims, await target.sendMessage(roomId, 'to everyone, again'), warmStarted, timeoutMs);
     warm.generator = meter.stop();
     const versionDuringMessagesMs = await messagesProbe.stop();
+    const eventLoopDuringMessagesMs = await target.eventLoopDelay?.().catch(() => undefined);
     const sample = sampleProcesses(target.pids());
     // Memory the connections held, once the target let them go (the simulated servers keep idle ones 60 s, so the
     // target closes them first).
@@ -316,6 +327,8 @@ export async function fanOut(target: Target, ca: TestCertificateAuthority, serve
       cpuSeconds: sample.cpuSeconds - cpuBefore,
       versionDuringJoinsMs,
       versionDuringMessagesMs,
+      ...(eventLoopDuringJoinsMs ? { eventLoopDuringJoinsMs } : {}),
+      ...(eventLoopDuringMessagesMs ? { eventLoopDuringMessagesMs } : {}),
     };
   } finally {
     await inBatches([...sims, ...(prober ? [prober] : [])], 100, (sim) => sim.stop());

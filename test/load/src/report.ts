@@ -83,6 +83,7 @@ function rowsFor(report: LoadReport): Row[] {
         },
       },
       { measure: `federation /version p99 while the room was built / during the three messages`, text: (t) => (f(t)?.versionDuringJoinsMs ? `${ms(f(t)!.versionDuringJoinsMs.p99)} / ${ms(f(t)!.versionDuringMessagesMs.p99)}` : '–'), value: (t) => f(t)?.versionDuringMessagesMs?.p99 },
+      { measure: `the gateway's event-loop delay p99 / max while the room was built; during the three messages`, text: (t) => (f(t)?.eventLoopDuringJoinsMs || f(t)?.eventLoopDuringMessagesMs ? `${ms(f(t)!.eventLoopDuringJoinsMs?.p99Ms)} / ${ms(f(t)!.eventLoopDuringJoinsMs?.maxMs)}; ${ms(f(t)!.eventLoopDuringMessagesMs?.p99Ms)} / ${ms(f(t)!.eventLoopDuringMessagesMs?.maxMs)}` : '–'), value: (t) => f(t)?.eventLoopDuringMessagesMs?.p99Ms },
       { measure: `RSS with ${servers} servers joined: idle after the joins / after the two messages`, text: (t) => (f(t) ? `${mib(f(t)!.rssJoinedBytes)} / ${mib(f(t)!.rssBytes)}` : '–'), value: (t) => f(t)?.rssBytes },
       { measure: `RSS once the target closed its idle connections to the ${servers} (\`egress.idleConnectionTimeoutMs\`), closed after`, text: (t) => (f(t)?.rssConnectionsClosedBytes !== undefined ? `${mib(f(t)!.rssConnectionsClosedBytes!)}, ${num(f(t)!.connectionsClosedAfterMs! / 1000)} s` : '–'), value: (t) => f(t)?.rssConnectionsClosedBytes },
     );

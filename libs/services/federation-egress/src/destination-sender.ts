@@ -208,8 +208,9 @@ export class DestinationSender {
     try {
       response = await (this.ctx.traces ? this.ctx.traces.inSpanOf('federation-egress transaction', traceKeys, attributes, put) : put());
     } catch (error) {
-      const failure = classifySendFailure(error);
       const durationMs = this.now() - started;
+      await this.ctx.pace?.();
+      const failure = classifySendFailure(error);
       if (failure.retry) {
         const backoff = retryDelayMs(record.failures + 1, this.ctx.settings.backoff, this.ctx.random);
         // A 429 says when to come back; never later than the longest backoff.
@@ -248,6 +249,9 @@ export class DestinationSender {
       }
       return true;
     }
+    const durationMs = this.now() - started;
+    // Answers of a fan-out come together: their records and settles wait for their turn (issue 19).
+    await this.ctx.pace?.();
     this.ctx.onTransaction?.(this.destination, 'ok');
     // Delivered. From here a failure is ours (store down), never the destination's: it propagates to loop(),
     // which tries again shortly without backing the destination off, and the same txnId is sent again (the
@@ -261,7 +265,7 @@ export class DestinationSender {
       outcome: 'ok',
       reason: pduErrors.length > 0 ? 'pdu_errors' : undefined,
       txnId: txn.txnId,
-      durationMs: this.now() - started,
+      durationMs,
       ...counts,
       details: pduErrors.length > 0 ? { pduErrors: Object.fromEntries(pduErrors.map(([id, r]) => [id, String(r.error)])) } : undefined,
     });

@@ -34,6 +34,8 @@ export interface EgressContext {
   traces?: QueuedWorkTraces;
   /** Runs a sender's preparation of its next transaction in a bounded pool shared by all senders. */
   preparing?: <T>(prepare: () => Promise<T>) => Promise<T>;
+  /** Waits for this step's turn of the event loop: a bounded number of destination steps go per turn (issue 19). */
+  pace?: () => Promise<void>;
   now?: () => number;
   random?: () => number;
 }

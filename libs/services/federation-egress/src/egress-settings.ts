@@ -22,6 +22,11 @@ export interface EgressSettings {
    * partition taken over) each prepared before the first request could leave (issue 19). Default 16.
    */
   preparingAtOnce?: number;
+  /**
+   * How long destination steps (an item queued, a transaction prepared and sent, an answer settled) may run in one turn
+   * of the event loop across all destinations; the listeners wait behind at most about this (issue 19). Default 5 ms.
+   */
+  destinationStepsMsPerTurn?: number;
   /** Which share of destination and room partitions this process serves. */
   replicaIndex: number;
   replicaCount: number;

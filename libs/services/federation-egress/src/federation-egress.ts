@@ -8,11 +8,17 @@ import { QueuedWorkTraces, setOwnedPartitions } from '@fedgate/telemetry';
 import { DestinationSender } from './destination-sender';
 import { destinationsForEvent, queuedTraceKey } from './destinations';
 import type { EgressContext } from './egress-context';
-
-/** One turn of the event loop: network callbacks due by now run before the next queued item is handled. */
-const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
+import { TurnPacer } from './turn-pacer';
 
 const PREPARING_AT_ONCE = 16;
+/**
+ * How long destination steps (an item queued; a transaction prepared and its request started; an answer recorded and
+ * settled) may run in one turn of the event loop, across all destinations: ~0.3–3 ms each on the gateway (a TLS
+ * connection set-up is most of a send to a destination whose connection closed), so a few per turn.
+ */
+const DESTINATION_STEPS_MS_PER_TURN = 5;
+/** And at most this many (cheap steps: 16 items queued or settles, as many as there are destination partitions). */
+const DESTINATION_STEPS_PER_TURN = 16;
 /** Destination items per bus publish of one event's fan-out (one commit each). */
 const DESTINATIONS_PER_PUBLISH = 64;
 
@@ -32,12 +38,17 @@ export class FederationEgress {
     const { replicaIndex, replicaCount } = ctx.settings;
     this.ownedDestinationPartitions = ctx.elastic ? new Set() : new Set(partitionsForReplica(replicaIndex, replicaCount, ctx.topology.destinationPartitions));
     this.now = ctx.now ?? Date.now;
-    // The store answers without a turn of the event loop, so senders started together would otherwise each prepare
-    // before any request reached the network. A slot waits a turn first: the requests of the batch before it move on.
+    // The store answers without a turn of the event loop, so destinations' steps would otherwise run back to back in
+    // one turn (issue 19: a fan-out held ~40 in a turn, the `/version` p99 ~100 ms). Each step waits for its turn.
+    const pacer = new TurnPacer({ budgetMs: ctx.settings.destinationStepsMsPerTurn ?? DESTINATION_STEPS_MS_PER_TURN, maxPerTurn: DESTINATION_STEPS_PER_TURN });
+    this.ctx.pace ??= () => pacer.next();
+    // Senders started together (resumed at start, a partition taken over) would otherwise each prepare before any
+    // request reached the network: a bounded number prepare at once, each slot waiting for its turn first.
     const slots = pLimit(ctx.settings.preparingAtOnce ?? PREPARING_AT_ONCE);
+    const pace = this.ctx.pace;
     this.ctx.preparing ??= (prepare) =>
       slots(async () => {
-        await yieldToIo();
+        await pace();
         return prepare();
       });
   }
@@ -176,7 +187,7 @@ export class FederationEgress {
       options: { messageId: `${destination}:${entry.eventId}` },
     }));
     for (let i = 0; i < items.length; i += DESTINATIONS_PER_PUBLISH) {
-      if (i > 0) await yieldToIo();
+      if (i > 0) await this.ctx.pace!();
       await this.ctx.bus.publishBatch(items.slice(i, i + DESTINATIONS_PER_PUBLISH));
     }
   }
@@ -198,10 +209,11 @@ export class FederationEgress {
 
   private async appendToQueue(entry: EgressEntry): Promise<void> {
     // The store and bus answer without a turn of the event loop, so without this a fan-out to a thousand servers
-    // queued all thousand before any socket was touched (issue 19: first delivery after seconds). Before queueing,
-    // not after: between the item queued and its bus message settled no transaction may finish, or a crash there
-    // would queue (and send) the event again once the message came back.
-    await yieldToIo();
+    // queued all thousand before any socket was touched (issue 19: first delivery after seconds), and the items of
+    // all destination partitions were queued in one turn. Before queueing, not after: between the item queued and
+    // its bus message settled no transaction may finish, or a crash there would queue (and send) the event again
+    // once the message came back.
+    await this.ctx.pace!();
     const key = entry.kind === 'pdu' ? entry.eventId : `edu:${entry.eduId}`;
     this.ctx.traces?.remember(queuedTraceKey(entry.destination, key));
     await this.ctx.store.egressQueue.append(entry.destination, key, entry as unknown as JsonObject, entry.enqueuedAt);
