@@ -214,6 +214,30 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
     }
   });
 
+  it('issue 19 (paced CPU): a loop whose settle found nothing pending sleeps without reading the pending window again: three reads of it per message arriving alone, not five', async () => {
+    const topology = busTopology({ prefix: 'idle-reads', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite') });
+    await bus.start();
+    const handled: number[] = [];
+    await bus.consume(topology.consumers.stateResolverInbound(0), (m: ReceivedMessage<InboundPdu>) => void handled.push(Number(m.data.pdu.n)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const statementRuns = [jest.spyOn(StatementSync.prototype, 'all'), jest.spyOn(StatementSync.prototype, 'get')];
+    const windowReads = () => statementRuns.flatMap((s) => s.mock.contexts).filter((statement) => String(statement.sourceSQL).startsWith('SELECT seq, deliveries, visible_at FROM bus_pending') || String(statement.sourceSQL).includes('MIN(visible_at)')).length;
+    try {
+      for (let n = 0; n < 20; n++) {
+        await bus.publish(topology.inboundPdu.subjectFor('!r:x'), pdu('!r:x', n), { messageId: `m${n}` });
+        await waitFor(() => handled.length === n + 1, `message ${n} handled`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      // Per message: the woken loop's look (outside a transaction) and its claim's; the settle's claim of the next
+      // run found an empty window, and nothing published since. Before: also a look and a wait hint on going idle.
+      expect(windowReads()).toBe(3 * 20);
+      expect(handled).toEqual([...Array(20).keys()]);
+    } finally {
+      for (const s of statementRuns) s.mockRestore();
+    }
+  });
+
   it('issue 19: a batch publish is one commit, all or none: a batch that fails part way leaves nothing, and its retry hands on each message once', async () => {
     const topology = busTopology({ prefix: 'batch', roomPartitions: 1 });
     bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite') });

@@ -321,12 +321,18 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
    */
   claimRun(consumer: ConsumerSpec, skip: Set<number>, max: number): Claim[] {
     if (!this.inTransaction && !this.nextVisible(consumer, skip, Date.now())) return [];
+    return this.claimRunIn(consumer, skip, max).claims;
+  }
+
+  /** `claimRun` in a transaction; `nothingPending`: the consumer had no message pending at all (none leased or delayed either). */
+  private claimRunIn(consumer: ConsumerSpec, skip: Set<number>, max: number): { claims: Claim[]; nothingPending: boolean } {
     return this.transaction(() => {
       const now = Date.now();
       const ordered = consumer.maxAckPending === 1;
       const window = this.db
         .prepare('SELECT seq, deliveries, visible_at FROM bus_pending WHERE durable = ? ORDER BY seq LIMIT ?')
         .all(consumer.durable, ordered ? max : consumer.maxAckPending) as unknown as PendingRow[];
+      if (window.length === 0) return { claims: [], nothingPending: true };
       const run: PendingRow[] = [];
       for (const r of window) {
         const available = r.visible_at <= now && !skip.has(Number(r.seq));
@@ -342,13 +348,14 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
         if (row) claims.push({ row, deliveries });
         else this.db.prepare('DELETE FROM bus_pending WHERE durable = ? AND seq = ?').run(consumer.durable, next.seq);
       }
-      return claims;
+      return { claims, nothingPending: false };
     });
   }
 
   /**
    * Settles the handled messages of a run, gives back the ones not handled (their delivery not counted), and,
-   * unless `claimMore` is false, claims the next run: one commit.
+   * unless `claimMore` is false, claims the next run: one commit. `nothingPending`: that claim found the consumer
+   * with no message pending at all, so the loop may sleep without looking again (until woken).
    */
   settleRun(
     consumer: ConsumerSpec,
@@ -357,11 +364,11 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     skip: Set<number>,
     settler: ConsumerLoop,
     claimMore: boolean,
-  ): Claim[] {
+  ): { claims: Claim[]; nothingPending: boolean } {
     return this.transaction(() => {
       for (const { claim, settlement } of handled) this.apply(consumer, claim.row, claim.deliveries, settlement, settler);
       for (const claim of unhandled) this.release(consumer, claim);
-      return claimMore ? this.claimRun(consumer, skip, runLength(consumer)) : [];
+      return claimMore ? this.claimRunIn(consumer, skip, runLength(consumer)) : { claims: [], nothingPending: false };
     });
   }
 
@@ -669,6 +676,11 @@ class ConsumerLoop {
   private wakeSleeper: (() => void) | undefined;
   /** Set when woken while busy, so work announced during a delivery is looked for before sleeping. */
   private woken = false;
+  /**
+   * Set when the last settle's claim found nothing pending for the consumer, cleared by a wake: the loop then sleeps
+   * without reading the pending window twice more (a look and a wait hint), per run when PDUs come a few at a time.
+   */
+  private nothingPending = false;
   private readonly inFlight = new Set<number>();
 
   constructor(
@@ -688,10 +700,12 @@ class ConsumerLoop {
         while (this.running) {
           this.woken = false;
           if (limit === 1) {
-            if (run.length === 0) run = this.bus.claimRun(this.consumer, this.inFlight, runLength(this.consumer));
+            const idle = run.length === 0 && this.nothingPending;
+            this.nothingPending = false;
+            if (run.length === 0 && !idle) run = this.bus.claimRun(this.consumer, this.inFlight, runLength(this.consumer));
             if (run.length === 0) {
               if (!this.woken) {
-                await this.sleep(this.bus.waitHint(this.consumer));
+                await this.sleep(idle ? undefined : this.bus.waitHint(this.consumer));
                 // Woken (by a publish, mostly): what the publisher hands on until its slice is over comes in one run.
                 await nextTurn();
               }
@@ -737,6 +751,7 @@ class ConsumerLoop {
 
   wake(): void {
     this.woken = true;
+    this.nothingPending = false;
     this.wakeSleeper?.();
   }
 
@@ -783,8 +798,9 @@ class ConsumerLoop {
     }
     if (run.length > 1) await this.beforeSettle(handled);
     const more = this.bus.settleRun(this.consumer, handled, run.slice(next), this.inFlight, this, this.running);
+    this.nothingPending = more.nothingPending;
     await sliceOver();
-    return more;
+    return more.claims;
   }
 
   /** Handles one message and settles it (the concurrent path); one handler at a time goes through `deliverRun`. */
