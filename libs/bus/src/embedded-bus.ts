@@ -324,6 +324,11 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     return this.claimRunIn(consumer, skip, max).claims;
   }
 
+  /** `claimRun` without the look first: for a loop woken by a publish in this process, which finds work nearly always. */
+  claimPublishedRun(consumer: ConsumerSpec, skip: Set<number>, max: number): Claim[] {
+    return this.claimRunIn(consumer, skip, max).claims;
+  }
+
   /** `claimRun` in a transaction; `nothingPending`: the consumer had no message pending at all (none leased or delayed either). */
   private claimRunIn(consumer: ConsumerSpec, skip: Set<number>, max: number): { claims: Claim[]; nothingPending: boolean } {
     return this.transaction(() => {
@@ -413,7 +418,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   }
 
   private wakeConsumersOf(subject: string): void {
-    for (const loop of this.loops) if (subjectMatches(loop.consumer.filterSubject, subject)) loop.wake();
+    for (const loop of this.loops) if (subjectMatches(loop.consumer.filterSubject, subject)) loop.wake(true);
   }
 
   private wakeConsumersNamed(durable: string, except?: ConsumerLoop): void {
@@ -681,6 +686,8 @@ class ConsumerLoop {
    * without reading the pending window twice more (a look and a wait hint), per run when PDUs come a few at a time.
    */
   private nothingPending = false;
+  /** Set when woken by a publish in this process since the last claim: the next claim skips its read-only look. */
+  private published = false;
   private readonly inFlight = new Set<number>();
 
   constructor(
@@ -702,7 +709,12 @@ class ConsumerLoop {
           if (limit === 1) {
             const idle = run.length === 0 && this.nothingPending;
             this.nothingPending = false;
-            if (run.length === 0 && !idle) run = this.bus.claimRun(this.consumer, this.inFlight, runLength(this.consumer));
+            if (run.length === 0 && !idle) {
+              run = this.published
+                ? this.bus.claimPublishedRun(this.consumer, this.inFlight, runLength(this.consumer))
+                : this.bus.claimRun(this.consumer, this.inFlight, runLength(this.consumer));
+              this.published = false;
+            }
             if (run.length === 0) {
               if (!this.woken) {
                 await this.sleep(idle ? undefined : this.bus.waitHint(this.consumer));
@@ -749,9 +761,11 @@ class ConsumerLoop {
     })();
   }
 
-  wake(): void {
+  /** `published`: by a publish in this process (work to claim, nearly always). */
+  wake(published = false): void {
     this.woken = true;
     this.nothingPending = false;
+    if (published) this.published = true;
     this.wakeSleeper?.();
   }
 
@@ -797,6 +811,8 @@ class ConsumerLoop {
       for (const claim of run) this.inFlight.delete(Number(claim.row.seq));
     }
     if (run.length > 1) await this.beforeSettle(handled);
+    // The settle's claim sees everything published until now.
+    this.published = false;
     const more = this.bus.settleRun(this.consumer, handled, run.slice(next), this.inFlight, this, this.running);
     this.nothingPending = more.nothingPending;
     await sliceOver();
