@@ -359,6 +359,27 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
     }
   });
 
+  it('issue 19 (paced CPU): a run has one heartbeat timer while its messages are handled, not one per message', async () => {
+    const topology = busTopology({ prefix: 'run-beat', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite'), pollIntervalMs: 7 });
+    await bus.start();
+    const consumer = topology.consumers.stateResolverInbound(0);
+    const beatMs = Math.max(100, Math.floor(consumer.ackWaitMs / 3));
+    const total = 100;
+    await bus.publishBatch(Array.from({ length: total }, (_, n) => ({ subject: topology.inboundPdu.subjectFor('!r:x'), data: pdu('!r:x', n), options: { messageId: `m${n}` } })));
+    const intervals = jest.spyOn(global, 'setInterval');
+    try {
+      const handled: number[] = [];
+      await bus.consume(consumer, (m: ReceivedMessage<InboundPdu>) => void handled.push(Number(m.data.pdu.n)));
+      await waitFor(async () => handled.length === total && (await bus.consumerStats(consumer)).ackPending === 0, 'the backlog settled');
+      expect(handled).toEqual([...Array(total).keys()]);
+      // Before: 100 (one per message).
+      expect(intervals.mock.calls.filter(([, ms]) => ms === beatMs).length).toBe(Math.ceil(total / CLAIM_RUN));
+    } finally {
+      intervals.mockRestore();
+    }
+  });
+
   it('a consumer that settles each message (egress destination items) has each settled before the next is handled, not a run at the end', async () => {
     const topology = busTopology({ prefix: 'settleeach', roomPartitions: 1 });
     bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite') });

@@ -794,19 +794,23 @@ class ConsumerLoop {
     // The run's leases were written at its claim; renewed for the rest of the run once a quarter of the ack wait is gone.
     const lease = { at: Date.now() };
     let next = 0;
+    // One heartbeat for the run (a timer per message was a share of the per-PDU cost): it renews what is still in hand.
+    const renew = () => {
+      lease.at = Date.now();
+      this.bus.extendLeases(this.consumer, [...inHand]);
+    };
     try {
-      while (next < run.length && this.running) {
-        const claim = run[next++]!;
-        if (Date.now() - lease.at >= this.consumer.ackWaitMs / 4) {
-          lease.at = Date.now();
-          this.bus.extendLeases(this.consumer, [...inHand]);
+      await whileWorking(this.consumer.ackWaitMs, renew, async () => {
+        while (next < run.length && this.running) {
+          const claim = run[next++]!;
+          if (Date.now() - lease.at >= this.consumer.ackWaitMs / 4) renew();
+          const settlement = await this.handle(claim.row, claim.deliveries, [...inHand], lease, false);
+          inHand.delete(Number(claim.row.seq));
+          handled.push({ claim, settlement });
+          if (settlement.kind === 'nak' || settlement.kind === 'notOwned') break;
+          if (next < run.length) await sliceOver();
         }
-        const settlement = await this.handle(claim.row, claim.deliveries, [...inHand], lease);
-        inHand.delete(Number(claim.row.seq));
-        handled.push({ claim, settlement });
-        if (settlement.kind === 'nak' || settlement.kind === 'notOwned') break;
-        if (next < run.length) await sliceOver();
-      }
+      });
     } finally {
       for (const claim of run) this.inFlight.delete(Number(claim.row.seq));
     }
@@ -842,8 +846,11 @@ class ConsumerLoop {
     }
   }
 
-  /** Runs the handler on one message; `inHand`: the messages whose leases its heartbeat renews (itself first), last renewed `lease.at`. */
-  private async handle(row: MessageRow, deliveries: number, inHand: readonly number[], lease: { at: number }): Promise<Settlement> {
+  /**
+   * Runs the handler on one message; `inHand`: the messages whose leases it renews (itself first), last renewed
+   * `lease.at`. `beat`: a heartbeat of its own renews them while it works (not in a run: the run has one).
+   */
+  private async handle(row: MessageRow, deliveries: number, inHand: readonly number[], lease: { at: number }, beat = true): Promise<Settlement> {
     const { consumer, bus } = this;
     const seq = Number(row.seq);
     if (deliveries > 1) bus.busObserver.redelivered(consumer.durable);
@@ -852,13 +859,7 @@ class ConsumerLoop {
     const headers = JSON.parse(row.headers) as Headers;
     return withConsumerSpan(row.subject, row.msg_id, consumer.durable, headers, async () => {
       try {
-        const outcome = await whileWorking(
-          consumer.ackWaitMs,
-          () => {
-            lease.at = Date.now();
-            bus.extendLeases(consumer, inHand);
-          },
-          async () =>
+        const run = async () =>
             this.handler({
               stream: row.stream,
               consumer: consumer.durable,
@@ -876,8 +877,17 @@ class ConsumerLoop {
                 lease.at = Date.now();
                 bus.extendLeases(consumer, inHand);
               },
-            }),
-        );
+            });
+        const outcome = beat
+          ? await whileWorking(
+              consumer.ackWaitMs,
+              () => {
+                lease.at = Date.now();
+                bus.extendLeases(consumer, inHand);
+              },
+              run,
+            )
+          : await run();
         return settle({ outcome }, deliveries, consumer.maxDeliver, bus.retryDelay);
       } catch (error) {
         return settle({ error }, deliveries, consumer.maxDeliver, bus.retryDelay);
