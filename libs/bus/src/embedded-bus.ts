@@ -124,6 +124,12 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   private foreignCommitTimer: NodeJS.Timeout | undefined;
   private pruning: Promise<void> | undefined;
   private dataVersion = 0;
+  /**
+   * The highest message sequence this process knows was used (its own publishes, and the sequence read by the watch
+   * for other processes' commits); `sequenceSkipped`: one of its publishes found sequences used by others since.
+   */
+  private knownSequence = 0;
+  private sequenceSkipped = false;
   /** `consumersOf`: the consumers table as last read, and the durables of each subject published since. */
   private consumersVersion = '';
   private readonly durablesBySubject = new Map<string, string[]>();
@@ -162,6 +168,8 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
       return result;
     } catch (error) {
       this.db.exec('ROLLBACK');
+      // Sequences this transaction took are free again and may go to another process's messages.
+      this.sequenceSkipped = true;
       throw error;
     } finally {
       this.inTransaction = false;
@@ -181,6 +189,8 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
       .prepare('INSERT INTO bus_messages (stream, subject, msg_id, data, headers, published_at) VALUES (?, ?, ?, ?, ?, ?)')
       .run(stream.name, subject, messageId, bytes, JSON.stringify(headers), now);
     const seq = Number(inserted.lastInsertRowid);
+    if (seq > this.knownSequence + 1) this.sequenceSkipped = true;
+    this.knownSequence = Math.max(this.knownSequence, seq);
     const queue = this.db.prepare('INSERT INTO bus_pending (durable, seq, deliveries, visible_at) VALUES (?, ?, 0, ?)');
     for (const durable of this.consumersOf(stream.name, subject, consumersChecked)) queue.run(durable, seq, now);
     return { stream: stream.name, sequence: seq, duplicate: false };
@@ -426,21 +436,36 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   }
 
   /**
-   * While consumers run, one timer per bus notices commits by other connections to the file (another process's
-   * bus, or — harmlessly — the embedded store sharing the file) and wakes the loops whose durable has visible work.
+   * While consumers run, one timer per bus notices commits by other connections to the file and wakes the loops
+   * whose durable has visible work. Most such commits are the embedded store's (it shares the file): the pending
+   * messages are read only when another process published (a message sequence this process did not use), or when a
+   * loop sleeps until a lease or delay runs out (another process's settle or release may have freed its window
+   * sooner). A loop sleeping without a timer had an empty window at its last look, so only a publish brings it work.
    */
   private watchForeignCommits(): void {
     if (this.foreignCommitTimer) return;
     this.dataVersion = this.readDataVersion();
+    this.knownSequence = Math.max(this.knownSequence, this.readSequence());
     this.foreignCommitTimer = setInterval(() => {
       if (this.closed) return;
       const version = this.readDataVersion();
       if (version === this.dataVersion) return;
       this.dataVersion = version;
+      const sequence = this.readSequence();
+      const published = sequence > this.knownSequence || this.sequenceSkipped;
+      this.knownSequence = Math.max(this.knownSequence, sequence);
+      this.sequenceSkipped = false;
+      if (!published && ![...this.loops].some((loop) => loop.sleepsUntilVisible)) return;
       const ready = this.db.prepare('SELECT DISTINCT durable FROM bus_pending WHERE visible_at <= ?').all(Date.now()) as { durable: string }[];
       const durables = new Set(ready.map((r) => r.durable));
       for (const loop of this.loops) if (durables.has(loop.consumer.durable)) loop.wake();
     }, this.pollIntervalMs);
+  }
+
+  /** The last message sequence used in the file (by any process; it never goes down, also when messages are pruned). */
+  private readSequence(): number {
+    const row = this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'bus_messages'").get() as { seq: number } | undefined;
+    return Number(row?.seq ?? 0);
   }
 
   private stopWatchingForeignCommits(): void {
@@ -689,6 +714,8 @@ class ConsumerLoop {
   /** Set when woken by a publish in this process since the last claim: the next claim skips its read-only look. */
   private published = false;
   private readonly inFlight = new Set<number>();
+  /** Asleep until a lease or a delay in its window runs out (unless woken sooner). */
+  sleepsUntilVisible = false;
 
   constructor(
     private readonly bus: EmbeddedBus,
@@ -776,8 +803,10 @@ class ConsumerLoop {
       const done = () => {
         clearTimeout(timer);
         this.wakeSleeper = undefined;
+        this.sleepsUntilVisible = false;
         resolve();
       };
+      this.sleepsUntilVisible = ms !== undefined;
       if (ms !== undefined) timer = setTimeout(done, ms);
       this.wakeSleeper = done;
     });
