@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DatabaseSync, StatementSync } from 'node:sqlite';
-import type { ReceivedMessage } from './bus';
+import type { BusSubscription, ReceivedMessage } from './bus';
 import { waitFor } from './contract/wait-for';
 import { EmbeddedBus } from './embedded-bus';
 import type { InboundPdu } from './messages';
@@ -59,5 +59,42 @@ describe('embedded bus: the cost of a run (issue 19, paced CPU)', () => {
     } finally {
       for (const s of [exec, ...runs, intervals]) s.mockRestore();
     }
+  });
+
+  it('a publish wakes the loops whose filter matches its subject, worked out once per subject: not every loop’s filter matched again at every publish', async () => {
+    const topology = busTopology({ prefix: 'wake-match', roomPartitions: 16 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite'), pollIntervalMs: 3_600_000 });
+    await bus.start();
+    let filterReads = 0;
+    const counted = <T extends object>(consumer: T): T =>
+      new Proxy(consumer, {
+        get(target, key, receiver) {
+          if (key === 'filterSubject') filterReads++;
+          return Reflect.get(target, key, receiver) as unknown;
+        },
+      });
+    const handled: number[] = [];
+    const partition = topology.inboundPdu.partitionOf('!r:x');
+    let first: BusSubscription | undefined;
+    for (let p = 0; p < topology.roomPartitions; p++) {
+      const subscription = await bus.consume(counted(topology.consumers.stateResolverInbound(p)), (m: ReceivedMessage<InboundPdu>) => void handled.push(Number(m.data.pdu.n)));
+      if (p === partition) first = subscription;
+      await bus.consume(counted(topology.consumers.chatSyncRoomLog(p)), () => undefined);
+    }
+    const subject = topology.inboundPdu.subjectFor('!r:x');
+    await bus.publish(subject, pdu(0), { messageId: 'm0' });
+    await waitFor(() => handled.length === 1, 'the first message');
+    filterReads = 0;
+    for (let n = 1; n <= 20; n++) await bus.publish(subject, pdu(n), { messageId: `m${n}` });
+    await waitFor(() => handled.length === 21, 'the rest');
+    // Before: each publish matched the filter of each of the 32 loops (640 reads here).
+    expect(filterReads).toBe(0);
+    // A loop started since is woken too (the loops of a subject are worked out again when the loops change).
+    await first!.stop();
+    const again: number[] = [];
+    await bus.consume(topology.consumers.stateResolverInbound(partition), (m: ReceivedMessage<InboundPdu>) => void again.push(Number(m.data.pdu.n)));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await bus.publish(subject, pdu(21), { messageId: 'm21' });
+    await waitFor(() => again.includes(21), 'the message published after the loop was started again');
   });
 });

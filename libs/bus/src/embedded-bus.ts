@@ -120,6 +120,9 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   private readonly pollIntervalMs: number;
   private readonly responders = new Map<string, Responders>();
   private readonly loops = new Set<ConsumerLoop>();
+  /** The loops whose filter matches a subject published here, and its stream; forgotten when the loops change. */
+  private readonly loopsBySubject = new Map<string, ConsumerLoop[]>();
+  private readonly streamBySubject = new Map<string, StreamSpec>();
   private pruneTimer: NodeJS.Timeout | undefined;
   private foreignCommitTimer: NodeJS.Timeout | undefined;
   private pruning: Promise<void> | undefined;
@@ -152,8 +155,12 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   }
 
   private streamFor(subject: string): StreamSpec {
-    const stream = this.options.streams.find((s) => s.subjects.some((p) => subjectMatches(p, subject)));
+    let stream = this.streamBySubject.get(subject);
+    if (stream) return stream;
+    stream = this.options.streams.find((s) => s.subjects.some((p) => subjectMatches(p, subject)));
     if (!stream) throw new Error(`no stream holds subject ${subject}`);
+    if (this.streamBySubject.size >= MAX_REMEMBERED_SUBJECTS) this.streamBySubject.clear();
+    this.streamBySubject.set(subject, stream);
     return stream;
   }
 
@@ -263,6 +270,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     this.ensureConsumer(consumer);
     const loop = new ConsumerLoop(this, consumer, handler as MessageHandler<unknown>, options);
     this.loops.add(loop);
+    this.loopsBySubject.clear();
     this.watchForeignCommits();
     loop.run();
     return {
@@ -270,6 +278,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
       stop: async () => {
         await loop.stop();
         this.loops.delete(loop);
+        this.loopsBySubject.clear();
         if (this.loops.size === 0) this.stopWatchingForeignCommits();
       },
     };
@@ -427,8 +436,15 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     return Math.min(MAX_TIMER_MS, Math.max(1, Number(head.at) - Date.now()));
   }
 
+  /** Wakes the loops whose filter matches; which ones is worked out once per subject, not for every loop at every publish. */
   private wakeConsumersOf(subject: string): void {
-    for (const loop of this.loops) if (subjectMatches(loop.consumer.filterSubject, subject)) loop.wake(true);
+    let matching = this.loopsBySubject.get(subject);
+    if (!matching) {
+      matching = [...this.loops].filter((loop) => subjectMatches(loop.consumer.filterSubject, subject));
+      if (this.loopsBySubject.size >= MAX_REMEMBERED_SUBJECTS) this.loopsBySubject.clear();
+      this.loopsBySubject.set(subject, matching);
+    }
+    for (const loop of matching) loop.wake(true);
   }
 
   private wakeConsumersNamed(durable: string, except?: ConsumerLoop): void {
