@@ -81,4 +81,32 @@ describe('embedded bus: the watch for other processes’ commits (issue 19: it r
       all.mockRestore();
     }
   });
+
+  it('a message another process published and held when the watch looked, then gave back, is handled here: the loop was woken to look at it, so it waits for it', async () => {
+    const topology = busTopology({ prefix: 'handback', roomPartitions: 1 });
+    const file = path.join(dir, 'bus.sqlite');
+    const bus = new EmbeddedBus({ ...busOptionsFor(topology), path: file, pollIntervalMs: 5 });
+    closing.push(bus);
+    await bus.start();
+    const polls = jest.spyOn(bus as unknown as { readDataVersion(): number }, 'readDataVersion');
+    const watched = async () => {
+      const seen = polls.mock.calls.length;
+      await waitFor(() => polls.mock.calls.length >= seen + 2, 'two more polls');
+    };
+    const consumer = topology.consumers.stateResolverInbound(0);
+    const handled: number[] = [];
+    await bus.consume(consumer, (m: ReceivedMessage<InboundPdu>) => void handled.push(Number(m.data.pdu.n)));
+    await watched();
+    const other = new EmbeddedBus({ ...busOptionsFor(topology), path: file, pollIntervalMs: 3_600_000 });
+    closing.push(other);
+    // The other process publishes and claims at once (its own loop would), before this bus's watch looks.
+    await other.publish(topology.inboundPdu.subjectFor('!r:x'), pdu(0), { messageId: 'm0' });
+    const claimed = other.claimRun(consumer, new Set(), 32);
+    expect(claimed).toHaveLength(1);
+    await watched();
+    // It stops and gives the message back: a commit that publishes nothing.
+    other.release(consumer, claimed[0]!);
+    // Not a speed check: without the look the loop would sleep until the next publish.
+    await waitFor(() => handled.includes(0), 'the message given back', 10_000);
+  }, 30_000);
 });

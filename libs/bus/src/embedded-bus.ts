@@ -456,7 +456,8 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
    * whose durable has visible work. Most such commits are the embedded store's (it shares the file): the pending
    * messages are read only when another process published (a message sequence this process did not use), or when a
    * loop sleeps until a lease or delay runs out (another process's settle or release may have freed its window
-   * sooner). A loop sleeping without a timer had an empty window at its last look, so only a publish brings it work.
+   * sooner). A loop sleeping without a timer had an empty window at its last look, so only a publish brings it work;
+   * after another process's publish the loops with anything pending look (what that process holds, they wait for).
    */
   private watchForeignCommits(): void {
     if (this.foreignCommitTimer) return;
@@ -471,9 +472,12 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
       const published = sequence > this.knownSequence || this.sequenceSkipped;
       this.knownSequence = Math.max(this.knownSequence, sequence);
       this.sequenceSkipped = false;
-      if (!published && ![...this.loops].some((loop) => loop.sleepsUntilVisible)) return;
-      const ready = this.db.prepare('SELECT DISTINCT durable FROM bus_pending WHERE visible_at <= ?').all(Date.now()) as { durable: string }[];
-      const durables = new Set(ready.map((r) => r.durable));
+      let pending: { durable: string }[];
+      // Another process's messages may be held by it already: the loops look anyway, so they wait for what is held.
+      if (published) pending = this.db.prepare('SELECT DISTINCT durable FROM bus_pending').all() as { durable: string }[];
+      else if ([...this.loops].some((loop) => loop.sleepsUntilVisible)) pending = this.db.prepare('SELECT DISTINCT durable FROM bus_pending WHERE visible_at <= ?').all(Date.now()) as { durable: string }[];
+      else return;
+      const durables = new Set(pending.map((r) => r.durable));
       for (const loop of this.loops) if (durables.has(loop.consumer.durable)) loop.wake();
     }, this.pollIntervalMs);
   }
