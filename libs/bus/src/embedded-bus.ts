@@ -39,6 +39,11 @@ export interface EmbeddedBusOptions extends BusOptions {
   path: string;
   /** How often the bus checks whether another process committed to the file (then its consumers look for work). */
   pollIntervalMs?: number;
+  /**
+   * The connection to `path` of the embedded store in this process, to share (the bus does not close it). With a
+   * connection each, every commit of one emptied the other's page cache, so each read after it went back to the file.
+   */
+  connection?: DatabaseSync;
 }
 
 interface PendingRow {
@@ -96,25 +101,31 @@ CREATE INDEX IF NOT EXISTS bus_pending_by_seq ON bus_pending (seq);
 `;
 
 /**
- * Compiles each SQL text once: the bus runs the same few statements for every message, and preparing them
- * again each time was a large share of its CPU under load (issue 19).
+ * Prepared statements by SQL text, compiled once: the bus runs the same few statements for every message, and
+ * preparing them again each time was a large share of its CPU under load (issue 19). Its own cache, not a patched
+ * `prepare`: the connection may be the store's.
  */
-function withStatementCache(db: DatabaseSync): DatabaseSync {
-  const statements = new Map<string, StatementSync>();
-  const prepare = db.prepare.bind(db);
-  db.prepare = (sql: string) => {
-    let statement = statements.get(sql);
+class Statements {
+  private readonly statements = new Map<string, StatementSync>();
+  constructor(private readonly connection: DatabaseSync) {}
+
+  prepare(sql: string): StatementSync {
+    let statement = this.statements.get(sql);
     if (!statement) {
-      statement = prepare(sql);
-      statements.set(sql, statement);
+      statement = this.connection.prepare(sql);
+      this.statements.set(sql, statement);
     }
     return statement;
-  };
-  return db;
+  }
+
+  exec(sql: string): void {
+    this.connection.exec(sql);
+  }
 }
 
 export class EmbeddedBus implements Bus, DeadLetterAdmin {
-  private readonly db: DatabaseSync;
+  private readonly connection: DatabaseSync;
+  private readonly db: Statements;
   private readonly observer: BusObserver;
   private readonly retryDelayMs: (n: number) => number;
   private readonly pollIntervalMs: number;
@@ -140,8 +151,9 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   private closed = false;
 
   constructor(private readonly options: EmbeddedBusOptions) {
-    this.db = withStatementCache(new DatabaseSync(options.path));
-    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;');
+    this.connection = options.connection ?? new DatabaseSync(options.path);
+    this.db = new Statements(this.connection);
+    if (!options.connection) this.db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;');
     this.db.exec(SCHEMA);
     this.observer = options.observer ?? noopObserver;
     this.retryDelayMs = options.retryDelayMs ?? defaultRetryDelayMs;
@@ -658,7 +670,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     await this.pruning;
     clearInterval(this.pruneTimer);
     this.stopWatchingForeignCommits();
-    this.db.close();
+    if (!this.options.connection) this.connection.close();
   }
 }
 

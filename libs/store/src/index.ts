@@ -25,7 +25,7 @@ export { diffStates, MAX_SNAPSHOT_CHAIN } from './shared/snapshots';
 export { pduWithRedaction } from './shared/pdu-with-redaction';
 export { fillAppServiceTransaction } from './shared/app-service-transactions';
 export { SequentialCommitWriter } from './shared/sequential-commit-writer';
-export { openSqliteStore } from './sqlite/store';
+export { openSqliteStore, sqliteConnectionOf } from './sqlite/store';
 export { openMongoStore } from './mongo/store';
 export type { MongoConnectOptions } from './mongo/database';
 export type { MongoClientReplacement, MongoWatchdogOptions } from './mongo/replaceable-client';
