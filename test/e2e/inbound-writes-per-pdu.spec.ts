@@ -27,6 +27,8 @@ const PDUS = 50;
 class CommitCounter {
   commits = 0;
   readonly bySql = new Map<string, number>();
+  /** The SQLite connections that committed (the embedded store's and bus's: one since they share it). */
+  readonly connections = new Set<DatabaseSync>();
   /** Pending commit records written: their payloads' bytes, and how many carry a PDU of their own. */
   readonly pendingRecords = { count: 0, bytes: 0, withPdu: 0 };
   private inTransaction = false;
@@ -42,6 +44,7 @@ class CommitCounter {
     DatabaseSync.prototype.exec = function (this: DatabaseSync, sql: string) {
       const statement = sql.trim().toUpperCase();
       if (statement.startsWith('BEGIN')) {
+        counter.connections.add(this);
         counter.commits++;
         counter.inTransaction = true;
         counter.first = '';
@@ -328,6 +331,8 @@ describe('inbound writes per PDU, embedded gateway (issue 19)', () => {
     // hint): 15 here (one per claim or settle commit of the bus), 36 before. The watch for other processes' commits no
     // longer reads the pending messages on the store's commits (2 reads here before: one per poll that saw the file change).
     expect(busReads.windowReads).toBeLessThanOrEqual(20);
+    // The store and the bus commit on one connection (two before: each commit of one emptied the other's page cache).
+    expect(counter.connections.size).toBe(1);
     expect(busReads.watchScans).toBe(0);
     expect(jsonPerPdu.parsed).toBeLessThanOrEqual(8.1);
   });
