@@ -27,6 +27,8 @@ const PDUS = 50;
 class CommitCounter {
   commits = 0;
   readonly bySql = new Map<string, number>();
+  /** The SQLite connections that committed (the embedded store's and bus's: one since they share it). */
+  readonly connections = new Set<DatabaseSync>();
   /** Pending commit records written: their payloads' bytes, and how many carry a PDU of their own. */
   readonly pendingRecords = { count: 0, bytes: 0, withPdu: 0 };
   private inTransaction = false;
@@ -42,6 +44,7 @@ class CommitCounter {
     DatabaseSync.prototype.exec = function (this: DatabaseSync, sql: string) {
       const statement = sql.trim().toUpperCase();
       if (statement.startsWith('BEGIN')) {
+        counter.connections.add(this);
         counter.commits++;
         counter.inTransaction = true;
         counter.first = '';
@@ -70,6 +73,40 @@ class CommitCounter {
   uninstall(): void {
     DatabaseSync.prototype.exec = this.exec;
     StatementSync.prototype.run = this.run;
+  }
+}
+
+/**
+ * The embedded bus's reads of its pending messages (issue 19, paced CPU): a loop's reads of its window (to claim, to
+ * look, to know when to wake), and the watch for other processes' commits reading every durable's visible messages.
+ */
+class BusReadCounter {
+  windowReads = 0;
+  watchScans = 0;
+  private readonly all = StatementSync.prototype.all;
+  private readonly get = StatementSync.prototype.get;
+
+  install(): void {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the patched prototypes run with their own `this`
+    const counter = this;
+    const count = (sql: string) => {
+      if (sql.startsWith('SELECT seq, deliveries, visible_at FROM bus_pending') || sql.includes('MIN(visible_at)')) counter.windowReads++;
+      else if (sql.startsWith('SELECT DISTINCT durable FROM bus_pending')) counter.watchScans++;
+    };
+    const { all, get } = this;
+    StatementSync.prototype.all = function (this: StatementSync, ...params: unknown[]) {
+      count(this.sourceSQL);
+      return all.apply(this, params as never);
+    } as typeof StatementSync.prototype.all;
+    StatementSync.prototype.get = function (this: StatementSync, ...params: unknown[]) {
+      count(this.sourceSQL);
+      return get.apply(this, params as never);
+    } as typeof StatementSync.prototype.get;
+  }
+
+  uninstall(): void {
+    StatementSync.prototype.all = this.all;
+    StatementSync.prototype.get = this.get;
   }
 }
 
@@ -138,6 +175,7 @@ const total = (calls: Map<string, number>) => [...calls.values()].reduce((a, b) 
 describe('inbound writes per PDU, embedded gateway (issue 19)', () => {
   const counter = new CommitCounter();
   const json = new JsonCounter();
+  const busReads = new BusReadCounter();
   const storeCalls = new Map<string, number>();
   let dataDir: string;
   let service: RunningService;
@@ -187,6 +225,7 @@ describe('inbound writes per PDU, embedded gateway (issue 19)', () => {
   afterAll(async () => {
     counter.uninstall();
     json.uninstall();
+    busReads.uninstall();
     await sim?.stop();
     await service?.close();
     await bridge?.stop();
@@ -204,6 +243,7 @@ describe('inbound writes per PDU, embedded gateway (issue 19)', () => {
     const events = Array.from({ length: PDUS }, (_, i) => room.nextMessage(`message ${i}`));
     counter.install();
     json.install();
+    busReads.install();
     counter.commits = 0;
     storeCalls.clear();
     expect(await sim.send(serverName, events)).toEqual({ status: 200, errors: [] });
@@ -212,12 +252,13 @@ describe('inbound writes per PDU, embedded gateway (issue 19)', () => {
     await quiet(counter, storeCalls);
     counter.uninstall();
     json.uninstall();
+    busReads.uninstall();
 
     const perPdu = { commits: counter.commits / PDUS, storeCalls: total(storeCalls) / PDUS };
     const publishes = counter.bySql.get('TX INSERT INTO bus_messages') ?? 0;
     const pendingRecordBytes = counter.pendingRecords.bytes / PDUS;
     const jsonPerPdu = { stringified: json.stringified / PDUS, parsed: json.parsed / PDUS };
-    const figures = { ...perPdu, publishes, jsonPerPdu, pendingRecordBytes, pendingRecords: counter.pendingRecords, storeCalls: Object.fromEntries(storeCalls), commitsByFirstStatement: Object.fromEntries(counter.bySql) };
+    const figures = { ...perPdu, publishes, busReads: { windowReads: busReads.windowReads, watchScans: busReads.watchScans }, jsonPerPdu, pendingRecordBytes, pendingRecords: counter.pendingRecords, storeCalls: Object.fromEntries(storeCalls), commitsByFirstStatement: Object.fromEntries(counter.bySql) };
     process.stdout.write(`inbound writes per PDU (issue 19): ${JSON.stringify(figures)}\n`);
     for (const e of events) expect(bridge.received.all().some((r) => r.event.event_id === e.eventId)).toBe(true);
     // Before: 21.2 commits and 32.2 store calls per PDU, 150 bus publishes (each PDU published alone by ingress).
@@ -290,6 +331,14 @@ describe('inbound writes per PDU, embedded gateway (issue 19)', () => {
     // Parsed 8 times: the /send body, the four bus deliveries (the room log has two consumers), the AS queue rows
     // filling a transaction, and the bridge's two parsers of the push.
     expect(jsonPerPdu.stringified).toBeLessThanOrEqual(6);
+    // Issue 19 (paced CPU, bus-cpu): the bus loops read their pending window only to claim (a loop woken by a publish
+    // here claims without a look first, and one whose settle found nothing pending sleeps without a look and a wait
+    // hint): 15 here (one per claim or settle commit of the bus), 36 before. The watch for other processes' commits no
+    // longer reads the pending messages on the store's commits (2 reads here before: one per poll that saw the file change).
+    expect(busReads.windowReads).toBeLessThanOrEqual(20);
+    // The store and the bus commit on one connection (two before: each commit of one emptied the other's page cache).
+    expect(counter.connections.size).toBe(1);
+    expect(busReads.watchScans).toBe(0);
     expect(jsonPerPdu.parsed).toBeLessThanOrEqual(8.1);
   });
 });

@@ -214,6 +214,30 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
     }
   });
 
+  it('issue 19 (paced CPU): a loop whose settle found nothing pending sleeps without reading the pending window again, and a loop woken by a publish claims without a look first: two reads of it per message arriving alone, not five', async () => {
+    const topology = busTopology({ prefix: 'idle-reads', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite') });
+    await bus.start();
+    const handled: number[] = [];
+    await bus.consume(topology.consumers.stateResolverInbound(0), (m: ReceivedMessage<InboundPdu>) => void handled.push(Number(m.data.pdu.n)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const statementRuns = [jest.spyOn(StatementSync.prototype, 'all'), jest.spyOn(StatementSync.prototype, 'get')];
+    const windowReads = () => statementRuns.flatMap((s) => s.mock.contexts).filter((statement) => String(statement.sourceSQL).startsWith('SELECT seq, deliveries, visible_at FROM bus_pending') || String(statement.sourceSQL).includes('MIN(visible_at)')).length;
+    try {
+      for (let n = 0; n < 20; n++) {
+        await bus.publish(topology.inboundPdu.subjectFor('!r:x'), pdu('!r:x', n), { messageId: `m${n}` });
+        await waitFor(() => handled.length === n + 1, `message ${n} handled`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      // Per message: the woken loop's claim and the settle's claim of the next run, which found the window empty (and
+      // nothing was published since). Before: also a look before the claim, and a look and a wait hint on going idle.
+      expect(windowReads()).toBe(2 * 20);
+      expect(handled).toEqual([...Array(20).keys()]);
+    } finally {
+      for (const s of statementRuns) s.mockRestore();
+    }
+  });
+
   it('issue 19: a batch publish is one commit, all or none: a batch that fails part way leaves nothing, and its retry hands on each message once', async () => {
     const topology = busTopology({ prefix: 'batch', roomPartitions: 1 });
     bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite') });
@@ -332,6 +356,27 @@ describe('embedded bus wake-ups (issue 19: every publish woke every consumer loo
       expect(begins.mock.calls.filter(([sql]) => sql.startsWith('BEGIN')).length).toBe(2 + Math.ceil(total / CLAIM_RUN));
     } finally {
       begins.mockRestore();
+    }
+  });
+
+  it('issue 19 (paced CPU): a run has one heartbeat timer while its messages are handled, not one per message', async () => {
+    const topology = busTopology({ prefix: 'run-beat', roomPartitions: 1 });
+    bus = new EmbeddedBus({ ...busOptionsFor(topology), path: path.join(dir, 'bus.sqlite'), pollIntervalMs: 7 });
+    await bus.start();
+    const consumer = topology.consumers.stateResolverInbound(0);
+    const beatMs = Math.max(100, Math.floor(consumer.ackWaitMs / 3));
+    const total = 100;
+    await bus.publishBatch(Array.from({ length: total }, (_, n) => ({ subject: topology.inboundPdu.subjectFor('!r:x'), data: pdu('!r:x', n), options: { messageId: `m${n}` } })));
+    const intervals = jest.spyOn(global, 'setInterval');
+    try {
+      const handled: number[] = [];
+      await bus.consume(consumer, (m: ReceivedMessage<InboundPdu>) => void handled.push(Number(m.data.pdu.n)));
+      await waitFor(async () => handled.length === total && (await bus.consumerStats(consumer)).ackPending === 0, 'the backlog settled');
+      expect(handled).toEqual([...Array(total).keys()]);
+      // Before: 100 (one per message).
+      expect(intervals.mock.calls.filter(([, ms]) => ms === beatMs).length).toBe(Math.ceil(total / CLAIM_RUN));
+    } finally {
+      intervals.mockRestore();
     }
   });
 

@@ -39,6 +39,11 @@ export interface EmbeddedBusOptions extends BusOptions {
   path: string;
   /** How often the bus checks whether another process committed to the file (then its consumers look for work). */
   pollIntervalMs?: number;
+  /**
+   * The connection to `path` of the embedded store in this process, to share (the bus does not close it). With a
+   * connection each, every commit of one emptied the other's page cache, so each read after it went back to the file.
+   */
+  connection?: DatabaseSync;
 }
 
 interface PendingRow {
@@ -96,34 +101,49 @@ CREATE INDEX IF NOT EXISTS bus_pending_by_seq ON bus_pending (seq);
 `;
 
 /**
- * Compiles each SQL text once: the bus runs the same few statements for every message, and preparing them
- * again each time was a large share of its CPU under load (issue 19).
+ * Prepared statements by SQL text, compiled once: the bus runs the same few statements for every message, and
+ * preparing them again each time was a large share of its CPU under load (issue 19). Its own cache, not a patched
+ * `prepare`: the connection may be the store's.
  */
-function withStatementCache(db: DatabaseSync): DatabaseSync {
-  const statements = new Map<string, StatementSync>();
-  const prepare = db.prepare.bind(db);
-  db.prepare = (sql: string) => {
-    let statement = statements.get(sql);
+class Statements {
+  private readonly statements = new Map<string, StatementSync>();
+  constructor(private readonly connection: DatabaseSync) {}
+
+  prepare(sql: string): StatementSync {
+    let statement = this.statements.get(sql);
     if (!statement) {
-      statement = prepare(sql);
-      statements.set(sql, statement);
+      statement = this.connection.prepare(sql);
+      this.statements.set(sql, statement);
     }
     return statement;
-  };
-  return db;
+  }
+
+  exec(sql: string): void {
+    this.connection.exec(sql);
+  }
 }
 
 export class EmbeddedBus implements Bus, DeadLetterAdmin {
-  private readonly db: DatabaseSync;
+  private readonly connection: DatabaseSync;
+  private readonly db: Statements;
   private readonly observer: BusObserver;
   private readonly retryDelayMs: (n: number) => number;
   private readonly pollIntervalMs: number;
   private readonly responders = new Map<string, Responders>();
   private readonly loops = new Set<ConsumerLoop>();
+  /** The loops whose filter matches a subject published here, and its stream; forgotten when the loops change. */
+  private readonly loopsBySubject = new Map<string, ConsumerLoop[]>();
+  private readonly streamBySubject = new Map<string, StreamSpec>();
   private pruneTimer: NodeJS.Timeout | undefined;
   private foreignCommitTimer: NodeJS.Timeout | undefined;
   private pruning: Promise<void> | undefined;
   private dataVersion = 0;
+  /**
+   * The highest message sequence this process knows was used (its own publishes, and the sequence read by the watch
+   * for other processes' commits); `sequenceSkipped`: one of its publishes found sequences used by others since.
+   */
+  private knownSequence = 0;
+  private sequenceSkipped = false;
   /** `consumersOf`: the consumers table as last read, and the durables of each subject published since. */
   private consumersVersion = '';
   private readonly durablesBySubject = new Map<string, string[]>();
@@ -131,8 +151,9 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   private closed = false;
 
   constructor(private readonly options: EmbeddedBusOptions) {
-    this.db = withStatementCache(new DatabaseSync(options.path));
-    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;');
+    this.connection = options.connection ?? new DatabaseSync(options.path);
+    this.db = new Statements(this.connection);
+    if (!options.connection) this.db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;');
     this.db.exec(SCHEMA);
     this.observer = options.observer ?? noopObserver;
     this.retryDelayMs = options.retryDelayMs ?? defaultRetryDelayMs;
@@ -146,8 +167,12 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   }
 
   private streamFor(subject: string): StreamSpec {
-    const stream = this.options.streams.find((s) => s.subjects.some((p) => subjectMatches(p, subject)));
+    let stream = this.streamBySubject.get(subject);
+    if (stream) return stream;
+    stream = this.options.streams.find((s) => s.subjects.some((p) => subjectMatches(p, subject)));
     if (!stream) throw new Error(`no stream holds subject ${subject}`);
+    if (this.streamBySubject.size >= MAX_REMEMBERED_SUBJECTS) this.streamBySubject.clear();
+    this.streamBySubject.set(subject, stream);
     return stream;
   }
 
@@ -162,6 +187,8 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
       return result;
     } catch (error) {
       this.db.exec('ROLLBACK');
+      // Sequences this transaction took are free again and may go to another process's messages.
+      this.sequenceSkipped = true;
       throw error;
     } finally {
       this.inTransaction = false;
@@ -181,6 +208,8 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
       .prepare('INSERT INTO bus_messages (stream, subject, msg_id, data, headers, published_at) VALUES (?, ?, ?, ?, ?, ?)')
       .run(stream.name, subject, messageId, bytes, JSON.stringify(headers), now);
     const seq = Number(inserted.lastInsertRowid);
+    if (seq > this.knownSequence + 1) this.sequenceSkipped = true;
+    this.knownSequence = Math.max(this.knownSequence, seq);
     const queue = this.db.prepare('INSERT INTO bus_pending (durable, seq, deliveries, visible_at) VALUES (?, ?, 0, ?)');
     for (const durable of this.consumersOf(stream.name, subject, consumersChecked)) queue.run(durable, seq, now);
     return { stream: stream.name, sequence: seq, duplicate: false };
@@ -253,6 +282,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     this.ensureConsumer(consumer);
     const loop = new ConsumerLoop(this, consumer, handler as MessageHandler<unknown>, options);
     this.loops.add(loop);
+    this.loopsBySubject.clear();
     this.watchForeignCommits();
     loop.run();
     return {
@@ -260,6 +290,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
       stop: async () => {
         await loop.stop();
         this.loops.delete(loop);
+        this.loopsBySubject.clear();
         if (this.loops.size === 0) this.stopWatchingForeignCommits();
       },
     };
@@ -321,12 +352,23 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
    */
   claimRun(consumer: ConsumerSpec, skip: Set<number>, max: number): Claim[] {
     if (!this.inTransaction && !this.nextVisible(consumer, skip, Date.now())) return [];
+    return this.claimRunIn(consumer, skip, max).claims;
+  }
+
+  /** `claimRun` without the look first: for a loop woken by a publish in this process, which finds work nearly always. */
+  claimPublishedRun(consumer: ConsumerSpec, skip: Set<number>, max: number): Claim[] {
+    return this.claimRunIn(consumer, skip, max).claims;
+  }
+
+  /** `claimRun` in a transaction; `nothingPending`: the consumer had no message pending at all (none leased or delayed either). */
+  private claimRunIn(consumer: ConsumerSpec, skip: Set<number>, max: number): { claims: Claim[]; nothingPending: boolean } {
     return this.transaction(() => {
       const now = Date.now();
       const ordered = consumer.maxAckPending === 1;
       const window = this.db
         .prepare('SELECT seq, deliveries, visible_at FROM bus_pending WHERE durable = ? ORDER BY seq LIMIT ?')
         .all(consumer.durable, ordered ? max : consumer.maxAckPending) as unknown as PendingRow[];
+      if (window.length === 0) return { claims: [], nothingPending: true };
       const run: PendingRow[] = [];
       for (const r of window) {
         const available = r.visible_at <= now && !skip.has(Number(r.seq));
@@ -342,13 +384,14 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
         if (row) claims.push({ row, deliveries });
         else this.db.prepare('DELETE FROM bus_pending WHERE durable = ? AND seq = ?').run(consumer.durable, next.seq);
       }
-      return claims;
+      return { claims, nothingPending: false };
     });
   }
 
   /**
    * Settles the handled messages of a run, gives back the ones not handled (their delivery not counted), and,
-   * unless `claimMore` is false, claims the next run: one commit.
+   * unless `claimMore` is false, claims the next run: one commit. `nothingPending`: that claim found the consumer
+   * with no message pending at all, so the loop may sleep without looking again (until woken).
    */
   settleRun(
     consumer: ConsumerSpec,
@@ -357,11 +400,11 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     skip: Set<number>,
     settler: ConsumerLoop,
     claimMore: boolean,
-  ): Claim[] {
+  ): { claims: Claim[]; nothingPending: boolean } {
     return this.transaction(() => {
       for (const { claim, settlement } of handled) this.apply(consumer, claim.row, claim.deliveries, settlement, settler);
       for (const claim of unhandled) this.release(consumer, claim);
-      return claimMore ? this.claimRun(consumer, skip, runLength(consumer)) : [];
+      return claimMore ? this.claimRunIn(consumer, skip, runLength(consumer)) : { claims: [], nothingPending: false };
     });
   }
 
@@ -405,8 +448,15 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     return Math.min(MAX_TIMER_MS, Math.max(1, Number(head.at) - Date.now()));
   }
 
+  /** Wakes the loops whose filter matches; which ones is worked out once per subject, not for every loop at every publish. */
   private wakeConsumersOf(subject: string): void {
-    for (const loop of this.loops) if (subjectMatches(loop.consumer.filterSubject, subject)) loop.wake();
+    let matching = this.loopsBySubject.get(subject);
+    if (!matching) {
+      matching = [...this.loops].filter((loop) => subjectMatches(loop.consumer.filterSubject, subject));
+      if (this.loopsBySubject.size >= MAX_REMEMBERED_SUBJECTS) this.loopsBySubject.clear();
+      this.loopsBySubject.set(subject, matching);
+    }
+    for (const loop of matching) loop.wake(true);
   }
 
   private wakeConsumersNamed(durable: string, except?: ConsumerLoop): void {
@@ -414,21 +464,40 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
   }
 
   /**
-   * While consumers run, one timer per bus notices commits by other connections to the file (another process's
-   * bus, or — harmlessly — the embedded store sharing the file) and wakes the loops whose durable has visible work.
+   * While consumers run, one timer per bus notices commits by other connections to the file and wakes the loops
+   * whose durable has visible work. Most such commits are the embedded store's (it shares the file): the pending
+   * messages are read only when another process published (a message sequence this process did not use), or when a
+   * loop sleeps until a lease or delay runs out (another process's settle or release may have freed its window
+   * sooner). A loop sleeping without a timer had an empty window at its last look, so only a publish brings it work;
+   * after another process's publish the loops with anything pending look (what that process holds, they wait for).
    */
   private watchForeignCommits(): void {
     if (this.foreignCommitTimer) return;
     this.dataVersion = this.readDataVersion();
+    this.knownSequence = Math.max(this.knownSequence, this.readSequence());
     this.foreignCommitTimer = setInterval(() => {
       if (this.closed) return;
       const version = this.readDataVersion();
       if (version === this.dataVersion) return;
       this.dataVersion = version;
-      const ready = this.db.prepare('SELECT DISTINCT durable FROM bus_pending WHERE visible_at <= ?').all(Date.now()) as { durable: string }[];
-      const durables = new Set(ready.map((r) => r.durable));
+      const sequence = this.readSequence();
+      const published = sequence > this.knownSequence || this.sequenceSkipped;
+      this.knownSequence = Math.max(this.knownSequence, sequence);
+      this.sequenceSkipped = false;
+      let pending: { durable: string }[];
+      // Another process's messages may be held by it already: the loops look anyway, so they wait for what is held.
+      if (published) pending = this.db.prepare('SELECT DISTINCT durable FROM bus_pending').all() as { durable: string }[];
+      else if ([...this.loops].some((loop) => loop.sleepsUntilVisible)) pending = this.db.prepare('SELECT DISTINCT durable FROM bus_pending WHERE visible_at <= ?').all(Date.now()) as { durable: string }[];
+      else return;
+      const durables = new Set(pending.map((r) => r.durable));
       for (const loop of this.loops) if (durables.has(loop.consumer.durable)) loop.wake();
     }, this.pollIntervalMs);
+  }
+
+  /** The last message sequence used in the file (by any process; it never goes down, also when messages are pruned). */
+  private readSequence(): number {
+    const row = this.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'bus_messages'").get() as { seq: number } | undefined;
+    return Number(row?.seq ?? 0);
   }
 
   private stopWatchingForeignCommits(): void {
@@ -601,7 +670,7 @@ export class EmbeddedBus implements Bus, DeadLetterAdmin {
     await this.pruning;
     clearInterval(this.pruneTimer);
     this.stopWatchingForeignCommits();
-    this.db.close();
+    if (!this.options.connection) this.connection.close();
   }
 }
 
@@ -669,7 +738,16 @@ class ConsumerLoop {
   private wakeSleeper: (() => void) | undefined;
   /** Set when woken while busy, so work announced during a delivery is looked for before sleeping. */
   private woken = false;
+  /**
+   * Set when the last settle's claim found nothing pending for the consumer, cleared by a wake: the loop then sleeps
+   * without reading the pending window twice more (a look and a wait hint), per run when PDUs come a few at a time.
+   */
+  private nothingPending = false;
+  /** Set when woken by a publish in this process since the last claim: the next claim skips its read-only look. */
+  private published = false;
   private readonly inFlight = new Set<number>();
+  /** Asleep until a lease or a delay in its window runs out (unless woken sooner). */
+  sleepsUntilVisible = false;
 
   constructor(
     private readonly bus: EmbeddedBus,
@@ -688,10 +766,17 @@ class ConsumerLoop {
         while (this.running) {
           this.woken = false;
           if (limit === 1) {
-            if (run.length === 0) run = this.bus.claimRun(this.consumer, this.inFlight, runLength(this.consumer));
+            const idle = run.length === 0 && this.nothingPending;
+            this.nothingPending = false;
+            if (run.length === 0 && !idle) {
+              run = this.published
+                ? this.bus.claimPublishedRun(this.consumer, this.inFlight, runLength(this.consumer))
+                : this.bus.claimRun(this.consumer, this.inFlight, runLength(this.consumer));
+              this.published = false;
+            }
             if (run.length === 0) {
               if (!this.woken) {
-                await this.sleep(this.bus.waitHint(this.consumer));
+                await this.sleep(idle ? undefined : this.bus.waitHint(this.consumer));
                 // Woken (by a publish, mostly): what the publisher hands on until its slice is over comes in one run.
                 await nextTurn();
               }
@@ -735,8 +820,11 @@ class ConsumerLoop {
     })();
   }
 
-  wake(): void {
+  /** `published`: by a publish in this process (work to claim, nearly always). */
+  wake(published = false): void {
     this.woken = true;
+    this.nothingPending = false;
+    if (published) this.published = true;
     this.wakeSleeper?.();
   }
 
@@ -747,8 +835,10 @@ class ConsumerLoop {
       const done = () => {
         clearTimeout(timer);
         this.wakeSleeper = undefined;
+        this.sleepsUntilVisible = false;
         resolve();
       };
+      this.sleepsUntilVisible = ms !== undefined;
       if (ms !== undefined) timer = setTimeout(done, ms);
       this.wakeSleeper = done;
     });
@@ -765,26 +855,33 @@ class ConsumerLoop {
     // The run's leases were written at its claim; renewed for the rest of the run once a quarter of the ack wait is gone.
     const lease = { at: Date.now() };
     let next = 0;
+    // One heartbeat for the run (a timer per message was a share of the per-PDU cost): it renews what is still in hand.
+    const renew = () => {
+      lease.at = Date.now();
+      this.bus.extendLeases(this.consumer, [...inHand]);
+    };
     try {
-      while (next < run.length && this.running) {
-        const claim = run[next++]!;
-        if (Date.now() - lease.at >= this.consumer.ackWaitMs / 4) {
-          lease.at = Date.now();
-          this.bus.extendLeases(this.consumer, [...inHand]);
+      await whileWorking(this.consumer.ackWaitMs, renew, async () => {
+        while (next < run.length && this.running) {
+          const claim = run[next++]!;
+          if (Date.now() - lease.at >= this.consumer.ackWaitMs / 4) renew();
+          const settlement = await this.handle(claim.row, claim.deliveries, [...inHand], lease, false);
+          inHand.delete(Number(claim.row.seq));
+          handled.push({ claim, settlement });
+          if (settlement.kind === 'nak' || settlement.kind === 'notOwned') break;
+          if (next < run.length) await sliceOver();
         }
-        const settlement = await this.handle(claim.row, claim.deliveries, [...inHand], lease);
-        inHand.delete(Number(claim.row.seq));
-        handled.push({ claim, settlement });
-        if (settlement.kind === 'nak' || settlement.kind === 'notOwned') break;
-        if (next < run.length) await sliceOver();
-      }
+      });
     } finally {
       for (const claim of run) this.inFlight.delete(Number(claim.row.seq));
     }
     if (run.length > 1) await this.beforeSettle(handled);
+    // The settle's claim sees everything published until now.
+    this.published = false;
     const more = this.bus.settleRun(this.consumer, handled, run.slice(next), this.inFlight, this, this.running);
+    this.nothingPending = more.nothingPending;
     await sliceOver();
-    return more;
+    return more.claims;
   }
 
   /** Handles one message and settles it (the concurrent path); one handler at a time goes through `deliverRun`. */
@@ -810,8 +907,11 @@ class ConsumerLoop {
     }
   }
 
-  /** Runs the handler on one message; `inHand`: the messages whose leases its heartbeat renews (itself first), last renewed `lease.at`. */
-  private async handle(row: MessageRow, deliveries: number, inHand: readonly number[], lease: { at: number }): Promise<Settlement> {
+  /**
+   * Runs the handler on one message; `inHand`: the messages whose leases it renews (itself first), last renewed
+   * `lease.at`. `beat`: a heartbeat of its own renews them while it works (not in a run: the run has one).
+   */
+  private async handle(row: MessageRow, deliveries: number, inHand: readonly number[], lease: { at: number }, beat = true): Promise<Settlement> {
     const { consumer, bus } = this;
     const seq = Number(row.seq);
     if (deliveries > 1) bus.busObserver.redelivered(consumer.durable);
@@ -820,13 +920,7 @@ class ConsumerLoop {
     const headers = JSON.parse(row.headers) as Headers;
     return withConsumerSpan(row.subject, row.msg_id, consumer.durable, headers, async () => {
       try {
-        const outcome = await whileWorking(
-          consumer.ackWaitMs,
-          () => {
-            lease.at = Date.now();
-            bus.extendLeases(consumer, inHand);
-          },
-          async () =>
+        const run = async () =>
             this.handler({
               stream: row.stream,
               consumer: consumer.durable,
@@ -844,8 +938,17 @@ class ConsumerLoop {
                 lease.at = Date.now();
                 bus.extendLeases(consumer, inHand);
               },
-            }),
-        );
+            });
+        const outcome = beat
+          ? await whileWorking(
+              consumer.ackWaitMs,
+              () => {
+                lease.at = Date.now();
+                bus.extendLeases(consumer, inHand);
+              },
+              run,
+            )
+          : await run();
         return settle({ outcome }, deliveries, consumer.maxDeliver, bus.retryDelay);
       } catch (error) {
         return settle({ error }, deliveries, consumer.maxDeliver, bus.retryDelay);

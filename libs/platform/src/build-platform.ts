@@ -10,7 +10,7 @@ import { busOptionsFor, busTopology, EmbeddedBus, JetStreamBus, type Bus, type B
 import type { FedgateConfig } from '@fedgate/config';
 import { FederationHttpClient, StoreKeyRing, type FetchRefusal, type KeyRing } from '@fedgate/federation-client';
 import type { SharedResources, SigningKeyFile } from '@fedgate/service-kit';
-import { openStore as openStoreFor, type MongoClientReplacement, type Store } from '@fedgate/store';
+import { openStore as openStoreFor, sqliteConnectionOf, type MongoClientReplacement, type Store } from '@fedgate/store';
 import { ownedPartitions, registerConsumerGauges, registerReadinessCheck, registerPartitionLagGauges, type PartitionConsumers } from '@fedgate/telemetry';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
@@ -54,11 +54,12 @@ export function topologyFor(config: FedgateConfig): BusTopology {
   return busTopology({ prefix: config.bus.prefix, roomPartitions: config.partitions.rooms, destinationPartitions: config.partitions.destinations });
 }
 
-async function openBus(config: FedgateConfig, topology: BusTopology, observer?: BusObserver): Promise<Bus> {
+/** `store`: the embedded bus shares the embedded store's connection to the file (one page cache, not two emptying each other's). */
+async function openBus(config: FedgateConfig, topology: BusTopology, observer?: BusObserver, store?: Store): Promise<Bus> {
   const options = busOptionsFor(topology, observer);
   const bus: Bus =
     config.mode === 'embedded'
-      ? new EmbeddedBus({ path: config.sqlite.path, ...options })
+      ? new EmbeddedBus({ path: config.sqlite.path, connection: store && sqliteConnectionOf(store), ...options })
       : await JetStreamBus.connect(
           { servers: config.nats.url.split(','), name: `fedgate-${config.bus.prefix}` },
           { ...options, publishRetryMs: config.bus.publishRetryMs, streamReplicas: config.bus.streamReplicas },
@@ -185,7 +186,7 @@ export async function buildPlatform({ config, logger, signingKey, telemetry }: P
   let writerLease: WriterLease | undefined;
   try {
     if (config.mode === 'embedded') writerLease = await holdWriterLease(config.sqlite.path, store, logger);
-    bus = await openBus(config, topology, telemetry?.busObserver);
+    bus = await openBus(config, topology, telemetry?.busObserver, store);
   } catch (err) {
     await writerLease?.release().catch(() => undefined);
     await store.close();

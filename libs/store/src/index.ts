@@ -25,7 +25,7 @@ export { diffStates, MAX_SNAPSHOT_CHAIN } from './shared/snapshots';
 export { pduWithRedaction } from './shared/pdu-with-redaction';
 export { fillAppServiceTransaction } from './shared/app-service-transactions';
 export { SequentialCommitWriter } from './shared/sequential-commit-writer';
-export { openSqliteStore } from './sqlite/store';
+export { openSqliteStore, sqliteConnectionOf } from './sqlite/store';
 export { openMongoStore, type MongoStoreOptions } from './mongo/store';
 export { MongoWriteCrash, MONGO_WRITE_METHODS } from './mongo/write-crash';
 export type { MongoCollections, MongoConnectOptions } from './mongo/database';

@@ -1,3 +1,4 @@
+import type { DatabaseSync } from 'node:sqlite';
 import type { Store } from '../ports/store';
 import { SnapshotRepository } from '../shared/snapshots';
 import { SqliteAccountDataRepository } from './account-data';
@@ -24,6 +25,14 @@ import { SqliteRoomDirectoryRepository } from './room-directory';
 import { SqliteRoomRepository } from './rooms';
 import { SqliteSnapshotRows } from './state';
 
+/** The connection of each embedded store, so the embedded bus in the same process can share it (issue 19). */
+const connections = new WeakMap<Store, DatabaseSync>();
+
+/** The SQLite connection of an embedded store (undefined for any other store). */
+export function sqliteConnectionOf(store: Store): DatabaseSync | undefined {
+  return connections.get(store);
+}
+
 /** Opens (creating when missing) the embedded store in the SQLite file at `path`. */
 export function openSqliteStore(path: string): Store {
   const db = new SqliteDatabase(path);
@@ -32,7 +41,7 @@ export function openSqliteStore(path: string): Store {
   const stateRows = new SqliteSnapshotRows(db);
   const rooms = new SqliteRoomRepository(db);
   const pendingCommits = new SqlitePendingCommitRepository(db);
-  return {
+  const store: Store = {
     events,
     state: new SnapshotRepository(stateRows),
     rooms,
@@ -63,4 +72,6 @@ export function openSqliteStore(path: string): Store {
     privateReceipts: new SqlitePrivateReceiptRepository(db),
     close: async () => db.close(),
   };
+  connections.set(store, db.db);
+  return store;
 }
