@@ -8,6 +8,7 @@ import { busOptionsFor, busTopology, JetStreamBus, type RoomLogEntry } from '@fe
 import { generateSigningKey } from '@fedgate/protocol';
 import { MongoWriteCrash, openMongoStore, stateTupleKey, type Store } from '@fedgate/store';
 import { StateResolver } from './state-resolver';
+import { roomLogUntil } from './testing/room-log-until';
 
 jest.setTimeout(300_000);
 
@@ -39,19 +40,6 @@ describe('local commits cut at every MongoDB collection write (crash-gaps)', () 
   const processOver = (s: Store) =>
     new StateResolver({ store: s, bus, topology, identity: { serverName: 'a.test', signingKey: key }, federation: {} as never, keyRing: { prepare: async () => () => undefined } });
 
-  async function roomLogUntil(roomId: string, lastEventId: string): Promise<RoomLogEntry[]> {
-    const seen: RoomLogEntry[] = [];
-    let done!: () => void;
-    const finished = new Promise<void>((resolve) => (done = resolve));
-    const subscription = await bus.consume(topology.consumers.chatSyncRoomLog(topology.roomLog.partitionOf(roomId)), async (m) => {
-      if (m.data.roomId === roomId) seen.push(m.data);
-      if (m.data.eventId === lastEventId) done();
-    });
-    await finished;
-    await subscription.stop();
-    return seen;
-  }
-
   it.each([
     ['a message', (roomId: string, n: string) => ({ roomId, sender: alice, type: 'm.room.message', content: { msgtype: 'm.text', body: n }, txnId: `message-${n}` })],
     ['a state event', (roomId: string, n: string) => ({ roomId, sender: alice, type: 'm.room.topic', stateKey: '', content: { topic: n }, txnId: `topic-${n}` })],
@@ -81,7 +69,7 @@ describe('local commits cut at every MongoDB collection write (crash-gaps)', () 
     }
     const last = await processOver(store).localEvents.create(command(roomId, 'last'));
     expect(await store.rooms.getForwardExtremities(roomId)).toEqual([last.eventId]);
-    const logged = await roomLogUntil(roomId, last.eventId);
+    const logged = await roomLogUntil(bus, topology, roomId, last.eventId);
     const nOf = (e: RoomLogEntry) => (e.event.content as { body?: string; topic?: string }).body ?? (e.event.content as { topic?: string }).topic;
     for (const { n, eventId, diedBefore } of sent) {
       expect({ n, diedBefore, logged: logged.filter((e) => nOf(e) === n).map((e) => e.eventId) }).toEqual({ n, diedBefore, logged: [eventId] });

@@ -3,10 +3,11 @@
 // message on the room log exactly once.
 import { randomBytes } from 'node:crypto';
 import { MongoClient } from 'mongodb';
-import { busOptionsFor, busTopology, JetStreamBus, type RoomLogEntry } from '@fedgate/bus';
+import { busOptionsFor, busTopology, JetStreamBus } from '@fedgate/bus';
 import { generateSigningKey } from '@fedgate/protocol';
 import { openMongoStore, type Store } from '@fedgate/store';
 import { StateResolver } from './state-resolver';
+import { roomLogUntil } from './testing/room-log-until';
 import { Crash } from './testing/crash';
 
 jest.setTimeout(180_000);
@@ -44,19 +45,6 @@ describe('local commits cut short on MongoDB and JetStream (issue 10, defect 3)'
 
   const message = (roomId: string, body: string, txnId: string) => ({ roomId, sender: alice, type: 'm.room.message', content: { msgtype: 'm.text', body }, txnId });
 
-  async function roomLogUntil(roomId: string, lastEventId: string): Promise<RoomLogEntry[]> {
-    const seen: RoomLogEntry[] = [];
-    let done!: () => void;
-    const finished = new Promise<void>((resolve) => (done = resolve));
-    const subscription = await bus.consume(topology.consumers.chatSyncRoomLog(topology.roomLog.partitionOf(roomId)), async (m) => {
-      if (m.data.roomId === roomId) seen.push(m.data);
-      if (m.data.eventId === lastEventId) done();
-    });
-    await finished;
-    await subscription.stop();
-    return seen;
-  }
-
   it('a process dying at any write of a send, then restarted: the room goes on and the message is on the room log once', async () => {
     const first = processOver();
     const { roomId } = await first.localEvents.create({ roomId: '', sender: alice, type: 'm.room.create', stateKey: '', content: { room_version: '10' } });
@@ -80,7 +68,7 @@ describe('local commits cut short on MongoDB and JetStream (issue 10, defect 3)'
     expect(await store.rooms.getForwardExtremities(roomId)).toEqual([last.eventId]);
     expect(await store.pendingCommits.list(roomId)).toEqual([]);
 
-    const logged = await roomLogUntil(roomId, last.eventId);
+    const logged = await roomLogUntil(bus, topology, roomId, last.eventId);
     for (const { body, eventId } of sent) {
       expect(logged.filter((e) => (e.event.content as { body?: string }).body === body).map((e) => e.eventId)).toEqual([eventId]);
     }
