@@ -362,6 +362,16 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     expect([...counts.values()].every((n) => n === 1)).toBe(true);
   });
 
+  it('a saved body whose transaction is no longer in flight (a settle cut short on MongoDB) is removed by the worker started for it, which sends nothing', async () => {
+    const h = await open({}, { start: false });
+    await h.store.egressQueue.saveTransaction({ destination: remote.serverName, txnId: 'settled', upTo: 1, body: { pdus: [], edus: [] }, createdTs: 1 });
+    expect(await h.store.egressQueue.destinationsWithWork()).toEqual([remote.serverName]);
+    await h.egress.start();
+    await until(async () => (await h.store.egressQueue.destinationsWithWork()).length === 0, 'the left body removed');
+    await until(() => h.egress.idle, 'egress idle');
+    expect(remote.received).toEqual([]);
+  });
+
   it('drops typing notifications that are stale or superseded and presence superseded by a newer one, and records why', async () => {
     const h = await open({}, { start: false });
     const now = Date.now();
