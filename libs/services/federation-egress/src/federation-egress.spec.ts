@@ -372,6 +372,23 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     expect(remote.received).toEqual([]);
   });
 
+  it('a transaction in flight without its body (MongoDB: a death between the two writes of a begin, before any send) is rebuilt from the queue and sent under its ID', async () => {
+    const h = await open({}, { start: false });
+    const ids = await storeEvents(h.store, '!nobody:own.test', 3);
+    await enqueueDirect(
+      h,
+      remote.serverName,
+      ids.map((eventId) => ({ kind: 'pdu', destination: remote.serverName, roomId: '!nobody:own.test', eventId, enqueuedAt: Date.now() })),
+    );
+    const upTo = Math.max(...(await h.store.egressQueue.list(remote.serverName, 0, 10)).slice(0, 2).map((i) => i.position));
+    await h.store.destinations.beginTransaction(remote.serverName, { txnId: 'begun-then-died', upTo });
+    await h.egress.start();
+    await until(async () => (await h.store.egressQueue.destinationsWithWork()).length === 0, 'queue drained');
+    await until(() => h.egress.idle, 'egress idle');
+    expect(remote.received[0].txnId).toBe('begun-then-died');
+    expect(remote.deliveredEventIds()).toEqual(ids);
+  });
+
   it('drops typing notifications that are stale or superseded and presence superseded by a newer one, and records why', async () => {
     const h = await open({}, { start: false });
     const now = Date.now();
