@@ -30,6 +30,7 @@ export class DestinationSender {
    * skip a second read of an empty queue each.
    */
   private queuedBeyond = true;
+  private settledBodiesRemoved = false;
 
   constructor(
     readonly destination: string,
@@ -107,7 +108,19 @@ export class DestinationSender {
     if (await this.needsCatchUp(record)) await this.catchUp(record);
     this.queuedBeyond = true;
     const txn = record.inFlight ? await this.inFlightTransaction(record) : await this.nextTransaction(record);
+    if (!txn) await this.removeSettledBodies();
     return txn ? { record, txn } : undefined;
+  }
+
+  /**
+   * Nothing to send: bodies of transactions no longer in flight, left by a process that died settling one on MongoDB,
+   * would otherwise name this destination as having work on every start. Once per sender: they come from a death.
+   */
+  private async removeSettledBodies(): Promise<void> {
+    if (this.settledBodiesRemoved) return;
+    const removed = await this.ctx.store.egressQueue.removeSettledTransactions(this.destination);
+    this.settledBodiesRemoved = true;
+    if (removed > 0) this.ctx.logger.info({ destination: this.destination, removed }, 'removed saved bodies of transactions no longer in flight');
   }
 
   private wakeAt(ts: number): void {

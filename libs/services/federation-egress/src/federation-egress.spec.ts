@@ -362,6 +362,33 @@ describe('FederationEgress (SQLite store, EmbeddedBus, loopback HTTPS remote)', 
     expect([...counts.values()].every((n) => n === 1)).toBe(true);
   });
 
+  it('a saved body whose transaction is no longer in flight (a settle cut short on MongoDB) is removed by the worker started for it, which sends nothing', async () => {
+    const h = await open({}, { start: false });
+    await h.store.egressQueue.saveTransaction({ destination: remote.serverName, txnId: 'settled', upTo: 1, body: { pdus: [], edus: [] }, createdTs: 1 });
+    expect(await h.store.egressQueue.destinationsWithWork()).toEqual([remote.serverName]);
+    await h.egress.start();
+    await until(async () => (await h.store.egressQueue.destinationsWithWork()).length === 0, 'the left body removed');
+    await until(() => h.egress.idle, 'egress idle');
+    expect(remote.received).toEqual([]);
+  });
+
+  it('a transaction in flight without its body (MongoDB: a death between the two writes of a begin, before any send) is rebuilt from the queue and sent under its ID', async () => {
+    const h = await open({}, { start: false });
+    const ids = await storeEvents(h.store, '!nobody:own.test', 3);
+    await enqueueDirect(
+      h,
+      remote.serverName,
+      ids.map((eventId) => ({ kind: 'pdu', destination: remote.serverName, roomId: '!nobody:own.test', eventId, enqueuedAt: Date.now() })),
+    );
+    const upTo = Math.max(...(await h.store.egressQueue.list(remote.serverName, 0, 10)).slice(0, 2).map((i) => i.position));
+    await h.store.destinations.beginTransaction(remote.serverName, { txnId: 'begun-then-died', upTo });
+    await h.egress.start();
+    await until(async () => (await h.store.egressQueue.destinationsWithWork()).length === 0, 'queue drained');
+    await until(() => h.egress.idle, 'egress idle');
+    expect(remote.received[0].txnId).toBe('begun-then-died');
+    expect(remote.deliveredEventIds()).toEqual(ids);
+  });
+
   it('drops typing notifications that are stale or superseded and presence superseded by a newer one, and records why', async () => {
     const h = await open({}, { start: false });
     const now = Date.now();

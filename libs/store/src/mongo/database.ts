@@ -94,7 +94,7 @@ const COLLECTIONS: Record<keyof MongoCollections, { name: string; indexes: Index
   },
   destinations: { name: 'destinations', indexes: [{ key: { retryAt: 1 }, name: 'retry_at' }] },
   egressQueue: { name: 'egress_queue', indexes: [{ key: { destination: 1, position: 1 }, name: 'destination_position' }] },
-  egressTransactions: { name: 'egress_transactions', indexes: [] },
+  egressTransactions: { name: 'egress_transactions', indexes: [{ key: { destination: 1 }, name: 'destination' }] },
   counters: { name: 'counters', indexes: [] },
   profiles: { name: 'profiles', indexes: [] },
   aliases: { name: 'aliases', indexes: [{ key: { roomId: 1 }, name: 'room' }] },

@@ -77,11 +77,7 @@ export class MongoEgressQueueRepository implements EgressQueueRepository {
   }
 
   async saveTransaction(txn: PendingEgressTransaction): Promise<PendingEgressTransaction> {
-    await this.transactions.updateOne(
-      { _id: compoundId(txn.destination, txn.txnId) as never },
-      { $setOnInsert: { destination: txn.destination, txnId: txn.txnId, upTo: txn.upTo, body: JSON.stringify(txn.body), createdTs: txn.createdTs } },
-      { upsert: true },
-    );
+    await this.insertBody(txn);
     return (await this.getTransaction(txn.destination, txn.txnId)) as PendingEgressTransaction;
   }
 
@@ -94,12 +90,14 @@ export class MongoEgressQueueRepository implements EgressQueueRepository {
     await this.transactions.deleteOne({ _id: compoundId(destination, txnId) as never });
   }
 
-  // No multi-document transaction here: the writes in the order that leaves nothing half done that matters. A body
-  // saved but never begun is deleted on the spot (a crash before that leaves it for destinationsWithWork, harmless).
+  // No multi-document transaction here, so the order of the writes is what keeps it sound: the transaction is made
+  // the one in flight first, then its body is saved. A death between leaves a transaction in flight that was never
+  // sent (sending starts after this returns), and the sender rebuilds its body under the same ID; a begin refused
+  // (another in flight) saves nothing. So a body is only ever saved for a transaction in flight, and one found not in
+  // flight is over (removeSettledTransactions). The other order left a body behind for every death between.
   async beginTransaction(txn: PendingEgressTransaction): Promise<InFlightTransaction> {
-    await this.saveTransaction(txn);
     const inFlight = await this.destinations.beginTransaction(txn.destination, { txnId: txn.txnId, upTo: txn.upTo });
-    if (inFlight.txnId !== txn.txnId) await this.deleteTransaction(txn.destination, txn.txnId);
+    if (inFlight.txnId === txn.txnId) await this.insertBody(txn);
     return inFlight;
   }
 
@@ -107,5 +105,22 @@ export class MongoEgressQueueRepository implements EgressQueueRepository {
     await this.destinations.completeTransaction(destination, txnId, nowTs);
     await this.removeUpTo(destination, upTo);
     await this.deleteTransaction(destination, txnId);
+  }
+
+  async removeSettledTransactions(destination: string): Promise<number> {
+    const saved = await this.transactions.find({ destination }, { projection: { txnId: 1 } }).toArray();
+    if (saved.length === 0) return 0;
+    const inFlight = (await this.destinations.get(destination)).inFlight;
+    const settled = saved.filter((d) => d.txnId !== inFlight?.txnId).map((d) => d._id);
+    if (settled.length === 0) return 0;
+    return (await this.transactions.deleteMany({ _id: { $in: settled } })).deletedCount;
+  }
+
+  private async insertBody(txn: PendingEgressTransaction): Promise<void> {
+    await this.transactions.updateOne(
+      { _id: compoundId(txn.destination, txn.txnId) as never },
+      { $setOnInsert: { destination: txn.destination, txnId: txn.txnId, upTo: txn.upTo, body: JSON.stringify(txn.body), createdTs: txn.createdTs } },
+      { upsert: true },
+    );
   }
 }

@@ -56,4 +56,11 @@ export interface EgressQueueRepository {
    * allows (three before), so a crash leaves either all of it or none.
    */
   settleTransaction(destination: string, txnId: string, upTo: number, nowTs: number): Promise<void>;
+  /**
+   * Deletes the destination's saved bodies whose transaction is not in flight (read after the bodies): left by a
+   * process dying inside `settleTransaction` on a backend without multi-document transactions. Safe beside a sender
+   * of the same destination (another replica's included) because a body is only ever saved once its transaction is
+   * in flight, so one not in flight is over and never sent again. Returns how many went.
+   */
+  removeSettledTransactions(destination: string): Promise<number>;
 }

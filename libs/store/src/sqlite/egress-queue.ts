@@ -120,6 +120,16 @@ export class SqliteEgressQueueRepository implements EgressQueueRepository {
     });
   }
 
+  // Begin and settle are one transaction each here, so nothing is left by a crash; this only removes what a body
+  // saved by saveTransaction (the sender rebuilding a lost one) racing a settle could leave.
+  async removeSettledTransactions(destination: string): Promise<number> {
+    return this.db.run(
+      'DELETE FROM store_egress_transactions WHERE destination = ? AND txn_id IS NOT (SELECT in_flight_txn FROM store_destinations WHERE destination = ?)',
+      destination,
+      destination,
+    ).changes;
+  }
+
   private insertTransactionRow(txn: PendingEgressTransaction): void {
     this.db.run(
       'INSERT INTO store_egress_transactions (destination, txn_id, up_to, body, created_ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',

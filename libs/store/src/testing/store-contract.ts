@@ -491,6 +491,22 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
         expect(await q.getTransaction('eq-begin.test', 't1')).toBeUndefined();
         expect((await q.list('eq-begin.test', 0, 10)).map((i) => i.key)).toEqual(['$2']);
       });
+
+      it('removes the saved bodies of transactions not in flight (left by a settle cut short), never the one in flight', async () => {
+        const q = store.egressQueue;
+        const txn = (txnId: string) => ({ destination: 'eq-left.test', txnId, upTo: 1, body: { pdus: [txnId] }, createdTs: 1 });
+        await q.saveTransaction(txn('settled'));
+        expect(await q.removeSettledTransactions('eq-left.test')).toBe(1);
+        expect(await q.destinationsWithWork()).not.toContain('eq-left.test');
+        await q.beginTransaction(txn('t1'));
+        await q.saveTransaction(txn('settled'));
+        expect(await q.removeSettledTransactions('eq-left.test')).toBe(1);
+        expect(await q.getTransaction('eq-left.test', 't1')).toEqual(txn('t1'));
+        expect(await q.removeSettledTransactions('eq-left.test')).toBe(0);
+        await q.settleTransaction('eq-left.test', 't1', 1, 2);
+        expect(await q.removeSettledTransactions('eq-other.test')).toBe(0);
+        expect(await q.destinationsWithWork()).not.toContain('eq-left.test');
+      });
     });
 
     describe('server keys', () => {
